@@ -1,0 +1,28 @@
+/** Where the memory cache reads the time; replace it in tests to control expiry exactly. */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now(): number;
+}
+
+/** The real time. */
+export const systemClock: Clock = { now: () => Date.now() };
+
+/**
+ * A clock that moves only when told to: expiry in tests without sleeping.
+ * @example
+ * const clock = new ManualClock();
+ * const cache = new MemoryDistributedCache({ clock });
+ * clock.advance(20 * 60_000);
+ */
+export class ManualClock implements Clock {
+  constructor(private current = Date.UTC(2026, 0, 1)) {}
+
+  now(): number {
+    return this.current;
+  }
+
+  /** Moves the clock forward by `ms` milliseconds. */
+  advance(ms: number): void {
+    this.current += ms;
+  }
+}

@@ -1,0 +1,137 @@
+import type { Clock } from '../clock.js';
+import { timeToLive, type ResolvedExpiration } from '../distributed-cache-entry.options.js';
+
+interface Entry<V> {
+  value: V;
+  expiration: ResolvedExpiration;
+  expiresAt: number;
+  size: number;
+}
+
+/** Settings of a {@link MemoryEntryTable}. */
+export interface MemoryEntryTableOptions<V> {
+  clock: Clock;
+  /** Upper bound of the summed entry sizes; least recently used entries are evicted beyond it. */
+  sizeLimit?: number;
+  sizeOf: (value: V) => number;
+}
+
+/** Entries examined for expiry per write: enough to keep up, far from a full scan. */
+const SWEEP_STEP = 8;
+
+/**
+ * The storage behind the memory cache and the memory session store: entries with absolute and
+ * sliding expiry on an injectable clock, LRU eviction under a size limit, and an incremental sweep.
+ *
+ * Expired entries are dropped when touched, and each write examines a few more entries from a
+ * cursor that walks the table round and round, so dead entries disappear at a rate proportional
+ * to writes without any call scanning everything.
+ */
+export class MemoryEntryTable<V> {
+  private readonly entries = new Map<string, Entry<V>>();
+  private cursor: Iterator<[string, Entry<V>]> | undefined;
+  private totalSize = 0;
+
+  constructor(private readonly options: MemoryEntryTableOptions<V>) {}
+
+  get count(): number {
+    return this.entries.size;
+  }
+
+  get size(): number {
+    return this.totalSize;
+  }
+
+  /** The live value, sliding its expiry; undefined when missing or expired. */
+  get(key: string): V | undefined {
+    const entry = this.live(key);
+    if (!entry) return undefined;
+    this.touch(key, entry);
+    return entry.value;
+  }
+
+  /** The live value without sliding or reordering it. */
+  peek(key: string): V | undefined {
+    return this.live(key)?.value;
+  }
+
+  /** Slides the expiry; false when there is no live entry. */
+  refresh(key: string): boolean {
+    const entry = this.live(key);
+    if (!entry) return false;
+    this.touch(key, entry);
+    return true;
+  }
+
+  set(key: string, value: V, expiration: ResolvedExpiration): void {
+    const now = this.options.clock.now();
+    this.delete(key);
+    const size = this.options.sizeOf(value);
+    const entry: Entry<V> = { value, expiration, expiresAt: now + timeToLive(expiration, now), size };
+    this.entries.set(key, entry);
+    this.totalSize += size;
+    this.sweepStep(now);
+    this.evictOverLimit(key);
+  }
+
+  delete(key: string): boolean {
+    const entry = this.entries.get(key);
+    if (!entry) return false;
+    this.entries.delete(key);
+    this.totalSize -= entry.size;
+    return true;
+  }
+
+  /** Drops every expired entry (a full scan: for tests and explicit maintenance only). */
+  sweepAll(): number {
+    const now = this.options.clock.now();
+    let removed = 0;
+    for (const [key, entry] of this.entries) {
+      if (entry.expiresAt <= now) removed += Number(this.delete(key));
+    }
+    return removed;
+  }
+
+  private live(key: string): Entry<V> | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= this.options.clock.now()) {
+      this.delete(key);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private touch(key: string, entry: Entry<V>): void {
+    const now = this.options.clock.now();
+    if (entry.expiration.slidingMs !== undefined) entry.expiresAt = now + timeToLive(entry.expiration, now);
+    if (this.options.sizeLimit !== undefined) {
+      // Map order is the LRU order: move the entry to the end.
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    }
+  }
+
+  private sweepStep(now: number): void {
+    for (let i = 0; i < SWEEP_STEP; i++) {
+      this.cursor ??= this.entries.entries();
+      const next = this.cursor.next();
+      if (next.done) {
+        this.cursor = undefined;
+        return;
+      }
+      const [key, entry] = next.value;
+      if (entry.expiresAt <= now) this.delete(key);
+    }
+  }
+
+  private evictOverLimit(justWritten: string): void {
+    const limit = this.options.sizeLimit;
+    if (limit === undefined) return;
+    for (const key of this.entries.keys()) {
+      if (this.totalSize <= limit) return;
+      if (key !== justWritten) this.delete(key);
+    }
+    if (this.totalSize > limit) this.delete(justWritten);
+  }
+}

@@ -1,0 +1,76 @@
+import { systemClock, type Clock } from '../clock.js';
+import {
+  resolveExpiration,
+  type DistributedCacheEntryOptions,
+} from '../distributed-cache-entry.options.js';
+import type { DistributedCache } from '../distributed-cache.interface.js';
+import { MemoryEntryTable } from './memory-entry.table.js';
+
+/** Options of {@link MemoryDistributedCache}. */
+export interface MemoryDistributedCacheOptions {
+  /** Maximum total bytes of values; least recently used entries are evicted. Default: none. */
+  sizeLimit?: number;
+  /** Time source; a {@link ManualClock} in tests. */
+  clock?: Clock;
+}
+
+/**
+ * A {@link DistributedCache} in this process's memory: the zero-configuration default. Entries are
+ * not shared between instances, so use Redis when the app runs on more than one.
+ *
+ * @example const cache = new MemoryDistributedCache({ sizeLimit: 64 * 1024 * 1024 });
+ */
+export class MemoryDistributedCache implements DistributedCache {
+  private readonly table: MemoryEntryTable<Uint8Array>;
+  private readonly clock: Clock;
+
+  constructor(options: MemoryDistributedCacheOptions = {}) {
+    if (options.sizeLimit !== undefined && !(Number.isInteger(options.sizeLimit) && options.sizeLimit > 0)) {
+      throw new RangeError(
+        `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes (got ${String(options.sizeLimit)}).`,
+      );
+    }
+    this.clock = options.clock ?? systemClock;
+    this.table = new MemoryEntryTable<Uint8Array>({
+      clock: this.clock,
+      sizeLimit: options.sizeLimit,
+      sizeOf: (value) => value.byteLength,
+    });
+  }
+
+  /** Number of stored entries (expired ones may still count until swept). */
+  get count(): number {
+    return this.table.count;
+  }
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    const value = this.table.get(key);
+    // A copy, so a caller mutating the result cannot change what is cached.
+    return Promise.resolve(value === undefined ? undefined : Uint8Array.from(value));
+  }
+
+  set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
+    try {
+      const expiration = resolveExpiration(options, this.clock.now());
+      this.table.set(key, Uint8Array.from(value), expiration);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  refresh(key: string): Promise<void> {
+    this.table.refresh(key);
+    return Promise.resolve();
+  }
+
+  remove(key: string): Promise<void> {
+    this.table.delete(key);
+    return Promise.resolve();
+  }
+
+  /** Drops all expired entries now. */
+  sweepExpired(): number {
+    return this.table.sweepAll();
+  }
+}

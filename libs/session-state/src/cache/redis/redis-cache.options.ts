@@ -1,0 +1,68 @@
+import type { ConnectionOptions } from 'node:tls';
+import type { Cluster, Redis } from 'ioredis';
+
+/** A cluster node as `"host:port"` or an object. */
+export type RedisNodeAddress = string | { host: string; port: number };
+
+/**
+ * Where and how to reach Redis: the options of ASP.NET's Redis session state provider, plus a URL,
+ * cluster nodes or an existing ioredis client. Give one of `host`, `url`, `clusterNodes`, `client`.
+ */
+export interface RedisCacheOptions {
+  /** Server host name. Default `127.0.0.1` when neither `url`, `clusterNodes` nor `client` is given. */
+  host?: string;
+  /** Server port (the TLS port when `ssl` is on). Default 6379. */
+  port?: number;
+  /** Redis password (AUTH); with `username` for ACL users. */
+  accessKey?: string;
+  /** ACL user name for `accessKey`. */
+  username?: string;
+  /** TLS: `true`, or Node TLS options (for a private CA: `{ ca }`). Default false. */
+  ssl?: boolean | ConnectionOptions;
+  /** Database number (standalone only). Default 0. */
+  databaseId?: number;
+  /**
+   * Prefix of every key, so several apps can share one Redis: sessions live in
+   * `{<applicationName>_<sessionKey>}_Data`. Default `nest`. May not contain `{` or `}`.
+   */
+  applicationName?: string;
+  /** Time allowed to connect at startup and on reconnects, in ms. Default 5000. */
+  connectionTimeoutInMilliseconds?: number;
+  /** Time allowed to one Redis operation, in ms. Default 1000. */
+  operationTimeoutInMilliseconds?: number;
+  /**
+   * Failed operations are retried during this interval: first after 20 ms, then every second until
+   * it expires, then one final time. Default 0: no retries.
+   */
+  retryTimeoutInMilliseconds?: number;
+  /**
+   * `true` (default): failures reach the caller (a session request gets a 503).
+   * `false`: failures are swallowed, logged and kept as {@link RedisDistributedCache.lastError};
+   * the session becomes unavailable for the request and the request continues.
+   */
+  throwOnError?: boolean;
+  /** `redis://[user:password@]host:port/db` or `rediss://...` (TLS). */
+  url?: string;
+  /** Redis Cluster seed nodes; keys of one session share a hash slot. */
+  clusterNodes?: RedisNodeAddress[];
+  /** An ioredis client the app already made; the module does not close it. */
+  client?: Redis | Cluster;
+}
+
+/** Options after validation and defaults. */
+export interface ResolvedRedisCacheOptions {
+  readonly mode: 'standalone' | 'cluster' | 'client';
+  readonly host: string;
+  readonly port: number;
+  readonly accessKey?: string;
+  readonly username?: string;
+  readonly tls?: ConnectionOptions;
+  readonly databaseId: number;
+  readonly applicationName: string;
+  readonly connectionTimeout: number;
+  readonly operationTimeout: number;
+  readonly retryTimeout: number;
+  readonly throwOnError: boolean;
+  readonly clusterNodes: readonly { host: string; port: number }[];
+  readonly client?: Redis | Cluster;
+}

@@ -1,0 +1,13 @@
+/**
+ * The Redis key layout, in one place.
+ *
+ * - Session data: `{<applicationName>_<sessionKey>}_Data`, a hash of the session's values.
+ * - Session lock: `{<applicationName>_<sessionKey>}_Lock`, a string holding the owner's token.
+ *   The braces are a cluster hash tag: every key of one session lands in one slot.
+ * - Cache entries: `<applicationName>_<key>`, a hash with fields `d` (data), `s`, `a` (expiration).
+ */
+export const redisKeys = {
+  sessionData: (applicationName: string, sessionKey: string): string => `{${applicationName}_${sessionKey}}_Data`,
+  sessionLock: (applicationName: string, sessionKey: string): string => `{${applicationName}_${sessionKey}}_Lock`,
+  cacheEntry: (applicationName: string, key: string): string => `${applicationName}_${key}`,
+};

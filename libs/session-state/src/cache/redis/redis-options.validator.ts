@@ -1,0 +1,122 @@
+import type { RedisCacheOptions, ResolvedRedisCacheOptions } from './redis-cache.options.js';
+import { RedisConfigurationError } from './redis-cache.errors.js';
+
+const fail = (message: string): never => {
+  throw new RedisConfigurationError(message);
+};
+
+function integerOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(`Redis option ${name} must be an integer from ${min} to ${max} (got ${String(value)}).`);
+  }
+  return value;
+}
+
+function parsePort(name: string, value: unknown): number {
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    fail(`Redis option ${name} must be a TCP port from 1 to 65535 (got ${JSON.stringify(value)}).`);
+  }
+  return port as number;
+}
+
+function parseNode(node: unknown, index: number): { host: string; port: number } {
+  const name = `clusterNodes[${index}]`;
+  if (typeof node === 'string') {
+    const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(node);
+    if (!match) return fail(`Redis option ${name} must look like "host:port" (got ${JSON.stringify(node)}).`);
+    return { host: match[1], port: parsePort(name, match[2]) };
+  }
+  if (node && typeof node === 'object' && typeof (node as { host?: unknown }).host === 'string') {
+    const { host, port } = node as { host: string; port: unknown };
+    return { host, port: parsePort(`${name}.port`, port) };
+  }
+  return fail(`Redis option ${name} must be "host:port" or { host, port } (got ${JSON.stringify(node)}).`);
+}
+
+/** Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option. */
+export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRedisCacheOptions {
+  if (!options || typeof options !== 'object') fail('Redis options must be an object such as { host, port }.');
+  const sources = (['url', 'clusterNodes', 'client'] as const).filter((k) => options[k] !== undefined);
+  if (sources.length > 1) {
+    fail(`Redis options ${sources.join(' and ')} exclude each other: give only one of url, clusterNodes, client.`);
+  }
+  if (sources.length === 1 && (options.host !== undefined || options.port !== undefined)) {
+    fail(`Redis options host/port cannot be combined with ${sources[0]}: put the address in ${sources[0]}.`);
+  }
+
+  let host = options.host ?? '127.0.0.1';
+  let port = options.port === undefined ? 6379 : parsePort('port', options.port);
+  let accessKey = options.accessKey;
+  let username = options.username;
+  let ssl = options.ssl;
+  let databaseId = options.databaseId;
+  if (typeof host !== 'string' || host.length === 0) fail('Redis option host must be a non-empty host name.');
+
+  if (options.url !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(options.url);
+    } catch {
+      return fail('Redis option url is not a valid URL: expected redis://[user:password@]host:port[/db] or rediss://...');
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      fail(`Redis option url must start with redis:// or rediss:// (got ${url.protocol}//).`);
+    }
+    if (!url.hostname) fail('Redis option url has no host: expected redis://host:port.');
+    host = url.hostname.replace(/^\[|\]$/g, '');
+    port = url.port ? parsePort('url (port)', url.port) : 6379;
+    if (url.password) accessKey ??= decodeURIComponent(url.password);
+    if (url.username) username ??= decodeURIComponent(url.username);
+    if (url.protocol === 'rediss:' && ssl === undefined) ssl = true;
+    const db = url.pathname.replace(/^\//, '');
+    if (db !== '') {
+      if (!/^\d+$/.test(db)) fail(`Redis option url has a database path "/${db}" that is not a number.`);
+      databaseId ??= Number(db);
+    }
+  }
+
+  const clusterNodes = (options.clusterNodes ?? []).map(parseNode);
+  if (options.clusterNodes !== undefined && clusterNodes.length === 0) {
+    fail('Redis option clusterNodes must list at least one "host:port".');
+  }
+  const resolvedDb = integerOption('databaseId', databaseId, 0, 0, 1_000_000);
+  if (clusterNodes.length > 0 && resolvedDb !== 0) {
+    fail('Redis option databaseId must be 0 with clusterNodes: Redis Cluster has a single database.');
+  }
+
+  const applicationName = options.applicationName ?? 'nest';
+  if (typeof applicationName !== 'string' || /[{}\s]/.test(applicationName)) {
+    fail(
+      `Redis option applicationName may not contain braces or spaces (got ${JSON.stringify(applicationName)}): ` +
+        'braces would break the hash tag that keeps one session in one cluster slot.',
+    );
+  }
+  if (options.client !== undefined && typeof (options.client as { sendCommand?: unknown }).sendCommand !== 'function') {
+    fail('Redis option client must be an ioredis Redis or Cluster instance.');
+  }
+  if (options.throwOnError !== undefined && typeof options.throwOnError !== 'boolean') {
+    fail('Redis option throwOnError must be true or false.');
+  }
+  if (ssl !== undefined && typeof ssl !== 'boolean' && (typeof ssl !== 'object' || ssl === null)) {
+    fail('Redis option ssl must be true, false or Node TLS options ({ ca, ... }).');
+  }
+
+  return {
+    mode: options.client ? 'client' : clusterNodes.length > 0 ? 'cluster' : 'standalone',
+    host,
+    port,
+    accessKey,
+    username,
+    tls: ssl === true ? {} : ssl === false || ssl === undefined ? undefined : ssl,
+    databaseId: resolvedDb,
+    applicationName,
+    connectionTimeout: integerOption('connectionTimeoutInMilliseconds', options.connectionTimeoutInMilliseconds, 5000, 1, 600_000),
+    operationTimeout: integerOption('operationTimeoutInMilliseconds', options.operationTimeoutInMilliseconds, 1000, 1, 600_000),
+    retryTimeout: integerOption('retryTimeoutInMilliseconds', options.retryTimeoutInMilliseconds, 0, 0, 3_600_000),
+    throwOnError: options.throwOnError ?? true,
+    clusterNodes,
+    client: options.client,
+  };
+}

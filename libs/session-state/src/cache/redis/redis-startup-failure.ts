@@ -1,0 +1,59 @@
+import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
+import { RedisConfigurationError } from './redis-cache.errors.js';
+
+interface ErrorLike {
+  code?: string;
+  message?: string;
+}
+
+/** Turns what ioredis reported while connecting into an error that names the option to fix. */
+export function describeStartupFailure(
+  failure: unknown,
+  events: readonly unknown[],
+  options: ResolvedRedisCacheOptions,
+  timedOut: boolean,
+): RedisConfigurationError {
+  const where =
+    options.mode === 'cluster'
+      ? `the cluster nodes ${options.clusterNodes.map((n) => `${n.host}:${n.port}`).join(', ')}`
+      : `${options.host}:${options.port}`;
+  const all = [...events, failure] as ErrorLike[];
+  const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? String(e)}`).join(' | ');
+  const has = (pattern: RegExp) => pattern.test(text);
+  const cause = all.find((e) => e && (e.code || e.message)) ?? failure;
+  const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
+
+  if (has(/WRONGPASS|NOAUTH|invalid password|invalid username-password/i)) {
+    return make(
+      `Redis at ${where} rejected the credentials: check the accessKey option (and username for an ACL user).`,
+    );
+  }
+  if (has(/DB index is out of range|invalid DB index/i)) {
+    return make(`Redis at ${where} has no database ${options.databaseId}: check the databaseId option.`);
+  }
+  if (has(/ENOTFOUND|EAI_AGAIN/)) {
+    return make(`The Redis host of ${where} cannot be resolved: check the host (or url) option.`);
+  }
+  if (has(/ERR_SSL|EPROTO|SSL routines|certificate|self[- ]signed|TLS/i)) {
+    return make(
+      `The TLS handshake with Redis at ${where} failed: with ssl on, port must be the server's TLS port, ` +
+        'and a private CA must be given as ssl: { ca }. Check the ssl and port options.',
+    );
+  }
+  if (has(/ECONNREFUSED/)) {
+    return make(`Nothing accepts connections at ${where} (ECONNREFUSED): check the host and port options and that Redis runs.`);
+  }
+  if (has(/ECONNRESET|Connection is closed/) && !timedOut && !has(/ETIMEDOUT/)) {
+    return make(
+      `Redis at ${where} closed the connection during the handshake: if the server requires TLS set the ssl option; ` +
+        'otherwise check host and port.',
+    );
+  }
+  const tlsHint = options.tls
+    ? ' ssl is on: is port a TLS port?'
+    : ' If the server requires TLS, set ssl: true.';
+  return make(
+    `Could not connect to Redis at ${where} within connectionTimeoutInMilliseconds=${options.connectionTimeout}: ` +
+      `check the host and port options and the network.${tlsHint}`,
+  );
+}

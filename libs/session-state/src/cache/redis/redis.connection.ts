@@ -1,0 +1,214 @@
+import { Logger } from '@nestjs/common';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
+import { RedisOperationError } from './redis-cache.errors.js';
+import { describeStartupFailure } from './redis-startup-failure.js';
+import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
+
+type ScriptCall = (...args: (string | Buffer | number)[]) => Promise<unknown>;
+
+const FIRST_RETRY_DELAY = 20;
+const RETRY_INTERVAL = 1000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One ioredis connection (standalone or cluster) with the seed's failure semantics: every operation
+ * is bounded by `operationTimeoutInMilliseconds` and retried per `retryTimeoutInMilliseconds`;
+ * outages are logged once, not once per request. Shared by the cache and the session store.
+ */
+export class RedisConnection {
+  private readonly logger = new Logger('RedisConnection');
+  private readonly ownsClient: boolean;
+  private started = false;
+  private failing = false;
+  private closed = false;
+  /** The ioredis client; usable once {@link connect} resolved. */
+  readonly client: Redis | Cluster;
+
+  constructor(readonly options: ResolvedRedisCacheOptions) {
+    this.ownsClient = options.mode !== 'client';
+    this.client = options.client ?? this.createClient();
+    for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
+      this.client.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
+    }
+  }
+
+  /** Connects at startup; rejects within the connection timeout with an error naming the option to fix. */
+  async connect(): Promise<void> {
+    const events: unknown[] = [];
+    const onError = (error: unknown) => events.push(error);
+    this.client.on('error', onError);
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new Error('connection timeout'));
+      }, this.options.connectionTimeout);
+    });
+    try {
+      await Promise.race([this.establish(), deadline]);
+      if (events.length > 0) throw events[0];
+    } catch (error) {
+      this.client.off('error', onError);
+      if (this.ownsClient) this.client.disconnect();
+      throw describeStartupFailure(error, events, this.options, timedOut);
+    } finally {
+      clearTimeout(timer);
+    }
+    this.client.off('error', onError);
+    this.started = true;
+    this.client.on('error', (error: Error) => this.reportFailure('connection', error));
+    this.client.on('ready', () => this.reportRecovery());
+  }
+
+  private async establish(): Promise<void> {
+    if (this.client.status === 'wait') await this.client.connect();
+    await this.client.ping();
+    // Load the scripts now so the first request pays no EVAL fallback.
+    const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    await Promise.all(
+      nodes.flatMap((node) => Object.values(REDIS_SCRIPTS).map((s) => node.script('LOAD', s.lua))),
+    );
+  }
+
+  private createClient(): Redis | Cluster {
+    const o = this.options;
+    const common: RedisOptions = {
+      username: o.username,
+      password: o.accessKey,
+      tls: o.tls,
+      connectTimeout: o.connectionTimeout,
+      lazyConnect: true,
+      // Fail fast while disconnected instead of queueing requests behind an outage.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: (times) => (this.started && !this.closed ? Math.min(times * 100, RETRY_INTERVAL) : null),
+    };
+    if (o.mode === 'cluster') {
+      const clusterOptions: ClusterOptions = {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableAutoPipelining: true,
+        redisOptions: {
+          username: o.username,
+          password: o.accessKey,
+          tls: o.tls,
+          connectTimeout: o.connectionTimeout,
+          maxRetriesPerRequest: 0,
+        },
+        clusterRetryStrategy: (times) =>
+          this.started && !this.closed ? Math.min(times * 100, RETRY_INTERVAL) : null,
+        slotsRefreshTimeout: o.connectionTimeout,
+        dnsLookup: (address, callback) => callback(null, address),
+      };
+      return new Cluster([...o.clusterNodes], clusterOptions);
+    }
+    return new Redis({ ...common, host: o.host, port: o.port, db: o.databaseId, enableAutoPipelining: true });
+  }
+
+  /** Runs a defined script in its Buffer-returning form. */
+  script(name: RedisScriptName, ...args: (string | Buffer | number)[]): Promise<unknown> {
+    const call = (this.client as unknown as Record<string, ScriptCall>)[`${name}Buffer`];
+    return call.apply(this.client, args);
+  }
+
+  /**
+   * Runs `operation` bounded by the operation timeout, retried per the seed: first after 20 ms,
+   * then every second until `retryTimeoutInMilliseconds`, then one final try.
+   * Rejects with {@link RedisOperationError}.
+   */
+  async execute<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    const started = Date.now();
+    const retryTimeout = this.options.retryTimeout;
+    let attempts = 0;
+    let finalTry = false;
+    for (;;) {
+      attempts++;
+      try {
+        const result = await this.withTimeout(name, operation);
+        if (this.failing) this.reportRecovery();
+        return result;
+      } catch (error) {
+        const elapsed = Date.now() - started;
+        if (retryTimeout === 0 || finalTry || this.closed) {
+          const failure =
+            error instanceof RedisOperationError
+              ? error
+              : new RedisOperationError(
+                  `Redis operation ${name} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${(error as Error).message}`,
+                  name,
+                  { cause: error },
+                );
+          this.reportFailure(name, failure);
+          throw failure;
+        }
+        const delay = attempts === 1 ? FIRST_RETRY_DELAY : RETRY_INTERVAL;
+        if (elapsed + delay >= retryTimeout) {
+          finalTry = true;
+          await sleep(Math.max(0, retryTimeout - elapsed));
+        } else {
+          await sleep(delay);
+        }
+      }
+    }
+  }
+
+  private withTimeout<T>(name: string, operation: () => Promise<T>): Promise<T> {
+    const timeout = this.options.operationTimeout;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new RedisOperationError(
+              `Redis operation ${name} timed out after operationTimeoutInMilliseconds=${timeout}`,
+              name,
+            ),
+          ),
+        timeout,
+      );
+      operation().then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error as Error);
+        },
+      );
+    });
+  }
+
+  private reportFailure(what: string, error: Error): void {
+    if (this.failing || this.closed) return;
+    this.failing = true;
+    this.logger.warn(
+      `Redis is failing (${what}: ${error.message}); requests that need it fail or run without it ` +
+        'until it answers again. Further failures are not logged until then.',
+    );
+  }
+
+  private reportRecovery(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger.log('Redis answers again.');
+  }
+
+  /** True while the last operation or connection event was a failure. */
+  get isFailing(): boolean {
+    return this.failing;
+  }
+
+  /** Closes the connection if this module created it (an app's own client is left open). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (!this.ownsClient) return;
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The Lua scripts behind every Redis operation that needs more than one command: each runs as one
+ * EVALSHA, so it is one round trip and atomic. Loaded once per connection (ioredis falls back to
+ * EVAL when a restarted server has forgotten them).
+ */
+
+/** Cache entry layout: a hash with `d` (data), `s` (sliding ms, optional), `a` (absolute epoch ms, optional). */
+const SLIDE = `
+local function slide(key, sliding, absolute, now)
+  if not sliding then return true end
+  local ttl = tonumber(sliding)
+  if absolute then
+    local left = tonumber(absolute) - now
+    if left < ttl then ttl = left end
+  end
+  if ttl <= 0 then
+    redis.call('DEL', key)
+    return false
+  end
+  redis.call('PEXPIRE', key, ttl)
+  return true
+end
+`;
+
+export const REDIS_SCRIPTS = {
+  /** KEYS: entry. ARGV: now (ms). Returns the data and slides the expiration: ASP.NET needs two trips. */
+  cacheGet: {
+    numberOfKeys: 1,
+    lua: `${SLIDE}
+local v = redis.call('HMGET', KEYS[1], 'd', 's', 'a')
+if not v[1] then return false end
+if not slide(KEYS[1], v[2], v[3], tonumber(ARGV[1])) then return false end
+return v[1]`,
+  },
+  /** KEYS: entry. ARGV: now (ms). Slides the expiration without returning data. */
+  cacheRefresh: {
+    numberOfKeys: 1,
+    lua: `${SLIDE}
+local v = redis.call('HMGET', KEYS[1], 's', 'a')
+if v[1] then slide(KEYS[1], v[1], v[2], tonumber(ARGV[1])) end
+return 1`,
+  },
+  /** KEYS: entry. ARGV: data, ttl ms (0 = none), sliding ms or '', absolute epoch ms or ''. */
+  cacheSet: {
+    numberOfKeys: 1,
+    lua: `
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) end
+if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1`,
+  },
+  /** KEYS: session data hash. ARGV: idle ms. All fields, and the idle timeout slid, in one trip. */
+  sessionLoad: {
+    numberOfKeys: 1,
+    lua: `
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return fields`,
+  },
+  /**
+   * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), number of removed fields n,
+   * n removed field names, then field/value pairs to set. Only what changed is written.
+   */
+  sessionCommit: {
+    numberOfKeys: 1,
+    lua: `
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[3])
+if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + n)) end
+if #ARGV >= 5 + n then redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n, #ARGV)) end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1`,
+  },
+  /** KEYS: lock. ARGV: token. Deletes the lock only when this request still owns it. */
+  lockRelease: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+} as const;
+
+export type RedisScriptName = keyof typeof REDIS_SCRIPTS;

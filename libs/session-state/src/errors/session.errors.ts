@@ -1,0 +1,68 @@
+/**
+ * The session's errors. Each message says what to do about it.
+ */
+
+/** Session, TempData or items used where no SessionModule handled the request. */
+export class SessionNotConfiguredError extends Error {
+  override readonly name = 'SessionNotConfiguredError';
+
+  constructor(what = 'Session') {
+    super(
+      `${what} has not been configured for this application or request. Potential solutions: ` +
+        'import SessionModule.forRoot() (or forRootAsync()) in the root module; use it only while an HTTP request ' +
+        'is being handled (middleware registered through Nest, guards, interceptors, pipes, handlers, filters), ' +
+        'not at startup or from app.use() middleware added before Nest\'s.',
+    );
+  }
+}
+
+/** `@Session()`/`@TempData()` used in a WebSocket gateway, microservice handler or other non-HTTP context. */
+export class SessionRequiresHttpError extends Error {
+  override readonly name = 'SessionRequiresHttpError';
+
+  constructor(what: string, contextType: string) {
+    super(
+      `${what} needs an HTTP request, but this handler runs in a "${contextType}" context. ` +
+        'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
+        'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).',
+    );
+  }
+}
+
+/** A synchronous session read or write before the session was loaded. */
+export class SessionNotLoadedError extends Error {
+  override readonly name = 'SessionNotLoadedError';
+
+  constructor() {
+    super(
+      'The session has not been loaded yet. Potential solutions: take it as a handler parameter with @Session() ' +
+        '(which loads it), or call `await session.load()` (or `await sessionAccessor.load()`) before reading or writing.',
+    );
+  }
+}
+
+/** The session store failed or timed out: `load()`/`commit()` throw this. */
+export class SessionUnavailableError extends Error {
+  override readonly name = 'SessionUnavailableError';
+
+  constructor(action: 'load' | 'commit' | 'lock', cause?: unknown) {
+    const why = cause instanceof Error ? `: ${cause.message}` : '';
+    super(
+      `The session store is unavailable, the session could not ${action === 'lock' ? 'be locked' : `${action}`}${why}. ` +
+        'The request continues without session state unless the store is configured with throwOnError.',
+      { cause },
+    );
+  }
+}
+
+/** A new session cannot start once the response headers are sent (its cookie could not be set). */
+export class SessionResponseStartedError extends Error {
+  override readonly name = 'SessionResponseStartedError';
+
+  constructor() {
+    super(
+      'The session cannot be established after the response has started: its cookie can no longer be sent. ' +
+        'Set session values before writing the response body (or call `await session.commit()` first).',
+    );
+  }
+}

@@ -1,0 +1,64 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * The few request/response operations the library needs, over Node's objects (Express passes its
+ * req/res, which extend them). Everything that touches a platform's req/res goes through here.
+ */
+export type HttpRequest = IncomingMessage & { secure?: boolean; protocol?: string };
+export type HttpResponse = ServerResponse;
+
+/** Whether the request arrived over HTTPS (Express's `req.secure` honours `trust proxy`). */
+export function isSecureRequest(req: HttpRequest): boolean {
+  if (typeof req.secure === 'boolean') return req.secure;
+  return (req.socket as { encrypted?: boolean }).encrypted === true;
+}
+
+/** Adds a Set-Cookie header without dropping the ones already set. */
+export function appendSetCookie(res: HttpResponse, cookie: string): void {
+  const current = res.getHeader('set-cookie');
+  if (current === undefined) res.setHeader('set-cookie', cookie);
+  else if (Array.isArray(current)) res.setHeader('set-cookie', [...current, cookie]);
+  else res.setHeader('set-cookie', [String(current), cookie]);
+}
+
+/** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
+export function preventCaching(res: HttpResponse): void {
+  res.setHeader('cache-control', 'no-cache, no-store');
+  res.setHeader('pragma', 'no-cache');
+}
+
+type EndFunction = HttpResponse['end'];
+
+/**
+ * Runs `beforeEnd` (async) before the response's `end` goes out, so state is committed and its
+ * cookies set while headers can still change. `beforeEnd` may replace the response (e.g. a 503);
+ * it returns false to tell that it wrote the response itself.
+ */
+export function holdResponseEnd(res: HttpResponse, beforeEnd: () => Promise<boolean>): void {
+  const originalEnd: EndFunction = res.end;
+  let held = false;
+  res.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
+    if (held) return (originalEnd as (...a: unknown[]) => HttpResponse).apply(this, args);
+    held = true;
+    res.end = originalEnd;
+    beforeEnd().then(
+      (proceed) => {
+        if (proceed) (originalEnd as (...a: unknown[]) => HttpResponse).apply(res, args);
+      },
+      () => (originalEnd as (...a: unknown[]) => HttpResponse).apply(res, args),
+    );
+    return res;
+  } as EndFunction;
+}
+
+/** Replaces a not-yet-sent response body with a JSON error. */
+export function replaceWithJsonError(res: HttpResponse, status: number, body: object): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.removeHeader('content-length');
+  res.removeHeader('etag');
+  res.removeHeader('location');
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.end(text);
+}

@@ -1,0 +1,62 @@
+// The public API of nest-session-state, exported by name.
+
+// Module
+export { SessionModule } from './module/session.module.js';
+export type {
+  CookieSecurePolicy,
+  SessionLockOptions,
+  SessionModuleOptions,
+  SessionOptions,
+  StateCookieOptions,
+  TempDataOptions,
+} from './module/session-module.options.js';
+export { SessionConfigurationError } from './module/session-options.resolver.js';
+
+// Distributed cache
+export { DistributedCache, InjectDistributedCache } from './cache/distributed-cache.interface.js';
+export type { DistributedCacheEntryOptions } from './cache/distributed-cache-entry.options.js';
+export { getCacheString, setCacheString } from './cache/distributed-cache.strings.js';
+export { ManualClock, systemClock, type Clock } from './cache/clock.js';
+export { MemoryDistributedCache, type MemoryDistributedCacheOptions } from './cache/memory/memory.cache.js';
+export { RedisDistributedCache } from './cache/redis/redis.cache.js';
+export { RedisConnection } from './cache/redis/redis.connection.js';
+export { resolveRedisCacheOptions } from './cache/redis/redis-options.validator.js';
+export type { RedisCacheOptions, RedisNodeAddress } from './cache/redis/redis-cache.options.js';
+export { RedisConfigurationError, RedisOperationError } from './cache/redis/redis-cache.errors.js';
+export { redisKeys } from './cache/redis/redis-keys.js';
+
+// Session
+export { Session } from './session/session.decorator.js';
+export { DistributedSession } from './session/session.js';
+export { SessionAccessor } from './session/session.accessor.js';
+export {
+  SessionStore,
+  InjectSessionStore,
+  type SessionChanges,
+  type SessionData,
+} from './session/stores/session-store.interface.js';
+export { MemorySessionStore, type MemorySessionStoreOptions } from './session/stores/memory-session.store.js';
+export { RedisSessionStore } from './session/stores/redis-session.store.js';
+export { CacheSessionStore } from './session/stores/cache-session.store.js';
+
+// TempData
+export { TempData } from './temp-data/temp-data.decorator.js';
+export { TempDataDictionary } from './temp-data/temp-data.dictionary.js';
+export { TempDataAccessor } from './temp-data/temp-data.accessor.js';
+export { TempDataFormatError } from './temp-data/temp-data.value-codec.js';
+
+// Request items
+export { Items, Item } from './items/items.decorator.js';
+export { ItemsAccessor } from './items/items.accessor.js';
+export { ItemKey } from './items/item-key.js';
+export { RequestItems, type RequestItemKey } from './items/request-items.js';
+
+// Key ring and errors
+export { KeyRingConfigurationError } from './protection/key-ring.errors.js';
+export {
+  SessionNotConfiguredError,
+  SessionNotLoadedError,
+  SessionRequiresHttpError,
+  SessionResponseStartedError,
+  SessionUnavailableError,
+} from './errors/session.errors.js';

@@ -1,0 +1,51 @@
+import type { ItemKey } from './item-key.js';
+
+/** A key of the items bag: a string, a symbol, or a typed {@link ItemKey}. */
+export type RequestItemKey = string | symbol | ItemKey<unknown>;
+
+/**
+ * Values that live for one request: ASP.NET's `HttpContext.Items`. Middleware, guards, interceptors,
+ * pipes, handlers, filters and singleton services of the same request see the same bag; another
+ * request never does, and it is gone when the request ends.
+ *
+ * @example
+ * items.set('isVerified', true);          // in a middleware
+ * const ok = items.get<boolean>('isVerified'); // in the handler
+ */
+export class RequestItems {
+  private readonly values = new Map<RequestItemKey, unknown>();
+
+  get<T>(key: ItemKey<T>): T | undefined;
+  get<T = unknown>(key: string | symbol): T | undefined;
+  get(key: RequestItemKey): unknown {
+    return this.values.get(key);
+  }
+
+  set<T>(key: ItemKey<T>, value: T): this;
+  set(key: string | symbol, value: unknown): this;
+  set(key: RequestItemKey, value: unknown): this {
+    this.values.set(key, value);
+    return this;
+  }
+
+  has(key: RequestItemKey): boolean {
+    return this.values.has(key);
+  }
+
+  delete(key: RequestItemKey): boolean {
+    return this.values.delete(key);
+  }
+
+  get size(): number {
+    return this.values.size;
+  }
+
+  keys(): IterableIterator<RequestItemKey> {
+    return this.values.keys();
+  }
+
+  /** Drops every item. */
+  clear(): void {
+    this.values.clear();
+  }
+}

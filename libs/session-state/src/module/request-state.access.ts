@@ -1,0 +1,21 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { SessionNotConfiguredError, SessionRequiresHttpError } from '../errors/session.errors.js';
+import { requestContext, stateOfRequest } from '../http/request-context.js';
+import type { HttpRequest } from '../http/http-exchange.js';
+import type { RequestState } from './request-state.js';
+
+/** The current request's state from the async context; throws with the fix when there is none. */
+export function currentRequestState(what: string): RequestState {
+  const state = requestContext.getStore() as RequestState | undefined;
+  if (!state) throw new SessionNotConfiguredError(what);
+  return state;
+}
+
+/** The request state for a decorator; throws for non-HTTP contexts and unconfigured apps. */
+export function requestStateOf(context: ExecutionContext, what: string): RequestState {
+  const type = context.getType<string>();
+  if (type !== 'http') throw new SessionRequiresHttpError(what, type);
+  const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<HttpRequest>());
+  if (!state) throw new SessionNotConfiguredError(what);
+  return state;
+}

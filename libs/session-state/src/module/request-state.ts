@@ -1,0 +1,89 @@
+import { HttpException } from '@nestjs/common';
+import { holdResponseEnd, replaceWithJsonError, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import { RequestItems } from '../items/request-items.js';
+import { SessionLifecycle } from '../session/session.lifecycle.js';
+import type { SessionRuntime } from '../session/session.runtime.js';
+import { TempDataLifecycle } from '../temp-data/temp-data.lifecycle.js';
+
+/** A participant saved at the end of a request (TempData); runs before the session commit. */
+export interface EndOfRequestParticipant {
+  /** Writes its state; `failed` is true when the handler threw. Synchronous: cookies only. */
+  save(failed: boolean): void | Promise<void>;
+}
+
+/**
+ * Everything one request carries: its items, its session and its TempData, created lazily, and
+ * the end-of-request work that commits them before the response headers leave.
+ */
+export class RequestState {
+  private itemsBag: RequestItems | undefined;
+  private lifecycle: SessionLifecycle | undefined;
+  private participants: EndOfRequestParticipant[] | undefined;
+  private tempDataLifecycle: TempDataLifecycle | undefined;
+  private hooked = false;
+  private failed = false;
+  private finalized = false;
+
+  constructor(
+    readonly runtime: SessionRuntime,
+    readonly req: HttpRequest,
+    readonly res: HttpResponse,
+  ) {}
+
+  get items(): RequestItems {
+    return (this.itemsBag ??= new RequestItems());
+  }
+
+  get sessionLifecycle(): SessionLifecycle {
+    return (this.lifecycle ??= new SessionLifecycle(this.runtime, this.req, this.res, () => this.touch()));
+  }
+
+  get tempData(): TempDataLifecycle {
+    return (this.tempDataLifecycle ??= new TempDataLifecycle(this));
+  }
+
+  /** Registers TempData (or another participant) to save before the session commits. */
+  participate(participant: EndOfRequestParticipant): void {
+    (this.participants ??= []).push(participant);
+    this.touch();
+  }
+
+  /** The handler threw: TempData is not saved, the session is still committed. */
+  markFailed(): void {
+    this.failed = true;
+  }
+
+  /**
+   * Saves TempData and commits the session. Safe to call more than once: later calls commit only
+   * what changed since. Throws a 503 HttpException when the commit fails under `throwOnError`.
+   */
+  async finalize(): Promise<void> {
+    if (!this.finalized) {
+      this.finalized = true;
+      for (const participant of this.participants ?? []) await participant.save(this.failed);
+    }
+    if (this.lifecycle) await this.lifecycle.finish();
+  }
+
+  /** Called at the end of every request: slides an untouched session's idle timeout. */
+  afterResponse(): void {
+    if (!this.hooked) this.sessionLifecycle.refreshUntouched();
+  }
+
+  /** First use of session or TempData: hold `res.end` until their state is committed. */
+  private touch(): void {
+    if (this.hooked) return;
+    this.hooked = true;
+    holdResponseEnd(this.res, async () => {
+      try {
+        await this.finalize();
+        return true;
+      } catch (error) {
+        if (this.res.headersSent) return true;
+        const status = error instanceof HttpException ? error.getStatus() : 503;
+        replaceWithJsonError(this.res, status, { statusCode: status, message: (error as Error).message });
+        return false;
+      }
+    });
+  }
+}

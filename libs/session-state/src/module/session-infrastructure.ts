@@ -1,0 +1,69 @@
+import { Logger } from '@nestjs/common';
+import type { DistributedCache } from '../cache/distributed-cache.interface.js';
+import { MemoryDistributedCache } from '../cache/memory/memory.cache.js';
+import { resolveRedisCacheOptions } from '../cache/redis/redis-options.validator.js';
+import { RedisDistributedCache } from '../cache/redis/redis.cache.js';
+import { RedisConnection } from '../cache/redis/redis.connection.js';
+import { KeyRing } from '../protection/key-ring.js';
+import { CacheSessionStore } from '../session/stores/cache-session.store.js';
+import { MemorySessionStore } from '../session/stores/memory-session.store.js';
+import type { SessionStore } from '../session/stores/session-store.interface.js';
+import type { SessionModuleOptions } from './session-module.options.js';
+import { resolveSessionOptions, SessionConfigurationError } from './session-options.resolver.js';
+
+/**
+ * The long-lived parts built from the options at startup: key ring, cache, session store and,
+ * with Redis, the connection (connected before the app serves, so bad settings fail startup).
+ */
+export class SessionInfrastructure {
+  private constructor(
+    readonly keyRing: KeyRing,
+    readonly cache: DistributedCache,
+    readonly store: SessionStore,
+    private readonly connection?: RedisConnection,
+  ) {}
+
+  static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
+    const logger = new Logger('SessionModule');
+    // Validate everything before connecting anywhere, so a typo fails fast.
+    const resolved = resolveSessionOptions(options);
+    const keyRing = options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
+    if (keyRing.isEphemeral) {
+      logger.warn(
+        'No secrets configured: session and TempData cookies are protected by a key generated at startup. ' +
+          'They will not survive a restart or work across instances; set SessionModule.forRoot({ secrets: [...] }).',
+      );
+    }
+    const sources = (['redis', 'cache', 'store'] as const).filter((k) => options[k] !== undefined);
+    if (sources.includes('redis') && sources.includes('cache')) {
+      throw new SessionConfigurationError('SessionModule options redis and cache exclude each other: give one store.');
+    }
+    if (resolved.tempData.provider === 'session' && options.store === undefined && sources.length > 1) {
+      throw new SessionConfigurationError('SessionModule: give one of redis, cache, store.');
+    }
+    if (options.redis) {
+      const connection = new RedisConnection(resolveRedisCacheOptions(options.redis));
+      await connection.connect();
+      const { RedisSessionStore } = await import('../session/stores/redis-session.store.js');
+      return new SessionInfrastructure(
+        keyRing,
+        new RedisDistributedCache(connection),
+        options.store ?? new RedisSessionStore(connection),
+        connection,
+      );
+    }
+    if (options.cache) {
+      return new SessionInfrastructure(keyRing, options.cache, options.store ?? new CacheSessionStore(options.cache));
+    }
+    const cache = new MemoryDistributedCache({ clock: options.memory?.clock });
+    return new SessionInfrastructure(
+      keyRing,
+      cache,
+      options.store ?? new MemorySessionStore({ sizeLimit: options.memory?.sizeLimit, clock: options.memory?.clock }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.connection?.close();
+  }
+}

@@ -1,0 +1,126 @@
+import type { CookieSecurePolicy, SessionLockOptions, SessionModuleOptions, StateCookieOptions } from './session-module.options.js';
+import type { HttpRequest } from '../http/http-exchange.js';
+
+/** Thrown at startup for module options that cannot work; the message names the option. */
+export class SessionConfigurationError extends Error {
+  override readonly name = 'SessionConfigurationError';
+}
+
+export interface ResolvedCookieOptions {
+  readonly name: string;
+  readonly path: string;
+  readonly domain?: string;
+  readonly httpOnly: boolean;
+  readonly sameSite: 'lax' | 'strict' | 'none';
+  readonly securePolicy: CookieSecurePolicy;
+  readonly isEssential: boolean;
+}
+
+export interface ResolvedSessionOptions {
+  readonly cookie: ResolvedCookieOptions;
+  readonly idleTimeout: number;
+  readonly ioTimeout: number;
+  readonly maxValueBytes: number;
+  readonly maxSessionBytes: number;
+  readonly maxKeys: number;
+  readonly lock?: Required<SessionLockOptions>;
+  readonly slideSkipWindow: number;
+  readonly tempData: {
+    readonly provider: 'cookie' | 'session';
+    readonly cookie: ResolvedCookieOptions;
+    readonly maxCookieBytes: number;
+  };
+  readonly hasConsent: (request: HttpRequest) => boolean;
+}
+
+const fail = (message: string): never => {
+  throw new SessionConfigurationError(message);
+};
+
+function duration(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    fail(`SessionModule option ${name} must be a positive number of milliseconds (got ${String(value)}).`);
+  }
+  return value;
+}
+
+function count(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) fail(`SessionModule option ${name} must be a positive integer (got ${String(value)}).`);
+  return value;
+}
+
+function cookie(prefix: string, options: StateCookieOptions | undefined, defaultName: string): ResolvedCookieOptions {
+  const o = options ?? {};
+  const name = o.name ?? defaultName;
+  if (typeof name !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+    fail(`SessionModule option ${prefix}.name must be a valid cookie name (got ${JSON.stringify(name)}).`);
+  }
+  const sameSite = o.sameSite ?? 'lax';
+  if (!['lax', 'strict', 'none'].includes(sameSite)) {
+    fail(`SessionModule option ${prefix}.sameSite must be 'lax', 'strict' or 'none' (got ${JSON.stringify(sameSite)}).`);
+  }
+  const securePolicy = o.securePolicy ?? 'sameAsRequest';
+  if (!['sameAsRequest', 'always', 'none'].includes(securePolicy)) {
+    fail(
+      `SessionModule option ${prefix}.securePolicy must be 'sameAsRequest', 'always' or 'none' (got ${JSON.stringify(securePolicy)}).`,
+    );
+  }
+  if (sameSite === 'none' && securePolicy === 'none') {
+    fail(`SessionModule option ${prefix}: sameSite 'none' needs Secure cookies; set securePolicy to 'always' or 'sameAsRequest'.`);
+  }
+  const path = o.path ?? '/';
+  if (!path.startsWith('/') || /[;\s]/.test(path)) fail(`SessionModule option ${prefix}.path must start with / and hold no ; or spaces.`);
+  if (o.domain !== undefined && !/^[A-Za-z0-9.-]+$/.test(o.domain)) {
+    fail(`SessionModule option ${prefix}.domain must be a host name (got ${JSON.stringify(o.domain)}).`);
+  }
+  return {
+    name,
+    path,
+    domain: o.domain,
+    httpOnly: o.httpOnly ?? true,
+    sameSite,
+    securePolicy,
+    isEssential: o.isEssential ?? false,
+  };
+}
+
+/** Validates the module options and fills in the defaults. */
+export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSessionOptions {
+  const s = options.session ?? {};
+  const idleTimeout = duration('session.idleTimeout', s.idleTimeout, 20 * 60_000);
+  const lock = s.lock === true ? {} : s.lock || undefined;
+  const provider = options.tempData?.provider ?? 'cookie';
+  if (provider !== 'cookie' && provider !== 'session') {
+    fail(`SessionModule option tempData.provider must be 'cookie' or 'session' (got ${JSON.stringify(provider)}).`);
+  }
+  const sessionCookie = cookie('session.cookie', s.cookie, '.Nest.Session');
+  const tempDataCookie = cookie('tempData.cookie', options.tempData?.cookie, '.Nest.TempData');
+  if (sessionCookie.name === tempDataCookie.name) {
+    fail('SessionModule options session.cookie.name and tempData.cookie.name must differ.');
+  }
+  if (options.hasConsent !== undefined && typeof options.hasConsent !== 'function') {
+    fail('SessionModule option hasConsent must be a function (request) => boolean.');
+  }
+  return {
+    cookie: sessionCookie,
+    idleTimeout,
+    ioTimeout: duration('session.ioTimeout', s.ioTimeout, 60_000, true),
+    maxValueBytes: count('session.maxValueBytes', s.maxValueBytes, 256 * 1024),
+    maxSessionBytes: count('session.maxSessionBytes', s.maxSessionBytes, 1024 * 1024),
+    maxKeys: count('session.maxKeys', s.maxKeys, 1000),
+    lock: lock && {
+      ttl: duration('session.lock.ttl', lock.ttl, 30_000),
+      acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000),
+      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 25),
+    },
+    slideSkipWindow: duration('session.slideSkipWindow', s.slideSkipWindow, Math.floor(idleTimeout / 20), true),
+    tempData: {
+      provider,
+      cookie: tempDataCookie,
+      maxCookieBytes: count('tempData.maxCookieBytes', options.tempData?.maxCookieBytes, 40 * 1024),
+    },
+    hasConsent: options.hasConsent ?? (() => true),
+  };
+}

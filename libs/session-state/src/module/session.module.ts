@@ -1,0 +1,74 @@
+import {
+  Inject,
+  Module,
+  RequestMethod,
+  type MiddlewareConsumer,
+  type NestModule,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
+import { DistributedCache } from '../cache/distributed-cache.interface.js';
+import { ItemsAccessor } from '../items/items.accessor.js';
+import { SessionAccessor } from '../session/session.accessor.js';
+import { SessionRuntime } from '../session/session.runtime.js';
+import { SessionStore } from '../session/stores/session-store.interface.js';
+import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
+import { RequestStateMiddleware } from './request-state.middleware.js';
+import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session-module.definition.js';
+import type { SessionModuleOptions } from './session-module.options.js';
+import { resolveSessionOptions } from './session-options.resolver.js';
+import { SessionInfrastructure } from './session-infrastructure.js';
+import { SessionInterceptor } from './session.interceptor.js';
+
+/**
+ * Session state, TempData and request items for a Nest app, in one import. Global by default;
+ * no `app.use()` needed.
+ *
+ * @example
+ * \@Module({ imports: [SessionModule.forRoot()] })                       // memory, zero config
+ * \@Module({ imports: [SessionModule.forRoot({ secrets: [process.env.SESSION_SECRET!],
+ *                                               redis: { url: process.env.REDIS_URL } })] })
+ * \@Module({ imports: [SessionModule.forRootAsync({ inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => ({ redis: { url: config.get('REDIS_URL') } }) })] })
+ */
+@Module({
+  providers: [
+    {
+      provide: SessionInfrastructure,
+      inject: [SESSION_MODULE_OPTIONS],
+      useFactory: (options: SessionModuleOptions) => SessionInfrastructure.create(options ?? {}),
+    },
+    {
+      provide: SessionRuntime,
+      inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure],
+      useFactory: (options: SessionModuleOptions, infrastructure: SessionInfrastructure) =>
+        new SessionRuntime(
+          resolveSessionOptions(options ?? {}),
+          infrastructure.store,
+          infrastructure.keyRing,
+          options?.memory?.clock,
+        ),
+    },
+    { provide: DistributedCache, inject: [SessionInfrastructure], useFactory: (i: SessionInfrastructure) => i.cache },
+    { provide: SessionStore, inject: [SessionInfrastructure], useFactory: (i: SessionInfrastructure) => i.store },
+    { provide: APP_INTERCEPTOR, useClass: SessionInterceptor },
+    RequestStateMiddleware,
+    SessionAccessor,
+    TempDataAccessor,
+    ItemsAccessor,
+  ],
+  exports: [DistributedCache, SessionStore, SessionAccessor, TempDataAccessor, ItemsAccessor],
+})
+export class SessionModule extends ConfigurableSessionModule implements NestModule, OnApplicationShutdown {
+  constructor(@Inject(SessionInfrastructure) private readonly infrastructure: SessionInfrastructure) {
+    super();
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.infrastructure.close();
+  }
+}

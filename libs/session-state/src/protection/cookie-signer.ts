@@ -1,0 +1,55 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { DerivedKey, KeyRing, ProtectionPurpose } from './key-ring.js';
+
+/** A value recovered from a protected string, and whether it was protected by an older secret. */
+export interface Unprotected<T> {
+  readonly value: T;
+  /** True when an older secret verified it: re-protect with the newest and send it again. */
+  readonly rotated: boolean;
+}
+
+const TAG_BYTES = 32;
+const TAG_CHARS = 43; // base64url of 32 bytes, unpadded
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Signs cookie-safe ASCII values with HMAC-SHA256 under one purpose of the key ring:
+ * `<value>.<base64url tag>`. Verification is constant-time and tries every secret, newest first.
+ */
+export class CookieSigner {
+  private readonly keys: readonly DerivedKey[];
+
+  constructor(
+    ring: KeyRing,
+    purpose: ProtectionPurpose,
+    /** Longest signed string accepted; longer input is rejected before any hashing. */
+    private readonly maxLength = 256,
+  ) {
+    this.keys = ring.keysFor(purpose);
+  }
+
+  /** `value` must be base64url (the session key is); the result is cookie-safe. */
+  sign(value: string): string {
+    return `${value}.${this.tag(this.keys[0].key, value).toString('base64url')}`;
+  }
+
+  /** The signed value, or undefined when `signed` is malformed or no secret of the ring signed it. */
+  verify(signed: string): Unprotected<string> | undefined {
+    if (signed.length > this.maxLength || signed.length < TAG_CHARS + 2) return undefined;
+    const dot = signed.length - TAG_CHARS - 1;
+    if (signed.charCodeAt(dot) !== 0x2e /* . */) return undefined;
+    const value = signed.slice(0, dot);
+    const tagText = signed.slice(dot + 1);
+    if (!BASE64URL.test(value) || !BASE64URL.test(tagText)) return undefined;
+    const given = Buffer.from(tagText, 'base64url');
+    if (given.length !== TAG_BYTES) return undefined;
+    for (const { index, key } of this.keys) {
+      if (timingSafeEqual(this.tag(key, value), given)) return { value, rotated: index > 0 };
+    }
+    return undefined;
+  }
+
+  private tag(key: Buffer, value: string): Buffer {
+    return createHmac('sha256', key).update(value, 'latin1').digest();
+  }
+}

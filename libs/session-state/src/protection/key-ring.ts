@@ -1,0 +1,85 @@
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { KeyRingConfigurationError } from './key-ring.errors.js';
+import { estimateEntropyBits, MIN_SECRET_BYTES } from './secret-strength.js';
+
+/** What a derived key is used for; keys of one purpose never verify or decrypt data of another. */
+export type ProtectionPurpose = 'session-cookie' | 'temp-data-cookie';
+
+const HKDF_SALT = Buffer.from('nest-session-state/v1', 'utf8');
+
+/** One secret's derived key for one purpose. `index` 0 is the newest secret. */
+export interface DerivedKey {
+  readonly index: number;
+  readonly key: Buffer;
+}
+
+/**
+ * The key ring: the configured secrets, newest first, and the keys derived from them per purpose
+ * (HKDF-SHA256). Data is protected with the newest secret and accepted under any of them, which is
+ * how secrets rotate without logging everybody out.
+ */
+export class KeyRing {
+  private readonly derived = new Map<ProtectionPurpose, readonly DerivedKey[]>();
+
+  private constructor(
+    private readonly secrets: readonly Buffer[],
+    /** True when the ring was generated at startup: it dies with the process and is not shared. */
+    readonly isEphemeral: boolean,
+  ) {}
+
+  /**
+   * Builds a ring from configured secrets (newest first). Each must hold at least 32 bytes and look
+   * random; otherwise startup fails with an error naming `optionName`.
+   */
+  static fromSecrets(secrets: readonly (string | Uint8Array)[], optionName = 'secrets'): KeyRing {
+    if (!Array.isArray(secrets) || secrets.length === 0) {
+      throw new KeyRingConfigurationError(
+        `${optionName} must be a non-empty array of secrets (newest first). ` +
+          `Generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
+      );
+    }
+    const buffers = secrets.map((secret, index) => {
+      if (typeof secret !== 'string' && !(secret instanceof Uint8Array)) {
+        throw new KeyRingConfigurationError(`${optionName}[${index}] must be a string or a Uint8Array.`);
+      }
+      const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
+      if (bytes.length < MIN_SECRET_BYTES || estimateEntropyBits(bytes) < 128) {
+        throw new KeyRingConfigurationError(
+          `${optionName}[${index}] is too weak: a secret needs at least ${MIN_SECRET_BYTES} random bytes ` +
+            `(got ${bytes.length} bytes). Generate one with: ` +
+            `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
+        );
+      }
+      return bytes;
+    });
+    return new KeyRing(buffers, false);
+  }
+
+  /** A ring with one fresh 256-bit secret from the CSPRNG; sessions will not survive a restart. */
+  static ephemeral(): KeyRing {
+    return new KeyRing([randomBytes(32)], true);
+  }
+
+  /** Number of secrets in the ring. */
+  get size(): number {
+    return this.secrets.length;
+  }
+
+  /** The keys for `purpose`, newest first (derived once, then cached). */
+  keysFor(purpose: ProtectionPurpose): readonly DerivedKey[] {
+    let keys = this.derived.get(purpose);
+    if (!keys) {
+      keys = this.secrets.map((secret, index) => ({
+        index,
+        key: Buffer.from(hkdfSync('sha256', secret, HKDF_SALT, `nest-session-state:${purpose}`, 32)),
+      }));
+      this.derived.set(purpose, keys);
+    }
+    return keys;
+  }
+
+  /** A short, non-reversible fingerprint of the newest secret, for "which ring is this" diagnostics. */
+  fingerprint(): string {
+    return createHmac('sha256', this.secrets[0]).update('fingerprint').digest('base64url').slice(0, 8);
+  }
+}

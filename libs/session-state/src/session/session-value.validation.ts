@@ -1,0 +1,61 @@
+const MAX_DEPTH = 64;
+
+function describe(value: unknown): string {
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return 'a symbol';
+  if (typeof value === 'bigint') return 'a BigInt';
+  if (value instanceof Map) return 'a Map';
+  if (value instanceof Set) return 'a Set';
+  if (value instanceof WeakMap || value instanceof WeakSet) return 'a weak collection';
+  if (value instanceof Promise) return 'a Promise';
+  return typeof value;
+}
+
+/**
+ * Throws a TypeError naming the session key (and the path inside the value) when `value` cannot
+ * be stored as JSON without silently losing data: functions, symbols, BigInt, Map/Set, cycles.
+ */
+export function assertJsonSerializable(key: string, value: unknown): void {
+  const seen = new Set<object>();
+  const visit = (node: unknown, path: string, depth: number): void => {
+    if (node === null || typeof node === 'string' || typeof node === 'boolean') return;
+    if (typeof node === 'number') {
+      if (!Number.isFinite(node)) {
+        throw new TypeError(
+          `Session value "${key}"${path} is ${node}, which JSON cannot hold. Store a finite number or null.`,
+        );
+      }
+      return;
+    }
+    if (
+      typeof node === 'function' ||
+      typeof node === 'symbol' ||
+      typeof node === 'bigint' ||
+      node instanceof Map ||
+      node instanceof Set ||
+      node instanceof WeakMap ||
+      node instanceof WeakSet ||
+      node instanceof Promise
+    ) {
+      throw new TypeError(
+        `Session value "${key}"${path} is ${describe(node)}, which cannot be serialised. ` +
+          'Store plain data (strings, numbers, booleans, arrays, objects) or convert it first (e.g. BigInt to string, Map to an object).',
+      );
+    }
+    if (node === undefined) return;
+    if (typeof node !== 'object') return;
+    if (depth > MAX_DEPTH) throw new TypeError(`Session value "${key}" is nested deeper than ${MAX_DEPTH} levels.`);
+    if (seen.has(node)) {
+      throw new TypeError(`Session value "${key}"${path} contains a cycle, which cannot be serialised.`);
+    }
+    if (typeof (node as { toJSON?: unknown }).toJSON === 'function') return;
+    seen.add(node);
+    if (Array.isArray(node)) node.forEach((item, i) => visit(item, `${path}[${i}]`, depth + 1));
+    else for (const [k, v] of Object.entries(node)) visit(v, `${path}.${k}`, depth + 1);
+    seen.delete(node);
+  };
+  if (value === undefined) {
+    throw new TypeError(`Session value "${key}" is undefined. Use session.remove("${key}") to delete a value.`);
+  }
+  visit(value, '', 0);
+}

@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { ServiceUnavailableException } from '@nestjs/common';
+import { readCookie } from '../http/cookie-header.js';
+import { appendSetCookie, preventCaching, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
+import { generateSessionKey } from '../protection/session-key.generator.js';
+import { SessionResponseStartedError, SessionUnavailableError } from '../errors/session.errors.js';
+import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
+import type { SessionRuntime } from './session.runtime.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One request's session: reads the key from the cookie, loads lazily, and commits what changed
+ * (the session commit path). Committing sets or deletes the cookie while headers can still change.
+ */
+export class SessionLifecycle implements SessionHost {
+  readonly session = new DistributedSession(this);
+  private keyResolved = false;
+  private key: string | undefined;
+  private keyFromCookie = false;
+  private rotated = false;
+  private loading: Promise<void> | undefined;
+  private committing: Promise<void> = Promise.resolve();
+  private cookieChange: 'set' | 'delete' | undefined;
+  private replacedKey: string | undefined;
+  private abandonedKey: string | undefined;
+  private lockToken: string | undefined;
+  private lockedKey: string | undefined;
+
+  constructor(
+    private readonly runtime: SessionRuntime,
+    private readonly req: HttpRequest,
+    private readonly res: HttpResponse,
+    private readonly onTouched: () => void,
+  ) {}
+
+  get limits(): SessionLimits {
+    return this.runtime.options;
+  }
+
+  /** The verified session key from the request cookie, if any (never logged). */
+  resolveKey(): string | undefined {
+    if (this.keyResolved) return this.key;
+    this.keyResolved = true;
+    const raw = readCookie(this.req.headers.cookie, this.runtime.options.cookie.name);
+    if (raw === undefined || raw === '') return undefined;
+    const verified = this.runtime.signer.verify(raw);
+    if (!verified) {
+      this.runtime.badCookieLog.write('A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.');
+      return undefined;
+    }
+    this.key = verified.value;
+    this.keyFromCookie = true;
+    this.rotated = verified.rotated;
+    return this.key;
+  }
+
+  load(): Promise<void> {
+    this.onTouched();
+    this.loading ??= this.doLoad();
+    return this.loading;
+  }
+
+  private async doLoad(): Promise<void> {
+    const key = this.resolveKey();
+    if (!key) {
+      this.session.attach(undefined, true);
+      return;
+    }
+    const { store, options } = this.runtime;
+    try {
+      if (options.lock) await this.acquireLock(key);
+      const data = await this.runtime.withIoTimeout(store.load(key, options.idleTimeout));
+      this.runtime.markSlid(key);
+      if (!data) this.runtime.logger.debug('Accessing an expired session: a new session starts under the same cookie.');
+      this.session.attach(data, true);
+    } catch (error) {
+      this.session.attach(undefined, false);
+      this.runtime.storeFailureLog.write(`Session could not be loaded: ${(error as Error).message}`);
+      throw new SessionUnavailableError(error instanceof LockTimeoutError ? 'lock' : 'load', error);
+    }
+  }
+
+  private async acquireLock(key: string): Promise<void> {
+    const { store, options } = this.runtime;
+    const lock = options.lock!;
+    if (!store.tryLock) throw new Error('the session store does not support locking');
+    const token = randomBytes(16).toString('base64url');
+    const deadline = Date.now() + lock.acquireTimeout;
+    while (!(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)))) {
+      if (Date.now() >= deadline) throw new LockTimeoutError(lock.acquireTimeout);
+      await sleep(lock.retryInterval);
+    }
+    this.lockToken = token;
+    this.lockedKey = key;
+  }
+
+  beforeEstablish(): void {
+    if (this.key !== undefined && this.abandonedKey === undefined) return;
+    if (this.res.headersSent) {
+      const error = new SessionResponseStartedError();
+      this.runtime.logger.error(error.message);
+      throw error;
+    }
+  }
+
+  regenerate(): void {
+    if (this.key === undefined) return; // a session without a key gets a fresh one at commit anyway
+    this.replacedKey ??= this.key;
+    this.key = generateSessionKey();
+    this.cookieChange = 'set';
+  }
+
+  abandon(): void {
+    if (this.key !== undefined && this.keyFromCookie) this.abandonedKey ??= this.replacedKey ?? this.key;
+    else if (this.replacedKey !== undefined) this.abandonedKey ??= this.replacedKey;
+    this.replacedKey = undefined;
+    this.key = undefined;
+    this.cookieChange = this.keyFromCookie ? 'delete' : undefined;
+  }
+
+  /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
+  commit(): Promise<void> {
+    const next = this.committing.then(() => this.doCommit());
+    this.committing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async doCommit(): Promise<void> {
+    const session = this.session;
+    if (!session.isLoaded) return;
+    if (!session.isAvailable) throw new SessionUnavailableError('commit');
+    const { store, options } = this.runtime;
+    const io = <T>(operation: Promise<T>) => this.runtime.withIoTimeout(operation);
+
+    if (this.abandonedKey !== undefined) {
+      await io(store.remove(this.abandonedKey));
+      this.runtime.forgetSlide(this.abandonedKey);
+      this.abandonedKey = undefined;
+    }
+    if (this.replacedKey !== undefined) session.changes.rewriteAll();
+
+    if (!session.changes.isEmpty) {
+      if (this.key === undefined) {
+        if (session.isEmpty) {
+          session.changes.reset(); // empty sessions are not retained
+        } else if (!this.runtime.mayWriteCookie(this.req, options.cookie)) {
+          this.runtime.logger.debug('Session not stored: the visitor has not consented to non-essential cookies.');
+          session.changes.reset();
+        } else {
+          this.key = generateSessionKey();
+          this.cookieChange = 'set';
+          this.runtime.logger.debug(`Session started; id ${session.id}.`);
+        }
+      }
+      if (this.key !== undefined && !session.changes.isEmpty) {
+        await io(store.commit(this.key, session.changes, options.idleTimeout));
+        session.changes.reset();
+        this.runtime.markSlid(this.key);
+      }
+    }
+    if (this.replacedKey !== undefined) {
+      const old = this.replacedKey;
+      this.replacedKey = undefined;
+      await io(store.remove(old));
+      this.runtime.forgetSlide(old);
+    }
+    this.writeCookie();
+  }
+
+  private writeCookie(): void {
+    if (this.res.headersSent) return;
+    const cookie = this.runtime.options.cookie;
+    const change = this.cookieChange ?? (this.rotated && this.key !== undefined ? 'set' : undefined);
+    if (!change) return;
+    this.cookieChange = undefined;
+    this.rotated = false;
+    const attributes = this.runtime.cookieAttributes(this.req, cookie);
+    if (change === 'delete') {
+      appendSetCookie(this.res, formatDeleteCookie(cookie.name, attributes));
+    } else {
+      appendSetCookie(this.res, formatSetCookie(cookie.name, this.runtime.signer.sign(this.key!), attributes));
+    }
+    preventCaching(this.res);
+  }
+
+  /**
+   * The end-of-request commit: releases the lock, and applies the failure policy: with
+   * `throwOnError` a failed commit becomes a 503, otherwise it is logged and the request goes on.
+   */
+  async finish(): Promise<void> {
+    try {
+      if (this.session.isLoaded && this.session.isAvailable) await this.commit();
+    } catch (error) {
+      this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
+      if (this.runtime.store.throwOnError) {
+        throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+      }
+    } finally {
+      await this.releaseLock();
+    }
+  }
+
+  private async releaseLock(): Promise<void> {
+    const token = this.lockToken;
+    const key = this.lockedKey;
+    this.lockToken = undefined;
+    if (!token || key === undefined || !this.runtime.store.unlock) return;
+    try {
+      await this.runtime.store.unlock(key, token);
+    } catch (error) {
+      this.runtime.storeFailureLog.write(`Session lock could not be released: ${(error as Error).message}`);
+    }
+  }
+
+  /** For a request that never touched the session: slide its idle timeout unless slid recently. */
+  refreshUntouched(): void {
+    if (this.session.isLoaded) return;
+    const key = this.resolveKey();
+    if (key === undefined || this.runtime.slidRecently(key)) return;
+    this.runtime.markSlid(key);
+    this.runtime.store.refresh(key, this.runtime.options.idleTimeout).catch((error: Error) => {
+      this.runtime.forgetSlide(key);
+      this.runtime.storeFailureLog.write(`Session idle timeout could not be refreshed: ${error.message}`);
+    });
+  }
+}
+
+class LockTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`the session lock was not acquired within session.lock.acquireTimeout=${ms} ms`);
+  }
+}

@@ -1,0 +1,80 @@
+import { Logger } from '@nestjs/common';
+import { isSecureRequest, type HttpRequest } from '../http/http-exchange.js';
+import { RateLimitedLog } from '../http/rate-limited-log.js';
+import type { CookieAttributes } from '../http/set-cookie.js';
+import { systemClock, type Clock } from '../cache/clock.js';
+import type { ResolvedCookieOptions, ResolvedSessionOptions } from '../module/session-options.resolver.js';
+import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
+import { CookieSigner } from '../protection/cookie-signer.js';
+import type { KeyRing } from '../protection/key-ring.js';
+import type { SessionStore } from './stores/session-store.interface.js';
+
+/** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
+const SLID_MEMORY_LIMIT = 50_000;
+
+/**
+ * Everything the per-request session machinery shares: options, store, protection, logs, and the
+ * memory of recently slid sessions. One per application.
+ */
+export class SessionRuntime {
+  readonly logger = new Logger('Session');
+  readonly badCookieLog = new RateLimitedLog(this.logger, 'debug');
+  readonly storeFailureLog = new RateLimitedLog(this.logger, 'warn');
+  readonly signer: CookieSigner;
+  readonly tempDataEncryptor: AuthenticatedEncryptor;
+  private readonly slid = new Map<string, number>();
+
+  constructor(
+    readonly options: ResolvedSessionOptions,
+    readonly store: SessionStore,
+    readonly keyRing: KeyRing,
+    /** The store's clock, so "recently slid" agrees with the store's idea of time. */
+    private readonly clock: Clock = systemClock,
+  ) {
+    this.signer = new CookieSigner(keyRing, 'session-cookie');
+    this.tempDataEncryptor = new AuthenticatedEncryptor(keyRing, 'temp-data-cookie');
+  }
+
+  /** Cookie attributes for this request (Secure follows the policy). */
+  cookieAttributes(req: HttpRequest, cookie: ResolvedCookieOptions): CookieAttributes {
+    const secure =
+      cookie.securePolicy === 'always' || (cookie.securePolicy === 'sameAsRequest' && isSecureRequest(req));
+    return { path: cookie.path, domain: cookie.domain, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure };
+  }
+
+  /** Whether a cookie of these options may be written for this request (consent). */
+  mayWriteCookie(req: HttpRequest, cookie: ResolvedCookieOptions): boolean {
+    return cookie.isEssential || this.options.hasConsent(req);
+  }
+
+  /** Runs a store operation bounded by `ioTimeout`. */
+  withIoTimeout<T>(operation: Promise<T>): Promise<T> {
+    const limit = this.options.ioTimeout;
+    if (limit === 0) return operation;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`session store did not answer within ioTimeout=${limit} ms`)),
+        limit,
+      );
+    });
+    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Remembers that this instance slid `sessionKey`'s idle timeout now. */
+  markSlid(sessionKey: string): void {
+    if (this.options.slideSkipWindow === 0) return;
+    if (this.slid.size >= SLID_MEMORY_LIMIT) this.slid.clear();
+    this.slid.set(sessionKey, this.clock.now());
+  }
+
+  /** True when this instance slid the session within `slideSkipWindow`. */
+  slidRecently(sessionKey: string): boolean {
+    const at = this.slid.get(sessionKey);
+    return at !== undefined && this.clock.now() - at < this.options.slideSkipWindow;
+  }
+
+  forgetSlide(sessionKey: string): void {
+    this.slid.delete(sessionKey);
+  }
+}

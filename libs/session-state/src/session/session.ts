@@ -1,0 +1,267 @@
+import { generateSessionId } from '../protection/session-key.generator.js';
+import { SessionNotLoadedError } from '../errors/session.errors.js';
+import { loadClassTransformer } from './class-transformer.loader.js';
+import { SessionChangeTracker } from './session-change.tracker.js';
+import { assertJsonSerializable } from './session-value.validation.js';
+import type { SessionData } from './stores/session-store.interface.js';
+
+/** Stored field holding the session id (user keys may not start with NUL). */
+export const SESSION_ID_FIELD = '\u0000id';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Size limits applied at `set`. */
+export interface SessionLimits {
+  readonly maxValueBytes: number;
+  readonly maxSessionBytes: number;
+  readonly maxKeys: number;
+}
+
+/** What a {@link Session} needs from the request that owns it. */
+export interface SessionHost {
+  load(): Promise<void>;
+  commit(): Promise<void>;
+  /** Called before the first value of a new session is stored; throws when it cannot be established. */
+  beforeEstablish(): void;
+  regenerate(): void;
+  abandon(): void;
+  readonly limits: SessionLimits;
+}
+
+type Constructor<T> = new (...args: never[]) => T;
+
+/**
+ * A visitor's session: ASP.NET Core's `ISession` (its `DistributedSession`) for Nest. Values are bytes underneath, with
+ * string, Int32 and JSON helpers. Reads and writes are synchronous once the session is loaded
+ * (`@Session()` loads it; elsewhere `await session.load()`); changes are committed before the
+ * response headers leave, writing only the keys that changed. Keys are case-sensitive.
+ *
+ * @example
+ * \@Get()
+ * index(\@Session() session: Session) {
+ *   if (!session.getString('Name')) session.setString('Name', 'The Doctor');
+ *   session.setInt32('Age', 73);
+ *   return { name: session.getString('Name'), age: session.getInt32('Age') };
+ * }
+ */
+export class DistributedSession {
+  private data: SessionData | undefined;
+  private available = true;
+  private bytes = 0;
+  /** @internal */
+  readonly changes = new SessionChangeTracker(() => this.loaded());
+
+  /** @internal Created by the library for each request. */
+  constructor(private readonly host: SessionHost) {}
+
+  /** False when the store could not be reached: the session then reads as empty and is not saved. */
+  get isAvailable(): boolean {
+    return this.available;
+  }
+
+  /** True once the values are loaded (or known to be a new, empty session). */
+  get isLoaded(): boolean {
+    return this.data !== undefined;
+  }
+
+  /**
+   * The session's id: a random value stored in the session, distinct from the key in the cookie,
+   * so it can be logged without exposing the session. Created on first read.
+   */
+  get id(): string {
+    const data = this.loaded();
+    const stored = data.get(SESSION_ID_FIELD);
+    if (stored) return decoder.decode(stored);
+    const id = generateSessionId();
+    this.write(SESSION_ID_FIELD, encoder.encode(id));
+    return id;
+  }
+
+  /** The keys of the stored values, in insertion order. */
+  get keys(): string[] {
+    const out: string[] = [];
+    for (const key of this.loaded().keys()) if (key !== SESSION_ID_FIELD) out.push(key);
+    return out;
+  }
+
+  /** Loads the session from the store (once; later calls return at once). Throws when the store is down. */
+  load(): Promise<void> {
+    return this.data ? Promise.resolve() : this.host.load();
+  }
+
+  /** Writes the changes now instead of at the end of the request. Throws when the store is down. */
+  commit(): Promise<void> {
+    return this.host.commit();
+  }
+
+  /**
+   * Moves the session to a new key, keeping its data: call it at login, so a key planted before
+   * login (session fixation) is worthless after it. Applied at commit; the old key is deleted.
+   */
+  regenerate(): void {
+    this.loaded();
+    this.host.regenerate();
+  }
+
+  /** Ends the session: its stored data and its cookie are deleted at commit. */
+  abandon(): void {
+    const data = this.loaded();
+    data.clear();
+    this.bytes = 0;
+    this.changes.reset();
+    this.host.abandon();
+  }
+
+  has(key: string): boolean {
+    return this.loaded().has(key);
+  }
+
+  /** The raw bytes of a value (ASP.NET's TryGetValue). */
+  getBytes(key: string): Uint8Array | undefined {
+    return this.loaded().get(key);
+  }
+
+  /** Stores raw bytes (ASP.NET's Set). */
+  setBytes(key: string, value: Uint8Array): void {
+    if (!(value instanceof Uint8Array)) {
+      throw new TypeError(`Session value "${key}" must be a Uint8Array for setBytes (got ${typeof value}).`);
+    }
+    this.write(this.checkKey(key), Uint8Array.from(value));
+  }
+
+  getString(key: string): string | undefined {
+    const bytes = this.getBytes(key);
+    return bytes === undefined ? undefined : decoder.decode(bytes);
+  }
+
+  setString(key: string, value: string): void {
+    if (typeof value !== 'string') {
+      throw new TypeError(`Session value "${key}" must be a string for setString (got ${typeof value}).`);
+    }
+    this.write(this.checkKey(key), encoder.encode(value));
+  }
+
+  /** A 32-bit integer stored by {@link setInt32} (4 bytes, big-endian, as ASP.NET). */
+  getInt32(key: string): number | undefined {
+    const bytes = this.getBytes(key);
+    if (bytes === undefined || bytes.byteLength !== 4) return undefined;
+    return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, false);
+  }
+
+  setInt32(key: string, value: number): void {
+    if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
+      throw new RangeError(`Session value "${key}" must be a 32-bit integer for setInt32 (got ${String(value)}).`);
+    }
+    const bytes = new Uint8Array(4);
+    new DataView(bytes.buffer).setInt32(0, value, false);
+    this.write(this.checkKey(key), bytes);
+  }
+
+  /**
+   * A JSON value; with a class, an instance of it built by class-transformer.
+   * @example const cart = session.get<Cart>('cart') ?? { items: [] };
+   * @example const user = session.get('user', UserDto); // instanceof UserDto
+   */
+  get<T = unknown>(key: string, type?: Constructor<T>): T | undefined {
+    const text = this.getString(key);
+    if (text === undefined) return undefined;
+    let plain: unknown;
+    try {
+      plain = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    if (!type) return plain as T;
+    const transformer = loadClassTransformer();
+    if (!transformer) {
+      throw new Error(`session.get("${key}", ${type.name}) needs class-transformer: npm install class-transformer`);
+    }
+    return transformer.plainToInstance(type, plain);
+  }
+
+  /**
+   * Stores `value` as JSON (class instances through class-transformer when installed). Throws a
+   * TypeError naming the key for values JSON cannot hold (functions, symbols, BigInt, Map, cycles).
+   */
+  set(key: string, value: unknown): void {
+    this.checkKey(key);
+    assertJsonSerializable(key, value);
+    let plain = value;
+    const proto: unknown = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : null;
+    if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) {
+      plain = loadClassTransformer()?.instanceToPlain(value) ?? value;
+    }
+    this.write(key, encoder.encode(JSON.stringify(plain)));
+  }
+
+  remove(key: string): void {
+    const data = this.loaded();
+    if (!data.has(key)) return;
+    this.bytes -= entrySize(key, data.get(key)!);
+    data.delete(key);
+    this.changes.recordRemove(key);
+  }
+
+  /** Removes every value (the stored session is deleted at commit). */
+  clear(): void {
+    const data = this.loaded();
+    data.clear();
+    this.bytes = 0;
+    this.changes.recordClear();
+  }
+
+  /** @internal */
+  attach(data: SessionData | undefined, available: boolean): void {
+    this.data = data ?? new Map();
+    this.available = available;
+    this.bytes = 0;
+    for (const [key, value] of this.data) this.bytes += entrySize(key, value);
+  }
+
+  /** @internal True when nothing but (possibly) the id is stored. */
+  get isEmpty(): boolean {
+    const data = this.loaded();
+    return data.size === 0 || (data.size === 1 && data.has(SESSION_ID_FIELD));
+  }
+
+  private loaded(): SessionData {
+    if (!this.data) throw new SessionNotLoadedError();
+    return this.data;
+  }
+
+  private checkKey(key: string): string {
+    if (typeof key !== 'string' || key.length === 0 || key.charCodeAt(0) === 0) {
+      throw new TypeError(`Session keys must be non-empty strings not starting with NUL (got ${JSON.stringify(key)}).`);
+    }
+    return key;
+  }
+
+  private write(key: string, value: Uint8Array): void {
+    const data = this.loaded();
+    const { maxValueBytes, maxSessionBytes, maxKeys } = this.host.limits;
+    if (value.byteLength > maxValueBytes) {
+      throw new RangeError(
+        `Session value "${key}" is ${value.byteLength} bytes, over the limit of ${maxValueBytes} (session.maxValueBytes).`,
+      );
+    }
+    const previous = data.get(key);
+    const nextBytes = this.bytes - (previous ? entrySize(key, previous) : 0) + entrySize(key, value);
+    if (nextBytes > maxSessionBytes) {
+      throw new RangeError(
+        `Session value "${key}" would grow the session to ${nextBytes} bytes, over the limit of ${maxSessionBytes} (session.maxSessionBytes).`,
+      );
+    }
+    if (!previous && data.size >= maxKeys + (data.has(SESSION_ID_FIELD) ? 1 : 0)) {
+      throw new RangeError(`Session value "${key}" would exceed ${maxKeys} keys (session.maxKeys).`);
+    }
+    if (this.isEmpty && key !== SESSION_ID_FIELD) this.host.beforeEstablish();
+    data.set(key, value);
+    this.bytes = nextBytes;
+    this.changes.recordSet(key, value);
+  }
+}
+
+function entrySize(key: string, value: Uint8Array): number {
+  return key.length + value.byteLength;
+}

@@ -1,0 +1,70 @@
+import { redisKeys } from '../../cache/redis/redis-keys.js';
+import type { RedisConnection } from '../../cache/redis/redis.connection.js';
+import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
+
+/**
+ * Sessions on Redis or Redis Cluster: one hash per session at `{<applicationName>_<key>}_Data`.
+ * Load is HGETALL + PEXPIRE and commit is HDEL/HSET/PEXPIRE, each one EVALSHA: one round trip,
+ * atomic, and writing only the keys this request changed.
+ */
+export class RedisSessionStore implements SessionStore {
+  readonly writesDeltas = true;
+  private readonly app: string;
+
+  constructor(private readonly connection: RedisConnection) {
+    this.app = connection.options.applicationName;
+  }
+
+  get throwOnError(): boolean {
+    return this.connection.options.throwOnError;
+  }
+
+  async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+    const reply = (await this.connection.execute('SESSION LOAD', () =>
+      this.connection.script('sessionLoad', redisKeys.sessionData(this.app, sessionKey), idleTimeoutMs),
+    )) as Buffer[];
+    if (reply.length === 0) return undefined;
+    const data: SessionData = new Map();
+    for (let i = 0; i < reply.length; i += 2) data.set(reply[i].toString('utf8'), reply[i + 1]);
+    return data;
+  }
+
+  async commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
+    const args: (string | Buffer | number)[] = [
+      redisKeys.sessionData(this.app, sessionKey),
+      idleTimeoutMs,
+      changes.cleared ? '1' : '0',
+      changes.removed.size,
+      ...changes.removed,
+    ];
+    for (const [key, value] of changes.set) {
+      args.push(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    }
+    await this.connection.execute('SESSION COMMIT', () => this.connection.script('sessionCommit', ...args));
+  }
+
+  async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
+    await this.connection.execute('SESSION REFRESH', () =>
+      this.connection.client.pexpire(redisKeys.sessionData(this.app, sessionKey), idleTimeoutMs),
+    );
+  }
+
+  async remove(sessionKey: string): Promise<void> {
+    await this.connection.execute('SESSION REMOVE', () =>
+      this.connection.client.del(redisKeys.sessionData(this.app, sessionKey)),
+    );
+  }
+
+  async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.connection.execute('SESSION LOCK', () =>
+      this.connection.client.set(redisKeys.sessionLock(this.app, sessionKey), token, 'PX', ttlMs, 'NX'),
+    );
+    return reply === 'OK';
+  }
+
+  async unlock(sessionKey: string, token: string): Promise<void> {
+    await this.connection.execute('SESSION UNLOCK', () =>
+      this.connection.script('lockRelease', redisKeys.sessionLock(this.app, sessionKey), token),
+    );
+  }
+}

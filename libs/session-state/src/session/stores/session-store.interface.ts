@@ -1,0 +1,44 @@
+import { Inject } from '@nestjs/common';
+
+/** A session's stored values by key (reserved fields start with `\u0000`). */
+export type SessionData = Map<string, Uint8Array>;
+
+/** What one request changed in a session: stores that can, write only this. */
+export interface SessionChanges {
+  /** All previous values are dropped before `set` applies. */
+  readonly cleared: boolean;
+  readonly set: ReadonlyMap<string, Uint8Array>;
+  readonly removed: ReadonlySet<string>;
+  /** The complete values after the changes, for stores that write whole records. */
+  snapshot(): SessionData;
+}
+
+/**
+ * Where sessions live. The module picks one: {@link MemorySessionStore} (default),
+ * {@link RedisSessionStore} (one hash per session, delta commits), or {@link CacheSessionStore}
+ * over any {@link DistributedCache} (whole-record writes, as ASP.NET does).
+ */
+export interface SessionStore {
+  /** The session's values, sliding its idle timeout in the same operation; undefined when none. */
+  load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined>;
+  /** Applies `changes` and sets the idle timeout. */
+  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void>;
+  /** Slides the idle timeout without reading. */
+  refresh(sessionKey: string, idleTimeoutMs: number): Promise<void>;
+  /** Deletes the session. */
+  remove(sessionKey: string): Promise<void>;
+  /** Takes the session's exclusive lock for `ttlMs`; false when another request holds it. */
+  tryLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
+  /** Releases the lock if `token` still owns it. */
+  unlock?(sessionKey: string, token: string): Promise<void>;
+  /** True when commits write only the changes (no lost updates across keys). */
+  readonly writesDeltas: boolean;
+  /** Store failures fail the request (503) when true; the session is just unavailable when false. */
+  readonly throwOnError: boolean;
+}
+
+/** Injection token of the module's {@link SessionStore}. */
+export const SessionStore = Symbol('SessionStore');
+
+/** Parameter decorator injecting the module's {@link SessionStore}. */
+export const InjectSessionStore = (): ParameterDecorator & PropertyDecorator => Inject(SessionStore);

@@ -1,0 +1,95 @@
+import { readAllCookies } from '../http/cookie-header.js';
+import { appendSetCookie, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import { formatCookieAttributes, formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
+import type { SessionRuntime } from '../session/session.runtime.js';
+import { DEFAULT_COOKIE_CHUNK_SIZE, planChunkedCookie, readChunkedCookie, staleChunkNames } from './chunking-cookie.js';
+import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
+import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
+
+/**
+ * TempData in a cookie: encoded, encrypted with AES-256-GCM under the key ring's TempData purpose,
+ * base64url, and chunked like ASP.NET's ChunkingCookieManager. Loading is best-effort: a cookie
+ * that is tampered, truncated, incomplete or not ours gives empty TempData and is deleted.
+ */
+export class CookieTempDataProvider implements TempDataProvider {
+  private cookies: Record<string, string> | undefined;
+  private deleteOnSave = false;
+
+  constructor(
+    private readonly runtime: SessionRuntime,
+    private readonly req: HttpRequest,
+    private readonly res: HttpResponse,
+  ) {}
+
+  private get options() {
+    return this.runtime.options.tempData;
+  }
+
+  /** Enough chunks for maxCookieBytes (a chunk carries at least ~3,000 characters of data). */
+  private get maxChunks(): number {
+    return Math.ceil(this.options.maxCookieBytes / 3000) + 1;
+  }
+
+  load(): ReadonlyMap<string, unknown> {
+    const name = this.options.cookie.name;
+    this.cookies = readAllCookies(this.req.headers.cookie);
+    const read = readChunkedCookie(name, this.cookies, { maxChunks: this.maxChunks });
+    if (read === undefined) return new Map();
+    if ('error' in read) return this.reject(`its chunks are unusable (${read.error})`);
+    if (read.value.length > this.options.maxCookieBytes * 2) return this.reject('it is larger than allowed');
+    const decrypted = this.runtime.tempDataEncryptor.decrypt(read.value);
+    if (!decrypted) return this.reject('it could not be decrypted (tampered, truncated or from another key ring)');
+    try {
+      const values = decodeTempData(decrypted.value);
+      if (decrypted.rotated) this.deleteOnSave = true; // forces a re-write under the newest secret
+      return values;
+    } catch {
+      return this.reject('its content is malformed');
+    }
+  }
+
+  private reject(why: string): ReadonlyMap<string, unknown> {
+    this.runtime.badCookieLog.write(`The TempData cookie was ignored and will be deleted: ${why}.`);
+    this.deleteOnSave = true;
+    return new Map();
+  }
+
+  save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
+    if (this.res.headersSent) {
+      this.runtime.logger.error('TempData could not be saved: the response had already started.');
+      return;
+    }
+    if (!this.deleteOnSave && unchanged(values, loaded)) return;
+    const cookie = this.options.cookie;
+    const name = cookie.name;
+    const cookies = (this.cookies ??= readAllCookies(this.req.headers.cookie));
+    const attributes = this.runtime.cookieAttributes(this.req, cookie);
+    const hadCookie = cookies[name] !== undefined;
+    if (values.size === 0) {
+      if (hadCookie) appendSetCookie(this.res, formatDeleteCookie(name, attributes));
+      for (const stale of staleChunkNames(name, cookies, 0)) appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
+      return;
+    }
+    if (!this.runtime.mayWriteCookie(this.req, cookie)) {
+      this.runtime.logger.debug('TempData not stored: the visitor has not consented to non-essential cookies.');
+      return;
+    }
+    const protectedValue = this.runtime.tempDataEncryptor.encrypt(encodeTempData(values));
+    if (protectedValue.length > this.options.maxCookieBytes) {
+      this.runtime.logger.error(
+        `TempData not saved: its cookie would be ${protectedValue.length} bytes, over tempData.maxCookieBytes=${this.options.maxCookieBytes}. ` +
+          "Keep TempData small (a message, an id) or use tempData: { provider: 'session' }.",
+      );
+      return;
+    }
+    const planned = planChunkedCookie(name, protectedValue, {
+      chunkSize: DEFAULT_COOKIE_CHUNK_SIZE,
+      attributesLength: formatCookieAttributes(attributes).length,
+      maxChunks: this.maxChunks,
+    });
+    for (const part of planned) appendSetCookie(this.res, formatSetCookie(part.name, part.value, attributes));
+    for (const stale of staleChunkNames(name, cookies, planned.length - 1)) {
+      appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
+    }
+  }
+}

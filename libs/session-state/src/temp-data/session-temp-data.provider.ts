@@ -1,0 +1,35 @@
+import { SessionNotLoadedError } from '../errors/session.errors.js';
+import type { DistributedSession } from '../session/session.js';
+import type { SessionRuntime } from '../session/session.runtime.js';
+import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
+import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
+
+/** The session key that holds TempData with the session provider. */
+export const TEMP_DATA_SESSION_KEY = '__TempData';
+
+/** TempData kept in the session under one key (ASP.NET's SessionStateTempDataProvider). */
+export class SessionTempDataProvider implements TempDataProvider {
+  constructor(
+    private readonly runtime: SessionRuntime,
+    private readonly session: DistributedSession,
+  ) {}
+
+  load(): ReadonlyMap<string, unknown> {
+    if (!this.session.isLoaded) throw new SessionNotLoadedError();
+    const bytes = this.session.getBytes(TEMP_DATA_SESSION_KEY);
+    if (!bytes) return new Map();
+    try {
+      return decodeTempData(bytes);
+    } catch {
+      this.runtime.logger.warn('TempData stored in the session was malformed and is dropped.');
+      this.session.remove(TEMP_DATA_SESSION_KEY);
+      return new Map();
+    }
+  }
+
+  save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
+    if (!this.session.isLoaded || !this.session.isAvailable || unchanged(values, loaded)) return;
+    if (values.size === 0) this.session.remove(TEMP_DATA_SESSION_KEY);
+    else this.session.setBytes(TEMP_DATA_SESSION_KEY, encodeTempData(values));
+  }
+}

@@ -1,0 +1,32 @@
+import { createParamDecorator, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
+import { requestStateOf } from '../module/request-state.access.js';
+import type { TempDataDictionary } from './temp-data.dictionary.js';
+
+/** The request's TempData (see {@link TempDataDictionary}). */
+export type TempData = TempDataDictionary;
+
+/**
+ * Handler parameter decorator: `@TempData()` gives the request's {@link TempDataDictionary};
+ * `@TempData('key')` gives one value, which counts as a read (it is gone after this request).
+ *
+ * @example
+ * \@Post('create') \@Redirect('/customers')
+ * create(\@Body('name') name: string, \@TempData() tempData: TempData) {
+ *   tempData.set('Message', `Customer ${name} added`);
+ * }
+ * \@Get() index(\@TempData('Message') message?: string) { return { message }; }
+ */
+export const TempData: (key?: string) => ParameterDecorator = createParamDecorator(
+  async (key: string | undefined, context: ExecutionContext): Promise<unknown> => {
+    const state = requestStateOf(context, '@TempData()');
+    const tempData = state.tempData;
+    try {
+      await tempData.prepare();
+    } catch (error) {
+      if (state.runtime.store.throwOnError) {
+        throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+      }
+    }
+    return typeof key === 'string' ? tempData.dictionary.get(key) : tempData.dictionary;
+  },
+);

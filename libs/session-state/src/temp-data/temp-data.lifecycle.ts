@@ -1,0 +1,40 @@
+import type { EndOfRequestParticipant, RequestState } from '../module/request-state.js';
+import { CookieTempDataProvider } from './cookie-temp-data.provider.js';
+import { SessionTempDataProvider } from './session-temp-data.provider.js';
+import type { TempDataProvider } from './temp-data-provider.interface.js';
+import { TempDataDictionary } from './temp-data.dictionary.js';
+
+/** One request's TempData: the dictionary, its provider, and the save at the end of the request. */
+export class TempDataLifecycle implements EndOfRequestParticipant {
+  readonly dictionary: TempDataDictionary;
+  private readonly provider: TempDataProvider;
+  private loaded: ReadonlyMap<string, unknown> = new Map();
+
+  constructor(private readonly state: RequestState) {
+    const { runtime, req, res } = state;
+    this.provider =
+      runtime.options.tempData.provider === 'session'
+        ? new SessionTempDataProvider(runtime, state.sessionLifecycle.session)
+        : new CookieTempDataProvider(runtime, req, res);
+    this.dictionary = new TempDataDictionary(() => {
+      this.loaded = this.provider.load();
+      return this.loaded;
+    });
+    state.participate(this);
+  }
+
+  /** With the session provider TempData needs the session loaded first. */
+  async prepare(): Promise<void> {
+    if (this.state.runtime.options.tempData.provider === 'session') await this.state.sessionLifecycle.load();
+  }
+
+  save(failed: boolean): void {
+    // Not saved when the handler threw: values read stay for the next request.
+    if (failed || !this.dictionary.isLoaded) return;
+    try {
+      this.provider.save(this.dictionary.toSave(), this.loaded);
+    } catch (error) {
+      this.state.runtime.logger.error(`TempData could not be saved: ${(error as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Module,
+  Param,
+  Post,
+  Redirect,
+  Res,
+  type INestApplication,
+} from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { Response } from 'express';
+import {
+  Session,
+  SessionAccessor,
+  SessionModule,
+  TempData,
+  type SessionModuleOptions,
+  type TempDataDictionary,
+} from 'nest-session-state';
+
+/** Routes that exercise the session the way apps do; shared by the session e2e suites. */
+@Controller()
+export class SessionTestController {
+  constructor(private readonly sessions: SessionAccessor) {}
+
+  @Get('untouched')
+  untouched() {
+    return { ok: true };
+  }
+
+  @Get('counter')
+  counter(@Session() session: Session) {
+    const count = (session.getInt32('count') ?? 0) + 1;
+    session.setInt32('count', count);
+    return { count };
+  }
+
+  @Get('read')
+  read(@Session() session: Session) {
+    return {
+      available: session.isAvailable,
+      keys: session.keys,
+      count: session.getInt32('count') ?? null,
+      name: session.getString('name') ?? null,
+    };
+  }
+
+  @Get('id')
+  id(@Session() session: Session) {
+    return { id: session.id };
+  }
+
+  @Post('set/:key')
+  @HttpCode(200)
+  set(@Session() session: Session, @Param('key') key: string, @Body() body: { value?: string }) {
+    session.setString(key, body.value ?? key);
+    return { keys: session.keys };
+  }
+
+  @Get('keys')
+  keys(@Session() session: Session) {
+    return Object.fromEntries(session.keys.map((k) => [k, session.getString(k)]));
+  }
+
+  @Post('clear')
+  @HttpCode(200)
+  clear(@Session() session: Session) {
+    session.clear();
+    return { keys: session.keys };
+  }
+
+  @Post('regenerate')
+  @HttpCode(200)
+  regenerate(@Session() session: Session) {
+    session.regenerate();
+    return { keys: session.keys };
+  }
+
+  @Post('abandon')
+  @HttpCode(200)
+  abandon(@Session() session: Session) {
+    session.abandon();
+    return { ok: true };
+  }
+
+  @Post('redirect')
+  @Redirect('/read', 302)
+  redirect(@Session() session: Session) {
+    session.setString('name', 'redirected');
+  }
+
+  @Post('res-redirect')
+  resRedirect(@Session() session: Session, @Res() res: Response) {
+    session.setString('name', 'res-redirected');
+    res.redirect('/read');
+  }
+
+  @Post('res-send')
+  resSend(@Session() session: Session, @Res() res: Response) {
+    session.setString('name', 'res-sent');
+    res.send('sent');
+  }
+
+  @Post('throw')
+  throws(@Session() session: Session) {
+    session.setString('name', 'thrown');
+    throw new BadRequestException('handler failed');
+  }
+
+  @Post('stream')
+  stream(@Session() session: Session, @Res() res: Response) {
+    res.write('started;');
+    try {
+      session.setString('late', 'value');
+      res.end('no error');
+    } catch (error) {
+      res.end((error as Error).name);
+    }
+  }
+
+  @Get('service')
+  async fromService() {
+    const session = await this.sessions.load();
+    return { count: session.getInt32('count') ?? null };
+  }
+
+  @Post('bad/:kind')
+  @HttpCode(200)
+  bad(@Session() session: Session, @Param('kind') kind: string) {
+    const values: Record<string, unknown> = { fn: () => 1, big: BigInt(1), huge: 'x'.repeat(300 * 1024) };
+    if (kind === 'cycle') {
+      const a: Record<string, unknown> = {};
+      a.self = a;
+      values.cycle = a;
+    }
+    try {
+      session.set(kind, values[kind]);
+      return { error: null };
+    } catch (error) {
+      return { error: (error as Error).name, message: (error as Error).message };
+    }
+  }
+
+  @Post('temp/:key')
+  @Redirect('/temp', 302)
+  setTemp(@TempData() tempData: TempDataDictionary, @Param('key') key: string, @Body() body: { value?: string }) {
+    tempData.set(key, body.value ?? key);
+  }
+
+  @Get('temp')
+  getTemp(@TempData('Message') message: unknown) {
+    return { message: message ?? null };
+  }
+}
+
+/** Boots a Nest app with SessionModule and the test controller on a free port. */
+export async function startSessionApp(
+  options: SessionModuleOptions = {},
+  extra: { controllers?: (new (...args: never[]) => unknown)[]; trustProxy?: boolean } = {},
+): Promise<{ app: INestApplication; url: string }> {
+  @Module({
+    imports: [SessionModule.forRoot(options)],
+    controllers: [SessionTestController, ...(extra.controllers ?? [])],
+  })
+  class TestAppModule {}
+  const ref = await Test.createTestingModule({ imports: [TestAppModule] }).compile();
+  const app = ref.createNestApplication({ logger: false });
+  if (extra.trustProxy) (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
+  await app.listen(0, '127.0.0.1');
+  return { app, url: await app.getUrl() };
+}
