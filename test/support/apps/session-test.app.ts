@@ -57,7 +57,7 @@ export class SessionTestController {
   @Post('set/:key')
   @HttpCode(200)
   set(@Session() session: Session, @Param('key') key: string, @Body() body: { value?: string }) {
-    session.setString(key, body.value ?? key);
+    session.setString(key, body?.value ?? key);
     return { keys: session.keys };
   }
 
@@ -148,7 +148,7 @@ export class SessionTestController {
   @Post('temp/:key')
   @Redirect('/temp', 302)
   setTemp(@TempData() tempData: TempDataDictionary, @Param('key') key: string, @Body() body: { value?: string }) {
-    tempData.set(key, body.value ?? key);
+    tempData.set(key, body?.value ?? key);
   }
 
   @Get('temp')
@@ -168,7 +168,7 @@ export async function startSessionApp(
   })
   class TestAppModule {}
   const ref = await Test.createTestingModule({ imports: [TestAppModule] }).compile();
-  const app = ref.createNestApplication({ logger: false });
+  const app = ref.createNestApplication({ logger: process.env.TEST_LOGS ? ['error', 'warn', 'log', 'debug'] : false });
   if (extra.trustProxy) (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };

@@ -151,7 +151,7 @@ export class SessionLifecycle implements SessionHost {
         } else {
           this.key = generateSessionKey();
           this.cookieChange = 'set';
-          this.runtime.logger.debug(`Session started; id ${session.id}.`);
+          this.runtime.logger.debug('Session started.');
         }
       }
       if (this.key !== undefined && !session.changes.isEmpty) {

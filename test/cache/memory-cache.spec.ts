@@ -1,0 +1,66 @@
+import { ManualClock, MemoryDistributedCache } from 'nest-session-state';
+import { distributedCacheContract, setNowOffset, type CacheUnderTest } from './distributed-cache.contract.js';
+
+describe('MemoryDistributedCache (manual clock)', () => {
+  distributedCacheContract(() => {
+    const clock = new ManualClock(Date.now());
+    const t: CacheUnderTest = {
+      cache: new MemoryDistributedCache({ clock }),
+      advance: (ms) => {
+        clock.advance(ms);
+        return Promise.resolve();
+      },
+      unit: 1000,
+    };
+    setNowOffset(t, clock.now() - Date.now());
+    return t;
+  });
+
+  it('expires exactly to the millisecond', async () => {
+    const clock = new ManualClock(Date.now());
+    const cache = new MemoryDistributedCache({ clock });
+    await cache.set('k', Uint8Array.of(1), { absoluteExpirationRelativeToNow: 1000 });
+    clock.advance(999);
+    expect(await cache.get('k')).toBeDefined();
+    clock.advance(1);
+    expect(await cache.get('k')).toBeUndefined();
+  });
+
+  it('evicts least recently used entries beyond the size limit', async () => {
+    const cache = new MemoryDistributedCache({ sizeLimit: 300 });
+    await cache.set('a', new Uint8Array(100));
+    await cache.set('b', new Uint8Array(100));
+    await cache.set('c', new Uint8Array(100));
+    await cache.get('a'); // a is now the most recently used
+    await cache.set('d', new Uint8Array(100));
+    expect(await cache.get('b')).toBeUndefined();
+    expect(await cache.get('a')).toBeDefined();
+    expect(await cache.get('d')).toBeDefined();
+  });
+
+  it('sweeps expired entries a few per write, without a full scan per call', async () => {
+    const clock = new ManualClock(Date.now());
+    const cache = new MemoryDistributedCache({ clock });
+    for (let i = 0; i < 1000; i++) await cache.set(`old-${i}`, Uint8Array.of(1), { slidingExpiration: 10 });
+    clock.advance(11);
+    expect(cache.count).toBe(1000);
+    await cache.set('new', Uint8Array.of(1));
+    expect(cache.count).toBeGreaterThan(980); // one write examined only a handful of entries
+    for (let i = 0; i < 200; i++) await cache.set(`fresh-${i}`, Uint8Array.of(1));
+    expect(cache.count).toBe(201); // 200 writes x 8 entries each covered the 1000 dead ones
+  });
+
+  it('returns copies: mutating a result or the stored input does not change the cache', async () => {
+    const cache = new MemoryDistributedCache();
+    const input = Uint8Array.of(1, 2, 3);
+    await cache.set('k', input);
+    input[0] = 9;
+    const out = (await cache.get('k'))!;
+    out[1] = 9;
+    expect([...(await cache.get('k'))!]).toEqual([1, 2, 3]);
+  });
+
+  it('rejects an invalid size limit with the option name', () => {
+    expect(() => new MemoryDistributedCache({ sizeLimit: 0 })).toThrow(/sizeLimit must be a positive integer/);
+  });
+});

@@ -1,0 +1,227 @@
+import { createServer, type Server } from 'node:net';
+import { Logger, type LoggerService } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import {
+  RedisConnection,
+  RedisDistributedCache,
+  resolveRedisCacheOptions,
+  type RedisCacheOptions,
+} from 'nest-session-state';
+import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } from '../support/redis/index.js';
+import { distributedCacheContract } from './distributed-cache.contract.js';
+
+const UNIT = 150;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const connections: RedisConnection[] = [];
+
+async function connectCache(options: RedisCacheOptions): Promise<RedisDistributedCache> {
+  const connection = new RedisConnection(resolveRedisCacheOptions(options));
+  await connection.connect();
+  connections.push(connection);
+  return new RedisDistributedCache(connection);
+}
+
+afterAll(async () => {
+  await Promise.all(connections.map((c) => c.close()));
+});
+
+describe('RedisDistributedCache on a standalone server', () => {
+  let server: RedisServerProcess;
+  let cache: RedisDistributedCache;
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    cache = await connectCache({ host: server.host, port: server.port, applicationName: 'contract' });
+  });
+  afterAll(() => server.stop());
+
+  distributedCacheContract(() => ({ cache, advance: sleep, unit: UNIT }));
+
+  it('gets and slides in one round trip (ASP.NET needs two)', async () => {
+    await cache.set('slide', Uint8Array.of(1), { slidingExpiration: 60_000 });
+    const monitor = await CommandMonitor.start(server);
+    try {
+      await monitor.settle();
+      monitor.reset();
+      await cache.get('slide');
+      await monitor.settle();
+      expect(monitor.commands()).toEqual(['EVALSHA']);
+      expect(await server.admin().pttl('contract_slide')).toBeGreaterThan(59_000);
+    } finally {
+      await monitor.stop();
+    }
+  });
+
+  it('lays entries out under <applicationName>_<key>', async () => {
+    await cache.set('layout', Uint8Array.of(7));
+    expect(await server.admin().exists('contract_layout')).toBe(1);
+  });
+
+  it('an operation against a paused server fails within operationTimeoutInMilliseconds', async () => {
+    const quick = await connectCache({ host: server.host, port: server.port, operationTimeoutInMilliseconds: 200 });
+    await server.pause(1500);
+    const started = Date.now();
+    await expect(quick.get('anything')).rejects.toThrow(/timed out after operationTimeoutInMilliseconds=200/);
+    expect(Date.now() - started).toBeLessThan(600);
+    await sleep(1600);
+  });
+
+  it('retries per the seed and succeeds when the server comes back inside the window', async () => {
+    const retrying = await connectCache({
+      host: server.host,
+      port: server.port,
+      operationTimeoutInMilliseconds: 150,
+      retryTimeoutInMilliseconds: 3000,
+    });
+    await retrying.set('retry', Uint8Array.of(5));
+    await server.pause(700);
+    const started = Date.now();
+    expect([...(await retrying.get('retry'))!]).toEqual([5]);
+    const elapsed = Date.now() - started;
+    // attempt at 0 (times out at 150), retry at ~170 (paused), retry ~1s later succeeds
+    expect(elapsed).toBeGreaterThan(700);
+    expect(elapsed).toBeLessThan(2500);
+  });
+
+  it('gives up after retryTimeoutInMilliseconds with one final try', async () => {
+    const retrying = await connectCache({
+      host: server.host,
+      port: server.port,
+      operationTimeoutInMilliseconds: 100,
+      retryTimeoutInMilliseconds: 1200,
+    });
+    await server.pause(3000);
+    const started = Date.now();
+    await expect(retrying.get('x')).rejects.toThrow(/timed out/);
+    const elapsed = Date.now() - started;
+    // attempts at 0, 20+100, ~1120 (last regular), final at 1200 (+100 timeout)
+    expect(elapsed).toBeGreaterThanOrEqual(1200);
+    expect(elapsed).toBeLessThan(2200);
+    await sleep(3100 - elapsed);
+  });
+
+  it('throwOnError: false swallows the failure, records lastError and logs it', async () => {
+    const lines: string[] = [];
+    const capture: LoggerService = {
+      log: (m: unknown) => lines.push(String(m)),
+      warn: (m: unknown) => lines.push(String(m)),
+      error: (m: unknown) => lines.push(String(m)),
+      debug: (m: unknown) => lines.push(String(m)),
+      verbose: () => undefined,
+    };
+    Logger.overrideLogger(capture);
+    try {
+      const lenient = await connectCache({
+        host: server.host,
+        port: server.port,
+        operationTimeoutInMilliseconds: 100,
+        throwOnError: false,
+      });
+      await server.pause(400);
+      expect(await lenient.get('x')).toBeUndefined();
+      expect(lenient.lastError?.message).toMatch(/timed out/);
+      expect(lines.some((l) => /Redis is failing/.test(l))).toBe(true);
+      await sleep(450);
+    } finally {
+      Logger.overrideLogger(false as never);
+      Logger.overrideLogger(new Logger());
+    }
+  });
+});
+
+describe('RedisDistributedCache connection options', () => {
+  it('AUTH with accessKey; a wrong password fails at startup naming accessKey', async () => {
+    const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
+    try {
+      const cache = await connectCache({ host: server.host, port: server.port, accessKey: 'correct-horse-battery' });
+      await cache.set('a', Uint8Array.of(1));
+      expect(await cache.get('a')).toBeDefined();
+      await expect(connectCache({ host: server.host, port: server.port, accessKey: 'wrong' })).rejects.toThrow(/accessKey/);
+      await expect(connectCache({ host: server.host, port: server.port })).rejects.toThrow(/accessKey/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('TLS with ssl (private CA); TLS against a plain port and plain against TLS fail at startup naming ssl', async () => {
+    const tlsServer = await RedisServerProcess.start({ tls: true });
+    const plain = await RedisServerProcess.start();
+    try {
+      const cache = await connectCache({ host: '127.0.0.1', port: tlsServer.port, ssl: { ca: tlsServer.tls!.ca } });
+      await cache.set('tls', Uint8Array.of(1));
+      expect(await cache.get('tls')).toBeDefined();
+      await expect(
+        connectCache({ port: plain.port, ssl: { ca: tlsServer.tls!.ca }, connectionTimeoutInMilliseconds: 1000 }),
+      ).rejects.toThrow(/ssl/);
+      await expect(connectCache({ port: tlsServer.port, connectionTimeoutInMilliseconds: 1000 })).rejects.toThrow(/ssl/);
+    } finally {
+      await tlsServer.stop();
+      await plain.stop();
+    }
+  });
+
+  it('databaseId, a URL and an existing ioredis client', async () => {
+    const server = await RedisServerProcess.start();
+    try {
+      const inDb3 = await connectCache({ host: server.host, port: server.port, databaseId: 3, applicationName: 'db' });
+      await inDb3.set('k', Uint8Array.of(3));
+      const admin = server.admin();
+      await admin.select(3);
+      expect(await admin.exists('db_k')).toBe(1);
+      await admin.select(0);
+
+      const viaUrl = await connectCache({ url: `redis://127.0.0.1:${server.port}/3`, applicationName: 'db' });
+      expect([...(await viaUrl.get('k'))!]).toEqual([3]);
+
+      const client = new Redis({ host: server.host, port: server.port, db: 3, lazyConnect: true });
+      const viaClient = await connectCache({ client, applicationName: 'db' });
+      expect([...(await viaClient.get('k'))!]).toEqual([3]);
+      await connections.pop()!.close(); // does not close the app's client
+      expect(await client.ping()).toBe('PONG');
+      client.disconnect();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('bad configuration fails fast with a message naming the option', async () => {
+    expect(() => resolveRedisCacheOptions({ url: 'not a url' })).toThrow(/url/);
+    expect(() => resolveRedisCacheOptions({ url: 'http://localhost:6379' })).toThrow(/redis:\/\//);
+    expect(() => resolveRedisCacheOptions({ port: 70000 })).toThrow(/port must be a TCP port/);
+    expect(() => resolveRedisCacheOptions({ port: 0 })).toThrow(/port/);
+    expect(() => resolveRedisCacheOptions({ operationTimeoutInMilliseconds: -1 })).toThrow(/operationTimeoutInMilliseconds/);
+    expect(() => resolveRedisCacheOptions({ clusterNodes: ['a:1'], databaseId: 2 })).toThrow(/databaseId/);
+    expect(() => resolveRedisCacheOptions({ applicationName: 'a{b}' })).toThrow(/applicationName/);
+    expect(() => resolveRedisCacheOptions({ url: 'redis://x:1', host: 'y' })).toThrow(/host\/port/);
+
+    const closed = await freePort();
+    const refused = Date.now();
+    await expect(connectCache({ port: closed, connectionTimeoutInMilliseconds: 2000 })).rejects.toThrow(/host and port/);
+    expect(Date.now() - refused).toBeLessThan(2000);
+
+    // A host that accepts TCP but never answers: the connection timeout bounds startup.
+    const silent: Server = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const started = Date.now();
+    await expect(connectCache({ port, connectionTimeoutInMilliseconds: 500 })).rejects.toThrow(
+      /connectionTimeoutInMilliseconds=500/,
+    );
+    expect(Date.now() - started).toBeLessThan(1500);
+    silent.close();
+  });
+});
+
+describe('RedisDistributedCache on a 3-master cluster', () => {
+  let cluster: RedisClusterProcess;
+  let cache: RedisDistributedCache;
+  beforeAll(async () => {
+    cluster = await RedisClusterProcess.start({ masters: 3 });
+    cache = await connectCache({ clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`), applicationName: 'c' });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(connections.splice(0).map((c) => c.close()));
+    await cluster.stop();
+  });
+
+  distributedCacheContract(() => ({ cache, advance: sleep, unit: UNIT }));
+});

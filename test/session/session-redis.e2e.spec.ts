@@ -1,0 +1,105 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { CommandMonitor, RedisServerProcess } from '../support/redis/index.js';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
+
+const COOKIE = '.Nest.Session';
+const SECRETS = ['k8JdQ0wZr4Vn1pYt6sXc2bLm9gHf3aEu7iOq5yTz0R'];
+
+describe('sessions on Redis', () => {
+  let server: RedisServerProcess;
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    ({ app, url } = await startSessionApp({
+      secrets: SECRETS,
+      redis: { host: server.host, port: server.port, applicationName: 'e2e' },
+    }));
+  });
+  afterAll(async () => {
+    await app.close();
+    await server.stop();
+  });
+
+  it('keeps one session in one hash {<applicationName>_<key>}_Data with the idle timeout as TTL', async () => {
+    const res = await request(url).get('/counter').expect(200, { count: 1 });
+    const signed = cookiePair(res, COOKIE).split('=')[1];
+    const key = signed.slice(0, signed.lastIndexOf('.'));
+    const redisKey = `{e2e_${key}}_Data`;
+    expect(await server.admin().type(redisKey)).toBe('hash');
+    expect(await server.admin().hkeys(redisKey)).toEqual(['count']);
+    const ttl = await server.admin().pttl(redisKey);
+    expect(ttl).toBeGreaterThan(19 * 60_000);
+    expect(ttl).toBeLessThanOrEqual(20 * 60_000);
+  });
+
+  it('50 concurrent requests setting different keys of one session all persist', async () => {
+    const cookie = cookiePair(await request(url).post('/set/seed').expect(200), COOKIE);
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        request(url).post(`/set/k${i}`).set('Cookie', cookie).send({ value: `v${i}` }).expect(200),
+      ),
+    );
+    const { body } = await request(url).get('/keys').set('Cookie', cookie).expect(200);
+    for (let i = 0; i < 50; i++) expect(body[`k${i}`]).toBe(`v${i}`);
+    expect(Object.keys(body)).toHaveLength(51);
+  });
+
+  it('round trips: untouched <= 1 (0 when slid recently), read-only 1, read + write 2', async () => {
+    const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+    const monitor = await CommandMonitor.start(server);
+    try {
+      const measure = async (path: string) => {
+        await monitor.settle();
+        monitor.reset();
+        await request(url).get(path).set('Cookie', cookie).expect(200);
+        await new Promise((r) => setTimeout(r, 20));
+        await monitor.settle();
+        return monitor.commands();
+      };
+      // Each round trip is one script call (ioredis sends EVAL the first time per connection, then EVALSHA).
+      const script = expect.stringMatching(/^EVAL(SHA)?$/);
+      expect(await measure('/counter')).toEqual([script, script]); // load+slide, commit
+      expect(await measure('/read')).toEqual([script]); // load+slide
+      expect(await measure('/untouched')).toEqual([]); // slid moments ago by this instance
+    } finally {
+      await monitor.stop();
+    }
+  });
+
+  it('an untouched request slides the idle timeout when this instance has not slid it recently', async () => {
+    const { app: other, url: otherUrl } = await startSessionApp({
+      secrets: SECRETS,
+      redis: { host: server.host, port: server.port, applicationName: 'e2e' },
+    });
+    try {
+      const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+      const monitor = await CommandMonitor.start(server);
+      try {
+        await monitor.settle();
+        monitor.reset();
+        await request(otherUrl).get('/untouched').set('Cookie', cookie).expect(200);
+        await new Promise((r) => setTimeout(r, 20));
+        await monitor.settle();
+        expect(monitor.commands()).toEqual(['PEXPIRE']);
+      } finally {
+        await monitor.stop();
+      }
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('regenerate writes the data under a new key and deletes the old one', async () => {
+    const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+    const res = await request(url).post('/regenerate').set('Cookie', cookie).expect(200);
+    const next = cookiePair(res, COOKIE);
+    const oldKey = cookie.split('=')[1].split('.')[0];
+    expect(await server.admin().exists(`{e2e_${oldKey}}_Data`)).toBe(0);
+    await request(url).get('/counter').set('Cookie', next).expect(200, { count: 2 });
+    expect(findSetCookie(res, COOKIE)).toBeDefined();
+  });
+});
