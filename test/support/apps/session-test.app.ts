@@ -9,7 +9,9 @@ import {
   Post,
   Redirect,
   Res,
+  type DynamicModule,
   type INestApplication,
+  type LoggerService,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { Response } from 'express';
@@ -35,6 +37,14 @@ export class SessionTestController {
   @Get('counter')
   counter(@Session() session: Session) {
     const count = (session.getInt32('count') ?? 0) + 1;
+    session.setInt32('count', count);
+    return { count };
+  }
+
+  @Get('slow-counter')
+  async slowCounter(@Session() session: Session) {
+    const count = (session.getInt32('count') ?? 0) + 1;
+    await new Promise((resolve) => setTimeout(resolve, 200));
     session.setInt32('count', count);
     return { count };
   }
@@ -160,15 +170,24 @@ export class SessionTestController {
 /** Boots a Nest app with SessionModule and the test controller on a free port. */
 export async function startSessionApp(
   options: SessionModuleOptions = {},
-  extra: { controllers?: (new (...args: never[]) => unknown)[]; trustProxy?: boolean } = {},
+  extra: {
+    controllers?: (new (...args: never[]) => unknown)[];
+    trustProxy?: boolean;
+    logger?: LoggerService;
+    module?: DynamicModule;
+  } = {},
 ): Promise<{ app: INestApplication; url: string }> {
   @Module({
-    imports: [SessionModule.forRoot(options)],
+    imports: [extra.module ?? SessionModule.forRoot(options)],
     controllers: [SessionTestController, ...(extra.controllers ?? [])],
   })
   class TestAppModule {}
-  const ref = await Test.createTestingModule({ imports: [TestAppModule] }).compile();
-  const app = ref.createNestApplication({ logger: process.env.TEST_LOGS ? ['error', 'warn', 'log', 'debug'] : false });
+  const builder = Test.createTestingModule({ imports: [TestAppModule] });
+  if (extra.logger) builder.setLogger(extra.logger);
+  const ref = await builder.compile();
+  const app = ref.createNestApplication({
+    logger: extra.logger ?? (process.env.TEST_LOGS ? ['error', 'warn', 'log', 'debug'] : false),
+  });
   if (extra.trustProxy) (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };

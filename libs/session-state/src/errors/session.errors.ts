@@ -6,9 +6,9 @@
 export class SessionNotConfiguredError extends Error {
   override readonly name = 'SessionNotConfiguredError';
 
-  constructor(what = 'Session') {
+  constructor(what = 'Session', usedBy?: string) {
     super(
-      `${what} has not been configured for this application or request. Potential solutions: ` +
+      `${what} has not been configured for this application or request${usedBy ? ` (used by ${usedBy})` : ''}. Potential solutions: ` +
         'import SessionModule.forRoot() (or forRootAsync()) in the root module; use it only while an HTTP request ' +
         'is being handled (middleware registered through Nest, guards, interceptors, pipes, handlers, filters), ' +
         'not at startup or from app.use() middleware added before Nest\'s.',

@@ -11,11 +11,13 @@ export function currentRequestState(what: string): RequestState {
   return state;
 }
 
+const SUBJECTS: Record<string, string> = { '@Session()': 'Session', '@TempData()': 'TempData' };
+
 /** The request state for a decorator; throws for non-HTTP contexts and unconfigured apps. */
 export function requestStateOf(context: ExecutionContext, what: string): RequestState {
   const type = context.getType<string>();
   if (type !== 'http') throw new SessionRequiresHttpError(what, type);
   const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<HttpRequest>());
-  if (!state) throw new SessionNotConfiguredError(what);
+  if (!state) throw new SessionNotConfiguredError(SUBJECTS[what] ?? 'Request items', what);
   return state;
 }

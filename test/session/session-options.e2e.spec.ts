@@ -1,0 +1,223 @@
+import { Injectable, Module } from '@nestjs/common';
+import request from 'supertest';
+import {
+  MemoryDistributedCache,
+  MemorySessionStore,
+  SessionModule,
+  type SessionModuleOptions,
+  type SessionStore,
+} from 'nest-session-state';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
+
+const COOKIE = '.Nest.Session';
+const OLD = 'Zp0eVq3wT9sXr6Yb1nKc4dLm7fHg2aJu8iOt5yWz3Q';
+const NEW = 'Hq7rTk2mW9pXs4Vb6nLc1dZf8gJa3eYu5iOw0yQz7R';
+
+async function withApp(
+  options: SessionModuleOptions,
+  run: (url: string) => Promise<void>,
+  extra?: Parameters<typeof startSessionApp>[1],
+) {
+  const { app, url } = await startSessionApp(options, extra);
+  try {
+    await run(url);
+  } finally {
+    await app.close();
+  }
+}
+
+describe('session cookie options', () => {
+  it("securePolicy 'always' marks the cookie Secure even over http", async () => {
+    await withApp({ session: { cookie: { securePolicy: 'always' } } }, async (url) => {
+      expect(findSetCookie(await request(url).get('/counter'), COOKIE)).toMatch(/; Secure/);
+    });
+  });
+
+  it("securePolicy 'sameAsRequest' follows the request, honouring X-Forwarded-Proto with trust proxy", async () => {
+    await withApp(
+      {},
+      async (url) => {
+        expect(findSetCookie(await request(url).get('/counter'), COOKIE)).not.toMatch(/Secure/);
+        const proxied = await request(url).get('/counter').set('X-Forwarded-Proto', 'https');
+        expect(findSetCookie(proxied, COOKIE)).toMatch(/; Secure/);
+      },
+      { trustProxy: true },
+    );
+  });
+
+  it("securePolicy 'none' never marks it Secure; name, path and sameSite are configurable", async () => {
+    await withApp(
+      { session: { cookie: { securePolicy: 'none', name: 'sid', path: '/app', sameSite: 'strict' } } },
+      async (url) => {
+        const cookie = findSetCookie(await request(url).get('/counter').set('X-Forwarded-Proto', 'https'), 'sid')!;
+        expect(cookie).not.toMatch(/Secure/);
+        expect(cookie).toMatch(/; Path=\/app/);
+        expect(cookie).toMatch(/; SameSite=Strict/);
+      },
+      { trustProxy: true },
+    );
+  });
+
+  it('isEssential false + consent check: no session cookie until consent; isEssential true ignores consent', async () => {
+    const hasConsent = (req: { headers: { cookie?: string } }) => req.headers.cookie?.includes('consent=yes') ?? false;
+    await withApp({ hasConsent }, async (url) => {
+      const before = await request(url).get('/counter').expect(200, { count: 1 });
+      expect(findSetCookie(before, COOKIE)).toBeUndefined();
+      const after = await request(url).get('/counter').set('Cookie', 'consent=yes').expect(200);
+      expect(findSetCookie(after, COOKIE)).toBeDefined();
+    });
+    await withApp({ hasConsent, session: { cookie: { isEssential: true } } }, async (url) => {
+      expect(findSetCookie(await request(url).get('/counter'), COOKIE)).toBeDefined();
+    });
+  });
+
+  it('invalid options fail at startup with the option name', async () => {
+    await expect(startSessionApp({ session: { idleTimeout: 0 } })).rejects.toThrow(/session.idleTimeout/);
+    await expect(startSessionApp({ session: { cookie: { sameSite: 'none', securePolicy: 'none' } } })).rejects.toThrow(
+      /securePolicy/,
+    );
+    await expect(startSessionApp({ secrets: ['too-short'] })).rejects.toThrow(/secrets\[0\] is too weak/);
+    await expect(startSessionApp({ secrets: ['a'.repeat(64)] })).rejects.toThrow(/secrets\[0\]/);
+    await expect(startSessionApp({ tempData: { provider: 'nope' as 'cookie' } })).rejects.toThrow(/tempData.provider/);
+  });
+});
+
+describe('key rotation', () => {
+  it('a cookie protected by an old secret still works and comes back protected by the newest; dropping the old secret invalidates it', async () => {
+    const store = new MemorySessionStore();
+    let oldCookie = '';
+    await withApp({ secrets: [OLD], store }, async (url) => {
+      oldCookie = cookiePair(await request(url).get('/counter'), COOKIE);
+    });
+    let rotated = '';
+    await withApp({ secrets: [NEW, OLD], store }, async (url) => {
+      const res = await request(url).get('/counter').set('Cookie', oldCookie).expect(200, { count: 2 });
+      rotated = cookiePair(res, COOKIE);
+      expect(rotated).not.toEqual(oldCookie);
+      expect(rotated.split('.')[0]).toEqual(oldCookie.split('.')[0]); // same session key, new signature
+    });
+    await withApp({ secrets: [NEW], store }, async (url) => {
+      await request(url).get('/counter').set('Cookie', rotated).expect(200, { count: 3 });
+      await request(url).get('/counter').set('Cookie', oldCookie).expect(200, { count: 1 });
+    });
+  });
+});
+
+describe('stores', () => {
+  it('50 concurrent requests setting different keys all persist on the memory store', async () => {
+    await withApp({}, async (url) => {
+      const cookie = cookiePair(await request(url).post('/set/seed'), COOKIE);
+      await Promise.all(Array.from({ length: 50 }, (_, i) => request(url).post(`/set/k${i}`).set('Cookie', cookie).expect(200)));
+      const { body } = await request(url).get('/keys').set('Cookie', cookie);
+      expect(Object.keys(body).sort()).toEqual(['seed', ...Array.from({ length: 50 }, (_, i) => `k${i}`)].sort());
+    });
+  });
+
+  it('a plain DistributedCache gets whole-record writes (the ASP.NET model) and still works', async () => {
+    const cache = new MemoryDistributedCache();
+    await withApp({ cache }, async (url) => {
+      const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(cache.count).toBe(1);
+    });
+  });
+
+  it('forRootAsync with useFactory and inject', async () => {
+    @Injectable()
+    class Config {
+      readonly idle = 1000;
+    }
+    @Module({ providers: [Config], exports: [Config] })
+    class ConfigModule {}
+    const module = SessionModule.forRootAsync({
+      imports: [ConfigModule],
+      inject: [Config],
+      useFactory: (config: Config) => ({ session: { idleTimeout: config.idle, cookie: { name: 'async' } } }),
+    });
+    await withApp({}, async (url) => {
+      expect(findSetCookie(await request(url).get('/counter'), 'async')).toBeDefined();
+    }, { module });
+  });
+});
+
+describe('ioTimeout and store failures', () => {
+  const hanging = (throwOnError: boolean): SessionStore => ({
+    writesDeltas: true,
+    throwOnError,
+    load: () => new Promise(() => undefined),
+    commit: () => new Promise(() => undefined),
+    refresh: () => Promise.resolve(),
+    remove: () => Promise.resolve(),
+  });
+
+  it('ioTimeout bounds load: with throwOnError the request fails with 503, without it the page renders without session data', async () => {
+    const signed = await (async () => {
+      let c = '';
+      await withApp({ secrets: [NEW] }, async (url) => {
+        c = cookiePair(await request(url).get('/counter'), COOKIE);
+      });
+      return c;
+    })();
+    await withApp({ secrets: [NEW], store: hanging(true), session: { ioTimeout: 200 } }, async (url) => {
+      const started = Date.now();
+      await request(url).get('/read').set('Cookie', signed).expect(503);
+      expect(Date.now() - started).toBeLessThan(1500);
+      await request(url).get('/untouched').set('Cookie', signed).expect(200);
+    });
+    await withApp({ secrets: [NEW], store: hanging(false), session: { ioTimeout: 200 } }, async (url) => {
+      const res = await request(url).get('/read').set('Cookie', signed).expect(200);
+      expect(res.body).toEqual({ available: false, keys: [], count: null, name: null });
+    });
+  });
+
+  it('ioTimeout bounds commit; a failed commit is a 503 under throwOnError and logged otherwise', async () => {
+    const failingCommit = (throwOnError: boolean): SessionStore => ({
+      ...new MemorySessionStore(),
+      writesDeltas: true,
+      throwOnError,
+      load: () => Promise.resolve(undefined),
+      commit: () => new Promise(() => undefined),
+      refresh: () => Promise.resolve(),
+      remove: () => Promise.resolve(),
+    });
+    await withApp({ store: failingCommit(true), session: { ioTimeout: 200 } }, async (url) => {
+      const started = Date.now();
+      const res = await request(url).get('/counter').expect(503);
+      expect(Date.now() - started).toBeLessThan(1500);
+      expect(findSetCookie(res, COOKIE)).toBeUndefined();
+      await request(url).post('/res-send').expect(503); // also when the handler wrote the response itself
+    });
+    await withApp({ store: failingCommit(false), session: { ioTimeout: 200 } }, async (url) => {
+      await request(url).get('/counter').expect(200, { count: 1 });
+    });
+  });
+});
+
+describe('exclusive lock (opt-in)', () => {
+  it('serialises overlapping requests of one session; without it they lose an update', async () => {
+    const run = async (lock: boolean) => {
+      let result = { final: 0, elapsed: 0 };
+      await withApp(
+        { session: { lock: lock ? { retryInterval: 10 } : false } },
+        async (url) => {
+          const cookie = cookiePair(await request(url).post('/set/seed'), COOKIE);
+          const started = Date.now();
+          await Promise.all([
+            request(url).get('/slow-counter').set('Cookie', cookie).expect(200),
+            request(url).get('/slow-counter').set('Cookie', cookie).expect(200),
+          ]);
+          const elapsed = Date.now() - started;
+          const { body } = await request(url).get('/read').set('Cookie', cookie);
+          result = { final: body.count as number, elapsed };
+        },
+      );
+      return result;
+    };
+    const locked = await run(true);
+    expect(locked.final).toBe(2);
+    expect(locked.elapsed).toBeGreaterThanOrEqual(400);
+    const unlocked = await run(false);
+    expect(unlocked.final).toBe(1); // both read 0 and wrote 1: the lost update the lock prevents
+  });
+});
