@@ -1,5 +1,7 @@
 const MAX_DEPTH = 64;
 
+const at = (path: string) => (path ? ` at ${path}` : '');
+
 function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (typeof value === 'symbol') return 'a symbol';
@@ -22,7 +24,7 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     if (typeof node === 'number') {
       if (!Number.isFinite(node)) {
         throw new TypeError(
-          `Session value "${key}"${path} is ${node}, which JSON cannot hold. Store a finite number or null.`,
+          `Session value "${key}"${at(path)} is ${node}, which JSON cannot hold. Store a finite number or null.`,
         );
       }
       return;
@@ -38,7 +40,7 @@ export function assertJsonSerializable(key: string, value: unknown): void {
       node instanceof Promise
     ) {
       throw new TypeError(
-        `Session value "${key}"${path} is ${describe(node)}, which cannot be serialised. ` +
+        `Session value "${key}"${at(path)} is ${describe(node)}, which cannot be serialised. ` +
           'Store plain data (strings, numbers, booleans, arrays, objects) or convert it first (e.g. BigInt to string, Map to an object).',
       );
     }
@@ -46,7 +48,7 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     if (typeof node !== 'object') return;
     if (depth > MAX_DEPTH) throw new TypeError(`Session value "${key}" is nested deeper than ${MAX_DEPTH} levels.`);
     if (seen.has(node)) {
-      throw new TypeError(`Session value "${key}"${path} contains a cycle, which cannot be serialised.`);
+      throw new TypeError(`Session value "${key}"${at(path)} contains a cycle, which cannot be serialised.`);
     }
     if (typeof (node as { toJSON?: unknown }).toJSON === 'function') return;
     seen.add(node);

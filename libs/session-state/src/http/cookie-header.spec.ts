@@ -1,0 +1,25 @@
+import { MAX_COOKIE_HEADER_LENGTH, readAllCookies, readCookie } from './cookie-header.js';
+
+describe('cookie header', () => {
+  it('finds a cookie by exact name, first occurrence wins', () => {
+    const header = 'x.Nest.Session=no; .Nest.Session=yes; .Nest.Session=second; other=1';
+    expect(readCookie(header, '.Nest.Session')).toBe('yes');
+    expect(readCookie('a=1;b=2', 'b')).toBe('2');
+    expect(readCookie('ab=1', 'b')).toBeUndefined();
+    expect(readCookie('b', 'b')).toBeUndefined();
+    expect(readCookie(undefined, 'b')).toBeUndefined();
+  });
+
+  it('ignores an oversized header instead of scanning it', () => {
+    const header = `a=${'x'.repeat(MAX_COOKIE_HEADER_LENGTH)}; b=1`;
+    expect(readCookie(header, 'b')).toBeUndefined();
+    expect(readAllCookies(header)).toEqual({});
+  });
+
+  it('reads all cookies without prototype pollution', () => {
+    const all = readAllCookies('__proto__=1; a=2; a=3; =4; b');
+    expect(all.a).toBe('2');
+    expect(Object.getPrototypeOf(all)).toBeNull();
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
