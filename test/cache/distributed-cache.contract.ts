@@ -76,7 +76,9 @@ export function distributedCacheContract(setup: () => CacheUnderTest): void {
 
   it('absolute expiration at a date', async () => {
     const name = k();
-    await t.cache.set(name, bytes('x'), { absoluteExpiration: new Date(Date.now() + 4 * t.unit + nowOffset(t)) });
+    await t.cache.set(name, bytes('x'), {
+      absoluteExpiration: new Date(Date.now() + 4 * t.unit + nowOffset(t)),
+    });
     await t.advance(2 * t.unit);
     expect(await t.cache.get(name)).toBeDefined();
     await t.advance(3 * t.unit);
@@ -106,7 +108,10 @@ export function distributedCacheContract(setup: () => CacheUnderTest): void {
 
   it('sliding never extends past the absolute expiration', async () => {
     const name = k();
-    await t.cache.set(name, bytes('x'), { slidingExpiration: 4 * t.unit, absoluteExpirationRelativeToNow: 6 * t.unit });
+    await t.cache.set(name, bytes('x'), {
+      slidingExpiration: 4 * t.unit,
+      absoluteExpirationRelativeToNow: 6 * t.unit,
+    });
     await t.advance(3 * t.unit);
     expect(await t.cache.get(name)).toBeDefined();
     await t.advance(2 * t.unit);
@@ -117,12 +122,16 @@ export function distributedCacheContract(setup: () => CacheUnderTest): void {
 
   it('rejects zero or negative durations and past dates with clear errors', async () => {
     const name = k();
-    await expect(t.cache.set(name, bytes('x'), { slidingExpiration: 0 })).rejects.toThrow(/slidingExpiration must be a positive/);
+    await expect(t.cache.set(name, bytes('x'), { slidingExpiration: 0 })).rejects.toThrow(
+      /slidingExpiration must be a positive/,
+    );
     await expect(t.cache.set(name, bytes('x'), { slidingExpiration: -5 })).rejects.toThrow(RangeError);
     await expect(t.cache.set(name, bytes('x'), { absoluteExpirationRelativeToNow: 0 })).rejects.toThrow(
       /absoluteExpirationRelativeToNow must be a positive/,
     );
-    await expect(t.cache.set(name, bytes('x'), { absoluteExpiration: new Date(0) })).rejects.toThrow(/in the future/);
+    await expect(t.cache.set(name, bytes('x'), { absoluteExpiration: new Date(0) })).rejects.toThrow(
+      /in the future/,
+    );
     expect(await t.cache.get(name)).toBeUndefined();
   });
 
@@ -130,7 +139,9 @@ export function distributedCacheContract(setup: () => CacheUnderTest): void {
     const base = k();
     await Promise.all(Array.from({ length: 100 }, (_, i) => t.cache.set(`${base}-${i}`, bytes(String(i)))));
     const values = await Promise.all(Array.from({ length: 100 }, (_, i) => t.cache.get(`${base}-${i}`)));
-    expect(values.map((v) => Buffer.from(v!).toString())).toEqual(Array.from({ length: 100 }, (_, i) => String(i)));
+    expect(values.map((v) => Buffer.from(v!).toString())).toEqual(
+      Array.from({ length: 100 }, (_, i) => String(i)),
+    );
     const same = k();
     await Promise.all(Array.from({ length: 50 }, (_, i) => t.cache.set(same, bytes(`v${i}`))));
     expect(Buffer.from((await t.cache.get(same))!).toString()).toMatch(/^v\d+$/);

@@ -61,6 +61,8 @@ describe('MemoryDistributedCache (manual clock)', () => {
   });
 
   it('rejects an invalid size limit with the option name', () => {
-    expect(() => new MemoryDistributedCache({ sizeLimit: 0 })).toThrow(/sizeLimit must be a positive integer/);
+    expect(() => new MemoryDistributedCache({ sizeLimit: 0 })).toThrow(
+      /sizeLimit must be a positive integer/,
+    );
   });
 });

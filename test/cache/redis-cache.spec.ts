@@ -11,7 +11,7 @@ import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } fro
 import { distributedCacheContract } from './distributed-cache.contract.js';
 
 const UNIT = 150;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const connections: RedisConnection[] = [];
 
 async function connectCache(options: RedisCacheOptions): Promise<RedisDistributedCache> {
@@ -57,7 +57,11 @@ describe('RedisDistributedCache on a standalone server', () => {
   });
 
   it('an operation against a paused server fails within operationTimeoutInMilliseconds', async () => {
-    const quick = await connectCache({ host: server.host, port: server.port, operationTimeoutInMilliseconds: 200 });
+    const quick = await connectCache({
+      host: server.host,
+      port: server.port,
+      operationTimeoutInMilliseconds: 200,
+    });
     await server.pause(1500);
     const started = Date.now();
     await expect(quick.get('anything')).rejects.toThrow(/timed out after operationTimeoutInMilliseconds=200/);
@@ -122,7 +126,7 @@ describe('RedisDistributedCache on a standalone server', () => {
       expect(lines.some((l) => /Redis is failing/.test(l))).toBe(true);
       await sleep(450);
     } finally {
-      Logger.overrideLogger(false as never);
+      Logger.overrideLogger(false);
       Logger.overrideLogger(new Logger());
     }
   });
@@ -132,10 +136,16 @@ describe('RedisDistributedCache connection options', () => {
   it('AUTH with accessKey; a wrong password fails at startup naming accessKey', async () => {
     const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
     try {
-      const cache = await connectCache({ host: server.host, port: server.port, accessKey: 'correct-horse-battery' });
+      const cache = await connectCache({
+        host: server.host,
+        port: server.port,
+        accessKey: 'correct-horse-battery',
+      });
       await cache.set('a', Uint8Array.of(1));
       expect(await cache.get('a')).toBeDefined();
-      await expect(connectCache({ host: server.host, port: server.port, accessKey: 'wrong' })).rejects.toThrow(/accessKey/);
+      await expect(
+        connectCache({ host: server.host, port: server.port, accessKey: 'wrong' }),
+      ).rejects.toThrow(/accessKey/);
       await expect(connectCache({ host: server.host, port: server.port })).rejects.toThrow(/accessKey/);
     } finally {
       await server.stop();
@@ -146,13 +156,23 @@ describe('RedisDistributedCache connection options', () => {
     const tlsServer = await RedisServerProcess.start({ tls: true });
     const plain = await RedisServerProcess.start();
     try {
-      const cache = await connectCache({ host: '127.0.0.1', port: tlsServer.port, ssl: { ca: tlsServer.tls!.ca } });
+      const cache = await connectCache({
+        host: '127.0.0.1',
+        port: tlsServer.port,
+        ssl: { ca: tlsServer.tls!.ca },
+      });
       await cache.set('tls', Uint8Array.of(1));
       expect(await cache.get('tls')).toBeDefined();
       await expect(
-        connectCache({ port: plain.port, ssl: { ca: tlsServer.tls!.ca }, connectionTimeoutInMilliseconds: 1000 }),
+        connectCache({
+          port: plain.port,
+          ssl: { ca: tlsServer.tls!.ca },
+          connectionTimeoutInMilliseconds: 1000,
+        }),
       ).rejects.toThrow(/ssl/);
-      await expect(connectCache({ port: tlsServer.port, connectionTimeoutInMilliseconds: 1000 })).rejects.toThrow(/ssl/);
+      await expect(
+        connectCache({ port: tlsServer.port, connectionTimeoutInMilliseconds: 1000 }),
+      ).rejects.toThrow(/ssl/);
     } finally {
       await tlsServer.stop();
       await plain.stop();
@@ -162,7 +182,12 @@ describe('RedisDistributedCache connection options', () => {
   it('databaseId, a URL and an existing ioredis client', async () => {
     const server = await RedisServerProcess.start();
     try {
-      const inDb3 = await connectCache({ host: server.host, port: server.port, databaseId: 3, applicationName: 'db' });
+      const inDb3 = await connectCache({
+        host: server.host,
+        port: server.port,
+        databaseId: 3,
+        applicationName: 'db',
+      });
       await inDb3.set('k', Uint8Array.of(3));
       const admin = server.admin();
       await admin.select(3);
@@ -188,14 +213,18 @@ describe('RedisDistributedCache connection options', () => {
     expect(() => resolveRedisCacheOptions({ url: 'http://localhost:6379' })).toThrow(/redis:\/\//);
     expect(() => resolveRedisCacheOptions({ port: 70000 })).toThrow(/port must be a TCP port/);
     expect(() => resolveRedisCacheOptions({ port: 0 })).toThrow(/port/);
-    expect(() => resolveRedisCacheOptions({ operationTimeoutInMilliseconds: -1 })).toThrow(/operationTimeoutInMilliseconds/);
+    expect(() => resolveRedisCacheOptions({ operationTimeoutInMilliseconds: -1 })).toThrow(
+      /operationTimeoutInMilliseconds/,
+    );
     expect(() => resolveRedisCacheOptions({ clusterNodes: ['a:1'], databaseId: 2 })).toThrow(/databaseId/);
     expect(() => resolveRedisCacheOptions({ applicationName: 'a{b}' })).toThrow(/applicationName/);
     expect(() => resolveRedisCacheOptions({ url: 'redis://x:1', host: 'y' })).toThrow(/host\/port/);
 
     const closed = await freePort();
     const refused = Date.now();
-    await expect(connectCache({ port: closed, connectionTimeoutInMilliseconds: 2000 })).rejects.toThrow(/host and port/);
+    await expect(connectCache({ port: closed, connectionTimeoutInMilliseconds: 2000 })).rejects.toThrow(
+      /host and port/,
+    );
     expect(Date.now() - refused).toBeLessThan(2000);
 
     // A host that accepts TCP but never answers: the connection timeout bounds startup.
@@ -216,7 +245,10 @@ describe('RedisDistributedCache on a 3-master cluster', () => {
   let cache: RedisDistributedCache;
   beforeAll(async () => {
     cluster = await RedisClusterProcess.start({ masters: 3 });
-    cache = await connectCache({ clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`), applicationName: 'c' });
+    cache = await connectCache({
+      clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`),
+      applicationName: 'c',
+    });
   }, 60_000);
   afterAll(async () => {
     await Promise.all(connections.splice(0).map((c) => c.close()));

@@ -62,7 +62,11 @@ describe('session behaviour over HTTP (memory store)', () => {
   it('clear() deletes the data', async () => {
     const c = cookiePair(await request(url).get('/counter'), COOKIE);
     await request(url).post('/clear').set('Cookie', c).expect(200, { keys: [] });
-    await request(url).get('/read').set('Cookie', c).expect(200).expect((r) => expect(r.body.count).toBeNull());
+    await request(url)
+      .get('/read')
+      .set('Cookie', c)
+      .expect(200)
+      .expect((r) => expect(r.body.count).toBeNull());
   });
 
   it('idle timeout: the session expires after 20 minutes idle, each request slides it, and the expired cookie starts a new session under the same key', async () => {
@@ -106,7 +110,11 @@ describe('session behaviour over HTTP (memory store)', () => {
     ] as const) {
       const res = await request(url).post(path).expect(status);
       const c = cookiePair(res, COOKIE);
-      await request(url).get('/read').set('Cookie', c).expect(200).expect((r) => expect(r.body.name).toBe(name));
+      await request(url)
+        .get('/read')
+        .set('Cookie', c)
+        .expect(200)
+        .expect((r) => expect(r.body.name).toBe(name));
     }
   });
 
@@ -137,14 +145,22 @@ describe('session behaviour over HTTP (memory store)', () => {
     const next = cookiePair(res, COOKIE);
     expect(next).not.toEqual(c);
     await request(url).get('/counter').set('Cookie', next).expect(200, { count: 2 });
-    await request(url).get('/read').set('Cookie', c).expect(200).expect((r) => expect(r.body.count).toBeNull());
+    await request(url)
+      .get('/read')
+      .set('Cookie', c)
+      .expect(200)
+      .expect((r) => expect(r.body.count).toBeNull());
   });
 
   it('abandon() deletes the data and the cookie', async () => {
     const c = cookiePair(await request(url).get('/counter'), COOKIE);
     const res = await request(url).post('/abandon').set('Cookie', c).expect(200);
     expect(findSetCookie(res, COOKIE)).toMatch(/Expires=Thu, 01 Jan 1970/);
-    await request(url).get('/read').set('Cookie', c).expect(200).expect((r) => expect(r.body.count).toBeNull());
+    await request(url)
+      .get('/read')
+      .set('Cookie', c)
+      .expect(200)
+      .expect((r) => expect(r.body.count).toBeNull());
   });
 
   it('a tampered, malformed or foreign cookie is treated as no cookie (never a 500)', async () => {
@@ -152,10 +168,7 @@ describe('session behaviour over HTTP (memory store)', () => {
     const value = c.slice(COOKIE.length + 1);
     const flipped = value.slice(0, 5) + (value[5] === 'A' ? 'B' : 'A') + value.slice(6);
     for (const bad of [flipped, value.slice(0, -3), 'garbage', '%%%', 'a'.repeat(5000), `${value}.extra`]) {
-      await request(url)
-        .get('/counter')
-        .set('Cookie', `${COOKIE}=${bad}`)
-        .expect(200, { count: 1 });
+      await request(url).get('/counter').set('Cookie', `${COOKIE}=${bad}`).expect(200, { count: 1 });
     }
   });
 });

@@ -39,7 +39,8 @@ describe('session logs', () => {
     const logger = new CaptureLogger();
     const { app, url } = await startSessionApp({}, { logger });
     try {
-      for (let i = 0; i < 50; i++) await request(url).get('/counter').set('Cookie', `${COOKIE}=bad${i}`).expect(200);
+      for (let i = 0; i < 50; i++)
+        await request(url).get('/counter').set('Cookie', `${COOKIE}=bad${i}`).expect(200);
     } finally {
       await app.close();
     }
@@ -67,11 +68,15 @@ describe('errors', () => {
     @Module({ controllers: [NoModuleController], providers: [SessionAccessor] })
     class NoSessionModule {}
     const logger = new CaptureLogger();
-    const ref = await Test.createTestingModule({ imports: [NoSessionModule] }).setLogger(logger).compile();
+    const ref = await Test.createTestingModule({ imports: [NoSessionModule] })
+      .setLogger(logger)
+      .compile();
     const app = ref.createNestApplication({ logger });
     await app.listen(0, '127.0.0.1');
     try {
-      await request(await app.getUrl()).get('/s').expect(500);
+      await request(await app.getUrl())
+        .get('/s')
+        .expect(500);
     } finally {
       await app.close();
     }
@@ -85,7 +90,10 @@ describe('errors', () => {
     const server = await RedisServerProcess.start();
     const logger = new CaptureLogger();
     const { app, url } = await startSessionApp(
-      { secrets: [SECRET], redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: 300 } },
+      {
+        secrets: [SECRET],
+        redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: 300 },
+      },
       { logger },
     );
     try {
@@ -116,7 +124,12 @@ describe('errors', () => {
     const server = await RedisServerProcess.start();
     const { app, url } = await startSessionApp({
       secrets: [SECRET],
-      redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: 300, throwOnError: false },
+      redis: {
+        host: server.host,
+        port: server.port,
+        operationTimeoutInMilliseconds: 300,
+        throwOnError: false,
+      },
     });
     try {
       const cookie = cookiePair(await request(url).get('/counter'), COOKIE);

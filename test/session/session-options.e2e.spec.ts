@@ -50,7 +50,10 @@ describe('session cookie options', () => {
     await withApp(
       { session: { cookie: { securePolicy: 'none', name: 'sid', path: '/app', sameSite: 'strict' } } },
       async (url) => {
-        const cookie = findSetCookie(await request(url).get('/counter').set('X-Forwarded-Proto', 'https'), 'sid')!;
+        const cookie = findSetCookie(
+          await request(url).get('/counter').set('X-Forwarded-Proto', 'https'),
+          'sid',
+        )!;
         expect(cookie).not.toMatch(/Secure/);
         expect(cookie).toMatch(/; Path=\/app/);
         expect(cookie).toMatch(/; SameSite=Strict/);
@@ -60,7 +63,8 @@ describe('session cookie options', () => {
   });
 
   it('isEssential false + consent check: no session cookie until consent; isEssential true ignores consent', async () => {
-    const hasConsent = (req: { headers: { cookie?: string } }) => req.headers.cookie?.includes('consent=yes') ?? false;
+    const hasConsent = (req: { headers: { cookie?: string } }) =>
+      req.headers.cookie?.includes('consent=yes') ?? false;
     await withApp({ hasConsent }, async (url) => {
       const before = await request(url).get('/counter').expect(200, { count: 1 });
       expect(findSetCookie(before, COOKIE)).toBeUndefined();
@@ -74,12 +78,14 @@ describe('session cookie options', () => {
 
   it('invalid options fail at startup with the option name', async () => {
     await expect(startSessionApp({ session: { idleTimeout: 0 } })).rejects.toThrow(/session.idleTimeout/);
-    await expect(startSessionApp({ session: { cookie: { sameSite: 'none', securePolicy: 'none' } } })).rejects.toThrow(
-      /securePolicy/,
-    );
+    await expect(
+      startSessionApp({ session: { cookie: { sameSite: 'none', securePolicy: 'none' } } }),
+    ).rejects.toThrow(/securePolicy/);
     await expect(startSessionApp({ secrets: ['too-short'] })).rejects.toThrow(/secrets\[0\] is too weak/);
     await expect(startSessionApp({ secrets: ['a'.repeat(64)] })).rejects.toThrow(/secrets\[0\]/);
-    await expect(startSessionApp({ tempData: { provider: 'nope' as 'cookie' } })).rejects.toThrow(/tempData.provider/);
+    await expect(startSessionApp({ tempData: { provider: 'nope' as 'cookie' } })).rejects.toThrow(
+      /tempData.provider/,
+    );
   });
 });
 
@@ -108,9 +114,15 @@ describe('stores', () => {
   it('50 concurrent requests setting different keys all persist on the memory store', async () => {
     await withApp({}, async (url) => {
       const cookie = cookiePair(await request(url).post('/set/seed'), COOKIE);
-      await Promise.all(Array.from({ length: 50 }, (_, i) => request(url).post(`/set/k${i}`).set('Cookie', cookie).expect(200)));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          request(url).post(`/set/k${i}`).set('Cookie', cookie).expect(200),
+        ),
+      );
       const { body } = await request(url).get('/keys').set('Cookie', cookie);
-      expect(Object.keys(body).sort()).toEqual(['seed', ...Array.from({ length: 50 }, (_, i) => `k${i}`)].sort());
+      expect(Object.keys(body).sort()).toEqual(
+        ['seed', ...Array.from({ length: 50 }, (_, i) => `k${i}`)].sort(),
+      );
     });
   });
 
@@ -135,9 +147,13 @@ describe('stores', () => {
       inject: [Config],
       useFactory: (config: Config) => ({ session: { idleTimeout: config.idle, cookie: { name: 'async' } } }),
     });
-    await withApp({}, async (url) => {
-      expect(findSetCookie(await request(url).get('/counter'), 'async')).toBeDefined();
-    }, { module });
+    await withApp(
+      {},
+      async (url) => {
+        expect(findSetCookie(await request(url).get('/counter'), 'async')).toBeDefined();
+      },
+      { module },
+    );
   });
 });
 
@@ -198,20 +214,17 @@ describe('exclusive lock (opt-in)', () => {
   it('serialises overlapping requests of one session; without it they lose an update', async () => {
     const run = async (lock: boolean) => {
       let result = { final: 0, elapsed: 0 };
-      await withApp(
-        { session: { lock: lock ? { retryInterval: 10 } : false } },
-        async (url) => {
-          const cookie = cookiePair(await request(url).post('/set/seed'), COOKIE);
-          const started = Date.now();
-          await Promise.all([
-            request(url).get('/slow-counter').set('Cookie', cookie).expect(200),
-            request(url).get('/slow-counter').set('Cookie', cookie).expect(200),
-          ]);
-          const elapsed = Date.now() - started;
-          const { body } = await request(url).get('/read').set('Cookie', cookie);
-          result = { final: body.count as number, elapsed };
-        },
-      );
+      await withApp({ session: { lock: lock ? { retryInterval: 10 } : false } }, async (url) => {
+        const cookie = cookiePair(await request(url).post('/set/seed'), COOKIE);
+        const started = Date.now();
+        await Promise.all([
+          request(url).get('/slow-counter').set('Cookie', cookie).expect(200),
+          request(url).get('/slow-counter').set('Cookie', cookie).expect(200),
+        ]);
+        const elapsed = Date.now() - started;
+        const { body } = await request(url).get('/read').set('Cookie', cookie);
+        result = { final: body.count as number, elapsed };
+      });
       return result;
     };
     const locked = await run(true);

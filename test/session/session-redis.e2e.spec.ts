@@ -40,7 +40,11 @@ describe('sessions on Redis', () => {
     const cookie = cookiePair(await request(url).post('/set/seed').expect(200), COOKIE);
     await Promise.all(
       Array.from({ length: 50 }, (_, i) =>
-        request(url).post(`/set/k${i}`).set('Cookie', cookie).send({ value: `v${i}` }).expect(200),
+        request(url)
+          .post(`/set/k${i}`)
+          .set('Cookie', cookie)
+          .send({ value: `v${i}` })
+          .expect(200),
       ),
     );
     const { body } = await request(url).get('/keys').set('Cookie', cookie).expect(200);

@@ -1,7 +1,7 @@
 /** Minimal cookie handling for HTTP-level tests. */
 export function setCookies(res: { headers: Record<string, unknown> }): string[] {
   const header = res.headers['set-cookie'];
-  return Array.isArray(header) ? (header as string[]) : header ? [String(header)] : [];
+  return Array.isArray(header) ? (header as string[]) : typeof header === 'string' ? [header] : [];
 }
 
 /** The Set-Cookie header for `name`, if the response set one. */

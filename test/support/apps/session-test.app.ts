@@ -157,7 +157,11 @@ export class SessionTestController {
 
   @Post('temp/:key')
   @Redirect('/temp', 302)
-  setTemp(@TempData() tempData: TempDataDictionary, @Param('key') key: string, @Body() body: { value?: string }) {
+  setTemp(
+    @TempData() tempData: TempDataDictionary,
+    @Param('key') key: string,
+    @Body() body: { value?: string },
+  ) {
     tempData.set(key, body?.value ?? key);
   }
 
@@ -188,7 +192,8 @@ export async function startSessionApp(
   const app = ref.createNestApplication({
     logger: extra.logger ?? (process.env.TEST_LOGS ? ['error', 'warn', 'log', 'debug'] : false),
   });
-  if (extra.trustProxy) (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
+  if (extra.trustProxy)
+    (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }

@@ -1,10 +1,21 @@
-/** Where the memory cache reads the time; replace it in tests to control expiry exactly. */
+/**
+ * Where the memory cache reads the time; replace it in tests to control expiry exactly.
+ *
+ * @example
+ * const frozen: Clock = { now: () => Date.UTC(2026, 0, 1) };
+ * const cache = new MemoryDistributedCache({ clock: frozen });
+ */
 export interface Clock {
   /** Epoch milliseconds. */
   now(): number;
 }
 
-/** The real time. */
+/**
+ * The real time.
+ *
+ * @example
+ * const cache = new MemoryDistributedCache({ clock: systemClock }); // the default
+ */
 export const systemClock: Clock = { now: () => Date.now() };
 
 /**

@@ -1,6 +1,9 @@
 /**
  * How long a cache entry lives. With none set the entry does not expire.
  * A sliding expiration never extends an entry past its absolute expiration.
+ *
+ * @example
+ * await cache.set('report', bytes, { slidingExpiration: 5 * 60_000, absoluteExpirationRelativeToNow: 60 * 60_000 });
  */
 export interface DistributedCacheEntryOptions {
   /** The entry expires at this moment (must be in the future). */

@@ -26,5 +26,13 @@ export interface DistributedCache {
 /** Injection token for the {@link DistributedCache} registered by `SessionModule`. */
 export const DistributedCache = Symbol('DistributedCache');
 
-/** Parameter decorator injecting the module's {@link DistributedCache}. */
+/**
+ * Parameter decorator injecting the module's {@link DistributedCache}.
+ *
+ * @example
+ * \@Injectable()
+ * export class ReportCache {
+ *   constructor(\@InjectDistributedCache() private readonly cache: DistributedCache) {}
+ * }
+ */
 export const InjectDistributedCache = (): ParameterDecorator & PropertyDecorator => Inject(DistributedCache);

@@ -2,7 +2,13 @@
  * The session's errors. Each message says what to do about it.
  */
 
-/** Session, TempData or items used where no SessionModule handled the request. */
+/**
+ * Session, TempData or items used where no SessionModule handled the request.
+ *
+ * @example
+ * app.get(SessionAccessor).session; // at startup, outside a request: SessionNotConfiguredError
+ * // fix: use it while a request is handled, in an app that imports SessionModule.forRoot()
+ */
 export class SessionNotConfiguredError extends Error {
   override readonly name = 'SessionNotConfiguredError';
 
@@ -11,12 +17,20 @@ export class SessionNotConfiguredError extends Error {
       `${what} has not been configured for this application or request${usedBy ? ` (used by ${usedBy})` : ''}. Potential solutions: ` +
         'import SessionModule.forRoot() (or forRootAsync()) in the root module; use it only while an HTTP request ' +
         'is being handled (middleware registered through Nest, guards, interceptors, pipes, handlers, filters), ' +
-        'not at startup or from app.use() middleware added before Nest\'s.',
+        "not at startup or from app.use() middleware added before Nest's.",
     );
   }
 }
 
-/** `@Session()`/`@TempData()` used in a WebSocket gateway, microservice handler or other non-HTTP context. */
+/**
+ * `@Session()`/`@TempData()` used in a WebSocket gateway, microservice handler or other non-HTTP context.
+ *
+ * @example
+ * \@SubscribeMessage('chat')
+ * chat(\@Session() session: Session) {} // SessionRequiresHttpError: no HTTP request here
+ * // fix: keep per-connection state on the socket
+ * \@SubscribeMessage('chat') chat(\@ConnectedSocket() client: Socket) { client.data.user ??= 'anonymous'; }
+ */
 export class SessionRequiresHttpError extends Error {
   override readonly name = 'SessionRequiresHttpError';
 
@@ -29,7 +43,13 @@ export class SessionRequiresHttpError extends Error {
   }
 }
 
-/** A synchronous session read or write before the session was loaded. */
+/**
+ * A synchronous session read or write before the session was loaded.
+ *
+ * @example
+ * this.sessions.session.getString('user');          // SessionNotLoadedError
+ * (await this.sessions.load()).getString('user');  // fix: load first
+ */
 export class SessionNotLoadedError extends Error {
   override readonly name = 'SessionNotLoadedError';
 
@@ -41,7 +61,17 @@ export class SessionNotLoadedError extends Error {
   }
 }
 
-/** The session store failed or timed out: `load()`/`commit()` throw this. */
+/**
+ * The session store failed or timed out: `load()`/`commit()` throw this.
+ *
+ * @example
+ * try {
+ *   await session.commit();
+ * } catch (error) {
+ *   if (error instanceof SessionUnavailableError) return { saved: false }; // the store is down
+ *   throw error;
+ * }
+ */
 export class SessionUnavailableError extends Error {
   override readonly name = 'SessionUnavailableError';
 
@@ -55,7 +85,14 @@ export class SessionUnavailableError extends Error {
   }
 }
 
-/** A new session cannot start once the response headers are sent (its cookie could not be set). */
+/**
+ * A new session cannot start once the response headers are sent (its cookie could not be set).
+ *
+ * @example
+ * res.write('<html>...');
+ * session.setString('late', 'x'); // new session: SessionResponseStartedError (its cookie can't be sent)
+ * // fix: set values before writing the body, or `await session.commit()` first
+ */
 export class SessionResponseStartedError extends Error {
   override readonly name = 'SessionResponseStartedError';
 

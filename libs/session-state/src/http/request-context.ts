@@ -12,5 +12,5 @@ export const requestContext = new AsyncLocalStorage<object>();
 
 /** The state the middleware attached to `req`, if any. */
 export function stateOfRequest<T>(req: HttpRequest | undefined): T | undefined {
-  return req ? ((req as unknown as Record<symbol, T | undefined>)[REQUEST_STATE]) : undefined;
+  return req ? (req as unknown as Record<symbol, T | undefined>)[REQUEST_STATE] : undefined;
 }

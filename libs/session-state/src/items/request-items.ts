@@ -1,6 +1,11 @@
 import type { ItemKey } from './item-key.js';
 
-/** A key of the items bag: a string, a symbol, or a typed {@link ItemKey}. */
+/**
+ * A key of the items bag: a string, a symbol, or a typed {@link ItemKey}.
+ *
+ * @example
+ * const keys: RequestItemKey[] = ['isVerified', Symbol('trace'), new ItemKey<number>('count')];
+ */
 export type RequestItemKey = string | symbol | ItemKey<unknown>;
 
 /**

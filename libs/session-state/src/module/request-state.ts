@@ -1,5 +1,10 @@
 import { HttpException } from '@nestjs/common';
-import { holdResponseEnd, replaceWithJsonError, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import {
+  holdResponseEnd,
+  replaceWithJsonError,
+  type HttpRequest,
+  type HttpResponse,
+} from '../http/http-exchange.js';
 import { RequestItems } from '../items/request-items.js';
 import { SessionLifecycle } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';

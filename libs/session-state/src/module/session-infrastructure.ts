@@ -27,7 +27,8 @@ export class SessionInfrastructure {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
     const resolved = resolveSessionOptions(options);
-    const keyRing = options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
+    const keyRing =
+      options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
     if (keyRing.isEphemeral) {
       logger.warn(
         'No secrets configured: session and TempData cookies are protected by a key generated at startup. ' +
@@ -36,7 +37,9 @@ export class SessionInfrastructure {
     }
     const sources = (['redis', 'cache', 'store'] as const).filter((k) => options[k] !== undefined);
     if (sources.includes('redis') && sources.includes('cache')) {
-      throw new SessionConfigurationError('SessionModule options redis and cache exclude each other: give one store.');
+      throw new SessionConfigurationError(
+        'SessionModule options redis and cache exclude each other: give one store.',
+      );
     }
     if (resolved.tempData.provider === 'session' && options.store === undefined && sources.length > 1) {
       throw new SessionConfigurationError('SessionModule: give one of redis, cache, store.');
@@ -53,13 +56,18 @@ export class SessionInfrastructure {
       );
     }
     if (options.cache) {
-      return new SessionInfrastructure(keyRing, options.cache, options.store ?? new CacheSessionStore(options.cache));
+      return new SessionInfrastructure(
+        keyRing,
+        options.cache,
+        options.store ?? new CacheSessionStore(options.cache),
+      );
     }
     const cache = new MemoryDistributedCache({ clock: options.memory?.clock });
     return new SessionInfrastructure(
       keyRing,
       cache,
-      options.store ?? new MemorySessionStore({ sizeLimit: options.memory?.sizeLimit, clock: options.memory?.clock }),
+      options.store ??
+        new MemorySessionStore({ sizeLimit: options.memory?.sizeLimit, clock: options.memory?.clock }),
     );
   }
 

@@ -4,10 +4,23 @@ import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 
-/** When the session and TempData cookies get the `Secure` attribute. */
+/**
+ * When the session and TempData cookies get the `Secure` attribute.
+ *
+ * @example
+ * SessionModule.forRoot({ session: { cookie: { securePolicy: 'always' } } }); // HTTPS only, even behind a proxy
+ */
 export type CookieSecurePolicy = 'sameAsRequest' | 'always' | 'none';
 
-/** Settings of a cookie written by the library. */
+/**
+ * Settings of a cookie written by the library.
+ *
+ * @example
+ * SessionModule.forRoot({
+ *   session: { cookie: { name: '.Shop.Session', sameSite: 'strict', isEssential: true } },
+ *   tempData: { cookie: { name: '.Shop.TempData' } },
+ * });
+ */
 export interface StateCookieOptions {
   /** Cookie name. Session: `.Nest.Session`; TempData: `.Nest.TempData`. */
   name?: string;
@@ -28,7 +41,12 @@ export interface StateCookieOptions {
   isEssential?: boolean;
 }
 
-/** The exclusive per-session lock (the classic ASP.NET provider's model). Off by default. */
+/**
+ * The exclusive per-session lock (the classic ASP.NET provider's model). Off by default.
+ *
+ * @example
+ * SessionModule.forRoot({ session: { lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 25 } } });
+ */
 export interface SessionLockOptions {
   /** How long a lock lives if its owner dies, in ms. Default 30 000. */
   ttl?: number;
@@ -38,7 +56,12 @@ export interface SessionLockOptions {
   retryInterval?: number;
 }
 
-/** Session behaviour. */
+/**
+ * Session behaviour.
+ *
+ * @example
+ * SessionModule.forRoot({ session: { idleTimeout: 30 * 60_000, ioTimeout: 5_000, maxSessionBytes: 512 * 1024 } });
+ */
 export interface SessionOptions {
   cookie?: StateCookieOptions;
   /** How long a session may be idle before its data is dropped, in ms. Default 20 minutes. */
@@ -60,7 +83,12 @@ export interface SessionOptions {
   slideSkipWindow?: number;
 }
 
-/** TempData settings. */
+/**
+ * TempData settings.
+ *
+ * @example
+ * SessionModule.forRoot({ tempData: { provider: 'session' } }); // keep TempData in the session, no extra cookie
+ */
 export interface TempDataOptions {
   /** `cookie` (default, encrypted and chunked) or `session`. */
   provider?: 'cookie' | 'session';
@@ -72,6 +100,15 @@ export interface TempDataOptions {
 /**
  * Options of `SessionModule.forRoot()`. Everything is optional: with none, sessions live in memory
  * and cookies are protected by a key generated at startup.
+ *
+ * @example
+ * const options: SessionModuleOptions = {
+ *   secrets: process.env.SESSION_SECRETS!.split(','),
+ *   redis: { url: process.env.REDIS_URL, applicationName: 'shop' },
+ *   session: { idleTimeout: 20 * 60_000 },
+ *   hasConsent: (req) => req.headers.cookie?.includes('consent=yes') ?? false,
+ * };
+ * \@Module({ imports: [SessionModule.forRoot(options)] })
  */
 export interface SessionModuleOptions {
   /**

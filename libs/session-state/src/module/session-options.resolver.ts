@@ -1,7 +1,18 @@
-import type { CookieSecurePolicy, SessionLockOptions, SessionModuleOptions, StateCookieOptions } from './session-module.options.js';
+import type {
+  CookieSecurePolicy,
+  SessionLockOptions,
+  SessionModuleOptions,
+  StateCookieOptions,
+} from './session-module.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
 
-/** Thrown at startup for module options that cannot work; the message names the option. */
+/**
+ * Thrown at startup for module options that cannot work; the message names the option.
+ *
+ * @example
+ * SessionModule.forRoot({ session: { idleTimeout: -1 } });
+ * // startup fails: SessionConfigurationError naming session.idleTimeout
+ */
 export class SessionConfigurationError extends Error {
   override readonly name = 'SessionConfigurationError';
 }
@@ -47,11 +58,16 @@ function duration(name: string, value: number | undefined, fallback: number, all
 
 function count(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0) fail(`SessionModule option ${name} must be a positive integer (got ${String(value)}).`);
+  if (!Number.isInteger(value) || value <= 0)
+    fail(`SessionModule option ${name} must be a positive integer (got ${String(value)}).`);
   return value;
 }
 
-function cookie(prefix: string, options: StateCookieOptions | undefined, defaultName: string): ResolvedCookieOptions {
+function cookie(
+  prefix: string,
+  options: StateCookieOptions | undefined,
+  defaultName: string,
+): ResolvedCookieOptions {
   const o = options ?? {};
   const name = o.name ?? defaultName;
   if (typeof name !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
@@ -59,7 +75,9 @@ function cookie(prefix: string, options: StateCookieOptions | undefined, default
   }
   const sameSite = o.sameSite ?? 'lax';
   if (!['lax', 'strict', 'none'].includes(sameSite)) {
-    fail(`SessionModule option ${prefix}.sameSite must be 'lax', 'strict' or 'none' (got ${JSON.stringify(sameSite)}).`);
+    fail(
+      `SessionModule option ${prefix}.sameSite must be 'lax', 'strict' or 'none' (got ${JSON.stringify(sameSite)}).`,
+    );
   }
   const securePolicy = o.securePolicy ?? 'sameAsRequest';
   if (!['sameAsRequest', 'always', 'none'].includes(securePolicy)) {
@@ -68,10 +86,13 @@ function cookie(prefix: string, options: StateCookieOptions | undefined, default
     );
   }
   if (sameSite === 'none' && securePolicy === 'none') {
-    fail(`SessionModule option ${prefix}: sameSite 'none' needs Secure cookies; set securePolicy to 'always' or 'sameAsRequest'.`);
+    fail(
+      `SessionModule option ${prefix}: sameSite 'none' needs Secure cookies; set securePolicy to 'always' or 'sameAsRequest'.`,
+    );
   }
   const path = o.path ?? '/';
-  if (!path.startsWith('/') || /[;\s]/.test(path)) fail(`SessionModule option ${prefix}.path must start with / and hold no ; or spaces.`);
+  if (!path.startsWith('/') || /[;\s]/.test(path))
+    fail(`SessionModule option ${prefix}.path must start with / and hold no ; or spaces.`);
   if (o.domain !== undefined && !/^[A-Za-z0-9.-]+$/.test(o.domain)) {
     fail(`SessionModule option ${prefix}.domain must be a host name (got ${JSON.stringify(o.domain)}).`);
   }
@@ -93,7 +114,9 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
   const lock = s.lock === true ? {} : s.lock || undefined;
   const provider = options.tempData?.provider ?? 'cookie';
   if (provider !== 'cookie' && provider !== 'session') {
-    fail(`SessionModule option tempData.provider must be 'cookie' or 'session' (got ${JSON.stringify(provider)}).`);
+    fail(
+      `SessionModule option tempData.provider must be 'cookie' or 'session' (got ${JSON.stringify(provider)}).`,
+    );
   }
   const sessionCookie = cookie('session.cookie', s.cookie, '.Nest.Session');
   const tempDataCookie = cookie('tempData.cookie', options.tempData?.cookie, '.Nest.TempData');
@@ -115,7 +138,12 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
       acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000),
       retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 25),
     },
-    slideSkipWindow: duration('session.slideSkipWindow', s.slideSkipWindow, Math.floor(idleTimeout / 20), true),
+    slideSkipWindow: duration(
+      'session.slideSkipWindow',
+      s.slideSkipWindow,
+      Math.floor(idleTimeout / 20),
+      true,
+    ),
     tempData: {
       provider,
       cookie: tempDataCookie,

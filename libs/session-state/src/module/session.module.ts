@@ -49,8 +49,16 @@ import { SessionInterceptor } from './session.interceptor.js';
           options?.memory?.clock,
         ),
     },
-    { provide: DistributedCache, inject: [SessionInfrastructure], useFactory: (i: SessionInfrastructure) => i.cache },
-    { provide: SessionStore, inject: [SessionInfrastructure], useFactory: (i: SessionInfrastructure) => i.store },
+    {
+      provide: DistributedCache,
+      inject: [SessionInfrastructure],
+      useFactory: (i: SessionInfrastructure) => i.cache,
+    },
+    {
+      provide: SessionStore,
+      inject: [SessionInfrastructure],
+      useFactory: (i: SessionInfrastructure) => i.store,
+    },
     { provide: APP_INTERCEPTOR, useClass: SessionInterceptor },
     RequestStateMiddleware,
     SessionAccessor,

@@ -59,7 +59,9 @@ describe('cookie signer', () => {
     const signed = oldSigner.sign('abc');
     expect(new CookieSigner(ring, 'session-cookie').verify(signed)).toEqual({ value: 'abc', rotated: true });
     expect(new CookieSigner(ring, 'temp-data-cookie').verify(signed)).toBeUndefined();
-    expect(new CookieSigner(KeyRing.fromSecrets([secret()]), 'session-cookie').verify(signed)).toBeUndefined();
+    expect(
+      new CookieSigner(KeyRing.fromSecrets([secret()]), 'session-cookie').verify(signed),
+    ).toBeUndefined();
   });
 });
 
@@ -84,8 +86,12 @@ describe('authenticated encryptor', () => {
 
   it('decrypts under an older secret and says so', () => {
     const older = secret();
-    const text = new AuthenticatedEncryptor(KeyRing.fromSecrets([older]), 'temp-data-cookie').encrypt(Buffer.from('m'));
+    const text = new AuthenticatedEncryptor(KeyRing.fromSecrets([older]), 'temp-data-cookie').encrypt(
+      Buffer.from('m'),
+    );
     const ring = KeyRing.fromSecrets([secret(), older]);
-    expect(new AuthenticatedEncryptor(ring, 'temp-data-cookie').decrypt(text)).toMatchObject({ rotated: true });
+    expect(new AuthenticatedEncryptor(ring, 'temp-data-cookie').decrypt(text)).toMatchObject({
+      rotated: true,
+    });
   });
 });

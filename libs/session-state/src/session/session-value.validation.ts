@@ -46,7 +46,8 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     }
     if (node === undefined) return;
     if (typeof node !== 'object') return;
-    if (depth > MAX_DEPTH) throw new TypeError(`Session value "${key}" is nested deeper than ${MAX_DEPTH} levels.`);
+    if (depth > MAX_DEPTH)
+      throw new TypeError(`Session value "${key}" is nested deeper than ${MAX_DEPTH} levels.`);
     if (seen.has(node)) {
       throw new TypeError(`Session value "${key}"${at(path)} contains a cycle, which cannot be serialised.`);
     }
@@ -57,7 +58,9 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     seen.delete(node);
   };
   if (value === undefined) {
-    throw new TypeError(`Session value "${key}" is undefined. Use session.remove("${key}") to delete a value.`);
+    throw new TypeError(
+      `Session value "${key}" is undefined. Use session.remove("${key}") to delete a value.`,
+    );
   }
   visit(value, '', 0);
 }

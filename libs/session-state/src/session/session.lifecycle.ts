@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { ServiceUnavailableException } from '@nestjs/common';
 import { readCookie } from '../http/cookie-header.js';
-import { appendSetCookie, preventCaching, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import {
+  appendSetCookie,
+  preventCaching,
+  type HttpRequest,
+  type HttpResponse,
+} from '../http/http-exchange.js';
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError, SessionUnavailableError } from '../errors/session.errors.js';
@@ -47,7 +52,9 @@ export class SessionLifecycle implements SessionHost {
     if (raw === undefined || raw === '') return undefined;
     const verified = this.runtime.signer.verify(raw);
     if (!verified) {
-      this.runtime.badCookieLog.write('A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.');
+      this.runtime.badCookieLog.write(
+        'A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.',
+      );
       return undefined;
     }
     this.key = verified.value;
@@ -73,7 +80,10 @@ export class SessionLifecycle implements SessionHost {
       if (options.lock) await this.acquireLock(key);
       const data = await this.runtime.withIoTimeout(store.load(key, options.idleTimeout));
       this.runtime.markSlid(key);
-      if (!data) this.runtime.logger.debug('Accessing an expired session: a new session starts under the same cookie.');
+      if (!data)
+        this.runtime.logger.debug(
+          'Accessing an expired session: a new session starts under the same cookie.',
+        );
       this.session.attach(data, true);
     } catch (error) {
       this.session.attach(undefined, false);
@@ -146,7 +156,9 @@ export class SessionLifecycle implements SessionHost {
         if (session.isEmpty) {
           session.changes.reset(); // empty sessions are not retained
         } else if (!this.runtime.mayWriteCookie(this.req, options.cookie)) {
-          this.runtime.logger.debug('Session not stored: the visitor has not consented to non-essential cookies.');
+          this.runtime.logger.debug(
+            'Session not stored: the visitor has not consented to non-essential cookies.',
+          );
           session.changes.reset();
         } else {
           this.key = generateSessionKey();
@@ -180,7 +192,10 @@ export class SessionLifecycle implements SessionHost {
     if (change === 'delete') {
       appendSetCookie(this.res, formatDeleteCookie(cookie.name, attributes));
     } else {
-      appendSetCookie(this.res, formatSetCookie(cookie.name, this.runtime.signer.sign(this.key!), attributes));
+      appendSetCookie(
+        this.res,
+        formatSetCookie(cookie.name, this.runtime.signer.sign(this.key!), attributes),
+      );
     }
     preventCaching(this.res);
   }

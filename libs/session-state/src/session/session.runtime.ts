@@ -39,7 +39,13 @@ export class SessionRuntime {
   cookieAttributes(req: HttpRequest, cookie: ResolvedCookieOptions): CookieAttributes {
     const secure =
       cookie.securePolicy === 'always' || (cookie.securePolicy === 'sameAsRequest' && isSecureRequest(req));
-    return { path: cookie.path, domain: cookie.domain, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure };
+    return {
+      path: cookie.path,
+      domain: cookie.domain,
+      httpOnly: cookie.httpOnly,
+      sameSite: cookie.sameSite,
+      secure,
+    };
   }
 
   /** Whether a cookie of these options may be written for this request (consent). */

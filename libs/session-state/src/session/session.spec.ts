@@ -54,7 +54,10 @@ describe('DistributedSession', () => {
     const { session } = loadedSession();
     session.set('cart', { items: ['a', 'b'], total: 3 });
     expect(session.get<{ items: string[] }>('cart')).toEqual({ items: ['a', 'b'], total: 3 });
-    const user = Object.assign(new User(), { name: 'Ada', address: Object.assign(new Address(), { city: 'London' }) });
+    const user = Object.assign(new User(), {
+      name: 'Ada',
+      address: Object.assign(new Address(), { city: 'London' }),
+    });
     session.set('user', user);
     const back = session.get('user', User)!;
     expect(back).toBeInstanceOf(User);
@@ -72,7 +75,13 @@ describe('DistributedSession', () => {
 
   it('records only what changed', () => {
     const { session } = loadedSession();
-    session.attach(new Map([['a', Uint8Array.of(1)], ['b', Uint8Array.of(2)]]), true);
+    session.attach(
+      new Map([
+        ['a', Uint8Array.of(1)],
+        ['b', Uint8Array.of(2)],
+      ]),
+      true,
+    );
     session.setString('c', 'x');
     session.remove('a');
     expect([...session.changes.set.keys()]).toEqual(['c']);
@@ -102,7 +111,9 @@ describe('DistributedSession', () => {
     expect(() => session.setString('big', 'x'.repeat(101))).toThrow(/"big" is 101 bytes.*maxValueBytes/);
     session.setString('a', 'x'.repeat(100));
     session.setString('b', 'x'.repeat(100));
-    expect(() => session.setString('c', 'x'.repeat(100))).toThrow(/"c" would grow the session.*maxSessionBytes/);
+    expect(() => session.setString('c', 'x'.repeat(100))).toThrow(
+      /"c" would grow the session.*maxSessionBytes/,
+    );
     session.setString('c', 'x');
     expect(() => session.setString('d', 'x')).toThrow(/"d" would exceed 3 keys/);
     session.setString('a', 'y'); // replacing an existing key is fine

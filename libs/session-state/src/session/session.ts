@@ -151,7 +151,9 @@ export class DistributedSession {
 
   setInt32(key: string, value: number): void {
     if (!Number.isInteger(value) || value < -2147483648 || value > 2147483647) {
-      throw new RangeError(`Session value "${key}" must be a 32-bit integer for setInt32 (got ${String(value)}).`);
+      throw new RangeError(
+        `Session value "${key}" must be a 32-bit integer for setInt32 (got ${String(value)}).`,
+      );
     }
     const bytes = new Uint8Array(4);
     new DataView(bytes.buffer).setInt32(0, value, false);
@@ -175,7 +177,9 @@ export class DistributedSession {
     if (!type) return plain as T;
     const transformer = loadClassTransformer();
     if (!transformer) {
-      throw new Error(`session.get("${key}", ${type.name}) needs class-transformer: npm install class-transformer`);
+      throw new Error(
+        `session.get("${key}", ${type.name}) needs class-transformer: npm install class-transformer`,
+      );
     }
     return transformer.plainToInstance(type, plain);
   }
@@ -232,7 +236,9 @@ export class DistributedSession {
 
   private checkKey(key: string): string {
     if (typeof key !== 'string' || key.length === 0 || key.charCodeAt(0) === 0) {
-      throw new TypeError(`Session keys must be non-empty strings not starting with NUL (got ${JSON.stringify(key)}).`);
+      throw new TypeError(
+        `Session keys must be non-empty strings not starting with NUL (got ${JSON.stringify(key)}).`,
+      );
     }
     return key;
   }

@@ -2,7 +2,12 @@ import { readAllCookies } from '../http/cookie-header.js';
 import { appendSetCookie, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
 import { formatCookieAttributes, formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
-import { DEFAULT_COOKIE_CHUNK_SIZE, planChunkedCookie, readChunkedCookie, staleChunkNames } from './chunking-cookie.js';
+import {
+  DEFAULT_COOKIE_CHUNK_SIZE,
+  planChunkedCookie,
+  readChunkedCookie,
+  staleChunkNames,
+} from './chunking-cookie.js';
 import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
 
@@ -38,7 +43,8 @@ export class CookieTempDataProvider implements TempDataProvider {
     if ('error' in read) return this.reject(`its chunks are unusable (${read.error})`);
     if (read.value.length > this.options.maxCookieBytes * 2) return this.reject('it is larger than allowed');
     const decrypted = this.runtime.tempDataEncryptor.decrypt(read.value);
-    if (!decrypted) return this.reject('it could not be decrypted (tampered, truncated or from another key ring)');
+    if (!decrypted)
+      return this.reject('it could not be decrypted (tampered, truncated or from another key ring)');
     try {
       const values = decodeTempData(decrypted.value);
       if (decrypted.rotated) this.deleteOnSave = true; // forces a re-write under the newest secret
@@ -67,11 +73,14 @@ export class CookieTempDataProvider implements TempDataProvider {
     const hadCookie = cookies[name] !== undefined;
     if (values.size === 0) {
       if (hadCookie) appendSetCookie(this.res, formatDeleteCookie(name, attributes));
-      for (const stale of staleChunkNames(name, cookies, 0)) appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
+      for (const stale of staleChunkNames(name, cookies, 0))
+        appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
       return;
     }
     if (!this.runtime.mayWriteCookie(this.req, cookie)) {
-      this.runtime.logger.debug('TempData not stored: the visitor has not consented to non-essential cookies.');
+      this.runtime.logger.debug(
+        'TempData not stored: the visitor has not consented to non-essential cookies.',
+      );
       return;
     }
     const protectedValue = this.runtime.tempDataEncryptor.encrypt(encodeTempData(values));

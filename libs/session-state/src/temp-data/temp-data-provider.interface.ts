@@ -8,7 +8,10 @@ export interface TempDataProvider {
 }
 
 /** True when `next` holds exactly the entries of `previous` (same values by identity). */
-export function unchanged(next: ReadonlyMap<string, unknown>, previous: ReadonlyMap<string, unknown>): boolean {
+export function unchanged(
+  next: ReadonlyMap<string, unknown>,
+  previous: ReadonlyMap<string, unknown>,
+): boolean {
   if (next.size !== previous.size) return false;
   for (const [key, value] of next) if (!previous.has(key) || previous.get(key) !== value) return false;
   return true;

@@ -22,6 +22,10 @@ export const TEMP_DATA_MAX_DEPTH = 64;
 /**
  * Thrown by {@link decodeTempData} for any input it cannot read completely: invalid UTF-8 or JSON, an
  * unknown version, a wrong shape, a bad tag, too deep a nesting. It is the only error `decodeTempData` throws.
+ *
+ * @example
+ * // Providers catch it: an unreadable TempData payload gives empty TempData and is logged, never a 500.
+ * if (error instanceof TempDataFormatError) logger.debug(error.message);
  */
 export class TempDataFormatError extends Error {
   constructor(detail: string, options?: { cause?: unknown }) {

@@ -1,12 +1,14 @@
 import { systemClock, type Clock } from '../clock.js';
-import {
-  resolveExpiration,
-  type DistributedCacheEntryOptions,
-} from '../distributed-cache-entry.options.js';
+import { resolveExpiration, type DistributedCacheEntryOptions } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
 import { MemoryEntryTable } from './memory-entry.table.js';
 
-/** Options of {@link MemoryDistributedCache}. */
+/**
+ * Options of {@link MemoryDistributedCache}.
+ *
+ * @example
+ * new MemoryDistributedCache({ sizeLimit: 64 * 1024 * 1024, clock: new ManualClock() });
+ */
 export interface MemoryDistributedCacheOptions {
   /** Maximum total bytes of values; least recently used entries are evicted. Default: none. */
   sizeLimit?: number;
@@ -49,14 +51,11 @@ export class MemoryDistributedCache implements DistributedCache {
     return Promise.resolve(value === undefined ? undefined : Uint8Array.from(value));
   }
 
-  set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
-    try {
-      const expiration = resolveExpiration(options, this.clock.now());
-      this.table.set(key, Uint8Array.from(value), expiration);
-      return Promise.resolve();
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+  // async so that invalid options become a rejected promise, as with the Redis cache
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
+    const expiration = resolveExpiration(options, this.clock.now());
+    this.table.set(key, Uint8Array.from(value), expiration);
   }
 
   refresh(key: string): Promise<void> {

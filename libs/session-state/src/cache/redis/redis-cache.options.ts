@@ -1,12 +1,24 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { Cluster, Redis } from 'ioredis';
 
-/** A cluster node as `"host:port"` or an object. */
+/**
+ * A cluster node as `"host:port"` or an object.
+ *
+ * @example
+ * const nodes: RedisNodeAddress[] = ['10.0.0.1:7000', { host: '10.0.0.2', port: 7000 }];
+ * SessionModule.forRoot({ redis: { clusterNodes: nodes } });
+ */
 export type RedisNodeAddress = string | { host: string; port: number };
 
 /**
  * Where and how to reach Redis: the options of ASP.NET's Redis session state provider, plus a URL,
  * cluster nodes or an existing ioredis client. Give one of `host`, `url`, `clusterNodes`, `client`.
+ *
+ * @example
+ * SessionModule.forRoot({
+ *   redis: { host: 'cache.internal', port: 6380, ssl: true, accessKey: process.env.REDIS_PASSWORD,
+ *            applicationName: 'shop', operationTimeoutInMilliseconds: 500, retryTimeoutInMilliseconds: 2_000 },
+ * });
  */
 export interface RedisCacheOptions {
   /** Server host name. Default `127.0.0.1` when neither `url`, `clusterNodes` nor `client` is given. */

@@ -5,9 +5,15 @@
  * - Session lock: `{<applicationName>_<sessionKey>}_Lock`, a string holding the owner's token.
  *   The braces are a cluster hash tag: every key of one session lands in one slot.
  * - Cache entries: `<applicationName>_<key>`, a hash with fields `d` (data), `s`, `a` (expiration).
+ *
+ * @example
+ * redisKeys.sessionData('shop', sessionKey); // '{shop_<sessionKey>}_Data'
+ * redisKeys.cacheEntry('shop', 'report');    // 'shop_report'
  */
 export const redisKeys = {
-  sessionData: (applicationName: string, sessionKey: string): string => `{${applicationName}_${sessionKey}}_Data`,
-  sessionLock: (applicationName: string, sessionKey: string): string => `{${applicationName}_${sessionKey}}_Lock`,
+  sessionData: (applicationName: string, sessionKey: string): string =>
+    `{${applicationName}_${sessionKey}}_Data`,
+  sessionLock: (applicationName: string, sessionKey: string): string =>
+    `{${applicationName}_${sessionKey}}_Lock`,
   cacheEntry: (applicationName: string, key: string): string => `${applicationName}_${key}`,
 };

@@ -5,7 +5,13 @@ const fail = (message: string): never => {
   throw new RedisConfigurationError(message);
 };
 
-function integerOption(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+function integerOption(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     fail(`Redis option ${name} must be an integer from ${min} to ${max} (got ${String(value)}).`);
@@ -35,12 +41,21 @@ function parseNode(node: unknown, index: number): { host: string; port: number }
   return fail(`Redis option ${name} must be "host:port" or { host, port } (got ${JSON.stringify(node)}).`);
 }
 
-/** Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option. */
+/**
+ * Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option.
+ *
+ * @example
+ * const resolved = resolveRedisCacheOptions({ host: 'cache.internal', port: 6380, ssl: true, accessKey: secret });
+ * resolveRedisCacheOptions({ port: 70000 }); // throws RedisConfigurationError naming `port`
+ */
 export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRedisCacheOptions {
-  if (!options || typeof options !== 'object') fail('Redis options must be an object such as { host, port }.');
+  if (!options || typeof options !== 'object')
+    fail('Redis options must be an object such as { host, port }.');
   const sources = (['url', 'clusterNodes', 'client'] as const).filter((k) => options[k] !== undefined);
   if (sources.length > 1) {
-    fail(`Redis options ${sources.join(' and ')} exclude each other: give only one of url, clusterNodes, client.`);
+    fail(
+      `Redis options ${sources.join(' and ')} exclude each other: give only one of url, clusterNodes, client.`,
+    );
   }
   if (sources.length === 1 && (options.host !== undefined || options.port !== undefined)) {
     fail(`Redis options host/port cannot be combined with ${sources[0]}: put the address in ${sources[0]}.`);
@@ -59,7 +74,9 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     try {
       url = new URL(options.url);
     } catch {
-      return fail('Redis option url is not a valid URL: expected redis://[user:password@]host:port[/db] or rediss://...');
+      return fail(
+        'Redis option url is not a valid URL: expected redis://[user:password@]host:port[/db] or rediss://...',
+      );
     }
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
       fail(`Redis option url must start with redis:// or rediss:// (got ${url.protocol}//).`);
@@ -93,7 +110,10 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
         'braces would break the hash tag that keeps one session in one cluster slot.',
     );
   }
-  if (options.client !== undefined && typeof (options.client as { sendCommand?: unknown }).sendCommand !== 'function') {
+  if (
+    options.client !== undefined &&
+    typeof (options.client as { sendCommand?: unknown }).sendCommand !== 'function'
+  ) {
     fail('Redis option client must be an ioredis Redis or Cluster instance.');
   }
   if (options.throwOnError !== undefined && typeof options.throwOnError !== 'boolean') {
@@ -112,9 +132,27 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     tls: ssl === true ? {} : ssl === false || ssl === undefined ? undefined : ssl,
     databaseId: resolvedDb,
     applicationName,
-    connectionTimeout: integerOption('connectionTimeoutInMilliseconds', options.connectionTimeoutInMilliseconds, 5000, 1, 600_000),
-    operationTimeout: integerOption('operationTimeoutInMilliseconds', options.operationTimeoutInMilliseconds, 1000, 1, 600_000),
-    retryTimeout: integerOption('retryTimeoutInMilliseconds', options.retryTimeoutInMilliseconds, 0, 0, 3_600_000),
+    connectionTimeout: integerOption(
+      'connectionTimeoutInMilliseconds',
+      options.connectionTimeoutInMilliseconds,
+      5000,
+      1,
+      600_000,
+    ),
+    operationTimeout: integerOption(
+      'operationTimeoutInMilliseconds',
+      options.operationTimeoutInMilliseconds,
+      1000,
+      1,
+      600_000,
+    ),
+    retryTimeout: integerOption(
+      'retryTimeoutInMilliseconds',
+      options.retryTimeoutInMilliseconds,
+      0,
+      0,
+      3_600_000,
+    ),
     throwOnError: options.throwOnError ?? true,
     clusterNodes,
     client: options.client,

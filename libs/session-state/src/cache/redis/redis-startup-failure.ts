@@ -18,7 +18,7 @@ export function describeStartupFailure(
       ? `the cluster nodes ${options.clusterNodes.map((n) => `${n.host}:${n.port}`).join(', ')}`
       : `${options.host}:${options.port}`;
   const all = [...events, failure] as ErrorLike[];
-  const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? String(e)}`).join(' | ');
+  const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}`).join(' | ');
   const has = (pattern: RegExp) => pattern.test(text);
   const cause = all.find((e) => e && (e.code || e.message)) ?? failure;
   const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
@@ -41,7 +41,9 @@ export function describeStartupFailure(
     );
   }
   if (has(/ECONNREFUSED/)) {
-    return make(`Nothing accepts connections at ${where} (ECONNREFUSED): check the host and port options and that Redis runs.`);
+    return make(
+      `Nothing accepts connections at ${where} (ECONNREFUSED): check the host and port options and that Redis runs.`,
+    );
   }
   if (has(/ECONNRESET|Connection is closed/) && !timedOut && !has(/ETIMEDOUT/)) {
     return make(

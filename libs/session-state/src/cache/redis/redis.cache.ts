@@ -14,6 +14,12 @@ import type { RedisConnection } from './redis.connection.js';
  *
  * With `throwOnError: false` failures are swallowed (get returns undefined), logged, and kept as
  * {@link lastError}.
+ *
+ * @example
+ * const connection = new RedisConnection(resolveRedisCacheOptions({ url: 'redis://localhost:6379' }));
+ * await connection.connect();
+ * const cache = new RedisDistributedCache(connection);
+ * await setCacheString(cache, 'greeting', 'hello', { slidingExpiration: 60_000 });
  */
 export class RedisDistributedCache implements DistributedCache {
   private readonly logger = new Logger('RedisDistributedCache');

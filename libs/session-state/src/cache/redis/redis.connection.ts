@@ -16,6 +16,13 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * One ioredis connection (standalone or cluster) with the seed's failure semantics: every operation
  * is bounded by `operationTimeoutInMilliseconds` and retried per `retryTimeoutInMilliseconds`;
  * outages are logged once, not once per request. Shared by the cache and the session store.
+ *
+ * @example
+ * const connection = new RedisConnection(resolveRedisCacheOptions({ clusterNodes: ['10.0.0.1:7000'] }));
+ * await connection.connect(); // rejects within connectionTimeoutInMilliseconds, naming the option to fix
+ * const store = new RedisSessionStore(connection);
+ * // ... on shutdown
+ * await connection.close();
  */
 export class RedisConnection {
   private readonly logger = new Logger('RedisConnection');
@@ -175,7 +182,7 @@ export class RedisConnection {
         },
         (error: unknown) => {
           clearTimeout(timer);
-          reject(error as Error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         },
       );
     });

@@ -1,12 +1,20 @@
 import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../../cache/distributed-cache.interface.js';
-import { decodeSessionRecord, encodeSessionRecord, SessionRecordFormatError } from './session-record.codec.js';
+import {
+  decodeSessionRecord,
+  encodeSessionRecord,
+  SessionRecordFormatError,
+} from './session-record.codec.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 
 /**
  * Sessions as whole records in any {@link DistributedCache} (ASP.NET's model): a commit writes the
  * complete session, so two concurrent requests that change different keys can lose one update.
  * Used when the app brings its own cache; the memory and Redis stores write deltas instead.
+ *
+ * @example
+ * SessionModule.forRoot({ cache: myDistributedCache }); // sessions as whole records in your cache
+ * const store = new CacheSessionStore(myDistributedCache, false); // throwOnError false: outages are not 503s
  */
 export class CacheSessionStore implements SessionStore {
   readonly writesDeltas = false;

@@ -2,7 +2,12 @@ import { systemClock, type Clock } from '../../cache/clock.js';
 import { MemoryEntryTable } from '../../cache/memory/memory-entry.table.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 
-/** Options of {@link MemorySessionStore}. */
+/**
+ * Options of {@link MemorySessionStore}.
+ *
+ * @example
+ * SessionModule.forRoot({ store: new MemorySessionStore({ sizeLimit: 256 * 1024 * 1024 }) });
+ */
 export interface MemorySessionStoreOptions {
   /** Maximum total bytes of all sessions; least recently used sessions are evicted. */
   sizeLimit?: number;
@@ -19,6 +24,10 @@ function sizeOfSession(data: SessionData): number {
  * Sessions in this process's memory: the zero-configuration default. Commits apply deltas
  * atomically (JavaScript runs one commit at a time), so concurrent requests never lose each
  * other's keys. Not shared between instances.
+ *
+ * @example
+ * const clock = new ManualClock();
+ * SessionModule.forRoot({ store: new MemorySessionStore({ clock }) }); // expiry under test control
  */
 export class MemorySessionStore implements SessionStore {
   readonly writesDeltas = true;
@@ -50,7 +59,7 @@ export class MemorySessionStore implements SessionStore {
 
   commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
     const current = changes.cleared ? undefined : this.table.peek(sessionKey);
-    const next: SessionData = current ? new Map(current) : new Map();
+    const next: SessionData = new Map(current ?? []);
     for (const key of changes.removed) next.delete(key);
     for (const [key, value] of changes.set) next.set(key, value);
     if (next.size === 0) this.table.delete(sessionKey);

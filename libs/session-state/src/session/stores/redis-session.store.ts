@@ -6,6 +6,11 @@ import type { SessionChanges, SessionData, SessionStore } from './session-store.
  * Sessions on Redis or Redis Cluster: one hash per session at `{<applicationName>_<key>}_Data`.
  * Load is HGETALL + PEXPIRE and commit is HDEL/HSET/PEXPIRE, each one EVALSHA: one round trip,
  * atomic, and writing only the keys this request changed.
+ *
+ * @example
+ * SessionModule.forRoot({ redis: { url: process.env.REDIS_URL } }); // uses a RedisSessionStore
+ * // by hand, over a connection you manage:
+ * const store = new RedisSessionStore(connection);
  */
 export class RedisSessionStore implements SessionStore {
   readonly writesDeltas = true;

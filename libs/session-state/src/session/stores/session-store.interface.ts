@@ -1,9 +1,26 @@
 import { Inject } from '@nestjs/common';
 
-/** A session's stored values by key (reserved fields start with `\u0000`). */
+/**
+ * A session's stored values by key (reserved fields start with `\u0000`).
+ *
+ * @example
+ * async load(key: string): Promise<SessionData | undefined> {
+ *   const rows = await this.db.fields(key);
+ *   return rows ? new Map(rows.map((r) => [r.field, r.bytes])) : undefined;
+ * }
+ */
 export type SessionData = Map<string, Uint8Array>;
 
-/** What one request changed in a session: stores that can, write only this. */
+/**
+ * What one request changed in a session: stores that can, write only this.
+ *
+ * @example
+ * async commit(key: string, changes: SessionChanges, idleTimeoutMs: number) {
+ *   if (changes.cleared) await this.db.deleteAll(key);
+ *   for (const field of changes.removed) await this.db.delete(key, field);
+ *   for (const [field, bytes] of changes.set) await this.db.put(key, field, bytes, idleTimeoutMs);
+ * }
+ */
 export interface SessionChanges {
   /** All previous values are dropped before `set` applies. */
   readonly cleared: boolean;
@@ -17,6 +34,11 @@ export interface SessionChanges {
  * Where sessions live. The module picks one: {@link MemorySessionStore} (default),
  * {@link RedisSessionStore} (one hash per session, delta commits), or {@link CacheSessionStore}
  * over any {@link DistributedCache} (whole-record writes, as ASP.NET does).
+ *
+ * @example
+ * \@Module({ imports: [SessionModule.forRoot({ store: new MyAuditedStore() })] }) // a custom store
+ * // or inject the module's store:
+ * constructor(\@InjectSessionStore() private readonly store: SessionStore) {}
  */
 export interface SessionStore {
   /** The session's values, sliding its idle timeout in the same operation; undefined when none. */
@@ -40,5 +62,14 @@ export interface SessionStore {
 /** Injection token of the module's {@link SessionStore}. */
 export const SessionStore = Symbol('SessionStore');
 
-/** Parameter decorator injecting the module's {@link SessionStore}. */
+/**
+ * Parameter decorator injecting the module's {@link SessionStore}.
+ *
+ * @example
+ * \@Injectable()
+ * export class SessionAdmin {
+ *   constructor(\@InjectSessionStore() private readonly store: SessionStore) {}
+ *   kill(sessionKey: string) { return this.store.remove(sessionKey); }
+ * }
+ */
 export const InjectSessionStore = (): ParameterDecorator & PropertyDecorator => Inject(SessionStore);
