@@ -11,6 +11,10 @@ export type {
   TempDataOptions,
 } from './module/session-module.options.js';
 export { SessionConfigurationError } from './module/session-options.resolver.js';
+export type {
+  SessionModuleAsyncOptions,
+  SessionModuleOptionsFactory,
+} from './module/session-module.definition.js';
 
 // Distributed cache
 export { DistributedCache, InjectDistributedCache } from './cache/distributed-cache.interface.js';

@@ -132,6 +132,18 @@ export class SessionTestController {
     }
   }
 
+  @Post('explicit-commit')
+  @HttpCode(200)
+  async explicitCommit(@Session() session: Session) {
+    session.setString('name', 'explicit');
+    try {
+      await session.commit();
+      return { committed: true };
+    } catch (error) {
+      return { committed: false, error: (error as Error).name };
+    }
+  }
+
   @Get('service')
   async fromService() {
     const session = await this.sessions.load();
@@ -179,10 +191,11 @@ export async function startSessionApp(
     trustProxy?: boolean;
     logger?: LoggerService;
     module?: DynamicModule;
+    imports?: (new (...args: never[]) => unknown)[];
   } = {},
 ): Promise<{ app: INestApplication; url: string }> {
   @Module({
-    imports: [extra.module ?? SessionModule.forRoot(options)],
+    imports: [extra.module ?? SessionModule.forRoot(options), ...(extra.imports ?? [])],
     controllers: [SessionTestController, ...(extra.controllers ?? [])],
   })
   class TestAppModule {}

@@ -1,4 +1,4 @@
-import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { ConfigurableModuleBuilder, type ConfigurableModuleOptionsFactory } from '@nestjs/common';
 import type { SessionModuleOptions } from './session-module.options.js';
 
 /** The generated base of `SessionModule`: `forRoot(options)` and `forRootAsync({ useFactory | useClass | useExisting })`. */
@@ -12,3 +12,29 @@ export const {
   .setFactoryMethodName('createSessionOptions')
   .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
+
+/**
+ * A class that builds the options, for `SessionModule.forRootAsync({ useClass })`.
+ * @example
+ * \@Injectable()
+ * class SessionConfig implements SessionModuleOptionsFactory {
+ *   createSessionOptions(): SessionModuleOptions { return { redis: { url: process.env.REDIS_URL } }; }
+ * }
+ */
+export type SessionModuleOptionsFactory = ConfigurableModuleOptionsFactory<
+  SessionModuleOptions,
+  'createSessionOptions'
+>;
+
+/**
+ * The argument of `SessionModule.forRootAsync()`.
+ *
+ * @example
+ * const async: SessionModuleAsyncOptions = {
+ *   imports: [ConfigModule],
+ *   inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => ({ redis: { url: config.get('REDIS_URL') } }),
+ * };
+ * \@Module({ imports: [SessionModule.forRootAsync(async)] })
+ */
+export type SessionModuleAsyncOptions = typeof SESSION_MODULE_ASYNC_OPTIONS_TYPE;
