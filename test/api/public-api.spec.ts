@@ -248,6 +248,25 @@ describe('public API (libs/session-state/src/index.ts)', () => {
     });
   });
 
+  describe('README.md API reference', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = /^## API reference\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+    const listed = new Map<string, string>();
+    for (const line of section.split('\n')) {
+      const area = /^- \*\*(.+?)\*\*:/.exec(line)?.[1];
+      if (!area) continue;
+      for (const match of line.matchAll(/`([A-Za-z_$][\w$]*)`/g)) listed.set(match[1], area);
+    }
+
+    it('names every export under its area, and nothing else', () => {
+      expect(section).not.toBe('');
+      const wrong = publicExports.filter((e) => listed.get(e.name) !== e.area).map((e) => e.name);
+      expect(wrong).toEqual([]);
+      const exported = new Set(publicExports.map((e) => e.name));
+      expect([...listed.keys()].filter((name) => !exported.has(name))).toEqual([]);
+    });
+  });
+
   describe('JSDoc', () => {
     const located = publicExports.map((e) => ({
       ...e,
