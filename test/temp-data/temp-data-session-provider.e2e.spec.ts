@@ -1,0 +1,132 @@
+import 'reflect-metadata';
+import { jest } from '@jest/globals';
+import type { INestApplication } from '@nestjs/common';
+import { MemorySessionStore } from 'nest-session-state';
+import { setCookies } from '../support/cookie-jar.js';
+import {
+  Browser,
+  DEFAULT_ATTRIBUTES,
+  parseSetCookie,
+  SESSION_COOKIE,
+  TEMP_DATA_COOKIE,
+} from './support/browser.js';
+import { startTempDataApp } from './support/temp-data-test.app.js';
+
+/** The session key the session provider keeps TempData under. */
+const TEMP_DATA_KEY = '__TempData';
+
+describe("TempData session provider over HTTP (tempData: { provider: 'session' })", () => {
+  const store = new MemorySessionStore();
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startTempDataApp({ store, tempData: { provider: 'session' } }));
+  });
+  afterAll(() => app.close());
+  afterEach(() => jest.restoreAllMocks());
+
+  it('keeps TempData in the session under one key; the only cookie is the session cookie', async () => {
+    const browser = new Browser(url);
+    const res = await browser.ops(
+      { op: 'set', key: 'Message', value: 'hello' },
+      { op: 'set', key: 'Count', value: 2 },
+    );
+    expect(res.status).toBe(200);
+    const cookies = setCookies(res).map(parseSetCookie);
+    expect(cookies.map((c) => c.name)).toEqual([SESSION_COOKIE]);
+    expect(cookies[0].attributes).toEqual(DEFAULT_ATTRIBUTES);
+
+    expect((await browser.get('/session/keys')).body).toEqual({ keys: [TEMP_DATA_KEY] });
+    expect((await browser.get(`/session/raw/${TEMP_DATA_KEY}`)).body).toEqual({
+      raw: '{"v":1,"d":{"Message":"hello","Count":2}}',
+    });
+  });
+
+  it('survives requests until read, then the key leaves the session; session values are untouched', async () => {
+    const browser = new Browser(url);
+    expect((await browser.get('/session/counter')).body).toEqual({ count: 1 });
+    await browser.run(
+      { op: 'set', key: 'Message', value: 'hello' },
+      { op: 'set', key: 'Other', value: 'other' },
+    );
+    expect((await browser.get('/session/keys')).body).toEqual({ keys: ['count', TEMP_DATA_KEY] });
+
+    await browser.get('/td/untouched');
+    expect((await browser.get('/session/counter')).body).toEqual({ count: 2 });
+    expect(await browser.run({ op: 'get', key: 'Message' })).toEqual(['hello']);
+    expect((await browser.get(`/session/raw/${TEMP_DATA_KEY}`)).body).toEqual({
+      raw: '{"v":1,"d":{"Other":"other"}}',
+    });
+    expect(await browser.run({ op: 'get', key: 'Other' })).toEqual(['other']);
+    expect((await browser.get('/session/keys')).body).toEqual({ keys: ['count'] });
+    expect((await browser.get('/session/counter')).body).toEqual({ count: 3 });
+  });
+
+  it('is per session: another browser sees none of it', async () => {
+    const a = new Browser(url);
+    const b = new Browser(url);
+    await a.run({ op: 'set', key: 'Message', value: 'for a' });
+    await b.run({ op: 'set', key: 'Message', value: 'for b' });
+    expect(await new Browser(url).run({ op: 'peek', key: 'Message' })).toEqual([null]);
+    expect(await b.run({ op: 'get', key: 'Message' })).toEqual(['for b']);
+    expect(await a.run({ op: 'get', key: 'Message' })).toEqual(['for a']);
+  });
+
+  it('does not load the session for a request that does not touch TempData or the session', async () => {
+    const browser = new Browser(url);
+    await browser.run({ op: 'set', key: 'Message', value: 'hello' });
+    const load = jest.spyOn(store, 'load');
+    const commit = jest.spyOn(store, 'commit');
+    const untouched = await browser.get('/td/untouched');
+    expect(untouched.status).toBe(200);
+    expect(setCookies(untouched)).toEqual([]);
+    expect(load).not.toHaveBeenCalled();
+    expect(commit).not.toHaveBeenCalled();
+
+    // A read loads the session once and commits the removal.
+    expect((await browser.get('/td/message')).body).toEqual({ message: 'hello' });
+    expect(load).toHaveBeenCalledTimes(1);
+    expect(commit).toHaveBeenCalledTimes(1);
+    // A peek changes nothing, so nothing is committed.
+    await browser.run({ op: 'peek', key: 'Message' });
+    expect(commit).toHaveBeenCalledTimes(1);
+  });
+
+  it('ignores the TempData cookie entirely (neither read nor deleted)', async () => {
+    const browser = new Browser(url);
+    await browser.run({ op: 'set', key: 'Message', value: 'hello' });
+    browser.jar.set(TEMP_DATA_COOKIE, 'chunks-10000');
+    const res = await browser.ops({ op: 'peek', key: 'Message' }, { op: 'set', key: 'Other', value: 1 });
+    expect(res.body.results).toEqual(['hello', null]);
+    expect(setCookies(res)).toEqual([]);
+    expect(browser.jar.get(TEMP_DATA_COOKIE)).toBe('chunks-10000');
+  });
+
+  it('holds payloads far larger than a cookie could', async () => {
+    const browser = new Browser(url);
+    const big = 'x'.repeat(60 * 1024); // over the cookie provider's 40 KiB limit
+    await browser.run({ op: 'set', key: 'Big', value: big });
+    expect(setCookies(await browser.ops({ op: 'peek', key: 'Big' }))).toEqual([]);
+    expect(await browser.run({ op: 'get', key: 'Big' })).toEqual([big]);
+  });
+
+  it('a TempData value set for a new visitor starts the session, and a visitor without TempData gets none', async () => {
+    const untouched = new Browser(url);
+    const peek = await untouched.ops({ op: 'peek', key: 'Message' }, { op: 'keys' });
+    expect(peek.body.results).toEqual([null, []]);
+    expect(setCookies(peek)).toEqual([]);
+    const started = await untouched.ops({ op: 'set', key: 'Message', value: 'hi' });
+    expect(
+      setCookies(started)
+        .map(parseSetCookie)
+        .map((c) => c.name),
+    ).toEqual([SESSION_COOKIE]);
+  });
+
+  it('an unknown provider is a startup error naming the option', async () => {
+    await expect(startTempDataApp({ tempData: { provider: 'sesion' as 'session' } })).rejects.toThrow(
+      "SessionModule option tempData.provider must be 'cookie' or 'session' (got \"sesion\").",
+    );
+  });
+});
