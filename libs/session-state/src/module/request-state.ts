@@ -12,8 +12,10 @@ import { TempDataLifecycle } from '../temp-data/temp-data.lifecycle.js';
 
 /** A participant saved at the end of a request (TempData); runs before the session commit. */
 export interface EndOfRequestParticipant {
-  /** Writes its state; `failed` is true when the handler threw. Synchronous: cookies only. */
-  save(failed: boolean): void | Promise<void>;
+  /** Writes its state (cookies, or values into the session). */
+  save(): void | Promise<void>;
+  /** The handler threw: forget what it did, keep what happens afterwards (in exception filters). */
+  rollback(): void;
 }
 
 /**
@@ -26,7 +28,6 @@ export class RequestState {
   private participants: EndOfRequestParticipant[] | undefined;
   private tempDataLifecycle: TempDataLifecycle | undefined;
   private hooked = false;
-  private failed = false;
   private finalized = false;
 
   constructor(
@@ -53,9 +54,12 @@ export class RequestState {
     this.touch();
   }
 
-  /** The handler threw: TempData is not saved, the session is still committed. */
+  /**
+   * The handler threw: what it did to TempData is rolled back (ASP.NET saves TempData only for a
+   * result); the session keeps its changes. An exception filter may still set TempData.
+   */
   markFailed(): void {
-    this.failed = true;
+    for (const participant of this.participants ?? []) participant.rollback();
   }
 
   /**
@@ -65,7 +69,7 @@ export class RequestState {
   async finalize(): Promise<void> {
     if (!this.finalized) {
       this.finalized = true;
-      for (const participant of this.participants ?? []) await participant.save(this.failed);
+      for (const participant of this.participants ?? []) await participant.save();
     }
     if (this.lifecycle) await this.lifecycle.finish();
   }

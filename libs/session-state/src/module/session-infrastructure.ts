@@ -26,7 +26,7 @@ export class SessionInfrastructure {
   static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
-    const resolved = resolveSessionOptions(options);
+    resolveSessionOptions(options);
     const keyRing =
       options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
     if (keyRing.isEphemeral) {
@@ -40,9 +40,6 @@ export class SessionInfrastructure {
       throw new SessionConfigurationError(
         'SessionModule options redis and cache exclude each other: give one store.',
       );
-    }
-    if (resolved.tempData.provider === 'session' && options.store === undefined && sources.length > 1) {
-      throw new SessionConfigurationError('SessionModule: give one of redis, cache, store.');
     }
     if (options.redis) {
       const connection = new RedisConnection(resolveRedisCacheOptions(options.redis));

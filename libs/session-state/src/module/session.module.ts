@@ -1,6 +1,7 @@
 import {
   Inject,
   Module,
+  type DynamicModule,
   RequestMethod,
   type MiddlewareConsumer,
   type NestModule,
@@ -14,7 +15,11 @@ import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
 import { RequestStateMiddleware } from './request-state.middleware.js';
-import { ConfigurableSessionModule, SESSION_MODULE_OPTIONS } from './session-module.definition.js';
+import {
+  ConfigurableSessionModule,
+  SESSION_MODULE_OPTIONS,
+  SESSION_MODULE_OPTIONS_TYPE,
+} from './session-module.definition.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { resolveSessionOptions } from './session-options.resolver.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
@@ -70,6 +75,11 @@ import { SessionInterceptor } from './session.interceptor.js';
 export class SessionModule extends ConfigurableSessionModule implements NestModule, OnApplicationShutdown {
   constructor(@Inject(SessionInfrastructure) private readonly infrastructure: SessionInfrastructure) {
     super();
+  }
+
+  /** Registers the module; with no options: memory store, cookie TempData, a generated key ring. */
+  static override forRoot(options: typeof SESSION_MODULE_OPTIONS_TYPE = {}): DynamicModule {
+    return super.forRoot(options);
   }
 
   configure(consumer: MiddlewareConsumer): void {

@@ -6,7 +6,7 @@ import { TempDataDictionary } from './temp-data.dictionary.js';
 
 /** One request's TempData: the dictionary, its provider, and the save at the end of the request. */
 export class TempDataLifecycle implements EndOfRequestParticipant {
-  readonly dictionary: TempDataDictionary;
+  private current: TempDataDictionary;
   private readonly provider: TempDataProvider;
   private loaded: ReadonlyMap<string, unknown> = new Map();
 
@@ -16,11 +16,28 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
       runtime.options.tempData.provider === 'session'
         ? new SessionTempDataProvider(runtime, state.sessionLifecycle.session)
         : new CookieTempDataProvider(runtime, req, res);
-    this.dictionary = new TempDataDictionary(() => {
+    this.current = new TempDataDictionary(() => {
       this.loaded = this.provider.load();
       return this.loaded;
     });
     state.participate(this);
+  }
+
+  /** The request's dictionary (replaced by a fresh one over the same loaded values on rollback). */
+  get dictionary(): TempDataDictionary {
+    return this.current;
+  }
+
+  rollback(): void {
+    if (!this.current.isLoaded) {
+      this.current = new TempDataDictionary(() => {
+        this.loaded = this.provider.load();
+        return this.loaded;
+      });
+      return;
+    }
+    const loaded = this.loaded;
+    this.current = new TempDataDictionary(() => loaded);
   }
 
   /** With the session provider TempData needs the session loaded first. */
@@ -28,11 +45,10 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
     if (this.state.runtime.options.tempData.provider === 'session') await this.state.sessionLifecycle.load();
   }
 
-  save(failed: boolean): void {
-    // Not saved when the handler threw: values read stay for the next request.
-    if (failed || !this.dictionary.isLoaded) return;
+  save(): void {
+    if (!this.current.isLoaded) return;
     try {
-      this.provider.save(this.dictionary.toSave(), this.loaded);
+      this.provider.save(this.current.toSave(), this.loaded);
     } catch (error) {
       this.state.runtime.logger.error(`TempData could not be saved: ${(error as Error).message}`);
     }
