@@ -20,7 +20,11 @@ export default {
     '^nest-session-state$': '<rootDir>/libs/session-state/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  testMatch: ['<rootDir>/libs/*/src/**/*.spec.ts', '<rootDir>/libs/*/test/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
+  testMatch: [
+    '<rootDir>/libs/*/src/**/*.spec.ts',
+    '<rootDir>/libs/*/test/**/*.spec.ts',
+    '<rootDir>/test/**/*.spec.ts',
+  ],
   testTimeout: 30000,
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],
 };

@@ -1,0 +1,41 @@
+import {
+  Module,
+  RequestMethod,
+  type DynamicModule,
+  type MiddlewareConsumer,
+  type NestModule,
+} from '@nestjs/common';
+import { SessionModule } from 'nest-session-state';
+import { AccountController } from './account/account.controller.js';
+import { CartController } from './cart/cart.controller.js';
+import type { SampleAppConfig } from './config/sample-app.config.js';
+import { CounterController } from './counter/counter.controller.js';
+import { CustomersController } from './customers/customers.controller.js';
+import { CustomersService } from './customers/customers.service.js';
+import { HomeController } from './home/home.controller.js';
+import { PrefsController } from './prefs/prefs.controller.js';
+import { VerificationMiddleware } from './verification/verification.middleware.js';
+
+/** The sample app: `AppModule.forRoot(loadSampleConfig())`. */
+@Module({
+  controllers: [
+    HomeController,
+    CounterController,
+    CustomersController,
+    CartController,
+    PrefsController,
+    AccountController,
+  ],
+  providers: [CustomersService],
+})
+export class AppModule implements NestModule {
+  static forRoot(config: SampleAppConfig): DynamicModule {
+    return { module: AppModule, imports: [SessionModule.forRoot(config.session)] };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    // Runs after the SessionModule's own middleware (imported modules' middleware comes first), so the
+    // request's items bag already exists.
+    consumer.apply(VerificationMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+  }
+}

@@ -1,0 +1,88 @@
+import {
+  BadRequestException,
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Param,
+  Post,
+  Render,
+  Req,
+  Res,
+} from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { Session } from 'nest-session-state';
+import { page } from '../layout/page.js';
+
+/** Session keys of preferences: `pref:<key>`. */
+export const PREF_PREFIX = 'pref:';
+const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,40}$/;
+const MAX_VALUE_LENGTH = 200;
+
+/** Preset forms of the HTML page (any key works through `POST /prefs/:key`). */
+const PRESETS = [
+  { key: 'theme', label: 'Theme', options: ['light', 'dark', 'high-contrast'] },
+  { key: 'language', label: 'Language', options: ['en', 'fr', 'de', 'cy'] },
+  { key: 'units', label: 'Units', options: ['metric', 'imperial'] },
+];
+
+/**
+ * One session key per preference: concurrent `POST /prefs/:key` requests that write different keys
+ * all persist, because a commit writes only the keys that changed.
+ */
+@Controller('prefs')
+export class PrefsController {
+  /** `{ <key>: <value> }` of every preference. */
+  @Get()
+  all(@Session() session: Session): Record<string, string> {
+    return readPrefs(session);
+  }
+
+  /** An HTML page with forms for a few preferences. */
+  @Get('edit')
+  @Render('prefs')
+  edit(@Session() session: Session) {
+    const prefs = readPrefs(session);
+    return page('prefs', 'Preferences', {
+      prefs: Object.entries(prefs).map(([key, value]) => ({ key, value })),
+      presets: PRESETS.map((preset) => ({
+        ...preset,
+        options: preset.options.map((value) => ({ value, selected: prefs[preset.key] === value })),
+      })),
+    });
+  }
+
+  /**
+   * Sets `pref:<key>` to the form field `value`. A browser form post (Accept: text/html) is redirected
+   * to the HTML page; other clients (fetch, curl) get the JSON of every preference.
+   */
+  @Post(':key')
+  @HttpCode(200)
+  set(
+    @Param('key') key: string,
+    @Body('value') value: unknown,
+    @Session() session: Session,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): void {
+    if (!KEY_PATTERN.test(key)) {
+      throw new BadRequestException('The preference key must be 1 to 40 letters, digits, ".", "_" or "-".');
+    }
+    if (typeof value !== 'string' || value.length > MAX_VALUE_LENGTH) {
+      throw new BadRequestException(
+        `The form field "value" must be a string of at most ${MAX_VALUE_LENGTH} characters.`,
+      );
+    }
+    session.setString(PREF_PREFIX + key, value);
+    if (req.accepts(['json', 'html']) === 'html') res.redirect(303, '/prefs/edit');
+    else res.json(readPrefs(session));
+  }
+}
+
+function readPrefs(session: Session): Record<string, string> {
+  const prefs: Record<string, string> = {};
+  for (const key of session.keys) {
+    if (key.startsWith(PREF_PREFIX)) prefs[key.slice(PREF_PREFIX.length)] = session.getString(key) ?? '';
+  }
+  return prefs;
+}
