@@ -15,7 +15,7 @@ export function readCookie(header: string | undefined, name: string): string | u
     if (startsCookie(header, at) && header.charCodeAt(eq) === 0x3d /* = */) {
       let end = header.indexOf(';', eq + 1);
       if (end === -1) end = header.length;
-      return header.slice(eq + 1, end).trim();
+      return trimSpaces(header.slice(eq + 1, end));
     }
     from = at + 1;
   }
@@ -36,8 +36,25 @@ export function readAllCookies(header: string | undefined): Record<string, strin
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
     if (eq <= 0) continue;
-    const name = part.slice(0, eq).trim();
-    if (name && !(name in cookies)) cookies[name] = part.slice(eq + 1).trim();
+    const name = trimSpaces(part.slice(0, eq));
+    if (name && !(name in cookies)) cookies[name] = trimSpaces(part.slice(eq + 1));
   }
   return cookies;
+}
+
+/**
+ * Strips the spaces and tabs HTTP allows around a cookie (RFC 6265's OWS), and nothing else:
+ * `String.prototype.trim` would also strip U+00A0, which a Cookie header decoded as Latin-1 carries
+ * for the byte 0xA0, so a valid value with that byte around it would be accepted.
+ */
+function trimSpaces(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && isSpace(text.charCodeAt(start))) start++;
+  while (end > start && isSpace(text.charCodeAt(end - 1))) end--;
+  return text.slice(start, end);
+}
+
+function isSpace(code: number): boolean {
+  return code === 0x20 || code === 0x09;
 }

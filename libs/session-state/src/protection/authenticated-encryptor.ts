@@ -34,6 +34,9 @@ export class AuthenticatedEncryptor {
     if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
     const bytes = Buffer.from(text, 'base64url');
     if (bytes.length < HEADER_BYTES + TAG_BYTES || bytes[0] !== VERSION) return undefined;
+    // Canonical encoding only: a decoder ignores the unused low bits of the last character and a
+    // dangling sixth character, so other texts would decode to the same bytes and be accepted.
+    if (bytes.toString('base64url') !== text) return undefined;
     const iv = bytes.subarray(1, HEADER_BYTES);
     const body = bytes.subarray(HEADER_BYTES, bytes.length - TAG_BYTES);
     const tag = bytes.subarray(bytes.length - TAG_BYTES);

@@ -42,7 +42,9 @@ export class CookieSigner {
     const tagText = signed.slice(dot + 1);
     if (!BASE64URL.test(value) || !BASE64URL.test(tagText)) return undefined;
     const given = Buffer.from(tagText, 'base64url');
-    if (given.length !== TAG_BYTES) return undefined;
+    // Canonical encoding only: a decoder ignores the low bits of the last character, so without this
+    // check a tag with those bits changed would verify, and a flipped bit would go unnoticed.
+    if (given.length !== TAG_BYTES || given.toString('base64url') !== tagText) return undefined;
     for (const { index, key } of this.keys) {
       if (timingSafeEqual(this.tag(key, value), given)) return { value, rotated: index > 0 };
     }

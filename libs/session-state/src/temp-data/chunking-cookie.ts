@@ -152,22 +152,27 @@ export function readChunkedCookie(
 }
 
 /**
- * Names of the request's chunk cookies `nameC<k>` with `k > keepCount`, in ascending order, so the writer
- * can expire them. Pass the number of chunks just written (0 when writing an unchunked cookie or deleting
- * the cookie, which lists every chunk). Scans the request's cookies rather than trusting the main
- * cookie's count, so chunks orphaned by an earlier, longer value are found too.
+ * Names of the request's chunk cookies `nameC<k>` with `keepCount < k <= maxChunks` (default
+ * {@link DEFAULT_MAX_COOKIE_CHUNKS}), in ascending order, so the writer can expire them. Pass the number
+ * of chunks just written (0 when writing an unchunked cookie or deleting the cookie, which lists every
+ * chunk). Scans the request's cookies rather than trusting the main cookie's count, so chunks orphaned by
+ * an earlier, longer value are found too.
  */
 export function staleChunkNames(
   name: string,
   cookies: Readonly<Record<string, string | undefined>>,
   keepCount: number,
+  options: { maxChunks?: number } = {},
 ): string[] {
+  // Chunks beyond maxChunks were never written by planChunkedCookie: they are the client's invention, and
+  // answering each with a deletion would let one request's Cookie header ask for thousands of Set-Cookies.
+  const maxChunks = positiveInteger('maxChunks', options.maxChunks ?? DEFAULT_MAX_COOKIE_CHUNKS);
   const prefix = `${name}${CHUNK_SUFFIX}`;
   const stale: { name: string; index: number }[] = [];
   for (const cookieName of Object.keys(cookies)) {
     if (!cookieName.startsWith(prefix)) continue;
     const suffix = cookieName.slice(prefix.length);
-    if (CHUNK_NUMBER.test(suffix) && Number(suffix) > keepCount) {
+    if (CHUNK_NUMBER.test(suffix) && Number(suffix) > keepCount && Number(suffix) <= maxChunks) {
       stale.push({ name: cookieName, index: Number(suffix) });
     }
   }

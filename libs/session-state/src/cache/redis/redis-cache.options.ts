@@ -53,6 +53,15 @@ export interface RedisCacheOptions {
    * the session becomes unavailable for the request and the request continues.
    */
   throwOnError?: boolean;
+  /**
+   * Durability: a session commit succeeds only once this many replicas acknowledged it (Redis WAIT,
+   * sent in the same round trip). Redis replicates asynchronously, so without it a commit confirmed
+   * just before a master dies can be lost in the failover. Costs the replication latency on every
+   * commit. Default 0 (off).
+   */
+  waitForReplicas?: number;
+  /** How long a commit waits for `waitForReplicas` acknowledgements, in ms. Default 500. */
+  waitForReplicasTimeoutInMilliseconds?: number;
   /** `redis://[user:password@]host:port/db` or `rediss://...` (TLS). */
   url?: string;
   /** Redis Cluster seed nodes; keys of one session share a hash slot. */
@@ -77,4 +86,6 @@ export interface ResolvedRedisCacheOptions {
   readonly throwOnError: boolean;
   readonly clusterNodes: readonly { host: string; port: number }[];
   readonly client?: Redis | Cluster;
+  readonly waitForReplicas: number;
+  readonly waitForReplicasTimeout: number;
 }

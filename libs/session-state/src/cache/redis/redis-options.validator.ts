@@ -156,5 +156,13 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     throwOnError: options.throwOnError ?? true,
     clusterNodes,
     client: options.client,
+    waitForReplicas: integerOption('waitForReplicas', options.waitForReplicas, 0, 0, 100),
+    waitForReplicasTimeout: integerOption(
+      'waitForReplicasTimeoutInMilliseconds',
+      options.waitForReplicasTimeoutInMilliseconds,
+      500,
+      1,
+      600_000,
+    ),
   };
 }

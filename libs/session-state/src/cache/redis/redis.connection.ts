@@ -122,11 +122,31 @@ export class RedisConnection {
   }
 
   /**
+   * Runs a script and then `WAIT replicas timeout` in one pipeline (same node in a cluster: the
+   * pipeline follows the script's key). Resolves with the number of acknowledging replicas.
+   */
+  async scriptThenWait(
+    name: RedisScriptName,
+    args: (string | Buffer | number)[],
+    replicas: number,
+    timeoutMs: number,
+  ): Promise<number> {
+    const pipeline = this.client.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & {
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    pipeline[`${name}Buffer`](...args);
+    pipeline.wait(replicas, timeoutMs);
+    const results = (await pipeline.exec()) ?? [];
+    for (const [error] of results) if (error) throw error;
+    return Number(results[1]?.[1] ?? 0);
+  }
+
+  /**
    * Runs `operation` bounded by the operation timeout, retried per the seed: first after 20 ms,
    * then every second until `retryTimeoutInMilliseconds`, then one final try.
    * Rejects with {@link RedisOperationError}.
    */
-  async execute<T>(name: string, operation: () => Promise<T>): Promise<T> {
+  async execute<T>(name: string, operation: () => Promise<T>, extraTimeMs = 0): Promise<T> {
     const started = Date.now();
     const retryTimeout = this.options.retryTimeout;
     let attempts = 0;
@@ -134,7 +154,7 @@ export class RedisConnection {
     for (;;) {
       attempts++;
       try {
-        const result = await this.withTimeout(name, operation);
+        const result = await this.withTimeout(name, operation, extraTimeMs);
         if (this.failing) this.reportRecovery();
         return result;
       } catch (error) {
@@ -162,8 +182,8 @@ export class RedisConnection {
     }
   }
 
-  private withTimeout<T>(name: string, operation: () => Promise<T>): Promise<T> {
-    const timeout = this.options.operationTimeout;
+  private withTimeout<T>(name: string, operation: () => Promise<T>, extraTimeMs: number): Promise<T> {
+    const timeout = this.options.operationTimeout + extraTimeMs;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(
         () =>

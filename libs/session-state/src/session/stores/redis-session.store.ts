@@ -1,3 +1,4 @@
+import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
@@ -45,7 +46,24 @@ export class RedisSessionStore implements SessionStore {
     for (const [key, value] of changes.set) {
       args.push(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
     }
-    await this.connection.execute('SESSION COMMIT', () => this.connection.script('sessionCommit', ...args));
+    const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
+    if (waitForReplicas === 0) {
+      await this.connection.execute('SESSION COMMIT', () => this.connection.script('sessionCommit', ...args));
+      return;
+    }
+    // Commit and WAIT in one pipeline: one round trip, and WAIT runs on the node that owns the session.
+    const acknowledged = await this.connection.execute(
+      'SESSION COMMIT',
+      () => this.connection.scriptThenWait('sessionCommit', args, waitForReplicas, waitForReplicasTimeout),
+      waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
+    );
+    if (acknowledged < waitForReplicas) {
+      throw new RedisOperationError(
+        `Session commit was acknowledged by ${acknowledged} of waitForReplicas=${waitForReplicas} replicas ` +
+          `within waitForReplicasTimeoutInMilliseconds=${waitForReplicasTimeout}; it may be lost in a failover.`,
+        'SESSION COMMIT',
+      );
+    }
   }
 
   async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {

@@ -1,0 +1,87 @@
+import request from 'supertest';
+import { RedisServerProcess } from '../support/redis/index.js';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair } from '../support/cookie-jar.js';
+import { CommandMonitor } from '../support/redis/index.js';
+
+const COOKIE = '.Nest.Session';
+
+async function waitForSync(replica: RedisServerProcess): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const info = await replica.admin().info('replication');
+    if (/master_link_status:up/.test(info)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('replica did not sync');
+}
+
+describe('durability: waitForReplicas', () => {
+  let master: RedisServerProcess;
+  let replica: RedisServerProcess;
+  beforeAll(async () => {
+    master = await RedisServerProcess.start({ extraArgs: ['--repl-diskless-sync-delay', '0'] });
+    replica = await RedisServerProcess.start({
+      extraArgs: ['--replicaof', master.host, String(master.port)],
+    });
+    await waitForSync(replica);
+  });
+  afterAll(async () => {
+    await replica.stop();
+    await master.stop();
+  });
+
+  it('a commit returns once a replica acknowledged it, in the same round trip, and the replica holds it', async () => {
+    const { app, url } = await startSessionApp({
+      redis: { host: master.host, port: master.port, applicationName: 'dur', waitForReplicas: 1 },
+    });
+    try {
+      const first = await request(url).get('/counter').expect(200, { count: 1 });
+      const cookie = cookiePair(first, COOKIE);
+      const key = cookie.split('=')[1].split('.')[0];
+      expect(await replica.admin().hkeys(`{dur_${key}}_Data`)).toEqual(['count']);
+      const monitor = await CommandMonitor.start(master);
+      try {
+        await monitor.settle();
+        monitor.reset();
+        await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+        await monitor.settle();
+        const commands = monitor.commands().filter((c) => !/^(REPLCONF|PING)$/.test(c));
+        expect(commands).toEqual([
+          expect.stringMatching(/^EVAL(SHA)?$/),
+          expect.stringMatching(/^EVAL(SHA)?$/),
+          'WAIT',
+        ]);
+      } finally {
+        await monitor.stop();
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('without an acknowledging replica the commit fails (503 with throwOnError) within the wait timeout', async () => {
+    const { app, url } = await startSessionApp({
+      redis: {
+        host: master.host,
+        port: master.port,
+        waitForReplicas: 2, // only one replica exists
+        waitForReplicasTimeoutInMilliseconds: 300,
+      },
+    });
+    try {
+      const started = Date.now();
+      await request(url).get('/counter').expect(503);
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(300);
+      expect(elapsed).toBeLessThan(2000);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('rejects invalid durability options at startup', async () => {
+    await expect(
+      startSessionApp({ redis: { host: master.host, port: master.port, waitForReplicas: -1 } }),
+    ).rejects.toThrow(/waitForReplicas/);
+  });
+});
