@@ -107,6 +107,20 @@ function cookie(
   };
 }
 
+/** Cookies beyond this never come back: the library does not parse Cookie headers over 64 KiB. */
+const MAX_TEMP_DATA_COOKIE_BYTES = 48 * 1024;
+
+function maxCookieBytes(value: number | undefined): number {
+  const bytes = count('tempData.maxCookieBytes', value, 40 * 1024);
+  if (bytes > MAX_TEMP_DATA_COOKIE_BYTES) {
+    fail(
+      `SessionModule option tempData.maxCookieBytes must be at most ${MAX_TEMP_DATA_COOKIE_BYTES} (got ${bytes}): ` +
+        "larger cookies would not fit in a request's Cookie header. Use tempData: { provider: 'session' } for large TempData.",
+    );
+  }
+  return bytes;
+}
+
 /** Validates the module options and fills in the defaults. */
 export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSessionOptions {
   const s = options.session ?? {};
@@ -147,7 +161,7 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
     tempData: {
       provider,
       cookie: tempDataCookie,
-      maxCookieBytes: count('tempData.maxCookieBytes', options.tempData?.maxCookieBytes, 40 * 1024),
+      maxCookieBytes: maxCookieBytes(options.tempData?.maxCookieBytes),
     },
     hasConsent: options.hasConsent ?? (() => true),
   };

@@ -73,7 +73,7 @@ export class CookieTempDataProvider implements TempDataProvider {
     const hadCookie = cookies[name] !== undefined;
     if (values.size === 0) {
       if (hadCookie) appendSetCookie(this.res, formatDeleteCookie(name, attributes));
-      for (const stale of staleChunkNames(name, cookies, 0))
+      for (const stale of staleChunkNames(name, cookies, 0, { maxChunks: this.maxChunks }))
         appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
       return;
     }
@@ -97,7 +97,7 @@ export class CookieTempDataProvider implements TempDataProvider {
       maxChunks: this.maxChunks,
     });
     for (const part of planned) appendSetCookie(this.res, formatSetCookie(part.name, part.value, attributes));
-    for (const stale of staleChunkNames(name, cookies, planned.length - 1)) {
+    for (const stale of staleChunkNames(name, cookies, planned.length - 1, { maxChunks: this.maxChunks })) {
       appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
     }
   }
