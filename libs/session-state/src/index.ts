@@ -11,6 +11,7 @@ export type {
   TempDataOptions,
 } from './module/session-module.options.js';
 export { SessionConfigurationError } from './module/session-options.resolver.js';
+export { SessionStateInterceptor } from './module/session.interceptor.js';
 export type {
   SessionModuleAsyncOptions,
   SessionModuleOptionsFactory,

@@ -4,14 +4,34 @@ import type { HttpRequest } from '../http/http-exchange.js';
 import { stateOfRequest } from '../http/request-context.js';
 import type { RequestState } from './request-state.js';
 
+/** Nest's metadata key for `@UseInterceptors()` (the value of its INTERCEPTORS_METADATA constant). */
+const INTERCEPTORS_METADATA = '__interceptors__';
+
 /**
  * Commits session and TempData when the handler returned, inside Nest's pipeline, so a failed
- * commit under `throwOnError` reaches exception filters as a 503. Handlers that write the response
- * themselves (`@Res()`) and failed handlers (after the exception filters) are covered by the
- * response hook instead.
+ * commit under `throwOnError` reaches exception filters as a 503, and rolls back TempData when the
+ * handler throws. `@Session()` and `@TempData()` apply it to their handler by themselves; it is not
+ * global, so routes that never use session state skip Nest's interceptor machinery entirely. Add it
+ * with `@UseInterceptors(SessionStateInterceptor)` to handlers that reach session state only through
+ * the accessors. Without it the response hook still commits before the headers leave.
+ *
+ * @example
+ * \@Post('checkout')
+ * \@UseInterceptors(SessionStateInterceptor)
+ * checkout() { return this.cart.checkout(); } // the service uses SessionAccessor
  */
 @Injectable()
-export class SessionInterceptor implements NestInterceptor {
+export class SessionStateInterceptor implements NestInterceptor {
+  /** Applies the interceptor to one handler once (several decorated parameters share it). */
+  static applyTo(target: object, method: string | symbol | undefined): void {
+    if (method === undefined) return;
+    const handler = (target as Record<string | symbol, unknown>)[method];
+    if (typeof handler !== 'function') return;
+    const current = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
+    if (current.includes(SessionStateInterceptor)) return;
+    Reflect.defineMetadata(INTERCEPTORS_METADATA, [...current, SessionStateInterceptor], handler);
+  }
+
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
     const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<HttpRequest>());

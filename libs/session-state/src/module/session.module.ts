@@ -7,7 +7,6 @@ import {
   type NestModule,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
 import { DistributedCache } from '../cache/distributed-cache.interface.js';
 import { ItemsAccessor } from '../items/items.accessor.js';
 import { SessionAccessor } from '../session/session.accessor.js';
@@ -23,7 +22,7 @@ import {
 import type { SessionModuleOptions } from './session-module.options.js';
 import { resolveSessionOptions } from './session-options.resolver.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
-import { SessionInterceptor } from './session.interceptor.js';
+import { SessionStateInterceptor } from './session.interceptor.js';
 
 /**
  * Session state, TempData and request items for a Nest app, in one import. Global by default;
@@ -64,13 +63,20 @@ import { SessionInterceptor } from './session.interceptor.js';
       inject: [SessionInfrastructure],
       useFactory: (i: SessionInfrastructure) => i.store,
     },
-    { provide: APP_INTERCEPTOR, useClass: SessionInterceptor },
+    SessionStateInterceptor,
     RequestStateMiddleware,
     SessionAccessor,
     TempDataAccessor,
     ItemsAccessor,
   ],
-  exports: [DistributedCache, SessionStore, SessionAccessor, TempDataAccessor, ItemsAccessor],
+  exports: [
+    DistributedCache,
+    SessionStore,
+    SessionAccessor,
+    TempDataAccessor,
+    ItemsAccessor,
+    SessionStateInterceptor,
+  ],
 })
 export class SessionModule extends ConfigurableSessionModule implements NestModule, OnApplicationShutdown {
   constructor(@Inject(SessionInfrastructure) private readonly infrastructure: SessionInfrastructure) {

@@ -9,6 +9,8 @@ export interface Unprotected<T> {
 }
 
 const TAG_BYTES = 32;
+/** Verified cookies remembered per signer, so a returning visitor costs a Map lookup, not an HMAC. */
+const VERIFIED_CACHE_LIMIT = 10_000;
 const TAG_CHARS = 43; // base64url of 32 bytes, unpadded
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
@@ -18,6 +20,8 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
  */
 export class CookieSigner {
   private readonly keys: readonly DerivedKey[];
+  // Only strings that passed full verification enter this map, so a hit proves what a check would.
+  private readonly verified = new Map<string, Unprotected<string>>();
 
   constructor(
     ring: KeyRing,
@@ -35,6 +39,17 @@ export class CookieSigner {
 
   /** The signed value, or undefined when `signed` is malformed or no secret of the ring signed it. */
   verify(signed: string): Unprotected<string> | undefined {
+    const known = this.verified.get(signed);
+    if (known) return known;
+    const result = this.check(signed);
+    if (result) {
+      if (this.verified.size >= VERIFIED_CACHE_LIMIT) this.verified.clear();
+      this.verified.set(signed, result);
+    }
+    return result;
+  }
+
+  private check(signed: string): Unprotected<string> | undefined {
     if (signed.length > this.maxLength || signed.length < TAG_CHARS + 2) return undefined;
     const dot = signed.length - TAG_CHARS - 1;
     if (signed.charCodeAt(dot) !== 0x2e /* . */) return undefined;

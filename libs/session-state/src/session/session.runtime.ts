@@ -56,7 +56,7 @@ export class SessionRuntime {
   /** Runs a store operation bounded by `ioTimeout`. */
   withIoTimeout<T>(operation: Promise<T>): Promise<T> {
     const limit = this.options.ioTimeout;
-    if (limit === 0) return operation;
+    if (limit === 0 || this.store.inProcess) return operation;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(

@@ -1,22 +1,13 @@
 import { createParamDecorator, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { requestStateOf } from '../module/request-state.access.js';
+import { SessionStateInterceptor } from '../module/session.interceptor.js';
 import type { TempDataDictionary } from './temp-data.dictionary.js';
 
 /** The request's TempData (see {@link TempDataDictionary}). */
 export type TempData = TempDataDictionary;
 
-/**
- * Handler parameter decorator: `@TempData()` gives the request's {@link TempDataDictionary};
- * `@TempData('key')` gives one value, which counts as a read (it is gone after this request).
- *
- * @example
- * \@Post('create') \@Redirect('/customers')
- * create(\@Body('name') name: string, \@TempData() tempData: TempData) {
- *   tempData.set('Message', `Customer ${name} added`);
- * }
- * \@Get() index(\@TempData('Message') message?: string) { return { message }; }
- */
-export const TempData: (key?: string) => ParameterDecorator = createParamDecorator(
+// Reads TempData for the handler; the exported decorator also applies the commit interceptor.
+const tempDataParameter = createParamDecorator(
   async (key: string | undefined, context: ExecutionContext): Promise<unknown> => {
     const state = requestStateOf(context, '@TempData()');
     const tempData = state.tempData;
@@ -30,3 +21,21 @@ export const TempData: (key?: string) => ParameterDecorator = createParamDecorat
     return typeof key === 'string' ? tempData.dictionary.get(key) : tempData.dictionary;
   },
 );
+
+/**
+ * Handler parameter decorator: `@TempData()` gives the request's {@link TempDataDictionary};
+ * `@TempData('key')` gives one value, which counts as a read (it is gone after this request).
+ *
+ * @example
+ * \@Post('create') \@Redirect('/customers')
+ * create(\@Body('name') name: string, \@TempData() tempData: TempData) {
+ *   tempData.set('Message', `Customer ${name} added`);
+ * }
+ * \@Get() index(\@TempData('Message') message?: string) { return { message }; }
+ */
+export const TempData =
+  (key?: string): ParameterDecorator =>
+  (target, method, index) => {
+    tempDataParameter(key)(target, method, index);
+    SessionStateInterceptor.applyTo(target, method);
+  };

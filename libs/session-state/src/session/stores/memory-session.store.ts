@@ -32,6 +32,11 @@ function sizeOfSession(data: SessionData): number {
 export class MemorySessionStore implements SessionStore {
   readonly writesDeltas = true;
   readonly throwOnError = true;
+
+  /** True for this class itself only: a subclass may wrap something that can hang. */
+  get inProcess(): boolean {
+    return this.constructor === MemorySessionStore;
+  }
   private readonly table: MemoryEntryTable<SessionData>;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
   private readonly clock: Clock;

@@ -57,6 +57,8 @@ export interface SessionStore {
   readonly writesDeltas: boolean;
   /** Store failures fail the request (503) when true; the session is just unavailable when false. */
   readonly throwOnError: boolean;
+  /** True for stores in this process's memory: they cannot hang, so `ioTimeout` is not armed for them. */
+  readonly inProcess?: boolean;
 }
 
 /** Injection token of the module's {@link SessionStore}. */
