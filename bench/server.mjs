@@ -1,0 +1,187 @@
+// One benchmark server: a Nest 12 (express) app with GET /rmw, /read, /untouched, in the configuration
+// named by argv[2], listening on a free 127.0.0.1 port. Started by bench/run.mjs with fork(): it reports
+// { type: 'ready', port } over IPC and exits on { type: 'stop' } (so --cpu-prof can write its profile)
+// or when the parent goes away. Plain JavaScript: the Nest decorators are applied as functions.
+import 'reflect-metadata';
+import { Controller, Get, Module, Req } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+
+const [config, optionsJson = '{}'] = process.argv.slice(2);
+const options = JSON.parse(optionsJson);
+const COOKIE_NAME = '.Nest.Session';
+
+/** `@Decorator()` on a method, and parameter decorators on its parameters, without decorator syntax. */
+function route(cls, method, path, ...parameterDecorators) {
+  const descriptor = Object.getOwnPropertyDescriptor(cls.prototype, method);
+  parameterDecorators.forEach((decorate, index) => decorate(cls.prototype, method, index));
+  Get(path)(cls.prototype, method, descriptor);
+}
+
+function controllerClass(kind, Session) {
+  if (kind === 'baseline') {
+    class BaselineController {
+      rmw() {
+        return { count: 1 };
+      }
+      read() {
+        return { count: 1 };
+      }
+      untouched() {
+        return { ok: true };
+      }
+    }
+    route(BaselineController, 'rmw', 'rmw');
+    route(BaselineController, 'read', 'read');
+    route(BaselineController, 'untouched', 'untouched');
+    Controller()(BaselineController);
+    return BaselineController;
+  }
+  if (kind === 'nss') {
+    class NssController {
+      rmw(session) {
+        const count = (session.getInt32('count') ?? 0) + 1;
+        session.setInt32('count', count);
+        return { count };
+      }
+      read(session) {
+        return { count: session.getInt32('count') ?? 0 };
+      }
+      untouched() {
+        return { ok: true };
+      }
+    }
+    route(NssController, 'rmw', 'rmw', Session());
+    route(NssController, 'read', 'read', Session());
+    route(NssController, 'untouched', 'untouched');
+    Controller()(NssController);
+    return NssController;
+  }
+  class ExpressSessionController {
+    rmw(req) {
+      const count = (req.session.count ?? 0) + 1;
+      req.session.count = count;
+      return { count };
+    }
+    read(req) {
+      return { count: req.session.count ?? 0 };
+    }
+    untouched() {
+      return { ok: true };
+    }
+  }
+  route(ExpressSessionController, 'rmw', 'rmw', Req());
+  route(ExpressSessionController, 'read', 'read', Req());
+  route(ExpressSessionController, 'untouched', 'untouched');
+  Controller()(ExpressSessionController);
+  return ExpressSessionController;
+}
+
+async function createApp() {
+  const logger = ['error', 'warn'];
+  if (config === 'baseline' || config === 'baseline-2') {
+    class AppModule {}
+    Module({ controllers: [controllerClass('baseline')] })(AppModule);
+    return { app: await NestFactory.create(AppModule, { logger }), close: async () => undefined };
+  }
+  if (config.startsWith('nss-')) {
+    const { SessionModule, Session } = await import('nest-session-state');
+    const moduleOptions = { secrets: [options.secret] };
+    if (config === 'nss-redis') moduleOptions.redis = { url: options.redisUrl };
+    else if (config === 'nss-cluster') moduleOptions.redis = { clusterNodes: options.clusterNodes };
+    else if (config !== 'nss-memory') throw new Error(`unknown configuration ${config}`);
+    class AppModule {}
+    Module({
+      imports: [SessionModule.forRoot(moduleOptions)],
+      controllers: [controllerClass('nss', Session)],
+    })(AppModule);
+    return { app: await NestFactory.create(AppModule, { logger }), close: async () => undefined };
+  }
+  if (config.startsWith('express-session-')) {
+    const { default: session } = await import('express-session');
+    let store;
+    let close = async () => undefined;
+    if (config === 'express-session-redis') {
+      const { createClient } = await import('redis');
+      const { RedisStore } = await import('connect-redis');
+      const client = createClient({ url: options.redisUrl });
+      client.on('error', (error) => console.error(`node-redis: ${error.message}`));
+      await client.connect();
+      store = new RedisStore({ client, ttl: 1200 }); // 20 min, as nest-session-state's idleTimeout
+      close = async () => {
+        await client.close();
+      };
+    } else if (config === 'express-session-memory') {
+      store = new session.MemoryStore();
+    } else {
+      throw new Error(`unknown configuration ${config}`);
+    }
+    class AppModule {}
+    Module({ controllers: [controllerClass('express-session')] })(AppModule);
+    const app = await NestFactory.create(AppModule, { logger });
+    app.use(
+      session({
+        name: COOKIE_NAME,
+        secret: options.secret,
+        store,
+        resave: false,
+        saveUninitialized: false,
+        // The same cookie as nest-session-state's default: path /, HttpOnly, SameSite=Lax, no Expires.
+        cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: false },
+      }),
+    );
+    return { app, close };
+  }
+  throw new Error(`unknown configuration ${config}`);
+}
+
+const { app, close } = await createApp();
+await app.listen(0, '127.0.0.1');
+const httpServer = app.getHttpServer();
+const { port } = httpServer.address();
+
+// Requests this process received and those still in flight, so the bench can divide counters by the
+// requests the server really handled (a run's last requests finish after the load generator stops).
+let received = 0;
+let inFlight = 0;
+httpServer.prependListener('request', (_req, res) => {
+  received++;
+  inFlight++;
+  res.once('close', () => inFlight--);
+});
+
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  const timer = setTimeout(() => process.exit(0), 5000);
+  try {
+    await app.close();
+    await close();
+  } finally {
+    clearTimeout(timer);
+    process.exit(0);
+  }
+}
+
+// Requests from the bench: { id, type } answered with { id, ... }.
+process.on('message', (message) => {
+  const reply = (body) => process.send({ id: message.id, ...body });
+  switch (message?.type) {
+    case 'stop':
+      void stop();
+      break;
+    case 'counters': // CPU time so far (microseconds) and requests, to derive CPU per request
+      reply({ cpu: process.cpuUsage(), received, inFlight });
+      break;
+    case 'memory':
+      reply({ memory: process.memoryUsage() });
+      break;
+    case 'now': // the monotonic clock in microseconds, as .cpuprofile timestamps
+      reply({ micros: Number(process.hrtime.bigint() / 1000n) });
+      break;
+    default:
+      reply({ error: `unknown request ${JSON.stringify(message)}` });
+  }
+});
+process.on('disconnect', () => process.exit(0)); // the bench went away
+process.send({ type: 'ready', port, pid: process.pid });
