@@ -21,6 +21,18 @@ export function appendSetCookie(res: HttpResponse, cookie: string): void {
   else res.setHeader('set-cookie', [String(current), cookie]);
 }
 
+/** Sets the Set-Cookie header for cookie `name`, replacing one set earlier in this response. */
+export function replaceSetCookie(res: HttpResponse, name: string, cookie: string): void {
+  const current = res.getHeader('set-cookie');
+  if (current === undefined) {
+    res.setHeader('set-cookie', cookie);
+    return;
+  }
+  const prefix = `${name}=`;
+  const list = (Array.isArray(current) ? current : [String(current)]).filter((c) => !c.startsWith(prefix));
+  res.setHeader('set-cookie', [...list, cookie]);
+}
+
 /** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
 export function preventCaching(res: HttpResponse): void {
   res.setHeader('cache-control', 'no-cache, no-store');

@@ -74,9 +74,9 @@ export class RequestState {
     if (this.lifecycle) await this.lifecycle.finish();
   }
 
-  /** Called at the end of every request: slides an untouched session's idle timeout. */
+  /** Called at the end of every request: slides the idle timeout of a session it did not load. */
   afterResponse(): void {
-    if (!this.hooked) this.sessionLifecycle.refreshUntouched();
+    this.sessionLifecycle.refreshUntouched();
   }
 
   /** First use of session or TempData: hold `res.end` until their state is committed. */
@@ -92,6 +92,8 @@ export class RequestState {
         const status = error instanceof HttpException ? error.getStatus() : 503;
         replaceWithJsonError(this.res, status, { statusCode: status, message: (error as Error).message });
         return false;
+      } finally {
+        this.lifecycle?.close();
       }
     });
   }

@@ -32,7 +32,34 @@ export class SessionChangeTracker implements SessionChanges {
     return new Map(this.current());
   }
 
-  /** Forgets the recorded changes (after a successful commit). */
+  /**
+   * Hands the recorded changes to a commit and starts recording afresh, so values set while the
+   * commit is in flight belong to the next commit.
+   */
+  take(): SessionChanges {
+    const taken = { cleared: this.cleared, set: new Map(this.set), removed: new Set(this.removed) };
+    const current = this.current;
+    this.reset();
+    return { ...taken, snapshot: () => new Map(current()) };
+  }
+
+  /** Puts changes back after their commit failed; newer changes win over them. */
+  restore(changes: SessionChanges): void {
+    if (changes.cleared && !this.cleared) {
+      const newer = new Map(this.set);
+      const removedLater = new Set(this.removed);
+      this.recordClear();
+      for (const [key, value] of changes.set) if (!removedLater.has(key)) this.set.set(key, value);
+      for (const [key, value] of newer) this.set.set(key, value);
+      return;
+    }
+    for (const key of changes.removed) if (!this.set.has(key)) this.removed.add(key);
+    for (const [key, value] of changes.set) {
+      if (!this.set.has(key) && !this.removed.has(key)) this.set.set(key, value);
+    }
+  }
+
+  /** Forgets the recorded changes. */
   reset(): void {
     this.cleared = false;
     this.set.clear();

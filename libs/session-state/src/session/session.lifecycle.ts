@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { ServiceUnavailableException } from '@nestjs/common';
 import { readCookie } from '../http/cookie-header.js';
 import {
-  appendSetCookie,
   preventCaching,
+  replaceSetCookie,
   type HttpRequest,
   type HttpResponse,
 } from '../http/http-exchange.js';
@@ -32,6 +32,12 @@ export class SessionLifecycle implements SessionHost {
   private abandonedKey: string | undefined;
   private lockToken: string | undefined;
   private lockedKey: string | undefined;
+  /** The key's data was written to the store, or its cookie set, during this request. */
+  private persisted = false;
+  /** The end-of-request commit ran: later changes could not be saved. */
+  private closed = false;
+  /** The end-of-request commit failed once: it is not retried (each try costs an ioTimeout). */
+  private finishFailure: unknown;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -108,27 +114,44 @@ export class SessionLifecycle implements SessionHost {
 
   beforeEstablish(): void {
     if (this.key !== undefined && this.abandonedKey === undefined) return;
-    if (this.res.headersSent) {
-      const error = new SessionResponseStartedError();
-      this.runtime.logger.error(error.message);
-      throw error;
-    }
+    if (this.res.headersSent) this.responseStarted();
+  }
+
+  beforeChange(): void {
+    if (this.closed) this.responseStarted();
+  }
+
+  private responseStarted(): never {
+    const error = new SessionResponseStartedError();
+    this.runtime.logger.error(error.message);
+    throw error;
   }
 
   regenerate(): void {
     if (this.key === undefined) return; // a session without a key gets a fresh one at commit anyway
-    this.replacedKey ??= this.key;
+    // The new key could never reach the browser: refuse rather than strand the session.
+    if (this.res.headersSent || this.closed) this.responseStarted();
+    if (this.replacedKey === undefined) {
+      if (this.keyFromCookie || this.persisted) this.replacedKey = this.key;
+    }
     this.key = generateSessionKey();
+    this.persisted = false;
     this.cookieChange = 'set';
   }
 
   abandon(): void {
-    if (this.key !== undefined && this.keyFromCookie) this.abandonedKey ??= this.replacedKey ?? this.key;
-    else if (this.replacedKey !== undefined) this.abandonedKey ??= this.replacedKey;
+    const stored = this.replacedKey ?? (this.keyFromCookie || this.persisted ? this.key : undefined);
+    if (stored !== undefined && (this.res.headersSent || this.closed)) this.responseStarted();
+    if (stored !== undefined) this.abandonedKey ??= stored;
+    const browserHasCookie = this.keyFromCookie || this.cookieSent;
     this.replacedKey = undefined;
     this.key = undefined;
-    this.cookieChange = this.keyFromCookie ? 'delete' : undefined;
+    this.persisted = false;
+    this.cookieChange = browserHasCookie ? 'delete' : undefined;
   }
+
+  /** A Set-Cookie for the session went into this response. */
+  private cookieSent = false;
 
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
@@ -152,30 +175,49 @@ export class SessionLifecycle implements SessionHost {
     if (this.replacedKey !== undefined) session.changes.rewriteAll();
 
     if (!session.changes.isEmpty) {
-      if (this.key === undefined) {
-        if (session.isEmpty) {
-          session.changes.reset(); // empty sessions are not retained
-        } else if (!this.runtime.mayWriteCookie(this.req, options.cookie)) {
-          this.runtime.logger.debug(
-            'Session not stored: the visitor has not consented to non-essential cookies.',
-          );
-          session.changes.reset();
-        } else {
-          this.key = generateSessionKey();
-          this.cookieChange = 'set';
-          this.runtime.logger.debug('Session started.');
+      const stored = this.key !== undefined && (this.keyFromCookie || this.persisted) && !this.replacedKey;
+      if (session.isEmpty) {
+        // Nothing worth keeping (at most the id): empty sessions are not retained.
+        const changes = session.changes.take();
+        if (stored) {
+          try {
+            await io(store.remove(this.key!));
+          } catch (error) {
+            session.changes.restore(changes);
+            throw error;
+          }
         }
-      }
-      if (this.key !== undefined && !session.changes.isEmpty) {
-        await io(store.commit(this.key, session.changes, options.idleTimeout));
-        session.changes.reset();
-        this.runtime.markSlid(this.key);
+      } else {
+        if (this.key === undefined) {
+          if (!this.runtime.mayWriteCookie(this.req, options.cookie)) {
+            this.runtime.logger.debug(
+              'Session not stored: the visitor has not consented to non-essential cookies.',
+            );
+            session.changes.take();
+          } else {
+            this.key = generateSessionKey();
+            this.cookieChange = 'set';
+            this.runtime.logger.debug('Session started.');
+          }
+        }
+        if (this.key !== undefined && !session.changes.isEmpty) {
+          const changes = session.changes.take();
+          try {
+            await io(store.commit(this.key, changes, options.idleTimeout));
+          } catch (error) {
+            session.changes.restore(changes);
+            throw error;
+          }
+          this.persisted = true;
+          this.runtime.markSlid(this.key);
+        }
       }
     }
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
-      this.replacedKey = undefined;
+      // The old key stays replaced (and the new cookie unsent) until its data is really gone.
       await io(store.remove(old));
+      this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
     }
     this.writeCookie();
@@ -189,13 +231,13 @@ export class SessionLifecycle implements SessionHost {
     this.cookieChange = undefined;
     this.rotated = false;
     const attributes = this.runtime.cookieAttributes(this.req, cookie);
+    // Replace, not append: a commit earlier in this request may have set the cookie already.
     if (change === 'delete') {
-      appendSetCookie(this.res, formatDeleteCookie(cookie.name, attributes));
+      replaceSetCookie(this.res, cookie.name, formatDeleteCookie(cookie.name, attributes));
     } else {
-      appendSetCookie(
-        this.res,
-        formatSetCookie(cookie.name, this.runtime.signer.sign(this.key!), attributes),
-      );
+      const value = this.runtime.signer.sign(this.key!);
+      replaceSetCookie(this.res, cookie.name, formatSetCookie(cookie.name, value, attributes));
+      this.cookieSent = true;
     }
     preventCaching(this.res);
   }
@@ -206,9 +248,13 @@ export class SessionLifecycle implements SessionHost {
    */
   async finish(): Promise<void> {
     try {
+      if (this.finishFailure !== undefined) throw this.finishFailure;
       if (this.session.isLoaded && this.session.isAvailable) await this.commit();
     } catch (error) {
-      this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
+      if (this.finishFailure === undefined) {
+        this.finishFailure = error;
+        this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
+      }
       if (this.runtime.store.throwOnError) {
         throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
       }
@@ -217,13 +263,19 @@ export class SessionLifecycle implements SessionHost {
     }
   }
 
+  /** The response went out: later changes cannot be saved and are refused. */
+  close(): void {
+    this.closed = true;
+  }
+
   private async releaseLock(): Promise<void> {
     const token = this.lockToken;
     const key = this.lockedKey;
     this.lockToken = undefined;
     if (!token || key === undefined || !this.runtime.store.unlock) return;
     try {
-      await this.runtime.store.unlock(key, token);
+      // Bounded: a lock store that never answers must not hold the response.
+      await this.runtime.withIoTimeout(this.runtime.store.unlock(key, token));
     } catch (error) {
       this.runtime.storeFailureLog.write(`Session lock could not be released: ${(error as Error).message}`);
     }

@@ -20,6 +20,7 @@ function loadedSession(limits = { maxValueBytes: 1024, maxSessionBytes: 4096, ma
     load: () => Promise.resolve(),
     commit: () => Promise.resolve(),
     beforeEstablish: jest.fn(),
+    beforeChange: jest.fn(),
     regenerate: jest.fn(),
     abandon: jest.fn(),
     limits,

@@ -1,5 +1,5 @@
 import { generateSessionId } from '../protection/session-key.generator.js';
-import { SessionNotLoadedError } from '../errors/session.errors.js';
+import { SessionNotLoadedError, SessionUnavailableError } from '../errors/session.errors.js';
 import { loadClassTransformer } from './class-transformer.loader.js';
 import { SessionChangeTracker } from './session-change.tracker.js';
 import { assertJsonSerializable } from './session-value.validation.js';
@@ -24,6 +24,8 @@ export interface SessionHost {
   commit(): Promise<void>;
   /** Called before the first value of a new session is stored; throws when it cannot be established. */
   beforeEstablish(): void;
+  /** Called before every change; throws once the session can no longer be saved. */
+  beforeChange(): void;
   regenerate(): void;
   abandon(): void;
   readonly limits: SessionLimits;
@@ -87,6 +89,7 @@ export class DistributedSession {
 
   /** Loads the session from the store (once; later calls return at once). Throws when the store is down. */
   load(): Promise<void> {
+    if (!this.available) return Promise.reject(new SessionUnavailableError('load'));
     return this.data ? Promise.resolve() : this.host.load();
   }
 
@@ -117,9 +120,10 @@ export class DistributedSession {
     return this.loaded().has(key);
   }
 
-  /** The raw bytes of a value (ASP.NET's TryGetValue). */
+  /** The raw bytes of a value (ASP.NET's TryGetValue): a copy, changing it changes nothing stored. */
   getBytes(key: string): Uint8Array | undefined {
-    return this.loaded().get(key);
+    const bytes = this.loaded().get(key);
+    return bytes === undefined ? undefined : Uint8Array.from(bytes);
   }
 
   /** Stores raw bytes (ASP.NET's Set). */
@@ -131,7 +135,7 @@ export class DistributedSession {
   }
 
   getString(key: string): string | undefined {
-    const bytes = this.getBytes(key);
+    const bytes = this.loaded().get(key);
     return bytes === undefined ? undefined : decoder.decode(bytes);
   }
 
@@ -144,7 +148,7 @@ export class DistributedSession {
 
   /** A 32-bit integer stored by {@link setInt32} (4 bytes, big-endian, as ASP.NET). */
   getInt32(key: string): number | undefined {
-    const bytes = this.getBytes(key);
+    const bytes = this.loaded().get(key);
     if (bytes === undefined || bytes.byteLength !== 4) return undefined;
     return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, false);
   }
@@ -202,6 +206,7 @@ export class DistributedSession {
   remove(key: string): void {
     const data = this.loaded();
     if (!data.has(key)) return;
+    this.host.beforeChange();
     this.bytes -= entrySize(key, data.get(key)!);
     data.delete(key);
     this.changes.recordRemove(key);
@@ -210,6 +215,7 @@ export class DistributedSession {
   /** Removes every value (the stored session is deleted at commit). */
   clear(): void {
     const data = this.loaded();
+    this.host.beforeChange();
     data.clear();
     this.bytes = 0;
     this.changes.recordClear();
@@ -245,6 +251,7 @@ export class DistributedSession {
 
   private write(key: string, value: Uint8Array): void {
     const data = this.loaded();
+    this.host.beforeChange();
     const { maxValueBytes, maxSessionBytes, maxKeys } = this.host.limits;
     if (value.byteLength > maxValueBytes) {
       throw new RangeError(

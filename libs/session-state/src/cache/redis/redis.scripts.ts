@@ -65,11 +65,17 @@ return fields`,
    */
   sessionCommit: {
     numberOfKeys: 1,
+    // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
     lua: `
+local function batched(command, from, to)
+  for i = from, to, 1000 do
+    redis.call(command, KEYS[1], unpack(ARGV, i, math.min(i + 999, to)))
+  end
+end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 local n = tonumber(ARGV[3])
-if n > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + n)) end
-if #ARGV >= 5 + n then redis.call('HSET', KEYS[1], unpack(ARGV, 4 + n, #ARGV)) end
+if n > 0 then batched('HDEL', 4, 3 + n) end
+if #ARGV >= 5 + n then batched('HSET', 4 + n, #ARGV) end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1`,
   },
