@@ -37,7 +37,7 @@ export class SessionLifecycle implements SessionHost {
   /** The end-of-request commit ran: later changes could not be saved. */
   private closed = false;
   /** The end-of-request commit failed once: it is not retried (each try costs an ioTimeout). */
-  private finishFailure: unknown;
+  private finishFailure: Error | undefined;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -252,7 +252,7 @@ export class SessionLifecycle implements SessionHost {
       if (this.session.isLoaded && this.session.isAvailable) await this.commit();
     } catch (error) {
       if (this.finishFailure === undefined) {
-        this.finishFailure = error;
+        this.finishFailure = error instanceof Error ? error : new Error(String(error));
         this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
       }
       if (this.runtime.store.throwOnError) {
