@@ -6,13 +6,20 @@ import { CommandMonitor } from '../support/redis/index.js';
 
 const COOKIE = '.Nest.Session';
 
-async function waitForSync(replica: RedisServerProcess): Promise<void> {
+/**
+ * Until the replica acknowledges writes. Its link is up before that: after a diskless sync the master
+ * streams commands to it (WAIT's GETACK included) only once the replica sent its first periodic ACK, up to
+ * a second later, and a WAIT before that times out.
+ */
+async function waitForSync(master: RedisServerProcess, replica: RedisServerProcess): Promise<void> {
   for (let i = 0; i < 100; i++) {
     const info = await replica.admin().info('replication');
-    if (/master_link_status:up/.test(info)) return;
+    if (/master_link_status:up/.test(info)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error('replica did not sync');
+  await master.admin().set('durability-probe', '1');
+  if (Number(await master.admin().call('WAIT', '1', '5000')) < 1) throw new Error('replica did not sync');
+  await master.admin().del('durability-probe');
 }
 
 describe('durability: waitForReplicas', () => {
@@ -23,7 +30,7 @@ describe('durability: waitForReplicas', () => {
     replica = await RedisServerProcess.start({
       extraArgs: ['--replicaof', master.host, String(master.port)],
     });
-    await waitForSync(replica);
+    await waitForSync(master, replica);
   });
   afterAll(async () => {
     await replica.stop();

@@ -155,7 +155,14 @@ export class SessionLifecycle implements SessionHost {
 
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
-    const next = this.committing.then(() => this.doCommit());
+    const next = this.committing.then(() =>
+      this.doCommit().catch((error: unknown) => {
+        // The app sees one error type for "the store failed", whatever the store threw.
+        if (error instanceof SessionUnavailableError || error instanceof SessionResponseStartedError)
+          throw error;
+        throw new SessionUnavailableError('commit', error);
+      }),
+    );
     this.committing = next.catch(() => undefined);
     return next;
   }

@@ -9,6 +9,8 @@ type ScriptCall = (...args: (string | Buffer | number)[]) => Promise<unknown>;
 
 const FIRST_RETRY_DELAY = 20;
 const RETRY_INTERVAL = 1000;
+/** Redirections {@link RedisConnection.scriptThenWait} follows (ioredis' maxRedirections default). */
+const MAX_REDIRECTIONS = 16;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -97,7 +99,11 @@ export class RedisConnection {
       const clusterOptions: ClusterOptions = {
         lazyConnect: true,
         enableOfflineQueue: false,
-        enableAutoPipelining: true,
+        // Not in a cluster: ioredis' auto-pipelines group commands per node and follow a MOVED/ASK
+        // redirection only when every command of the batch got the same one (redis/ioredis#2075), so
+        // while slots move (resharding) session reads and writes would fail with MOVED. Sent one by
+        // one, each command follows its redirections (MOVED: refresh the slot map; ASK: ASKING).
+        enableAutoPipelining: false,
         redisOptions: {
           username: o.username,
           password: o.accessKey,
@@ -124,6 +130,12 @@ export class RedisConnection {
   /**
    * Runs a script and then `WAIT replicas timeout` in one pipeline (same node in a cluster: the
    * pipeline follows the script's key). Resolves with the number of acknowledging replicas.
+   *
+   * While cluster slots move, the script can be redirected (MOVED, or ASK during its slot's migration):
+   * Redis did not run it. ioredis re-sends a redirected pipeline only when its other commands are
+   * read-only, and WAIT is not, so redirections are followed here, at most {@link MAX_REDIRECTIONS}:
+   * MOVED refreshes the slot map and sends again; ASK sends ASKING, the script and WAIT to the node the
+   * key migrates to (WAIT must follow the write on the connection that made it).
    */
   async scriptThenWait(
     name: RedisScriptName,
@@ -131,14 +143,26 @@ export class RedisConnection {
     replicas: number,
     timeoutMs: number,
   ): Promise<number> {
-    const pipeline = this.client.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & {
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
-    pipeline[`${name}Buffer`](...args);
-    pipeline.wait(replicas, timeoutMs);
-    const results = (await pipeline.exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
-    return Number(results[1]?.[1] ?? 0);
+    const script = REDIS_SCRIPTS[name];
+    let askTarget: Redis | undefined;
+    for (let redirections = 0; ; redirections++) {
+      const pipeline = askTarget ? askTarget.pipeline().asking() : this.client.pipeline();
+      if (askTarget) pipeline.eval(script.lua, script.numberOfKeys, ...args);
+      else (pipeline as unknown as Record<string, (...a: unknown[]) => unknown>)[`${name}Buffer`](...args);
+      pipeline.wait(replicas, timeoutMs);
+      const results = ((await pipeline.exec()) ?? []).slice(askTarget ? 1 : 0); // without ASKING's OK
+      const redirection = /^(MOVED|ASK) \d+ (\S+)/.exec(results[0]?.[0]?.message ?? '');
+      const cluster = this.client;
+      if (!redirection || !(cluster instanceof Cluster) || redirections >= MAX_REDIRECTIONS || this.closed) {
+        for (const [error] of results) if (error) throw error;
+        return Number(results[1]?.[1] ?? 0);
+      }
+      askTarget =
+        redirection[1] === 'ASK'
+          ? cluster.nodes('master').find((n) => `${n.options.host}:${n.options.port}` === redirection[2])
+          : undefined;
+      if (!askTarget) await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+    }
   }
 
   /**

@@ -1,0 +1,269 @@
+import type { INestApplication } from '@nestjs/common';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { CaptureLogger } from '../support/capture-logger.js';
+import { RedisClusterProcess } from '../support/redis/index.js';
+import {
+  LoopbackClient,
+  Outcomes,
+  SECRETS,
+  SessionClient,
+  clusterMasters,
+  dataKey,
+  ownsSlot,
+  partition,
+  percentile,
+  processOf,
+  redisCliCluster,
+  slotCount,
+  errorStats,
+  waitForSlotAgreement,
+  type MasterView,
+  waitForReplicaAcks,
+} from './support/load.js';
+
+/**
+ * Issue 8, part 2: slots move between masters (`redis-cli --cluster reshard`) while requests run. No
+ * request may fail and no session may lose data: ioredis follows MOVED (slot moved) and ASK (slot being
+ * moved, the key already on the target) redirections.
+ */
+const APP = 'rs';
+const SESSIONS = 300;
+const WORKERS = 24;
+/** Slots moved per reshard step; three steps move slots around the ring A -> B -> C -> A. */
+const SLOTS_PER_STEP = 700;
+const LOAD_LIMIT_MS = 40_000;
+
+describe('resharding a Redis Cluster under load', () => {
+  let cluster: RedisClusterProcess;
+  const apps: INestApplication[] = [];
+  /** urls[0]: an instance with default durability; urls[1]: one with `waitForReplicas: 1`. */
+  const urls: string[] = [];
+  const logger = new CaptureLogger();
+  const client = new LoopbackClient(WORKERS);
+
+  beforeAll(async () => {
+    cluster = await RedisClusterProcess.start({ masters: 3, replicasPerMaster: 1 });
+    await waitForReplicaAcks(cluster); // the waitForReplicas instance's first commits need it
+    // Two instances on one cluster: one plain, one waiting for a replica on every commit (the WAIT
+    // travels in a pipeline with the commit script, which needs its own redirection handling).
+    const clusterNodes = cluster.nodes.map((n) => `${n.host}:${n.port}`);
+    for (const waitForReplicas of [0, 1]) {
+      const started = await startSessionApp(
+        {
+          secrets: SECRETS,
+          // Generous, so that only a redirection failure (immediate) can fail a request, not a busy machine.
+          redis: {
+            clusterNodes,
+            applicationName: APP,
+            waitForReplicas,
+            operationTimeoutInMilliseconds: 3_000,
+          },
+        },
+        { logger },
+      );
+      apps.push(started.app);
+      urls.push(started.url);
+    }
+  }, 40_000);
+
+  afterAll(async () => {
+    client.close();
+    await Promise.all(apps.map((a) => a.close()));
+    await cluster?.stop();
+  });
+
+  it('moves slots while /counter and /set run over many sessions: no 5xx, every increment and value kept', async () => {
+    const urlOf = (s: SessionClient) => urls[Number(s.name.slice(1)) % 2];
+    const sessions = Array.from({ length: SESSIONS }, (_, i) => new SessionClient(`s${i}`, client));
+    const outcomes = new Outcomes();
+    const latencies: number[] = [];
+    const anomalies: string[] = [];
+
+    // One request of a session at a time (a session's counter is a read-modify-write).
+    async function step(s: SessionClient, i: number): Promise<void> {
+      const url = urlOf(s);
+      if (i % 3 === 2) {
+        const key = `k${i % 5}`;
+        const value = `${s.name}-${i}`;
+        const res = await s.send('POST', url, `/set/${key}`, { json: { value } });
+        outcomes.add(res, 'POST /set');
+        latencies.push(res.ms);
+        if (res.status === 200) s.values.set(key, value);
+        return;
+      }
+      const res = await s.send('GET', url, '/counter');
+      outcomes.add(res, 'GET /counter');
+      latencies.push(res.ms);
+      if (res.status !== 200) return;
+      const { count } = JSON.parse(res.body) as { count: number };
+      // Each answer must continue from the last acknowledged one: anything else is a lost update (or an
+      // increment applied although its request failed).
+      if (count !== s.acknowledged + 1)
+        anomalies.push(
+          `${s.name} (${s.key}) on ${urlOf(s)}: ${s.acknowledged} then ${count}: ${s.history.join(' | ')}`,
+        );
+      s.acknowledged = count;
+    }
+
+    // Sessions exist (and are spread over the masters) before slots move.
+    await Promise.all(
+      partition(sessions, WORKERS).map(async (group) => {
+        for (const s of group) await step(s, 0);
+      }),
+    );
+    const before = await clusterMasters(cluster);
+    const keysBefore = await keysPerMaster(before);
+
+    const errorsBefore = await errorStats(cluster);
+    let resharding = true;
+    const loadStarted = Date.now();
+    const load = Promise.all(
+      partition(sessions, WORKERS).map(async (group) => {
+        for (let i = 1; resharding && Date.now() - loadStarted < LOAD_LIMIT_MS; i++) {
+          for (const s of group) await step(s, i);
+        }
+      }),
+    );
+
+    const moves: string[] = [];
+    const movedPerStep: number[] = [];
+    let stepStart = before;
+    const reshardStarted = Date.now();
+    try {
+      for (let k = 0; k < 3; k++) {
+        const from = before[k];
+        const to = before[(k + 1) % 3];
+        await waitForSlotAgreement(cluster);
+        const t0 = Date.now();
+        await redisCliCluster(
+          [
+            'reshard',
+            `127.0.0.1:${from.port}`,
+            '--cluster-from',
+            from.id,
+            '--cluster-to',
+            to.id,
+            '--cluster-slots',
+            String(SLOTS_PER_STEP),
+            '--cluster-yes',
+          ],
+          30_000,
+        );
+        moves.push(`${SLOTS_PER_STEP} slots ${from.port} -> ${to.port} in ${Date.now() - t0} ms`);
+        await waitForSlotAgreement(cluster);
+        const view = await clusterMasters(cluster);
+        movedPerStep.push(
+          slotCount(view.find((m) => m.id === to.id)!) - slotCount(stepStart.find((m) => m.id === to.id)!),
+        );
+        stepStart = view;
+      }
+    } finally {
+      resharding = false;
+      await load;
+    }
+    const reshardMs = Date.now() - reshardStarted;
+    const errorsAfter = await errorStats(cluster);
+    const redirects = {
+      MOVED: (errorsAfter.MOVED ?? 0) - (errorsBefore.MOVED ?? 0),
+      ASK: (errorsAfter.ASK ?? 0) - (errorsBefore.ASK ?? 0),
+    };
+    const after = await clusterMasters(cluster);
+    const keysAfter = await keysPerMaster(after);
+
+    console.log(
+      [
+        `resharding: ${moves.join('; ')} (total ${reshardMs} ms)`,
+        `slots per master before ${before.map(slotCount).join('/')}, after ${after.map(slotCount).join('/')}`,
+        `redirections answered by the cluster meanwhile: MOVED ${redirects.MOVED}, ASK ${redirects.ASK}`,
+        `keys per master before ${keysBefore.join('/')}, after ${keysAfter.join('/')}`,
+        `requests: ${outcomes.total} (${outcomes.summary()}), p50 ${percentile(latencies, 50).toFixed(1)} ms, ` +
+          `p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(0)} ms`,
+        ...outcomes.samples,
+        ...anomalies,
+        ...logger.lines
+          .filter((l) => l.level === 'warn' || l.level === 'error')
+          .map((l) => `log ${l.level}: ${l.message}`),
+      ].join('\n'),
+    );
+
+    // The slots did move (and keys with them).
+    // (Each step moved its slots; the ring may bring some back where they started, so compare per step.)
+    expect(movedPerStep).toEqual([SLOTS_PER_STEP, SLOTS_PER_STEP, SLOTS_PER_STEP]);
+    expect(after.map(slotCount)).toEqual(before.map(slotCount));
+    expect(outcomes.total).toBeGreaterThan(SESSIONS * 3);
+    expect(redirects.MOVED + redirects.ASK).toBeGreaterThan(0); // the client was redirected...
+    // ...and no request failed.
+    expect(outcomes.samples).toEqual([]);
+    expect(anomalies).toEqual([]);
+    expect(outcomes.count((s) => s !== 200)).toBe(0);
+
+    // Every session kept every acknowledged increment and value, read back through the app...
+    await Promise.all(
+      partition(sessions, WORKERS).map(async (group) => {
+        for (const s of group) {
+          const url = urlOf(s);
+          const res = await s.send('GET', url, '/keys');
+          expect(res.status).toBe(200);
+          const stored = JSON.parse(res.body) as Record<string, string>;
+          for (const [key, value] of s.values) expect(stored[key]).toBe(value);
+          const read = await s.send('GET', url, '/read');
+          expect(JSON.parse(read.body).count).toBe(s.acknowledged);
+        }
+      }),
+    );
+    // ...and each hash is on the master that now owns its slot.
+    for (const s of sessions.slice(0, 30)) {
+      const slot = await cluster.keySlot(dataKey(APP, s.key!));
+      const owner = after.find((m) => ownsSlot(m, slot))!;
+      const admin = cluster.processes.find((p) => p.port === owner.port)!.admin();
+      expect(await admin.exists(dataKey(APP, s.key!))).toBe(1);
+    }
+
+    async function keysPerMaster(view: MasterView[]): Promise<number[]> {
+      return Promise.all(
+        view.map((m) =>
+          cluster.processes
+            .find((p) => p.port === m.port)!
+            .admin()
+            .dbsize(),
+        ),
+      );
+    }
+  }, 60_000);
+  it('a slot stopped half-way through its migration (ASK): sessions of both instances keep working', async () => {
+    const view = await clusterMasters(cluster);
+    const errorsBefore = await errorStats(cluster);
+    for (const [index, url] of urls.entries()) {
+      const s = new SessionClient(`ask${index}`, client);
+      expect(JSON.parse((await s.send('GET', url, '/counter')).body)).toEqual({ count: 1 });
+      const key = dataKey(APP, s.key!);
+      const slot = await cluster.keySlot(key);
+      const from = view.find((m) => ownsSlot(m, slot))!;
+      const to = view.find((m) => m !== from)!;
+      const source = processOf(cluster, from.port).admin();
+      const target = processOf(cluster, to.port).admin();
+      // What `redis-cli --cluster reshard` does for one slot, stopped after moving this session's hash:
+      // the source now answers ASK for it, the target serves it only after ASKING.
+      await target.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', from.id);
+      await source.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', to.id);
+      await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', key);
+      await expect(source.exists(key)).rejects.toThrow(/^ASK /);
+
+      for (let count = 2; count <= 4; count++)
+        expect(JSON.parse((await s.send('GET', url, '/counter')).body)).toEqual({ count });
+      expect(JSON.parse((await s.send('GET', url, '/read')).body).count).toBe(4);
+      const [, [, onTarget]] = (await target.pipeline().asking().hexists(key, 'count').exec())!;
+      expect(onTarget).toBe(1);
+
+      // The migration completes: the slot belongs to the target (MOVED from now on).
+      for (const master of view)
+        await processOf(cluster, master.port).admin().call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
+      await waitForSlotAgreement(cluster);
+      expect(JSON.parse((await s.send('GET', url, '/counter')).body)).toEqual({ count: 5 });
+    }
+    const errorsAfter = await errorStats(cluster);
+    const asks = (errorsAfter.ASK ?? 0) - (errorsBefore.ASK ?? 0);
+    console.log(`half-migrated slots: ${asks} ASK redirections followed, every request answered 200`);
+    expect(asks).toBeGreaterThanOrEqual(2 * 3 * 2); // load + commit of 3 requests, on both instances
+  }, 30_000);
+});
