@@ -9,7 +9,11 @@ import { CacheSessionStore } from '../session/stores/cache-session.store.js';
 import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { SessionModuleOptions } from './session-module.options.js';
-import { resolveSessionOptions, SessionConfigurationError } from './session-options.resolver.js';
+import {
+  resolveSessionOptions,
+  SessionConfigurationError,
+  type ResolvedSessionOptions,
+} from './session-options.resolver.js';
 
 /**
  * The long-lived parts built from the options at startup: key ring, cache, session store and,
@@ -17,6 +21,8 @@ import { resolveSessionOptions, SessionConfigurationError } from './session-opti
  */
 export class SessionInfrastructure {
   private constructor(
+    /** The module options, validated and with defaults. */
+    readonly options: ResolvedSessionOptions,
     readonly keyRing: KeyRing,
     readonly cache: DistributedCache,
     readonly store: SessionStore,
@@ -26,7 +32,7 @@ export class SessionInfrastructure {
   static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
-    resolveSessionOptions(options);
+    const resolved = resolveSessionOptions(options);
     const keyRing =
       options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
     if (keyRing.isEphemeral) {
@@ -46,6 +52,7 @@ export class SessionInfrastructure {
       await connection.connect();
       const { RedisSessionStore } = await import('../session/stores/redis-session.store.js');
       return new SessionInfrastructure(
+        resolved,
         keyRing,
         new RedisDistributedCache(connection),
         options.store ?? new RedisSessionStore(connection),
@@ -54,6 +61,7 @@ export class SessionInfrastructure {
     }
     if (options.cache) {
       return new SessionInfrastructure(
+        resolved,
         keyRing,
         options.cache,
         options.store ?? new CacheSessionStore(options.cache),
@@ -61,6 +69,7 @@ export class SessionInfrastructure {
     }
     const cache = new MemoryDistributedCache({ clock: options.memory?.clock });
     return new SessionInfrastructure(
+      resolved,
       keyRing,
       cache,
       options.store ??

@@ -20,7 +20,6 @@ import {
   SESSION_MODULE_OPTIONS_TYPE,
 } from './session-module.definition.js';
 import type { SessionModuleOptions } from './session-module.options.js';
-import { resolveSessionOptions } from './session-options.resolver.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
 import { SessionStateInterceptor } from './session.interceptor.js';
 
@@ -47,7 +46,7 @@ import { SessionStateInterceptor } from './session.interceptor.js';
       inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure],
       useFactory: (options: SessionModuleOptions, infrastructure: SessionInfrastructure) =>
         new SessionRuntime(
-          resolveSessionOptions(options ?? {}),
+          infrastructure.options,
           infrastructure.store,
           infrastructure.keyRing,
           options?.memory?.clock,

@@ -1,4 +1,4 @@
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { KeyRingConfigurationError } from './key-ring.errors.js';
 import { estimateEntropyBits, MIN_SECRET_BYTES } from './secret-strength.js';
 
@@ -76,10 +76,5 @@ export class KeyRing {
       this.derived.set(purpose, keys);
     }
     return keys;
-  }
-
-  /** A short, non-reversible fingerprint of the newest secret, for "which ring is this" diagnostics. */
-  fingerprint(): string {
-    return createHmac('sha256', this.secrets[0]).update('fingerprint').digest('base64url').slice(0, 8);
   }
 }

@@ -8,7 +8,8 @@ import { TempDataDictionary } from './temp-data.dictionary.js';
 export class TempDataLifecycle implements EndOfRequestParticipant {
   private current: TempDataDictionary;
   private readonly provider: TempDataProvider;
-  private loaded: ReadonlyMap<string, unknown> = new Map();
+  /** What the provider returned; read at most once per request, even across a rollback. */
+  private loaded: ReadonlyMap<string, unknown> | undefined;
 
   constructor(private readonly state: RequestState) {
     const { runtime, req, res } = state;
@@ -16,10 +17,7 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
       runtime.options.tempData.provider === 'session'
         ? new SessionTempDataProvider(runtime, state.sessionLifecycle.session)
         : new CookieTempDataProvider(runtime, req, res);
-    this.current = new TempDataDictionary(() => {
-      this.loaded = this.provider.load();
-      return this.loaded;
-    });
+    this.current = this.freshDictionary();
     state.participate(this);
   }
 
@@ -29,15 +27,11 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
   }
 
   rollback(): void {
-    if (!this.current.isLoaded) {
-      this.current = new TempDataDictionary(() => {
-        this.loaded = this.provider.load();
-        return this.loaded;
-      });
-      return;
-    }
-    const loaded = this.loaded;
-    this.current = new TempDataDictionary(() => loaded);
+    this.current = this.freshDictionary();
+  }
+
+  private freshDictionary(): TempDataDictionary {
+    return new TempDataDictionary(() => (this.loaded ??= this.provider.load()));
   }
 
   /** With the session provider TempData needs the session loaded first. */
@@ -48,7 +42,7 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
   save(): void {
     if (!this.current.isLoaded) return;
     try {
-      this.provider.save(this.current.toSave(), this.loaded);
+      this.provider.save(this.current.toSave(), this.loaded ?? new Map());
     } catch (error) {
       this.state.runtime.logger.error(`TempData could not be saved: ${(error as Error).message}`);
     }

@@ -93,7 +93,7 @@ export class RedisConnection {
       // Fail fast while disconnected instead of queueing requests behind an outage.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      retryStrategy: (times) => (this.started && !this.closed ? Math.min(times * 100, RETRY_INTERVAL) : null),
+      retryStrategy: (times) => this.reconnectDelay(times),
     };
     if (o.mode === 'cluster') {
       const clusterOptions: ClusterOptions = {
@@ -111,14 +111,18 @@ export class RedisConnection {
           connectTimeout: o.connectionTimeout,
           maxRetriesPerRequest: 0,
         },
-        clusterRetryStrategy: (times) =>
-          this.started && !this.closed ? Math.min(times * 100, RETRY_INTERVAL) : null,
+        clusterRetryStrategy: (times) => this.reconnectDelay(times),
         slotsRefreshTimeout: o.connectionTimeout,
         dnsLookup: (address, callback) => callback(null, address),
       };
       return new Cluster([...o.clusterNodes], clusterOptions);
     }
     return new Redis({ ...common, host: o.host, port: o.port, db: o.databaseId, enableAutoPipelining: true });
+  }
+
+  /** Reconnect backoff; none while starting (startup fails fast instead) or after close. */
+  private reconnectDelay(times: number): number | null {
+    return this.started && !this.closed ? Math.min(times * 100, RETRY_INTERVAL) : null;
   }
 
   /** Runs a defined script in its Buffer-returning form. */
@@ -245,11 +249,6 @@ export class RedisConnection {
     if (!this.failing) return;
     this.failing = false;
     this.logger.log('Redis answers again.');
-  }
-
-  /** True while the last operation or connection event was a failure. */
-  get isFailing(): boolean {
-    return this.failing;
   }
 
   /** Closes the connection if this module created it (an app's own client is left open). */
