@@ -17,7 +17,8 @@ export class SessionNotConfiguredError extends Error {
       `${what} has not been configured for this application or request${usedBy ? ` (used by ${usedBy})` : ''}. Potential solutions: ` +
         'import SessionModule.forRoot() (or forRootAsync()) in the root module; use it only while an HTTP request ' +
         'is being handled (middleware registered through Nest, guards, interceptors, pipes, handlers, filters), ' +
-        "not at startup or from app.use() middleware added before Nest's.",
+        "not at startup or from app.use() middleware added before Nest's; when the accessor is reached without " +
+        'constructor injection (moduleRef.get()), set SessionModule.forRoot({ asyncContext: true }).',
     );
   }
 }

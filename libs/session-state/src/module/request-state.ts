@@ -6,6 +6,7 @@ import {
   type HttpResponse,
 } from '../http/http-exchange.js';
 import { RequestItems } from '../items/request-items.js';
+import type { Unprotected } from '../protection/cookie-signer.js';
 import { SessionLifecycle } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { TempDataLifecycle } from '../temp-data/temp-data.lifecycle.js';
@@ -29,6 +30,8 @@ export class RequestState {
   private tempDataLifecycle: TempDataLifecycle | undefined;
   private hooked = false;
   private finalized = false;
+  private cookieKeyChecked = false;
+  private verifiedCookieKey: Unprotected<string> | undefined;
 
   constructor(
     readonly runtime: SessionRuntime,
@@ -41,7 +44,35 @@ export class RequestState {
   }
 
   get sessionLifecycle(): SessionLifecycle {
-    return (this.lifecycle ??= new SessionLifecycle(this.runtime, this.req, this.res, () => this.touch()));
+    return (this.lifecycle ??= new SessionLifecycle(
+      this.runtime,
+      this.req,
+      this.res,
+      () => this.touch(),
+      () => this.sessionCookieKey(),
+    ));
+  }
+
+  /** The verified key of the session cookie, checked once per request. */
+  sessionCookieKey(): Unprotected<string> | undefined {
+    if (!this.cookieKeyChecked) {
+      this.cookieKeyChecked = true;
+      this.verifiedCookieKey = this.runtime.sessionKeyOf(this.req);
+    }
+    return this.verifiedCookieKey;
+  }
+
+  /**
+   * The request carries a session cookie. A request that never loads its session still slides the
+   * idle timeout (ASP.NET refreshes on every request), after the response, unless this instance slid
+   * it within `slideSkipWindow`: then nothing is registered at all (no listener, no Redis call).
+   */
+  watchIdleTimeout(): void {
+    const key = this.sessionCookieKey()?.value;
+    if (key === undefined || this.runtime.slidRecently(key)) return;
+    this.res.once('finish', () => {
+      if (!this.lifecycle?.session.isLoaded) this.runtime.slideUntouched(key);
+    });
   }
 
   get tempData(): TempDataLifecycle {
@@ -72,11 +103,6 @@ export class RequestState {
       for (const participant of this.participants ?? []) await participant.save();
     }
     if (this.lifecycle) await this.lifecycle.finish();
-  }
-
-  /** Called at the end of every request: slides the idle timeout of a session it did not load. */
-  afterResponse(): void {
-    this.sessionLifecycle.refreshUntouched();
   }
 
   /** First use of session or TempData: hold `res.end` until their state is committed. */

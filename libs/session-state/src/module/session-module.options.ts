@@ -131,4 +131,13 @@ export interface SessionModuleOptions {
    * Return false until consent is given to keep the session and TempData cookies from being written.
    */
   hasConsent?: (request: HttpRequest) => boolean;
+  /**
+   * Run every request inside the AsyncLocalStorage context that `SessionAccessor`, `TempDataAccessor`
+   * and `ItemsAccessor` read. Default: on when a provider, controller, guard, interceptor, pipe,
+   * filter or middleware injects one of them, off otherwise, because on Node 20 an active
+   * AsyncLocalStorage adds a promise hook to every promise of every request. Set `true` when code
+   * reaches an accessor without injecting it (`moduleRef.get(SessionAccessor)`); `@Session()`,
+   * `@TempData()` and `@Items()` never need it.
+   */
+  asyncContext?: boolean;
 }

@@ -42,6 +42,8 @@ export interface ResolvedSessionOptions {
     readonly maxCookieBytes: number;
   };
   readonly hasConsent: (request: HttpRequest) => boolean;
+  /** undefined: decided at startup from what injects the accessors. */
+  readonly asyncContext?: boolean;
 }
 
 const fail = (message: string): never => {
@@ -140,6 +142,11 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
   if (options.hasConsent !== undefined && typeof options.hasConsent !== 'function') {
     fail('SessionModule option hasConsent must be a function (request) => boolean.');
   }
+  if (options.asyncContext !== undefined && typeof options.asyncContext !== 'boolean') {
+    fail(
+      `SessionModule option asyncContext must be true or false, or left out to decide from what injects the accessors (got ${JSON.stringify(options.asyncContext)}).`,
+    );
+  }
   return {
     cookie: sessionCookie,
     idleTimeout,
@@ -164,5 +171,6 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
       maxCookieBytes: maxCookieBytes(options.tempData?.maxCookieBytes),
     },
     hasConsent: options.hasConsent ?? (() => true),
+    asyncContext: options.asyncContext,
   };
 }

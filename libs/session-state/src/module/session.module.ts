@@ -5,14 +5,17 @@ import {
   RequestMethod,
   type MiddlewareConsumer,
   type NestModule,
+  type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import { DistributedCache } from '../cache/distributed-cache.interface.js';
 import { ItemsAccessor } from '../items/items.accessor.js';
 import { SessionAccessor } from '../session/session.accessor.js';
 import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
+import { injectsAnyOf } from './async-context.detector.js';
 import { RequestStateMiddleware } from './request-state.middleware.js';
 import {
   ConfigurableSessionModule,
@@ -77,8 +80,16 @@ import { SessionStateInterceptor } from './session.interceptor.js';
     SessionStateInterceptor,
   ],
 })
-export class SessionModule extends ConfigurableSessionModule implements NestModule, OnApplicationShutdown {
-  constructor(@Inject(SessionInfrastructure) private readonly infrastructure: SessionInfrastructure) {
+export class SessionModule
+  extends ConfigurableSessionModule
+  implements NestModule, OnApplicationBootstrap, OnApplicationShutdown
+{
+  constructor(
+    @Inject(SessionInfrastructure) private readonly infrastructure: SessionInfrastructure,
+    @Inject(RequestStateMiddleware) private readonly middleware: RequestStateMiddleware,
+    @Inject(ModulesContainer) private readonly modules: ModulesContainer,
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+  ) {
     super();
   }
 
@@ -88,7 +99,22 @@ export class SessionModule extends ConfigurableSessionModule implements NestModu
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+    const adapter = this.adapterHost.httpAdapter;
+    if (adapter?.getType() === 'express') {
+      // Straight into Express, ahead of Nest's own middleware and routes: a Nest middleware route
+      // would add a path match and a wrapper on every request.
+      adapter.use(this.middleware.handle);
+    } else {
+      consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+    }
+  }
+
+  /** Every module has configured its middleware by now, so what injects the accessors is known. */
+  onApplicationBootstrap(): void {
+    this.middleware.useAsyncContext(
+      this.infrastructure.options.asyncContext ??
+        injectsAnyOf(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]),
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -1,12 +1,12 @@
 import { createParamDecorator, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { requestStateOf } from '../module/request-state.access.js';
-import { SessionStateInterceptor } from '../module/session.interceptor.js';
 import type { DistributedSession } from './session.js';
 
 /** A visitor's session (see {@link DistributedSession} for the API). */
 export type Session = DistributedSession;
 
-// Loads the session for the handler; the exported decorator also applies the commit interceptor.
+// Loads the session for the handler. The response hook commits it before the headers leave; no
+// interceptor is applied (Nest's interceptor chain costs more per request than the commit itself).
 const sessionParameter = createParamDecorator(
   async (_data: unknown, context: ExecutionContext): Promise<DistributedSession> => {
     const state = requestStateOf(context, '@Session()');
@@ -25,7 +25,9 @@ const sessionParameter = createParamDecorator(
 /**
  * Handler parameter decorator: the request's {@link Session}, loaded. When the store is down the
  * request fails with 503 if the store has `throwOnError`, otherwise the session is empty and
- * `isAvailable` is false.
+ * `isAvailable` is false. Changes are committed before the response headers leave; a failed commit
+ * under `throwOnError` answers 503 (add `@UseInterceptors(SessionStateInterceptor)` to route it through your
+ * exception filters).
  *
  * @example
  * \@Get('counter')
@@ -35,7 +37,4 @@ const sessionParameter = createParamDecorator(
  *   return { count };
  * }
  */
-export const Session = (): ParameterDecorator => (target, method, index) => {
-  sessionParameter()(target, method, index);
-  SessionStateInterceptor.applyTo(target, method);
-};
+export const Session = (): ParameterDecorator => sessionParameter();

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { ServiceUnavailableException } from '@nestjs/common';
-import { readCookie } from '../http/cookie-header.js';
 import {
   preventCaching,
   replaceSetCookie,
@@ -8,6 +7,7 @@ import {
   type HttpResponse,
 } from '../http/http-exchange.js';
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
+import type { Unprotected } from '../protection/cookie-signer.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError, SessionUnavailableError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
@@ -44,6 +44,8 @@ export class SessionLifecycle implements SessionHost {
     private readonly req: HttpRequest,
     private readonly res: HttpResponse,
     private readonly onTouched: () => void,
+    /** The verified key of the request's session cookie (resolved once per request by its owner). */
+    private readonly cookieKey: () => Unprotected<string> | undefined,
   ) {}
 
   get limits(): SessionLimits {
@@ -54,15 +56,8 @@ export class SessionLifecycle implements SessionHost {
   resolveKey(): string | undefined {
     if (this.keyResolved) return this.key;
     this.keyResolved = true;
-    const raw = readCookie(this.req.headers.cookie, this.runtime.options.cookie.name);
-    if (raw === undefined || raw === '') return undefined;
-    const verified = this.runtime.signer.verify(raw);
-    if (!verified) {
-      this.runtime.badCookieLog.write(
-        'A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.',
-      );
-      return undefined;
-    }
+    const verified = this.cookieKey();
+    if (!verified) return undefined;
     this.key = verified.value;
     this.keyFromCookie = true;
     this.rotated = verified.rotated;
@@ -286,18 +281,6 @@ export class SessionLifecycle implements SessionHost {
     } catch (error) {
       this.runtime.storeFailureLog.write(`Session lock could not be released: ${(error as Error).message}`);
     }
-  }
-
-  /** For a request that never touched the session: slide its idle timeout unless slid recently. */
-  refreshUntouched(): void {
-    if (this.session.isLoaded) return;
-    const key = this.resolveKey();
-    if (key === undefined || this.runtime.slidRecently(key)) return;
-    this.runtime.markSlid(key);
-    this.runtime.store.refresh(key, this.runtime.options.idleTimeout).catch((error: Error) => {
-      this.runtime.forgetSlide(key);
-      this.runtime.storeFailureLog.write(`Session idle timeout could not be refreshed: ${error.message}`);
-    });
   }
 }
 

@@ -1,11 +1,13 @@
 import { Logger } from '@nestjs/common';
+import { readCookie } from '../http/cookie-header.js';
 import { isSecureRequest, type HttpRequest } from '../http/http-exchange.js';
 import { RateLimitedLog } from '../http/rate-limited-log.js';
 import type { CookieAttributes } from '../http/set-cookie.js';
 import { systemClock, type Clock } from '../cache/clock.js';
+import { Deadlines } from '../cache/deadlines.js';
 import type { ResolvedCookieOptions, ResolvedSessionOptions } from '../module/session-options.resolver.js';
 import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
-import { CookieSigner } from '../protection/cookie-signer.js';
+import { CookieSigner, type Unprotected } from '../protection/cookie-signer.js';
 import type { KeyRing } from '../protection/key-ring.js';
 import type { SessionStore } from './stores/session-store.interface.js';
 
@@ -23,6 +25,8 @@ export class SessionRuntime {
   readonly signer: CookieSigner;
   readonly tempDataEncryptor: AuthenticatedEncryptor;
   private readonly slid = new Map<string, number>();
+  private readonly deadlines: Deadlines;
+  private readonly ioTimeoutError: () => Error;
 
   constructor(
     readonly options: ResolvedSessionOptions,
@@ -33,6 +37,9 @@ export class SessionRuntime {
   ) {
     this.signer = new CookieSigner(keyRing, 'session-cookie');
     this.tempDataEncryptor = new AuthenticatedEncryptor(keyRing, 'temp-data-cookie');
+    this.deadlines = new Deadlines(options.ioTimeout);
+    this.ioTimeoutError = () =>
+      new Error(`session store did not answer within ioTimeout=${options.ioTimeout} ms`);
   }
 
   /** Cookie attributes for this request (Secure follows the policy). */
@@ -55,16 +62,34 @@ export class SessionRuntime {
 
   /** Runs a store operation bounded by `ioTimeout`. */
   withIoTimeout<T>(operation: Promise<T>): Promise<T> {
-    const limit = this.options.ioTimeout;
-    if (limit === 0 || this.store.inProcess) return operation;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`session store did not answer within ioTimeout=${limit} ms`)),
-        limit,
+    if (this.store.inProcess) return operation;
+    return this.deadlines.bound(operation, this.options.ioTimeout, this.ioTimeoutError);
+  }
+
+  /**
+   * The verified session key from the request's cookie, or undefined (no cookie, or one that fails
+   * verification: logged, rate-limited, without its value).
+   */
+  sessionKeyOf(req: HttpRequest): Unprotected<string> | undefined {
+    const raw = readCookie(req.headers.cookie, this.options.cookie.name);
+    if (raw === undefined || raw === '') return undefined;
+    const verified = this.signer.verify(raw);
+    if (!verified) {
+      this.badCookieLog.write(
+        'A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.',
       );
+    }
+    return verified;
+  }
+
+  /** Slides the idle timeout of a session the request did not load (fire and forget, logged). */
+  slideUntouched(sessionKey: string): void {
+    if (this.slidRecently(sessionKey)) return;
+    this.markSlid(sessionKey);
+    this.store.refresh(sessionKey, this.options.idleTimeout).catch((error: Error) => {
+      this.forgetSlide(sessionKey);
+      this.storeFailureLog.write(`Session idle timeout could not be refreshed: ${error.message}`);
     });
-    return Promise.race([operation, timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Remembers that this instance slid `sessionKey`'s idle timeout now. */

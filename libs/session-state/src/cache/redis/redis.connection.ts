@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisOperationError } from './redis-cache.errors.js';
+import { Deadlines } from '../deadlines.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
 
@@ -34,8 +35,10 @@ export class RedisConnection {
   private closed = false;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
+  private readonly deadlines: Deadlines;
 
   constructor(readonly options: ResolvedRedisCacheOptions) {
+    this.deadlines = new Deadlines(options.operationTimeout);
     this.ownsClient = options.mode !== 'client';
     this.client = options.client ?? this.createClient();
     for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
@@ -212,28 +215,15 @@ export class RedisConnection {
 
   private withTimeout<T>(name: string, operation: () => Promise<T>, extraTimeMs: number): Promise<T> {
     const timeout = this.options.operationTimeout + extraTimeMs;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new RedisOperationError(
-              `Redis operation ${name} timed out after operationTimeoutInMilliseconds=${timeout}`,
-              name,
-            ),
-          ),
-        timeout,
-      );
-      operation().then(
-        (value) => {
-          clearTimeout(timer);
-          resolve(value);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
-    });
+    return this.deadlines.bound(
+      operation(),
+      timeout,
+      () =>
+        new RedisOperationError(
+          `Redis operation ${name} timed out after operationTimeoutInMilliseconds=${timeout}`,
+          name,
+        ),
+    );
   }
 
   private reportFailure(what: string, error: Error): void {
