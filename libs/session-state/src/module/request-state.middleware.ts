@@ -25,16 +25,28 @@ export class RequestStateMiddleware implements NestMiddleware {
     this.asyncContext = enabled;
   }
 
-  /** The middleware as a plain function (registered with Express directly, without a Nest route layer). */
-  readonly handle = (req: HttpRequest, res: HttpResponse, next: (error?: unknown) => void): void => {
+  /**
+   * Runs `handler(req, res, callback)` for the request with its state attached and, when on, inside
+   * the async context. Wrapped around Express's `app.handle`, so it costs no router layer.
+   */
+  around<C>(
+    req: HttpRequest,
+    res: HttpResponse,
+    handler: (req: HttpRequest, res: HttpResponse, callback: C) => void,
+    callback: C,
+  ): void {
     const state = new RequestState(this.runtime, req, res);
     (req as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if (req.headers.cookie?.includes(this.cookieName)) state.watchIdleTimeout();
-    if (this.asyncContext) requestContext.run(state, next);
-    else next();
-  };
+    if (this.asyncContext) requestContext.run(state, handler, req, res, callback);
+    else handler(req, res, callback);
+  }
 
   use(req: HttpRequest, res: HttpResponse, next: (error?: unknown) => void): void {
-    this.handle(req, res, next);
+    this.around(req, res, callNext, next);
   }
+}
+
+function callNext(_req: HttpRequest, _res: HttpResponse, next: (error?: unknown) => void): void {
+  next();
 }

@@ -9,6 +9,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
+import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
 import { DistributedCache } from '../cache/distributed-cache.interface.js';
 import { ItemsAccessor } from '../items/items.accessor.js';
 import { SessionAccessor } from '../session/session.accessor.js';
@@ -25,6 +26,11 @@ import {
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
 import { SessionStateInterceptor } from './session.interceptor.js';
+
+/** The part of an Express application the module wraps. */
+interface ExpressHandle {
+  handle(req: HttpRequest, res: HttpResponse, callback: unknown): void;
+}
 
 /**
  * Session state, TempData and request items for a Nest app, in one import. Global by default;
@@ -100,10 +106,12 @@ export class SessionModule
 
   configure(consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost.httpAdapter;
-    if (adapter?.getType() === 'express') {
-      // Straight into Express, ahead of Nest's own middleware and routes: a Nest middleware route
-      // would add a path match and a wrapper on every request.
-      adapter.use(this.middleware.handle);
+    const express = adapter?.getType() === 'express' ? (adapter.getInstance() as ExpressHandle) : undefined;
+    if (express && typeof express.handle === 'function') {
+      // Around Express's own entry point rather than as a Nest middleware route: no path match and
+      // no router layer per request, and every middleware (even app.use() ones) sees the state.
+      const handle = express.handle.bind(express);
+      express.handle = (req, res, callback) => this.middleware.around(req, res, handle, callback);
     } else {
       consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
     }

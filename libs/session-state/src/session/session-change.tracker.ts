@@ -3,8 +3,8 @@ import type { SessionChanges, SessionData } from './stores/session-store.interfa
 /** Records what a request changed in its session, so a commit can write only that. */
 export class SessionChangeTracker implements SessionChanges {
   cleared = false;
-  readonly set = new Map<string, Uint8Array>();
-  readonly removed = new Set<string>();
+  set = new Map<string, Uint8Array>();
+  removed = new Set<string>();
 
   constructor(private readonly current: () => SessionData) {}
 
@@ -37,10 +37,18 @@ export class SessionChangeTracker implements SessionChanges {
    * commit is in flight belong to the next commit.
    */
   take(): SessionChanges {
-    const taken = { cleared: this.cleared, set: new Map(this.set), removed: new Set(this.removed) };
     const current = this.current;
-    this.reset();
-    return { ...taken, snapshot: () => new Map(current()) };
+    // Hand over the collections themselves (no copies): this tracker starts new, empty ones.
+    const taken: SessionChanges = {
+      cleared: this.cleared,
+      set: this.set,
+      removed: this.removed,
+      snapshot: () => new Map(current()),
+    };
+    this.cleared = false;
+    this.set = new Map();
+    this.removed = new Set();
+    return taken;
   }
 
   /** Puts changes back after their commit failed; newer changes win over them. */

@@ -120,7 +120,15 @@ export class RedisConnection {
       };
       return new Cluster([...o.clusterNodes], clusterOptions);
     }
-    return new Redis({ ...common, host: o.host, port: o.port, db: o.databaseId, enableAutoPipelining: true });
+    // No auto-pipelining here either: measured with 16 concurrent requests (bench/README.md, profiles),
+    // ioredis' per-tick Pipeline cost more CPU per command (and GC) than the socket writes it saved.
+    return new Redis({
+      ...common,
+      host: o.host,
+      port: o.port,
+      db: o.databaseId,
+      enableAutoPipelining: false,
+    });
   }
 
   /** Reconnect backoff; none while starting (startup fails fast instead) or after close. */
