@@ -40,11 +40,51 @@ export function preventCaching(res: HttpResponse): void {
 }
 
 type EndFunction = HttpResponse['end'];
+type EndArguments = unknown[];
+
+/** Something that may hold a response's `end` until its state is committed. */
+export interface ResponseEndHold {
+  /**
+   * Called instead of `end` while the hold is armed: returns true when it took over (it calls
+   * `send(args)` itself later), false to let `end` go out now.
+   */
+  interceptEnd(args: EndArguments, send: (args: EndArguments) => void): boolean;
+}
+
+/** Marks a response prototype whose `end` asks the request's hold first (see {@link installEndHold}). */
+const END_HOLD_INSTALLED = Symbol.for('nest-session-state.end-hold');
+
+/**
+ * Makes every response with this prototype (an Express app's `app.response`) ask
+ * `holdOf(req)` before `end` goes out. Done once per application, instead of replacing `res.end` on
+ * each response: an own `end` property changes the response object's shape, and every later
+ * property access on it in Node and Express got slower.
+ */
+export function installEndHold(
+  responsePrototype: object,
+  holdOf: (req: HttpRequest | undefined) => ResponseEndHold | undefined,
+): void {
+  const proto = responsePrototype as Record<PropertyKey, unknown> & { end: EndFunction };
+  if (proto[END_HOLD_INSTALLED]) return;
+  const originalEnd = proto.end as (...a: EndArguments) => HttpResponse;
+  proto[END_HOLD_INSTALLED] = true;
+  proto.end = function end(this: HttpResponse, ...args: EndArguments) {
+    const hold = holdOf(this.req as HttpRequest | undefined);
+    if (hold?.interceptEnd(args, (held) => originalEnd.apply(this, held))) return this;
+    return originalEnd.apply(this, args);
+  } as EndFunction;
+}
+
+/** True when `res` inherits an `end` installed by {@link installEndHold}. */
+export function hasEndHold(res: HttpResponse): boolean {
+  return (res as unknown as Record<PropertyKey, unknown>)[END_HOLD_INSTALLED] === true;
+}
 
 /**
  * Runs `beforeEnd` (async) before the response's `end` goes out, so state is committed and its
  * cookies set while headers can still change. `beforeEnd` may replace the response (e.g. a 503);
- * it returns false to tell that it wrote the response itself.
+ * it returns false to tell that it wrote the response itself. For responses without an installed
+ * hold (platforms other than Express, or a response whose prototype was swapped).
  */
 export function holdResponseEnd(res: HttpResponse, beforeEnd: () => Promise<boolean>): void {
   const originalEnd: EndFunction = res.end;

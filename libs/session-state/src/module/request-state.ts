@@ -1,6 +1,8 @@
 import { HttpException } from '@nestjs/common';
 import {
+  hasEndHold,
   holdResponseEnd,
+  type ResponseEndHold,
   replaceWithJsonError,
   type HttpRequest,
   type HttpResponse,
@@ -23,12 +25,14 @@ export interface EndOfRequestParticipant {
  * Everything one request carries: its items, its session and its TempData, created lazily, and
  * the end-of-request work that commits them before the response headers leave.
  */
-export class RequestState {
+export class RequestState implements ResponseEndHold {
   private itemsBag: RequestItems | undefined;
   private lifecycle: SessionLifecycle | undefined;
   private participants: EndOfRequestParticipant[] | undefined;
   private tempDataLifecycle: TempDataLifecycle | undefined;
   private hooked = false;
+  /** `end` is held by the prototype-level hook until the state is committed. */
+  private endHeld = false;
   private finalized = false;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
@@ -109,18 +113,33 @@ export class RequestState {
   private touch(): void {
     if (this.hooked) return;
     this.hooked = true;
-    holdResponseEnd(this.res, async () => {
-      try {
-        await this.finalize();
-        return true;
-      } catch (error) {
-        if (this.res.headersSent) return true;
-        const status = error instanceof HttpException ? error.getStatus() : 503;
-        replaceWithJsonError(this.res, status, { statusCode: status, message: (error as Error).message });
-        return false;
-      } finally {
-        this.lifecycle?.close();
-      }
-    });
+    if (hasEndHold(this.res)) this.endHeld = true;
+    else holdResponseEnd(this.res, () => this.commitBeforeEnd());
+  }
+
+  /** @internal The response's `end` (through the prototype hook): commit first, then let it go. */
+  interceptEnd(args: unknown[], send: (args: unknown[]) => void): boolean {
+    if (!this.endHeld) return false;
+    this.endHeld = false;
+    this.commitBeforeEnd().then(
+      (proceed) => proceed && send(args),
+      () => send(args),
+    );
+    return true;
+  }
+
+  /** Finalizes before the response ends; false when it answered with an error itself. */
+  private async commitBeforeEnd(): Promise<boolean> {
+    try {
+      await this.finalize();
+      return true;
+    } catch (error) {
+      if (this.res.headersSent) return true;
+      const status = error instanceof HttpException ? error.getStatus() : 503;
+      replaceWithJsonError(this.res, status, { statusCode: status, message: (error as Error).message });
+      return false;
+    } finally {
+      this.lifecycle?.close();
+    }
   }
 }

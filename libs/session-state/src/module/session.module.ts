@@ -9,7 +9,9 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
-import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
+import { installEndHold, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import { stateOfRequest } from '../http/request-context.js';
+import type { RequestState } from './request-state.js';
 import { DistributedCache } from '../cache/distributed-cache.interface.js';
 import { ItemsAccessor } from '../items/items.accessor.js';
 import { SessionAccessor } from '../session/session.accessor.js';
@@ -30,6 +32,8 @@ import { SessionStateInterceptor } from './session.interceptor.js';
 /** The part of an Express application the module wraps. */
 interface ExpressHandle {
   handle(req: HttpRequest, res: HttpResponse, callback: unknown): void;
+  /** The prototype Express gives every response of this app. */
+  response: object;
 }
 
 /**
@@ -111,6 +115,7 @@ export class SessionModule
       // Around Express's own entry point rather than as a Nest middleware route: no path match and
       // no router layer per request, and every middleware (even app.use() ones) sees the state.
       const handle = express.handle.bind(express);
+      installEndHold(express.response, (req) => stateOfRequest<RequestState>(req));
       express.handle = (req, res, callback) => this.middleware.around(req, res, handle, callback);
     } else {
       consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });

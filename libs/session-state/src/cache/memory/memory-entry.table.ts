@@ -42,10 +42,16 @@ export class MemoryEntryTable<V> {
     return this.totalSize;
   }
 
-  /** The live value, sliding its expiry; undefined when missing or expired. */
-  get(key: string): V | undefined {
+  /**
+   * The live value, sliding its expiry (by `slidingMs` when given, which then becomes the entry's
+   * sliding window); undefined when missing or expired.
+   */
+  get(key: string, slidingMs?: number): V | undefined {
     const entry = this.live(key);
     if (!entry) return undefined;
+    if (slidingMs !== undefined && entry.expiration.slidingMs !== slidingMs) {
+      entry.expiration = { ...entry.expiration, slidingMs };
+    }
     this.touch(key, entry);
     return entry.value;
   }

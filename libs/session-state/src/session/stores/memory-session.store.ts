@@ -56,10 +56,8 @@ export class MemorySessionStore implements SessionStore {
   }
 
   load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
-    const data = this.table.get(sessionKey);
-    if (!data) return Promise.resolve(undefined);
-    this.table.set(sessionKey, data, { slidingMs: idleTimeoutMs });
-    return Promise.resolve(new Map(data));
+    const data = this.table.get(sessionKey, idleTimeoutMs);
+    return Promise.resolve(data && new Map(data));
   }
 
   commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
