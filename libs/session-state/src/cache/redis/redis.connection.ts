@@ -33,6 +33,7 @@ export class RedisConnection {
   private started = false;
   private failing = false;
   private closed = false;
+  private corked = false;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
@@ -143,6 +144,24 @@ export class RedisConnection {
   }
 
   /**
+   * Holds this turn's commands in the socket and writes them together once the event loop has run
+   * every callback ready now (`setImmediate`): the requests that arrived together share one write
+   * syscall, and Redis answers them with one read. Standalone only (a cluster has one socket per node).
+   */
+  private coalesceWrites(): void {
+    if (this.corked) return;
+    const stream = (this.client as Redis).stream as
+      (NodeJS.WritableStream & { cork?(): void; uncork?(): void }) | undefined;
+    if (!stream?.cork || this.client instanceof Cluster) return;
+    this.corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.corked = false;
+      stream.uncork!();
+    });
+  }
+
+  /**
    * Runs a script and then `WAIT replicas timeout` in one pipeline (same node in a cluster: the
    * pipeline follows the script's key). Resolves with the number of acknowledging replicas.
    *
@@ -186,6 +205,7 @@ export class RedisConnection {
    * Rejects with {@link RedisOperationError}.
    */
   async execute<T>(name: string, operation: () => Promise<T>, extraTimeMs = 0): Promise<T> {
+    this.coalesceWrites();
     const started = Date.now();
     const retryTimeout = this.options.retryTimeout;
     let attempts = 0;
