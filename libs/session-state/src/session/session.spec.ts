@@ -47,6 +47,16 @@ describe('DistributedSession', () => {
     expect(session.getInt32('i')).toBe(-123456);
     session.setInt32('one', 1);
     expect([...session.getBytes('one')!]).toEqual([0, 0, 0, 1]);
+    for (const [value, bytes] of [
+      [-1, [255, 255, 255, 255]],
+      [-2147483648, [128, 0, 0, 0]],
+      [2147483647, [127, 255, 255, 255]],
+      [0x01020304, [1, 2, 3, 4]],
+    ] as const) {
+      session.setInt32('edge', value);
+      expect([...session.getBytes('edge')!]).toEqual(bytes);
+      expect(session.getInt32('edge')).toBe(value);
+    }
     expect(() => session.setInt32('x', 2 ** 31)).toThrow(RangeError);
     expect(() => session.setInt32('x', 1.5)).toThrow(/32-bit integer/);
   });

@@ -150,7 +150,7 @@ export class DistributedSession {
   getInt32(key: string): number | undefined {
     const bytes = this.loaded().get(key);
     if (bytes === undefined || bytes.byteLength !== 4) return undefined;
-    return new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, false);
+    return (bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]; // big-endian, signed
   }
 
   setInt32(key: string, value: number): void {
@@ -160,7 +160,10 @@ export class DistributedSession {
       );
     }
     const bytes = new Uint8Array(4);
-    new DataView(bytes.buffer).setInt32(0, value, false);
+    bytes[0] = value >>> 24;
+    bytes[1] = value >>> 16;
+    bytes[2] = value >>> 8;
+    bytes[3] = value;
     this.write(this.checkKey(key), bytes);
   }
 
