@@ -1,4 +1,5 @@
 import {
+  type INestApplication,
   Controller,
   Get,
   Inject,
@@ -51,6 +52,11 @@ class ProbeController {
   }
 
   // The decorators need no async context.
+  @Get('from-app-use')
+  fromAppUse(@Items() items: RequestItems) {
+    return { seen: items.get('appUse') ?? null };
+  }
+
   @Get('counter')
   counter(@Session() session: Session) {
     const count = (session.getInt32('count') ?? 0) + 1;
@@ -114,12 +120,16 @@ class GuardUserModule {}
 /** An app with only the probe controller (the shared test app injects SessionAccessor itself). */
 async function startSessionApp(
   options: SessionModuleOptions,
-  { imports = [] }: { imports?: (new () => unknown)[] },
+  {
+    imports = [],
+    beforeListen,
+  }: { imports?: (new () => unknown)[]; beforeListen?: (app: INestApplication) => void },
 ) {
   @Module({ imports: [SessionModule.forRoot(options), ...imports], controllers: [ProbeController] })
   class ProbeAppModule {}
   const ref = await Test.createTestingModule({ imports: [ProbeAppModule] }).compile();
   const app = ref.createNestApplication({ logger: false });
+  beforeListen?.(app);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }
@@ -169,6 +179,24 @@ describe('asyncContext: the AsyncLocalStorage context only when something uses t
     const { app, url } = await startSessionApp({}, { imports: [userModule] });
     try {
       expect(await lookupWorks(url)).toBe(true);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('an app.use() middleware added before Nest reaches the items through the accessor (asyncContext: true)', async () => {
+    const { app, url } = await startSessionApp(
+      { asyncContext: true },
+      {
+        beforeListen: (nest) =>
+          nest.use((_req: unknown, _res: unknown, next: () => void) => {
+            nest.get(ItemsAccessor).current.set('appUse', 'yes');
+            next();
+          }),
+      },
+    );
+    try {
+      await request(url).get('/ctx/from-app-use').expect(200, { seen: 'yes' });
     } finally {
       await app.close();
     }

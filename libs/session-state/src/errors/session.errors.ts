@@ -16,9 +16,9 @@ export class SessionNotConfiguredError extends Error {
     super(
       `${what} has not been configured for this application or request${usedBy ? ` (used by ${usedBy})` : ''}. Potential solutions: ` +
         'import SessionModule.forRoot() (or forRootAsync()) in the root module; use it only while an HTTP request ' +
-        'is being handled (middleware registered through Nest, guards, interceptors, pipes, handlers, filters), ' +
-        "not at startup or from app.use() middleware added before Nest's; when the accessor is reached without " +
-        'constructor injection (moduleRef.get()), set SessionModule.forRoot({ asyncContext: true }).',
+        'is being handled (middleware, guards, interceptors, pipes, handlers, filters), not at startup; when an ' +
+        'accessor is reached without constructor injection (moduleRef.get(), plain functions), set ' +
+        'SessionModule.forRoot({ asyncContext: true }).',
     );
   }
 }
