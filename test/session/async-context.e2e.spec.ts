@@ -12,7 +12,7 @@ import {
   UseGuards,
   type CanActivate,
 } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { LazyModuleLoader, ModuleRef } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -28,7 +28,7 @@ import {
 } from 'nest-session-state';
 
 // The library's AsyncLocalStorage is private: observe it through its effect, whether an accessor
-// reached without injection (moduleRef.get()) finds the current request.
+// reached without injection (app.get()) finds the current request.
 async function accessorWorks(use: () => unknown): Promise<boolean> {
   try {
     await use();
@@ -38,15 +38,16 @@ async function accessorWorks(use: () => unknown): Promise<boolean> {
   }
 }
 
+/** The app under test, for code that reaches an accessor without injecting anything. */
+let current: INestApplication | undefined;
+
 @Controller('ctx')
 class ProbeController {
-  constructor(private readonly moduleRef: ModuleRef) {}
-
   // Reaches the accessor without injecting it: works only when the async context is on.
   @Get('lookup')
   async lookup(@Items() items: RequestItems) {
     items.set('seen', 'by decorator');
-    const accessor = this.moduleRef.get(ItemsAccessor, { strict: false });
+    const accessor = current!.get(ItemsAccessor);
     const viaAccessor = await accessorWorks(() => accessor.current.get('seen'));
     return { viaAccessor };
   }
@@ -101,6 +102,34 @@ class ItemsMiddleware implements NestMiddleware {
   }
 }
 
+@Injectable()
+class UsesModuleRef {
+  constructor(readonly moduleRef: ModuleRef) {}
+}
+
+@Injectable()
+class UsesLazyLoader {
+  constructor(readonly loader: LazyModuleLoader) {}
+}
+
+interface SessionSource {
+  readonly session: unknown;
+}
+
+@Injectable()
+class UsesAlias {
+  constructor(@Inject('SESSIONS') readonly sessions: SessionSource) {}
+}
+
+@Module({ providers: [UsesModuleRef] })
+class ModuleRefUserModule {}
+
+@Module({ providers: [UsesLazyLoader] })
+class LazyLoaderUserModule {}
+
+@Module({ providers: [{ provide: 'SESSIONS', useClass: SessionAccessor }, UsesAlias] })
+class AliasUserModule {}
+
 @Module({ providers: [InjectsItems] })
 class ConstructorUserModule {}
 
@@ -130,6 +159,7 @@ async function startSessionApp(
   const ref = await Test.createTestingModule({ imports: [ProbeAppModule] }).compile();
   const app = ref.createNestApplication({ logger: false });
   beforeListen?.(app);
+  current = app;
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }
@@ -140,7 +170,7 @@ async function lookupWorks(url: string): Promise<boolean> {
 }
 
 describe('asyncContext: the AsyncLocalStorage context only when something uses the accessors', () => {
-  it('is off when nothing injects an accessor: decorators work, a moduleRef.get() accessor finds no request', async () => {
+  it('is off when nothing injects an accessor: decorators work, an accessor fetched with app.get() finds no request', async () => {
     const { app, url } = await startSessionApp({}, {});
     try {
       expect(await lookupWorks(url)).toBe(false);
@@ -175,7 +205,10 @@ describe('asyncContext: the AsyncLocalStorage context only when something uses t
     ['a forwardRef() injection', ForwardRefUserModule],
     ['a Nest middleware applied by another module', MiddlewareUserModule],
     ['a guard property injection', GuardUserModule],
-  ])('is on when %s injects an accessor', async (_what, userModule) => {
+    ['a provider of SessionAccessor under another token (useClass)', AliasUserModule],
+    ['ModuleRef (moduleRef.get() can fetch an accessor)', ModuleRefUserModule],
+    ['LazyModuleLoader (a lazy module may inject an accessor)', LazyLoaderUserModule],
+  ])('is on for %s', async (_what, userModule) => {
     const { app, url } = await startSessionApp({}, { imports: [userModule] });
     try {
       expect(await lookupWorks(url)).toBe(true);

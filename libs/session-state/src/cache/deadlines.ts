@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 interface Pending {
   readonly at: number;
   done: boolean;
-  readonly expire: () => void;
+  /** Dropped once settled, so a settled entry queued behind a hung one holds no closure. */
+  expire: (() => void) | undefined;
 }
 
 /** A FIFO of operations that all got the same timeout, so their deadlines come in order. */
@@ -19,6 +20,9 @@ class DeadlineQueue {
     this.items.push(item);
   }
 
+  /** Live entries after the last compaction: the queue is compacted when it doubles past that. */
+  private compactedTo = 0;
+
   /** Drops settled operations from the front and expires those whose deadline passed. */
   sweep(now: number): void {
     const items = this.items;
@@ -27,16 +31,22 @@ class DeadlineQueue {
       if (!item.done) {
         if (item.at > now) break;
         item.done = true;
-        item.expire();
+        const expire = item.expire;
+        item.expire = undefined;
+        expire?.();
       }
       this.head++;
     }
     if (this.head === items.length) {
       this.items = [];
       this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > items.length) {
-      this.items = items.slice(this.head);
+      this.compactedTo = 0;
+    } else if (items.length - this.head > 2 * this.compactedTo + 1024) {
+      // A hung operation at the front keeps everything behind it queued until its deadline:
+      // drop the settled ones now and then (amortised constant time per operation).
+      this.items = items.slice(this.head).filter((item) => !item.done);
       this.head = 0;
+      this.compactedTo = this.items.length;
     }
   }
 }
@@ -75,11 +85,13 @@ export class Deadlines {
         (value) => {
           if (pending.done) return;
           pending.done = true;
+          pending.expire = undefined;
           resolve(value);
         },
         (error: unknown) => {
           if (pending.done) return;
           pending.done = true;
+          pending.expire = undefined;
           reject(error instanceof Error ? error : new Error(String(error)));
         },
       );

@@ -1,4 +1,4 @@
-import type { ModulesContainer } from '@nestjs/core';
+import { LazyModuleLoader, ModuleRef, type ModulesContainer } from '@nestjs/core';
 
 /** Nest's metadata keys (values of its PARAMTYPES/SELF_DECLARED_DEPS/PROPERTY_DEPS constants). */
 const PARAMTYPES = 'design:paramtypes';
@@ -6,6 +6,19 @@ const SELF_DECLARED_DEPS = 'self:paramtypes';
 const PROPERTY_DEPS = 'self:properties_metadata';
 
 type Token = unknown;
+type Class = abstract new (...args: never[]) => unknown;
+
+interface Wrapper {
+  metatype?: unknown;
+  inject?: readonly unknown[] | null;
+  instance?: unknown;
+}
+
+/**
+ * Injecting these means the app can reach any provider without a constructor dependency
+ * (`moduleRef.get()`, modules loaded later): the accessors may be among them.
+ */
+const DYNAMIC_LOOKUP: readonly Token[] = [ModuleRef, LazyModuleLoader];
 
 /** `forwardRef(() => X)` tokens resolved to X. */
 function unwrap(token: Token): Token {
@@ -17,7 +30,7 @@ function unwrap(token: Token): Token {
 }
 
 /** The tokens a class or factory provider asks Nest to inject (constructor, @Inject, properties). */
-function dependenciesOf(wrapper: { metatype?: unknown; inject?: readonly unknown[] | null }): Token[] {
+function dependenciesOf(wrapper: Wrapper): Token[] {
   const found: Token[] = [];
   if (wrapper.inject) {
     for (const entry of wrapper.inject) {
@@ -36,17 +49,31 @@ function dependenciesOf(wrapper: { metatype?: unknown; inject?: readonly unknown
   return found.map(unwrap);
 }
 
+/** A provider that is an accessor under another token (`useClass`, a subclass, or `useValue`). */
+function providesAccessor(wrapper: Wrapper, accessors: readonly Class[]): boolean {
+  const type = wrapper.metatype;
+  return accessors.some(
+    (accessor) =>
+      (typeof type === 'function' && (type === accessor || type.prototype instanceof accessor)) ||
+      wrapper.instance instanceof accessor,
+  );
+}
+
 /**
- * True when a provider, controller, enhancer (guard, interceptor, pipe, filter) or middleware of the
- * application injects one of `tokens`. Decides whether requests need the AsyncLocalStorage context.
+ * True when the app may use one of the `accessors` from code that has no request object, so
+ * requests need the AsyncLocalStorage context: a provider, controller, enhancer (guard,
+ * interceptor, pipe, filter) or middleware injects an accessor, provides one under another token,
+ * or injects `ModuleRef`/`LazyModuleLoader` (which can fetch one at run time).
  */
-export function injectsAnyOf(modules: ModulesContainer, tokens: readonly Token[]): boolean {
-  const wanted = new Set(tokens);
+export function needsAsyncContext(modules: ModulesContainer, accessors: readonly Class[]): boolean {
+  const wanted = new Set<Token>([...accessors, ...DYNAMIC_LOOKUP]);
   for (const module of modules.values()) {
     const groups = [module.providers, module.controllers, module.injectables, module.middlewares];
     for (const group of groups) {
-      for (const wrapper of group.values()) {
-        if (dependenciesOf(wrapper as never).some((token) => wanted.has(token))) return true;
+      for (const [token, wrapper] of group) {
+        const w = wrapper as unknown as Wrapper;
+        if (dependenciesOf(w).some((dependency) => wanted.has(dependency))) return true;
+        if (!accessors.includes(token as Class) && providesAccessor(w, accessors)) return true;
       }
     }
   }

@@ -1,12 +1,6 @@
 import { HttpException } from '@nestjs/common';
-import {
-  hasEndHold,
-  holdResponseEnd,
-  type ResponseEndHold,
-  replaceWithJsonError,
-  type HttpRequest,
-  type HttpResponse,
-} from '../http/http-exchange.js';
+import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
+import { attachResponseHold, ResponseHold, usesInstalledHold } from '../http/response-hold.js';
 import { RequestItems } from '../items/request-items.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { SessionLifecycle } from '../session/session.lifecycle.js';
@@ -25,14 +19,13 @@ export interface EndOfRequestParticipant {
  * Everything one request carries: its items, its session and its TempData, created lazily, and
  * the end-of-request work that commits them before the response headers leave.
  */
-export class RequestState implements ResponseEndHold {
+export class RequestState {
   private itemsBag: RequestItems | undefined;
   private lifecycle: SessionLifecycle | undefined;
   private participants: EndOfRequestParticipant[] | undefined;
   private tempDataLifecycle: TempDataLifecycle | undefined;
-  private hooked = false;
-  /** `end` is held by the prototype-level hook until the state is committed. */
-  private endHeld = false;
+  /** Holds the response's first byte once session or TempData was used. */
+  responseHold: ResponseHold | undefined;
   private finalized = false;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
@@ -109,35 +102,33 @@ export class RequestState implements ResponseEndHold {
     if (this.lifecycle) await this.lifecycle.finish();
   }
 
-  /** First use of session or TempData: hold `res.end` until their state is committed. */
+  /** First use of session or TempData: hold the response's first byte until their state is committed. */
   private touch(): void {
-    if (this.hooked) return;
-    this.hooked = true;
-    if (hasEndHold(this.res)) this.endHeld = true;
-    else holdResponseEnd(this.res, () => this.commitBeforeEnd());
-  }
-
-  /** @internal The response's `end` (through the prototype hook): commit first, then let it go. */
-  interceptEnd(args: unknown[], send: (args: unknown[]) => void): boolean {
-    if (!this.endHeld) return false;
-    this.endHeld = false;
-    this.commitBeforeEnd().then(
-      (proceed) => proceed && send(args),
-      () => send(args),
+    if (this.responseHold) return;
+    const installed = usesInstalledHold(this.res);
+    const hold = new ResponseHold(
+      this.res,
+      () => this.commitBeforeFirstByte(),
+      installed,
+      () =>
+        this.runtime.storeFailureLog.write(
+          'A streamed response passed 1 MiB before the session commit finished: it was sent without waiting ' +
+            '(a new session cookie could not be set). The session store answers slowly.',
+        ),
     );
-    return true;
+    this.responseHold = hold;
+    hold.arm();
+    if (!installed) attachResponseHold(this.res, hold);
   }
 
-  /** Finalizes before the response ends; false when it answered with an error itself. */
-  private async commitBeforeEnd(): Promise<boolean> {
+  /** Finalizes before the response's first byte; an error reply when the commit failed. */
+  private async commitBeforeFirstByte(): Promise<{ status: number; message: string } | undefined> {
     try {
       await this.finalize();
-      return true;
+      return undefined;
     } catch (error) {
-      if (this.res.headersSent) return true;
       const status = error instanceof HttpException ? error.getStatus() : 503;
-      replaceWithJsonError(this.res, status, { statusCode: status, message: (error as Error).message });
-      return false;
+      return { status, message: (error as Error).message };
     } finally {
       this.lifecycle?.close();
     }

@@ -9,7 +9,8 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
-import { installEndHold, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
+import { installResponseHold } from '../http/response-hold.js';
 import { stateOfRequest } from '../http/request-context.js';
 import type { RequestState } from './request-state.js';
 import { DistributedCache } from '../cache/distributed-cache.interface.js';
@@ -18,7 +19,7 @@ import { SessionAccessor } from '../session/session.accessor.js';
 import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
-import { injectsAnyOf } from './async-context.detector.js';
+import { needsAsyncContext } from './async-context.detector.js';
 import { RequestStateMiddleware } from './request-state.middleware.js';
 import {
   ConfigurableSessionModule,
@@ -30,8 +31,12 @@ import { SessionInfrastructure } from './session-infrastructure.js';
 import { SessionStateInterceptor } from './session.interceptor.js';
 
 /** The part of an Express application the module wraps. */
+const UNWRAPPED_HANDLE = Symbol.for('nest-session-state.express-handle');
+type ExpressHandler = (req: HttpRequest, res: HttpResponse, callback: unknown) => void;
+
 interface ExpressHandle {
-  handle(req: HttpRequest, res: HttpResponse, callback: unknown): void;
+  handle: ExpressHandler;
+  [UNWRAPPED_HANDLE]?: ExpressHandler;
   /** The prototype Express gives every response of this app. */
   response: object;
 }
@@ -114,8 +119,10 @@ export class SessionModule
     if (express && typeof express.handle === 'function') {
       // Around Express's own entry point rather than as a Nest middleware route: no path match and
       // no router layer per request, and every middleware (even app.use() ones) sees the state.
-      const handle = express.handle.bind(express);
-      installEndHold(express.response, (req) => stateOfRequest<RequestState>(req));
+      // One wrapper per Express app: a new Nest app over the same Express instance replaces it.
+      express[UNWRAPPED_HANDLE] ??= express.handle.bind(express);
+      const handle = express[UNWRAPPED_HANDLE];
+      installResponseHold(express.response, (req) => stateOfRequest<RequestState>(req)?.responseHold);
       express.handle = (req, res, callback) => this.middleware.around(req, res, handle, callback);
     } else {
       consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
@@ -126,7 +133,7 @@ export class SessionModule
   onApplicationBootstrap(): void {
     this.middleware.useAsyncContext(
       this.infrastructure.options.asyncContext ??
-        injectsAnyOf(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]),
+        needsAsyncContext(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]),
     );
   }
 

@@ -149,7 +149,8 @@ export class RedisConnection {
    * syscall, and Redis answers them with one read. Standalone only (a cluster has one socket per node).
    */
   private coalesceWrites(): void {
-    if (this.corked) return;
+    // Not on a client the app passed in: its own commands would wait for the turn to end too.
+    if (this.corked || !this.ownsClient) return;
     const stream = (this.client as Redis).stream as
       (NodeJS.WritableStream & { cork?(): void; uncork?(): void }) | undefined;
     if (!stream?.cork || this.client instanceof Cluster) return;

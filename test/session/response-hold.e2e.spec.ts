@@ -1,0 +1,271 @@
+import http from 'node:http';
+import { Readable } from 'node:stream';
+import {
+  Controller,
+  Get,
+  Module,
+  Res,
+  Sse,
+  StreamableFile,
+  type INestApplication,
+  type MessageEvent,
+} from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import compression from 'compression';
+import express, { type Response } from 'express';
+import { interval, map, type Observable } from 'rxjs';
+import request from 'supertest';
+import {
+  MemorySessionStore,
+  Session,
+  SessionModule,
+  type SessionChanges,
+  type SessionModuleOptions,
+} from 'nest-session-state';
+import { cookiePair } from '../support/cookie-jar.js';
+
+const COOKIE = '.Nest.Session';
+const BIG = Buffer.alloc(2 * 1024 * 1024, 'x'); // well past the socket's high-water mark
+
+@Controller('hold')
+class HoldController {
+  @Get('json')
+  json(@Session() session: Session) {
+    session.setString('name', 'json');
+    return { ok: true };
+  }
+
+  @Get('stream')
+  stream(@Session() session: Session) {
+    session.setString('name', 'stream');
+    return new StreamableFile(Readable.from([Buffer.from('hello '), Buffer.from('world')]));
+  }
+
+  @Get('big')
+  big(@Session() session: Session) {
+    session.setString('name', 'big');
+    const chunks = Array.from({ length: 32 }, (_, i) => BIG.subarray(i * 65536, (i + 1) * 65536));
+    return new StreamableFile(Readable.from(chunks));
+  }
+
+  @Get('writes')
+  writes(@Session() session: Session, @Res() res: Response) {
+    session.setString('name', 'writes');
+    res.write('a');
+    res.write('b');
+    res.end('c');
+  }
+
+  @Get('flood')
+  flood(@Session() session: Session, @Res() res: Response) {
+    session.setString('name', 'flood');
+    for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
+    res.end();
+  }
+
+  @Sse('events')
+  events(@Session() session: Session): Observable<MessageEvent> {
+    session.setString('name', 'sse');
+    return interval(20).pipe(map((i) => ({ data: { i } })));
+  }
+
+  @Get('read')
+  read(@Session() session: Session) {
+    return { name: session.getString('name') ?? null };
+  }
+}
+
+async function start(
+  options: SessionModuleOptions = {},
+  beforeInit?: (app: INestApplication) => void,
+): Promise<{ app: INestApplication; url: string }> {
+  @Module({ imports: [SessionModule.forRoot(options)], controllers: [HoldController] })
+  class HoldAppModule {}
+  const ref = await Test.createTestingModule({ imports: [HoldAppModule] }).compile();
+  const app = ref.createNestApplication({ logger: false });
+  beforeInit?.(app);
+  await app.listen(0, '127.0.0.1');
+  return { app, url: await app.getUrl() };
+}
+
+function collect(r: NodeJS.ReadableStream, done: (error: Error | null, body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  r.on('data', (chunk: Buffer) => chunks.push(chunk));
+  r.on('end', () => done(null, Buffer.concat(chunks)));
+}
+
+async function readName(url: string, cookie: string): Promise<string | null> {
+  const { body } = await request(url).get('/hold/read').set('Cookie', cookie).expect(200);
+  return (body as { name: string | null }).name;
+}
+
+describe('the response waits for the session commit: end, streams, writes, SSE, own res.end', () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    ({ app, url } = await start());
+  });
+  afterAll(() => app.close());
+
+  it.each([
+    ['/hold/json', '{"ok":true}', 'json'],
+    ['/hold/stream', 'hello world', 'stream'],
+    ['/hold/writes', 'abc', 'writes'],
+  ])(
+    '%s: the new session cookie is sent, the body is intact and the value stored',
+    async (path, text, name) => {
+      const res = await request(url)
+        .get(path)
+        .buffer(true)
+        .parse((r, done) => {
+          let body = '';
+          r.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          r.on('end', () => done(null, body));
+        });
+      expect(res.status).toBe(200);
+      expect(res.body).toBe(text);
+      const cookie = cookiePair(res, COOKIE);
+      expect(cookie).toMatch(/^\.Nest\.Session=/);
+      expect(await readName(url, cookie)).toBe(name);
+    },
+  );
+
+  it('a 2 MiB stream (back-pressure after the held first write) arrives whole', async () => {
+    const res = await request(url)
+      .get('/hold/big')
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (chunk: Buffer) => chunks.push(chunk));
+        r.on('end', () => done(null, Buffer.concat(chunks)));
+      });
+    expect((res.body as Buffer).equals(BIG)).toBe(true);
+    expect(await readName(url, cookiePair(res, COOKIE))).toBe('big');
+  });
+
+  it('SSE: what the handler stored is visible to other requests while the stream is still open', async () => {
+    const first = await request(url).get('/hold/json').expect(200);
+    const cookie = cookiePair(first, COOKIE);
+    const { port } = new URL(url);
+    const seenWhileOpen = await new Promise<string | null>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/hold/events', headers: { cookie } }, (res) => {
+        let events = 0;
+        res.on('data', () => {
+          if (++events !== 2) return;
+          readName(url, cookie).then((name) => {
+            req.destroy();
+            resolve(name);
+          }, reject);
+        });
+      });
+      req.on('error', () => undefined); // destroyed on purpose
+    });
+    expect(seenWhileOpen).toBe('sse');
+  });
+});
+
+describe('the response hold with middleware that replaces res.end (compression)', () => {
+  it.each(['identity', 'gzip'])('Accept-Encoding %s: the new session cookie is sent', async (encoding) => {
+    const { app, url } = await start({}, (nest) => nest.use(compression({ threshold: 0 })));
+    try {
+      const res = await request(url).get('/hold/json').set('Accept-Encoding', encoding).expect(200);
+      expect(res.body).toEqual({ ok: true });
+      const cookie = cookiePair(res, COOKIE);
+      expect(await readName(url, cookie)).toBe('json');
+      const streamed = await request(url).get('/hold/stream').set('Accept-Encoding', encoding).expect(200);
+      expect(cookiePair(streamed, COOKIE)).toMatch(/^\.Nest\.Session=/);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('a slow commit before a stream', () => {
+  class SlowCommits extends MemorySessionStore {
+    override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return super.commit(key, changes, idle);
+    }
+  }
+
+  it('a small stream waits for it: cookie set, body intact', async () => {
+    const { app, url } = await start({ store: new SlowCommits() });
+    try {
+      const res = await request(url).get('/hold/writes').expect(200, 'abc');
+      expect(await readName(url, cookiePair(res, COOKIE))).toBe('writes');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a big stream waits for it through back-pressure: cookie set, body whole', async () => {
+    const { app, url } = await start({ store: new SlowCommits() });
+    try {
+      const res = await request(url).get('/hold/big').buffer(true).parse(collect);
+      expect((res.body as Buffer).equals(BIG)).toBe(true);
+      expect(await readName(url, cookiePair(res, COOKIE))).toBe('big');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('writes that ignore back-pressure past 1 MiB go out without waiting (bounded buffer); the commit still lands', async () => {
+    const { app, url } = await start({ store: new SlowCommits() });
+    try {
+      const first = await request(url).get('/hold/json').expect(200);
+      const cookie = cookiePair(first, COOKIE);
+      const res = await request(url).get('/hold/flood').set('Cookie', cookie).buffer(true).parse(collect);
+      expect((res.body as Buffer).equals(BIG)).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await readName(url, cookie)).toBe('flood');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('a failed commit before a stream', () => {
+  class FailingCommits extends MemorySessionStore {
+    override commit(_key: string, _changes: SessionChanges, _idle: number): Promise<void> {
+      return Promise.reject(new Error('disk on fire'));
+    }
+  }
+
+  it('answers 503 instead of the stream, with nothing of the stream sent', async () => {
+    const { app, url } = await start({ store: new FailingCommits() });
+    try {
+      const res = await request(url).get('/hold/stream').expect(503);
+      expect(res.body).toEqual({ statusCode: 503, message: 'Session state is temporarily unavailable.' });
+      const writes = await request(url).get('/hold/writes').expect(503);
+      expect(writes.body).toEqual({ statusCode: 503, message: 'Session state is temporarily unavailable.' });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('one Express instance under two Nest apps in turn', () => {
+  it('the second app wraps Express once more, not around the first (closed) one', async () => {
+    const instance = express();
+    // Different cookie names tell which app's state a request got.
+    const startOn = async (options: SessionModuleOptions) => {
+      @Module({ imports: [SessionModule.forRoot(options)], controllers: [HoldController] })
+      class ReusedAppModule {}
+      const ref = await Test.createTestingModule({ imports: [ReusedAppModule] }).compile();
+      const app = ref.createNestApplication(new ExpressAdapter(instance), { logger: false });
+      await app.listen(0, '127.0.0.1');
+      return { app, url: await app.getUrl() };
+    };
+    const first = await startOn({ session: { cookie: { name: 'first' } } });
+    await first.app.close();
+    const second = await startOn({});
+    try {
+      const res = await request(second.url).get('/hold/json').expect(200);
+      const cookie = cookiePair(res, COOKIE);
+      expect(await readName(second.url, cookie)).toBe('json');
+    } finally {
+      await second.app.close();
+    }
+  });
+});
