@@ -202,7 +202,10 @@ describe('a slow commit before a stream', () => {
   it('a big stream waits for it through back-pressure: cookie set, body whole', async () => {
     const { app, url } = await start({ store: new SlowCommits() });
     try {
-      const res = await request(url).get('/hold/big').buffer(true).parse(collect);
+      const res = await request(url)
+        .get('/hold/big')
+        .buffer(true)
+        .parse(collect as never);
       expect((res.body as Buffer).equals(BIG)).toBe(true);
       expect(await readName(url, cookiePair(res, COOKIE))).toBe('big');
     } finally {
@@ -215,7 +218,11 @@ describe('a slow commit before a stream', () => {
     try {
       const first = await request(url).get('/hold/json').expect(200);
       const cookie = cookiePair(first, COOKIE);
-      const res = await request(url).get('/hold/flood').set('Cookie', cookie).buffer(true).parse(collect);
+      const res = await request(url)
+        .get('/hold/flood')
+        .set('Cookie', cookie)
+        .buffer(true)
+        .parse(collect as never);
       expect((res.body as Buffer).equals(BIG)).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(await readName(url, cookie)).toBe('flood');

@@ -118,9 +118,16 @@ describe('session behaviour over HTTP (memory store)', () => {
     }
   });
 
-  it('setting a value for a new session after the response started is a clear error, not a crash', async () => {
-    const res = await request(url).post('/stream').expect(201);
+  it('setting a value for a new session after the headers left is a clear error, not a crash', async () => {
+    const res = await request(url).post('/stream-flushed').expect(201);
     expect(res.text).toBe('started;SessionResponseStartedError');
+  });
+
+  it('a value set after res.write() still starts the session: the first write waits for the commit', async () => {
+    const res = await request(url).post('/stream').expect(201);
+    expect(res.text).toBe('started;no error');
+    const { body } = await request(url).get('/keys').set('Cookie', cookiePair(res, COOKIE)).expect(200);
+    expect(body.late).toBe('value');
   });
 
   it('a singleton service reaches the session through SessionAccessor', async () => {

@@ -123,6 +123,18 @@ export class SessionTestController {
 
   @Post('stream')
   stream(@Session() session: Session, @Res() res: Response) {
+    res.write('started;'); // held until the commit: the headers can still change
+    try {
+      session.setString('late', 'value');
+      res.end('no error');
+    } catch (error) {
+      res.end((error as Error).name);
+    }
+  }
+
+  @Post('stream-flushed')
+  streamFlushed(@Session() session: Session, @Res() res: Response) {
+    res.flushHeaders(); // the headers are out: a new session's cookie can no longer be sent
     res.write('started;');
     try {
       session.setString('late', 'value');

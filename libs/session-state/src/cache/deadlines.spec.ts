@@ -9,6 +9,7 @@ describe('Deadlines', () => {
     const deadlines = new Deadlines(1000);
     await expect(deadlines.bound(Promise.resolve(42), 1000, timedOut)).resolves.toBe(42);
     await expect(deadlines.bound(Promise.reject(new Error('boom')), 1000, timedOut)).rejects.toThrow('boom');
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a store may reject with anything
     await expect(deadlines.bound(Promise.reject('text'), 1000, timedOut)).rejects.toThrow('text');
   });
 

@@ -90,7 +90,7 @@ export class SessionUnavailableError extends Error {
  * A new session cannot start once the response headers are sent (its cookie could not be set).
  *
  * @example
- * res.write('<html>...');
+ * res.flushHeaders(); // (a first res.write() waits for the commit instead)
  * session.setString('late', 'x'); // new session: SessionResponseStartedError (its cookie can't be sent)
  * // fix: set values before writing the body, or `await session.commit()` first
  */
@@ -100,7 +100,7 @@ export class SessionResponseStartedError extends Error {
   constructor() {
     super(
       'The session cannot be established after the response has started: its cookie can no longer be sent. ' +
-        'Set session values before writing the response body (or call `await session.commit()` first).',
+        'Set session values before the headers are flushed (or call `await session.commit()` first).',
     );
   }
 }

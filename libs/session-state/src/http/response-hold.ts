@@ -129,12 +129,12 @@ export function installResponseHold(
   };
   proto[HOOKED] = true;
   proto.write = function heldWrite(this: HttpResponse, ...args: unknown[]) {
-    const hold = holdOf(this.req as HttpRequest | undefined);
+    const hold = holdOf(this.req);
     if (hold?.take(write, args)) return hold.writeResult();
     return parent.write.apply(this, args);
   };
   proto.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
-    if (holdOf(this.req as HttpRequest | undefined)?.take(end, args)) return this;
+    if (holdOf(this.req)?.take(end, args)) return this;
     return parent.end.apply(this, args);
   };
 }

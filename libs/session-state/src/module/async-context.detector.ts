@@ -23,7 +23,7 @@ const DYNAMIC_LOOKUP: readonly Token[] = [ModuleRef, LazyModuleLoader];
 /** `forwardRef(() => X)` tokens resolved to X. */
 function unwrap(token: Token): Token {
   if (token && typeof token === 'object' && 'forwardRef' in token) {
-    const ref = (token as { forwardRef: unknown }).forwardRef;
+    const ref = token.forwardRef;
     if (typeof ref === 'function') return (ref as () => Token)();
   }
   return token;

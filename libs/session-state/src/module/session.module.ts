@@ -115,7 +115,7 @@ export class SessionModule
 
   configure(consumer: MiddlewareConsumer): void {
     const adapter = this.adapterHost.httpAdapter;
-    const express = adapter?.getType() === 'express' ? (adapter.getInstance() as ExpressHandle) : undefined;
+    const express = adapter?.getType() === 'express' ? adapter.getInstance<ExpressHandle>() : undefined;
     if (express && typeof express.handle === 'function') {
       // Around Express's own entry point rather than as a Nest middleware route: no path match and
       // no router layer per request, and every middleware (even app.use() ones) sees the state.
