@@ -1,0 +1,238 @@
+// Instructions per request, counted by valgrind's callgrind: the deterministic companion of the timed
+// benchmark (DESIGN.md: "callgrind instruction counts of the server process over a fixed number of
+// requests"). Each configuration's server runs under callgrind with instrumentation off; after warming
+// up (the JIT settles), counting is switched on for a fixed number of requests and the totals are read.
+// Two runs of the same server differ by well under 1%, where req/s and CPU time move by 10-30% here.
+//
+//   npm run bench:instructions                         # rmw, read, untouched for the default configurations
+//   npm run bench:instructions -- --configs baseline,nss-memory --workloads rmw --requests 1000
+import { spawn, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
+import { RedisServer } from './lib/redis.mjs';
+import { installCleanupHandlers, stopAll, track } from './lib/util.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH);
+const DEFAULT_CONFIGS = [
+  'baseline',
+  'nss-memory',
+  'nss-redis',
+  'express-session-memory',
+  'express-session-redis',
+];
+const REFERENCE = 'express-session-redis';
+
+const { values: args } = parseArgs({
+  options: {
+    configs: { type: 'string', default: DEFAULT_CONFIGS.join(',') },
+    workloads: { type: 'string', default: 'rmw,read,untouched' },
+    requests: { type: 'string', default: '1000' },
+    warmup: { type: 'string', default: '1500' },
+    sessions: { type: 'string', default: '200' },
+  },
+});
+const configs = args.configs.split(',');
+const workloads = args.workloads.split(',');
+const requests = Number(args.requests);
+const warmup = Number(args.warmup);
+const sessionCount = Number(args.sessions);
+
+function valgrindAvailable() {
+  try {
+    execFileSync('valgrind', ['--version'], { stdio: 'ignore' });
+    execFileSync('callgrind_control', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** One bench server (bench/server.mjs) under callgrind, counting nothing until told to. */
+class CallgrindServer {
+  static async start(config, options, dir) {
+    const server = new CallgrindServer(config, dir);
+    await server.launch(options);
+    return server;
+  }
+
+  constructor(config, dir) {
+    this.config = config;
+    this.dir = dir;
+    this.stopFirst = true;
+    this.untrack = track(this);
+  }
+
+  launch(options) {
+    const child = spawn(
+      'valgrind',
+      [
+        '--tool=callgrind',
+        '--instr-atstart=no',
+        '--smc-check=all-non-file', // V8 writes and rewrites its machine code
+        `--callgrind-out-file=${join(this.dir, `${this.config}.%p`)}`,
+        process.execPath,
+        join(BENCH, 'server.mjs'),
+        this.config,
+        JSON.stringify(options),
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+    );
+    this.child = child;
+    const stderr = [];
+    child.stderr.on('data', (chunk) => stderr.push(chunk));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.config}: not ready within 180 s`)), 180_000);
+      child.on('message', (message) => {
+        if (message?.type !== 'ready') return;
+        clearTimeout(timer);
+        this.url = `http://127.0.0.1:${message.port}`;
+        resolve();
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        const tail = Buffer.concat(stderr)
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => !l.startsWith('=='))
+          .slice(-8);
+        reject(new Error(`${this.config}: exited (code ${code}) before it was ready:\n${tail.join('\n')}`));
+      });
+    });
+  }
+
+  control(...flags) {
+    execFileSync('callgrind_control', [...flags, String(this.child.pid)], { stdio: 'ignore' });
+  }
+
+  /** Instructions executed (all threads) while `work` ran. */
+  async count(work) {
+    this.control('-z');
+    this.control('-i', 'on');
+    const result = await work();
+    this.control('-i', 'off');
+    this.control('-d');
+    let total = 0;
+    for (const name of await readdir(this.dir)) {
+      if (!name.startsWith(`${this.config}.${this.child.pid}.`)) continue;
+      const text = await readFile(join(this.dir, name), 'utf8');
+      total += Number(/^totals: (\d+)/m.exec(text)?.[1] ?? 0);
+      await rm(join(this.dir, name));
+    }
+    return { result, instructions: total };
+  }
+
+  async stop() {
+    if (this.child.exitCode === null) {
+      this.child.kill('SIGKILL');
+      await new Promise((resolve) => this.child.once('exit', resolve));
+    }
+    this.untrack();
+  }
+
+  killSync() {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+async function main() {
+  if (!valgrindAvailable()) {
+    console.error('valgrind (with callgrind_control) is not installed: apt-get install valgrind');
+    process.exit(1);
+  }
+  installCleanupHandlers();
+  const dir = await mkdtemp(join(tmpdir(), 'bench-callgrind-'));
+  const secret = randomBytes(32).toString('base64url');
+  const redis = configs.some((c) => c.endsWith('-redis')) ? await RedisServer.start() : undefined;
+  const startedAt = new Date();
+  const rows = {};
+  try {
+    for (const config of configs) {
+      const options = { secret, ...(config.endsWith('-redis') ? { redisUrl: redis.url } : {}) };
+      process.stdout.write(`${config}: starting under callgrind... `);
+      const server = await CallgrindServer.start(config, options, dir);
+      const cookies = config.startsWith('baseline')
+        ? fakeCookies(sessionCount)
+        : await createSessions(server.url, sessionCount, 4);
+      rows[config] = {};
+      // Every route warm before anything is counted: the JIT keeps compiling (on other threads, which
+      // callgrind counts too) for a while after a route's first requests.
+      for (let round = 0; round < 2; round++) {
+        for (const workload of workloads) {
+          const path = `/${workload}`;
+          assertClean(
+            `${config} ${path} warm-up`,
+            await runLoad({ url: server.url, path, cookies, connections: 8, amount: warmup }),
+          );
+        }
+      }
+      for (const workload of workloads) {
+        const path = `/${workload}`;
+        const { result, instructions } = await server.count(() =>
+          runLoad({ url: server.url, path, cookies, connections: 8, amount: requests }),
+        );
+        assertClean(`${config} ${path}`, result);
+        rows[config][workload] = Math.round(instructions / result.requests);
+        process.stdout.write(`${workload} ${(rows[config][workload] / 1000).toFixed(0)}k  `);
+      }
+      process.stdout.write('\n');
+      await server.stop();
+    }
+  } finally {
+    await stopAll();
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  const lines = [
+    '| configuration | ' +
+      workloads.map((w) => `${w}: instructions / request (x baseline, x ${REFERENCE})`).join(' | ') +
+      ' |',
+    '| --- | ' + workloads.map(() => '---:').join(' | ') + ' |',
+  ];
+  for (const config of configs) {
+    const cells = workloads.map((w) => {
+      const own = rows[config][w];
+      const base = rows.baseline?.[w];
+      const ref = rows[REFERENCE]?.[w];
+      const vsBase = base ? ` (${(base / own).toFixed(2)}` : ' (—';
+      const vsRef = ref ? `, ${(ref / own).toFixed(2)})` : ', —)';
+      return `${own.toLocaleString('en-US')}${vsBase}${vsRef}`;
+    });
+    lines.push(`| ${config} | ${cells.join(' | ')} |`);
+  }
+  console.log(
+    `\nInstructions per request (callgrind, all threads; ratios: the other's count ÷ this one's, so > 1 is cheaper):\n`,
+  );
+  console.log(lines.join('\n'));
+  const file = join(
+    BENCH,
+    'results',
+    `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-instructions.json`,
+  );
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(
+    file,
+    JSON.stringify(
+      {
+        startedAt,
+        node: process.version,
+        requests,
+        warmup,
+        sessions: sessionCount,
+        configs,
+        workloads,
+        instructionsPerRequest: rows,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  console.log(`\nJSON: ${file.slice(ROOT.length + 1)}`);
+}
+
+await main();
