@@ -1,6 +1,12 @@
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  ServiceUnavailableException,
+  UseFilters,
+  UseInterceptors,
   Controller,
   Get,
   Module,
@@ -20,6 +26,7 @@ import {
   MemorySessionStore,
   Session,
   SessionModule,
+  SessionStateInterceptor,
   type SessionChanges,
   type SessionModuleOptions,
 } from 'nest-session-state';
@@ -27,6 +34,13 @@ import { cookiePair } from '../support/cookie-jar.js';
 
 const COOKIE = '.Nest.Session';
 const BIG = Buffer.alloc(2 * 1024 * 1024, 'x'); // well past the socket's high-water mark
+
+@Catch(ServiceUnavailableException)
+class RenderUnavailable implements ExceptionFilter {
+  catch(_error: ServiceUnavailableException, host: ArgumentsHost) {
+    host.switchToHttp().getResponse<Response>().status(503).json({ rendered: 'by the filter' });
+  }
+}
 
 @Controller('hold')
 class HoldController {
@@ -68,6 +82,14 @@ class HoldController {
   events(@Session() session: Session): Observable<MessageEvent> {
     session.setString('name', 'sse');
     return interval(20).pipe(map((i) => ({ data: { i } })));
+  }
+
+  @Get('filtered')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(RenderUnavailable)
+  filtered(@Session() session: Session) {
+    session.setString('name', 'filtered');
+    return { ok: true };
   }
 
   @Get('read')
@@ -244,6 +266,8 @@ describe('a failed commit before a stream', () => {
     try {
       const res = await request(url).get('/hold/stream').expect(503);
       expect(res.body).toEqual({ statusCode: 503, message: 'Session state is temporarily unavailable.' });
+      const filtered = await request(url).get('/hold/filtered').expect(503);
+      expect(filtered.body).toEqual({ rendered: 'by the filter' }); // with SessionStateInterceptor
       const writes = await request(url).get('/hold/writes').expect(503);
       expect(writes.body).toEqual({ statusCode: 503, message: 'Session state is temporarily unavailable.' });
     } finally {

@@ -27,6 +27,8 @@ export class RequestState {
   /** Holds the response's first byte once session or TempData was used. */
   responseHold: ResponseHold | undefined;
   private finalized = false;
+  /** The commit failed inside Nest's pipeline: an exception filter wrote the response. */
+  private failedInPipeline = false;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
 
@@ -102,6 +104,19 @@ export class RequestState {
     if (this.lifecycle) await this.lifecycle.finish();
   }
 
+  /**
+   * {@link finalize} from Nest's pipeline (the interceptor): a failure there reaches the exception
+   * filters, and the response they write goes out as they wrote it.
+   */
+  async finalizeInPipeline(): Promise<void> {
+    try {
+      await this.finalize();
+    } catch (error) {
+      this.failedInPipeline = true;
+      throw error;
+    }
+  }
+
   /** First use of session or TempData: hold the response's first byte until their state is committed. */
   private touch(): void {
     if (this.responseHold) return;
@@ -127,6 +142,7 @@ export class RequestState {
       await this.finalize();
       return undefined;
     } catch (error) {
+      if (this.failedInPipeline) return undefined; // an exception filter answered already
       const status = error instanceof HttpException ? error.getStatus() : 503;
       return { status, message: (error as Error).message };
     } finally {

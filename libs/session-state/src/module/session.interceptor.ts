@@ -10,10 +10,11 @@ const INTERCEPTORS_METADATA = '__interceptors__';
 /**
  * Commits session and TempData when the handler returned, inside Nest's pipeline, so a failed
  * commit under `throwOnError` reaches exception filters as a 503, and rolls back TempData when the
- * handler throws. `@Session()` and `@TempData()` apply it to their handler by themselves; it is not
- * global, so routes that never use session state skip Nest's interceptor machinery entirely. Add it
- * with `@UseInterceptors(SessionStateInterceptor)` to handlers that reach session state only through
- * the accessors. Without it the response hook still commits before the headers leave.
+ * handler throws. `@TempData()` applies it to its handler by itself; `@Session()` does not (Nest's
+ * interceptor chain costs more per request than the commit). Add it with
+ * `@UseInterceptors(SessionStateInterceptor)` where your exception filters should render a failed
+ * commit, and to handlers that reach TempData only through the accessor. Without it the response
+ * hold still commits before the first byte leaves and answers a failed commit with a JSON 503.
  *
  * @example
  * \@Post('checkout')
@@ -44,7 +45,7 @@ export class SessionStateInterceptor implements NestInterceptor {
         return throwError(() => error);
       }),
       mergeMap(async (value: unknown) => {
-        await state.finalize();
+        await state.finalizeInPipeline();
         return value;
       }),
     );
