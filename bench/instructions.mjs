@@ -153,7 +153,12 @@ async function main() {
   const rows = {};
   try {
     for (const config of configs) {
-      const options = { secret, ...(config.endsWith('-redis') ? { redisUrl: redis.url } : {}) };
+      // Generous Redis timeouts: under valgrind a garbage collection can stall the process for a second.
+      const options = {
+        secret,
+        operationTimeout: 30_000,
+        ...(config.endsWith('-redis') ? { redisUrl: redis.url } : {}),
+      };
       process.stdout.write(`${config}: starting under callgrind... `);
       const server = await CallgrindServer.start(config, options, dir);
       const cookies = config.startsWith('baseline')

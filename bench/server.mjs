@@ -86,7 +86,11 @@ async function createApp() {
   if (config.startsWith('nss-')) {
     const { SessionModule, Session } = await import('nest-session-state');
     const moduleOptions = { secrets: [options.secret] };
-    if (config === 'nss-redis') moduleOptions.redis = { url: options.redisUrl };
+    // operationTimeout: only bench/instructions.mjs sets it (under valgrind an operation may take seconds).
+    const timeouts = options.operationTimeout
+      ? { operationTimeoutInMilliseconds: options.operationTimeout }
+      : {};
+    if (config === 'nss-redis') moduleOptions.redis = { url: options.redisUrl, ...timeouts };
     else if (config === 'nss-cluster') moduleOptions.redis = { clusterNodes: options.clusterNodes };
     else if (config !== 'nss-memory') throw new Error(`unknown configuration ${config}`);
     class AppModule {}
