@@ -21,7 +21,8 @@ export type BeforeFirstByte = () => Promise<{ status: number; message: string } 
  * can still change.
  */
 export class ResponseHold {
-  private armed = false;
+  /** Until the first `write` or `end`, which then waits for `beforeFirstByte`. */
+  private armed = true;
   private held: HeldCall[] | undefined;
   private heldBytes = 0;
   /** The response went out before the commit finished (see {@link HELD_WRITE_BUDGET}). */
@@ -40,11 +41,6 @@ export class ResponseHold {
     /** Called when a stream outgrew the budget and went out before the commit finished. */
     private readonly onEarlyRelease?: () => void,
   ) {}
-
-  /** From now on, the first `write` or `end` waits for `beforeFirstByte`. */
-  arm(): void {
-    this.armed = true;
-  }
 
   /** True when this call is held: the caller then returns {@link writeResult} for `write`, the response for `end`. */
   take(method: ResponseMethod, args: unknown[]): boolean {

@@ -132,7 +132,6 @@ export class RequestState {
         ),
     );
     this.responseHold = hold;
-    hold.arm();
     if (!installed) attachResponseHold(this.res, hold);
   }
 
