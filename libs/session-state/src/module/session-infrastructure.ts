@@ -4,7 +4,10 @@ import { MemoryDistributedCache } from '../cache/memory/memory.cache.js';
 import { resolveRedisCacheOptions } from '../cache/redis/redis-options.validator.js';
 import { RedisDistributedCache } from '../cache/redis/redis.cache.js';
 import { RedisConnection } from '../cache/redis/redis.connection.js';
+import { RedisInvalidations } from '../cache/redis/redis-invalidations.js';
 import { KeyRing } from '../protection/key-ring.js';
+import { SessionNearCache } from '../session/stores/session-near-cache.js';
+import type { Redis } from 'ioredis';
 import { CacheSessionStore } from '../session/stores/cache-session.store.js';
 import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
@@ -27,6 +30,7 @@ export class SessionInfrastructure {
     readonly cache: DistributedCache,
     readonly store: SessionStore,
     private readonly connection?: RedisConnection,
+    private readonly invalidations?: RedisInvalidations,
   ) {}
 
   static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
@@ -48,15 +52,24 @@ export class SessionInfrastructure {
       );
     }
     if (options.redis) {
-      const connection = new RedisConnection(resolveRedisCacheOptions(options.redis));
+      const redis = resolveRedisCacheOptions(options.redis);
+      if (redis.nearCache && options.store !== undefined) {
+        throw new SessionConfigurationError(
+          'SessionModule options redis.nearCache and store exclude each other: the near cache belongs to ' +
+            "the module's Redis session store. Remove one of them.",
+        );
+      }
+      const connection = new RedisConnection(redis);
       await connection.connect();
       const { RedisSessionStore } = await import('../session/stores/redis-session.store.js');
+      const { near, invalidations } = await SessionInfrastructure.nearCache(connection, resolved);
       return new SessionInfrastructure(
         resolved,
         keyRing,
         new RedisDistributedCache(connection),
-        options.store ?? new RedisSessionStore(connection),
+        options.store ?? new RedisSessionStore(connection, near),
         connection,
+        invalidations,
       );
     }
     if (options.cache) {
@@ -77,7 +90,30 @@ export class SessionInfrastructure {
     );
   }
 
+  /** The near cache and its invalidation channel, when `redis.nearCache` asks for them. */
+  private static async nearCache(
+    connection: RedisConnection,
+    options: ResolvedSessionOptions,
+  ): Promise<{ near?: SessionNearCache; invalidations?: RedisInvalidations }> {
+    const bounds = connection.options.nearCache;
+    if (!bounds) return {};
+    const near = new SessionNearCache(bounds.maxEntries, bounds.maxAge, options.slideSkipWindow);
+    const invalidations = new RedisInvalidations(
+      connection.client as Redis, // the options validator refuses nearCache with a cluster
+      near,
+      connection.options.connectionTimeout,
+    );
+    try {
+      await invalidations.start();
+    } catch (error) {
+      await connection.close();
+      throw error;
+    }
+    return { near, invalidations };
+  }
+
   async close(): Promise<void> {
+    await this.invalidations?.close();
     await this.connection?.close();
   }
 }

@@ -68,6 +68,31 @@ export interface RedisCacheOptions {
   clusterNodes?: RedisNodeAddress[];
   /** An ioredis client the app already made; the module does not close it. */
   client?: Redis | Cluster;
+  /**
+   * Opt-in: keep recently used sessions in this process too, so a session read needs no Redis round
+   * trip. Kept coherent by Redis invalidations (CLIENT TRACKING, Redis 6+): when another instance
+   * writes a session, this instance drops its copy when Redis tells it, usually within a millisecond.
+   * Reads may therefore miss a write made on another instance in that short window; writes are never
+   * lost (commits still go to Redis and write only what changed). Standalone Redis only. `true` for
+   * the defaults. See docs/near-cache.md.
+   */
+  nearCache?: boolean | RedisNearCacheOptions;
+}
+
+/**
+ * Bounds of the near cache (`redis.nearCache`).
+ *
+ * @example
+ * SessionModule.forRoot({ redis: { url, nearCache: { maxEntries: 50_000, maxAgeInMilliseconds: 2_000 } } });
+ */
+export interface RedisNearCacheOptions {
+  /** Most sessions kept; the oldest are dropped beyond it. Default 10000. */
+  maxEntries?: number;
+  /**
+   * Longest time a copy is used without reading Redis again, in ms: the staleness bound if
+   * invalidations were lost without the connection noticing. Default 5000.
+   */
+  maxAgeInMilliseconds?: number;
 }
 
 /** Options after validation and defaults. */
@@ -88,4 +113,6 @@ export interface ResolvedRedisCacheOptions {
   readonly client?: Redis | Cluster;
   readonly waitForReplicas: number;
   readonly waitForReplicasTimeout: number;
+  /** undefined: no near cache. */
+  readonly nearCache?: { readonly maxEntries: number; readonly maxAge: number };
 }

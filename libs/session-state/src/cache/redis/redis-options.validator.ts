@@ -123,6 +123,8 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     fail('Redis option ssl must be true, false or Node TLS options ({ ca, ... }).');
   }
 
+  const nearCache = resolveNearCache(options, clusterNodes.length > 0);
+
   return {
     mode: options.client ? 'client' : clusterNodes.length > 0 ? 'cluster' : 'standalone',
     host,
@@ -164,5 +166,27 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
       1,
       600_000,
     ),
+    nearCache,
+  };
+}
+
+function resolveNearCache(
+  options: RedisCacheOptions,
+  cluster: boolean,
+): ResolvedRedisCacheOptions['nearCache'] {
+  const near = options.nearCache;
+  if (near === undefined || near === false) return undefined;
+  if (near !== true && (typeof near !== 'object' || near === null || Array.isArray(near))) {
+    fail('Redis option nearCache must be true, false or { maxEntries, maxAgeInMilliseconds }.');
+  }
+  if (cluster || (options.client as { isCluster?: boolean } | undefined)?.isCluster) {
+    fail(
+      'Redis option nearCache is not available with Redis Cluster yet: remove nearCache, or use a standalone Redis.',
+    );
+  }
+  const bounds = near === true ? {} : near;
+  return {
+    maxEntries: integerOption('nearCache.maxEntries', bounds.maxEntries, 10_000, 1, 10_000_000),
+    maxAge: integerOption('nearCache.maxAgeInMilliseconds', bounds.maxAgeInMilliseconds, 5000, 1, 3_600_000),
   };
 }

@@ -22,6 +22,14 @@ local function slide(key, sliding, absolute, now)
 end
 `;
 
+/**
+ * Ends every session script with a read of its key. Under client-side caching (the near cache's
+ * CLIENT TRACKING, default mode, NOLOOP), a write, even this connection's own, removes the key from
+ * Redis's tracking table; a read made after it registers the connection's interest again, so writes
+ * by other instances keep being invalidated. Without tracking it is one cheap lookup.
+ */
+const TRACK = `redis.call('EXISTS', KEYS[1])`;
+
 export const REDIS_SCRIPTS = {
   /** KEYS: entry. ARGV: now (ms). Returns the data and slides the expiration: ASP.NET needs two trips. */
   cacheGet: {
@@ -57,7 +65,16 @@ return 1`,
     lua: `
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+${TRACK}
 return fields`,
+  },
+  /** KEYS: session data hash. ARGV: idle ms. Slides the idle timeout of an existing session. */
+  sessionRefresh: {
+    numberOfKeys: 1,
+    lua: `
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+${TRACK}
+return 1`,
   },
   /**
    * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), number of removed fields n,
@@ -77,6 +94,7 @@ local n = tonumber(ARGV[3])
 if n > 0 then batched('HDEL', 4, 3 + n) end
 if #ARGV >= 5 + n then batched('HSET', 4 + n, #ARGV) end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+${TRACK}
 return 1`,
   },
   /** KEYS: lock. ARGV: token. Deletes the lock only when this request still owns it. */

@@ -1,12 +1,16 @@
 import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
+import type { SessionNearCache } from './session-near-cache.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 
 /**
  * Sessions on Redis or Redis Cluster: one hash per session at `{<applicationName>_<key>}_Data`.
  * Load is HGETALL + PEXPIRE and commit is HDEL/HSET/PEXPIRE, each one EVALSHA: one round trip,
  * atomic, and writing only the keys this request changed.
+ *
+ * With a {@link SessionNearCache} (option `redis.nearCache`), loads are answered from this process
+ * while its copy is coherent, so a read-modify-write costs one round trip (the commit).
  *
  * @example
  * SessionModule.forRoot({ redis: { url: process.env.REDIS_URL } }); // uses a RedisSessionStore
@@ -17,7 +21,10 @@ export class RedisSessionStore implements SessionStore {
   readonly writesDeltas = true;
   private readonly app: string;
 
-  constructor(private readonly connection: RedisConnection) {
+  constructor(
+    private readonly connection: RedisConnection,
+    private readonly near?: SessionNearCache,
+  ) {
     this.app = connection.options.applicationName;
   }
 
@@ -26,8 +33,26 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const near = this.near;
+    if (near === undefined) return this.read(key, idleTimeoutMs);
+    const copy = near.get(key, idleTimeoutMs);
+    if (copy !== undefined) return copy.size === 0 ? undefined : copy;
+    const ticket = near.begin(key);
+    let data: SessionData | undefined;
+    try {
+      data = await this.read(key, idleTimeoutMs);
+    } catch (error) {
+      near.failed(key, ticket);
+      throw error;
+    }
+    near.loaded(key, ticket, data);
+    return data;
+  }
+
+  private async read(key: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
     const reply = (await this.connection.execute('SESSION LOAD', () =>
-      this.connection.script('sessionLoad', redisKeys.sessionData(this.app, sessionKey), idleTimeoutMs),
+      this.connection.script('sessionLoad', key, idleTimeoutMs),
     )) as Buffer[];
     if (reply.length === 0) return undefined;
     const data: SessionData = new Map();
@@ -36,8 +61,22 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const near = this.near;
+    if (near === undefined) return this.write(key, changes, idleTimeoutMs);
+    const ticket = near.begin(key);
+    try {
+      await this.write(key, changes, idleTimeoutMs);
+    } catch (error) {
+      near.failed(key, ticket);
+      throw error;
+    }
+    near.committed(key, ticket, changes);
+  }
+
+  private async write(key: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
     const args: (string | Buffer | number)[] = [
-      redisKeys.sessionData(this.app, sessionKey),
+      key,
       idleTimeoutMs,
       changes.cleared ? '1' : '0',
       changes.removed.size,
@@ -67,15 +106,30 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
-    await this.connection.execute('SESSION REFRESH', () =>
-      this.connection.client.pexpire(redisKeys.sessionData(this.app, sessionKey), idleTimeoutMs),
-    );
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const ticket = this.near?.begin(key) ?? -1;
+    try {
+      await this.connection.execute('SESSION REFRESH', () =>
+        // Under tracking, a bare PEXPIRE would end this instance's interest in the key (see TRACK).
+        this.near
+          ? this.connection.script('sessionRefresh', key, idleTimeoutMs)
+          : this.connection.client.pexpire(key, idleTimeoutMs),
+      );
+    } catch (error) {
+      this.near?.failed(key, ticket);
+      throw error;
+    }
+    this.near?.slid(key, ticket);
   }
 
   async remove(sessionKey: string): Promise<void> {
-    await this.connection.execute('SESSION REMOVE', () =>
-      this.connection.client.del(redisKeys.sessionData(this.app, sessionKey)),
-    );
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const ticket = this.near?.begin(key) ?? -1;
+    try {
+      await this.connection.execute('SESSION REMOVE', () => this.connection.client.del(key));
+    } finally {
+      this.near?.failed(key, ticket); // its copy is gone either way
+    }
   }
 
   async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {

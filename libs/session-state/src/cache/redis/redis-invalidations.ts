@@ -1,0 +1,165 @@
+import { Logger } from '@nestjs/common';
+import type { Redis } from 'ioredis';
+import { RedisConfigurationError } from './redis-cache.errors.js';
+
+/** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
+const INVALIDATION_CHANNEL = '__redis__:invalidate';
+
+/** What receives the invalidations (the session near cache). */
+export interface InvalidationSink {
+  /** Another client changed `key`. */
+  invalidate(key: string): void;
+  /** Everything may have changed (FLUSHALL/FLUSHDB). */
+  flush(): void;
+  /** Invalidations reach this instance from now on. */
+  activate(): void;
+  /** Invalidations may be missed from now on. */
+  deactivate(): void;
+}
+
+/**
+ * Redis client-side caching: the data connection runs `CLIENT TRACKING ON REDIRECT <id> NOLOOP`, and a
+ * second connection subscribed to `__redis__:invalidate` receives the names of keys this connection
+ * read that any *other* client changed since (every session script ends with a read of its key for
+ * that reason, see redis.scripts.ts), or `null` when the database was flushed.
+ *
+ * Default mode, not broadcast: Redis 7.0 applies NOLOOP to writes made by scripts only in default mode
+ * (in BCAST mode this instance would be told about its own commits), and each instance hears only
+ * about sessions it read. The sink is active only while both connections are up and tracking is on;
+ * any close deactivates it, and the next `ready` of either connection sets tracking up again (the
+ * subscriber's client id changes on reconnect).
+ *
+ * The subscriber speaks RESP2: under RESP3 Redis sends invalidations as push frames, which ioredis
+ * does not pass to listeners.
+ */
+export class RedisInvalidations {
+  private readonly logger = new Logger('RedisNearCache');
+  private readonly subscriber: Redis;
+  private subscriberId: string | undefined;
+  /** Bumped by every close, so a setup that raced with one does not activate the sink. */
+  private generation = 0;
+  private enabling: Promise<void> | undefined;
+  private enableAgain = false;
+  private closed = false;
+  private warned = false;
+  private readonly onClientClose = () => this.lost();
+  private readonly onClientReady = () => this.refresh();
+
+  constructor(
+    private readonly client: Redis,
+    private readonly sink: InvalidationSink,
+    private readonly startTimeout: number,
+  ) {
+    this.subscriber = client.duplicate({
+      protocol: 2,
+      autoResubscribe: false,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      connectionName: 'nest-session-state:invalidations',
+    });
+  }
+
+  /** Connects the subscriber and turns tracking on; fails startup naming `nearCache` if Redis refuses. */
+  async start(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        (async () => {
+          await this.subscriber.connect();
+          await this.enable(this.generation);
+        })(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within connectionTimeoutInMilliseconds=${this.startTimeout}`)),
+            this.startTimeout,
+          );
+        }),
+      ]);
+    } catch (error) {
+      this.subscriber.disconnect();
+      throw new RedisConfigurationError(
+        `Redis option nearCache could not be set up: ${(error as Error).message}. It needs Redis 6 or later ` +
+          'and, for the configured user, the CLIENT and SUBSCRIBE commands (ACL: +client|id +client|tracking ' +
+          '+subscribe). Grant them, or remove nearCache.',
+        { cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    this.subscriber.on('error', () => undefined); // outages are reported by the data connection
+    this.subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.received(keys));
+    this.subscriber.on('close', () => {
+      this.subscriberId = undefined;
+      this.lost();
+    });
+    this.subscriber.on('ready', () => this.refresh());
+    this.client.on('close', this.onClientClose);
+    this.client.on('ready', this.onClientReady);
+  }
+
+  /** Stops listening and closes the subscriber (the data connection is closed by its owner). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.lost();
+    this.client.off('close', this.onClientClose);
+    this.client.off('ready', this.onClientReady);
+    try {
+      await this.subscriber.quit();
+    } catch {
+      this.subscriber.disconnect();
+    }
+  }
+
+  private received(keys: Buffer[] | null): void {
+    if (keys === null) {
+      this.sink.flush();
+      return;
+    }
+    for (const key of keys) this.sink.invalidate(key.toString('utf8'));
+  }
+
+  private lost(): void {
+    this.generation++;
+    this.sink.deactivate();
+  }
+
+  /** Sets tracking up again after a reconnect; one setup at a time. */
+  private refresh(): void {
+    if (this.closed) return;
+    if (this.enabling) {
+      this.enableAgain = true;
+      return;
+    }
+    this.enabling = this.enable(this.generation)
+      .catch((error: Error) => {
+        if (this.warned) return;
+        this.warned = true;
+        this.logger.warn(
+          `Near cache is off until Redis invalidations can be set up again (${error.message}); sessions are read from Redis.`,
+        );
+      })
+      .finally(() => {
+        this.enabling = undefined;
+        if (this.enableAgain) {
+          this.enableAgain = false;
+          this.refresh();
+        }
+      });
+  }
+
+  private async enable(generation: number): Promise<void> {
+    if (this.subscriber.status !== 'ready' || this.client.status !== 'ready') return;
+    if (this.subscriberId === undefined) {
+      const id = String(await this.subscriber.client('ID'));
+      await this.subscriber.subscribe(INVALIDATION_CHANNEL);
+      this.subscriberId = id;
+    }
+    // The redirection can only be changed from OFF.
+    await this.client.call('CLIENT', 'TRACKING', 'OFF');
+    await this.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', this.subscriberId, 'NOLOOP');
+    if (generation !== this.generation || this.closed) return;
+    if (this.warned) this.logger.log('Near cache is on again.');
+    this.warned = false;
+    this.sink.activate();
+  }
+}

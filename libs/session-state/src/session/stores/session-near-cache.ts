@@ -1,0 +1,160 @@
+import type { SessionChanges, SessionData } from './session-store.interface.js';
+
+interface NearEntry {
+  /** The stored values; empty when Redis had no session under this key. Never handed out. */
+  readonly data: SessionData;
+  /** Read from Redis until then; a copy older than this is not trusted (lost invalidations). */
+  readonly trustedUntil: number;
+  /** When this instance last slid the session's idle timeout in Redis. */
+  slidAt: number;
+}
+
+/** Returned by {@link SessionNearCache.begin}; -1 when the cache was off. */
+export type NearTicket = number;
+
+/**
+ * Sessions this instance read or wrote recently, keyed by their Redis key, used by
+ * RedisSessionStore while Redis invalidations reach this instance (see RedisInvalidations).
+ *
+ * Coherence: `invalidate` drops a copy when another client wrote the key. A load or commit in flight
+ * when that happens may carry the older value, so every Redis operation is bracketed by
+ * `begin`/`finish` and its result is only kept when no invalidation for its key (and no flush or
+ * loss of the invalidation channel) happened in between.
+ */
+export class SessionNearCache {
+  private readonly entries = new Map<string, NearEntry>();
+  /** Redis operations in flight per key. */
+  private readonly pending = new Map<string, number>();
+  /** Keys invalidated while an operation on them was in flight. */
+  private readonly raced = new Set<string>();
+  /** Changes whenever copies stop being trustworthy as a whole (flush, channel lost or regained). */
+  private epoch = 0;
+  private active = false;
+
+  constructor(
+    readonly maxEntries: number,
+    readonly maxAge: number,
+    /** Longest time a copy is served without sliding the session in Redis. */
+    readonly slideEvery: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Number of sessions held. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** True while invalidations reach this instance: only then are copies served and kept. */
+  get isActive(): boolean {
+    return this.active;
+  }
+
+  /**
+   * A copy of the session's values, or undefined when Redis must be read: nothing held, held too
+   * long (`maxAge`), or due for a slide of the idle timeout. An empty map: no such session in Redis.
+   */
+  get(key: string, idleTimeoutMs: number): SessionData | undefined {
+    if (!this.active) return undefined;
+    const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    const now = this.now();
+    if (now >= entry.trustedUntil || now - entry.slidAt >= Math.min(this.slideEvery, idleTimeoutMs)) {
+      return undefined;
+    }
+    return new Map(entry.data);
+  }
+
+  /** Marks the start of a Redis operation on `key`. */
+  begin(key: string): NearTicket {
+    if (!this.active) return -1;
+    this.pending.set(key, (this.pending.get(key) ?? 0) + 1);
+    return this.epoch;
+  }
+
+  /** After a load that was begun with `ticket`: keeps what Redis returned (undefined: no session). */
+  loaded(key: string, ticket: NearTicket, data: SessionData | undefined): void {
+    if (!this.finish(key, ticket)) {
+      this.entries.delete(key);
+      return;
+    }
+    const now = this.now();
+    this.entries.delete(key); // re-inserted last: the oldest entries are the ones evicted
+    if (this.entries.size >= this.maxEntries) this.evictOldest();
+    this.entries.set(key, {
+      data: data ? new Map(data) : new Map(),
+      trustedUntil: now + this.maxAge,
+      slidAt: now,
+    });
+  }
+
+  /** After a commit that was begun with `ticket`: applies the changes to the copy, if one is held. */
+  committed(key: string, ticket: NearTicket, changes: SessionChanges): void {
+    const entry = this.entries.get(key);
+    if (!this.finish(key, ticket)) {
+      this.entries.delete(key);
+      return;
+    }
+    // No copy: what else the session holds in Redis is unknown here, so nothing is kept.
+    if (entry === undefined) return;
+    if (changes.cleared) entry.data.clear();
+    for (const removed of changes.removed) entry.data.delete(removed);
+    for (const [field, value] of changes.set) entry.data.set(field, value);
+    entry.slidAt = this.now();
+  }
+
+  /** After a successful slide of the idle timeout begun with `ticket`. */
+  slid(key: string, ticket: NearTicket): void {
+    const entry = this.entries.get(key);
+    if (this.finish(key, ticket) && entry !== undefined) entry.slidAt = this.now();
+  }
+
+  /** After an operation that failed or whose outcome is unknown (timeout): the copy is dropped. */
+  failed(key: string, ticket: NearTicket): void {
+    this.finish(key, ticket);
+    this.entries.delete(key);
+  }
+
+  /** Another client changed `key` (a Redis invalidation). */
+  invalidate(key: string): void {
+    this.entries.delete(key);
+    if (this.pending.has(key)) this.raced.add(key);
+  }
+
+  /** Every copy is dropped (FLUSHALL, FLUSHDB, or Redis asked so). */
+  flush(): void {
+    this.epoch++;
+    this.entries.clear();
+  }
+
+  /** Invalidations reach this instance from now on. */
+  activate(): void {
+    this.flush();
+    this.active = true;
+  }
+
+  /** Invalidations may be missed from now on: nothing is served or kept until {@link activate}. */
+  deactivate(): void {
+    this.active = false;
+    this.flush();
+  }
+
+  private finish(key: string, ticket: NearTicket): boolean {
+    if (ticket < 0) return false;
+    const left = this.pending.get(key)! - 1;
+    const clean = ticket === this.epoch && !this.raced.has(key);
+    if (left === 0) {
+      this.pending.delete(key);
+      this.raced.delete(key);
+    } else {
+      this.pending.set(key, left);
+    }
+    return clean;
+  }
+
+  private evictOldest(): void {
+    for (const key of this.entries.keys()) {
+      this.entries.delete(key);
+      return;
+    }
+  }
+}

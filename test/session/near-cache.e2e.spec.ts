@@ -1,0 +1,238 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import {
+  MemorySessionStore,
+  RedisConfigurationError,
+  SessionConfigurationError,
+  type RedisCacheOptions,
+} from 'nest-session-state';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair } from '../support/cookie-jar.js';
+import { CommandMonitor, RedisServerProcess } from '../support/redis/index.js';
+
+/**
+ * The opt-in near cache (`redis.nearCache`) against a real Redis: reads served from the instance's
+ * copy, the copy dropped when another instance writes (CLIENT TRACKING invalidations), and nothing
+ * stale served after the invalidation channel was lost, the data connection was lost, or Redis was
+ * flushed. maxAge is one minute here, so only an invalidation (not the age bound) can make an
+ * instance see another's write within the waits below.
+ */
+const COOKIE = '.Nest.Session';
+const SECRETS = ['k8JdQ0wZr4Vn1pYt6sXc2bLm9gHf3aEu7iOq5yTz0R'];
+const APP = 'near';
+const NEAR = { maxAgeInMilliseconds: 60_000 };
+const SUBSCRIBER_NAME = 'nest-session-state:invalidations';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitUntil(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(25);
+  }
+  return check();
+}
+
+describe('near cache (redis.nearCache)', () => {
+  let server: RedisServerProcess;
+  let monitor: CommandMonitor;
+  /** Near-cached instance. */
+  let a: { app: INestApplication; url: string };
+  /** A second instance on the same Redis, without a near cache, that writes behind a's back. */
+  let b: { app: INestApplication; url: string };
+
+  const redis = (extra: RedisCacheOptions = {}): RedisCacheOptions => ({
+    host: server.host,
+    port: server.port,
+    applicationName: APP,
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    a = await startSessionApp({ secrets: SECRETS, redis: redis({ nearCache: NEAR }) });
+    b = await startSessionApp({ secrets: SECRETS, redis: redis() });
+    monitor = await CommandMonitor.start(server);
+  });
+  afterAll(async () => {
+    await monitor.stop();
+    await a.app.close();
+    await b.app.close();
+    await server.stop();
+  });
+
+  /** Redis commands (top level) that one request caused. */
+  async function commandsOf(url: string, method: 'get' | 'post', path: string, cookie: string) {
+    await monitor.settle();
+    monitor.reset();
+    const res = await request(url)[method](path).set('Cookie', cookie).send({ value: 'x' }).expect(200);
+    await sleep(20);
+    await monitor.settle();
+    return { commands: monitor.commands(), body: res.body as Record<string, unknown> };
+  }
+
+  const keys = async (url: string, cookie: string) =>
+    (await request(url).get('/keys').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
+
+  async function newSession(): Promise<string> {
+    return cookiePair(await request(a.url).post('/set/seed').send({ value: 's' }).expect(200), COOKIE);
+  }
+
+  it('a read-modify-write costs one round trip and a read none, once the instance holds the session', async () => {
+    const cookie = await newSession();
+    const script = expect.stringMatching(/^EVAL(SHA)?$/);
+    // First request with the cookie: nothing held yet (a commit alone does not tell the whole session).
+    expect((await commandsOf(a.url, 'get', '/counter', cookie)).commands).toEqual([script, script]);
+    const rmw = await commandsOf(a.url, 'get', '/counter', cookie);
+    expect(rmw.commands).toEqual([script]); // the commit; the load came from the near cache
+    expect(rmw.body).toEqual({ count: 2 });
+    const read = await commandsOf(a.url, 'get', '/read', cookie);
+    expect(read.commands).toEqual([]);
+    expect(read.body).toMatchObject({ count: 2 });
+    expect((await commandsOf(a.url, 'get', '/untouched', cookie)).commands).toEqual([]);
+    // What the instance served is what Redis holds.
+    expect((await request(b.url).get('/read').set('Cookie', cookie).expect(200)).body.count).toBe(2);
+  });
+
+  it("another instance's write is seen at once: Redis invalidates the copy", async () => {
+    const cookie = await newSession();
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200);
+    expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]); // held
+    await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'blue' }).expect(200);
+    expect(await waitUntil(async () => (await keys(a.url, cookie)).color === 'blue', 1000)).toBe(true);
+    // And the fresh copy is held again.
+    expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]);
+  });
+
+  it('writes are never lost: concurrent writes from both instances to one session all persist', async () => {
+    const cookie = await newSession();
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200);
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        request(i % 2 === 0 ? a.url : b.url)
+          .post(`/set/k${i}`)
+          .set('Cookie', cookie)
+          .send({ value: `v${i}` })
+          .expect(200),
+      ),
+    );
+    for (const url of [b.url, a.url]) {
+      expect(
+        await waitUntil(async () => Object.keys(await keys(url, cookie)).length === 41, 1000),
+      ).toBe(true);
+      const body = await keys(url, cookie);
+      for (let i = 0; i < 40; i++) expect(body[`k${i}`]).toBe(`v${i}`);
+    }
+  });
+
+  it('while the invalidation channel is down nothing is served from the copy, and afterwards it is used again', async () => {
+    const cookie = await newSession();
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200);
+    const admin = server.admin();
+    const subscriber = /id=(\d+) [^\n]*name=nest-session-state:invalidations/.exec(
+      (await admin.client('LIST')) as string,
+    );
+    expect(subscriber).not.toBeNull();
+    await admin.client('KILL', 'ID', subscriber![1]);
+    // Written while a has no invalidation channel: Redis has nobody to tell.
+    await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'green' }).expect(200);
+    await sleep(300);
+    expect((await keys(a.url, cookie)).color).toBe('green');
+    // The subscriber reconnected and tracking is on again: reads are held again.
+    expect(
+      await waitUntil(async () => {
+        await request(a.url).get('/read').set('Cookie', cookie).expect(200);
+        return (await commandsOf(a.url, 'get', '/read', cookie)).commands.length === 0;
+      }, 5000),
+    ).toBe(true);
+    const list = (await admin.client('LIST')) as string;
+    expect(list.match(new RegExp(`name=${SUBSCRIBER_NAME}`, 'g'))).toHaveLength(1);
+  });
+
+  it("after a's data connection was lost, writes made meanwhile are seen", async () => {
+    const cookie = await newSession();
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200);
+    const admin = server.admin();
+    // a's data connection is the one with tracking on (flag t).
+    const tracked = /id=(\d+) [^\n]*flags=\w*t\w* /.exec((await admin.client('LIST')) as string);
+    expect(tracked).not.toBeNull();
+    await admin.client('KILL', 'ID', tracked![1]);
+    await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'red' }).expect(200);
+    await sleep(300);
+    expect(await waitUntil(async () => (await keys(a.url, cookie).catch(() => ({}))).color === 'red', 3000)).toBe(
+      true,
+    );
+  });
+
+  it('FLUSHALL drops every copy', async () => {
+    const cookie = await newSession();
+    await request(a.url).get('/counter').set('Cookie', cookie).expect(200);
+    expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]); // held
+    await server.admin().flushall();
+    const held = async () =>
+      ((await request(a.url).get('/read').set('Cookie', cookie).expect(200)).body as { keys: string[] }).keys;
+    expect(await waitUntil(async () => (await held()).length === 0, 1000)).toBe(true);
+  });
+});
+
+describe('near cache configuration', () => {
+  let server: RedisServerProcess;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start({ password: 'near-secret' });
+    await server
+      .admin()
+      .call('ACL', 'SETUSER', 'notracking', 'on', '>pw', '~*', '+@all', '-client', '-subscribe');
+  });
+  afterAll(() => server.stop());
+
+  const start = (redis: RedisCacheOptions, extra: { store?: MemorySessionStore } = {}) =>
+    startSessionApp({ secrets: SECRETS, redis, ...extra });
+
+  it('is refused with Redis Cluster, naming the option', async () => {
+    await expect(start({ clusterNodes: ['127.0.0.1:7000'], nearCache: true })).rejects.toThrow(
+      RedisConfigurationError,
+    );
+    await expect(start({ clusterNodes: ['127.0.0.1:7000'], nearCache: true })).rejects.toThrow(
+      /nearCache is not available with Redis Cluster yet: remove nearCache/,
+    );
+  });
+
+  it('rejects bad bounds, naming the option', async () => {
+    const base = { host: server.host, port: server.port, accessKey: 'near-secret' };
+    await expect(start({ ...base, nearCache: { maxEntries: 0 } })).rejects.toThrow(
+      /nearCache\.maxEntries must be an integer from 1/,
+    );
+    await expect(start({ ...base, nearCache: { maxAgeInMilliseconds: 1.5 } })).rejects.toThrow(
+      /nearCache\.maxAgeInMilliseconds must be an integer/,
+    );
+    await expect(start({ ...base, nearCache: 'yes' as unknown as boolean })).rejects.toThrow(
+      /nearCache must be true, false or \{ maxEntries, maxAgeInMilliseconds \}/,
+    );
+  });
+
+  it('excludes a custom store', async () => {
+    const redis = { host: server.host, port: server.port, accessKey: 'near-secret', nearCache: true };
+    await expect(start(redis, { store: new MemorySessionStore() })).rejects.toThrow(SessionConfigurationError);
+    await expect(start(redis, { store: new MemorySessionStore() })).rejects.toThrow(
+      /redis\.nearCache and store exclude each other/,
+    );
+  });
+
+  it('fails startup, naming the option and the ACL to grant, when the user may not use CLIENT TRACKING', async () => {
+    const redis = {
+      host: server.host,
+      port: server.port,
+      username: 'notracking',
+      accessKey: 'pw',
+      nearCache: true,
+    };
+    await expect(start(redis)).rejects.toThrow(
+      /Redis option nearCache could not be set up: .*NOPERM.*\+client\|tracking.*or remove nearCache/s,
+    );
+    // Nothing left connected by the failed start.
+    const list = (await server.admin().client('LIST')) as string;
+    expect(list).not.toMatch(/user=notracking/);
+  });
+});
