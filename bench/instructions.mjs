@@ -23,6 +23,7 @@ const DEFAULT_CONFIGS = [
   'baseline',
   'nss-memory',
   'nss-redis',
+  'nss-redis-near',
   'express-session-memory',
   'express-session-redis',
 ];
@@ -148,7 +149,8 @@ async function main() {
   installCleanupHandlers();
   const dir = await mkdtemp(join(tmpdir(), 'bench-callgrind-'));
   const secret = randomBytes(32).toString('base64url');
-  const redis = configs.some((c) => c.endsWith('-redis')) ? await RedisServer.start() : undefined;
+  const usesRedis = (c) => c.endsWith('-redis') || c === 'nss-redis-near';
+  const redis = configs.some(usesRedis) ? await RedisServer.start() : undefined;
   const startedAt = new Date();
   const rows = {};
   try {
@@ -157,7 +159,9 @@ async function main() {
       const options = {
         secret,
         operationTimeout: 30_000,
-        ...(config.endsWith('-redis') ? { redisUrl: redis.url } : {}),
+        ...(usesRedis(config) ? { redisUrl: redis.url } : {}),
+        // Under valgrind a pass over the sessions takes seconds: keep near-cache copies for the run.
+        ...(config === 'nss-redis-near' ? { nearCacheMaxAge: 600_000 } : {}),
       };
       process.stdout.write(`${config}: starting under callgrind... `);
       const server = await CallgrindServer.start(config, options, dir);

@@ -36,12 +36,13 @@ const ALL_CONFIGS = [
   'baseline-2',
   'nss-memory',
   'nss-redis',
+  'nss-redis-near',
   'nss-cluster',
   'express-session-memory',
   'express-session-redis',
 ];
 const WORKLOADS = ['rmw', 'read', 'untouched'];
-const REDIS_CONFIGS = new Set(['nss-redis', 'express-session-redis']);
+const REDIS_CONFIGS = new Set(['nss-redis', 'nss-redis-near', 'express-session-redis']);
 const usesRedis = (config) => REDIS_CONFIGS.has(config);
 
 const { values: cli } = parseArgs({
@@ -250,7 +251,7 @@ class AppServer {
 /** Server options for a configuration (the same secret for every app, so cookies cost the same). */
 function serverOptions(config, infra) {
   const options = { secret: infra.secret };
-  if (config === 'nss-redis' || config === 'express-session-redis') options.redisUrl = infra.redis.url;
+  if (usesRedis(config)) options.redisUrl = infra.redis.url;
   if (config === 'nss-cluster') options.clusterNodes = infra.cluster.clusterNodes;
   return options;
 }
@@ -525,6 +526,15 @@ async function benchmark() {
   for (const config of configs.filter((c) => redisServersOf(c, infra).length > 0)) {
     roundTrips[config] = {};
     for (const workload of workloads) {
+      // Steady state first: every session visited (and slid, and held by a near cache) just before.
+      const warm = await runLoad({
+        url: servers[config].url,
+        path: `/${workload}`,
+        cookies: cookies[config],
+        connections: settings.connections,
+        amount: cookies[config].length,
+      });
+      assertClean(`round-trip warm-up ${config} /${workload}`, warm);
       const monitor = await monitorCommands(redisServersOf(config, infra));
       const result = await runLoad({
         url: servers[config].url,

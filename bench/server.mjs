@@ -91,6 +91,12 @@ async function createApp() {
       ? { operationTimeoutInMilliseconds: options.operationTimeout }
       : {};
     if (config === 'nss-redis') moduleOptions.redis = { url: options.redisUrl, ...timeouts };
+    else if (config === 'nss-redis-near')
+      moduleOptions.redis = {
+        url: options.redisUrl,
+        ...timeouts,
+        nearCache: options.nearCacheMaxAge ? { maxAgeInMilliseconds: options.nearCacheMaxAge } : true,
+      };
     else if (config === 'nss-cluster') moduleOptions.redis = { clusterNodes: options.clusterNodes };
     else if (config !== 'nss-memory') throw new Error(`unknown configuration ${config}`);
     class AppModule {}

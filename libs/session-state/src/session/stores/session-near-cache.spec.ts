@@ -1,0 +1,164 @@
+import { SessionNearCache } from './session-near-cache.js';
+import type { SessionChanges, SessionData } from './session-store.interface.js';
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (data: SessionData | undefined, field: string) => {
+  const value = data?.get(field);
+  return value && new TextDecoder().decode(value);
+};
+const changes = (set: Record<string, string>, removed: string[] = [], cleared = false): SessionChanges => ({
+  cleared,
+  set: new Map(Object.entries(set).map(([k, v]) => [k, bytes(v)])),
+  removed: new Set(removed),
+  snapshot: () => new Map(),
+});
+
+const IDLE = 20 * 60_000;
+
+describe('SessionNearCache', () => {
+  let now: number;
+  let near: SessionNearCache;
+
+  beforeEach(() => {
+    now = 1_000_000;
+    near = new SessionNearCache(3, 5000, 60_000, () => now);
+    near.activate();
+  });
+
+  const load = (key: string, data: Record<string, string> | undefined) =>
+    near.loaded(
+      key,
+      near.begin(key),
+      data && new Map(Object.entries(data).map(([k, v]) => [k, bytes(v)])),
+    );
+
+  it('serves copies of what was loaded; changing a copy does not change what is held', () => {
+    load('k', { a: '1' });
+    const copy = near.get('k', IDLE)!;
+    expect(text(copy, 'a')).toBe('1');
+    copy.set('a', bytes('changed'));
+    copy.delete('a');
+    expect(text(near.get('k', IDLE), 'a')).toBe('1');
+  });
+
+  it('remembers that Redis had no session (an empty map)', () => {
+    load('k', undefined);
+    expect(near.get('k', IDLE)).toEqual(new Map());
+  });
+
+  it('applies a commit to the held copy, and keeps nothing for a session it never loaded', () => {
+    load('k', { a: '1', b: '2' });
+    near.committed('k', near.begin('k'), changes({ c: '3' }, ['a']));
+    const held = near.get('k', IDLE)!;
+    expect([...held.keys()].sort()).toEqual(['b', 'c']);
+    near.committed('k', near.begin('k'), changes({ d: '4' }, [], true));
+    expect([...near.get('k', IDLE)!.keys()]).toEqual(['d']);
+    near.committed('new', near.begin('new'), changes({ x: '1' }));
+    expect(near.get('new', IDLE)).toBeUndefined();
+  });
+
+  it('drops a copy on invalidation, and does not keep a load or commit that an invalidation raced', () => {
+    load('k', { a: '1' });
+    near.invalidate('k');
+    expect(near.get('k', IDLE)).toBeUndefined();
+
+    const loading = near.begin('k');
+    near.invalidate('k'); // another instance wrote while the load was in flight
+    near.loaded('k', loading, new Map([['a', bytes('old')]]));
+    expect(near.get('k', IDLE)).toBeUndefined();
+
+    load('k', { a: '1' });
+    const committing = near.begin('k');
+    near.invalidate('k');
+    near.committed('k', committing, changes({ b: '2' }));
+    expect(near.get('k', IDLE)).toBeUndefined();
+
+    // Once nothing is in flight, the race is forgotten: the next load is kept.
+    load('k', { a: '2' });
+    expect(text(near.get('k', IDLE), 'a')).toBe('2');
+  });
+
+  it('a race on one of two overlapping operations spoils both', () => {
+    const first = near.begin('k');
+    const second = near.begin('k');
+    near.invalidate('k');
+    near.loaded('k', first, new Map());
+    near.loaded('k', second, new Map());
+    expect(near.get('k', IDLE)).toBeUndefined();
+  });
+
+  it('a flush, or losing the invalidation channel, drops everything and spoils operations in flight', () => {
+    load('a', { x: '1' });
+    const inFlight = near.begin('b');
+    near.flush();
+    expect(near.get('a', IDLE)).toBeUndefined();
+    near.loaded('b', inFlight, new Map());
+    expect(near.get('b', IDLE)).toBeUndefined();
+
+    load('a', { x: '1' });
+    const beforeLoss = near.begin('c');
+    near.deactivate();
+    expect(near.isActive).toBe(false);
+    expect(near.get('a', IDLE)).toBeUndefined();
+    // While off nothing is kept, even operations started while off.
+    load('d', { x: '1' });
+    near.activate();
+    near.loaded('c', beforeLoss, new Map());
+    expect(near.get('c', IDLE)).toBeUndefined();
+    expect(near.get('d', IDLE)).toBeUndefined();
+    expect(near.size).toBe(0);
+  });
+
+  it('a failed or timed-out operation drops the copy', () => {
+    load('k', { a: '1' });
+    near.failed('k', near.begin('k'));
+    expect(near.get('k', IDLE)).toBeUndefined();
+  });
+
+  it('trusts a copy at most maxAge after it was read from Redis (a commit does not extend it)', () => {
+    load('k', { a: '1' });
+    now += 4000;
+    near.committed('k', near.begin('k'), changes({ b: '2' }));
+    expect(near.get('k', IDLE)).toBeDefined();
+    now += 1000;
+    expect(near.get('k', IDLE)).toBeUndefined();
+  });
+
+  it('sends the read to Redis when the idle timeout is due for a slide; a commit or refresh slides', () => {
+    near = new SessionNearCache(3, 3_600_000, 60_000, () => now);
+    near.activate();
+    load('k', { a: '1' });
+    now += 59_000;
+    expect(near.get('k', IDLE)).toBeDefined();
+    near.committed('k', near.begin('k'), changes({ b: '2' }));
+    now += 59_000;
+    expect(near.get('k', IDLE)).toBeDefined();
+    near.slid('k', near.begin('k'));
+    now += 59_000;
+    expect(near.get('k', IDLE)).toBeDefined();
+    now += 1000;
+    expect(near.get('k', IDLE)).toBeUndefined();
+    // A shorter idle timeout bounds it too.
+    load('k', { a: '1' });
+    now += 10_000;
+    expect(near.get('k', 10_000)).toBeUndefined();
+  });
+
+  it('holds at most maxEntries, dropping the least recently loaded', () => {
+    load('a', {});
+    load('b', {});
+    load('c', {});
+    load('a', {}); // reloaded: now the newest
+    load('d', {});
+    expect(near.size).toBe(3);
+    expect(near.get('b', IDLE)).toBeUndefined();
+    for (const key of ['a', 'c', 'd']) expect(near.get(key, IDLE)).toBeDefined();
+  });
+
+  it('is off until activated', () => {
+    const off = new SessionNearCache(3, 5000, 60_000, () => now);
+    off.loaded('k', off.begin('k'), new Map());
+    expect(off.get('k', IDLE)).toBeUndefined();
+    expect(off.size).toBe(0);
+  });
+});
