@@ -119,12 +119,7 @@ export function evaluateTargets(result) {
     1.3,
     REFERENCE,
   );
-  throughput(
-    'rmw on Redis with the near cache (nss-redis-near) vs baseline',
-    'rmw',
-    'nss-redis-near',
-    0.85,
-  );
+  throughput('rmw on Redis with the near cache (nss-redis-near) vs baseline', 'rmw', 'nss-redis-near', 0.85);
   throughput(
     'rmw on Redis with the near cache (nss-redis-near) vs express-session + connect-redis',
     'rmw',

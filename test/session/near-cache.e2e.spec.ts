@@ -6,6 +6,7 @@ import {
   SessionConfigurationError,
   type RedisCacheOptions,
 } from 'nest-session-state';
+import { Redis } from 'ioredis';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { CommandMonitor, RedisServerProcess } from '../support/redis/index.js';
@@ -95,14 +96,60 @@ describe('near cache (redis.nearCache)', () => {
     expect((await request(b.url).get('/read').set('Cookie', cookie).expect(200)).body.count).toBe(2);
   });
 
-  it("another instance's write is seen at once: Redis invalidates the copy", async () => {
+  it("another instance's write is seen at once, also after this instance's own commit: Redis invalidates the copy", async () => {
     const cookie = await newSession();
     await request(a.url).get('/read').set('Cookie', cookie).expect(200);
     expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]); // held
     await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'blue' }).expect(200);
     expect(await waitUntil(async () => (await keys(a.url, cookie)).color === 'blue', 1000)).toBe(true);
-    // And the fresh copy is held again.
+    // The fresh copy is held again.
     expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]);
+    // a commits (its copy is updated, and Redis still tracks the key for a after a's own write) ...
+    await request(a.url).post('/set/size').set('Cookie', cookie).send({ value: 'L' }).expect(200);
+    expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]);
+    // ... so b's next write is seen too.
+    await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'red' }).expect(200);
+    expect(await waitUntil(async () => (await keys(a.url, cookie)).color === 'red', 1000)).toBe(true);
+    expect(await keys(a.url, cookie)).toMatchObject({ color: 'red', size: 'L', seed: 's' });
+  });
+
+  it("another near-cached instance's read does not cost this instance its copy (its load slides only when due)", async () => {
+    const c = await startSessionApp({ secrets: SECRETS, redis: redis({ nearCache: NEAR }) });
+    try {
+      const cookie = await newSession();
+      await request(a.url).get('/read').set('Cookie', cookie).expect(200);
+      const load = await commandsOf(c.url, 'get', '/read', cookie); // slid moments ago: no PEXPIRE
+      expect(load.commands).toEqual([expect.stringMatching(/^EVAL(SHA)?$/)]);
+      await sleep(50);
+      expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([]);
+      // Without the near cache a load always slides (a write), which invalidates a's copy.
+      await request(b.url).get('/read').set('Cookie', cookie).expect(200);
+      await sleep(50);
+      expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toHaveLength(1);
+    } finally {
+      await c.app.close();
+    }
+  });
+
+  it('a read served from the copy does not count as a slide: an untouched request still slides when due', async () => {
+    const d = await startSessionApp({
+      secrets: SECRETS,
+      session: { slideSkipWindow: 300 },
+      redis: redis({ nearCache: NEAR }),
+    });
+    try {
+      const cookie = cookiePair(
+        await request(d.url).post('/set/seed').send({ value: 's' }).expect(200),
+        COOKIE,
+      ); // committed (slid) at t0
+      await request(d.url).get('/read').set('Cookie', cookie).expect(200); // from Redis, slide not due yet
+      await sleep(200);
+      expect((await commandsOf(d.url, 'get', '/read', cookie)).commands).toEqual([]); // from the copy
+      await sleep(120); // t0 + 320 ms: the last real slide is older than slideSkipWindow
+      expect((await commandsOf(d.url, 'get', '/untouched', cookie)).commands).toHaveLength(1);
+    } finally {
+      await d.app.close();
+    }
   });
 
   it('writes are never lost: concurrent writes from both instances to one session all persist', async () => {
@@ -118,9 +165,9 @@ describe('near cache (redis.nearCache)', () => {
       ),
     );
     for (const url of [b.url, a.url]) {
-      expect(
-        await waitUntil(async () => Object.keys(await keys(url, cookie)).length === 41, 1000),
-      ).toBe(true);
+      expect(await waitUntil(async () => Object.keys(await keys(url, cookie)).length === 41, 1000)).toBe(
+        true,
+      );
       const body = await keys(url, cookie);
       for (let i = 0; i < 40; i++) expect(body[`k${i}`]).toBe(`v${i}`);
     }
@@ -135,9 +182,12 @@ describe('near cache (redis.nearCache)', () => {
     );
     expect(subscriber).not.toBeNull();
     await admin.client('KILL', 'ID', subscriber![1]);
-    // Written while a has no invalidation channel: Redis has nobody to tell.
+    await sleep(30); // a has seen the close; its reconnect waits 100 ms
+    // Off: the read goes to Redis.
+    const off = await commandsOf(a.url, 'get', '/read', cookie);
+    expect(off.commands).toEqual([expect.stringMatching(/^EVAL(SHA)?$/)]);
+    // Written while a had no invalidation channel: Redis had nobody to tell.
     await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'green' }).expect(200);
-    await sleep(300);
     expect((await keys(a.url, cookie)).color).toBe('green');
     // The subscriber reconnected and tracking is on again: reads are held again.
     expect(
@@ -150,7 +200,7 @@ describe('near cache (redis.nearCache)', () => {
     expect(list.match(new RegExp(`name=${SUBSCRIBER_NAME}`, 'g'))).toHaveLength(1);
   });
 
-  it("after a's data connection was lost, writes made meanwhile are seen", async () => {
+  it("after a's data connection was lost, writes made meanwhile are seen, and copies are used again", async () => {
     const cookie = await newSession();
     await request(a.url).get('/read').set('Cookie', cookie).expect(200);
     const admin = server.admin();
@@ -159,10 +209,21 @@ describe('near cache (redis.nearCache)', () => {
     expect(tracked).not.toBeNull();
     await admin.client('KILL', 'ID', tracked![1]);
     await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'red' }).expect(200);
-    await sleep(300);
-    expect(await waitUntil(async () => (await keys(a.url, cookie).catch(() => ({}))).color === 'red', 3000)).toBe(
-      true,
-    );
+    expect(
+      await waitUntil(
+        async () => (await keys(a.url, cookie).catch((): Record<string, unknown> => ({}))).color === 'red',
+        3000,
+      ),
+    ).toBe(true);
+    // Reconnected: tracking on again on the new connection, and reads are held again.
+    expect(
+      await waitUntil(async () => {
+        await request(a.url).get('/read').set('Cookie', cookie);
+        return (await commandsOf(a.url, 'get', '/read', cookie)).commands.length === 0;
+      }, 5000),
+    ).toBe(true);
+    await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'blue' }).expect(200);
+    expect(await waitUntil(async () => (await keys(a.url, cookie)).color === 'blue', 1000)).toBe(true);
   });
 
   it('FLUSHALL drops every copy', async () => {
@@ -212,9 +273,40 @@ describe('near cache configuration', () => {
     );
   });
 
+  it('excludes session.lock', async () => {
+    const redis = { host: server.host, port: server.port, accessKey: 'near-secret', nearCache: true };
+    await expect(startSessionApp({ secrets: SECRETS, redis, session: { lock: true } })).rejects.toThrow(
+      /redis\.nearCache and session\.lock exclude each other/,
+    );
+  });
+
+  it('refuses a client that already serves another near cache', async () => {
+    const client = new Redis({
+      host: server.host,
+      port: server.port,
+      password: 'near-secret',
+      lazyConnect: true,
+    });
+    const first = await start({ client, nearCache: true });
+    try {
+      await expect(start({ client, nearCache: true })).rejects.toThrow(
+        /this client already serves another near cache.*Give each SessionModule its own client/,
+      );
+      expect(await client.call('CLIENT', 'TRACKINGINFO')).toContainEqual(['on', 'noloop']);
+    } finally {
+      await first.app.close();
+    }
+    // The app's own client stays open, with tracking off again.
+    expect(client.status).toBe('ready');
+    expect(await client.call('CLIENT', 'TRACKINGINFO')).toContainEqual(['off']);
+    client.disconnect();
+  });
+
   it('excludes a custom store', async () => {
     const redis = { host: server.host, port: server.port, accessKey: 'near-secret', nearCache: true };
-    await expect(start(redis, { store: new MemorySessionStore() })).rejects.toThrow(SessionConfigurationError);
+    await expect(start(redis, { store: new MemorySessionStore() })).rejects.toThrow(
+      SessionConfigurationError,
+    );
     await expect(start(redis, { store: new MemorySessionStore() })).rejects.toThrow(
       /redis\.nearCache and store exclude each other/,
     );
@@ -229,10 +321,40 @@ describe('near cache configuration', () => {
       nearCache: true,
     };
     await expect(start(redis)).rejects.toThrow(
-      /Redis option nearCache could not be set up: .*NOPERM.*\+client\|tracking.*or remove nearCache/s,
+      /Redis option nearCache could not be set up: .*NOPERM.*\+client\|id \+client\|tracking \+client\|setname \+subscribe &__redis__:invalidate.*or remove nearCache/s,
     );
     // Nothing left connected by the failed start.
     const list = (await server.admin().client('LIST')) as string;
     expect(list).not.toMatch(/user=notracking/);
+  });
+
+  it('starts with exactly the permissions the message asks for', async () => {
+    await server
+      .admin()
+      .call(
+        'ACL',
+        'SETUSER',
+        'advised',
+        'on',
+        '>pw',
+        '~*',
+        '+@all',
+        '-@pubsub',
+        '-client',
+        'resetchannels',
+        '+client|id',
+        '+client|tracking',
+        '+client|setname',
+        '+subscribe',
+        '&__redis__:invalidate',
+      );
+    const { app } = await start({
+      host: server.host,
+      port: server.port,
+      username: 'advised',
+      accessKey: 'pw',
+      nearCache: true,
+    });
+    await app.close();
   });
 });

@@ -26,7 +26,11 @@ export { MemoryDistributedCache, type MemoryDistributedCacheOptions } from './ca
 export { RedisDistributedCache } from './cache/redis/redis.cache.js';
 export { RedisConnection } from './cache/redis/redis.connection.js';
 export { resolveRedisCacheOptions } from './cache/redis/redis-options.validator.js';
-export type { RedisCacheOptions, RedisNearCacheOptions, RedisNodeAddress } from './cache/redis/redis-cache.options.js';
+export type {
+  RedisCacheOptions,
+  RedisNearCacheOptions,
+  RedisNodeAddress,
+} from './cache/redis/redis-cache.options.js';
 export { RedisConfigurationError, RedisOperationError } from './cache/redis/redis-cache.errors.js';
 export { redisKeys } from './cache/redis/redis-keys.js';
 

@@ -59,6 +59,13 @@ export class SessionInfrastructure {
             "the module's Redis session store. Remove one of them.",
         );
       }
+      if (redis.nearCache && resolved.lock) {
+        throw new SessionConfigurationError(
+          'SessionModule options redis.nearCache and session.lock exclude each other: under the lock a ' +
+            'read-modify-write must read what the previous lock holder wrote, and a near-cache copy may lag ' +
+            'it by the invalidation delay. Remove one of them.',
+        );
+      }
       const connection = new RedisConnection(redis);
       await connection.connect();
       const { RedisSessionStore } = await import('../session/stores/redis-session.store.js');
@@ -102,6 +109,7 @@ export class SessionInfrastructure {
       connection.client as Redis, // the options validator refuses nearCache with a cluster
       near,
       connection.options.connectionTimeout,
+      connection.options.mode === 'client',
     );
     try {
       await invalidations.start();

@@ -80,7 +80,7 @@ export class SessionLifecycle implements SessionHost {
     try {
       if (options.lock) await this.acquireLock(key);
       const data = await this.runtime.withIoTimeout(store.load(key, options.idleTimeout));
-      this.runtime.markSlid(key);
+      if (!store.loadMaySkipSlide) this.runtime.markSlid(key);
       if (!data)
         this.runtime.logger.debug(
           'Accessing an expired session: a new session starts under the same cookie.',

@@ -5,8 +5,13 @@ import { RedisConfigurationError } from './redis-cache.errors.js';
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
 const INVALIDATION_CHANNEL = '__redis__:invalidate';
 
+/** Clients whose tracking redirects to a near cache's subscriber: one near cache per client. */
+const TRACKED_CLIENTS = new WeakSet<Redis>();
+
 /** What receives the invalidations (the session near cache). */
 export interface InvalidationSink {
+  /** True while copies are served. */
+  readonly isActive: boolean;
   /** Another client changed `key`. */
   invalidate(key: string): void;
   /** Everything may have changed (FLUSHALL/FLUSHDB). */
@@ -49,6 +54,8 @@ export class RedisInvalidations {
     private readonly client: Redis,
     private readonly sink: InvalidationSink,
     private readonly startTimeout: number,
+    /** The app passed the client in: tracking is turned off again on close. */
+    private readonly isAppClient: boolean,
   ) {
     this.subscriber = client.duplicate({
       protocol: 2,
@@ -61,12 +68,27 @@ export class RedisInvalidations {
 
   /** Connects the subscriber and turns tracking on; fails startup naming `nearCache` if Redis refuses. */
   async start(): Promise<void> {
+    if (TRACKED_CLIENTS.has(this.client)) {
+      throw new RedisConfigurationError(
+        'Redis option nearCache: this client already serves another near cache, and a connection can redirect ' +
+          'its invalidations to only one of them. Give each SessionModule its own client.',
+      );
+    }
+    // Listening before the setup, so a connection lost during it is not missed.
+    this.subscriber.on('error', () => undefined); // outages are reported by the data connection
+    this.subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.received(keys));
+    this.subscriber.on('close', () => {
+      this.subscriberId = undefined;
+      this.lost();
+    });
+    this.client.on('close', this.onClientClose);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
         (async () => {
           await this.subscriber.connect();
           await this.enable(this.generation);
+          if (!this.sink.isActive) throw new Error('a connection was lost during the setup');
         })(),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
@@ -76,33 +98,39 @@ export class RedisInvalidations {
         }),
       ]);
     } catch (error) {
+      this.closed = true;
+      this.client.off('close', this.onClientClose);
       this.subscriber.disconnect();
       throw new RedisConfigurationError(
         `Redis option nearCache could not be set up: ${(error as Error).message}. It needs Redis 6 or later ` +
-          'and, for the configured user, the CLIENT and SUBSCRIBE commands (ACL: +client|id +client|tracking ' +
-          '+subscribe). Grant them, or remove nearCache.',
+          'and, for the configured user, the commands CLIENT ID, CLIENT TRACKING, CLIENT SETNAME and SUBSCRIBE ' +
+          'and the channel __redis__:invalidate (ACL: +client|id +client|tracking +client|setname +subscribe ' +
+          '&__redis__:invalidate). ' +
+          'Grant them, or remove nearCache.',
         { cause: error },
       );
     } finally {
       clearTimeout(timer);
     }
-    this.subscriber.on('error', () => undefined); // outages are reported by the data connection
-    this.subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.received(keys));
-    this.subscriber.on('close', () => {
-      this.subscriberId = undefined;
-      this.lost();
-    });
+    TRACKED_CLIENTS.add(this.client);
     this.subscriber.on('ready', () => this.refresh());
-    this.client.on('close', this.onClientClose);
     this.client.on('ready', this.onClientReady);
   }
 
-  /** Stops listening and closes the subscriber (the data connection is closed by its owner). */
+  /**
+   * Stops listening and closes the subscriber. The data connection is closed by its owner; on a
+   * client the app passed in, tracking is turned off again.
+   */
   async close(): Promise<void> {
     this.closed = true;
     this.lost();
     this.client.off('close', this.onClientClose);
     this.client.off('ready', this.onClientReady);
+    TRACKED_CLIENTS.delete(this.client);
+    await this.enabling;
+    if (this.isAppClient && this.client.status === 'ready') {
+      await this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined);
+    }
     try {
       await this.subscriber.quit();
     } catch {
@@ -132,6 +160,8 @@ export class RedisInvalidations {
     }
     this.enabling = this.enable(this.generation)
       .catch((error: Error) => {
+        // Tracking may be off or redirected to a closed subscriber: copies are no longer safe.
+        this.lost();
         if (this.warned) return;
         this.warned = true;
         this.logger.warn(

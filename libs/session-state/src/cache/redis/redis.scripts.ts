@@ -59,12 +59,23 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`,
   },
-  /** KEYS: session data hash. ARGV: idle ms. All fields, and the idle timeout slid, in one trip. */
+  /**
+   * KEYS: session data hash. ARGV: idle ms, skip ms. All fields, and the idle timeout slid, in one trip;
+   * then the time left to live (ms). The slide is skipped while the time left is within `skip` of the
+   * idle timeout: no write, so other instances' near-cache copies stay valid.
+   */
   sessionLoad: {
     numberOfKeys: 1,
     lua: `
 local fields = redis.call('HGETALL', KEYS[1])
-if #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if #fields > 0 then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < tonumber(ARGV[1]) - tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+    left = tonumber(ARGV[1])
+  end
+  fields[#fields + 1] = left
+end
 ${TRACK}
 return fields`,
   },

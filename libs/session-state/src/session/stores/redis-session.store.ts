@@ -19,6 +19,7 @@ import type { SessionChanges, SessionData, SessionStore } from './session-store.
  */
 export class RedisSessionStore implements SessionStore {
   readonly writesDeltas = true;
+  readonly loadMaySkipSlide: boolean;
   private readonly app: string;
 
   constructor(
@@ -26,6 +27,7 @@ export class RedisSessionStore implements SessionStore {
     private readonly near?: SessionNearCache,
   ) {
     this.app = connection.options.applicationName;
+    this.loadMaySkipSlide = near !== undefined;
   }
 
   get throwOnError(): boolean {
@@ -40,23 +42,34 @@ export class RedisSessionStore implements SessionStore {
     if (copy !== undefined) return copy.size === 0 ? undefined : copy;
     const ticket = near.begin(key);
     let data: SessionData | undefined;
+    let left = idleTimeoutMs;
     try {
-      data = await this.read(key, idleTimeoutMs);
+      const reply = await this.loadReply(key, idleTimeoutMs, near.slideEvery);
+      data = this.parseLoad(reply);
+      if (data) left = Number(reply[reply.length - 1]);
     } catch (error) {
       near.failed(key, ticket);
       throw error;
     }
-    near.loaded(key, ticket, data);
+    near.loaded(key, ticket, data, Date.now() - (idleTimeoutMs - left));
     return data;
   }
 
   private async read(key: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
-    const reply = (await this.connection.execute('SESSION LOAD', () =>
-      this.connection.script('sessionLoad', key, idleTimeoutMs),
+    return this.parseLoad(await this.loadReply(key, idleTimeoutMs, 0));
+  }
+
+  private async loadReply(key: string, idleTimeoutMs: number, skipSlideMs: number): Promise<Buffer[]> {
+    return (await this.connection.execute('SESSION LOAD', () =>
+      this.connection.script('sessionLoad', key, idleTimeoutMs, skipSlideMs),
     )) as Buffer[];
+  }
+
+  /** Field/value pairs, then the time left to live. */
+  private parseLoad(reply: Buffer[]): SessionData | undefined {
     if (reply.length === 0) return undefined;
     const data: SessionData = new Map();
-    for (let i = 0; i < reply.length; i += 2) data.set(reply[i].toString('utf8'), reply[i + 1]);
+    for (let i = 0; i + 1 < reply.length; i += 2) data.set(reply[i].toString('utf8'), reply[i + 1]);
     return data;
   }
 

@@ -26,11 +26,7 @@ describe('SessionNearCache', () => {
   });
 
   const load = (key: string, data: Record<string, string> | undefined) =>
-    near.loaded(
-      key,
-      near.begin(key),
-      data && new Map(Object.entries(data).map(([k, v]) => [k, bytes(v)])),
-    );
+    near.loaded(key, near.begin(key), data && new Map(Object.entries(data).map(([k, v]) => [k, bytes(v)])));
 
   it('serves copies of what was loaded; changing a copy does not change what is held', () => {
     load('k', { a: '1' });
@@ -137,6 +133,12 @@ describe('SessionNearCache', () => {
     now += 59_000;
     expect(near.get('k', IDLE)).toBeDefined();
     now += 1000;
+    expect(near.get('k', IDLE)).toBeUndefined();
+    // A load that skipped the slide (slid 50 s ago by another instance) is due 10 s later.
+    near.loaded('k', near.begin('k'), new Map(), now - 50_000);
+    now += 9_000;
+    expect(near.get('k', IDLE)).toBeDefined();
+    now += 1_000;
     expect(near.get('k', IDLE)).toBeUndefined();
     // A shorter idle timeout bounds it too.
     load('k', { a: '1' });

@@ -71,8 +71,11 @@ export class SessionNearCache {
     return this.epoch;
   }
 
-  /** After a load that was begun with `ticket`: keeps what Redis returned (undefined: no session). */
-  loaded(key: string, ticket: NearTicket, data: SessionData | undefined): void {
+  /**
+   * After a load that was begun with `ticket`: keeps what Redis returned (undefined: no session).
+   * `slidAt`: when the idle timeout was last slid in Redis (now, unless the load skipped the slide).
+   */
+  loaded(key: string, ticket: NearTicket, data: SessionData | undefined, slidAt = this.now()): void {
     if (!this.finish(key, ticket)) {
       this.entries.delete(key);
       return;
@@ -81,9 +84,9 @@ export class SessionNearCache {
     this.entries.delete(key); // re-inserted last: the oldest entries are the ones evicted
     if (this.entries.size >= this.maxEntries) this.evictOldest();
     this.entries.set(key, {
-      data: data ? new Map(data) : new Map(),
+      data: data ? new Map(data) : (new Map() as SessionData),
       trustedUntil: now + this.maxAge,
-      slidAt: now,
+      slidAt,
     });
   }
 

@@ -59,6 +59,11 @@ export interface SessionStore {
   readonly throwOnError: boolean;
   /** True for stores in this process's memory: they cannot hang, so `ioTimeout` is not armed for them. */
   readonly inProcess?: boolean;
+  /**
+   * True when `load` may answer without sliding the idle timeout (a near cache, or a slide made moments
+   * ago): a load then does not count as a slide when deciding whether an untouched request slides.
+   */
+  readonly loadMaySkipSlide?: boolean;
 }
 
 /** Injection token of the module's {@link SessionStore}. */

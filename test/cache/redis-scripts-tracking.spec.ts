@@ -1,0 +1,69 @@
+import { Redis } from 'ioredis';
+import { RedisConnection, resolveRedisCacheOptions, redisKeys } from 'nest-session-state';
+import { RedisServerProcess } from '../support/redis/index.js';
+
+/**
+ * The near cache relies on Redis client-side caching (default mode, NOLOOP): after any session script
+ * of this connection, Redis must still track the key for it (a write drops the key from the tracking
+ * table; each script ends with a read to register it again), and the script's own writes must not
+ * invalidate this connection's copy. Checked here for every session script, on a real Redis.
+ */
+describe('session scripts under CLIENT TRACKING', () => {
+  let server: RedisServerProcess;
+  let connection: RedisConnection;
+  let subscriber: Redis;
+  let other: Redis;
+  const invalidated: string[] = [];
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    connection = new RedisConnection(resolveRedisCacheOptions({ host: server.host, port: server.port }));
+    await connection.connect();
+    subscriber = new Redis({ host: server.host, port: server.port, protocol: 2 });
+    const id = await subscriber.client('ID');
+    await subscriber.subscribe('__redis__:invalidate');
+    subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) =>
+      invalidated.push(...(keys ?? []).map(String)),
+    );
+    await connection.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'NOLOOP');
+    other = new Redis({ host: server.host, port: server.port });
+  });
+  afterAll(async () => {
+    other.disconnect();
+    subscriber.disconnect();
+    await connection.close();
+    await server.stop();
+  });
+
+  async function invalidationsAfter(action: () => Promise<unknown>): Promise<string[]> {
+    invalidated.length = 0;
+    await action();
+    await connection.client.ping(); // the subscriber's messages, if any, were sent before this answer
+    await subscriber.ping();
+    return [...invalidated];
+  }
+
+  const IDLE = 1_200_000;
+  const scripts: [string, (key: string) => Promise<unknown>][] = [
+    ['sessionLoad (slides)', (key) => connection.script('sessionLoad', key, IDLE, 0)],
+    ['sessionLoad (slide skipped)', (key) => connection.script('sessionLoad', key, IDLE, IDLE)],
+    ['sessionCommit', (key) => connection.script('sessionCommit', key, IDLE, '0', 0, 'count', 'x')],
+    ['sessionCommit (clear)', (key) => connection.script('sessionCommit', key, IDLE, '1', 0, 'a', 'b')],
+    ['sessionRefresh', (key) => connection.script('sessionRefresh', key, IDLE)],
+  ];
+
+  it.each(scripts)('%s: no invalidation for its own write, and the key stays tracked', async (_name, run) => {
+    const key = redisKeys.sessionData('tracking', `k${Math.random()}`);
+    await other.hset(key, 'seed', '1');
+    expect(await invalidationsAfter(() => run(key))).toEqual([]);
+    expect(await invalidationsAfter(() => other.hset(key, 'by-other', '1'))).toEqual([key]);
+  });
+
+  it('a bare PEXPIRE would end the tracking (why the scripts end with a read)', async () => {
+    const key = redisKeys.sessionData('tracking', 'bare');
+    await other.hset(key, 'seed', '1');
+    await connection.script('sessionLoad', key, IDLE, 0);
+    await connection.client.pexpire(key, IDLE);
+    expect(await invalidationsAfter(() => other.hset(key, 'by-other', '1'))).toEqual([]);
+  });
+});
