@@ -162,7 +162,7 @@ export class RedisInvalidations {
       .catch((error: Error) => {
         // Tracking may be off or redirected to a closed subscriber: copies are no longer safe.
         this.lost();
-        if (this.warned) return;
+        if (this.warned || this.closed) return;
         this.warned = true;
         this.logger.warn(
           `Near cache is off until Redis invalidations can be set up again (${error.message}); sessions are read from Redis.`,
