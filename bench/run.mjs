@@ -526,13 +526,14 @@ async function benchmark() {
   for (const config of configs.filter((c) => redisServersOf(c, infra).length > 0)) {
     roundTrips[config] = {};
     for (const workload of workloads) {
-      // Steady state first: every session visited (and slid, and held by a near cache) just before.
+      // Steady state first: the sessions measured below (the same first cookies) visited just before, so
+      // slid recently and held by a near cache.
       const warm = await runLoad({
         url: servers[config].url,
         path: `/${workload}`,
         cookies: cookies[config],
         connections: settings.connections,
-        amount: cookies[config].length,
+        amount: settings.monitoredRequests,
       });
       assertClean(`round-trip warm-up ${config} /${workload}`, warm);
       const monitor = await monitorCommands(redisServersOf(config, infra));
