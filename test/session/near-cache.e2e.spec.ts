@@ -302,6 +302,29 @@ describe('near cache configuration', () => {
     client.disconnect();
   });
 
+  it('refuses the second of two near caches starting at the same time on one client', async () => {
+    const client = new Redis({
+      host: server.host,
+      port: server.port,
+      password: 'near-secret',
+      lazyConnect: true,
+    });
+    await client.connect();
+    const results = await Promise.allSettled([
+      start({ client, nearCache: true }),
+      start({ client, nearCache: true }),
+    ]);
+    const started = results.filter(
+      (r): r is PromiseFulfilledResult<{ app: INestApplication; url: string }> => r.status === 'fulfilled',
+    );
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    for (const { value } of started) await value.app.close();
+    expect(started).toHaveLength(1);
+    expect(refused).toHaveLength(1);
+    expect(String(refused[0].reason)).toMatch(/already serves another near cache/);
+    client.disconnect();
+  });
+
   it('excludes a custom store', async () => {
     const redis = { host: server.host, port: server.port, accessKey: 'near-secret', nearCache: true };
     await expect(start(redis, { store: new MemorySessionStore() })).rejects.toThrow(

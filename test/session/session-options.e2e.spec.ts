@@ -79,6 +79,9 @@ describe('session cookie options', () => {
   it('invalid options fail at startup with the option name', async () => {
     await expect(startSessionApp({ session: { idleTimeout: 0 } })).rejects.toThrow(/session.idleTimeout/);
     await expect(
+      startSessionApp({ session: { idleTimeout: 60_000, slideSkipWindow: 60_000 } }),
+    ).rejects.toThrow(/session\.slideSkipWindow \(60000 ms\) must be shorter than session\.idleTimeout/);
+    await expect(
       startSessionApp({ session: { cookie: { sameSite: 'none', securePolicy: 'none' } } }),
     ).rejects.toThrow(/securePolicy/);
     await expect(startSessionApp({ secrets: ['too-short'] })).rejects.toThrow(/secrets\[0\] is too weak/);

@@ -123,6 +123,17 @@ function maxCookieBytes(value: number | undefined): number {
   return bytes;
 }
 
+function slideSkipWindow(value: number | undefined, idleTimeout: number): number {
+  const window = duration('session.slideSkipWindow', value, Math.floor(idleTimeout / 20), true);
+  if (window >= idleTimeout) {
+    fail(
+      `SessionModule option session.slideSkipWindow (${window} ms) must be shorter than session.idleTimeout ` +
+        `(${idleTimeout} ms): a session would expire while its reads skip the slide. The default is idleTimeout / 20.`,
+    );
+  }
+  return window;
+}
+
 /** Validates the module options and fills in the defaults. */
 export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSessionOptions {
   const s = options.session ?? {};
@@ -159,12 +170,7 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
       acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000),
       retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 25),
     },
-    slideSkipWindow: duration(
-      'session.slideSkipWindow',
-      s.slideSkipWindow,
-      Math.floor(idleTimeout / 20),
-      true,
-    ),
+    slideSkipWindow: slideSkipWindow(s.slideSkipWindow, idleTimeout),
     tempData: {
       provider,
       cookie: tempDataCookie,

@@ -74,6 +74,7 @@ export class RedisInvalidations {
           'its invalidations to only one of them. Give each SessionModule its own client.',
       );
     }
+    TRACKED_CLIENTS.add(this.client); // claimed now: modules start concurrently
     // Listening before the setup, so a connection lost during it is not missed.
     this.subscriber.on('error', () => undefined); // outages are reported by the data connection
     this.subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.received(keys));
@@ -101,6 +102,10 @@ export class RedisInvalidations {
       this.closed = true;
       this.client.off('close', this.onClientClose);
       this.subscriber.disconnect();
+      if (this.isAppClient && this.client.status === 'ready') {
+        await this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined);
+      }
+      TRACKED_CLIENTS.delete(this.client);
       throw new RedisConfigurationError(
         `Redis option nearCache could not be set up: ${(error as Error).message}. It needs Redis 6 or later ` +
           'and, for the configured user, the commands CLIENT ID, CLIENT TRACKING, CLIENT SETNAME and SUBSCRIBE ' +
@@ -112,7 +117,6 @@ export class RedisInvalidations {
     } finally {
       clearTimeout(timer);
     }
-    TRACKED_CLIENTS.add(this.client);
     this.subscriber.on('ready', () => this.refresh());
     this.client.on('ready', this.onClientReady);
   }
@@ -126,11 +130,11 @@ export class RedisInvalidations {
     this.lost();
     this.client.off('close', this.onClientClose);
     this.client.off('ready', this.onClientReady);
-    TRACKED_CLIENTS.delete(this.client);
     await this.enabling;
     if (this.isAppClient && this.client.status === 'ready') {
       await this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined);
     }
+    TRACKED_CLIENTS.delete(this.client);
     try {
       await this.subscriber.quit();
     } catch {

@@ -61,8 +61,9 @@ return 1`,
   },
   /**
    * KEYS: session data hash. ARGV: idle ms, skip ms. All fields, and the idle timeout slid, in one trip;
-   * then the time left to live (ms). The slide is skipped while the time left is within `skip` of the
-   * idle timeout: no write, so other instances' near-cache copies stay valid.
+   * then the time left to live (ms). The slide is skipped while the time left is within `skip` below the
+   * idle timeout: no write, so other instances' near-cache copies stay valid. A key without a TTL, or
+   * with more than the idle timeout left (the timeout was lowered), is always set to the idle timeout.
    */
   sessionLoad: {
     numberOfKeys: 1,
@@ -70,7 +71,7 @@ return 1`,
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields > 0 then
   local left = redis.call('PTTL', KEYS[1])
-  if left < tonumber(ARGV[1]) - tonumber(ARGV[2]) then
+  if left < tonumber(ARGV[1]) - tonumber(ARGV[2]) or left > tonumber(ARGV[1]) then
     redis.call('PEXPIRE', KEYS[1], ARGV[1])
     left = tonumber(ARGV[1])
   end

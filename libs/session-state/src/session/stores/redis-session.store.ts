@@ -51,7 +51,7 @@ export class RedisSessionStore implements SessionStore {
       near.failed(key, ticket);
       throw error;
     }
-    near.loaded(key, ticket, data, Date.now() - (idleTimeoutMs - left));
+    near.loaded(key, ticket, data, idleTimeoutMs - left);
     return data;
   }
 

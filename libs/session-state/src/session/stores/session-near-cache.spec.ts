@@ -135,7 +135,7 @@ describe('SessionNearCache', () => {
     now += 1000;
     expect(near.get('k', IDLE)).toBeUndefined();
     // A load that skipped the slide (slid 50 s ago by another instance) is due 10 s later.
-    near.loaded('k', near.begin('k'), new Map(), now - 50_000);
+    near.loaded('k', near.begin('k'), new Map(), 50_000);
     now += 9_000;
     expect(near.get('k', IDLE)).toBeDefined();
     now += 1_000;

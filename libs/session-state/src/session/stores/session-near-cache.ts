@@ -73,9 +73,9 @@ export class SessionNearCache {
 
   /**
    * After a load that was begun with `ticket`: keeps what Redis returned (undefined: no session).
-   * `slidAt`: when the idle timeout was last slid in Redis (now, unless the load skipped the slide).
+   * `slidAgoMs`: how long ago the idle timeout was last slid in Redis (0 unless the load skipped the slide).
    */
-  loaded(key: string, ticket: NearTicket, data: SessionData | undefined, slidAt = this.now()): void {
+  loaded(key: string, ticket: NearTicket, data: SessionData | undefined, slidAgoMs = 0): void {
     if (!this.finish(key, ticket)) {
       this.entries.delete(key);
       return;
@@ -86,7 +86,7 @@ export class SessionNearCache {
     this.entries.set(key, {
       data: data ? new Map(data) : (new Map() as SessionData),
       trustedUntil: now + this.maxAge,
-      slidAt,
+      slidAt: now - slidAgoMs,
     });
   }
 

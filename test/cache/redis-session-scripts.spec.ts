@@ -8,7 +8,7 @@ import { RedisServerProcess } from '../support/redis/index.js';
  * table; each script ends with a read to register it again), and the script's own writes must not
  * invalidate this connection's copy. Checked here for every session script, on a real Redis.
  */
-describe('session scripts under CLIENT TRACKING', () => {
+describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
   let server: RedisServerProcess;
   let connection: RedisConnection;
   let subscriber: Redis;
@@ -57,6 +57,36 @@ describe('session scripts under CLIENT TRACKING', () => {
     await other.hset(key, 'seed', '1');
     expect(await invalidationsAfter(() => run(key))).toEqual([]);
     expect(await invalidationsAfter(() => other.hset(key, 'by-other', '1'))).toEqual([key]);
+  });
+
+  it('sessionLoad slides only when due, sets a missing TTL, shortens one longer than the idle timeout, and reports the time left', async () => {
+    const load = (key: string, idle: number, skip: number) =>
+      connection.script('sessionLoad', key, idle, skip) as Promise<(Buffer | number)[]>;
+    const key = redisKeys.sessionData('slides', 'k');
+    await other.hset(key, 'count', '1');
+    // No TTL (-1): set, whatever the skip window.
+    let reply = await load(key, 10_000, 5_000);
+    expect(Number(reply[reply.length - 1])).toBe(10_000);
+    expect(await other.pttl(key)).toBeGreaterThan(9_000);
+    // Within the skip window: no write, and the time left is reported.
+    await other.pexpire(key, 8_000);
+    reply = await load(key, 10_000, 5_000);
+    expect(reply.map(String).slice(0, 2)).toEqual(['count', '1']);
+    expect(Number(reply[2])).toBeLessThanOrEqual(8_000);
+    expect(Number(reply[2])).toBeGreaterThan(7_000);
+    expect(await other.pttl(key)).toBeLessThanOrEqual(8_000);
+    // Due: slid to the idle timeout.
+    await other.pexpire(key, 4_000);
+    reply = await load(key, 10_000, 5_000);
+    expect(Number(reply[2])).toBe(10_000);
+    expect(await other.pttl(key)).toBeGreaterThan(9_000);
+    // More left than the idle timeout (it was lowered): set to it.
+    await other.pexpire(key, 50_000);
+    await load(key, 10_000, 0);
+    expect(await other.pttl(key)).toBeLessThanOrEqual(10_000);
+    // No session: an empty reply, nothing created.
+    expect(await load(redisKeys.sessionData('slides', 'none'), 10_000, 0)).toEqual([]);
+    expect(await other.exists(redisKeys.sessionData('slides', 'none'))).toBe(0);
   });
 
   it('a bare PEXPIRE would end the tracking (why the scripts end with a read)', async () => {
