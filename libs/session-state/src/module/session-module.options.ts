@@ -78,7 +78,8 @@ export interface SessionOptions {
   lock?: boolean | SessionLockOptions;
   /**
    * A request that does not touch the session still slides its idle timeout, unless this instance
-   * slid it less than this many ms ago (saves a Redis round trip). Default: idleTimeout / 20.
+   * slid it less than this many ms ago (saves a Redis round trip). Default: idleTimeout / 20. Must be
+   * shorter than `idleTimeout`.
    */
   slideSkipWindow?: number;
 }
