@@ -10,6 +10,7 @@ import {
   loadSampleConfig,
   SampleConfigError,
 } from '../../sample-app/src/config/sample-app.config.js';
+import { RedisServerProcess } from '../support/redis/index.js';
 import { BUILD_TIMEOUT_MS, ensureBuilt, REPO_ROOT, SAMPLE_APP_MAIN } from './support/build.js';
 
 const SECRET_A = 'n3Q8v1X0kq7Zr5LwYb2Hc9Td4Jf6Mg0Ps8Ua1Ve3Wx5';
@@ -61,6 +62,18 @@ describe('loadSampleConfig', () => {
     expect(config.summary.store).toBe('redis cluster');
   });
 
+  test('REDIS_NEAR_CACHE=on turns the near cache on (with REDIS_URL)', () => {
+    const config = loadSampleConfig({ REDIS_URL: 'redis://127.0.0.1:6380', REDIS_NEAR_CACHE: 'on' });
+    expect(config.session.redis).toEqual({ url: 'redis://127.0.0.1:6380', nearCache: true });
+    expect(config.summary.store).toBe('redis + near cache');
+    expect(loadSampleConfig({ REDIS_URL: 'redis://h', REDIS_NEAR_CACHE: 'off' }).session.redis).toEqual({
+      url: 'redis://h',
+    });
+    expect(loadSampleConfig({ REDIS_NEAR_CACHE: 'on' }).warnings).toEqual([
+      'REDIS_NEAR_CACHE has no effect without REDIS_URL.',
+    ]);
+  });
+
   test('APP_NAME without Redis is reported as having no effect', () => {
     expect(loadSampleConfig({ APP_NAME: 'shop' }).warnings).toEqual([
       'APP_NAME has no effect without REDIS_URL or REDIS_CLUSTER_NODES.',
@@ -80,6 +93,8 @@ describe('loadSampleConfig', () => {
     ['SESSION_SECRETS', { SESSION_SECRETS: ' , ' }],
     ['TEMPDATA_PROVIDER', { TEMPDATA_PROVIDER: 'redis' }],
     ['APP_NAME', { APP_NAME: 'my {app}', REDIS_URL: 'redis://localhost' }],
+    ['REDIS_NEAR_CACHE', { REDIS_URL: 'redis://localhost', REDIS_NEAR_CACHE: 'yes please' }],
+    ['REDIS_NEAR_CACHE', { REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_NEAR_CACHE: 'on' }],
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: '20m' }],
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: '0' }],
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: '-5' }],
@@ -106,6 +121,14 @@ describe('loadSampleConfig', () => {
       REDIS_CLUSTER_NODES: '127.0.0.1:1',
     });
     expect(cluster.message).toBe('REDIS_CLUSTER_NODES: no node answered');
+    const near = explainStartupError(
+      new RedisConfigurationError('Redis option nearCache could not be set up'),
+      {
+        REDIS_URL: 'redis://127.0.0.1:6379',
+        REDIS_NEAR_CACHE: 'on',
+      },
+    );
+    expect(near.message).toBe('REDIS_NEAR_CACHE: Redis option nearCache could not be set up');
     const other = new Error('something else');
     expect(explainStartupError(other, {})).toBe(other);
   });
@@ -124,6 +147,7 @@ describe('the sample app process at startup', () => {
         'REDIS_CLUSTER_NODES',
         'SESSION_SECRETS',
         'TEMPDATA_PROVIDER',
+        'REDIS_NEAR_CACHE',
       ]) {
         delete childEnv[name];
       }
@@ -155,4 +179,24 @@ describe('the sample app process at startup', () => {
     },
     30_000,
   );
+
+  test('REDIS_NEAR_CACHE=on against a Redis whose user may not track stops it naming REDIS_NEAR_CACHE', async () => {
+    const redis = await RedisServerProcess.start();
+    try {
+      await redis
+        .admin()
+        .call('ACL', 'SETUSER', 'plain', 'on', '>pw', '~*', '+@all', '-client', '-subscribe');
+      const { code, output } = await runApp({
+        PORT: '0',
+        REDIS_URL: `redis://plain:pw@${redis.host}:${redis.port}`,
+        REDIS_NEAR_CACHE: 'on',
+      });
+      expect(code).toBe(1);
+      expect(output).toContain(
+        'Sample app failed to start: REDIS_NEAR_CACHE: Redis option nearCache could not be set up',
+      );
+    } finally {
+      await redis.stop();
+    }
+  }, 30_000);
 });

@@ -19,6 +19,7 @@ import {
  * | `TEMPDATA_PROVIDER`    | `cookie` or `session`                                          | cookie  |
  * | `APP_NAME`             | Redis key prefix (`applicationName`)                           | nest    |
  * | `SESSION_IDLE_TIMEOUT` | idle timeout in seconds                                        | 1200    |
+ * | `REDIS_NEAR_CACHE`     | `on`/`off`: the opt-in near cache (with `REDIS_URL` only)      | off     |
  */
 export interface SampleAppConfig {
   readonly port: number;
@@ -26,7 +27,7 @@ export interface SampleAppConfig {
   readonly session: SessionModuleOptions;
   /** What the pages show in their footer. */
   readonly summary: {
-    readonly store: 'memory' | 'redis' | 'redis cluster';
+    readonly store: 'memory' | 'redis' | 'redis + near cache' | 'redis cluster';
     readonly tempDataProvider: 'cookie' | 'session';
     readonly idleTimeoutSeconds: number;
     readonly sharedSecrets: boolean;
@@ -73,7 +74,13 @@ export function loadSampleConfig(env: Environment = process.env): SampleAppConfi
     port,
     session,
     summary: {
-      store: redis ? (redis.clusterNodes ? 'redis cluster' : 'redis') : 'memory',
+      store: redis
+        ? redis.clusterNodes
+          ? 'redis cluster'
+          : redis.nearCache
+            ? 'redis + near cache'
+            : 'redis'
+        : 'memory',
       tempDataProvider,
       idleTimeoutSeconds,
       sharedSecrets: secrets !== undefined,
@@ -93,8 +100,9 @@ export function explainStartupError(error: unknown, env: Environment = process.e
   let variable: string | undefined;
   if (error instanceof KeyRingConfigurationError) variable = 'SESSION_SECRETS';
   else if (error instanceof RedisConfigurationError) {
-    variable =
-      /applicationName/.test(error.message) && env.APP_NAME !== undefined ? 'APP_NAME' : redisVariable(env);
+    if (/applicationName/.test(error.message) && env.APP_NAME !== undefined) variable = 'APP_NAME';
+    else if (/nearCache/.test(error.message) && present(env.REDIS_NEAR_CACHE)) variable = 'REDIS_NEAR_CACHE';
+    else variable = redisVariable(env);
   } else if (error instanceof SessionConfigurationError) {
     if (/idleTimeout/.test(error.message)) variable = 'SESSION_IDLE_TIMEOUT';
     else if (/tempData/.test(error.message)) variable = 'TEMPDATA_PROVIDER';
@@ -182,16 +190,25 @@ function readRedis(env: Environment, warnings: string[]): RedisCacheOptions | un
       `expected 1 to 64 letters, digits or . _ : - (it prefixes every Redis key), got ${JSON.stringify(env.APP_NAME)}.`,
     );
   }
+  const nearCache = readNearCache(env);
   if (url === undefined && nodesText === undefined) {
     if (appName !== undefined)
       warnings.push('APP_NAME has no effect without REDIS_URL or REDIS_CLUSTER_NODES.');
+    if (nearCache) warnings.push('REDIS_NEAR_CACHE has no effect without REDIS_URL.');
     return undefined;
+  }
+  if (nearCache && url === undefined) {
+    throw new SampleConfigError(
+      'REDIS_NEAR_CACHE',
+      'works with REDIS_URL only (the near cache is not available with a Redis Cluster): unset it or use REDIS_URL.',
+    );
   }
 
   const variable = url !== undefined ? 'REDIS_URL' : 'REDIS_CLUSTER_NODES';
   const options: RedisCacheOptions =
     url !== undefined ? { url: checkRedisUrl(url) } : { clusterNodes: parseClusterNodes(nodesText!) };
   if (appName !== undefined) options.applicationName = appName;
+  if (nearCache) options.nearCache = true;
   try {
     resolveRedisCacheOptions(options);
   } catch (error) {
@@ -202,6 +219,17 @@ function readRedis(env: Environment, warnings: string[]): RedisCacheOptions | un
     throw error;
   }
   return options;
+}
+
+function readNearCache(env: Environment): boolean {
+  if (!present(env.REDIS_NEAR_CACHE)) return false;
+  const value = env.REDIS_NEAR_CACHE.trim().toLowerCase();
+  if (value === 'on' || value === 'true' || value === '1') return true;
+  if (value === 'off' || value === 'false' || value === '0') return false;
+  throw new SampleConfigError(
+    'REDIS_NEAR_CACHE',
+    `expected on or off, got ${JSON.stringify(env.REDIS_NEAR_CACHE)}.`,
+  );
 }
 
 function checkRedisUrl(url: string): string {
