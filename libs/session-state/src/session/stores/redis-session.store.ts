@@ -34,10 +34,16 @@ export class RedisSessionStore implements SessionStore {
     return this.connection.options.throwOnError;
   }
 
-  async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+  load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
     const key = redisKeys.sessionData(this.app, sessionKey);
-    const near = this.near;
-    if (near === undefined) return this.read(key, idleTimeoutMs);
+    return this.near ? this.loadNear(this.near, key, idleTimeoutMs) : this.read(key, idleTimeoutMs);
+  }
+
+  private async loadNear(
+    near: SessionNearCache,
+    key: string,
+    idleTimeoutMs: number,
+  ): Promise<SessionData | undefined> {
     const copy = near.get(key, idleTimeoutMs);
     if (copy !== undefined) return copy.size === 0 ? undefined : copy;
     const ticket = near.begin(key);
@@ -59,10 +65,10 @@ export class RedisSessionStore implements SessionStore {
     return this.parseLoad(await this.loadReply(key, idleTimeoutMs, 0));
   }
 
-  private async loadReply(key: string, idleTimeoutMs: number, skipSlideMs: number): Promise<Buffer[]> {
-    return (await this.connection.execute('SESSION LOAD', () =>
+  private loadReply(key: string, idleTimeoutMs: number, skipSlideMs: number): Promise<Buffer[]> {
+    return this.connection.execute('SESSION LOAD', () =>
       this.connection.script('sessionLoad', key, idleTimeoutMs, skipSlideMs),
-    )) as Buffer[];
+    ) as Promise<Buffer[]>;
   }
 
   /** Field/value pairs, then the time left to live. */
@@ -73,10 +79,19 @@ export class RedisSessionStore implements SessionStore {
     return data;
   }
 
-  async commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
+  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
     const key = redisKeys.sessionData(this.app, sessionKey);
-    const near = this.near;
-    if (near === undefined) return this.write(key, changes, idleTimeoutMs);
+    return this.near
+      ? this.commitNear(this.near, key, changes, idleTimeoutMs)
+      : this.write(key, changes, idleTimeoutMs);
+  }
+
+  private async commitNear(
+    near: SessionNearCache,
+    key: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+  ): Promise<void> {
     const ticket = near.begin(key);
     try {
       await this.write(key, changes, idleTimeoutMs);
