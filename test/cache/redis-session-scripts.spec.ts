@@ -45,11 +45,17 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
 
   const IDLE = 1_200_000;
   const scripts: [string, (key: string) => Promise<unknown>][] = [
-    ['sessionLoad (slides)', (key) => connection.script('sessionLoad', key, IDLE, 0)],
-    ['sessionLoad (slide skipped)', (key) => connection.script('sessionLoad', key, IDLE, IDLE)],
-    ['sessionCommit', (key) => connection.script('sessionCommit', key, IDLE, '0', 0, 'count', 'x')],
-    ['sessionCommit (clear)', (key) => connection.script('sessionCommit', key, IDLE, '1', 0, 'a', 'b')],
-    ['sessionRefresh', (key) => connection.script('sessionRefresh', key, IDLE)],
+    ['sessionLoadTracked (slides)', (key) => connection.script('sessionLoadTracked', key, IDLE, 0)],
+    ['sessionLoadTracked (slide skipped)', (key) => connection.script('sessionLoadTracked', key, IDLE, IDLE)],
+    [
+      'sessionCommitTracked',
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '0', 0, 'count', 'x'),
+    ],
+    [
+      'sessionCommitTracked (clear)',
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '1', 0, 'a', 'b'),
+    ],
+    ['sessionRefreshTracked', (key) => connection.script('sessionRefreshTracked', key, IDLE)],
   ];
 
   it.each(scripts)('%s: no invalidation for its own write, and the key stays tracked', async (_name, run) => {
@@ -59,9 +65,9 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
     expect(await invalidationsAfter(() => other.hset(key, 'by-other', '1'))).toEqual([key]);
   });
 
-  it('sessionLoad slides only when due, sets a missing TTL, shortens one longer than the idle timeout, and reports the time left', async () => {
+  it('sessionLoadTracked slides only when due, sets a missing TTL, shortens one longer than the idle timeout, and reports the time left', async () => {
     const load = (key: string, idle: number, skip: number) =>
-      connection.script('sessionLoad', key, idle, skip) as Promise<(Buffer | number)[]>;
+      connection.script('sessionLoadTracked', key, idle, skip) as Promise<(Buffer | number)[]>;
     const key = redisKeys.sessionData('slides', 'k');
     await other.hset(key, 'count', '1');
     // No TTL (-1): set, whatever the skip window.
@@ -92,8 +98,66 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
   it('a bare PEXPIRE would end the tracking (why the scripts end with a read)', async () => {
     const key = redisKeys.sessionData('tracking', 'bare');
     await other.hset(key, 'seed', '1');
-    await connection.script('sessionLoad', key, IDLE, 0);
+    await connection.script('sessionLoadTracked', key, IDLE, 0);
     await connection.client.pexpire(key, IDLE);
     expect(await invalidationsAfter(() => other.hset(key, 'by-other', '1'))).toEqual([]);
+  });
+});
+
+/** Without a near cache the session scripts run only what the session needs: no tracking read, no PTTL. */
+describe('plain session scripts (no near cache) on a real Redis', () => {
+  let server: RedisServerProcess;
+  let connection: RedisConnection;
+  let other: Redis;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    connection = new RedisConnection(resolveRedisCacheOptions({ host: server.host, port: server.port }));
+    await connection.connect();
+    other = new Redis({ host: server.host, port: server.port });
+  });
+  afterAll(async () => {
+    other.disconnect();
+    await connection.close();
+    await server.stop();
+  });
+
+  /** Calls per command since `CONFIG RESETSTAT` (commands a script runs count as themselves). */
+  async function commandCalls(): Promise<Record<string, number>> {
+    const info = await other.info('commandstats');
+    const calls: Record<string, number> = {};
+    for (const [, name, count] of info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) calls[name] = Number(count);
+    delete calls.info;
+    delete calls.config;
+    return calls;
+  }
+
+  it('sessionLoad: every field and the idle timeout slid (HGETALL + PEXPIRE), no time-left reply; nothing for a missing session', async () => {
+    const key = redisKeys.sessionData('plain', 'load');
+    await other.hset(key, 'count', '1', 'name', 'x');
+    await connection.script('sessionLoad', key, 10_000); // ioredis sends a script's first call as EVAL
+    await other.call('CONFIG', 'RESETSTAT');
+    const reply = (await connection.script('sessionLoad', key, 10_000)) as Buffer[];
+    expect(reply.map(String)).toEqual(['count', '1', 'name', 'x']);
+    expect(await commandCalls()).toEqual({ evalsha: 1, hgetall: 1, pexpire: 1 });
+    expect(await other.pttl(key)).toBeGreaterThan(9_000);
+    const missing = redisKeys.sessionData('plain', 'none');
+    expect(await connection.script('sessionLoad', missing, 10_000)).toEqual([]);
+    expect(await other.exists(missing)).toBe(0);
+  });
+
+  it('sessionCommit: writes only the changes and slides (HDEL/HSET + PEXPIRE); clear; removing every field leaves no key', async () => {
+    const key = redisKeys.sessionData('plain', 'commit');
+    await other.hset(key, 'a', '1', 'b', '2');
+    await connection.script('sessionCommit', key, 10_000, '0', 0); // the first call goes as EVAL
+    await other.call('CONFIG', 'RESETSTAT');
+    await connection.script('sessionCommit', key, 10_000, '0', 1, 'a', 'c', '3');
+    expect(await commandCalls()).toEqual({ evalsha: 1, hdel: 1, hset: 1, pexpire: 1 });
+    expect(await other.hgetall(key)).toEqual({ b: '2', c: '3' });
+    expect(await other.pttl(key)).toBeGreaterThan(9_000);
+    await connection.script('sessionCommit', key, 10_000, '1', 0, 'd', '4');
+    expect(await other.hgetall(key)).toEqual({ d: '4' });
+    await connection.script('sessionCommit', key, 10_000, '0', 1, 'd');
+    expect(await other.exists(key)).toBe(0);
   });
 });

@@ -180,6 +180,29 @@ describe('an outage of a standalone Redis', () => {
     expect(answering(logger)).toHaveLength(1);
   }, 30_000);
 
+  it('a session.ioTimeout shorter than what the Redis options allow (operation timeout 5 s) still bounds the request', async () => {
+    const logger = new CaptureLogger();
+    const IO_TIMEOUT = 400;
+    const started = await startSessionApp(
+      {
+        secrets: SECRETS,
+        session: { ioTimeout: IO_TIMEOUT },
+        redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: 5_000 },
+      },
+      { logger },
+    );
+    app = started.app;
+    const known = new SessionClient('known', client);
+    await known.send('GET', started.url, '/counter');
+    await server.pause(1_500);
+    const stalled = await known.send('GET', started.url, '/read');
+    expect(stalled.status).toBe(503);
+    expect(stalled.ms).toBeGreaterThanOrEqual(IO_TIMEOUT - 20);
+    expect(stalled.ms).toBeLessThan(IO_TIMEOUT + SLACK);
+    await sleep(1_500);
+    expect(json(await waitForRecovery(known, started.url)).count).toBe(1);
+  }, 30_000);
+
   it('a server that hangs instead of refusing (CLIENT PAUSE): 503 after the operation timeout, no request hangs; a blip shorter than retryTimeoutInMilliseconds is bridged', async () => {
     const logger = new CaptureLogger();
     const url = await start({}, logger);

@@ -123,6 +123,13 @@ describe('session behaviour over HTTP (memory store)', () => {
     expect(res.text).toBe('started;SessionResponseStartedError');
   });
 
+  it('commits a change made in the same turn as res.send(); refuses one made after the commit (SessionResponseStartedError) instead of losing it', async () => {
+    const res = await request(url).post('/after-end').expect(201, 'sent');
+    await request(url).get('/late-change').expect(200, { error: 'SessionResponseStartedError' });
+    const { body } = await request(url).get('/keys').set('Cookie', cookiePair(res, COOKIE)).expect(200);
+    expect(body).toEqual({ before: 'kept', 'same-turn': 'kept' });
+  });
+
   it('a value set after res.write() still starts the session: the first write waits for the commit', async () => {
     const res = await request(url).post('/stream').expect(201);
     expect(res.text).toBe('started;no error');

@@ -8,6 +8,7 @@ import {
   type SessionStore,
 } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 
 const COOKIE = '.Nest.Session';
@@ -74,6 +75,25 @@ describe('session cookie options', () => {
     await withApp({ hasConsent, session: { cookie: { isEssential: true } } }, async (url) => {
       expect(findSetCookie(await request(url).get('/counter'), COOKIE)).toBeDefined();
     });
+  });
+
+  it('a hasConsent that throws fails the commit as a store failure would (logged 503), never a 500', async () => {
+    const hasConsent = (): boolean => {
+      throw new Error('consent service down');
+    };
+    const logger = new CaptureLogger();
+    await withApp(
+      { hasConsent },
+      async (url) => {
+        const res = await request(url).get('/counter').expect(503);
+        expect(res.body.message).toBe('Session state is temporarily unavailable.');
+        expect(findSetCookie(res, COOKIE)).toBeUndefined();
+      },
+      { logger },
+    );
+    expect(logger.lines.map((l) => l.message)).toContainEqual(
+      expect.stringMatching(/Session commit failed: .*consent service down/),
+    );
   });
 
   it('invalid options fail at startup with the option name', async () => {

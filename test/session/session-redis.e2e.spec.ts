@@ -36,6 +36,13 @@ describe('sessions on Redis', () => {
     expect(ttl).toBeLessThanOrEqual(20 * 60_000);
   });
 
+  it('commits a change made in the same turn as res.send(); refuses one made after the commit (SessionResponseStartedError) instead of losing it', async () => {
+    const res = await request(url).post('/after-end').expect(201, 'sent');
+    await request(url).get('/late-change').expect(200, { error: 'SessionResponseStartedError' });
+    const { body } = await request(url).get('/keys').set('Cookie', cookiePair(res, COOKIE)).expect(200);
+    expect(body).toEqual({ before: 'kept', 'same-turn': 'kept' });
+  });
+
   it('50 concurrent requests setting different keys of one session all persist', async () => {
     const cookie = cookiePair(await request(url).post('/set/seed').expect(200), COOKIE);
     await Promise.all(

@@ -132,6 +132,29 @@ export class SessionTestController {
     }
   }
 
+  /** What the change after the commit raised, in the last POST /after-end. */
+  private lateChange: Promise<string> = Promise.resolve('none');
+
+  @Post('after-end')
+  afterEnd(@Session() session: Session, @Res() res: Response) {
+    session.setString('before', 'kept');
+    res.send('sent'); // the commit runs a microtask later, before the bytes leave
+    session.setString('same-turn', 'kept'); // still in this turn: part of that commit
+    this.lateChange = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      try {
+        session.setString('after', 'lost?');
+        return 'no error';
+      } catch (error) {
+        return (error as Error).name;
+      }
+    });
+  }
+
+  @Get('late-change')
+  async lateChangeResult() {
+    return { error: await this.lateChange };
+  }
+
   @Post('stream-flushed')
   streamFlushed(@Session() session: Session, @Res() res: Response) {
     res.flushHeaders(); // the headers are out: a new session's cookie can no longer be sent

@@ -12,13 +12,26 @@ interface HeldCall {
   readonly args: unknown[];
 }
 
-/** What the hold runs before the response's first byte; an error reply replaces the response. */
-export type BeforeFirstByte = () => Promise<{ status: number; message: string } | undefined>;
+/** An error reply that replaces the response. */
+export interface HoldErrorReply {
+  readonly status: number;
+  readonly message: string;
+}
+
+/** The reply when `beforeFirstByte` itself threw: the state was not saved. */
+const UNSAVED: HoldErrorReply = { status: 503, message: 'Session state is temporarily unavailable.' };
+
+/**
+ * What the hold runs before the response's first byte: undefined when it is done at once, else a
+ * promise of an error reply that replaces the response, or of undefined.
+ */
+export type BeforeFirstByte = () => Promise<HoldErrorReply | undefined> | undefined;
 
 /**
  * Holds a response's first `write` or `end`, and every call after it, until `beforeFirstByte`
  * settled, then replays them in order: state is committed and its cookies are set while the headers
- * can still change.
+ * can still change. `beforeFirstByte` runs a microtask after that first call, so code that runs on in
+ * the same turn (`res.redirect('/'); session.abandon()`) is still part of the commit.
  */
 export class ResponseHold {
   /** Until the first `write` or `end`, which then waits for `beforeFirstByte`. */
@@ -52,11 +65,26 @@ export class ResponseHold {
     this.armed = false;
     this.held = [];
     this.hold({ method, args });
-    this.beforeFirstByte().then(
+    queueMicrotask(() => this.settle());
+    return true;
+  }
+
+  private settle(): void {
+    let settling: ReturnType<BeforeFirstByte>;
+    try {
+      settling = this.beforeFirstByte();
+    } catch {
+      // Never leave the response hanging: it cannot go out as written, its state was not saved.
+      settling = Promise.resolve(UNSAVED);
+    }
+    if (settling === undefined) {
+      this.release(undefined);
+      return;
+    }
+    settling.then(
       (error) => this.release(error),
       () => this.release(undefined),
     );
-    return true;
   }
 
   /** What a held `write` answers: false past the soft limit (when allowed), asking for a `drain`. */
@@ -79,7 +107,7 @@ export class ResponseHold {
     }
   }
 
-  private release(error: { status: number; message: string } | undefined): void {
+  private release(error: HoldErrorReply | undefined): void {
     if (this.gaveUp) return;
     if (error && !this.res.headersSent) {
       this.held = undefined;

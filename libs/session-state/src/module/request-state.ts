@@ -1,9 +1,15 @@
 import { HttpException } from '@nestjs/common';
 import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
-import { attachResponseHold, ResponseHold, usesInstalledHold } from '../http/response-hold.js';
+import {
+  attachResponseHold,
+  ResponseHold,
+  usesInstalledHold,
+  type BeforeFirstByte,
+  type HoldErrorReply,
+} from '../http/response-hold.js';
 import { RequestItems } from '../items/request-items.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
-import { SessionLifecycle } from '../session/session.lifecycle.js';
+import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { TempDataLifecycle } from '../temp-data/temp-data.lifecycle.js';
 
@@ -19,7 +25,7 @@ export interface EndOfRequestParticipant {
  * Everything one request carries: its items, its session and its TempData, created lazily, and
  * the end-of-request work that commits them before the response headers leave.
  */
-export class RequestState {
+export class RequestState implements SessionOwner {
   private itemsBag: RequestItems | undefined;
   private lifecycle: SessionLifecycle | undefined;
   private participants: EndOfRequestParticipant[] | undefined;
@@ -43,13 +49,7 @@ export class RequestState {
   }
 
   get sessionLifecycle(): SessionLifecycle {
-    return (this.lifecycle ??= new SessionLifecycle(
-      this.runtime,
-      this.req,
-      this.res,
-      () => this.touch(),
-      () => this.sessionCookieKey(),
-    ));
+    return (this.lifecycle ??= new SessionLifecycle(this.runtime, this.req, this.res, this));
   }
 
   /** The verified key of the session cookie, checked once per request. */
@@ -63,12 +63,20 @@ export class RequestState {
 
   /**
    * The request carries a session cookie. A request that never loads its session still slides the
-   * idle timeout (ASP.NET refreshes on every request), after the response, unless this instance slid
-   * it within `slideSkipWindow`: then nothing is registered at all (no listener, no Redis call).
+   * idle timeout (ASP.NET refreshes on every request): in the in-process store at once, elsewhere after
+   * the response, unless this instance slid it within `slideSkipWindow`: then nothing is registered
+   * at all (no listener, no Redis call).
    */
   watchIdleTimeout(): void {
     const key = this.sessionCookieKey()?.value;
-    if (key === undefined || this.runtime.slidRecently(key)) return;
+    if (key === undefined) return;
+    const inProcess = this.runtime.inProcessStore;
+    if (inProcess) {
+      // In this process a slide costs a table lookup: done now, instead of remembering slides.
+      inProcess.refreshNow(key, this.runtime.options.idleTimeout);
+      return;
+    }
+    if (this.runtime.slidRecently(key)) return;
     this.res.once('finish', () => {
       if (!this.lifecycle?.session.isLoaded) this.runtime.slideUntouched(key);
     });
@@ -97,11 +105,14 @@ export class RequestState {
    * what changed since. Throws a 503 HttpException when the commit fails under `throwOnError`.
    */
   async finalize(): Promise<void> {
-    if (!this.finalized) {
-      this.finalized = true;
-      for (const participant of this.participants ?? []) await participant.save();
-    }
+    await this.saveParticipants();
     if (this.lifecycle) await this.lifecycle.finish();
+  }
+
+  private async saveParticipants(): Promise<void> {
+    if (this.finalized) return;
+    this.finalized = true;
+    for (const participant of this.participants ?? []) await participant.save();
   }
 
   /**
@@ -118,8 +129,10 @@ export class RequestState {
   }
 
   /** First use of session or TempData: hold the response's first byte until their state is committed. */
-  private touch(): void {
+  touch(): void {
     if (this.responseHold) return;
+    // Used first after the response ended: its values can be read, a change could not be saved.
+    if (this.res.writableEnded) this.lifecycle?.close();
     const installed = usesInstalledHold(this.res);
     const hold = new ResponseHold(
       this.res,
@@ -135,10 +148,33 @@ export class RequestState {
     if (!installed) attachResponseHold(this.res, hold);
   }
 
-  /** Finalizes before the response's first byte; an error reply when the commit failed. */
-  private async commitBeforeFirstByte(): Promise<{ status: number; message: string } | undefined> {
+  /**
+   * Finalizes before the response's first byte (a microtask after its first `write` or `end`); an
+   * error reply when the commit failed. Undefined at once when the session alone took part and the
+   * in-process store committed it without a promise. From here on a session change could not be
+   * committed any more, so it is refused (SessionResponseStartedError) rather than lost, on every store.
+   */
+  private commitBeforeFirstByte(): ReturnType<BeforeFirstByte> {
+    const lifecycle = this.lifecycle;
+    if (this.participants === undefined && lifecycle) {
+      this.finalized = true;
+      lifecycle.close();
+      try {
+        if (lifecycle.finishNow()) return undefined;
+      } catch {
+        // The app's code it runs (hasConsent, a cookie option) threw: finish() reports it as a failure.
+      }
+    }
+    return this.commitBeforeFirstByteLater();
+  }
+
+  private async commitBeforeFirstByteLater(): Promise<HoldErrorReply | undefined> {
     try {
-      await this.finalize();
+      if (this.participants !== undefined) await this.saveParticipants();
+      if (this.lifecycle) {
+        this.lifecycle.close();
+        await this.lifecycle.finish();
+      }
       return undefined;
     } catch (error) {
       if (this.failedInPipeline) return undefined; // an exception filter answered already

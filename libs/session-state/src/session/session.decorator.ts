@@ -1,5 +1,6 @@
 import { createParamDecorator, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
 import { requestStateOf } from '../module/request-state.access.js';
+import type { RequestState } from '../module/request-state.js';
 import type { DistributedSession } from './session.js';
 
 /** A visitor's session (see {@link DistributedSession} for the API). */
@@ -7,20 +8,26 @@ export type Session = DistributedSession;
 
 // Loads the session for the handler. The response hook commits it before the headers leave; no
 // interceptor is applied (Nest's interceptor chain costs more per request than the commit itself).
+// From the in-process store the session comes back as it is, not in a promise: Nest then hands it to
+// the handler without its pipe-and-Promise.all step.
 const sessionParameter = createParamDecorator(
-  async (_data: unknown, context: ExecutionContext): Promise<DistributedSession> => {
+  (_data: unknown, context: ExecutionContext): DistributedSession | Promise<DistributedSession> => {
     const state = requestStateOf(context, '@Session()');
-    const { session } = state.sessionLifecycle;
-    try {
-      await session.load();
-    } catch (error) {
-      if (state.runtime.store.throwOnError) {
-        throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
-      }
-    }
-    return session;
+    const lifecycle = state.sessionLifecycle;
+    return lifecycle.loadNow() ? lifecycle.session : loaded(state, lifecycle.session);
   },
 );
+
+async function loaded(state: RequestState, session: DistributedSession): Promise<DistributedSession> {
+  try {
+    await session.load();
+  } catch (error) {
+    if (state.runtime.store.throwOnError) {
+      throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+    }
+  }
+  return session;
+}
 
 /**
  * Handler parameter decorator: the request's {@link Session}, loaded. When the store is down the

@@ -12,8 +12,26 @@ import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError, SessionUnavailableError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
+import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const LOADED = Promise.resolve();
+
+/** The request that owns a session (its RequestState). */
+export interface SessionOwner {
+  /** The verified key of the request's session cookie (resolved once per request). */
+  sessionCookieKey(): Unprotected<string> | undefined;
+  /** The session is used: hold the response's first byte until it is committed. */
+  touch(): void;
+}
+
+/** What a commit asks of the store for the recorded changes. */
+interface PendingWrite {
+  readonly key: string;
+  readonly changes: SessionChanges;
+  /** Nothing worth keeping is left: the stored session is deleted. */
+  readonly remove: boolean;
+}
 
 /**
  * One request's session: reads the key from the cookie, loads lazily, and commits what changed
@@ -27,6 +45,8 @@ export class SessionLifecycle implements SessionHost {
   private rotated = false;
   private loading: Promise<void> | undefined;
   private committing: Promise<void> = Promise.resolve();
+  /** Commits started and not yet settled (the synchronous end-of-request commit waits for none). */
+  private commitsRunning = 0;
   private cookieChange: 'set' | 'delete' | undefined;
   private replacedKey: string | undefined;
   private abandonedKey: string | undefined;
@@ -43,9 +63,7 @@ export class SessionLifecycle implements SessionHost {
     private readonly runtime: SessionRuntime,
     private readonly req: HttpRequest,
     private readonly res: HttpResponse,
-    private readonly onTouched: () => void,
-    /** The verified key of the request's session cookie (resolved once per request by its owner). */
-    private readonly cookieKey: () => Unprotected<string> | undefined,
+    private readonly owner: SessionOwner,
   ) {}
 
   get limits(): SessionLimits {
@@ -56,7 +74,7 @@ export class SessionLifecycle implements SessionHost {
   resolveKey(): string | undefined {
     if (this.keyResolved) return this.key;
     this.keyResolved = true;
-    const verified = this.cookieKey();
+    const verified = this.owner.sessionCookieKey();
     if (!verified) return undefined;
     this.key = verified.value;
     this.keyFromCookie = true;
@@ -65,9 +83,33 @@ export class SessionLifecycle implements SessionHost {
   }
 
   load(): Promise<void> {
-    this.onTouched();
+    this.owner.touch();
     this.loading ??= this.doLoad();
     return this.loading;
+  }
+
+  /**
+   * Loads at once from the in-process store ({@link SessionRuntime.inProcessStore}): true when the
+   * session is loaded, false when the load has to go through {@link load} (another store, or a load
+   * already started).
+   */
+  loadNow(): boolean {
+    const store = this.runtime.inProcessStore;
+    if (!store || this.loading) return false;
+    const key = this.resolveKey();
+    let data: SessionData | undefined;
+    if (key !== undefined) {
+      try {
+        data = store.loadNow(key, this.runtime.options.idleTimeout);
+      } catch {
+        return false; // load() tries again and reports the failure as usual
+      }
+    }
+    this.owner.touch();
+    this.loading = LOADED;
+    if (key === undefined) this.session.attach(undefined, true);
+    else this.attachLoaded(key, data);
+    return true;
   }
 
   private async doLoad(): Promise<void> {
@@ -79,18 +121,19 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = this.runtime;
     try {
       if (options.lock) await this.acquireLock(key);
-      const data = await this.runtime.withIoTimeout(store.load(key, options.idleTimeout));
-      if (!store.loadMaySkipSlide) this.runtime.markSlid(key);
-      if (!data)
-        this.runtime.logger.debug(
-          'Accessing an expired session: a new session starts under the same cookie.',
-        );
-      this.session.attach(data, true);
+      this.attachLoaded(key, await this.runtime.withIoTimeout(store.load(key, options.idleTimeout)));
     } catch (error) {
       this.session.attach(undefined, false);
       this.runtime.storeFailureLog.write(`Session could not be loaded: ${(error as Error).message}`);
       throw new SessionUnavailableError(error instanceof LockTimeoutError ? 'lock' : 'load', error);
     }
+  }
+
+  private attachLoaded(key: string, data: SessionData | undefined): void {
+    if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
+    if (!data)
+      this.runtime.logger.debug('Accessing an expired session: a new session starts under the same cookie.');
+    this.session.attach(data, true);
   }
 
   private async acquireLock(key: string): Promise<void> {
@@ -150,6 +193,7 @@ export class SessionLifecycle implements SessionHost {
 
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
+    this.commitsRunning++;
     const next = this.committing.then(() =>
       this.doCommit().catch((error: unknown) => {
         // The app sees one error type for "the store failed", whatever the store threw.
@@ -158,7 +202,10 @@ export class SessionLifecycle implements SessionHost {
         throw new SessionUnavailableError('commit', error);
       }),
     );
-    this.committing = next.catch(() => undefined);
+    this.committing = next.then(
+      () => void this.commitsRunning--,
+      () => void this.commitsRunning--,
+    );
     return next;
   }
 
@@ -176,44 +223,19 @@ export class SessionLifecycle implements SessionHost {
     }
     if (this.replacedKey !== undefined) session.changes.rewriteAll();
 
-    if (!session.changes.isEmpty) {
-      const stored = this.key !== undefined && (this.keyFromCookie || this.persisted) && !this.replacedKey;
-      if (session.isEmpty) {
-        // Nothing worth keeping (at most the id): empty sessions are not retained.
-        const changes = session.changes.take();
-        if (stored) {
-          try {
-            await io(store.remove(this.key!));
-          } catch (error) {
-            session.changes.restore(changes);
-            throw error;
-          }
-        }
-      } else {
-        if (this.key === undefined) {
-          if (!this.runtime.mayWriteCookie(this.req, options.cookie)) {
-            this.runtime.logger.debug(
-              'Session not stored: the visitor has not consented to non-essential cookies.',
-            );
-            session.changes.take();
-          } else {
-            this.key = generateSessionKey();
-            this.cookieChange = 'set';
-            this.runtime.logger.debug('Session started.');
-          }
-        }
-        if (this.key !== undefined && !session.changes.isEmpty) {
-          const changes = session.changes.take();
-          try {
-            await io(store.commit(this.key, changes, options.idleTimeout));
-          } catch (error) {
-            session.changes.restore(changes);
-            throw error;
-          }
-          this.persisted = true;
-          this.runtime.markSlid(this.key);
-        }
+    const write = this.takeWrite();
+    if (write) {
+      try {
+        await io(
+          write.remove
+            ? store.remove(write.key)
+            : store.commit(write.key, write.changes, options.idleTimeout),
+        );
+      } catch (error) {
+        session.changes.restore(write.changes);
+        throw error;
       }
+      this.written(write);
     }
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
@@ -225,11 +247,72 @@ export class SessionLifecycle implements SessionHost {
     this.writeCookie();
   }
 
+  /**
+   * Takes the recorded changes and says what they need from the store (undefined: nothing). With
+   * `inPlace` (a synchronous write) the tracker itself is handed over, to be reset once written.
+   */
+  private takeWrite(inPlace = false): PendingWrite | undefined {
+    const session = this.session;
+    if (session.changes.isEmpty) return undefined;
+    const take = (): SessionChanges => (inPlace ? session.changes : session.changes.take());
+    if (session.isEmpty) {
+      // Nothing worth keeping (at most the id): empty sessions are not retained.
+      const stored = this.key !== undefined && (this.keyFromCookie || this.persisted) && !this.replacedKey;
+      if (stored) return { key: this.key!, changes: take(), remove: true };
+      session.changes.reset();
+      return undefined;
+    }
+    if (this.key === undefined) {
+      if (!this.runtime.mayWriteCookie(this.req, this.runtime.options.cookie)) {
+        this.runtime.logger.debug(
+          'Session not stored: the visitor has not consented to non-essential cookies.',
+        );
+        session.changes.reset();
+        return undefined;
+      }
+      this.key = generateSessionKey();
+      this.cookieChange = 'set';
+      this.runtime.logger.debug('Session started.');
+    }
+    return { key: this.key, changes: take(), remove: false };
+  }
+
+  private written(write: PendingWrite): void {
+    if (write.remove) return;
+    this.persisted = true;
+    this.runtime.markSlid(write.key);
+  }
+
+  /**
+   * The end-of-request commit without a promise, into the in-process store: true when it is done,
+   * false when it has to go through {@link finish} (another store, a commit still running, a key to
+   * delete, an earlier failure).
+   */
+  finishNow(): boolean {
+    const store = this.runtime.inProcessStore;
+    if (!store || this.commitsRunning > 0 || this.finishFailure !== undefined) return false;
+    const session = this.session;
+    if (!session.isLoaded || !session.isAvailable) return true;
+    if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
+    const write = this.takeWrite(true);
+    if (write) {
+      try {
+        if (write.remove) store.removeNow(write.key);
+        else store.commitNow(write.key, write.changes, this.runtime.options.idleTimeout);
+      } catch {
+        return false; // the changes are still recorded: finish() tries again and applies the failure policy
+      }
+      session.changes.reset();
+      this.written(write);
+    }
+    this.writeCookie();
+    return true;
+  }
+
   private writeCookie(): void {
-    if (this.res.headersSent) return;
-    const cookie = this.runtime.options.cookie;
     const change = this.cookieChange ?? (this.rotated && this.key !== undefined ? 'set' : undefined);
-    if (!change) return;
+    if (!change || this.res.headersSent) return;
+    const cookie = this.runtime.options.cookie;
     this.cookieChange = undefined;
     this.rotated = false;
     const attributes = this.runtime.cookieAttributes(this.req, cookie);

@@ -9,6 +9,7 @@ import type { ResolvedCookieOptions, ResolvedSessionOptions } from '../module/se
 import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
 import { CookieSigner, type Unprotected } from '../protection/cookie-signer.js';
 import type { KeyRing } from '../protection/key-ring.js';
+import { MemorySessionStore } from './stores/memory-session.store.js';
 import type { SessionStore } from './stores/session-store.interface.js';
 
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
@@ -24,8 +25,15 @@ export class SessionRuntime {
   readonly storeFailureLog = new RateLimitedLog(this.logger, 'warn');
   readonly signer: CookieSigner;
   readonly tempDataEncryptor: AuthenticatedEncryptor;
+  /**
+   * The store, when requests may load and commit it without promises: the in-process default store
+   * (not a subclass, which may override `load`), without `session.lock` (locking waits).
+   */
+  readonly inProcessStore: MemorySessionStore | undefined;
   private readonly slid = new Map<string, number>();
   private readonly deadlines: Deadlines;
+  /** The store's calls settle within `ioTimeout` on their own: no deadline of ours is armed. */
+  private readonly storeBoundsItself: boolean;
   private readonly ioTimeoutError: () => Error;
 
   constructor(
@@ -38,6 +46,12 @@ export class SessionRuntime {
     this.signer = new CookieSigner(keyRing, 'session-cookie');
     this.tempDataEncryptor = new AuthenticatedEncryptor(keyRing, 'temp-data-cookie');
     this.deadlines = new Deadlines(options.ioTimeout);
+    this.storeBoundsItself =
+      store.inProcess === true ||
+      options.ioTimeout <= 0 ||
+      (store.settlesWithinMs !== undefined && store.settlesWithinMs <= options.ioTimeout);
+    this.inProcessStore =
+      store instanceof MemorySessionStore && store.inProcess && !options.lock ? store : undefined;
     this.ioTimeoutError = () =>
       new Error(`session store did not answer within ioTimeout=${options.ioTimeout} ms`);
   }
@@ -62,7 +76,7 @@ export class SessionRuntime {
 
   /** Runs a store operation bounded by `ioTimeout`. */
   withIoTimeout<T>(operation: Promise<T>): Promise<T> {
-    if (this.store.inProcess) return operation;
+    if (this.storeBoundsItself) return operation;
     return this.deadlines.bound(operation, this.options.ioTimeout, this.ioTimeoutError);
   }
 
@@ -94,7 +108,8 @@ export class SessionRuntime {
 
   /** Remembers that this instance slid `sessionKey`'s idle timeout now. */
   markSlid(sessionKey: string): void {
-    if (this.options.slideSkipWindow === 0) return;
+    // The in-process store slides every untouched request at once (cheaper than remembering slides).
+    if (this.options.slideSkipWindow === 0 || this.inProcessStore) return;
     if (this.slid.size >= SLID_MEMORY_LIMIT) this.slid.clear();
     this.slid.set(sessionKey, this.clock.now());
   }

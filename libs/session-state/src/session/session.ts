@@ -110,10 +110,10 @@ export class DistributedSession {
   /** Ends the session: its stored data and its cookie are deleted at commit. */
   abandon(): void {
     const data = this.loaded();
+    this.host.abandon(); // first: when it refuses (the commit ran), the session is left as it was
     data.clear();
     this.bytes = 0;
     this.changes.reset();
-    this.host.abandon();
   }
 
   has(key: string): boolean {

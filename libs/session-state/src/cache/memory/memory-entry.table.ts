@@ -47,36 +47,51 @@ export class MemoryEntryTable<V> {
    * sliding window); undefined when missing or expired.
    */
   get(key: string, slidingMs?: number): V | undefined {
-    const entry = this.live(key);
+    const now = this.options.clock.now();
+    const entry = this.live(key, now);
     if (!entry) return undefined;
     if (slidingMs !== undefined && entry.expiration.slidingMs !== slidingMs) {
       entry.expiration = { ...entry.expiration, slidingMs };
     }
-    this.touch(key, entry);
+    this.touch(key, entry, now);
     return entry.value;
   }
 
   /** The live value without sliding or reordering it. */
   peek(key: string): V | undefined {
-    return this.live(key)?.value;
+    return this.live(key, this.options.clock.now())?.value;
   }
 
   /** Slides the expiry; false when there is no live entry. */
   refresh(key: string): boolean {
-    const entry = this.live(key);
+    const now = this.options.clock.now();
+    const entry = this.live(key, now);
     if (!entry) return false;
-    this.touch(key, entry);
+    this.touch(key, entry, now);
     return true;
   }
 
   set(key: string, value: V, expiration: ResolvedExpiration): void {
     const now = this.options.clock.now();
-    this.delete(key);
     const size = this.options.sizeOf(value);
-    const entry: Entry<V> = { value, expiration, expiresAt: now + timeToLive(expiration, now), size };
-    this.entries.set(key, entry);
-    this.totalSize += size;
-    this.sweepStep(now);
+    const expiresAt = now + timeToLive(expiration, now);
+    const entry = this.entries.get(key);
+    if (entry) {
+      // Updated in place: the table does not grow, so no sweep step is owed (they pace new keys).
+      this.totalSize += size - entry.size;
+      entry.value = value;
+      entry.expiration = expiration;
+      entry.expiresAt = expiresAt;
+      entry.size = size;
+      if (this.options.sizeLimit !== undefined) {
+        this.entries.delete(key); // most recently used: to the end of the LRU order
+        this.entries.set(key, entry);
+      }
+    } else {
+      this.entries.set(key, { value, expiration, expiresAt, size });
+      this.totalSize += size;
+      this.sweepStep(now);
+    }
     this.evictOverLimit(key);
   }
 
@@ -98,18 +113,17 @@ export class MemoryEntryTable<V> {
     return removed;
   }
 
-  private live(key: string): Entry<V> | undefined {
+  private live(key: string, now: number): Entry<V> | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
-    if (entry.expiresAt <= this.options.clock.now()) {
+    if (entry.expiresAt <= now) {
       this.delete(key);
       return undefined;
     }
     return entry;
   }
 
-  private touch(key: string, entry: Entry<V>): void {
-    const now = this.options.clock.now();
+  private touch(key: string, entry: Entry<V>, now: number): void {
     if (entry.expiration.slidingMs !== undefined) entry.expiresAt = now + timeToLive(entry.expiration, now);
     if (this.options.sizeLimit !== undefined) {
       // Map order is the LRU order: move the entry to the end.

@@ -7,6 +7,7 @@ import {
 import type { DistributedCache } from '../distributed-cache.interface.js';
 import { redisKeys } from './redis-keys.js';
 import type { RedisConnection } from './redis.connection.js';
+import { commandBytes } from './redis-bytes.js';
 
 /**
  * A {@link DistributedCache} on Redis or Redis Cluster (ioredis). `get` reads and slides the
@@ -46,7 +47,7 @@ export class RedisDistributedCache implements DistributedCache {
       this.connection.script(
         'cacheSet',
         redisKeys.cacheEntry(this.prefix, key),
-        Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+        commandBytes(value),
         Number.isFinite(ttl) ? Math.ceil(ttl) : 0,
         expiration.slidingMs === undefined ? '' : Math.ceil(expiration.slidingMs),
         expiration.absoluteAt === undefined ? '' : Math.ceil(expiration.absoluteAt),

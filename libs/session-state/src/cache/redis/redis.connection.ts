@@ -10,6 +10,8 @@ type ScriptCall = (...args: (string | Buffer | number)[]) => Promise<unknown>;
 
 const FIRST_RETRY_DELAY = 20;
 const RETRY_INTERVAL = 1000;
+/** More than the operation deadlines' check interval (at most 50 ms). */
+const DEADLINE_SLACK = 100;
 /** Redirections {@link RedisConnection.scriptThenWait} follows (ioredis' maxRedirections default). */
 const MAX_REDIRECTIONS = 16;
 
@@ -205,41 +207,76 @@ export class RedisConnection {
    * then every second until `retryTimeoutInMilliseconds`, then one final try.
    * Rejects with {@link RedisOperationError}.
    */
-  async execute<T>(name: string, operation: () => Promise<T>, extraTimeMs = 0): Promise<T> {
+  execute<T>(name: string, operation: () => Promise<T>, extraTimeMs = 0): Promise<T> {
     this.coalesceWrites();
     const started = Date.now();
+    let first: Promise<T>;
+    try {
+      first = this.withTimeout(name, operation, extraTimeMs);
+    } catch (error) {
+      return this.retry(name, operation, extraTimeMs, started, error);
+    }
+    // The first try is a plain promise chain: it runs on every request, the retries almost never.
+    return first.then(
+      (result) => {
+        if (this.failing) this.reportRecovery();
+        return result;
+      },
+      (error: unknown) => this.retry(name, operation, extraTimeMs, started, error),
+    );
+  }
+
+  private async retry<T>(
+    name: string,
+    operation: () => Promise<T>,
+    extraTimeMs: number,
+    started: number,
+    firstError: unknown,
+  ): Promise<T> {
     const retryTimeout = this.options.retryTimeout;
-    let attempts = 0;
+    let error = firstError;
+    let attempts = 1;
     let finalTry = false;
     for (;;) {
+      const elapsed = Date.now() - started;
+      if (retryTimeout === 0 || finalTry || this.closed) {
+        const failure =
+          error instanceof RedisOperationError
+            ? error
+            : new RedisOperationError(
+                `Redis operation ${name} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${(error as Error).message}`,
+                name,
+                { cause: error },
+              );
+        this.reportFailure(name, failure);
+        throw failure;
+      }
+      const delay = attempts === 1 ? FIRST_RETRY_DELAY : RETRY_INTERVAL;
+      if (elapsed + delay >= retryTimeout) {
+        finalTry = true;
+        await sleep(Math.max(0, retryTimeout - elapsed));
+      } else {
+        await sleep(delay);
+      }
       attempts++;
       try {
         const result = await this.withTimeout(name, operation, extraTimeMs);
         if (this.failing) this.reportRecovery();
         return result;
-      } catch (error) {
-        const elapsed = Date.now() - started;
-        if (retryTimeout === 0 || finalTry || this.closed) {
-          const failure =
-            error instanceof RedisOperationError
-              ? error
-              : new RedisOperationError(
-                  `Redis operation ${name} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${(error as Error).message}`,
-                  name,
-                  { cause: error },
-                );
-          this.reportFailure(name, failure);
-          throw failure;
-        }
-        const delay = attempts === 1 ? FIRST_RETRY_DELAY : RETRY_INTERVAL;
-        if (elapsed + delay >= retryTimeout) {
-          finalTry = true;
-          await sleep(Math.max(0, retryTimeout - elapsed));
-        } else {
-          await sleep(delay);
-        }
+      } catch (next) {
+        error = next;
       }
     }
+  }
+
+  /**
+   * The longest an {@link execute} call with `extraTimeMs` can take before it settles: every try is
+   * bounded (plus the deadline check's resolution), and a try that starts before
+   * `retryTimeoutInMilliseconds` runs out may be followed by one final try.
+   */
+  longestExecution(extraTimeMs = 0): number {
+    const attempt = this.options.operationTimeout + extraTimeMs + DEADLINE_SLACK;
+    return this.options.retryTimeout === 0 ? attempt : this.options.retryTimeout + 2 * attempt;
   }
 
   private withTimeout<T>(name: string, operation: () => Promise<T>, extraTimeMs: number): Promise<T> {

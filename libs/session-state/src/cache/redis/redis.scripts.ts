@@ -23,12 +23,27 @@ end
 `;
 
 /**
- * Ends every session script with a read of its key. Under client-side caching (the near cache's
- * CLIENT TRACKING, default mode, NOLOOP), a write, even this connection's own, removes the key from
- * Redis's tracking table; a read made after it registers the connection's interest again, so writes
- * by other instances keep being invalidated. Without tracking it is one cheap lookup.
+ * Ends every session script of the near cache (`...Tracked`) with a read of its key. Under client-side
+ * caching (CLIENT TRACKING, default mode, NOLOOP), a write, even this connection's own, removes the key
+ * from Redis's tracking table; a read made after it registers the connection's interest again, so
+ * writes by other instances keep being invalidated. Without a near cache the plain scripts leave it
+ * out (and the time-left reply), so Redis runs only what the session needs.
  */
 const TRACK = `redis.call('EXISTS', KEYS[1])`;
+
+/** A session commit's writes; PEXPIRE leaves a key that no longer exists (all removed) alone. */
+// unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
+const COMMIT = `
+local function batched(command, from, to)
+  for i = from, to, 1000 do
+    redis.call(command, KEYS[1], unpack(ARGV, i, math.min(i + 999, to)))
+  end
+end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local n = tonumber(ARGV[3])
+if n > 0 then batched('HDEL', 4, 3 + n) end
+if #ARGV >= 5 + n then batched('HSET', 4 + n, #ARGV) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])`;
 
 export const REDIS_SCRIPTS = {
   /** KEYS: entry. ARGV: now (ms). Returns the data and slides the expiration: ASP.NET needs two trips. */
@@ -59,13 +74,22 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`,
   },
-  /**
-   * KEYS: session data hash. ARGV: idle ms, skip ms. All fields, and the idle timeout slid, in one trip;
-   * then the time left to live (ms). The slide is skipped while the time left is within `skip` below the
-   * idle timeout: no write, so other instances' near-cache copies stay valid. A key without a TTL, or
-   * with more than the idle timeout left (the timeout was lowered), is always set to the idle timeout.
-   */
+  /** KEYS: session data hash. ARGV: idle ms. All fields, and the idle timeout slid, in one trip. */
   sessionLoad: {
+    numberOfKeys: 1,
+    lua: `
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return fields`,
+  },
+  /**
+   * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. All fields, and the idle
+   * timeout slid, in one trip; then the time left to live (ms). The slide is skipped while the time
+   * left is within `skip` below the idle timeout: no write, so other instances' near-cache copies stay
+   * valid. A key without a TTL, or with more than the idle timeout left (the timeout was lowered), is
+   * always set to the idle timeout.
+   */
+  sessionLoadTracked: {
     numberOfKeys: 1,
     lua: `
 local fields = redis.call('HGETALL', KEYS[1])
@@ -80,8 +104,8 @@ end
 ${TRACK}
 return fields`,
   },
-  /** KEYS: session data hash. ARGV: idle ms. Slides the idle timeout of an existing session. */
-  sessionRefresh: {
+  /** The near cache's refresh. KEYS: session data hash. ARGV: idle ms. Slides an existing session. */
+  sessionRefreshTracked: {
     numberOfKeys: 1,
     lua: `
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
@@ -92,23 +116,9 @@ return 1`,
    * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), number of removed fields n,
    * n removed field names, then field/value pairs to set. Only what changed is written.
    */
-  sessionCommit: {
-    numberOfKeys: 1,
-    // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
-    lua: `
-local function batched(command, from, to)
-  for i = from, to, 1000 do
-    redis.call(command, KEYS[1], unpack(ARGV, i, math.min(i + 999, to)))
-  end
-end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
-local n = tonumber(ARGV[3])
-if n > 0 then batched('HDEL', 4, 3 + n) end
-if #ARGV >= 5 + n then batched('HSET', 4 + n, #ARGV) end
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-${TRACK}
-return 1`,
-  },
+  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn 1` },
+  /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
+  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn 1` },
   /** KEYS: lock. ARGV: token. Deletes the lock only when this request still owns it. */
   lockRelease: {
     numberOfKeys: 1,

@@ -40,6 +40,8 @@ export class MemorySessionStore implements SessionStore {
   private readonly table: MemoryEntryTable<SessionData>;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
   private readonly clock: Clock;
+  /** The last expiration written (shared by entries: the table never changes one in place). */
+  private expiration = { slidingMs: 0 };
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -56,28 +58,56 @@ export class MemorySessionStore implements SessionStore {
   }
 
   load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
-    const data = this.table.get(sessionKey, idleTimeoutMs);
-    return Promise.resolve(data && new Map(data));
+    return Promise.resolve(this.loadNow(sessionKey, idleTimeoutMs));
   }
 
   commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
-    const current = changes.cleared ? undefined : this.table.peek(sessionKey);
-    const next: SessionData = new Map(current ?? []);
-    for (const key of changes.removed) next.delete(key);
-    for (const [key, value] of changes.set) next.set(key, value);
-    if (next.size === 0) this.table.delete(sessionKey);
-    else this.table.set(sessionKey, next, { slidingMs: idleTimeoutMs });
+    this.commitNow(sessionKey, changes, idleTimeoutMs);
     return Promise.resolve();
   }
 
+  /**
+   * @internal {@link load} without a promise: the request path uses it for this class itself (see
+   * `inProcess`), so loading and committing a session in memory costs no microtask.
+   */
+  loadNow(sessionKey: string, idleTimeoutMs: number): SessionData | undefined {
+    const data = this.table.get(sessionKey, idleTimeoutMs);
+    return data && new Map(data);
+  }
+
+  /** @internal {@link commit} without a promise. */
+  commitNow(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): void {
+    // The stored map is never handed out (loads copy it), so it is updated in place.
+    const next: SessionData =
+      (!changes.cleared && this.table.peek(sessionKey)) || new Map<string, Uint8Array>();
+    for (const key of changes.removed) next.delete(key);
+    for (const [key, value] of changes.set) next.set(key, value);
+    if (next.size === 0) this.table.delete(sessionKey);
+    else this.table.set(sessionKey, next, this.slidingBy(idleTimeoutMs));
+  }
+
+  private slidingBy(idleTimeoutMs: number): { slidingMs: number } {
+    if (this.expiration.slidingMs !== idleTimeoutMs) this.expiration = { slidingMs: idleTimeoutMs };
+    return this.expiration;
+  }
+
+  /** @internal {@link refresh} without a promise: slides the idle timeout without rewriting the entry. */
+  refreshNow(sessionKey: string, idleTimeoutMs: number): void {
+    this.table.get(sessionKey, idleTimeoutMs);
+  }
+
+  /** @internal {@link remove} without a promise. */
+  removeNow(sessionKey: string): void {
+    this.table.delete(sessionKey);
+  }
+
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
-    const data = this.table.peek(sessionKey);
-    if (data) this.table.set(sessionKey, data, { slidingMs: idleTimeoutMs });
+    this.refreshNow(sessionKey, idleTimeoutMs);
     return Promise.resolve();
   }
 
   remove(sessionKey: string): Promise<void> {
-    this.table.delete(sessionKey);
+    this.removeNow(sessionKey);
     return Promise.resolve();
   }
 

@@ -1,4 +1,5 @@
 import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
+import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
 import type { SessionNearCache } from './session-near-cache.js';
@@ -34,6 +35,16 @@ export class RedisSessionStore implements SessionStore {
     return this.connection.options.throwOnError;
   }
 
+  /**
+   * Every call is one bounded {@link RedisConnection.execute} (a commit's with its WAIT time). Not
+   * claimed by subclasses, whose overrides may wait for other things.
+   */
+  get settlesWithinMs(): number | undefined {
+    if (this.constructor !== RedisSessionStore) return undefined;
+    const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
+    return this.connection.longestExecution(waitForReplicas === 0 ? 0 : waitForReplicasTimeout);
+  }
+
   load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
     const key = redisKeys.sessionData(this.app, sessionKey);
     return this.near ? this.loadNear(this.near, key, idleTimeoutMs) : this.read(key, idleTimeoutMs);
@@ -50,8 +61,10 @@ export class RedisSessionStore implements SessionStore {
     let data: SessionData | undefined;
     let left = idleTimeoutMs;
     try {
-      const reply = await this.loadReply(key, idleTimeoutMs, near.slideEvery);
-      data = this.parseLoad(reply);
+      const reply = (await this.connection.execute('SESSION LOAD', () =>
+        this.connection.script('sessionLoadTracked', key, idleTimeoutMs, near.slideEvery),
+      )) as Buffer[];
+      data = parseLoad(reply);
       if (data) left = Number(reply[reply.length - 1]);
     } catch (error) {
       near.failed(key, ticket);
@@ -61,22 +74,13 @@ export class RedisSessionStore implements SessionStore {
     return data;
   }
 
-  private async read(key: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
-    return this.parseLoad(await this.loadReply(key, idleTimeoutMs, 0));
-  }
-
-  private loadReply(key: string, idleTimeoutMs: number, skipSlideMs: number): Promise<Buffer[]> {
-    return this.connection.execute('SESSION LOAD', () =>
-      this.connection.script('sessionLoad', key, idleTimeoutMs, skipSlideMs),
-    ) as Promise<Buffer[]>;
-  }
-
-  /** Field/value pairs, then the time left to live. */
-  private parseLoad(reply: Buffer[]): SessionData | undefined {
-    if (reply.length === 0) return undefined;
-    const data: SessionData = new Map();
-    for (let i = 0; i + 1 < reply.length; i += 2) data.set(reply[i].toString('utf8'), reply[i + 1]);
-    return data;
+  private read(key: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+    return this.connection
+      .execute(
+        'SESSION LOAD',
+        () => this.connection.script('sessionLoad', key, idleTimeoutMs) as Promise<Buffer[]>,
+      )
+      .then(parseLoad);
   }
 
   commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
@@ -102,7 +106,7 @@ export class RedisSessionStore implements SessionStore {
     near.committed(key, ticket, changes);
   }
 
-  private async write(key: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
+  private write(key: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
@@ -111,17 +115,29 @@ export class RedisSessionStore implements SessionStore {
       ...changes.removed,
     ];
     for (const [key, value] of changes.set) {
-      args.push(key, Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      args.push(key, commandBytes(value));
     }
+    const script = this.near ? 'sessionCommitTracked' : 'sessionCommit';
     const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
     if (waitForReplicas === 0) {
-      await this.connection.execute('SESSION COMMIT', () => this.connection.script('sessionCommit', ...args));
-      return;
+      // No async layer of its own on the hot path: the commit settles with the script (its reply is unused).
+      return this.connection.execute('SESSION COMMIT', () =>
+        this.connection.script(script, ...args),
+      ) as Promise<void>;
     }
+    return this.writeAndWait(script, args, waitForReplicas, waitForReplicasTimeout);
+  }
+
+  private async writeAndWait(
+    script: 'sessionCommit' | 'sessionCommitTracked',
+    args: (string | Buffer | number)[],
+    waitForReplicas: number,
+    waitForReplicasTimeout: number,
+  ): Promise<void> {
     // Commit and WAIT in one pipeline: one round trip, and WAIT runs on the node that owns the session.
     const acknowledged = await this.connection.execute(
       'SESSION COMMIT',
-      () => this.connection.scriptThenWait('sessionCommit', args, waitForReplicas, waitForReplicasTimeout),
+      () => this.connection.scriptThenWait(script, args, waitForReplicas, waitForReplicasTimeout),
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
     );
     if (acknowledged < waitForReplicas) {
@@ -140,7 +156,7 @@ export class RedisSessionStore implements SessionStore {
       await this.connection.execute('SESSION REFRESH', () =>
         // Under tracking, a bare PEXPIRE would end this instance's interest in the key (see TRACK).
         this.near
-          ? this.connection.script('sessionRefresh', key, idleTimeoutMs)
+          ? this.connection.script('sessionRefreshTracked', key, idleTimeoutMs)
           : this.connection.client.pexpire(key, idleTimeoutMs),
       );
     } catch (error) {
@@ -172,4 +188,12 @@ export class RedisSessionStore implements SessionStore {
       this.connection.script('lockRelease', redisKeys.sessionLock(this.app, sessionKey), token),
     );
   }
+}
+
+/** The load script's reply: field/value pairs, then the time left to live. */
+function parseLoad(reply: Buffer[]): SessionData | undefined {
+  if (reply.length === 0) return undefined;
+  const data: SessionData = new Map();
+  for (let i = 0; i + 1 < reply.length; i += 2) data.set(reply[i].toString('utf8'), reply[i + 1]);
+  return data;
 }

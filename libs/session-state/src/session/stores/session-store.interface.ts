@@ -60,6 +60,11 @@ export interface SessionStore {
   /** True for stores in this process's memory: they cannot hang, so `ioTimeout` is not armed for them. */
   readonly inProcess?: boolean;
   /**
+   * The longest any call takes before it settles, for a store that bounds its calls itself. When it
+   * is within `session.ioTimeout`, the module arms no timer of its own around the store's calls.
+   */
+  readonly settlesWithinMs?: number;
+  /**
    * True when `load` may answer without sliding the idle timeout (a near cache, or a slide made moments
    * ago): a load then does not count as a slide when deciding whether an untouched request slides.
    */
