@@ -120,6 +120,8 @@ describe('soak: two instances, one Redis restarted twice', () => {
     const windows: { from: number; to: number }[] = [];
     const anomalies: string[] = [];
     const latencies: number[] = [];
+    /** Network errors and timeouts with their time since the load started, to place them against the windows. */
+    const networkErrors: string[] = [];
     const inWindow = (t0: number, t1: number) => windows.some((w) => t1 >= w.from && t0 <= w.to);
     let restarting = false;
 
@@ -157,6 +159,8 @@ describe('soak: two instances, one Redis restarted twice', () => {
       const res = await x.s.send(method, url, path, { timeoutMs: 5_000, ...(json ? { json } : {}) });
       const t1 = Date.now();
       latencies.push(res.ms);
+      if (res.status === 0)
+        networkErrors.push(`@${t0 - started}..${t1 - started} ${method} ${path}: ${res.error}`);
       (restarting || inWindow(t0, t1) ? outcomes.inWindows : outcomes.outside).add(res, `${method} ${path}`);
       if (res.status >= 500) await sleep(BACKOFF_MS);
       return res;
@@ -282,8 +286,9 @@ describe('soak: two instances, one Redis restarted twice', () => {
         ...logger.lines
           .filter((l) => /Redis is failing|could not|failed/.test(l.message))
           .map((l) => l.message.replace(/@(\d+)/, (_, t: string) => `@${Number(t) - started}`).slice(0, 200)),
-        ...outcomes.outside.samples.slice(0, 3),
-        ...outcomes.outside.samples.slice(0, 3),
+        ...outcomes.outside.samples.slice(0, 3).map((sample) => `outside: ${sample}`),
+        ...outcomes.inWindows.samples.slice(0, 3).map((sample) => `in a window: ${sample}`),
+        ...networkErrors.slice(0, 5),
         ...anomalies.slice(0, 10),
       ].join('\n'),
     );

@@ -31,7 +31,11 @@ export class LoopbackClient {
   private readonly agent: Agent;
 
   constructor(maxSockets = 64) {
-    this.agent = new Agent({ keepAlive: true, maxSockets });
+    // `timeout` makes the agent honour the server's `Keep-Alive: timeout=5` hint (it then drops an idle
+    // socket a second before the server does). Without it, a socket idle for 5 s can be reused at the
+    // moment the server closes it: 'socket hang up' on a request the server never saw, the classic
+    // keep-alive race, which is the client's transport and not the app under test.
+    this.agent = new Agent({ keepAlive: true, maxSockets, timeout: 60_000 });
   }
 
   send(
