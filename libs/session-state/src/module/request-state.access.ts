@@ -17,7 +17,9 @@ const SUBJECTS: Record<string, string> = { '@Session()': 'Session', '@TempData()
 export function requestStateOf(context: ExecutionContext, what: string): RequestState {
   const type = context.getType<string>();
   if (type !== 'http') throw new SessionRequiresHttpError(what, type);
-  const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<HttpRequest>());
+  // The request is argument 0 of an HTTP context; switchToHttp() would assign three new closures onto
+  // the context object on every call, and this runs once per decorated parameter.
+  const state = stateOfRequest<RequestState>(context.getArgByIndex<HttpRequest>(0));
   if (!state) throw new SessionNotConfiguredError(SUBJECTS[what] ?? 'Request items', what);
   return state;
 }

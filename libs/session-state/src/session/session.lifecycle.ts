@@ -44,7 +44,8 @@ export class SessionLifecycle implements SessionHost {
   private keyFromCookie = false;
   private rotated = false;
   private loading: Promise<void> | undefined;
-  private committing: Promise<void> = Promise.resolve();
+  /** The last commit started (later ones run after it); none until the first commit. */
+  private committing: Promise<void> | undefined;
   /** Commits started and not yet settled (the synchronous end-of-request commit waits for none). */
   private commitsRunning = 0;
   private cookieChange: 'set' | 'delete' | undefined;
@@ -194,7 +195,7 @@ export class SessionLifecycle implements SessionHost {
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
     this.commitsRunning++;
-    const next = this.committing.then(() =>
+    const next = (this.committing ?? LOADED).then(() =>
       this.doCommit().catch((error: unknown) => {
         // The app sees one error type for "the store failed", whatever the store threw.
         if (error instanceof SessionUnavailableError || error instanceof SessionResponseStartedError)
