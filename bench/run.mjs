@@ -7,7 +7,8 @@
 //   npm run bench -- --profile nss-redis:rmw   CPU profile of one server under load, top self-time functions
 //
 // Options: --repetitions N --duration S --warmup S --connections N --sessions N --seed N
-//          --configs a,b --workloads rmw,read --skip-build --skip-readme --profile-seconds S
+//          --configs a,b --workloads rmw,read --skip-build --skip-readme --profile-seconds S --lead-in S
+//          --memory-reducer (apps keep V8's memory reducer, as before 2026-11-22 10:40)
 import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -53,6 +54,7 @@ const { values: cli } = parseArgs({
     repetitions: { type: 'string' },
     duration: { type: 'string' },
     warmup: { type: 'string' },
+    'lead-in': { type: 'string' },
     connections: { type: 'string' },
     sessions: { type: 'string' },
     seed: { type: 'string' },
@@ -60,6 +62,7 @@ const { values: cli } = parseArgs({
     workloads: { type: 'string' },
     'skip-build': { type: 'boolean', default: false },
     'skip-readme': { type: 'boolean', default: false },
+    'memory-reducer': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -77,6 +80,10 @@ const settings = {
   repetitions: num(cli.repetitions, cli.quick ? 1 : 8),
   durationSeconds: num(cli.duration, 1),
   warmupSeconds: num(cli.warmup, cli.quick ? 0.2 : 0.5),
+  // Unmeasured load right before each measured slice: an app that sat idle through the other
+  // configurations' slices starts cold (caches, heap), and in a 1 s slice that start was measured more
+  // than the steady state (bench/README.md, Method).
+  leadInSeconds: num(cli['lead-in'], cli.quick ? 0 : 0.5),
   connections: num(cli.connections, 16),
   sessions: num(cli.sessions, 1000),
   seed: num(cli.seed, Math.floor(Math.random() * 2 ** 31)),
@@ -87,6 +94,12 @@ const settings = {
     ? cli.configs.split(',')
     : ALL_CONFIGS.filter((c) => !(cli.quick && c === 'baseline-2')), // the A/A control only in full runs
   workloads: cli.workloads ? cli.workloads.split(',') : WORKLOADS,
+  // Node flags of every app process. Interleaving leaves each app idle for the other configurations'
+  // slices (~7-10 s); V8's memory reducer then shrinks its heap, and the next slice is spent growing it
+  // back: measured, the first quarter of a 1 s slice after 5 s idle cost ~1.8x the CPU per request of the
+  // last. A server under steady load never gets there, so the slices measure without it
+  // (`--memory-reducer` puts it back; bench/README.md, Method).
+  appNodeFlags: cli['memory-reducer'] ? [] : ['--no-memory-reducer'],
 };
 for (const c of settings.configs) if (!ALL_CONFIGS.includes(c)) fail(`unknown configuration ${c}`);
 for (const w of settings.workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}`);
@@ -296,6 +309,16 @@ async function redisCpuMicros(servers) {
 /** One measured run with the counters read around it. */
 async function measure(server, workload, cookies, infra, { duration, amount }) {
   const redisServers = redisServersOf(server.config, infra);
+  if (duration !== undefined && settings.leadInSeconds > 0) {
+    const leadIn = await runLoad({
+      url: server.url,
+      path: `/${workload}`,
+      cookies,
+      connections: settings.connections,
+      duration: settings.leadInSeconds,
+    });
+    assertClean(`lead-in ${server.config} /${workload}`, leadIn);
+  }
   const before = await server.settledCounters();
   const statsBefore = redisServers.length ? await commandStats(redisServers) : undefined;
   const redisCpuBefore = redisServers.length ? await redisCpuMicros(redisServers) : 0;
@@ -472,7 +495,9 @@ async function benchmark() {
   const servers = {};
   await Promise.all(
     configs.map(async (config) => {
-      servers[config] = await AppServer.start(config, serverOptions(config, infra));
+      servers[config] = await AppServer.start(config, serverOptions(config, infra), {
+        execArgv: settings.appNodeFlags,
+      });
     }),
   );
   phase('start');
@@ -678,7 +703,7 @@ async function profile(spec) {
   mkdirSync(dir, { recursive: true });
   const infra = await startInfrastructure([config]);
   const server = await AppServer.start(config, serverOptions(config, infra), {
-    execArgv: ['--cpu-prof', '--cpu-prof-dir', dir],
+    execArgv: [...settings.appNodeFlags, '--cpu-prof', '--cpu-prof-dir', dir],
   });
   const cookies = await cookiesFor(server, settings.sessions);
   const load = (duration) =>

@@ -184,8 +184,9 @@ export function renderMarkdown(result) {
   const lines = [];
   lines.push(
     `Run of ${result.startedAt} (${settings.mode}; ${settings.repetitions} repetitions x ${settings.durationSeconds} s per ` +
-      `configuration and workload, ${settings.connections} connections, ${settings.sessions} sessions; took ` +
-      `${Math.round(result.elapsedSeconds)} s). Machine: ${machine.cpuModel}, ${machine.cores} cores shared by apps, ` +
+      `configuration and workload${settings.leadInSeconds ? `, each after ${settings.leadInSeconds} s of unmeasured load` : ''}, ${settings.connections} connections, ${settings.sessions} sessions; took ` +
+      `${Math.round(result.elapsedSeconds)} s; app processes run with ` +
+      `${settings.appNodeFlags?.length ? settings.appNodeFlags.join(' ') : 'default Node flags'}). Machine: ${machine.cpuModel}, ${machine.cores} cores shared by apps, ` +
       `load generator and Redis; load average at start ${machine.loadAverageAtStart.join(' / ')}. Node ${machine.node}, ` +
       `Redis ${machine.redis}, nest-session-state ${machine.packages['nest-session-state']} ` +
       `(commit ${machine.gitCommit}${machine.gitDirty ? ', uncommitted changes' : ''}). JSON: \`bench/results/${result.file}\`.`,
