@@ -95,9 +95,9 @@ const settings = {
     : ALL_CONFIGS.filter((c) => !(cli.quick && c === 'baseline-2')), // the A/A control only in full runs
   workloads: cli.workloads ? cli.workloads.split(',') : WORKLOADS,
   // Node flags of every app process. Interleaving leaves each app idle for the other configurations'
-  // slices (~7-10 s); V8's memory reducer then shrinks its heap, and the next slice is spent growing it
-  // back: measured, the first quarter of a 1 s slice after 5 s idle cost ~1.8x the CPU per request of the
-  // last. A server under steady load never gets there, so the slices measure without it
+  // slices (~8-10 s); V8's memory reducer then shrinks its heap, and the next slice is spent growing it
+  // back: measured (bench/slice-transient.mjs), the first quarter of a 1 s slice after 10 s idle cost up to
+  // ~1.9x the CPU per request of the last. A server under steady load never gets there, so the slices measure without it
   // (`--memory-reducer` puts it back; bench/README.md, Method).
   appNodeFlags: cli['memory-reducer'] ? [] : ['--no-memory-reducer'],
 };
