@@ -2,11 +2,11 @@
 // `npm run bench`: nest-session-state against a no-session baseline and express-session (MemoryStore,
 // connect-redis), side by side, interleaved, on a private Redis and Redis Cluster. See bench/README.md.
 //
-//   npm run bench                          full run (~4 min): updates bench/README.md and bench/results/
+//   npm run bench                          full run (~7 min): updates bench/README.md and bench/results/
 //   npm run bench -- --quick               smoke run (< 1 min): bench/results/<time>-quick.json only
 //   npm run bench -- --profile nss-redis:rmw   CPU profile of one server under load, top self-time functions
 //
-// Options: --repetitions N --duration S --warmup S --connections N --sessions N --seed N
+// Options: --repetitions N --duration S --warmup S --warmup-rounds N --connections N --sessions N --seed N
 //          --configs a,b --workloads rmw,read --skip-build --skip-readme --profile-seconds S --lead-in S
 //          --memory-reducer (apps keep V8's memory reducer, as before 2026-11-22 10:40)
 import { execFileSync, fork } from 'node:child_process';
@@ -63,6 +63,7 @@ const { values: cli } = parseArgs({
     'skip-build': { type: 'boolean', default: false },
     'skip-readme': { type: 'boolean', default: false },
     'memory-reducer': { type: 'boolean', default: false },
+    'warmup-rounds': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -80,6 +81,10 @@ const settings = {
   repetitions: num(cli.repetitions, cli.quick ? 1 : 8),
   durationSeconds: num(cli.duration, 1),
   warmupSeconds: num(cli.warmup, cli.quick ? 0.2 : 0.5),
+  // Warm-up rounds go on until V8 has settled in every app (a round without optimizations or
+  // deoptimizations): the library's app compiles for ~35,000 requests, longer than a fixed warm-up
+  // ran, and slices measured meanwhile measured the tiering (bench/README.md, Method).
+  warmupRounds: num(cli['warmup-rounds'], cli.quick ? 1 : 20),
   // Unmeasured load right before each measured slice: an app that sat idle through the other
   // configurations' slices starts cold (caches, heap), and in a 1 s slice that start was measured more
   // than the steady state (bench/README.md, Method).
@@ -99,7 +104,12 @@ const settings = {
   // back: measured (bench/slice-transient.mjs), the first quarter of a 1 s slice after 10 s idle cost up to
   // ~1.9x the CPU per request of the last. A server under steady load never gets there, so the slices measure without it
   // (`--memory-reducer` puts it back; bench/README.md, Method).
-  appNodeFlags: cli['memory-reducer'] ? [] : ['--no-memory-reducer'],
+  appNodeFlags: [
+    ...(cli['memory-reducer'] ? [] : ['--no-memory-reducer']),
+    // One stdout line per optimization and deoptimization: counted (AppServer.jitEvents), not printed.
+    '--trace-opt',
+    '--trace-deopt',
+  ],
 };
 for (const c of settings.configs) if (!ALL_CONFIGS.includes(c)) fail(`unknown configuration ${c}`);
 for (const w of settings.workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}`);
@@ -151,6 +161,11 @@ function ensureLibraryBuilt() {
 // ---------------------------------------------------------------------------------------------------
 // App servers: one child process per configuration.
 
+/** Lines of V8's --trace-opt / --trace-deopt output, and those that mark an optimization or deoptimization. */
+const JIT_TRACE =
+  /^\[(marking|compiling method|completed compiling|completed optimizing|aborted optimizing|optimizing|bailout|deoptimiz)/;
+const JIT_EVENT = /^\[(completed optimizing|bailout)/;
+
 class AppServer {
   static start(config, options, { execArgv = [] } = {}) {
     const server = new AppServer(config);
@@ -172,6 +187,8 @@ class AppServer {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     this.child = child;
+    /** V8 optimizations and deoptimizations so far (from --trace-opt / --trace-deopt). */
+    this.jitEvents = 0;
     const prefix = (chunk) =>
       !this.stopping &&
       chunk
@@ -179,7 +196,17 @@ class AppServer {
         .split('\n')
         .filter(Boolean)
         .forEach((line) => process.stderr.write(`  [${this.config}] ${line}\n`));
-    child.stdout.on('data', prefix);
+    let partial = '';
+    child.stdout.on('data', (chunk) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop();
+      const shown = [];
+      for (const line of lines) {
+        if (!JIT_TRACE.test(line)) shown.push(line);
+        else if (JIT_EVENT.test(line)) this.jitEvents++;
+      }
+      if (shown.length > 0) prefix(shown.join('\n'));
+    });
     child.stderr.on('data', prefix);
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     child.on('message', (message) => {
@@ -306,6 +333,33 @@ async function redisCpuMicros(servers) {
   return total;
 }
 
+/**
+ * Rounds of `warmupSeconds` of load per workload on every app until its JIT has settled: at least two
+ * rounds, then until a round with no optimization and no deoptimization (at most `warmupRounds`).
+ */
+async function warmUp(servers, configs, workloads, cookies) {
+  const rounds = {};
+  let warming = [...configs];
+  for (let round = 1; warming.length > 0 && round <= settings.warmupRounds; round++) {
+    const before = Object.fromEntries(warming.map((c) => [c, servers[c].jitEvents]));
+    for (const workload of workloads) {
+      for (const config of warming) {
+        const result = await runLoad({
+          url: servers[config].url,
+          path: `/${workload}`,
+          cookies: cookies[config],
+          connections: settings.connections,
+          duration: settings.warmupSeconds,
+        });
+        assertClean(`warm-up ${config} /${workload}`, result);
+      }
+    }
+    for (const config of warming) rounds[config] = round;
+    warming = warming.filter((c) => round < 2 || servers[c].jitEvents !== before[c]);
+  }
+  return { rounds, unsettled: settings.warmupRounds > 1 ? warming : [] };
+}
+
 /** One measured run with the counters read around it. */
 async function measure(server, workload, cookies, infra, { duration, amount }) {
   const redisServers = redisServersOf(server.config, infra);
@@ -320,6 +374,7 @@ async function measure(server, workload, cookies, infra, { duration, amount }) {
     assertClean(`lead-in ${server.config} /${workload}`, leadIn);
   }
   const before = await server.settledCounters();
+  const jitBefore = server.jitEvents;
   const statsBefore = redisServers.length ? await commandStats(redisServers) : undefined;
   const redisCpuBefore = redisServers.length ? await redisCpuMicros(redisServers) : 0;
   const result = await runLoad({
@@ -342,6 +397,7 @@ async function measure(server, workload, cookies, infra, { duration, amount }) {
     ...result,
     handled,
     appCpuMicrosPerRequest: (after.cpuMicros - before.cpuMicros) / handled,
+    jitEvents: server.jitEvents - jitBefore,
     ...(redisServers.length
       ? {
           commands: commandDelta(statsBefore, statsAfter),
@@ -459,7 +515,9 @@ function machineInfo(redisVersion) {
 const fmtRun = (r) =>
   `${String(Math.round(r.rps)).padStart(6)} req/s  p50 ${r.p50.toFixed(2).padStart(6)} ms  p99 ${r.p99
     .toFixed(2)
-    .padStart(6)} ms  app CPU ${r.appCpuMicrosPerRequest.toFixed(0).padStart(4)} µs/req`;
+    .padStart(6)} ms  app CPU ${r.appCpuMicrosPerRequest.toFixed(0).padStart(4)} µs/req${
+    r.jitEvents ? `  (${r.jitEvents} JIT events)` : ''
+  }`;
 
 // ---------------------------------------------------------------------------------------------------
 // The full (or quick) benchmark.
@@ -510,19 +568,11 @@ async function benchmark() {
   const redisMem = infra.redis ? await redisMemory(infra) : undefined;
   phase('sessions');
 
-  log(`Warm-up: ${settings.warmupSeconds} s per configuration and workload.`);
-  for (const workload of workloads) {
-    for (const config of configs) {
-      const result = await runLoad({
-        url: servers[config].url,
-        path: `/${workload}`,
-        cookies: cookies[config],
-        connections: settings.connections,
-        duration: settings.warmupSeconds,
-      });
-      assertClean(`warm-up ${config} /${workload}`, result);
-    }
-  }
+  const warmup = await warmUp(servers, configs, workloads, cookies);
+  log(
+    `Warm-up: ${configs.map((c) => `${c} ${warmup.rounds[c]}`).join(', ')} rounds of ${settings.warmupSeconds} s ` +
+      `per workload${warmup.unsettled.length ? `; JIT still active in ${warmup.unsettled.join(', ')}` : ''}.`,
+  );
 
   phase('warmup');
   const random = prng(settings.seed);
@@ -636,6 +686,7 @@ async function benchmark() {
     elapsedSeconds: round((finished - started) / 1000, 1),
     phaseSeconds: phases,
     settings: { ...settings, libraryBuild: build, order },
+    warmup,
     machine: { ...machine, loadAverageAtEnd: os.loadavg().map((l) => round(l, 2)) },
     configs,
     workloads,

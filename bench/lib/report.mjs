@@ -153,6 +153,20 @@ export function evaluateTargets(result) {
   return targets;
 }
 
+/** The warm-up, as the run's header says it: rounds until each app's JIT settled. */
+function warmupText(warmup, settings) {
+  if (!warmup) return '';
+  const counts = Object.values(warmup.rounds);
+  const range = `${Math.min(...counts)}–${Math.max(...counts)}`;
+  return (
+    `; warm-up in rounds of ${settings.warmupSeconds} s per workload until a round without JIT events ` +
+    `(at most ${settings.warmupRounds}): ${range} rounds` +
+    (warmup.unsettled.length
+      ? ` (JIT still active after ${settings.warmupRounds}: ${warmup.unsettled.join(', ')})`
+      : '')
+  );
+}
+
 const fmt = (value, digits = 2) =>
   value === null || value === undefined ? '—' : Number(value).toFixed(digits);
 
@@ -171,7 +185,8 @@ export function formatTargets(targets) {
     let value = number(t.value);
     if (t.kind === 'ratio') {
       value =
-        `${number(t.value)}x req/s (by app CPU ${number(t.cpuValue)}x: ${t.cpuMet ? 'met' : 'not met'}` +
+        // Three decimals: 0.846 printed as 0.85x next to NOT MET read as a contradiction.
+        `${t.value.toFixed(3)}x req/s (by app CPU ${t.cpuValue.toFixed(3)}x: ${t.cpuMet ? 'met' : 'not met'}` +
         `${t.control !== null && t.control !== undefined ? `; A/A control ${number(t.control)}x` : ''})`;
     }
     return { state, line: `${state.padEnd(12)} ${t.name}: ${value}, target ${t.goal}` };
@@ -184,7 +199,7 @@ export function renderMarkdown(result) {
   const lines = [];
   lines.push(
     `Run of ${result.startedAt} (${settings.mode}; ${settings.repetitions} repetitions x ${settings.durationSeconds} s per ` +
-      `configuration and workload${settings.leadInSeconds ? `, each after ${settings.leadInSeconds} s of unmeasured load` : ''}, ${settings.connections} connections, ${settings.sessions} sessions; took ` +
+      `configuration and workload${settings.leadInSeconds ? `, each after ${settings.leadInSeconds} s of unmeasured load` : ''}, ${settings.connections} connections, ${settings.sessions} sessions${warmupText(result.warmup, settings)}; took ` +
       `${Math.round(result.elapsedSeconds)} s; app processes run with ` +
       `${settings.appNodeFlags?.length ? settings.appNodeFlags.join(' ') : 'default Node flags'}). Machine: ${machine.cpuModel}, ${machine.cores} cores shared by apps, ` +
       `load generator and Redis; load average at start ${machine.loadAverageAtStart.join(' / ')}. Node ${machine.node}, ` +
