@@ -344,14 +344,9 @@ async function warmUp(servers, configs, workloads, cookies) {
     const before = Object.fromEntries(warming.map((c) => [c, servers[c].jitEvents]));
     for (const workload of workloads) {
       for (const config of warming) {
-        const result = await runLoad({
-          url: servers[config].url,
-          path: `/${workload}`,
-          cookies: cookies[config],
-          connections: settings.connections,
+        await unmeasuredLoad('warm-up', servers[config], workload, cookies[config], {
           duration: settings.warmupSeconds,
         });
-        assertClean(`warm-up ${config} /${workload}`, result);
       }
     }
     for (const config of warming) rounds[config] = round;
@@ -360,18 +355,24 @@ async function warmUp(servers, configs, workloads, cookies) {
   return { rounds, unsettled: settings.warmupRounds > 1 ? warming : [] };
 }
 
+/** Load on one app's route that is not measured (warm-up, lead-in); fails the run on any bad response. */
+async function unmeasuredLoad(label, server, workload, cookies, { duration, amount }) {
+  const result = await runLoad({
+    url: server.url,
+    path: `/${workload}`,
+    cookies,
+    connections: settings.connections,
+    duration,
+    amount,
+  });
+  assertClean(`${label} ${server.config} /${workload}`, result);
+}
+
 /** One measured run with the counters read around it. */
 async function measure(server, workload, cookies, infra, { duration, amount }) {
   const redisServers = redisServersOf(server.config, infra);
   if (duration !== undefined && settings.leadInSeconds > 0) {
-    const leadIn = await runLoad({
-      url: server.url,
-      path: `/${workload}`,
-      cookies,
-      connections: settings.connections,
-      duration: settings.leadInSeconds,
-    });
-    assertClean(`lead-in ${server.config} /${workload}`, leadIn);
+    await unmeasuredLoad('lead-in', server, workload, cookies, { duration: settings.leadInSeconds });
   }
   const before = await server.settledCounters();
   const jitBefore = server.jitEvents;
@@ -603,14 +604,9 @@ async function benchmark() {
     for (const workload of workloads) {
       // Steady state first: the sessions measured below (the same first cookies) visited just before, so
       // slid recently and held by a near cache.
-      const warm = await runLoad({
-        url: servers[config].url,
-        path: `/${workload}`,
-        cookies: cookies[config],
-        connections: settings.connections,
+      await unmeasuredLoad('round-trip warm-up', servers[config], workload, cookies[config], {
         amount: settings.monitoredRequests,
       });
-      assertClean(`round-trip warm-up ${config} /${workload}`, warm);
       const monitor = await monitorCommands(redisServersOf(config, infra));
       const result = await runLoad({
         url: servers[config].url,
