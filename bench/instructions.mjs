@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
 import { RedisServer } from './lib/redis.mjs';
+import { REFERENCE, THROUGHPUT_TARGETS } from './lib/report.mjs';
 import { installCleanupHandlers, stopAll, track } from './lib/util.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -30,7 +31,6 @@ const DEFAULT_CONFIGS = [
   'express-session-memory',
   'express-session-redis',
 ];
-const REFERENCE = 'express-session-redis';
 
 const { values: args } = parseArgs({
   options: {
@@ -165,28 +165,8 @@ class CallgrindServer {
  * Only the targets whose configurations and workload were counted.
  */
 function evaluateTargets(rows) {
-  const goals = [
-    ['rmw on Redis (nss-redis) vs baseline', 'rmw', 'nss-redis', 'baseline', 0.85],
-    ['rmw on Redis (nss-redis) vs express-session + connect-redis', 'rmw', 'nss-redis', REFERENCE, 1.3],
-    [
-      'rmw on Redis with the near cache (nss-redis-near) vs baseline',
-      'rmw',
-      'nss-redis-near',
-      'baseline',
-      0.85,
-    ],
-    [
-      'rmw on Redis with the near cache (nss-redis-near) vs express-session + connect-redis',
-      'rmw',
-      'nss-redis-near',
-      REFERENCE,
-      1.3,
-    ],
-    ['rmw in memory (nss-memory) vs baseline', 'rmw', 'nss-memory', 'baseline', 0.95],
-    ['untouched on Redis (nss-redis) vs baseline', 'untouched', 'nss-redis', 'baseline', 0.97],
-  ];
   const targets = [];
-  for (const [name, workload, config, vs, min] of goals) {
+  for (const { name, workload, config, vs, min } of THROUGHPUT_TARGETS) {
     const own = rows[config]?.[workload];
     const other = rows[vs]?.[workload];
     if (!own || !other) continue;
@@ -230,7 +210,7 @@ async function main() {
       // Every route warm before anything is counted, until the JIT has settled: V8 keeps optimizing
       // (on other threads, which callgrind counts too) and runs the code not yet optimized in its
       // interpreter for tens of thousands of requests, longer for more code. Counting earlier
-      // measured the tiering, not the steady state (nss-memory `untouched` 0.93x at 2 x 1,500 requests).
+      // measured the tiering, not the steady state (bench/README.md, sixth round).
       let rounds = 0;
       let settled = false;
       while (!settled && rounds < maxWarmupRounds) {
