@@ -355,9 +355,9 @@ async function warmUp(servers, configs, workloads, cookies) {
   return { rounds, unsettled: settings.warmupRounds > 1 ? warming : [] };
 }
 
-/** Load on one app's route that is not measured (warm-up, lead-in); fails the run on any bad response. */
-async function unmeasuredLoad(label, server, workload, cookies, { duration, amount }) {
-  const result = await runLoad({
+/** The benchmark's load on one app's route: for `duration` seconds or `amount` requests. */
+function loadRoute(server, workload, cookies, { duration, amount }) {
+  return runLoad({
     url: server.url,
     path: `/${workload}`,
     cookies,
@@ -365,7 +365,11 @@ async function unmeasuredLoad(label, server, workload, cookies, { duration, amou
     duration,
     amount,
   });
-  assertClean(`${label} ${server.config} /${workload}`, result);
+}
+
+/** Load on one app's route that is not measured (warm-up, lead-in); fails the run on any bad response. */
+async function unmeasuredLoad(label, server, workload, cookies, span) {
+  assertClean(`${label} ${server.config} /${workload}`, await loadRoute(server, workload, cookies, span));
 }
 
 /** One measured run with the counters read around it. */
@@ -378,14 +382,7 @@ async function measure(server, workload, cookies, infra, { duration, amount }) {
   const jitBefore = server.jitEvents;
   const statsBefore = redisServers.length ? await commandStats(redisServers) : undefined;
   const redisCpuBefore = redisServers.length ? await redisCpuMicros(redisServers) : 0;
-  const result = await runLoad({
-    url: server.url,
-    path: `/${workload}`,
-    cookies,
-    connections: settings.connections,
-    duration,
-    amount,
-  });
+  const result = await loadRoute(server, workload, cookies, { duration, amount });
   const after = await server.settledCounters();
   await sleep(50); // work after the response (e.g. an untouched request's PEXPIRE) lands in this run
   const redisCpuAfter = redisServers.length ? await redisCpuMicros(redisServers) : 0;
