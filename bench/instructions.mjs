@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
 import { RedisServer } from './lib/redis.mjs';
 import { REFERENCE, THROUGHPUT_TARGETS } from './lib/report.mjs';
-import { installCleanupHandlers, stopAll, track } from './lib/util.mjs';
+import { installCleanupHandlers, JIT_TRACE_FLAGS, readJitTrace, stopAll, track } from './lib/util.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH);
@@ -84,8 +84,7 @@ class CallgrindServer {
         `--callgrind-out-file=${join(this.dir, `${this.config}.%p`)}`,
         process.execPath,
         // One line per optimized function and per deoptimization: the warm-up runs until none come.
-        '--trace-opt',
-        '--trace-deopt',
+        ...JIT_TRACE_FLAGS,
         join(BENCH, 'server.mjs'),
         this.config,
         JSON.stringify(options),
@@ -94,15 +93,7 @@ class CallgrindServer {
     );
     this.child = child;
     this.jitEvents = 0;
-    let partial = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (text) => {
-      const lines = (partial + text).split('\n');
-      partial = lines.pop();
-      for (const line of lines) {
-        if (line.startsWith('[completed optimizing') || line.startsWith('[bailout')) this.jitEvents++;
-      }
-    });
+    readJitTrace(child.stdout, () => this.jitEvents++);
     const stderr = [];
     child.stderr.on('data', (chunk) => stderr.push(chunk));
     return new Promise((resolve, reject) => {

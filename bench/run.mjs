@@ -26,7 +26,18 @@ import {
   scanKeys,
 } from './lib/redis.mjs';
 import { evaluateTargets, formatTargets, renderMarkdown, replaceResults, summarize } from './lib/report.mjs';
-import { installCleanupHandlers, median, prng, round, shuffle, sleep, stopAll, track } from './lib/util.mjs';
+import {
+  installCleanupHandlers,
+  JIT_TRACE_FLAGS,
+  median,
+  prng,
+  readJitTrace,
+  round,
+  shuffle,
+  sleep,
+  stopAll,
+  track,
+} from './lib/util.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH, '..');
@@ -107,8 +118,7 @@ const settings = {
   appNodeFlags: [
     ...(cli['memory-reducer'] ? [] : ['--no-memory-reducer']),
     // One stdout line per optimization and deoptimization: counted (AppServer.jitEvents), not printed.
-    '--trace-opt',
-    '--trace-deopt',
+    ...JIT_TRACE_FLAGS,
   ],
 };
 for (const c of settings.configs) if (!ALL_CONFIGS.includes(c)) fail(`unknown configuration ${c}`);
@@ -161,11 +171,6 @@ function ensureLibraryBuilt() {
 // ---------------------------------------------------------------------------------------------------
 // App servers: one child process per configuration.
 
-/** Lines of V8's --trace-opt / --trace-deopt output, and those that mark an optimization or deoptimization. */
-const JIT_TRACE =
-  /^\[(marking|compiling method|completed compiling|completed optimizing|aborted optimizing|optimizing|bailout|deoptimiz)/;
-const JIT_EVENT = /^\[(completed optimizing|bailout)/;
-
 class AppServer {
   static start(config, options, { execArgv = [] } = {}) {
     const server = new AppServer(config);
@@ -196,17 +201,7 @@ class AppServer {
         .split('\n')
         .filter(Boolean)
         .forEach((line) => process.stderr.write(`  [${this.config}] ${line}\n`));
-    let partial = '';
-    child.stdout.on('data', (chunk) => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop();
-      const shown = [];
-      for (const line of lines) {
-        if (!JIT_TRACE.test(line)) shown.push(line);
-        else if (JIT_EVENT.test(line)) this.jitEvents++;
-      }
-      if (shown.length > 0) prefix(shown.join('\n'));
-    });
+    readJitTrace(child.stdout, () => this.jitEvents++, prefix);
     child.stderr.on('data', prefix);
     this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
     child.on('message', (message) => {

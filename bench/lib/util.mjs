@@ -132,3 +132,28 @@ export function round(value, digits = 2) {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/** Node flags that make V8 print one stdout line per optimization and per deoptimization. */
+export const JIT_TRACE_FLAGS = ['--trace-opt', '--trace-deopt'];
+const JIT_TRACE =
+  /^\[(marking|compiling method|completed compiling|completed optimizing|aborted optimizing|optimizing|bailout|deoptimiz)/;
+const JIT_EVENT = /^\[(completed optimizing|bailout)/;
+
+/**
+ * Reads a child's stdout that carries V8's JIT trace ({@link JIT_TRACE_FLAGS}): calls `onJitEvent` per
+ * optimization or deoptimization, and hands every line that is not part of the trace to `onOutput`.
+ */
+export function readJitTrace(stdout, onJitEvent, onOutput = () => {}) {
+  let partial = '';
+  stdout.setEncoding('utf8');
+  stdout.on('data', (text) => {
+    const lines = (partial + text).split('\n');
+    partial = lines.pop();
+    const shown = [];
+    for (const line of lines) {
+      if (!JIT_TRACE.test(line)) shown.push(line);
+      else if (JIT_EVENT.test(line)) onJitEvent();
+    }
+    if (shown.length > 0) onOutput(shown.join('\n'));
+  });
+}
