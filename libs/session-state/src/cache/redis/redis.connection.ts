@@ -5,8 +5,13 @@ import { RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
+import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-script.command.js';
 
-type ScriptCall = (...args: (string | Buffer | number)[]) => Promise<unknown>;
+type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
+
+const SCRIPT_ENCODERS = Object.fromEntries(
+  Object.entries(REDIS_SCRIPTS).map(([name, s]) => [name, new ScriptEncoder(s.lua, s.numberOfKeys)]),
+) as Record<RedisScriptName, ScriptEncoder>;
 
 const FIRST_RETRY_DELAY = 20;
 const RETRY_INTERVAL = 1000;
@@ -39,11 +44,14 @@ export class RedisConnection {
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
+  /** Scripts go out encoded by {@link ScriptEncoder}: a standalone client without `keyPrefix`. */
+  private readonly encodesScripts: boolean;
 
   constructor(readonly options: ResolvedRedisCacheOptions) {
     this.deadlines = new Deadlines(options.operationTimeout);
     this.ownsClient = options.mode !== 'client';
     this.client = options.client ?? this.createClient();
+    this.encodesScripts = this.client instanceof Redis && !this.client.options.keyPrefix;
     for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
       this.client.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
     }
@@ -140,7 +148,18 @@ export class RedisConnection {
   }
 
   /** Runs a defined script in its Buffer-returning form. */
-  script(name: RedisScriptName, ...args: (string | Buffer | number)[]): Promise<unknown> {
+  script(name: RedisScriptName, ...args: ScriptArgument[]): Promise<unknown> {
+    if (!this.encodesScripts) return this.defined(name, args);
+    const command = SCRIPT_ENCODERS[name].command(args);
+    (this.client as Redis).sendCommand(command);
+    // After a SCRIPT FLUSH or a failover to a node that never loaded it: the defined command sends
+    // EVAL, which loads the script again for the next EVALSHA.
+    return command.promise.then(undefined, (error: unknown) =>
+      isNoScriptError(error) ? this.defined(name, args) : Promise.reject(error),
+    );
+  }
+
+  private defined(name: RedisScriptName, args: ScriptArgument[]): Promise<unknown> {
     const call = (this.client as unknown as Record<string, ScriptCall>)[`${name}Buffer`];
     return call.apply(this.client, args);
   }
