@@ -40,7 +40,9 @@ describe('session scripts written by the library (standalone Redis)', () => {
   }
 
   const userFields = (data: Map<string, Uint8Array> | undefined) =>
-    Object.fromEntries([...(data ?? [])].filter(([name]) => !name.startsWith('\u0000')).map(([n, v]) => [n, [...v]]));
+    Object.fromEntries(
+      [...(data ?? [])].filter(([name]) => !name.startsWith('\u0000')).map(([n, v]) => [n, [...v]]),
+    );
 
   it('runs every load and commit as EVALSHA of the SHA Redis loaded: no EVAL fallback', async () => {
     const before = await commandStats(admin);
@@ -58,7 +60,11 @@ describe('session scripts written by the library (standalone Redis)', () => {
     const sessionKey = 'cl\u00e9-\u20ac-\u{1f600}';
     await store.commit(
       sessionKey,
-      changes({ 'caf\u00e9 \u2615': everyByte, '\r\n$3\r\n': Uint8Array.of(13, 10), empty: new Uint8Array(0) }),
+      changes({
+        'caf\u00e9 \u2615': everyByte,
+        '\r\n$3\r\n': Uint8Array.of(13, 10),
+        empty: new Uint8Array(0),
+      }),
       IDLE,
     );
     expect(userFields(await store.load(sessionKey, IDLE))).toEqual({

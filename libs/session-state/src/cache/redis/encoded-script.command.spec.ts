@@ -23,12 +23,25 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
 
   const cases: [string, ScriptArgument[]][] = [
     ['text only (a load)', ['{nest_app_k}_Data', 1_200_000, 60_000]],
-    ['UTF-8 text: lengths in bytes, not characters', ['{nest_caf\u00e9_k}_Data', 'cl\u00e9 \u20ac \u{1f600}', 0]],
+    [
+      'UTF-8 text: lengths in bytes, not characters',
+      ['{nest_caf\u00e9_k}_Data', 'cl\u00e9 \u20ac \u{1f600}', 0],
+    ],
     ['empty strings and zero', ['', 0, '']],
     ['negative and large numbers', ['k', -1, 2 ** 40, 12.5]],
     [
       'a commit: text around binary values holding CR, LF, NUL and 0xff',
-      ['k', 1_200_000, '0', 1, 'gone', 'count', Buffer.from([13, 10, 0, 255]), 'name', Buffer.from('\r\n$3\r\n')],
+      [
+        'k',
+        1_200_000,
+        '0',
+        1,
+        'gone',
+        'count',
+        Buffer.from([13, 10, 0, 255]),
+        'name',
+        Buffer.from('\r\n$3\r\n'),
+      ],
     ],
     ['an empty Buffer', ['k', 1, Buffer.alloc(0), 'after']],
     ['a Buffer first and last', [Buffer.from([1]), 'middle', Buffer.from([2, 3])]],

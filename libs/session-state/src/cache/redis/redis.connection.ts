@@ -154,9 +154,10 @@ export class RedisConnection {
     (this.client as Redis).sendCommand(command);
     // After a SCRIPT FLUSH or a failover to a node that never loaded it: the defined command sends
     // EVAL, which loads the script again for the next EVALSHA.
-    return command.promise.then(undefined, (error: unknown) =>
-      isNoScriptError(error) ? this.defined(name, args) : Promise.reject(error),
-    );
+    return command.promise.then(undefined, (error: unknown) => {
+      if (isNoScriptError(error)) return this.defined(name, args);
+      throw error;
+    });
   }
 
   private defined(name: RedisScriptName, args: ScriptArgument[]): Promise<unknown> {
