@@ -28,7 +28,7 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
       ['{nest_caf\u00e9_k}_Data', 'cl\u00e9 \u20ac \u{1f600}', 0],
     ],
     ['empty strings and zero', ['', 0, '']],
-    ['negative and large numbers', ['k', -1, 2 ** 40, 12.5]],
+    ['negative, fractional and large numbers', ['k', -1, 2 ** 40, 12.5, 2 ** 60, 1e21, -1e22, 1e-7]],
     [
       'a commit: text around binary values holding CR, LF, NUL and 0xff',
       [

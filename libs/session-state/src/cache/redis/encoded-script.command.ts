@@ -59,7 +59,7 @@ export function encode(prefix: string, args: readonly ScriptArgument[]): string 
   let parts: (string | Buffer)[] | undefined;
   for (const arg of args) {
     if (typeof arg === 'string') text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
-    else if (typeof arg === 'number') text += bulk(String(arg));
+    else if (typeof arg === 'number') text += bulk(numberText(arg));
     else {
       (parts ??= []).push(`${text}$${arg.length}\r\n`, arg);
       text = '\r\n';
@@ -68,6 +68,11 @@ export function encode(prefix: string, args: readonly ScriptArgument[]): string 
   if (parts === undefined) return text;
   parts.push(text);
   return join(parts);
+}
+
+/** A number as ioredis writes it: integers past 2^53 in full digits, not in exponent notation. */
+function numberText(value: number): string {
+  return Number.isInteger(value) && !Number.isSafeInteger(value) ? BigInt(value).toString() : String(value);
 }
 
 /** A bulk string of ASCII text (digits), whose length in bytes is its length. */
