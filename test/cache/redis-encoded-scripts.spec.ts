@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import {
   RedisConnection,
+  RedisDistributedCache,
   RedisSessionStore,
   redisKeys,
   resolveRedisCacheOptions,
@@ -95,6 +96,32 @@ describe('session scripts written by the library (standalone Redis)', () => {
     const calls = diffStats(before, await commandStats(admin));
     expect(calls.evalsha).toBe(2);
     expect(calls.eval).toBeUndefined();
+  });
+
+  it('passes errors other than NOSCRIPT through (a session key holding a string: WRONGTYPE)', async () => {
+    const key = redisKeys.sessionData(connection.options.applicationName, 'wrong-type');
+    await admin.set(key, 'not a hash');
+    await expect(connection.script('sessionLoad', key, IDLE)).rejects.toThrow(/WRONGTYPE/);
+    const before = await commandStats(admin);
+    await expect(connection.script('sessionLoad', key, IDLE)).rejects.toThrow(/WRONGTYPE/);
+    expect(diffStats(before, await commandStats(admin)).eval).toBeUndefined(); // no fallback for it
+  });
+
+  it('leaves a client with auto-pipelining to ioredis: scripts keep their order with its other commands', async () => {
+    const pipelined = new Redis({ host: server.host, port: server.port, enableAutoPipelining: true });
+    const withPipelining = new RedisConnection(resolveRedisCacheOptions({ client: pipelined }));
+    await withPipelining.connect();
+    try {
+      const cache = new RedisDistributedCache(withPipelining);
+      await cache.set('ordered', Uint8Array.of(1));
+      // DEL (a plain command, auto-pipelined: written on the next tick) then the SET script: an
+      // encoded script written at once would reach Redis first, and the DEL would remove its value.
+      await Promise.all([cache.remove('ordered'), cache.set('ordered', Uint8Array.of(2))]);
+      expect([...((await cache.get('ordered')) ?? [])]).toEqual([2]);
+    } finally {
+      await withPipelining.close();
+      pipelined.disconnect();
+    }
   });
 
   it('leaves a client with keyPrefix to ioredis, which prefixes the session key', async () => {

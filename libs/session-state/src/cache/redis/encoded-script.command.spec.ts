@@ -9,7 +9,7 @@ function ioredisBytes(args: ScriptArgument[]): Buffer {
 }
 
 function encodedBytes(encoder: ScriptEncoder, args: ScriptArgument[]): Buffer {
-  const written = encoder.command(args).toWritable();
+  const written = encoder.command(args)!.toWritable();
   return Buffer.isBuffer(written) ? written : Buffer.from(written, 'utf8');
 }
 
@@ -54,14 +54,24 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
   });
 
   it('writes text-only commands as a string (no Buffer to allocate) and commands with binary values as one Buffer', () => {
-    expect(typeof encoder.command(['k', 1]).toWritable()).toBe('string');
-    expect(Buffer.isBuffer(encoder.command(['k', Buffer.from([1])]).toWritable())).toBe(true);
+    expect(typeof encoder.command(['k', 1])!.toWritable()).toBe('string');
+    expect(Buffer.isBuffer(encoder.command(['k', Buffer.from([1])])!.toWritable())).toBe(true);
   });
 
   it('hands ioredis a command without arguments to convert, named evalsha', () => {
-    const command = encoder.command(['k', 1, Buffer.from([1])]);
+    const command = encoder.command(['k', 1, Buffer.from([1])])!;
     expect(command.name).toBe('evalsha');
     expect(command.args).toEqual([]);
+  });
+
+  it.each([
+    ['null', null],
+    ['undefined', undefined],
+    ['an array', ['a', 'b']],
+    ['a Uint8Array that is not a Buffer', Uint8Array.of(1, 2)],
+    ['an object', { a: 1 }],
+  ])('leaves a command with %s among its arguments to ioredis (no command, no throw)', (_name, odd) => {
+    expect(encoder.command(['k', odd as unknown as ScriptArgument, 1])).toBeUndefined();
   });
 });
 

@@ -43,27 +43,32 @@ export class ScriptEncoder {
     this.head = `$7\r\nevalsha\r\n$40\r\n${this.sha}\r\n${bulk(String(numberOfKeys))}`;
   }
 
-  /** The command for `EVALSHA sha numberOfKeys ...args`. */
-  command(args: readonly ScriptArgument[]): EncodedCommand {
-    return new EncodedCommand('evalsha', encode(`*${args.length + 3}\r\n${this.head}`, args));
+  /**
+   * The command for `EVALSHA sha numberOfKeys ...args`; undefined when an argument is none of the
+   * types encoded here (ioredis' own path converts it its way).
+   */
+  command(args: readonly ScriptArgument[]): EncodedCommand | undefined {
+    const encoded = encode(`*${args.length + 3}\r\n${this.head}`, args);
+    return encoded === undefined ? undefined : new EncodedCommand('evalsha', encoded);
   }
 }
 
 /**
  * The RESP of a command: `prefix` (the array header and the leading bulk strings) followed by
  * `args` as bulk strings. A string when every argument is text (the socket writes it as UTF-8,
- * which the byte lengths count), else one Buffer.
+ * which the byte lengths count), else one Buffer; undefined when an argument is not a string, a
+ * number or a Buffer.
  */
-export function encode(prefix: string, args: readonly ScriptArgument[]): string | Buffer {
+export function encode(prefix: string, args: readonly ScriptArgument[]): string | Buffer | undefined {
   let text = prefix;
   let parts: (string | Buffer)[] | undefined;
   for (const arg of args) {
     if (typeof arg === 'string') text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
     else if (typeof arg === 'number') text += bulk(numberText(arg));
-    else {
+    else if (Buffer.isBuffer(arg)) {
       (parts ??= []).push(`${text}$${arg.length}\r\n`, arg);
       text = '\r\n';
-    }
+    } else return undefined;
   }
   if (parts === undefined) return text;
   parts.push(text);

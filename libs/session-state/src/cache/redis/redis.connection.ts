@@ -44,14 +44,21 @@ export class RedisConnection {
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
-  /** Scripts go out encoded by {@link ScriptEncoder}: a standalone client without `keyPrefix`. */
+  /**
+   * Scripts go out encoded by {@link ScriptEncoder}: a standalone client without `keyPrefix` and
+   * without auto-pipelining (its other commands wait for the next tick; an encoded script would
+   * overtake them).
+   */
   private readonly encodesScripts: boolean;
 
   constructor(readonly options: ResolvedRedisCacheOptions) {
     this.deadlines = new Deadlines(options.operationTimeout);
     this.ownsClient = options.mode !== 'client';
     this.client = options.client ?? this.createClient();
-    this.encodesScripts = this.client instanceof Redis && !this.client.options.keyPrefix;
+    this.encodesScripts =
+      this.client instanceof Redis &&
+      !this.client.options.keyPrefix &&
+      !this.client.options.enableAutoPipelining;
     for (const [name, script] of Object.entries(REDIS_SCRIPTS)) {
       this.client.defineCommand(name, { numberOfKeys: script.numberOfKeys, lua: script.lua });
     }
@@ -149,8 +156,8 @@ export class RedisConnection {
 
   /** Runs a defined script in its Buffer-returning form. */
   script(name: RedisScriptName, ...args: ScriptArgument[]): Promise<unknown> {
-    if (!this.encodesScripts) return this.defined(name, args);
-    const command = SCRIPT_ENCODERS[name].command(args);
+    const command = this.encodesScripts ? SCRIPT_ENCODERS[name].command(args) : undefined;
+    if (command === undefined) return this.defined(name, args);
     (this.client as Redis).sendCommand(command);
     // After a SCRIPT FLUSH or a failover to a node that never loaded it: the defined command sends
     // EVAL, which loads the script again for the next EVALSHA.
