@@ -29,8 +29,9 @@ export class EncodedCommand extends Command {
  * `EVALSHA`/`EVAL` wrapper) cost ~10 µs of CPU per session request with two scripts
  * (bench/README.md, seventh round); this costs ~2.
  *
- * Only for a standalone client without `keyPrefix`: a cluster routes a command by the keys ioredis
- * found in it, and a prefix is applied to those keys; this command lists none.
+ * Only where it sends the same bytes at the same moment as ioredis would (RedisConnection decides):
+ * a standalone client without `keyPrefix` (a cluster routes a command by the keys ioredis found in it,
+ * and a prefix is applied to those keys; this command lists none) and without auto-pipelining.
  */
 export class ScriptEncoder {
   /** The SHA1 that `EVALSHA` names the script by (what `SCRIPT LOAD` answers). */

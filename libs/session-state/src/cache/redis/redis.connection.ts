@@ -159,8 +159,8 @@ export class RedisConnection {
     const command = this.encodesScripts ? SCRIPT_ENCODERS[name].command(args) : undefined;
     if (command === undefined) return this.defined(name, args);
     (this.client as Redis).sendCommand(command);
-    // After a SCRIPT FLUSH or a failover to a node that never loaded it: the defined command sends
-    // EVAL, which loads the script again for the next EVALSHA.
+    // After a SCRIPT FLUSH or a failover to a node that never loaded it: the defined command ends in
+    // EVAL, which loads the script again for the next EVALSHA. A NOSCRIPT script did not run.
     return command.promise.then(undefined, (error: unknown) => {
       if (isNoScriptError(error)) return this.defined(name, args);
       throw error;
