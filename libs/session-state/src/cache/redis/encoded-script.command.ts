@@ -60,7 +60,7 @@ export class ScriptEncoder {
  * which the byte lengths count), else one Buffer; undefined when an argument is not a string, a
  * number or a Buffer.
  */
-export function encode(prefix: string, args: readonly ScriptArgument[]): string | Buffer | undefined {
+function encode(prefix: string, args: readonly ScriptArgument[]): string | Buffer | undefined {
   let text = prefix;
   let parts: (string | Buffer)[] | undefined;
   for (const arg of args) {
