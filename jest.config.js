@@ -18,6 +18,7 @@ export default {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
     '^nest-session-state$': '<rootDir>/libs/session-state/src/index.ts',
+    '^nest-session-state/redis$': '<rootDir>/libs/session-state/src/redis.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: [

@@ -1,5 +1,7 @@
 /**
- * The public API is what `libs/session-state/src/index.ts` exports by name, and nothing else. This suite
+ * The public API is what the package's two entries export by name, and nothing else:
+ * `libs/session-state/src/index.ts` (`nest-session-state`) and `libs/session-state/src/redis.ts`
+ * (`nest-session-state/redis`, the classes that load ioredis). This suite
  * keeps three things in step with it: the runtime module (`import * as api`), `docs/API.md` (every export
  * listed under its area with a description, no stale entries), and the JSDoc of every public symbol
  * (a `/** ... *\/` block right above its declaration, with an `@example`).
@@ -8,11 +10,19 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-import * as api from 'nest-session-state';
+import * as mainApi from 'nest-session-state';
+import * as redisApi from 'nest-session-state/redis';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'libs/session-state/src');
 const INDEX = join(SRC, 'index.ts');
+const REDIS_ENTRY = join(SRC, 'redis.ts');
+/** Each entry point of the package, with its runtime module. */
+const ENTRIES = [
+  { file: INDEX, specifier: 'nest-session-state', module: mainApi },
+  { file: REDIS_ENTRY, specifier: 'nest-session-state/redis', module: redisApi },
+];
+const api = { ...mainApi, ...redisApi };
 const API_DOC = join(ROOT, 'docs/API.md');
 
 /** One name exported by index.ts. */
@@ -43,9 +53,12 @@ function areaAt(text: string, position: number): string {
   return '';
 }
 
-/** Parses the export lines of index.ts; anything but `export { ... } from '...'` is a problem. */
-function readIndex(text = readFileSync(INDEX, 'utf8')): { exports: PublicExport[]; problems: string[] } {
-  const source = parse(INDEX, text);
+/** Parses the export lines of an entry; anything but `export { ... } from '...'` is a problem. */
+function readIndex(
+  text = readFileSync(INDEX, 'utf8'),
+  file = INDEX,
+): { exports: PublicExport[]; problems: string[] } {
+  const source = parse(file, text);
   const exports: PublicExport[] = [];
   const problems: string[] = [];
   for (const statement of source.statements) {
@@ -157,7 +170,9 @@ function readApiDoc(): ApiDoc {
   return { entries, areas };
 }
 
-const { exports: publicExports, problems } = readIndex();
+const read = ENTRIES.map((entry) => ({ entry, ...readIndex(readFileSync(entry.file, 'utf8'), entry.file) }));
+const publicExports = read.flatMap((r) => r.exports);
+const problems = read.flatMap((r) => r.problems);
 const valueExports = publicExports.filter((e) => !e.typeOnly);
 const namesOf = (list: PublicExport[]) => [...new Set(list.map((e) => e.name))].sort();
 
@@ -179,8 +194,35 @@ describe('public API (libs/session-state/src/index.ts)', () => {
     expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
   });
 
-  it('the runtime module exports exactly the value names of index.ts', () => {
-    expect(Object.keys(api).sort()).toEqual(namesOf(valueExports));
+  it.each(read.map((r) => [r.entry.specifier, r] as const))(
+    '%s exports at run time exactly the value names of its entry file',
+    (_, { entry, exports }) => {
+      expect(Object.keys(entry.module).sort()).toEqual(namesOf(exports.filter((e) => !e.typeOnly)));
+    },
+  );
+
+  it('the main entry reaches no module that imports ioredis (an optional peer)', () => {
+    const reached = new Set<string>();
+    const visit = (file: string) => {
+      if (reached.has(file)) return;
+      reached.add(file);
+      for (const statement of parse(file).statements) {
+        const specifier =
+          (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) &&
+          statement.moduleSpecifier &&
+          ts.isStringLiteral(statement.moduleSpecifier)
+            ? statement.moduleSpecifier.text
+            : undefined;
+        if (specifier === 'ioredis') throw new Error(`${relative(ROOT, file)} imports ioredis`);
+        if (specifier?.startsWith('.')) visit(moduleFile(file, specifier));
+      }
+    };
+    expect(() => visit(INDEX)).not.toThrow();
+    expect(reached.size).toBeGreaterThan(20);
+    expect(() => visit(REDIS_ENTRY)).toThrow(/imports ioredis/);
+  });
+
+  it('every value name resolves at run time', () => {
     for (const name of namesOf(valueExports)) {
       expect((api as Record<string, unknown>)[name]).toBeDefined();
     }

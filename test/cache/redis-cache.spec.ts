@@ -1,12 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import {
-  RedisConnection,
-  RedisDistributedCache,
-  resolveRedisCacheOptions,
-  type RedisCacheOptions,
-} from 'nest-session-state';
+import { type RedisCacheOptions } from 'nest-session-state';
+import { RedisConnection, RedisDistributedCache, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } from '../support/redis/index.js';
 import { distributedCacheContract } from './distributed-cache.contract.js';
 

@@ -1,12 +1,11 @@
 import { Redis } from 'ioredis';
+import { redisKeys, type SessionChanges } from 'nest-session-state';
 import {
   RedisConnection,
   RedisDistributedCache,
   RedisSessionStore,
-  redisKeys,
   resolveRedisCacheOptions,
-  type SessionChanges,
-} from 'nest-session-state';
+} from 'nest-session-state/redis';
 import { commandStats, diffStats, RedisServerProcess } from '../support/redis/index.js';
 
 /**

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
-import { RedisConnection, resolveRedisCacheOptions, redisKeys } from 'nest-session-state';
+import { redisKeys } from 'nest-session-state';
+import { RedisConnection, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { RedisServerProcess } from '../support/redis/index.js';
 
 /**

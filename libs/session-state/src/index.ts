@@ -1,4 +1,5 @@
-// The public API of nest-session-state, exported by name.
+// The public API of nest-session-state, exported by name. Nothing reachable from here imports ioredis
+// (an optional peer): the Redis classes are in ./redis.ts, the `nest-session-state/redis` entry.
 
 // Module
 export { SessionModule } from './module/session.module.js';
@@ -23,11 +24,10 @@ export type { DistributedCacheEntryOptions } from './cache/distributed-cache-ent
 export { getCacheString, setCacheString } from './cache/distributed-cache.strings.js';
 export { ManualClock, systemClock, type Clock } from './cache/clock.js';
 export { MemoryDistributedCache, type MemoryDistributedCacheOptions } from './cache/memory/memory.cache.js';
-export { RedisDistributedCache } from './cache/redis/redis.cache.js';
-export { RedisConnection } from './cache/redis/redis.connection.js';
-export { resolveRedisCacheOptions } from './cache/redis/redis-options.validator.js';
+// The Redis classes, which load ioredis, are in ./redis.ts (`nest-session-state/redis`).
 export type {
   RedisCacheOptions,
+  RedisClientLike,
   RedisNearCacheOptions,
   RedisNodeAddress,
 } from './cache/redis/redis-cache.options.js';
@@ -45,7 +45,6 @@ export {
   type SessionData,
 } from './session/stores/session-store.interface.js';
 export { MemorySessionStore, type MemorySessionStoreOptions } from './session/stores/memory-session.store.js';
-export { RedisSessionStore } from './session/stores/redis-session.store.js';
 export { CacheSessionStore } from './session/stores/cache-session.store.js';
 
 // TempData

@@ -1,11 +1,11 @@
 import {
   KeyRingConfigurationError,
   RedisConfigurationError,
-  resolveRedisCacheOptions,
   SessionConfigurationError,
   type RedisCacheOptions,
   type SessionModuleOptions,
 } from 'nest-session-state';
+import { resolveRedisCacheOptions } from 'nest-session-state/redis';
 
 /**
  * The sample app's settings, read from environment variables (DESIGN.md, "Sample app"):

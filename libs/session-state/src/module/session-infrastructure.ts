@@ -2,12 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../cache/distributed-cache.interface.js';
 import { MemoryDistributedCache } from '../cache/memory/memory.cache.js';
 import { resolveRedisCacheOptions } from '../cache/redis/redis-options.validator.js';
-import { RedisDistributedCache } from '../cache/redis/redis.cache.js';
-import { RedisConnection } from '../cache/redis/redis.connection.js';
-import { RedisInvalidations } from '../cache/redis/redis-invalidations.js';
 import { KeyRing } from '../protection/key-ring.js';
-import { SessionNearCache } from '../session/stores/session-near-cache.js';
-import type { Redis } from 'ioredis';
 import { CacheSessionStore } from '../session/stores/cache-session.store.js';
 import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
@@ -17,6 +12,7 @@ import {
   SessionConfigurationError,
   type ResolvedSessionOptions,
 } from './session-options.resolver.js';
+import type { ResolvedRedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 
 /**
  * The long-lived parts built from the options at startup: key ring, cache, session store and,
@@ -29,8 +25,7 @@ export class SessionInfrastructure {
     readonly keyRing: KeyRing,
     readonly cache: DistributedCache,
     readonly store: SessionStore,
-    private readonly connection?: RedisConnection,
-    private readonly invalidations?: RedisInvalidations,
+    private readonly closeStore?: () => Promise<void>,
   ) {}
 
   static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
@@ -66,18 +61,9 @@ export class SessionInfrastructure {
             'it by the invalidation delay. Remove one of them.',
         );
       }
-      const connection = new RedisConnection(redis);
-      await connection.connect();
-      const { RedisSessionStore } = await import('../session/stores/redis-session.store.js');
-      const { near, invalidations } = await SessionInfrastructure.nearCache(connection, resolved);
-      return new SessionInfrastructure(
-        resolved,
-        keyRing,
-        new RedisDistributedCache(connection),
-        options.store ?? new RedisSessionStore(connection, near),
-        connection,
-        invalidations,
-      );
+      const { createRedisInfrastructure } = await loadRedisInfrastructure();
+      const parts = await createRedisInfrastructure(redis, resolved, options.store);
+      return new SessionInfrastructure(resolved, keyRing, parts.cache, parts.store, () => parts.close());
     }
     if (options.cache) {
       return new SessionInfrastructure(
@@ -97,31 +83,33 @@ export class SessionInfrastructure {
     );
   }
 
-  /** The near cache and its invalidation channel, when `redis.nearCache` asks for them. */
-  private static async nearCache(
-    connection: RedisConnection,
-    options: ResolvedSessionOptions,
-  ): Promise<{ near?: SessionNearCache; invalidations?: RedisInvalidations }> {
-    const bounds = connection.options.nearCache;
-    if (!bounds) return {};
-    const near = new SessionNearCache(bounds.maxEntries, bounds.maxAge, options.slideSkipWindow);
-    const invalidations = new RedisInvalidations(
-      connection.client as Redis, // the options validator refuses nearCache with a cluster
-      near,
-      connection.options.connectionTimeout,
-      connection.options.mode === 'client',
-    );
-    try {
-      await invalidations.start();
-    } catch (error) {
-      await connection.close();
-      throw error;
-    }
-    return { near, invalidations };
-  }
-
   async close(): Promise<void> {
-    await this.invalidations?.close();
-    await this.connection?.close();
+    await this.closeStore?.();
+  }
+}
+
+/**
+ * Loads the Redis parts, which import ioredis: an optional peer, installed only by apps that use Redis.
+ * Its absence becomes a startup error that says what to install, not ERR_MODULE_NOT_FOUND. Only a
+ * dynamic import keeps ioredis out of the main entry's module graph (test/api/public-api.spec.ts).
+ */
+async function loadRedisInfrastructure(): Promise<{
+  createRedisInfrastructure(
+    redis: ResolvedRedisCacheOptions,
+    options: ResolvedSessionOptions,
+    store: SessionStore | undefined,
+  ): Promise<{ cache: DistributedCache; store: SessionStore; close(): Promise<void> }>;
+}> {
+  try {
+    return await import('./redis-infrastructure.js');
+  } catch (error) {
+    const { code, message } = error as { code?: string; message?: string };
+    if (code === 'ERR_MODULE_NOT_FOUND' && /['"]ioredis['"]/.test(message ?? '')) {
+      throw new SessionConfigurationError(
+        'SessionModule option redis needs the ioredis package, which is not installed. ' +
+          'Run npm install ioredis (an optional peer dependency: apps on the memory store do without it).',
+      );
+    }
+    throw error;
   }
 }

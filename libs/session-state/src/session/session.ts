@@ -54,7 +54,7 @@ export class DistributedSession {
   /** @internal */
   readonly changes = new SessionChangeTracker(() => this.loaded());
 
-  /** @internal Created by the library for each request. */
+  /** Created by the library for each request (apps receive it from `@Session()` or `SessionAccessor`). */
   constructor(private readonly host: SessionHost) {}
 
   /** False when the store could not be reached: the session then reads as empty and is not saved. */

@@ -1,5 +1,4 @@
 import type { ConnectionOptions } from 'node:tls';
-import type { Cluster, Redis } from 'ioredis';
 
 /**
  * A cluster node as `"host:port"` or an object.
@@ -9,6 +8,16 @@ import type { Cluster, Redis } from 'ioredis';
  * SessionModule.forRoot({ redis: { clusterNodes: nodes } });
  */
 export type RedisNodeAddress = string | { host: string; port: number };
+
+/**
+ * An ioredis `Redis` or `Cluster` instance. Typed by its shape rather than by ioredis' classes, so that
+ * the module's options compile in apps that do not install ioredis (the memory store needs none).
+ */
+export interface RedisClientLike {
+  readonly status: string;
+  sendCommand(...args: never[]): unknown;
+  disconnect(reconnect?: boolean): void;
+}
 
 /**
  * Where and how to reach Redis: the options of ASP.NET's Redis session state provider, plus a URL,
@@ -66,8 +75,8 @@ export interface RedisCacheOptions {
   url?: string;
   /** Redis Cluster seed nodes; keys of one session share a hash slot. */
   clusterNodes?: RedisNodeAddress[];
-  /** An ioredis client the app already made; the module does not close it. */
-  client?: Redis | Cluster;
+  /** An ioredis `Redis` or `Cluster` the app already made; the module does not close it. */
+  client?: RedisClientLike;
   /**
    * Opt-in: keep recently used sessions in this process too, so a session read needs no Redis round
    * trip. Kept coherent by Redis invalidations (CLIENT TRACKING, Redis 6+): when another instance
@@ -110,7 +119,7 @@ export interface ResolvedRedisCacheOptions {
   readonly retryTimeout: number;
   readonly throwOnError: boolean;
   readonly clusterNodes: readonly { host: string; port: number }[];
-  readonly client?: Redis | Cluster;
+  readonly client?: RedisClientLike;
   readonly waitForReplicas: number;
   readonly waitForReplicasTimeout: number;
   /** undefined: no near cache. */

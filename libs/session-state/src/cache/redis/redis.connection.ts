@@ -54,7 +54,7 @@ export class RedisConnection {
   constructor(readonly options: ResolvedRedisCacheOptions) {
     this.deadlines = new Deadlines(options.operationTimeout);
     this.ownsClient = options.mode !== 'client';
-    this.client = options.client ?? this.createClient();
+    this.client = (options.client as Redis | Cluster | undefined) ?? this.createClient();
     this.encodesScripts =
       this.client instanceof Redis &&
       !this.client.options.keyPrefix &&

@@ -1,0 +1,61 @@
+import type { Redis } from 'ioredis';
+import type { ResolvedRedisCacheOptions } from '../cache/redis/redis-cache.options.js';
+import { RedisDistributedCache } from '../cache/redis/redis.cache.js';
+import { RedisConnection } from '../cache/redis/redis.connection.js';
+import { RedisInvalidations } from '../cache/redis/redis-invalidations.js';
+import { SessionNearCache } from '../session/stores/session-near-cache.js';
+import { RedisSessionStore } from '../session/stores/redis-session.store.js';
+import type { SessionStore } from '../session/stores/session-store.interface.js';
+import type { ResolvedSessionOptions } from './session-options.resolver.js';
+
+/** What the Redis option builds: the connection (connected), the cache, the store, and how to close them. */
+export interface RedisInfrastructure {
+  readonly cache: RedisDistributedCache;
+  readonly store: SessionStore;
+  close(): Promise<void>;
+}
+
+/**
+ * The Redis half of the module's composition root. It is the only module file that reaches ioredis,
+ * and SessionInfrastructure imports it on demand, so an app on the memory store never loads ioredis.
+ */
+export async function createRedisInfrastructure(
+  redis: ResolvedRedisCacheOptions,
+  options: ResolvedSessionOptions,
+  store: SessionStore | undefined,
+): Promise<RedisInfrastructure> {
+  const connection = new RedisConnection(redis);
+  await connection.connect();
+  const { near, invalidations } = await startNearCache(connection, options);
+  return {
+    cache: new RedisDistributedCache(connection),
+    store: store ?? new RedisSessionStore(connection, near),
+    async close() {
+      await invalidations?.close();
+      await connection.close();
+    },
+  };
+}
+
+/** The near cache and its invalidation channel, when `redis.nearCache` asks for them. */
+async function startNearCache(
+  connection: RedisConnection,
+  options: ResolvedSessionOptions,
+): Promise<{ near?: SessionNearCache; invalidations?: RedisInvalidations }> {
+  const bounds = connection.options.nearCache;
+  if (!bounds) return {};
+  const near = new SessionNearCache(bounds.maxEntries, bounds.maxAge, options.slideSkipWindow);
+  const invalidations = new RedisInvalidations(
+    connection.client as Redis, // the options validator refuses nearCache with a cluster
+    near,
+    connection.options.connectionTimeout,
+    connection.options.mode === 'client',
+  );
+  try {
+    await invalidations.start();
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return { near, invalidations };
+}

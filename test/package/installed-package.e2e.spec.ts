@@ -1,0 +1,199 @@
+/**
+ * The package as users get it: packed with `npm pack` (its prepack builds), installed from the tarball
+ * into fresh Nest apps outside the workspace with the README's install line, and the README's Quick
+ * start compiled as written (strict, skipLibCheck false) and run, as ES modules and as CommonJS, on
+ * each Nest major the peer range claims. Jest's source mapping and the workspace's node_modules play
+ * no part: this is what `npm install nest-session-state` gives.
+ */
+import { randomBytes } from 'node:crypto';
+import { jest } from '@jest/globals';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RedisServerProcess } from '../support/redis/index.js';
+import {
+  ConsumerApp,
+  getWithCookies,
+  packLibrary,
+  readmeBlock,
+  RunningApp,
+  tarballFiles,
+  type ModuleSystem,
+} from './support/consumer-app.js';
+
+jest.setTimeout(240_000);
+
+const QUICK_START = readmeBlock('Quick start');
+const SYSTEMS: ModuleSystem[] = ['esm', 'cjs'];
+const secret = randomBytes(32).toString('base64url');
+
+let packDir: string;
+let tarball: string;
+
+beforeAll(async () => {
+  packDir = mkdtempSync(join(tmpdir(), 'nss-pack-'));
+  tarball = await packLibrary(packDir);
+});
+
+afterAll(() => rmSync(packDir, { recursive: true, force: true }));
+
+describe('the packed tarball', () => {
+  let files: string[];
+  beforeAll(async () => {
+    files = await tarballFiles(tarball);
+  });
+
+  it('ships the README, LICENSE, CHANGELOG, docs and the build of both entries', () => {
+    for (const file of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'docs/API.md']) {
+      expect(files).toContain(file);
+    }
+    for (const entry of ['index', 'redis']) {
+      expect(files).toEqual(expect.arrayContaining([`dist/${entry}.js`, `dist/${entry}.d.ts`]));
+    }
+    expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.spec.js'))).toEqual([]);
+  });
+
+  describe('unpacked', () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'nss-unpacked-'));
+      const { execFileSync } = await import('node:child_process');
+      execFileSync('tar', ['xzf', tarball, '-C', dir]);
+      dir = join(dir, 'package');
+    });
+    afterAll(() => rmSync(join(dir, '..'), { recursive: true, force: true }));
+
+    it('has source maps that carry their sources (the .ts files are not shipped)', () => {
+      const maps = files.filter((f) => f.endsWith('.js.map'));
+      expect(maps.length).toBeGreaterThan(40);
+      const withoutSources = maps.filter((file) => {
+        const map = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { sourcesContent?: unknown[] };
+        return !map.sourcesContent?.every((content) => typeof content === 'string' && content.length > 0);
+      });
+      expect(withoutSources).toEqual([]);
+    });
+
+    it('publishes no @internal member in its types', () => {
+      const typings = files.filter((f) => f.endsWith('.d.ts'));
+      const leaking = typings.filter((file) => /@internal\b/.test(readFileSync(join(dir, file), 'utf8')));
+      expect(leaking).toEqual([]);
+      const session = readFileSync(join(dir, 'dist/session/session.d.ts'), 'utf8');
+      expect(session).not.toMatch(/\battach\(|\bchanges\b.*SessionChangeTracker/);
+    });
+
+    it('has the metadata a registry page needs, and ioredis only as an optional peer', () => {
+      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
+      expect(manifest).toMatchObject({
+        name: 'nest-session-state',
+        license: 'MIT',
+        type: 'module',
+        peerDependenciesMeta: { ioredis: { optional: true } },
+      });
+      expect((manifest.keywords as string[]).length).toBeGreaterThan(3);
+      expect(manifest.dependencies ?? {}).not.toHaveProperty('ioredis');
+      const exported = manifest.exports as Record<string, Record<string, string>>;
+      // `default`, not only `import`: CommonJS apps require() it (Node >= 20.19 loads ES modules so).
+      expect(exported['.'].default).toBe('./dist/index.js');
+      expect(exported['./redis'].default).toBe('./dist/redis.js');
+    });
+  });
+});
+
+describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-state`', (nestMajor) => {
+  let app: ConsumerApp;
+  const project: Record<string, string> = {};
+  beforeAll(async () => {
+    app = await ConsumerApp.create(nestMajor, tarball);
+    for (const system of SYSTEMS)
+      project[system] = app.addProject(`quick-start-${system}`, system, QUICK_START);
+    const withRedis = QUICK_START.replace(
+      'SessionModule.forRoot()',
+      "SessionModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' } })",
+    );
+    expect(withRedis).not.toBe(QUICK_START);
+    project.redis = app.addProject('redis-without-ioredis', 'esm', withRedis);
+    await app.compile();
+  });
+  afterAll(() => app?.remove());
+
+  it('installs without ioredis', () => {
+    expect(existsSync(join(app.dir, 'node_modules/nest-session-state/dist/index.js'))).toBe(true);
+    expect(existsSync(join(app.dir, 'node_modules/ioredis'))).toBe(false);
+    const core = JSON.parse(readFileSync(join(app.dir, 'node_modules/@nestjs/core/package.json'), 'utf8'));
+    expect((core as { version: string }).version.split('.')[0]).toBe(String(nestMajor));
+  });
+
+  it.each(SYSTEMS)('runs the README Quick start as written (%s): the counter counts', async (system) => {
+    const running = await RunningApp.start(project[system]);
+    try {
+      expect(await getWithCookies(`${running.url}/counter`, 3)).toEqual([
+        { count: 1 },
+        { count: 2 },
+        { count: 3 },
+      ]);
+    } finally {
+      await running.stop();
+    }
+  });
+
+  it('refuses the redis option at startup, saying to install ioredis', async () => {
+    const { code, output } = await RunningApp.failToStart(project.redis);
+    expect(code).not.toBe(0);
+    expect(output).toContain('SessionModule option redis needs the ioredis package');
+    expect(output).toContain('npm install ioredis');
+    expect(output).not.toContain('ERR_MODULE_NOT_FOUND');
+  });
+});
+
+describe('a Nest 12 app that adds `npm install ioredis`', () => {
+  let app: ConsumerApp;
+  let redis: RedisServerProcess;
+  const project: Record<string, string> = {};
+  const redisApp = QUICK_START.replace(
+    'SessionModule.forRoot()',
+    'SessionModule.forRoot({ secrets: [process.env.SESSION_SECRET!], redis: { url: process.env.REDIS_URL } })',
+  );
+  const redisEntry = [
+    "import { Redis } from 'ioredis';",
+    "import { RedisDistributedCache, RedisConnection, resolveRedisCacheOptions } from 'nest-session-state/redis';",
+    "import { type RedisCacheOptions } from 'nest-session-state';",
+    "const options: RedisCacheOptions = { client: new Redis({ lazyConnect: true }), applicationName: 'shop' };",
+    'const connection = new RedisConnection(resolveRedisCacheOptions(options));',
+    'export const cache: RedisDistributedCache = new RedisDistributedCache(connection);',
+    '',
+  ].join('\n');
+
+  beforeAll(async () => {
+    [app, redis] = await Promise.all([ConsumerApp.create(12, tarball), RedisServerProcess.start()]);
+    await app.install('ioredis');
+    for (const system of SYSTEMS) {
+      project[system] = app.addProject(`redis-${system}`, system, redisApp);
+      app.addProject(`redis-entry-${system}`, system, redisEntry);
+    }
+    // ioredis 6's own typings import the untyped redis-errors: with skipLibCheck false a user declares
+    // it, as tsc's message suggests. Everything nest-session-state ships is still checked.
+    await app.compile({ 'redis-errors.d.ts': "declare module 'redis-errors';\n" });
+  });
+  afterAll(async () => {
+    app?.remove();
+    await redis?.stop();
+  });
+
+  it.each(SYSTEMS)('keeps the counter in Redis (%s)', async (system) => {
+    const running = await RunningApp.start(project[system], { SESSION_SECRET: secret, REDIS_URL: redis.url });
+    try {
+      expect(await getWithCookies(`${running.url}/counter`, 2)).toEqual([{ count: 1 }, { count: 2 }]);
+    } finally {
+      await running.stop();
+    }
+    expect((await redis.admin().keys('{nest_*}_Data')).length).toBeGreaterThan(0);
+  });
+
+  it('type-checks code that uses the nest-session-state/redis entry, as ESM and CommonJS', () => {
+    // compile() in beforeAll would have thrown; the output files prove both projects were compiled.
+    for (const system of SYSTEMS) {
+      expect(existsSync(join(app.dir, `redis-entry-${system}/main.js`))).toBe(true);
+    }
+  });
+});
