@@ -24,7 +24,6 @@ export type { DistributedCacheEntryOptions } from './cache/distributed-cache-ent
 export { getCacheString, setCacheString } from './cache/distributed-cache.strings.js';
 export { ManualClock, systemClock, type Clock } from './cache/clock.js';
 export { MemoryDistributedCache, type MemoryDistributedCacheOptions } from './cache/memory/memory.cache.js';
-// The Redis classes, which load ioredis, are in ./redis.ts (`nest-session-state/redis`).
 export type {
   RedisCacheOptions,
   RedisClientLike,

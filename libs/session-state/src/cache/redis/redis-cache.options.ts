@@ -12,6 +12,10 @@ export type RedisNodeAddress = string | { host: string; port: number };
 /**
  * An ioredis `Redis` or `Cluster` instance. Typed by its shape rather than by ioredis' classes, so that
  * the module's options compile in apps that do not install ioredis (the memory store needs none).
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * SessionModule.forRoot({ redis: { client: new Redis(process.env.REDIS_URL!) } });
  */
 export interface RedisClientLike {
   readonly status: string;
