@@ -5,6 +5,9 @@ import type {
   StateCookieOptions,
 } from './session-module.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
+import { rejectUnknownRedisOptions } from '../cache/redis/redis-option-names.check.js';
+import { unknownSessionOptionNames } from './session-option-names.check.js';
+import { storeConflict } from './session-store.conflicts.js';
 
 /**
  * Thrown at startup for module options that cannot work; the message names the option.
@@ -134,8 +137,24 @@ function slideSkipWindow(value: number | undefined, idleTimeout: number): number
   return window;
 }
 
-/** Validates the module options and fills in the defaults. */
+/**
+ * Refuses, before anything connects, option names the module does not know (a typo in options built
+ * from configuration would otherwise be ignored) and store options that exclude each other.
+ */
+function checkShape(options: SessionModuleOptions): void {
+  const unknown = unknownSessionOptionNames(options);
+  if (unknown !== undefined) fail(unknown);
+  rejectUnknownRedisOptions(options.redis, 'redis');
+  const conflict = storeConflict(options);
+  if (conflict !== undefined) fail(conflict);
+}
+
+/**
+ * Validates the module options and fills in the defaults. Unknown names fail with the name they most
+ * likely meant (SessionConfigurationError; RedisConfigurationError under `redis`).
+ */
 export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSessionOptions {
+  checkShape(options);
   const s = options.session ?? {};
   const idleTimeout = duration('session.idleTimeout', s.idleTimeout, 20 * 60_000);
   const lock = s.lock === true ? {} : s.lock || undefined;
