@@ -157,11 +157,14 @@ export interface SessionModuleOptions {
   secrets?: string[];
   /** Keep sessions (and the injectable DistributedCache) in Redis or Redis Cluster. */
   redis?: RedisCacheOptions;
-  /** Your own DistributedCache: sessions are then stored as whole records in it. */
+  /** Your own DistributedCache: sessions are then stored as whole records in it. Not with `redis` or `memory`. */
   cache?: DistributedCache;
-  /** Your own SessionStore (wins over `redis` and `cache`). */
+  /**
+   * Your own SessionStore. With `redis` or `cache`, the store holds the sessions and they back only the
+   * injectable DistributedCache (`redis.nearCache` is then refused). Not with `memory`.
+   */
   store?: SessionStore;
-  /** Memory store settings (the default store). */
+  /** Memory store settings (the default store). Not with `redis`, `cache` or `store`, which replace it. */
   memory?: { sizeLimit?: number; clock?: Clock };
   session?: SessionOptions;
   tempData?: TempDataOptions;

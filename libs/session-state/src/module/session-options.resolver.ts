@@ -10,11 +10,14 @@ import { unknownSessionOptionNames } from './session-option-names.check.js';
 import { storeConflict } from './session-store.conflicts.js';
 
 /**
- * Thrown at startup for module options that cannot work; the message names the option.
+ * Thrown at startup for module options that cannot work; the message names the option. An unknown
+ * name fails too, with the name it most likely meant, and so do store options that exclude each other.
  *
  * @example
  * SessionModule.forRoot({ session: { idleTimeout: -1 } });
  * // startup fails: SessionConfigurationError naming session.idleTimeout
+ * SessionModule.forRoot(JSON.parse('{ "session": { "idleTimeOut": 60000 } }'));
+ * // SessionModule option session.idleTimeOut is unknown: did you mean session.idleTimeout?
  */
 export class SessionConfigurationError extends Error {
   override readonly name = 'SessionConfigurationError';
