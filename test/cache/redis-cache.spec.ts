@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { type RedisCacheOptions } from 'nest-session-state';
+import { RedisConfigurationError, type RedisCacheOptions } from 'nest-session-state';
 import { RedisConnection, RedisDistributedCache, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } from '../support/redis/index.js';
 import { distributedCacheContract } from './distributed-cache.contract.js';
@@ -215,6 +215,17 @@ describe('RedisDistributedCache connection options', () => {
     expect(() => resolveRedisCacheOptions({ clusterNodes: ['a:1'], databaseId: 2 })).toThrow(/databaseId/);
     expect(() => resolveRedisCacheOptions({ applicationName: 'a{b}' })).toThrow(/applicationName/);
     expect(() => resolveRedisCacheOptions({ url: 'redis://x:1', host: 'y' })).toThrow(/host\/port/);
+    // Unknown names, as options read from configuration carry them: the path from the options' root.
+    const unknown = (options: object) => () => resolveRedisCacheOptions(options);
+    expect(unknown({ hots: 'x' })).toThrow(
+      new RedisConfigurationError('Redis option hots is unknown: did you mean host?'),
+    );
+    expect(unknown({ nearCache: { maxEntrys: 1 } })).toThrow(
+      new RedisConfigurationError(
+        'Redis option nearCache.maxEntrys is unknown: did you mean nearCache.maxEntries?',
+      ),
+    );
+    expect(unknown({ ssl: { ca: 'x', anyTlsOption: 1 }, client: undefined })).not.toThrow();
 
     const closed = await freePort();
     const refused = Date.now();

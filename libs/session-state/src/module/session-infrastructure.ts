@@ -40,12 +40,6 @@ export class SessionInfrastructure {
           'They will not survive a restart or work across instances; set SessionModule.forRoot({ secrets: [...] }).',
       );
     }
-    const sources = (['redis', 'cache', 'store'] as const).filter((k) => options[k] !== undefined);
-    if (sources.includes('redis') && sources.includes('cache')) {
-      throw new SessionConfigurationError(
-        'SessionModule options redis and cache exclude each other: give one store.',
-      );
-    }
     if (options.redis) {
       const redis = resolveRedisCacheOptions(options.redis);
       if (redis.nearCache && options.store !== undefined) {

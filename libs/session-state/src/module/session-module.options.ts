@@ -3,6 +3,7 @@ import type { Clock } from '../cache/clock.js';
 import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
+import { optionNames } from '../options/option-names.check.js';
 
 /**
  * When the session and TempData cookies get the `Secure` attribute.
@@ -41,6 +42,17 @@ export interface StateCookieOptions {
   isEssential?: boolean;
 }
 
+/** The names of {@link StateCookieOptions}, for the startup check of unknown names. */
+export const STATE_COOKIE_OPTION_NAMES = optionNames<StateCookieOptions>({
+  name: true,
+  path: true,
+  domain: true,
+  httpOnly: true,
+  sameSite: true,
+  securePolicy: true,
+  isEssential: true,
+});
+
 /**
  * The exclusive per-session lock (the classic ASP.NET provider's model). Off by default.
  *
@@ -55,6 +67,13 @@ export interface SessionLockOptions {
   /** Pause between attempts, in ms. Default 25. */
   retryInterval?: number;
 }
+
+/** The names of {@link SessionLockOptions}. */
+export const SESSION_LOCK_OPTION_NAMES = optionNames<SessionLockOptions>({
+  ttl: true,
+  acquireTimeout: true,
+  retryInterval: true,
+});
 
 /**
  * Session behaviour.
@@ -84,6 +103,18 @@ export interface SessionOptions {
   slideSkipWindow?: number;
 }
 
+/** The names of {@link SessionOptions}. */
+export const SESSION_OPTION_NAMES = optionNames<SessionOptions>({
+  cookie: true,
+  idleTimeout: true,
+  ioTimeout: true,
+  maxValueBytes: true,
+  maxSessionBytes: true,
+  maxKeys: true,
+  lock: true,
+  slideSkipWindow: true,
+});
+
 /**
  * TempData settings.
  *
@@ -97,6 +128,13 @@ export interface TempDataOptions {
   /** Largest encrypted TempData cookie (all chunks together), in bytes. Default 40 KiB. */
   maxCookieBytes?: number;
 }
+
+/** The names of {@link TempDataOptions}. */
+export const TEMP_DATA_OPTION_NAMES = optionNames<TempDataOptions>({
+  provider: true,
+  cookie: true,
+  maxCookieBytes: true,
+});
 
 /**
  * Options of `SessionModule.forRoot()`. Everything is optional: with none, sessions live in memory
@@ -119,11 +157,14 @@ export interface SessionModuleOptions {
   secrets?: string[];
   /** Keep sessions (and the injectable DistributedCache) in Redis or Redis Cluster. */
   redis?: RedisCacheOptions;
-  /** Your own DistributedCache: sessions are then stored as whole records in it. */
+  /** Your own DistributedCache: sessions are then stored as whole records in it. Not with `redis` or `memory`. */
   cache?: DistributedCache;
-  /** Your own SessionStore (wins over `redis` and `cache`). */
+  /**
+   * Your own SessionStore. With `redis` or `cache`, the store holds the sessions and they back only the
+   * injectable DistributedCache (`redis.nearCache` is then refused). Not with `memory`.
+   */
   store?: SessionStore;
-  /** Memory store settings (the default store). */
+  /** Memory store settings (the default store). Not with `redis`, `cache` or `store`, which replace it. */
   memory?: { sizeLimit?: number; clock?: Clock };
   session?: SessionOptions;
   tempData?: TempDataOptions;
@@ -142,3 +183,22 @@ export interface SessionModuleOptions {
    */
   asyncContext?: boolean;
 }
+
+/** The names of {@link SessionModuleOptions}. */
+export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
+  secrets: true,
+  redis: true,
+  cache: true,
+  store: true,
+  memory: true,
+  session: true,
+  tempData: true,
+  hasConsent: true,
+  asyncContext: true,
+});
+
+/** The names of `SessionModuleOptions.memory`. */
+export const MEMORY_OPTION_NAMES = optionNames<NonNullable<SessionModuleOptions['memory']>>({
+  sizeLimit: true,
+  clock: true,
+});

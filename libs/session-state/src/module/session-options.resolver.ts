@@ -5,13 +5,19 @@ import type {
   StateCookieOptions,
 } from './session-module.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
+import { rejectUnknownRedisOptions } from '../cache/redis/redis-option-names.check.js';
+import { unknownSessionOptionNames } from './session-option-names.check.js';
+import { storeConflict } from './session-store.conflicts.js';
 
 /**
- * Thrown at startup for module options that cannot work; the message names the option.
+ * Thrown at startup for module options that cannot work; the message names the option. An unknown
+ * name fails too, with the name it most likely meant, and so do store options that exclude each other.
  *
  * @example
  * SessionModule.forRoot({ session: { idleTimeout: -1 } });
  * // startup fails: SessionConfigurationError naming session.idleTimeout
+ * SessionModule.forRoot(JSON.parse('{ "session": { "idleTimeOut": 60000 } }'));
+ * // SessionModule option session.idleTimeOut is unknown: did you mean session.idleTimeout?
  */
 export class SessionConfigurationError extends Error {
   override readonly name = 'SessionConfigurationError';
@@ -134,8 +140,24 @@ function slideSkipWindow(value: number | undefined, idleTimeout: number): number
   return window;
 }
 
-/** Validates the module options and fills in the defaults. */
+/**
+ * Refuses, before anything connects, option names the module does not know (a typo in options built
+ * from configuration would otherwise be ignored) and store options that exclude each other.
+ */
+function checkShape(options: SessionModuleOptions): void {
+  const unknown = unknownSessionOptionNames(options);
+  if (unknown !== undefined) fail(unknown);
+  rejectUnknownRedisOptions(options.redis, 'redis');
+  const conflict = storeConflict(options);
+  if (conflict !== undefined) fail(conflict);
+}
+
+/**
+ * Validates the module options and fills in the defaults. Unknown names fail with the name they most
+ * likely meant (SessionConfigurationError; RedisConfigurationError under `redis`).
+ */
 export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSessionOptions {
+  checkShape(options);
   const s = options.session ?? {};
   const idleTimeout = duration('session.idleTimeout', s.idleTimeout, 20 * 60_000);
   const lock = s.lock === true ? {} : s.lock || undefined;

@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
+import { optionNames } from '../../options/option-names.check.js';
 
 /**
  * A cluster node as `"host:port"` or an object.
@@ -8,6 +9,12 @@ import type { ConnectionOptions } from 'node:tls';
  * SessionModule.forRoot({ redis: { clusterNodes: nodes } });
  */
 export type RedisNodeAddress = string | { host: string; port: number };
+
+/** The names of a cluster node given as an object. */
+export const REDIS_NODE_OPTION_NAMES = optionNames<Exclude<RedisNodeAddress, string>>({
+  host: true,
+  port: true,
+});
 
 /**
  * An ioredis `Redis` or `Cluster` instance. Typed by its shape rather than by ioredis' classes, so that
@@ -92,6 +99,42 @@ export interface RedisCacheOptions {
   nearCache?: boolean | RedisNearCacheOptions;
 }
 
+/** The names of {@link RedisCacheOptions}, for the startup check of unknown names. */
+export const REDIS_CACHE_OPTION_NAMES = optionNames<RedisCacheOptions>({
+  host: true,
+  port: true,
+  accessKey: true,
+  username: true,
+  ssl: true,
+  databaseId: true,
+  applicationName: true,
+  connectionTimeoutInMilliseconds: true,
+  operationTimeoutInMilliseconds: true,
+  retryTimeoutInMilliseconds: true,
+  throwOnError: true,
+  waitForReplicas: true,
+  waitForReplicasTimeoutInMilliseconds: true,
+  url: true,
+  clusterNodes: true,
+  client: true,
+  nearCache: true,
+});
+
+/** ioredis's (and other clients') names for options that are spelt the seed's way here. */
+export const REDIS_OPTION_ALIASES = {
+  password: 'accessKey',
+  user: 'username',
+  tls: 'ssl',
+  db: 'databaseId',
+  database: 'databaseId',
+  keyPrefix: 'applicationName',
+  prefix: 'applicationName',
+  connectTimeout: 'connectionTimeoutInMilliseconds',
+  commandTimeout: 'operationTimeoutInMilliseconds',
+  nodes: 'clusterNodes',
+  cluster: 'clusterNodes',
+} as const satisfies Readonly<Record<string, keyof RedisCacheOptions>>;
+
 /**
  * Bounds of the near cache (`redis.nearCache`).
  *
@@ -107,6 +150,12 @@ export interface RedisNearCacheOptions {
    */
   maxAgeInMilliseconds?: number;
 }
+
+/** The names of {@link RedisNearCacheOptions}. */
+export const REDIS_NEAR_CACHE_OPTION_NAMES = optionNames<RedisNearCacheOptions>({
+  maxEntries: true,
+  maxAgeInMilliseconds: true,
+});
 
 /** Options after validation and defaults. */
 export interface ResolvedRedisCacheOptions {

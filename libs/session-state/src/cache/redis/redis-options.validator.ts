@@ -1,5 +1,6 @@
 import type { RedisCacheOptions, ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
+import { rejectUnknownRedisOptions } from './redis-option-names.check.js';
 
 const fail = (message: string): never => {
   throw new RedisConfigurationError(message);
@@ -42,15 +43,18 @@ function parseNode(node: unknown, index: number): { host: string; port: number }
 }
 
 /**
- * Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option.
+ * Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option
+ * (an unknown name too, with the name it most likely meant).
  *
  * @example
  * const resolved = resolveRedisCacheOptions({ host: 'cache.internal', port: 6380, ssl: true, accessKey: secret });
  * resolveRedisCacheOptions({ port: 70000 }); // throws RedisConfigurationError naming `port`
+ * resolveRedisCacheOptions({ hots: 'x' } as RedisCacheOptions); // throws: unknown option hots, did you mean host?
  */
 export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRedisCacheOptions {
   if (!options || typeof options !== 'object')
     fail('Redis options must be an object such as { host, port }.');
+  rejectUnknownRedisOptions(options);
   const sources = (['url', 'clusterNodes', 'client'] as const).filter((k) => options[k] !== undefined);
   if (sources.length > 1) {
     fail(

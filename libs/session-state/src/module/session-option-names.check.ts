@@ -1,0 +1,58 @@
+import { REDIS_CACHE_OPTION_NAMES } from '../cache/redis/redis-cache.options.js';
+import { UnknownOptionNames, type OptionLevel } from '../options/option-names.check.js';
+import {
+  MEMORY_OPTION_NAMES,
+  SESSION_LOCK_OPTION_NAMES,
+  SESSION_MODULE_OPTION_NAMES,
+  SESSION_OPTION_NAMES,
+  STATE_COOKIE_OPTION_NAMES,
+  TEMP_DATA_OPTION_NAMES,
+} from './session-module.options.js';
+
+const SESSION_COOKIE = { path: 'session.cookie', names: STATE_COOKIE_OPTION_NAMES };
+const TEMP_DATA_COOKIE = { path: 'tempData.cookie', names: STATE_COOKIE_OPTION_NAMES };
+
+const ROOT: OptionLevel = {
+  path: '',
+  names: SESSION_MODULE_OPTION_NAMES,
+  // Names that belong one level down (`idleTimeout` → `session.idleTimeout`, `url` → `redis.url`).
+  elsewhere: [
+    { path: 'session', names: SESSION_OPTION_NAMES },
+    SESSION_COOKIE,
+    { path: 'tempData', names: TEMP_DATA_OPTION_NAMES },
+    { path: 'memory', names: MEMORY_OPTION_NAMES },
+    { path: 'redis', names: REDIS_CACHE_OPTION_NAMES },
+  ],
+};
+
+/**
+ * Every name in the module options that SessionModuleOptions does not know, one line each with the
+ * name it most likely meant; undefined when all are known. Walks `session`, `session.cookie`,
+ * `session.lock`, `tempData`, `tempData.cookie` and `memory` (`redis` is rejectUnknownRedisOptions's),
+ * never `cache`, `store`, `memory.clock`, `hasConsent` or `secrets`: those hold the app's own objects.
+ */
+export function unknownSessionOptionNames(options: unknown): string | undefined {
+  const found = new UnknownOptionNames('SessionModule');
+  const root = found.check(options, ROOT);
+  const session = found.check(root?.session, {
+    path: 'session',
+    names: SESSION_OPTION_NAMES,
+    elsewhere: [SESSION_COOKIE],
+  });
+  found.check(session?.cookie, SESSION_COOKIE);
+  if (typeof session?.lock !== 'boolean') {
+    found.check(
+      session?.lock,
+      { path: 'session.lock', names: SESSION_LOCK_OPTION_NAMES },
+      'true, false or { ttl, acquireTimeout, retryInterval }',
+    );
+  }
+  const tempData = found.check(root?.tempData, {
+    path: 'tempData',
+    names: TEMP_DATA_OPTION_NAMES,
+    elsewhere: [TEMP_DATA_COOKIE],
+  });
+  found.check(tempData?.cookie, TEMP_DATA_COOKIE);
+  found.check(root?.memory, { path: 'memory', names: MEMORY_OPTION_NAMES });
+  return found.message();
+}
