@@ -9,6 +9,7 @@
 //
 //   npm run bench:instructions                         # rmw, read, untouched for the default configurations
 //   npm run bench:instructions -- --configs baseline,nss-memory --workloads rmw --requests 1000
+//   npm run bench:instructions -- --node 24            # on Node 24 (as npm run bench -- --node, see run.mjs)
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
 import { RedisServer } from './lib/redis.mjs';
 import { REFERENCE, THROUGHPUT_TARGETS } from './lib/report.mjs';
+import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import { installCleanupHandlers, JIT_TRACE_FLAGS, readJitTrace, stopAll, track } from './lib/util.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -40,8 +42,10 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '1500' },
     'warmup-rounds': { type: 'string', default: '12' },
     sessions: { type: 'string', default: '200' },
+    node: { type: 'string' },
   },
 });
+await runOnChosenNode(args.node);
 const configs = args.configs.split(',');
 const workloads = args.workloads.split(',');
 const requests = Number(args.requests);
@@ -192,7 +196,7 @@ async function main() {
         // Under valgrind a pass over the sessions takes seconds: keep near-cache copies for the run.
         ...(config === 'nss-redis-near' ? { nearCacheMaxAge: 600_000 } : {}),
       };
-      process.stdout.write(`${config}: starting under callgrind... `);
+      process.stdout.write(`${config}: starting under callgrind on Node ${NODE_VERSION}... `);
       const server = await CallgrindServer.start(config, options, dir);
       const cookies = config.startsWith('baseline')
         ? fakeCookies(sessionCount)
@@ -260,12 +264,12 @@ async function main() {
     lines.push(`| ${config} | ${cells.join(' | ')} |`);
   }
   console.log(
-    `\nInstructions per request (callgrind, all threads; ratios: the other's count ÷ this one's, so > 1 is cheaper):\n`,
+    `\nInstructions per request on Node ${NODE_VERSION} (callgrind, all threads; ratios: the other's count ÷ this one's, so > 1 is cheaper):\n`,
   );
   console.log(lines.join('\n'));
   const targets = evaluateTargets(rows);
   if (targets.length > 0) {
-    console.log('\nTargets (issue 9), by instructions per request:');
+    console.log(`\nTargets (issue 9), by instructions per request on Node ${NODE_VERSION}:`);
     for (const t of targets) {
       const state = t.met ? 'MET' : 'NOT MET';
       console.log(`  ${state.padEnd(8)} ${t.name}: ${t.value.toFixed(3)}x, target >= ${t.min}x`);
@@ -276,7 +280,7 @@ async function main() {
     'results',
     // The configurations in the name: runs of single configurations started in the same second
     // (in parallel, one per core) must not overwrite each other.
-    `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-instructions${
+    `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-node${NODE_MAJOR}-instructions${
       configs.join(',') === DEFAULT_CONFIGS.join(',') ? '' : `-${configs.join('-')}`
     }.json`,
   );

@@ -5,7 +5,11 @@
 //   npm run bench                          full run (~7 min): updates bench/README.md and bench/results/
 //   npm run bench -- --quick               smoke run (< 1 min): bench/results/<time>-quick.json only
 //   npm run bench -- --profile nss-redis:rmw   CPU profile of one server under load, top self-time functions
+//   npm run bench -- --node 24             the same on Node 24 (any option above combines with it)
 //
+// --node 24 | --node /path/to/bin/node: the runtime of the whole run (apps, load generator, heap children);
+//          default the node running this script. 24 is that node when it is 24, else the Node 24 that
+//          scripts/node24.sh fetches from the npm registry and caches. Every result names its Node version.
 // Options: --repetitions N --duration S --warmup S --warmup-rounds N --connections N --sessions N --seed N
 //          --configs a,b --workloads rmw,read --skip-build --skip-readme --profile-seconds S --lead-in S
 //          --memory-reducer (apps keep V8's memory reducer, as before 2026-11-22 10:40)
@@ -26,6 +30,7 @@ import {
   scanKeys,
 } from './lib/redis.mjs';
 import { evaluateTargets, formatTargets, renderMarkdown, replaceResults, summarize } from './lib/report.mjs';
+import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import {
   installCleanupHandlers,
   JIT_TRACE_FLAGS,
@@ -75,6 +80,7 @@ const { values: cli } = parseArgs({
     'skip-readme': { type: 'boolean', default: false },
     'memory-reducer': { type: 'boolean', default: false },
     'warmup-rounds': { type: 'string' },
+    node: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -83,6 +89,8 @@ if (cli.help) {
   process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\nimport ')[0] + '\n');
   process.exit(0);
 }
+
+await runOnChosenNode(cli.node);
 
 const num = (value, fallback) => (value === undefined ? fallback : Number(value));
 const settings = {
@@ -528,7 +536,7 @@ async function benchmark() {
   const build = ensureLibraryBuilt();
   const { configs, workloads } = settings;
   log(
-    `nest-session-state benchmark (${settings.mode}): ${configs.length} configurations x ${workloads.length} workloads x ` +
+    `nest-session-state benchmark (${settings.mode}) on Node ${NODE_VERSION}: ${configs.length} configurations x ${workloads.length} workloads x ` +
       `${settings.repetitions} repetitions x ${settings.durationSeconds} s, ${settings.connections} connections, ` +
       `${settings.sessions} sessions, seed ${settings.seed}`,
   );
@@ -667,10 +675,11 @@ async function benchmark() {
   // A run of a subset of configurations or workloads is an experiment: kept, but never "latest".
   const subset = Boolean(cli.configs || cli.workloads);
   const suffix = `${settings.mode === 'quick' ? '-quick' : ''}${subset ? '-subset' : ''}`;
-  const file = `${stamp}${suffix}.json`;
+  const file = `${stamp}-node${NODE_MAJOR}${suffix}.json`;
   const result = {
     schema: 1,
     file,
+    node: NODE_VERSION,
     startedAt,
     finishedAt: new Date(finished).toISOString(),
     elapsedSeconds: round((finished - started) / 1000, 1),
@@ -718,9 +727,9 @@ async function benchmark() {
   }
 
   log('');
-  log(markdown.split('Targets (issue 9):')[0].trim());
+  log(markdown.split('Targets (issue 9)')[0].trim());
   log('');
-  log('Targets (issue 9):');
+  log(`Targets (issue 9) on Node ${NODE_VERSION}:`);
   for (const { line } of formatTargets(result.targets)) log(`  ${line}`);
   log('');
   log(
@@ -750,7 +759,7 @@ async function profile(spec) {
   const load = (duration) =>
     runLoad({ url: server.url, path: `/${workload}`, cookies, connections: settings.connections, duration });
   log(
-    `Profiling ${config} /${workload}: warm-up 2 s, then ${seconds} s under load (${settings.connections} connections).`,
+    `Profiling ${config} /${workload} on Node ${NODE_VERSION}: warm-up 2 s, then ${seconds} s under load (${settings.connections} connections).`,
   );
   assertClean('warm-up', await load(2));
   const before = await server.settledCounters();
@@ -785,6 +794,7 @@ async function profile(spec) {
       {
         config,
         workload,
+        node: NODE_VERSION,
         requests: result.requests,
         rps: result.rps,
         cpuMicrosPerRequest: cpuPerRequest,

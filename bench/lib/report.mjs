@@ -252,7 +252,7 @@ export function renderMarkdown(result) {
   );
   lines.push('');
   for (const workload of workloads) {
-    lines.push(`#### ${workload}: ${WORKLOAD_TEXT[workload]}`);
+    lines.push(`#### ${workload}: ${WORKLOAD_TEXT[workload]} (Node ${machine.node})`);
     lines.push('');
     lines.push(
       '| configuration | req/s | x baseline (min–max) | x express-session-redis | p50 ms | p99 ms | app CPU µs/req (x baseline) | Redis CPU µs/req | Redis commands / req | round trips / req |',
@@ -283,7 +283,9 @@ export function renderMarkdown(result) {
     }
     lines.push('');
   }
-  lines.push('Requests per second relative to the baseline (median ratio; `│` marks 1.0):');
+  lines.push(
+    `Requests per second relative to the baseline on Node ${machine.node} (median ratio; \`│\` marks 1.0):`,
+  );
   lines.push('');
   lines.push('```text');
   for (const workload of workloads) {
@@ -298,7 +300,7 @@ export function renderMarkdown(result) {
   }
   lines.push('```');
   lines.push('');
-  lines.push('Memory per session holding one counter:');
+  lines.push(`Memory per session holding one counter (Node ${machine.node}):`);
   lines.push('');
   lines.push('| where | nest-session-state | express-session |');
   lines.push('| --- | ---: | ---: |');
@@ -327,7 +329,7 @@ export function renderMarkdown(result) {
     );
     lines.push('');
   }
-  lines.push('Targets (issue 9):');
+  lines.push(`Targets (issue 9) on Node ${machine.node}:`);
   lines.push('');
   for (const { state, line } of formatTargets(result.targets)) {
     lines.push(`- **${state}** ${line.slice(state.length).trim()}`);
