@@ -105,13 +105,18 @@ describe('failover of a Redis Cluster master under load', () => {
       else t.firstSuccessAfterKill ??= arrived;
     }
 
-    // Every session exists before the load starts.
+    // Every session exists before the load starts. The instances' operation timeout is 500 ms, which a busy
+    // CI machine can overrun (a 503): a session's first request is then sent again. Every answer still
+    // counts in the outcomes, whose final check admits none but 200s and 503s.
     await Promise.all(
-      partition(tracked, WORKERS).map(async (group) =>
-        group.reduce((p, t) => p.then(() => step(t)), Promise.resolve()),
-      ),
+      partition(tracked, WORKERS).map(async (group) => {
+        for (const t of group)
+          for (let attempt = 1; attempt <= 5 && t.acked.length === 0; attempt++) await step(t);
+      }),
     );
-    expect(tracked.every((t) => t.acked.length === 1)).toBe(true);
+    expect(
+      tracked.filter((t) => t.acked.length !== 1).map((t) => `${t.s.name}: ${t.s.history.join(' | ')}`),
+    ).toEqual([]);
 
     const masters = await clusterMasters(cluster);
     const victim = masters[0];
