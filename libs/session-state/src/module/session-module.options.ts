@@ -123,8 +123,12 @@ export interface SessionModuleOptions {
   cache?: DistributedCache;
   /** Your own SessionStore (wins over `redis` and `cache`). */
   store?: SessionStore;
-  /** Memory store settings (the default store). */
-  memory?: { sizeLimit?: number; clock?: Clock };
+  /**
+   * Memory store settings (the default store). Bounded by default: `maxSessions` 100 000 and
+   * `sizeLimit` 128 MiB; beyond either the least recently used sessions are evicted, and the first
+   * eviction is logged once. `Infinity` lifts a bound. See {@link MemorySessionStoreOptions}.
+   */
+  memory?: { maxSessions?: number; sizeLimit?: number; clock?: Clock };
   session?: SessionOptions;
   tempData?: TempDataOptions;
   /**
