@@ -45,14 +45,18 @@ export interface StateCookieOptions {
  * The exclusive per-session lock (the classic ASP.NET provider's model). Off by default.
  *
  * @example
- * SessionModule.forRoot({ session: { lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 25 } } });
+ * SessionModule.forRoot({ session: { lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 200 } } });
  */
 export interface SessionLockOptions {
   /** How long a lock lives if its owner dies, in ms. Default 30 000. */
   ttl?: number;
   /** How long a request waits for the lock before the session is unavailable, in ms. Default 10 000. */
   acquireTimeout?: number;
-  /** Pause between attempts, in ms. Default 25. */
+  /**
+   * The longest wait between two tries for a lock another request holds, in ms. Waits start at 5 ms
+   * and double (with jitter) up to this, so a waiting request sends about a dozen tries in its first
+   * second and then one per `retryInterval`. Default 200.
+   */
   retryInterval?: number;
 }
 

@@ -95,3 +95,19 @@ describe('MemorySessionStore bounds', () => {
     expect(() => new MemorySessionStore({ sizeLimit: 1.5 })).toThrow(/memory\.sizeLimit.*positive integer/);
   });
 });
+
+describe('MemorySessionStore lock', () => {
+  it('is reentrant for its token (a retry finds its own lock), refuses other tokens, and unlocks only its own', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock });
+    expect(await store.tryLock('s', 'mine', 1000)).toBe(true);
+    expect(await store.tryLock('s', 'mine', 1000)).toBe(true);
+    expect(await store.tryLock('s', 'theirs', 1000)).toBe(false);
+    await store.unlock('s', 'theirs');
+    expect(await store.tryLock('s', 'theirs', 1000)).toBe(false);
+    await store.unlock('s', 'mine');
+    expect(await store.tryLock('s', 'theirs', 1000)).toBe(true);
+    clock.advance(1000);
+    expect(await store.tryLock('s', 'mine', 1000)).toBe(true); // expired
+  });
+});

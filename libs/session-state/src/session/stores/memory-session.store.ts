@@ -167,7 +167,7 @@ export class MemorySessionStore implements SessionStore {
   tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     const now = this.clock.now();
     const held = this.locks.get(sessionKey);
-    if (held && held.expiresAt > now) return Promise.resolve(false);
+    if (held && held.expiresAt > now && held.token !== token) return Promise.resolve(false);
     this.locks.set(sessionKey, { token, expiresAt: now + ttlMs });
     return Promise.resolve(true);
   }

@@ -176,11 +176,12 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
+  /** Reentrant for `token` (see the `lockAcquire` script): safe to retry after a lost reply. */
   async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     const reply = await this.connection.execute('SESSION LOCK', () =>
-      this.connection.client.set(redisKeys.sessionLock(this.app, sessionKey), token, 'PX', ttlMs, 'NX'),
+      this.connection.script('lockAcquire', redisKeys.sessionLock(this.app, sessionKey), token, ttlMs),
     );
-    return reply === 'OK';
+    return Number(reply) === 1;
   }
 
   async unlock(sessionKey: string, token: string): Promise<void> {
