@@ -114,6 +114,7 @@ export class SessionInfrastructure {
       near,
       connection.options.connectionTimeout,
       connection.options.mode === 'client',
+      connection.options.operationTimeout,
     );
     try {
       await invalidations.start();
