@@ -57,6 +57,11 @@ export class SessionNearCache {
    * Without the barrier: an invalidation already sent may not have arrived (see {@link getConfirmed}).
    */
   get(key: string, idleTimeoutMs: number): SessionData | undefined {
+    const entry = this.usable(key, idleTimeoutMs);
+    return entry && new Map(entry.data);
+  }
+
+  private usable(key: string, idleTimeoutMs: number): NearEntry | undefined {
     if (!this.active) return undefined;
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
@@ -64,7 +69,7 @@ export class SessionNearCache {
     if (now >= entry.trustedUntil || now - entry.slidAt >= Math.min(this.slideEvery, idleTimeoutMs)) {
       return undefined;
     }
-    return new Map(entry.data);
+    return entry;
   }
 
   /**
@@ -74,7 +79,7 @@ export class SessionNearCache {
    * exact). Undefined when Redis must be read, also when the barrier fails.
    */
   async getConfirmed(key: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
-    if (this.get(key, idleTimeoutMs) === undefined) return undefined;
+    if (this.usable(key, idleTimeoutMs) === undefined) return undefined;
     if (this.barrier && !(await this.barrier())) return undefined;
     return this.get(key, idleTimeoutMs);
   }
