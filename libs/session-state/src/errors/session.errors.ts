@@ -1,6 +1,7 @@
 /**
  * The session's errors. Each message says what to do about it.
  */
+import { ServiceUnavailableException } from '@nestjs/common';
 
 /**
  * Session, TempData or items used where no SessionModule handled the request.
@@ -62,8 +63,15 @@ export class SessionNotLoadedError extends Error {
   }
 }
 
+/** The body of every 503 the session answers: the cause stays in the log, not in the response. */
+export const SESSION_UNAVAILABLE_MESSAGE = 'Session state is temporarily unavailable.';
+
 /**
- * The session store failed or timed out: `load()`/`commit()` throw this.
+ * The session store failed or timed out: `load()`/`commit()` throw this. It is a
+ * `ServiceUnavailableException`, so where it is not caught (a guard calling `SessionAccessor.load()`)
+ * the request answers 503 with the same body as `@Session()` under `throwOnError`:
+ * `{ statusCode: 503, message: 'Session state is temporarily unavailable.', error: 'Service Unavailable' }`.
+ * Its `message` (for logs) says what failed.
  *
  * @example
  * try {
@@ -73,16 +81,15 @@ export class SessionNotLoadedError extends Error {
  *   throw error;
  * }
  */
-export class SessionUnavailableError extends Error {
+export class SessionUnavailableError extends ServiceUnavailableException {
   override readonly name = 'SessionUnavailableError';
 
   constructor(action: 'load' | 'commit' | 'lock', cause?: unknown) {
+    super(SESSION_UNAVAILABLE_MESSAGE, { cause });
     const why = cause instanceof Error ? `: ${cause.message}` : '';
-    super(
+    this.message =
       `The session store is unavailable, the session could not ${action === 'lock' ? 'be locked' : `${action}`}${why}. ` +
-        'The request continues without session state unless the store is configured with throwOnError.',
-      { cause },
-    );
+      'The request continues without session state unless the store is configured with throwOnError.';
   }
 }
 

@@ -73,7 +73,11 @@ export class SessionInfrastructure {
       keyRing,
       cache,
       options.store ??
-        new MemorySessionStore({ sizeLimit: options.memory?.sizeLimit, clock: options.memory?.clock }),
+        new MemorySessionStore({
+          maxSessions: options.memory?.maxSessions,
+          sizeLimit: options.memory?.sizeLimit,
+          clock: options.memory?.clock,
+        }),
     );
   }
 

@@ -190,7 +190,7 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
     lock: lock && {
       ttl: duration('session.lock.ttl', lock.ttl, 30_000),
       acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000),
-      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 25),
+      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 200),
     },
     slideSkipWindow: slideSkipWindow(s.slideSkipWindow, idleTimeout),
     tempData: {

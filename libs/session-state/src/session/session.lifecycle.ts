@@ -137,18 +137,43 @@ export class SessionLifecycle implements SessionHost {
     this.session.attach(data, true);
   }
 
+  /**
+   * Takes the session's lock. The token is drawn once and every try (the store's own retries too)
+   * sends the same one, and the store's `tryLock` is reentrant: a try that ran in the store but whose
+   * reply was lost is found by the next one instead of stranding the lock for its TTL. Waits back off
+   * (see {@link lockBackoff}) and stop at `acquireTimeout`. On failure the lock is released in case a
+   * try took it unseen; the release goes out after the tries, so on one connection it runs after them.
+   */
   private async acquireLock(key: string): Promise<void> {
     const { store, options } = this.runtime;
     const lock = options.lock!;
     if (!store.tryLock) throw new Error('the session store does not support locking');
     const token = randomBytes(16).toString('base64url');
     const deadline = Date.now() + lock.acquireTimeout;
-    while (!(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)))) {
-      if (Date.now() >= deadline) throw new LockTimeoutError(lock.acquireTimeout);
-      await sleep(lock.retryInterval);
+    try {
+      for (
+        let attempt = 0;
+        !(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)));
+        attempt++
+      ) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new LockTimeoutError(lock.acquireTimeout);
+        await sleep(Math.min(left, lockBackoff(attempt, lock.retryInterval)));
+      }
+    } catch (error) {
+      if (!(error instanceof LockTimeoutError)) this.releaseUnseenLock(key, token);
+      throw error;
     }
     this.lockToken = token;
     this.lockedKey = key;
+  }
+
+  /** Releases a lock a failed acquisition may have taken without seeing the reply (fire and forget). */
+  private releaseUnseenLock(key: string, token: string): void {
+    const unlock = this.runtime.store.unlock?.(key, token);
+    unlock?.catch((error: Error) =>
+      this.runtime.storeFailureLog.write(`Session lock could not be released: ${error.message}`),
+    );
   }
 
   beforeEstablish(): void {
@@ -366,6 +391,19 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.storeFailureLog.write(`Session lock could not be released: ${(error as Error).message}`);
     }
   }
+}
+
+/** First wait between two tries for a held lock, in ms. */
+const LOCK_FIRST_WAIT = 5;
+
+/**
+ * The wait after the `attempt`-th failed try for a held lock: 5 ms doubling up to `retryInterval`
+ * (the longest wait), each drawn between half and all of that ("equal jitter"), so waiters neither
+ * hammer the store nor retry in step with each other.
+ */
+export function lockBackoff(attempt: number, retryInterval: number): number {
+  const ceiling = Math.min(retryInterval, LOCK_FIRST_WAIT * 2 ** Math.min(attempt, 20));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
 class LockTimeoutError extends Error {
