@@ -162,7 +162,7 @@ export class SessionLifecycle implements SessionHost {
 
   private responseStarted(): never {
     const error = new SessionResponseStartedError();
-    this.runtime.logger.error(error.message);
+    this.runtime.logger.warn(error.message);
     throw error;
   }
 
@@ -238,6 +238,9 @@ export class SessionLifecycle implements SessionHost {
       }
       this.written(write);
     }
+    // The head left while the store was writing (a stream that outgrew the response hold): the
+    // browser keeps the cookie it has, so nothing may stay stored under a key it never got.
+    if (this.cookieChange === 'set' && this.res.headersSent) await this.undoUnsentKey(write);
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
@@ -246,6 +249,38 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.forgetSlide(old);
     }
     this.writeCookie();
+  }
+
+  /**
+   * The new key's cookie could not be sent: its data is removed; after `regenerate()` the data goes
+   * back under the key the browser still holds. Refused loudly (SessionResponseStartedError, at warn).
+   */
+  private async undoUnsentKey(write: PendingWrite | undefined): Promise<never> {
+    const { store, options } = this.runtime;
+    const io = <T>(operation: Promise<T>) => this.runtime.withIoTimeout(operation);
+    const unsent = this.key!;
+    const kept = this.replacedKey;
+    this.cookieChange = undefined;
+    this.persisted = false;
+    if (kept !== undefined) {
+      if (write && !write.remove) await io(store.commit(kept, write.changes, options.idleTimeout));
+      this.key = kept;
+      this.replacedKey = undefined;
+      this.persisted = true;
+    } else {
+      this.key = undefined;
+    }
+    if (write && !write.remove) await io(store.remove(unsent));
+    this.runtime.forgetSlide(unsent);
+    const error = new SessionResponseStartedError();
+    this.runtime.logger.warn(
+      `The response headers left before the session cookie could be sent: ${
+        kept === undefined
+          ? 'the new session was not kept'
+          : 'regenerate() was undone, the session keeps its key'
+      }. ${error.message}`,
+    );
+    throw error;
   }
 
   /**
@@ -337,6 +372,8 @@ export class SessionLifecycle implements SessionHost {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (this.session.isLoaded && this.session.isAvailable) await this.commit();
     } catch (error) {
+      // Logged where it was raised; the response went out without its cookie, no error reply can follow.
+      if (error instanceof SessionResponseStartedError) return;
       if (this.finishFailure === undefined) {
         this.finishFailure = error instanceof Error ? error : new Error(String(error));
         this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
