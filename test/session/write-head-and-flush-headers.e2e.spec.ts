@@ -168,7 +168,7 @@ describe.each([
 
   it('writeHead with a reason and repeated headers keeps them', async () => {
     const res = await request(url).get('/head/write-head-array').expect(200);
-    expect(res.res.statusMessage).toBe('Fine');
+    expect((res as unknown as { res: { statusMessage: string } }).res.statusMessage).toBe('Fine');
     expect(res.headers['x-twice']).toBe('a, b');
   });
 

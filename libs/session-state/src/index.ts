@@ -61,11 +61,16 @@ export { ItemKey } from './items/item-key.js';
 export { RequestItems, type RequestItemKey } from './items/request-items.js';
 
 // Key ring and errors
+export { SessionStateError } from './errors/session-state.error.js';
 export { KeyRingConfigurationError } from './protection/key-ring.errors.js';
 export {
   SessionNotConfiguredError,
   SessionNotLoadedError,
   SessionRequiresHttpError,
-  SessionResponseStartedError,
   SessionUnavailableError,
 } from './errors/session.errors.js';
+export {
+  ResponseStartedError,
+  SessionResponseStartedError,
+  TempDataResponseStartedError,
+} from './errors/response-started.errors.js';

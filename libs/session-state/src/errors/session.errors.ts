@@ -85,29 +85,3 @@ export class SessionUnavailableError extends Error {
     );
   }
 }
-
-/**
- * The session can no longer be saved: its end-of-request commit already ran (it runs a microtask
- * after the response's first `write` or `end`), or the headers left before a new session's cookie
- * could be set.
- *
- * @example
- * res.redirect('/');
- * session.abandon(); // fine: the same turn as the redirect, part of its commit
- * await somethingElse();
- * session.setString('later', 'y'); // SessionResponseStartedError: the commit ran
- * res.flushHeaders(); // then, in a request without a session yet:
- * session.setString('late', 'x'); // SessionResponseStartedError: its cookie can't be sent
- * // fix: set values before the response is sent, or `await session.commit()` first
- */
-export class SessionResponseStartedError extends Error {
-  override readonly name = 'SessionResponseStartedError';
-
-  constructor() {
-    super(
-      "The session can no longer be saved: this response's session commit already ran (after its first write " +
-        "or end), or its headers left before a new session's cookie could be set. Set session values before " +
-        'the response is sent or its headers are flushed (or call `await session.commit()` first).',
-    );
-  }
-}

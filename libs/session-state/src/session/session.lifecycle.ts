@@ -9,7 +9,8 @@ import {
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
-import { SessionResponseStartedError, SessionUnavailableError } from '../errors/session.errors.js';
+import { SessionResponseStartedError } from '../errors/response-started.errors.js';
+import { SessionUnavailableError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
