@@ -12,14 +12,17 @@ interface HeldCall {
   readonly args: unknown[];
 }
 
-/** An error reply that replaces the response. */
+/** An error reply that replaces the response: its status and JSON body. */
 export interface HoldErrorReply {
   readonly status: number;
-  readonly message: string;
+  readonly body: object;
 }
 
 /** The reply when `beforeFirstByte` itself threw: the state was not saved. */
-const UNSAVED: HoldErrorReply = { status: 503, message: 'Session state is temporarily unavailable.' };
+const UNSAVED: HoldErrorReply = {
+  status: 503,
+  body: { statusCode: 503, message: 'Session state is temporarily unavailable.' },
+};
 
 /**
  * What the hold runs before the response's first byte: undefined when it is done at once, else a
@@ -136,7 +139,7 @@ export class ResponseHold {
     if (this.gaveUp) return;
     if (error && !this.res.headersSent) {
       this.held = undefined;
-      replaceWithJsonError(this.res, error.status, { statusCode: error.status, message: error.message });
+      replaceWithJsonError(this.res, error.status, error.body);
       return;
     }
     this.replay();

@@ -176,8 +176,15 @@ export class RequestState implements SessionOwner {
       return undefined;
     } catch (error) {
       if (this.failedInPipeline) return undefined; // an exception filter answered already
-      const status = error instanceof HttpException ? error.getStatus() : 503;
-      return { status, message: (error as Error).message };
+      if (error instanceof HttpException) {
+        const response = error.getResponse();
+        const status = error.getStatus();
+        return {
+          status,
+          body: typeof response === 'object' ? response : { statusCode: status, message: response },
+        };
+      }
+      return { status: 503, body: { statusCode: 503, message: (error as Error).message } };
     } finally {
       this.lifecycle?.close();
     }

@@ -12,6 +12,7 @@ import { CacheSessionStore } from '../session/stores/cache-session.store.js';
 import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { SessionModuleOptions } from './session-module.options.js';
+import { tempDataCookieBudgetWarning } from '../temp-data/temp-data-cookie.budget.js';
 import {
   resolveSessionOptions,
   SessionConfigurationError,
@@ -45,6 +46,10 @@ export class SessionInfrastructure {
           'They will not survive a restart or work across instances; set SessionModule.forRoot({ secrets: [...] }).',
       );
     }
+    const budget =
+      resolved.tempData.provider === 'cookie' &&
+      tempDataCookieBudgetWarning(resolved.tempData.maxCookieBytes);
+    if (budget) logger.warn(budget);
     const sources = (['redis', 'cache', 'store'] as const).filter((k) => options[k] !== undefined);
     if (sources.includes('redis') && sources.includes('cache')) {
       throw new SessionConfigurationError(

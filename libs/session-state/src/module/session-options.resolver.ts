@@ -5,17 +5,11 @@ import type {
   StateCookieOptions,
 } from './session-module.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { DEFAULT_TEMP_DATA_COOKIE_BYTES } from '../temp-data/temp-data-cookie.budget.js';
 
-/**
- * Thrown at startup for module options that cannot work; the message names the option.
- *
- * @example
- * SessionModule.forRoot({ session: { idleTimeout: -1 } });
- * // startup fails: SessionConfigurationError naming session.idleTimeout
- */
-export class SessionConfigurationError extends Error {
-  override readonly name = 'SessionConfigurationError';
-}
+// Re-exported for the module's own files, which import it from here.
+export { SessionConfigurationError };
 
 export interface ResolvedCookieOptions {
   readonly name: string;
@@ -113,7 +107,7 @@ function cookie(
 const MAX_TEMP_DATA_COOKIE_BYTES = 48 * 1024;
 
 function maxCookieBytes(value: number | undefined): number {
-  const bytes = count('tempData.maxCookieBytes', value, 40 * 1024);
+  const bytes = count('tempData.maxCookieBytes', value, DEFAULT_TEMP_DATA_COOKIE_BYTES);
   if (bytes > MAX_TEMP_DATA_COOKIE_BYTES) {
     fail(
       `SessionModule option tempData.maxCookieBytes must be at most ${MAX_TEMP_DATA_COOKIE_BYTES} (got ${bytes}): ` +

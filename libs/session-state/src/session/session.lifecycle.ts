@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { ServiceUnavailableException } from '@nestjs/common';
 import {
   preventCaching,
   replaceSetCookie,
@@ -10,7 +9,7 @@ import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError } from '../errors/response-started.errors.js';
-import { SessionUnavailableError } from '../errors/session.errors.js';
+import { SessionLockTimeoutError, SessionUnavailableError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
@@ -127,7 +126,7 @@ export class SessionLifecycle implements SessionHost {
     } catch (error) {
       this.session.attach(undefined, false);
       this.runtime.storeFailureLog.write(`Session could not be loaded: ${(error as Error).message}`);
-      throw new SessionUnavailableError(error instanceof LockTimeoutError ? 'lock' : 'load', error);
+      throw new SessionUnavailableError(error instanceof SessionLockTimeoutError ? 'lock' : 'load', error);
     }
   }
 
@@ -145,7 +144,7 @@ export class SessionLifecycle implements SessionHost {
     const token = randomBytes(16).toString('base64url');
     const deadline = Date.now() + lock.acquireTimeout;
     while (!(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)))) {
-      if (Date.now() >= deadline) throw new LockTimeoutError(lock.acquireTimeout);
+      if (Date.now() >= deadline) throw new SessionLockTimeoutError(lock.acquireTimeout);
       await sleep(lock.retryInterval);
     }
     this.lockToken = token;
@@ -380,7 +379,7 @@ export class SessionLifecycle implements SessionHost {
         this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
       }
       if (this.runtime.store.throwOnError) {
-        throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+        throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('commit', error);
       }
     } finally {
       await this.releaseLock();
@@ -403,11 +402,5 @@ export class SessionLifecycle implements SessionHost {
     } catch (error) {
       this.runtime.storeFailureLog.write(`Session lock could not be released: ${(error as Error).message}`);
     }
-  }
-}
-
-class LockTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`the session lock was not acquired within session.lock.acquireTimeout=${ms} ms`);
   }
 }
