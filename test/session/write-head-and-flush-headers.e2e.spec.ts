@@ -207,19 +207,41 @@ describe.each([
   });
 });
 
-describe('a stream that outgrows the hold before a new session is committed', () => {
+describe('a stream that outgrows the hold before a new key is committed', () => {
   const BIG = Buffer.alloc(2 * 1024 * 1024, 'x');
+  const flood = (res: Response) => {
+    for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
+    res.end();
+  };
 
   @Controller('flood')
   class FloodController {
-    @Get()
-    flood(@Session() session: Session, @Res() res: Response) {
+    @Get('new')
+    newSession(@Session() session: Session, @Res() res: Response) {
       session.setString('name', 'flood');
-      for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
-      res.end();
+      flood(res);
+    }
+
+    @Get('login')
+    login(@Session() session: Session, @Res() res: Response) {
+      session.regenerate();
+      session.setString('user', 'ada');
+      flood(res);
+    }
+
+    @Get('start')
+    start(@Session() session: Session) {
+      session.setString('name', 'first');
+      return { ok: true };
+    }
+
+    @Get('read')
+    read(@Session() session: Session) {
+      return { name: session.getString('name') ?? null, user: session.getString('user') ?? null };
     }
   }
 
+  /** Commits slowly, so a flood outgrows the hold first; remembers which keys hold data. */
   class CountingSlowStore extends MemorySessionStore {
     readonly stored = new Set<string>();
     override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
@@ -233,34 +255,62 @@ describe('a stream that outgrows the hold before a new session is committed', ()
     }
   }
 
-  it('no session is left stored under a key whose cookie was never sent; a warning says why', async () => {
-    const store = new CountingSlowStore();
-    const logger = new CaptureLogger();
+  const store = new CountingSlowStore();
+  const logger = new CaptureLogger();
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
     @Module({ imports: [SessionModule.forRoot({ store })], controllers: [FloodController] })
     class FloodAppModule {}
     const ref = await Test.createTestingModule({ imports: [FloodAppModule] }).compile();
-    const app = ref.createNestApplication({ logger });
+    app = ref.createNestApplication({ logger });
     await app.listen(0, '127.0.0.1');
-    try {
-      const res = await request(await app.getUrl())
-        .get('/flood')
-        .buffer(true)
-        .parse((r, done) => {
-          const chunks: Buffer[] = [];
-          r.on('data', (chunk: Buffer) => chunks.push(chunk));
-          r.on('end', () => done(null, Buffer.concat(chunks)));
-        });
-      expect((res.body as Buffer).length).toBe(BIG.length);
-      expect(findSetCookie(res, COOKIE)).toBeUndefined();
-      await new Promise((resolve) => setTimeout(resolve, 400));
-      expect([...store.stored]).toEqual([]);
-      expect(
-        logger.lines.some(
-          (l) => l.level === 'warn' && /before the session cookie could be sent/.test(l.message),
-        ),
-      ).toBe(true);
-    } finally {
-      await app.close();
-    }
+    url = await app.getUrl();
+  });
+  afterAll(() => app.close());
+
+  const get = (path: string, cookie = '') =>
+    request(url)
+      .get(path)
+      .set('Cookie', cookie)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (chunk: Buffer) => chunks.push(chunk));
+        r.on('end', () => done(null, Buffer.concat(chunks)));
+      });
+
+  /** Waits until the commit that ran on after the response logged its warning. */
+  async function warned(count: number): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    const lines = () =>
+      logger.lines.filter(
+        (l) => l.level === 'warn' && /before the session cookie could be sent/.test(l.message),
+      );
+    while (lines().length < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(lines()).toHaveLength(count);
+  }
+
+  it('a new session: nothing is left stored under a key whose cookie was never sent; a warning says why', async () => {
+    const res = await get('/flood/new');
+    expect((res.body as Buffer).length).toBe(BIG.length);
+    expect(findSetCookie(res, COOKIE)).toBeUndefined();
+    await warned(1);
+    expect([...store.stored]).toEqual([]);
+  });
+
+  it('regenerate(): the key the browser holds is not deleted, and keeps the data', async () => {
+    const first = await request(url).get('/flood/start').expect(200);
+    const cookie = cookiePair(first, COOKIE);
+    expect(store.stored.size).toBe(1);
+    const res = await get('/flood/login', cookie);
+    expect((res.body as Buffer).length).toBe(BIG.length);
+    expect(findSetCookie(res, COOKIE)).toBeUndefined();
+    await warned(2);
+    expect(store.stored.size).toBe(1);
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: 'first',
+      user: 'ada',
+    });
   });
 });
