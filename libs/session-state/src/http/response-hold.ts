@@ -33,8 +33,9 @@ export type BeforeFirstByte = () => Promise<HoldErrorReply | undefined> | undefi
 /**
  * Holds a response's first `write`, `end`, `writeHead` or `flushHeaders`, and every call after it,
  * until `beforeFirstByte` settled, then replays them in order: state is committed and its cookies
- * are set while the headers can still change. `beforeFirstByte` runs a microtask after that first call, so code that runs on in
- * the same turn (`res.redirect('/'); session.abandon()`) is still part of the commit.
+ * are set while the headers can still change. `beforeFirstByte` runs a microtask after that first
+ * call, so code that runs on in the same turn (`res.redirect('/'); session.abandon()`) is still part
+ * of the commit.
  */
 export class ResponseHold {
   /** Until the first `write` or `end`, which then waits for `beforeFirstByte`. */
@@ -156,7 +157,7 @@ export class ResponseHold {
   }
 }
 
-/** Marks a response prototype whose `write`, `end`, `writeHead` and `flushHeaders` ask the request's hold first. */
+/** Marks a response prototype whose `write`, `end`, `writeHead` and `flushHeaders` ask the hold first. */
 const HOOKED = Symbol.for('nest-session-state.response-hold');
 
 type HeldMethod = 'write' | 'end' | 'writeHead' | 'flushHeaders';

@@ -147,10 +147,12 @@ export class RequestState implements SessionOwner {
   }
 
   /**
-   * Finalizes before the response's first byte (a microtask after its first `write` or `end`); an
-   * error reply when the commit failed. Undefined at once when the session alone took part and the
-   * in-process store committed it without a promise. From here on a session change could not be
-   * committed any more, so it is refused (SessionResponseStartedError) rather than lost, on every store.
+   * The outermost point of the request, before the response's first byte (a microtask after its
+   * first `write`, `end`, `writeHead` or `flushHeaders`, so after every interceptor and exception
+   * filter): saves TempData, then commits the session; an error reply when the commit failed.
+   * Undefined at once when the session alone took part and the in-process store committed it
+   * without a promise. From here on a change could not be saved any more, so it is refused
+   * (SessionResponseStartedError, TempDataResponseStartedError) rather than lost, on every store.
    */
   private commitBeforeFirstByte(): ReturnType<BeforeFirstByte> {
     const lifecycle = this.lifecycle;
