@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { Body, Controller, Get, HttpCode, Module, Post, type INestApplication } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Module, Param, Post, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -68,6 +68,28 @@ class BudgetController {
   show(@TempData('Message') message: unknown) {
     return { length: typeof message === 'string' ? message.length : null };
   }
+
+  @Post('set/:key')
+  @HttpCode(200)
+  set(@TempData() tempData: TempDataDictionary, @Body('length') length: number, @Param('key') key: string) {
+    tempData.set(key, 'x'.repeat(length));
+    return { ok: true };
+  }
+
+  /** Reads A, sets B (each fits), then keeps everything: only keep() takes TempData over the budget. */
+  @Post('read-set-keep')
+  @HttpCode(200)
+  readSetKeep(@TempData() tempData: TempDataDictionary) {
+    tempData.get('A');
+    tempData.set('B', 'y'.repeat(5_000));
+    tempData.keep();
+    return { ok: true };
+  }
+
+  @Get('peek')
+  peek(@TempData() tempData: TempDataDictionary) {
+    return { keys: tempData.keys() };
+  }
 }
 
 /** An app on Node's default header limit (16 KiB), as apps run. */
@@ -88,8 +110,9 @@ async function start(
 describe.each(['cookie', 'session'] as const)('the TempData cookie budget (%s provider)', (provider) => {
   let app: INestApplication;
   let url: string;
+  const logger = new CaptureLogger();
   beforeAll(async () => {
-    ({ app, url } = await start({ tempData: { provider } }));
+    ({ app, url } = await start({ tempData: { provider } }, logger));
   });
   afterAll(() => app.close());
 
@@ -131,6 +154,26 @@ describe.each(['cookie', 'session'] as const)('the TempData cookie budget (%s pr
       .set('Cookie', `${APP_COOKIES}; ${jar.header()}`);
     expect(next.status).toBe(200);
     expect(next.body).toEqual({ length });
+  });
+
+  it('keep() that takes TempData over the budget: the provider writes no cookie set the next request could not carry', async () => {
+    const jar = new CookieJar();
+    jar.update(await request(url).post('/budget/set/A').send({ length: 5_000 }).expect(200));
+    const kept = await request(url).post('/budget/read-set-keep').set('Cookie', jar.header()).expect(200);
+    jar.update(kept);
+    const refused = logger.lines.filter(
+      (l) => l.level === 'error' && /over tempData\.maxCookieBytes=8192/.test(l.message),
+    );
+    const next = await request(url).get('/budget/peek').set(BROWSER_HEADERS).set('Cookie', jar.header());
+    expect(next.status).toBe(200);
+    if (provider === 'cookie') {
+      expect(kept.headers['set-cookie'] ?? []).toEqual([]); // the cookie the browser has stays as it was
+      expect(refused).toHaveLength(1);
+      expect(next.body).toEqual({ keys: ['A'] });
+    } else {
+      expect(refused).toHaveLength(0);
+      expect(next.body).toEqual({ keys: ['A', 'B'] });
+    }
   });
 });
 
