@@ -129,7 +129,12 @@ export interface TempDataOptions {
   /** `cookie` (default, encrypted and chunked) or `session`. */
   provider?: 'cookie' | 'session';
   cookie?: StateCookieOptions;
-  /** Largest encrypted TempData cookie (all chunks together), in bytes. Default 40 KiB. */
+  /**
+   * Largest encrypted TempData cookie (all chunks together), in bytes. Default 8 KiB: with the session
+   * cookie and the app's own cookies it fits in Node's default 16 KiB request header limit
+   * (`maxHeaderSize`). A `set` that would pass it throws TempDataTooLargeError. Raising it needs a
+   * larger `maxHeaderSize` too (`node --max-http-header-size=...`), or browsers get 431.
+   */
   maxCookieBytes?: number;
 }
 
