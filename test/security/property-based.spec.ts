@@ -7,10 +7,11 @@ import { AuthenticatedEncryptor } from '../../libs/session-state/src/protection/
 import { CookieSigner } from '../../libs/session-state/src/protection/cookie-signer.js';
 import { KeyRing } from '../../libs/session-state/src/protection/key-ring.js';
 import { generateSessionKey } from '../../libs/session-state/src/protection/session-key.generator.js';
+import { SessionRecordFormatError } from '../../libs/session-state/src/errors/session.errors.js';
+import { TempDataFormatError } from '../../libs/session-state/src/errors/temp-data.errors.js';
 import {
   decodeSessionRecord,
   encodeSessionRecord,
-  SessionRecordFormatError,
 } from '../../libs/session-state/src/session/stores/session-record.codec.js';
 import {
   DEFAULT_MAX_COOKIE_CHUNKS,
@@ -22,7 +23,6 @@ import {
   assertTempDataValue,
   decodeTempData,
   encodeTempData,
-  TempDataFormatError,
 } from '../../libs/session-state/src/temp-data/temp-data.value-codec.js';
 import type { CaptureLogger } from '../support/capture-logger.js';
 import { LeakWatch } from './support/leak-watch.js';

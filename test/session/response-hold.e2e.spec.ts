@@ -265,11 +265,21 @@ describe('a failed commit before a stream', () => {
     const { app, url } = await start({ store: new FailingCommits() });
     try {
       const res = await request(url).get('/hold/stream').expect(503);
-      expect(res.body).toEqual({ statusCode: 503, message: 'Session state is temporarily unavailable.' });
+      expect(res.body).toEqual({
+        statusCode: 503,
+        message: 'Session state is temporarily unavailable.',
+        error: 'Service Unavailable',
+        code: 'SESSION_UNAVAILABLE',
+      });
       const filtered = await request(url).get('/hold/filtered').expect(503);
       expect(filtered.body).toEqual({ rendered: 'by the filter' }); // with SessionStateInterceptor
       const writes = await request(url).get('/hold/writes').expect(503);
-      expect(writes.body).toEqual({ statusCode: 503, message: 'Session state is temporarily unavailable.' });
+      expect(writes.body).toEqual({
+        statusCode: 503,
+        message: 'Session state is temporarily unavailable.',
+        error: 'Service Unavailable',
+        code: 'SESSION_UNAVAILABLE',
+      });
     } finally {
       await app.close();
     }

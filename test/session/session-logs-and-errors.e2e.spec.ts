@@ -136,7 +136,8 @@ describe('errors', () => {
       await server.kill();
       const res = await request(url).get('/read').set('Cookie', cookie).expect(200);
       expect(res.body.available).toBe(false);
-      await request(url).get('/service').set('Cookie', cookie).expect(500); // accessor.load() throws SessionUnavailableError
+      // accessor.load() throws SessionUnavailableError; uncaught, it answers its 503
+      await request(url).get('/service').set('Cookie', cookie).expect(503);
     } finally {
       await app.close();
       await server.stop();

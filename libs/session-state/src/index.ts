@@ -11,7 +11,7 @@ export type {
   StateCookieOptions,
   TempDataOptions,
 } from './module/session-module.options.js';
-export { SessionConfigurationError } from './module/session-options.resolver.js';
+export { SessionConfigurationError } from './errors/configuration.errors.js';
 export { SessionStateInterceptor } from './module/session.interceptor.js';
 export type {
   SessionModuleAsyncOptions,
@@ -50,7 +50,7 @@ export { CacheSessionStore } from './session/stores/cache-session.store.js';
 export { TempData } from './temp-data/temp-data.decorator.js';
 export { TempDataDictionary } from './temp-data/temp-data.dictionary.js';
 export { TempDataAccessor } from './temp-data/temp-data.accessor.js';
-export { TempDataFormatError } from './temp-data/temp-data.value-codec.js';
+export { TempDataFormatError, TempDataTooLargeError } from './errors/temp-data.errors.js';
 
 // Request items
 export { Items, Item } from './items/items.decorator.js';
@@ -59,11 +59,17 @@ export { ItemKey } from './items/item-key.js';
 export { RequestItems, type RequestItemKey } from './items/request-items.js';
 
 // Key ring and errors
-export { KeyRingConfigurationError } from './protection/key-ring.errors.js';
+export { SessionStateError } from './errors/session-state.error.js';
+export { KeyRingConfigurationError } from './errors/configuration.errors.js';
 export {
+  SessionLockTimeoutError,
   SessionNotConfiguredError,
   SessionNotLoadedError,
   SessionRequiresHttpError,
-  SessionResponseStartedError,
   SessionUnavailableError,
 } from './errors/session.errors.js';
+export {
+  ResponseStartedError,
+  SessionResponseStartedError,
+  TempDataResponseStartedError,
+} from './errors/response-started.errors.js';

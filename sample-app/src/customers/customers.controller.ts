@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Post, Redirect, Render } from '@nestjs/common';
-import { TempData } from 'nest-session-state';
+import { Session, TempData } from 'nest-session-state';
 import { page, type PageKey } from '../layout/page.js';
-import { CustomersService } from './customers.service.js';
+import { CustomersService, MAX_CUSTOMERS } from './customers.service.js';
 
 /** The TempData key of the seed's Customers pages. */
 export const MESSAGE_KEY = 'Message';
@@ -47,6 +47,7 @@ export class CustomersController {
     @Body('name') rawName: unknown,
     @Body('then') then: unknown,
     @TempData() tempData: TempData,
+    @Session() session: Session,
   ): { url: string } | undefined {
     const name = typeof rawName === 'string' ? rawName.trim() : '';
     if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
@@ -54,7 +55,11 @@ export class CustomersController {
       tempData.set(NAME_KEY, typeof rawName === 'string' ? rawName.slice(0, MAX_NAME_LENGTH) : '');
       return { url: '/customers/create' };
     }
-    this.customers.add(name);
+    if (!this.customers.add(session, name)) {
+      tempData.set(ERROR_KEY, `This sample keeps at most ${MAX_CUSTOMERS} customers per visitor.`);
+      tempData.set(NAME_KEY, name);
+      return { url: '/customers/create' };
+    }
     tempData.set(MESSAGE_KEY, `Customer ${name} added`);
     const target =
       typeof then === 'string' && Object.hasOwn(AFTER_CREATE, then) ? AFTER_CREATE[then] : undefined;
@@ -64,8 +69,8 @@ export class CustomersController {
   /** Reads the message: it is deleted at the end of this request. */
   @Get()
   @Render('customers/index')
-  index(@TempData(MESSAGE_KEY) message: string | undefined) {
-    return this.model('customers', 'Customers', message, {
+  index(@TempData(MESSAGE_KEY) message: string | undefined, @Session() session: Session) {
+    return this.model(session, 'customers', 'Customers', message, {
       how: 'TempData.get("Message")',
       explanation: 'Reading the message marks it for deletion: reload this page and it is gone.',
     });
@@ -74,8 +79,8 @@ export class CustomersController {
   /** Peeks at the message: it stays for the next request. */
   @Get('peek')
   @Render('customers/index')
-  peek(@TempData() tempData: TempData) {
-    return this.model('customers-peek', 'Customers (Peek)', tempData.peek<string>(MESSAGE_KEY), {
+  peek(@TempData() tempData: TempData, @Session() session: Session) {
+    return this.model(session, 'customers-peek', 'Customers (Peek)', tempData.peek<string>(MESSAGE_KEY), {
       how: 'TempData.peek("Message")',
       explanation: 'Peek reads without marking the message for deletion: it is still there after a reload.',
     });
@@ -84,16 +89,17 @@ export class CustomersController {
   /** Reads the message, then keeps it: it stays for the next request. */
   @Get('keep')
   @Render('customers/index')
-  keep(@TempData() tempData: TempData) {
+  keep(@TempData() tempData: TempData, @Session() session: Session) {
     const message = tempData.get<string>(MESSAGE_KEY);
     tempData.keep(MESSAGE_KEY);
-    return this.model('customers-keep', 'Customers (Keep)', message, {
+    return this.model(session, 'customers-keep', 'Customers (Keep)', message, {
       how: 'TempData.get("Message") then TempData.keep("Message")',
       explanation: 'Keep retains the message although it was read: it is still there after a reload.',
     });
   }
 
   private model(
+    session: Session,
     key: PageKey,
     title: string,
     message: string | undefined,
@@ -102,7 +108,7 @@ export class CustomersController {
     return page(key, title, {
       message,
       ...about,
-      customers: this.customers.list().map((c) => ({ ...c, createdAt: c.createdAt.toISOString() })),
+      customers: this.customers.list(session),
     });
   }
 }

@@ -1,24 +1,38 @@
 import { Injectable } from '@nestjs/common';
+import type { Session } from 'nest-session-state';
 
 export interface Customer {
   readonly id: number;
   readonly name: string;
-  readonly createdAt: Date;
+  /** ISO 8601. */
+  readonly createdAt: string;
 }
 
-/** The seed's in-memory customer database: shared by every visitor of this instance, gone on restart. */
+/** The session key of the visitor's customers (one JSON value). */
+export const CUSTOMERS_KEY = 'customers';
+/** Customers one visitor may add: the list rides in the session and on every page. */
+export const MAX_CUSTOMERS = 20;
+
+/**
+ * The seed's customer database, kept per visitor in the session: what one anonymous client adds is
+ * never shown to another, and no client can grow it past {@link MAX_CUSTOMERS}.
+ */
 @Injectable()
 export class CustomersService {
-  private readonly customers: Customer[] = [];
-  private nextId = 1;
-
-  add(name: string): Customer {
-    const customer: Customer = { id: this.nextId++, name, createdAt: new Date() };
-    this.customers.push(customer);
+  /** Adds a customer; undefined when the visitor has {@link MAX_CUSTOMERS} already. */
+  add(session: Session, name: string): Customer | undefined {
+    const customers = this.list(session);
+    if (customers.length >= MAX_CUSTOMERS) return undefined;
+    const customer: Customer = {
+      id: (customers.at(-1)?.id ?? 0) + 1,
+      name,
+      createdAt: new Date().toISOString(),
+    };
+    session.set(CUSTOMERS_KEY, [...customers, customer]);
     return customer;
   }
 
-  list(): readonly Customer[] {
-    return this.customers;
+  list(session: Session): readonly Customer[] {
+    return session.get<Customer[]>(CUSTOMERS_KEY) ?? [];
   }
 }

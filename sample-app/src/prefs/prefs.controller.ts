@@ -79,10 +79,15 @@ export class PrefsController {
   }
 }
 
+/**
+ * Every preference as own properties: built with Object.fromEntries, so a key such as `__proto__` or
+ * `constructor` is a property like any other (assigning `prefs['__proto__'] = v` would set the
+ * object's prototype instead, and the key would vanish from the JSON).
+ */
 function readPrefs(session: Session): Record<string, string> {
-  const prefs: Record<string, string> = {};
-  for (const key of session.keys) {
-    if (key.startsWith(PREF_PREFIX)) prefs[key.slice(PREF_PREFIX.length)] = session.getString(key) ?? '';
-  }
-  return prefs;
+  return Object.fromEntries(
+    session.keys
+      .filter((key) => key.startsWith(PREF_PREFIX))
+      .map((key) => [key.slice(PREF_PREFIX.length), session.getString(key) ?? '']),
+  );
 }

@@ -156,9 +156,10 @@ export class SessionTestController {
   }
 
   @Post('stream-flushed')
-  streamFlushed(@Session() session: Session, @Res() res: Response) {
-    res.flushHeaders(); // the headers are out: a new session's cookie can no longer be sent
+  async streamFlushed(@Res() res: Response) {
+    res.flushHeaders(); // the headers are out before the session is used: a new session's cookie can no longer be sent
     res.write('started;');
+    const session = await this.sessions.load();
     try {
       session.setString('late', 'value');
       res.end('no error');

@@ -15,6 +15,8 @@ import {
   type LoggerService,
   type LogLevel,
   type NestApplicationOptions,
+  type Provider,
+  type Type,
 } from '@nestjs/common';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
@@ -196,15 +198,19 @@ export class TempDataTestController {
   }
 
   /**
-   * Sets TempData after the body started going out: too late for a cookie, must not crash. (In the
-   * same turn as the first write it would still be saved: the commit runs a microtask later.)
+   * Sets TempData after the body started going out: too late, refused with TempDataResponseStartedError.
+   * (In the same turn as the first write it would still be saved: the save runs a microtask later.)
    */
   @Post('late')
   async late(@TempData() tempData: TempDataDictionary, @Res() res: Response) {
     res.write('started;');
     await new Promise((resolve) => setImmediate(resolve));
-    tempData.set('Message', 'too late');
-    res.end('done');
+    try {
+      tempData.set('Message', 'too late');
+      res.end('no error');
+    } catch (error) {
+      res.end((error as Error).name);
+    }
   }
 
   @Get('service/peek-current')
@@ -356,12 +362,22 @@ export interface TempDataTestApp {
  */
 export async function startTempDataApp(
   options: SessionModuleOptions = {},
-  extra: { trustProxy?: boolean; logger?: LoggerService } = {},
+  extra: {
+    trustProxy?: boolean;
+    logger?: LoggerService;
+    controllers?: Type[];
+    providers?: Provider[];
+  } = {},
 ): Promise<TempDataTestApp> {
   @Module({
     imports: [SessionModule.forRoot(options)],
-    controllers: [TempDataTestController, CustomersTestController, SessionPeekController],
-    providers: [FlashService],
+    controllers: [
+      TempDataTestController,
+      CustomersTestController,
+      SessionPeekController,
+      ...(extra.controllers ?? []),
+    ],
+    providers: [FlashService, ...(extra.providers ?? [])],
   })
   class TempDataTestModule {}
   const ref = await Test.createTestingModule({ imports: [TempDataTestModule] }).compile();

@@ -1,6 +1,5 @@
-/**
- * The session's errors. Each message says what to do about it.
- */
+import { ServiceUnavailableException } from '@nestjs/common';
+import { markSessionStateError, SessionStateError } from './session-state.error.js';
 
 /**
  * Session, TempData or items used where no SessionModule handled the request.
@@ -9,8 +8,8 @@
  * app.get(SessionAccessor).session; // at startup, outside a request: SessionNotConfiguredError
  * // fix: use it while a request is handled, in an app that imports SessionModule.forRoot()
  */
-export class SessionNotConfiguredError extends Error {
-  override readonly name = 'SessionNotConfiguredError';
+export class SessionNotConfiguredError extends SessionStateError {
+  readonly code = 'SESSION_NOT_CONFIGURED';
 
   constructor(what = 'Session', usedBy?: string) {
     super(
@@ -32,8 +31,8 @@ export class SessionNotConfiguredError extends Error {
  * // fix: keep per-connection state on the socket
  * \@SubscribeMessage('chat') chat(\@ConnectedSocket() client: Socket) { client.data.user ??= 'anonymous'; }
  */
-export class SessionRequiresHttpError extends Error {
-  override readonly name = 'SessionRequiresHttpError';
+export class SessionRequiresHttpError extends SessionStateError {
+  readonly code = 'SESSION_REQUIRES_HTTP';
 
   constructor(what: string, contextType: string) {
     super(
@@ -51,8 +50,8 @@ export class SessionRequiresHttpError extends Error {
  * this.sessions.session.getString('user');          // SessionNotLoadedError
  * (await this.sessions.load()).getString('user');  // fix: load first
  */
-export class SessionNotLoadedError extends Error {
-  override readonly name = 'SessionNotLoadedError';
+export class SessionNotLoadedError extends SessionStateError {
+  readonly code = 'SESSION_NOT_LOADED';
 
   constructor() {
     super(
@@ -62,8 +61,16 @@ export class SessionNotLoadedError extends Error {
   }
 }
 
+/** What a client is told when session state is unavailable (the cause stays in the logs). */
+const UNAVAILABLE_REPLY = 'Session state is temporarily unavailable.';
+
 /**
- * The session store failed or timed out: `load()`/`commit()` throw this.
+ * The session store failed or timed out: `load()`/`commit()` throw this. It is an HTTP 503 (it
+ * extends Nest's ServiceUnavailableException), so left uncaught it answers
+ * `{ statusCode: 503, message: 'Session state is temporarily unavailable.', error: 'Service Unavailable',
+ * code: 'SESSION_UNAVAILABLE' }`, and exception filters can tell it from the app's own 503s by class or
+ * `code`. `@Session()`, `@TempData()` and the end-of-request commit throw it when the store has
+ * `throwOnError`; `message` (not the reply) names the cause.
  *
  * @example
  * try {
@@ -73,41 +80,55 @@ export class SessionNotLoadedError extends Error {
  *   throw error;
  * }
  */
-export class SessionUnavailableError extends Error {
-  override readonly name = 'SessionUnavailableError';
+export class SessionUnavailableError extends ServiceUnavailableException {
+  readonly code = 'SESSION_UNAVAILABLE';
 
-  constructor(action: 'load' | 'commit' | 'lock', cause?: unknown) {
-    const why = cause instanceof Error ? `: ${cause.message}` : '';
+  constructor(
+    /** What failed: loading, committing or taking the lock. */
+    readonly action: 'load' | 'commit' | 'lock',
+    cause?: unknown,
+  ) {
     super(
-      `The session store is unavailable, the session could not ${action === 'lock' ? 'be locked' : `${action}`}${why}. ` +
-        'The request continues without session state unless the store is configured with throwOnError.',
+      {
+        statusCode: 503,
+        message: UNAVAILABLE_REPLY,
+        error: 'Service Unavailable',
+        code: 'SESSION_UNAVAILABLE',
+      },
       { cause },
+    );
+    const why = cause instanceof Error ? `: ${cause.message}` : '';
+    this.message =
+      `The session store is unavailable, the session could not ${action === 'lock' ? 'be locked' : action}${why}. ` +
+      'The request continues without session state unless the store is configured with throwOnError.';
+  }
+}
+markSessionStateError(SessionUnavailableError);
+
+/**
+ * The opt-in session lock (`session.lock`) was not acquired within `acquireTimeout`: the cause of
+ * the {@link SessionUnavailableError} (`action` `lock`) that the load throws.
+ *
+ * @example
+ * catch (error) {
+ *   if (error instanceof SessionUnavailableError && error.cause instanceof SessionLockTimeoutError) retryLater();
+ * }
+ */
+export class SessionLockTimeoutError extends SessionStateError {
+  readonly code = 'SESSION_LOCK_TIMEOUT';
+
+  constructor(ms: number) {
+    super(
+      `the session lock was not acquired within session.lock.acquireTimeout=${ms} ms: another request of this ` +
+        'session holds it. Raise session.lock.acquireTimeout, or keep requests that hold the lock short.',
     );
   }
 }
 
 /**
- * The session can no longer be saved: its end-of-request commit already ran (it runs a microtask
- * after the response's first `write` or `end`), or the headers left before a new session's cookie
- * could be set.
- *
- * @example
- * res.redirect('/');
- * session.abandon(); // fine: the same turn as the redirect, part of its commit
- * await somethingElse();
- * session.setString('later', 'y'); // SessionResponseStartedError: the commit ran
- * res.flushHeaders(); // then, in a request without a session yet:
- * session.setString('late', 'x'); // SessionResponseStartedError: its cookie can't be sent
- * // fix: set values before the response is sent, or `await session.commit()` first
+ * A stored whole-session record (CacheSessionStore) is not in the expected format. Internal: the
+ * store catches it and starts the session empty, as for an expired one.
  */
-export class SessionResponseStartedError extends Error {
-  override readonly name = 'SessionResponseStartedError';
-
-  constructor() {
-    super(
-      "The session can no longer be saved: this response's session commit already ran (after its first write " +
-        "or end), or its headers left before a new session's cookie could be set. Set session values before " +
-        'the response is sent or its headers are flushed (or call `await session.commit()` first).',
-    );
-  }
+export class SessionRecordFormatError extends SessionStateError {
+  readonly code = 'SESSION_RECORD_FORMAT';
 }

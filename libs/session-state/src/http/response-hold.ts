@@ -12,14 +12,17 @@ interface HeldCall {
   readonly args: unknown[];
 }
 
-/** An error reply that replaces the response. */
+/** An error reply that replaces the response: its status and JSON body. */
 export interface HoldErrorReply {
   readonly status: number;
-  readonly message: string;
+  readonly body: object;
 }
 
 /** The reply when `beforeFirstByte` itself threw: the state was not saved. */
-const UNSAVED: HoldErrorReply = { status: 503, message: 'Session state is temporarily unavailable.' };
+const UNSAVED: HoldErrorReply = {
+  status: 503,
+  body: { statusCode: 503, message: 'Session state is temporarily unavailable.' },
+};
 
 /**
  * What the hold runs before the response's first byte: undefined when it is done at once, else a
@@ -28,10 +31,11 @@ const UNSAVED: HoldErrorReply = { status: 503, message: 'Session state is tempor
 export type BeforeFirstByte = () => Promise<HoldErrorReply | undefined> | undefined;
 
 /**
- * Holds a response's first `write` or `end`, and every call after it, until `beforeFirstByte`
- * settled, then replays them in order: state is committed and its cookies are set while the headers
- * can still change. `beforeFirstByte` runs a microtask after that first call, so code that runs on in
- * the same turn (`res.redirect('/'); session.abandon()`) is still part of the commit.
+ * Holds a response's first `write`, `end`, `writeHead` or `flushHeaders`, and every call after it,
+ * until `beforeFirstByte` settled, then replays them in order: state is committed and its cookies
+ * are set while the headers can still change. `beforeFirstByte` runs a microtask after that first
+ * call, so code that runs on in the same turn (`res.redirect('/'); session.abandon()`) is still part
+ * of the commit.
  */
 export class ResponseHold {
   /** Until the first `write` or `end`, which then waits for `beforeFirstByte`. */
@@ -42,6 +46,8 @@ export class ResponseHold {
   private gaveUp = false;
   /** A held write answered false: a `drain` follows the release. */
   private askedToWait = false;
+  /** A held call fixes the head when replayed (`writeHead`, `flushHeaders`, the first `write` or `end`). */
+  private headFixed = false;
 
   constructor(
     private readonly res: HttpResponse,
@@ -62,11 +68,33 @@ export class ResponseHold {
       return true;
     }
     if (!this.armed) return false;
+    this.start();
+    this.hold({ method, args });
+    return true;
+  }
+
+  /**
+   * Holds `writeHead(status[, reason][, headers])`: its status and headers are applied to the
+   * response now (as Node's `writeHead` does when `setHeader` was used before it), so the commit sees
+   * them and adds its cookies next to them; the head itself is written when the hold releases. False
+   * when the call is not held (it then goes to Node as it is, which also reports bad arguments).
+   * @throws like Node (ERR_HTTP_HEADERS_SENT) when a held call has already fixed the head.
+   */
+  takeHead(method: ResponseMethod, args: unknown[]): boolean {
+    if (!this.held && !this.armed) return false;
+    if (this.res.headersSent) return false;
+    if (this.headFixed) throw headersSentError();
+    const head = applyHead(this.res, args);
+    if (head === undefined) return false;
+    if (!this.held) this.start();
+    this.hold({ method, args: head });
+    return true;
+  }
+
+  private start(): void {
     this.armed = false;
     this.held = [];
-    this.hold({ method, args });
     queueMicrotask(() => this.settle());
-    return true;
   }
 
   private settle(): void {
@@ -96,6 +124,7 @@ export class ResponseHold {
 
   private hold(call: HeldCall): void {
     this.held!.push(call);
+    this.headFixed = true;
     const chunk = call.args[0];
     if (typeof chunk === 'string' || chunk instanceof Uint8Array) this.heldBytes += chunk.length;
     // A writer that ignores back-pressure must not grow the buffer while a slow store answers:
@@ -111,7 +140,7 @@ export class ResponseHold {
     if (this.gaveUp) return;
     if (error && !this.res.headersSent) {
       this.held = undefined;
-      replaceWithJsonError(this.res, error.status, { statusCode: error.status, message: error.message });
+      replaceWithJsonError(this.res, error.status, error.body);
       return;
     }
     this.replay();
@@ -128,15 +157,17 @@ export class ResponseHold {
   }
 }
 
-/** Marks a response prototype whose `write` and `end` ask the request's hold first. */
+/** Marks a response prototype whose `write`, `end`, `writeHead` and `flushHeaders` ask the hold first. */
 const HOOKED = Symbol.for('nest-session-state.response-hold');
+
+type HeldMethod = 'write' | 'end' | 'writeHead' | 'flushHeaders';
 
 /**
  * Makes every response inheriting `responsePrototype` (an Express app's `app.response`) ask
- * `holdOf(req)` before `write` and `end`. Once per application, instead of own `write`/`end` on each
- * response: own properties change the response object's shape, and every later property access on
- * it in Node and Express got slower. The inherited methods are looked up at call time, so
- * instrumentation that patches `ServerResponse.prototype` later still runs.
+ * `holdOf(req)` before `write`, `end`, `writeHead` and `flushHeaders`. Once per application,
+ * instead of own methods on each response: own properties change the response object's shape, and
+ * every later property access on it in Node and Express got slower. The inherited methods are
+ * looked up at call time, so instrumentation that patches `ServerResponse.prototype` later still runs.
  */
 export function installResponseHold(
   responsePrototype: object,
@@ -144,13 +175,15 @@ export function installResponseHold(
 ): void {
   const proto = responsePrototype as Record<PropertyKey, unknown>;
   if (proto[HOOKED]) return;
-  const parent = Object.getPrototypeOf(proto) as Record<'write' | 'end', ResponseMethod>;
-  const write: ResponseMethod = function (...args) {
-    return parent.write.apply(this, args);
-  };
-  const end: ResponseMethod = function (...args) {
-    return parent.end.apply(this, args);
-  };
+  const parent = Object.getPrototypeOf(proto) as Record<HeldMethod, ResponseMethod>;
+  const inherited = (name: HeldMethod): ResponseMethod =>
+    function (this: HttpResponse, ...args: unknown[]) {
+      return parent[name].apply(this, args);
+    };
+  const write = inherited('write');
+  const end = inherited('end');
+  const writeHead = inherited('writeHead');
+  const flushHeaders = inherited('flushHeaders');
   proto[HOOKED] = true;
   proto.write = function heldWrite(this: HttpResponse, ...args: unknown[]) {
     const hold = holdOf(this.req);
@@ -160,6 +193,14 @@ export function installResponseHold(
   proto.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
     if (holdOf(this.req)?.take(end, args)) return this;
     return parent.end.apply(this, args);
+  };
+  proto.writeHead = function heldWriteHead(this: HttpResponse, ...args: unknown[]) {
+    if (holdOf(this.req)?.takeHead(writeHead, args)) return this;
+    return parent.writeHead.apply(this, args);
+  };
+  proto.flushHeaders = function heldFlushHeaders(this: HttpResponse, ...args: unknown[]) {
+    if (holdOf(this.req)?.take(flushHeaders, args)) return;
+    return parent.flushHeaders.apply(this, args);
   };
 }
 
@@ -172,23 +213,68 @@ export function usesInstalledHold(res: HttpResponse): boolean {
   return (
     (res as unknown as Record<PropertyKey, unknown>)[HOOKED] === true &&
     !Object.hasOwn(res, 'end') &&
-    !Object.hasOwn(res, 'write')
+    !Object.hasOwn(res, 'write') &&
+    !Object.hasOwn(res, 'writeHead') &&
+    !Object.hasOwn(res, 'flushHeaders')
   );
 }
 
 /**
- * The hold for one response that does not inherit the installed hook: its current `write` and
- * `end` (its own, e.g. compression's, or inherited) are wrapped as own properties.
+ * The hold for one response that does not inherit the installed hook: its current `write`, `end`,
+ * `writeHead` and `flushHeaders` (its own, e.g. compression's, or inherited) are wrapped as own properties.
  */
 export function attachResponseHold(res: HttpResponse, hold: ResponseHold): void {
-  const write = res.write as unknown as ResponseMethod;
-  const end = res.end as unknown as ResponseMethod;
-  res.write = function heldWrite(this: HttpResponse, ...args: unknown[]) {
+  const target = res as unknown as Record<HeldMethod, ResponseMethod>;
+  const write = target.write;
+  const end = target.end;
+  const writeHead = target.writeHead;
+  const flushHeaders = target.flushHeaders;
+  target.write = function heldWrite(this: HttpResponse, ...args: unknown[]) {
     return hold.take(write, args) ? hold.writeResult() : write.apply(this, args);
-  } as HttpResponse['write'];
-  res.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
+  };
+  target.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
     return hold.take(end, args) ? this : end.apply(this, args);
-  } as HttpResponse['end'];
+  };
+  target.writeHead = function heldWriteHead(this: HttpResponse, ...args: unknown[]) {
+    return hold.takeHead(writeHead, args) ? this : writeHead.apply(this, args);
+  };
+  target.flushHeaders = function heldFlushHeaders(this: HttpResponse, ...args: unknown[]) {
+    if (!hold.take(flushHeaders, args)) return flushHeaders.apply(this, args);
+  };
+}
+
+/**
+ * Applies `writeHead`'s status, reason and headers to a response whose head is not written yet, the
+ * way Node's `writeHead` merges them with headers set before (headers given as an array replace
+ * earlier ones of the same name and may repeat). Returns the arguments that write the head
+ * afterwards, or undefined when the arguments are not valid (Node then reports them).
+ */
+function applyHead(res: HttpResponse, args: unknown[]): unknown[] | undefined {
+  const [statusCode, second, third] = args;
+  if (typeof statusCode !== 'number' || !Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999)
+    return undefined;
+  const reason = typeof second === 'string' ? second : undefined;
+  const headers = reason === undefined ? second : third;
+  if (Array.isArray(headers)) {
+    if (headers.length % 2 !== 0) return undefined;
+    for (let i = 0; i < headers.length; i += 2) if (headers[i]) res.removeHeader(String(headers[i]));
+    for (let i = 0; i < headers.length; i += 2)
+      if (headers[i]) res.appendHeader(String(headers[i]), headers[i + 1] as string | string[]);
+  } else if (headers !== undefined && headers !== null) {
+    if (typeof headers !== 'object') return undefined;
+    for (const [name, value] of Object.entries(headers))
+      if (name && value !== undefined) res.setHeader(name, value as string | number | string[]);
+  }
+  res.statusCode = statusCode;
+  if (reason !== undefined) res.statusMessage = reason;
+  return reason === undefined ? [statusCode] : [statusCode, reason];
+}
+
+/** What Node throws for a second head (ERR_HTTP_HEADERS_SENT). */
+function headersSentError(): Error {
+  return Object.assign(new Error('Cannot write headers after they are sent to the client'), {
+    code: 'ERR_HTTP_HEADERS_SENT',
+  });
 }
 
 /** Replaces a not-yet-sent response body with a JSON error. */

@@ -50,6 +50,7 @@ async function startNearCache(
     near,
     connection.options.connectionTimeout,
     connection.options.mode === 'client',
+    connection.options.operationTimeout,
   );
   try {
     await invalidations.start();

@@ -13,7 +13,10 @@ import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycl
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { TempDataLifecycle } from '../temp-data/temp-data.lifecycle.js';
 
-/** A participant saved at the end of a request (TempData); runs before the session commit. */
+/**
+ * A participant saved once at the end of a request (TempData), before the response's first byte and
+ * before the session commit.
+ */
 export interface EndOfRequestParticipant {
   /** Writes its state (cookies, or values into the session). */
   save(): void | Promise<void>;
@@ -100,15 +103,6 @@ export class RequestState implements SessionOwner {
     for (const participant of this.participants ?? []) participant.rollback();
   }
 
-  /**
-   * Saves TempData and commits the session. Safe to call more than once: later calls commit only
-   * what changed since. Throws a 503 HttpException when the commit fails under `throwOnError`.
-   */
-  async finalize(): Promise<void> {
-    await this.saveParticipants();
-    if (this.lifecycle) await this.lifecycle.finish();
-  }
-
   private async saveParticipants(): Promise<void> {
     if (this.finalized) return;
     this.finalized = true;
@@ -116,12 +110,16 @@ export class RequestState implements SessionOwner {
   }
 
   /**
-   * {@link finalize} from Nest's pipeline (the interceptor): a failure there reaches the exception
-   * filters, and the response they write goes out as they wrote it.
+   * Commits the session from Nest's pipeline (the interceptor), so a failure there reaches the
+   * exception filters and the response they write goes out as they wrote it. TempData is not saved
+   * here: interceptors outside this one and exception filters may still change it; it is saved once,
+   * before the response's first byte. Safe to call more than once: later commits write only what
+   * changed since. Throws a 503 HttpException when the commit fails under `throwOnError`.
    */
-  async finalizeInPipeline(): Promise<void> {
+  async commitSessionInPipeline(): Promise<void> {
+    if (!this.lifecycle) return;
     try {
-      await this.finalize();
+      await this.lifecycle.finish();
     } catch (error) {
       this.failedInPipeline = true;
       throw error;
@@ -149,10 +147,12 @@ export class RequestState implements SessionOwner {
   }
 
   /**
-   * Finalizes before the response's first byte (a microtask after its first `write` or `end`); an
-   * error reply when the commit failed. Undefined at once when the session alone took part and the
-   * in-process store committed it without a promise. From here on a session change could not be
-   * committed any more, so it is refused (SessionResponseStartedError) rather than lost, on every store.
+   * The outermost point of the request, before the response's first byte (a microtask after its
+   * first `write`, `end`, `writeHead` or `flushHeaders`, so after every interceptor and exception
+   * filter): saves TempData, then commits the session; an error reply when the commit failed.
+   * Undefined at once when the session alone took part and the in-process store committed it
+   * without a promise. From here on a change could not be saved any more, so it is refused
+   * (SessionResponseStartedError, TempDataResponseStartedError) rather than lost, on every store.
    */
   private commitBeforeFirstByte(): ReturnType<BeforeFirstByte> {
     const lifecycle = this.lifecycle;
@@ -178,8 +178,15 @@ export class RequestState implements SessionOwner {
       return undefined;
     } catch (error) {
       if (this.failedInPipeline) return undefined; // an exception filter answered already
-      const status = error instanceof HttpException ? error.getStatus() : 503;
-      return { status, message: (error as Error).message };
+      if (error instanceof HttpException) {
+        const response = error.getResponse();
+        const status = error.getStatus();
+        return {
+          status,
+          body: typeof response === 'object' ? response : { statusCode: status, message: response },
+        };
+      }
+      return { status: 503, body: { statusCode: 503, message: (error as Error).message } };
     } finally {
       this.lifecycle?.close();
     }

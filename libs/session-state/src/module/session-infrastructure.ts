@@ -7,6 +7,7 @@ import { CacheSessionStore } from '../session/stores/cache-session.store.js';
 import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { SessionModuleOptions } from './session-module.options.js';
+import { tempDataCookieBudgetWarning } from '../temp-data/temp-data-cookie.budget.js';
 import {
   resolveSessionOptions,
   SessionConfigurationError,
@@ -40,6 +41,10 @@ export class SessionInfrastructure {
           'They will not survive a restart or work across instances; set SessionModule.forRoot({ secrets: [...] }).',
       );
     }
+    const budget =
+      resolved.tempData.provider === 'cookie' &&
+      tempDataCookieBudgetWarning(resolved.tempData.maxCookieBytes);
+    if (budget) logger.warn(budget);
     if (options.redis) {
       const redis = resolveRedisCacheOptions(options.redis);
       if (redis.nearCache && options.store !== undefined) {
@@ -73,7 +78,11 @@ export class SessionInfrastructure {
       keyRing,
       cache,
       options.store ??
-        new MemorySessionStore({ sizeLimit: options.memory?.sizeLimit, clock: options.memory?.clock }),
+        new MemorySessionStore({
+          maxSessions: options.memory?.maxSessions,
+          sizeLimit: options.memory?.sizeLimit,
+          clock: options.memory?.clock,
+        }),
     );
   }
 

@@ -57,14 +57,18 @@ export const STATE_COOKIE_OPTION_NAMES = optionNames<StateCookieOptions>({
  * The exclusive per-session lock (the classic ASP.NET provider's model). Off by default.
  *
  * @example
- * SessionModule.forRoot({ session: { lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 25 } } });
+ * SessionModule.forRoot({ session: { lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 200 } } });
  */
 export interface SessionLockOptions {
   /** How long a lock lives if its owner dies, in ms. Default 30 000. */
   ttl?: number;
   /** How long a request waits for the lock before the session is unavailable, in ms. Default 10 000. */
   acquireTimeout?: number;
-  /** Pause between attempts, in ms. Default 25. */
+  /**
+   * The longest wait between two tries for a lock another request holds, in ms. Waits start at 5 ms
+   * and double (with jitter) up to this, so a waiting request sends about a dozen tries in its first
+   * second and then one per `retryInterval`. Default 200.
+   */
   retryInterval?: number;
 }
 
@@ -125,7 +129,12 @@ export interface TempDataOptions {
   /** `cookie` (default, encrypted and chunked) or `session`. */
   provider?: 'cookie' | 'session';
   cookie?: StateCookieOptions;
-  /** Largest encrypted TempData cookie (all chunks together), in bytes. Default 40 KiB. */
+  /**
+   * Largest encrypted TempData cookie (all chunks together), in bytes. Default 8 KiB: with the session
+   * cookie and the app's own cookies it fits in Node's default 16 KiB request header limit
+   * (`maxHeaderSize`). A `set` that would pass it throws TempDataTooLargeError. Raising it needs a
+   * larger `maxHeaderSize` too (`node --max-http-header-size=...`), or browsers get 431.
+   */
   maxCookieBytes?: number;
 }
 
@@ -164,8 +173,12 @@ export interface SessionModuleOptions {
    * injectable DistributedCache (`redis.nearCache` is then refused). Not with `memory`.
    */
   store?: SessionStore;
-  /** Memory store settings (the default store). Not with `redis`, `cache` or `store`, which replace it. */
-  memory?: { sizeLimit?: number; clock?: Clock };
+  /**
+   * Memory store settings (the default store). Bounded by default: `maxSessions` 100 000 and
+   * `sizeLimit` 128 MiB; beyond either the least recently used sessions are evicted, and the first
+   * eviction is logged once. `Infinity` lifts a bound. See {@link MemorySessionStoreOptions}.
+   */
+  memory?: { maxSessions?: number; sizeLimit?: number; clock?: Clock };
   session?: SessionOptions;
   tempData?: TempDataOptions;
   /**
@@ -199,6 +212,7 @@ export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
 
 /** The names of `SessionModuleOptions.memory`. */
 export const MEMORY_OPTION_NAMES = optionNames<NonNullable<SessionModuleOptions['memory']>>({
+  maxSessions: true,
   sizeLimit: true,
   clock: true,
 });

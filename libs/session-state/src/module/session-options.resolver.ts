@@ -5,23 +5,14 @@ import type {
   StateCookieOptions,
 } from './session-module.options.js';
 import type { HttpRequest } from '../http/http-exchange.js';
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { DEFAULT_TEMP_DATA_COOKIE_BYTES } from '../temp-data/temp-data-cookie.budget.js';
+
+// Re-exported for the module's own files, which import it from here.
+export { SessionConfigurationError };
 import { rejectUnknownRedisOptions } from '../cache/redis/redis-option-names.check.js';
 import { unknownSessionOptionNames } from './session-option-names.check.js';
 import { storeConflict } from './session-store.conflicts.js';
-
-/**
- * Thrown at startup for module options that cannot work; the message names the option. An unknown
- * name fails too, with the name it most likely meant, and so do store options that exclude each other.
- *
- * @example
- * SessionModule.forRoot({ session: { idleTimeout: -1 } });
- * // startup fails: SessionConfigurationError naming session.idleTimeout
- * SessionModule.forRoot(JSON.parse('{ "session": { "idleTimeOut": 60000 } }'));
- * // SessionModule option session.idleTimeOut is unknown: did you mean session.idleTimeout?
- */
-export class SessionConfigurationError extends Error {
-  override readonly name = 'SessionConfigurationError';
-}
 
 export interface ResolvedCookieOptions {
   readonly name: string;
@@ -119,7 +110,7 @@ function cookie(
 const MAX_TEMP_DATA_COOKIE_BYTES = 48 * 1024;
 
 function maxCookieBytes(value: number | undefined): number {
-  const bytes = count('tempData.maxCookieBytes', value, 40 * 1024);
+  const bytes = count('tempData.maxCookieBytes', value, DEFAULT_TEMP_DATA_COOKIE_BYTES);
   if (bytes > MAX_TEMP_DATA_COOKIE_BYTES) {
     fail(
       `SessionModule option tempData.maxCookieBytes must be at most ${MAX_TEMP_DATA_COOKIE_BYTES} (got ${bytes}): ` +
@@ -190,7 +181,7 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
     lock: lock && {
       ttl: duration('session.lock.ttl', lock.ttl, 30_000),
       acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000),
-      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 25),
+      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 200),
     },
     slideSkipWindow: slideSkipWindow(s.slideSkipWindow, idleTimeout),
     tempData: {

@@ -8,9 +8,10 @@ import type { RequestState } from './request-state.js';
 const INTERCEPTORS_METADATA = '__interceptors__';
 
 /**
- * Commits session and TempData when the handler returned, inside Nest's pipeline, so a failed
- * commit under `throwOnError` reaches exception filters as a 503, and rolls back TempData when the
- * handler throws. `@TempData()` applies it to its handler by itself; `@Session()` does not (Nest's
+ * Commits the session when the handler returned, inside Nest's pipeline, so a failed commit under
+ * `throwOnError` reaches exception filters as a 503, and rolls back TempData when the handler throws.
+ * TempData itself is saved later, once, before the response's first byte (after every interceptor
+ * and exception filter). `@TempData()` applies it to its handler by itself; `@Session()` does not (Nest's
  * interceptor chain costs more per request than the commit). Add it with
  * `@UseInterceptors(SessionStateInterceptor)` where your exception filters should render a failed
  * commit, and to handlers that reach TempData only through the accessor. Without it the response
@@ -45,7 +46,7 @@ export class SessionStateInterceptor implements NestInterceptor {
         return throwError(() => error);
       }),
       mergeMap(async (value: unknown) => {
-        await state.finalizeInPipeline();
+        await state.commitSessionInPipeline();
         return value;
       }),
     );

@@ -21,6 +21,12 @@ export class AuthenticatedEncryptor {
     this.aad = Buffer.from(purpose, 'utf8');
   }
 
+  /** The length of {@link encrypt}'s text for a plaintext of `plaintextBytes` bytes. */
+  static protectedLength(plaintextBytes: number): number {
+    const bytes = HEADER_BYTES + plaintextBytes + TAG_BYTES;
+    return Math.floor(bytes / 3) * 4 + (bytes % 3 === 0 ? 0 : (bytes % 3) + 1);
+  }
+
   encrypt(plaintext: Uint8Array): string {
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.keys[0].key, iv);

@@ -1,5 +1,5 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
-import { KeyRingConfigurationError } from './key-ring.errors.js';
+import { KeyRingConfigurationError } from '../errors/configuration.errors.js';
 import { estimateEntropyBits, MIN_SECRET_BYTES } from './secret-strength.js';
 
 /** What a derived key is used for; keys of one purpose never verify or decrypt data of another. */

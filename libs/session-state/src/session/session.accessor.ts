@@ -23,7 +23,10 @@ export class SessionAccessor {
     return currentRequestState('Session').sessionLifecycle.session;
   }
 
-  /** The session, loaded. Throws SessionUnavailableError when the store is down. */
+  /**
+   * The session, loaded. Throws {@link SessionUnavailableError} when the store is down: uncaught (in a
+   * guard, say) it answers 503 with the same body as `@Session()` does under `throwOnError`.
+   */
   async load(): Promise<DistributedSession> {
     const session = this.session;
     await session.load();

@@ -1,4 +1,5 @@
-import { createParamDecorator, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { SessionUnavailableError } from '../errors/session.errors.js';
 import { requestStateOf } from '../module/request-state.access.js';
 import type { RequestState } from '../module/request-state.js';
 import type { DistributedSession } from './session.js';
@@ -23,7 +24,7 @@ async function loaded(state: RequestState, session: DistributedSession): Promise
     await session.load();
   } catch (error) {
     if (state.runtime.store.throwOnError) {
-      throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+      throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('load', error);
     }
   }
   return session;

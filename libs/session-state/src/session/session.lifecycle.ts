@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { ServiceUnavailableException } from '@nestjs/common';
 import {
   preventCaching,
   replaceSetCookie,
@@ -9,7 +8,8 @@ import {
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
-import { SessionResponseStartedError, SessionUnavailableError } from '../errors/session.errors.js';
+import { SessionResponseStartedError } from '../errors/response-started.errors.js';
+import { SessionLockTimeoutError, SessionUnavailableError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
@@ -126,7 +126,7 @@ export class SessionLifecycle implements SessionHost {
     } catch (error) {
       this.session.attach(undefined, false);
       this.runtime.storeFailureLog.write(`Session could not be loaded: ${(error as Error).message}`);
-      throw new SessionUnavailableError(error instanceof LockTimeoutError ? 'lock' : 'load', error);
+      throw new SessionUnavailableError(error instanceof SessionLockTimeoutError ? 'lock' : 'load', error);
     }
   }
 
@@ -137,18 +137,43 @@ export class SessionLifecycle implements SessionHost {
     this.session.attach(data, true);
   }
 
+  /**
+   * Takes the session's lock. The token is drawn once and every try (the store's own retries too)
+   * sends the same one, and the store's `tryLock` is reentrant: a try that ran in the store but whose
+   * reply was lost is found by the next one instead of stranding the lock for its TTL. Waits back off
+   * (see {@link lockBackoff}) and stop at `acquireTimeout`. On failure the lock is released in case a
+   * try took it unseen; the release goes out after the tries, so on one connection it runs after them.
+   */
   private async acquireLock(key: string): Promise<void> {
     const { store, options } = this.runtime;
     const lock = options.lock!;
     if (!store.tryLock) throw new Error('the session store does not support locking');
     const token = randomBytes(16).toString('base64url');
     const deadline = Date.now() + lock.acquireTimeout;
-    while (!(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)))) {
-      if (Date.now() >= deadline) throw new LockTimeoutError(lock.acquireTimeout);
-      await sleep(lock.retryInterval);
+    try {
+      for (
+        let attempt = 0;
+        !(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)));
+        attempt++
+      ) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new SessionLockTimeoutError(lock.acquireTimeout);
+        await sleep(Math.min(left, lockBackoff(attempt, lock.retryInterval)));
+      }
+    } catch (error) {
+      if (!(error instanceof SessionLockTimeoutError)) this.releaseUnseenLock(key, token);
+      throw error;
     }
     this.lockToken = token;
     this.lockedKey = key;
+  }
+
+  /** Releases a lock a failed acquisition may have taken without seeing the reply (fire and forget). */
+  private releaseUnseenLock(key: string, token: string): void {
+    const unlock = this.runtime.store.unlock?.(key, token);
+    unlock?.catch((error: Error) =>
+      this.runtime.storeFailureLog.write(`Session lock could not be released: ${error.message}`),
+    );
   }
 
   beforeEstablish(): void {
@@ -162,7 +187,7 @@ export class SessionLifecycle implements SessionHost {
 
   private responseStarted(): never {
     const error = new SessionResponseStartedError();
-    this.runtime.logger.error(error.message);
+    this.runtime.logger.warn(error.message);
     throw error;
   }
 
@@ -238,6 +263,9 @@ export class SessionLifecycle implements SessionHost {
       }
       this.written(write);
     }
+    // The head left while the store was writing (a stream that outgrew the response hold): the
+    // browser keeps the cookie it has, so nothing may stay stored under a key it never got.
+    if (this.cookieChange === 'set' && this.res.headersSent) await this.undoUnsentKey(write);
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
@@ -246,6 +274,38 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.forgetSlide(old);
     }
     this.writeCookie();
+  }
+
+  /**
+   * The new key's cookie could not be sent: its data is removed; after `regenerate()` the data goes
+   * back under the key the browser still holds. Refused loudly (SessionResponseStartedError, at warn).
+   */
+  private async undoUnsentKey(write: PendingWrite | undefined): Promise<never> {
+    const { store, options } = this.runtime;
+    const io = <T>(operation: Promise<T>) => this.runtime.withIoTimeout(operation);
+    const unsent = this.key!;
+    const kept = this.replacedKey;
+    this.cookieChange = undefined;
+    this.persisted = false;
+    if (kept !== undefined) {
+      if (write && !write.remove) await io(store.commit(kept, write.changes, options.idleTimeout));
+      this.key = kept;
+      this.replacedKey = undefined;
+      this.persisted = true;
+    } else {
+      this.key = undefined;
+    }
+    if (write && !write.remove) await io(store.remove(unsent));
+    this.runtime.forgetSlide(unsent);
+    const error = new SessionResponseStartedError();
+    this.runtime.logger.warn(
+      `The response headers left before the session cookie could be sent: ${
+        kept === undefined
+          ? 'the new session was not kept'
+          : 'regenerate() was undone, the session keeps its key'
+      }. ${error.message}`,
+    );
+    throw error;
   }
 
   /**
@@ -337,12 +397,14 @@ export class SessionLifecycle implements SessionHost {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (this.session.isLoaded && this.session.isAvailable) await this.commit();
     } catch (error) {
+      // Logged where it was raised; the response went out without its cookie, no error reply can follow.
+      if (error instanceof SessionResponseStartedError) return;
       if (this.finishFailure === undefined) {
         this.finishFailure = error instanceof Error ? error : new Error(String(error));
         this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
       }
       if (this.runtime.store.throwOnError) {
-        throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+        throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('commit', error);
       }
     } finally {
       await this.releaseLock();
@@ -368,8 +430,15 @@ export class SessionLifecycle implements SessionHost {
   }
 }
 
-class LockTimeoutError extends Error {
-  constructor(ms: number) {
-    super(`the session lock was not acquired within session.lock.acquireTimeout=${ms} ms`);
-  }
+/** First wait between two tries for a held lock, in ms. */
+const LOCK_FIRST_WAIT = 5;
+
+/**
+ * The wait after the `attempt`-th failed try for a held lock: 5 ms doubling up to `retryInterval`
+ * (the longest wait), each drawn between half and all of that ("equal jitter"), so waiters neither
+ * hammer the store nor retry in step with each other.
+ */
+export function lockBackoff(attempt: number, retryInterval: number): number {
+  const ceiling = Math.min(retryInterval, LOCK_FIRST_WAIT * 2 ** Math.min(attempt, 20));
+  return ceiling / 2 + Math.random() * (ceiling / 2);
 }

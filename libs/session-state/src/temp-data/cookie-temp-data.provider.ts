@@ -1,6 +1,8 @@
 import { readAllCookies } from '../http/cookie-header.js';
 import { appendSetCookie, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
 import { formatCookieAttributes, formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
+import { TempDataTooLargeError } from '../errors/temp-data.errors.js';
+import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import {
   DEFAULT_COOKIE_CHUNK_SIZE,
@@ -54,6 +56,16 @@ export class CookieTempDataProvider implements TempDataProvider {
     }
   }
 
+  /**
+   * Refuses a `set` that would make the cookie larger than `tempData.maxCookieBytes`, so a value is
+   * refused where it is set rather than dropped at the end of the request.
+   */
+  checkSize(values: ReadonlyMap<string, unknown>, key: string): void {
+    const max = this.options.maxCookieBytes;
+    const bytes = AuthenticatedEncryptor.protectedLength(encodeTempData(values).length);
+    if (bytes > max) throw new TempDataTooLargeError(key, bytes, max);
+  }
+
   private reject(why: string): ReadonlyMap<string, unknown> {
     this.runtime.badCookieLog.write(`The TempData cookie was ignored and will be deleted: ${why}.`);
     this.deleteOnSave = true;
@@ -85,6 +97,8 @@ export class CookieTempDataProvider implements TempDataProvider {
     }
     const protectedValue = this.runtime.tempDataEncryptor.encrypt(encodeTempData(values));
     if (protectedValue.length > this.options.maxCookieBytes) {
+      // Only kept values can get here (a set over the budget throws at set): the next request could
+      // not carry this cookie, so none is written.
       this.runtime.logger.error(
         `TempData not saved: its cookie would be ${protectedValue.length} bytes, over tempData.maxCookieBytes=${this.options.maxCookieBytes}. ` +
           "Keep TempData small (a message, an id) or use tempData: { provider: 'session' }.",

@@ -5,6 +5,8 @@
 export interface TempDataProvider {
   load(): ReadonlyMap<string, unknown>;
   save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void;
+  /** Throws when `values` (what would be saved after `set(key)`) could not be stored. */
+  checkSize?(values: ReadonlyMap<string, unknown>, key: string): void;
 }
 
 /** True when `next` holds exactly the entries of `previous` (same values by identity). */

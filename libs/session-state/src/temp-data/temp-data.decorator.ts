@@ -1,4 +1,5 @@
-import { createParamDecorator, ServiceUnavailableException, type ExecutionContext } from '@nestjs/common';
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+import { SessionUnavailableError } from '../errors/session.errors.js';
 import { requestStateOf } from '../module/request-state.access.js';
 import { SessionStateInterceptor } from '../module/session.interceptor.js';
 import type { TempDataDictionary } from './temp-data.dictionary.js';
@@ -15,7 +16,7 @@ const tempDataParameter = createParamDecorator(
       await tempData.prepare();
     } catch (error) {
       if (state.runtime.store.throwOnError) {
-        throw new ServiceUnavailableException('Session state is temporarily unavailable.', { cause: error });
+        throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('load', error);
       }
     }
     return typeof key === 'string' ? tempData.dictionary.get(key) : tempData.dictionary;

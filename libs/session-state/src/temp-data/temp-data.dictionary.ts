@@ -6,6 +6,14 @@ import { assertTempDataValue } from './temp-data.value-codec.js';
  */
 export type TempDataLoader = () => ReadonlyMap<string, unknown>;
 
+/** Checks a request's TempData applies to its dictionary (the request's lifecycle provides them). */
+export interface TempDataGuard {
+  /** Before `set`, `remove`, `clear` and `keep`: throws when the change could no longer be saved. */
+  beforeChange?(): void;
+  /** After `set(key, ...)` with what would be saved now: throws when it could not be stored (the set is undone). */
+  checkSize?(values: ReadonlyMap<string, unknown>, key: string): void;
+}
+
 interface TempDataEntry {
   /** The key as it was first stored; lookups ignore case. */
   readonly key: string;
@@ -43,8 +51,14 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
   private keepAllOnLoad = false;
   private loadFailure: { error: unknown } | undefined;
 
-  /** @param loader returns the TempData of the incoming request; see {@link TempDataLoader}. */
-  constructor(private readonly loader: TempDataLoader) {}
+  /**
+   * @param loader returns the TempData of the incoming request; see {@link TempDataLoader}.
+   * @param guard the request's checks on changes (none by default).
+   */
+  constructor(
+    private readonly loader: TempDataLoader,
+    private readonly guard: TempDataGuard = {},
+  ) {}
 
   /** True once the loader has run. Providers save only then. */
   get isLoaded(): boolean {
@@ -92,12 +106,25 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
       return;
     }
     assertTempDataValue(key, value);
+    this.guard.beforeChange?.();
     this.access();
     const id = foldKey(key);
     const existing = this.data.get(id);
+    const before = existing ? { value: existing.value, unread: this.unread.has(id) } : undefined;
     if (existing) existing.value = value;
     else this.data.set(id, { key, value });
     this.unread.add(id);
+    if (!this.guard.checkSize) return;
+    try {
+      this.guard.checkSize(this.toSave(), key);
+    } catch (error) {
+      if (!before) this.data.delete(id);
+      else {
+        existing!.value = before.value;
+        if (!before.unread) this.unread.delete(id);
+      }
+      throw error;
+    }
   }
 
   /** Whether the key is present. Does not mark it as read. */
@@ -108,6 +135,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
 
   /** Removes the key now; returns whether it was present. */
   remove(key: string): boolean {
+    this.guard.beforeChange?.();
     this.access();
     const id = foldKey(key);
     this.unread.delete(id);
@@ -117,6 +145,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
 
   /** Removes every value. */
   clear(): void {
+    this.guard.beforeChange?.();
     this.access();
     this.data.clear();
     this.unread.clear();
@@ -128,6 +157,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
    * Neither loads the data: retaining needs only the key, and an unloaded dictionary is not saved.
    */
   keep(key?: string): void {
+    this.guard.beforeChange?.();
     this.touched = true;
     if (key !== undefined) {
       this.retained.add(foldKey(key));

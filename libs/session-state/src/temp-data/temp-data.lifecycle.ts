@@ -1,22 +1,36 @@
+import { TempDataResponseStartedError } from '../errors/response-started.errors.js';
+import type { HttpResponse } from '../http/http-exchange.js';
 import type { EndOfRequestParticipant, RequestState } from '../module/request-state.js';
 import { CookieTempDataProvider } from './cookie-temp-data.provider.js';
 import { SessionTempDataProvider } from './session-temp-data.provider.js';
 import type { TempDataProvider } from './temp-data-provider.interface.js';
-import { TempDataDictionary } from './temp-data.dictionary.js';
+import { TempDataDictionary, type TempDataGuard } from './temp-data.dictionary.js';
 
-/** One request's TempData: the dictionary, its provider, and the save at the end of the request. */
+/**
+ * One request's TempData: the dictionary, its provider, and the save, once, at the outermost point
+ * of the request (the response hold, a microtask after the response's first byte was written: after
+ * every interceptor and exception filter, whatever decorators the handler used).
+ */
 export class TempDataLifecycle implements EndOfRequestParticipant {
   private current: TempDataDictionary;
   private readonly provider: TempDataProvider;
+  private readonly guard: TempDataGuard;
   /** What the provider returned; read at most once per request, even across a rollback. */
   private loaded: ReadonlyMap<string, unknown> | undefined;
+  /** The save started: later changes could not be saved and are refused. */
+  private saved = false;
 
   constructor(private readonly state: RequestState) {
     const { runtime, req, res } = state;
-    this.provider =
+    const provider: TempDataProvider =
       runtime.options.tempData.provider === 'session'
         ? new SessionTempDataProvider(runtime, state.sessionLifecycle.session)
         : new CookieTempDataProvider(runtime, req, res);
+    this.provider = provider;
+    this.guard = {
+      beforeChange: () => this.beforeChange(),
+      checkSize: provider.checkSize?.bind(provider),
+    };
     this.current = this.freshDictionary();
     state.participate(this);
   }
@@ -31,7 +45,14 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
   }
 
   private freshDictionary(): TempDataDictionary {
-    return new TempDataDictionary(() => (this.loaded ??= this.provider.load()));
+    return new TempDataDictionary(() => (this.loaded ??= this.provider.load()), this.guard);
+  }
+
+  private beforeChange(): void {
+    if (!this.saved && !this.state.res.headersSent) return;
+    const error = new TempDataResponseStartedError();
+    this.state.runtime.logger.warn(error.message);
+    throw error;
   }
 
   /** With the session provider TempData needs the session loaded first. */
@@ -40,11 +61,21 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
   }
 
   save(): void {
-    if (!this.current.isLoaded) return;
+    if (this.saved) return;
+    const dictionary = this.current;
+    // ASP.NET's IKeepTempDataResult: a redirect keeps every value, read or not, for the page it leads to.
+    if (dictionary.isLoaded && isRedirect(this.state.res) && !this.state.res.headersSent) dictionary.keep();
+    this.saved = true;
+    if (!dictionary.isLoaded) return;
     try {
-      this.provider.save(this.current.toSave(), this.loaded ?? new Map());
+      this.provider.save(dictionary.toSave(), this.loaded ?? new Map());
     } catch (error) {
       this.state.runtime.logger.error(`TempData could not be saved: ${(error as Error).message}`);
     }
   }
+}
+
+/** A redirect response: a 3xx status with a Location header (what `@Redirect` and `res.redirect()` write). */
+function isRedirect(res: HttpResponse): boolean {
+  return res.statusCode >= 300 && res.statusCode < 400 && res.getHeader('location') !== undefined;
 }

@@ -3,8 +3,8 @@ import {
   decodeTempData,
   encodeTempData,
   TEMP_DATA_MAX_DEPTH,
-  TempDataFormatError,
 } from './temp-data.value-codec.js';
+import { TempDataFormatError } from '../errors/temp-data.errors.js';
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);

@@ -10,6 +10,8 @@
  * keys of `d`) are never interpreted and are written as they are.
  */
 
+import { TempDataFormatError } from '../errors/temp-data.errors.js';
+
 /** Version written by {@link encodeTempData}; the only one {@link decodeTempData} reads. */
 export const TEMP_DATA_FORMAT_VERSION = 1;
 
@@ -18,21 +20,6 @@ export const TEMP_DATA_FORMAT_VERSION = 1;
  * Enforced by {@link assertTempDataValue} and by {@link decodeTempData}, so neither can exhaust the stack.
  */
 export const TEMP_DATA_MAX_DEPTH = 64;
-
-/**
- * Thrown by {@link decodeTempData} for any input it cannot read completely: invalid UTF-8 or JSON, an
- * unknown version, a wrong shape, a bad tag, too deep a nesting. It is the only error `decodeTempData` throws.
- *
- * @example
- * // Providers catch it: an unreadable TempData payload gives empty TempData and is logged, never a 500.
- * if (error instanceof TempDataFormatError) logger.debug(error.message);
- */
-export class TempDataFormatError extends Error {
-  constructor(detail: string, options?: { cause?: unknown }) {
-    super(`TempData payload is malformed: ${detail}. Discard it and continue with empty TempData.`, options);
-    this.name = 'TempDataFormatError';
-  }
-}
 
 const SUPPORTED = 'TempData holds string, number, boolean, null, Date and arrays/plain objects of those.';
 const HINT_LOAD_AGAIN = 'Store an id and load the object again instead.';

@@ -13,7 +13,11 @@ export interface MemoryEntryTableOptions<V> {
   clock: Clock;
   /** Upper bound of the summed entry sizes; least recently used entries are evicted beyond it. */
   sizeLimit?: number;
+  /** Upper bound of the number of entries; least recently used entries are evicted beyond it. */
+  maxCount?: number;
   sizeOf: (value: V) => number;
+  /** Called for every entry evicted to stay within a bound (not for expiry or deletes). */
+  onEvict?: (bound: 'sizeLimit' | 'maxCount') => void;
 }
 
 /** Entries examined for expiry per write: enough to keep up, far from a full scan. */
@@ -21,7 +25,8 @@ const SWEEP_STEP = 8;
 
 /**
  * The storage behind the memory cache and the memory session store: entries with absolute and
- * sliding expiry on an injectable clock, LRU eviction under a size limit, and an incremental sweep.
+ * sliding expiry on an injectable clock, LRU eviction under a size or count limit, and an incremental
+ * sweep.
  *
  * Expired entries are dropped when touched, and each write examines a few more entries from a
  * cursor that walks the table round and round, so dead entries disappear at a rate proportional
@@ -31,8 +36,12 @@ export class MemoryEntryTable<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private cursor: Iterator<[string, Entry<V>]> | undefined;
   private totalSize = 0;
+  /** A bound is set: the Map's order is kept as the LRU order (reads move an entry to the end). */
+  private readonly bounded: boolean;
 
-  constructor(private readonly options: MemoryEntryTableOptions<V>) {}
+  constructor(private readonly options: MemoryEntryTableOptions<V>) {
+    this.bounded = options.sizeLimit !== undefined || options.maxCount !== undefined;
+  }
 
   get count(): number {
     return this.entries.size;
@@ -83,7 +92,7 @@ export class MemoryEntryTable<V> {
       entry.expiration = expiration;
       entry.expiresAt = expiresAt;
       entry.size = size;
-      if (this.options.sizeLimit !== undefined) {
+      if (this.bounded) {
         this.entries.delete(key); // most recently used: to the end of the LRU order
         this.entries.set(key, entry);
       }
@@ -125,7 +134,7 @@ export class MemoryEntryTable<V> {
 
   private touch(key: string, entry: Entry<V>, now: number): void {
     if (entry.expiration.slidingMs !== undefined) entry.expiresAt = now + timeToLive(entry.expiration, now);
-    if (this.options.sizeLimit !== undefined) {
+    if (this.bounded) {
       // Map order is the LRU order: move the entry to the end.
       this.entries.delete(key);
       this.entries.set(key, entry);
@@ -146,12 +155,26 @@ export class MemoryEntryTable<V> {
   }
 
   private evictOverLimit(justWritten: string): void {
-    const limit = this.options.sizeLimit;
-    if (limit === undefined) return;
-    for (const key of this.entries.keys()) {
-      if (this.totalSize <= limit) return;
-      if (key !== justWritten) this.delete(key);
+    const { sizeLimit, maxCount } = this.options;
+    if (maxCount !== undefined && this.entries.size > maxCount) {
+      // Only a new key grows the count, and it is the newest: the oldest go first.
+      for (const key of this.entries.keys()) {
+        if (this.entries.size <= maxCount) break;
+        this.evict(key, 'maxCount');
+      }
     }
-    if (this.totalSize > limit) this.delete(justWritten);
+    if (sizeLimit === undefined) return;
+    for (const key of this.entries.keys()) {
+      if (this.totalSize <= sizeLimit) return;
+      if (key !== justWritten) this.evict(key, 'sizeLimit');
+    }
+    if (this.totalSize > sizeLimit) this.evict(justWritten, 'sizeLimit');
+  }
+
+  private evict(key: string, bound: 'sizeLimit' | 'maxCount'): void {
+    const entry = this.entries.get(key)!;
+    this.delete(key);
+    // An expired entry is not a live one pushed out: no report.
+    if (entry.expiresAt > this.options.clock.now()) this.options.onEvict?.(bound);
   }
 }

@@ -1,32 +1,3 @@
-/**
- * Thrown at startup for Redis options that cannot work; the message names the option.
- *
- * @example
- * SessionModule.forRoot({ redis: { host: 'localhost', url: 'redis://localhost' } });
- * // startup fails: RedisConfigurationError (host/port cannot be combined with url)
- */
-export class RedisConfigurationError extends Error {
-  override readonly name = 'RedisConfigurationError';
-}
-
-/**
- * A Redis operation failed (after its retries) or timed out.
- *
- * @example
- * try {
- *   await cache.get('report');
- * } catch (error) {
- *   if (error instanceof RedisOperationError) logger.warn(`Redis ${error.operation} failed: ${error.message}`);
- * }
- */
-export class RedisOperationError extends Error {
-  override readonly name = 'RedisOperationError';
-
-  constructor(
-    message: string,
-    readonly operation: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
+// The Redis errors live with the library's other errors (errors/redis.errors.ts); re-exported here
+// so the Redis modules (and the `nest-session-state/redis` entry) import them from beside them.
+export { RedisConfigurationError, RedisOperationError } from '../../errors/redis.errors.js';

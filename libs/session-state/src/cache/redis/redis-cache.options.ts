@@ -89,12 +89,12 @@ export interface RedisCacheOptions {
   /** An ioredis `Redis` or `Cluster` the app already made; the module does not close it. */
   client?: RedisClientLike;
   /**
-   * Opt-in: keep recently used sessions in this process too, so a session read needs no Redis round
-   * trip. Kept coherent by Redis invalidations (CLIENT TRACKING, Redis 6+): when another instance
-   * writes a session, this instance drops its copy when Redis tells it, usually within a millisecond.
-   * Reads may therefore miss a write made on another instance in that short window; writes are never
-   * lost (commits still go to Redis and write only what changed). Standalone Redis only. `true` for
-   * the defaults. See docs/near-cache.md.
+   * Opt-in: keep recently used sessions in this process too, so a session read needs no script and
+   * no transfer of the session. Kept coherent by Redis invalidations (CLIENT TRACKING, Redis 6+), and
+   * each copy is served only after a PING on the invalidation connection confirmed that every
+   * invalidation sent before the request has arrived: a request never misses a commit that completed
+   * (on any instance) before it arrived. Standalone Redis only. `true` for the defaults. See
+   * docs/near-cache.md.
    */
   nearCache?: boolean | RedisNearCacheOptions;
 }

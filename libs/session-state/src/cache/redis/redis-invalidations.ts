@@ -20,6 +20,8 @@ export interface InvalidationSink {
   activate(): void;
   /** Invalidations may be missed from now on. */
   deactivate(): void;
+  /** Receives the barrier that confirms copies (see {@link RedisInvalidations.barrier}). */
+  useBarrier(barrier: () => Promise<boolean>): void;
 }
 
 /**
@@ -49,6 +51,8 @@ export class RedisInvalidations {
   private warned = false;
   private readonly onClientClose = () => this.lost();
   private readonly onClientReady = () => this.refresh();
+  /** The barrier callers of this turn of the event loop share (one PING). */
+  private nextBarrier: Promise<boolean> | undefined;
 
   constructor(
     private readonly client: Redis,
@@ -56,7 +60,10 @@ export class RedisInvalidations {
     private readonly startTimeout: number,
     /** The app passed the client in: tracking is turned off again on close. */
     private readonly isAppClient: boolean,
+    /** Longest wait for a barrier's PING (the operation timeout); then copies are not trusted. */
+    private readonly barrierTimeout = startTimeout,
   ) {
+    sink.useBarrier(() => this.barrier());
     this.subscriber = client.duplicate({
       protocol: 2,
       autoResubscribe: false,
@@ -108,9 +115,9 @@ export class RedisInvalidations {
       TRACKED_CLIENTS.delete(this.client);
       throw new RedisConfigurationError(
         `Redis option nearCache could not be set up: ${(error as Error).message}. It needs Redis 6 or later ` +
-          'and, for the configured user, the commands CLIENT ID, CLIENT TRACKING, CLIENT SETNAME and SUBSCRIBE ' +
+          'and, for the configured user, the commands CLIENT ID, CLIENT TRACKING, CLIENT SETNAME, SUBSCRIBE and PING ' +
           'and the channel __redis__:invalidate (ACL: +client|id +client|tracking +client|setname +subscribe ' +
-          '&__redis__:invalidate). ' +
+          '&__redis__:invalidate +ping). ' +
           'Grant them, or remove nearCache.',
         { cause: error },
       );
@@ -139,6 +146,46 @@ export class RedisInvalidations {
       await this.subscriber.quit();
     } catch {
       this.subscriber.disconnect();
+    }
+  }
+
+  /**
+   * Resolves true once every invalidation Redis sent this instance before the call has reached the
+   * sink: a PING on the subscriber connection, whose reply Redis queues behind the invalidations
+   * already queued there (one connection's messages and replies keep their order, and ioredis emits
+   * a message before it resolves a later reply). So a copy still held after the barrier includes every
+   * commit that completed before the call, on any instance: a request that arrives after another
+   * instance answered cannot read the value that instance replaced. Callers within one turn of the
+   * event loop share one PING (sent after the turn, so after all of them arrived). False when the
+   * subscriber does not answer within the operation timeout: the caller reads Redis instead.
+   */
+  barrier(): Promise<boolean> {
+    this.nextBarrier ??= new Promise<boolean>((resolve) =>
+      setImmediate(() => {
+        this.nextBarrier = undefined;
+        resolve(this.ping());
+      }),
+    );
+    return this.nextBarrier;
+  }
+
+  private async ping(): Promise<boolean> {
+    if (this.closed || this.subscriber.status !== 'ready' || !this.sink.isActive) return false;
+    const generation = this.generation;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const answered = await Promise.race([
+        this.subscriber.ping().then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), this.barrierTimeout);
+        }),
+      ]);
+      // A connection lost meanwhile may have dropped invalidations: not confirmed.
+      return answered && generation === this.generation;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -186,6 +233,7 @@ export class RedisInvalidations {
     if (this.subscriberId === undefined) {
       const id = String(await this.subscriber.client('ID'));
       await this.subscriber.subscribe(INVALIDATION_CHANNEL);
+      await this.subscriber.ping(); // the barrier's command: refused here, not on every read, if the ACL denies it
       this.subscriberId = id;
     }
     // The redirection can only be changed from OFF.

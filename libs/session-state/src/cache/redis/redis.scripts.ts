@@ -119,6 +119,19 @@ return 1`,
   sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn 1` },
   /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
   sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn 1` },
+  /**
+   * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
+   * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply
+   * was lost (a timeout) finds its own lock instead of waiting for it to expire. 0: another token holds it.
+   */
+  lockAcquire: {
+    numberOfKeys: 1,
+    lua: `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`,
+  },
   /** KEYS: lock. ARGV: token. Deletes the lock only when this request still owns it. */
   lockRelease: {
     numberOfKeys: 1,

@@ -1,10 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../../cache/distributed-cache.interface.js';
-import {
-  decodeSessionRecord,
-  encodeSessionRecord,
-  SessionRecordFormatError,
-} from './session-record.codec.js';
+import { SessionRecordFormatError } from '../../errors/session.errors.js';
+import { decodeSessionRecord, encodeSessionRecord } from './session-record.codec.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 
 /**

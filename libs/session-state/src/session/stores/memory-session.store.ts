@@ -1,23 +1,57 @@
+import { Logger } from '@nestjs/common';
 import { systemClock, type Clock } from '../../cache/clock.js';
 import { MemoryEntryTable } from '../../cache/memory/memory-entry.table.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 
+/** Default of {@link MemorySessionStoreOptions.maxSessions}. */
+export const DEFAULT_MEMORY_MAX_SESSIONS = 100_000;
+/** Default of {@link MemorySessionStoreOptions.sizeLimit}: 128 MiB. */
+export const DEFAULT_MEMORY_SIZE_LIMIT = 128 * 1024 * 1024;
+
 /**
- * Options of {@link MemorySessionStore}.
+ * Options of {@link MemorySessionStore}. Both bounds are on by default, so a flood of new visitors
+ * (every cookieless request that stores a value makes a session) cannot grow the process without
+ * limit: beyond either, the least recently used sessions are evicted (their visitors start new
+ * sessions), and the first eviction is logged once naming the option to raise.
  *
  * @example
- * SessionModule.forRoot({ store: new MemorySessionStore({ sizeLimit: 256 * 1024 * 1024 }) });
+ * SessionModule.forRoot({ memory: { maxSessions: 500_000, sizeLimit: 512 * 1024 * 1024 } });
+ * SessionModule.forRoot({ store: new MemorySessionStore({ maxSessions: Infinity }) }); // unbounded: not advised
  */
 export interface MemorySessionStoreOptions {
-  /** Maximum total bytes of all sessions; least recently used sessions are evicted. */
+  /**
+   * Maximum number of sessions held. Default 100 000 (about 76 MB of heap for two-value sessions).
+   * `Infinity`: no bound.
+   */
+  maxSessions?: number;
+  /**
+   * Maximum total bytes of all sessions (values and keys, plus a fixed per-session overhead).
+   * Default 128 MiB. `Infinity`: no bound.
+   */
   sizeLimit?: number;
   clock?: Clock;
 }
 
+/** What a session costs beyond its values: the table entry, the Map and the key string (~700 B measured). */
+const SESSION_OVERHEAD = 512;
+
 function sizeOfSession(data: SessionData): number {
-  let size = 0;
+  let size = SESSION_OVERHEAD;
   for (const [key, value] of data) size += key.length * 2 + value.byteLength + 48;
   return size;
+}
+
+/** A bound option: a positive integer, or Infinity for none (undefined). */
+function bound(name: string, value: number | undefined, fallback: number): number | undefined {
+  const resolved = value ?? fallback;
+  if (resolved === Infinity) return undefined;
+  if (!Number.isInteger(resolved) || resolved <= 0) {
+    throw new RangeError(
+      `Memory session store option ${name} (SessionModule option memory.${name}) must be a positive integer, ` +
+        `or Infinity for no bound (got ${String(value)}).`,
+    );
+  }
+  return resolved;
 }
 
 /**
@@ -40,16 +74,35 @@ export class MemorySessionStore implements SessionStore {
   private readonly table: MemoryEntryTable<SessionData>;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
   private readonly clock: Clock;
+  private readonly logger = new Logger('MemorySessionStore');
+  /** The bounds whose first eviction was logged. */
+  private readonly warned = new Set<string>();
   /** The last expiration written (shared by entries: the table never changes one in place). */
   private expiration = { slidingMs: 0 };
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    const maxSessions = bound('maxSessions', options.maxSessions, DEFAULT_MEMORY_MAX_SESSIONS);
+    const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
     this.table = new MemoryEntryTable<SessionData>({
       clock: this.clock,
-      sizeLimit: options.sizeLimit,
+      sizeLimit,
+      maxCount: maxSessions,
       sizeOf: sizeOfSession,
+      onEvict: (limit) =>
+        this.evicted(limit === 'maxCount' ? 'maxSessions' : 'sizeLimit', maxSessions, sizeLimit),
     });
+  }
+
+  private evicted(option: 'maxSessions' | 'sizeLimit', maxSessions?: number, sizeLimit?: number): void {
+    if (this.warned.has(option)) return;
+    this.warned.add(option);
+    const value = option === 'maxSessions' ? `${maxSessions} sessions` : `${sizeLimit} bytes`;
+    this.logger.warn(
+      `Memory session store is full (memory.${option}: ${value}): the least recently used sessions are evicted ` +
+        `from now on, and their visitors start new sessions. Raise memory.${option} if this is real traffic, or ` +
+        'keep sessions in Redis (option redis). Logged once.',
+    );
   }
 
   /** Number of sessions held (expired ones may count until swept). */
@@ -114,7 +167,7 @@ export class MemorySessionStore implements SessionStore {
   tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     const now = this.clock.now();
     const held = this.locks.get(sessionKey);
-    if (held && held.expiresAt > now) return Promise.resolve(false);
+    if (held && held.expiresAt > now && held.token !== token) return Promise.resolve(false);
     this.locks.set(sessionKey, { token, expiresAt: now + ttlMs });
     return Promise.resolve(true);
   }

@@ -5,13 +5,18 @@ import type { RedisConnection } from '../../cache/redis/redis.connection.js';
 import type { SessionNearCache } from './session-near-cache.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 
+/** The invalidation barrier's turn of the event loop and timer resolution, on top of its timeout. */
+const BARRIER_SLACK = 50;
+
 /**
  * Sessions on Redis or Redis Cluster: one hash per session at `{<applicationName>_<key>}_Data`.
  * Load is HGETALL + PEXPIRE and commit is HDEL/HSET/PEXPIRE, each one EVALSHA: one round trip,
  * atomic, and writing only the keys this request changed.
  *
  * With a {@link SessionNearCache} (option `redis.nearCache`), loads are answered from this process
- * while its copy is coherent, so a read-modify-write costs one round trip (the commit).
+ * while its copy is coherent, confirmed by the invalidation barrier (a PING on the invalidation
+ * connection, shared by the requests of one event-loop turn): a read-modify-write costs the commit
+ * script and a PING instead of two scripts, and no commit that completed before the request is missed.
  *
  * @example
  * SessionModule.forRoot({ redis: { url: process.env.REDIS_URL } }); // uses a RedisSessionStore
@@ -36,13 +41,15 @@ export class RedisSessionStore implements SessionStore {
   }
 
   /**
-   * Every call is one bounded {@link RedisConnection.execute} (a commit's with its WAIT time). Not
-   * claimed by subclasses, whose overrides may wait for other things.
+   * Every call is one bounded {@link RedisConnection.execute} (a commit's with its WAIT time), a
+   * near-cached load after an invalidation barrier bounded by the operation timeout. Not claimed by
+   * subclasses, whose overrides may wait for other things.
    */
   get settlesWithinMs(): number | undefined {
     if (this.constructor !== RedisSessionStore) return undefined;
-    const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
-    return this.connection.longestExecution(waitForReplicas === 0 ? 0 : waitForReplicasTimeout);
+    const { waitForReplicas, waitForReplicasTimeout, operationTimeout } = this.connection.options;
+    const barrier = this.near ? operationTimeout + BARRIER_SLACK : 0;
+    return barrier + this.connection.longestExecution(waitForReplicas === 0 ? 0 : waitForReplicasTimeout);
   }
 
   load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
@@ -55,7 +62,7 @@ export class RedisSessionStore implements SessionStore {
     key: string,
     idleTimeoutMs: number,
   ): Promise<SessionData | undefined> {
-    const copy = near.get(key, idleTimeoutMs);
+    const copy = await near.getConfirmed(key, idleTimeoutMs);
     if (copy !== undefined) return copy.size === 0 ? undefined : copy;
     const ticket = near.begin(key);
     let data: SessionData | undefined;
@@ -176,11 +183,12 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
+  /** Reentrant for `token` (see the `lockAcquire` script): safe to retry after a lost reply. */
   async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     const reply = await this.connection.execute('SESSION LOCK', () =>
-      this.connection.client.set(redisKeys.sessionLock(this.app, sessionKey), token, 'PX', ttlMs, 'NX'),
+      this.connection.script('lockAcquire', redisKeys.sessionLock(this.app, sessionKey), token, ttlMs),
     );
-    return reply === 'OK';
+    return Number(reply) === 1;
   }
 
   async unlock(sessionKey: string, token: string): Promise<void> {

@@ -163,4 +163,33 @@ describe('SessionNearCache', () => {
     expect(off.get('k', IDLE)).toBeUndefined();
     expect(off.size).toBe(0);
   });
+
+  describe('getConfirmed (the invalidation barrier)', () => {
+    it('serves the copy only if it is still held once the barrier has let earlier invalidations in', async () => {
+      load('k', { a: '1' });
+      let arriving: string | undefined = 'k'; // an invalidation already sent, not yet applied
+      near.useBarrier(() => {
+        if (arriving) near.invalidate(arriving);
+        arriving = undefined;
+        return Promise.resolve(true);
+      });
+      expect(near.get('k', IDLE)).toBeDefined(); // without the barrier: the stale copy
+      expect(await near.getConfirmed('k', IDLE)).toBeUndefined();
+      load('k', { a: '2' });
+      expect(text(await near.getConfirmed('k', IDLE), 'a')).toBe('2');
+    });
+
+    it('reads Redis (undefined) when the barrier fails, and does not wait for one when nothing is held', async () => {
+      let barriers = 0;
+      near.useBarrier(() => {
+        barriers++;
+        return Promise.resolve(false);
+      });
+      expect(await near.getConfirmed('none', IDLE)).toBeUndefined();
+      expect(barriers).toBe(0);
+      load('k', { a: '1' });
+      expect(await near.getConfirmed('k', IDLE)).toBeUndefined();
+      expect(barriers).toBe(1);
+    });
+  });
 });

@@ -30,6 +30,8 @@ export class SessionNearCache {
   /** Changes whenever copies stop being trustworthy as a whole (flush, channel lost or regained). */
   private epoch = 0;
   private active = false;
+  /** Confirms that every invalidation sent before the call has arrived; none: copies are served as held. */
+  private barrier: (() => Promise<boolean>) | undefined;
 
   constructor(
     readonly maxEntries: number,
@@ -52,8 +54,14 @@ export class SessionNearCache {
   /**
    * A copy of the session's values, or undefined when Redis must be read: nothing held, held too
    * long (`maxAge`), or due for a slide of the idle timeout. An empty map: no such session in Redis.
+   * Without the barrier: an invalidation already sent may not have arrived (see {@link getConfirmed}).
    */
   get(key: string, idleTimeoutMs: number): SessionData | undefined {
+    const entry = this.usable(key, idleTimeoutMs);
+    return entry && new Map(entry.data);
+  }
+
+  private usable(key: string, idleTimeoutMs: number): NearEntry | undefined {
     if (!this.active) return undefined;
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
@@ -61,7 +69,24 @@ export class SessionNearCache {
     if (now >= entry.trustedUntil || now - entry.slidAt >= Math.min(this.slideEvery, idleTimeoutMs)) {
       return undefined;
     }
-    return new Map(entry.data);
+    return entry;
+  }
+
+  /**
+   * {@link get}, after the invalidation barrier: the copy only if it is still held once every
+   * invalidation Redis sent before this call has been applied. So a commit that completed anywhere
+   * before the request arrived is never missed (sequential read-modify-write across instances stays
+   * exact). Undefined when Redis must be read, also when the barrier fails.
+   */
+  async getConfirmed(key: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+    if (this.usable(key, idleTimeoutMs) === undefined) return undefined;
+    if (this.barrier && !(await this.barrier())) return undefined;
+    return this.get(key, idleTimeoutMs);
+  }
+
+  /** Set by the invalidation channel (RedisInvalidations). */
+  useBarrier(barrier: () => Promise<boolean>): void {
+    this.barrier = barrier;
   }
 
   /** Marks the start of a Redis operation on `key`. */

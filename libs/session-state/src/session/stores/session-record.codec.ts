@@ -1,11 +1,7 @@
+import { SessionRecordFormatError } from '../../errors/session.errors.js';
 import type { SessionData } from './session-store.interface.js';
 
 const VERSION = 1;
-
-/** A stored session record that is not in the expected format. */
-export class SessionRecordFormatError extends Error {
-  override readonly name = 'SessionRecordFormatError';
-}
 
 /**
  * The whole-record format for stores that keep a session as one value:

@@ -49,7 +49,11 @@ export interface SessionStore {
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void>;
   /** Deletes the session. */
   remove(sessionKey: string): Promise<void>;
-  /** Takes the session's exclusive lock for `ttlMs`; false when another request holds it. */
+  /**
+   * Takes the session's exclusive lock for `ttlMs`; false when another token holds it. Reentrant:
+   * true (and the TTL renewed) when `token` holds it already, so a request retrying after a lost
+   * reply finds the lock its first try took.
+   */
   tryLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still owns it. */
   unlock?(sessionKey: string, token: string): Promise<void>;

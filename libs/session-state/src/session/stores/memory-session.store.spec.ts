@@ -1,0 +1,113 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import { ManualClock } from '../../cache/clock.js';
+import { DEFAULT_MEMORY_MAX_SESSIONS, MemorySessionStore } from './memory-session.store.js';
+import type { SessionChanges } from './session-store.interface.js';
+
+const IDLE = 20 * 60_000;
+const setting = (field: string, value: Uint8Array): SessionChanges => ({
+  cleared: false,
+  set: new Map([[field, value]]),
+  removed: new Set(),
+  snapshot: () => new Map([[field, value]]),
+});
+const small = setting('count', new Uint8Array([1]));
+
+/** Captures Nest's static logger for the duration of `run`. */
+function warnings(run: () => void): string[] {
+  const lines: string[] = [];
+  const capture: LoggerService = {
+    log: () => undefined,
+    warn: (m: unknown) => lines.push(String(m)),
+    error: () => undefined,
+    debug: () => undefined,
+    verbose: () => undefined,
+  };
+  Logger.overrideLogger(capture);
+  try {
+    run();
+  } finally {
+    Logger.overrideLogger(false);
+    Logger.overrideLogger(new Logger());
+  }
+  return lines;
+}
+
+describe('MemorySessionStore bounds', () => {
+  it('is bounded with no options: the 100 001st session evicts the least recently used', () => {
+    const store = new MemorySessionStore({ clock: new ManualClock() });
+    const lines = warnings(() => {
+      for (let i = 0; i <= DEFAULT_MEMORY_MAX_SESSIONS; i++) store.commitNow(`s${i}`, small, IDLE);
+    });
+    expect(DEFAULT_MEMORY_MAX_SESSIONS).toBe(100_000);
+    expect(store.count).toBe(DEFAULT_MEMORY_MAX_SESSIONS);
+    expect(store.loadNow('s0', IDLE)).toBeUndefined(); // the oldest went
+    expect(store.loadNow(`s${DEFAULT_MEMORY_MAX_SESSIONS}`, IDLE)).toBeDefined();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/memory\.maxSessions: 100000 sessions.*Raise memory\.maxSessions/);
+  });
+
+  it('keeps the count at maxSessions, evicts the least recently used (a read counts as use), logs once', () => {
+    const store = new MemorySessionStore({ maxSessions: 3, clock: new ManualClock() });
+    const lines = warnings(() => {
+      for (const key of ['a', 'b', 'c']) store.commitNow(key, small, IDLE);
+      store.loadNow('a', IDLE); // a is now the most recently used: b is the least
+      store.commitNow('d', small, IDLE);
+      expect(store.count).toBe(3);
+      expect(store.loadNow('b', IDLE)).toBeUndefined();
+      for (const key of ['a', 'c', 'd']) expect(store.loadNow(key, IDLE)).toBeDefined();
+      for (let i = 0; i < 50; i++) store.commitNow(`n${i}`, small, IDLE);
+      expect(store.count).toBe(3);
+    });
+    expect(lines).toHaveLength(1);
+  });
+
+  it('keeps the bytes within sizeLimit, counting a per-session overhead; names sizeLimit when it is the bound hit', () => {
+    const store = new MemorySessionStore({ sizeLimit: 10_000, clock: new ManualClock() });
+    const lines = warnings(() => {
+      // 1 KB values: ~1.6 KB each with the overhead, so at most 6 fit in 10 000 bytes.
+      for (let i = 0; i < 20; i++) store.commitNow(`s${i}`, setting('v', new Uint8Array(1000)), IDLE);
+    });
+    expect(store.count).toBeGreaterThanOrEqual(5);
+    expect(store.count).toBeLessThanOrEqual(6);
+    expect(store.loadNow('s19', IDLE)).toBeDefined();
+    expect(store.loadNow('s0', IDLE)).toBeUndefined();
+    expect(lines).toEqual([expect.stringMatching(/memory\.sizeLimit: 10000 bytes/)]);
+  });
+
+  it('an expired session pushed out by the bound is not reported as an eviction', () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ maxSessions: 2, clock });
+    const lines = warnings(() => {
+      store.commitNow('a', small, 1000);
+      store.commitNow('b', small, 1000);
+      clock.advance(2000);
+      store.commitNow('c', small, IDLE);
+    });
+    expect(lines).toEqual([]);
+    expect(store.count).toBeLessThanOrEqual(2);
+  });
+
+  it('Infinity lifts a bound; anything else but a positive integer is refused naming the option', () => {
+    const store = new MemorySessionStore({ maxSessions: Infinity, clock: new ManualClock() });
+    for (let i = 0; i < DEFAULT_MEMORY_MAX_SESSIONS + 10; i++) store.commitNow(`s${i}`, small, IDLE);
+    expect(store.count).toBe(DEFAULT_MEMORY_MAX_SESSIONS + 10);
+    expect(() => new MemorySessionStore({ maxSessions: 0 })).toThrow(/memory\.maxSessions.*positive integer/);
+    expect(() => new MemorySessionStore({ sizeLimit: 1.5 })).toThrow(/memory\.sizeLimit.*positive integer/);
+  });
+});
+
+describe('MemorySessionStore lock', () => {
+  it('is reentrant for its token (a retry finds its own lock), refuses other tokens, and unlocks only its own', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock });
+    expect(await store.tryLock('s', 'mine', 1000)).toBe(true);
+    expect(await store.tryLock('s', 'mine', 1000)).toBe(true);
+    expect(await store.tryLock('s', 'theirs', 1000)).toBe(false);
+    await store.unlock('s', 'theirs');
+    expect(await store.tryLock('s', 'theirs', 1000)).toBe(false);
+    await store.unlock('s', 'mine');
+    expect(await store.tryLock('s', 'theirs', 1000)).toBe(true);
+    clock.advance(1000);
+    expect(await store.tryLock('s', 'mine', 1000)).toBe(true); // expired
+  });
+});

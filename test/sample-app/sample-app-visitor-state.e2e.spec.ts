@@ -1,0 +1,106 @@
+/**
+ * The sample app keeps each visitor's data to that visitor: preferences of any name round-trip, and
+ * the customers list lives in the visitor's session, bounded, instead of one global list that any
+ * anonymous client could grow for everyone.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { CookieJar } from '../support/cookie-jar.js';
+import { BUILD_TIMEOUT_MS, ensureBuilt } from './support/build.js';
+import { SampleAppProcess } from './support/sample-app.process.js';
+
+const MAX_CUSTOMERS = 20;
+
+/** One visitor: a cookie jar, no redirects followed. */
+class Visitor {
+  readonly jar = new CookieJar();
+
+  constructor(private readonly app: SampleAppProcess) {}
+
+  async request(
+    path: string,
+    init: { form?: Record<string, string>; accept?: string } = {},
+  ): Promise<{ status: number; location: string | null; body: string }> {
+    const headers: Record<string, string> = { accept: init.accept ?? 'text/html' };
+    const cookie = this.jar.header();
+    if (cookie) headers.cookie = cookie;
+    const response = await fetch(`${this.app.url}${path}`, {
+      method: init.form ? 'POST' : 'GET',
+      headers,
+      body: init.form ? new URLSearchParams(init.form) : undefined,
+      redirect: 'manual',
+    });
+    this.jar.update({ headers: { 'set-cookie': response.headers.getSetCookie() } });
+    return {
+      status: response.status,
+      location: response.headers.get('location'),
+      body: await response.text(),
+    };
+  }
+
+  /** Names in the customers table of `/customers`. */
+  async customers(): Promise<string[]> {
+    const { body } = await this.request('/customers');
+    return [...body.matchAll(/<tr><td>\d+<\/td><td>([^<]*)<\/td>/g)].map((m) => m[1]);
+  }
+}
+
+describe.each(['cookie', 'session'] as const)(
+  'sample app: state stays with its visitor (TempData %s)',
+  (provider) => {
+    let app: SampleAppProcess;
+
+    beforeAll(async () => {
+      await ensureBuilt();
+      app = await SampleAppProcess.start({ env: { TEMPDATA_PROVIDER: provider } });
+    }, BUILD_TIMEOUT_MS);
+    afterAll(() => app?.stop());
+
+    test('a preference named __proto__ (or constructor) round-trips in GET /prefs', async () => {
+      const visitor = new Visitor(app);
+      for (const [key, value] of [
+        ['__proto__', 'polluted?'],
+        ['constructor', 'ctor'],
+        ['theme', 'dark'],
+      ]) {
+        const set = await visitor.request(`/prefs/${key}`, { form: { value }, accept: 'application/json' });
+        expect(set.status).toBe(200);
+      }
+      const { body } = await visitor.request('/prefs', { accept: 'application/json' });
+      // JSON.parse defines "__proto__" as an own property, as the server's JSON has it.
+      const prefs = JSON.parse(body) as Record<string, unknown>;
+      expect(Object.entries(prefs)).toEqual([
+        ['__proto__', 'polluted?'],
+        ['constructor', 'ctor'],
+        ['theme', 'dark'],
+      ]);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    });
+
+    test("one visitor's customers are not shown to another", async () => {
+      const ada = new Visitor(app);
+      const grace = new Visitor(app);
+      expect((await ada.request('/customers/create', { form: { name: 'Ada' } })).location).toBe('/customers');
+      expect(await ada.customers()).toEqual(['Ada']);
+      expect(await grace.customers()).toEqual([]);
+      await grace.request('/customers/create', { form: { name: 'Grace' } });
+      expect(await grace.customers()).toEqual(['Grace']);
+      expect(await ada.customers()).toEqual(['Ada']);
+    });
+
+    test(`a visitor can add at most ${MAX_CUSTOMERS} customers; the next is refused with a message`, async () => {
+      const visitor = new Visitor(app);
+      for (let i = 1; i <= MAX_CUSTOMERS; i++) {
+        const created = await visitor.request('/customers/create', { form: { name: `Customer ${i}` } });
+        expect(created.location).toBe('/customers');
+      }
+      const refused = await visitor.request('/customers/create', { form: { name: 'One too many' } });
+      expect(refused.status).toBe(302);
+      expect(refused.location).toBe('/customers/create');
+      const form = await visitor.request('/customers/create');
+      expect(form.body).toContain(`This sample keeps at most ${MAX_CUSTOMERS} customers per visitor.`);
+      const names = await visitor.customers();
+      expect(names).toHaveLength(MAX_CUSTOMERS);
+      expect(names).not.toContain('One too many');
+    });
+  },
+);

@@ -1,0 +1,208 @@
+import 'reflect-metadata';
+import {
+  Catch,
+  Controller,
+  Get,
+  HttpException,
+  Module,
+  ServiceUnavailableException,
+  UseFilters,
+  UseInterceptors,
+  type ArgumentsHost,
+  type ExceptionFilter,
+  type INestApplication,
+} from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { Response } from 'express';
+import request from 'supertest';
+import * as api from 'nest-session-state';
+import {
+  MemorySessionStore,
+  Session,
+  SessionModule,
+  SessionStateError,
+  SessionStateInterceptor,
+  SessionUnavailableError,
+  TempData,
+  type SessionChanges,
+  type SessionData,
+  type SessionModuleOptions,
+  type TempDataDictionary,
+} from 'nest-session-state';
+
+const REPLY = {
+  statusCode: 503,
+  message: 'Session state is temporarily unavailable.',
+  error: 'Service Unavailable',
+  code: 'SESSION_UNAVAILABLE',
+};
+
+/** Every class the package exports whose name ends in Error or Exception. */
+type ErrorClass = abstract new (...args: never[]) => Error;
+const errorClasses = (Object.entries(api) as [string, unknown][]).filter(
+  (entry): entry is [string, ErrorClass] =>
+    /(Error|Exception)$/.test(entry[0]) && typeof entry[1] === 'function',
+);
+
+describe('one error family', () => {
+  it('every exported error is a SessionStateError with name = class name and a stable, unique code', () => {
+    expect(errorClasses.map(([name]) => name)).toEqual(
+      expect.arrayContaining([
+        'SessionStateError',
+        'SessionUnavailableError',
+        'SessionResponseStartedError',
+        'TempDataResponseStartedError',
+        'TempDataTooLargeError',
+        'SessionConfigurationError',
+        'KeyRingConfigurationError',
+        'RedisConfigurationError',
+        'RedisOperationError',
+      ]),
+    );
+    const codes = new Map<string, string>();
+    for (const [name, errorClass] of errorClasses) {
+      if (name === 'SessionStateError' || name === 'ResponseStartedError') continue; // abstract bases
+      const error = construct(name, errorClass);
+      expect(error).toBeInstanceOf(SessionStateError);
+      expect(error).toBeInstanceOf(Error);
+      expect(error.name).toBe(name);
+      const code = (error as { code?: unknown }).code;
+      expect(typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code)).toBe(true);
+      expect(codes.get(code as string)).toBeUndefined();
+      codes.set(code as string, name);
+    }
+  });
+
+  it("instanceof SessionStateError is false for other errors, Nest's own exceptions included; subclasses keep plain instanceof", () => {
+    expect(new Error('x')).not.toBeInstanceOf(SessionStateError);
+    expect(new ServiceUnavailableException()).not.toBeInstanceOf(SessionStateError);
+    expect((null as unknown as object) instanceof SessionStateError).toBe(false);
+    const unavailable = new SessionUnavailableError('load');
+    expect(unavailable).toBeInstanceOf(HttpException);
+    expect(unavailable.getStatus()).toBe(503);
+    expect(new api.SessionNotLoadedError()).not.toBeInstanceOf(SessionUnavailableError);
+    expect(new api.TempDataTooLargeError('k', 2, 1).getStatus()).toBe(413);
+  });
+});
+
+/** Arguments that build each error class (their constructors differ). */
+function construct(name: string, errorClass: ErrorClass): Error {
+  const args: Record<string, unknown[]> = {
+    SessionUnavailableError: ['load'],
+    SessionLockTimeoutError: [10],
+    SessionRequiresHttpError: ['@Session()', 'ws'],
+    TempDataTooLargeError: ['Message', 9000, 8192],
+    RedisOperationError: ['failed', 'get'],
+    TempDataFormatError: ['bad'],
+  };
+  const Concrete = errorClass as unknown as new (...args: unknown[]) => Error;
+  return new Concrete(...(args[name] ?? ['message']));
+}
+
+class DownStore extends MemorySessionStore {
+  override load(_key: string, _idle: number): Promise<SessionData | undefined> {
+    return Promise.reject(new Error('store is down'));
+  }
+  override commit(_key: string, _changes: SessionChanges, _idle: number): Promise<void> {
+    return Promise.reject(new Error('store is down'));
+  }
+}
+
+@Catch(SessionUnavailableError)
+class SessionOutageFilter implements ExceptionFilter {
+  catch(error: SessionUnavailableError, host: ArgumentsHost) {
+    host
+      .switchToHttp()
+      .getResponse<Response>()
+      .status(503)
+      .json({ outage: error.code, action: error.action });
+  }
+}
+
+@Controller('errors')
+class ErrorsController {
+  @Get('session')
+  session(@Session() session: Session) {
+    return { keys: session.keys };
+  }
+
+  @Get('temp-data')
+  tempData(@TempData() tempData: TempDataDictionary) {
+    return { keys: tempData.keys() };
+  }
+
+  @Get('commit')
+  commit(@Session() session: Session) {
+    session.setString('name', 'x');
+    return { ok: true };
+  }
+
+  @Get('filtered-commit')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(SessionOutageFilter)
+  filteredCommit(@Session() session: Session) {
+    session.setString('name', 'x');
+    return { ok: true };
+  }
+
+  @Get('filtered-load')
+  @UseFilters(SessionOutageFilter)
+  filteredLoad(@Session() session: Session) {
+    return { keys: session.keys };
+  }
+}
+
+async function start(options: SessionModuleOptions): Promise<{ app: INestApplication; url: string }> {
+  @Module({ imports: [SessionModule.forRoot(options)], controllers: [ErrorsController] })
+  class ErrorsAppModule {}
+  const ref = await Test.createTestingModule({ imports: [ErrorsAppModule] }).compile();
+  const app = ref.createNestApplication({ logger: false });
+  await app.listen(0, '127.0.0.1');
+  return { app, url: await app.getUrl() };
+}
+
+describe('a store outage under throwOnError answers SessionUnavailableError (503 with its code), not a bare 503', () => {
+  let loadFails: { app: INestApplication; url: string };
+  let commitFails: { app: INestApplication; url: string };
+  beforeAll(async () => {
+    loadFails = await start({ store: new DownStore(), tempData: { provider: 'session' } });
+    // Loads work (no cookie: nothing to load), commits fail.
+    commitFails = await start({ store: new DownStore() });
+  });
+  afterAll(async () => {
+    await loadFails.app.close();
+    await commitFails.app.close();
+  });
+
+  it.each([
+    ['@Session() load', '/errors/session'],
+    ['@TempData() load (session provider)', '/errors/temp-data'],
+  ])('%s', async (_what, path) => {
+    const res = await request(loadFails.url)
+      .get(path)
+      .set('Cookie', await validCookie(loadFails.app));
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual(REPLY);
+  });
+
+  it('the end-of-request commit', async () => {
+    const res = await request(commitFails.url).get('/errors/commit').expect(503);
+    expect(res.body).toEqual(REPLY);
+  });
+
+  it('exception filters can tell it from their own 503s by class, with the action that failed', async () => {
+    const commit = await request(commitFails.url).get('/errors/filtered-commit').expect(503);
+    expect(commit.body).toEqual({ outage: 'SESSION_UNAVAILABLE', action: 'commit' });
+    const load = await request(loadFails.url)
+      .get('/errors/filtered-load')
+      .set('Cookie', await validCookie(loadFails.app));
+    expect(load.body).toEqual({ outage: 'SESSION_UNAVAILABLE', action: 'load' });
+  });
+});
+
+/** A session cookie this app verifies (signed by its key ring), so a load goes to the store. */
+async function validCookie(app: INestApplication): Promise<string> {
+  const { SessionRuntime } = await import('../../libs/session-state/src/session/session.runtime.js');
+  const runtime = app.get(SessionRuntime);
+  return `.Nest.Session=${runtime.signer.sign('k'.repeat(32))}`;
+}

@@ -1,0 +1,224 @@
+import 'reflect-metadata';
+import { Body, Controller, Get, HttpCode, Module, Param, Post, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import request from 'supertest';
+import {
+  Session,
+  SessionModule,
+  SessionStateError,
+  TempData,
+  TempDataTooLargeError,
+  type TempDataDictionary,
+} from 'nest-session-state';
+import { CaptureLogger } from '../support/capture-logger.js';
+import { CookieJar } from '../support/cookie-jar.js';
+
+/** The issue's message: with the old 40 KiB default it made a 5-chunk cookie and a 16,386-byte Cookie header. */
+const LONG_NAME = 'A'.repeat(12_150 - 'Customer  added'.length);
+
+/** What a browser sends besides cookies (Chromium's navigation headers, measured: about 1 KB). */
+const BROWSER_HEADERS = {
+  'user-agent':
+    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  accept:
+    'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7',
+  'accept-language': 'en-GB,en-US;q=0.9,en;q=0.8',
+  'accept-encoding': 'gzip, deflate, br, zstd',
+  'sec-ch-ua': '"Chromium";v="131", "Not_A Brand";v="24"',
+  'sec-ch-ua-mobile': '?0',
+  'sec-ch-ua-platform': '"Linux"',
+  'sec-fetch-dest': 'document',
+  'sec-fetch-mode': 'navigate',
+  'sec-fetch-site': 'same-origin',
+  'sec-fetch-user': '?1',
+  'upgrade-insecure-requests': '1',
+  referer: 'http://127.0.0.1/customers/create?from=a-page-with-a-long-query-string-of-some-length',
+};
+
+/** The app's own cookies: 4 KB of them (a consent cookie, analytics ids, a CSRF token). */
+const APP_COOKIES = Array.from({ length: 8 }, (_, i) => `app${i}=${'v'.repeat(500)}`).join('; ');
+
+@Controller('budget')
+class BudgetController {
+  @Post('create')
+  @HttpCode(200)
+  create(@Body('name') name: string, @TempData() tempData: TempDataDictionary, @Session() session: Session) {
+    session.setString('user', 'ada');
+    tempData.set('Message', `Customer ${name} added`);
+    return { ok: true };
+  }
+
+  /** Stores the longest message TempData accepts, to measure the Cookie header it leads to. */
+  @Post('fill')
+  @HttpCode(200)
+  fill(@TempData() tempData: TempDataDictionary, @Session() session: Session) {
+    session.setString('user', 'ada');
+    for (let length = 16_384; length > 0; length -= 16) {
+      try {
+        tempData.set('Message', 'x'.repeat(length));
+        return { length };
+      } catch (error) {
+        if (!(error instanceof TempDataTooLargeError)) throw error;
+      }
+    }
+    return { length: 0 };
+  }
+
+  @Get('show')
+  show(@TempData('Message') message: unknown) {
+    return { length: typeof message === 'string' ? message.length : null };
+  }
+
+  @Post('set/:key')
+  @HttpCode(200)
+  set(@TempData() tempData: TempDataDictionary, @Body('length') length: number, @Param('key') key: string) {
+    tempData.set(key, 'x'.repeat(length));
+    return { ok: true };
+  }
+
+  /** Reads A, sets B (each fits), then keeps everything: only keep() takes TempData over the budget. */
+  @Post('read-set-keep')
+  @HttpCode(200)
+  readSetKeep(@TempData() tempData: TempDataDictionary) {
+    tempData.get('A');
+    tempData.set('B', 'y'.repeat(5_000));
+    tempData.keep();
+    return { ok: true };
+  }
+
+  @Get('peek')
+  peek(@TempData() tempData: TempDataDictionary) {
+    return { keys: tempData.keys() };
+  }
+}
+
+/** An app on Node's default header limit (16 KiB), as apps run. */
+async function start(
+  options: Parameters<typeof SessionModule.forRoot>[0],
+  logger = new CaptureLogger(),
+): Promise<{ app: INestApplication; url: string }> {
+  @Module({ imports: [SessionModule.forRoot(options)], controllers: [BudgetController] })
+  class BudgetAppModule {}
+  const ref = await Test.createTestingModule({ imports: [BudgetAppModule] })
+    .setLogger(logger)
+    .compile();
+  const app = ref.createNestApplication({ logger });
+  await app.listen(0, '127.0.0.1');
+  return { app, url: await app.getUrl() };
+}
+
+describe.each(['cookie', 'session'] as const)('the TempData cookie budget (%s provider)', (provider) => {
+  let app: INestApplication;
+  let url: string;
+  const logger = new CaptureLogger();
+  beforeAll(async () => {
+    ({ app, url } = await start({ tempData: { provider } }, logger));
+  });
+  afterAll(() => app.close());
+
+  it("the issue's 12,150-character message never locks the browser out (no 431 on the next request)", async () => {
+    const jar = new CookieJar();
+    const created = await request(url).post('/budget/create').send({ name: LONG_NAME });
+    jar.update(created);
+    if (provider === 'cookie') {
+      // Refused where it is set, with a clear 413, instead of a cookie set the next request could not carry.
+      expect(created.status).toBe(413);
+      expect(created.body).toEqual({
+        statusCode: 413,
+        message: 'TempData is too large.',
+        error: 'Payload Too Large',
+        code: 'TEMP_DATA_TOO_LARGE',
+      });
+    } else {
+      expect(created.status).toBe(200); // in the session: no cookie weight
+    }
+    const next = await request(url).get('/budget/show').set(BROWSER_HEADERS).set('Cookie', jar.header());
+    expect(next.status).toBe(200);
+    expect(next.body).toEqual({ length: provider === 'cookie' ? null : 12_150 });
+  });
+
+  it("the largest TempData accepted still fits, with the session cookie, 4 KB of the app's cookies and a browser's headers", async () => {
+    const jar = new CookieJar();
+    const filled = await request(url).post('/budget/fill').expect(200);
+    jar.update(filled);
+    const length = (filled.body as { length: number }).length;
+    if (provider === 'cookie') {
+      expect(length).toBeGreaterThan(5_000);
+      expect(length).toBeLessThan(8_192);
+    } else {
+      expect(length).toBe(16_384);
+    }
+    const next = await request(url)
+      .get('/budget/show')
+      .set(BROWSER_HEADERS)
+      .set('Cookie', `${APP_COOKIES}; ${jar.header()}`);
+    expect(next.status).toBe(200);
+    expect(next.body).toEqual({ length });
+  });
+
+  it('keep() that takes TempData over the budget: the provider writes no cookie set the next request could not carry', async () => {
+    const jar = new CookieJar();
+    jar.update(await request(url).post('/budget/set/A').send({ length: 5_000 }).expect(200));
+    const kept = await request(url).post('/budget/read-set-keep').set('Cookie', jar.header()).expect(200);
+    jar.update(kept);
+    const refused = logger.lines.filter(
+      (l) => l.level === 'error' && /over tempData\.maxCookieBytes=8192/.test(l.message),
+    );
+    const next = await request(url).get('/budget/peek').set(BROWSER_HEADERS).set('Cookie', jar.header());
+    expect(next.status).toBe(200);
+    if (provider === 'cookie') {
+      expect(kept.headers['set-cookie'] ?? []).toEqual([]); // the cookie the browser has stays as it was
+      expect(refused).toHaveLength(1);
+      expect(next.body).toEqual({ keys: ['A'] });
+    } else {
+      expect(refused).toHaveLength(0);
+      expect(next.body).toEqual({ keys: ['A', 'B'] });
+    }
+  });
+});
+
+describe('TempDataTooLargeError', () => {
+  it('names the key, the size and the option, is a SessionStateError and leaves TempData as it was', async () => {
+    @Controller('direct')
+    class DirectController {
+      @Get()
+      direct(@TempData() tempData: TempDataDictionary) {
+        tempData.set('Small', 'kept');
+        try {
+          tempData.set('Big', 'x'.repeat(10_000));
+          return { error: null };
+        } catch (error) {
+          return {
+            name: (error as Error).name,
+            message: (error as Error).message,
+            family: error instanceof SessionStateError,
+            keys: tempData.keys(),
+          };
+        }
+      }
+    }
+    @Module({ imports: [SessionModule.forRoot()], controllers: [DirectController] })
+    class DirectAppModule {}
+    const ref = await Test.createTestingModule({ imports: [DirectAppModule] }).compile();
+    const app = ref.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    try {
+      const { body } = await request(await app.getUrl())
+        .get('/direct')
+        .expect(200);
+      expect(body).toMatchObject({ name: 'TempDataTooLargeError', family: true, keys: ['Small'] });
+      expect(body.message).toMatch(/"Big".* \d+ bytes, over tempData\.maxCookieBytes=8192.*maxHeaderSize/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a budget larger than the header limit leaves room for is warned about at startup', async () => {
+    const logger = new CaptureLogger();
+    const { app } = await start({ tempData: { maxCookieBytes: 16 * 1024 } }, logger);
+    await app.close();
+    const warned = logger.lines.filter((l) => l.level === 'warn' && /maxHeaderSize=16384/.test(l.message));
+    expect(warned).toHaveLength(1);
+    expect(warned[0].message).toContain('--max-http-header-size');
+  });
+});
