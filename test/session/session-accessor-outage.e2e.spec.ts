@@ -77,6 +77,7 @@ describe('SessionAccessor.load() during a store outage', () => {
       statusCode: 503,
       message: 'Session state is temporarily unavailable.',
       error: 'Service Unavailable',
+      code: 'SESSION_UNAVAILABLE',
     });
   });
 
@@ -87,6 +88,7 @@ describe('SessionAccessor.load() during a store outage', () => {
       statusCode: 503,
       message: 'Session state is temporarily unavailable.',
       error: 'Service Unavailable',
+      code: 'SESSION_UNAVAILABLE',
     });
     expect(error.message).toMatch(/session could not load: Redis timed out/); // the detail stays in logs
     expect(error.name).toBe('SessionUnavailableError');
