@@ -44,16 +44,18 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
   }
 
   const IDLE = 1_200_000;
+  /** The commit script's deadline (0: none), maxKeys and maxSessionBytes, for calls made by hand. */
+  const NO_LIMITS = [0, 1000, 1_000_000] as const;
   const scripts: [string, (key: string) => Promise<unknown>][] = [
     ['sessionLoadTracked (slides)', (key) => connection.script('sessionLoadTracked', key, IDLE, 0)],
     ['sessionLoadTracked (slide skipped)', (key) => connection.script('sessionLoadTracked', key, IDLE, IDLE)],
     [
       'sessionCommitTracked',
-      (key) => connection.script('sessionCommitTracked', key, IDLE, '0', 0, 'count', 'x'),
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '0', ...NO_LIMITS, 0, 'count', 'x'),
     ],
     [
       'sessionCommitTracked (clear)',
-      (key) => connection.script('sessionCommitTracked', key, IDLE, '1', 0, 'a', 'b'),
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '1', ...NO_LIMITS, 0, 'a', 'b'),
     ],
     ['sessionRefreshTracked', (key) => connection.script('sessionRefreshTracked', key, IDLE)],
   ];
@@ -146,18 +148,29 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(await other.exists(missing)).toBe(0);
   });
 
-  it('sessionCommit: writes only the changes and slides (HDEL/HSET + PEXPIRE); clear; removing every field leaves no key', async () => {
+  it('sessionCommit: writes only the changes and slides (HDEL/HSET + PEXPIRE, with TIME, HLEN and HSTRLEN for its checks); clear; removing every field leaves no key', async () => {
     const key = redisKeys.sessionData('plain', 'commit');
+    const NO_LIMITS = [0, 1000, 1_000_000] as const;
     await other.hset(key, 'a', '1', 'b', '2');
-    await connection.script('sessionCommit', key, 10_000, '0', 0); // the first call goes as EVAL
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 0); // the first call goes as EVAL
     await other.call('CONFIG', 'RESETSTAT');
-    await connection.script('sessionCommit', key, 10_000, '0', 1, 'a', 'c', '3');
-    expect(await commandCalls()).toEqual({ evalsha: 1, hdel: 1, hset: 1, pexpire: 1 });
+    // Removes a (1 byte) and sets c to the same size: nothing grows, so no limit needs the totals.
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 1, 'a', 'c', '3');
+    expect(await commandCalls()).toEqual({
+      evalsha: 1,
+      time: 1,
+      hlen: 2,
+      hstrlen: 2,
+      hexists: 1, // c is new (HSTRLEN 0): HEXISTS tells it from an empty value
+      hdel: 1,
+      hset: 1,
+      pexpire: 1,
+    });
     expect(await other.hgetall(key)).toEqual({ b: '2', c: '3' });
     expect(await other.pttl(key)).toBeGreaterThan(9_000);
-    await connection.script('sessionCommit', key, 10_000, '1', 0, 'd', '4');
+    await connection.script('sessionCommit', key, 10_000, '1', ...NO_LIMITS, 0, 'd', '4');
     expect(await other.hgetall(key)).toEqual({ d: '4' });
-    await connection.script('sessionCommit', key, 10_000, '0', 1, 'd');
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 1, 'd');
     expect(await other.exists(key)).toBe(0);
   });
 });

@@ -42,6 +42,7 @@ export {
   SessionStore,
   InjectSessionStore,
   type SessionChanges,
+  type SessionCommitLimits,
   type SessionData,
 } from './session/stores/session-store.interface.js';
 export { MemorySessionStore, type MemorySessionStoreOptions } from './session/stores/memory-session.store.js';
@@ -66,6 +67,8 @@ export {
   SessionNotConfiguredError,
   SessionNotLoadedError,
   SessionRequiresHttpError,
+  SessionLimitExceededError,
   SessionResponseStartedError,
   SessionUnavailableError,
+  type SessionLimitName,
 } from './errors/session.errors.js';

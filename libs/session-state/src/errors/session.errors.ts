@@ -1,3 +1,5 @@
+import { PayloadTooLargeException } from '@nestjs/common';
+
 /**
  * The session's errors. Each message says what to do about it.
  */
@@ -108,6 +110,45 @@ export class SessionResponseStartedError extends Error {
       "The session can no longer be saved: this response's session commit already ran (after its first write " +
         "or end), or its headers left before a new session's cookie could be set. Set session values before " +
         'the response is sent or its headers are flushed (or call `await session.commit()` first).',
+    );
+  }
+}
+
+/**
+ * The session limits a {@link SessionLimitExceededError} names (options of `session`).
+ *
+ * @example
+ * if (error instanceof SessionLimitExceededError && error.limit === 'maxKeys') this.logger.warn('too many keys');
+ */
+export type SessionLimitName = 'maxValueBytes' | 'maxSessionBytes' | 'maxKeys';
+
+/**
+ * A change would take the session over one of its limits (`session.maxValueBytes`,
+ * `session.maxSessionBytes`, `session.maxKeys`). Thrown by `set` when the request's own view of the
+ * session is over, and by the commit when the stored session would be (the store checks what is
+ * stored, so concurrent requests cannot add up past a limit). Nothing of the refused change is saved.
+ * A change that leaves the session no larger than it was is always accepted, even over a limit.
+ * An HttpException: unless the app maps it, the request answers 413 with this message.
+ *
+ * @example
+ * try {
+ *   session.set('cart', cart);
+ * } catch (error) {
+ *   if (error instanceof SessionLimitExceededError) return { saved: false, limit: error.limit };
+ *   throw error;
+ * }
+ */
+export class SessionLimitExceededError extends PayloadTooLargeException {
+  override readonly name = 'SessionLimitExceededError';
+
+  constructor(
+    /** The option whose limit the change would exceed. */
+    readonly limit: SessionLimitName,
+    detail: string,
+  ) {
+    super(
+      `${detail} The change was not saved. Potential solutions: remove values from the session (a change that ` +
+        `shrinks it is always saved), or raise session.${limit}.`,
     );
   }
 }

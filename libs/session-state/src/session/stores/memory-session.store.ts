@@ -1,6 +1,12 @@
 import { systemClock, type Clock } from '../../cache/clock.js';
 import { MemoryEntryTable } from '../../cache/memory/memory-entry.table.js';
-import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
+import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
+import type {
+  SessionChanges,
+  SessionCommitLimits,
+  SessionData,
+  SessionStore,
+} from './session-store.interface.js';
 
 /**
  * Options of {@link MemorySessionStore}.
@@ -61,8 +67,17 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve(this.loadNow(sessionKey, idleTimeoutMs));
   }
 
-  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
-    this.commitNow(sessionKey, changes, idleTimeoutMs);
+  commit(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    try {
+      this.commitNow(sessionKey, changes, idleTimeoutMs, limits);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return Promise.resolve();
   }
 
@@ -76,13 +91,21 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** @internal {@link commit} without a promise. */
-  commitNow(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): void {
+  commitNow(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): void {
+    const stored = this.table.peek(sessionKey);
+    // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
+    if (limits) checkCommitLimits(stored, changes, limits);
     // The stored map is never handed out (loads copy it), so it is updated in place.
-    const next: SessionData =
-      (!changes.cleared && this.table.peek(sessionKey)) || new Map<string, Uint8Array>();
+    const next: SessionData = (!changes.cleared && stored) || new Map<string, Uint8Array>();
     for (const key of changes.removed) next.delete(key);
     for (const [key, value] of changes.set) next.set(key, value);
-    if (next.size === 0) this.table.delete(sessionKey);
+    // Empty once this delta is applied to what is stored now (not to what this request loaded).
+    if (isEmptySession(next)) this.table.delete(sessionKey);
     else this.table.set(sessionKey, next, this.slidingBy(idleTimeoutMs));
   }
 
