@@ -37,11 +37,13 @@ describe.each([
   let a: string;
   /** Instance b reaches Redis directly. */
   let b: string;
+  /** Like a, with retries: each try of a commit carries its own deadline. */
+  let retrying: string;
 
   beforeAll(async () => {
     server = await RedisServerProcess.start();
     proxy = await StallProxy.start(server);
-    const start = async (port: number, timeout?: number) => {
+    const start = async (port: number, timeout?: number, retry?: number) => {
       const started = await startSessionApp(
         {
           secrets: SECRETS,
@@ -50,6 +52,7 @@ describe.each([
             port,
             applicationName: APP,
             operationTimeoutInMilliseconds: timeout,
+            retryTimeoutInMilliseconds: retry,
             nearCache,
           },
         },
@@ -60,6 +63,7 @@ describe.each([
     };
     a = await start(proxy.port, TIMEOUT);
     b = await start(server.port);
+    retrying = await start(proxy.port, TIMEOUT, 300);
   });
   afterAll(async () => {
     for (const app of apps) await app.close();
@@ -122,6 +126,21 @@ describe.each([
       if ((await stored(cookie, 'x')) !== 'initial') applied++;
     }
     expect(`${applied}/${TRIALS} applied`).toBe(`0/${TRIALS} applied`);
+  });
+
+  it('with retries (retryTimeoutInMilliseconds 300): every try of a commit answered 503 is refused when it arrives late', async () => {
+    const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'initial' }).expect(200), COOKIE);
+    // Three tries (at 0, ~270 and ~570 ms), each given up after 250 ms; all held until 1500 ms.
+    const hold = proxy.holdWhen(`retried-${nearCache}`, 1500);
+    await request(retrying)
+      .post('/set/x')
+      .set('Cookie', cookie)
+      .send({ value: `retried-${nearCache}` })
+      .expect(503);
+    await request(b).post('/set/x').set('Cookie', cookie).send({ value: 'newer' }).expect(200);
+    await hold.released;
+    await request(retrying).get('/keys').set('Cookie', cookie).expect(200); // after the held tries on that socket
+    expect(await stored(cookie, 'x')).toBe('newer');
   });
 
   it('a commit that reaches Redis in time is applied (the deadline refuses only late ones)', async () => {

@@ -18,6 +18,8 @@ const FIRST_RETRY_DELAY = 20;
 const RETRY_INTERVAL = 1000;
 /** More than the operation deadlines' check interval (at most 50 ms). */
 const DEADLINE_SLACK = 100;
+/** Time left between a commit's deadline and the operation timeout, for its reply to arrive (ms). */
+const REPLY_ALLOWANCE = 100;
 /** Redirections {@link RedisConnection.scriptThenWait} follows (ioredis' maxRedirections default). */
 const MAX_REDIRECTIONS = 16;
 
@@ -161,13 +163,15 @@ export class RedisConnection {
 
   /**
    * The deadline for a commit sent now, in Redis's clock (epoch ms): the commit script applies
-   * nothing when it runs later. It is at most the moment this process stops waiting for the reply
+   * nothing when it runs later. It falls before the moment this process stops waiting for the reply
    * (`operationTimeoutInMilliseconds` after sending), so a commit reported as failed cannot land
-   * afterwards. Derived from Redis's own TIME (see {@link RedisClock}), so clock skew between the
-   * app and Redis does not move it.
+   * afterwards; the gap ({@link REPLY_ALLOWANCE}, at most a quarter of the timeout) leaves the reply
+   * of a commit that ran just in time the time to arrive. Derived from Redis's own TIME (see
+   * {@link RedisClock}), so clock skew between the app and Redis does not move it.
    */
   commitDeadline(): number {
-    return this.redisClock.now() + this.options.operationTimeout;
+    const timeout = this.options.operationTimeout;
+    return this.redisClock.now() + timeout - Math.min(REPLY_ALLOWANCE, Math.floor(timeout / 4));
   }
 
   /** A commit's reply carried Redis's time (epoch ms): keeps {@link commitDeadline} exact. */
@@ -214,7 +218,7 @@ export class RedisConnection {
 
   /**
    * Runs a script and then `WAIT replicas timeout` in one pipeline (same node in a cluster: the
-   * pipeline follows the script's key). Resolves with the number of acknowledging replicas.
+   * pipeline follows the script's key).
    *
    * While cluster slots move, the script can be redirected (MOVED, or ASK during its slot's migration):
    * Redis did not run it. ioredis re-sends a redirected pipeline only when its other commands are

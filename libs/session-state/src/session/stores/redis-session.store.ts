@@ -148,13 +148,13 @@ export class RedisSessionStore implements SessionStore {
           args[DEADLINE] = this.connection.commitDeadline();
           return this.connection.script(script, ...args);
         })
-        .then((reply) => this.applied(reply as CommitReply));
+        .then((reply) => this.applied(reply as CommitReply, limits));
     }
-    return this.writeAndWait(script, args, waitForReplicas, waitForReplicasTimeout);
+    return this.writeAndWait(script, args, limits, waitForReplicas, waitForReplicasTimeout);
   }
 
   /** The commit script's verdict: resolves when it applied, throws what refused it otherwise. */
-  private applied(reply: CommitReply): void {
+  private applied(reply: CommitReply, limits: SessionCommitLimits | undefined): void {
     const [status, detail] = reply;
     if (status === COMMIT_APPLIED) {
       this.connection.observeRedisTime(detail);
@@ -171,17 +171,18 @@ export class RedisSessionStore implements SessionStore {
     throw status === COMMIT_OVER_KEYS
       ? new SessionLimitExceededError(
           'maxKeys',
-          `This commit would leave the session with ${detail} keys, over the session.maxKeys limit.`,
+          `This commit would leave the session with ${detail} keys, over the limit of ${limits?.maxKeys} (session.maxKeys).`,
         )
       : new SessionLimitExceededError(
           'maxSessionBytes',
-          `This commit would grow the stored session to ${detail} bytes, over the session.maxSessionBytes limit.`,
+          `This commit would grow the stored session to ${detail} bytes, over the limit of ${limits?.maxSessionBytes} (session.maxSessionBytes).`,
         );
   }
 
   private async writeAndWait(
     script: 'sessionCommit' | 'sessionCommitTracked',
     args: (string | Buffer | number)[],
+    limits: SessionCommitLimits | undefined,
     waitForReplicas: number,
     waitForReplicasTimeout: number,
   ): Promise<void> {
@@ -194,7 +195,7 @@ export class RedisSessionStore implements SessionStore {
       },
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
     );
-    this.applied(reply as CommitReply);
+    this.applied(reply as CommitReply, limits);
     if (acknowledged < waitForReplicas) {
       throw new RedisOperationError(
         `Session commit was acknowledged by ${acknowledged} of waitForReplicas=${waitForReplicas} replicas ` +
