@@ -44,85 +44,72 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  *    removed its last key": concurrent requests' fields stay.
  * 4. Empty after the delta (no field, or only the id): the hash is deleted; otherwise PEXPIRE.
  *    Reply `{1, now}`. `now` (Redis ms) keeps the app's estimate of Redis's clock fresh.
- * Extra commands over a plain write: TIME, HLEN (before and after), one HSTRLEN per changed field
- * (HEXISTS too when that is 0); a commit that grows the session's bytes also sums HSTRLEN over its
- * fields (HKEYS + one HSTRLEN per field), as nothing stored keeps a running total.
+ * Extra commands over a plain write, on the common path (values replaced, nothing removed): TIME and
+ * one HSTRLEN per changed field. More only when needed: HEXISTS for a field whose HSTRLEN is 0 (new or
+ * empty); HLEN + HEXISTS when keys are added (the key limit); HKEYS + one HSTRLEN per field when the
+ * bytes grow (nothing stored keeps a running total); HLEN after a removal (is it empty now?).
  */
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local deadline = tonumber(ARGV[3])
-if deadline > 0 and now > deadline then return {0, now} end
-local ID = string.char(0) .. 'id'
+if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return {0, now} end
+local ID = '\\0id'
 local cleared = ARGV[2] == '1'
 local n = tonumber(ARGV[6])
 local first, last = 7 + n, #ARGV
-local stored = redis.call('HLEN', key)
-local function present(field)
-  local len = redis.call('HSTRLEN', key, field)
-  return len, len > 0 or redis.call('HEXISTS', key, field) == 1
-end
-local addKeys, addBytes = 0, 0
+local addKeys, addBytes, setsUser = 0, 0, false
 if cleared then
   for i = first, last, 2 do
-    if ARGV[i] ~= ID then addKeys = addKeys + 1 end
+    if ARGV[i] ~= ID then addKeys = addKeys + 1 setsUser = true end
     addBytes = addBytes + #ARGV[i] + #ARGV[i + 1]
-  end
-elseif stored > 0 then
-  for i = 7, 6 + n do
-    local len, was = present(ARGV[i])
-    if was then
-      if ARGV[i] ~= ID then addKeys = addKeys - 1 end
-      addBytes = addBytes - #ARGV[i] - len
-    end
-  end
-  for i = first, last, 2 do
-    local len, was = present(ARGV[i])
-    if was then
-      addBytes = addBytes + #ARGV[i + 1] - len
-    else
-      if ARGV[i] ~= ID then addKeys = addKeys + 1 end
-      addBytes = addBytes + #ARGV[i] + #ARGV[i + 1]
-    end
   end
 else
+  for i = 7, 6 + n do
+    local f = ARGV[i]
+    local len = redis.call('HSTRLEN', key, f)
+    if len > 0 or redis.call('HEXISTS', key, f) == 1 then
+      if f ~= ID then addKeys = addKeys - 1 end
+      addBytes = addBytes - #f - len
+    end
+  end
   for i = first, last, 2 do
-    if ARGV[i] ~= ID then addKeys = addKeys + 1 end
-    addBytes = addBytes + #ARGV[i] + #ARGV[i + 1]
+    local f = ARGV[i]
+    if f ~= ID then setsUser = true end
+    local len = redis.call('HSTRLEN', key, f)
+    if len > 0 or redis.call('HEXISTS', key, f) == 1 then
+      addBytes = addBytes + #ARGV[i + 1] - len
+    else
+      if f ~= ID then addKeys = addKeys + 1 end
+      addBytes = addBytes + #f + #ARGV[i + 1]
+    end
   end
 end
 if addKeys > 0 or cleared then
-  local before = stored
-  if stored > 0 and redis.call('HEXISTS', key, ID) == 1 then before = before - 1 end
+  local before = redis.call('HLEN', key)
+  if before > 0 and redis.call('HEXISTS', key, ID) == 1 then before = before - 1 end
   local after = cleared and addKeys or before + addKeys
   if after > tonumber(ARGV[4]) and after > before then return {2, after} end
 end
 if addBytes > 0 then
   local before = 0
-  if stored > 0 then
-    for _, field in ipairs(redis.call('HKEYS', key)) do
-      before = before + #field + redis.call('HSTRLEN', key, field)
-    end
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    before = before + #field + redis.call('HSTRLEN', key, field)
   end
   local after = cleared and addBytes or before + addBytes
   if after > tonumber(ARGV[5]) and after > before then return {3, after} end
 end
-local function batched(command, from, to)
-  for i = from, to, 1000 do
-    redis.call(command, key, unpack(ARGV, i, math.min(i + 999, to)))
-  end
-end
 if cleared then redis.call('DEL', key) end
-if n > 0 and stored > 0 and not cleared then batched('HDEL', 7, 6 + n) end
-if last >= first + 1 then batched('HSET', first, last) end
-local left = redis.call('HLEN', key)
-if left == 0 or (left == 1 and redis.call('HEXISTS', key, ID) == 1) then
-  if left > 0 then redis.call('DEL', key) end
-else
-  redis.call('PEXPIRE', key, ARGV[1])
-end`;
+for i = 7, 6 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 6 + n))) end
+for i = first, last, 1000 do redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last))) end
+local empty = false
+if n > 0 or cleared or not setsUser then
+  local left = redis.call('HLEN', key)
+  empty = left == 0 or (left == 1 and redis.call('HEXISTS', key, ID) == 1)
+  if empty and left > 0 then redis.call('DEL', key) end
+end
+if not empty then redis.call('PEXPIRE', key, ARGV[1]) end`;
 
 export const REDIS_SCRIPTS = {
   /** KEYS: entry. ARGV: now (ms). Returns the data and slides the expiration: ASP.NET needs two trips. */
