@@ -5,11 +5,12 @@ describe('RedisClock (the estimate of Redis time that commit deadlines use)', ()
   it("follows Redis's clock, not the app's: a Redis clock 1 hour ahead or behind moves the estimate with it", () => {
     for (const skew of [3_600_000, -3_600_000]) {
       const clock = new RedisClock();
-      const redisNow = performance.timeOrigin + performance.now() + skew;
-      clock.observe(redisNow);
+      const redisAtReply = performance.timeOrigin + performance.now() + skew;
+      clock.observe(redisAtReply);
       const estimate = clock.now();
-      expect(estimate).toBeLessThanOrEqual(Math.ceil(redisNow) + 5);
-      expect(estimate).toBeGreaterThan(redisNow - 50);
+      // Between Redis's time when the reply left and Redis's time now: never ahead of it.
+      expect(estimate).toBeGreaterThanOrEqual(Math.floor(redisAtReply));
+      expect(estimate).toBeLessThanOrEqual(performance.timeOrigin + performance.now() + skew);
     }
   });
 
@@ -19,12 +20,12 @@ describe('RedisClock (the estimate of Redis time that commit deadlines use)', ()
     clock.observe(base); // a prompt reply: the tightest lower bound
     clock.observe(base - 2_500); // a reply that sat 2.5 s in a stalled socket
     expect(clock.now()).toBeGreaterThanOrEqual(Math.floor(base));
-    expect(clock.now()).toBeLessThan(base + 50);
+    expect(clock.now()).toBeLessThanOrEqual(performance.timeOrigin + performance.now() + 10_000);
   });
 
   it("falls back to the app's wall clock before the first sample", () => {
     const now = Date.now();
-    expect(Math.abs(new RedisClock().now() - now)).toBeLessThan(50);
+    expect(Math.abs(new RedisClock().now() - now)).toBeLessThan(1000);
   });
 
   it('converts TIME (seconds, microseconds) to epoch ms', () => {

@@ -18,8 +18,6 @@ const FIRST_RETRY_DELAY = 20;
 const RETRY_INTERVAL = 1000;
 /** More than the operation deadlines' check interval (at most 50 ms). */
 const DEADLINE_SLACK = 100;
-/** Time left between a commit's deadline and the operation timeout, for its reply to arrive (ms). */
-const REPLY_ALLOWANCE = 100;
 /** Redirections {@link RedisConnection.scriptThenWait} follows (ioredis' maxRedirections default). */
 const MAX_REDIRECTIONS = 16;
 
@@ -163,15 +161,14 @@ export class RedisConnection {
 
   /**
    * The deadline for a commit sent now, in Redis's clock (epoch ms): the commit script applies
-   * nothing when it runs later. It falls before the moment this process stops waiting for the reply
-   * (`operationTimeoutInMilliseconds` after sending), so a commit reported as failed cannot land
-   * afterwards; the gap ({@link REPLY_ALLOWANCE}, at most a quarter of the timeout) leaves the reply
-   * of a commit that ran just in time the time to arrive. Derived from Redis's own TIME (see
-   * {@link RedisClock}), so clock skew between the app and Redis does not move it.
+   * nothing when it runs later. It is the moment this process stops waiting for the reply
+   * (`operationTimeoutInMilliseconds` after sending) or earlier, so a commit reported as failed
+   * cannot land afterwards. Derived from Redis's own TIME (see {@link RedisClock}), so clock skew
+   * between the app and Redis does not move it. No earlier than that: under load the app's own timer
+   * fires late, and a reply that beats it is still a success, as before deadlines existed.
    */
   commitDeadline(): number {
-    const timeout = this.options.operationTimeout;
-    return this.redisClock.now() + timeout - Math.min(REPLY_ALLOWANCE, Math.floor(timeout / 4));
+    return this.redisClock.now() + this.options.operationTimeout;
   }
 
   /** A commit's reply carried Redis's time (epoch ms): keeps {@link commitDeadline} exact. */
