@@ -8,7 +8,7 @@ import { clusterMasters, dataKey, ownsSlot, processOf, SECRETS } from './support
 
 const COOKIE = '.Nest.Session';
 const APP = 'ccs';
-const TIMEOUT = 250;
+const TIMEOUT = 400;
 
 function sessionKeyOf(cookie: string): string {
   const signed = cookie.slice(cookie.indexOf('=') + 1);
@@ -106,7 +106,12 @@ describe('commit semantics on a Redis Cluster (two instances)', () => {
       .set('Cookie', cookie)
       .send({ value: 'paused' })
       .then((r) => r);
-    await g.reached(1);
+    await Promise.race([
+      g.reached(1),
+      late.then((res) => {
+        throw new Error(`the request answered ${res.status} before reaching the gate`);
+      }),
+    ]);
     await node.admin().call('CLIENT', 'PAUSE', String(10_000), 'WRITE');
     try {
       g.release();

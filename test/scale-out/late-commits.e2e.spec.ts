@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
-import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
+import { gate, GatedSessionController, type Gate } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { StallProxy } from '../support/stall-proxy.js';
 
@@ -10,10 +10,23 @@ const COOKIE = '.Nest.Session';
 const SECRETS = ['Vb3nK8qLw1Zx5cRt9yHm2pJd6sFg0aEu4iOe7uTy3W'];
 const APP = 'late';
 /** Instance a gives up on a Redis operation after this long (its request answers 503). */
-const TIMEOUT = 250;
+const TIMEOUT = 400;
 /** How long a commit is held: well past TIMEOUT, so it reaches Redis after the 503 left. */
-const HOLD = 700;
-const TRIALS = 5;
+const HOLD = 900;
+const TRIALS = 4;
+
+/**
+ * Resolves when the request reached the gate; fails at once (instead of waiting for the test's
+ * timeout) when it answered first, e.g. its load timed out on a machine too busy for TIMEOUT.
+ */
+function reachedGate(g: Gate, pending: Promise<{ status: number }>): Promise<void> {
+  return Promise.race([
+    g.reached(1),
+    pending.then((res) => {
+      throw new Error(`the request answered ${res.status} before reaching the gate`);
+    }),
+  ]);
+}
 
 function sessionKeyOf(cookie: string): string {
   const signed = cookie.slice(cookie.indexOf('=') + 1);
@@ -87,6 +100,8 @@ describe.each([
         .set('Cookie', cookie)
         .send({ value: `old-${i}-${nearCache}` })
         .expect(503);
+      if (!hold.engaged) proxy.disarm();
+      expect(hold.engaged).toBe(true); // the 503 came from the held commit, not from a slow load
       await request(b)
         .post('/set/x')
         .set('Cookie', cookie)
@@ -113,7 +128,7 @@ describe.each([
         .set('Cookie', cookie)
         .send({ value: `paused-${i}` })
         .then((res) => res);
-      await g.reached(1);
+      await reachedGate(g, late);
       await server.admin().call('CLIENT', 'PAUSE', String(10_000), 'WRITE');
       try {
         g.release();
@@ -130,13 +145,15 @@ describe.each([
 
   it('with retries (retryTimeoutInMilliseconds 300): every try of a commit answered 503 is refused when it arrives late', async () => {
     const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'initial' }).expect(200), COOKIE);
-    // Three tries (at 0, ~270 and ~570 ms), each given up after 250 ms; all held until 1500 ms.
-    const hold = proxy.holdWhen(`retried-${nearCache}`, 1500);
+    // Two tries (at 0 and, retryTimeout having run out, a last one at ~400 ms), each given up after 400 ms; both held until 1600 ms.
+    const hold = proxy.holdWhen(`retried-${nearCache}`, 1600);
     await request(retrying)
       .post('/set/x')
       .set('Cookie', cookie)
       .send({ value: `retried-${nearCache}` })
       .expect(503);
+    if (!hold.engaged) proxy.disarm();
+    expect(hold.engaged).toBe(true);
     await request(b).post('/set/x').set('Cookie', cookie).send({ value: 'newer' }).expect(200);
     await hold.released;
     await request(retrying).get('/keys').set('Cookie', cookie).expect(200); // after the held tries on that socket

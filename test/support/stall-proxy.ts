@@ -60,16 +60,33 @@ export class StallProxy {
    * that connection sends after it are held for `ms`, then forwarded in order. `released` resolves
    * when they were sent on, `answered` when the server's next bytes on that connection came back.
    */
-  holdWhen(marker: string, ms: number): { released: Promise<void>; answered: Promise<void> } {
+  holdWhen(
+    marker: string,
+    ms: number,
+  ): { released: Promise<void>; answered: Promise<void>; readonly engaged: boolean } {
     if (this.armed) throw new Error('a hold is already armed');
     let released!: () => void;
     let answered!: () => void;
-    const result = {
+    const hold: Hold = {
+      marker: Buffer.from(marker),
+      ms,
+      released: () => released(),
+      answered: () => answered(),
+    };
+    this.armed = hold;
+    return {
       released: new Promise<void>((resolve) => (released = resolve)),
       answered: new Promise<void>((resolve) => (answered = resolve)),
+      /** True once the marker passed: the hold is holding (or held) that connection. */
+      get engaged() {
+        return hold.link !== undefined;
+      },
     };
-    this.armed = { marker: Buffer.from(marker), ms, released, answered };
-    return result;
+  }
+
+  /** Drops an armed hold that never engaged (the marked bytes were never sent). */
+  disarm(): void {
+    if (this.armed?.link === undefined) this.armed = undefined;
   }
 
   /** Connections currently open through the proxy. */
