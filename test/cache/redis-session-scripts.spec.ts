@@ -45,16 +45,18 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
   }
 
   const IDLE = 1_200_000;
+  /** The commit script's deadline (0: none), maxKeys and maxSessionBytes, for calls made by hand. */
+  const NO_LIMITS = [0, 1000, 1_000_000] as const;
   const scripts: [string, (key: string) => Promise<unknown>][] = [
     ['sessionLoadTracked (slides)', (key) => connection.script('sessionLoadTracked', key, IDLE, 0)],
     ['sessionLoadTracked (slide skipped)', (key) => connection.script('sessionLoadTracked', key, IDLE, IDLE)],
     [
       'sessionCommitTracked',
-      (key) => connection.script('sessionCommitTracked', key, IDLE, '0', 0, 'count', 'x'),
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '0', ...NO_LIMITS, 0, 'count', 'x'),
     ],
     [
       'sessionCommitTracked (clear)',
-      (key) => connection.script('sessionCommitTracked', key, IDLE, '1', 0, 'a', 'b'),
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '1', ...NO_LIMITS, 0, 'a', 'b'),
     ],
     ['sessionRefreshTracked', (key) => connection.script('sessionRefreshTracked', key, IDLE)],
   ];
@@ -147,18 +149,89 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(await other.exists(missing)).toBe(0);
   });
 
-  it('sessionCommit: writes only the changes and slides (HDEL/HSET + PEXPIRE); clear; removing every field leaves no key', async () => {
+  it('sessionCommit: writes only the changes and slides (HDEL/HSET + PEXPIRE, with TIME, HLEN and HSTRLEN for its checks); clear; removing every field leaves no key', async () => {
     const key = redisKeys.sessionData('plain', 'commit');
+    const NO_LIMITS = [0, 1000, 1_000_000] as const;
     await other.hset(key, 'a', '1', 'b', '2');
-    await connection.script('sessionCommit', key, 10_000, '0', 0); // the first call goes as EVAL
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 0); // the first call goes as EVAL
     await other.call('CONFIG', 'RESETSTAT');
-    await connection.script('sessionCommit', key, 10_000, '0', 1, 'a', 'c', '3');
-    expect(await commandCalls()).toEqual({ evalsha: 1, hdel: 1, hset: 1, pexpire: 1 });
+    // Removes a (1 byte) and sets c to the same size: nothing grows, so no limit needs the totals.
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 1, 'a', 'c', '3');
+    expect(await commandCalls()).toEqual({
+      evalsha: 1,
+      time: 1, // the deadline check
+      hstrlen: 2, // a and c: how the bytes change
+      hexists: 1, // c is new (HSTRLEN 0): HEXISTS tells it from an empty value
+      hdel: 1,
+      hset: 1,
+      hlen: 1, // something was removed: is the session empty now?
+      pexpire: 1,
+    });
     expect(await other.hgetall(key)).toEqual({ b: '2', c: '3' });
     expect(await other.pttl(key)).toBeGreaterThan(9_000);
-    await connection.script('sessionCommit', key, 10_000, '1', 0, 'd', '4');
+    await connection.script('sessionCommit', key, 10_000, '1', ...NO_LIMITS, 0, 'd', '4');
     expect(await other.hgetall(key)).toEqual({ d: '4' });
-    await connection.script('sessionCommit', key, 10_000, '0', 1, 'd');
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 1, 'd');
     expect(await other.exists(key)).toBe(0);
+  });
+
+  it('sessionCommit: a replaced value of the same size costs TIME and one HSTRLEN more than the writes', async () => {
+    const key = redisKeys.sessionData('plain', 'rmw');
+    await other.hset(key, 'count', '0001', 'name', 'x');
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1000, 1_000_000, 0, 'count', '0002');
+    await other.call('CONFIG', 'RESETSTAT');
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1000, 1_000_000, 0, 'count', '0003');
+    expect(await commandCalls()).toEqual({ evalsha: 1, time: 1, hstrlen: 1, hset: 1, pexpire: 1 });
+  });
+
+  it('sessionCommit: a hash left with only the session id is deleted; the id does not count toward maxKeys', async () => {
+    const key = redisKeys.sessionData('plain', 'only-id');
+    await other.hset(key, '\u0000id', 'some-id', 'a', '1');
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, 0, 'b', '2'); // a + b = 2 keys > 1
+    expect(await other.hkeys(key)).toEqual(['\u0000id', 'a']);
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, 1, 'a');
+    expect(await other.exists(key)).toBe(0);
+  });
+
+  it('sessionCommit: refusals apply nothing: past the deadline {0, now}, over maxKeys {2, keys}, over maxSessionBytes {3, bytes}', async () => {
+    const key = redisKeys.sessionData('plain', 'refused');
+    await other.hset(key, 'a', '12345');
+    const [sec, usec] = await other.time();
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const late = (await connection.script(
+      'sessionCommit',
+      key,
+      10_000,
+      '0',
+      now - 1,
+      9,
+      9999,
+      0,
+      'a',
+      'late',
+    )) as number[];
+    expect(late[0]).toBe(0);
+    expect(late[1]).toBeGreaterThanOrEqual(now);
+    expect(
+      await connection.script('sessionCommit', key, 10_000, '0', now + 60_000, 1, 9999, 0, 'b', '1'),
+    ).toEqual([2, 2]);
+    expect(await connection.script('sessionCommit', key, 10_000, '0', 0, 9, 7, 0, 'a', '1234567')).toEqual([
+      3, 8,
+    ]);
+    // Shrinking while over a limit is applied: 'a' = 6 bytes stored under a limit of 3.
+    const shrunk = (await connection.script(
+      'sessionCommit',
+      key,
+      10_000,
+      '0',
+      0,
+      9,
+      3,
+      0,
+      'a',
+      '12',
+    )) as number[];
+    expect(shrunk[0]).toBe(1);
+    expect(await other.hgetall(key)).toEqual({ a: '12' });
   });
 });

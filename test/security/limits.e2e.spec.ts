@@ -46,11 +46,11 @@ describe('limits over HTTP, with errors that name the key and the option', () =>
   afterAll(() => Promise.all(apps.map((app) => app.close())));
 
   describe('session.maxValueBytes', () => {
-    it('a value of exactly the limit is stored; one byte more is a RangeError naming the key and the option', async () => {
+    it('a value of exactly the limit is stored; one byte more is a SessionLimitExceededError naming the key and the option', async () => {
       const b = browser();
       expect(await setValue(b, 'exact', 1000)).toEqual({ error: null, keys: ['exact'] });
       const over = await setValue(b, 'avatar', 1001);
-      expect(over.error).toBe('RangeError');
+      expect(over.error).toBe('SessionLimitExceededError');
       expect(over.message).toContain('"avatar"');
       expect(over.message).toContain('session.maxValueBytes');
       expect(over.message).toMatch(/1001 bytes.*1000/);
@@ -65,7 +65,7 @@ describe('limits over HTTP, with errors that name the key and the option', () =>
       for (const key of ['a', 'b', 'c']) expect((await setValue(b, key, 900)).error).toBeNull();
       // 3 x (1 + 900) = 2703 bytes; another 1 + 400 would be 3104 > 3000.
       const over = await setValue(b, 'd', 400);
-      expect(over.error).toBe('RangeError');
+      expect(over.error).toBe('SessionLimitExceededError');
       expect(over.message).toContain('"d"');
       expect(over.message).toContain('session.maxSessionBytes');
       expect(over.message).toMatch(/3104 bytes.*3000/);
@@ -81,17 +81,17 @@ describe('limits over HTTP, with errors that name the key and the option', () =>
       expect((await setValue(b, 'first', 1000)).error).toBeNull();
       expect((await setValue(b, 'second', 1000)).error).toBeNull();
       const third = await setValue(b, 'third', 1000);
-      expect(third.error).toBe('RangeError');
+      expect(third.error).toBe('SessionLimitExceededError');
       expect(third.message).toContain('session.maxSessionBytes');
     });
   });
 
   describe('session.maxKeys', () => {
-    it('a new key beyond the limit is a RangeError naming the key and the option; replacing a key is not', async () => {
+    it('a new key beyond the limit is a SessionLimitExceededError naming the key and the option; replacing a key is not', async () => {
       const b = browser();
       for (const key of ['k1', 'k2', 'k3', 'k4']) expect((await setValue(b, key, 1)).error).toBeNull();
       const over = await setValue(b, 'k5', 1);
-      expect(over.error).toBe('RangeError');
+      expect(over.error).toBe('SessionLimitExceededError');
       expect(over.message).toContain('"k5"');
       expect(over.message).toContain('session.maxKeys');
       expect(over.message).toContain('4 keys');

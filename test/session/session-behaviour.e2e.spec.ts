@@ -149,7 +149,7 @@ describe('session behaviour over HTTP (memory store)', () => {
     expect((await request(url).post('/bad/big')).body).toMatchObject({ error: 'TypeError' });
     expect((await request(url).post('/bad/cycle')).body.message).toContain('cycle');
     const huge = await request(url).post('/bad/huge').expect(200);
-    expect(huge.body).toMatchObject({ error: 'RangeError' });
+    expect(huge.body).toMatchObject({ error: 'SessionLimitExceededError' });
     expect(huge.body.message).toContain('"huge"');
   });
 

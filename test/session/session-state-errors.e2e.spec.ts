@@ -53,6 +53,7 @@ describe('one error family', () => {
         'SessionResponseStartedError',
         'TempDataResponseStartedError',
         'TempDataTooLargeError',
+        'SessionLimitExceededError',
         'SessionConfigurationError',
         'KeyRingConfigurationError',
         'RedisConfigurationError',
@@ -82,6 +83,7 @@ describe('one error family', () => {
     expect(unavailable.getStatus()).toBe(503);
     expect(new api.SessionNotLoadedError()).not.toBeInstanceOf(SessionUnavailableError);
     expect(new api.TempDataTooLargeError('k', 2, 1).getStatus()).toBe(413);
+    expect(new api.SessionLimitExceededError('maxKeys', 'Too many keys.').getStatus()).toBe(413);
   });
 });
 
@@ -92,6 +94,7 @@ function construct(name: string, errorClass: ErrorClass): Error {
     SessionLockTimeoutError: [10],
     SessionRequiresHttpError: ['@Session()', 'ws'],
     TempDataTooLargeError: ['Message', 9000, 8192],
+    SessionLimitExceededError: ['maxKeys', 'Too many keys.'],
     RedisOperationError: ['failed', 'get'],
     TempDataFormatError: ['bad'],
   };

@@ -41,6 +41,7 @@ export {
   SessionStore,
   InjectSessionStore,
   type SessionChanges,
+  type SessionCommitLimits,
   type SessionData,
 } from './session/stores/session-store.interface.js';
 export { MemorySessionStore, type MemorySessionStoreOptions } from './session/stores/memory-session.store.js';
@@ -66,7 +67,9 @@ export {
   SessionNotConfiguredError,
   SessionNotLoadedError,
   SessionRequiresHttpError,
+  SessionLimitExceededError,
   SessionUnavailableError,
+  type SessionLimitName,
 } from './errors/session.errors.js';
 export {
   ResponseStartedError,

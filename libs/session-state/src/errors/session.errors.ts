@@ -1,4 +1,4 @@
-import { ServiceUnavailableException } from '@nestjs/common';
+import { PayloadTooLargeException, ServiceUnavailableException } from '@nestjs/common';
 import { markSessionStateError, SessionStateError } from './session-state.error.js';
 
 /**
@@ -132,3 +132,44 @@ export class SessionLockTimeoutError extends SessionStateError {
 export class SessionRecordFormatError extends SessionStateError {
   readonly code = 'SESSION_RECORD_FORMAT';
 }
+
+/**
+ * The session limits a {@link SessionLimitExceededError} names (options of `session`).
+ *
+ * @example
+ * if (error instanceof SessionLimitExceededError && error.limit === 'maxKeys') this.logger.warn('too many keys');
+ */
+export type SessionLimitName = 'maxValueBytes' | 'maxSessionBytes' | 'maxKeys';
+
+/**
+ * A change would take the session over one of its limits (`session.maxValueBytes`,
+ * `session.maxSessionBytes`, `session.maxKeys`). Thrown by `set` when the request's own view of the
+ * session is over, and by the commit when the stored session would be (the store checks what is
+ * stored, so concurrent requests cannot add up past a limit). Nothing of the refused change is saved.
+ * A change that leaves the session no larger than it was is always accepted, even over a limit.
+ * An HttpException: unless the app maps it, the request answers 413 with this message.
+ *
+ * @example
+ * try {
+ *   session.set('cart', cart);
+ * } catch (error) {
+ *   if (error instanceof SessionLimitExceededError) return { saved: false, limit: error.limit };
+ *   throw error;
+ * }
+ */
+export class SessionLimitExceededError extends PayloadTooLargeException {
+  readonly code = 'SESSION_LIMIT_EXCEEDED';
+
+  constructor(
+    /** The option whose limit the change would exceed. */
+    readonly limit: SessionLimitName,
+    detail: string,
+  ) {
+    const message =
+      `${detail} The change was not saved. Potential solutions: remove values from the session (a change that ` +
+      `shrinks it is always saved), or raise session.${limit}.`;
+    super({ statusCode: 413, message, error: 'Payload Too Large', code: 'SESSION_LIMIT_EXCEEDED' });
+    this.message = message;
+  }
+}
+markSessionStateError(SessionLimitExceededError);

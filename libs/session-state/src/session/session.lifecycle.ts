@@ -9,7 +9,11 @@ import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError } from '../errors/response-started.errors.js';
-import { SessionLockTimeoutError, SessionUnavailableError } from '../errors/session.errors.js';
+import {
+  SessionLimitExceededError,
+  SessionLockTimeoutError,
+  SessionUnavailableError,
+} from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
@@ -223,7 +227,11 @@ export class SessionLifecycle implements SessionHost {
     const next = (this.committing ?? LOADED).then(() =>
       this.doCommit().catch((error: unknown) => {
         // The app sees one error type for "the store failed", whatever the store threw.
-        if (error instanceof SessionUnavailableError || error instanceof SessionResponseStartedError)
+        if (
+          error instanceof SessionUnavailableError ||
+          error instanceof SessionResponseStartedError ||
+          error instanceof SessionLimitExceededError // the store refused it: not an outage
+        )
           throw error;
         throw new SessionUnavailableError('commit', error);
       }),
@@ -255,7 +263,7 @@ export class SessionLifecycle implements SessionHost {
         await io(
           write.remove
             ? store.remove(write.key)
-            : store.commit(write.key, write.changes, options.idleTimeout),
+            : store.commit(write.key, write.changes, options.idleTimeout, options),
         );
       } catch (error) {
         session.changes.restore(write.changes);
@@ -319,7 +327,10 @@ export class SessionLifecycle implements SessionHost {
     if (session.isEmpty) {
       // Nothing worth keeping (at most the id): empty sessions are not retained.
       const stored = this.key !== undefined && (this.keyFromCookie || this.persisted) && !this.replacedKey;
-      if (stored) return { key: this.key!, changes: take(), remove: true };
+      // A delta store gets the removals as a commit: it deletes the session only if it is empty
+      // once they are applied to what it stores, so a concurrent request's new values survive.
+      // A whole-record store can only delete it.
+      if (stored) return { key: this.key!, changes: take(), remove: !this.runtime.store.writesDeltas };
       session.changes.reset();
       return undefined;
     }
@@ -359,7 +370,8 @@ export class SessionLifecycle implements SessionHost {
     if (write) {
       try {
         if (write.remove) store.removeNow(write.key);
-        else store.commitNow(write.key, write.changes, this.runtime.options.idleTimeout);
+        else
+          store.commitNow(write.key, write.changes, this.runtime.options.idleTimeout, this.runtime.options);
       } catch {
         return false; // the changes are still recorded: finish() tries again and applies the failure policy
       }
@@ -397,6 +409,11 @@ export class SessionLifecycle implements SessionHost {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (this.session.isLoaded && this.session.isAvailable) await this.commit();
     } catch (error) {
+      if (error instanceof SessionLimitExceededError) {
+        // Refused by the store, which works: a 413 (whatever throwOnError says), not an outage.
+        this.finishFailure = error;
+        throw error;
+      }
       // Logged where it was raised; the response went out without its cookie, no error reply can follow.
       if (error instanceof SessionResponseStartedError) return;
       if (this.finishFailure === undefined) {

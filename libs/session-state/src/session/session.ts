@@ -1,5 +1,9 @@
 import { generateSessionId } from '../protection/session-key.generator.js';
-import { SessionNotLoadedError, SessionUnavailableError } from '../errors/session.errors.js';
+import {
+  SessionLimitExceededError,
+  SessionNotLoadedError,
+  SessionUnavailableError,
+} from '../errors/session.errors.js';
 import { loadClassTransformer } from './class-transformer.loader.js';
 import { SessionChangeTracker } from './session-change.tracker.js';
 import { assertJsonSerializable } from './session-value.validation.js';
@@ -11,7 +15,7 @@ export const SESSION_ID_FIELD = '\u0000id';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Size limits applied at `set`. */
+/** Size limits applied at `set` (to what the request loaded) and at commit (to what is stored). */
 export interface SessionLimits {
   readonly maxValueBytes: number;
   readonly maxSessionBytes: number;
@@ -257,19 +261,26 @@ export class DistributedSession {
     this.host.beforeChange();
     const { maxValueBytes, maxSessionBytes, maxKeys } = this.host.limits;
     if (value.byteLength > maxValueBytes) {
-      throw new RangeError(
+      throw new SessionLimitExceededError(
+        'maxValueBytes',
         `Session value "${key}" is ${value.byteLength} bytes, over the limit of ${maxValueBytes} (session.maxValueBytes).`,
       );
     }
     const previous = data.get(key);
     const nextBytes = this.bytes - (previous ? entrySize(key, previous) : 0) + entrySize(key, value);
-    if (nextBytes > maxSessionBytes) {
-      throw new RangeError(
+    // Only growth is refused: a session already over the limit (a lower limit, or concurrent
+    // writes the store refused later) can always be made smaller.
+    if (nextBytes > maxSessionBytes && nextBytes > this.bytes) {
+      throw new SessionLimitExceededError(
+        'maxSessionBytes',
         `Session value "${key}" would grow the session to ${nextBytes} bytes, over the limit of ${maxSessionBytes} (session.maxSessionBytes).`,
       );
     }
     if (!previous && data.size >= maxKeys + (data.has(SESSION_ID_FIELD) ? 1 : 0)) {
-      throw new RangeError(`Session value "${key}" would exceed ${maxKeys} keys (session.maxKeys).`);
+      throw new SessionLimitExceededError(
+        'maxKeys',
+        `Session value "${key}" would exceed ${maxKeys} keys (session.maxKeys).`,
+      );
     }
     if (this.isEmpty && key !== SESSION_ID_FIELD) this.host.beforeEstablish();
     data.set(key, value);

@@ -3,6 +3,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
+import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
 import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-script.command.js';
@@ -44,6 +45,8 @@ export class RedisConnection {
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
+  /** Redis's clock as seen from here: commit deadlines are in it (see {@link commitDeadline}). */
+  private readonly redisClock = new RedisClock();
   /**
    * Scripts go out encoded by {@link ScriptEncoder}: a standalone client without `keyPrefix` and
    * without auto-pipelining (its other commands wait for the next tick; an encoded script would
@@ -98,9 +101,11 @@ export class RedisConnection {
     await this.client.ping();
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
-    await Promise.all(
-      nodes.flatMap((node) => Object.values(REDIS_SCRIPTS).map((s) => node.script('LOAD', s.lua))),
-    );
+    await Promise.all([
+      ...nodes.flatMap((node) => Object.values(REDIS_SCRIPTS).map((s) => node.script('LOAD', s.lua))),
+      // A first reading of Redis's clock, before the first commit needs a deadline in it.
+      ...nodes.map(async (node) => this.redisClock.observe(redisTimeMs(await node.time()))),
+    ]);
   }
 
   private createClient(): Redis | Cluster {
@@ -154,6 +159,23 @@ export class RedisConnection {
     return this.started && !this.closed ? Math.min(times * 100, RETRY_INTERVAL) : null;
   }
 
+  /**
+   * The deadline for a commit sent now, in Redis's clock (epoch ms): the commit script applies
+   * nothing when it runs later. It is the moment this process stops waiting for the reply
+   * (`operationTimeoutInMilliseconds` after sending) or earlier, so a commit reported as failed
+   * cannot land afterwards. Derived from Redis's own TIME (see {@link RedisClock}), so clock skew
+   * between the app and Redis does not move it. No earlier than that: under load the app's own timer
+   * fires late, and a reply that beats it is still a success, as before deadlines existed.
+   */
+  commitDeadline(): number {
+    return this.redisClock.now() + this.options.operationTimeout;
+  }
+
+  /** A commit's reply carried Redis's time (epoch ms): keeps {@link commitDeadline} exact. */
+  observeRedisTime(redisMs: number): void {
+    this.redisClock.observe(redisMs);
+  }
+
   /** Runs a defined script in its Buffer-returning form. */
   script(name: RedisScriptName, ...args: ScriptArgument[]): Promise<unknown> {
     const command = this.encodesScripts ? SCRIPT_ENCODERS[name].command(args) : undefined;
@@ -193,20 +215,21 @@ export class RedisConnection {
 
   /**
    * Runs a script and then `WAIT replicas timeout` in one pipeline (same node in a cluster: the
-   * pipeline follows the script's key). Resolves with the number of acknowledging replicas.
+   * pipeline follows the script's key).
    *
    * While cluster slots move, the script can be redirected (MOVED, or ASK during its slot's migration):
    * Redis did not run it. ioredis re-sends a redirected pipeline only when its other commands are
    * read-only, and WAIT is not, so redirections are followed here, at most {@link MAX_REDIRECTIONS}:
    * MOVED refreshes the slot map and sends again; ASK sends ASKING, the script and WAIT to the node the
    * key migrates to (WAIT must follow the write on the connection that made it).
+   * Resolves with the script's reply and the number of acknowledging replicas.
    */
   async scriptThenWait(
     name: RedisScriptName,
     args: (string | Buffer | number)[],
     replicas: number,
     timeoutMs: number,
-  ): Promise<number> {
+  ): Promise<[reply: unknown, acknowledged: number]> {
     const script = REDIS_SCRIPTS[name];
     let askTarget: Redis | undefined;
     for (let redirections = 0; ; redirections++) {
@@ -219,7 +242,7 @@ export class RedisConnection {
       const cluster = this.client;
       if (!redirection || !(cluster instanceof Cluster) || redirections >= MAX_REDIRECTIONS || this.closed) {
         for (const [error] of results) if (error) throw error;
-        return Number(results[1]?.[1] ?? 0);
+        return [results[0]?.[1], Number(results[1]?.[1] ?? 0)];
       }
       askTarget =
         redirection[1] === 'ASK'

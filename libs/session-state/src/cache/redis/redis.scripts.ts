@@ -31,19 +31,85 @@ end
  */
 const TRACK = `redis.call('EXISTS', KEYS[1])`;
 
-/** A session commit's writes; PEXPIRE leaves a key that no longer exists (all removed) alone. */
+/**
+ * A session commit. In order, and all inside one atomic script:
+ * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
+ *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
+ *    waiting for it (its request answered 503) applies nothing. Reply `{0, now}`.
+ * 2. Limits, on what is stored, not on what the request loaded: the resulting number of keys (`\0id`
+ *    not counted) against ARGV[4] and bytes (field names + values) against ARGV[5]. A commit that
+ *    would end over a limit and larger than before applies nothing: `{2, keys}` / `{3, bytes}`. A
+ *    commit that leaves the session no larger always applies, even over a limit.
+ * 3. The delta: DEL when cleared, HDEL removed fields, HSET set ones. Never a DEL for "this request
+ *    removed its last key": concurrent requests' fields stay.
+ * 4. Empty after the delta (no field, or only the id): the hash is deleted; otherwise PEXPIRE.
+ *    Reply `{1, now}`. `now` (Redis ms) keeps the app's estimate of Redis's clock fresh.
+ * Extra commands over a plain write, on the common path (values replaced, nothing removed): TIME and
+ * one HSTRLEN per changed field. More only when needed: HEXISTS for a field whose HSTRLEN is 0 (new or
+ * empty); HLEN + HEXISTS when keys are added (the key limit); HKEYS + one HSTRLEN per field when the
+ * bytes grow (nothing stored keeps a running total); HLEN after a removal (is it empty now?).
+ */
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
-local function batched(command, from, to)
-  for i = from, to, 1000 do
-    redis.call(command, KEYS[1], unpack(ARGV, i, math.min(i + 999, to)))
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return {0, now} end
+local ID = '\\0id'
+local cleared = ARGV[2] == '1'
+local n = tonumber(ARGV[6])
+local first, last = 7 + n, #ARGV
+local addKeys, addBytes, setsUser = 0, 0, false
+if cleared then
+  for i = first, last, 2 do
+    if ARGV[i] ~= ID then addKeys = addKeys + 1 setsUser = true end
+    addBytes = addBytes + #ARGV[i] + #ARGV[i + 1]
+  end
+else
+  for i = 7, 6 + n do
+    local f = ARGV[i]
+    local len = redis.call('HSTRLEN', key, f)
+    if len > 0 or redis.call('HEXISTS', key, f) == 1 then
+      if f ~= ID then addKeys = addKeys - 1 end
+      addBytes = addBytes - #f - len
+    end
+  end
+  for i = first, last, 2 do
+    local f = ARGV[i]
+    if f ~= ID then setsUser = true end
+    local len = redis.call('HSTRLEN', key, f)
+    if len > 0 or redis.call('HEXISTS', key, f) == 1 then
+      addBytes = addBytes + #ARGV[i + 1] - len
+    else
+      if f ~= ID then addKeys = addKeys + 1 end
+      addBytes = addBytes + #f + #ARGV[i + 1]
+    end
   end
 end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
-local n = tonumber(ARGV[3])
-if n > 0 then batched('HDEL', 4, 3 + n) end
-if #ARGV >= 5 + n then batched('HSET', 4 + n, #ARGV) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])`;
+if addKeys > 0 or cleared then
+  local before = redis.call('HLEN', key)
+  if before > 0 and redis.call('HEXISTS', key, ID) == 1 then before = before - 1 end
+  local after = cleared and addKeys or before + addKeys
+  if after > tonumber(ARGV[4]) and after > before then return {2, after} end
+end
+if addBytes > 0 then
+  local before = 0
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    before = before + #field + redis.call('HSTRLEN', key, field)
+  end
+  local after = cleared and addBytes or before + addBytes
+  if after > tonumber(ARGV[5]) and after > before then return {3, after} end
+end
+if cleared then redis.call('DEL', key) end
+for i = 7, 6 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 6 + n))) end
+for i = first, last, 1000 do redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last))) end
+local empty = false
+if n > 0 or cleared or not setsUser then
+  local left = redis.call('HLEN', key)
+  empty = left == 0 or (left == 1 and redis.call('HEXISTS', key, ID) == 1)
+  if empty and left > 0 then redis.call('DEL', key) end
+end
+if not empty then redis.call('PEXPIRE', key, ARGV[1]) end`;
 
 export const REDIS_SCRIPTS = {
   /** KEYS: entry. ARGV: now (ms). Returns the data and slides the expiration: ASP.NET needs two trips. */
@@ -113,12 +179,13 @@ ${TRACK}
 return 1`,
   },
   /**
-   * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), number of removed fields n,
-   * n removed field names, then field/value pairs to set. Only what changed is written.
+   * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), deadline (Redis epoch ms, 0: none),
+   * maxKeys, maxSessionBytes, number of removed fields n, n removed field names, then field/value
+   * pairs to set. Only what changed is written. Reply `{status, detail}`: see COMMIT.
    */
-  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn 1` },
+  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn {1, now}` },
   /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
-  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn 1` },
+  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn {1, now}` },
   /**
    * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
    * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply

@@ -1,7 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { systemClock, type Clock } from '../../cache/clock.js';
 import { MemoryEntryTable } from '../../cache/memory/memory-entry.table.js';
-import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
+import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
+import type {
+  SessionChanges,
+  SessionCommitLimits,
+  SessionData,
+  SessionStore,
+} from './session-store.interface.js';
 
 /** Default of {@link MemorySessionStoreOptions.maxSessions}. */
 export const DEFAULT_MEMORY_MAX_SESSIONS = 100_000;
@@ -114,9 +120,14 @@ export class MemorySessionStore implements SessionStore {
     return Promise.resolve(this.loadNow(sessionKey, idleTimeoutMs));
   }
 
-  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
-    this.commitNow(sessionKey, changes, idleTimeoutMs);
-    return Promise.resolve();
+  // eslint-disable-next-line @typescript-eslint/require-await -- async: a refused commit rejects, never throws
+  async commit(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    this.commitNow(sessionKey, changes, idleTimeoutMs, limits);
   }
 
   /**
@@ -129,13 +140,21 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** @internal {@link commit} without a promise. */
-  commitNow(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): void {
+  commitNow(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): void {
+    const stored = this.table.peek(sessionKey);
+    // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
+    if (limits) checkCommitLimits(stored, changes, limits);
     // The stored map is never handed out (loads copy it), so it is updated in place.
-    const next: SessionData =
-      (!changes.cleared && this.table.peek(sessionKey)) || new Map<string, Uint8Array>();
+    const next: SessionData = (!changes.cleared && stored) || new Map<string, Uint8Array>();
     for (const key of changes.removed) next.delete(key);
     for (const [key, value] of changes.set) next.set(key, value);
-    if (next.size === 0) this.table.delete(sessionKey);
+    // Empty once this delta is applied to what is stored now (not to what this request loaded).
+    if (isEmptySession(next)) this.table.delete(sessionKey);
     else this.table.set(sessionKey, next, this.slidingBy(idleTimeoutMs));
   }
 

@@ -1,9 +1,15 @@
 import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
+import { SessionLimitExceededError } from '../../errors/session.errors.js';
 import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
 import type { SessionNearCache } from './session-near-cache.js';
-import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
+import type {
+  SessionChanges,
+  SessionCommitLimits,
+  SessionData,
+  SessionStore,
+} from './session-store.interface.js';
 
 /** The invalidation barrier's turn of the event loop and timer resolution, on top of its timeout. */
 const BARRIER_SLACK = 50;
@@ -11,7 +17,9 @@ const BARRIER_SLACK = 50;
 /**
  * Sessions on Redis or Redis Cluster: one hash per session at `{<applicationName>_<key>}_Data`.
  * Load is HGETALL + PEXPIRE and commit is HDEL/HSET/PEXPIRE, each one EVALSHA: one round trip,
- * atomic, and writing only the keys this request changed.
+ * atomic, and writing only the keys this request changed. The commit script also refuses to apply
+ * past its deadline (so a commit reported as failed never lands later) or over the session limits
+ * (checked on what is stored), and deletes the session when it is empty after the delta.
  *
  * With a {@link SessionNearCache} (option `redis.nearCache`), loads are answered from this process
  * while its copy is coherent, confirmed by the invalidation barrier (a PING on the invalidation
@@ -90,11 +98,16 @@ export class RedisSessionStore implements SessionStore {
       .then(parseLoad);
   }
 
-  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
+  commit(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
     const key = redisKeys.sessionData(this.app, sessionKey);
     return this.near
-      ? this.commitNear(this.near, key, changes, idleTimeoutMs)
-      : this.write(key, changes, idleTimeoutMs);
+      ? this.commitNear(this.near, key, changes, idleTimeoutMs, limits)
+      : this.write(key, changes, idleTimeoutMs, limits);
   }
 
   private async commitNear(
@@ -102,10 +115,11 @@ export class RedisSessionStore implements SessionStore {
     key: string,
     changes: SessionChanges,
     idleTimeoutMs: number,
+    limits: SessionCommitLimits | undefined,
   ): Promise<void> {
     const ticket = near.begin(key);
     try {
-      await this.write(key, changes, idleTimeoutMs);
+      await this.write(key, changes, idleTimeoutMs, limits);
     } catch (error) {
       near.failed(key, ticket);
       throw error;
@@ -113,11 +127,19 @@ export class RedisSessionStore implements SessionStore {
     near.committed(key, ticket, changes);
   }
 
-  private write(key: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
+  private write(
+    key: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits: SessionCommitLimits | undefined,
+  ): Promise<void> {
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
       changes.cleared ? '1' : '0',
+      0, // DEADLINE: set when each try is sent
+      limits?.maxKeys ?? Number.MAX_SAFE_INTEGER,
+      limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER,
       changes.removed.size,
       ...changes.removed,
     ];
@@ -127,26 +149,60 @@ export class RedisSessionStore implements SessionStore {
     const script = this.near ? 'sessionCommitTracked' : 'sessionCommit';
     const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
     if (waitForReplicas === 0) {
-      // No async layer of its own on the hot path: the commit settles with the script (its reply is unused).
-      return this.connection.execute('SESSION COMMIT', () =>
-        this.connection.script(script, ...args),
-      ) as Promise<void>;
+      return this.connection
+        .execute('SESSION COMMIT', () => {
+          // Each try (retries included) gets its own deadline: it is bounded by its own timeout.
+          args[DEADLINE] = this.connection.commitDeadline();
+          return this.connection.script(script, ...args);
+        })
+        .then((reply) => this.applied(reply as CommitReply, limits));
     }
-    return this.writeAndWait(script, args, waitForReplicas, waitForReplicasTimeout);
+    return this.writeAndWait(script, args, limits, waitForReplicas, waitForReplicasTimeout);
+  }
+
+  /** The commit script's verdict: resolves when it applied, throws what refused it otherwise. */
+  private applied(reply: CommitReply, limits: SessionCommitLimits | undefined): void {
+    const [status, detail] = reply;
+    if (status === COMMIT_APPLIED) {
+      this.connection.observeRedisTime(detail);
+      return;
+    }
+    if (status === COMMIT_LATE) {
+      this.connection.observeRedisTime(detail);
+      throw new RedisOperationError(
+        'Session commit reached Redis after its deadline (operationTimeoutInMilliseconds=' +
+          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+        'SESSION COMMIT',
+      );
+    }
+    throw status === COMMIT_OVER_KEYS
+      ? new SessionLimitExceededError(
+          'maxKeys',
+          `This commit would leave the session with ${detail} keys, over the limit of ${limits?.maxKeys} (session.maxKeys).`,
+        )
+      : new SessionLimitExceededError(
+          'maxSessionBytes',
+          `This commit would grow the stored session to ${detail} bytes, over the limit of ${limits?.maxSessionBytes} (session.maxSessionBytes).`,
+        );
   }
 
   private async writeAndWait(
     script: 'sessionCommit' | 'sessionCommitTracked',
     args: (string | Buffer | number)[],
+    limits: SessionCommitLimits | undefined,
     waitForReplicas: number,
     waitForReplicasTimeout: number,
   ): Promise<void> {
     // Commit and WAIT in one pipeline: one round trip, and WAIT runs on the node that owns the session.
-    const acknowledged = await this.connection.execute(
+    const [reply, acknowledged] = await this.connection.execute(
       'SESSION COMMIT',
-      () => this.connection.scriptThenWait(script, args, waitForReplicas, waitForReplicasTimeout),
+      () => {
+        args[DEADLINE] = this.connection.commitDeadline();
+        return this.connection.scriptThenWait(script, args, waitForReplicas, waitForReplicasTimeout);
+      },
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
     );
+    this.applied(reply as CommitReply, limits);
     if (acknowledged < waitForReplicas) {
       throw new RedisOperationError(
         `Session commit was acknowledged by ${acknowledged} of waitForReplicas=${waitForReplicas} replicas ` +
@@ -197,6 +253,14 @@ export class RedisSessionStore implements SessionStore {
     );
   }
 }
+
+/** Where the commit's deadline goes in the script's arguments (after the key: ARGV[3]). */
+const DEADLINE = 3;
+/** The commit script's reply: a status and its detail (Redis's time, or the count over a limit). */
+type CommitReply = [status: number, detail: number];
+const COMMIT_LATE = 0;
+const COMMIT_APPLIED = 1;
+const COMMIT_OVER_KEYS = 2;
 
 /** The load script's reply: field/value pairs, then the time left to live. */
 function parseLoad(reply: Buffer[]): SessionData | undefined {

@@ -1,4 +1,5 @@
 import type { SessionChanges, SessionData } from './session-store.interface.js';
+import { isEmptySession } from './session-commit.limits.js';
 
 interface NearEntry {
   /** The stored values; empty when Redis had no session under this key. Never handed out. */
@@ -127,6 +128,7 @@ export class SessionNearCache {
     if (changes.cleared) entry.data.clear();
     for (const removed of changes.removed) entry.data.delete(removed);
     for (const [field, value] of changes.set) entry.data.set(field, value);
+    if (isEmptySession(entry.data)) entry.data.clear(); // the commit script deleted it
     entry.slidAt = this.now();
   }
 

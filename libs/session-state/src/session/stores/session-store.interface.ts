@@ -31,6 +31,22 @@ export interface SessionChanges {
 }
 
 /**
+ * The limits a commit enforces on what is stored (`session.maxKeys`, `session.maxSessionBytes`):
+ * a commit that would end over one, and larger than before, throws
+ * `SessionLimitExceededError` and applies nothing.
+ *
+ * @example
+ * async commit(key: string, changes: SessionChanges, idleTimeoutMs: number, limits?: SessionCommitLimits) {
+ *   const keysAfter = await this.db.countAfter(key, changes);
+ *   if (limits && keysAfter > limits.maxKeys) throw new SessionLimitExceededError('maxKeys', `${keysAfter} keys.`);
+ * }
+ */
+export interface SessionCommitLimits {
+  readonly maxKeys: number;
+  readonly maxSessionBytes: number;
+}
+
+/**
  * Where sessions live. The module picks one: {@link MemorySessionStore} (default),
  * {@link RedisSessionStore} (one hash per session, delta commits), or {@link CacheSessionStore}
  * over any {@link DistributedCache} (whole-record writes, as ASP.NET does).
@@ -43,8 +59,19 @@ export interface SessionChanges {
 export interface SessionStore {
   /** The session's values, sliding its idle timeout in the same operation; undefined when none. */
   load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined>;
-  /** Applies `changes` and sets the idle timeout. */
-  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void>;
+  /**
+   * Applies `changes` and sets the idle timeout. A store that writes deltas also gets the commit of
+   * a request that removed its last values: it applies the removals (never a whole-session delete,
+   * which would drop a concurrent request's values) and deletes the session only when what it
+   * stores is then empty (no field, or only the `\u0000id` field). With `limits`, a commit that would
+   * end over one (and larger than before) throws `SessionLimitExceededError`, applying nothing.
+   */
+  commit(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void>;
   /** Slides the idle timeout without reading. */
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void>;
   /** Deletes the session. */

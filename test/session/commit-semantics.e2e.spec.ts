@@ -1,0 +1,268 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { MemorySessionStore, type SessionModuleOptions } from 'nest-session-state';
+import { RedisServerProcess } from '../support/redis/index.js';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
+import { cookiePair } from '../support/cookie-jar.js';
+
+const COOKIE = '.Nest.Session';
+const SECRETS = ['Qm4vT8xZ2pLr6nYc0sWd3hJk7fBg1aEu9iOt5yRz8K'];
+const APP = 'cs';
+const TRIALS = 10;
+
+/** The session key inside a `.Nest.Session=<key>.<signature>` cookie pair. */
+function sessionKeyOf(cookie: string): string {
+  const signed = cookie.slice(cookie.indexOf('=') + 1);
+  return signed.slice(0, signed.lastIndexOf('.'));
+}
+
+/** Two app instances on one store: `a` and `b` (the same app for the memory store, which is per process). */
+interface Deployment {
+  a: string;
+  b: string;
+  /** True while the store holds the session of `cookie`. */
+  stored(cookie: string): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+type Limits = Pick<NonNullable<SessionModuleOptions['session']>, 'maxKeys' | 'maxSessionBytes'>;
+
+/** Opens a gate at once: for gated routes used as plain ones. */
+function open(name: string): string {
+  gate(name).release();
+  return name;
+}
+
+const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Deployment>][] = [
+  [
+    'Redis, two instances',
+    async (limitsA, limitsB = limitsA) => {
+      const server = await RedisServerProcess.start();
+      const apps: INestApplication[] = [];
+      const start = async (session?: Limits) => {
+        const started = await startSessionApp(
+          {
+            secrets: SECRETS,
+            redis: { host: server.host, port: server.port, applicationName: APP },
+            session,
+          },
+          { controllers: [GatedSessionController] },
+        );
+        apps.push(started.app);
+        return started.url;
+      };
+      const [a, b] = [await start(limitsA), await start(limitsB)];
+      return {
+        a,
+        b,
+        stored: async (cookie) =>
+          (await server.admin().exists(`{${APP}_${sessionKeyOf(cookie)}}_Data`)) === 1,
+        close: async () => {
+          for (const app of apps) await app.close();
+          await server.stop();
+        },
+      };
+    },
+  ],
+  [
+    'memory store, two apps on one store object',
+    async (limitsA, limitsB = limitsA) => {
+      const store = new MemorySessionStore();
+      const apps: INestApplication[] = [];
+      const start = async (session?: Limits) => {
+        const started = await startSessionApp(
+          { secrets: SECRETS, store, session },
+          { controllers: [GatedSessionController] },
+        );
+        apps.push(started.app);
+        return started.url;
+      };
+      const [a, b] = [await start(limitsA), await start(limitsB)];
+      return {
+        a,
+        b,
+        stored: (cookie) => Promise.resolve(store.loadNow(sessionKeyOf(cookie), 60_000) !== undefined),
+        close: async () => {
+          for (const app of apps) await app.close();
+        },
+      };
+    },
+  ],
+];
+
+describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
+  describe('removing the last key (field deletes, never a whole-session delete from a snapshot)', () => {
+    let d: Deployment;
+    beforeAll(async () => {
+      d = await deploy();
+    });
+    afterAll(() => d.close());
+
+    it(`a concurrent request's new key survives a request that removes the session's last key (${TRIALS} trials)`, async () => {
+      let lost = 0;
+      for (let i = 0; i < TRIALS; i++) {
+        const cookie = cookiePair(
+          await request(d.a).post('/set/a').send({ value: 'only' }).expect(200),
+          COOKIE,
+        );
+        const g = gate(`last-key-${_name}-${i}`);
+        // Request 1 loads { a }, then waits; request 2 sets b; request 1 then removes a.
+        const removing = request(d.a).post(`/gated/last-key-${_name}-${i}/remove/a`).set('Cookie', cookie);
+        const removed = removing.then((res) => res);
+        await g.reached(1);
+        await request(d.b)
+          .post('/set/b')
+          .set('Cookie', cookie)
+          .send({ value: `b${i}` })
+          .expect(200);
+        g.release();
+        expect((await removed).status).toBe(200);
+        const { body } = await request(d.b).get('/keys').set('Cookie', cookie).expect(200);
+        if (body.b !== `b${i}`) lost++;
+        expect(body.a).toBeUndefined();
+      }
+      expect(`${lost}/${TRIALS} lost`).toBe(`0/${TRIALS} lost`);
+    });
+
+    it('removing the last key with nothing concurrent still deletes the stored session', async () => {
+      const cookie = cookiePair(await request(d.a).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
+      expect(await d.stored(cookie)).toBe(true);
+      const g = gate(`alone-${_name}`);
+      const removed = request(d.a)
+        .post(`/gated/alone-${_name}/remove/a`)
+        .set('Cookie', cookie)
+        .then((r) => r);
+      g.release();
+      expect((await removed).status).toBe(200);
+      expect(await d.stored(cookie)).toBe(false);
+    });
+
+    it('clear() keeps its whole-session meaning: values set before it committed are gone too', async () => {
+      const cookie = cookiePair(await request(d.a).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
+      const g = gate(`clear-${_name}`);
+      const cleared = request(d.a)
+        .post(`/gated/clear-${_name}/clear`)
+        .set('Cookie', cookie)
+        .then((r) => r);
+      await g.reached(1);
+      await request(d.b).post('/set/b').set('Cookie', cookie).send({ value: 'y' }).expect(200);
+      g.release();
+      expect((await cleared).status).toBe(200);
+      expect(await d.stored(cookie)).toBe(false);
+    });
+  });
+
+  describe('limits are enforced on what is stored, at commit', () => {
+    const LIMIT = 100_000;
+    const CONCURRENT = 40;
+    let d: Deployment;
+    beforeAll(async () => {
+      d = await deploy({ maxSessionBytes: LIMIT, maxKeys: 5 });
+    });
+    afterAll(() => d.close());
+
+    it(`${CONCURRENT} concurrent 60 KB writes under maxSessionBytes ${LIMIT}: one is stored, the others answer 413 naming the limit`, async () => {
+      const cookie = cookiePair(
+        await request(d.a).post('/set/seed').send({ value: 's' }).expect(200),
+        COOKIE,
+      );
+      const name = `bytes-${_name}`;
+      const g = gate(name);
+      // Every request loads the small session first, so each passes the check at `set`.
+      const writes = Array.from({ length: CONCURRENT }, (_, i) =>
+        request(i % 2 ? d.b : d.a)
+          .post(`/gated/${name}/fill/v${i}/60000`)
+          .set('Cookie', cookie)
+          .then((res) => res),
+      );
+      await g.reached(CONCURRENT);
+      g.release();
+      const responses = await Promise.all(writes);
+      const statuses = responses.map((r) => r.status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+      expect(statuses.filter((s) => s === 413)).toHaveLength(CONCURRENT - 1);
+      const refused = responses.find((r) => r.status === 413)!;
+      expect(refused.body.message).toContain('session.maxSessionBytes');
+      const { body } = await request(d.a).get(`/gated/${name}/size`).set('Cookie', cookie).expect(200);
+      expect(body.bytes).toBeLessThanOrEqual(LIMIT);
+    });
+
+    it('10 concurrent new keys under maxKeys 5 on a session with 4: the session ends with 5 keys, the others answer 413', async () => {
+      const first = await request(d.a).post('/set/k1').expect(200);
+      const cookie = cookiePair(first, COOKIE);
+      for (const key of ['k2', 'k3', 'k4'])
+        await request(d.a).post(`/set/${key}`).set('Cookie', cookie).expect(200);
+      const name = `keys-${_name}`;
+      const g = gate(name);
+      const writes = Array.from({ length: 10 }, (_, i) =>
+        request(i % 2 ? d.b : d.a)
+          .post(`/gated/${name}/set/n${i}`)
+          .set('Cookie', cookie)
+          .then((res) => res),
+      );
+      await g.reached(10);
+      g.release();
+      const statuses = (await Promise.all(writes)).map((r) => r.status).sort();
+      expect(statuses).toEqual([200, ...Array<number>(9).fill(413)]);
+      const { body } = await request(d.a).get(`/gated/${name}/size`).set('Cookie', cookie).expect(200);
+      expect(body.keys).toBe(5);
+    });
+  });
+
+  describe('a session over a limit (the limit was lowered) is not stuck', () => {
+    let d: Deployment;
+    beforeAll(async () => {
+      // One store, two limits: instance a (the old, higher limit) wrote the session; b has a lower one.
+      d = await deploy({ maxSessionBytes: 200_000 }, { maxSessionBytes: 100_000 });
+    });
+    afterAll(() => d.close());
+
+    it('over maxSessionBytes: shrinking a value and removing a key answer 200; growing answers 413 naming the limit, never 500', async () => {
+      const name = open(`over-${_name}`);
+      const cookie = cookiePair(
+        await request(d.a).post(`/gated/${name}/fill/big/150000`).expect(200),
+        COOKIE,
+      );
+      await request(d.a).post(`/gated/${name}/fill/other/1000`).set('Cookie', cookie).expect(200);
+      // b's limit is 100000: the session (151,011 bytes) is over it.
+      await request(d.b).post(`/gated/${name}/fill/big/140000`).set('Cookie', cookie).expect(200);
+      const grow = await request(d.b).post(`/gated/${name}/fill/tiny/1`).set('Cookie', cookie);
+      expect(grow.status).toBe(413);
+      expect(grow.body.message).toContain('session.maxSessionBytes');
+      expect(grow.body.message).toContain('"tiny"');
+      await request(d.b).post(`/gated/${name}/remove/other`).set('Cookie', cookie).expect(200);
+      await request(d.b).post(`/gated/${name}/remove/big`).set('Cookie', cookie).expect(200);
+      await request(d.b).post(`/gated/${name}/fill/tiny/1`).set('Cookie', cookie).expect(200);
+      const { body } = await request(d.b).get(`/gated/${name}/size`).set('Cookie', cookie).expect(200);
+      expect(body).toEqual({ bytes: 5, keys: 1 });
+    });
+
+    it('a commit that grows the stored session past the limit answers 413, and the session keeps what it had', async () => {
+      const name = `grow-${_name}`;
+      const cookie = cookiePair(
+        await request(d.b)
+          .post(`/gated/${open(`${name}-seed`)}/fill/seed/10`)
+          .expect(200),
+        COOKIE,
+      );
+      const g = gate(name);
+      // Both load the small session (each fill passes the check at set); together they are over 100000.
+      const writes = ['x', 'y'].map((key) =>
+        request(d.b)
+          .post(`/gated/${name}/fill/${key}/60000`)
+          .set('Cookie', cookie)
+          .then((r) => r),
+      );
+      await g.reached(2);
+      g.release();
+      const responses = await Promise.all(writes);
+      expect(responses.map((r) => r.status).sort()).toEqual([200, 413]);
+      const refused = responses.find((r) => r.status === 413)!;
+      expect(refused.body).toMatchObject({ statusCode: 413 });
+      expect(refused.body.message).toMatch(/session\.maxSessionBytes/);
+      const { body } = await request(d.b).get(`/gated/${name}/size`).set('Cookie', cookie).expect(200);
+      expect(body.keys).toBe(2);
+    });
+  });
+});

@@ -1,0 +1,94 @@
+import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Session } from 'nest-session-state';
+
+/**
+ * A named point that requests wait at, after their session is loaded and before they change it: a
+ * test lines up concurrent requests exactly (all loaded, then all changing) without sleeping.
+ */
+export class Gate {
+  private waiting = 0;
+  private readonly watchers: { count: number; resolve: () => void }[] = [];
+  private open!: () => void;
+  private readonly opened = new Promise<void>((resolve) => (this.open = resolve));
+
+  /** Called by a request: waits until the gate opens. */
+  pass(): Promise<void> {
+    this.waiting++;
+    for (const watcher of this.watchers.filter((w) => w.count <= this.waiting)) watcher.resolve();
+    return this.opened;
+  }
+
+  /** Resolves once `count` requests wait at the gate. */
+  reached(count: number): Promise<void> {
+    if (this.waiting >= count) return Promise.resolve();
+    return new Promise((resolve) => this.watchers.push({ count, resolve }));
+  }
+
+  release(): void {
+    this.open();
+  }
+}
+
+const gates = new Map<string, Gate>();
+
+/** The gate named `name` (created on first use; shared by every app in this process). */
+export function gate(name: string): Gate {
+  let found = gates.get(name);
+  if (!found) gates.set(name, (found = new Gate()));
+  return found;
+}
+
+/** Session routes that wait at a {@link Gate} between loading the session and changing it. */
+@Controller('gated/:gate')
+export class GatedSessionController {
+  @Post('set/:key')
+  @HttpCode(200)
+  async set(
+    @Session() session: Session,
+    @Param('gate') name: string,
+    @Param('key') key: string,
+    @Body() body: { value?: string },
+  ) {
+    await gate(name).pass();
+    session.setString(key, body?.value ?? key);
+    return { keys: session.keys };
+  }
+
+  @Post('remove/:key')
+  @HttpCode(200)
+  async remove(@Session() session: Session, @Param('gate') name: string, @Param('key') key: string) {
+    await gate(name).pass();
+    session.remove(key);
+    return { keys: session.keys };
+  }
+
+  @Post('clear')
+  @HttpCode(200)
+  async clear(@Session() session: Session, @Param('gate') name: string) {
+    await gate(name).pass();
+    session.clear();
+    return { keys: session.keys };
+  }
+
+  /** Sets `key` to `size` bytes of 'x' (limits tests). */
+  @Post('fill/:key/:size')
+  @HttpCode(200)
+  async fill(
+    @Session() session: Session,
+    @Param('gate') name: string,
+    @Param('key') key: string,
+    @Param('size') size: string,
+  ) {
+    await gate(name).pass();
+    session.setString(key, 'x'.repeat(Number(size)));
+    return { keys: session.keys };
+  }
+
+  /** Byte size (keys + values) of what this request loaded, and its keys. */
+  @Get('size')
+  size(@Session() session: Session) {
+    let bytes = 0;
+    for (const key of session.keys) bytes += key.length + (session.getBytes(key)?.byteLength ?? 0);
+    return { bytes, keys: session.keys.length };
+  }
+}

@@ -1,0 +1,147 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+
+/** One connection through the proxy: what the client sent while held waits in `queue`. */
+interface Link {
+  client: Socket;
+  server: Socket;
+  held: boolean;
+  queue: Buffer[];
+}
+
+/** A hold armed by {@link StallProxy.holdWhen}: resolved once the held bytes were answered. */
+interface Hold {
+  marker: Buffer;
+  ms: number;
+  released: () => void;
+  answered: () => void;
+  link?: Link;
+}
+
+/**
+ * A TCP proxy in front of one Redis (or any TCP server) that can stall one connection on demand:
+ * the client's bytes from a chosen command on are held for a while, then sent in order. The client
+ * sees what a slow network or a stalled socket gives it: no reply, then (after it may have given
+ * up waiting) the command runs anyway. Replies are never held.
+ *
+ * @example
+ * const proxy = await StallProxy.start(server);          // connect the app to proxy.port
+ * const hold = proxy.holdWhen('marker-value', 800);      // the chunk carrying 'marker-value' and all after it
+ * await request(url).post('/set/x').send({ value: 'marker-value' }).expect(503);
+ * await hold.answered;                                   // the held commit reached Redis and was answered
+ */
+export class StallProxy {
+  private readonly links = new Set<Link>();
+  private armed: Hold | undefined;
+
+  private constructor(
+    private readonly listener: Server,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  /** Listens on 127.0.0.1 and a free port, forwarding each connection to `target`. */
+  static async start(target: { host: string; port: number }): Promise<StallProxy> {
+    const accepted: Socket[] = [];
+    const holder: { proxy?: StallProxy } = {};
+    const listener = createServer((client) =>
+      holder.proxy ? holder.proxy.accept(client, target) : accepted.push(client),
+    );
+    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    const address = listener.address();
+    if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address');
+    const proxy = new StallProxy(listener, '127.0.0.1', address.port);
+    holder.proxy = proxy;
+    for (const client of accepted) proxy.accept(client, target);
+    return proxy;
+  }
+
+  /**
+   * Arms a hold: the first client chunk (on any connection) containing `marker` and everything
+   * that connection sends after it are held for `ms`, then forwarded in order. `released` resolves
+   * when they were sent on, `answered` when the server's next bytes on that connection came back.
+   */
+  holdWhen(
+    marker: string,
+    ms: number,
+  ): { released: Promise<void>; answered: Promise<void>; readonly engaged: boolean } {
+    if (this.armed) throw new Error('a hold is already armed');
+    let released!: () => void;
+    let answered!: () => void;
+    const hold: Hold = {
+      marker: Buffer.from(marker),
+      ms,
+      released: () => released(),
+      answered: () => answered(),
+    };
+    this.armed = hold;
+    return {
+      released: new Promise<void>((resolve) => (released = resolve)),
+      answered: new Promise<void>((resolve) => (answered = resolve)),
+      /** True once the marker passed: the hold is holding (or held) that connection. */
+      get engaged() {
+        return hold.link !== undefined;
+      },
+    };
+  }
+
+  /** Drops an armed hold that never engaged (the marked bytes were never sent). */
+  disarm(): void {
+    if (this.armed?.link === undefined) this.armed = undefined;
+  }
+
+  /** Connections currently open through the proxy. */
+  get connections(): number {
+    return this.links.size;
+  }
+
+  private accept(client: Socket, target: { host: string; port: number }): void {
+    const server = connect(target.port, target.host);
+    const link: Link = { client, server, held: false, queue: [] };
+    this.links.add(link);
+    client.setNoDelay(true);
+    server.setNoDelay(true);
+    client.on('data', (chunk: Buffer) => this.fromClient(link, chunk));
+    server.on('data', (chunk: Buffer) => {
+      const hold = this.armed;
+      if (hold?.link === link && !link.held) {
+        this.armed = undefined;
+        hold.answered();
+      }
+      client.write(chunk);
+    });
+    const close = () => {
+      this.links.delete(link);
+      client.destroy();
+      server.destroy();
+    };
+    client.on('close', close);
+    server.on('close', close);
+    client.on('error', close);
+    server.on('error', close);
+  }
+
+  private fromClient(link: Link, chunk: Buffer): void {
+    const hold = this.armed;
+    if (hold && hold.link === undefined && chunk.includes(hold.marker)) {
+      hold.link = link;
+      link.held = true;
+      setTimeout(() => {
+        link.held = false;
+        for (const queued of link.queue.splice(0)) link.server.write(queued);
+        hold.released();
+      }, hold.ms);
+    }
+    if (link.held) link.queue.push(chunk);
+    else link.server.write(chunk);
+  }
+
+  /** Closes the listener and every connection through it. */
+  async stop(): Promise<void> {
+    for (const link of this.links) {
+      link.client.destroy();
+      link.server.destroy();
+    }
+    this.links.clear();
+    await new Promise<void>((resolve) => this.listener.close(() => resolve()));
+  }
+}
