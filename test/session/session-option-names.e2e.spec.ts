@@ -220,6 +220,17 @@ describe('unknown option names fail at startup, before connecting', () => {
     );
   });
 
+  it('never quotes the password of a connection string given where an object was expected', async () => {
+    const secretUrl = 'redis://admin:hunter2@127.0.0.1:6379';
+    const { error: asRedis } = await startupError(fromConfig({ redis: secretUrl }));
+    expect(asRedis.message).toContain('redis://***@127.0.0.1:6379');
+    expect(asRedis.message).not.toContain('hunter2');
+    const { error: asNode } = await startupError(fromConfig({ redis: { clusterNodes: [secretUrl] } }));
+    expect(asNode).toBeInstanceOf(RedisConfigurationError);
+    expect(asNode.message).toContain('clusterNodes[0]');
+    expect(asNode.message).not.toContain('hunter2');
+  });
+
   it('forRootAsync: the factory result goes through the same check (useFactory and useClass)', async () => {
     @Injectable()
     class Config {

@@ -85,16 +85,23 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
     expect(load).not.toHaveBeenCalled();
     expect(commit).not.toHaveBeenCalled();
 
-    // A read loads the session once and stores the removal: the session held only TempData, so
-    // it is now empty and deleted (empty sessions are not retained).
+    // A read loads the session once and stores the removal as a field delete (issue 18: a concurrent
+    // request's new key must survive); the session held only TempData, so the store finds it empty
+    // and deletes it (empty sessions are not retained).
+    const held = store.count;
     expect((await browser.get('/td/message')).body).toEqual({ message: 'hello' });
     expect(load).toHaveBeenCalledTimes(1);
-    expect(commit).not.toHaveBeenCalled();
-    expect(remove).toHaveBeenCalledTimes(1);
+    expect(commit).toHaveBeenCalledTimes(1);
+    const changes = commit.mock.calls[0][1];
+    expect(changes.cleared).toBe(false);
+    expect([...changes.removed]).toEqual(['__TempData']);
+    expect(changes.set.size).toBe(0);
+    expect(remove).not.toHaveBeenCalled();
+    expect(store.count).toBe(held - 1);
     // A peek changes nothing, so nothing is written.
     await browser.run({ op: 'peek', key: 'Message' });
-    expect(commit).not.toHaveBeenCalled();
-    expect(remove).toHaveBeenCalledTimes(1);
+    expect(commit).toHaveBeenCalledTimes(1);
+    expect(remove).not.toHaveBeenCalled();
   });
 
   it('ignores the TempData cookie entirely (neither read nor deleted)', async () => {
@@ -132,5 +139,36 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
     await expect(startTempDataApp({ tempData: { provider: 'sesion' as 'session' } })).rejects.toThrow(
       "SessionModule option tempData.provider must be 'cookie' or 'session' (got \"sesion\").",
     );
+  });
+});
+
+describe('TempData session provider under the session lock (session: { lock: true })', () => {
+  const store = new MemorySessionStore();
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startTempDataApp({
+      store,
+      tempData: { provider: 'session' },
+      session: { lock: true },
+    }));
+  });
+  afterAll(() => app.close());
+  afterEach(() => jest.restoreAllMocks());
+
+  it('saves TempData into the session before the lock is released, so no other request reads it in between', async () => {
+    const browser = new Browser(url);
+    await browser.run({ op: 'set', key: 'Message', value: 'once' });
+    const commit = jest.spyOn(store, 'commit');
+    const unlock = jest.spyOn(store, 'unlock');
+    // @TempData('Message') applies the session interceptor, which commits inside Nest's pipeline;
+    // the read's removal of the value is saved later, before the first byte.
+    expect((await browser.get('/td/message')).body).toEqual({ message: 'once' });
+    expect(unlock).toHaveBeenCalledTimes(1);
+    const removal = commit.mock.calls.findIndex(([, changes]) => changes.removed.has('__TempData'));
+    expect(removal).toBeGreaterThanOrEqual(0);
+    expect(commit.mock.invocationCallOrder[removal]).toBeLessThan(unlock.mock.invocationCallOrder[0]);
+    expect((await browser.get('/td/message')).body).toEqual({ message: null });
   });
 });

@@ -119,7 +119,8 @@ export class RequestState implements SessionOwner {
   async commitSessionInPipeline(): Promise<void> {
     if (!this.lifecycle) return;
     try {
-      await this.lifecycle.finish();
+      // The lock stays until the final commit before the first byte, which saves TempData too.
+      await this.lifecycle.finish({ releaseLock: false });
     } catch (error) {
       this.failedInPipeline = true;
       throw error;

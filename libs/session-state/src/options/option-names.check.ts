@@ -1,3 +1,4 @@
+import { quoteRedacted } from './redact-credentials.js';
 import { closestOptionName, type OptionNameCandidates } from './option-name.suggestion.js';
 
 /**
@@ -29,7 +30,7 @@ function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'function') return 'a function';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return quoteRedacted(value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
     return String(value);
   if (typeof value === 'symbol') return value.toString();

@@ -296,7 +296,7 @@ export class SessionLifecycle implements SessionHost {
     this.cookieChange = undefined;
     this.persisted = false;
     if (kept !== undefined) {
-      if (write && !write.remove) await io(store.commit(kept, write.changes, options.idleTimeout));
+      if (write && !write.remove) await io(store.commit(kept, write.changes, options.idleTimeout, options));
       this.key = kept;
       this.replacedKey = undefined;
       this.persisted = true;
@@ -403,8 +403,10 @@ export class SessionLifecycle implements SessionHost {
   /**
    * The end-of-request commit: releases the lock, and applies the failure policy: with
    * `throwOnError` a failed commit becomes a 503, otherwise it is logged and the request goes on.
+   * `releaseLock: false` keeps the lock for a later finish: the interceptor commits from Nest's
+   * pipeline, but session-backed TempData is saved after it, and must still be under the lock.
    */
-  async finish(): Promise<void> {
+  async finish({ releaseLock = true }: { releaseLock?: boolean } = {}): Promise<void> {
     try {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (this.session.isLoaded && this.session.isAvailable) await this.commit();
@@ -424,7 +426,7 @@ export class SessionLifecycle implements SessionHost {
         throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('commit', error);
       }
     } finally {
-      await this.releaseLock();
+      if (releaseLock) await this.releaseLock();
     }
   }
 

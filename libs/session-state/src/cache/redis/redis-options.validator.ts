@@ -1,4 +1,5 @@
 import type { RedisCacheOptions, ResolvedRedisCacheOptions } from './redis-cache.options.js';
+import { quoteRedacted } from '../../options/redact-credentials.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
 import { rejectUnknownRedisOptions } from './redis-option-names.check.js';
 
@@ -31,15 +32,17 @@ function parsePort(name: string, value: unknown): number {
 function parseNode(node: unknown, index: number): { host: string; port: number } {
   const name = `clusterNodes[${index}]`;
   if (typeof node === 'string') {
-    const match = /^\[?([^\]]+?)\]?:(\d+)$/.exec(node);
-    if (!match) return fail(`Redis option ${name} must look like "host:port" (got ${JSON.stringify(node)}).`);
+    const match = /^\[?([^\]/@\s]+?)\]?:(\d+)$/.exec(node); // a host, not a URL
+    if (!match) return fail(`Redis option ${name} must look like "host:port" (got ${quoteRedacted(node)}).`);
     return { host: match[1], port: parsePort(name, match[2]) };
   }
   if (node && typeof node === 'object' && typeof (node as { host?: unknown }).host === 'string') {
     const { host, port } = node as { host: string; port: unknown };
     return { host, port: parsePort(`${name}.port`, port) };
   }
-  return fail(`Redis option ${name} must be "host:port" or { host, port } (got ${JSON.stringify(node)}).`);
+  return fail(
+    `Redis option ${name} must be "host:port" or { host, port } (got ${typeof node === 'string' ? quoteRedacted(node) : JSON.stringify(node)}).`,
+  );
 }
 
 /**
