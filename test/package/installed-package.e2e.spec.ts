@@ -13,7 +13,6 @@ import { join } from 'node:path';
 import { RedisServerProcess } from '../support/redis/index.js';
 import {
   ConsumerApp,
-  getWithCookies,
   packLibrary,
   readmeBlock,
   RunningApp,
@@ -127,11 +126,7 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
   it.each(SYSTEMS)('runs the README Quick start as written (%s): the counter counts', async (system) => {
     const running = await RunningApp.start(project[system]);
     try {
-      expect(await getWithCookies(`${running.url}/counter`, 3)).toEqual([
-        { count: 1 },
-        { count: 2 },
-        { count: 3 },
-      ]);
+      expect(await running.getWithCookies('/counter', 3)).toEqual([{ count: 1 }, { count: 2 }, { count: 3 }]);
     } finally {
       await running.stop();
     }
@@ -183,7 +178,7 @@ describe('a Nest 12 app that adds `npm install ioredis`', () => {
   it.each(SYSTEMS)('keeps the counter in Redis (%s)', async (system) => {
     const running = await RunningApp.start(project[system], { SESSION_SECRET: secret, REDIS_URL: redis.url });
     try {
-      expect(await getWithCookies(`${running.url}/counter`, 2)).toEqual([{ count: 1 }, { count: 2 }]);
+      expect(await running.getWithCookies('/counter', 2)).toEqual([{ count: 1 }, { count: 2 }]);
     } finally {
       await running.stop();
     }

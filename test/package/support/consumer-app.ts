@@ -175,6 +175,21 @@ export class RunningApp {
     return this.output;
   }
 
+  /** GETs `path` `times` times with one cookie jar; a failure carries what the app printed and its exit. */
+  async getWithCookies(path: string, times: number): Promise<unknown[]> {
+    try {
+      return await getWithCookies(`${this.url}${path}`, times);
+    } catch (error) {
+      const exit = this.child.exitCode ?? this.child.signalCode ?? 'still running';
+      throw new Error(
+        `GET ${path} failed (${String(error)}; app: ${exit}). The app printed:\n${this.output}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  }
+
   static async start(project: string, env: Record<string, string> = {}): Promise<RunningApp> {
     const port = await freePort();
     const child = spawn(process.execPath, ['main.js'], {
