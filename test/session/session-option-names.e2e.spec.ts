@@ -80,19 +80,39 @@ async function startupError(
   throw new Error(`startup succeeded with ${JSON.stringify(options)}`);
 }
 
-describe('unknown option names fail at startup, before connecting', () => {
+/**
+ * Redis options pointing at a listener that never answers (they would hang startup for 10 s if the
+ * module connected), and a check after each test that nothing connected to it.
+ */
+function refusedBeforeConnecting(): {
+  readonly redis: { url: string; connectionTimeoutInMilliseconds: number };
+  readonly silent: { readonly port: number; readonly url: string };
+} {
   let silent: SilentRedis;
-  /** Redis options that would hang the startup for 10 s if the module connected. */
-  let redis: { url: string; connectionTimeoutInMilliseconds: number };
-
+  const options = {
+    redis: { url: '', connectionTimeoutInMilliseconds: 10_000 },
+    silent: {
+      get port() {
+        return silent.port;
+      },
+      get url() {
+        return silent.url;
+      },
+    },
+  };
   beforeAll(async () => {
     silent = await SilentRedis.start();
-    redis = { url: silent.url, connectionTimeoutInMilliseconds: 10_000 };
+    options.redis.url = silent.url;
   });
   afterAll(() => silent.stop());
   afterEach(() => {
     expect(silent.connections).toBe(0);
   });
+  return options;
+}
+
+describe('unknown option names fail at startup, before connecting', () => {
+  const { redis, silent } = refusedBeforeConnecting();
 
   /** Asserts the startup error, that it came fast, and (afterEach) that nothing connected. */
   async function expectRefused(
@@ -265,17 +285,7 @@ describe('unknown option names fail at startup, before connecting', () => {
 });
 
 describe('store options that exclude each other fail at startup, naming the one to remove', () => {
-  let silent: SilentRedis;
-  let redis: { url: string; connectionTimeoutInMilliseconds: number };
-
-  beforeAll(async () => {
-    silent = await SilentRedis.start();
-    redis = { url: silent.url, connectionTimeoutInMilliseconds: 10_000 };
-  });
-  afterAll(() => silent.stop());
-  afterEach(() => {
-    expect(silent.connections).toBe(0);
-  });
+  const { redis } = refusedBeforeConnecting();
 
   it.each([
     [
