@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -198,7 +199,9 @@ export class RunningApp {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const app = new RunningApp(child, `http://127.0.0.1:${port}`);
+    // Nest logs "successfully started" at the end of init(), before listen() binds the port.
     await app.waitFor(/successfully started/, 20_000);
+    await app.waitForPort(port, 20_000);
     return app;
   }
 
@@ -220,6 +223,27 @@ export class RunningApp {
     const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
     clearTimeout(timer);
     return { code, output };
+  }
+
+  /** Resolves once the app accepts TCP connections on `port`. */
+  private async waitForPort(port: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const accepted = await new Promise<boolean>((done) => {
+        const socket = connect({ host: '127.0.0.1', port });
+        socket.once('connect', () => {
+          socket.destroy();
+          done(true);
+        });
+        socket.once('error', () => done(false));
+      });
+      if (accepted) return;
+      if (this.child.exitCode !== null)
+        throw new Error(`app exited (${this.child.exitCode}):\n${this.output}`);
+      if (Date.now() > deadline)
+        throw new Error(`port ${port} not accepting after ${timeoutMs} ms:\n${this.output}`);
+      await new Promise((done) => setTimeout(done, 25));
+    }
   }
 
   private waitFor(pattern: RegExp, timeoutMs: number): Promise<void> {
