@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { CookieJar } from '../support/cookie-jar.js';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
 import { BUILD_TIMEOUT_MS, ensureBuilt } from './support/build.js';
+import { Browserless } from './support/browserless.js';
 import { SampleAppProcess, type SampleAppEnv } from './support/sample-app.process.js';
 
 const SESSION_COOKIE = '.Nest.Session';
@@ -17,32 +17,8 @@ function secrets(): string {
   return [randomBytes(32), randomBytes(32)].map((s) => s.toString('base64url')).join(',');
 }
 
-/** A client with one cookie jar, talking to whichever instance it is given. */
-class Browserless {
-  readonly jar = new CookieJar();
-
-  async request(
-    app: SampleAppProcess,
-    path: string,
-    init: { method?: string; form?: Record<string, string> } = {},
-  ): Promise<{ status: number; location: string | null; body: string }> {
-    const headers: Record<string, string> = {};
-    const cookie = this.jar.header();
-    if (cookie) headers.cookie = cookie;
-    const response = await fetch(`${app.url}${path}`, {
-      method: init.method ?? (init.form ? 'POST' : 'GET'),
-      headers,
-      body: init.form ? new URLSearchParams(init.form) : undefined,
-      redirect: 'manual',
-    });
-    this.jar.update({ headers: { 'set-cookie': response.headers.getSetCookie() } });
-    return {
-      status: response.status,
-      location: response.headers.get('location'),
-      body: await response.text(),
-    };
-  }
-
+/** A {@link Browserless} that reads the sample app's counter. */
+class CountingClient extends Browserless {
   async count(app: SampleAppProcess): Promise<number> {
     const response = await this.request(app, '/counter');
     expect(response.status).toBe(200);
@@ -72,7 +48,7 @@ describe('two sample-app instances sharing one Redis', () => {
   });
 
   test('one cookie, requests alternating between the instances: the counter goes 1, 2, 3, ...', async () => {
-    const client = new Browserless();
+    const client = new CountingClient();
     const counts: number[] = [];
     for (let i = 0; i < 8; i++) counts.push(await client.count(i % 2 === 0 ? a : b));
     expect(counts).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -82,7 +58,7 @@ describe('two sample-app instances sharing one Redis', () => {
   });
 
   test('the session survives killing and restarting one instance', async () => {
-    const client = new Browserless();
+    const client = new CountingClient();
     expect([
       await client.count(a),
       await client.count(b),
@@ -104,7 +80,7 @@ describe('two sample-app instances sharing one Redis', () => {
   });
 
   test('TempData written by one instance is read by the other, once', async () => {
-    const client = new Browserless();
+    const client = new CountingClient();
     const created = await client.request(a, '/customers/create', { form: { name: 'Sarah Jane' } });
     expect(created.status).toBe(302);
     expect(created.location).toBe('/customers');
@@ -116,7 +92,7 @@ describe('two sample-app instances sharing one Redis', () => {
   });
 
   test('a login on one instance holds on the other; the old key is gone from both', async () => {
-    const client = new Browserless();
+    const client = new CountingClient();
     expect(await client.count(a)).toBe(1);
     const before = client.jar.get(SESSION_COOKIE)!;
     const login = await client.request(b, '/login', { form: { user: 'Martha' } });
@@ -126,7 +102,7 @@ describe('two sample-app instances sharing one Redis', () => {
     expect((await client.request(a, '/account')).body).toContain('Signed in as <strong>Martha</strong>');
     expect(await client.count(a)).toBe(2);
 
-    const replay = new Browserless();
+    const replay = new CountingClient();
     replay.jar.set(SESSION_COOKIE, before);
     for (const app of [a, b])
       expect((await replay.request(app, '/account')).body).toContain('You are not signed in.');
@@ -156,7 +132,7 @@ describe('two sample-app instances on a Redis Cluster (REDIS_CLUSTER_NODES)', ()
   });
 
   test('one session across both instances, TempData in the session', async () => {
-    const client = new Browserless();
+    const client = new CountingClient();
     const counts: number[] = [];
     for (let i = 0; i < 6; i++) counts.push(await client.count(i % 2 === 0 ? a : b));
     expect(counts).toEqual([1, 2, 3, 4, 5, 6]);

@@ -4,37 +4,24 @@
  * anonymous client could grow for everyone.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { CookieJar } from '../support/cookie-jar.js';
 import { BUILD_TIMEOUT_MS, ensureBuilt } from './support/build.js';
+import { Browserless } from './support/browserless.js';
 import { SampleAppProcess } from './support/sample-app.process.js';
 
 const MAX_CUSTOMERS = 20;
 
-/** One visitor: a cookie jar, no redirects followed. */
+/** One visitor of one app instance: a cookie jar, no redirects followed, HTML by default. */
 class Visitor {
-  readonly jar = new CookieJar();
+  private readonly client = new Browserless();
 
   constructor(private readonly app: SampleAppProcess) {}
 
-  async request(
-    path: string,
-    init: { form?: Record<string, string>; accept?: string } = {},
-  ): Promise<{ status: number; location: string | null; body: string }> {
-    const headers: Record<string, string> = { accept: init.accept ?? 'text/html' };
-    const cookie = this.jar.header();
-    if (cookie) headers.cookie = cookie;
-    const response = await fetch(`${this.app.url}${path}`, {
-      method: init.form ? 'POST' : 'GET',
-      headers,
-      body: init.form ? new URLSearchParams(init.form) : undefined,
-      redirect: 'manual',
-    });
-    this.jar.update({ headers: { 'set-cookie': response.headers.getSetCookie() } });
-    return {
-      status: response.status,
-      location: response.headers.get('location'),
-      body: await response.text(),
-    };
+  get jar() {
+    return this.client.jar;
+  }
+
+  request(path: string, init: { form?: Record<string, string>; accept?: string } = {}) {
+    return this.client.request(this.app, path, { ...init, accept: init.accept ?? 'text/html' });
   }
 
   /** Names in the customers table of `/customers`. */
