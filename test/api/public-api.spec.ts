@@ -222,6 +222,36 @@ describe('public API (libs/session-state/src/index.ts)', () => {
     expect(() => visit(REDIS_ENTRY)).toThrow(/imports ioredis/);
   });
 
+  it('the library has no import cycle (per-request state sits below the features that use it)', () => {
+    const importsOf = (file: string): string[] =>
+      parse(file)
+        .statements.map((statement) =>
+          (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) &&
+          statement.moduleSpecifier &&
+          ts.isStringLiteral(statement.moduleSpecifier)
+            ? statement.moduleSpecifier.text
+            : undefined,
+        )
+        .filter((specifier): specifier is string => specifier?.startsWith('.') === true)
+        .map((specifier) => moduleFile(file, specifier));
+    const done = new Set<string>();
+    const cycles: string[] = [];
+    const visit = (file: string, path: string[]) => {
+      const at = path.indexOf(file);
+      if (at >= 0) {
+        cycles.push([...path.slice(at), file].map((f) => relative(ROOT, f)).join(' -> '));
+        return;
+      }
+      if (done.has(file)) return;
+      for (const imported of importsOf(file)) visit(imported, [...path, file]);
+      done.add(file);
+    };
+    visit(INDEX, []);
+    visit(REDIS_ENTRY, []);
+    expect(done.size).toBeGreaterThan(40);
+    expect(cycles).toEqual([]);
+  });
+
   it('every value name resolves at run time', () => {
     for (const name of namesOf(valueExports)) {
       expect((api as Record<string, unknown>)[name]).toBeDefined();

@@ -1,19 +1,7 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+export type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
+import type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { HttpPlatform } from './platforms/http-platform.js';
 import type { BeforeFirstByte, ResponseHold } from './response-hold.js';
-
-/**
- * The request object of the app's platform, as route handlers get it: Express's `Request` or
- * Fastify's `FastifyRequest`. What `hasConsent` receives.
- */
-export interface PlatformRequest {
-  readonly headers: IncomingHttpHeaders;
-}
-
-/** Node's request under the platform's (Express's request is one; Fastify's `request.raw`). */
-export type RawRequest = IncomingMessage;
-/** Node's response under the platform's (Express's response is one; Fastify's `reply.raw`). */
-export type RawResponse = ServerResponse;
 
 /**
  * One request and its response, as the session, TempData and items code sees them: the platform

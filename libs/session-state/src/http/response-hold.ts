@@ -1,4 +1,4 @@
-import type { RawRequest as HttpRequest, RawResponse as HttpResponse } from './http-exchange.js';
+import type { RawRequest as HttpRequest, RawResponse as HttpResponse } from './platform-request.js';
 
 type ResponseMethod = (this: HttpResponse, ...args: unknown[]) => unknown;
 

@@ -1,6 +1,12 @@
+import { Inject, Injectable } from '@nestjs/common';
 import { LazyModuleLoader, ModuleRef, type ModulesContainer } from '@nestjs/core';
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
 
-/** Nest's metadata keys (values of its PARAMTYPES/SELF_DECLARED_DEPS/PROPERTY_DEPS constants). */
+/**
+ * Nest's metadata keys (values of its PARAMTYPES/SELF_DECLARED_DEPS/PROPERTY_DEPS constants, which Nest 12
+ * keeps in `@nestjs/common/internal`, outside its public API). The one place that reads Nest internals:
+ * {@link checkAsyncContextDetection} verifies at startup that they still mean what this file expects.
+ */
 const PARAMTYPES = 'design:paramtypes';
 const SELF_DECLARED_DEPS = 'self:paramtypes';
 const PROPERTY_DEPS = 'self:properties_metadata';
@@ -78,4 +84,35 @@ export function needsAsyncContext(modules: ModulesContainer, accessors: readonly
     }
   }
   return false;
+}
+
+/** A token only the probes below inject. */
+const PROBE = Symbol('nest-session-state.detection-probe');
+
+@Injectable()
+class ConstructorProbe {
+  constructor(@Inject(PROBE) readonly probe: unknown) {}
+}
+
+@Injectable()
+class PropertyProbe {
+  @Inject(PROBE) readonly probe: unknown;
+}
+
+/**
+ * Fails at startup when Nest no longer records `@Inject()` dependencies under the keys this file
+ * reads, or when the module container no longer lists providers as it did: the detection would then
+ * quietly answer "no accessor" and the accessors would fail during requests.
+ * @throws SessionConfigurationError naming the `asyncContext` option that decides without detection.
+ */
+export function checkAsyncContextDetection(modules: ModulesContainer, registered: Class): void {
+  const seesConstructor = dependenciesOf({ metatype: ConstructorProbe }).includes(PROBE);
+  const seesProperty = dependenciesOf({ metatype: PropertyProbe }).includes(PROBE);
+  const seesModules = [...modules.values()].some((module) => module.providers?.has(registered));
+  if (seesConstructor && seesProperty && seesModules) return;
+  throw new SessionConfigurationError(
+    'SessionModule cannot tell whether this app uses SessionAccessor, TempDataAccessor or ItemsAccessor: ' +
+      'this version of Nest records injected dependencies differently than the library expects. Set the option ' +
+      'asyncContext: true (the accessors work everywhere) or asyncContext: false (nothing injects them).',
+  );
 }

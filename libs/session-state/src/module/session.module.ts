@@ -21,7 +21,7 @@ import { SessionAccessor } from '../session/session.accessor.js';
 import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
-import { needsAsyncContext } from './async-context.detector.js';
+import { checkAsyncContextDetection, needsAsyncContext } from './async-context.detector.js';
 import {
   ConfigurableSessionModule,
   SESSION_MODULE_OPTIONS,
@@ -123,9 +123,14 @@ export class SessionModule
 
   /** Every module has configured its middleware by now, so what injects the accessors is known. */
   onApplicationBootstrap(): void {
+    const chosen = this.infrastructure.options.asyncContext;
+    if (chosen !== undefined) {
+      this.entry.useAsyncContext(chosen);
+      return;
+    }
+    checkAsyncContextDetection(this.modules, SessionAccessor);
     this.entry.useAsyncContext(
-      this.infrastructure.options.asyncContext ??
-        needsAsyncContext(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]),
+      needsAsyncContext(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]),
     );
   }
 

@@ -1,6 +1,6 @@
 import { ServerResponse } from 'node:http';
 import { SessionConfigurationError } from '../../errors/configuration.errors.js';
-import type { PlatformRequest, RawRequest, RawResponse } from '../http-exchange.js';
+import type { PlatformRequest, RawRequest, RawResponse } from '../platform-request.js';
 import {
   attachResponseHold,
   installResponseHold,

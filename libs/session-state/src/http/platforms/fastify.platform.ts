@@ -1,4 +1,4 @@
-import type { PlatformRequest, RawRequest, RawResponse } from '../http-exchange.js';
+import type { PlatformRequest, RawRequest, RawResponse } from '../platform-request.js';
 import { attachResponseHold, ResponseHold, type BeforeFirstByte } from '../response-hold.js';
 import type { HttpPlatform, RequestEntry } from './http-platform.js';
 import type { PlatformAdapter } from './platform-adapter.js';

@@ -1,4 +1,4 @@
-import type { PlatformRequest, RawRequest, RawResponse } from '../http-exchange.js';
+import type { PlatformRequest, RawRequest, RawResponse } from '../platform-request.js';
 import type { BeforeFirstByte, ResponseHold } from '../response-hold.js';
 
 /** The platforms this library runs on: the `getType()` of Nest's Express and Fastify adapters. */
