@@ -29,6 +29,7 @@ import {
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
 import { SessionStateInterceptor } from './session.interceptor.js';
+import { UserSessions } from '../users/user-sessions.service.js';
 
 /** The part of an Express application the module wraps. */
 const UNWRAPPED_HANDLE = Symbol.for('nest-session-state.express-handle');
@@ -85,6 +86,7 @@ interface ExpressHandle {
     SessionAccessor,
     TempDataAccessor,
     ItemsAccessor,
+    UserSessions,
   ],
   exports: [
     DistributedCache,
@@ -93,6 +95,7 @@ interface ExpressHandle {
     TempDataAccessor,
     ItemsAccessor,
     SessionStateInterceptor,
+    UserSessions,
   ],
 })
 export class SessionModule

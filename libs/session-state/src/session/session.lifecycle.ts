@@ -75,6 +75,11 @@ export class SessionLifecycle implements SessionHost {
     return this.runtime.options;
   }
 
+  /** The key the session's data is stored under, once it is (UserSessions indexes it). */
+  storeKey(): string | undefined {
+    return this.keyFromCookie || this.persisted ? this.key : undefined;
+  }
+
   /** The verified session key from the request cookie, if any (never logged). */
   resolveKey(): string | undefined {
     if (this.keyResolved) return this.key;
