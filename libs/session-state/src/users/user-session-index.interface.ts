@@ -1,6 +1,9 @@
 /**
  * What an index keeps about one session bound to a user. `sessionKey` is the store key (the secret
  * the cookie carries): it never leaves the library; apps see `sessionId`.
+ *
+ * @example
+ * const record: UserSessionRecord = { sessionId, sessionKey, createdAt: Date.now(), metadata: { userAgent } };
  */
 export interface UserSessionRecord {
   /** The public session id (`session.id`). */
@@ -13,7 +16,13 @@ export interface UserSessionRecord {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** A record whose session is still alive, with what the store knows of its activity. */
+/**
+ * A record whose session is still alive, with what the store knows of its activity.
+ *
+ * @example
+ * const live = await index.list('alice'); // LiveUserSession[], oldest first
+ * const lastSeenAt = live[0].expiresAt - idleTimeoutMs;
+ */
 export interface LiveUserSession extends UserSessionRecord {
   /** When the session's idle timeout ends (epoch ms), as the store reports it now. */
   readonly expiresAt: number;
@@ -59,13 +68,23 @@ export interface UserSessionIndex {
 /**
  * A session store that can index sessions by user. {@link MemorySessionStore} and the Redis store
  * implement it; `UserSessions` refuses to work over a store that does not.
+ *
+ * @example
+ * class MyStore implements SessionStore, UserSessionIndexSource {
+ *   userSessionIndex() { return (this.index ??= new MyUserSessionIndex(this.db)); }
+ * }
  */
 export interface UserSessionIndexSource {
   /** The store's index (the same object on every call). */
   userSessionIndex(): UserSessionIndex;
 }
 
-/** True when `store` can index sessions by user. */
+/**
+ * True when `store` can index sessions by user (it implements {@link UserSessionIndexSource}).
+ *
+ * @example
+ * if (!isUserSessionIndexSource(store)) throw new Error('this store cannot list a user’s sessions');
+ */
 export function isUserSessionIndexSource(store: unknown): store is UserSessionIndexSource {
   return (
     typeof store === 'object' &&

@@ -25,6 +25,9 @@ const MAX_METADATA_CHARS = 2048;
 /**
  * One of a user's sessions, as {@link UserSessions.list} reports it. Never the session's key: `id` is
  * the public session id (`session.id`), safe to show and to send back to revoke it.
+ *
+ * @example
+ * const devices = (await userSessions.list('alice')).map((s) => ({ id: s.id, agent: s.metadata.userAgent }));
  */
 export interface UserSessionInfo {
   /** The public session id. */
@@ -44,7 +47,13 @@ export interface UserSessionInfo {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** Metadata recorded with a binding: the app chooses (user agent, address, device name...). */
+/**
+ * Metadata recorded with a binding: the app chooses (user agent, address, device name...); string
+ * values, at most 2048 characters in all.
+ *
+ * @example
+ * await userSessions.bind(session, 'alice', { userAgent: req.headers['user-agent'] ?? '', device: 'Work laptop' });
+ */
 export type UserSessionMetadata = Readonly<Record<string, string>>;
 
 const encoder = new TextEncoder();
