@@ -47,7 +47,7 @@ export class UserSessionsTestController {
   @Get('sessions')
   async sessions(@Session() session: Session) {
     const user = this.signedIn(session);
-    return { user, sessions: await this.userSessions.list(user) };
+    return { user, sessions: await this.userSessions.list(user, session) };
   }
 
   @Post('revoke/:id')

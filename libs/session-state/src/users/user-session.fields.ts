@@ -18,9 +18,12 @@ export function guardedSessionId(changes: SessionChanges): string | undefined {
   if (changes.cleared || changes.set.has(SESSION_USER_FIELD) || changes.set.has(SESSION_ID_FIELD)) {
     return undefined;
   }
-  const loaded = changes.snapshot();
-  if (!loaded.has(SESSION_USER_FIELD)) return undefined;
-  const id = loaded.get(SESSION_ID_FIELD);
+  // Most commits are of sessions not bound to anyone: one Map lookup, no copy of the session.
+  const read = changes.valueOfField
+    ? (field: string) => changes.valueOfField!(field)
+    : (field: string) => changes.snapshot().get(field);
+  if (read(SESSION_USER_FIELD) === undefined) return undefined;
+  const id = read(SESSION_ID_FIELD);
   return id === undefined ? undefined : decoder.decode(id);
 }
 

@@ -2,7 +2,6 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { SessionNotLoadedError, SessionUnavailableError } from '../errors/session.errors.js';
 import { SESSION_MODULE_OPTIONS } from '../module/session-module.definition.js';
 import type { SessionModuleOptions } from '../module/session-module.options.js';
-import { SessionAccessor } from '../session/session.accessor.js';
 import type { DistributedSession } from '../session/session.js';
 import { SessionRuntime } from '../session/session.runtime.js';
 import { SESSION_USER_FIELD } from './user-session.fields.js';
@@ -90,8 +89,9 @@ export class UserSessions {
   private indexInstance: UserSessionIndex | undefined;
 
   constructor(
+    // Not SessionAccessor: injecting it would switch AsyncLocalStorage on for every app (see
+    // needsAsyncContext); the request's session is passed in by the caller instead.
     @Inject(SessionRuntime) private readonly runtime: SessionRuntime,
-    @Inject(SessionAccessor) private readonly accessor: SessionAccessor,
     @Optional() @Inject(SESSION_MODULE_OPTIONS) options?: SessionModuleOptions,
   ) {
     this.maxSessionsPerUser = resolveMaxSessionsPerUser(options?.users);
@@ -152,13 +152,10 @@ export class UserSessions {
     session.abandon();
   }
 
-  /**
-   * The user's live sessions, oldest first. `current` (default: the session of the request being
-   * handled, when loaded) is marked `current: true`.
-   */
+  /** The user's live sessions, oldest first; `current` (the request's session) is marked `current: true`. */
   async list(userId: string, current?: DistributedSession): Promise<UserSessionInfo[]> {
     checkUserId(userId);
-    const currentId = this.currentId(current);
+    const currentId = current && this.idOf(current);
     const live = await this.guard('list', () => this.index.list(userId));
     const idle = this.runtime.options.idleTimeout;
     return live.map((s) => info(s, s.sessionId === currentId, idle));
@@ -166,8 +163,8 @@ export class UserSessions {
 
   /**
    * Revokes one of the user's sessions by its public id: its data is deleted, and its next request (on
-   * any instance) finds an empty session. False when the user has no such session. Revoking the
-   * current request's own session also abandons it here, so its cookie is deleted in this response.
+   * any instance) finds an empty session. False when the user has no such session. When it is
+   * `current` (the request's own session), that is abandoned too, so its cookie goes in this response.
    */
   async revoke(userId: string, sessionId: string, current?: DistributedSession): Promise<boolean> {
     checkUserId(userId);
@@ -175,15 +172,14 @@ export class UserSessions {
     const target = live.find((s) => s.sessionId === sessionId);
     if (!target) return false;
     await this.guard('revoke', () => this.index.revoke(userId, [target]));
-    const session = this.currentSession(current);
-    if (session && this.idOf(session) === sessionId) session.abandon();
+    if (current && this.idOf(current) === sessionId) current.abandon();
     return true;
   }
 
   /**
    * Revokes every session of the user (sign out everywhere: after a password change, say), or all but
-   * `options.except`. Returns how many were revoked. The current request's own session, when revoked,
-   * is abandoned here too.
+   * `options.except`. Returns how many were revoked. A revoked session whose request is running (this
+   * one, say) saves nothing more: its commits apply only to the session it loaded, which is gone.
    */
   async revokeAll(userId: string, options: { except?: DistributedSession } = {}): Promise<number> {
     checkUserId(userId);
@@ -191,9 +187,6 @@ export class UserSessions {
     const live = await this.guard('list', () => this.index.list(userId));
     const targets = live.filter((s) => s.sessionId !== keep);
     await this.guard('revoke', () => this.index.revoke(userId, targets));
-    const session = this.currentSession();
-    const currentId = session && this.idOf(session);
-    if (session && currentId !== keep && targets.some((s) => s.sessionId === currentId)) session.abandon();
     return targets.length;
   }
 
@@ -221,21 +214,6 @@ export class UserSessions {
       );
       throw new UserSessionsUnavailableError(action, error);
     }
-  }
-
-  private currentSession(given?: DistributedSession): DistributedSession | undefined {
-    if (given) return given;
-    try {
-      const session = this.accessor.session;
-      return session.isLoaded ? session : undefined;
-    } catch {
-      return undefined; // outside a request
-    }
-  }
-
-  private currentId(given?: DistributedSession): string | undefined {
-    const session = this.currentSession(given);
-    return session && this.idOf(session);
   }
 
   /** The id of a bound session (an unbound one is never listed, and reading `id` would create one). */
