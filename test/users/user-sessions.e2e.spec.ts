@@ -157,6 +157,21 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect(await leaves.me(a)).toEqual({ user: null, keys: [] });
   });
 
+  it('signing in again (regenerate, then bind) keeps one entry that follows the new key: still revocable', async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/1');
+    const again = new BrowserClient('Again/1');
+    await keeper.login(a, user);
+    const first = await again.login(a, user);
+    const cookieBefore = again.jar.header();
+    expect(await again.login(b, user)).toBe(first); // same session id, new key
+    expect(again.jar.header()).not.toBe(cookieBefore);
+    expect((await list(keeper, b)).map((s) => s.id)).toEqual(expect.arrayContaining([first]));
+    expect((await list(keeper, b)).length).toBe(2);
+    expect((await keeper.request(`${a}/users/revoke/${first}`, 'POST')).json).toEqual({ revoked: true });
+    expect(await again.me(b)).toEqual({ user: null, keys: [] });
+  });
+
   it('refuses the list to a visitor who is not signed in (401)', async () => {
     const res = await new BrowserClient('Anon/1').request(`${a}/users/sessions`);
     expect(res.status).toBe(401);
