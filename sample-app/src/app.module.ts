@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { SessionModule } from 'nest-session-state';
 import { AccountController } from './account/account.controller.js';
+import { AccountSessionsController } from './account/account-sessions.controller.js';
 import { CartController } from './cart/cart.controller.js';
 import type { SampleAppConfig } from './config/sample-app.config.js';
 import { CounterController } from './counter/counter.controller.js';
@@ -25,6 +26,7 @@ import { VerificationMiddleware } from './verification/verification.middleware.j
     CartController,
     PrefsController,
     AccountController,
+    AccountSessionsController,
   ],
   providers: [CustomersService],
 })

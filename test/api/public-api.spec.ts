@@ -284,6 +284,12 @@ describe('public API (libs/session-state/src/index.ts)', () => {
       'decodeTempData',
       'resolveSessionOptions',
       'resolveExpiration',
+      'MemoryUserSessionIndex',
+      'RedisUserSessionIndex',
+      'USER_SESSION_SCRIPTS',
+      'SESSION_USER_FIELD',
+      'guardedSessionId',
+      'resolveMaxSessionsPerUser',
     ];
     expect(internals.filter((name) => name in api || publicExports.some((e) => e.name === name))).toEqual([]);
   });

@@ -47,6 +47,26 @@ export {
 export { MemorySessionStore, type MemorySessionStoreOptions } from './session/stores/memory-session.store.js';
 export { CacheSessionStore } from './session/stores/cache-session.store.js';
 
+// Users and their sessions
+export {
+  UserSessions,
+  type UserSessionInfo,
+  type UserSessionMetadata,
+} from './users/user-sessions.service.js';
+export type { UserSessionsOptions } from './users/user-sessions.options.js';
+export {
+  isUserSessionIndexSource,
+  type LiveUserSession,
+  type UserSessionIndex,
+  type UserSessionIndexSource,
+  type UserSessionRecord,
+} from './users/user-session-index.interface.js';
+export {
+  UserSessionNotStoredError,
+  UserSessionsUnavailableError,
+  UserSessionsUnsupportedError,
+} from './users/user-sessions.errors.js';
+
 // TempData
 export { TempData } from './temp-data/temp-data.decorator.js';
 export { TempDataDictionary } from './temp-data/temp-data.dictionary.js';

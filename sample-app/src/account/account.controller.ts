@@ -1,6 +1,7 @@
-import { Body, Controller, Get, Post, Redirect, Render } from '@nestjs/common';
-import { Session, TempData } from 'nest-session-state';
+import { Body, Controller, Get, Headers, Post, Redirect, Render } from '@nestjs/common';
+import { Session, TempData, UserSessions } from 'nest-session-state';
 import { page } from '../layout/page.js';
+import { devicesOf, USER_AGENT_MAX } from './account-devices.js';
 
 export const USER_KEY = 'user';
 const ERROR_KEY = 'LoginError';
@@ -8,12 +9,16 @@ const MAX_USER_LENGTH = 60;
 
 @Controller()
 export class AccountController {
+  constructor(private readonly userSessions: UserSessions) {}
+
   @Get('account')
   @Render('account')
-  account(@Session() session: Session, @TempData(ERROR_KEY) error: string | undefined) {
+  async account(@Session() session: Session, @TempData(ERROR_KEY) error: string | undefined) {
     const established = session.keys.length > 0;
+    const user = session.getString(USER_KEY);
     return page('account', 'Account', {
-      user: session.getString(USER_KEY),
+      user,
+      devices: user === undefined ? [] : devicesOf(await this.userSessions.list(user, session)),
       established,
       sessionId: established ? session.id : undefined,
       error,
@@ -24,10 +29,16 @@ export class AccountController {
   /**
    * Signs in: the session moves to a new key (a key planted before login is worthless after it, the
    * defence against session fixation) and keeps its data; the new cookie is sent with the redirect.
+   * The session is then bound to the user, with the browser's user agent, for the devices list.
    */
   @Post('login')
   @Redirect('/account', 302)
-  login(@Body('user') rawUser: unknown, @Session() session: Session, @TempData() tempData: TempData): void {
+  async login(
+    @Body('user') rawUser: unknown,
+    @Session() session: Session,
+    @TempData() tempData: TempData,
+    @Headers('user-agent') userAgent: string | undefined,
+  ): Promise<void> {
     const user = typeof rawUser === 'string' ? rawUser.trim() : '';
     if (user.length === 0 || user.length > MAX_USER_LENGTH) {
       tempData.set(ERROR_KEY, `Enter a user name of 1 to ${MAX_USER_LENGTH} characters.`);
@@ -35,12 +46,13 @@ export class AccountController {
     }
     session.regenerate();
     session.setString(USER_KEY, user);
+    await this.userSessions.bind(session, user, { userAgent: (userAgent ?? '').slice(0, USER_AGENT_MAX) });
   }
 
-  /** Signs out: the session's data and its cookie are deleted. */
+  /** Signs out: the session leaves the devices list, its data and its cookie are deleted. */
   @Post('logout')
   @Redirect('/account', 302)
-  logout(@Session() session: Session): void {
-    session.abandon();
+  async logout(@Session() session: Session): Promise<void> {
+    await this.userSessions.signOut(session);
   }
 }

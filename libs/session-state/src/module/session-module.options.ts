@@ -4,6 +4,7 @@ import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import type { PlatformRequest } from '../http/http-exchange.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import { optionNames } from '../options/option-names.check.js';
+import type { UserSessionsOptions } from '../users/user-sessions.options.js';
 
 /**
  * When the session and TempData cookies get the `Secure` attribute.
@@ -196,6 +197,8 @@ export interface SessionModuleOptions {
    * `@TempData()` and `@Items()` never need it.
    */
   asyncContext?: boolean;
+  /** Sessions bound to users (`UserSessions`): `maxSessionsPerUser` (default 100). */
+  users?: UserSessionsOptions;
 }
 
 /** The names of {@link SessionModuleOptions}. */
@@ -209,6 +212,7 @@ export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
   tempData: true,
   hasConsent: true,
   asyncContext: true,
+  users: true,
 });
 
 /** The names of `SessionModuleOptions.memory`. */

@@ -1,4 +1,5 @@
 import { REDIS_CACHE_OPTION_NAMES } from '../cache/redis/redis-cache.options.js';
+import { USER_SESSIONS_OPTION_NAMES } from '../users/user-sessions.options.js';
 import { UnknownOptionNames, type OptionLevel } from '../options/option-names.check.js';
 import {
   MEMORY_OPTION_NAMES,
@@ -21,6 +22,7 @@ const ROOT: OptionLevel = {
     SESSION_COOKIE,
     { path: 'tempData', names: TEMP_DATA_OPTION_NAMES },
     { path: 'memory', names: MEMORY_OPTION_NAMES },
+    { path: 'users', names: USER_SESSIONS_OPTION_NAMES },
     { path: 'redis', names: REDIS_CACHE_OPTION_NAMES },
   ],
 };
@@ -54,5 +56,6 @@ export function unknownSessionOptionNames(options: unknown): string | undefined 
   });
   found.check(tempData?.cookie, TEMP_DATA_COOKIE);
   found.check(root?.memory, { path: 'memory', names: MEMORY_OPTION_NAMES });
+  found.check(root?.users, { path: 'users', names: USER_SESSIONS_OPTION_NAMES });
   return found.message();
 }

@@ -29,6 +29,7 @@ import {
 } from './session-module.definition.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
+import { UserSessions } from '../users/user-sessions.service.js';
 
 /**
  * Session state, TempData and request items for a Nest app, in one import. Global by default;
@@ -74,6 +75,7 @@ import { SessionInfrastructure } from './session-infrastructure.js';
     SessionAccessor,
     TempDataAccessor,
     ItemsAccessor,
+    UserSessions,
   ],
   exports: [
     DistributedCache,
@@ -82,6 +84,7 @@ import { SessionInfrastructure } from './session-infrastructure.js';
     TempDataAccessor,
     ItemsAccessor,
     SessionStateInterceptor,
+    UserSessions,
   ],
 })
 export class SessionModule

@@ -32,6 +32,10 @@ export class SessionChangeTracker implements SessionChanges {
     return new Map(this.current());
   }
 
+  valueOfField(field: string): Uint8Array | undefined {
+    return this.current().get(field);
+  }
+
   /**
    * Hands the recorded changes to a commit and starts recording afresh, so values set while the
    * commit is in flight belong to the next commit.
@@ -44,6 +48,7 @@ export class SessionChangeTracker implements SessionChanges {
       set: this.set,
       removed: this.removed,
       snapshot: () => new Map(current()),
+      valueOfField: (field) => current().get(field),
     };
     this.cleared = false;
     this.set = new Map();

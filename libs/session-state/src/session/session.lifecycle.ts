@@ -69,6 +69,14 @@ export class SessionLifecycle implements SessionHost {
     return this.runtime.options;
   }
 
+  /**
+   * The key the session's data is stored under (UserSessions indexes it): the cookie's key, or the key
+   * a commit of this request wrote; undefined for a key `regenerate()` made that no commit wrote yet.
+   */
+  storeKey(): string | undefined {
+    return this.persisted || (this.keyFromCookie && this.replacedKey === undefined) ? this.key : undefined;
+  }
+
   /** The verified session key from the request cookie, if any (never logged). */
   resolveKey(): string | undefined {
     if (this.keyResolved) return this.key;

@@ -33,6 +33,8 @@ export interface SessionHost {
   regenerate(): void;
   abandon(): void;
   readonly limits: SessionLimits;
+  /** The store key the session's data is under once stored (never logged, never shown to apps). */
+  storeKey?(): string | undefined;
 }
 
 type Constructor<T> = new (...args: never[]) => T;
@@ -87,7 +89,8 @@ export class DistributedSession {
   /** The keys of the stored values, in insertion order. */
   get keys(): string[] {
     const out: string[] = [];
-    for (const key of this.loaded().keys()) if (key !== SESSION_ID_FIELD) out.push(key);
+    // Reserved fields (the id, the bound user) start with NUL: they are not the app's keys.
+    for (const key of this.loaded().keys()) if (key.charCodeAt(0) !== 0) out.push(key);
     return out;
   }
 
@@ -226,6 +229,22 @@ export class DistributedSession {
     data.clear();
     this.bytes = 0;
     this.changes.recordClear();
+  }
+
+  /** @internal The store key of this session once stored (UserSessions indexes it). */
+  get storeKey(): string | undefined {
+    return this.host.storeKey?.();
+  }
+
+  /** @internal A reserved (NUL-prefixed) field, such as the bound user. */
+  getReserved(field: string): Uint8Array | undefined {
+    return this.loaded().get(field);
+  }
+
+  /** @internal Sets (or with undefined removes) a reserved field, recorded like any change. */
+  setReserved(field: string, value: Uint8Array | undefined): void {
+    if (value === undefined) this.remove(field);
+    else this.write(field, value);
   }
 
   /** @internal */

@@ -71,6 +71,12 @@ export class MemoryEntryTable<V> {
     return this.live(key, this.options.clock.now())?.value;
   }
 
+  /** The live value and when it expires, without sliding or reordering it. */
+  inspect(key: string): { value: V; expiresAt: number } | undefined {
+    const entry = this.live(key, this.options.clock.now());
+    return entry && { value: entry.value, expiresAt: entry.expiresAt };
+  }
+
   /** Slides the expiry; false when there is no live entry. */
   refresh(key: string): boolean {
     const now = this.options.clock.now();

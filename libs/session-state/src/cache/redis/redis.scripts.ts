@@ -1,3 +1,5 @@
+import { USER_SESSION_SCRIPTS } from '../../users/redis/redis-user-session.scripts.js';
+
 /**
  * The Lua scripts behind every Redis operation that needs more than one command: each runs as one
  * EVALSHA, so it is one round trip and atomic. Loaded once per connection (ioredis falls back to
@@ -33,6 +35,9 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
 
 /**
  * A session commit. In order, and all inside one atomic script:
+ * 0. Guard (bound sessions, see users/user-session.fields.ts guardedSessionId): ARGV[2] `g<id>` instead
+ *    of '0' means "apply only while the stored session carries this id". A session revoked (deleted)
+ *    or expired since the request loaded it is not brought back by its late delta. Reply `{4, now}`.
  * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
  *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
  *    waiting for it (its request answered 503) applies nothing. Reply `{0, now}`.
@@ -56,6 +61,7 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return {0, now} end
 local ID = '\\0id'
+if string.byte(ARGV[2]) == 103 and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then return {4, now} end
 local cleared = ARGV[2] == '1'
 local n = tonumber(ARGV[6])
 local first, last = 7 + n, #ARGV
@@ -112,6 +118,7 @@ end
 if not empty then redis.call('PEXPIRE', key, ARGV[1]) end`;
 
 export const REDIS_SCRIPTS = {
+  ...USER_SESSION_SCRIPTS,
   /** KEYS: entry. ARGV: now (ms). Returns the data and slides the expiration: ASP.NET needs two trips. */
   cacheGet: {
     numberOfKeys: 1,

@@ -1,6 +1,9 @@
 import { Logger } from '@nestjs/common';
 import { systemClock, type Clock } from '../../cache/clock.js';
 import { MemoryEntryTable } from '../../cache/memory/memory-entry.table.js';
+import { guardedSessionId, storedSessionId } from '../../users/user-session.fields.js';
+import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
+import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
 import type {
   SessionChanges,
@@ -69,7 +72,7 @@ function bound(name: string, value: number | undefined, fallback: number): numbe
  * const clock = new ManualClock();
  * SessionModule.forRoot({ store: new MemorySessionStore({ clock }) }); // expiry under test control
  */
-export class MemorySessionStore implements SessionStore {
+export class MemorySessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   readonly throwOnError = true;
 
@@ -147,6 +150,9 @@ export class MemorySessionStore implements SessionStore {
     limits?: SessionCommitLimits,
   ): void {
     const stored = this.table.peek(sessionKey);
+    // A bound session revoked (or expired) since this request loaded it stays gone: see guardedSessionId.
+    const guard = guardedSessionId(changes);
+    if (guard !== undefined && storedSessionId(stored) !== guard) return;
     // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
     if (limits) checkCommitLimits(stored, changes, limits);
     // The stored map is never handed out (loads copy it), so it is updated in place.
@@ -181,6 +187,17 @@ export class MemorySessionStore implements SessionStore {
   remove(sessionKey: string): Promise<void> {
     this.removeNow(sessionKey);
     return Promise.resolve();
+  }
+
+  private users: UserSessionIndex | undefined;
+
+  /** The index of sessions bound to users (UserSessions), over this store's table. */
+  userSessionIndex(): UserSessionIndex {
+    return (this.users ??= new MemoryUserSessionIndex({
+      now: () => this.clock.now(),
+      inspect: (key) => this.table.inspect(key),
+      delete: (key) => void this.table.delete(key),
+    }));
   }
 
   tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {

@@ -4,6 +4,9 @@ import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
 import type { SessionNearCache } from './session-near-cache.js';
+import { guardedSessionId } from '../../users/user-session.fields.js';
+import { RedisUserSessionIndex } from '../../users/redis/redis-user-session.index.js';
+import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import type {
   SessionChanges,
   SessionCommitLimits,
@@ -31,7 +34,7 @@ const BARRIER_SLACK = 50;
  * // by hand, over a connection you manage:
  * const store = new RedisSessionStore(connection);
  */
-export class RedisSessionStore implements SessionStore {
+export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   readonly loadMaySkipSlide: boolean;
   private readonly app: string;
@@ -107,7 +110,7 @@ export class RedisSessionStore implements SessionStore {
     const key = redisKeys.sessionData(this.app, sessionKey);
     return this.near
       ? this.commitNear(this.near, key, changes, idleTimeoutMs, limits)
-      : this.write(key, changes, idleTimeoutMs, limits);
+      : this.write(key, changes, idleTimeoutMs, limits).then(ignoreVerdict);
   }
 
   private async commitNear(
@@ -118,13 +121,15 @@ export class RedisSessionStore implements SessionStore {
     limits: SessionCommitLimits | undefined,
   ): Promise<void> {
     const ticket = near.begin(key);
+    let applied: boolean;
     try {
-      await this.write(key, changes, idleTimeoutMs, limits);
+      applied = await this.write(key, changes, idleTimeoutMs, limits);
     } catch (error) {
       near.failed(key, ticket);
       throw error;
     }
-    near.committed(key, ticket, changes);
+    if (applied) near.committed(key, ticket, changes);
+    else near.failed(key, ticket); // the session is gone (revoked): no copy of it stays
   }
 
   private write(
@@ -132,11 +137,12 @@ export class RedisSessionStore implements SessionStore {
     changes: SessionChanges,
     idleTimeoutMs: number,
     limits: SessionCommitLimits | undefined,
-  ): Promise<void> {
+  ): Promise<boolean> {
+    const guard = guardedSessionId(changes);
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
-      changes.cleared ? '1' : '0',
+      changes.cleared ? '1' : guard === undefined ? '0' : `g${guard}`,
       0, // DEADLINE: set when each try is sent
       limits?.maxKeys ?? Number.MAX_SAFE_INTEGER,
       limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER,
@@ -160,12 +166,15 @@ export class RedisSessionStore implements SessionStore {
     return this.writeAndWait(script, args, limits, waitForReplicas, waitForReplicasTimeout);
   }
 
-  /** The commit script's verdict: resolves when it applied, throws what refused it otherwise. */
-  private applied(reply: CommitReply, limits: SessionCommitLimits | undefined): void {
+  /**
+   * The commit script's verdict: true when it applied, false when the bound session it was for is gone
+   * (revoked: nothing to save, and nothing may come back), throws what refused it otherwise.
+   */
+  private applied(reply: CommitReply, limits: SessionCommitLimits | undefined): boolean {
     const [status, detail] = reply;
-    if (status === COMMIT_APPLIED) {
+    if (status === COMMIT_APPLIED || status === COMMIT_GONE) {
       this.connection.observeRedisTime(detail);
-      return;
+      return status === COMMIT_APPLIED;
     }
     if (status === COMMIT_LATE) {
       this.connection.observeRedisTime(detail);
@@ -192,7 +201,7 @@ export class RedisSessionStore implements SessionStore {
     limits: SessionCommitLimits | undefined,
     waitForReplicas: number,
     waitForReplicasTimeout: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     // Commit and WAIT in one pipeline: one round trip, and WAIT runs on the node that owns the session.
     const [reply, acknowledged] = await this.connection.execute(
       'SESSION COMMIT',
@@ -202,14 +211,15 @@ export class RedisSessionStore implements SessionStore {
       },
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
     );
-    this.applied(reply as CommitReply, limits);
-    if (acknowledged < waitForReplicas) {
+    const applied = this.applied(reply as CommitReply, limits);
+    if (applied && acknowledged < waitForReplicas) {
       throw new RedisOperationError(
         `Session commit was acknowledged by ${acknowledged} of waitForReplicas=${waitForReplicas} replicas ` +
           `within waitForReplicasTimeoutInMilliseconds=${waitForReplicasTimeout}; it may be lost in a failover.`,
         'SESSION COMMIT',
       );
     }
+    return applied;
   }
 
   async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
@@ -239,6 +249,30 @@ export class RedisSessionStore implements SessionStore {
     }
   }
 
+  /**
+   * Deletes the session if its key still holds the session `sessionId` (UserSessions' revocation).
+   * Other instances' near-cache copies go through Redis's invalidation of the key; this instance's own
+   * copy (its writes are not echoed back) is dropped here.
+   */
+  async revoke(sessionKey: string, sessionId: string): Promise<void> {
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const ticket = this.near?.begin(key) ?? -1;
+    try {
+      await this.connection.execute('SESSION REVOKE', () =>
+        this.connection.script('userSessionRevoke', key, sessionId),
+      );
+    } finally {
+      this.near?.failed(key, ticket);
+    }
+  }
+
+  private users: UserSessionIndex | undefined;
+
+  /** The index of sessions bound to users (UserSessions): one sorted set and one hash per user. */
+  userSessionIndex(): UserSessionIndex {
+    return (this.users ??= new RedisUserSessionIndex(this.connection, (key, id) => this.revoke(key, id)));
+  }
+
   /** Reentrant for `token` (see the `lockAcquire` script): safe to retry after a lost reply. */
   async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     const reply = await this.connection.execute('SESSION LOCK', () =>
@@ -261,6 +295,11 @@ type CommitReply = [status: number, detail: number];
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
+/** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
+const COMMIT_GONE = 4;
+
+/** A commit resolves with nothing: a gone session's commit is not the app's error. */
+const ignoreVerdict = (): void => undefined;
 
 /** The load script's reply: field/value pairs, then the time left to live. */
 function parseLoad(reply: Buffer[]): SessionData | undefined {

@@ -28,6 +28,11 @@ export interface SessionChanges {
   readonly removed: ReadonlySet<string>;
   /** The complete values after the changes, for stores that write whole records. */
   snapshot(): SessionData;
+  /**
+   * One value of {@link snapshot} without copying the session (the guarded commit of bound sessions
+   * reads two fields per commit). Optional: without it, `snapshot()` answers.
+   */
+  valueOfField?(field: string): Uint8Array | undefined;
 }
 
 /**

@@ -1,0 +1,150 @@
+import { redisKeys } from '../../cache/redis/redis-keys.js';
+import type { RedisConnection } from '../../cache/redis/redis.connection.js';
+import {
+  oldestFirst,
+  type LiveUserSession,
+  type UserSessionIndex,
+  type UserSessionRecord,
+} from '../user-session-index.interface.js';
+import { userIndexKeys } from './redis-user-session.keys.js';
+
+/** An index entry as read: the record (undefined when unreadable) and its expiry score. */
+interface Entry {
+  id: string;
+  score: number;
+  record: UserSessionRecord | undefined;
+}
+
+/**
+ * The user index on Redis and Redis Cluster. Each call is a few one-slot scripts: the index's (one
+ * slot per user) and one per session probed or revoked (each in its session's slot), run concurrently.
+ *
+ * Expiry: entries are scored by when their session expires. A session slides its idle timeout on
+ * every request without touching the index, so a score in the past only makes the entry a candidate:
+ * `add` probes the candidates, `list` probes every entry (it reports their expiry anyway), and each
+ * probe either drops the entry (its session is gone) or rescores it. So entries of dead sessions go on
+ * the user's next login or listing, and an index never holds more than `maxSessionsPerUser` live
+ * entries plus the dead ones since the last access.
+ *
+ * Revocation order: first the session's data is deleted (`userSessionRevoke`, only while the key holds
+ * that session), then the entry. A crash in between leaves an entry whose session is gone, which the
+ * next access drops; the other order could leave a live session no index lists, so none could revoke it.
+ */
+export class RedisUserSessionIndex implements UserSessionIndex {
+  private readonly app: string;
+
+  constructor(
+    private readonly connection: RedisConnection,
+    /** Deletes a session's data if the key still holds `sessionId` (the store's, which knows its near cache). */
+    private readonly revokeSession: (sessionKey: string, sessionId: string) => Promise<void>,
+  ) {
+    this.app = connection.options.applicationName;
+  }
+
+  async add(
+    userId: string,
+    record: Omit<UserSessionRecord, 'createdAt'>,
+    idleTimeoutMs: number,
+  ): Promise<LiveUserSession[]> {
+    const keys = userIndexKeys(this.app, userId);
+    const full: UserSessionRecord = { ...record, createdAt: Date.now() };
+    const reply = (await this.connection.execute('USER INDEX ADD', () =>
+      this.connection.script(
+        'userIndexAdd',
+        ...keys,
+        record.sessionId,
+        full.createdAt + idleTimeoutMs,
+        JSON.stringify(full),
+      ),
+    )) as Buffer[];
+    const now = Date.now();
+    return this.check(keys, parseEntries(reply), (entry) => entry.score <= now);
+  }
+
+  async list(userId: string): Promise<LiveUserSession[]> {
+    const keys = userIndexKeys(this.app, userId);
+    const reply = (await this.connection.execute('USER INDEX READ', () =>
+      this.connection.script('userIndexRead', ...keys),
+    )) as Buffer[];
+    return this.check(keys, parseEntries(reply), () => true);
+  }
+
+  async revoke(userId: string, sessions: readonly UserSessionRecord[]): Promise<void> {
+    if (sessions.length === 0) return;
+    // Data first, index second: see the class comment.
+    await Promise.all(sessions.map((s) => this.revokeSession(s.sessionKey, s.sessionId)));
+    await this.update(
+      userIndexKeys(this.app, userId),
+      sessions.map((s) => s.sessionId),
+      [],
+    );
+  }
+
+  async remove(userId: string, sessionId: string): Promise<void> {
+    await this.update(userIndexKeys(this.app, userId), [sessionId], []);
+  }
+
+  /**
+   * Probes the entries `due` selects (the others are trusted as live until their score), drops the
+   * dead and rescores the live, and returns the live ones oldest first.
+   */
+  private async check(
+    keys: [string, string],
+    entries: Entry[],
+    due: (entry: Entry) => boolean,
+  ): Promise<LiveUserSession[]> {
+    const dead: string[] = [];
+    const rescored: (string | number)[] = [];
+    const live: LiveUserSession[] = [];
+    await Promise.all(
+      entries.map(async (entry) => {
+        const { record } = entry;
+        if (!record) return void dead.push(entry.id);
+        if (!due(entry)) return void live.push({ ...record, expiresAt: entry.score });
+        const [id, ttl] = (await this.connection.execute('USER SESSION PROBE', () =>
+          this.connection.script('userSessionProbe', redisKeys.sessionData(this.app, record.sessionKey)),
+        )) as [Buffer | null, number];
+        if (id === null || id.toString('utf8') !== record.sessionId || ttl === -2) {
+          return void dead.push(entry.id);
+        }
+        // No TTL (-1) cannot happen for a session; it counts as "expires after one more idle timeout".
+        const expiresAt = Date.now() + (ttl >= 0 ? ttl : 0);
+        if (expiresAt !== entry.score) rescored.push(entry.id, expiresAt);
+        live.push({ ...record, expiresAt });
+      }),
+    );
+    if (dead.length > 0 || rescored.length > 0) await this.update(keys, dead, rescored);
+    return live.sort(oldestFirst);
+  }
+
+  private async update(
+    keys: [string, string],
+    dead: readonly string[],
+    rescored: readonly (string | number)[],
+  ): Promise<void> {
+    await this.connection.execute('USER INDEX UPDATE', () =>
+      this.connection.script('userIndexUpdate', ...keys, dead.length, ...dead, ...rescored),
+    );
+  }
+}
+
+function parseEntries(reply: Buffer[]): Entry[] {
+  const out: Entry[] = [];
+  for (let i = 0; i + 2 < reply.length; i += 3) {
+    out.push({
+      id: reply[i].toString('utf8'),
+      score: Number(reply[i + 1].toString('utf8')),
+      record: parseRecord(reply[i + 2].toString('utf8')),
+    });
+  }
+  return out;
+}
+
+function parseRecord(json: string): UserSessionRecord | undefined {
+  try {
+    const value = JSON.parse(json) as UserSessionRecord;
+    return typeof value?.sessionKey === 'string' && typeof value.sessionId === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The Lua scripts of the Redis user index (merged into REDIS_SCRIPTS, so they load with the others).
+ *
+ * Layout: a user's index is two keys in one slot (the hash tag is the user's): a sorted set of session
+ * ids scored by when each session expires (as last seen by this library), and a hash of session id ->
+ * JSON record. A session's data stays in its own slot, `{<app>_<sessionKey>}_Data`: scripts on the
+ * index never touch it and scripts on a session never touch the index, so nothing needs cross-slot
+ * commands or SCAN.
+ */
+export const USER_SESSION_SCRIPTS = {
+  /** KEYS: index zset, index hash. ARGV: session id, expiry score, record JSON. Then as userIndexRead. */
+  userIndexAdd: {
+    numberOfKeys: 2,
+    lua: `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local out = {}
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+end
+return out`,
+  },
+  /** KEYS: index zset, index hash. Every entry: id, expiry score, record JSON ('' when missing). */
+  userIndexRead: {
+    numberOfKeys: 2,
+    lua: `
+local out = {}
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+end
+return out`,
+  },
+  /**
+   * KEYS: index zset, index hash. ARGV: n, n ids to drop, then id/score pairs to rescore (only ids
+   * still present: a concurrent removal wins). Both keys go when the index is empty.
+   */
+  userIndexUpdate: {
+    numberOfKeys: 2,
+    lua: `
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[2], ARGV[i])
+end
+for i = n + 2, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[i + 1], ARGV[i])
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return 1`,
+  },
+  /** KEYS: session data hash. Reply: its stored id (false: none) and its time to live (ms). */
+  userSessionProbe: {
+    numberOfKeys: 1,
+    lua: `return {redis.call('HGET', KEYS[1], '\\0id'), redis.call('PTTL', KEYS[1])}`,
+  },
+  /**
+   * KEYS: session data hash. ARGV: session id. Deletes the session only while the key holds that
+   * session (a key reused by a new session after expiry is left alone). 1: deleted.
+   */
+  userSessionRevoke: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('HGET', KEYS[1], '\\0id') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+} as const;

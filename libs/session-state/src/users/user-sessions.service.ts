@@ -1,0 +1,267 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { SessionNotLoadedError, SessionUnavailableError } from '../errors/session.errors.js';
+import { SESSION_MODULE_OPTIONS } from '../module/session-module.definition.js';
+import type { SessionModuleOptions } from '../module/session-module.options.js';
+import type { DistributedSession } from '../session/session.js';
+import { SessionRuntime } from '../session/session.runtime.js';
+import { SESSION_USER_FIELD } from './user-session.fields.js';
+import {
+  isUserSessionIndexSource,
+  oldestFirst,
+  type LiveUserSession,
+  type UserSessionIndex,
+} from './user-session-index.interface.js';
+import {
+  UserSessionNotStoredError,
+  UserSessionsUnavailableError,
+  UserSessionsUnsupportedError,
+} from './user-sessions.errors.js';
+import { resolveMaxSessionsPerUser } from './user-sessions.options.js';
+
+/** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
+const MAX_METADATA_CHARS = 2048;
+
+/**
+ * One of a user's sessions, as {@link UserSessions.list} reports it. Never the session's key: `id` is
+ * the public session id (`session.id`), safe to show and to send back to revoke it.
+ *
+ * @example
+ * const devices = (await userSessions.list('alice')).map((s) => ({ id: s.id, agent: s.metadata.userAgent }));
+ */
+export interface UserSessionInfo {
+  /** The public session id. */
+  readonly id: string;
+  /** True for the session of the request that asked. */
+  readonly current: boolean;
+  /** When the session was bound to the user (the sign-in). */
+  readonly createdAt: Date;
+  /**
+   * When the session was last used, as its idle timeout tells (expiry minus `session.idleTimeout`):
+   * exact on the memory store, within `session.slideSkipWindow` on Redis.
+   */
+  readonly lastSeenAt: Date;
+  /** When the session expires unless used again. */
+  readonly expiresAt: Date;
+  /** What the app recorded at binding. */
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+/**
+ * Metadata recorded with a binding: the app chooses (user agent, address, device name...); string
+ * values, at most 2048 characters in all.
+ *
+ * @example
+ * await userSessions.bind(session, 'alice', { userAgent: req.headers['user-agent'] ?? '', device: 'Work laptop' });
+ */
+export type UserSessionMetadata = Readonly<Record<string, string>>;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Who is signed in where: binds sessions to users, lists a user's sessions, and revokes one, all, or
+ * all but the current one. Revocation deletes the session's data at once, on every instance (near-cache
+ * copies included): the revoked session's next request sees an empty session. Works on the memory,
+ * Redis and Redis Cluster stores. Option `users.maxSessionsPerUser` (default 100) revokes the oldest
+ * sessions when a new one is bound beyond it.
+ *
+ * Binding stores the user id in the session (a reserved field) and commits the session. Call `bind()`
+ * at sign-in after `regenerate()`, and again after any later `regenerate()` of a bound session (the
+ * index records the session's store key). `session.abandon()` needs no call here: an abandoned
+ * session's entry disappears from the list by itself.
+ *
+ * @example
+ * \@Post('login')
+ * async login(\@Session() session: DistributedSession, \@Body('user') user: string, \@Req() req: Request) {
+ *   session.regenerate();
+ *   session.setString('user', user);
+ *   await this.userSessions.bind(session, user, { userAgent: req.headers['user-agent'] ?? '' });
+ * }
+ *
+ * \@Post('password')
+ * async changePassword(\@Session() session: DistributedSession) {
+ *   await this.userSessions.revokeOthers(session); // sign out everywhere else
+ * }
+ */
+@Injectable()
+export class UserSessions {
+  private readonly maxSessionsPerUser: number;
+  private indexInstance: UserSessionIndex | undefined;
+
+  constructor(
+    // Not SessionAccessor: injecting it would switch AsyncLocalStorage on for every app (see
+    // needsAsyncContext); the request's session is passed in by the caller instead.
+    @Inject(SessionRuntime) private readonly runtime: SessionRuntime,
+    @Optional() @Inject(SESSION_MODULE_OPTIONS) options?: SessionModuleOptions,
+  ) {
+    this.maxSessionsPerUser = resolveMaxSessionsPerUser(options?.users);
+  }
+
+  /**
+   * Binds `session` (loaded) to `userId`, recording `metadata`, and commits it. Over
+   * `maxSessionsPerUser`, the user's oldest other sessions are revoked. Binding a session bound to
+   * another user moves it. Throws {@link UserSessionNotStoredError} when the session could not be stored,
+   * {@link UserSessionsUnavailableError} (503) when the store fails.
+   */
+  async bind(session: DistributedSession, userId: string, metadata: UserSessionMetadata = {}): Promise<void> {
+    checkUserId(userId);
+    const recorded = checkMetadata(metadata);
+    loadedSession(session);
+    const previous = this.userOf(session);
+    session.setReserved(SESSION_USER_FIELD, encoder.encode(userId));
+    const sessionId = session.id;
+    await session.commit();
+    const sessionKey = session.storeKey;
+    if (sessionKey === undefined) throw new UserSessionNotStoredError();
+    await this.guard('bind', async () => {
+      if (previous !== undefined && previous !== userId) await this.index.remove(previous, sessionId);
+      const live = await this.index.add(
+        userId,
+        { sessionId, sessionKey, metadata: recorded },
+        this.runtime.options.idleTimeout,
+      );
+      const over = live.length - this.maxSessionsPerUser;
+      if (over > 0) {
+        const oldest = live.filter((s) => s.sessionId !== sessionId).sort(oldestFirst);
+        await this.index.revoke(userId, oldest.slice(0, over));
+      }
+    });
+  }
+
+  /** The user `session` is bound to, if any. */
+  userOf(session: DistributedSession): string | undefined {
+    const bytes = loadedSession(session).getReserved(SESSION_USER_FIELD);
+    return bytes === undefined ? undefined : decoder.decode(bytes);
+  }
+
+  /**
+   * Removes `session`'s binding (it stays a session, no longer listed for its user). For sign-out,
+   * {@link signOut} does this and abandons the session.
+   */
+  async unbind(session: DistributedSession): Promise<void> {
+    const userId = this.userOf(session);
+    if (userId === undefined) return;
+    const sessionId = session.id;
+    session.setReserved(SESSION_USER_FIELD, undefined);
+    await this.guard('unbind', () => this.index.remove(userId, sessionId));
+  }
+
+  /** Sign-out: unbinds `session` and abandons it (its data and cookie are deleted at commit). */
+  async signOut(session: DistributedSession): Promise<void> {
+    await this.unbind(session);
+    session.abandon();
+  }
+
+  /** The user's live sessions, oldest first; `current` (the request's session) is marked `current: true`. */
+  async list(userId: string, current?: DistributedSession): Promise<UserSessionInfo[]> {
+    checkUserId(userId);
+    const currentId = current && this.idOf(current);
+    const live = await this.guard('list', () => this.index.list(userId));
+    const idle = this.runtime.options.idleTimeout;
+    return live.map((s) => info(s, s.sessionId === currentId, idle));
+  }
+
+  /**
+   * Revokes one of the user's sessions by its public id: its data is deleted, and its next request (on
+   * any instance) finds an empty session. False when the user has no such session. When it is
+   * `current` (the request's own session), that is abandoned too, so its cookie goes in this response.
+   */
+  async revoke(userId: string, sessionId: string, current?: DistributedSession): Promise<boolean> {
+    checkUserId(userId);
+    const live = await this.guard('list', () => this.index.list(userId));
+    const target = live.find((s) => s.sessionId === sessionId);
+    if (!target) return false;
+    await this.guard('revoke', () => this.index.revoke(userId, [target]));
+    if (current && this.idOf(current) === sessionId) current.abandon();
+    return true;
+  }
+
+  /**
+   * Revokes every session of the user (sign out everywhere: after a password change, say), or all but
+   * `options.except`. Returns how many were revoked. A revoked session whose request is running (this
+   * one, say) saves nothing more: its commits apply only to the session it loaded, which is gone.
+   */
+  async revokeAll(userId: string, options: { except?: DistributedSession } = {}): Promise<number> {
+    checkUserId(userId);
+    const keep = options.except && this.idOf(options.except);
+    const live = await this.guard('list', () => this.index.list(userId));
+    const targets = live.filter((s) => s.sessionId !== keep);
+    await this.guard('revoke', () => this.index.revoke(userId, targets));
+    return targets.length;
+  }
+
+  /** Revokes every other session of the user `session` is bound to; 0 when it is not bound. */
+  async revokeOthers(session: DistributedSession): Promise<number> {
+    const userId = this.userOf(session);
+    return userId === undefined ? 0 : this.revokeAll(userId, { except: session });
+  }
+
+  /** The store's index, taken on first use (so an app that never uses it works on any store). */
+  private get index(): UserSessionIndex {
+    if (this.indexInstance) return this.indexInstance;
+    const store = this.runtime.store;
+    if (!isUserSessionIndexSource(store)) throw new UserSessionsUnsupportedError(store.constructor.name);
+    return (this.indexInstance = store.userSessionIndex());
+  }
+
+  private async guard<T>(action: 'bind' | 'list' | 'revoke' | 'unbind', run: () => Promise<T>): Promise<T> {
+    try {
+      return await this.runtime.withIoTimeout(run());
+    } catch (error) {
+      if (error instanceof UserSessionsUnsupportedError) throw error;
+      this.runtime.storeFailureLog.write(
+        `User sessions could not be ${action === 'list' ? 'listed' : action === 'bind' ? 'bound' : `${action}d`}: ${(error as Error).message}`,
+      );
+      throw new UserSessionsUnavailableError(action, error);
+    }
+  }
+
+  /** The id of a bound session (an unbound one is never listed, and reading `id` would create one). */
+  private idOf(session: DistributedSession): string | undefined {
+    return session.isLoaded && session.isAvailable && this.userOf(session) !== undefined
+      ? session.id
+      : undefined;
+  }
+}
+
+function info(s: LiveUserSession, current: boolean, idleTimeoutMs: number): UserSessionInfo {
+  return {
+    id: s.sessionId,
+    current,
+    createdAt: new Date(s.createdAt),
+    lastSeenAt: new Date(Math.max(s.createdAt, s.expiresAt - idleTimeoutMs)),
+    expiresAt: new Date(s.expiresAt),
+    metadata: s.metadata,
+  };
+}
+
+function loadedSession(session: DistributedSession): DistributedSession {
+  if (!session.isLoaded) throw new SessionNotLoadedError();
+  if (!session.isAvailable) throw new SessionUnavailableError('load');
+  return session;
+}
+
+function checkUserId(userId: string): void {
+  if (typeof userId !== 'string' || userId.length === 0) {
+    throw new TypeError(`UserSessions needs a non-empty string user id (got ${JSON.stringify(userId)}).`);
+  }
+}
+
+function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
+  const out: Record<string, string> = {};
+  let chars = 0;
+  for (const [name, value] of Object.entries(metadata ?? {})) {
+    if (typeof value !== 'string') {
+      throw new TypeError(`UserSessions metadata "${name}" must be a string (got ${typeof value}).`);
+    }
+    chars += name.length + value.length;
+    out[name] = value;
+  }
+  if (chars > MAX_METADATA_CHARS) {
+    throw new RangeError(
+      `UserSessions metadata is ${chars} characters, over the limit of ${MAX_METADATA_CHARS}: record less ` +
+        '(truncate the user agent, say).',
+    );
+  }
+  return out;
+}

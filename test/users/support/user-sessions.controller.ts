@@ -1,0 +1,78 @@
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Post,
+  Query,
+  UnauthorizedException,
+} from '@nestjs/common';
+import { Session, UserSessions } from 'nest-session-state';
+
+/** Sign-in, the devices list and revocation, as an app wires UserSessions (shared by the users suites). */
+@Controller('users')
+export class UserSessionsTestController {
+  constructor(private readonly userSessions: UserSessions) {}
+
+  @Post('login')
+  @HttpCode(200)
+  async login(
+    @Session() session: Session,
+    @Body() body: { user: string },
+    @Headers('user-agent') userAgent: string | undefined,
+  ) {
+    session.regenerate();
+    session.setString('user', body.user);
+    await this.userSessions.bind(session, body.user, { userAgent: userAgent ?? '' });
+    return { id: session.id };
+  }
+
+  @Get('me')
+  me(@Session() session: Session) {
+    return { user: session.getString('user') ?? null, keys: session.keys };
+  }
+
+  /** Loads the session, waits `ms`, then writes: a request in flight while its session is revoked. */
+  @Post('slow-write')
+  @HttpCode(200)
+  async slowWrite(@Session() session: Session, @Query('ms') ms: string) {
+    const user = session.getString('user') ?? null;
+    await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+    session.setString('late', 'written');
+    return { user };
+  }
+
+  @Get('sessions')
+  async sessions(@Session() session: Session) {
+    const user = this.signedIn(session);
+    return { user, sessions: await this.userSessions.list(user, session) };
+  }
+
+  @Post('revoke/:id')
+  @HttpCode(200)
+  async revoke(@Session() session: Session, @Param('id') id: string) {
+    return { revoked: await this.userSessions.revoke(this.signedIn(session), id) };
+  }
+
+  @Post('revoke-others')
+  @HttpCode(200)
+  async revokeOthers(@Session() session: Session) {
+    this.signedIn(session);
+    return { revoked: await this.userSessions.revokeOthers(session) };
+  }
+
+  @Post('logout')
+  @HttpCode(200)
+  async logout(@Session() session: Session) {
+    await this.userSessions.signOut(session);
+    return { ok: true };
+  }
+
+  private signedIn(session: Session): string {
+    const user = this.userSessions.userOf(session);
+    if (user === undefined) throw new UnauthorizedException('not signed in');
+    return user;
+  }
+}

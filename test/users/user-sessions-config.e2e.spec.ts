@@ -1,0 +1,58 @@
+import {
+  MemoryDistributedCache,
+  SessionConfigurationError,
+  UserSessions,
+  UserSessionsUnsupportedError,
+} from 'nest-session-state';
+import { startUsersApp, SECRETS } from './support/user-sessions.stores.js';
+import { BrowserClient } from './support/browser-client.js';
+
+/** Issue 22: the option, the store check and the binding's input checks, each with the message that says what to do. */
+describe('UserSessions configuration and input', () => {
+  it.each([0, -1, 1.5, Number.NaN])(
+    'refuses users.maxSessionsPerUser %p at startup, naming the option',
+    async (value) => {
+      await expect(startUsersApp({ secrets: SECRETS, users: { maxSessionsPerUser: value } })).rejects.toThrow(
+        SessionConfigurationError,
+      );
+      await expect(startUsersApp({ secrets: SECRETS, users: { maxSessionsPerUser: value } })).rejects.toThrow(
+        /users\.maxSessionsPerUser must be a positive integer, or Infinity/,
+      );
+    },
+  );
+
+  it('refuses a misspelt users option with the name it meant', async () => {
+    const options = JSON.parse('{ "users": { "maxSessionPerUser": 2 } }') as object;
+    await expect(startUsersApp({ secrets: SECRETS, ...options })).rejects.toThrow(
+      /users\.maxSessionsPerUser/,
+    );
+  });
+
+  it('over a store without a user index, says which stores have one', async () => {
+    const { app } = await startUsersApp({ secrets: SECRETS, cache: new MemoryDistributedCache() });
+    try {
+      const userSessions = app.get(UserSessions);
+      await expect(userSessions.list('alice')).rejects.toThrow(UserSessionsUnsupportedError);
+      await expect(userSessions.list('alice')).rejects.toThrow(/memory store .* or the Redis store/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses an empty user id and non-string or oversized metadata, naming the problem', async () => {
+    const { app, url } = await startUsersApp({ secrets: SECRETS });
+    try {
+      const userSessions = app.get(UserSessions);
+      await expect(userSessions.list('')).rejects.toThrow(/non-empty string user id/);
+      // Through a request: the login route binds with the user agent; a huge one is refused with a 500 and a clear log.
+      const res = await new BrowserClient('x'.repeat(3000)).request(`${url}/users/login`, 'POST', {
+        user: 'a',
+      });
+      expect(res.status).toBe(500);
+      const listed = await new BrowserClient('ok').request(`${url}/users/sessions`);
+      expect(listed.status).toBe(401);
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -1,0 +1,81 @@
+import type { INestApplication } from '@nestjs/common';
+import { RedisServerProcess } from '../support/redis/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
+import { BrowserClient } from './support/browser-client.js';
+import { SECRETS, startUsersApp } from './support/user-sessions.stores.js';
+
+/**
+ * Issue 22: a store that stalls while a user's sessions are listed or revoked. The call gives up within
+ * the operation timeout and answers 503 (`USER_SESSIONS_UNAVAILABLE`), never hangs; once Redis answers
+ * again the same call works, and a revocation retried after a failure finishes the job.
+ */
+const OPERATION_TIMEOUT = 300;
+/** Slack for a loaded 2-core machine. */
+const SLACK = 700;
+const HOLD = 1_500;
+
+describe('user sessions while Redis stalls', () => {
+  let server: RedisServerProcess;
+  let proxy: StallProxy;
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    proxy = await StallProxy.start(server);
+    ({ app, url } = await startUsersApp({
+      secrets: SECRETS,
+      redis: {
+        host: proxy.host,
+        port: proxy.port,
+        applicationName: 'stall',
+        operationTimeoutInMilliseconds: OPERATION_TIMEOUT,
+        retryTimeoutInMilliseconds: 0,
+      },
+    }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await proxy?.stop();
+    await server?.stop();
+  });
+
+  it('listing answers 503 within the operation timeout, and works once Redis answers', async () => {
+    const user = 'stalled-list@example.test';
+    const browser = new BrowserClient('Stalled/1');
+    await browser.login(url, user);
+
+    // The index script carries the user's index key; its chunk and what follows are held.
+    const hold = proxy.holdWhen(`${Buffer.from(user).toString('base64url')}}_Sessions`, HOLD);
+    const started = Date.now();
+    const res = await browser.request(`${url}/users/sessions`);
+    expect(res.status).toBe(503);
+    expect(res.json).toMatchObject({ statusCode: 503, code: 'USER_SESSIONS_UNAVAILABLE' });
+    expect(Date.now() - started).toBeLessThan(OPERATION_TIMEOUT + SLACK);
+    expect(hold.engaged).toBe(true);
+
+    await hold.answered;
+    const again = await browser.request(`${url}/users/sessions`);
+    expect(again.status).toBe(200);
+    expect((again.json.sessions as unknown[]).length).toBe(1);
+  });
+
+  it('a revocation that failed in the outage is finished by a retry: the revoked device is signed out', async () => {
+    const user = 'stalled-revoke@example.test';
+    const keeper = new BrowserClient('Keeper/1');
+    const victim = new BrowserClient('Victim/1');
+    await keeper.login(url, user);
+    const victimId = await victim.login(url, user);
+
+    const hold = proxy.holdWhen(`${Buffer.from(user).toString('base64url')}}_Sessions`, HOLD);
+    const failed = await keeper.request(`${url}/users/revoke/${victimId}`, 'POST');
+    expect(failed.status).toBe(503);
+    await hold.answered;
+
+    const retried = await keeper.request(`${url}/users/revoke/${victimId}`, 'POST');
+    expect(retried.status).toBe(200);
+    expect(await victim.me(url)).toEqual({ user: null, keys: [] });
+    expect((await keeper.me(url)).user).toBe(user);
+  });
+});

@@ -1,0 +1,249 @@
+import type { INestApplication } from '@nestjs/common';
+import type { MemorySessionStore, SessionModuleOptions } from 'nest-session-state';
+import { MemoryUserSessionIndex } from '../../libs/session-state/src/users/memory-user-session.index.js';
+import { userIndexKeys } from '../../libs/session-state/src/users/redis/redis-user-session.keys.js';
+import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
+import { BrowserClient } from './support/browser-client.js';
+import { STORES, startUsersApp, type StoreUnderTest } from './support/user-sessions.stores.js';
+
+/**
+ * Issue 22: who is signed in where. The same behaviour on every store (memory, Redis with and without
+ * the near cache, a 3-master cluster), each time on two app instances sharing the store.
+ */
+interface Listed {
+  id: string;
+  current: boolean;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  metadata: { userAgent: string };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+let users = 0;
+const newUser = () => `user-${++users}@example.test`;
+
+describe.each(STORES.map((make) => [make().name, make] as const))('user sessions on %s', (_name, make) => {
+  const store: StoreUnderTest = make();
+  const running: INestApplication[] = [];
+  let a: string;
+  let b: string;
+
+  /** Two instances over one new deployment of the store. */
+  async function deploy(extra?: SessionModuleOptions): Promise<[string, string, SessionModuleOptions]> {
+    const options = store.deployment(extra);
+    const first = await startUsersApp(options);
+    const second = await startUsersApp(options);
+    running.push(first.app, second.app);
+    return [first.url, second.url, options];
+  }
+
+  const list = async (browser: BrowserClient, url: string) => {
+    const res = await browser.request(`${url}/users/sessions`);
+    expect(res.status).toBe(200);
+    return res.json.sessions as Listed[];
+  };
+
+  beforeAll(async () => {
+    await store.start();
+    [a, b] = await deploy();
+  }, 30_000);
+
+  afterAll(async () => {
+    await Promise.all(running.map((app) => app.close()));
+    await store.stop();
+  });
+
+  it('lists the sessions of a user with what the app recorded, marks the current one, never shows a key', async () => {
+    const user = newUser();
+    const laptop = new BrowserClient('Laptop/1.0');
+    const phone = new BrowserClient('Phone/2.0');
+    const laptopId = await laptop.login(a, user);
+    const phoneId = await phone.login(b, user);
+    await new BrowserClient('Other/1.0').login(a, newUser()); // another user's session is not listed
+
+    const seen = await list(laptop, b);
+    expect(seen.map((s) => [s.id, s.current, s.metadata.userAgent])).toEqual([
+      [laptopId, true, 'Laptop/1.0'],
+      [phoneId, false, 'Phone/2.0'],
+    ]);
+    expect((await list(phone, a)).find((s) => s.current)?.id).toBe(phoneId);
+    for (const s of seen) {
+      const createdAt = Date.parse(s.createdAt);
+      expect(Math.abs(createdAt - Date.now())).toBeLessThan(60_000);
+      expect(Date.parse(s.lastSeenAt)).toBeGreaterThanOrEqual(createdAt);
+      expect(Date.parse(s.expiresAt)).toBeGreaterThan(Date.parse(s.lastSeenAt));
+      // The id is the public session id, never the cookie's protected key nor a part of it.
+      expect(laptop.jar.header()).not.toContain(s.id);
+      expect(phone.jar.header()).not.toContain(s.id);
+    }
+  });
+
+  it("revokes one session: its next request, on either instance, is signed out; the others' are not", async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/1.0');
+    const victim = new BrowserClient('Victim/1.0');
+    await keeper.login(a, user);
+    const victimId = await victim.login(b, user);
+    expect((await victim.me(b)).user).toBe(user); // both instances (and a near cache) have seen it
+    expect((await victim.me(a)).user).toBe(user);
+
+    const res = await keeper.request(`${a}/users/revoke/${victimId}`, 'POST');
+    expect(res.json).toEqual({ revoked: true });
+
+    expect(await victim.me(b)).toEqual({ user: null, keys: [] });
+    expect(await victim.me(a)).toEqual({ user: null, keys: [] });
+    expect((await keeper.me(b)).user).toBe(user);
+    expect((await list(keeper, b)).map((s) => s.id)).not.toContain(victimId);
+    // Revoking again, or an id of another user, does nothing.
+    expect((await keeper.request(`${b}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: false });
+  });
+
+  it('revokes every other session (sign out everywhere else), the current one stays', async () => {
+    const user = newUser();
+    const browsers = ['One/1', 'Two/1', 'Three/1'].map((agent) => new BrowserClient(agent));
+    const ids = [];
+    for (const [i, browser] of browsers.entries()) ids.push(await browser.login(i % 2 ? b : a, user));
+
+    const res = await browsers[0].request(`${b}/users/revoke-others`, 'POST');
+    expect(res.json).toEqual({ revoked: 2 });
+    expect((await browsers[0].me(a)).user).toBe(user);
+    expect((await browsers[1].me(a)).user).toBeNull();
+    expect((await browsers[2].me(b)).user).toBeNull();
+    expect((await list(browsers[0], a)).map((s) => s.id)).toEqual([ids[0]]);
+  });
+
+  it('lists every one of concurrent logins of one user on two instances', async () => {
+    const user = newUser();
+    const browsers = Array.from({ length: 8 }, (_, i) => new BrowserClient(`Racer/${i}`));
+    const ids = await Promise.all(browsers.map((browser, i) => browser.login(i % 2 ? b : a, user)));
+    const listed = await list(browsers[0], b);
+    expect(listed.map((s) => s.id).sort()).toEqual([...ids].sort());
+    expect(new Set(listed.map((s) => s.metadata.userAgent)).size).toBe(8);
+  });
+
+  it('a request of the revoked session still running when it is revoked cannot bring the session back', async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/1.0');
+    const victim = new BrowserClient('Victim/1.0');
+    await keeper.login(a, user);
+    const victimId = await victim.login(b, user);
+    expect((await victim.me(b)).user).toBe(user);
+
+    // Loaded before the revocation, commits after it.
+    const inFlight = victim.request(`${b}/users/slow-write?ms=600`, 'POST');
+    await sleep(200);
+    expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
+    const late = await inFlight;
+    expect(late.status).toBe(200);
+    expect(late.json).toEqual({ user }); // it ran as the signed-in user, but its write is not applied
+
+    expect(await victim.me(b)).toEqual({ user: null, keys: [] });
+    expect(await victim.me(a)).toEqual({ user: null, keys: [] });
+    expect((await list(keeper, b)).map((s) => s.id)).not.toContain(victimId);
+  });
+
+  it('sign-out removes the session from the list; an abandoned session drops out by itself', async () => {
+    const user = newUser();
+    const stays = new BrowserClient('Stays/1');
+    const leaves = new BrowserClient('Leaves/1');
+    const abandons = new BrowserClient('Abandons/1');
+    const staysId = await stays.login(a, user);
+    await leaves.login(b, user);
+    await abandons.login(a, user);
+    expect((await leaves.request(`${b}/users/logout`, 'POST')).status).toBe(200);
+    expect((await abandons.request(`${a}/abandon`, 'POST')).status).toBe(200); // plain session.abandon()
+    expect((await list(stays, b)).map((s) => s.id)).toEqual([staysId]);
+    expect(await leaves.me(a)).toEqual({ user: null, keys: [] });
+  });
+
+  it('signing in again (regenerate, then bind) keeps one entry that follows the new key: still revocable', async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/1');
+    const again = new BrowserClient('Again/1');
+    await keeper.login(a, user);
+    const first = await again.login(a, user);
+    const cookieBefore = again.jar.header();
+    expect(await again.login(b, user)).toBe(first); // same session id, new key
+    expect(again.jar.header()).not.toBe(cookieBefore);
+    expect((await list(keeper, b)).map((s) => s.id)).toEqual(expect.arrayContaining([first]));
+    expect((await list(keeper, b)).length).toBe(2);
+    expect((await keeper.request(`${a}/users/revoke/${first}`, 'POST')).json).toEqual({ revoked: true });
+    expect(await again.me(b)).toEqual({ user: null, keys: [] });
+  });
+
+  it('refuses the list to a visitor who is not signed in (401)', async () => {
+    const res = await new BrowserClient('Anon/1').request(`${a}/users/sessions`);
+    expect(res.status).toBe(401);
+  });
+
+  it('maxSessionsPerUser: binding one more revokes the oldest', async () => {
+    const [x, y] = await deploy({ users: { maxSessionsPerUser: 2 } });
+    const user = newUser();
+    const browsers = ['First/1', 'Second/1', 'Third/1'].map((agent) => new BrowserClient(agent));
+    const ids = [];
+    for (const [i, browser] of browsers.entries()) {
+      ids.push(await browser.login(i % 2 ? y : x, user));
+      await store.expire(5); // distinct sign-in times
+    }
+    expect((await list(browsers[2], x)).map((s) => s.id)).toEqual([ids[1], ids[2]]);
+    expect((await browsers[0].me(y)).user).toBeNull();
+    expect((await browsers[1].me(x)).user).toBe(user);
+  });
+
+  it('expired sessions drop out of the index by themselves: only live entries are kept', async () => {
+    const idleTimeout = store.realTime ? 1_500 : 60_000;
+    const [x, y, options] = await deploy({ session: { idleTimeout } });
+    const user = newUser();
+    const active = new BrowserClient('Active/1');
+    const idle = new BrowserClient('Idle/1');
+    const activeId = await active.login(x, user);
+    await idle.login(y, user);
+
+    await store.expire(idleTimeout * 0.6);
+    expect((await active.me(y)).user).toBe(user); // slides the active session only
+    await store.expire(idleTimeout * 0.6);
+    expect((await list(active, x)).map((s) => s.id)).toEqual([activeId]);
+
+    await store.expire(idleTimeout * 1.2);
+    expect((await active.me(x)).user).toBeNull();
+    // The next sign-in finds both entries due and drops them: the index holds only the live session.
+    const fresh = new BrowserClient('Fresh/1');
+    const freshId = await fresh.login(y, user);
+    expect((await list(fresh, x)).map((s) => s.id)).toEqual([freshId]);
+    expect(await indexEntries(store, options, user)).toBe(1);
+  });
+});
+
+/** How many entries the user's index holds, dead ones included (Redis: the sorted set's size). */
+async function indexEntries(
+  store: StoreUnderTest,
+  options: SessionModuleOptions,
+  user: string,
+): Promise<number> {
+  if (options.store) {
+    const index = (options.store as MemorySessionStore).userSessionIndex() as MemoryUserSessionIndex;
+    return index.entryCount(user);
+  }
+  const app = (options.redis as { applicationName: string }).applicationName;
+  const [zset, hash] = userIndexKeys(app, user);
+  const node = store.redis instanceof RedisClusterProcess ? store.redis : (store.redis as RedisServerProcess);
+  const count = async (admin: { zcard(k: string): Promise<number>; hlen(k: string): Promise<number> }) => [
+    await admin.zcard(zset),
+    await admin.hlen(hash),
+  ];
+  if (node instanceof RedisClusterProcess) {
+    const slot = await node.keySlot(zset);
+    expect(await node.keySlot(hash)).toBe(slot); // one slot per user
+    let found = [0, 0];
+    for (const p of node.processes) {
+      const [z, h] = await count(p.admin()).catch(() => [0, 0]); // MOVED on nodes that do not own the slot
+      found = [found[0] + z, found[1] + h];
+    }
+    expect(found[1]).toBe(found[0]);
+    return found[0];
+  }
+  const [z, h] = await count(node.admin());
+  expect(h).toBe(z);
+  return z;
+}
