@@ -1,0 +1,131 @@
+import { escapeField, unescapeField } from '../../cache/postgres/postgres-session.sql.js';
+import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
+import { PostgresOperationError } from '../../errors/postgres.errors.js';
+import { SessionLimitExceededError } from '../../errors/session.errors.js';
+import type {
+  SessionChanges,
+  SessionCommitLimits,
+  SessionData,
+  SessionStore,
+} from './session-store.interface.js';
+
+const COMMIT_LATE = 0;
+const COMMIT_APPLIED = 1;
+const COMMIT_OVER_KEYS = 2;
+
+/**
+ * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
+ * `expires_at`). A load is one UPDATE that slides the idle timeout and returns the values; a commit is
+ * one call of the table's commit function, which applies only what this request changed (set and
+ * removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
+ * keys both persist. The function also checks the session limits on what is stored, refuses to apply
+ * past its deadline (a commit reported as failed never lands later) and deletes the session when it
+ * is empty. Expired rows are ignored by every statement and deleted in batches by
+ * {@link PostgresConnection.prune}. No session lock (`session.lock` is refused with this store).
+ *
+ * @example
+ * SessionModule.forRoot({ postgres: { connectionString: process.env.DATABASE_URL } }); // uses a PostgresSessionStore
+ * // by hand, over a connection you manage:
+ * const store = new PostgresSessionStore(connection);
+ */
+export class PostgresSessionStore implements SessionStore {
+  readonly writesDeltas = true;
+
+  constructor(private readonly connection: PostgresConnection) {}
+
+  get throwOnError(): boolean {
+    return this.connection.options.throwOnError;
+  }
+
+  /** Every call is one bounded {@link PostgresConnection.execute}. Not claimed by subclasses. */
+  get settlesWithinMs(): number | undefined {
+    return this.constructor === PostgresSessionStore ? this.connection.longestExecution : undefined;
+  }
+
+  async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+    const now = this.connection.options.clock.now();
+    const { sql } = this.connection;
+    const result = await this.connection.execute<{ data: Record<string, string> }>('load', sql.load, [
+      sessionKey,
+      now,
+      now + idleTimeoutMs,
+    ]);
+    const row = result.rows[0];
+    if (!row) return undefined;
+    const data: SessionData = new Map();
+    for (const field of Object.keys(row.data)) {
+      data.set(unescapeField(field), Buffer.from(row.data[field], 'base64'));
+    }
+    return data;
+  }
+
+  async commit(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    const now = this.connection.options.clock.now();
+    const set: Record<string, string> = {};
+    for (const [field, value] of changes.set) set[escapeField(field)] = base64(value);
+    const removed = Array.from(changes.removed, escapeField);
+    const { sql } = this.connection;
+    const result = await this.connection.execute<{ reply: number[] }>('commit', sql.commit, [
+      sessionKey,
+      now,
+      now + idleTimeoutMs,
+      this.connection.commitDeadline(),
+      changes.cleared,
+      removed,
+      JSON.stringify(set),
+      limits?.maxKeys ?? Number.MAX_SAFE_INTEGER,
+      limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER,
+    ]);
+    const [status, detail] = result.rows[0].reply.map(Number);
+    if (status === COMMIT_APPLIED) {
+      this.connection.observeDatabaseTime(detail);
+      return;
+    }
+    if (status === COMMIT_LATE) {
+      this.connection.observeDatabaseTime(detail);
+      throw new PostgresOperationError(
+        'Session commit reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=' +
+          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+        'commit',
+      );
+    }
+    throw status === COMMIT_OVER_KEYS
+      ? new SessionLimitExceededError(
+          'maxKeys',
+          `This commit would leave the session with ${detail} keys, over the limit of ${limits?.maxKeys} (session.maxKeys).`,
+        )
+      : new SessionLimitExceededError(
+          'maxSessionBytes',
+          `This commit would grow the stored session to ${detail} bytes, over the limit of ${limits?.maxSessionBytes} (session.maxSessionBytes).`,
+        );
+  }
+
+  async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
+    const now = this.connection.options.clock.now();
+    await this.connection.execute('refresh', this.connection.sql.refresh, [
+      sessionKey,
+      now,
+      now + idleTimeoutMs,
+    ]);
+  }
+
+  async remove(sessionKey: string): Promise<void> {
+    await this.connection.execute('remove', this.connection.sql.remove, [sessionKey]);
+  }
+
+  /** Deletes expired sessions now (the module also does it every `pruneIntervalInMilliseconds`). */
+  prune(): Promise<number> {
+    return this.connection.prune();
+  }
+}
+
+function base64(value: Uint8Array): string {
+  return (
+    Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  ).toString('base64');
+}
