@@ -50,6 +50,7 @@ export class TestDatabase {
   /** A pool on this database for the test's own queries; ended by {@link drop}. */
   admin(): pg.Pool {
     const pool = new pg.Pool({ connectionString: this.url(), max: 2 });
+    pool.on('error', () => undefined); // an idle connection ended by allowConnections(false)
     this.pools.push(pool);
     return pool;
   }
@@ -60,6 +61,25 @@ export class TestDatabase {
     values: unknown[] = [],
   ): Promise<R[]> {
     return (await (this.pools[0] ?? this.admin()).query<R>(text, values)).rows;
+  }
+
+  /**
+   * Outage on demand: `false` makes this database refuse new connections and ends every open one (as a
+   * restart would), the test's own pools included; `true` lets connections in again.
+   */
+  async allowConnections(allow: boolean): Promise<void> {
+    const admin = adminClient();
+    await admin.connect();
+    try {
+      await admin.query(`ALTER DATABASE ${this.name} WITH ALLOW_CONNECTIONS ${allow}`);
+      if (!allow) {
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+          this.name,
+        ]);
+      }
+    } finally {
+      await admin.end();
+    }
   }
 
   /** Ends the test's pools and drops the database, ending any connection still open to it. */
