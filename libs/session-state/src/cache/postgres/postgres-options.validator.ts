@@ -51,7 +51,7 @@ function whereOf(connectionString: string): string {
   } catch {
     return fail(
       'PostgreSQL option postgres.connectionString is not a valid URL: expected ' +
-        `postgres://user:password@host:port/database (got ${quoteRedacted(connectionString)}).`,
+        'postgres://user:password@host:port/database (the value is not quoted: it may hold a password).',
     );
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {

@@ -124,7 +124,11 @@ $fn$`,
 /** Privileges the store needs, checked once table and function exist (one row of booleans). */
 export function privilegesSql(sql: PostgresSessionSql): string {
   const table = sql.table.replace(/'/g, "''");
-  return `SELECT has_table_privilege('${table}', 'SELECT, INSERT, UPDATE, DELETE') AS table_ok,
+  // One call per privilege: with a list, has_table_privilege is true when any one of them is held.
+  const tableOk = ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+    .map((privilege) => `has_table_privilege('${table}', '${privilege}')`)
+    .join(' AND ');
+  return `SELECT ${tableOk} AS table_ok,
   has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint)', 'EXECUTE') AS function_ok`;
 }
 
