@@ -37,7 +37,7 @@ function identifier(name: 'schema' | 'tableName', value: unknown, fallback: stri
   if (typeof value !== 'string' || !IDENTIFIER.test(value)) {
     fail(
       `PostgreSQL option postgres.${name} must be a plain identifier (letters, digits, _; at most 48 characters, ` +
-        `not starting with a digit), got ${typeof value === 'string' ? quoteRedacted(value) : String(value)}.`,
+        `not starting with a digit), got ${typeof value === 'string' ? quoteRedacted(value) : typeof value}.`,
     );
   }
   return value as string;
