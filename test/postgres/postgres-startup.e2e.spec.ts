@@ -3,6 +3,7 @@
  * connects, store options that exclude it, and a database that cannot be used reported naming the
  * option to fix, with the password never quoted.
  */
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import request from 'supertest';
 import {
@@ -223,6 +224,29 @@ describe('a database that cannot be used fails startup, naming the option', () =
     });
     try {
       await request(url).get('/counter').expect(200, { count: 1 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('the hand-migration SQL of docs/postgres.md, run as written, serves a user that may not create tables', async () => {
+    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    expect(blocks).toHaveLength(2); // the schema, then the grants
+    await db.query(blocks[0]);
+    await db.query(blocks[1].replaceAll('app_user', `${db.name}_app`));
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      postgres: {
+        connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+        createTable: false,
+      },
+    });
+    try {
+      const first = await request(url).get('/counter').expect(200, { count: 1 });
+      const cookie = (first.headers['set-cookie'] as unknown as string[])[0].split(';')[0];
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(await db.query('SELECT count(*)::int AS n FROM public.nest_sessions')).toEqual([{ n: 1 }]);
     } finally {
       await app.close();
     }
