@@ -177,6 +177,34 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
     expect((await store.load('live', 60_000))?.get('v')?.toString()).toBe('y');
   });
 
+  it('loads and commits slide the expiry, except within a slide step (idleTimeout / 20) of the last slide', async () => {
+    const expiresAt = async () =>
+      Number(
+        (
+          await db.query<{ at: string }>(
+            `SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS at FROM nest_sessions WHERE session_key = 'slide'`,
+          )
+        )[0].at,
+      );
+    await store.commit('slide', change('s'), 60_000);
+    const committed = clock.now() + 60_000;
+    expect(await expiresAt()).toBeCloseTo(committed, -1);
+    clock.advance(2_000); // within the step of 3 s: the row is not written
+    expect((await store.load('slide', 60_000))?.get('v')?.toString()).toBe('s');
+    expect(await expiresAt()).toBeCloseTo(committed, -1);
+    clock.advance(2_000); // 4 s since the slide: slid
+    await store.load('slide', 60_000);
+    const slid = clock.now() + 60_000;
+    expect(await expiresAt()).toBeCloseTo(slid, -1);
+    clock.advance(2_000); // a commit within the step changes the data, not the expiry (an in-place update)
+    await store.commit('slide', change('t'), 60_000);
+    expect(await expiresAt()).toBeCloseTo(slid, -1);
+    clock.advance(2_000); // a commit past the step slides
+    await store.commit('slide', change('u'), 60_000);
+    expect(await expiresAt()).toBeCloseTo(clock.now() + 60_000, -1);
+    expect((await store.load('slide', 60_000))?.get('v')?.toString()).toBe('u');
+  });
+
   it('the prune statement can use the expiry index (no full scan needed)', async () => {
     const client = await db.admin().connect();
     try {

@@ -73,7 +73,13 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
       const apps: INestApplication[] = [];
       const start = async (session?: Limits) => {
         const started = await startSessionApp(
-          { secrets: SECRETS, postgres: { connectionString: db.url() }, session },
+          {
+            secrets: SECRETS,
+            // Commits of one session run one after the other in the database (40 concurrent 60 KB ones
+            // below): this suite is about what they apply, not about timeouts (test/postgres/ has those).
+            postgres: { connectionString: db.url(), operationTimeoutInMilliseconds: 10_000 },
+            session,
+          },
           { controllers: [GatedSessionController] },
         );
         apps.push(started.app);

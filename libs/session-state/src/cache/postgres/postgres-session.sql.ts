@@ -11,6 +11,7 @@ export interface PostgresSessionSql {
   readonly commitFunction: string;
   /** DDL creating whatever is missing (idempotent), in order. */
   readonly createSchema: readonly string[];
+  /** Reads a live session, sliding it when its expiry is more than a slide step behind. */
   readonly load: string;
   readonly refresh: string;
   readonly remove: string;
@@ -40,7 +41,7 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   session_key text PRIMARY KEY,
   data jsonb NOT NULL,
   expires_at timestamptz NOT NULL
-)`,
+) WITH (fillfactor = 90)`,
     `CREATE INDEX IF NOT EXISTS ${quote(`${tableName}_expires_at_idx`)} ON ${table} (expires_at)`,
     `CREATE OR REPLACE FUNCTION ${commitFunction}(
   p_key text, p_now_ms float8, p_expires_ms float8, p_deadline_ms float8, p_cleared boolean,
@@ -98,8 +99,12 @@ BEGIN
   IF (v_new - ${ID}) = '{}'::jsonb THEN
     DELETE FROM ${table} WHERE session_key = p_key;
   ELSE
-    INSERT INTO ${table} (session_key, data, expires_at) VALUES (p_key, v_new, to_timestamp(p_expires_ms / 1000))
-      ON CONFLICT (session_key) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at;
+    -- The expiry moves only when more than a slide step (a twentieth of the idle timeout, at most a minute)
+    -- behind: most commits then leave every indexed column alone, and PostgreSQL updates the row in place (HOT).
+    INSERT INTO ${table} AS t (session_key, data, expires_at) VALUES (p_key, v_new, to_timestamp(p_expires_ms / 1000))
+      ON CONFLICT (session_key) DO UPDATE SET data = EXCLUDED.data,
+        expires_at = CASE WHEN t.expires_at < to_timestamp((p_expires_ms - least(60000, (p_expires_ms - p_now_ms) / 20)) / 1000)
+                          THEN EXCLUDED.expires_at ELSE t.expires_at END;
   END IF;
   RETURN ARRAY[1, v_db_ms];
 END
@@ -109,7 +114,12 @@ $fn$`,
     table,
     commitFunction,
     createSchema,
-    load: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')} RETURNING data`,
+    // Reads, and slides only when the expiry is more than a slide step ($4: the new expiry minus the step)
+    // behind: a read of a session slid moments ago writes nothing (no WAL flush at commit).
+    load: `WITH slid AS (
+  UPDATE ${table} SET expires_at = ${ms('$3')}
+   WHERE session_key = $1 AND expires_at > ${ms('$2')} AND expires_at < ${ms('$4')})
+SELECT data FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9) AS reply`,

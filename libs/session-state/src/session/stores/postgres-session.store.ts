@@ -9,13 +9,24 @@ import type {
   SessionStore,
 } from './session-store.interface.js';
 
+/**
+ * Loads and commits move the expiry only when it is more than this behind the full idle timeout (a
+ * twentieth of it, at most a minute): reading a session slid moments ago writes nothing, and a commit then
+ * changes no indexed column, so PostgreSQL updates the row in place (a HOT update). The commit function
+ * computes the same step in SQL.
+ */
+export function slideStep(idleTimeoutMs: number): number {
+  return Math.min(60_000, Math.floor(idleTimeoutMs / 20));
+}
+
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
 
 /**
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
- * `expires_at`). A load is one UPDATE that slides the idle timeout and returns the values; a commit is
+ * `expires_at`). A load is one statement that returns the values and slides the idle timeout (unless it
+ * was slid less than {@link slideStep} ago: then it writes nothing); a commit is
  * one call of the table's commit function, which applies only what this request changed (set and
  * removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
  * keys both persist. The function also checks the session limits on what is stored, refuses to apply
@@ -49,6 +60,7 @@ export class PostgresSessionStore implements SessionStore {
       sessionKey,
       now,
       now + idleTimeoutMs,
+      now + idleTimeoutMs - slideStep(idleTimeoutMs),
     ]);
     const row = result.rows[0];
     if (!row) return undefined;
