@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import request from 'supertest';
 import {
+  ManualClock,
+  MemoryDistributedCache,
   MemorySessionStore,
   PostgresConfigurationError,
   SessionConfigurationError,
@@ -247,6 +249,33 @@ describe('a database that cannot be used fails startup, naming the option', () =
       const cookie = (first.headers['set-cookie'] as unknown as string[])[0].split(';')[0];
       await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
       expect(await db.query('SELECT count(*)::int AS n FROM public.nest_sessions')).toEqual([{ n: 1 }]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('every documented option, set at once, starts (with cache as the injectable DistributedCache)', async () => {
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      cache: new MemoryDistributedCache(),
+      postgres: {
+        connectionString: db.url(),
+        schema: 'every_option',
+        tableName: 'sessions_all',
+        createTable: true,
+        ssl: false,
+        maxConnections: 3,
+        connectionTimeoutInMilliseconds: 2_000,
+        operationTimeoutInMilliseconds: 2_000,
+        throwOnError: false,
+        pruneIntervalInMilliseconds: 0,
+        pruneBatchSize: 10,
+        clock: new ManualClock(Date.now()),
+      },
+    });
+    try {
+      await request(url).get('/counter').expect(200, { count: 1 });
+      expect(await db.query('SELECT count(*)::int AS n FROM every_option.sessions_all')).toEqual([{ n: 1 }]);
     } finally {
       await app.close();
     }

@@ -11,8 +11,9 @@ export interface PostgresSessionSql {
   readonly commitFunction: string;
   /** DDL creating whatever is missing (idempotent), in order. */
   readonly createSchema: readonly string[];
-  /** Reads a live session, sliding it when its expiry is more than a slide step behind. */
+  /** Reads a live session: its values and when it expires (epoch ms). */
   readonly load: string;
+  /** Slides a live session's expiry. */
   readonly refresh: string;
   readonly remove: string;
   readonly commit: string;
@@ -114,12 +115,7 @@ $fn$`,
     table,
     commitFunction,
     createSchema,
-    // Reads, and slides only when the expiry is more than a slide step ($4: the new expiry minus the step)
-    // behind: a read of a session slid moments ago writes nothing (no WAL flush at commit).
-    load: `WITH slid AS (
-  UPDATE ${table} SET expires_at = ${ms('$3')}
-   WHERE session_key = $1 AND expires_at > ${ms('$2')} AND expires_at < ${ms('$4')})
-SELECT data FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
+    load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9) AS reply`,

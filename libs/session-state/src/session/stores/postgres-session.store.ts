@@ -25,8 +25,8 @@ const COMMIT_OVER_KEYS = 2;
 
 /**
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
- * `expires_at`). A load is one statement that returns the values and slides the idle timeout (unless it
- * was slid less than {@link slideStep} ago: then it writes nothing); a commit is
+ * `expires_at`). A load is one SELECT by primary key, followed by an UPDATE that slides the idle timeout
+ * only when it was slid more than {@link slideStep} ago (never for a session that commits); a commit is
  * one call of the table's commit function, which applies only what this request changed (set and
  * removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
  * keys both persist. The function also checks the session limits on what is stored, refuses to apply
@@ -56,14 +56,19 @@ export class PostgresSessionStore implements SessionStore {
   async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
     const now = this.connection.options.clock.now();
     const { sql } = this.connection;
-    const result = await this.connection.execute<{ data: Record<string, string> }>('load', sql.load, [
-      sessionKey,
-      now,
-      now + idleTimeoutMs,
-      now + idleTimeoutMs - slideStep(idleTimeoutMs),
-    ]);
+    const result = await this.connection.execute<{ data: Record<string, string>; expires_ms: number }>(
+      'load',
+      sql.load,
+      [sessionKey, now],
+    );
     const row = result.rows[0];
     if (!row) return undefined;
+    // A plain read (as cheap as a read gets) when the session was slid less than a step ago, which is
+    // always the case for one that commits; otherwise a second statement slides it.
+    const expires = now + idleTimeoutMs;
+    if (row.expires_ms < expires - slideStep(idleTimeoutMs)) {
+      await this.connection.execute('refresh', sql.refresh, [sessionKey, now, expires]);
+    }
     const data: SessionData = new Map();
     for (const field of Object.keys(row.data)) {
       data.set(unescapeField(field), Buffer.from(row.data[field], 'base64'));
