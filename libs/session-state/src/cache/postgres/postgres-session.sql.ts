@@ -17,6 +17,15 @@ export interface PostgresSessionSql {
   readonly refresh: string;
   readonly remove: string;
   readonly commit: string;
+  /**
+   * The common commit (keys set, none removed, no clear) as one plain statement, no function: an upsert that
+   * merges with `||` under the row lock ON CONFLICT takes. It applies only when it can tell cheaply that the
+   * limits hold (the merged text's length and key count are upper bounds of what the limits count) and the
+   * deadline has not passed; otherwise it applies nothing and returns no row, and the commit function decides.
+   * $1 key, $2 set (jsonb), $3 now, $4 expiry, $5 deadline (all epoch ms), $6 the set alone is within the limits,
+   * $7 keys set, $8 maxSessionBytes, $9 maxKeys.
+   */
+  readonly setOnly: string;
   readonly prune: string;
   /** Whether table and function exist and the user may use them: one row of booleans. */
   readonly check: string;
@@ -36,6 +45,7 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   const commitName = `${tableName}_commit_v1`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;
   const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
+  const dbNowMs = '(extract(epoch FROM clock_timestamp()) * 1000)::float8';
   const createSchema = [
     ...(schema === 'public' ? [] : [`CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`]),
     `CREATE TABLE IF NOT EXISTS ${table} (
@@ -64,11 +74,13 @@ DECLARE
 BEGIN
   -- Commits of one session run one after the other (a new session has no row to lock yet).
   PERFORM pg_advisory_xact_lock(hashtext('${schema}.${tableName}'), hashtext(p_key));
+  -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call.
+  SELECT data INTO v_old FROM ${table} WHERE session_key = p_key AND expires_at > to_timestamp(p_now_ms / 1000) FOR UPDATE;
+  -- After the locks: a commit that waited for them past its deadline applies nothing.
   v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
   IF v_db_ms > p_deadline_ms THEN
     RETURN ARRAY[0, v_db_ms];
   END IF;
-  SELECT data INTO v_old FROM ${table} WHERE session_key = p_key AND expires_at > to_timestamp(p_now_ms / 1000);
   v_base := CASE WHEN p_cleared THEN NULL ELSE v_old END;
   IF v_base IS NOT NULL THEN
     SELECT count(*) FILTER (WHERE key <> ${ID}), coalesce(sum(octet_length(key) + ${b64('value')}), 0)
@@ -98,12 +110,17 @@ BEGIN
   END IF;
   v_new := (coalesce(v_base, '{}') - p_removed) || p_set;
   IF (v_new - ${ID}) = '{}'::jsonb THEN
-    DELETE FROM ${table} WHERE session_key = p_key;
+    -- With no live row read, only an expired one may go: a live one is a concurrent single-statement commit's.
+    DELETE FROM ${table} WHERE session_key = p_key
+      AND (v_old IS NOT NULL OR expires_at <= to_timestamp(p_now_ms / 1000));
   ELSE
     -- The expiry moves only when more than a slide step (a twentieth of the idle timeout, at most a minute)
     -- behind: most commits then leave every indexed column alone, and PostgreSQL updates the row in place (HOT).
     INSERT INTO ${table} AS t (session_key, data, expires_at) VALUES (p_key, v_new, to_timestamp(p_expires_ms / 1000))
-      ON CONFLICT (session_key) DO UPDATE SET data = EXCLUDED.data,
+      ON CONFLICT (session_key) DO UPDATE SET
+        -- No live row was read, but one exists now (a concurrent single-statement commit): apply the delta to it.
+        data = CASE WHEN v_old IS NULL AND NOT p_cleared AND t.expires_at > to_timestamp(p_now_ms / 1000)
+                    THEN (t.data - p_removed) || p_set ELSE EXCLUDED.data END,
         expires_at = CASE WHEN t.expires_at < to_timestamp((p_expires_ms - least(60000, (p_expires_ms - p_now_ms) / 20)) / 1000)
                           THEN EXCLUDED.expires_at ELSE t.expires_at END;
   END IF;
@@ -119,6 +136,16 @@ $fn$`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9) AS reply`,
+    setOnly: `INSERT INTO ${table} AS t (session_key, data, expires_at)
+SELECT $1, $2::jsonb, ${ms('$4')} WHERE ${dbNowMs} <= $5::float8 AND $6::boolean
+ON CONFLICT (session_key) DO UPDATE SET
+  data = CASE WHEN t.expires_at > ${ms('$3')} THEN t.data || EXCLUDED.data ELSE EXCLUDED.data END,
+  expires_at = CASE WHEN t.expires_at < to_timestamp(($4::float8 - least(60000, ($4::float8 - $3::float8) / 20)) / 1000)
+                    THEN EXCLUDED.expires_at ELSE t.expires_at END
+WHERE ${dbNowMs} <= $5::float8
+  AND octet_length(t.data::text) + octet_length($2::text) <= $8::bigint
+  AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + $7::int <= $9::bigint
+RETURNING ${dbNowMs} AS db_ms`,
     prune: `DELETE FROM ${table} WHERE session_key IN (
   SELECT session_key FROM ${table} WHERE expires_at <= ${ms('$1')} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
     check: `SELECT to_regclass('${schema}.${tableName}') IS NOT NULL AS has_table,

@@ -2,6 +2,7 @@ import { escapeField, unescapeField } from '../../cache/postgres/postgres-sessio
 import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
 import { PostgresOperationError } from '../../errors/postgres.errors.js';
 import { SessionLimitExceededError } from '../../errors/session.errors.js';
+import { SESSION_ID_FIELD } from '../session.js';
 import type {
   SessionChanges,
   SessionCommitLimits,
@@ -27,8 +28,9 @@ const COMMIT_OVER_KEYS = 2;
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
  * `expires_at`). A load is one SELECT by primary key, followed by an UPDATE that slides the idle timeout
  * only when it was slid more than {@link slideStep} ago (never for a session that commits); a commit is
- * one call of the table's commit function, which applies only what this request changed (set and
- * removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
+ * one statement too: for keys set only, an upsert merging them with `||` under the row lock (the common
+ * case, no function); otherwise, or near a limit, or late, a call of the table's commit function, which
+ * applies only what this request changed (set and removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
  * keys both persist. The function also checks the session limits on what is stored, refuses to apply
  * past its deadline (a commit reported as failed never lands later) and deletes the session when it
  * is empty. Expired rows are ignored by every statement and deleted in batches by
@@ -87,16 +89,40 @@ export class PostgresSessionStore implements SessionStore {
     for (const [field, value] of changes.set) set[escapeField(field)] = base64(value);
     const removed = Array.from(changes.removed, escapeField);
     const { sql } = this.connection;
+    const setJson = JSON.stringify(set);
+    const maxKeys = limits?.maxKeys ?? Number.MAX_SAFE_INTEGER;
+    const maxBytes = limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER;
+    const deadline = this.connection.commitDeadline();
+    if (!changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
+      // Upper bounds of what the limits count for the set alone (a new session): its JSON text, its keys.
+      const alone = Buffer.byteLength(setJson) <= maxBytes && changes.set.size <= maxKeys;
+      const quick = await this.connection.execute<{ db_ms: number }>('commit_set', sql.setOnly, [
+        sessionKey,
+        setJson,
+        now,
+        now + idleTimeoutMs,
+        deadline,
+        alone,
+        changes.set.size,
+        maxBytes,
+        maxKeys,
+      ]);
+      if (quick.rows.length === 1) {
+        this.connection.observeDatabaseTime(Number(quick.rows[0].db_ms));
+        return;
+      }
+      // Not applied: near a limit, or late. The function decides exactly, and applies nothing when late.
+    }
     const result = await this.connection.execute<{ reply: number[] }>('commit', sql.commit, [
       sessionKey,
       now,
       now + idleTimeoutMs,
-      this.connection.commitDeadline(),
+      deadline,
       changes.cleared,
       removed,
-      JSON.stringify(set),
-      limits?.maxKeys ?? Number.MAX_SAFE_INTEGER,
-      limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER,
+      setJson,
+      maxKeys,
+      maxBytes,
     ]);
     const [status, detail] = result.rows[0].reply.map(Number);
     if (status === COMMIT_APPLIED) {
@@ -139,6 +165,12 @@ export class PostgresSessionStore implements SessionStore {
   prune(): Promise<number> {
     return this.connection.prune();
   }
+}
+
+/** True when `set` holds a key of the app's (not only the reserved id): the commit cannot empty the session. */
+function hasUserKey(set: ReadonlyMap<string, Uint8Array>): boolean {
+  for (const key of set.keys()) if (key !== SESSION_ID_FIELD) return true;
+  return false;
 }
 
 function base64(value: Uint8Array): string {
