@@ -84,7 +84,11 @@ export class PostgresConnection {
       clearTimeout(timer);
     }
     try {
-      this.observe(client, await client.query('SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now'));
+      // A first reading of the database's clock, before the first commit needs a deadline in it.
+      const { rows } = await client.query<{ now: string }>(
+        'SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now',
+      );
+      this.databaseClock.observe(Number(rows[0].now));
       await this.prepareSchema(client);
       client.release();
     } catch (error) {
@@ -96,10 +100,6 @@ export class PostgresConnection {
     if (this.options.pruneInterval > 0) {
       this.pruneTimer = setInterval(() => void this.pruneInBackground(), this.options.pruneInterval).unref();
     }
-  }
-
-  private observe(_client: unknown, result: pg.QueryResult<{ now: number | string }>): void {
-    this.databaseClock.observe(Number(result.rows[0].now));
   }
 
   private async prepareSchema(client: pg.PoolClient): Promise<void> {
