@@ -19,6 +19,7 @@ const common = {
   moduleNameMapper: {
     '^nest-session-state$': '<rootDir>/libs/session-state/src/index.ts',
     '^nest-session-state/redis$': '<rootDir>/libs/session-state/src/redis.ts',
+    '^nest-session-state/postgres$': '<rootDir>/libs/session-state/src/postgres.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],

@@ -29,6 +29,7 @@ import {
   monitorCommands,
   scanKeys,
 } from './lib/redis.mjs';
+import { BenchDatabase, POSTGRES_CONFIGS } from './lib/postgres.mjs';
 import { evaluateTargets, formatTargets, renderMarkdown, replaceResults, summarize } from './lib/report.mjs';
 import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import {
@@ -57,6 +58,8 @@ const ALL_CONFIGS = [
   'nss-cluster',
   'express-session-memory',
   'express-session-redis',
+  'nss-postgres',
+  'express-session-postgres',
 ];
 const WORKLOADS = ['rmw', 'read', 'untouched'];
 const REDIS_CONFIGS = new Set(['nss-redis', 'nss-redis-near', 'express-session-redis']);
@@ -296,6 +299,7 @@ function serverOptions(config, infra) {
   const options = { secret: infra.secret };
   if (usesRedis(config)) options.redisUrl = infra.redis.url;
   if (config === 'nss-cluster') options.clusterNodes = infra.cluster.clusterNodes;
+  if (POSTGRES_CONFIGS.has(config)) options.databaseUrl = infra.postgres.url;
   return options;
 }
 
@@ -318,6 +322,7 @@ async function startInfrastructure(configs) {
   infra.redis = redis;
   infra.cluster = cluster;
   infra.redisVersion = await (redis ?? cluster?.nodes[0])?.version();
+  if (configs.some((c) => POSTGRES_CONFIGS.has(c))) infra.postgres = await BenchDatabase.create();
   return infra;
 }
 
@@ -506,6 +511,8 @@ function machineInfo(redisVersion) {
         'connect-redis',
         'redis',
         'ioredis',
+        'pg',
+        'connect-pg-simple',
         'autocannon',
       ].map((name) => [name, packageVersion(name)]),
     ),
@@ -647,7 +654,7 @@ async function benchmark() {
   for (const config of configs) appMemory[config] = (await servers[config].request('memory')).memory;
 
   await Promise.all(Object.values(servers).map((s) => s.stop()));
-  await Promise.all([infra.redis?.stop(), infra.cluster?.stop()]);
+  await Promise.all([infra.redis?.stop(), infra.cluster?.stop(), infra.postgres?.drop()]);
 
   log(`In-process memory: ${settings.heapSessions} one-counter sessions per store (node --expose-gc)...`);
   const heap = {
@@ -771,7 +778,7 @@ async function profile(spec) {
   assertClean('profiled run', result);
   const pid = server.pid;
   await server.stop();
-  await Promise.all([infra.redis?.stop(), infra.cluster?.stop()]);
+  await Promise.all([infra.redis?.stop(), infra.cluster?.stop(), infra.postgres?.drop()]);
   const file = readdirSync(dir)
     .filter((name) => name.endsWith('.cpuprofile') && name.includes(`.${pid}.`))
     .map((name) => join(dir, name))

@@ -100,7 +100,10 @@ async function createApp() {
         nearCache: { maxAgeInMilliseconds: options.nearCacheMaxAge ?? 60_000 },
       };
     else if (config === 'nss-cluster') moduleOptions.redis = { clusterNodes: options.clusterNodes };
-    else if (config !== 'nss-memory') throw new Error(`unknown configuration ${config}`);
+    else if (config === 'nss-postgres') {
+      const { nssPostgresOptions } = await import('./lib/postgres.mjs');
+      moduleOptions.postgres = nssPostgresOptions(options.databaseUrl);
+    } else if (config !== 'nss-memory') throw new Error(`unknown configuration ${config}`);
     class AppModule {}
     Module({
       imports: [SessionModule.forRoot(moduleOptions)],
@@ -122,6 +125,9 @@ async function createApp() {
       close = async () => {
         await client.close();
       };
+    } else if (config === 'express-session-postgres') {
+      const { connectPgSimpleStore } = await import('./lib/postgres.mjs');
+      ({ store, close } = await connectPgSimpleStore(session, options.databaseUrl));
     } else if (config === 'express-session-memory') {
       store = new session.MemoryStore();
     } else {

@@ -1,7 +1,8 @@
 /**
  * The public API is what the package's two entries export by name, and nothing else:
  * `libs/session-state/src/index.ts` (`nest-session-state`) and `libs/session-state/src/redis.ts`
- * (`nest-session-state/redis`, the classes that load ioredis). This suite
+ * (`nest-session-state/redis`, the classes that load ioredis) and `libs/session-state/src/postgres.ts`
+ * (`nest-session-state/postgres`, the classes that load pg). This suite
  * keeps three things in step with it: the runtime module (`import * as api`), `docs/API.md` (every export
  * listed under its area with a description, no stale entries), and the JSDoc of every public symbol
  * (a `/** ... *\/` block right above its declaration, with an `@example`).
@@ -12,17 +13,20 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import * as mainApi from 'nest-session-state';
 import * as redisApi from 'nest-session-state/redis';
+import * as postgresApi from 'nest-session-state/postgres';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'libs/session-state/src');
 const INDEX = join(SRC, 'index.ts');
 const REDIS_ENTRY = join(SRC, 'redis.ts');
+const POSTGRES_ENTRY = join(SRC, 'postgres.ts');
 /** Each entry point of the package, with its runtime module. */
 const ENTRIES = [
   { file: INDEX, specifier: 'nest-session-state', module: mainApi },
   { file: REDIS_ENTRY, specifier: 'nest-session-state/redis', module: redisApi },
+  { file: POSTGRES_ENTRY, specifier: 'nest-session-state/postgres', module: postgresApi },
 ];
-const api = { ...mainApi, ...redisApi };
+const api = { ...mainApi, ...redisApi, ...postgresApi };
 const API_DOC = join(ROOT, 'docs/API.md');
 
 /** One name exported by index.ts. */
@@ -201,7 +205,7 @@ describe('public API (libs/session-state/src/index.ts)', () => {
     },
   );
 
-  it('the main entry reaches no module that imports ioredis (an optional peer)', () => {
+  it('the main entry reaches no module that imports ioredis or pg (optional peers)', () => {
     const reached = new Set<string>();
     const visit = (file: string) => {
       if (reached.has(file)) return;
@@ -213,13 +217,17 @@ describe('public API (libs/session-state/src/index.ts)', () => {
           ts.isStringLiteral(statement.moduleSpecifier)
             ? statement.moduleSpecifier.text
             : undefined;
-        if (specifier === 'ioredis') throw new Error(`${relative(ROOT, file)} imports ioredis`);
+        if (specifier === 'ioredis' || specifier === 'pg') {
+          throw new Error(`${relative(ROOT, file)} imports ${specifier}`);
+        }
         if (specifier?.startsWith('.')) visit(moduleFile(file, specifier));
       }
     };
     expect(() => visit(INDEX)).not.toThrow();
     expect(reached.size).toBeGreaterThan(20);
     expect(() => visit(REDIS_ENTRY)).toThrow(/imports ioredis/);
+    reached.clear();
+    expect(() => visit(POSTGRES_ENTRY)).toThrow(/imports pg/);
   });
 
   it('the library has no import cycle (per-request state sits below the features that use it)', () => {

@@ -42,11 +42,11 @@ describe('the packed tarball', () => {
     files = await tarballFiles(tarball);
   });
 
-  it('ships the README, LICENSE, CHANGELOG, docs and the build of both entries', () => {
+  it('ships the README, LICENSE, CHANGELOG, docs and the build of every entry', () => {
     for (const file of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'docs/API.md']) {
       expect(files).toContain(file);
     }
-    for (const entry of ['index', 'redis']) {
+    for (const entry of ['index', 'redis', 'postgres']) {
       expect(files).toEqual(expect.arrayContaining([`dist/${entry}.js`, `dist/${entry}.d.ts`]));
     }
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
@@ -81,20 +81,22 @@ describe('the packed tarball', () => {
       expect(session).not.toMatch(/\battach\(|\bchanges\b.*SessionChangeTracker/);
     });
 
-    it('has the metadata a registry page needs, and ioredis only as an optional peer', () => {
+    it('has the metadata a registry page needs, and ioredis and pg only as optional peers', () => {
       const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
       expect(manifest).toMatchObject({
         name: 'nest-session-state',
         license: 'MIT',
         type: 'module',
-        peerDependenciesMeta: { ioredis: { optional: true } },
+        peerDependenciesMeta: { ioredis: { optional: true }, pg: { optional: true } },
       });
       expect((manifest.keywords as string[]).length).toBeGreaterThan(3);
       expect(manifest.dependencies ?? {}).not.toHaveProperty('ioredis');
+      expect(manifest.dependencies ?? {}).not.toHaveProperty('pg');
       const exported = manifest.exports as Record<string, Record<string, string>>;
       // `default`, not only `import`: CommonJS apps require() it (Node >= 20.19 loads ES modules so).
       expect(exported['.'].default).toBe('./dist/index.js');
       expect(exported['./redis'].default).toBe('./dist/redis.js');
+      expect(exported['./postgres'].default).toBe('./dist/postgres.js');
     });
   });
 });
@@ -112,13 +114,19 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
     );
     expect(withRedis).not.toBe(QUICK_START);
     project.redis = app.addProject('redis-without-ioredis', 'esm', withRedis);
+    const withPostgres = QUICK_START.replace(
+      'SessionModule.forRoot()',
+      "SessionModule.forRoot({ postgres: { connectionString: 'postgres://127.0.0.1:1/app' } })",
+    );
+    project.postgres = app.addProject('postgres-without-pg', 'esm', withPostgres);
     await app.compile();
   });
   afterAll(() => app?.remove());
 
-  it('installs without ioredis', () => {
+  it('installs without ioredis and pg', () => {
     expect(existsSync(join(app.dir, 'node_modules/nest-session-state/dist/index.js'))).toBe(true);
     expect(existsSync(join(app.dir, 'node_modules/ioredis'))).toBe(false);
+    expect(existsSync(join(app.dir, 'node_modules/pg'))).toBe(false);
     const core = JSON.parse(readFileSync(join(app.dir, 'node_modules/@nestjs/core/package.json'), 'utf8'));
     expect((core as { version: string }).version.split('.')[0]).toBe(String(nestMajor));
   });
@@ -132,11 +140,14 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
     }
   });
 
-  it('refuses the redis option at startup, saying to install ioredis', async () => {
-    const { code, output } = await RunningApp.failToStart(project.redis);
+  it.each([
+    ['redis', 'ioredis'],
+    ['postgres', 'pg'],
+  ])('refuses the %s option at startup, saying to install %s', async (option, peer) => {
+    const { code, output } = await RunningApp.failToStart(project[option]);
     expect(code).not.toBe(0);
-    expect(output).toContain('SessionModule option redis needs the ioredis package');
-    expect(output).toContain('npm install ioredis');
+    expect(output).toContain(`SessionModule option ${option} needs the ${peer} package`);
+    expect(output).toContain(`npm install ${peer}`);
     expect(output).not.toContain('ERR_MODULE_NOT_FOUND');
   });
 });

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
+import { TestDatabase } from '../support/postgres/index.js';
 import { BUILD_TIMEOUT_MS, ensureBuilt } from './support/build.js';
 import { Browserless } from './support/browserless.js';
 import { SampleAppProcess, type SampleAppEnv } from './support/sample-app.process.js';
@@ -147,5 +148,36 @@ describe('two sample-app instances on a Redis Cluster (REDIS_CLUSTER_NODES)', ()
       await Promise.all(cluster.processes.map((node) => node.admin().keys('{clustered_*}_Data')))
     ).flat();
     expect(keys).toHaveLength(1);
+  });
+});
+
+describe('two sample-app instances sharing one PostgreSQL (DATABASE_URL)', () => {
+  let db: TestDatabase;
+  let a: SampleAppProcess;
+  let b: SampleAppProcess;
+
+  beforeAll(async () => {
+    const [database] = await Promise.all([TestDatabase.create(), ensureBuilt()]);
+    db = database;
+    const env: SampleAppEnv = { DATABASE_URL: db.url(), SESSION_SECRETS: secrets() };
+    // One after the other: the first creates the table.
+    a = await SampleAppProcess.start({ env });
+    b = await SampleAppProcess.start({ env });
+  }, BUILD_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    await db?.drop();
+  });
+
+  test('one cookie, requests alternating between the instances: one session row, the counter goes 1, 2, 3, ...; it survives a killed instance', async () => {
+    const client = new CountingClient();
+    const counts: number[] = [];
+    for (let i = 0; i < 6; i++) counts.push(await client.count(i % 2 === 0 ? a : b));
+    expect(counts).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await db.query('SELECT count(*)::int AS n FROM nest_sessions')).toEqual([{ n: 1 }]);
+    await a.restart();
+    expect(await client.count(a)).toBe(7);
+    expect(await client.count(b)).toBe(8);
   });
 });

@@ -4,7 +4,11 @@
  */
 import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, test } from '@jest/globals';
-import { KeyRingConfigurationError, RedisConfigurationError } from 'nest-session-state';
+import {
+  KeyRingConfigurationError,
+  PostgresConfigurationError,
+  RedisConfigurationError,
+} from 'nest-session-state';
 import {
   explainStartupError,
   loadSampleConfig,
@@ -48,6 +52,33 @@ describe('loadSampleConfig', () => {
     });
     expect(config.summary.store).toBe('redis');
     expect(config.summary.sharedSecrets).toBe(true);
+  });
+
+  test('DATABASE_URL puts sessions in PostgreSQL', () => {
+    const config = loadSampleConfig({ DATABASE_URL: ' postgres://app:pw@db.internal:5433/shop ' });
+    expect(config.session.postgres).toEqual({ connectionString: 'postgres://app:pw@db.internal:5433/shop' });
+    expect(config.session.redis).toBeUndefined();
+    expect(config.summary.store).toBe('postgres');
+  });
+
+  test.each([
+    [{ REDIS_URL: 'redis://127.0.0.1:6379' }, 'REDIS_URL'],
+    [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, 'REDIS_CLUSTER_NODES'],
+  ])('DATABASE_URL with %j: a clear error naming both', (redis, other) => {
+    expect(() => loadSampleConfig({ DATABASE_URL: 'postgres://127.0.0.1/app', ...redis })).toThrow(
+      new SampleConfigError(
+        'DATABASE_URL',
+        `cannot be combined with ${other}: sessions live in one store. Set DATABASE_URL for PostgreSQL or ` +
+          'REDIS_URL / REDIS_CLUSTER_NODES for Redis, not both.',
+      ),
+    );
+  });
+
+  test('DATABASE_URL that is not a postgres:// URL', () => {
+    expect(() => loadSampleConfig({ DATABASE_URL: 'mysql://db/app' })).toThrow(
+      'DATABASE_URL: must start with postgres:// or postgresql:// (got mysql://).',
+    );
+    expect(() => loadSampleConfig({ DATABASE_URL: 'db:5432' })).toThrow(/^DATABASE_URL: /);
   });
 
   test('REDIS_CLUSTER_NODES is a comma-separated host:port list', () => {
@@ -129,6 +160,10 @@ describe('loadSampleConfig', () => {
       },
     );
     expect(near.message).toBe('REDIS_NEAR_CACHE: Redis option nearCache could not be set up');
+    const postgres = explainStartupError(new PostgresConfigurationError('no such database'), {
+      DATABASE_URL: 'postgres://127.0.0.1/missing',
+    });
+    expect(postgres.message).toBe('DATABASE_URL: no such database');
     const other = new Error('something else');
     expect(explainStartupError(other, {})).toBe(other);
   });
@@ -148,6 +183,7 @@ describe('the sample app process at startup', () => {
         'SESSION_SECRETS',
         'TEMPDATA_PROVIDER',
         'REDIS_NEAR_CACHE',
+        'DATABASE_URL',
       ]) {
         delete childEnv[name];
       }
@@ -170,6 +206,7 @@ describe('the sample app process at startup', () => {
     ['TEMPDATA_PROVIDER', { TEMPDATA_PROVIDER: 'database' }],
     ['SESSION_SECRETS', { SESSION_SECRETS: 'too-short' }],
     ['REDIS_URL', { REDIS_URL: 'redis://127.0.0.1:1' }],
+    ['DATABASE_URL', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app' }],
   ])(
     'a bad %s stops it with exit code 1 and a message naming the variable',
     async (variable, env) => {

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { MemorySessionStore, type SessionModuleOptions } from 'nest-session-state';
 import { RedisServerProcess } from '../support/redis/index.js';
+import { TestDatabase } from '../support/postgres/index.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -61,6 +62,39 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
         close: async () => {
           for (const app of apps) await app.close();
           await server.stop();
+        },
+      };
+    },
+  ],
+  [
+    'PostgreSQL, two instances',
+    async (limitsA, limitsB = limitsA) => {
+      const db = await TestDatabase.create();
+      const apps: INestApplication[] = [];
+      const start = async (session?: Limits) => {
+        const started = await startSessionApp(
+          {
+            secrets: SECRETS,
+            // Commits of one session run one after the other in the database (40 concurrent 60 KB ones
+            // below): this suite is about what they apply, not about timeouts (test/postgres/ has those).
+            postgres: { connectionString: db.url(), operationTimeoutInMilliseconds: 10_000 },
+            session,
+          },
+          { controllers: [GatedSessionController] },
+        );
+        apps.push(started.app);
+        return started.url;
+      };
+      const [a, b] = [await start(limitsA), await start(limitsB)];
+      return {
+        a,
+        b,
+        stored: async (cookie) =>
+          (await db.query('SELECT 1 FROM nest_sessions WHERE session_key = $1', [sessionKeyOf(cookie)]))
+            .length === 1,
+        close: async () => {
+          for (const app of apps) await app.close();
+          await db.drop();
         },
       };
     },

@@ -1,20 +1,48 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { ManualClock } from 'nest-session-state';
+import { ManualClock, type SessionModuleOptions } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { TestDatabase } from '../support/postgres/index.js';
 import { cookiePair, findSetCookie, setCookies } from '../support/cookie-jar.js';
 
 const COOKIE = '.Nest.Session';
 
-describe('session behaviour over HTTP (memory store)', () => {
+/** A store under test: the module options that select it (expiry on `clock`) and how to clean up. */
+type StoreSetup = (clock: ManualClock) => Promise<{ options: SessionModuleOptions; close(): Promise<void> }>;
+
+const stores: [string, StoreSetup][] = [
+  [
+    'memory store',
+    (clock) => Promise.resolve({ options: { memory: { clock } }, close: () => Promise.resolve() }),
+  ],
+  [
+    'PostgreSQL',
+    async (clock) => {
+      const db = await TestDatabase.create();
+      return {
+        // slideSkipWindow 0: the module's "slid recently" memory runs on real time, expiry on the manual clock.
+        options: { postgres: { connectionString: db.url(), clock }, session: { slideSkipWindow: 0 } },
+        close: () => db.drop(),
+      };
+    },
+  ],
+];
+
+describe.each(stores)('session behaviour over HTTP (%s)', (_name, setup) => {
   let app: INestApplication;
   let url: string;
+  let close: () => Promise<void>;
   const clock = new ManualClock(Date.now());
 
   beforeAll(async () => {
-    ({ app, url } = await startSessionApp({ memory: { clock } }));
+    const store = await setup(clock);
+    close = () => store.close();
+    ({ app, url } = await startSessionApp(store.options));
   });
-  afterAll(() => app.close());
+  afterAll(async () => {
+    await app.close();
+    await close();
+  });
 
   it('writes no cookie until a value is set, and no cookie for a route that never touches the session', async () => {
     const untouched = await request(url).get('/untouched').expect(200);

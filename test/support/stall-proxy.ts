@@ -6,6 +6,8 @@ interface Link {
   server: Socket;
   held: boolean;
   queue: Buffer[];
+  /** The client went away while held: the held bytes still go on, then the server side ends. */
+  clientGone?: boolean;
 }
 
 /** A hold armed by {@link StallProxy.holdWhen}: resolved once the held bytes were answered. */
@@ -110,6 +112,13 @@ export class StallProxy {
       client.write(chunk);
     });
     const close = () => {
+      if (link.held) {
+        // Like bytes already on the wire: they reach the server after the client gave up.
+        link.clientGone = true;
+        client.destroy();
+        return;
+      }
+      if (this.armed?.link === link) this.armed = undefined; // nothing can answer it now
       this.links.delete(link);
       client.destroy();
       server.destroy();
@@ -128,6 +137,7 @@ export class StallProxy {
       setTimeout(() => {
         link.held = false;
         for (const queued of link.queue.splice(0)) link.server.write(queued);
+        if (link.clientGone) link.server.end();
         hold.released();
       }, hold.ms);
     }

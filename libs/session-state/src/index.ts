@@ -1,5 +1,6 @@
 // The public API of nest-session-state, exported by name. Nothing reachable from here imports ioredis
-// (an optional peer): the Redis classes are in ./redis.ts, the `nest-session-state/redis` entry.
+// (an optional peer): the Redis classes are in ./redis.ts, the `nest-session-state/redis` entry. Nor pg:
+// the PostgreSQL classes are in ./postgres.ts, the `nest-session-state/postgres` entry.
 
 // Module
 export { SessionModule } from './module/session.module.js';
@@ -32,6 +33,8 @@ export type {
 } from './cache/redis/redis-cache.options.js';
 export { RedisConfigurationError, RedisOperationError } from './cache/redis/redis-cache.errors.js';
 export { redisKeys } from './cache/redis/redis-keys.js';
+export type { PostgresPoolLike, PostgresSessionOptions } from './cache/postgres/postgres-session.options.js';
+export { PostgresConfigurationError, PostgresOperationError } from './errors/postgres.errors.js';
 
 // Session
 export { Session } from './session/session.decorator.js';

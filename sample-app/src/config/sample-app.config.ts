@@ -1,7 +1,9 @@
 import {
   KeyRingConfigurationError,
+  PostgresConfigurationError,
   RedisConfigurationError,
   SessionConfigurationError,
+  type PostgresSessionOptions,
   type RedisCacheOptions,
   type SessionModuleOptions,
 } from 'nest-session-state';
@@ -15,6 +17,7 @@ import { resolveRedisCacheOptions } from 'nest-session-state/redis';
  * | `PORT`                 | HTTP port (0: any free port)                                   | 3000    |
  * | `REDIS_URL`            | `redis://[user:password@]host:port[/db]` or `rediss://...`     | memory  |
  * | `REDIS_CLUSTER_NODES`  | comma-separated `host:port` seed nodes of a Redis Cluster      | memory  |
+ * | `DATABASE_URL`         | `postgres://user:password@host:port/database`: PostgreSQL (not with the Redis variables) | memory |
  * | `SESSION_SECRETS`      | comma-separated key ring, newest first (each >= 32 random bytes) | random |
  * | `TEMPDATA_PROVIDER`    | `cookie` or `session`                                          | cookie  |
  * | `APP_NAME`             | Redis key prefix (`applicationName`)                           | nest    |
@@ -27,7 +30,7 @@ export interface SampleAppConfig {
   readonly session: SessionModuleOptions;
   /** What the pages show in their footer. */
   readonly summary: {
-    readonly store: 'memory' | 'redis' | 'redis + near cache' | 'redis cluster';
+    readonly store: 'memory' | 'redis' | 'redis + near cache' | 'redis cluster' | 'postgres';
     readonly tempDataProvider: 'cookie' | 'session';
     readonly idleTimeoutSeconds: number;
     readonly sharedSecrets: boolean;
@@ -62,13 +65,15 @@ export function loadSampleConfig(env: Environment = process.env): SampleAppConfi
   const idleTimeoutSeconds = readIdleTimeout(env);
   const tempDataProvider = readTempDataProvider(env);
   const secrets = readSecrets(env);
-  const redis = readRedis(env, warnings);
+  const postgres = readPostgres(env);
+  const redis = readRedis(env, warnings, postgres !== undefined);
 
   const session: SessionModuleOptions = {
     session: { idleTimeout: idleTimeoutSeconds * 1000 },
     tempData: { provider: tempDataProvider },
     ...(secrets ? { secrets } : {}),
     ...(redis ? { redis } : {}),
+    ...(postgres ? { postgres } : {}),
   };
   return {
     port,
@@ -80,7 +85,9 @@ export function loadSampleConfig(env: Environment = process.env): SampleAppConfi
           : redis.nearCache
             ? 'redis + near cache'
             : 'redis'
-        : 'memory',
+        : postgres
+          ? 'postgres'
+          : 'memory',
       tempDataProvider,
       idleTimeoutSeconds,
       sharedSecrets: secrets !== undefined,
@@ -99,6 +106,7 @@ export function explainStartupError(error: unknown, env: Environment = process.e
   }
   let variable: string | undefined;
   if (error instanceof KeyRingConfigurationError) variable = 'SESSION_SECRETS';
+  else if (error instanceof PostgresConfigurationError) variable = 'DATABASE_URL';
   else if (error instanceof RedisConfigurationError) {
     if (/applicationName/.test(error.message) && env.APP_NAME !== undefined) variable = 'APP_NAME';
     else if (/nearCache/.test(error.message) && present(env.REDIS_NEAR_CACHE)) variable = 'REDIS_NEAR_CACHE';
@@ -173,7 +181,37 @@ function readSecrets(env: Environment): string[] | undefined {
   return secrets;
 }
 
-function readRedis(env: Environment, warnings: string[]): RedisCacheOptions | undefined {
+/** `DATABASE_URL`: sessions in PostgreSQL. The module checks the rest at startup (named DATABASE_URL then). */
+function readPostgres(env: Environment): PostgresSessionOptions | undefined {
+  if (!present(env.DATABASE_URL)) return undefined;
+  const other = redisVariable(env);
+  if (other !== undefined) {
+    throw new SampleConfigError(
+      'DATABASE_URL',
+      `cannot be combined with ${other}: sessions live in one store. Set DATABASE_URL for PostgreSQL or ` +
+        'REDIS_URL / REDIS_CLUSTER_NODES for Redis, not both.',
+    );
+  }
+  const url = env.DATABASE_URL.trim();
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new SampleConfigError(
+      'DATABASE_URL',
+      'is not a valid URL: expected postgres://user:password@host:port/database.',
+    );
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new SampleConfigError(
+      'DATABASE_URL',
+      `must start with postgres:// or postgresql:// (got ${parsed.protocol}//).`,
+    );
+  }
+  return { connectionString: url };
+}
+
+function readRedis(env: Environment, warnings: string[], onPostgres: boolean): RedisCacheOptions | undefined {
   const url = present(env.REDIS_URL) ? env.REDIS_URL.trim() : undefined;
   const nodesText = present(env.REDIS_CLUSTER_NODES) ? env.REDIS_CLUSTER_NODES : undefined;
   if (url !== undefined && nodesText !== undefined) {
@@ -192,8 +230,11 @@ function readRedis(env: Environment, warnings: string[]): RedisCacheOptions | un
   }
   const nearCache = readNearCache(env);
   if (url === undefined && nodesText === undefined) {
-    if (appName !== undefined)
-      warnings.push('APP_NAME has no effect without REDIS_URL or REDIS_CLUSTER_NODES.');
+    if (appName !== undefined) {
+      warnings.push(
+        `APP_NAME has no effect without REDIS_URL or REDIS_CLUSTER_NODES${onPostgres ? ' (PostgreSQL keeps sessions in the table nest_sessions)' : ''}.`,
+      );
+    }
     if (nearCache) warnings.push('REDIS_NEAR_CACHE has no effect without REDIS_URL.');
     return undefined;
   }

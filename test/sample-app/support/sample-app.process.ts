@@ -7,6 +7,8 @@ import { REPO_ROOT, SAMPLE_APP_MAIN } from './build.js';
 export interface SampleAppEnv {
   REDIS_URL?: string;
   REDIS_CLUSTER_NODES?: string;
+  /** `postgres://...`: sessions in PostgreSQL. */
+  DATABASE_URL?: string;
   SESSION_SECRETS?: string;
   /** `cookie` or `session` (anything else must make the app fail at startup). */
   TEMPDATA_PROVIDER?: string;
@@ -24,6 +26,7 @@ const CONTRACT_VARIABLES = [
   'PORT',
   'REDIS_URL',
   'REDIS_CLUSTER_NODES',
+  'DATABASE_URL',
   'SESSION_SECRETS',
   'TEMPDATA_PROVIDER',
   'APP_NAME',

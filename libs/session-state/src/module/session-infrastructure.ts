@@ -14,6 +14,8 @@ import {
   type ResolvedSessionOptions,
 } from './session-options.resolver.js';
 import type { ResolvedRedisCacheOptions } from '../cache/redis/redis-cache.options.js';
+import { resolvePostgresOptions } from '../cache/postgres/postgres-options.validator.js';
+import { loadPostgresInfrastructure } from './postgres-infrastructure.loader.js';
 
 /**
  * The long-lived parts built from the options at startup: key ring, cache, session store and,
@@ -45,6 +47,18 @@ export class SessionInfrastructure {
       resolved.tempData.provider === 'cookie' &&
       tempDataCookieBudgetWarning(resolved.tempData.maxCookieBytes);
     if (budget) logger.warn(budget);
+    if (options.postgres) {
+      const postgres = resolvePostgresOptions(options.postgres);
+      if (resolved.lock) {
+        throw new SessionConfigurationError(
+          'SessionModule options postgres and session.lock exclude each other: the PostgreSQL store has no ' +
+            'session lock (its commits write only the changed keys). Remove session.lock, or keep sessions in Redis.',
+        );
+      }
+      const { createPostgresInfrastructure } = await loadPostgresInfrastructure();
+      const parts = await createPostgresInfrastructure(postgres, options.cache);
+      return new SessionInfrastructure(resolved, keyRing, parts.cache, parts.store, () => parts.close());
+    }
     if (options.redis) {
       const redis = resolveRedisCacheOptions(options.redis);
       if (redis.nearCache && options.store !== undefined) {

@@ -1,6 +1,7 @@
 import type { DistributedCache } from '../cache/distributed-cache.interface.js';
 import type { Clock } from '../cache/clock.js';
 import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
+import type { PostgresSessionOptions } from '../cache/postgres/postgres-session.options.js';
 import type { PlatformRequest } from '../http/http-exchange.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import { optionNames } from '../options/option-names.check.js';
@@ -167,6 +168,11 @@ export interface SessionModuleOptions {
   secrets?: string[];
   /** Keep sessions (and the injectable DistributedCache) in Redis or Redis Cluster. */
   redis?: RedisCacheOptions;
+  /**
+   * Keep sessions in PostgreSQL (needs the `pg` package). Not with `redis`, `store` or `memory`; with
+   * `cache`, that cache is the injectable DistributedCache (otherwise one in memory). See docs/postgres.md.
+   */
+  postgres?: PostgresSessionOptions;
   /** Your own DistributedCache: sessions are then stored as whole records in it. Not with `redis` or `memory`. */
   cache?: DistributedCache;
   /**
@@ -205,6 +211,7 @@ export interface SessionModuleOptions {
 export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
   secrets: true,
   redis: true,
+  postgres: true,
   cache: true,
   store: true,
   memory: true,

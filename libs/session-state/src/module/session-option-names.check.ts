@@ -1,5 +1,9 @@
 import { REDIS_CACHE_OPTION_NAMES } from '../cache/redis/redis-cache.options.js';
 import { USER_SESSIONS_OPTION_NAMES } from '../users/user-sessions.options.js';
+import {
+  POSTGRES_OPTION_ALIASES,
+  POSTGRES_OPTION_NAMES,
+} from '../cache/postgres/postgres-session.options.js';
 import { UnknownOptionNames, type OptionLevel } from '../options/option-names.check.js';
 import {
   MEMORY_OPTION_NAMES,
@@ -24,14 +28,16 @@ const ROOT: OptionLevel = {
     { path: 'memory', names: MEMORY_OPTION_NAMES },
     { path: 'users', names: USER_SESSIONS_OPTION_NAMES },
     { path: 'redis', names: REDIS_CACHE_OPTION_NAMES },
+    { path: 'postgres', names: POSTGRES_OPTION_NAMES },
   ],
 };
 
 /**
  * Every name in the module options that SessionModuleOptions does not know, one line each with the
  * name it most likely meant; undefined when all are known. Walks `session`, `session.cookie`,
- * `session.lock`, `tempData`, `tempData.cookie` and `memory` (`redis` is rejectUnknownRedisOptions's),
- * never `cache`, `store`, `memory.clock`, `hasConsent` or `secrets`: those hold the app's own objects.
+ * `session.lock`, `tempData`, `tempData.cookie`, `memory` and `postgres` (`redis` is
+ * rejectUnknownRedisOptions's), never `cache`, `store`, `memory.clock`, `postgres.pool`, `postgres.clock`,
+ * `hasConsent` or `secrets`: those hold the app's own objects.
  */
 export function unknownSessionOptionNames(options: unknown): string | undefined {
   const found = new UnknownOptionNames('SessionModule');
@@ -57,5 +63,10 @@ export function unknownSessionOptionNames(options: unknown): string | undefined 
   found.check(tempData?.cookie, TEMP_DATA_COOKIE);
   found.check(root?.memory, { path: 'memory', names: MEMORY_OPTION_NAMES });
   found.check(root?.users, { path: 'users', names: USER_SESSIONS_OPTION_NAMES });
+  found.check(
+    root?.postgres,
+    { path: 'postgres', names: POSTGRES_OPTION_NAMES, aliases: POSTGRES_OPTION_ALIASES },
+    'an object such as { connectionString }',
+  );
   return found.message();
 }

@@ -1,0 +1,178 @@
+/**
+ * The SQL of the PostgreSQL session store for one table: the schema (also printed in docs/postgres.md
+ * for hand migration) and the statements the store sends. One row per session; its values are a jsonb
+ * object of base64 strings, field names escaped by {@link escapeField} (text cannot hold the NUL that
+ * starts reserved fields).
+ */
+export interface PostgresSessionSql {
+  /** `"schema"."table"`. */
+  readonly table: string;
+  /** `"schema"."table_commit_v1"`. */
+  readonly commitFunction: string;
+  /** DDL creating whatever is missing (idempotent), in order. */
+  readonly createSchema: readonly string[];
+  /** Reads a live session: its values and when it expires (epoch ms). */
+  readonly load: string;
+  /** Slides a live session's expiry. */
+  readonly refresh: string;
+  readonly remove: string;
+  readonly commit: string;
+  /**
+   * The common commit (keys set, none removed, no clear) as one plain statement, no function: an upsert that
+   * merges with `||` under the row lock ON CONFLICT takes. It applies only when it can tell cheaply that the
+   * limits hold (the merged text's length and key count are upper bounds of what the limits count) and the
+   * deadline has not passed; otherwise it applies nothing and returns no row, and the commit function decides.
+   * $1 key, $2 set (jsonb), $3 now, $4 expiry, $5 deadline (all epoch ms), $6 the set alone is within the limits,
+   * $7 keys set, $8 maxSessionBytes, $9 maxKeys.
+   */
+  readonly setOnly: string;
+  readonly prune: string;
+  /** Whether table and function exist and the user may use them: one row of booleans. */
+  readonly check: string;
+}
+
+const quote = (identifier: string) => `"${identifier}"`;
+
+/** Decoded size of a base64 value, without decoding it. */
+const b64 = (value: string) =>
+  `(length(${value}) / 4 * 3 - (length(${value}) - length(rtrim(${value}, '='))))`;
+
+/** The session id field (`\u0000id`) as {@link escapeField} stores it. */
+const ID = `'\\0id'`;
+
+export function postgresSessionSql(schema: string, tableName: string): PostgresSessionSql {
+  const table = `${quote(schema)}.${quote(tableName)}`;
+  const commitName = `${tableName}_commit_v1`;
+  const commitFunction = `${quote(schema)}.${quote(commitName)}`;
+  const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
+  const dbNowMs = '(extract(epoch FROM clock_timestamp()) * 1000)::float8';
+  const createSchema = [
+    ...(schema === 'public' ? [] : [`CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`]),
+    `CREATE TABLE IF NOT EXISTS ${table} (
+  session_key text PRIMARY KEY,
+  data jsonb NOT NULL,
+  expires_at timestamptz NOT NULL
+) WITH (fillfactor = 90)`,
+    `CREATE INDEX IF NOT EXISTS ${quote(`${tableName}_expires_at_idx`)} ON ${table} (expires_at)`,
+    `CREATE OR REPLACE FUNCTION ${commitFunction}(
+  p_key text, p_now_ms float8, p_expires_ms float8, p_deadline_ms float8, p_cleared boolean,
+  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint
+) RETURNS float8[] LANGUAGE plpgsql AS $fn$
+-- Applies one request's changes to a session (see docs/postgres.md). Returns {status, detail}:
+-- 1 applied / 0 too late (detail: the database's time, epoch ms); 2 over maxKeys / 3 over maxSessionBytes (detail: the count).
+DECLARE
+  v_old jsonb;
+  v_base jsonb;
+  v_new jsonb;
+  v_db_ms float8;
+  v_add_keys bigint := 0;
+  v_add_bytes bigint := 0;
+  v_n bigint;
+  v_b bigint;
+  v_before bigint;
+  v_after bigint;
+BEGIN
+  -- Commits of one session run one after the other (a new session has no row to lock yet).
+  PERFORM pg_advisory_xact_lock(hashtext('${schema}.${tableName}'), hashtext(p_key));
+  -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call.
+  SELECT data INTO v_old FROM ${table} WHERE session_key = p_key AND expires_at > to_timestamp(p_now_ms / 1000) FOR UPDATE;
+  -- After the locks: a commit that waited for them past its deadline applies nothing.
+  v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
+  IF v_db_ms > p_deadline_ms THEN
+    RETURN ARRAY[0, v_db_ms];
+  END IF;
+  v_base := CASE WHEN p_cleared THEN NULL ELSE v_old END;
+  IF v_base IS NOT NULL THEN
+    SELECT count(*) FILTER (WHERE key <> ${ID}), coalesce(sum(octet_length(key) + ${b64('value')}), 0)
+      INTO v_n, v_b FROM jsonb_each_text(v_base) WHERE key = ANY (p_removed);
+    v_add_keys := -v_n;
+    v_add_bytes := -v_b;
+  END IF;
+  SELECT count(*) FILTER (WHERE v_base ->> key IS NULL AND key <> ${ID}),
+         coalesce(sum(CASE WHEN v_base ->> key IS NULL THEN octet_length(key) + ${b64('value')}
+                           ELSE ${b64('value')} - ${b64('(v_base ->> key)')} END), 0)
+    INTO v_n, v_b FROM jsonb_each_text(p_set);
+  v_add_keys := v_add_keys + v_n;
+  v_add_bytes := v_add_bytes + v_b;
+  IF v_add_keys > 0 OR p_cleared THEN
+    SELECT count(*) FILTER (WHERE key <> ${ID}) INTO v_before FROM jsonb_object_keys(coalesce(v_old, '{}')) AS key;
+    v_after := CASE WHEN p_cleared THEN v_add_keys ELSE v_before + v_add_keys END;
+    IF v_after > p_max_keys AND v_after > v_before THEN
+      RETURN ARRAY[2, v_after];
+    END IF;
+  END IF;
+  IF v_add_bytes > 0 THEN
+    SELECT coalesce(sum(octet_length(key) + ${b64('value')}), 0) INTO v_before FROM jsonb_each_text(coalesce(v_old, '{}'));
+    v_after := CASE WHEN p_cleared THEN v_add_bytes ELSE v_before + v_add_bytes END;
+    IF v_after > p_max_bytes AND v_after > v_before THEN
+      RETURN ARRAY[3, v_after];
+    END IF;
+  END IF;
+  v_new := (coalesce(v_base, '{}') - p_removed) || p_set;
+  IF (v_new - ${ID}) = '{}'::jsonb THEN
+    -- With no live row read, only an expired one may go: a live one is a concurrent single-statement commit's.
+    DELETE FROM ${table} WHERE session_key = p_key
+      AND (v_old IS NOT NULL OR expires_at <= to_timestamp(p_now_ms / 1000));
+  ELSE
+    -- The expiry moves only when more than a slide step (a twentieth of the idle timeout, at most a minute)
+    -- behind: most commits then leave every indexed column alone, and PostgreSQL updates the row in place (HOT).
+    INSERT INTO ${table} AS t (session_key, data, expires_at) VALUES (p_key, v_new, to_timestamp(p_expires_ms / 1000))
+      ON CONFLICT (session_key) DO UPDATE SET
+        -- No live row was read, but one exists now (a concurrent single-statement commit): apply the delta to it.
+        data = CASE WHEN v_old IS NULL AND NOT p_cleared AND t.expires_at > to_timestamp(p_now_ms / 1000)
+                    THEN (t.data - p_removed) || p_set ELSE EXCLUDED.data END,
+        expires_at = CASE WHEN t.expires_at < to_timestamp((p_expires_ms - least(60000, (p_expires_ms - p_now_ms) / 20)) / 1000)
+                          THEN EXCLUDED.expires_at ELSE t.expires_at END;
+  END IF;
+  RETURN ARRAY[1, v_db_ms];
+END
+$fn$`,
+  ];
+  return {
+    table,
+    commitFunction,
+    createSchema,
+    load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
+    refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
+    remove: `DELETE FROM ${table} WHERE session_key = $1`,
+    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9) AS reply`,
+    setOnly: `INSERT INTO ${table} AS t (session_key, data, expires_at)
+SELECT $1, $2::jsonb, ${ms('$4')} WHERE ${dbNowMs} <= $5::float8 AND $6::boolean
+ON CONFLICT (session_key) DO UPDATE SET
+  data = CASE WHEN t.expires_at > ${ms('$3')} THEN t.data || EXCLUDED.data ELSE EXCLUDED.data END,
+  expires_at = CASE WHEN t.expires_at < to_timestamp(($4::float8 - least(60000, ($4::float8 - $3::float8) / 20)) / 1000)
+                    THEN EXCLUDED.expires_at ELSE t.expires_at END
+WHERE ${dbNowMs} <= $5::float8
+  AND octet_length(t.data::text) + octet_length($2::text) <= $8::bigint
+  AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + $7::int <= $9::bigint
+RETURNING ${dbNowMs} AS db_ms`,
+    prune: `DELETE FROM ${table} WHERE session_key IN (
+  SELECT session_key FROM ${table} WHERE expires_at <= ${ms('$1')} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    check: `SELECT to_regclass('${schema}.${tableName}') IS NOT NULL AS has_table,
+  to_regprocedure('${schema}.${commitName}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint)') IS NOT NULL AS has_function,
+  to_regnamespace('${schema}') IS NOT NULL AS has_schema`,
+  };
+}
+
+/** Privileges the store needs, checked once table and function exist (one row of booleans). */
+export function privilegesSql(sql: PostgresSessionSql): string {
+  const table = sql.table.replace(/'/g, "''");
+  // One call per privilege: with a list, has_table_privilege is true when any one of them is held.
+  const tableOk = ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+    .map((privilege) => `has_table_privilege('${table}', '${privilege}')`)
+    .join(' AND ');
+  return `SELECT ${tableOk} AS table_ok,
+  has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint)', 'EXECUTE') AS function_ok`;
+}
+
+/** A field name as stored: text cannot hold NUL, so `\` becomes `\\` and NUL `\0`. */
+export function escapeField(field: string): string {
+  if (!field.includes('\u0000') && !field.includes('\\')) return field;
+  return field.replace(/\\/g, '\\\\').replace(/\u0000/g, '\\0');
+}
+
+/** The inverse of {@link escapeField}. */
+export function unescapeField(stored: string): string {
+  if (!stored.includes('\\')) return stored;
+  return stored.replace(/\\(\\|0)/g, (_, c: string) => (c === '0' ? '\u0000' : '\\'));
+}

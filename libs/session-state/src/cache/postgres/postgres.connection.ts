@@ -1,0 +1,287 @@
+import { Logger } from '@nestjs/common';
+import pg from 'pg';
+import { Deadlines } from '../deadlines.js';
+import { RedisClock } from '../redis/redis-clock.js';
+import { PostgresConfigurationError, PostgresOperationError } from '../../errors/postgres.errors.js';
+import { describePostgresStartupFailure, redact } from './postgres-startup-failure.js';
+import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './postgres-session.sql.js';
+import type { ResolvedPostgresOptions } from './postgres-session.options.js';
+
+/** More than the operation deadlines' check interval (at most 50 ms). */
+const DEADLINE_SLACK = 100;
+/** Prune statements per timer tick at most, while each fills its batch. */
+const PRUNE_ROUNDS = 10;
+
+/**
+ * A `pg` pool with the store's failure semantics: every operation (taking a connection included) is
+ * bounded by `operationTimeoutInMilliseconds`, a connection whose operation timed out is destroyed
+ * (never reused half-way through a reply), outages are logged once, and the next operation after the
+ * database is back simply works. Also creates or checks the schema at startup and prunes expired rows.
+ *
+ * @example
+ * const connection = new PostgresConnection(resolvePostgresOptions({ connectionString: process.env.DATABASE_URL }));
+ * await connection.connect(); // rejects within connectionTimeoutInMilliseconds, naming the option to fix
+ * const store = new PostgresSessionStore(connection);
+ * // ... on shutdown
+ * await connection.close();
+ */
+export class PostgresConnection {
+  private readonly logger = new Logger('PostgresConnection');
+  readonly pool: pg.Pool;
+  readonly sql: PostgresSessionSql;
+  private readonly deadlines: Deadlines;
+  /** The database's clock as seen from here: commit deadlines are in it. */
+  private readonly databaseClock = new RedisClock();
+  private failing = false;
+  private closed = false;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  private pruning: Promise<unknown> | undefined;
+
+  constructor(readonly options: ResolvedPostgresOptions) {
+    this.sql = postgresSessionSql(options.schema, options.tableName);
+    this.deadlines = new Deadlines(options.operationTimeout);
+    this.pool =
+      (options.pool as pg.Pool | undefined) ??
+      new pg.Pool({
+        connectionString: options.connectionString,
+        ssl: options.ssl,
+        max: options.maxConnections,
+        connectionTimeoutMillis: options.connectionTimeout,
+        // A statement the database runs after the app stopped waiting ends there too.
+        statement_timeout: options.operationTimeout,
+        application_name: 'nest-session-state',
+        keepAlive: true,
+      });
+    // An idle connection that dies (database restart) is reported here; without a listener it would crash the app.
+    this.pool.on('error', (error) => this.reportFailure('idle connection', error));
+  }
+
+  /**
+   * Connects at startup, creates the table, index and commit function when missing (`createTable`)
+   * and checks that the user may use them. Rejects with {@link PostgresConfigurationError}.
+   */
+  async connect(): Promise<void> {
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        reject(new Error('connection timeout'));
+      }, this.options.connectionTimeout);
+    });
+    let client: pg.PoolClient | undefined;
+    const connecting = this.pool.connect();
+    try {
+      client = await Promise.race([connecting, deadline]);
+    } catch (error) {
+      connecting.then(
+        (late) => late.release(true),
+        () => undefined,
+      );
+      await this.endOwnPool();
+      throw describePostgresStartupFailure(error, this.options, timedOut);
+    } finally {
+      clearTimeout(timer);
+    }
+    try {
+      // A first reading of the database's clock, before the first commit needs a deadline in it.
+      const { rows } = await client.query<{ now: string }>(
+        'SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now',
+      );
+      this.databaseClock.observe(Number(rows[0].now));
+      await this.prepareSchema(client);
+      client.release();
+    } catch (error) {
+      client.release(true);
+      await this.endOwnPool();
+      if (error instanceof PostgresConfigurationError) throw error;
+      throw this.schemaFailure(error);
+    }
+    if (this.options.pruneInterval > 0) {
+      this.pruneTimer = setInterval(() => void this.pruneInBackground(), this.options.pruneInterval).unref();
+    }
+  }
+
+  private async prepareSchema(client: pg.PoolClient): Promise<void> {
+    const exists = async () =>
+      (await client.query<{ has_table: boolean; has_function: boolean; has_schema: boolean }>(this.sql.check))
+        .rows[0];
+    let found = await exists();
+    if (!(found.has_table && found.has_function) && this.options.createTable) {
+      await client.query('BEGIN');
+      try {
+        // Instances starting together would otherwise race on CREATE ... IF NOT EXISTS.
+        await client.query(`SELECT pg_advisory_xact_lock(hashtext('nest-session-state schema'))`);
+        for (const statement of this.sql.createSchema) await client.query(statement);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+      found = await exists();
+    }
+    const { schema, tableName } = this.options;
+    if (!found.has_table || !found.has_function) {
+      const missing = !found.has_schema
+        ? `schema "${schema}" (postgres.schema)`
+        : !found.has_table
+          ? `table "${schema}"."${tableName}" (postgres.tableName)`
+          : `function "${schema}"."${tableName}_commit_v1"`;
+      throw new PostgresConfigurationError(
+        `PostgreSQL at ${this.options.where} has no ${missing}, and postgres.createTable is false: create the ` +
+          'table, index and function with the SQL in docs/postgres.md, or set postgres.createTable to true.',
+      );
+    }
+    const privileges = (
+      await client.query<{ table_ok: boolean; function_ok: boolean }>(privilegesSql(this.sql))
+    ).rows[0];
+    if (!privileges.table_ok || !privileges.function_ok) {
+      throw new PostgresConfigurationError(
+        `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not use ` +
+          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the table ${this.sql.table}`}: grant it ` +
+          `SELECT, INSERT, UPDATE, DELETE on the table and EXECUTE on the function (docs/postgres.md).`,
+      );
+    }
+  }
+
+  private schemaFailure(error: unknown): PostgresConfigurationError {
+    const { code, message } = error as { code?: string; message?: string };
+    if (code === '42501') {
+      return new PostgresConfigurationError(
+        `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not create the ` +
+          `session table in schema "${this.options.schema}" (postgres.schema): grant it CREATE on the schema, or ` +
+          'create the table with the SQL in docs/postgres.md and set postgres.createTable to false. ' +
+          `[${code} ${redact(message ?? '')}]`,
+        { cause: error },
+      );
+    }
+    return describePostgresStartupFailure(error, this.options, false);
+  }
+
+  /**
+   * The deadline for a commit sent now, in the database's clock (epoch ms): the commit function
+   * applies nothing when it runs later. It is the moment this process stops waiting for the reply, or
+   * earlier (the estimate of the database's clock never runs ahead of it).
+   */
+  commitDeadline(): number {
+    return this.databaseClock.now() + this.options.operationTimeout;
+  }
+
+  /** A commit's reply carried the database's time (epoch ms): keeps {@link commitDeadline} exact. */
+  observeDatabaseTime(ms: number): void {
+    this.databaseClock.observe(ms);
+  }
+
+  /** The longest {@link execute} takes before it settles. */
+  get longestExecution(): number {
+    return this.options.operationTimeout + DEADLINE_SLACK;
+  }
+
+  /**
+   * Runs one statement (a named, prepared one: parsed once per connection) on a pooled connection,
+   * bounded by the operation timeout. Rejects with {@link PostgresOperationError}.
+   */
+  execute<R extends pg.QueryResultRow>(
+    name: string,
+    text: string,
+    values: unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    let client: pg.PoolClient | undefined;
+    let settled = false;
+    const release = (destroy: boolean) => {
+      if (settled) return;
+      settled = true;
+      client?.release(destroy);
+    };
+    const run = this.pool.connect().then(async (connected) => {
+      client = connected;
+      if (settled) {
+        // Timed out while waiting for this connection: hand it back unused.
+        settled = false;
+        release(false);
+        throw new Error('timed out');
+      }
+      const result = await connected.query<R>({ name: `nss_${name}`, text, values });
+      release(false);
+      return result;
+    });
+    const bounded = this.deadlines.bound(run, this.options.operationTimeout, () => {
+      // A connection stuck mid-reply must not serve the next operation.
+      release(true);
+      return new PostgresOperationError(
+        `PostgreSQL operation ${name} timed out after operationTimeoutInMilliseconds=${this.options.operationTimeout}`,
+        name,
+      );
+    });
+    return bounded.then(
+      (result) => {
+        if (this.failing) this.reportRecovery();
+        return result;
+      },
+      (error: unknown) => {
+        release(true);
+        const failure =
+          error instanceof PostgresOperationError
+            ? error
+            : new PostgresOperationError(
+                `PostgreSQL operation ${name} failed: ${redact((error as Error).message)}`,
+                name,
+                { cause: error },
+              );
+        this.reportFailure(name, failure);
+        throw failure;
+      },
+    );
+  }
+
+  /**
+   * Deletes expired sessions in batches of `pruneBatchSize` (through the expiry index, skipping rows
+   * other instances are deleting), up to 10 batches; resolves with the number deleted.
+   */
+  async prune(): Promise<number> {
+    let deleted = 0;
+    for (let round = 0; round < PRUNE_ROUNDS; round++) {
+      const result = await this.execute('prune', this.sql.prune, [
+        this.options.clock.now(),
+        this.options.pruneBatchSize,
+      ]);
+      deleted += result.rowCount ?? 0;
+      if ((result.rowCount ?? 0) < this.options.pruneBatchSize) break;
+    }
+    return deleted;
+  }
+
+  private async pruneInBackground(): Promise<void> {
+    if (this.pruning || this.closed) return;
+    this.pruning = this.prune().catch(() => undefined); // reported by execute
+    await this.pruning;
+    this.pruning = undefined;
+  }
+
+  private reportFailure(what: string, error: Error): void {
+    if (this.failing || this.closed) return;
+    this.failing = true;
+    this.logger.warn(
+      `PostgreSQL is failing (${what}: ${redact(error.message)}); requests that need it fail or run without it ` +
+        'until it answers again. Further failures are not logged until then.',
+    );
+  }
+
+  private reportRecovery(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.logger.log('PostgreSQL answers again.');
+  }
+
+  private async endOwnPool(): Promise<void> {
+    if (!this.options.pool) await this.pool.end().catch(() => undefined);
+  }
+
+  /** Stops pruning and ends the pool if this module created it (an app's own pool is left open). */
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    await this.pruning;
+    await this.endOwnPool();
+  }
+}

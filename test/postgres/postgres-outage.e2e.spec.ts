@@ -1,0 +1,122 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair } from '../support/cookie-jar.js';
+import { TestDatabase } from '../support/postgres/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
+
+const COOKIE = '.Nest.Session';
+const SECRETS = ['Pg7vT2xZ9pLr4nYc1sWd8hJk3fBg6aEu0iOt5yRz2K'];
+/** Instance a gives up on a PostgreSQL operation after this long (its request answers 503). */
+const TIMEOUT = 400;
+/** How long a commit is held: well past TIMEOUT, so it reaches PostgreSQL after the 503 left. */
+const HOLD = 900;
+const TRIALS = 3;
+
+function sessionKeyOf(cookie: string): string {
+  const signed = cookie.slice(cookie.indexOf('=') + 1);
+  return signed.slice(0, signed.lastIndexOf('.'));
+}
+
+/**
+ * PostgreSQL down, stalled or refusing: requests answer 503 within the operation timeout (or go on
+ * without session state when throwOnError is false), never hang, and work again once the database
+ * does, without a restart. A commit answered 503 never lands later.
+ */
+describe('PostgreSQL outages', () => {
+  let db: TestDatabase;
+  let proxy: StallProxy;
+  const apps: INestApplication[] = [];
+  /** Through the stall proxy, short operation timeout. */
+  let a: string;
+  /** Direct. */
+  let b: string;
+  /** Direct, throwOnError false. */
+  let lenient: string;
+
+  beforeAll(async () => {
+    db = await TestDatabase.create();
+    proxy = await StallProxy.start({ host: db.host, port: db.port });
+    const start = async (connectionString: string, throwOnError = true) => {
+      const started = await startSessionApp({
+        secrets: SECRETS,
+        postgres: { connectionString, operationTimeoutInMilliseconds: TIMEOUT, throwOnError },
+      });
+      apps.push(started.app);
+      return started.url;
+    };
+    a = await start(db.url(proxy));
+    b = await start(db.url());
+    lenient = await start(db.url(), false);
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await proxy.stop();
+    await db.drop();
+  });
+
+  const stored = async (cookie: string, field: string): Promise<string | undefined> => {
+    const [row] = await db.query<{ value: string | null }>(
+      'SELECT data ->> $2 AS value FROM nest_sessions WHERE session_key = $1',
+      [sessionKeyOf(cookie), field],
+    );
+    return row?.value == null ? undefined : Buffer.from(row.value, 'base64').toString('utf8');
+  };
+
+  it(`stalled connection: a 503 commit, then a newer write answered 200, then the stalled commit reaches PostgreSQL: the newer write stays (${TRIALS} trials)`, async () => {
+    let overwritten = 0;
+    for (let i = 0; i < TRIALS; i++) {
+      const cookie = cookiePair(
+        await request(b).post('/set/x').send({ value: 'initial' }).expect(200),
+        COOKIE,
+      );
+      // The commit carries the value base64-encoded (the load before it does not carry it at all).
+      const hold = proxy.holdWhen(Buffer.from(`old-${i}-marker`).toString('base64'), HOLD);
+      const started = Date.now();
+      await request(a)
+        .post('/set/x')
+        .set('Cookie', cookie)
+        .send({ value: `old-${i}-marker` })
+        .expect(503);
+      expect(Date.now() - started).toBeLessThan(TIMEOUT + 600);
+      if (!hold.engaged) proxy.disarm();
+      expect(hold.engaged).toBe(true); // the 503 came from the held commit
+      await request(b)
+        .post('/set/x')
+        .set('Cookie', cookie)
+        .send({ value: `new-${i}` })
+        .expect(200);
+      await hold.answered; // the held commit reached PostgreSQL after the 200, and ran there
+      if ((await stored(cookie, 'x')) !== `new-${i}`) overwritten++;
+    }
+    expect(`${overwritten}/${TRIALS} overwritten`).toBe(`0/${TRIALS} overwritten`);
+  });
+
+  it('the instance whose connection stalled answers normally afterwards (the stuck connection was dropped)', async () => {
+    const cookie = cookiePair(await request(a).get('/counter').expect(200, { count: 1 }), COOKIE);
+    await request(a).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+  });
+
+  describe('database refusing connections', () => {
+    const refuse = (allow: boolean) => db.allowConnections(allow);
+
+    it('answers 503 without hanging, goes on without session state under throwOnError false, and recovers without a restart', async () => {
+      const cookie = cookiePair(await request(b).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const other = cookiePair(await request(lenient).get('/counter').expect(200, { count: 1 }), COOKIE);
+      await refuse(false);
+      try {
+        const started = Date.now();
+        const down = await request(b).get('/counter').set('Cookie', cookie);
+        expect(down.status).toBe(503);
+        expect(down.body).toMatchObject({ code: 'SESSION_UNAVAILABLE' });
+        expect(Date.now() - started).toBeLessThan(TIMEOUT + 1500);
+        const read = await request(lenient).get('/read').set('Cookie', other).expect(200);
+        expect(read.body).toMatchObject({ available: false, count: null });
+      } finally {
+        await refuse(true);
+      }
+      await request(b).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      await request(lenient).get('/counter').set('Cookie', other).expect(200, { count: 2 });
+    });
+  });
+});

@@ -1,0 +1,283 @@
+/**
+ * The postgres option at startup of a real Nest app: option names and values checked before anything
+ * connects, store options that exclude it, and a database that cannot be used reported naming the
+ * option to fix, with the password never quoted.
+ */
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import request from 'supertest';
+import {
+  ManualClock,
+  MemoryDistributedCache,
+  MemorySessionStore,
+  PostgresConfigurationError,
+  SessionConfigurationError,
+  type SessionModuleOptions,
+} from 'nest-session-state';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { TestDatabase } from '../support/postgres/index.js';
+import { freePort } from '../support/redis/index.js';
+
+const SECRETS = ['Hq5wT1xZ8pLr3nYc6sWd0hJk9fBg2aEu7iOt4yRz1M'];
+/** Options as an app builds them from configuration: the compiler cannot see their names. */
+const fromConfig = (options: object): SessionModuleOptions => options;
+
+async function startupError(options: SessionModuleOptions): Promise<{ error: Error; ms: number }> {
+  const started = performance.now();
+  try {
+    const { app } = await startSessionApp({ secrets: SECRETS, ...options });
+    await app.close();
+  } catch (error) {
+    return { error: error as Error, ms: performance.now() - started };
+  }
+  throw new Error('startup succeeded');
+}
+
+describe('postgres options refused before connecting', () => {
+  /** Nothing listens here: a module that tried to connect would fail differently (ECONNREFUSED). */
+  let closed: string;
+  beforeAll(async () => {
+    closed = `postgres://app:hunter2@127.0.0.1:${await freePort()}/app`;
+  });
+
+  it.each([
+    [
+      'a misspelt name',
+      () => ({ postgres: { conectionString: closed } }),
+      'SessionModule option postgres.conectionString is unknown: did you mean postgres.connectionString?',
+    ],
+    [
+      "pg's and connect-pg-simple's names",
+      () => ({ postgres: { url: closed, createTableIfMissing: true } }),
+      'SessionModule option postgres.url is unknown: did you mean postgres.connectionString?\n' +
+        'SessionModule option postgres.createTableIfMissing is unknown: did you mean postgres.createTable?',
+    ],
+    [
+      'a postgres name at the top level',
+      () => ({ connectionString: closed }),
+      'SessionModule option connectionString is unknown: did you mean postgres.connectionString?',
+    ],
+  ])('%s', async (_, options, message) => {
+    const { error, ms } = await startupError(fromConfig(options()));
+    expect(error).toBeInstanceOf(SessionConfigurationError);
+    expect(error.message).toBe(message);
+    expect(ms).toBeLessThan(2_000);
+  });
+
+  it.each([
+    [
+      'redis and postgres',
+      () => ({ postgres: { connectionString: closed }, redis: { url: 'redis://127.0.0.1:1' } }),
+      'SessionModule options redis and postgres exclude each other: each would hold the sessions. Remove one of them.',
+    ],
+    [
+      'postgres and store',
+      () => ({ postgres: { connectionString: closed }, store: new MemorySessionStore() }),
+      'SessionModule options postgres and store exclude each other: postgres builds the session store, which store replaces. Remove one of them.',
+    ],
+    [
+      'postgres and memory',
+      () => ({ postgres: { connectionString: closed }, memory: { sizeLimit: 1024 } }),
+      'SessionModule options postgres and memory exclude each other: memory configures the built-in memory store, ' +
+        'which postgres replaces. Remove memory, or postgres to keep sessions in memory.',
+    ],
+    [
+      'postgres and session.lock',
+      () => ({ postgres: { connectionString: closed }, session: { lock: true } }),
+      'SessionModule options postgres and session.lock exclude each other: the PostgreSQL store has no session lock ' +
+        '(its commits write only the changed keys). Remove session.lock, or keep sessions in Redis.',
+    ],
+  ])('%s exclude each other', async (_, options, message) => {
+    const { error, ms } = await startupError(options());
+    expect(error).toBeInstanceOf(SessionConfigurationError);
+    expect(error.message).toBe(message);
+    expect(ms).toBeLessThan(2_000);
+  });
+
+  it.each([
+    ['not a URL', { connectionString: 'hunter2 at db' }, /postgres\.connectionString is not a valid URL/],
+    [
+      'another scheme',
+      { connectionString: 'mysql://app:hunter2@db/app' },
+      /must start with postgres:\/\/ or postgresql:\/\/ \(got mysql:\/\/\)/,
+    ],
+    ['neither connectionString nor pool', {}, /need postgres\.connectionString .* or postgres\.pool/],
+    [
+      'both',
+      { connectionString: 'postgres://db/app', pool: new pg.Pool() },
+      /connectionString and postgres\.pool exclude each other/,
+    ],
+    [
+      'a table name that is not an identifier',
+      { connectionString: 'postgres://db/app', tableName: 'sessions; drop' },
+      /postgres\.tableName must be a plain identifier/,
+    ],
+    [
+      'a negative timeout',
+      { connectionString: 'postgres://db/app', operationTimeoutInMilliseconds: -1 },
+      /postgres\.operationTimeoutInMilliseconds must be an integer from 1/,
+    ],
+  ])('a bad value: %s, naming the option, never the password', async (_, postgres, message) => {
+    const { error } = await startupError(fromConfig({ postgres }));
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain('hunter2');
+  });
+});
+
+describe('a database that cannot be used fails startup, naming the option', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await TestDatabase.create();
+    // A user that may connect but not create anything in schema public (PostgreSQL 15's default).
+    await db.query(`DROP ROLE IF EXISTS ${db.name}_app`);
+    await db.query(`CREATE ROLE ${db.name}_app LOGIN PASSWORD 'hunter2'`);
+  });
+  afterAll(async () => {
+    await db.drop();
+    const admin = new pg.Client({ host: db.host, port: db.port, user: db.user, database: 'postgres' });
+    await admin.connect();
+    await admin.query(`DROP ROLE IF EXISTS ${db.name}_app`);
+    await admin.end();
+  });
+  const at = () => `${db.host}:${db.port}`;
+
+  it('nothing listening (ECONNREFUSED): host and port, fast', async () => {
+    const port = await freePort();
+    const { error, ms } = await startupError({
+      postgres: { connectionString: `postgres://app:hunter2@127.0.0.1:${port}/app` },
+    });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain(`Nothing accepts connections at 127.0.0.1:${port}/app (ECONNREFUSED)`);
+    expect(error.message).toContain('postgres.connectionString');
+    expect(error.message).not.toContain('hunter2');
+    expect(ms).toBeLessThan(2_000);
+  });
+
+  it('a database that does not exist', async () => {
+    const { error } = await startupError({
+      postgres: { connectionString: `postgres://${db.user}:hunter2@${at()}/${db.name}_missing` },
+    });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain(
+      'has no such database: check the database name in postgres.connectionString',
+    );
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('a user that does not exist: the credentials', async () => {
+    const { error } = await startupError({
+      postgres: { connectionString: `postgres://nobody_${db.name}:hunter2@${at()}/${db.name}` },
+    });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain(
+      'rejected the credentials: check the user and password in postgres.connectionString',
+    );
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('a user without CREATE on the schema: grant it, or create the table by hand and set createTable false', async () => {
+    const { error } = await startupError({
+      postgres: { connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}` },
+    });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain('may not create the session table in schema "public" (postgres.schema)');
+    expect(error.message).toContain('docs/postgres.md');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('createTable false and no table: names postgres.tableName and the docs', async () => {
+    const { error } = await startupError({
+      postgres: { connectionString: db.url(), tableName: 'absent', createTable: false },
+    });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain(
+      'has no table "public"."absent" (postgres.tableName), and postgres.createTable is false',
+    );
+  });
+
+  it('createTable false and a table the user may not write: names the grants', async () => {
+    await (
+      await startSessionApp({ postgres: { connectionString: db.url(), tableName: 'owned' } })
+    ).app.close();
+    await db.query(`GRANT SELECT ON owned TO ${db.name}_app`);
+    const { error } = await startupError({
+      postgres: {
+        connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+        tableName: 'owned',
+        createTable: false,
+      },
+    });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain('may not use the table "public"."owned"');
+    expect(error.message).toContain('SELECT, INSERT, UPDATE, DELETE');
+  });
+
+  it('after the grants of docs/postgres.md, the same user works', async () => {
+    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON owned TO ${db.name}_app`);
+    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v1 TO ${db.name}_app`);
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      postgres: {
+        connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+        tableName: 'owned',
+        createTable: false,
+      },
+    });
+    try {
+      await request(url).get('/counter').expect(200, { count: 1 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('the hand-migration SQL of docs/postgres.md, run as written, serves a user that may not create tables', async () => {
+    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    expect(blocks).toHaveLength(2); // the schema, then the grants
+    await db.query(blocks[0]);
+    await db.query(blocks[1].replaceAll('app_user', `${db.name}_app`));
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      postgres: {
+        connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+        createTable: false,
+      },
+    });
+    try {
+      const first = await request(url).get('/counter').expect(200, { count: 1 });
+      const cookie = (first.headers['set-cookie'] as unknown as string[])[0].split(';')[0];
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(await db.query('SELECT count(*)::int AS n FROM public.nest_sessions')).toEqual([{ n: 1 }]);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('every documented option, set at once, starts (with cache as the injectable DistributedCache)', async () => {
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      cache: new MemoryDistributedCache(),
+      postgres: {
+        connectionString: db.url(),
+        schema: 'every_option',
+        tableName: 'sessions_all',
+        createTable: true,
+        ssl: false,
+        maxConnections: 3,
+        connectionTimeoutInMilliseconds: 2_000,
+        operationTimeoutInMilliseconds: 2_000,
+        throwOnError: false,
+        pruneIntervalInMilliseconds: 0,
+        pruneBatchSize: 10,
+        clock: new ManualClock(Date.now()),
+      },
+    });
+    try {
+      await request(url).get('/counter').expect(200, { count: 1 });
+      expect(await db.query('SELECT count(*)::int AS n FROM every_option.sessions_all')).toEqual([{ n: 1 }]);
+    } finally {
+      await app.close();
+    }
+  });
+});

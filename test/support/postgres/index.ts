@@ -1,0 +1,1 @@
+export { TestDatabase } from './test-database.js';
