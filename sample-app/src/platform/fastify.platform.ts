@@ -16,7 +16,7 @@ export async function createFastifyApp(
   footer: Footer,
 ): Promise<INestApplication> {
   const app = await NestFactory.create<NestFastifyApplication>(module, new FastifyAdapter(), options);
-  await app.setViewEngine({
+  app.setViewEngine({
     engine: { handlebars },
     templates: viewsDir,
     layout: 'layout.hbs',
