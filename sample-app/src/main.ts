@@ -33,6 +33,8 @@ async function bootstrap(): Promise<void> {
     VIEWS_DIR,
     footer,
   );
+  // What the adapter says it is (not what HTTP_ADAPTER asked for), so the footer shows the real platform.
+  footer.platform = app.getHttpAdapter().getType();
   app.enableShutdownHooks();
 
   await app.listen(config.port);

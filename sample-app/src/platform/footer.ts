@@ -1,8 +1,7 @@
-import type { SamplePlatform } from '../config/sample-app.config.js';
-
 /** What views/layout.hbs shows in every page's footer (a view local on both platforms). */
 export interface Footer {
-  platform: SamplePlatform;
+  /** The running adapter's `getType()`: `express` or `fastify`. */
+  platform: string;
   store: string;
   tempDataProvider: string;
   idleTimeoutMinutes: number;
