@@ -25,6 +25,7 @@ import {
 } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CookieJar, cookiePair, setCookies } from '../support/cookie-jar.js';
+import { redirectTo } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
 
@@ -34,7 +35,7 @@ class FlashErrorFilter implements ExceptionFilter {
   constructor(private readonly tempData: TempDataAccessor) {}
   catch(error: BadRequestException, host: ArgumentsHost) {
     this.tempData.current.set('Message', `failed: ${error.message}`);
-    host.switchToHttp().getResponse<Response>().redirect('/temp');
+    redirectTo(host.switchToHttp().getResponse(), '/temp');
   }
 }
 

@@ -26,6 +26,7 @@ import {
   type SessionModuleOptions,
   TempDataAccessor,
 } from 'nest-session-state';
+import { createPlatformApp } from '../support/platform/test-platform.js';
 
 // The library's AsyncLocalStorage is private: observe it through its effect, whether an accessor
 // reached without injection (app.get()) finds the current request.
@@ -157,7 +158,7 @@ async function startSessionApp(
   @Module({ imports: [SessionModule.forRoot(options), ...imports], controllers: [ProbeController] })
   class ProbeAppModule {}
   const ref = await Test.createTestingModule({ imports: [ProbeAppModule] }).compile();
-  const app = ref.createNestApplication({ logger: false });
+  const app = createPlatformApp(ref, { logger: false });
   beforeListen?.(app);
   current = app;
   await app.listen(0, '127.0.0.1');

@@ -11,7 +11,6 @@ import {
   type CanActivate,
   type ExceptionFilter,
 } from '@nestjs/common';
-import type { Response } from 'express';
 import request from 'supertest';
 import {
   DistributedCache,
@@ -26,6 +25,7 @@ import {
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { RedisServerProcess, freePort } from '../support/redis/index.js';
+import { sendBody } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
 
@@ -44,11 +44,7 @@ class SessionAwareFilter implements ExceptionFilter {
   async catch(_error: NotFoundException, host: ArgumentsHost) {
     const session = await this.sessions.load();
     session.setString('lastMissing', 'yes');
-    host
-      .switchToHttp()
-      .getResponse<Response>()
-      .status(404)
-      .json({ name: session.getString('name') ?? null });
+    sendBody(host.switchToHttp().getResponse(), { name: session.getString('name') ?? null }, 404);
   }
 }
 

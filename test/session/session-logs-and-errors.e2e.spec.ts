@@ -6,6 +6,7 @@ import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { RedisServerProcess } from '../support/redis/index.js';
+import { createPlatformApp } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
 const SECRET = 'Wm4rTq9pXz2sVb7nKc1dLf8gHa3eJu6iOy5tRw0Q3Z';
@@ -71,7 +72,7 @@ describe('errors', () => {
     const ref = await Test.createTestingModule({ imports: [NoSessionModule] })
       .setLogger(logger)
       .compile();
-    const app = ref.createNestApplication({ logger });
+    const app = createPlatformApp(ref, { logger });
     await app.listen(0, '127.0.0.1');
     try {
       await request(await app.getUrl())

@@ -13,7 +13,6 @@ import {
   type INestApplication,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import type { Response } from 'express';
 import request from 'supertest';
 import * as api from 'nest-session-state';
 import {
@@ -29,6 +28,7 @@ import {
   type SessionModuleOptions,
   type TempDataDictionary,
 } from 'nest-session-state';
+import { createPlatformApp, sendBody } from '../support/platform/test-platform.js';
 
 const REPLY = {
   statusCode: 503,
@@ -114,11 +114,7 @@ class DownStore extends MemorySessionStore {
 @Catch(SessionUnavailableError)
 class SessionOutageFilter implements ExceptionFilter {
   catch(error: SessionUnavailableError, host: ArgumentsHost) {
-    host
-      .switchToHttp()
-      .getResponse<Response>()
-      .status(503)
-      .json({ outage: error.code, action: error.action });
+    sendBody(host.switchToHttp().getResponse(), { outage: error.code, action: error.action }, 503);
   }
 }
 
@@ -159,7 +155,7 @@ async function start(options: SessionModuleOptions): Promise<{ app: INestApplica
   @Module({ imports: [SessionModule.forRoot(options)], controllers: [ErrorsController] })
   class ErrorsAppModule {}
   const ref = await Test.createTestingModule({ imports: [ErrorsAppModule] }).compile();
-  const app = ref.createNestApplication({ logger: false });
+  const app = createPlatformApp(ref, { logger: false });
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }

@@ -13,6 +13,7 @@ import {
 } from 'nest-session-state';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair, findSetCookie, setCookies } from '../support/cookie-jar.js';
+import { createPlatformApp } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
 
@@ -127,7 +128,7 @@ async function start(
   @Module({ imports: [SessionModule.forRoot(options)], controllers: [HeadController] })
   class HeadAppModule {}
   const ref = await Test.createTestingModule({ imports: [HeadAppModule] }).compile();
-  const app = ref.createNestApplication({ logger });
+  const app = createPlatformApp(ref, { logger });
   if (withCompression) app.use(compression({ threshold: 0 }));
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
@@ -263,7 +264,7 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
     @Module({ imports: [SessionModule.forRoot({ store })], controllers: [FloodController] })
     class FloodAppModule {}
     const ref = await Test.createTestingModule({ imports: [FloodAppModule] }).compile();
-    app = ref.createNestApplication({ logger });
+    app = createPlatformApp(ref, { logger });
     await app.listen(0, '127.0.0.1');
     url = await app.getUrl();
   });

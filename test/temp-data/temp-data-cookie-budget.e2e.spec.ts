@@ -12,6 +12,7 @@ import {
 } from 'nest-session-state';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { CookieJar } from '../support/cookie-jar.js';
+import { createPlatformApp } from '../support/platform/test-platform.js';
 
 /** The message: with the old 40 KiB default it made a 5-chunk cookie and a 16,386-byte Cookie header. */
 const LONG_NAME = 'A'.repeat(12_150 - 'Customer  added'.length);
@@ -102,7 +103,7 @@ async function start(
   const ref = await Test.createTestingModule({ imports: [BudgetAppModule] })
     .setLogger(logger)
     .compile();
-  const app = ref.createNestApplication({ logger });
+  const app = createPlatformApp(ref, { logger });
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }
@@ -200,7 +201,7 @@ describe('TempDataTooLargeError', () => {
     @Module({ imports: [SessionModule.forRoot()], controllers: [DirectController] })
     class DirectAppModule {}
     const ref = await Test.createTestingModule({ imports: [DirectAppModule] }).compile();
-    const app = ref.createNestApplication({ logger: false });
+    const app = createPlatformApp(ref, { logger: false });
     await app.listen(0, '127.0.0.1');
     try {
       const { body } = await request(await app.getUrl())

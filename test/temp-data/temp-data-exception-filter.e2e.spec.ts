@@ -9,10 +9,10 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import type { Response } from 'express';
 import request from 'supertest';
 import { SessionModule, TempData, TempDataAccessor, type TempDataDictionary } from 'nest-session-state';
 import { CookieJar } from '../support/cookie-jar.js';
+import { createPlatformApp, redirectTo } from '../support/platform/test-platform.js';
 
 class ValidationFailed extends Error {}
 
@@ -21,7 +21,7 @@ class RedirectWithMessage implements ExceptionFilter {
   constructor(private readonly tempData: TempDataAccessor) {}
   async catch(error: ValidationFailed, host: ArgumentsHost) {
     (await this.tempData.load()).set('Error', error.message);
-    host.switchToHttp().getResponse<Response>().redirect('/form');
+    redirectTo(host.switchToHttp().getResponse(), '/form');
   }
 }
 
@@ -55,7 +55,7 @@ describe.each(['cookie', 'session'] as const)('TempData and exception filters (%
   it("a failed handler's TempData changes are rolled back, while an exception filter's are saved", async () => {
     @Module({ imports: [SessionModule.forRoot({ tempData: { provider } })], controllers: [FormController] })
     class AppModule {}
-    const app = (await Test.createTestingModule({ imports: [AppModule] }).compile()).createNestApplication({
+    const app = createPlatformApp(await Test.createTestingModule({ imports: [AppModule] }).compile(), {
       logger: false,
     });
     await app.listen(0, '127.0.0.1');
@@ -78,7 +78,7 @@ describe('SessionModule.forRoot() without arguments', () => {
   it('boots with the memory store and cookie TempData', async () => {
     @Module({ imports: [SessionModule.forRoot()], controllers: [FormController] })
     class BareModule {}
-    const app = (await Test.createTestingModule({ imports: [BareModule] }).compile()).createNestApplication({
+    const app = createPlatformApp(await Test.createTestingModule({ imports: [BareModule] }).compile(), {
       logger: false,
     });
     await app.listen(0, '127.0.0.1');

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { Controller, Get, Redirect, Res, type INestApplication } from '@nestjs/common';
-import type { Response } from 'express';
 import { TempData, type TempDataDictionary } from 'nest-session-state';
 import { Browser } from './support/browser.js';
 import { startTempDataApp } from './support/temp-data-test.app.js';
+import { rawResponse, redirectTo, sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
 
 /**
  * ASP.NET keeps all TempData when the result is a redirect (IKeepTempDataResult): a value read in a
@@ -19,22 +19,21 @@ class ReadThenController {
   }
 
   @Get('res-redirect')
-  resRedirect(@TempData() tempData: TempDataDictionary, @Res() res: Response) {
+  resRedirect(@TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
     tempData.get('Message');
-    res.redirect('/customers');
+    redirectTo(res, '/customers');
   }
 
   @Get('status-location')
-  statusLocation(@TempData() tempData: TempDataDictionary, @Res({ passthrough: true }) res: Response) {
+  statusLocation(@TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
     tempData.get('Message');
-    res.status(303).setHeader('Location', '/customers');
-    return '';
+    sendBody(res, '', 303, { Location: '/customers' });
   }
 
   @Get('write-head')
-  writeHead(@TempData() tempData: TempDataDictionary, @Res() res: Response) {
+  writeHead(@TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
     tempData.get('Message');
-    res.writeHead(307, { Location: '/customers' }).end();
+    rawResponse(res).writeHead(307, { Location: '/customers' }).end();
   }
 
   /** Removing is not reading: a removed value stays removed across a redirect. */
@@ -52,9 +51,9 @@ class ReadThenController {
 
   /** A 3xx without Location (304 Not Modified) is not a redirect. */
   @Get('not-modified')
-  notModified(@TempData() tempData: TempDataDictionary, @Res() res: Response) {
+  notModified(@TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
     tempData.get('Message');
-    res.status(304).end();
+    sendBody(res, undefined, 304);
   }
 }
 

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import {
   Controller,
   Get,
+  Param,
   Injectable,
   Res,
   UseInterceptors,
@@ -11,7 +12,6 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import type { Request, Response } from 'express';
 import { mergeMap, type Observable } from 'rxjs';
 import {
   ResponseStartedError,
@@ -24,6 +24,7 @@ import {
 } from 'nest-session-state';
 import { Browser } from './support/browser.js';
 import { RecordingLogger, startTempDataApp } from './support/temp-data-test.app.js';
+import { sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
 
 /** Sets TempData `Outer` after the handler returned, on routes under /outer and /scoped. */
 @Injectable()
@@ -31,7 +32,7 @@ class OuterFlashInterceptor implements NestInterceptor {
   constructor(private readonly tempData: TempDataAccessor) {}
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const path = context.switchToHttp().getRequest<Request>().path;
+    const path = context.switchToHttp().getRequest<{ url: string }>().url.split('?')[0];
     if (!path.startsWith('/outer') && !path.startsWith('/scoped')) return next.handle();
     return next.handle().pipe(
       mergeMap(async (value: unknown) => {
@@ -82,10 +83,9 @@ class LateController {
   private outcome: Promise<unknown> = Promise.resolve(null);
 
   @Get(':op')
-  late(@TempData() tempData: TempDataDictionary, @Res() res: Response) {
-    const op = res.req.params.op;
+  late(@Param('op') op: string, @TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
     tempData.peek('Message'); // loads
-    res.send('sent');
+    sendBody(res, 'sent');
     if (op === 'same-turn') {
       tempData.set('SameTurn', 'kept'); // before the save, which runs a microtask later
       return;

@@ -12,7 +12,7 @@ export type {
   TempDataOptions,
 } from './module/session-module.options.js';
 export { SessionConfigurationError } from './errors/configuration.errors.js';
-export { SessionStateInterceptor } from './module/session.interceptor.js';
+export { SessionStateInterceptor } from './request/session-state.interceptor.js';
 export type {
   SessionModuleAsyncOptions,
   SessionModuleOptionsFactory,

@@ -41,6 +41,7 @@ import {
   type SessionModuleOptions,
   type TempDataDictionary,
 } from 'nest-session-state';
+import { createPlatformApp, sendBody } from '../../support/platform/test-platform.js';
 
 /** A typed key, as a library would export it: `get` returns `number | undefined` without a cast. */
 export const COUNT = new ItemKey<number>('count');
@@ -232,11 +233,7 @@ export class ItemsFilter implements ExceptionFilter {
   catch(_error: ItemsProbeError, host: ArgumentsHost): void {
     const items = this.items.current;
     record('filter', items);
-    host
-      .switchToHttp()
-      .getResponse<Response>()
-      .status(418)
-      .json({ observations: items.get(OBSERVATIONS) });
+    sendBody(host.switchToHttp().getResponse(), { observations: items.get(OBSERVATIONS) }, 418);
   }
 }
 
@@ -413,7 +410,7 @@ export async function startItemsApp(
     }
   }
   const ref = await Test.createTestingModule({ imports: [ItemsTestModule] }).compile();
-  const app = ref.createNestApplication({
+  const app = createPlatformApp(ref, {
     logger: process.env.TEST_LOGS ? ['error', 'warn', 'log', 'debug'] : false,
   });
   await app.listen(0, '127.0.0.1');

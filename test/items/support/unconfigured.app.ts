@@ -9,7 +9,6 @@ import {
 } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
-import type { Response } from 'express';
 import {
   Item,
   Items,
@@ -18,16 +17,13 @@ import {
   type RequestItems,
   type TempDataDictionary,
 } from 'nest-session-state';
+import { createPlatformApp, sendBody } from '../../support/platform/test-platform.js';
 
 /** Reports any error as JSON, so tests can read the name and message the library threw. */
 @Catch()
 export class ReportErrorFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {
-    host
-      .switchToHttp()
-      .getResponse<Response>()
-      .status(500)
-      .json({ name: error.name, message: error.message });
+    sendBody(host.switchToHttp().getResponse(), { name: error.name, message: error.message }, 500);
   }
 }
 
@@ -62,7 +58,7 @@ export async function startUnconfiguredApp(): Promise<{ app: INestApplication; u
   })
   class UnconfiguredModule {}
   const ref = await Test.createTestingModule({ imports: [UnconfiguredModule] }).compile();
-  const app = ref.createNestApplication({ logger: false });
+  const app = createPlatformApp(ref, { logger: false });
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }

@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import {
   Body,
   Controller,
@@ -8,9 +7,7 @@ import {
   Param,
   Post,
   type INestApplication,
-  type NestApplicationOptions,
 } from '@nestjs/common';
-import { ExpressAdapter } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import {
   Session,
@@ -20,6 +17,7 @@ import {
   type TempDataDictionary,
 } from 'nest-session-state';
 import { CaptureLogger } from '../../support/capture-logger.js';
+import { createPlatformApp } from '../../support/platform/test-platform.js';
 
 export { SESSION_COOKIE, TEMP_DATA_COOKIE } from './names.js';
 
@@ -102,17 +100,6 @@ export class SecurityTestController {
 }
 
 /** Express with a header limit large enough for a 100 KB Cookie header (Node's default is 16 KiB). */
-class LargeHeaderExpressAdapter extends ExpressAdapter {
-  constructor(private readonly maxHeaderSize: number) {
-    super();
-  }
-
-  override initHttpServer(options: NestApplicationOptions): void {
-    super.initHttpServer(options);
-    this.setHttpServer(createServer({ maxHeaderSize: this.maxHeaderSize }, this.getInstance()));
-  }
-}
-
 export interface SecurityApp {
   app: INestApplication;
   url: string;
@@ -122,7 +109,7 @@ export interface SecurityApp {
 
 /**
  * Boots a Nest app with SessionModule and {@link SecurityTestController} on a free port, logging every
- * level into a {@link CaptureLogger}. `trustProxy` is Express's `trust proxy` setting, passed as is.
+ * level into a {@link CaptureLogger}. `trustProxy` is Express's `trust proxy` setting (Fastify's `trustProxy`), passed as is.
  */
 export async function startSecurityApp(
   options: SessionModuleOptions = {},
@@ -134,13 +121,11 @@ export async function startSecurityApp(
   const ref = await Test.createTestingModule({ imports: [SecurityTestModule] })
     .setLogger(logger)
     .compile();
-  const app = ref.createNestApplication(new LargeHeaderExpressAdapter(SECURITY_MAX_HEADER_SIZE), { logger });
-  if (extra.trustProxy !== undefined) {
-    (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set(
-      'trust proxy',
-      extra.trustProxy,
-    );
-  }
+  const app = createPlatformApp(ref, {
+    logger,
+    maxHeaderSize: SECURITY_MAX_HEADER_SIZE,
+    trustProxy: extra.trustProxy,
+  });
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl(), logger };
 }

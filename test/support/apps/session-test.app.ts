@@ -14,7 +14,6 @@ import {
   type LoggerService,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import type { Response } from 'express';
 import {
   Session,
   SessionAccessor,
@@ -23,6 +22,13 @@ import {
   type SessionModuleOptions,
   type TempDataDictionary,
 } from 'nest-session-state';
+import {
+  createPlatformApp,
+  rawResponse,
+  redirectTo,
+  sendBody,
+  type PlatformResponse,
+} from '../platform/test-platform.js';
 
 /** Routes that exercise the session the way apps do; shared by the session e2e suites. */
 @Controller()
@@ -104,15 +110,15 @@ export class SessionTestController {
   }
 
   @Post('res-redirect')
-  resRedirect(@Session() session: Session, @Res() res: Response) {
+  resRedirect(@Session() session: Session, @Res() res: PlatformResponse) {
     session.setString('name', 'res-redirected');
-    res.redirect('/read');
+    redirectTo(res, '/read');
   }
 
   @Post('res-send')
-  resSend(@Session() session: Session, @Res() res: Response) {
+  resSend(@Session() session: Session, @Res() res: PlatformResponse) {
     session.setString('name', 'res-sent');
-    res.send('sent');
+    sendBody(res, 'sent', 201);
   }
 
   @Post('throw')
@@ -122,7 +128,8 @@ export class SessionTestController {
   }
 
   @Post('stream')
-  stream(@Session() session: Session, @Res() res: Response) {
+  stream(@Session() session: Session, @Res() reply: PlatformResponse) {
+    const res = rawResponse(reply);
     res.write('started;'); // held until the commit: the headers can still change
     try {
       session.setString('late', 'value');
@@ -136,9 +143,9 @@ export class SessionTestController {
   private lateChange: Promise<string> = Promise.resolve('none');
 
   @Post('after-end')
-  afterEnd(@Session() session: Session, @Res() res: Response) {
+  afterEnd(@Session() session: Session, @Res() res: PlatformResponse) {
     session.setString('before', 'kept');
-    res.send('sent'); // the commit runs a microtask later, before the bytes leave
+    sendBody(res, 'sent', 201); // the commit runs a microtask later, before the bytes leave
     session.setString('same-turn', 'kept'); // still in this turn: part of that commit
     this.lateChange = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       try {
@@ -156,7 +163,8 @@ export class SessionTestController {
   }
 
   @Post('stream-flushed')
-  async streamFlushed(@Res() res: Response) {
+  async streamFlushed(@Res() reply: PlatformResponse) {
+    const res = rawResponse(reply);
     res.flushHeaders(); // the headers are out before the session is used: a new session's cookie can no longer be sent
     res.write('started;');
     const session = await this.sessions.load();
@@ -238,11 +246,10 @@ export async function startSessionApp(
   const builder = Test.createTestingModule({ imports: [TestAppModule] });
   if (extra.logger) builder.setLogger(extra.logger);
   const ref = await builder.compile();
-  const app = ref.createNestApplication({
+  const app = createPlatformApp(ref, {
     logger: extra.logger ?? (process.env.TEST_LOGS ? ['error', 'warn', 'log', 'debug'] : false),
+    trustProxy: extra.trustProxy,
   });
-  if (extra.trustProxy)
-    (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }

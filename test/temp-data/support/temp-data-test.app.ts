@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import {
   BadRequestException,
   Body,
@@ -14,13 +13,10 @@ import {
   type INestApplication,
   type LoggerService,
   type LogLevel,
-  type NestApplicationOptions,
   type Provider,
   type Type,
 } from '@nestjs/common';
-import { ExpressAdapter } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
-import type { Response } from 'express';
 import {
   Session,
   SessionModule,
@@ -29,6 +25,7 @@ import {
   type SessionModuleOptions,
   type TempDataDictionary,
 } from 'nest-session-state';
+import { createPlatformApp, rawResponse, redirectTo, type PlatformResponse } from '../../support/platform/test-platform.js';
 
 /** Largest request/response header block the test server and client accept (Node's default is 16 KiB). */
 export const MAX_HEADER_SIZE = 64 * 1024;
@@ -202,7 +199,9 @@ export class TempDataTestController {
    * (In the same turn as the first write it would still be saved: the save runs a microtask later.)
    */
   @Post('late')
-  async late(@TempData() tempData: TempDataDictionary, @Res() res: Response) {
+  async late(@TempData() tempData: TempDataDictionary, @Res() reply: PlatformResponse) {
+    const res = rawResponse(reply);
+    res.statusCode = 201;
     res.write('started;');
     await new Promise((resolve) => setImmediate(resolve));
     try {
@@ -229,9 +228,9 @@ export class CustomersTestController {
   }
 
   @Post('create-res')
-  createWithRes(@Body('name') name: string, @TempData() tempData: TempDataDictionary, @Res() res: Response) {
+  createWithRes(@Body('name') name: string, @TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
     tempData.set('Message', `Customer ${name} added`);
-    res.redirect('/customers');
+    redirectTo(res, '/customers');
   }
 
   @Get()
@@ -324,13 +323,6 @@ function unsupportedSample(kind: string): [string, unknown] {
 }
 
 /** Express with a larger header limit, so a browser-sized (20 KB+) chunked cookie reaches the app. */
-class LargeHeaderExpressAdapter extends ExpressAdapter {
-  override initHttpServer(options: NestApplicationOptions): void {
-    super.initHttpServer(options);
-    this.setHttpServer(createServer({ maxHeaderSize: MAX_HEADER_SIZE }, this.getInstance()));
-  }
-}
-
 /** A logger that records what the library logs (Nest's Logger routes to it). */
 export class RecordingLogger implements LoggerService {
   readonly lines: { level: string; message: string; context?: string }[] = [];
@@ -383,10 +375,7 @@ export async function startTempDataApp(
   const ref = await Test.createTestingModule({ imports: [TempDataTestModule] }).compile();
   const levels: LogLevel[] = ['error', 'warn', 'log', 'debug'];
   const logger = extra.logger ?? (process.env.TEST_LOGS ? levels : false);
-  const app = ref.createNestApplication(new LargeHeaderExpressAdapter(), { logger });
-  if (extra.trustProxy) {
-    (app.getHttpAdapter().getInstance() as { set(k: string, v: unknown): void }).set('trust proxy', true);
-  }
+  const app = createPlatformApp(ref, { logger, maxHeaderSize: MAX_HEADER_SIZE, trustProxy: extra.trustProxy });
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }

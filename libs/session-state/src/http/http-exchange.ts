@@ -1,40 +1,97 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { HttpPlatform } from './platforms/http-platform.js';
+import type { BeforeFirstByte, ResponseHold } from './response-hold.js';
 
 /**
- * The few request/response operations the library needs, over Node's objects (Express passes its
- * req/res, which extend them). Everything that touches a platform's req/res goes through here.
+ * The request object of the app's platform, as route handlers get it: Express's `Request` or
+ * Fastify's `FastifyRequest`. What `hasConsent` receives.
  */
-export type HttpRequest = IncomingMessage & { secure?: boolean; protocol?: string };
-export type HttpResponse = ServerResponse;
-
-/** Whether the request arrived over HTTPS (Express's `req.secure` honours `trust proxy`). */
-export function isSecureRequest(req: HttpRequest): boolean {
-  if (typeof req.secure === 'boolean') return req.secure;
-  return (req.socket as { encrypted?: boolean }).encrypted === true;
+export interface PlatformRequest {
+  readonly headers: IncomingHttpHeaders;
 }
 
-/** Adds a Set-Cookie header without dropping the ones already set. */
-export function appendSetCookie(res: HttpResponse, cookie: string): void {
-  const current = res.getHeader('set-cookie');
-  if (current === undefined) res.setHeader('set-cookie', cookie);
-  else if (Array.isArray(current)) res.setHeader('set-cookie', [...current, cookie]);
-  else res.setHeader('set-cookie', [String(current), cookie]);
-}
+/** Node's request under the platform's (Express's request is one; Fastify's `request.raw`). */
+export type RawRequest = IncomingMessage;
+/** Node's response under the platform's (Express's response is one; Fastify's `reply.raw`). */
+export type RawResponse = ServerResponse;
 
-/** Sets the Set-Cookie header for cookie `name`, replacing one set earlier in this response. */
-export function replaceSetCookie(res: HttpResponse, name: string, cookie: string): void {
-  const current = res.getHeader('set-cookie');
-  if (current === undefined) {
-    res.setHeader('set-cookie', cookie);
-    return;
+/**
+ * One request and its response, as the session, TempData and items code sees them: the platform
+ * boundary. Read cookies, append or replace Set-Cookie, ask whether the head left, hold the first
+ * byte until the commit, hear when the response finished. Built once per request by the platform
+ * (`http/platforms/`); nothing outside `http/` touches a platform's request or response.
+ */
+export class HttpExchange {
+  constructor(
+    /** The platform's request (what `hasConsent` receives; the request state hangs on it). */
+    readonly request: PlatformRequest,
+    private readonly raw: RawRequest,
+    private readonly res: RawResponse,
+    private readonly platform: HttpPlatform,
+  ) {}
+
+  /** The request's `Cookie` header. */
+  get cookieHeader(): string | undefined {
+    return this.raw.headers.cookie;
   }
-  const prefix = `${name}=`;
-  const list = (Array.isArray(current) ? current : [String(current)]).filter((c) => !c.startsWith(prefix));
-  res.setHeader('set-cookie', [...list, cookie]);
-}
 
-/** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
-export function preventCaching(res: HttpResponse): void {
-  res.setHeader('cache-control', 'no-cache, no-store');
-  res.setHeader('pragma', 'no-cache');
+  /** The request arrived over HTTPS (as the platform says, honouring its trust-proxy setting). */
+  isSecure(): boolean {
+    return this.platform.isSecure(this.request, this.raw);
+  }
+
+  /** The response head left: cookies can no longer be set. */
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  /** The response was ended (its last byte was written, or is held to be). */
+  get ended(): boolean {
+    return this.res.writableEnded;
+  }
+
+  /** A redirect: a 3xx status with a Location header (what `@Redirect` and `redirect()` write). */
+  isRedirect(): boolean {
+    const status = this.res.statusCode;
+    return status >= 300 && status < 400 && this.res.getHeader('location') !== undefined;
+  }
+
+  /** Adds a Set-Cookie header without dropping the ones already set. */
+  appendSetCookie(cookie: string): void {
+    const current = this.res.getHeader('set-cookie');
+    if (current === undefined) this.res.setHeader('set-cookie', cookie);
+    else if (Array.isArray(current)) this.res.setHeader('set-cookie', [...current, cookie]);
+    else this.res.setHeader('set-cookie', [String(current), cookie]);
+  }
+
+  /** Sets the Set-Cookie header for cookie `name`, replacing one set earlier in this response. */
+  replaceSetCookie(name: string, cookie: string): void {
+    const current = this.res.getHeader('set-cookie');
+    if (current === undefined) {
+      this.res.setHeader('set-cookie', cookie);
+      return;
+    }
+    const prefix = `${name}=`;
+    const list = (Array.isArray(current) ? current : [String(current)]).filter((c) => !c.startsWith(prefix));
+    this.res.setHeader('set-cookie', [...list, cookie]);
+  }
+
+  /** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
+  preventCaching(): void {
+    this.res.setHeader('cache-control', 'no-cache, no-store');
+    this.res.setHeader('pragma', 'no-cache');
+  }
+
+  /** Runs `listener` once the response was handed to the operating system. */
+  onFinish(listener: () => void): void {
+    this.res.once('finish', listener);
+  }
+
+  /**
+   * Holds the response's first byte (its first `write`, `end`, `writeHead` or `flushHeaders`, and
+   * every call after it) until `beforeFirstByte` settled. See {@link ResponseHold}.
+   */
+  holdFirstByte(beforeFirstByte: BeforeFirstByte, onEarlyRelease: () => void): ResponseHold {
+    return this.platform.holdResponse(this.raw, this.res, beforeFirstByte, onEarlyRelease);
+  }
 }

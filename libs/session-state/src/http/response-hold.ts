@@ -1,4 +1,4 @@
-import type { HttpRequest, HttpResponse } from './http-exchange.js';
+import type { RawRequest as HttpRequest, RawResponse as HttpResponse } from './http-exchange.js';
 
 type ResponseMethod = (this: HttpResponse, ...args: unknown[]) => unknown;
 
@@ -246,8 +246,11 @@ export function attachResponseHold(res: HttpResponse, hold: ResponseHold): void 
 /**
  * Applies `writeHead`'s status, reason and headers to a response whose head is not written yet, the
  * way Node's `writeHead` merges them with headers set before (headers given as an array replace
- * earlier ones of the same name and may repeat). Returns the arguments that write the head
- * afterwards, or undefined when the arguments are not valid (Node then reports them).
+ * earlier ones of the same name and may repeat), except Set-Cookie: its values are added to the
+ * cookies already set, never replace them. Fastify passes every header of the reply to `writeHead`,
+ * and a session commit earlier in the request (the interceptor's) has set its cookie on the
+ * response by then. Returns the arguments that write the head afterwards, or undefined when the
+ * arguments are not valid (Node then reports them).
  */
 function applyHead(res: HttpResponse, args: unknown[]): unknown[] | undefined {
   const [statusCode, second, third] = args;
@@ -257,17 +260,25 @@ function applyHead(res: HttpResponse, args: unknown[]): unknown[] | undefined {
   const headers = reason === undefined ? second : third;
   if (Array.isArray(headers)) {
     if (headers.length % 2 !== 0) return undefined;
-    for (let i = 0; i < headers.length; i += 2) if (headers[i]) res.removeHeader(String(headers[i]));
+    for (let i = 0; i < headers.length; i += 2)
+      if (headers[i] && !isSetCookie(headers[i])) res.removeHeader(String(headers[i]));
     for (let i = 0; i < headers.length; i += 2)
       if (headers[i]) res.appendHeader(String(headers[i]), headers[i + 1] as string | string[]);
   } else if (headers !== undefined && headers !== null) {
     if (typeof headers !== 'object') return undefined;
-    for (const [name, value] of Object.entries(headers))
-      if (name && value !== undefined) res.setHeader(name, value as string | number | string[]);
+    for (const [name, value] of Object.entries(headers)) {
+      if (!name || value === undefined) continue;
+      if (isSetCookie(name)) res.appendHeader(name, value as string | string[]);
+      else res.setHeader(name, value as string | number | string[]);
+    }
   }
   res.statusCode = statusCode;
   if (reason !== undefined) res.statusMessage = reason;
   return reason === undefined ? [statusCode] : [statusCode, reason];
+}
+
+function isSetCookie(name: unknown): boolean {
+  return typeof name === 'string' && name.length === 10 && name.toLowerCase() === 'set-cookie';
 }
 
 /** What Node throws for a second head (ERR_HTTP_HEADERS_SENT). */

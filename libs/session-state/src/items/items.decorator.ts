@@ -1,5 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { requestStateOf } from '../module/request-state.access.js';
+import { requestStateOf } from '../request/request-state.access.js';
 import type { ItemKey } from './item-key.js';
 import type { RequestItems } from './request-items.js';
 

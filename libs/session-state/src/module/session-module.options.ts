@@ -1,7 +1,7 @@
 import type { DistributedCache } from '../cache/distributed-cache.interface.js';
 import type { Clock } from '../cache/clock.js';
 import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
-import type { HttpRequest } from '../http/http-exchange.js';
+import type { PlatformRequest } from '../http/http-exchange.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import { optionNames } from '../options/option-names.check.js';
 
@@ -184,8 +184,9 @@ export interface SessionModuleOptions {
   /**
    * Whether the visitor allows non-essential cookies (ASP.NET's CanTrack). Default: always.
    * Return false until consent is given to keep the session and TempData cookies from being written.
+   * Receives the platform's request: Express's `Request` or Fastify's `FastifyRequest`.
    */
-  hasConsent?: (request: HttpRequest) => boolean;
+  hasConsent?(request: PlatformRequest): boolean;
   /**
    * Run every request inside the AsyncLocalStorage context that `SessionAccessor`, `TempDataAccessor`
    * and `ItemsAccessor` read. Default: on when a provider, controller, guard, interceptor, pipe,

@@ -4,7 +4,7 @@ import type {
   SessionModuleOptions,
   StateCookieOptions,
 } from './session-module.options.js';
-import type { HttpRequest } from '../http/http-exchange.js';
+import type { PlatformRequest } from '../http/http-exchange.js';
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
 import { DEFAULT_TEMP_DATA_COOKIE_BYTES } from '../temp-data/temp-data-cookie.budget.js';
 
@@ -38,7 +38,7 @@ export interface ResolvedSessionOptions {
     readonly cookie: ResolvedCookieOptions;
     readonly maxCookieBytes: number;
   };
-  readonly hasConsent: (request: HttpRequest) => boolean;
+  readonly hasConsent: (request: PlatformRequest) => boolean;
   /** undefined: decided at startup from what injects the accessors. */
   readonly asyncContext?: boolean;
 }

@@ -2,17 +2,19 @@ import {
   Inject,
   Module,
   type DynamicModule,
-  RequestMethod,
-  type MiddlewareConsumer,
   type NestModule,
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
+  type OnModuleInit,
 } from '@nestjs/common';
 import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
-import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
-import { installResponseHold } from '../http/response-hold.js';
-import { stateOfRequest } from '../http/request-context.js';
-import type { RequestState } from './request-state.js';
+import type { PlatformAdapter } from '../http/platforms/platform-adapter.js';
+import { installHttpPlatform, unsupportedPlatformMessage } from '../http/platforms/resolve-http-platform.js';
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { stateOfRequest } from '../request/request-context.js';
+import { RequestStateEntry } from '../request/request-entry.js';
+import type { RequestState } from '../request/request-state.js';
+import { SessionStateInterceptor } from '../request/session-state.interceptor.js';
 import { DistributedCache } from '../cache/distributed-cache.interface.js';
 import { ItemsAccessor } from '../items/items.accessor.js';
 import { SessionAccessor } from '../session/session.accessor.js';
@@ -20,7 +22,6 @@ import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
 import { needsAsyncContext } from './async-context.detector.js';
-import { RequestStateMiddleware } from './request-state.middleware.js';
 import {
   ConfigurableSessionModule,
   SESSION_MODULE_OPTIONS,
@@ -28,18 +29,6 @@ import {
 } from './session-module.definition.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
-import { SessionStateInterceptor } from './session.interceptor.js';
-
-/** The part of an Express application the module wraps. */
-const UNWRAPPED_HANDLE = Symbol.for('nest-session-state.express-handle');
-type ExpressHandler = (req: HttpRequest, res: HttpResponse, callback: unknown) => void;
-
-interface ExpressHandle {
-  handle: ExpressHandler;
-  [UNWRAPPED_HANDLE]?: ExpressHandler;
-  /** The prototype Express gives every response of this app. */
-  response: object;
-}
 
 /**
  * Session state, TempData and request items for a Nest app, in one import. Global by default;
@@ -81,7 +70,7 @@ interface ExpressHandle {
       useFactory: (i: SessionInfrastructure) => i.store,
     },
     SessionStateInterceptor,
-    RequestStateMiddleware,
+    RequestStateEntry,
     SessionAccessor,
     TempDataAccessor,
     ItemsAccessor,
@@ -97,11 +86,11 @@ interface ExpressHandle {
 })
 export class SessionModule
   extends ConfigurableSessionModule
-  implements NestModule, OnApplicationBootstrap, OnApplicationShutdown
+  implements NestModule, OnModuleInit, OnApplicationBootstrap, OnApplicationShutdown
 {
   constructor(
     @Inject(SessionInfrastructure) private readonly infrastructure: SessionInfrastructure,
-    @Inject(RequestStateMiddleware) private readonly middleware: RequestStateMiddleware,
+    @Inject(RequestStateEntry) private readonly entry: RequestStateEntry,
     @Inject(ModulesContainer) private readonly modules: ModulesContainer,
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
   ) {
@@ -113,25 +102,28 @@ export class SessionModule
     return super.forRoot(options);
   }
 
-  configure(consumer: MiddlewareConsumer): void {
-    const adapter = this.adapterHost.httpAdapter;
-    const express = adapter?.getType() === 'express' ? adapter.getInstance<ExpressHandle>() : undefined;
-    if (express && typeof express.handle === 'function') {
-      // Around Express's own entry point rather than as a Nest middleware route: no path match and
-      // no router layer per request, and every middleware (even app.use() ones) sees the state.
-      // One wrapper per Express app: a new Nest app over the same Express instance replaces it.
-      express[UNWRAPPED_HANDLE] ??= express.handle.bind(express);
-      const handle = express[UNWRAPPED_HANDLE];
-      installResponseHold(express.response, (req) => stateOfRequest<RequestState>(req)?.responseHold);
-      express.handle = (req, res, callback) => this.middleware.around(req, res, handle, callback);
-    } else {
-      consumer.apply(RequestStateMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
-    }
+  /**
+   * Enters every request through the platform's entry (Nest's `setOnRequestHook`, before every
+   * middleware). Runs for HTTP applications only, before `onModuleInit`.
+   * @throws SessionConfigurationError on a platform other than Express or Fastify.
+   */
+  configure(): void {
+    const adapter = this.adapterHost.httpAdapter as PlatformAdapter | undefined;
+    this.entry.usePlatform(
+      installHttpPlatform(adapter, this.entry, (raw) => stateOfRequest<RequestState>(raw)?.responseHold),
+    );
+  }
+
+  /** An application without an HTTP server (a microservice) never configured an entry: refused. */
+  onModuleInit(): void {
+    if (this.entry.httpPlatform) return;
+    const adapter = this.adapterHost.httpAdapter as PlatformAdapter | undefined;
+    throw new SessionConfigurationError(unsupportedPlatformMessage(adapter?.getType()));
   }
 
   /** Every module has configured its middleware by now, so what injects the accessors is known. */
   onApplicationBootstrap(): void {
-    this.middleware.useAsyncContext(
+    this.entry.useAsyncContext(
       this.infrastructure.options.asyncContext ??
         needsAsyncContext(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]),
     );

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { currentRequestState } from '../module/request-state.access.js';
+import { currentRequestState } from '../request/request-state.access.js';
 import type { DistributedSession } from './session.js';
 
 /**

@@ -1,7 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { SessionUnavailableError } from '../errors/session.errors.js';
-import { requestStateOf } from '../module/request-state.access.js';
-import type { RequestState } from '../module/request-state.js';
+import { requestStateOf } from '../request/request-state.access.js';
+import type { RequestState } from '../request/request-state.js';
 import type { DistributedSession } from './session.js';
 
 /** A visitor's session (see {@link DistributedSession} for the API). */

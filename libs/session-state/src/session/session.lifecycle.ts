@@ -1,10 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import {
-  preventCaching,
-  replaceSetCookie,
-  type HttpRequest,
-  type HttpResponse,
-} from '../http/http-exchange.js';
+import type { HttpExchange } from '../http/http-exchange.js';
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
@@ -66,8 +61,7 @@ export class SessionLifecycle implements SessionHost {
 
   constructor(
     private readonly runtime: SessionRuntime,
-    private readonly req: HttpRequest,
-    private readonly res: HttpResponse,
+    private readonly exchange: HttpExchange,
     private readonly owner: SessionOwner,
   ) {}
 
@@ -182,7 +176,7 @@ export class SessionLifecycle implements SessionHost {
 
   beforeEstablish(): void {
     if (this.key !== undefined && this.abandonedKey === undefined) return;
-    if (this.res.headersSent) this.responseStarted();
+    if (this.exchange.headersSent) this.responseStarted();
   }
 
   beforeChange(): void {
@@ -198,7 +192,7 @@ export class SessionLifecycle implements SessionHost {
   regenerate(): void {
     if (this.key === undefined) return; // a session without a key gets a fresh one at commit anyway
     // The new key could never reach the browser: refuse rather than strand the session.
-    if (this.res.headersSent || this.closed) this.responseStarted();
+    if (this.exchange.headersSent || this.closed) this.responseStarted();
     if (this.replacedKey === undefined) {
       if (this.keyFromCookie || this.persisted) this.replacedKey = this.key;
     }
@@ -209,7 +203,7 @@ export class SessionLifecycle implements SessionHost {
 
   abandon(): void {
     const stored = this.replacedKey ?? (this.keyFromCookie || this.persisted ? this.key : undefined);
-    if (stored !== undefined && (this.res.headersSent || this.closed)) this.responseStarted();
+    if (stored !== undefined && (this.exchange.headersSent || this.closed)) this.responseStarted();
     if (stored !== undefined) this.abandonedKey ??= stored;
     const browserHasCookie = this.keyFromCookie || this.cookieSent;
     this.replacedKey = undefined;
@@ -273,7 +267,7 @@ export class SessionLifecycle implements SessionHost {
     }
     // The head left while the store was writing (a stream that outgrew the response hold): the
     // browser keeps the cookie it has, so nothing may stay stored under a key it never got.
-    if (this.cookieChange === 'set' && this.res.headersSent) await this.undoUnsentKey(write);
+    if (this.cookieChange === 'set' && this.exchange.headersSent) await this.undoUnsentKey(write);
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
@@ -335,7 +329,7 @@ export class SessionLifecycle implements SessionHost {
       return undefined;
     }
     if (this.key === undefined) {
-      if (!this.runtime.mayWriteCookie(this.req, this.runtime.options.cookie)) {
+      if (!this.runtime.mayWriteCookie(this.exchange, this.runtime.options.cookie)) {
         this.runtime.logger.debug(
           'Session not stored: the visitor has not consented to non-essential cookies.',
         );
@@ -384,20 +378,20 @@ export class SessionLifecycle implements SessionHost {
 
   private writeCookie(): void {
     const change = this.cookieChange ?? (this.rotated && this.key !== undefined ? 'set' : undefined);
-    if (!change || this.res.headersSent) return;
+    if (!change || this.exchange.headersSent) return;
     const cookie = this.runtime.options.cookie;
     this.cookieChange = undefined;
     this.rotated = false;
-    const attributes = this.runtime.cookieAttributes(this.req, cookie);
+    const attributes = this.runtime.cookieAttributes(this.exchange, cookie);
     // Replace, not append: a commit earlier in this request may have set the cookie already.
     if (change === 'delete') {
-      replaceSetCookie(this.res, cookie.name, formatDeleteCookie(cookie.name, attributes));
+      this.exchange.replaceSetCookie(cookie.name, formatDeleteCookie(cookie.name, attributes));
     } else {
       const value = this.runtime.signer.sign(this.key!);
-      replaceSetCookie(this.res, cookie.name, formatSetCookie(cookie.name, value, attributes));
+      this.exchange.replaceSetCookie(cookie.name, formatSetCookie(cookie.name, value, attributes));
       this.cookieSent = true;
     }
-    preventCaching(this.res);
+    this.exchange.preventCaching();
   }
 
   /**

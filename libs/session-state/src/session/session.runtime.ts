@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { readCookie } from '../http/cookie-header.js';
-import { isSecureRequest, type HttpRequest } from '../http/http-exchange.js';
+import type { HttpExchange } from '../http/http-exchange.js';
 import { RateLimitedLog } from '../http/rate-limited-log.js';
 import type { CookieAttributes } from '../http/set-cookie.js';
 import { systemClock, type Clock } from '../cache/clock.js';
@@ -57,9 +57,9 @@ export class SessionRuntime {
   }
 
   /** Cookie attributes for this request (Secure follows the policy). */
-  cookieAttributes(req: HttpRequest, cookie: ResolvedCookieOptions): CookieAttributes {
+  cookieAttributes(exchange: HttpExchange, cookie: ResolvedCookieOptions): CookieAttributes {
     const secure =
-      cookie.securePolicy === 'always' || (cookie.securePolicy === 'sameAsRequest' && isSecureRequest(req));
+      cookie.securePolicy === 'always' || (cookie.securePolicy === 'sameAsRequest' && exchange.isSecure());
     return {
       path: cookie.path,
       domain: cookie.domain,
@@ -70,8 +70,8 @@ export class SessionRuntime {
   }
 
   /** Whether a cookie of these options may be written for this request (consent). */
-  mayWriteCookie(req: HttpRequest, cookie: ResolvedCookieOptions): boolean {
-    return cookie.isEssential || this.options.hasConsent(req);
+  mayWriteCookie(exchange: HttpExchange, cookie: ResolvedCookieOptions): boolean {
+    return cookie.isEssential || this.options.hasConsent(exchange.request);
   }
 
   /** Runs a store operation bounded by `ioTimeout`. */
@@ -81,11 +81,11 @@ export class SessionRuntime {
   }
 
   /**
-   * The verified session key from the request's cookie, or undefined (no cookie, or one that fails
+   * The verified session key from the request's `Cookie` header, or undefined (no cookie, or one that fails
    * verification: logged, rate-limited, without its value).
    */
-  sessionKeyOf(req: HttpRequest): Unprotected<string> | undefined {
-    const raw = readCookie(req.headers.cookie, this.options.cookie.name);
+  sessionKeyOf(cookieHeader: string | undefined): Unprotected<string> | undefined {
+    const raw = readCookie(cookieHeader, this.options.cookie.name);
     if (raw === undefined || raw === '') return undefined;
     const verified = this.signer.verify(raw);
     if (!verified) {

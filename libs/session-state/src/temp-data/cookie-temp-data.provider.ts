@@ -1,5 +1,5 @@
 import { readAllCookies } from '../http/cookie-header.js';
-import { appendSetCookie, type HttpRequest, type HttpResponse } from '../http/http-exchange.js';
+import type { HttpExchange } from '../http/http-exchange.js';
 import { formatCookieAttributes, formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import { TempDataTooLargeError } from '../errors/temp-data.errors.js';
 import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
@@ -24,8 +24,7 @@ export class CookieTempDataProvider implements TempDataProvider {
 
   constructor(
     private readonly runtime: SessionRuntime,
-    private readonly req: HttpRequest,
-    private readonly res: HttpResponse,
+    private readonly exchange: HttpExchange,
   ) {}
 
   private get options() {
@@ -39,7 +38,7 @@ export class CookieTempDataProvider implements TempDataProvider {
 
   load(): ReadonlyMap<string, unknown> {
     const name = this.options.cookie.name;
-    this.cookies = readAllCookies(this.req.headers.cookie);
+    this.cookies = readAllCookies(this.exchange.cookieHeader);
     const read = readChunkedCookie(name, this.cookies, { maxChunks: this.maxChunks });
     if (read === undefined) return new Map();
     if ('error' in read) return this.reject(`its chunks are unusable (${read.error})`);
@@ -73,23 +72,23 @@ export class CookieTempDataProvider implements TempDataProvider {
   }
 
   save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
-    if (this.res.headersSent) {
+    if (this.exchange.headersSent) {
       this.runtime.logger.error('TempData could not be saved: the response had already started.');
       return;
     }
     if (!this.deleteOnSave && unchanged(values, loaded)) return;
     const cookie = this.options.cookie;
     const name = cookie.name;
-    const cookies = (this.cookies ??= readAllCookies(this.req.headers.cookie));
-    const attributes = this.runtime.cookieAttributes(this.req, cookie);
+    const cookies = (this.cookies ??= readAllCookies(this.exchange.cookieHeader));
+    const attributes = this.runtime.cookieAttributes(this.exchange, cookie);
     const hadCookie = cookies[name] !== undefined;
     if (values.size === 0) {
-      if (hadCookie) appendSetCookie(this.res, formatDeleteCookie(name, attributes));
+      if (hadCookie) this.exchange.appendSetCookie(formatDeleteCookie(name, attributes));
       for (const stale of staleChunkNames(name, cookies, 0, { maxChunks: this.maxChunks }))
-        appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
+        this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
       return;
     }
-    if (!this.runtime.mayWriteCookie(this.req, cookie)) {
+    if (!this.runtime.mayWriteCookie(this.exchange, cookie)) {
       this.runtime.logger.debug(
         'TempData not stored: the visitor has not consented to non-essential cookies.',
       );
@@ -110,9 +109,9 @@ export class CookieTempDataProvider implements TempDataProvider {
       attributesLength: formatCookieAttributes(attributes).length,
       maxChunks: this.maxChunks,
     });
-    for (const part of planned) appendSetCookie(this.res, formatSetCookie(part.name, part.value, attributes));
+    for (const part of planned) this.exchange.appendSetCookie(formatSetCookie(part.name, part.value, attributes));
     for (const stale of staleChunkNames(name, cookies, planned.length - 1, { maxChunks: this.maxChunks })) {
-      appendSetCookie(this.res, formatDeleteCookie(stale, attributes));
+      this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
     }
   }
 }

@@ -1,7 +1,7 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { SessionUnavailableError } from '../errors/session.errors.js';
-import { requestStateOf } from '../module/request-state.access.js';
-import { SessionStateInterceptor } from '../module/session.interceptor.js';
+import { requestStateOf } from '../request/request-state.access.js';
+import { SessionStateInterceptor } from '../request/session-state.interceptor.js';
 import type { TempDataDictionary } from './temp-data.dictionary.js';
 
 /** The request's TempData (see {@link TempDataDictionary}). */

@@ -1,17 +1,28 @@
 import { TempDataResponseStartedError } from '../errors/response-started.errors.js';
-import type { HttpResponse } from '../http/http-exchange.js';
-import type { EndOfRequestParticipant, RequestState } from '../module/request-state.js';
+import type { HttpExchange } from '../http/http-exchange.js';
+import type { SessionLifecycle } from '../session/session.lifecycle.js';
+import type { SessionRuntime } from '../session/session.runtime.js';
 import { CookieTempDataProvider } from './cookie-temp-data.provider.js';
 import { SessionTempDataProvider } from './session-temp-data.provider.js';
 import type { TempDataProvider } from './temp-data-provider.interface.js';
 import { TempDataDictionary, type TempDataGuard } from './temp-data.dictionary.js';
+
+/** What TempData needs of the request it belongs to (the request's state, one layer up). */
+export interface TempDataHost {
+  readonly runtime: SessionRuntime;
+  readonly exchange: HttpExchange;
+  /** The request's session (the session provider keeps TempData in it). */
+  readonly sessionLifecycle: SessionLifecycle;
+  /** Saves `participant` once, before the response's first byte and the session commit. */
+  participate(participant: { save(): void | Promise<void>; rollback(): void }): void;
+}
 
 /**
  * One request's TempData: the dictionary, its provider, and the save, once, at the outermost point
  * of the request (the response hold, a microtask after the response's first byte was written: after
  * every interceptor and exception filter, whatever decorators the handler used).
  */
-export class TempDataLifecycle implements EndOfRequestParticipant {
+export class TempDataLifecycle {
   private current: TempDataDictionary;
   private readonly provider: TempDataProvider;
   private readonly guard: TempDataGuard;
@@ -20,12 +31,12 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
   /** The save started: later changes could not be saved and are refused. */
   private saved = false;
 
-  constructor(private readonly state: RequestState) {
-    const { runtime, req, res } = state;
+  constructor(private readonly state: TempDataHost) {
+    const { runtime, exchange } = state;
     const provider: TempDataProvider =
       runtime.options.tempData.provider === 'session'
         ? new SessionTempDataProvider(runtime, state.sessionLifecycle.session)
-        : new CookieTempDataProvider(runtime, req, res);
+        : new CookieTempDataProvider(runtime, exchange);
     this.provider = provider;
     this.guard = {
       beforeChange: () => this.beforeChange(),
@@ -49,7 +60,7 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
   }
 
   private beforeChange(): void {
-    if (!this.saved && !this.state.res.headersSent) return;
+    if (!this.saved && !this.state.exchange.headersSent) return;
     const error = new TempDataResponseStartedError();
     this.state.runtime.logger.warn(error.message);
     throw error;
@@ -64,7 +75,8 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
     if (this.saved) return;
     const dictionary = this.current;
     // ASP.NET's IKeepTempDataResult: a redirect keeps every value, read or not, for the page it leads to.
-    if (dictionary.isLoaded && isRedirect(this.state.res) && !this.state.res.headersSent) dictionary.keep();
+    const { exchange } = this.state;
+    if (dictionary.isLoaded && exchange.isRedirect() && !exchange.headersSent) dictionary.keep();
     this.saved = true;
     if (!dictionary.isLoaded) return;
     try {
@@ -73,9 +85,4 @@ export class TempDataLifecycle implements EndOfRequestParticipant {
       this.state.runtime.logger.error(`TempData could not be saved: ${(error as Error).message}`);
     }
   }
-}
-
-/** A redirect response: a 3xx status with a Location header (what `@Redirect` and `res.redirect()` write). */
-function isRedirect(res: HttpResponse): boolean {
-  return res.statusCode >= 300 && res.statusCode < 400 && res.getHeader('location') !== undefined;
 }

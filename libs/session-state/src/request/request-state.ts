@@ -1,17 +1,11 @@
 import { HttpException } from '@nestjs/common';
-import type { HttpRequest, HttpResponse } from '../http/http-exchange.js';
-import {
-  attachResponseHold,
-  ResponseHold,
-  usesInstalledHold,
-  type BeforeFirstByte,
-  type HoldErrorReply,
-} from '../http/response-hold.js';
+import type { HttpExchange } from '../http/http-exchange.js';
+import type { BeforeFirstByte, HoldErrorReply, ResponseHold } from '../http/response-hold.js';
 import { RequestItems } from '../items/request-items.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
-import { TempDataLifecycle } from '../temp-data/temp-data.lifecycle.js';
+import { TempDataLifecycle, type TempDataHost } from '../temp-data/temp-data.lifecycle.js';
 
 /**
  * A participant saved once at the end of a request (TempData), before the response's first byte and
@@ -28,7 +22,7 @@ export interface EndOfRequestParticipant {
  * Everything one request carries: its items, its session and its TempData, created lazily, and
  * the end-of-request work that commits them before the response headers leave.
  */
-export class RequestState implements SessionOwner {
+export class RequestState implements SessionOwner, TempDataHost {
   private itemsBag: RequestItems | undefined;
   private lifecycle: SessionLifecycle | undefined;
   private participants: EndOfRequestParticipant[] | undefined;
@@ -43,8 +37,8 @@ export class RequestState implements SessionOwner {
 
   constructor(
     readonly runtime: SessionRuntime,
-    readonly req: HttpRequest,
-    readonly res: HttpResponse,
+    /** The request and its response, through the platform boundary. */
+    readonly exchange: HttpExchange,
   ) {}
 
   get items(): RequestItems {
@@ -52,14 +46,14 @@ export class RequestState implements SessionOwner {
   }
 
   get sessionLifecycle(): SessionLifecycle {
-    return (this.lifecycle ??= new SessionLifecycle(this.runtime, this.req, this.res, this));
+    return (this.lifecycle ??= new SessionLifecycle(this.runtime, this.exchange, this));
   }
 
   /** The verified key of the session cookie, checked once per request. */
   sessionCookieKey(): Unprotected<string> | undefined {
     if (!this.cookieKeyChecked) {
       this.cookieKeyChecked = true;
-      this.verifiedCookieKey = this.runtime.sessionKeyOf(this.req);
+      this.verifiedCookieKey = this.runtime.sessionKeyOf(this.exchange.cookieHeader);
     }
     return this.verifiedCookieKey;
   }
@@ -80,7 +74,7 @@ export class RequestState implements SessionOwner {
       return;
     }
     if (this.runtime.slidRecently(key)) return;
-    this.res.once('finish', () => {
+    this.exchange.onFinish(() => {
       if (!this.lifecycle?.session.isLoaded) this.runtime.slideUntouched(key);
     });
   }
@@ -131,20 +125,15 @@ export class RequestState implements SessionOwner {
   touch(): void {
     if (this.responseHold) return;
     // Used first after the response ended: its values can be read, a change could not be saved.
-    if (this.res.writableEnded) this.lifecycle?.close();
-    const installed = usesInstalledHold(this.res);
-    const hold = new ResponseHold(
-      this.res,
+    if (this.exchange.ended) this.lifecycle?.close();
+    this.responseHold = this.exchange.holdFirstByte(
       () => this.commitBeforeFirstByte(),
-      installed,
       () =>
         this.runtime.storeFailureLog.write(
           'A streamed response passed 1 MiB before the session commit finished: it was sent without waiting ' +
             '(a new session cookie could not be set). The session store answers slowly.',
         ),
     );
-    this.responseHold = hold;
-    if (!installed) attachResponseHold(this.res, hold);
   }
 
   /**

@@ -1,5 +1,4 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { HttpRequest } from './http-exchange.js';
 
 /** Where a request's state hangs on the request object (fast path for decorators). */
 export const REQUEST_STATE = Symbol.for('nest-session-state.request-state');
@@ -10,7 +9,7 @@ export const REQUEST_STATE = Symbol.for('nest-session-state.request-state');
  */
 export const requestContext = new AsyncLocalStorage<object>();
 
-/** The state the middleware attached to `req`, if any. */
-export function stateOfRequest<T>(req: HttpRequest | undefined): T | undefined {
-  return req ? (req as unknown as Record<symbol, T | undefined>)[REQUEST_STATE] : undefined;
+/** The state the entry attached to a request (the platform's or the raw one), if any. */
+export function stateOfRequest<T>(req: object | undefined): T | undefined {
+  return req ? (req as Record<symbol, T | undefined>)[REQUEST_STATE] : undefined;
 }

@@ -1,11 +1,16 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor } from '@nestjs/common';
+import {
+  Injectable,
+  UseInterceptors,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
 import { catchError, mergeMap, throwError, type Observable } from 'rxjs';
-import type { HttpRequest } from '../http/http-exchange.js';
-import { stateOfRequest } from '../http/request-context.js';
+import { stateOfRequest } from './request-context.js';
 import type { RequestState } from './request-state.js';
 
-/** Nest's metadata key for `@UseInterceptors()` (the value of its INTERCEPTORS_METADATA constant). */
-const INTERCEPTORS_METADATA = '__interceptors__';
+/** Handlers the interceptor was applied to by a parameter decorator (once each). */
+const appliedTo = new WeakSet<object>();
 
 /**
  * Commits the session when the handler returned, inside Nest's pipeline, so a failed commit under
@@ -27,16 +32,17 @@ export class SessionStateInterceptor implements NestInterceptor {
   /** Applies the interceptor to one handler once (several decorated parameters share it). */
   static applyTo(target: object, method: string | symbol | undefined): void {
     if (method === undefined) return;
-    const handler = (target as Record<string | symbol, unknown>)[method];
-    if (typeof handler !== 'function') return;
-    const current = (Reflect.getMetadata(INTERCEPTORS_METADATA, handler) as unknown[] | undefined) ?? [];
-    if (current.includes(SessionStateInterceptor)) return;
-    Reflect.defineMetadata(INTERCEPTORS_METADATA, [...current, SessionStateInterceptor], handler);
+    const descriptor = Object.getOwnPropertyDescriptor(target, method);
+    const handler: unknown = descriptor?.value;
+    if (typeof handler !== 'function' || appliedTo.has(handler)) return;
+    appliedTo.add(handler);
+    // Nest's public decorator, applied as it is on a method (it appends to what is there).
+    UseInterceptors(SessionStateInterceptor)(target, method, descriptor!);
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     if (context.getType() !== 'http') return next.handle();
-    const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<HttpRequest>());
+    const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<object>());
     if (!state) return next.handle();
     return next.handle().pipe(
       // On error the exception filters still run and may use session or TempData: the response

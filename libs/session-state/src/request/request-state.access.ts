@@ -1,7 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { SessionNotConfiguredError, SessionRequiresHttpError } from '../errors/session.errors.js';
-import { requestContext, stateOfRequest } from '../http/request-context.js';
-import type { HttpRequest } from '../http/http-exchange.js';
+import { requestContext, stateOfRequest } from './request-context.js';
 import type { RequestState } from './request-state.js';
 
 /** The current request's state from the async context; throws with the fix when there is none. */
@@ -19,7 +18,7 @@ export function requestStateOf(context: ExecutionContext, what: string): Request
   if (type !== 'http') throw new SessionRequiresHttpError(what, type);
   // The request is argument 0 of an HTTP context; switchToHttp() would assign three new closures onto
   // the context object on every call, and this runs once per decorated parameter.
-  const state = stateOfRequest<RequestState>(context.getArgByIndex<HttpRequest>(0));
+  const state = stateOfRequest<RequestState>(context.getArgByIndex<object>(0));
   if (!state) throw new SessionNotConfiguredError(SUBJECTS[what] ?? 'Request items', what);
   return state;
 }

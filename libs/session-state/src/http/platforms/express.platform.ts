@@ -1,0 +1,70 @@
+import { ServerResponse } from 'node:http';
+import { SessionConfigurationError } from '../../errors/configuration.errors.js';
+import type { PlatformRequest, RawRequest, RawResponse } from '../http-exchange.js';
+import {
+  attachResponseHold,
+  installResponseHold,
+  ResponseHold,
+  usesInstalledHold,
+  type BeforeFirstByte,
+} from '../response-hold.js';
+import { isEncrypted, type HoldOf, type HttpPlatform, type RequestEntry } from './http-platform.js';
+import type { PlatformAdapter } from './platform-adapter.js';
+
+/**
+ * The one part of Express the library relies on beyond Nest's adapter: `app.response`, the prototype
+ * Express gives every response of the app (Express documents it as the place to add response
+ * methods). The response hold is installed there once rather than as own methods on each response,
+ * which would change every response object's shape and slow later property accesses on it.
+ */
+interface ExpressApp {
+  response?: unknown;
+}
+
+/** Express (`@nestjs/platform-express`): entry through Nest's request hook, hold on `app.response`. */
+export class ExpressPlatform implements HttpPlatform {
+  readonly name = 'express' as const;
+
+  /**
+   * Enters every request through the adapter's `setOnRequestHook` (Nest's first middleware, before
+   * any `app.use()` one) and installs the response hold on the app's response prototype.
+   * @throws SessionConfigurationError when the Express app has no usable `app.response`.
+   */
+  static install(adapter: PlatformAdapter, entry: RequestEntry, holdOf: HoldOf): ExpressPlatform {
+    const app = adapter.getInstance<ExpressApp>();
+    installResponseHold(responsePrototypeOf(app), holdOf);
+    adapter.setOnRequestHook((req, res, done) =>
+      entry.enter(req as PlatformRequest, req as RawRequest, res as RawResponse, done),
+    );
+    return new ExpressPlatform();
+  }
+
+  isSecure(request: PlatformRequest, raw: RawRequest): boolean {
+    const secure = (request as { secure?: unknown }).secure;
+    return typeof secure === 'boolean' ? secure : isEncrypted(raw);
+  }
+
+  holdResponse(
+    _raw: RawRequest,
+    res: RawResponse,
+    beforeFirstByte: BeforeFirstByte,
+    onEarlyRelease: () => void,
+  ): ResponseHold {
+    // Middleware with its own write (compression) moves the writer's drain listeners off the response.
+    const installed = usesInstalledHold(res);
+    const hold = new ResponseHold(res, beforeFirstByte, installed, onEarlyRelease);
+    if (!installed) attachResponseHold(res, hold);
+    return hold;
+  }
+}
+
+/** `app.response`, checked: an object whose prototype chain reaches Node's `ServerResponse`. */
+function responsePrototypeOf(app: ExpressApp): object {
+  const prototype = app.response;
+  if (typeof prototype === 'object' && prototype !== null && prototype instanceof ServerResponse) return prototype;
+  throw new SessionConfigurationError(
+    'nest-session-state cannot hold Express responses: the Express app has no response prototype ' +
+      '(app.response) inheriting from http.ServerResponse. Use Express 4 or 5 through @nestjs/platform-express, ' +
+      'or run the app on Fastify (@nestjs/platform-fastify).',
+  );
+}
