@@ -12,7 +12,7 @@ const swc = [
   },
 ];
 
-export default {
+const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': swc },
@@ -21,11 +21,45 @@ export default {
     '^nest-session-state/redis$': '<rootDir>/libs/session-state/src/redis.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  testMatch: [
-    '<rootDir>/libs/*/src/**/*.spec.ts',
-    '<rootDir>/libs/*/test/**/*.spec.ts',
-    '<rootDir>/test/**/*.spec.ts',
-  ],
-  testTimeout: 30000,
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],
+};
+
+/**
+ * The behaviour suites that run on both HTTP platforms: their apps come from
+ * test/support/platform/test-platform.ts, which reads NSS_TEST_PLATFORM. The rest (units, Redis
+ * chaos, packaging, docs, the sample app's own platform switch) run once.
+ */
+const onBothPlatforms = [
+  '<rootDir>/test/session/*.e2e.spec.ts',
+  '<rootDir>/test/temp-data/*.e2e.spec.ts',
+  '<rootDir>/test/items/*.e2e.spec.ts',
+  '<rootDir>/test/security/*.e2e.spec.ts',
+  '<rootDir>/test/scale-out/cluster-sessions.e2e.spec.ts',
+];
+
+export default {
+  testTimeout: 30000,
+  projects: [
+    {
+      ...common,
+      displayName: 'express',
+      testMatch: [
+        '<rootDir>/libs/*/src/**/*.spec.ts',
+        '<rootDir>/libs/*/test/**/*.spec.ts',
+        '<rootDir>/test/**/*.spec.ts',
+      ],
+    },
+    {
+      ...common,
+      displayName: 'fastify',
+      testMatch: onBothPlatforms,
+      testPathIgnorePatterns: [
+        // Express's own middleware (compression) and Express-only response methods around the hold;
+        // Fastify's streams and reply.raw writes: test/platform/fastify-responses.e2e.spec.ts.
+        '/test/session/response-hold.e2e.spec.ts',
+        '/test/session/write-head-and-flush-headers.e2e.spec.ts',
+      ],
+      setupFiles: [...common.setupFiles, '<rootDir>/test/support/platform/use-fastify.ts'],
+    },
+  ],
 };

@@ -3,7 +3,12 @@ import { Controller, Get, Redirect, Res, type INestApplication } from '@nestjs/c
 import { TempData, type TempDataDictionary } from 'nest-session-state';
 import { Browser } from './support/browser.js';
 import { startTempDataApp } from './support/temp-data-test.app.js';
-import { rawResponse, redirectTo, sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
+import {
+  rawResponse,
+  redirectTo,
+  sendBody,
+  type PlatformResponse,
+} from '../support/platform/test-platform.js';
 
 /**
  * ASP.NET keeps all TempData when the result is a redirect (IKeepTempDataResult): a value read in a

@@ -9,7 +9,8 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
  * NSS_TEST_PLATFORM. jest.config.js runs the platform-neutral suites once per platform (two projects).
  */
 export type TestPlatform = 'express' | 'fastify';
-export const TEST_PLATFORM: TestPlatform = process.env.NSS_TEST_PLATFORM === 'fastify' ? 'fastify' : 'express';
+export const TEST_PLATFORM: TestPlatform =
+  process.env.NSS_TEST_PLATFORM === 'fastify' ? 'fastify' : 'express';
 
 export interface TestAppOptions extends Pick<NestApplicationOptions, 'logger'> {
   /** Honour X-Forwarded-* from these proxies (Express's `trust proxy`, Fastify's `trustProxy`: same values). */

@@ -25,7 +25,12 @@ import {
   type SessionModuleOptions,
   type TempDataDictionary,
 } from 'nest-session-state';
-import { createPlatformApp, rawResponse, redirectTo, type PlatformResponse } from '../../support/platform/test-platform.js';
+import {
+  createPlatformApp,
+  rawResponse,
+  redirectTo,
+  type PlatformResponse,
+} from '../../support/platform/test-platform.js';
 
 /** Largest request/response header block the test server and client accept (Node's default is 16 KiB). */
 export const MAX_HEADER_SIZE = 64 * 1024;
@@ -228,7 +233,11 @@ export class CustomersTestController {
   }
 
   @Post('create-res')
-  createWithRes(@Body('name') name: string, @TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
+  createWithRes(
+    @Body('name') name: string,
+    @TempData() tempData: TempDataDictionary,
+    @Res() res: PlatformResponse,
+  ) {
     tempData.set('Message', `Customer ${name} added`);
     redirectTo(res, '/customers');
   }
@@ -375,7 +384,11 @@ export async function startTempDataApp(
   const ref = await Test.createTestingModule({ imports: [TempDataTestModule] }).compile();
   const levels: LogLevel[] = ['error', 'warn', 'log', 'debug'];
   const logger = extra.logger ?? (process.env.TEST_LOGS ? levels : false);
-  const app = createPlatformApp(ref, { logger, maxHeaderSize: MAX_HEADER_SIZE, trustProxy: extra.trustProxy });
+  const app = createPlatformApp(ref, {
+    logger,
+    maxHeaderSize: MAX_HEADER_SIZE,
+    trustProxy: extra.trustProxy,
+  });
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }

@@ -1,8 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { HttpExchange, type PlatformRequest, type RawRequest, type RawResponse } from '../http/http-exchange.js';
+import {
+  HttpExchange,
+  type PlatformRequest,
+  type RawRequest,
+  type RawResponse,
+} from '../http/http-exchange.js';
 import type { HttpPlatform, RequestEntry } from '../http/platforms/http-platform.js';
 import { SessionRuntime } from '../session/session.runtime.js';
-import { REQUEST_STATE, requestContext, stateOfRequest } from './request-context.js';
+import { REQUEST_STATE, requestContext } from './request-context.js';
 import { RequestState } from './request-state.js';
 
 /**
@@ -44,12 +49,6 @@ export class RequestStateEntry implements RequestEntry {
     if ((raw as unknown) !== request) (raw as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if (raw.headers.cookie?.includes(this.cookieName)) state.watchIdleTimeout();
     if (this.asyncContext) requestContext.run(state, next);
-    else next();
-  }
-
-  reenter(request: PlatformRequest, next: () => void): void {
-    const state = this.asyncContext ? stateOfRequest<RequestState>(request) : undefined;
-    if (state) requestContext.run(state, next);
     else next();
   }
 }

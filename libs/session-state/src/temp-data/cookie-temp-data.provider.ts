@@ -109,7 +109,8 @@ export class CookieTempDataProvider implements TempDataProvider {
       attributesLength: formatCookieAttributes(attributes).length,
       maxChunks: this.maxChunks,
     });
-    for (const part of planned) this.exchange.appendSetCookie(formatSetCookie(part.name, part.value, attributes));
+    for (const part of planned)
+      this.exchange.appendSetCookie(formatSetCookie(part.name, part.value, attributes));
     for (const stale of staleChunkNames(name, cookies, planned.length - 1, { maxChunks: this.maxChunks })) {
       this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
     }

@@ -61,7 +61,8 @@ export class ExpressPlatform implements HttpPlatform {
 /** `app.response`, checked: an object whose prototype chain reaches Node's `ServerResponse`. */
 function responsePrototypeOf(app: ExpressApp): object {
   const prototype = app.response;
-  if (typeof prototype === 'object' && prototype !== null && prototype instanceof ServerResponse) return prototype;
+  if (typeof prototype === 'object' && prototype !== null && prototype instanceof ServerResponse)
+    return prototype;
   throw new SessionConfigurationError(
     'nest-session-state cannot hold Express responses: the Express app has no response prototype ' +
       '(app.response) inheriting from http.ServerResponse. Use Express 4 or 5 through @nestjs/platform-express, ' +

@@ -11,12 +11,6 @@ interface FastifyRequestLike extends PlatformRequest {
 interface FastifyReplyLike {
   readonly raw: RawResponse;
 }
-interface FastifyInstanceLike {
-  addHook(
-    name: 'preValidation',
-    hook: (request: FastifyRequestLike, reply: FastifyReplyLike, done: () => void) => void,
-  ): unknown;
-}
 
 /**
  * Fastify (`@nestjs/platform-fastify`): entry through Nest's request hook (Fastify's first
@@ -32,11 +26,6 @@ export class FastifyPlatform implements HttpPlatform {
       const fastifyRequest = request as FastifyRequestLike;
       entry.enter(fastifyRequest, fastifyRequest.raw, (reply as FastifyReplyLike).raw, done);
     });
-    // A body is parsed in the socket's callbacks, outside the onRequest hook's async context: the
-    // rest of the request (guards, pipes, handler) goes back into it here.
-    adapter
-      .getInstance<FastifyInstanceLike>()
-      .addHook('preValidation', (request, _reply, done) => entry.reenter(request, done));
     return new FastifyPlatform();
   }
 

@@ -11,11 +11,6 @@ export type SupportedPlatform = (typeof SUPPORTED_PLATFORMS)[number];
  */
 export interface RequestEntry {
   enter(request: PlatformRequest, raw: RawRequest, res: RawResponse, next: (error?: unknown) => void): void;
-  /**
-   * Continues the request inside its async context again, where the platform resumed it from
-   * elsewhere (Fastify parses a body in the socket's callbacks, outside the context of its `onRequest`).
-   */
-  reenter(request: PlatformRequest, next: () => void): void;
 }
 
 /** The response hold of a request (the state it hangs on), for a hook shared by every response. */

@@ -1,0 +1,197 @@
+import 'reflect-metadata';
+import { request as httpRequest } from 'node:http';
+import { Readable } from 'node:stream';
+import {
+  Body,
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  Post,
+  Res,
+  UseInterceptors,
+  type INestApplication,
+} from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { FastifyReply } from 'fastify';
+import request from 'supertest';
+import {
+  MemorySessionStore,
+  Session,
+  SessionAccessor,
+  SessionModule,
+  SessionStateInterceptor,
+  type SessionChanges,
+  type SessionModuleOptions,
+} from 'nest-session-state';
+import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
+import { createPlatformApp } from '../support/platform/test-platform.js';
+
+const COOKIE = '.Nest.Session';
+
+/** Commits that take 150 ms: a response that did not wait for them would leave without the cookie. */
+class SlowCommits extends MemorySessionStore {
+  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    return super.commit(key, changes, idle);
+  }
+}
+
+@Injectable()
+class Visits {
+  constructor(private readonly sessions: SessionAccessor) {}
+  /** Reads the session through the async context, after Fastify parsed the body. */
+  async record(note: string): Promise<number> {
+    const session = await this.sessions.load();
+    const visits = (session.getInt32('visits') ?? 0) + 1;
+    session.setInt32('visits', visits);
+    session.setString('note', note);
+    return visits;
+  }
+}
+
+@Controller('fastify')
+class FastifyResponsesController {
+  constructor(private readonly visits: Visits) {}
+
+  @Get('raw')
+  raw(@Session() session: Session, @Res() reply: FastifyReply) {
+    session.setString('name', 'raw');
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+    reply.raw.write('a');
+    reply.raw.write('b');
+    reply.raw.end('c');
+  }
+
+  @Get('stream')
+  stream(@Session() session: Session, @Res() reply: FastifyReply) {
+    session.setString('name', 'stream');
+    void reply.type('text/plain').send(Readable.from(['x', 'y', 'z']));
+  }
+
+  @Get('redirect')
+  redirect(@Session() session: Session, @Res() reply: FastifyReply) {
+    session.setString('name', 'redirect');
+    void reply.redirect('/fastify/read', 303);
+  }
+
+  /** The app's own cookie through Fastify's reply headers, beside the session cookie committed in the pipeline. */
+  @Get('own-cookie')
+  @UseInterceptors(SessionStateInterceptor)
+  ownCookie(@Session() session: Session, @Res({ passthrough: true }) reply: FastifyReply) {
+    session.setString('name', 'own-cookie');
+    void reply.header('set-cookie', 'theme=dark; Path=/');
+    return { ok: true };
+  }
+
+  @Post('body')
+  async body(@Body() body: { note: string }) {
+    return { visits: await this.visits.record(body.note) };
+  }
+
+  @Get('read')
+  read(@Session() session: Session) {
+    return { name: session.getString('name') ?? null, note: session.getString('note') ?? null };
+  }
+}
+
+async function startFastify(options: SessionModuleOptions): Promise<{ app: INestApplication; url: string }> {
+  @Module({
+    imports: [SessionModule.forRoot(options)],
+    controllers: [FastifyResponsesController],
+    providers: [Visits],
+  })
+  class FastifyAppModule {}
+  const ref = await Test.createTestingModule({ imports: [FastifyAppModule] }).compile();
+  const app = createPlatformApp(ref, { logger: false }, 'fastify');
+  await app.listen(0, '127.0.0.1');
+  return { app, url: await app.getUrl() };
+}
+
+/** POSTs JSON whose body arrives 50 ms after the head, in the socket's callbacks (a slow client). */
+function postSlowly(
+  url: string,
+  path: string,
+  body: object,
+  cookie?: string,
+): Promise<{ status: number; text: string }> {
+  const text = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}${path}`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(text),
+        ...(cookie ? { cookie } : {}),
+      },
+    });
+    req.on('response', (res) => {
+      let received = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (received += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: received }));
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+    setTimeout(() => req.end(text), 50);
+  });
+}
+
+async function readSession(url: string, cookie: string) {
+  const { body } = await request(url).get('/fastify/read').set('Cookie', cookie).expect(200);
+  return body as { name: string | null; note: string | null };
+}
+
+describe.each([
+  ['the in-process store', () => ({})],
+  ['a store whose commits take 150 ms', () => ({ store: new SlowCommits() })],
+] as const)('Fastify responses wait for the session commit (%s)', (_name, options) => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => ({ app, url } = await startFastify(options())));
+  afterAll(() => app.close());
+
+  it('reply.raw writes after reply.hijack(): the new session cookie is sent, the body intact, the value stored', async () => {
+    const res = await request(url).get('/fastify/raw').expect(200, 'abc');
+    expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('raw');
+  });
+
+  it('a stream sent with reply.send(): cookie set, body whole', async () => {
+    const res = await request(url).get('/fastify/stream').expect(200, 'xyz');
+    expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('stream');
+  });
+
+  it('reply.redirect(): the redirect carries the cookie of the session it stored', async () => {
+    const res = await request(url).get('/fastify/redirect').expect(303);
+    expect(res.headers.location).toBe('/fastify/read');
+    expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('redirect');
+  });
+
+  it("the app's own Set-Cookie in Fastify's reply headers and the session cookie committed in the pipeline both arrive", async () => {
+    const res = await request(url).get('/fastify/own-cookie').expect(200, { ok: true });
+    expect(findSetCookie(res, 'theme')).toBe('theme=dark; Path=/');
+    expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('own-cookie');
+  });
+
+  it('a service reads the session through SessionAccessor after Fastify parsed a JSON body (async context kept)', async () => {
+    const first = await request(url).post('/fastify/body').send({ note: 'one' }).expect(201, { visits: 1 });
+    const cookie = cookiePair(first, COOKIE);
+    await request(url)
+      .post('/fastify/body')
+      .set('Cookie', cookie)
+      .send({ note: 'two' })
+      .expect(201, { visits: 2 });
+    expect((await readSession(url, cookie)).note).toBe('two');
+  });
+
+  it('the same with a body that arrives after the head (parsed in the socket callbacks)', async () => {
+    const first = await request(url).post('/fastify/body').send({ note: 'one' }).expect(201);
+    const cookie = cookiePair(first, COOKIE);
+    expect(await postSlowly(url, '/fastify/body', { note: 'slow' }, cookie)).toEqual({
+      status: 201,
+      text: JSON.stringify({ visits: 2 }),
+    });
+    expect((await readSession(url, cookie)).note).toBe('slow');
+  });
+});
