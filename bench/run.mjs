@@ -20,6 +20,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
+import { FASTIFY_CONFIGS, isBaseline, serverScriptOf } from './lib/platforms.mjs';
 import { formatProfile, summarizeProfile } from './lib/profile.mjs';
 import {
   RedisCluster,
@@ -60,9 +61,16 @@ const ALL_CONFIGS = [
   'express-session-redis',
   'nss-postgres',
   'express-session-postgres',
+  ...FASTIFY_CONFIGS,
 ];
 const WORKLOADS = ['rmw', 'read', 'untouched'];
-const REDIS_CONFIGS = new Set(['nss-redis', 'nss-redis-near', 'express-session-redis']);
+const REDIS_CONFIGS = new Set([
+  'nss-redis',
+  'nss-redis-near',
+  'express-session-redis',
+  'nss-redis-fastify',
+  'fastify-session-redis',
+]);
 const usesRedis = (config) => REDIS_CONFIGS.has(config);
 
 const { values: cli } = parseArgs({
@@ -135,6 +143,12 @@ const settings = {
 for (const c of settings.configs) if (!ALL_CONFIGS.includes(c)) fail(`unknown configuration ${c}`);
 for (const w of settings.workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}`);
 if (!settings.configs.includes('baseline')) settings.configs.unshift('baseline');
+// Fastify rows are compared with the Fastify baseline (lib/platforms.mjs).
+if (
+  settings.configs.some((c) => FASTIFY_CONFIGS.includes(c)) &&
+  !settings.configs.includes('fastify-baseline')
+)
+  settings.configs.splice(1, 0, 'fastify-baseline');
 if (settings.sessions < 1000)
   fail('--sessions must be >= 1000 (the benchmark spec asks for 1,000 distinct sessions)');
 
@@ -197,7 +211,7 @@ class AppServer {
   }
 
   launch(options, execArgv) {
-    const child = fork(join(BENCH, 'server.mjs'), [this.config, JSON.stringify(options)], {
+    const child = fork(join(BENCH, serverScriptOf(this.config)), [this.config, JSON.stringify(options)], {
       cwd: ROOT,
       execArgv,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -327,7 +341,7 @@ async function startInfrastructure(configs) {
 }
 
 async function cookiesFor(server, count) {
-  return server.config.startsWith('baseline') ? fakeCookies(count) : createSessions(server.url, count);
+  return isBaseline(server.config) ? fakeCookies(count) : createSessions(server.url, count);
 }
 
 async function redisCpuMicros(servers) {
@@ -640,7 +654,7 @@ async function benchmark() {
   // Sanity: every rmw wrote (the counter of a session grew), reads do not create sessions.
   const sanity = {};
   // Only when rmw ran: a subset run of `read` or `untouched` alone leaves every counter at 1.
-  const checked = workloads.includes('rmw') ? configs.filter((c) => !c.startsWith('baseline')) : [];
+  const checked = workloads.includes('rmw') ? configs.filter((c) => !isBaseline(c)) : [];
   for (const config of checked) {
     const response = await fetch(`${servers[config].url}/read`, { headers: { cookie: cookies[config][0] } });
     const { count } = await response.json();

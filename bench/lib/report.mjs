@@ -1,4 +1,5 @@
 // Turns the raw runs into medians, ratios and targets; renders the markdown table and chart.
+import { baselineOf, peerOf } from './platforms.mjs';
 import { median, round } from './util.mjs';
 
 export const REFERENCE = 'express-session-redis';
@@ -51,6 +52,20 @@ export const THROUGHPUT_TARGETS = [
     min: 0.95,
   },
   {
+    name: 'rmw on Redis on Fastify (nss-redis-fastify) vs fastify-baseline',
+    workload: 'rmw',
+    config: 'nss-redis-fastify',
+    vs: 'fastify-baseline',
+    min: 0.85,
+  },
+  {
+    name: 'rmw on Redis on Fastify (nss-redis-fastify) vs @fastify/session + connect-redis',
+    workload: 'rmw',
+    config: 'nss-redis-fastify',
+    vs: 'fastify-session-redis',
+    min: 1.3,
+  },
+  {
     name: 'untouched on Redis (nss-redis) vs baseline',
     workload: 'untouched',
     config: 'nss-redis',
@@ -62,7 +77,8 @@ export const THROUGHPUT_TARGETS = [
 /**
  * Per workload and configuration: the median over repetitions of req/s and latency, and the median of
  * the per-repetition ratios to the baseline and to express-session + connect-redis (paired within one
- * repetition, so slow drifts of the machine cancel out).
+ * repetition, so slow drifts of the machine cancel out). Fastify rows are compared with their platform's
+ * pair instead, fastify-baseline and fastify-session-redis (lib/platforms.mjs), under the same field names.
  */
 export function summarize(runs, configs, workloads) {
   const summary = {};
@@ -93,14 +109,14 @@ export function summarize(runs, configs, workloads) {
       // sensitive than req/s to other processes taking CPU time away (it counts work, not waiting).
       const cpuToBaseline = own
         .map((r) => {
-          const ref = at('baseline', r.repetition);
+          const ref = at(baselineOf(config), r.repetition);
           return ref ? ref.appCpuMicrosPerRequest / r.appCpuMicrosPerRequest : NaN;
         })
         .filter(Number.isFinite);
       const redisCpu = own.map((r) => r.redisCpuMicrosPerRequest).filter((v) => v !== undefined);
       const rpsValues = own.map((r) => r.rps);
-      const toBaseline = ratios('baseline');
-      const toReference = ratios(REFERENCE);
+      const toBaseline = ratios(baselineOf(config));
+      const toReference = ratios(peerOf(config));
       summary[workload][config] = {
         rps: round(median(rpsValues), 0),
         rpsMin: round(Math.min(...rpsValues), 0),
@@ -151,9 +167,9 @@ export function evaluateTargets(result) {
     const r = row(workload, config);
     const ref = row(workload, vs);
     if (!r || !ref) return;
-    const value = vs === 'baseline' ? r.ratioToBaseline : r.ratioToExpressSessionRedis;
+    const value = vs === baselineOf(config) ? r.ratioToBaseline : r.ratioToExpressSessionRedis;
     const cpuValue =
-      vs === 'baseline'
+      vs === baselineOf(config)
         ? r.cpuRatioToBaseline
         : round(ref.appCpuMicrosPerRequest / r.appCpuMicrosPerRequest, 3);
     add({
@@ -248,7 +264,9 @@ export function renderMarkdown(result) {
   lines.push(
     'Medians over repetitions. Ratios are medians of per-repetition ratios (same repetition, same workload). ' +
       '"app CPU" is the app process\'s CPU time per request; its ratio (baseline CPU ÷ this CPU) is the steadier ' +
-      'figure when other processes compete for the cores. Read absolute req/s as "on this busy 2-core machine".',
+      'figure when other processes compete for the cores. Read absolute req/s as "on this busy 2-core machine". ' +
+      'Fastify rows are compared with `fastify-baseline` and `fastify-session-redis` in the "x baseline" and ' +
+      '"x express-session-redis" columns (the same platform\'s baseline and Redis peer).',
   );
   lines.push('');
   for (const workload of workloads) {

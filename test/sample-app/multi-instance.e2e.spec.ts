@@ -1,7 +1,9 @@
 /**
  * Two sample-app processes on one private Redis with the same SESSION_SECRETS: one session, no sticky
  * routing. Requests carry one cookie jar and alternate between the instances; one instance is
- * killed and started again on the same port, and the session carries on.
+ * killed and started again on the same port, and the session carries on. The Redis suite runs once per
+ * platform (HTTP_ADAPTER); the cluster suite runs one instance on each platform, so a session also moves
+ * between an Express and a Fastify instance.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
@@ -9,6 +11,7 @@ import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.
 import { TestDatabase } from '../support/postgres/index.js';
 import { BUILD_TIMEOUT_MS, ensureBuilt } from './support/build.js';
 import { Browserless } from './support/browserless.js';
+import { SAMPLE_APP_PLATFORMS } from './support/platforms.js';
 import { SampleAppProcess, type SampleAppEnv } from './support/sample-app.process.js';
 
 const SESSION_COOKIE = '.Nest.Session';
@@ -27,7 +30,7 @@ class CountingClient extends Browserless {
   }
 }
 
-describe('two sample-app instances sharing one Redis', () => {
+describe.each(SAMPLE_APP_PLATFORMS)('two sample-app instances on %s sharing one Redis', (platform) => {
   let redis: RedisServerProcess;
   let a: SampleAppProcess;
   let b: SampleAppProcess;
@@ -39,6 +42,7 @@ describe('two sample-app instances sharing one Redis', () => {
       REDIS_URL: redis.url,
       SESSION_SECRETS: secrets(),
       APP_NAME,
+      HTTP_ADAPTER: platform,
     };
     [a, b] = await Promise.all([SampleAppProcess.start({ env }), SampleAppProcess.start({ env })]);
   }, BUILD_TIMEOUT_MS);
@@ -110,7 +114,7 @@ describe('two sample-app instances sharing one Redis', () => {
   });
 });
 
-describe('two sample-app instances on a Redis Cluster (REDIS_CLUSTER_NODES)', () => {
+describe('two sample-app instances on a Redis Cluster (REDIS_CLUSTER_NODES), one on express, one on fastify', () => {
   let cluster: RedisClusterProcess;
   let a: SampleAppProcess;
   let b: SampleAppProcess;
@@ -124,7 +128,10 @@ describe('two sample-app instances on a Redis Cluster (REDIS_CLUSTER_NODES)', ()
       APP_NAME: 'clustered',
       TEMPDATA_PROVIDER: 'session',
     };
-    [a, b] = await Promise.all([SampleAppProcess.start({ env }), SampleAppProcess.start({ env })]);
+    [a, b] = await Promise.all([
+      SampleAppProcess.start({ env: { ...env, HTTP_ADAPTER: 'express' } }),
+      SampleAppProcess.start({ env: { ...env, HTTP_ADAPTER: 'fastify' } }),
+    ]);
   }, BUILD_TIMEOUT_MS);
 
   afterAll(async () => {

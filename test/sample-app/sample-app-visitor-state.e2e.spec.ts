@@ -1,11 +1,13 @@
 /**
  * The sample app keeps each visitor's data to that visitor: preferences of any name round-trip, and
  * the customers list lives in the visitor's session, bounded, instead of one global list that any
- * anonymous client could grow for everyone.
+ * anonymous client could grow for everyone. Handlers that write the response themselves (the cart's
+ * redirect, the preferences' JSON) still commit first. Once per platform (HTTP_ADAPTER) and TempData provider.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { BUILD_TIMEOUT_MS, ensureBuilt } from './support/build.js';
 import { Browserless } from './support/browserless.js';
+import { SAMPLE_APP_PLATFORMS } from './support/platforms.js';
 import { SampleAppProcess } from './support/sample-app.process.js';
 
 const MAX_CUSTOMERS = 20;
@@ -31,63 +33,89 @@ class Visitor {
   }
 }
 
-describe.each(['cookie', 'session'] as const)(
-  'sample app: state stays with its visitor (TempData %s)',
-  (provider) => {
-    let app: SampleAppProcess;
-
-    beforeAll(async () => {
-      await ensureBuilt();
-      app = await SampleAppProcess.start({ env: { TEMPDATA_PROVIDER: provider } });
-    }, BUILD_TIMEOUT_MS);
-    afterAll(() => app?.stop());
-
-    test('a preference named __proto__ (or constructor) round-trips in GET /prefs', async () => {
-      const visitor = new Visitor(app);
-      for (const [key, value] of [
-        ['__proto__', 'polluted?'],
-        ['constructor', 'ctor'],
-        ['theme', 'dark'],
-      ]) {
-        const set = await visitor.request(`/prefs/${key}`, { form: { value }, accept: 'application/json' });
-        expect(set.status).toBe(200);
-      }
-      const { body } = await visitor.request('/prefs', { accept: 'application/json' });
-      // JSON.parse defines "__proto__" as an own property, as the server's JSON has it.
-      const prefs = JSON.parse(body) as Record<string, unknown>;
-      expect(Object.entries(prefs)).toEqual([
-        ['__proto__', 'polluted?'],
-        ['constructor', 'ctor'],
-        ['theme', 'dark'],
-      ]);
-      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    });
-
-    test("one visitor's customers are not shown to another", async () => {
-      const ada = new Visitor(app);
-      const grace = new Visitor(app);
-      expect((await ada.request('/customers/create', { form: { name: 'Ada' } })).location).toBe('/customers');
-      expect(await ada.customers()).toEqual(['Ada']);
-      expect(await grace.customers()).toEqual([]);
-      await grace.request('/customers/create', { form: { name: 'Grace' } });
-      expect(await grace.customers()).toEqual(['Grace']);
-      expect(await ada.customers()).toEqual(['Ada']);
-    });
-
-    test(`a visitor can add at most ${MAX_CUSTOMERS} customers; the next is refused with a message`, async () => {
-      const visitor = new Visitor(app);
-      for (let i = 1; i <= MAX_CUSTOMERS; i++) {
-        const created = await visitor.request('/customers/create', { form: { name: `Customer ${i}` } });
-        expect(created.location).toBe('/customers');
-      }
-      const refused = await visitor.request('/customers/create', { form: { name: 'One too many' } });
-      expect(refused.status).toBe(302);
-      expect(refused.location).toBe('/customers/create');
-      const form = await visitor.request('/customers/create');
-      expect(form.body).toContain(`This sample keeps at most ${MAX_CUSTOMERS} customers per visitor.`);
-      const names = await visitor.customers();
-      expect(names).toHaveLength(MAX_CUSTOMERS);
-      expect(names).not.toContain('One too many');
-    });
-  },
+const CASES = SAMPLE_APP_PLATFORMS.flatMap((platform) =>
+  (['cookie', 'session'] as const).map((provider) => [platform, provider] as const),
 );
+
+describe.each(CASES)('sample app on %s: state stays with its visitor (TempData %s)', (platform, provider) => {
+  let app: SampleAppProcess;
+
+  beforeAll(async () => {
+    await ensureBuilt();
+    app = await SampleAppProcess.start({ env: { TEMPDATA_PROVIDER: provider, HTTP_ADAPTER: platform } });
+  }, BUILD_TIMEOUT_MS);
+  afterAll(() => app?.stop());
+
+  test('a preference named __proto__ (or constructor) round-trips in GET /prefs', async () => {
+    const visitor = new Visitor(app);
+    for (const [key, value] of [
+      ['__proto__', 'polluted?'],
+      ['constructor', 'ctor'],
+      ['theme', 'dark'],
+    ]) {
+      const set = await visitor.request(`/prefs/${key}`, { form: { value }, accept: 'application/json' });
+      expect(set.status).toBe(200);
+    }
+    const { body } = await visitor.request('/prefs', { accept: 'application/json' });
+    // JSON.parse defines "__proto__" as an own property, as the server's JSON has it.
+    const prefs = JSON.parse(body) as Record<string, unknown>;
+    expect(Object.entries(prefs)).toEqual([
+      ['__proto__', 'polluted?'],
+      ['constructor', 'ctor'],
+      ['theme', 'dark'],
+    ]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  test('the redirect written with @Res() after adding to the cart carries the new session, committed', async () => {
+    const visitor = new Visitor(app);
+    const added = await visitor.request('/cart/add', { form: { item: 'Tea' } });
+    expect(added.status).toBe(302);
+    expect(added.location).toBe('/cart');
+    // The session was established by this request: its cookie left with the 302.
+    expect(visitor.jar.get('.Nest.Session')).toBeTruthy();
+    const cart = await visitor.request('/cart');
+    expect(cart.body).toContain("<tr class='cart-line'><td>Tea</td><td>1</td></tr>");
+    await visitor.request('/cart/add', { form: { item: 'Tea' } });
+    expect((await visitor.request('/cart')).body).toContain(
+      "<tr class='cart-line'><td>Tea</td><td>2</td></tr>",
+    );
+  });
+
+  test('a preference set with Accept: text/html answers 303 to the page; without it, the JSON', async () => {
+    const visitor = new Visitor(app);
+    const html = await visitor.request('/prefs/theme', { form: { value: 'dark' } });
+    expect(html.status).toBe(303);
+    expect(html.location).toBe('/prefs/edit');
+    const json = await visitor.request('/prefs/units', { form: { value: 'metric' }, accept: '*/*' });
+    expect(json.status).toBe(200);
+    expect(JSON.parse(json.body)).toEqual({ theme: 'dark', units: 'metric' });
+  });
+
+  test("one visitor's customers are not shown to another", async () => {
+    const ada = new Visitor(app);
+    const grace = new Visitor(app);
+    expect((await ada.request('/customers/create', { form: { name: 'Ada' } })).location).toBe('/customers');
+    expect(await ada.customers()).toEqual(['Ada']);
+    expect(await grace.customers()).toEqual([]);
+    await grace.request('/customers/create', { form: { name: 'Grace' } });
+    expect(await grace.customers()).toEqual(['Grace']);
+    expect(await ada.customers()).toEqual(['Ada']);
+  });
+
+  test(`a visitor can add at most ${MAX_CUSTOMERS} customers; the next is refused with a message`, async () => {
+    const visitor = new Visitor(app);
+    for (let i = 1; i <= MAX_CUSTOMERS; i++) {
+      const created = await visitor.request('/customers/create', { form: { name: `Customer ${i}` } });
+      expect(created.location).toBe('/customers');
+    }
+    const refused = await visitor.request('/customers/create', { form: { name: 'One too many' } });
+    expect(refused.status).toBe(302);
+    expect(refused.location).toBe('/customers/create');
+    const form = await visitor.request('/customers/create');
+    expect(form.body).toContain(`This sample keeps at most ${MAX_CUSTOMERS} customers per visitor.`);
+    const names = await visitor.customers();
+    expect(names).toHaveLength(MAX_CUSTOMERS);
+    expect(names).not.toContain('One too many');
+  });
+});

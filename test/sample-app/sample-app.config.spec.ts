@@ -24,6 +24,7 @@ describe('loadSampleConfig', () => {
   test('no variables: port 3000, memory store, cookie TempData, 20 minutes idle, random key ring', () => {
     const config = loadSampleConfig({});
     expect(config.port).toBe(3000);
+    expect(config.platform).toBe('express');
     expect(config.session).toEqual({ session: { idleTimeout: 1_200_000 }, tempData: { provider: 'cookie' } });
     expect(config.summary).toEqual({
       store: 'memory',
@@ -81,6 +82,13 @@ describe('loadSampleConfig', () => {
     expect(() => loadSampleConfig({ DATABASE_URL: 'db:5432' })).toThrow(/^DATABASE_URL: /);
   });
 
+  test('HTTP_ADAPTER picks the platform: express (default) or fastify, any case, spaces trimmed', () => {
+    expect(loadSampleConfig({ HTTP_ADAPTER: 'fastify' }).platform).toBe('fastify');
+    expect(loadSampleConfig({ HTTP_ADAPTER: ' Fastify ' }).platform).toBe('fastify');
+    expect(loadSampleConfig({ HTTP_ADAPTER: 'express' }).platform).toBe('express');
+    expect(loadSampleConfig({ HTTP_ADAPTER: '' }).platform).toBe('express');
+  });
+
   test('REDIS_CLUSTER_NODES is a comma-separated host:port list', () => {
     const config = loadSampleConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000, 127.0.0.1:7001,[::1]:7002' });
     expect(config.session.redis).toEqual({
@@ -126,6 +134,8 @@ describe('loadSampleConfig', () => {
     ['APP_NAME', { APP_NAME: 'my {app}', REDIS_URL: 'redis://localhost' }],
     ['REDIS_NEAR_CACHE', { REDIS_URL: 'redis://localhost', REDIS_NEAR_CACHE: 'yes please' }],
     ['REDIS_NEAR_CACHE', { REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_NEAR_CACHE: 'on' }],
+    ['HTTP_ADAPTER', { HTTP_ADAPTER: 'koa' }],
+    ['HTTP_ADAPTER', { HTTP_ADAPTER: 'platform-fastify' }],
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: '20m' }],
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: '0' }],
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: '-5' }],
@@ -184,6 +194,7 @@ describe('the sample app process at startup', () => {
         'TEMPDATA_PROVIDER',
         'REDIS_NEAR_CACHE',
         'DATABASE_URL',
+        'HTTP_ADAPTER',
       ]) {
         delete childEnv[name];
       }
@@ -205,6 +216,7 @@ describe('the sample app process at startup', () => {
     ['SESSION_IDLE_TIMEOUT', { SESSION_IDLE_TIMEOUT: 'soon' }],
     ['TEMPDATA_PROVIDER', { TEMPDATA_PROVIDER: 'database' }],
     ['SESSION_SECRETS', { SESSION_SECRETS: 'too-short' }],
+    ['HTTP_ADAPTER', { HTTP_ADAPTER: 'koa' }],
     ['REDIS_URL', { REDIS_URL: 'redis://127.0.0.1:1' }],
     ['DATABASE_URL', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/app' }],
   ])(

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, Post, Redirect, Render, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { HttpAdapterHost } from '@nestjs/core';
 import { Session, TempData } from 'nest-session-state';
 import { page } from '../layout/page.js';
 
@@ -24,6 +24,8 @@ const SUGGESTIONS = ['Tea', 'Biscuits', 'Sonic screwdriver', 'Jelly babies'];
 
 @Controller('cart')
 export class CartController {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   @Get()
   @Render('cart')
   show(@Session() session: Session, @TempData(ERROR_KEY) error: string | undefined) {
@@ -37,13 +39,17 @@ export class CartController {
     });
   }
 
-  /** Adds one `item` and redirects back with `res.redirect()` (the response hook commits first). */
+  /**
+   * Adds one `item` and redirects back by writing the response itself (`@Res()` and the platform's
+   * `redirect`, on Express or Fastify), which Nest's interceptors never see: the library's response hook
+   * commits the session and TempData before the 302 leaves, so the redirect carries their cookies.
+   */
   @Post('add')
   add(
     @Body('item') rawItem: unknown,
     @Session() session: Session,
     @TempData() tempData: TempData,
-    @Res() res: Response,
+    @Res() res: unknown,
   ): void {
     const item = typeof rawItem === 'string' ? rawItem.trim() : '';
     const cart = session.get<Cart>(CART_KEY) ?? { lines: [] };
@@ -57,7 +63,7 @@ export class CartController {
       else cart.lines.push({ item, quantity: 1 });
       session.set(CART_KEY, cart);
     }
-    res.redirect('/cart');
+    this.adapterHost.httpAdapter.redirect(res, 302, '/cart');
   }
 
   @Post('clear')

@@ -23,9 +23,12 @@ import { resolveRedisCacheOptions } from 'nest-session-state/redis';
  * | `APP_NAME`             | Redis key prefix (`applicationName`)                           | nest    |
  * | `SESSION_IDLE_TIMEOUT` | idle timeout in seconds                                        | 1200    |
  * | `REDIS_NEAR_CACHE`     | `on`/`off`: the opt-in near cache (with `REDIS_URL` only)      | off     |
+ * | `HTTP_ADAPTER`         | `express` or `fastify`: the Nest platform the app runs on      | express |
  */
 export interface SampleAppConfig {
   readonly port: number;
+  /** The Nest HTTP platform: `@nestjs/platform-express` or `@nestjs/platform-fastify`. */
+  readonly platform: SamplePlatform;
   /** Passed to `SessionModule.forRoot()`. */
   readonly session: SessionModuleOptions;
   /** What the pages show in their footer. */
@@ -38,6 +41,10 @@ export interface SampleAppConfig {
   /** Notes for the startup log (e.g. a variable that has no effect). */
   readonly warnings: readonly string[];
 }
+
+/** The values of `HTTP_ADAPTER`. */
+export const SAMPLE_PLATFORMS = ['express', 'fastify'] as const;
+export type SamplePlatform = (typeof SAMPLE_PLATFORMS)[number];
 
 export type Environment = Readonly<Record<string, string | undefined>>;
 
@@ -62,6 +69,7 @@ const MAX_IDLE_TIMEOUT_SECONDS = 365 * 24 * 3600;
 export function loadSampleConfig(env: Environment = process.env): SampleAppConfig {
   const warnings: string[] = [];
   const port = readPort(env);
+  const platform = readPlatform(env);
   const idleTimeoutSeconds = readIdleTimeout(env);
   const tempDataProvider = readTempDataProvider(env);
   const secrets = readSecrets(env);
@@ -77,6 +85,7 @@ export function loadSampleConfig(env: Environment = process.env): SampleAppConfi
   };
   return {
     port,
+    platform,
     session,
     summary: {
       store: redis
@@ -140,6 +149,19 @@ function readPort(env: Environment): number {
     );
   }
   return port;
+}
+
+function readPlatform(env: Environment): SamplePlatform {
+  if (!present(env.HTTP_ADAPTER)) return 'express';
+  const value = env.HTTP_ADAPTER.trim().toLowerCase();
+  const platform = SAMPLE_PLATFORMS.find((p) => p === value);
+  if (!platform) {
+    throw new SampleConfigError(
+      'HTTP_ADAPTER',
+      `expected "express" (default) or "fastify", got ${JSON.stringify(env.HTTP_ADAPTER)}.`,
+    );
+  }
+  return platform;
 }
 
 function readIdleTimeout(env: Environment): number {

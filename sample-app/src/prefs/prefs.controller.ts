@@ -3,16 +3,16 @@ import {
   Body,
   Controller,
   Get,
-  HttpCode,
+  Headers,
   Param,
   Post,
   Render,
-  Req,
   Res,
 } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import { HttpAdapterHost } from '@nestjs/core';
 import { Session } from 'nest-session-state';
 import { page } from '../layout/page.js';
+import { prefersHtml } from './accept.js';
 
 /** Session keys of preferences: `pref:<key>`. */
 export const PREF_PREFIX = 'pref:';
@@ -32,6 +32,8 @@ const PRESETS = [
  */
 @Controller('prefs')
 export class PrefsController {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   /** `{ <key>: <value> }` of every preference. */
   @Get()
   all(@Session() session: Session): Record<string, string> {
@@ -54,16 +56,17 @@ export class PrefsController {
 
   /**
    * Sets `pref:<key>` to the form field `value`. A browser form post (Accept: text/html) is redirected
-   * to the HTML page; other clients (fetch, curl) get the JSON of every preference.
+   * to the HTML page; other clients (fetch, curl) get the JSON of every preference. Either way the
+   * handler answers through the platform's `redirect`/`reply` (Express or Fastify) and the library's
+   * response hook commits the session before the response leaves.
    */
   @Post(':key')
-  @HttpCode(200)
   set(
     @Param('key') key: string,
     @Body('value') value: unknown,
     @Session() session: Session,
-    @Req() req: Request,
-    @Res() res: Response,
+    @Headers('accept') accept: string | undefined,
+    @Res() res: unknown,
   ): void {
     if (!KEY_PATTERN.test(key)) {
       throw new BadRequestException('The preference key must be 1 to 40 letters, digits, ".", "_" or "-".');
@@ -74,8 +77,9 @@ export class PrefsController {
       );
     }
     session.setString(PREF_PREFIX + key, value);
-    if (req.accepts(['json', 'html']) === 'html') res.redirect(303, '/prefs/edit');
-    else res.json(readPrefs(session));
+    const http = this.adapterHost.httpAdapter;
+    if (prefersHtml(accept)) http.redirect(res, 303, '/prefs/edit');
+    else http.reply(res, readPrefs(session), 200);
   }
 }
 

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { freePort } from '../../support/redis/index.js';
 import { REPO_ROOT, SAMPLE_APP_MAIN } from './build.js';
+import type { SampleAppPlatform } from './platforms.js';
 
 /** The environment variables of the sample app's contract (DESIGN.md, "Sample app"). */
 export interface SampleAppEnv {
@@ -14,6 +15,8 @@ export interface SampleAppEnv {
   TEMPDATA_PROVIDER?: string;
   APP_NAME?: string;
   SESSION_IDLE_TIMEOUT?: string;
+  /** `express` (the app's default) or `fastify`. */
+  HTTP_ADAPTER?: SampleAppPlatform;
 }
 
 export interface SampleAppOptions {
@@ -31,6 +34,7 @@ const CONTRACT_VARIABLES = [
   'TEMPDATA_PROVIDER',
   'APP_NAME',
   'SESSION_IDLE_TIMEOUT',
+  'HTTP_ADAPTER',
 ];
 const START_TIMEOUT_MS = 20_000;
 const STOP_GRACE_MS = 5_000;
