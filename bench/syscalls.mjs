@@ -14,7 +14,7 @@
 // request for writes and reads that batching would merge.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -114,6 +114,37 @@ async function counters(app) {
   }
 }
 
+/**
+ * Per thread of `pid` (by name: the main thread is `node`, V8's workers `V8 DefaultWorke`, libuv's pool
+ * `libuv-worker`): CPU ticks (user + system, /proc/<pid>/task/<tid>/stat) and context switches
+ * (voluntary + involuntary, .../status). Linux only; empty elsewhere.
+ */
+function threadStats(pid) {
+  const out = { ticks: {}, switches: 0 };
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+      const kind = /^V8|^v8/.test(name) ? 'v8 workers' : name === 'node' ? 'main' : 'other';
+      out.ticks[kind] = (out.ticks[kind] ?? 0) + ticks;
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm))
+        out.switches += Number(m[1]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 /** strace -c's summary table: { syscall: { calls, errors, seconds } }. */
 function parseStraceSummary(text) {
   const out = {};
@@ -156,8 +187,10 @@ async function main() {
       for (const workload of workloads) {
         assertClean(`${config} warm-up`, await load(workload, { duration: warmupSeconds }));
         const before = await counters(app);
+        const threadsBefore = threadStats(app.pid);
         const plain = await load(workload, { amount: requests });
         const after = await counters(app);
+        const threadsAfter = threadStats(app.pid);
         assertClean(`${config} /${workload}`, plain);
         const handled = after.received - before.received;
         const { result, syscalls } = await traced(
@@ -178,13 +211,23 @@ async function main() {
           userMicrosPerRequest: Math.round((after.user - before.user) / handled),
           systemMicrosPerRequest: Math.round((after.system - before.system) / handled),
           rps: Math.round(plain.rps),
+          // CPU by thread kind, µs per request (clock ticks of 10 ms: coarse over a few thousand requests).
+          threadMicrosPerRequest: Object.fromEntries(
+            Object.entries(threadsAfter.ticks).map(([kind, ticks]) => [
+              kind,
+              Math.round(((ticks - (threadsBefore.ticks[kind] ?? 0)) * 10_000) / handled),
+            ]),
+          ),
+          contextSwitchesPerRequest:
+            Math.round(((threadsAfter.switches - threadsBefore.switches) / handled) * 100) / 100,
           syscallsPerRequest: Math.round(total * 100) / 100,
           perSyscall: perRequest,
         };
         const r = rows[config][workload];
         process.stdout.write(
           `${config.padEnd(22)} ${workload.padEnd(9)} user ${String(r.userMicrosPerRequest).padStart(4)} µs  ` +
-            `system ${String(r.systemMicrosPerRequest).padStart(4)} µs  syscalls ${r.syscallsPerRequest.toFixed(2)}/req: ` +
+            `system ${String(r.systemMicrosPerRequest).padStart(4)} µs  (V8 workers ${r.threadMicrosPerRequest['v8 workers'] ?? 0} µs, ` +
+            `${r.contextSwitchesPerRequest} context switches)  syscalls ${r.syscallsPerRequest.toFixed(2)}/req: ` +
             `${Object.entries(perRequest)
               .slice(0, 6)
               .map(([k, v]) => `${k} ${v}`)
