@@ -115,8 +115,8 @@ async function counters(app) {
 }
 
 /**
- * Per thread of `pid` (by name: the main thread is `node`, V8's workers `V8 DefaultWorke`, libuv's pool
- * `libuv-worker`): CPU ticks (user + system, /proc/<pid>/task/<tid>/stat) and context switches
+ * Per thread of `pid` (the main thread; V8's workers, named `V8 DefaultWorke` on Node 24; other threads,
+ * which on Node 20 include V8's unnamed workers): CPU ticks (user + system, /proc/<pid>/task/<tid>/stat) and context switches
  * (voluntary + involuntary, .../status). Linux only; empty elsewhere.
  */
 function threadStats(pid) {
@@ -133,7 +133,8 @@ function threadStats(pid) {
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-      const kind = /^V8|^v8/.test(name) ? 'v8 workers' : name === 'node' ? 'main' : 'other';
+      // The main thread's tid is the pid; Node 24 names V8's workers `V8 DefaultWorke`, Node 20 does not.
+      const kind = tid === String(pid) ? 'main' : /^V8/.test(name) ? 'v8 workers' : 'other threads';
       out.ticks[kind] = (out.ticks[kind] ?? 0) + ticks;
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm))
@@ -226,7 +227,9 @@ async function main() {
         const r = rows[config][workload];
         process.stdout.write(
           `${config.padEnd(22)} ${workload.padEnd(9)} user ${String(r.userMicrosPerRequest).padStart(4)} µs  ` +
-            `system ${String(r.systemMicrosPerRequest).padStart(4)} µs  (V8 workers ${r.threadMicrosPerRequest['v8 workers'] ?? 0} µs, ` +
+            `system ${String(r.systemMicrosPerRequest).padStart(4)} µs  (off the main thread ${
+              (r.threadMicrosPerRequest['v8 workers'] ?? 0) + (r.threadMicrosPerRequest['other threads'] ?? 0)
+            } µs, ` +
             `${r.contextSwitchesPerRequest} context switches)  syscalls ${r.syscallsPerRequest.toFixed(2)}/req: ` +
             `${Object.entries(perRequest)
               .slice(0, 6)
