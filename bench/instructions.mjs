@@ -228,7 +228,7 @@ async function main() {
           const path = `/${workload}`;
           assertClean(
             `${config} ${path} warm-up`,
-            await runLoad({ url: server.url, path, cookies, connections: 8, amount: warmup }),
+            await runLoad({ url: server.url, path, cookies, connections: 8, amount: warmup, timeout: 60 }),
           );
         }
         rounds++;
@@ -242,7 +242,7 @@ async function main() {
         const path = `/${workload}`;
         const jitBefore = server.jitEvents;
         const { result, instructions } = await server.count(() =>
-          runLoad({ url: server.url, path, cookies, connections: 8, amount: requests }),
+          runLoad({ url: server.url, path, cookies, connections: 8, amount: requests, timeout: 60 }),
         );
         assertClean(`${config} ${path}`, result);
         (jitDuringCount[config] ??= {})[workload] = server.jitEvents - jitBefore;
