@@ -10,8 +10,8 @@
 //
 // Needs `strace`. strace slows every system call down (ptrace), so the CPU figures come from a separate
 // pass without it; the counts do not depend on the slowdown except where batching does (more requests
-// in flight per event-loop turn while the app is slower): read them as an upper bound on syscalls per
-// request for writes and reads that batching would merge.
+// in flight per event-loop turn while the app is slower, so coalesced writes merge more requests): read
+// them as a lower bound on the Redis socket's syscalls per request of an untraced app.
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
