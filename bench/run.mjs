@@ -389,7 +389,11 @@ function loadRoute(server, workload, cookies, { duration, amount }) {
 
 /** Load on one app's route that is not measured (warm-up, lead-in); fails the run on any bad response. */
 async function unmeasuredLoad(label, server, workload, cookies, span) {
-  assertClean(`${label} ${server.config} /${workload}`, await loadRoute(server, workload, cookies, span));
+  const result = await loadRoute(server, workload, cookies, span);
+  // A 0.5 s warm-up or lead-in that got no response at all (every core taken by other processes: seen twice
+  // at a load average of ~13) measured nothing and broke nothing: the measured slice still has to be clean.
+  if (span.duration !== undefined && result.requests === 0 && result.errors === 0) return;
+  assertClean(`${label} ${server.config} /${workload}`, result);
 }
 
 /** One measured run with the counters read around it. */
