@@ -113,7 +113,8 @@ const settings = {
   // Many short interleaved slices rather than few long ones: other processes' bursts then hit single
   // slices, which the medians drop (see bench/README.md, Method).
   repetitions: num(cli.repetitions, cli.quick ? 1 : 8),
-  durationSeconds: num(cli.duration, 1),
+  // Quick runs: 0.5 s slices, to stay under a minute with the limit and realistic-app rows.
+  durationSeconds: num(cli.duration, cli.quick ? 0.5 : 1),
   warmupSeconds: num(cli.warmup, cli.quick ? 0.2 : 0.5),
   // Warm-up rounds go on until V8 has settled in every app (a round without optimizations or
   // deoptimizations): the library's app compiles for ~35,000 requests, longer than a fixed warm-up
@@ -128,7 +129,7 @@ const settings = {
   seed: num(cli.seed, Math.floor(Math.random() * 2 ** 31)),
   heapSessions: cli.quick ? 20_000 : 100_000,
   // Requests per configuration and workload counted under MONITOR (round trips).
-  monitoredRequests: cli.quick ? 200 : 1000,
+  monitoredRequests: cli.quick ? 100 : 1000,
   configs: cli.configs
     ? cli.configs.split(',')
     : // The A/A control and the cluster (an info row that starts 3 more Redis) only in full runs: the
