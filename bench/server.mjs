@@ -3,7 +3,7 @@
 // { type: 'ready', port } over IPC and exits on { type: 'stop' } (so --cpu-prof can write its profile)
 // or when the parent goes away. Plain JavaScript: the Nest decorators are applied as functions.
 import 'reflect-metadata';
-import { Controller, Get, Module, Req } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, Req, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 
 const [config, optionsJson = '{}'] = process.argv.slice(2);
@@ -56,6 +56,29 @@ function controllerClass(kind, Session) {
     Controller()(NssController);
     return NssController;
   }
+  if (kind === 'limit') {
+    // `Session` is the hand-written session of bench/limit.mjs here: load, change, save before returning.
+    const sessions = Session;
+    class LimitController {
+      async rmw(req) {
+        const state = await sessions.load(req);
+        state.count = (state.count ?? 0) + 1;
+        await sessions.save(req, state);
+        return { count: state.count };
+      }
+      async read(req) {
+        return { count: (await sessions.load(req)).count ?? 0 };
+      }
+      untouched() {
+        return { ok: true };
+      }
+    }
+    route(LimitController, 'rmw', 'rmw', Req());
+    route(LimitController, 'read', 'read', Req());
+    route(LimitController, 'untouched', 'untouched');
+    Controller()(LimitController);
+    return LimitController;
+  }
   class ExpressSessionController {
     rmw(req) {
       const count = (req.session.count ?? 0) + 1;
@@ -74,6 +97,80 @@ function controllerClass(kind, Session) {
   route(ExpressSessionController, 'untouched', 'untouched');
   Controller()(ExpressSessionController);
   return ExpressSessionController;
+}
+
+/**
+ * `nss-redis-app`: nss-redis as an application is written (the sample app's shape): the handlers call a
+ * service that reaches the session through an injected `SessionAccessor`, so the library runs every
+ * request inside its AsyncLocalStorage context, and one Nest middleware (as the sample app's
+ * VerificationMiddleware) records a request item through an injected `ItemsAccessor` on every route.
+ */
+async function createRealisticApp(moduleOptions, logger) {
+  const { SessionModule, SessionAccessor, ItemsAccessor, ItemKey } = await import('nest-session-state');
+  const IS_VERIFIED = new ItemKey('isVerified');
+  // Constructor parameter types as TypeScript's emitDecoratorMetadata would record them.
+  const inject = (cls, ...types) => Reflect.defineMetadata('design:paramtypes', types, cls);
+
+  class VerificationMiddleware {
+    constructor(items) {
+      this.items = items;
+    }
+    use(_req, _res, next) {
+      this.items.current.set(IS_VERIFIED, true); // "perform some verification"
+      next();
+    }
+  }
+  inject(VerificationMiddleware, ItemsAccessor);
+  Injectable()(VerificationMiddleware);
+
+  class CounterService {
+    constructor(sessions) {
+      this.sessions = sessions;
+    }
+    async increment() {
+      const session = await this.sessions.load();
+      const count = (session.getInt32('count') ?? 0) + 1;
+      session.setInt32('count', count);
+      return count;
+    }
+    async read() {
+      return (await this.sessions.load()).getInt32('count') ?? 0;
+    }
+  }
+  inject(CounterService, SessionAccessor);
+  Injectable()(CounterService);
+
+  class AppController {
+    constructor(counter) {
+      this.counter = counter;
+    }
+    async rmw() {
+      return { count: await this.counter.increment() };
+    }
+    async read() {
+      return { count: await this.counter.read() };
+    }
+    untouched() {
+      return { ok: true };
+    }
+  }
+  inject(AppController, CounterService);
+  route(AppController, 'rmw', 'rmw');
+  route(AppController, 'read', 'read');
+  route(AppController, 'untouched', 'untouched');
+  Controller()(AppController);
+
+  class AppModule {
+    configure(consumer) {
+      consumer.apply(VerificationMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+    }
+  }
+  Module({
+    imports: [SessionModule.forRoot(moduleOptions)],
+    controllers: [AppController],
+    providers: [CounterService],
+  })(AppModule);
+  return NestFactory.create(AppModule, { logger });
 }
 
 async function createApp() {
@@ -103,6 +200,9 @@ async function createApp() {
     else if (config === 'nss-postgres') {
       const { nssPostgresOptions } = await import('./lib/postgres.mjs');
       moduleOptions.postgres = nssPostgresOptions(options.databaseUrl);
+    } else if (config === 'nss-redis-app') {
+      moduleOptions.redis = { url: options.redisUrl, ...timeouts };
+      return { app: await createRealisticApp(moduleOptions, logger), close: async () => undefined };
     } else if (config !== 'nss-memory') throw new Error(`unknown configuration ${config}`);
     class AppModule {}
     Module({
@@ -110,6 +210,13 @@ async function createApp() {
       controllers: [controllerClass('nss', Session)],
     })(AppModule);
     return { app: await NestFactory.create(AppModule, { logger }), close: async () => undefined };
+  }
+  if (config === 'limit-redis') {
+    const { createLimitSessions } = await import('./limit.mjs');
+    const sessions = await createLimitSessions({ redisUrl: options.redisUrl, secret: options.secret });
+    class AppModule {}
+    Module({ controllers: [controllerClass('limit', sessions)] })(AppModule);
+    return { app: await NestFactory.create(AppModule, { logger }), close: sessions.close };
   }
   if (config.startsWith('express-session-')) {
     const { default: session } = await import('express-session');

@@ -71,7 +71,7 @@ function percentile(sorted, p) {
  * keep-alive connections, each request carrying the next cookie of `cookies` (round robin).
  * Latency percentiles come from every response time (autocannon's own histogram has 1 ms resolution).
  */
-export function runLoad({ url, path, cookies, connections, duration, amount }) {
+export function runLoad({ url, path, cookies, connections, duration, amount, timeout = 10 }) {
   let i = 0;
   const n = cookies.length;
   let latencies = new Float64Array(1 << 16);
@@ -83,7 +83,7 @@ export function runLoad({ url, path, cookies, connections, duration, amount }) {
         url,
         connections,
         pipelining: 1,
-        timeout: 10,
+        timeout, // seconds; bench/instructions.mjs waits longer (under valgrind a request may stall for seconds)
         // autocannon stops a timed run at its next sample tick: 100 ms ticks keep short runs short.
         sampleInt: 100,
         ...(amount !== undefined ? { amount } : { duration }),

@@ -1,0 +1,263 @@
+#!/usr/bin/env node
+// Where the time that instruction counts do not show goes (issue 20): per request, the app's user and
+// system CPU time (process.cpuUsage over a fixed number of requests, without tracing), and its system
+// calls (`strace -c -f` attached to the warm app over the same number of requests), per configuration
+// and workload, side by side with the peers. One configuration at a time, on a private Redis.
+//
+//   npm run bench:syscalls                                   # default configurations, rmw and read
+//   npm run bench:syscalls -- --configs baseline,nss-redis --workloads rmw --requests 5000
+//   npm run bench:syscalls -- --node 24                      # on Node 24 (as npm run bench -- --node)
+//
+// Needs `strace`. strace slows every system call down (ptrace), so the CPU figures come from a separate
+// pass without it; the counts do not depend on the slowdown except where batching does (more requests
+// in flight per event-loop turn while the app is slower, so coalesced writes merge more requests): read
+// them as a lower bound on the Redis socket's syscalls per request of an untraced app.
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
+import { RedisServer } from './lib/redis.mjs';
+import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
+import { installCleanupHandlers, sleep, stopAll, track } from './lib/util.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = dirname(BENCH);
+const DEFAULT_CONFIGS = [
+  'baseline',
+  'limit-redis',
+  'nss-memory',
+  'nss-redis',
+  'nss-redis-app',
+  'nss-redis-near',
+  'express-session-redis',
+];
+
+const { values: args } = parseArgs({
+  options: {
+    configs: { type: 'string', default: DEFAULT_CONFIGS.join(',') },
+    workloads: { type: 'string', default: 'rmw,read' },
+    requests: { type: 'string', default: '5000' },
+    warmup: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '16' },
+    sessions: { type: 'string', default: '1000' },
+    node: { type: 'string' },
+  },
+});
+await runOnChosenNode(args.node);
+const configs = args.configs.split(',');
+const workloads = args.workloads.split(',');
+const requests = Number(args.requests);
+const warmupSeconds = Number(args.warmup);
+const connections = Number(args.connections);
+const sessionCount = Number(args.sessions);
+const usesRedis = (c) => c.endsWith('-redis') || c === 'nss-redis-near' || c === 'nss-redis-app';
+
+/** bench/server.mjs in a child process, as bench/run.mjs starts it (without the JIT trace). */
+function startApp(config, options) {
+  const child = fork(join(BENCH, 'server.mjs'), [config, JSON.stringify(options)], {
+    cwd: ROOT,
+    execArgv: ['--no-memory-reducer'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const pending = new Map();
+  let nextId = 1;
+  const app = {
+    stopFirst: true,
+    child,
+    request(type) {
+      const id = nextId++;
+      return new Promise((resolve) => {
+        pending.set(id, resolve);
+        child.send({ id, type });
+      });
+    },
+    async stop() {
+      if (child.exitCode === null) {
+        child.send({ type: 'stop' });
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+      untrack();
+    },
+    killSync() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+  const untrack = track(app);
+  child.on('message', (message) => {
+    const done = pending.get(message?.id);
+    if (done) {
+      pending.delete(message.id);
+      done(message);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`${config}: exited (code ${code}) before it was ready`)));
+    child.on('message', (message) => {
+      if (message?.type !== 'ready') return;
+      app.url = `http://127.0.0.1:${message.port}`;
+      app.pid = message.pid;
+      resolve(app);
+    });
+  });
+}
+
+/** CPU (user, system µs) and requests handled so far, once nothing is in flight. */
+async function counters(app) {
+  for (;;) {
+    const { cpu, received, inFlight } = await app.request('counters');
+    if (inFlight === 0) return { user: cpu.user, system: cpu.system, received };
+    await sleep(20);
+  }
+}
+
+/**
+ * Per thread of `pid` (the main thread; V8's workers, named `V8 DefaultWorke` on Node 24; other threads,
+ * which on Node 20 include V8's unnamed workers): CPU ticks (user + system, /proc/<pid>/task/<tid>/stat) and context switches
+ * (voluntary + involuntary, .../status). Linux only; empty elsewhere.
+ */
+function threadStats(pid) {
+  const out = { ticks: {}, switches: 0 };
+  let tids = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+      // The main thread's tid is the pid; Node 24 names V8's workers `V8 DefaultWorke`, Node 20 does not.
+      const kind = tid === String(pid) ? 'main' : /^V8/.test(name) ? 'v8 workers' : 'other threads';
+      out.ticks[kind] = (out.ticks[kind] ?? 0) + ticks;
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)/gm))
+        out.switches += Number(m[1]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** strace -c's summary table: { syscall: { calls, errors, seconds } }. */
+function parseStraceSummary(text) {
+  const out = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$/.exec(line);
+    if (!m || m[6] === 'total') continue;
+    out[m[6]] = { calls: Number(m[4]), errors: Number(m[5] ?? 0), seconds: Number(m[2]) };
+  }
+  return out;
+}
+
+async function traced(app, work, dir, label) {
+  const file = join(dir, `${label}.strace`);
+  const strace = spawn('strace', ['-c', '-f', '-o', file, '-p', String(app.pid)], { stdio: 'ignore' });
+  await sleep(500); // attached to every thread
+  const result = await work();
+  await sleep(100);
+  strace.kill('SIGINT');
+  await new Promise((resolve) => strace.once('exit', resolve));
+  return { result, syscalls: parseStraceSummary(readFileSync(file, 'utf8')) };
+}
+
+async function main() {
+  execFileSync('strace', ['-V'], { stdio: 'ignore' });
+  installCleanupHandlers();
+  const dir = mkdtempSync(join(tmpdir(), 'bench-strace-'));
+  const secret = randomBytes(32).toString('base64url');
+  const redis = configs.some(usesRedis) ? await RedisServer.start() : undefined;
+  const startedAt = new Date();
+  const rows = {};
+  try {
+    for (const config of configs) {
+      const app = await startApp(config, { secret, ...(usesRedis(config) ? { redisUrl: redis.url } : {}) });
+      const cookies = config.startsWith('baseline')
+        ? fakeCookies(sessionCount)
+        : await createSessions(app.url, sessionCount);
+      const load = (workload, span) =>
+        runLoad({ url: app.url, path: `/${workload}`, cookies, connections, ...span });
+      rows[config] = {};
+      for (const workload of workloads) {
+        assertClean(`${config} warm-up`, await load(workload, { duration: warmupSeconds }));
+        const before = await counters(app);
+        const threadsBefore = threadStats(app.pid);
+        const plain = await load(workload, { amount: requests });
+        const after = await counters(app);
+        const threadsAfter = threadStats(app.pid);
+        assertClean(`${config} /${workload}`, plain);
+        const handled = after.received - before.received;
+        const { result, syscalls } = await traced(
+          app,
+          () => load(workload, { amount: requests }),
+          dir,
+          `${config}-${workload}`,
+        );
+        assertClean(`${config} /${workload} traced`, result);
+        const perRequest = Object.fromEntries(
+          Object.entries(syscalls)
+            .map(([name, s]) => [name, Math.round((s.calls / result.requests) * 100) / 100])
+            .filter(([, v]) => v >= 0.01)
+            .sort((a, b) => b[1] - a[1]),
+        );
+        const total = Object.values(syscalls).reduce((a, s) => a + s.calls, 0) / result.requests;
+        rows[config][workload] = {
+          userMicrosPerRequest: Math.round((after.user - before.user) / handled),
+          systemMicrosPerRequest: Math.round((after.system - before.system) / handled),
+          rps: Math.round(plain.rps),
+          // CPU by thread kind, µs per request (clock ticks of 10 ms: coarse over a few thousand requests).
+          threadMicrosPerRequest: Object.fromEntries(
+            Object.entries(threadsAfter.ticks).map(([kind, ticks]) => [
+              kind,
+              Math.round(((ticks - (threadsBefore.ticks[kind] ?? 0)) * 10_000) / handled),
+            ]),
+          ),
+          contextSwitchesPerRequest:
+            Math.round(((threadsAfter.switches - threadsBefore.switches) / handled) * 100) / 100,
+          syscallsPerRequest: Math.round(total * 100) / 100,
+          perSyscall: perRequest,
+        };
+        const r = rows[config][workload];
+        process.stdout.write(
+          `${config.padEnd(22)} ${workload.padEnd(9)} user ${String(r.userMicrosPerRequest).padStart(4)} µs  ` +
+            `system ${String(r.systemMicrosPerRequest).padStart(4)} µs  (off the main thread ${
+              (r.threadMicrosPerRequest['v8 workers'] ?? 0) + (r.threadMicrosPerRequest['other threads'] ?? 0)
+            } µs, ` +
+            `${r.contextSwitchesPerRequest} context switches)  syscalls ${r.syscallsPerRequest.toFixed(2)}/req: ` +
+            `${Object.entries(perRequest)
+              .slice(0, 6)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}\n`,
+        );
+      }
+      await app.stop();
+    }
+  } finally {
+    await stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const file = join(
+    BENCH,
+    'results',
+    `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-node${NODE_MAJOR}-syscalls.json`,
+  );
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { startedAt, node: NODE_VERSION, requests, connections, sessions: sessionCount, rows },
+      null,
+      2,
+    ) + '\n',
+  );
+  process.stdout.write(`\nJSON: ${file.slice(ROOT.length + 1)}\n`);
+}
+
+await main();
