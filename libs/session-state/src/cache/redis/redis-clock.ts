@@ -33,9 +33,10 @@ export class RedisClock {
   /** Redis's time now, as estimated here (epoch ms): at most Redis's own clock. */
   now(): number {
     const offset = Math.max(this.current, this.previous);
-    return Math.floor(
-      (offset === Number.NEGATIVE_INFINITY ? performance.timeOrigin : offset) + performance.now(),
-    );
+    // Before the first sample: the wall clock itself (timeOrigin + now drifts from it when the system
+    // clock is stepped while the process runs).
+    if (offset === Number.NEGATIVE_INFINITY) return Date.now();
+    return Math.floor(offset + performance.now());
   }
 }
 
