@@ -76,8 +76,12 @@ describe('sample app: who is signed in where (two instances, one Redis)', () => 
     const laptop = new DeviceClient('Laptop/1.0');
     const phone = new DeviceClient('Phone/2.0');
     const tablet = new DeviceClient('Tablet/3.0');
+    // Listed oldest first: distinct sign-in milliseconds (equal times would order by the random id).
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 3));
     await laptop.signIn(a, 'rose');
+    await tick();
     await phone.signIn(b, 'rose');
+    await tick();
     await tablet.signIn(a, 'rose');
     await new DeviceClient('Other/1').signIn(b, 'martha');
 

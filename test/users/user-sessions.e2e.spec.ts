@@ -59,6 +59,9 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     const laptop = new BrowserClient('Laptop/1.0');
     const phone = new BrowserClient('Phone/2.0');
     const laptopId = await laptop.login(a, user);
+    // Oldest first: the phone signs in later, also on the memory store's manual clock (equal times
+    // would order by the random session id).
+    await store.expire(5);
     const phoneId = await phone.login(b, user);
     await new BrowserClient('Other/1.0').login(a, newUser()); // another user's session is not listed
 
