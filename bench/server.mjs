@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import { Controller, Get, Injectable, Module, Req, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { serveBenchIpc } from './lib/app-ipc.mjs';
 
 const [config, optionsJson = '{}'] = process.argv.slice(2);
 const options = JSON.parse(optionsJson);
@@ -261,52 +262,7 @@ async function createApp() {
 
 const { app, close } = await createApp();
 await app.listen(0, '127.0.0.1');
-const httpServer = app.getHttpServer();
-const { port } = httpServer.address();
-
-// Requests this process received and those still in flight, so the bench can divide counters by the
-// requests the server really handled (a run's last requests finish after the load generator stops).
-let received = 0;
-let inFlight = 0;
-httpServer.prependListener('request', (_req, res) => {
-  received++;
-  inFlight++;
-  res.once('close', () => inFlight--);
+serveBenchIpc(app.getHttpServer(), async () => {
+  await app.close();
+  await close();
 });
-
-let stopping = false;
-async function stop() {
-  if (stopping) return;
-  stopping = true;
-  const timer = setTimeout(() => process.exit(0), 5000);
-  try {
-    await app.close();
-    await close();
-  } finally {
-    clearTimeout(timer);
-    process.exit(0);
-  }
-}
-
-// Requests from the bench: { id, type } answered with { id, ... }.
-process.on('message', (message) => {
-  const reply = (body) => process.send({ id: message.id, ...body });
-  switch (message?.type) {
-    case 'stop':
-      void stop();
-      break;
-    case 'counters': // CPU time so far (microseconds) and requests, to derive CPU per request
-      reply({ cpu: process.cpuUsage(), received, inFlight });
-      break;
-    case 'memory':
-      reply({ memory: process.memoryUsage() });
-      break;
-    case 'now': // the monotonic clock in microseconds, as .cpuprofile timestamps
-      reply({ micros: Number(process.hrtime.bigint() / 1000n) });
-      break;
-    default:
-      reply({ error: `unknown request ${JSON.stringify(message)}` });
-  }
-});
-process.on('disconnect', () => process.exit(0)); // the bench went away
-process.send({ type: 'ready', port, pid: process.pid });

@@ -1,4 +1,4 @@
-// The benchmark apps' side of bench/run.mjs's IPC (as bench/server.mjs answers it): counts the requests
+// The benchmark apps' side of bench/run.mjs's IPC (bench/server.mjs and bench/fastify-server.mjs): counts the requests
 // the HTTP server received and those in flight, answers { id, type } messages (counters, memory, now,
 // stop), exits when the bench goes away, and reports { type: 'ready', port, pid } once listening.
 

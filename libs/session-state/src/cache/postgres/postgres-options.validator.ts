@@ -8,6 +8,7 @@ import {
   type PostgresSessionOptions,
   type ResolvedPostgresOptions,
 } from './postgres-session.options.js';
+import { integerOption as integerWithin } from '../../options/integer-option.js';
 
 /** Unquoted identifiers only: the table's name also names its index and commit function (63 bytes at most). */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
@@ -23,13 +24,7 @@ function integerOption(
   min: number,
   max: number,
 ): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(
-      `PostgreSQL option postgres.${name} must be an integer from ${min} to ${max} (got ${String(value)}).`,
-    );
-  }
-  return value;
+  return integerWithin(fail, `PostgreSQL option postgres.${name}`, value, fallback, min, max);
 }
 
 function identifier(name: 'schema' | 'tableName', value: unknown, fallback: string): string {

@@ -2,6 +2,7 @@ import type { RedisCacheOptions, ResolvedRedisCacheOptions } from './redis-cache
 import { quoteRedacted } from '../../options/redact-credentials.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
 import { rejectUnknownRedisOptions } from './redis-option-names.check.js';
+import { integerOption as integerWithin } from '../../options/integer-option.js';
 
 const fail = (message: string): never => {
   throw new RedisConfigurationError(message);
@@ -14,11 +15,7 @@ function integerOption(
   min: number,
   max: number,
 ): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(`Redis option ${name} must be an integer from ${min} to ${max} (got ${String(value)}).`);
-  }
-  return value;
+  return integerWithin(fail, `Redis option ${name}`, value, fallback, min, max);
 }
 
 function parsePort(name: string, value: unknown): number {

@@ -1,7 +1,7 @@
 import { escapeField, unescapeField } from '../../cache/postgres/postgres-session.sql.js';
 import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
 import { PostgresOperationError } from '../../errors/postgres.errors.js';
-import { SessionLimitExceededError } from '../../errors/session.errors.js';
+import { commitLimitExceeded } from './session-commit.limits.js';
 import { SESSION_ID_FIELD } from '../session.js';
 import type {
   SessionChanges,
@@ -137,15 +137,7 @@ export class PostgresSessionStore implements SessionStore {
         'commit',
       );
     }
-    throw status === COMMIT_OVER_KEYS
-      ? new SessionLimitExceededError(
-          'maxKeys',
-          `This commit would leave the session with ${detail} keys, over the limit of ${limits?.maxKeys} (session.maxKeys).`,
-        )
-      : new SessionLimitExceededError(
-          'maxSessionBytes',
-          `This commit would grow the stored session to ${detail} bytes, over the limit of ${limits?.maxSessionBytes} (session.maxSessionBytes).`,
-        );
+    throw commitLimitExceeded(status === COMMIT_OVER_KEYS ? 'maxKeys' : 'maxSessionBytes', detail, limits);
   }
 
   async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {

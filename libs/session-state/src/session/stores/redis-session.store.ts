@@ -1,5 +1,5 @@
 import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
-import { SessionLimitExceededError } from '../../errors/session.errors.js';
+import { commitLimitExceeded } from './session-commit.limits.js';
 import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
@@ -184,15 +184,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
         'SESSION COMMIT',
       );
     }
-    throw status === COMMIT_OVER_KEYS
-      ? new SessionLimitExceededError(
-          'maxKeys',
-          `This commit would leave the session with ${detail} keys, over the limit of ${limits?.maxKeys} (session.maxKeys).`,
-        )
-      : new SessionLimitExceededError(
-          'maxSessionBytes',
-          `This commit would grow the stored session to ${detail} bytes, over the limit of ${limits?.maxSessionBytes} (session.maxSessionBytes).`,
-        );
+    throw commitLimitExceeded(status === COMMIT_OVER_KEYS ? 'maxKeys' : 'maxSessionBytes', detail, limits);
   }
 
   private async writeAndWait(

@@ -19,6 +19,26 @@ function bytesOf(data: SessionData | undefined): number {
 }
 
 /**
+ * The error for a commit refused over a limit, `after` being the keys or bytes it would have left; one
+ * message for every store (the memory store checks here, the Redis and PostgreSQL stores in the database).
+ */
+export function commitLimitExceeded(
+  limit: 'maxKeys' | 'maxSessionBytes',
+  after: number,
+  limits: SessionCommitLimits | undefined,
+): SessionLimitExceededError {
+  return limit === 'maxKeys'
+    ? new SessionLimitExceededError(
+        'maxKeys',
+        `This commit would leave the session with ${after} keys, over the limit of ${limits?.maxKeys} (session.maxKeys).`,
+      )
+    : new SessionLimitExceededError(
+        'maxSessionBytes',
+        `This commit would grow the stored session to ${after} bytes, over the limit of ${limits?.maxSessionBytes} (session.maxSessionBytes).`,
+      );
+}
+
+/**
  * Throws {@link SessionLimitExceededError} when applying `changes` to what is `stored` would end
  * over a limit and larger than before; nothing is applied then. A commit that leaves the session no
  * larger always passes. Sums the stored bytes only when the commit grows them (the Redis commit
@@ -53,20 +73,14 @@ export function checkCommitLimits(
     const before = userKeys(stored);
     const after = changes.cleared ? addKeys : before + addKeys;
     if (after > limits.maxKeys && after > before) {
-      throw new SessionLimitExceededError(
-        'maxKeys',
-        `This commit would leave the session with ${after} keys, over the limit of ${limits.maxKeys} (session.maxKeys).`,
-      );
+      throw commitLimitExceeded('maxKeys', after, limits);
     }
   }
   if (addBytes > 0) {
     const before = bytesOf(stored);
     const after = changes.cleared ? addBytes : before + addBytes;
     if (after > limits.maxSessionBytes && after > before) {
-      throw new SessionLimitExceededError(
-        'maxSessionBytes',
-        `This commit would grow the stored session to ${after} bytes, over the limit of ${limits.maxSessionBytes} (session.maxSessionBytes).`,
-      );
+      throw commitLimitExceeded('maxSessionBytes', after, limits);
     }
   }
 }
