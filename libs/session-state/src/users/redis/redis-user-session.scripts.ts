@@ -1,3 +1,14 @@
+/** Lua: every entry of the index (KEYS[1] zset, KEYS[2] hash) as id, expiry score, record JSON ('' when missing). */
+const READ_INDEX = `
+local out = {}
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  out[#out + 1] = ids[i]
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''
+end
+return out`;
+
 /**
  * The Lua scripts of the Redis user index (merged into REDIS_SCRIPTS, so they load with the others).
  *
@@ -14,27 +25,12 @@ export const USER_SESSION_SCRIPTS = {
     lua: `
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-local out = {}
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #ids, 2 do
-  out[#out + 1] = ids[i]
-  out[#out + 1] = ids[i + 1]
-  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''
-end
-return out`,
+${READ_INDEX}`,
   },
   /** KEYS: index zset, index hash. Every entry: id, expiry score, record JSON ('' when missing). */
   userIndexRead: {
     numberOfKeys: 2,
-    lua: `
-local out = {}
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #ids, 2 do
-  out[#out + 1] = ids[i]
-  out[#out + 1] = ids[i + 1]
-  out[#out + 1] = redis.call('HGET', KEYS[2], ids[i]) or ''
-end
-return out`,
+    lua: READ_INDEX,
   },
   /**
    * KEYS: index zset, index hash. ARGV: n, n ids to drop, then id/score pairs to rescore (only ids
