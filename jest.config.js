@@ -38,29 +38,41 @@ const onBothPlatforms = [
   '<rootDir>/test/scale-out/cluster-sessions.e2e.spec.ts',
 ];
 
+/**
+ * The soak (Redis restarted twice under load, asserting throughput-bound outcomes) runs in a Jest process
+ * of its own (`npm test` runs Jest twice; NSS_TEST_SOAK=only selects it): in the shared process it served
+ * a third of its usual requests in some full runs, after earlier suites, and failed its "no 503 outside
+ * the restart windows" check, while it passes alone.
+ */
+const SOAK = '<rootDir>/test/scale-out/soak.e2e.spec.ts';
+const soakOnly = process.env.NSS_TEST_SOAK === 'only';
+
 export default {
   testTimeout: 30000,
-  projects: [
-    {
-      ...common,
-      displayName: 'express',
-      testMatch: [
-        '<rootDir>/libs/*/src/**/*.spec.ts',
-        '<rootDir>/libs/*/test/**/*.spec.ts',
-        '<rootDir>/test/**/*.spec.ts',
+  projects: soakOnly
+    ? [{ ...common, displayName: 'soak', testMatch: [SOAK] }]
+    : [
+        {
+          ...common,
+          displayName: 'express',
+          testMatch: [
+            '<rootDir>/libs/*/src/**/*.spec.ts',
+            '<rootDir>/libs/*/test/**/*.spec.ts',
+            '<rootDir>/test/**/*.spec.ts',
+          ],
+          testPathIgnorePatterns: ['/node_modules/', '/test/scale-out/soak.e2e.spec.ts'],
+        },
+        {
+          ...common,
+          displayName: 'fastify',
+          testMatch: onBothPlatforms,
+          testPathIgnorePatterns: [
+            // Express's own middleware (compression) and Express-only response methods around the hold;
+            // Fastify's streams and reply.raw writes: test/platform/fastify-responses.e2e.spec.ts.
+            '/test/session/response-hold.e2e.spec.ts',
+            '/test/session/write-head-and-flush-headers.e2e.spec.ts',
+          ],
+          setupFiles: [...common.setupFiles, '<rootDir>/test/support/platform/use-fastify.ts'],
+        },
       ],
-    },
-    {
-      ...common,
-      displayName: 'fastify',
-      testMatch: onBothPlatforms,
-      testPathIgnorePatterns: [
-        // Express's own middleware (compression) and Express-only response methods around the hold;
-        // Fastify's streams and reply.raw writes: test/platform/fastify-responses.e2e.spec.ts.
-        '/test/session/response-hold.e2e.spec.ts',
-        '/test/session/write-head-and-flush-headers.e2e.spec.ts',
-      ],
-      setupFiles: [...common.setupFiles, '<rootDir>/test/support/platform/use-fastify.ts'],
-    },
-  ],
 };
