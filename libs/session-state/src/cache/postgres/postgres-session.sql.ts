@@ -13,6 +13,8 @@ export interface PostgresSessionSql {
   readonly createSchema: readonly string[];
   /** Reads a live session: its values and when it expires (epoch ms). */
   readonly load: string;
+  /** {@link load} for several sessions at once: $1 keys (text[]), $2 now; one row per live session, with its key. */
+  readonly loadMany: string;
   /** Slides a live session's expiry. */
   readonly refresh: string;
   readonly remove: string;
@@ -26,6 +28,13 @@ export interface PostgresSessionSql {
    * $7 keys set, $8 maxSessionBytes, $9 maxKeys.
    */
   readonly setOnly: string;
+  /**
+   * {@link setOnly} for several sessions at once (distinct keys, each set within the limits alone), rows
+   * locked in key order: $1 keys, $2 sets (jsonb[]), $3 expiries (float8[]), $4 now, $5 deadline (the
+   * earliest of the batch), $6 maxSessionBytes, $7 maxKeys. Returns the keys it applied (with the
+   * database's time); the others go to the commit function.
+   */
+  readonly setOnlyMany: string;
   readonly prune: string;
   /** Whether table and function exist and the user may use them: one row of booleans. */
   readonly check: string;
@@ -45,6 +54,7 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   const commitName = `${tableName}_commit_v1`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;
   const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
+  const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
   const dbNowMs = '(extract(epoch FROM clock_timestamp()) * 1000)::float8';
   const createSchema = [
     ...(schema === 'public' ? [] : [`CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`]),
@@ -133,6 +143,7 @@ $fn$`,
     commitFunction,
     createSchema,
     load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
+    loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9) AS reply`,
@@ -146,6 +157,19 @@ WHERE ${dbNowMs} <= $5::float8
   AND octet_length(t.data::text) + octet_length($2::text) <= $8::bigint
   AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + $7::int <= $9::bigint
 RETURNING ${dbNowMs} AS db_ms`,
+    // Upper bounds, as in setOnly: jsonb's text of the merged objects, and their key counts.
+    setOnlyMany: `INSERT INTO ${table} AS t (session_key, data, expires_at)
+SELECT u.k, u.d, to_timestamp(u.e / 1000) FROM unnest($1::text[], $2::jsonb[], $3::float8[]) AS u (k, d, e)
+WHERE ${dbNowMs} <= $5::float8
+ORDER BY u.k
+ON CONFLICT (session_key) DO UPDATE SET
+  data = CASE WHEN t.expires_at > ${ms('$4')} THEN t.data || EXCLUDED.data ELSE EXCLUDED.data END,
+  expires_at = CASE WHEN t.expires_at < to_timestamp((${epochMs('EXCLUDED.expires_at')} - least(60000, (${epochMs('EXCLUDED.expires_at')} - $4::float8) / 20)) / 1000)
+                    THEN EXCLUDED.expires_at ELSE t.expires_at END
+WHERE ${dbNowMs} <= $5::float8
+  AND octet_length(t.data::text) + octet_length(EXCLUDED.data::text) <= $6::bigint
+  AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + (SELECT count(*) FROM jsonb_object_keys(EXCLUDED.data)) <= $7::bigint
+RETURNING t.session_key, ${dbNowMs} AS db_ms`,
     prune: `DELETE FROM ${table} WHERE session_key IN (
   SELECT session_key FROM ${table} WHERE expires_at <= ${ms('$1')} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
     check: `SELECT to_regclass('${schema}.${tableName}') IS NOT NULL AS has_table,

@@ -208,18 +208,39 @@ export class PostgresConnection {
     const bounded = this.deadlines.bound(run, this.options.operationTimeout, () => {
       // A connection stuck mid-reply must not serve the next operation.
       release(true);
-      return new PostgresOperationError(
-        `PostgreSQL operation ${name} timed out after operationTimeoutInMilliseconds=${this.options.operationTimeout}`,
-        name,
-      );
+      return this.timeoutError(name);
     });
-    return bounded.then(
+    return this.settled(bounded, name, () => release(true));
+  }
+
+  /**
+   * Bounds an operation made of other executes (a caller waiting for a batched statement) by the
+   * operation timeout from now, with execute's errors and outage reporting. `onTimeout` runs when the
+   * caller stops waiting.
+   */
+  bound<T>(operation: Promise<T>, name: string, onTimeout: () => void): Promise<T> {
+    const bounded = this.deadlines.bound(operation, this.options.operationTimeout, () => {
+      onTimeout();
+      return this.timeoutError(name);
+    });
+    return this.settled(bounded, name);
+  }
+
+  private timeoutError(name: string): PostgresOperationError {
+    return new PostgresOperationError(
+      `PostgreSQL operation ${name} timed out after operationTimeoutInMilliseconds=${this.options.operationTimeout}`,
+      name,
+    );
+  }
+
+  private settled<T>(operation: Promise<T>, name: string, onError?: () => void): Promise<T> {
+    return operation.then(
       (result) => {
         if (this.failing) this.reportRecovery();
         return result;
       },
       (error: unknown) => {
-        release(true);
+        onError?.();
         const failure =
           error instanceof PostgresOperationError
             ? error

@@ -1,5 +1,6 @@
 import { escapeField, unescapeField } from '../../cache/postgres/postgres-session.sql.js';
 import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
+import { StatementBatcher } from '../../cache/postgres/statement-batcher.js';
 import { PostgresOperationError } from '../../errors/postgres.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
 import { SESSION_ID_FIELD } from '../session.js';
@@ -19,6 +20,9 @@ import type {
 export function slideStep(idleTimeoutMs: number): number {
   return Math.min(60_000, Math.floor(idleTimeoutMs / 20));
 }
+
+/** Sessions per batched statement at most (see {@link StatementBatcher}). */
+const MAX_BATCH = 64;
 
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
@@ -43,8 +47,24 @@ const COMMIT_OVER_KEYS = 2;
  */
 export class PostgresSessionStore implements SessionStore {
   readonly writesDeltas = true;
+  private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;
+  private readonly quickCommits: StatementBatcher<QuickCommit, number | undefined>;
 
-  constructor(private readonly connection: PostgresConnection) {}
+  constructor(private readonly connection: PostgresConnection) {
+    const abandoned = (item: { abandoned: boolean }) => item.abandoned;
+    this.loads = new StatementBatcher<LoadItem, StoredRow | undefined>(
+      (items) => this.sendLoads(items),
+      MAX_BATCH,
+      () => true,
+      abandoned,
+    );
+    this.quickCommits = new StatementBatcher(
+      (items) => this.sendQuickCommits(items),
+      MAX_BATCH,
+      joinsCommits,
+      abandoned,
+    );
+  }
 
   get throwOnError(): boolean {
     return this.connection.options.throwOnError;
@@ -58,12 +78,10 @@ export class PostgresSessionStore implements SessionStore {
   async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
     const now = this.connection.options.clock.now();
     const { sql } = this.connection;
-    const result = await this.connection.execute<{ data: Record<string, string>; expires_ms: number }>(
-      'load',
-      sql.load,
-      [sessionKey, now],
-    );
-    const row = result.rows[0];
+    const item: LoadItem = { key: sessionKey, now, abandoned: false };
+    const row = await this.connection.bound(this.loads.submit(item), 'load', () => {
+      item.abandoned = true;
+    });
     if (!row) return undefined;
     // A plain read (as cheap as a read gets) when the session was slid less than a step ago, which is
     // always the case for one that commits; otherwise a second statement slides it.
@@ -95,21 +113,26 @@ export class PostgresSessionStore implements SessionStore {
     const deadline = this.connection.commitDeadline();
     if (!changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
       // Upper bounds of what the limits count for the set alone (a new session): its JSON text, its keys.
-      const alone = Buffer.byteLength(setJson) <= maxBytes && changes.set.size <= maxKeys;
-      const quick = await this.connection.execute<{ db_ms: number }>('commit_set', sql.setOnly, [
-        sessionKey,
-        setJson,
-        now,
-        now + idleTimeoutMs,
-        deadline,
-        alone,
-        changes.set.size,
-        maxBytes,
-        maxKeys,
-      ]);
-      if (quick.rows.length === 1) {
-        this.connection.observeDatabaseTime(Number(quick.rows[0].db_ms));
-        return;
+      // Otherwise the plain upsert would apply nothing: straight to the function.
+      if (Buffer.byteLength(setJson) <= maxBytes && changes.set.size <= maxKeys) {
+        const item: QuickCommit = {
+          key: sessionKey,
+          setJson,
+          keys: changes.set.size,
+          now,
+          expires: now + idleTimeoutMs,
+          deadline,
+          maxKeys,
+          maxBytes,
+          abandoned: false,
+        };
+        const dbMs = await this.connection.bound(this.quickCommits.submit(item), 'commit_set', () => {
+          item.abandoned = true;
+        });
+        if (dbMs !== undefined) {
+          this.connection.observeDatabaseTime(dbMs);
+          return;
+        }
       }
       // Not applied: near a limit, or late. The function decides exactly, and applies nothing when late.
     }
@@ -153,10 +176,95 @@ export class PostgresSessionStore implements SessionStore {
     await this.connection.execute('remove', this.connection.sql.remove, [sessionKey]);
   }
 
+  /** One session alone: the plain statement; several: one statement for all of them. */
+  private async sendLoads(items: readonly LoadItem[]): Promise<(StoredRow | undefined)[]> {
+    const { sql } = this.connection;
+    if (items.length === 1) {
+      const result = await this.connection.execute<StoredRow>('load', sql.load, [items[0].key, items[0].now]);
+      return [result.rows[0]];
+    }
+    const result = await this.connection.execute<StoredRow & { session_key: string }>(
+      'load_many',
+      sql.loadMany,
+      [items.map((item) => item.key), Math.max(...items.map((item) => item.now))],
+    );
+    const rows = new Map(result.rows.map((row) => [row.session_key, row]));
+    return items.map((item) => rows.get(item.key));
+  }
+
+  /** The database's time for each commit applied, undefined for one left to the commit function. */
+  private async sendQuickCommits(items: readonly QuickCommit[]): Promise<(number | undefined)[]> {
+    const { sql } = this.connection;
+    if (items.length === 1) {
+      const item = items[0];
+      const result = await this.connection.execute<{ db_ms: number }>('commit_set', sql.setOnly, [
+        item.key,
+        item.setJson,
+        item.now,
+        item.expires,
+        item.deadline,
+        true,
+        item.keys,
+        item.maxBytes,
+        item.maxKeys,
+      ]);
+      return [result.rows.length === 1 ? Number(result.rows[0].db_ms) : undefined];
+    }
+    const result = await this.connection.execute<{ session_key: string; db_ms: number }>(
+      'commit_set_many',
+      sql.setOnlyMany,
+      [
+        items.map((item) => item.key),
+        items.map((item) => item.setJson),
+        items.map((item) => item.expires),
+        Math.max(...items.map((item) => item.now)),
+        Math.min(...items.map((item) => item.deadline)),
+        items[0].maxBytes,
+        items[0].maxKeys,
+      ],
+    );
+    const applied = new Map(result.rows.map((row) => [row.session_key, Number(row.db_ms)]));
+    return items.map((item) => applied.get(item.key));
+  }
+
   /** Deletes expired sessions now (the module also does it every `pruneIntervalInMilliseconds`). */
   prune(): Promise<number> {
     return this.connection.prune();
   }
+}
+
+interface StoredRow {
+  data: Record<string, string>;
+  expires_ms: number;
+}
+
+interface LoadItem {
+  readonly key: string;
+  readonly now: number;
+  /** Its caller stopped waiting (timed out) before it was sent: not sent. */
+  abandoned: boolean;
+}
+
+/** A commit that only sets keys and is within the limits alone: the plain upsert may apply it. */
+interface QuickCommit {
+  readonly key: string;
+  readonly setJson: string;
+  readonly keys: number;
+  readonly now: number;
+  readonly expires: number;
+  readonly deadline: number;
+  readonly maxKeys: number;
+  readonly maxBytes: number;
+  /** Its caller stopped waiting (timed out) before it was sent: not sent, so it never lands. */
+  abandoned: boolean;
+}
+
+/** A session appears once per upsert, and one statement has one pair of limits. */
+function joinsCommits(taken: readonly QuickCommit[], item: QuickCommit): boolean {
+  if (taken.length === 0) return true;
+  if (taken[0].maxKeys !== item.maxKeys || taken[0].maxBytes !== item.maxBytes) return false;
+  for (const other of taken) if (other.key === item.key) return false;
+  return true;
 }
 
 /** True when `set` holds a key of the app's (not only the reserved id): the commit cannot empty the session. */

@@ -1,0 +1,149 @@
+import pg from 'pg';
+import { ManualClock, SessionLimitExceededError } from 'nest-session-state';
+import {
+  PostgresConnection,
+  PostgresSessionStore,
+  resolvePostgresOptions,
+} from 'nest-session-state/postgres';
+import { TestDatabase } from '../support/postgres/index.js';
+
+const value = (text: string) => Buffer.from(text);
+const setting = (entries: Record<string, string>) => ({
+  cleared: false,
+  set: new Map(Object.entries(entries).map(([key, text]) => [key, value(text)])),
+  removed: new Set<string>(),
+  snapshot: () => new Map(),
+});
+const text = (data: Map<string, Uint8Array> | undefined, key: string) => {
+  const bytes = data?.get(key);
+  return bytes === undefined ? undefined : Buffer.from(bytes).toString();
+};
+
+/**
+ * Concurrent loads and commits go out together: one statement in flight per kind, whatever arrives
+ * meanwhile joins the next one (postgres-session.store.ts, statement-batcher.ts). The statements are
+ * counted on the store's own pool.
+ */
+describe('PostgreSQL store: concurrent operations share statements', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let connection: PostgresConnection;
+  let store: PostgresSessionStore;
+  const statements: string[] = [];
+  const clock = new ManualClock(Date.now());
+
+  beforeAll(async () => {
+    db = await TestDatabase.create();
+    pool = new pg.Pool({ connectionString: db.url(), max: 8 });
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: typeof query }).query = (...args: unknown[]) => {
+        const config = args[0] as { name?: string } | string;
+        statements.push(typeof config === 'string' ? config.split(' ')[0] : (config.name ?? '?'));
+        return query(...args);
+      };
+    });
+    connection = new PostgresConnection(
+      resolvePostgresOptions({
+        pool,
+        clock,
+        operationTimeoutInMilliseconds: 400,
+        pruneIntervalInMilliseconds: 0,
+      }),
+    );
+    await connection.connect();
+    store = new PostgresSessionStore(connection);
+  });
+  afterAll(async () => {
+    await connection.close();
+    await pool.end();
+    await db.drop();
+  });
+  beforeEach(() => {
+    statements.length = 0;
+  });
+
+  it('40 concurrent commits of different sessions all persist in fewer statements, and 40 concurrent loads each get their own session', async () => {
+    const keys = Array.from({ length: 40 }, (_, i) => `batch-${i}`);
+    await Promise.all(keys.map((key, i) => store.commit(key, setting({ n: `v${i}` }), 60_000)));
+    expect(statements).toContain('nss_commit_set_many');
+    expect(statements.length).toBeLessThan(40);
+    expect(statements).not.toContain('nss_commit'); // no fallback to the function
+
+    statements.length = 0;
+    const loaded = await Promise.all(keys.map((key) => store.load(key, 60_000)));
+    expect(statements).toContain('nss_load_many');
+    expect(statements.length).toBeLessThan(40);
+    loaded.forEach((data, i) => expect(text(data, 'n')).toBe(`v${i}`));
+    const missing = await Promise.all([
+      store.load('batch-none-1', 60_000),
+      store.load('batch-none-2', 60_000),
+    ]);
+    expect(missing).toEqual([undefined, undefined]);
+  });
+
+  it('commits of one session arriving together go out in successive statements (a row appears once per upsert) and all persist', async () => {
+    await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => store.commit('same', setting({ [`k${i}`]: `v${i}` }), 60_000)),
+      ...Array.from({ length: 10 }, (_, i) => store.commit(`other-${i}`, setting({ x: 'y' }), 60_000)),
+    ]);
+    const data = await store.load('same', 60_000);
+    for (let i = 0; i < 20; i++) expect(text(data, `k${i}`)).toBe(`v${i}`);
+    expect(statements).toContain('nss_commit_set_many');
+  });
+
+  it('a batched commit that would pass maxKeys is refused alone (by the commit function); the rest of its batch applies', async () => {
+    const limits = { maxKeys: 3, maxSessionBytes: 1_000_000 };
+    await store.commit('full', setting({ a: '1', b: '2', c: '3' }), 60_000, limits);
+    const results = await Promise.allSettled([
+      store.commit('warm-up', setting({ w: '1' }), 60_000, limits), // in flight: the others queue behind it
+      store.commit('full', setting({ d: '4' }), 60_000, limits),
+      ...Array.from({ length: 8 }, (_, i) =>
+        store.commit(`fits-${i}`, setting({ v: `${i}` }), 60_000, limits),
+      ),
+    ]);
+    expect(results[1].status).toBe('rejected');
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(SessionLimitExceededError);
+    for (const result of [results[0], ...results.slice(2)]) expect(result.status).toBe('fulfilled');
+    expect(statements).toContain('nss_commit_set_many');
+    expect(text(await store.load('full', 60_000), 'd')).toBeUndefined();
+    for (let i = 0; i < 8; i++) expect(text(await store.load(`fits-${i}`, 60_000), 'v')).toBe(`${i}`);
+  });
+
+  it('a batched commit to an expired session replaces it instead of merging into it', async () => {
+    await store.commit('stale', setting({ old: 'x' }), 1_000);
+    clock.advance(5_000);
+    statements.length = 0;
+    await Promise.all([
+      store.commit('pad-first', setting({ p: 'q' }), 60_000), // in flight: the others queue behind it
+      store.commit('stale', setting({ fresh: 'y' }), 60_000),
+      ...Array.from({ length: 6 }, (_, i) => store.commit(`pad-${i}`, setting({ p: 'q' }), 60_000)),
+    ]);
+    expect(statements).toEqual(['nss_commit_set', 'nss_commit_set_many']);
+    const data = await store.load('stale', 60_000);
+    expect(text(data, 'fresh')).toBe('y');
+    expect(text(data, 'old')).toBeUndefined();
+  });
+
+  it('commits queued behind a stalled statement fail within the operation timeout and never land', async () => {
+    await store.commit('locked', setting({ v: 'before' }), 60_000);
+    // Another transaction holds the row: the next commit of 'locked' waits for it, and the rest queue.
+    const holder = await pool.connect();
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM "public"."nest_sessions" WHERE session_key = 'locked' FOR UPDATE`);
+    const started = Date.now();
+    const results = await Promise.allSettled([
+      store.commit('locked', setting({ v: 'after' }), 60_000),
+      ...Array.from({ length: 5 }, (_, i) => store.commit(`queued-${i}`, setting({ v: 'q' }), 60_000)),
+    ]);
+    const elapsed = Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await holder.query('COMMIT');
+    holder.release();
+    expect(results.every((result) => result.status === 'rejected')).toBe(true);
+    expect(elapsed).toBeLessThan(400 + 300);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(text(await store.load('locked', 60_000), 'v')).toBe('before');
+    for (let i = 0; i < 5; i++) expect(await store.load(`queued-${i}`, 60_000)).toBeUndefined();
+  });
+});
