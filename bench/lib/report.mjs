@@ -68,6 +68,13 @@ export const THROUGHPUT_TARGETS = [
     min: 1.3,
   },
   {
+    name: 'rmw on PostgreSQL (nss-postgres) vs express-session + connect-pg-simple',
+    workload: 'rmw',
+    config: 'nss-postgres',
+    vs: 'express-session-postgres',
+    min: 1.3,
+  },
+  {
     name: 'untouched on Redis (nss-redis) vs baseline',
     workload: 'untouched',
     config: 'nss-redis',
