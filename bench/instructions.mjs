@@ -9,7 +9,7 @@
 //
 //   npm run bench:instructions                         # rmw, read, untouched for the default configurations
 //   npm run bench:instructions -- --configs baseline,nss-memory --workloads rmw --requests 1000
-//   npm run bench:instructions -- --node 24            # on Node 24 (as npm run bench -- --node, see run.mjs)
+//   npm run bench:instructions -- --node current       # on the node running npm (default Node 24, as npm run bench, see run.mjs)
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';

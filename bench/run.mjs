@@ -2,14 +2,14 @@
 // `npm run bench`: nest-session-state against a no-session baseline and express-session (MemoryStore,
 // connect-redis), side by side, interleaved, on a private Redis and Redis Cluster. See bench/README.md.
 //
-//   npm run bench                          full run (~7 min): updates bench/README.md and bench/results/
-//   npm run bench -- --quick               smoke run (< 1 min): bench/results/<time>-quick.json only
+//   npm run bench                          full run on Node 24 (~15 min): updates bench/README.md and bench/results/
+//   npm run bench -- --quick               smoke run (~1.5 min): bench/results/<time>-quick.json only
 //   npm run bench -- --profile nss-redis:rmw   CPU profile of one server under load, top self-time functions
-//   npm run bench -- --node 24             the same on Node 24 (any option above combines with it)
+//   npm run bench -- --node current        the same on the node running npm (20 here; combines with any option)
 //
-// --node 24 | --node /path/to/bin/node: the runtime of the whole run (apps, load generator, heap children);
-//          default the node running this script. 24 is that node when it is 24, else the Node 24 that
-//          scripts/node24.sh fetches from the npm registry and caches. Every result names its Node version.
+// --node 24 | current | /path/to/bin/node: the runtime of the whole run (apps, load generator, heap children);
+//          default 24: the running node when it is 24, else the Node 24 that scripts/node24.sh fetches from the
+//          npm registry and caches. Every result names its Node version.
 // Options: --repetitions N --duration S --warmup S --warmup-rounds N --connections N --sessions N --seed N
 //          --configs a,b --workloads rmw,read --skip-build --skip-readme --profile-seconds S --lead-in S
 //          --memory-reducer (apps keep V8's memory reducer, as before 2026-11-22 10:40)

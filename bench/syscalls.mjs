@@ -6,7 +6,7 @@
 //
 //   npm run bench:syscalls                                   # default configurations, rmw and read
 //   npm run bench:syscalls -- --configs baseline,nss-redis --workloads rmw --requests 5000
-//   npm run bench:syscalls -- --node 24                      # on Node 24 (as npm run bench -- --node)
+//   npm run bench:syscalls -- --node current                 # on the node running npm (default Node 24, as npm run bench)
 //
 // Needs `strace`. strace slows every system call down (ptrace), so the CPU figures come from a separate
 // pass without it; the counts do not depend on the slowdown except where batching does (more requests

@@ -13,6 +13,7 @@ export const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 /** The node binary `--node <choice>` names, or undefined when it is the one running now. */
 function resolveBinary(choice) {
+  if (choice === 'current') return undefined;
   if (/^\d+$/.test(choice)) {
     if (Number(choice) === NODE_MAJOR) return undefined;
     if (choice !== '24')
@@ -29,18 +30,25 @@ function resolveBinary(choice) {
   try {
     accessSync(binary, constants.X_OK);
   } catch {
-    throw new Error(`--node ${choice}: no executable there; pass a node binary (e.g. .../bin/node) or 24`);
+    throw new Error(
+      `--node ${choice}: no executable there; pass a node binary (e.g. .../bin/node), 24, or current`,
+    );
   }
   return realpathSync(binary) === realpathSync(process.execPath) ? undefined : binary;
 }
 
 /**
- * Runs the calling script on the Node that `--node` names and exits with its status, or returns at once
- * when that is the Node already running (no option, the same major, the same binary). Its directory goes
- * first on PATH, so whatever the bench starts by name (`node`, npm) runs on it too.
+ * The runtime of a benchmark when `--node` is not given: Node 24, the current LTS and the headline (issue 20).
+ * `--node current` runs on the node that started the script.
  */
-export async function runOnChosenNode(choice) {
-  if (choice === undefined) return;
+export const DEFAULT_NODE = '24';
+
+/**
+ * Runs the calling script on the Node that `--node` names ({@link DEFAULT_NODE} when absent) and exits with
+ * its status, or returns at once when that is the Node already running (`current`, the same major, the same
+ * binary). Its directory goes first on PATH, so whatever the bench starts by name (`node`, npm) runs on it too.
+ */
+export async function runOnChosenNode(choice = DEFAULT_NODE) {
   let binary;
   try {
     binary = resolveBinary(choice);
