@@ -200,7 +200,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     await (
       await startSessionApp({ postgres: { connectionString: db.url(), tableName: 'owned' } })
     ).app.close();
-    await db.query(`GRANT SELECT ON owned TO ${db.name}_app`);
+    await db.query(`GRANT SELECT ON owned, owned_users TO ${db.name}_app`);
     const { error } = await startupError({
       postgres: {
         connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
@@ -209,12 +209,12 @@ describe('a database that cannot be used fails startup, naming the option', () =
       },
     });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
-    expect(error.message).toContain('may not use the table "public"."owned"');
+    expect(error.message).toContain('may not use the tables "public"."owned" and "public"."owned_users"');
     expect(error.message).toContain('SELECT, INSERT, UPDATE, DELETE');
   });
 
   it('after the grants of docs/postgres.md, the same user works', async () => {
-    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON owned TO ${db.name}_app`);
+    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users TO ${db.name}_app`);
     await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v1 TO ${db.name}_app`);
     const { app, url } = await startSessionApp({
       secrets: SECRETS,

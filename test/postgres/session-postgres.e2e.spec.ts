@@ -178,6 +178,28 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
     expect((await store.load('live', 60_000))?.get('v')?.toString()).toBe('y');
   });
 
+  it('prune also deletes the user-index entries of the sessions it deletes (users who never come back keep none)', async () => {
+    const bound = (id: string) => ({
+      ...change('z'),
+      set: new Map([
+        ['\u0000id', Buffer.from(id)],
+        ['v', Buffer.from('z')],
+      ]),
+    });
+    const index = store.userSessionIndex();
+    await store.commit('bound-old', bound('id-old'), 60_000);
+    await index.add('carol', { sessionId: 'id-old', sessionKey: 'bound-old', metadata: {} }, 60_000);
+    clock.advance(30_000);
+    await store.commit('bound-live', bound('id-live'), 60_000);
+    await index.add('carol', { sessionId: 'id-live', sessionKey: 'bound-live', metadata: {} }, 60_000);
+    clock.advance(30_001);
+    expect(await store.prune()).toBeGreaterThanOrEqual(1);
+    expect(await db.query('SELECT session_id FROM nest_sessions_users ORDER BY 1')).toEqual([
+      { session_id: 'id-live' },
+    ]);
+    expect((await index.list('carol')).map((s) => s.sessionId)).toEqual(['id-live']);
+  });
+
   it('loads and commits slide the expiry, except within a slide step (idleTimeout / 20) of the last slide', async () => {
     const expiresAt = async () =>
       Number(

@@ -228,6 +228,14 @@ async function indexEntries(
     const index = (options.store as MemorySessionStore).userSessionIndex() as MemoryUserSessionIndex;
     return index.entryCount(user);
   }
+  if (options.postgres) {
+    const table = (options.postgres as { tableName: string }).tableName;
+    const [row] = await store.database!.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "public"."${table}_users" WHERE user_id = $1`,
+      [user],
+    );
+    return row.n;
+  }
   const app = (options.redis as { applicationName: string }).applicationName;
   const [zset, hash] = userIndexKeys(app, user);
   const node = store.redis instanceof RedisClusterProcess ? store.redis : (store.redis as RedisServerProcess);

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { ManualClock, MemorySessionStore, type SessionModuleOptions } from 'nest-session-state';
 import { startSessionApp } from '../../support/apps/session-test.app.js';
+import { TestDatabase } from '../../support/postgres/index.js';
 import { RedisClusterProcess, RedisServerProcess } from '../../support/redis/index.js';
 import { UserSessionsTestController } from './user-sessions.controller.js';
 
@@ -13,6 +14,8 @@ export const SECRETS = ['uS3rS3ss10ns-k8JdQ0wZr4Vn1pYt6sXc2bLm9gHf3aEu7iOq5yTz0R
 export interface StoreUnderTest {
   readonly name: string;
   readonly redis: RedisServerProcess | RedisClusterProcess | undefined;
+  /** The database of the PostgreSQL kind (undefined for the others). */
+  readonly database?: TestDatabase;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Options of a new deployment: instances started with the same object share its sessions. */
@@ -82,8 +85,41 @@ function cluster(): StoreUnderTest {
   };
 }
 
+/** Each deployment is a table of its own (`tableName`) in one database of the suite's. */
+function postgres(): StoreUnderTest {
+  let database: TestDatabase | undefined;
+  const clock = new ManualClock(Date.now());
+  return {
+    name: 'postgres',
+    redis: undefined,
+    get database() {
+      return database;
+    },
+    realTime: false,
+    start: async () => void (database = await TestDatabase.create()),
+    stop: async () => database?.drop(),
+    deployment: (extra = {}) => ({
+      secrets: SECRETS,
+      ...extra,
+      postgres: {
+        connectionString: database!.url(),
+        tableName: `users${++apps}`,
+        clock,
+        pruneIntervalInMilliseconds: 0,
+      },
+    }),
+    expire: (ms) => Promise.resolve(clock.advance(ms)),
+  };
+}
+
 /** Every store the users suites run on. */
-export const STORES: (() => StoreUnderTest)[] = [memory, () => redis(false), () => redis(true), cluster];
+export const STORES: (() => StoreUnderTest)[] = [
+  memory,
+  () => redis(false),
+  () => redis(true),
+  cluster,
+  postgres,
+];
 
 /** An instance of the test app over `options` (instances over the same options share sessions). */
 export function startUsersApp(

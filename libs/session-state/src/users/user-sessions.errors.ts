@@ -7,7 +7,8 @@ import { markSessionStateError, SessionStateError } from '../errors/session-stat
  *
  * @example
  * SessionModule.forRoot({ cache: myCache }); // then userSessions.bind(...) throws UserSessionsUnsupportedError
- * // fix: the memory store (default) or the Redis store (option redis), or a store implementing UserSessionIndexSource
+ * // fix: the memory store (default), the Redis store (option redis) or the PostgreSQL store (option postgres),
+ * // or a store implementing UserSessionIndexSource
  */
 export class UserSessionsUnsupportedError extends SessionStateError {
   readonly code = 'USER_SESSIONS_UNSUPPORTED';
@@ -15,7 +16,8 @@ export class UserSessionsUnsupportedError extends SessionStateError {
   constructor(storeName: string) {
     super(
       `UserSessions needs a session store that can index sessions by user, and ${storeName} cannot. ` +
-        'Potential solutions: use the memory store (the default) or the Redis store (SessionModule option redis); ' +
+        'Potential solutions: use the memory store (the default), the Redis store (SessionModule option redis) ' +
+        'or the PostgreSQL store (option postgres); ' +
         'or make your store implement UserSessionIndexSource (a userSessionIndex() method returning a UserSessionIndex).',
     );
   }

@@ -7,6 +7,8 @@
 export interface PostgresSessionSql {
   /** `"schema"."table"`. */
   readonly table: string;
+  /** `"schema"."table_users"`: the sessions bound to users (UserSessions), see users/postgres/. */
+  readonly usersTable: string;
   /** `"schema"."table_commit_v1"`. */
   readonly commitFunction: string;
   /** DDL creating whatever is missing (idempotent), in order. */
@@ -35,6 +37,10 @@ export interface PostgresSessionSql {
    * database's time); the others go to the commit function.
    */
   readonly setOnlyMany: string;
+  /**
+   * Deletes up to $2 sessions expired before $1 (and their user-index rows); one row: `deleted`, the
+   * number of sessions deleted.
+   */
   readonly prune: string;
   /** Whether table and function exist and the user may use them: one row of booleans. */
   readonly check: string;
@@ -52,6 +58,7 @@ const ID = `'\\0id'`;
 export function postgresSessionSql(schema: string, tableName: string): PostgresSessionSql {
   const table = `${quote(schema)}.${quote(tableName)}`;
   const commitName = `${tableName}_commit_v1`;
+  const usersTable = `${quote(schema)}.${quote(`${tableName}_users`)}`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;
   const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
   const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
@@ -64,12 +71,22 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   expires_at timestamptz NOT NULL
 ) WITH (fillfactor = 90)`,
     `CREATE INDEX IF NOT EXISTS ${quote(`${tableName}_expires_at_idx`)} ON ${table} (expires_at)`,
+    `CREATE TABLE IF NOT EXISTS ${usersTable} (
+  user_id text NOT NULL,
+  session_id text NOT NULL,
+  session_key text NOT NULL,
+  created_at float8 NOT NULL,
+  metadata jsonb NOT NULL,
+  PRIMARY KEY (user_id, session_id)
+)`,
+    `CREATE INDEX IF NOT EXISTS ${quote(`${tableName}_users_session_key_idx`)} ON ${usersTable} (session_key)`,
     `CREATE OR REPLACE FUNCTION ${commitFunction}(
   p_key text, p_now_ms float8, p_expires_ms float8, p_deadline_ms float8, p_cleared boolean,
-  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint
+  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint, p_guard text
 ) RETURNS float8[] LANGUAGE plpgsql AS $fn$
 -- Applies one request's changes to a session (see docs/postgres.md). Returns {status, detail}:
--- 1 applied / 0 too late (detail: the database's time, epoch ms); 2 over maxKeys / 3 over maxSessionBytes (detail: the count).
+-- 1 applied / 0 too late / 4 the bound session is gone (detail: the database's time, epoch ms);
+-- 2 over maxKeys / 3 over maxSessionBytes (detail: the count).
 DECLARE
   v_old jsonb;
   v_base jsonb;
@@ -90,6 +107,11 @@ BEGIN
   v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
   IF v_db_ms > p_deadline_ms THEN
     RETURN ARRAY[0, v_db_ms];
+  END IF;
+  -- A session bound to a user applies only while it is still the one the request loaded (p_guard: its id,
+  -- base64 as stored): once revoked or expired, a request that loaded it cannot bring it back.
+  IF p_guard IS NOT NULL AND (v_old ->> ${ID}) IS DISTINCT FROM p_guard THEN
+    RETURN ARRAY[4, v_db_ms];
   END IF;
   v_base := CASE WHEN p_cleared THEN NULL ELSE v_old END;
   IF v_base IS NOT NULL THEN
@@ -140,13 +162,14 @@ $fn$`,
   ];
   return {
     table,
+    usersTable,
     commitFunction,
     createSchema,
     load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
-    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9) AS reply`,
+    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS reply`,
     setOnly: `INSERT INTO ${table} AS t (session_key, data, expires_at)
 SELECT $1, $2::jsonb, ${ms('$4')} WHERE ${dbNowMs} <= $5::float8 AND $6::boolean
 ON CONFLICT (session_key) DO UPDATE SET
@@ -170,23 +193,30 @@ WHERE ${dbNowMs} <= $5::float8
   AND octet_length(t.data::text) + octet_length(EXCLUDED.data::text) <= $6::bigint
   AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + (SELECT count(*) FROM jsonb_object_keys(EXCLUDED.data)) <= $7::bigint
 RETURNING t.session_key, ${dbNowMs} AS db_ms`,
-    prune: `DELETE FROM ${table} WHERE session_key IN (
-  SELECT session_key FROM ${table} WHERE expires_at <= ${ms('$1')} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+    prune: `WITH gone AS (
+  DELETE FROM ${table} WHERE session_key IN (
+    SELECT session_key FROM ${table} WHERE expires_at <= ${ms('$1')} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+  RETURNING session_key
+), unbound AS (
+  DELETE FROM ${usersTable} u USING gone WHERE u.session_key = gone.session_key
+)
+SELECT count(*)::int AS deleted FROM gone`,
     check: `SELECT to_regclass('${schema}.${tableName}') IS NOT NULL AS has_table,
-  to_regprocedure('${schema}.${commitName}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint)') IS NOT NULL AS has_function,
+  to_regclass('${schema}.${tableName}_users') IS NOT NULL AS has_users_table,
+  to_regprocedure('${schema}.${commitName}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text)') IS NOT NULL AS has_function,
   to_regnamespace('${schema}') IS NOT NULL AS has_schema`,
   };
 }
 
 /** Privileges the store needs, checked once table and function exist (one row of booleans). */
 export function privilegesSql(sql: PostgresSessionSql): string {
-  const table = sql.table.replace(/'/g, "''");
   // One call per privilege: with a list, has_table_privilege is true when any one of them is held.
-  const tableOk = ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
-    .map((privilege) => `has_table_privilege('${table}', '${privilege}')`)
-    .join(' AND ');
-  return `SELECT ${tableOk} AS table_ok,
-  has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint)', 'EXECUTE') AS function_ok`;
+  const tableOk = (name: string) =>
+    ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+      .map((privilege) => `has_table_privilege('${name.replace(/'/g, "''")}', '${privilege}')`)
+      .join(' AND ');
+  return `SELECT ${tableOk(sql.table)} AND ${tableOk(sql.usersTable)} AS table_ok,
+  has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text)', 'EXECUTE') AS function_ok`;
 }
 
 /** A field name as stored: text cannot hold NUL, so `\` becomes `\\` and NUL `\0`. */

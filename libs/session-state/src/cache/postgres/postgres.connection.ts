@@ -104,10 +104,16 @@ export class PostgresConnection {
 
   private async prepareSchema(client: pg.PoolClient): Promise<void> {
     const exists = async () =>
-      (await client.query<{ has_table: boolean; has_function: boolean; has_schema: boolean }>(this.sql.check))
-        .rows[0];
+      (
+        await client.query<{
+          has_table: boolean;
+          has_users_table: boolean;
+          has_function: boolean;
+          has_schema: boolean;
+        }>(this.sql.check)
+      ).rows[0];
     let found = await exists();
-    if (!(found.has_table && found.has_function) && this.options.createTable) {
+    if (!(found.has_table && found.has_users_table && found.has_function) && this.options.createTable) {
       await client.query('BEGIN');
       try {
         // Instances starting together would otherwise race on CREATE ... IF NOT EXISTS.
@@ -121,15 +127,17 @@ export class PostgresConnection {
       found = await exists();
     }
     const { schema, tableName } = this.options;
-    if (!found.has_table || !found.has_function) {
+    if (!found.has_table || !found.has_users_table || !found.has_function) {
       const missing = !found.has_schema
         ? `schema "${schema}" (postgres.schema)`
         : !found.has_table
           ? `table "${schema}"."${tableName}" (postgres.tableName)`
-          : `function "${schema}"."${tableName}_commit_v1"`;
+          : !found.has_users_table
+            ? `table "${schema}"."${tableName}_users"`
+            : `function "${schema}"."${tableName}_commit_v1"`;
       throw new PostgresConfigurationError(
         `PostgreSQL at ${this.options.where} has no ${missing}, and postgres.createTable is false: create the ` +
-          'table, index and function with the SQL in docs/postgres.md, or set postgres.createTable to true.',
+          'tables, indexes and function with the SQL in docs/postgres.md, or set postgres.createTable to true.',
       );
     }
     const privileges = (
@@ -138,8 +146,8 @@ export class PostgresConnection {
     if (!privileges.table_ok || !privileges.function_ok) {
       throw new PostgresConfigurationError(
         `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not use ` +
-          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the table ${this.sql.table}`}: grant it ` +
-          `SELECT, INSERT, UPDATE, DELETE on the table and EXECUTE on the function (docs/postgres.md).`,
+          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the tables ${this.sql.table} and ${this.sql.usersTable}`}: grant it ` +
+          `SELECT, INSERT, UPDATE, DELETE on the tables and EXECUTE on the function (docs/postgres.md).`,
       );
     }
   }
@@ -262,12 +270,13 @@ export class PostgresConnection {
   async prune(): Promise<number> {
     let deleted = 0;
     for (let round = 0; round < PRUNE_ROUNDS; round++) {
-      const result = await this.execute('prune', this.sql.prune, [
+      const result = await this.execute<{ deleted: number }>('prune', this.sql.prune, [
         this.options.clock.now(),
         this.options.pruneBatchSize,
       ]);
-      deleted += result.rowCount ?? 0;
-      if ((result.rowCount ?? 0) < this.options.pruneBatchSize) break;
+      const batch = result.rows[0].deleted;
+      deleted += batch;
+      if (batch < this.options.pruneBatchSize) break;
     }
     return deleted;
   }

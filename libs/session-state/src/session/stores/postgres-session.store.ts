@@ -3,6 +3,9 @@ import type { PostgresConnection } from '../../cache/postgres/postgres.connectio
 import { StatementBatcher } from '../../cache/postgres/statement-batcher.js';
 import { PostgresOperationError } from '../../errors/postgres.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
+import { PostgresUserSessionIndex } from '../../users/postgres/postgres-user-session.index.js';
+import { guardedSessionId } from '../../users/user-session.fields.js';
+import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { SESSION_ID_FIELD } from '../session.js';
 import type {
   SessionChanges,
@@ -27,6 +30,8 @@ const MAX_BATCH = 64;
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
+/** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
+const COMMIT_GONE = 4;
 
 /**
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
@@ -45,7 +50,7 @@ const COMMIT_OVER_KEYS = 2;
  * // by hand, over a connection you manage:
  * const store = new PostgresSessionStore(connection);
  */
-export class PostgresSessionStore implements SessionStore {
+export class PostgresSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;
   private readonly quickCommits: StatementBatcher<QuickCommit, number | undefined>;
@@ -111,7 +116,10 @@ export class PostgresSessionStore implements SessionStore {
     const maxKeys = limits?.maxKeys ?? Number.MAX_SAFE_INTEGER;
     const maxBytes = limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER;
     const deadline = this.connection.commitDeadline();
-    if (!changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
+    // A session bound to a user commits through the function, which applies it only while the stored
+    // session is still the one this request loaded (the plain upsert could bring a revoked one back).
+    const guard = guardedSessionId(changes);
+    if (guard === undefined && !changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
       // Upper bounds of what the limits count for the set alone (a new session): its JSON text, its keys.
       // Otherwise the plain upsert would apply nothing: straight to the function.
       if (Buffer.byteLength(setJson) <= maxBytes && changes.set.size <= maxKeys) {
@@ -146,9 +154,10 @@ export class PostgresSessionStore implements SessionStore {
       setJson,
       maxKeys,
       maxBytes,
+      guard === undefined ? null : Buffer.from(guard, 'utf8').toString('base64'),
     ]);
     const [status, detail] = result.rows[0].reply.map(Number);
-    if (status === COMMIT_APPLIED) {
+    if (status === COMMIT_APPLIED || status === COMMIT_GONE) {
       this.connection.observeDatabaseTime(detail);
       return;
     }
@@ -225,6 +234,13 @@ export class PostgresSessionStore implements SessionStore {
     );
     const applied = new Map(result.rows.map((row) => [row.session_key, Number(row.db_ms)]));
     return items.map((item) => applied.get(item.key));
+  }
+
+  private users: UserSessionIndex | undefined;
+
+  /** The index of sessions bound to users (UserSessions): the `<tableName>_users` table. */
+  userSessionIndex(): UserSessionIndex {
+    return (this.users ??= new PostgresUserSessionIndex(this.connection));
   }
 
   /** Deletes expired sessions now (the module also does it every `pruneIntervalInMilliseconds`). */

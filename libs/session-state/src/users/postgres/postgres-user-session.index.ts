@@ -1,0 +1,89 @@
+import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
+import {
+  oldestFirst,
+  type LiveUserSession,
+  type UserSessionIndex,
+  type UserSessionRecord,
+} from '../user-session-index.interface.js';
+import { postgresUserSessionSql, type PostgresUserSessionSql } from './postgres-user-session.sql.js';
+
+interface EntryRow {
+  session_id: string;
+  session_key: string;
+  created_at: number;
+  metadata: Record<string, string>;
+  expires_ms: number;
+}
+
+/**
+ * The user index on PostgreSQL: one row per bound session in `<tableName>_users` (user, session id,
+ * session key, created, metadata), read joined with the
+ * session table, so a listing reports each session's expiry as stored and drops, in the same statement,
+ * the entries whose session is gone (expired, revoked, or its key holding another session). Pruning
+ * deletes the entries of the sessions it deletes. Every call is one or two bounded statements.
+ *
+ * Revocation order, as on Redis: the session's data first (only while its key holds that session),
+ * then the entry. A bound session's commits go through the commit function, which applies them only
+ * while the stored session still has the id the request loaded (`p_guard`), so a request in flight
+ * cannot bring a revoked session back.
+ */
+export class PostgresUserSessionIndex implements UserSessionIndex {
+  private readonly sql: PostgresUserSessionSql;
+
+  constructor(private readonly connection: PostgresConnection) {
+    this.sql = postgresUserSessionSql(connection.sql);
+  }
+
+  async add(
+    userId: string,
+    record: Omit<UserSessionRecord, 'createdAt'>,
+    // Expiry is the session row's: the listing reads it from there.
+    _idleTimeoutMs: number,
+  ): Promise<LiveUserSession[]> {
+    const createdAt = this.connection.options.clock.now();
+    await this.connection.execute('user_add', this.sql.add, [
+      userId,
+      record.sessionId,
+      record.sessionKey,
+      createdAt,
+      JSON.stringify(record.metadata),
+    ]);
+    return this.list(userId);
+  }
+
+  async list(userId: string): Promise<LiveUserSession[]> {
+    const { rows } = await this.connection.execute<EntryRow>('user_list', this.sql.list, [
+      userId,
+      this.connection.options.clock.now(),
+    ]);
+    return rows
+      .map((row) => ({
+        sessionId: row.session_id,
+        sessionKey: row.session_key,
+        createdAt: Number(row.created_at),
+        metadata: row.metadata,
+        expiresAt: Number(row.expires_ms),
+      }))
+      .sort(oldestFirst);
+  }
+
+  async revoke(userId: string, sessions: readonly UserSessionRecord[]): Promise<void> {
+    if (sessions.length === 0) return;
+    await this.connection.execute('user_revoke', this.sql.revokeData, [
+      sessions.map((s) => s.sessionKey),
+      sessions.map((s) => Buffer.from(s.sessionId, 'utf8').toString('base64')),
+    ]);
+    await this.removeAll(
+      userId,
+      sessions.map((s) => s.sessionId),
+    );
+  }
+
+  remove(userId: string, sessionId: string): Promise<void> {
+    return this.removeAll(userId, [sessionId]);
+  }
+
+  private async removeAll(userId: string, sessionIds: readonly string[]): Promise<void> {
+    await this.connection.execute('user_remove', this.sql.remove, [userId, sessionIds]);
+  }
+}

@@ -1,0 +1,45 @@
+import type { PostgresSessionSql } from '../../cache/postgres/postgres-session.sql.js';
+
+/** The statements of the PostgreSQL user index (its table is created with the session table). */
+export interface PostgresUserSessionSql {
+  /** $1 user, $2 session id, $3 session key, $4 created (epoch ms), $5 metadata (jsonb). Replaces the same id's entry. */
+  readonly add: string;
+  /**
+   * $1 user, $2 now (epoch ms): the user's entries whose session is live and still holds the entry's id,
+   * with its expiry (`expires_ms`); the others are deleted by the same statement. (`bind` commits the
+   * session before it adds the entry, so a new entry's session is always stored.)
+   */
+  readonly list: string;
+  /** $1 session keys, $2 their ids (base64, as stored): deletes each session while its key holds that id. */
+  readonly revokeData: string;
+  /** $1 user, $2 session ids: deletes those entries. */
+  readonly remove: string;
+}
+
+/** The stored session id field (`\u0000id`, escaped as the session table stores field names). */
+const ID = `'\\0id'`;
+
+export function postgresUserSessionSql(sql: PostgresSessionSql): PostgresUserSessionSql {
+  const { table, usersTable } = sql;
+  return {
+    add: `INSERT INTO ${usersTable} AS u (user_id, session_id, session_key, created_at, metadata)
+VALUES ($1, $2, $3, $4, $5::jsonb)
+ON CONFLICT (user_id, session_id) DO UPDATE SET
+  session_key = EXCLUDED.session_key, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata`,
+    list: `WITH entries AS (
+  SELECT u.session_id, u.session_key, u.created_at, u.metadata,
+         (extract(epoch FROM s.expires_at) * 1000)::float8 AS expires_ms,
+         coalesce(convert_from(decode(s.data ->> ${ID}, 'base64'), 'UTF8') = u.session_id, false) AS live
+    FROM ${usersTable} u
+    LEFT JOIN ${table} s ON s.session_key = u.session_key AND s.expires_at > to_timestamp($2::float8 / 1000)
+   WHERE u.user_id = $1
+), dropped AS (
+  DELETE FROM ${usersTable} d USING entries e
+   WHERE d.user_id = $1 AND d.session_id = e.session_id AND NOT e.live
+)
+SELECT session_id, session_key, created_at, metadata, expires_ms FROM entries WHERE live`,
+    revokeData: `DELETE FROM ${table} s USING unnest($1::text[], $2::text[]) AS r (k, id)
+WHERE s.session_key = r.k AND s.data ->> ${ID} = r.id`,
+    remove: `DELETE FROM ${usersTable} WHERE user_id = $1 AND session_id = ANY ($2::text[])`,
+  };
+}
