@@ -41,7 +41,7 @@ export class SessionReadOnlyError extends SessionStateError {
  * }
  */
 export class GatewaySessionNotConnectedError extends SessionStateError {
-  readonly code = 'GATEWAY_SESSION_NOT_CONNECTED';
+  readonly code = 'GATEWAY_NOT_CONNECTED';
 
   constructor(usedBy = 'GatewaySessions') {
     super(
