@@ -22,7 +22,9 @@ describe('gateway sessions while Redis is down', () => {
   let client: GatewayClient | undefined;
 
   beforeAll(async () => {
-    server = await RedisServerProcess.start({ extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    server = await RedisServerProcess.start({
+      extraArgs: ['--appendonly', 'yes', '--appendfsync', 'always'],
+    });
   });
   afterEach(async () => {
     await client?.close();

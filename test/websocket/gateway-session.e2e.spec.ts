@@ -113,7 +113,11 @@ describe.each([memory(), redis()])('gateway sessions on $name', (store) => {
       const client = await connect(cookie);
       expect(await client.request<SnapshotReply>('snapshot')).toMatchObject({ user: 'alan' });
       await request(url).post('/logout').set('Cookie', cookie).expect(200);
-      expect(await client.request<SnapshotReply>('reload')).toEqual({ user: null, count: null, available: true });
+      expect(await client.request<SnapshotReply>('reload')).toEqual({
+        user: null,
+        count: null,
+        available: true,
+      });
       const again = await connect(cookie);
       expect(await again.request<SnapshotReply>('snapshot')).toMatchObject({ user: null });
     });
@@ -158,9 +162,10 @@ describe.each([memory(), redis()])('gateway sessions on $name', (store) => {
       const cookie = await login('linus');
       await request(url).post('/count').set('Cookie', cookie).expect(200, { count: 1 });
       const client = await connect(cookie);
-      const { errors, after } = await client.request<{ errors: Record<string, string>; after: SnapshotReply }>(
-        'write',
-      );
+      const { errors, after } = await client.request<{
+        errors: Record<string, string>;
+        after: SnapshotReply;
+      }>('write');
       expect(errors).toEqual({
         setString: 'SessionReadOnlyError',
         set: 'SessionReadOnlyError',

@@ -14,7 +14,10 @@ const REPLY_TIMEOUT_MS = 5_000;
 
 function timeout(event: string): Promise<never> {
   return new Promise((_, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${event}" reply within ${REPLY_TIMEOUT_MS} ms`)), REPLY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`no "${event}" reply within ${REPLY_TIMEOUT_MS} ms`)),
+      REPLY_TIMEOUT_MS,
+    );
     timer.unref();
   });
 }

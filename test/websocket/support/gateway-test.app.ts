@@ -109,7 +109,10 @@ class SessionGateway implements OnGatewayConnection {
 
   @SubscribeMessage('reload')
   async reload(@ConnectedSocket() client: object) {
-    return { event: 'reload', data: await this.attempt(async () => reply(await this.sessions.reload(client))) };
+    return {
+      event: 'reload',
+      data: await this.attempt(async () => reply(await this.sessions.reload(client))),
+    };
   }
 
   @SubscribeMessage('param')
