@@ -36,6 +36,7 @@ const onBothPlatforms = [
   '<rootDir>/test/items/*.e2e.spec.ts',
   '<rootDir>/test/security/*.e2e.spec.ts',
   '<rootDir>/test/scale-out/cluster-sessions.e2e.spec.ts',
+  '<rootDir>/test/websocket/*.e2e.spec.ts',
 ];
 
 /**

@@ -16,6 +16,7 @@ import { CustomersService } from './customers/customers.service.js';
 import { HomeController } from './home/home.controller.js';
 import { PrefsController } from './prefs/prefs.controller.js';
 import { VerificationMiddleware } from './verification/verification.middleware.js';
+import { WhoAmIGateway } from './ws/whoami.gateway.js';
 
 /** The sample app: `AppModule.forRoot(loadSampleConfig())`. */
 @Module({
@@ -28,7 +29,7 @@ import { VerificationMiddleware } from './verification/verification.middleware.j
     AccountController,
     AccountSessionsController,
   ],
-  providers: [CustomersService],
+  providers: [CustomersService, WhoAmIGateway],
 })
 export class AppModule implements NestModule {
   static forRoot(config: SampleAppConfig): DynamicModule {

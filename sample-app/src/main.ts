@@ -4,6 +4,7 @@ import type { AddressInfo, Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Logger } from '@nestjs/common';
+import { WsAdapter } from '@nestjs/platform-ws';
 import { AppModule } from './app.module.js';
 import { explainStartupError, loadSampleConfig } from './config/sample-app.config.js';
 import type { Footer } from './platform/footer.js';
@@ -36,6 +37,8 @@ async function bootstrap(): Promise<void> {
   // What the adapter says it is (not what HTTP_ADAPTER asked for), so the footer shows the real platform.
   footer.platform = app.getHttpAdapter().getType();
   app.enableShutdownHooks();
+  // The /ws gateway (ws/whoami.gateway.ts): plain WebSocket on the HTTP server's port, on either platform.
+  app.useWebSocketAdapter(new WsAdapter(app));
 
   await app.listen(config.port);
   const { port } = (app.getHttpServer() as Server).address() as AddressInfo;

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import {
+  GatewaySessionNotConnectedError,
   Item,
   ItemKey,
   Items,
@@ -87,7 +88,8 @@ describe('errors: decorators in a WebSocket gateway or microservice handler (no 
   ];
 
   describe.each(['ws', 'rpc'] as const)('in a "%s" context', (type) => {
-    it.each(decorators)(
+    // In a gateway, @Session() is the client's snapshot (test/websocket); the rest need HTTP there too.
+    it.each(type === 'ws' ? decorators.filter(([, what]) => what !== '@Session()') : decorators)(
       '%s throws SessionRequiresHttpError: session needs HTTP, keep per-connection state on the socket',
       async (_label, what, decorator) => {
         const { factory, data } = paramFactoryOf(decorator);
@@ -99,6 +101,21 @@ describe('errors: decorators in a WebSocket gateway or microservice handler (no 
         expect(message).toContain('keep per-connection state on the socket');
       },
     );
+  });
+
+  it('in a "ws" context, @TempData() says TempData rides on HTTP responses and points at GatewaySessions', async () => {
+    const { factory, data } = paramFactoryOf(TempData());
+    const { message } = (await failureOf(() => factory(data, nonHttpContext('ws')))) as Error;
+    expect(message).toContain('TempData rides on HTTP responses');
+    expect(message).toContain('GatewaySessions');
+  });
+
+  it('@Session() in a "ws" context for a client GatewaySessions never loaded: GatewaySessionNotConnectedError with the fix', async () => {
+    const { factory, data } = paramFactoryOf(Session());
+    const error = await failureOf(() => factory(data, nonHttpContext('ws')));
+    expect(error).toBeInstanceOf(GatewaySessionNotConnectedError);
+    expect((error as Error).message).toContain('@Session() found no handshake for this WebSocket client');
+    expect((error as Error).message).toContain('gatewaySessions.connect(client, request)');
   });
 
   it('control: the same factories succeed with an HTTP context whose request carries the module state', async () => {

@@ -99,3 +99,8 @@ export {
   SessionResponseStartedError,
   TempDataResponseStartedError,
 } from './errors/response-started.errors.js';
+
+// WebSocket gateways
+export { GatewaySessions } from './gateway/gateway-sessions.service.js';
+export type { GatewayHandshake } from './gateway/gateway-handshake.js';
+export { GatewaySessionNotConnectedError, SessionReadOnlyError } from './errors/gateway.errors.js';

@@ -23,11 +23,14 @@ export class SessionNotConfiguredError extends SessionStateError {
 }
 
 /**
- * `@Session()`/`@TempData()` used in a WebSocket gateway, microservice handler or other non-HTTP context.
+ * `@Session()` in a microservice handler or other non-HTTP context, or `@TempData()`/`@Items()`/`@Item()`
+ * there or in a WebSocket gateway (a gateway reads the session through {@link GatewaySessions}).
  *
  * @example
+ * \@MessagePattern('sum')
+ * sum(\@Session() session: Session) {} // SessionRequiresHttpError: no HTTP request here
  * \@SubscribeMessage('chat')
- * chat(\@Session() session: Session) {} // SessionRequiresHttpError: no HTTP request here
+ * chat(\@TempData() tempData: TempData) {} // SessionRequiresHttpError: TempData rides on HTTP responses
  * // fix: keep per-connection state on the socket
  * \@SubscribeMessage('chat') chat(\@ConnectedSocket() client: Socket) { client.data.user ??= 'anonymous'; }
  */
@@ -37,8 +40,13 @@ export class SessionRequiresHttpError extends SessionStateError {
   constructor(what: string, contextType: string) {
     super(
       `${what} needs an HTTP request, but this handler runs in a "${contextType}" context. ` +
-        'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
-        'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).',
+        (contextType === 'ws'
+          ? `${what === '@TempData()' ? 'TempData rides on HTTP responses (it lives until the next request reads it, across a redirect)' : 'Request items live for one HTTP request'}, ` +
+            "and a WebSocket message has none. In a gateway, read the handshake cookie's session with GatewaySessions " +
+            '(or @Session() after gatewaySessions.connect(client, request)), and keep per-connection state on the ' +
+            'socket or client object (e.g. client.data).'
+          : 'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
+            'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).'),
     );
   }
 }

@@ -30,6 +30,7 @@ import {
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
 import { UserSessions } from '../users/user-sessions.service.js';
+import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
 
 /**
  * Session state, TempData and request items for a Nest app, in one import. Global by default;
@@ -76,6 +77,7 @@ import { UserSessions } from '../users/user-sessions.service.js';
     TempDataAccessor,
     ItemsAccessor,
     UserSessions,
+    GatewaySessions,
   ],
   exports: [
     DistributedCache,
@@ -85,6 +87,7 @@ import { UserSessions } from '../users/user-sessions.service.js';
     ItemsAccessor,
     SessionStateInterceptor,
     UserSessions,
+    GatewaySessions,
   ],
 })
 export class SessionModule

@@ -1,5 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import { SessionUnavailableError } from '../errors/session.errors.js';
+import { gatewaySessionParameter } from '../gateway/gateway-snapshots.js';
 import { requestStateOf } from '../request/request-state.access.js';
 import type { RequestState } from '../request/request-state.js';
 import type { DistributedSession } from './session.js';
@@ -13,6 +14,8 @@ export type Session = DistributedSession;
 // the handler without its pipe-and-Promise.all step.
 const sessionParameter = createParamDecorator(
   (_data: unknown, context: ExecutionContext): DistributedSession | Promise<DistributedSession> => {
+    // A gateway message: the client's read-only snapshot (GatewaySessions), not a request's session.
+    if (context.getType() === 'ws') return gatewaySessionParameter(context.getArgByIndex(0));
     const state = requestStateOf(context, '@Session()');
     const lifecycle = state.sessionLifecycle;
     return lifecycle.loadNow() ? lifecycle.session : loaded(state, lifecycle.session);
@@ -35,7 +38,8 @@ async function loaded(state: RequestState, session: DistributedSession): Promise
  * request fails with 503 if the store has `throwOnError`, otherwise the session is empty and
  * `isAvailable` is false. Changes are committed before the response headers leave; a failed commit
  * under `throwOnError` answers 503 (add `@UseInterceptors(SessionStateInterceptor)` to route it through your
- * exception filters).
+ * exception filters). In a WebSocket gateway it is the client's read-only snapshot that
+ * `GatewaySessions.connect()` loaded (see GatewaySessions).
  *
  * @example
  * \@Get('counter')
