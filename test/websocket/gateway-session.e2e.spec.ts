@@ -18,8 +18,6 @@ const IDLE_MS = 1_500;
 
 interface StoreKind {
   readonly name: string;
-  /** The store has a user index (UserSessions binds and revokes). */
-  readonly users: boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
   options(): SessionModuleOptions;
@@ -31,7 +29,6 @@ function memory(): StoreKind {
   const clock = new ManualClock(Date.now());
   return {
     name: 'memory',
-    users: true,
     start: () => Promise.resolve(),
     stop: () => Promise.resolve(),
     options: () => ({
@@ -48,7 +45,6 @@ function redis(): StoreKind {
   let server: RedisServerProcess | undefined;
   return {
     name: 'redis',
-    users: true,
     start: async () => void (server = await RedisServerProcess.start()),
     stop: async () => server?.stop(),
     options: () => ({
@@ -64,7 +60,6 @@ function postgres(): StoreKind {
   let db: TestDatabase | undefined;
   return {
     name: 'postgres',
-    users: false,
     start: async () => void (db = await TestDatabase.create()),
     stop: async () => db?.drop(),
     options: () => ({
@@ -102,7 +97,7 @@ describe.each([memory(), redis(), postgres()])('gateway sessions on $name', (sto
       return client;
     };
     const login = async (user: string) =>
-      cookiePair(await request(url).post('/login').send({ user, bind: store.users }).expect(200), COOKIE);
+      cookiePair(await request(url).post('/login').send({ user }).expect(200), COOKIE);
 
     it('no cookie: an empty, available session (no user)', async () => {
       const client = await connect(undefined);
@@ -143,16 +138,13 @@ describe.each([memory(), redis(), postgres()])('gateway sessions on $name', (sto
       expect(await again.request<SnapshotReply>('snapshot')).toMatchObject({ user: null });
     });
 
-    // UserSessions needs a store with a user index (memory, Redis): PostgreSQL has none, so no revocation.
-    if (store.users) {
-      it('revoked through UserSessions (from another session): no user on reload', async () => {
-        const cookie = await login('barbara');
-        const client = await connect(cookie);
-        expect(await client.request<SnapshotReply>('snapshot')).toMatchObject({ user: 'barbara' });
-        await request(url).post('/revoke-all').send({ user: 'barbara' }).expect(200, { revoked: 1 });
-        expect(await client.request<SnapshotReply>('reload')).toMatchObject({ user: null });
-      });
-    }
+    it('revoked through UserSessions (from another session): no user on reload', async () => {
+      const cookie = await login('barbara');
+      const client = await connect(cookie);
+      expect(await client.request<SnapshotReply>('snapshot')).toMatchObject({ user: 'barbara' });
+      await request(url).post('/revoke-all').send({ user: 'barbara' }).expect(200, { revoked: 1 });
+      expect(await client.request<SnapshotReply>('reload')).toMatchObject({ user: null });
+    });
 
     it('idle-expired: no user on reload', async () => {
       const cookie = await login('edsger');

@@ -50,10 +50,10 @@ class SessionChangesController {
 
   @Post('login')
   @HttpCode(200)
-  async login(@Session() session: Session, @Body() body: { user: string; bind?: boolean }) {
+  async login(@Session() session: Session, @Body() body: { user: string }) {
     session.regenerate();
     session.setString('user', body.user);
-    if (body.bind !== false) await this.users.bind(session, body.user);
+    await this.users.bind(session, body.user);
     return { ok: true };
   }
 
