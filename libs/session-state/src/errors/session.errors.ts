@@ -23,7 +23,8 @@ export class SessionNotConfiguredError extends SessionStateError {
 }
 
 /**
- * `@Session()`/`@TempData()` used in a WebSocket gateway, microservice handler or other non-HTTP context.
+ * `@Session()`/`@TempData()` used in a WebSocket gateway, microservice handler or other non-HTTP context,
+ * or in a GraphQL resolver that has no HTTP request (a subscription, or a GraphQL context without it).
  *
  * @example
  * \@SubscribeMessage('chat')
@@ -34,11 +35,17 @@ export class SessionNotConfiguredError extends SessionStateError {
 export class SessionRequiresHttpError extends SessionStateError {
   readonly code = 'SESSION_REQUIRES_HTTP';
 
-  constructor(what: string, contextType: string) {
+  constructor(
+    what: string,
+    contextType: string,
+    /** Why there is no HTTP request here and what to do, when the context type alone does not say it. */
+    reason?: string,
+  ) {
     super(
       `${what} needs an HTTP request, but this handler runs in a "${contextType}" context. ` +
-        'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
-        'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).',
+        (reason ??
+          'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
+            'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).'),
     );
   }
 }
