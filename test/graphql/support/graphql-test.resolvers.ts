@@ -26,6 +26,10 @@ export class VisitsService {
     private readonly items: ItemsAccessor,
   ) {}
 
+  async name(): Promise<string | null> {
+    return (await this.sessions.load()).getString(NAME) ?? null;
+  }
+
   async rename(name: string): Promise<string> {
     const session = await this.sessions.load();
     session.setString(NAME, name);
@@ -81,13 +85,26 @@ export class SessionResolver {
     return count;
   }
 
+  /** Committed before the response's first byte: a failed commit replaces the response (503). */
+  @Mutation(() => String)
+  setName(@Args('name') name: string, @Session() session: Session): string {
+    session.setString(NAME, name);
+    return name;
+  }
+
   /** The same, committed from Nest's pipeline: a failed commit is this field's error. */
-  @Mutation(() => Int, { nullable: true })
+  @Mutation(() => String, { nullable: true })
   @UseInterceptors(SessionStateInterceptor)
-  incrementInPipeline(@Session() session: Session): number {
-    const count = (session.getInt32(COUNT) ?? 0) + 1;
-    session.setInt32(COUNT, count);
-    return count;
+  setNameInPipeline(@Args('name') name: string, @Session() session: Session): string {
+    session.setString(NAME, name);
+    return name;
+  }
+
+  /** The name, read by a service through SessionAccessor.load(). */
+  @Query(() => String, { nullable: true })
+  @UseInterceptors(SessionStateInterceptor)
+  serviceName(): Promise<string | null> {
+    return this.visits.name();
   }
 
   @Query(() => Visitor)
