@@ -206,3 +206,28 @@ describe(`GraphQL on ${TEST_PLATFORM}: a commit that fails is never reported as 
     });
   });
 });
+
+describe(`GraphQL on ${TEST_PLATFORM}: a value over a session limit`, () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(
+    async () =>
+      ({ app, url } = await startGraphQLApp(
+        { secrets: SECRETS, session: { maxValueBytes: 64 } },
+        GRAPHQL_TEST_PROVIDERS,
+      )),
+  );
+  afterAll(() => app.close());
+
+  it('behind SessionStateInterceptor: the field reports SESSION_LIMIT_EXCEEDED naming the limit, nothing is stored', async () => {
+    const reply = await postGraphQL(url, `mutation { setNameInPipeline(name: "${'x'.repeat(200)}") }`);
+    expect(reply.status).toBe(200);
+    expect(reply.body.data).toEqual({ setNameInPipeline: null });
+    expect(reply.body.errors).toHaveLength(1);
+    const [error] = reply.body.errors!;
+    expect(error.extensions?.code).toBe('SESSION_LIMIT_EXCEEDED');
+    expect(error.message).toContain('maxValueBytes');
+    expect(error.path).toEqual(['setNameInPipeline']);
+    expect(reply.setCookies).toEqual([]); // nothing was stored: no session was started
+  });
+});
