@@ -125,7 +125,7 @@ export class SessionResolver {
 
   @Query(() => String, { nullable: true })
   peekMessage(@TempData() tempData: TempDataDictionary): string | null {
-    return (tempData.peek('Message') as string | undefined) ?? null;
+    return tempData.peek<string>('Message') ?? null;
   }
 
   /** Sets a request item: the next mutation field of the same request (run after it) reads it. */

@@ -27,8 +27,8 @@ export class SessionGraphQLError extends SessionStateError {
 /** `error` as a GraphQL resolver should throw it: the library's HTTP exceptions become {@link SessionGraphQLError}. */
 export function asGraphQLError(error: unknown): unknown {
   if (error instanceof HttpException && error instanceof SessionStateError) {
-    const code = (error as Partial<CodedHttpException>).code;
-    if (typeof code === 'string') return new SessionGraphQLError(error as CodedHttpException);
+    const coded = error as Partial<CodedHttpException> & HttpException;
+    if (typeof coded.code === 'string') return new SessionGraphQLError(coded as CodedHttpException);
   }
   return error;
 }

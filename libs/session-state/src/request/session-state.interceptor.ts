@@ -23,6 +23,8 @@ const appliedTo = new WeakSet<object>();
  * `@UseInterceptors(SessionStateInterceptor)` where your exception filters should render a failed
  * commit, and to handlers that reach TempData only through the accessor. Without it the response
  * hold still commits before the first byte leaves and answers a failed commit with a JSON 503.
+ * On a GraphQL resolver it commits right after the resolver and throws the library's HTTP exceptions
+ * as GraphQL errors with their code in `extensions.code` (docs/graphql.md).
  *
  * @example
  * \@Post('checkout')
