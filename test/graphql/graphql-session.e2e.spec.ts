@@ -6,8 +6,11 @@ import type { INestApplication } from '@nestjs/common';
 import { MemorySessionStore, type SessionData, type SessionModuleOptions } from 'nest-session-state';
 import { commandStats, diffStats, RedisServerProcess } from '../support/redis/index.js';
 import { TEST_PLATFORM } from '../support/platform/test-platform.js';
-import { cookieOf, postGraphQL, startGraphQLApp } from './support/graphql-test.app.js';
+import { cookieOf, postGraphQL, startGraphQLApp, type GraphQLReply } from './support/graphql-test.app.js';
 import { GRAPHQL_TEST_PROVIDERS } from './support/graphql-test.resolvers.js';
+
+/** A Cookie header with every cookie a reply set. */
+const cookiesOf = (reply: GraphQLReply) => reply.setCookies.map((c) => c.split(';')[0]).join('; ');
 
 const SECRETS = ['Gq7mK2vLx9Zc4pRt8yHn3wJd5sFb1aEu6iOe0uTy2W'];
 
@@ -122,7 +125,7 @@ describe.each([
   it('TempData in resolvers: set by a mutation, kept until read, gone after it', async () => {
     const set = await postGraphQL(url, 'mutation { flash(message: "Customer Ada added") }');
     expect(set.body).toEqual({ data: { flash: true } });
-    const cookie = set.setCookies.map((c) => c.split(';')[0]).join('; ');
+    const cookie = cookiesOf(set);
     expect(cookie).toContain('.Nest.TempData=');
     const peeked = await postGraphQL(url, '{ peekMessage }', { cookie });
     expect(peeked.body).toEqual({ data: { peekMessage: 'Customer Ada added' } });
@@ -131,6 +134,17 @@ describe.each([
     // Reading marked it for deletion: the TempData cookie is deleted with this response.
     expect(read.setCookies.some((c) => c.startsWith('.Nest.TempData=;'))).toBe(true);
     expect((await postGraphQL(url, '{ message }')).body).toEqual({ data: { message: null } });
+  });
+
+  it("a resolver that throws rolls back the request's TempData changes, other resolvers' included", async () => {
+    const cookie = cookiesOf(await postGraphQL(url, 'mutation { flash(message: "before") }'));
+    const failed = await postGraphQL(url, 'mutation { flash(message: "a") flashThenFail(message: "b") }', {
+      cookie,
+    });
+    expect(failed.body.data).toEqual({ flash: true, flashThenFail: null });
+    expect(failed.body.errors?.map((e) => e.path)).toEqual([['flashThenFail']]);
+    expect(failed.setCookies.filter((c) => c.startsWith('.Nest.TempData'))).toEqual([]); // unchanged
+    expect((await postGraphQL(url, '{ message }', { cookie })).body).toEqual({ data: { message: 'before' } });
   });
 
   it('request items: the resolvers of one request share one bag, and the next request starts empty', async () => {
@@ -143,7 +157,7 @@ describe.each([
   it("accessors in a resolver's injected service: session, TempData and items of the same request", async () => {
     const renamed = await postGraphQL(url, 'mutation { rename(name: "Grace") } ');
     expect(renamed.body).toEqual({ data: { rename: 'Grace' } });
-    const cookie = renamed.setCookies.map((c) => c.split(';')[0]).join('; ');
+    const cookie = cookiesOf(renamed);
     const read = await postGraphQL(url, '{ visitor { name } message }', { cookie });
     expect(read.body).toEqual({ data: { visitor: { name: 'Grace' }, message: 'renamed to Grace' } });
     // The service's item is visible to a later field of the same request, and to no other request.

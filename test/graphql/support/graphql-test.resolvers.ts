@@ -118,6 +118,12 @@ export class SessionResolver {
     return true;
   }
 
+  @Mutation(() => Boolean, { nullable: true })
+  flashThenFail(@Args('message') message: string, @TempData() tempData: TempDataDictionary): boolean {
+    tempData.set('Message', message);
+    throw new Error('refused after setting TempData');
+  }
+
   @Query(() => String, { nullable: true })
   message(@TempData('Message') message?: string): string | null {
     return message ?? null;
