@@ -8,22 +8,39 @@ import { createPlatformApp, TEST_PLATFORM, type TestPlatform } from '../../suppo
  * GraphQLModule for the test platform, code first with the schema in memory: Apollo (the Express 5
  * integration) on Express, Mercurius on Fastify, each with the driver's default context.
  */
-export async function graphQLModuleFor(platform: TestPlatform = TEST_PLATFORM): Promise<DynamicModule> {
+export async function graphQLModuleFor(
+  platform: TestPlatform = TEST_PLATFORM,
+  { subscriptions = false }: { subscriptions?: boolean } = {},
+): Promise<DynamicModule> {
   const { GraphQLModule } = await import('@nestjs/graphql');
   if (platform === 'fastify') {
     const { MercuriusDriver } = await import('@nestjs/mercurius');
-    return GraphQLModule.forRoot({ driver: MercuriusDriver, autoSchemaFile: true, graphiql: false });
+    return GraphQLModule.forRoot({
+      driver: MercuriusDriver,
+      autoSchemaFile: true,
+      graphiql: false,
+      subscription: subscriptions,
+    });
   }
   const { ApolloDriver } = await import('@nestjs/apollo');
-  return GraphQLModule.forRoot({ driver: ApolloDriver, autoSchemaFile: true, graphiql: false });
+  return GraphQLModule.forRoot({
+    driver: ApolloDriver,
+    autoSchemaFile: true,
+    graphiql: false,
+    ...(subscriptions ? { subscriptions: { 'graphql-ws': true } } : {}),
+  });
 }
 
 /** A listening app with SessionModule and GraphQL on the test platform. */
 export async function startGraphQLApp(
   options: SessionModuleOptions,
   providers: Type[],
+  graphql: { subscriptions?: boolean } = {},
 ): Promise<{ app: INestApplication; url: string }> {
-  @Module({ imports: [SessionModule.forRoot(options), await graphQLModuleFor()], providers })
+  @Module({
+    imports: [SessionModule.forRoot(options), await graphQLModuleFor(TEST_PLATFORM, graphql)],
+    providers,
+  })
   class GraphQLTestModule {}
   const ref = await Test.createTestingModule({ imports: [GraphQLTestModule] }).compile();
   const app = createPlatformApp(ref, { logger: false });
