@@ -11,8 +11,9 @@ import { TEST_PLATFORM } from '../support/platform/test-platform.js';
 import { startGraphQLApp } from './support/graphql-test.app.js';
 import { GRAPHQL_TEST_PROVIDERS } from './support/graphql-test.resolvers.js';
 
+/** An event stream of one event. */
 async function* once<T>(payload: T): AsyncGenerator<T> {
-  yield payload;
+  yield await Promise.resolve(payload);
 }
 
 @Resolver()
@@ -50,8 +51,8 @@ function subscribe(url: string, query: string): Promise<SubscriptionOutcome> {
       reject(error);
     });
     socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
-    socket.on('message', (raw: WebSocket.RawData) => {
-      const message = JSON.parse(raw.toString()) as { type: string; id?: string; payload?: unknown };
+    socket.on('message', (raw: Buffer) => {
+      const message = JSON.parse(raw.toString('utf8')) as { type: string; id?: string; payload?: unknown };
       if (message.type === 'connection_ack') {
         socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
       } else if (message.type === 'next') {
