@@ -12,10 +12,22 @@ const swc = [
   },
 ];
 
+/**
+ * ESM-only packages that a CommonJS dependency require()s: Node >= 20.19 loads them natively, Jest's
+ * runtime only from Node 24.9, so they are compiled to CommonJS here. mercurius (GraphQL on Fastify)
+ * requires @fastify/static, which requires content-disposition 3 (ESM only).
+ */
+const requiredEsm = ['@fastify/static/node_modules/content-disposition/'];
+const swcToCommonJs = ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }];
+
 const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  transform: { '^.+\\.ts$': swc },
+  transform: {
+    '^.+\\.ts$': swc,
+    [`/node_modules/(${requiredEsm.join('|')}).+\\.js$`]: swcToCommonJs,
+  },
+  transformIgnorePatterns: [`^(?!.*/node_modules/(${requiredEsm.join('|')})).*/node_modules/`],
   moduleNameMapper: {
     '^nest-session-state$': '<rootDir>/libs/session-state/src/index.ts',
     '^nest-session-state/redis$': '<rootDir>/libs/session-state/src/redis.ts',
@@ -37,6 +49,7 @@ const onBothPlatforms = [
   '<rootDir>/test/security/*.e2e.spec.ts',
   '<rootDir>/test/scale-out/cluster-sessions.e2e.spec.ts',
   '<rootDir>/test/websocket/*.e2e.spec.ts',
+  '<rootDir>/test/graphql/*.e2e.spec.ts',
 ];
 
 /**

@@ -13,6 +13,7 @@ import type { SampleAppConfig } from './config/sample-app.config.js';
 import { CounterController } from './counter/counter.controller.js';
 import { CustomersController } from './customers/customers.controller.js';
 import { CustomersService } from './customers/customers.service.js';
+import { sampleGraphQLModule } from './graphql/sample-graphql.module.js';
 import { HomeController } from './home/home.controller.js';
 import { PrefsController } from './prefs/prefs.controller.js';
 import { VerificationMiddleware } from './verification/verification.middleware.js';
@@ -33,7 +34,10 @@ import { WhoAmIGateway } from './ws/whoami.gateway.js';
 })
 export class AppModule implements NestModule {
   static forRoot(config: SampleAppConfig): DynamicModule {
-    return { module: AppModule, imports: [SessionModule.forRoot(config.session)] };
+    return {
+      module: AppModule,
+      imports: [SessionModule.forRoot(config.session), sampleGraphQLModule(config.platform)],
+    };
   }
 
   configure(consumer: MiddlewareConsumer): void {

@@ -24,7 +24,8 @@ export class SessionNotConfiguredError extends SessionStateError {
 
 /**
  * `@Session()` in a microservice handler or other non-HTTP context, or `@TempData()`/`@Items()`/`@Item()`
- * there or in a WebSocket gateway (a gateway reads the session through {@link GatewaySessions}).
+ * there or in a WebSocket gateway (a gateway reads the session through {@link GatewaySessions}), or any of
+ * them in a GraphQL resolver that has no HTTP request (a subscription, or a GraphQL context without it).
  *
  * @example
  * \@MessagePattern('sum')
@@ -37,16 +38,22 @@ export class SessionNotConfiguredError extends SessionStateError {
 export class SessionRequiresHttpError extends SessionStateError {
   readonly code = 'SESSION_REQUIRES_HTTP';
 
-  constructor(what: string, contextType: string) {
+  constructor(
+    what: string,
+    contextType: string,
+    /** Why there is no HTTP request here and what to do, when the context type alone does not say it. */
+    reason?: string,
+  ) {
     super(
       `${what} needs an HTTP request, but this handler runs in a "${contextType}" context. ` +
-        (contextType === 'ws'
-          ? `${what === '@TempData()' ? 'TempData rides on HTTP responses (it lives until the next request reads it, across a redirect)' : 'Request items live for one HTTP request'}, ` +
-            "and a WebSocket message has none. In a gateway, read the handshake cookie's session with GatewaySessions " +
-            '(or @Session() after gatewaySessions.connect(client, request)), and keep per-connection state on the ' +
-            'socket or client object (e.g. client.data).'
-          : 'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
-            'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).'),
+        (reason ??
+          (contextType === 'ws'
+            ? `${what === '@TempData()' ? 'TempData rides on HTTP responses (it lives until the next request reads it, across a redirect)' : 'Request items live for one HTTP request'}, ` +
+              "and a WebSocket message has none. In a gateway, read the handshake cookie's session with GatewaySessions " +
+              '(or @Session() after gatewaySessions.connect(client, request)), and keep per-connection state on the ' +
+              'socket or client object (e.g. client.data).'
+            : 'Session state belongs to HTTP requests (like ASP.NET Core, which does not support session in SignalR): ' +
+              'keep per-connection state on the socket or client object instead (e.g. client.data in a gateway).')),
     );
   }
 }

@@ -2,6 +2,7 @@ import { HttpException } from '@nestjs/common';
 import type { HttpExchange } from '../http/http-exchange.js';
 import type { BeforeFirstByte, HoldErrorReply, ResponseHold } from '../http/response-hold.js';
 import { RequestItems } from '../items/request-items.js';
+import { graphQLErrorReply } from './graphql-reply.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
@@ -34,6 +35,11 @@ export class RequestState implements SessionOwner, TempDataHost {
   private failedInPipeline = false;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
+  /**
+   * A GraphQL resolver used this request's state: a failed end-of-request commit answers a GraphQL
+   * error body. Declared, not initialised: HTTP requests pay nothing for it.
+   */
+  graphql?: boolean;
 
   constructor(
     readonly runtime: SessionRuntime,
@@ -168,17 +174,23 @@ export class RequestState implements SessionOwner, TempDataHost {
       return undefined;
     } catch (error) {
       if (this.failedInPipeline) return undefined; // an exception filter answered already
-      if (error instanceof HttpException) {
-        const response = error.getResponse();
-        const status = error.getStatus();
-        return {
-          status,
-          body: typeof response === 'object' ? response : { statusCode: status, message: response },
-        };
-      }
-      return { status: 503, body: { statusCode: 503, message: (error as Error).message } };
+      const reply = errorReplyOf(error);
+      return this.graphql ? graphQLErrorReply(reply) : reply;
     } finally {
       this.lifecycle?.close();
     }
   }
+}
+
+/** The JSON reply that replaces a response whose end-of-request commit failed. */
+function errorReplyOf(error: unknown): HoldErrorReply {
+  if (error instanceof HttpException) {
+    const response = error.getResponse();
+    const status = error.getStatus();
+    return {
+      status,
+      body: typeof response === 'object' ? response : { statusCode: status, message: response },
+    };
+  }
+  return { status: 503, body: { statusCode: 503, message: (error as Error).message } };
 }

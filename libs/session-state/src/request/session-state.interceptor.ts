@@ -6,6 +6,8 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { catchError, mergeMap, throwError, type Observable } from 'rxjs';
+import { asGraphQLError } from '../errors/graphql.errors.js';
+import { findGraphQLRequestState } from './graphql-request.js';
 import { stateOfRequest } from './request-context.js';
 import type { RequestState } from './request-state.js';
 
@@ -21,6 +23,8 @@ const appliedTo = new WeakSet<object>();
  * `@UseInterceptors(SessionStateInterceptor)` where your exception filters should render a failed
  * commit, and to handlers that reach TempData only through the accessor. Without it the response
  * hold still commits before the first byte leaves and answers a failed commit with a JSON 503.
+ * On a GraphQL resolver it commits right after the resolver and throws the library's HTTP exceptions
+ * as GraphQL errors with their code in `extensions.code` (docs/graphql.md).
  *
  * @example
  * \@Post('checkout')
@@ -41,9 +45,28 @@ export class SessionStateInterceptor implements NestInterceptor {
   }
 
   intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    if (context.getType() !== 'http') return next.handle();
+    const type = context.getType<string>();
+    if (type !== 'http') return type === 'graphql' ? this.interceptGraphQL(context, next) : next.handle();
     const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<object>());
     if (!state) return next.handle();
+    return this.commitAfter(state, next);
+  }
+
+  /**
+   * A GraphQL resolver (query or mutation; field resolvers with `fieldResolverEnhancers`): the same, and
+   * what fails is thrown as a GraphQL error with the library's code in `extensions.code`, so a mutation
+   * whose commit failed reports an error for its field instead of a result that was not saved.
+   */
+  private interceptGraphQL(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const state = findGraphQLRequestState(context);
+    if (!state) return next.handle();
+    state.graphql = true;
+    return this.commitAfter(state, next).pipe(
+      catchError((error: unknown) => throwError(() => asGraphQLError(error))),
+    );
+  }
+
+  private commitAfter(state: RequestState, next: CallHandler): Observable<unknown> {
     return next.handle().pipe(
       // On error the exception filters still run and may use session or TempData: the response
       // hook commits once they wrote the response.

@@ -1,7 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { SessionUnavailableError } from '../errors/session.errors.js';
 import { gatewaySessionParameter } from '../gateway/gateway-snapshots.js';
-import { requestStateOf } from '../request/request-state.access.js';
+import { loadFailure, requestStateOf } from '../request/request-state.access.js';
 import type { RequestState } from '../request/request-state.js';
 import type { DistributedSession } from './session.js';
 
@@ -26,9 +25,7 @@ async function loaded(state: RequestState, session: DistributedSession): Promise
   try {
     await session.load();
   } catch (error) {
-    if (state.runtime.store.throwOnError) {
-      throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('load', error);
-    }
+    if (state.runtime.store.throwOnError) throw loadFailure(state, error);
   }
   return session;
 }

@@ -1,6 +1,5 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { SessionUnavailableError } from '../errors/session.errors.js';
-import { requestStateOf } from '../request/request-state.access.js';
+import { loadFailure, requestStateOf } from '../request/request-state.access.js';
 import { SessionStateInterceptor } from '../request/session-state.interceptor.js';
 import type { TempDataDictionary } from './temp-data.dictionary.js';
 
@@ -15,9 +14,7 @@ const tempDataParameter = createParamDecorator(
     try {
       await tempData.prepare();
     } catch (error) {
-      if (state.runtime.store.throwOnError) {
-        throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('load', error);
-      }
+      if (state.runtime.store.throwOnError) throw loadFailure(state, error);
     }
     return typeof key === 'string' ? tempData.dictionary.get(key) : tempData.dictionary;
   },

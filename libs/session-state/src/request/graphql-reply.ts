@@ -1,0 +1,28 @@
+import type { HoldErrorReply } from '../http/response-hold.js';
+
+/** The code of a reply whose body names none (the end-of-request commit failed: the store is down). */
+const UNAVAILABLE = 'SESSION_UNAVAILABLE';
+const UNAVAILABLE_MESSAGE = 'Session state is temporarily unavailable.';
+
+/**
+ * A REST error reply (`{ statusCode, message, code }`) as a GraphQL response: the same status, and a body
+ * with one entry in `errors` carrying the message and the library's code in `extensions.code`. No `data`:
+ * the operation's results are not sent, since what it changed in the session was not saved (a 503 means
+ * the write did not and will not happen), and GraphQL clients read a body without `data` as a failed request.
+ */
+export function graphQLErrorReply(reply: HoldErrorReply): HoldErrorReply {
+  const { message, code } = reply.body as { message?: unknown; code?: unknown };
+  // Only the library's own replies (with a code) are passed on; anything else is the store's failure.
+  const ours = typeof code === 'string' && typeof message === 'string';
+  return {
+    status: reply.status,
+    body: {
+      errors: [
+        {
+          message: ours ? message : UNAVAILABLE_MESSAGE,
+          extensions: { code: ours ? code : UNAVAILABLE },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Where a decorator finds the HTTP request of a GraphQL resolver, and the errors where there is none:
+ * subscriptions (over a WebSocket), GraphQL contexts without the request, and the WebSocket gateway and
+ * microservice contexts, which keep their own error.
+ */
+import type { ExecutionContext } from '@nestjs/common';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
+import {
+  Items,
+  RequestItems,
+  Session,
+  SessionNotConfiguredError,
+  SessionRequiresHttpError,
+  TempData,
+} from 'nest-session-state';
+import { failureOf, nonHttpContext, paramFactoryOf } from '../items/support/non-http-context.js';
+
+const REQUEST_STATE = Symbol.for('nest-session-state.request-state');
+
+class Resolvers {
+  field(): void {}
+}
+
+/** The ExecutionContext Nest builds for a resolver: (root, args, GraphQL context, info). */
+function graphQLContext(context: unknown, operation = 'query'): ExecutionContext {
+  const info = { fieldName: 'field', operation: { operation } };
+  const host = new ExecutionContextHost([{}, {}, context, info], Resolvers, Resolvers.prototype.field);
+  host.setType('graphql');
+  return host;
+}
+
+/** A request as SessionModule's entry leaves it: its state hangs on it. */
+function enteredRequest(items: RequestItems): object {
+  return { headers: {}, [REQUEST_STATE]: { items } };
+}
+
+const items = paramFactoryOf(Items());
+const decorators: [string, ParameterDecorator][] = [
+  ['@Session()', Session()],
+  ['@TempData()', TempData()],
+  ['@Items()', Items()],
+];
+
+describe('GraphQL contexts', () => {
+  it.each([
+    ['Apollo and Mercurius (req)', (req: object) => ({ req })],
+    ['a context that names it request', (req: object) => ({ request: req })],
+    ["Mercurius's reply", (req: object) => ({ reply: { request: req } })],
+    [
+      'a req without state, then the reply (the first entered request wins)',
+      (req: object) => ({ req: {}, reply: { request: req } }),
+    ],
+  ])('finds the request in the GraphQL context: %s', (_name, contextOf) => {
+    const bag = new RequestItems();
+    expect(items.factory(items.data, graphQLContext(contextOf(enteredRequest(bag))))).toBe(bag);
+  });
+
+  it.each(decorators)(
+    '%s in a subscription: SessionRequiresHttpError saying subscriptions have no HTTP request, even when the context has one',
+    async (what, decorator) => {
+      const { factory, data } = paramFactoryOf(decorator);
+      const context = graphQLContext({ req: enteredRequest(new RequestItems()) }, 'subscription');
+      const error = await failureOf(() => factory(data, context));
+      expect(error).toBeInstanceOf(SessionRequiresHttpError);
+      const { message } = error as Error;
+      expect(message).toContain(`${what} needs an HTTP request`);
+      expect(message).toContain('"graphql subscription" context');
+      expect(message).toContain('Subscriptions deliver their events over a WebSocket');
+      expect(message).toContain('in a query or mutation');
+    },
+  );
+
+  it.each([
+    ['no context at all', undefined],
+    ['a context without the request', { user: 'ada' }],
+  ])('%s: SessionRequiresHttpError naming the GraphQLModule context option', async (_name, context) => {
+    const error = await failureOf(() => items.factory(items.data, graphQLContext(context)));
+    expect(error).toBeInstanceOf(SessionRequiresHttpError);
+    const { message } = error as Error;
+    expect(message).toContain('The GraphQL context has no HTTP request');
+    expect(message).toContain('context: ({ req }) => ({ req })');
+  });
+
+  it('a request that did not pass through SessionModule: SessionNotConfiguredError, as over HTTP', async () => {
+    const error = await failureOf(() => items.factory(items.data, graphQLContext({ req: { headers: {} } })));
+    expect(error).toBeInstanceOf(SessionNotConfiguredError);
+    expect((error as Error).message).toContain('(used by @Items())');
+  });
+
+  describe.each(['ws', 'rpc'] as const)('a "%s" context keeps its error', (type) => {
+    it.each(decorators)(
+      '%s: SessionRequiresHttpError, keep per-connection state on the socket',
+      async (what, decorator) => {
+        const { factory, data } = paramFactoryOf(decorator);
+        const error = await failureOf(() => factory(data, nonHttpContext(type)));
+        expect(error).toBeInstanceOf(SessionRequiresHttpError);
+        expect((error as Error).message).toContain(`${what} needs an HTTP request`);
+        expect((error as Error).message).toContain(`"${type}" context`);
+        expect((error as Error).message).toContain('keep per-connection state on the socket');
+      },
+    );
+  });
+});

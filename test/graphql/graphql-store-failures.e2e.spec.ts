@@ -1,0 +1,233 @@
+/**
+ * GraphQL with a slow or failing store: commits land before the response's headers leave, an outage is
+ * a GraphQL error with the code SESSION_UNAVAILABLE (never a crash, an HTML page or a bare 500), and a
+ * mutation whose commit failed is never reported as done. Real Redis processes, stopped or stalled.
+ */
+import type { INestApplication } from '@nestjs/common';
+import { MemorySessionStore, type SessionChanges, type SessionModuleOptions } from 'nest-session-state';
+import { RedisServerProcess } from '../support/redis/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
+import { TEST_PLATFORM } from '../support/platform/test-platform.js';
+import { cookieOf, postGraphQL, startGraphQLApp, type GraphQLReply } from './support/graphql-test.app.js';
+import { GRAPHQL_TEST_PROVIDERS, NAME } from './support/graphql-test.resolvers.js';
+
+const SECRETS = ['Gq7mK2vLx9Zc4pRt8yHn3wJd5sFb1aEu6iOe0uTy2W'];
+const APP = 'gqlfail';
+const UNAVAILABLE = { message: 'Session state is temporarily unavailable.', code: 'SESSION_UNAVAILABLE' };
+/** The app gives up on a Redis operation after this long. */
+const TIMEOUT = 400;
+
+/** Commits that take 150 ms: a response that did not wait for them would leave without the cookie. */
+class SlowCommits extends MemorySessionStore {
+  commits = 0;
+  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    await super.commit(key, changes, idle);
+    this.commits++;
+  }
+}
+
+/** The one error of a reply, with its code, and that no detail of the cause leaked into it. */
+function onlyError(reply: GraphQLReply) {
+  expect(reply.body.errors).toHaveLength(1);
+  const [error] = reply.body.errors!;
+  expect(error.message).toBe(UNAVAILABLE.message);
+  expect(error.extensions?.code).toBe(UNAVAILABLE.code);
+  expect(JSON.stringify(reply.body)).not.toMatch(/ECONNREFUSED|timed out|ioTimeout|operationTimeout/);
+  return error;
+}
+
+/** The first reply without errors, trying for up to 5 s while the app reconnects to a restarted Redis. */
+async function firstAnswer(send: () => Promise<GraphQLReply>): Promise<GraphQLReply> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const reply = await send();
+    if (!reply.body.errors || Date.now() > deadline) return reply;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function sessionKeyOf(cookie: string): string {
+  const signed = cookie.slice(cookie.indexOf('=') + 1);
+  return signed.slice(0, signed.lastIndexOf('.'));
+}
+
+describe(`GraphQL on ${TEST_PLATFORM}: commit before the response's headers`, () => {
+  let app: INestApplication;
+  let url: string;
+  const store = new SlowCommits();
+  beforeAll(
+    async () => ({ app, url } = await startGraphQLApp({ secrets: SECRETS, store }, GRAPHQL_TEST_PROVIDERS)),
+  );
+  afterAll(() => app.close());
+
+  it('a mutation answers only once its 150 ms commit is done: the new cookie is set and the next request reads the value', async () => {
+    const first = await postGraphQL(url, 'mutation { increment }');
+    // The reply carries the new session's cookie, which is set only by a finished commit.
+    expect(first.body).toEqual({ data: { increment: 1 } });
+    expect(store.commits).toBe(1);
+    const cookie = cookieOf(first);
+    const second = await postGraphQL(url, 'mutation { increment }', { cookie });
+    expect(second.body).toEqual({ data: { increment: 2 } });
+    expect(store.commits).toBe(2);
+    expect((await postGraphQL(url, '{ counter }', { cookie })).body).toEqual({ data: { counter: 2 } });
+  });
+});
+
+describe(`GraphQL on ${TEST_PLATFORM}: Redis stopped and restarted`, () => {
+  let server: RedisServerProcess;
+  const apps: INestApplication[] = [];
+  /** throwOnError (the default): an outage is an error. */
+  let strict: string;
+  /** throwOnError: false: the session is empty and unavailable. */
+  let lenient: string;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    const start = async (options: Partial<SessionModuleOptions['redis']>) => {
+      const started = await startGraphQLApp(
+        {
+          secrets: SECRETS,
+          redis: {
+            host: server.host,
+            port: server.port,
+            applicationName: APP,
+            operationTimeoutInMilliseconds: TIMEOUT,
+            retryTimeoutInMilliseconds: 0,
+            ...options,
+          },
+        },
+        GRAPHQL_TEST_PROVIDERS,
+      );
+      apps.push(started.app);
+      return started.url;
+    };
+    strict = await start({});
+    lenient = await start({ throwOnError: false });
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await server.stop();
+  });
+
+  it('store down: the resolver reports SESSION_UNAVAILABLE (decorator, and accessor behind the interceptor), the lenient app an unavailable empty session; back up: works again', async () => {
+    const cookie = cookieOf(await postGraphQL(strict, 'mutation { increment setName(name: "Ada") }'));
+    await server.kill();
+    try {
+      const read = await postGraphQL(strict, '{ counter }', { cookie });
+      expect(read.status).toBe(200);
+      expect(read.contentType).toMatch(/json/);
+      expect(onlyError(read).path).toEqual(['counter']);
+      expect(read.body.data ?? null).toBeNull(); // counter is non-null: the error reaches the root
+
+      const viaService = await postGraphQL(strict, '{ serviceName }', { cookie });
+      expect(viaService.status).toBe(200);
+      expect(onlyError(viaService).path).toEqual(['serviceName']);
+      expect(viaService.body.data).toEqual({ serviceName: null });
+
+      const lenientRead = await postGraphQL(lenient, '{ counter visitor { available keys } }', { cookie });
+      expect(lenientRead.status).toBe(200);
+      expect(lenientRead.body).toEqual({ data: { counter: 0, visitor: { available: false, keys: [] } } });
+    } finally {
+      await server.restart();
+    }
+    // The restarted server kept nothing (no persistence): the same cookie starts an empty session, once
+    // the client has reconnected (no restart of the app).
+    const after = await firstAnswer(() => postGraphQL(strict, 'mutation { increment }', { cookie }));
+    expect(after.body).toEqual({ data: { increment: 1 } });
+    expect((await postGraphQL(strict, '{ counter }', { cookie })).body).toEqual({ data: { counter: 1 } });
+  });
+});
+
+describe(`GraphQL on ${TEST_PLATFORM}: a commit that fails is never reported as done`, () => {
+  let server: RedisServerProcess;
+  let proxy: StallProxy;
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    proxy = await StallProxy.start(server);
+    ({ app, url } = await startGraphQLApp(
+      {
+        secrets: SECRETS,
+        redis: {
+          host: server.host,
+          port: proxy.port,
+          applicationName: APP,
+          operationTimeoutInMilliseconds: TIMEOUT,
+        },
+      },
+      GRAPHQL_TEST_PROVIDERS,
+    ));
+  });
+  afterAll(async () => {
+    await app.close();
+    await proxy.stop();
+    await server.stop();
+  });
+
+  const stored = (cookie: string) => server.admin().hget(`{${APP}_${sessionKeyOf(cookie)}}_Data`, NAME);
+
+  it.each([
+    [
+      'committed before the first byte: the response is replaced by a 503 with a GraphQL error and no data',
+      'setName',
+      (reply: GraphQLReply) => {
+        expect(reply.status).toBe(503);
+        expect(reply.contentType).toMatch(/^application\/json/);
+        onlyError(reply);
+        expect(reply.body).not.toHaveProperty('data');
+      },
+    ],
+    [
+      "committed in Nest's pipeline (SessionStateInterceptor): the field's error, its value null",
+      'setNameInPipeline',
+      (reply: GraphQLReply) => {
+        expect(reply.status).toBe(200);
+        expect(onlyError(reply).path).toEqual(['setNameInPipeline']);
+        expect(reply.body.data).toEqual({ setNameInPipeline: null });
+      },
+    ],
+  ])('%s; the held write reaches Redis late and does not apply', async (_name, field, check) => {
+    const established = await postGraphQL(url, 'mutation { setName(name: "initial") }');
+    expect(established.status).toBe(200);
+    const cookie = cookieOf(established);
+    const marker = `late-${field}-${Date.now()}`;
+    const hold = proxy.holdWhen(marker, TIMEOUT * 2);
+    const reply = await postGraphQL(url, `mutation { ${field}(name: "${marker}") }`, { cookie });
+    if (!hold.engaged) proxy.disarm();
+    expect(hold.engaged).toBe(true); // the failure came from the held commit, not from a slow load
+    check(reply);
+    await hold.answered; // the commit ran in Redis after the reply: its deadline had passed
+    expect(await stored(cookie)).toBe('initial');
+    expect((await postGraphQL(url, '{ visitor { name } }', { cookie })).body).toEqual({
+      data: { visitor: { name: 'initial' } },
+    });
+  });
+});
+
+describe(`GraphQL on ${TEST_PLATFORM}: a value over a session limit`, () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(
+    async () =>
+      ({ app, url } = await startGraphQLApp(
+        { secrets: SECRETS, session: { maxValueBytes: 64 } },
+        GRAPHQL_TEST_PROVIDERS,
+      )),
+  );
+  afterAll(() => app.close());
+
+  it('behind SessionStateInterceptor: the field reports SESSION_LIMIT_EXCEEDED naming the limit, nothing is stored', async () => {
+    const reply = await postGraphQL(url, `mutation { setNameInPipeline(name: "${'x'.repeat(200)}") }`);
+    expect(reply.status).toBe(200);
+    expect(reply.body.data).toEqual({ setNameInPipeline: null });
+    expect(reply.body.errors).toHaveLength(1);
+    const [error] = reply.body.errors!;
+    expect(error.extensions?.code).toBe('SESSION_LIMIT_EXCEEDED');
+    expect(error.message).toContain('maxValueBytes');
+    expect(error.path).toEqual(['setNameInPipeline']);
+    expect(reply.setCookies).toEqual([]); // nothing was stored: no session was started
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * Subscriptions run over a WebSocket (graphql-ws's graphql-transport-ws protocol, which Apollo's driver
+ * and Mercurius both serve): no HTTP request, so no session. A subscription that takes @Session() gets
+ * SessionRequiresHttpError saying so; one that does not works beside it.
+ */
+import type { INestApplication } from '@nestjs/common';
+import { Resolver, Subscription } from '@nestjs/graphql';
+import { Session } from 'nest-session-state';
+import WebSocket from 'ws';
+import { TEST_PLATFORM } from '../support/platform/test-platform.js';
+import { startGraphQLApp } from './support/graphql-test.app.js';
+import { GRAPHQL_TEST_PROVIDERS } from './support/graphql-test.resolvers.js';
+
+/** An event stream of one event. */
+async function* once<T>(payload: T): AsyncGenerator<T> {
+  yield await Promise.resolve(payload);
+}
+
+@Resolver()
+class TicksResolver {
+  @Subscription(() => String)
+  plainTicks(): AsyncGenerator<{ plainTicks: string }> {
+    return once({ plainTicks: 'tick' });
+  }
+
+  @Subscription(() => String)
+  sessionTicks(@Session() session: Session): AsyncGenerator<{ sessionTicks: string }> {
+    return once({ sessionTicks: session.getString('name') ?? 'anonymous' });
+  }
+}
+
+/** What a subscription sent back before it completed: its `next` payloads and its `error`, if any. */
+interface SubscriptionOutcome {
+  next: { data?: unknown; errors?: { message: string }[] }[];
+  error?: { message: string }[];
+}
+
+/** Runs one subscription over graphql-transport-ws until it completes, errs, or sent one result. */
+function subscribe(url: string, query: string): Promise<SubscriptionOutcome> {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+  const outcome: SubscriptionOutcome = { next: [] };
+  return new Promise<SubscriptionOutcome>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer in 5 s: ${JSON.stringify(outcome)}`)), 5000);
+    const done = () => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(outcome);
+    };
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
+    socket.on('message', (raw: Buffer) => {
+      const message = JSON.parse(raw.toString('utf8')) as { type: string; id?: string; payload?: unknown };
+      if (message.type === 'connection_ack') {
+        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+      } else if (message.type === 'next') {
+        outcome.next.push(message.payload as SubscriptionOutcome['next'][number]);
+        done();
+      } else if (message.type === 'error') {
+        outcome.error = message.payload as SubscriptionOutcome['error'];
+        done();
+      } else if (message.type === 'complete') {
+        done();
+      }
+    });
+  });
+}
+
+/** Every error message of an outcome, wherever the server put it. */
+const messagesOf = (outcome: SubscriptionOutcome) => [
+  ...(outcome.error ?? []).map((e) => e.message),
+  ...outcome.next.flatMap((n) => (n.errors ?? []).map((e) => e.message)),
+];
+
+describe(`GraphQL subscriptions on ${TEST_PLATFORM} (over WebSocket)`, () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(
+    async () =>
+      ({ app, url } = await startGraphQLApp({}, [...GRAPHQL_TEST_PROVIDERS, TicksResolver], {
+        subscriptions: true,
+      })),
+  );
+  afterAll(() => app.close());
+
+  it('a subscription without session state works (control)', async () => {
+    const outcome = await subscribe(url, 'subscription { plainTicks }');
+    expect(outcome).toEqual({ next: [{ data: { plainTicks: 'tick' } }] });
+  });
+
+  it('@Session() in a subscription: SessionRequiresHttpError saying subscriptions have no HTTP request', async () => {
+    const outcome = await subscribe(url, 'subscription { sessionTicks }');
+    const messages = messagesOf(outcome);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain('@Session() needs an HTTP request');
+    expect(messages[0]).toContain('"graphql subscription" context');
+    expect(messages[0]).toContain('Subscriptions deliver their events over a WebSocket');
+    expect(outcome.next.some((n) => n.data && (n.data as Record<string, unknown>).sessionTicks)).toBe(false);
+  });
+});
