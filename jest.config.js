@@ -20,6 +20,7 @@ const common = {
     '^nest-session-state$': '<rootDir>/libs/session-state/src/index.ts',
     '^nest-session-state/redis$': '<rootDir>/libs/session-state/src/redis.ts',
     '^nest-session-state/postgres$': '<rootDir>/libs/session-state/src/postgres.ts',
+    '^nest-session-state/terminus$': '<rootDir>/libs/session-state/src/terminus.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],

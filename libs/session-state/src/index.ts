@@ -99,3 +99,12 @@ export {
   SessionResponseStartedError,
   TempDataResponseStartedError,
 } from './errors/response-started.errors.js';
+
+// Observability
+export type {
+  SessionMeterLike,
+  SessionMeterProviderLike,
+  SessionMetricsOptions,
+} from './metrics/session-metrics.options.js';
+export { SessionMetricNames } from './metrics/session-metric.names.js';
+export { SessionLogEvents, type SessionLogEvent } from './logging/session-log-events.js';

@@ -43,6 +43,7 @@ const COMMIT_OVER_KEYS = 2;
  */
 export class PostgresSessionStore implements SessionStore {
   readonly writesDeltas = true;
+  readonly storeType = 'postgresql';
 
   constructor(private readonly connection: PostgresConnection) {}
 
@@ -53,6 +54,11 @@ export class PostgresSessionStore implements SessionStore {
   /** Every call is one bounded {@link PostgresConnection.execute}. Not claimed by subclasses. */
   get settlesWithinMs(): number | undefined {
     return this.constructor === PostgresSessionStore ? this.connection.longestExecution : undefined;
+  }
+
+  /** Runs `SELECT 1` on a pooled connection, bounded by the operation timeout. */
+  async ping(): Promise<void> {
+    await this.connection.execute('ping', 'SELECT 1', []);
   }
 
   async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
