@@ -17,8 +17,16 @@ export async function pingRedis(
   if (client instanceof Cluster) {
     if (client.status !== 'ready') throw notConnected('Redis Cluster', client.status, lastError());
     const masters = client.nodes('master');
-    if (masters.length === 0) {
-      throw new RedisOperationError('Redis Cluster has no master node: no slot can be served.', 'PING');
+    const connected = new Set(masters.map((node) => `${node.options.host}:${node.options.port}`));
+    // ioredis drops a master's connection once it is gone, but its slots still point at it.
+    const owners = new Set(client.slots.map((nodes) => nodes?.[0]));
+    if (owners.has(undefined) || masters.length === 0) {
+      throw new RedisOperationError('Redis Cluster has slots that no master serves.', 'PING');
+    }
+    for (const owner of owners) {
+      if (!connected.has(owner)) {
+        throw notConnected(`Redis Cluster master at ${owner}`, 'connection lost', lastError());
+      }
     }
     await Promise.all(masters.map((node) => pingNode(node, timeoutMs, deadlines, lastError)));
     return;
