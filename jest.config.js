@@ -37,6 +37,7 @@ const onBothPlatforms = [
   '<rootDir>/test/items/*.e2e.spec.ts',
   '<rootDir>/test/security/*.e2e.spec.ts',
   '<rootDir>/test/scale-out/cluster-sessions.e2e.spec.ts',
+  '<rootDir>/test/observability/session-metrics.e2e.spec.ts',
 ];
 
 /**

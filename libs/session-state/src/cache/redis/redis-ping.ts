@@ -19,12 +19,12 @@ export async function pingRedis(
     const masters = client.nodes('master');
     const connected = new Set(masters.map((node) => `${node.options.host}:${node.options.port}`));
     // ioredis drops a master's connection once it is gone, but its slots still point at it.
-    const owners = new Set(client.slots.map((nodes) => nodes?.[0]));
+    const owners = new Set<string | undefined>(client.slots.map((nodes) => nodes?.[0]));
     if (owners.has(undefined) || masters.length === 0) {
       throw new RedisOperationError('Redis Cluster has slots that no master serves.', 'PING');
     }
     for (const owner of owners) {
-      if (!connected.has(owner)) {
+      if (owner !== undefined && !connected.has(owner)) {
         throw notConnected(`Redis Cluster master at ${owner}`, 'connection lost', lastError());
       }
     }
