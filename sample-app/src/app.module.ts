@@ -16,6 +16,9 @@ import { CustomersService } from './customers/customers.service.js';
 import { HomeController } from './home/home.controller.js';
 import { PrefsController } from './prefs/prefs.controller.js';
 import { VerificationMiddleware } from './verification/verification.middleware.js';
+import { HealthModule } from './health/health.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { sampleMetrics } from './metrics/sample-metrics.js';
 
 /** The sample app: `AppModule.forRoot(loadSampleConfig())`. */
 @Module({
@@ -32,7 +35,14 @@ import { VerificationMiddleware } from './verification/verification.middleware.j
 })
 export class AppModule implements NestModule {
   static forRoot(config: SampleAppConfig): DynamicModule {
-    return { module: AppModule, imports: [SessionModule.forRoot(config.session)] };
+    return {
+      module: AppModule,
+      imports: [
+        SessionModule.forRoot({ ...config.session, metrics: sampleMetrics.sessionOption }),
+        HealthModule,
+        MetricsModule,
+      ],
+    };
   }
 
   configure(consumer: MiddlewareConsumer): void {

@@ -1,6 +1,6 @@
 /**
  * The instruments' names (OpenTelemetry semantic-convention style: dotted, lower case, units in
- * `unit`, not in the name). Prometheus shows them as `session_loads_total`, `session_commit_duration_seconds`, ...
+ * `unit`, not in the name). Prometheus shows them as `session_loads_total`, `session_commit_duration_bucket`, ...
  *
  * @example
  * // an SDK view that drops the histogram
