@@ -6,7 +6,7 @@ import type { Unprotected } from '../protection/cookie-signer.js';
 import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { TempDataLifecycle, type TempDataHost } from '../temp-data/temp-data.lifecycle.js';
-import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /**
  * A participant saved once at the end of a request (TempData), before the response's first byte and

@@ -12,7 +12,7 @@ import type { KeyRing } from '../protection/key-ring.js';
 import type { SessionMetrics } from '../metrics/session-metrics.js';
 import { MemorySessionStore } from './stores/memory-session.store.js';
 import type { SessionStore } from './stores/session-store.interface.js';
-import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
 const SLID_MEMORY_LIMIT = 50_000;

@@ -17,7 +17,7 @@ import {
   UserSessionsUnsupportedError,
 } from './user-sessions.errors.js';
 import { resolveMaxSessionsPerUser } from './user-sessions.options.js';
-import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
 const MAX_METADATA_CHARS = 2048;
