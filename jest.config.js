@@ -32,6 +32,7 @@ const common = {
     '^nest-session-state$': '<rootDir>/libs/session-state/src/index.ts',
     '^nest-session-state/redis$': '<rootDir>/libs/session-state/src/redis.ts',
     '^nest-session-state/postgres$': '<rootDir>/libs/session-state/src/postgres.ts',
+    '^nest-session-state/terminus$': '<rootDir>/libs/session-state/src/terminus.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],
@@ -50,6 +51,7 @@ const onBothPlatforms = [
   '<rootDir>/test/scale-out/cluster-sessions.e2e.spec.ts',
   '<rootDir>/test/websocket/*.e2e.spec.ts',
   '<rootDir>/test/graphql/*.e2e.spec.ts',
+  '<rootDir>/test/observability/session-metrics.e2e.spec.ts',
 ];
 
 /**

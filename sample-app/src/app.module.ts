@@ -18,6 +18,9 @@ import { HomeController } from './home/home.controller.js';
 import { PrefsController } from './prefs/prefs.controller.js';
 import { VerificationMiddleware } from './verification/verification.middleware.js';
 import { WhoAmIGateway } from './ws/whoami.gateway.js';
+import { HealthModule } from './health/health.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
+import { sampleMetrics } from './metrics/sample-metrics.js';
 
 /** The sample app: `AppModule.forRoot(loadSampleConfig())`. */
 @Module({
@@ -36,7 +39,12 @@ export class AppModule implements NestModule {
   static forRoot(config: SampleAppConfig): DynamicModule {
     return {
       module: AppModule,
-      imports: [SessionModule.forRoot(config.session), sampleGraphQLModule(config.platform)],
+      imports: [
+        SessionModule.forRoot({ ...config.session, metrics: sampleMetrics.sessionOption }),
+        sampleGraphQLModule(config.platform),
+        HealthModule,
+        MetricsModule,
+      ],
     };
   }
 

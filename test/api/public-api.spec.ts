@@ -14,20 +14,25 @@ import ts from 'typescript';
 import * as mainApi from 'nest-session-state';
 import * as redisApi from 'nest-session-state/redis';
 import * as postgresApi from 'nest-session-state/postgres';
+import * as terminusApi from 'nest-session-state/terminus';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const SRC = join(ROOT, 'libs/session-state/src');
 const INDEX = join(SRC, 'index.ts');
 const REDIS_ENTRY = join(SRC, 'redis.ts');
 const POSTGRES_ENTRY = join(SRC, 'postgres.ts');
+const TERMINUS_ENTRY = join(SRC, 'terminus.ts');
 /** Each entry point of the package, with its runtime module. */
 const ENTRIES = [
   { file: INDEX, specifier: 'nest-session-state', module: mainApi },
   { file: REDIS_ENTRY, specifier: 'nest-session-state/redis', module: redisApi },
   { file: POSTGRES_ENTRY, specifier: 'nest-session-state/postgres', module: postgresApi },
+  { file: TERMINUS_ENTRY, specifier: 'nest-session-state/terminus', module: terminusApi },
 ];
-const api = { ...mainApi, ...redisApi, ...postgresApi };
+const api = { ...mainApi, ...redisApi, ...postgresApi, ...terminusApi };
 const API_DOC = join(ROOT, 'docs/API.md');
+/** Packages the main entry must not import (statically): apps may not have them. */
+const OPTIONAL_PEERS = ['ioredis', 'pg', '@nestjs/terminus', '@opentelemetry/api'];
 
 /** One name exported by index.ts. */
 interface PublicExport {
@@ -205,7 +210,7 @@ describe('public API (libs/session-state/src/index.ts)', () => {
     },
   );
 
-  it('the main entry reaches no module that imports ioredis or pg (optional peers)', () => {
+  it('the main entry reaches no module that imports ioredis, pg, @nestjs/terminus or @opentelemetry/api (optional peers)', () => {
     const reached = new Set<string>();
     const visit = (file: string) => {
       if (reached.has(file)) return;
@@ -217,7 +222,7 @@ describe('public API (libs/session-state/src/index.ts)', () => {
           ts.isStringLiteral(statement.moduleSpecifier)
             ? statement.moduleSpecifier.text
             : undefined;
-        if (specifier === 'ioredis' || specifier === 'pg') {
+        if (specifier !== undefined && OPTIONAL_PEERS.includes(specifier)) {
           throw new Error(`${relative(ROOT, file)} imports ${specifier}`);
         }
         if (specifier?.startsWith('.')) visit(moduleFile(file, specifier));
@@ -228,6 +233,8 @@ describe('public API (libs/session-state/src/index.ts)', () => {
     expect(() => visit(REDIS_ENTRY)).toThrow(/imports ioredis/);
     reached.clear();
     expect(() => visit(POSTGRES_ENTRY)).toThrow(/imports pg/);
+    reached.clear();
+    expect(() => visit(TERMINUS_ENTRY)).toThrow(/imports @nestjs\/terminus/);
   });
 
   it('the library has no import cycle (per-request state sits below the features that use it)', () => {

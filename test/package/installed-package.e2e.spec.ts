@@ -46,7 +46,7 @@ describe('the packed tarball', () => {
     for (const file of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'docs/API.md']) {
       expect(files).toContain(file);
     }
-    for (const entry of ['index', 'redis', 'postgres']) {
+    for (const entry of ['index', 'redis', 'postgres', 'terminus']) {
       expect(files).toEqual(expect.arrayContaining([`dist/${entry}.js`, `dist/${entry}.d.ts`]));
     }
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
@@ -97,6 +97,11 @@ describe('the packed tarball', () => {
       expect(exported['.'].default).toBe('./dist/index.js');
       expect(exported['./redis'].default).toBe('./dist/redis.js');
       expect(exported['./postgres'].default).toBe('./dist/postgres.js');
+      expect(exported['./terminus'].default).toBe('./dist/terminus.js');
+      expect(manifest.peerDependenciesMeta).toMatchObject({
+        '@nestjs/terminus': { optional: true },
+        '@opentelemetry/api': { optional: true },
+      });
     });
   });
 });
@@ -127,6 +132,9 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
     expect(existsSync(join(app.dir, 'node_modules/nest-session-state/dist/index.js'))).toBe(true);
     expect(existsSync(join(app.dir, 'node_modules/ioredis'))).toBe(false);
     expect(existsSync(join(app.dir, 'node_modules/pg'))).toBe(false);
+    // The quick start below runs without them: metrics are off, the health indicator is not imported.
+    expect(existsSync(join(app.dir, 'node_modules/@opentelemetry/api'))).toBe(false);
+    expect(existsSync(join(app.dir, 'node_modules/@nestjs/terminus'))).toBe(false);
     const core = JSON.parse(readFileSync(join(app.dir, 'node_modules/@nestjs/core/package.json'), 'utf8'));
     expect((core as { version: string }).version.split('.')[0]).toBe(String(nestMajor));
   });

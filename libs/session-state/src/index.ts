@@ -104,3 +104,11 @@ export {
 export { GatewaySessions } from './gateway/gateway-sessions.service.js';
 export type { GatewayHandshake } from './gateway/gateway-handshake.js';
 export { GatewaySessionNotConnectedError, SessionReadOnlyError } from './errors/gateway.errors.js';
+// Observability
+export type {
+  SessionMeterLike,
+  SessionMeterProviderLike,
+  SessionMetricsOptions,
+} from './metrics/session-metrics.options.js';
+export { SessionMetricNames } from './metrics/session-metric.names.js';
+export { SessionLogEvents, type SessionLogEvent } from './logging/session-log-events.js';

@@ -6,6 +6,7 @@ import { SessionRuntime } from '../session/session.runtime.js';
 import { handshakeCookieOf, NO_HANDSHAKE, type GatewayHandshake } from './gateway-handshake.js';
 import { ReadOnlySessionHost } from './gateway-session.host.js';
 import { gatewayClients, type GatewayClientEntry } from './gateway-snapshots.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /**
  * The session of a WebSocket connection's handshake cookie, for gateways (`@nestjs/websockets` with the
@@ -97,6 +98,7 @@ export class GatewaySessions {
     } catch (error) {
       session.attach(undefined, false);
       this.runtime.storeFailureLog.write(
+        SessionLogEvents.SessionLoadFailed,
         `Session of a WebSocket client could not be loaded: ${(error as Error).message}`,
       );
       if (store.throwOnError) throw new SessionUnavailableError('load', error);

@@ -1,4 +1,5 @@
 import type { Logger } from '@nestjs/common';
+import { logEvent, type SessionLogEvent } from '../logging/session-log-events.js';
 
 /**
  * Logs a recurring event (a bad cookie, say) at most once per interval, with the number of
@@ -10,11 +11,11 @@ export class RateLimitedLog {
 
   constructor(
     private readonly logger: Logger,
-    private readonly level: 'debug' | 'warn' | 'error' | 'log',
     private readonly intervalMs = 10_000,
   ) {}
 
-  write(message: string): void {
+  /** Writes the line at `event`'s level and with its name, unless one was written within the interval. */
+  write(event: SessionLogEvent, message: string): void {
     const now = Date.now();
     if (now - this.lastAt < this.intervalMs) {
       this.suppressed++;
@@ -23,6 +24,6 @@ export class RateLimitedLog {
     const held = this.suppressed > 0 ? ` (${this.suppressed} more since the last report)` : '';
     this.lastAt = now;
     this.suppressed = 0;
-    this.logger[this.level](`${message}${held}`);
+    logEvent(this.logger, event, `${message}${held}`);
   }
 }

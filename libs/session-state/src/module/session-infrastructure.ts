@@ -16,6 +16,7 @@ import {
 import type { ResolvedRedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import { resolvePostgresOptions } from '../cache/postgres/postgres-options.validator.js';
 import { loadPostgresInfrastructure } from './postgres-infrastructure.loader.js';
+import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 /**
  * The long-lived parts built from the options at startup: key ring, cache, session store and,
@@ -38,7 +39,9 @@ export class SessionInfrastructure {
     const keyRing =
       options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
     if (keyRing.isEphemeral) {
-      logger.warn(
+      logEvent(
+        logger,
+        SessionLogEvents.EphemeralKeyRing,
         'No secrets configured: session and TempData cookies are protected by a key generated at startup. ' +
           'They will not survive a restart or work across instances; set SessionModule.forRoot({ secrets: [...] }).',
       );
@@ -46,7 +49,7 @@ export class SessionInfrastructure {
     const budget =
       resolved.tempData.provider === 'cookie' &&
       tempDataCookieBudgetWarning(resolved.tempData.maxCookieBytes);
-    if (budget) logger.warn(budget);
+    if (budget) logEvent(logger, SessionLogEvents.TempDataCookieBudget, budget);
     if (options.postgres) {
       const postgres = resolvePostgresOptions(options.postgres);
       if (resolved.lock) {

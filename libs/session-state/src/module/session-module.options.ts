@@ -5,6 +5,7 @@ import type { PostgresSessionOptions } from '../cache/postgres/postgres-session.
 import type { PlatformRequest } from '../http/http-exchange.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import { optionNames } from '../options/option-names.check.js';
+import type { SessionMetricsOptions } from '../metrics/session-metrics.options.js';
 import type { UserSessionsOptions } from '../users/user-sessions.options.js';
 
 /**
@@ -205,6 +206,12 @@ export interface SessionModuleOptions {
   asyncContext?: boolean;
   /** Sessions bound to users (`UserSessions`): `maxSessionsPerUser` (default 100). */
   users?: UserSessionsOptions;
+  /**
+   * Session metrics through OpenTelemetry: `{ meterProvider }`, `{ meter }` or `false`. Default: the
+   * global MeterProvider of `@opentelemetry/api` when installed and set by an SDK at startup, else off.
+   * See docs/observability.md.
+   */
+  metrics?: SessionMetricsOptions;
 }
 
 /** The names of {@link SessionModuleOptions}. */
@@ -220,6 +227,7 @@ export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
   hasConsent: true,
   asyncContext: true,
   users: true,
+  metrics: true,
 });
 
 /** The names of `SessionModuleOptions.memory`. */

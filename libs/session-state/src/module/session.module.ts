@@ -29,6 +29,7 @@ import {
 } from './session-module.definition.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
+import { resolveSessionMetrics } from '../metrics/session-metrics.loader.js';
 import { UserSessions } from '../users/user-sessions.service.js';
 import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
 
@@ -53,12 +54,13 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
     {
       provide: SessionRuntime,
       inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure],
-      useFactory: (options: SessionModuleOptions, infrastructure: SessionInfrastructure) =>
+      useFactory: async (options: SessionModuleOptions, infrastructure: SessionInfrastructure) =>
         new SessionRuntime(
           infrastructure.options,
           infrastructure.store,
           infrastructure.keyRing,
           options?.memory?.clock,
+          await resolveSessionMetrics(options?.metrics, infrastructure.store),
         ),
     },
     {

@@ -7,6 +7,7 @@ import type { Unprotected } from '../protection/cookie-signer.js';
 import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { TempDataLifecycle, type TempDataHost } from '../temp-data/temp-data.lifecycle.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /**
  * A participant saved once at the end of a request (TempData), before the response's first byte and
@@ -136,6 +137,7 @@ export class RequestState implements SessionOwner, TempDataHost {
       () => this.commitBeforeFirstByte(),
       () =>
         this.runtime.storeFailureLog.write(
+          SessionLogEvents.SessionResponseHoldOverflow,
           'A streamed response passed 1 MiB before the session commit finished: it was sent without waiting ' +
             '(a new session cookie could not be set). The session store answers slowly.',
         ),

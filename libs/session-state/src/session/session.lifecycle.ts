@@ -12,6 +12,7 @@ import {
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
+import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const LOADED = Promise.resolve();
@@ -111,6 +112,7 @@ export class SessionLifecycle implements SessionHost {
       } catch {
         return false; // load() tries again and reports the failure as usual
       }
+      this.runtime.metrics?.loaded(data !== undefined);
     }
     this.owner.touch();
     this.loading = LOADED;
@@ -128,10 +130,16 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = this.runtime;
     try {
       if (options.lock) await this.acquireLock(key);
-      this.attachLoaded(key, await this.runtime.withIoTimeout(store.load(key, options.idleTimeout)));
+      const data = await this.runtime.withIoTimeout(store.load(key, options.idleTimeout));
+      this.runtime.metrics?.loaded(data !== undefined);
+      this.attachLoaded(key, data);
     } catch (error) {
       this.session.attach(undefined, false);
-      this.runtime.storeFailureLog.write(`Session could not be loaded: ${(error as Error).message}`);
+      this.runtime.metrics?.failed('load', error);
+      this.runtime.storeFailureLog.write(
+        SessionLogEvents.SessionLoadFailed,
+        `Session could not be loaded: ${(error as Error).message}`,
+      );
       throw new SessionUnavailableError(error instanceof SessionLockTimeoutError ? 'lock' : 'load', error);
     }
   }
@@ -139,7 +147,11 @@ export class SessionLifecycle implements SessionHost {
   private attachLoaded(key: string, data: SessionData | undefined): void {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
     if (!data)
-      this.runtime.logger.debug('Accessing an expired session: a new session starts under the same cookie.');
+      logEvent(
+        this.runtime.logger,
+        SessionLogEvents.SessionExpired,
+        'Accessing an expired session: a new session starts under the same cookie.',
+      );
     this.session.attach(data, true);
   }
 
@@ -164,6 +176,7 @@ export class SessionLifecycle implements SessionHost {
       ) {
         const left = deadline - Date.now();
         if (left <= 0) throw new SessionLockTimeoutError(lock.acquireTimeout);
+        this.runtime.metrics?.lockWaited();
         await sleep(Math.min(left, lockBackoff(attempt, lock.retryInterval)));
       }
     } catch (error) {
@@ -178,7 +191,10 @@ export class SessionLifecycle implements SessionHost {
   private releaseUnseenLock(key: string, token: string): void {
     const unlock = this.runtime.store.unlock?.(key, token);
     unlock?.catch((error: Error) =>
-      this.runtime.storeFailureLog.write(`Session lock could not be released: ${error.message}`),
+      this.runtime.storeFailureLog.write(
+        SessionLogEvents.SessionUnlockFailed,
+        `Session lock could not be released: ${error.message}`,
+      ),
     );
   }
 
@@ -193,7 +209,7 @@ export class SessionLifecycle implements SessionHost {
 
   private responseStarted(): never {
     const error = new SessionResponseStartedError();
-    this.runtime.logger.warn(error.message);
+    logEvent(this.runtime.logger, SessionLogEvents.SessionResponseStarted, error.message);
     throw error;
   }
 
@@ -228,6 +244,12 @@ export class SessionLifecycle implements SessionHost {
     this.commitsRunning++;
     const next = (this.committing ?? LOADED).then(() =>
       this.doCommit().catch((error: unknown) => {
+        // Counted unless nothing reached the store (response started, or no session since its load failed).
+        if (
+          !(error instanceof SessionResponseStartedError) &&
+          !(error instanceof SessionUnavailableError && error.cause === undefined)
+        )
+          this.runtime.metrics?.failed('commit', error);
         // The app sees one error type for "the store failed", whatever the store threw.
         if (
           error instanceof SessionUnavailableError ||
@@ -261,6 +283,8 @@ export class SessionLifecycle implements SessionHost {
 
     const write = this.takeWrite();
     if (write) {
+      const metrics = this.runtime.metrics;
+      const startedAt = metrics ? metrics.now() : 0;
       try {
         await io(
           write.remove
@@ -271,6 +295,7 @@ export class SessionLifecycle implements SessionHost {
         session.changes.restore(write.changes);
         throw error;
       }
+      metrics?.committed(startedAt);
       this.written(write);
     }
     // The head left while the store was writing (a stream that outgrew the response hold): the
@@ -308,7 +333,9 @@ export class SessionLifecycle implements SessionHost {
     if (write && !write.remove) await io(store.remove(unsent));
     this.runtime.forgetSlide(unsent);
     const error = new SessionResponseStartedError();
-    this.runtime.logger.warn(
+    logEvent(
+      this.runtime.logger,
+      SessionLogEvents.SessionCookieNotSent,
       `The response headers left before the session cookie could be sent: ${
         kept === undefined
           ? 'the new session was not kept'
@@ -338,7 +365,9 @@ export class SessionLifecycle implements SessionHost {
     }
     if (this.key === undefined) {
       if (!this.runtime.mayWriteCookie(this.exchange, this.runtime.options.cookie)) {
-        this.runtime.logger.debug(
+        logEvent(
+          this.runtime.logger,
+          SessionLogEvents.SessionNotStoredWithoutConsent,
           'Session not stored: the visitor has not consented to non-essential cookies.',
         );
         session.changes.reset();
@@ -346,7 +375,7 @@ export class SessionLifecycle implements SessionHost {
       }
       this.key = generateSessionKey();
       this.cookieChange = 'set';
-      this.runtime.logger.debug('Session started.');
+      logEvent(this.runtime.logger, SessionLogEvents.SessionStarted, 'Session started.');
     }
     return { key: this.key, changes: take(), remove: false };
   }
@@ -370,6 +399,8 @@ export class SessionLifecycle implements SessionHost {
     if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
     const write = this.takeWrite(true);
     if (write) {
+      const metrics = this.runtime.metrics;
+      const startedAt = metrics ? metrics.now() : 0;
       try {
         if (write.remove) store.removeNow(write.key);
         else
@@ -377,6 +408,7 @@ export class SessionLifecycle implements SessionHost {
       } catch {
         return false; // the changes are still recorded: finish() tries again and applies the failure policy
       }
+      metrics?.committed(startedAt);
       session.changes.reset();
       this.written(write);
     }
@@ -422,7 +454,10 @@ export class SessionLifecycle implements SessionHost {
       if (error instanceof SessionResponseStartedError) return;
       if (this.finishFailure === undefined) {
         this.finishFailure = error instanceof Error ? error : new Error(String(error));
-        this.runtime.storeFailureLog.write(`Session commit failed: ${(error as Error).message}`);
+        this.runtime.storeFailureLog.write(
+          SessionLogEvents.SessionCommitFailed,
+          `Session commit failed: ${(error as Error).message}`,
+        );
       }
       if (this.runtime.store.throwOnError) {
         throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('commit', error);
@@ -446,7 +481,11 @@ export class SessionLifecycle implements SessionHost {
       // Bounded: a lock store that never answers must not hold the response.
       await this.runtime.withIoTimeout(this.runtime.store.unlock(key, token));
     } catch (error) {
-      this.runtime.storeFailureLog.write(`Session lock could not be released: ${(error as Error).message}`);
+      this.runtime.metrics?.failed('unlock', error);
+      this.runtime.storeFailureLog.write(
+        SessionLogEvents.SessionUnlockFailed,
+        `Session lock could not be released: ${(error as Error).message}`,
+      );
     }
   }
 }

@@ -9,8 +9,10 @@ import type { ResolvedCookieOptions, ResolvedSessionOptions } from '../module/se
 import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
 import { CookieSigner, type Unprotected } from '../protection/cookie-signer.js';
 import type { KeyRing } from '../protection/key-ring.js';
+import type { SessionMetrics } from '../metrics/session-metrics.js';
 import { MemorySessionStore } from './stores/memory-session.store.js';
 import type { SessionStore } from './stores/session-store.interface.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
 const SLID_MEMORY_LIMIT = 50_000;
@@ -21,8 +23,8 @@ const SLID_MEMORY_LIMIT = 50_000;
  */
 export class SessionRuntime {
   readonly logger = new Logger('Session');
-  readonly badCookieLog = new RateLimitedLog(this.logger, 'debug');
-  readonly storeFailureLog = new RateLimitedLog(this.logger, 'warn');
+  readonly badCookieLog = new RateLimitedLog(this.logger);
+  readonly storeFailureLog = new RateLimitedLog(this.logger);
   readonly signer: CookieSigner;
   readonly tempDataEncryptor: AuthenticatedEncryptor;
   /**
@@ -42,6 +44,8 @@ export class SessionRuntime {
     readonly keyRing: KeyRing,
     /** The store's clock, so "recently slid" agrees with the store's idea of time. */
     private readonly clock: Clock = systemClock,
+    /** The session instruments; undefined when metrics are off (nothing is measured then). */
+    readonly metrics?: SessionMetrics,
   ) {
     this.signer = new CookieSigner(keyRing, 'session-cookie');
     this.tempDataEncryptor = new AuthenticatedEncryptor(keyRing, 'temp-data-cookie');
@@ -90,6 +94,7 @@ export class SessionRuntime {
     const verified = this.signer.verify(raw);
     if (!verified) {
       this.badCookieLog.write(
+        SessionLogEvents.SessionCookieRejected,
         'A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.',
       );
     }
@@ -102,7 +107,11 @@ export class SessionRuntime {
     this.markSlid(sessionKey);
     this.store.refresh(sessionKey, this.options.idleTimeout).catch((error: Error) => {
       this.forgetSlide(sessionKey);
-      this.storeFailureLog.write(`Session idle timeout could not be refreshed: ${error.message}`);
+      this.metrics?.failed('refresh', error);
+      this.storeFailureLog.write(
+        SessionLogEvents.SessionRefreshFailed,
+        `Session idle timeout could not be refreshed: ${error.message}`,
+      );
     });
   }
 

@@ -12,6 +12,7 @@ import {
 } from './chunking-cookie.js';
 import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
+import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 /**
  * TempData in a cookie: encoded, encrypted with AES-256-GCM under the key ring's TempData purpose,
@@ -66,14 +67,21 @@ export class CookieTempDataProvider implements TempDataProvider {
   }
 
   private reject(why: string): ReadonlyMap<string, unknown> {
-    this.runtime.badCookieLog.write(`The TempData cookie was ignored and will be deleted: ${why}.`);
+    this.runtime.badCookieLog.write(
+      SessionLogEvents.TempDataCookieRejected,
+      `The TempData cookie was ignored and will be deleted: ${why}.`,
+    );
     this.deleteOnSave = true;
     return new Map();
   }
 
   save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
     if (this.exchange.headersSent) {
-      this.runtime.logger.error('TempData could not be saved: the response had already started.');
+      logEvent(
+        this.runtime.logger,
+        SessionLogEvents.TempDataSaveFailed,
+        'TempData could not be saved: the response had already started.',
+      );
       return;
     }
     if (!this.deleteOnSave && unchanged(values, loaded)) return;
@@ -89,7 +97,9 @@ export class CookieTempDataProvider implements TempDataProvider {
       return;
     }
     if (!this.runtime.mayWriteCookie(this.exchange, cookie)) {
-      this.runtime.logger.debug(
+      logEvent(
+        this.runtime.logger,
+        SessionLogEvents.TempDataNotStoredWithoutConsent,
         'TempData not stored: the visitor has not consented to non-essential cookies.',
       );
       return;
@@ -98,7 +108,9 @@ export class CookieTempDataProvider implements TempDataProvider {
     if (protectedValue.length > this.options.maxCookieBytes) {
       // Only kept values can get here (a set over the budget throws at set): the next request could
       // not carry this cookie, so none is written.
-      this.runtime.logger.error(
+      logEvent(
+        this.runtime.logger,
+        SessionLogEvents.TempDataCookieTooLarge,
         `TempData not saved: its cookie would be ${protectedValue.length} bytes, over tempData.maxCookieBytes=${this.options.maxCookieBytes}. ` +
           "Keep TempData small (a message, an id) or use tempData: { provider: 'session' }.",
       );

@@ -3,6 +3,7 @@ import type { DistributedSession } from '../session/session.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
+import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 /** The session key that holds TempData with the session provider. */
 export const TEMP_DATA_SESSION_KEY = '__TempData';
@@ -21,7 +22,11 @@ export class SessionTempDataProvider implements TempDataProvider {
     try {
       return decodeTempData(bytes);
     } catch {
-      this.runtime.logger.warn('TempData stored in the session was malformed and is dropped.');
+      logEvent(
+        this.runtime.logger,
+        SessionLogEvents.TempDataSessionValueMalformed,
+        'TempData stored in the session was malformed and is dropped.',
+      );
       this.session.remove(TEMP_DATA_SESSION_KEY);
       return new Map();
     }

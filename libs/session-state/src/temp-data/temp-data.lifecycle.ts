@@ -6,6 +6,7 @@ import { CookieTempDataProvider } from './cookie-temp-data.provider.js';
 import { SessionTempDataProvider } from './session-temp-data.provider.js';
 import type { TempDataProvider } from './temp-data-provider.interface.js';
 import { TempDataDictionary, type TempDataGuard } from './temp-data.dictionary.js';
+import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 /** What TempData needs of the request it belongs to (the request's state, one layer up). */
 export interface TempDataHost {
@@ -62,7 +63,7 @@ export class TempDataLifecycle {
   private beforeChange(): void {
     if (!this.saved && !this.state.exchange.headersSent) return;
     const error = new TempDataResponseStartedError();
-    this.state.runtime.logger.warn(error.message);
+    logEvent(this.state.runtime.logger, SessionLogEvents.TempDataResponseStarted, error.message);
     throw error;
   }
 
@@ -82,7 +83,11 @@ export class TempDataLifecycle {
     try {
       this.provider.save(dictionary.toSave(), this.loaded ?? new Map());
     } catch (error) {
-      this.state.runtime.logger.error(`TempData could not be saved: ${(error as Error).message}`);
+      logEvent(
+        this.state.runtime.logger,
+        SessionLogEvents.TempDataSaveFailed,
+        `TempData could not be saved: ${(error as Error).message}`,
+      );
     }
   }
 }

@@ -17,6 +17,7 @@ import {
   UserSessionsUnsupportedError,
 } from './user-sessions.errors.js';
 import { resolveMaxSessionsPerUser } from './user-sessions.options.js';
+import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
 const MAX_METADATA_CHARS = 2048;
@@ -210,6 +211,7 @@ export class UserSessions {
     } catch (error) {
       if (error instanceof UserSessionsUnsupportedError) throw error;
       this.runtime.storeFailureLog.write(
+        SessionLogEvents.UserSessionsFailed,
         `User sessions could not be ${action === 'list' ? 'listed' : action === 'bind' ? 'bound' : `${action}d`}: ${(error as Error).message}`,
       );
       throw new UserSessionsUnavailableError(action, error);

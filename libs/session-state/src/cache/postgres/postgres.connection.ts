@@ -6,6 +6,7 @@ import { PostgresConfigurationError, PostgresOperationError } from '../../errors
 import { describePostgresStartupFailure, redact } from './postgres-startup-failure.js';
 import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './postgres-session.sql.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
+import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** More than the operation deadlines' check interval (at most 50 ms). */
 const DEADLINE_SLACK = 100;
@@ -291,7 +292,9 @@ export class PostgresConnection {
   private reportFailure(what: string, error: Error): void {
     if (this.failing || this.closed) return;
     this.failing = true;
-    this.logger.warn(
+    logEvent(
+      this.logger,
+      SessionLogEvents.SessionStoreUnavailable,
       `PostgreSQL is failing (${what}: ${redact(error.message)}); requests that need it fail or run without it ` +
         'until it answers again. Further failures are not logged until then.',
     );
@@ -300,7 +303,7 @@ export class PostgresConnection {
   private reportRecovery(): void {
     if (!this.failing) return;
     this.failing = false;
-    this.logger.log('PostgreSQL answers again.');
+    logEvent(this.logger, SessionLogEvents.SessionStoreRecovered, 'PostgreSQL answers again.');
   }
 
   private async endOwnPool(): Promise<void> {

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RedisConfigurationError } from './redis-cache.errors.js';
+import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
 const INVALIDATION_CHANNEL = '__redis__:invalidate';
@@ -215,7 +216,9 @@ export class RedisInvalidations {
         this.lost();
         if (this.warned || this.closed) return;
         this.warned = true;
-        this.logger.warn(
+        logEvent(
+          this.logger,
+          SessionLogEvents.NearCacheDisabled,
           `Near cache is off until Redis invalidations can be set up again (${error.message}); sessions are read from Redis.`,
         );
       })
@@ -240,7 +243,7 @@ export class RedisInvalidations {
     await this.client.call('CLIENT', 'TRACKING', 'OFF');
     await this.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', this.subscriberId, 'NOLOOP');
     if (generation !== this.generation || this.closed) return;
-    if (this.warned) this.logger.log('Near cache is on again.');
+    if (this.warned) logEvent(this.logger, SessionLogEvents.NearCacheEnabled, 'Near cache is on again.');
     this.warned = false;
     this.sink.activate();
   }

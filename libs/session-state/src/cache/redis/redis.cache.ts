@@ -8,6 +8,7 @@ import type { DistributedCache } from '../distributed-cache.interface.js';
 import { redisKeys } from './redis-keys.js';
 import type { RedisConnection } from './redis.connection.js';
 import { commandBytes } from './redis-bytes.js';
+import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /**
  * A {@link DistributedCache} on Redis or Redis Cluster (ioredis). `get` reads and slides the
@@ -71,7 +72,11 @@ export class RedisDistributedCache implements DistributedCache {
     } catch (error) {
       if (this.connection.options.throwOnError) throw error;
       this.lastError = error as Error;
-      this.logger.debug?.(`Swallowed Redis failure (throwOnError: false): ${(error as Error).message}`);
+      logEvent(
+        this.logger,
+        SessionLogEvents.RedisFailureSwallowed,
+        `Swallowed Redis failure (throwOnError: false): ${(error as Error).message}`,
+      );
       return undefined;
     }
   }

@@ -5,8 +5,10 @@ import { RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
+import { pingRedis } from './redis-ping.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
 import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-script.command.js';
+import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
 
@@ -42,6 +44,8 @@ export class RedisConnection {
   private failing = false;
   private closed = false;
   private corked = false;
+  /** The last error the client reported (health reports name it while disconnected). */
+  private lastError: Error | undefined;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
@@ -343,9 +347,12 @@ export class RedisConnection {
   }
 
   private reportFailure(what: string, error: Error): void {
+    this.lastError = error;
     if (this.failing || this.closed) return;
     this.failing = true;
-    this.logger.warn(
+    logEvent(
+      this.logger,
+      SessionLogEvents.SessionStoreUnavailable,
       `Redis is failing (${what}: ${error.message}); requests that need it fail or run without it ` +
         'until it answers again. Further failures are not logged until then.',
     );
@@ -354,7 +361,20 @@ export class RedisConnection {
   private reportRecovery(): void {
     if (!this.failing) return;
     this.failing = false;
-    this.logger.log('Redis answers again.');
+    logEvent(this.logger, SessionLogEvents.SessionStoreRecovered, 'Redis answers again.');
+  }
+
+  /**
+   * PINGs Redis (every master of a cluster) once, bounded by `operationTimeoutInMilliseconds`, without
+   * retries: the health probe. Rejects with a {@link RedisOperationError} that says which node failed and why.
+   */
+  ping(): Promise<void> {
+    return pingRedis(this.client, this.options.operationTimeout, this.deadlines, () => this.lastError);
+  }
+
+  /** True for a Redis Cluster connection. */
+  get isCluster(): boolean {
+    return this.client instanceof Cluster;
   }
 
   /** Closes the connection if this module created it (an app's own client is left open). */

@@ -3,6 +3,10 @@ import type { DistributedCache } from '../../cache/distributed-cache.interface.j
 import { SessionRecordFormatError } from '../../errors/session.errors.js';
 import { decodeSessionRecord, encodeSessionRecord } from './session-record.codec.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
+import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+
+/** A cache key no session key can be (session keys are base64url). */
+const PING_KEY = '\u0000nest-session-state:ping';
 
 /**
  * Sessions as whole records in any {@link DistributedCache} (ASP.NET's model): a commit writes the
@@ -15,12 +19,18 @@ import type { SessionChanges, SessionData, SessionStore } from './session-store.
  */
 export class CacheSessionStore implements SessionStore {
   readonly writesDeltas = false;
+  readonly storeType = 'cache';
   private readonly logger = new Logger('CacheSessionStore');
 
   constructor(
     private readonly cache: DistributedCache,
     readonly throwOnError = true,
   ) {}
+
+  /** Reads a key no session uses: the cache answering is the store answering. */
+  async ping(): Promise<void> {
+    await this.cache.get(PING_KEY);
+  }
 
   async load(sessionKey: string): Promise<SessionData | undefined> {
     const bytes = await this.cache.get(sessionKey);
@@ -30,7 +40,11 @@ export class CacheSessionStore implements SessionStore {
     } catch (error) {
       if (!(error instanceof SessionRecordFormatError)) throw error;
       // A record this version cannot read is treated like an expired session, not as an outage.
-      this.logger.warn(`${error.message} The session starts empty.`);
+      logEvent(
+        this.logger,
+        SessionLogEvents.SessionRecordUnreadable,
+        `${error.message} The session starts empty.`,
+      );
       return undefined;
     }
   }

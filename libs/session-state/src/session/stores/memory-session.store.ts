@@ -11,6 +11,7 @@ import type {
   SessionData,
   SessionStore,
 } from './session-store.interface.js';
+import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** Default of {@link MemorySessionStoreOptions.maxSessions}. */
 export const DEFAULT_MEMORY_MAX_SESSIONS = 100_000;
@@ -75,10 +76,15 @@ function bound(name: string, value: number | undefined, fallback: number): numbe
 export class MemorySessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   readonly throwOnError = true;
+  readonly storeType = 'memory';
 
   /** True for this class itself only: a subclass may wrap something that can hang. */
   get inProcess(): boolean {
     return this.constructor === MemorySessionStore;
+  }
+  /** Always up: the sessions are in this process. */
+  ping(): Promise<void> {
+    return Promise.resolve();
   }
   private readonly table: MemoryEntryTable<SessionData>;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
@@ -107,7 +113,9 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     if (this.warned.has(option)) return;
     this.warned.add(option);
     const value = option === 'maxSessions' ? `${maxSessions} sessions` : `${sizeLimit} bytes`;
-    this.logger.warn(
+    logEvent(
+      this.logger,
+      SessionLogEvents.MemoryStoreFull,
       `Memory session store is full (memory.${option}: ${value}): the least recently used sessions are evicted ` +
         `from now on, and their visitors start new sessions. Raise memory.${option} if this is real traffic, or ` +
         'keep sessions in Redis (option redis). Logged once.',

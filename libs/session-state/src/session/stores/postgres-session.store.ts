@@ -54,6 +54,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   readonly writesDeltas = true;
   private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;
   private readonly quickCommits: StatementBatcher<QuickCommit, number | undefined>;
+  readonly storeType = 'postgresql';
 
   constructor(private readonly connection: PostgresConnection) {
     const abandoned = (item: { abandoned: boolean }) => item.abandoned;
@@ -78,6 +79,11 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   /** Every call is one bounded {@link PostgresConnection.execute}. Not claimed by subclasses. */
   get settlesWithinMs(): number | undefined {
     return this.constructor === PostgresSessionStore ? this.connection.longestExecution : undefined;
+  }
+
+  /** Runs `SELECT 1` on a pooled connection, bounded by the operation timeout. */
+  async ping(): Promise<void> {
+    await this.connection.execute('ping', 'SELECT 1', []);
   }
 
   async load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {

@@ -37,6 +37,9 @@ const BARRIER_SLACK = 50;
 export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   readonly loadMaySkipSlide: boolean;
+  readonly storeType: 'redis' | 'redis_cluster';
+  /** Near-cache answers, counted only with a near cache (two integer increments: no cost worth a switch). */
+  readonly nearCacheCounts: { hits: number; misses: number } | undefined;
   private readonly app: string;
 
   constructor(
@@ -45,6 +48,13 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   ) {
     this.app = connection.options.applicationName;
     this.loadMaySkipSlide = near !== undefined;
+    this.storeType = connection.isCluster ? 'redis_cluster' : 'redis';
+    this.nearCacheCounts = near ? { hits: 0, misses: 0 } : undefined;
+  }
+
+  /** PINGs Redis (each master of a cluster), bounded by the operation timeout. */
+  ping(): Promise<void> {
+    return this.connection.ping();
   }
 
   get throwOnError(): boolean {
@@ -74,7 +84,11 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     idleTimeoutMs: number,
   ): Promise<SessionData | undefined> {
     const copy = await near.getConfirmed(key, idleTimeoutMs);
-    if (copy !== undefined) return copy.size === 0 ? undefined : copy;
+    if (copy !== undefined) {
+      this.nearCacheCounts!.hits++;
+      return copy.size === 0 ? undefined : copy;
+    }
+    this.nearCacheCounts!.misses++;
     const ticket = near.begin(key);
     let data: SessionData | undefined;
     let left = idleTimeoutMs;

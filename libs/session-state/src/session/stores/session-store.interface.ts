@@ -105,6 +105,20 @@ export interface SessionStore {
    * ago): a load then does not count as a slide when deciding whether an untouched request slides.
    */
   readonly loadMaySkipSlide?: boolean;
+  /**
+   * Answers when the store can serve sessions, rejects with the reason (an Error whose message says
+   * what failed: `Redis did not answer PING within 250 ms`, `connect ECONNREFUSED ...`). Bounded by the
+   * store's operation timeout. Used by the health indicator (`nest-session-state/terminus`); a store
+   * without it is reported up with `probe: 'none'`.
+   */
+  ping?(): Promise<void>;
+  /**
+   * A short name of the kind of store, for health reports and the `session.store` metric attribute:
+   * `memory`, `redis`, `redis_cluster`, `postgresql`, `cache`. Custom stores: `custom` when left out.
+   */
+  readonly storeType?: string;
+  /** Loads the store's near cache answered (`hits`) or sent on (`misses`), read when metrics are collected. */
+  readonly nearCacheCounts?: { readonly hits: number; readonly misses: number };
 }
 
 /** Injection token of the module's {@link SessionStore}. */

@@ -1,0 +1,25 @@
+import { SessionLimitExceededError, SessionLockTimeoutError } from '../errors/session.errors.js';
+
+const ERRNO = /^E[A-Z0-9_]+$/;
+/** The library's own timeout messages (Redis, PostgreSQL, `ioTimeout`). */
+const TIMED_OUT = /\btimed out\b|did not answer within/;
+
+/**
+ * A low-cardinality reason for a store failure, for the `error.type` attribute: `lock_timeout`,
+ * `limit_exceeded`, a Node.js network error code (`ECONNREFUSED`, `ECONNRESET`, ...), `timeout`, or
+ * `unavailable`, looked up through the error and its causes (the session wraps the store's error).
+ * Never the message itself (it may name hosts).
+ */
+export function sessionFailureType(error: unknown): string {
+  const chain: Error[] = [];
+  for (let current = error; current instanceof Error && chain.length < 5; current = current.cause) {
+    chain.push(current);
+  }
+  if (chain.some((e) => e instanceof SessionLockTimeoutError)) return 'lock_timeout';
+  if (chain.some((e) => e instanceof SessionLimitExceededError)) return 'limit_exceeded';
+  for (const e of chain) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && ERRNO.test(code)) return code;
+  }
+  return chain.some((e) => TIMED_OUT.test(e.message)) ? 'timeout' : 'unavailable';
+}

@@ -1,0 +1,187 @@
+/**
+ * The terminus health indicator on real stores: up while the store answers, down with the reason
+ * (within the operation timeout, never hanging) when it is stopped, stalled or partly gone, and up
+ * again once it answers, without a restart.
+ */
+import request from 'supertest';
+import type { INestApplication } from '@nestjs/common';
+import type { SessionModuleOptions } from 'nest-session-state';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { TestDatabase } from '../support/postgres/index.js';
+import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
+import { HealthModule, type HealthBody } from './support/health-app.js';
+
+const OPERATION_TIMEOUT = 250;
+/** The operation timeout, the deadline check's resolution, and HTTP on a loaded 2-core machine. */
+const ANSWER_BOUND = OPERATION_TIMEOUT + 600;
+
+async function health(url: string): Promise<{ status: number; body: HealthBody; ms: number }> {
+  const started = Date.now();
+  const res = await request(url).get('/health');
+  expect(res.headers['set-cookie']).toBeUndefined();
+  return { status: res.status, body: res.body as HealthBody, ms: Date.now() - started };
+}
+
+/** Polls /health until it answers `status` (the client reconnects with a backoff of up to 1 s). */
+async function eventually(url: string, status: number, withinMs = 10_000) {
+  const until = Date.now() + withinMs;
+  for (;;) {
+    const answer = await health(url);
+    if (answer.status === status || Date.now() > until) return answer;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function start(options: SessionModuleOptions): Promise<{ app: INestApplication; url: string }> {
+  return startSessionApp(options, { imports: [HealthModule] });
+}
+
+describe('SessionStoreHealthIndicator (nest-session-state/terminus)', () => {
+  it('memory store: up', async () => {
+    const { app, url } = await start({});
+    try {
+      const answer = await health(url);
+      expect(answer.status).toBe(200);
+      expect(answer.body.details['session-store']).toMatchObject({ status: 'up', store: 'memory' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  describe('Redis standalone', () => {
+    let server: RedisServerProcess;
+    beforeAll(async () => {
+      server = await RedisServerProcess.start();
+    });
+    afterAll(() => server.stop());
+
+    it('stopped: down within the operation timeout, naming why; restarted: up again', async () => {
+      const { app, url } = await start({
+        redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+      });
+      try {
+        const up = await health(url);
+        expect(up.status).toBe(200);
+        expect(up.body.details['session-store']).toMatchObject({ status: 'up', store: 'redis' });
+
+        await server.kill();
+        const down = await eventually(url, 503, 3000);
+        expect(down.status).toBe(503);
+        expect(down.ms).toBeLessThan(ANSWER_BOUND);
+        expect(down.body.details['session-store'].status).toBe('down');
+        expect(down.body.details['session-store'].message).toMatch(
+          new RegExp(`Redis at 127\\.0\\.0\\.1:${server.port} (is not connected|did not answer PING)`),
+        );
+        // Every probe while it is down answers as fast.
+        const again = await health(url);
+        expect(again.status).toBe(503);
+        expect(again.ms).toBeLessThan(ANSWER_BOUND);
+
+        await server.restart();
+        const back = await eventually(url, 200);
+        expect(back.status).toBe(200);
+        expect(back.body.details['session-store']).toMatchObject({ status: 'up', store: 'redis' });
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('stalled connection: down within the operation timeout ("did not answer PING"), up once it answers', async () => {
+      const proxy = await StallProxy.start(server);
+      const { app, url } = await start({
+        redis: { host: proxy.host, port: proxy.port, operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+      });
+      try {
+        expect((await health(url)).status).toBe(200);
+        const hold = proxy.holdWhen('ping', 1500); // ioredis sends commands in lower case
+        const down = await health(url);
+        expect(hold.engaged).toBe(true);
+        expect(down.status).toBe(503);
+        expect(down.ms).toBeLessThan(ANSWER_BOUND);
+        expect(down.body.details['session-store'].message).toBe(
+          `Redis at ${proxy.host}:${proxy.port} did not answer PING within ${OPERATION_TIMEOUT} ms (operationTimeoutInMilliseconds).`,
+        );
+        await hold.answered;
+        expect((await eventually(url, 200)).status).toBe(200);
+      } finally {
+        await app.close();
+        await proxy.stop();
+      }
+    });
+  });
+
+  describe('Redis Cluster (every master must answer)', () => {
+    let cluster: RedisClusterProcess;
+    beforeAll(async () => {
+      cluster = await RedisClusterProcess.start();
+    }, 30_000);
+    afterAll(() => cluster.stop());
+
+    it('up with all masters; down naming the master that is gone', async () => {
+      const { app, url } = await start({
+        redis: { clusterNodes: cluster.nodes, operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+      });
+      try {
+        const up = await health(url);
+        expect(up.status).toBe(200);
+        expect(up.body.details['session-store']).toMatchObject({ status: 'up', store: 'redis_cluster' });
+
+        const gone = cluster.nodes[1];
+        await cluster.processes[1].kill();
+        const down = await eventually(url, 503, 3000);
+        expect(down.status).toBe(503);
+        expect(down.ms).toBeLessThan(ANSWER_BOUND);
+        expect(down.body.details['session-store'].message).toMatch(
+          new RegExp(
+            `Redis( Cluster master)? at 127\\.0\\.0\\.1:${gone.port} (is not connected|did not answer PING)`,
+          ),
+        );
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
+  describe('PostgreSQL', () => {
+    let db: TestDatabase;
+    beforeAll(async () => {
+      db = await TestDatabase.create();
+    });
+    afterAll(() => db.drop());
+
+    it('stalled: down within the operation timeout; answering again: up; unreachable: down with the reason', async () => {
+      const proxy = await StallProxy.start({ host: db.host, port: db.port });
+      const { app, url } = await start({
+        postgres: { connectionString: db.url(proxy), operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+      });
+      try {
+        const up = await health(url);
+        expect(up.status).toBe(200);
+        expect(up.body.details['session-store']).toMatchObject({ status: 'up', store: 'postgresql' });
+
+        const hold = proxy.holdWhen('nss_ping', 1500);
+        const stalled = await health(url);
+        expect(hold.engaged).toBe(true);
+        expect(stalled.status).toBe(503);
+        expect(stalled.ms).toBeLessThan(ANSWER_BOUND);
+        expect(stalled.body.details['session-store'].message).toBe(
+          `PostgreSQL operation ping timed out after operationTimeoutInMilliseconds=${OPERATION_TIMEOUT}`,
+        );
+        await hold.released;
+        expect((await eventually(url, 200)).status).toBe(200);
+
+        await proxy.stop(); // connections cut, nothing listens
+        const down = await eventually(url, 503, 3000);
+        expect(down.status).toBe(503);
+        expect(down.ms).toBeLessThan(ANSWER_BOUND);
+        expect(down.body.details['session-store'].message).toMatch(
+          /^PostgreSQL operation ping failed: .*ECONNREFUSED|terminated|Connection/,
+        );
+      } finally {
+        await app.close();
+        await proxy.stop().catch(() => undefined);
+      }
+    });
+  });
+});
