@@ -5,7 +5,7 @@ import {
   PostgresSessionStore,
   resolvePostgresOptions,
 } from 'nest-session-state/postgres';
-import { TestDatabase } from '../support/postgres/index.js';
+import { countingPool, TestDatabase } from '../support/postgres/index.js';
 
 const value = (text: string) => Buffer.from(text);
 const setting = (entries: Record<string, string>) => ({
@@ -29,20 +29,12 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
   let pool: pg.Pool;
   let connection: PostgresConnection;
   let store: PostgresSessionStore;
-  const statements: string[] = [];
+  let statements: string[] = [];
   const clock = new ManualClock(Date.now());
 
   beforeAll(async () => {
     db = await TestDatabase.create();
-    pool = new pg.Pool({ connectionString: db.url(), max: 8 });
-    pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: typeof query }).query = (...args: unknown[]) => {
-        const config = args[0] as { name?: string } | string;
-        statements.push(typeof config === 'string' ? config.split(' ')[0] : (config.name ?? '?'));
-        return query(...args);
-      };
-    });
+    ({ pool, statements } = countingPool(db.url(), 8));
     connection = new PostgresConnection(
       resolvePostgresOptions({
         pool,

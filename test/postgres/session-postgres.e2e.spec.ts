@@ -9,7 +9,7 @@ import {
 } from 'nest-session-state/postgres';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
-import { TestDatabase } from '../support/postgres/index.js';
+import { countingPool, TestDatabase } from '../support/postgres/index.js';
 
 const COOKIE = '.Nest.Session';
 const SECRETS = ['Rt6vB2xZ9pLq4nYc1sWd8hJk3fMg7aEu0iOt5yPz2L'];
@@ -23,21 +23,13 @@ describe('sessions on PostgreSQL', () => {
   let db: TestDatabase;
   let app: INestApplication;
   let url: string;
-  const statements: string[] = [];
+  let statements: string[] = [];
   let pool: pg.Pool;
 
   beforeAll(async () => {
     db = await TestDatabase.create();
     // The app's own pool (postgres.pool), watched to count the statements each request sends.
-    pool = new pg.Pool({ connectionString: db.url(), max: 4 });
-    pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-      (client as unknown as { query: typeof query }).query = (...args: unknown[]) => {
-        const config = args[0] as { name?: string } | string;
-        statements.push(typeof config === 'string' ? config.split(' ')[0] : (config.name ?? '?'));
-        return query(...args);
-      };
-    });
+    ({ pool, statements } = countingPool(db.url(), 4));
     ({ app, url } = await startSessionApp({
       secrets: SECRETS,
       postgres: { pool, schema: 'state', tableName: 'web_sessions' },

@@ -1,1 +1,2 @@
 export { TestDatabase } from './test-database.js';
+export { countingPool } from './counting-pool.js';
