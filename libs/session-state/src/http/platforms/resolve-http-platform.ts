@@ -18,7 +18,7 @@ export function installHttpPlatform(
   const type = adapter?.getType();
   if (adapter && typeof adapter.setOnRequestHook === 'function') {
     if (type === 'express') return ExpressPlatform.install(adapter, entry, holdOf);
-    if (type === 'fastify') return FastifyPlatform.install(adapter, entry);
+    if (type === 'fastify') return FastifyPlatform.install(adapter, entry, holdOf);
   }
   throw new SessionConfigurationError(unsupportedPlatformMessage(type));
 }
