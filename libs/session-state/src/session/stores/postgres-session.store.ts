@@ -42,7 +42,10 @@ const COMMIT_GONE = 4;
  * applies only what this request changed (set and removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
  * keys both persist. The function also checks the session limits on what is stored, refuses to apply
  * past its deadline (a commit reported as failed never lands later) and deletes the session when it
- * is empty. Expired rows are ignored by every statement and deleted in batches by
+ * is empty. A session bound to a user (UserSessions) always commits through the function, which applies
+ * it only while the stored session still has the id the request loaded. Concurrent loads and plain
+ * upserts share statements ({@link StatementBatcher}: one of each in flight, what arrives meanwhile goes
+ * out together). Expired rows are ignored by every statement and deleted in batches by
  * {@link PostgresConnection.prune}. No session lock (`session.lock` is refused with this store).
  *
  * @example
