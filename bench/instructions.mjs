@@ -10,6 +10,7 @@
 //   npm run bench:instructions                         # rmw, read, untouched for the default configurations
 //   npm run bench:instructions -- --configs baseline,nss-memory --workloads rmw --requests 1000
 //   npm run bench:instructions -- --node current       # on the node running npm (default Node 24, as npm run bench, see run.mjs)
+//   npm run bench:instructions -- --keep-dir /tmp/cg  # also keep callgrind's output per workload, for callgrind_annotate
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     'warmup-rounds': { type: 'string', default: '12' },
     sessions: { type: 'string', default: '200' },
     node: { type: 'string' },
+    'keep-dir': { type: 'string' },
   },
 });
 await runOnChosenNode(args.node);
@@ -127,7 +129,7 @@ class CallgrindServer {
   }
 
   /** Instructions executed (all threads) while `work` ran. */
-  async count(work) {
+  async count(work, label) {
     this.control('-z');
     this.control('-i', 'on');
     const result = await work();
@@ -138,6 +140,7 @@ class CallgrindServer {
       if (!name.startsWith(`${this.config}.${this.child.pid}.`)) continue;
       const text = await readFile(join(this.dir, name), 'utf8');
       total += Number(/^totals: (\d+)/m.exec(text)?.[1] ?? 0);
+      if (args['keep-dir']) await writeFile(join(args['keep-dir'], `${name}.${label}`), text);
       await rm(join(this.dir, name));
     }
     return { result, instructions: total };
@@ -241,8 +244,9 @@ async function main() {
       for (const workload of workloads) {
         const path = `/${workload}`;
         const jitBefore = server.jitEvents;
-        const { result, instructions } = await server.count(() =>
-          runLoad({ url: server.url, path, cookies, connections: 8, amount: requests, timeout: 60 }),
+        const { result, instructions } = await server.count(
+          () => runLoad({ url: server.url, path, cookies, connections: 8, amount: requests, timeout: 60 }),
+          workload,
         );
         assertClean(`${config} ${path}`, result);
         (jitDuringCount[config] ??= {})[workload] = server.jitEvents - jitBefore;

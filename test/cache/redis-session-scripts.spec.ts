@@ -1,6 +1,11 @@
 import { Redis } from 'ioredis';
 import { redisKeys } from 'nest-session-state';
 import { RedisConnection, resolveRedisCacheOptions } from 'nest-session-state/redis';
+import {
+  parseCommitReply,
+  parseLoadReply,
+  parseTrackedLoadReply,
+} from '../../libs/session-state/src/cache/redis/redis-session.replies.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 
 /**
@@ -69,32 +74,36 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
   });
 
   it('sessionLoadTracked slides only when due, sets a missing TTL, shortens one longer than the idle timeout, and reports the time left', async () => {
-    const load = (key: string, idle: number, skip: number) =>
-      connection.script('sessionLoadTracked', key, idle, skip) as Promise<(Buffer | number)[]>;
+    const load = async (key: string, idle: number, skip: number) =>
+      parseTrackedLoadReply(
+        (await connection.script('sessionLoadTracked', key, idle, skip)) as Buffer | null,
+      );
     const key = redisKeys.sessionData('slides', 'k');
     await other.hset(key, 'count', '1');
     // No TTL (-1): set, whatever the skip window.
     let reply = await load(key, 10_000, 5_000);
-    expect(Number(reply[reply.length - 1])).toBe(10_000);
+    expect(reply?.timeLeftMs).toBe(10_000);
     expect(await other.pttl(key)).toBeGreaterThan(9_000);
     // Within the skip window: no write, and the time left is reported.
     await other.pexpire(key, 8_000);
     reply = await load(key, 10_000, 5_000);
-    expect(reply.map(String).slice(0, 2)).toEqual(['count', '1']);
-    expect(Number(reply[2])).toBeLessThanOrEqual(8_000);
-    expect(Number(reply[2])).toBeGreaterThan(7_000);
+    expect([...reply!.data].map(([name, value]) => [name, String(value)])).toEqual([['count', '1']]);
+    expect(reply!.timeLeftMs).toBeLessThanOrEqual(8_000);
+    expect(reply!.timeLeftMs).toBeGreaterThan(7_000);
     expect(await other.pttl(key)).toBeLessThanOrEqual(8_000);
     // Due: slid to the idle timeout.
     await other.pexpire(key, 4_000);
     reply = await load(key, 10_000, 5_000);
-    expect(Number(reply[2])).toBe(10_000);
+    expect(reply!.timeLeftMs).toBe(10_000);
     expect(await other.pttl(key)).toBeGreaterThan(9_000);
     // More left than the idle timeout (it was lowered): set to it.
     await other.pexpire(key, 50_000);
     await load(key, 10_000, 0);
     expect(await other.pttl(key)).toBeLessThanOrEqual(10_000);
-    // No session: an empty reply, nothing created.
-    expect(await load(redisKeys.sessionData('slides', 'none'), 10_000, 0)).toEqual([]);
+    // No session: a nil reply, nothing created.
+    expect(
+      await connection.script('sessionLoadTracked', redisKeys.sessionData('slides', 'none'), 10_000, 0),
+    ).toBeNull();
     expect(await other.exists(redisKeys.sessionData('slides', 'none'))).toBe(0);
   });
 
@@ -140,12 +149,15 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     await other.hset(key, 'count', '1', 'name', 'x');
     await connection.script('sessionLoad', key, 10_000); // ioredis sends a script's first call as EVAL
     await other.call('CONFIG', 'RESETSTAT');
-    const reply = (await connection.script('sessionLoad', key, 10_000)) as Buffer[];
-    expect(reply.map(String)).toEqual(['count', '1', 'name', 'x']);
+    const reply = parseLoadReply((await connection.script('sessionLoad', key, 10_000)) as Buffer);
+    expect([...reply!].map(([name, value]) => [name, String(value)])).toEqual([
+      ['count', '1'],
+      ['name', 'x'],
+    ]);
     expect(await commandCalls()).toEqual({ evalsha: 1, hgetall: 1, pexpire: 1 });
     expect(await other.pttl(key)).toBeGreaterThan(9_000);
     const missing = redisKeys.sessionData('plain', 'none');
-    expect(await connection.script('sessionLoad', missing, 10_000)).toEqual([]);
+    expect(await connection.script('sessionLoad', missing, 10_000)).toBeNull();
     expect(await other.exists(missing)).toBe(0);
   });
 
@@ -193,45 +205,26 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(await other.exists(key)).toBe(0);
   });
 
-  it('sessionCommit: refusals apply nothing: past the deadline {0, now}, over maxKeys {2, keys}, over maxSessionBytes {3, bytes}', async () => {
+  it('sessionCommit: refusals apply nothing: past the deadline (0, now), over maxKeys (2, keys), over maxSessionBytes (3, bytes)', async () => {
+    const commit = async (...args: (string | number)[]) =>
+      parseCommitReply(await connection.script('sessionCommit', ...args));
     const key = redisKeys.sessionData('plain', 'refused');
     await other.hset(key, 'a', '12345');
     const [sec, usec] = await other.time();
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const late = (await connection.script(
-      'sessionCommit',
-      key,
-      10_000,
-      '0',
-      now - 1,
-      9,
-      9999,
-      0,
-      'a',
-      'late',
-    )) as number[];
-    expect(late[0]).toBe(0);
-    expect(late[1]).toBeGreaterThanOrEqual(now);
-    expect(
-      await connection.script('sessionCommit', key, 10_000, '0', now + 60_000, 1, 9999, 0, 'b', '1'),
-    ).toEqual([2, 2]);
-    expect(await connection.script('sessionCommit', key, 10_000, '0', 0, 9, 7, 0, 'a', '1234567')).toEqual([
-      3, 8,
-    ]);
+    const late = await commit(key, 10_000, '0', now - 1, 9, 9999, 0, 'a', 'late');
+    expect(late.status).toBe(0);
+    expect(late.detail).toBeGreaterThanOrEqual(now);
+    expect(await commit(key, 10_000, '0', now + 60_000, 1, 9999, 0, 'b', '1')).toEqual({
+      status: 2,
+      detail: 2,
+    });
+    expect(await commit(key, 10_000, '0', 0, 9, 7, 0, 'a', '1234567')).toEqual({ status: 3, detail: 8 });
+    expect(await other.hgetall(key)).toEqual({ a: '12345' });
     // Shrinking while over a limit is applied: 'a' = 6 bytes stored under a limit of 3.
-    const shrunk = (await connection.script(
-      'sessionCommit',
-      key,
-      10_000,
-      '0',
-      0,
-      9,
-      3,
-      0,
-      'a',
-      '12',
-    )) as number[];
-    expect(shrunk[0]).toBe(1);
+    const shrunk = await commit(key, 10_000, '0', 0, 9, 3, 0, 'a', '12');
+    expect(shrunk.status).toBe(1);
+    expect(shrunk.detail).toBeGreaterThanOrEqual(now);
     expect(await other.hgetall(key)).toEqual({ a: '12' });
   });
 });

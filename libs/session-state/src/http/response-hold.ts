@@ -184,7 +184,6 @@ export function installResponseHold(
   const end = inherited('end');
   const writeHead = inherited('writeHead');
   const flushHeaders = inherited('flushHeaders');
-  proto[HOOKED] = true;
   proto.write = function heldWrite(this: HttpResponse, ...args: unknown[]) {
     const hold = holdOf(this.req);
     if (hold?.take(write, args)) return hold.writeResult();
@@ -202,20 +201,32 @@ export function installResponseHold(
     if (holdOf(this.req)?.take(flushHeaders, args)) return;
     return parent.flushHeaders.apply(this, args);
   };
+  proto[HOOKED] = {
+    write: proto.write,
+    end: proto.end,
+    writeHead: proto.writeHead,
+    flushHeaders: proto.flushHeaders,
+  } satisfies InstalledHold;
 }
 
+/** The methods {@link installResponseHold} put on a prototype (under {@link HOOKED}). */
+type InstalledHold = Record<HeldMethod, unknown>;
+
 /**
- * True when `res` goes through {@link installResponseHold}'s hook: it inherits it and has no own
- * `write`/`end` (middleware such as `compression` installs its own, which would run first and send
- * the headers before the hold could act).
+ * True when `res` goes through {@link installResponseHold}'s hook: its `write`, `end`, `writeHead`
+ * and `flushHeaders` are the installed ones (middleware such as `compression` installs its own, which
+ * would run first and send the headers before the hold could act). Compared by identity: four
+ * inherited loads cost less than four own-property checks, on every request.
  */
 export function usesInstalledHold(res: HttpResponse): boolean {
+  const response = res as unknown as Record<PropertyKey, unknown>;
+  const installed = response[HOOKED] as InstalledHold | undefined;
   return (
-    (res as unknown as Record<PropertyKey, unknown>)[HOOKED] === true &&
-    !Object.hasOwn(res, 'end') &&
-    !Object.hasOwn(res, 'write') &&
-    !Object.hasOwn(res, 'writeHead') &&
-    !Object.hasOwn(res, 'flushHeaders')
+    installed !== undefined &&
+    response.end === installed.end &&
+    response.write === installed.write &&
+    response.writeHead === installed.writeHead &&
+    response.flushHeaders === installed.flushHeaders
   );
 }
 

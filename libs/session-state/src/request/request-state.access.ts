@@ -18,9 +18,15 @@ export function currentRequestState(what: string): RequestState {
 
 const SUBJECTS: Record<string, string> = { '@Session()': 'Session', '@TempData()': 'TempData' };
 
-/** The request state for a decorator; throws for non-HTTP contexts and unconfigured apps. */
-export function requestStateOf(context: ExecutionContext, what: string): RequestState {
-  const type = context.getType<string>();
+/**
+ * The request state for a decorator; throws for non-HTTP contexts and unconfigured apps. `type`: the
+ * context's type, when the caller read it already.
+ */
+export function requestStateOf(
+  context: ExecutionContext,
+  what: string,
+  type = context.getType<string>(),
+): RequestState {
   // The request is argument 0 of an HTTP context; switchToHttp() would assign three new closures onto
   // the context object on every call, and this runs once per decorated parameter.
   const state =

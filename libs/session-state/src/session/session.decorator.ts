@@ -14,8 +14,9 @@ export type Session = DistributedSession;
 const sessionParameter = createParamDecorator(
   (_data: unknown, context: ExecutionContext): DistributedSession | Promise<DistributedSession> => {
     // A gateway message: the client's read-only snapshot (GatewaySessions), not a request's session.
-    if (context.getType() === 'ws') return gatewaySessionParameter(context.getArgByIndex(0));
-    const state = requestStateOf(context, '@Session()');
+    const type = context.getType<string>();
+    if (type === 'ws') return gatewaySessionParameter(context.getArgByIndex(0));
+    const state = requestStateOf(context, '@Session()', type);
     const lifecycle = state.sessionLifecycle;
     return lifecycle.loadNow() ? lifecycle.session : loaded(state, lifecycle.session);
   },

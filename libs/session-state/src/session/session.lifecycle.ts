@@ -16,6 +16,7 @@ import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const LOADED = Promise.resolve();
+const ignore = (): void => undefined;
 
 /** The request that owns a session (its RequestState). */
 export interface SessionOwner {
@@ -242,40 +243,46 @@ export class SessionLifecycle implements SessionHost {
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
     this.commitsRunning++;
-    const next = (this.committing ?? LOADED).then(() =>
-      this.doCommit().catch((error: unknown) => {
-        // Counted unless nothing reached the store (response started, or no session since its load failed).
-        if (
-          !(error instanceof SessionResponseStartedError) &&
-          !(error instanceof SessionUnavailableError && error.cause === undefined)
-        )
-          this.runtime.metrics?.failed('commit', error);
-        // The app sees one error type for "the store failed", whatever the store threw.
-        if (
-          error instanceof SessionUnavailableError ||
-          error instanceof SessionResponseStartedError ||
-          error instanceof SessionLimitExceededError // the store refused it: not an outage
-        )
-          throw error;
-        throw new SessionUnavailableError('commit', error);
-      }),
-    );
-    this.committing = next.then(
-      () => void this.commitsRunning--,
-      () => void this.commitsRunning--,
-    );
+    const next = this.commitAfter(this.committing);
+    this.committing = next.catch(ignore);
     return next;
+  }
+
+  /** One commit, once the one before it (`previous`, which never rejects) settled. */
+  private async commitAfter(previous: Promise<void> | undefined): Promise<void> {
+    // Never at once: changes made in the same turn as the commit() call are part of it.
+    await (previous ?? LOADED);
+    try {
+      await this.doCommit();
+    } catch (error) {
+      // Counted unless nothing reached the store (response started, or no session since its load failed).
+      if (
+        !(error instanceof SessionResponseStartedError) &&
+        !(error instanceof SessionUnavailableError && error.cause === undefined)
+      )
+        this.runtime.metrics?.failed('commit', error);
+      // The app sees one error type for "the store failed", whatever the store threw.
+      if (
+        error instanceof SessionUnavailableError ||
+        error instanceof SessionResponseStartedError ||
+        error instanceof SessionLimitExceededError // the store refused it: not an outage
+      )
+        throw error;
+      throw new SessionUnavailableError('commit', error);
+    } finally {
+      this.commitsRunning--;
+    }
   }
 
   private async doCommit(): Promise<void> {
     const session = this.session;
     if (!session.isLoaded) return;
     if (!session.isAvailable) throw new SessionUnavailableError('commit');
-    const { store, options } = this.runtime;
-    const io = <T>(operation: Promise<T>) => this.runtime.withIoTimeout(operation);
+    const runtime = this.runtime;
+    const { store, options } = runtime;
 
     if (this.abandonedKey !== undefined) {
-      await io(store.remove(this.abandonedKey));
+      await runtime.withIoTimeout(store.remove(this.abandonedKey));
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
@@ -286,7 +293,7 @@ export class SessionLifecycle implements SessionHost {
       const metrics = this.runtime.metrics;
       const startedAt = metrics ? metrics.now() : 0;
       try {
-        await io(
+        await runtime.withIoTimeout(
           write.remove
             ? store.remove(write.key)
             : store.commit(write.key, write.changes, options.idleTimeout, options),
@@ -304,7 +311,7 @@ export class SessionLifecycle implements SessionHost {
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
-      await io(store.remove(old));
+      await runtime.withIoTimeout(store.remove(old));
       this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
     }

@@ -19,12 +19,14 @@ export function guardedSessionId(changes: SessionChanges): string | undefined {
     return undefined;
   }
   // Most commits are of sessions not bound to anyone: one Map lookup, no copy of the session.
-  const read = changes.valueOfField
-    ? (field: string) => changes.valueOfField!(field)
-    : (field: string) => changes.snapshot().get(field);
-  if (read(SESSION_USER_FIELD) === undefined) return undefined;
-  const id = read(SESSION_ID_FIELD);
+  if (valueOf(changes, SESSION_USER_FIELD) === undefined) return undefined;
+  const id = valueOf(changes, SESSION_ID_FIELD);
   return id === undefined ? undefined : decoder.decode(id);
+}
+
+/** A field's value in the session being committed (with what this commit changes). */
+function valueOf(changes: SessionChanges, field: string): Uint8Array | undefined {
+  return changes.valueOfField ? changes.valueOfField(field) : changes.snapshot().get(field);
 }
 
 /** The id stored in a session's values, if any. */

@@ -182,6 +182,11 @@ export class RedisConnection {
 
   /** Runs a defined script in its Buffer-returning form. */
   script(name: RedisScriptName, ...args: ScriptArgument[]): Promise<unknown> {
+    return this.scriptWith(name, args);
+  }
+
+  /** {@link script} with its arguments in an array the caller built (not copied). */
+  scriptWith(name: RedisScriptName, args: ScriptArgument[]): Promise<unknown> {
     const command = this.encodesScripts ? SCRIPT_ENCODERS[name].command(args) : undefined;
     if (command === undefined) return this.defined(name, args);
     (this.client as Redis).sendCommand(command);

@@ -1,4 +1,5 @@
 import { USER_SESSION_SCRIPTS } from '../../users/redis/redis-user-session.scripts.js';
+import { commitReplyLua, PACK_FIELDS_LUA } from './redis-session.replies.js';
 
 /**
  * The Lua scripts behind every Redis operation that needs more than one command: each runs as one
@@ -37,18 +38,19 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  * A session commit. In order, and all inside one atomic script:
  * 0. Guard (bound sessions, see users/user-session.fields.ts guardedSessionId): ARGV[2] `g<id>` instead
  *    of '0' means "apply only while the stored session carries this id". A session revoked (deleted)
- *    or expired since the request loaded it is not brought back by its late delta. Reply `{4, now}`.
+ *    or expired since the request loaded it is not brought back by its late delta. Reply status 4.
  * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
  *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
- *    waiting for it (its request answered 503) applies nothing. Reply `{0, now}`.
+ *    waiting for it (its request answered 503) applies nothing. Reply status 0.
  * 2. Limits, on what is stored, not on what the request loaded: the resulting number of keys (`\0id`
  *    not counted) against ARGV[4] and bytes (field names + values) against ARGV[5]. A commit that
- *    would end over a limit and larger than before applies nothing: `{2, keys}` / `{3, bytes}`. A
+ *    would end over a limit and larger than before applies nothing: status 2 (detail: keys) / 3 (bytes). A
  *    commit that leaves the session no larger always applies, even over a limit.
  * 3. The delta: DEL when cleared, HDEL removed fields, HSET set ones. Never a DEL for "this request
  *    removed its last key": concurrent requests' fields stay.
  * 4. Empty after the delta (no field, or only the id): the hash is deleted; otherwise PEXPIRE.
- *    Reply `{1, now}`. `now` (Redis ms) keeps the app's estimate of Redis's clock fresh.
+ *    Reply status 1. The detail of 0, 1 and 4 is `now` (Redis ms): it keeps the app's estimate of Redis's
+ *    clock fresh. Status and detail go in one integer, `detail * 8 + status` (redis-session.replies.ts).
  * Extra commands over a plain write, on the common path (values replaced, nothing removed): TIME and
  * one HSTRLEN per changed field. More only when needed: HEXISTS for a field whose HSTRLEN is 0 (new or
  * empty); HLEN + HEXISTS when keys are added (the key limit); HKEYS + one HSTRLEN per field when the
@@ -59,9 +61,9 @@ const COMMIT = `
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return {0, now} end
+if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return ${commitReplyLua(0, 'now')} end
 local ID = '\\0id'
-if string.byte(ARGV[2]) == 103 and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then return {4, now} end
+if string.byte(ARGV[2]) == 103 and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then return ${commitReplyLua(4, 'now')} end
 local cleared = ARGV[2] == '1'
 local n = tonumber(ARGV[6])
 local first, last = 7 + n, #ARGV
@@ -96,7 +98,7 @@ if addKeys > 0 or cleared then
   local before = redis.call('HLEN', key)
   if before > 0 and redis.call('HEXISTS', key, ID) == 1 then before = before - 1 end
   local after = cleared and addKeys or before + addKeys
-  if after > tonumber(ARGV[4]) and after > before then return {2, after} end
+  if after > tonumber(ARGV[4]) and after > before then return ${commitReplyLua(2, 'after')} end
 end
 if addBytes > 0 then
   local before = 0
@@ -104,7 +106,7 @@ if addBytes > 0 then
     before = before + #field + redis.call('HSTRLEN', key, field)
   end
   local after = cleared and addBytes or before + addBytes
-  if after > tonumber(ARGV[5]) and after > before then return {3, after} end
+  if after > tonumber(ARGV[5]) and after > before then return ${commitReplyLua(3, 'after')} end
 end
 if cleared then redis.call('DEL', key) end
 for i = 7, 6 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 6 + n))) end
@@ -147,35 +149,41 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`,
   },
-  /** KEYS: session data hash. ARGV: idle ms. All fields, and the idle timeout slid, in one trip. */
+  /**
+   * KEYS: session data hash. ARGV: idle ms. All fields (packed: redis-session.replies.ts), and the idle
+   * timeout slid, in one trip; nil for no session.
+   */
   sessionLoad: {
     numberOfKeys: 1,
-    lua: `
+    lua: `${PACK_FIELDS_LUA}
 local fields = redis.call('HGETALL', KEYS[1])
-if #fields > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return fields`,
+if #fields == 0 then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return packFields(fields)`,
   },
   /**
-   * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. All fields, and the idle
-   * timeout slid, in one trip; then the time left to live (ms). The slide is skipped while the time
+   * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. The time left to live (ms,
+   * a big-endian double) then all fields (packed: redis-session.replies.ts), and the idle timeout
+   * slid, in one trip; nil for no session. The slide is skipped while the time
    * left is within `skip` below the idle timeout: no write, so other instances' near-cache copies stay
    * valid. A key without a TTL, or with more than the idle timeout left (the timeout was lowered), is
    * always set to the idle timeout.
    */
   sessionLoadTracked: {
     numberOfKeys: 1,
-    lua: `
+    lua: `${PACK_FIELDS_LUA}
 local fields = redis.call('HGETALL', KEYS[1])
+local reply = false
 if #fields > 0 then
   local left = redis.call('PTTL', KEYS[1])
   if left < tonumber(ARGV[1]) - tonumber(ARGV[2]) or left > tonumber(ARGV[1]) then
     redis.call('PEXPIRE', KEYS[1], ARGV[1])
     left = tonumber(ARGV[1])
   end
-  fields[#fields + 1] = left
+  reply = struct.pack('>d', left) .. packFields(fields)
 end
 ${TRACK}
-return fields`,
+return reply`,
   },
   /** The near cache's refresh. KEYS: session data hash. ARGV: idle ms. Slides an existing session. */
   sessionRefreshTracked: {
@@ -188,11 +196,11 @@ return 1`,
   /**
    * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), deadline (Redis epoch ms, 0: none),
    * maxKeys, maxSessionBytes, number of removed fields n, n removed field names, then field/value
-   * pairs to set. Only what changed is written. Reply `{status, detail}`: see COMMIT.
+   * pairs to set. Only what changed is written. Reply: `detail * 8 + status`, see COMMIT.
    */
-  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn {1, now}` },
+  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
   /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
-  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn {1, now}` },
+  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn ${commitReplyLua(1, 'now')}` },
   /**
    * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
    * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply

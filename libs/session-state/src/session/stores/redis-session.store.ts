@@ -2,6 +2,11 @@ import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
 import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
+import {
+  parseCommitReply,
+  parseLoadReply,
+  parseTrackedLoadReply,
+} from '../../cache/redis/redis-session.replies.js';
 import type { RedisConnection } from '../../cache/redis/redis.connection.js';
 import type { SessionNearCache } from './session-near-cache.js';
 import { guardedSessionId } from '../../users/user-session.fields.js';
@@ -41,6 +46,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   /** Near-cache answers, counted only with a near cache (two integer increments: no cost worth a switch). */
   readonly nearCacheCounts: { hits: number; misses: number } | undefined;
   private readonly app: string;
+  private limitText: LimitText | undefined;
 
   constructor(
     private readonly connection: RedisConnection,
@@ -93,11 +99,15 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     let data: SessionData | undefined;
     let left = idleTimeoutMs;
     try {
-      const reply = (await this.connection.execute('SESSION LOAD', () =>
-        this.connection.script('sessionLoadTracked', key, idleTimeoutMs, near.slideEvery),
-      )) as Buffer[];
-      data = parseLoad(reply);
-      if (data) left = Number(reply[reply.length - 1]);
+      const reply = parseTrackedLoadReply(
+        (await this.connection.execute('SESSION LOAD', () =>
+          this.connection.script('sessionLoadTracked', key, idleTimeoutMs, near.slideEvery),
+        )) as Buffer | null,
+      );
+      if (reply) {
+        data = reply.data;
+        left = reply.timeLeftMs;
+      }
     } catch (error) {
       near.failed(key, ticket);
       throw error;
@@ -110,9 +120,9 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     return this.connection
       .execute(
         'SESSION LOAD',
-        () => this.connection.script('sessionLoad', key, idleTimeoutMs) as Promise<Buffer[]>,
+        () => this.connection.script('sessionLoad', key, idleTimeoutMs) as Promise<Buffer | null>,
       )
-      .then(parseLoad);
+      .then(parseLoadReply);
   }
 
   commit(
@@ -153,13 +163,14 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     limits: SessionCommitLimits | undefined,
   ): Promise<boolean> {
     const guard = guardedSessionId(changes);
+    const limitText = this.limitTextOf(limits);
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
       changes.cleared ? '1' : guard === undefined ? '0' : `g${guard}`,
       0, // DEADLINE: set when each try is sent
-      limits?.maxKeys ?? Number.MAX_SAFE_INTEGER,
-      limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER,
+      limitText.maxKeys,
+      limitText.maxSessionBytes,
       changes.removed.size,
       ...changes.removed,
     ];
@@ -173,19 +184,36 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
         .execute('SESSION COMMIT', () => {
           // Each try (retries included) gets its own deadline: it is bounded by its own timeout.
           args[DEADLINE] = this.connection.commitDeadline();
-          return this.connection.script(script, ...args);
+          return this.connection.scriptWith(script, args);
         })
-        .then((reply) => this.applied(reply as CommitReply, limits));
+        .then((reply) => this.applied(reply, limits));
     }
     return this.writeAndWait(script, args, limits, waitForReplicas, waitForReplicasTimeout);
+  }
+
+  /**
+   * The limits as the commit script's arguments, in text: turned into text once, not on every commit
+   * (they are the app's options, the same on every commit).
+   */
+  private limitTextOf(limits: SessionCommitLimits | undefined): LimitText {
+    const maxKeys = limits?.maxKeys ?? Number.MAX_SAFE_INTEGER;
+    const maxSessionBytes = limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER;
+    const cached = this.limitText;
+    if (cached?.keys === maxKeys && cached.bytes === maxSessionBytes) return cached;
+    return (this.limitText = {
+      keys: maxKeys,
+      bytes: maxSessionBytes,
+      maxKeys: String(maxKeys),
+      maxSessionBytes: String(maxSessionBytes),
+    });
   }
 
   /**
    * The commit script's verdict: true when it applied, false when the bound session it was for is gone
    * (revoked: nothing to save, and nothing may come back), throws what refused it otherwise.
    */
-  private applied(reply: CommitReply, limits: SessionCommitLimits | undefined): boolean {
-    const [status, detail] = reply;
+  private applied(reply: unknown, limits: SessionCommitLimits | undefined): boolean {
+    const { status, detail } = parseCommitReply(reply);
     if (status === COMMIT_APPLIED || status === COMMIT_GONE) {
       this.connection.observeRedisTime(detail);
       return status === COMMIT_APPLIED;
@@ -217,7 +245,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       },
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
     );
-    const applied = this.applied(reply as CommitReply, limits);
+    const applied = this.applied(reply, limits);
     if (applied && acknowledged < waitForReplicas) {
       throw new RedisOperationError(
         `Session commit was acknowledged by ${acknowledged} of waitForReplicas=${waitForReplicas} replicas ` +
@@ -296,21 +324,20 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
 
 /** Where the commit's deadline goes in the script's arguments (after the key: ARGV[3]). */
 const DEADLINE = 3;
-/** The commit script's reply: a status and its detail (Redis's time, or the count over a limit). */
-type CommitReply = [status: number, detail: number];
+/** The commit script's statuses (its reply's detail: Redis's time, or the count over a limit). */
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
 /** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
 const COMMIT_GONE = 4;
 
+/** The limits of the last commit, and as the commit script's arguments. */
+interface LimitText {
+  readonly keys: number;
+  readonly bytes: number;
+  readonly maxKeys: string;
+  readonly maxSessionBytes: string;
+}
+
 /** A commit resolves with nothing: a gone session's commit is not the app's error. */
 const ignoreVerdict = (): void => undefined;
-
-/** The load script's reply: field/value pairs, then the time left to live. */
-function parseLoad(reply: Buffer[]): SessionData | undefined {
-  if (reply.length === 0) return undefined;
-  const data: SessionData = new Map();
-  for (let i = 0; i + 1 < reply.length; i += 2) data.set(reply[i].toString('utf8'), reply[i + 1]);
-  return data;
-}
