@@ -2,6 +2,8 @@ import { Redis } from 'ioredis';
 import { redisKeys } from 'nest-session-state';
 import { RedisConnection, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import {
+  PACK_MAX_BYTES,
+  PACK_MAX_FIELDS,
   parseCommitReply,
   parseLoadReply,
   parseTrackedLoadReply,
@@ -226,5 +228,89 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(shrunk.status).toBe(1);
     expect(shrunk.detail).toBeGreaterThanOrEqual(now);
     expect(await other.hgetall(key)).toEqual({ a: '12' });
+  });
+});
+
+/**
+ * Load replies are packed for small sessions and HGETALL's array otherwise (redis-session.replies.ts):
+ * both shapes, read back exactly, through the library's own encoding and through ioredis' defined
+ * commands (an app's client with `keyPrefix` and `stringNumbers`).
+ */
+describe('session load replies on a real Redis (packed and array shapes)', () => {
+  let server: RedisServerProcess;
+  let own: RedisConnection;
+  let apps: RedisConnection;
+  let appClient: Redis;
+  let other: Redis;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    own = new RedisConnection(resolveRedisCacheOptions({ host: server.host, port: server.port }));
+    await own.connect();
+    appClient = new Redis({ host: server.host, port: server.port, keyPrefix: 'p:', stringNumbers: true });
+    apps = new RedisConnection(resolveRedisCacheOptions({ client: appClient }));
+    await apps.connect();
+    other = new Redis({ host: server.host, port: server.port });
+  });
+  afterAll(async () => {
+    other.disconnect();
+    await apps.close();
+    appClient.disconnect();
+    await own.close();
+    await server.stop();
+  });
+
+  const small: [string, Buffer][] = [
+    ['count', Buffer.from([0, 13, 10, 255])],
+    ['empty', Buffer.alloc(0)],
+    ['naïve ☃', Buffer.from('é\r\n$5\r\n')],
+    ['\u0000id', Buffer.from('the-id')],
+  ];
+  const manyFields: [string, Buffer][] = Array.from({ length: PACK_MAX_FIELDS + 1 }, (_, i) => [
+    `f${i}`,
+    Buffer.from([i, 0, 255]),
+  ]);
+  const largeValue: [string, Buffer][] = [
+    ['big', Buffer.alloc(70_000, 7)], // more than one socket read, and past PACK_MAX_BYTES
+    ['small', Buffer.from('x')],
+  ];
+  // Sorted by name: a large hash (hashtable encoding) answers its fields in no particular order.
+  const byName = (a: string[], b: string[]) => (a[0] < b[0] ? -1 : 1);
+  const plain = (data: Map<string, Uint8Array> | undefined) =>
+    [...(data ?? [])].map(([name, value]) => [name, Buffer.from(value).toString('hex')]).sort(byName);
+  const expected = (fields: [string, Buffer][]) =>
+    fields.map(([name, value]) => [name, value.toString('hex')]).sort(byName);
+  it.each([
+    ['a small session (packed)', small, 'packed'],
+    [`more than ${PACK_MAX_FIELDS} fields (array)`, manyFields, 'array'],
+    [`more than ${PACK_MAX_BYTES} bytes (array)`, largeValue, 'array'],
+  ] as const)(
+    '%s: every name and value read back exactly, on both loads and both clients',
+    async (_name, fields, shape) => {
+      for (const [connection, prefix] of [
+        [own, ''],
+        [apps, 'p:'],
+      ] as const) {
+        const key = redisKeys.sessionData('replies', `${shape}-${fields.length}`);
+        await other.del(prefix + key);
+        await other.hset(prefix + key, ...fields.flat());
+        const load = (await connection.script('sessionLoad', key, 10_000)) as Buffer | Buffer[];
+        expect(Array.isArray(load)).toBe(shape === 'array');
+        expect(plain(parseLoadReply(load))).toEqual(expected(fields));
+        const tracked = parseTrackedLoadReply(
+          (await connection.script('sessionLoadTracked', key, 10_000, 0)) as Buffer | (Buffer | number)[],
+        );
+        expect(plain(tracked?.data)).toEqual(expected(fields));
+        expect(tracked?.timeLeftMs).toBe(10_000);
+      }
+    },
+  );
+
+  it("a commit's one-integer reply on an app's client with stringNumbers and keyPrefix", async () => {
+    const key = redisKeys.sessionData('replies', 'commit');
+    const reply = await apps.script('sessionCommit', key, 10_000, '0', 0, 9, 9999, 0, 'a', '1');
+    expect(typeof reply).toBe('string');
+    expect(parseCommitReply(reply).status).toBe(1);
+    expect(await other.hgetall(`p:${key}`)).toEqual({ a: '1' });
   });
 });

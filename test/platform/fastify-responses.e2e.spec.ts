@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { request as httpRequest } from 'node:http';
+import { createServer, request as httpRequest, ServerResponse } from 'node:http';
+import { createSecureServer } from 'node:http2';
 import { Readable } from 'node:stream';
 import {
   Body,
@@ -12,6 +13,8 @@ import {
   UseInterceptors,
   type INestApplication,
 } from '@nestjs/common';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';
 import type { FastifyReply } from 'fastify';
 import request from 'supertest';
@@ -24,6 +27,7 @@ import {
   type SessionChanges,
   type SessionModuleOptions,
 } from 'nest-session-state';
+import { serverResponseClassSlot } from '../../libs/session-state/src/http/platforms/fastify.platform.js';
 import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 import { createPlatformApp } from '../support/platform/test-platform.js';
 
@@ -94,9 +98,30 @@ class FastifyResponsesController {
   read(@Session() session: Session) {
     return { name: session.getString('name') ?? null, note: session.getString('note') ?? null };
   }
+
+  /** The raw response's prototype before and after the session was used (and held the response). */
+  @Get('prototype')
+  prototype(@Session() session: Session, @Res({ passthrough: true }) reply: FastifyReply) {
+    const before = Object.getPrototypeOf(reply.raw) as object;
+    session.setString('name', 'prototype');
+    prototypes.push([before, Object.getPrototypeOf(reply.raw) as object]);
+    return { ok: true };
+  }
+
+  @Get('untouched')
+  untouched(@Res({ passthrough: true }) reply: FastifyReply) {
+    prototypes.push([Object.getPrototypeOf(reply.raw) as object]);
+    return { ok: true };
+  }
 }
 
-async function startFastify(options: SessionModuleOptions): Promise<{ app: INestApplication; url: string }> {
+/** What the prototype routes saw, in order. */
+const prototypes: object[][] = [];
+
+async function startFastify(
+  options: SessionModuleOptions,
+  adapter?: FastifyAdapter,
+): Promise<{ app: INestApplication; url: string }> {
   @Module({
     imports: [SessionModule.forRoot(options)],
     controllers: [FastifyResponsesController],
@@ -104,7 +129,9 @@ async function startFastify(options: SessionModuleOptions): Promise<{ app: INest
   })
   class FastifyAppModule {}
   const ref = await Test.createTestingModule({ imports: [FastifyAppModule] }).compile();
-  const app = createPlatformApp(ref, { logger: false }, 'fastify');
+  const app = adapter
+    ? ref.createNestApplication(adapter, { logger: false })
+    : createPlatformApp(ref, { logger: false }, 'fastify');
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }
@@ -193,5 +220,68 @@ describe.each([
       text: JSON.stringify({ visits: 2 }),
     });
     expect((await readSession(url, cookie)).note).toBe('slow');
+  });
+});
+
+describe("Fastify's server makes the held responses (no prototype change per request)", () => {
+  it('finds the response class of Node HTTP(S) servers, and none on HTTP/2 or a server without one', () => {
+    const server = createServer();
+    const slot = serverResponseClassSlot(server);
+    expect(slot?.description).toBe('ServerResponse');
+    expect((server as unknown as Record<symbol, unknown>)[slot!] === ServerResponse).toBe(true);
+    expect(serverResponseClassSlot(createSecureServer())).toBeUndefined();
+    expect(serverResponseClassSlot({})).toBeUndefined();
+    expect(serverResponseClassSlot(undefined)).toBeUndefined();
+  });
+
+  it('every response of the app is made held: using the session changes no prototype, untouched routes get the same class, the commit still precedes the head', async () => {
+    const { app, url } = await startFastify({ store: new SlowCommits() });
+    try {
+      prototypes.length = 0;
+      const used = await request(url).get('/fastify/prototype').expect(200);
+      await request(url).get('/fastify/untouched').expect(200);
+      const [[before, after], [untouched]] = prototypes;
+      // Compared as booleans: Jest cannot print these prototypes.
+      expect(after === before).toBe(true);
+      expect(untouched === before).toBe(true);
+      expect(before === ServerResponse.prototype).toBe(false);
+      expect(before instanceof ServerResponse).toBe(true);
+      // Held: the 150 ms commit finished before the head left with its cookie.
+      const cookie = cookiePair(used, COOKIE);
+      expect(await readSession(url, cookie)).toEqual({ name: 'prototype', note: null });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('on a server without the class slot, a held response is moved onto the holding prototype instead, and still waits for the commit', async () => {
+    const adapter = new FastifyAdapter();
+    const server = adapter.getInstance<{ server: object }>().server;
+    // A Node whose server keeps its response class elsewhere: the library finds no slot.
+    const symbolsOf = Object.getOwnPropertySymbols;
+    const hidden = jest
+      .spyOn(Object, 'getOwnPropertySymbols')
+      .mockImplementation((target: object) => (target === server ? [] : symbolsOf(target)));
+    let started: { app: INestApplication; url: string };
+    try {
+      started = await startFastify({ store: new SlowCommits() }, adapter);
+    } finally {
+      hidden.mockRestore();
+    }
+    const { app, url } = started;
+    try {
+      prototypes.length = 0;
+      const used = await request(url).get('/fastify/prototype').expect(200);
+      await request(url).get('/fastify/untouched').expect(200);
+      const [[held], [untouched]] = prototypes;
+      // Node's own class for a response that holds nothing; the holding prototype once the session is used.
+      expect(untouched === ServerResponse.prototype).toBe(true);
+      expect(held === ServerResponse.prototype).toBe(false);
+      expect(held instanceof ServerResponse).toBe(true);
+      const cookie = cookiePair(used, COOKIE);
+      expect(await readSession(url, cookie)).toEqual({ name: 'prototype', note: null });
+    } finally {
+      await app.close();
+    }
   });
 });

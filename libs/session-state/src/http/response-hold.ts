@@ -222,7 +222,8 @@ export function usesInstalledHold(res: HttpResponse): boolean {
   const response = res as unknown as Record<PropertyKey, unknown>;
   const installed = response[HOOKED] as InstalledHold | undefined;
   return (
-    installed !== undefined &&
+    typeof installed === 'object' &&
+    installed !== null &&
     response.end === installed.end &&
     response.write === installed.write &&
     response.writeHead === installed.writeHead &&

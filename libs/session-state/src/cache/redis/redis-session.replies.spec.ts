@@ -32,11 +32,22 @@ describe('session script replies (one value per call)', () => {
     expect(parseTrackedLoadReply(null)).toBeUndefined();
   });
 
+  it("a large session's array shape (HGETALL, then the time left on a near-cache load)", () => {
+    const list = [Buffer.from('a'), Buffer.from([1]), Buffer.from('b'), Buffer.alloc(0)];
+    expect([...parseLoadReply(list)!.keys()]).toEqual(['a', 'b']);
+    expect(parseLoadReply([])).toBeUndefined();
+    const tracked = parseTrackedLoadReply([...list, 5_000])!;
+    expect(tracked.timeLeftMs).toBe(5_000);
+    expect(tracked.data.get('b')!.length).toBe(0);
+    expect(() => parseLoadReply(list.slice(0, 3))).toThrow(/cannot read/);
+    expect(() => parseTrackedLoadReply(list)).toThrow(/cannot read/);
+  });
+
   it('refuses a truncated or foreign reply with an error that says so, not a wrong session', () => {
     const whole = packed('count', '1');
     expect(() => parseLoadReply(whole.subarray(0, whole.length - 1))).toThrow(/cannot read/);
     expect(() => parseLoadReply(whole.subarray(0, 2))).toThrow(/cannot read/);
-    expect(() => parseLoadReply([Buffer.from('count')] as unknown as Buffer)).toThrow(/cannot read/);
+    expect(() => parseLoadReply(42 as unknown as Buffer)).toThrow(/cannot read/);
     expect(() => parseTrackedLoadReply(Buffer.alloc(3))).toThrow(/cannot read/);
   });
 

@@ -150,8 +150,8 @@ if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 1`,
   },
   /**
-   * KEYS: session data hash. ARGV: idle ms. All fields (packed: redis-session.replies.ts), and the idle
-   * timeout slid, in one trip; nil for no session.
+   * KEYS: session data hash. ARGV: idle ms. All fields (packed when small, else HGETALL's array:
+   * redis-session.replies.ts), and the idle timeout slid, in one trip; nil for no session.
    */
   sessionLoad: {
     numberOfKeys: 1,
@@ -159,12 +159,12 @@ return 1`,
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return false end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return packFields(fields)`,
+return packFields(fields) or fields`,
   },
   /**
    * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. The time left to live (ms,
-   * a big-endian double) then all fields (packed: redis-session.replies.ts), and the idle timeout
-   * slid, in one trip; nil for no session. The slide is skipped while the time
+   * a big-endian double) then all fields packed, or for a large session HGETALL's array then the time
+   * left (redis-session.replies.ts); the idle timeout slid, in one trip; nil for no session. The slide is skipped while the time
    * left is within `skip` below the idle timeout: no write, so other instances' near-cache copies stay
    * valid. A key without a TTL, or with more than the idle timeout left (the timeout was lowered), is
    * always set to the idle timeout.
@@ -180,7 +180,13 @@ if #fields > 0 then
     redis.call('PEXPIRE', KEYS[1], ARGV[1])
     left = tonumber(ARGV[1])
   end
-  reply = struct.pack('>d', left) .. packFields(fields)
+  local packed = packFields(fields)
+  if packed then
+    reply = struct.pack('>d', left) .. packed
+  else
+    fields[#fields + 1] = left
+    reply = fields
+  end
 end
 ${TRACK}
 return reply`,

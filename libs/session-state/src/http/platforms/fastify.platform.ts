@@ -4,6 +4,7 @@ import {
   attachResponseHold,
   installResponseHold,
   ResponseHold,
+  usesInstalledHold,
   type BeforeFirstByte,
 } from '../response-hold.js';
 import type { HoldOf, HttpPlatform, RequestEntry } from './http-platform.js';
@@ -16,6 +17,26 @@ interface FastifyRequestLike extends PlatformRequest {
 }
 interface FastifyReplyLike {
   readonly raw: RawResponse;
+}
+/** The part of the Fastify instance the platform uses: its Node server (public: `fastify.server`). */
+interface FastifyInstanceLike {
+  readonly server?: object;
+}
+
+/**
+ * The one Node internal the library uses: the class a Node HTTP(S) server makes its responses with,
+ * stored on the server under the symbol described `ServerResponse` (what `http.createServer({ ServerResponse })`
+ * sets; Node 9.6 and later). Undefined when the server has none (HTTP/2, or Node changed it): the
+ * platform then moves each held response onto the holding prototype instead (slower, same behaviour).
+ */
+export function serverResponseClassSlot(server: object | undefined): symbol | undefined {
+  if (!server) return undefined;
+  const slot = Object.getOwnPropertySymbols(server).find((s) => s.description === 'ServerResponse');
+  const current = slot === undefined ? undefined : (server as Record<symbol, unknown>)[slot];
+  const isResponseClass =
+    typeof current === 'function' &&
+    (current === ServerResponse || current.prototype instanceof ServerResponse);
+  return isResponseClass ? slot : undefined;
 }
 
 /**
@@ -35,6 +56,7 @@ export class FastifyPlatform implements HttpPlatform {
     // This app's own prototype between its held responses and Node's: nothing else in the process sees it.
     const heldPrototype = Object.create(ServerResponse.prototype) as object;
     installResponseHold(heldPrototype, holdOf);
+    heldResponsesFromTheStart(adapter.getInstance<FastifyInstanceLike>().server, holdOf);
     return new FastifyPlatform(heldPrototype);
   }
 
@@ -52,6 +74,8 @@ export class FastifyPlatform implements HttpPlatform {
   ): ResponseHold {
     // Fastify writes reply.raw itself (writeHead, then end or a pipe that listens for its drain).
     const hold = new ResponseHold(res, beforeFirstByte, true, onEarlyRelease);
+    // Made by the server's held response class: nothing to move or add.
+    if (usesInstalledHold(res)) return hold;
     // A held response moves onto the app's holding prototype (as Express gives every response
     // app.response) instead of getting four own methods: own methods change each response's shape, and
     // every later property access of Node's http code on it goes slow (measured: ~20 µs per request).
@@ -61,4 +85,19 @@ export class FastifyPlatform implements HttpPlatform {
     else attachResponseHold(res, hold);
     return hold;
   }
+}
+
+/**
+ * Makes the app's Node server create every response as a subclass of its response class with the hold
+ * installed (see {@link serverResponseClassSlot}): a held response then needs no prototype change. Moving
+ * a response onto another prototype per request made V8 rebuild its map each time (~18k instructions per
+ * request on Node 24, bench/README.md). Responses whose request holds nothing pass straight through.
+ */
+function heldResponsesFromTheStart(server: object | undefined, holdOf: HoldOf): void {
+  const slot = serverResponseClassSlot(server);
+  if (slot === undefined) return;
+  const responses = server as Record<symbol, new (...args: never[]) => ServerResponse>;
+  const HeldServerResponse = class extends responses[slot] {};
+  installResponseHold(HeldServerResponse.prototype, holdOf);
+  responses[slot] = HeldServerResponse;
 }

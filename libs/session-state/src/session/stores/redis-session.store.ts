@@ -102,7 +102,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       const reply = parseTrackedLoadReply(
         (await this.connection.execute('SESSION LOAD', () =>
           this.connection.script('sessionLoadTracked', key, idleTimeoutMs, near.slideEvery),
-        )) as Buffer | null,
+        )) as Buffer | (Buffer | number)[] | null,
       );
       if (reply) {
         data = reply.data;
@@ -120,7 +120,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     return this.connection
       .execute(
         'SESSION LOAD',
-        () => this.connection.script('sessionLoad', key, idleTimeoutMs) as Promise<Buffer | null>,
+        () => this.connection.script('sessionLoad', key, idleTimeoutMs) as Promise<Buffer | Buffer[] | null>,
       )
       .then(parseLoadReply);
   }
@@ -180,11 +180,15 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const script = this.near ? 'sessionCommitTracked' : 'sessionCommit';
     const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
     if (waitForReplicas === 0) {
+      let sent = false;
       return this.connection
         .execute('SESSION COMMIT', () => {
-          // Each try (retries included) gets its own deadline: it is bounded by its own timeout.
-          args[DEADLINE] = this.connection.commitDeadline();
-          return this.connection.scriptWith(script, args);
+          // Each try (retries included) gets its own deadline: it is bounded by its own timeout. A retry
+          // sends a copy: an earlier try's EVAL fallback (after NOSCRIPT) still reads its own arguments.
+          const tryArgs = sent ? args.slice() : args;
+          sent = true;
+          tryArgs[DEADLINE] = this.connection.commitDeadline();
+          return this.connection.scriptWith(script, tryArgs);
         })
         .then((reply) => this.applied(reply, limits));
     }
