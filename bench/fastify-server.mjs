@@ -1,10 +1,10 @@
 // One Fastify benchmark server: a Nest 12 app on FastifyAdapter with GET /rmw, /read, /untouched, in the
-// configuration named by argv[2] (fastify-baseline, nss-memory-fastify, nss-redis-fastify,
-// fastify-session-redis), listening on a free 127.0.0.1 port. The Fastify counterpart of bench/server.mjs,
+// configuration named by argv[2] (fastify-baseline, limit-redis-fastify, nss-memory-fastify,
+// nss-redis-fastify, fastify-session-redis), listening on a free 127.0.0.1 port. The Fastify counterpart of bench/server.mjs,
 // started the same way by bench/run.mjs (fork, same IPC: bench/lib/app-ipc.mjs). Plain JavaScript: the
 // Nest decorators are applied as functions.
 import 'reflect-metadata';
-import { Controller, Get, Module, Req } from '@nestjs/common';
+import { Controller, Get, Module, Req, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { serveBenchIpc } from './lib/app-ipc.mjs';
@@ -41,6 +41,24 @@ async function createApp() {
       controllers: [controller({ rmw: () => ({ count: 1 }), read: () => ({ count: 1 }), untouched })],
     })(AppModule);
     return { app: await create(AppModule), close: async () => undefined };
+  }
+  if (config === 'limit-redis-fastify') {
+    // The limit of bench/server.mjs's `limit-redis` (bench/limit.mjs), on Fastify. Its routes get Fastify's
+    // reply (`@Res({ passthrough: true })`: Nest still sends what the handler returns), which has both the
+    // request's headers and the reply's own header setter; a FastifyRequest has no way to its reply.
+    const { createLimitSessions, limitHandlers } = await import('./limit.mjs');
+    const sessions = await createLimitSessions({
+      redisUrl: options.redisUrl,
+      secret: options.secret,
+      http: {
+        cookieHeader: (reply) => reply.request.headers.cookie,
+        setCookie: (reply, value) => reply.header('set-cookie', value),
+      },
+    });
+    const handlers = { ...limitHandlers(sessions), untouched };
+    class AppModule {}
+    Module({ controllers: [controller(handlers, () => Res({ passthrough: true }))] })(AppModule);
+    return { app: await create(AppModule), close: sessions.close };
   }
   if (config === 'nss-memory-fastify' || config === 'nss-redis-fastify') {
     const { SessionModule, Session } = await import('nest-session-state');

@@ -20,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
 import { RedisServer } from './lib/redis.mjs';
-import { LIMIT, REFERENCE, THROUGHPUT_TARGETS } from './lib/report.mjs';
+import { baselineOf, isBaseline, limitOf, peerOf, serverScriptOf, usesRedis } from './lib/platforms.mjs';
+import { THROUGHPUT_TARGETS } from './lib/report.mjs';
 import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import { installCleanupHandlers, JIT_TRACE_FLAGS, readJitTrace, stopAll, track } from './lib/util.mjs';
 
@@ -67,7 +68,10 @@ function valgrindAvailable() {
   }
 }
 
-/** One bench server (bench/server.mjs) under callgrind, counting nothing until told to. */
+/**
+ * One bench server (bench/server.mjs, or bench/fastify-server.mjs for the Fastify configurations) under
+ * callgrind, counting nothing until told to.
+ */
 class CallgrindServer {
   static async start(config, options, dir) {
     const server = new CallgrindServer(config, dir);
@@ -93,7 +97,7 @@ class CallgrindServer {
         process.execPath,
         // One line per optimized function and per deoptimization: the warm-up runs until none come.
         ...JIT_TRACE_FLAGS,
-        join(BENCH, 'server.mjs'),
+        join(BENCH, serverScriptOf(this.config)),
         this.config,
         JSON.stringify(options),
       ],
@@ -172,8 +176,9 @@ function evaluateTargets(rows) {
     const other = rows[vs]?.[workload];
     if (!own || !other) continue;
     const value = ratio(other, own);
-    // The limit configuration (bench/limit.mjs) on the same ratio, and this count against its count.
-    const atLimit = limit && rows[LIMIT]?.[workload];
+    // The platform's limit configuration (bench/limit.mjs) on the same ratio, and this count against its count.
+    const limitConfig = limitOf(config);
+    const atLimit = limit && rows[limitConfig]?.[workload];
     targets.push({
       name,
       workload,
@@ -182,7 +187,7 @@ function evaluateTargets(rows) {
       min,
       value,
       met: value >= min,
-      ...(atLimit ? { limit: ratio(other, atLimit), toLimit: ratio(atLimit, own) } : {}),
+      ...(atLimit ? { limitConfig, limit: ratio(other, atLimit), toLimit: ratio(atLimit, own) } : {}),
     });
   }
   return targets;
@@ -196,7 +201,6 @@ async function main() {
   installCleanupHandlers();
   const dir = await mkdtemp(join(tmpdir(), 'bench-callgrind-'));
   const secret = randomBytes(32).toString('base64url');
-  const usesRedis = (c) => c.endsWith('-redis') || c === 'nss-redis-near' || c === 'nss-redis-app';
   const redis = configs.some(usesRedis) ? await RedisServer.start() : undefined;
   const startedAt = new Date();
   const rows = {};
@@ -215,7 +219,7 @@ async function main() {
       };
       process.stdout.write(`${config}: starting under callgrind on Node ${NODE_VERSION}... `);
       const server = await CallgrindServer.start(config, options, dir);
-      const cookies = config.startsWith('baseline')
+      const cookies = isBaseline(config)
         ? fakeCookies(sessionCount)
         : await createSessions(server.url, sessionCount, 4);
       rows[config] = {};
@@ -264,17 +268,18 @@ async function main() {
     await rm(dir, { recursive: true, force: true });
   }
 
+  // Each row against its own platform's baseline and Redis peer (lib/platforms.mjs), as in the timed report.
   const lines = [
     '| configuration | ' +
-      workloads.map((w) => `${w}: instructions / request (x baseline, x ${REFERENCE})`).join(' | ') +
+      workloads.map((w) => `${w}: instructions / request (x baseline, x Redis peer)`).join(' | ') +
       ' |',
     '| --- | ' + workloads.map(() => '---:').join(' | ') + ' |',
   ];
   for (const config of configs) {
     const cells = workloads.map((w) => {
       const own = rows[config][w];
-      const base = rows.baseline?.[w];
-      const ref = rows[REFERENCE]?.[w];
+      const base = rows[baselineOf(config)]?.[w];
+      const ref = rows[peerOf(config)]?.[w];
       const vsBase = base ? ` (${(base / own).toFixed(2)}` : ' (—';
       const vsRef = ref ? `, ${(ref / own).toFixed(2)})` : ', —)';
       return `${own.toLocaleString('en-US')}${vsBase}${vsRef}`;
@@ -282,7 +287,8 @@ async function main() {
     lines.push(`| ${config} | ${cells.join(' | ')} |`);
   }
   console.log(
-    `\nInstructions per request on Node ${NODE_VERSION} (callgrind, all threads; ratios: the other's count ÷ this one's, so > 1 is cheaper):\n`,
+    `\nInstructions per request on Node ${NODE_VERSION} (callgrind, all threads; ratios: the other's count ÷ this one's, so > 1 is cheaper;\n` +
+      `baseline and Redis peer of the row's platform: baseline / express-session-redis, fastify-baseline / fastify-session-redis):\n`,
   );
   console.log(lines.join('\n'));
   const targets = evaluateTargets(rows);
@@ -293,7 +299,7 @@ async function main() {
       const limit =
         t.limit === undefined
           ? ''
-          : `; the limit (${LIMIT}) ${t.limit.toFixed(3)}x, ${t.config} ÷ limit ${t.toLimit.toFixed(3)}x`;
+          : `; the limit (${t.limitConfig}) ${t.limit.toFixed(3)}x, ${t.config} ÷ limit ${t.toLimit.toFixed(3)}x`;
       console.log(`  ${state.padEnd(8)} ${t.name}: ${t.value.toFixed(3)}x${limit}; target >= ${t.min}x`);
     }
   }

@@ -12,8 +12,11 @@
 // is corked until the event loop has run every callback ready now (setImmediate), so the commands of
 // requests that arrived together go out in one write syscall (as the library does, and node-redis for
 // connect-redis: measured without it on Node 24, `bench:syscalls`, the limit made one `write` per command,
-// 2 per rmw, and took more CPU per request than nss-redis). Used by bench/server.mjs; the routes call
-// `load(req)` / `save(req, state)` from the controller.
+// 2 per rmw, and took more CPU per request than nss-redis). Used by bench/server.mjs (`limit-redis`, Express)
+// and bench/fastify-server.mjs (`limit-redis-fastify`): the routes call `load(exchange)` / `save(exchange,
+// state)` from the controller with what their platform hands them (Express's `req`, Fastify's reply), and
+// the server's `http` adapter says where that has the cookie header and how it takes a Set-Cookie, so
+// both platforms run the same session code.
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Redis } from 'ioredis';
 
@@ -23,8 +26,12 @@ const LOAD_AND_SLIDE = `local v = redis.call('GET', KEYS[1])
 if v then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return v`;
 
-/** Session state of one request: `id` (undefined until created), `count` (the value). */
-export async function createLimitSessions({ redisUrl, secret }) {
+/**
+ * Session state of one request: `id` (undefined until created), `count` (the value).
+ * @param http `{ cookieHeader(exchange), setCookie(exchange, value) }`: the platform's request and response
+ *   as the route's `exchange` gives them (one property read and one header set: nothing else to adapt)
+ */
+export async function createLimitSessions({ redisUrl, secret, http }) {
   const client = new Redis(redisUrl, {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -50,8 +57,8 @@ export async function createLimitSessions({ redisUrl, secret }) {
   }
 
   /** The verified session id of the request's cookie, or undefined. */
-  function cookieId(req) {
-    const header = req.headers.cookie;
+  function cookieId(exchange) {
+    const header = http.cookieHeader(exchange);
     if (header === undefined) return undefined;
     const start = header.indexOf(`${COOKIE_NAME}=`);
     if (start < 0) return undefined;
@@ -67,8 +74,8 @@ export async function createLimitSessions({ redisUrl, secret }) {
   }
 
   /** Loads (and slides) the request's session: one EVALSHA, or nothing without a valid cookie. */
-  async function load(req) {
-    const id = cookieId(req);
+  async function load(exchange) {
+    const id = cookieId(exchange);
     if (id === undefined) return { id: undefined, count: undefined };
     let value;
     coalesce();
@@ -82,15 +89,33 @@ export async function createLimitSessions({ redisUrl, secret }) {
   }
 
   /** Writes the session (one SET ... PX) and, for a new one, its cookie; before the response is sent. */
-  async function save(req, state) {
+  async function save(exchange, state) {
     let { id } = state;
     if (id === undefined) {
       id = randomBytes(16).toString('base64url');
-      req.res.setHeader('Set-Cookie', `${COOKIE_NAME}=${id}.${sign(id)}; path=/; samesite=lax; httponly`);
+      http.setCookie(exchange, `${COOKIE_NAME}=${id}.${sign(id)}; path=/; samesite=lax; httponly`);
     }
     coalesce();
     await client.set(`limit:${id}`, String(state.count), 'PX', ttl);
   }
 
   return { load, save, close: () => client.quit().then(() => undefined) };
+}
+
+/**
+ * The `/rmw` and `/read` handlers of both servers' limit controllers, given the route's exchange: load,
+ * change, save before returning (the response waits for the write, as the library's commit).
+ */
+export function limitHandlers(sessions) {
+  return {
+    async rmw(exchange) {
+      const state = await sessions.load(exchange);
+      state.count = (state.count ?? 0) + 1;
+      await sessions.save(exchange, state);
+      return { count: state.count };
+    },
+    async read(exchange) {
+      return { count: (await sessions.load(exchange)).count ?? 0 };
+    },
+  };
 }

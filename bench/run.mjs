@@ -20,7 +20,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
-import { FASTIFY_CONFIGS, isBaseline, serverScriptOf } from './lib/platforms.mjs';
+import { FASTIFY_CONFIGS, isBaseline, serverScriptOf, usesRedis } from './lib/platforms.mjs';
 import { formatProfile, summarizeProfile } from './lib/profile.mjs';
 import {
   RedisCluster,
@@ -73,16 +73,6 @@ const ALL_CONFIGS = [
   ...FASTIFY_CONFIGS,
 ];
 const WORKLOADS = ['rmw', 'read', 'untouched'];
-const REDIS_CONFIGS = new Set([
-  'limit-redis',
-  'nss-redis',
-  'nss-redis-app',
-  'nss-redis-near',
-  'express-session-redis',
-  'nss-redis-fastify',
-  'fastify-session-redis',
-]);
-const usesRedis = (config) => REDIS_CONFIGS.has(config);
 
 const { values: cli } = parseArgs({
   options: {

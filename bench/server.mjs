@@ -58,22 +58,13 @@ function controllerClass(kind, Session) {
     return NssController;
   }
   if (kind === 'limit') {
-    // `Session` is the hand-written session of bench/limit.mjs here: load, change, save before returning.
-    const sessions = Session;
+    // `Session` is the handlers of bench/limit.mjs's hand-written session here (limitHandlers), given `req`.
     class LimitController {
-      async rmw(req) {
-        const state = await sessions.load(req);
-        state.count = (state.count ?? 0) + 1;
-        await sessions.save(req, state);
-        return { count: state.count };
-      }
-      async read(req) {
-        return { count: (await sessions.load(req)).count ?? 0 };
-      }
       untouched() {
         return { ok: true };
       }
     }
+    Object.assign(LimitController.prototype, Session);
     route(LimitController, 'rmw', 'rmw', Req());
     route(LimitController, 'read', 'read', Req());
     route(LimitController, 'untouched', 'untouched');
@@ -213,10 +204,18 @@ async function createApp() {
     return { app: await NestFactory.create(AppModule, { logger }), close: async () => undefined };
   }
   if (config === 'limit-redis') {
-    const { createLimitSessions } = await import('./limit.mjs');
-    const sessions = await createLimitSessions({ redisUrl: options.redisUrl, secret: options.secret });
+    const { createLimitSessions, limitHandlers } = await import('./limit.mjs');
+    const sessions = await createLimitSessions({
+      redisUrl: options.redisUrl,
+      secret: options.secret,
+      // The routes pass Express's `req` (`@Req()`), whose `res` is the response.
+      http: {
+        cookieHeader: (req) => req.headers.cookie,
+        setCookie: (req, value) => req.res.setHeader('Set-Cookie', value),
+      },
+    });
     class AppModule {}
-    Module({ controllers: [controllerClass('limit', sessions)] })(AppModule);
+    Module({ controllers: [controllerClass('limit', limitHandlers(sessions))] })(AppModule);
     return { app: await NestFactory.create(AppModule, { logger }), close: sessions.close };
   }
   if (config.startsWith('express-session-')) {

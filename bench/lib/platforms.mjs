@@ -1,10 +1,12 @@
 // Which platform each benchmark configuration runs on, and what its rows are compared with: Express
-// configurations with `baseline` and `express-session-redis` (bench/server.mjs), Fastify configurations
-// with `fastify-baseline` and `fastify-session-redis` (bench/fastify-server.mjs). See bench/README.md.
+// configurations with `baseline`, `limit-redis` and `express-session-redis` (bench/server.mjs), Fastify
+// configurations with `fastify-baseline`, `limit-redis-fastify` and `fastify-session-redis`
+// (bench/fastify-server.mjs); and which of them talk to the bench's private Redis. See bench/README.md.
 
 /** The Fastify configurations, in the order they are listed. */
 export const FASTIFY_CONFIGS = [
   'fastify-baseline',
+  'limit-redis-fastify',
   'nss-memory-fastify',
   'nss-redis-fastify',
   'fastify-session-redis',
@@ -18,8 +20,28 @@ export const baselineOf = (config) => (isFastify(config) ? 'fastify-baseline' : 
 /** The Redis peer of the configuration's platform: the denominator of its "x peer" ratio. */
 export const peerOf = (config) => (isFastify(config) ? 'fastify-session-redis' : 'express-session-redis');
 
+/**
+ * The hand-written Redis session of the configuration's platform (bench/limit.mjs): the fewest operations,
+ * against which its Redis rows' ratios are read ("÷ limit").
+ */
+export const limitOf = (config) => (isFastify(config) ? 'limit-redis-fastify' : 'limit-redis');
+
 /** A no-session app (gets fake cookies, has no counter to check). */
 export const isBaseline = (config) => config.startsWith('baseline') || config === 'fastify-baseline';
 
-/** The script bench/run.mjs forks for the configuration. */
+/** The server script bench/run.mjs and bench/instructions.mjs start for the configuration. */
 export const serverScriptOf = (config) => (isFastify(config) ? 'fastify-server.mjs' : 'server.mjs');
+
+/** The configurations on the bench's private (single) Redis; nss-cluster has a cluster of its own. */
+export const REDIS_CONFIGS = new Set([
+  'limit-redis',
+  'nss-redis',
+  'nss-redis-app',
+  'nss-redis-near',
+  'express-session-redis',
+  'limit-redis-fastify',
+  'nss-redis-fastify',
+  'fastify-session-redis',
+]);
+
+export const usesRedis = (config) => REDIS_CONFIGS.has(config);

@@ -1,10 +1,13 @@
 // Turns the raw runs into medians, ratios and targets; renders the markdown table and chart.
-import { baselineOf, peerOf } from './platforms.mjs';
+import { baselineOf, limitOf, peerOf } from './platforms.mjs';
 import { median, round } from './util.mjs';
 
 export const REFERENCE = 'express-session-redis';
 
-/** The hand-written Redis session (bench/limit.mjs): the fewest operations; every Redis ratio is read against it. */
+/**
+ * The hand-written Redis session (bench/limit.mjs): the fewest operations; every Redis ratio is read against
+ * it (on Fastify against `limit-redis-fastify`, the same session there: lib/platforms.mjs `limitOf`).
+ */
 export const LIMIT = 'limit-redis';
 
 /**
@@ -59,6 +62,7 @@ export const THROUGHPUT_TARGETS = [
     config: 'nss-redis-fastify',
     vs: 'fastify-baseline',
     min: 0.85,
+    limit: true,
   },
   {
     name: 'rmw on Redis on Fastify (nss-redis-fastify) vs @fastify/session + connect-redis',
@@ -66,6 +70,7 @@ export const THROUGHPUT_TARGETS = [
     config: 'nss-redis-fastify',
     vs: 'fastify-session-redis',
     min: 1.3,
+    limit: true,
   },
   {
     name: 'rmw on PostgreSQL (nss-postgres) vs express-session + connect-pg-simple',
@@ -222,11 +227,11 @@ export function evaluateTargets(result) {
     if (!row(workload, config) || !row(workload, vs)) return;
     const own = pairedRatio(result.runs, workload, config, vs);
     if (!own) return;
-    // Where the limit configuration (bench/limit.mjs) stands on the same ratio, and this configuration
-    // against it directly (paired): the distance to what is physically possible here.
-    const atLimit = limit && row(workload, LIMIT) ? pairedRatio(result.runs, workload, LIMIT, vs) : undefined;
-    const toLimit =
-      limit && row(workload, LIMIT) ? pairedRatio(result.runs, workload, config, LIMIT) : undefined;
+    // Where the limit configuration of the platform (bench/limit.mjs) stands on the same ratio, and this
+    // configuration against it directly (paired): the distance to what is physically possible here.
+    const limitConfig = limit && row(workload, limitOf(config)) ? limitOf(config) : undefined;
+    const atLimit = limitConfig ? pairedRatio(result.runs, workload, limitConfig, vs) : undefined;
+    const toLimit = limitConfig ? pairedRatio(result.runs, workload, config, limitConfig) : undefined;
     add({
       name,
       kind: 'ratio',
@@ -239,13 +244,20 @@ export function evaluateTargets(result) {
       cpuValue: own.cpu,
       cpuMet: own.cpu >= min,
       control: result.control?.[workload]?.ratio ?? null,
-      ...(atLimit ? { limit: atLimit } : {}),
+      ...(atLimit ? { limitConfig, limit: atLimit } : {}),
       ...(toLimit ? { toLimit } : {}),
     });
   };
   for (const t of THROUGHPUT_TARGETS) throughput(t);
   const goals = { read: 1, rmw: 2, untouched: 0 };
-  for (const config of [LIMIT, 'nss-redis', 'nss-redis-app', 'nss-redis-near']) {
+  for (const config of [
+    LIMIT,
+    'nss-redis',
+    'nss-redis-app',
+    'nss-redis-near',
+    'limit-redis-fastify',
+    'nss-redis-fastify',
+  ]) {
     if (!rt[config]) continue;
     for (const [workload, goal] of Object.entries(goals)) {
       const value = rt[config]?.[workload]?.perRequest ?? null;
@@ -332,7 +344,7 @@ export function formatTargets(targets) {
         `${t.value.toFixed(3)}x req/s (by app CPU ${t.cpuValue.toFixed(3)}x: ${t.cpuMet ? 'met' : 'not met'}` +
         `${t.control !== null && t.control !== undefined ? `; A/A control ${number(t.control)}x` : ''})` +
         (t.limit
-          ? `; the limit (${LIMIT}) ${t.limit.rps.toFixed(3)}x (app CPU ${t.limit.cpu.toFixed(3)}x), ` +
+          ? `; the limit (${t.limitConfig}) ${t.limit.rps.toFixed(3)}x (app CPU ${t.limit.cpu.toFixed(3)}x), ` +
             `${t.config} ÷ limit ${t.toLimit.rps.toFixed(3)}x (app CPU ${t.toLimit.cpu.toFixed(3)}x)`
           : '');
     }
