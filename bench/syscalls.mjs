@@ -7,6 +7,8 @@
 //   npm run bench:syscalls                                   # default configurations, rmw and read
 //   npm run bench:syscalls -- --configs baseline,nss-redis --workloads rmw --requests 5000
 //   npm run bench:syscalls -- --node current                 # on the node running npm (default Node 24, as npm run bench)
+//   npm run bench:syscalls -- --configs fastify-baseline,limit-redis-fastify,nss-redis-fastify,fastify-session-redis
+//                                                            # the Fastify rows (bench/fastify-server.mjs)
 //
 // Needs `strace`. strace slows every system call down (ptrace), so the CPU figures come from a separate
 // pass without it; the counts do not depend on the slowdown except where batching does (more requests
@@ -20,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
+import { isBaseline, serverScriptOf, usesRedis } from './lib/platforms.mjs';
 import { RedisServer } from './lib/redis.mjs';
 import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import { installCleanupHandlers, sleep, stopAll, track } from './lib/util.mjs';
@@ -54,11 +57,13 @@ const requests = Number(args.requests);
 const warmupSeconds = Number(args.warmup);
 const connections = Number(args.connections);
 const sessionCount = Number(args.sessions);
-const usesRedis = (c) => c.endsWith('-redis') || c === 'nss-redis-near' || c === 'nss-redis-app';
 
-/** bench/server.mjs in a child process, as bench/run.mjs starts it (without the JIT trace). */
+/**
+ * The configuration's bench server (bench/server.mjs, or bench/fastify-server.mjs for the Fastify rows) in a
+ * child process, as bench/run.mjs starts it (without the JIT trace).
+ */
 function startApp(config, options) {
-  const child = fork(join(BENCH, 'server.mjs'), [config, JSON.stringify(options)], {
+  const child = fork(join(BENCH, serverScriptOf(config)), [config, JSON.stringify(options)], {
     cwd: ROOT,
     execArgv: ['--no-memory-reducer'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -179,7 +184,7 @@ async function main() {
   try {
     for (const config of configs) {
       const app = await startApp(config, { secret, ...(usesRedis(config) ? { redisUrl: redis.url } : {}) });
-      const cookies = config.startsWith('baseline')
+      const cookies = isBaseline(config)
         ? fakeCookies(sessionCount)
         : await createSessions(app.url, sessionCount);
       const load = (workload, span) =>
