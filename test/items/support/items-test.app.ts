@@ -89,8 +89,10 @@ export class ItemsProbeService {
   inFlight = 0;
   maxInFlight = 0;
   /**
-   * When set, each {@link chain} waits until this many requests are inside it (or 10 s passed), so
-   * that many requests are suspended in their async chains at the same moment.
+   * When set, each {@link chain} waits until this many requests are inside it (or 30 s passed), so
+   * that many requests are suspended in their async chains at the same moment. The fallback is long: a
+   * busy CI run on Node 20 had 880 of 1,000 inside after 10 s (1,000 connections opened at once can
+   * overflow the listen backlog of 511, and those come back with TCP's retransmission backoff).
    */
   barrier = 0;
   private waiting: (() => void)[] = [];
@@ -148,7 +150,7 @@ export class ItemsProbeService {
     return new Promise<void>((resolve) => {
       this.waiting.push(resolve);
       if (this.inFlight >= this.barrier) this.release();
-      else if (this.waiting.length === 1) setTimeout(() => this.release(), 10_000).unref();
+      else if (this.waiting.length === 1) setTimeout(() => this.release(), 30_000).unref();
     });
   }
 
