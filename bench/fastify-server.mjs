@@ -8,9 +8,13 @@ import { Controller, Get, Module, Req, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { serveBenchIpc } from './lib/app-ipc.mjs';
+import { baseConfigOf } from './lib/platforms.mjs';
 
-const [config, optionsJson = '{}'] = process.argv.slice(2);
+const [row, optionsJson = '{}'] = process.argv.slice(2);
+const config = baseConfigOf(row);
 const options = JSON.parse(optionsJson);
+/** The library under test: this workspace's build, or for a `-ref` row the reference build (`--reference`). */
+const LIBRARY = options.referencePackage ?? 'nest-session-state';
 const COOKIE_NAME = '.Nest.Session';
 const logger = ['error', 'warn'];
 
@@ -61,7 +65,7 @@ async function createApp() {
     return { app: await create(AppModule), close: sessions.close };
   }
   if (config === 'nss-memory-fastify' || config === 'nss-redis-fastify') {
-    const { SessionModule, Session } = await import('nest-session-state');
+    const { SessionModule, Session } = await import(LIBRARY);
     const moduleOptions = { secrets: [options.secret] };
     if (config === 'nss-redis-fastify') {
       moduleOptions.redis = {

@@ -13,6 +13,8 @@
 // Options: --repetitions N --duration S --warmup S --warmup-rounds N --connections N --sessions N --seed N
 //          --configs a,b --workloads rmw,read --skip-build --skip-readme --profile-seconds S --lead-in S
 //          --memory-reducer (apps keep V8's memory reducer, as before 2026-11-22 10:40)
+// --reference DIR: also measures a built checkout of another commit (rows `<config>-ref`, interleaved with this
+//          build's) and prints each library row against its reference row; never updates README or latest.json
 import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -20,7 +22,20 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
-import { FASTIFY_CONFIGS, isBaseline, serverScriptOf, usesRedis } from './lib/platforms.mjs';
+import {
+  baseConfigOf,
+  FASTIFY_CONFIGS,
+  isBaseline,
+  REFERENCE_SUFFIX,
+  serverScriptOf,
+  usesRedis,
+} from './lib/platforms.mjs';
+import {
+  compareWithReference,
+  formatReferenceComparison,
+  prepareReference,
+  withReferenceRows,
+} from './lib/reference.mjs';
 import { formatProfile, summarizeProfile } from './lib/profile.mjs';
 import {
   RedisCluster,
@@ -93,6 +108,7 @@ const { values: cli } = parseArgs({
     'memory-reducer': { type: 'boolean', default: false },
     'warmup-rounds': { type: 'string' },
     node: { type: 'string' },
+    reference: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -145,6 +161,13 @@ const settings = {
   ],
 };
 for (const c of settings.configs) if (!ALL_CONFIGS.includes(c)) fail(`unknown configuration ${c}`);
+// A reference run also measures the A/A control (two processes of the same baseline app): the spread between two
+// identical apps in this run, against which its reference ratios are read.
+if (cli.reference && !cli.profile)
+  settings.configs = withReferenceRows([
+    ...settings.configs,
+    ...(settings.configs.includes('baseline-2') ? [] : ['baseline-2']),
+  ]);
 for (const w of settings.workloads) if (!WORKLOADS.includes(w)) fail(`unknown workload ${w}`);
 if (!settings.configs.includes('baseline')) settings.configs.unshift('baseline');
 // Fastify rows are compared with the Fastify baseline (lib/platforms.mjs).
@@ -316,14 +339,15 @@ class AppServer {
 function serverOptions(config, infra) {
   const options = { secret: infra.secret };
   if (usesRedis(config)) options.redisUrl = infra.redis.url;
-  if (config === 'nss-cluster') options.clusterNodes = infra.cluster.clusterNodes;
-  if (POSTGRES_CONFIGS.has(config)) options.databaseUrl = infra.postgres.url;
+  if (baseConfigOf(config) === 'nss-cluster') options.clusterNodes = infra.cluster.clusterNodes;
+  if (POSTGRES_CONFIGS.has(baseConfigOf(config))) options.databaseUrl = infra.postgres.url;
+  if (config.endsWith(REFERENCE_SUFFIX)) options.referencePackage = infra.reference.importPath;
   return options;
 }
 
 /** The Redis servers a configuration talks to (for INFO deltas and MONITOR). */
 function redisServersOf(config, infra) {
-  if (config === 'nss-cluster') return infra.cluster.nodes;
+  if (baseConfigOf(config) === 'nss-cluster') return infra.cluster.nodes;
   if (usesRedis(config)) return [infra.redis];
   return [];
 }
@@ -332,7 +356,7 @@ async function startInfrastructure(configs) {
   const { randomBytes } = await import('node:crypto');
   const infra = { secret: randomBytes(32).toString('base64url') };
   const needRedis = configs.some(usesRedis);
-  const needCluster = configs.includes('nss-cluster');
+  const needCluster = configs.some((c) => baseConfigOf(c) === 'nss-cluster');
   const [redis, cluster] = await Promise.all([
     needRedis ? RedisServer.start() : undefined,
     needCluster ? RedisCluster.start(3) : undefined,
@@ -340,7 +364,9 @@ async function startInfrastructure(configs) {
   infra.redis = redis;
   infra.cluster = cluster;
   infra.redisVersion = await (redis ?? cluster?.nodes[0])?.version();
-  if (configs.some((c) => POSTGRES_CONFIGS.has(c))) infra.postgres = await BenchDatabase.create();
+  if (configs.some((c) => POSTGRES_CONFIGS.has(baseConfigOf(c))))
+    infra.postgres = await BenchDatabase.create();
+  if (cli.reference) infra.reference = prepareReference(cli.reference, BENCH);
   return infra;
 }
 
@@ -701,8 +727,9 @@ async function benchmark() {
   }
   const finished = Date.now();
   const stamp = startedAt.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
-  // A run of a subset of configurations or workloads is an experiment: kept, but never "latest".
-  const subset = Boolean(cli.configs || cli.workloads);
+  // A run of a subset of configurations or workloads, or against a reference, is an experiment: kept, but
+  // never "latest".
+  const subset = Boolean(cli.configs || cli.workloads || cli.reference);
   const suffix = `${settings.mode === 'quick' ? '-quick' : ''}${subset ? '-subset' : ''}`;
   const file = `${stamp}-node${NODE_MAJOR}${suffix}.json`;
   const result = {
@@ -739,6 +766,10 @@ async function benchmark() {
   };
   result.targets = evaluateTargets(result);
   result.realisticApp = realisticAppCost(result);
+  if (infra.reference) {
+    const { importPath: _importPath, ...reference } = infra.reference;
+    result.reference = { ...reference, comparison: compareWithReference(runs, configs, workloads) };
+  }
 
   const resultsDir = join(BENCH, 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -768,6 +799,15 @@ async function benchmark() {
   log(`Targets (issue 20) on Node ${NODE_VERSION}:`);
   for (const { line } of formatTargets(result.targets)) log(`  ${line}`);
   log('');
+  if (result.reference) {
+    for (const line of formatReferenceComparison(result.reference, result.reference.comparison)) log(line);
+    for (const [workload, c] of Object.entries(control ?? {}))
+      log(
+        `  ${workload.padEnd(9)} ${'A/A control'.padEnd(22)} req/s ${c.ratio.toFixed(3)}x (${c.min.toFixed(2)}-${c.max.toFixed(2)})` +
+          `  app CPU ${c.cpuRatio.toFixed(3)}x: baseline-2 against baseline, two processes of the same app`,
+      );
+    log('');
+  }
   log(
     `Results: ${relative(ROOT, join(resultsDir, file))}${updateReadme ? ' and bench/README.md' : ''} ` +
       `(${Math.round((finished - started) / 1000)} s: ${Object.entries(phases)
@@ -781,8 +821,12 @@ async function benchmark() {
 
 async function profile(spec) {
   const [config, workload = 'rmw'] = spec.split(':');
-  if (!ALL_CONFIGS.includes(config) || !WORKLOADS.includes(workload))
+  if (!ALL_CONFIGS.includes(baseConfigOf(config)) || !WORKLOADS.includes(workload))
     fail(`--profile expects <configuration>:<workload>, e.g. nss-redis:rmw (got ${spec})`);
+  if (config.endsWith(REFERENCE_SUFFIX) && !cli.reference)
+    fail(
+      `--profile ${spec}: a ${REFERENCE_SUFFIX} row runs the reference build; name it with --reference DIR`,
+    );
   const seconds = num(cli['profile-seconds'], 10);
   ensureLibraryBuilt();
   const dir = join(BENCH, 'profiles');

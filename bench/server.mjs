@@ -6,9 +6,13 @@ import 'reflect-metadata';
 import { Controller, Get, Injectable, Module, Req, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { serveBenchIpc } from './lib/app-ipc.mjs';
+import { baseConfigOf } from './lib/platforms.mjs';
 
-const [config, optionsJson = '{}'] = process.argv.slice(2);
+const [row, optionsJson = '{}'] = process.argv.slice(2);
+const config = baseConfigOf(row);
 const options = JSON.parse(optionsJson);
+/** The library under test: this workspace's build, or for a `-ref` row the reference build (`--reference`). */
+const LIBRARY = options.referencePackage ?? 'nest-session-state';
 const COOKIE_NAME = '.Nest.Session';
 
 /** `@Decorator()` on a method, and parameter decorators on its parameters, without decorator syntax. */
@@ -98,7 +102,7 @@ function controllerClass(kind, Session) {
  * VerificationMiddleware) records a request item through an injected `ItemsAccessor` on every route.
  */
 async function createRealisticApp(moduleOptions, logger) {
-  const { SessionModule, SessionAccessor, ItemsAccessor, ItemKey } = await import('nest-session-state');
+  const { SessionModule, SessionAccessor, ItemsAccessor, ItemKey } = await import(LIBRARY);
   const IS_VERIFIED = new ItemKey('isVerified');
   // Constructor parameter types as TypeScript's emitDecoratorMetadata would record them.
   const inject = (cls, ...types) => Reflect.defineMetadata('design:paramtypes', types, cls);
@@ -173,7 +177,7 @@ async function createApp() {
     return { app: await NestFactory.create(AppModule, { logger }), close: async () => undefined };
   }
   if (config.startsWith('nss-')) {
-    const { SessionModule, Session } = await import('nest-session-state');
+    const { SessionModule, Session } = await import(LIBRARY);
     const moduleOptions = { secrets: [options.secret] };
     // operationTimeout: only bench/instructions.mjs sets it (under valgrind an operation may take seconds).
     const timeouts = options.operationTimeout

@@ -12,7 +12,17 @@ export const FASTIFY_CONFIGS = [
   'fastify-session-redis',
 ];
 
-export const isFastify = (config) => FASTIFY_CONFIGS.includes(config);
+/**
+ * `--reference` rows (bench/run.mjs): `<config>-ref` is `<config>` on a reference build of the library, measured
+ * in the same run, interleaved with it.
+ */
+export const REFERENCE_SUFFIX = '-ref';
+
+/** The configuration a row runs: itself, or for a reference row the configuration it mirrors. */
+export const baseConfigOf = (config) =>
+  config.endsWith(REFERENCE_SUFFIX) ? config.slice(0, -REFERENCE_SUFFIX.length) : config;
+
+export const isFastify = (config) => FASTIFY_CONFIGS.includes(baseConfigOf(config));
 
 /** The no-session app of the configuration's platform: the denominator of its "x baseline" ratios. */
 export const baselineOf = (config) => (isFastify(config) ? 'fastify-baseline' : 'baseline');
@@ -44,4 +54,4 @@ export const REDIS_CONFIGS = new Set([
   'fastify-session-redis',
 ]);
 
-export const usesRedis = (config) => REDIS_CONFIGS.has(config);
+export const usesRedis = (config) => REDIS_CONFIGS.has(baseConfigOf(config));
