@@ -800,12 +800,7 @@ async function benchmark() {
   for (const { line } of formatTargets(result.targets)) log(`  ${line}`);
   log('');
   if (result.reference) {
-    for (const line of formatReferenceComparison(result.reference, result.reference.comparison)) log(line);
-    for (const [workload, c] of Object.entries(control ?? {}))
-      log(
-        `  ${workload.padEnd(9)} ${'A/A control'.padEnd(22)} req/s ${c.ratio.toFixed(3)}x (${c.min.toFixed(2)}-${c.max.toFixed(2)})` +
-          `  app CPU ${c.cpuRatio.toFixed(3)}x: baseline-2 against baseline, two processes of the same app`,
-      );
+    for (const line of formatReferenceComparison(result.reference, control)) log(line);
     log('');
   }
   log(

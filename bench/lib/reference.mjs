@@ -100,18 +100,23 @@ export function compareWithReference(runs, configs, workloads) {
   return out;
 }
 
-/** One line per workload and configuration, for the run's log. */
-export function formatReferenceComparison(reference, comparison) {
+/**
+ * One line per workload and configuration, for the run's log, then the A/A control's (`control`: bench/run.mjs's
+ * `baseline-2` against `baseline` per workload), the spread to read them against.
+ */
+export function formatReferenceComparison(reference, control = {}) {
+  const line = (workload, label, rps, min, max, cpu) =>
+    `  ${workload.padEnd(9)} ${label.padEnd(22)} req/s ${rps.toFixed(3)}x (${min.toFixed(2)}-${max.toFixed(2)})  app CPU ${cpu.toFixed(3)}x`;
   const lines = [
     `Against the reference build ${reference.commit} (${reference.source}), paired per repetition:`,
   ];
-  for (const [workload, rows] of Object.entries(comparison)) {
-    for (const [config, r] of Object.entries(rows)) {
-      lines.push(
-        `  ${workload.padEnd(9)} ${config.padEnd(22)} req/s ${r.rps.toFixed(3)}x (${r.rpsMin.toFixed(2)}-${r.rpsMax.toFixed(2)})` +
-          `  app CPU ${r.cpu.toFixed(3)}x (${r.cpuMin.toFixed(2)}-${r.cpuMax.toFixed(2)})`,
-      );
-    }
+  for (const [workload, rows] of Object.entries(reference.comparison)) {
+    for (const [config, r] of Object.entries(rows))
+      lines.push(line(workload, config, r.rps, r.rpsMin, r.rpsMax, r.cpu));
   }
+  for (const [workload, c] of Object.entries(control))
+    lines.push(
+      `${line(workload, 'A/A control', c.ratio, c.min, c.max, c.cpuRatio)}: baseline-2 against baseline, two processes of the same app`,
+    );
   return lines;
 }
