@@ -9,8 +9,18 @@
 //   npm run bench:syscalls -- --node current                 # on the node running npm (default Node 24, as npm run bench)
 //   npm run bench:syscalls -- --configs fastify-baseline,limit-redis-fastify,nss-redis-fastify,fastify-session-redis
 //                                                            # the Fastify rows (bench/fastify-server.mjs)
+//   npm run bench:syscalls -- --configs nss-redis --passes allocations --reference ../old-checkout
+//                                                            # bytes allocated per request, this build beside another
 //
-// Needs `strace`. strace slows every system call down (ptrace), so the CPU figures come from a separate
+// Three passes per configuration and workload, each over --requests requests (--passes picks them):
+//   cpu          user and system CPU per request, per thread kind, context switches (no tracing)
+//   strace       system calls per request (strace -c -f attached to the warm app)
+//   allocations  bytes allocated per request by area and function (V8's sampling heap profiler, in the app:
+//                bench/lib/allocations.mjs); collected garbage included
+// --reference DIR adds a `<config>-ref` row running another built checkout of the library (bench/lib/reference.mjs)
+// after each library row: the counts of two builds, side by side.
+//
+// The strace pass needs `strace`. strace slows every system call down (ptrace), so the CPU figures come from a separate
 // pass without it; the counts do not depend on the slowdown except where batching does (more requests
 // in flight per event-loop turn while the app is slower, so coalesced writes merge more requests): read
 // them as a lower bound on the Redis socket's syscalls per request of an untraced app.
@@ -22,7 +32,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
-import { isBaseline, serverScriptOf, usesRedis } from './lib/platforms.mjs';
+import { allocationsPerRequest } from './lib/allocations.mjs';
+import { isBaseline, REFERENCE_SUFFIX, serverScriptOf, usesRedis } from './lib/platforms.mjs';
+import { prepareReference, withReferenceRows } from './lib/reference.mjs';
 import { RedisServer } from './lib/redis.mjs';
 import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import { installCleanupHandlers, sleep, stopAll, track } from './lib/util.mjs';
@@ -48,10 +60,16 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '16' },
     sessions: { type: 'string', default: '1000' },
     node: { type: 'string' },
+    passes: { type: 'string', default: 'cpu,strace,allocations' },
+    reference: { type: 'string' },
   },
 });
 await runOnChosenNode(args.node);
-const configs = args.configs.split(',');
+const PASSES = ['cpu', 'strace', 'allocations'];
+const passes = new Set(args.passes.split(','));
+for (const pass of passes)
+  if (!PASSES.includes(pass)) throw new Error(`--passes: unknown pass ${pass} (use ${PASSES.join(', ')})`);
+const configs = args.reference ? withReferenceRows(args.configs.split(',')) : args.configs.split(',');
 const workloads = args.workloads.split(',');
 const requests = Number(args.requests);
 const warmupSeconds = Number(args.warmup);
@@ -173,17 +191,52 @@ async function traced(app, work, dir, label) {
   return { result, syscalls: parseStraceSummary(readFileSync(file, 'utf8')) };
 }
 
+/** One line per configuration and workload: what each pass measured. */
+function formatRow(r) {
+  const parts = [];
+  if (r.userMicrosPerRequest !== undefined) {
+    const offMain =
+      (r.threadMicrosPerRequest['v8 workers'] ?? 0) + (r.threadMicrosPerRequest['other threads'] ?? 0);
+    parts.push(
+      `user ${String(r.userMicrosPerRequest).padStart(4)} µs  system ${String(r.systemMicrosPerRequest).padStart(4)} µs  ` +
+        `(off the main thread ${offMain} µs, ${r.contextSwitchesPerRequest} context switches)`,
+    );
+  }
+  if (r.syscallsPerRequest !== undefined)
+    parts.push(
+      `syscalls ${r.syscallsPerRequest.toFixed(2)}/req: ${Object.entries(r.perSyscall)
+        .slice(0, 6)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+  if (r.allocatedBytesPerRequest !== undefined) {
+    const { bytes, areas } = r.allocatedBytesPerRequest;
+    parts.push(
+      `allocated ${bytes} B/req: ${Object.entries(areas)
+        .slice(0, 5)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}`,
+    );
+  }
+  return parts.join('  ');
+}
+
 async function main() {
-  execFileSync('strace', ['-V'], { stdio: 'ignore' });
+  if (passes.has('strace')) execFileSync('strace', ['-V'], { stdio: 'ignore' });
   installCleanupHandlers();
   const dir = mkdtempSync(join(tmpdir(), 'bench-strace-'));
   const secret = randomBytes(32).toString('base64url');
+  const reference = args.reference ? prepareReference(args.reference, BENCH) : undefined;
   const redis = configs.some(usesRedis) ? await RedisServer.start() : undefined;
   const startedAt = new Date();
   const rows = {};
   try {
     for (const config of configs) {
-      const app = await startApp(config, { secret, ...(usesRedis(config) ? { redisUrl: redis.url } : {}) });
+      const app = await startApp(config, {
+        secret,
+        ...(usesRedis(config) ? { redisUrl: redis.url } : {}),
+        ...(config.endsWith(REFERENCE_SUFFIX) ? { referencePackage: reference.importPath } : {}),
+      });
       const cookies = isBaseline(config)
         ? fakeCookies(sessionCount)
         : await createSessions(app.url, sessionCount);
@@ -192,55 +245,59 @@ async function main() {
       rows[config] = {};
       for (const workload of workloads) {
         assertClean(`${config} warm-up`, await load(workload, { duration: warmupSeconds }));
-        const before = await counters(app);
-        const threadsBefore = threadStats(app.pid);
-        const plain = await load(workload, { amount: requests });
-        const after = await counters(app);
-        const threadsAfter = threadStats(app.pid);
-        assertClean(`${config} /${workload}`, plain);
-        const handled = after.received - before.received;
-        const { result, syscalls } = await traced(
-          app,
-          () => load(workload, { amount: requests }),
-          dir,
-          `${config}-${workload}`,
-        );
-        assertClean(`${config} /${workload} traced`, result);
-        const perRequest = Object.fromEntries(
-          Object.entries(syscalls)
-            .map(([name, s]) => [name, Math.round((s.calls / result.requests) * 100) / 100])
-            .filter(([, v]) => v >= 0.01)
-            .sort((a, b) => b[1] - a[1]),
-        );
-        const total = Object.values(syscalls).reduce((a, s) => a + s.calls, 0) / result.requests;
-        rows[config][workload] = {
-          userMicrosPerRequest: Math.round((after.user - before.user) / handled),
-          systemMicrosPerRequest: Math.round((after.system - before.system) / handled),
-          rps: Math.round(plain.rps),
-          // CPU by thread kind, µs per request (clock ticks of 10 ms: coarse over a few thousand requests).
-          threadMicrosPerRequest: Object.fromEntries(
-            Object.entries(threadsAfter.ticks).map(([kind, ticks]) => [
-              kind,
-              Math.round(((ticks - (threadsBefore.ticks[kind] ?? 0)) * 10_000) / handled),
-            ]),
-          ),
-          contextSwitchesPerRequest:
-            Math.round(((threadsAfter.switches - threadsBefore.switches) / handled) * 100) / 100,
-          syscallsPerRequest: Math.round(total * 100) / 100,
-          perSyscall: perRequest,
-        };
-        const r = rows[config][workload];
-        process.stdout.write(
-          `${config.padEnd(22)} ${workload.padEnd(9)} user ${String(r.userMicrosPerRequest).padStart(4)} µs  ` +
-            `system ${String(r.systemMicrosPerRequest).padStart(4)} µs  (off the main thread ${
-              (r.threadMicrosPerRequest['v8 workers'] ?? 0) + (r.threadMicrosPerRequest['other threads'] ?? 0)
-            } µs, ` +
-            `${r.contextSwitchesPerRequest} context switches)  syscalls ${r.syscallsPerRequest.toFixed(2)}/req: ` +
-            `${Object.entries(perRequest)
-              .slice(0, 6)
-              .map(([k, v]) => `${k} ${v}`)
-              .join(', ')}\n`,
-        );
+        const row = {};
+        if (passes.has('cpu')) {
+          const before = await counters(app);
+          const threadsBefore = threadStats(app.pid);
+          const plain = await load(workload, { amount: requests });
+          const after = await counters(app);
+          const threadsAfter = threadStats(app.pid);
+          assertClean(`${config} /${workload}`, plain);
+          const handled = after.received - before.received;
+          Object.assign(row, {
+            userMicrosPerRequest: Math.round((after.user - before.user) / handled),
+            systemMicrosPerRequest: Math.round((after.system - before.system) / handled),
+            rps: Math.round(plain.rps),
+            // CPU by thread kind, µs per request (clock ticks of 10 ms: coarse over a few thousand requests).
+            threadMicrosPerRequest: Object.fromEntries(
+              Object.entries(threadsAfter.ticks).map(([kind, ticks]) => [
+                kind,
+                Math.round(((ticks - (threadsBefore.ticks[kind] ?? 0)) * 10_000) / handled),
+              ]),
+            ),
+            contextSwitchesPerRequest:
+              Math.round(((threadsAfter.switches - threadsBefore.switches) / handled) * 100) / 100,
+          });
+        }
+        if (passes.has('strace')) {
+          const { result, syscalls } = await traced(
+            app,
+            () => load(workload, { amount: requests }),
+            dir,
+            `${config}-${workload}`,
+          );
+          assertClean(`${config} /${workload} traced`, result);
+          const total = Object.values(syscalls).reduce((a, s) => a + s.calls, 0) / result.requests;
+          row.syscallsPerRequest = Math.round(total * 100) / 100;
+          row.perSyscall = Object.fromEntries(
+            Object.entries(syscalls)
+              .map(([name, s]) => [name, Math.round((s.calls / result.requests) * 100) / 100])
+              .filter(([, v]) => v >= 0.01)
+              .sort((a, b) => b[1] - a[1]),
+          );
+        }
+        if (passes.has('allocations')) {
+          await app.request('allocations-start');
+          const before = await counters(app);
+          const result = await load(workload, { amount: requests });
+          const after = await counters(app);
+          const { allocations, error } = await app.request('allocations-stop');
+          if (error) throw new Error(`${config} /${workload}: heap sampling failed: ${error}`);
+          assertClean(`${config} /${workload} sampled`, result);
+          row.allocatedBytesPerRequest = allocationsPerRequest(allocations, after.received - before.received);
+        }
+        rows[config][workload] = row;
+        process.stdout.write(`${config.padEnd(22)} ${workload.padEnd(9)} ${formatRow(row)}\n`);
       }
       await app.stop();
     }
@@ -251,13 +308,22 @@ async function main() {
   const file = join(
     BENCH,
     'results',
-    `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-node${NODE_MAJOR}-syscalls.json`,
+    `${startedAt.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z-node${NODE_MAJOR}-syscalls${passes.has('strace') ? '' : `-${[...passes].join('-')}`}.json`,
   );
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(
     file,
     JSON.stringify(
-      { startedAt, node: NODE_VERSION, requests, connections, sessions: sessionCount, rows },
+      {
+        startedAt,
+        node: NODE_VERSION,
+        requests,
+        connections,
+        sessions: sessionCount,
+        passes: [...passes],
+        ...(reference ? { reference: { commit: reference.commit, source: reference.source } } : {}),
+        rows,
+      },
       null,
       2,
     ) + '\n',

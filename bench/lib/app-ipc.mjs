@@ -1,6 +1,7 @@
 // The benchmark apps' side of bench/run.mjs's IPC (bench/server.mjs and bench/fastify-server.mjs): counts the requests
 // the HTTP server received and those in flight, answers { id, type } messages (counters, memory, now,
-// stop), exits when the bench goes away, and reports { type: 'ready', port, pid } once listening.
+// allocations-start, allocations-stop, stop), exits when the bench goes away, and reports { type: 'ready', port, pid } once listening.
+import { AllocationSampler } from './allocations.mjs';
 
 /**
  * @param httpServer the app's Node HTTP server (listening)
@@ -17,6 +18,8 @@ export function serveBenchIpc(httpServer, close) {
     inFlight++;
     res.once('close', () => inFlight--);
   });
+
+  let sampler;
 
   let stopping = false;
   async function stop() {
@@ -45,6 +48,19 @@ export function serveBenchIpc(httpServer, close) {
         break;
       case 'now': // the monotonic clock in microseconds, as .cpuprofile timestamps
         reply({ micros: Number(process.hrtime.bigint() / 1000n) });
+        break;
+      case 'allocations-start': // bench/syscalls.mjs: V8's sampling heap profiler, in this process
+        sampler ??= new AllocationSampler();
+        sampler.start().then(
+          () => reply({}),
+          (error) => reply({ error: String(error) }),
+        );
+        break;
+      case 'allocations-stop': // bytes by area and function since allocations-start
+        sampler.stop().then(
+          (allocations) => reply({ allocations }),
+          (error) => reply({ error: String(error) }),
+        );
         break;
       default:
         reply({ error: `unknown request ${JSON.stringify(message)}` });

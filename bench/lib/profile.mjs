@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 
 const ROOT = new URL('../../', import.meta.url).href; // file:///.../ of the repository
 
-function shortUrl(url) {
+/** A frame's URL relative to the repository (file URLs outside it as paths). */
+export function shortUrl(url) {
   if (!url) return '';
   return url.startsWith(ROOT) ? url.slice(ROOT.length) : url.replace(/^file:\/\//, '');
 }
 
 /** Where a frame's code lives: the library, a package, Node internals, or a V8 pseudo-frame. */
-function areaOf(url, functionName) {
+export function areaOf(url, functionName) {
   if (!url) return functionName.startsWith('(') ? functionName : '(native/V8 builtins)';
   if (url.startsWith('node:')) return 'node: internals';
   const short = shortUrl(url);
