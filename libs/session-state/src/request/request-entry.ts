@@ -43,12 +43,19 @@ export class RequestStateEntry implements RequestEntry {
   }
 
   enter(request: PlatformRequest, raw: RawRequest, res: RawResponse, next: (error?: unknown) => void): void {
+    const state =
+      (request as unknown as Record<symbol, RequestState | undefined>)[REQUEST_STATE] ??
+      this.attach(request, raw, res);
+    if (this.asyncContext) requestContext.run(state, next);
+    else next();
+  }
+
+  attach(request: PlatformRequest, raw: RawRequest, res: RawResponse): RequestState {
     const state = new RequestState(this.runtime, new HttpExchange(request, raw, res, this.platform!));
     // Handlers get the platform's request, Nest middleware on Fastify the raw one: both lead here.
     (request as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if ((raw as unknown) !== request) (raw as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if (raw.headers.cookie?.includes(this.cookieName)) state.watchIdleTimeout();
-    if (this.asyncContext) requestContext.run(state, next);
-    else next();
+    return state;
   }
 }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { ServerResponse } from 'node:http';
 import { SessionConfigurationError } from '../../errors/configuration.errors.js';
 import type { PlatformRequest, RawRequest, RawResponse } from '../platform-request.js';
@@ -27,12 +28,22 @@ export class ExpressPlatform implements HttpPlatform {
 
   /**
    * Enters every request through the adapter's `setOnRequestHook` (Nest's first middleware, before
-   * any `app.use()` one) and installs the response hold on the app's response prototype.
+   * any `app.use()` one) and installs the response hold on the app's response prototype. The request's
+   * state is attached earlier, from the app's Node server's `request` event (public Node API), when the
+   * app has one: Express moves every request and response onto its own prototypes
+   * (`Object.setPrototypeOf`) before any middleware, which gives each of them a map of its own in V8, so
+   * a property added after that move costs a new map per request (bench/README.md, Node 20 against the
+   * 2026-11-22 build). An app driven without its server (`app.getInstance()` called by another server)
+   * is entered by the hook alone.
    * @throws SessionConfigurationError when the Express app has no usable `app.response`.
    */
   static install(adapter: PlatformAdapter, entry: RequestEntry, holdOf: HoldOf): ExpressPlatform {
     const app = adapter.getInstance<ExpressApp>();
     installResponseHold(responsePrototypeOf(app), holdOf);
+    const server = adapter.getHttpServer?.();
+    // http.Server or https.Server (both emit `request`).
+    if (server instanceof EventEmitter)
+      server.prependListener('request', (req: RawRequest, res: RawResponse) => entry.attach(req, req, res));
     adapter.setOnRequestHook((req, res, done) =>
       entry.enter(req as PlatformRequest, req as RawRequest, res as RawResponse, done),
     );

@@ -11,6 +11,11 @@ export type SupportedPlatform = (typeof SUPPORTED_PLATFORMS)[number];
  */
 export interface RequestEntry {
   enter(request: PlatformRequest, raw: RawRequest, res: RawResponse, next: (error?: unknown) => void): void;
+  /**
+   * Attaches the request's state ahead of the platform's entry, where a platform can do it earlier
+   * (Express: the Node server's `request` event); `enter` then finds it.
+   */
+  attach(request: PlatformRequest, raw: RawRequest, res: RawResponse): void;
 }
 
 /** The response hold of a request (the state it hangs on), for a hook shared by every response. */

@@ -8,4 +8,6 @@ export interface PlatformAdapter {
   setOnRequestHook(
     hook: (request: unknown, response: unknown, done: (error?: unknown) => void) => void | Promise<void>,
   ): void;
+  /** The app's Node HTTP(S) server (created with the application, before modules are configured). */
+  getHttpServer?(): unknown;
 }
