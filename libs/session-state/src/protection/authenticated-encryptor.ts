@@ -1,6 +1,7 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { Unprotected } from './cookie-signer.js';
 import type { DerivedKey, KeyRing, ProtectionPurpose } from './key-ring.js';
+import { randomBuffer } from './random-pool.js';
 
 const VERSION = 1;
 const IV_BYTES = 12;
@@ -28,7 +29,7 @@ export class AuthenticatedEncryptor {
   }
 
   encrypt(plaintext: Uint8Array): string {
-    const iv = randomBytes(IV_BYTES);
+    const iv = randomBuffer(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.keys[0].key, iv);
     cipher.setAAD(this.aad);
     const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import type { HttpExchange } from '../http/http-exchange.js';
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
+import { randomBase64url } from '../protection/random-pool.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError } from '../errors/response-started.errors.js';
 import {
@@ -167,7 +167,7 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = this.runtime;
     const lock = options.lock!;
     if (!store.tryLock) throw new Error('the session store does not support locking');
-    const token = randomBytes(16).toString('base64url');
+    const token = randomBase64url(16);
     const deadline = Date.now() + lock.acquireTimeout;
     try {
       for (
