@@ -2,7 +2,7 @@
 // the benchmark app over a fixed number of requests: what allocation and garbage collection cost, which a
 // timed run on this 2-core machine cannot tell apart from noise and callgrind counts only in part (maps and
 // property arrays V8 builds at run time). See bench/README.md, "Allocation per request".
-import { Session } from 'node:inspector';
+import { Session } from 'node:inspector/promises';
 import { areaOf, shortUrl } from './profile.mjs';
 
 /**
@@ -19,19 +19,13 @@ const SAMPLING_INTERVAL = 1024;
 export class AllocationSampler {
   #session;
 
-  #post(method, params = {}) {
-    return new Promise((resolve, reject) =>
-      this.#session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
-    );
-  }
-
   async start() {
     if (!this.#session) {
       this.#session = new Session();
       this.#session.connect();
-      await this.#post('HeapProfiler.enable');
+      await this.#session.post('HeapProfiler.enable');
     }
-    await this.#post('HeapProfiler.startSampling', {
+    await this.#session.post('HeapProfiler.startSampling', {
       samplingInterval: SAMPLING_INTERVAL,
       includeObjectsCollectedByMajorGC: true,
       includeObjectsCollectedByMinorGC: true,
@@ -40,7 +34,7 @@ export class AllocationSampler {
 
   /** Stops sampling; bytes by area and by allocating function (see {@link summarizeAllocations}). */
   async stop() {
-    const { profile } = await this.#post('HeapProfiler.stopSampling');
+    const { profile } = await this.#session.post('HeapProfiler.stopSampling');
     return summarizeAllocations(profile);
   }
 }
