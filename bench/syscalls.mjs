@@ -210,9 +210,11 @@ function formatRow(r) {
         .join(', ')}`,
     );
   if (r.allocatedBytesPerRequest !== undefined) {
-    const { bytes, areas } = r.allocatedBytesPerRequest;
+    const { bytes, areas, underLibrary } = r.allocatedBytesPerRequest;
     parts.push(
-      `allocated ${bytes} B/req: ${Object.entries(areas)
+      `allocated ${bytes} B/req (library with the Node and V8 work it called: ${underLibrary}): ${Object.entries(
+        areas,
+      )
         .slice(0, 5)
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')}`,

@@ -12,6 +12,9 @@ import { areaOf, shortUrl } from './profile.mjs';
  */
 const SAMPLING_INTERVAL = 1024;
 
+/** bench/lib/profile.mjs's name for this library's area. */
+const LIBRARY_AREA = 'nest-session-state';
+
 /**
  * The app's side: starts and stops sampling in this process. Objects collected since are counted too
  * (`includeObjectsCollectedBy...`): a request's garbage is what is being measured.
@@ -47,25 +50,39 @@ export class AllocationSampler {
 export function summarizeAllocations(profile) {
   const areas = {};
   const functions = {};
+  const library = {};
   let total = 0;
-  const visit = (node) => {
+  let underLibrary = 0;
+  const visit = (node, callerArea) => {
     const { functionName, url, lineNumber } = node.callFrame;
+    const name = functionName || '(anonymous)';
+    const area = areaOf(url, name);
+    // Node's and V8's frames work for the package that called them.
+    const owner = area === 'node: internals' || area.startsWith('(') ? callerArea : area;
     if (node.selfSize > 0) {
-      const name = functionName || '(anonymous)';
-      const area = areaOf(url, name);
       const key = url ? `${name} ${shortUrl(url)}:${lineNumber + 1}` : name;
       areas[area] = (areas[area] ?? 0) + node.selfSize;
       functions[key] = (functions[key] ?? 0) + node.selfSize;
+      if (area === LIBRARY_AREA) library[key] = (library[key] ?? 0) + node.selfSize;
+      if (owner === LIBRARY_AREA) underLibrary += node.selfSize;
       total += node.selfSize;
     }
-    for (const child of node.children) visit(child);
+    for (const child of node.children) visit(child, owner);
   };
-  visit(profile.head);
-  return { total, areas, functions };
+  visit(profile.head, undefined);
+  return { total, areas, functions, library, underLibrary };
 }
 
-/** Bytes per request: the total, every area, and the `top` functions that allocate most, rounded. */
-export function allocationsPerRequest({ total, areas, functions }, requests, top = 15) {
+/**
+ * Bytes per request, rounded: the total, every area, the `top` functions that allocate most, every
+ * function of the library (what a change to it is compared by, function by function), and `underLibrary`:
+ * the library's bytes with those of the Node and V8 functions it called (up to the next package's frame).
+ */
+export function allocationsPerRequest(
+  { total, areas, functions, library, underLibrary },
+  requests,
+  top = 15,
+) {
   const per = (bytes) => Math.round(bytes / requests);
   const sorted = (record, count = Infinity) =>
     Object.fromEntries(
@@ -74,5 +91,11 @@ export function allocationsPerRequest({ total, areas, functions }, requests, top
         .slice(0, count)
         .map(([k, v]) => [k, per(v)]),
     );
-  return { bytes: per(total), areas: sorted(areas), functions: sorted(functions, top) };
+  return {
+    bytes: per(total),
+    areas: sorted(areas),
+    functions: sorted(functions, top),
+    library: sorted(library),
+    underLibrary: per(underLibrary),
+  };
 }
