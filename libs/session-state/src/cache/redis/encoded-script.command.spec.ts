@@ -30,6 +30,14 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
     ['empty strings and zero', ['', 0, '']],
     ['negative, fractional and large numbers', ['k', -1, 2 ** 40, 12.5, 2 ** 60, 1e21, -1e22, 1e-7]],
     [
+      'integers at the edges of their digit counts',
+      [0, -0, 9, 10, 99, 100, -9, -10, 999_999, 1_000_000, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER],
+    ],
+    [
+      'a deadline and limits as a commit sends them',
+      ['k', 1_200_000, 'g1', 1_764_850_000_123, 1000, 65536, 0],
+    ],
+    [
       'a commit: text around binary values holding CR, LF, NUL and 0xff',
       [
         'k',
@@ -53,9 +61,22 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
     expect(encodedBytes(encoder, args).equals(expected)).toBe(true);
   });
 
-  it('writes text-only commands as a string (no Buffer to allocate) and commands with binary values as one Buffer', () => {
-    expect(typeof encoder.command(['k', 1])!.toWritable()).toBe('string');
-    expect(Buffer.isBuffer(encoder.command(['k', Buffer.from([1])])!.toWritable())).toBe(true);
+  it('writes each command as one Buffer of exactly its size', () => {
+    for (const args of [
+      ['k', 1],
+      ['k', Buffer.from([1])],
+      ['k', 2 ** 60, 'caf\u00e9'],
+    ] as ScriptArgument[][]) {
+      const written = encoder.command(args)!.toWritable();
+      expect(Buffer.isBuffer(written)).toBe(true);
+      expect((written as Buffer).length).toBe(ioredisBytes([encoder.sha, 1, ...args]).length);
+    }
+  });
+
+  it('encodes a command with more arguments than its scratch space holds, and a short one after it', () => {
+    const many: ScriptArgument[] = Array.from({ length: 200 }, (_, i) => (i % 2 ? `field-${i}` : i * 1001));
+    expect(encodedBytes(encoder, many).equals(ioredisBytes([encoder.sha, 1, ...many]))).toBe(true);
+    expect(encodedBytes(encoder, ['k', 7]).equals(ioredisBytes([encoder.sha, 1, 'k', 7]))).toBe(true);
   });
 
   it('hands ioredis a command without arguments to convert, named evalsha', () => {

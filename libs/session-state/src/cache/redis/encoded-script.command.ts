@@ -37,11 +37,11 @@ export class ScriptEncoder {
   /** The SHA1 that `EVALSHA` names the script by (what `SCRIPT LOAD` answers). */
   readonly sha: string;
   /** Everything after the array header up to the script's own arguments. */
-  private readonly head: string;
+  private readonly head: Buffer;
 
   constructor(lua: string, numberOfKeys: number) {
     this.sha = createHash('sha1').update(lua).digest('hex');
-    this.head = `$7\r\nevalsha\r\n$40\r\n${this.sha}\r\n${bulk(String(numberOfKeys))}`;
+    this.head = Buffer.from(`$7\r\nevalsha\r\n$40\r\n${this.sha}\r\n${bulk(String(numberOfKeys))}`, 'latin1');
   }
 
   /**
@@ -49,31 +49,70 @@ export class ScriptEncoder {
    * types encoded here (ioredis' own path converts it its way).
    */
   command(args: readonly ScriptArgument[]): EncodedCommand | undefined {
-    const encoded = encode(`*${args.length + 3}\r\n${this.head}`, args);
+    const encoded = encode(this.head, args.length + 3, args);
     return encoded === undefined ? undefined : new EncodedCommand('evalsha', encoded);
   }
 }
 
 /**
- * The RESP of a command: `prefix` (the array header and the leading bulk strings) followed by
- * `args` as bulk strings. A string when every argument is text (the socket writes it as UTF-8,
- * which the byte lengths count), else one Buffer; undefined when an argument is not a string, a
- * number or a Buffer.
+ * The byte lengths of the arguments of the command being encoded, between its two passes (encoding is
+ * synchronous, so one array serves every command); grown when a command has more arguments.
  */
-function encode(prefix: string, args: readonly ScriptArgument[]): string | Buffer | undefined {
-  let text = prefix;
-  let parts: (string | Buffer)[] | undefined;
-  for (const arg of args) {
-    if (typeof arg === 'string') text += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`;
-    else if (typeof arg === 'number') text += bulk(numberText(arg));
-    else if (Buffer.isBuffer(arg)) {
-      (parts ??= []).push(`${text}$${arg.length}\r\n`, arg);
-      text = '\r\n';
-    } else return undefined;
+let argumentLengths = new Int32Array(32);
+
+const CR = 13;
+const LF = 10;
+
+/**
+ * The RESP of a command, `*count` then `head` (the leading bulk strings, already in RESP) then `args` as bulk
+ * strings, written into one Buffer: its size is counted first, then every part is written in place,
+ * with no string built on the way (a command is sent on every session request: the strings that
+ * `$<length>\r\n<value>\r\n` concatenations left behind were ~0.9 KB of garbage per command).
+ * Undefined when an argument is not a string, a number or a Buffer.
+ */
+function encode(head: Buffer, count: number, args: readonly ScriptArgument[]): Buffer | undefined {
+  if (argumentLengths.length < args.length) argumentLengths = new Int32Array(args.length * 2);
+  let size = 1 + integerLength(count) + 2 + head.length;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    let length: number;
+    if (typeof arg === 'string') length = Buffer.byteLength(arg);
+    else if (typeof arg === 'number') {
+      if (!Number.isSafeInteger(arg)) return encode(head, count, args.map(unsafeNumbersAsText));
+      length = integerLength(arg);
+    } else if (Buffer.isBuffer(arg)) length = arg.length;
+    else return undefined;
+    argumentLengths[i] = length;
+    size += 1 + integerLength(length) + 2 + length + 2;
   }
-  if (parts === undefined) return text;
-  parts.push(text);
-  return join(parts);
+  const out = Buffer.allocUnsafe(size);
+  out[0] = 42; // '*'
+  let at = writeInteger(out, 1, count);
+  out[at++] = CR;
+  out[at++] = LF;
+  out.set(head, at);
+  at += head.length;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    out[at++] = 36; // '$'
+    at = writeInteger(out, at, argumentLengths[i]);
+    out[at++] = CR;
+    out[at++] = LF;
+    if (typeof arg === 'string') at += out.write(arg, at);
+    else if (typeof arg === 'number') at = writeInteger(out, at, arg);
+    else {
+      out.set(arg, at);
+      at += arg.length;
+    }
+    out[at++] = CR;
+    out[at++] = LF;
+  }
+  return out;
+}
+
+/** A number that is not a safe integer as ioredis writes it (see {@link numberText}); anything else as it is. */
+function unsafeNumbersAsText(arg: ScriptArgument): ScriptArgument {
+  return typeof arg === 'number' && !Number.isSafeInteger(arg) ? numberText(arg) : arg;
 }
 
 /** A number as ioredis writes it: integers past 2^53 in full digits, not in exponent notation. */
@@ -81,21 +120,33 @@ function numberText(value: number): string {
   return Number.isInteger(value) && !Number.isSafeInteger(value) ? BigInt(value).toString() : String(value);
 }
 
+/** The characters of a safe integer in decimal, its sign included. */
+function integerLength(value: number): number {
+  let digits = 1;
+  let magnitude = value < 0 ? -value : value;
+  while (magnitude >= 10) {
+    magnitude = Math.floor(magnitude / 10);
+    digits++;
+  }
+  return value < 0 ? digits + 1 : digits;
+}
+
+/** Writes a safe integer in decimal at `at`; returns where it ends. */
+function writeInteger(out: Buffer, at: number, value: number): number {
+  if (value < 0) out[at++] = 45; // '-'
+  let magnitude = value < 0 ? -value : value;
+  const end = at + integerLength(magnitude);
+  let i = end;
+  do {
+    out[--i] = 48 + (magnitude % 10);
+    magnitude = Math.floor(magnitude / 10);
+  } while (magnitude > 0);
+  return end;
+}
+
 /** A bulk string of ASCII text (digits), whose length in bytes is its length. */
 function bulk(ascii: string): string {
   return `$${ascii.length}\r\n${ascii}\r\n`;
-}
-
-/** Text (as UTF-8) and Buffers in one Buffer, written once. */
-function join(parts: readonly (string | Buffer)[]): Buffer {
-  let size = 0;
-  for (const part of parts) size += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
-  const out = Buffer.allocUnsafe(size);
-  let offset = 0;
-  for (const part of parts) {
-    offset += typeof part === 'string' ? out.write(part, offset) : part.copy(out, offset);
-  }
-  return out;
 }
 
 /** Redis answered `EVALSHA` with NOSCRIPT: its script cache was flushed, or this is a new node. */
