@@ -81,6 +81,59 @@ describe('sessions on Redis', () => {
     }
   });
 
+  it('a read-only request re-signs a cookie made under an older secret and commits nothing', async () => {
+    const { app: rotating, url: rotatingUrl } = await startSessionApp({
+      secrets: ['Wc5nR2xKq8Lm3Tz7Yb1Vd6Hs9Fg4Ja0Pu2Ei5Ok8Qw3N', ...SECRETS],
+      redis: { host: server.host, port: server.port, applicationName: 'e2e' },
+    });
+    try {
+      const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+      const keyOf = (pair: string) => pair.slice(COOKIE.length + 1, pair.lastIndexOf('.'));
+      const monitor = await CommandMonitor.start(server);
+      try {
+        await monitor.settle();
+        monitor.reset();
+        const read = await request(rotatingUrl).get('/read').set('Cookie', cookie).expect(200);
+        expect(read.body).toMatchObject({ available: true, count: 1 });
+        const resigned = cookiePair(read, COOKIE);
+        expect(resigned).not.toBe(cookie);
+        expect(keyOf(resigned)).toBe(keyOf(cookie));
+        await new Promise((r) => setTimeout(r, 20));
+        await monitor.settle();
+        expect(monitor.commands()).toEqual([expect.stringMatching(/^EVAL(SHA)?$/)]); // the load only
+
+        const again = await request(rotatingUrl).get('/read').set('Cookie', resigned).expect(200);
+        expect(again.body).toMatchObject({ count: 1 });
+        expect(findSetCookie(again, COOKIE)).toBeUndefined();
+      } finally {
+        await monitor.stop();
+      }
+    } finally {
+      await rotating.close();
+    }
+  });
+
+  it('with session.lock, a read-only request releases its lock before the response (no write, no wait for the next)', async () => {
+    const { app: locking, url: lockingUrl } = await startSessionApp({
+      secrets: SECRETS,
+      redis: { host: server.host, port: server.port, applicationName: 'e2e' },
+      session: { lock: { acquireTimeout: 500 } }, // ttl: the default 30 s
+    });
+    try {
+      const cookie = cookiePair(await request(lockingUrl).get('/counter'), COOKIE);
+      const signed = cookie.slice(COOKIE.length + 1);
+      const lockKey = `{e2e_${signed.slice(0, signed.lastIndexOf('.'))}}_Lock`;
+      const read = await request(lockingUrl).get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body).toMatchObject({ available: true, count: 1 });
+      expect(findSetCookie(read, COOKIE)).toBeUndefined();
+      expect(await server.admin().exists(lockKey)).toBe(0);
+      // A lock left behind would make this one wait its acquireTimeout and answer 503.
+      await request(lockingUrl).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+    } finally {
+      await locking.close();
+    }
+  });
+
   it('an untouched request slides the idle timeout when this instance has not slid it recently', async () => {
     const { app: other, url: otherUrl } = await startSessionApp({
       secrets: SECRETS,

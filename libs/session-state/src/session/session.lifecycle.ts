@@ -394,11 +394,30 @@ export class SessionLifecycle implements SessionHost {
   }
 
   /**
-   * The end-of-request commit without a promise, into the in-process store: true when it is done,
-   * false when it has to go through {@link finish} (another store, a commit still running, a key to
-   * delete, an earlier failure).
+   * No store call and no cookie is due: the session was not loaded (or its load failed), or it was
+   * only read; no commit is running and none failed.
+   */
+  private get nothingToCommit(): boolean {
+    if (this.commitsRunning > 0 || this.finishFailure !== undefined) return false;
+    const session = this.session;
+    if (!session.isLoaded || !session.isAvailable) return true;
+    return (
+      session.changes.isEmpty &&
+      this.abandonedKey === undefined &&
+      this.replacedKey === undefined &&
+      this.cookieChange === undefined &&
+      !(this.rotated && this.key !== undefined)
+    );
+  }
+
+  /**
+   * The end-of-request commit without a promise: true when it is done (nothing to commit and no lock
+   * to release, on any store; or committed into the in-process store), false when it has to go
+   * through {@link finish} (another store, a commit still running, a key to delete, an earlier failure).
    */
   finishNow(): boolean {
+    // A read-only request: no promise chain (finish, commit, doCommit) for a commit that writes nothing.
+    if (this.lockToken === undefined && this.nothingToCommit) return true;
     const store = this.runtime.inProcessStore;
     if (!store || this.commitsRunning > 0 || this.finishFailure !== undefined) return false;
     const session = this.session;
@@ -450,7 +469,7 @@ export class SessionLifecycle implements SessionHost {
   async finish({ releaseLock = true }: { releaseLock?: boolean } = {}): Promise<void> {
     try {
       if (this.finishFailure !== undefined) throw this.finishFailure;
-      if (this.session.isLoaded && this.session.isAvailable) await this.commit();
+      if (!this.nothingToCommit) await this.commit();
     } catch (error) {
       if (error instanceof SessionLimitExceededError) {
         // Refused by the store, which works: a 413 (whatever throwOnError says), not an outage.
@@ -470,7 +489,7 @@ export class SessionLifecycle implements SessionHost {
         throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('commit', error);
       }
     } finally {
-      if (releaseLock) await this.releaseLock();
+      if (releaseLock && this.lockToken !== undefined) await this.releaseLock();
     }
   }
 
