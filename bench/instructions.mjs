@@ -11,6 +11,7 @@
 //   npm run bench:instructions -- --configs baseline,nss-memory --workloads rmw --requests 1000
 //   npm run bench:instructions -- --node current       # on the node running npm (default Node 24, as npm run bench, see run.mjs)
 //   npm run bench:instructions -- --keep-dir /tmp/cg  # also keep callgrind's output per workload, for callgrind_annotate
+//   npm run bench:instructions -- --configs nss-redis --reference ../old   # this build and another's (`<config>-ref` rows)
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
@@ -20,7 +21,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { assertClean, createSessions, fakeCookies, runLoad } from './lib/load.mjs';
 import { RedisServer } from './lib/redis.mjs';
-import { baselineOf, isBaseline, limitOf, peerOf, serverScriptOf, usesRedis } from './lib/platforms.mjs';
+import {
+  baseConfigOf,
+  baselineOf,
+  isBaseline,
+  limitOf,
+  peerOf,
+  REFERENCE_SUFFIX,
+  serverScriptOf,
+  usesRedis,
+} from './lib/platforms.mjs';
+import { prepareReference, withReferenceRows } from './lib/reference.mjs';
 import { THROUGHPUT_TARGETS } from './lib/report.mjs';
 import { NODE_MAJOR, NODE_VERSION, runOnChosenNode } from './lib/runtime.mjs';
 import { installCleanupHandlers, JIT_TRACE_FLAGS, readJitTrace, stopAll, track } from './lib/util.mjs';
@@ -48,10 +59,11 @@ const { values: args } = parseArgs({
     sessions: { type: 'string', default: '200' },
     node: { type: 'string' },
     'keep-dir': { type: 'string' },
+    reference: { type: 'string' },
   },
 });
 await runOnChosenNode(args.node);
-const configs = args.configs.split(',');
+const configs = args.reference ? withReferenceRows(args.configs.split(',')) : args.configs.split(',');
 const workloads = args.workloads.split(',');
 const requests = Number(args.requests);
 const warmup = Number(args.warmup);
@@ -201,6 +213,7 @@ async function main() {
   installCleanupHandlers();
   const dir = await mkdtemp(join(tmpdir(), 'bench-callgrind-'));
   const secret = randomBytes(32).toString('base64url');
+  const reference = args.reference ? prepareReference(args.reference, BENCH) : undefined;
   const redis = configs.some(usesRedis) ? await RedisServer.start() : undefined;
   const startedAt = new Date();
   const rows = {};
@@ -215,7 +228,8 @@ async function main() {
         operationTimeout: 30_000,
         ...(usesRedis(config) ? { redisUrl: redis.url } : {}),
         // Under valgrind a pass over the sessions takes seconds: keep near-cache copies for the run.
-        ...(config === 'nss-redis-near' ? { nearCacheMaxAge: 600_000 } : {}),
+        ...(baseConfigOf(config) === 'nss-redis-near' ? { nearCacheMaxAge: 600_000 } : {}),
+        ...(config.endsWith(REFERENCE_SUFFIX) ? { referencePackage: reference.importPath } : {}),
       };
       process.stdout.write(`${config}: starting under callgrind on Node ${NODE_VERSION}... `);
       const server = await CallgrindServer.start(config, options, dir);
@@ -328,6 +342,7 @@ async function main() {
         warmups,
         jitDuringCount,
         targets,
+        ...(reference ? { reference: { commit: reference.commit, source: reference.source } } : {}),
       },
       null,
       2,
