@@ -52,6 +52,13 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
       ],
     ],
     ['an empty Buffer', ['k', 1, Buffer.alloc(0), 'after']],
+    ['lone surrogates (written as U+FFFD, 3 bytes each)', ['\ud800', 'a\udc00b', '\udfff\ud800']],
+    [
+      'a Buffer that views the middle of a larger ArrayBuffer',
+      ['k', Buffer.from(new ArrayBuffer(64), 7, 9).fill(3)],
+    ],
+    ['NaN and infinities', ['k', NaN, Infinity, -Infinity]],
+    ['no arguments at all', []],
     ['a Buffer first and last', [Buffer.from([1]), 'middle', Buffer.from([2, 3])]],
     ['a value of 100 KB', ['k', Buffer.alloc(100_000, 7)]],
   ];
@@ -71,6 +78,11 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
       expect(Buffer.isBuffer(written)).toBe(true);
       expect((written as Buffer).length).toBe(ioredisBytes([encoder.sha, 1, ...args]).length);
     }
+  });
+
+  it('encodes an unsafe integer in a command longer than its scratch space', () => {
+    const many: ScriptArgument[] = [2 ** 60, ...Array.from({ length: 40 }, (_, i) => `f${i}`), -(2 ** 63)];
+    expect(encodedBytes(encoder, many).equals(ioredisBytes([encoder.sha, 1, ...many]))).toBe(true);
   });
 
   it('encodes a command with more arguments than its scratch space holds, and a short one after it', () => {
@@ -93,6 +105,8 @@ describe('ScriptEncoder (EVALSHA written by the library)', () => {
     ['an object', { a: 1 }],
   ])('leaves a command with %s among its arguments to ioredis (no command, no throw)', (_name, odd) => {
     expect(encoder.command(['k', odd as unknown as ScriptArgument, 1])).toBeUndefined();
+    // after a number that sends the command through the text conversion first
+    expect(encoder.command([2 ** 60, odd as unknown as ScriptArgument])).toBeUndefined();
   });
 });
 

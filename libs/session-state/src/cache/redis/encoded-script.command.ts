@@ -58,7 +58,7 @@ export class ScriptEncoder {
  * The byte lengths of the arguments of the command being encoded, between its two passes (encoding is
  * synchronous, so one array serves every command); grown when a command has more arguments.
  */
-let argumentLengths = new Int32Array(32);
+let argumentLengths = new Float64Array(32);
 
 const CR = 13;
 const LF = 10;
@@ -71,7 +71,7 @@ const LF = 10;
  * Undefined when an argument is not a string, a number or a Buffer.
  */
 function encode(head: Buffer, count: number, args: readonly ScriptArgument[]): Buffer | undefined {
-  if (argumentLengths.length < args.length) argumentLengths = new Int32Array(args.length * 2);
+  if (argumentLengths.length < args.length) argumentLengths = new Float64Array(args.length * 2);
   let size = 1 + integerLength(count) + 2 + head.length;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -107,6 +107,8 @@ function encode(head: Buffer, count: number, args: readonly ScriptArgument[]): B
     out[at++] = CR;
     out[at++] = LF;
   }
+  // Buffer.allocUnsafe: a byte not written would send whatever memory held before.
+  if (at !== size) throw new Error(`EVALSHA encoding wrote ${at} of ${size} bytes`);
   return out;
 }
 
