@@ -7,6 +7,9 @@ import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 const COOKIE = '.Nest.Session';
 const SECRETS = ['k8JdQ0wZr4Vn1pYt6sXc2bLm9gHf3aEu7iOq5yTz0R'];
 
+/** The session key in a `name=value` session cookie pair (the value is `<key>.<signature>`). */
+const keyOf = (pair: string) => pair.slice(COOKIE.length + 1, pair.lastIndexOf('.'));
+
 describe('sessions on Redis', () => {
   let server: RedisServerProcess;
   let app: INestApplication;
@@ -23,6 +26,21 @@ describe('sessions on Redis', () => {
     await app.close();
     await server.stop();
   });
+
+  /** The commands Redis received while `run` ran, and in the 20 ms after (work after the response). */
+  async function commandsDuring(run: () => Promise<void>): Promise<string[]> {
+    const monitor = await CommandMonitor.start(server);
+    try {
+      await monitor.settle();
+      monitor.reset();
+      await run();
+      await new Promise((r) => setTimeout(r, 20));
+      await monitor.settle();
+      return monitor.commands();
+    } finally {
+      await monitor.stop();
+    }
+  }
 
   it('keeps one session in one hash {<applicationName>_<key>}_Data with the idle timeout as TTL', async () => {
     const res = await request(url).get('/counter').expect(200, { count: 1 });
@@ -88,26 +106,19 @@ describe('sessions on Redis', () => {
     });
     try {
       const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
-      const keyOf = (pair: string) => pair.slice(COOKIE.length + 1, pair.lastIndexOf('.'));
-      const monitor = await CommandMonitor.start(server);
-      try {
-        await monitor.settle();
-        monitor.reset();
+      let resigned = '';
+      const commands = await commandsDuring(async () => {
         const read = await request(rotatingUrl).get('/read').set('Cookie', cookie).expect(200);
         expect(read.body).toMatchObject({ available: true, count: 1 });
-        const resigned = cookiePair(read, COOKIE);
-        expect(resigned).not.toBe(cookie);
-        expect(keyOf(resigned)).toBe(keyOf(cookie));
-        await new Promise((r) => setTimeout(r, 20));
-        await monitor.settle();
-        expect(monitor.commands()).toEqual([expect.stringMatching(/^EVAL(SHA)?$/)]); // the load only
+        resigned = cookiePair(read, COOKIE);
+      });
+      expect(resigned).not.toBe(cookie);
+      expect(keyOf(resigned)).toBe(keyOf(cookie));
+      expect(commands).toEqual([expect.stringMatching(/^EVAL(SHA)?$/)]); // the load only
 
-        const again = await request(rotatingUrl).get('/read').set('Cookie', resigned).expect(200);
-        expect(again.body).toMatchObject({ count: 1 });
-        expect(findSetCookie(again, COOKIE)).toBeUndefined();
-      } finally {
-        await monitor.stop();
-      }
+      const again = await request(rotatingUrl).get('/read').set('Cookie', resigned).expect(200);
+      expect(again.body).toMatchObject({ count: 1 });
+      expect(findSetCookie(again, COOKIE)).toBeUndefined();
     } finally {
       await rotating.close();
     }
@@ -121,8 +132,7 @@ describe('sessions on Redis', () => {
     });
     try {
       const cookie = cookiePair(await request(lockingUrl).get('/counter'), COOKIE);
-      const signed = cookie.slice(COOKIE.length + 1);
-      const lockKey = `{e2e_${signed.slice(0, signed.lastIndexOf('.'))}}_Lock`;
+      const lockKey = `{e2e_${keyOf(cookie)}}_Lock`;
       const read = await request(lockingUrl).get('/read').set('Cookie', cookie).expect(200);
       expect(read.body).toMatchObject({ available: true, count: 1 });
       expect(findSetCookie(read, COOKIE)).toBeUndefined();
@@ -141,17 +151,10 @@ describe('sessions on Redis', () => {
     });
     try {
       const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
-      const monitor = await CommandMonitor.start(server);
-      try {
-        await monitor.settle();
-        monitor.reset();
+      const commands = await commandsDuring(async () => {
         await request(otherUrl).get('/untouched').set('Cookie', cookie).expect(200);
-        await new Promise((r) => setTimeout(r, 20));
-        await monitor.settle();
-        expect(monitor.commands()).toEqual(['PEXPIRE']);
-      } finally {
-        await monitor.stop();
-      }
+      });
+      expect(commands).toEqual(['PEXPIRE']);
     } finally {
       await other.close();
     }

@@ -420,8 +420,8 @@ export class SessionLifecycle implements SessionHost {
     if (this.lockToken === undefined && this.nothingToCommit) return true;
     const store = this.runtime.inProcessStore;
     if (!store || this.commitsRunning > 0 || this.finishFailure !== undefined) return false;
+    // Past the line above, the session is loaded and available (else nothing was to commit).
     const session = this.session;
-    if (!session.isLoaded || !session.isAvailable) return true;
     if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
     const write = this.takeWrite(true);
     if (write) {
