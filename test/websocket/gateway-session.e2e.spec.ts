@@ -147,6 +147,19 @@ describe.each([memory(), redis(), postgres()])('gateway sessions on $name', (sto
       expect(await client.request<SnapshotReply>('reload')).toMatchObject({ user: null });
     });
 
+    it('revoked from the gateway with its own snapshot as current: revoked, no error; no user on reload or over HTTP', async () => {
+      const cookie = await login('katherine');
+      const client = await connect(cookie);
+      expect(await client.request<SnapshotReply>('revoke-self')).toEqual({
+        user: 'katherine',
+        count: null,
+        available: true,
+        revoked: true,
+      });
+      expect(await client.request<SnapshotReply>('reload')).toMatchObject({ user: null });
+      await request(url).post('/count').set('Cookie', cookie).expect(200, { count: 1 });
+    });
+
     it('idle-expired: no user on reload', async () => {
       const cookie = await login('edsger');
       const client = await connect(cookie);

@@ -37,6 +37,8 @@ export interface SnapshotReply {
   user?: string | null;
   count?: number | null;
   available?: boolean;
+  /** What `UserSessions.revoke()` answered (the `revoke-self` message). */
+  revoked?: boolean;
   error?: string;
   message?: string;
 }
@@ -94,7 +96,10 @@ function reply(session: Session): SnapshotReply {
  */
 @WebSocketGateway({ path: '/ws' })
 class SessionGateway implements OnGatewayConnection {
-  constructor(private readonly sessions: GatewaySessions) {}
+  constructor(
+    private readonly sessions: GatewaySessions,
+    private readonly users: UserSessions,
+  ) {}
 
   async handleConnection(client: object, request?: IncomingMessage): Promise<void> {
     const url = request?.url ?? (client as { handshake?: { url?: string } }).handshake?.url ?? '';
@@ -139,6 +144,19 @@ class SessionGateway implements OnGatewayConnection {
       errors[name] = (await this.attempt(async () => void (await run()))).error ?? 'none';
     }
     return { event: 'write', data: { errors, after: reply(session) } };
+  }
+
+  /** "Sign out this device" from a socket: revokes the client's own session, the snapshot as `current`. */
+  @SubscribeMessage('revoke-self')
+  async revokeSelf(@ConnectedSocket() client: object) {
+    return {
+      event: 'revoke-self',
+      data: await this.attempt(async () => {
+        const session = await this.sessions.of(client);
+        const revoked = await this.users.revoke(session.getString('user')!, session.id, session);
+        return { ...reply(session), revoked };
+      }),
+    };
   }
 
   @SubscribeMessage('temp-data')

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
+import { SessionReadOnlyError } from '../errors/gateway.errors.js';
 import { SessionNotLoadedError, SessionUnavailableError } from '../errors/session.errors.js';
 import { SESSION_MODULE_OPTIONS } from '../module/session-module.definition.js';
 import type { SessionModuleOptions } from '../module/session-module.options.js';
@@ -165,7 +166,9 @@ export class UserSessions {
   /**
    * Revokes one of the user's sessions by its public id: its data is deleted, and its next request (on
    * any instance) finds an empty session. False when the user has no such session. When it is
-   * `current` (the request's own session), that is abandoned too, so its cookie goes in this response.
+   * `current` (the request's own session), that is abandoned too, so its cookie goes in this response;
+   * a gateway's snapshot as `current` (`GatewaySessions.of(client)`) has no response to delete the cookie
+   * in and stays as it is: its next `reload()` finds no session, as does the browser's next request.
    */
   async revoke(userId: string, sessionId: string, current?: DistributedSession): Promise<boolean> {
     checkUserId(userId);
@@ -173,7 +176,7 @@ export class UserSessions {
     const target = live.find((s) => s.sessionId === sessionId);
     if (!target) return false;
     await this.guard('revoke', () => this.index.revoke(userId, [target]));
-    if (current && this.idOf(current) === sessionId) current.abandon();
+    if (current && this.idOf(current) === sessionId) abandonUnlessSnapshot(current);
     return true;
   }
 
@@ -223,6 +226,15 @@ export class UserSessions {
     return session.isLoaded && session.isAvailable && this.userOf(session) !== undefined
       ? session.id
       : undefined;
+  }
+}
+
+/** Abandons `session`, except a gateway's read-only snapshot, which refuses before it changes anything. */
+function abandonUnlessSnapshot(session: DistributedSession): void {
+  try {
+    session.abandon();
+  } catch (error) {
+    if (!(error instanceof SessionReadOnlyError)) throw error;
   }
 }
 
