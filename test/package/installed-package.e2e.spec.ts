@@ -160,13 +160,18 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
   });
 });
 
-describe('a Nest 12 app that adds `npm install ioredis`', () => {
+// ioredis 6 is what the workspace runs on; 5 is in the peer range, so a packed app on it keeps a counter too.
+describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (ioredisMajor) => {
   let app: ConsumerApp;
   let redis: RedisServerProcess;
   const project: Record<string, string> = {};
   const redisApp = QUICK_START.replace(
     'SessionModule.forRoot()',
     'SessionModule.forRoot({ secrets: [process.env.SESSION_SECRET!], redis: { url: process.env.REDIS_URL } })',
+  );
+  const nearCacheApp = redisApp.replace(
+    'redis: { url: process.env.REDIS_URL }',
+    'redis: { url: process.env.REDIS_URL, nearCache: true }',
   );
   const redisEntry = [
     "import { Redis } from 'ioredis';",
@@ -180,11 +185,13 @@ describe('a Nest 12 app that adds `npm install ioredis`', () => {
 
   beforeAll(async () => {
     [app, redis] = await Promise.all([ConsumerApp.create(12, tarball), RedisServerProcess.start()]);
-    await app.install('ioredis');
+    await app.install(`ioredis@${ioredisMajor}`);
     for (const system of SYSTEMS) {
       project[system] = app.addProject(`redis-${system}`, system, redisApp);
       app.addProject(`redis-entry-${system}`, system, redisEntry);
     }
+    expect(nearCacheApp).not.toBe(redisApp);
+    project.nearCache = app.addProject('redis-near-cache', 'esm', nearCacheApp);
     // ioredis 6's own typings import the untyped redis-errors: with skipLibCheck false a user declares
     // it, as tsc's message suggests. Everything nest-session-state ships is still checked.
     await app.compile({ 'redis-errors.d.ts': "declare module 'redis-errors';\n" });
@@ -202,6 +209,20 @@ describe('a Nest 12 app that adds `npm install ioredis`', () => {
       await running.stop();
     }
     expect((await redis.admin().keys('{nest_*}_Data')).length).toBeGreaterThan(0);
+    const installed = JSON.parse(readFileSync(join(app.dir, 'node_modules/ioredis/package.json'), 'utf8'));
+    expect((installed as { version: string }).version.split('.')[0]).toBe(String(ioredisMajor));
+  });
+
+  it('keeps the counter in Redis with the near cache (client-side tracking and its invalidation connection)', async () => {
+    const running = await RunningApp.start(project.nearCache, {
+      SESSION_SECRET: secret,
+      REDIS_URL: redis.url,
+    });
+    try {
+      expect(await running.getWithCookies('/counter', 3)).toEqual([{ count: 1 }, { count: 2 }, { count: 3 }]);
+    } finally {
+      await running.stop();
+    }
   });
 
   it('type-checks code that uses the nest-session-state/redis entry, as ESM and CommonJS', () => {
