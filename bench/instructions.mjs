@@ -156,7 +156,10 @@ class CallgrindServer {
       if (!name.startsWith(`${this.config}.${this.child.pid}.`)) continue;
       const text = await readFile(join(this.dir, name), 'utf8');
       total += Number(/^totals: (\d+)/m.exec(text)?.[1] ?? 0);
-      if (args['keep-dir']) await writeFile(join(args['keep-dir'], `${name}.${label}`), text);
+      if (args['keep-dir']) {
+        await mkdir(args['keep-dir'], { recursive: true });
+        await writeFile(join(args['keep-dir'], `${name}.${label}`), text);
+      }
       await rm(join(this.dir, name));
     }
     return { result, instructions: total };

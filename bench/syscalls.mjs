@@ -11,6 +11,8 @@
 //                                                            # the Fastify rows (bench/fastify-server.mjs)
 //   npm run bench:syscalls -- --configs nss-redis --passes allocations --reference ../old-checkout
 //                                                            # bytes allocated per request, this build beside another
+//   npm run bench:syscalls -- --configs baseline,nss-memory --passes cpu --rate 4000
+//                                                            # CPU per request at 4,000 req/s in all (below saturation)
 //
 // Three passes per configuration and workload, each over --requests requests (--passes picks them):
 //   cpu          user and system CPU per request, per thread kind, context switches (no tracing)
@@ -62,6 +64,7 @@ const { values: args } = parseArgs({
     node: { type: 'string' },
     passes: { type: 'string', default: 'cpu,strace,allocations' },
     reference: { type: 'string' },
+    rate: { type: 'string' },
   },
 });
 await runOnChosenNode(args.node);
@@ -70,11 +73,15 @@ const passes = new Set(args.passes.split(','));
 for (const pass of passes)
   if (!PASSES.includes(pass)) throw new Error(`--passes: unknown pass ${pass} (use ${PASSES.join(', ')})`);
 const configs = args.reference ? withReferenceRows(args.configs.split(',')) : args.configs.split(',');
+if (new Set(configs).size !== configs.length)
+  throw new Error(`--configs: name each configuration once (rows are kept per name; got ${args.configs})`);
 const workloads = args.workloads.split(',');
 const requests = Number(args.requests);
 const warmupSeconds = Number(args.warmup);
 const connections = Number(args.connections);
 const sessionCount = Number(args.sessions);
+const rate = args.rate === undefined ? undefined : Number(args.rate);
+if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: a number of requests per second (got ${args.rate})`);
 
 /**
  * The configuration's bench server (bench/server.mjs, or bench/fastify-server.mjs for the Fastify rows) in a
@@ -251,7 +258,7 @@ async function main() {
         if (passes.has('cpu')) {
           const before = await counters(app);
           const threadsBefore = threadStats(app.pid);
-          const plain = await load(workload, { amount: requests });
+          const plain = await load(workload, { amount: requests, rate });
           const after = await counters(app);
           const threadsAfter = threadStats(app.pid);
           assertClean(`${config} /${workload}`, plain);
@@ -322,6 +329,7 @@ async function main() {
         requests,
         connections,
         sessions: sessionCount,
+        ...(rate !== undefined ? { rate } : {}),
         passes: [...passes],
         ...(reference ? { reference: { commit: reference.commit, source: reference.source } } : {}),
         rows,

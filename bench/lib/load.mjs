@@ -68,10 +68,12 @@ function percentile(sorted, p) {
 
 /**
  * One autocannon run of GET `path` for `duration` seconds (or `amount` requests) over `connections`
- * keep-alive connections, each request carrying the next cookie of `cookies` (round robin).
- * Latency percentiles come from every response time (autocannon's own histogram has 1 ms resolution).
+ * keep-alive connections, each request carrying the next cookie of `cookies` (round robin); with `rate`,
+ * at most that many requests per second in all (an open pace below saturation) instead of as fast as the
+ * app answers. Latency percentiles come from every response time (autocannon's own histogram has 1 ms
+ * resolution).
  */
-export function runLoad({ url, path, cookies, connections, duration, amount, timeout = 10 }) {
+export function runLoad({ url, path, cookies, connections, duration, amount, rate, timeout = 10 }) {
   let i = 0;
   const n = cookies.length;
   let latencies = new Float64Array(1 << 16);
@@ -87,6 +89,7 @@ export function runLoad({ url, path, cookies, connections, duration, amount, tim
         // autocannon stops a timed run at its next sample tick: 100 ms ticks keep short runs short.
         sampleInt: 100,
         ...(amount !== undefined ? { amount } : { duration }),
+        ...(rate !== undefined ? { overallRate: rate } : {}),
         requests: [
           {
             method: 'GET',
