@@ -81,7 +81,8 @@ const warmupSeconds = Number(args.warmup);
 const connections = Number(args.connections);
 const sessionCount = Number(args.sessions);
 const rate = args.rate === undefined ? undefined : Number(args.rate);
-if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: a number of requests per second (got ${args.rate})`);
+if (rate !== undefined && !(rate > 0))
+  throw new Error(`--rate: a number of requests per second (got ${args.rate})`);
 
 /**
  * The configuration's bench server (bench/server.mjs, or bench/fastify-server.mjs for the Fastify rows) in a
