@@ -12,6 +12,13 @@ const TIMEOUT = 400;
 /** How long a commit is held: well past TIMEOUT, so it reaches PostgreSQL after the 503 left. */
 const HOLD = 900;
 const TRIALS = 3;
+/**
+ * Slack over TIMEOUT for a 503 on a loaded CI machine. The request may first open a connection through the
+ * proxy (the one that stalled in the previous trial was dropped) and load, and Jest shares the cores with
+ * PostgreSQL and the app: 1,248 ms was seen once on Node 24 against a slack of 600. A commit that waited for
+ * the held one would answer 200 after HOLD, which the status check catches.
+ */
+const SLACK = 1_100;
 
 function sessionKeyOf(cookie: string): string {
   const signed = cookie.slice(cookie.indexOf('=') + 1);
@@ -78,7 +85,7 @@ describe('PostgreSQL outages', () => {
         .set('Cookie', cookie)
         .send({ value: `old-${i}-marker` })
         .expect(503);
-      expect(Date.now() - started).toBeLessThan(TIMEOUT + 600);
+      expect(Date.now() - started).toBeLessThan(TIMEOUT + SLACK);
       if (!hold.engaged) proxy.disarm();
       expect(hold.engaged).toBe(true); // the 503 came from the held commit
       await request(b)
