@@ -61,7 +61,33 @@ describe('MemoryDistributedCache (manual clock)', () => {
 
   it('rejects an invalid size limit with the option name', () => {
     expect(() => new MemoryDistributedCache({ sizeLimit: 0 })).toThrow(
-      /sizeLimit must be a positive integer/,
+      /sizeLimit must be a positive integer number of bytes, or Infinity for no limit \(got 0\)/,
     );
+    expect(() => new MemoryDistributedCache({ sizeLimit: Number.NaN })).toThrow(/got NaN/);
+  });
+
+  describe('bounded by default, as ASP.NET Core (200 MiB of values)', () => {
+    const MIB = 1024 * 1024;
+    /** Writes 201 values of 1 MiB (one more than 200 MiB holds), oldest first. */
+    async function fill(cache: MemoryDistributedCache): Promise<void> {
+      const value = new Uint8Array(MIB);
+      for (let i = 0; i <= 200; i++) await cache.set(`v${i}`, value);
+    }
+
+    it('without options: the least recently used values go past 200 MiB', async () => {
+      const cache = new MemoryDistributedCache();
+      await fill(cache);
+      expect(cache.count).toBe(200);
+      expect(await cache.get('v0')).toBeUndefined();
+      expect((await cache.get('v1'))?.byteLength).toBe(MIB);
+      expect((await cache.get('v200'))?.byteLength).toBe(MIB);
+    });
+
+    it('sizeLimit: Infinity keeps every value', async () => {
+      const cache = new MemoryDistributedCache({ sizeLimit: Infinity });
+      await fill(cache);
+      expect(cache.count).toBe(201);
+      expect((await cache.get('v0'))?.byteLength).toBe(MIB);
+    });
   });
 });

@@ -3,6 +3,9 @@ import { resolveExpiration, type DistributedCacheEntryOptions } from '../distrib
 import type { DistributedCache } from '../distributed-cache.interface.js';
 import { MemoryEntryTable } from './memory-entry.table.js';
 
+/** Default of {@link MemoryDistributedCacheOptions.sizeLimit}: 200 MiB, ASP.NET Core's default. */
+export const DEFAULT_MEMORY_CACHE_SIZE_LIMIT = 200 * 1024 * 1024;
+
 /**
  * Options of {@link MemoryDistributedCache}.
  *
@@ -10,7 +13,11 @@ import { MemoryEntryTable } from './memory-entry.table.js';
  * new MemoryDistributedCache({ sizeLimit: 64 * 1024 * 1024, clock: new ManualClock() });
  */
 export interface MemoryDistributedCacheOptions {
-  /** Maximum total bytes of values; least recently used entries are evicted. Default: none. */
+  /**
+   * Maximum total bytes of values; least recently used entries are evicted beyond it. Default:
+   * {@link DEFAULT_MEMORY_CACHE_SIZE_LIMIT} (200 MiB, as ASP.NET Core's MemoryDistributedCache); `Infinity`
+   * for none.
+   */
   sizeLimit?: number;
   /** Time source; a {@link ManualClock} in tests. */
   clock?: Clock;
@@ -18,7 +25,8 @@ export interface MemoryDistributedCacheOptions {
 
 /**
  * A {@link DistributedCache} in this process's memory: the zero-configuration default. Entries are
- * not shared between instances, so use Redis when the app runs on more than one.
+ * not shared between instances, so use Redis when the app runs on more than one. Bounded by default
+ * (200 MiB of values), so a cache filled from requests cannot take the process's memory.
  *
  * @example const cache = new MemoryDistributedCache({ sizeLimit: 64 * 1024 * 1024 });
  */
@@ -27,15 +35,17 @@ export class MemoryDistributedCache implements DistributedCache {
   private readonly clock: Clock;
 
   constructor(options: MemoryDistributedCacheOptions = {}) {
-    if (options.sizeLimit !== undefined && !(Number.isInteger(options.sizeLimit) && options.sizeLimit > 0)) {
+    const sizeLimit = options.sizeLimit ?? DEFAULT_MEMORY_CACHE_SIZE_LIMIT;
+    if (sizeLimit !== Infinity && !(Number.isInteger(sizeLimit) && sizeLimit > 0)) {
       throw new RangeError(
-        `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes (got ${String(options.sizeLimit)}).`,
+        `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes, or Infinity for ` +
+          `no limit (got ${String(options.sizeLimit)}).`,
       );
     }
     this.clock = options.clock ?? systemClock;
     this.table = new MemoryEntryTable<Uint8Array>({
       clock: this.clock,
-      sizeLimit: options.sizeLimit,
+      sizeLimit: sizeLimit === Infinity ? undefined : sizeLimit,
       sizeOf: (value) => value.byteLength,
     });
   }
