@@ -20,6 +20,22 @@ export interface MemoryEntryTableOptions<V> {
   onEvict?: (bound: 'sizeLimit' | 'maxCount') => void;
 }
 
+/**
+ * A bound of a table ({@link MemoryEntryTableOptions.sizeLimit}, `maxCount`) from an option: `value`, else
+ * `fallback`; a positive integer, or Infinity for none (undefined).
+ * @throws RangeError with the message `invalid()` gives, for any other value.
+ */
+export function resolveBound(
+  value: number | undefined,
+  fallback: number,
+  invalid: () => string,
+): number | undefined {
+  const resolved = value ?? fallback;
+  if (resolved === Infinity) return undefined;
+  if (!Number.isInteger(resolved) || resolved <= 0) throw new RangeError(invalid());
+  return resolved;
+}
+
 /** Entries examined for expiry per write: enough to keep up, far from a full scan. */
 const SWEEP_STEP = 8;
 

@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { resolveExpiration, type DistributedCacheEntryOptions } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
-import { MemoryEntryTable } from './memory-entry.table.js';
+import { MemoryEntryTable, resolveBound } from './memory-entry.table.js';
 
 /** Default of {@link MemoryDistributedCacheOptions.sizeLimit}: 200 MiB, ASP.NET Core's default. */
 export const DEFAULT_MEMORY_CACHE_SIZE_LIMIT = 200 * 1024 * 1024;
@@ -35,17 +35,17 @@ export class MemoryDistributedCache implements DistributedCache {
   private readonly clock: Clock;
 
   constructor(options: MemoryDistributedCacheOptions = {}) {
-    const sizeLimit = options.sizeLimit ?? DEFAULT_MEMORY_CACHE_SIZE_LIMIT;
-    if (sizeLimit !== Infinity && !(Number.isInteger(sizeLimit) && sizeLimit > 0)) {
-      throw new RangeError(
+    const sizeLimit = resolveBound(
+      options.sizeLimit,
+      DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
+      () =>
         `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes, or Infinity for ` +
-          `no limit (got ${String(options.sizeLimit)}).`,
-      );
-    }
+        `no limit (got ${String(options.sizeLimit)}).`,
+    );
     this.clock = options.clock ?? systemClock;
     this.table = new MemoryEntryTable<Uint8Array>({
       clock: this.clock,
-      sizeLimit: sizeLimit === Infinity ? undefined : sizeLimit,
+      sizeLimit,
       sizeOf: (value) => value.byteLength,
     });
   }

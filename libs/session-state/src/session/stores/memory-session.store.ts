@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { systemClock, type Clock } from '../../cache/clock.js';
-import { MemoryEntryTable } from '../../cache/memory/memory-entry.table.js';
+import { MemoryEntryTable, resolveBound } from '../../cache/memory/memory-entry.table.js';
 import { guardedSessionId, storedSessionId } from '../../users/user-session.fields.js';
 import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
@@ -51,17 +51,15 @@ function sizeOfSession(data: SessionData): number {
   return size;
 }
 
-/** A bound option: a positive integer, or Infinity for none (undefined). */
+/** A bound option of the store: a positive integer, or Infinity for none (undefined). */
 function bound(name: string, value: number | undefined, fallback: number): number | undefined {
-  const resolved = value ?? fallback;
-  if (resolved === Infinity) return undefined;
-  if (!Number.isInteger(resolved) || resolved <= 0) {
-    throw new RangeError(
+  return resolveBound(
+    value,
+    fallback,
+    () =>
       `Memory session store option ${name} (SessionModule option memory.${name}) must be a positive integer, ` +
-        `or Infinity for no bound (got ${String(value)}).`,
-    );
-  }
-  return resolved;
+      `or Infinity for no bound (got ${String(value)}).`,
+  );
 }
 
 /**
