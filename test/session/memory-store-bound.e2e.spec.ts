@@ -1,5 +1,5 @@
 import request from 'supertest';
-import { MemorySessionStore, SessionStore } from 'nest-session-state';
+import { MemorySessionStore, SessionConfigurationError, SessionStore } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -58,9 +58,17 @@ describe('the default memory store under a flood of new visitors', () => {
     }
   });
 
-  it('the module refuses a bound that is not a positive integer, naming the option', async () => {
-    await expect(startSessionApp({ secrets: [SECRET], memory: { maxSessions: -1 } })).rejects.toThrow(
-      /memory\.maxSessions\) must be a positive integer, or Infinity/,
-    );
-  });
+  it.each([
+    ['maxSessions', { maxSessions: -1 }],
+    ['sizeLimit', { sizeLimit: 1.5 }],
+  ])(
+    'the module refuses a memory.%s that is not a positive integer: a SessionConfigurationError naming the option',
+    async (name, memory) => {
+      const failure = startSessionApp({ secrets: [SECRET], memory });
+      await expect(failure).rejects.toThrow(SessionConfigurationError);
+      await expect(failure).rejects.toThrow(
+        new RegExp(`memory\\.${name}\\) must be a positive integer, or Infinity`),
+      );
+    },
+  );
 });

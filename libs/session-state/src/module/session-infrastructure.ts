@@ -94,12 +94,7 @@ export class SessionInfrastructure {
       resolved,
       keyRing,
       cache,
-      options.store ??
-        new MemorySessionStore({
-          maxSessions: options.memory?.maxSessions,
-          sizeLimit: options.memory?.sizeLimit,
-          clock: options.memory?.clock,
-        }),
+      options.store ?? memoryStoreOf(options.memory),
     );
   }
 
@@ -130,6 +125,24 @@ async function loadRedisInfrastructure(): Promise<{
           'Run npm install ioredis (an optional peer dependency: apps on the memory store do without it).',
       );
     }
+    throw error;
+  }
+}
+
+/**
+ * The built-in memory store from the module's `memory` option. A bound the store refuses is a
+ * configuration mistake like any other option's: SessionConfigurationError, with the store's message
+ * (it names `memory.<option>` and what to use instead).
+ */
+function memoryStoreOf(memory: SessionModuleOptions['memory']): MemorySessionStore {
+  try {
+    return new MemorySessionStore({
+      maxSessions: memory?.maxSessions,
+      sizeLimit: memory?.sizeLimit,
+      clock: memory?.clock,
+    });
+  } catch (error) {
+    if (error instanceof RangeError) throw new SessionConfigurationError(error.message, { cause: error });
     throw error;
   }
 }
