@@ -10,7 +10,7 @@ import { jest } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RedisServerProcess } from '../support/redis/index.js';
+import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
 import {
   ConsumerApp,
   packLibrary,
@@ -160,10 +160,12 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
   });
 });
 
-// ioredis 6 is what the workspace runs on; 5 is in the peer range, so a packed app on it keeps a counter too.
+// ioredis 6 is what the workspace runs on; 5 is in the peer range, so a packed app on it keeps a counter too,
+// on a standalone Redis (with and without the near cache) and on a Redis Cluster.
 describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (ioredisMajor) => {
   let app: ConsumerApp;
   let redis: RedisServerProcess;
+  let cluster: RedisClusterProcess;
   const project: Record<string, string> = {};
   const redisApp = QUICK_START.replace(
     'SessionModule.forRoot()',
@@ -172,6 +174,10 @@ describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (iored
   const nearCacheApp = redisApp.replace(
     'redis: { url: process.env.REDIS_URL }',
     'redis: { url: process.env.REDIS_URL, nearCache: true }',
+  );
+  const clusterApp = redisApp.replace(
+    'redis: { url: process.env.REDIS_URL }',
+    "redis: { clusterNodes: process.env.CLUSTER_NODES!.split(',') }",
   );
   const redisEntry = [
     "import { Redis } from 'ioredis';",
@@ -184,7 +190,11 @@ describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (iored
   ].join('\n');
 
   beforeAll(async () => {
-    [app, redis] = await Promise.all([ConsumerApp.create(12, tarball), RedisServerProcess.start()]);
+    [app, redis, cluster] = await Promise.all([
+      ConsumerApp.create(12, tarball),
+      RedisServerProcess.start(),
+      RedisClusterProcess.start({ masters: 3 }),
+    ]);
     await app.install(`ioredis@${ioredisMajor}`);
     for (const system of SYSTEMS) {
       project[system] = app.addProject(`redis-${system}`, system, redisApp);
@@ -192,13 +202,15 @@ describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (iored
     }
     expect(nearCacheApp).not.toBe(redisApp);
     project.nearCache = app.addProject('redis-near-cache', 'esm', nearCacheApp);
+    expect(clusterApp).not.toBe(redisApp);
+    project.cluster = app.addProject('redis-cluster', 'esm', clusterApp);
     // ioredis 6's own typings import the untyped redis-errors: with skipLibCheck false a user declares
     // it, as tsc's message suggests. Everything nest-session-state ships is still checked.
     await app.compile({ 'redis-errors.d.ts': "declare module 'redis-errors';\n" });
   });
   afterAll(async () => {
     app?.remove();
-    await redis?.stop();
+    await Promise.all([redis?.stop(), cluster?.stop()]);
   });
 
   it.each(SYSTEMS)('keeps the counter in Redis (%s)', async (system) => {
@@ -223,6 +235,20 @@ describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (iored
     } finally {
       await running.stop();
     }
+  });
+
+  it('keeps the counter in a Redis Cluster of 3 masters (clusterNodes)', async () => {
+    const running = await RunningApp.start(project.cluster, {
+      SESSION_SECRET: secret,
+      CLUSTER_NODES: cluster.nodes.map(({ host, port }) => `${host}:${port}`).join(','),
+    });
+    try {
+      expect(await running.getWithCookies('/counter', 3)).toEqual([{ count: 1 }, { count: 2 }, { count: 3 }]);
+    } finally {
+      await running.stop();
+    }
+    const keys = await Promise.all(cluster.processes.map((node) => node.admin().keys('{nest_*}_Data')));
+    expect(keys.flat()).toHaveLength(1);
   });
 
   it('type-checks code that uses the nest-session-state/redis entry, as ESM and CommonJS', () => {
