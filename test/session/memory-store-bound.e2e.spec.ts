@@ -1,5 +1,11 @@
 import request from 'supertest';
-import { MemorySessionStore, SessionConfigurationError, SessionStore } from 'nest-session-state';
+import {
+  DistributedCache,
+  MemoryDistributedCache,
+  MemorySessionStore,
+  SessionConfigurationError,
+  SessionStore,
+} from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -58,16 +64,32 @@ describe('the default memory store under a flood of new visitors', () => {
     }
   });
 
+  it('bounds the injectable DistributedCache beside it at memory.cacheSizeLimit, evicting the least recently used', async () => {
+    const { app } = await startSessionApp({ secrets: [SECRET], memory: { cacheSizeLimit: 1000 } });
+    try {
+      const cache = app.get<DistributedCache>(DistributedCache);
+      expect(cache).toBeInstanceOf(MemoryDistributedCache);
+      for (const key of ['a', 'b', 'c']) await cache.set(key, new Uint8Array(400));
+      // 1,200 bytes of values over a bound of 1,000: the oldest went, the newer two stay.
+      expect(await cache.get('a')).toBeUndefined();
+      expect((await cache.get('b'))?.byteLength).toBe(400);
+      expect((await cache.get('c'))?.byteLength).toBe(400);
+    } finally {
+      await app.close();
+    }
+  });
+
   it.each([
     ['maxSessions', { maxSessions: -1 }],
     ['sizeLimit', { sizeLimit: 1.5 }],
+    ['cacheSizeLimit', { cacheSizeLimit: 0 }],
   ])(
     'the module refuses a memory.%s that is not a positive integer: a SessionConfigurationError naming the option',
     async (name, memory) => {
       const failure = startSessionApp({ secrets: [SECRET], memory });
       await expect(failure).rejects.toThrow(SessionConfigurationError);
       await expect(failure).rejects.toThrow(
-        new RegExp(`memory\\.${name}\\) must be a positive integer, or Infinity`),
+        new RegExp(`memory\\.${name}\\)? must be a positive integer.*, or Infinity`),
       );
     },
   );

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../cache/distributed-cache.interface.js';
-import { MemoryDistributedCache } from '../cache/memory/memory.cache.js';
+import { DEFAULT_MEMORY_CACHE_SIZE_LIMIT, MemoryDistributedCache } from '../cache/memory/memory.cache.js';
+import { resolveBound } from '../cache/memory/memory-entry.table.js';
 import { resolveRedisCacheOptions } from '../cache/redis/redis-options.validator.js';
 import { KeyRing } from '../protection/key-ring.js';
 import { CacheSessionStore } from '../session/stores/cache-session.store.js';
@@ -89,7 +90,7 @@ export class SessionInfrastructure {
         options.store ?? new CacheSessionStore(options.cache),
       );
     }
-    const cache = new MemoryDistributedCache({ clock: options.memory?.clock });
+    const cache = memoryCacheOf(options.memory);
     return new SessionInfrastructure(
       resolved,
       keyRing,
@@ -135,12 +136,34 @@ async function loadRedisInfrastructure(): Promise<{
  * (it names `memory.<option>` and what to use instead).
  */
 function memoryStoreOf(memory: SessionModuleOptions['memory']): MemorySessionStore {
+  return asConfigurationError(
+    () =>
+      new MemorySessionStore({
+        maxSessions: memory?.maxSessions,
+        sizeLimit: memory?.sizeLimit,
+        clock: memory?.clock,
+      }),
+  );
+}
+
+/** The injectable cache beside the memory store, bounded by `memory.cacheSizeLimit` (200 MiB by default). */
+function memoryCacheOf(memory: SessionModuleOptions['memory']): MemoryDistributedCache {
+  const sizeLimit = memory?.cacheSizeLimit;
+  asConfigurationError(() =>
+    resolveBound(
+      sizeLimit,
+      DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
+      () =>
+        'SessionModule option memory.cacheSizeLimit must be a positive integer number of bytes, or Infinity ' +
+        `for no limit (got ${String(sizeLimit)}).`,
+    ),
+  );
+  return new MemoryDistributedCache({ sizeLimit, clock: memory?.clock });
+}
+
+function asConfigurationError<T>(create: () => T): T {
   try {
-    return new MemorySessionStore({
-      maxSessions: memory?.maxSessions,
-      sizeLimit: memory?.sizeLimit,
-      clock: memory?.clock,
-    });
+    return create();
   } catch (error) {
     if (error instanceof RangeError) throw new SessionConfigurationError(error.message, { cause: error });
     throw error;

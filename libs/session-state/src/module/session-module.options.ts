@@ -185,8 +185,10 @@ export interface SessionModuleOptions {
    * Memory store settings (the default store). Bounded by default: `maxSessions` 100 000 and
    * `sizeLimit` 128 MiB; beyond either the least recently used sessions are evicted, and the first
    * eviction is logged once. `Infinity` lifts a bound. See {@link MemorySessionStoreOptions}.
+   * `cacheSizeLimit` bounds the injectable DistributedCache beside it (a `MemoryDistributedCache`):
+   * bytes of values, 200 MiB by default, least recently used entries evicted beyond it; `Infinity` for none.
    */
-  memory?: { maxSessions?: number; sizeLimit?: number; clock?: Clock };
+  memory?: { maxSessions?: number; sizeLimit?: number; cacheSizeLimit?: number; clock?: Clock };
   session?: SessionOptions;
   tempData?: TempDataOptions;
   /**
@@ -234,5 +236,6 @@ export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
 export const MEMORY_OPTION_NAMES = optionNames<NonNullable<SessionModuleOptions['memory']>>({
   maxSessions: true,
   sizeLimit: true,
+  cacheSizeLimit: true,
   clock: true,
 });
