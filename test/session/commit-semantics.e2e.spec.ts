@@ -187,6 +187,48 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
     });
   });
 
+  describe('the same key changed by two requests at once', () => {
+    let d: Deployment;
+    beforeAll(async () => {
+      d = await deploy();
+    });
+    afterAll(() => d.close());
+
+    /** Both requests loaded the session; `first` commits, then `second`: the stored value of `x`. */
+    const race = async (cookie: string, name: string, first: 'a' | 'b'): Promise<string> => {
+      const gates = { a: gate(`${name}-a`), b: gate(`${name}-b`) };
+      const pending = {
+        a: request(d.a)
+          .post(`/gated/${name}-a/set/x`)
+          .set('Cookie', cookie)
+          .send({ value: `${name}-a` })
+          .then((r) => r),
+        b: request(d.b)
+          .post(`/gated/${name}-b/set/x`)
+          .set('Cookie', cookie)
+          .send({ value: `${name}-b` })
+          .then((r) => r),
+      };
+      await Promise.all([gates.a.reached(1), gates.b.reached(1)]);
+      const second = first === 'a' ? 'b' : 'a';
+      gates[first].release();
+      expect((await pending[first]).status).toBe(200);
+      gates[second].release();
+      expect((await pending[second]).status).toBe(200);
+      const { body } = await request(d.a).get('/keys').set('Cookie', cookie).expect(200);
+      return (body as { x: string }).x;
+    };
+
+    it('the last writer wins, whichever instance it ran on (both orders)', async () => {
+      const cookie = cookiePair(
+        await request(d.a).post('/set/x').send({ value: 'seed' }).expect(200),
+        COOKIE,
+      );
+      expect(await race(cookie, `lww1-${_name}`, 'a')).toBe(`lww1-${_name}-b`);
+      expect(await race(cookie, `lww2-${_name}`, 'b')).toBe(`lww2-${_name}-a`);
+    });
+  });
+
   describe('limits are enforced on what is stored, at commit', () => {
     const LIMIT = 100_000;
     const CONCURRENT = 40;

@@ -227,9 +227,17 @@ describe('ioTimeout and store failures', () => {
       expect(findSetCookie(res, COOKIE)).toBeUndefined();
       await request(url).post('/res-send').expect(503); // also when the handler wrote the response itself
     });
-    await withApp({ store: failingCommit(false), session: { ioTimeout: 200 } }, async (url) => {
-      await request(url).get('/counter').expect(200, { count: 1 });
-    });
+    const logger = new CaptureLogger();
+    await withApp(
+      { store: failingCommit(false), session: { ioTimeout: 200 } },
+      async (url) => {
+        await request(url).get('/counter').expect(200, { count: 1 });
+      },
+      { logger },
+    );
+    // Without throwOnError the response goes out as written: the failure is only in the log, once.
+    const failures = logger.lines.filter((l) => /Session commit failed: .*ioTimeout/.test(l.message));
+    expect(failures).toHaveLength(1);
   });
 });
 

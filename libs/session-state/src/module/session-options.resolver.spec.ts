@@ -1,0 +1,49 @@
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { resolveSessionOptions } from './session-options.resolver.js';
+
+describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", docs/configuration.md)', () => {
+  const resolved = resolveSessionOptions({});
+
+  it('times: idle timeout 20 minutes, ioTimeout 1 minute, the untouched slide skipped within idle / 20', () => {
+    expect(resolved.idleTimeout).toBe(20 * 60_000);
+    expect(resolved.ioTimeout).toBe(60_000);
+    expect(resolved.slideSkipWindow).toBe(60_000);
+  });
+
+  it('limits: 256 KiB per value, 1 MiB per session, 1,000 keys; no lock', () => {
+    expect(resolved.maxValueBytes).toBe(256 * 1024);
+    expect(resolved.maxSessionBytes).toBe(1024 * 1024);
+    expect(resolved.maxKeys).toBe(1000);
+    expect(resolved.lock).toBeUndefined();
+  });
+
+  it('the session cookie: .Nest.Session, path /, HttpOnly, SameSite=Lax, secure as the request, not essential', () => {
+    expect(resolved.cookie).toEqual({
+      name: '.Nest.Session',
+      path: '/',
+      httpOnly: true,
+      sameSite: 'lax',
+      securePolicy: 'sameAsRequest',
+      isEssential: false,
+    });
+  });
+
+  it('TempData: in a cookie named .Nest.TempData', () => {
+    expect(resolved.tempData.provider).toBe('cookie');
+    expect(resolved.tempData.cookie.name).toBe('.Nest.TempData');
+  });
+
+  it('lock: true takes the lock defaults (ttl 30 s, acquire timeout 10 s, retry every 200 ms)', () => {
+    expect(resolveSessionOptions({ session: { lock: true } }).lock).toEqual({
+      ttl: 30_000,
+      acquireTimeout: 10_000,
+      retryInterval: 200,
+    });
+  });
+
+  it('ioTimeout 0 turns the bound off; a negative one is a configuration error naming the option', () => {
+    expect(resolveSessionOptions({ session: { ioTimeout: 0 } }).ioTimeout).toBe(0);
+    expect(() => resolveSessionOptions({ session: { ioTimeout: -1 } })).toThrow(SessionConfigurationError);
+    expect(() => resolveSessionOptions({ session: { ioTimeout: -1 } })).toThrow(/session\.ioTimeout/);
+  });
+});
