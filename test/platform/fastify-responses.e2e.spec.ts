@@ -94,6 +94,13 @@ class FastifyResponsesController {
     return { visits: await this.visits.record(body.note) };
   }
 
+  /** A 2 MiB body returned at once: its one `end` is held like a small one's. */
+  @Get('big')
+  big(@Session() session: Session) {
+    session.setString('name', 'big');
+    return 'x'.repeat(2 * 1024 * 1024);
+  }
+
   @Get('read')
   read(@Session() session: Session) {
     return { name: session.getString('name') ?? null, note: session.getString('note') ?? null };
@@ -187,6 +194,12 @@ describe.each([
   it('a stream sent with reply.send(): cookie set, body whole', async () => {
     const res = await request(url).get('/fastify/stream').expect(200, 'xyz');
     expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('stream');
+  });
+
+  it('a 2 MiB returned body: the new session cookie is sent, the body whole, the value stored', async () => {
+    const res = await request(url).get('/fastify/big').expect(200);
+    expect(res.text).toHaveLength(2 * 1024 * 1024);
+    expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('big');
   });
 
   it('reply.redirect(): the redirect carries the cookie of the session it stored', async () => {

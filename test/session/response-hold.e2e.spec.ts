@@ -26,7 +26,9 @@ import {
   Session,
   SessionModule,
   SessionStateInterceptor,
+  TempData,
   type SessionChanges,
+  type TempDataDictionary,
   type SessionModuleOptions,
 } from 'nest-session-state';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -92,9 +94,25 @@ class HoldController {
     return { ok: true };
   }
 
+  /** A 2 MiB body returned at once (one `end`), with a new session's value and a TempData message. */
+  @Get('big-body')
+  bigBody(@Session() session: Session, @TempData() tempData: TempDataDictionary) {
+    session.setString('name', 'big-body');
+    tempData.set('flash', 'after a big body');
+    return BIG.toString('latin1');
+  }
+
+  /** The same after regenerate() (sign-in): the new key's cookie must go out with the big body. */
+  @Get('big-regenerate')
+  bigRegenerate(@Session() session: Session) {
+    session.regenerate();
+    session.setString('name', 'big-regenerate');
+    return BIG.toString('latin1');
+  }
+
   @Get('read')
-  read(@Session() session: Session) {
-    return { name: session.getString('name') ?? null };
+  read(@Session() session: Session, @TempData() tempData: TempDataDictionary) {
+    return { name: session.getString('name') ?? null, flash: tempData.get('flash') ?? null };
   }
 }
 
@@ -152,6 +170,37 @@ describe('the response waits for the session commit: end, streams, writes, SSE, 
       expect(await readName(url, cookie)).toBe(name);
     },
   );
+
+  it('a 2 MiB body written at once keeps its commit: the new session cookie, the value and TempData', async () => {
+    const res = await request(url)
+      .get('/hold/big-body')
+      .buffer(true)
+      .parse(collect as never)
+      .expect(200);
+    expect((res.body as Buffer).equals(BIG)).toBe(true);
+    const cookies = (res.headers['set-cookie'] as unknown as string[] | undefined) ?? [];
+    expect(cookies.some((c) => c.startsWith('.Nest.TempData='))).toBe(true);
+    const { body } = await request(url)
+      .get('/hold/read')
+      .set('Cookie', cookies.map((c) => c.split(';')[0]).join('; '))
+      .expect(200);
+    expect(body).toEqual({ name: 'big-body', flash: 'after a big body' });
+  });
+
+  it('a 2 MiB body after regenerate() carries the new key, and the old one is gone', async () => {
+    const old = cookiePair(await request(url).get('/hold/json').expect(200), COOKIE);
+    const res = await request(url)
+      .get('/hold/big-regenerate')
+      .set('Cookie', old)
+      .buffer(true)
+      .parse(collect as never)
+      .expect(200);
+    const renewed = cookiePair(res, COOKIE);
+    expect(renewed).toMatch(/^\.Nest\.Session=/);
+    expect(renewed).not.toBe(old);
+    expect(await readName(url, renewed)).toBe('big-regenerate');
+    expect(await readName(url, old)).toBeNull();
+  });
 
   it('a 2 MiB stream (back-pressure after the held first write) arrives whole', async () => {
     const res = await request(url)

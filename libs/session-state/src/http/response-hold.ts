@@ -61,15 +61,18 @@ export class ResponseHold {
     private readonly onEarlyRelease?: () => void,
   ) {}
 
-  /** True when this call is held: the caller then returns {@link writeResult} for `write`, the response for `end`. */
-  take(method: ResponseMethod, args: unknown[]): boolean {
+  /**
+   * True when this call is held: the caller then returns {@link writeResult} for `write`, the response for `end`.
+   * `last` marks the response's `end`: nothing follows it, so it is held whatever its size.
+   */
+  take(method: ResponseMethod, args: unknown[], last = false): boolean {
     if (this.held) {
-      this.hold({ method, args });
+      this.hold({ method, args }, last);
       return true;
     }
     if (!this.armed) return false;
     this.start();
-    this.hold({ method, args });
+    this.hold({ method, args }, last);
     return true;
   }
 
@@ -87,7 +90,7 @@ export class ResponseHold {
     const head = applyHead(this.res, args);
     if (head === undefined) return false;
     if (!this.held) this.start();
-    this.hold({ method, args: head });
+    this.hold({ method, args: head }, false);
     return true;
   }
 
@@ -122,14 +125,18 @@ export class ResponseHold {
     return false;
   }
 
-  private hold(call: HeldCall): void {
+  private hold(call: HeldCall, last: boolean): void {
+    // A writer that ignores back-pressure must not grow the buffer while a slow store answers: a
+    // write that comes once the budget is used up sends the response without waiting (its commit
+    // goes on). Only a further write: a body written in one call (a returned value, `res.send`, one
+    // large `write`) is in memory already, and its last call, `end`, is always held, so a large
+    // response still carries its commit's cookies.
+    const overBudget = !last && this.heldBytes >= HELD_WRITE_BUDGET;
     this.held!.push(call);
     this.headFixed = true;
     const chunk = call.args[0];
     if (typeof chunk === 'string' || chunk instanceof Uint8Array) this.heldBytes += chunk.length;
-    // A writer that ignores back-pressure must not grow the buffer while a slow store answers:
-    // past the budget the response goes out without waiting (its commit goes on).
-    if (this.heldBytes > HELD_WRITE_BUDGET) {
+    if (overBudget) {
       this.gaveUp = true;
       this.onEarlyRelease?.();
       this.replay();
@@ -190,7 +197,7 @@ export function installResponseHold(
     return parent.write.apply(this, args);
   };
   proto.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
-    if (holdOf(this.req)?.take(end, args)) return this;
+    if (holdOf(this.req)?.take(end, args, true)) return this;
     return parent.end.apply(this, args);
   };
   proto.writeHead = function heldWriteHead(this: HttpResponse, ...args: unknown[]) {
@@ -245,7 +252,7 @@ export function attachResponseHold(res: HttpResponse, hold: ResponseHold): void 
     return hold.take(write, args) ? hold.writeResult() : write.apply(this, args);
   };
   target.end = function heldEnd(this: HttpResponse, ...args: unknown[]) {
-    return hold.take(end, args) ? this : end.apply(this, args);
+    return hold.take(end, args, true) ? this : end.apply(this, args);
   };
   target.writeHead = function heldWriteHead(this: HttpResponse, ...args: unknown[]) {
     return hold.takeHead(writeHead, args) ? this : writeHead.apply(this, args);
