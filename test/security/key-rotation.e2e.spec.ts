@@ -179,3 +179,103 @@ describe('key rotation end to end over HTTP, session and TempData cookies', () =
     expect(watch.findLeak(logger)).toBeUndefined();
   });
 });
+
+describe('key rotation end to end across three secrets: cookies under the oldest still work', () => {
+  const [S1, S2, S3] = [randomSecret(), randomSecret(), randomSecret()];
+  const labels = [
+    ['s1', S1],
+    ['s2', S2],
+    ['s3', S3],
+  ] as const;
+  const store = new MemorySessionStore();
+  const logger = new CaptureLogger();
+  const watch = new LeakWatch().secret(S1).secret(S2).secret(S3);
+  const apps: INestApplication[] = [];
+  const urls = { oldest: '', ring: '', newest: '' };
+  const big = randomBytes(4500).toString('base64url');
+  /** Cookies made under [s3]: a session and a chunked TempData cookie. */
+  let before: Map<string, string>;
+
+  /** Which single-secret rings of s1, s2, s3 verify a session cookie value. */
+  const signedBy = (value: string) =>
+    labels
+      .filter(([, s]) => new CookieSigner(KeyRing.fromSecrets([s]), 'session-cookie').verify(value))
+      .map(([label]) => label)
+      .join('+') || 'neither';
+  /** Which single-secret ring of s1, s2, s3 encrypted a TempData cookie value, and what it holds. */
+  const encryptedBy = (value: string): { by: string; values?: Record<string, unknown> } => {
+    for (const [label, s] of labels) {
+      const plain = new AuthenticatedEncryptor(KeyRing.fromSecrets([s]), 'temp-data-cookie').decrypt(value);
+      if (plain) return { by: label, values: Object.fromEntries(decodeTempData(plain.value)) };
+    }
+    return { by: 'neither' };
+  };
+  const browser = (url: string, jar?: Map<string, string>) => {
+    const b = new RawBrowser(url, (reply) => watch.reply(reply));
+    for (const [name, value] of jar ?? []) b.jar.set(name, value);
+    return b;
+  };
+
+  beforeAll(async () => {
+    for (const [name, secrets] of [
+      ['oldest', [S3]],
+      ['ring', [S1, S2, S3]],
+      ['newest', [S1]],
+    ] as const) {
+      const started = await startSecurityApp({ secrets: [...secrets], store }, { logger });
+      apps.push(started.app);
+      urls[name] = started.url;
+    }
+    const client = browser(urls.oldest);
+    const made = await client.post('/sec/put', {
+      session: { user: 'lovelace' },
+      tempData: { Message: 'from s3', Big: big },
+    });
+    expect(made.status).toBe(200);
+    before = new Map(client.jar);
+  });
+  afterAll(() => Promise.all(apps.map((app) => app.close())));
+
+  it('the cookies made under [s3] are protected by s3 only (chunked TempData included)', () => {
+    expect(before.get(TEMP_DATA_COOKIE)).toMatch(/^chunks-\d+$/);
+    expect(signedBy(before.get(SESSION_COOKIE)!)).toBe('s3');
+    expect(encryptedBy(tempDataValue(before))).toEqual({
+      by: 's3',
+      values: { Message: 'from s3', Big: big },
+    });
+  });
+
+  it('with [s1, s2, s3] they work, and come back re-signed and re-encrypted under s1', async () => {
+    const client = browser(urls.ring, before);
+    const read = await client.get('/sec/state');
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual({
+      available: true,
+      session: { user: 'lovelace' },
+      tempData: { Message: 'from s3', Big: big },
+    });
+    const session = setValue(read, SESSION_COOKIE)!;
+    expect(session).toBeDefined();
+    expect(signedBy(session)).toBe('s1');
+    expect(session.split('.')[0]).toBe(before.get(SESSION_COOKIE)!.split('.')[0]);
+    expect(encryptedBy(tempDataValue(client.jar))).toEqual({
+      by: 's1',
+      values: { Message: 'from s3', Big: big },
+    });
+    expect((await client.get('/sec/state')).setCookies).toEqual([]);
+
+    // With [s1] only, the re-protected cookies work and nothing is re-sent.
+    const after = browser(urls.newest, client.jar);
+    const next = await after.get('/sec/state');
+    expect(next.body).toEqual({
+      available: true,
+      session: { user: 'lovelace' },
+      tempData: { Message: 'from s3', Big: big },
+    });
+    expect(next.setCookies).toEqual([]);
+  });
+
+  it('no secret, session key or cookie value appears in any log line', () => {
+    expect(watch.findLeak(logger)).toBeUndefined();
+  });
+});

@@ -49,6 +49,7 @@ jest.unstable_mockModule('node:crypto', () => ({
 const { startSecurityApp } = await import('./support/security-app.js');
 const { CookieSigner } = await import('../../libs/session-state/src/protection/cookie-signer.js');
 const { KeyRing } = await import('../../libs/session-state/src/protection/key-ring.js');
+const { startSessionApp } = await import('../support/apps/session-test.app.js');
 
 const keyOf = (cookieValue: string) => cookieValue.slice(0, cookieValue.lastIndexOf('.'));
 const tagOf = (cookieValue: string) =>
@@ -114,6 +115,45 @@ describe('session keys come from the CSPRNG; cookie verification compares in con
       // Binomial(200, 1/2): outside [50, 150] is a 7-sigma event for a random bit; a constant bit is 0 or 200.
       const stuck = ones.map((n, bit) => [bit, n]).filter(([, n]) => n < 50 || n > 150);
       expect(stuck).toEqual([]);
+    });
+  });
+
+  describe('session ids', () => {
+    // The security app has no route reading session.id; the session test app's GET /id does.
+    let idApp: INestApplication;
+    let idUrl: string;
+    const newSessionId = async () => {
+      const reply = await rawRequest(idUrl, { path: '/id' });
+      expect(reply.status).toBe(200);
+      return (reply.body as { id: string }).id;
+    };
+
+    beforeAll(async () => {
+      ({ app: idApp, url: idUrl } = await startSessionApp({ secrets: [NEW] }));
+    });
+    afterAll(() => idApp.close());
+
+    it('a new session.id is the base64url of 16 consecutive bytes (128 bits) of one crypto.randomFillSync output, independent of the key', async () => {
+      for (let i = 0; i < 20; i++) {
+        const text = await newSessionId();
+        const id = Buffer.from(text, 'base64url');
+        expect(id.toString('base64url')).toBe(text);
+        expect(id.length * 8).toBe(128);
+        expect(csprngOutputsHolding(id)).toBe(1);
+      }
+    });
+
+    it('the id of an established session is stored, and is not drawn from the bytes of its key', async () => {
+      const b = new RawBrowser(idUrl, (reply) => watch.reply(reply));
+      const set = await b.post('/set/user', { value: 'ada' });
+      expect(set.status).toBe(200);
+      const key = Buffer.from(keyOf(b.jar.get(SESSION_COOKIE)!), 'base64url');
+      const first = (await b.get('/id')).body as { id: string };
+      const again = (await b.get('/id')).body as { id: string };
+      expect(again.id).toBe(first.id);
+      const id = Buffer.from(first.id, 'base64url');
+      expect(csprngOutputsHolding(id)).toBe(1);
+      expect(key.indexOf(id.subarray(0, 8))).toBe(-1);
     });
   });
 

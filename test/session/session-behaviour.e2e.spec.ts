@@ -129,6 +129,28 @@ describe.each(stores)('session behaviour over HTTP (%s)', (_name, setup) => {
     expect(c).not.toContain(a.id);
   });
 
+  it('200 new sessions get 200 distinct ids: 22 base64url characters of 128 bits, every bit varying', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      const { body } = await request(url).get('/id').expect(200);
+      ids.push((body as { id: string }).id);
+    }
+    expect(new Set(ids).size).toBe(200);
+    const bytes = ids.map((id) => {
+      expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+      const decoded = Buffer.from(id, 'base64url');
+      // Canonical base64url of 16 bytes: the 4 unused low bits of the last character are zero.
+      expect(decoded.toString('base64url')).toBe(id);
+      return decoded;
+    });
+    expect(bytes.every((b) => b.length * 8 === 128)).toBe(true);
+    const ones = Array.from({ length: 128 }, (_, bit) =>
+      bytes.reduce((n, b) => n + ((b[bit >> 3] >> (7 - (bit & 7))) & 1), 0),
+    );
+    // Binomial(200, 1/2): outside [50, 150] is a 7-sigma event for a random bit; a constant bit is 0 or 200.
+    expect(ones.map((n, bit) => [bit, n]).filter(([, n]) => n < 50 || n > 150)).toEqual([]);
+  });
+
   it('commits before the response leaves for @Redirect, res.redirect(), res.send() and thrown exceptions', async () => {
     for (const [path, name, status] of [
       ['/redirect', 'redirected', 302],

@@ -1,10 +1,31 @@
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { AuthenticatedEncryptor } from './authenticated-encryptor.js';
 import { CookieSigner } from './cookie-signer.js';
-import { KeyRing } from './key-ring.js';
+import { KeyRing, type ProtectionPurpose } from './key-ring.js';
 import { generateSessionKey, SESSION_KEY_LENGTH } from './session-key.generator.js';
 
 const secret = () => randomBytes(32).toString('base64url');
+
+/** A fixed secret for the known-answer tests (43 base64url characters, as the docs tell apps to generate). */
+const KNOWN_SECRET = 'Qm9vdHN0cmFwLWtub3duLWFuc3dlci1zZWNyZXQtdjE';
+/** A session key, and its session cookie signed under [KNOWN_SECRET] by the current release: a literal. */
+const KNOWN_SESSION_KEY = 'kaT0Zp3nX2mQ8vRw5yBc1dEf7gHj9LsU';
+const KNOWN_SESSION_COOKIE = `${KNOWN_SESSION_KEY}.0KQS-v_OWfeGRi_XQhxzm7hZtkc7GVThGnNSmUdv9l8`;
+/** 'known-answer TempData' encrypted for the TempData cookie under [KNOWN_SECRET] by the current release. */
+const KNOWN_TEMP_DATA_COOKIE = 'AWHfpRJGkSTP2dIJ7wbEoUx1_QlpvtfyWq3ySG-rQo9RUYmZZ-UzYB7OTeuVAp8WYD0';
+const PURPOSES: readonly ProtectionPurpose[] = ['session-cookie', 'temp-data-cookie'];
+
+/** HKDF-SHA256 as the design specifies it: salt 'nest-session-state/v1', info 'nest-session-state:<purpose>', 32 bytes. */
+const hkdf = (secretText: string, purpose: ProtectionPurpose) =>
+  Buffer.from(
+    hkdfSync(
+      'sha256',
+      Buffer.from(secretText, 'utf8'),
+      Buffer.from('nest-session-state/v1', 'utf8'),
+      Buffer.from(`nest-session-state:${purpose}`, 'utf8'),
+      32,
+    ),
+  );
 
 describe('key ring', () => {
   it('rejects missing, short and low-entropy secrets with the option name and a fix', () => {
@@ -22,6 +43,50 @@ describe('key ring', () => {
     expect(a1.key.equals(b1.key)).toBe(false);
     expect(a1.key.equals(a2.key)).toBe(false);
     expect(a1.key).toHaveLength(32);
+  });
+  it('derives each purpose key with HKDF-SHA256 (salt nest-session-state/v1, info nest-session-state:<purpose>): known answers', () => {
+    const ring = KeyRing.fromSecrets([KNOWN_SECRET]);
+    for (const purpose of PURPOSES) {
+      expect(ring.keysFor(purpose)).toHaveLength(1);
+      expect(ring.keysFor(purpose)[0].key.toString('hex')).toBe(hkdf(KNOWN_SECRET, purpose).toString('hex'));
+    }
+    // The same values as literals, so a change to the HKDF parameters above cannot go unnoticed either.
+    expect(ring.keysFor('session-cookie')[0].key.toString('hex')).toBe(
+      'a9cc6983d54e07a6b2f21dbafdd11af19bab472b420f0418a74f7138191b6b0d',
+    );
+    expect(ring.keysFor('temp-data-cookie')[0].key.toString('hex')).toBe(
+      '41063bc0460d57ded6675608a8b01f97d12fd46ce758b30b881484844ba6af02',
+    );
+    // A secret given as bytes derives the same keys as its UTF-8 text; every secret of a ring is derived alike.
+    const bytes = KeyRing.fromSecrets([Buffer.from(KNOWN_SECRET, 'utf8')]);
+    for (const purpose of PURPOSES)
+      expect(bytes.keysFor(purpose)[0].key).toEqual(hkdf(KNOWN_SECRET, purpose));
+    const secrets = [secret(), secret(), secret()];
+    const three = KeyRing.fromSecrets(secrets);
+    for (const purpose of PURPOSES) {
+      expect(three.keysFor(purpose).map(({ index, key }) => [index, key.toString('hex')])).toEqual(
+        secrets.map((s, index) => [index, hkdf(s, purpose).toString('hex')]),
+      );
+    }
+  });
+
+  it('cookies protected by the current release still verify and decrypt: a new derivation would sign everybody out', () => {
+    const ring = KeyRing.fromSecrets([KNOWN_SECRET]);
+    const signer = new CookieSigner(ring, 'session-cookie');
+    expect(signer.sign(KNOWN_SESSION_KEY)).toBe(KNOWN_SESSION_COOKIE);
+    expect(signer.verify(KNOWN_SESSION_COOKIE)).toEqual({ value: KNOWN_SESSION_KEY, rotated: false });
+    const tempData = new AuthenticatedEncryptor(ring, 'temp-data-cookie').decrypt(KNOWN_TEMP_DATA_COOKIE);
+    expect(tempData?.value.toString('utf8')).toBe('known-answer TempData');
+    expect(tempData?.rotated).toBe(false);
+    // Once rotated behind a newer secret, both still work and say so.
+    const rotated = KeyRing.fromSecrets([secret(), KNOWN_SECRET]);
+    expect(new CookieSigner(rotated, 'session-cookie').verify(KNOWN_SESSION_COOKIE)).toEqual({
+      value: KNOWN_SESSION_KEY,
+      rotated: true,
+    });
+    expect(
+      new AuthenticatedEncryptor(rotated, 'temp-data-cookie').decrypt(KNOWN_TEMP_DATA_COOKIE),
+    ).toMatchObject({ rotated: true });
   });
 });
 
@@ -93,5 +158,43 @@ describe('authenticated encryptor', () => {
     expect(new AuthenticatedEncryptor(ring, 'temp-data-cookie').decrypt(text)).toMatchObject({
       rotated: true,
     });
+  });
+});
+
+describe('rotation across three secrets', () => {
+  it('a session cookie and a TempData value protected by the oldest of three secrets verify (rotated) and re-protect under the newest', () => {
+    const [s1, s2, s3] = [secret(), secret(), secret()];
+    const ring = KeyRing.fromSecrets([s1, s2, s3]);
+    const signer = new CookieSigner(ring, 'session-cookie');
+    const enc = new AuthenticatedEncryptor(ring, 'temp-data-cookie');
+    const only = (s: string) => KeyRing.fromSecrets([s]);
+
+    const signedBy = (s: string) => new CookieSigner(only(s), 'session-cookie').sign('oldest-key');
+    const encryptedBy = (s: string) =>
+      new AuthenticatedEncryptor(only(s), 'temp-data-cookie').encrypt(Buffer.from(`under ${s}`));
+    for (const [s, rotated] of [
+      [s3, true],
+      [s2, true],
+      [s1, false],
+    ] as const) {
+      expect(signer.verify(signedBy(s))).toEqual({ value: 'oldest-key', rotated });
+      const plain = enc.decrypt(encryptedBy(s));
+      expect(plain?.value.toString()).toBe(`under ${s}`);
+      expect(plain?.rotated).toBe(rotated);
+    }
+
+    // Re-protected, they are under s1 alone.
+    const resigned = signer.sign('oldest-key');
+    expect(new CookieSigner(only(s1), 'session-cookie').verify(resigned)).toMatchObject({ rotated: false });
+    expect(new CookieSigner(only(s3), 'session-cookie').verify(resigned)).toBeUndefined();
+    const reencrypted = enc.encrypt(Buffer.from('again'));
+    expect(
+      new AuthenticatedEncryptor(only(s1), 'temp-data-cookie').decrypt(reencrypted)?.value.toString(),
+    ).toBe('again');
+    expect(new AuthenticatedEncryptor(only(s3), 'temp-data-cookie').decrypt(reencrypted)).toBeUndefined();
+
+    // A secret outside the ring still fails.
+    expect(signer.verify(signedBy(secret()))).toBeUndefined();
+    expect(enc.decrypt(encryptedBy(secret()))).toBeUndefined();
   });
 });

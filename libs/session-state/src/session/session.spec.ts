@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { jest } from '@jest/globals';
 import { Expose, Type } from 'class-transformer';
-import { SessionNotLoadedError } from '../errors/session.errors.js';
+import { PayloadTooLargeException } from '@nestjs/common';
+import { SessionLimitExceededError, SessionNotLoadedError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost } from './session.js';
 
 class Address {
@@ -103,31 +104,71 @@ describe('DistributedSession', () => {
     expect(session.changes.set.size).toBe(0);
   });
 
-  it('rejects unserialisable values at set, naming the key', () => {
+  it('rejects unserialisable values at set with a TypeError naming the key', () => {
     const { session } = loadedSession();
     const cyclic: Record<string, unknown> = {};
     cyclic.me = cyclic;
-    expect(() => session.set('f', { run: () => 1 })).toThrow(/Session value "f" at \.run is a function/);
-    expect(() => session.set('s', Symbol('x'))).toThrow(/"s".*symbol/);
-    expect(() => session.set('n', { big: 10n })).toThrow(/"n" at \.big is a BigInt/);
-    expect(() => session.set('m', new Map())).toThrow(/"m".*Map/);
-    expect(() => session.set('c', cyclic)).toThrow(/"c".*cycle/);
-    expect(() => session.set('u', undefined)).toThrow(/remove\("u"\)/);
-    expect(() => session.set('i', Infinity)).toThrow(/"i"/);
+    const cyclicInArray: unknown[] = [];
+    cyclicInArray.push({ back: cyclicInArray });
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 70; i++) deep = { deep };
+    const rows: [key: string, value: unknown, message: RegExp][] = [
+      ['f', { run: () => 1 }, /Session value "f" at \.run is a function/],
+      ['g', () => 1, /"g" is a function/],
+      ['s', Symbol('x'), /"s".*symbol/],
+      ['n', { big: 10n }, /"n" at \.big is a BigInt/],
+      ['b', 10n, /"b" is a BigInt/],
+      ['m', new Map(), /"m".*Map/],
+      ['set', { tags: new Set(['a']) }, /"set" at \.tags is a Set/],
+      ['w', new WeakMap(), /"w".*weak collection/],
+      ['p', Promise.resolve(1), /"p".*Promise/],
+      ['c', cyclic, /"c".*cycle/],
+      ['a', cyclicInArray, /"a" at \[0\]\.back contains a cycle/],
+      ['d', deep, /"d" is nested deeper than 64 levels/],
+      ['u', undefined, /remove\("u"\)/],
+      ['i', Infinity, /"i" is Infinity/],
+      ['nan', { x: [Number.NaN] }, /"nan" at \.x\[0\] is NaN/],
+    ];
+    for (const [key, value, message] of rows) {
+      // The class, not only the message: apps and the docs tell a bad value (TypeError) from a limit (413).
+      expect(() => session.set(key, value)).toThrow(TypeError);
+      expect(() => session.set(key, value)).toThrow(message);
+    }
     expect(session.keys).toEqual([]);
   });
 
-  it('enforces the value, session and key-count limits with RangeErrors naming the key', () => {
+  it('enforces the value, session and key-count limits with SessionLimitExceededError (a 413 PayloadTooLargeException, not a RangeError) naming the key and the limit', () => {
     const { session } = loadedSession({ maxValueBytes: 100, maxSessionBytes: 250, maxKeys: 3 });
-    expect(() => session.setString('big', 'x'.repeat(101))).toThrow(/"big" is 101 bytes.*maxValueBytes/);
+    const expectRefused = (change: () => void, limit: string, message: RegExp) => {
+      expect(change).toThrow(SessionLimitExceededError);
+      expect(change).toThrow(message);
+      let error: unknown;
+      try {
+        change();
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(error).toBeInstanceOf(PayloadTooLargeException);
+      expect(error).not.toBeInstanceOf(RangeError);
+      expect((error as SessionLimitExceededError).getStatus()).toBe(413);
+      expect((error as SessionLimitExceededError).limit).toBe(limit);
+    };
+    expectRefused(
+      () => session.setString('big', 'x'.repeat(101)),
+      'maxValueBytes',
+      /"big" is 101 bytes.*maxValueBytes/,
+    );
     session.setString('a', 'x'.repeat(100));
     session.setString('b', 'x'.repeat(100));
-    expect(() => session.setString('c', 'x'.repeat(100))).toThrow(
+    expectRefused(
+      () => session.setString('c', 'x'.repeat(100)),
+      'maxSessionBytes',
       /"c" would grow the session.*maxSessionBytes/,
     );
     session.setString('c', 'x');
-    expect(() => session.setString('d', 'x')).toThrow(/"d" would exceed 3 keys/);
+    expectRefused(() => session.setString('d', 'x'), 'maxKeys', /"d" would exceed 3 keys/);
     session.setString('a', 'y'); // replacing an existing key is fine
+    expect(session.keys).toEqual(['a', 'b', 'c']);
   });
 
   it('asks the host before the first value of a session is stored', () => {
