@@ -3,6 +3,7 @@ import request from 'supertest';
 import {
   MemoryDistributedCache,
   MemorySessionStore,
+  SessionConfigurationError,
   SessionModule,
   type SessionModuleOptions,
   type SessionStore,
@@ -110,7 +111,58 @@ describe('session cookie options', () => {
       /tempData.provider/,
     );
   });
+
+  it.each([
+    ['a number as store', { store: 42 }, /option store must be a SessionStore object \(got number\)/],
+    [
+      'an empty store',
+      { store: {} },
+      /option store does not implement SessionStore \(missing load, commit, refresh, remove\)/,
+    ],
+    [
+      'a store without commit (would acknowledge every write and keep none)',
+      { store: { load: () => undefined, refresh: () => undefined, remove: () => undefined } },
+      /option store does not implement SessionStore \(missing commit\)/,
+    ],
+    [
+      'a store whose tryLock is not a function',
+      { store: { ...memoryStoreMethods(), tryLock: true } },
+      /tryLock not a function/,
+    ],
+    [
+      'an empty cache',
+      { cache: {} },
+      /option cache does not implement DistributedCache \(missing get, set, refresh, remove\)/,
+    ],
+  ])(
+    '%s fails at startup with a SessionConfigurationError that names the option and the contract',
+    async (_name, options, message) => {
+      const failure = startSessionApp(options as unknown as SessionModuleOptions);
+      await expect(failure).rejects.toThrow(SessionConfigurationError);
+      await expect(failure).rejects.toThrow(message);
+    },
+  );
+
+  it('the same through forRootAsync (a factory that returns a store that is not one)', async () => {
+    const module = SessionModule.forRootAsync({
+      useFactory: () => ({ store: 42 as unknown as SessionStore }),
+    });
+    await expect(startSessionApp({}, { module })).rejects.toThrow(
+      /option store must be a SessionStore object/,
+    );
+  });
 });
+
+/** The four methods of a store, bound to a MemorySessionStore (an object literal, not an instance). */
+function memoryStoreMethods(): Pick<SessionStore, 'load' | 'commit' | 'refresh' | 'remove'> {
+  const store = new MemorySessionStore();
+  return {
+    load: store.load.bind(store),
+    commit: store.commit.bind(store),
+    refresh: store.refresh.bind(store),
+    remove: store.remove.bind(store),
+  };
+}
 
 describe('key rotation', () => {
   it('a cookie protected by an old secret still works and comes back protected by the newest; dropping the old secret invalidates it', async () => {

@@ -13,6 +13,7 @@ export { SessionConfigurationError };
 import { rejectUnknownRedisOptions } from '../cache/redis/redis-option-names.check.js';
 import { unknownSessionOptionNames } from './session-option-names.check.js';
 import { storeConflict } from './session-store.conflicts.js';
+import { pluggableShapeProblem } from './pluggable-shapes.check.js';
 
 export interface ResolvedCookieOptions {
   readonly name: string;
@@ -141,6 +142,8 @@ function checkShape(options: SessionModuleOptions): void {
   rejectUnknownRedisOptions(options.redis, 'redis');
   const conflict = storeConflict(options);
   if (conflict !== undefined) fail(conflict);
+  const shape = pluggableShapeProblem(options);
+  if (shape !== undefined) fail(shape);
 }
 
 /**
