@@ -143,6 +143,49 @@ describe('session cookie options', () => {
     },
   );
 
+  it.each([
+    [
+      'a __Host- session cookie that may go out without Secure',
+      { session: { cookie: { name: '__Host-sid', securePolicy: 'none' } } },
+      /session\.cookie\.name: a __Host- cookie must be Secure.*securePolicy to 'always'/,
+    ],
+    [
+      'a __Host- session cookie with a path and a domain',
+      {
+        session: {
+          cookie: { name: '__Host-sid', securePolicy: 'always', path: '/app', domain: 'example.com' },
+        },
+      },
+      /session\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,
+    ],
+    [
+      'a __Secure- TempData cookie that may go out without Secure (any letter case)',
+      { tempData: { cookie: { name: '__SECURE-td', securePolicy: 'none' } } },
+      /tempData\.cookie\.name: a __Secure- cookie must be Secure/,
+    ],
+    [
+      'httpOnly given as a string',
+      { session: { cookie: { httpOnly: 'false' } } },
+      /session\.cookie\.httpOnly must be true or false \(got "false"\)/,
+    ],
+    [
+      'isEssential given as a string',
+      { tempData: { cookie: { isEssential: 'no' } } },
+      /tempData\.cookie\.isEssential must be true or false/,
+    ],
+  ])('%s fails at startup naming the option and the fix', async (_name, options, message) => {
+    const failure = startSessionApp(options as unknown as SessionModuleOptions);
+    await expect(failure).rejects.toThrow(SessionConfigurationError);
+    await expect(failure).rejects.toThrow(message);
+  });
+
+  it('a __Host- cookie as browsers keep it (Secure always, path /, no domain) starts', async () => {
+    await withApp({ session: { cookie: { name: '__Host-sid', securePolicy: 'always' } } }, async (url) => {
+      const res = await request(url).get('/counter').expect(200, { count: 1 });
+      expect(findSetCookie(res, '__Host-sid')).toMatch(/; path=\/;.*secure/i);
+    });
+  });
+
   it('the same through forRootAsync (a factory that returns a store that is not one)', async () => {
     const module = SessionModule.forRootAsync({
       useFactory: () => ({ store: 42 as unknown as SessionStore }),

@@ -214,6 +214,21 @@ describe('TempDataTooLargeError', () => {
     }
   });
 
+  it('the smallest budget (512 bytes) still carries a short message; below it startup fails naming the option', async () => {
+    const { app, url } = await start({ tempData: { maxCookieBytes: 512 } });
+    try {
+      const jar = new CookieJar();
+      jar.update(await request(url).post('/budget/set/Message').send({ length: 200 }).expect(200));
+      const { body } = await request(url).get('/budget/peek').set('Cookie', jar.header()).expect(200);
+      expect(body).toEqual({ keys: ['Message'] });
+    } finally {
+      await app.close();
+    }
+    await expect(start({ tempData: { maxCookieBytes: 511 } })).rejects.toThrow(
+      /tempData\.maxCookieBytes must be at least 512 \(got 511\)/,
+    );
+  });
+
   it('a budget larger than the header limit leaves room for is warned about at startup', async () => {
     const logger = new CaptureLogger();
     const { app } = await start({ tempData: { maxCookieBytes: 16 * 1024 } }, logger);

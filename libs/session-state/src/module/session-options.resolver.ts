@@ -91,11 +91,17 @@ function cookie(
     );
   }
   const path = o.path ?? '/';
-  if (!path.startsWith('/') || /[;\s]/.test(path))
+  if (typeof path !== 'string' || !path.startsWith('/') || /[;\s]/.test(path))
     fail(`SessionModule option ${prefix}.path must start with / and hold no ; or spaces.`);
-  if (o.domain !== undefined && !/^[A-Za-z0-9.-]+$/.test(o.domain)) {
+  if (o.domain !== undefined && (typeof o.domain !== 'string' || !/^[A-Za-z0-9.-]+$/.test(o.domain))) {
     fail(`SessionModule option ${prefix}.domain must be a host name (got ${JSON.stringify(o.domain)}).`);
   }
+  for (const flag of ['httpOnly', 'isEssential'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') {
+      fail(`SessionModule option ${prefix}.${flag} must be true or false (got ${JSON.stringify(o[flag])}).`);
+    }
+  }
+  checkNamePrefix(prefix, name, securePolicy, path, o.domain);
   return {
     name,
     path,
@@ -107,11 +113,50 @@ function cookie(
   };
 }
 
+/**
+ * Browsers keep a `__Secure-` cookie only when it is Secure, and a `__Host-` one only when it is also
+ * on path `/` without a domain (RFC 6265bis, cookie prefixes); any other such cookie is dropped and the
+ * session would never stick. Names are compared case-insensitively, as browsers now do.
+ */
+function checkNamePrefix(
+  prefix: string,
+  name: string,
+  securePolicy: string,
+  path: string,
+  domain: string | undefined,
+): void {
+  const lower = name.toLowerCase();
+  const host = lower.startsWith('__host-');
+  if (!host && !lower.startsWith('__secure-')) return;
+  const kind = host ? '__Host-' : '__Secure-';
+  if (securePolicy === 'none') {
+    fail(
+      `SessionModule option ${prefix}.name: a ${kind} cookie must be Secure, or browsers drop it; ` +
+        `set ${prefix}.securePolicy to 'always' (or 'sameAsRequest' behind HTTPS).`,
+    );
+  }
+  if (host && (path !== '/' || domain !== undefined)) {
+    fail(
+      `SessionModule option ${prefix}.name: a __Host- cookie must have path '/' and no domain, or browsers ` +
+        `drop it; remove ${prefix}.path and ${prefix}.domain, or use a name without the prefix.`,
+    );
+  }
+}
+
 /** Cookies beyond this never come back: the library does not parse Cookie headers over 64 KiB. */
 const MAX_TEMP_DATA_COOKIE_BYTES = 48 * 1024;
+/** Room for a short message: below it nearly every TempData value would be refused (413). */
+const MIN_TEMP_DATA_COOKIE_BYTES = 512;
 
 function maxCookieBytes(value: number | undefined): number {
   const bytes = count('tempData.maxCookieBytes', value, DEFAULT_TEMP_DATA_COOKIE_BYTES);
+  if (bytes < MIN_TEMP_DATA_COOKIE_BYTES) {
+    fail(
+      `SessionModule option tempData.maxCookieBytes must be at least ${MIN_TEMP_DATA_COOKIE_BYTES} (got ${bytes}): ` +
+        'the encrypted cookie and its attributes take ~100 bytes before any value, so every TempData.set would be ' +
+        `refused. The default is ${DEFAULT_TEMP_DATA_COOKIE_BYTES}.`,
+    );
+  }
   if (bytes > MAX_TEMP_DATA_COOKIE_BYTES) {
     fail(
       `SessionModule option tempData.maxCookieBytes must be at most ${MAX_TEMP_DATA_COOKIE_BYTES} (got ${bytes}): ` +
