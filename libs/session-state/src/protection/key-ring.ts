@@ -43,10 +43,16 @@ export class KeyRing {
         throw new KeyRingConfigurationError(`${optionName}[${index}] must be a string or a Uint8Array.`);
       }
       const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
-      if (bytes.length < MIN_SECRET_BYTES || estimateEntropyBits(bytes) < 128) {
+      const entropy = estimateEntropyBits(bytes);
+      if (bytes.length < MIN_SECRET_BYTES || entropy < 128) {
+        // Long enough but repetitive (a word repeated, one letter) reads as "too short" otherwise.
+        const why =
+          bytes.length < MIN_SECRET_BYTES
+            ? `got ${bytes.length} bytes`
+            : `got ${bytes.length} bytes, but they do not look random: about ${Math.floor(entropy)} bits of entropy, 128 needed`;
         throw new KeyRingConfigurationError(
           `${optionName}[${index}] is too weak: a secret needs at least ${MIN_SECRET_BYTES} random bytes ` +
-            `(got ${bytes.length} bytes). Generate one with: ` +
+            `(${why}). Generate one with: ` +
             `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
         );
       }

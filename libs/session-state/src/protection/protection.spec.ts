@@ -33,6 +33,11 @@ describe('key ring', () => {
     expect(() => KeyRing.fromSecrets(['short'])).toThrow(/secrets\[0\] is too weak.*randomBytes\(32\)/);
     expect(() => KeyRing.fromSecrets([secret(), 'x'.repeat(64)])).toThrow(/secrets\[1\]/);
     expect(() => KeyRing.fromSecrets(['changemechangemechangemechangeme'])).toThrow(/too weak/);
+    // Short is said as short; long but repetitive is said as not random, not as too short.
+    expect(() => KeyRing.fromSecrets(['short'])).toThrow(/\(got 5 bytes\)\./);
+    expect(() => KeyRing.fromSecrets(['a'.repeat(64)])).toThrow(
+      /\(got 64 bytes, but they do not look random: about 0 bits of entropy, 128 needed\)/,
+    );
     expect(KeyRing.fromSecrets([secret()]).size).toBe(1);
   });
 
