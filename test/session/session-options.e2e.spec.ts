@@ -186,6 +186,27 @@ describe('session cookie options', () => {
     });
   });
 
+  it('forRoot(null) and forRootAsync({}) say what the module takes, instead of a TypeError from inside Nest', () => {
+    expect(() => SessionModule.forRoot(null as unknown as SessionModuleOptions)).toThrow(
+      /SessionModule\.forRoot\(\) takes an options object \(got null\); call it without arguments/,
+    );
+    expect(() => SessionModule.forRootAsync({})).toThrow(SessionConfigurationError);
+    expect(() => SessionModule.forRootAsync({})).toThrow(/needs useFactory, useClass or useExisting/);
+  });
+
+  it.each([
+    ['undefined (a forgotten return)', () => undefined],
+    ['null, asynchronously', () => Promise.resolve(null)],
+  ])(
+    'a forRootAsync factory that returns %s fails at startup instead of starting on a generated key ring',
+    async (_name, factory) => {
+      const module = SessionModule.forRootAsync({ useFactory: factory as () => SessionModuleOptions });
+      await expect(startSessionApp({}, { module })).rejects.toThrow(
+        /forRootAsync\(\): the options factory returned (undefined|null); return an options object/,
+      );
+    },
+  );
+
   it('the same through forRootAsync (a factory that returns a store that is not one)', async () => {
     const module = SessionModule.forRootAsync({
       useFactory: () => ({ store: 42 as unknown as SessionStore }),

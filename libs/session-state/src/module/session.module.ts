@@ -24,6 +24,7 @@ import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
 import { checkAsyncContextDetection, needsAsyncContext } from './async-context.detector.js';
 import {
   ConfigurableSessionModule,
+  SESSION_MODULE_ASYNC_OPTIONS_TYPE,
   SESSION_MODULE_OPTIONS,
   SESSION_MODULE_OPTIONS_TYPE,
 } from './session-module.definition.js';
@@ -49,7 +50,7 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
     {
       provide: SessionInfrastructure,
       inject: [SESSION_MODULE_OPTIONS],
-      useFactory: (options: SessionModuleOptions) => SessionInfrastructure.create(options ?? {}),
+      useFactory: (options: SessionModuleOptions) => SessionInfrastructure.create(checkedOptions(options)),
     },
     {
       provide: SessionRuntime,
@@ -107,7 +108,29 @@ export class SessionModule
 
   /** Registers the module; with no options: memory store, cookie TempData, a generated key ring. */
   static override forRoot(options: typeof SESSION_MODULE_OPTIONS_TYPE = {}): DynamicModule {
+    if (typeof options !== 'object' || options === null) {
+      throw new SessionConfigurationError(
+        `SessionModule.forRoot() takes an options object (got ${options === null ? 'null' : typeof options}); ` +
+          'call it without arguments for the defaults.',
+      );
+    }
     return super.forRoot(options);
+  }
+
+  /**
+   * Registers the module with options built by a factory, a class or an existing provider.
+   * @throws SessionConfigurationError when none of useFactory, useClass and useExisting is given.
+   */
+  static override forRootAsync(options: typeof SESSION_MODULE_ASYNC_OPTIONS_TYPE): DynamicModule {
+    const given = options as
+      Partial<Record<'useFactory' | 'useClass' | 'useExisting', unknown>> | null | undefined;
+    if (!given?.useFactory && !given?.useClass && !given?.useExisting) {
+      throw new SessionConfigurationError(
+        'SessionModule.forRootAsync() needs useFactory, useClass or useExisting to build the options, e.g. ' +
+          '{ inject: [ConfigService], useFactory: (config) => ({ secrets: [config.get(...)] }) }.',
+      );
+    }
+    return super.forRootAsync(options);
   }
 
   /**
@@ -145,4 +168,17 @@ export class SessionModule
   async onApplicationShutdown(): Promise<void> {
     await this.infrastructure.close();
   }
+}
+
+/**
+ * The options the module got: forRoot() always gives an object, so anything else came from a
+ * forRootAsync() factory or class that returned nothing (a forgotten `return` would otherwise start
+ * on a generated key ring and the memory store, with only a warning).
+ */
+function checkedOptions(options: SessionModuleOptions | null | undefined): SessionModuleOptions {
+  if (typeof options === 'object' && options !== null) return options;
+  throw new SessionConfigurationError(
+    `SessionModule.forRootAsync(): the options factory returned ${options === null ? 'null' : typeof options}; ` +
+      'return an options object ({} for the defaults).',
+  );
 }
