@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:net';
+import { inspect } from 'node:util';
 import { Logger, type LoggerService } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { RedisConfigurationError, type RedisCacheOptions } from 'nest-session-state';
@@ -143,6 +144,58 @@ describe('RedisDistributedCache connection options', () => {
         connectCache({ host: server.host, port: server.port, accessKey: 'wrong' }),
       ).rejects.toThrow(/accessKey/);
       await expect(connectCache({ host: server.host, port: server.port })).rejects.toThrow(/accessKey/);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a refused password never reaches the startup error or its cause chain (ioredis keeps the AUTH arguments)', async () => {
+    const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
+    const admin = server.admin();
+    try {
+      // An ACL user whose password is right but who is disabled, and one whose password is wrong.
+      await admin.call('ACL', 'SETUSER', 'carol', 'off', '>Carol-Secret-PW-1234', '~*', '+@all');
+      for (const [username, accessKey] of [
+        ['carol', 'Carol-Secret-PW-1234'],
+        ['default', 'Wrong-Secret-PW-5678'],
+      ]) {
+        const failure = await connectCache({
+          host: server.host,
+          port: server.port,
+          username,
+          accessKey,
+        }).then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+        expect(failure).toBeInstanceOf(RedisConfigurationError);
+        expect((failure as Error).message).toMatch(/rejected the credentials: check the accessKey option/);
+        // What Nest's ExceptionHandler prints: the error and every cause, with all their properties.
+        const printed = inspect(failure, { depth: Infinity, showHidden: true });
+        expect(printed).toContain('WRONGPASS');
+        expect(printed).not.toContain(accessKey);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('an ACL user refused the commands the library needs (NOPERM) is told so at startup, not "could not connect"', async () => {
+    const server = await RedisServerProcess.start();
+    try {
+      await server
+        .admin()
+        .call('ACL', 'SETUSER', 'dave', 'on', '>Dave-Secret-PW-1234', '~*', '+@read', '+hello', '+ping');
+      const failure = connectCache({
+        host: server.host,
+        port: server.port,
+        username: 'dave',
+        accessKey: 'Dave-Secret-PW-1234',
+      });
+      await expect(failure).rejects.toThrow(
+        /refused a command to the ACL user dave \(NOPERM\).*\+@scripting/,
+      );
+      await expect(failure).rejects.not.toThrow(/Could not connect/);
     } finally {
       await server.stop();
     }

@@ -20,12 +20,20 @@ export function describeStartupFailure(
   const all = [...events, failure] as ErrorLike[];
   const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}`).join(' | ');
   const has = (pattern: RegExp) => pattern.test(text);
-  const cause = all.find((e) => e && (e.code || e.message)) ?? failure;
+  const cause = redactedCause(all.find((e) => e && (e.code || e.message)) ?? failure);
   const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
 
   if (has(/WRONGPASS|NOAUTH|invalid password|invalid username-password/i)) {
     return make(
       `Redis at ${where} rejected the credentials: check the accessKey option (and username for an ACL user).`,
+    );
+  }
+  if (has(/NOPERM/)) {
+    return make(
+      `Redis at ${where} refused a command to the ACL user${options.username ? ` ${options.username}` : ''} ` +
+        '(NOPERM): the library needs +@read +@write +@scripting (EVALSHA, SCRIPT LOAD) +time +ping on the ' +
+        "application's keys (and, for the near cache, +client|tracking +subscribe). Grant them, or check the " +
+        'username option.',
     );
   }
   if (has(/DB index is out of range|invalid DB index/i)) {
@@ -58,4 +66,16 @@ export function describeStartupFailure(
     `Could not connect to Redis at ${where} within connectionTimeoutInMilliseconds=${options.connectionTimeout}: ` +
       `check the host and port options and the network.${tlsHint}`,
   );
+}
+
+/**
+ * What ioredis reported, without what it sent: its ReplyError carries the failed command, and for
+ * AUTH (or HELLO ... AUTH) that is the password, which a logger printing the cause would show.
+ */
+function redactedCause(error: unknown): Error {
+  const { code, message, name } = (error ?? {}) as ErrorLike & { name?: string };
+  const copy = new Error(message ?? String(error));
+  if (name) copy.name = name;
+  if (code) Object.assign(copy, { code });
+  return copy;
 }
