@@ -79,3 +79,58 @@ describe('user sessions while Redis stalls', () => {
     expect((await keeper.me(url)).user).toBe(user);
   });
 });
+
+/**
+ * A sign-in whose user-index write fails after its session was committed (second black-box probe): the
+ * session used to stay bound and signed in, with its cookie sent along the 503, yet missing from the
+ * index, so list() did not show it and revoke() could not reach it. Made deterministic with an ACL user
+ * that may write session data keys but not the index's keys.
+ */
+describe('a sign-in whose index write fails', () => {
+  let server: RedisServerProcess;
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    await server
+      .admin()
+      .call(
+        'ACL',
+        'SETUSER',
+        'sessions-only',
+        'on',
+        '>Sessions-Only-PW-1234',
+        '~{acl_*}_Data',
+        '&*',
+        '+@all',
+      );
+    ({ app, url } = await startUsersApp({
+      secrets: SECRETS,
+      redis: {
+        host: server.host,
+        port: server.port,
+        username: 'sessions-only',
+        accessKey: 'Sessions-Only-PW-1234',
+        applicationName: 'acl',
+        retryTimeoutInMilliseconds: 0,
+      },
+    }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await server?.stop();
+  });
+
+  it('answers 503 and leaves nothing signed in: no bound session stored, the browser anonymous', async () => {
+    const browser = new BrowserClient('FailedSignIn/1');
+    expect((await browser.request(`${url}/users/me`)).status).toBe(200);
+    const failed = await browser.request(`${url}/users/login`, 'POST', { user: 'mallory@example.test' });
+    expect(failed.status).toBe(503);
+    expect(failed.json.code).toBe('USER_SESSIONS_UNAVAILABLE');
+    expect(await browser.me(url)).toEqual({ user: null, keys: [] });
+    // Nothing the login wrote stays in Redis: the regenerated, bound session was deleted at the end of the request.
+    expect(await server.admin().keys('{acl_*}_Data')).toEqual([]);
+  });
+});

@@ -103,7 +103,9 @@ export class UserSessions {
    * Binds `session` (loaded) to `userId`, recording `metadata`, and commits it. Over
    * `maxSessionsPerUser`, the user's oldest other sessions are revoked. Binding a session bound to
    * another user moves it. Throws {@link UserSessionNotStoredError} when the session could not be stored,
-   * {@link UserSessionsUnavailableError} (503) when the store fails.
+   * {@link UserSessionsUnavailableError} (503) when the store fails. A bind that fails before the user's
+   * index records the session abandons it (deleted, with its cookie, at the end of the request): a failed
+   * sign-in never leaves a session that is signed in but cannot be listed or revoked.
    */
   async bind(session: DistributedSession, userId: string, metadata: UserSessionMetadata = {}): Promise<void> {
     checkUserId(userId);
@@ -112,22 +114,32 @@ export class UserSessions {
     const previous = this.userOf(session);
     session.setReserved(SESSION_USER_FIELD, encoder.encode(userId));
     const sessionId = session.id;
-    await session.commit();
-    const sessionKey = session.storeKey;
-    if (sessionKey === undefined) throw new UserSessionNotStoredError();
-    await this.guard('bind', async () => {
-      if (previous !== undefined && previous !== userId) await this.index.remove(previous, sessionId);
-      const live = await this.index.add(
-        userId,
-        { sessionId, sessionKey, metadata: recorded },
-        this.runtime.options.idleTimeout,
-      );
-      const over = live.length - this.maxSessionsPerUser;
-      if (over > 0) {
-        const oldest = live.filter((s) => s.sessionId !== sessionId).sort(oldestFirst);
-        await this.index.revoke(userId, oldest.slice(0, over));
-      }
-    });
+    let indexed = false;
+    try {
+      await session.commit();
+      const sessionKey = session.storeKey;
+      if (sessionKey === undefined) throw new UserSessionNotStoredError();
+      await this.guard('bind', async () => {
+        if (previous !== undefined && previous !== userId) await this.index.remove(previous, sessionId);
+        const live = await this.index.add(
+          userId,
+          { sessionId, sessionKey, metadata: recorded },
+          this.runtime.options.idleTimeout,
+        );
+        indexed = true;
+        const over = live.length - this.maxSessionsPerUser;
+        if (over > 0) {
+          const oldest = live.filter((s) => s.sessionId !== sessionId).sort(oldestFirst);
+          await this.index.revoke(userId, oldest.slice(0, over));
+        }
+      });
+    } catch (error) {
+      // Bound in the store (by this commit, or by the end-of-request commit retrying it) but absent from
+      // the index, the session would be signed in and invisible to list() and revoke(): sign-out
+      // everywhere would miss it. Listed already (only the revocation of older ones failed), it stays.
+      if (!indexed) abandonQuietly(session);
+      throw error;
+    }
   }
 
   /** The user `session` is bound to, if any. */
@@ -278,4 +290,13 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
     );
   }
   return out;
+}
+
+/** Abandons a session whose sign-in failed; once its response started that is refused, and it stays as it is. */
+function abandonQuietly(session: DistributedSession): void {
+  try {
+    session.abandon();
+  } catch {
+    // SessionResponseStartedError, already logged where it was raised: the caller's error is the one to throw.
+  }
 }
