@@ -292,11 +292,15 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
   return out;
 }
 
-/** Abandons a session whose sign-in failed; once its response started that is refused, and it stays as it is. */
+/**
+ * Abandons a session whose sign-in failed. Refused once its response started, or for a gateway's read-only
+ * snapshot (SessionResponseStartedError, SessionReadOnlyError): it then stays as it is, and the caller's
+ * error is the one to throw.
+ */
 function abandonQuietly(session: DistributedSession): void {
   try {
     session.abandon();
   } catch {
-    // SessionResponseStartedError, already logged where it was raised: the caller's error is the one to throw.
+    // See above: nothing more can be undone from here.
   }
 }
