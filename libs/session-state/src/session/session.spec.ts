@@ -85,6 +85,22 @@ describe('DistributedSession', () => {
     expect(session.keys).toEqual(['Name', 'name']);
   });
 
+  it('remove() refuses the reserved fields as set() does: the id and the bound user stay (revocation relies on them)', () => {
+    const { session } = loadedSession();
+    const id = session.id;
+    session.setReserved('\u0000uid', new TextEncoder().encode('hal'));
+    session.changes.reset();
+    for (const reserved of ['\u0000id', '\u0000uid']) {
+      expect(() => session.remove(reserved)).toThrow(TypeError);
+      expect(() => session.remove(reserved)).toThrow(/not starting with NUL/);
+    }
+    expect(session.id).toBe(id);
+    expect(session.getReserved('\u0000uid')).toBeDefined();
+    expect(session.changes.isEmpty).toBe(true);
+    expect(() => session.remove('')).toThrow(TypeError);
+    session.remove('absent'); // an app key that is not there: nothing to do, no error
+  });
+
   it('records only what changed', () => {
     const { session } = loadedSession();
     session.attach(

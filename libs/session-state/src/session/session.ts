@@ -214,6 +214,11 @@ export class DistributedSession {
   }
 
   remove(key: string): void {
+    this.removeField(this.checkKey(key));
+  }
+
+  /** Removes a field, reserved ones included (the id, the bound user): `remove` takes the app's keys only. */
+  private removeField(key: string): void {
     const data = this.loaded();
     if (!data.has(key)) return;
     this.host.beforeChange();
@@ -243,7 +248,7 @@ export class DistributedSession {
 
   /** @internal Sets (or with undefined removes) a reserved field, recorded like any change. */
   setReserved(field: string, value: Uint8Array | undefined): void {
-    if (value === undefined) this.remove(field);
+    if (value === undefined) this.removeField(field);
     else this.write(field, value);
   }
 
