@@ -254,6 +254,25 @@ describe('a database that cannot be used fails startup, naming the option', () =
     }
   });
 
+  it('a mixed-case schema and table name (PascalCase, as ORMs name them) start, and start again on what they created', async () => {
+    const postgres = { connectionString: db.url(), schema: 'MySchema', tableName: 'MySessions' };
+    for (const run of [1, 2]) {
+      const { app, url } = await startSessionApp({ secrets: SECRETS, postgres });
+      try {
+        await request(url).get('/counter').expect(200, { count: 1 });
+      } finally {
+        await app.close();
+      }
+      expect(await db.query('SELECT count(*)::int AS n FROM "MySchema"."MySessions"')).toEqual([{ n: run }]);
+    }
+    // Created once, under exactly these names (not folded to lower case).
+    expect(
+      await db.query(
+        `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('MySessions', 'MySessions_users')`,
+      ),
+    ).toEqual([{ n: 2 }]);
+  });
+
   it('every documented option, set at once, starts (with cache as the injectable DistributedCache)', async () => {
     const { app, url } = await startSessionApp({
       secrets: SECRETS,

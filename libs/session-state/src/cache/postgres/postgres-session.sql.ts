@@ -201,10 +201,11 @@ RETURNING t.session_key, ${dbNowMs} AS db_ms`,
   DELETE FROM ${usersTable} u USING gone WHERE u.session_key = gone.session_key
 )
 SELECT count(*)::int AS deleted FROM gone`,
-    check: `SELECT to_regclass('${schema}.${tableName}') IS NOT NULL AS has_table,
-  to_regclass('${schema}.${tableName}_users') IS NOT NULL AS has_users_table,
-  to_regprocedure('${schema}.${commitName}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text)') IS NOT NULL AS has_function,
-  to_regnamespace('${schema}') IS NOT NULL AS has_schema`,
+    // Quoted as created: unquoted, PostgreSQL would fold a mixed-case name to lower case and miss it.
+    check: `SELECT to_regclass('${table}') IS NOT NULL AS has_table,
+  to_regclass('${usersTable}') IS NOT NULL AS has_users_table,
+  to_regprocedure('${commitFunction}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text)') IS NOT NULL AS has_function,
+  to_regnamespace('${quote(schema)}') IS NOT NULL AS has_schema`,
   };
 }
 
