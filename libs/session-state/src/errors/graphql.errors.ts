@@ -1,5 +1,5 @@
-import { HttpException } from '@nestjs/common';
-import { SessionStateError } from './session-state.error.js';
+import { HttpException, IntrinsicException } from '@nestjs/common';
+import { markSessionStateError, SessionStateError } from './session-state.error.js';
 
 /** A library HTTP exception with its stable code (SessionUnavailableError, SessionLimitExceededError, ...). */
 type CodedHttpException = HttpException & { readonly code: string };
@@ -10,19 +10,24 @@ type CodedHttpException = HttpException & { readonly code: string };
  * and the message REST clients get in the 503/413 body; the cause stays in the logs and in `cause`. Not
  * an HttpException itself: Apollo's Nest driver would replace an HTTP exception's code with
  * INTERNAL_SERVER_ERROR, and Mercurius would drop it. Internal: clients branch on `extensions.code`,
- * servers on `cause` (e.g. `instanceof SessionUnavailableError`).
+ * servers on `cause` (e.g. `instanceof SessionUnavailableError`). An IntrinsicException, as Nest's HTTP
+ * exceptions are: Nest's exception handler does not log it (a store outage would otherwise write one error
+ * with a stack per resolver; the library logs the outage itself, once); `instanceof SessionStateError` holds.
  */
-export class SessionGraphQLError extends SessionStateError {
+export class SessionGraphQLError extends IntrinsicException {
   readonly code: string;
   /** What graphql-js puts in the response's `errors[i].extensions`. */
   readonly extensions: { readonly code: string };
 
   constructor(cause: CodedHttpException) {
     super(replyMessageOf(cause), { cause });
+    this.name = 'SessionGraphQLError';
     this.code = cause.code;
     this.extensions = { code: cause.code };
   }
 }
+
+markSessionStateError(SessionGraphQLError);
 
 /** `error` as a GraphQL resolver should throw it: the library's HTTP exceptions become {@link SessionGraphQLError}. */
 export function asGraphQLError(error: unknown): unknown {

@@ -115,7 +115,8 @@ export class SessionUnavailableError extends ServiceUnavailableException {
     const why = cause instanceof Error ? `: ${cause.message}` : '';
     this.message =
       `The session store is unavailable, the session could not ${action === 'lock' ? 'be locked' : action}${why}. ` +
-      'The request continues without session state unless the store is configured with throwOnError.';
+      'Requests that need the session answer 503 when the store has throwOnError (the Redis and PostgreSQL ' +
+      'default); otherwise they continue without session state.';
   }
 }
 markSessionStateError(SessionUnavailableError);
