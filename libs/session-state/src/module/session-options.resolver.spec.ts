@@ -1,4 +1,5 @@
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { resolveRedisCacheOptions } from '../cache/redis/redis-options.validator.js';
 import { resolveSessionOptions } from './session-options.resolver.js';
 
 describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", docs/configuration.md)', () => {
@@ -45,5 +46,16 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     expect(resolveSessionOptions({ session: { ioTimeout: 0 } }).ioTimeout).toBe(0);
     expect(() => resolveSessionOptions({ session: { ioTimeout: -1 } })).toThrow(SessionConfigurationError);
     expect(() => resolveSessionOptions({ session: { ioTimeout: -1 } })).toThrow(/session\.ioTimeout/);
+  });
+
+  it('a number given as a string (as read from process.env) is shown quoted, so the message does not contradict itself', () => {
+    const asText = '500' as unknown as number;
+    expect(() => resolveSessionOptions({ session: { ioTimeout: asText } })).toThrow(
+      'SessionModule option session.ioTimeout must be a positive number of milliseconds (got "500").',
+    );
+    expect(() => resolveSessionOptions({ session: { maxKeys: asText } })).toThrow(/\(got "500"\)/);
+    expect(() => resolveRedisCacheOptions({ operationTimeoutInMilliseconds: asText })).toThrow(
+      /operationTimeoutInMilliseconds must be an integer from 1 to \d+ \(got "500"\)/,
+    );
   });
 });

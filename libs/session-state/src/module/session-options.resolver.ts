@@ -12,6 +12,7 @@ import { DEFAULT_TEMP_DATA_COOKIE_BYTES } from '../temp-data/temp-data-cookie.bu
 export { SessionConfigurationError };
 import { rejectUnknownRedisOptions } from '../cache/redis/redis-option-names.check.js';
 import { unknownSessionOptionNames } from './session-option-names.check.js';
+import { describeOptionValue } from '../options/option-names.check.js';
 import { storeConflict } from './session-store.conflicts.js';
 import { pluggableShapeProblem } from './pluggable-shapes.check.js';
 
@@ -51,7 +52,9 @@ const fail = (message: string): never => {
 function duration(name: string, value: number | undefined, fallback: number, allowZero = false): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    fail(`SessionModule option ${name} must be a positive number of milliseconds (got ${String(value)}).`);
+    fail(
+      `SessionModule option ${name} must be a positive number of milliseconds (got ${describeOptionValue(value)}).`,
+    );
   }
   return value;
 }
@@ -59,7 +62,7 @@ function duration(name: string, value: number | undefined, fallback: number, all
 function count(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (!Number.isInteger(value) || value <= 0)
-    fail(`SessionModule option ${name} must be a positive integer (got ${String(value)}).`);
+    fail(`SessionModule option ${name} must be a positive integer (got ${describeOptionValue(value)}).`);
   return value;
 }
 

@@ -1,3 +1,5 @@
+import { describeOptionValue } from './option-names.check.js';
+
 /**
  * An integer option from `min` to `max`, or `fallback` when it is not set. `fail` throws the store's
  * configuration error with the message, which names the option by `label` (e.g. `Redis option
@@ -13,7 +15,7 @@ export function integerOption(
 ): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    fail(`${label} must be an integer from ${min} to ${max} (got ${String(value)}).`);
+    fail(`${label} must be an integer from ${min} to ${max} (got ${describeOptionValue(value)}).`);
   }
   return value;
 }

@@ -26,7 +26,8 @@ export interface OptionLevel extends OptionNameCandidates {
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
 
-function describe(value: unknown): string {
+/** An option's value as an error message shows it: strings quoted (and redacted), so `"500"` is not read as 500. */
+export function describeOptionValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'function') return 'a function';
@@ -59,7 +60,7 @@ export class UnknownOptionNames {
     if (value === undefined) return undefined;
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       const subject = level.path ? `${this.owner} option ${level.path}` : `${this.owner} options`;
-      this.problems.push(`${subject} must be ${expected} (got ${describe(value)}).`);
+      this.problems.push(`${subject} must be ${expected} (got ${describeOptionValue(value)}).`);
       return undefined;
     }
     for (const name of Object.keys(value)) {
