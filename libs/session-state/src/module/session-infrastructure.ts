@@ -148,17 +148,18 @@ function memoryStoreOf(memory: SessionModuleOptions['memory']): MemorySessionSto
 
 /** The injectable cache beside the memory store, bounded by `memory.cacheSizeLimit` (200 MiB by default). */
 function memoryCacheOf(memory: SessionModuleOptions['memory']): MemoryDistributedCache {
-  const sizeLimit = memory?.cacheSizeLimit;
-  asConfigurationError(() =>
+  const given = memory?.cacheSizeLimit;
+  // Checked here for the module option's name in the message; the cache gets the resolved bound.
+  const sizeLimit = asConfigurationError(() =>
     resolveBound(
-      sizeLimit,
+      given,
       DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
       () =>
         'SessionModule option memory.cacheSizeLimit must be a positive integer number of bytes, or Infinity ' +
-        `for no limit (got ${String(sizeLimit)}).`,
+        `for no limit (got ${String(given)}).`,
     ),
   );
-  return new MemoryDistributedCache({ sizeLimit, clock: memory?.clock });
+  return new MemoryDistributedCache({ sizeLimit: sizeLimit ?? Infinity, clock: memory?.clock });
 }
 
 function asConfigurationError<T>(create: () => T): T {
