@@ -8,6 +8,8 @@ const COOKIE = '.Nest.Session';
 const SECRET = 'Hp3kWz8qLm1nTr6vXc9bJd2fGs5aYe7uKo4iQt0N1B';
 const OPERATION_TIMEOUT = 200;
 const ACQUIRE_TIMEOUT = 2000;
+/** The longest one lock try can take: the store's last retry starts at 600 ms and times out 200 ms later. */
+const ONE_TRY = 600 + OPERATION_TIMEOUT;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -88,7 +90,9 @@ describe('session.lock when a lock reply is lost to a stall', () => {
       const waited = await timed(cookie);
       expect(waited.status).toBe(503);
       expect(waited.ms).toBeGreaterThanOrEqual(ACQUIRE_TIMEOUT);
-      expect(waited.ms).toBeLessThan(ACQUIRE_TIMEOUT + 700);
+      // The promise (docs/scale-out.md): at most acquireTimeout plus one try, here with 1 s for a loaded machine.
+      // Not acquireTimeout at all would wait for the 10 s lock and then answer 200.
+      expect(waited.ms).toBeLessThan(ACQUIRE_TIMEOUT + ONE_TRY + 1000);
       await monitor.settle();
       const tries = monitor.entries().filter((c) => c.args.includes(lockKey)).length;
       // 5 ms doubling to retryInterval (200 ms), with jitter: at most ~26 tries in 2 s (the old loop: ~80)
