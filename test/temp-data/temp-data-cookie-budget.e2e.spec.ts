@@ -1,5 +1,15 @@
 import 'reflect-metadata';
-import { Body, Controller, Get, HttpCode, Module, Param, Post, type INestApplication } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Module,
+  Param,
+  Post,
+  Redirect,
+  type INestApplication,
+} from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -87,6 +97,14 @@ class BudgetController {
     return { ok: true };
   }
 
+  /** The post/redirect/get step of the probe: reads A, sets B (each fits), redirects (which keeps A too). */
+  @Post('read-set-redirect')
+  @Redirect('/budget/peek', 303)
+  readSetRedirect(@TempData() tempData: TempDataDictionary) {
+    tempData.get('A');
+    tempData.set('B', 'y'.repeat(5_000));
+  }
+
   @Get('peek')
   peek(@TempData() tempData: TempDataDictionary) {
     return { keys: tempData.keys() };
@@ -157,24 +175,82 @@ describe.each(['cookie', 'session'] as const)('the TempData cookie budget (%s pr
     expect(next.body).toEqual({ length });
   });
 
-  it('keep() that takes TempData over the budget: the provider writes no cookie set the next request could not carry', async () => {
-    const jar = new CookieJar();
-    jar.update(await request(url).post('/budget/set/A').send({ length: 5_000 }).expect(200));
-    const kept = await request(url).post('/budget/read-set-keep').set('Cookie', jar.header()).expect(200);
-    jar.update(kept);
-    const refused = logger.lines.filter(
-      (l) => l.level === 'error' && /over tempData\.maxCookieBytes=8192/.test(l.message),
-    );
-    const next = await request(url).get('/budget/peek').set(BROWSER_HEADERS).set('Cookie', jar.header());
-    expect(next.status).toBe(200);
-    if (provider === 'cookie') {
-      expect(kept.headers['set-cookie'] ?? []).toEqual([]); // the cookie the browser has stays as it was
-      expect(refused).toHaveLength(1);
-      expect(next.body).toEqual({ keys: ['A'] });
-    } else {
-      expect(refused).toHaveLength(0);
-      expect(next.body).toEqual({ keys: ['A', 'B'] });
-    }
+  it.each([
+    ['keep()', '/budget/read-set-keep', 200],
+    ['a redirect', '/budget/read-set-redirect', 303],
+  ])(
+    '%s that would take TempData over the budget: the value set is saved, the value read is not kept',
+    async (_what, path, status) => {
+      const jar = new CookieJar();
+      jar.update(await request(url).post('/budget/set/A').send({ length: 5_000 }).expect(200));
+      const before = logger.lines.length;
+      const kept = await request(url).post(path).set('Cookie', jar.header()).expect(status);
+      jar.update(kept);
+      const lines = logger.lines.slice(before);
+      const next = await request(url).get('/budget/peek').set(BROWSER_HEADERS).set('Cookie', jar.header());
+      expect(next.status).toBe(200);
+      expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+      const dropped = lines.filter(
+        (l) => l.level === 'warn' && l.message.includes('[TempDataKeptValuesDropped]'),
+      );
+      if (provider === 'cookie') {
+        // The cookie the browser could not carry is not written; the one written holds B, and A was read.
+        expect(next.body).toEqual({ keys: ['B'] });
+        expect(dropped).toHaveLength(1);
+        expect(dropped[0].message).toContain('were not kept ("A", kept by keep() or a redirect)');
+        expect(dropped[0].message).toContain('over tempData.maxCookieBytes=8192');
+      } else {
+        expect(dropped).toHaveLength(0);
+        expect(next.body).toEqual({ keys: ['A', 'B'] });
+      }
+    },
+  );
+});
+
+describe('chunk cookies written under a larger maxCookieBytes', () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    ({ app, url } = await start({})); // the default budget: 8 KiB, at most 4 chunks read
+  });
+  afterAll(() => app.close());
+
+  /** `.Nest.TempData=chunks-<count>` and its chunk cookies, as a larger budget wrote them (unreadable here, where at most 4 chunks are read). */
+  const chunked = (count: number) =>
+    [
+      `.Nest.TempData=chunks-${count}`,
+      ...Array.from({ length: count }, (_, i) => `.Nest.TempDataC${i + 1}=${'c'.repeat(500)}`),
+    ].join('; ');
+  const deleted = (res: request.Response) =>
+    ((res.headers['set-cookie'] as unknown as string[] | undefined) ?? [])
+      .filter((c) => c.includes('Expires=Thu, 01 Jan 1970'))
+      .map((c) => c.slice(0, c.indexOf('=')));
+
+  it('deletes every chunk the browser holds, beyond the chunks this budget writes', async () => {
+    const res = await request(url).get('/budget/peek').set('Cookie', chunked(6)).expect(200);
+    expect(res.body).toEqual({ keys: [] });
+    expect(deleted(res)).toEqual([
+      '.Nest.TempData',
+      ...Array.from({ length: 6 }, (_, i) => `.Nest.TempDataC${i + 1}`),
+    ]);
+  });
+
+  it('and a value written over them deletes the chunks it does not use', async () => {
+    const res = await request(url)
+      .post('/budget/set/A')
+      .set('Cookie', chunked(6))
+      .send({ length: 10 })
+      .expect(200);
+    expect(deleted(res)).toEqual(Array.from({ length: 6 }, (_, i) => `.Nest.TempDataC${i + 1}`));
+  });
+
+  it('answers invented chunks with at most 32 deletions', async () => {
+    const many = `.Nest.TempData=chunks-40; ${Array.from({ length: 40 }, (_, i) => `.Nest.TempDataC${i + 1}=x`).join('; ')}`;
+    const res = await request(url).get('/budget/peek').set('Cookie', many).expect(200);
+    expect(deleted(res)).toEqual([
+      '.Nest.TempData',
+      ...Array.from({ length: 32 }, (_, i) => `.Nest.TempDataC${i + 1}`),
+    ]);
   });
 });
 

@@ -122,6 +122,36 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
     expect(await browser.run({ op: 'get', key: 'Big' })).toEqual([big]);
   });
 
+  it('refuses at set a value that would take TempData past a session limit (413 naming the key), keeping what is there', async () => {
+    const limited = await startTempDataApp({
+      tempData: { provider: 'session' },
+      session: { maxValueBytes: 4096 },
+    });
+    try {
+      const browser = new Browser(limited.url);
+      await browser.run({ op: 'set', key: 'Small', value: 'kept' });
+      // 3,000 characters each: one fits, two take TempData's one session value over 4096 bytes
+      await browser.run({ op: 'set', key: 'First', value: 'y'.repeat(3000) });
+      const refused = await browser.ops({ op: 'set', key: 'Big', value: 'z'.repeat(3000) });
+      expect(refused.status).toBe(413);
+      const body = refused.body as unknown as { code: string; message: string };
+      expect(body.code).toBe('SESSION_LIMIT_EXCEEDED');
+      expect(body.message).toMatch(
+        /^TempData value "Big" .*"__TempData".* is \d+ bytes, over the limit of 4096 \(session\.maxValueBytes\)/,
+      );
+      expect(await browser.run({ op: 'peek', key: 'Big' }, { op: 'get', key: 'Small' })).toEqual([
+        null,
+        'kept',
+      ]);
+      // Once First is read, Big fits: the refusal is the limit's, not the key's.
+      expect(await browser.run({ op: 'get', key: 'First' })).toEqual(['y'.repeat(3000)]);
+      await browser.run({ op: 'set', key: 'Big', value: 'z'.repeat(3000) });
+      expect(await browser.run({ op: 'get', key: 'Big' })).toEqual(['z'.repeat(3000)]);
+    } finally {
+      await limited.app.close();
+    }
+  });
+
   it('a TempData value set for a new visitor starts the session, and a visitor without TempData gets none', async () => {
     const untouched = new Browser(url);
     const peek = await untouched.ops({ op: 'peek', key: 'Message' }, { op: 'keys' });

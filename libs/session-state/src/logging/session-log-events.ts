@@ -48,6 +48,7 @@ export const SessionLogEvents = Object.freeze({
   TempDataResponseStarted: event(2010, 'TempDataResponseStarted', 'warn'),
   TempDataSaveFailed: event(2011, 'TempDataSaveFailed', 'error'),
   TempDataCookieTooLarge: event(2012, 'TempDataCookieTooLarge', 'error'),
+  TempDataKeptValuesDropped: event(2013, 'TempDataKeptValuesDropped', 'warn'),
   SessionStoreUnavailable: event(3001, 'SessionStoreUnavailable', 'warn'),
   SessionStoreRecovered: event(3002, 'SessionStoreRecovered', 'log'),
   RedisFailureSwallowed: event(3003, 'RedisFailureSwallowed', 'debug'),

@@ -280,14 +280,32 @@ export class DistributedSession {
     return key;
   }
 
+  /**
+   * @internal Throws the `SessionLimitExceededError` that setting `key` to `value` would throw, changing
+   * nothing (session-backed TempData checks its one session value at its own `set`). `what` names the
+   * value in the message.
+   */
+  checkLimits(key: string, value: Uint8Array, what: string): void {
+    this.nextBytesAfter(this.loaded(), key, value, what);
+  }
+
   private write(key: string, value: Uint8Array): void {
     const data = this.loaded();
     this.host.beforeChange();
+    const nextBytes = this.nextBytesAfter(data, key, value, `Session value "${key}"`);
+    if (this.isEmpty && key !== SESSION_ID_FIELD) this.host.beforeEstablish();
+    data.set(key, value);
+    this.bytes = nextBytes;
+    this.changes.recordSet(key, value);
+  }
+
+  /** The session's size once `key` is `value`; throws when that passes a limit. */
+  private nextBytesAfter(data: SessionData, key: string, value: Uint8Array, what: string): number {
     const { maxValueBytes, maxSessionBytes, maxKeys } = this.host.limits;
     if (value.byteLength > maxValueBytes) {
       throw new SessionLimitExceededError(
         'maxValueBytes',
-        `Session value "${key}" is ${value.byteLength} bytes, over the limit of ${maxValueBytes} (session.maxValueBytes).`,
+        `${what} is ${value.byteLength} bytes, over the limit of ${maxValueBytes} (session.maxValueBytes).`,
       );
     }
     const previous = data.get(key);
@@ -297,19 +315,16 @@ export class DistributedSession {
     if (nextBytes > maxSessionBytes && nextBytes > this.bytes) {
       throw new SessionLimitExceededError(
         'maxSessionBytes',
-        `Session value "${key}" would grow the session to ${nextBytes} bytes, over the limit of ${maxSessionBytes} (session.maxSessionBytes).`,
+        `${what} would grow the session to ${nextBytes} bytes, over the limit of ${maxSessionBytes} (session.maxSessionBytes).`,
       );
     }
     if (!previous && data.size >= maxKeys + (data.has(SESSION_ID_FIELD) ? 1 : 0)) {
       throw new SessionLimitExceededError(
         'maxKeys',
-        `Session value "${key}" would exceed ${maxKeys} keys (session.maxKeys).`,
+        `${what} would exceed ${maxKeys} keys (session.maxKeys).`,
       );
     }
-    if (this.isEmpty && key !== SESSION_ID_FIELD) this.host.beforeEstablish();
-    data.set(key, value);
-    this.bytes = nextBytes;
-    this.changes.recordSet(key, value);
+    return nextBytes;
   }
 }
 

@@ -6,11 +6,16 @@ import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js
 import type { SessionRuntime } from '../session/session.runtime.js';
 import {
   DEFAULT_COOKIE_CHUNK_SIZE,
+  DEFAULT_MAX_COOKIE_CHUNKS,
   planChunkedCookie,
   readChunkedCookie,
   staleChunkNames,
 } from './chunking-cookie.js';
-import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
+import {
+  unchanged,
+  type TempDataProvider,
+  type TempDataSaveRefusal,
+} from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
@@ -35,6 +40,15 @@ export class CookieTempDataProvider implements TempDataProvider {
   /** Enough chunks for maxCookieBytes (a chunk carries at least ~3,000 characters of data). */
   private get maxChunks(): number {
     return Math.ceil(this.options.maxCookieBytes / 3000) + 1;
+  }
+
+  /**
+   * Chunks looked for to delete: as many as any `maxCookieBytes` writes, not only this one's, so chunks
+   * written under an earlier, larger budget do not stay in the browser. Bounded, since a client's
+   * invented chunk cookies each cost a deleting Set-Cookie.
+   */
+  private get staleChunksScanned(): number {
+    return Math.max(this.maxChunks, DEFAULT_MAX_COOKIE_CHUNKS);
   }
 
   load(): ReadonlyMap<string, unknown> {
@@ -75,7 +89,10 @@ export class CookieTempDataProvider implements TempDataProvider {
     return new Map();
   }
 
-  save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
+  save(
+    values: ReadonlyMap<string, unknown>,
+    loaded: ReadonlyMap<string, unknown>,
+  ): TempDataSaveRefusal | undefined {
     if (this.exchange.headersSent) {
       logEvent(
         this.runtime.logger,
@@ -92,7 +109,7 @@ export class CookieTempDataProvider implements TempDataProvider {
     const hadCookie = cookies[name] !== undefined;
     if (values.size === 0) {
       if (hadCookie) this.exchange.appendSetCookie(formatDeleteCookie(name, attributes));
-      for (const stale of staleChunkNames(name, cookies, 0, { maxChunks: this.maxChunks }))
+      for (const stale of staleChunkNames(name, cookies, 0, { maxChunks: this.staleChunksScanned }))
         this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
       return;
     }
@@ -105,17 +122,10 @@ export class CookieTempDataProvider implements TempDataProvider {
       return;
     }
     const protectedValue = this.runtime.tempDataEncryptor.encrypt(encodeTempData(values));
-    if (protectedValue.length > this.options.maxCookieBytes) {
-      // Only kept values can get here (a set over the budget throws at set): the next request could
-      // not carry this cookie, so none is written.
-      logEvent(
-        this.runtime.logger,
-        SessionLogEvents.TempDataCookieTooLarge,
-        `TempData not saved: its cookie would be ${protectedValue.length} bytes, over tempData.maxCookieBytes=${this.options.maxCookieBytes}. ` +
-          "Keep TempData small (a message, an id) or use tempData: { provider: 'session' }.",
-      );
-      return;
-    }
+    // Only kept values can get here (a set over the budget throws at set): the next request could not
+    // carry this cookie, so none is written; the lifecycle decides what to save instead.
+    const maxBytes = this.options.maxCookieBytes;
+    if (protectedValue.length > maxBytes) return { bytes: protectedValue.length, maxBytes };
     const planned = planChunkedCookie(name, protectedValue, {
       chunkSize: DEFAULT_COOKIE_CHUNK_SIZE,
       attributesLength: formatCookieAttributes(attributes).length,
@@ -123,7 +133,9 @@ export class CookieTempDataProvider implements TempDataProvider {
     });
     for (const part of planned)
       this.exchange.appendSetCookie(formatSetCookie(part.name, part.value, attributes));
-    for (const stale of staleChunkNames(name, cookies, planned.length - 1, { maxChunks: this.maxChunks })) {
+    for (const stale of staleChunkNames(name, cookies, planned.length - 1, {
+      maxChunks: this.staleChunksScanned,
+    })) {
       this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
     }
   }

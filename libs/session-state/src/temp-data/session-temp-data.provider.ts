@@ -32,6 +32,19 @@ export class SessionTempDataProvider implements TempDataProvider {
     }
   }
 
+  /**
+   * Refuses a `set` that would take TempData's session value past a session limit
+   * (`SessionLimitExceededError`, 413, naming the key), so a value is refused where it is set rather
+   * than TempData failing to save at the end of the request.
+   */
+  checkSize(values: ReadonlyMap<string, unknown>, key: string): void {
+    this.session.checkLimits(
+      TEMP_DATA_SESSION_KEY,
+      encodeTempData(values),
+      `TempData value "${key}" (TempData is the session value "${TEMP_DATA_SESSION_KEY}", which with it)`,
+    );
+  }
+
   save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
     if (!this.session.isLoaded || !this.session.isAvailable || unchanged(values, loaded)) return;
     if (values.size === 0) this.session.remove(TEMP_DATA_SESSION_KEY);

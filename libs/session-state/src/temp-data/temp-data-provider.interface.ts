@@ -4,9 +4,22 @@
  */
 export interface TempDataProvider {
   load(): ReadonlyMap<string, unknown>;
-  save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void;
+  /**
+   * Writes `values` (nothing when they equal `loaded`). A refusal, instead of a write, when they could not
+   * be carried (the cookie provider over `tempData.maxCookieBytes`): nothing is written then.
+   */
+  save(
+    values: ReadonlyMap<string, unknown>,
+    loaded: ReadonlyMap<string, unknown>,
+  ): TempDataSaveRefusal | void;
   /** Throws when `values` (what would be saved after `set(key)`) could not be stored. */
   checkSize?(values: ReadonlyMap<string, unknown>, key: string): void;
+}
+
+/** Why a provider wrote nothing: what `values` would have taken, over what it can carry. */
+export interface TempDataSaveRefusal {
+  readonly bytes: number;
+  readonly maxBytes: number;
 }
 
 /** True when `next` holds exactly the entries of `previous` (same values by identity). */

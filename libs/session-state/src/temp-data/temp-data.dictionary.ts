@@ -202,6 +202,17 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
     return result;
   }
 
+  /**
+   * @internal What {@link toSave} holds without the values read in this request (kept by `keep()` or a
+   * redirect): the values that must survive when not everything can be saved.
+   */
+  toSaveUnread(): Map<string, unknown> {
+    this.load();
+    const result = new Map<string, unknown>();
+    for (const [id, entry] of this.data) if (this.unread.has(id)) result.set(entry.key, entry.value);
+    return result;
+  }
+
   private *readEach(): Generator<[string, unknown]> {
     for (const [id, entry] of this.data) {
       this.unread.delete(id);

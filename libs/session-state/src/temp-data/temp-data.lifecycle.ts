@@ -4,7 +4,7 @@ import type { SessionLifecycle } from '../session/session.lifecycle.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { CookieTempDataProvider } from './cookie-temp-data.provider.js';
 import { SessionTempDataProvider } from './session-temp-data.provider.js';
-import type { TempDataProvider } from './temp-data-provider.interface.js';
+import type { TempDataProvider, TempDataSaveRefusal } from './temp-data-provider.interface.js';
 import { TempDataDictionary, type TempDataGuard } from './temp-data.dictionary.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
@@ -81,7 +81,9 @@ export class TempDataLifecycle {
     this.saved = true;
     if (!dictionary.isLoaded) return;
     try {
-      this.provider.save(dictionary.toSave(), this.loaded ?? new Map());
+      const values = dictionary.toSave();
+      const refused = this.provider.save(values, this.loaded ?? new Map());
+      if (refused) this.saveUnread(dictionary, values, refused);
     } catch (error) {
       logEvent(
         this.state.runtime.logger,
@@ -89,5 +91,37 @@ export class TempDataLifecycle {
         `TempData could not be saved: ${(error as Error).message}`,
       );
     }
+  }
+
+  /**
+   * The provider could not carry `values`, grown past its budget by values read and then kept (a set
+   * over the budget throws at set). Values set or loaded and not read are saved without them: a value
+   * whose set was accepted is not lost, and a value read is not shown again.
+   */
+  private saveUnread(
+    dictionary: TempDataDictionary,
+    values: ReadonlyMap<string, unknown>,
+    refused: TempDataSaveRefusal,
+  ): void {
+    const { logger } = this.state.runtime;
+    const budget = `the TempData cookie would be ${refused.bytes} bytes, over tempData.maxCookieBytes=${refused.maxBytes}`;
+    const unread = dictionary.toSaveUnread();
+    const dropped = [...values.keys()].filter((key) => !unread.has(key));
+    if (dropped.length > 0 && !this.provider.save(unread, this.loaded ?? new Map())) {
+      logEvent(
+        logger,
+        SessionLogEvents.TempDataKeptValuesDropped,
+        `TempData values read in this request were not kept (${dropped.map((key) => JSON.stringify(key)).join(', ')}, ` +
+          `kept by keep() or a redirect): with them ${budget}. The values not read are saved. Keep TempData small ` +
+          "(a message, an id) or use tempData: { provider: 'session' }.",
+      );
+      return;
+    }
+    // Unread values alone over the budget: loaded under a larger maxCookieBytes. The browser keeps its cookie.
+    logEvent(
+      logger,
+      SessionLogEvents.TempDataCookieTooLarge,
+      `TempData not saved: ${budget}. Keep TempData small (a message, an id) or use tempData: { provider: 'session' }.`,
+    );
   }
 }
