@@ -10,13 +10,16 @@ import {
   Module,
   Post,
   Res,
+  Sse,
   UseInterceptors,
   type INestApplication,
+  type MessageEvent,
 } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';
 import type { FastifyReply } from 'fastify';
+import { of, type Observable } from 'rxjs';
 import request from 'supertest';
 import {
   MemorySessionStore,
@@ -66,6 +69,32 @@ class FastifyResponsesController {
     reply.raw.write('a');
     reply.raw.write('b');
     reply.raw.end('c');
+  }
+
+  /** An event stream that ends at once: Nest ends reply.raw and resolves the route before the commit is done. */
+  @Sse('sse-short')
+  sseShort(@Session() session: Session): Observable<MessageEvent> {
+    session.setString('name', 'sse-short');
+    return of({ data: 'hello' });
+  }
+
+  /** reply.raw written without hijack() by an async handler that returns once it ended the response. */
+  @Get('raw-async')
+  async rawAsync(@Session() session: Session, @Res() reply: FastifyReply) {
+    session.setString('name', 'raw-async');
+    await Promise.resolve();
+    reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+    reply.raw.end('done');
+  }
+
+  /** The same, returning while the body is still being written. */
+  @Get('raw-async-streaming')
+  async rawAsyncStreaming(@Session() session: Session, @Res() reply: FastifyReply) {
+    session.setString('name', 'raw-async-streaming');
+    await Promise.resolve();
+    reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+    reply.raw.write('start ');
+    setTimeout(() => reply.raw.end('end'), 30);
   }
 
   @Get('stream')
@@ -190,6 +219,21 @@ describe.each([
     const res = await request(url).get('/fastify/raw').expect(200, 'abc');
     expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('raw');
   });
+
+  it('an @Sse() stream that ends before the commit: the events, the cookie and the value all arrive', async () => {
+    const res = await request(url).get('/fastify/sse-short').expect(200);
+    expect(res.text).toContain('data: hello');
+    expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('sse-short');
+  });
+
+  it.each(['raw-async', 'raw-async-streaming'])(
+    'an async handler writing reply.raw without hijack() (%s): Fastify adds no reply of its own',
+    async (path) => {
+      const res = await request(url).get(`/fastify/${path}`).expect(200);
+      expect(res.text).toBe(path === 'raw-async' ? 'done' : 'start end');
+      expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe(path);
+    },
+  );
 
   it('a stream sent with reply.send(): cookie set, body whole', async () => {
     const res = await request(url).get('/fastify/stream').expect(200, 'xyz');

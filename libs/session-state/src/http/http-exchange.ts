@@ -1,7 +1,7 @@
 export type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { HttpPlatform } from './platforms/http-platform.js';
-import type { BeforeFirstByte, ResponseHold } from './response-hold.js';
+import { headWritten, type BeforeFirstByte, type ResponseHold } from './response-hold.js';
 
 /**
  * One request and its response, as the session, TempData and items code sees them: the platform
@@ -28,9 +28,9 @@ export class HttpExchange {
     return this.platform.isSecure(this.request, this.raw);
   }
 
-  /** The response head left: cookies can no longer be set. */
+  /** The response head left: cookies can no longer be set (Node's state, not what a held response reports). */
   get headersSent(): boolean {
-    return this.res.headersSent;
+    return headWritten(this.res);
   }
 
   /** The response was ended (its last byte was written, or is held to be). */

@@ -1,3 +1,4 @@
+import { OutgoingMessage } from 'node:http';
 import type { RawRequest as HttpRequest, RawResponse as HttpResponse } from './platform-request.js';
 
 type ResponseMethod = (this: HttpResponse, ...args: unknown[]) => unknown;
@@ -48,6 +49,8 @@ export class ResponseHold {
   private askedToWait = false;
   /** A held call fixes the head when replayed (`writeHead`, `flushHeaders`, the first `write` or `end`). */
   private headFixed = false;
+  /** The response's `end` is held: the app has ended it (see {@link holdsEnd}). */
+  private endHeld = false;
 
   constructor(
     private readonly res: HttpResponse,
@@ -66,14 +69,26 @@ export class ResponseHold {
    * `last` marks the response's `end`: nothing follows it, so it is held whatever its size.
    */
   take(method: ResponseMethod, args: unknown[], last = false): boolean {
-    if (this.held) {
-      this.hold({ method, args }, last);
-      return true;
+    if (!this.held) {
+      if (!this.armed) return false;
+      this.start();
     }
-    if (!this.armed) return false;
-    this.start();
+    if (last) this.endHeld = true;
     this.hold({ method, args }, last);
     return true;
+  }
+
+  /**
+   * True while the response's `end` is held: ended for the app, not yet for Node. A platform that decides
+   * whether a route answered by `writableEnded` (Fastify's `reply.sent`) reads this as ended.
+   */
+  get holdsEnd(): boolean {
+    return this.endHeld;
+  }
+
+  /** True while a call that writes the head (`writeHead`, `flushHeaders`, a `write` or `end`) is held. */
+  get holdsHead(): boolean {
+    return this.headFixed && this.held !== undefined;
   }
 
   /**
@@ -85,7 +100,7 @@ export class ResponseHold {
    */
   takeHead(method: ResponseMethod, args: unknown[]): boolean {
     if (!this.held && !this.armed) return false;
-    if (this.res.headersSent) return false;
+    if (headWritten(this.res)) return false;
     if (this.headFixed) throw headersSentError();
     const head = applyHead(this.res, args);
     if (head === undefined) return false;
@@ -145,8 +160,9 @@ export class ResponseHold {
 
   private release(error: HoldErrorReply | undefined): void {
     if (this.gaveUp) return;
-    if (error && !this.res.headersSent) {
+    if (error && !headWritten(this.res)) {
       this.held = undefined;
+      this.endHeld = false;
       replaceWithJsonError(this.res, error.status, error.body);
       return;
     }
@@ -156,6 +172,7 @@ export class ResponseHold {
   private replay(): void {
     const calls = this.held ?? [];
     this.held = undefined;
+    this.endHeld = false; // from here Node's own state answers
     for (const call of calls) call.method.apply(this.res, call.args);
     if (this.askedToWait) {
       this.askedToWait = false;
@@ -179,10 +196,29 @@ type HeldMethod = 'write' | 'end' | 'writeHead' | 'flushHeaders';
 export function installResponseHold(
   responsePrototype: object,
   holdOf: (req: HttpRequest | undefined) => ResponseHold | undefined,
+  { reportHeld = false }: HeldStateReport = {},
 ): void {
   const proto = responsePrototype as Record<PropertyKey, unknown>;
   if (proto[HOOKED]) return;
   const parent = Object.getPrototypeOf(proto) as Record<HeldMethod, ResponseMethod>;
+  if (reportHeld) {
+    const ended = inheritedGetter(parent, 'writableEnded');
+    const headersSent = inheritedGetter(parent, 'headersSent');
+    Object.defineProperties(proto, {
+      writableEnded: {
+        configurable: true,
+        get(this: HttpResponse): boolean {
+          return holdOf(this.req)?.holdsEnd === true || ended.call(this);
+        },
+      },
+      headersSent: {
+        configurable: true,
+        get(this: HttpResponse): boolean {
+          return holdOf(this.req)?.holdsHead === true || headersSent.call(this);
+        },
+      },
+    });
+  }
   const inherited = (name: HeldMethod): ResponseMethod =>
     function (this: HttpResponse, ...args: unknown[]) {
       return parent[name].apply(this, args);
@@ -216,6 +252,40 @@ export function installResponseHold(
   } satisfies InstalledHold;
 }
 
+/**
+ * Whether a held response reports what the app did to it, as Node would once the call returned:
+ * `headersSent` once a call that writes the head is held ({@link ResponseHold.holdsHead}), `writableEnded`
+ * once its `end` is ({@link ResponseHold.holdsEnd}). For Fastify, which answers a route itself
+ * (`reply.send()` once the handler's promise settles) unless `reply.raw` shows the route wrote the head
+ * or ended the response, and whose second answer would meet a head already held. The library itself
+ * reads Node's own state ({@link headWritten}). Not for Express, which never looks.
+ */
+interface HeldStateReport {
+  readonly reportHeld?: boolean;
+}
+
+/** Node's getter `name` of a response, found along `from`'s prototype chain. */
+function inheritedGetter(
+  from: object,
+  name: 'writableEnded' | 'headersSent',
+): (this: HttpResponse) => boolean {
+  for (let proto: object | null = from; proto; proto = Object.getPrototypeOf(proto) as object | null) {
+    const getter = Object.getOwnPropertyDescriptor(proto, name)?.get;
+    if (getter) return getter as (this: HttpResponse) => boolean;
+  }
+  throw new TypeError(`The response has no ${name} getter: not a Node HTTP response.`);
+}
+
+const nodeHeadersSent = inheritedGetter(OutgoingMessage.prototype, 'headersSent');
+
+/**
+ * Whether the response's head was really written (Node's own `headersSent`), whatever a held response
+ * reports to the app and the platform ({@link HeldStateReport}).
+ */
+export function headWritten(res: HttpResponse): boolean {
+  return nodeHeadersSent.call(res);
+}
+
 /** The methods {@link installResponseHold} put on a prototype (under {@link HOOKED}). */
 type InstalledHold = Record<HeldMethod, unknown>;
 
@@ -242,7 +312,29 @@ export function usesInstalledHold(res: HttpResponse): boolean {
  * The hold for one response that does not inherit the installed hook: its current `write`, `end`,
  * `writeHead` and `flushHeaders` (its own, e.g. compression's, or inherited) are wrapped as own properties.
  */
-export function attachResponseHold(res: HttpResponse, hold: ResponseHold): void {
+export function attachResponseHold(
+  res: HttpResponse,
+  hold: ResponseHold,
+  { reportHeld = false }: HeldStateReport = {},
+): void {
+  if (reportHeld) {
+    const ended = inheritedGetter(res, 'writableEnded');
+    const headersSent = inheritedGetter(res, 'headersSent');
+    Object.defineProperties(res, {
+      writableEnded: {
+        configurable: true,
+        get(this: HttpResponse): boolean {
+          return hold.holdsEnd || ended.call(this);
+        },
+      },
+      headersSent: {
+        configurable: true,
+        get(this: HttpResponse): boolean {
+          return hold.holdsHead || headersSent.call(this);
+        },
+      },
+    });
+  }
   const target = res as unknown as Record<HeldMethod, ResponseMethod>;
   const write = target.write;
   const end = target.end;

@@ -55,7 +55,7 @@ export class FastifyPlatform implements HttpPlatform {
     });
     // This app's own prototype between its held responses and Node's: nothing else in the process sees it.
     const heldPrototype = Object.create(ServerResponse.prototype) as object;
-    installResponseHold(heldPrototype, holdOf);
+    installResponseHold(heldPrototype, holdOf, { reportHeld: true });
     heldResponsesFromTheStart(adapter.getInstance<FastifyInstanceLike>().server, holdOf);
     return new FastifyPlatform(heldPrototype);
   }
@@ -82,7 +82,7 @@ export class FastifyPlatform implements HttpPlatform {
     // A response on another prototype (a plugin's) keeps it and gets the methods.
     if (Object.getPrototypeOf(res) === ServerResponse.prototype)
       Object.setPrototypeOf(res, this.heldPrototype);
-    else attachResponseHold(res, hold);
+    else attachResponseHold(res, hold, { reportHeld: true });
     return hold;
   }
 }
@@ -98,6 +98,6 @@ function heldResponsesFromTheStart(server: object | undefined, holdOf: HoldOf): 
   if (slot === undefined) return;
   const responses = server as Record<symbol, new (...args: never[]) => ServerResponse>;
   const HeldServerResponse = class extends responses[slot] {};
-  installResponseHold(HeldServerResponse.prototype, holdOf);
+  installResponseHold(HeldServerResponse.prototype, holdOf, { reportHeld: true });
   responses[slot] = HeldServerResponse;
 }
