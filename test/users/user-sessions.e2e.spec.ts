@@ -125,26 +125,32 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect(new Set(listed.map((s) => s.metadata.userAgent)).size).toBe(8);
   });
 
-  it('a request of the revoked session still running when it is revoked cannot bring the session back', async () => {
-    const user = newUser();
-    const keeper = new BrowserClient('Keeper/1.0');
-    const victim = new BrowserClient('Victim/1.0');
-    await keeper.login(a, user);
-    const victimId = await victim.login(b, user);
-    expect((await victim.me(b)).user).toBe(user);
+  it.each([
+    ['a delta', ''],
+    ['a clear() that sets the sign-in marker again', '&clear=1'],
+  ])(
+    'a request of the revoked session still running when it is revoked cannot bring the session back (%s)',
+    async (_what, query) => {
+      const user = newUser();
+      const keeper = new BrowserClient('Keeper/1.0');
+      const victim = new BrowserClient('Victim/1.0');
+      await keeper.login(a, user);
+      const victimId = await victim.login(b, user);
+      expect((await victim.me(b)).user).toBe(user);
 
-    // Loaded before the revocation, commits after it.
-    const inFlight = victim.request(`${b}/users/slow-write?ms=600`, 'POST');
-    await sleep(200);
-    expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
-    const late = await inFlight;
-    expect(late.status).toBe(200);
-    expect(late.json).toEqual({ user }); // it ran as the signed-in user, but its write is not applied
+      // Loaded before the revocation, commits after it.
+      const inFlight = victim.request(`${b}/users/slow-write?ms=600${query}`, 'POST');
+      await sleep(200);
+      expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
+      const late = await inFlight;
+      expect(late.status).toBe(200);
+      expect(late.json).toEqual({ user }); // it ran as the signed-in user, but its write is not applied
 
-    expect(await victim.me(b)).toEqual({ user: null, keys: [] });
-    expect(await victim.me(a)).toEqual({ user: null, keys: [] });
-    expect((await list(keeper, b)).map((s) => s.id)).not.toContain(victimId);
-  });
+      expect(await victim.me(b)).toEqual({ user: null, keys: [] });
+      expect(await victim.me(a)).toEqual({ user: null, keys: [] });
+      expect((await list(keeper, b)).map((s) => s.id)).not.toContain(victimId);
+    },
+  );
 
   it('sign-out removes the session from the list; an abandoned session drops out by itself', async () => {
     const user = newUser();

@@ -34,12 +34,19 @@ export class UserSessionsTestController {
     return { user: session.getString('user') ?? null, keys: session.keys };
   }
 
-  /** Loads the session, waits `ms`, then writes: a request in flight while its session is revoked. */
+  /**
+   * Loads the session, waits `ms`, then writes: a request in flight while its session is revoked. With
+   * `clear=1` it first clears the session and sets the app's own sign-in marker again.
+   */
   @Post('slow-write')
   @HttpCode(200)
-  async slowWrite(@Session() session: Session, @Query('ms') ms: string) {
+  async slowWrite(@Session() session: Session, @Query('ms') ms: string, @Query('clear') clear?: string) {
     const user = session.getString('user') ?? null;
     await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+    if (clear === '1') {
+      session.clear();
+      if (user !== null) session.setString('user', user);
+    }
     session.setString('late', 'written');
     return { user };
   }

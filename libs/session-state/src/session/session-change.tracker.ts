@@ -3,6 +3,7 @@ import type { SessionChanges, SessionData } from './stores/session-store.interfa
 /** Records what a request changed in its session, so a commit can write only that. */
 export class SessionChangeTracker implements SessionChanges {
   cleared = false;
+  clearedBoundSessionId: string | undefined;
   set = new Map<string, Uint8Array>();
   removed = new Set<string>();
 
@@ -22,7 +23,10 @@ export class SessionChangeTracker implements SessionChanges {
     this.removed.add(key);
   }
 
-  recordClear(): void {
+  /** `boundSessionId`: the id of the bound session cleared (see `SessionChanges.clearedBoundSessionId`). */
+  recordClear(boundSessionId?: string): void {
+    // A second clear in the request keeps the guard of the first: the session it loaded.
+    if (!this.cleared) this.clearedBoundSessionId = boundSessionId;
     this.cleared = true;
     this.set.clear();
     this.removed.clear();
@@ -45,12 +49,14 @@ export class SessionChangeTracker implements SessionChanges {
     // Hand over the collections themselves (no copies): this tracker starts new, empty ones.
     const taken: SessionChanges = {
       cleared: this.cleared,
+      clearedBoundSessionId: this.clearedBoundSessionId,
       set: this.set,
       removed: this.removed,
       snapshot: () => new Map(current()),
       valueOfField: (field) => current().get(field),
     };
     this.cleared = false;
+    this.clearedBoundSessionId = undefined;
     this.set = new Map();
     this.removed = new Set();
     return taken;
@@ -61,7 +67,7 @@ export class SessionChangeTracker implements SessionChanges {
     if (changes.cleared && !this.cleared) {
       const newer = new Map(this.set);
       const removedLater = new Set(this.removed);
-      this.recordClear();
+      this.recordClear(changes.clearedBoundSessionId);
       for (const [key, value] of changes.set) if (!removedLater.has(key)) this.set.set(key, value);
       for (const [key, value] of newer) this.set.set(key, value);
       return;
@@ -75,12 +81,14 @@ export class SessionChangeTracker implements SessionChanges {
   /** Forgets the recorded changes. */
   reset(): void {
     this.cleared = false;
+    this.clearedBoundSessionId = undefined;
     this.set.clear();
     this.removed.clear();
   }
 
   /** Marks every current value as set (for a write under a new key). */
   rewriteAll(): void {
+    this.cleared = false; // a rewrite under a new key: nothing stored there to guard against
     this.recordClear();
     for (const [key, value] of this.current()) this.set.set(key, value);
   }

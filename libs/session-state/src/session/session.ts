@@ -11,6 +11,8 @@ import type { SessionData } from './stores/session-store.interface.js';
 
 /** Stored field holding the session id (user keys may not start with NUL). */
 export const SESSION_ID_FIELD = '\u0000id';
+/** Stored field naming the user a session is bound to (`UserSessions`; reserved: user keys cannot start with NUL). */
+export const SESSION_USER_FIELD = '\u0000uid';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -231,9 +233,12 @@ export class DistributedSession {
   clear(): void {
     const data = this.loaded();
     this.host.beforeChange();
+    // Clearing a session bound to a user: the commit applies only while it is still that session (a
+    // revocation meanwhile is not undone by it), as every commit of a bound session does.
+    const boundId = data.has(SESSION_USER_FIELD) ? data.get(SESSION_ID_FIELD) : undefined;
     data.clear();
     this.bytes = 0;
-    this.changes.recordClear();
+    this.changes.recordClear(boundId && decoder.decode(boundId));
   }
 
   /** @internal The store key of this session once stored (UserSessions indexes it). */

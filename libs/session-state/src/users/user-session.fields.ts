@@ -1,8 +1,7 @@
-import { SESSION_ID_FIELD } from '../session/session.js';
+import { SESSION_ID_FIELD, SESSION_USER_FIELD } from '../session/session.js';
 import type { SessionChanges } from '../session/stores/session-store.interface.js';
 
-/** Stored field naming the user a session is bound to (reserved: user keys cannot start with NUL). */
-export const SESSION_USER_FIELD = '\u0000uid';
+export { SESSION_USER_FIELD };
 
 const decoder = new TextDecoder();
 
@@ -10,14 +9,14 @@ const decoder = new TextDecoder();
  * The id of the bound session a commit's request loaded, when the commit must apply only to that
  * session (undefined: apply as usual). A request that loaded a session bound to a user may still be
  * running when the session is revoked; its commit must not bring the session back under the same
- * key. So a delta commit of a bound session applies only while the stored session still carries the
- * id the request loaded. Not guarded: commits that bind (they set the user field), that create the
- * id, or that rewrite the whole session (`clear()`, the rewrite under a new key after `regenerate()`).
+ * key. So a commit of a bound session applies only while the stored session still carries the id the
+ * request loaded: a delta, and a `clear()` of it (`clearedBoundSessionId`). Not guarded: commits that
+ * bind (they set the user field), that create the id, or the rewrite under a new key after
+ * `regenerate()` (nothing is stored under that key yet).
  */
 export function guardedSessionId(changes: SessionChanges): string | undefined {
-  if (changes.cleared || changes.set.has(SESSION_USER_FIELD) || changes.set.has(SESSION_ID_FIELD)) {
-    return undefined;
-  }
+  if (changes.cleared) return changes.clearedBoundSessionId;
+  if (changes.set.has(SESSION_USER_FIELD) || changes.set.has(SESSION_ID_FIELD)) return undefined;
   // Most commits are of sessions not bound to anyone: one Map lookup, no copy of the session.
   if (valueOf(changes, SESSION_USER_FIELD) === undefined) return undefined;
   const id = valueOf(changes, SESSION_ID_FIELD);

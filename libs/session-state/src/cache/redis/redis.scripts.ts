@@ -37,8 +37,9 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
 /**
  * A session commit. In order, and all inside one atomic script:
  * 0. Guard (bound sessions, see users/user-session.fields.ts guardedSessionId): ARGV[2] `g<id>` instead
- *    of '0' means "apply only while the stored session carries this id". A session revoked (deleted)
- *    or expired since the request loaded it is not brought back by its late delta. Reply status 4.
+ *    of '0' (a delta), `c<id>` instead of '1' (a clear), means "apply only while the stored session
+ *    carries this id". A session revoked (deleted) or expired since the request loaded it is not brought
+ *    back by its late commit. Reply status 4.
  * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
  *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
  *    waiting for it (its request answered 503) applies nothing. Reply status 0.
@@ -63,8 +64,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return ${commitReplyLua(0, 'now')} end
 local ID = '\\0id'
-if string.byte(ARGV[2]) == 103 and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then return ${commitReplyLua(4, 'now')} end
-local cleared = ARGV[2] == '1'
+local mode = string.byte(ARGV[2])
+if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then return ${commitReplyLua(4, 'now')} end
+local cleared = mode == 49 or mode == 99
 local n = tonumber(ARGV[6])
 local first, last = 7 + n, #ARGV
 local addKeys, addBytes, setsUser = 0, 0, false

@@ -167,7 +167,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
-      changes.cleared ? '1' : guard === undefined ? '0' : `g${guard}`,
+      commitMode(changes.cleared, guard),
       0, // DEADLINE: set when each try is sent
       limitText.maxKeys,
       limitText.maxSessionBytes,
@@ -341,6 +341,15 @@ interface LimitText {
   readonly bytes: number;
   readonly maxKeys: string;
   readonly maxSessionBytes: string;
+}
+
+/**
+ * The commit script's ARGV[2]: '0' a delta, '1' a clear, `g<id>` a delta and `c<id>` a clear that apply
+ * only while the stored session carries that id (a bound session, see guardedSessionId).
+ */
+function commitMode(cleared: boolean, guard: string | undefined): string {
+  if (guard === undefined) return cleared ? '1' : '0';
+  return `${cleared ? 'c' : 'g'}${guard}`;
 }
 
 /** A commit resolves with nothing: a gone session's commit is not the app's error. */

@@ -24,6 +24,12 @@ export type SessionData = Map<string, Uint8Array>;
 export interface SessionChanges {
   /** All previous values are dropped before `set` applies. */
   readonly cleared: boolean;
+  /**
+   * With `cleared`, when the cleared session was bound to a user (`UserSessions`): its id. The clear
+   * applies only while the stored session still carries this id, so it does not bring back a session
+   * revoked meanwhile (stores that guard bound sessions; see the commit's `guardedSessionId`).
+   */
+  readonly clearedBoundSessionId?: string;
   readonly set: ReadonlyMap<string, Uint8Array>;
   readonly removed: ReadonlySet<string>;
   /** The complete values after the changes, for stores that write whole records. */
