@@ -41,11 +41,14 @@ describe('UserSessions configuration and input', () => {
     }
   });
 
-  it('refuses an empty user id and non-string or oversized metadata, naming the problem', async () => {
+  it('refuses an empty user id, one with NUL, and non-string or oversized metadata, naming the problem', async () => {
     const { app, url } = await startUsersApp({ secrets: SECRETS });
     try {
       const userSessions = app.get(UserSessions);
       await expect(userSessions.list('')).rejects.toThrow(/non-empty string user id/);
+      // Refused on every store (PostgreSQL cannot store it), before any store call: not an outage.
+      await expect(userSessions.list('a\u0000b')).rejects.toThrow(TypeError);
+      await expect(userSessions.revokeAll('a\u0000b')).rejects.toThrow(/must not contain the NUL character/);
       // Through a request: the login route binds with the user agent; a huge one is refused with a 500 and a clear log.
       const res = await new BrowserClient('x'.repeat(3000)).request(`${url}/users/login`, 'POST', {
         user: 'a',

@@ -200,6 +200,19 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect((await browsers[1].me(x)).user).toBe(user);
   });
 
+  it('maxSessionsPerUser under concurrent sign-ins on two instances: exactly the limit stays, every one of them signed in', async () => {
+    const [x, y] = await deploy({ users: { maxSessionsPerUser: 3 } });
+    const user = newUser();
+    const browsers = Array.from({ length: 7 }, (_, i) => new BrowserClient(`Racer/${i}`));
+    const ids = await Promise.all(browsers.map((browser, i) => browser.login(i % 2 ? y : x, user)));
+    const signedIn: string[] = [];
+    for (const [i, browser] of browsers.entries())
+      if ((await browser.me(i % 2 ? x : y)).user === user) signedIn.push(ids[i]);
+    expect(signedIn).toHaveLength(3);
+    const holder = browsers[ids.indexOf(signedIn[0])];
+    expect((await list(holder, y)).map((s) => s.id).sort()).toEqual([...signedIn].sort());
+  });
+
   it('expired sessions drop out of the index by themselves: only live entries are kept', async () => {
     const idleTimeout = store.realTime ? 1_500 : 60_000;
     const [x, y, options] = await deploy({ session: { idleTimeout } });

@@ -129,8 +129,11 @@ export class UserSessions {
         indexed = true;
         const over = live.length - this.maxSessionsPerUser;
         if (over > 0) {
-          const oldest = live.filter((s) => s.sessionId !== sessionId).sort(oldestFirst);
-          await this.index.revoke(userId, oldest.slice(0, over));
+          // The newest maxSessionsPerUser stay (by binding time, then id), whoever binds, this session
+          // included: concurrent binds, each listing some of the others, then agree on what goes, and the
+          // bind that lists last leaves exactly the limit. Sparing this session would let an early bind
+          // that lists later ones revoke one of those, and the last lister keep one too many.
+          await this.index.revoke(userId, [...live].sort(oldestFirst).slice(0, over));
         }
       });
     } catch (error) {
@@ -270,6 +273,13 @@ function loadedSession(session: DistributedSession): DistributedSession {
 function checkUserId(userId: string): void {
   if (typeof userId !== 'string' || userId.length === 0) {
     throw new TypeError(`UserSessions needs a non-empty string user id (got ${JSON.stringify(userId)}).`);
+  }
+  // PostgreSQL text cannot hold NUL: refused on every store alike, so a user id works on each.
+  if (userId.includes('\u0000')) {
+    throw new TypeError(
+      'UserSessions user ids must not contain the NUL character (\\u0000); PostgreSQL cannot store it. ' +
+        'Pass the user id your app stores for the user (a database id, an email).',
+    );
   }
 }
 
