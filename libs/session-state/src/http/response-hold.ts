@@ -51,15 +51,12 @@ export class ResponseHold {
   private headFixed = false;
   /** The response's `end` is held: the app has ended it (see {@link holdsEnd}). */
   private endHeld = false;
+  /** `drain` listeners added while calls were held, where middleware may route them off the response. */
+  private drainListeners: ((...args: unknown[]) => void)[] | undefined;
 
   constructor(
     private readonly res: HttpResponse,
     private readonly beforeFirstByte: BeforeFirstByte,
-    /**
-     * Whether a held write may answer false. Only when the writer's `drain` listeners are on the
-     * response itself: middleware with its own `write` (compression) moves them elsewhere.
-     */
-    private readonly mayAskToWait: boolean,
     /** Called when a stream outgrew the budget and went out before the commit finished. */
     private readonly onEarlyRelease?: () => void,
   ) {}
@@ -133,9 +130,19 @@ export class ResponseHold {
     );
   }
 
-  /** What a held `write` answers: false past the soft limit (when allowed), asking for a `drain`. */
+  /**
+   * A `drain` listener added to the response while calls are held. Middleware with its own `write`
+   * (compression) routes `res.on('drain')` to its own stream, which never drains for a write the hold
+   * kept: the release calls the listener itself.
+   */
+  noteDrainListener(listener: unknown): void {
+    if (this.held !== undefined && typeof listener === 'function')
+      (this.drainListeners ??= []).push(listener as (...args: unknown[]) => void);
+  }
+
+  /** What a held `write` answers: false past the soft limit, asking for a `drain`. */
   writeResult(): boolean {
-    if (this.held === undefined || !this.mayAskToWait || this.heldBytes < HELD_WRITE_SOFT_LIMIT) return true;
+    if (this.held === undefined || this.heldBytes < HELD_WRITE_SOFT_LIMIT) return true;
     this.askedToWait = true;
     return false;
   }
@@ -174,9 +181,14 @@ export class ResponseHold {
     this.held = undefined;
     this.endHeld = false; // from here Node's own state answers
     for (const call of calls) call.method.apply(this.res, call.args);
+    const noted = this.drainListeners;
+    this.drainListeners = undefined;
     if (this.askedToWait) {
       this.askedToWait = false;
       this.res.emit('drain');
+      // Listeners middleware kept elsewhere; the ones on the response were called by emit.
+      const onResponse = noted && this.res.listeners('drain');
+      for (const listener of noted ?? []) if (!onResponse!.includes(listener)) listener.call(this.res);
     }
   }
 }
@@ -336,6 +348,15 @@ export function attachResponseHold(
     });
   }
   const target = res as unknown as Record<HeldMethod, ResponseMethod>;
+  // Writers wait for `drain` through these; middleware that replaced them may send it elsewhere.
+  const events = res as unknown as Record<'on' | 'once' | 'addListener', ResponseMethod>;
+  for (const name of ['on', 'once', 'addListener'] as const) {
+    const add = events[name];
+    events[name] = function (this: HttpResponse, type: unknown, listener: unknown, ...rest: unknown[]) {
+      if (type === 'drain') hold.noteDrainListener(listener);
+      return add.call(this, type, listener, ...rest);
+    };
+  }
   const write = target.write;
   const end = target.end;
   const writeHead = target.writeHead;

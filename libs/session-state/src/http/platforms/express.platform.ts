@@ -61,10 +61,10 @@ export class ExpressPlatform implements HttpPlatform {
     beforeFirstByte: BeforeFirstByte,
     onEarlyRelease: () => void,
   ): ResponseHold {
-    // Middleware with its own write (compression) moves the writer's drain listeners off the response.
-    const installed = usesInstalledHold(res);
-    const hold = new ResponseHold(res, beforeFirstByte, installed, onEarlyRelease);
-    if (!installed) attachResponseHold(res, hold);
+    // Middleware with its own write (compression) routes the writer's drain listeners off the response:
+    // attachResponseHold notes them, and the hold calls them itself when it lets the writes go.
+    const hold = new ResponseHold(res, beforeFirstByte, onEarlyRelease);
+    if (!usesInstalledHold(res)) attachResponseHold(res, hold);
     return hold;
   }
 }

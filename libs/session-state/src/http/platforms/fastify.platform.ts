@@ -72,8 +72,7 @@ export class FastifyPlatform implements HttpPlatform {
     beforeFirstByte: BeforeFirstByte,
     onEarlyRelease: () => void,
   ): ResponseHold {
-    // Fastify writes reply.raw itself (writeHead, then end or a pipe that listens for its drain).
-    const hold = new ResponseHold(res, beforeFirstByte, true, onEarlyRelease);
+    const hold = new ResponseHold(res, beforeFirstByte, onEarlyRelease);
     // Made by the server's held response class: nothing to move or add.
     if (usesInstalledHold(res)) return hold;
     // A held response moves onto the app's holding prototype (as Express gives every response
