@@ -7,6 +7,7 @@ import request from 'supertest';
 import type { INestApplication } from '@nestjs/common';
 import type { SessionModuleOptions } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair } from '../support/cookie-jar.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
@@ -64,8 +65,11 @@ describe('SessionStoreHealthIndicator (nest-session-state/terminus)', () => {
         const up = await health(url);
         expect(up.status).toBe(200);
         expect(up.body.details['session-store']).toMatchObject({ status: 'up', store: 'redis' });
+        const cookie = cookiePair(await request(url).get('/counter').expect(200), '.Nest.Session');
 
         await server.kill();
+        // A request fails meanwhile: its operation error is not what the report names as the connection's.
+        await request(url).get('/counter').set('Cookie', cookie).expect(503);
         const down = await eventually(url, 503, 3000);
         expect(down.status).toBe(503);
         expect(down.ms).toBeLessThan(ANSWER_BOUND);
@@ -73,6 +77,7 @@ describe('SessionStoreHealthIndicator (nest-session-state/terminus)', () => {
         expect(down.body.details['session-store'].message).toMatch(
           new RegExp(`Redis at 127\\.0\\.0\\.1:${server.port} (is not connected|did not answer PING)`),
         );
+        expect(down.body.details['session-store'].message).not.toMatch(/last error: Redis operation/);
         // Every probe while it is down answers as fast.
         const again = await health(url);
         expect(again.status).toBe(503);

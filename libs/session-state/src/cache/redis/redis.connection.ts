@@ -44,7 +44,10 @@ export class RedisConnection {
   private failing = false;
   private closed = false;
   private corked = false;
-  /** The last error the client reported (health reports name it while disconnected). */
+  /**
+   * The last connection error the client reported (health reports name it while disconnected), not an
+   * operation's: "Stream isn't writeable" says nothing of why the connection is down.
+   */
   private lastError: Error | undefined;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
@@ -352,7 +355,7 @@ export class RedisConnection {
   }
 
   private reportFailure(what: string, error: Error): void {
-    this.lastError = error;
+    if (what === 'connection') this.lastError = error;
     if (this.failing || this.closed) return;
     this.failing = true;
     logEvent(
