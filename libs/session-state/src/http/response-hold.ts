@@ -185,10 +185,12 @@ export class ResponseHold {
     this.drainListeners = undefined;
     if (this.askedToWait) {
       this.askedToWait = false;
+      // Listeners middleware kept elsewhere are called here; the ones on the response (read before the
+      // emit, which drops `once` ones) by the emit.
+      const onResponse = this.res.listeners('drain');
+      const elsewhere = noted?.filter((listener) => !onResponse.includes(listener));
       this.res.emit('drain');
-      // Listeners middleware kept elsewhere; the ones on the response were called by emit.
-      const onResponse = noted && this.res.listeners('drain');
-      for (const listener of noted ?? []) if (!onResponse!.includes(listener)) listener.call(this.res);
+      for (const listener of elsewhere ?? []) listener.call(this.res);
     }
   }
 }
@@ -213,24 +215,7 @@ export function installResponseHold(
   const proto = responsePrototype as Record<PropertyKey, unknown>;
   if (proto[HOOKED]) return;
   const parent = Object.getPrototypeOf(proto) as Record<HeldMethod, ResponseMethod>;
-  if (reportHeld) {
-    const ended = inheritedGetter(parent, 'writableEnded');
-    const headersSent = inheritedGetter(parent, 'headersSent');
-    Object.defineProperties(proto, {
-      writableEnded: {
-        configurable: true,
-        get(this: HttpResponse): boolean {
-          return holdOf(this.req)?.holdsEnd === true || ended.call(this);
-        },
-      },
-      headersSent: {
-        configurable: true,
-        get(this: HttpResponse): boolean {
-          return holdOf(this.req)?.holdsHead === true || headersSent.call(this);
-        },
-      },
-    });
-  }
+  if (reportHeld) reportHeldState(proto, (res) => holdOf(res.req));
   const inherited = (name: HeldMethod): ResponseMethod =>
     function (this: HttpResponse, ...args: unknown[]) {
       return parent[name].apply(this, args);
@@ -274,6 +259,29 @@ export function installResponseHold(
  */
 interface HeldStateReport {
   readonly reportHeld?: boolean;
+}
+
+/**
+ * Defines `writableEnded` and `headersSent` on `target` (a response prototype, or one response) as the
+ * held state of the response's hold, or else Node's (see {@link HeldStateReport}).
+ */
+function reportHeldState(target: object, holdFor: (res: HttpResponse) => ResponseHold | undefined): void {
+  const ended = inheritedGetter(target, 'writableEnded');
+  const headersSent = inheritedGetter(target, 'headersSent');
+  Object.defineProperties(target, {
+    writableEnded: {
+      configurable: true,
+      get(this: HttpResponse): boolean {
+        return holdFor(this)?.holdsEnd === true || ended.call(this);
+      },
+    },
+    headersSent: {
+      configurable: true,
+      get(this: HttpResponse): boolean {
+        return holdFor(this)?.holdsHead === true || headersSent.call(this);
+      },
+    },
+  });
 }
 
 /** Node's getter `name` of a response, found along `from`'s prototype chain. */
@@ -329,24 +337,7 @@ export function attachResponseHold(
   hold: ResponseHold,
   { reportHeld = false }: HeldStateReport = {},
 ): void {
-  if (reportHeld) {
-    const ended = inheritedGetter(res, 'writableEnded');
-    const headersSent = inheritedGetter(res, 'headersSent');
-    Object.defineProperties(res, {
-      writableEnded: {
-        configurable: true,
-        get(this: HttpResponse): boolean {
-          return hold.holdsEnd || ended.call(this);
-        },
-      },
-      headersSent: {
-        configurable: true,
-        get(this: HttpResponse): boolean {
-          return hold.holdsHead || headersSent.call(this);
-        },
-      },
-    });
-  }
+  if (reportHeld) reportHeldState(res, () => hold);
   const target = res as unknown as Record<HeldMethod, ResponseMethod>;
   // Writers wait for `drain` through these; middleware that replaced them may send it elsewhere.
   const events = res as unknown as Record<'on' | 'once' | 'addListener', ResponseMethod>;
