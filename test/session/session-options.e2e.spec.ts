@@ -207,6 +207,36 @@ describe('session cookie options', () => {
     },
   );
 
+  it('isGlobal must be a boolean, through forRoot and forRootAsync', () => {
+    const wrong = { isGlobal: 'no' } as unknown as SessionModuleOptions;
+    expect(() => SessionModule.forRoot(wrong)).toThrow(
+      /SessionModule option isGlobal must be true or false \(got "no"\)/,
+    );
+    expect(() =>
+      SessionModule.forRootAsync({ useFactory: () => ({}), isGlobal: 1 as unknown as boolean }),
+    ).toThrow(SessionConfigurationError);
+    expect(() => SessionModule.forRoot({ isGlobal: false })).not.toThrow();
+  });
+
+  it('a second SessionModule in one application fails at startup, naming the fix; one module imported twice is one', async () => {
+    @Module({ imports: [SessionModule.forRoot({ secrets: [OLD] })] })
+    class FeatureModule {}
+    await expect(startSessionApp({ secrets: [OLD] }, { imports: [FeatureModule] })).rejects.toThrow(
+      /SessionModule is imported more than once in this application.*Import it once, in the root module/,
+    );
+
+    const shared = SessionModule.forRoot({ secrets: [OLD] });
+    @Module({ imports: [shared] })
+    class SharingModule {}
+    await withApp(
+      {},
+      async (url) => {
+        expect((await request(url).get('/counter').expect(200)).body).toEqual({ count: 1 });
+      },
+      { module: shared, imports: [SharingModule] },
+    );
+  });
+
   it('the same through forRootAsync (a factory that returns a store that is not one)', async () => {
     const module = SessionModule.forRootAsync({
       useFactory: () => ({ store: 42 as unknown as SessionStore }),

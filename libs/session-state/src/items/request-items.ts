@@ -11,7 +11,8 @@ export type RequestItemKey = string | symbol | ItemKey<unknown>;
 /**
  * Values that live for one request: ASP.NET's `HttpContext.Items`. Middleware, guards, interceptors,
  * pipes, handlers, filters and singleton services of the same request see the same bag; another
- * request never does, and it is gone when the request ends.
+ * request never does. Code the request started (a timer) still reaches it after the response, as in
+ * ASP.NET; do not rely on that: the bag is for the request.
  *
  * @example
  * items.set('isVerified', true);          // in a middleware

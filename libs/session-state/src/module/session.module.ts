@@ -11,6 +11,7 @@ import { HttpAdapterHost, ModulesContainer } from '@nestjs/core';
 import type { PlatformAdapter } from '../http/platforms/platform-adapter.js';
 import { installHttpPlatform, unsupportedPlatformMessage } from '../http/platforms/resolve-http-platform.js';
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { describeOptionValue } from '../options/option-names.check.js';
 import { stateOfRequest } from '../request/request-context.js';
 import { RequestStateEntry } from '../request/request-entry.js';
 import type { RequestState } from '../request/request-state.js';
@@ -114,6 +115,7 @@ export class SessionModule
           'call it without arguments for the defaults.',
       );
     }
+    checkIsGlobal(options);
     return super.forRoot(options);
   }
 
@@ -130,6 +132,7 @@ export class SessionModule
           '{ inject: [ConfigService], useFactory: (config) => ({ secrets: [config.get(...)] }) }.',
       );
     }
+    checkIsGlobal(options);
     return super.forRootAsync(options);
   }
 
@@ -140,6 +143,7 @@ export class SessionModule
    */
   configure(): void {
     const adapter = this.adapterHost.httpAdapter as PlatformAdapter | undefined;
+    claimApplication(adapter);
     this.entry.usePlatform(
       installHttpPlatform(adapter, this.entry, (raw) => stateOfRequest<RequestState>(raw)?.responseHold),
     );
@@ -168,6 +172,38 @@ export class SessionModule
   async onApplicationShutdown(): Promise<void> {
     await this.infrastructure.close();
   }
+}
+
+/** The HTTP applications (their Nest adapters) a SessionModule serves: one module per application. */
+const servedApplications = new WeakSet<object>();
+
+/**
+ * Refuses a second SessionModule in one application: each forRoot()/forRootAsync() makes its own store, key
+ * ring and user index, and only one of them would serve the requests, the other's injections then seeing
+ * none of it (a session bound through one UserSessions, listed empty through the other).
+ */
+function claimApplication(adapter: PlatformAdapter | undefined): void {
+  if (!adapter) return;
+  if (servedApplications.has(adapter)) {
+    throw new SessionConfigurationError(
+      'SessionModule is imported more than once in this application (SessionModule.forRoot() or forRootAsync() ' +
+        'in two modules): each import makes its own session store, key ring and user index, and only one would ' +
+        'serve requests. Import it once, in the root module: it is global, so every module can inject its ' +
+        'providers. With isGlobal: false, import it once in a module of your own that exports it ' +
+        '(exports: [SessionModule]), and import that module where it is needed.',
+    );
+  }
+  servedApplications.add(adapter);
+}
+
+/** `isGlobal` next to the options: a boolean, as every other switch. */
+function checkIsGlobal(options: object | null | undefined): void {
+  const isGlobal = (options as { isGlobal?: unknown } | null | undefined)?.isGlobal;
+  if (isGlobal === undefined || typeof isGlobal === 'boolean') return;
+  throw new SessionConfigurationError(
+    `SessionModule option isGlobal must be true or false (got ${describeOptionValue(isGlobal)}); ` +
+      'leave it out for a global module.',
+  );
 }
 
 /**
