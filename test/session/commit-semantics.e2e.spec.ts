@@ -172,6 +172,37 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
       expect(await d.stored(cookie)).toBe(false);
     });
 
+    it('regenerate() moves what another request committed while it ran: acknowledged values are not lost', async () => {
+      const cookie = cookiePair(
+        await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
+        COOKIE,
+      );
+      await request(d.a).post('/set/gone').send({ value: 'old' }).set('Cookie', cookie).expect(200);
+      const g = gate(`regenerate-${_name}`);
+      // Request 1 loads { seed, gone }, then waits; request 2 sets b, changes seed and removes gone, and
+      // is answered 200; request 1 then regenerates and sets mine.
+      const moving = request(d.a)
+        .post(`/gated/regenerate-${_name}/regenerate`)
+        .set('Cookie', cookie)
+        .send({ key: 'mine' })
+        .then((r) => r);
+      await g.reached(1);
+      await request(d.b).post('/set/b').set('Cookie', cookie).send({ value: 'concurrent' }).expect(200);
+      await request(d.b).post('/set/seed').set('Cookie', cookie).send({ value: 'newer' }).expect(200);
+      await request(d.b)
+        .post(`/gated/${open(`regenerate-rm-${_name}`)}/remove/gone`)
+        .set('Cookie', cookie)
+        .expect(200);
+      g.release();
+      const moved = await moving;
+      expect(moved.status).toBe(200);
+      const renewed = cookiePair(moved, COOKIE);
+      expect(renewed).not.toBe(cookie);
+      expect(await d.stored(cookie)).toBe(false);
+      const { body } = await request(d.b).get('/keys').set('Cookie', renewed).expect(200);
+      expect(body).toEqual({ seed: 'newer', b: 'concurrent', mine: 'by-regenerate' });
+    });
+
     it('clear() keeps its whole-session meaning: values set before it committed are gone too', async () => {
       const cookie = cookiePair(await request(d.a).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
       const g = gate(`clear-${_name}`);

@@ -70,6 +70,16 @@ export class GatedSessionController {
     return { keys: session.keys };
   }
 
+  /** Regenerates the session (new key, data kept), setting `key` too when given. */
+  @Post('regenerate')
+  @HttpCode(200)
+  async regenerate(@Session() session: Session, @Param('gate') name: string, @Body() body: { key?: string }) {
+    await gate(name).pass();
+    session.regenerate();
+    if (body?.key) session.setString(body.key, 'by-regenerate');
+    return { keys: session.keys };
+  }
+
   /** Sets `key` to `size` bytes of 'x' (limits tests). */
   @Post('fill/:key/:size')
   @HttpCode(200)

@@ -11,7 +11,7 @@ import {
 } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
 import type { SessionRuntime } from './session.runtime.js';
-import type { SessionChanges, SessionData } from './stores/session-store.interface.js';
+import type { SessionChanges, SessionData, SessionStore } from './stores/session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -27,6 +27,27 @@ export interface SessionOwner {
 }
 
 /** What a commit asks of the store for the recorded changes. */
+/** The keys a request changed itself (set or removed), and whether it cleared the session. */
+interface OwnChanges {
+  readonly cleared: boolean;
+  readonly keys: ReadonlySet<string>;
+}
+
+function ownChangesOf(changes: SessionChanges): OwnChanges {
+  return { cleared: changes.cleared, keys: new Set([...changes.set.keys(), ...changes.removed]) };
+}
+
+/** A store without `take`: its load then its remove (a commit between the two is not carried over). */
+async function loadThenRemove(
+  store: SessionStore,
+  key: string,
+  idleTimeout: number,
+): Promise<SessionData | undefined> {
+  const data = await store.load(key, idleTimeout);
+  await store.remove(key);
+  return data;
+}
+
 interface PendingWrite {
   readonly key: string;
   readonly changes: SessionChanges;
@@ -286,6 +307,8 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
+    // What this request changed itself, before the move to a new key rewrites every value.
+    const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
     if (this.replacedKey !== undefined) session.changes.rewriteAll();
 
     const write = this.takeWrite();
@@ -311,11 +334,37 @@ export class SessionLifecycle implements SessionHost {
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
-      await runtime.withIoTimeout(store.remove(old));
+      const taken = await runtime.withIoTimeout(
+        store.take ? store.take(old) : loadThenRemove(store, old, options.idleTimeout),
+      );
       this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
+      this.writeCookie();
+      if (taken && own && !own.cleared) await this.carryOver(taken, own.keys);
     }
     this.writeCookie();
+  }
+
+  /**
+   * After `regenerate()`: what other requests committed under the old key while this one ran (what the
+   * old key held when it was taken, for keys this request did not change itself) goes to the new key too.
+   * Not after a `clear()`, which drops what came before it.
+   */
+  private async carryOver(taken: SessionData, own: ReadonlySet<string>): Promise<void> {
+    if (!this.session.absorb(taken, own)) return;
+    const write = this.takeWrite();
+    if (!write) return;
+    const { store, options } = this.runtime;
+    try {
+      // No limits: the store held these values already.
+      await this.runtime.withIoTimeout(
+        write.remove ? store.remove(write.key) : store.commit(write.key, write.changes, options.idleTimeout),
+      );
+    } catch (error) {
+      this.session.changes.restore(write.changes);
+      throw error;
+    }
+    this.written(write);
   }
 
   /**

@@ -246,6 +246,37 @@ export class DistributedSession {
     return this.host.storeKey?.();
   }
 
+  /**
+   * @internal Takes into this session what `stored` holds for the keys not in `own`: values that differ
+   * from this copy's, and the removal of keys `stored` lacks; recorded like changes, without the limits
+   * (the store held them already). True when anything changed. After `regenerate()`, what other requests
+   * committed under the old key while this one ran.
+   */
+  absorb(stored: SessionData, own: ReadonlySet<string>): boolean {
+    const data = this.loaded();
+    let changed = false;
+    for (const [key, value] of stored) {
+      const mine = data.get(key);
+      if (
+        own.has(key) ||
+        (mine !== undefined && Buffer.from(mine.buffer, mine.byteOffset, mine.byteLength).equals(value))
+      )
+        continue;
+      data.set(key, value);
+      this.bytes += entrySize(key, value) - (mine === undefined ? 0 : entrySize(key, mine));
+      this.changes.recordSet(key, value);
+      changed = true;
+    }
+    for (const [key, mine] of [...data]) {
+      if (own.has(key) || stored.has(key)) continue;
+      data.delete(key);
+      this.bytes -= entrySize(key, mine);
+      this.changes.recordRemove(key);
+      changed = true;
+    }
+    return changed;
+  }
+
   /** @internal A reserved (NUL-prefixed) field, such as the bound user. */
   getReserved(field: string): Uint8Array | undefined {
     return this.loaded().get(field);

@@ -20,6 +20,8 @@ export interface PostgresSessionSql {
   /** Slides a live session's expiry. */
   readonly refresh: string;
   readonly remove: string;
+  /** Deletes a session and returns its values when it was live: $1 key, $2 now. */
+  readonly take: string;
   readonly commit: string;
   /**
    * The common commit (keys set, none removed, no clear) as one plain statement, no function: an upsert that
@@ -169,6 +171,7 @@ $fn$`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
+    take: `DELETE FROM ${table} WHERE session_key = $1 RETURNING data, expires_at > ${ms('$2')} AS live`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS reply`,
     setOnly: `INSERT INTO ${table} AS t (session_key, data, expires_at)
 SELECT $1, $2::jsonb, ${ms('$4')} WHERE ${dbNowMs} <= $5::float8 AND $6::boolean

@@ -164,6 +164,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return packFields(fields) or fields`,
   },
   /**
+   * KEYS: session data hash. Deletes the session and returns what it held (packed as `sessionLoad`'s
+   * reply), in one step: what `regenerate()` moves to the new key. Nil for no session.
+   */
+  sessionTake: {
+    numberOfKeys: 1,
+    lua: `${PACK_FIELDS_LUA}
+local fields = redis.call('HGETALL', KEYS[1])
+if #fields == 0 then return false end
+redis.call('DEL', KEYS[1])
+return packFields(fields) or fields`,
+  },
+  /**
    * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. The time left to live (ms,
    * a big-endian double) then all fields packed, or for a large session HGETALL's array then the time
    * left (redis-session.replies.ts); the idle timeout slid, in one trip; nil for no session. The slide is skipped while the time

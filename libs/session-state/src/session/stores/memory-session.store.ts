@@ -185,6 +185,12 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     this.table.delete(sessionKey);
   }
 
+  take(sessionKey: string): Promise<SessionData | undefined> {
+    const data = this.table.peek(sessionKey);
+    this.table.delete(sessionKey);
+    return Promise.resolve(data && new Map(data));
+  }
+
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
     this.refreshNow(sessionKey, idleTimeoutMs);
     return Promise.resolve();

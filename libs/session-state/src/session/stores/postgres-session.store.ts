@@ -103,11 +103,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     if (row.expires_ms < expires - slideStep(idleTimeoutMs)) {
       await this.connection.execute('refresh', sql.refresh, [sessionKey, now, expires]);
     }
-    const data: SessionData = new Map();
-    for (const field of Object.keys(row.data)) {
-      data.set(unescapeField(field), Buffer.from(row.data[field], 'base64'));
-    }
-    return data;
+    return decodeData(row.data);
   }
 
   async commit(
@@ -192,6 +188,18 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
 
   async remove(sessionKey: string): Promise<void> {
     await this.connection.execute('remove', this.connection.sql.remove, [sessionKey]);
+  }
+
+  /** Deletes the session and answers what it held: one `DELETE ... RETURNING`. */
+  async take(sessionKey: string): Promise<SessionData | undefined> {
+    const now = this.connection.options.clock.now();
+    const result = await this.connection.execute<{ data: Record<string, string>; live: boolean }>(
+      'take',
+      this.connection.sql.take,
+      [sessionKey, now],
+    );
+    const row = result.rows[0];
+    return row?.live ? decodeData(row.data) : undefined;
   }
 
   /** One session alone: the plain statement; several: one statement for all of them. */
@@ -296,6 +304,14 @@ function joinsCommits(taken: readonly QuickCommit[], item: QuickCommit): boolean
 function hasUserKey(set: ReadonlyMap<string, Uint8Array>): boolean {
   for (const key of set.keys()) if (key !== SESSION_ID_FIELD) return true;
   return false;
+}
+
+/** A row's `data` (escaped field names, base64 values) as session values. */
+function decodeData(stored: Record<string, string>): SessionData {
+  const data: SessionData = new Map();
+  for (const field of Object.keys(stored))
+    data.set(unescapeField(field), Buffer.from(stored[field], 'base64'));
+  return data;
 }
 
 function base64(value: Uint8Array): string {

@@ -287,6 +287,20 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     }
   }
 
+  /** Deletes the session and answers what it held: one script (HGETALL and DEL). */
+  async take(sessionKey: string): Promise<SessionData | undefined> {
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const ticket = this.near?.begin(key) ?? -1;
+    try {
+      return parseLoadReply(
+        (await this.connection.execute('SESSION TAKE', () => this.connection.script('sessionTake', key))) as
+          Buffer | Buffer[] | null,
+      );
+    } finally {
+      this.near?.failed(key, ticket); // its copy is gone either way
+    }
+  }
+
   /**
    * Deletes the session if its key still holds the session `sessionId` (UserSessions' revocation).
    * Other instances' near-cache copies go through Redis's invalidation of the key; this instance's own

@@ -88,6 +88,12 @@ export interface SessionStore {
   /** Deletes the session. */
   remove(sessionKey: string): Promise<void>;
   /**
+   * Deletes the session and answers what it held, in one atomic step: `regenerate()` moves the session
+   * with it, so a value another request committed while this one ran moves too. Optional: without it,
+   * a load then a remove (a value committed between the two is lost).
+   */
+  take?(sessionKey: string): Promise<SessionData | undefined>;
+  /**
    * Takes the session's exclusive lock for `ttlMs`; false when another token holds it. Reentrant:
    * true (and the TTL renewed) when `token` holds it already, so a request retrying after a lost
    * reply finds the lock its first try took.
