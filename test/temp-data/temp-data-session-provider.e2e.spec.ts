@@ -10,7 +10,7 @@ import {
   SESSION_COOKIE,
   TEMP_DATA_COOKIE,
 } from './support/browser.js';
-import { startTempDataApp } from './support/temp-data-test.app.js';
+import { RecordingLogger, startTempDataApp } from './support/temp-data-test.app.js';
 
 /** The session key the session provider keeps TempData under. */
 const TEMP_DATA_KEY = '__TempData';
@@ -123,10 +123,11 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
   });
 
   it('refuses at set a value that would take TempData past a session limit (413 naming the key), keeping what is there', async () => {
-    const limited = await startTempDataApp({
-      tempData: { provider: 'session' },
-      session: { maxValueBytes: 4096 },
-    });
+    const logger = new RecordingLogger();
+    const limited = await startTempDataApp(
+      { tempData: { provider: 'session' }, session: { maxValueBytes: 4096 } },
+      { logger },
+    );
     try {
       const browser = new Browser(limited.url);
       await browser.run({ op: 'set', key: 'Small', value: 'kept' });
@@ -147,6 +148,16 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
       expect(await browser.run({ op: 'get', key: 'First' })).toEqual(['y'.repeat(3000)]);
       await browser.run({ op: 'set', key: 'Big', value: 'z'.repeat(3000) });
       expect(await browser.run({ op: 'get', key: 'Big' })).toEqual(['z'.repeat(3000)]);
+
+      // keep() of a read value past the limit: the value set is saved, the read one is not kept.
+      await browser.run({ op: 'set', key: 'A', value: 'a'.repeat(3000) });
+      await browser.run(
+        { op: 'get', key: 'A' },
+        { op: 'set', key: 'B', value: 'b'.repeat(3000) },
+        { op: 'keep' },
+      );
+      expect(await browser.run({ op: 'keys' })).toEqual([['B']]);
+      expect(logger.lines.filter((l) => l.message.includes('[TempDataKeptValuesDropped]'))).toHaveLength(1);
     } finally {
       await limited.app.close();
     }

@@ -49,6 +49,11 @@ describe('UserSessions configuration and input', () => {
       // Refused on every store (PostgreSQL cannot store it), before any store call: not an outage.
       await expect(userSessions.list('a\u0000b')).rejects.toThrow(TypeError);
       await expect(userSessions.revokeAll('a\u0000b')).rejects.toThrow(/must not contain the NUL character/);
+      const nul = await new BrowserClient('ok').request(`${url}/users/login`, 'POST', {
+        user: 'a',
+        device: 'x\u0000y',
+      });
+      expect(nul.status).toBe(500); // a TypeError from bind(), before any store call
       // Through a request: the login route binds with the user agent; a huge one is refused with a 500 and a clear log.
       const res = await new BrowserClient('x'.repeat(3000)).request(`${url}/users/login`, 'POST', {
         user: 'a',

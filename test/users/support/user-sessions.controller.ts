@@ -20,12 +20,13 @@ export class UserSessionsTestController {
   @HttpCode(200)
   async login(
     @Session() session: Session,
-    @Body() body: { user: string },
+    @Body() body: { user: string; device?: string },
     @Headers('user-agent') userAgent: string | undefined,
   ) {
     session.regenerate();
     session.setString('user', body.user);
-    await this.userSessions.bind(session, body.user, { userAgent: userAgent ?? '' });
+    const device = body.device === undefined ? {} : { device: body.device };
+    await this.userSessions.bind(session, body.user, { userAgent: userAgent ?? '', ...device });
     return { id: session.id };
   }
 

@@ -33,7 +33,7 @@ export class HttpExchange {
     return headWritten(this.res);
   }
 
-  /** The response was ended (its last byte was written, or is held to be). */
+  /** The response was ended (its last byte was written; on Fastify also while its `end` is held). */
   get ended(): boolean {
     return this.res.writableEnded;
   }

@@ -303,7 +303,9 @@ const nodeHeadersSent = inheritedGetter(OutgoingMessage.prototype, 'headersSent'
  * reports to the app and the platform ({@link HeldStateReport}).
  */
 export function headWritten(res: HttpResponse): boolean {
-  return nodeHeadersSent.call(res);
+  if (res instanceof OutgoingMessage) return nodeHeadersSent.call(res);
+  // An HTTP/2 compatibility response: its own class's getter, under any a held response was given.
+  return inheritedGetter(Object.getPrototypeOf(res) as object, 'headersSent').call(res);
 }
 
 /** The methods {@link installResponseHold} put on a prototype (under {@link HOOKED}). */
@@ -339,9 +341,10 @@ export function attachResponseHold(
 ): void {
   if (reportHeld) reportHeldState(res, () => hold);
   const target = res as unknown as Record<HeldMethod, ResponseMethod>;
-  // Writers wait for `drain` through these; middleware that replaced them may send it elsewhere.
-  const events = res as unknown as Record<'on' | 'once' | 'addListener', ResponseMethod>;
-  for (const name of ['on', 'once', 'addListener'] as const) {
+  // Writers wait for `drain` through these (`once` too: it calls `on` with its wrapper, which is the one
+  // to call, as it runs the listener only once); middleware that replaced them may send it elsewhere.
+  const events = res as unknown as Record<'on' | 'addListener', ResponseMethod>;
+  for (const name of ['on', 'addListener'] as const) {
     const add = events[name];
     events[name] = function (this: HttpResponse, type: unknown, listener: unknown, ...rest: unknown[]) {
       if (type === 'drain') hold.noteDrainListener(listener);

@@ -26,7 +26,6 @@ export interface SessionOwner {
   touch(): void;
 }
 
-/** What a commit asks of the store for the recorded changes. */
 /** The keys a request changed itself (set or removed), and whether it cleared the session. */
 interface OwnChanges {
   readonly cleared: boolean;
@@ -48,6 +47,7 @@ async function loadThenRemove(
   return data;
 }
 
+/** What a commit asks of the store for the recorded changes. */
 interface PendingWrite {
   readonly key: string;
   readonly changes: SessionChanges;
@@ -356,7 +356,8 @@ export class SessionLifecycle implements SessionHost {
     if (!write) return;
     const { store, options } = this.runtime;
     try {
-      // No limits: the store held these values already.
+      // No limits: other requests' values the store accepted already, which this move must not drop
+      // (with this request's own, the session may end over a limit, as concurrent commits can).
       await this.runtime.withIoTimeout(
         write.remove ? store.remove(write.key) : store.commit(write.key, write.changes, options.idleTimeout),
       );

@@ -125,7 +125,11 @@ export class CookieTempDataProvider implements TempDataProvider {
     // Only kept values can get here (a set over the budget throws at set): the next request could not
     // carry this cookie, so none is written; the lifecycle decides what to save instead.
     const maxBytes = this.options.maxCookieBytes;
-    if (protectedValue.length > maxBytes) return { bytes: protectedValue.length, maxBytes };
+    if (protectedValue.length > maxBytes) {
+      return {
+        reason: `the TempData cookie would be ${protectedValue.length} bytes, over tempData.maxCookieBytes=${maxBytes}`,
+      };
+    }
     const planned = planChunkedCookie(name, protectedValue, {
       chunkSize: DEFAULT_COOKIE_CHUNK_SIZE,
       attributesLength: formatCookieAttributes(attributes).length,

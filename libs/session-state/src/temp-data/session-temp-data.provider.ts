@@ -1,7 +1,11 @@
-import { SessionNotLoadedError } from '../errors/session.errors.js';
+import { SessionLimitExceededError, SessionNotLoadedError } from '../errors/session.errors.js';
 import type { DistributedSession } from '../session/session.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
-import { unchanged, type TempDataProvider } from './temp-data-provider.interface.js';
+import {
+  unchanged,
+  type TempDataProvider,
+  type TempDataSaveRefusal,
+} from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
@@ -45,9 +49,23 @@ export class SessionTempDataProvider implements TempDataProvider {
     );
   }
 
-  save(values: ReadonlyMap<string, unknown>, loaded: ReadonlyMap<string, unknown>): void {
+  save(
+    values: ReadonlyMap<string, unknown>,
+    loaded: ReadonlyMap<string, unknown>,
+  ): TempDataSaveRefusal | undefined {
     if (!this.session.isLoaded || !this.session.isAvailable || unchanged(values, loaded)) return;
-    if (values.size === 0) this.session.remove(TEMP_DATA_SESSION_KEY);
-    else this.session.setBytes(TEMP_DATA_SESSION_KEY, encodeTempData(values));
+    if (values.size === 0) {
+      this.session.remove(TEMP_DATA_SESSION_KEY);
+      return;
+    }
+    try {
+      this.session.setBytes(TEMP_DATA_SESSION_KEY, encodeTempData(values));
+    } catch (error) {
+      // Only kept values can get here (a set over a limit throws at set).
+      if (!(error instanceof SessionLimitExceededError)) throw error;
+      return {
+        reason: `TempData's session value "${TEMP_DATA_SESSION_KEY}" would pass session.${error.limit}`,
+      };
+    }
   }
 }

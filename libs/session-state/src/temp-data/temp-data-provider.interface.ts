@@ -16,10 +16,10 @@ export interface TempDataProvider {
   checkSize?(values: ReadonlyMap<string, unknown>, key: string): void;
 }
 
-/** Why a provider wrote nothing: what `values` would have taken, over what it can carry. */
+/** Why a provider wrote nothing: `values` would pass what it can carry. */
 export interface TempDataSaveRefusal {
-  readonly bytes: number;
-  readonly maxBytes: number;
+  /** What would pass which limit, for the log (`the TempData cookie would be 9000 bytes, over ...`). */
+  readonly reason: string;
 }
 
 /** True when `next` holds exactly the entries of `previous` (same values by identity). */

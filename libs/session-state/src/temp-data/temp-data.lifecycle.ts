@@ -94,8 +94,8 @@ export class TempDataLifecycle {
   }
 
   /**
-   * The provider could not carry `values`, grown past its budget by values read and then kept (a set
-   * over the budget throws at set). Values set or loaded and not read are saved without them: a value
+   * The provider could not carry `values`, grown past its limit by values read and then kept (a set
+   * over the limit throws at set). Values set or loaded and not read are saved without them: a value
    * whose set was accepted is not lost, and a value read is not shown again.
    */
   private saveUnread(
@@ -104,7 +104,6 @@ export class TempDataLifecycle {
     refused: TempDataSaveRefusal,
   ): void {
     const { logger } = this.state.runtime;
-    const budget = `the TempData cookie would be ${refused.bytes} bytes, over tempData.maxCookieBytes=${refused.maxBytes}`;
     const unread = dictionary.toSaveUnread();
     const dropped = [...values.keys()].filter((key) => !unread.has(key));
     if (dropped.length > 0 && !this.provider.save(unread, this.loaded ?? new Map())) {
@@ -112,16 +111,16 @@ export class TempDataLifecycle {
         logger,
         SessionLogEvents.TempDataKeptValuesDropped,
         `TempData values read in this request were not kept (${dropped.map((key) => JSON.stringify(key)).join(', ')}, ` +
-          `kept by keep() or a redirect): with them ${budget}. The values not read are saved. Keep TempData small ` +
-          "(a message, an id) or use tempData: { provider: 'session' }.",
+          `kept by keep() or a redirect): with them ${refused.reason}. The values not read are saved. Keep TempData ` +
+          'small (a message, an id), or raise the limit.',
       );
       return;
     }
-    // Unread values alone over the budget: loaded under a larger maxCookieBytes. The browser keeps its cookie.
+    // Unread values alone over the limit: loaded under a larger one. What the browser or session has stays.
     logEvent(
       logger,
       SessionLogEvents.TempDataCookieTooLarge,
-      `TempData not saved: ${budget}. Keep TempData small (a message, an id) or use tempData: { provider: 'session' }.`,
+      `TempData not saved: ${refused.reason}. Keep TempData small (a message, an id), or raise the limit.`,
     );
   }
 }

@@ -15,8 +15,9 @@ const decoder = new TextDecoder();
  * `regenerate()` (nothing is stored under that key yet).
  */
 export function guardedSessionId(changes: SessionChanges): string | undefined {
+  if (changes.set.has(SESSION_USER_FIELD)) return undefined;
   if (changes.cleared) return changes.clearedBoundSessionId;
-  if (changes.set.has(SESSION_USER_FIELD) || changes.set.has(SESSION_ID_FIELD)) return undefined;
+  if (changes.set.has(SESSION_ID_FIELD)) return undefined;
   // Most commits are of sessions not bound to anyone: one Map lookup, no copy of the session.
   if (valueOf(changes, SESSION_USER_FIELD) === undefined) return undefined;
   const id = valueOf(changes, SESSION_ID_FIELD);

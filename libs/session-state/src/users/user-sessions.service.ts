@@ -101,7 +101,8 @@ export class UserSessions {
 
   /**
    * Binds `session` (loaded) to `userId`, recording `metadata`, and commits it. Over
-   * `maxSessionsPerUser`, the user's oldest other sessions are revoked. Binding a session bound to
+   * `maxSessionsPerUser`, the user's sessions beyond the newest that many (by binding time, then id)
+   * are revoked: the oldest others, or this one too when sign-ins ran at once. Binding a session bound to
    * another user moves it. Throws {@link UserSessionNotStoredError} when the session could not be stored,
    * {@link UserSessionsUnavailableError} (503) when the store fails. A bind that fails before the user's
    * index records the session abandons it (deleted, with its cookie, at the end of the request): a failed
@@ -289,6 +290,12 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
   for (const [name, value] of Object.entries(metadata ?? {})) {
     if (typeof value !== 'string') {
       throw new TypeError(`UserSessions metadata "${name}" must be a string (got ${typeof value}).`);
+    }
+    if (value.includes('\u0000') || name.includes('\u0000')) {
+      throw new TypeError(
+        `UserSessions metadata "${name.replaceAll('\u0000', '\\u0000')}" must not contain the NUL character ` +
+          '(\\u0000); PostgreSQL cannot store it.',
+      );
     }
     chars += name.length + value.length;
     out[name] = value;

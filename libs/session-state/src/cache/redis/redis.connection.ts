@@ -100,7 +100,13 @@ export class RedisConnection {
     this.client.off('error', onError);
     this.started = true;
     this.client.on('error', (error: Error) => this.reportFailure('connection', error));
-    this.client.on('ready', () => this.reportRecovery());
+    // A cluster reports its nodes' connection errors apart from its own.
+    if (this.client instanceof Cluster)
+      this.client.on('node error', (error: Error) => (this.lastError = error));
+    this.client.on('ready', () => {
+      this.lastError = undefined; // a later outage names its own reason
+      this.reportRecovery();
+    });
   }
 
   private async establish(): Promise<void> {

@@ -1,0 +1,54 @@
+import { SESSION_ID_FIELD } from '../session/session.js';
+import type { SessionChanges, SessionData } from '../session/stores/session-store.interface.js';
+import { guardedSessionId, SESSION_USER_FIELD } from './user-session.fields.js';
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+/** The changes of a commit over `stored` (what the session holds after them). */
+function changes(
+  after: Record<string, string>,
+  change: { set?: Record<string, string>; cleared?: boolean; clearedBoundSessionId?: string },
+): SessionChanges {
+  const data: SessionData = new Map(Object.entries(after).map(([k, v]) => [k, bytes(v)]));
+  return {
+    cleared: change.cleared ?? false,
+    clearedBoundSessionId: change.clearedBoundSessionId,
+    set: new Map(Object.entries(change.set ?? {}).map(([k, v]) => [k, bytes(v)])),
+    removed: new Set(),
+    snapshot: () => new Map(data),
+  };
+}
+
+describe('guardedSessionId: which commits apply only to the bound session they loaded', () => {
+  const bound = { [SESSION_ID_FIELD]: 'id-1', [SESSION_USER_FIELD]: 'ada', cart: '1' };
+
+  it('a delta of a bound session is guarded by its id; of an unbound one, not', () => {
+    expect(guardedSessionId(changes(bound, { set: { cart: '1' } }))).toBe('id-1');
+    expect(guardedSessionId(changes({ cart: '1' }, { set: { cart: '1' } }))).toBeUndefined();
+  });
+
+  it('a clear() of a bound session is guarded by the id it had, even with the marker set again', () => {
+    const after = { user: 'ada' };
+    expect(
+      guardedSessionId(changes(after, { cleared: true, clearedBoundSessionId: 'id-1', set: after })),
+    ).toBe('id-1');
+    expect(guardedSessionId(changes(after, { cleared: true, set: after }))).toBeUndefined();
+  });
+
+  it('a commit that binds is not guarded, with or without a clear() before it', () => {
+    expect(guardedSessionId(changes(bound, { set: { [SESSION_USER_FIELD]: 'ada' } }))).toBeUndefined();
+    expect(
+      guardedSessionId(
+        changes(bound, {
+          cleared: true,
+          clearedBoundSessionId: 'id-0',
+          set: { [SESSION_USER_FIELD]: 'ada' },
+        }),
+      ),
+    ).toBeUndefined();
+  });
+
+  it('the commit that creates the id is not guarded', () => {
+    expect(guardedSessionId(changes(bound, { set: { [SESSION_ID_FIELD]: 'id-1' } }))).toBeUndefined();
+  });
+});
