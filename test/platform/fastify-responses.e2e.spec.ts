@@ -8,6 +8,7 @@ import {
   Get,
   Injectable,
   Module,
+  Param,
   Post,
   Res,
   Sse,
@@ -78,21 +79,19 @@ class FastifyResponsesController {
     return of({ data: 'hello' });
   }
 
-  /** reply.raw written without hijack() by an async handler that returns once it ended the response. */
-  @Get('raw-async')
-  async rawAsync(@Session() session: Session, @Res() reply: FastifyReply) {
-    session.setString('name', 'raw-async');
+  /**
+   * reply.raw written without hijack() by an async handler that returns once it ended the response
+   * (`ended`), or while the body is still being written (`streaming`).
+   */
+  @Get('raw-async/:mode')
+  async rawAsync(@Session() session: Session, @Res() reply: FastifyReply, @Param('mode') mode: string) {
+    session.setString('name', `raw-async-${mode}`);
     await Promise.resolve();
     reply.raw.writeHead(200, { 'content-type': 'text/plain' });
-    reply.raw.end('done');
-  }
-
-  /** The same, returning while the body is still being written. */
-  @Get('raw-async-streaming')
-  async rawAsyncStreaming(@Session() session: Session, @Res() reply: FastifyReply) {
-    session.setString('name', 'raw-async-streaming');
-    await Promise.resolve();
-    reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+    if (mode === 'ended') {
+      reply.raw.end('done');
+      return;
+    }
     reply.raw.write('start ');
     setTimeout(() => reply.raw.end('end'), 30);
   }
@@ -226,12 +225,12 @@ describe.each([
     expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe('sse-short');
   });
 
-  it.each(['raw-async', 'raw-async-streaming'])(
+  it.each(['ended', 'streaming'])(
     'an async handler writing reply.raw without hijack() (%s): Fastify adds no reply of its own',
-    async (path) => {
-      const res = await request(url).get(`/fastify/${path}`).expect(200);
-      expect(res.text).toBe(path === 'raw-async' ? 'done' : 'start end');
-      expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe(path);
+    async (mode) => {
+      const res = await request(url).get(`/fastify/raw-async/${mode}`).expect(200);
+      expect(res.text).toBe(mode === 'ended' ? 'done' : 'start end');
+      expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe(`raw-async-${mode}`);
     },
   );
 

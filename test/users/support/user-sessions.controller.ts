@@ -25,8 +25,9 @@ export class UserSessionsTestController {
   ) {
     session.regenerate();
     session.setString('user', body.user);
-    const device = body.device === undefined ? {} : { device: body.device };
-    await this.userSessions.bind(session, body.user, { userAgent: userAgent ?? '', ...device });
+    const metadata: Record<string, string> = { userAgent: userAgent ?? '' };
+    if (body.device !== undefined) metadata.device = body.device;
+    await this.userSessions.bind(session, body.user, metadata);
     return { id: session.id };
   }
 
