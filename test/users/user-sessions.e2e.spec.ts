@@ -128,6 +128,7 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
   it.each([
     ['a delta', ''],
     ['a clear() that sets the sign-in marker again', '&clear=1'],
+    ['a regenerate() that moves it to a new key', '&regenerate=1'],
   ])(
     'a request of the revoked session still running when it is revoked cannot bring the session back (%s)',
     async (_what, query) => {

@@ -38,13 +38,20 @@ export class UserSessionsTestController {
 
   /**
    * Loads the session, waits `ms`, then writes: a request in flight while its session is revoked. With
-   * `clear=1` it first clears the session and sets the app's own sign-in marker again.
+   * `clear=1` it first clears the session and sets the app's own sign-in marker again; with `regenerate=1`
+   * it moves the session to a new key first.
    */
   @Post('slow-write')
   @HttpCode(200)
-  async slowWrite(@Session() session: Session, @Query('ms') ms: string, @Query('clear') clear?: string) {
+  async slowWrite(
+    @Session() session: Session,
+    @Query('ms') ms: string,
+    @Query('clear') clear?: string,
+    @Query('regenerate') regenerate?: string,
+  ) {
     const user = session.getString('user') ?? null;
     await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+    if (regenerate === '1') session.regenerate();
     if (clear === '1') {
       session.clear();
       if (user !== null) session.setString('user', user);

@@ -9,7 +9,14 @@ import {
   SessionLockTimeoutError,
   SessionUnavailableError,
 } from '../errors/session.errors.js';
-import { DistributedSession, type SessionHost, type SessionLimits } from './session.js';
+import {
+  DistributedSession,
+  SESSION_ID_FIELD,
+  SESSION_USER_FIELD,
+  type SessionHost,
+  type SessionLimits,
+} from './session.js';
+import { storedSessionId } from '../users/user-session.fields.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type { SessionChanges, SessionData, SessionStore } from './stores/session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
@@ -34,6 +41,20 @@ interface OwnChanges {
 
 function ownChangesOf(changes: SessionChanges): OwnChanges {
   return { cleared: changes.cleared, keys: new Set([...changes.set.keys(), ...changes.removed]) };
+}
+
+/**
+ * True when `session`, bound to a user, was revoked (or expired) while this request moved it: what the old
+ * key held (`taken`) is not the session this request loaded. Not when the request binds or unbinds itself.
+ */
+function revokedWhileMoving(
+  session: DistributedSession,
+  taken: SessionData | undefined,
+  own: ReadonlySet<string>,
+): boolean {
+  if (own.has(SESSION_USER_FIELD) || session.getReserved(SESSION_USER_FIELD) === undefined) return false;
+  const id = session.getReserved(SESSION_ID_FIELD);
+  return id === undefined || storedSessionId(taken) !== new TextDecoder().decode(id);
 }
 
 /** A store without `take`: its load then its remove (a commit between the two is not carried over). */
@@ -339,8 +360,30 @@ export class SessionLifecycle implements SessionHost {
       );
       this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
+      if (own && revokedWhileMoving(session, taken, own.keys)) {
+        await this.dropMovedSession();
+        return;
+      }
       this.writeCookie();
       if (taken && own && !own.cleared) await this.carryOver(taken, own.keys);
+    }
+    this.writeCookie();
+  }
+
+  /**
+   * The session was bound to a user and revoked (or expired) while this request moved it to a new key:
+   * the new key must not bring it back, signed in and listed nowhere. It is deleted, and the browser's
+   * cookie with it, as a revocation would have done.
+   */
+  private async dropMovedSession(): Promise<void> {
+    const moved = this.key;
+    this.key = undefined;
+    this.persisted = false;
+    this.session.attach(undefined, true);
+    this.cookieChange = this.keyFromCookie || this.cookieSent ? 'delete' : undefined;
+    if (moved !== undefined) {
+      await this.runtime.withIoTimeout(this.runtime.store.remove(moved));
+      this.runtime.forgetSlide(moved);
     }
     this.writeCookie();
   }
