@@ -19,13 +19,9 @@ describe('sample app in Chromium: sign out all other devices (two instances, one
   const contexts: BrowserContext[] = [];
 
   beforeAll(async () => {
-    const [launched, server] = await Promise.all([
-      launchChromium(),
-      RedisServerProcess.start(),
-      ensureBuilt(),
-    ]);
-    browser = launched;
-    redis = server;
+    // Chromium first: when it is missing this fails before a Redis is started that nothing would stop.
+    browser = await launchChromium();
+    [redis] = await Promise.all([RedisServerProcess.start(), ensureBuilt()]);
     const env = {
       REDIS_URL: redis.url,
       SESSION_SECRETS: randomBytes(32).toString('base64url'),
