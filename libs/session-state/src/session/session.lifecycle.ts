@@ -53,8 +53,8 @@ function revokedWhileMoving(
   own: ReadonlySet<string>,
 ): boolean {
   if (own.has(SESSION_USER_FIELD) || session.getReserved(SESSION_USER_FIELD) === undefined) return false;
-  const id = session.getReserved(SESSION_ID_FIELD);
-  return id === undefined || storedSessionId(taken) !== new TextDecoder().decode(id);
+  // `session.id` only reads the stored id here (it makes one when there is none).
+  return session.getReserved(SESSION_ID_FIELD) === undefined || storedSessionId(taken) !== session.id;
 }
 
 /** A store without `take`: its load then its remove (a commit between the two is not carried over). */

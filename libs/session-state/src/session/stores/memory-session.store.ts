@@ -187,7 +187,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
 
   take(sessionKey: string): Promise<SessionData | undefined> {
     const data = this.table.peek(sessionKey);
-    this.table.delete(sessionKey);
+    this.removeNow(sessionKey);
     return Promise.resolve(data && new Map(data));
   }
 

@@ -277,28 +277,18 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     this.near?.slid(key, ticket);
   }
 
-  async remove(sessionKey: string): Promise<void> {
-    const key = redisKeys.sessionData(this.app, sessionKey);
-    const ticket = this.near?.begin(key) ?? -1;
-    try {
-      await this.connection.execute('SESSION REMOVE', () => this.connection.client.del(key));
-    } finally {
-      this.near?.failed(key, ticket); // its copy is gone either way
-    }
+  remove(sessionKey: string): Promise<void> {
+    return this.deleting(sessionKey, 'SESSION REMOVE', (key) => this.connection.client.del(key)).then(
+      ignoreVerdict,
+    );
   }
 
   /** Deletes the session and answers what it held: one script (HGETALL and DEL). */
   async take(sessionKey: string): Promise<SessionData | undefined> {
-    const key = redisKeys.sessionData(this.app, sessionKey);
-    const ticket = this.near?.begin(key) ?? -1;
-    try {
-      return parseLoadReply(
-        (await this.connection.execute('SESSION TAKE', () => this.connection.script('sessionTake', key))) as
-          Buffer | Buffer[] | null,
-      );
-    } finally {
-      this.near?.failed(key, ticket); // its copy is gone either way
-    }
+    const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) =>
+      this.connection.script('sessionTake', key),
+    );
+    return parseLoadReply(reply as Buffer | Buffer[] | null);
   }
 
   /**
@@ -306,13 +296,22 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    * Other instances' near-cache copies go through Redis's invalidation of the key; this instance's own
    * copy (its writes are not echoed back) is dropped here.
    */
-  async revoke(sessionKey: string, sessionId: string): Promise<void> {
+  revoke(sessionKey: string, sessionId: string): Promise<void> {
+    return this.deleting(sessionKey, 'SESSION REVOKE', (key) =>
+      this.connection.script('userSessionRevoke', key, sessionId),
+    ).then(ignoreVerdict);
+  }
+
+  /** Runs a command that deletes the session's hash; this instance's near-cache copy goes either way. */
+  private async deleting<T>(
+    sessionKey: string,
+    name: string,
+    command: (key: string) => Promise<T>,
+  ): Promise<T> {
     const key = redisKeys.sessionData(this.app, sessionKey);
     const ticket = this.near?.begin(key) ?? -1;
     try {
-      await this.connection.execute('SESSION REVOKE', () =>
-        this.connection.script('userSessionRevoke', key, sessionId),
-      );
+      return await this.connection.execute(name, () => command(key));
     } finally {
       this.near?.failed(key, ticket);
     }
