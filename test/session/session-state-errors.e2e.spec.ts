@@ -4,7 +4,10 @@ import {
   Controller,
   Get,
   HttpException,
+  Injectable,
   Module,
+  Param,
+  Res,
   ServiceUnavailableException,
   UseFilters,
   UseInterceptors,
@@ -21,14 +24,21 @@ import {
   SessionModule,
   SessionStateError,
   SessionStateInterceptor,
+  SessionAccessor,
   SessionUnavailableError,
   TempData,
+  TempDataAccessor,
   type SessionChanges,
   type SessionData,
   type SessionModuleOptions,
   type TempDataDictionary,
 } from 'nest-session-state';
-import { createPlatformApp, sendBody } from '../support/platform/test-platform.js';
+import {
+  createPlatformApp,
+  rawResponse,
+  sendBody,
+  type PlatformResponse,
+} from '../support/platform/test-platform.js';
 
 const REPLY = {
   statusCode: 503,
@@ -111,6 +121,14 @@ class DownStore extends MemorySessionStore {
   }
 }
 
+/** Commits fail after 50 ms: the interceptor's commit, started first, fails first. */
+class SlowlyDownStore extends MemorySessionStore {
+  override async commit(_key: string, _changes: SessionChanges, _idle: number): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    throw new Error('store is down');
+  }
+}
+
 @Catch(SessionUnavailableError)
 class SessionOutageFilter implements ExceptionFilter {
   catch(error: SessionUnavailableError, host: ArgumentsHost) {
@@ -118,8 +136,24 @@ class SessionOutageFilter implements ExceptionFilter {
   }
 }
 
+/** Answers a failed commit itself, with a TempData message of its own. */
+@Catch(SessionUnavailableError)
+@Injectable()
+class FlashingOutageFilter implements ExceptionFilter {
+  constructor(private readonly tempData: TempDataAccessor) {}
+  async catch(error: SessionUnavailableError, host: ArgumentsHost) {
+    (await this.tempData.load()).set('Error', 'try again');
+    sendBody(host.switchToHttp().getResponse(), { outage: error.code }, 503);
+  }
+}
+
 @Controller('errors')
 class ErrorsController {
+  constructor(
+    private readonly sessions: SessionAccessor,
+    private readonly tempDataAccessor: TempDataAccessor,
+  ) {}
+
   @Get('session')
   session(@Session() session: Session) {
     return { keys: session.keys };
@@ -144,6 +178,38 @@ class ErrorsController {
     return { ok: true };
   }
 
+  /** Answers itself with TempData in play: the interceptor commits, then the hold saves TempData and commits. */
+  @Get('answered/:how')
+  answered(
+    @Session() session: Session,
+    @TempData() tempData: TempDataDictionary,
+    @Res() res: PlatformResponse,
+    @Param('how') how: string,
+  ) {
+    session.setString('name', 'x');
+    tempData.set('Message', 'saved');
+    if (how === 'send') return sendBody(res, { ok: true });
+    const raw = rawResponse(res);
+    raw.writeHead(200, { 'content-type': 'text/plain' });
+    raw.end('saved');
+  }
+
+  /** Without the interceptor: TempData and the session are both saved at the hold. */
+  @Get('accessor-commit')
+  async accessorCommit() {
+    (await this.tempDataAccessor.load()).set('Message', 'saved');
+    (await this.sessions.load()).setString('name', 'x');
+    return { ok: true };
+  }
+
+  @Get('flashed-commit')
+  @UseFilters(FlashingOutageFilter)
+  flashedCommit(@Session() session: Session, @TempData() tempData: TempDataDictionary) {
+    session.setString('name', 'x');
+    tempData.set('Message', 'saved');
+    return { ok: true };
+  }
+
   @Get('filtered-load')
   @UseFilters(SessionOutageFilter)
   filteredLoad(@Session() session: Session) {
@@ -152,7 +218,11 @@ class ErrorsController {
 }
 
 async function start(options: SessionModuleOptions): Promise<{ app: INestApplication; url: string }> {
-  @Module({ imports: [SessionModule.forRoot(options)], controllers: [ErrorsController] })
+  @Module({
+    imports: [SessionModule.forRoot(options)],
+    controllers: [ErrorsController],
+    providers: [FlashingOutageFilter],
+  })
   class ErrorsAppModule {}
   const ref = await Test.createTestingModule({ imports: [ErrorsAppModule] }).compile();
   const app = createPlatformApp(ref, { logger: false });
@@ -196,6 +266,42 @@ describe('a store outage under throwOnError answers SessionUnavailableError (503
       .get('/errors/filtered-load')
       .set('Cookie', await validCookie(loadFails.app));
     expect(load.body).toEqual({ outage: 'SESSION_UNAVAILABLE', action: 'load' });
+  });
+});
+
+describe('a failed commit saves nothing of the request, whoever answers', () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => ({ app, url } = await start({ store: new SlowlyDownStore() })));
+  afterAll(() => app.close());
+
+  // The route's head is held when the interceptor's commit fails: Nest's filter cannot answer behind it (on
+  // Fastify it sees the head as sent and ends the response: the route's 200 went out; on Express its 503
+  // queued behind the route's end and the response hung on a Content-Length it did not send).
+  it.each(['send', 'raw'])(
+    'a route that wrote its own response (through %s) is answered with the 503',
+    async (how) => {
+      const res = await request(url).get(`/errors/answered/${how}`).timeout(5000);
+      expect(res.status).toBe(503);
+      expect(res.body).toEqual(REPLY);
+      expect(res.headers['set-cookie']).toBeUndefined();
+    },
+  );
+
+  it("answers the library's 503 without the TempData cookie the end of the request saved", async () => {
+    const res = await request(url).get('/errors/accessor-commit').timeout(5000);
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual(REPLY);
+    expect(res.headers['set-cookie']).toBeUndefined();
+  });
+
+  it("rolls back the handler's TempData when an exception filter answers; the filter's own is saved", async () => {
+    const res = await request(url).get('/errors/flashed-commit').timeout(5000);
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual({ outage: 'SESSION_UNAVAILABLE' });
+    const cookies = (res.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
+    const next = await request(url).get('/errors/temp-data').set('Cookie', cookies).expect(200);
+    expect(next.body).toEqual({ keys: ['Error'] });
   });
 });
 

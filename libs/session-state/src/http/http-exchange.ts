@@ -64,6 +64,19 @@ export class HttpExchange {
     this.res.setHeader('set-cookie', [...list, cookie]);
   }
 
+  /** The response's Set-Cookie values as they are now, for {@link restoreSetCookies}. */
+  setCookies(): readonly string[] {
+    const current = this.res.getHeader('set-cookie');
+    if (current === undefined) return [];
+    return Array.isArray(current) ? [...current] : [String(current)];
+  }
+
+  /** Puts back the Set-Cookie values {@link setCookies} returned, dropping what was set since. */
+  restoreSetCookies(cookies: readonly string[]): void {
+    if (cookies.length === 0) this.res.removeHeader('set-cookie');
+    else this.res.setHeader('set-cookie', [...cookies]);
+  }
+
   /** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
   preventCaching(): void {
     this.res.setHeader('cache-control', 'no-cache, no-store');

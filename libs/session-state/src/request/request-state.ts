@@ -32,7 +32,7 @@ export class RequestState implements SessionOwner, TempDataHost {
   /** Holds the response's first byte once session or TempData was used. */
   responseHold: ResponseHold | undefined;
   private finalized = false;
-  /** The commit failed inside Nest's pipeline: an exception filter wrote the response. */
+  /** The commit failed inside Nest's pipeline before the response's head was written: an exception filter answers. */
   private failedInPipeline = false;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
@@ -123,7 +123,12 @@ export class RequestState implements SessionOwner, TempDataHost {
       // The lock stays until the final commit before the first byte, which saves TempData too.
       await this.lifecycle.finish({ releaseLock: false });
     } catch (error) {
-      this.failedInPipeline = true;
+      // A head the route wrote itself is held: Nest's filters would answer behind it (Fastify sees it as sent
+      // and only ends the response, the route's 200 going out; on Express their reply queues behind the
+      // route's end), so the hold replaces the response with the error reply, as without the interceptor.
+      this.failedInPipeline = this.responseHold?.holdsHead !== true;
+      // The request failed: what its handler did to TempData is not saved (an exception filter may set its own).
+      this.markFailed();
       throw error;
     }
   }
@@ -168,6 +173,7 @@ export class RequestState implements SessionOwner, TempDataHost {
   }
 
   private async commitBeforeFirstByteLater(): Promise<HoldErrorReply | undefined> {
+    const cookiesBefore = this.participants === undefined ? undefined : this.exchange.setCookies();
     try {
       if (this.participants !== undefined) await this.saveParticipants();
       if (this.lifecycle) {
@@ -177,6 +183,8 @@ export class RequestState implements SessionOwner, TempDataHost {
       return undefined;
     } catch (error) {
       if (this.failedInPipeline) return undefined; // an exception filter answered already
+      // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either.
+      if (cookiesBefore !== undefined) this.exchange.restoreSetCookies(cookiesBefore);
       const reply = errorReplyOf(error);
       return this.graphql ? graphQLErrorReply(reply) : reply;
     } finally {
