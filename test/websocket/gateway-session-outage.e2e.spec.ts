@@ -20,6 +20,9 @@ describe('gateway sessions while Redis is down', () => {
   let server: RedisServerProcess;
   let app: INestApplication | undefined;
   let client: GatewayClient | undefined;
+  /** The last signedInClient's app port and session cookie. */
+  let port = 0;
+  let cookie = '';
 
   beforeAll(async () => {
     server = await RedisServerProcess.start({
@@ -46,8 +49,9 @@ describe('gateway sessions while Redis is down', () => {
       },
     });
     app = started.app;
-    const cookie = cookiePair(await request(started.url).post('/login').send({ user }).expect(200), COOKIE);
-    client = await connectClient('ws', started.port, cookie);
+    port = started.port;
+    cookie = cookiePair(await request(started.url).post('/login').send({ user }).expect(200), COOKIE);
+    client = await connectClient('ws', port, cookie);
     expect(await client.request<SnapshotReply>('snapshot')).toMatchObject({ user, available: true });
     return client;
   }
@@ -88,5 +92,20 @@ describe('gateway sessions while Redis is down', () => {
     expect(ms).toBeLessThan(OPERATION_TIMEOUT + SLACK);
     await server.restart();
     expect(await reloadUntilAnswered(ws)).toEqual({ user: 'grace', count: null, available: true });
+  });
+
+  // Nest ignores what handleConnection returns: connect() rejecting there, uncaught, would stop the process.
+  it('throwOnError: a client connecting while Redis is down is closed (1011) within the operation timeout; the server goes on', async () => {
+    const ws = await signedInClient(true, 'linus');
+    await server.kill();
+    const started = Date.now();
+    const late = await connectClient('ws', port, cookie);
+    expect(await late.closedByServer()).toEqual({ code: 1011, reason: 'SessionUnavailableError' });
+    expect(Date.now() - started).toBeLessThan(OPERATION_TIMEOUT + SLACK);
+    await server.restart();
+    expect(await reloadUntilAnswered(ws)).toMatchObject({ user: 'linus', available: true });
+    const again = await connectClient('ws', port, cookie);
+    expect(await again.request<SnapshotReply>('snapshot')).toMatchObject({ user: 'linus', available: true });
+    await again.close();
   });
 });

@@ -20,7 +20,12 @@ export class WhoAmIGateway implements OnGatewayConnection {
   constructor(private readonly sessions: GatewaySessions) {}
 
   async handleConnection(client: WebSocket, request: IncomingMessage): Promise<void> {
-    await this.sessions.connect(client, request);
+    try {
+      await this.sessions.connect(client, request);
+    } catch {
+      // Nest ignores what handleConnection returns: a rejection here would be unhandled, and Node exits.
+      client.close(1011, 'session store unavailable');
+    }
   }
 
   @SubscribeMessage('whoami')

@@ -7,6 +7,8 @@ export interface GatewayClient {
   request<T = unknown>(event: string): Promise<T>;
   /** The next `exception` event (Nest's gateway error reply). */
   nextException(): Promise<unknown>;
+  /** How the server closed the connection: the WebSocket close code and reason (`ws`), or socket.io's reason. */
+  closedByServer(): Promise<{ code?: number; reason: string }>;
   close(): Promise<void>;
 }
 
@@ -51,6 +53,15 @@ async function wsClient(port: number, cookie: string | undefined, query: string)
       return (await reply) as T;
     },
     nextException: () => next('exception'),
+    closedByServer: () =>
+      Promise.race([
+        new Promise<{ code: number; reason: string }>((resolve) =>
+          socket.once('close', (code: number, reason: Buffer) =>
+            resolve({ code, reason: reason.toString() }),
+          ),
+        ),
+        timeout('close'),
+      ]),
     close: () =>
       new Promise<void>((resolve) => {
         if (socket.readyState === WebSocket.CLOSED) return resolve();
@@ -83,6 +94,13 @@ async function ioClient(port: number, cookie: string | undefined, query: string)
       return (await reply) as T;
     },
     nextException: () => next('exception'),
+    closedByServer: () =>
+      Promise.race([
+        new Promise<{ reason: string }>((resolve) =>
+          socket.once('disconnect', (reason: string) => resolve({ reason })),
+        ),
+        timeout('disconnect'),
+      ]),
     close: () => {
       socket.disconnect();
       return Promise.resolve();

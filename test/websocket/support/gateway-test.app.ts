@@ -45,6 +45,13 @@ export interface SnapshotReply {
 
 const nameOf = (error: unknown) => (error instanceof Error ? error.name : String(error));
 
+/** Closes a client of either adapter: a WebSocket close frame (`ws`), or socket.io's server-side disconnect. */
+function closeClient(client: object, code: number, reason: string): void {
+  const socket = client as { close?(code: number, reason: string): void; disconnect?(close: boolean): void };
+  if (typeof socket.disconnect === 'function') socket.disconnect(true);
+  else socket.close?.(code, reason);
+}
+
 /** HTTP routes that change the session the way apps do (sign in, change a value, sign out, revoke). */
 @Controller()
 class SessionChangesController {
@@ -104,7 +111,12 @@ class SessionGateway implements OnGatewayConnection {
   async handleConnection(client: object, request?: IncomingMessage): Promise<void> {
     const url = request?.url ?? (client as { handshake?: { url?: string } }).handshake?.url ?? '';
     if (url.includes('lazy=1')) return;
-    await this.sessions.connect(client, request);
+    try {
+      await this.sessions.connect(client, request);
+    } catch (error) {
+      // As docs/websocket.md shows: Nest leaves a rejection of handleConnection unhandled, and Node exits.
+      closeClient(client, 1011, nameOf(error));
+    }
   }
 
   @SubscribeMessage('snapshot')

@@ -25,8 +25,12 @@ import { SessionLogEvents } from '../logging/session-log-events.js';
  *   constructor(private readonly sessions: GatewaySessions) {}
  *
  *   async handleConnection(client: WebSocket, request: IncomingMessage) {
- *     const session = await this.sessions.connect(client, request); // snapshot at connect
- *     if (!session.getString('user')) client.close(4401, 'sign in first');
+ *     try {
+ *       const session = await this.sessions.connect(client, request); // snapshot at connect
+ *       if (!session.getString('user')) client.close(4401, 'sign in first');
+ *     } catch {
+ *       client.close(1011, 'session store unavailable'); // Nest leaves a rejection here unhandled: Node exits
+ *     }
  *   }
  *
  *   \@SubscribeMessage('whoami')
@@ -47,8 +51,10 @@ export class GatewaySessions {
   /**
    * Records the client's handshake and loads its session snapshot. Call it in `handleConnection`: with
    * the `ws` adapter pass the `request` Nest gives there; socket.io clients carry their handshake
-   * (`client.request`), so `request` is optional for them.
+   * (`client.request`), so `request` is optional for them. Catch what it rejects with: Nest does not handle
+   * the promise `handleConnection` returns, so a rejection there stops the process.
    * @throws GatewaySessionNotConnectedError when neither `request` nor the client holds a handshake.
+   * @throws SessionUnavailableError when the store is down and has `throwOnError`.
    */
   connect(client: object, request?: GatewayHandshake): Promise<DistributedSession> {
     const cookie = handshakeCookieOf(client, request);
