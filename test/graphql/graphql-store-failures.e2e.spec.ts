@@ -9,7 +9,13 @@ import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { TEST_PLATFORM } from '../support/platform/test-platform.js';
-import { cookieOf, postGraphQL, startGraphQLApp, type GraphQLReply } from './support/graphql-test.app.js';
+import {
+  cookieOf,
+  postGraphQL,
+  postGraphQLBatch,
+  startGraphQLApp,
+  type GraphQLReply,
+} from './support/graphql-test.app.js';
 import { GRAPHQL_TEST_PROVIDERS, NAME } from './support/graphql-test.resolvers.js';
 
 const SECRETS = ['Gq7mK2vLx9Zc4pRt8yHn3wJd5sFb1aEu6iOe0uTy2W'];
@@ -214,6 +220,24 @@ describe(`GraphQL on ${TEST_PLATFORM}: a commit that fails is never reported as 
     expect((await postGraphQL(url, '{ visitor { name } }', { cookie })).body).toEqual({
       data: { visitor: { name: 'initial' } },
     });
+  });
+
+  it('a batched request whose commit failed gets one error result per operation, as the drivers answer a batch', async () => {
+    const cookie = cookieOf(await postGraphQL(url, 'mutation { setName(name: "initial") }'));
+    const marker = `late-batch-${Date.now()}`;
+    const hold = proxy.holdWhen(marker, TIMEOUT * 2);
+    const reply = await postGraphQLBatch(
+      url,
+      [`mutation { setName(name: "${marker}") }`, '{ counter }'],
+      cookie,
+    );
+    if (!hold.engaged) proxy.disarm();
+    expect(hold.engaged).toBe(true);
+    expect(reply.status).toBe(503);
+    const result = { errors: [{ message: UNAVAILABLE.message, extensions: { code: UNAVAILABLE.code } }] };
+    expect(reply.body).toEqual([result, result]);
+    await hold.answered;
+    expect(await stored(cookie)).toBe('initial');
   });
 });
 

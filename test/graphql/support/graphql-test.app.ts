@@ -19,6 +19,7 @@ export async function graphQLModuleFor(
       driver: MercuriusDriver,
       autoSchemaFile: true,
       graphiql: false,
+      allowBatchedQueries: true,
       subscription: subscriptions,
     });
   }
@@ -27,6 +28,7 @@ export async function graphQLModuleFor(
     driver: ApolloDriver,
     autoSchemaFile: true,
     graphiql: false,
+    allowBatchedHttpRequests: true,
     ...(subscriptions ? { subscriptions: { 'graphql-ws': true } } : {}),
   });
 }
@@ -94,6 +96,20 @@ export async function postGraphQL(
     setCookies: res.headers.getSetCookie(),
     contentType: res.headers.get('content-type'),
   };
+}
+
+/** POSTs a batch (an array of operations) to `/graphql`; the body is whatever JSON came back. */
+export async function postGraphQLBatch(
+  url: string,
+  queries: string[],
+  cookie: string,
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', cookie },
+    body: JSON.stringify(queries.map((query) => ({ query }))),
+  });
+  return { status: res.status, body: await res.json() };
 }
 
 /** `name=value` of the cookie `name` a reply set (for the next request's Cookie header). */

@@ -23,6 +23,11 @@ export class HttpExchange {
     return this.raw.headers.cookie;
   }
 
+  /** The request's parsed body, where the platform put it (Express's `req.body`, Fastify's `request.body`). */
+  get requestBody(): unknown {
+    return (this.request as { body?: unknown }).body;
+  }
+
   /** The request arrived over HTTPS (as the platform says, honouring its trust-proxy setting). */
   isSecure(): boolean {
     return this.platform.isSecure(this.request, this.raw);

@@ -186,7 +186,7 @@ export class RequestState implements SessionOwner, TempDataHost {
       // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either.
       if (cookiesBefore !== undefined) this.exchange.restoreSetCookies(cookiesBefore);
       const reply = errorReplyOf(error);
-      return this.graphql ? graphQLErrorReply(reply) : reply;
+      return this.graphql ? graphQLErrorReply(reply, this.exchange.requestBody) : reply;
     } finally {
       this.lifecycle?.close();
     }
