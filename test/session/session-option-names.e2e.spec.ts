@@ -249,6 +249,13 @@ describe('unknown option names fail at startup, before connecting', () => {
     expect(asNode).toBeInstanceOf(RedisConfigurationError);
     expect(asNode.message).toContain('clusterNodes[0]');
     expect(asNode.message).not.toContain('hunter2');
+    // Without a scheme, and with a password holding '/' and ':'.
+    const bare = 'admin:hun/ter:2@127.0.0.1:6379';
+    const { error: asBareNode } = await startupError(fromConfig({ redis: { clusterNodes: [bare] } }));
+    expect(asBareNode.message).toContain(
+      'clusterNodes[0] must look like "host:port" (got "***@127.0.0.1:6379")',
+    );
+    expect(asBareNode.message).not.toMatch(/hun\/ter/);
   });
 
   it('forRootAsync: the factory result goes through the same check (useFactory and useClass)', async () => {

@@ -1,3 +1,4 @@
+import { redactCredentials } from '../../options/redact-credentials.js';
 import { PostgresConfigurationError } from '../../errors/postgres.errors.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
 
@@ -42,6 +43,4 @@ export function describePostgresStartupFailure(
 }
 
 /** Messages from pg may quote a connection string; never its password. */
-export function redact(message: string): string {
-  return message.replace(/([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/gi, '$1***@');
-}
+export const redact = redactCredentials;
