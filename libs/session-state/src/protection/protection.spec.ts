@@ -3,6 +3,7 @@ import { AuthenticatedEncryptor } from './authenticated-encryptor.js';
 import { CookieSigner } from './cookie-signer.js';
 import { KeyRing, type ProtectionPurpose } from './key-ring.js';
 import { generateSessionKey, SESSION_KEY_LENGTH } from './session-key.generator.js';
+import { estimateEntropyBits } from './secret-strength.js';
 
 const secret = () => randomBytes(32).toString('base64url');
 
@@ -39,6 +40,45 @@ describe('key ring', () => {
       /\(got 64 bytes, but they do not look random: about 0 bits of entropy, 128 needed\)/,
     );
     expect(KeyRing.fromSecrets([secret()]).size).toBe(1);
+  });
+
+  it('rejects hand-made secrets that have enough distinct characters: repeated, sequential, typed, words, a UUID', () => {
+    const handMade = [
+      'keyboard cat keyboard cat keyboard cat', // express-session's example, three times
+      '1234567890123456789012345678901234567890',
+      '0123456789abcdef0123456789abcdef',
+      'abcdefghijklmnopqrstuvwxyzABCDEF',
+      'qwertyuiopasdfghjklzxcvbnm1234567890',
+      'thisismysecretkeyforsessionsdonottell',
+      'correct horse battery staple is my secret key ok',
+      'Password123!Password123!Password123!',
+      Uint8Array.from({ length: 64 }, (_, i) => i),
+      '0f1e2d3c-4b5a-4697-8877-665544332211', // a UUID: 122 random bits at most
+    ];
+    for (const weak of handMade)
+      expect(() => KeyRing.fromSecrets([weak])).toThrow(/secrets\[0\] is too weak.*do not look random/);
+  });
+
+  it('accepts every random secret of 24 bytes or more, in any usual encoding (60,000 drawn)', () => {
+    const encodings: [string, () => string | Uint8Array][] = [
+      ['base64url of 32 bytes', () => randomBytes(32).toString('base64url')],
+      ['base64 of 32 bytes', () => randomBytes(32).toString('base64')],
+      ['hex of 32 bytes', () => randomBytes(32).toString('hex')],
+      ['32 raw bytes', () => randomBytes(32)],
+      ['hex of 24 bytes', () => randomBytes(24).toString('hex')],
+      ['base64url of 24 bytes', () => randomBytes(24).toString('base64url')],
+    ];
+    for (const [name, draw] of encodings) {
+      let weakest = Infinity;
+      for (let i = 0; i < 60_000 / encodings.length; i++) {
+        const secret = draw();
+        weakest = Math.min(
+          weakest,
+          estimateEntropyBits(typeof secret === 'string' ? Buffer.from(secret) : secret),
+        );
+      }
+      expect([name, weakest >= 128]).toEqual([name, true]);
+    }
   });
 
   it('derives different keys per purpose and per secret', () => {

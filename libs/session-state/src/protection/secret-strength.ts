@@ -1,12 +1,55 @@
 /** The shortest secret accepted: 256 bits of key material for HKDF. */
 export const MIN_SECRET_BYTES = 32;
 
+/** Keyboard rows: a step to a neighbour in one of them is typed, not chosen (`qwerty`, `asdf`, `1234`). */
+const KEYBOARD_ROWS = ['`1234567890-=', 'qwertyuiop[]\\', "asdfghjkl;'", 'zxcvbnm,./'];
+/** The commonest letter pairs of English text: a secret made of them reads as words. */
+const ENGLISH_BIGRAMS =
+  'th he in er an re on at en nd ti es or te of ed is it al ar st to nt ng se ha as ou io le ve co me de ' +
+  'hi ri ro ic ne ea ra ce li ch ll be ma si om ur';
+
+const neighbours = new Set<number>();
+for (const row of KEYBOARD_ROWS) {
+  for (let i = 1; i < row.length; i++) {
+    neighbours.add(pair(row.charCodeAt(i - 1), row.charCodeAt(i)));
+    neighbours.add(pair(row.charCodeAt(i), row.charCodeAt(i - 1)));
+  }
+}
+const bigrams = new Set(ENGLISH_BIGRAMS.split(' ').map((b) => pair(b.charCodeAt(0), b.charCodeAt(1))));
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /**
- * A conservative estimate of the entropy in a secret: its length times the Shannon entropy of its
- * byte distribution. It rejects the obvious mistakes ('a' * 40, "changemechangeme...") while a
- * base64 or hex encoding of 32 random bytes passes.
+ * A conservative estimate of the entropy in a secret, in bits. Each byte counts the Shannon entropy of the
+ * secret's byte distribution, except a byte that is predictable from the ones before it, which counts at
+ * most 1 bit: one that repeats an earlier three-byte run (`keyboard cat keyboard cat`), continues a step
+ * (`abcdef`, `0123`, `aaaa`, bytes 0, 1, 2, ...), is a space (`correct horse battery staple`), or, in text
+ * whose letters are all of one case, a keyboard neighbour (`qwerty`, `asdf`) or a common English letter pair
+ * (`thisismysecret`). A UUID counts its
+ * 122 random bits at most. The base64, base64url or hex encoding of 32 random bytes passes (>= 128 bits),
+ * and so do 32 random bytes.
  */
 export function estimateEntropyBits(bytes: Uint8Array): number {
+  if (bytes.length === 0) return 0;
+  const perByte = shannonBitsPerByte(bytes);
+  const predictableBits = Math.min(1, perByte);
+  const trigrams = new Set<number>();
+  const text = Buffer.from(bytes).toString('latin1');
+  // Words and keyboard runs are typed in one case; random encodings mix both (their pairs are not checked).
+  const typed = !/[a-z]/.test(text) || !/[A-Z]/.test(text);
+  let bits = perByte;
+  for (let i = 1; i < bytes.length; i++) {
+    let repeated = false;
+    if (i >= 2) {
+      const trigram = (bytes[i - 2] << 16) | (bytes[i - 1] << 8) | bytes[i];
+      repeated = trigrams.has(trigram);
+      trigrams.add(trigram);
+    }
+    bits += repeated || predictable(bytes, i, typed) ? predictableBits : perByte;
+  }
+  return UUID.test(text) ? Math.min(bits, 122) : bits;
+}
+
+function shannonBitsPerByte(bytes: Uint8Array): number {
   const counts = new Map<number, number>();
   for (const byte of bytes) counts.set(byte, (counts.get(byte) ?? 0) + 1);
   let perByte = 0;
@@ -14,5 +57,29 @@ export function estimateEntropyBits(bytes: Uint8Array): number {
     const p = count / bytes.length;
     perByte -= p * Math.log2(p);
   }
-  return perByte * bytes.length;
+  // Miller-Madow: a few dozen bytes under-read the distribution they were drawn from (32 random bytes read
+  // as ~4.9 bits each). Nothing for a secret of one repeated byte.
+  return counts.size > 1 ? perByte + (counts.size - 1) / (2 * bytes.length * Math.LN2) : perByte;
+}
+
+/**
+ * Whether byte `i` follows from the bytes before it in one of the ways people write secrets by hand; keyboard
+ * neighbours and English pairs only in `typed` text (its letters in one case).
+ */
+function predictable(bytes: Uint8Array, i: number, typed: boolean): boolean {
+  const before = bytes[i - 1];
+  const byte = bytes[i];
+  if (byte === 0x20 || before === 0x20) return true;
+  if (i >= 2 && byte - before === before - bytes[i - 2]) return true;
+  if (!typed) return false;
+  const key = pair(lower(before), lower(byte));
+  return neighbours.has(key) || bigrams.has(key);
+}
+
+function lower(byte: number): number {
+  return byte >= 0x41 && byte <= 0x5a ? byte + 0x20 : byte;
+}
+
+function pair(a: number, b: number): number {
+  return (a << 8) | b;
 }
