@@ -25,8 +25,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * (`abcdef`, `0123`, `aaaa`, bytes 0, 1, 2, ...), is a space (`correct horse battery staple`), or, in text
  * whose letters are all of one case, a keyboard neighbour (`qwerty`, `asdf`) or a common English letter pair
  * (`thisismysecret`). A UUID counts its
- * 122 random bits at most. The base64, base64url or hex encoding of 32 random bytes passes (>= 128 bits),
- * and so do 32 random bytes.
+ * 122 random bits at most. 32 random bytes pass, raw or in hex, base64 or base64url (>= 128 bits; shorter random
+ * secrets, 24 bytes as 32 base64 characters, are refused about once in a few hundred thousand).
  */
 export function estimateEntropyBits(bytes: Uint8Array): number {
   if (bytes.length === 0) return 0;
@@ -34,8 +34,10 @@ export function estimateEntropyBits(bytes: Uint8Array): number {
   const predictableBits = Math.min(1, perByte);
   const trigrams = new Set<number>();
   const text = Buffer.from(bytes).toString('latin1');
-  // Words and keyboard runs are typed in one case; random encodings mix both (their pairs are not checked).
-  const typed = !/[a-z]/.test(text) || !/[A-Z]/.test(text);
+  // Text: spaces separate words. Words and keyboard runs are typed in one case; random encodings mix both
+  // (their letter pairs are not checked), and raw bytes are not text at all.
+  const printable = /^[\x20-\x7e]*$/.test(text);
+  const typed = printable && (!/[a-z]/.test(text) || !/[A-Z]/.test(text));
   let bits = perByte;
   for (let i = 1; i < bytes.length; i++) {
     let repeated = false;
@@ -44,7 +46,7 @@ export function estimateEntropyBits(bytes: Uint8Array): number {
       repeated = trigrams.has(trigram);
       trigrams.add(trigram);
     }
-    bits += repeated || predictable(bytes, i, typed) ? predictableBits : perByte;
+    bits += repeated || predictable(bytes, i, printable, typed) ? predictableBits : perByte;
   }
   return UUID.test(text) ? Math.min(bits, 122) : bits;
 }
@@ -63,13 +65,13 @@ function shannonBitsPerByte(bytes: Uint8Array): number {
 }
 
 /**
- * Whether byte `i` follows from the bytes before it in one of the ways people write secrets by hand; keyboard
- * neighbours and English pairs only in `typed` text (its letters in one case).
+ * Whether byte `i` follows from the bytes before it in one of the ways people write secrets by hand: spaces
+ * only in `printable` text, keyboard neighbours and English pairs only in `typed` text (its letters in one case).
  */
-function predictable(bytes: Uint8Array, i: number, typed: boolean): boolean {
+function predictable(bytes: Uint8Array, i: number, printable: boolean, typed: boolean): boolean {
   const before = bytes[i - 1];
   const byte = bytes[i];
-  if (byte === 0x20 || before === 0x20) return true;
+  if (printable && (byte === 0x20 || before === 0x20)) return true;
   if (i >= 2 && byte - before === before - bytes[i - 2]) return true;
   if (!typed) return false;
   const key = pair(lower(before), lower(byte));
