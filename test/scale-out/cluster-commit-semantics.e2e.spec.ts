@@ -122,4 +122,30 @@ describe('commit semantics on a Redis Cluster (two instances)', () => {
     await node.admin().set(`{${APP}_${sessionKeyOf(cookie)}}_probe`, '1'); // runs after the unpaused commit
     expect(await node.admin().hget(dataKey(APP, sessionKeyOf(cookie)), 'x')).toBe('initial');
   });
+
+  it('a request in flight across regenerate() answers 409 and applies nothing: the mark lives in the session slot', async () => {
+    const cookie = cookiePair(await request(a).post('/set/seed').send({ value: 'old' }).expect(200), COOKIE);
+    const g = gate('cluster-moved');
+    const late = request(b)
+      .post('/gated/cluster-moved/set/late')
+      .set('Cookie', cookie)
+      .send({ value: 'late' })
+      .then((r) => r);
+    await g.reached(1);
+    gate('cluster-mover').release();
+    const moved = await request(a)
+      .post('/gated/cluster-mover/regenerate')
+      .set('Cookie', cookie)
+      .send({})
+      .expect(200);
+    g.release();
+    const answered = await late;
+    expect(answered.status).toBe(409);
+    expect(answered.body).toMatchObject({ code: 'SESSION_MOVED' });
+    const node = await owner(cookie);
+    expect(await node.admin().exists(dataKey(APP, sessionKeyOf(cookie)))).toBe(0);
+    expect(await node.admin().get(`{${APP}_${sessionKeyOf(cookie)}}_Ended`)).toBe('m');
+    const { body } = await request(b).get('/keys').set('Cookie', cookiePair(moved, COOKIE)).expect(200);
+    expect(body).toEqual({ seed: 'old' });
+  });
 });

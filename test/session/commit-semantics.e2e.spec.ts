@@ -35,37 +35,38 @@ function open(name: string): string {
   return name;
 }
 
-const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Deployment>][] = [
-  [
-    'Redis, two instances',
-    async (limitsA, limitsB = limitsA) => {
-      const server = await RedisServerProcess.start();
-      const apps: INestApplication[] = [];
-      const start = async (session?: Limits) => {
-        const started = await startSessionApp(
-          {
-            secrets: SECRETS,
-            redis: { host: server.host, port: server.port, applicationName: APP },
-            session,
-          },
-          { controllers: [GatedSessionController] },
-        );
-        apps.push(started.app);
-        return started.url;
-      };
-      const [a, b] = [await start(limitsA), await start(limitsB)];
-      return {
-        a,
-        b,
-        stored: async (cookie) =>
-          (await server.admin().exists(`{${APP}_${sessionKeyOf(cookie)}}_Data`)) === 1,
-        close: async () => {
-          for (const app of apps) await app.close();
-          await server.stop();
+/** Two instances on one redis-server, with or without the near cache. */
+function redisDeployment(nearCache: boolean) {
+  return async (limitsA?: Limits, limitsB: Limits | undefined = limitsA): Promise<Deployment> => {
+    const server = await RedisServerProcess.start();
+    const apps: INestApplication[] = [];
+    const start = async (session?: Limits) => {
+      const started = await startSessionApp(
+        {
+          secrets: SECRETS,
+          redis: { host: server.host, port: server.port, applicationName: APP, nearCache },
+          session,
         },
-      };
-    },
-  ],
+        { controllers: [GatedSessionController] },
+      );
+      apps.push(started.app);
+      return started.url;
+    };
+    const [a, b] = [await start(limitsA), await start(limitsB)];
+    return {
+      a,
+      b,
+      stored: async (cookie) => (await server.admin().exists(`{${APP}_${sessionKeyOf(cookie)}}_Data`)) === 1,
+      close: async () => {
+        for (const app of apps) await app.close();
+        await server.stop();
+      },
+    };
+  };
+}
+
+const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Deployment>][] = [
+  ['Redis, two instances', redisDeployment(false)],
   [
     'PostgreSQL, two instances',
     async (limitsA, limitsB = limitsA) => {
@@ -124,6 +125,73 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
     },
   ],
 ];
+
+/**
+ * A request that loaded the session before another request moved it (`regenerate()`) or ended it
+ * (`abandon()`) commits afterwards: the stores that keep ended marks (Redis, memory) turn it away instead of
+ * bringing the old key back holding its delta. PostgreSQL keeps no marks yet (docs/session.md).
+ */
+describe.each([
+  ...deployments.filter(([name]) => !name.startsWith('PostgreSQL')),
+  ['Redis with the near cache, two instances', redisDeployment(true)] as const,
+])('a request in flight across regenerate() or abandon() (%s)', (_name, deploy) => {
+  let d: Deployment;
+  beforeAll(async () => (d = await deploy()));
+  afterAll(() => d.close());
+
+  /** A session holding `seed`, and a request of it that loaded it and waits at a gate to set `late`. */
+  async function lateRequest(name: string) {
+    const cookie = cookiePair(
+      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
+      COOKIE,
+    );
+    const g = gate(name);
+    const late = request(d.b)
+      .post(`/gated/${name}/set/late`)
+      .set('Cookie', cookie)
+      .send({ value: 'late' })
+      .then((r) => r);
+    await g.reached(1);
+    return { cookie, release: () => g.release(), late };
+  }
+
+  it('regenerate(): the late commit answers 409 SESSION_MOVED and applies nothing; the old key stays gone', async () => {
+    const { cookie, release, late } = await lateRequest(`late-moved-${_name}`);
+    const moved = await request(d.a)
+      .post(`/gated/${open(`mover-${_name}`)}/regenerate`)
+      .set('Cookie', cookie)
+      .send({})
+      .expect(200);
+    const renewed = cookiePair(moved, COOKIE);
+    release();
+    const answered = await late;
+    expect(answered.status).toBe(409);
+    expect(answered.body).toMatchObject({ statusCode: 409, code: 'SESSION_MOVED' });
+    expect(await d.stored(cookie)).toBe(false);
+    const { body } = await request(d.a).get('/keys').set('Cookie', renewed).expect(200);
+    expect(body).toEqual({ seed: 'old' });
+    // Sent again with the new cookie (the browser has it by then), the request is saved.
+    await request(d.b).post('/set/late').set('Cookie', renewed).send({ value: 'late' }).expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+      seed: 'old',
+      late: 'late',
+    });
+  });
+
+  it('abandon(): the late commit applies nothing (the session is gone, as after a revocation); the old key stays gone', async () => {
+    const { cookie, release, late } = await lateRequest(`late-abandoned-${_name}`);
+    await request(d.a)
+      .post(`/gated/${open(`ender-${_name}`)}/abandon`)
+      .set('Cookie', cookie)
+      .expect(200);
+    release();
+    expect((await late).status).toBe(200);
+    expect(await d.stored(cookie)).toBe(false);
+    // The browser that still sends the old cookie starts a new, empty session under it, as after expiry.
+    const { body } = await request(d.a).get('/keys').set('Cookie', cookie).expect(200);
+    expect(body).toEqual({});
+  });
+});
 
 describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
   describe('removing the last key (field deletes, never a whole-session delete from a snapshot)', () => {

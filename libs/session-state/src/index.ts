@@ -43,6 +43,7 @@ export { SessionAccessor } from './session/session.accessor.js';
 export {
   SessionStore,
   InjectSessionStore,
+  type EndedSessionMark,
   type SessionChanges,
   type SessionCommitLimits,
   type SessionData,
@@ -91,6 +92,7 @@ export {
   SessionNotLoadedError,
   SessionRequiresHttpError,
   SessionLimitExceededError,
+  SessionMovedError,
   SessionUnavailableError,
   type SessionLimitName,
 } from './errors/session.errors.js';

@@ -70,6 +70,14 @@ export class GatedSessionController {
     return { keys: session.keys };
   }
 
+  @Post('abandon')
+  @HttpCode(200)
+  async abandon(@Session() session: Session, @Param('gate') name: string) {
+    await gate(name).pass();
+    session.abandon();
+    return { ok: true };
+  }
+
   /** Regenerates the session (new key, data kept), setting `key` too when given. */
   @Post('regenerate')
   @HttpCode(200)

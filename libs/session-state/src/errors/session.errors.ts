@@ -1,4 +1,4 @@
-import { PayloadTooLargeException, ServiceUnavailableException } from '@nestjs/common';
+import { ConflictException, PayloadTooLargeException, ServiceUnavailableException } from '@nestjs/common';
 import { markSessionStateError, SessionStateError } from './session-state.error.js';
 
 /**
@@ -189,3 +189,28 @@ export class SessionLimitExceededError extends PayloadTooLargeException {
   }
 }
 markSessionStateError(SessionLimitExceededError);
+
+/**
+ * Another request of the session called `regenerate()` (a sign-in) while this one ran: the session moved
+ * to a new key, and this request's changes, made to what it loaded under the old key, were not saved.
+ * They are not carried to the new key (whoever held the old key, a fixation attacker included, could
+ * otherwise write into the signed-in session); nor is the old key brought back holding them. An
+ * HttpException: unless the app maps it, the request answers 409 with this message. The browser holds the
+ * new key's cookie once the regenerating response arrived: sending the request again saves it there.
+ *
+ * @example
+ * \@Catch(SessionMovedError)
+ * class RetryOnMove implements ExceptionFilter { ... } // answer 409 and let the client retry
+ */
+export class SessionMovedError extends ConflictException {
+  readonly code = 'SESSION_MOVED';
+
+  constructor() {
+    const message =
+      'The session moved to a new key (regenerate(), e.g. at sign-in) in another request while this one ran: ' +
+      "this request's session changes were not saved. Send the request again with the new session cookie.";
+    super({ statusCode: 409, message, error: 'Conflict', code: 'SESSION_MOVED' });
+    this.message = message;
+  }
+}
+markSessionStateError(SessionMovedError);

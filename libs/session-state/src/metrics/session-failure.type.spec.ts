@@ -1,5 +1,6 @@
 import {
   SessionLimitExceededError,
+  SessionMovedError,
   SessionLockTimeoutError,
   SessionUnavailableError,
 } from '../errors/session.errors.js';
@@ -20,6 +21,7 @@ describe('sessionFailureType (the error.type attribute)', () => {
       'lock_timeout',
     );
     expect(sessionFailureType(new SessionLimitExceededError('maxKeys', '3 keys.'))).toBe('limit_exceeded');
+    expect(sessionFailureType(new SessionMovedError())).toBe('session_moved');
     expect(
       sessionFailureType(
         new SessionUnavailableError(

@@ -1,4 +1,8 @@
-import { SessionLimitExceededError, SessionLockTimeoutError } from '../errors/session.errors.js';
+import {
+  SessionLimitExceededError,
+  SessionLockTimeoutError,
+  SessionMovedError,
+} from '../errors/session.errors.js';
 
 const ERRNO = /^E[A-Z0-9_]+$/;
 /** The library's own timeout messages (Redis, PostgreSQL, `ioTimeout`). */
@@ -6,7 +10,7 @@ const TIMED_OUT = /\btimed out\b|did not answer within/;
 
 /**
  * A low-cardinality reason for a store failure, for the `error.type` attribute: `lock_timeout`,
- * `limit_exceeded`, a Node.js network error code (`ECONNREFUSED`, `ECONNRESET`, ...), `timeout`, or
+ * `limit_exceeded`, `session_moved` (a late commit after `regenerate()`), a Node.js network error code (`ECONNREFUSED`, `ECONNRESET`, ...), `timeout`, or
  * `unavailable`, looked up through the error and its causes (the session wraps the store's error).
  * Never the message itself (it may name hosts).
  */
@@ -17,6 +21,7 @@ export function sessionFailureType(error: unknown): string {
   }
   if (chain.some((e) => e instanceof SessionLockTimeoutError)) return 'lock_timeout';
   if (chain.some((e) => e instanceof SessionLimitExceededError)) return 'limit_exceeded';
+  if (chain.some((e) => e instanceof SessionMovedError)) return 'session_moved';
   for (const e of chain) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && ERRNO.test(code)) return code;

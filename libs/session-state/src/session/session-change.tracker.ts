@@ -6,6 +6,8 @@ export class SessionChangeTracker implements SessionChanges {
   clearedBoundSessionId: string | undefined;
   set = new Map<string, Uint8Array>();
   removed = new Set<string>();
+  /** Set by the lifecycle before each commit: see `SessionChanges.ofStoredSession`. */
+  ofStoredSession = false;
 
   constructor(private readonly current: () => SessionData) {}
 
@@ -52,6 +54,7 @@ export class SessionChangeTracker implements SessionChanges {
       clearedBoundSessionId: this.clearedBoundSessionId,
       set: this.set,
       removed: this.removed,
+      ofStoredSession: this.ofStoredSession,
       snapshot: () => new Map(current()),
       valueOfField: (field) => current().get(field),
     };

@@ -6,6 +6,7 @@ import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError } from '../errors/response-started.errors.js';
 import {
   SessionLimitExceededError,
+  SessionMovedError,
   SessionLockTimeoutError,
   SessionUnavailableError,
 } from '../errors/session.errors.js';
@@ -85,6 +86,8 @@ export class SessionLifecycle implements SessionHost {
   private keyResolved = false;
   private key: string | undefined;
   private keyFromCookie = false;
+  /** The cookie's key, when it held a stored session as this request loaded it. */
+  private loadedStoredKey: string | undefined;
   private rotated = false;
   private loading: Promise<void> | undefined;
   /** The last commit started (later ones run after it); none until the first commit. */
@@ -189,6 +192,7 @@ export class SessionLifecycle implements SessionHost {
 
   private attachLoaded(key: string, data: SessionData | undefined): void {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
+    this.loadedStoredKey = data === undefined ? undefined : key;
     if (!data)
       logEvent(
         this.runtime.logger,
@@ -307,7 +311,8 @@ export class SessionLifecycle implements SessionHost {
       if (
         error instanceof SessionUnavailableError ||
         error instanceof SessionResponseStartedError ||
-        error instanceof SessionLimitExceededError // the store refused it: not an outage
+        error instanceof SessionLimitExceededError || // the store refused it: not an outage
+        error instanceof SessionMovedError
       )
         throw error;
       throw new SessionUnavailableError('commit', error);
@@ -324,7 +329,8 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = runtime;
 
     if (this.abandonedKey !== undefined) {
-      await runtime.withIoTimeout(store.remove(this.abandonedKey));
+      // The mark turns away late commits of requests that loaded the session (SessionChanges.ofStoredSession).
+      await runtime.withIoTimeout(store.remove(this.abandonedKey, { keepMs: options.idleTimeout }));
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
@@ -356,7 +362,9 @@ export class SessionLifecycle implements SessionHost {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
       const taken = await runtime.withIoTimeout(
-        store.take ? store.take(old) : loadThenRemove(store, old, options.idleTimeout),
+        store.take
+          ? store.take(old, { keepMs: options.idleTimeout })
+          : loadThenRemove(store, old, options.idleTimeout),
       );
       this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
@@ -452,6 +460,11 @@ export class SessionLifecycle implements SessionHost {
   private takeWrite(inPlace = false): PendingWrite | undefined {
     const session = this.session;
     if (session.changes.isEmpty) return undefined;
+    // Under the key the request loaded a stored session from, or wrote itself (see SessionChanges.ofStoredSession).
+    session.changes.ofStoredSession =
+      this.key !== undefined &&
+      this.replacedKey === undefined &&
+      (this.persisted || this.key === this.loadedStoredKey);
     const take = (): SessionChanges => (inPlace ? session.changes : session.changes.take());
     if (session.isEmpty) {
       // Nothing worth keeping (at most the id): empty sessions are not retained.
@@ -564,8 +577,8 @@ export class SessionLifecycle implements SessionHost {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (!this.nothingToCommit) await this.commit();
     } catch (error) {
-      if (error instanceof SessionLimitExceededError) {
-        // Refused by the store, which works: a 413 (whatever throwOnError says), not an outage.
+      if (error instanceof SessionLimitExceededError || error instanceof SessionMovedError) {
+        // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage.
         this.finishFailure = error;
         throw error;
       }

@@ -35,11 +35,12 @@ end
 const TRACK = `redis.call('EXISTS', KEYS[1])`;
 
 /**
- * A session commit. In order, and all inside one atomic script:
+ * A session commit. KEYS: the session's data hash, its ended mark (`sessionTake`, `sessionEnd`). In order,
+ * and all inside one atomic script:
  * 0. Guard (bound sessions, see users/user-session.fields.ts guardedSessionId): ARGV[2] `g<id>` instead
  *    of '0' (a delta), `c<id>` instead of '1' (a clear), means "apply only while the stored session
  *    carries this id". A session revoked (deleted) or expired since the request loaded it is not brought
- *    back by its late commit. Reply status 4.
+ *    back by its late commit. Reply status 4; 5 when the session moved (the mark says `m`, below).
  * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
  *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
  *    waiting for it (its request answered 503) applies nothing. Reply status 0.
@@ -47,10 +48,16 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  *    not counted) against ARGV[4] and bytes (field names + values) against ARGV[5]. A commit that
  *    would end over a limit and larger than before applies nothing: status 2 (detail: keys) / 3 (bytes). A
  *    commit that leaves the session no larger always applies, even over a limit.
+ * 2b. Moved or abandoned (see SessionChanges.ofStoredSession): ARGV[2] `e` (a delta) or `f` (a clear) of
+ *    a session the request loaded from the store. When the hash no longer exists and the mark says `m`
+ *    (`regenerate()` moved it) the commit applies nothing, status 5; `a` (`abandon()`), status 4. Without a
+ *    mark (a delta emptied the session, or it expired) it applies as '0'/'1' would. Whether the hash exists
+ *    is known for free on the common path (a field this commit replaces or removes is there, or HLEN was
+ *    read for the key limit); else one EXISTS.
  * 3. The delta: DEL when cleared, HDEL removed fields, HSET set ones. Never a DEL for "this request
  *    removed its last key": concurrent requests' fields stay.
  * 4. Empty after the delta (no field, or only the id): the hash is deleted; otherwise PEXPIRE.
- *    Reply status 1. The detail of 0, 1 and 4 is `now` (Redis ms): it keeps the app's estimate of Redis's
+ *    Reply status 1. The detail of 0, 1, 4 and 5 is `now` (Redis ms): it keeps the app's estimate of Redis's
  *    clock fresh. Status and detail go in one integer, `detail * 8 + status` (redis-session.replies.ts).
  * Extra commands over a plain write, on the common path (values replaced, nothing removed): TIME and
  * one HSTRLEN per changed field. More only when needed: HEXISTS for a field whose HSTRLEN is 0 (new or
@@ -65,8 +72,12 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return ${commitReplyLua(0, 'now')} end
 local ID = '\\0id'
 local mode = string.byte(ARGV[2])
-if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then return ${commitReplyLua(4, 'now')} end
-local cleared = mode == 49 or mode == 99
+if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then
+  if redis.call('GET', KEYS[2]) == 'm' and redis.call('EXISTS', key) == 0 then return ${commitReplyLua(5, 'now')} end
+  return ${commitReplyLua(4, 'now')}
+end
+local cleared = mode == 49 or mode == 99 or mode == 102
+local stored, present = mode == 101 or mode == 102, false
 local n = tonumber(ARGV[6])
 local first, last = 7 + n, #ARGV
 local addKeys, addBytes, setsUser = 0, 0, false
@@ -80,6 +91,7 @@ else
     local f = ARGV[i]
     local len = redis.call('HSTRLEN', key, f)
     if len > 0 or redis.call('HEXISTS', key, f) == 1 then
+      present = true
       if f ~= ID then addKeys = addKeys - 1 end
       addBytes = addBytes - #f - len
     end
@@ -89,6 +101,7 @@ else
     if f ~= ID then setsUser = true end
     local len = redis.call('HSTRLEN', key, f)
     if len > 0 or redis.call('HEXISTS', key, f) == 1 then
+      present = true
       addBytes = addBytes + #ARGV[i + 1] - len
     else
       if f ~= ID then addKeys = addKeys + 1 end
@@ -98,9 +111,15 @@ else
 end
 if addKeys > 0 or cleared then
   local before = redis.call('HLEN', key)
+  present = present or before > 0
   if before > 0 and redis.call('HEXISTS', key, ID) == 1 then before = before - 1 end
   local after = cleared and addKeys or before + addKeys
   if after > tonumber(ARGV[4]) and after > before then return ${commitReplyLua(2, 'after')} end
+end
+if stored and not present and redis.call('EXISTS', key) == 0 then
+  local ended = redis.call('GET', KEYS[2])
+  if ended == 'm' then return ${commitReplyLua(5, 'now')} end
+  if ended == 'a' then return ${commitReplyLua(4, 'now')} end
 end
 if addBytes > 0 then
   local before = 0
@@ -164,16 +183,30 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash. Deletes the session and returns what it held (packed as `sessionLoad`'s
-   * reply), in one step: what `regenerate()` moves to the new key. Nil for no session.
+   * KEYS: session data hash, its ended mark. ARGV: how long to keep the mark (ms; '0': none). Deletes the
+   * session and returns what it held (packed as `sessionLoad`'s reply), in one step: what `regenerate()`
+   * moves to the new key; leaves the mark `m`, so a late commit of a request that loaded the session under
+   * this key applies nothing (the commit's step 2b). Nil for no session.
    */
   sessionTake: {
-    numberOfKeys: 1,
+    numberOfKeys: 2,
     lua: `${PACK_FIELDS_LUA}
 local fields = redis.call('HGETALL', KEYS[1])
+if ARGV[1] ~= '0' then redis.call('SET', KEYS[2], 'm', 'PX', ARGV[1]) end
 if #fields == 0 then return false end
 redis.call('DEL', KEYS[1])
 return packFields(fields) or fields`,
+  },
+  /**
+   * KEYS: session data hash, its ended mark. ARGV: how long to keep the mark (ms). Deletes the session
+   * and leaves the mark `a` (`abandon()`): a late commit of a request that loaded it applies nothing.
+   */
+  sessionEnd: {
+    numberOfKeys: 2,
+    lua: `
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], 'a', 'PX', ARGV[1])
+return 1`,
   },
   /**
    * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. The time left to live (ms,
@@ -218,9 +251,9 @@ return 1`,
    * maxKeys, maxSessionBytes, number of removed fields n, n removed field names, then field/value
    * pairs to set. Only what changed is written. Reply: `detail * 8 + status`, see COMMIT.
    */
-  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
+  sessionCommit: { numberOfKeys: 2, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
   /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
-  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn ${commitReplyLua(1, 'now')}` },
+  sessionCommitTracked: { numberOfKeys: 2, lua: `${COMMIT}\n${TRACK}\nreturn ${commitReplyLua(1, 'now')}` },
   /**
    * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
    * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply

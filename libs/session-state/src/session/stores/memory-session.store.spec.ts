@@ -1,5 +1,6 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { ManualClock } from '../../cache/clock.js';
+import { SessionMovedError } from '../../errors/session.errors.js';
 import { DEFAULT_MEMORY_MAX_SESSIONS, MemorySessionStore } from './memory-session.store.js';
 import type { SessionChanges } from './session-store.interface.js';
 
@@ -109,5 +110,42 @@ describe('MemorySessionStore lock', () => {
     expect(await store.tryLock('s', 'theirs', 1000)).toBe(true);
     clock.advance(1000);
     expect(await store.tryLock('s', 'mine', 1000)).toBe(true); // expired
+  });
+});
+
+describe('MemorySessionStore ended marks (regenerate, abandon)', () => {
+  const loaded: SessionChanges = { ...small, ofStoredSession: true };
+
+  it('a late commit of a loaded session is refused after take (moved), dropped after remove (abandoned), until the mark expires', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock });
+    store.commitNow('moved', small, IDLE);
+    await store.take('moved', { keepMs: IDLE });
+    expect(() => store.commitNow('moved', loaded, IDLE)).toThrow(SessionMovedError);
+    await expect(store.commit('moved', loaded, IDLE)).rejects.toBeInstanceOf(SessionMovedError);
+    expect(store.loadNow('moved', IDLE)).toBeUndefined();
+
+    store.commitNow('abandoned', small, IDLE);
+    await store.remove('abandoned', { keepMs: IDLE });
+    store.commitNow('abandoned', loaded, IDLE);
+    expect(store.loadNow('abandoned', IDLE)).toBeUndefined();
+
+    // A request that loaded nothing starts a session under the key; after the mark, loaded ones apply too.
+    store.commitNow('moved', small, IDLE);
+    expect(store.loadNow('moved', IDLE)).toBeDefined();
+    clock.advance(IDLE);
+    store.commitNow('abandoned', loaded, IDLE);
+    expect(store.loadNow('abandoned', IDLE)).toBeDefined();
+  });
+
+  it('without a mark (a delta emptied the session, or it expired) a late commit applies; take and remove without one leave none', async () => {
+    const store = new MemorySessionStore({ clock: new ManualClock() });
+    store.commitNow('plain', loaded, IDLE);
+    expect(store.loadNow('plain', IDLE)).toBeDefined();
+    await store.take('plain');
+    store.commitNow('plain', loaded, IDLE);
+    await store.remove('plain');
+    store.commitNow('plain', loaded, IDLE);
+    expect(store.loadNow('plain', IDLE)).toBeDefined();
   });
 });

@@ -5,7 +5,10 @@ import { guardedSessionId, storedSessionId } from '../../users/user-session.fiel
 import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
+import { SessionMovedError } from '../../errors/session.errors.js';
+import { EndedSessionMarks } from './ended-session.marks.js';
 import type {
+  EndedSessionMark,
   SessionChanges,
   SessionCommitLimits,
   SessionData,
@@ -86,6 +89,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   }
   private readonly table: MemoryEntryTable<SessionData>;
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
+  private readonly ended: EndedSessionMarks;
   private readonly clock: Clock;
   private readonly logger = new Logger('MemorySessionStore');
   /** The bounds whose first eviction was logged. */
@@ -95,6 +99,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
+    this.ended = new EndedSessionMarks(() => this.clock.now());
     const maxSessions = bound('maxSessions', options.maxSessions, DEFAULT_MEMORY_MAX_SESSIONS);
     const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
     this.table = new MemoryEntryTable<SessionData>({
@@ -156,6 +161,12 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     limits?: SessionCommitLimits,
   ): void {
     const stored = this.table.peek(sessionKey);
+    // Moved or abandoned since this request loaded it: see SessionChanges.ofStoredSession.
+    if (stored === undefined && changes.ofStoredSession) {
+      const ending = this.ended.endingOf(sessionKey);
+      if (ending === 'moved') throw new SessionMovedError();
+      if (ending === 'abandoned') return;
+    }
     // A bound session revoked (or expired) since this request loaded it stays gone: see guardedSessionId.
     const guard = guardedSessionId(changes);
     if (guard !== undefined && storedSessionId(stored) !== guard) return;
@@ -185,9 +196,10 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     this.table.delete(sessionKey);
   }
 
-  take(sessionKey: string): Promise<SessionData | undefined> {
+  take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const data = this.table.peek(sessionKey);
     this.removeNow(sessionKey);
+    if (mark) this.ended.mark(sessionKey, 'moved', mark.keepMs);
     return Promise.resolve(data && new Map(data));
   }
 
@@ -196,8 +208,9 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     return Promise.resolve();
   }
 
-  remove(sessionKey: string): Promise<void> {
+  remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
     this.removeNow(sessionKey);
+    if (mark) this.ended.mark(sessionKey, 'abandoned', mark.keepMs);
     return Promise.resolve();
   }
 

@@ -1,4 +1,5 @@
 import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
+import { SessionMovedError } from '../../errors/session.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
 import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
@@ -13,6 +14,7 @@ import { guardedSessionId } from '../../users/user-session.fields.js';
 import { RedisUserSessionIndex } from '../../users/redis/redis-user-session.index.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import type {
+  EndedSessionMark,
   SessionChanges,
   SessionCommitLimits,
   SessionData,
@@ -132,14 +134,16 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     limits?: SessionCommitLimits,
   ): Promise<void> {
     const key = redisKeys.sessionData(this.app, sessionKey);
+    const ended = redisKeys.sessionEnded(this.app, sessionKey);
     return this.near
-      ? this.commitNear(this.near, key, changes, idleTimeoutMs, limits)
-      : this.write(key, changes, idleTimeoutMs, limits).then(ignoreVerdict);
+      ? this.commitNear(this.near, key, ended, changes, idleTimeoutMs, limits)
+      : this.write(key, ended, changes, idleTimeoutMs, limits).then(ignoreVerdict);
   }
 
   private async commitNear(
     near: SessionNearCache,
     key: string,
+    ended: string,
     changes: SessionChanges,
     idleTimeoutMs: number,
     limits: SessionCommitLimits | undefined,
@@ -147,7 +151,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const ticket = near.begin(key);
     let applied: boolean;
     try {
-      applied = await this.write(key, changes, idleTimeoutMs, limits);
+      applied = await this.write(key, ended, changes, idleTimeoutMs, limits);
     } catch (error) {
       near.failed(key, ticket);
       throw error;
@@ -158,6 +162,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
 
   private write(
     key: string,
+    ended: string,
     changes: SessionChanges,
     idleTimeoutMs: number,
     limits: SessionCommitLimits | undefined,
@@ -166,8 +171,9 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const limitText = this.limitTextOf(limits);
     const args: (string | Buffer | number)[] = [
       key,
+      ended,
       idleTimeoutMs,
-      commitMode(changes.cleared, guard),
+      commitMode(changes.cleared, guard, changes.ofStoredSession === true),
       0, // DEADLINE: set when each try is sent
       limitText.maxKeys,
       limitText.maxSessionBytes,
@@ -221,6 +227,10 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     if (status === COMMIT_APPLIED || status === COMMIT_GONE) {
       this.connection.observeRedisTime(detail);
       return status === COMMIT_APPLIED;
+    }
+    if (status === COMMIT_MOVED) {
+      this.connection.observeRedisTime(detail);
+      throw new SessionMovedError();
     }
     if (status === COMMIT_LATE) {
       this.connection.observeRedisTime(detail);
@@ -277,16 +287,24 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     this.near?.slid(key, ticket);
   }
 
-  remove(sessionKey: string): Promise<void> {
-    return this.deleting(sessionKey, 'SESSION REMOVE', (key) => this.connection.client.del(key)).then(
-      ignoreVerdict,
-    );
+  /** Deletes the session; with `mark` (`abandon()`), leaves the ended mark in the same script. */
+  remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
+    return this.deleting(sessionKey, 'SESSION REMOVE', (key) =>
+      mark
+        ? this.connection.script('sessionEnd', key, redisKeys.sessionEnded(this.app, sessionKey), mark.keepMs)
+        : this.connection.client.del(key),
+    ).then(ignoreVerdict);
   }
 
-  /** Deletes the session and answers what it held: one script (HGETALL and DEL). */
-  async take(sessionKey: string): Promise<SessionData | undefined> {
+  /** Deletes the session and answers what it held: one script (HGETALL, DEL, and the moved mark). */
+  async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) =>
-      this.connection.script('sessionTake', key),
+      this.connection.script(
+        'sessionTake',
+        key,
+        redisKeys.sessionEnded(this.app, sessionKey),
+        mark?.keepMs ?? 0,
+      ),
     );
     return parseLoadReply(reply as Buffer | Buffer[] | null);
   }
@@ -339,14 +357,19 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   }
 }
 
-/** Where the commit's deadline goes in the script's arguments (after the key: ARGV[3]). */
-const DEADLINE = 3;
+/** Where the commit's deadline goes in the script's arguments (after the two keys: ARGV[3]). */
+const DEADLINE = 4;
 /** The commit script's statuses (its reply's detail: Redis's time, or the count over a limit). */
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
-/** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
+/**
+ * Nothing applied, and nothing to report: a guarded commit of a bound session that is gone (revoked or
+ * expired), or a commit of a session abandoned since the request loaded it.
+ */
 const COMMIT_GONE = 4;
+/** Nothing applied: the session moved to a new key (`regenerate()`) since the request loaded it. */
+const COMMIT_MOVED = 5;
 
 /** The limits of the last commit, and as the commit script's arguments. */
 interface LimitText {
@@ -357,12 +380,15 @@ interface LimitText {
 }
 
 /**
- * The commit script's ARGV[2]: '0' a delta, '1' a clear, `g<id>` a delta and `c<id>` a clear that apply
- * only while the stored session carries that id (a bound session, see guardedSessionId).
+ * The commit script's ARGV[2]: '0' a delta, '1' a clear; `e` a delta and `f` a clear of a session the
+ * request loaded from the store (turned away by an ended mark, see SessionChanges.ofStoredSession);
+ * `g<id>` a delta and `c<id>` a clear that apply only while the stored session carries that id (a bound
+ * session, see guardedSessionId).
  */
-function commitMode(cleared: boolean, guard: string | undefined): string {
-  if (guard === undefined) return cleared ? '1' : '0';
-  return `${cleared ? 'c' : 'g'}${guard}`;
+function commitMode(cleared: boolean, guard: string | undefined, ofStoredSession: boolean): string {
+  if (guard !== undefined) return `${cleared ? 'c' : 'g'}${guard}`;
+  if (ofStoredSession) return cleared ? 'f' : 'e';
+  return cleared ? '1' : '0';
 }
 
 /** A commit resolves with nothing: a gone session's commit is not the app's error. */

@@ -32,6 +32,15 @@ export interface SessionChanges {
   readonly clearedBoundSessionId?: string;
   readonly set: ReadonlyMap<string, Uint8Array>;
   readonly removed: ReadonlySet<string>;
+  /**
+   * The request loaded this session from the store (or stored it itself): when the key holds no session
+   * any more and carries an {@link EndedSessionMark} (another request moved it with `regenerate()` or
+   * ended it with `abandon()` meanwhile), the commit applies nothing instead of bringing the key back with
+   * this delta: it throws `SessionMovedError` after a move, and resolves after an abandon (the session is
+   * gone, as after a revocation). Without a mark (the store deleted the session because a delta emptied
+   * it, or it expired) the delta applies as usual. Stores that keep no marks ignore it.
+   */
+  readonly ofStoredSession?: boolean;
   /** The complete values after the changes, for stores that write whole records. */
   snapshot(): SessionData;
   /**
@@ -39,6 +48,23 @@ export interface SessionChanges {
    * reads two fields per commit). Optional: without it, `snapshot()` answers.
    */
   valueOfField?(field: string): Uint8Array | undefined;
+}
+
+/**
+ * Kept under the key of a session that `regenerate()` moved (`take`) or `abandon()` ended (`remove`), for
+ * `keepMs` (the idle timeout: a request that loaded the session commits within it, or would find it
+ * expired anyway): a late commit of a request that loaded the session ({@link SessionChanges.ofStoredSession})
+ * finds it and applies nothing. A store may keep none (PostgreSQL and whole-record stores do not yet).
+ *
+ * @example
+ * async take(key: string, mark?: EndedSessionMark) {
+ *   const data = await this.db.deleteReturning(key);
+ *   if (mark) await this.db.markMoved(key, mark.keepMs); // commit() then refuses changes.ofStoredSession ones
+ *   return data;
+ * }
+ */
+export interface EndedSessionMark {
+  readonly keepMs: number;
 }
 
 /**
@@ -85,14 +111,18 @@ export interface SessionStore {
   ): Promise<void>;
   /** Slides the idle timeout without reading. */
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void>;
-  /** Deletes the session. */
-  remove(sessionKey: string): Promise<void>;
+  /**
+   * Deletes the session. With `mark` (`abandon()`), leaves an {@link EndedSessionMark} under the key, in
+   * the same step.
+   */
+  remove(sessionKey: string, mark?: EndedSessionMark): Promise<void>;
   /**
    * Deletes the session and answers what it held, in one atomic step: `regenerate()` moves the session
-   * with it, so a value another request committed while this one ran moves too. Optional: without it,
+   * with it, so a value another request committed while this one ran moves too. With `mark`, leaves an
+   * {@link EndedSessionMark} (the session moved) under the key, in the same step. Optional: without it,
    * a load then a remove (a value committed between the two is lost).
    */
-  take?(sessionKey: string): Promise<SessionData | undefined>;
+  take?(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined>;
   /**
    * Takes the session's exclusive lock for `ttlMs`; false when another token holds it. Reentrant:
    * true (and the TTL renewed) when `token` holds it already, so a request retrying after a lost

@@ -1,0 +1,42 @@
+/** How a session left its key: `regenerate()` moved it, `abandon()` ended it. */
+export type SessionEnding = 'moved' | 'abandoned';
+
+/** Marks swept of expired ones once there are this many (the bound doubles with the live ones). */
+const FIRST_SWEEP = 1024;
+
+/**
+ * The ended-session marks (`EndedSessionMark`) of a store in this process: which keys lost their session to a move or an
+ * abandon, until when. Expired marks are swept as marks are added, so the table stays the size of the
+ * sign-ins and sign-outs of the last idle timeout.
+ */
+export class EndedSessionMarks {
+  private readonly marks = new Map<string, { readonly ending: SessionEnding; readonly until: number }>();
+  private sweepAt = FIRST_SWEEP;
+
+  constructor(private readonly now: () => number) {}
+
+  /** Marks held, expired ones not yet swept included. */
+  get size(): number {
+    return this.marks.size;
+  }
+
+  mark(key: string, ending: SessionEnding, keepMs: number): void {
+    if (this.marks.size >= this.sweepAt) this.sweep();
+    this.marks.set(key, { ending, until: this.now() + keepMs });
+  }
+
+  /** How the session of `key` left it, while the mark lasts. */
+  endingOf(key: string): SessionEnding | undefined {
+    const mark = this.marks.get(key);
+    if (mark === undefined) return undefined;
+    if (mark.until > this.now()) return mark.ending;
+    this.marks.delete(key);
+    return undefined;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [key, mark] of this.marks) if (mark.until <= now) this.marks.delete(key);
+    this.sweepAt = Math.max(FIRST_SWEEP, this.marks.size * 2);
+  }
+}
