@@ -10,9 +10,9 @@ import {
 } from '../../libs/session-state/src/cache/redis/redis-session.replies.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 
-/** The ended mark's key next to a session's data key (the commit script's second key). */
+/** The ended mark's key next to a session's data key (redisKeys.sessionEnded; the scripts derive it). */
 function endedOf(dataKey: string): string {
-  return dataKey.endsWith('_Data') ? `${dataKey.slice(0, -'_Data'.length)}_Ended` : `${dataKey}_Ended`;
+  return `${dataKey.slice(0, -'_Data'.length)}_Ended`;
 }
 
 /**
@@ -64,23 +64,11 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
     ['sessionLoadTracked (slide skipped)', (key) => connection.script('sessionLoadTracked', key, IDLE, IDLE)],
     [
       'sessionCommitTracked',
-      (key) =>
-        connection.script(
-          'sessionCommitTracked',
-          key,
-          endedOf(key),
-          IDLE,
-          '0',
-          ...NO_LIMITS,
-          0,
-          'count',
-          'x',
-        ),
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '0', ...NO_LIMITS, 0, 'count', 'x'),
     ],
     [
       'sessionCommitTracked (clear)',
-      (key) =>
-        connection.script('sessionCommitTracked', key, endedOf(key), IDLE, '1', ...NO_LIMITS, 0, 'a', 'b'),
+      (key) => connection.script('sessionCommitTracked', key, IDLE, '1', ...NO_LIMITS, 0, 'a', 'b'),
     ],
     ['sessionRefreshTracked', (key) => connection.script('sessionRefreshTracked', key, IDLE)],
   ];
@@ -184,10 +172,10 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     const key = redisKeys.sessionData('plain', 'commit');
     const NO_LIMITS = [0, 1000, 1_000_000] as const;
     await other.hset(key, 'a', '1', 'b', '2');
-    await connection.script('sessionCommit', key, endedOf(key), 10_000, '0', ...NO_LIMITS, 0); // the first call goes as EVAL
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 0); // the first call goes as EVAL
     await other.call('CONFIG', 'RESETSTAT');
     // Removes a (1 byte) and sets c to the same size: nothing grows, so no limit needs the totals.
-    await connection.script('sessionCommit', key, endedOf(key), 10_000, '0', ...NO_LIMITS, 1, 'a', 'c', '3');
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 1, 'a', 'c', '3');
     expect(await commandCalls()).toEqual({
       evalsha: 1,
       time: 1, // the deadline check
@@ -200,9 +188,9 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     });
     expect(await other.hgetall(key)).toEqual({ b: '2', c: '3' });
     expect(await other.pttl(key)).toBeGreaterThan(9_000);
-    await connection.script('sessionCommit', key, endedOf(key), 10_000, '1', ...NO_LIMITS, 0, 'd', '4');
+    await connection.script('sessionCommit', key, 10_000, '1', ...NO_LIMITS, 0, 'd', '4');
     expect(await other.hgetall(key)).toEqual({ d: '4' });
-    await connection.script('sessionCommit', key, endedOf(key), 10_000, '0', ...NO_LIMITS, 1, 'd');
+    await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 1, 'd');
     expect(await other.exists(key)).toBe(0);
   });
 
@@ -212,33 +200,9 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     async (mode) => {
       const key = redisKeys.sessionData('plain', `rmw-${mode}`);
       await other.hset(key, 'count', '0001', 'name', 'x');
-      await connection.script(
-        'sessionCommit',
-        key,
-        endedOf(key),
-        10_000,
-        mode,
-        0,
-        1000,
-        1_000_000,
-        0,
-        'count',
-        '0002',
-      );
+      await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, 0, 'count', '0002');
       await other.call('CONFIG', 'RESETSTAT');
-      await connection.script(
-        'sessionCommit',
-        key,
-        endedOf(key),
-        10_000,
-        mode,
-        0,
-        1000,
-        1_000_000,
-        0,
-        'count',
-        '0003',
-      );
+      await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, 0, 'count', '0003');
       expect(await commandCalls()).toEqual({ evalsha: 1, time: 1, hstrlen: 1, hset: 1, pexpire: 1 });
     },
   );
@@ -246,27 +210,32 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
   it("sessionCommit of a loaded session ('e', 'f', guarded): a moved key answers 5, an abandoned one 4, applying nothing; without a mark the delta applies", async () => {
     const commit = async (key: string, mode: string, ...delta: string[]) =>
       parseCommitReply(
-        await connection.script(
-          'sessionCommit',
-          key,
-          endedOf(key),
-          10_000,
-          mode,
-          0,
-          1000,
-          1_000_000,
-          0,
-          ...delta,
-        ),
+        await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, 0, ...delta),
       ).status;
     const moved = redisKeys.sessionData('plain', 'moved');
     await other.hset(moved, 'a', '1');
-    await connection.script('sessionTake', moved, endedOf(moved), 60_000);
+    await connection.script('sessionTake', moved, 60_000);
     expect(await other.get(endedOf(moved))).toBe('m');
     expect(await other.pttl(endedOf(moved))).toBeGreaterThan(59_000);
     expect(await commit(moved, 'e', 'b', '2')).toBe(5);
     expect(await commit(moved, 'f', 'b', '2')).toBe(5);
     expect(await commit(moved, 'gsome-id', 'b', '2')).toBe(5);
+    // Told it moved, not that it would be over maxKeys (1 here).
+    const overKeys = await connection.script(
+      'sessionCommit',
+      moved,
+      10_000,
+      'e',
+      0,
+      1,
+      1_000_000,
+      0,
+      'x',
+      '1',
+      'y',
+      '2',
+    );
+    expect(parseCommitReply(overKeys).status).toBe(5);
     expect(await other.exists(moved)).toBe(0);
     // A request that loaded nothing (a new session under the same cookie) writes as usual.
     expect(await commit(moved, '0', 'b', '2')).toBe(1);
@@ -274,7 +243,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
 
     const abandoned = redisKeys.sessionData('plain', 'abandoned');
     await other.hset(abandoned, 'a', '1');
-    await connection.script('sessionEnd', abandoned, endedOf(abandoned), 60_000);
+    await connection.script('sessionEnd', abandoned, 60_000);
     expect(await other.get(endedOf(abandoned))).toBe('a');
     expect(await commit(abandoned, 'e', 'b', '2')).toBe(4);
     expect(await commit(abandoned, 'f', 'b', '2')).toBe(4);
@@ -289,9 +258,9 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
   it('sessionCommit: a hash left with only the session id is deleted; the id does not count toward maxKeys', async () => {
     const key = redisKeys.sessionData('plain', 'only-id');
     await other.hset(key, '\u0000id', 'some-id', 'a', '1');
-    await connection.script('sessionCommit', key, endedOf(key), 10_000, '0', 0, 1, 1_000_000, 0, 'b', '2'); // a + b = 2 keys > 1
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, 0, 'b', '2'); // a + b = 2 keys > 1
     expect(await other.hkeys(key)).toEqual(['\u0000id', 'a']);
-    await connection.script('sessionCommit', key, endedOf(key), 10_000, '0', 0, 1, 1_000_000, 1, 'a');
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, 1, 'a');
     expect(await other.exists(key)).toBe(0);
   });
 
@@ -302,20 +271,20 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     await other.hset(key, 'a', '12345');
     const [sec, usec] = await other.time();
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const late = await commit(key, endedOf(key), 10_000, '0', now - 1, 9, 9999, 0, 'a', 'late');
+    const late = await commit(key, 10_000, '0', now - 1, 9, 9999, 0, 'a', 'late');
     expect(late.status).toBe(0);
     expect(late.detail).toBeGreaterThanOrEqual(now);
-    expect(await commit(key, endedOf(key), 10_000, '0', now + 60_000, 1, 9999, 0, 'b', '1')).toEqual({
+    expect(await commit(key, 10_000, '0', now + 60_000, 1, 9999, 0, 'b', '1')).toEqual({
       status: 2,
       detail: 2,
     });
-    expect(await commit(key, endedOf(key), 10_000, '0', 0, 9, 7, 0, 'a', '1234567')).toEqual({
+    expect(await commit(key, 10_000, '0', 0, 9, 7, 0, 'a', '1234567')).toEqual({
       status: 3,
       detail: 8,
     });
     expect(await other.hgetall(key)).toEqual({ a: '12345' });
     // Shrinking while over a limit is applied: 'a' = 6 bytes stored under a limit of 3.
-    const shrunk = await commit(key, endedOf(key), 10_000, '0', 0, 9, 3, 0, 'a', '12');
+    const shrunk = await commit(key, 10_000, '0', 0, 9, 3, 0, 'a', '12');
     expect(shrunk.status).toBe(1);
     expect(shrunk.detail).toBeGreaterThanOrEqual(now);
     expect(await other.hgetall(key)).toEqual({ a: '12' });
@@ -399,7 +368,7 @@ describe('session load replies on a real Redis (packed and array shapes)', () =>
 
   it("a commit's one-integer reply on an app's client with stringNumbers and keyPrefix", async () => {
     const key = redisKeys.sessionData('replies', 'commit');
-    const reply = await apps.script('sessionCommit', key, endedOf(key), 10_000, '0', 0, 9, 9999, 0, 'a', '1');
+    const reply = await apps.script('sessionCommit', key, 10_000, '0', 0, 9, 9999, 0, 'a', '1');
     expect(typeof reply).toBe('string');
     expect(parseCommitReply(reply).status).toBe(1);
     expect(await other.hgetall(`p:${key}`)).toEqual({ a: '1' });

@@ -282,4 +282,31 @@ describe('resharding a Redis Cluster under load', () => {
     console.log(`half-migrated slots: ${asks} ASK redirections followed, every request answered 200`);
     expect(asks).toBeGreaterThanOrEqual(2 * 3 * 2); // load + commit of 3 requests, on both instances
   }, 30_000);
+
+  // regenerate()'s take leaves an ended mark next to the data; while the slot migrates, the source refuses
+  // a key it does not hold ("non local key"): the session moves without the mark instead of failing.
+  it('regenerate() of a session whose slot is migrating (the source still holds it) moves it, without a mark', async () => {
+    const view = await clusterMasters(cluster);
+    const s = new SessionClient('mig0', client);
+    expect(JSON.parse((await s.send('GET', urls[0], '/counter')).body)).toEqual({ count: 1 });
+    const oldKey = s.key!;
+    const slot = await cluster.keySlot(dataKey(APP, oldKey));
+    const from = view.find((m) => ownsSlot(m, slot))!;
+    const to = view.find((m) => m !== from)!;
+    const source = processOf(cluster, from.port).admin();
+    const target = processOf(cluster, to.port).admin();
+    await target.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', from.id);
+    await source.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', to.id);
+    try {
+      expect((await s.send('POST', urls[0], '/regenerate')).status).toBe(200);
+      expect(s.key).not.toBe(oldKey);
+      expect(JSON.parse((await s.send('GET', urls[0], '/counter')).body)).toEqual({ count: 2 });
+      // The old key is gone from the source (which now answers ASK for it) and is not on the target.
+      await expect(source.exists(dataKey(APP, oldKey))).rejects.toThrow(/^ASK /);
+      const [, [, onTarget]] = (await target.pipeline().asking().exists(dataKey(APP, oldKey)).exec())!;
+      expect(onTarget).toBe(0);
+    } finally {
+      for (const admin of [source, target]) await admin.call('CLUSTER', 'SETSLOT', String(slot), 'STABLE');
+    }
+  }, 30_000);
 });

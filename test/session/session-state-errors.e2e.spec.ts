@@ -28,7 +28,9 @@ import {
   SessionUnavailableError,
   TempData,
   TempDataAccessor,
+  type EndedSessionMark,
   type SessionChanges,
+  type SessionCommitLimits,
   type SessionData,
   type SessionModuleOptions,
   type TempDataDictionary,
@@ -136,6 +138,29 @@ class SessionOutageFilter implements ExceptionFilter {
   }
 }
 
+/**
+ * regenerate()'s carry-over fails: the take answers a value another request committed meanwhile, and the
+ * commit that carries it to the new key is refused (the store went down right after the take).
+ */
+class CarryOverFails extends MemorySessionStore {
+  private failNext = false;
+  override async take(key: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    const data = await super.take(key, mark);
+    this.failNext = true;
+    return new Map([...(data ?? []), ['concurrent', new Uint8Array([1])]]);
+  }
+  override commit(
+    key: string,
+    changes: SessionChanges,
+    idle: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    if (!this.failNext) return super.commit(key, changes, idle, limits);
+    this.failNext = false;
+    return Promise.reject(new Error('store is down'));
+  }
+}
+
 /** Answers a failed commit itself, with a TempData message of its own. */
 @Catch(SessionUnavailableError)
 @Injectable()
@@ -199,6 +224,16 @@ class ErrorsController {
   async accessorCommit() {
     (await this.tempDataAccessor.load()).set('Message', 'saved');
     (await this.sessions.load()).setString('name', 'x');
+    return { ok: true };
+  }
+
+  /** A sign-in through the accessors (no interceptor): TempData and the session are saved at the hold. */
+  @Get('sign-in')
+  async signIn() {
+    (await this.tempDataAccessor.load()).set('Message', 'welcome');
+    const session = await this.sessions.load();
+    session.regenerate();
+    session.setString('user', 'ada');
     return { ok: true };
   }
 
@@ -302,6 +337,27 @@ describe('a failed commit saves nothing of the request, whoever answers', () => 
     const cookies = (res.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]).join('; ');
     const next = await request(url).get('/errors/temp-data').set('Cookie', cookies).expect(200);
     expect(next.body).toEqual({ keys: ['Error'] });
+  });
+});
+
+describe("a 503 after regenerate() wrote the new key keeps the new key's cookie", () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => ({ app, url } = await start({ store: new CarryOverFails() })));
+  afterAll(() => app.close());
+
+  // The old key is gone by then: without the new cookie the browser would be signed out of a session that exists.
+  it('drops the TempData cookie, not the session cookie the commit set before its carry-over failed', async () => {
+    const first = await request(url).get('/errors/commit').expect(200);
+    const old = `.Nest.Session=${String(first.headers['set-cookie']).split(';')[0].split('=')[1]}`;
+    const res = await request(url).get('/errors/sign-in').set('Cookie', old).timeout(5000);
+    expect(res.status).toBe(503);
+    const cookies = (res.headers['set-cookie'] as unknown as string[]).map((c) => c.split(';')[0]);
+    expect(cookies).toHaveLength(1);
+    expect(cookies[0]).toMatch(/^\.Nest\.Session=/);
+    expect(cookies[0]).not.toBe(old);
+    const after = await request(url).get('/errors/session').set('Cookie', cookies[0]).expect(200);
+    expect(after.body).toEqual({ keys: expect.arrayContaining(['user']) as unknown });
   });
 });
 

@@ -76,10 +76,19 @@ export class HttpExchange {
     return Array.isArray(current) ? [...current] : [String(current)];
   }
 
-  /** Puts back the Set-Cookie values {@link setCookies} returned, dropping what was set since. */
-  restoreSetCookies(cookies: readonly string[]): void {
-    if (cookies.length === 0) this.res.removeHeader('set-cookie');
-    else this.res.setHeader('set-cookie', [...cookies]);
+  /**
+   * Puts back the Set-Cookie values {@link setCookies} returned, dropping what was set since, except the
+   * cookie named `keep` as it is now (a session cookie the commit set before it failed further on: after
+   * `regenerate()` the browser needs the new key even when the reply is an error).
+   */
+  restoreSetCookies(cookies: readonly string[], keep: string): void {
+    const prefix = `${keep}=`;
+    const kept = [
+      ...cookies.filter((cookie) => !cookie.startsWith(prefix)),
+      ...this.setCookies().filter((cookie) => cookie.startsWith(prefix)),
+    ];
+    if (kept.length === 0) this.res.removeHeader('set-cookie');
+    else this.res.setHeader('set-cookie', kept);
   }
 
   /** Marks the response as not cacheable by shared caches (it carries a new session cookie). */

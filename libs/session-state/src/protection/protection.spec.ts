@@ -51,6 +51,8 @@ describe('key ring', () => {
       'qwertyuiopasdfghjklzxcvbnm1234567890',
       'thisismysecretkeyforsessionsdonottell',
       'correct horse battery staple is my secret key ok',
+      'ThisIsMySuperSecretPasswordForMyNestApp', // words in camel case
+      'My-Nest-App-Session-Secret-For-Production-2026!',
       'Password123!Password123!Password123!',
       Uint8Array.from({ length: 64 }, (_, i) => i),
       '0f1e2d3c-4b5a-4697-8877-665544332211', // a UUID: 122 random bits at most

@@ -23,8 +23,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * secret's byte distribution, except a byte that is predictable from the ones before it, which counts at
  * most 1 bit: one that repeats an earlier three-byte run (`keyboard cat keyboard cat`), continues a step
  * (`abcdef`, `0123`, `aaaa`, bytes 0, 1, 2, ...), is a space (`correct horse battery staple`), or, in text
- * whose letters are all of one case, a keyboard neighbour (`qwerty`, `asdf`) or a common English letter pair
- * (`thisismysecret`). A UUID counts its
+ * whose letters are all of one case or read as words, a keyboard neighbour (`qwerty`, `asdf`) or a common
+ * English letter pair (`thisismysecret`, `ThisIsMySecret`). A UUID counts its
  * 122 random bits at most. 32 random bytes pass, raw or in hex, base64 or base64url (>= 128 bits; shorter random
  * secrets, 24 bytes as 32 base64 characters, are refused about once in a few hundred thousand).
  */
@@ -34,10 +34,10 @@ export function estimateEntropyBits(bytes: Uint8Array): number {
   const predictableBits = Math.min(1, perByte);
   const trigrams = new Set<number>();
   const text = Buffer.from(bytes).toString('latin1');
-  // Text: spaces separate words. Words and keyboard runs are typed in one case; random encodings mix both
-  // (their letter pairs are not checked), and raw bytes are not text at all.
+  // Text: spaces separate words. Words and keyboard runs are typed in one case, or read as words in any case
+  // (`ThisIsMySecret`); random encodings mix cases at random, and raw bytes are not text at all.
   const printable = /^[\x20-\x7e]*$/.test(text);
-  const typed = printable && (!/[a-z]/.test(text) || !/[A-Z]/.test(text));
+  const typed = printable && (!/[a-z]/.test(text) || !/[A-Z]/.test(text) || readsAsWords(bytes));
   let bits = perByte;
   for (let i = 1; i < bytes.length; i++) {
     let repeated = false;
@@ -66,7 +66,8 @@ function shannonBitsPerByte(bytes: Uint8Array): number {
 
 /**
  * Whether byte `i` follows from the bytes before it in one of the ways people write secrets by hand: spaces
- * only in `printable` text, keyboard neighbours and English pairs only in `typed` text (its letters in one case).
+ * only in `printable` text; keyboard neighbours, English pairs and `-`, `_`, `.` between words only in `typed`
+ * text (its letters in one case, or reading as words).
  */
 function predictable(bytes: Uint8Array, i: number, printable: boolean, typed: boolean): boolean {
   const before = bytes[i - 1];
@@ -74,8 +75,38 @@ function predictable(bytes: Uint8Array, i: number, printable: boolean, typed: bo
   if (printable && (byte === 0x20 || before === 0x20)) return true;
   if (i >= 2 && byte - before === before - bytes[i - 2]) return true;
   if (!typed) return false;
+  // Words joined by `-`, `_` or `.` instead of spaces (`My-Session-Secret`).
+  if (isSeparator(byte) || isSeparator(before)) return true;
   const key = pair(lower(before), lower(byte));
   return neighbours.has(key) || bigrams.has(key);
+}
+
+/**
+ * Mixed-case text that reads as words: 35% or more of its letter pairs are common English pairs (random
+ * letters: about 7 in 100), over 12 pairs at least, and capitals only start words.
+ */
+function readsAsWords(bytes: Uint8Array): boolean {
+  let pairs = 0;
+  let common = 0;
+  let capitals = 0;
+  for (let i = 1; i < bytes.length; i++) {
+    if (isUpper(bytes[i - 1]) && isUpper(bytes[i])) capitals++;
+    const a = lower(bytes[i - 1]);
+    const b = lower(bytes[i]);
+    if (a < 0x61 || a > 0x7a || b < 0x61 || b > 0x7a) continue;
+    pairs++;
+    if (bigrams.has(pair(a, b))) common++;
+  }
+  // Words start with one capital (`ThisIsMy`); random letters put two together about one pair in six.
+  return pairs >= 12 && common * 20 >= pairs * 7 && capitals <= 1;
+}
+
+function isUpper(byte: number): boolean {
+  return byte >= 0x41 && byte <= 0x5a;
+}
+
+function isSeparator(byte: number): boolean {
+  return byte === 0x2d || byte === 0x5f || byte === 0x2e;
 }
 
 function lower(byte: number): number {

@@ -183,8 +183,10 @@ export class RequestState implements SessionOwner, TempDataHost {
       return undefined;
     } catch (error) {
       if (this.failedInPipeline) return undefined; // an exception filter answered already
-      // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either.
-      if (cookiesBefore !== undefined) this.exchange.restoreSetCookies(cookiesBefore);
+      // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either. The
+      // session cookie stays as the commit left it (a regenerate()'s new key, written before a later step failed).
+      if (cookiesBefore !== undefined)
+        this.exchange.restoreSetCookies(cookiesBefore, this.runtime.options.cookie.name);
       const reply = errorReplyOf(error);
       return this.graphql ? graphQLErrorReply(reply, this.exchange.requestBody) : reply;
     } finally {

@@ -35,8 +35,7 @@ end
 const TRACK = `redis.call('EXISTS', KEYS[1])`;
 
 /**
- * A session commit. KEYS: the session's data hash, its ended mark (`sessionTake`, `sessionEnd`). In order,
- * and all inside one atomic script:
+ * A session commit. KEYS: the session's data hash. In order, and all inside one atomic script:
  * 0. Guard (bound sessions, see users/user-session.fields.ts guardedSessionId): ARGV[2] `g<id>` instead
  *    of '0' (a delta), `c<id>` instead of '1' (a clear), means "apply only while the stored session
  *    carries this id". A session revoked (deleted) or expired since the request loaded it is not brought
@@ -44,16 +43,17 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
  *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
  *    waiting for it (its request answered 503) applies nothing. Reply status 0.
+ * 1b. Moved or abandoned (see SessionChanges.ofStoredSession; before the limits, so a late commit is told
+ *    it moved rather than that it is over one): ARGV[2] `e` (a delta) or `f` (a clear) of a session the
+ *    request loaded from the store. When the hash no longer exists and the mark says `m`
+ *    (`regenerate()` moved it) the commit applies nothing, status 5; `a` (`abandon()`), status 4. Without a
+ *    mark (a delta emptied the session, or it expired) it applies as '0'/'1' would. Whether the hash exists
+ *    is known for free on the common path (a field this commit replaces or removes is there, or HLEN is
+ *    read for the key limit anyway); else one EXISTS.
  * 2. Limits, on what is stored, not on what the request loaded: the resulting number of keys (`\0id`
  *    not counted) against ARGV[4] and bytes (field names + values) against ARGV[5]. A commit that
  *    would end over a limit and larger than before applies nothing: status 2 (detail: keys) / 3 (bytes). A
  *    commit that leaves the session no larger always applies, even over a limit.
- * 2b. Moved or abandoned (see SessionChanges.ofStoredSession): ARGV[2] `e` (a delta) or `f` (a clear) of
- *    a session the request loaded from the store. When the hash no longer exists and the mark says `m`
- *    (`regenerate()` moved it) the commit applies nothing, status 5; `a` (`abandon()`), status 4. Without a
- *    mark (a delta emptied the session, or it expired) it applies as '0'/'1' would. Whether the hash exists
- *    is known for free on the common path (a field this commit replaces or removes is there, or HLEN was
- *    read for the key limit); else one EXISTS.
  * 3. The delta: DEL when cleared, HDEL removed fields, HSET set ones. Never a DEL for "this request
  *    removed its last key": concurrent requests' fields stay.
  * 4. Empty after the delta (no field, or only the id): the hash is deleted; otherwise PEXPIRE.
@@ -64,6 +64,14 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  * empty); HLEN + HEXISTS when keys are added (the key limit); HKEYS + one HSTRLEN per field when the
  * bytes grow (nothing stored keeps a running total); HLEN after a removal (is it empty now?).
  */
+/**
+ * The ended mark's key, `{<app>_<sessionKey>}_Ended`, from the data key `key` (`..._Data`, redis-keys.ts), in
+ * Lua. Not a declared key: a script that declared it would be refused (TRYAGAIN) while its slot migrates
+ * between cluster nodes, since the mark seldom exists where the data is; the commit reads it only when the
+ * data key is missing. In the same slot (the hash tag), so a cluster serves it on the same node.
+ */
+const ENDED_KEY_LUA = `string.sub(key, 1, -6) .. '_Ended'`;
+
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
 local key = KEYS[1]
@@ -73,7 +81,7 @@ if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return ${commitReplyLua(0, 'n
 local ID = '\\0id'
 local mode = string.byte(ARGV[2])
 if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then
-  if redis.call('GET', KEYS[2]) == 'm' and redis.call('EXISTS', key) == 0 then return ${commitReplyLua(5, 'now')} end
+  if redis.call('GET', ${ENDED_KEY_LUA}) == 'm' and redis.call('EXISTS', key) == 0 then return ${commitReplyLua(5, 'now')} end
   return ${commitReplyLua(4, 'now')}
 end
 local cleared = mode == 49 or mode == 99 or mode == 102
@@ -109,17 +117,17 @@ else
     end
   end
 end
-if addKeys > 0 or cleared then
-  local before = redis.call('HLEN', key)
-  present = present or before > 0
+local count = (addKeys > 0 or cleared) and redis.call('HLEN', key)
+if stored and not present and (count or redis.call('EXISTS', key)) == 0 then
+  local ended = redis.call('GET', ${ENDED_KEY_LUA})
+  if ended == 'm' then return ${commitReplyLua(5, 'now')} end
+  if ended == 'a' then return ${commitReplyLua(4, 'now')} end
+end
+if count then
+  local before = count
   if before > 0 and redis.call('HEXISTS', key, ID) == 1 then before = before - 1 end
   local after = cleared and addKeys or before + addKeys
   if after > tonumber(ARGV[4]) and after > before then return ${commitReplyLua(2, 'after')} end
-end
-if stored and not present and redis.call('EXISTS', key) == 0 then
-  local ended = redis.call('GET', KEYS[2])
-  if ended == 'm' then return ${commitReplyLua(5, 'now')} end
-  if ended == 'a' then return ${commitReplyLua(4, 'now')} end
 end
 if addBytes > 0 then
   local before = 0
@@ -183,29 +191,31 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash, its ended mark. ARGV: how long to keep the mark (ms; '0': none). Deletes the
+   * KEYS: session data hash. ARGV: how long to keep the ended mark (ms; '0': none). Deletes the
    * session and returns what it held (packed as `sessionLoad`'s reply), in one step: what `regenerate()`
    * moves to the new key; leaves the mark `m`, so a late commit of a request that loaded the session under
-   * this key applies nothing (the commit's step 2b). Nil for no session.
+   * this key applies nothing (the commit's step 1b). Nil for no session.
    */
   sessionTake: {
-    numberOfKeys: 2,
+    numberOfKeys: 1,
     lua: `${PACK_FIELDS_LUA}
-local fields = redis.call('HGETALL', KEYS[1])
-if ARGV[1] ~= '0' then redis.call('SET', KEYS[2], 'm', 'PX', ARGV[1]) end
+local key = KEYS[1]
+local fields = redis.call('HGETALL', key)
+if ARGV[1] ~= '0' then redis.call('SET', ${ENDED_KEY_LUA}, 'm', 'PX', ARGV[1]) end
 if #fields == 0 then return false end
 redis.call('DEL', KEYS[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash, its ended mark. ARGV: how long to keep the mark (ms). Deletes the session
-   * and leaves the mark `a` (`abandon()`): a late commit of a request that loaded it applies nothing.
+   * KEYS: session data hash. ARGV: how long to keep the mark (ms). Leaves the ended mark `a` (`abandon()`),
+   * then deletes the session: a late commit of a request that loaded it applies nothing.
    */
   sessionEnd: {
-    numberOfKeys: 2,
+    numberOfKeys: 1,
     lua: `
-redis.call('DEL', KEYS[1])
-redis.call('SET', KEYS[2], 'a', 'PX', ARGV[1])
+local key = KEYS[1]
+redis.call('SET', ${ENDED_KEY_LUA}, 'a', 'PX', ARGV[1])
+redis.call('DEL', key)
 return 1`,
   },
   /**
@@ -251,9 +261,9 @@ return 1`,
    * maxKeys, maxSessionBytes, number of removed fields n, n removed field names, then field/value
    * pairs to set. Only what changed is written. Reply: `detail * 8 + status`, see COMMIT.
    */
-  sessionCommit: { numberOfKeys: 2, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
+  sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
   /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
-  sessionCommitTracked: { numberOfKeys: 2, lua: `${COMMIT}\n${TRACK}\nreturn ${commitReplyLua(1, 'now')}` },
+  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn ${commitReplyLua(1, 'now')}` },
   /**
    * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
    * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply

@@ -26,4 +26,19 @@ describe('EndedSessionMarks', () => {
     expect(marks.size).toBeLessThanOrEqual(1_024);
     expect(marks.endingOf('k9999')).toBe('moved');
   });
+
+  it('holds maxMarks at most, dropping the oldest', () => {
+    const marks = new EndedSessionMarks(() => 0, 3);
+    for (const key of ['a', 'b', 'c', 'd']) marks.mark(key, 'abandoned', 1_000);
+    marks.mark('b', 'moved', 1_000); // marked again: the newest now
+    marks.mark('e', 'moved', 1_000);
+    expect(marks.size).toBe(3);
+    expect(['a', 'b', 'c', 'd', 'e'].map((key) => marks.endingOf(key))).toEqual([
+      undefined,
+      'moved',
+      undefined,
+      'abandoned',
+      'moved',
+    ]);
+  });
 });

@@ -5,15 +5,18 @@ export type SessionEnding = 'moved' | 'abandoned';
 const FIRST_SWEEP = 1024;
 
 /**
- * The ended-session marks (`EndedSessionMark`) of a store in this process: which keys lost their session to a move or an
- * abandon, until when. Expired marks are swept as marks are added, so the table stays the size of the
- * sign-ins and sign-outs of the last idle timeout.
+ * The ended-session marks (`EndedSessionMark`) of a store in this process: which keys lost their session to a
+ * move or an abandon, until when. Expired marks are swept as marks are added, so the table holds the sign-ins
+ * and sign-outs of the last idle timeout, and never more than `maxMarks` (the oldest go first).
  */
 export class EndedSessionMarks {
   private readonly marks = new Map<string, { readonly ending: SessionEnding; readonly until: number }>();
   private sweepAt = FIRST_SWEEP;
 
-  constructor(private readonly now: () => number) {}
+  constructor(
+    private readonly now: () => number,
+    private readonly maxMarks = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Marks held, expired ones not yet swept included. */
   get size(): number {
@@ -22,7 +25,9 @@ export class EndedSessionMarks {
 
   mark(key: string, ending: SessionEnding, keepMs: number): void {
     if (this.marks.size >= this.sweepAt) this.sweep();
+    this.marks.delete(key); // set again at the end: the Map's order is the marks' age
     this.marks.set(key, { ending, until: this.now() + keepMs });
+    if (this.marks.size > this.maxMarks) this.marks.delete(this.marks.keys().next().value!);
   }
 
   /** How the session of `key` left it, while the mark lasts. */

@@ -99,8 +99,9 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
-    this.ended = new EndedSessionMarks(() => this.clock.now());
     const maxSessions = bound('maxSessions', options.maxSessions, DEFAULT_MEMORY_MAX_SESSIONS);
+    // As many marks as sessions at most: each is a session that left its key within the idle timeout.
+    this.ended = new EndedSessionMarks(() => this.clock.now(), maxSessions);
     const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
     this.table = new MemoryEntryTable<SessionData>({
       clock: this.clock,

@@ -134,16 +134,14 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     limits?: SessionCommitLimits,
   ): Promise<void> {
     const key = redisKeys.sessionData(this.app, sessionKey);
-    const ended = redisKeys.sessionEnded(this.app, sessionKey);
     return this.near
-      ? this.commitNear(this.near, key, ended, changes, idleTimeoutMs, limits)
-      : this.write(key, ended, changes, idleTimeoutMs, limits).then(ignoreVerdict);
+      ? this.commitNear(this.near, key, changes, idleTimeoutMs, limits)
+      : this.write(key, changes, idleTimeoutMs, limits).then(ignoreVerdict);
   }
 
   private async commitNear(
     near: SessionNearCache,
     key: string,
-    ended: string,
     changes: SessionChanges,
     idleTimeoutMs: number,
     limits: SessionCommitLimits | undefined,
@@ -151,7 +149,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const ticket = near.begin(key);
     let applied: boolean;
     try {
-      applied = await this.write(key, ended, changes, idleTimeoutMs, limits);
+      applied = await this.write(key, changes, idleTimeoutMs, limits);
     } catch (error) {
       near.failed(key, ticket);
       throw error;
@@ -162,7 +160,6 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
 
   private write(
     key: string,
-    ended: string,
     changes: SessionChanges,
     idleTimeoutMs: number,
     limits: SessionCommitLimits | undefined,
@@ -171,7 +168,6 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const limitText = this.limitTextOf(limits);
     const args: (string | Buffer | number)[] = [
       key,
-      ended,
       idleTimeoutMs,
       commitMode(changes.cleared, guard, changes.ofStoredSession === true),
       0, // DEADLINE: set when each try is sent
@@ -291,19 +287,20 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
     return this.deleting(sessionKey, 'SESSION REMOVE', (key) =>
       mark
-        ? this.connection.script('sessionEnd', key, redisKeys.sessionEnded(this.app, sessionKey), mark.keepMs)
+        ? withoutMarkWhileMigrating(
+            () => this.connection.script('sessionEnd', key, mark.keepMs),
+            () => this.connection.client.del(key),
+          )
         : this.connection.client.del(key),
     ).then(ignoreVerdict);
   }
 
-  /** Deletes the session and answers what it held: one script (HGETALL, DEL, and the moved mark). */
+  /** Deletes the session and answers what it held: one script (HGETALL, the moved mark, DEL). */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) =>
-      this.connection.script(
-        'sessionTake',
-        key,
-        redisKeys.sessionEnded(this.app, sessionKey),
-        mark?.keepMs ?? 0,
+      withoutMarkWhileMigrating(
+        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0),
+        () => this.connection.script('sessionTake', key, 0),
       ),
     );
     return parseLoadReply(reply as Buffer | Buffer[] | null);
@@ -357,8 +354,8 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   }
 }
 
-/** Where the commit's deadline goes in the script's arguments (after the two keys: ARGV[3]). */
-const DEADLINE = 4;
+/** Where the commit's deadline goes in the script's arguments (after the key: ARGV[3]). */
+const DEADLINE = 3;
 /** The commit script's statuses (its reply's detail: Redis's time, or the count over a limit). */
 const COMMIT_LATE = 0;
 const COMMIT_APPLIED = 1;
@@ -389,6 +386,25 @@ function commitMode(cleared: boolean, guard: string | undefined, ofStoredSession
   if (guard !== undefined) return `${cleared ? 'c' : 'g'}${guard}`;
   if (ofStoredSession) return cleared ? 'f' : 'e';
   return cleared ? '1' : '0';
+}
+
+/**
+ * A script that leaves an ended mark, or else `unmarked` when Redis Cluster refused the mark's key because the
+ * session's slot is migrating and the mark's key is not on this node yet ("Script attempted to access a non
+ * local key"): the mark's scripts write it before anything else, so the refused one changed nothing. The
+ * session is then moved or ended without a mark, as by a store that keeps none: a rare window (a slot
+ * migrating while a request of that session signs in or out) in which a late commit is not turned away.
+ */
+async function withoutMarkWhileMigrating<T>(
+  marked: () => Promise<T>,
+  unmarked: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await marked();
+  } catch (error) {
+    if (error instanceof Error && /non local key|TRYAGAIN/.test(error.message)) return unmarked();
+    throw error;
+  }
 }
 
 /** A commit resolves with nothing: a gone session's commit is not the app's error. */

@@ -120,7 +120,7 @@ export interface SessionStore {
    * Deletes the session and answers what it held, in one atomic step: `regenerate()` moves the session
    * with it, so a value another request committed while this one ran moves too. With `mark`, leaves an
    * {@link EndedSessionMark} (the session moved) under the key, in the same step. Optional: without it,
-   * a load then a remove (a value committed between the two is lost).
+   * a load then a remove (a value committed between the two is lost, and no moved mark is left).
    */
   take?(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined>;
   /**
