@@ -242,6 +242,18 @@ describe('resharding a Redis Cluster under load', () => {
       );
     }
   }, 60_000);
+  /** Starts migrating `key`'s slot from its owner to another master (SETSLOT IMPORTING, then MIGRATING). */
+  async function startMigrating(view: MasterView[], key: string) {
+    const slot = await cluster.keySlot(key);
+    const from = view.find((m) => ownsSlot(m, slot))!;
+    const to = view.find((m) => m !== from)!;
+    const source = processOf(cluster, from.port).admin();
+    const target = processOf(cluster, to.port).admin();
+    await target.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', from.id);
+    await source.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', to.id);
+    return { slot, to, source, target };
+  }
+
   it('a slot stopped half-way through its migration (ASK): sessions of both instances keep working', async () => {
     const view = await clusterMasters(cluster);
     const errorsBefore = await errorStats(cluster);
@@ -249,15 +261,9 @@ describe('resharding a Redis Cluster under load', () => {
       const s = new SessionClient(`ask${index}`, client);
       expect(JSON.parse((await s.send('GET', url, '/counter')).body)).toEqual({ count: 1 });
       const key = dataKey(APP, s.key!);
-      const slot = await cluster.keySlot(key);
-      const from = view.find((m) => ownsSlot(m, slot))!;
-      const to = view.find((m) => m !== from)!;
-      const source = processOf(cluster, from.port).admin();
-      const target = processOf(cluster, to.port).admin();
       // What `redis-cli --cluster reshard` does for one slot, stopped after moving this session's hash:
       // the source now answers ASK for it, the target serves it only after ASKING.
-      await target.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', from.id);
-      await source.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', to.id);
+      const { slot, to, source, target } = await startMigrating(view, key);
       // Every key of the slot moves (another test's session may share it), as redis-cli does; otherwise
       // the source would refuse to give the slot away below while it still holds one.
       const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
@@ -290,13 +296,7 @@ describe('resharding a Redis Cluster under load', () => {
     const s = new SessionClient('mig0', client);
     expect(JSON.parse((await s.send('GET', urls[0], '/counter')).body)).toEqual({ count: 1 });
     const oldKey = s.key!;
-    const slot = await cluster.keySlot(dataKey(APP, oldKey));
-    const from = view.find((m) => ownsSlot(m, slot))!;
-    const to = view.find((m) => m !== from)!;
-    const source = processOf(cluster, from.port).admin();
-    const target = processOf(cluster, to.port).admin();
-    await target.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', from.id);
-    await source.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', to.id);
+    const { slot, source, target } = await startMigrating(view, dataKey(APP, oldKey));
     try {
       expect((await s.send('POST', urls[0], '/regenerate')).status).toBe(200);
       expect(s.key).not.toBe(oldKey);
