@@ -104,6 +104,40 @@ describe('PostgreSQL outages', () => {
     await request(a).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
   });
 
+  // pg emits 'error' on a connection that dies while checked out, besides failing its query; the pool listens
+  // only to idle ones, and an 'error' nobody listens to stopped the process (outage probe: both instances died).
+  it('connections terminated while requests run do not stop the process; the next requests are served', async () => {
+    let stop = false;
+    const statuses = new Map<number, number>();
+    const client = async () => {
+      let cookie: string | undefined;
+      while (!stop) {
+        const res = await request(b)
+          .get('/counter')
+          .set('Cookie', cookie ?? '')
+          .timeout(5000)
+          .catch(() => undefined);
+        if (res) statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res?.status === 200) cookie ??= cookiePair(res, COOKIE);
+      }
+    };
+    const load = Array.from({ length: 30 }, client);
+    for (let i = 0; i < 8; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await db.terminateBackends();
+    }
+    stop = true;
+    await Promise.all(load);
+    expect([...statuses.keys()].every((status) => status === 200 || status === 503)).toBe(true);
+    expect(statuses.get(503) ?? 0).toBeGreaterThan(0); // connections did die under the requests
+    let after = await request(b).get('/counter');
+    for (let i = 0; after.status !== 200 && i < 20; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      after = await request(b).get('/counter');
+    }
+    expect(after.body).toEqual({ count: 1 });
+  });
+
   describe('database refusing connections', () => {
     const refuse = (allow: boolean) => db.allowConnections(allow);
 

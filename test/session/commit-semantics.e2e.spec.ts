@@ -35,30 +35,46 @@ function open(name: string): string {
   return name;
 }
 
+/** Two app instances with the gated routes on the store `options` name, each with its own limits. */
+async function twoInstances(
+  options: Pick<SessionModuleOptions, 'redis' | 'postgres' | 'store'>,
+  limitsA?: Limits,
+  limitsB: Limits | undefined = limitsA,
+): Promise<{ a: string; b: string; closeApps(): Promise<void> }> {
+  const apps: INestApplication[] = [];
+  const start = async (session?: Limits) => {
+    const started = await startSessionApp(
+      { secrets: SECRETS, ...options, session },
+      { controllers: [GatedSessionController] },
+    );
+    apps.push(started.app);
+    return started.url;
+  };
+  const [a, b] = [await start(limitsA), await start(limitsB)];
+  return {
+    a,
+    b,
+    closeApps: async () => {
+      for (const app of apps) await app.close();
+    },
+  };
+}
+
 /** Two instances on one redis-server, with or without the near cache. */
 function redisDeployment(nearCache: boolean) {
-  return async (limitsA?: Limits, limitsB: Limits | undefined = limitsA): Promise<Deployment> => {
+  return async (limitsA?: Limits, limitsB?: Limits): Promise<Deployment> => {
     const server = await RedisServerProcess.start();
-    const apps: INestApplication[] = [];
-    const start = async (session?: Limits) => {
-      const started = await startSessionApp(
-        {
-          secrets: SECRETS,
-          redis: { host: server.host, port: server.port, applicationName: APP, nearCache },
-          session,
-        },
-        { controllers: [GatedSessionController] },
-      );
-      apps.push(started.app);
-      return started.url;
-    };
-    const [a, b] = [await start(limitsA), await start(limitsB)];
+    const { a, b, closeApps } = await twoInstances(
+      { redis: { host: server.host, port: server.port, applicationName: APP, nearCache } },
+      limitsA,
+      limitsB,
+    );
     return {
       a,
       b,
       stored: async (cookie) => (await server.admin().exists(`{${APP}_${sessionKeyOf(cookie)}}_Data`)) === 1,
       close: async () => {
-        for (const app of apps) await app.close();
+        await closeApps();
         await server.stop();
       },
     };
@@ -69,24 +85,15 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
   ['Redis, two instances', redisDeployment(false)],
   [
     'PostgreSQL, two instances',
-    async (limitsA, limitsB = limitsA) => {
+    async (limitsA, limitsB) => {
       const db = await TestDatabase.create();
-      const apps: INestApplication[] = [];
-      const start = async (session?: Limits) => {
-        const started = await startSessionApp(
-          {
-            secrets: SECRETS,
-            // Commits of one session run one after the other in the database (40 concurrent 60 KB ones
-            // below): this suite is about what they apply, not about timeouts (test/postgres/ has those).
-            postgres: { connectionString: db.url(), operationTimeoutInMilliseconds: 10_000 },
-            session,
-          },
-          { controllers: [GatedSessionController] },
-        );
-        apps.push(started.app);
-        return started.url;
-      };
-      const [a, b] = [await start(limitsA), await start(limitsB)];
+      // Commits of one session run one after the other in the database (40 concurrent 60 KB ones below):
+      // this suite is about what they apply, not about timeouts (test/postgres/ has those).
+      const { a, b, closeApps } = await twoInstances(
+        { postgres: { connectionString: db.url(), operationTimeoutInMilliseconds: 10_000 } },
+        limitsA,
+        limitsB,
+      );
       return {
         a,
         b,
@@ -94,7 +101,7 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
           (await db.query('SELECT 1 FROM nest_sessions WHERE session_key = $1', [sessionKeyOf(cookie)]))
             .length === 1,
         close: async () => {
-          for (const app of apps) await app.close();
+          await closeApps();
           await db.drop();
         },
       };
@@ -102,25 +109,14 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
   ],
   [
     'memory store, two apps on one store object',
-    async (limitsA, limitsB = limitsA) => {
+    async (limitsA, limitsB) => {
       const store = new MemorySessionStore();
-      const apps: INestApplication[] = [];
-      const start = async (session?: Limits) => {
-        const started = await startSessionApp(
-          { secrets: SECRETS, store, session },
-          { controllers: [GatedSessionController] },
-        );
-        apps.push(started.app);
-        return started.url;
-      };
-      const [a, b] = [await start(limitsA), await start(limitsB)];
+      const { a, b, closeApps } = await twoInstances({ store }, limitsA, limitsB);
       return {
         a,
         b,
         stored: (cookie) => Promise.resolve(store.loadNow(sessionKeyOf(cookie), 60_000) !== undefined),
-        close: async () => {
-          for (const app of apps) await app.close();
-        },
+        close: closeApps,
       };
     },
   ],

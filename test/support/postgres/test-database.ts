@@ -63,6 +63,19 @@ export class TestDatabase {
     return (await (this.pools[0] ?? this.admin()).query<R>(text, values)).rows;
   }
 
+  /** Ends every connection to this database (`pg_terminate_backend`), as an administrator or a failover does. */
+  async terminateBackends(): Promise<void> {
+    const admin = adminClient();
+    await admin.connect();
+    try {
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
+        this.name,
+      ]);
+    } finally {
+      await admin.end();
+    }
+  }
+
   /**
    * Outage on demand: `false` makes this database refuse new connections and ends every open one (as a
    * restart would), the test's own pools included; `true` lets connections in again.
@@ -72,14 +85,10 @@ export class TestDatabase {
     await admin.connect();
     try {
       await admin.query(`ALTER DATABASE ${this.name} WITH ALLOW_CONNECTIONS ${allow}`);
-      if (!allow) {
-        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [
-          this.name,
-        ]);
-      }
     } finally {
       await admin.end();
     }
+    if (!allow) await this.terminateBackends();
   }
 
   /** Ends the test's pools and drops the database, ending any connection still open to it. */

@@ -57,6 +57,20 @@ export class PostgresConnection {
     this.pool.on('error', (error) => this.reportFailure('idle connection', error));
   }
 
+  /** Connections given a listener for their own 'error' events (see {@link guard}). */
+  private readonly guarded = new WeakSet<pg.PoolClient>();
+
+  /**
+   * Listens to a checked-out connection's 'error' events. The pool listens only while a connection is idle;
+   * one that dies while checked out (`pg_terminate_backend`, a failover) emits 'error' besides failing its
+   * query, and an 'error' nobody listens to stops the process. Its query rejects on its own.
+   */
+  private guard(client: pg.PoolClient): void {
+    if (this.guarded.has(client)) return;
+    this.guarded.add(client);
+    client.on('error', (error) => this.reportFailure('connection', error));
+  }
+
   /**
    * Connects at startup, creates the table, index and commit function when missing (`createTable`)
    * and checks that the user may use them. Rejects with {@link PostgresConfigurationError}.
@@ -84,6 +98,7 @@ export class PostgresConnection {
     } finally {
       clearTimeout(timer);
     }
+    this.guard(client);
     try {
       // A first reading of the database's clock, before the first commit needs a deadline in it.
       const { rows } = await client.query<{ now: string }>(
@@ -204,6 +219,7 @@ export class PostgresConnection {
     };
     const run = this.pool.connect().then(async (connected) => {
       client = connected;
+      this.guard(connected);
       if (settled) {
         // Timed out while waiting for this connection: hand it back unused.
         settled = false;
