@@ -10,11 +10,6 @@ import {
 } from '../../libs/session-state/src/cache/redis/redis-session.replies.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 
-/** The ended mark's key next to a session's data key (redisKeys.sessionEnded; the scripts derive it). */
-function endedOf(dataKey: string): string {
-  return `${dataKey.slice(0, -'_Data'.length)}_Ended`;
-}
-
 /**
  * The near cache relies on Redis client-side caching (default mode, NOLOOP): after any session script
  * of this connection, Redis must still track the key for it (a write drops the key from the tracking
@@ -215,8 +210,8 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     const moved = redisKeys.sessionData('plain', 'moved');
     await other.hset(moved, 'a', '1');
     await connection.script('sessionTake', moved, 60_000);
-    expect(await other.get(endedOf(moved))).toBe('m');
-    expect(await other.pttl(endedOf(moved))).toBeGreaterThan(59_000);
+    expect(await other.get(redisKeys.sessionEnded('plain', 'moved'))).toBe('m');
+    expect(await other.pttl(redisKeys.sessionEnded('plain', 'moved'))).toBeGreaterThan(59_000);
     expect(await commit(moved, 'e', 'b', '2')).toBe(5);
     expect(await commit(moved, 'f', 'b', '2')).toBe(5);
     expect(await commit(moved, 'gsome-id', 'b', '2')).toBe(5);
@@ -244,7 +239,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     const abandoned = redisKeys.sessionData('plain', 'abandoned');
     await other.hset(abandoned, 'a', '1');
     await connection.script('sessionEnd', abandoned, 60_000);
-    expect(await other.get(endedOf(abandoned))).toBe('a');
+    expect(await other.get(redisKeys.sessionEnded('plain', 'abandoned'))).toBe('a');
     expect(await commit(abandoned, 'e', 'b', '2')).toBe(4);
     expect(await commit(abandoned, 'f', 'b', '2')).toBe(4);
     expect(await other.exists(abandoned)).toBe(0);
