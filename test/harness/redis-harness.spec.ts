@@ -307,6 +307,26 @@ describe('CommandMonitor', () => {
     expect(monitor.commands()).toEqual(Array.from({ length: 50 }, () => 'HSET'));
   });
 
+  it('starts while other connections run commands (a MONITOR line may follow its OK in one read)', async () => {
+    const busy = testClient(server.clientOptions());
+    await busy.ping();
+    let running = true;
+    const load = (async () => {
+      while (running) await Promise.all(Array.from({ length: 20 }, () => busy.ping()));
+    })();
+    try {
+      for (let i = 0; i < 30; i += 1) {
+        const started = await CommandMonitor.start(server);
+        await started.settle(); // and it records what comes after
+        expect(started.commands()).toContain('PING');
+        await started.stop();
+      }
+    } finally {
+      running = false;
+      await load;
+    }
+  }, 30_000);
+
   it('commandStats/diffStats count calls, including those made inside Lua', async () => {
     const before = await commandStats(server.admin());
     await client.eval("redis.call('SET', KEYS[1], 'x'); return redis.call('GET', KEYS[1])", 1, 'k');

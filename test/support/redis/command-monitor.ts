@@ -67,21 +67,32 @@ export class CommandMonitor {
       maxRetriesPerRequest: 1,
     };
     const probe = createHarnessClient(options, 'monitor-probe');
-    // What `redis.monitor()` does, but keeping the handle so a failed start leaves no reconnecting client.
-    const connection = createHarnessClient({ ...options, monitor: true }, 'monitor');
+    let connection: Redis | undefined;
     try {
+      // The probe's handshake runs before MONITOR starts, so it is not what the monitor first sees.
+      await probe.ping();
+      // What `redis.monitor()` does, but keeping the handle so a failed start leaves no reconnecting client.
+      const monitorConnection = createHarnessClient({ ...options, monitor: true }, 'monitor');
+      connection = monitorConnection;
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('timed out after 10 s')), 10_000);
-        connection.once('monitoring', () => {
+        const onError = (error: Error) => {
+          // ioredis switches to monitoring mode a tick after MONITOR's OK; a MONITOR line that came in
+          // the same read finds no command waiting and is reported as this error. It is a command
+          // another client ran before start() resolved, so nothing the caller records is lost.
+          if (error.message.startsWith('Command queue state error')) return;
           clearTimeout(timer);
+          monitorConnection.off('error', onError);
+          reject(error);
+        };
+        monitorConnection.once('monitoring', () => {
+          clearTimeout(timer);
+          monitorConnection.off('error', onError);
           resolve();
         });
-        connection.once('error', (error: Error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
+        monitorConnection.on('error', onError);
       });
-      return new CommandMonitor(probe, connection);
+      return new CommandMonitor(probe, monitorConnection);
     } catch (error) {
       await Promise.all([closeClient(connection), closeClient(probe)]);
       throw new Error(
