@@ -52,8 +52,8 @@ describe('session scripts on a real Redis (under CLIENT TRACKING)', () => {
   }
 
   const IDLE = 1_200_000;
-  /** The commit script's deadline (0: none), maxKeys and maxSessionBytes, for calls made by hand. */
-  const NO_LIMITS = [0, 1000, 1_000_000] as const;
+  /** The commit script's deadline (0: none), maxKeys, maxSessionBytes and lock token ('': none), for calls made by hand. */
+  const NO_LIMITS = [0, 1000, 1_000_000, ''] as const;
   const scripts: [string, (key: string) => Promise<unknown>][] = [
     ['sessionLoadTracked (slides)', (key) => connection.script('sessionLoadTracked', key, IDLE, 0)],
     ['sessionLoadTracked (slide skipped)', (key) => connection.script('sessionLoadTracked', key, IDLE, IDLE)],
@@ -165,7 +165,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
 
   it('sessionCommit: writes only the changes and slides (HDEL/HSET + PEXPIRE, with TIME, HLEN and HSTRLEN for its checks); clear; removing every field leaves no key', async () => {
     const key = redisKeys.sessionData('plain', 'commit');
-    const NO_LIMITS = [0, 1000, 1_000_000] as const;
+    const NO_LIMITS = [0, 1000, 1_000_000, ''] as const;
     await other.hset(key, 'a', '1', 'b', '2');
     await connection.script('sessionCommit', key, 10_000, '0', ...NO_LIMITS, 0); // the first call goes as EVAL
     await other.call('CONFIG', 'RESETSTAT');
@@ -195,9 +195,9 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     async (mode) => {
       const key = redisKeys.sessionData('plain', `rmw-${mode}`);
       await other.hset(key, 'count', '0001', 'name', 'x');
-      await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, 0, 'count', '0002');
+      await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, '', 0, 'count', '0002');
       await other.call('CONFIG', 'RESETSTAT');
-      await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, 0, 'count', '0003');
+      await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, '', 0, 'count', '0003');
       expect(await commandCalls()).toEqual({ evalsha: 1, time: 1, hstrlen: 1, hset: 1, pexpire: 1 });
     },
   );
@@ -205,7 +205,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
   it("sessionCommit of a loaded session ('e', 'f', guarded): a moved key answers 5, an abandoned one 4, applying nothing; without a mark the delta applies", async () => {
     const commit = async (key: string, mode: string, ...delta: string[]) =>
       parseCommitReply(
-        await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, 0, ...delta),
+        await connection.script('sessionCommit', key, 10_000, mode, 0, 1000, 1_000_000, '', 0, ...delta),
       ).status;
     const moved = redisKeys.sessionData('plain', 'moved');
     await other.hset(moved, 'a', '1');
@@ -224,6 +224,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
       0,
       1,
       1_000_000,
+      '',
       0,
       'x',
       '1',
@@ -253,10 +254,41 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
   it('sessionCommit: a hash left with only the session id is deleted; the id does not count toward maxKeys', async () => {
     const key = redisKeys.sessionData('plain', 'only-id');
     await other.hset(key, '\u0000id', 'some-id', 'a', '1');
-    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, 0, 'b', '2'); // a + b = 2 keys > 1
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, '', 0, 'b', '2'); // a + b = 2 keys > 1
     expect(await other.hkeys(key)).toEqual(['\u0000id', 'a']);
-    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, 1, 'a');
+    await connection.script('sessionCommit', key, 10_000, '0', 0, 1, 1_000_000, '', 1, 'a');
     expect(await other.exists(key)).toBe(0);
+  });
+
+  it("sessionCommit under session.lock applies only while the lock holds the request's token (status 6 otherwise); lockRenew extends only its own lock", async () => {
+    const key = redisKeys.sessionData('plain', 'locked');
+    const lock = redisKeys.sessionLock('plain', 'locked');
+    const commit = async (token: string, value: string) =>
+      parseCommitReply(
+        await connection.script('sessionCommit', key, 10_000, 'e', 0, 1000, 1_000_000, token, 0, 'v', value),
+      ).status;
+    await other.hset(key, 'v', 'first');
+    await other.set(lock, 'mine', 'PX', 10_000);
+    expect(await commit('mine', 'a')).toBe(1);
+    expect(await other.hget(key, 'v')).toBe('a');
+    await other.call('CONFIG', 'RESETSTAT');
+    expect(await commit('mine', 'b')).toBe(1);
+    expect(await commandCalls()).toEqual({ evalsha: 1, time: 1, get: 1, hstrlen: 1, hset: 1, pexpire: 1 });
+    // Taken by another request after this one's expired; then expired or released: nothing applies.
+    await other.set(lock, 'theirs', 'PX', 10_000);
+    expect(await commit('mine', 'c')).toBe(6);
+    await other.del(lock);
+    expect(await commit('mine', 'c')).toBe(6);
+    expect(await other.hget(key, 'v')).toBe('b');
+
+    expect(await connection.script('lockRenew', lock, 'mine', 5_000)).toBe(0); // a free lock is not taken
+    expect(await other.exists(lock)).toBe(0);
+    await other.set(lock, 'theirs', 'PX', 1_000);
+    expect(await connection.script('lockRenew', lock, 'mine', 5_000)).toBe(0);
+    expect(await other.pttl(lock)).toBeLessThanOrEqual(1_000);
+    expect(await connection.script('lockRenew', lock, 'theirs', 5_000)).toBe(1);
+    expect(await other.pttl(lock)).toBeGreaterThan(4_000);
+    expect(await other.get(lock)).toBe('theirs');
   });
 
   it('sessionCommit: refusals apply nothing: past the deadline (0, now), over maxKeys (2, keys), over maxSessionBytes (3, bytes)', async () => {
@@ -266,20 +298,20 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     await other.hset(key, 'a', '12345');
     const [sec, usec] = await other.time();
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const late = await commit(key, 10_000, '0', now - 1, 9, 9999, 0, 'a', 'late');
+    const late = await commit(key, 10_000, '0', now - 1, 9, 9999, '', 0, 'a', 'late');
     expect(late.status).toBe(0);
     expect(late.detail).toBeGreaterThanOrEqual(now);
-    expect(await commit(key, 10_000, '0', now + 60_000, 1, 9999, 0, 'b', '1')).toEqual({
+    expect(await commit(key, 10_000, '0', now + 60_000, 1, 9999, '', 0, 'b', '1')).toEqual({
       status: 2,
       detail: 2,
     });
-    expect(await commit(key, 10_000, '0', 0, 9, 7, 0, 'a', '1234567')).toEqual({
+    expect(await commit(key, 10_000, '0', 0, 9, 7, '', 0, 'a', '1234567')).toEqual({
       status: 3,
       detail: 8,
     });
     expect(await other.hgetall(key)).toEqual({ a: '12345' });
     // Shrinking while over a limit is applied: 'a' = 6 bytes stored under a limit of 3.
-    const shrunk = await commit(key, 10_000, '0', 0, 9, 3, 0, 'a', '12');
+    const shrunk = await commit(key, 10_000, '0', 0, 9, 3, '', 0, 'a', '12');
     expect(shrunk.status).toBe(1);
     expect(shrunk.detail).toBeGreaterThanOrEqual(now);
     expect(await other.hgetall(key)).toEqual({ a: '12' });
@@ -363,7 +395,7 @@ describe('session load replies on a real Redis (packed and array shapes)', () =>
 
   it("a commit's one-integer reply on an app's client with stringNumbers and keyPrefix", async () => {
     const key = redisKeys.sessionData('replies', 'commit');
-    const reply = await apps.script('sessionCommit', key, 10_000, '0', 0, 9, 9999, 0, 'a', '1');
+    const reply = await apps.script('sessionCommit', key, 10_000, '0', 0, 9, 9999, '', 0, 'a', '1');
     expect(typeof reply).toBe('string');
     expect(parseCommitReply(reply).status).toBe(1);
     expect(await other.hgetall(`p:${key}`)).toEqual({ a: '1' });

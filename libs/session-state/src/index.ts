@@ -87,6 +87,7 @@ export { RequestItems, type RequestItemKey } from './items/request-items.js';
 export { SessionStateError } from './errors/session-state.error.js';
 export { KeyRingConfigurationError } from './errors/configuration.errors.js';
 export {
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionNotConfiguredError,
   SessionNotLoadedError,

@@ -88,6 +88,16 @@ export class GatedSessionController {
     return { keys: session.keys };
   }
 
+  /** Reads `count`, waits at the gate, writes it plus one: a read-modify-write across the wait. */
+  @Post('increment')
+  @HttpCode(200)
+  async increment(@Session() session: Session, @Param('gate') name: string) {
+    const count = (session.getInt32('count') ?? 0) + 1;
+    await gate(name).pass();
+    session.setInt32('count', count);
+    return { count };
+  }
+
   /** Sets `key` to `size` bytes of 'x' (limits tests). */
   @Post('fill/:key/:size')
   @HttpCode(200)

@@ -214,3 +214,29 @@ export class SessionMovedError extends ConflictException {
   }
 }
 markSessionStateError(SessionMovedError);
+
+/**
+ * With `session.lock`: the lock this request held expired before its commit (it could not be renewed: the
+ * store did not answer, or this process stalled, for longer than `session.lock.ttl`), so another request
+ * may have read and written the session meanwhile. This request's changes, made to what it read under the
+ * lock, were not saved: they would have overwritten the other request's. An HttpException: unless the app
+ * maps it, the request answers 409 with this message, whatever `throwOnError` says (the store works).
+ * Sending the request again reads the session anew.
+ *
+ * @example
+ * \@Catch(SessionLockLostError)
+ * class RetryOnLockLost implements ExceptionFilter { ... } // answer 409 and let the client retry
+ */
+export class SessionLockLostError extends ConflictException {
+  readonly code = 'SESSION_LOCK_LOST';
+
+  constructor() {
+    const message =
+      'The session lock (session.lock) expired while this request ran: it could not be renewed within session.lock.ttl ' +
+      "(the store did not answer, or the process stalled), and this request's session changes were not saved " +
+      'so that they cannot overwrite those of a request that took the lock meanwhile. Send the request again.';
+    super({ statusCode: 409, message, error: 'Conflict', code: 'SESSION_LOCK_LOST' });
+    this.message = message;
+  }
+}
+markSessionStateError(SessionLockLostError);

@@ -102,6 +102,11 @@ export class HttpExchange {
     this.res.once('finish', listener);
   }
 
+  /** Runs `listener` once the response closed: sent, or the connection ended before (an aborted request). */
+  onClose(listener: () => void): void {
+    this.res.once('close', listener);
+  }
+
   /**
    * Holds the response's first byte (its first `write`, `end`, `writeHead` or `flushHeaders`, and
    * every call after it) until `beforeFirstByte` settled. See {@link ResponseHold}.

@@ -1,6 +1,7 @@
 import {
   SessionLimitExceededError,
   SessionMovedError,
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionUnavailableError,
 } from '../errors/session.errors.js';
@@ -22,6 +23,7 @@ describe('sessionFailureType (the error.type attribute)', () => {
     );
     expect(sessionFailureType(new SessionLimitExceededError('maxKeys', '3 keys.'))).toBe('limit_exceeded');
     expect(sessionFailureType(new SessionMovedError())).toBe('session_moved');
+    expect(sessionFailureType(new SessionLockLostError())).toBe('lock_lost');
     expect(
       sessionFailureType(
         new SessionUnavailableError(

@@ -1,5 +1,6 @@
 import {
   SessionLimitExceededError,
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionMovedError,
 } from '../errors/session.errors.js';
@@ -10,7 +11,8 @@ const TIMED_OUT = /\btimed out\b|did not answer within/;
 
 /**
  * A low-cardinality reason for a store failure, for the `error.type` attribute: `lock_timeout`,
- * `limit_exceeded`, `session_moved` (a late commit after `regenerate()`), a Node.js network error code (`ECONNREFUSED`, `ECONNRESET`, ...), `timeout`, or
+ * `limit_exceeded`, `session_moved` (a late commit after `regenerate()`), `lock_lost`
+ * (a commit whose `session.lock` expired), a Node.js network error code (`ECONNREFUSED`, `ECONNRESET`, ...), `timeout`, or
  * `unavailable`, looked up through the error and its causes (the session wraps the store's error).
  * Never the message itself (it may name hosts).
  */
@@ -22,6 +24,7 @@ export function sessionFailureType(error: unknown): string {
   if (chain.some((e) => e instanceof SessionLockTimeoutError)) return 'lock_timeout';
   if (chain.some((e) => e instanceof SessionLimitExceededError)) return 'limit_exceeded';
   if (chain.some((e) => e instanceof SessionMovedError)) return 'session_moved';
+  if (chain.some((e) => e instanceof SessionLockLostError)) return 'lock_lost';
   for (const e of chain) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && ERRNO.test(code)) return code;

@@ -63,7 +63,11 @@ export const STATE_COOKIE_OPTION_NAMES = optionNames<StateCookieOptions>({
  * SessionModule.forRoot({ session: { lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 200 } } });
  */
 export interface SessionLockOptions {
-  /** How long a lock lives if its owner dies, in ms. Default 30 000. */
+  /**
+   * How long a lock lives without renewal, in ms: its request renews it every third of this while it runs,
+   * so this is how long a session stays locked after its holder died or stalled. A request whose lock
+   * expired in a stall anyway commits nothing (`SessionLockLostError`, 409). Default 30 000.
+   */
   ttl?: number;
   /** How long a request waits for the lock before the session is unavailable, in ms. Default 10 000. */
   acquireTimeout?: number;

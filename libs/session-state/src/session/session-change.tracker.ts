@@ -8,6 +8,8 @@ export class SessionChangeTracker implements SessionChanges {
   removed = new Set<string>();
   /** Set by the lifecycle before each commit: see `SessionChanges.ofStoredSession`. */
   ofStoredSession = false;
+  /** Set by the lifecycle before each commit: see `SessionChanges.lockToken`. */
+  lockToken: string | undefined;
 
   constructor(private readonly current: () => SessionData) {}
 
@@ -55,6 +57,7 @@ export class SessionChangeTracker implements SessionChanges {
       set: this.set,
       removed: this.removed,
       ofStoredSession: this.ofStoredSession,
+      lockToken: this.lockToken,
       snapshot: () => new Map(current()),
       valueOfField: (field) => current().get(field),
     };

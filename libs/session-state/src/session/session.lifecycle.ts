@@ -7,6 +7,7 @@ import { SessionResponseStartedError } from '../errors/response-started.errors.j
 import {
   SessionLimitExceededError,
   SessionMovedError,
+  SessionLockLostError,
   SessionLockTimeoutError,
   SessionUnavailableError,
 } from '../errors/session.errors.js';
@@ -99,6 +100,8 @@ export class SessionLifecycle implements SessionHost {
   private abandonedKey: string | undefined;
   private lockToken: string | undefined;
   private lockedKey: string | undefined;
+  /** The next renewal of the held lock (see renewLockWhileHeld). */
+  private lockRenewal: NodeJS.Timeout | undefined;
   /** The key's data was written to the store, or its cookie set, during this request. */
   private persisted = false;
   /** The end-of-request commit ran: later changes could not be saved. */
@@ -232,6 +235,40 @@ export class SessionLifecycle implements SessionHost {
     }
     this.lockToken = token;
     this.lockedKey = key;
+    this.renewLockWhileHeld(key, token, lock.ttl);
+  }
+
+  /**
+   * Renews the lock every third of its TTL while this request holds it, so a request that runs longer
+   * than the TTL keeps it. Stops at the release, when the response closed (an aborted request whose handler
+   * never ends must not hold the session for ever), and when the lock was found lost. A renewal that
+   * fails is tried again at the next turn: if none reaches the store within the TTL the lock expires, and
+   * the commit's check (`SessionChanges.lockToken`) refuses this request's changes.
+   */
+  private renewLockWhileHeld(key: string, token: string, ttl: number): void {
+    const store = this.runtime.store;
+    if (!store.renewLock) return;
+    const schedule = () => {
+      this.lockRenewal = setTimeout(() => void renew(), Math.max(1, Math.floor(ttl / 3)));
+      this.lockRenewal.unref();
+    };
+    const renew = async () => {
+      let held = true;
+      try {
+        held = await this.runtime.withIoTimeout(store.renewLock!(key, token, ttl));
+      } catch {
+        // Not reached: tried again next turn; the commit's check decides.
+      }
+      if (held && this.lockToken === token && this.lockRenewal !== undefined) schedule();
+      else this.stopLockRenewal();
+    };
+    schedule();
+    this.exchange.onClose(() => this.stopLockRenewal());
+  }
+
+  private stopLockRenewal(): void {
+    clearTimeout(this.lockRenewal);
+    this.lockRenewal = undefined;
   }
 
   /** Releases a lock a failed acquisition may have taken without seeing the reply (fire and forget). */
@@ -312,7 +349,8 @@ export class SessionLifecycle implements SessionHost {
         error instanceof SessionUnavailableError ||
         error instanceof SessionResponseStartedError ||
         error instanceof SessionLimitExceededError || // the store refused it: not an outage
-        error instanceof SessionMovedError
+        error instanceof SessionMovedError ||
+        error instanceof SessionLockLostError
       )
         throw error;
       throw new SessionUnavailableError('commit', error);
@@ -460,6 +498,11 @@ export class SessionLifecycle implements SessionHost {
   private takeWrite(inPlace = false): PendingWrite | undefined {
     const session = this.session;
     if (session.changes.isEmpty) return undefined;
+    // Under the locked key the store applies it only while the lock is still this request's.
+    session.changes.lockToken =
+      this.lockToken !== undefined && this.key === this.lockedKey && this.replacedKey === undefined
+        ? this.lockToken
+        : undefined;
     // Under the key the request loaded a stored session from, or wrote itself (see SessionChanges.ofStoredSession).
     session.changes.ofStoredSession =
       this.key !== undefined &&
@@ -577,7 +620,11 @@ export class SessionLifecycle implements SessionHost {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (!this.nothingToCommit) await this.commit();
     } catch (error) {
-      if (error instanceof SessionLimitExceededError || error instanceof SessionMovedError) {
+      if (
+        error instanceof SessionLimitExceededError ||
+        error instanceof SessionMovedError ||
+        error instanceof SessionLockLostError
+      ) {
         // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage.
         this.finishFailure = error;
         throw error;
@@ -608,6 +655,7 @@ export class SessionLifecycle implements SessionHost {
     const token = this.lockToken;
     const key = this.lockedKey;
     this.lockToken = undefined;
+    this.stopLockRenewal();
     if (!token || key === undefined || !this.runtime.store.unlock) return;
     try {
       // Bounded: a lock store that never answers must not hold the response.

@@ -43,6 +43,9 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  * 1. Deadline: `TIME` against ARGV[3] (Redis's own clock, in ms; the app derives it from this server's
  *    TIME, see RedisConnection.commitDeadline): a commit that reaches Redis after the app stopped
  *    waiting for it (its request answered 503) applies nothing. Reply status 0.
+ * 1a. Lock (`session.lock`, see SessionChanges.lockToken): ARGV[6], when not empty, is the token of the
+ *    lock the request took; the commit applies only while the session's lock key still holds it. Reply
+ *    status 6 (the lock expired, and another request may have written the session since).
  * 1b. Moved or abandoned (see SessionChanges.ofStoredSession; before the limits, so a late commit is told
  *    it moved rather than that it is over one): ARGV[2] `e` (a delta) or `f` (a clear) of a session the
  *    request loaded from the store. When the hash no longer exists and the mark says `m`
@@ -57,7 +60,7 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  * 3. The delta: DEL when cleared, HDEL removed fields, HSET set ones. Never a DEL for "this request
  *    removed its last key": concurrent requests' fields stay.
  * 4. Empty after the delta (no field, or only the id): the hash is deleted; otherwise PEXPIRE.
- *    Reply status 1. The detail of 0, 1, 4 and 5 is `now` (Redis ms): it keeps the app's estimate of Redis's
+ *    Reply status 1. The detail of 0, 1, 4, 5 and 6 is `now` (Redis ms): it keeps the app's estimate of Redis's
  *    clock fresh. Status and detail go in one integer, `detail * 8 + status` (redis-session.replies.ts).
  * Extra commands over a plain write, on the common path (values replaced, nothing removed): TIME and
  * one HSTRLEN per changed field. More only when needed: HEXISTS for a field whose HSTRLEN is 0 (new or
@@ -71,6 +74,11 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
  * data key is missing. In the same slot (the hash tag), so a cluster serves it on the same node.
  */
 const ENDED_KEY_LUA = `string.sub(key, 1, -6) .. '_Ended'`;
+/**
+ * The session lock's key, `{<app>_<sessionKey>}_Lock`, from the data key, in Lua: undeclared, in the same slot,
+ * as {@link ENDED_KEY_LUA}. Read by a commit made under `session.lock` only.
+ */
+const LOCK_KEY_LUA = `string.sub(key, 1, -6) .. '_Lock'`;
 
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
@@ -78,6 +86,7 @@ local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[3] ~= '0' and now > tonumber(ARGV[3]) then return ${commitReplyLua(0, 'now')} end
+if ARGV[6] ~= '' and redis.call('GET', ${LOCK_KEY_LUA}) ~= ARGV[6] then return ${commitReplyLua(6, 'now')} end
 local ID = '\\0id'
 local mode = string.byte(ARGV[2])
 if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARGV[2], 2) then
@@ -86,8 +95,8 @@ if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARG
 end
 local cleared = mode == 49 or mode == 99 or mode == 102
 local stored, present = mode == 101 or mode == 102, false
-local n = tonumber(ARGV[6])
-local first, last = 7 + n, #ARGV
+local n = tonumber(ARGV[7])
+local first, last = 8 + n, #ARGV
 local addKeys, addBytes, setsUser = 0, 0, false
 if cleared then
   for i = first, last, 2 do
@@ -95,7 +104,7 @@ if cleared then
     addBytes = addBytes + #ARGV[i] + #ARGV[i + 1]
   end
 else
-  for i = 7, 6 + n do
+  for i = 8, 7 + n do
     local f = ARGV[i]
     local len = redis.call('HSTRLEN', key, f)
     if len > 0 or redis.call('HEXISTS', key, f) == 1 then
@@ -138,7 +147,7 @@ if addBytes > 0 then
   if after > tonumber(ARGV[5]) and after > before then return ${commitReplyLua(3, 'after')} end
 end
 if cleared then redis.call('DEL', key) end
-for i = 7, 6 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 6 + n))) end
+for i = 8, 7 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 7 + n))) end
 for i = first, last, 1000 do redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last))) end
 local empty = false
 if n > 0 or cleared or not setsUser then
@@ -257,9 +266,9 @@ ${TRACK}
 return 1`,
   },
   /**
-   * KEYS: session data hash. ARGV: idle ms, clear ('1'/'0'), deadline (Redis epoch ms, 0: none),
-   * maxKeys, maxSessionBytes, number of removed fields n, n removed field names, then field/value
-   * pairs to set. Only what changed is written. Reply: `detail * 8 + status`, see COMMIT.
+   * KEYS: session data hash. ARGV: idle ms, mode ('0' a delta, '1' a clear, see commitMode), deadline
+   * (Redis epoch ms, 0: none), maxKeys, maxSessionBytes, lock token ('': none), number of removed fields n,
+   * n removed field names, then field/value pairs to set. Only what changed is written. Reply: `detail * 8 + status`, see COMMIT.
    */
   sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
   /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
@@ -275,6 +284,18 @@ return 1`,
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`,
+  },
+  /**
+   * KEYS: lock. ARGV: token, ttl ms. Extends the lock when `token` still holds it (1); never takes a free
+   * one (0): a holder whose lock expired, and which another request may have taken and released since,
+   * must not get it back.
+   */
+  lockRenew: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`,
   },
   /** KEYS: lock. ARGV: token. Deletes the lock only when this request still owns it. */

@@ -5,7 +5,7 @@ import { guardedSessionId, storedSessionId } from '../../users/user-session.fiel
 import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
-import { SessionMovedError } from '../../errors/session.errors.js';
+import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
 import { EndedSessionMarks } from './ended-session.marks.js';
 import type {
   EndedSessionMark,
@@ -161,6 +161,10 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     idleTimeoutMs: number,
     limits?: SessionCommitLimits,
   ): void {
+    // The request's lock expired (and may have been taken) since it read the session: see SessionChanges.lockToken.
+    if (changes.lockToken !== undefined && !this.holdsLock(sessionKey, changes.lockToken)) {
+      throw new SessionLockLostError();
+    }
     const stored = this.table.peek(sessionKey);
     // Moved or abandoned since this request loaded it: see SessionChanges.ofStoredSession.
     if (stored === undefined && changes.ofStoredSession) {
@@ -232,6 +236,17 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     if (held && held.expiresAt > now && held.token !== token) return Promise.resolve(false);
     this.locks.set(sessionKey, { token, expiresAt: now + ttlMs });
     return Promise.resolve(true);
+  }
+
+  renewLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    if (!this.holdsLock(sessionKey, token)) return Promise.resolve(false);
+    this.locks.set(sessionKey, { token, expiresAt: this.clock.now() + ttlMs });
+    return Promise.resolve(true);
+  }
+
+  private holdsLock(sessionKey: string, token: string): boolean {
+    const held = this.locks.get(sessionKey);
+    return held !== undefined && held.token === token && held.expiresAt > this.clock.now();
   }
 
   unlock(sessionKey: string, token: string): Promise<void> {

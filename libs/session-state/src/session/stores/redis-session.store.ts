@@ -1,5 +1,5 @@
 import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
-import { SessionMovedError } from '../../errors/session.errors.js';
+import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
 import { commandBytes } from '../../cache/redis/redis-bytes.js';
 import { redisKeys } from '../../cache/redis/redis-keys.js';
@@ -173,6 +173,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       0, // DEADLINE: set when each try is sent
       limitText.maxKeys,
       limitText.maxSessionBytes,
+      changes.lockToken ?? '',
       changes.removed.size,
       ...changes.removed,
     ];
@@ -227,6 +228,10 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     if (status === COMMIT_MOVED) {
       this.connection.observeRedisTime(detail);
       throw new SessionMovedError();
+    }
+    if (status === COMMIT_LOCK_LOST) {
+      this.connection.observeRedisTime(detail);
+      throw new SessionLockLostError();
     }
     if (status === COMMIT_LATE) {
       this.connection.observeRedisTime(detail);
@@ -347,6 +352,13 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     return Number(reply) === 1;
   }
 
+  async renewLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.connection.execute('SESSION LOCK RENEW', () =>
+      this.connection.script('lockRenew', redisKeys.sessionLock(this.app, sessionKey), token, ttlMs),
+    );
+    return Number(reply) === 1;
+  }
+
   async unlock(sessionKey: string, token: string): Promise<void> {
     await this.connection.execute('SESSION UNLOCK', () =>
       this.connection.script('lockRelease', redisKeys.sessionLock(this.app, sessionKey), token),
@@ -367,6 +379,8 @@ const COMMIT_OVER_KEYS = 2;
 const COMMIT_GONE = 4;
 /** Nothing applied: the session moved to a new key (`regenerate()`) since the request loaded it. */
 const COMMIT_MOVED = 5;
+/** Nothing applied: the request's `session.lock` no longer holds (it expired; see SessionChanges.lockToken). */
+const COMMIT_LOCK_LOST = 6;
 
 /** The limits of the last commit, and as the commit script's arguments. */
 interface LimitText {

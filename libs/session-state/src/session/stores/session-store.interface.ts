@@ -41,6 +41,14 @@ export interface SessionChanges {
    * it, or it expired) the delta applies as usual. Stores that keep no marks ignore it.
    */
   readonly ofStoredSession?: boolean;
+  /**
+   * With `session.lock`: the token of the lock this request took on the session (see
+   * {@link SessionStore.tryLock}). The commit applies only while that token still holds the lock, checked in
+   * the same atomic step as the write; otherwise it throws `SessionLockLostError` and applies nothing (the
+   * lock expired and another request may have read and written the session since). Stores without locks
+   * ignore it.
+   */
+  readonly lockToken?: string;
   /** The complete values after the changes, for stores that write whole records. */
   snapshot(): SessionData;
   /**
@@ -129,6 +137,13 @@ export interface SessionStore {
    * reply finds the lock its first try took.
    */
   tryLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Extends the lock to `ttlMs` from now if `token` still holds it; false (and nothing taken) when it does
+   * not. Unlike `tryLock` it never takes a free lock: a holder whose lock expired, and which another request
+   * may have taken and released since, must not get it back. The module renews a held lock every third of
+   * its TTL while the request runs; a store without it keeps the lock for its TTL only.
+   */
+  renewLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still owns it. */
   unlock?(sessionKey: string, token: string): Promise<void>;
   /** True when commits write only the changes (no lost updates across keys). */
