@@ -74,6 +74,19 @@ describe('TempData cookie provider over HTTP', () => {
       expect(setCookies(res).some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
     });
 
+    it('is never stored by a shared cache: a response that writes or deletes it says no-cache, no-store', async () => {
+      const { browser, res } = await storedCookies({ Message: 'hello' });
+      expect(res.headers['cache-control']).toBe('no-cache, no-store');
+      expect(res.headers.pragma).toBe('no-cache');
+      const read = await browser.ops({ op: 'get', key: 'Message' }); // deletes the cookie
+      expect(tempDataSetCookies(read)).toHaveLength(1);
+      expect(read.headers['cache-control']).toBe('no-cache, no-store');
+      // A response that writes no cookie is the app's to cache.
+      const nothing = await new Browser(url).ops({ op: 'get', key: 'Message' });
+      expect(setCookies(nothing)).toEqual([]);
+      expect(nothing.headers['cache-control']).toBeUndefined();
+    });
+
     it('is not readable plaintext: base64url of ciphertext that changes on every write', async () => {
       const marker = 'PLAINTEXT-MARKER-Customer-Ada';
       const values = { Message: marker, Secret: { password: 'hunter2-marker' } };

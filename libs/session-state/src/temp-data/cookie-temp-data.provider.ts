@@ -108,9 +108,9 @@ export class CookieTempDataProvider implements TempDataProvider {
     const attributes = this.runtime.cookieAttributes(this.exchange, cookie);
     const hadCookie = cookies[name] !== undefined;
     if (values.size === 0) {
-      if (hadCookie) this.exchange.appendSetCookie(formatDeleteCookie(name, attributes));
+      if (hadCookie) this.setCookie(formatDeleteCookie(name, attributes));
       for (const stale of staleChunkNames(name, cookies, 0, { maxChunks: this.staleChunksScanned }))
-        this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
+        this.setCookie(formatDeleteCookie(stale, attributes));
       return;
     }
     if (!this.runtime.mayWriteCookie(this.exchange, cookie)) {
@@ -135,12 +135,20 @@ export class CookieTempDataProvider implements TempDataProvider {
       attributesLength: formatCookieAttributes(attributes).length,
       maxChunks: this.maxChunks,
     });
-    for (const part of planned)
-      this.exchange.appendSetCookie(formatSetCookie(part.name, part.value, attributes));
+    for (const part of planned) this.setCookie(formatSetCookie(part.name, part.value, attributes));
     for (const stale of staleChunkNames(name, cookies, planned.length - 1, {
       maxChunks: this.staleChunksScanned,
     })) {
-      this.exchange.appendSetCookie(formatDeleteCookie(stale, attributes));
+      this.setCookie(formatDeleteCookie(stale, attributes));
     }
+  }
+
+  /**
+   * A TempData cookie goes out, and the response is marked uncacheable (as the session cookie's is): a
+   * shared cache that stored it would hand one visitor's TempData, or its deletion, to others.
+   */
+  private setCookie(cookie: string): void {
+    this.exchange.appendSetCookie(cookie);
+    this.exchange.preventCaching();
   }
 }
