@@ -149,6 +149,30 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
+  it('a refused login names where the credentials were given: accessKey, the url, or none at all', async () => {
+    const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
+    const failureOf = (options: RedisCacheOptions) =>
+      connectCache(options).then(
+        () => 'connected',
+        (error: unknown) => (error as Error).message,
+      );
+    try {
+      expect(await failureOf({ host: server.host, port: server.port, accessKey: 'Wrong-PW-1' })).toMatch(
+        /rejected the credentials: check the accessKey option/,
+      );
+      const fromUrl = await failureOf({ url: `redis://:Wrong-PW-2@${server.host}:${server.port}` });
+      expect(fromUrl).toMatch(
+        /rejected the credentials: check the password \(and user name\) in the url option/,
+      );
+      expect(fromUrl).not.toContain('Wrong-PW-2');
+      expect(await failureOf({ url: `redis://${server.host}:${server.port}` })).toMatch(
+        /requires credentials and none were given: set the accessKey option .* or put them in url/,
+      );
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('a refused password never reaches the startup error or its cause chain (ioredis keeps the AUTH arguments)', async () => {
     const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
     const admin = server.admin();

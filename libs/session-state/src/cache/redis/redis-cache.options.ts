@@ -164,6 +164,8 @@ export interface ResolvedRedisCacheOptions {
   readonly port: number;
   readonly accessKey?: string;
   readonly username?: string;
+  /** Where the credentials were given, for startup errors that name the option to fix. */
+  readonly credentialsFrom?: 'url' | 'options';
   readonly tls?: ConnectionOptions;
   readonly databaseId: number;
   readonly applicationName: string;

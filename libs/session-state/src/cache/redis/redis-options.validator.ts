@@ -69,6 +69,8 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
   let port = options.port === undefined ? 6379 : parsePort('port', options.port);
   let accessKey = options.accessKey;
   let username = options.username;
+  let credentialsFrom: 'url' | 'options' | undefined =
+    accessKey !== undefined || username !== undefined ? 'options' : undefined;
   let ssl = options.ssl;
   let databaseId = options.databaseId;
   if (typeof host !== 'string' || host.length === 0) fail('Redis option host must be a non-empty host name.');
@@ -90,6 +92,7 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     port = url.port ? parsePort('url (port)', url.port) : 6379;
     if (url.password) accessKey ??= decodeURIComponent(url.password);
     if (url.username) username ??= decodeURIComponent(url.username);
+    if (url.password || url.username) credentialsFrom ??= 'url';
     if (url.protocol === 'rediss:' && ssl === undefined) ssl = true;
     const db = url.pathname.replace(/^\//, '');
     if (db !== '') {
@@ -134,6 +137,7 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     host,
     port,
     accessKey,
+    credentialsFrom,
     username,
     tls: ssl === true ? {} : ssl === false || ssl === undefined ? undefined : ssl,
     databaseId: resolvedDb,

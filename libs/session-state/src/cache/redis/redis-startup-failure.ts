@@ -24,8 +24,16 @@ export function describeStartupFailure(
   const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
 
   if (has(/WRONGPASS|NOAUTH|invalid password|invalid username-password/i)) {
+    if (options.credentialsFrom === undefined) {
+      return make(
+        `Redis at ${where} requires credentials and none were given: set the accessKey option (and username for ` +
+          'an ACL user), or put them in url (redis://user:password@host:port).',
+      );
+    }
     return make(
-      `Redis at ${where} rejected the credentials: check the accessKey option (and username for an ACL user).`,
+      options.credentialsFrom === 'url'
+        ? `Redis at ${where} rejected the credentials: check the password (and user name) in the url option.`
+        : `Redis at ${where} rejected the credentials: check the accessKey option (and username for an ACL user).`,
     );
   }
   if (has(/NOPERM/)) {
