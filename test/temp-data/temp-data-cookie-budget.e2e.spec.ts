@@ -144,7 +144,9 @@ describe.each(['cookie', 'session'] as const)('the TempData cookie budget (%s pr
       expect(created.status).toBe(413);
       expect(created.body).toEqual({
         statusCode: 413,
-        message: 'TempData is too large.',
+        message: expect.stringMatching(
+          /^TempData value "Message" is too large: the TempData cookie would be \d+ bytes, over tempData\.maxCookieBytes=8192\.$/,
+        ) as unknown,
         error: 'Payload Too Large',
         code: 'TEMP_DATA_TOO_LARGE',
       });

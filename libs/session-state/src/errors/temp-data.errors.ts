@@ -34,7 +34,10 @@ export class TempDataTooLargeError extends PayloadTooLargeException {
   constructor(key: string, cookieBytes: number, maxCookieBytes: number) {
     super({
       statusCode: 413,
-      message: 'TempData is too large.',
+      // The key and the sizes, as a session limit's reply names them; the advice stays in the logged message.
+      message:
+        `TempData value ${JSON.stringify(key)} is too large: the TempData cookie would be ${cookieBytes} bytes, ` +
+        `over tempData.maxCookieBytes=${maxCookieBytes}.`,
       error: 'Payload Too Large',
       code: 'TEMP_DATA_TOO_LARGE',
     });
