@@ -1,0 +1,129 @@
+import { connect, type ClientHttp2Session } from 'node:http2';
+import { Controller, Get, Module, Post, Redirect, type INestApplication } from '@nestjs/common';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { Session, SessionModule, TempData, type TempDataDictionary } from 'nest-session-state';
+import { generateTlsCertificates, type TlsCertificates } from '../support/redis/tls-certificates.js';
+
+@Controller()
+class Http2Controller {
+  @Get('counter')
+  counter(@Session() session: Session) {
+    const count = (session.getInt32('count') ?? 0) + 1;
+    session.setInt32('count', count);
+    return { count };
+  }
+
+  @Post('flash')
+  @Redirect('/flash')
+  flash(@TempData() tempData: TempDataDictionary) {
+    tempData.set('Message', 'saved over h2');
+  }
+
+  @Get('flash')
+  show(@TempData() tempData: TempDataDictionary) {
+    return { message: tempData.get('Message') ?? null };
+  }
+}
+
+interface H2Response {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function send(
+  client: ClientHttp2Session,
+  method: string,
+  path: string,
+  cookie?: string,
+): Promise<H2Response> {
+  return new Promise((resolve, reject) => {
+    const stream = client.request({ ':method': method, ':path': path, ...(cookie ? { cookie } : {}) });
+    let body = '';
+    let head: Record<string, string | string[] | undefined> = {};
+    stream.setEncoding('utf8');
+    stream.on('response', (headers) => (head = headers as Record<string, string | string[] | undefined>));
+    stream.on('data', (chunk: string) => (body += chunk));
+    stream.on('end', () => resolve({ status: Number(head[':status']), headers: head, body }));
+    stream.on('error', reject);
+    stream.end();
+  });
+}
+
+function cookiesOf(res: H2Response): string {
+  const set = res.headers['set-cookie'];
+  return (Array.isArray(set) ? set : set ? [set] : []).map((c) => c.split(';')[0]).join('; ');
+}
+
+/**
+ * HTTP/2 on Fastify (`new FastifyAdapter({ http2: true })`, cleartext h2c, and `https` as browsers use it):
+ * the response hold works on Node's Http2ServerResponse as on HTTP/1.1, and over TLS the cookies get
+ * `Secure`. Express has no HTTP/2 server of its own.
+ */
+describe.each([
+  ['h2c', false],
+  ['over TLS', true],
+])('HTTP/2 on Fastify (%s)', (_name, tls) => {
+  let app: INestApplication;
+  let client: ClientHttp2Session;
+  let certificates: TlsCertificates | undefined;
+
+  beforeAll(async () => {
+    @Module({
+      imports: [SessionModule.forRoot({ secrets: ['Hp3kWz8qLm1nTr6vXc9bJd2fGs5aYe7uKo4iQt0N1B'] })],
+      controllers: [Http2Controller],
+    })
+    class AppModule {}
+    const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    certificates = tls ? await generateTlsCertificates() : undefined;
+    const adapter = new FastifyAdapter(
+      (certificates
+        ? { http2: true, https: { key: certificates.key, cert: certificates.cert } }
+        : { http2: true }) as never,
+    );
+    app = ref.createNestApplication(adapter, { logger: false });
+    await app.listen(0, '127.0.0.1');
+    const url = (await app.getUrl()).replace('http://', tls ? 'https://' : 'http://');
+    client = connect(url, certificates ? { ca: certificates.ca } : {});
+  });
+  afterAll(async () => {
+    client?.close();
+    await app?.close();
+    await certificates?.remove();
+  });
+
+  it('the session cookie is Secure exactly over TLS', async () => {
+    const res = await send(client, 'GET', '/counter');
+    const set = [res.headers['set-cookie']].flat().join('\n');
+    expect(set).toMatch(/^\.Nest\.Session=/);
+    expect(/;\s*secure/i.test(set)).toBe(tls);
+  });
+
+  it('a session survives requests on one connection', async () => {
+    const first = await send(client, 'GET', '/counter');
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.body)).toEqual({ count: 1 });
+    const cookie = cookiesOf(first);
+    expect(cookie).toMatch(/^\.Nest\.Session=/);
+    const second = await send(client, 'GET', '/counter', cookie);
+    expect(JSON.parse(second.body)).toEqual({ count: 2 });
+  });
+
+  it('multiplexed streams of many sessions on one connection each keep their own session', async () => {
+    const firsts = await Promise.all(Array.from({ length: 20 }, () => send(client, 'GET', '/counter')));
+    const cookies = firsts.map(cookiesOf);
+    expect(new Set(cookies).size).toBe(20);
+    expect(firsts.map((r) => r.headers['cache-control'])).toEqual(Array(20).fill('no-cache, no-store'));
+    const seconds = await Promise.all(cookies.map((cookie) => send(client, 'GET', '/counter', cookie)));
+    expect(seconds.map((r) => JSON.parse(r.body) as unknown)).toEqual(Array(20).fill({ count: 2 }));
+    expect(seconds.map(cookiesOf)).toEqual(Array(20).fill('')); // an established cookie is not sent again
+  });
+
+  it('TempData survives a redirect', async () => {
+    const posted = await send(client, 'POST', '/flash');
+    expect(posted.status).toBe(302);
+    const shown = await send(client, 'GET', '/flash', cookiesOf(posted));
+    expect(JSON.parse(shown.body)).toEqual({ message: 'saved over h2' });
+  });
+});
