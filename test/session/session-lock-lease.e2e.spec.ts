@@ -1,10 +1,11 @@
 import { request as httpRequest } from 'node:http';
-import type { INestApplication } from '@nestjs/common';
+import { Controller, Post, Res, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { ManualClock, redisKeys, type SessionModuleOptions } from 'nest-session-state';
+import { ManualClock, redisKeys, SessionAccessor, type SessionModuleOptions } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController, type Gate } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
+import { sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 
@@ -51,13 +52,9 @@ async function incrementAtGate(url: string, cookie: string) {
   return { gate: g, pending };
 }
 
-/**
- * session.lock is a lease: it lives `ttl` unless renewed. A request that runs longer keeps it (renewed
- * every third of the TTL), and a request whose lock expired anyway (no renewal reached the store, the
- * process stalled) does not commit over the request that took the lock after it: it answers 409 and
- * saves nothing. "Nothing acknowledged is lost" holds under the lock too.
- */
-describe.each<[string, () => Promise<{ options: SessionModuleOptions; stop(): Promise<void> }>]>([
+type StoreSetup = () => Promise<{ options: SessionModuleOptions; stop(): Promise<void> }>;
+/** The stores that keep locks: memory, and Redis (a redis-server of its own). */
+const STORES: [string, StoreSetup][] = [
   ['memory', () => Promise.resolve({ options: {}, stop: () => Promise.resolve() })],
   [
     'redis',
@@ -69,68 +66,156 @@ describe.each<[string, () => Promise<{ options: SessionModuleOptions; stop(): Pr
       };
     },
   ],
-])('session.lock on the %s store: a request running past the lock TTL', (_store, setup) => {
-  let app: INestApplication;
-  let url: string;
-  let stop: () => Promise<void>;
+];
 
-  beforeAll(async () => {
-    const store = await setup();
-    stop = store.stop;
-    ({ app, url } = await startSessionApp(
-      { ...store.options, secrets: SECRETS, session: { lock: { ttl: TTL, acquireTimeout: 5_000 } } },
-      { controllers: [GatedSessionController] },
-    ));
-  });
-  afterAll(async () => {
-    await app.close();
-    await stop();
-  });
+/** Answers first, then loads the session (as code after a timeout interceptor's answer would). */
+@Controller('late')
+class AnswerThenLoadController {
+  constructor(private readonly sessions: SessionAccessor) {}
 
-  it('keeps its lock (renewed while it runs): a request that came meanwhile waits and reads what it wrote', async () => {
-    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
-    const held = await incrementAtGate(url, cookie);
-    await sleep(4 * TTL); // the lock would have expired three times over
-    let waiterAnswered = false;
-    const waiter = request(url)
-      .get('/counter')
-      .set('Cookie', cookie)
-      .then((res) => {
-        waiterAnswered = true;
-        return res;
+  @Post('answer-then-load')
+  async answerThenLoad(@Res() res: PlatformResponse) {
+    sendBody(res, 'sent', 200);
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.sessions.load().catch(() => undefined);
+  }
+}
+
+/**
+ * session.lock is a lease: it lives `ttl` unless renewed. A request that runs longer keeps it (renewed
+ * every third of the TTL), and a request whose lock expired anyway (no renewal reached the store, the
+ * process stalled) does not commit over the request that took the lock after it: it answers 409 and
+ * saves nothing. "Nothing acknowledged is lost" holds under the lock too.
+ */
+describe.each(STORES)(
+  'session.lock on the %s store: a request running past the lock TTL',
+  (_store, setup) => {
+    let app: INestApplication;
+    let url: string;
+    let stop: () => Promise<void>;
+
+    beforeAll(async () => {
+      const store = await setup();
+      stop = store.stop;
+      ({ app, url } = await startSessionApp(
+        { ...store.options, secrets: SECRETS, session: { lock: { ttl: TTL, acquireTimeout: 5_000 } } },
+        { controllers: [GatedSessionController] },
+      ));
+    });
+    afterAll(async () => {
+      await app.close();
+      await stop();
+    });
+
+    it('keeps its lock (renewed while it runs): a request that came meanwhile waits and reads what it wrote', async () => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const held = await incrementAtGate(url, cookie);
+      await sleep(4 * TTL); // the lock would have expired three times over
+      let waiterAnswered = false;
+      const waiter = request(url)
+        .get('/counter')
+        .set('Cookie', cookie)
+        .then((res) => {
+          waiterAnswered = true;
+          return res;
+        });
+      await sleep(TTL);
+      expect(waiterAnswered).toBe(false); // still waiting for the lock
+      held.gate.release();
+      const first = await held.pending;
+      expect({ status: first.status, body: first.body as unknown }).toEqual({
+        status: 200,
+        body: { count: 2 },
       });
-    await sleep(TTL);
-    expect(waiterAnswered).toBe(false); // still waiting for the lock
-    held.gate.release();
-    const first = await held.pending;
-    expect({ status: first.status, body: first.body as unknown }).toEqual({
-      status: 200,
-      body: { count: 2 },
+      const second = await waiter;
+      expect({ status: second.status, body: second.body as unknown }).toEqual({
+        status: 200,
+        body: { count: 3 },
+      });
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 4 });
     });
-    const second = await waiter;
-    expect({ status: second.status, body: second.body as unknown }).toEqual({
-      status: 200,
-      body: { count: 3 },
-    });
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 4 });
-  });
 
-  it('stops renewing when its client went away: the next request gets the lock after the TTL, and the late commit saves nothing', async () => {
-    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
-    const name = `lease-${++gates}`;
-    const client = httpRequest(`${url}/gated/${name}/increment`, { method: 'POST', headers: { cookie } });
-    client.on('error', () => undefined); // destroyed below
-    client.end();
-    await gate(name).reached(1);
-    client.destroy(); // the handler still waits at its gate, holding the lock it took
-    const started = Date.now();
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
-    expect(Date.now() - started).toBeLessThan(TTL + 1_000); // the lease ran out: not renewed for ever
-    gate(name).release();
-    await sleep(100); // the abandoned handler commits, under a lock that is no longer its own
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
-  });
-});
+    it('stops renewing when its client went away: the next request gets the lock after the TTL, and the late commit saves nothing', async () => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const name = `lease-${++gates}`;
+      const client = httpRequest(`${url}/gated/${name}/increment`, { method: 'POST', headers: { cookie } });
+      client.on('error', () => undefined); // destroyed below
+      client.end();
+      await gate(name).reached(1);
+      client.destroy(); // the handler still waits at its gate, holding the lock it took
+      const started = Date.now();
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(Date.now() - started).toBeLessThan(TTL + 1_000); // the lease ran out: not renewed for ever
+      gate(name).release();
+      await sleep(100); // the abandoned handler commits, under a lock that is no longer its own
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    });
+
+    it('a request whose client went away while it waited for the lock stops waiting: it does not take the lock and hold up the next', async () => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const holder = await incrementAtGate(url, cookie);
+      const name = `lease-${++gates}`;
+      const client = httpRequest(`${url}/gated/${name}/increment`, { method: 'POST', headers: { cookie } });
+      client.on('error', () => undefined); // destroyed below
+      client.end();
+      await sleep(TTL); // waiting for the holder's lock
+      client.destroy();
+      await sleep(100);
+      holder.gate.release();
+      expect((await holder.pending).status).toBe(200);
+      await sleep(400); // the gone request's next try (one retryInterval at most) would find the lock free now
+      const started = Date.now();
+      // The gone request would otherwise take the lock now and keep it (renewed) while its handler waits at its gate.
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+      expect(Date.now() - started).toBeLessThan(TTL);
+      gate(name).release();
+    });
+  },
+);
+
+describe.each(STORES)(
+  'session.lock on the %s store: a request that answered before it took the lock',
+  (_store, setup) => {
+    let app: INestApplication;
+    let url: string;
+    let stop: () => Promise<void>;
+
+    beforeAll(async () => {
+      const store = await setup();
+      stop = store.stop;
+      ({ app, url } = await startSessionApp(
+        // A long lock TTL: a lock left behind would make the next request wait its acquireTimeout and answer 503.
+        { ...store.options, secrets: SECRETS, session: { lock: { ttl: 10_000, acquireTimeout: 1_500 } } },
+        { controllers: [GatedSessionController, AnswerThenLoadController] },
+      ));
+    });
+    afterAll(async () => {
+      await app.close();
+      await stop();
+    });
+
+    it('releases the lock at once: nothing can commit after the answer, and nothing else would release it', async () => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      await request(url).post('/late/answer-then-load').set('Cookie', cookie).expect(200, 'sent');
+      await sleep(100);
+      const started = Date.now();
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+
+    it('while another request held the lock: it does not keep the lock once it gets it', async () => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const holder = await incrementAtGate(url, cookie);
+      await request(url).post('/late/answer-then-load').set('Cookie', cookie).expect(200, 'sent');
+      holder.gate.release();
+      expect((await holder.pending).status).toBe(200);
+      await sleep(400); // the late load's next try would find the lock free by now
+      const started = Date.now();
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+      expect(Date.now() - started).toBeLessThan(1_000);
+    });
+  },
+);
 
 describe('session.lock on the memory store: a lock that expired while its request was stalled', () => {
   const clock = new ManualClock(Date.now());

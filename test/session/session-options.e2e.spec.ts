@@ -130,6 +130,11 @@ describe('session cookie options', () => {
       /tryLock not a function/,
     ],
     [
+      'a store whose renewLock is not a function (every renewal would fail unseen)',
+      { store: { ...memoryStoreMethods(), renewLock: 'yes' } },
+      /renewLock not a function/,
+    ],
+    [
       'an empty cache',
       { cache: {} },
       /option cache does not implement DistributedCache \(missing get, set, refresh, remove\)/,

@@ -43,6 +43,11 @@ export class HttpExchange {
     return this.res.writableEnded;
   }
 
+  /** The response closed: it was sent, or its connection ended first (the client went away). */
+  get closed(): boolean {
+    return this.res.closed || this.res.destroyed;
+  }
+
   /** A redirect: a 3xx status with a Location header (what `@Redirect` and `redirect()` write). */
   isRedirect(): boolean {
     const status = this.res.statusCode;

@@ -14,7 +14,7 @@ const SHAPES: readonly Shape[] = [
     option: 'store',
     contract: 'SessionStore',
     required: ['load', 'commit', 'refresh', 'remove'],
-    optional: ['tryLock', 'unlock', 'ping'],
+    optional: ['take', 'tryLock', 'renewLock', 'unlock', 'ping'],
     fix: 'Pass an instance of a class implementing SessionStore (or extending MemorySessionStore); see docs/API.md.',
   },
   {

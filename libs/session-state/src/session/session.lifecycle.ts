@@ -226,12 +226,21 @@ export class SessionLifecycle implements SessionHost {
       ) {
         const left = deadline - Date.now();
         if (left <= 0) throw new SessionLockTimeoutError(lock.acquireTimeout);
+        // No one waits for the answer: taking the lock now would only hold up the session's next requests.
+        if (this.exchange.closed)
+          throw new Error('the client went away while the request waited for the session lock');
         this.runtime.metrics?.lockWaited();
         await sleep(Math.min(left, lockBackoff(attempt, lock.retryInterval)));
       }
     } catch (error) {
       if (!(error instanceof SessionLockTimeoutError)) this.releaseUnseenLock(key, token);
       throw error;
+    }
+    if (this.closed) {
+      // The end-of-request commit ran while this request waited (the response went out: a timeout
+      // interceptor, say): nothing can commit any more, and nothing would release the lock.
+      this.releaseUnseenLock(key, token);
+      return;
     }
     this.lockToken = token;
     this.lockedKey = key;
@@ -241,13 +250,15 @@ export class SessionLifecycle implements SessionHost {
   /**
    * Renews the lock every third of its TTL while this request holds it, so a request that runs longer
    * than the TTL keeps it. Stops at the release, when the response closed (an aborted request whose handler
-   * never ends must not hold the session for ever), and when the lock was found lost. A renewal that
+   * never ends must not hold the session for ever; a request whose client left while it waited for the lock
+   * stops waiting), and when the lock was found lost. A renewal that
    * fails is tried again at the next turn: if none reaches the store within the TTL the lock expires, and
    * the commit's check (`SessionChanges.lockToken`) refuses this request's changes.
    */
   private renewLockWhileHeld(key: string, token: string, ttl: number): void {
     const store = this.runtime.store;
-    if (!store.renewLock) return;
+    // A client that went away while the lock was taken: it expires `ttl` from now ('close' will not come again).
+    if (!store.renewLock || this.exchange.closed) return;
     const schedule = () => {
       this.lockRenewal = setTimeout(() => void renew(), Math.max(1, Math.floor(ttl / 3)));
       this.lockRenewal.unref();
@@ -469,7 +480,13 @@ export class SessionLifecycle implements SessionHost {
     this.cookieChange = undefined;
     this.persisted = false;
     if (kept !== undefined) {
-      if (write && !write.remove) await io(store.commit(kept, write.changes, options.idleTimeout, options));
+      if (write && !write.remove) {
+        // Every value goes back under the kept key: under the lock, only while the lock is still this request's.
+        const lockToken = kept === this.lockedKey ? this.lockToken : undefined;
+        // The same changes (their snapshot and lookups included) with this key's lock token.
+        const changes = Object.assign(Object.create(write.changes) as SessionChanges, { lockToken });
+        await io(store.commit(kept, changes, options.idleTimeout, options));
+      }
       this.key = kept;
       this.replacedKey = undefined;
       this.persisted = true;
