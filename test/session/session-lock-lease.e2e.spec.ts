@@ -1,7 +1,13 @@
 import { request as httpRequest } from 'node:http';
 import { Controller, Post, Res, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { ManualClock, redisKeys, SessionAccessor, type SessionModuleOptions } from 'nest-session-state';
+import {
+  ManualClock,
+  redisKeys,
+  SessionAccessor,
+  type SessionLockOptions,
+  type SessionModuleOptions,
+} from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController, type Gate } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -82,6 +88,31 @@ class AnswerThenLoadController {
 }
 
 /**
+ * Starts an app on the store `setup` gives, with `session.lock` set to `lock`, for the enclosing describe;
+ * its `url` once started.
+ */
+function appWithLock(setup: StoreSetup, lock: SessionLockOptions): { readonly url: string } {
+  const started = { url: '' };
+  let app: INestApplication | undefined;
+  let stop = () => Promise.resolve();
+  beforeAll(async () => {
+    const store = await setup();
+    stop = store.stop;
+    let url: string;
+    ({ app, url } = await startSessionApp(
+      { ...store.options, secrets: SECRETS, session: { lock } },
+      { controllers: [GatedSessionController, AnswerThenLoadController] },
+    ));
+    started.url = url;
+  });
+  afterAll(async () => {
+    await app?.close();
+    await stop();
+  });
+  return started;
+}
+
+/**
  * session.lock is a lease: it lives `ttl` unless renewed. A request that runs longer keeps it (renewed
  * every third of the TTL), and a request whose lock expired anyway (no renewal reached the store, the
  * process stalled) does not commit over the request that took the lock after it: it answers 409 and
@@ -90,24 +121,10 @@ class AnswerThenLoadController {
 describe.each(STORES)(
   'session.lock on the %s store: a request running past the lock TTL',
   (_store, setup) => {
-    let app: INestApplication;
-    let url: string;
-    let stop: () => Promise<void>;
-
-    beforeAll(async () => {
-      const store = await setup();
-      stop = store.stop;
-      ({ app, url } = await startSessionApp(
-        { ...store.options, secrets: SECRETS, session: { lock: { ttl: TTL, acquireTimeout: 5_000 } } },
-        { controllers: [GatedSessionController] },
-      ));
-    });
-    afterAll(async () => {
-      await app.close();
-      await stop();
-    });
+    const target = appWithLock(setup, { ttl: TTL, acquireTimeout: 5_000 });
 
     it('keeps its lock (renewed while it runs): a request that came meanwhile waits and reads what it wrote', async () => {
+      const url = target.url;
       const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
       const held = await incrementAtGate(url, cookie);
       await sleep(4 * TTL); // the lock would have expired three times over
@@ -136,6 +153,7 @@ describe.each(STORES)(
     });
 
     it('stops renewing when its client went away: the next request gets the lock after the TTL, and the late commit saves nothing', async () => {
+      const url = target.url;
       const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
       const name = `lease-${++gates}`;
       const client = httpRequest(`${url}/gated/${name}/increment`, { method: 'POST', headers: { cookie } });
@@ -152,6 +170,7 @@ describe.each(STORES)(
     });
 
     it('a request whose client went away while it waited for the lock stops waiting: it does not take the lock and hold up the next', async () => {
+      const url = target.url;
       const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
       const holder = await incrementAtGate(url, cookie);
       const name = `lease-${++gates}`;
@@ -176,25 +195,11 @@ describe.each(STORES)(
 describe.each(STORES)(
   'session.lock on the %s store: a request that answered before it took the lock',
   (_store, setup) => {
-    let app: INestApplication;
-    let url: string;
-    let stop: () => Promise<void>;
-
-    beforeAll(async () => {
-      const store = await setup();
-      stop = store.stop;
-      ({ app, url } = await startSessionApp(
-        // A long lock TTL: a lock left behind would make the next request wait its acquireTimeout and answer 503.
-        { ...store.options, secrets: SECRETS, session: { lock: { ttl: 10_000, acquireTimeout: 1_500 } } },
-        { controllers: [GatedSessionController, AnswerThenLoadController] },
-      ));
-    });
-    afterAll(async () => {
-      await app.close();
-      await stop();
-    });
+    // A long lock TTL: a lock left behind would make the next request wait its acquireTimeout and answer 503.
+    const target = appWithLock(setup, { ttl: 10_000, acquireTimeout: 1_500 });
 
     it('releases the lock at once: nothing can commit after the answer, and nothing else would release it', async () => {
+      const url = target.url;
       const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
       await request(url).post('/late/answer-then-load').set('Cookie', cookie).expect(200, 'sent');
       await sleep(100);
@@ -204,6 +209,7 @@ describe.each(STORES)(
     });
 
     it('while another request held the lock: it does not keep the lock once it gets it', async () => {
+      const url = target.url;
       const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
       const holder = await incrementAtGate(url, cookie);
       await request(url).post('/late/answer-then-load').set('Cookie', cookie).expect(200, 'sent');

@@ -45,7 +45,9 @@ export class HttpExchange {
 
   /** The response closed: it was sent, or its connection ended first (the client went away). */
   get closed(): boolean {
-    return this.res.closed || this.res.destroyed;
+    // HTTP/2's compatibility response (Fastify with http2) has neither flag: its stream has both.
+    const res = this.res as RawResponse & { stream?: { closed?: boolean; destroyed?: boolean } };
+    return res.closed || res.destroyed || res.stream?.closed === true || res.stream?.destroyed === true;
   }
 
   /** A redirect: a 3xx status with a Location header (what `@Redirect` and `redirect()` write). */

@@ -250,10 +250,9 @@ export class SessionLifecycle implements SessionHost {
   /**
    * Renews the lock every third of its TTL while this request holds it, so a request that runs longer
    * than the TTL keeps it. Stops at the release, when the response closed (an aborted request whose handler
-   * never ends must not hold the session for ever; a request whose client left while it waited for the lock
-   * stops waiting), and when the lock was found lost. A renewal that
-   * fails is tried again at the next turn: if none reaches the store within the TTL the lock expires, and
-   * the commit's check (`SessionChanges.lockToken`) refuses this request's changes.
+   * never ends must not hold the session for ever), and when the lock was found lost. A renewal that fails is
+   * tried again at the next turn: if none reaches the store within the TTL the lock expires, and the commit's
+   * check (`SessionChanges.lockToken`) refuses this request's changes.
    */
   private renewLockWhileHeld(key: string, token: string, ttl: number): void {
     const store = this.runtime.store;
@@ -275,6 +274,15 @@ export class SessionLifecycle implements SessionHost {
     };
     schedule();
     this.exchange.onClose(() => this.stopLockRenewal());
+  }
+
+  /**
+   * The token a commit under the locked key carries (SessionChanges.lockToken), for stores that keep leases
+   * (`renewLock`): a store that only takes and releases locks, such as a wrapper with its own `tryLock`
+   * around a store it delegates commits to, gets none, so the inner store never checks a lock it did not take.
+   */
+  private fencingToken(): string | undefined {
+    return this.runtime.store.renewLock ? this.lockToken : undefined;
   }
 
   private stopLockRenewal(): void {
@@ -482,7 +490,7 @@ export class SessionLifecycle implements SessionHost {
     if (kept !== undefined) {
       if (write && !write.remove) {
         // Every value goes back under the kept key: under the lock, only while the lock is still this request's.
-        const lockToken = kept === this.lockedKey ? this.lockToken : undefined;
+        const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
         // The same changes (their snapshot and lookups included) with this key's lock token.
         const changes = Object.assign(Object.create(write.changes) as SessionChanges, { lockToken });
         await io(store.commit(kept, changes, options.idleTimeout, options));
@@ -517,9 +525,7 @@ export class SessionLifecycle implements SessionHost {
     if (session.changes.isEmpty) return undefined;
     // Under the locked key the store applies it only while the lock is still this request's.
     session.changes.lockToken =
-      this.lockToken !== undefined && this.key === this.lockedKey && this.replacedKey === undefined
-        ? this.lockToken
-        : undefined;
+      this.key === this.lockedKey && this.replacedKey === undefined ? this.fencingToken() : undefined;
     // Under the key the request loaded a stored session from, or wrote itself (see SessionChanges.ofStoredSession).
     session.changes.ofStoredSession =
       this.key !== undefined &&

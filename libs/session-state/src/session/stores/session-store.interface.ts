@@ -45,8 +45,9 @@ export interface SessionChanges {
    * With `session.lock`: the token of the lock this request took on the session (see
    * {@link SessionStore.tryLock}). The commit applies only while that token still holds the lock, checked in
    * the same atomic step as the write; otherwise it throws `SessionLockLostError` and applies nothing (the
-   * lock expired and another request may have read and written the session since). Stores without locks
-   * ignore it.
+   * lock expired and another request may have read and written the session since). Given only to stores
+   * that renew locks ({@link SessionStore.renewLock}): such a store checks it against the locks its own
+   * `tryLock` takes. A store with locks but no `renewLock` (a lease neither renewed nor fenced) gets none.
    */
   readonly lockToken?: string;
   /** The complete values after the changes, for stores that write whole records. */
@@ -141,7 +142,9 @@ export interface SessionStore {
    * Extends the lock to `ttlMs` from now if `token` still holds it; false (and nothing taken) when it does
    * not. Unlike `tryLock` it never takes a free lock: a holder whose lock expired, and which another request
    * may have taken and released since, must not get it back. The module renews a held lock every third of
-   * its TTL while the request runs; a store without it keeps the lock for its TTL only.
+   * its TTL while the request runs; a store without it keeps the lock for its TTL only. A store with it also
+   * gets `SessionChanges.lockToken` and must refuse a commit whose token no longer holds the lock (a subclass
+   * that replaces `tryLock` replaces this too).
    */
   renewLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still owns it. */
