@@ -38,6 +38,8 @@ describe('resharding a Redis Cluster under load', () => {
   const apps: INestApplication[] = [];
   /** urls[0]: an instance with default durability; urls[1]: one with `waitForReplicas: 1`. */
   const urls: string[] = [];
+  /** An instance with `session.lock` on the same cluster. */
+  let lockingUrl: string;
   const logger = new CaptureLogger();
   const client = new LoopbackClient(WORKERS);
 
@@ -64,6 +66,12 @@ describe('resharding a Redis Cluster under load', () => {
       apps.push(started.app);
       urls.push(started.url);
     }
+    const locking = await startSessionApp(
+      { secrets: SECRETS, redis: { clusterNodes, applicationName: APP }, session: { lock: true } },
+      { logger },
+    );
+    apps.push(locking.app);
+    lockingUrl = locking.url;
   }, 40_000);
 
   afterAll(async () => {
@@ -287,6 +295,37 @@ describe('resharding a Redis Cluster under load', () => {
     const asks = (errorsAfter.ASK ?? 0) - (errorsBefore.ASK ?? 0);
     console.log(`half-migrated slots: ${asks} ASK redirections followed, every request answered 200`);
     expect(asks).toBeGreaterThanOrEqual(2 * 3 * 2); // load + commit of 3 requests, on both instances
+  }, 30_000);
+
+  // A lock taken while its slot migrates is a new key, which only the target takes (ASK); the data is still on
+  // the source until its key moves, and the commit script there cannot read the lock ("non local key").
+  it('with session.lock, a commit while the slot migrates and the data has not moved yet answers 503 and applies nothing; once it moved, 200', async () => {
+    const view = await clusterMasters(cluster);
+    const s = new SessionClient('lock0', client);
+    expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 1 });
+    const key = dataKey(APP, s.key!);
+    const { slot, to, source, target } = await startMigrating(view, key);
+    let moved = false;
+    try {
+      expect((await s.send('GET', lockingUrl, '/counter')).status).toBe(503);
+      expect(JSON.parse((await s.send('GET', lockingUrl, '/read')).body).count).toBe(1); // nothing applied
+      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
+      await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+      moved = true;
+      expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 2 });
+    } finally {
+      // Finished as redis-cli would (the slot goes to the target), or undone when nothing moved.
+      if (moved) {
+        for (const master of view)
+          await processOf(cluster, master.port)
+            .admin()
+            .call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
+        await waitForSlotAgreement(cluster);
+      } else {
+        for (const admin of [source, target]) await admin.call('CLUSTER', 'SETSLOT', String(slot), 'STABLE');
+      }
+    }
+    expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 3 });
   }, 30_000);
 
   // regenerate()'s take leaves an ended mark next to the data; while the slot migrates, the source refuses
