@@ -184,6 +184,14 @@ export class RedisConnection {
     return this.redisClock.now() + this.options.operationTimeout;
   }
 
+  /**
+   * Redis's time now, as estimated here (epoch ms; see {@link RedisClock}): one clock for every instance,
+   * whatever their own clocks say, for times that instances compare (a sign-in's binding time).
+   */
+  redisNow(): number {
+    return this.redisClock.now();
+  }
+
   /** A commit's reply carried Redis's time (epoch ms): keeps {@link commitDeadline} exact. */
   observeRedisTime(redisMs: number): void {
     this.redisClock.observe(redisMs);

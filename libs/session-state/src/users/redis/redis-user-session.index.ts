@@ -47,13 +47,15 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     idleTimeoutMs: number,
   ): Promise<LiveUserSession[]> {
     const keys = userIndexKeys(this.app, userId);
-    const full: UserSessionRecord = { ...record, createdAt: Date.now() };
+    // In Redis's clock: the oldest sessions beyond maxSessionsPerUser are the same whichever instance binds,
+    // even when the instances' clocks disagree.
+    const full: UserSessionRecord = { ...record, createdAt: this.connection.redisNow() };
     const reply = (await this.connection.execute('USER INDEX ADD', () =>
       this.connection.script(
         'userIndexAdd',
         ...keys,
         record.sessionId,
-        full.createdAt + idleTimeoutMs,
+        Date.now() + idleTimeoutMs,
         JSON.stringify(full),
       ),
     )) as Buffer[];
