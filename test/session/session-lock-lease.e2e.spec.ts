@@ -3,6 +3,7 @@ import { Controller, Post, Res, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import {
   ManualClock,
+  MemorySessionStore,
   redisKeys,
   SessionAccessor,
   type SessionLockOptions,
@@ -179,10 +180,18 @@ describe.each(STORES)(
       client.end();
       await sleep(TTL); // waiting for the holder's lock
       client.destroy();
-      await sleep(100);
+      await sleep(300); // the server sees the connection close
       holder.gate.release();
       expect((await holder.pending).status).toBe(200);
       await sleep(400); // the gone request's next try (one retryInterval at most) would find the lock free now
+      // It never took the lock: its handler never ran.
+      const reached = await Promise.race([
+        gate(name)
+          .reached(1)
+          .then(() => true),
+        sleep(50).then(() => false),
+      ]);
+      expect(reached).toBe(false);
       const started = Date.now();
       // The gone request would otherwise take the lock now and keep it (renewed) while its handler waits at its gate.
       await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
@@ -222,6 +231,41 @@ describe.each(STORES)(
     });
   },
 );
+
+describe('session.lock with a store that takes its locks elsewhere', () => {
+  /** Extends the memory store but keeps locks of its own (as one on another lock service would). */
+  class OwnLocksStore extends MemorySessionStore {
+    private readonly own = new Map<string, string>();
+    override tryLock(key: string, token: string): Promise<boolean> {
+      const held = this.own.get(key);
+      if (held !== undefined && held !== token) return Promise.resolve(false);
+      this.own.set(key, token);
+      return Promise.resolve(true);
+    }
+    override unlock(key: string, token: string): Promise<void> {
+      if (this.own.get(key) === token) this.own.delete(key);
+      return Promise.resolve();
+    }
+  }
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startSessionApp({
+      secrets: SECRETS,
+      store: new OwnLocksStore(),
+      session: { lock: { ttl: TTL, acquireTimeout: 2_000 } },
+    }));
+  });
+  afterAll(() => app.close());
+
+  it('commits: the inherited store does not check a lock it never took', async () => {
+    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+    await sleep(2 * TTL); // the inherited renewal found nothing to renew: harmless
+    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+  });
+});
 
 describe('session.lock on the memory store: a lock that expired while its request was stalled', () => {
   const clock = new ManualClock(Date.now());

@@ -184,6 +184,8 @@ export class SessionLifecycle implements SessionHost {
       this.attachLoaded(key, data);
     } catch (error) {
       this.session.attach(undefined, false);
+      // No one reads the answer: not a store failure (no metric, no warning that could hide a real one).
+      if (error instanceof ClientWentAwayError) throw new SessionUnavailableError('lock', error);
       this.runtime.metrics?.failed('load', error);
       this.runtime.storeFailureLog.write(
         SessionLogEvents.SessionLoadFailed,
@@ -216,6 +218,9 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = this.runtime;
     const lock = options.lock!;
     if (!store.tryLock) throw new Error('the session store does not support locking');
+    // No one waits for the answer (here or, below, after a wait): taking the lock would only hold up the
+    // session's next requests.
+    if (this.exchange.closed) throw new ClientWentAwayError();
     const token = randomBase64url(16);
     const deadline = Date.now() + lock.acquireTimeout;
     try {
@@ -226,14 +231,14 @@ export class SessionLifecycle implements SessionHost {
       ) {
         const left = deadline - Date.now();
         if (left <= 0) throw new SessionLockTimeoutError(lock.acquireTimeout);
-        // No one waits for the answer: taking the lock now would only hold up the session's next requests.
-        if (this.exchange.closed)
-          throw new Error('the client went away while the request waited for the session lock');
+        if (this.exchange.closed) throw new ClientWentAwayError();
         this.runtime.metrics?.lockWaited();
         await sleep(Math.min(left, lockBackoff(attempt, lock.retryInterval)));
       }
     } catch (error) {
-      if (!(error instanceof SessionLockTimeoutError)) this.releaseUnseenLock(key, token);
+      // Every try answered "held" (nothing taken) unless one failed: then it may have taken the lock unseen.
+      if (!(error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError))
+        this.releaseUnseenLock(key, token);
       throw error;
     }
     if (this.closed) {
@@ -241,6 +246,11 @@ export class SessionLifecycle implements SessionHost {
       // interceptor, say): nothing can commit any more, and nothing would release the lock.
       this.releaseUnseenLock(key, token);
       return;
+    }
+    if (this.exchange.closed) {
+      // The client left during the last try.
+      this.releaseUnseenLock(key, token);
+      throw new ClientWentAwayError();
     }
     this.lockToken = token;
     this.lockedKey = key;
@@ -491,9 +501,8 @@ export class SessionLifecycle implements SessionHost {
       if (write && !write.remove) {
         // Every value goes back under the kept key: under the lock, only while the lock is still this request's.
         const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
-        // The same changes (their snapshot and lookups included) with this key's lock token.
-        const changes = Object.assign(Object.create(write.changes) as SessionChanges, { lockToken });
-        await io(store.commit(kept, changes, options.idleTimeout, options));
+        // A taken write's changes are a plain object (takeWrite without inPlace): copied with the token.
+        await io(store.commit(kept, { ...write.changes, lockToken }, options.idleTimeout, options));
       }
       this.key = kept;
       this.replacedKey = undefined;
@@ -690,6 +699,13 @@ export class SessionLifecycle implements SessionHost {
         `Session lock could not be released: ${(error as Error).message}`,
       );
     }
+  }
+}
+
+/** The client went away while its request waited for the session lock: it stops waiting. */
+class ClientWentAwayError extends Error {
+  constructor() {
+    super('the client went away while the request waited for the session lock');
   }
 }
 

@@ -164,7 +164,7 @@ export interface ResolvedRedisCacheOptions {
   readonly port: number;
   readonly accessKey?: string;
   readonly username?: string;
-  /** Where the credentials were given, for startup errors that name the option to fix. */
+  /** Where the password was given, for startup errors that name the option to fix. */
   readonly credentialsFrom?: 'url' | 'options';
   readonly tls?: ConnectionOptions;
   readonly databaseId: number;

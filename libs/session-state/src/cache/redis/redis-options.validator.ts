@@ -69,8 +69,8 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
   let port = options.port === undefined ? 6379 : parsePort('port', options.port);
   let accessKey = options.accessKey;
   let username = options.username;
-  let credentialsFrom: 'url' | 'options' | undefined =
-    accessKey !== undefined || username !== undefined ? 'options' : undefined;
+  // Where the password comes from (a user name alone is no credential).
+  let credentialsFrom: 'url' | 'options' | undefined = accessKey !== undefined ? 'options' : undefined;
   let ssl = options.ssl;
   let databaseId = options.databaseId;
   if (typeof host !== 'string' || host.length === 0) fail('Redis option host must be a non-empty host name.');
@@ -92,7 +92,7 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     port = url.port ? parsePort('url (port)', url.port) : 6379;
     if (url.password) accessKey ??= decodeURIComponent(url.password);
     if (url.username) username ??= decodeURIComponent(url.username);
-    if (url.password || url.username) credentialsFrom ??= 'url';
+    if (url.password) credentialsFrom ??= 'url';
     if (url.protocol === 'rediss:' && ssl === undefined) ssl = true;
     const db = url.pathname.replace(/^\//, '');
     if (db !== '') {

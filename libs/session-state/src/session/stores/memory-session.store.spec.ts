@@ -1,6 +1,6 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { ManualClock } from '../../cache/clock.js';
-import { SessionMovedError } from '../../errors/session.errors.js';
+import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
 import { DEFAULT_MEMORY_MAX_SESSIONS, MemorySessionStore } from './memory-session.store.js';
 import type { SessionChanges } from './session-store.interface.js';
 
@@ -110,6 +110,28 @@ describe('MemorySessionStore lock', () => {
     expect(await store.tryLock('s', 'theirs', 1000)).toBe(true);
     clock.advance(1000);
     expect(await store.tryLock('s', 'mine', 1000)).toBe(true); // expired
+  });
+
+  it('fences commits on the locks it took: refused once another token took or released the lock; a key it never locked is not checked; the released locks it keeps are bounded by maxSessions', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock, maxSessions: 2 });
+    const fenced = (token: string): SessionChanges => ({ ...small, lockToken: token });
+    expect(await store.tryLock('a', 'first', 1000)).toBe(true);
+    clock.advance(1000); // expired: another request takes it, commits, releases
+    expect(await store.renewLock('a', 'first', 1000)).toBe(false); // never taken back by renewal
+    expect(await store.tryLock('a', 'second', 1000)).toBe(true);
+    await store.commit('a', fenced('second'), IDLE);
+    await store.unlock('a', 'second');
+    await expect(store.commit('a', fenced('first'), IDLE)).rejects.toThrow(SessionLockLostError);
+    await expect(store.commit('a', fenced('second'), IDLE)).rejects.toThrow(SessionLockLostError); // released
+    await store.commit('never-locked', fenced('elsewhere'), IDLE); // a subclass's own lock: not checked
+    expect(await store.load('never-locked', IDLE)).toBeDefined();
+    // Two more keys locked and released: the oldest kept lock ('a') goes, and with it the check.
+    for (const key of ['b', 'c']) {
+      await store.tryLock(key, 't', 1000);
+      await store.unlock(key, 't');
+    }
+    await store.commit('a', fenced('first'), IDLE);
   });
 });
 

@@ -88,7 +88,13 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     return Promise.resolve();
   }
   private readonly table: MemoryEntryTable<SessionData>;
+  /**
+   * Session locks by key. A released lock stays, expired, under the last holder's token (bounded by
+   * maxSessions, oldest first): a commit carrying another token for that key is then known to have lost the
+   * lock, while a key this store never locked (a subclass that takes its locks elsewhere) is not checked.
+   */
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
+  private readonly maxLocks: number;
   private readonly ended: EndedSessionMarks;
   private readonly clock: Clock;
   private readonly logger = new Logger('MemorySessionStore');
@@ -100,6 +106,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = options.clock ?? systemClock;
     const maxSessions = bound('maxSessions', options.maxSessions, DEFAULT_MEMORY_MAX_SESSIONS);
+    this.maxLocks = maxSessions ?? Number.POSITIVE_INFINITY; // undefined: no bound
     // As many marks as sessions at most: each is a session that left its key within the idle timeout.
     this.ended = new EndedSessionMarks(() => this.clock.now(), maxSessions);
     const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
@@ -162,7 +169,11 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     limits?: SessionCommitLimits,
   ): void {
     // The request's lock expired (and may have been taken) since it read the session: see SessionChanges.lockToken.
-    if (changes.lockToken !== undefined && !this.holdsLock(sessionKey, changes.lockToken)) {
+    if (
+      changes.lockToken !== undefined &&
+      this.locks.has(sessionKey) &&
+      !this.holdsLock(sessionKey, changes.lockToken)
+    ) {
       throw new SessionLockLostError();
     }
     const stored = this.table.peek(sessionKey);
@@ -234,13 +245,13 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     const now = this.clock.now();
     const held = this.locks.get(sessionKey);
     if (held && held.expiresAt > now && held.token !== token) return Promise.resolve(false);
-    this.locks.set(sessionKey, { token, expiresAt: now + ttlMs });
+    this.setLock(sessionKey, token, now + ttlMs);
     return Promise.resolve(true);
   }
 
   renewLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     if (!this.holdsLock(sessionKey, token)) return Promise.resolve(false);
-    this.locks.set(sessionKey, { token, expiresAt: this.clock.now() + ttlMs });
+    this.setLock(sessionKey, token, this.clock.now() + ttlMs);
     return Promise.resolve(true);
   }
 
@@ -250,7 +261,15 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   }
 
   unlock(sessionKey: string, token: string): Promise<void> {
-    if (this.locks.get(sessionKey)?.token === token) this.locks.delete(sessionKey);
+    // Kept, expired: see `locks`.
+    if (this.locks.get(sessionKey)?.token === token) this.setLock(sessionKey, token, 0);
     return Promise.resolve();
+  }
+
+  /** Sets a key's lock, most recent last; past the bound the least recently set goes. */
+  private setLock(sessionKey: string, token: string, expiresAt: number): void {
+    this.locks.delete(sessionKey);
+    this.locks.set(sessionKey, { token, expiresAt });
+    if (this.locks.size > this.maxLocks) this.locks.delete(this.locks.keys().next().value!);
   }
 }

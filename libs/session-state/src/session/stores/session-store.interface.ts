@@ -143,8 +143,9 @@ export interface SessionStore {
    * not. Unlike `tryLock` it never takes a free lock: a holder whose lock expired, and which another request
    * may have taken and released since, must not get it back. The module renews a held lock every third of
    * its TTL while the request runs; a store without it keeps the lock for its TTL only. A store with it also
-   * gets `SessionChanges.lockToken` and must refuse a commit whose token no longer holds the lock (a subclass
-   * that replaces `tryLock` replaces this too).
+   * gets `SessionChanges.lockToken` and must refuse a commit whose token no longer holds the lock. A subclass
+   * that takes its locks elsewhere (replacing `tryLock`) replaces this too, or its locks are not renewed
+   * (MemorySessionStore checks only the locks it took itself).
    */
   renewLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still owns it. */
