@@ -266,8 +266,8 @@ export class SessionLifecycle implements SessionHost {
    */
   private renewLockWhileHeld(key: string, token: string, ttl: number): void {
     const store = this.runtime.store;
-    // A client that went away while the lock was taken: it expires `ttl` from now ('close' will not come again).
-    if (!store.renewLock || this.exchange.closed) return;
+    // The response is still open here (acquireLock checked): its 'close' stops the renewal.
+    if (!store.renewLock) return;
     const schedule = () => {
       this.lockRenewal = setTimeout(() => void renew(), Math.max(1, Math.floor(ttl / 3)));
       this.lockRenewal.unref();
