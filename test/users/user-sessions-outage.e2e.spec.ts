@@ -14,6 +14,18 @@ const OPERATION_TIMEOUT = 300;
 const SLACK = 700;
 const HOLD = 1_500;
 
+/** Signs in, trying again (at most 3 times) when a busy machine made a Redis operation miss its bound. */
+async function signInDespiteLoad(browser: BrowserClient, url: string, user: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await browser.login(url, user);
+      return;
+    } catch (error) {
+      if (attempt === 3 || !/answered 503/.test((error as Error).message)) throw error;
+    }
+  }
+}
+
 describe('user sessions while Redis stalls', () => {
   let server: RedisServerProcess;
   let proxy: StallProxy;
@@ -44,7 +56,8 @@ describe('user sessions while Redis stalls', () => {
   it('listing answers 503 within the operation timeout, and works once Redis answers', async () => {
     const user = 'stalled-list@example.test';
     const browser = new BrowserClient('Stalled/1');
-    await browser.login(url, user);
+    // Set-up before any stall: a machine too busy for the 300 ms bound may refuse a try (CI's Node 24 run did once).
+    await signInDespiteLoad(browser, url, user);
 
     // The index script carries the user's index key; its chunk and what follows are held.
     const hold = proxy.holdWhen(`${Buffer.from(user).toString('base64url')}}_Sessions`, HOLD);
