@@ -2,18 +2,12 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import { Controller, Get, Module, Post, Redirect, type INestApplication } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { Session, SessionModule, TempData, type TempDataDictionary } from 'nest-session-state';
+import { SessionModule, TempData, type TempDataDictionary } from 'nest-session-state';
+import { SessionTestController } from '../support/apps/session-test.app.js';
 import { generateTlsCertificates, type TlsCertificates } from '../support/redis/tls-certificates.js';
 
 @Controller()
 class Http2Controller {
-  @Get('counter')
-  counter(@Session() session: Session) {
-    const count = (session.getInt32('count') ?? 0) + 1;
-    session.setInt32('count', count);
-    return { count };
-  }
-
   @Post('flash')
   @Redirect('/flash')
   flash(@TempData() tempData: TempDataDictionary) {
@@ -72,7 +66,7 @@ describe.each([
   beforeAll(async () => {
     @Module({
       imports: [SessionModule.forRoot({ secrets: ['Hp3kWz8qLm1nTr6vXc9bJd2fGs5aYe7uKo4iQt0N1B'] })],
-      controllers: [Http2Controller],
+      controllers: [SessionTestController, Http2Controller],
     })
     class AppModule {}
     const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
