@@ -191,11 +191,10 @@ describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (iored
 
   beforeAll(async () => {
     [app, redis, cluster] = await Promise.all([
-      ConsumerApp.create(12, tarball),
+      ConsumerApp.create(12, tarball, `ioredis@${ioredisMajor}`),
       RedisServerProcess.start(),
       RedisClusterProcess.start({ masters: 3 }),
     ]);
-    await app.install(`ioredis@${ioredisMajor}`);
     for (const system of SYSTEMS) {
       project[system] = app.addProject(`redis-${system}`, system, redisApp);
       app.addProject(`redis-entry-${system}`, system, redisEntry);
