@@ -72,7 +72,7 @@ export class PostgresConnection {
   }
 
   /**
-   * Connects at startup, creates the table, index and commit function when missing (`createTable`)
+   * Connects at startup, creates the tables, indexes and commit function when missing (`createTable`)
    * and checks that the user may use them. Rejects with {@link PostgresConfigurationError}.
    */
   async connect(): Promise<void> {
