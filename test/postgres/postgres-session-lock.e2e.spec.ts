@@ -139,6 +139,18 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await stored('k-new')).toBe('(no session)');
   });
 
+  it('a subclass that keeps its locks elsewhere (its own tryLock) commits: tokens it never put in the lock table are not checked', async () => {
+    class OwnLocksStore extends PostgresSessionStore {
+      override tryLock(): Promise<boolean> {
+        return Promise.resolve(true);
+      }
+    }
+    const own = new OwnLocksStore(connection);
+    expect(await own.tryLock()).toBe(true);
+    await own.commit('k-own', setting('v', 'written', 'token-kept-elsewhere'), IDLE);
+    expect(await stored('k-own')).toBe('written');
+  });
+
   it('prune deletes lock rows expired in the database clock and leaves live ones', async () => {
     await db.query('DELETE FROM nest_sessions_locks');
     expect(await store.tryLock('k-prune-old', 'a', TTL)).toBe(true);

@@ -51,8 +51,8 @@ const COMMIT_LOCK_LOST = 6;
  * out together). Expired rows are ignored by every statement and deleted in batches by
  * {@link PostgresConnection.prune}. The session lock (`session.lock`) is a row of `<tableName>_locks` whose
  * expiry is judged by the database's clock; a commit under it always goes to the function, which checks the
- * lock in the same transaction as the write (see {@link tryLock}). A subclass that takes its locks elsewhere
- * replaces `renewLock` too: a commit carrying a token this store's lock table does not hold is refused.
+ * lock in the same transaction as the write (see {@link tryLock}). Only locks this class's own `tryLock` takes
+ * are checked: a subclass that replaces `tryLock` (locks kept elsewhere) commits unfenced, as on the memory store.
  *
  * @example
  * SessionModule.forRoot({ postgres: { connectionString: process.env.DATABASE_URL } }); // uses a PostgresSessionStore
@@ -64,8 +64,12 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;
   private readonly quickCommits: StatementBatcher<QuickCommit, number | undefined>;
   readonly storeType = 'postgresql';
+  /** False for a subclass that keeps its locks elsewhere: its tokens are not in the lock table. */
+  private readonly fencesLocks: boolean;
 
   constructor(private readonly connection: PostgresConnection) {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- compared, never called
+    this.fencesLocks = this.tryLock === PostgresSessionStore.prototype.tryLock;
     const abandoned = (item: { abandoned: boolean }) => item.abandoned;
     this.loads = new StatementBatcher<LoadItem, StoredRow | undefined>(
       (items) => this.sendLoads(items),
@@ -130,7 +134,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     // A session bound to a user commits through the function, which applies it only while the stored
     // session is still the one this request loaded (the plain upsert could bring a revoked one back).
     const guard = guardedSessionId(changes);
-    const lockToken = changes.lockToken ?? null;
+    const lockToken = this.fencesLocks ? (changes.lockToken ?? null) : null;
     // Under session.lock the function checks the lock with the write; the plain upserts would bypass it.
     if (guard === undefined && lockToken === null && !changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
       // Upper bounds of what the limits count for the set alone (a new session): its JSON text, its keys.
