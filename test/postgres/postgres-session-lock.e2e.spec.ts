@@ -58,8 +58,7 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
         [key],
       )
     )[0];
-  const stored = async (key: string) =>
-    (await store.load(key, IDLE))?.get('v')?.toString() ?? '(no session)';
+  const stored = async (key: string) => (await store.load(key, IDLE))?.get('v')?.toString() ?? '(no session)';
 
   it('tryLock: taken once, reentrant for the same token (TTL renewed), refused to another token', async () => {
     expect(await store.tryLock('k-try', 'a', 5_000)).toBe(true);

@@ -210,7 +210,9 @@ describe('a database that cannot be used fails startup, naming the option', () =
   });
 
   it('after the grants of docs/postgres.md, the same user works', async () => {
-    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks TO ${db.name}_app`);
+    await db.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks TO ${db.name}_app`,
+    );
     await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
     const { app, url } = await startSessionApp({
       secrets: SECRETS,

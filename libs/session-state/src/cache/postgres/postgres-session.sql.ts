@@ -80,7 +80,8 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   const commitName = `${tableName}_commit_v2`;
   const usersTable = `${quote(schema)}.${quote(`${tableName}_users`)}`;
   const locksTable = `${quote(schema)}.${quote(`${tableName}_locks`)}`;
-  const commitFunctionArgs = 'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text';
+  const commitFunctionArgs =
+    'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text';
   // Lock expiry is judged by the database's clock alone, so instances whose clocks disagree agree on it.
   const lockUntil = (ttl: string) => `clock_timestamp() + ${ttl}::float8 * interval '1 millisecond'`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;

@@ -129,7 +129,8 @@ export class PostgresConnection {
           has_schema: boolean;
         }>(this.sql.check)
       ).rows[0];
-    const complete = (f: typeof found) => f.has_table && f.has_users_table && f.has_locks_table && f.has_function;
+    const complete = (f: typeof found) =>
+      f.has_table && f.has_users_table && f.has_locks_table && f.has_function;
     let found = await exists();
     if (!complete(found) && this.options.createTable) {
       await client.query('BEGIN');
@@ -336,7 +337,13 @@ export class PostgresConnection {
  * version has `<tableName>_commit_v1` but not this version's `_locks` table and `_commit_v2` function.
  */
 function missingParts(
-  found: { has_schema: boolean; has_table: boolean; has_users_table: boolean; has_locks_table: boolean; has_function: boolean },
+  found: {
+    has_schema: boolean;
+    has_table: boolean;
+    has_users_table: boolean;
+    has_locks_table: boolean;
+    has_function: boolean;
+  },
   schema: string,
   tableName: string,
 ): string {

@@ -68,7 +68,6 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   private readonly fencesLocks: boolean;
 
   constructor(private readonly connection: PostgresConnection) {
-    // eslint-disable-next-line @typescript-eslint/unbound-method -- compared, never called
     this.fencesLocks = this.tryLock === PostgresSessionStore.prototype.tryLock;
     const abandoned = (item: { abandoned: boolean }) => item.abandoned;
     this.loads = new StatementBatcher<LoadItem, StoredRow | undefined>(
@@ -136,7 +135,13 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     const guard = guardedSessionId(changes);
     const lockToken = this.fencesLocks ? (changes.lockToken ?? null) : null;
     // Under session.lock the function checks the lock with the write; the plain upserts would bypass it.
-    if (guard === undefined && lockToken === null && !changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
+    if (
+      guard === undefined &&
+      lockToken === null &&
+      !changes.cleared &&
+      removed.length === 0 &&
+      hasUserKey(changes.set)
+    ) {
       // Upper bounds of what the limits count for the set alone (a new session): its JSON text, its keys.
       // Otherwise the plain upsert would apply nothing: straight to the function.
       if (Buffer.byteLength(setJson) <= maxBytes && changes.set.size <= maxKeys) {
@@ -213,7 +218,11 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
    * takes over only an expired lock or one of the same token.
    */
   async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
-    const result = await this.connection.execute('lock', this.connection.sql.tryLock, [sessionKey, token, ttlMs]);
+    const result = await this.connection.execute('lock', this.connection.sql.tryLock, [
+      sessionKey,
+      token,
+      ttlMs,
+    ]);
     return result.rows.length === 1;
   }
 
