@@ -60,6 +60,24 @@ async function incrementAtGate(url: string, cookie: string) {
   return { gate: g, pending };
 }
 
+/**
+ * A gated increment takes the lock, `expireLease` makes its lease run out with no renewal (as when the process
+ * or the store stalls longer than the TTL), and another request takes the lock and commits. The stalled request's
+ * late commit must answer 409 SESSION_LOCK_LOST and save nothing: the other request's write stays.
+ */
+async function expectLateCommitRefused(url: string, expireLease: (cookie: string) => Promise<void>) {
+  const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+  const stalled = await incrementAtGate(url, cookie);
+  await expireLease(cookie);
+  await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+  stalled.gate.release();
+  const late = await stalled.pending;
+  expect(late.status).toBe(409);
+  expect(late.body).toMatchObject({ statusCode: 409, code: 'SESSION_LOCK_LOST' });
+  expect(late.headers['set-cookie']).toBeUndefined();
+  await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+}
+
 type StoreSetup = () => Promise<{ options: SessionModuleOptions; stop(): Promise<void> }>;
 /** The stores that keep locks: memory, Redis (a redis-server of its own), PostgreSQL (a database of its own). */
 const STORES: [string, StoreSetup][] = [
@@ -289,16 +307,10 @@ describe('session.lock on the memory store: a lock that expired while its reques
   afterAll(() => app.close());
 
   it('commits nothing (409 SESSION_LOCK_LOST): the request that took the lock after it keeps its write', async () => {
-    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
-    const stalled = await incrementAtGate(url, cookie);
-    clock.advance(5_000); // the lock's TTL passed with no renewal (as when the process or the store stalls)
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
-    stalled.gate.release();
-    const late = await stalled.pending;
-    expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ statusCode: 409, code: 'SESSION_LOCK_LOST' });
-    expect(late.headers['set-cookie']).toBeUndefined();
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    await expectLateCommitRefused(url, () => {
+      clock.advance(5_000); // the lock's TTL passed on the store's clock
+      return Promise.resolve();
+    });
   });
 });
 
@@ -324,23 +336,15 @@ describe('session.lock on PostgreSQL: a lock that expired in the database clock 
   });
 
   it('commits nothing (409 SESSION_LOCK_LOST): the request that took the lock after it keeps its write', async () => {
-    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
-    const stalled = await incrementAtGate(url, cookie);
-    // The lease ran out in the database's clock with no renewal (as when the process or the network stalls
-    // longer than the TTL): the lock's expiry is the database's to judge, so the test moves it there.
-    const expired = await db.query(
-      `UPDATE nest_sessions_locks SET expires_at = clock_timestamp() - interval '1 second'
-       WHERE session_key = $1 RETURNING 1`,
-      [sessionKeyOf(cookie)],
-    );
-    expect(expired).toHaveLength(1);
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
-    stalled.gate.release();
-    const late = await stalled.pending;
-    expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ statusCode: 409, code: 'SESSION_LOCK_LOST' });
-    expect(late.headers['set-cookie']).toBeUndefined();
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    await expectLateCommitRefused(url, async (cookie) => {
+      // The lock's expiry is the database's to judge, so the test moves it there.
+      const expired = await db.query(
+        `UPDATE nest_sessions_locks SET expires_at = clock_timestamp() - interval '1 second'
+         WHERE session_key = $1 RETURNING 1`,
+        [sessionKeyOf(cookie)],
+      );
+      expect(expired).toHaveLength(1);
+    });
     expect(await db.query('SELECT * FROM nest_sessions_locks')).toEqual([]); // each request released its own lock
   });
 });
