@@ -81,12 +81,6 @@ describe('postgres options refused before connecting', () => {
       'SessionModule options postgres and memory exclude each other: memory configures the built-in memory store, ' +
         'which postgres replaces. Remove memory, or postgres to keep sessions in memory.',
     ],
-    [
-      'postgres and session.lock',
-      () => ({ postgres: { connectionString: closed }, session: { lock: true } }),
-      'SessionModule options postgres and session.lock exclude each other: the PostgreSQL store has no session lock ' +
-        '(its commits write only the changed keys). Remove session.lock, or keep sessions in Redis.',
-    ],
   ])('%s exclude each other', async (_, options, message) => {
     const { error, ms } = await startupError(options());
     expect(error).toBeInstanceOf(SessionConfigurationError);
@@ -200,7 +194,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     await (
       await startSessionApp({ postgres: { connectionString: db.url(), tableName: 'owned' } })
     ).app.close();
-    await db.query(`GRANT SELECT ON owned, owned_users TO ${db.name}_app`);
+    await db.query(`GRANT SELECT ON owned, owned_users, owned_locks TO ${db.name}_app`);
     const { error } = await startupError({
       postgres: {
         connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
@@ -209,13 +203,17 @@ describe('a database that cannot be used fails startup, naming the option', () =
       },
     });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
-    expect(error.message).toContain('may not use the tables "public"."owned" and "public"."owned_users"');
+    expect(error.message).toContain(
+      'may not use the tables "public"."owned", "public"."owned_users" and "public"."owned_locks"',
+    );
     expect(error.message).toContain('SELECT, INSERT, UPDATE, DELETE');
   });
 
   it('after the grants of docs/postgres.md, the same user works', async () => {
-    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users TO ${db.name}_app`);
-    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v1 TO ${db.name}_app`);
+    await db.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks TO ${db.name}_app`,
+    );
+    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
     const { app, url } = await startSessionApp({
       secrets: SECRETS,
       postgres: {
@@ -252,6 +250,67 @@ describe('a database that cannot be used fails startup, naming the option', () =
     } finally {
       await app.close();
     }
+  });
+
+  it('a database set up for the previous version (commit_v1, no _locks): createTable false names what is missing; the docs script and grants bring it up to date', async () => {
+    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
+    const [schema, grants] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    const v1 = schema
+      .replaceAll('nest_sessions', 'old')
+      .replaceAll('_commit_v2', '_commit_v1')
+      .replace(/CREATE TABLE IF NOT EXISTS "public"\."old_locks" \([^;]*\);/, '');
+    await db.query(v1);
+    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON old, old_users TO ${db.name}_app`);
+    await db.query(`GRANT EXECUTE ON FUNCTION old_commit_v1 TO ${db.name}_app`);
+    const postgres = {
+      connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+      tableName: 'old',
+      createTable: false,
+    };
+    const { error } = await startupError({ postgres });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toContain(
+      'has no table "public"."old_locks", function "public"."old_commit_v2" (a database set up for an earlier ' +
+        'version, whose function is "old_commit_v1", lacks them), and postgres.createTable is false',
+    );
+    expect(error.message).toContain('docs/postgres.md');
+    await db.query(schema.replaceAll('nest_sessions', 'old'));
+    await db.query(grants.replaceAll('nest_sessions', 'old').replaceAll('app_user', `${db.name}_app`));
+    const { app, url } = await startSessionApp({ secrets: SECRETS, postgres, session: { lock: true } });
+    try {
+      const first = await request(url).get('/counter').expect(200, { count: 1 });
+      const cookie = (first.headers['set-cookie'] as unknown as string[])[0].split(';')[0];
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a database set up for the previous version, with createTable: creates the _locks table and _commit_v2 beside commit_v1', async () => {
+    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
+    const [schema] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    await db.query(
+      schema
+        .replaceAll('nest_sessions', 'older')
+        .replaceAll('_commit_v2', '_commit_v1')
+        .replace(/CREATE TABLE IF NOT EXISTS "public"\."older_locks" \([^;]*\);/, ''),
+    );
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      postgres: { connectionString: db.url(), tableName: 'older' },
+      session: { lock: true },
+    });
+    try {
+      await request(url).get('/counter').expect(200, { count: 1 });
+    } finally {
+      await app.close();
+    }
+    expect(
+      await db.query(
+        `SELECT to_regclass('older_locks') IS NOT NULL AS locks, count(*)::int AS functions
+         FROM pg_proc WHERE proname IN ('older_commit_v1', 'older_commit_v2')`,
+      ),
+    ).toEqual([{ locks: true, functions: 2 }]);
   });
 
   it('a mixed-case schema and table name (PascalCase, as ORMs name them) start, and start again on what they created', async () => {

@@ -13,6 +13,7 @@ import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController, type Gate } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
+import { TestDatabase } from '../support/postgres/index.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 
@@ -59,8 +60,26 @@ async function incrementAtGate(url: string, cookie: string) {
   return { gate: g, pending };
 }
 
+/**
+ * A gated increment takes the lock, `expireLease` makes its lease run out with no renewal (as when the process
+ * or the store stalls longer than the TTL), and another request takes the lock and commits. The stalled request's
+ * late commit must answer 409 SESSION_LOCK_LOST and save nothing: the other request's write stays.
+ */
+async function expectLateCommitRefused(url: string, expireLease: (cookie: string) => Promise<void>) {
+  const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+  const stalled = await incrementAtGate(url, cookie);
+  await expireLease(cookie);
+  await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+  stalled.gate.release();
+  const late = await stalled.pending;
+  expect(late.status).toBe(409);
+  expect(late.body).toMatchObject({ statusCode: 409, code: 'SESSION_LOCK_LOST' });
+  expect(late.headers['set-cookie']).toBeUndefined();
+  await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+}
+
 type StoreSetup = () => Promise<{ options: SessionModuleOptions; stop(): Promise<void> }>;
-/** The stores that keep locks: memory, and Redis (a redis-server of its own). */
+/** The stores that keep locks: memory, Redis (a redis-server of its own), PostgreSQL (a database of its own). */
 const STORES: [string, StoreSetup][] = [
   ['memory', () => Promise.resolve({ options: {}, stop: () => Promise.resolve() })],
   [
@@ -71,6 +90,13 @@ const STORES: [string, StoreSetup][] = [
         options: { redis: { host: server.host, port: server.port, applicationName: APP } },
         stop: () => server.stop(),
       };
+    },
+  ],
+  [
+    'postgresql',
+    async () => {
+      const db = await TestDatabase.create();
+      return { options: { postgres: { connectionString: db.url() } }, stop: () => db.drop() };
     },
   ],
 ];
@@ -281,16 +307,45 @@ describe('session.lock on the memory store: a lock that expired while its reques
   afterAll(() => app.close());
 
   it('commits nothing (409 SESSION_LOCK_LOST): the request that took the lock after it keeps its write', async () => {
-    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
-    const stalled = await incrementAtGate(url, cookie);
-    clock.advance(5_000); // the lock's TTL passed with no renewal (as when the process or the store stalls)
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
-    stalled.gate.release();
-    const late = await stalled.pending;
-    expect(late.status).toBe(409);
-    expect(late.body).toMatchObject({ statusCode: 409, code: 'SESSION_LOCK_LOST' });
-    expect(late.headers['set-cookie']).toBeUndefined();
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    await expectLateCommitRefused(url, () => {
+      clock.advance(5_000); // the lock's TTL passed on the store's clock
+      return Promise.resolve();
+    });
+  });
+});
+
+describe('session.lock on PostgreSQL: a lock that expired in the database clock while its request was stalled', () => {
+  let db: TestDatabase;
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    db = await TestDatabase.create();
+    ({ app, url } = await startSessionApp(
+      {
+        secrets: SECRETS,
+        postgres: { connectionString: db.url() },
+        session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } },
+      },
+      { controllers: [GatedSessionController] },
+    ));
+  });
+  afterAll(async () => {
+    await app?.close();
+    await db?.drop();
+  });
+
+  it('commits nothing (409 SESSION_LOCK_LOST): the request that took the lock after it keeps its write', async () => {
+    await expectLateCommitRefused(url, async (cookie) => {
+      // The lock's expiry is the database's to judge, so the test moves it there.
+      const expired = await db.query(
+        `UPDATE nest_sessions_locks SET expires_at = clock_timestamp() - interval '1 second'
+         WHERE session_key = $1 RETURNING 1`,
+        [sessionKeyOf(cookie)],
+      );
+      expect(expired).toHaveLength(1);
+    });
+    expect(await db.query('SELECT * FROM nest_sessions_locks')).toEqual([]); // each request released its own lock
   });
 });
 

@@ -53,12 +53,6 @@ export class SessionInfrastructure {
     if (budget) logEvent(logger, SessionLogEvents.TempDataCookieBudget, budget);
     if (options.postgres) {
       const postgres = resolvePostgresOptions(options.postgres);
-      if (resolved.lock) {
-        throw new SessionConfigurationError(
-          'SessionModule options postgres and session.lock exclude each other: the PostgreSQL store has no ' +
-            'session lock (its commits write only the changed keys). Remove session.lock, or keep sessions in Redis.',
-        );
-      }
       const { createPostgresInfrastructure } = await loadPostgresInfrastructure();
       const parts = await createPostgresInfrastructure(postgres, options.cache);
       return new SessionInfrastructure(resolved, keyRing, parts.cache, parts.store, () => parts.close());

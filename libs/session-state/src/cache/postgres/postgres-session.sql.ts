@@ -9,8 +9,12 @@ export interface PostgresSessionSql {
   readonly table: string;
   /** `"schema"."table_users"`: the sessions bound to users (UserSessions), see users/postgres/. */
   readonly usersTable: string;
-  /** `"schema"."table_commit_v1"`. */
+  /** `"schema"."table_locks"`: the session locks of `session.lock`, one row per held lock. */
+  readonly locksTable: string;
+  /** `"schema"."table_commit_v2"`. */
   readonly commitFunction: string;
+  /** The commit function's argument types, as `to_regprocedure` and `GRANT EXECUTE` name it. */
+  readonly commitFunctionArgs: string;
   /** DDL creating whatever is missing (idempotent), in order. */
   readonly createSchema: readonly string[];
   /** Reads a live session: its values and when it expires (epoch ms). */
@@ -22,7 +26,20 @@ export interface PostgresSessionSql {
   readonly remove: string;
   /** Deletes a session and returns its values when it was live: $1 key, $2 now. */
   readonly take: string;
+  /**
+   * Calls the commit function: $1 key, $2 now, $3 expiry, $4 deadline, $5 cleared, $6 removed, $7 set, $8 maxKeys,
+   * $9 maxSessionBytes, $10 guard (bound session's id), $11 lock token (null: no `session.lock`).
+   */
   readonly commit: string;
+  /**
+   * Takes the lock for a token if it is free, expired, or held by the same token (reentrant), until $3 ms from now
+   * in the database's clock: $1 key, $2 token, $3 ttl ms. One row when taken, none when another token holds it.
+   */
+  readonly tryLock: string;
+  /** Extends the lock only while $2 still holds it, unexpired: $1 key, $2 token, $3 ttl ms. One row when renewed. */
+  readonly renewLock: string;
+  /** Deletes the lock only while $2 holds it: $1 key, $2 token. */
+  readonly unlock: string;
   /**
    * The common commit (keys set, none removed, no clear) as one plain statement, no function: an upsert that
    * merges with `||` under the row lock ON CONFLICT takes. It applies only when it can tell cheaply that the
@@ -40,11 +57,12 @@ export interface PostgresSessionSql {
    */
   readonly setOnlyMany: string;
   /**
-   * Deletes up to $2 sessions expired before $1 (and their user-index rows); one row: `deleted`, the
-   * number of sessions deleted.
+   * Deletes up to $2 sessions expired before $1 (and their user-index rows), and up to $2 locks expired in
+   * the database's clock (left by holders that never released them); one row: `deleted`, the number of
+   * sessions deleted.
    */
   readonly prune: string;
-  /** Whether table and function exist and the user may use them: one row of booleans. */
+  /** Whether schema, tables and function exist: one row of booleans. */
   readonly check: string;
 }
 
@@ -59,8 +77,13 @@ const ID = `'\\0id'`;
 
 export function postgresSessionSql(schema: string, tableName: string): PostgresSessionSql {
   const table = `${quote(schema)}.${quote(tableName)}`;
-  const commitName = `${tableName}_commit_v1`;
+  const commitName = `${tableName}_commit_v2`;
   const usersTable = `${quote(schema)}.${quote(`${tableName}_users`)}`;
+  const locksTable = `${quote(schema)}.${quote(`${tableName}_locks`)}`;
+  const commitFunctionArgs =
+    'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text';
+  // Lock expiry is judged by the database's clock alone, so instances whose clocks disagree agree on it.
+  const lockUntil = (ttl: string) => `clock_timestamp() + ${ttl}::float8 * interval '1 millisecond'`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;
   const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
   const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
@@ -82,13 +105,18 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   PRIMARY KEY (user_id, session_id)
 )`,
     `CREATE INDEX IF NOT EXISTS ${quote(`${tableName}_users_session_key_idx`)} ON ${usersTable} (session_key)`,
+    `CREATE TABLE IF NOT EXISTS ${locksTable} (
+  session_key text PRIMARY KEY,
+  token text NOT NULL,
+  expires_at timestamptz NOT NULL
+)`,
     `CREATE OR REPLACE FUNCTION ${commitFunction}(
   p_key text, p_now_ms float8, p_expires_ms float8, p_deadline_ms float8, p_cleared boolean,
-  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint, p_guard text
+  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint, p_guard text, p_lock_token text
 ) RETURNS float8[] LANGUAGE plpgsql AS $fn$
 -- Applies one request's changes to a session (see docs/postgres.md). Returns {status, detail}:
--- 1 applied / 0 too late / 4 the bound session is gone (detail: the database's time, epoch ms);
--- 2 over maxKeys / 3 over maxSessionBytes (detail: the count).
+-- 1 applied / 0 too late / 4 the bound session is gone / 6 the request's session lock was lost
+-- (detail: the database's time, epoch ms); 2 over maxKeys / 3 over maxSessionBytes (detail: the count).
 DECLARE
   v_old jsonb;
   v_base jsonb;
@@ -109,6 +137,16 @@ BEGIN
   v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
   IF v_db_ms > p_deadline_ms THEN
     RETURN ARRAY[0, v_db_ms];
+  END IF;
+  -- session.lock: applies only while the request's token still holds the session's lock, unexpired in the
+  -- database's clock. FOR SHARE keeps it so until this transaction ends: a request taking the lock over waits,
+  -- then reads this write.
+  IF p_lock_token IS NOT NULL THEN
+    PERFORM 1 FROM ${locksTable} WHERE session_key = p_key AND token = p_lock_token
+      AND expires_at > clock_timestamp() FOR SHARE;
+    IF NOT FOUND THEN
+      RETURN ARRAY[6, v_db_ms];
+    END IF;
   END IF;
   -- A session bound to a user applies only while it is still the one the request loaded (p_guard: its id,
   -- base64 as stored): once revoked or expired, a request that loaded it cannot bring it back.
@@ -165,14 +203,24 @@ $fn$`,
   return {
     table,
     usersTable,
+    locksTable,
     commitFunction,
+    commitFunctionArgs,
     createSchema,
     load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
     take: `DELETE FROM ${table} WHERE session_key = $1 RETURNING data, expires_at > ${ms('$2')} AS live`,
-    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS reply`,
+    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) AS reply`,
+    tryLock: `INSERT INTO ${locksTable} AS l (session_key, token, expires_at) VALUES ($1, $2, ${lockUntil('$3')})
+ON CONFLICT (session_key) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
+WHERE l.token = EXCLUDED.token OR l.expires_at <= clock_timestamp()
+RETURNING 1 AS taken`,
+    renewLock: `UPDATE ${locksTable} SET expires_at = ${lockUntil('$3')}
+WHERE session_key = $1 AND token = $2 AND expires_at > clock_timestamp()
+RETURNING 1 AS renewed`,
+    unlock: `DELETE FROM ${locksTable} WHERE session_key = $1 AND token = $2`,
     setOnly: `INSERT INTO ${table} AS t (session_key, data, expires_at)
 SELECT $1, $2::jsonb, ${ms('$4')} WHERE ${dbNowMs} <= $5::float8 AND $6::boolean
 ON CONFLICT (session_key) DO UPDATE SET
@@ -202,12 +250,16 @@ RETURNING t.session_key, ${dbNowMs} AS db_ms`,
   RETURNING session_key
 ), unbound AS (
   DELETE FROM ${usersTable} u USING gone WHERE u.session_key = gone.session_key
+), unlocked AS (
+  DELETE FROM ${locksTable} WHERE session_key IN (
+    SELECT session_key FROM ${locksTable} WHERE expires_at <= clock_timestamp() LIMIT $2 FOR UPDATE SKIP LOCKED)
 )
 SELECT count(*)::int AS deleted FROM gone`,
     // Quoted as created: unquoted, PostgreSQL would fold a mixed-case name to lower case and miss it.
     check: `SELECT to_regclass('${table}') IS NOT NULL AS has_table,
   to_regclass('${usersTable}') IS NOT NULL AS has_users_table,
-  to_regprocedure('${commitFunction}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text)') IS NOT NULL AS has_function,
+  to_regclass('${locksTable}') IS NOT NULL AS has_locks_table,
+  to_regprocedure('${commitFunction}(${commitFunctionArgs})') IS NOT NULL AS has_function,
   to_regnamespace('${quote(schema)}') IS NOT NULL AS has_schema`,
   };
 }
@@ -219,8 +271,8 @@ export function privilegesSql(sql: PostgresSessionSql): string {
     ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
       .map((privilege) => `has_table_privilege('${name.replace(/'/g, "''")}', '${privilege}')`)
       .join(' AND ');
-  return `SELECT ${tableOk(sql.table)} AND ${tableOk(sql.usersTable)} AS table_ok,
-  has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text)', 'EXECUTE') AS function_ok`;
+  return `SELECT ${tableOk(sql.table)} AND ${tableOk(sql.usersTable)} AND ${tableOk(sql.locksTable)} AS table_ok,
+  has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(${sql.commitFunctionArgs})', 'EXECUTE') AS function_ok`;
 }
 
 /** A field name as stored: text cannot hold NUL, so `\` becomes `\\` and NUL `\0`. */

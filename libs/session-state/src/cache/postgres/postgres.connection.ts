@@ -72,7 +72,7 @@ export class PostgresConnection {
   }
 
   /**
-   * Connects at startup, creates the table, index and commit function when missing (`createTable`)
+   * Connects at startup, creates the tables, indexes and commit function when missing (`createTable`)
    * and checks that the user may use them. Rejects with {@link PostgresConfigurationError}.
    */
   async connect(): Promise<void> {
@@ -124,12 +124,15 @@ export class PostgresConnection {
         await client.query<{
           has_table: boolean;
           has_users_table: boolean;
+          has_locks_table: boolean;
           has_function: boolean;
           has_schema: boolean;
         }>(this.sql.check)
       ).rows[0];
+    const complete = (f: typeof found) =>
+      f.has_table && f.has_users_table && f.has_locks_table && f.has_function;
     let found = await exists();
-    if (!(found.has_table && found.has_users_table && found.has_function) && this.options.createTable) {
+    if (!complete(found) && this.options.createTable) {
       await client.query('BEGIN');
       try {
         // Instances starting together would otherwise race on CREATE ... IF NOT EXISTS.
@@ -143,17 +146,11 @@ export class PostgresConnection {
       found = await exists();
     }
     const { schema, tableName } = this.options;
-    if (!found.has_table || !found.has_users_table || !found.has_function) {
-      const missing = !found.has_schema
-        ? `schema "${schema}" (postgres.schema)`
-        : !found.has_table
-          ? `table "${schema}"."${tableName}" (postgres.tableName)`
-          : !found.has_users_table
-            ? `table "${schema}"."${tableName}_users"`
-            : `function "${schema}"."${tableName}_commit_v1"`;
+    if (!complete(found)) {
       throw new PostgresConfigurationError(
-        `PostgreSQL at ${this.options.where} has no ${missing}, and postgres.createTable is false: create the ` +
-          'tables, indexes and function with the SQL in docs/postgres.md, or set postgres.createTable to true.',
+        `PostgreSQL at ${this.options.where} has no ${missingParts(found, schema, tableName)}, and ` +
+          'postgres.createTable is false: create the tables, indexes and function with the SQL in docs/postgres.md ' +
+          '(it creates only what is missing), or set postgres.createTable to true.',
       );
     }
     const privileges = (
@@ -162,7 +159,7 @@ export class PostgresConnection {
     if (!privileges.table_ok || !privileges.function_ok) {
       throw new PostgresConfigurationError(
         `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not use ` +
-          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the tables ${this.sql.table} and ${this.sql.usersTable}`}: grant it ` +
+          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the tables ${this.sql.table}, ${this.sql.usersTable} and ${this.sql.locksTable}`}: grant it ` +
           `SELECT, INSERT, UPDATE, DELETE on the tables and EXECUTE on the function (docs/postgres.md).`,
       );
     }
@@ -333,4 +330,33 @@ export class PostgresConnection {
     await this.pruning;
     await this.endOwnPool();
   }
+}
+
+/**
+ * What a database set up by hand lacks, named as docs/postgres.md creates it. One made for an earlier
+ * version has `<tableName>_commit_v1` but not this version's `_locks` table and `_commit_v2` function.
+ */
+function missingParts(
+  found: {
+    has_schema: boolean;
+    has_table: boolean;
+    has_users_table: boolean;
+    has_locks_table: boolean;
+    has_function: boolean;
+  },
+  schema: string,
+  tableName: string,
+): string {
+  if (!found.has_schema) return `schema "${schema}" (postgres.schema)`;
+  if (!found.has_table) return `table "${schema}"."${tableName}" (postgres.tableName)`;
+  const missing = [
+    ...(found.has_users_table ? [] : [`table "${schema}"."${tableName}_users"`]),
+    ...(found.has_locks_table ? [] : [`table "${schema}"."${tableName}_locks"`]),
+    ...(found.has_function ? [] : [`function "${schema}"."${tableName}_commit_v2"`]),
+  ];
+  const earlier =
+    !found.has_function || !found.has_locks_table
+      ? ` (a database set up for an earlier version, whose function is "${tableName}_commit_v1", lacks them)`
+      : '';
+  return `${missing.join(', ')}${earlier}`;
 }

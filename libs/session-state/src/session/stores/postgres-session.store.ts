@@ -2,6 +2,7 @@ import { escapeField, unescapeField } from '../../cache/postgres/postgres-sessio
 import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
 import { StatementBatcher } from '../../cache/postgres/statement-batcher.js';
 import { PostgresOperationError } from '../../errors/postgres.errors.js';
+import { SessionLockLostError } from '../../errors/session.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
 import { PostgresUserSessionIndex } from '../../users/postgres/postgres-user-session.index.js';
 import { guardedSessionId } from '../../users/user-session.fields.js';
@@ -32,6 +33,8 @@ const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
 /** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
 const COMMIT_GONE = 4;
+/** Nothing applied: the request's `session.lock` no longer holds (see SessionChanges.lockToken); as on Redis. */
+const COMMIT_LOCK_LOST = 6;
 
 /**
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
@@ -46,7 +49,10 @@ const COMMIT_GONE = 4;
  * it only while the stored session still has the id the request loaded. Concurrent loads and plain
  * upserts share statements ({@link StatementBatcher}: one of each in flight, what arrives meanwhile goes
  * out together). Expired rows are ignored by every statement and deleted in batches by
- * {@link PostgresConnection.prune}. No session lock (`session.lock` is refused with this store).
+ * {@link PostgresConnection.prune}. The session lock (`session.lock`) is a row of `<tableName>_locks` whose
+ * expiry is judged by the database's clock; a commit under it always goes to the function, which checks the
+ * lock in the same transaction as the write (see {@link tryLock}). Only locks this class's own `tryLock` takes
+ * are checked: a subclass that replaces `tryLock` (locks kept elsewhere) commits unfenced, as on the memory store.
  *
  * @example
  * SessionModule.forRoot({ postgres: { connectionString: process.env.DATABASE_URL } }); // uses a PostgresSessionStore
@@ -58,8 +64,11 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;
   private readonly quickCommits: StatementBatcher<QuickCommit, number | undefined>;
   readonly storeType = 'postgresql';
+  /** False for a subclass that keeps its locks elsewhere: its tokens are not in the lock table. */
+  private readonly fencesLocks: boolean;
 
   constructor(private readonly connection: PostgresConnection) {
+    this.fencesLocks = this.tryLock === PostgresSessionStore.prototype.tryLock;
     const abandoned = (item: { abandoned: boolean }) => item.abandoned;
     this.loads = new StatementBatcher<LoadItem, StoredRow | undefined>(
       (items) => this.sendLoads(items),
@@ -124,7 +133,15 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     // A session bound to a user commits through the function, which applies it only while the stored
     // session is still the one this request loaded (the plain upsert could bring a revoked one back).
     const guard = guardedSessionId(changes);
-    if (guard === undefined && !changes.cleared && removed.length === 0 && hasUserKey(changes.set)) {
+    const lockToken = this.fencesLocks ? (changes.lockToken ?? null) : null;
+    // Under session.lock the function checks the lock with the write; the plain upserts would bypass it.
+    if (
+      guard === undefined &&
+      lockToken === null &&
+      !changes.cleared &&
+      removed.length === 0 &&
+      hasUserKey(changes.set)
+    ) {
       // Upper bounds of what the limits count for the set alone (a new session): its JSON text, its keys.
       // Otherwise the plain upsert would apply nothing: straight to the function.
       if (Buffer.byteLength(setJson) <= maxBytes && changes.set.size <= maxKeys) {
@@ -160,11 +177,16 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       maxKeys,
       maxBytes,
       guard === undefined ? null : Buffer.from(guard, 'utf8').toString('base64'),
+      lockToken,
     ]);
     const [status, detail] = result.rows[0].reply.map(Number);
     if (status === COMMIT_APPLIED || status === COMMIT_GONE) {
       this.connection.observeDatabaseTime(detail);
       return;
+    }
+    if (status === COMMIT_LOCK_LOST) {
+      this.connection.observeDatabaseTime(detail);
+      throw new SessionLockLostError();
     }
     if (status === COMMIT_LATE) {
       this.connection.observeDatabaseTime(detail);
@@ -188,6 +210,35 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
 
   async remove(sessionKey: string): Promise<void> {
     await this.connection.execute('remove', this.connection.sql.remove, [sessionKey]);
+  }
+
+  /**
+   * Takes the session's lock for `ttlMs` of the database's clock, or renews it when `token` holds it already
+   * (reentrant: a retry after a lost reply finds its own lock): one `INSERT ... ON CONFLICT DO UPDATE` that
+   * takes over only an expired lock or one of the same token.
+   */
+  async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    const result = await this.connection.execute('lock', this.connection.sql.tryLock, [
+      sessionKey,
+      token,
+      ttlMs,
+    ]);
+    return result.rows.length === 1;
+  }
+
+  /** Extends the lock while `token` holds it unexpired; never takes a free or expired one. */
+  async renewLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    const result = await this.connection.execute('lock_renew', this.connection.sql.renewLock, [
+      sessionKey,
+      token,
+      ttlMs,
+    ]);
+    return result.rows.length === 1;
+  }
+
+  /** Deletes the lock's row if `token` still holds it (another token's lock is left alone). */
+  async unlock(sessionKey: string, token: string): Promise<void> {
+    await this.connection.execute('unlock', this.connection.sql.unlock, [sessionKey, token]);
   }
 
   /** Deletes the session and answers what it held: one `DELETE ... RETURNING`. */

@@ -1,0 +1,163 @@
+/**
+ * The PostgreSQL store's session lock, statement by statement against a real database: the lock row's
+ * expiry in the database's clock, tryLock reentrant for its token, renewLock only for the live holder, unlock
+ * only by the holder, the commit fenced by the lock in the same transaction as the write (the plain upserts
+ * never bypass it), and prune deleting lock rows left expired.
+ */
+import { SessionLockLostError, type SessionChanges } from 'nest-session-state';
+import {
+  PostgresConnection,
+  PostgresSessionStore,
+  resolvePostgresOptions,
+} from 'nest-session-state/postgres';
+import { TestDatabase } from '../support/postgres/index.js';
+
+const TTL = 60_000;
+const IDLE = 60_000;
+
+/** A commit that sets `field` to `value`, under the lock `lockToken` when given. */
+function setting(field: string, value: string, lockToken?: string): SessionChanges {
+  return {
+    cleared: false,
+    set: new Map([[field, Buffer.from(value)]]),
+    removed: new Set<string>(),
+    lockToken,
+    snapshot: () => new Map(),
+  };
+}
+
+describe('session.lock on the PostgreSQL store (statements)', () => {
+  let db: TestDatabase;
+  let connection: PostgresConnection;
+  let store: PostgresSessionStore;
+
+  beforeAll(async () => {
+    db = await TestDatabase.create();
+    connection = new PostgresConnection(
+      resolvePostgresOptions({ connectionString: db.url(), pruneIntervalInMilliseconds: 0 }),
+    );
+    await connection.connect();
+    store = new PostgresSessionStore(connection);
+  });
+  afterAll(async () => {
+    await connection.close();
+    await db.drop();
+  });
+
+  /** Moves a lock's expiry into the past of the database's clock: the lease ran out (a stall longer than ttl). */
+  const expire = (key: string) =>
+    db.query(
+      `UPDATE nest_sessions_locks SET expires_at = clock_timestamp() - interval '1 second' WHERE session_key = $1`,
+      [key],
+    );
+  const lockRow = async (key: string) =>
+    (
+      await db.query<{ token: string; ms_left: number }>(
+        `SELECT token, (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::float8 AS ms_left
+         FROM nest_sessions_locks WHERE session_key = $1`,
+        [key],
+      )
+    )[0];
+  const stored = async (key: string) => (await store.load(key, IDLE))?.get('v')?.toString() ?? '(no session)';
+
+  it('tryLock: taken once, reentrant for the same token (TTL renewed), refused to another token', async () => {
+    expect(await store.tryLock('k-try', 'a', 5_000)).toBe(true);
+    expect(await store.tryLock('k-try', 'a', TTL)).toBe(true);
+    expect((await lockRow('k-try')).ms_left).toBeGreaterThan(30_000); // renewed to the new TTL
+    expect(await store.tryLock('k-try', 'b', TTL)).toBe(false);
+    expect((await lockRow('k-try')).token).toBe('a');
+  });
+
+  it('tryLock takes over a lock expired in the database clock', async () => {
+    expect(await store.tryLock('k-over', 'a', TTL)).toBe(true);
+    await expire('k-over');
+    expect(await store.tryLock('k-over', 'b', TTL)).toBe(true);
+    expect((await lockRow('k-over')).token).toBe('b');
+  });
+
+  it('the lock expires by its TTL in the database clock', async () => {
+    expect(await store.tryLock('k-ttl', 'a', 200)).toBe(true);
+    expect(await store.tryLock('k-ttl', 'b', TTL)).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await store.tryLock('k-ttl', 'b', TTL)).toBe(true);
+  });
+
+  it('renewLock extends the live holder only: refuses a foreign token, an expired lock and a free one', async () => {
+    expect(await store.tryLock('k-renew', 'a', 5_000)).toBe(true);
+    expect(await store.renewLock('k-renew', 'b', TTL)).toBe(false);
+    expect((await lockRow('k-renew')).token).toBe('a');
+    expect(await store.renewLock('k-renew', 'a', TTL)).toBe(true);
+    expect((await lockRow('k-renew')).ms_left).toBeGreaterThan(30_000);
+    await expire('k-renew');
+    expect(await store.renewLock('k-renew', 'a', TTL)).toBe(false); // never gets an expired lock back
+    expect((await lockRow('k-renew')).ms_left).toBeLessThan(0);
+    expect(await store.renewLock('k-free', 'a', TTL)).toBe(false); // never takes a free one
+    expect(await lockRow('k-free')).toBeUndefined();
+  });
+
+  it('unlock by a foreign token does nothing; by the holder it frees the lock', async () => {
+    expect(await store.tryLock('k-unlock', 'a', TTL)).toBe(true);
+    await store.unlock('k-unlock', 'b');
+    expect((await lockRow('k-unlock')).token).toBe('a');
+    expect(await store.tryLock('k-unlock', 'b', TTL)).toBe(false);
+    await store.unlock('k-unlock', 'a');
+    expect(await lockRow('k-unlock')).toBeUndefined();
+    expect(await store.tryLock('k-unlock', 'b', TTL)).toBe(true);
+  });
+
+  it('a commit whose token no longer holds the lock applies nothing and throws SessionLockLostError; the holder commits', async () => {
+    await store.commit('k-fence', setting('v', 'before'), IDLE);
+    expect(await store.tryLock('k-fence', 'stale', TTL)).toBe(true);
+    await expire('k-fence');
+    expect(await store.tryLock('k-fence', 'live', TTL)).toBe(true);
+    // Keys set only: the plain upsert's shape, which must not bypass the fence.
+    await expect(store.commit('k-fence', setting('v', 'stale write', 'stale'), IDLE)).rejects.toBeInstanceOf(
+      SessionLockLostError,
+    );
+    expect(await stored('k-fence')).toBe('before');
+    await store.commit('k-fence', setting('v', 'live write', 'live'), IDLE);
+    expect(await stored('k-fence')).toBe('live write');
+  });
+
+  it('a commit under an expired lock nobody took over, or one released, is refused too', async () => {
+    await store.commit('k-gone', setting('v', 'before'), IDLE);
+    expect(await store.tryLock('k-gone', 'a', TTL)).toBe(true);
+    await expire('k-gone');
+    await expect(store.commit('k-gone', setting('v', 'late', 'a'), IDLE)).rejects.toBeInstanceOf(
+      SessionLockLostError,
+    );
+    await store.unlock('k-gone', 'a');
+    await expect(
+      store.commit('k-gone', { ...setting('v', 'late', 'a'), removed: new Set(['w']) }, IDLE),
+    ).rejects.toBeInstanceOf(SessionLockLostError);
+    // A new session (no row yet) under a lost lock is not created either.
+    await expect(store.commit('k-new', setting('v', 'late', 'nobody'), IDLE)).rejects.toBeInstanceOf(
+      SessionLockLostError,
+    );
+    expect(await stored('k-gone')).toBe('before');
+    expect(await stored('k-new')).toBe('(no session)');
+  });
+
+  it('a subclass that keeps its locks elsewhere (its own tryLock) commits: tokens it never put in the lock table are not checked', async () => {
+    class OwnLocksStore extends PostgresSessionStore {
+      override tryLock(): Promise<boolean> {
+        return Promise.resolve(true);
+      }
+    }
+    const own = new OwnLocksStore(connection);
+    expect(await own.tryLock()).toBe(true);
+    await own.commit('k-own', setting('v', 'written', 'token-kept-elsewhere'), IDLE);
+    expect(await stored('k-own')).toBe('written');
+  });
+
+  it('prune deletes lock rows expired in the database clock and leaves live ones', async () => {
+    await db.query('DELETE FROM nest_sessions_locks');
+    expect(await store.tryLock('k-prune-old', 'a', TTL)).toBe(true);
+    expect(await store.tryLock('k-prune-live', 'b', TTL)).toBe(true);
+    await expire('k-prune-old');
+    await store.prune();
+    expect(await db.query('SELECT session_key FROM nest_sessions_locks')).toEqual([
+      { session_key: 'k-prune-live' },
+    ]);
+  });
+});
