@@ -24,17 +24,103 @@ jest.setTimeout(240_000);
 
 const QUICK_START = readmeBlock('Quick start');
 const SYSTEMS: ModuleSystem[] = ['esm', 'cjs'];
+const NEST_MAJORS = [12, 11];
+// ioredis 6 is what the workspace runs on; 5 is in the peer range, so a packed app on it keeps a counter too,
+// on a standalone Redis (with and without the near cache) and on a Redis Cluster.
+const IOREDIS_MAJORS = [6, 5];
 const secret = randomBytes(32).toString('base64url');
 
 let packDir: string;
 let tarball: string;
 
+/** A consumer app installed and compiled, with the folders of its projects by name. */
+interface PreparedApp {
+  readonly app: ConsumerApp;
+  readonly project: Readonly<Record<string, string>>;
+}
+
+/**
+ * The consumer apps of the describes below, by describe, all set up at once as soon as the tarball exists:
+ * their installs and tsc runs overlap (one after the other they left a core idle). Each describe awaits its own.
+ */
+const prepared = new Map<string, Promise<PreparedApp>>();
+
 beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), 'nss-pack-'));
   tarball = await packLibrary(packDir);
+  for (const nestMajor of NEST_MAJORS) prepared.set(`nest${nestMajor}`, prepareQuickStart(nestMajor));
+  for (const ioredisMajor of IOREDIS_MAJORS)
+    prepared.set(`ioredis${ioredisMajor}`, prepareRedisApps(ioredisMajor));
+  // A failure is reported by the describe that awaits it, not as an unhandled rejection meanwhile.
+  for (const setup of prepared.values()) setup.catch(() => undefined);
+}, 240_000);
+
+afterAll(async () => {
+  const apps = await Promise.allSettled(prepared.values());
+  for (const settled of apps) if (settled.status === 'fulfilled') settled.value.app.remove();
+  rmSync(packDir, { recursive: true, force: true });
 });
 
-afterAll(() => rmSync(packDir, { recursive: true, force: true }));
+/** The README's Quick start as ESM and CommonJS, and with the redis and postgres options but without their peers. */
+async function prepareQuickStart(nestMajor: number): Promise<PreparedApp> {
+  const app = await ConsumerApp.create(nestMajor, tarball);
+  const project: Record<string, string> = {};
+  for (const system of SYSTEMS)
+    project[system] = app.addProject(`quick-start-${system}`, system, QUICK_START);
+  const withRedis = QUICK_START.replace(
+    'SessionModule.forRoot()',
+    "SessionModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' } })",
+  );
+  expect(withRedis).not.toBe(QUICK_START);
+  project.redis = app.addProject('redis-without-ioredis', 'esm', withRedis);
+  const withPostgres = QUICK_START.replace(
+    'SessionModule.forRoot()',
+    "SessionModule.forRoot({ postgres: { connectionString: 'postgres://127.0.0.1:1/app' } })",
+  );
+  project.postgres = app.addProject('postgres-without-pg', 'esm', withPostgres);
+  await app.compile();
+  return { app, project };
+}
+
+const redisApp = QUICK_START.replace(
+  'SessionModule.forRoot()',
+  'SessionModule.forRoot({ secrets: [process.env.SESSION_SECRET!], redis: { url: process.env.REDIS_URL } })',
+);
+const nearCacheApp = redisApp.replace(
+  'redis: { url: process.env.REDIS_URL }',
+  'redis: { url: process.env.REDIS_URL, nearCache: true }',
+);
+const clusterApp = redisApp.replace(
+  'redis: { url: process.env.REDIS_URL }',
+  "redis: { clusterNodes: process.env.CLUSTER_NODES!.split(',') }",
+);
+const redisEntry = [
+  "import { Redis } from 'ioredis';",
+  "import { RedisDistributedCache, RedisConnection, resolveRedisCacheOptions } from 'nest-session-state/redis';",
+  "import { type RedisCacheOptions } from 'nest-session-state';",
+  "const options: RedisCacheOptions = { client: new Redis({ lazyConnect: true }), applicationName: 'shop' };",
+  'const connection = new RedisConnection(resolveRedisCacheOptions(options));',
+  'export const cache: RedisDistributedCache = new RedisDistributedCache(connection);',
+  '',
+].join('\n');
+
+/** Nest 12 with `ioredis@<major>`: the Redis, near-cache and cluster apps, and code using the redis entry. */
+async function prepareRedisApps(ioredisMajor: number): Promise<PreparedApp> {
+  const app = await ConsumerApp.create(12, tarball, `ioredis@${ioredisMajor}`);
+  const project: Record<string, string> = {};
+  for (const system of SYSTEMS) {
+    project[system] = app.addProject(`redis-${system}`, system, redisApp);
+    app.addProject(`redis-entry-${system}`, system, redisEntry);
+  }
+  expect(nearCacheApp).not.toBe(redisApp);
+  project.nearCache = app.addProject('redis-near-cache', 'esm', nearCacheApp);
+  expect(clusterApp).not.toBe(redisApp);
+  project.cluster = app.addProject('redis-cluster', 'esm', clusterApp);
+  // ioredis 6's own typings import the untyped redis-errors: with skipLibCheck false a user declares
+  // it, as tsc's message suggests. Everything nest-session-state ships is still checked.
+  await app.compile({ 'redis-errors.d.ts': "declare module 'redis-errors';\n" });
+  return { app, project };
+}
 
 describe('the packed tarball', () => {
   let files: string[];
@@ -106,27 +192,12 @@ describe('the packed tarball', () => {
   });
 });
 
-describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-state`', (nestMajor) => {
+describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-state`', (nestMajor) => {
   let app: ConsumerApp;
-  const project: Record<string, string> = {};
+  let project: Readonly<Record<string, string>>;
   beforeAll(async () => {
-    app = await ConsumerApp.create(nestMajor, tarball);
-    for (const system of SYSTEMS)
-      project[system] = app.addProject(`quick-start-${system}`, system, QUICK_START);
-    const withRedis = QUICK_START.replace(
-      'SessionModule.forRoot()',
-      "SessionModule.forRoot({ redis: { url: 'redis://127.0.0.1:1' } })",
-    );
-    expect(withRedis).not.toBe(QUICK_START);
-    project.redis = app.addProject('redis-without-ioredis', 'esm', withRedis);
-    const withPostgres = QUICK_START.replace(
-      'SessionModule.forRoot()',
-      "SessionModule.forRoot({ postgres: { connectionString: 'postgres://127.0.0.1:1/app' } })",
-    );
-    project.postgres = app.addProject('postgres-without-pg', 'esm', withPostgres);
-    await app.compile();
+    ({ app, project } = await prepared.get(`nest${nestMajor}`)!);
   });
-  afterAll(() => app?.remove());
 
   it('installs without ioredis and pg', () => {
     expect(existsSync(join(app.dir, 'node_modules/nest-session-state/dist/index.js'))).toBe(true);
@@ -160,55 +231,20 @@ describe.each([12, 11])('a fresh Nest %i app with `npm install nest-session-stat
   });
 });
 
-// ioredis 6 is what the workspace runs on; 5 is in the peer range, so a packed app on it keeps a counter too,
-// on a standalone Redis (with and without the near cache) and on a Redis Cluster.
-describe.each([6, 5])('a Nest 12 app that adds `npm install ioredis@%i`', (ioredisMajor) => {
+describe.each(IOREDIS_MAJORS)('a Nest 12 app that adds `npm install ioredis@%i`', (ioredisMajor) => {
   let app: ConsumerApp;
+  let project: Readonly<Record<string, string>>;
   let redis: RedisServerProcess;
   let cluster: RedisClusterProcess;
-  const project: Record<string, string> = {};
-  const redisApp = QUICK_START.replace(
-    'SessionModule.forRoot()',
-    'SessionModule.forRoot({ secrets: [process.env.SESSION_SECRET!], redis: { url: process.env.REDIS_URL } })',
-  );
-  const nearCacheApp = redisApp.replace(
-    'redis: { url: process.env.REDIS_URL }',
-    'redis: { url: process.env.REDIS_URL, nearCache: true }',
-  );
-  const clusterApp = redisApp.replace(
-    'redis: { url: process.env.REDIS_URL }',
-    "redis: { clusterNodes: process.env.CLUSTER_NODES!.split(',') }",
-  );
-  const redisEntry = [
-    "import { Redis } from 'ioredis';",
-    "import { RedisDistributedCache, RedisConnection, resolveRedisCacheOptions } from 'nest-session-state/redis';",
-    "import { type RedisCacheOptions } from 'nest-session-state';",
-    "const options: RedisCacheOptions = { client: new Redis({ lazyConnect: true }), applicationName: 'shop' };",
-    'const connection = new RedisConnection(resolveRedisCacheOptions(options));',
-    'export const cache: RedisDistributedCache = new RedisDistributedCache(connection);',
-    '',
-  ].join('\n');
 
   beforeAll(async () => {
-    [app, redis, cluster] = await Promise.all([
-      ConsumerApp.create(12, tarball, `ioredis@${ioredisMajor}`),
+    [{ app, project }, redis, cluster] = await Promise.all([
+      prepared.get(`ioredis${ioredisMajor}`)!,
       RedisServerProcess.start(),
       RedisClusterProcess.start({ masters: 3 }),
     ]);
-    for (const system of SYSTEMS) {
-      project[system] = app.addProject(`redis-${system}`, system, redisApp);
-      app.addProject(`redis-entry-${system}`, system, redisEntry);
-    }
-    expect(nearCacheApp).not.toBe(redisApp);
-    project.nearCache = app.addProject('redis-near-cache', 'esm', nearCacheApp);
-    expect(clusterApp).not.toBe(redisApp);
-    project.cluster = app.addProject('redis-cluster', 'esm', clusterApp);
-    // ioredis 6's own typings import the untyped redis-errors: with skipLibCheck false a user declares
-    // it, as tsc's message suggests. Everything nest-session-state ships is still checked.
-    await app.compile({ 'redis-errors.d.ts': "declare module 'redis-errors';\n" });
   });
   afterAll(async () => {
-    app?.remove();
     await Promise.all([redis?.stop(), cluster?.stop()]);
   });
 
