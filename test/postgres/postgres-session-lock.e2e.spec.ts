@@ -10,10 +10,12 @@ import {
   PostgresSessionStore,
   resolvePostgresOptions,
 } from 'nest-session-state/postgres';
+import pg from 'pg';
 import { TestDatabase } from '../support/postgres/index.js';
 
 const TTL = 60_000;
 const IDLE = 60_000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A commit that sets `field` to `value`, under the lock `lockToken` when given. */
 function setting(field: string, value: string, lockToken?: string): SessionChanges {
@@ -148,6 +150,82 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await own.tryLock()).toBe(true);
     await own.commit('k-own', setting('v', 'written', 'token-kept-elsewhere'), IDLE);
     expect(await stored('k-own')).toBe('written');
+  });
+
+  /**
+   * Another transaction holding the lock row of `key` (FOR UPDATE, as a renewal's UPDATE or a takeover does)
+   * until the returned function ends it.
+   */
+  async function holdLockRow(key: string): Promise<() => Promise<void>> {
+    const client = new pg.Client({ connectionString: db.url() });
+    await client.connect();
+    await client.query('BEGIN');
+    await client.query('SELECT 1 FROM nest_sessions_locks WHERE session_key = $1 FOR UPDATE', [key]);
+    return async () => {
+      await client.query('COMMIT');
+      await client.end();
+    };
+  }
+
+  it('a commit that waited for the lock row past its deadline applies nothing (a 503 never lands later)', async () => {
+    await store.commit('k-late', setting('v', 'before'), IDLE);
+    expect(await store.tryLock('k-late', 'a', TTL)).toBe(true);
+    const release = await holdLockRow('k-late');
+    const [{ now }] = await db.query<{ now: number }>(
+      'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
+    );
+    // The function called as the store calls it, with a deadline 200 ms away; the row is held for 600 ms.
+    const reply = db.query<{ reply: number[] }>(connection.sql.commit, [
+      'k-late',
+      now,
+      now + IDLE,
+      now + 200,
+      false,
+      [],
+      JSON.stringify({ v: Buffer.from('late').toString('base64') }),
+      1_000,
+      1_000_000,
+      null,
+      'a',
+    ]);
+    await sleep(600);
+    await release();
+    expect((await reply)[0].reply[0]).toBe(0); // too late: nothing applied
+    expect(await stored('k-late')).toBe('before');
+  });
+
+  it('tryLock of another token answers false at once while the lock row is held, instead of queueing for it', async () => {
+    expect(await store.tryLock('k-busy', 'a', TTL)).toBe(true);
+    const release = await holdLockRow('k-busy');
+    try {
+      const started = Date.now();
+      expect(await store.tryLock('k-busy', 'b', TTL)).toBe(false);
+      expect(Date.now() - started).toBeLessThan(500); // the row is held for longer than the operation timeout
+    } finally {
+      await release();
+    }
+    expect((await lockRow('k-busy')).token).toBe('a');
+  });
+
+  it('a takeover that waited for the lock row gets its whole TTL from when it took the lock', async () => {
+    expect(await store.tryLock('k-wait', 'a', TTL)).toBe(true);
+    await expire('k-wait');
+    const release = await holdLockRow('k-wait');
+    const taken = store.tryLock('k-wait', 'b', 500);
+    await sleep(700);
+    await release();
+    expect(await taken).toBe(true);
+    expect((await lockRow('k-wait')).ms_left).toBeGreaterThan(300); // not 500 ms from before the wait
+    expect(await store.tryLock('k-wait', 'c', TTL)).toBe(false);
+  });
+
+  it('a lock try that reaches the database after the app stopped waiting takes nothing', async () => {
+    const [{ now }] = await db.query<{ now: number }>(
+      'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
+    );
+    expect(await db.query(connection.sql.tryLock, ['k-gave-up', 'a', TTL, now - 1])).toEqual([]);
+    expect(await lockRow('k-gave-up')).toBeUndefined();
+    expect(await db.query(connection.sql.tryLock, ['k-gave-up', 'a', TTL, now + 60_000])).toHaveLength(1);
   });
 
   it('prune deletes lock rows expired in the database clock and leaves live ones', async () => {

@@ -33,7 +33,8 @@ export interface PostgresSessionSql {
   readonly commit: string;
   /**
    * Takes the lock for a token if it is free, expired, or held by the same token (reentrant), until $3 ms from now
-   * in the database's clock: $1 key, $2 token, $3 ttl ms. One row when taken, none when another token holds it.
+   * in the database's clock, unless the database's clock is past $4 (the app's deadline, epoch ms): $1 key,
+   * $2 token, $3 ttl ms, $4 deadline. One row when taken, none when another token holds it or too late.
    */
   readonly tryLock: string;
   /** Extends the lock only while $2 still holds it, unexpired: $1 key, $2 token, $3 ttl ms. One row when renewed. */
@@ -133,11 +134,6 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('${schema}.${tableName}'), hashtext(p_key));
   -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call.
   SELECT data INTO v_old FROM ${table} WHERE session_key = p_key AND expires_at > to_timestamp(p_now_ms / 1000) FOR UPDATE;
-  -- After the locks: a commit that waited for them past its deadline applies nothing.
-  v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
-  IF v_db_ms > p_deadline_ms THEN
-    RETURN ARRAY[0, v_db_ms];
-  END IF;
   -- session.lock: applies only while the request's token still holds the session's lock, unexpired in the
   -- database's clock. FOR SHARE keeps it so until this transaction ends: a request taking the lock over waits,
   -- then reads this write.
@@ -145,8 +141,14 @@ BEGIN
     PERFORM 1 FROM ${locksTable} WHERE session_key = p_key AND token = p_lock_token
       AND expires_at > clock_timestamp() FOR SHARE;
     IF NOT FOUND THEN
-      RETURN ARRAY[6, v_db_ms];
+      RETURN ARRAY[6, extract(epoch FROM clock_timestamp()) * 1000];
     END IF;
+  END IF;
+  -- After every lock (the lock row's too, which a renewal can hold): a commit that waited for them past its
+  -- deadline applies nothing.
+  v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
+  IF v_db_ms > p_deadline_ms THEN
+    RETURN ARRAY[0, v_db_ms];
   END IF;
   -- A session bound to a user applies only while it is still the one the request loaded (p_guard: its id,
   -- base64 as stored): once revoked or expired, a request that loaded it cannot bring it back.
@@ -213,9 +215,16 @@ $fn$`,
     remove: `DELETE FROM ${table} WHERE session_key = $1`,
     take: `DELETE FROM ${table} WHERE session_key = $1 RETURNING data, expires_at > ${ms('$2')} AS live`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) AS reply`,
-    tryLock: `INSERT INTO ${locksTable} AS l (session_key, token, expires_at) VALUES ($1, $2, ${lockUntil('$3')})
-ON CONFLICT (session_key) DO UPDATE SET token = EXCLUDED.token, expires_at = EXCLUDED.expires_at
-WHERE l.token = EXCLUDED.token OR l.expires_at <= clock_timestamp()
+    // A live lock of another token answers false from a plain read first: the upsert's conflict path would
+    // lock that row even when its WHERE is false, so waiters would queue behind each other and the holder's own
+    // renewals and commits. The deadline is checked again after any wait for the row, and the expiry counted
+    // from then (EXCLUDED's was computed before the wait): a try the app gave up on takes nothing later.
+    tryLock: `INSERT INTO ${locksTable} AS l (session_key, token, expires_at)
+SELECT $1::text, $2::text, ${lockUntil('$3')}
+WHERE clock_timestamp() <= ${ms('$4')}
+  AND NOT EXISTS (SELECT 1 FROM ${locksTable} WHERE session_key = $1 AND token <> $2 AND expires_at > clock_timestamp())
+ON CONFLICT (session_key) DO UPDATE SET token = EXCLUDED.token, expires_at = ${lockUntil('$3')}
+WHERE (l.token = EXCLUDED.token OR l.expires_at <= clock_timestamp()) AND clock_timestamp() <= ${ms('$4')}
 RETURNING 1 AS taken`,
     renewLock: `UPDATE ${locksTable} SET expires_at = ${lockUntil('$3')}
 WHERE session_key = $1 AND token = $2 AND expires_at > clock_timestamp()

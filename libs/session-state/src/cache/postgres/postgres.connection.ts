@@ -55,6 +55,9 @@ export class PostgresConnection {
       });
     // An idle connection that dies (database restart) is reported here; without a listener it would crash the app.
     this.pool.on('error', (error) => this.reportFailure('idle connection', error));
+    // A new connection gets its own listener before the pool hands it out: pg-pool drops its listener as it hands
+    // a new one over, and a FATAL that arrived with the handshake (pg_terminate_backend) was emitted in between.
+    this.pool.on('connect', (client) => this.guard(client));
   }
 
   /** Connections given a listener for their own 'error' events (see {@link guard}). */
@@ -180,8 +183,8 @@ export class PostgresConnection {
   }
 
   /**
-   * The deadline for a commit sent now, in the database's clock (epoch ms): the commit function
-   * applies nothing when it runs later. It is the moment this process stops waiting for the reply, or
+   * The deadline for a commit (or a lock try) sent now, in the database's clock (epoch ms): the commit
+   * function applies nothing, and a lock try takes nothing, when it runs later. It is the moment this process stops waiting for the reply, or
    * earlier (the estimate of the database's clock never runs ahead of it).
    */
   commitDeadline(): number {

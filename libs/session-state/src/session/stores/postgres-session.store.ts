@@ -222,6 +222,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       sessionKey,
       token,
       ttlMs,
+      // A try that reaches the database after the app stopped waiting takes nothing: nobody would release it.
+      this.connection.commitDeadline(),
     ]);
     return result.rows.length === 1;
   }
