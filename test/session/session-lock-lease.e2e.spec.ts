@@ -10,7 +10,12 @@ import {
   type SessionModuleOptions,
 } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
-import { gate, GatedSessionController, type Gate } from '../support/apps/gated-session.controller.js';
+import {
+  gate,
+  GatedSessionController,
+  releaseAllGates,
+  type Gate,
+} from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
 import { TestDatabase } from '../support/postgres/index.js';
@@ -133,6 +138,7 @@ function appWithLock(setup: StoreSetup, lock: SessionLockOptions): { readonly ur
     started.url = url;
   });
   afterAll(async () => {
+    releaseAllGates();
     await app?.close();
     await stop();
   });

@@ -31,6 +31,14 @@ export class Gate {
 
 const gates = new Map<string, Gate>();
 
+/**
+ * Opens every gate made so far: an afterAll calls it before closing its app, so a test that failed while a
+ * request waited at a gate does not leave that request (and the app's close) waiting for ever.
+ */
+export function releaseAllGates(): void {
+  for (const found of gates.values()) found.release();
+}
+
 /** The gate named `name` (created on first use; shared by every app in this process). */
 export function gate(name: string): Gate {
   let found = gates.get(name);
