@@ -65,6 +65,13 @@ const soakOnly = process.env.NSS_TEST_SOAK === 'only';
 
 export default {
   testTimeout: 30000,
+  /**
+   * `npm test` runs the suites one at a time in one worker process (`--maxWorkers=1`), which Jest replaces once
+   * its heap passes this after a test file. In one process for the whole run (`--runInBand`) the module graphs of
+   * earlier files pile up (3.7 GB by the end): every full GC then pauses the process for long enough to expire a
+   * 300 ms lock lease under test, and slows every later suite.
+   */
+  workerIdleMemoryLimit: '1GB',
   projects: soakOnly
     ? [{ ...common, displayName: 'soak', testMatch: [SOAK] }]
     : [
