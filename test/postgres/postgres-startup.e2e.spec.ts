@@ -274,6 +274,15 @@ describe('a database that cannot be used fails startup, naming the option', () =
         'version, whose function is "old_commit_v1", lacks them), and postgres.createTable is false',
     );
     expect(error.message).toContain('docs/postgres.md');
+    // createTable left on, and the app's user may not create in the schema: the same parts are named.
+    const { error: upgrade } = await startupError({ postgres: { ...postgres, createTable: true } });
+    expect(upgrade).toBeInstanceOf(PostgresConfigurationError);
+    expect(upgrade.message).toContain(
+      'has no table "public"."old_locks", function "public"."old_commit_v2" (a database set up for an earlier ' +
+        'version, whose function is "old_commit_v1", lacks them), and the user of postgres.connectionString may ' +
+        'not create them',
+    );
+    expect(upgrade.message).toContain('grant it CREATE on schema "public"');
     await db.query(schema.replaceAll('nest_sessions', 'old'));
     await db.query(grants.replaceAll('nest_sessions', 'old').replaceAll('app_user', `${db.name}_app`));
     const { app, url } = await startSessionApp({ secrets: SECRETS, postgres, session: { lock: true } });

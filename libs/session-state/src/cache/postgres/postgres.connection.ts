@@ -144,6 +144,17 @@ export class PostgresConnection {
         await client.query('COMMIT');
       } catch (error) {
         await client.query('ROLLBACK').catch(() => undefined);
+        const { code, message } = error as { code?: string; message?: string };
+        if (code === '42501' && found.has_table) {
+          // The sessions table is there (set up for an earlier version): say what is missing, not "the table".
+          throw new PostgresConfigurationError(
+            `PostgreSQL at ${this.options.where} has no ${missingParts(found, this.options.schema, this.options.tableName)}, ` +
+              `and the user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not create them: run ` +
+              "the SQL in docs/postgres.md as the table's owner (it creates only what is missing) and grant the user " +
+              `what it lists, or grant it CREATE on schema "${this.options.schema}". [${code} ${redact(message ?? '')}]`,
+            { cause: error },
+          );
+        }
         throw error;
       }
       found = await exists();
