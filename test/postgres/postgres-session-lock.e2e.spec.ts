@@ -228,6 +228,44 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await db.query(connection.sql.tryLock, ['k-gave-up', 'a', TTL, now + 60_000])).toHaveLength(1);
   });
 
+  it('a takeover of an expired lock waits for a fenced commit still in its transaction, then reads its write', async () => {
+    await store.commit('k-share', setting('v', 'before'), IDLE);
+    expect(await store.tryLock('k-share', 'a', 300)).toBe(true);
+    const client = new pg.Client({ connectionString: db.url() });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ now: number }>(
+        'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
+      );
+      const { now } = rows[0];
+      const reply = await client.query<{ reply: number[] }>(connection.sql.commit, [
+        'k-share',
+        now,
+        now + IDLE,
+        now + 60_000,
+        false,
+        [],
+        JSON.stringify({ v: Buffer.from('during').toString('base64') }),
+        1_000,
+        1_000_000,
+        null,
+        'a',
+      ]);
+      expect(reply.rows[0].reply[0]).toBe(1); // applied, not yet committed
+      await sleep(400); // the lease runs out while that transaction is open
+      let settled = false;
+      const takeover = store.tryLock('k-share', 'b', TTL).finally(() => (settled = true));
+      await sleep(200);
+      expect(settled).toBe(false); // the commit's FOR SHARE on the lock row holds it back
+      await client.query('COMMIT');
+      expect(await takeover).toBe(true);
+    } finally {
+      await client.end();
+    }
+    expect(await stored('k-share')).toBe('during');
+  });
+
   it('prune deletes lock rows expired in the database clock and leaves live ones', async () => {
     await db.query('DELETE FROM nest_sessions_locks');
     expect(await store.tryLock('k-prune-old', 'a', TTL)).toBe(true);
