@@ -28,6 +28,21 @@ function setting(field: string, value: string, lockToken?: string): SessionChang
   };
 }
 
+/**
+ * The commit function's arguments as the store sends them for `v` = `value` under the lock `lockToken`, at the
+ * database's time `now` with the deadline `deadlineMs` (epoch ms).
+ */
+function functionArgs(
+  key: string,
+  now: number,
+  deadlineMs: number,
+  value: string,
+  lockToken: string,
+): unknown[] {
+  const set = JSON.stringify({ v: Buffer.from(value).toString('base64') });
+  return [key, now, now + IDLE, deadlineMs, false, [], set, 1_000, 1_000_000, null, lockToken];
+}
+
 describe('session.lock on the PostgreSQL store (statements)', () => {
   let db: TestDatabase;
   let connection: PostgresConnection;
@@ -175,19 +190,10 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
       'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
     );
     // The function called as the store calls it, with a deadline 200 ms away; the row is held for 600 ms.
-    const reply = db.query<{ reply: number[] }>(connection.sql.commit, [
-      'k-late',
-      now,
-      now + IDLE,
-      now + 200,
-      false,
-      [],
-      JSON.stringify({ v: Buffer.from('late').toString('base64') }),
-      1_000,
-      1_000_000,
-      null,
-      'a',
-    ]);
+    const reply = db.query<{ reply: number[] }>(
+      connection.sql.commit,
+      functionArgs('k-late', now, now + 200, 'late', 'a'),
+    );
     await sleep(600);
     await release();
     expect((await reply)[0].reply[0]).toBe(0); // too late: nothing applied
@@ -239,19 +245,10 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
         'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
       );
       const { now } = rows[0];
-      const reply = await client.query<{ reply: number[] }>(connection.sql.commit, [
-        'k-share',
-        now,
-        now + IDLE,
-        now + 60_000,
-        false,
-        [],
-        JSON.stringify({ v: Buffer.from('during').toString('base64') }),
-        1_000,
-        1_000_000,
-        null,
-        'a',
-      ]);
+      const reply = await client.query<{ reply: number[] }>(
+        connection.sql.commit,
+        functionArgs('k-share', now, now + 60_000, 'during', 'a'),
+      );
       expect(reply.rows[0].reply[0]).toBe(1); // applied, not yet committed
       await sleep(400); // the lease runs out while that transaction is open
       let settled = false;
