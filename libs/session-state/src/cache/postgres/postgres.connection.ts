@@ -336,7 +336,7 @@ export class PostgresConnection {
 
 /**
  * What a database set up by hand lacks, named as docs/postgres.md creates it. One made for an earlier
- * version has `<tableName>_commit_v1` but not this version's `_locks` table and `_commit_v2` function.
+ * version has `<tableName>_commit_v1` but not this version's `_locks` and `_ended` tables and `_commit_v2` function.
  */
 function missingParts(
   found: {
