@@ -154,7 +154,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     const guard = guardedSessionId(changes);
     const lockToken = this.fencesLocks ? (changes.lockToken ?? null) : null;
     const ofStored = changes.ofStoredSession === true;
-    // Under session.lock the function checks the lock with the write; the plain upserts would bypass it.
+    // Under session.lock the function checks the lock with the write; the plain statements would bypass it.
     if (
       guard === undefined &&
       lockToken === null &&
@@ -178,8 +178,10 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
         };
         // A session the request loaded is only updated: were its row gone (moved or abandoned meanwhile), an
         // upsert would bring the old key back. No row updated: the function decides (ended marks included).
-        const batcher = ofStored ? this.quickUpdates : this.quickCommits;
-        const dbMs = await this.connection.bound(batcher.submit(item), 'commit_set', () => {
+        const [batcher, name] = ofStored
+          ? [this.quickUpdates, 'commit_update']
+          : [this.quickCommits, 'commit_set'];
+        const dbMs = await this.connection.bound(batcher.submit(item), name, () => {
           item.abandoned = true;
         });
         if (dbMs !== undefined) {
