@@ -178,9 +178,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
         };
         // A session the request loaded is only updated: were its row gone (moved or abandoned meanwhile), an
         // upsert would bring the old key back. No row updated: the function decides (ended marks included).
-        const [batcher, name] = ofStored
-          ? [this.quickUpdates, 'commit_update']
-          : [this.quickCommits, 'commit_set'];
+        const batcher = ofStored ? this.quickUpdates : this.quickCommits;
+        const name = ofStored ? 'commit_update' : 'commit_set';
         const dbMs = await this.connection.bound(batcher.submit(item), name, () => {
           item.abandoned = true;
         });
