@@ -46,7 +46,12 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     db = await TestDatabase.create();
     ({ pool, statements } = countingPool(db.url(), 8));
     connection = new PostgresConnection(
-      resolvePostgresOptions({ pool, clock, operationTimeoutInMilliseconds: 5_000, pruneIntervalInMilliseconds: 0 }),
+      resolvePostgresOptions({
+        pool,
+        clock,
+        operationTimeoutInMilliseconds: 5_000,
+        pruneIntervalInMilliseconds: 0,
+      }),
     );
     await connection.connect();
     store = new PostgresSessionStore(connection);
@@ -61,10 +66,18 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
   });
 
   const row = async (key: string) =>
-    (await db.query<{ data: Record<string, string> }>('SELECT data FROM nest_sessions WHERE session_key = $1', [key]))[0];
+    (
+      await db.query<{ data: Record<string, string> }>(
+        'SELECT data FROM nest_sessions WHERE session_key = $1',
+        [key],
+      )
+    )[0];
   const mark = async (key: string) =>
-    (await db.query<{ ending: string }>('SELECT ending FROM nest_sessions_ended WHERE session_key = $1', [key]))[0]
-      ?.ending;
+    (
+      await db.query<{ ending: string }>('SELECT ending FROM nest_sessions_ended WHERE session_key = $1', [
+        key,
+      ])
+    )[0]?.ending;
   /** A stored session under `key` holding `seed`. */
   const seeded = (key: string) => store.commit(key, commitOf({ seed: 'old' }, false), IDLE);
 

@@ -30,7 +30,10 @@ function previousVersion(schema: string, name: string): string {
   return schema
     .replaceAll('nest_sessions', name)
     .replaceAll('_commit_v2', '_commit_v1')
-    .replace(new RegExp(`CREATE TABLE IF NOT EXISTS "public"\\."${name}_(locks|ended)" \\([^;]*\\);`, 'g'), '')
+    .replace(
+      new RegExp(`CREATE TABLE IF NOT EXISTS "public"\\."${name}_(locks|ended)" \\([^;]*\\);`, 'g'),
+      '',
+    )
     .replace(new RegExp(`CREATE INDEX IF NOT EXISTS "${name}_ended_until_idx" [^;]*;`), '');
 }
 

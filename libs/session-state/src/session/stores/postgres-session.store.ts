@@ -335,7 +335,16 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       items,
       ['commit_update', sql.setExisting],
       ['commit_update_many', sql.setExistingMany],
-      (item) => [item.key, item.setJson, item.now, item.expires, item.deadline, item.keys, item.maxBytes, item.maxKeys],
+      (item) => [
+        item.key,
+        item.setJson,
+        item.now,
+        item.expires,
+        item.deadline,
+        item.keys,
+        item.maxBytes,
+        item.maxKeys,
+      ],
     );
   }
 
