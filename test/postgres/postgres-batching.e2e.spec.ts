@@ -1,11 +1,7 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { ManualClock, SessionLimitExceededError } from 'nest-session-state';
-import {
-  PostgresConnection,
-  PostgresSessionStore,
-  resolvePostgresOptions,
-} from 'nest-session-state/postgres';
-import { countingPool, TestDatabase } from '../support/postgres/index.js';
+import type { PostgresSessionStore } from 'nest-session-state/postgres';
+import { countedStore, type CountedStore } from '../support/postgres/index.js';
 
 const value = (text: string) => Buffer.from(text);
 const setting = (entries: Record<string, string>) => ({
@@ -25,32 +21,21 @@ const text = (data: Map<string, Uint8Array> | undefined, key: string) => {
  * counted on the store's own pool.
  */
 describe('PostgreSQL store: concurrent operations share statements', () => {
-  let db: TestDatabase;
+  let counted: CountedStore;
   let pool: pg.Pool;
-  let connection: PostgresConnection;
   let store: PostgresSessionStore;
   let statements: string[] = [];
   const clock = new ManualClock(Date.now());
 
   beforeAll(async () => {
-    db = await TestDatabase.create();
-    ({ pool, statements } = countingPool(db.url(), 8));
-    connection = new PostgresConnection(
-      resolvePostgresOptions({
-        pool,
-        clock,
-        operationTimeoutInMilliseconds: 400,
-        pruneIntervalInMilliseconds: 0,
-      }),
-    );
-    await connection.connect();
-    store = new PostgresSessionStore(connection);
+    counted = await countedStore({
+      clock,
+      operationTimeoutInMilliseconds: 400,
+      pruneIntervalInMilliseconds: 0,
+    });
+    ({ pool, statements, store } = counted);
   });
-  afterAll(async () => {
-    await connection.close();
-    await pool.end();
-    await db.drop();
-  });
+  afterAll(() => counted.close());
   beforeEach(() => {
     statements.length = 0;
   });

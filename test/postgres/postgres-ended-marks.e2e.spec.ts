@@ -6,14 +6,14 @@
  * batched one) never re-create the row; a mark expires with the app's clock, a session made afresh under the key
  * deletes it, and prune deletes expired ones.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { ManualClock, SessionMovedError, type SessionChanges } from 'nest-session-state';
 import {
   PostgresConnection,
-  PostgresSessionStore,
   resolvePostgresOptions,
+  type PostgresSessionStore,
 } from 'nest-session-state/postgres';
-import { countingPool, TestDatabase } from '../support/postgres/index.js';
+import { countedStore, type CountedStore, type TestDatabase } from '../support/postgres/index.js';
 
 const IDLE = 60_000;
 const KEEP = { keepMs: IDLE };
@@ -35,32 +35,22 @@ function commitOf(
 }
 
 describe('ended-session marks on the PostgreSQL store (statements)', () => {
+  let counted: CountedStore;
   let db: TestDatabase;
   let pool: pg.Pool;
   let statements: string[] = [];
-  let connection: PostgresConnection;
   let store: PostgresSessionStore;
   const clock = new ManualClock(Date.now());
 
   beforeAll(async () => {
-    db = await TestDatabase.create();
-    ({ pool, statements } = countingPool(db.url(), 8));
-    connection = new PostgresConnection(
-      resolvePostgresOptions({
-        pool,
-        clock,
-        operationTimeoutInMilliseconds: 5_000,
-        pruneIntervalInMilliseconds: 0,
-      }),
-    );
-    await connection.connect();
-    store = new PostgresSessionStore(connection);
+    counted = await countedStore({
+      clock,
+      operationTimeoutInMilliseconds: 5_000,
+      pruneIntervalInMilliseconds: 0,
+    });
+    ({ db, pool, statements, store } = counted);
   });
-  afterAll(async () => {
-    await connection.close();
-    await pool.end();
-    await db.drop();
-  });
+  afterAll(() => counted.close());
   beforeEach(() => {
     statements.length = 0;
   });
