@@ -1,11 +1,7 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { ManualClock, SessionLimitExceededError } from 'nest-session-state';
-import {
-  PostgresConnection,
-  PostgresSessionStore,
-  resolvePostgresOptions,
-} from 'nest-session-state/postgres';
-import { countingPool, TestDatabase } from '../support/postgres/index.js';
+import type { PostgresSessionStore } from 'nest-session-state/postgres';
+import { countedStore, type CountedStore } from '../support/postgres/index.js';
 
 const value = (text: string) => Buffer.from(text);
 const setting = (entries: Record<string, string>) => ({
@@ -25,32 +21,21 @@ const text = (data: Map<string, Uint8Array> | undefined, key: string) => {
  * counted on the store's own pool.
  */
 describe('PostgreSQL store: concurrent operations share statements', () => {
-  let db: TestDatabase;
+  let counted: CountedStore;
   let pool: pg.Pool;
-  let connection: PostgresConnection;
   let store: PostgresSessionStore;
   let statements: string[] = [];
   const clock = new ManualClock(Date.now());
 
   beforeAll(async () => {
-    db = await TestDatabase.create();
-    ({ pool, statements } = countingPool(db.url(), 8));
-    connection = new PostgresConnection(
-      resolvePostgresOptions({
-        pool,
-        clock,
-        operationTimeoutInMilliseconds: 400,
-        pruneIntervalInMilliseconds: 0,
-      }),
-    );
-    await connection.connect();
-    store = new PostgresSessionStore(connection);
+    counted = await countedStore({
+      clock,
+      operationTimeoutInMilliseconds: 400,
+      pruneIntervalInMilliseconds: 0,
+    });
+    ({ pool, statements, store } = counted);
   });
-  afterAll(async () => {
-    await connection.close();
-    await pool.end();
-    await db.drop();
-  });
+  afterAll(() => counted.close());
   beforeEach(() => {
     statements.length = 0;
   });
@@ -100,6 +85,28 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     expect(statements).toContain('nss_commit_set_many');
     expect(text(await store.load('full', 60_000), 'd')).toBeUndefined();
     for (let i = 0; i < 8; i++) expect(text(await store.load(`fits-${i}`, 60_000), 'v')).toBe(`${i}`);
+  });
+
+  it('commits of sessions the requests loaded go out as batched UPDATEs (never inserts): all merge and persist; one over maxKeys is refused alone', async () => {
+    const limits = { maxKeys: 3, maxSessionBytes: 1_000_000 };
+    const keys = Array.from({ length: 12 }, (_, i) => `loaded-${i}`);
+    for (const key of keys) await store.commit(key, setting({ a: '1' }), 60_000, limits);
+    await store.commit('loaded-full', setting({ a: '1', b: '2', c: '3' }), 60_000, limits);
+    statements.length = 0;
+    const loaded = (entries: Record<string, string>) => ({ ...setting(entries), ofStoredSession: true });
+    const results = await Promise.allSettled([
+      ...keys.map((key, i) => store.commit(key, loaded({ b: `${i}` }), 60_000, limits)),
+      store.commit('loaded-full', loaded({ d: '4' }), 60_000, limits),
+    ]);
+    expect(statements).toContain('nss_commit_update_many');
+    expect(statements.filter((name) => name.startsWith('nss_commit_set'))).toEqual([]);
+    expect(statements.filter((name) => name === 'nss_commit')).toHaveLength(1); // loaded-full, to the function
+    expect(results.at(-1)?.status).toBe('rejected');
+    expect((results.at(-1) as PromiseRejectedResult).reason).toBeInstanceOf(SessionLimitExceededError);
+    for (const [i, key] of keys.entries()) {
+      const data = await store.load(key, 60_000);
+      expect([key, text(data, 'a'), text(data, 'b')]).toEqual([key, '1', `${i}`]);
+    }
   });
 
   it('a batched commit to an expired session replaces it instead of merging into it', async () => {

@@ -22,6 +22,21 @@ const SECRETS = ['Hq5wT1xZ8pLr3nYc6sWd0hJk9fBg2aEu7iOt4yRz1M'];
 /** Options as an app builds them from configuration: the compiler cannot see their names. */
 const fromConfig = (options: object): SessionModuleOptions => options;
 
+/**
+ * The schema script of docs/postgres.md as a previous version had it for table `name`: function `_commit_v1`, no
+ * `_locks` and no `_ended` table (nor the latter's index).
+ */
+function previousVersion(schema: string, name: string): string {
+  return schema
+    .replaceAll('nest_sessions', name)
+    .replaceAll('_commit_v2', '_commit_v1')
+    .replace(
+      new RegExp(`CREATE TABLE IF NOT EXISTS "public"\\."${name}_(locks|ended)" \\([^;]*\\);`, 'g'),
+      '',
+    )
+    .replace(new RegExp(`CREATE INDEX IF NOT EXISTS "${name}_ended_until_idx" [^;]*;`), '');
+}
+
 async function startupError(options: SessionModuleOptions): Promise<{ error: Error; ms: number }> {
   const started = performance.now();
   try {
@@ -194,7 +209,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     await (
       await startSessionApp({ postgres: { connectionString: db.url(), tableName: 'owned' } })
     ).app.close();
-    await db.query(`GRANT SELECT ON owned, owned_users, owned_locks TO ${db.name}_app`);
+    await db.query(`GRANT SELECT ON owned, owned_users, owned_locks, owned_ended TO ${db.name}_app`);
     const { error } = await startupError({
       postgres: {
         connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
@@ -204,14 +219,14 @@ describe('a database that cannot be used fails startup, naming the option', () =
     });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
     expect(error.message).toContain(
-      'may not use the tables "public"."owned", "public"."owned_users" and "public"."owned_locks"',
+      'may not use the tables "public"."owned", "public"."owned_users", "public"."owned_locks" and "public"."owned_ended"',
     );
     expect(error.message).toContain('SELECT, INSERT, UPDATE, DELETE');
   });
 
   it('after the grants of docs/postgres.md, the same user works', async () => {
     await db.query(
-      `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks TO ${db.name}_app`,
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks, owned_ended TO ${db.name}_app`,
     );
     await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
     const { app, url } = await startSessionApp({
@@ -252,13 +267,10 @@ describe('a database that cannot be used fails startup, naming the option', () =
     }
   });
 
-  it('a database set up for the previous version (commit_v1, no _locks): createTable false names what is missing; the docs script and grants bring it up to date', async () => {
+  it('a database set up for the previous version (commit_v1, no _locks, no _ended): createTable false names what is missing; the docs script and grants bring it up to date', async () => {
     const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
     const [schema, grants] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
-    const v1 = schema
-      .replaceAll('nest_sessions', 'old')
-      .replaceAll('_commit_v2', '_commit_v1')
-      .replace(/CREATE TABLE IF NOT EXISTS "public"\."old_locks" \([^;]*\);/, '');
+    const v1 = previousVersion(schema, 'old');
     await db.query(v1);
     await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON old, old_users TO ${db.name}_app`);
     await db.query(`GRANT EXECUTE ON FUNCTION old_commit_v1 TO ${db.name}_app`);
@@ -270,7 +282,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     const { error } = await startupError({ postgres });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
     expect(error.message).toContain(
-      'has no table "public"."old_locks", function "public"."old_commit_v2" (a database set up for an earlier ' +
+      'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v2" (a database set up for an earlier ' +
         'version, whose function is "old_commit_v1", lacks them), and postgres.createTable is false',
     );
     expect(error.message).toContain('docs/postgres.md');
@@ -278,9 +290,9 @@ describe('a database that cannot be used fails startup, naming the option', () =
     const { error: upgrade } = await startupError({ postgres: { ...postgres, createTable: true } });
     expect(upgrade).toBeInstanceOf(PostgresConfigurationError);
     expect(upgrade.message).toContain(
-      'has no table "public"."old_locks", function "public"."old_commit_v2" (a database set up for an earlier ' +
-        'version, whose function is "old_commit_v1", lacks them), and the user of postgres.connectionString may ' +
-        'not create them',
+      'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v2" (a ' +
+        'database set up for an earlier version, whose function is "old_commit_v1", lacks them), and the user of ' +
+        'postgres.connectionString may not create them',
     );
     expect(upgrade.message).toContain('grant it CREATE on schema "public"');
     await db.query(schema.replaceAll('nest_sessions', 'old'));
@@ -295,15 +307,10 @@ describe('a database that cannot be used fails startup, naming the option', () =
     }
   });
 
-  it('a database set up for the previous version, with createTable: creates the _locks table and _commit_v2 beside commit_v1', async () => {
+  it('a database set up for the previous version, with createTable: creates the _locks and _ended tables and _commit_v2 beside commit_v1', async () => {
     const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
     const [schema] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
-    await db.query(
-      schema
-        .replaceAll('nest_sessions', 'older')
-        .replaceAll('_commit_v2', '_commit_v1')
-        .replace(/CREATE TABLE IF NOT EXISTS "public"\."older_locks" \([^;]*\);/, ''),
-    );
+    await db.query(previousVersion(schema, 'older'));
     const { app, url } = await startSessionApp({
       secrets: SECRETS,
       postgres: { connectionString: db.url(), tableName: 'older' },
@@ -316,10 +323,11 @@ describe('a database that cannot be used fails startup, naming the option', () =
     }
     expect(
       await db.query(
-        `SELECT to_regclass('older_locks') IS NOT NULL AS locks, count(*)::int AS functions
+        `SELECT to_regclass('older_locks') IS NOT NULL AS locks, to_regclass('older_ended') IS NOT NULL AS ended,
+           count(*)::int AS functions
          FROM pg_proc WHERE proname IN ('older_commit_v1', 'older_commit_v2')`,
       ),
-    ).toEqual([{ locks: true, functions: 2 }]);
+    ).toEqual([{ locks: true, ended: true, functions: 2 }]);
   });
 
   it('a mixed-case schema and table name (PascalCase, as ORMs name them) start, and start again on what they created', async () => {

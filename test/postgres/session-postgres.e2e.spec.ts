@@ -60,7 +60,7 @@ describe('sessions on PostgreSQL', () => {
     expect(indexes.map((i) => i.indexdef).join('\n')).toMatch(/USING btree \(expires_at\)/);
   });
 
-  it('round trips: read + write 2 statements (keys set: a plain upsert; removals or clear: the function), read-only 1, untouched 0 when slid moments ago', async () => {
+  it('round trips: read + write 2 statements (keys set: a plain UPDATE of the loaded row, an upsert for a new session; removals or clear: the function), read-only 1, untouched 0 when slid moments ago', async () => {
     const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
     const measure = async (path: string, method: 'get' | 'post' = 'get') => {
       statements.length = 0;
@@ -68,10 +68,14 @@ describe('sessions on PostgreSQL', () => {
       await new Promise((resolve) => setTimeout(resolve, 30));
       return [...statements];
     };
-    expect(await measure('/counter')).toEqual(['nss_load', 'nss_commit_set']);
+    expect(await measure('/counter')).toEqual(['nss_load', 'nss_commit_update']);
     expect(await measure('/read')).toEqual(['nss_load']);
     expect(await measure('/untouched')).toEqual([]);
     expect(await measure('/clear', 'post')).toEqual(['nss_load', 'nss_commit']);
+    statements.length = 0;
+    await request(url).get('/counter').expect(200); // no cookie: a new session
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(statements).toEqual(['nss_commit_set']);
   });
 
   it('50 concurrent requests setting different keys of one session all persist', async () => {

@@ -124,13 +124,14 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
 
 /**
  * A request that loaded the session before another request moved it (`regenerate()`) or ended it
- * (`abandon()`) commits afterwards: the stores that keep ended marks (Redis, memory) turn it away instead of
- * bringing the old key back holding its delta. PostgreSQL keeps no marks yet (docs/session.md).
+ * (`abandon()`) commits afterwards: the stores that keep ended marks (Redis, PostgreSQL, memory) turn it away
+ * instead of bringing the old key back holding its delta.
  */
-describe.each([
-  ...deployments.filter(([name]) => !name.startsWith('PostgreSQL')),
+const inFlight = [
+  ...deployments,
   ['Redis with the near cache, two instances', redisDeployment(true)] as const,
-])('a request in flight across regenerate() or abandon() (%s)', (_name, deploy) => {
+];
+describe.each(inFlight)('a request in flight across regenerate() or abandon() (%s)', (_name, deploy) => {
   let d: Deployment;
   beforeAll(async () => (d = await deploy()));
   afterAll(() => d.close());

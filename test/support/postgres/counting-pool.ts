@@ -7,7 +7,7 @@ import pg from 'pg';
  *
  * @example
  * const { pool, statements } = countingPool(db.url(), 4);
- * await request(url).get('/counter'); // statements: ['nss_load', 'nss_commit_set']
+ * await request(url).get('/counter').set('Cookie', cookie); // statements: ['nss_load', 'nss_commit_update']
  */
 export function countingPool(connectionString: string, max: number): { pool: pg.Pool; statements: string[] } {
   const statements: string[] = [];

@@ -1,2 +1,3 @@
 export { TestDatabase } from './test-database.js';
 export { countingPool } from './counting-pool.js';
+export { countedStore, type CountedStore } from './counted-store.js';

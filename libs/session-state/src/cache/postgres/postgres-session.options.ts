@@ -39,8 +39,8 @@ export interface PostgresSessionOptions {
   /** Name of the sessions table. Default `nest_sessions`. */
   tableName?: string;
   /**
-   * Create the tables (sessions, `<tableName>_users`, `<tableName>_locks`), indexes and the commit function
-   * (`<tableName>_commit_v2`) at startup when missing (idempotent).
+   * Create the tables (sessions, `<tableName>_users`, `<tableName>_locks`, `<tableName>_ended`), indexes and the
+   * commit function (`<tableName>_commit_v2`) at startup when missing (idempotent).
    * Default true. `false`: create them by hand with the SQL in docs/postgres.md; startup then checks
    * that they exist and that the user may use them.
    */

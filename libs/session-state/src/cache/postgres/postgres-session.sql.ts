@@ -11,6 +11,11 @@ export interface PostgresSessionSql {
   readonly usersTable: string;
   /** `"schema"."table_locks"`: the session locks of `session.lock`, one row per held lock. */
   readonly locksTable: string;
+  /**
+   * `"schema"."table_ended"`: the ended-session marks (`EndedSessionMark`), one row per key whose session
+   * `regenerate()` moved (`m`) or `abandon()` ended (`a`) within the idle timeout, until when (app's clock).
+   */
+  readonly endedTable: string;
   /** `"schema"."table_commit_v2"`. */
   readonly commitFunction: string;
   /** The commit function's argument types, as `to_regprocedure` and `GRANT EXECUTE` name it. */
@@ -23,12 +28,20 @@ export interface PostgresSessionSql {
   readonly loadMany: string;
   /** Slides a live session's expiry. */
   readonly refresh: string;
+  /**
+   * Deletes a session: $1 key, $2 until when to keep the abandoned mark `a` (epoch ms; null: no mark), left in the
+   * same statement.
+   */
   readonly remove: string;
-  /** Deletes a session and returns its values when it was live: $1 key, $2 now. */
+  /**
+   * Deletes a session and returns its values when it was live: $1 key, $2 now, $3 until when to keep the moved
+   * mark `m` (epoch ms; null: no mark), left in the same statement.
+   */
   readonly take: string;
   /**
    * Calls the commit function: $1 key, $2 now, $3 expiry, $4 deadline, $5 cleared, $6 removed, $7 set, $8 maxKeys,
-   * $9 maxSessionBytes, $10 guard (bound session's id), $11 lock token (null: no `session.lock`).
+   * $9 maxSessionBytes, $10 guard (bound session's id), $11 lock token (null: no `session.lock`), $12 the request
+   * loaded the session (`SessionChanges.ofStoredSession`: an ended mark turns it away when the row is gone).
    */
   readonly commit: string;
   /**
@@ -47,20 +60,34 @@ export interface PostgresSessionSql {
    * limits hold (the merged text's length and key count are upper bounds of what the limits count) and the
    * deadline has not passed; otherwise it applies nothing and returns no row, and the commit function decides.
    * $1 key, $2 set (jsonb), $3 now, $4 expiry, $5 deadline (all epoch ms), $6 the set alone is within the limits,
-   * $7 keys set, $8 maxSessionBytes, $9 maxKeys.
+   * $7 keys set, $8 maxSessionBytes, $9 maxKeys. For commits of requests that did not load the session (a new
+   * one): it may create the row, and then deletes a stale ended mark of the key in the same statement.
    */
   readonly setOnly: string;
+  /**
+   * {@link setOnly} for a session the request loaded (`SessionChanges.ofStoredSession`): an UPDATE of the live
+   * row only, never an insert, so a session moved or ended meanwhile is not brought back; no row when it applied
+   * nothing (no live row, near a limit, late), and the commit function decides (ended marks included).
+   * $1 key, $2 set (jsonb), $3 now, $4 expiry, $5 deadline, $6 keys set, $7 maxSessionBytes, $8 maxKeys.
+   */
+  readonly setExisting: string;
   /**
    * {@link setOnly} for several sessions at once (distinct keys, each set within the limits alone), rows
    * locked in key order: $1 keys, $2 sets (jsonb[]), $3 expiries (float8[]), $4 now, $5 deadline (the
    * earliest of the batch), $6 maxSessionBytes, $7 maxKeys. Returns the keys it applied (with the
-   * database's time); the others go to the commit function.
+   * database's time); the others go to the commit function. Deletes the ended marks of the keys it wrote.
    */
   readonly setOnlyMany: string;
   /**
-   * Deletes up to $2 sessions expired before $1 (and their user-index rows), and up to $2 locks expired in
-   * the database's clock (left by holders that never released them); one row: `deleted`, the number of
-   * sessions deleted.
+   * {@link setExisting} for several sessions at once (distinct keys), rows locked in key order: $1 keys, $2 sets
+   * (jsonb[]), $3 expiries (float8[]), $4 now, $5 deadline (the earliest of the batch), $6 maxSessionBytes,
+   * $7 maxKeys. Returns the keys it applied (with the database's time); the others go to the commit function.
+   */
+  readonly setExistingMany: string;
+  /**
+   * Deletes up to $2 sessions expired before $1 (and their user-index rows), up to $2 ended marks expired
+   * before $1, and up to $2 locks expired in the database's clock (left by holders that never released them);
+   * one row: `deleted`, the number of sessions deleted, and `marks`, the number of marks deleted.
    */
   readonly prune: string;
   /** Whether schema, tables and function exist: one row of booleans. */
@@ -81,14 +108,19 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   const commitName = `${tableName}_commit_v2`;
   const usersTable = `${quote(schema)}.${quote(`${tableName}_users`)}`;
   const locksTable = `${quote(schema)}.${quote(`${tableName}_locks`)}`;
+  const endedTable = `${quote(schema)}.${quote(`${tableName}_ended`)}`;
   const commitFunctionArgs =
-    'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text';
+    'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text, boolean';
   // Lock expiry is judged by the database's clock alone, so instances whose clocks disagree agree on it.
   const lockUntil = (ttl: string) => `clock_timestamp() + ${ttl}::float8 * interval '1 millisecond'`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;
   const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
   const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
   const dbNowMs = '(extract(epoch FROM clock_timestamp()) * 1000)::float8';
+  // Leaves (or renews) an ended mark of `ending` under `key` until `until` (epoch ms; null: none).
+  const endedMark = (key: string, ending: string, until: string) =>
+    `INSERT INTO ${endedTable} (session_key, ending, until) SELECT ${key}, ${ending}, ${ms(until)} WHERE ${until}::float8 IS NOT NULL
+  ON CONFLICT (session_key) DO UPDATE SET ending = EXCLUDED.ending, until = EXCLUDED.until`;
   const createSchema = [
     ...(schema === 'public' ? [] : [`CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`]),
     `CREATE TABLE IF NOT EXISTS ${table} (
@@ -111,15 +143,24 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   token text NOT NULL,
   expires_at timestamptz NOT NULL
 )`,
+    `CREATE TABLE IF NOT EXISTS ${endedTable} (
+  session_key text PRIMARY KEY,
+  ending text NOT NULL,
+  until timestamptz NOT NULL
+)`,
+    `CREATE INDEX IF NOT EXISTS ${quote(`${tableName}_ended_until_idx`)} ON ${endedTable} (until)`,
     `CREATE OR REPLACE FUNCTION ${commitFunction}(
   p_key text, p_now_ms float8, p_expires_ms float8, p_deadline_ms float8, p_cleared boolean,
-  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint, p_guard text, p_lock_token text
+  p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint, p_guard text, p_lock_token text,
+  p_of_stored boolean
 ) RETURNS float8[] LANGUAGE plpgsql AS $fn$
 -- Applies one request's changes to a session (see docs/postgres.md). Returns {status, detail}:
--- 1 applied / 0 too late / 4 the bound session is gone / 6 the request's session lock was lost
--- (detail: the database's time, epoch ms); 2 over maxKeys / 3 over maxSessionBytes (detail: the count).
+-- 1 applied / 0 too late / 4 the bound session is gone / 5 the session moved / 6 the request's session lock
+-- was lost / 7 the session was abandoned (detail: the database's time, epoch ms); 2 over maxKeys / 3 over
+-- maxSessionBytes (detail: the count).
 DECLARE
   v_old jsonb;
+  v_ending text;
   v_base jsonb;
   v_new jsonb;
   v_db_ms float8;
@@ -149,6 +190,17 @@ BEGIN
   v_db_ms := extract(epoch FROM clock_timestamp()) * 1000;
   IF v_db_ms > p_deadline_ms THEN
     RETURN ARRAY[0, v_db_ms];
+  END IF;
+  -- A session the request loaded (p_of_stored) that is gone, with a live ended mark under its key: regenerate()
+  -- moved it (5) or abandon() ended it (7) meanwhile. Nothing applies: the old key stays retired. Without a mark
+  -- (it expired, or a delta emptied it) the commit applies as usual.
+  IF v_old IS NULL AND p_of_stored THEN
+    SELECT ending INTO v_ending FROM ${endedTable} WHERE session_key = p_key AND until > to_timestamp(p_now_ms / 1000);
+    IF v_ending = 'm' THEN
+      RETURN ARRAY[5, v_db_ms];
+    ELSIF v_ending = 'a' THEN
+      RETURN ARRAY[7, v_db_ms];
+    END IF;
   END IF;
   -- A session bound to a user applies only while it is still the one the request loaded (p_guard: its id,
   -- base64 as stored): once revoked or expired, a request that loaded it cannot bring it back.
@@ -188,6 +240,10 @@ BEGIN
     DELETE FROM ${table} WHERE session_key = p_key
       AND (v_old IS NOT NULL OR expires_at <= to_timestamp(p_now_ms / 1000));
   ELSE
+    -- A session made afresh under the key: an ended mark left there earlier must not turn its own requests away.
+    IF v_old IS NULL THEN
+      DELETE FROM ${endedTable} WHERE session_key = p_key;
+    END IF;
     -- The expiry moves only when more than a slide step (a twentieth of the idle timeout, at most a minute)
     -- behind: most commits then leave every indexed column alone, and PostgreSQL updates the row in place (HOT).
     INSERT INTO ${table} AS t (session_key, data, expires_at) VALUES (p_key, v_new, to_timestamp(p_expires_ms / 1000))
@@ -206,15 +262,19 @@ $fn$`,
     table,
     usersTable,
     locksTable,
+    endedTable,
     commitFunction,
     commitFunctionArgs,
     createSchema,
     load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
-    remove: `DELETE FROM ${table} WHERE session_key = $1`,
-    take: `DELETE FROM ${table} WHERE session_key = $1 RETURNING data, expires_at > ${ms('$2')} AS live`,
-    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) AS reply`,
+    // The mark and the delete in one statement (one transaction): a commit that finds the row gone sees the mark.
+    remove: `WITH marked AS (${endedMark('$1', "'a'", '$2')})
+DELETE FROM ${table} WHERE session_key = $1`,
+    take: `WITH marked AS (${endedMark('$1', "'m'", '$3')})
+DELETE FROM ${table} WHERE session_key = $1 RETURNING data, expires_at > ${ms('$2')} AS live`,
+    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS reply`,
     // A live lock of another token answers false from a plain read first: the upsert's conflict path would
     // lock that row even when its WHERE is false, so waiters would queue behind each other and the holder's own
     // renewals and commits. The deadline is checked again after any wait for the row, and the expiry counted
@@ -230,7 +290,9 @@ RETURNING 1 AS taken`,
 WHERE session_key = $1 AND token = $2 AND expires_at > clock_timestamp()
 RETURNING 1 AS renewed`,
     unlock: `DELETE FROM ${locksTable} WHERE session_key = $1 AND token = $2`,
-    setOnly: `INSERT INTO ${table} AS t (session_key, data, expires_at)
+    // A new session: a stale ended mark of its key goes with the write (only when the write applied).
+    setOnly: `WITH written AS (
+INSERT INTO ${table} AS t (session_key, data, expires_at)
 SELECT $1, $2::jsonb, ${ms('$4')} WHERE ${dbNowMs} <= $5::float8 AND $6::boolean
 ON CONFLICT (session_key) DO UPDATE SET
   data = CASE WHEN t.expires_at > ${ms('$3')} THEN t.data || EXCLUDED.data ELSE EXCLUDED.data END,
@@ -239,9 +301,36 @@ ON CONFLICT (session_key) DO UPDATE SET
 WHERE ${dbNowMs} <= $5::float8
   AND octet_length(t.data::text) + octet_length($2::text) <= $8::bigint
   AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + $7::int <= $9::bigint
+RETURNING ${dbNowMs} AS db_ms
+), unmarked AS (
+  DELETE FROM ${endedTable} WHERE session_key = $1 AND EXISTS (SELECT 1 FROM written)
+)
+SELECT db_ms FROM written`,
+    // The row only, never an insert: a session moved or ended since the request loaded it stays gone.
+    setExisting: `UPDATE ${table} AS t SET
+  data = t.data || $2::jsonb,
+  expires_at = CASE WHEN t.expires_at < to_timestamp(($4::float8 - least(60000, ($4::float8 - $3::float8) / 20)) / 1000)
+                    THEN ${ms('$4')} ELSE t.expires_at END
+WHERE t.session_key = $1 AND t.expires_at > ${ms('$3')} AND ${dbNowMs} <= $5::float8
+  AND octet_length(t.data::text) + octet_length($2::text) <= $7::bigint
+  AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + $6::int <= $8::bigint
 RETURNING ${dbNowMs} AS db_ms`,
+    // Rows locked in key order first (as setOnlyMany's ORDER BY does), so two batches never deadlock.
+    setExistingMany: `WITH locked AS MATERIALIZED (
+  SELECT session_key FROM ${table} WHERE session_key = ANY ($1::text[]) ORDER BY session_key FOR UPDATE
+)
+UPDATE ${table} AS t SET
+  data = t.data || u.d,
+  expires_at = CASE WHEN t.expires_at < to_timestamp((u.e - least(60000, (u.e - $4::float8) / 20)) / 1000)
+                    THEN to_timestamp(u.e / 1000) ELSE t.expires_at END
+FROM unnest($1::text[], $2::jsonb[], $3::float8[]) AS u (k, d, e), locked
+WHERE locked.session_key = u.k AND t.session_key = u.k AND t.expires_at > ${ms('$4')} AND ${dbNowMs} <= $5::float8
+  AND octet_length(t.data::text) + octet_length(u.d::text) <= $6::bigint
+  AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + (SELECT count(*) FROM jsonb_object_keys(u.d)) <= $7::bigint
+RETURNING t.session_key, ${dbNowMs} AS db_ms`,
     // Upper bounds, as in setOnly: jsonb's text of the merged objects, and their key counts.
-    setOnlyMany: `INSERT INTO ${table} AS t (session_key, data, expires_at)
+    setOnlyMany: `WITH written AS (
+INSERT INTO ${table} AS t (session_key, data, expires_at)
 SELECT u.k, u.d, to_timestamp(u.e / 1000) FROM unnest($1::text[], $2::jsonb[], $3::float8[]) AS u (k, d, e)
 WHERE ${dbNowMs} <= $5::float8
 ORDER BY u.k
@@ -252,7 +341,11 @@ ON CONFLICT (session_key) DO UPDATE SET
 WHERE ${dbNowMs} <= $5::float8
   AND octet_length(t.data::text) + octet_length(EXCLUDED.data::text) <= $6::bigint
   AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + (SELECT count(*) FROM jsonb_object_keys(EXCLUDED.data)) <= $7::bigint
-RETURNING t.session_key, ${dbNowMs} AS db_ms`,
+RETURNING t.session_key, ${dbNowMs} AS db_ms
+), unmarked AS (
+  DELETE FROM ${endedTable} e USING written WHERE e.session_key = written.session_key
+)
+SELECT session_key, db_ms FROM written`,
     prune: `WITH gone AS (
   DELETE FROM ${table} WHERE session_key IN (
     SELECT session_key FROM ${table} WHERE expires_at <= ${ms('$1')} ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
@@ -262,12 +355,18 @@ RETURNING t.session_key, ${dbNowMs} AS db_ms`,
 ), unlocked AS (
   DELETE FROM ${locksTable} WHERE session_key IN (
     SELECT session_key FROM ${locksTable} WHERE expires_at <= clock_timestamp() LIMIT $2 FOR UPDATE SKIP LOCKED)
+), unmarked AS (
+  -- Ended marks, in the app's clock as sessions (a mark lasts the idle timeout of the session it replaced).
+  DELETE FROM ${endedTable} WHERE session_key IN (
+    SELECT session_key FROM ${endedTable} WHERE until <= ${ms('$1')} ORDER BY until LIMIT $2 FOR UPDATE SKIP LOCKED)
+  RETURNING 1
 )
-SELECT count(*)::int AS deleted FROM gone`,
+SELECT count(*)::int AS deleted, (SELECT count(*)::int FROM unmarked) AS marks FROM gone`,
     // Quoted as created: unquoted, PostgreSQL would fold a mixed-case name to lower case and miss it.
     check: `SELECT to_regclass('${table}') IS NOT NULL AS has_table,
   to_regclass('${usersTable}') IS NOT NULL AS has_users_table,
   to_regclass('${locksTable}') IS NOT NULL AS has_locks_table,
+  to_regclass('${endedTable}') IS NOT NULL AS has_ended_table,
   to_regprocedure('${commitFunction}(${commitFunctionArgs})') IS NOT NULL AS has_function,
   to_regnamespace('${quote(schema)}') IS NOT NULL AS has_schema`,
   };
@@ -280,7 +379,8 @@ export function privilegesSql(sql: PostgresSessionSql): string {
     ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
       .map((privilege) => `has_table_privilege('${name.replace(/'/g, "''")}', '${privilege}')`)
       .join(' AND ');
-  return `SELECT ${tableOk(sql.table)} AND ${tableOk(sql.usersTable)} AND ${tableOk(sql.locksTable)} AS table_ok,
+  return `SELECT ${tableOk(sql.table)} AND ${tableOk(sql.usersTable)} AND ${tableOk(sql.locksTable)}
+    AND ${tableOk(sql.endedTable)} AS table_ok,
   has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(${sql.commitFunctionArgs})', 'EXECUTE') AS function_ok`;
 }
 

@@ -128,12 +128,13 @@ export class PostgresConnection {
           has_table: boolean;
           has_users_table: boolean;
           has_locks_table: boolean;
+          has_ended_table: boolean;
           has_function: boolean;
           has_schema: boolean;
         }>(this.sql.check)
       ).rows[0];
     const complete = (f: typeof found) =>
-      f.has_table && f.has_users_table && f.has_locks_table && f.has_function;
+      f.has_table && f.has_users_table && f.has_locks_table && f.has_ended_table && f.has_function;
     let found = await exists();
     if (!complete(found) && this.options.createTable) {
       await client.query('BEGIN');
@@ -173,7 +174,7 @@ export class PostgresConnection {
     if (!privileges.table_ok || !privileges.function_ok) {
       throw new PostgresConfigurationError(
         `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not use ` +
-          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the tables ${this.sql.table}, ${this.sql.usersTable} and ${this.sql.locksTable}`}: grant it ` +
+          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the tables ${this.sql.table}, ${this.sql.usersTable}, ${this.sql.locksTable} and ${this.sql.endedTable}`}: grant it ` +
           `SELECT, INSERT, UPDATE, DELETE on the tables and EXECUTE on the function (docs/postgres.md).`,
       );
     }
@@ -292,19 +293,20 @@ export class PostgresConnection {
   }
 
   /**
-   * Deletes expired sessions in batches of `pruneBatchSize` (through the expiry index, skipping rows
-   * other instances are deleting), up to 10 batches; resolves with the number deleted.
+   * Deletes expired sessions and ended-session marks in batches of `pruneBatchSize` each (through their
+   * expiry indexes, skipping rows other instances are deleting), up to 10 batches while either fills its
+   * batch; resolves with the number of sessions deleted.
    */
   async prune(): Promise<number> {
     let deleted = 0;
     for (let round = 0; round < PRUNE_ROUNDS; round++) {
-      const result = await this.execute<{ deleted: number }>('prune', this.sql.prune, [
+      const result = await this.execute<{ deleted: number; marks: number }>('prune', this.sql.prune, [
         this.options.clock.now(),
         this.options.pruneBatchSize,
       ]);
-      const batch = result.rows[0].deleted;
+      const { deleted: batch, marks } = result.rows[0];
       deleted += batch;
-      if (batch < this.options.pruneBatchSize) break;
+      if (batch < this.options.pruneBatchSize && marks < this.options.pruneBatchSize) break;
     }
     return deleted;
   }
@@ -348,7 +350,7 @@ export class PostgresConnection {
 
 /**
  * What a database set up by hand lacks, named as docs/postgres.md creates it. One made for an earlier
- * version has `<tableName>_commit_v1` but not this version's `_locks` table and `_commit_v2` function.
+ * version has `<tableName>_commit_v1` but not this version's `_locks` and `_ended` tables and `_commit_v2` function.
  */
 function missingParts(
   found: {
@@ -356,6 +358,7 @@ function missingParts(
     has_table: boolean;
     has_users_table: boolean;
     has_locks_table: boolean;
+    has_ended_table: boolean;
     has_function: boolean;
   },
   schema: string,
@@ -366,10 +369,11 @@ function missingParts(
   const missing = [
     ...(found.has_users_table ? [] : [`table "${schema}"."${tableName}_users"`]),
     ...(found.has_locks_table ? [] : [`table "${schema}"."${tableName}_locks"`]),
+    ...(found.has_ended_table ? [] : [`table "${schema}"."${tableName}_ended"`]),
     ...(found.has_function ? [] : [`function "${schema}"."${tableName}_commit_v2"`]),
   ];
   const earlier =
-    !found.has_function || !found.has_locks_table
+    !found.has_function || !found.has_locks_table || !found.has_ended_table
       ? ` (a database set up for an earlier version, whose function is "${tableName}_commit_v1", lacks them)`
       : '';
   return `${missing.join(', ')}${earlier}`;

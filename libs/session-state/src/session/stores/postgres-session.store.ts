@@ -2,13 +2,14 @@ import { escapeField, unescapeField } from '../../cache/postgres/postgres-sessio
 import type { PostgresConnection } from '../../cache/postgres/postgres.connection.js';
 import { StatementBatcher } from '../../cache/postgres/statement-batcher.js';
 import { PostgresOperationError } from '../../errors/postgres.errors.js';
-import { SessionLockLostError } from '../../errors/session.errors.js';
+import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
 import { commitLimitExceeded } from './session-commit.limits.js';
 import { PostgresUserSessionIndex } from '../../users/postgres/postgres-user-session.index.js';
 import { guardedSessionId } from '../../users/user-session.fields.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { SESSION_ID_FIELD } from '../session.js';
 import type {
+  EndedSessionMark,
   SessionChanges,
   SessionCommitLimits,
   SessionData,
@@ -33,15 +34,19 @@ const COMMIT_APPLIED = 1;
 const COMMIT_OVER_KEYS = 2;
 /** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
 const COMMIT_GONE = 4;
+/** Nothing applied: the session the request loaded moved (`regenerate()`, an ended mark `m`): SessionMovedError. */
+const COMMIT_MOVED = 5;
 /** Nothing applied: the request's `session.lock` no longer holds (see SessionChanges.lockToken); as on Redis. */
 const COMMIT_LOCK_LOST = 6;
+/** Nothing applied: the session the request loaded was abandoned (`abandon()`, an ended mark `a`): resolves. */
+const COMMIT_ABANDONED = 7;
 
 /**
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
  * `expires_at`). A load is one SELECT by primary key, followed by an UPDATE that slides the idle timeout
  * only when it was slid more than {@link slideStep} ago (never for a session that commits); a commit is
- * one statement too: for keys set only, an upsert merging them with `||` under the row lock (the common
- * case, no function); otherwise, or near a limit, or late, a call of the table's commit function, which
+ * one statement too: for keys set only, an UPDATE merging them with `||` into the live row under its lock
+ * (the common case: a session the request loaded; no function), or an upsert for a new session; otherwise, or near a limit, or late, a call of the table's commit function, which
  * applies only what this request changed (set and removed keys, or a clear) under a per-session advisory lock, so concurrent requests writing different
  * keys both persist. The function also checks the session limits on what is stored, refuses to apply
  * past its deadline (a commit reported as failed never lands later) and deletes the session when it
@@ -53,6 +58,11 @@ const COMMIT_LOCK_LOST = 6;
  * expiry is judged by the database's clock; a commit under it always goes to the function, which checks the
  * lock in the same transaction as the write (see {@link tryLock}). Only locks this class's own `tryLock` takes
  * are checked: a subclass that replaces `tryLock` (locks kept elsewhere) commits unfenced, as on the memory store.
+ * Ended-session marks (`EndedSessionMark`) are rows of `<tableName>_ended` (`m` moved, `a` abandoned, until when
+ * in the app's clock), left by {@link take} and {@link remove} in the statement that deletes the session: a commit
+ * of a request that loaded the session (`SessionChanges.ofStoredSession`) never inserts the row (its fast path
+ * is an UPDATE), and the function, finding no live row but a live mark, applies nothing (SessionMovedError after
+ * a move; resolves after an abandon). A session created afresh under the key deletes the key's mark.
  *
  * @example
  * SessionModule.forRoot({ postgres: { connectionString: process.env.DATABASE_URL } }); // uses a PostgresSessionStore
@@ -62,7 +72,10 @@ const COMMIT_LOCK_LOST = 6;
 export class PostgresSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;
+  /** Upserts of commits that may create the session (the request did not load it). */
   private readonly quickCommits: StatementBatcher<QuickCommit, number | undefined>;
+  /** UPDATEs of commits of sessions the requests loaded: never an insert (see SessionChanges.ofStoredSession). */
+  private readonly quickUpdates: StatementBatcher<QuickCommit, number | undefined>;
   readonly storeType = 'postgresql';
   /** False for a subclass that keeps its locks elsewhere: its tokens are not in the lock table. */
   private readonly fencesLocks: boolean;
@@ -78,6 +91,12 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     );
     this.quickCommits = new StatementBatcher(
       (items) => this.sendQuickCommits(items),
+      MAX_BATCH,
+      joinsCommits,
+      abandoned,
+    );
+    this.quickUpdates = new StatementBatcher(
+      (items) => this.sendQuickUpdates(items),
       MAX_BATCH,
       joinsCommits,
       abandoned,
@@ -134,7 +153,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     // session is still the one this request loaded (the plain upsert could bring a revoked one back).
     const guard = guardedSessionId(changes);
     const lockToken = this.fencesLocks ? (changes.lockToken ?? null) : null;
-    // Under session.lock the function checks the lock with the write; the plain upserts would bypass it.
+    const ofStored = changes.ofStoredSession === true;
+    // Under session.lock the function checks the lock with the write; the plain statements would bypass it.
     if (
       guard === undefined &&
       lockToken === null &&
@@ -156,7 +176,11 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
           maxBytes,
           abandoned: false,
         };
-        const dbMs = await this.connection.bound(this.quickCommits.submit(item), 'commit_set', () => {
+        // A session the request loaded is only updated: were its row gone (moved or abandoned meanwhile), an
+        // upsert would bring the old key back. No row updated: the function decides (ended marks included).
+        const batcher = ofStored ? this.quickUpdates : this.quickCommits;
+        const name = ofStored ? 'commit_update' : 'commit_set';
+        const dbMs = await this.connection.bound(batcher.submit(item), name, () => {
           item.abandoned = true;
         });
         if (dbMs !== undefined) {
@@ -164,7 +188,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
           return;
         }
       }
-      // Not applied: near a limit, or late. The function decides exactly, and applies nothing when late.
+      // Not applied: near a limit, late, or (a loaded session) no live row. The function decides exactly, and
+      // applies nothing when late.
     }
     const result = await this.connection.execute<{ reply: number[] }>('commit', sql.commit, [
       sessionKey,
@@ -178,11 +203,16 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       maxBytes,
       guard === undefined ? null : Buffer.from(guard, 'utf8').toString('base64'),
       lockToken,
+      ofStored,
     ]);
     const [status, detail] = result.rows[0].reply.map(Number);
-    if (status === COMMIT_APPLIED || status === COMMIT_GONE) {
+    if (status === COMMIT_APPLIED || status === COMMIT_GONE || status === COMMIT_ABANDONED) {
       this.connection.observeDatabaseTime(detail);
       return;
+    }
+    if (status === COMMIT_MOVED) {
+      this.connection.observeDatabaseTime(detail);
+      throw new SessionMovedError();
     }
     if (status === COMMIT_LOCK_LOST) {
       this.connection.observeDatabaseTime(detail);
@@ -208,8 +238,15 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     ]);
   }
 
-  async remove(sessionKey: string): Promise<void> {
-    await this.connection.execute('remove', this.connection.sql.remove, [sessionKey]);
+  /**
+   * Deletes the session; with `mark` (`abandon()`), leaves the abandoned mark `a` for `keepMs` (app's clock) in
+   * the same statement: one `DELETE` with the mark's upsert in a CTE.
+   */
+  async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
+    await this.connection.execute('remove', this.connection.sql.remove, [
+      sessionKey,
+      mark ? this.connection.options.clock.now() + mark.keepMs : null,
+    ]);
   }
 
   /**
@@ -243,13 +280,16 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     await this.connection.execute('unlock', this.connection.sql.unlock, [sessionKey, token]);
   }
 
-  /** Deletes the session and answers what it held: one `DELETE ... RETURNING`. */
-  async take(sessionKey: string): Promise<SessionData | undefined> {
+  /**
+   * Deletes the session and answers what it held: one `DELETE ... RETURNING`; with `mark` (`regenerate()`), the
+   * moved mark `m` for `keepMs` (app's clock) is left in the same statement (a CTE).
+   */
+  async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const now = this.connection.options.clock.now();
     const result = await this.connection.execute<{ data: Record<string, string>; live: boolean }>(
       'take',
       this.connection.sql.take,
-      [sessionKey, now],
+      [sessionKey, now, mark ? now + mark.keepMs : null],
     );
     const row = result.rows[0];
     return row?.live ? decodeData(row.data) : undefined;
@@ -271,37 +311,66 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     return items.map((item) => rows.get(item.key));
   }
 
-  /** The database's time for each commit applied, undefined for one left to the commit function. */
-  private async sendQuickCommits(items: readonly QuickCommit[]): Promise<(number | undefined)[]> {
+  /**
+   * The database's time for each commit applied, undefined for one left to the commit function: upserts (the
+   * session may be created) for commits of requests that did not load their session.
+   */
+  private sendQuickCommits(items: readonly QuickCommit[]): Promise<(number | undefined)[]> {
     const { sql } = this.connection;
-    if (items.length === 1) {
-      const item = items[0];
-      const result = await this.connection.execute<{ db_ms: number }>('commit_set', sql.setOnly, [
+    return this.sendSets(items, ['commit_set', sql.setOnly], ['commit_set_many', sql.setOnlyMany], (item) => [
+      item.key,
+      item.setJson,
+      item.now,
+      item.expires,
+      item.deadline,
+      true,
+      item.keys,
+      item.maxBytes,
+      item.maxKeys,
+    ]);
+  }
+
+  /** {@link sendQuickCommits} for sessions the requests loaded: UPDATEs of live rows, never inserts. */
+  private sendQuickUpdates(items: readonly QuickCommit[]): Promise<(number | undefined)[]> {
+    const { sql } = this.connection;
+    return this.sendSets(
+      items,
+      ['commit_update', sql.setExisting],
+      ['commit_update_many', sql.setExistingMany],
+      (item) => [
         item.key,
         item.setJson,
         item.now,
         item.expires,
         item.deadline,
-        true,
         item.keys,
         item.maxBytes,
         item.maxKeys,
-      ]);
-      return [result.rows.length === 1 ? Number(result.rows[0].db_ms) : undefined];
-    }
-    const result = await this.connection.execute<{ session_key: string; db_ms: number }>(
-      'commit_set_many',
-      sql.setOnlyMany,
-      [
-        items.map((item) => item.key),
-        items.map((item) => item.setJson),
-        items.map((item) => item.expires),
-        Math.max(...items.map((item) => item.now)),
-        Math.min(...items.map((item) => item.deadline)),
-        items[0].maxBytes,
-        items[0].maxKeys,
       ],
     );
+  }
+
+  /** One commit alone: the plain statement with `oneArgs`; several: one statement for all of them. */
+  private async sendSets(
+    items: readonly QuickCommit[],
+    [oneName, one]: [string, string],
+    [manyName, many]: [string, string],
+    oneArgs: (item: QuickCommit) => unknown[],
+  ): Promise<(number | undefined)[]> {
+    if (items.length === 1) {
+      const result = await this.connection.execute<{ db_ms: number }>(oneName, one, oneArgs(items[0]));
+      return [result.rows.length === 1 ? Number(result.rows[0].db_ms) : undefined];
+    }
+    // Both batched statements take the same arguments: keys, sets, expiries, now, deadline, limits.
+    const result = await this.connection.execute<{ session_key: string; db_ms: number }>(manyName, many, [
+      items.map((item) => item.key),
+      items.map((item) => item.setJson),
+      items.map((item) => item.expires),
+      Math.max(...items.map((item) => item.now)),
+      Math.min(...items.map((item) => item.deadline)),
+      items[0].maxBytes,
+      items[0].maxKeys,
+    ]);
     const applied = new Map(result.rows.map((row) => [row.session_key, Number(row.db_ms)]));
     return items.map((item) => applied.get(item.key));
   }

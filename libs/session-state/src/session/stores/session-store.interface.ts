@@ -63,7 +63,7 @@ export interface SessionChanges {
  * Kept under the key of a session that `regenerate()` moved (`take`) or `abandon()` ended (`remove`), for
  * `keepMs` (the idle timeout: a request that loaded the session commits within it, or would find it
  * expired anyway): a late commit of a request that loaded the session ({@link SessionChanges.ofStoredSession})
- * finds it and applies nothing. A store may keep none (PostgreSQL and whole-record stores do not yet).
+ * finds it and applies nothing. A store may keep none (whole-record stores do not).
  *
  * @example
  * async take(key: string, mark?: EndedSessionMark) {

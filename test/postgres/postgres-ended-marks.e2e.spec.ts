@@ -1,0 +1,210 @@
+/**
+ * Ended-session marks on the PostgreSQL store, statement by statement against a real database: `take` (after
+ * `regenerate()`) and `remove` (after `abandon()`) with a mark leave a row of `<table>_ended` in the statement that
+ * deletes the session, and a late commit of a request that had loaded the session (`ofStoredSession`) applies
+ * nothing: SessionMovedError after a move, resolved after an abandon. The fast paths (the single UPDATE and the
+ * batched one) never re-create the row; a mark expires with the app's clock, a session made afresh under the key
+ * deletes it, and prune deletes expired ones.
+ */
+import type pg from 'pg';
+import { ManualClock, SessionMovedError, type SessionChanges } from 'nest-session-state';
+import {
+  PostgresConnection,
+  resolvePostgresOptions,
+  type PostgresSessionStore,
+} from 'nest-session-state/postgres';
+import { countedStore, type CountedStore, type TestDatabase } from '../support/postgres/index.js';
+
+const IDLE = 60_000;
+const KEEP = { keepMs: IDLE };
+
+/** A commit of `entries` set; `loaded`: the request loaded the session from the store (ofStoredSession). */
+function commitOf(
+  entries: Record<string, string>,
+  loaded: boolean,
+  extra: Partial<SessionChanges> = {},
+): SessionChanges {
+  return {
+    cleared: false,
+    set: new Map(Object.entries(entries).map(([field, text]) => [field, Buffer.from(text)])),
+    removed: new Set<string>(),
+    ofStoredSession: loaded,
+    snapshot: () => new Map(),
+    ...extra,
+  };
+}
+
+describe('ended-session marks on the PostgreSQL store (statements)', () => {
+  let counted: CountedStore;
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  let statements: string[] = [];
+  let store: PostgresSessionStore;
+  const clock = new ManualClock(Date.now());
+
+  beforeAll(async () => {
+    counted = await countedStore({
+      clock,
+      operationTimeoutInMilliseconds: 5_000,
+      pruneIntervalInMilliseconds: 0,
+    });
+    ({ db, pool, statements, store } = counted);
+  });
+  afterAll(() => counted.close());
+  beforeEach(() => {
+    statements.length = 0;
+  });
+
+  const row = async (key: string) =>
+    (
+      await db.query<{ data: Record<string, string> }>(
+        'SELECT data FROM nest_sessions WHERE session_key = $1',
+        [key],
+      )
+    )[0];
+  const mark = async (key: string) =>
+    (
+      await db.query<{ ending: string }>('SELECT ending FROM nest_sessions_ended WHERE session_key = $1', [
+        key,
+      ])
+    )[0]?.ending;
+  /** A stored session under `key` holding `seed`. */
+  const seeded = (key: string) => store.commit(key, commitOf({ seed: 'old' }, false), IDLE);
+
+  it('take with a mark: a late commit of the loaded session is refused (SessionMovedError) and writes nothing', async () => {
+    await seeded('moved');
+    expect((await store.take('moved', KEEP))?.get('seed')?.toString()).toBe('old');
+    expect(await mark('moved')).toBe('m');
+    statements.length = 0;
+    await expect(store.commit('moved', commitOf({ late: 'x' }, true), IDLE)).rejects.toBeInstanceOf(
+      SessionMovedError,
+    );
+    // The fast path (an UPDATE) found no row, and the function read the mark: nothing inserted.
+    expect(statements).toEqual(['nss_commit_update', 'nss_commit']);
+    expect(await row('moved')).toBeUndefined();
+    // A removal (straight to the function) is refused the same way.
+    await expect(
+      store.commit('moved', commitOf({}, true, { removed: new Set(['seed']) }), IDLE),
+    ).rejects.toBeInstanceOf(SessionMovedError);
+    expect(await row('moved')).toBeUndefined();
+  });
+
+  it('remove with a mark: a late commit of the loaded session resolves and writes nothing', async () => {
+    await seeded('abandoned');
+    await store.remove('abandoned', KEEP);
+    expect(await mark('abandoned')).toBe('a');
+    await expect(store.commit('abandoned', commitOf({ late: 'x' }, true), IDLE)).resolves.toBeUndefined();
+    await expect(
+      store.commit('abandoned', commitOf({ other: 'y' }, true, { cleared: true }), IDLE),
+    ).resolves.toBeUndefined();
+    expect(await row('abandoned')).toBeUndefined();
+  });
+
+  it('without a mark (take or remove without one, or a request that loaded nothing) the commit applies', async () => {
+    await seeded('unmarked-take');
+    await store.take('unmarked-take');
+    await seeded('unmarked-remove');
+    await store.remove('unmarked-remove');
+    expect(await mark('unmarked-take')).toBeUndefined();
+    expect(await mark('unmarked-remove')).toBeUndefined();
+    await store.commit('unmarked-take', commitOf({ late: 'x' }, true), IDLE);
+    await store.commit('unmarked-remove', commitOf({ late: 'y' }, true), IDLE);
+    expect((await row('unmarked-take'))?.data).toEqual({ late: Buffer.from('x').toString('base64') });
+    expect((await row('unmarked-remove'))?.data).toEqual({ late: Buffer.from('y').toString('base64') });
+    // A request that loaded nothing starts a session under a marked key (the mark is for loaded sessions only).
+    await seeded('fresh-after-move');
+    await store.take('fresh-after-move', KEEP);
+    await store.commit('fresh-after-move', commitOf({ fresh: 'z' }, false), IDLE);
+    expect((await store.load('fresh-after-move', IDLE))?.get('fresh')?.toString()).toBe('z');
+  });
+
+  it('the batched UPDATE turns away moved and abandoned sessions of its batch and applies the live ones', async () => {
+    const keys = Array.from({ length: 9 }, (_, i) => `batched-${i}`);
+    for (const key of keys) await seeded(key);
+    await store.take('batched-3', KEEP);
+    await store.remove('batched-5', KEEP);
+    await store.take('batched-7', KEEP);
+    statements.length = 0;
+    const results = await Promise.allSettled(
+      keys.map((key) => store.commit(key, commitOf({ late: key }, true), IDLE)),
+    );
+    expect(statements).toContain('nss_commit_update_many');
+    expect(statements).not.toContain('nss_commit_set');
+    expect(statements).not.toContain('nss_commit_set_many');
+    const outcome = (r: PromiseSettledResult<void>) =>
+      r.status === 'fulfilled' ? 'ok' : r.reason instanceof SessionMovedError ? 'moved' : String(r.reason);
+    // batched-5 was abandoned: it resolves, nothing applied.
+    expect(results.map(outcome)).toEqual(['ok', 'ok', 'ok', 'moved', 'ok', 'ok', 'ok', 'moved', 'ok']);
+    for (const key of keys) {
+      const gone = ['batched-3', 'batched-5', 'batched-7'].includes(key);
+      expect([key, (await row(key))?.data.late]).toEqual([
+        key,
+        gone ? undefined : Buffer.from(key).toString('base64'),
+      ]);
+    }
+  });
+
+  it('a mark lasts keepMs of the app clock: afterwards a late commit applies as after expiry', async () => {
+    await seeded('expiring');
+    await store.take('expiring', { keepMs: 5_000 });
+    clock.advance(4_999);
+    await expect(store.commit('expiring', commitOf({ late: 'x' }, true), IDLE)).rejects.toBeInstanceOf(
+      SessionMovedError,
+    );
+    clock.advance(2);
+    await store.commit('expiring', commitOf({ late: 'x' }, true), IDLE);
+    expect((await row('expiring'))?.data).toEqual({ late: Buffer.from('x').toString('base64') });
+  });
+
+  it('a session created afresh under the key deletes its mark (upsert, batched upsert and function), so the mark never turns away its requests', async () => {
+    for (const key of ['fresh-upsert', 'fresh-function', 'fresh-many-0', 'fresh-many-1', 'fresh-many-2']) {
+      await seeded(key);
+      await store.take(key, KEEP);
+    }
+    await store.commit('fresh-upsert', commitOf({ fresh: 'u' }, false), IDLE);
+    // A clear goes to the function.
+    await store.commit('fresh-function', commitOf({ fresh: 'f' }, false, { cleared: true }), IDLE);
+    statements.length = 0;
+    await Promise.all(
+      ['fresh-many-0', 'fresh-many-1', 'fresh-many-2'].map((key) =>
+        store.commit(key, commitOf({ fresh: key }, false), IDLE),
+      ),
+    );
+    expect(statements).toContain('nss_commit_set_many');
+    for (const key of ['fresh-upsert', 'fresh-function', 'fresh-many-0', 'fresh-many-1', 'fresh-many-2']) {
+      expect([key, await mark(key)]).toEqual([key, undefined]);
+    }
+    // The new session emptied by one request; another that loaded it commits late: applied, not "moved".
+    await store.commit('fresh-upsert', commitOf({}, true, { removed: new Set(['fresh']) }), IDLE);
+    expect(await row('fresh-upsert')).toBeUndefined();
+    await store.commit('fresh-upsert', commitOf({ later: 'l' }, true), IDLE);
+    expect((await row('fresh-upsert'))?.data).toEqual({ later: Buffer.from('l').toString('base64') });
+  });
+
+  it('prune deletes expired marks in bounded batches and keeps live ones', async () => {
+    await db.query('DELETE FROM nest_sessions_ended');
+    for (let i = 0; i < 5; i++) await store.remove(`pruned-${i}`, { keepMs: 1_000 });
+    await store.remove('kept', { keepMs: 10_000 });
+    clock.advance(1_001);
+    const batches = new PostgresConnection(
+      resolvePostgresOptions({ pool, clock, pruneBatchSize: 2, pruneIntervalInMilliseconds: 0 }),
+    );
+    statements.length = 0;
+    await batches.prune();
+    await batches.close(); // timers only: the pool is the test's
+    // 2 + 2 + 1 marks: three statements, the last one not full.
+    expect(statements.filter((name) => name === 'nss_prune')).toHaveLength(3);
+    expect(await db.query('SELECT session_key FROM nest_sessions_ended')).toEqual([{ session_key: 'kept' }]);
+  });
+
+  it('under session.lock: a late commit after the move is refused as moved, the lock still held', async () => {
+    await seeded('locked');
+    expect(await store.tryLock('locked', 'token-1', 60_000)).toBe(true);
+    await store.take('locked', KEEP);
+    await expect(
+      store.commit('locked', commitOf({ late: 'x' }, true, { lockToken: 'token-1' }), IDLE),
+    ).rejects.toBeInstanceOf(SessionMovedError);
+    expect(await row('locked')).toBeUndefined();
+    await store.unlock('locked', 'token-1');
+  });
+});
