@@ -29,17 +29,17 @@ export function slideStep(idleTimeoutMs: number): number {
 /** Sessions per batched statement at most (see {@link StatementBatcher}). */
 const MAX_BATCH = 64;
 
+// The commit function's statuses (its reply is {status, detail}). The others resolve, the database's time in
+// detail: 1 applied, 4 a guarded commit of a bound session that is gone (revoked or expired), 7 the session the
+// request loaded was abandoned (`abandon()`, an ended mark `a`); nothing applied for 4 and 7.
 const COMMIT_LATE = 0;
-const COMMIT_APPLIED = 1;
+/** Over a limit, nothing applied; detail: the count. */
 const COMMIT_OVER_KEYS = 2;
-/** A guarded commit of a bound session that is gone (revoked or expired): nothing applied. */
-const COMMIT_GONE = 4;
+const COMMIT_OVER_BYTES = 3;
 /** Nothing applied: the session the request loaded moved (`regenerate()`, an ended mark `m`): SessionMovedError. */
 const COMMIT_MOVED = 5;
 /** Nothing applied: the request's `session.lock` no longer holds (see SessionChanges.lockToken); as on Redis. */
 const COMMIT_LOCK_LOST = 6;
-/** Nothing applied: the session the request loaded was abandoned (`abandon()`, an ended mark `a`): resolves. */
-const COMMIT_ABANDONED = 7;
 
 /**
  * Sessions in PostgreSQL: one row per session (`session_key`, `data` jsonb of base64 values,
@@ -206,27 +206,21 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       ofStored,
     ]);
     const [status, detail] = result.rows[0].reply.map(Number);
-    if (status === COMMIT_APPLIED || status === COMMIT_GONE || status === COMMIT_ABANDONED) {
-      this.connection.observeDatabaseTime(detail);
-      return;
+    if (status === COMMIT_OVER_KEYS || status === COMMIT_OVER_BYTES) {
+      throw commitLimitExceeded(status === COMMIT_OVER_KEYS ? 'maxKeys' : 'maxSessionBytes', detail, limits);
     }
-    if (status === COMMIT_MOVED) {
-      this.connection.observeDatabaseTime(detail);
-      throw new SessionMovedError();
-    }
-    if (status === COMMIT_LOCK_LOST) {
-      this.connection.observeDatabaseTime(detail);
-      throw new SessionLockLostError();
-    }
+    // Every other status carries the database's time.
+    this.connection.observeDatabaseTime(detail);
+    if (status === COMMIT_MOVED) throw new SessionMovedError();
+    if (status === COMMIT_LOCK_LOST) throw new SessionLockLostError();
     if (status === COMMIT_LATE) {
-      this.connection.observeDatabaseTime(detail);
       throw new PostgresOperationError(
         'Session commit reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=' +
           `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
         'commit',
       );
     }
-    throw commitLimitExceeded(status === COMMIT_OVER_KEYS ? 'maxKeys' : 'maxSessionBytes', detail, limits);
+    // Applied (1); or nothing to apply (4, 7): see the statuses above.
   }
 
   async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
@@ -252,7 +246,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   /**
    * Takes the session's lock for `ttlMs` of the database's clock, or renews it when `token` holds it already
    * (reentrant: a retry after a lost reply finds its own lock): one `INSERT ... ON CONFLICT DO UPDATE` that
-   * takes over only an expired lock or one of the same token.
+   * takes over only an expired lock or one of the same token, answers no from a plain read while another token's
+   * lock is live, and takes nothing once past the app's deadline.
    */
   async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
     const result = await this.connection.execute('lock', this.connection.sql.tryLock, [
