@@ -8,7 +8,9 @@ import {
   SessionAccessor,
   type SessionLockOptions,
   type SessionModuleOptions,
+  type SessionStore,
 } from 'nest-session-state';
+import { RedisConnection, RedisSessionStore, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import {
   gate,
@@ -264,40 +266,95 @@ describe.each(STORES)(
   },
 );
 
-describe('session.lock with a store that takes its locks elsewhere', () => {
-  /** Extends the memory store but keeps locks of its own (as one on another lock service would). */
-  class OwnLocksStore extends MemorySessionStore {
-    private readonly own = new Map<string, string>();
-    override tryLock(key: string, token: string): Promise<boolean> {
-      const held = this.own.get(key);
-      if (held !== undefined && held !== token) return Promise.resolve(false);
-      this.own.set(key, token);
-      return Promise.resolve(true);
-    }
-    override unlock(key: string, token: string): Promise<void> {
-      if (this.own.get(key) === token) this.own.delete(key);
-      return Promise.resolve();
-    }
+/** Locks kept apart from the store's own (as on another lock service): a subclass's `tryLock`/`unlock`. */
+class OwnLocks {
+  private readonly held = new Map<string, string>();
+  tryLock(key: string, token: string): Promise<boolean> {
+    const holder = this.held.get(key);
+    if (holder !== undefined && holder !== token) return Promise.resolve(false);
+    this.held.set(key, token);
+    return Promise.resolve(true);
   }
-  let app: INestApplication;
-  let url: string;
+  unlock(key: string, token: string): Promise<void> {
+    if (this.held.get(key) === token) this.held.delete(key);
+    return Promise.resolve();
+  }
+}
 
-  beforeAll(async () => {
-    ({ app, url } = await startSessionApp({
-      secrets: SECRETS,
-      store: new OwnLocksStore(),
-      session: { lock: { ttl: TTL, acquireTimeout: 2_000 } },
-    }));
-  });
-  afterAll(() => app.close());
+class OwnLocksMemoryStore extends MemorySessionStore {
+  private readonly own = new OwnLocks();
+  override tryLock(key: string, token: string): Promise<boolean> {
+    return this.own.tryLock(key, token);
+  }
+  override unlock(key: string, token: string): Promise<void> {
+    return this.own.unlock(key, token);
+  }
+}
 
-  it('commits: the inherited store does not check a lock it never took', async () => {
-    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
-    await sleep(2 * TTL); // the inherited renewal found nothing to renew: harmless
-    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
-  });
-});
+class OwnLocksRedisStore extends RedisSessionStore {
+  private readonly own = new OwnLocks();
+  override tryLock(key: string, token: string): Promise<boolean> {
+    return this.own.tryLock(key, token);
+  }
+  override unlock(key: string, token: string): Promise<void> {
+    return this.own.unlock(key, token);
+  }
+}
+
+/** A subclass of each store that keeps locks: its store and what stops what it started. */
+const OWN_LOCK_STORES: [string, () => Promise<{ store: SessionStore; stop(): Promise<void> }>][] = [
+  [
+    'MemorySessionStore',
+    () => Promise.resolve({ store: new OwnLocksMemoryStore(), stop: () => Promise.resolve() }),
+  ],
+  [
+    'RedisSessionStore',
+    async () => {
+      const server = await RedisServerProcess.start();
+      const connection = new RedisConnection(
+        resolveRedisCacheOptions({ host: server.host, port: server.port, applicationName: APP }),
+      );
+      await connection.connect();
+      return {
+        store: new OwnLocksRedisStore(connection),
+        stop: async () => {
+          await connection.close();
+          await server.stop();
+        },
+      };
+    },
+  ],
+];
+
+describe.each(OWN_LOCK_STORES)(
+  'session.lock with a %s subclass that takes its locks elsewhere',
+  (_, setup) => {
+    let app: INestApplication;
+    let url: string;
+    let stop = () => Promise.resolve();
+
+    beforeAll(async () => {
+      const { store, stop: stopStore } = await setup();
+      stop = stopStore;
+      ({ app, url } = await startSessionApp({
+        secrets: SECRETS,
+        store,
+        session: { lock: { ttl: TTL, acquireTimeout: 2_000 } },
+      }));
+    });
+    afterAll(async () => {
+      await app?.close();
+      await stop();
+    });
+
+    it('commits: the inherited store does not check a lock it never took', async () => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      await sleep(2 * TTL); // the inherited renewal found nothing to renew: harmless
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    });
+  },
+);
 
 describe('session.lock on the memory store: a lock that expired while its request was stalled', () => {
   const clock = new ManualClock(Date.now());

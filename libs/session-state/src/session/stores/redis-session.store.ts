@@ -49,11 +49,17 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   readonly nearCacheCounts: { hits: number; misses: number } | undefined;
   private readonly app: string;
   private limitText: LimitText | undefined;
+  /**
+   * False for a subclass that keeps its locks elsewhere (its own `tryLock`): its tokens are in no lock key of
+   * this store, so its commits are not checked against one (they would all be refused); it fences them itself.
+   */
+  private readonly fencesLocks: boolean;
 
   constructor(
     private readonly connection: RedisConnection,
     private readonly near?: SessionNearCache,
   ) {
+    this.fencesLocks = this.tryLock === RedisSessionStore.prototype.tryLock;
     this.app = connection.options.applicationName;
     this.loadMaySkipSlide = near !== undefined;
     this.storeType = connection.isCluster ? 'redis_cluster' : 'redis';
@@ -173,7 +179,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       0, // DEADLINE: set when each try is sent
       limitText.maxKeys,
       limitText.maxSessionBytes,
-      changes.lockToken ?? '',
+      (this.fencesLocks && changes.lockToken) || '',
       changes.removed.size,
       ...changes.removed,
     ];

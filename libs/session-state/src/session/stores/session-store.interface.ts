@@ -47,7 +47,8 @@ export interface SessionChanges {
    * the same atomic step as the write; otherwise it throws `SessionLockLostError` and applies nothing (the
    * lock expired and another request may have read and written the session since). Given only to stores
    * that renew locks ({@link SessionStore.renewLock}): such a store checks it against the locks its own
-   * `tryLock` takes. A store with locks but no `renewLock` (a lease neither renewed nor fenced) gets none.
+   * `tryLock` takes (a subclass of a built-in store that replaces `tryLock` is not checked by it). A store with
+   * locks but no `renewLock` (a lease neither renewed nor fenced) gets none.
    */
   readonly lockToken?: string;
   /** The complete values after the changes, for stores that write whole records. */
