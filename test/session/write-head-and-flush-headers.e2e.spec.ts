@@ -4,6 +4,7 @@ import compression from 'compression';
 import type { Response } from 'express';
 import request from 'supertest';
 import {
+  ManualClock,
   MemorySessionStore,
   Session,
   SessionAccessor,
@@ -313,5 +314,122 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
       name: 'first',
       user: 'ada',
     });
+  });
+});
+
+describe('a stream that outgrows the hold after regenerate() under session.lock, whose lock was lost meanwhile', () => {
+  const BIG = Buffer.alloc(2 * 1024 * 1024, 'x');
+  const clock = new ManualClock(Date.now());
+
+  @Controller('locked-flood')
+  class LockedFloodController {
+    @Get('start')
+    start(@Session() session: Session) {
+      session.setString('name', 'first');
+      return { ok: true };
+    }
+
+    /** Signs in, then floods the response past the hold while the new key's commit is held up. */
+    @Get('login')
+    login(@Session() session: Session, @Res() res: Response) {
+      session.regenerate();
+      session.setString('user', 'ada');
+      for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
+      res.end();
+    }
+
+    @Get('rename')
+    rename(@Session() session: Session) {
+      session.setString('name', 'renamed');
+      return { ok: true };
+    }
+
+    @Get('read')
+    read(@Session() session: Session) {
+      return { name: session.getString('name') ?? null, user: session.getString('user') ?? null };
+    }
+  }
+
+  /** Holds the next commit until `release()`; remembers which keys hold data. */
+  class HeldCommitStore extends MemorySessionStore {
+    readonly stored = new Set<string>();
+    private held: { reached: () => void; until: Promise<void> } | undefined;
+
+    /** Arms the hold; resolves `reached` once a commit waits at it. */
+    holdNext(): { reached: Promise<void>; release: () => void } {
+      let reached!: () => void;
+      let release!: () => void;
+      const waiting = new Promise<void>((resolve) => (reached = resolve));
+      this.held = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
+      return { reached: waiting, release };
+    }
+
+    override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
+      const held = this.held;
+      this.held = undefined;
+      if (held) {
+        held.reached();
+        await held.until;
+      }
+      await super.commit(key, changes, idle);
+      this.stored.add(key);
+    }
+    override async remove(key: string): Promise<void> {
+      this.stored.delete(key);
+      return super.remove(key);
+    }
+  }
+
+  const store = new HeldCommitStore({ clock });
+  const logger = new CaptureLogger();
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    @Module({
+      imports: [SessionModule.forRoot({ store, session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } } })],
+      controllers: [LockedFloodController],
+    })
+    class LockedFloodAppModule {}
+    const ref = await Test.createTestingModule({ imports: [LockedFloodAppModule] }).compile();
+    app = createPlatformApp(ref, { logger });
+    await app.listen(0, '127.0.0.1');
+    url = await app.getUrl();
+  });
+  afterAll(() => app.close());
+
+  it("the values go back under the kept key only while the lock is the request's: the write made after it stays", async () => {
+    const cookie = cookiePair(await request(url).get('/locked-flood/start').expect(200), COOKIE);
+    expect(store.stored.size).toBe(1);
+    const hold = store.holdNext();
+    const login = request(url)
+      .get('/locked-flood/login')
+      .set('Cookie', cookie)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (chunk: Buffer) => chunks.push(chunk));
+        r.on('end', () => done(null, Buffer.concat(chunks)));
+      })
+      .then((res) => res);
+    await hold.reached; // the new key's commit waits; the flood has taken the head out without its cookie
+    clock.advance(5_000); // the login's lock expired on the store's clock (no renewal reached it)
+    await request(url).get('/locked-flood/rename').set('Cookie', cookie).expect(200);
+    hold.release();
+    const res = await login;
+    expect((res.body as Buffer).length).toBe(BIG.length);
+    expect(findSetCookie(res, COOKIE)).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    const undone = () =>
+      logger.lines.find(
+        (l) => l.level === 'warn' && /before the session cookie could be sent/.test(l.message),
+      );
+    while (!undone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // The rename, answered 200 under the lock the login lost, is not overwritten by the login's values.
+    expect((await request(url).get('/locked-flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: 'renamed',
+      user: null,
+    });
+    expect(undone()?.message).toMatch(/without this request's values \(its session lock was lost\)/);
+    expect(store.stored.size).toBe(1); // the unsent key is removed
   });
 });

@@ -497,12 +497,19 @@ export class SessionLifecycle implements SessionHost {
     const kept = this.replacedKey;
     this.cookieChange = undefined;
     this.persisted = false;
+    let lockLost = false;
     if (kept !== undefined) {
       if (write && !write.remove) {
         // Every value goes back under the kept key: under the lock, only while the lock is still this request's.
         const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
-        // A taken write's changes are a plain object (takeWrite without inPlace): copied with the token.
-        await io(store.commit(kept, { ...write.changes, lockToken }, options.idleTimeout, options));
+        try {
+          // A taken write's changes are a plain object (takeWrite without inPlace): copied with the token.
+          await io(store.commit(kept, { ...write.changes, lockToken }, options.idleTimeout, options));
+        } catch (error) {
+          // Another request took the lock and may have written the kept key: its values stay.
+          if (!(error instanceof SessionLockLostError)) throw error;
+          lockLost = true;
+        }
       }
       this.key = kept;
       this.replacedKey = undefined;
@@ -513,14 +520,16 @@ export class SessionLifecycle implements SessionHost {
     if (write && !write.remove) await io(store.remove(unsent));
     this.runtime.forgetSlide(unsent);
     const error = new SessionResponseStartedError();
+    const outcome =
+      kept === undefined
+        ? 'the new session was not kept'
+        : lockLost
+          ? "regenerate() was undone, the session keeps its key without this request's values (its session lock was lost)"
+          : 'regenerate() was undone, the session keeps its key';
     logEvent(
       this.runtime.logger,
       SessionLogEvents.SessionCookieNotSent,
-      `The response headers left before the session cookie could be sent: ${
-        kept === undefined
-          ? 'the new session was not kept'
-          : 'regenerate() was undone, the session keeps its key'
-      }. ${error.message}`,
+      `The response headers left before the session cookie could be sent: ${outcome}. ${error.message}`,
     );
     throw error;
   }
