@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
+import { gate, GatedSessionController, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { RedisClusterProcess } from '../support/redis/index.js';
 import {
   LoopbackClient,
@@ -68,13 +69,14 @@ describe('resharding a Redis Cluster under load', () => {
     }
     const locking = await startSessionApp(
       { secrets: SECRETS, redis: { clusterNodes, applicationName: APP }, session: { lock: true } },
-      { logger },
+      { logger, controllers: [GatedSessionController] },
     );
     apps.push(locking.app);
     lockingUrl = locking.url;
   }, 40_000);
 
   afterAll(async () => {
+    releaseAllGates();
     client.close();
     await Promise.all(apps.map((a) => a.close()));
     await cluster?.stop();
@@ -326,6 +328,39 @@ describe('resharding a Redis Cluster under load', () => {
       }
     }
     expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 3 });
+  }, 30_000);
+
+  // The reverse: the lock was taken before the migration, and the data key moved while the lock key stayed on the
+  // source. The commit runs on the target (ASK), which holds no lock.
+  it('with session.lock, a request whose data moved while its lock stayed on the source answers 409 and applies nothing', async () => {
+    const view = await clusterMasters(cluster);
+    const s = new SessionClient('lock1', client);
+    expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 1 });
+    const key = dataKey(APP, s.key!);
+    const held = gate('reverse-migration');
+    const pending = s.send('POST', lockingUrl, '/gated/reverse-migration/increment');
+    await held.reached(1); // loaded, under a lock taken on the slot's owner
+    const { slot, to, source } = await startMigrating(view, key);
+    try {
+      await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', key); // the data only
+      await expect(source.exists(key)).rejects.toThrow(/^ASK /);
+      held.release();
+      const late = await pending;
+      expect(late.status).toBe(409);
+      expect(JSON.parse(late.body)).toMatchObject({ code: 'SESSION_LOCK_LOST' });
+      expect(JSON.parse((await s.send('GET', lockingUrl, '/read')).body).count).toBe(1); // nothing applied
+    } finally {
+      releaseAllGates();
+      // The rest of the slot moves and the migration completes, as redis-cli would finish it.
+      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
+      if (keys.length > 0)
+        await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+      for (const master of view)
+        await processOf(cluster, master.port).admin().call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
+      await waitForSlotAgreement(cluster);
+    }
+    // Sent again, it works.
+    expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 2 });
   }, 30_000);
 
   // regenerate()'s take leaves an ended mark next to the data; while the slot migrates, the source refuses
