@@ -2,7 +2,7 @@
  * The package as users get it: packed with `npm pack` (its prepack builds), installed from the tarball
  * into fresh Nest apps outside the workspace with the README's install line, and the README's Quick
  * start compiled as written (strict, skipLibCheck false) and run, as ES modules and as CommonJS, on
- * each Nest major the peer range claims. Jest's source mapping and the workspace's node_modules play
+ * each Nest major the peer range claims, on Express and on Fastify, and with Redis and PostgreSQL added. Jest's source mapping and the workspace's node_modules play
  * no part: this is what `npm install nest-session-state` gives.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,7 @@ import { jest } from '@jest/globals';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TestDatabase } from '../support/postgres/index.js';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
 import {
   ConsumerApp,
@@ -51,6 +52,7 @@ beforeAll(async () => {
   for (const nestMajor of NEST_MAJORS) prepared.set(`nest${nestMajor}`, prepareQuickStart(nestMajor));
   for (const ioredisMajor of IOREDIS_MAJORS)
     prepared.set(`ioredis${ioredisMajor}`, prepareRedisApps(ioredisMajor));
+  prepared.set('fastify-pg', prepareFastifyAndPostgres());
   // A failure is reported by the describe that awaits it, not as an unhandled rejection meanwhile.
   for (const setup of prepared.values()) setup.catch(() => undefined);
 }, 240_000);
@@ -192,6 +194,41 @@ describe('the packed tarball', () => {
   });
 });
 
+/** The Quick start on Fastify: the adapter, as Nest's docs create one; nothing else changes. */
+const fastifyQuickStart = QUICK_START.replace(
+  'const app = await NestFactory.create(AppModule);',
+  'const app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter());',
+).replace(
+  "import { NestFactory } from '@nestjs/core';",
+  "import { NestFactory } from '@nestjs/core';\nimport { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';",
+);
+const postgresOptions =
+  'SessionModule.forRoot({ secrets: [process.env.SESSION_SECRET!], postgres: { connectionString: process.env.DATABASE_URL! } })';
+
+/**
+ * Nest 12 with `@nestjs/platform-fastify` and `pg` added: the Quick start on Fastify (ESM and CommonJS), and
+ * sessions in PostgreSQL on each platform.
+ */
+async function prepareFastifyAndPostgres(): Promise<PreparedApp> {
+  const app = await ConsumerApp.create(12, tarball, '@nestjs/platform-fastify@^12.0.0', 'pg@^8.0.0');
+  const project: Record<string, string> = {};
+  expect(fastifyQuickStart).not.toContain('NestFactory.create(AppModule)');
+  for (const system of SYSTEMS)
+    project[`fastify-${system}`] = app.addProject(`fastify-${system}`, system, fastifyQuickStart);
+  project['postgres-express'] = app.addProject(
+    'postgres-express',
+    'esm',
+    QUICK_START.replace('SessionModule.forRoot()', postgresOptions),
+  );
+  project['postgres-fastify'] = app.addProject(
+    'postgres-fastify',
+    'cjs',
+    fastifyQuickStart.replace('SessionModule.forRoot()', postgresOptions),
+  );
+  await app.compile();
+  return { app, project };
+}
+
 describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-state`', (nestMajor) => {
   let app: ConsumerApp;
   let project: Readonly<Record<string, string>>;
@@ -292,4 +329,55 @@ describe.each(IOREDIS_MAJORS)('a Nest 12 app that adds `npm install ioredis@%i`'
       expect(existsSync(join(app.dir, `redis-entry-${system}/main.js`))).toBe(true);
     }
   });
+});
+
+describe('a Nest 12 app on Fastify, and one that adds `npm install pg`', () => {
+  let project: Readonly<Record<string, string>>;
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    [{ project }, db] = await Promise.all([prepared.get('fastify-pg')!, TestDatabase.create()]);
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it.each(SYSTEMS)(
+    'runs the README Quick start on FastifyAdapter (%s): the counter counts',
+    async (system) => {
+      const running = await RunningApp.start(project[`fastify-${system}`]);
+      try {
+        expect(await running.getWithCookies('/counter', 3)).toEqual([
+          { count: 1 },
+          { count: 2 },
+          { count: 3 },
+        ]);
+      } finally {
+        await running.stop();
+      }
+    },
+  );
+
+  it.each(['express', 'fastify'])(
+    'keeps the counter in PostgreSQL (%s): one row for the one session',
+    async (platform) => {
+      const sessions = async () =>
+        (
+          await db
+            .query<{ n: number }>('SELECT count(*)::int AS n FROM nest_sessions')
+            .catch(() => [{ n: 0 }])
+        )[0].n;
+      const before = await sessions();
+      const running = await RunningApp.start(project[`postgres-${platform}`], {
+        SESSION_SECRET: secret,
+        DATABASE_URL: db.url(),
+      });
+      try {
+        expect(await running.getWithCookies('/counter', 2)).toEqual([{ count: 1 }, { count: 2 }]);
+      } finally {
+        await running.stop();
+      }
+      expect(await sessions()).toBe(before + 1);
+    },
+  );
 });
