@@ -48,4 +48,25 @@ describe('user sessions on Redis: binding times across instances whose clocks di
     const listed = await second.request(`${x}/users/sessions`);
     expect((listed.json.sessions as { id: string }[]).map((s) => s.id)).toEqual([secondId]);
   });
+
+  it('a listing on an instance whose clock is a minute ahead shows the sign-in as just seen, not a minute from now', async () => {
+    const user = 'ahead@example.test';
+    const browser = new BrowserClient('Ahead/1');
+    const before = Date.now();
+    await browser.login(x, user);
+    const realNow = Date.now;
+    Date.now = () => realNow() + 60_000; // the wall clock the listing instance reads
+    let listed: { json: Record<string, unknown> };
+    try {
+      listed = await browser.request(`${y}/users/sessions`);
+    } finally {
+      Date.now = realNow;
+    }
+    const [session] = listed.json.sessions as { createdAt: string; lastSeenAt: string }[];
+    const [createdAt, lastSeenAt] = [Date.parse(session.createdAt), Date.parse(session.lastSeenAt)];
+    // Both in Redis's clock (this machine's): the sign-in, made a moment ago, was last seen a moment ago.
+    expect(createdAt).toBeGreaterThanOrEqual(before - 1_000);
+    expect(lastSeenAt).toBeGreaterThanOrEqual(createdAt);
+    expect(lastSeenAt).toBeLessThan(Date.now() + 5_000);
+  });
 });

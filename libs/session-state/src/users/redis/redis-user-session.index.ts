@@ -47,19 +47,20 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     idleTimeoutMs: number,
   ): Promise<LiveUserSession[]> {
     const keys = userIndexKeys(this.app, userId);
-    // In Redis's clock: the oldest sessions beyond maxSessionsPerUser are the same whichever instance binds,
-    // even when the instances' clocks disagree.
-    const full: UserSessionRecord = { ...record, createdAt: this.connection.redisNow() };
+    // Every time the index keeps is in Redis's clock: the oldest sessions beyond maxSessionsPerUser are the same
+    // whichever instance binds, and a listing (binding time beside expiry) reads one clock, even when the
+    // instances' clocks disagree.
+    const now = this.connection.redisNow();
+    const full: UserSessionRecord = { ...record, createdAt: now };
     const reply = (await this.connection.execute('USER INDEX ADD', () =>
       this.connection.script(
         'userIndexAdd',
         ...keys,
         record.sessionId,
-        Date.now() + idleTimeoutMs,
+        now + idleTimeoutMs,
         JSON.stringify(full),
       ),
     )) as Buffer[];
-    const now = Date.now();
     return this.check(keys, parseEntries(reply), (entry) => entry.score <= now);
   }
 
@@ -110,7 +111,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
           return void dead.push(entry.id);
         }
         // No TTL (-1) cannot happen for a session; it counts as "expires after one more idle timeout".
-        const expiresAt = Date.now() + (ttl >= 0 ? ttl : 0);
+        const expiresAt = this.connection.redisNow() + (ttl >= 0 ? ttl : 0);
         if (expiresAt !== entry.score) rescored.push(entry.id, expiresAt);
         live.push({ ...record, expiresAt });
       }),
