@@ -56,8 +56,9 @@ const COMMIT_LOCK_LOST = 6;
  * out together). Expired rows are ignored by every statement and deleted in batches by
  * {@link PostgresConnection.prune}. The session lock (`session.lock`) is a row of `<tableName>_locks` whose
  * expiry is judged by the database's clock; a commit under it always goes to the function, which checks the
- * lock in the same transaction as the write (see {@link tryLock}). Only locks this class's own `tryLock` takes
- * are checked: a subclass that replaces `tryLock` (locks kept elsewhere) commits unfenced, as on the memory store.
+ * lock in the same transaction as the write (see {@link tryLock}), and {@link take} and {@link remove} under it check
+ * it in their statement. Only locks this class's own `tryLock` takes are checked: a subclass that replaces `tryLock`
+ * (locks kept elsewhere) commits, takes and removes unfenced, as on the memory store.
  * Ended-session marks (`EndedSessionMark`) are rows of `<tableName>_ended` (`m` moved, `a` abandoned, until when
  * in the app's clock), left by {@link take} and {@link remove} in the statement that deletes the session: a commit
  * of a request that loaded the session (`SessionChanges.ofStoredSession`) never inserts the row (its fast path
