@@ -67,9 +67,13 @@ export interface SessionChanges {
  *
  * @example
  * async take(key: string, mark?: EndedSessionMark) {
- *   const data = await this.db.deleteReturning(key);
- *   if (mark) await this.db.markMoved(key, mark.keepMs); // commit() then refuses changes.ofStoredSession ones
- *   return data;
+ *   return this.db.transaction(async (tx) => {
+ *     // session.lock: a request whose lock expired moves nothing (see lockToken).
+ *     if (mark?.lockToken && !(await tx.holdsLock(key, mark.lockToken))) throw new SessionLockLostError();
+ *     const data = await tx.deleteReturning(key);
+ *     if (mark) await tx.markMoved(key, mark.keepMs); // commit() then refuses changes.ofStoredSession ones
+ *     return data;
+ *   });
  * }
  */
 export interface EndedSessionMark {
