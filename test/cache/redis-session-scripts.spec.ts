@@ -209,7 +209,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
       ).status;
     const moved = redisKeys.sessionData('plain', 'moved');
     await other.hset(moved, 'a', '1');
-    await connection.script('sessionTake', moved, 60_000);
+    await connection.script('sessionTake', moved, 60_000, '');
     expect(await other.get(redisKeys.sessionEnded('plain', 'moved'))).toBe('m');
     expect(await other.pttl(redisKeys.sessionEnded('plain', 'moved'))).toBeGreaterThan(59_000);
     expect(await commit(moved, 'e', 'b', '2')).toBe(5);
@@ -239,7 +239,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
 
     const abandoned = redisKeys.sessionData('plain', 'abandoned');
     await other.hset(abandoned, 'a', '1');
-    await connection.script('sessionEnd', abandoned, 60_000);
+    await connection.script('sessionEnd', abandoned, 60_000, '');
     expect(await other.get(redisKeys.sessionEnded('plain', 'abandoned'))).toBe('a');
     expect(await commit(abandoned, 'e', 'b', '2')).toBe(4);
     expect(await commit(abandoned, 'f', 'b', '2')).toBe(4);
@@ -289,6 +289,44 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(await connection.script('lockRenew', lock, 'theirs', 5_000)).toBe(1);
     expect(await other.pttl(lock)).toBeGreaterThan(4_000);
     expect(await other.get(lock)).toBe('theirs');
+  });
+
+  it("sessionTake and sessionEnd under session.lock answer 0, taking, deleting and marking nothing, unless the lock holds the request's token", async () => {
+    const keys = (name: string) => ({
+      data: redisKeys.sessionData('plain', name),
+      lock: redisKeys.sessionLock('plain', name),
+      ended: redisKeys.sessionEnded('plain', name),
+    });
+    const moved = keys('take-locked');
+    const ended = keys('end-locked');
+    const take = (token: string) => connection.script('sessionTake', moved.data, 60_000, token);
+    const end = (token: string) => connection.script('sessionEnd', ended.data, 60_000, token);
+    for (const { data } of [moved, ended]) await other.hset(data, 'v', 'theirs');
+    // The lock expired (its key is gone), then another request took it.
+    expect(await take('stale')).toBe(0);
+    expect(await end('stale')).toBe(0);
+    for (const { lock } of [moved, ended]) await other.set(lock, 'live', 'PX', 10_000);
+    await other.call('CONFIG', 'RESETSTAT');
+    expect(await take('stale')).toBe(0);
+    expect(await commandCalls()).toEqual({ evalsha: 1, get: 1 }); // the lock read, and nothing else
+    expect(await end('stale')).toBe(0);
+    for (const { data, ended: mark } of [moved, ended]) {
+      expect(await other.hgetall(data)).toEqual({ v: 'theirs' });
+      expect(await other.exists(mark)).toBe(0);
+    }
+    // The holder's token: taken and ended as without a lock, marks left.
+    expect(parseLoadReply((await take('live')) as Buffer)).toEqual(new Map([['v', Buffer.from('theirs')]]));
+    expect(await end('live')).toBe(1);
+    expect(await other.exists(moved.data, ended.data)).toBe(0);
+    expect(await other.get(moved.ended)).toBe('m');
+    expect(await other.get(ended.ended)).toBe('a');
+    // '' (no session.lock): no lock read; sessionEnd with no keep time leaves no mark.
+    await other.hset(ended.data, 'v', 'again');
+    await other.del(ended.ended);
+    await other.call('CONFIG', 'RESETSTAT');
+    expect(await connection.script('sessionEnd', ended.data, 0, '')).toBe(1);
+    expect(await commandCalls()).toEqual({ evalsha: 1, del: 1 });
+    expect(await other.exists(ended.data, ended.ended)).toBe(0);
   });
 
   it('sessionCommit: refusals apply nothing: past the deadline (0, now), over maxKeys (2, keys), over maxSessionBytes (3, bytes)', async () => {

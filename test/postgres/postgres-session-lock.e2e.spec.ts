@@ -2,7 +2,8 @@
  * The PostgreSQL store's session lock, statement by statement against a real database: the lock row's
  * expiry in the database's clock, tryLock reentrant for its token, renewLock only for the live holder, unlock
  * only by the holder, the commit fenced by the lock in the same transaction as the write (the plain upserts
- * never bypass it), and prune deleting lock rows left expired.
+ * never bypass it), regenerate's take and abandon's remove fenced in their statement, and prune deleting lock rows
+ * left expired.
  */
 import { SessionLockLostError, type SessionChanges } from 'nest-session-state';
 import {
@@ -155,6 +156,71 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await stored('k-new')).toBe('(no session)');
   });
 
+  it("take and remove (regenerate, abandon) whose token no longer holds the lock throw SessionLockLostError: nothing deleted, no mark left; the holder's apply", async () => {
+    const mark = (lockToken: string) => ({ keepMs: IDLE, lockToken });
+    const endings = async () =>
+      (
+        await db.query<{ session_key: string; ending: string }>(
+          "SELECT session_key, ending FROM nest_sessions_ended WHERE session_key LIKE 'k-end-%' ORDER BY 1",
+        )
+      ).map((row) => `${row.session_key}:${row.ending}`);
+    for (const key of ['k-end-take', 'k-end-remove']) {
+      await store.commit(key, setting('v', 'theirs'), IDLE);
+      expect(await store.tryLock(key, 'stale', TTL)).toBe(true);
+      await expire(key);
+    }
+    // Expired, nobody took it over; then taken over by another token.
+    await expect(store.take('k-end-take', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    await expect(store.remove('k-end-remove', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    for (const key of ['k-end-take', 'k-end-remove'])
+      expect(await store.tryLock(key, 'live', TTL)).toBe(true);
+    await expect(store.take('k-end-take', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    await expect(store.remove('k-end-remove', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    // A key with no lock row at all (released, or pruned) is refused too.
+    await expect(store.take('k-end-none', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    expect(await stored('k-end-take')).toBe('theirs');
+    expect(await stored('k-end-remove')).toBe('theirs');
+    expect(await endings()).toEqual([]);
+
+    expect((await store.take('k-end-take', mark('live')))?.get('v')?.toString()).toBe('theirs');
+    await store.remove('k-end-remove', mark('live'));
+    expect(await stored('k-end-take')).toBe('(no session)');
+    expect(await stored('k-end-remove')).toBe('(no session)');
+    expect(await endings()).toEqual(['k-end-remove:a', 'k-end-take:m']);
+  });
+
+  it('a takeover of an expired lock waits for a fenced take still in its transaction, then finds the session moved', async () => {
+    await store.commit('k-take-share', setting('v', 'before'), IDLE);
+    expect(await store.tryLock('k-take-share', 'a', 300)).toBe(true);
+    const client = new pg.Client({ connectionString: db.url() });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ now: number }>(
+        'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
+      );
+      const { now } = rows[0];
+      // The statement as the store sends it: key, now, until when the mark lasts, token.
+      const taken = await client.query<{ held: boolean; live: boolean }>(connection.sql.take, [
+        'k-take-share',
+        now,
+        now + IDLE,
+        'a',
+      ]);
+      expect(taken.rows).toMatchObject([{ held: true, live: true }]); // taken, not yet committed
+      await sleep(400); // the lease runs out while that transaction is open
+      let settled = false;
+      const takeover = store.tryLock('k-take-share', 'b', TTL).finally(() => (settled = true));
+      await sleep(200);
+      expect(settled).toBe(false); // the take's FOR SHARE on the lock row holds it back
+      await client.query('COMMIT');
+      expect(await takeover).toBe(true);
+    } finally {
+      await client.end();
+    }
+    expect(await stored('k-take-share')).toBe('(no session)');
+  });
+
   it('a subclass that keeps its locks elsewhere (its own tryLock) commits: tokens it never put in the lock table are not checked', async () => {
     class OwnLocksStore extends PostgresSessionStore {
       override tryLock(): Promise<boolean> {
@@ -165,6 +231,12 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await own.tryLock()).toBe(true);
     await own.commit('k-own', setting('v', 'written', 'token-kept-elsewhere'), IDLE);
     expect(await stored('k-own')).toBe('written');
+    // Nor by regenerate's take and abandon's remove.
+    const mark = { keepMs: IDLE, lockToken: 'token-kept-elsewhere' };
+    expect((await own.take('k-own', mark))?.get('v')?.toString()).toBe('written');
+    await own.commit('k-own', setting('v', 'again'), IDLE);
+    await own.remove('k-own', mark);
+    expect(await stored('k-own')).toBe('(no session)');
   });
 
   /**

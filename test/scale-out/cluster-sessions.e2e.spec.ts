@@ -1,5 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { gate, GatedSessionController, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair } from '../support/cookie-jar.js';
 import { RedisClusterProcess } from '../support/redis/index.js';
 import {
   LoopbackClient,
@@ -35,18 +38,22 @@ describe('sessions on a Redis Cluster (3 masters + 3 replicas)', () => {
   }, 40_000);
 
   afterAll(async () => {
+    releaseAllGates();
     client.close();
     await Promise.all(apps.map((app) => app.close()));
     await cluster?.stop();
   });
 
-  async function start(options: { lock?: boolean } = {}): Promise<string> {
-    const { app, url } = await startSessionApp({
-      secrets: SECRETS,
-      redis: { clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`), applicationName: APP },
-      tempData: { provider: 'session' },
-      ...(options.lock ? { session: { lock: true } } : {}),
-    });
+  async function start(options: { lock?: boolean; gated?: boolean } = {}): Promise<string> {
+    const { app, url } = await startSessionApp(
+      {
+        secrets: SECRETS,
+        redis: { clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`), applicationName: APP },
+        tempData: { provider: 'session' },
+        ...(options.lock ? { session: { lock: true } } : {}),
+      },
+      options.gated ? { controllers: [GatedSessionController] } : {},
+    );
     apps.push(app);
     return url;
   }
@@ -152,6 +159,59 @@ describe('sessions on a Redis Cluster (3 masters + 3 replicas)', () => {
       expect(await holders(data)).toEqual([port]);
       expect(JSON.parse((await pending).body)).toEqual({ count: 2 });
       expect(await holders(lock)).toEqual([]); // released at the end of the request
+    }
+  }, 30_000);
+
+  it("with session.lock, regenerate() and abandon() read the lock key in the session's slot: applied under a held lock, refused (409) under one that expired", async () => {
+    const url = await start({ lock: true, gated: true });
+    const COOKIE = '.Nest.Session';
+    let gates = 0;
+    const gated = async (action: string, cookie: string, open: boolean) => {
+      const name = `cluster-lock-${++gates}`;
+      if (open) gate(name).release();
+      const pending = request(url)
+        .post(`/gated/${name}/${action}`)
+        .set('Cookie', cookie)
+        .send({})
+        .then((res) => res);
+      if (!open) await gate(name).reached(1);
+      return { name, pending };
+    };
+    /** Session hashes on all masters (locks and ended marks left out). */
+    const sessions = async () => {
+      const found = await Promise.all(
+        masters.map((m) => processOf(cluster, m.port).admin().keys(`{${APP}_*}_Data`)),
+      );
+      return found.flat().length;
+    };
+    const sessionKeyOf = (cookie: string) => {
+      const signed = cookie.slice(cookie.indexOf('=') + 1);
+      return signed.slice(0, signed.lastIndexOf('.'));
+    };
+
+    // Under a held lock: moved, then ended.
+    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+    const moved = await (await gated('regenerate', cookie, true)).pending;
+    expect(moved.status).toBe(200);
+    const next = cookiePair(moved, COOKIE);
+    await request(url).get('/counter').set('Cookie', next).expect(200, { count: 2 });
+    expect((await (await gated('abandon', next, true)).pending).status).toBe(200);
+    await request(url).get('/counter').set('Cookie', next).expect(200, { count: 1 });
+
+    // The lock expires under a stalled request; another takes it and writes; the stalled one is refused.
+    for (const action of ['regenerate', 'abandon']) {
+      const stale = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const stalled = await gated(action, stale, false);
+      expect(await cluster.client().del(lockKey(APP, sessionKeyOf(stale)))).toBe(1);
+      await request(url).get('/counter').set('Cookie', stale).expect(200, { count: 2 });
+      const before = await sessions();
+      gate(stalled.name).release();
+      const late = await stalled.pending;
+      expect(late.status).toBe(409);
+      expect(late.body).toMatchObject({ code: 'SESSION_LOCK_LOST' });
+      expect(late.headers['set-cookie']).toBeUndefined();
+      expect(await sessions()).toBe(before);
+      await request(url).get('/counter').set('Cookie', stale).expect(200, { count: 3 });
     }
   }, 30_000);
 });

@@ -6,6 +6,7 @@ import {
   MemorySessionStore,
   redisKeys,
   SessionAccessor,
+  SessionStore,
   type SessionLockOptions,
   type SessionModuleOptions,
   type SessionStore,
@@ -51,17 +52,23 @@ function sessionKeyOf(cookie: string): string {
 }
 
 /** Starts a gated increment (it loads, takes the lock, then waits at its gate) and waits until it waits. */
-async function incrementAtGate(url: string, cookie: string) {
+function incrementAtGate(url: string, cookie: string) {
+  return atGate(url, cookie, 'increment');
+}
+
+/** Starts the gated route `action` (it loads, takes the lock, then waits at its gate) and waits until it waits. */
+async function atGate(url: string, cookie: string, action: string, body: object = {}) {
   const name = `lease-${++gates}`;
   const g: Gate = gate(name);
   const pending = request(url)
-    .post(`/gated/${name}/increment`)
+    .post(`/gated/${name}/${action}`)
     .set('Cookie', cookie)
+    .send(body)
     .then((res) => res);
   await Promise.race([
     g.reached(1),
     pending.then((res) => {
-      throw new Error(`the increment answered ${res.status} before reaching its gate`);
+      throw new Error(`the ${action} answered ${res.status} before reaching its gate`);
     }),
   ]);
   return { gate: g, pending };
@@ -464,3 +471,144 @@ describe('session.lock on Redis: a lock that expired while its renewals were sta
     expect(await server.admin().exists(lockKey)).toBe(0); // each request released its own lock
   }, 15_000);
 });
+
+/** A store whose locks a test can make run out (as a stall longer than the TTL would), and whose sessions it counts. */
+interface LeaseStore {
+  readonly options: SessionModuleOptions;
+  /** Makes the lock on the session of `cookie` expire in the store, with no renewal able to save it. */
+  expireLease(cookie: string): Promise<void>;
+  /** Sessions stored (expired ones the store has not dropped yet may count). */
+  sessions(app: INestApplication): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** The stores that keep locks, each with its own way to make a held lock run out. */
+const LOST_LEASE_STORES: [string, () => Promise<LeaseStore>][] = [
+  [
+    'memory',
+    () => {
+      const clock = new ManualClock(Date.now());
+      return Promise.resolve({
+        options: { memory: { clock } },
+        expireLease: () => {
+          clock.advance(5_000); // the lock's TTL passed on the store's clock
+          return Promise.resolve();
+        },
+        sessions: (app) => Promise.resolve(app.get<MemorySessionStore>(SessionStore).count),
+        stop: () => Promise.resolve(),
+      });
+    },
+  ],
+  [
+    'redis',
+    async () => {
+      const server = await RedisServerProcess.start();
+      return {
+        options: { redis: { host: server.host, port: server.port, applicationName: APP } },
+        // Redis drops the lock key as its PX would; the holder's next renewal finds it gone.
+        expireLease: async (cookie) => {
+          expect(await server.admin().del(redisKeys.sessionLock(APP, sessionKeyOf(cookie)))).toBe(1);
+        },
+        sessions: async () => (await server.admin().keys(`{${APP}_*}_Data`)).length,
+        stop: () => server.stop(),
+      };
+    },
+  ],
+  [
+    'postgresql',
+    async () => {
+      const db = await TestDatabase.create();
+      return {
+        options: { postgres: { connectionString: db.url() } },
+        // The lock's expiry is the database's to judge, so the test moves it there.
+        expireLease: async (cookie) => {
+          const expired = await db.query(
+            `UPDATE nest_sessions_locks SET expires_at = clock_timestamp() - interval '1 second'
+             WHERE session_key = $1 RETURNING 1`,
+            [sessionKeyOf(cookie)],
+          );
+          expect(expired).toHaveLength(1);
+        },
+        sessions: async () =>
+          (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM nest_sessions'))[0].n,
+        stop: () => db.drop(),
+      };
+    },
+  ],
+];
+
+/**
+ * regenerate() and abandon() are fenced as commits are: a request whose lock expired while it was stalled, after
+ * which another request took the lock, wrote and was answered 200, neither moves that write to a new key (where
+ * the stale request's values would overwrite it, under a cookie the other request's client never gets) nor deletes
+ * it. It answers 409 SESSION_LOCK_LOST and applies nothing: no new session, no new cookie, the old one keeps the
+ * other request's write.
+ */
+describe.each(LOST_LEASE_STORES)(
+  'session.lock on the %s store: regenerate() or abandon() of a request whose lock expired while it was stalled',
+  (_store, setup) => {
+    let store: LeaseStore;
+    let app: INestApplication | undefined;
+    let url: string;
+
+    beforeAll(async () => {
+      store = await setup();
+      ({ app, url } = await startSessionApp(
+        { ...store.options, secrets: SECRETS, session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } } },
+        { controllers: [GatedSessionController] },
+      ));
+    });
+    afterAll(async () => {
+      releaseAllGates();
+      await app?.close();
+      await store?.stop();
+    });
+
+    /**
+     * A session holding count 1; `action` stalls at its gate holding the lock, the lease runs out, an increment
+     * takes the lock and is answered count 2. Then the stalled `action` resumes, and must be refused.
+     */
+    async function staleAfterAnotherWrite(action: string, body: object = {}) {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const stalled = await atGate(url, cookie, action, body);
+      await store.expireLease(cookie);
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      const sessions = await store.sessions(app!);
+      stalled.gate.release();
+      const late = await stalled.pending;
+      expect(late.status).toBe(409);
+      expect(late.body).toMatchObject({ statusCode: 409, code: 'SESSION_LOCK_LOST' });
+      expect(late.headers['set-cookie']).toBeUndefined();
+      expect(await store.sessions(app!)).toBe(sessions); // no new session left under a key nobody got
+      return cookie;
+    }
+
+    it("regenerate() moves nothing (409 SESSION_LOCK_LOST): the other request's write stays under the old cookie, and no new session is stored", async () => {
+      const cookie = await staleAfterAnotherWrite('regenerate', { key: 'mine' });
+      const read = await request(url).get('/read').set('Cookie', cookie).expect(200);
+      expect(read.body).toMatchObject({ count: 2, keys: ['count'] }); // not the stale count 1, nor its key
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    });
+
+    it("abandon() deletes nothing (409 SESSION_LOCK_LOST): the other request's write stays", async () => {
+      const cookie = await staleAfterAnotherWrite('abandon');
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    });
+
+    it('regenerate() and abandon() under a lock still held apply as usual', async () => {
+      /** The gated route `action`, its gate open: it runs straight through. */
+      const ungated = (action: string, cookie: string) => {
+        const name = `lease-${++gates}`;
+        gate(name).release();
+        return request(url).post(`/gated/${name}/${action}`).set('Cookie', cookie).send({}).expect(200);
+      };
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const next = cookiePair(await ungated('regenerate', cookie), COOKIE);
+      expect(next).not.toBe(cookie);
+      await request(url).get('/counter').set('Cookie', next).expect(200, { count: 2 });
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 1 }); // moved: a new session
+      await ungated('abandon', next);
+      await request(url).get('/counter').set('Cookie', next).expect(200, { count: 1 });
+    });
+  },
+);

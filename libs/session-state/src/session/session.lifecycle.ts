@@ -20,7 +20,12 @@ import {
 } from './session.js';
 import { storedSessionId } from '../users/user-session.fields.js';
 import type { SessionRuntime } from './session.runtime.js';
-import type { SessionChanges, SessionData, SessionStore } from './stores/session-store.interface.js';
+import type {
+  EndedSessionMark,
+  SessionChanges,
+  SessionData,
+  SessionStore,
+} from './stores/session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -397,7 +402,7 @@ export class SessionLifecycle implements SessionHost {
 
     if (this.abandonedKey !== undefined) {
       // The mark turns away late commits of requests that loaded the session (SessionChanges.ofStoredSession).
-      await runtime.withIoTimeout(store.remove(this.abandonedKey, { keepMs: options.idleTimeout }));
+      await runtime.withIoTimeout(store.remove(this.abandonedKey, this.endedMark(this.abandonedKey)));
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
@@ -428,11 +433,15 @@ export class SessionLifecycle implements SessionHost {
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
-      const taken = await runtime.withIoTimeout(
-        store.take
-          ? store.take(old, { keepMs: options.idleTimeout })
-          : loadThenRemove(store, old, options.idleTimeout),
-      );
+      let taken: SessionData | undefined;
+      try {
+        taken = await runtime.withIoTimeout(
+          store.take ? store.take(old, this.endedMark(old)) : loadThenRemove(store, old, options.idleTimeout),
+        );
+      } catch (error) {
+        if (error instanceof SessionLockLostError) await this.undoLostMove(write);
+        throw error;
+      }
       this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
       if (own && revokedWhileMoving(session, taken, own.keys)) {
@@ -443,6 +452,32 @@ export class SessionLifecycle implements SessionHost {
       if (taken && own && !own.cleared) await this.carryOver(taken, own.keys);
     }
     this.writeCookie();
+  }
+
+  /**
+   * The mark a take or remove of `key` leaves (see EndedSessionMark), with the lock's token when this request holds
+   * the lock on `key`: then the store moves or ends the session only while the lock is still this request's.
+   */
+  private endedMark(key: string): EndedSessionMark {
+    const lockToken = key === this.lockedKey ? this.fencingToken() : undefined;
+    return lockToken === undefined
+      ? { keepMs: this.runtime.options.idleTimeout }
+      : { keepMs: this.runtime.options.idleTimeout, lockToken };
+  }
+
+  /**
+   * `regenerate()`'s take was refused: the lock on the old key is lost (another request may have written there
+   * since, and keeps its write under the key the browser holds). The session was written under the new key first
+   * (`write`): that goes, and the new key's cookie is never sent. The changes are recorded again, as after any
+   * failed commit.
+   */
+  private async undoLostMove(write: PendingWrite | undefined): Promise<void> {
+    if (write) this.session.changes.restore(write.changes);
+    if (!this.persisted) return;
+    const unsent = this.key!;
+    this.persisted = false;
+    await this.runtime.withIoTimeout(this.runtime.store.remove(unsent));
+    this.runtime.forgetSlide(unsent);
   }
 
   /**

@@ -76,9 +76,15 @@ const TRACK = `redis.call('EXISTS', KEYS[1])`;
 const ENDED_KEY_LUA = `string.sub(key, 1, -6) .. '_Ended'`;
 /**
  * The session lock's key, `{<app>_<sessionKey>}_Lock`, from the data key, in Lua: undeclared, in the same slot,
- * as {@link ENDED_KEY_LUA}. Read by a commit made under `session.lock` only.
+ * as {@link ENDED_KEY_LUA}. Read by a commit, take or end made under `session.lock` only.
  */
 const LOCK_KEY_LUA = `string.sub(key, 1, -6) .. '_Lock'`;
+/**
+ * Lua: ends the take or end script with 0, before it writes anything, when its token (`ARGV[2]`, '': none) no
+ * longer holds the session's lock (see EndedSessionMark.lockToken): a request whose lock expired neither moves
+ * nor deletes what the request that took the lock after it wrote.
+ */
+const LOCK_LOST_RETURNS_0 = `if ARGV[2] ~= '' and redis.call('GET', ${LOCK_KEY_LUA}) ~= ARGV[2] then return 0 end`;
 
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
@@ -200,15 +206,17 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash. ARGV: how long to keep the ended mark (ms; '0': none). Deletes the
-   * session and returns what it held (packed as `sessionLoad`'s reply), in one step: what `regenerate()`
-   * moves to the new key; leaves the mark `m`, so a late commit of a request that loaded the session under
-   * this key applies nothing (the commit's step 1b). Nil for no session.
+   * KEYS: session data hash. ARGV: how long to keep the ended mark (ms; '0': none), lock token ('': none).
+   * Deletes the session and returns what it held (packed as `sessionLoad`'s reply), in one step: what
+   * `regenerate()` moves to the new key; leaves the mark `m`, so a late commit of a request that loaded the
+   * session under this key applies nothing (the commit's step 1b). Nil for no session; 0, and nothing taken or
+   * marked, when the token no longer holds the session's lock.
    */
   sessionTake: {
     numberOfKeys: 1,
     lua: `${PACK_FIELDS_LUA}
 local key = KEYS[1]
+${LOCK_LOST_RETURNS_0}
 local fields = redis.call('HGETALL', key)
 if ARGV[1] ~= '0' then redis.call('SET', ${ENDED_KEY_LUA}, 'm', 'PX', ARGV[1]) end
 if #fields == 0 then return false end
@@ -216,14 +224,17 @@ redis.call('DEL', KEYS[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash. ARGV: how long to keep the mark (ms). Leaves the ended mark `a` (`abandon()`),
-   * then deletes the session: a late commit of a request that loaded it applies nothing.
+   * KEYS: session data hash. ARGV: how long to keep the mark (ms; '0': none), lock token ('': none). Leaves the
+   * ended mark `a` (`abandon()`), then deletes the session: a late commit of a request that loaded it applies
+   * nothing.
+   * 1; 0, and nothing deleted or marked, when the token no longer holds the session's lock.
    */
   sessionEnd: {
     numberOfKeys: 1,
     lua: `
 local key = KEYS[1]
-redis.call('SET', ${ENDED_KEY_LUA}, 'a', 'PX', ARGV[1])
+${LOCK_LOST_RETURNS_0}
+if ARGV[1] ~= '0' then redis.call('SET', ${ENDED_KEY_LUA}, 'a', 'PX', ARGV[1]) end
 redis.call('DEL', key)
 return 1`,
   },

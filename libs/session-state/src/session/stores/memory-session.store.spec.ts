@@ -135,6 +135,49 @@ describe('MemorySessionStore lock', () => {
   });
 });
 
+describe('MemorySessionStore take and remove under session.lock (EndedSessionMark.lockToken)', () => {
+  it('refuses both once the lock expired, or another token took it: nothing deleted, no mark left; the holder applies', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock });
+    const mark = (lockToken: string) => ({ keepMs: IDLE, lockToken });
+    const loaded: SessionChanges = { ...small, ofStoredSession: true };
+    for (const key of ['moved', 'abandoned']) {
+      store.commitNow(key, small, IDLE);
+      expect(await store.tryLock(key, 'stale', 1000)).toBe(true);
+    }
+    clock.advance(1000); // expired: nobody took it over yet
+    await expect(store.take('moved', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    await expect(store.remove('abandoned', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    for (const key of ['moved', 'abandoned']) expect(await store.tryLock(key, 'live', 1000)).toBe(true);
+    await expect(store.take('moved', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    await expect(store.remove('abandoned', mark('stale'))).rejects.toBeInstanceOf(SessionLockLostError);
+    expect(store.loadNow('moved', IDLE)).toBeDefined();
+    expect(store.loadNow('abandoned', IDLE)).toBeDefined();
+    // No mark either: with the session gone, a late commit of a request that loaded it still applies.
+    for (const key of ['moved', 'abandoned']) {
+      await store.remove(key);
+      store.commitNow(key, loaded, IDLE);
+      expect(store.loadNow(key, IDLE)).toBeDefined();
+    }
+
+    expect((await store.take('moved', mark('live')))?.get('count')).toEqual(new Uint8Array([1]));
+    await store.remove('abandoned', mark('live'));
+    expect(() => store.commitNow('moved', loaded, IDLE)).toThrow(SessionMovedError); // marked this time
+    store.commitNow('abandoned', loaded, IDLE);
+    expect(store.loadNow('moved', IDLE)).toBeUndefined();
+    expect(store.loadNow('abandoned', IDLE)).toBeUndefined();
+  });
+
+  it('does not check a key it never locked (a subclass that takes its locks elsewhere)', async () => {
+    const store = new MemorySessionStore({ clock: new ManualClock() });
+    store.commitNow('elsewhere', small, IDLE);
+    expect(await store.take('elsewhere', { keepMs: IDLE, lockToken: 'kept-elsewhere' })).toBeDefined();
+    store.commitNow('elsewhere', small, IDLE);
+    await store.remove('elsewhere', { keepMs: IDLE, lockToken: 'kept-elsewhere' });
+    expect(store.loadNow('elsewhere', IDLE)).toBeUndefined();
+  });
+});
+
 describe('MemorySessionStore ended marks (regenerate, abandon)', () => {
   const loaded: SessionChanges = { ...small, ofStoredSession: true };
 

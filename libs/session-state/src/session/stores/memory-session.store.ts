@@ -168,14 +168,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     idleTimeoutMs: number,
     limits?: SessionCommitLimits,
   ): void {
-    // The request's lock expired (and may have been taken) since it read the session: see SessionChanges.lockToken.
-    if (
-      changes.lockToken !== undefined &&
-      this.locks.has(sessionKey) &&
-      !this.holdsLock(sessionKey, changes.lockToken)
-    ) {
-      throw new SessionLockLostError();
-    }
+    if (this.lockLost(sessionKey, changes.lockToken)) throw new SessionLockLostError();
     const stored = this.table.peek(sessionKey);
     // Moved or abandoned since this request loaded it: see SessionChanges.ofStoredSession.
     if (stored === undefined && changes.ofStoredSession) {
@@ -213,6 +206,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   }
 
   take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    if (this.lockLost(sessionKey, mark?.lockToken)) return Promise.reject(new SessionLockLostError());
     const data = this.table.peek(sessionKey);
     this.removeNow(sessionKey);
     if (mark) this.ended.mark(sessionKey, 'moved', mark.keepMs);
@@ -225,6 +219,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   }
 
   remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
+    if (this.lockLost(sessionKey, mark?.lockToken)) return Promise.reject(new SessionLockLostError());
     this.removeNow(sessionKey);
     if (mark) this.ended.mark(sessionKey, 'abandoned', mark.keepMs);
     return Promise.resolve();
@@ -253,6 +248,14 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     if (!this.holdsLock(sessionKey, token)) return Promise.resolve(false);
     this.setLock(sessionKey, token, this.clock.now() + ttlMs);
     return Promise.resolve(true);
+  }
+
+  /**
+   * The request's lock expired (and may have been taken) since it read the session: see SessionChanges.lockToken
+   * and EndedSessionMark.lockToken. Only a key this store locked is checked (see `locks`).
+   */
+  private lockLost(sessionKey: string, token: string | undefined): boolean {
+    return token !== undefined && this.locks.has(sessionKey) && !this.holdsLock(sessionKey, token);
   }
 
   private holdsLock(sessionKey: string, token: string): boolean {

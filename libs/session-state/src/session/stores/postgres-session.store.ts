@@ -56,8 +56,9 @@ const COMMIT_LOCK_LOST = 6;
  * out together). Expired rows are ignored by every statement and deleted in batches by
  * {@link PostgresConnection.prune}. The session lock (`session.lock`) is a row of `<tableName>_locks` whose
  * expiry is judged by the database's clock; a commit under it always goes to the function, which checks the
- * lock in the same transaction as the write (see {@link tryLock}). Only locks this class's own `tryLock` takes
- * are checked: a subclass that replaces `tryLock` (locks kept elsewhere) commits unfenced, as on the memory store.
+ * lock in the same transaction as the write (see {@link tryLock}), and {@link take} and {@link remove} under it check
+ * it in their statement. Only locks this class's own `tryLock` takes are checked: a subclass that replaces `tryLock`
+ * (locks kept elsewhere) commits, takes and removes unfenced, as on the memory store.
  * Ended-session marks (`EndedSessionMark`) are rows of `<tableName>_ended` (`m` moved, `a` abandoned, until when
  * in the app's clock), left by {@link take} and {@link remove} in the statement that deletes the session: a commit
  * of a request that loaded the session (`SessionChanges.ofStoredSession`) never inserts the row (its fast path
@@ -234,13 +235,16 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
 
   /**
    * Deletes the session; with `mark` (`abandon()`), leaves the abandoned mark `a` for `keepMs` (app's clock) in
-   * the same statement: one `DELETE` with the mark's upsert in a CTE.
+   * the same statement: one `DELETE` with the mark's upsert in a CTE. With the mark's `lockToken`, the statement
+   * checks the lock row first and applies nothing when the token no longer holds it (SessionLockLostError).
    */
   async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
-    await this.connection.execute('remove', this.connection.sql.remove, [
+    const result = await this.connection.execute<{ held: boolean }>('remove', this.connection.sql.remove, [
       sessionKey,
       mark ? this.connection.options.clock.now() + mark.keepMs : null,
+      this.fencingToken(mark),
     ]);
+    if (!result.rows[0].held) throw new SessionLockLostError();
   }
 
   /**
@@ -277,17 +281,30 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
 
   /**
    * Deletes the session and answers what it held: one `DELETE ... RETURNING`; with `mark` (`regenerate()`), the
-   * moved mark `m` for `keepMs` (app's clock) is left in the same statement (a CTE).
+   * moved mark `m` for `keepMs` (app's clock) is left in the same statement (a CTE). With the mark's `lockToken`,
+   * the statement checks the lock row first and takes nothing when the token no longer holds it
+   * (SessionLockLostError).
    */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const now = this.connection.options.clock.now();
-    const result = await this.connection.execute<{ data: Record<string, string>; live: boolean }>(
-      'take',
-      this.connection.sql.take,
-      [sessionKey, now, mark ? now + mark.keepMs : null],
-    );
+    const result = await this.connection.execute<{
+      held: boolean;
+      data: Record<string, string> | null;
+      live: boolean | null;
+    }>('take', this.connection.sql.take, [
+      sessionKey,
+      now,
+      mark ? now + mark.keepMs : null,
+      this.fencingToken(mark),
+    ]);
     const row = result.rows[0];
-    return row?.live ? decodeData(row.data) : undefined;
+    if (!row.held) throw new SessionLockLostError();
+    return row.live ? decodeData(row.data!) : undefined;
+  }
+
+  /** The lock token a take or remove is fenced by: only for locks this class's own `tryLock` takes (see commit). */
+  private fencingToken(mark: EndedSessionMark | undefined): string | null {
+    return this.fencesLocks ? (mark?.lockToken ?? null) : null;
   }
 
   /** One session alone: the plain statement; several: one statement for all of them. */

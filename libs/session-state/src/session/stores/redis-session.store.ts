@@ -294,26 +294,39 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     this.near?.slid(key, ticket);
   }
 
-  /** Deletes the session; with `mark` (`abandon()`), leaves the ended mark in the same script. */
-  remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
-    return this.deleting(sessionKey, 'SESSION REMOVE', (key) =>
-      mark
-        ? withoutMarkWhileMigrating(
-            () => this.connection.script('sessionEnd', key, mark.keepMs),
-            () => this.connection.client.del(key),
-          )
-        : this.connection.client.del(key),
-    ).then(ignoreVerdict);
+  /**
+   * Deletes the session; with `mark` (`abandon()`), leaves the ended mark in the same script, and with its
+   * `lockToken` does neither unless that token still holds the session's lock (else SessionLockLostError).
+   */
+  async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
+    const token = mark?.lockToken ?? '';
+    const reply = await this.deleting(sessionKey, 'SESSION REMOVE', (key) => {
+      if (!mark) return this.connection.client.del(key);
+      // Without the mark, still fenced: a lost lock must not delete what the request after it wrote.
+      const unmarked = () =>
+        token === '' ? this.connection.client.del(key) : this.connection.script('sessionEnd', key, 0, token);
+      return withoutMarkWhileMigrating(
+        () => this.connection.script('sessionEnd', key, mark.keepMs, token),
+        unmarked,
+      );
+    });
+    if (token !== '' && Number(reply) === 0) throw new SessionLockLostError();
   }
 
-  /** Deletes the session and answers what it held: one script (HGETALL, the moved mark, DEL). */
+  /**
+   * Deletes the session and answers what it held: one script (HGETALL, the moved mark, DEL); with the mark's
+   * `lockToken`, nothing unless that token still holds the session's lock (else SessionLockLostError).
+   */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    const token = mark?.lockToken ?? '';
     const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) =>
       withoutMarkWhileMigrating(
-        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0),
-        () => this.connection.script('sessionTake', key, 0),
+        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token),
+        () => this.connection.script('sessionTake', key, 0, token),
       ),
     );
+    // The script's 0 (a string on a client with stringNumbers), not a session: see sessionTake.
+    if (typeof reply === 'number' || typeof reply === 'string') throw new SessionLockLostError();
     return parseLoadReply(reply as Buffer | Buffer[] | null);
   }
 

@@ -68,13 +68,27 @@ export interface SessionChanges {
  *
  * @example
  * async take(key: string, mark?: EndedSessionMark) {
- *   const data = await this.db.deleteReturning(key);
- *   if (mark) await this.db.markMoved(key, mark.keepMs); // commit() then refuses changes.ofStoredSession ones
- *   return data;
+ *   return this.db.transaction(async (tx) => {
+ *     // session.lock: a request whose lock expired moves nothing (see lockToken).
+ *     if (mark?.lockToken && !(await tx.holdsLock(key, mark.lockToken))) throw new SessionLockLostError();
+ *     const data = await tx.deleteReturning(key);
+ *     if (mark) await tx.markMoved(key, mark.keepMs); // commit() then refuses changes.ofStoredSession ones
+ *     return data;
+ *   });
  * }
  */
 export interface EndedSessionMark {
   readonly keepMs: number;
+  /**
+   * With `session.lock`, when the request holds the lock on this key: the token of that lock, as
+   * {@link SessionChanges.lockToken} for a commit. The take or remove applies only while that token still holds the
+   * lock, checked in the same atomic step; otherwise it throws `SessionLockLostError` and applies nothing (no
+   * delete, no mark): the lock expired and another request may have written the session since, and that write
+   * must neither move with this request's values nor be deleted. Given only to stores that renew locks
+   * ({@link SessionStore.renewLock}), which check it against the locks their own `tryLock` takes. A store that
+   * ignores it moves and ends sessions unfenced.
+   */
+  readonly lockToken?: string;
 }
 
 /**
@@ -123,13 +137,15 @@ export interface SessionStore {
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void>;
   /**
    * Deletes the session. With `mark` (`abandon()`), leaves an {@link EndedSessionMark} under the key, in
-   * the same step.
+   * the same step; with its `lockToken`, only while that token holds the session's lock (else
+   * `SessionLockLostError`, nothing deleted).
    */
   remove(sessionKey: string, mark?: EndedSessionMark): Promise<void>;
   /**
    * Deletes the session and answers what it held, in one atomic step: `regenerate()` moves the session
    * with it, so a value another request committed while this one ran moves too. With `mark`, leaves an
-   * {@link EndedSessionMark} (the session moved) under the key, in the same step. Optional: without it,
+   * {@link EndedSessionMark} (the session moved) under the key, in the same step; with its `lockToken`, only while
+   * that token holds the session's lock (else `SessionLockLostError`, nothing taken). Optional: without it,
    * a load then a remove (a value committed between the two is lost, and no moved mark is left).
    */
   take?(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined>;
@@ -144,9 +160,9 @@ export interface SessionStore {
    * not. Unlike `tryLock` it never takes a free lock: a holder whose lock expired, and which another request
    * may have taken and released since, must not get it back. The module renews a held lock every third of
    * its TTL while the request runs; a store without it keeps the lock for its TTL only. A store with it also
-   * gets `SessionChanges.lockToken` and must refuse a commit whose token no longer holds the lock. A subclass
-   * that takes its locks elsewhere (replacing `tryLock`) replaces this too, or its locks are not renewed
-   * (MemorySessionStore checks only the locks it took itself).
+   * gets `SessionChanges.lockToken` and `EndedSessionMark.lockToken`, and must refuse a commit, take or remove
+   * whose token no longer holds the lock. A subclass that takes its locks elsewhere (replacing `tryLock`)
+   * replaces this too, or its locks are not renewed (MemorySessionStore checks only the locks it took itself).
    */
   renewLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still owns it. */
