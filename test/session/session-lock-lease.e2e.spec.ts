@@ -9,7 +9,6 @@ import {
   SessionStore,
   type SessionLockOptions,
   type SessionModuleOptions,
-  type SessionStore,
 } from 'nest-session-state';
 import { RedisConnection, RedisSessionStore, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { startSessionApp } from '../support/apps/session-test.app.js';

@@ -299,7 +299,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    * `lockToken` does neither unless that token still holds the session's lock (else SessionLockLostError).
    */
   async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
-    const token = mark?.lockToken ?? '';
+    const token = (this.fencesLocks && mark?.lockToken) || '';
     const reply = await this.deleting(sessionKey, 'SESSION REMOVE', (key) => {
       if (!mark) return this.connection.client.del(key);
       // Without the mark, still fenced: a lost lock must not delete what the request after it wrote.
@@ -318,7 +318,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    * `lockToken`, nothing unless that token still holds the session's lock (else SessionLockLostError).
    */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    const token = mark?.lockToken ?? '';
+    const token = (this.fencesLocks && mark?.lockToken) || '';
     const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) =>
       withoutMarkWhileMigrating(
         () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token),
