@@ -129,6 +129,8 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     ['a delta', ''],
     ['a clear() that sets the sign-in marker again', '&clear=1'],
     ['a regenerate() that moves it to a new key', '&regenerate=1'],
+    ['a bind() again, as a device rename does', '&rebind=1'],
+    ['an unbind()', '&unbind=1'],
   ])(
     'a request of the revoked session still running when it is revoked cannot bring the session back (%s)',
     async (_what, query) => {
@@ -182,9 +184,46 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect(await again.me(b)).toEqual({ user: null, keys: [] });
   });
 
+  it('a sign-out still running in one tab while another tab signs in again leaves the new sign-in listed and revocable', async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/1');
+    const browser = new BrowserClient('Tabs/1');
+    await keeper.login(a, user);
+    const id = await browser.login(a, user);
+    // The second tab sends the cookie of the first sign-in: its sign-out loads that key, then waits.
+    const tab = new BrowserClient('Tabs/1');
+    const [name, value] = browser.jar.header().split('=');
+    tab.jar.set(name, value);
+    const signingOut = tab.request(`${b}/users/slow-logout?ms=600`, 'POST');
+    await sleep(200);
+    expect(await browser.login(a, user)).toBe(id); // signed in again: a new key, the same id
+    expect((await signingOut).status).toBe(200);
+
+    expect((await browser.me(b)).user).toBe(user);
+    expect((await list(keeper, b)).map((s) => s.id)).toContain(id);
+    expect((await keeper.request(`${a}/users/revoke/${id}`, 'POST')).json).toEqual({ revoked: true });
+    expect((await browser.me(b)).user).toBeNull();
+  });
+
   it('refuses the list to a visitor who is not signed in (401)', async () => {
     const res = await new BrowserClient('Anon/1').request(`${a}/users/sessions`);
     expect(res.status).toBe(401);
+  });
+
+  it('maxSessionsPerUser: a late bind() of a session the limit already revoked signs nobody else out', async () => {
+    const [x, y] = await deploy({ users: { maxSessionsPerUser: 1 } });
+    const user = newUser();
+    const evicted = new BrowserClient('Evicted/1');
+    const newest = new BrowserClient('Newest/1');
+    await evicted.login(x, user);
+    const late = evicted.request(`${y}/users/slow-write?ms=600&rebind=1`, 'POST');
+    await sleep(200);
+    await store.expire(5); // distinct sign-in times
+    const newestId = await newest.login(x, user); // the limit revokes the other session
+    expect((await late).status).toBe(200);
+    expect((await newest.me(y)).user).toBe(user); // not revoked by the revoked session's late bind
+    expect((await evicted.me(x)).user).toBeNull();
+    expect((await list(newest, y)).map((s) => s.id)).toEqual([newestId]);
   });
 
   it('maxSessionsPerUser: binding one more revokes the oldest', async () => {

@@ -39,7 +39,8 @@ export class UserSessionsTestController {
   /**
    * Loads the session, waits `ms`, then writes: a request in flight while its session is revoked. With
    * `clear=1` it first clears the session and sets the app's own sign-in marker again; with `regenerate=1`
-   * it moves the session to a new key first.
+   * it moves the session to a new key first; with `rebind=1` it binds the session again afterwards (as a
+   * "rename this device" route records new metadata); with `unbind=1` it unbinds it.
    */
   @Post('slow-write')
   @HttpCode(200)
@@ -48,8 +49,11 @@ export class UserSessionsTestController {
     @Query('ms') ms: string,
     @Query('clear') clear?: string,
     @Query('regenerate') regenerate?: string,
+    @Query('rebind') rebind?: string,
+    @Query('unbind') unbind?: string,
   ) {
     const user = session.getString('user') ?? null;
+    const boundTo = this.userSessions.userOf(session);
     await new Promise((resolve) => setTimeout(resolve, Number(ms)));
     if (regenerate === '1') session.regenerate();
     if (clear === '1') {
@@ -57,7 +61,19 @@ export class UserSessionsTestController {
       if (user !== null) session.setString('user', user);
     }
     session.setString('late', 'written');
+    if (rebind === '1' && boundTo !== undefined)
+      await this.userSessions.bind(session, boundTo, { device: 'renamed' });
+    if (unbind === '1') await this.userSessions.unbind(session);
     return { user };
+  }
+
+  /** Loads the session, waits `ms`, then signs out: a sign-out still running while another tab signs in. */
+  @Post('slow-logout')
+  @HttpCode(200)
+  async slowLogout(@Session() session: Session, @Query('ms') ms: string) {
+    await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+    await this.userSessions.signOut(session);
+    return { ok: true };
   }
 
   @Get('sessions')

@@ -62,13 +62,13 @@ export class MemoryUserSessionIndex implements UserSessionIndex {
       if (stored && storedSessionId(stored.value) === session.sessionId) {
         this.store.delete(session.sessionKey);
       }
-      this.drop(userId, session.sessionId);
+      this.drop(userId, session.sessionId, session.sessionKey);
     }
     return Promise.resolve();
   }
 
-  remove(userId: string, sessionId: string): Promise<void> {
-    this.drop(userId, sessionId);
+  remove(userId: string, sessionId: string, sessionKey?: string): Promise<void> {
+    this.drop(userId, sessionId, sessionKey);
     return Promise.resolve();
   }
 
@@ -88,8 +88,10 @@ export class MemoryUserSessionIndex implements UserSessionIndex {
     return out.sort(oldestFirst);
   }
 
-  private drop(userId: string, sessionId: string): void {
+  /** Drops the entry, only while it records `sessionKey` when one is given (see UserSessionIndex.remove). */
+  private drop(userId: string, sessionId: string, sessionKey?: string): void {
     const entries = this.users.get(userId);
+    if (sessionKey !== undefined && entries?.get(sessionId)?.sessionKey !== sessionKey) return;
     entries?.delete(sessionId);
     if (entries?.size === 0) this.users.delete(userId);
   }

@@ -30,9 +30,10 @@ export interface LiveUserSession extends UserSessionRecord {
 
 /**
  * The per-user index of bound sessions, one per store kind. The module takes it from the session store
- * ({@link UserSessionIndexSource}): the memory and Redis stores have one; a store for another database
- * (PostgreSQL, say: a `user_sessions(user_id, session_id, session_key, created_at, metadata)` table
- * joined with the sessions table for expiry) implements this interface and `userSessionIndex()`.
+ * ({@link UserSessionIndexSource}): the memory, Redis and PostgreSQL stores have one; a store for another
+ * database implements this interface and `userSessionIndex()` (as the PostgreSQL store does with a
+ * `<table>_users(user_id, session_id, session_key, created_at, metadata)` table joined with the sessions table
+ * for expiry).
  *
  * Contract every implementation keeps:
  * - An entry whose session is gone (expired, abandoned, revoked, or its key reused by another session)
@@ -61,13 +62,18 @@ export interface UserSessionIndex {
   list(userId: string): Promise<LiveUserSession[]>;
   /** Deletes each session's data (only while the key holds that session), then its index entry. */
   revoke(userId: string, sessions: readonly UserSessionRecord[]): Promise<void>;
-  /** Drops the entry only: the session's own request unbinds it (logout) and deals with its data. */
-  remove(userId: string, sessionId: string): Promise<void>;
+  /**
+   * Drops the entry only: the session's own request unbinds it (logout) and deals with its data. With
+   * `sessionKey`, only while the entry records that key: the same id bound again meanwhile under a new key
+   * (a sign-in in another tab: `regenerate()` keeps the id) stays listed. Entries an implementation drops as
+   * dead (on `add` and `list`) follow the same rule: a probe of the old key must not drop the new entry.
+   */
+  remove(userId: string, sessionId: string, sessionKey?: string): Promise<void>;
 }
 
 /**
- * A session store that can index sessions by user. {@link MemorySessionStore} and the Redis store
- * implement it; `UserSessions` refuses to work over a store that does not.
+ * A session store that can index sessions by user. {@link MemorySessionStore}, the Redis store and the
+ * PostgreSQL store implement it; `UserSessions` refuses to work over a store that does not.
  *
  * @example
  * class MyStore implements SessionStore, UserSessionIndexSource {

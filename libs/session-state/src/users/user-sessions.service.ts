@@ -64,7 +64,7 @@ const decoder = new TextDecoder();
  * Who is signed in where: binds sessions to users, lists a user's sessions, and revokes one, all, or
  * all but the current one. Revocation deletes the session's data at once, on every instance (near-cache
  * copies included): the revoked session's next request sees an empty session. Works on the memory,
- * Redis and Redis Cluster stores. Option `users.maxSessionsPerUser` (default 100) revokes the oldest
+ * Redis, Redis Cluster and PostgreSQL stores. Option `users.maxSessionsPerUser` (default 100) revokes the oldest
  * sessions when a new one is bound beyond it.
  *
  * Binding stores the user id in the session (a reserved field) and commits the session. Call `bind()`
@@ -113,6 +113,8 @@ export class UserSessions {
     const recorded = checkMetadata(metadata);
     loadedSession(session);
     const previous = this.userOf(session);
+    // The key the previous user's entry records (undefined after a regenerate() not yet committed).
+    const loadedKey = session.storeKey;
     session.setReserved(SESSION_USER_FIELD, encoder.encode(userId));
     const sessionId = session.id;
     let indexed = false;
@@ -121,12 +123,20 @@ export class UserSessions {
       const sessionKey = session.storeKey;
       if (sessionKey === undefined) throw new UserSessionNotStoredError();
       await this.guard('bind', async () => {
-        if (previous !== undefined && previous !== userId) await this.index.remove(previous, sessionId);
+        if (previous !== undefined && previous !== userId)
+          await this.index.remove(previous, sessionId, loadedKey);
         const live = await this.index.add(
           userId,
           { sessionId, sessionKey, metadata: recorded },
           this.runtime.options.idleTimeout,
         );
+        if (!live.some((s) => s.sessionId === sessionId && s.sessionKey === sessionKey)) {
+          // The session was revoked (or expired) while this request ran: its guarded commit applied nothing
+          // and the index dropped the entry. Nothing is bound, as for any late change of a revoked session.
+          abandonQuietly(session);
+          indexed = true; // nothing to undo
+          return;
+        }
         indexed = true;
         const over = live.length - this.maxSessionsPerUser;
         if (over > 0) {
@@ -160,8 +170,10 @@ export class UserSessions {
     const userId = this.userOf(session);
     if (userId === undefined) return;
     const sessionId = session.id;
+    // Only the entry of this key: the same id signed in again in another tab (a new key) stays listed.
+    const sessionKey = session.storeKey;
     session.setReserved(SESSION_USER_FIELD, undefined);
-    await this.guard('unbind', () => this.index.remove(userId, sessionId));
+    await this.guard('unbind', () => this.index.remove(userId, sessionId, sessionKey));
   }
 
   /** Sign-out: unbinds `session` and abandons it (its data and cookie are deleted at commit). */

@@ -76,14 +76,20 @@ export class PostgresUserSessionIndex implements UserSessionIndex {
     await this.removeAll(
       userId,
       sessions.map((s) => s.sessionId),
+      sessions.map((s) => s.sessionKey),
     );
   }
 
-  remove(userId: string, sessionId: string): Promise<void> {
-    return this.removeAll(userId, [sessionId]);
+  remove(userId: string, sessionId: string, sessionKey?: string): Promise<void> {
+    return this.removeAll(userId, [sessionId], [sessionKey ?? null]);
   }
 
-  private async removeAll(userId: string, sessionIds: readonly string[]): Promise<void> {
-    await this.connection.execute('user_remove', this.sql.remove, [userId, sessionIds]);
+  /** Drops the entries of `sessionIds`, each only while it records its key in `sessionKeys` (null: any). */
+  private async removeAll(
+    userId: string,
+    sessionIds: readonly string[],
+    sessionKeys: readonly (string | null)[],
+  ): Promise<void> {
+    await this.connection.execute('user_remove', this.sql.remove, [userId, sessionIds, sessionKeys]);
   }
 }

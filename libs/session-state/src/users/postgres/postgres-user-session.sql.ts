@@ -12,7 +12,10 @@ export interface PostgresUserSessionSql {
   readonly list: string;
   /** $1 session keys, $2 their ids (base64, as stored): deletes each session while its key holds that id. */
   readonly revokeData: string;
-  /** $1 user, $2 session ids: deletes those entries. */
+  /**
+   * $1 user, $2 session ids, $3 their session keys: deletes those entries, each only while it records its key
+   * (a null key: whatever it records). The same id bound again under a new key meanwhile stays.
+   */
   readonly remove: string;
 }
 
@@ -35,11 +38,12 @@ ON CONFLICT (user_id, session_id) DO UPDATE SET
    WHERE u.user_id = $1
 ), dropped AS (
   DELETE FROM ${usersTable} d USING entries e
-   WHERE d.user_id = $1 AND d.session_id = e.session_id AND NOT e.live
+   WHERE d.user_id = $1 AND d.session_id = e.session_id AND d.session_key = e.session_key AND NOT e.live
 )
 SELECT session_id, session_key, created_at, metadata, expires_ms FROM entries WHERE live`,
     revokeData: `DELETE FROM ${table} s USING unnest($1::text[], $2::text[]) AS r (k, id)
 WHERE s.session_key = r.k AND s.data ->> ${ID} = r.id`,
-    remove: `DELETE FROM ${usersTable} WHERE user_id = $1 AND session_id = ANY ($2::text[])`,
+    remove: `DELETE FROM ${usersTable} u USING unnest($2::text[], $3::text[]) AS r (id, k)
+WHERE u.user_id = $1 AND u.session_id = r.id AND (r.k IS NULL OR u.session_key = r.k)`,
   };
 }

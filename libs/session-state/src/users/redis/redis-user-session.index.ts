@@ -61,7 +61,13 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         JSON.stringify(full),
       ),
     )) as Buffer[];
-    return this.check(keys, parseEntries(reply), (entry) => entry.score <= now);
+    // This session's own entry is probed too: a bind whose guarded commit found the session revoked applied
+    // nothing, and its entry must not count as live (it could push an older, live session over the limit).
+    return this.check(
+      keys,
+      parseEntries(reply),
+      (entry) => entry.score <= now || entry.id === record.sessionId,
+    );
   }
 
   async list(userId: string): Promise<LiveUserSession[]> {
@@ -78,13 +84,13 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     await Promise.all(sessions.map((s) => this.revokeSession(s.sessionKey, s.sessionId)));
     await this.update(
       userIndexKeys(this.app, userId),
-      sessions.map((s) => s.sessionId),
+      sessions.map((s) => [s.sessionId, s.sessionKey]),
       [],
     );
   }
 
-  async remove(userId: string, sessionId: string): Promise<void> {
-    await this.update(userIndexKeys(this.app, userId), [sessionId], []);
+  async remove(userId: string, sessionId: string, sessionKey?: string): Promise<void> {
+    await this.update(userIndexKeys(this.app, userId), [[sessionId, sessionKey ?? '']], []);
   }
 
   /**
@@ -96,19 +102,19 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     entries: Entry[],
     due: (entry: Entry) => boolean,
   ): Promise<LiveUserSession[]> {
-    const dead: string[] = [];
+    const dead: [id: string, sessionKey: string][] = [];
     const rescored: (string | number)[] = [];
     const live: LiveUserSession[] = [];
     await Promise.all(
       entries.map(async (entry) => {
         const { record } = entry;
-        if (!record) return void dead.push(entry.id);
+        if (!record) return void dead.push([entry.id, '']);
         if (!due(entry)) return void live.push({ ...record, expiresAt: entry.score });
         const [id, ttl] = (await this.connection.execute('USER SESSION PROBE', () =>
           this.connection.script('userSessionProbe', redisKeys.sessionData(this.app, record.sessionKey)),
         )) as [Buffer | null, number];
         if (id === null || id.toString('utf8') !== record.sessionId || ttl === -2) {
-          return void dead.push(entry.id);
+          return void dead.push([entry.id, record.sessionKey]);
         }
         // No TTL (-1) cannot happen for a session; it counts as "expires after one more idle timeout".
         const expiresAt = this.connection.redisNow() + (ttl >= 0 ? ttl : 0);
@@ -120,13 +126,14 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     return live.sort(oldestFirst);
   }
 
+  /** Drops the `dead` entries (id, and the session key they were seen with), rescores the others. */
   private async update(
     keys: [string, string],
-    dead: readonly string[],
+    dead: readonly (readonly [id: string, sessionKey: string])[],
     rescored: readonly (string | number)[],
   ): Promise<void> {
     await this.connection.execute('USER INDEX UPDATE', () =>
-      this.connection.script('userIndexUpdate', ...keys, dead.length, ...dead, ...rescored),
+      this.connection.script('userIndexUpdate', ...keys, dead.length, ...dead.flat(), ...rescored),
     );
   }
 }

@@ -33,18 +33,26 @@ ${READ_INDEX}`,
     lua: READ_INDEX,
   },
   /**
-   * KEYS: index zset, index hash. ARGV: n, n ids to drop, then id/score pairs to rescore (only ids
-   * still present: a concurrent removal wins). Both keys go when the index is empty.
+   * KEYS: index zset, index hash. ARGV: n, n id/session-key pairs to drop, then id/score pairs to rescore
+   * (only ids still present: a concurrent removal wins). An entry is dropped only while its record names
+   * that session key ('' : whatever it names): the same id bound again meanwhile under a new key (a sign-in's
+   * `regenerate()` keeps the id) is another entry, which a sign-out or a probe of the old key must not drop.
+   * Both keys go when the index is empty.
    */
   userIndexUpdate: {
     numberOfKeys: 2,
     lua: `
 local n = tonumber(ARGV[1])
-for i = 2, n + 1 do
-  redis.call('ZREM', KEYS[1], ARGV[i])
-  redis.call('HDEL', KEYS[2], ARGV[i])
+for i = 2, 2 * n, 2 do
+  local record = ARGV[i + 1] ~= '' and redis.call('HGET', KEYS[2], ARGV[i])
+  local ok, entry = true, nil
+  if record then ok, entry = pcall(cjson.decode, record) end
+  if not record or not ok or type(entry) ~= 'table' or entry.sessionKey == ARGV[i + 1] then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  end
 end
-for i = n + 2, #ARGV, 2 do
+for i = 2 * n + 2, #ARGV, 2 do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[i + 1], ARGV[i])
 end
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
