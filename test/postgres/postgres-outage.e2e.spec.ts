@@ -36,6 +36,8 @@ describe('PostgreSQL outages', () => {
   const apps: INestApplication[] = [];
   /** Through the stall proxy, short operation timeout. */
   let a: string;
+  /** Through the stall proxy, a long operation timeout and a short session.ioTimeout. */
+  let shortIo: string;
   /** Direct. */
   let b: string;
   /** Direct, throwOnError false. */
@@ -44,15 +46,21 @@ describe('PostgreSQL outages', () => {
   beforeAll(async () => {
     db = await TestDatabase.create();
     proxy = await StallProxy.start({ host: db.host, port: db.port });
-    const start = async (connectionString: string, throwOnError = true) => {
+    const start = async (connectionString: string, throwOnError = true, ioTimeout?: number) => {
       const started = await startSessionApp({
         secrets: SECRETS,
-        postgres: { connectionString, operationTimeoutInMilliseconds: TIMEOUT, throwOnError },
+        postgres: {
+          connectionString,
+          operationTimeoutInMilliseconds: ioTimeout === undefined ? TIMEOUT : 5_000,
+          throwOnError,
+        },
+        ...(ioTimeout === undefined ? {} : { session: { ioTimeout } }),
       });
       apps.push(started.app);
       return started.url;
     };
     a = await start(db.url(proxy));
+    shortIo = await start(db.url(proxy), true, TIMEOUT);
     b = await start(db.url());
     lenient = await start(db.url(), false);
   });
@@ -70,34 +78,41 @@ describe('PostgreSQL outages', () => {
     return row?.value == null ? undefined : Buffer.from(row.value, 'base64').toString('utf8');
   };
 
-  it(`stalled connection: a 503 commit, then a newer write answered 200, then the stalled commit reaches PostgreSQL: the newer write stays (${TRIALS} trials)`, async () => {
-    let overwritten = 0;
-    for (let i = 0; i < TRIALS; i++) {
-      const cookie = cookiePair(
-        await request(b).post('/set/x').send({ value: 'initial' }).expect(200),
-        COOKIE,
-      );
-      // The commit carries the value base64-encoded (the load before it does not carry it at all).
-      const hold = proxy.holdWhen(Buffer.from(`old-${i}-marker`).toString('base64'), HOLD);
-      const started = Date.now();
-      await request(a)
-        .post('/set/x')
-        .set('Cookie', cookie)
-        .send({ value: `old-${i}-marker` })
-        .expect(503);
-      expect(Date.now() - started).toBeLessThan(TIMEOUT + SLACK);
-      if (!hold.engaged) proxy.disarm();
-      expect(hold.engaged).toBe(true); // the 503 came from the held commit
-      await request(b)
-        .post('/set/x')
-        .set('Cookie', cookie)
-        .send({ value: `new-${i}` })
-        .expect(200);
-      await hold.answered; // the held commit reached PostgreSQL after the 200, and ran there
-      if ((await stored(cookie, 'x')) !== `new-${i}`) overwritten++;
-    }
-    expect(`${overwritten}/${TRIALS} overwritten`).toBe(`0/${TRIALS} overwritten`);
-  });
+  it.each([
+    ['at the operation timeout', () => a],
+    ['at a session.ioTimeout shorter than the operation timeout', () => shortIo],
+  ])(
+    `stalled connection: a 503 commit (%s), then a newer write answered 200, then the stalled commit reaches PostgreSQL: the newer write stays (${TRIALS} trials)`,
+    async (_when, stalling) => {
+      const a = stalling();
+      let overwritten = 0;
+      for (let i = 0; i < TRIALS; i++) {
+        const cookie = cookiePair(
+          await request(b).post('/set/x').send({ value: 'initial' }).expect(200),
+          COOKIE,
+        );
+        // The commit carries the value base64-encoded (the load before it does not carry it at all).
+        const hold = proxy.holdWhen(Buffer.from(`old-${i}-marker`).toString('base64'), HOLD);
+        const started = Date.now();
+        await request(a)
+          .post('/set/x')
+          .set('Cookie', cookie)
+          .send({ value: `old-${i}-marker` })
+          .expect(503);
+        expect(Date.now() - started).toBeLessThan(TIMEOUT + SLACK);
+        if (!hold.engaged) proxy.disarm();
+        expect(hold.engaged).toBe(true); // the 503 came from the held commit
+        await request(b)
+          .post('/set/x')
+          .set('Cookie', cookie)
+          .send({ value: `new-${i}` })
+          .expect(200);
+        await hold.answered; // the held commit reached PostgreSQL after the 200, and ran there
+        if ((await stored(cookie, 'x')) !== `new-${i}`) overwritten++;
+      }
+      expect(`${overwritten}/${TRIALS} overwritten`).toBe(`0/${TRIALS} overwritten`);
+    },
+  );
 
   it('the instance whose connection stalled answers normally afterwards (the stuck connection was dropped)', async () => {
     const cookie = cookiePair(await request(a).get('/counter').expect(200, { count: 1 }), COOKIE);

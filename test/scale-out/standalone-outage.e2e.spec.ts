@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import type { SessionModuleOptions } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { gate, GatedSessionController, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import {
@@ -207,6 +208,35 @@ describe('an outage of a standalone Redis', () => {
     expect(stalled.ms).toBeGreaterThanOrEqual(IO_TIMEOUT - 20);
     expect(stalled.ms).toBeLessThan(IO_TIMEOUT + SLACK);
     await sleep(1_500);
+    expect(json(await waitForRecovery(known, started.url)).count).toBe(1);
+  }, 30_000);
+
+  it('a commit answered 503 at a session.ioTimeout shorter than the Redis timeouts does not apply once Redis answers', async () => {
+    const IO_TIMEOUT = 400;
+    const started = await startSessionApp(
+      {
+        secrets: SECRETS,
+        session: { ioTimeout: IO_TIMEOUT },
+        redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: 5_000 },
+      },
+      { controllers: [GatedSessionController] },
+    );
+    app = started.app;
+    const known = new SessionClient('short-io', client);
+    expect(json(await known.send('GET', started.url, '/counter'))).toEqual({ count: 1 });
+    const held = gate('short-io-commit');
+    const pending = known.send('POST', started.url, '/gated/short-io-commit/increment');
+    try {
+      await held.reached(1); // loaded; its commit goes out once the gate opens
+      await server.pause(1_500);
+      held.release();
+      const late = await pending;
+      expect(late.status).toBe(503);
+      expect(late.ms).toBeLessThan(IO_TIMEOUT + SLACK + 1_000);
+    } finally {
+      releaseAllGates();
+    }
+    await sleep(1_500); // Redis answers again and runs what was queued: the commit, past its deadline
     expect(json(await waitForRecovery(known, started.url)).count).toBe(1);
   }, 30_000);
 

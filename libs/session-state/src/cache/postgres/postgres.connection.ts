@@ -203,6 +203,11 @@ export class PostgresConnection {
     return this.databaseClock.now() + this.options.operationTimeout;
   }
 
+  /** The database's time now, as estimated here (epoch ms; never ahead of the database's clock). */
+  databaseNow(): number {
+    return this.databaseClock.now();
+  }
+
   /** A commit's reply carried the database's time (epoch ms): keeps {@link commitDeadline} exact. */
   observeDatabaseTime(ms: number): void {
     this.databaseClock.observe(ms);

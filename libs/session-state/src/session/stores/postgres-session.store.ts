@@ -108,6 +108,17 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     return this.connection.options.throwOnError;
   }
 
+  /**
+   * A commit's deadline in the database's clock: the connection's (its operation timeout), or when the app stops
+   * waiting (`session.ioTimeout`, passed with the limits) if that comes first, so a 503 never applies later.
+   */
+  private commitDeadline(limits: SessionCommitLimits | undefined): number {
+    const own = this.connection.commitDeadline();
+    const wait = limits?.ioTimeout;
+    if (!wait || wait >= this.connection.longestExecution) return own;
+    return Math.min(own, this.connection.databaseNow() + wait);
+  }
+
   /** Every call is one bounded {@link PostgresConnection.execute}. Not claimed by subclasses. */
   get settlesWithinMs(): number | undefined {
     return this.constructor === PostgresSessionStore ? this.connection.longestExecution : undefined;
@@ -149,7 +160,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     const setJson = JSON.stringify(set);
     const maxKeys = limits?.maxKeys ?? Number.MAX_SAFE_INTEGER;
     const maxBytes = limits?.maxSessionBytes ?? Number.MAX_SAFE_INTEGER;
-    const deadline = this.connection.commitDeadline();
+    const deadline = this.commitDeadline(limits);
     // A session bound to a user commits through the function, which applies it only while the stored
     // session is still the one this request loaded (the plain upsert could bring a revoked one back).
     const guard = guardedSessionId(changes);

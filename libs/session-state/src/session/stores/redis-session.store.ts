@@ -54,12 +54,16 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    * this store, so its commits are not checked against one (they would all be refused); it fences them itself.
    */
   private readonly fencesLocks: boolean;
+  /** The longest a commit's execution takes (its tries, WAIT included), from the connection's options. */
+  private readonly commitBound: number;
 
   constructor(
     private readonly connection: RedisConnection,
     private readonly near?: SessionNearCache,
   ) {
     this.fencesLocks = this.tryLock === RedisSessionStore.prototype.tryLock;
+    const { waitForReplicas, waitForReplicasTimeout } = connection.options;
+    this.commitBound = connection.longestExecution(waitForReplicas === 0 ? 0 : waitForReplicasTimeout);
     this.app = connection.options.applicationName;
     this.loadMaySkipSlide = near !== undefined;
     this.storeType = connection.isCluster ? 'redis_cluster' : 'redis';
@@ -188,6 +192,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     }
     const script = this.near ? 'sessionCommitTracked' : 'sessionCommit';
     const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
+    const latest = this.latestDeadline(limits);
     if (waitForReplicas === 0) {
       let sent = false;
       return this.connection
@@ -196,12 +201,27 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
           // sends a copy: an earlier try's EVAL fallback (after NOSCRIPT) still reads its own arguments.
           const tryArgs = sent ? args.slice() : args;
           sent = true;
-          tryArgs[DEADLINE] = this.connection.commitDeadline();
+          tryArgs[DEADLINE] = this.deadline(latest);
           return this.connection.scriptWith(script, tryArgs);
         })
         .then((reply) => this.applied(reply, limits));
     }
-    return this.writeAndWait(script, args, limits, waitForReplicas, waitForReplicasTimeout);
+    return this.writeAndWait(script, args, limits, latest, waitForReplicas, waitForReplicasTimeout);
+  }
+
+  /**
+   * When the app stops waiting for a commit starting now, in Redis's clock, if that comes before the commit's
+   * own tries end (`session.ioTimeout` shorter than the Redis timeouts allow); undefined otherwise.
+   */
+  private latestDeadline(limits: SessionCommitLimits | undefined): number | undefined {
+    const wait = limits?.ioTimeout;
+    return wait && wait < this.commitBound ? this.connection.redisNow() + wait : undefined;
+  }
+
+  /** A try's deadline: its own timeout's, or the app's `latest` when that comes first. */
+  private deadline(latest: number | undefined): number {
+    const own = this.connection.commitDeadline();
+    return latest !== undefined && latest < own ? latest : own;
   }
 
   /**
@@ -254,6 +274,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     script: 'sessionCommit' | 'sessionCommitTracked',
     args: (string | Buffer | number)[],
     limits: SessionCommitLimits | undefined,
+    latest: number | undefined,
     waitForReplicas: number,
     waitForReplicasTimeout: number,
   ): Promise<boolean> {
@@ -261,7 +282,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const [reply, acknowledged] = await this.connection.execute(
       'SESSION COMMIT',
       () => {
-        args[DEADLINE] = this.connection.commitDeadline();
+        args[DEADLINE] = this.deadline(latest);
         return this.connection.scriptThenWait(script, args, waitForReplicas, waitForReplicasTimeout);
       },
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout

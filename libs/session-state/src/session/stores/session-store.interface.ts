@@ -105,6 +105,13 @@ export interface EndedSessionMark {
 export interface SessionCommitLimits {
   readonly maxKeys: number;
   readonly maxSessionBytes: number;
+  /**
+   * How long the caller waits for this commit, in ms (`session.ioTimeout`; 0 or absent: as long as the store
+   * takes). A store whose commits carry a deadline (the Redis and PostgreSQL stores) makes it no later than
+   * this after the call, so a commit the app gave up on (503) never applies afterwards, whichever of the two
+   * timeouts is shorter.
+   */
+  readonly ioTimeout?: number;
 }
 
 /**
