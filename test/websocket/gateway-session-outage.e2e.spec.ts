@@ -10,6 +10,8 @@ import { cookiePair } from '../support/cookie-jar.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { connectClient, type GatewayClient } from './support/gateway-client.js';
 import { startGatewayApp, type SnapshotReply } from './support/gateway-test.app.js';
+import { SessionMetricNames, type SessionModuleOptions } from 'nest-session-state';
+import { TestMetrics } from '../observability/support/test-metric-reader.js';
 
 const COOKIE = '.Nest.Session';
 const SECRETS = ['g4tewayOutag3-k8JdQ0wZr4Vn1pYt6sXc2bLm9gHf3aEu7iOq5yTz0R'];
@@ -37,8 +39,13 @@ describe('gateway sessions while Redis is down', () => {
   });
   afterAll(() => server.stop());
 
-  async function signedInClient(throwOnError: boolean, user: string): Promise<GatewayClient> {
+  async function signedInClient(
+    throwOnError: boolean,
+    user: string,
+    extra: SessionModuleOptions = {},
+  ): Promise<GatewayClient> {
     const started = await startGatewayApp('ws', {
+      ...extra,
       secrets: SECRETS,
       redis: {
         host: server.host,
@@ -107,5 +114,24 @@ describe('gateway sessions while Redis is down', () => {
     const again = await connectClient('ws', port, cookie);
     expect(await again.request<SnapshotReply>('snapshot')).toMatchObject({ user: 'linus', available: true });
     await again.close();
+  });
+
+  it("metrics count a gateway's loads, and its failed load while Redis is down, as an HTTP request's", async () => {
+    const telemetry = new TestMetrics();
+    try {
+      const ws = await signedInClient(true, 'hopper', {
+        metrics: { meterProvider: telemetry.meterProvider },
+      });
+      const { loads, failures } = SessionMetricNames;
+      const store = { 'session.store': 'redis' };
+      const before = await telemetry.count(loads, { ...store, 'session.found': true });
+      await ws.request<SnapshotReply>('reload');
+      expect(await telemetry.count(loads, { ...store, 'session.found': true })).toBe(before + 1);
+      await server.kill();
+      expect((await ws.request<SnapshotReply>('reload')).error).toBe('SessionUnavailableError');
+      expect(await telemetry.count(failures, { ...store, 'session.operation': 'load' })).toBe(1);
+    } finally {
+      await telemetry.shutdown();
+    }
   });
 });

@@ -99,10 +99,13 @@ export class GatewaySessions {
     const { store, options } = this.runtime;
     try {
       const data = await this.runtime.withIoTimeout(store.load(sessionKey, options.idleTimeout));
+      this.runtime.metrics?.loaded(data !== undefined);
       if (!store.loadMaySkipSlide) this.runtime.markSlid(sessionKey);
       session.attach(data, true);
     } catch (error) {
       session.attach(undefined, false);
+      // Counted as an HTTP request's failed load is: an outage only sockets meet still shows in the metrics.
+      this.runtime.metrics?.failed('load', error);
       this.runtime.storeFailureLog.write(
         SessionLogEvents.SessionLoadFailed,
         `Session of a WebSocket client could not be loaded: ${(error as Error).message}`,
