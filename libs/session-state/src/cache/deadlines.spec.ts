@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { Deadlines } from './deadlines.js';
 
@@ -20,6 +22,28 @@ describe('Deadlines', () => {
     const elapsed = performance.now() - started;
     expect(elapsed).toBeGreaterThanOrEqual(199);
     expect(elapsed).toBeLessThan(200 + 20 + 150); // resolution plus scheduling slack on a busy machine
+  });
+
+  it('a reply that came in time but waits unread while the event loop is blocked past the deadline settles the operation', async () => {
+    // `cat` answers from its own process while this one is blocked, as a store does while the app's loop is busy.
+    const echo = spawn('cat', [], { stdio: ['pipe', 'pipe', 'ignore'] });
+    try {
+      echo.stdout.resume(); // flowing before the reply: nothing of it is read until the loop runs again
+      await once(echo, 'spawn');
+      const deadlines = new Deadlines(50); // resolution 5 ms
+      const reply = once(echo.stdout, 'data').then(([chunk]) => String(chunk));
+      const bounded = deadlines.bound(reply, 50, timedOut);
+      // Sent and then blocked past the deadline in the check phase, so the loop's next phase is the timers' (the
+      // late sweep), before the poll that reads the reply, which landed in the pipe meanwhile.
+      setImmediate(() => {
+        echo.stdin.write('pong');
+        const blockedUntil = performance.now() + 200;
+        while (performance.now() < blockedUntil);
+      });
+      await expect(bounded).resolves.toBe('pong');
+    } finally {
+      echo.kill();
+    }
   });
 
   it('a timeout of 0 leaves the operation unbounded (the same promise)', () => {

@@ -23,17 +23,14 @@ class DeadlineQueue {
   /** Live entries after the last compaction: the queue is compacted when it doubles past that. */
   private compactedTo = 0;
 
-  /** Drops settled operations from the front and expires those whose deadline passed. */
-  sweep(now: number): void {
+  /** Drops settled operations from the front and hands those whose deadline passed to `due`. */
+  sweep(now: number, due: Pending[]): void {
     const items = this.items;
     while (this.head < items.length) {
       const item = items[this.head];
       if (!item.done) {
         if (item.at > now) break;
-        item.done = true;
-        const expire = item.expire;
-        item.expire = undefined;
-        expire?.();
+        due.push(item);
       }
       this.head++;
     }
@@ -110,14 +107,31 @@ export class Deadlines {
   private sweep(): void {
     const now = performance.now();
     let idle = true;
+    const due: Pending[] = [];
     for (const [timeout, queue] of this.queues) {
-      queue.sweep(now);
+      queue.sweep(now, due);
       if (queue.isEmpty) this.queues.delete(timeout);
       else idle = false;
     }
+    // Expired after this turn's I/O: a busy event loop runs this timer late, when replies that came in time
+    // may be waiting unread in their sockets. Timers run before the poll phase and immediates after it, so
+    // those replies settle their operations first, and only what is still pending fails (a store under no
+    // load at all looked down when the app's own loop was saturated, e.g. by a burst of socket handshakes).
+    if (due.length > 0) setImmediate(expireAll, due);
     if (idle && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
+  }
+}
+
+/** Fails the operations in `due` that are still pending. */
+function expireAll(due: readonly Pending[]): void {
+  for (const item of due) {
+    if (item.done) continue;
+    item.done = true;
+    const expire = item.expire;
+    item.expire = undefined;
+    expire?.();
   }
 }
