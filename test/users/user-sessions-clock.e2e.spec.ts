@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import { ManualClock, MemorySessionStore } from 'nest-session-state';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { BrowserClient } from './support/browser-client.js';
 import { SECRETS, startUsersApp } from './support/user-sessions.stores.js';
@@ -68,5 +69,44 @@ describe('user sessions on Redis: binding times across instances whose clocks di
     expect(createdAt).toBeGreaterThanOrEqual(before - 1_000);
     expect(lastSeenAt).toBeGreaterThanOrEqual(createdAt);
     expect(lastSeenAt).toBeLessThan(Date.now() + 5_000);
+  });
+});
+
+/**
+ * A sign-out whose session.lock expired while it ran (a stall): the store refuses its writes (409). Before, the
+ * index entry went first and the refused abandon left the session stored and bound: signed in, listed nowhere.
+ */
+describe('user sessions: a sign-out under session.lock whose lock expired while it ran', () => {
+  const clock = new ManualClock(Date.now());
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startUsersApp({
+      secrets: SECRETS,
+      store: new MemorySessionStore({ clock }),
+      session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } },
+    }));
+  });
+  afterAll(() => app.close());
+
+  it('is refused whole: the session stays signed in and listed, and a retry signs it out', async () => {
+    const user = 'stalled-sign-out@example.test';
+    const keeper = new BrowserClient('Keeper/1');
+    const browser = new BrowserClient('Leaving/1');
+    await keeper.login(url, user);
+    const id = await browser.login(url, user);
+    const signingOut = browser.request(`${url}/users/slow-logout?ms=400`, 'POST');
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    clock.advance(5_000); // its lock's TTL passed on the store's clock
+    const late = await signingOut;
+    expect(late.status).toBe(409);
+    expect(late.json).toMatchObject({ code: 'SESSION_LOCK_LOST' });
+
+    expect((await browser.request(`${url}/users/sessions`)).status).toBe(200); // still signed in...
+    const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
+    expect(listed.map((s) => s.id)).toContain(id); // ...and listed, so revocable
+    expect((await browser.request(`${url}/users/logout`, 'POST')).status).toBe(200);
+    expect((await browser.request(`${url}/users/sessions`)).status).toBe(401);
   });
 });

@@ -97,6 +97,57 @@ describe('user sessions while Redis stalls', () => {
     expect(await victim.me(url)).toEqual({ user: null, keys: [] });
     expect((await keeper.me(url)).user).toBe(user);
   });
+
+  it('a sign-out whose session write stalls never leaves the session signed in but listed nowhere', async () => {
+    const user = 'stalled-signout-write@example.test';
+    const keeper = new BrowserClient('Staying/2');
+    const browser = new BrowserClient('Leaving/2');
+    await signInDespiteLoad(keeper, url, user);
+    await signInDespiteLoad(browser, url, user);
+    const id = (
+      (await browser.request(`${url}/users/sessions`)).json.sessions as { id: string; current: boolean }[]
+    ).find((s) => s.current)!.id;
+    const cookie = browser.jar.header();
+    const sessionKey = cookie.slice(cookie.indexOf('=') + 1, cookie.lastIndexOf('.'));
+
+    // Every command on the session's own key is held: the sign-out's writes of the session fail (503).
+    const hold = proxy.holdWhen(`stall_${sessionKey}}_Data`, HOLD);
+    const failed = await browser.request(`${url}/users/logout`, 'POST');
+    expect(failed.status).toBe(503);
+    await hold.answered;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // what the stall held has run
+
+    const signedIn = (await browser.request(`${url}/users/sessions`)).status === 200;
+    const listed = ((await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[]).some(
+      (s) => s.id === id,
+    );
+    expect({ signedIn, listed }).not.toEqual({ signedIn: true, listed: false });
+  });
+
+  it('a sign-out whose index step failed in the outage signed the session out all the same; retried, it answers 200', async () => {
+    const user = 'stalled-logout@example.test';
+    const keeper = new BrowserClient('Staying/1');
+    const browser = new BrowserClient('Leaving/1');
+    await signInDespiteLoad(keeper, url, user);
+    await signInDespiteLoad(browser, url, user);
+
+    const hold = proxy.holdWhen(`${Buffer.from(user).toString('base64url')}}_Sessions`, HOLD);
+    const failed = await browser.request(`${url}/users/logout`, 'POST');
+    expect(failed.status).toBe(503);
+    expect(failed.json).toMatchObject({ code: 'USER_SESSIONS_UNAVAILABLE' });
+    await hold.answered;
+
+    // Never signed in and listed nowhere: the store forgot the binding before the index step failed.
+    expect((await browser.request(`${url}/users/sessions`)).status).toBe(401);
+    let retried = await browser.request(`${url}/users/logout`, 'POST');
+    for (let attempt = 1; retried.status === 503 && attempt < 10; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      retried = await browser.request(`${url}/users/logout`, 'POST');
+    }
+    expect(retried.status).toBe(200);
+    const listed = await keeper.request(`${url}/users/sessions`);
+    expect((listed.json.sessions as unknown[]).length).toBe(1); // the keeper's own
+  });
 });
 
 /**

@@ -31,6 +31,17 @@ export class UserSessionsTestController {
     return { id: session.id };
   }
 
+  /** A sign-in without regenerate() whose session id was read and committed alone first (it is not kept alone). */
+  @Post('login-after-id')
+  @HttpCode(200)
+  async loginAfterId(@Session() session: Session, @Body() body: { user: string }) {
+    const id = session.id;
+    await session.commit();
+    session.setString('user', body.user);
+    await this.userSessions.bind(session, body.user);
+    return { id };
+  }
+
   @Get('me')
   me(@Session() session: Session) {
     return { user: session.getString('user') ?? null, keys: session.keys };

@@ -510,9 +510,12 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = this.runtime;
     try {
       // No limits: other requests' values the store accepted already, which this move must not drop
-      // (with this request's own, the session may end over a limit, as concurrent commits can).
+      // (with this request's own, the session may end over a limit, as concurrent commits can). The
+      // deadline still ends when the app stops waiting (ioTimeout), as every commit's does.
       await this.runtime.withIoTimeout(
-        write.remove ? store.remove(write.key) : store.commit(write.key, write.changes, options.idleTimeout),
+        write.remove
+          ? store.remove(write.key)
+          : store.commit(write.key, write.changes, options.idleTimeout, this.runtime.unlimited),
       );
     } catch (error) {
       this.session.changes.restore(write.changes);
@@ -592,7 +595,10 @@ export class SessionLifecycle implements SessionHost {
       // once they are applied to what it stores, so a concurrent request's new values survive.
       // A whole-record store can only delete it.
       if (stored) return { key: this.key!, changes: take(), remove: !this.runtime.store.writesDeltas };
+      // The id stays to be written with the first value (a bind, say): read before, it is the session's id.
+      const id = session.changes.set.get(SESSION_ID_FIELD);
       session.changes.reset();
+      if (id !== undefined) session.changes.set.set(SESSION_ID_FIELD, id);
       return undefined;
     }
     if (this.key === undefined) {

@@ -11,7 +11,7 @@ import { CookieSigner, type Unprotected } from '../protection/cookie-signer.js';
 import type { KeyRing } from '../protection/key-ring.js';
 import type { SessionMetrics } from '../metrics/session-metrics.js';
 import { MemorySessionStore } from './stores/memory-session.store.js';
-import type { SessionStore } from './stores/session-store.interface.js';
+import type { SessionCommitLimits, SessionStore } from './stores/session-store.interface.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
 
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
@@ -38,6 +38,9 @@ export class SessionRuntime {
   private readonly storeBoundsItself: boolean;
   private readonly ioTimeoutError: () => Error;
 
+  /** Commit limits that limit nothing but the wait (`ioTimeout`): for the carry-over of other requests' values. */
+  readonly unlimited: SessionCommitLimits;
+
   constructor(
     readonly options: ResolvedSessionOptions,
     readonly store: SessionStore,
@@ -50,6 +53,11 @@ export class SessionRuntime {
     this.signer = new CookieSigner(keyRing, 'session-cookie');
     this.tempDataEncryptor = new AuthenticatedEncryptor(keyRing, 'temp-data-cookie');
     this.deadlines = new Deadlines(options.ioTimeout);
+    this.unlimited = {
+      maxKeys: Number.MAX_SAFE_INTEGER,
+      maxSessionBytes: Number.MAX_SAFE_INTEGER,
+      ioTimeout: options.ioTimeout,
+    };
     this.storeBoundsItself =
       store.inProcess === true ||
       options.ioTimeout <= 0 ||

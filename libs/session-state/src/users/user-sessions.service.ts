@@ -163,8 +163,10 @@ export class UserSessions {
   }
 
   /**
-   * Removes `session`'s binding (it stays a session, no longer listed for its user). For sign-out,
-   * {@link signOut} does this and abandons the session.
+   * Removes `session`'s binding (it stays a session, no longer listed for its user), committing the session first
+   * so that the store forgets the binding before the index does. For sign-out, {@link signOut} does this and
+   * abandons the session. Throws as `bind()` does; when the index step fails (503), the session is signed out
+   * already and may stay listed until a retry or its expiry.
    */
   async unbind(session: DistributedSession): Promise<void> {
     const userId = this.userOf(session);
@@ -173,6 +175,10 @@ export class UserSessions {
     // Only the entry of this key: the same id signed in again in another tab (a new key) stays listed.
     const sessionKey = session.storeKey;
     session.setReserved(SESSION_USER_FIELD, undefined);
+    // The store forgets the binding before the index does. Should the index step fail, or the abandon of a
+    // sign-out (a lost session.lock, an outage), the session is at worst listed while signed in nowhere, which
+    // a retry or its expiry clears; the other order could leave it signed in and listed nowhere.
+    await session.commit();
     await this.guard('unbind', () => this.index.remove(userId, sessionId, sessionKey));
   }
 
