@@ -329,6 +329,30 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(await other.exists(ended.data, ended.ended)).toBe(0);
   });
 
+  it('sessionTake and sessionEnd past their deadline (the app answered 503) take, delete and mark nothing (-1)', async () => {
+    const moved = redisKeys.sessionData('plain', 'take-late');
+    const ended = redisKeys.sessionData('plain', 'end-late');
+    for (const data of [moved, ended]) await other.hset(data, 'v', 'kept');
+    const [seconds, micros] = (await other.time()) as [number, number];
+    const past = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1;
+    expect(await connection.script('sessionTake', moved, 60_000, '', past)).toBe(-1);
+    expect(await connection.script('sessionEnd', ended, 60_000, '', past)).toBe(-1);
+    for (const data of [moved, ended]) expect(await other.hgetall(data)).toEqual({ v: 'kept' });
+    expect(
+      await other.exists(
+        redisKeys.sessionEnded('plain', 'take-late'),
+        redisKeys.sessionEnded('plain', 'end-late'),
+      ),
+    ).toBe(0);
+    // In time: as without a deadline.
+    const future = past + 60_000;
+    expect(
+      parseLoadReply((await connection.script('sessionTake', moved, 60_000, '', future)) as Buffer),
+    ).toEqual(new Map([['v', Buffer.from('kept')]]));
+    expect(await connection.script('sessionEnd', ended, 60_000, '', future)).toBe(1);
+    expect(await other.exists(moved, ended)).toBe(0);
+  });
+
   it('sessionCommit: refusals apply nothing: past the deadline (0, now), over maxKeys (2, keys), over maxSessionBytes (3, bytes)', async () => {
     const commit = async (...args: (string | number)[]) =>
       parseCommitReply(await connection.script('sessionCommit', ...args));

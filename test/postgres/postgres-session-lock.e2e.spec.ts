@@ -189,9 +189,12 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await endings()).toEqual(['k-end-remove:a', 'k-end-take:m']);
   });
 
-  it('a takeover of an expired lock waits for a fenced take still in its transaction, then finds the session moved', async () => {
-    await store.commit('k-take-share', setting('v', 'before'), IDLE);
-    expect(await store.tryLock('k-take-share', 'a', 300)).toBe(true);
+  /**
+   * Runs `write` (a fenced statement under lock token 'a' on `key`, given the database's time) in a transaction
+   * left open while the lease runs out, then checks that a takeover by 'b' waits for that transaction (the lock
+   * row held FOR SHARE) and gets the lock once it commits.
+   */
+  async function takeoverWaitsFor(key: string, write: (client: pg.Client, now: number) => Promise<void>) {
     const client = new pg.Client({ connectionString: db.url() });
     await client.connect();
     try {
@@ -199,25 +202,33 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
       const { rows } = await client.query<{ now: number }>(
         'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
       );
-      const { now } = rows[0];
+      await write(client, rows[0].now);
+      await sleep(400); // the lease runs out while that transaction is open
+      let settled = false;
+      const takeover = store.tryLock(key, 'b', TTL).finally(() => (settled = true));
+      await sleep(200);
+      expect(settled).toBe(false); // the statement's FOR SHARE on the lock row holds it back
+      await client.query('COMMIT');
+      expect(await takeover).toBe(true);
+    } finally {
+      await client.end();
+    }
+  }
+
+  it('a takeover of an expired lock waits for a fenced take still in its transaction, then finds the session moved', async () => {
+    await store.commit('k-take-share', setting('v', 'before'), IDLE);
+    expect(await store.tryLock('k-take-share', 'a', 300)).toBe(true);
+    await takeoverWaitsFor('k-take-share', async (client, now) => {
       // The statement as the store sends it: key, now, until when the mark lasts, token.
       const taken = await client.query<{ held: boolean; live: boolean }>(connection.sql.take, [
         'k-take-share',
         now,
         now + IDLE,
         'a',
+        now + 60_000,
       ]);
       expect(taken.rows).toMatchObject([{ held: true, live: true }]); // taken, not yet committed
-      await sleep(400); // the lease runs out while that transaction is open
-      let settled = false;
-      const takeover = store.tryLock('k-take-share', 'b', TTL).finally(() => (settled = true));
-      await sleep(200);
-      expect(settled).toBe(false); // the take's FOR SHARE on the lock row holds it back
-      await client.query('COMMIT');
-      expect(await takeover).toBe(true);
-    } finally {
-      await client.end();
-    }
+    });
     expect(await stored('k-take-share')).toBe('(no session)');
   });
 
@@ -297,6 +308,25 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
     expect(await store.tryLock('k-wait', 'c', TTL)).toBe(false);
   });
 
+  it('a take or remove that reaches the database after the app stopped waiting takes, deletes and marks nothing', async () => {
+    await store.commit('k-take-late', setting('v', 'kept'), IDLE);
+    await store.commit('k-remove-late', setting('v', 'kept'), IDLE);
+    const [{ now }] = await db.query<{ now: number }>(
+      'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
+    );
+    expect(
+      await db.query(connection.sql.take, ['k-take-late', now, now + IDLE, null, now - 1]),
+    ).toMatchObject([{ held: true, in_time: false, data: null }]);
+    expect(await db.query(connection.sql.remove, ['k-remove-late', now + IDLE, null, now - 1])).toEqual([
+      { held: true, in_time: false },
+    ]);
+    expect(await stored('k-take-late')).toBe('kept');
+    expect(await stored('k-remove-late')).toBe('kept');
+    expect(
+      await db.query("SELECT session_key FROM nest_sessions_ended WHERE session_key LIKE 'k-%-late'"),
+    ).toEqual([]);
+  });
+
   it('a lock try that reaches the database after the app stopped waiting takes nothing', async () => {
     const [{ now }] = await db.query<{ now: number }>(
       'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
@@ -309,29 +339,13 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
   it('a takeover of an expired lock waits for a fenced commit still in its transaction, then reads its write', async () => {
     await store.commit('k-share', setting('v', 'before'), IDLE);
     expect(await store.tryLock('k-share', 'a', 300)).toBe(true);
-    const client = new pg.Client({ connectionString: db.url() });
-    await client.connect();
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ now: number }>(
-        'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
-      );
-      const { now } = rows[0];
+    await takeoverWaitsFor('k-share', async (client, now) => {
       const reply = await client.query<{ reply: number[] }>(
         connection.sql.commit,
         functionArgs('k-share', now, now + 60_000, 'during', 'a'),
       );
       expect(reply.rows[0].reply[0]).toBe(1); // applied, not yet committed
-      await sleep(400); // the lease runs out while that transaction is open
-      let settled = false;
-      const takeover = store.tryLock('k-share', 'b', TTL).finally(() => (settled = true));
-      await sleep(200);
-      expect(settled).toBe(false); // the commit's FOR SHARE on the lock row holds it back
-      await client.query('COMMIT');
-      expect(await takeover).toBe(true);
-    } finally {
-      await client.end();
-    }
+    });
     expect(await stored('k-share')).toBe('during');
   });
 

@@ -209,40 +209,72 @@ describe.each([
   });
 });
 
-describe('a stream that outgrows the hold before a new key is committed', () => {
-  const BIG = Buffer.alloc(2 * 1024 * 1024, 'x');
-  const flood = (res: Response) => {
-    for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
-    res.end();
-  };
+const BIG = Buffer.alloc(2 * 1024 * 1024, 'x');
+const flood = (res: Response) => {
+  for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
+  res.end();
+};
 
-  @Controller('flood')
-  class FloodController {
-    @Get('new')
-    newSession(@Session() session: Session, @Res() res: Response) {
-      session.setString('name', 'flood');
-      flood(res);
-    }
-
-    @Get('login')
-    login(@Session() session: Session, @Res() res: Response) {
-      session.regenerate();
-      session.setString('user', 'ada');
-      flood(res);
-    }
-
-    @Get('start')
-    start(@Session() session: Session) {
-      session.setString('name', 'first');
-      return { ok: true };
-    }
-
-    @Get('read')
-    read(@Session() session: Session) {
-      return { name: session.getString('name') ?? null, user: session.getString('user') ?? null };
-    }
+/** Routes that flood their response past the hold (`new`, `login`) and plain ones to set and read. */
+@Controller('flood')
+class FloodController {
+  @Get('new')
+  newSession(@Session() session: Session, @Res() res: Response) {
+    session.setString('name', 'flood');
+    flood(res);
   }
 
+  @Get('login')
+  login(@Session() session: Session, @Res() res: Response) {
+    session.regenerate();
+    session.setString('user', 'ada');
+    flood(res);
+  }
+
+  @Get('start')
+  start(@Session() session: Session) {
+    session.setString('name', 'first');
+    return { ok: true };
+  }
+
+  @Get('rename')
+  rename(@Session() session: Session) {
+    session.setString('name', 'renamed');
+    return { ok: true };
+  }
+
+  @Get('read')
+  read(@Session() session: Session) {
+    return { name: session.getString('name') ?? null, user: session.getString('user') ?? null };
+  }
+}
+
+/** An app of FloodController over `options`, logging to `logger`. */
+async function startFloodApp(
+  options: SessionModuleOptions,
+  logger: CaptureLogger,
+): Promise<{ app: INestApplication; url: string }> {
+  @Module({ imports: [SessionModule.forRoot(options)], controllers: [FloodController] })
+  class FloodAppModule {}
+  const ref = await Test.createTestingModule({ imports: [FloodAppModule] }).compile();
+  const app = createPlatformApp(ref, { logger });
+  await app.listen(0, '127.0.0.1');
+  return { app, url: await app.getUrl() };
+}
+
+/** GET `path` with `cookie`, its body read whole as a Buffer. */
+const getFlood = (url: string, path: string, cookie = '') =>
+  request(url)
+    .get(path)
+    .set('Cookie', cookie)
+    .buffer(true)
+    .parse((r, done) => {
+      const chunks: Buffer[] = [];
+      r.on('data', (chunk: Buffer) => chunks.push(chunk));
+      r.on('end', () => done(null, Buffer.concat(chunks)));
+    });
+
+describe('a stream that outgrows the hold before a new key is committed', () => {
   /** Commits slowly, so a flood outgrows the hold first; remembers which keys hold data. */
   class CountingSlowStore extends MemorySessionStore {
     readonly stored = new Set<string>();
@@ -262,25 +294,11 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
   let app: INestApplication;
   let url: string;
   beforeAll(async () => {
-    @Module({ imports: [SessionModule.forRoot({ store })], controllers: [FloodController] })
-    class FloodAppModule {}
-    const ref = await Test.createTestingModule({ imports: [FloodAppModule] }).compile();
-    app = createPlatformApp(ref, { logger });
-    await app.listen(0, '127.0.0.1');
-    url = await app.getUrl();
+    ({ app, url } = await startFloodApp({ store }, logger));
   });
   afterAll(() => app.close());
 
-  const get = (path: string, cookie = '') =>
-    request(url)
-      .get(path)
-      .set('Cookie', cookie)
-      .buffer(true)
-      .parse((r, done) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (chunk: Buffer) => chunks.push(chunk));
-        r.on('end', () => done(null, Buffer.concat(chunks)));
-      });
+  const get = (path: string, cookie = '') => getFlood(url, path, cookie);
 
   /** Waits until the commit that ran on after the response logged its warning. */
   async function warned(count: number): Promise<void> {
@@ -318,37 +336,7 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
 });
 
 describe('a stream that outgrows the hold after regenerate() under session.lock, whose lock was lost meanwhile', () => {
-  const BIG = Buffer.alloc(2 * 1024 * 1024, 'x');
   const clock = new ManualClock(Date.now());
-
-  @Controller('locked-flood')
-  class LockedFloodController {
-    @Get('start')
-    start(@Session() session: Session) {
-      session.setString('name', 'first');
-      return { ok: true };
-    }
-
-    /** Signs in, then floods the response past the hold while the new key's commit is held up. */
-    @Get('login')
-    login(@Session() session: Session, @Res() res: Response) {
-      session.regenerate();
-      session.setString('user', 'ada');
-      for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
-      res.end();
-    }
-
-    @Get('rename')
-    rename(@Session() session: Session) {
-      session.setString('name', 'renamed');
-      return { ok: true };
-    }
-
-    @Get('read')
-    read(@Session() session: Session) {
-      return { name: session.getString('name') ?? null, user: session.getString('user') ?? null };
-    }
-  }
 
   /** Holds the next commit until `release()`; remembers which keys hold data. */
   class HeldCommitStore extends MemorySessionStore {
@@ -385,35 +373,21 @@ describe('a stream that outgrows the hold after regenerate() under session.lock,
   let app: INestApplication;
   let url: string;
   beforeAll(async () => {
-    @Module({
-      imports: [SessionModule.forRoot({ store, session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } } })],
-      controllers: [LockedFloodController],
-    })
-    class LockedFloodAppModule {}
-    const ref = await Test.createTestingModule({ imports: [LockedFloodAppModule] }).compile();
-    app = createPlatformApp(ref, { logger });
-    await app.listen(0, '127.0.0.1');
-    url = await app.getUrl();
+    ({ app, url } = await startFloodApp(
+      { store, session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } } },
+      logger,
+    ));
   });
   afterAll(() => app.close());
 
   it("the values go back under the kept key only while the lock is the request's: the write made after it stays", async () => {
-    const cookie = cookiePair(await request(url).get('/locked-flood/start').expect(200), COOKIE);
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
     expect(store.stored.size).toBe(1);
     const hold = store.holdNext();
-    const login = request(url)
-      .get('/locked-flood/login')
-      .set('Cookie', cookie)
-      .buffer(true)
-      .parse((r, done) => {
-        const chunks: Buffer[] = [];
-        r.on('data', (chunk: Buffer) => chunks.push(chunk));
-        r.on('end', () => done(null, Buffer.concat(chunks)));
-      })
-      .then((res) => res);
+    const login = getFlood(url, '/flood/login', cookie).then((res) => res);
     await hold.reached; // the new key's commit waits; the flood has taken the head out without its cookie
     clock.advance(5_000); // the login's lock expired on the store's clock (no renewal reached it)
-    await request(url).get('/locked-flood/rename').set('Cookie', cookie).expect(200);
+    await request(url).get('/flood/rename').set('Cookie', cookie).expect(200);
     hold.release();
     const res = await login;
     expect((res.body as Buffer).length).toBe(BIG.length);
@@ -425,7 +399,7 @@ describe('a stream that outgrows the hold after regenerate() under session.lock,
       );
     while (!undone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     // The rename, answered 200 under the lock the login lost, is not overwritten by the login's values.
-    expect((await request(url).get('/locked-flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
       name: 'renamed',
       user: null,
     });

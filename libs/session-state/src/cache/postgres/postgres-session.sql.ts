@@ -30,15 +30,17 @@ export interface PostgresSessionSql {
   readonly refresh: string;
   /**
    * Deletes a session: $1 key, $2 until when to keep the abandoned mark `a` (epoch ms; null: no mark), left in the
-   * same statement, $3 lock token (`EndedSessionMark.lockToken`; null: none). One row, `held`: false when the
-   * token no longer holds the session's lock, and then nothing was deleted or marked.
+   * same statement, $3 lock token (`EndedSessionMark.lockToken`; null: none), $4 deadline (epoch ms, database
+   * clock; null: none). One row, `held`: false when the token no longer holds the session's lock, `in_time`: false
+   * past the deadline; either way nothing was deleted or marked.
    */
   readonly remove: string;
   /**
    * Deletes a session and returns its values when it was live: $1 key, $2 now, $3 until when to keep the moved
-   * mark `m` (epoch ms; null: no mark), left in the same statement, $4 lock token (null: none). One row: `held`
-   * (false when the token no longer holds the session's lock: nothing taken or marked), and the session's `data`
-   * and whether it was `live` (null when there was no row).
+   * mark `m` (epoch ms; null: no mark), left in the same statement, $4 lock token (null: none), $5 deadline (epoch
+   * ms, database clock; null: none). One row: `held` (false when the token no longer holds the session's lock) and
+   * `in_time` (false past the deadline), when nothing was taken or marked, and the session's `data` and whether it
+   * was `live` (null when there was no row).
    */
   readonly take: string;
   /**
@@ -128,11 +130,15 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   // the lock of `key`, unexpired in the database's clock. FOR SHARE keeps it so until the statement's transaction
   // ends: a request taking the lock over waits, then finds the session gone. Materialized: read once, before the
   // statement deletes or marks anything.
-  const lockHeld = (key: string, token: string) => `held AS MATERIALIZED (
+  // And the deadline (epoch ms in the database's clock; null: none), read after any wait for the lock row: a take
+  // or remove that runs after the app answered 503 does nothing, as a commit (in_time false).
+  const lockHeld = (key: string, token: string, deadline: string) => `held AS MATERIALIZED (
   SELECT ${token}::text IS NULL OR EXISTS (SELECT 1 FROM ${locksTable} WHERE session_key = ${key} AND token = ${token}::text
     AND expires_at > clock_timestamp() FOR SHARE) AS ok
+), timely AS MATERIALIZED (
+  SELECT ok, ${deadline}::float8 IS NULL OR clock_timestamp() <= ${ms(deadline)} AS in_time FROM held
 )`;
-  const ifHeld = '(SELECT ok FROM held)';
+  const ifHeld = '(SELECT ok AND in_time FROM timely)';
   const createSchema = [
     ...(schema === 'public' ? [] : [`CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`]),
     `CREATE TABLE IF NOT EXISTS ${table} (
@@ -282,16 +288,16 @@ $fn$`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
     refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     // The mark and the delete in one statement (one transaction): a commit that finds the row gone sees the mark.
-    remove: `WITH ${lockHeld('$1', '$3')}, marked AS (${endedMark('$1', "'a'", '$2', ifHeld)}
+    remove: `WITH ${lockHeld('$1', '$3', '$4')}, marked AS (${endedMark('$1', "'a'", '$2', ifHeld)}
 ), gone AS (
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld}
 )
-SELECT ok AS held FROM held`,
-    take: `WITH ${lockHeld('$1', '$4')}, marked AS (${endedMark('$1', "'m'", '$3', ifHeld)}
+SELECT ok AS held, in_time FROM timely`,
+    take: `WITH ${lockHeld('$1', '$4', '$5')}, marked AS (${endedMark('$1', "'m'", '$3', ifHeld)}
 ), taken AS (
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld} RETURNING data, expires_at > ${ms('$2')} AS live
 )
-SELECT held.ok AS held, taken.data, taken.live FROM held LEFT JOIN taken ON true`,
+SELECT timely.ok AS held, timely.in_time, taken.data, taken.live FROM timely LEFT JOIN taken ON true`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS reply`,
     // A live lock of another token answers false from a plain read first: the upsert's conflict path would
     // lock that row even when its WHERE is false, so waiters would queue behind each other and the holder's own

@@ -85,6 +85,14 @@ const LOCK_KEY_LUA = `string.sub(key, 1, -6) .. '_Lock'`;
  * nor deletes what the request that took the lock after it wrote.
  */
 const LOCK_LOST_RETURNS_0 = `if ARGV[2] ~= '' and redis.call('GET', ${LOCK_KEY_LUA}) ~= ARGV[2] then return 0 end`;
+/**
+ * For `regenerate()`'s take and `abandon()`'s end: ARGV[3], when given and not '0', is the deadline (Redis ms, as
+ * the commit's): a script that runs after it (the app answered 503) takes, deletes and marks nothing; -1.
+ */
+const LATE_RETURNS_MINUS_1 = `if ARGV[3] and ARGV[3] ~= '0' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[3]) then return -1 end
+end`;
 
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
@@ -206,16 +214,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash. ARGV: how long to keep the ended mark (ms; '0': none), lock token ('': none).
+   * KEYS: session data hash. ARGV: how long to keep the ended mark (ms; '0': none), lock token ('': none),
+   * deadline (Redis ms; '0' or absent: none).
    * Deletes the session and returns what it held (packed as `sessionLoad`'s reply), in one step: what
    * `regenerate()` moves to the new key; leaves the mark `m`, so a late commit of a request that loaded the
    * session under this key applies nothing (the commit's step 1b). Nil for no session; 0, and nothing taken or
-   * marked, when the token no longer holds the session's lock.
+   * marked, when the token no longer holds the session's lock; -1, and nothing either, past the deadline.
    */
   sessionTake: {
     numberOfKeys: 1,
     lua: `${PACK_FIELDS_LUA}
 local key = KEYS[1]
+${LATE_RETURNS_MINUS_1}
 ${LOCK_LOST_RETURNS_0}
 local fields = redis.call('HGETALL', key)
 if ARGV[1] ~= '0' then redis.call('SET', ${ENDED_KEY_LUA}, 'm', 'PX', ARGV[1]) end
@@ -224,15 +234,17 @@ redis.call('DEL', KEYS[1])
 return packFields(fields) or fields`,
   },
   /**
-   * KEYS: session data hash. ARGV: how long to keep the mark (ms; '0': none), lock token ('': none). Leaves the
-   * ended mark `a` (`abandon()`), then deletes the session: a late commit of a request that loaded it applies
-   * nothing.
-   * 1; 0, and nothing deleted or marked, when the token no longer holds the session's lock.
+   * KEYS: session data hash. ARGV: how long to keep the mark (ms; '0': none), lock token ('': none), deadline
+   * (Redis ms; '0' or absent: none). Leaves the ended mark `a` (`abandon()`), then deletes the session: a late
+   * commit of a request that loaded it applies nothing.
+   * 1; 0, and nothing deleted or marked, when the token no longer holds the session's lock; -1, and nothing
+   * either, past the deadline.
    */
   sessionEnd: {
     numberOfKeys: 1,
     lua: `
 local key = KEYS[1]
+${LATE_RETURNS_MINUS_1}
 ${LOCK_LOST_RETURNS_0}
 if ARGV[1] ~= '0' then redis.call('SET', ${ENDED_KEY_LUA}, 'a', 'PX', ARGV[1]) end
 redis.call('DEL', key)

@@ -250,12 +250,28 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
    * checks the lock row first and applies nothing when the token no longer holds it (SessionLockLostError).
    */
   async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
-    const result = await this.connection.execute<{ held: boolean }>('remove', this.connection.sql.remove, [
-      sessionKey,
-      mark ? this.connection.options.clock.now() + mark.keepMs : null,
-      this.fencingToken(mark),
-    ]);
-    if (!result.rows[0].held) throw new SessionLockLostError();
+    const result = await this.connection.execute<{ held: boolean; in_time: boolean }>(
+      'remove',
+      this.connection.sql.remove,
+      [
+        sessionKey,
+        mark ? this.connection.options.clock.now() + mark.keepMs : null,
+        this.fencingToken(mark),
+        mark ? this.connection.commitDeadline() : null,
+      ],
+    );
+    const row = result.rows[0];
+    if (!row.in_time) throw this.lateDelete('remove');
+    if (!row.held) throw new SessionLockLostError();
+  }
+
+  /** A take or remove that ran after its deadline: nothing was deleted or marked (a 503, as a late commit's). */
+  private lateDelete(name: string): PostgresOperationError {
+    return new PostgresOperationError(
+      `Session ${name} reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=` +
+        `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+      name,
+    );
   }
 
   /**
@@ -300,6 +316,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     const now = this.connection.options.clock.now();
     const result = await this.connection.execute<{
       held: boolean;
+      in_time: boolean;
       data: Record<string, string> | null;
       live: boolean | null;
     }>('take', this.connection.sql.take, [
@@ -307,8 +324,10 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       now,
       mark ? now + mark.keepMs : null,
       this.fencingToken(mark),
+      this.connection.commitDeadline(),
     ]);
     const row = result.rows[0];
+    if (!row.in_time) throw this.lateDelete('take');
     if (!row.held) throw new SessionLockLostError();
     return row.live ? decodeData(row.data!) : undefined;
   }

@@ -323,14 +323,16 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const token = (this.fencesLocks && mark?.lockToken) || '';
     const reply = await this.deleting(sessionKey, 'SESSION REMOVE', (key) => {
       if (!mark) return this.connection.client.del(key);
+      // Each try is bounded by its own deadline, as a commit's (the app answered 503: nothing happens later).
+      const deadline = this.connection.commitDeadline();
       // Without the mark, still fenced: a lost lock must not delete what the request after it wrote.
-      const unmarked = () =>
-        token === '' ? this.connection.client.del(key) : this.connection.script('sessionEnd', key, 0, token);
+      const unmarked = () => this.connection.script('sessionEnd', key, 0, token, deadline);
       return withoutMarkWhileMigrating(
-        () => this.connection.script('sessionEnd', key, mark.keepMs, token),
+        () => this.connection.script('sessionEnd', key, mark.keepMs, token, deadline),
         unmarked,
       );
     });
+    if (Number(reply) === -1) throw lateDelete('SESSION REMOVE', this.connection.options.operationTimeout);
     if (token !== '' && Number(reply) === 0) throw new SessionLockLostError();
   }
 
@@ -340,14 +342,19 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const token = (this.fencesLocks && mark?.lockToken) || '';
-    const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) =>
-      withoutMarkWhileMigrating(
-        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token),
-        () => this.connection.script('sessionTake', key, 0, token),
-      ),
-    );
-    // The script's 0 (a string on a client with stringNumbers), not a session: see sessionTake.
-    if (typeof reply === 'number' || typeof reply === 'string') throw new SessionLockLostError();
+    const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) => {
+      // Each try is bounded by its own deadline, as a commit's (the app answered 503: nothing happens later).
+      const deadline = this.connection.commitDeadline();
+      return withoutMarkWhileMigrating(
+        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token, deadline),
+        () => this.connection.script('sessionTake', key, 0, token, deadline),
+      );
+    });
+    // The script's 0 or -1 (strings on a client with stringNumbers), not a session: see sessionTake.
+    if (typeof reply === 'number' || typeof reply === 'string') {
+      if (Number(reply) === -1) throw lateDelete('SESSION TAKE', this.connection.options.operationTimeout);
+      throw new SessionLockLostError();
+    }
     return parseLoadReply(reply as Buffer | Buffer[] | null);
   }
 
@@ -459,6 +466,15 @@ async function withoutMarkWhileMigrating<T>(
     if (error instanceof Error && /non local key|TRYAGAIN/.test(error.message)) return unmarked();
     throw error;
   }
+}
+
+/** A take or remove that reached Redis after its deadline: nothing was deleted or marked (a 503, as a commit's). */
+function lateDelete(name: string, operationTimeout: number): RedisOperationError {
+  return new RedisOperationError(
+    `${name} reached Redis after its deadline (operationTimeoutInMilliseconds=${operationTimeout} after it was ` +
+      'sent) and was not applied.',
+    name,
+  );
 }
 
 /** A commit resolves with nothing: a gone session's commit is not the app's error. */
