@@ -225,13 +225,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     this.connection.observeDatabaseTime(detail);
     if (status === COMMIT_MOVED) throw new SessionMovedError();
     if (status === COMMIT_LOCK_LOST) throw new SessionLockLostError();
-    if (status === COMMIT_LATE) {
-      throw new PostgresOperationError(
-        'Session commit reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=' +
-          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
-        'commit',
-      );
-    }
+    if (status === COMMIT_LATE) throw this.pastDeadline('commit');
     // Applied (1); or nothing to apply (4, 7): see the statuses above.
   }
 
@@ -261,12 +255,12 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       ],
     );
     const row = result.rows[0];
-    if (!row.in_time) throw this.lateDelete('remove');
+    if (!row.in_time) throw this.pastDeadline('remove');
     if (!row.held) throw new SessionLockLostError();
   }
 
-  /** A take or remove that ran after its deadline: nothing was deleted or marked (a 503, as a late commit's). */
-  private lateDelete(name: string): PostgresOperationError {
+  /** A commit, take or remove that ran after its deadline: nothing was applied (the app answered 503). */
+  private pastDeadline(name: string): PostgresOperationError {
     return new PostgresOperationError(
       `Session ${name} reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=` +
         `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
@@ -327,7 +321,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       this.connection.commitDeadline(),
     ]);
     const row = result.rows[0];
-    if (!row.in_time) throw this.lateDelete('take');
+    if (!row.in_time) throw this.pastDeadline('take');
     if (!row.held) throw new SessionLockLostError();
     return row.live ? decodeData(row.data!) : undefined;
   }

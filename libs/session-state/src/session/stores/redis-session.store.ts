@@ -261,11 +261,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     }
     if (status === COMMIT_LATE) {
       this.connection.observeRedisTime(detail);
-      throw new RedisOperationError(
-        'Session commit reached Redis after its deadline (operationTimeoutInMilliseconds=' +
-          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
-        'SESSION COMMIT',
-      );
+      throw pastDeadline('Session commit', 'SESSION COMMIT', this.connection.options.operationTimeout);
     }
     throw commitLimitExceeded(status === COMMIT_OVER_KEYS ? 'maxKeys' : 'maxSessionBytes', detail, limits);
   }
@@ -332,7 +328,8 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
         unmarked,
       );
     });
-    if (Number(reply) === -1) throw lateDelete('SESSION REMOVE', this.connection.options.operationTimeout);
+    if (Number(reply) === -1)
+      throw pastDeadline('Session remove', 'SESSION REMOVE', this.connection.options.operationTimeout);
     if (token !== '' && Number(reply) === 0) throw new SessionLockLostError();
   }
 
@@ -352,7 +349,8 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     });
     // The script's 0 or -1 (strings on a client with stringNumbers), not a session: see sessionTake.
     if (typeof reply === 'number' || typeof reply === 'string') {
-      if (Number(reply) === -1) throw lateDelete('SESSION TAKE', this.connection.options.operationTimeout);
+      if (Number(reply) === -1)
+        throw pastDeadline('Session take', 'SESSION TAKE', this.connection.options.operationTimeout);
       throw new SessionLockLostError();
     }
     return parseLoadReply(reply as Buffer | Buffer[] | null);
@@ -468,12 +466,12 @@ async function withoutMarkWhileMigrating<T>(
   }
 }
 
-/** A take or remove that reached Redis after its deadline: nothing was deleted or marked (a 503, as a commit's). */
-function lateDelete(name: string, operationTimeout: number): RedisOperationError {
+/** A commit, take or remove that reached Redis after its deadline: nothing was applied (the app answered 503). */
+function pastDeadline(what: string, operation: string, operationTimeout: number): RedisOperationError {
   return new RedisOperationError(
-    `${name} reached Redis after its deadline (operationTimeoutInMilliseconds=${operationTimeout} after it was ` +
+    `${what} reached Redis after its deadline (operationTimeoutInMilliseconds=${operationTimeout} after it was ` +
       'sent) and was not applied.',
-    name,
+    operation,
   );
 }
 
