@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
@@ -47,15 +48,18 @@ describe('PostgreSQL outages', () => {
     db = await TestDatabase.create();
     proxy = await StallProxy.start({ host: db.host, port: db.port });
     const start = async (connectionString: string, throwOnError = true, ioTimeout?: number) => {
-      const started = await startSessionApp({
-        secrets: SECRETS,
-        postgres: {
-          connectionString,
-          operationTimeoutInMilliseconds: ioTimeout === undefined ? TIMEOUT : 5_000,
-          throwOnError,
+      const started = await startSessionApp(
+        {
+          secrets: SECRETS,
+          postgres: {
+            connectionString,
+            operationTimeoutInMilliseconds: ioTimeout === undefined ? TIMEOUT : 5_000,
+            throwOnError,
+          },
+          ...(ioTimeout === undefined ? {} : { session: { ioTimeout } }),
         },
-        ...(ioTimeout === undefined ? {} : { session: { ioTimeout } }),
-      });
+        { controllers: [GatedSessionController] },
+      );
       apps.push(started.app);
       return started.url;
     };
@@ -111,6 +115,29 @@ describe('PostgreSQL outages', () => {
         if ((await stored(cookie, 'x')) !== `new-${i}`) overwritten++;
       }
       expect(`${overwritten}/${TRIALS} overwritten`).toBe(`0/${TRIALS} overwritten`);
+    },
+  );
+
+  it.each(['abandon', 'regenerate'])(
+    'a sign-out or sign-in (%s) answered 503 at a session.ioTimeout shorter than the operation timeout deletes nothing once PostgreSQL runs it',
+    async (ending) => {
+      const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'kept' }).expect(200), COOKIE);
+      const g = gate(`pg-${ending}`);
+      const pending = request(shortIo)
+        .post(`/gated/pg-${ending}/${ending}`)
+        .set('Cookie', cookie)
+        .send({})
+        .then((res) => res);
+      await g.reached(1);
+      // Loaded: the next statement naming the key is the remove or the take (regenerate() writes the new key first).
+      const hold = proxy.holdWhen(sessionKeyOf(cookie), HOLD);
+      g.release();
+      expect((await pending).status).toBe(503);
+      if (!hold.engaged) proxy.disarm();
+      expect(hold.engaged).toBe(true);
+      await hold.answered; // the held remove or take ran in PostgreSQL, past the app's wait
+      expect(await stored(cookie, 'x')).toBe('kept');
+      await request(b).get('/keys').set('Cookie', cookie).expect(200, { x: 'kept' });
     },
   );
 

@@ -52,14 +52,17 @@ describe.each([
   let b: string;
   /** Like a, with retries: each try of a commit carries its own deadline. */
   let retrying: string;
+  /** Through the stall proxy, a long operation timeout and a short session.ioTimeout (the app stops waiting first). */
+  let shortIo: string;
 
   beforeAll(async () => {
     server = await RedisServerProcess.start();
     proxy = await StallProxy.start(server);
-    const start = async (port: number, timeout?: number, retry?: number) => {
+    const start = async (port: number, timeout?: number, retry?: number, ioTimeout?: number) => {
       const started = await startSessionApp(
         {
           secrets: SECRETS,
+          ...(ioTimeout === undefined ? {} : { session: { ioTimeout } }),
           redis: {
             host: server.host,
             port,
@@ -77,6 +80,7 @@ describe.each([
     a = await start(proxy.port, TIMEOUT);
     b = await start(server.port);
     retrying = await start(proxy.port, TIMEOUT, 300);
+    shortIo = await start(proxy.port, 5_000, undefined, TIMEOUT);
   });
   afterAll(async () => {
     for (const app of apps) await app.close();
@@ -166,6 +170,30 @@ describe.each([
     await request(retrying).get('/keys').set('Cookie', cookie).expect(200); // after the held tries on that socket
     expect(await stored(cookie, 'x')).toBe('newer');
   });
+
+  it.each(['abandon', 'regenerate'])(
+    'a sign-out or sign-in (%s) answered 503 at a session.ioTimeout shorter than the Redis timeouts deletes nothing once Redis answers',
+    async (ending) => {
+      const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'kept' }).expect(200), COOKIE);
+      const name = `${ending}-${nearCache}`;
+      const g = gate(name);
+      const pending = request(shortIo)
+        .post(`/gated/${name}/${ending}`)
+        .set('Cookie', cookie)
+        .send({})
+        .then((res) => res);
+      await reachedGate(g, pending);
+      // Loaded: the next bytes naming the key are the remove or the take (regenerate() writes the new key first).
+      const hold = proxy.holdWhen(sessionKeyOf(cookie), HOLD);
+      g.release();
+      expect((await pending).status).toBe(503);
+      if (!hold.engaged) proxy.disarm();
+      expect(hold.engaged).toBe(true);
+      await hold.answered; // the held remove or take ran in Redis, past the app's wait
+      expect(await stored(cookie, 'x')).toBe('kept');
+      await request(b).get('/keys').set('Cookie', cookie).expect(200, { x: 'kept' });
+    },
+  );
 
   it('a commit that reaches Redis in time is applied (the deadline refuses only late ones)', async () => {
     const cookie = cookiePair(await request(a).post('/set/x').send({ value: 'v1' }).expect(200), COOKIE);

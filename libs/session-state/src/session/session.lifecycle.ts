@@ -459,10 +459,11 @@ export class SessionLifecycle implements SessionHost {
    * the lock on `key`: then the store moves or ends the session only while the lock is still this request's.
    */
   private endedMark(key: string): EndedSessionMark {
+    const { idleTimeout, ioTimeout } = this.runtime.options;
     const lockToken = key === this.lockedKey ? this.fencingToken() : undefined;
     return lockToken === undefined
-      ? { keepMs: this.runtime.options.idleTimeout }
-      : { keepMs: this.runtime.options.idleTimeout, lockToken };
+      ? { keepMs: idleTimeout, ioTimeout }
+      : { keepMs: idleTimeout, lockToken, ioTimeout };
   }
 
   /**

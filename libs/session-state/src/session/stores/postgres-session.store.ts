@@ -109,12 +109,13 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   }
 
   /**
-   * A commit's deadline in the database's clock: the connection's (its operation timeout), or when the app stops
-   * waiting (`session.ioTimeout`, passed with the limits) if that comes first, so a 503 never applies later.
+   * A commit's, take's or remove's deadline in the database's clock: the connection's (its operation timeout), or
+   * when the app stops waiting (`session.ioTimeout`, passed with the limits or the mark) if that comes first, so a
+   * 503 never applies later.
    */
-  private commitDeadline(limits: SessionCommitLimits | undefined): number {
+  private commitDeadline(waiting: { readonly ioTimeout?: number } | undefined): number {
     const own = this.connection.commitDeadline();
-    const wait = limits?.ioTimeout;
+    const wait = waiting?.ioTimeout;
     if (!wait || wait >= this.connection.longestExecution) return own;
     return Math.min(own, this.connection.databaseNow() + wait);
   }
@@ -251,7 +252,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
         sessionKey,
         mark ? this.connection.options.clock.now() + mark.keepMs : null,
         this.fencingToken(mark),
-        mark ? this.connection.commitDeadline() : null,
+        mark ? this.commitDeadline(mark) : null,
       ],
     );
     const row = result.rows[0];
@@ -318,7 +319,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       now,
       mark ? now + mark.keepMs : null,
       this.fencingToken(mark),
-      this.connection.commitDeadline(),
+      this.commitDeadline(mark),
     ]);
     const row = result.rows[0];
     if (!row.in_time) throw this.pastDeadline('take');

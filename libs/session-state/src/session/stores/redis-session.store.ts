@@ -210,11 +210,11 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   }
 
   /**
-   * When the app stops waiting for a commit starting now, in Redis's clock, if that comes before the commit's
-   * own tries end (`session.ioTimeout` shorter than the Redis timeouts allow); undefined otherwise.
+   * When the app stops waiting for a commit, take or remove starting now, in Redis's clock, if that comes before
+   * its own tries end (`session.ioTimeout` shorter than the Redis timeouts allow); undefined otherwise.
    */
-  private latestDeadline(limits: SessionCommitLimits | undefined): number | undefined {
-    const wait = limits?.ioTimeout;
+  private latestDeadline(waiting: { readonly ioTimeout?: number } | undefined): number | undefined {
+    const wait = waiting?.ioTimeout;
     return wait && wait < this.commitBound ? this.connection.redisNow() + wait : undefined;
   }
 
@@ -317,10 +317,11 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    */
   async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
     const token = (this.fencesLocks && mark?.lockToken) || '';
+    const latest = this.latestDeadline(mark);
     const reply = await this.deleting(sessionKey, 'SESSION REMOVE', (key) => {
       if (!mark) return this.connection.client.del(key);
       // Each try is bounded by its own deadline, as a commit's (the app answered 503: nothing happens later).
-      const deadline = this.connection.commitDeadline();
+      const deadline = this.deadline(latest);
       // Without the mark, still fenced: a lost lock must not delete what the request after it wrote.
       const unmarked = () => this.connection.script('sessionEnd', key, 0, token, deadline);
       return withoutMarkWhileMigrating(
@@ -339,9 +340,10 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const token = (this.fencesLocks && mark?.lockToken) || '';
+    const latest = this.latestDeadline(mark);
     const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) => {
       // Each try is bounded by its own deadline, as a commit's (the app answered 503: nothing happens later).
-      const deadline = this.connection.commitDeadline();
+      const deadline = this.deadline(latest);
       return withoutMarkWhileMigrating(
         () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token, deadline),
         () => this.connection.script('sessionTake', key, 0, token, deadline),

@@ -89,6 +89,13 @@ export interface EndedSessionMark {
    * ignores it moves and ends sessions unfenced.
    */
   readonly lockToken?: string;
+  /**
+   * How long the caller waits for this take or remove, in ms (`session.ioTimeout`), as
+   * {@link SessionCommitLimits.ioTimeout} for a commit: a store whose takes and removes carry a deadline (the Redis
+   * and PostgreSQL stores) makes it no later than this after the call, so a sign-in or sign-out answered 503 never
+   * moves or deletes the session afterwards.
+   */
+  readonly ioTimeout?: number;
 }
 
 /**
