@@ -237,6 +237,19 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
       expect(await d.stored(cookie)).toBe(false);
     });
 
+    it('a session that carries its id, emptied and committed by the request: deleted, and the end-of-request commit writes no id back alone', async () => {
+      const cookie = cookiePair(await request(d.a).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
+      await request(d.a).get('/id').set('Cookie', cookie).expect(200); // the id is stored beside a
+      const g = gate(`alone-id-${_name}`);
+      const removed = request(d.a)
+        .post(`/gated/alone-id-${_name}/remove/a?commit=1`)
+        .set('Cookie', cookie)
+        .then((r) => r);
+      g.release();
+      expect((await removed).status).toBe(200);
+      expect(await d.stored(cookie)).toBe(false);
+    });
+
     it('regenerate() moves what another request committed while it ran: acknowledged values are not lost', async () => {
       const cookie = cookiePair(
         await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),

@@ -2,6 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { CommandMonitor, RedisServerProcess } from '../support/redis/index.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
+import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
 import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 
 const COOKIE = '.Nest.Session';
@@ -17,10 +18,13 @@ describe('sessions on Redis', () => {
 
   beforeAll(async () => {
     server = await RedisServerProcess.start();
-    ({ app, url } = await startSessionApp({
-      secrets: SECRETS,
-      redis: { host: server.host, port: server.port, applicationName: 'e2e' },
-    }));
+    ({ app, url } = await startSessionApp(
+      {
+        secrets: SECRETS,
+        redis: { host: server.host, port: server.port, applicationName: 'e2e' },
+      },
+      { controllers: [GatedSessionController] },
+    ));
   });
   afterAll(async () => {
     await app.close();
@@ -97,6 +101,18 @@ describe('sessions on Redis', () => {
     } finally {
       await monitor.stop();
     }
+  });
+
+  it('a session with its id, emptied and committed by the request: one commit, then nothing (its id is kept for a next value, not written alone)', async () => {
+    const cookie = cookiePair(await request(url).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
+    await request(url).get('/id').set('Cookie', cookie).expect(200); // the id is stored beside a
+    gate('emptied-once').release();
+    const commands = await commandsDuring(async () => {
+      await request(url).post('/gated/emptied-once/remove/a?commit=1').set('Cookie', cookie).expect(200);
+    });
+    const script = expect.stringMatching(/^EVAL(SHA)?$/);
+    expect(commands).toEqual([script, script]); // load+slide, the emptying commit
+    expect(await server.admin().exists(`{e2e_${keyOf(cookie)}}_Data`)).toBe(0);
   });
 
   it('a read-only request re-signs a cookie made under an older secret and commits nothing', async () => {

@@ -147,7 +147,8 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
       expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
       const late = await inFlight;
       expect(late.status).toBe(200);
-      expect(late.json).toEqual({ user }); // it ran as the signed-in user, but its write is not applied
+      // It ran as the signed-in user, but its write is not applied; a bind() says it bound nothing.
+      expect(late.json).toEqual(query === '&rebind=1' ? { user, bound: false } : { user });
 
       expect(await victim.me(b)).toEqual({ user: null, keys: [] });
       expect(await victim.me(a)).toEqual({ user: null, keys: [] });
@@ -217,6 +218,17 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect((await list(browser, b)).map((s) => s.id)).toEqual([res.json.id]);
   });
 
+  it('binds a stored session that the request emptied and committed first: signed in, listed with its id', async () => {
+    const user = newUser();
+    const browser = new BrowserClient('EmptiedFirst/1');
+    const { id } = (await browser.request(`${a}/users/cart`, 'POST')).json as { id: string };
+    const res = await browser.request(`${b}/users/login-after-empty`, 'POST', { user });
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ id, bound: true }); // the session it loaded, signed in: not abandoned, no new id
+    expect(await browser.me(a)).toEqual({ user, keys: ['user'] });
+    expect((await list(browser, a)).map((s) => s.id)).toEqual([id]);
+  });
+
   it('refuses the list to a visitor who is not signed in (401)', async () => {
     const res = await new BrowserClient('Anon/1').request(`${a}/users/sessions`);
     expect(res.status).toBe(401);
@@ -232,7 +244,7 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     await sleep(200);
     await store.expire(5); // distinct sign-in times
     const newestId = await newest.login(x, user); // the limit revokes the other session
-    expect((await late).status).toBe(200);
+    expect((await late).json).toEqual({ user, bound: false });
     expect((await newest.me(y)).user).toBe(user); // not revoked by the revoked session's late bind
     expect((await evicted.me(x)).user).toBeNull();
     expect((await list(newest, y)).map((s) => s.id)).toEqual([newestId]);

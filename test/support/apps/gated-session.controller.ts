@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import { Session } from 'nest-session-state';
 
 /**
@@ -62,11 +62,18 @@ export class GatedSessionController {
     return { keys: session.keys };
   }
 
+  /** Removes `key`; with `?commit=1` commits at once (the end-of-request commit then follows). */
   @Post('remove/:key')
   @HttpCode(200)
-  async remove(@Session() session: Session, @Param('gate') name: string, @Param('key') key: string) {
+  async remove(
+    @Session() session: Session,
+    @Param('gate') name: string,
+    @Param('key') key: string,
+    @Query('commit') commit?: string,
+  ) {
     await gate(name).pass();
     session.remove(key);
+    if (commit === '1') await session.commit();
     return { keys: session.keys };
   }
 

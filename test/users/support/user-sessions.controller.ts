@@ -27,7 +27,8 @@ export class UserSessionsTestController {
     session.setString('user', body.user);
     const metadata: Record<string, string> = { userAgent: userAgent ?? '' };
     if (body.device !== undefined) metadata.device = body.device;
-    await this.userSessions.bind(session, body.user, metadata);
+    if (!(await this.userSessions.bind(session, body.user, metadata)))
+      throw new Error('a new session was not bound');
     return { id: session.id };
   }
 
@@ -40,6 +41,27 @@ export class UserSessionsTestController {
     session.setString('user', body.user);
     await this.userSessions.bind(session, body.user);
     return { id };
+  }
+
+  /** An anonymous visitor's stored session that carries its id (read) and a value (a cart). */
+  @Post('cart')
+  @HttpCode(200)
+  cart(@Session() session: Session) {
+    session.setString('cart', 'items');
+    return { id: session.id };
+  }
+
+  /**
+   * A sign-in without regenerate() that first empties the stored session and commits it (its last value removed,
+   * only the id left), then signs in: the request's own commit deleted the stored session before the bind.
+   */
+  @Post('login-after-empty')
+  @HttpCode(200)
+  async loginAfterEmpty(@Session() session: Session, @Body() body: { user: string }) {
+    session.remove('cart');
+    await session.commit();
+    session.setString('user', body.user);
+    return { id: session.id, bound: await this.userSessions.bind(session, body.user) };
   }
 
   @Get('me')
@@ -73,7 +95,7 @@ export class UserSessionsTestController {
     }
     session.setString('late', 'written');
     if (rebind === '1' && boundTo !== undefined)
-      await this.userSessions.bind(session, boundTo, { device: 'renamed' });
+      return { user, bound: await this.userSessions.bind(session, boundTo, { device: 'renamed' }) };
     if (unbind === '1') await this.userSessions.unbind(session);
     return { user };
   }

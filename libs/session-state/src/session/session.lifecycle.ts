@@ -81,6 +81,12 @@ interface PendingWrite {
   readonly changes: SessionChanges;
   /** Nothing worth keeping is left: the stored session is deleted. */
   readonly remove: boolean;
+  /**
+   * The write empties a stored session that no bind guards (see guardedSessionId): the store deletes it, id
+   * included, so once written the id is pending again, to be written with the next value (a bind, say) as a new
+   * session's is. Else a later commit of this request would be guarded by an id no longer stored and apply nothing.
+   */
+  readonly idPendingAfter?: Uint8Array;
 }
 
 /**
@@ -595,11 +601,19 @@ export class SessionLifecycle implements SessionHost {
       // A delta store gets the removals as a commit: it deletes the session only if it is empty
       // once they are applied to what it stores, so a concurrent request's new values survive.
       // A whole-record store can only delete it.
-      if (stored) return { key: this.key!, changes: take(), remove: !this.runtime.store.writesDeltas };
+      const changes = session.changes;
+      const id = changes.set.get(SESSION_ID_FIELD);
+      // Only the id pending (read, or pending again after this request emptied the stored session): nothing to write.
+      const onlyId =
+        id !== undefined && changes.set.size === 1 && !changes.cleared && changes.removed.size === 0;
+      if (stored && !onlyId) {
+        const unguarded = !changes.cleared || changes.clearedBoundSessionId === undefined;
+        const idPendingAfter = unguarded ? session.getReserved(SESSION_ID_FIELD) : undefined;
+        return { key: this.key!, changes: take(), remove: !this.runtime.store.writesDeltas, idPendingAfter };
+      }
       // The id stays to be written with the first value (a bind, say): read before, it is the session's id.
-      const id = session.changes.set.get(SESSION_ID_FIELD);
-      session.changes.reset();
-      if (id !== undefined) session.changes.set.set(SESSION_ID_FIELD, id);
+      changes.reset();
+      if (id !== undefined) changes.set.set(SESSION_ID_FIELD, id);
       return undefined;
     }
     if (this.key === undefined) {
@@ -620,6 +634,7 @@ export class SessionLifecycle implements SessionHost {
   }
 
   private written(write: PendingWrite): void {
+    if (write.idPendingAfter) this.session.changes.set.set(SESSION_ID_FIELD, write.idPendingAfter);
     if (write.remove) return;
     this.persisted = true;
     this.runtime.markSlid(write.key);

@@ -107,8 +107,16 @@ export class UserSessions {
    * {@link UserSessionsUnavailableError} (503) when the store fails. A bind that fails before the user's
    * index records the session abandons it (deleted, with its cookie, at the end of the request): a failed
    * sign-in never leaves a session that is signed in but cannot be listed or revoked.
+   *
+   * @returns true when the session is bound; false when it was revoked (or expired) while this request ran: nothing
+   * was bound, the session is abandoned as after any revocation, and the request is answered as usual (a route that
+   * renames a device, say, can tell the user the session was signed out meanwhile).
    */
-  async bind(session: DistributedSession, userId: string, metadata: UserSessionMetadata = {}): Promise<void> {
+  async bind(
+    session: DistributedSession,
+    userId: string,
+    metadata: UserSessionMetadata = {},
+  ): Promise<boolean> {
     checkUserId(userId);
     const recorded = checkMetadata(metadata);
     loadedSession(session);
@@ -118,6 +126,7 @@ export class UserSessions {
     session.setReserved(SESSION_USER_FIELD, encoder.encode(userId));
     const sessionId = session.id;
     let indexed = false;
+    let bound = true;
     try {
       await session.commit();
       const sessionKey = session.storeKey;
@@ -135,6 +144,7 @@ export class UserSessions {
           // and the index dropped the entry. Nothing is bound, as for any late change of a revoked session.
           abandonQuietly(session);
           indexed = true; // nothing to undo
+          bound = false;
           return;
         }
         indexed = true;
@@ -154,6 +164,7 @@ export class UserSessions {
       if (!indexed) abandonQuietly(session);
       throw error;
     }
+    return bound;
   }
 
   /** The user `session` is bound to, if any. */
