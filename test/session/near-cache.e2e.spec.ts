@@ -230,6 +230,30 @@ describe('near cache (redis.nearCache)', () => {
     expect(await waitUntil(async () => (await keys(a.url, cookie)).color === 'blue', 1000)).toBe(true);
   });
 
+  it("with an app client that has a keyPrefix, another instance's write and abandon() are seen at once", async () => {
+    const prefixed = () =>
+      new Redis({ host: server.host, port: server.port, keyPrefix: 'pfx:', lazyConnect: true });
+    const clients = [prefixed(), prefixed()];
+    const near = await startSessionApp({ secrets: SECRETS, redis: { client: clients[0], nearCache: NEAR } });
+    const other = await startSessionApp({ secrets: SECRETS, redis: { client: clients[1] } });
+    try {
+      const cookie = cookiePair(
+        await request(near.url).post('/set/seed').send({ value: 's' }).expect(200),
+        COOKIE,
+      );
+      await request(near.url).get('/read').set('Cookie', cookie).expect(200);
+      expect((await commandsOf(near.url, 'get', '/read', cookie)).commands).toEqual(HELD); // held
+      await request(other.url).post('/set/color').set('Cookie', cookie).send({ value: 'blue' }).expect(200);
+      expect(await keys(near.url, cookie)).toEqual({ seed: 's', color: 'blue' });
+      await request(other.url).post('/abandon').set('Cookie', cookie).expect(200);
+      expect(await keys(near.url, cookie)).toEqual({});
+    } finally {
+      await near.app.close();
+      await other.app.close();
+      for (const client of clients) client.disconnect();
+    }
+  });
+
   it('FLUSHALL drops every copy', async () => {
     const cookie = await newSession();
     await request(a.url).get('/counter').set('Cookie', cookie).expect(200);

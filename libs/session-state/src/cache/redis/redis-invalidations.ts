@@ -54,6 +54,8 @@ export class RedisInvalidations {
   private readonly onClientReady = () => this.refresh();
   /** The barrier callers of this turn of the event loop share (one PING). */
   private nextBarrier: Promise<boolean> | undefined;
+  /** The app client's `keyPrefix` (ioredis adds it to every key it sends; invalidations carry it). */
+  private readonly keyPrefix: string;
 
   constructor(
     private readonly client: Redis,
@@ -64,6 +66,7 @@ export class RedisInvalidations {
     /** Longest wait for a barrier's PING (the operation timeout); then copies are not trusted. */
     private readonly barrierTimeout = startTimeout,
   ) {
+    this.keyPrefix = client.options.keyPrefix ?? '';
     sink.useBarrier(() => this.barrier());
     this.subscriber = client.duplicate({
       protocol: 2,
@@ -195,7 +198,12 @@ export class RedisInvalidations {
       this.sink.flush();
       return;
     }
-    for (const key of keys) this.sink.invalidate(key.toString('utf8'));
+    // Redis names keys as stored: with the client's keyPrefix, which the copies' keys are without.
+    const prefix = this.keyPrefix;
+    for (const key of keys) {
+      const name = key.toString('utf8');
+      this.sink.invalidate(prefix !== '' && name.startsWith(prefix) ? name.slice(prefix.length) : name);
+    }
   }
 
   private lost(): void {
