@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { CommandMonitor, RedisServerProcess } from '../support/redis/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
 
 /**
  * The opt-in near cache (`redis.nearCache`) against a real Redis: reads served from the instance's
@@ -262,6 +263,90 @@ describe('near cache (redis.nearCache)', () => {
     const held = async () =>
       ((await request(a.url).get('/read').set('Cookie', cookie).expect(200)).body as { keys: string[] }).keys;
     expect(await waitUntil(async () => (await held()).length === 0, 1000)).toBe(true);
+  });
+});
+
+describe('near cache when the invalidation connection stops answering', () => {
+  /** Long enough that one barrier's wait (a full operation timeout) stands out from the slack of a loaded run. */
+  const OPERATION_TIMEOUT = 1_000;
+  const SLACK = 600;
+  let server: RedisServerProcess;
+  let proxy: StallProxy;
+  let monitor: CommandMonitor;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    proxy = await StallProxy.start(server);
+    monitor = await CommandMonitor.start(server);
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await monitor.stop();
+    await proxy.stop();
+    await server.stop();
+  });
+
+  /** A near-cached instance (through `port`) holding a copy of a new session; its cookie. */
+  async function heldSession(port: number): Promise<{ url: string; cookie: string }> {
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      redis: {
+        host: server.host,
+        port,
+        applicationName: `stalled-${port}`,
+        operationTimeoutInMilliseconds: OPERATION_TIMEOUT,
+        nearCache: NEAR,
+      },
+    });
+    apps.push(app);
+    const cookie = cookiePair(await request(url).post('/set/seed').send({ value: 's' }).expect(200), COOKIE);
+    await request(url).get('/read').set('Cookie', cookie).expect(200);
+    return { url, cookie };
+  }
+
+  const timedRead = async (url: string, cookie: string) => {
+    const started = Date.now();
+    const res = await request(url).get('/read').set('Cookie', cookie);
+    return { status: res.status, ms: Date.now() - started };
+  };
+
+  /** Until a read is served from the copy again (only the barrier's PING reaches Redis). */
+  const servedFromCopy = (url: string, cookie: string) =>
+    waitUntil(async () => {
+      await monitor.settle();
+      monitor.reset();
+      await request(url).get('/read').set('Cookie', cookie).expect(200);
+      await sleep(20);
+      await monitor.settle();
+      return monitor.commands().join() === HELD.join();
+    }, 5_000);
+
+  it('a half-open invalidation connection costs one request one operation timeout, not every request; then copies are used again', async () => {
+    const { url, cookie } = await heldSession(proxy.port);
+    const hold = proxy.holdWhen('$4\r\nping', 4_000); // the barrier's PING, on the invalidation connection
+    const first = await timedRead(url, cookie);
+    expect(hold.engaged).toBe(true);
+    expect(first.status).toBe(200); // read from Redis once the barrier gave up
+    expect(first.ms).toBeGreaterThanOrEqual(OPERATION_TIMEOUT - 20);
+    // The connection that did not answer was replaced: the next requests read Redis without waiting for it.
+    const next = await timedRead(url, cookie);
+    expect(next.status).toBe(200);
+    expect(next.ms).toBeLessThan(SLACK);
+    expect(await servedFromCopy(url, cookie)).toBe(true);
+  });
+
+  it('a hung Redis (CLIENT PAUSE): after the first barrier gave up, requests answer 503 within one operation timeout, not two', async () => {
+    const { url, cookie } = await heldSession(server.port);
+    await server.pause(4 * OPERATION_TIMEOUT); // past both requests below, which take three at most
+    const first = await timedRead(url, cookie); // the barrier's wait, then the read's
+    expect(first.status).toBe(503);
+    expect(first.ms).toBeLessThan(2 * OPERATION_TIMEOUT + SLACK);
+    const next = await timedRead(url, cookie);
+    expect(next.status).toBe(503);
+    expect(next.ms).toBeLessThan(OPERATION_TIMEOUT + SLACK);
+    await sleep(2 * OPERATION_TIMEOUT); // the pause ends
+    expect(await servedFromCopy(url, cookie)).toBe(true);
   });
 });
 

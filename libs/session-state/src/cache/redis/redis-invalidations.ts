@@ -184,6 +184,10 @@ export class RedisInvalidations {
           timer = setTimeout(() => resolve(false), this.barrierTimeout);
         }),
       ]);
+      // A subscriber that does not answer a PING within the operation timeout (a half-open socket, a hung Redis)
+      // is replaced: until it is set up again copies are not served, so requests read Redis directly instead of
+      // each waiting out a barrier first.
+      if (!answered && generation === this.generation && !this.closed) this.replaceSubscriber();
       // A connection lost meanwhile may have dropped invalidations: not confirmed.
       return answered && generation === this.generation;
     } catch {
@@ -209,6 +213,13 @@ export class RedisInvalidations {
   private lost(): void {
     this.generation++;
     this.sink.deactivate();
+  }
+
+  /** Drops the subscriber's connection and reconnects it; its `ready` sets tracking up again. */
+  private replaceSubscriber(): void {
+    this.subscriberId = undefined;
+    this.lost();
+    this.subscriber.disconnect(true);
   }
 
   /** Sets tracking up again after a reconnect; one setup at a time. */
