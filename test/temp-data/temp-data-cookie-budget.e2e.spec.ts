@@ -109,6 +109,13 @@ class BudgetController {
   peek(@TempData() tempData: TempDataDictionary) {
     return { keys: tempData.keys() };
   }
+
+  /** Reads one value (the length of a string), leaving the others unread. */
+  @Get('read/:key')
+  read(@TempData() tempData: TempDataDictionary, @Param('key') key: string) {
+    const value = tempData.get(key);
+    return { length: typeof value === 'string' ? value.length : null };
+  }
 }
 
 /** An app on Node's default header limit (16 KiB), as apps run. */
@@ -244,6 +251,39 @@ describe('chunk cookies written under a larger maxCookieBytes', () => {
       .send({ length: 10 })
       .expect(200);
     expect(deleted(res)).toEqual(Array.from({ length: 6 }, (_, i) => `.Nest.TempDataC${i + 1}`));
+  });
+
+  it('a value read from a cookie written under a larger budget is not shown again; the unread one stays', async () => {
+    // Two instances of one app (shared secrets) during a change of the budget: the new one has the default.
+    const secrets = ['Tb7qX2mLw9Zr4Vn1pYt6sXc2bLm9gHf3aEu7iOq5yK'];
+    const larger = await start({ secrets, tempData: { maxCookieBytes: 20_000 } });
+    const smaller = await start({ secrets });
+    try {
+      const jar = new CookieJar();
+      jar.update(await request(larger.url).post('/budget/set/m').send({ length: 10_000 }).expect(200));
+      jar.update(
+        await request(larger.url)
+          .post('/budget/set/s')
+          .set('Cookie', jar.header())
+          .send({ length: 3 })
+          .expect(200),
+      );
+      // Here the cookie without s is still over the budget, but smaller than the one the browser carried.
+      const first = await request(smaller.url).get('/budget/read/s').set('Cookie', jar.header()).expect(200);
+      expect(first.body).toEqual({ length: 3 });
+      jar.update(first);
+      await request(smaller.url)
+        .get('/budget/read/s')
+        .set('Cookie', jar.header())
+        .expect(200, { length: null });
+      await request(smaller.url)
+        .get('/budget/read/m')
+        .set('Cookie', jar.header())
+        .expect(200, { length: 10_000 });
+    } finally {
+      await larger.app.close();
+      await smaller.app.close();
+    }
   });
 
   it('answers invented chunks with at most 32 deletions', async () => {

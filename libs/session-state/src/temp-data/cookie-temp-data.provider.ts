@@ -27,6 +27,8 @@ import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 export class CookieTempDataProvider implements TempDataProvider {
   private cookies: Record<string, string> | undefined;
   private deleteOnSave = false;
+  /** The length of the valid TempData cookie this request carried (0: none). */
+  private loadedLength = 0;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -64,6 +66,7 @@ export class CookieTempDataProvider implements TempDataProvider {
     try {
       const values = decodeTempData(decrypted.value);
       if (decrypted.rotated) this.deleteOnSave = true; // forces a re-write under the newest secret
+      this.loadedLength = read.value.length;
       return values;
     } catch {
       return this.reject('its content is malformed');
@@ -122,10 +125,12 @@ export class CookieTempDataProvider implements TempDataProvider {
       return;
     }
     const protectedValue = this.runtime.tempDataEncryptor.encrypt(encodeTempData(values));
-    // Only kept values can get here (a set over the budget throws at set): the next request could not
-    // carry this cookie, so none is written; the lifecycle decides what to save instead.
+    // Only kept values, or a cookie written under a larger budget (another instance, an earlier version), can get
+    // here: a set over the budget throws at set. A cookie no larger than the one this request carried still goes
+    // out (the browser just sent that one), so what was read is not shown again; a larger one could not come back,
+    // so none is written and the lifecycle decides what to save instead.
     const maxBytes = this.options.maxCookieBytes;
-    if (protectedValue.length > maxBytes) {
+    if (protectedValue.length > maxBytes && protectedValue.length > this.loadedLength) {
       return {
         reason: `the TempData cookie would be ${protectedValue.length} bytes, over tempData.maxCookieBytes=${maxBytes}`,
       };

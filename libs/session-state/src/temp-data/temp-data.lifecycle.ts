@@ -116,7 +116,8 @@ export class TempDataLifecycle {
       );
       return;
     }
-    // Unread values alone over the limit: loaded under a larger one. What the browser or session has stays.
+    // Unread values alone over the limit, and (for the cookie) larger than what the request carried: loaded under a
+    // larger limit. What the browser or session has stays.
     logEvent(
       logger,
       SessionLogEvents.TempDataCookieTooLarge,
