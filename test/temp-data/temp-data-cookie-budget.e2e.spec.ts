@@ -286,6 +286,13 @@ describe('chunk cookies written under a larger maxCookieBytes', () => {
     }
   });
 
+  it('deletes chunk cookies left without their header cookie', async () => {
+    const orphans = '.Nest.TempDataC1=abc; .Nest.TempDataC2=def';
+    const res = await request(url).get('/budget/peek').set('Cookie', orphans).expect(200);
+    expect(res.body).toEqual({ keys: [] });
+    expect(deleted(res)).toEqual(['.Nest.TempDataC1', '.Nest.TempDataC2']);
+  });
+
   it('answers invented chunks with at most 32 deletions', async () => {
     const many = `.Nest.TempData=chunks-40; ${Array.from({ length: 40 }, (_, i) => `.Nest.TempDataC${i + 1}=x`).join('; ')}`;
     const res = await request(url).get('/budget/peek').set('Cookie', many).expect(200);

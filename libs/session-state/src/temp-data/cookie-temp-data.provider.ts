@@ -57,7 +57,11 @@ export class CookieTempDataProvider implements TempDataProvider {
     const name = this.options.cookie.name;
     this.cookies = readAllCookies(this.exchange.cookieHeader);
     const read = readChunkedCookie(name, this.cookies, { maxChunks: this.maxChunks });
-    if (read === undefined) return new Map();
+    if (read === undefined) {
+      // Chunks left without their header cookie (the browser dropped it, or a client sent them): deleted at save.
+      if (this.cookies[`${name}C1`] !== undefined) this.deleteOnSave = true;
+      return new Map();
+    }
     if ('error' in read) return this.reject(`its chunks are unusable (${read.error})`);
     if (read.value.length > this.options.maxCookieBytes * 2) return this.reject('it is larger than allowed');
     const decrypted = this.runtime.tempDataEncryptor.decrypt(read.value);
