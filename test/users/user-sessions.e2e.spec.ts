@@ -156,6 +156,23 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     },
   );
 
+  it('a late account switch that empties, unbinds and binds a session revoked meanwhile binds nothing', async () => {
+    const user = newUser();
+    const other = newUser();
+    const keeper = new BrowserClient('Keeper/2.0');
+    const victim = new BrowserClient('Victim/2.0');
+    await keeper.login(a, user);
+    const victimId = await victim.login(b, user);
+    const inFlight = victim.request(`${b}/users/slow-switch?ms=600&to=${encodeURIComponent(other)}`, 'POST');
+    await sleep(200);
+    expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
+    const late = await inFlight;
+    expect(late.status).toBe(200);
+    expect(late.json).toEqual({ bound: false });
+    expect(await victim.me(a)).toEqual({ user: null, keys: [] });
+    expect((await victim.request(`${a}/users/sessions`)).status).toBe(401);
+  });
+
   it('sign-out removes the session from the list; an abandoned session drops out by itself', async () => {
     const user = newUser();
     const stays = new BrowserClient('Stays/1');

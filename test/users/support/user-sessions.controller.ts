@@ -100,6 +100,20 @@ export class UserSessionsTestController {
     return { user };
   }
 
+  /**
+   * Loads the session, waits `ms`, then empties it (its sign-in marker removed), unbinds it (which commits it) and
+   * binds it to `to` without regenerate(): a late account switch of a session revoked meanwhile.
+   */
+  @Post('slow-switch')
+  @HttpCode(200)
+  async slowSwitch(@Session() session: Session, @Query('ms') ms: string, @Query('to') to: string) {
+    await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+    session.remove('user');
+    await this.userSessions.unbind(session);
+    session.setString('user', to);
+    return { bound: await this.userSessions.bind(session, to) };
+  }
+
   /** Loads the session, waits `ms`, then signs out: a sign-out still running while another tab signs in. */
   @Post('slow-logout')
   @HttpCode(200)

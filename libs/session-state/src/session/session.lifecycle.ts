@@ -18,7 +18,7 @@ import {
   type SessionHost,
   type SessionLimits,
 } from './session.js';
-import { storedSessionId } from '../users/user-session.fields.js';
+import { guardedSessionId, storedSessionId } from '../users/user-session.fields.js';
 import type { SessionRuntime } from './session.runtime.js';
 import type {
   EndedSessionMark,
@@ -82,7 +82,7 @@ interface PendingWrite {
   /** Nothing worth keeping is left: the stored session is deleted. */
   readonly remove: boolean;
   /**
-   * The write empties a stored session that no bind guards (see guardedSessionId): the store deletes it, id
+   * The write empties a stored session and is not guarded (see guardedSessionId): the store deletes it, id
    * included, so once written the id is pending again, to be written with the next value (a bind, say) as a new
    * session's is. Else a later commit of this request would be guarded by an id no longer stored and apply nothing.
    */
@@ -607,7 +607,9 @@ export class SessionLifecycle implements SessionHost {
       const onlyId =
         id !== undefined && changes.set.size === 1 && !changes.cleared && changes.removed.size === 0;
       if (stored && !onlyId) {
-        const unguarded = !changes.cleared || changes.clearedBoundSessionId === undefined;
+        // A guarded write (an unbind, a clear of a bound session) may find the session revoked and apply nothing:
+        // the id stays out of later commits then, so they stay guarded and cannot bring the session back.
+        const unguarded = guardedSessionId(changes) === undefined;
         const idPendingAfter = unguarded ? session.getReserved(SESSION_ID_FIELD) : undefined;
         return { key: this.key!, changes: take(), remove: !this.runtime.store.writesDeltas, idPendingAfter };
       }
@@ -634,7 +636,10 @@ export class SessionLifecycle implements SessionHost {
   }
 
   private written(write: PendingWrite): void {
-    if (write.idPendingAfter) this.session.changes.set.set(SESSION_ID_FIELD, write.idPendingAfter);
+    const id = write.idPendingAfter;
+    // Not after a clear() made while the write ran: the session has no id (or a new one) then.
+    if (id && this.session.getReserved(SESSION_ID_FIELD) === id)
+      this.session.changes.set.set(SESSION_ID_FIELD, id);
     if (write.remove) return;
     this.persisted = true;
     this.runtime.markSlid(write.key);

@@ -59,7 +59,8 @@ export class CookieTempDataProvider implements TempDataProvider {
     const read = readChunkedCookie(name, this.cookies, { maxChunks: this.maxChunks });
     if (read === undefined) {
       // Chunks left without their header cookie (the browser dropped it, or a client sent them): deleted at save.
-      if (this.cookies[`${name}C1`] !== undefined) this.deleteOnSave = true;
+      const orphans = staleChunkNames(name, this.cookies, 0, { maxChunks: this.staleChunksScanned });
+      if (orphans.length > 0) this.deleteOnSave = true;
       return new Map();
     }
     if ('error' in read) return this.reject(`its chunks are unusable (${read.error})`);
