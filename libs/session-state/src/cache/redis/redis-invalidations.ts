@@ -181,7 +181,9 @@ export class RedisInvalidations {
       const answered = await Promise.race([
         this.subscriber.ping().then(() => true),
         new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(false), this.barrierTimeout);
+          // Decided after the turn's I/O (as cache/deadlines.ts does): under a stalled event loop the timer runs
+          // late, and a reply already waiting in the socket must answer first, not cost the connection.
+          timer = setTimeout(() => setImmediate(resolve, false), this.barrierTimeout);
         }),
       ]);
       // A subscriber that does not answer a PING within the operation timeout (a half-open socket, a hung Redis)

@@ -1,0 +1,79 @@
+import { Redis } from 'ioredis';
+import {
+  RedisInvalidations,
+  type InvalidationSink,
+} from '../../libs/session-state/src/cache/redis/redis-invalidations.js';
+import { RedisServerProcess } from '../support/redis/index.js';
+
+/** A sink that records what the invalidation channel does to it. */
+class RecordingSink implements InvalidationSink {
+  isActive = false;
+  readonly invalidated: string[] = [];
+  deactivations = 0;
+  barrier: (() => Promise<boolean>) | undefined;
+  invalidate(key: string): void {
+    this.invalidated.push(key);
+  }
+  flush(): void {}
+  activate(): void {
+    this.isActive = true;
+  }
+  deactivate(): void {
+    this.isActive = false;
+    this.deactivations++;
+  }
+  useBarrier(barrier: () => Promise<boolean>): void {
+    this.barrier = barrier;
+  }
+}
+
+/** Blocks this process's event loop for `ms` (a saturated app: a burst of handshakes, a long GC). */
+function blockEventLoop(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // busy: no timer and no socket is served meanwhile
+  }
+}
+
+describe('Redis invalidations (the near cache channel) on a real Redis', () => {
+  const BARRIER_TIMEOUT = 100;
+  let server: RedisServerProcess;
+  let client: Redis;
+  let sink: RecordingSink;
+  let invalidations: RedisInvalidations;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+  });
+  beforeEach(async () => {
+    client = new Redis({ host: server.host, port: server.port, keyPrefix: 'pfx:', lazyConnect: true });
+    await client.connect(); // the store's connection is up before its invalidations start
+    sink = new RecordingSink();
+    invalidations = new RedisInvalidations(client, sink, 2_000, true, BARRIER_TIMEOUT);
+    await invalidations.start();
+  });
+  afterEach(async () => {
+    await invalidations.close();
+    client.disconnect();
+  });
+  afterAll(() => server.stop());
+
+  it('hands the sink a key read through a client with keyPrefix under the name the client used, without the prefix', async () => {
+    await client.hget('{app_k}_Data', 'f'); // tracked for this connection as pfx:{app_k}_Data
+    await server.admin().hset('pfx:{app_k}_Data', 'f', 'v'); // another client's write
+    const deadline = Date.now() + 2_000;
+    while (sink.invalidated.length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(sink.invalidated).toEqual(['{app_k}_Data']);
+  });
+
+  it('a barrier whose reply arrived while the event loop was blocked past its timeout confirms, and keeps the connection', async () => {
+    const confirmed = sink.barrier!();
+    // Right after the barrier's PING went out (its setImmediate ran just before this one), before the reply is read.
+    await new Promise((resolve) => setImmediate(resolve));
+    blockEventLoop(3 * BARRIER_TIMEOUT); // Redis answers meanwhile; the reply waits in the socket
+    expect(await confirmed).toBe(true);
+    expect(sink.deactivations).toBe(0);
+    expect(sink.isActive).toBe(true);
+  });
+});
