@@ -1,10 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { startSessionApp } from '../support/apps/session-test.app.js';
-import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
+import { GatedSessionController } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
+import { expectEndingAnswered503ToDeleteNothing } from '../support/held-session-ending.js';
 
 const COOKIE = '.Nest.Session';
 const SECRETS = ['Pg7vT2xZ9pLr4nYc1sWd8hJk3fBg6aEu0iOt5yRz2K'];
@@ -118,27 +119,14 @@ describe('PostgreSQL outages', () => {
     },
   );
 
-  it.each(['abandon', 'regenerate'])(
+  it.each(['abandon', 'regenerate'] as const)(
     'a sign-out or sign-in (%s) answered 503 at a session.ioTimeout shorter than the operation timeout deletes nothing once PostgreSQL runs it',
-    async (ending) => {
-      const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'kept' }).expect(200), COOKIE);
-      const g = gate(`pg-${ending}`);
-      const pending = request(shortIo)
-        .post(`/gated/pg-${ending}/${ending}`)
-        .set('Cookie', cookie)
-        .send({})
-        .then((res) => res);
-      await g.reached(1);
-      // Loaded: the next statement naming the key is the remove or the take (regenerate() writes the new key first).
-      const hold = proxy.holdWhen(sessionKeyOf(cookie), HOLD);
-      g.release();
-      expect((await pending).status).toBe(503);
-      if (!hold.engaged) proxy.disarm();
-      expect(hold.engaged).toBe(true);
-      await hold.answered; // the held remove or take ran in PostgreSQL, past the app's wait
-      expect(await stored(cookie, 'x')).toBe('kept');
-      await request(b).get('/keys').set('Cookie', cookie).expect(200, { x: 'kept' });
-    },
+    (ending) =>
+      expectEndingAnswered503ToDeleteNothing(
+        { stalling: shortIo, direct: b, proxy, holdMs: HOLD, stored },
+        ending,
+        `pg-${ending}`,
+      ),
   );
 
   it('the instance whose connection stalled answers normally afterwards (the stuck connection was dropped)', async () => {

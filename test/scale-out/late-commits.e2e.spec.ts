@@ -5,6 +5,7 @@ import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController, type Gate } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { StallProxy } from '../support/stall-proxy.js';
+import { expectEndingAnswered503ToDeleteNothing } from '../support/held-session-ending.js';
 
 const COOKIE = '.Nest.Session';
 const SECRETS = ['Vb3nK8qLw1Zx5cRt9yHm2pJd6sFg0aEu4iOe7uTy3W'];
@@ -171,28 +172,14 @@ describe.each([
     expect(await stored(cookie, 'x')).toBe('newer');
   });
 
-  it.each(['abandon', 'regenerate'])(
+  it.each(['abandon', 'regenerate'] as const)(
     'a sign-out or sign-in (%s) answered 503 at a session.ioTimeout shorter than the Redis timeouts deletes nothing once Redis answers',
-    async (ending) => {
-      const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'kept' }).expect(200), COOKIE);
-      const name = `${ending}-${nearCache}`;
-      const g = gate(name);
-      const pending = request(shortIo)
-        .post(`/gated/${name}/${ending}`)
-        .set('Cookie', cookie)
-        .send({})
-        .then((res) => res);
-      await reachedGate(g, pending);
-      // Loaded: the next bytes naming the key are the remove or the take (regenerate() writes the new key first).
-      const hold = proxy.holdWhen(sessionKeyOf(cookie), HOLD);
-      g.release();
-      expect((await pending).status).toBe(503);
-      if (!hold.engaged) proxy.disarm();
-      expect(hold.engaged).toBe(true);
-      await hold.answered; // the held remove or take ran in Redis, past the app's wait
-      expect(await stored(cookie, 'x')).toBe('kept');
-      await request(b).get('/keys').set('Cookie', cookie).expect(200, { x: 'kept' });
-    },
+    (ending) =>
+      expectEndingAnswered503ToDeleteNothing(
+        { stalling: shortIo, direct: b, proxy, holdMs: HOLD, stored },
+        ending,
+        `${ending}-${nearCache}`,
+      ),
   );
 
   it('a commit that reaches Redis in time is applied (the deadline refuses only late ones)', async () => {
