@@ -219,6 +219,29 @@ class ErrorsController {
     raw.end('saved');
   }
 
+  /**
+   * Answers itself with a head that describes its own body (a compressed CSV download, cacheable, chunked with a
+   * trailer) and headers of the app's middleware (CORS, its own): a failed commit replaces it with the JSON 503.
+   */
+  @Get('answered-download')
+  answeredDownload(@Session() session: Session, @Res() res: PlatformResponse) {
+    session.setString('name', 'x');
+    const raw = rawResponse(res);
+    raw.setHeader('access-control-allow-origin', 'https://app.example');
+    raw.writeHead(200, 'Report ready', {
+      'content-type': 'text/csv',
+      'content-encoding': 'gzip',
+      'content-disposition': 'attachment; filename="report.csv"',
+      'content-language': 'en',
+      'cache-control': 'public, max-age=3600',
+      'last-modified': 'Tue, 01 Dec 2026 10:00:00 GMT',
+      'transfer-encoding': 'chunked',
+      trailer: 'server-timing',
+      'x-app': 'kept',
+    });
+    raw.end('not,really,gzip');
+  }
+
   /** Without the interceptor: TempData and the session are both saved at the hold. */
   @Get('accessor-commit')
   async accessorCommit() {
@@ -322,6 +345,30 @@ describe('a failed commit saves nothing of the request, whoever answers', () => 
       expect(res.headers['set-cookie']).toBeUndefined();
     },
   );
+
+  it("the 503 replacing a route's own head drops what described the route's body, keeps the app's other headers", async () => {
+    const res = await request(url).get('/errors/answered-download').timeout(5000);
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual(REPLY);
+    expect((res as unknown as { res: { statusMessage: string } }).res.statusMessage).toBe(
+      'Service Unavailable',
+    );
+    expect(res.headers).toMatchObject({
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      'access-control-allow-origin': 'https://app.example',
+      'x-app': 'kept',
+    });
+    for (const gone of [
+      'content-encoding',
+      'content-disposition',
+      'content-language',
+      'last-modified',
+      'transfer-encoding',
+      'trailer',
+    ])
+      expect(res.headers[gone]).toBeUndefined();
+  });
 
   it("answers the library's 503 without the TempData cookie the end of the request saved", async () => {
     const res = await request(url).get('/errors/accessor-commit').timeout(5000);

@@ -1,4 +1,4 @@
-import { OutgoingMessage } from 'node:http';
+import { OutgoingMessage, STATUS_CODES } from 'node:http';
 import type { RawRequest as HttpRequest, RawResponse as HttpResponse } from './platform-request.js';
 
 type ResponseMethod = (this: HttpResponse, ...args: unknown[]) => unknown;
@@ -414,14 +414,43 @@ function headersSentError(): Error {
   });
 }
 
+/**
+ * Headers that describe the body they came with, its framing or how long it may be reused: a held head's, replaced
+ * by a JSON error, must not describe the error (a gzip label on plain JSON, `Transfer-Encoding` beside
+ * `Content-Length`, a download's file name, an hour in a shared cache). The app's other headers (CORS, security,
+ * `Vary`, its cookies) stay.
+ */
+const BODY_HEADERS = [
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'content-disposition',
+  'content-language',
+  'content-location',
+  'content-md5',
+  'content-digest',
+  'repr-digest',
+  'digest',
+  'transfer-encoding',
+  'trailer',
+  'etag',
+  'last-modified',
+  'location',
+  'accept-ranges',
+  'cache-control',
+  'expires',
+  'age',
+];
+
 /** Replaces a not-yet-sent response body with a JSON error. */
 export function replaceWithJsonError(res: HttpResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.statusCode = status;
-  res.removeHeader('content-length');
-  res.removeHeader('etag');
-  res.removeHeader('location');
+  res.statusMessage = STATUS_CODES[status] ?? '';
+  for (const name of BODY_HEADERS) res.removeHeader(name);
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));
+  res.setHeader('cache-control', 'no-store');
   res.end(text);
 }
