@@ -240,6 +240,41 @@ describe('an outage of a standalone Redis', () => {
     expect(json(await waitForRecovery(known, started.url)).count).toBe(1);
   }, 30_000);
 
+  it('session.lock: a lock whose release fell in the outage is released once Redis is back, not held for its TTL', async () => {
+    const TTL = 15_000;
+    const started = await startSessionApp(
+      {
+        secrets: SECRETS,
+        session: { lock: { ttl: TTL, acquireTimeout: 3_000 } },
+        redis: { host: server.host, port: server.port, operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+      },
+      { controllers: [GatedSessionController], logger: new CaptureLogger() },
+    );
+    app = started.app;
+    const known = new SessionClient('locked', client);
+    expect(json(await known.send('GET', started.url, '/counter'))).toEqual({ count: 1 });
+    const held = gate('outage-lock');
+    const pending = known.send('POST', started.url, '/gated/outage-lock/increment');
+    try {
+      await held.reached(1); // it holds the lock (kept in the append-only file)
+      await server.kill();
+      held.release();
+      expect((await pending).status).toBe(503); // its commit and its release failed
+    } finally {
+      releaseAllGates();
+    }
+    await server.restart();
+    const back = Date.now();
+    let counted: HttpResult | undefined;
+    await waitUntil(
+      async () => (counted = await known.send('GET', started.url, '/counter')).status === 200,
+      TTL,
+      100,
+    );
+    expect(json(counted!)).toEqual({ count: 2 }); // the failed increment applied nothing
+    expect(Date.now() - back).toBeLessThan(TTL / 2); // released by a retry, not expired
+  }, 60_000);
+
   it('a server that hangs instead of refusing (CLIENT PAUSE): 503 after the operation timeout, no request hangs; a blip shorter than retryTimeoutInMilliseconds is bridged', async () => {
     const logger = new CaptureLogger();
     const url = await start({}, logger);

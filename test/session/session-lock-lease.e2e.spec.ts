@@ -362,6 +362,39 @@ describe.each(OWN_LOCK_STORES)(
   },
 );
 
+/** A memory store whose next `failUnlocks` releases do not reach it (an outage at the moment of the release). */
+class UnreachableAtReleaseStore extends MemorySessionStore {
+  failUnlocks = 0;
+  override unlock(sessionKey: string, token: string): Promise<void> {
+    if (this.failUnlocks-- > 0) return Promise.reject(new Error('store unreachable'));
+    return super.unlock(sessionKey, token);
+  }
+}
+
+describe('session.lock: a release that fell in an outage', () => {
+  const store = new UnreachableAtReleaseStore();
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startSessionApp({
+      secrets: SECRETS,
+      store,
+      session: { lock: { ttl: 10_000, acquireTimeout: 3_000 } },
+    }));
+  });
+  afterAll(() => app.close());
+
+  it('is tried again once the store answers: the next request gets the lock at once, not after the TTL', async () => {
+    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+    store.failUnlocks = 2; // this release, and its first retry
+    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+    const started = Date.now();
+    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+    expect(Date.now() - started).toBeLessThan(2_000); // the retries wait 250, then 500 ms
+  });
+});
+
 describe('session.lock on the memory store: a lock that expired while its request was stalled', () => {
   const clock = new ManualClock(Date.now());
   let app: INestApplication;

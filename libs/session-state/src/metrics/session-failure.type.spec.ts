@@ -38,6 +38,14 @@ describe('sessionFailureType (the error.type attribute)', () => {
     expect(sessionFailureType(new Error('session store did not answer within ioTimeout=60000 ms'))).toBe(
       'timeout',
     );
+    // PostgreSQL's statement_timeout (the operation timeout) cancelled the statement before the client's timer fired.
+    const cancelled = (why: string) =>
+      new SessionUnavailableError(
+        'commit',
+        Object.assign(new Error(`canceling statement due to ${why}`), { code: '57014' }),
+      );
+    expect(sessionFailureType(cancelled('statement timeout'))).toBe('timeout');
+    expect(sessionFailureType(cancelled('user request'))).toBe('unavailable');
   });
 
   it('never returns a message (it may name hosts): unknown failures are "unavailable"', () => {

@@ -6,8 +6,11 @@ import {
 } from '../errors/session.errors.js';
 
 const ERRNO = /^E[A-Z0-9_]+$/;
-/** The library's own timeout messages (Redis, PostgreSQL, `ioTimeout`). */
-const TIMED_OUT = /\btimed out\b|did not answer within/;
+/**
+ * The library's own timeout messages (Redis, PostgreSQL, `ioTimeout`), and PostgreSQL's when its `statement_timeout`
+ * (set to the operation timeout) cancels a statement first (SQLSTATE 57014, which a cancel by hand shares).
+ */
+const TIMED_OUT = /\btimed out\b|did not answer within|due to statement timeout/;
 
 /**
  * A low-cardinality reason for a store failure, for the `error.type` attribute: `lock_timeout`,

@@ -103,6 +103,7 @@ export class SessionModule
     @Inject(RequestStateEntry) private readonly entry: RequestStateEntry,
     @Inject(ModulesContainer) private readonly modules: ModulesContainer,
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+    @Inject(SessionRuntime) private readonly runtime: SessionRuntime,
   ) {
     super();
   }
@@ -170,6 +171,7 @@ export class SessionModule
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.runtime.close();
     await this.infrastructure.close();
   }
 }

@@ -314,12 +314,17 @@ export class SessionLifecycle implements SessionHost {
   /** Releases a lock a failed acquisition may have taken without seeing the reply (fire and forget). */
   private releaseUnseenLock(key: string, token: string): void {
     const unlock = this.runtime.store.unlock?.(key, token);
-    unlock?.catch((error: Error) =>
-      this.runtime.storeFailureLog.write(
-        SessionLogEvents.SessionUnlockFailed,
-        `Session lock could not be released: ${error.message}`,
-      ),
+    unlock?.catch((error: Error) => this.unlockFailed(key, token, error));
+  }
+
+  /** A release that did not reach the store: counted, logged, and tried again until the lock would have expired. */
+  private unlockFailed(key: string, token: string, error: unknown): void {
+    this.runtime.metrics?.failed('unlock', error);
+    this.runtime.storeFailureLog.write(
+      SessionLogEvents.SessionUnlockFailed,
+      `Session lock could not be released (tried again in the background): ${(error as Error).message}`,
     );
+    this.runtime.lockReleases.retry(key, token, this.runtime.options.lock!.ttl);
   }
 
   beforeEstablish(): void {
@@ -764,11 +769,7 @@ export class SessionLifecycle implements SessionHost {
       // Bounded: a lock store that never answers must not hold the response.
       await this.runtime.withIoTimeout(this.runtime.store.unlock(key, token));
     } catch (error) {
-      this.runtime.metrics?.failed('unlock', error);
-      this.runtime.storeFailureLog.write(
-        SessionLogEvents.SessionUnlockFailed,
-        `Session lock could not be released: ${(error as Error).message}`,
-      );
+      this.unlockFailed(key, token, error);
     }
   }
 }

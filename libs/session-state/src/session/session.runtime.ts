@@ -1,3 +1,4 @@
+import { LockReleases } from './lock-releases.js';
 import { Logger } from '@nestjs/common';
 import { readCookie } from '../http/cookie-header.js';
 import type { HttpExchange } from '../http/http-exchange.js';
@@ -40,6 +41,8 @@ export class SessionRuntime {
 
   /** Commit limits that limit nothing but the wait (`ioTimeout`): for the carry-over of other requests' values. */
   readonly unlimited: SessionCommitLimits;
+  /** Lock releases that failed, tried again in the background (`session.lock`). */
+  readonly lockReleases: LockReleases;
 
   constructor(
     readonly options: ResolvedSessionOptions,
@@ -66,6 +69,12 @@ export class SessionRuntime {
       store instanceof MemorySessionStore && store.inProcess && !options.lock ? store : undefined;
     this.ioTimeoutError = () =>
       new Error(`session store did not answer within ioTimeout=${options.ioTimeout} ms`);
+    this.lockReleases = new LockReleases((key, token) => this.withIoTimeout(store.unlock!(key, token)));
+  }
+
+  /** Stops what runs in the background (the application shuts down). */
+  close(): void {
+    this.lockReleases.close();
   }
 
   /** Cookie attributes for this request (Secure follows the policy). */
