@@ -237,6 +237,8 @@ class ErrorsController {
       'last-modified': 'Tue, 01 Dec 2026 10:00:00 GMT',
       'transfer-encoding': 'chunked',
       trailer: 'server-timing',
+      'x-accel-redirect': '/protected/report.csv',
+      'surrogate-control': 'max-age=3600',
       'x-app': 'kept',
     });
     raw.end('not,really,gzip');
@@ -366,6 +368,8 @@ describe('a failed commit saves nothing of the request, whoever answers', () => 
       'last-modified',
       'transfer-encoding',
       'trailer',
+      'x-accel-redirect',
+      'surrogate-control',
     ])
       expect(res.headers[gone]).toBeUndefined();
   });

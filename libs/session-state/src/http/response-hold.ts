@@ -441,13 +441,22 @@ const BODY_HEADERS = [
   'cache-control',
   'expires',
   'age',
+  // A proxy or CDN acts on these whatever the status: it would serve the route's file, or cache the error.
+  'x-accel-redirect',
+  'x-sendfile',
+  'x-litespeed-location',
+  'x-accel-expires',
+  'surrogate-control',
+  'cdn-cache-control',
+  'cloudflare-cdn-cache-control',
 ];
 
 /** Replaces a not-yet-sent response body with a JSON error. */
 export function replaceWithJsonError(res: HttpResponse, status: number, body: object): void {
   const text = JSON.stringify(body);
   res.statusCode = status;
-  res.statusMessage = STATUS_CODES[status] ?? '';
+  // HTTP/2 has no status text (its compatibility response warns when one is set).
+  if (res instanceof OutgoingMessage) res.statusMessage = STATUS_CODES[status] ?? '';
   for (const name of BODY_HEADERS) res.removeHeader(name);
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));

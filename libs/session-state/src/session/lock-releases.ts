@@ -1,6 +1,11 @@
 /** First wait before a failed lock release is tried again, in ms; each later wait doubles, up to the cap. */
 const FIRST_RETRY_DELAY = 250;
 const MAX_RETRY_DELAY = 2_000;
+/**
+ * Retries waiting at most: an outage under load fails a release per request, and each would otherwise keep its own
+ * loop for up to a TTL. Past it a failed release is left to expire, as before retries existed.
+ */
+const MAX_PENDING = 10_000;
 
 /**
  * Releases of `session.lock` locks that failed (the store unreachable, a failover under way), tried again in the
@@ -19,11 +24,14 @@ export class LockReleases {
   retry(key: string, token: string, ttlMs: number): void {
     const until = Date.now() + ttlMs;
     const attempt = (delay: number): void => {
-      if (this.closed || Date.now() + delay >= until) return;
+      if (this.closed || this.pending.size >= MAX_PENDING || Date.now() + delay >= until) return;
       const timer = setTimeout(() => {
         this.pending.delete(timer);
         if (this.closed) return;
-        this.release(key, token).catch(() => attempt(Math.min(2 * delay, MAX_RETRY_DELAY)));
+        // A store's unlock that throws instead of rejecting must not escape the timer (an uncaught exception).
+        Promise.resolve()
+          .then(() => this.release(key, token))
+          .catch(() => attempt(Math.min(2 * delay, MAX_RETRY_DELAY)));
       }, delay);
       timer.unref();
       this.pending.add(timer);
