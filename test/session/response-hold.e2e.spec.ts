@@ -391,4 +391,22 @@ describe('a failed commit before a stream', () => {
       await app.close();
     }
   });
+
+  it.each(['identity', 'gzip'])(
+    'under compression (Accept-Encoding %s): the 503 arrives whole, in the encoding it is labelled with',
+    async (encoding) => {
+      const { app, url } = await start({ store: new FailingCommits() }, (nest) =>
+        nest.use(compression({ threshold: 0 })),
+      );
+      try {
+        for (const path of ['/hold/json', '/hold/stream']) {
+          const res = await request(url).get(path).set('Accept-Encoding', encoding).timeout(5_000);
+          expect(res.status).toBe(503);
+          expect(res.body).toMatchObject({ code: 'SESSION_UNAVAILABLE' }); // decoded as labelled
+        }
+      } finally {
+        await app.close();
+      }
+    },
+  );
 });
