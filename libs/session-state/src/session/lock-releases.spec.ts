@@ -34,26 +34,28 @@ describe('LockReleases', () => {
     expect(calls).toBe(2);
   });
 
-  it('gives up once the lock would have expired by itself', async () => {
+  /** Releases that never reach the store; `tries()` counts them. */
+  function unreachableStore(): { tries(): number } {
     let calls = 0;
     releases = new LockReleases(() => {
       calls++;
       return Promise.reject(new Error('store unreachable'));
     });
+    return { tries: () => calls };
+  }
+
+  it('gives up once the lock would have expired by itself', async () => {
+    const store = unreachableStore();
     releases.retry('k', 't', 600); // 250 ms, then 500 ms more would pass 600 ms
     await sleep(1_500);
-    expect(calls).toBe(1);
+    expect(store.tries()).toBe(1);
   });
 
   it('stops at close', async () => {
-    let calls = 0;
-    releases = new LockReleases(() => {
-      calls++;
-      return Promise.reject(new Error('store unreachable'));
-    });
+    const store = unreachableStore();
     releases.retry('k', 't', 10_000);
     releases.close();
     await sleep(400);
-    expect(calls).toBe(0);
+    expect(store.tries()).toBe(0);
   });
 });
