@@ -471,10 +471,11 @@ export class SessionLifecycle implements SessionHost {
    */
   private endedMark(key: string): EndedSessionMark {
     const { idleTimeout, ioTimeout } = this.runtime.options;
-    const lockToken = key === this.lockedKey ? this.fencingToken() : undefined;
-    return lockToken === undefined
-      ? { keepMs: idleTimeout, ioTimeout }
-      : { keepMs: idleTimeout, lockToken, ioTimeout };
+    return {
+      keepMs: idleTimeout,
+      lockToken: key === this.lockedKey ? this.fencingToken() : undefined,
+      ioTimeout,
+    };
   }
 
   /**

@@ -113,7 +113,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
    * when the app stops waiting (`session.ioTimeout`, passed with the limits or the mark) if that comes first, so a
    * 503 never applies later.
    */
-  private commitDeadline(waiting: { readonly ioTimeout?: number } | undefined): number {
+  private commitDeadline(waiting: Pick<SessionCommitLimits, 'ioTimeout'> | undefined): number {
     const own = this.connection.commitDeadline();
     const wait = waiting?.ioTimeout;
     if (!wait || wait >= this.connection.longestExecution) return own;

@@ -213,7 +213,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    * When the app stops waiting for a commit, take or remove starting now, in Redis's clock, if that comes before
    * its own tries end (`session.ioTimeout` shorter than the Redis timeouts allow); undefined otherwise.
    */
-  private latestDeadline(waiting: { readonly ioTimeout?: number } | undefined): number | undefined {
+  private latestDeadline(waiting: Pick<SessionCommitLimits, 'ioTimeout'> | undefined): number | undefined {
     const wait = waiting?.ioTimeout;
     return wait && wait < this.commitBound ? this.connection.redisNow() + wait : undefined;
   }
