@@ -10,6 +10,8 @@ import {
   Controller,
   Get,
   Module,
+  Query,
+  Req,
   Res,
   Sse,
   StreamableFile,
@@ -18,7 +20,7 @@ import {
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import compression from 'compression';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { interval, map, type Observable } from 'rxjs';
 import request from 'supertest';
 import {
@@ -135,6 +137,25 @@ class HoldController {
     session.regenerate();
     session.setString('name', 'big-regenerate');
     return BIG.toString('latin1');
+  }
+
+  /**
+   * compression applied by the route itself, after the session's first use: it wraps the response's methods above
+   * the hold. `?later=1`: the route ends its body after the commit settled.
+   */
+  @Get('late-compression')
+  async lateCompression(
+    @Session() session: Session,
+    @Req() req: Request,
+    @Res() res: Response,
+    @Query('later') later?: string,
+  ) {
+    session.setString('name', 'late-compression');
+    await new Promise<void>((next) => compression({ threshold: 0 })(req, res, () => next()));
+    res.setHeader('content-type', 'application/json');
+    if (!later) return void res.end('{"ok":true}');
+    res.write('{"ok":');
+    setTimeout(() => res.end('true}'), 50);
   }
 
   @Get('read')
@@ -409,4 +430,44 @@ describe('a failed commit before a stream', () => {
       }
     },
   );
+
+  it.each(['identity', 'gzip'])(
+    'under compression applied after the session was first used (Accept-Encoding %s): the 503 arrives whole and plain, the request does not hang',
+    async (encoding) => {
+      const { app, url } = await start({ store: new FailingCommits() });
+      try {
+        for (const path of ['/hold/late-compression', '/hold/late-compression?later=1']) {
+          // Before, with gzip, the route's compression swallowed the error reply: the request hung until the client gave up.
+          const res = await request(url).get(path).set('Accept-Encoding', encoding).timeout(5_000);
+          expect(res.status).toBe(503);
+          expect(res.headers['content-encoding']).toBeUndefined();
+          expect(res.body).toEqual({
+            statusCode: 503,
+            message: 'Session state is temporarily unavailable.',
+            error: 'Service Unavailable',
+            code: 'SESSION_UNAVAILABLE',
+          });
+        }
+        // What the route's compression wrote after the reply was dropped, not an error: the app serves on.
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await request(url).get('/hold/read').expect(200);
+      } finally {
+        await app.close();
+      }
+    },
+  );
+
+  it('under compression applied after the session was first used, a commit that succeeds answers as the route wrote it (gzip)', async () => {
+    const { app, url } = await start();
+    try {
+      for (const path of ['/hold/late-compression', '/hold/late-compression?later=1']) {
+        const res = await request(url).get(path).set('Accept-Encoding', 'gzip').timeout(5_000).expect(200);
+        expect(res.headers['content-encoding']).toBe('gzip');
+        expect(res.body).toEqual({ ok: true });
+        expect(await readName(url, cookiePair(res, COOKIE))).toBe('late-compression');
+      }
+    } finally {
+      await app.close();
+    }
+  });
 });

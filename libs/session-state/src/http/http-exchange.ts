@@ -119,6 +119,6 @@ export class HttpExchange {
    * every call after it) until `beforeFirstByte` settled. See {@link ResponseHold}.
    */
   holdFirstByte(beforeFirstByte: BeforeFirstByte, onEarlyRelease: () => void): ResponseHold {
-    return this.platform.holdResponse(this.raw, this.res, beforeFirstByte, onEarlyRelease);
+    return this.platform.holdResponse(this.raw, this.res, beforeFirstByte, onEarlyRelease).placed();
   }
 }

@@ -53,6 +53,10 @@ export class ResponseHold {
   private endHeld = false;
   /** `drain` listeners added while calls were held, where middleware may route them off the response. */
   private drainListeners: ((...args: unknown[]) => void)[] | undefined;
+  /** The response's `write`, `end` and `writeHead` once the hold was in place (see {@link wrappedAbove}). */
+  private outermost: readonly unknown[] | undefined;
+  /** An error reply was written below a wrapper: what the app or the wrapper writes afterwards is dropped. */
+  private replaced = false;
 
   constructor(
     private readonly res: HttpResponse,
@@ -66,6 +70,7 @@ export class ResponseHold {
    * `last` marks the response's `end`: nothing follows it, so it is held whatever its size.
    */
   take(method: ResponseMethod, args: unknown[], last = false): boolean {
+    if (this.replaced) return true;
     if (!this.held) {
       if (!this.armed) return false;
       this.start();
@@ -96,6 +101,7 @@ export class ResponseHold {
    * @throws like Node (ERR_HTTP_HEADERS_SENT) when a held call has already fixed the head.
    */
   takeHead(method: ResponseMethod, args: unknown[]): boolean {
+    if (this.replaced) return true;
     if (!this.held && !this.armed) return false;
     if (headWritten(this.res)) return false;
     if (this.headFixed) throw headersSentError();
@@ -104,6 +110,25 @@ export class ResponseHold {
     if (!this.held) this.start();
     this.hold({ method, args: head }, false);
     return true;
+  }
+
+  /** Records the response's methods as they are with the hold in place (called once the platform placed it). */
+  placed(): this {
+    this.outermost = [this.res.write, this.res.end, this.res.writeHead];
+    return this;
+  }
+
+  /**
+   * True when middleware wrapped the response's methods after the hold was placed (compression applied in a route,
+   * or by a middleware that runs after the session's first use): it sits above the hold, has already handed its
+   * own output to the hold, and ignores a second `end`, so an error reply must go out below it.
+   */
+  private wrappedAbove(): boolean {
+    const outermost = this.outermost;
+    if (outermost === undefined) return false;
+    return (
+      this.res.write !== outermost[0] || this.res.end !== outermost[1] || this.res.writeHead !== outermost[2]
+    );
   }
 
   private start(): void {
@@ -170,7 +195,10 @@ export class ResponseHold {
     if (error && !headWritten(this.res)) {
       this.held = undefined;
       this.endHeld = false;
-      replaceWithJsonError(this.res, error.status, error.body);
+      const below = this.wrappedAbove();
+      replaceWithJsonError(this.res, error.status, error.body, below);
+      // Only then: through the hold, Node's own `end` (compression's stream ending) still calls `writeHead` later.
+      this.replaced = below;
       return;
     }
     this.replay();
@@ -451,8 +479,11 @@ const BODY_HEADERS = [
   'cloudflare-cdn-cache-control',
 ];
 
-/** Replaces a not-yet-sent response body with a JSON error. */
-export function replaceWithJsonError(res: HttpResponse, status: number, body: object): void {
+/**
+ * Replaces a not-yet-sent response body with a JSON error. `below`: written with the response class's own
+ * `writeHead` and `end`, past any middleware that wrapped them (it would encode the reply, or drop it).
+ */
+export function replaceWithJsonError(res: HttpResponse, status: number, body: object, below = false): void {
   const text = JSON.stringify(body);
   res.statusCode = status;
   // HTTP/2 has no status text (its compatibility response warns when one is set).
@@ -461,5 +492,22 @@ export function replaceWithJsonError(res: HttpResponse, status: number, body: ob
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));
   res.setHeader('cache-control', 'no-store');
-  res.end(text);
+  if (!below) {
+    res.end(text);
+    return;
+  }
+  nativeMethod(res, 'writeHead').call(res, status);
+  nativeMethod(res, 'end').call(res, text);
+}
+
+/** The response class's own `name` (Node's, or HTTP/2's), below every hold and every wrapper. */
+function nativeMethod(res: HttpResponse, name: 'writeHead' | 'end'): ResponseMethod {
+  for (
+    let proto = Object.getPrototypeOf(res) as object | null;
+    proto;
+    proto = Object.getPrototypeOf(proto) as object | null
+  )
+    if (!Object.hasOwn(proto, HOOKED) && Object.hasOwn(proto, name))
+      return (proto as Record<typeof name, ResponseMethod>)[name];
+  throw new TypeError(`The response has no ${name} method: not a Node HTTP response.`);
 }
