@@ -16,7 +16,8 @@ import {
   type INestApplication,
   type MessageEvent,
 } from '@nestjs/common';
-import { FastifyAdapter } from '@nestjs/platform-fastify';
+import compress from '@fastify/compress';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { jest } from '@jest/globals';
 import { Test } from '@nestjs/testing';
 import type { FastifyReply } from 'fastify';
@@ -36,6 +37,13 @@ import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 import { createPlatformApp } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
+
+/** Commits that always fail: the response is replaced by the JSON 503. */
+class FailingCommits extends MemorySessionStore {
+  override commit(): Promise<void> {
+    return Promise.reject(new Error('disk on fire'));
+  }
+}
 
 /** Commits that take 150 ms: a response that did not wait for them would leave without the cookie. */
 class SlowCommits extends MemorySessionStore {
@@ -156,6 +164,7 @@ const prototypes: object[][] = [];
 async function startFastify(
   options: SessionModuleOptions,
   adapter?: FastifyAdapter,
+  beforeListen?: (app: NestFastifyApplication) => Promise<void>,
 ): Promise<{ app: INestApplication; url: string }> {
   @Module({
     imports: [SessionModule.forRoot(options)],
@@ -167,6 +176,7 @@ async function startFastify(
   const app = adapter
     ? ref.createNestApplication(adapter, { logger: false })
     : createPlatformApp(ref, { logger: false }, 'fastify');
+  await beforeListen?.(app as NestFastifyApplication);
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }
@@ -340,4 +350,44 @@ describe("Fastify's server makes the held responses (no prototype change per req
       await app.close();
     }
   });
+});
+
+describe('Fastify with @fastify/compress (it compresses in onSend, its stream ends on reply.raw)', () => {
+  const withCompress = (store: MemorySessionStore) =>
+    startFastify({ store }, undefined, async (app) => {
+      await app.register(compress, { threshold: 0 });
+    });
+
+  it.each(['/fastify/big', '/fastify/stream'])(
+    'a slow commit under gzip (%s): the cookie is sent, the body decodes whole, the value is stored',
+    async (path) => {
+      const { app, url } = await withCompress(new SlowCommits());
+      try {
+        const res = await request(url).get(path).set('Accept-Encoding', 'gzip').timeout(5_000).expect(200);
+        expect(res.headers['content-encoding']).toBe('gzip');
+        expect(res.text).toBe(path === '/fastify/big' ? 'x'.repeat(2 * 1024 * 1024) : 'xyz');
+        expect((await readSession(url, cookiePair(res, COOKIE))).name).toBe(path.slice('/fastify/'.length));
+      } finally {
+        await app.close();
+      }
+    },
+  );
+
+  it.each(['gzip', 'identity'])(
+    'a failed commit (Accept-Encoding %s): the JSON 503, decodable as labelled, for a returned body and a stream',
+    async (encoding) => {
+      const { app, url } = await withCompress(new FailingCommits());
+      try {
+        for (const path of ['/fastify/big', '/fastify/stream']) {
+          // Before the error reply dropped the route's head, the gzip label stayed on the plain JSON (a decoding error).
+          const res = await request(url).get(path).set('Accept-Encoding', encoding).timeout(5_000);
+          expect(res.status).toBe(503);
+          expect(res.body).toMatchObject({ statusCode: 503, code: 'SESSION_UNAVAILABLE' });
+          expect(res.headers['set-cookie']).toBeUndefined();
+        }
+      } finally {
+        await app.close();
+      }
+    },
+  );
 });
