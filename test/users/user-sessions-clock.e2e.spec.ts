@@ -110,3 +110,38 @@ describe('user sessions: a sign-out under session.lock whose lock expired while 
     expect((await browser.request(`${url}/users/sessions`)).status).toBe(401);
   });
 });
+
+/**
+ * maxSessionsPerUser keeps the newest sessions, the binding one included: a bind whose own binding time is older
+ * than another session bound meanwhile (sign-ins at once; here the store's clock set back between them) revokes
+ * itself. Before, that bind resolved true: the route said "signed in" and answered with a cookie of a revoked session.
+ */
+describe('user sessions: a bind that maxSessionsPerUser revokes at once', () => {
+  const clock = new ManualClock(Date.now());
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startUsersApp({
+      secrets: SECRETS,
+      store: new MemorySessionStore({ clock }),
+      users: { maxSessionsPerUser: 1 },
+    }));
+  });
+  afterAll(() => app.close());
+
+  it('resolves false, its session abandoned (no session cookie kept); the newer one stays signed in', async () => {
+    const user = 'self-revoked@example.test';
+    const newer = new BrowserClient('Newer/1');
+    const older = new BrowserClient('Older/1');
+    const newerId = await newer.login(url, user);
+    clock.advance(-60_000); // the next binding time is a minute older than the one bound already
+    const signIn = await older.signIn(url, user);
+    expect(signIn.bound).toBe(false);
+    expect(older.jar.header()).toBe(''); // the cookie of the revoked session was deleted, not kept
+    expect((await older.me(url)).user).toBeNull();
+    expect((await newer.me(url)).user).toBe(user);
+    const listed = (await newer.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
+    expect(listed.map((s) => s.id)).toEqual([newerId]);
+  });
+});

@@ -291,7 +291,8 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     for (const [i, browser] of browsers.entries()) {
       const me = await browser.me(i % 2 ? x : y);
       if (me.user === user) signedIn.push(ids[i]);
-      // A bind that answered false (revoked by another sign-in's limit before it listed itself) signed nobody in.
+      // A bind answers false when it was revoked (by itself, or by another sign-in before it listed the user's
+      // sessions): nobody is signed in then.
       if (!signIns[i].bound) expect(me.user).toBeNull();
     }
     expect(signedIn).toHaveLength(3);

@@ -108,9 +108,10 @@ export class UserSessions {
    * index records the session abandons it (deleted, with its cookie, at the end of the request): a failed
    * sign-in never leaves a session that is signed in but cannot be listed or revoked.
    *
-   * @returns true when the session is bound; false when it was revoked (or expired) while this request ran: nothing
-   * was bound, the session is abandoned as after any revocation, and the request is answered as usual (a route that
-   * renames a device, say, can tell the user the session was signed out meanwhile).
+   * @returns true when the session is bound; false when it was revoked (or expired) while this request ran, or by this
+   * bind itself (sign-ins at once past `maxSessionsPerUser`, this one not among the newest): nothing stays bound, the
+   * session is abandoned as after any revocation, and the request is answered as usual (a route that renames a
+   * device, say, can tell the user the session was signed out meanwhile).
    */
   async bind(
     session: DistributedSession,
@@ -154,7 +155,13 @@ export class UserSessions {
           // included: concurrent binds, each listing some of the others, then agree on what goes, and the
           // bind that lists last leaves exactly the limit. Sparing this session would let an early bind
           // that lists later ones revoke one of those, and the last lister keep one too many.
-          await this.index.revoke(userId, [...live].sort(oldestFirst).slice(0, over));
+          const revoked = [...live].sort(oldestFirst).slice(0, over);
+          await this.index.revoke(userId, revoked);
+          if (revoked.some((s) => s.sessionId === sessionId && s.sessionKey === sessionKey)) {
+            // Revoked by its own bind (another sign-in, bound meanwhile, is newer): signed in nowhere, as above.
+            abandonQuietly(session);
+            bound = false;
+          }
         }
       });
     } catch (error) {
