@@ -339,7 +339,7 @@ describe('tamper matrix over HTTP: session and TempData cookies', () => {
     });
   });
 
-  describe('duplicate cookie names: the first wins, and no combination reaches the other data', () => {
+  describe('duplicate cookie names: the first valid one wins, and no combination reaches the other data', () => {
     const sessionOf = async (...lines: string[]) => ((await state(...lines)).body as StateBody).session;
     const tempDataOf = async (...lines: string[]) => ((await state(...lines)).body as StateBody).tempData;
 
@@ -352,12 +352,21 @@ describe('tamper matrix over HTTP: session and TempData cookies', () => {
       expect(await sessionOf(`other=1; ${a}; x=2`, v)).toMatchObject({ owner: 'attacker' });
     });
 
-    it('session: a bad first cookie does not fall through to a valid second one', async () => {
+    // A browser sends every cookie of a name it holds, the longest path first: a stale one, or one planted for a
+    // sub-path, must not sign the user out of the session the app set (before, the first cookie alone was read).
+    it('session: a bad first cookie falls through to the valid one after it, which keeps its session', async () => {
       const v = `${SESSION_COOKIE}=${victim.session}`;
       for (const first of ['garbage', '', attacker.session.slice(0, -1), `${victim.session}x`]) {
-        expect(notFresh(await state(`${SESSION_COOKIE}=${first}; ${v}`))).toBeUndefined();
-        expect(notFresh(await state(`${SESSION_COOKIE}=${first}`, v))).toBeUndefined();
+        for (const lines of [[`${SESSION_COOKIE}=${first}; ${v}`], [`${SESSION_COOKIE}=${first}`, v]]) {
+          const reply = await state(...lines);
+          expect((reply.body as StateBody).session).toMatchObject({ owner: 'victim' });
+          expect(reply.setCookies.filter((c) => c.name === SESSION_COOKIE)).toEqual([]); // the browser's cookie stays
+        }
       }
+      // Only bad ones: a fresh session, as for one bad cookie.
+      expect(
+        notFresh(await state(`${SESSION_COOKIE}=garbage; ${SESSION_COOKIE}=${victim.session}x`)),
+      ).toBeUndefined();
     });
 
     it("session: a key spliced with another session's signature is nobody's session", async () => {
@@ -373,17 +382,28 @@ describe('tamper matrix over HTTP: session and TempData cookies', () => {
       }
     });
 
-    it('TempData: the first cookie wins; chunks mixed from two cookies decrypt to nothing', async () => {
+    it('TempData: the first valid cookie wins, else the last ones sent; chunks mixed from two cookies decrypt to nothing', async () => {
       const a = `${TEMP_DATA_COOKIE}=${attacker.tempData}`;
       const v = `${TEMP_DATA_COOKIE}=${victim.tempData}`;
       expect(await tempDataOf(`${a}; ${v}`)).toEqual({ Message: 'attacker flash' });
       expect(await tempDataOf(`${v}; ${a}`)).toEqual({ Message: 'victim flash' });
       expect(await tempDataOf(a, v)).toEqual({ Message: 'attacker flash' });
+      // A bad one first (stale, or planted for a sub-path): the one after it is read, not deleted.
+      for (const first of ['garbage', attacker.tempData.slice(0, -1)]) {
+        const reply = await state(`${TEMP_DATA_COOKIE}=${first}; ${v}`);
+        expect((reply.body as StateBody).tempData).toEqual({ Message: 'victim flash' });
+      }
 
       const c = (i: number) => `${TEMP_DATA_COOKIE}C${i}`;
-      // The attacker's count and first chunk, then the victim's whole chunked cookie: first occurrences win.
+      // The attacker's count and first chunk, then the victim's whole chunked cookie: the first occurrences mix two
+      // cookies and decrypt to nothing; the last ones are the victim's whole cookie.
       const mixed = `${TEMP_DATA_COOKIE}=chunks-3; ${c(1)}=${attacker.chunked[c(1)]}; ${header(victim.chunked)}`;
-      expect(notFresh(await state(mixed))).toBeUndefined();
+      expect(await tempDataOf(mixed)).toMatchObject({ Message: 'victim big flash' });
+      // Chunks crossed so that neither the first nor the last occurrences are one cookie: nothing.
+      const crossed =
+        `${c(1)}=${attacker.chunked[c(1)]}; ${c(2)}=${victim.chunked[c(2)]}; ${header(victim.chunked)}; ` +
+        `${c(2)}=${attacker.chunked[c(2)]}`;
+      expect(notFresh(await state(crossed))).toBeUndefined();
       const swapped = header({ ...victim.chunked, [c(2)]: attacker.chunked[c(2)] });
       expect(notFresh(await state(swapped))).toBeUndefined();
       // Control: the victim's chunks alone are the victim's TempData.

@@ -1,4 +1,4 @@
-import { MAX_COOKIE_HEADER_LENGTH, readAllCookies, readCookie } from './cookie-header.js';
+import { MAX_COOKIE_HEADER_LENGTH, readAllCookies, readCookie, readCookieValues } from './cookie-header.js';
 
 describe('cookie header', () => {
   it('finds a cookie by exact name, first occurrence wins', () => {
@@ -8,6 +8,19 @@ describe('cookie header', () => {
     expect(readCookie('ab=1', 'b')).toBeUndefined();
     expect(readCookie('b', 'b')).toBeUndefined();
     expect(readCookie(undefined, 'b')).toBeUndefined();
+  });
+
+  it('lists every value of a name in the header order, up to a limit', () => {
+    const header = 'x.s=no; s=one; s= two ;s=; other=1; s=three';
+    expect(readCookieValues(header, 's', 8)).toEqual(['one', 'two', '', 'three']);
+    expect(readCookieValues(header, 's', 2)).toEqual(['one', 'two']);
+    expect(readCookieValues(header, 'missing', 8)).toEqual([]);
+    expect(readCookieValues(`s=1; a=${'x'.repeat(MAX_COOKIE_HEADER_LENGTH)}`, 's', 8)).toEqual([]);
+  });
+
+  it('reads all cookies with the first or the last occurrence of each name', () => {
+    expect({ ...readAllCookies('a=1; b=2; a=3') }).toEqual({ a: '1', b: '2' });
+    expect({ ...readAllCookies('a=1; b=2; a=3', true) }).toEqual({ a: '3', b: '2' });
   });
 
   it('ignores an oversized header instead of scanning it', () => {

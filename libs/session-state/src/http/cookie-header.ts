@@ -7,19 +7,42 @@ export const MAX_COOKIE_HEADER_LENGTH = 64 * 1024;
  */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header || header.length > MAX_COOKIE_HEADER_LENGTH) return undefined;
-  let from = 0;
+  const at = findCookie(header, name, 0);
+  return at === -1 ? undefined : valueAt(header, at + name.length + 1);
+}
+
+/**
+ * Every value of the cookie `name` in a Cookie header, in the header's order, at most `limit` of them; empty when
+ * absent or the header is oversized. A browser sends one cookie per path and domain it holds under a name (the
+ * longest path first), so a stale or planted one can come before the one the app set.
+ */
+export function readCookieValues(header: string | undefined, name: string, limit: number): string[] {
+  const values: string[] = [];
+  if (!header || header.length > MAX_COOKIE_HEADER_LENGTH) return values;
+  for (let at = findCookie(header, name, 0); at !== -1 && values.length < limit;) {
+    const from = at + name.length + 1;
+    values.push(valueAt(header, from));
+    at = findCookie(header, name, from);
+  }
+  return values;
+}
+
+/** Where the cookie `name=` starts in `header` at or after `from`, or -1. */
+function findCookie(header: string, name: string, from: number): number {
   while (from < header.length) {
     const at = header.indexOf(name, from);
-    if (at === -1) return undefined;
-    const eq = at + name.length;
-    if (startsCookie(header, at) && header.charCodeAt(eq) === 0x3d /* = */) {
-      let end = header.indexOf(';', eq + 1);
-      if (end === -1) end = header.length;
-      return trimSpaces(header.slice(eq + 1, end));
-    }
+    if (at === -1) return -1;
+    if (startsCookie(header, at) && header.charCodeAt(at + name.length) === 0x3d /* = */) return at;
     from = at + 1;
   }
-  return undefined;
+  return -1;
+}
+
+/** The cookie value that starts at `from` (after its `=`), up to the next `;`, without surrounding spaces. */
+function valueAt(header: string, from: number): string {
+  let end = header.indexOf(';', from);
+  if (end === -1) end = header.length;
+  return trimSpaces(header.slice(from, end));
 }
 
 /** True when `index` starts a cookie: only spaces lie between it and the previous `;` or the start. */
@@ -29,15 +52,18 @@ function startsCookie(text: string, index: number): boolean {
   return i < 0 || text.charCodeAt(i) === 0x3b;
 }
 
-/** Every cookie of a Cookie header by name (first occurrence wins); empty for an oversized header. */
-export function readAllCookies(header: string | undefined): Record<string, string> {
+/**
+ * Every cookie of a Cookie header by name (the first occurrence wins, or with `lastWins` the last); empty for an
+ * oversized header.
+ */
+export function readAllCookies(header: string | undefined, lastWins = false): Record<string, string> {
   const cookies: Record<string, string> = Object.create(null) as Record<string, string>;
   if (!header || header.length > MAX_COOKIE_HEADER_LENGTH) return cookies;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
     if (eq <= 0) continue;
     const name = trimSpaces(part.slice(0, eq));
-    if (name && !(name in cookies)) cookies[name] = trimSpaces(part.slice(eq + 1));
+    if (name && (lastWins || !(name in cookies))) cookies[name] = trimSpaces(part.slice(eq + 1));
   }
   return cookies;
 }

@@ -1,6 +1,6 @@
 import { LockReleases } from './lock-releases.js';
 import { Logger } from '@nestjs/common';
-import { readCookie } from '../http/cookie-header.js';
+import { readCookie, readCookieValues } from '../http/cookie-header.js';
 import type { HttpExchange } from '../http/http-exchange.js';
 import { RateLimitedLog } from '../http/rate-limited-log.js';
 import type { CookieAttributes } from '../http/set-cookie.js';
@@ -14,6 +14,9 @@ import type { SessionMetrics } from '../metrics/session-metrics.js';
 import { MemorySessionStore } from './stores/memory-session.store.js';
 import type { SessionCommitLimits, SessionStore } from './stores/session-store.interface.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
+
+/** Most cookies of the session cookie's name verified per request (each costs an HMAC). */
+const MAX_SAME_NAME_COOKIES = 8;
 
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
 const SLID_MEMORY_LIMIT = 50_000;
@@ -106,16 +109,27 @@ export class SessionRuntime {
    * verification: logged, rate-limited, without its value).
    */
   sessionKeyOf(cookieHeader: string | undefined): Unprotected<string> | undefined {
-    const raw = readCookie(cookieHeader, this.options.cookie.name);
-    if (raw === undefined || raw === '') return undefined;
-    const verified = this.signer.verify(raw);
-    if (!verified) {
+    const name = this.options.cookie.name;
+    const raw = readCookie(cookieHeader, name);
+    if (raw === undefined) return undefined;
+    const verified = raw === '' ? undefined : this.signer.verify(raw);
+    if (verified) return verified;
+    // The browser may hold other cookies of this name (another path or domain: a stale one, or one planted for a
+    // sub-path, sent first): the first that verifies is the session's, so such a cookie does not sign the user out.
+    let rejected = raw !== '';
+    for (const other of readCookieValues(cookieHeader, name, MAX_SAME_NAME_COOKIES).slice(1)) {
+      if (other === '') continue;
+      const key = this.signer.verify(other);
+      if (key) return key;
+      rejected = true;
+    }
+    if (rejected) {
       this.badCookieLog.write(
         SessionLogEvents.SessionCookieRejected,
         'A session cookie could not be unprotected (tampered, malformed or from another key ring); a new session starts.',
       );
     }
-    return verified;
+    return undefined;
   }
 
   /** Slides the idle timeout of a session the request did not load (fire and forget, logged). */

@@ -55,27 +55,60 @@ export class CookieTempDataProvider implements TempDataProvider {
 
   load(): ReadonlyMap<string, unknown> {
     const name = this.options.cookie.name;
-    this.cookies = readAllCookies(this.exchange.cookieHeader);
-    const read = readChunkedCookie(name, this.cookies, { maxChunks: this.maxChunks });
+    const header = this.exchange.cookieHeader;
+    this.cookies = readAllCookies(header);
+    let read = this.read(this.cookies);
     if (read === undefined) {
       // Chunks left without their header cookie (the browser dropped it, or a client sent them): deleted at save.
       const orphans = staleChunkNames(name, this.cookies, 0, { maxChunks: this.staleChunksScanned });
       if (orphans.length > 0) this.deleteOnSave = true;
       return new Map();
     }
-    if ('error' in read) return this.reject(`its chunks are unusable (${read.error})`);
-    if (read.value.length > this.options.maxCookieBytes * 2) return this.reject('it is larger than allowed');
+    if ('rejected' in read) {
+      // The browser may hold other cookies of these names (another path or domain: stale, or planted for a sub-path
+      // and sent first, the longest path first): the last ones sent are then the app's, which are not lost for them.
+      const last = readAllCookies(header, true);
+      const other = this.sameTempDataCookies(this.cookies, last) ? undefined : this.read(last);
+      if (other === undefined || 'rejected' in other) return this.reject(read.rejected);
+      this.cookies = last;
+      read = other;
+    }
+    if (read.rotated) this.deleteOnSave = true; // forces a re-write under the newest secret
+    this.loadedLength = read.length;
+    return read.values;
+  }
+
+  /** The TempData in `cookies`: undefined when there is none, else its values or why it was rejected. */
+  private read(
+    cookies: Record<string, string>,
+  ):
+    | { values: ReadonlyMap<string, unknown>; length: number; rotated: boolean }
+    | { rejected: string }
+    | undefined {
+    const read = readChunkedCookie(this.options.cookie.name, cookies, { maxChunks: this.maxChunks });
+    if (read === undefined) return undefined;
+    if ('error' in read) return { rejected: `its chunks are unusable (${read.error})` };
+    if (read.value.length > this.options.maxCookieBytes * 2) return { rejected: 'it is larger than allowed' };
     const decrypted = this.runtime.tempDataEncryptor.decrypt(read.value);
     if (!decrypted)
-      return this.reject('it could not be decrypted (tampered, truncated or from another key ring)');
+      return { rejected: 'it could not be decrypted (tampered, truncated or from another key ring)' };
     try {
-      const values = decodeTempData(decrypted.value);
-      if (decrypted.rotated) this.deleteOnSave = true; // forces a re-write under the newest secret
-      this.loadedLength = read.value.length;
-      return values;
+      return {
+        values: decodeTempData(decrypted.value),
+        length: read.value.length,
+        rotated: decrypted.rotated,
+      };
     } catch {
-      return this.reject('its content is malformed');
+      return { rejected: 'its content is malformed' };
     }
+  }
+
+  /** True when `first` and `last` (first- and last-wins readings of one header) agree on the TempData cookies. */
+  private sameTempDataCookies(first: Record<string, string>, last: Record<string, string>): boolean {
+    const prefix = this.options.cookie.name;
+    for (const cookieName of Object.keys(first))
+      if (cookieName.startsWith(prefix) && first[cookieName] !== last[cookieName]) return false;
+    return true;
   }
 
   /**
