@@ -48,6 +48,42 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     expect(() => resolveSessionOptions({ session: { ioTimeout: -1 } })).toThrow(/session\.ioTimeout/);
   });
 
+  it('durations are whole milliseconds: a fraction (4.1 * 60_000) fails at startup naming the option and the rounding', () => {
+    // Before, it started and every Redis write then failed (PEXPIRE takes no fraction): 503 on every request.
+    const fraction = 4.1 * 60_000; // 245999.99999999997
+    expect(() => resolveSessionOptions({ session: { idleTimeout: fraction } })).toThrow(
+      `SessionModule option session.idleTimeout must be a whole number of milliseconds (got ${fraction}): round it, ` +
+        'e.g. Math.round(245999.99999999997) = 246000.',
+    );
+    for (const session of [
+      { ioTimeout: 1500.5 },
+      { slideSkipWindow: 0.5 },
+      { lock: { ttl: 1000.5 } },
+      { lock: { acquireTimeout: 10.25 } },
+      { lock: { retryInterval: 199.9 } },
+    ])
+      expect(() => resolveSessionOptions({ session })).toThrow(/must be a whole number of milliseconds/);
+    expect(resolveSessionOptions({ session: { idleTimeout: Math.round(fraction) } }).idleTimeout).toBe(
+      246_000,
+    );
+  });
+
+  it("timer-driven durations stop at Node's longest timer (a longer one would fire at once)", () => {
+    const max = 2 ** 31 - 1;
+    expect(resolveSessionOptions({ session: { ioTimeout: max } }).ioTimeout).toBe(max);
+    expect(() => resolveSessionOptions({ session: { ioTimeout: max + 1 } })).toThrow(
+      `SessionModule option session.ioTimeout must be at most ${max} ms (got ${max + 1}): about 24.8 days, ` +
+        'the longest delay a Node timer runs. 0 disables it.',
+    );
+    expect(() => resolveSessionOptions({ session: { lock: { ttl: 3e9 } } })).toThrow(
+      /session\.lock\.ttl must be at most/,
+    );
+    // The idle timeout is no timer: a year is fine.
+    expect(resolveSessionOptions({ session: { idleTimeout: 365 * 86_400_000 } }).idleTimeout).toBe(
+      31_536_000_000,
+    );
+  });
+
   it('a number given as a string (as read from process.env) is shown quoted, so the message does not contradict itself', () => {
     const asText = '500' as unknown as number;
     expect(() => resolveSessionOptions({ session: { ioTimeout: asText } })).toThrow(

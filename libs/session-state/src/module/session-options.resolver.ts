@@ -49,11 +49,36 @@ const fail = (message: string): never => {
   throw new SessionConfigurationError(message);
 };
 
-function duration(name: string, value: number | undefined, fallback: number, allowZero = false): number {
+/** The longest delay Node's timers run (about 24.8 days): a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration option in whole milliseconds (stores such as Redis take no fraction: `4.1 * 60_000` would fail every
+ * write there), at most `max`.
+ */
+function duration(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  { allowZero = false, max = Number.MAX_SAFE_INTEGER }: { allowZero?: boolean; max?: number } = {},
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
     fail(
       `SessionModule option ${name} must be a positive number of milliseconds (got ${describeOptionValue(value)}).`,
+    );
+  }
+  if (!Number.isInteger(value)) {
+    fail(
+      `SessionModule option ${name} must be a whole number of milliseconds (got ${value}): round it, ` +
+        `e.g. Math.round(${value}) = ${Math.round(value)}.`,
+    );
+  }
+  if (value > max) {
+    fail(
+      `SessionModule option ${name} must be at most ${max} ms (got ${value})` +
+        (max === MAX_TIMER_MS ? ': about 24.8 days, the longest delay a Node timer runs.' : '.') +
+        (allowZero ? ' 0 disables it.' : ''),
     );
   }
   return value;
@@ -170,7 +195,9 @@ function maxCookieBytes(value: number | undefined): number {
 }
 
 function slideSkipWindow(value: number | undefined, idleTimeout: number): number {
-  const window = duration('session.slideSkipWindow', value, Math.floor(idleTimeout / 20), true);
+  const window = duration('session.slideSkipWindow', value, Math.floor(idleTimeout / 20), {
+    allowZero: true,
+  });
   if (window >= idleTimeout) {
     fail(
       `SessionModule option session.slideSkipWindow (${window} ms) must be shorter than session.idleTimeout ` +
@@ -225,14 +252,16 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
   return {
     cookie: sessionCookie,
     idleTimeout,
-    ioTimeout: duration('session.ioTimeout', s.ioTimeout, 60_000, true),
+    ioTimeout: duration('session.ioTimeout', s.ioTimeout, 60_000, { allowZero: true, max: MAX_TIMER_MS }),
     maxValueBytes: count('session.maxValueBytes', s.maxValueBytes, 256 * 1024),
     maxSessionBytes: count('session.maxSessionBytes', s.maxSessionBytes, 1024 * 1024),
     maxKeys: count('session.maxKeys', s.maxKeys, 1000),
     lock: lock && {
-      ttl: duration('session.lock.ttl', lock.ttl, 30_000),
-      acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000),
-      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 200),
+      ttl: duration('session.lock.ttl', lock.ttl, 30_000, { max: MAX_TIMER_MS }),
+      acquireTimeout: duration('session.lock.acquireTimeout', lock.acquireTimeout, 10_000, {
+        max: MAX_TIMER_MS,
+      }),
+      retryInterval: duration('session.lock.retryInterval', lock.retryInterval, 200, { max: MAX_TIMER_MS }),
     },
     slideSkipWindow: slideSkipWindow(s.slideSkipWindow, idleTimeout),
     tempData: {
