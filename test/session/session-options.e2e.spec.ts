@@ -48,6 +48,35 @@ describe('session cookie options', () => {
     );
   });
 
+  it("sameSite 'none' over plain HTTP goes out without Secure, which browsers reject: a rate-limited warning says so", async () => {
+    const logger = new CaptureLogger();
+    await withApp(
+      { session: { cookie: { sameSite: 'none' } } },
+      async (url) => {
+        for (let i = 0; i < 3; i++)
+          expect(findSetCookie(await request(url).get('/counter'), COOKIE)).toMatch(/SameSite=None$/);
+        const warned = () =>
+          logger.lines.filter((l) => l.message.startsWith('[CookieSameSiteNoneNotSecure] '));
+        expect(warned()).toHaveLength(1); // not once per request
+        expect(warned()[0]).toMatchObject({ level: 'warn' });
+        expect(warned()[0].message).toContain('serve the app over HTTPS');
+        const before = logger.lines.length;
+        const proxied = await request(url).get('/counter').set('X-Forwarded-Proto', 'https');
+        expect(findSetCookie(proxied, COOKIE)).toMatch(/; Secure; SameSite=None$/);
+        expect(logger.lines.slice(before).filter((l) => l.message.includes('SameSite'))).toEqual([]);
+      },
+      { trustProxy: true, logger },
+    );
+  });
+
+  it("the TempData cookie is as strong as the session cookie: Secure and Strict when the session cookie's options say so", async () => {
+    await withApp({ session: { cookie: { securePolicy: 'always', sameSite: 'strict' } } }, async (url) => {
+      const res = await request(url).post('/temp/Message').send({ value: 'hi' });
+      // Before, the TempData cookie went out HttpOnly; SameSite=Lax, without Secure.
+      expect(findSetCookie(res, '.Nest.TempData')).toMatch(/; HttpOnly; Secure; SameSite=Strict$/);
+    });
+  });
+
   it("securePolicy 'none' never marks it Secure; name, path and sameSite are configurable", async () => {
     await withApp(
       { session: { cookie: { securePolicy: 'none', name: 'sid', path: '/app', sameSite: 'strict' } } },

@@ -84,6 +84,66 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     );
   });
 
+  it('a session cookie named as a chunk of the TempData cookie fails at startup, naming both options', () => {
+    // Before, it started, and every TempData write deleted or overwrote the session cookie.
+    for (const [session, tempData] of [
+      ['.Nest.TempDataC1', undefined],
+      ['sessC2', 'sess'],
+      ['tdC10', 'td'],
+    ] as const)
+      expect(() =>
+        resolveSessionOptions({
+          session: { cookie: { name: session } },
+          tempData: tempData === undefined ? undefined : { cookie: { name: tempData } },
+        }),
+      ).toThrow(
+        /session\.cookie\.name .* is the name of a chunk of the TempData cookie \(tempData\.cookie\.name/,
+      );
+    // Only a C and a number: these are other names.
+    for (const name of ['.Nest.TempDataC', '.Nest.TempDataC0', '.Nest.TempDataCx', '.Nest.TempData2'])
+      expect(resolveSessionOptions({ session: { cookie: { name } } }).cookie.name).toBe(name);
+  });
+
+  it('cookie paths hold printable ASCII only, and names and paths have a length a browser keeps', () => {
+    // Before, a DEL in the path started, and no session cookie was ever kept (nothing logged).
+    for (const path of ['/a\u007fb', '/a\u0000', '/ä', '/a b', '/a;b', 'a', `/${'p'.repeat(1024)}`])
+      expect(() => resolveSessionOptions({ session: { cookie: { path } } })).toThrow(
+        /session\.cookie\.path must start with \/ and hold only printable ASCII/,
+      );
+    expect(resolveSessionOptions({ session: { cookie: { path: encodeURI('/ä/b') } } }).cookie.path).toBe(
+      '/%C3%A4/b',
+    );
+    expect(() => resolveSessionOptions({ tempData: { cookie: { name: 'n'.repeat(257) } } })).toThrow(
+      /tempData\.cookie\.name is 257 characters long: at most 256/,
+    );
+  });
+
+  it("the TempData cookie takes the session cookie's path, domain, httpOnly, sameSite and securePolicy unless it sets them", () => {
+    const session = {
+      cookie: {
+        name: 'sid',
+        path: '/app',
+        domain: 'example.test',
+        httpOnly: true,
+        sameSite: 'strict',
+        securePolicy: 'always',
+        isEssential: true,
+      },
+    } as const;
+    // Before, a Secure, Strict session cookie came with a TempData cookie that was neither.
+    expect(resolveSessionOptions({ session }).tempData.cookie).toEqual({
+      name: '.Nest.TempData',
+      path: '/app',
+      domain: 'example.test',
+      httpOnly: true,
+      sameSite: 'strict',
+      securePolicy: 'always',
+      isEssential: false,
+    });
+    const own = resolveSessionOptions({ session, tempData: { cookie: { sameSite: 'lax', path: '/' } } });
+    expect(own.tempData.cookie).toMatchObject({ sameSite: 'lax', path: '/', securePolicy: 'always' });
+  });
+
   it('a number given as a string (as read from process.env) is shown quoted, so the message does not contradict itself', () => {
     const asText = '500' as unknown as number;
     expect(() => resolveSessionOptions({ session: { ioTimeout: asText } })).toThrow(

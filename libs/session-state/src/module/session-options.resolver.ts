@@ -1,3 +1,4 @@
+import { isChunkCookieName } from '../temp-data/chunking-cookie.js';
 import type {
   CookieSecurePolicy,
   SessionLockOptions,
@@ -91,6 +92,14 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
+/** Longest cookie name accepted: a cookie's name and value share the 4096 bytes a browser keeps. */
+const MAX_COOKIE_NAME_LENGTH = 256;
+/** Longest cookie path accepted (RFC 6265bis: browsers ignore attribute values over 1024 bytes). */
+const MAX_COOKIE_PATH_LENGTH = 1024;
+
+/** What the TempData cookie takes from `session.cookie` where `tempData.cookie` leaves it out. */
+const INHERITED_COOKIE_OPTIONS = ['path', 'domain', 'httpOnly', 'sameSite', 'securePolicy'] as const;
+
 function cookie(
   prefix: string,
   options: StateCookieOptions | undefined,
@@ -100,6 +109,12 @@ function cookie(
   const name = o.name ?? defaultName;
   if (typeof name !== 'string' || !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
     fail(`SessionModule option ${prefix}.name must be a valid cookie name (got ${JSON.stringify(name)}).`);
+  }
+  if (name.length > MAX_COOKIE_NAME_LENGTH) {
+    fail(
+      `SessionModule option ${prefix}.name is ${name.length} characters long: at most ${MAX_COOKIE_NAME_LENGTH}, ` +
+        'since browsers keep at most 4096 bytes of name and value per cookie.',
+    );
   }
   const sameSite = o.sameSite ?? 'lax';
   if (!['lax', 'strict', 'none'].includes(sameSite)) {
@@ -119,8 +134,18 @@ function cookie(
     );
   }
   const path = o.path ?? '/';
-  if (typeof path !== 'string' || !path.startsWith('/') || /[;\s]/.test(path))
-    fail(`SessionModule option ${prefix}.path must start with / and hold no ; or spaces.`);
+  // RFC 6265's path-value: any character but controls and ";", here printable ASCII (others are percent-encoded).
+  if (
+    typeof path !== 'string' ||
+    !/^\/[\x21-\x3A\x3C-\x7E]*$/.test(path) ||
+    path.length > MAX_COOKIE_PATH_LENGTH
+  ) {
+    fail(
+      `SessionModule option ${prefix}.path must start with / and hold only printable ASCII characters other than ; ` +
+        `and spaces (percent-encode the others, e.g. encodeURI('/ä')), at most ${MAX_COOKIE_PATH_LENGTH} ` +
+        `(got ${JSON.stringify(path)}).`,
+    );
+  }
   if (o.domain !== undefined && (typeof o.domain !== 'string' || !/^[A-Za-z0-9.-]+$/.test(o.domain))) {
     fail(`SessionModule option ${prefix}.domain must be a host name (got ${JSON.stringify(o.domain)}).`);
   }
@@ -139,6 +164,23 @@ function cookie(
     securePolicy,
     isEssential: o.isEssential ?? false,
   };
+}
+
+/**
+ * The TempData cookie's options: its own, and for the attributes it leaves out ({@link INHERITED_COOKIE_OPTIONS})
+ * the session cookie's, so an app that makes its session cookie Secure or Strict gets a TempData cookie as strong.
+ * Not the name, nor `isEssential` (TempData is not essential unless the app says so).
+ */
+function inheritCookieOptions(
+  session: StateCookieOptions | undefined,
+  tempData: StateCookieOptions | undefined,
+): StateCookieOptions | undefined {
+  const isObject = (value: unknown) => typeof value === 'object' && value !== null;
+  if (!isObject(session) || (tempData !== undefined && !isObject(tempData))) return tempData;
+  const merged: Record<string, unknown> = { ...tempData };
+  for (const name of INHERITED_COOKIE_OPTIONS)
+    if (merged[name] === undefined && session[name] !== undefined) merged[name] = session[name];
+  return merged as StateCookieOptions;
 }
 
 /**
@@ -237,9 +279,20 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
     );
   }
   const sessionCookie = cookie('session.cookie', s.cookie, '.Nest.Session');
-  const tempDataCookie = cookie('tempData.cookie', options.tempData?.cookie, '.Nest.TempData');
+  const tempDataCookie = cookie(
+    'tempData.cookie',
+    inheritCookieOptions(s.cookie, options.tempData?.cookie),
+    '.Nest.TempData',
+  );
   if (sessionCookie.name === tempDataCookie.name) {
     fail('SessionModule options session.cookie.name and tempData.cookie.name must differ.');
+  }
+  if (isChunkCookieName(tempDataCookie.name, sessionCookie.name)) {
+    fail(
+      `SessionModule option session.cookie.name "${sessionCookie.name}" is the name of a chunk of the TempData cookie ` +
+        `(tempData.cookie.name "${tempDataCookie.name}" + C<n>): TempData would overwrite or delete the session ` +
+        'cookie. Choose a session cookie name that is not the TempData cookie name followed by C and a number.',
+    );
   }
   if (options.hasConsent !== undefined && typeof options.hasConsent !== 'function') {
     fail('SessionModule option hasConsent must be a function (request) => boolean.');

@@ -29,6 +29,8 @@ export class SessionRuntime {
   readonly logger = new Logger('Session');
   readonly badCookieLog = new RateLimitedLog(this.logger);
   readonly storeFailureLog = new RateLimitedLog(this.logger);
+  /** Cookies written in a way browsers reject (a misconfiguration seen per request). */
+  private readonly rejectedCookieLog = new RateLimitedLog(this.logger);
   readonly signer: CookieSigner;
   readonly tempDataEncryptor: AuthenticatedEncryptor;
   /**
@@ -84,6 +86,14 @@ export class SessionRuntime {
   cookieAttributes(exchange: HttpExchange, cookie: ResolvedCookieOptions): CookieAttributes {
     const secure =
       cookie.securePolicy === 'always' || (cookie.securePolicy === 'sameAsRequest' && exchange.isSecure());
+    if (cookie.sameSite === 'none' && !secure) {
+      this.rejectedCookieLog.write(
+        SessionLogEvents.CookieSameSiteNoneNotSecure,
+        `The cookie ${cookie.name} is SameSite=None on a request that is not HTTPS, so it goes out without Secure and ` +
+          'browsers reject it: serve the app over HTTPS (behind a proxy, enable trust proxy so the request reads as ' +
+          "HTTPS), or use sameSite 'lax'.",
+      );
+    }
     return {
       path: cookie.path,
       domain: cookie.domain,

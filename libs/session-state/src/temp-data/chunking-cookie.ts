@@ -25,6 +25,14 @@ const COOKIE_VALUE = /^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]*$/;
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CHUNK_NUMBER = /^[1-9][0-9]*$/;
 
+/** True when `name` is the name of a chunk cookie of the cookie `base` (`<base>C<n>`). */
+export function isChunkCookieName(base: string, name: string): boolean {
+  return (
+    name.startsWith(`${base}${CHUNK_SUFFIX}`) &&
+    CHUNK_NUMBER.test(name.slice(base.length + CHUNK_SUFFIX.length))
+  );
+}
+
 /** One cookie to write: `name=value` plus the caller's attributes. */
 export interface PlannedCookie {
   name: string;
