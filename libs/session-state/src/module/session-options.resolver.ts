@@ -175,12 +175,12 @@ function inheritCookieOptions(
   session: StateCookieOptions | undefined,
   tempData: StateCookieOptions | undefined,
 ): StateCookieOptions | undefined {
-  const isObject = (value: unknown) => typeof value === 'object' && value !== null;
+  const isObject = (value: unknown): value is object => typeof value === 'object' && value !== null;
   if (!isObject(session) || (tempData !== undefined && !isObject(tempData))) return tempData;
   const merged: Record<string, unknown> = { ...tempData };
   for (const name of INHERITED_COOKIE_OPTIONS)
     if (merged[name] === undefined && session[name] !== undefined) merged[name] = session[name];
-  return merged as StateCookieOptions;
+  return merged;
 }
 
 /**
