@@ -94,9 +94,9 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
   });
 
   it('the lock expires by its TTL in the database clock', async () => {
-    expect(await store.tryLock('k-ttl', 'a', 200)).toBe(true);
+    expect(await store.tryLock('k-ttl', 'a', 1_000)).toBe(true);
     expect(await store.tryLock('k-ttl', 'b', TTL)).toBe(false);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(await store.tryLock('k-ttl', 'b', TTL)).toBe(true);
   });
 
@@ -194,16 +194,26 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
    * left open while the lease runs out, then checks that a takeover by 'b' waits for that transaction (the lock
    * row held FOR SHARE) and gets the lock once it commits.
    */
+  /**
+   * Takes `key`'s lock for `a`, runs `write` (a fenced statement as `a`) in a transaction of another connection left
+   * open, lets the lease run out meanwhile, and checks that a takeover by `b` waits for that transaction.
+   */
   async function takeoverWaitsFor(key: string, write: (client: pg.Client, now: number) => Promise<void>) {
     const client = new pg.Client({ connectionString: db.url() });
     await client.connect();
     try {
-      await client.query('BEGIN');
+      await client.query('BEGIN'); // connected first: the lease need not cover a new backend's start
+      // A lease that a pause of the loaded test process does not outlast before the fenced statement runs.
+      expect(await store.tryLock(key, 'a', 2_000)).toBe(true);
       const { rows } = await client.query<{ now: number }>(
         'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
       );
       await write(client, rows[0].now);
-      await sleep(400); // the lease runs out while that transaction is open
+      // The lease runs out while that transaction is open (a plain SELECT is not held back by its FOR SHARE).
+      for (let waited = 0; (await lockRow(key)).ms_left >= 0; waited += 50) {
+        if (waited > 10_000) throw new Error(`the lock of ${key} did not run out`);
+        await sleep(50);
+      }
       let settled = false;
       const takeover = store.tryLock(key, 'b', TTL).finally(() => (settled = true));
       await sleep(200);
@@ -217,7 +227,6 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
 
   it('a takeover of an expired lock waits for a fenced take still in its transaction, then finds the session moved', async () => {
     await store.commit('k-take-share', setting('v', 'before'), IDLE);
-    expect(await store.tryLock('k-take-share', 'a', 300)).toBe(true);
     await takeoverWaitsFor('k-take-share', async (client, now) => {
       // The statement as the store sends it: key, now, until when the mark lasts, token.
       const taken = await client.query<{ held: boolean; live: boolean }>(connection.sql.take, [
@@ -338,7 +347,6 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
 
   it('a takeover of an expired lock waits for a fenced commit still in its transaction, then reads its write', async () => {
     await store.commit('k-share', setting('v', 'before'), IDLE);
-    expect(await store.tryLock('k-share', 'a', 300)).toBe(true);
     await takeoverWaitsFor('k-share', async (client, now) => {
       const reply = await client.query<{ reply: number[] }>(
         connection.sql.commit,

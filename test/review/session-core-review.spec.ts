@@ -249,12 +249,13 @@ describe('review: store failures bound by ioTimeout', () => {
   it.each([false, true])(
     'a hanging commit costs one ioTimeout, not one per finalize (throwOnError %s)',
     async (throwOnError) => {
-      await withApp({ store: hangingCommit(throwOnError), session: { ioTimeout: 600 } }, async (url) => {
+      await withApp({ store: hangingCommit(throwOnError), session: { ioTimeout: 1_000 } }, async (url) => {
         const started = Date.now();
         await request(url)
           .get('/counter')
           .expect(throwOnError ? 503 : 200);
-        expect(Date.now() - started).toBeLessThan(1000); // 2 x ioTimeout = 1200 when it commits twice
+        // 2 x ioTimeout = 2000 when it commits twice; 800 ms of slack for a loaded machine.
+        expect(Date.now() - started).toBeLessThan(1_800);
       });
     },
   );

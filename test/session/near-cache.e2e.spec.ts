@@ -137,20 +137,23 @@ describe('near cache (redis.nearCache)', () => {
   });
 
   it('a read served from the copy does not count as a slide: an untouched request still slides when due', async () => {
+    // A window wide enough that the copy read falls inside it on a loaded machine (a 300 ms one left ~80 ms).
+    const WINDOW = 1_500;
     const d = await startSessionApp({
       secrets: SECRETS,
-      session: { slideSkipWindow: 300 },
+      session: { slideSkipWindow: WINDOW },
       redis: redis({ nearCache: NEAR }),
     });
     try {
       const cookie = cookiePair(
         await request(d.url).post('/set/seed').send({ value: 's' }).expect(200),
         COOKIE,
-      ); // committed (slid) at t0
+      ); // committed (slid) by now
+      const t0 = Date.now();
       await request(d.url).get('/read').set('Cookie', cookie).expect(200); // from Redis, slide not due yet
       await sleep(200);
       expect((await commandsOf(d.url, 'get', '/read', cookie)).commands).toEqual(HELD); // from the copy
-      await sleep(120); // t0 + 320 ms: the last real slide is older than slideSkipWindow
+      await sleep(t0 + WINDOW + 50 - Date.now()); // the last real slide is older than slideSkipWindow
       expect((await commandsOf(d.url, 'get', '/untouched', cookie)).commands).toHaveLength(1);
     } finally {
       await d.app.close();

@@ -374,7 +374,9 @@ describe('a slow commit before a stream', () => {
         .buffer(true)
         .parse(collect as never);
       expect((res.body as Buffer).equals(BIG)).toBe(true);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The commit (150 ms) lands a little after the response: polled, not a fixed wait, on a loaded machine.
+      for (let waited = 0; (await readName(url, cookie)) !== 'flood' && waited < 5_000; waited += 50)
+        await new Promise((resolve) => setTimeout(resolve, 50));
       expect(await readName(url, cookie)).toBe('flood');
     } finally {
       await app.close();

@@ -28,7 +28,8 @@ const COOKIE = '.Nest.Session';
 const SECRETS = ['Lq7vRt2nWx9kZc4bHm8pJd1fGs6aYe3uKo5iQt0N2B'];
 const APP = 'lease';
 /** Short, so that a request outlives it several times over in about a second. */
-const TTL = 300;
+// Renewed every TTL / 3: long enough that a pause of the loaded test process (GC, scheduling) does not outlast it.
+const TTL = 1_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let gates = 0;
 
@@ -168,7 +169,7 @@ describe.each(STORES)(
       const url = target.url;
       const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
       const held = await incrementAtGate(url, cookie);
-      await sleep(4 * TTL); // the lock would have expired three times over
+      await sleep(2.5 * TTL); // the lock would have expired twice over
       let waiterAnswered = false;
       const waiter = request(url)
         .get('/counter')

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { ManualClock, MemorySessionStore } from 'nest-session-state';
 import { RedisServerProcess } from '../support/redis/index.js';
+import { gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { BrowserClient } from './support/browser-client.js';
 import { SECRETS, startUsersApp } from './support/user-sessions.stores.js';
 
@@ -88,7 +89,10 @@ describe('user sessions: a sign-out under session.lock whose lock expired while 
       session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } },
     }));
   });
-  afterAll(() => app.close());
+  afterAll(async () => {
+    releaseAllGates();
+    await app.close();
+  });
 
   it('is refused whole: the session stays signed in and listed, and a retry signs it out', async () => {
     const user = 'stalled-sign-out@example.test';
@@ -96,9 +100,10 @@ describe('user sessions: a sign-out under session.lock whose lock expired while 
     const browser = new BrowserClient('Leaving/1');
     await keeper.login(url, user);
     const id = await browser.login(url, user);
-    const signingOut = browser.request(`${url}/users/slow-logout?ms=400`, 'POST');
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    const signingOut = browser.request(`${url}/users/slow-logout?gate=stalled-sign-out`, 'POST');
+    await gate('stalled-sign-out').reached(1); // it holds the lock
     clock.advance(5_000); // its lock's TTL passed on the store's clock
+    gate('stalled-sign-out').release();
     const late = await signingOut;
     expect(late.status).toBe(409);
     expect(late.json).toMatchObject({ code: 'SESSION_LOCK_LOST' });

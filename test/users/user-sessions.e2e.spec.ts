@@ -3,6 +3,7 @@ import type { MemorySessionStore, SessionModuleOptions } from 'nest-session-stat
 import { MemoryUserSessionIndex } from '../../libs/session-state/src/users/memory-user-session.index.js';
 import { userIndexKeys } from '../../libs/session-state/src/users/redis/redis-user-session.keys.js';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
+import { gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { BrowserClient } from './support/browser-client.js';
 import { STORES, startUsersApp, type StoreUnderTest } from './support/user-sessions.stores.js';
 
@@ -19,9 +20,11 @@ interface Listed {
   metadata: { userAgent: string };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let users = 0;
 const newUser = () => `user-${++users}@example.test`;
+let gates = 0;
+/** The name of a new gate a slow route waits at (test/support/apps/gated-session.controller.ts). */
+const newGate = () => `users-${++gates}`;
 
 describe.each(STORES.map((make) => [make().name, make] as const))('user sessions on %s', (_name, make) => {
   const store: StoreUnderTest = make();
@@ -50,6 +53,7 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
   }, 30_000);
 
   afterAll(async () => {
+    releaseAllGates();
     await Promise.all(running.map((app) => app.close()));
     await store.stop();
   });
@@ -142,9 +146,11 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
       expect((await victim.me(b)).user).toBe(user);
 
       // Loaded before the revocation, commits after it.
-      const inFlight = victim.request(`${b}/users/slow-write?ms=600${query}`, 'POST');
-      await sleep(200);
+      const held = newGate();
+      const inFlight = victim.request(`${b}/users/slow-write?gate=${held}${query}`, 'POST');
+      await gate(held).reached(1);
       expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
+      gate(held).release();
       const late = await inFlight;
       expect(late.status).toBe(200);
       // It ran as the signed-in user, but its write is not applied; a bind() says it bound nothing.
@@ -163,9 +169,14 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     const victim = new BrowserClient('Victim/2.0');
     await keeper.login(a, user);
     const victimId = await victim.login(b, user);
-    const inFlight = victim.request(`${b}/users/slow-switch?ms=600&to=${encodeURIComponent(other)}`, 'POST');
-    await sleep(200);
+    const held = newGate();
+    const inFlight = victim.request(
+      `${b}/users/slow-switch?gate=${held}&to=${encodeURIComponent(other)}`,
+      'POST',
+    );
+    await gate(held).reached(1);
     expect((await keeper.request(`${a}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: true });
+    gate(held).release();
     const late = await inFlight;
     expect(late.status).toBe(200);
     expect(late.json).toEqual({ bound: false });
@@ -212,9 +223,11 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     const tab = new BrowserClient('Tabs/1');
     const [name, value] = browser.jar.header().split('=');
     tab.jar.set(name, value);
-    const signingOut = tab.request(`${b}/users/slow-logout?ms=600`, 'POST');
-    await sleep(200);
+    const held = newGate();
+    const signingOut = tab.request(`${b}/users/slow-logout?gate=${held}`, 'POST');
+    await gate(held).reached(1);
     expect(await browser.login(a, user)).toBe(id); // signed in again: a new key, the same id
+    gate(held).release();
     // It signed out a key the session has left: 409 SESSION_MOVED, changing nothing (the browser may send it again).
     const late = await signingOut;
     expect(late.status).toBe(409);
@@ -257,10 +270,12 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     const evicted = new BrowserClient('Evicted/1');
     const newest = new BrowserClient('Newest/1');
     await evicted.login(x, user);
-    const late = evicted.request(`${y}/users/slow-write?ms=600&rebind=1`, 'POST');
-    await sleep(200);
+    const held = newGate();
+    const late = evicted.request(`${y}/users/slow-write?gate=${held}&rebind=1`, 'POST');
+    await gate(held).reached(1);
     await store.expire(5); // distinct sign-in times
     const newestId = await newest.login(x, user); // the limit revokes the other session
+    gate(held).release();
     expect((await late).json).toEqual({ user, bound: false });
     expect((await newest.me(y)).user).toBe(user); // not revoked by the revoked session's late bind
     expect((await evicted.me(x)).user).toBeNull();

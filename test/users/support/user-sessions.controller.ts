@@ -10,6 +10,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import { Session, UserSessions } from 'nest-session-state';
+import { gate } from '../../support/apps/gated-session.controller.js';
 
 /** Sign-in, the devices list and revocation, as an app wires UserSessions (shared by the users suites). */
 @Controller('users')
@@ -70,7 +71,7 @@ export class UserSessionsTestController {
   }
 
   /**
-   * Loads the session, waits `ms`, then writes: a request in flight while its session is revoked. With
+   * Loads the session, waits at the gate `gate` (test/support/apps/gated-session.controller.ts), then writes: a request in flight while its session is revoked. With
    * `clear=1` it first clears the session and sets the app's own sign-in marker again; with `regenerate=1`
    * it moves the session to a new key first; with `rebind=1` it binds the session again afterwards (as a
    * "rename this device" route records new metadata); with `unbind=1` it unbinds it.
@@ -79,7 +80,7 @@ export class UserSessionsTestController {
   @HttpCode(200)
   async slowWrite(
     @Session() session: Session,
-    @Query('ms') ms: string,
+    @Query('gate') at: string,
     @Query('clear') clear?: string,
     @Query('regenerate') regenerate?: string,
     @Query('rebind') rebind?: string,
@@ -87,7 +88,7 @@ export class UserSessionsTestController {
   ) {
     const user = session.getString('user') ?? null;
     const boundTo = this.userSessions.userOf(session);
-    await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+    await gate(at).pass();
     if (regenerate === '1') session.regenerate();
     if (clear === '1') {
       session.clear();
@@ -101,24 +102,24 @@ export class UserSessionsTestController {
   }
 
   /**
-   * Loads the session, waits `ms`, then empties it (its sign-in marker removed), unbinds it (which commits it) and
+   * Loads the session, waits at the gate `gate`, then empties it (its sign-in marker removed), unbinds it (which commits it) and
    * binds it to `to` without regenerate(): a late account switch of a session revoked meanwhile.
    */
   @Post('slow-switch')
   @HttpCode(200)
-  async slowSwitch(@Session() session: Session, @Query('ms') ms: string, @Query('to') to: string) {
-    await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+  async slowSwitch(@Session() session: Session, @Query('gate') at: string, @Query('to') to: string) {
+    await gate(at).pass();
     session.remove('user');
     await this.userSessions.unbind(session);
     session.setString('user', to);
     return { bound: await this.userSessions.bind(session, to) };
   }
 
-  /** Loads the session, waits `ms`, then signs out: a sign-out still running while another tab signs in. */
+  /** Loads the session, waits at the gate `gate`, then signs out: a sign-out still running while another tab signs in. */
   @Post('slow-logout')
   @HttpCode(200)
-  async slowLogout(@Session() session: Session, @Query('ms') ms: string) {
-    await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+  async slowLogout(@Session() session: Session, @Query('gate') at: string) {
+    await gate(at).pass();
     await this.userSessions.signOut(session);
     return { ok: true };
   }

@@ -1,25 +1,43 @@
+import { jest } from '@jest/globals';
 import { LockReleases } from './lock-releases.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Lets `ms` pass on the fake clock, running the timers and the promises they start. */
+const pass = (ms: number) => jest.advanceTimersByTimeAsync(ms);
 
-describe('LockReleases', () => {
+describe('LockReleases (on a fake clock: the back-off is checked exactly, whatever the machine load)', () => {
   let releases: LockReleases;
-  afterEach(() => releases.close());
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => {
+    releases.close();
+    jest.useRealTimers();
+  });
 
-  it('tries a failed release again until the store takes it, then stops', async () => {
-    const calls: string[] = [];
+  it('tries a failed release again until the store takes it, then stops: 250 ms, then twice the wait each time', async () => {
+    const calls: number[] = [];
+    const start = Date.now();
     let failures = 2;
-    releases = new LockReleases((key, token) => {
-      calls.push(`${key}:${token}`);
+    releases = new LockReleases(() => {
+      calls.push(Date.now() - start);
       return failures-- > 0 ? Promise.reject(new Error('store unreachable')) : Promise.resolve();
     });
     releases.retry('k', 't', 10_000);
-    await sleep(250 + 500 + 200); // the first retry, then the second after twice the wait
-    expect(calls).toEqual(['k:t', 'k:t']);
-    await sleep(1_000 + 200);
-    expect(calls).toEqual(['k:t', 'k:t', 'k:t']); // the third succeeded: no fourth
-    await sleep(2_000 + 200);
-    expect(calls).toHaveLength(3);
+    await pass(249);
+    expect(calls).toEqual([]);
+    await pass(1 + 500 + 1_000);
+    expect(calls).toEqual([250, 750, 1_750]); // the third succeeded
+    await pass(10_000);
+    expect(calls).toHaveLength(3); // no fourth
+  });
+
+  it('passes the key and token of the release it retries', async () => {
+    const seen: string[] = [];
+    releases = new LockReleases((key, token) => {
+      seen.push(`${key}:${token}`);
+      return Promise.resolve();
+    });
+    releases.retry('k', 't', 10_000);
+    await pass(250);
+    expect(seen).toEqual(['k:t']);
   });
 
   it('an unlock that throws instead of rejecting is tried again, not an uncaught exception', async () => {
@@ -30,7 +48,7 @@ describe('LockReleases', () => {
       return Promise.resolve();
     });
     releases.retry('k', 't', 10_000);
-    await sleep(250 + 500 + 200);
+    await pass(250 + 500);
     expect(calls).toBe(2);
   });
 
@@ -44,10 +62,17 @@ describe('LockReleases', () => {
     return { tries: () => calls };
   }
 
+  it('waits at most 2 s between tries', async () => {
+    const store = unreachableStore();
+    releases.retry('k', 't', 60_000);
+    await pass(250 + 500 + 1_000 + 2_000 + 2_000 + 2_000);
+    expect(store.tries()).toBe(6);
+  });
+
   it('gives up once the lock would have expired by itself', async () => {
     const store = unreachableStore();
     releases.retry('k', 't', 600); // 250 ms, then 500 ms more would pass 600 ms
-    await sleep(1_500);
+    await pass(5_000);
     expect(store.tries()).toBe(1);
   });
 
@@ -55,7 +80,7 @@ describe('LockReleases', () => {
     const store = unreachableStore();
     releases.retry('k', 't', 10_000);
     releases.close();
-    await sleep(400);
+    await pass(5_000);
     expect(store.tries()).toBe(0);
   });
 });
