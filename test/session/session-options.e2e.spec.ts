@@ -226,6 +226,31 @@ describe('session cookie options', () => {
     );
     expect(() => SessionModule.forRootAsync({})).toThrow(SessionConfigurationError);
     expect(() => SessionModule.forRootAsync({})).toThrow(/needs useFactory, useClass or useExisting/);
+    // Before, an array started the module on the defaults.
+    expect(() => SessionModule.forRoot([] as unknown as SessionModuleOptions)).toThrow(
+      /forRoot\(\) takes an options object \(got an array\)/,
+    );
+  });
+
+  it('forRootAsync refuses what it cannot use, at the call, naming the fix', async () => {
+    // Before: a TypeError from inside Nest at startup ("optionsFactory[...] is not a function").
+    class NotAFactory {}
+    expect(() => SessionModule.forRootAsync({ useClass: NotAFactory as never })).toThrow(
+      'SessionModule.forRootAsync() option useClass must be a class with a createSessionOptions() method that ' +
+        'returns the options (implements SessionModuleOptionsFactory); NotAFactory has none.',
+    );
+    // Before: ignored (a session option put beside the factory instead of in its result; a typo).
+    const misplaced = { useFactory: () => ({}), secrets: ['x'] } as never;
+    expect(() => SessionModule.forRootAsync(misplaced)).toThrow(
+      /forRootAsync\(\) option secrets is unknown: it takes imports, inject, useFactory.*come from the factory/,
+    );
+    const typo = { useFactory: () => ({}), injects: [] } as never;
+    expect(() => SessionModule.forRootAsync(typo)).toThrow(
+      /option injects is unknown: did you mean inject\?/,
+    );
+    // A factory that returns an array fails at startup, as one that returns nothing.
+    const module = SessionModule.forRootAsync({ useFactory: () => [] as unknown as SessionModuleOptions });
+    await expect(startSessionApp({}, { module })).rejects.toThrow(/the options factory returned an array/);
   });
 
   it.each([

@@ -1,3 +1,4 @@
+import { closestOptionName } from '../options/option-name.suggestion.js';
 import {
   Inject,
   Module,
@@ -110,9 +111,9 @@ export class SessionModule
 
   /** Registers the module; with no options: memory store, cookie TempData, a generated key ring. */
   static override forRoot(options: typeof SESSION_MODULE_OPTIONS_TYPE = {}): DynamicModule {
-    if (typeof options !== 'object' || options === null) {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
       throw new SessionConfigurationError(
-        `SessionModule.forRoot() takes an options object (got ${options === null ? 'null' : typeof options}); ` +
+        `SessionModule.forRoot() takes an options object (got ${kindOf(options)}); ` +
           'call it without arguments for the defaults.',
       );
     }
@@ -133,6 +134,8 @@ export class SessionModule
           '{ inject: [ConfigService], useFactory: (config) => ({ secrets: [config.get(...)] }) }.',
       );
     }
+    checkAsyncOptionNames(given);
+    checkFactoryClass(given.useClass);
     checkIsGlobal(options);
     return super.forRootAsync(options);
   }
@@ -199,6 +202,48 @@ function claimApplication(adapter: PlatformAdapter | undefined): void {
 }
 
 /** `isGlobal` next to the options: a boolean, as every other switch. */
+/** What `forRootAsync()` takes (Nest's ConfigurableModuleAsyncOptions, and the module's `isGlobal`). */
+const ASYNC_OPTION_NAMES = [
+  'imports',
+  'inject',
+  'useFactory',
+  'useClass',
+  'useExisting',
+  'provideInjectionTokensFrom',
+  'isGlobal',
+];
+
+/** Refuses a name `forRootAsync()` does not know (an option meant for the factory's result, a typo). */
+function checkAsyncOptionNames(options: object): void {
+  const unknown = Object.keys(options).find((name) => !ASYNC_OPTION_NAMES.includes(name));
+  if (unknown === undefined) return;
+  const closest = closestOptionName(unknown, { names: ASYNC_OPTION_NAMES });
+  throw new SessionConfigurationError(
+    `SessionModule.forRootAsync() option ${unknown} is unknown: ` +
+      (closest ? `did you mean ${closest}? ` : '') +
+      `it takes ${ASYNC_OPTION_NAMES.join(', ')}; the session options themselves come from the factory.`,
+  );
+}
+
+/** `useClass` must build the options with `createSessionOptions()` (SessionModuleOptionsFactory). */
+function checkFactoryClass(useClass: unknown): void {
+  if (useClass === undefined) return;
+  const methods = typeof useClass === 'function' ? (useClass.prototype as object | undefined) : undefined;
+  if (typeof (methods as { createSessionOptions?: unknown } | undefined)?.createSessionOptions === 'function')
+    return;
+  const which = typeof useClass === 'function' ? `; ${useClass.name || 'the class given'} has none` : '';
+  throw new SessionConfigurationError(
+    'SessionModule.forRootAsync() option useClass must be a class with a createSessionOptions() method that ' +
+      `returns the options (implements SessionModuleOptionsFactory)${which}.`,
+  );
+}
+
+/** How a value that is not an options object reads in a message. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  return Array.isArray(value) ? 'an array' : typeof value;
+}
+
 function checkIsGlobal(options: object | null | undefined): void {
   const isGlobal = (options as { isGlobal?: unknown } | null | undefined)?.isGlobal;
   if (isGlobal === undefined || typeof isGlobal === 'boolean') return;
@@ -214,9 +259,9 @@ function checkIsGlobal(options: object | null | undefined): void {
  * on a generated key ring and the memory store, with only a warning).
  */
 function checkedOptions(options: SessionModuleOptions | null | undefined): SessionModuleOptions {
-  if (typeof options === 'object' && options !== null) return options;
+  if (typeof options === 'object' && options !== null && !Array.isArray(options)) return options;
   throw new SessionConfigurationError(
-    `SessionModule.forRootAsync(): the options factory returned ${options === null ? 'null' : typeof options}; ` +
+    `SessionModule.forRootAsync(): the options factory returned ${kindOf(options)}; ` +
       'return an options object ({} for the defaults).',
   );
 }
