@@ -7,13 +7,16 @@ import { estimateEntropyBits } from './secret-strength.js';
 
 const secret = () => randomBytes(32).toString('base64url');
 
-/** A fixed secret for the known-answer tests (43 base64url characters, as the docs tell apps to generate). */
-const KNOWN_SECRET = 'Qm9vdHN0cmFwLWtub3duLWFuc3dlci1zZWNyZXQtdjE';
+/**
+ * A fixed secret for the known-answer tests: 32 random bytes as base64url, as the docs tell apps to generate (the one
+ * before, base64 of a phrase, is refused since encodings of typed text count as that text).
+ */
+const KNOWN_SECRET = 'iVNJ92Ywxxx6MmeD12nwjrOVW1Cx4_qsx4RBsSoHOgk';
 /** A session key, and its session cookie signed under [KNOWN_SECRET] by the current release: a literal. */
 const KNOWN_SESSION_KEY = 'kaT0Zp3nX2mQ8vRw5yBc1dEf7gHj9LsU';
-const KNOWN_SESSION_COOKIE = `${KNOWN_SESSION_KEY}.0KQS-v_OWfeGRi_XQhxzm7hZtkc7GVThGnNSmUdv9l8`;
+const KNOWN_SESSION_COOKIE = `${KNOWN_SESSION_KEY}.qOR5pDVC1jpr54GyH13a1gIpSeaJ-mVG0owlkskM670`;
 /** 'known-answer TempData' encrypted for the TempData cookie under [KNOWN_SECRET] by the current release. */
-const KNOWN_TEMP_DATA_COOKIE = 'AWHfpRJGkSTP2dIJ7wbEoUx1_QlpvtfyWq3ySG-rQo9RUYmZZ-UzYB7OTeuVAp8WYD0';
+const KNOWN_TEMP_DATA_COOKIE = 'AfLmmOIyS4un-VgfoZe6NetKqACbdHPYyFwWYt413swy04NtJZlMafUGr6Jo3ho6URs';
 const PURPOSES: readonly ProtectionPurpose[] = ['session-cookie', 'temp-data-cookie'];
 
 /** HKDF-SHA256 as the design specifies it: salt 'nest-session-state/v1', info 'nest-session-state:<purpose>', 32 bytes. */
@@ -56,6 +59,15 @@ describe('key ring', () => {
       'Password123!Password123!Password123!',
       Uint8Array.from({ length: 64 }, (_, i) => i),
       '0f1e2d3c-4b5a-4697-8877-665544332211', // a UUID: 122 random bits at most
+      // Accepted before (a black-box probe): words with spaces in mixed case, camel-case words, a keyboard walk in
+      // both cases, interleaved sequences, and encodings of typed text.
+      'The quick brown fox jumps over the lazy dog',
+      'MySuperSecretKeyForSessions2024!!',
+      'ZXCVBNMASDFGHJKLQWERTYUIOPzxcvbnmasdfghjkl',
+      'a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6q7',
+      Buffer.from('password'.repeat(4)).toString('base64url'),
+      Buffer.from('fakesecretfakesecretfakesecret12').toString('base64'),
+      Buffer.from('this is my secret for the app ok').toString('hex'),
     ];
     for (const weak of handMade)
       expect(() => KeyRing.fromSecrets([weak])).toThrow(/secrets\[0\] is too weak.*do not look random/);
@@ -66,6 +78,7 @@ describe('key ring', () => {
       ['base64url of 32 bytes', () => randomBytes(32).toString('base64url')],
       ['base64 of 32 bytes', () => randomBytes(32).toString('base64')],
       ['hex of 32 bytes', () => randomBytes(32).toString('hex')],
+      ['upper-case hex of 32 bytes', () => randomBytes(32).toString('hex').toUpperCase()],
       ['32 raw bytes', () => randomBytes(32)],
     ];
     for (const [name, draw] of encodings) {
@@ -97,10 +110,10 @@ describe('key ring', () => {
     }
     // The same values as literals, so a change to the HKDF parameters above cannot go unnoticed either.
     expect(ring.keysFor('session-cookie')[0].key.toString('hex')).toBe(
-      'a9cc6983d54e07a6b2f21dbafdd11af19bab472b420f0418a74f7138191b6b0d',
+      'aca51964190189dc7106ff3c4abde9b5d7048dd28285a3f2b44c45884861da0e',
     );
     expect(ring.keysFor('temp-data-cookie')[0].key.toString('hex')).toBe(
-      '41063bc0460d57ded6675608a8b01f97d12fd46ce758b30b881484844ba6af02',
+      '0d75ba657f4d0c3798c956114501136005cf32ccc7c978aa60b26ab67f355c27',
     );
     // A secret given as bytes derives the same keys as its UTF-8 text; every secret of a ring is derived alike.
     const bytes = KeyRing.fromSecrets([Buffer.from(KNOWN_SECRET, 'utf8')]);
