@@ -1,7 +1,7 @@
 export type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { HttpPlatform } from './platforms/http-platform.js';
-import { headWritten, type BeforeFirstByte, type ResponseHold } from './response-hold.js';
+import { headWritten, setLibraryHeader, type BeforeFirstByte, type ResponseHold } from './response-hold.js';
 
 /**
  * One request and its response, as the session, TempData and items code sees them: the platform
@@ -59,21 +59,21 @@ export class HttpExchange {
   /** Adds a Set-Cookie header without dropping the ones already set. */
   appendSetCookie(cookie: string): void {
     const current = this.res.getHeader('set-cookie');
-    if (current === undefined) this.res.setHeader('set-cookie', cookie);
-    else if (Array.isArray(current)) this.res.setHeader('set-cookie', [...current, cookie]);
-    else this.res.setHeader('set-cookie', [String(current), cookie]);
+    if (current === undefined) setLibraryHeader(this.res, 'set-cookie', cookie);
+    else if (Array.isArray(current)) setLibraryHeader(this.res, 'set-cookie', [...current, cookie]);
+    else setLibraryHeader(this.res, 'set-cookie', [String(current), cookie]);
   }
 
   /** Sets the Set-Cookie header for cookie `name`, replacing one set earlier in this response. */
   replaceSetCookie(name: string, cookie: string): void {
     const current = this.res.getHeader('set-cookie');
     if (current === undefined) {
-      this.res.setHeader('set-cookie', cookie);
+      setLibraryHeader(this.res, 'set-cookie', cookie);
       return;
     }
     const prefix = `${name}=`;
     const list = (Array.isArray(current) ? current : [String(current)]).filter((c) => !c.startsWith(prefix));
-    this.res.setHeader('set-cookie', [...list, cookie]);
+    setLibraryHeader(this.res, 'set-cookie', [...list, cookie]);
   }
 
   /** The response's Set-Cookie values as they are now, for {@link restoreSetCookies}. */
@@ -94,14 +94,13 @@ export class HttpExchange {
       ...cookies.filter((cookie) => !cookie.startsWith(prefix)),
       ...this.setCookies().filter((cookie) => cookie.startsWith(prefix)),
     ];
-    if (kept.length === 0) this.res.removeHeader('set-cookie');
-    else this.res.setHeader('set-cookie', kept);
+    setLibraryHeader(this.res, 'set-cookie', kept.length === 0 ? undefined : kept);
   }
 
   /** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
   preventCaching(): void {
-    this.res.setHeader('cache-control', 'no-cache, no-store');
-    this.res.setHeader('pragma', 'no-cache');
+    setLibraryHeader(this.res, 'cache-control', 'no-cache, no-store');
+    setLibraryHeader(this.res, 'pragma', 'no-cache');
   }
 
   /** Runs `listener` once the response was handed to the operating system. */

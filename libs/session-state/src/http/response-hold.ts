@@ -55,8 +55,15 @@ export class ResponseHold {
   private drainListeners: ((...args: unknown[]) => void)[] | undefined;
   /** The response's `write`, `end` and `writeHead` once the hold was in place (see {@link wrappedAbove}). */
   private outermost: readonly unknown[] | undefined;
-  /** An error reply was written below a wrapper: what the app or the wrapper writes afterwards is dropped. */
-  private replaced = false;
+  /**
+   * An error reply answered the response: what the app (or a wrapper above the hold) writes once it ended is dropped,
+   * its callbacks called, instead of reaching an ended response (where Node drops the callbacks of a closed
+   * connection: an app awaiting them would wait for ever). Not before it ended: middleware below the hold
+   * (compression's stream) may still be writing the reply through it.
+   */
+  private answered = false;
+  /** The status and reason when the first held call fixed the head: later changes would not reach Node's head. */
+  private headStatus: { code: number; message: string } | undefined;
 
   constructor(
     private readonly res: HttpResponse,
@@ -70,7 +77,10 @@ export class ResponseHold {
    * `last` marks the response's `end`: nothing follows it, so it is held whatever its size.
    */
   take(method: ResponseMethod, args: unknown[], last = false): boolean {
-    if (this.replaced) return true;
+    if (this.answered && this.res.writableEnded) {
+      callWhenDone(this.res, callbacksOf([{ method, args }]));
+      return true;
+    }
     if (!this.held) {
       if (!this.armed) return false;
       this.start();
@@ -101,7 +111,7 @@ export class ResponseHold {
    * @throws like Node (ERR_HTTP_HEADERS_SENT) when a held call has already fixed the head.
    */
   takeHead(method: ResponseMethod, args: unknown[]): boolean {
-    if (this.replaced) return true;
+    if (this.answered && this.res.writableEnded) return true;
     if (!this.held && !this.armed) return false;
     if (headWritten(this.res)) return false;
     if (this.headFixed) throw headersSentError();
@@ -180,6 +190,7 @@ export class ResponseHold {
     // response still carries its commit's cookies.
     const overBudget = !last && this.heldBytes >= HELD_WRITE_BUDGET;
     this.held!.push(call);
+    if (!this.headFixed) this.headStatus = { code: this.res.statusCode, message: this.res.statusMessage };
     this.headFixed = true;
     const chunk = call.args[0];
     if (typeof chunk === 'string' || chunk instanceof Uint8Array) this.heldBytes += chunk.length;
@@ -193,12 +204,12 @@ export class ResponseHold {
   private release(error: HoldErrorReply | undefined): void {
     if (this.gaveUp) return;
     if (error && !headWritten(this.res)) {
+      callWhenDone(this.res, callbacksOf(this.held));
       this.held = undefined;
       this.endHeld = false;
       const below = this.wrappedAbove();
       replaceWithJsonError(this.res, error.status, error.body, below);
-      // Only then: through the hold, Node's own `end` (compression's stream ending) still calls `writeHead` later.
-      this.replaced = below;
+      this.answered = true;
       return;
     }
     this.replay();
@@ -208,7 +219,22 @@ export class ResponseHold {
     const calls = this.held ?? [];
     this.held = undefined;
     this.endHeld = false; // from here Node's own state answers
-    for (const call of calls) call.method.apply(this.res, call.args);
+    // Without the hold the head left with the first of these calls: a status set since (an exception filter's, after
+    // the route wrote) would not have reached it.
+    const head = this.headStatus;
+    if (head !== undefined && !headWritten(this.res)) {
+      this.res.statusCode = head.code;
+      this.res.statusMessage = head.message;
+    }
+    for (const [i, call] of calls.entries()) {
+      // A second answer after the first ended (a route that sent, then returned a value): Node would report a write
+      // after end as an 'error' on the response, which kills a process without a listener. It is dropped.
+      if (this.res.writableEnded) {
+        callWhenDone(this.res, callbacksOf(calls.slice(i)));
+        break;
+      }
+      call.method.apply(this.res, call.args);
+    }
     const noted = this.drainListeners;
     this.drainListeners = undefined;
     if (this.askedToWait) {
@@ -220,6 +246,35 @@ export class ResponseHold {
       this.res.emit('drain');
       for (const listener of elsewhere ?? []) listener.call(this.res);
     }
+  }
+}
+
+/** The callbacks the app passed to held calls (`write(chunk, cb)`, `end(cb)`): Node's contract is to call them. */
+function callbacksOf(calls: readonly HeldCall[] | undefined): (() => void)[] {
+  const callbacks: (() => void)[] = [];
+  for (const call of calls ?? []) {
+    const last = call.args[call.args.length - 1];
+    if (typeof last === 'function') callbacks.push(last as () => void);
+  }
+  return callbacks;
+}
+
+/**
+ * Calls `callbacks` once `res` is done (finished or closed): the calls they came with were dropped for an error reply
+ * or a second answer, and an app awaiting them (`await new Promise((r) => res.end(body, r))`) would wait for ever.
+ */
+function callWhenDone(res: HttpResponse, callbacks: readonly (() => void)[]): void {
+  if (callbacks.length === 0) return;
+  let called = false;
+  const call = () => {
+    if (called) return;
+    called = true;
+    for (const callback of callbacks) callback();
+  };
+  if (res.writableFinished || res.destroyed) setImmediate(call);
+  else {
+    res.once('finish', call);
+    res.once('close', call);
   }
 }
 
@@ -269,6 +324,13 @@ export function installResponseHold(
     if (holdOf(this.req)?.take(flushHeaders, args)) return;
     return parent.flushHeaders.apply(this, args);
   };
+  const parentMethods = parent as unknown as Record<HeaderMethod, ResponseMethod>;
+  for (const name of HEADER_METHODS)
+    proto[name] = headerGuard(
+      name,
+      () => parentMethods[name],
+      (res) => holdOf(res.req),
+    );
   proto[HOOKED] = {
     write: proto.write,
     end: proto.end,
@@ -395,6 +457,15 @@ export function attachResponseHold(
   target.flushHeaders = function heldFlushHeaders(this: HttpResponse, ...args: unknown[]) {
     if (!hold.take(flushHeaders, args)) return flushHeaders.apply(this, args);
   };
+  const headers = res as unknown as Record<HeaderMethod, ResponseMethod>;
+  for (const name of HEADER_METHODS) {
+    const below = headers[name];
+    headers[name] = headerGuard(
+      name,
+      () => below,
+      () => hold,
+    );
+  }
 }
 
 /**
@@ -436,10 +507,42 @@ function isSetCookie(name: unknown): boolean {
 }
 
 /** What Node throws for a second head (ERR_HTTP_HEADERS_SENT). */
-function headersSentError(): Error {
-  return Object.assign(new Error('Cannot write headers after they are sent to the client'), {
+function headersSentError(verb: 'write' | 'set' | 'remove' = 'write'): Error {
+  return Object.assign(new Error(`Cannot ${verb} headers after they are sent to the client`), {
     code: 'ERR_HTTP_HEADERS_SENT',
   });
+}
+
+/** The header methods the hold guards: once a held call fixed the head, the app's changes fail as Node's would. */
+const HEADER_METHODS = ['setHeader', 'appendHeader', 'removeHeader'] as const;
+type HeaderMethod = (typeof HEADER_METHODS)[number];
+
+/** A guard for `name` over `below`: refuses while `holdOf(res)` holds a head (see {@link ResponseHold.holdsHead}). */
+function headerGuard(
+  name: HeaderMethod,
+  below: (res: HttpResponse) => ResponseMethod,
+  holdOf: (res: HttpResponse) => ResponseHold | undefined,
+): ResponseMethod {
+  const verb = name === 'removeHeader' ? 'remove' : 'set';
+  return function guardedHeader(this: HttpResponse, ...args: unknown[]) {
+    // Without the hold the head left with that call, and Node refuses; a change let through would describe a body
+    // that is not the one sent (a second answer's Content-Length: the response would hang).
+    if (holdOf(this)?.holdsHead === true) throw headersSentError(verb);
+    return below(this).apply(this, args);
+  };
+}
+
+/**
+ * Sets (or, `value` undefined, removes) a header the library itself writes while the head is held (its cookies, the
+ * commit's cache headers): the response class's own method, past the guard that refuses the app's changes.
+ */
+export function setLibraryHeader(
+  res: HttpResponse,
+  name: string,
+  value: string | string[] | undefined,
+): void {
+  if (value === undefined) nativeMethod(res, 'removeHeader').call(res, name);
+  else nativeMethod(res, 'setHeader').call(res, name, value);
 }
 
 /**
@@ -501,7 +604,10 @@ export function replaceWithJsonError(res: HttpResponse, status: number, body: ob
 }
 
 /** The response class's own `name` (Node's, or HTTP/2's), below every hold and every wrapper. */
-function nativeMethod(res: HttpResponse, name: 'writeHead' | 'end'): ResponseMethod {
+function nativeMethod(
+  res: HttpResponse,
+  name: 'writeHead' | 'end' | 'setHeader' | 'removeHeader',
+): ResponseMethod {
   for (
     let proto = Object.getPrototypeOf(res) as object | null;
     proto;

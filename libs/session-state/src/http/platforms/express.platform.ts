@@ -39,7 +39,9 @@ export class ExpressPlatform implements HttpPlatform {
    */
   static install(adapter: PlatformAdapter, entry: RequestEntry, holdOf: HoldOf): ExpressPlatform {
     const app = adapter.getInstance<ExpressApp>();
-    installResponseHold(responsePrototypeOf(app), holdOf);
+    // Held state reported (`headersSent` once the head is held): Nest's exception filter and reply path ask, and
+    // would otherwise write a second answer into a held one (a write after end, or a body past its Content-Length).
+    installResponseHold(responsePrototypeOf(app), holdOf, { reportHeld: true });
     const server = adapter.getHttpServer?.();
     // http.Server or https.Server (both emit `request`).
     if (server instanceof EventEmitter)
@@ -64,7 +66,7 @@ export class ExpressPlatform implements HttpPlatform {
     // Middleware with its own write (compression) routes the writer's drain listeners off the response:
     // attachResponseHold notes them, and the hold calls them itself when it lets the writes go.
     const hold = new ResponseHold(res, beforeFirstByte, onEarlyRelease);
-    if (!usesInstalledHold(res)) attachResponseHold(res, hold);
+    if (!usesInstalledHold(res)) attachResponseHold(res, hold, { reportHeld: true });
     return hold;
   }
 }
