@@ -524,11 +524,12 @@ function headerGuard(
   holdOf: (res: HttpResponse) => ResponseHold | undefined,
 ): ResponseMethod {
   const verb = name === 'removeHeader' ? 'remove' : 'set';
-  return function guardedHeader(this: HttpResponse, ...args: unknown[]) {
+  // Two fixed parameters, not a rest array: these run for every header of every response.
+  return function guardedHeader(this: HttpResponse, header: unknown, value: unknown) {
     // Without the hold the head left with that call, and Node refuses; a change let through would describe a body
     // that is not the one sent (a second answer's Content-Length: the response would hang).
     if (holdOf(this)?.holdsHead === true) throw headersSentError(verb);
-    return below(this).apply(this, args);
+    return below(this).call(this, header, value);
   };
 }
 
