@@ -1,4 +1,5 @@
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect, Http2ServerResponse, type ClientHttp2Session } from 'node:http2';
+import { jest } from '@jest/globals';
 import { Controller, Get, Module, Post, Redirect, type INestApplication } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
@@ -112,6 +113,20 @@ describe.each([
     const seconds = await Promise.all(cookies.map((cookie) => send(client, 'GET', '/counter', cookie)));
     expect(seconds.map((r) => JSON.parse(r.body) as unknown)).toEqual(Array(20).fill({ count: 2 }));
     expect(seconds.map(cookiesOf)).toEqual(Array(20).fill('')); // an established cookie is not sent again
+  });
+
+  it('a held response neither reads nor sets a status text, which HTTP/2 has not (Node warns on either)', async () => {
+    // Once per process Node warns "Status message is not supported by HTTP/2": the accessors are watched instead.
+    const read = jest.spyOn(Http2ServerResponse.prototype, 'statusMessage', 'get');
+    const set = jest.spyOn(Http2ServerResponse.prototype, 'statusMessage', 'set');
+    try {
+      const first = await send(client, 'GET', '/counter');
+      await send(client, 'GET', '/counter', cookiesOf(first));
+      expect([read.mock.calls.length, set.mock.calls.length]).toEqual([0, 0]);
+    } finally {
+      read.mockRestore();
+      set.mockRestore();
+    }
   });
 
   it('TempData survives a redirect', async () => {

@@ -53,7 +53,7 @@ export class ResponseHold {
   private endHeld = false;
   /** `drain` listeners added while calls were held, where middleware may route them off the response. */
   private drainListeners: ((...args: unknown[]) => void)[] | undefined;
-  /** The response's `write`, `end` and `writeHead` once the hold was in place (see {@link wrappedAbove}). */
+  /** The response's `write` and `end` once the hold was in place (see {@link wrappedAbove}). */
   private outermost: readonly unknown[] | undefined;
   /**
    * An error reply answered the response: what the app (or a wrapper above the hold) writes once it ended is dropped,
@@ -62,8 +62,10 @@ export class ResponseHold {
    * (compression's stream) may still be writing the reply through it.
    */
   private answered = false;
+  /** Callbacks of dropped calls waiting for the response to be done (see {@link callWhenDone}). */
+  private droppedCallbacks: (() => void)[] | undefined;
   /** The status and reason when the first held call fixed the head: later changes would not reach Node's head. */
-  private headStatus: { code: number; message: string } | undefined;
+  private headStatus: { code: number; message: string | undefined } | undefined;
 
   constructor(
     private readonly res: HttpResponse,
@@ -78,7 +80,7 @@ export class ResponseHold {
    */
   take(method: ResponseMethod, args: unknown[], last = false): boolean {
     if (this.answered && this.res.writableEnded) {
-      callWhenDone(this.res, callbacksOf([{ method, args }]));
+      this.callWhenDone(callbacksOf([{ method, args }]));
       return true;
     }
     if (!this.held) {
@@ -124,7 +126,7 @@ export class ResponseHold {
 
   /** Records the response's methods as they are with the hold in place (called once the platform placed it). */
   placed(): this {
-    this.outermost = [this.res.write, this.res.end, this.res.writeHead];
+    this.outermost = [this.res.write, this.res.end];
     return this;
   }
 
@@ -136,9 +138,35 @@ export class ResponseHold {
   private wrappedAbove(): boolean {
     const outermost = this.outermost;
     if (outermost === undefined) return false;
-    return (
-      this.res.write !== outermost[0] || this.res.end !== outermost[1] || this.res.writeHead !== outermost[2]
-    );
+    // Not `writeHead`: a wrapper of it alone (on-headers: response-time, morgan) passes every call on, and its
+    // listeners must still see the error reply's head.
+    return this.res.write !== outermost[0] || this.res.end !== outermost[1];
+  }
+
+  /**
+   * Calls `callbacks` once the response is done (finished or closed): the calls they came with were dropped for an
+   * error reply or a second answer, and an app awaiting them (`await new Promise((r) => res.end(body, r))`) would wait
+   * for ever. One listener pair per response, however many calls were dropped.
+   */
+  private callWhenDone(callbacks: readonly (() => void)[]): void {
+    if (callbacks.length === 0) return;
+    const res = this.res;
+    if (res.writableFinished || res.destroyed) {
+      setImmediate(() => callbacks.forEach((callback) => callback()));
+      return;
+    }
+    if (this.droppedCallbacks !== undefined) {
+      this.droppedCallbacks.push(...callbacks);
+      return;
+    }
+    const pending = (this.droppedCallbacks = [...callbacks]);
+    const call = () => {
+      if (this.droppedCallbacks !== pending) return;
+      this.droppedCallbacks = undefined;
+      for (const callback of pending) callback();
+    };
+    res.once('finish', call);
+    res.once('close', call);
   }
 
   private start(): void {
@@ -190,7 +218,7 @@ export class ResponseHold {
     // response still carries its commit's cookies.
     const overBudget = !last && this.heldBytes >= HELD_WRITE_BUDGET;
     this.held!.push(call);
-    if (!this.headFixed) this.headStatus = { code: this.res.statusCode, message: this.res.statusMessage };
+    if (!this.headFixed) this.headStatus = { code: this.res.statusCode, message: statusMessageOf(this.res) };
     this.headFixed = true;
     const chunk = call.args[0];
     if (typeof chunk === 'string' || chunk instanceof Uint8Array) this.heldBytes += chunk.length;
@@ -204,7 +232,7 @@ export class ResponseHold {
   private release(error: HoldErrorReply | undefined): void {
     if (this.gaveUp) return;
     if (error && !headWritten(this.res)) {
-      callWhenDone(this.res, callbacksOf(this.held));
+      this.callWhenDone(callbacksOf(this.held));
       this.held = undefined;
       this.endHeld = false;
       const below = this.wrappedAbove();
@@ -224,13 +252,13 @@ export class ResponseHold {
     const head = this.headStatus;
     if (head !== undefined && !headWritten(this.res)) {
       this.res.statusCode = head.code;
-      this.res.statusMessage = head.message;
+      if (head.message !== undefined) this.res.statusMessage = head.message;
     }
     for (const [i, call] of calls.entries()) {
       // A second answer after the first ended (a route that sent, then returned a value): Node would report a write
       // after end as an 'error' on the response, which kills a process without a listener. It is dropped.
       if (this.res.writableEnded) {
-        callWhenDone(this.res, callbacksOf(calls.slice(i)));
+        this.callWhenDone(callbacksOf(calls.slice(i)));
         break;
       }
       call.method.apply(this.res, call.args);
@@ -249,6 +277,11 @@ export class ResponseHold {
   }
 }
 
+/** The response's status text; undefined on HTTP/2, which has none (its compatibility response warns when read). */
+function statusMessageOf(res: HttpResponse): string | undefined {
+  return res instanceof OutgoingMessage ? res.statusMessage : undefined;
+}
+
 /** The callbacks the app passed to held calls (`write(chunk, cb)`, `end(cb)`): Node's contract is to call them. */
 function callbacksOf(calls: readonly HeldCall[] | undefined): (() => void)[] {
   const callbacks: (() => void)[] = [];
@@ -257,25 +290,6 @@ function callbacksOf(calls: readonly HeldCall[] | undefined): (() => void)[] {
     if (typeof last === 'function') callbacks.push(last as () => void);
   }
   return callbacks;
-}
-
-/**
- * Calls `callbacks` once `res` is done (finished or closed): the calls they came with were dropped for an error reply
- * or a second answer, and an app awaiting them (`await new Promise((r) => res.end(body, r))`) would wait for ever.
- */
-function callWhenDone(res: HttpResponse, callbacks: readonly (() => void)[]): void {
-  if (callbacks.length === 0) return;
-  let called = false;
-  const call = () => {
-    if (called) return;
-    called = true;
-    for (const callback of callbacks) callback();
-  };
-  if (res.writableFinished || res.destroyed) setImmediate(call);
-  else {
-    res.once('finish', call);
-    res.once('close', call);
-  }
 }
 
 /** Marks a response prototype whose `write`, `end`, `writeHead` and `flushHeaders` ask the hold first. */
@@ -342,10 +356,11 @@ export function installResponseHold(
 /**
  * Whether a held response reports what the app did to it, as Node would once the call returned:
  * `headersSent` once a call that writes the head is held ({@link ResponseHold.holdsHead}), `writableEnded`
- * once its `end` is ({@link ResponseHold.holdsEnd}). For Fastify, which answers a route itself
- * (`reply.send()` once the handler's promise settles) unless `reply.raw` shows the route wrote the head
- * or ended the response, and whose second answer would meet a head already held. The library itself
- * reads Node's own state ({@link headWritten}). Not for Express, which never looks.
+ * once its `end` is ({@link ResponseHold.holdsEnd}). Fastify answers a route itself (`reply.send()` once the
+ * handler's promise settles) unless `reply.raw` shows the route wrote the head or ended the response; Nest's
+ * exception filter and reply path ask the same on both platforms; without the report their second answer would
+ * meet a head already held. The library itself reads Node's own state ({@link headWritten}). (`on-finished` reads
+ * `writableEnded` too: a listener attached after a held `end` runs at once, before the response is sent.)
  */
 interface HeldStateReport {
   readonly reportHeld?: boolean;
@@ -457,6 +472,8 @@ export function attachResponseHold(
   target.flushHeaders = function heldFlushHeaders(this: HttpResponse, ...args: unknown[]) {
     if (!hold.take(flushHeaders, args)) return flushHeaders.apply(this, args);
   };
+  // A response whose prototype has the installed hold (Express's app.response) is guarded there already.
+  if (inheritsInstalledHold(res)) return;
   const headers = res as unknown as Record<HeaderMethod, ResponseMethod>;
   for (const name of HEADER_METHODS) {
     const below = headers[name];
@@ -602,6 +619,17 @@ export function replaceWithJsonError(res: HttpResponse, status: number, body: ob
   }
   nativeMethod(res, 'writeHead').call(res, status);
   nativeMethod(res, 'end').call(res, text);
+}
+
+/** True when a prototype of `res` carries {@link installResponseHold}'s hook (its guards and held-state report). */
+function inheritsInstalledHold(res: HttpResponse): boolean {
+  for (
+    let proto = Object.getPrototypeOf(res) as object | null;
+    proto;
+    proto = Object.getPrototypeOf(proto) as object | null
+  )
+    if (Object.hasOwn(proto, HOOKED)) return true;
+  return false;
 }
 
 /** The response class's own `name` (Node's, or HTTP/2's), below every hold and every wrapper. */

@@ -118,7 +118,7 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     );
   });
 
-  it("the TempData cookie takes the session cookie's path, domain, httpOnly, sameSite and securePolicy unless it sets them", () => {
+  it("the TempData cookie takes the session cookie's httpOnly, sameSite and securePolicy unless it sets them", () => {
     const session = {
       cookie: {
         name: 'sid',
@@ -133,15 +133,18 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     // Before, a Secure, Strict session cookie came with a TempData cookie that was neither.
     expect(resolveSessionOptions({ session }).tempData.cookie).toEqual({
       name: '.Nest.TempData',
-      path: '/app',
-      domain: 'example.test',
+      path: '/',
+      domain: undefined,
       httpOnly: true,
       sameSite: 'strict',
       securePolicy: 'always',
       isEssential: false,
     });
-    const own = resolveSessionOptions({ session, tempData: { cookie: { sameSite: 'lax', path: '/' } } });
-    expect(own.tempData.cookie).toMatchObject({ sameSite: 'lax', path: '/', securePolicy: 'always' });
+    const own = resolveSessionOptions({ session, tempData: { cookie: { sameSite: 'lax', path: '/x' } } });
+    expect(own.tempData.cookie).toMatchObject({ sameSite: 'lax', path: '/x', securePolicy: 'always' });
+    // Where it goes is its own: a __Host- TempData cookie beside a session cookie with a domain still starts.
+    const host = resolveSessionOptions({ session, tempData: { cookie: { name: '__Host-td' } } });
+    expect(host.tempData.cookie).toMatchObject({ name: '__Host-td', path: '/', domain: undefined });
   });
 
   it('a number given as a string (as read from process.env) is shown quoted, so the message does not contradict itself', () => {

@@ -97,8 +97,12 @@ const MAX_COOKIE_NAME_LENGTH = 256;
 /** Longest cookie path accepted (RFC 6265bis: browsers ignore attribute values over 1024 bytes). */
 const MAX_COOKIE_PATH_LENGTH = 1024;
 
-/** What the TempData cookie takes from `session.cookie` where `tempData.cookie` leaves it out. */
-const INHERITED_COOKIE_OPTIONS = ['path', 'domain', 'httpOnly', 'sameSite', 'securePolicy'] as const;
+/**
+ * What the TempData cookie takes from `session.cookie` where `tempData.cookie` leaves it out: how strong it is. Not
+ * where it goes (`path`, `domain`): a `__Host-` TempData name needs neither, and a narrower path would leave the
+ * TempData cookies already at `/` behind.
+ */
+const INHERITED_COOKIE_OPTIONS = ['httpOnly', 'sameSite', 'securePolicy'] as const;
 
 function cookie(
   prefix: string,
@@ -169,7 +173,7 @@ function cookie(
 /**
  * The TempData cookie's options: its own, and for the attributes it leaves out ({@link INHERITED_COOKIE_OPTIONS})
  * the session cookie's, so an app that makes its session cookie Secure or Strict gets a TempData cookie as strong.
- * Not the name, nor `isEssential` (TempData is not essential unless the app says so).
+ * Not the name, nor `isEssential` (TempData is not essential unless the app says so), nor its path and domain.
  */
 function inheritCookieOptions(
   session: StateCookieOptions | undefined,
