@@ -1,5 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
-import { ManualClock, MemorySessionStore } from 'nest-session-state';
+import { ManualClock, MemorySessionStore, type SessionModuleOptions } from 'nest-session-state';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { BrowserClient } from './support/browser-client.js';
@@ -78,21 +78,10 @@ describe('user sessions on Redis: binding times across instances whose clocks di
  * index entry went first and the refused abandon left the session stored and bound: signed in, listed nowhere.
  */
 describe('user sessions: a sign-out under session.lock whose lock expired while it ran', () => {
-  const clock = new ManualClock(Date.now());
-  let app: INestApplication;
+  const target = onManualClock({ session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } } });
+  const clock = target.clock;
   let url: string;
-
-  beforeAll(async () => {
-    ({ app, url } = await startUsersApp({
-      secrets: SECRETS,
-      store: new MemorySessionStore({ clock }),
-      session: { lock: { ttl: 1_000, acquireTimeout: 2_000 } },
-    }));
-  });
-  afterAll(async () => {
-    releaseAllGates();
-    await app.close();
-  });
+  beforeAll(() => (url = target.url));
 
   it('is refused whole: the session stays signed in and listed, and a retry signs it out', async () => {
     const user = 'stalled-sign-out@example.test';
@@ -122,18 +111,10 @@ describe('user sessions: a sign-out under session.lock whose lock expired while 
  * itself. Before, that bind resolved true: the route said "signed in" and answered with a cookie of a revoked session.
  */
 describe('user sessions: a bind that maxSessionsPerUser revokes at once', () => {
-  const clock = new ManualClock(Date.now());
-  let app: INestApplication;
+  const target = onManualClock({ users: { maxSessionsPerUser: 1 } });
+  const clock = target.clock;
   let url: string;
-
-  beforeAll(async () => {
-    ({ app, url } = await startUsersApp({
-      secrets: SECRETS,
-      store: new MemorySessionStore({ clock }),
-      users: { maxSessionsPerUser: 1 },
-    }));
-  });
-  afterAll(() => app.close());
+  beforeAll(() => (url = target.url));
 
   it('resolves false, its session abandoned (no session cookie kept); the newer one stays signed in', async () => {
     const user = 'self-revoked@example.test';
@@ -150,3 +131,27 @@ describe('user sessions: a bind that maxSessionsPerUser revokes at once', () => 
     expect(listed.map((s) => s.id)).toEqual([newerId]);
   });
 });
+
+/** One app on a memory store whose clock the test moves, started and closed around the calling describe block. */
+function onManualClock(extra: SessionModuleOptions): { readonly clock: ManualClock; readonly url: string } {
+  const clock = new ManualClock(Date.now());
+  let app: INestApplication | undefined;
+  let url = '';
+  beforeAll(async () => {
+    ({ app, url } = await startUsersApp({
+      secrets: SECRETS,
+      store: new MemorySessionStore({ clock }),
+      ...extra,
+    }));
+  });
+  afterAll(async () => {
+    releaseAllGates();
+    await app?.close();
+  });
+  return {
+    clock,
+    get url() {
+      return url;
+    },
+  };
+}
