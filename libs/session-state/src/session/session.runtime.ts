@@ -124,8 +124,9 @@ export class SessionRuntime {
     if (raw === undefined) return undefined;
     const verified = raw === '' ? undefined : this.signer.verify(raw);
     if (verified) return verified;
-    // The browser may hold other cookies of this name (another path or domain: a stale one, or one planted for a
-    // sub-path, sent first): the first that verifies is the session's, so such a cookie does not sign the user out.
+    // The browser may hold other cookies of this name (another path or domain, sent first): one that fails
+    // verification (another key ring's, garbage planted for a sub-path) does not sign the user out; the first that
+    // verifies is read.
     let rejected = raw !== '';
     for (const other of readCookieValues(cookieHeader, name, MAX_SAME_NAME_COOKIES).slice(1)) {
       if (other === '') continue;

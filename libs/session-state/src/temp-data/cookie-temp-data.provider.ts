@@ -65,8 +65,8 @@ export class CookieTempDataProvider implements TempDataProvider {
       return new Map();
     }
     if ('rejected' in read) {
-      // The browser may hold other cookies of these names (another path or domain: stale, or planted for a sub-path
-      // and sent first, the longest path first): the last ones sent are then the app's, which are not lost for them.
+      // The browser may hold other cookies of these names (another path or domain, sent first: the longest path
+      // first): when the first ones are unreadable, the last ones sent are read, so the app's are not lost for them.
       const last = readAllCookies(header, true);
       const other = this.sameTempDataCookies(this.cookies, last) ? undefined : this.read(last);
       if (other === undefined || 'rejected' in other) return this.reject(read.rejected);
