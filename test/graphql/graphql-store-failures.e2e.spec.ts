@@ -4,7 +4,7 @@
  * mutation whose commit failed is never reported as done. Real Redis processes, stopped or stalled.
  */
 import { Logger, type INestApplication } from '@nestjs/common';
-import { MemorySessionStore, type SessionChanges, type SessionModuleOptions } from 'nest-session-state';
+import type { SessionModuleOptions } from 'nest-session-state';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 import { CaptureLogger } from '../support/capture-logger.js';
@@ -17,22 +17,13 @@ import {
   type GraphQLReply,
 } from './support/graphql-test.app.js';
 import { GRAPHQL_TEST_PROVIDERS, NAME } from './support/graphql-test.resolvers.js';
+import { SlowCommits } from '../support/commit-stores.js';
 
 const SECRETS = ['Gq7mK2vLx9Zc4pRt8yHn3wJd5sFb1aEu6iOe0uTy2W'];
 const APP = 'gqlfail';
 const UNAVAILABLE = { message: 'Session state is temporarily unavailable.', code: 'SESSION_UNAVAILABLE' };
 /** The app gives up on a Redis operation after this long. */
 const TIMEOUT = 400;
-
-/** Commits that take 150 ms: a response that did not wait for them would leave without the cookie. */
-class SlowCommits extends MemorySessionStore {
-  commits = 0;
-  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    await super.commit(key, changes, idle);
-    this.commits++;
-  }
-}
 
 /** The one error of a reply, with its code, and that no detail of the cause leaked into it. */
 function onlyError(reply: GraphQLReply) {

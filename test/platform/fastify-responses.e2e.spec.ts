@@ -29,29 +29,14 @@ import {
   SessionAccessor,
   SessionModule,
   SessionStateInterceptor,
-  type SessionChanges,
   type SessionModuleOptions,
 } from 'nest-session-state';
 import { serverResponseClassSlot } from '../../libs/session-state/src/http/platforms/fastify.platform.js';
 import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 import { createPlatformApp } from '../support/platform/test-platform.js';
+import { FailingCommits, SlowCommits } from '../support/commit-stores.js';
 
 const COOKIE = '.Nest.Session';
-
-/** Commits that always fail: the response is replaced by the JSON 503. */
-class FailingCommits extends MemorySessionStore {
-  override commit(): Promise<void> {
-    return Promise.reject(new Error('disk on fire'));
-  }
-}
-
-/** Commits that take 150 ms: a response that did not wait for them would leave without the cookie. */
-class SlowCommits extends MemorySessionStore {
-  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    return super.commit(key, changes, idle);
-  }
-}
 
 @Injectable()
 class Visits {

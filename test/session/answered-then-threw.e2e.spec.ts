@@ -2,19 +2,14 @@ import { Agent, request as httpRequest } from 'node:http';
 import { Controller, Get, Module, Res, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import {
-  MemorySessionStore,
-  Session,
-  SessionModule,
-  type SessionChanges,
-  type SessionModuleOptions,
-} from 'nest-session-state';
+import { Session, SessionModule, type SessionModuleOptions } from 'nest-session-state';
 import {
   createPlatformApp,
   rawResponse,
   sendBody,
   type PlatformResponse,
 } from '../support/platform/test-platform.js';
+import { FailingCommits, SlowCommits } from '../support/commit-stores.js';
 
 /**
  * Routes that answered (or began to) and then threw, or answered twice: Nest's exception filter and its reply path
@@ -22,21 +17,6 @@ import {
  * must say it was sent, as it would without the session; before, on Express, Nest wrote a second reply into the
  * held one: the process crashed (write after end) or a body outgrew its Content-Length into the next response.
  */
-
-/** Commits that take 150 ms, as a store over the network does: the response is held meanwhile. */
-class SlowCommits extends MemorySessionStore {
-  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    return super.commit(key, changes, idle);
-  }
-}
-
-/** Commits that fail: the response is replaced by the JSON 503. */
-class FailingCommits extends MemorySessionStore {
-  override commit(): Promise<void> {
-    return Promise.reject(new Error('store down'));
-  }
-}
 
 /** What the `callbacks` route saw run, in order. */
 const seen: string[] = [];

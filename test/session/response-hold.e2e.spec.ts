@@ -24,17 +24,16 @@ import type { Request, Response } from 'express';
 import { interval, map, type Observable } from 'rxjs';
 import request from 'supertest';
 import {
-  MemorySessionStore,
   Session,
   SessionModule,
   SessionStateInterceptor,
   TempData,
-  type SessionChanges,
   type TempDataDictionary,
   type SessionModuleOptions,
 } from 'nest-session-state';
 import { cookiePair } from '../support/cookie-jar.js';
 import { createPlatformApp, sendBody } from '../support/platform/test-platform.js';
+import { FailingCommits, SlowCommits } from '../support/commit-stores.js';
 
 const COOKIE = '.Nest.Session';
 const BIG = Buffer.alloc(2 * 1024 * 1024, 'x'); // well past the socket's high-water mark
@@ -334,14 +333,6 @@ describe('the response hold with middleware that replaces res.end (compression)'
   });
 });
 
-/** Commits that take 150 ms: a response that did not wait for them would leave without the cookie. */
-class SlowCommits extends MemorySessionStore {
-  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    return super.commit(key, changes, idle);
-  }
-}
-
 describe('a slow commit before a 2 MiB stream under compression (its drain listeners live on its own stream)', () => {
   it.each([
     ['big', 'identity'],
@@ -419,12 +410,6 @@ describe('a slow commit before a stream', () => {
 });
 
 describe('a failed commit before a stream', () => {
-  class FailingCommits extends MemorySessionStore {
-    override commit(_key: string, _changes: SessionChanges, _idle: number): Promise<void> {
-      return Promise.reject(new Error('disk on fire'));
-    }
-  }
-
   it('answers 503 instead of the stream, with nothing of the stream sent', async () => {
     const { app, url } = await start({ store: new FailingCommits() });
     try {
