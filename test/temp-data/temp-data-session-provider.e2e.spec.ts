@@ -50,7 +50,7 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
       { op: 'set', key: 'Message', value: 'hello' },
       { op: 'set', key: 'Other', value: 'other' },
     );
-    expect((await browser.get('/session/keys')).body).toEqual({ keys: ['count', TEMP_DATA_KEY] });
+    expect((await browser.get('/session/keys')).body).toEqual({ keys: [TEMP_DATA_KEY, 'count'] });
 
     await browser.get('/td/untouched');
     expect((await browser.get('/session/counter')).body).toEqual({ count: 2 });

@@ -54,6 +54,14 @@ describe('UserSessions configuration and input', () => {
         device: 'x\u0000y',
       });
       expect(nul.status).toBe(500); // a TypeError from bind(), before any store call
+      // A lone surrogate: Redis and PostgreSQL would store U+FFFD, so two users' ids (or names) would meet.
+      await expect(userSessions.list('a\ud800')).rejects.toThrow(/user ids must be well-formed UTF-16/);
+      await expect(userSessions.revokeAll('\udc00')).rejects.toThrow(TypeError);
+      const lone = await new BrowserClient('ok').request(`${url}/users/login`, 'POST', {
+        user: 'a',
+        device: 'x\ud800',
+      });
+      expect(lone.status).toBe(500);
       // Through a request: the login route binds with the user agent; a huge one is refused with a 500 and a clear log.
       const res = await new BrowserClient('x'.repeat(3000)).request(`${url}/users/login`, 'POST', {
         user: 'a',

@@ -86,6 +86,21 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     }
   });
 
+  it('lists metadata named "__proto__" or "constructor" as recorded (they were dropped on every store)', async () => {
+    const browser = new BrowserClient('Named/1.0');
+    // Parsed, so the names are own properties, as the app's JSON body parser gives them.
+    const metadata = JSON.parse('{"__proto__":"p","constructor":"c"}') as Record<string, string>;
+    const res = await browser.request(`${a}/users/login`, 'POST', { user: newUser(), metadata });
+    expect(res.json.bound).toBe(true);
+    const [listed] = await list(browser, b);
+    // Sorted: PostgreSQL's jsonb keeps no insertion order.
+    expect(Object.entries(listed.metadata).sort()).toEqual([
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+      ['userAgent', 'Named/1.0'],
+    ]);
+  });
+
   it("revokes one session: its next request, on either instance, is signed out; the others' are not", async () => {
     const user = newUser();
     const keeper = new BrowserClient('Keeper/1.0');

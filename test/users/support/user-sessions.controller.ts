@@ -21,12 +21,12 @@ export class UserSessionsTestController {
   @HttpCode(200)
   async login(
     @Session() session: Session,
-    @Body() body: { user: string; device?: string },
+    @Body() body: { user: string; device?: string; metadata?: Record<string, string> },
     @Headers('user-agent') userAgent: string | undefined,
   ) {
     session.regenerate();
     session.setString('user', body.user);
-    const metadata: Record<string, string> = { userAgent: userAgent ?? '' };
+    const metadata: Record<string, string> = { userAgent: userAgent ?? '', ...body.metadata };
     if (body.device !== undefined) metadata.device = body.device;
     // false: a concurrent sign-in's maxSessionsPerUser revoked this one before its bind listed it.
     const bound = await this.userSessions.bind(session, body.user, metadata);

@@ -14,8 +14,27 @@ function describe(value: unknown): string {
 }
 
 /**
+ * Objects that JSON.stringify turns into something else without an error: `{}` for a RegExp or an Error,
+ * index-keyed objects for binary data, `null` for an invalid Date. The message says what to store instead.
+ */
+function lossyObject(node: object): string | undefined {
+  if (node instanceof Date) {
+    return Number.isNaN(node.getTime()) ? 'an invalid Date, which JSON stores as null' : undefined;
+  }
+  if (ArrayBuffer.isView(node) || node instanceof ArrayBuffer || node instanceof SharedArrayBuffer) {
+    return 'binary data, which JSON cannot hold as bytes. Use session.setBytes() for bytes, or convert it (e.g. to base64) first';
+  }
+  if (node instanceof RegExp) return 'a RegExp, which JSON stores as {}. Store its source and flags';
+  if (node instanceof Error) return 'an Error, which JSON stores as {}. Store its message';
+  return undefined;
+}
+
+/**
  * Throws a TypeError naming the session key (and the path inside the value) when `value` cannot
- * be stored as JSON without silently losing data: functions, symbols, BigInt, Map/Set, cycles.
+ * be stored as JSON without silently losing data: functions, symbols, BigInt, Map/Set, cycles,
+ * binary data, RegExp, Error, an invalid Date, more than 64 levels. What JSON itself defines is kept:
+ * a Date becomes its ISO string, `undefined` properties are left out (`null` in an array), `-0` is `0`.
+ * An object with its own `toJSON` is checked by the caller on what JSON.stringify makes of it.
  */
 export function assertJsonSerializable(key: string, value: unknown): void {
   const seen = new Set<object>();
@@ -46,10 +65,15 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     }
     if (node === undefined) return;
     if (typeof node !== 'object') return;
-    if (depth > MAX_DEPTH)
+    // depth counts from 0: the 65th nested level is refused, as TempData refuses it.
+    if (depth >= MAX_DEPTH)
       throw new TypeError(`Session value "${key}" is nested deeper than ${MAX_DEPTH} levels.`);
     if (seen.has(node)) {
       throw new TypeError(`Session value "${key}"${at(path)} contains a cycle, which cannot be serialised.`);
+    }
+    const lossy = lossyObject(node);
+    if (lossy !== undefined) {
+      throw new TypeError(`Session value "${key}"${at(path)} is ${lossy}.`);
     }
     if (typeof (node as { toJSON?: unknown }).toJSON === 'function') return;
     seen.add(node);

@@ -144,6 +144,17 @@ describe('DistributedSession', () => {
       ['u', undefined, /remove\("u"\)/],
       ['i', Infinity, /"i" is Infinity/],
       ['nan', { x: [Number.NaN] }, /"nan" at \.x\[0\] is NaN/],
+      // What JSON.stringify changes without an error: {} for a RegExp or an Error, index-keyed objects for
+      // bytes, null for an invalid Date.
+      ['re', { match: /x/g }, /"re" at \.match is a RegExp, which JSON stores as \{\}/],
+      ['err', new Error('boom'), /"err" is an Error, which JSON stores as \{\}. Store its message/],
+      ['u8', Uint8Array.of(1, 2), /"u8" is binary data.*session\.setBytes\(\)/],
+      ['buf', { data: Buffer.from('hi') }, /"buf" at \.data is binary data/],
+      ['ab', new ArrayBuffer(2), /"ab" is binary data/],
+      ['date', new Date('not a date'), /"date" is an invalid Date, which JSON stores as null/],
+      // Each toJSON() checked on what it returns: nothing, or something JSON.stringify throws on.
+      ['tj', { toJSON: () => undefined }, /"tj" serialises to nothing.*remove\("tj"\)/],
+      ['tb', { toJSON: () => 10n }, /"tb" cannot be serialised: .*BigInt/],
     ];
     for (const [key, value, message] of rows) {
       // The class, not only the message: apps and the docs tell a bad value (TypeError) from a limit (413).
@@ -151,6 +162,42 @@ describe('DistributedSession', () => {
       expect(() => session.set(key, value)).toThrow(message);
     }
     expect(session.keys).toEqual([]);
+  });
+
+  it('keeps what JSON defines: a Date as its ISO string, 64 levels of nesting (the 65th is refused)', () => {
+    const { session } = loadedSession();
+    const at = new Date(Date.UTC(2026, 11, 5, 12));
+    session.set('when', { at });
+    expect(session.get('when')).toEqual({ at: '2026-12-05T12:00:00.000Z' });
+    const nest = (levels: number) => {
+      let value: unknown = {};
+      for (let i = 1; i < levels; i++) value = { value };
+      return value;
+    };
+    session.set('deep64', nest(64));
+    expect(session.get('deep64')).toEqual(nest(64));
+    expect(() => session.set('deep65', nest(65))).toThrow(/"deep65" is nested deeper than 64 levels/);
+  });
+
+  it('refuses keys and setString values with a lone UTF-16 surrogate: UTF-8 stores cannot keep them apart', () => {
+    const { session } = loadedSession();
+    for (const key of ['a\ud800', 'a\udbff', '\udc00b']) {
+      expect(() => session.setString(key, 'x')).toThrow(/Session keys must be well-formed UTF-16/);
+      expect(() => session.set(key, 1)).toThrow(TypeError);
+      expect(() => session.remove(key)).toThrow(TypeError);
+    }
+    expect(() => session.setString('k', 'a\ud800')).toThrow(/lone UTF-16 surrogate.*session\.set\(\)/);
+    // A pair is fine, and set() keeps a lone one inside a value as a JSON escape.
+    session.setString('\ud83d\ude00', 'ok');
+    session.set('text', 'a\ud800');
+    expect(session.get('text')).toBe('a\ud800');
+    expect(session.keys).toEqual(['text', '\ud83d\ude00']);
+  });
+
+  it('lists keys sorted, whatever order they were set in (every store gives this order)', () => {
+    const { session } = loadedSession();
+    for (const key of ['zeta', 'alpha', 'Mid', 'b']) session.setString(key, key);
+    expect(session.keys).toEqual(['Mid', 'alpha', 'b', 'zeta']);
   });
 
   it('enforces the value, session and key-count limits with SessionLimitExceededError (a 413 PayloadTooLargeException, not a RangeError) naming the key and the limit', () => {

@@ -4,9 +4,11 @@ import {
   SessionNotLoadedError,
   SessionUnavailableError,
 } from '../errors/session.errors.js';
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
 import { loadClassTransformer } from './class-transformer.loader.js';
 import { SessionChangeTracker } from './session-change.tracker.js';
 import { assertJsonSerializable } from './session-value.validation.js';
+import { isWellFormedText } from './well-formed-text.js';
 import type { SessionData } from './stores/session-store.interface.js';
 
 /** Stored field holding the session id (user keys may not start with NUL). */
@@ -88,12 +90,15 @@ export class DistributedSession {
     return id;
   }
 
-  /** The keys of the stored values, in insertion order. */
+  /**
+   * The keys of the stored values, sorted (by UTF-16 code unit, as `Array.prototype.sort`): every store
+   * gives the same order (PostgreSQL's jsonb and large Redis hashes keep no insertion order).
+   */
   get keys(): string[] {
     const out: string[] = [];
     // Reserved fields (the id, the bound user) start with NUL: they are not the app's keys.
     for (const key of this.loaded().keys()) if (key.charCodeAt(0) !== 0) out.push(key);
-    return out;
+    return out.sort();
   }
 
   /** Loads the session from the store (once; later calls return at once). Throws when the store is down. */
@@ -152,6 +157,13 @@ export class DistributedSession {
     if (typeof value !== 'string') {
       throw new TypeError(`Session value "${key}" must be a string for setString (got ${typeof value}).`);
     }
+    if (!isWellFormedText(value)) {
+      // UTF-8 has no lone surrogate: TextEncoder would store U+FFFD in its place.
+      throw new TypeError(
+        `Session value "${key}" for setString contains a lone UTF-16 surrogate, which UTF-8 cannot hold. ` +
+          'Store it with session.set(), which keeps it as a JSON escape.',
+      );
+    }
     this.write(this.checkKey(key), encoder.encode(value));
   }
 
@@ -193,7 +205,7 @@ export class DistributedSession {
     if (!type) return plain as T;
     const transformer = loadClassTransformer();
     if (!transformer) {
-      throw new Error(
+      throw new SessionConfigurationError(
         `session.get("${key}", ${type.name}) needs class-transformer: npm install class-transformer`,
       );
     }
@@ -212,7 +224,21 @@ export class DistributedSession {
     if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) {
       plain = loadClassTransformer()?.instanceToPlain(value) ?? value;
     }
-    this.write(key, encoder.encode(JSON.stringify(plain)));
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(plain);
+    } catch (error) {
+      // A toJSON() that returns a BigInt or a cycle: name the key, as the checks above do.
+      throw new TypeError(`Session value "${key}" cannot be serialised: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    if (json === undefined) {
+      throw new TypeError(
+        `Session value "${key}" serialises to nothing (its toJSON() returned undefined). Use session.remove("${key}") to delete a value.`,
+      );
+    }
+    this.write(key, encoder.encode(json));
   }
 
   remove(key: string): void {
@@ -311,6 +337,13 @@ export class DistributedSession {
     if (typeof key !== 'string' || key.length === 0 || key.charCodeAt(0) === 0) {
       throw new TypeError(
         `Session keys must be non-empty strings not starting with NUL (got ${JSON.stringify(key)}).`,
+      );
+    }
+    // Redis stores keys as UTF-8 (a lone surrogate becomes U+FFFD, so two keys would meet in one field)
+    // and PostgreSQL's jsonb refuses one: refused on every store alike, so a key works on each.
+    if (!isWellFormedText(key)) {
+      throw new TypeError(
+        `Session keys must be well-formed UTF-16 strings (got ${JSON.stringify(key)}, which has a lone surrogate).`,
       );
     }
     return key;

@@ -19,6 +19,7 @@ import {
 } from './user-sessions.errors.js';
 import { resolveMaxSessionsPerUser } from './user-sessions.options.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
+import { isWellFormedText } from '../session/well-formed-text.js';
 
 /** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
 const MAX_METADATA_CHARS = 2048;
@@ -318,6 +319,12 @@ function checkUserId(userId: string): void {
         'Pass the user id your app stores for the user (a database id, an email).',
     );
   }
+  // Redis and PostgreSQL text are UTF-8: a lone surrogate would arrive as U+FFFD, and two users' ids meet.
+  if (!isWellFormedText(userId)) {
+    throw new TypeError(
+      `UserSessions user ids must be well-formed UTF-16 (got ${JSON.stringify(userId)}, which has a lone surrogate).`,
+    );
+  }
 }
 
 function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
@@ -333,8 +340,15 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
           '(\\u0000); PostgreSQL cannot store it.',
       );
     }
+    if (!isWellFormedText(value) || !isWellFormedText(name)) {
+      throw new TypeError(
+        `UserSessions metadata "${name}" must be well-formed UTF-16 (it has a lone surrogate, which the stores' ` +
+          'UTF-8 cannot hold).',
+      );
+    }
     chars += name.length + value.length;
-    out[name] = value;
+    // Defined, not assigned: metadata named "__proto__" is kept like any other name.
+    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
   }
   if (chars > MAX_METADATA_CHARS) {
     throw new RangeError(

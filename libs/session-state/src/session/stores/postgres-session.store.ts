@@ -154,7 +154,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     limits?: SessionCommitLimits,
   ): Promise<void> {
     const now = this.connection.options.clock.now();
-    const set: Record<string, string> = {};
+    // No prototype: a key named "__proto__" is a field like any other (on a plain object it sets nothing).
+    const set = Object.create(null) as Record<string, string>;
     for (const [field, value] of changes.set) set[escapeField(field)] = base64(value);
     const removed = Array.from(changes.removed, escapeField);
     const { sql } = this.connection;
