@@ -8,6 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { SessionLogEvents } from 'nest-session-state';
+import { GatedSessionController, gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -84,6 +85,35 @@ describe('log event names', () => {
     expect(logger.text()).not.toContain(SECRET);
   });
 
+  it('a commit the store refuses (413 over maxKeys): SessionCommitRefused, not SessionCommitFailed', async () => {
+    const logger = new CaptureLogger();
+    const { app, url } = await startSessionApp(
+      { secrets: [SECRET], session: { maxKeys: 2 } },
+      { logger, controllers: [GatedSessionController] },
+    );
+    try {
+      const cookie = cookiePair(await request(url).post('/set/a').expect(200), COOKIE);
+      // Both load one key and add one (two: within the limit at set); the later commit would make three.
+      const racing = ['b', 'c'].map((key) =>
+        request(url)
+          .post(`/gated/refused/set/${key}`)
+          .set('Cookie', cookie)
+          .then((r) => r.status),
+      );
+      await gate('refused').reached(2);
+      gate('refused').release();
+      expect((await Promise.all(racing)).sort()).toEqual([200, 413]);
+      const [line] = linesOf(logger, 'SessionCommitRefused');
+      expect(line.message).toMatch(/nothing of it was applied \(413 SESSION_LIMIT_EXCEEDED\)/);
+      expect(linesOf(logger, 'SessionCommitRefused')).toHaveLength(1);
+      expect(linesOf(logger, 'SessionCommitFailed')).toHaveLength(0);
+    } finally {
+      releaseAllGates();
+      await app.close();
+    }
+    expect(logger.text()).not.toContain(SECRET);
+  });
+
   it('Redis down and back: SessionStoreUnavailable, SessionLoadFailed, then SessionStoreRecovered', async () => {
     const server = await RedisServerProcess.start();
     const logger = new CaptureLogger();
@@ -105,6 +135,11 @@ describe('log event names', () => {
       await request(url).get('/read').set('Cookie', cookie).expect(503);
       expect(linesOf(logger, 'SessionStoreUnavailable').length).toBeGreaterThanOrEqual(1);
       expect(linesOf(logger, 'SessionLoadFailed')).toHaveLength(1);
+      // A new visitor's first value: the commit fails, no cookie goes out, and no session started.
+      const lost = await request(url).get('/counter').expect(503);
+      expect(lost.headers['set-cookie']).toBeUndefined();
+      expect(linesOf(logger, 'SessionCommitFailed')).toHaveLength(1);
+      expect(linesOf(logger, 'SessionStarted')).toHaveLength(1); // the first visitor's, before the outage
       expect(linesOf(logger, 'SessionStoreUnavailable')[0].context).toBe('RedisConnection');
       await server.restart();
       for (let i = 0; i < 100 && linesOf(logger, 'SessionStoreRecovered').length === 0; i++) {

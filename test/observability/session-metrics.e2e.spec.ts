@@ -64,6 +64,8 @@ describe('session metrics (OpenTelemetry)', () => {
     expect(await telemetry.count(failures)).toBe(0);
 
     await request(url).post('/abandon').set('Cookie', cookie).expect(200);
+    expect(await telemetry.count(commits, store)).toBe(6); // the abandoned session's removal is a write
+    expect((await telemetry.histogram(commitDuration)).count).toBe(6);
     await request(url).get('/read').set('Cookie', cookie).expect(200);
     expect(await telemetry.count(loads, { 'session.found': false })).toBe(1);
   });

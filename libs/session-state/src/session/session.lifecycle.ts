@@ -368,6 +368,9 @@ export class SessionLifecycle implements SessionHost {
   /** A Set-Cookie for the session went into this response. */
   private cookieSent = false;
 
+  /** A new session's key was drawn: `SessionStarted` is logged when its cookie is written. */
+  private starting = false;
+
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
     this.commitsRunning++;
@@ -412,8 +415,11 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = runtime;
 
     if (this.abandonedKey !== undefined) {
+      const metrics = runtime.metrics;
+      const startedAt = metrics ? metrics.now() : 0;
       // The mark turns away late commits of requests that loaded the session (SessionChanges.ofStoredSession).
       await runtime.withIoTimeout(store.remove(this.abandonedKey, this.endedMark(this.abandonedKey)));
+      metrics?.committed(startedAt);
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
@@ -636,7 +642,8 @@ export class SessionLifecycle implements SessionHost {
       }
       this.key = generateSessionKey();
       this.cookieChange = 'set';
-      logEvent(this.runtime.logger, SessionLogEvents.SessionStarted, 'Session started.');
+      // Logged once its cookie is written, that is once the store took it: a failed commit started nothing.
+      this.starting = true;
     }
     return { key: this.key, changes: take(), remove: false };
   }
@@ -714,6 +721,10 @@ export class SessionLifecycle implements SessionHost {
       const value = this.runtime.signer.sign(this.key!);
       this.exchange.replaceSetCookie(cookie.name, formatSetCookie(cookie.name, value, attributes));
       this.cookieSent = true;
+      if (this.starting) {
+        this.starting = false;
+        logEvent(this.runtime.logger, SessionLogEvents.SessionStarted, 'Session started.');
+      }
     }
     this.exchange.preventCaching();
   }
@@ -734,7 +745,14 @@ export class SessionLifecycle implements SessionHost {
         error instanceof SessionMovedError ||
         error instanceof SessionLockLostError
       ) {
-        // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage.
+        // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage. Logged
+        // apart from SessionCommitFailed (an alert on outages must not fire for a client's oversized session).
+        if (this.finishFailure === undefined) {
+          this.runtime.storeFailureLog.write(
+            SessionLogEvents.SessionCommitRefused,
+            `Session commit refused, nothing of it was applied (${error.getStatus()} ${error.code}): ${error.message}`,
+          );
+        }
         this.finishFailure = error;
         throw error;
       }
