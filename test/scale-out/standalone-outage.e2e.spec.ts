@@ -275,6 +275,26 @@ describe('an outage of a standalone Redis', () => {
     expect(Date.now() - back).toBeLessThan(TTL / 2); // released by a retry, not expired
   }, 60_000);
 
+  it('app.close() with Redis hung (stopped, its connections open) ends within the operation timeouts, near cache included', async () => {
+    const url = await start({ nearCache: true }, new CaptureLogger());
+    const known = new SessionClient('known', client);
+    expect((await known.send('GET', url, '/counter')).status).toBe(200);
+    server.freeze();
+    const closing = app!.close();
+    app = undefined;
+    try {
+      const startedAt = performance.now();
+      // Before, QUIT waited for an answer for ever: SIGTERM left the process running until SIGKILL.
+      const closed = await Promise.race([closing.then(() => true), sleep(5_000).then(() => false)]);
+      expect(closed).toBe(true);
+      // The invalidation subscriber's QUIT, then the data connection's: each bounded by the operation timeout.
+      expect(performance.now() - startedAt).toBeLessThan(3 * OPERATION_TIMEOUT + SLACK);
+    } finally {
+      server.thaw();
+      await closing;
+    }
+  });
+
   it('a server that hangs instead of refusing (CLIENT PAUSE): 503 after the operation timeout, no request hangs; a blip shorter than retryTimeoutInMilliseconds is bridged', async () => {
     const logger = new CaptureLogger();
     const url = await start({}, logger);

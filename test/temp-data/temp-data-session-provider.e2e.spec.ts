@@ -138,7 +138,7 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
       const body = refused.body as unknown as { code: string; message: string };
       expect(body.code).toBe('SESSION_LIMIT_EXCEEDED');
       expect(body.message).toMatch(
-        /^TempData value "Big" .*"__TempData".* is \d+ bytes, over the limit of 4096 \(session\.maxValueBytes\)/,
+        /^TempData's session value "__TempData", with TempData value "Big", is \d+ bytes, over the limit of 4096 \(session\.maxValueBytes\)/,
       );
       expect(await browser.run({ op: 'peek', key: 'Big' }, { op: 'get', key: 'Small' })).toEqual([
         null,

@@ -148,6 +148,19 @@ export class RedisServerProcess implements RedisEndpoint {
     await this.admin().call('CLIENT', 'PAUSE', String(ms), mode);
   }
 
+  /**
+   * SIGSTOP: the server stops answering with its connections open, as a hung or half-open Redis does (CLIENT
+   * PAUSE still answers QUIT). {@link thaw} resumes it.
+   */
+  freeze(): void {
+    this.child!.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after {@link freeze}. */
+  thaw(): void {
+    this.child!.kill('SIGCONT');
+  }
+
   async flushAll(): Promise<void> {
     await this.admin().flushall();
   }

@@ -232,6 +232,9 @@ describe('DistributedSession', () => {
     expectRefused(() => session.setString('d', 'x'), 'maxKeys', /"d" would exceed 3 keys/);
     session.setString('a', 'y'); // replacing an existing key is fine
     expect(session.keys).toEqual(['a', 'b', 'c']);
+    // The id is not an app key (nor counted by the stores): a session holding maxKeys values still gets one.
+    expect(session.id).toMatch(/^[\w-]+$/);
+    expectRefused(() => session.setString('d', 'x'), 'maxKeys', /"d" would exceed 3 keys/);
   });
 
   it('asks the host before the first value of a session is stored', () => {

@@ -387,7 +387,13 @@ export class DistributedSession {
         `${what} would grow the session to ${nextBytes} bytes, over the limit of ${maxSessionBytes} (session.maxSessionBytes).`,
       );
     }
-    if (!previous && data.size >= maxKeys + (data.has(SESSION_ID_FIELD) ? 1 : 0)) {
+    // The id is not one of the app's keys (the stores do not count it either): reading `id` of a session that
+    // holds maxKeys values stores it without a 413.
+    if (
+      !previous &&
+      key !== SESSION_ID_FIELD &&
+      data.size >= maxKeys + (data.has(SESSION_ID_FIELD) ? 1 : 0)
+    ) {
       throw new SessionLimitExceededError(
         'maxKeys',
         `${what} would exceed ${maxKeys} keys (session.maxKeys).`,

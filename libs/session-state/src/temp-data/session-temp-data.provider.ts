@@ -45,7 +45,7 @@ export class SessionTempDataProvider implements TempDataProvider {
     this.session.checkLimits(
       TEMP_DATA_SESSION_KEY,
       encodeTempData(values),
-      `TempData value "${key}" (TempData is the session value "${TEMP_DATA_SESSION_KEY}", which with it)`,
+      `TempData's session value "${TEMP_DATA_SESSION_KEY}", with TempData value "${key}",`,
     );
   }
 

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RedisConfigurationError } from './redis-cache.errors.js';
+import { quitWithin, settleWithin } from './redis-close.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
@@ -141,16 +142,17 @@ export class RedisInvalidations {
     this.lost();
     this.client.off('close', this.onClientClose);
     this.client.off('ready', this.onClientReady);
-    await this.enabling;
+    // Each step bounded by the operation timeout: a Redis that stopped answering must not hold the shutdown.
+    const within = this.barrierTimeout;
+    if (this.enabling) await settleWithin(this.enabling, within);
     if (this.isAppClient && this.client.status === 'ready') {
-      await this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined);
+      await settleWithin(
+        this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined),
+        within,
+      );
     }
     TRACKED_CLIENTS.delete(this.client);
-    try {
-      await this.subscriber.quit();
-    } catch {
-      this.subscriber.disconnect();
-    }
+    await quitWithin(this.subscriber, within);
   }
 
   /**

@@ -3,6 +3,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
+import { quitWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
 import { pingRedis } from './redis-ping.js';
@@ -403,10 +404,6 @@ export class RedisConnection {
   async close(): Promise<void> {
     this.closed = true;
     if (!this.ownsClient) return;
-    try {
-      await this.client.quit();
-    } catch {
-      this.client.disconnect();
-    }
+    await quitWithin(this.client, this.options.operationTimeout);
   }
 }
