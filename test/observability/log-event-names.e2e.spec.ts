@@ -7,7 +7,8 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
-import { SessionLogEvents } from 'nest-session-state';
+import { Controller, HttpCode, Post } from '@nestjs/common';
+import { Session, SessionLogEvents } from 'nest-session-state';
 import { GatedSessionController, gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
@@ -117,6 +118,20 @@ describe('log event names', () => {
   it('Redis down and back: SessionStoreUnavailable, SessionLoadFailed, then SessionStoreRecovered', async () => {
     const server = await RedisServerProcess.start();
     const logger = new CaptureLogger();
+    @Controller()
+    class CommitThenEmpty {
+      @Post('commit-then-empty')
+      @HttpCode(200)
+      async run(@Session() session: Session) {
+        session.setString('draft', 'x');
+        const committed = await session.commit().then(
+          () => true,
+          () => false,
+        );
+        session.remove('draft');
+        return { committed };
+      }
+    }
     const { app, url } = await startSessionApp(
       {
         secrets: [SECRET],
@@ -127,7 +142,7 @@ describe('log event names', () => {
           retryTimeoutInMilliseconds: 0,
         },
       },
-      { logger },
+      { logger, controllers: [CommitThenEmpty] },
     );
     try {
       const cookie = cookiePair(await request(url).get('/counter').expect(200), COOKIE);
@@ -140,6 +155,9 @@ describe('log event names', () => {
       expect(lost.headers['set-cookie']).toBeUndefined();
       expect(linesOf(logger, 'SessionCommitFailed')).toHaveLength(1);
       expect(linesOf(logger, 'SessionStarted')).toHaveLength(1); // the first visitor's, before the outage
+      // Its commit failed, and the app emptied the session: the key drawn for it started nothing either.
+      await request(url).post('/commit-then-empty').expect(200, { committed: false });
+      expect(linesOf(logger, 'SessionStarted')).toHaveLength(1);
       expect(linesOf(logger, 'SessionStoreUnavailable')[0].context).toBe('RedisConnection');
       await server.restart();
       for (let i = 0; i < 100 && linesOf(logger, 'SessionStoreRecovered').length === 0; i++) {

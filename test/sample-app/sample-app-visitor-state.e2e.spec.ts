@@ -82,6 +82,20 @@ describe.each(CASES)('sample app on %s: state stays with its visitor (TempData %
     );
   });
 
+  test('a preference or a user name with a lone surrogate (a JSON escape) is a 400 or a message, not a 500', async () => {
+    const post = (path: string, body: string) =>
+      fetch(`${app.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body,
+        redirect: 'manual',
+      });
+    expect((await post('/prefs/theme', '{"value":"dark\\ud800"}')).status).toBe(400);
+    const login = await post('/login', '{"user":"ada\\udc00"}');
+    expect(login.status).toBe(302); // back to /account, with the message in TempData: not signed in
+    expect(login.headers.get('location')).toBe('/account');
+  });
+
   test('a preference set with Accept: text/html answers 303 to the page; without it, the JSON', async () => {
     const visitor = new Visitor(app);
     const html = await visitor.request('/prefs/theme', { form: { value: 'dark' } });

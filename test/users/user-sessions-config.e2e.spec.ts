@@ -59,9 +59,17 @@ describe('UserSessions configuration and input', () => {
       await expect(userSessions.revokeAll('\udc00')).rejects.toThrow(TypeError);
       const lone = await new BrowserClient('ok').request(`${url}/users/login`, 'POST', {
         user: 'a',
-        device: 'x\ud800',
+        metadata: { ['x\ud800']: 'y' },
       });
-      expect(lone.status).toBe(500);
+      expect(lone.status).toBe(500); // a metadata name with one: refused, names could meet
+      // A value with one (a user agent cut inside a pair) is only shown: stored with U+FFFD, as Redis would.
+      const cut = new BrowserClient('ok');
+      const signedIn = await cut.request(`${url}/users/login`, 'POST', { user: 'cut', device: 'x\ud800' });
+      expect(signedIn.status).toBe(200);
+      const cutList = await cut.request(`${url}/users/sessions`);
+      expect((cutList.json.sessions as { metadata: Record<string, string> }[])[0].metadata.device).toBe(
+        'x\ufffd',
+      );
       // Through a request: the login route binds with the user agent; a huge one is refused with a 500 and a clear log.
       const res = await new BrowserClient('x'.repeat(3000)).request(`${url}/users/login`, 'POST', {
         user: 'a',

@@ -40,7 +40,8 @@ export class AccountController {
     @Headers('user-agent') userAgent: string | undefined,
   ): Promise<void> {
     const user = typeof rawUser === 'string' ? rawUser.trim() : '';
-    if (user.length === 0 || user.length > MAX_USER_LENGTH) {
+    // A lone surrogate (a "\ud800" escape in JSON): UserSessions refuses such a user id with a TypeError.
+    if (user.length === 0 || user.length > MAX_USER_LENGTH || /\p{Cs}/u.test(user)) {
       tempData.set(ERROR_KEY, `Enter a user name of 1 to ${MAX_USER_LENGTH} characters.`);
       return;
     }

@@ -17,6 +17,8 @@ import { prefersHtml } from './accept.js';
 /** Session keys of preferences: `pref:<key>`. */
 export const PREF_PREFIX = 'pref:';
 const KEY_PATTERN = /^[A-Za-z0-9_.-]{1,40}$/;
+/** A lone UTF-16 surrogate (with the u flag a pair is one code point, not matched). */
+const LONE_SURROGATE = /\p{Cs}/u;
 const MAX_VALUE_LENGTH = 200;
 
 /** Preset forms of the HTML page (any key works through `POST /prefs/:key`). */
@@ -71,9 +73,10 @@ export class PrefsController {
     if (!KEY_PATTERN.test(key)) {
       throw new BadRequestException('The preference key must be 1 to 40 letters, digits, ".", "_" or "-".');
     }
-    if (typeof value !== 'string' || value.length > MAX_VALUE_LENGTH) {
+    // setString stores UTF-8, which has no lone surrogate (a "\ud800" escape in JSON): a 400, not the library's TypeError.
+    if (typeof value !== 'string' || value.length > MAX_VALUE_LENGTH || LONE_SURROGATE.test(value)) {
       throw new BadRequestException(
-        `The form field "value" must be a string of at most ${MAX_VALUE_LENGTH} characters.`,
+        `The form field "value" must be text of at most ${MAX_VALUE_LENGTH} characters.`,
       );
     }
     session.setString(PREF_PREFIX + key, value);

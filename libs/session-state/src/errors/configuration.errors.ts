@@ -1,7 +1,8 @@
 import { SessionStateError } from './session-state.error.js';
 
 /**
- * Thrown at startup for module options that cannot work; the message names the option. An unknown
+ * Thrown at startup for module options that cannot work; the message names the option. Also by
+ * `session.get(key, Class)` when class-transformer, an optional peer, is not installed. An unknown
  * name fails too, with the name it most likely meant, and so do store options that exclude each other.
  *
  * @example

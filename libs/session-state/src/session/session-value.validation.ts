@@ -14,6 +14,26 @@ function describe(value: unknown): string {
 }
 
 /**
+ * Objects of JavaScript's own classes, which the checks below judge as they are (class-transformer, which
+ * `set` applies to the app's class instances, would turn a Map or an Error into a plain object).
+ */
+export function isBuiltInObject(value: object): boolean {
+  return (
+    value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof Promise ||
+    value instanceof Date ||
+    value instanceof RegExp ||
+    value instanceof Error ||
+    value instanceof ArrayBuffer ||
+    value instanceof SharedArrayBuffer ||
+    ArrayBuffer.isView(value)
+  );
+}
+
+/**
  * Objects that JSON.stringify turns into something else without an error: `{}` for a RegExp or an Error,
  * index-keyed objects for binary data, `null` for an invalid Date. The message says what to store instead.
  */
@@ -34,7 +54,8 @@ function lossyObject(node: object): string | undefined {
  * be stored as JSON without silently losing data: functions, symbols, BigInt, Map/Set, cycles,
  * binary data, RegExp, Error, an invalid Date, more than 64 levels. What JSON itself defines is kept:
  * a Date becomes its ISO string, `undefined` properties are left out (`null` in an array), `-0` is `0`.
- * An object with its own `toJSON` is checked by the caller on what JSON.stringify makes of it.
+ * An object with a `toJSON` (other than Buffer's) is a leaf here: JSON.stringify decides what it becomes,
+ * and the caller refuses a value that it turns into nothing or throws on.
  */
 export function assertJsonSerializable(key: string, value: unknown): void {
   const seen = new Set<object>();
@@ -65,6 +86,14 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     }
     if (node === undefined) return;
     if (typeof node !== 'object') return;
+    // A Date, or an object with a toJSON of its own (an Error subclass, say), is what toJSON makes of it: a
+    // leaf, checked by set() on what JSON.stringify returns. Not Buffer's built-in one: bytes as a list.
+    const toJSON = (node as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function' && toJSON !== Buffer.prototype.toJSON) {
+      const lossy = node instanceof Date ? lossyObject(node) : undefined;
+      if (lossy !== undefined) throw new TypeError(`Session value "${key}"${at(path)} is ${lossy}.`);
+      return;
+    }
     // depth counts from 0: the 65th nested level is refused, as TempData refuses it.
     if (depth >= MAX_DEPTH)
       throw new TypeError(`Session value "${key}" is nested deeper than ${MAX_DEPTH} levels.`);
@@ -75,7 +104,6 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     if (lossy !== undefined) {
       throw new TypeError(`Session value "${key}"${at(path)} is ${lossy}.`);
     }
-    if (typeof (node as { toJSON?: unknown }).toJSON === 'function') return;
     seen.add(node);
     if (Array.isArray(node)) node.forEach((item, i) => visit(item, `${path}[${i}]`, depth + 1));
     else for (const [k, v] of Object.entries(node)) visit(v, `${path}.${k}`, depth + 1);

@@ -368,8 +368,10 @@ export class SessionLifecycle implements SessionHost {
   /** A Set-Cookie for the session went into this response. */
   private cookieSent = false;
 
-  /** A new session's key was drawn: `SessionStarted` is logged when its cookie is written. */
-  private starting = false;
+  /** The key drawn for a new session, until the store took its first write (then {@link started}). */
+  private drawnKey: string | undefined;
+  /** A new session's first write was stored: `SessionStarted` is logged with its cookie. */
+  private started = false;
 
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
@@ -642,8 +644,8 @@ export class SessionLifecycle implements SessionHost {
       }
       this.key = generateSessionKey();
       this.cookieChange = 'set';
-      // Logged once its cookie is written, that is once the store took it: a failed commit started nothing.
-      this.starting = true;
+      // SessionStarted waits for the store to take this key's write, and for its cookie.
+      this.drawnKey = this.key;
     }
     return { key: this.key, changes: take(), remove: false };
   }
@@ -654,6 +656,10 @@ export class SessionLifecycle implements SessionHost {
     if (id && this.session.getReserved(SESSION_ID_FIELD) === id)
       this.session.changes.set.set(SESSION_ID_FIELD, id);
     if (write.remove) return;
+    if (write.key === this.drawnKey) {
+      this.drawnKey = undefined;
+      this.started = true;
+    }
     this.persisted = true;
     this.runtime.markSlid(write.key);
   }
@@ -721,8 +727,8 @@ export class SessionLifecycle implements SessionHost {
       const value = this.runtime.signer.sign(this.key!);
       this.exchange.replaceSetCookie(cookie.name, formatSetCookie(cookie.name, value, attributes));
       this.cookieSent = true;
-      if (this.starting) {
-        this.starting = false;
+      if (this.started) {
+        this.started = false;
         logEvent(this.runtime.logger, SessionLogEvents.SessionStarted, 'Session started.');
       }
     }

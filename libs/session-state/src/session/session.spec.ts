@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { jest } from '@jest/globals';
-import { Expose, Type } from 'class-transformer';
+import { Exclude, Expose, Transform, Type } from 'class-transformer';
 import { PayloadTooLargeException } from '@nestjs/common';
 import { SessionLimitExceededError, SessionNotLoadedError } from '../errors/session.errors.js';
 import { DistributedSession, type SessionHost } from './session.js';
@@ -179,6 +179,34 @@ describe('DistributedSession', () => {
     expect(() => session.set('deep65', nest(65))).toThrow(/"deep65" is nested deeper than 64 levels/);
   });
 
+  it("honours a value's own toJSON and class-transformer's view of a class instance", () => {
+    const { session } = loadedSession({ maxValueBytes: 4096, maxSessionBytes: 65536, maxKeys: 20 });
+    class AppError extends Error {
+      readonly code = 'E_APP';
+      toJSON() {
+        return { code: this.code, message: this.message };
+      }
+    }
+    session.set('failure', new AppError('boom'));
+    expect(session.get('failure')).toEqual({ code: 'E_APP', message: 'boom' });
+    class Profile {
+      @Expose() name = 'hal';
+      @Exclude() lastError = new Error('not stored');
+      @Transform(({ value }: { value: Buffer }) => value.toString('base64'), { toPlainOnly: true })
+      avatar = Buffer.from('hi');
+    }
+    session.set('profile', new Profile());
+    expect(session.get('profile')).toEqual({ name: 'hal', avatar: 'aGk=' });
+    // JavaScript's own classes are judged as they are, class-transformer installed or not.
+    expect(() => session.set('m', new Map([['a', 1]]))).toThrow(/"m" is a Map/);
+    expect(() => session.set('e', new Error('x'))).toThrow(/"e" is an Error/);
+    expect(() => session.set('b', Buffer.from('x'))).toThrow(/"b" is binary data/);
+    // A Date is a leaf: one at the 64th level is within the limit, as in TempData.
+    let deep: unknown = { at: new Date(0) };
+    for (let i = 1; i < 64; i++) deep = { deep }; // 64 objects, the Date inside the last
+    session.set('deepDate', deep);
+  });
+
   it('refuses keys and setString values with a lone UTF-16 surrogate: UTF-8 stores cannot keep them apart', () => {
     const { session } = loadedSession();
     for (const key of ['a\ud800', 'a\udbff', '\udc00b']) {
@@ -235,6 +263,12 @@ describe('DistributedSession', () => {
     // The id is not an app key (nor counted by the stores): a session holding maxKeys values still gets one.
     expect(session.id).toMatch(/^[\w-]+$/);
     expectRefused(() => session.setString('d', 'x'), 'maxKeys', /"d" would exceed 3 keys/);
+    // The UserSessions binding is one (the stores count it): refused naming it, not its reserved field name.
+    expectRefused(
+      () => session.setReserved('\u0000uid', Uint8Array.of(1)),
+      'maxKeys',
+      /^UserSessions\.bind\(\)'s binding \(it takes one of the session's keys\) would exceed 3 keys/,
+    );
   });
 
   it('asks the host before the first value of a session is stored', () => {

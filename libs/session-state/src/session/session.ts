@@ -7,7 +7,7 @@ import {
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
 import { loadClassTransformer } from './class-transformer.loader.js';
 import { SessionChangeTracker } from './session-change.tracker.js';
-import { assertJsonSerializable } from './session-value.validation.js';
+import { assertJsonSerializable, isBuiltInObject } from './session-value.validation.js';
 import { isWellFormedText } from './well-formed-text.js';
 import type { SessionData } from './stores/session-store.interface.js';
 
@@ -218,12 +218,25 @@ export class DistributedSession {
    */
   set(key: string, value: unknown): void {
     this.checkKey(key);
-    assertJsonSerializable(key, value);
     let plain = value;
     const proto: unknown = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : null;
-    if (proto !== null && proto !== Object.prototype && proto !== Array.prototype) {
-      plain = loadClassTransformer()?.instanceToPlain(value) ?? value;
+    const transformer =
+      proto !== null &&
+      proto !== Object.prototype &&
+      proto !== Array.prototype &&
+      !isBuiltInObject(value as object)
+        ? loadClassTransformer()
+        : null;
+    if (transformer) {
+      // What class-transformer makes of the instance is what is stored, and checked (@Exclude, @Transform).
+      try {
+        plain = transformer.instanceToPlain(value);
+      } catch (error) {
+        assertJsonSerializable(key, value); // a cycle (class-transformer recurses without end): say so
+        throw error;
+      }
     }
+    assertJsonSerializable(key, plain);
     let json: string | undefined;
     try {
       json = JSON.stringify(plain);
@@ -361,7 +374,7 @@ export class DistributedSession {
   private write(key: string, value: Uint8Array): void {
     const data = this.loaded();
     this.host.beforeChange();
-    const nextBytes = this.nextBytesAfter(data, key, value, `Session value "${key}"`);
+    const nextBytes = this.nextBytesAfter(data, key, value, describeField(key));
     if (this.isEmpty && key !== SESSION_ID_FIELD) this.host.beforeEstablish();
     data.set(key, value);
     this.bytes = nextBytes;
@@ -401,6 +414,14 @@ export class DistributedSession {
     }
     return nextBytes;
   }
+}
+
+/** How a limit's message names a field: the reserved ones by what they are, not by their NUL-prefixed names. */
+function describeField(key: string): string {
+  if (key === SESSION_ID_FIELD) return 'The session id';
+  // One of the session's keys, as the stores count it: a session needs a free key to be signed in.
+  if (key === SESSION_USER_FIELD) return "UserSessions.bind()'s binding (it takes one of the session's keys)";
+  return `Session value "${key}"`;
 }
 
 function entrySize(key: string, value: Uint8Array): number {

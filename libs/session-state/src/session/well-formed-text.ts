@@ -8,3 +8,10 @@ const { isWellFormed } = String.prototype as unknown as { isWellFormed(this: str
 export function isWellFormedText(text: string): boolean {
   return isWellFormed.call(text);
 }
+
+const { toWellFormed } = String.prototype as unknown as { toWellFormed(this: string): string };
+
+/** `text` with each lone UTF-16 surrogate replaced by U+FFFD, as a UTF-8 encoder would store it. */
+export function toWellFormedText(text: string): string {
+  return toWellFormed.call(text);
+}

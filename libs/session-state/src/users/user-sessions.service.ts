@@ -19,7 +19,7 @@ import {
 } from './user-sessions.errors.js';
 import { resolveMaxSessionsPerUser } from './user-sessions.options.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
-import { isWellFormedText } from '../session/well-formed-text.js';
+import { isWellFormedText, toWellFormedText } from '../session/well-formed-text.js';
 
 /** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
 const MAX_METADATA_CHARS = 2048;
@@ -340,15 +340,22 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
           '(\\u0000); PostgreSQL cannot store it.',
       );
     }
-    if (!isWellFormedText(value) || !isWellFormedText(name)) {
+    // A name with a lone surrogate would meet another in the stores' UTF-8; a value is only text to show (a user
+    // agent cut at a length may split a pair): it gets U+FFFD, as Redis would store it, on every store.
+    if (!isWellFormedText(name)) {
       throw new TypeError(
-        `UserSessions metadata "${name}" must be well-formed UTF-16 (it has a lone surrogate, which the stores' ` +
-          'UTF-8 cannot hold).',
+        `UserSessions metadata name ${JSON.stringify(name)} must be well-formed UTF-16 (it has a lone surrogate, ` +
+          "which the stores' UTF-8 cannot hold).",
       );
     }
     chars += name.length + value.length;
     // Defined, not assigned: metadata named "__proto__" is kept like any other name.
-    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, name, {
+      value: toWellFormedText(value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   if (chars > MAX_METADATA_CHARS) {
     throw new RangeError(

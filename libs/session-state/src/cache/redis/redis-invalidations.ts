@@ -114,9 +114,7 @@ export class RedisInvalidations {
       this.closed = true;
       this.client.off('close', this.onClientClose);
       this.subscriber.disconnect();
-      if (this.isAppClient && this.client.status === 'ready') {
-        await this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined);
-      }
+      await this.trackingOff(this.barrierTimeout);
       TRACKED_CLIENTS.delete(this.client);
       throw new RedisConfigurationError(
         `Redis option nearCache could not be set up: ${(error as Error).message}. It needs Redis 6 or later ` +
@@ -144,15 +142,32 @@ export class RedisInvalidations {
     this.client.off('ready', this.onClientReady);
     // Each step bounded by the operation timeout: a Redis that stopped answering must not hold the shutdown.
     const within = this.barrierTimeout;
-    if (this.enabling) await settleWithin(this.enabling, within);
+    const enabling = this.enabling;
+    if (
+      enabling &&
+      (await settleWithin(
+        enabling.then(() => true),
+        within,
+      )) !== true
+    ) {
+      // A setup still running (it stops before its TRACKING ON once it sees the close) keeps the client
+      // claimed until it settles, so no new near cache on this client can be redirected by it.
+      void enabling.finally(() => TRACKED_CLIENTS.delete(this.client));
+    } else {
+      await this.trackingOff(within);
+      TRACKED_CLIENTS.delete(this.client);
+    }
+    await quitWithin(this.subscriber, within);
+  }
+
+  /** On a client the app passed in, tracking off again (bounded: a hung Redis must not hold a close). */
+  private async trackingOff(within: number): Promise<void> {
     if (this.isAppClient && this.client.status === 'ready') {
       await settleWithin(
         this.client.call('CLIENT', 'TRACKING', 'OFF').catch(() => undefined),
         within,
       );
     }
-    TRACKED_CLIENTS.delete(this.client);
-    await quitWithin(this.subscriber, within);
   }
 
   /**
@@ -264,6 +279,8 @@ export class RedisInvalidations {
     }
     // The redirection can only be changed from OFF.
     await this.client.call('CLIENT', 'TRACKING', 'OFF');
+    // A close meanwhile turned tracking off (or gave up waiting for this setup): not on again.
+    if (generation !== this.generation || this.closed) return;
     await this.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', this.subscriberId, 'NOLOOP');
     if (generation !== this.generation || this.closed) return;
     if (this.warned) logEvent(this.logger, SessionLogEvents.NearCacheEnabled, 'Near cache is on again.');

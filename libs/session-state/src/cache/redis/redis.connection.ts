@@ -404,6 +404,9 @@ export class RedisConnection {
   async close(): Promise<void> {
     this.closed = true;
     if (!this.ownsClient) return;
-    await quitWithin(this.client, this.options.operationTimeout);
+    // QUIT is answered after the commands sent before it: waiting as long as one of them may take (a commit
+    // with WAIT included) lets their replies arrive; only a Redis that stopped answering is cut off.
+    const { operationTimeout, waitForReplicas, waitForReplicasTimeout } = this.options;
+    await quitWithin(this.client, operationTimeout + (waitForReplicas === 0 ? 0 : waitForReplicasTimeout));
   }
 }
