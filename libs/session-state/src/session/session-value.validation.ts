@@ -1,4 +1,6 @@
 const MAX_DEPTH = 64;
+/** Buffer's own toJSON (`{ type, data }`: bytes as a list of numbers), which does not make a Buffer a leaf. */
+const BUFFER_TO_JSON = (Buffer.prototype as { toJSON?: unknown }).toJSON;
 
 const at = (path: string) => (path ? ` at ${path}` : '');
 
@@ -89,7 +91,7 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     // A Date, or an object with a toJSON of its own (an Error subclass, say), is what toJSON makes of it: a
     // leaf, checked by set() on what JSON.stringify returns. Not Buffer's built-in one: bytes as a list.
     const toJSON = (node as { toJSON?: unknown }).toJSON;
-    if (typeof toJSON === 'function' && toJSON !== Buffer.prototype.toJSON) {
+    if (typeof toJSON === 'function' && toJSON !== BUFFER_TO_JSON) {
       const lossy = node instanceof Date ? lossyObject(node) : undefined;
       if (lossy !== undefined) throw new TypeError(`Session value "${key}"${at(path)} is ${lossy}.`);
       return;
