@@ -225,6 +225,46 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
+  it('an ACL user whose key patterns leave out the ended-session marks (enough for 0.1.0) is told at startup, naming them', async () => {
+    const server = await RedisServerProcess.start();
+    try {
+      // Every command, but only the data and lock keys: regenerate() and abandon() would answer 503 as an outage.
+      await server
+        .admin()
+        .call(
+          'ACL',
+          'SETUSER',
+          'erin',
+          'on',
+          '>Erin-Secret-PW-1234',
+          '~{shop_*}_Data',
+          '~{shop_*}_Lock',
+          '+@all',
+        );
+      const failure = connectCache({
+        host: server.host,
+        port: server.port,
+        username: 'erin',
+        accessKey: 'Erin-Secret-PW-1234',
+        applicationName: 'shop',
+      });
+      await expect(failure).rejects.toThrow(
+        /refused the ACL user erin the session keys \(NOPERM\).*\{shop_\*\}_Ended.*Grant the key pattern ~\{shop_\*\}_\*/,
+      );
+      // With the pattern the message advises, it starts.
+      await server.admin().call('ACL', 'SETUSER', 'erin', '~{shop_*}_*');
+      await connectCache({
+        host: server.host,
+        port: server.port,
+        username: 'erin',
+        accessKey: 'Erin-Secret-PW-1234',
+        applicationName: 'shop',
+      });
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('TLS with ssl (private CA); TLS against a plain port and plain against TLS fail at startup naming ssl', async () => {
     const tlsServer = await RedisServerProcess.start({ tls: true });
     const plain = await RedisServerProcess.start();

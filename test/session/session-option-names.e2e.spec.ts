@@ -197,6 +197,14 @@ describe('unknown option names fail at startup, before connecting', () => {
       RedisConfigurationError,
       'Redis option redis.password is unknown: did you mean redis.accessKey?',
     );
+    // 0.1.0 ignored these: following the suggestion would move every session, so the message says so.
+    await expectRefused(
+      { redis: { ...redis, keyPrefix: 'shop' } },
+      RedisConfigurationError,
+      'Redis option redis.keyPrefix is unknown: did you mean redis.applicationName? It was ignored before this ' +
+        'version: sessions are stored under the default until you set it, and setting it starts every session ' +
+        'anew. To keep the sessions, remove the option.',
+    );
     await expectRefused(
       { idleTimeout: 60_000, redis },
       SessionConfigurationError,

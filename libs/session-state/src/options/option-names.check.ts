@@ -22,6 +22,8 @@ export interface OptionLevel extends OptionNameCandidates {
    * at the top → `session.idleTimeout`.
    */
   readonly elsewhere?: readonly { readonly path: string; readonly names: readonly string[] }[];
+  /** What to know before following the suggestion for an unknown name (when it moves where data lives). */
+  readonly notes?: Readonly<Record<string, string>>;
 }
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
@@ -77,7 +79,10 @@ export class UnknownOptionNames {
   private unknown(name: string, level: OptionLevel): string {
     const subject = `${this.owner} option ${join(level.path, name)} is unknown`;
     const close = closestOptionName(name, level);
-    if (close !== undefined) return `${subject}: did you mean ${join(level.path, close)}?`;
+    if (close !== undefined) {
+      const note = level.notes && Object.hasOwn(level.notes, name) ? ` ${level.notes[name]}` : '';
+      return `${subject}: did you mean ${join(level.path, close)}?${note}`;
+    }
     const other = level.elsewhere?.find((o) => o.names.some((n) => n.toLowerCase() === name.toLowerCase()));
     if (other) {
       const meant = other.names.find((n) => n.toLowerCase() === name.toLowerCase())!;

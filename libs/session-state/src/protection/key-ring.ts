@@ -53,7 +53,9 @@ export class KeyRing {
         throw new KeyRingConfigurationError(
           `${optionName}[${index}] is too weak: a secret needs at least ${MIN_SECRET_BYTES} random bytes ` +
             `(${why}). Generate one with: ` +
-            `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))"`,
+            `node -e "console.log(require('crypto').randomBytes(32).toString('base64url'))". ` +
+            'A new secret signs users out: to move off one an earlier version accepted without that, see ' +
+            'SECURITY.md, "Moving off a weak secret".',
         );
       }
       return bytes;

@@ -136,6 +136,21 @@ export const REDIS_OPTION_ALIASES = {
 } as const satisfies Readonly<Record<string, keyof RedisCacheOptions>>;
 
 /**
+ * For the aliases whose suggestion moves where sessions live: earlier versions ignored these names, so the
+ * sessions of an app that set one are under the defaults.
+ */
+const MOVES_SESSIONS =
+  'It was ignored before this version: sessions are stored under the default until you set it, and ' +
+  'setting it starts every session anew. To keep the sessions, remove the option.';
+
+export const REDIS_OPTION_ALIAS_NOTES: Readonly<Record<string, string>> = {
+  keyPrefix: MOVES_SESSIONS,
+  prefix: MOVES_SESSIONS,
+  db: MOVES_SESSIONS,
+  database: MOVES_SESSIONS,
+};
+
+/**
  * Bounds of the near cache (`redis.nearCache`).
  *
  * @example

@@ -3,6 +3,7 @@ import {
   REDIS_CACHE_OPTION_NAMES,
   REDIS_NEAR_CACHE_OPTION_NAMES,
   REDIS_NODE_OPTION_NAMES,
+  REDIS_OPTION_ALIAS_NOTES,
   REDIS_OPTION_ALIASES,
 } from './redis-cache.options.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
@@ -20,7 +21,7 @@ export function rejectUnknownRedisOptions(options: unknown, path = ''): void {
   const found = new UnknownOptionNames('Redis');
   const redis = found.check(
     options,
-    { path, names: REDIS_CACHE_OPTION_NAMES, aliases: REDIS_OPTION_ALIASES },
+    { path, names: REDIS_CACHE_OPTION_NAMES, aliases: REDIS_OPTION_ALIASES, notes: REDIS_OPTION_ALIAS_NOTES },
     'an object such as { host, port }',
   );
   if (redis && typeof redis.nearCache !== 'boolean') {

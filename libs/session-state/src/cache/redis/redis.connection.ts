@@ -8,6 +8,7 @@ import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
 import { pingRedis } from './redis-ping.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
+import { redisKeys } from './redis-keys.js';
 import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-script.command.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
@@ -113,6 +114,7 @@ export class RedisConnection {
   private async establish(): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
     await this.client.ping();
+    await this.checkSessionKeyAccess();
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     await Promise.all([
@@ -120,6 +122,27 @@ export class RedisConnection {
       // A first reading of Redis's clock, before the first commit needs a deadline in it.
       ...nodes.map(async (node) => this.redisClock.observe(redisTimeMs(await node.time()))),
     ]);
+  }
+
+  /**
+   * An ACL user whose key patterns cover `_Data` but not `_Ended` (enough for 0.1.0) would see every
+   * `regenerate()` and `abandon()` fail as an outage: one EXISTS of both (one slot) says so at startup instead.
+   */
+  private async checkSessionKeyAccess(): Promise<void> {
+    const probe = 'startup-check';
+    const { applicationName } = this.options;
+    const keys = [
+      redisKeys.sessionData(applicationName, probe),
+      redisKeys.sessionEnded(applicationName, probe),
+    ];
+    try {
+      await this.client.exists(...keys);
+    } catch (error) {
+      if (!/NOPERM/.test((error as Error).message)) throw error;
+      throw new Error(`NOPERM on the session keys ${keys.join(', ')}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
   }
 
   private createClient(): Redis | Cluster {
