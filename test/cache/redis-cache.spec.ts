@@ -227,6 +227,18 @@ describe('RedisDistributedCache connection options', () => {
 
   it('an ACL user whose key patterns leave out the ended-session marks (enough for 0.1.0) is told at startup, naming them', async () => {
     const server = await RedisServerProcess.start();
+    const options = {
+      host: server.host,
+      port: server.port,
+      username: 'erin',
+      accessKey: 'Erin-Secret-PW-1234',
+      applicationName: 'shop',
+    };
+    const sessionConnection = async () => {
+      const connection = new RedisConnection(resolveRedisCacheOptions(options));
+      connections.push(connection);
+      await connection.connect({ sessionKeys: true }); // what SessionModule does when sessions live in Redis
+    };
     try {
       // Every command, but only the data and lock keys: regenerate() and abandon() would answer 503 as an outage.
       await server
@@ -241,25 +253,14 @@ describe('RedisDistributedCache connection options', () => {
           '~{shop_*}_Lock',
           '+@all',
         );
-      const failure = connectCache({
-        host: server.host,
-        port: server.port,
-        username: 'erin',
-        accessKey: 'Erin-Secret-PW-1234',
-        applicationName: 'shop',
-      });
-      await expect(failure).rejects.toThrow(
+      await expect(sessionConnection()).rejects.toThrow(
         /refused the ACL user erin the session keys \(NOPERM\).*\{shop_\*\}_Ended.*Grant the key pattern ~\{shop_\*\}_\*/,
       );
-      // With the pattern the message advises, it starts.
+      // The same user for a plain cache (an app's own session store, or the cache API): no session keys needed.
+      await connectCache(options);
+      // With the pattern the message advises, sessions start too.
       await server.admin().call('ACL', 'SETUSER', 'erin', '~{shop_*}_*');
-      await connectCache({
-        host: server.host,
-        port: server.port,
-        username: 'erin',
-        accessKey: 'Erin-Secret-PW-1234',
-        applicationName: 'shop',
-      });
+      await sessionConnection();
     } finally {
       await server.stop();
     }

@@ -8,7 +8,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { Controller, HttpCode, Post } from '@nestjs/common';
-import { Session, SessionLogEvents } from 'nest-session-state';
+import { MemorySessionStore, Session, SessionLogEvents } from 'nest-session-state';
 import { GatedSessionController, gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
@@ -84,6 +84,44 @@ describe('log event names', () => {
       await app.close();
     }
     expect(logger.text()).not.toContain(SECRET);
+  });
+
+  it('SessionStarted once for a new session stored under the key regenerate() gave it after a failed first commit', async () => {
+    class FailsOnce extends MemorySessionStore {
+      failed = false;
+      override commit(...args: Parameters<MemorySessionStore['commit']>): Promise<void> {
+        if (this.failed) return super.commit(...args);
+        this.failed = true;
+        return Promise.reject(new Error('first commit fails'));
+      }
+    }
+    @Controller()
+    class FailThenRegenerate {
+      @Post('fail-then-regenerate')
+      @HttpCode(200)
+      async run(@Session() session: Session) {
+        session.setString('cart', 'tea');
+        const committed = await session.commit().then(
+          () => true,
+          () => false,
+        );
+        session.regenerate(); // a sign-in: the session is stored under the new key at the end of the request
+        return { committed };
+      }
+    }
+    const logger = new CaptureLogger();
+    const { app, url } = await startSessionApp(
+      { secrets: [SECRET], store: new FailsOnce() },
+      { logger, controllers: [FailThenRegenerate] },
+    );
+    try {
+      const res = await request(url).post('/fail-then-regenerate').expect(200, { committed: false });
+      const cookie = cookiePair(res, COOKIE);
+      await request(url).get('/keys').set('Cookie', cookie).expect(200, { cart: 'tea' });
+      expect(linesOf(logger, 'SessionStarted')).toHaveLength(1);
+    } finally {
+      await app.close();
+    }
   });
 
   it('a commit the store refuses (413 over maxKeys): SessionCommitRefused, not SessionCommitFailed', async () => {

@@ -202,8 +202,15 @@ describe('unknown option names fail at startup, before connecting', () => {
       { redis: { ...redis, keyPrefix: 'shop' } },
       RedisConfigurationError,
       'Redis option redis.keyPrefix is unknown: did you mean redis.applicationName? It was ignored before this ' +
-        'version: sessions are stored under the default until you set it, and setting it starts every session ' +
-        'anew. To keep the sessions, remove the option.',
+        'version: the sessions are where applicationName and databaseId (or a url path, or their defaults) put ' +
+        'them, and changing those starts every session anew. To keep the sessions, remove the option.',
+    );
+    await expectRefused(
+      { redis: { ...redis, DB: 2 } }, // the suggestion ignores case: so does the note
+      RedisConfigurationError,
+      'Redis option redis.DB is unknown: did you mean redis.databaseId? It was ignored before this version: the ' +
+        'sessions are where applicationName and databaseId (or a url path, or their defaults) put them, and ' +
+        'changing those starts every session anew. To keep the sessions, remove the option.',
     );
     await expectRefused(
       { idleTimeout: 60_000, redis },

@@ -25,7 +25,8 @@ export async function createRedisInfrastructure(
   store: SessionStore | undefined,
 ): Promise<RedisInfrastructure> {
   const connection = new RedisConnection(redis);
-  await connection.connect();
+  // Without a store of the app's, sessions live in this Redis: its ACL must give their keys.
+  await connection.connect({ sessionKeys: store === undefined });
   const { near, invalidations } = await startNearCache(connection, options);
   return {
     cache: new RedisDistributedCache(connection),

@@ -22,7 +22,10 @@ export interface OptionLevel extends OptionNameCandidates {
    * at the top → `session.idleTimeout`.
    */
   readonly elsewhere?: readonly { readonly path: string; readonly names: readonly string[] }[];
-  /** What to know before following the suggestion for an unknown name (when it moves where data lives). */
+  /**
+   * What to know before following the suggestion for an unknown name (when it moves where data lives), by the
+   * name lower-cased.
+   */
   readonly notes?: Readonly<Record<string, string>>;
 }
 
@@ -80,7 +83,8 @@ export class UnknownOptionNames {
     const subject = `${this.owner} option ${join(level.path, name)} is unknown`;
     const close = closestOptionName(name, level);
     if (close !== undefined) {
-      const note = level.notes && Object.hasOwn(level.notes, name) ? ` ${level.notes[name]}` : '';
+      const lower = name.toLowerCase();
+      const note = level.notes && Object.hasOwn(level.notes, lower) ? ` ${level.notes[lower]}` : '';
       return `${subject}: did you mean ${join(level.path, close)}?${note}`;
     }
     const other = level.elsewhere?.find((o) => o.names.some((n) => n.toLowerCase() === name.toLowerCase()));

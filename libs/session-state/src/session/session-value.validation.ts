@@ -57,9 +57,14 @@ function lossyObject(node: object): string | undefined {
  * binary data, RegExp, Error, an invalid Date, more than 64 levels. What JSON itself defines is kept:
  * a Date becomes its ISO string, `undefined` properties are left out (`null` in an array), `-0` is `0`.
  * An object with a `toJSON` (other than Buffer's) is a leaf here: JSON.stringify decides what it becomes,
- * and the caller refuses a value that it turns into nothing or throws on.
+ * and the caller refuses a value that it turns into nothing or throws on. `lossy: false` skips the checks of
+ * what JSON would change (for a class instance before class-transformer converts it: `@Exclude`, `@Transform`).
  */
-export function assertJsonSerializable(key: string, value: unknown): void {
+export function assertJsonSerializable(
+  key: string,
+  value: unknown,
+  { lossy = true }: { lossy?: boolean } = {},
+): void {
   const seen = new Set<object>();
   const visit = (node: unknown, path: string, depth: number): void => {
     if (node === null || typeof node === 'string' || typeof node === 'boolean') return;
@@ -92,8 +97,8 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     // leaf, checked by set() on what JSON.stringify returns. Not Buffer's built-in one: bytes as a list.
     const toJSON = (node as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function' && toJSON !== BUFFER_TO_JSON) {
-      const lossy = node instanceof Date ? lossyObject(node) : undefined;
-      if (lossy !== undefined) throw new TypeError(`Session value "${key}"${at(path)} is ${lossy}.`);
+      const invalid = node instanceof Date ? lossyObject(node) : undefined;
+      if (invalid !== undefined) throw new TypeError(`Session value "${key}"${at(path)} is ${invalid}.`);
       return;
     }
     // depth counts from 0: the 65th nested level is refused, as TempData refuses it.
@@ -102,9 +107,9 @@ export function assertJsonSerializable(key: string, value: unknown): void {
     if (seen.has(node)) {
       throw new TypeError(`Session value "${key}"${at(path)} contains a cycle, which cannot be serialised.`);
     }
-    const lossy = lossyObject(node);
-    if (lossy !== undefined) {
-      throw new TypeError(`Session value "${key}"${at(path)} is ${lossy}.`);
+    const changed = lossy ? lossyObject(node) : undefined;
+    if (changed !== undefined) {
+      throw new TypeError(`Session value "${key}"${at(path)} is ${changed}.`);
     }
     seen.add(node);
     if (Array.isArray(node)) node.forEach((item, i) => visit(item, `${path}[${i}]`, depth + 1));

@@ -349,7 +349,10 @@ export class SessionLifecycle implements SessionHost {
     if (this.replacedKey === undefined) {
       if (this.keyFromCookie || this.persisted) this.replacedKey = this.key;
     }
+    const drawn = this.drawnKey === this.key;
     this.key = generateSessionKey();
+    // A new session whose first write failed, moved before it was stored: it starts under the new key.
+    if (drawn) this.drawnKey = this.key;
     this.persisted = false;
     this.cookieChange = 'set';
   }

@@ -197,6 +197,27 @@ describe('DistributedSession', () => {
     }
     session.set('profile', new Profile());
     expect(session.get('profile')).toEqual({ name: 'hal', avatar: 'aGk=' });
+    // Before class-transformer sees an instance: it would call a function field and turn a Set into an array.
+    let calls = 0;
+    class Wizard {
+      step = 1;
+      next = () => ++calls;
+    }
+    expect(() => session.set('wizard', new Wizard())).toThrow(/"wizard" at \.next is a function/);
+    expect(calls).toBe(0);
+    class Tagged {
+      tags = new Set(['a']);
+    }
+    expect(() => session.set('tagged', new Tagged())).toThrow(/"tagged" at \.tags is a Set/);
+    // A class with a toJSON of its own serialises itself: class-transformer does not read toJSON.
+    class Money {
+      cents = 110;
+      toJSON() {
+        return '1.10';
+      }
+    }
+    session.set('price', new Money());
+    expect(session.get('price')).toBe('1.10');
     // JavaScript's own classes are judged as they are, class-transformer installed or not.
     expect(() => session.set('m', new Map([['a', 1]]))).toThrow(/"m" is a Map/);
     expect(() => session.set('e', new Error('x'))).toThrow(/"e" is an Error/);

@@ -213,27 +213,34 @@ export class DistributedSession {
   }
 
   /**
-   * Stores `value` as JSON (class instances through class-transformer when installed). Throws a
-   * TypeError naming the key for values JSON cannot hold (functions, symbols, BigInt, Map, cycles).
+   * Stores `value` as JSON (a class instance without its own `toJSON` through class-transformer's
+   * `instanceToPlain` when installed). Throws a TypeError naming the key for values JSON cannot hold
+   * (functions, symbols, BigInt, Map, cycles) or would change (bytes, RegExp, Error, an invalid Date).
    */
   set(key: string, value: unknown): void {
     this.checkKey(key);
     let plain = value;
     const proto: unknown = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : null;
+    // An app's class instance without a toJSON of its own goes through class-transformer when installed.
     const transformer =
       proto !== null &&
       proto !== Object.prototype &&
       proto !== Array.prototype &&
+      typeof (value as { toJSON?: unknown }).toJSON !== 'function' &&
       !isBuiltInObject(value as object)
         ? loadClassTransformer()
         : null;
     if (transformer) {
-      // What class-transformer makes of the instance is what is stored, and checked (@Exclude, @Transform).
+      // First what class-transformer must not see: it would call a function field, turn a Map into an object,
+      // recurse into a cycle. What JSON would change is judged on what it makes (@Exclude, @Transform apply).
+      assertJsonSerializable(key, value, { lossy: false });
       try {
         plain = transformer.instanceToPlain(value);
       } catch (error) {
-        assertJsonSerializable(key, value); // a cycle (class-transformer recurses without end): say so
-        throw error;
+        throw new TypeError(
+          `Session value "${key}" could not be converted by class-transformer: ${(error as Error).message}`,
+          { cause: error },
+        );
       }
     }
     assertJsonSerializable(key, plain);

@@ -136,15 +136,16 @@ export const REDIS_OPTION_ALIASES = {
 } as const satisfies Readonly<Record<string, keyof RedisCacheOptions>>;
 
 /**
- * For the aliases whose suggestion moves where sessions live: earlier versions ignored these names, so the
- * sessions of an app that set one are under the defaults.
+ * For the aliases whose suggestion moves where sessions live: 0.1.0 ignored these names, so the sessions of an
+ * app that set one are where applicationName and databaseId (or their defaults) put them.
  */
 const MOVES_SESSIONS =
-  'It was ignored before this version: sessions are stored under the default until you set it, and ' +
-  'setting it starts every session anew. To keep the sessions, remove the option.';
+  'It was ignored before this version: the sessions are where applicationName and databaseId (or a url path, ' +
+  'or their defaults) put them, and changing those starts every session anew. To keep the sessions, remove the option.';
 
+/** By the unknown name, lower-cased (the suggestion ignores case too). */
 export const REDIS_OPTION_ALIAS_NOTES: Readonly<Record<string, string>> = {
-  keyPrefix: MOVES_SESSIONS,
+  keyprefix: MOVES_SESSIONS,
   prefix: MOVES_SESSIONS,
   db: MOVES_SESSIONS,
   database: MOVES_SESSIONS,

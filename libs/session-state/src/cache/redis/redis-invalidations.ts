@@ -152,7 +152,10 @@ export class RedisInvalidations {
     ) {
       // A setup still running (it stops before its TRACKING ON once it sees the close) keeps the client
       // claimed until it settles, so no new near cache on this client can be redirected by it.
-      void enabling.finally(() => TRACKED_CLIENTS.delete(this.client));
+      void enabling.finally(async () => {
+        await this.trackingOff(within); // it may have turned tracking on before it saw the close
+        TRACKED_CLIENTS.delete(this.client);
+      });
     } else {
       await this.trackingOff(within);
       TRACKED_CLIENTS.delete(this.client);

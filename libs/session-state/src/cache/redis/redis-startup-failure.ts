@@ -36,15 +36,6 @@ export function describeStartupFailure(
         : `Redis at ${where} rejected the credentials: check the accessKey option (and username for an ACL user).`,
     );
   }
-  if (has(/NOPERM on the session keys/)) {
-    const app = options.applicationName;
-    return make(
-      `Redis at ${where} refused the ACL user${options.username ? ` ${options.username}` : ''} the session keys ` +
-        `(NOPERM): the library reads and writes {${app}_*}_Data and {${app}_*}_Ended (the marks regenerate() and ` +
-        `abandon() leave; 0.1.0 wrote none), {${app}_*}_Lock with session.lock, and {${app}_user_*}_Sessions and ` +
-        `_SessionInfo with users. Grant the key pattern ~{${app}_*}_*, or check the applicationName option.`,
-    );
-  }
   if (has(/NOPERM/)) {
     return make(
       `Redis at ${where} refused a command to the ACL user${options.username ? ` ${options.username}` : ''} ` +

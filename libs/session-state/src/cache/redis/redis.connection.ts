@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
-import { RedisOperationError } from './redis-cache.errors.js';
+import { RedisConfigurationError, RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
 import { quitWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
@@ -76,8 +76,11 @@ export class RedisConnection {
     }
   }
 
-  /** Connects at startup; rejects within the connection timeout with an error naming the option to fix. */
-  async connect(): Promise<void> {
+  /**
+   * Connects at startup; rejects within the connection timeout with an error naming the option to fix.
+   * `sessionKeys`: sessions will be stored here, so an ACL user must reach their keys (checked once).
+   */
+  async connect({ sessionKeys = false }: { sessionKeys?: boolean } = {}): Promise<void> {
     const events: unknown[] = [];
     const onError = (error: unknown) => events.push(error);
     this.client.on('error', onError);
@@ -90,12 +93,14 @@ export class RedisConnection {
       }, this.options.connectionTimeout);
     });
     try {
-      await Promise.race([this.establish(), deadline]);
+      await Promise.race([this.establish(sessionKeys), deadline]);
       if (events.length > 0) throw events[0];
     } catch (error) {
       this.client.off('error', onError);
       if (this.ownsClient) this.client.disconnect();
-      throw describeStartupFailure(error, events, this.options, timedOut);
+      throw error instanceof RedisConfigurationError
+        ? error
+        : describeStartupFailure(error, events, this.options, timedOut);
     } finally {
       clearTimeout(timer);
     }
@@ -111,10 +116,10 @@ export class RedisConnection {
     });
   }
 
-  private async establish(): Promise<void> {
+  private async establish(sessionKeys: boolean): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
     await this.client.ping();
-    await this.checkSessionKeyAccess();
+    if (sessionKeys) await this.checkSessionKeyAccess();
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     await Promise.all([
@@ -130,7 +135,7 @@ export class RedisConnection {
    */
   private async checkSessionKeyAccess(): Promise<void> {
     const probe = 'startup-check';
-    const { applicationName } = this.options;
+    const { applicationName, username } = this.options;
     const keys = [
       redisKeys.sessionData(applicationName, probe),
       redisKeys.sessionEnded(applicationName, probe),
@@ -138,10 +143,19 @@ export class RedisConnection {
     try {
       await this.client.exists(...keys);
     } catch (error) {
-      if (!/NOPERM/.test((error as Error).message)) throw error;
-      throw new Error(`NOPERM on the session keys ${keys.join(', ')}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      const message = (error as Error).message;
+      // A key the user may not touch (not a command it may not run: the generic NOPERM message says which).
+      if (!/NOPERM/.test(message) || !/\bkeys?\b/i.test(message) || /command/i.test(message)) throw error;
+      // ioredis puts a client's keyPrefix in front of every key: the ACL sees it too.
+      const prefix = this.client.options.keyPrefix ?? '';
+      throw new RedisConfigurationError(
+        `Redis refused the ACL user${username ? ` ${username}` : ''} the session keys (NOPERM): the library reads ` +
+          `and writes ${prefix}{${applicationName}_*}_Data and ${prefix}{${applicationName}_*}_Ended (the marks ` +
+          `regenerate() and abandon() leave; 0.1.0 wrote none), ${prefix}{${applicationName}_*}_Lock with ` +
+          `session.lock, and ${prefix}{${applicationName}_user_*}_Sessions and _SessionInfo with users. Grant the ` +
+          `key pattern ~${prefix}{${applicationName}_*}_*, or check the applicationName option. [${message}]`,
+        { cause: error },
+      );
     }
   }
 
