@@ -15,23 +15,32 @@ function describe(value: unknown): string {
   return typeof value;
 }
 
+/** Collections and promises: JSON cannot hold them at all. */
+function isUnserializableObject(value: object): boolean {
+  return (
+    value instanceof Map ||
+    value instanceof Set ||
+    value instanceof WeakMap ||
+    value instanceof WeakSet ||
+    value instanceof Promise
+  );
+}
+
+function isBinary(value: object): boolean {
+  return ArrayBuffer.isView(value) || value instanceof ArrayBuffer || value instanceof SharedArrayBuffer;
+}
+
 /**
  * Objects of JavaScript's own classes, which the checks below judge as they are (class-transformer, which
  * `set` applies to the app's class instances, would turn a Map or an Error into a plain object).
  */
 export function isBuiltInObject(value: object): boolean {
   return (
-    value instanceof Map ||
-    value instanceof Set ||
-    value instanceof WeakMap ||
-    value instanceof WeakSet ||
-    value instanceof Promise ||
+    isUnserializableObject(value) ||
+    isBinary(value) ||
     value instanceof Date ||
     value instanceof RegExp ||
-    value instanceof Error ||
-    value instanceof ArrayBuffer ||
-    value instanceof SharedArrayBuffer ||
-    ArrayBuffer.isView(value)
+    value instanceof Error
   );
 }
 
@@ -43,7 +52,7 @@ function lossyObject(node: object): string | undefined {
   if (node instanceof Date) {
     return Number.isNaN(node.getTime()) ? 'an invalid Date, which JSON stores as null' : undefined;
   }
-  if (ArrayBuffer.isView(node) || node instanceof ArrayBuffer || node instanceof SharedArrayBuffer) {
+  if (isBinary(node)) {
     return 'binary data, which JSON cannot hold as bytes. Use session.setBytes() for bytes, or convert it (e.g. to base64) first';
   }
   if (node instanceof RegExp) return 'a RegExp, which JSON stores as {}. Store its source and flags';
@@ -80,11 +89,7 @@ export function assertJsonSerializable(
       typeof node === 'function' ||
       typeof node === 'symbol' ||
       typeof node === 'bigint' ||
-      node instanceof Map ||
-      node instanceof Set ||
-      node instanceof WeakMap ||
-      node instanceof WeakSet ||
-      node instanceof Promise
+      (typeof node === 'object' && isUnserializableObject(node))
     ) {
       throw new TypeError(
         `Session value "${key}"${at(path)} is ${describe(node)}, which cannot be serialised. ` +

@@ -95,21 +95,16 @@ export class RedisInvalidations {
       this.lost();
     });
     this.client.on('close', this.onClientClose);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        (async () => {
-          await this.subscriber.connect();
-          await this.enable(this.generation);
-          if (!this.sink.isActive) throw new Error('a connection was lost during the setup');
-        })(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within connectionTimeoutInMilliseconds=${this.startTimeout}`)),
-            this.startTimeout,
-          );
-        }),
-      ]);
+      const setup = (async () => {
+        await this.subscriber.connect();
+        await this.enable(this.generation);
+        if (!this.sink.isActive) throw new Error('a connection was lost during the setup');
+        return true;
+      })();
+      if ((await settleWithin(setup, this.startTimeout)) === undefined) {
+        throw new Error(`no answer within connectionTimeoutInMilliseconds=${this.startTimeout}`);
+      }
     } catch (error) {
       this.closed = true;
       this.client.off('close', this.onClientClose);
@@ -124,8 +119,6 @@ export class RedisInvalidations {
           'Grant them, or remove nearCache.',
         { cause: error },
       );
-    } finally {
-      clearTimeout(timer);
     }
     this.subscriber.on('ready', () => this.refresh());
     this.client.on('ready', this.onClientReady);

@@ -383,6 +383,11 @@ export class RedisConnection {
     }
   }
 
+  /** The time a write's `WAIT` may add to it: none unless `waitForReplicas` is set. */
+  get replicaWaitTime(): number {
+    return this.options.waitForReplicas === 0 ? 0 : this.options.waitForReplicasTimeout;
+  }
+
   /**
    * The longest an {@link execute} call with `extraTimeMs` can take before it settles: every try is
    * bounded (plus the deadline check's resolution), and a try that starts before
@@ -443,7 +448,6 @@ export class RedisConnection {
     if (!this.ownsClient) return;
     // QUIT is answered after the commands sent before it: waiting as long as one of them may take (a commit
     // with WAIT included) lets their replies arrive; only a Redis that stopped answering is cut off.
-    const { operationTimeout, waitForReplicas, waitForReplicasTimeout } = this.options;
-    await quitWithin(this.client, operationTimeout + (waitForReplicas === 0 ? 0 : waitForReplicasTimeout));
+    await quitWithin(this.client, this.options.operationTimeout + this.replicaWaitTime);
   }
 }

@@ -62,8 +62,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     private readonly near?: SessionNearCache,
   ) {
     this.fencesLocks = this.tryLock === RedisSessionStore.prototype.tryLock;
-    const { waitForReplicas, waitForReplicasTimeout } = connection.options;
-    this.commitBound = connection.longestExecution(waitForReplicas === 0 ? 0 : waitForReplicasTimeout);
+    this.commitBound = connection.longestExecution(connection.replicaWaitTime);
     this.app = connection.options.applicationName;
     this.loadMaySkipSlide = near !== undefined;
     this.storeType = connection.isCluster ? 'redis_cluster' : 'redis';
@@ -86,9 +85,8 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
    */
   get settlesWithinMs(): number | undefined {
     if (this.constructor !== RedisSessionStore) return undefined;
-    const { waitForReplicas, waitForReplicasTimeout, operationTimeout } = this.connection.options;
-    const barrier = this.near ? operationTimeout + BARRIER_SLACK : 0;
-    return barrier + this.connection.longestExecution(waitForReplicas === 0 ? 0 : waitForReplicasTimeout);
+    const barrier = this.near ? this.connection.options.operationTimeout + BARRIER_SLACK : 0;
+    return barrier + this.commitBound;
   }
 
   load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
