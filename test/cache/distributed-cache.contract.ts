@@ -67,6 +67,8 @@ async function onTime(t: CacheUnderTest, scenario: (timer: Timer) => Promise<voi
 }
 
 const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (value: Uint8Array | undefined) =>
+  value === undefined ? undefined : Buffer.from(value).toString();
 
 /** The behaviour every DistributedCache must have; run against memory, Redis and Redis Cluster. */
 export function distributedCacheContract(setup: () => CacheUnderTest): void {
@@ -206,6 +208,25 @@ export function distributedCacheContract(setup: () => CacheUnderTest): void {
       /in the future/,
     );
     expect(await t.cache.get(name)).toBeUndefined();
+  });
+
+  it('refuses a key with a lone UTF-16 surrogate on every operation (Redis would store it as U+FFFD: keys would meet)', async () => {
+    const name = k();
+    const lone = `${name}\ud800`;
+    const replaced = `${name}\ufffd`;
+    await t.cache.set(replaced, bytes('other'));
+    for (const call of [
+      () => t.cache.set(lone, bytes('x')),
+      () => t.cache.get(lone),
+      () => t.cache.refresh(lone),
+      () => t.cache.remove(lone),
+    ]) {
+      await expect(call()).rejects.toThrow(/DistributedCache key has a lone UTF-16 surrogate/);
+    }
+    expect(text(await t.cache.get(replaced))).toBe('other');
+    // a well-formed pair is ordinary text
+    await t.cache.set(`${name}\ud83d\ude00`, bytes('pair'));
+    expect(text(await t.cache.get(`${name}\ud83d\ude00`))).toBe('pair');
   });
 
   it('handles concurrent sets: different keys all land, one key ends with one of the values', async () => {

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../clock.js';
 import { resolveExpiration, type DistributedCacheEntryOptions } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
+import { assertCacheKey } from '../distributed-cache.key.js';
 import { MemoryEntryTable, resolveBound } from './memory-entry.table.js';
 
 /** Default of {@link MemoryDistributedCacheOptions.sizeLimit}: 200 MiB, ASP.NET Core's default. */
@@ -55,27 +56,32 @@ export class MemoryDistributedCache implements DistributedCache {
     return this.table.count;
   }
 
-  get(key: string): Promise<Uint8Array | undefined> {
+  // async: an invalid key or invalid options are a rejected promise, as with the Redis cache
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async get(key: string): Promise<Uint8Array | undefined> {
+    assertCacheKey(key);
     const value = this.table.get(key);
     // A copy, so a caller mutating the result cannot change what is cached.
-    return Promise.resolve(value === undefined ? undefined : Uint8Array.from(value));
+    return value === undefined ? undefined : Uint8Array.from(value);
   }
 
-  // async so that invalid options become a rejected promise, as with the Redis cache
   // eslint-disable-next-line @typescript-eslint/require-await
   async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
+    assertCacheKey(key);
     const expiration = resolveExpiration(options, this.clock.now());
     this.table.set(key, Uint8Array.from(value), expiration);
   }
 
-  refresh(key: string): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async refresh(key: string): Promise<void> {
+    assertCacheKey(key);
     this.table.refresh(key);
-    return Promise.resolve();
   }
 
-  remove(key: string): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/require-await
+  async remove(key: string): Promise<void> {
+    assertCacheKey(key);
     this.table.delete(key);
-    return Promise.resolve();
   }
 
   /** Drops all expired entries now. */

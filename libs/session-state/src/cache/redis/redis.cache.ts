@@ -5,6 +5,7 @@ import {
   type DistributedCacheEntryOptions,
 } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
+import { assertCacheKey } from '../distributed-cache.key.js';
 import { redisKeys } from './redis-keys.js';
 import type { RedisConnection } from './redis.connection.js';
 import { commandBytes } from './redis-bytes.js';
@@ -34,6 +35,7 @@ export class RedisDistributedCache implements DistributedCache {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    assertCacheKey(key);
     const value = await this.run('GET', () =>
       this.connection.script('cacheGet', redisKeys.cacheEntry(this.prefix, key), Date.now()),
     );
@@ -41,6 +43,7 @@ export class RedisDistributedCache implements DistributedCache {
   }
 
   async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
+    assertCacheKey(key);
     const now = Date.now();
     const expiration = resolveExpiration(options, now);
     const ttl = timeToLive(expiration, now);
@@ -57,12 +60,14 @@ export class RedisDistributedCache implements DistributedCache {
   }
 
   async refresh(key: string): Promise<void> {
+    assertCacheKey(key);
     await this.run('REFRESH', () =>
       this.connection.script('cacheRefresh', redisKeys.cacheEntry(this.prefix, key), Date.now()),
     );
   }
 
   async remove(key: string): Promise<void> {
+    assertCacheKey(key);
     await this.run('REMOVE', () => this.connection.client.del(redisKeys.cacheEntry(this.prefix, key)));
   }
 
