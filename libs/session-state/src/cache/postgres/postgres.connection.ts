@@ -13,6 +13,17 @@ const DEADLINE_SLACK = 100;
 /** Prune statements per timer tick at most, while each fills its batch. */
 const PRUNE_ROUNDS = 10;
 
+/** Pool connections that have the one 'error' listener {@link PostgresConnection.guard} gives them. */
+const GUARDED = new WeakSet<pg.PoolClient>();
+/** The open PostgresConnections on each pool (more than one on an app's own pool shared by modules). */
+const CONNECTIONS = new WeakMap<pg.Pool, Set<PostgresConnection>>();
+
+function connectionsOf(pool: pg.Pool): Set<PostgresConnection> {
+  let connections = CONNECTIONS.get(pool);
+  if (!connections) CONNECTIONS.set(pool, (connections = new Set()));
+  return connections;
+}
+
 /**
  * A `pg` pool with the store's failure semantics: every operation (taking a connection included) is
  * bounded by `operationTimeoutInMilliseconds`, a connection whose operation timed out is destroyed
@@ -54,24 +65,30 @@ export class PostgresConnection {
         keepAlive: true,
       });
     // An idle connection that dies (database restart) is reported here; without a listener it would crash the app.
-    this.pool.on('error', (error) => this.reportFailure('idle connection', error));
+    this.pool.on('error', this.onIdleError);
     // A new connection gets its own listener before the pool hands it out: pg-pool drops its listener as it hands
     // a new one over, and a FATAL that arrived with the handshake (pg_terminate_backend) was emitted in between.
-    this.pool.on('connect', (client) => this.guard(client));
+    this.pool.on('connect', this.onConnect);
+    connectionsOf(this.pool).add(this);
   }
 
-  /** Connections given a listener for their own 'error' events (see {@link guard}). */
-  private readonly guarded = new WeakSet<pg.PoolClient>();
+  private readonly onIdleError = (error: Error): void => this.reportFailure('idle connection', error);
+  private readonly onConnect = (client: pg.PoolClient): void => this.guard(client);
 
   /**
    * Listens to a checked-out connection's 'error' events. The pool listens only while a connection is idle;
    * one that dies while checked out (`pg_terminate_backend`, a failover) emits 'error' besides failing its
-   * query, and an 'error' nobody listens to stops the process. Its query rejects on its own.
+   * query, and an 'error' nobody listens to stops the process. Its query rejects on its own. One listener per
+   * connection, whatever the number of modules on the pool: an app's own pool outlives the modules (apps
+   * created and closed in turn), and each adding its own would pile them up on the pool's connections.
    */
   private guard(client: pg.PoolClient): void {
-    if (this.guarded.has(client)) return;
-    this.guarded.add(client);
-    client.on('error', (error) => this.reportFailure('connection', error));
+    if (GUARDED.has(client)) return;
+    GUARDED.add(client);
+    const pool = this.pool;
+    client.on('error', (error: Error) => {
+      for (const connection of connectionsOf(pool)) connection.reportFailure('connection', error);
+    });
   }
 
   /**
@@ -96,6 +113,7 @@ export class PostgresConnection {
         (late) => late.release(true),
         () => undefined,
       );
+      this.detach();
       await this.endOwnPool();
       throw describePostgresStartupFailure(error, this.options, timedOut);
     } finally {
@@ -112,6 +130,7 @@ export class PostgresConnection {
       client.release();
     } catch (error) {
       client.release(true);
+      this.detach();
       await this.endOwnPool();
       if (error instanceof PostgresConfigurationError) throw error;
       throw this.schemaFailure(error);
@@ -344,9 +363,21 @@ export class PostgresConnection {
     if (!this.options.pool) await this.pool.end().catch(() => undefined);
   }
 
+  /**
+   * Takes this connection's listeners off an app's own pool, which outlives it. A pool of its own keeps
+   * them while it ends (an 'error' nobody listens to would stop the process).
+   */
+  private detach(): void {
+    if (!this.options.pool) return;
+    connectionsOf(this.pool).delete(this);
+    this.pool.off('error', this.onIdleError);
+    this.pool.off('connect', this.onConnect);
+  }
+
   /** Stops pruning and ends the pool if this module created it (an app's own pool is left open). */
   async close(): Promise<void> {
     this.closed = true;
+    this.detach();
     clearInterval(this.pruneTimer);
     await this.pruning;
     await this.endOwnPool();

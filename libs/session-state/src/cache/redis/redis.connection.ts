@@ -106,15 +106,20 @@ export class RedisConnection {
     }
     this.client.off('error', onError);
     this.started = true;
-    this.client.on('error', (error: Error) => this.reportFailure('connection', error));
+    this.client.on('error', this.onError);
     // A cluster reports its nodes' connection errors apart from its own.
-    if (this.client instanceof Cluster)
-      this.client.on('node error', (error: Error) => (this.lastError = error));
-    this.client.on('ready', () => {
-      this.lastError = undefined; // a later outage names its own reason
-      this.reportRecovery();
-    });
+    if (this.client instanceof Cluster) this.client.on('node error', this.onNodeError);
+    this.client.on('ready', this.onReady);
   }
+
+  private readonly onError = (error: Error): void => this.reportFailure('connection', error);
+  private readonly onNodeError = (error: Error): void => {
+    this.lastError = error;
+  };
+  private readonly onReady = (): void => {
+    this.lastError = undefined; // a later outage names its own reason
+    this.reportRecovery();
+  };
 
   private async establish(sessionKeys: boolean): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
@@ -442,10 +447,18 @@ export class RedisConnection {
     return this.client instanceof Cluster;
   }
 
-  /** Closes the connection if this module created it (an app's own client is left open). */
+  /**
+   * Closes the connection if this module created it. An app's own client is left open, without this
+   * connection's listeners: an app created and closed many times on one client (tests) leaves none behind.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    if (!this.ownsClient) return;
+    if (!this.ownsClient) {
+      this.client.off('error', this.onError);
+      this.client.off('node error', this.onNodeError);
+      this.client.off('ready', this.onReady);
+      return;
+    }
     // QUIT is answered after the commands sent before it: waiting as long as one of them may take (a commit
     // with WAIT included) lets their replies arrive; only a Redis that stopped answering is cut off.
     await quitWithin(this.client, this.options.operationTimeout + this.replicaWaitTime);

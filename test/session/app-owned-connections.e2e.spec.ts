@@ -1,0 +1,79 @@
+import pg from 'pg';
+import request from 'supertest';
+import { Redis } from 'ioredis';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { cookiePair } from '../support/cookie-jar.js';
+import { TestDatabase } from '../support/postgres/index.js';
+import { RedisServerProcess } from '../support/redis/index.js';
+
+/**
+ * An app's own Redis client or pg pool outlives the modules built on it: a test suite creates and closes an
+ * app on one client many times. Each module must take its listeners off when it closes, or the client
+ * collects them (Node's MaxListenersExceededWarning at the 11th app).
+ */
+const SECRETS = ['Hq3vN8cT1xWm6zLr0pYe5sKd9bGf2aJu4iOt7yRz1P'];
+const APPS = 12;
+
+type Emitter = { listenerCount(event: string): number };
+const counts = (emitter: Emitter, events: string[]) =>
+  Object.fromEntries(events.map((event) => [event, emitter.listenerCount(event)]));
+
+describe("an app's own client or pool, used by one app after another", () => {
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+  beforeAll(() => process.on('warning', onWarning));
+  afterAll(() => process.off('warning', onWarning));
+
+  async function useInTurn(options: Parameters<typeof startSessionApp>[0]): Promise<void> {
+    for (let i = 0; i < APPS; i++) {
+      const { app, url } = await startSessionApp(options);
+      try {
+        const first = await request(url).get('/counter').expect(200);
+        await request(url)
+          .get('/counter')
+          .set('Cookie', cookiePair(first, '.Nest.Session'))
+          .expect(200, { count: 2 });
+      } finally {
+        await app.close();
+      }
+    }
+  }
+
+  it(`a Redis client (with the near cache): no listener left behind after ${APPS} apps`, async () => {
+    const server = await RedisServerProcess.start();
+    const client = new Redis({ port: server.port, lazyConnect: true });
+    try {
+      await client.connect();
+      const events = ['error', 'ready', 'close', 'end'];
+      const before = counts(client, events);
+      await useInTurn({ secrets: SECRETS, redis: { client } });
+      await useInTurn({ secrets: SECRETS, redis: { client, nearCache: true } });
+      expect(counts(client, events)).toEqual(before);
+      expect(client.status).toBe('ready'); // left open for its owner
+      expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+    } finally {
+      client.disconnect();
+      await server.stop();
+    }
+  });
+
+  it(`a pg pool: no listener left on the pool or its connections after ${APPS} apps`, async () => {
+    const db = await TestDatabase.create();
+    const pool = new pg.Pool({ connectionString: db.url(), max: 2 });
+    try {
+      const before = counts(pool, ['error', 'connect']);
+      await useInTurn({ secrets: SECRETS, postgres: { pool } });
+      expect(counts(pool, ['error', 'connect'])).toEqual(before);
+      // The connections the apps used carry at most the one listener the library shares among modules (the
+      // pool itself listens only while a connection is idle).
+      const clients = [await pool.connect(), await pool.connect()];
+      const listeners = clients.map((client) => client.listenerCount('error'));
+      for (const client of clients) client.release();
+      expect(Math.max(...listeners)).toBeLessThanOrEqual(1);
+      expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+    } finally {
+      await pool.end();
+      await db.drop();
+    }
+  });
+});
