@@ -163,6 +163,58 @@ describe("TempData session provider over HTTP (tempData: { provider: 'session' }
     }
   });
 
+  it('TempData stored under a larger session.maxValueBytes (another instance): a value read goes, what is left is saved', async () => {
+    const shared = new MemorySessionStore();
+    const logger = new RecordingLogger();
+    const secrets = ['Vb7nQ2xK9pLw4mYc1sRd8hJt3fZg6aEu0iOq5yTz2N'];
+    const larger = await startTempDataApp({ secrets, store: shared, tempData: { provider: 'session' } });
+    const smaller = await startTempDataApp(
+      { secrets, store: shared, tempData: { provider: 'session' }, session: { maxValueBytes: 4096 } },
+      { logger },
+    );
+    try {
+      const onLarger = new Browser(larger.url);
+      await onLarger.run(
+        { op: 'set', key: 'Big', value: 'b'.repeat(6000) },
+        { op: 'set', key: 'Message', value: 'Customer added' },
+      );
+      // The same visitor on the instance with the lower limit: read once, then gone (it came back on every
+      // request, each logging an error, while the saved value stayed over the limit).
+      const onSmaller = new Browser(smaller.url, onLarger.jar);
+      expect(await onSmaller.run({ op: 'get', key: 'Message' })).toEqual(['Customer added']);
+      expect(await onSmaller.run({ op: 'get', key: 'Message' })).toEqual([null]);
+      // Still over this instance's limit and growing is refused; reading the big value empties TempData.
+      expect((await onSmaller.ops({ op: 'set', key: 'More', value: 'x' })).status).toBe(413);
+      expect(await onSmaller.run({ op: 'get', key: 'Big' })).toEqual(['b'.repeat(6000)]);
+      expect(await onSmaller.run({ op: 'keys' })).toEqual([[]]);
+      expect(logger.lines.filter((l) => l.level === 'error')).toEqual([]);
+    } finally {
+      await smaller.app.close();
+      await larger.app.close();
+    }
+  });
+
+  describe.each(['abandon', 'clear'] as const)('session.%s() in the request', (end) => {
+    it('drops the TempData loaded from the ended session, whatever the order; values set in the request are saved', async () => {
+      const browser = new Browser(url);
+      await browser.run({ op: 'set', key: 'Old', value: "the previous user's message" });
+      const path = `/td/ops-around-session/${end}`;
+      // TempData loaded (and a value set) before the session ends
+      await browser.post(path, { before: [{ op: 'set', key: 'Message', value: 'Bye' }], after: [] });
+      expect(await browser.run({ op: 'peek', key: 'Old' }, { op: 'get', key: 'Message' })).toEqual([
+        null,
+        'Bye',
+      ]);
+      // ... and after it ends
+      await browser.run({ op: 'set', key: 'Old', value: "the previous user's message" });
+      await browser.post(path, {
+        before: [{ op: 'peek', key: 'Old' }],
+        after: [{ op: 'set', key: 'Message', value: 'Bye' }],
+      });
+      expect(await browser.run({ op: 'keys' })).toEqual([['Message']]);
+    });
+  });
+
   it('a TempData value set for a new visitor starts the session, and a visitor without TempData gets none', async () => {
     const untouched = new Browser(url);
     const peek = await untouched.ops({ op: 'peek', key: 'Message' }, { op: 'keys' });

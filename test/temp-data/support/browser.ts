@@ -55,9 +55,11 @@ export function isDeletion(cookie: ParsedSetCookie): boolean {
  * large-header client, so chunked cookies of any test size fit.
  */
 export class Browser {
-  readonly jar = new CookieJar();
-
-  constructor(private readonly url: string) {}
+  /** `jar`: another browser's, to be the same visitor on another instance. */
+  constructor(
+    private readonly url: string,
+    readonly jar = new CookieJar(),
+  ) {}
 
   async get(path: string, headers?: Record<string, string>): Promise<RawResponse> {
     return this.keep(await send(this.url, 'GET', path, { cookie: this.jar.header(), headers }));

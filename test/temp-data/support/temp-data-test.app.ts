@@ -84,6 +84,39 @@ export class FlashService {
   }
 }
 
+/** Runs `ops` in order against `tempData`, returning each step's result. */
+function runOps(tempData: TempDataDictionary, ops: TempDataOp[]): unknown[] {
+  return ops.map((step) => {
+    switch (step.op) {
+      case 'get':
+        return tempData.get(step.key) ?? null;
+      case 'peek':
+        return tempData.peek(step.key) ?? null;
+      case 'has':
+        return tempData.has(step.key);
+      case 'remove':
+        return tempData.remove(step.key);
+      case 'set':
+        tempData.set(step.key, step.value);
+        return null;
+      case 'keep':
+        tempData.keep(step.key);
+        return null;
+      case 'keys':
+        return tempData.keys();
+      case 'entries':
+        return Object.fromEntries(tempData.entries());
+      case 'size':
+        return tempData.size;
+      case 'clear':
+        tempData.clear();
+        return null;
+      case 'throw':
+        throw new BadRequestException('handler failed after using TempData');
+    }
+  });
+}
+
 /** Routes that drive the TempData dictionary over HTTP. */
 @Controller('td')
 export class TempDataTestController {
@@ -103,36 +136,22 @@ export class TempDataTestController {
   @Post('ops')
   @HttpCode(200)
   ops(@TempData() tempData: TempDataDictionary, @Body() body: { ops: TempDataOp[] }) {
-    const results = body.ops.map((step) => {
-      switch (step.op) {
-        case 'get':
-          return tempData.get(step.key) ?? null;
-        case 'peek':
-          return tempData.peek(step.key) ?? null;
-        case 'has':
-          return tempData.has(step.key);
-        case 'remove':
-          return tempData.remove(step.key);
-        case 'set':
-          tempData.set(step.key, step.value);
-          return null;
-        case 'keep':
-          tempData.keep(step.key);
-          return null;
-        case 'keys':
-          return tempData.keys();
-        case 'entries':
-          return Object.fromEntries(tempData.entries());
-        case 'size':
-          return tempData.size;
-        case 'clear':
-          tempData.clear();
-          return null;
-        case 'throw':
-          throw new BadRequestException('handler failed after using TempData');
-      }
-    });
-    return { results };
+    return { results: runOps(tempData, body.ops) };
+  }
+
+  /** `before`, then the session's `abandon()` or `clear()`, then `after` (the session provider's TempData). */
+  @Post('ops-around-session/:end')
+  @HttpCode(200)
+  opsAroundSession(
+    @TempData() tempData: TempDataDictionary,
+    @Session() session: Session,
+    @Param('end') end: 'abandon' | 'clear',
+    @Body() body: { before: TempDataOp[]; after: TempDataOp[] },
+  ) {
+    const before = runOps(tempData, body.before);
+    if (end === 'abandon') session.abandon();
+    else session.clear();
+    return { results: [...before, ...runOps(tempData, body.after)] };
   }
 
   /** `@TempData('key')` is a read. */

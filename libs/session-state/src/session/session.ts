@@ -61,6 +61,7 @@ export class DistributedSession {
   private data: SessionData | undefined;
   private available = true;
   private bytes = 0;
+  private clearCount = 0;
   /** @internal */
   readonly changes = new SessionChangeTracker(() => this.loaded());
 
@@ -125,6 +126,7 @@ export class DistributedSession {
   abandon(): void {
     const data = this.loaded();
     this.host.abandon(); // first: when it refuses (the commit ran), the session is left as it was
+    this.clearCount++;
     data.clear();
     this.bytes = 0;
     this.changes.reset();
@@ -146,6 +148,15 @@ export class DistributedSession {
       throw new TypeError(`Session value "${key}" must be a Uint8Array for setBytes (got ${typeof value}).`);
     }
     this.write(this.checkKey(key), Uint8Array.from(value));
+  }
+
+  /**
+   * @internal `setBytes` for a value the library writes back (session-backed TempData): one over
+   * `maxValueBytes` is accepted when it is no larger than the value it replaces (stored under a larger limit),
+   * so what was read there can still be taken out of it.
+   */
+  replaceBytes(key: string, value: Uint8Array): void {
+    this.write(this.checkKey(key), value, true);
   }
 
   getString(key: string): string | undefined {
@@ -282,9 +293,18 @@ export class DistributedSession {
     // Clearing a session bound to a user: the commit applies only while it is still that session (a
     // revocation meanwhile is not undone by it), as every commit of a bound session does.
     const boundId = data.has(SESSION_USER_FIELD) ? data.get(SESSION_ID_FIELD) : undefined;
+    this.clearCount++;
     data.clear();
     this.bytes = 0;
     this.changes.recordClear(boundId && decoder.decode(boundId));
+  }
+
+  /**
+   * @internal How many times `clear()` or `abandon()` emptied this session in this request: TempData kept in the
+   * session tells from it whether what it loaded went with them.
+   */
+  get clears(): number {
+    return this.clearCount;
   }
 
   /** @internal The store key of this session once stored (UserSessions indexes it). */
@@ -378,10 +398,10 @@ export class DistributedSession {
     this.nextBytesAfter(this.loaded(), key, value, what);
   }
 
-  private write(key: string, value: Uint8Array): void {
+  private write(key: string, value: Uint8Array, noLargerAllowed = false): void {
     const data = this.loaded();
     this.host.beforeChange();
-    const nextBytes = this.nextBytesAfter(data, key, value, describeField(key));
+    const nextBytes = this.nextBytesAfter(data, key, value, describeField(key), noLargerAllowed);
     if (this.isEmpty && key !== SESSION_ID_FIELD) this.host.beforeEstablish();
     data.set(key, value);
     this.bytes = nextBytes;
@@ -389,15 +409,24 @@ export class DistributedSession {
   }
 
   /** The session's size once `key` is `value`; throws when that passes a limit. */
-  private nextBytesAfter(data: SessionData, key: string, value: Uint8Array, what: string): number {
+  private nextBytesAfter(
+    data: SessionData,
+    key: string,
+    value: Uint8Array,
+    what: string,
+    noLargerAllowed = false,
+  ): number {
     const { maxValueBytes, maxSessionBytes, maxKeys } = this.host.limits;
-    if (value.byteLength > maxValueBytes) {
+    const previous = data.get(key);
+    if (
+      value.byteLength > maxValueBytes &&
+      !(noLargerAllowed && previous !== undefined && value.byteLength <= previous.byteLength)
+    ) {
       throw new SessionLimitExceededError(
         'maxValueBytes',
         `${what} is ${value.byteLength} bytes, over the limit of ${maxValueBytes} (session.maxValueBytes).`,
       );
     }
-    const previous = data.get(key);
     const nextBytes = this.bytes - (previous ? entrySize(key, previous) : 0) + entrySize(key, value);
     // Only growth is refused: a session already over the limit (a lower limit, or concurrent
     // writes the store refused later) can always be made smaller.

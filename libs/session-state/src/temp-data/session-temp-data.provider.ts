@@ -19,8 +19,12 @@ export class SessionTempDataProvider implements TempDataProvider {
     private readonly session: DistributedSession,
   ) {}
 
+  /** The session's clear count when TempData loaded (see {@link loadedDiscarded}). */
+  private clearsAtLoad = 0;
+
   load(): ReadonlyMap<string, unknown> {
     if (!this.session.isLoaded) throw new SessionNotLoadedError();
+    this.clearsAtLoad = this.session.clears;
     const bytes = this.session.getBytes(TEMP_DATA_SESSION_KEY);
     if (!bytes) return new Map();
     try {
@@ -49,17 +53,27 @@ export class SessionTempDataProvider implements TempDataProvider {
     );
   }
 
+  /**
+   * True once the session was abandoned or cleared after TempData loaded from it: the values it held (a signed-out
+   * user's messages) went with it and are not written into the session that follows.
+   */
+  loadedDiscarded(): boolean {
+    return this.session.clears !== this.clearsAtLoad;
+  }
+
   save(
     values: ReadonlyMap<string, unknown>,
     loaded: ReadonlyMap<string, unknown>,
   ): TempDataSaveRefusal | undefined {
-    if (!this.session.isLoaded || !this.session.isAvailable || unchanged(values, loaded)) return;
+    if (!this.session.isLoaded || !this.session.isAvailable) return;
+    if (!this.loadedDiscarded() && unchanged(values, loaded)) return;
     if (values.size === 0) {
-      this.session.remove(TEMP_DATA_SESSION_KEY);
+      if (this.session.has(TEMP_DATA_SESSION_KEY)) this.session.remove(TEMP_DATA_SESSION_KEY);
       return;
     }
     try {
-      this.session.setBytes(TEMP_DATA_SESSION_KEY, encodeTempData(values));
+      // Over maxValueBytes when no larger than what is stored (written under a larger limit): what was read goes.
+      this.session.replaceBytes(TEMP_DATA_SESSION_KEY, encodeTempData(values));
     } catch (error) {
       // Only kept values can get here (a set over a limit throws at set).
       if (!(error instanceof SessionLimitExceededError)) throw error;

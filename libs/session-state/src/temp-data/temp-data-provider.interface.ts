@@ -14,6 +14,8 @@ export interface TempDataProvider {
   ): TempDataSaveRefusal | void;
   /** Throws when `values` (what would be saved after `set(key)`) could not be stored. */
   checkSize?(values: ReadonlyMap<string, unknown>, key: string): void;
+  /** True once what `load` returned went away with its store (a session abandoned or cleared since). */
+  loadedDiscarded?(): boolean;
 }
 
 /** Why a provider wrote nothing: `values` would pass what it can carry. */

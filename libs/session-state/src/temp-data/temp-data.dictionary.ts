@@ -12,6 +12,11 @@ export interface TempDataGuard {
   beforeChange?(): void;
   /** After `set(key, ...)` with what would be saved now: throws when it could not be stored (the set is undone). */
   checkSize?(values: ReadonlyMap<string, unknown>, key: string): void;
+  /**
+   * True once what was loaded went away with its store (the session provider's session was abandoned or
+   * cleared): only values set in this request are saved then.
+   */
+  loadedDiscarded?(): boolean;
 }
 
 interface TempDataEntry {
@@ -46,6 +51,8 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
   private readonly unread = new Set<string>();
   /** Keys saved even though they were read. */
   private readonly retained = new Set<string>();
+  /** Keys set in this request (and not removed since). */
+  private readonly setHere = new Set<string>();
   private loaded = false;
   private touched = false;
   private keepAllOnLoad = false;
@@ -111,9 +118,11 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
     const id = foldKey(key);
     const existing = this.data.get(id);
     const before = existing ? { value: existing.value, unread: this.unread.has(id) } : undefined;
+    const wasSetHere = this.setHere.has(id);
     if (existing) existing.value = value;
     else this.data.set(id, { key, value });
     this.unread.add(id);
+    this.setHere.add(id);
     if (!this.guard.checkSize) return;
     try {
       this.guard.checkSize(this.toSave(), key);
@@ -123,6 +132,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
         existing!.value = before.value;
         if (!before.unread) this.unread.delete(id);
       }
+      if (!wasSetHere) this.setHere.delete(id);
       throw error;
     }
   }
@@ -140,6 +150,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
     const id = foldKey(key);
     this.unread.delete(id);
     this.retained.delete(id);
+    this.setHere.delete(id);
     return this.data.delete(id);
   }
 
@@ -150,6 +161,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
     this.data.clear();
     this.unread.clear();
     this.retained.clear();
+    this.setHere.clear();
   }
 
   /**
@@ -190,13 +202,15 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
 
   /**
    * The values to persist at the end of the request: those not read, those set in this request and not
-   * read, and those kept. Does not change the dictionary. Loads the data if needed (so nothing is lost),
+   * read, and those kept; only those set in this request once what was loaded went away with its store. Does not change the dictionary. Loads the data if needed (so nothing is lost),
    * which is why providers should check {@link isLoaded} first and skip saving when it is false.
    */
   toSave(): Map<string, unknown> {
     this.load();
     const result = new Map<string, unknown>();
+    const discarded = this.guard.loadedDiscarded?.() === true;
     for (const [id, entry] of this.data) {
+      if (discarded && !this.setHere.has(id)) continue;
       if (this.unread.has(id) || this.retained.has(id)) result.set(entry.key, entry.value);
     }
     return result;
@@ -209,7 +223,11 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
   toSaveUnread(): Map<string, unknown> {
     this.load();
     const result = new Map<string, unknown>();
-    for (const [id, entry] of this.data) if (this.unread.has(id)) result.set(entry.key, entry.value);
+    const discarded = this.guard.loadedDiscarded?.() === true;
+    for (const [id, entry] of this.data) {
+      if (discarded && !this.setHere.has(id)) continue;
+      if (this.unread.has(id)) result.set(entry.key, entry.value);
+    }
     return result;
   }
 

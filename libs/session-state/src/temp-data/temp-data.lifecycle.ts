@@ -42,6 +42,7 @@ export class TempDataLifecycle {
     this.guard = {
       beforeChange: () => this.beforeChange(),
       checkSize: provider.checkSize?.bind(provider),
+      loadedDiscarded: provider.loadedDiscarded?.bind(provider),
     };
     this.current = this.freshDictionary();
     state.participate(this);
