@@ -6,6 +6,8 @@ import { RedisConfigurationError, type RedisCacheOptions } from 'nest-session-st
 import { RedisConnection, RedisDistributedCache, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } from '../support/redis/index.js';
 import { distributedCacheContract } from './distributed-cache.contract.js';
+import type { SessionKeyAccess } from '../../libs/session-state/src/cache/redis/redis.connection.js';
+import { userIndexKeys } from '../../libs/session-state/src/users/redis/redis-user-session.keys.js';
 
 const UNIT = 150;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -261,6 +263,59 @@ describe('RedisDistributedCache connection options', () => {
       // With the pattern the message advises, sessions start too.
       await server.admin().call('ACL', 'SETUSER', 'erin', '~{shop_*}_*');
       await sessionConnection();
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("an ACL user without the lock's keys (session.lock) or a user index's (users) is told at startup when they are used", async () => {
+    const server = await RedisServerProcess.start();
+    const options = {
+      host: server.host,
+      port: server.port,
+      username: 'fay',
+      accessKey: 'Fay-Secret-PW-1234',
+      applicationName: 'shop',
+    };
+    const sessionConnection = async (access: SessionKeyAccess) => {
+      const connection = new RedisConnection(resolveRedisCacheOptions(options));
+      connections.push(connection);
+      await connection.connect({ sessionKeys: access });
+    };
+    const userIndex = userIndexKeys('shop', 'startup-check');
+    try {
+      // The data and ended marks only: enough without the lock and the user index (every sign-in answered 503,
+      // logged as an outage, before).
+      await server
+        .admin()
+        .call(
+          'ACL',
+          'SETUSER',
+          'fay',
+          'on',
+          '>Fay-Secret-PW-1234',
+          '~{shop_*}_Data',
+          '~{shop_*}_Ended',
+          '+@all',
+        );
+      await sessionConnection({});
+      await expect(sessionConnection({ lock: true })).rejects.toThrow(
+        /refused the ACL user fay the session keys \(NOPERM\).*\{shop_\*\}_Lock with session\.lock/,
+      );
+      await expect(sessionConnection({ userIndex })).rejects.toThrow(
+        /refused the ACL user fay the session keys \(NOPERM\).*\{shop_user_\*\}_Sessions and _SessionInfo with users/,
+      );
+      await server
+        .admin()
+        .call(
+          'ACL',
+          'SETUSER',
+          'fay',
+          '~{shop_*}_Lock',
+          '~{shop_user_*}_Sessions',
+          '~{shop_user_*}_SessionInfo',
+        );
+      await sessionConnection({ lock: true, userIndex });
     } finally {
       await server.stop();
     }

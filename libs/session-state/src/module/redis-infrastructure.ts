@@ -7,6 +7,7 @@ import { SessionNearCache } from '../session/stores/session-near-cache.js';
 import { RedisSessionStore } from '../session/stores/redis-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { ResolvedSessionOptions } from './session-options.resolver.js';
+import { userIndexKeys } from '../users/redis/redis-user-session.keys.js';
 
 /** What the Redis option builds: the connection (connected), the cache, the store, and how to close them. */
 export interface RedisInfrastructure {
@@ -23,10 +24,16 @@ export async function createRedisInfrastructure(
   redis: ResolvedRedisCacheOptions,
   options: ResolvedSessionOptions,
   store: SessionStore | undefined,
+  users = false,
 ): Promise<RedisInfrastructure> {
   const connection = new RedisConnection(redis);
   // Without a store of the app's, sessions live in this Redis: its ACL must give their keys.
-  await connection.connect({ sessionKeys: store === undefined });
+  await connection.connect({
+    sessionKeys: store === undefined && {
+      lock: options.lock !== undefined,
+      userIndex: users ? userIndexKeys(redis.applicationName, 'startup-check') : undefined,
+    },
+  });
   const { near, invalidations } = await startNearCache(connection, options);
   return {
     cache: new RedisDistributedCache(connection),

@@ -73,7 +73,12 @@ export class SessionInfrastructure {
         );
       }
       const { createRedisInfrastructure } = await loadRedisInfrastructure();
-      const parts = await createRedisInfrastructure(redis, resolved, options.store);
+      const parts = await createRedisInfrastructure(
+        redis,
+        resolved,
+        options.store,
+        options.users !== undefined,
+      );
       return new SessionInfrastructure(resolved, keyRing, parts.cache, parts.store, () => parts.close());
     }
     if (options.cache) {
@@ -108,6 +113,7 @@ async function loadRedisInfrastructure(): Promise<{
     redis: ResolvedRedisCacheOptions,
     options: ResolvedSessionOptions,
     store: SessionStore | undefined,
+    users: boolean,
   ): Promise<{ cache: DistributedCache; store: SessionStore; close(): Promise<void> }>;
 }> {
   try {

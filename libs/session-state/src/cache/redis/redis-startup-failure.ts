@@ -40,7 +40,8 @@ export function describeStartupFailure(
     return make(
       `Redis at ${where} refused a command to the ACL user${options.username ? ` ${options.username}` : ''} ` +
         '(NOPERM): the library needs +@read +@write +@scripting (EVALSHA, SCRIPT LOAD) +time +ping on the ' +
-        "application's keys (and, for the near cache, +client|tracking +subscribe). Grant them, or check the " +
+        `application's keys${options.databaseId ? ', +select for databaseId' : ''} (and, for the near cache, ` +
+        '+client|id +client|tracking +client|setname +subscribe &__redis__:invalidate). Grant them, or check the ' +
         'username option.',
     );
   }

@@ -27,6 +27,14 @@ const MAX_REDIRECTIONS = 16;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The session keys an ACL user must reach, checked at startup (see {@link RedisConnection.connect}). */
+export interface SessionKeyAccess {
+  /** `session.lock` is on: the `_Lock` keys too. */
+  readonly lock?: boolean;
+  /** A user index's keys (one slot), when the app configured `users`. */
+  readonly userIndex?: readonly string[];
+}
+
 /**
  * One ioredis connection (standalone or cluster) with the seed's failure semantics: every operation
  * is bounded by `operationTimeoutInMilliseconds` and retried per `retryTimeoutInMilliseconds`;
@@ -78,9 +86,10 @@ export class RedisConnection {
 
   /**
    * Connects at startup; rejects within the connection timeout with an error naming the option to fix.
-   * `sessionKeys`: sessions will be stored here, so an ACL user must reach their keys (checked once).
+   * `sessionKeys`: sessions will be stored here, so an ACL user must reach their keys (checked once): the data
+   * and ended marks, the lock with `lock`, a user index's keys (`userIndex`, one slot) with `users`.
    */
-  async connect({ sessionKeys = false }: { sessionKeys?: boolean } = {}): Promise<void> {
+  async connect({ sessionKeys = false }: { sessionKeys?: boolean | SessionKeyAccess } = {}): Promise<void> {
     const events: unknown[] = [];
     const onError = (error: unknown) => events.push(error);
     this.client.on('error', onError);
@@ -121,10 +130,10 @@ export class RedisConnection {
     this.reportRecovery();
   };
 
-  private async establish(sessionKeys: boolean): Promise<void> {
+  private async establish(sessionKeys: boolean | SessionKeyAccess): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
     await this.client.ping();
-    if (sessionKeys) await this.checkSessionKeyAccess();
+    if (sessionKeys) await this.checkSessionKeyAccess(sessionKeys === true ? {} : sessionKeys);
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     await Promise.all([
@@ -136,17 +145,22 @@ export class RedisConnection {
 
   /**
    * An ACL user whose key patterns cover `_Data` but not `_Ended` (enough for 0.1.0) would see every
-   * `regenerate()` and `abandon()` fail as an outage: one EXISTS of both (one slot) says so at startup instead.
+   * `regenerate()` and `abandon()` fail as an outage, one without a user index's keys every sign-in: an EXISTS
+   * per slot (the session's keys, the user index's) says so at startup instead.
    */
-  private async checkSessionKeyAccess(): Promise<void> {
+  private async checkSessionKeyAccess({ lock = false, userIndex }: SessionKeyAccess): Promise<void> {
     const probe = 'startup-check';
     const { applicationName, username } = this.options;
-    const keys = [
+    const sessionKeys = [
       redisKeys.sessionData(applicationName, probe),
       redisKeys.sessionEnded(applicationName, probe),
+      ...(lock ? [redisKeys.sessionLock(applicationName, probe)] : []),
     ];
     try {
-      await this.client.exists(...keys);
+      await Promise.all([
+        this.client.exists(...sessionKeys),
+        ...(userIndex ? [this.client.exists(...userIndex)] : []),
+      ]);
     } catch (error) {
       const message = (error as Error).message;
       // A key the user may not touch (not a command it may not run: the generic NOPERM message says which).
