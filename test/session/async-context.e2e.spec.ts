@@ -192,13 +192,21 @@ describe('asyncContext: the AsyncLocalStorage context only when something uses t
     }
   });
 
-  it('asyncContext: false keeps it off even when a provider injects an accessor', async () => {
-    const { app, url } = await startSessionApp({ asyncContext: false }, { imports: [ConstructorUserModule] });
+  it('asyncContext: false keeps it off where only ModuleRef might reach an accessor', async () => {
+    const { app, url } = await startSessionApp({ asyncContext: false }, { imports: [ModuleRefUserModule] });
     try {
       expect(await lookupWorks(url)).toBe(false);
     } finally {
       await app.close();
     }
+  });
+
+  it('asyncContext: false with a provider that injects an accessor fails at startup naming both (every use would throw)', async () => {
+    await expect(
+      startSessionApp({ asyncContext: false }, { imports: [ConstructorUserModule] }),
+    ).rejects.toThrow(
+      /^SessionModule option asyncContext is false, but InjectsItems \(it injects ItemsAccessor\): .*Remove asyncContext: false/,
+    );
   });
 
   it.each([

@@ -72,18 +72,47 @@ function providesAccessor(wrapper: Wrapper, accessors: readonly Class[]): boolea
  * or injects `ModuleRef`/`LazyModuleLoader` (which can fetch one at run time).
  */
 export function needsAsyncContext(modules: ModulesContainer, accessors: readonly Class[]): boolean {
-  const wanted = new Set<Token>([...accessors, ...DYNAMIC_LOOKUP]);
+  return findAccessorUse(modules, accessors, DYNAMIC_LOOKUP) !== undefined;
+}
+
+/**
+ * The first provider, controller, enhancer or middleware that injects one of the `accessors` (or provides one
+ * under another token), as `"<its name>"`, or undefined. `ModuleRef` and `LazyModuleLoader` do not count:
+ * only what certainly reaches an accessor.
+ */
+export function accessorInjectedBy(
+  modules: ModulesContainer,
+  accessors: readonly Class[],
+): string | undefined {
+  return findAccessorUse(modules, accessors, []);
+}
+
+function findAccessorUse(
+  modules: ModulesContainer,
+  accessors: readonly Class[],
+  alsoWanted: readonly Token[],
+): string | undefined {
+  const wanted = new Set<Token>([...accessors, ...alsoWanted]);
   for (const module of modules.values()) {
     const groups = [module.providers, module.controllers, module.injectables, module.middlewares];
     for (const group of groups) {
       for (const [token, wrapper] of group) {
         const w = wrapper as unknown as Wrapper;
-        if (dependenciesOf(w).some((dependency) => wanted.has(dependency))) return true;
-        if (!accessors.includes(token as Class) && providesAccessor(w, accessors)) return true;
+        const injected = dependenciesOf(w).find((dependency) => wanted.has(dependency));
+        if (injected !== undefined) return `${nameOf(token)} (it injects ${nameOf(injected)})`;
+        if (!accessors.includes(token as Class) && providesAccessor(w, accessors)) {
+          return `${nameOf(token)} (it provides an accessor)`;
+        }
       }
     }
   }
-  return false;
+  return undefined;
+}
+
+function nameOf(token: Token): string {
+  if (typeof token === 'function') return token.name || 'an anonymous class';
+  if (typeof token === 'symbol') return token.toString();
+  return String(token);
 }
 
 /** A token only the probes below inject. */

@@ -23,7 +23,11 @@ import { SessionAccessor } from '../session/session.accessor.js';
 import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
-import { checkAsyncContextDetection, needsAsyncContext } from './async-context.detector.js';
+import {
+  accessorInjectedBy,
+  checkAsyncContextDetection,
+  needsAsyncContext,
+} from './async-context.detector.js';
 import {
   ConfigurableSessionModule,
   SESSION_MODULE_ASYNC_OPTIONS_TYPE,
@@ -163,6 +167,16 @@ export class SessionModule
   /** Every module has configured its middleware by now, so what injects the accessors is known. */
   onApplicationBootstrap(): void {
     const chosen = this.infrastructure.options.asyncContext;
+    if (chosen === false) {
+      const user = accessorInjectedBy(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]);
+      if (user !== undefined) {
+        throw new SessionConfigurationError(
+          `SessionModule option asyncContext is false, but ${user}: an accessor reads the request from that ` +
+            'context, so every use would throw. Remove asyncContext: false (the library turns the context on when ' +
+            'something injects an accessor), or take the request from @Session()/@TempData()/@Items() instead.',
+        );
+      }
+    }
     if (chosen !== undefined) {
       this.entry.useAsyncContext(chosen);
       return;
