@@ -31,12 +31,15 @@ const SHAPES: readonly Shape[] = [
  * undefined. Checked at startup: otherwise every request would fail later (a 503) or, worse, a
  * store whose `commit` is missing would answer every write and keep none of them.
  */
-export function pluggableShapeProblem(options: SessionModuleOptions): string | undefined {
+export function pluggableShapeProblem(
+  options: Pick<SessionModuleOptions, 'store' | 'cache'>,
+  subject = (option: string) => `SessionModule option ${option}`,
+): string | undefined {
   for (const { option, contract, required, optional, fix } of SHAPES) {
     const value: unknown = options[option];
     if (value === undefined) continue;
     if (typeof value !== 'object' || value === null) {
-      return `SessionModule option ${option} must be a ${contract} object (got ${value === null ? 'null' : typeof value}). ${fix}`;
+      return `${subject(option)} must be a ${contract} object (got ${value === null ? 'null' : typeof value}). ${fix}`;
     }
     const methods = value as Record<string, unknown>;
     const missing = required.filter((name) => typeof methods[name] !== 'function');
@@ -49,7 +52,7 @@ export function pluggableShapeProblem(options: SessionModuleOptions): string | u
         wrong.length > 0 ? `${wrong.join(', ')} not a function` : '',
       ].filter(Boolean);
       return (
-        `SessionModule option ${option} does not implement ${contract} (${what.join('; ')}): it needs the methods ` +
+        `${subject(option)} does not implement ${contract} (${what.join('; ')}): it needs the methods ` +
         `${required.join(', ')}${optional.length > 0 ? ` (optionally ${optional.join(', ')})` : ''}. ${fix}`
       );
     }

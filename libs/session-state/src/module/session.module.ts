@@ -36,6 +36,7 @@ import {
 } from './session-module.definition.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { SessionInfrastructure } from './session-infrastructure.js';
+import { pluggableShapeProblem } from './pluggable-shapes.check.js';
 import { resolveSessionMetrics } from '../metrics/session-metrics.loader.js';
 import { UserSessions } from '../users/user-sessions.service.js';
 import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
@@ -60,14 +61,20 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
     },
     {
       provide: SessionRuntime,
-      inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure],
-      useFactory: async (options: SessionModuleOptions, infrastructure: SessionInfrastructure) =>
+      // The store through its token, so that a testing module's overrideProvider(SessionStore) is the store the
+      // library uses, not only what the app's injections see.
+      inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure, SessionStore],
+      useFactory: async (
+        options: SessionModuleOptions,
+        infrastructure: SessionInfrastructure,
+        store: SessionStore,
+      ) =>
         new SessionRuntime(
           infrastructure.options,
-          infrastructure.store,
+          checkedStore(store, infrastructure),
           infrastructure.keyRing,
           options?.memory?.clock,
-          await resolveSessionMetrics(options?.metrics, infrastructure.store),
+          await resolveSessionMetrics(options?.metrics, store),
         ),
     },
     {
@@ -191,6 +198,14 @@ export class SessionModule
     this.runtime.close();
     await this.infrastructure.close();
   }
+}
+
+/** The `SessionStore` provider's store; one that replaced the module's (overrideProvider) is checked as `store` is. */
+function checkedStore(store: SessionStore, infrastructure: SessionInfrastructure): SessionStore {
+  if (store === infrastructure.store) return store;
+  const problem = pluggableShapeProblem({ store }, () => 'The SessionStore provider (overridden)');
+  if (problem) throw new SessionConfigurationError(problem);
+  return store;
 }
 
 /** The HTTP applications (their Nest adapters) a SessionModule serves: one module per application. */
