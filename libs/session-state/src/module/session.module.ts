@@ -164,11 +164,16 @@ export class SessionModule
     );
   }
 
-  /** An application without an HTTP server (a microservice) never configured an entry: refused. */
+  /**
+   * An HTTP application whose entry was not configured is refused. One without an HTTP server (an application
+   * context: a CLI, a worker, Nest's REPL, `TestingModule.init()`; a microservice) starts: it serves no requests,
+   * and `UserSessions`, `DistributedCache` and the store work there (a script that revokes a user's sessions).
+   */
   onModuleInit(): void {
     if (this.entry.httpPlatform) return;
-    const adapter = this.adapterHost.httpAdapter as PlatformAdapter | undefined;
-    throw new SessionConfigurationError(unsupportedPlatformMessage(adapter?.getType()));
+    const adapter = this.adapterHost.httpAdapter as PlatformAdapter | null | undefined;
+    if (!adapter) return; // no HTTP server: an application context or a microservice
+    throw new SessionConfigurationError(unsupportedPlatformMessage(adapter.getType()));
   }
 
   /** Every module has configured its middleware by now, so what injects the accessors is known. */
