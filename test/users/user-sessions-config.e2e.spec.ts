@@ -21,6 +21,11 @@ describe('UserSessions configuration and input', () => {
     },
   );
 
+  it('quotes a string given for it (from an env var), which the message would otherwise show as the number it names', async () => {
+    const options = { secrets: SECRETS, users: { maxSessionsPerUser: 'Infinity' as unknown as number } };
+    await expect(startUsersApp(options)).rejects.toThrow(/or Infinity for no limit \(got "Infinity"\)/);
+  });
+
   it('refuses a misspelt users option with the name it meant', async () => {
     const options = JSON.parse('{ "users": { "maxSessionPerUser": 2 } }') as object;
     await expect(startUsersApp({ secrets: SECRETS, ...options })).rejects.toThrow(

@@ -125,7 +125,7 @@ export class ConsumerApp {
 
   /**
    * Compiles every added project in one tsc run (each `main.js` beside its `main.ts`, so the folder's
-   * package.json decides its module system): strict, `skipLibCheck: false`, so every declaration file
+   * package.json decides its module system): strict with `exactOptionalPropertyTypes`, `skipLibCheck: false`, so every declaration file
    * the package ships is checked. `declarations` are extra .d.ts files a user would add.
    */
   async compile(declarations: Record<string, string> = {}): Promise<void> {
@@ -137,6 +137,8 @@ export class ConsumerApp {
           module: 'nodenext',
           target: 'ES2022',
           strict: true,
+          // Not part of strict, but projects that turn it on check the package's declarations with it too.
+          exactOptionalPropertyTypes: true,
           experimentalDecorators: true,
           emitDecoratorMetadata: true,
           skipLibCheck: false,

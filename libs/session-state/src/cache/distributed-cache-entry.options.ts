@@ -7,11 +7,11 @@
  */
 export interface DistributedCacheEntryOptions {
   /** The entry expires at this moment (must be in the future). */
-  absoluteExpiration?: Date;
+  absoluteExpiration?: Date | undefined;
   /** The entry expires this many milliseconds from now (> 0). Wins over `absoluteExpiration`. */
-  absoluteExpirationRelativeToNow?: number;
+  absoluteExpirationRelativeToNow?: number | undefined;
   /** The entry expires after this many milliseconds without a `get` or `refresh` (> 0). */
-  slidingExpiration?: number;
+  slidingExpiration?: number | undefined;
 }
 
 /** Expiration resolved to numbers on the caller's clock. */

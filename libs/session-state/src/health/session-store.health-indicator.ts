@@ -14,7 +14,7 @@ export interface SessionStoreHealthOptions {
    * their probe by their own operation timeout already (Redis `operationTimeoutInMilliseconds`,
    * PostgreSQL `operationTimeoutInMilliseconds`); this also bounds a custom store's `ping()`. Default 5000.
    */
-  timeout?: number;
+  timeout?: number | undefined;
 }
 
 const DEFAULT_TIMEOUT = 5000;

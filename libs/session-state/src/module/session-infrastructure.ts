@@ -18,6 +18,7 @@ import type { ResolvedRedisCacheOptions } from '../cache/redis/redis-cache.optio
 import { resolvePostgresOptions } from '../cache/postgres/postgres-options.validator.js';
 import { loadPostgresInfrastructure } from './postgres-infrastructure.loader.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { describeOptionValue } from '../options/option-names.check.js';
 
 /**
  * The long-lived parts built from the options at startup: key ring, cache, session store and,
@@ -156,7 +157,7 @@ function memoryCacheOf(memory: SessionModuleOptions['memory']): MemoryDistribute
       DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
       () =>
         'SessionModule option memory.cacheSizeLimit must be a positive integer number of bytes, or Infinity ' +
-        `for no limit (got ${String(given)}).`,
+        `for no limit (got ${describeOptionValue(given)}).`,
     ),
   );
   return new MemoryDistributedCache({ sizeLimit: sizeLimit ?? Infinity, clock: memory?.clock });

@@ -27,22 +27,22 @@ export type CookieSecurePolicy = 'sameAsRequest' | 'always' | 'none';
  */
 export interface StateCookieOptions {
   /** Cookie name. Session: `.Nest.Session`; TempData: `.Nest.TempData`. */
-  name?: string;
+  name?: string | undefined;
   /** Default `/`. */
-  path?: string;
+  path?: string | undefined;
   /** Default: none (the host that set it). */
-  domain?: string;
+  domain?: string | undefined;
   /** Default true: scripts cannot read it. */
-  httpOnly?: boolean;
+  httpOnly?: boolean | undefined;
   /** Default `lax`. */
-  sameSite?: 'lax' | 'strict' | 'none';
+  sameSite?: 'lax' | 'strict' | 'none' | undefined;
   /** Default `sameAsRequest` (Secure on HTTPS requests, honouring Express's `trust proxy`). */
-  securePolicy?: CookieSecurePolicy;
+  securePolicy?: CookieSecurePolicy | undefined;
   /**
    * Default false: like ASP.NET, the cookie is not essential, so it is only written when
    * {@link SessionModuleOptions.hasConsent} allows tracking.
    */
-  isEssential?: boolean;
+  isEssential?: boolean | undefined;
 }
 
 /** The names of {@link StateCookieOptions}, for the startup check of unknown names. */
@@ -68,15 +68,15 @@ export interface SessionLockOptions {
    * so this is how long a session stays locked after its holder died or stalled. A request whose lock
    * expired in a stall anyway commits nothing (`SessionLockLostError`, 409). Default 30 000.
    */
-  ttl?: number;
+  ttl?: number | undefined;
   /** How long a request waits for the lock before the session is unavailable, in ms. Default 10 000. */
-  acquireTimeout?: number;
+  acquireTimeout?: number | undefined;
   /**
    * The longest wait between two tries for a lock another request holds, in ms. Waits start at 5 ms
    * and double (with jitter) up to this, so a waiting request sends about a dozen tries in its first
    * second and then one per `retryInterval`. Default 200.
    */
-  retryInterval?: number;
+  retryInterval?: number | undefined;
 }
 
 /** The names of {@link SessionLockOptions}. */
@@ -93,25 +93,25 @@ export const SESSION_LOCK_OPTION_NAMES = optionNames<SessionLockOptions>({
  * SessionModule.forRoot({ session: { idleTimeout: 30 * 60_000, ioTimeout: 5_000, maxSessionBytes: 512 * 1024 } });
  */
 export interface SessionOptions {
-  cookie?: StateCookieOptions;
+  cookie?: StateCookieOptions | undefined;
   /** How long a session may be idle before its data is dropped, in ms. Default 20 minutes. */
-  idleTimeout?: number;
+  idleTimeout?: number | undefined;
   /** Time allowed to load or commit a session, in ms; 0 disables the limit. Default 1 minute. */
-  ioTimeout?: number;
+  ioTimeout?: number | undefined;
   /** Largest serialised value, in bytes. Default 256 KiB. */
-  maxValueBytes?: number;
+  maxValueBytes?: number | undefined;
   /** Largest session (all values and keys), in bytes. Default 1 MiB. */
-  maxSessionBytes?: number;
+  maxSessionBytes?: number | undefined;
   /** Most keys in one session. Default 1000. */
-  maxKeys?: number;
+  maxKeys?: number | undefined;
   /** `true` or settings: serialise requests of one session with an exclusive lock. */
-  lock?: boolean | SessionLockOptions;
+  lock?: boolean | SessionLockOptions | undefined;
   /**
    * A request that does not touch the session still slides its idle timeout, unless this instance
    * slid it less than this many ms ago (saves a Redis round trip). Default: idleTimeout / 20. Must be
    * shorter than `idleTimeout`.
    */
-  slideSkipWindow?: number;
+  slideSkipWindow?: number | undefined;
 }
 
 /** The names of {@link SessionOptions}. */
@@ -134,15 +134,15 @@ export const SESSION_OPTION_NAMES = optionNames<SessionOptions>({
  */
 export interface TempDataOptions {
   /** `cookie` (default, encrypted and chunked) or `session`. */
-  provider?: 'cookie' | 'session';
-  cookie?: StateCookieOptions;
+  provider?: 'cookie' | 'session' | undefined;
+  cookie?: StateCookieOptions | undefined;
   /**
    * Largest encrypted TempData cookie (all chunks together), in bytes. Default 8 KiB: with the session
    * cookie and the app's own cookies it fits in Node's default 16 KiB request header limit
    * (`maxHeaderSize`). A `set` that would pass it throws TempDataTooLargeError. Raising it needs a
    * larger `maxHeaderSize` too (`node --max-http-header-size=...`), or browsers get 431.
    */
-  maxCookieBytes?: number;
+  maxCookieBytes?: number | undefined;
 }
 
 /** The names of {@link TempDataOptions}. */
@@ -170,21 +170,21 @@ export interface SessionModuleOptions {
    * Key ring secrets, newest first (each >= 32 random bytes). Protect with the newest, accept all:
    * add a new secret in front to rotate. Omitted: a random key that dies with the process.
    */
-  secrets?: string[];
+  secrets?: string[] | undefined;
   /** Keep sessions (and the injectable DistributedCache) in Redis or Redis Cluster. */
-  redis?: RedisCacheOptions;
+  redis?: RedisCacheOptions | undefined;
   /**
    * Keep sessions in PostgreSQL (needs the `pg` package). Not with `redis`, `store` or `memory`; with
    * `cache`, that cache is the injectable DistributedCache (otherwise one in memory). See docs/postgres.md.
    */
-  postgres?: PostgresSessionOptions;
+  postgres?: PostgresSessionOptions | undefined;
   /** Your own DistributedCache: sessions are then stored as whole records in it. Not with `redis` or `memory`. */
-  cache?: DistributedCache;
+  cache?: DistributedCache | undefined;
   /**
    * Your own SessionStore. With `redis` or `cache`, the store holds the sessions and they back only the
    * injectable DistributedCache (`redis.nearCache` is then refused). Not with `memory`.
    */
-  store?: SessionStore;
+  store?: SessionStore | undefined;
   /**
    * Memory store settings (the default store). Bounded by default: `maxSessions` 100 000 and
    * `sizeLimit` 128 MiB; beyond either the least recently used sessions are evicted, and the first
@@ -192,9 +192,16 @@ export interface SessionModuleOptions {
    * `cacheSizeLimit` bounds the injectable DistributedCache beside it (a `MemoryDistributedCache`):
    * bytes of values, 200 MiB by default, least recently used entries evicted beyond it; `Infinity` for none.
    */
-  memory?: { maxSessions?: number; sizeLimit?: number; cacheSizeLimit?: number; clock?: Clock };
-  session?: SessionOptions;
-  tempData?: TempDataOptions;
+  memory?:
+    | {
+        maxSessions?: number | undefined;
+        sizeLimit?: number | undefined;
+        cacheSizeLimit?: number | undefined;
+        clock?: Clock | undefined;
+      }
+    | undefined;
+  session?: SessionOptions | undefined;
+  tempData?: TempDataOptions | undefined;
   /**
    * Whether the visitor allows non-essential cookies (ASP.NET's CanTrack). Default: always.
    * Return false until consent is given to keep the session and TempData cookies from being written.
@@ -209,15 +216,15 @@ export interface SessionModuleOptions {
    * reaches an accessor without injecting it (`moduleRef.get(SessionAccessor)`); `@Session()`,
    * `@TempData()` and `@Items()` never need it.
    */
-  asyncContext?: boolean;
+  asyncContext?: boolean | undefined;
   /** Sessions bound to users (`UserSessions`): `maxSessionsPerUser` (default 100). */
-  users?: UserSessionsOptions;
+  users?: UserSessionsOptions | undefined;
   /**
    * Session metrics through OpenTelemetry: `{ meterProvider }`, `{ meter }` or `false`. Default: the
    * global MeterProvider of `@opentelemetry/api` when installed and set by an SDK at startup, else off.
    * See docs/observability.md.
    */
-  metrics?: SessionMetricsOptions;
+  metrics?: SessionMetricsOptions | undefined;
 }
 
 /** The names of {@link SessionModuleOptions}. */

@@ -1,5 +1,6 @@
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
 import { optionNames } from '../options/option-names.check.js';
+import { describeOptionValue } from '../options/option-names.check.js';
 
 /** Default of {@link UserSessionsOptions.maxSessionsPerUser}. */
 export const DEFAULT_MAX_SESSIONS_PER_USER = 100;
@@ -16,7 +17,7 @@ export interface UserSessionsOptions {
    * until the user is within the limit; the session being bound is never revoked. `1`: a single session
    * per user. Default 100, which also bounds each user's index; `Infinity`: no limit.
    */
-  maxSessionsPerUser?: number;
+  maxSessionsPerUser?: number | undefined;
 }
 
 /** The names of {@link UserSessionsOptions}. */
@@ -28,7 +29,7 @@ export function resolveMaxSessionsPerUser(options: UserSessionsOptions | undefin
   if (value !== Infinity && (!Number.isInteger(value) || value < 1)) {
     throw new SessionConfigurationError(
       `SessionModule option users.maxSessionsPerUser must be a positive integer, or Infinity for no limit ` +
-        `(got ${String(options?.maxSessionsPerUser)}).`,
+        `(got ${describeOptionValue(options?.maxSessionsPerUser)}).`,
     );
   }
   return value;

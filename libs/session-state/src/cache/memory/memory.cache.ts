@@ -3,6 +3,7 @@ import { resolveExpiration, type DistributedCacheEntryOptions } from '../distrib
 import type { DistributedCache } from '../distributed-cache.interface.js';
 import { assertCacheKey } from '../distributed-cache.key.js';
 import { MemoryEntryTable, resolveBound } from './memory-entry.table.js';
+import { describeOptionValue } from '../../options/option-names.check.js';
 
 /** Default of {@link MemoryDistributedCacheOptions.sizeLimit}: 200 MiB, ASP.NET Core's default. */
 export const DEFAULT_MEMORY_CACHE_SIZE_LIMIT = 200 * 1024 * 1024;
@@ -19,9 +20,9 @@ export interface MemoryDistributedCacheOptions {
    * {@link DEFAULT_MEMORY_CACHE_SIZE_LIMIT} (200 MiB, as ASP.NET Core's MemoryDistributedCache); `Infinity`
    * for none.
    */
-  sizeLimit?: number;
+  sizeLimit?: number | undefined;
   /** Time source; a {@link ManualClock} in tests. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /**
@@ -41,7 +42,7 @@ export class MemoryDistributedCache implements DistributedCache {
       DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
       () =>
         `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes, or Infinity for ` +
-        `no limit (got ${String(options.sizeLimit)}).`,
+        `no limit (got ${describeOptionValue(options.sizeLimit)}).`,
     );
     this.clock = options.clock ?? systemClock;
     this.table = new MemoryEntryTable<Uint8Array>({

@@ -31,43 +31,43 @@ export interface PostgresPoolLike {
  */
 export interface PostgresSessionOptions {
   /** `postgres://[user[:password]@]host[:port]/database[?sslmode=...]` (also `postgresql://`). */
-  connectionString?: string;
+  connectionString?: string | undefined;
   /** A `pg` Pool the app made; the module does not end it. Not with `connectionString`. */
-  pool?: PostgresPoolLike;
+  pool?: PostgresPoolLike | undefined;
   /** Schema of the sessions table. Default `public`. */
-  schema?: string;
+  schema?: string | undefined;
   /** Name of the sessions table. Default `nest_sessions`. */
-  tableName?: string;
+  tableName?: string | undefined;
   /**
    * Create the tables (sessions, `<tableName>_users`, `<tableName>_locks`, `<tableName>_ended`), indexes and the
    * commit function (`<tableName>_commit_v2`) at startup when missing (idempotent).
    * Default true. `false`: create them by hand with the SQL in docs/postgres.md; startup then checks
    * that they exist and that the user may use them.
    */
-  createTable?: boolean;
+  createTable?: boolean | undefined;
   /** TLS: `true`, or Node TLS options (for a private CA: `{ ca }`). Default: as the connection string says. */
-  ssl?: boolean | ConnectionOptions;
+  ssl?: boolean | ConnectionOptions | undefined;
   /** Most connections the module's pool opens. Default 10. */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /** Time allowed to connect at startup and for a new pool connection, in ms. Default 5000. */
-  connectionTimeoutInMilliseconds?: number;
+  connectionTimeoutInMilliseconds?: number | undefined;
   /**
    * Time allowed to one session operation (connection from the pool included), in ms. Default 1000.
    * A commit that has not reached the database within it is refused there (it never lands after the
    * request was told it failed), and the module's pool sets `statement_timeout` to it.
    */
-  operationTimeoutInMilliseconds?: number;
+  operationTimeoutInMilliseconds?: number | undefined;
   /**
    * `true` (default): failures reach the caller (a session request gets a 503).
    * `false`: failures are logged and the session is unavailable for the request, which continues.
    */
-  throwOnError?: boolean;
+  throwOnError?: boolean | undefined;
   /** How often expired sessions are deleted, in ms; 0 turns the timer off (prune by hand). Default 60 000. */
-  pruneIntervalInMilliseconds?: number;
+  pruneIntervalInMilliseconds?: number | undefined;
   /** Most expired sessions one prune statement deletes (it repeats, up to 10 times, while it fills batches). Default 1000. */
-  pruneBatchSize?: number;
+  pruneBatchSize?: number | undefined;
   /** Where expiry reads the time; replace it in tests to control expiry exactly. Default: the system clock. */
-  clock?: Clock;
+  clock?: Clock | undefined;
 }
 
 /** The names of {@link PostgresSessionOptions}, for the startup check of unknown names. */

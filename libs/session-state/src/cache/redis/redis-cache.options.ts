@@ -42,52 +42,52 @@ export interface RedisClientLike {
  */
 export interface RedisCacheOptions {
   /** Server host name. Default `127.0.0.1` when neither `url`, `clusterNodes` nor `client` is given. */
-  host?: string;
+  host?: string | undefined;
   /** Server port (the TLS port when `ssl` is on). Default 6379. */
-  port?: number;
+  port?: number | undefined;
   /** Redis password (AUTH); with `username` for ACL users. */
-  accessKey?: string;
+  accessKey?: string | undefined;
   /** ACL user name for `accessKey`. */
-  username?: string;
+  username?: string | undefined;
   /** TLS: `true`, or Node TLS options (for a private CA: `{ ca }`). Default false. */
-  ssl?: boolean | ConnectionOptions;
+  ssl?: boolean | ConnectionOptions | undefined;
   /** Database number (standalone only). Default 0. */
-  databaseId?: number;
+  databaseId?: number | undefined;
   /**
    * Prefix of every key, so several apps can share one Redis: sessions live in
    * `{<applicationName>_<sessionKey>}_Data`. Default `nest`. May not contain `{` or `}`.
    */
-  applicationName?: string;
+  applicationName?: string | undefined;
   /** Time allowed to connect at startup and on reconnects, in ms. Default 5000. */
-  connectionTimeoutInMilliseconds?: number;
+  connectionTimeoutInMilliseconds?: number | undefined;
   /** Time allowed to one Redis operation, in ms. Default 1000. */
-  operationTimeoutInMilliseconds?: number;
+  operationTimeoutInMilliseconds?: number | undefined;
   /**
    * Failed operations are retried during this interval: first after 20 ms, then every second until
    * it expires, then one final time. Default 0: no retries.
    */
-  retryTimeoutInMilliseconds?: number;
+  retryTimeoutInMilliseconds?: number | undefined;
   /**
    * `true` (default): failures reach the caller (a session request gets a 503).
    * `false`: failures are swallowed, logged and kept as {@link RedisDistributedCache.lastError};
    * the session becomes unavailable for the request and the request continues.
    */
-  throwOnError?: boolean;
+  throwOnError?: boolean | undefined;
   /**
    * Durability: a session commit succeeds only once this many replicas acknowledged it (Redis WAIT,
    * sent in the same round trip). Redis replicates asynchronously, so without it a commit confirmed
    * just before a master dies can be lost in the failover. Costs the replication latency on every
    * commit. Default 0 (off).
    */
-  waitForReplicas?: number;
+  waitForReplicas?: number | undefined;
   /** How long a commit waits for `waitForReplicas` acknowledgements, in ms. Default 500. */
-  waitForReplicasTimeoutInMilliseconds?: number;
+  waitForReplicasTimeoutInMilliseconds?: number | undefined;
   /** `redis://[user:password@]host:port/db` or `rediss://...` (TLS). */
-  url?: string;
+  url?: string | undefined;
   /** Redis Cluster seed nodes; keys of one session share a hash slot. */
-  clusterNodes?: RedisNodeAddress[];
+  clusterNodes?: RedisNodeAddress[] | undefined;
   /** An ioredis `Redis` or `Cluster` the app already made; the module does not close it. */
-  client?: RedisClientLike;
+  client?: RedisClientLike | undefined;
   /**
    * Opt-in: keep recently used sessions in this process too, so a session read needs no script and
    * no transfer of the session. Kept coherent by Redis invalidations (CLIENT TRACKING, Redis 6+), and
@@ -96,7 +96,7 @@ export interface RedisCacheOptions {
    * (on any instance) before it arrived. Standalone Redis only. `true` for the defaults. See
    * docs/near-cache.md.
    */
-  nearCache?: boolean | RedisNearCacheOptions;
+  nearCache?: boolean | RedisNearCacheOptions | undefined;
 }
 
 /** The names of {@link RedisCacheOptions}, for the startup check of unknown names. */
@@ -159,12 +159,12 @@ export const REDIS_OPTION_ALIAS_NOTES: Readonly<Record<string, string>> = {
  */
 export interface RedisNearCacheOptions {
   /** Most sessions kept; the oldest are dropped beyond it. Default 10000. */
-  maxEntries?: number;
+  maxEntries?: number | undefined;
   /**
    * Longest time a copy is used without reading Redis again, in ms: the staleness bound if
    * invalidations were lost without the connection noticing. Default 5000.
    */
-  maxAgeInMilliseconds?: number;
+  maxAgeInMilliseconds?: number | undefined;
 }
 
 /** The names of {@link RedisNearCacheOptions}. */

@@ -15,6 +15,7 @@ import type {
   SessionStore,
 } from './session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+import { describeOptionValue } from '../../options/option-names.check.js';
 
 /** Default of {@link MemorySessionStoreOptions.maxSessions}. */
 export const DEFAULT_MEMORY_MAX_SESSIONS = 100_000;
@@ -36,13 +37,13 @@ export interface MemorySessionStoreOptions {
    * Maximum number of sessions held. Default 100 000 (about 76 MB of heap for two-value sessions).
    * `Infinity`: no bound.
    */
-  maxSessions?: number;
+  maxSessions?: number | undefined;
   /**
    * Maximum total bytes of all sessions (values and keys, plus a fixed per-session overhead).
    * Default 128 MiB. `Infinity`: no bound.
    */
-  sizeLimit?: number;
-  clock?: Clock;
+  sizeLimit?: number | undefined;
+  clock?: Clock | undefined;
 }
 
 /** What a session costs beyond its values: the table entry, the Map and the key string (~700 B measured). */
@@ -61,7 +62,7 @@ function bound(name: string, value: number | undefined, fallback: number): numbe
     fallback,
     () =>
       `Memory session store option ${name} (SessionModule option memory.${name}) must be a positive integer, ` +
-      `or Infinity for no bound (got ${String(value)}).`,
+      `or Infinity for no bound (got ${describeOptionValue(value)}).`,
   );
 }
 

@@ -189,9 +189,10 @@ export interface SessionStore {
   readonly inProcess?: boolean;
   /**
    * The longest any call takes before it settles, for a store that bounds its calls itself. When it
-   * is within `session.ioTimeout`, the module arms no timer of its own around the store's calls.
+   * is within `session.ioTimeout`, the module arms no timer of its own around the store's calls. `undefined`
+   * (a getter's answer for a subclass, say) is the same as leaving it out.
    */
-  readonly settlesWithinMs?: number;
+  readonly settlesWithinMs?: number | undefined;
   /**
    * True when `load` may answer without sliding the idle timeout (a near cache, or a slide made moments
    * ago): a load then does not count as a slide when deciding whether an untouched request slides.
@@ -210,7 +211,7 @@ export interface SessionStore {
    */
   readonly storeType?: string;
   /** Loads the store's near cache answered (`hits`) or sent on (`misses`), read when metrics are collected. */
-  readonly nearCacheCounts?: { readonly hits: number; readonly misses: number };
+  readonly nearCacheCounts?: { readonly hits: number; readonly misses: number } | undefined;
 }
 
 /** Injection token of the module's {@link SessionStore}. */
