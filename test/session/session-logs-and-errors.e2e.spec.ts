@@ -23,7 +23,7 @@ describe('session logs', () => {
       expect(logger.has(/Session started/)).toBe(true);
       await new Promise((r) => setTimeout(r, 300));
       await request(url).get('/counter').set('Cookie', cookies[0]).expect(200, { count: 1 });
-      expect(logger.has(/expired session/i)).toBe(true);
+      expect(logger.has(/\[SessionExpired\] No session stored under this cookie \(it expired/)).toBe(true);
       await request(url).get('/counter').set('Cookie', `${COOKIE}=tampered.value`).expect(200);
       expect(logger.has(/could not be unprotected/)).toBe(true);
     } finally {

@@ -213,7 +213,8 @@ export class SessionLifecycle implements SessionHost {
       logEvent(
         this.runtime.logger,
         SessionLogEvents.SessionExpired,
-        'Accessing an expired session: a new session starts under the same cookie.',
+        'No session stored under this cookie (it expired, or its last value was removed): a new session starts ' +
+          'under the same cookie.',
       );
     this.session.attach(data, true);
   }
