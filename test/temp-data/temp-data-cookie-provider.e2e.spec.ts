@@ -51,6 +51,15 @@ describe('TempData cookie provider over HTTP', () => {
   });
   afterAll(() => app.close());
 
+  it('a 413 for a long key names its start and length, not the whole key (a key from client input stays out of the body)', async () => {
+    const key = 'k'.repeat(60_000); // within Express's body limit, past this app's 40 KiB budget
+    const res = await new Browser(url).ops({ op: 'set', key, value: 'v' });
+    expect(res.status).toBe(413);
+    const { message } = res.body as unknown as { message: string };
+    expect(message).toMatch(/^TempData value "k{80}… \(60000 characters\)" is too large/);
+    expect(res.text.length).toBeLessThan(1_000);
+  });
+
   /** The TempData cookies of a browser that stored `values`, as the response wrote them. */
   async function storedCookies(
     values: Record<string, unknown>,

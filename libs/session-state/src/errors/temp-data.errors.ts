@@ -1,5 +1,6 @@
 import { PayloadTooLargeException } from '@nestjs/common';
 import { markSessionStateError, SessionStateError } from './session-state.error.js';
+import { keyInMessage } from './key-in-message.js';
 
 /**
  * Thrown by `decodeTempData` for any input it cannot read completely: invalid UTF-8 or JSON, an
@@ -36,13 +37,13 @@ export class TempDataTooLargeError extends PayloadTooLargeException {
       statusCode: 413,
       // The key and the sizes, as a session limit's reply names them; the advice stays in the logged message.
       message:
-        `TempData value ${JSON.stringify(key)} is too large: the TempData cookie would be ${cookieBytes} bytes, ` +
+        `TempData value ${JSON.stringify(keyInMessage(key))} is too large: the TempData cookie would be ${cookieBytes} bytes, ` +
         `over tempData.maxCookieBytes=${maxCookieBytes}.`,
       error: 'Payload Too Large',
       code: 'TEMP_DATA_TOO_LARGE',
     });
     this.message =
-      `TempData value "${key}" would make the TempData cookie ${cookieBytes} bytes, over ` +
+      `TempData value "${keyInMessage(key)}" would make the TempData cookie ${cookieBytes} bytes, over ` +
       `tempData.maxCookieBytes=${maxCookieBytes}; the browser could not send it back within the server's header ` +
       "limit. Keep TempData small (a message, an id), use tempData: { provider: 'session' }, or raise " +
       "tempData.maxCookieBytes together with Node's maxHeaderSize (README, TempData).";

@@ -10,6 +10,7 @@ import { SessionChangeTracker } from './session-change.tracker.js';
 import { assertJsonSerializable, isBuiltInObject } from './session-value.validation.js';
 import { isWellFormedText } from './well-formed-text.js';
 import type { SessionData } from './stores/session-store.interface.js';
+import { keyInMessage } from '../errors/key-in-message.js';
 
 /** Stored field holding the session id (user keys may not start with NUL). */
 export const SESSION_ID_FIELD = '\u0000id';
@@ -457,7 +458,7 @@ function describeField(key: string): string {
   if (key === SESSION_ID_FIELD) return 'The session id';
   // One of the session's keys, as the stores count it: a session needs a free key to be signed in.
   if (key === SESSION_USER_FIELD) return "UserSessions.bind()'s binding (it takes one of the session's keys)";
-  return `Session value "${key}"`;
+  return `Session value "${keyInMessage(key)}"`;
 }
 
 function entrySize(key: string, value: Uint8Array): number {

@@ -1,5 +1,6 @@
 import { SessionLimitExceededError, SessionNotLoadedError } from '../errors/session.errors.js';
 import type { DistributedSession } from '../session/session.js';
+import { keyInMessage } from '../errors/key-in-message.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
 import {
   unchanged,
@@ -49,7 +50,7 @@ export class SessionTempDataProvider implements TempDataProvider {
     this.session.checkLimits(
       TEMP_DATA_SESSION_KEY,
       encodeTempData(values),
-      `TempData's session value "${TEMP_DATA_SESSION_KEY}", with TempData value "${key}",`,
+      `TempData's session value "${TEMP_DATA_SESSION_KEY}", with TempData value "${keyInMessage(key)}",`,
     );
   }
 

@@ -201,6 +201,16 @@ describe('TempData value codec', () => {
       ['a symbol key', { [Symbol('k')]: 1 }, /has a symbol key/],
       ['a top-level undefined', undefined, /^TempData value "Key" is undefined/],
       ['an odd property name', { 'my key': [undefined] }, /at \["my key"\]\[0\] is undefined/],
+      [
+        'an array with a named property',
+        { rows: Object.assign([1, 2], { total: 2 }) },
+        /at \.rows is an array with named properties, which it would lose/,
+      ],
+      [
+        'a Date with a property of its own',
+        Object.assign(new Date(0), { zone: 'UTC' }),
+        /^TempData value "Key" is a Date with properties of its own/,
+      ],
     ])('%s', (_label, value, message) => {
       expect(() => assertTempDataValue('Key', value)).toThrow(TypeError);
       expect(() => assertTempDataValue('Key', value)).toThrow(message);
