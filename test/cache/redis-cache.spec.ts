@@ -321,6 +321,63 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
+  it('a key the ACL user may not use at run time is a permission error: not retried, not logged as an outage', async () => {
+    const server = await RedisServerProcess.start();
+    const lines: string[] = [];
+    const capture: LoggerService = {
+      log: (m: unknown) => lines.push(String(m)),
+      warn: (m: unknown) => lines.push(String(m)),
+      error: (m: unknown) => lines.push(String(m)),
+      debug: (m: unknown) => lines.push(String(m)),
+      verbose: () => undefined,
+    };
+    Logger.overrideLogger(capture);
+    try {
+      await server
+        .admin()
+        .call(
+          'ACL',
+          'SETUSER',
+          'gus',
+          'on',
+          '>Gus-Secret-PW-1234',
+          '~{shop_*}_Data',
+          '~{shop_*}_Ended',
+          '+@all',
+        );
+      const connection = new RedisConnection(
+        resolveRedisCacheOptions({
+          host: server.host,
+          port: server.port,
+          username: 'gus',
+          accessKey: 'Gus-Secret-PW-1234',
+          applicationName: 'shop',
+          retryTimeoutInMilliseconds: 3000,
+        }),
+      );
+      connections.push(connection);
+      await connection.connect({ sessionKeys: {} }); // users not configured: the user index is not checked
+      const [zset] = userIndexKeys('shop', 'ada');
+      for (let i = 0; i < 3; i++) {
+        const started = Date.now();
+        await expect(
+          connection.execute('USER INDEX ADD', () => connection.client.exists(zset)),
+        ).rejects.toThrow(/^Redis operation USER INDEX ADD was refused: NOPERM/);
+        expect(Date.now() - started).toBeLessThan(500); // no retries for 3 s
+      }
+      expect(
+        lines.filter((l) =>
+          l.startsWith('[RedisPermissionDenied] Redis refused USER INDEX ADD to the ACL user gus'),
+        ),
+      ).toHaveLength(1);
+      expect(lines.filter((l) => /Redis is failing|answers again/.test(l))).toEqual([]);
+    } finally {
+      Logger.overrideLogger(false);
+      Logger.overrideLogger(new Logger());
+      await server.stop();
+    }
+  });
+
   it('TLS with ssl (private CA); TLS against a plain port and plain against TLS fail at startup naming ssl', async () => {
     const tlsServer = await RedisServerProcess.start({ tls: true });
     const plain = await RedisServerProcess.start();

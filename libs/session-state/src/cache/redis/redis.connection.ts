@@ -11,6 +11,7 @@ import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
 import { redisKeys } from './redis-keys.js';
 import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-script.command.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+import { RateLimitedLog } from '../../http/rate-limited-log.js';
 
 type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
 
@@ -49,6 +50,7 @@ export interface SessionKeyAccess {
  */
 export class RedisConnection {
   private readonly logger = new Logger('RedisConnection');
+  private readonly permissionLog = new RateLimitedLog(this.logger);
   private readonly ownsClient: boolean;
   private started = false;
   private failing = false;
@@ -366,6 +368,7 @@ export class RedisConnection {
     started: number,
     firstError: unknown,
   ): Promise<T> {
+    if (isPermissionRefusal(firstError)) throw this.permissionRefused(name, firstError);
     const retryTimeout = this.options.retryTimeout;
     let error = firstError;
     let attempts = 1;
@@ -400,6 +403,23 @@ export class RedisConnection {
         error = next;
       }
     }
+  }
+
+  /**
+   * An ACL refusal (NOPERM) is the configuration's, not an outage: retrying cannot help, and logging it as "Redis is
+   * failing" (then "answers again" at the next command) would send the operator after the network. It gets its own
+   * line, at most once per interval, naming the grant to add.
+   */
+  private permissionRefused(name: string, error: Error): RedisOperationError {
+    const { username } = this.options;
+    this.permissionLog.write(
+      SessionLogEvents.RedisPermissionDenied,
+      `Redis refused ${name} to the ACL user${username ? ` ${username}` : ''} (${error.message}): a permission, not ` +
+        'an outage. Grant the commands and key patterns docs/redis.md lists for the options in use.',
+    );
+    return new RedisOperationError(`Redis operation ${name} was refused: ${error.message}`, name, {
+      cause: error,
+    });
   }
 
   /** The time a write's `WAIT` may add to it: none unless `waitForReplicas` is set. */
@@ -477,4 +497,9 @@ export class RedisConnection {
     // with WAIT included) lets their replies arrive; only a Redis that stopped answering is cut off.
     await quitWithin(this.client, this.options.operationTimeout + this.replicaWaitTime);
   }
+}
+
+/** A Redis ACL refusal (a command, key or channel the user may not use): `NOPERM ...` replies. */
+function isPermissionRefusal(error: unknown): error is Error {
+  return error instanceof Error && /(?:^|\s)NOPERM\b/.test(error.message);
 }
