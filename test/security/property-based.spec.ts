@@ -2,7 +2,11 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import fc from 'fast-check';
-import { readAllCookies, readCookie } from '../../libs/session-state/src/http/cookie-header.js';
+import {
+  readAllCookies,
+  readCookie,
+  readCookieValues,
+} from '../../libs/session-state/src/http/cookie-header.js';
 import { AuthenticatedEncryptor } from '../../libs/session-state/src/protection/authenticated-encryptor.js';
 import { CookieSigner } from '../../libs/session-state/src/protection/cookie-signer.js';
 import { KeyRing } from '../../libs/session-state/src/protection/key-ring.js';
@@ -680,9 +684,11 @@ describe('the request pipeline over HTTP', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(cookie, { minLength: 1, maxLength: 5 }), async (pairs) => {
         const header = pairs.map(([n, v]) => `${n}=${v}`).join('; ');
-        // Some edits give the original back as the header is parsed (a ";" appended, say): skip those.
-        fc.pre(readCookie(header, SESSION_COOKIE) !== validSession);
-        fc.pre(readAllCookies(header)[TEMP_DATA_COOKIE] !== validTempData);
+        // Some edits give the original back as the header is parsed (a ";" appended, say), and a name sent twice is
+        // tried value by value (a cookie planted on a narrower path must not hide the real one): skip headers that
+        // carry an unchanged real cookie anywhere.
+        fc.pre(!readCookieValues(header, SESSION_COOKIE, 100).includes(validSession));
+        fc.pre(!readCookieValues(header, TEMP_DATA_COOKIE, 100).includes(validTempData));
         const reply = await rawRequest(url, { path: '/sec/state', cookies: [watch.header(header)] });
         expect(reply.status).toBe(200);
         const body = reply.body as StateBody;
