@@ -393,10 +393,10 @@ export class DistributedSession {
   /**
    * @internal Throws the `SessionLimitExceededError` that setting `key` to `value` would throw, changing
    * nothing (session-backed TempData checks its one session value at its own `set`). `what` names the
-   * value in the message.
+   * value in the message; `noLargerAllowed` as {@link replaceBytes} writes it.
    */
-  checkLimits(key: string, value: Uint8Array, what: string): void {
-    this.nextBytesAfter(this.loaded(), key, value, what);
+  checkLimits(key: string, value: Uint8Array, what: string, noLargerAllowed = false): void {
+    this.nextBytesAfter(this.loaded(), key, value, what, noLargerAllowed);
   }
 
   private write(key: string, value: Uint8Array, noLargerAllowed = false): void {

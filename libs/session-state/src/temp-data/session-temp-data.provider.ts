@@ -51,6 +51,7 @@ export class SessionTempDataProvider implements TempDataProvider {
       TEMP_DATA_SESSION_KEY,
       encodeTempData(values),
       `TempData's session value "${TEMP_DATA_SESSION_KEY}", with TempData value "${keyInMessage(key)}",`,
+      true, // as save() writes it: no larger than what is stored passes a lowered maxValueBytes
     );
   }
 
