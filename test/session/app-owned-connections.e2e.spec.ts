@@ -57,13 +57,21 @@ describe("an app's own client or pool, used by one app after another", () => {
     }
   });
 
-  it(`a pg pool: no listener left on the pool or its connections after ${APPS} apps`, async () => {
+  it(`a pg pool: no listeners piled up on the pool or its connections after ${APPS} apps`, async () => {
     const db = await TestDatabase.create();
     const pool = new pg.Pool({ connectionString: db.url(), max: 2 });
     try {
       const before = counts(pool, ['error', 'connect']);
       await useInTurn({ secrets: SECRETS, postgres: { pool } });
-      expect(counts(pool, ['error', 'connect'])).toEqual(before);
+      // One listener of each kind for every module the pool ever served, so that an error on it after the apps
+      // closed (an idle connection killed by a database restart) does not stop the process.
+      expect(counts(pool, ['error', 'connect'])).toEqual({
+        error: before.error + 1,
+        connect: before.connect + 1,
+      });
+      expect(() =>
+        pool.emit('error', new Error('terminating connection due to administrator command')),
+      ).not.toThrow();
       // The connections the apps used carry at most the one listener the library shares among modules (the
       // pool itself listens only while a connection is idle).
       const clients = [await pool.connect(), await pool.connect()];

@@ -15,6 +15,8 @@ const PRUNE_ROUNDS = 10;
 
 /** Pool connections that have the one 'error' listener {@link PostgresConnection.guard} gives them. */
 const GUARDED = new WeakSet<pg.PoolClient>();
+/** Pools that have the listeners {@link PostgresConnection.listenTo} gives them. */
+const LISTENED_POOLS = new WeakSet<pg.Pool>();
 /** The open PostgresConnections on each pool (more than one on an app's own pool shared by modules). */
 const CONNECTIONS = new WeakMap<pg.Pool, Set<PostgresConnection>>();
 
@@ -64,28 +66,36 @@ export class PostgresConnection {
         application_name: 'nest-session-state',
         keepAlive: true,
       });
-    // An idle connection that dies (database restart) is reported here; without a listener it would crash the app.
-    this.pool.on('error', this.onIdleError);
-    // A new connection gets its own listener before the pool hands it out: pg-pool drops its listener as it hands
-    // a new one over, and a FATAL that arrived with the handshake (pg_terminate_backend) was emitted in between.
-    this.pool.on('connect', this.onConnect);
+    PostgresConnection.listenTo(this.pool);
     connectionsOf(this.pool).add(this);
   }
 
-  private readonly onIdleError = (error: Error): void => this.reportFailure('idle connection', error);
-  private readonly onConnect = (client: pg.PoolClient): void => this.guard(client);
+  /**
+   * The pool's listeners, once per pool for every connection on it, kept for the pool's life: an app's own pool
+   * outlives the modules built on it (apps created and closed in turn), which must neither pile listeners up on
+   * it nor leave it without one ('error' with no listener stops the process). An idle connection that dies
+   * (database restart) is reported through the pool's 'error'. A new connection gets its own listener before the
+   * pool hands it out: pg-pool drops its listener as it hands a new one over, and a FATAL that arrived with the
+   * handshake (pg_terminate_backend) was emitted in between.
+   */
+  private static listenTo(pool: pg.Pool): void {
+    if (LISTENED_POOLS.has(pool)) return;
+    LISTENED_POOLS.add(pool);
+    pool.on('error', (error: Error) => {
+      for (const connection of connectionsOf(pool)) connection.reportFailure('idle connection', error);
+    });
+    pool.on('connect', (client: pg.PoolClient) => PostgresConnection.guard(pool, client));
+  }
 
   /**
    * Listens to a checked-out connection's 'error' events. The pool listens only while a connection is idle;
    * one that dies while checked out (`pg_terminate_backend`, a failover) emits 'error' besides failing its
    * query, and an 'error' nobody listens to stops the process. Its query rejects on its own. One listener per
-   * connection, whatever the number of modules on the pool: an app's own pool outlives the modules (apps
-   * created and closed in turn), and each adding its own would pile them up on the pool's connections.
+   * connection, whatever the number of modules on the pool.
    */
-  private guard(client: pg.PoolClient): void {
+  private static guard(pool: pg.Pool, client: pg.PoolClient): void {
     if (GUARDED.has(client)) return;
     GUARDED.add(client);
-    const pool = this.pool;
     client.on('error', (error: Error) => {
       for (const connection of connectionsOf(pool)) connection.reportFailure('connection', error);
     });
@@ -119,7 +129,7 @@ export class PostgresConnection {
     } finally {
       clearTimeout(timer);
     }
-    this.guard(client);
+    PostgresConnection.guard(this.pool, client);
     try {
       // A first reading of the database's clock, before the first commit needs a deadline in it.
       const { rows } = await client.query<{ now: string }>(
@@ -255,7 +265,7 @@ export class PostgresConnection {
     };
     const run = this.pool.connect().then(async (connected) => {
       client = connected;
-      this.guard(connected);
+      PostgresConnection.guard(this.pool, connected);
       if (settled) {
         // Timed out while waiting for this connection: hand it back unused.
         settled = false;
@@ -363,15 +373,9 @@ export class PostgresConnection {
     if (!this.options.pool) await this.pool.end().catch(() => undefined);
   }
 
-  /**
-   * Takes this connection's listeners off an app's own pool, which outlives it. A pool of its own keeps
-   * them while it ends (an 'error' nobody listens to would stop the process).
-   */
+  /** This connection no longer hears the pool's failures: an app's own pool outlives it. */
   private detach(): void {
-    if (!this.options.pool) return;
-    connectionsOf(this.pool).delete(this);
-    this.pool.off('error', this.onIdleError);
-    this.pool.off('connect', this.onConnect);
+    if (this.options.pool) connectionsOf(this.pool).delete(this);
   }
 
   /** Stops pruning and ends the pool if this module created it (an app's own pool is left open). */
