@@ -5,6 +5,8 @@ import {
   UserSessionsUnsupportedError,
 } from 'nest-session-state';
 import { startUsersApp, SECRETS } from './support/user-sessions.stores.js';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { RedisServerProcess } from '../support/redis/index.js';
 import { BrowserClient } from './support/browser-client.js';
 
 /** Issue 22: the option, the store check and the binding's input checks, each with the message that says what to do. */
@@ -24,6 +26,42 @@ describe('UserSessions configuration and input', () => {
   it('quotes a string given for it (from an env var), which the message would otherwise show as the number it names', async () => {
     const options = { secrets: SECRETS, users: { maxSessionsPerUser: 'Infinity' as unknown as number } };
     await expect(startUsersApp(options)).rejects.toThrow(/or Infinity for no limit \(got "Infinity"\)/);
+  });
+
+  it("an app that injects UserSessions fails at startup when a Redis ACL user lacks the user index's keys (sign-ins answered 503)", async () => {
+    const server = await RedisServerProcess.start();
+    try {
+      await server
+        .admin()
+        .call(
+          'ACL',
+          'SETUSER',
+          'hal',
+          'on',
+          '>Hal-Secret-PW-1234',
+          '~{shop_*}_Data',
+          '~{shop_*}_Ended',
+          '+@all',
+        );
+      const options = {
+        secrets: SECRETS,
+        redis: {
+          host: server.host,
+          port: server.port,
+          username: 'hal',
+          accessKey: 'Hal-Secret-PW-1234',
+          applicationName: 'shop',
+        },
+      };
+      // Nothing injects UserSessions (and users is not configured): the keys it would need are not asked for.
+      const { app } = await startSessionApp(options);
+      await app.close();
+      await expect(startUsersApp(options)).rejects.toThrow(
+        /refused the ACL user hal the session keys \(NOPERM\).*\{shop_user_\*\}_Sessions and _SessionInfo with users/,
+      );
+    } finally {
+      await server.stop();
+    }
   });
 
   it('refuses a misspelt users option with the name it meant', async () => {

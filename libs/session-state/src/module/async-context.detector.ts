@@ -76,15 +76,12 @@ export function needsAsyncContext(modules: ModulesContainer, accessors: readonly
 }
 
 /**
- * The first provider, controller, enhancer or middleware that injects one of the `accessors` (or provides one
- * under another token), as `"<its name>"`, or undefined. `ModuleRef` and `LazyModuleLoader` do not count:
- * only what certainly reaches an accessor.
+ * The first provider, controller, enhancer or middleware that injects one of `classes` (an accessor, say) or
+ * provides one under another token, described by its name, or undefined. `ModuleRef` and `LazyModuleLoader` do
+ * not count: only what certainly reaches one.
  */
-export function accessorInjectedBy(
-  modules: ModulesContainer,
-  accessors: readonly Class[],
-): string | undefined {
-  return findAccessorUse(modules, accessors, []);
+export function classInjectedBy(modules: ModulesContainer, classes: readonly Class[]): string | undefined {
+  return findAccessorUse(modules, classes, []);
 }
 
 function findAccessorUse(

@@ -34,7 +34,11 @@ export class SessionInfrastructure {
     private readonly closeStore?: () => Promise<void>,
   ) {}
 
-  static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
+  /** `userSessions`: the app injects `UserSessions`, so a Redis ACL must give the user index's keys too. */
+  static async create(
+    options: SessionModuleOptions,
+    { userSessions = false }: { userSessions?: boolean } = {},
+  ): Promise<SessionInfrastructure> {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
     const resolved = resolveSessionOptions(options);
@@ -78,7 +82,7 @@ export class SessionInfrastructure {
         redis,
         resolved,
         options.store,
-        options.users !== undefined,
+        userSessions || options.users !== undefined,
       );
       return new SessionInfrastructure(resolved, keyRing, parts.cache, parts.store, () => parts.close());
     }

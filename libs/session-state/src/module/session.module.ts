@@ -23,11 +23,7 @@ import { SessionAccessor } from '../session/session.accessor.js';
 import { SessionRuntime } from '../session/session.runtime.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 import { TempDataAccessor } from '../temp-data/temp-data.accessor.js';
-import {
-  accessorInjectedBy,
-  checkAsyncContextDetection,
-  needsAsyncContext,
-} from './async-context.detector.js';
+import { classInjectedBy, checkAsyncContextDetection, needsAsyncContext } from './async-context.detector.js';
 import {
   ConfigurableSessionModule,
   SESSION_MODULE_ASYNC_OPTIONS_TYPE,
@@ -56,8 +52,12 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
   providers: [
     {
       provide: SessionInfrastructure,
-      inject: [SESSION_MODULE_OPTIONS],
-      useFactory: (options: SessionModuleOptions) => SessionInfrastructure.create(checkedOptions(options)),
+      inject: [SESSION_MODULE_OPTIONS, ModulesContainer],
+      // Every module is scanned by now: whether the app injects UserSessions decides if startup checks its keys.
+      useFactory: (options: SessionModuleOptions, modules: ModulesContainer) =>
+        SessionInfrastructure.create(checkedOptions(options), {
+          userSessions: classInjectedBy(modules, [UserSessions]) !== undefined,
+        }),
     },
     {
       provide: SessionRuntime,
@@ -180,7 +180,7 @@ export class SessionModule
   onApplicationBootstrap(): void {
     const chosen = this.infrastructure.options.asyncContext;
     if (chosen === false) {
-      const user = accessorInjectedBy(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]);
+      const user = classInjectedBy(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]);
       if (user !== undefined) {
         throw new SessionConfigurationError(
           `SessionModule option asyncContext is false, but ${user}: an accessor reads the request from that ` +
