@@ -91,4 +91,14 @@ describe('an application without an HTTP server (a CLI, a worker, the REPL, a mi
     await ref.init();
     await ref.close();
   });
+
+  it('a second SessionModule is refused there as in an HTTP app (each would have its own store and user index)', async () => {
+    @Module({ imports: [SessionModule.forRoot()] })
+    class FeatureModule {}
+    @Module({ imports: [SessionModule.forRoot(), FeatureModule] })
+    class TwiceModule {}
+    await expect(NestFactory.createApplicationContext(TwiceModule, { logger: false })).rejects.toThrow(
+      /SessionModule is imported more than once in this application/,
+    );
+  });
 });

@@ -84,4 +84,26 @@ describe("an app's own client or pool, used by one app after another", () => {
       await db.drop();
     }
   });
+
+  it('a start refused after the store connected closes that connection (Nest runs no shutdown hook then)', async () => {
+    const server = await RedisServerProcess.start();
+    const connected = async () =>
+      ((await server.admin().call('CLIENT', 'LIST')) as string)
+        .split('\n')
+        .filter((line) => line.includes('id=')).length;
+    try {
+      const before = await connected(); // the admin connection
+      // The test app's controller injects SessionAccessor: asyncContext: false is refused at bootstrap.
+      await expect(
+        startSessionApp({
+          secrets: SECRETS,
+          asyncContext: false,
+          redis: { host: server.host, port: server.port },
+        }),
+      ).rejects.toThrow(/asyncContext is false/);
+      expect(await connected()).toBe(before);
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -275,6 +275,9 @@ describe('session cookie options', () => {
       SessionModule.forRootAsync({ useFactory: () => ({}), isGlobal: 1 as unknown as boolean }),
     ).toThrow(SessionConfigurationError);
     expect(() => SessionModule.forRoot({ isGlobal: false })).not.toThrow();
+    // undefined (a value read from configuration) is the default, global, as for every option
+    expect(SessionModule.forRoot({ isGlobal: undefined }).global).toBe(true);
+    expect(SessionModule.forRoot({ isGlobal: false }).global).toBe(false);
   });
 
   it('a second SessionModule in one application fails at startup, naming the fix; one module imported twice is one', async () => {

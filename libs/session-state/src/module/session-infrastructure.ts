@@ -19,6 +19,7 @@ import { resolvePostgresOptions } from '../cache/postgres/postgres-options.valid
 import { loadPostgresInfrastructure } from './postgres-infrastructure.loader.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 import { describeOptionValue } from '../options/option-names.check.js';
+import { resolveMaxSessionsPerUser } from '../users/user-sessions.options.js';
 
 /**
  * The long-lived parts built from the options at startup: key ring, cache, session store and,
@@ -42,6 +43,7 @@ export class SessionInfrastructure {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
     const resolved = resolveSessionOptions(options);
+    resolveMaxSessionsPerUser(options.users); // UserSessions reads it later; a mistake fails before connecting
     const keyRing =
       options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
     if (keyRing.isEphemeral) {

@@ -10,7 +10,11 @@ export const {
 } = new ConfigurableModuleBuilder<SessionModuleOptions>({ moduleName: 'Session' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createSessionOptions')
-  .setExtras({ isGlobal: true }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+  // `isGlobal: undefined` (a value read from configuration) is the default, as for every option.
+  .setExtras<{ isGlobal?: boolean | undefined }>({ isGlobal: true }, (definition, extras) => ({
+    ...definition,
+    global: extras.isGlobal ?? true,
+  }))
   .build();
 
 /**

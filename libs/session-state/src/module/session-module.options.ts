@@ -207,7 +207,7 @@ export interface SessionModuleOptions {
    * Return false until consent is given to keep the session and TempData cookies from being written.
    * Receives the platform's request: Express's `Request` or Fastify's `FastifyRequest`.
    */
-  hasConsent?(request: PlatformRequest): boolean;
+  hasConsent?: ((request: PlatformRequest) => boolean) | undefined;
   /**
    * Run every request inside the AsyncLocalStorage context that `SessionAccessor`, `TempDataAccessor`
    * and `ItemsAccessor` read. Default: on when a provider, controller, guard, interceptor, pipe,

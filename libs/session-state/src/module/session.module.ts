@@ -64,18 +64,22 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
       // The store through its token, so that a testing module's overrideProvider(SessionStore) is the store the
       // library uses, not only what the app's injections see.
       inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure, SessionStore],
-      useFactory: async (
+      useFactory: (
         options: SessionModuleOptions,
         infrastructure: SessionInfrastructure,
         store: SessionStore,
       ) =>
-        new SessionRuntime(
-          infrastructure.options,
-          checkedStore(store, infrastructure),
-          infrastructure.keyRing,
-          options?.memory?.clock,
-          await resolveSessionMetrics(options?.metrics, store),
-        ),
+        // A refusal here comes after the store connected, and Nest calls no shutdown hook for a failed start.
+        closingOnFailure(infrastructure, async () => {
+          const checked = checkedStore(store, infrastructure);
+          return new SessionRuntime(
+            infrastructure.options,
+            checked,
+            infrastructure.keyRing,
+            options?.memory?.clock,
+            await resolveSessionMetrics(options?.metrics, store),
+          );
+        }),
     },
     {
       provide: DistributedCache,
@@ -169,15 +173,46 @@ export class SessionModule
    * context: a CLI, a worker, Nest's REPL, `TestingModule.init()`; a microservice) starts: it serves no requests,
    * and `UserSessions`, `DistributedCache` and the store work there (a script that revokes a user's sessions).
    */
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    try {
+      this.checkApplication();
+    } catch (error) {
+      await this.abortStart();
+      throw error;
+    }
+  }
+
+  private checkApplication(): void {
     if (this.entry.httpPlatform) return;
     const adapter = this.adapterHost.httpAdapter as PlatformAdapter | null | undefined;
-    if (!adapter) return; // no HTTP server: an application context or a microservice
+    if (!adapter) {
+      // No HTTP server (an application context, a microservice): one module per application all the same.
+      claimApplication(this.modules);
+      return;
+    }
     throw new SessionConfigurationError(unsupportedPlatformMessage(adapter.getType()));
   }
 
-  /** Every module has configured its middleware by now, so what injects the accessors is known. */
-  onApplicationBootstrap(): void {
+  /**
+   * Every module has configured its middleware by now, so what injects the accessors is known. A refusal closes
+   * the store first: Nest calls no shutdown hook for an application that failed to start.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      this.chooseAsyncContext();
+    } catch (error) {
+      await this.abortStart();
+      throw error;
+    }
+  }
+
+  /** A refused start closes what the module opened: Nest calls no shutdown hook for an app that failed to start. */
+  private async abortStart(): Promise<void> {
+    this.runtime.close();
+    await this.infrastructure.close().catch(() => undefined);
+  }
+
+  private chooseAsyncContext(): void {
     const chosen = this.infrastructure.options.asyncContext;
     if (chosen === false) {
       const user = classInjectedBy(this.modules, [SessionAccessor, TempDataAccessor, ItemsAccessor]);
@@ -205,6 +240,19 @@ export class SessionModule
   }
 }
 
+/** `create()`'s result; when it throws, the store the infrastructure connected is closed first. */
+async function closingOnFailure<T>(
+  infrastructure: SessionInfrastructure,
+  create: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await create();
+  } catch (error) {
+    await infrastructure.close().catch(() => undefined);
+    throw error;
+  }
+}
+
 /** The `SessionStore` provider's store; one that replaced the module's (overrideProvider) is checked as `store` is. */
 function checkedStore(store: SessionStore, infrastructure: SessionInfrastructure): SessionStore {
   if (store === infrastructure.store) return store;
@@ -213,7 +261,7 @@ function checkedStore(store: SessionStore, infrastructure: SessionInfrastructure
   return store;
 }
 
-/** The HTTP applications (their Nest adapters) a SessionModule serves: one module per application. */
+/** The applications a SessionModule serves (their Nest HTTP adapters, or module containers without one): one module each. */
 const servedApplications = new WeakSet<object>();
 
 /**
@@ -221,7 +269,7 @@ const servedApplications = new WeakSet<object>();
  * ring and user index, and only one of them would serve the requests, the other's injections then seeing
  * none of it (a session bound through one UserSessions, listed empty through the other).
  */
-function claimApplication(adapter: PlatformAdapter | undefined): void {
+function claimApplication(adapter: object | undefined): void {
   if (!adapter) return;
   if (servedApplications.has(adapter)) {
     throw new SessionConfigurationError(

@@ -238,7 +238,10 @@ export class UserSessions {
    * `options.except`. Returns how many were revoked. A revoked session whose request is running (this
    * one, say) saves nothing more: its commits apply only to the session it loaded, which is gone.
    */
-  async revokeAll(userId: string, options: { except?: DistributedSession } = {}): Promise<number> {
+  async revokeAll(
+    userId: string,
+    options: { except?: DistributedSession | undefined } = {},
+  ): Promise<number> {
     checkUserId(userId);
     const keep = options.except && this.idOf(options.except);
     const live = await this.guard('list', () => this.index.list(userId));
