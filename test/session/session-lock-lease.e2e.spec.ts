@@ -372,6 +372,45 @@ class UnreachableAtReleaseStore extends MemorySessionStore {
   }
 }
 
+describe('session.lock at shutdown: a request whose client left still holds the lock', () => {
+  it('is released as the app closes (Nest does not wait for it): another instance gets the lock at once, not after the TTL', async () => {
+    const server = await RedisServerProcess.start();
+    const options: SessionModuleOptions = {
+      secrets: SECRETS,
+      redis: { host: server.host, port: server.port, applicationName: APP },
+      session: { lock: { ttl: 30_000, acquireTimeout: 3_000 } },
+    };
+    const a = await startSessionApp(options, { controllers: [GatedSessionController] });
+    const b = await startSessionApp(options);
+    let aClosed = false;
+    try {
+      const cookie = cookiePair(await request(a.url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const name = `shutdown-${++gates}`;
+      const held = gate(name);
+      const client = httpRequest(`${a.url}/gated/${name}/set/left`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/json' },
+      });
+      client.on('error', () => undefined);
+      client.end('{}');
+      await held.reached(1); // it holds the lock, waiting at its gate
+      client.destroy(); // the visitor navigated away
+      await sleep(50);
+      await a.app.close(); // a deploy's SIGTERM
+      aClosed = true;
+      const started = Date.now();
+      await request(b.url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(Date.now() - started).toBeLessThan(1_500); // the lock waited 3 s, then 503, for 30 s before
+      held.release();
+    } finally {
+      releaseAllGates();
+      if (!aClosed) await a.app.close();
+      await b.app.close();
+      await server.stop();
+    }
+  });
+});
+
 describe('session.lock: a release that fell in an outage', () => {
   const store = new UnreachableAtReleaseStore();
   let app: INestApplication;

@@ -208,7 +208,7 @@ export class SessionModule
 
   /** A refused start closes what the module opened: Nest calls no shutdown hook for an app that failed to start. */
   private async abortStart(): Promise<void> {
-    this.runtime.close();
+    await this.runtime.close();
     await this.infrastructure.close().catch(() => undefined);
   }
 
@@ -235,7 +235,7 @@ export class SessionModule
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.runtime.close();
+    await this.runtime.close();
     await this.infrastructure.close();
   }
 }

@@ -7,8 +7,8 @@ const pass = (ms: number) => jest.advanceTimersByTimeAsync(ms);
 describe('LockReleases (on a fake clock: the back-off is checked exactly, whatever the machine load)', () => {
   let releases: LockReleases;
   beforeEach(() => jest.useFakeTimers());
-  afterEach(() => {
-    releases.close();
+  afterEach(async () => {
+    await releases.close();
     jest.useRealTimers();
   });
 
@@ -76,11 +76,25 @@ describe('LockReleases (on a fake clock: the back-off is checked exactly, whatev
     expect(store.tries()).toBe(1);
   });
 
-  it('stops at close', async () => {
+  it('at close, stops the retries after one last try of each', async () => {
     const store = unreachableStore();
     releases.retry('k', 't', 10_000);
-    releases.close();
+    await releases.close();
+    expect(store.tries()).toBe(1);
     await pass(5_000);
-    expect(store.tries()).toBe(0);
+    expect(store.tries()).toBe(1);
+  });
+
+  it('at close, releases the locks requests still hold (a request whose client left: Nest does not wait for it)', async () => {
+    const released: string[] = [];
+    releases = new LockReleases((key, token) => {
+      released.push(`${key}:${token}`);
+      return Promise.resolve();
+    });
+    releases.taken('a', 't1');
+    releases.taken('b', 't2');
+    releases.released('t1'); // its request ended and released it
+    await releases.close();
+    expect(released).toEqual(['b:t2']);
   });
 });

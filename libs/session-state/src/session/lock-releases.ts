@@ -16,22 +16,42 @@ const MAX_PENDING = 10_000;
  */
 export class LockReleases {
   private readonly pending = new Set<NodeJS.Timeout>();
+  /** Locks of this process not known released: held by a request, or a release being retried (token → key). */
+  private readonly unreleased = new Map<string, string>();
   private closed = false;
 
   constructor(private readonly release: (key: string, token: string) => Promise<unknown>) {}
 
+  /** A request took `token`'s lock on `key`. */
+  taken(key: string, token: string): void {
+    // Bounded like the retries: a request whose end never comes keeps its entry (its lock expires in the store).
+    if (this.unreleased.size < MAX_PENDING) this.unreleased.set(token, key);
+  }
+
+  /** `token`'s lock was released (or found lost). */
+  released(token: string): void {
+    this.unreleased.delete(token);
+  }
+
   /** Tries to release `token`'s lock on `key` again, until it succeeds or `ttlMs` from now (its latest expiry). */
   retry(key: string, token: string, ttlMs: number): void {
     const until = Date.now() + ttlMs;
+    this.unreleased.set(token, key);
     const attempt = (delay: number): void => {
-      if (this.closed || this.pending.size >= MAX_PENDING || Date.now() + delay >= until) return;
+      if (this.closed || this.pending.size >= MAX_PENDING || Date.now() + delay >= until) {
+        this.unreleased.delete(token);
+        return;
+      }
       const timer = setTimeout(() => {
         this.pending.delete(timer);
         if (this.closed) return;
         // A store's unlock that throws instead of rejecting must not escape the timer (an uncaught exception).
         Promise.resolve()
           .then(() => this.release(key, token))
-          .catch(() => attempt(Math.min(2 * delay, MAX_RETRY_DELAY)));
+          .then(
+            () => this.unreleased.delete(token),
+            () => attempt(Math.min(2 * delay, MAX_RETRY_DELAY)),
+          );
       }, delay);
       timer.unref();
       this.pending.add(timer);
@@ -39,10 +59,20 @@ export class LockReleases {
     attempt(FIRST_RETRY_DELAY);
   }
 
-  /** Stops every retry (the application shuts down). */
-  close(): void {
+  /**
+   * Stops every retry and releases, once, every lock of this process not known released (the application shuts
+   * down). Nest's close does not wait for a request whose client left, and the store's connection closes next: a
+   * lock such a request holds would otherwise block its visitor on every other instance for a whole TTL. Its
+   * commit cannot land afterwards (the release fences it, and the connection is gone), and nobody was answered.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.pending) clearTimeout(timer);
     this.pending.clear();
+    const locks = [...this.unreleased];
+    this.unreleased.clear();
+    await Promise.allSettled(
+      locks.map(([token, key]) => Promise.resolve().then(() => this.release(key, token))),
+    );
   }
 }

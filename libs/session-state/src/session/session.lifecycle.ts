@@ -266,6 +266,7 @@ export class SessionLifecycle implements SessionHost {
     }
     this.lockToken = token;
     this.lockedKey = key;
+    this.runtime.lockReleases.taken(key, token);
     this.renewLockWhileHeld(key, token, lock.ttl);
   }
 
@@ -793,10 +794,15 @@ export class SessionLifecycle implements SessionHost {
     const key = this.lockedKey;
     this.lockToken = undefined;
     this.stopLockRenewal();
-    if (!token || key === undefined || !this.runtime.store.unlock) return;
+    if (!token) return;
+    if (key === undefined || !this.runtime.store.unlock) {
+      this.runtime.lockReleases.released(token);
+      return;
+    }
     try {
       // Bounded: a lock store that never answers must not hold the response.
       await this.runtime.withIoTimeout(this.runtime.store.unlock(key, token));
+      this.runtime.lockReleases.released(token);
     } catch (error) {
       this.unlockFailed(key, token, error);
     }

@@ -77,9 +77,9 @@ export class SessionRuntime {
     this.lockReleases = new LockReleases((key, token) => this.withIoTimeout(store.unlock!(key, token)));
   }
 
-  /** Stops what runs in the background (the application shuts down). */
-  close(): void {
-    this.lockReleases.close();
+  /** Stops what runs in the background and releases the locks still held (the application shuts down). */
+  close(): Promise<void> {
+    return this.lockReleases.close();
   }
 
   /** Cookie attributes for this request (Secure follows the policy). */
