@@ -6,6 +6,7 @@ import { RedisConfigurationError, type RedisCacheOptions } from 'nest-session-st
 import { RedisConnection, RedisDistributedCache, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } from '../support/redis/index.js';
 import { distributedCacheContract } from './distributed-cache.contract.js';
+import { CaptureLogger } from '../support/capture-logger.js';
 import type { SessionKeyAccess } from '../../libs/session-state/src/cache/redis/redis.connection.js';
 import { userIndexKeys } from '../../libs/session-state/src/users/redis/redis-user-session.keys.js';
 
@@ -323,14 +324,7 @@ describe('RedisDistributedCache connection options', () => {
 
   it('a key the ACL user may not use at run time is a permission error: not retried, not logged as an outage', async () => {
     const server = await RedisServerProcess.start();
-    const lines: string[] = [];
-    const capture: LoggerService = {
-      log: (m: unknown) => lines.push(String(m)),
-      warn: (m: unknown) => lines.push(String(m)),
-      error: (m: unknown) => lines.push(String(m)),
-      debug: (m: unknown) => lines.push(String(m)),
-      verbose: () => undefined,
-    };
+    const capture = new CaptureLogger();
     Logger.overrideLogger(capture);
     try {
       await server
@@ -366,11 +360,11 @@ describe('RedisDistributedCache connection options', () => {
         expect(Date.now() - started).toBeLessThan(500); // no retries for 3 s
       }
       expect(
-        lines.filter((l) =>
-          l.startsWith('[RedisPermissionDenied] Redis refused USER INDEX ADD to the ACL user gus'),
+        capture.lines.filter((l) =>
+          l.message.startsWith('[RedisPermissionDenied] Redis refused USER INDEX ADD to the ACL user gus'),
         ),
       ).toHaveLength(1);
-      expect(lines.filter((l) => /Redis is failing|answers again/.test(l))).toEqual([]);
+      expect(capture.has(/Redis is failing|answers again/)).toBe(false);
     } finally {
       Logger.overrideLogger(false);
       Logger.overrideLogger(new Logger());
