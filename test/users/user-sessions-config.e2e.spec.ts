@@ -1,4 +1,11 @@
 import {
+  Injectable,
+  Module,
+  type MiddlewareConsumer,
+  type NestMiddleware,
+  type NestModule,
+} from '@nestjs/common';
+import {
   MemoryDistributedCache,
   SessionConfigurationError,
   UserSessions,
@@ -8,6 +15,23 @@ import { startUsersApp, SECRETS } from './support/user-sessions.stores.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { BrowserClient } from './support/browser-client.js';
+
+/** A middleware, the only place that injects UserSessions (it lists the visitor's devices). */
+@Injectable()
+class SignedInMiddleware implements NestMiddleware {
+  constructor(private readonly userSessions: UserSessions) {}
+  use(_req: unknown, _res: unknown, next: () => void) {
+    void this.userSessions;
+    next();
+  }
+}
+
+@Module({})
+class SignedInMiddlewareModule implements NestModule {
+  configure(consumer: MiddlewareConsumer) {
+    consumer.apply(SignedInMiddleware).forRoutes('*');
+  }
+}
 
 /** Issue 22: the option, the store check and the binding's input checks, each with the message that says what to do. */
 describe('UserSessions configuration and input', () => {
@@ -56,8 +80,12 @@ describe('UserSessions configuration and input', () => {
       // Nothing injects UserSessions (and users is not configured): the keys it would need are not asked for.
       const { app } = await startSessionApp(options);
       await app.close();
-      await expect(startUsersApp(options)).rejects.toThrow(
-        /refused the ACL user hal the session keys \(NOPERM\).*\{shop_user_\*\}_Sessions and _SessionInfo with users/,
+      const refusal =
+        /refused the ACL user hal the session keys \(NOPERM\).*\{shop_user_\*\}_Sessions and _SessionInfo with users/;
+      await expect(startUsersApp(options)).rejects.toThrow(refusal);
+      // Also when only a Nest middleware injects it (middleware is registered after the providers)
+      await expect(startSessionApp(options, { imports: [SignedInMiddlewareModule] })).rejects.toThrow(
+        refusal,
       );
     } finally {
       await server.stop();

@@ -13,6 +13,8 @@ import { userIndexKeys } from '../users/redis/redis-user-session.keys.js';
 export interface RedisInfrastructure {
   readonly cache: RedisDistributedCache;
   readonly store: SessionStore;
+  /** Checks the ACL user reaches a user index's keys, when sessions live here and startup did not check them. */
+  readonly checkUserIndexAccess?: () => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,11 @@ export async function createRedisInfrastructure(
   return {
     cache: new RedisDistributedCache(connection),
     store: store ?? new RedisSessionStore(connection, near),
+    checkUserIndexAccess:
+      store === undefined && !users
+        ? () =>
+            connection.checkKeyAccess({ userIndex: userIndexKeys(redis.applicationName, 'startup-check') })
+        : undefined,
     async close() {
       await invalidations?.close();
       await connection.close();

@@ -33,13 +33,10 @@ export class SessionInfrastructure {
     readonly cache: DistributedCache,
     readonly store: SessionStore,
     private readonly closeStore?: () => Promise<void>,
+    private readonly userIndexCheck?: () => Promise<void>,
   ) {}
 
-  /** `userSessions`: the app injects `UserSessions`, so a Redis ACL must give the user index's keys too. */
-  static async create(
-    options: SessionModuleOptions,
-    { userSessions = false }: { userSessions?: boolean } = {},
-  ): Promise<SessionInfrastructure> {
+  static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
     const resolved = resolveSessionOptions(options);
@@ -84,9 +81,16 @@ export class SessionInfrastructure {
         redis,
         resolved,
         options.store,
-        userSessions || options.users !== undefined,
+        options.users !== undefined,
       );
-      return new SessionInfrastructure(resolved, keyRing, parts.cache, parts.store, () => parts.close());
+      return new SessionInfrastructure(
+        resolved,
+        keyRing,
+        parts.cache,
+        parts.store,
+        () => parts.close(),
+        parts.checkUserIndexAccess,
+      );
     }
     if (options.cache) {
       return new SessionInfrastructure(
@@ -105,6 +109,15 @@ export class SessionInfrastructure {
     );
   }
 
+  /**
+   * Once the app is known to use `UserSessions` (after startup: middleware is registered last), checks that a Redis
+   * ACL user reaches a user index's keys, unless `users` had it checked at connect. Every sign-in answered 503
+   * otherwise, logged as a permission error.
+   */
+  async checkUserIndexAccess(): Promise<void> {
+    await this.userIndexCheck?.();
+  }
+
   async close(): Promise<void> {
     await this.closeStore?.();
   }
@@ -121,7 +134,12 @@ async function loadRedisInfrastructure(): Promise<{
     options: ResolvedSessionOptions,
     store: SessionStore | undefined,
     users: boolean,
-  ): Promise<{ cache: DistributedCache; store: SessionStore; close(): Promise<void> }>;
+  ): Promise<{
+    cache: DistributedCache;
+    store: SessionStore;
+    checkUserIndexAccess?: () => Promise<void>;
+    close(): Promise<void>;
+  }>;
 }> {
   try {
     return await import('./redis-infrastructure.js');

@@ -52,12 +52,8 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
   providers: [
     {
       provide: SessionInfrastructure,
-      inject: [SESSION_MODULE_OPTIONS, ModulesContainer],
-      // Every module is scanned by now: whether the app injects UserSessions decides if startup checks its keys.
-      useFactory: (options: SessionModuleOptions, modules: ModulesContainer) =>
-        SessionInfrastructure.create(checkedOptions(options), {
-          userSessions: classInjectedBy(modules, [UserSessions]) !== undefined,
-        }),
+      inject: [SESSION_MODULE_OPTIONS],
+      useFactory: (options: SessionModuleOptions) => SessionInfrastructure.create(checkedOptions(options)),
     },
     {
       provide: SessionRuntime,
@@ -160,12 +156,17 @@ export class SessionModule
    * middleware). Runs for HTTP applications only, before `onModuleInit`.
    * @throws SessionConfigurationError on a platform other than Express or Fastify.
    */
-  configure(): void {
-    const adapter = this.adapterHost.httpAdapter as PlatformAdapter | undefined;
-    claimApplication(adapter);
-    this.entry.usePlatform(
-      installHttpPlatform(adapter, this.entry, (raw) => stateOfRequest<RequestState>(raw)?.responseHold),
-    );
+  async configure(): Promise<void> {
+    try {
+      const adapter = this.adapterHost.httpAdapter as PlatformAdapter | undefined;
+      claimApplication(adapter);
+      this.entry.usePlatform(
+        installHttpPlatform(adapter, this.entry, (raw) => stateOfRequest<RequestState>(raw)?.responseHold),
+      );
+    } catch (error) {
+      await this.abortStart(); // Nest awaits configure(): the refused start closes the store first
+      throw error;
+    }
   }
 
   /**
@@ -194,12 +195,15 @@ export class SessionModule
   }
 
   /**
-   * Every module has configured its middleware by now, so what injects the accessors is known. A refusal closes
-   * the store first: Nest calls no shutdown hook for an application that failed to start.
+   * Every module has configured its middleware by now, so what injects the accessors (and `UserSessions`, whose
+   * keys a Redis ACL must then give) is known. A refusal closes the store first: the start failed.
    */
   async onApplicationBootstrap(): Promise<void> {
     try {
       this.chooseAsyncContext();
+      if (classInjectedBy(this.modules, [UserSessions]) !== undefined) {
+        await this.infrastructure.checkUserIndexAccess();
+      }
     } catch (error) {
       await this.abortStart();
       throw error;

@@ -85,6 +85,19 @@ describe('LockReleases (on a fake clock: the back-off is checked exactly, whatev
     expect(store.tries()).toBe(1);
   });
 
+  it('keeps at most 10,000 held locks to release at close, dropping the oldest (most likely expired) first', async () => {
+    const released: string[] = [];
+    releases = new LockReleases((_key, token) => {
+      released.push(token);
+      return Promise.resolve();
+    });
+    for (let i = 0; i <= 10_000; i++) releases.taken('k', `t${i}`);
+    await releases.close();
+    expect(released).toHaveLength(10_000);
+    expect(released[0]).toBe('t1');
+    expect(released.at(-1)).toBe('t10000');
+  });
+
   it('at close, releases the locks requests still hold (a request whose client left: Nest does not wait for it)', async () => {
     const released: string[] = [];
     releases = new LockReleases((key, token) => {

@@ -24,8 +24,10 @@ export class LockReleases {
 
   /** A request took `token`'s lock on `key`. */
   taken(key: string, token: string): void {
-    // Bounded like the retries: a request whose end never comes keeps its entry (its lock expires in the store).
-    if (this.unreleased.size < MAX_PENDING) this.unreleased.set(token, key);
+    // Bounded like the retries. A request whose end never comes keeps its entry while its lock expires in the store:
+    // past the bound the oldest entry goes, the one most likely expired.
+    if (this.unreleased.size >= MAX_PENDING) this.unreleased.delete(this.unreleased.keys().next().value!);
+    this.unreleased.set(token, key);
   }
 
   /** `token`'s lock was released (or found lost). */

@@ -266,7 +266,9 @@ export class SessionLifecycle implements SessionHost {
     }
     this.lockToken = token;
     this.lockedKey = key;
-    this.runtime.lockReleases.taken(key, token);
+    // Released at shutdown only where the store fences a lock's token (renewLock): a request still running after
+    // it must not commit over a request that took the lock since.
+    if (this.runtime.store.renewLock) this.runtime.lockReleases.taken(key, token);
     this.renewLockWhileHeld(key, token, lock.ttl);
   }
 

@@ -207,6 +207,16 @@ describe('TempData value codec', () => {
         /at \.rows is an array with named properties, which it would lose/,
       ],
       [
+        'an array with a symbol key',
+        { rows: Object.assign([1], { [Symbol('meta')]: 1 }) },
+        /at \.rows is an array with named properties/,
+      ],
+      [
+        'a Date with a symbol key',
+        Object.assign(new Date(0), { [Symbol('zone')]: 'UTC' }),
+        /is a Date with properties of its own/,
+      ],
+      [
         'a Date with a property of its own',
         Object.assign(new Date(0), { zone: 'UTC' }),
         /^TempData value "Key" is a Date with properties of its own/,

@@ -116,7 +116,7 @@ function walk(value: unknown, ctx: WalkContext, depth: number, out?: string[]): 
   if (prototype === Date.prototype) {
     const time = (object as Date).getTime();
     if (Number.isNaN(time)) return fail(ctx, 'is an invalid Date', 'Check the date before storing it.');
-    if (Object.keys(object).length > 0) {
+    if (Reflect.ownKeys(object).length > 0) {
       return fail(ctx, 'is a Date with properties of its own, which it would lose', 'Store them beside it.');
     }
     out?.push(`{"${DATE_TAG}":${time}}`);
@@ -140,7 +140,8 @@ function walk(value: unknown, ctx: WalkContext, depth: number, out?: string[]): 
 
 function walkArray(array: unknown[], ctx: WalkContext, depth: number, out?: string[]): void {
   // Named properties beside the items (Object.assign([1], { total: 1 })) would be lost; holes are caught below.
-  if (Object.keys(array).length > array.length) {
+  // Own keys: the items, `length`, and nothing else (a symbol key included).
+  if (Reflect.ownKeys(array).length > array.length + 1) {
     return fail(ctx, 'is an array with named properties, which it would lose', 'Store an object instead.');
   }
   out?.push('[');

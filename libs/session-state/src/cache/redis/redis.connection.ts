@@ -150,6 +150,14 @@ export class RedisConnection {
    * `regenerate()` and `abandon()` fail as an outage, one without a user index's keys every sign-in: an EXISTS
    * per slot (the session's keys, the user index's) says so at startup instead.
    */
+  /**
+   * Checks once that the ACL user reaches `access`'s keys (see {@link connect}), for a check that can only be decided
+   * after startup (what the app injects). Rejects with a {@link RedisConfigurationError} naming them.
+   */
+  checkKeyAccess(access: SessionKeyAccess): Promise<void> {
+    return this.checkSessionKeyAccess(access);
+  }
+
   private async checkSessionKeyAccess({ lock = false, userIndex }: SessionKeyAccess): Promise<void> {
     const probe = 'startup-check';
     const { applicationName, username } = this.options;
@@ -400,6 +408,7 @@ export class RedisConnection {
         if (this.failing) this.reportRecovery();
         return result;
       } catch (next) {
+        if (isPermissionRefusal(next)) throw this.permissionRefused(name, next);
         error = next;
       }
     }
