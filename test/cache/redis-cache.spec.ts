@@ -4,7 +4,13 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { RedisConfigurationError, type RedisCacheOptions } from 'nest-session-state';
 import { RedisConnection, RedisDistributedCache, resolveRedisCacheOptions } from 'nest-session-state/redis';
-import { CommandMonitor, RedisClusterProcess, RedisServerProcess, freePort } from '../support/redis/index.js';
+import {
+  aclUser,
+  CommandMonitor,
+  RedisClusterProcess,
+  RedisServerProcess,
+  freePort,
+} from '../support/redis/index.js';
 import { distributedCacheContract } from './distributed-cache.contract.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import type { SessionKeyAccess } from '../../libs/session-state/src/cache/redis/redis.connection.js';
@@ -230,32 +236,14 @@ describe('RedisDistributedCache connection options', () => {
 
   it('an ACL user whose key patterns leave out the ended-session marks (enough for 0.1.0) is told at startup, naming them', async () => {
     const server = await RedisServerProcess.start();
-    const options = {
-      host: server.host,
-      port: server.port,
-      username: 'erin',
-      accessKey: 'Erin-Secret-PW-1234',
-      applicationName: 'shop',
-    };
+    // Every command, but only the data and lock keys: regenerate() and abandon() would answer 503 as an outage.
+    const options = await aclUser(server, 'erin', ['~{shop_*}_Data', '~{shop_*}_Lock']);
     const sessionConnection = async () => {
       const connection = new RedisConnection(resolveRedisCacheOptions(options));
       connections.push(connection);
       await connection.connect({ sessionKeys: true }); // what SessionModule does when sessions live in Redis
     };
     try {
-      // Every command, but only the data and lock keys: regenerate() and abandon() would answer 503 as an outage.
-      await server
-        .admin()
-        .call(
-          'ACL',
-          'SETUSER',
-          'erin',
-          'on',
-          '>Erin-Secret-PW-1234',
-          '~{shop_*}_Data',
-          '~{shop_*}_Lock',
-          '+@all',
-        );
       await expect(sessionConnection()).rejects.toThrow(
         /refused the ACL user erin the session keys \(NOPERM\).*\{shop_\*\}_Ended.*Grant the key pattern ~\{shop_\*\}_\*/,
       );
@@ -271,13 +259,9 @@ describe('RedisDistributedCache connection options', () => {
 
   it("an ACL user without the lock's keys (session.lock) or a user index's (users) is told at startup when they are used", async () => {
     const server = await RedisServerProcess.start();
-    const options = {
-      host: server.host,
-      port: server.port,
-      username: 'fay',
-      accessKey: 'Fay-Secret-PW-1234',
-      applicationName: 'shop',
-    };
+    // The data and ended marks only: enough without the lock and the user index (every sign-in answered 503,
+    // logged as an outage, before).
+    const options = await aclUser(server, 'fay', ['~{shop_*}_Data', '~{shop_*}_Ended']);
     const sessionConnection = async (access: SessionKeyAccess) => {
       const connection = new RedisConnection(resolveRedisCacheOptions(options));
       connections.push(connection);
@@ -285,20 +269,6 @@ describe('RedisDistributedCache connection options', () => {
     };
     const userIndex = userIndexKeys('shop', 'startup-check');
     try {
-      // The data and ended marks only: enough without the lock and the user index (every sign-in answered 503,
-      // logged as an outage, before).
-      await server
-        .admin()
-        .call(
-          'ACL',
-          'SETUSER',
-          'fay',
-          'on',
-          '>Fay-Secret-PW-1234',
-          '~{shop_*}_Data',
-          '~{shop_*}_Ended',
-          '+@all',
-        );
       await sessionConnection({});
       await expect(sessionConnection({ lock: true })).rejects.toThrow(
         /refused the ACL user fay the session keys \(NOPERM\).*\{shop_\*\}_Lock with session\.lock/,
@@ -327,25 +297,9 @@ describe('RedisDistributedCache connection options', () => {
     const capture = new CaptureLogger();
     Logger.overrideLogger(capture);
     try {
-      await server
-        .admin()
-        .call(
-          'ACL',
-          'SETUSER',
-          'gus',
-          'on',
-          '>Gus-Secret-PW-1234',
-          '~{shop_*}_Data',
-          '~{shop_*}_Ended',
-          '+@all',
-        );
       const connection = new RedisConnection(
         resolveRedisCacheOptions({
-          host: server.host,
-          port: server.port,
-          username: 'gus',
-          accessKey: 'Gus-Secret-PW-1234',
-          applicationName: 'shop',
+          ...(await aclUser(server, 'gus', ['~{shop_*}_Data', '~{shop_*}_Ended'])),
           retryTimeoutInMilliseconds: 3000,
         }),
       );

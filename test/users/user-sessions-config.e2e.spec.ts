@@ -13,7 +13,7 @@ import {
 } from 'nest-session-state';
 import { startUsersApp, SECRETS } from './support/user-sessions.stores.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
-import { RedisServerProcess } from '../support/redis/index.js';
+import { aclUser, RedisServerProcess } from '../support/redis/index.js';
 import { BrowserClient } from './support/browser-client.js';
 
 /** A middleware, the only place that injects UserSessions (it lists the visitor's devices). */
@@ -55,27 +55,9 @@ describe('UserSessions configuration and input', () => {
   it("an app that injects UserSessions fails at startup when a Redis ACL user lacks the user index's keys (sign-ins answered 503)", async () => {
     const server = await RedisServerProcess.start();
     try {
-      await server
-        .admin()
-        .call(
-          'ACL',
-          'SETUSER',
-          'hal',
-          'on',
-          '>Hal-Secret-PW-1234',
-          '~{shop_*}_Data',
-          '~{shop_*}_Ended',
-          '+@all',
-        );
       const options = {
         secrets: SECRETS,
-        redis: {
-          host: server.host,
-          port: server.port,
-          username: 'hal',
-          accessKey: 'Hal-Secret-PW-1234',
-          applicationName: 'shop',
-        },
+        redis: await aclUser(server, 'hal', ['~{shop_*}_Data', '~{shop_*}_Ended']),
       };
       // Nothing injects UserSessions (and users is not configured): the keys it would need are not asked for.
       const { app } = await startSessionApp(options);

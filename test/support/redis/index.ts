@@ -1,3 +1,4 @@
+export { aclUser } from './acl-user.js';
 export { registerForCleanup, stopAllRedis, type Stoppable } from './cleanup.js';
 export { CommandMonitor, commandStats, diffStats, type MonitoredCommand } from './command-monitor.js';
 export { CLUSTER_BUS_OFFSET, freePort, type FreePortOptions } from './free-port.js';

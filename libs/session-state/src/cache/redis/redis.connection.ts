@@ -135,7 +135,7 @@ export class RedisConnection {
   private async establish(sessionKeys: boolean | SessionKeyAccess): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
     await this.client.ping();
-    if (sessionKeys) await this.checkSessionKeyAccess(sessionKeys === true ? {} : sessionKeys);
+    if (sessionKeys) await this.checkKeyAccess(sessionKeys === true ? {} : sessionKeys);
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
     await Promise.all([
@@ -148,17 +148,10 @@ export class RedisConnection {
   /**
    * An ACL user whose key patterns cover `_Data` but not `_Ended` (enough for 0.1.0) would see every
    * `regenerate()` and `abandon()` fail as an outage, one without a user index's keys every sign-in: an EXISTS
-   * per slot (the session's keys, the user index's) says so at startup instead.
+   * per slot (the session's keys, the user index's) says so at startup instead (at connect, or later for what only
+   * the app's injections decide). Rejects with a {@link RedisConfigurationError} naming the keys.
    */
-  /**
-   * Checks once that the ACL user reaches `access`'s keys (see {@link connect}), for a check that can only be decided
-   * after startup (what the app injects). Rejects with a {@link RedisConfigurationError} naming them.
-   */
-  checkKeyAccess(access: SessionKeyAccess): Promise<void> {
-    return this.checkSessionKeyAccess(access);
-  }
-
-  private async checkSessionKeyAccess({ lock = false, userIndex }: SessionKeyAccess): Promise<void> {
+  async checkKeyAccess({ lock = false, userIndex }: SessionKeyAccess): Promise<void> {
     const probe = 'startup-check';
     const { applicationName, username } = this.options;
     const sessionKeys = [
