@@ -118,6 +118,21 @@ describe('tamper matrix over HTTP: session and TempData cookies', () => {
     expect(chunked.tempData).toMatchObject({ Message: 'victim big flash' });
   });
 
+  // RFC 6265 lets a cookie value travel in double quotes, and some clients and proxies re-send ours that way.
+  it('values sent in double quotes are read as the value inside them: session, TempData, chunked TempData', async () => {
+    const quoted = (jar: Jar): string =>
+      Object.entries(jar)
+        .map(([name, value]) => `${name}="${value}"`)
+        .join('; ');
+    const session = await state(`${SESSION_COOKIE}="${victim.session}"`);
+    expect((session.body as StateBody).session).toEqual({ owner: 'victim', card: 'VICTIM-DATA-4111' });
+    expect(session.setCookies.filter((c) => c.name === SESSION_COOKIE)).toEqual([]);
+    const small = (await state(`${TEMP_DATA_COOKIE}="${victim.tempData}"`)).body as StateBody;
+    expect(small.tempData).toEqual({ Message: 'victim flash' });
+    const chunked = (await state(quoted(victim.chunked))).body as StateBody;
+    expect(chunked.tempData).toMatchObject({ Message: 'victim big flash' });
+  });
+
   describe('a bit flip in every character position', () => {
     it('of the session cookie: each gives a fresh session, never a 500', async () => {
       const mutations = bitFlips(victim.session);
@@ -270,7 +285,9 @@ describe('tamper matrix over HTTP: session and TempData cookies', () => {
         { label: 'two characters appended', value: `${value}AA` },
         { label: 'three characters appended', value: `${value}AAA` },
         { label: 'a space inside', value: `${value.slice(0, 10)} ${value.slice(10)}` },
-        { label: 'quoted', value: `"${value}"` },
+        { label: 'an opening quote only', value: `"${value}` },
+        { label: 'a closing quote only', value: `${value}"` },
+        { label: 'quoted twice', value: `""${value}""` },
         { label: 'percent-encoded', value: percentEncoded(value) },
         { label: 'a dot inside', value: `${value.slice(0, 7)}.${value.slice(8)}` },
         { label: 'doubled', value: value + value },

@@ -18,6 +18,12 @@ describe('cookie header', () => {
     expect(readCookieValues(`s=1; a=${'x'.repeat(MAX_COOKIE_HEADER_LENGTH)}`, 's', 8)).toEqual([]);
   });
 
+  it('reads a value sent in double quotes (RFC 6265) without its quotes', () => {
+    expect(readCookie('s="abc-_1"; t=2', 's')).toBe('abc-_1');
+    expect(readCookieValues('s= "one" ; s=two; s=""', 's', 8)).toEqual(['one', 'two', '']);
+    expect({ ...readAllCookies('a="1"; b="; c="x') }).toEqual({ a: '1', b: '"', c: '"x' });
+  });
+
   it('reads all cookies with the first or the last occurrence of each name', () => {
     expect({ ...readAllCookies('a=1; b=2; a=3') }).toEqual({ a: '1', b: '2' });
     expect({ ...readAllCookies('a=1; b=2; a=3', true) }).toEqual({ a: '3', b: '2' });

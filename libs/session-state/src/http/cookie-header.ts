@@ -42,7 +42,17 @@ function findCookie(header: string, name: string, from: number): number {
 function valueAt(header: string, from: number): string {
   let end = header.indexOf(';', from);
   if (end === -1) end = header.length;
-  return trimSpaces(header.slice(from, end));
+  return unquote(trimSpaces(header.slice(from, end)));
+}
+
+/**
+ * RFC 6265 allows a cookie value in double quotes (`name="value"`), and some clients and proxies re-send ours
+ * that way; the quotes are not part of what we wrote, so one surrounding pair is removed.
+ */
+function unquote(value: string): string {
+  return value.length >= 2 && value.charCodeAt(0) === 0x22 && value.charCodeAt(value.length - 1) === 0x22
+    ? value.slice(1, -1)
+    : value;
 }
 
 /** True when `index` starts a cookie: only spaces lie between it and the previous `;` or the start. */
@@ -63,7 +73,7 @@ export function readAllCookies(header: string | undefined, lastWins = false): Re
     const eq = part.indexOf('=');
     if (eq <= 0) continue;
     const name = trimSpaces(part.slice(0, eq));
-    if (name && (lastWins || !(name in cookies))) cookies[name] = trimSpaces(part.slice(eq + 1));
+    if (name && (lastWins || !(name in cookies))) cookies[name] = unquote(trimSpaces(part.slice(eq + 1)));
   }
   return cookies;
 }
