@@ -273,6 +273,23 @@ describe('unknown option names fail at startup, before connecting', () => {
     expect(asBareNode.message).not.toMatch(/hun\/ter/);
   });
 
+  it("isGlobal: a typo of the module's own option is suggested; returned by a forRootAsync factory it says where it goes", async () => {
+    await expectRefused(
+      { isGlobl: false, redis },
+      SessionConfigurationError,
+      'SessionModule option isGlobl is unknown: did you mean isGlobal?',
+    );
+    const { error } = await startupError(
+      {},
+      SessionModule.forRootAsync({ useFactory: () => fromConfig({ isGlobal: false, redis }) }),
+    );
+    expect(error).toBeInstanceOf(SessionConfigurationError);
+    expect(error.message).toBe(
+      'SessionModule option isGlobal is not a session option: give it to SessionModule.forRoot({ isGlobal, ... }) ' +
+        'or SessionModule.forRootAsync({ isGlobal, useFactory, ... }) itself, not in what the factory returns.',
+    );
+  });
+
   it('forRootAsync: the factory result goes through the same check (useFactory and useClass)', async () => {
     @Injectable()
     class Config {

@@ -200,7 +200,12 @@ describe('session cookie options', () => {
     [
       'httpOnly given as a string',
       { session: { cookie: { httpOnly: 'false' } } },
-      /session\.cookie\.httpOnly must be true or false \(got "false"\)/,
+      /session\.cookie\.httpOnly must be true or false \(got "false", a string: pass false \(a boolean\)\)/,
+    ],
+    [
+      'a number given as a string, as read from the environment',
+      { session: { idleTimeout: '1200000' } },
+      /session\.idleTimeout must be a positive number of milliseconds \(got "1200000", a string: convert it with Number\(\)\)/,
     ],
     [
       'isEssential given as a string',

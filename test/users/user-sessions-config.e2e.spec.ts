@@ -49,7 +49,9 @@ describe('UserSessions configuration and input', () => {
 
   it('quotes a string given for it (from an env var), which the message would otherwise show as the number it names', async () => {
     const options = { secrets: SECRETS, users: { maxSessionsPerUser: 'Infinity' as unknown as number } };
-    await expect(startUsersApp(options)).rejects.toThrow(/or Infinity for no limit \(got "Infinity"\)/);
+    await expect(startUsersApp(options)).rejects.toThrow(
+      /or Infinity for no limit \(got "Infinity", a string: convert it with Number\(\)\)/,
+    );
   });
 
   it("an app that injects UserSessions fails at startup when a Redis ACL user lacks the user index's keys (sign-ins answered 503)", async () => {

@@ -20,6 +20,11 @@ const TEMP_DATA_COOKIE = { path: 'tempData.cookie', names: STATE_COOKIE_OPTION_N
 const ROOT: OptionLevel = {
   path: '',
   names: SESSION_MODULE_OPTION_NAMES,
+  besides: {
+    isGlobal:
+      'is not a session option: give it to SessionModule.forRoot({ isGlobal, ... }) or ' +
+      'SessionModule.forRootAsync({ isGlobal, useFactory, ... }) itself, not in what the factory returns.',
+  },
   // Names that belong one level down (`idleTimeout` → `session.idleTimeout`, `url` → `redis.url`).
   elsewhere: [
     { path: 'session', names: SESSION_OPTION_NAMES },

@@ -155,7 +155,9 @@ function cookie(
   }
   for (const flag of ['httpOnly', 'isEssential'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') {
-      fail(`SessionModule option ${prefix}.${flag} must be true or false (got ${JSON.stringify(o[flag])}).`);
+      fail(
+        `SessionModule option ${prefix}.${flag} must be true or false (got ${describeOptionValue(o[flag])}).`,
+      );
     }
   }
   checkNamePrefix(prefix, name, securePolicy, path, o.domain);
@@ -303,7 +305,7 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
   }
   if (options.asyncContext !== undefined && typeof options.asyncContext !== 'boolean') {
     fail(
-      `SessionModule option asyncContext must be true or false, or left out to decide from what injects the accessors (got ${JSON.stringify(options.asyncContext)}).`,
+      `SessionModule option asyncContext must be true or false, or left out to decide from what injects the accessors (got ${describeOptionValue(options.asyncContext)}).`,
     );
   }
   return {

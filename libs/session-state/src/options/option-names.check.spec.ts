@@ -1,4 +1,9 @@
-import { optionNames, UnknownOptionNames, type OptionNameSet } from './option-names.check.js';
+import {
+  describeOptionValue,
+  optionNames,
+  UnknownOptionNames,
+  type OptionNameSet,
+} from './option-names.check.js';
 
 interface Sample {
   name?: string;
@@ -86,5 +91,16 @@ describe('UnknownOptionNames', () => {
     const root = new UnknownOptionNames('SessionModule');
     root.check('x', { path: '', names: [] });
     expect(root.message()).toBe('SessionModule options must be an object (got "x").');
+  });
+});
+
+describe('describeOptionValue', () => {
+  it('quotes strings and names a number or a boolean written as one, with the conversion', () => {
+    expect(describeOptionValue('sesion')).toBe('"sesion"');
+    expect(describeOptionValue('20')).toBe('"20", a string: convert it with Number()');
+    expect(describeOptionValue(' 1.5e3 ')).toBe('" 1.5e3 ", a string: convert it with Number()');
+    expect(describeOptionValue('true')).toBe('"true", a string: pass true (a boolean)');
+    expect(describeOptionValue('')).toBe('""');
+    expect(describeOptionValue(20)).toBe('20');
   });
 });

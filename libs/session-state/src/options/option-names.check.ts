@@ -23,6 +23,11 @@ export interface OptionLevel extends OptionNameCandidates {
    */
   readonly elsewhere?: readonly { readonly path: string; readonly names: readonly string[] }[];
   /**
+   * Names valid beside this object but not in it (the module's `isGlobal`, which `forRoot()` takes out before the
+   * check), each with where it goes: suggested for a typo, explained when found here.
+   */
+  readonly besides?: Readonly<Record<string, string>>;
+  /**
    * What to know before following the suggestion for an unknown name (when it moves where data lives), by the
    * name lower-cased.
    */
@@ -31,12 +36,22 @@ export interface OptionLevel extends OptionNameCandidates {
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
 
+/**
+ * Configuration read from the environment arrives as strings; a number or a boolean written as one is named
+ * as such, with the conversion to make.
+ */
+function stringHint(value: string): string {
+  if (value === 'true' || value === 'false') return `, a string: pass ${value} (a boolean)`;
+  if (value.trim() !== '' && !Number.isNaN(Number(value))) return ', a string: convert it with Number()';
+  return '';
+}
+
 /** An option's value as an error message shows it: strings quoted (and redacted), so `"500"` is not read as 500. */
 export function describeOptionValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'function') return 'a function';
-  if (typeof value === 'string') return quoteRedacted(value);
+  if (typeof value === 'string') return quoteRedacted(value) + stringHint(value);
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
     return String(value);
   if (typeof value === 'symbol') return value.toString();
@@ -80,8 +95,11 @@ export class UnknownOptionNames {
   }
 
   private unknown(name: string, level: OptionLevel): string {
+    const besides = level.besides ?? {};
+    if (Object.hasOwn(besides, name))
+      return `${this.owner} option ${join(level.path, name)} ${besides[name]}`;
     const subject = `${this.owner} option ${join(level.path, name)} is unknown`;
-    const close = closestOptionName(name, level);
+    const close = closestOptionName(name, { ...level, names: [...level.names, ...Object.keys(besides)] });
     if (close !== undefined) {
       const lower = name.toLowerCase();
       const note = level.notes && Object.hasOwn(level.notes, lower) ? ` ${level.notes[lower]}` : '';

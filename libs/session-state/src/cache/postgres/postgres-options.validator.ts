@@ -1,5 +1,5 @@
 import { systemClock } from '../clock.js';
-import { UnknownOptionNames } from '../../options/option-names.check.js';
+import { describeOptionValue, UnknownOptionNames } from '../../options/option-names.check.js';
 import { quoteRedacted } from '../../options/redact-credentials.js';
 import { PostgresConfigurationError } from '../../errors/postgres.errors.js';
 import {
@@ -96,7 +96,9 @@ export function resolvePostgresOptions(options: PostgresSessionOptions): Resolve
   }
   for (const flag of ['createTable', 'throwOnError'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
-      fail(`PostgreSQL option postgres.${flag} must be true or false.`);
+      fail(
+        `PostgreSQL option postgres.${flag} must be true or false (got ${describeOptionValue(options[flag])}).`,
+      );
     }
   }
   const ssl = options.ssl;

@@ -1,5 +1,6 @@
 import type { RedisCacheOptions, ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { quoteRedacted } from '../../options/redact-credentials.js';
+import { describeOptionValue } from '../../options/option-names.check.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
 import { rejectUnknownRedisOptions } from './redis-option-names.check.js';
 import { integerOption as integerWithin } from '../../options/integer-option.js';
@@ -124,7 +125,9 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     fail('Redis option client must be an ioredis Redis or Cluster instance.');
   }
   if (options.throwOnError !== undefined && typeof options.throwOnError !== 'boolean') {
-    fail('Redis option throwOnError must be true or false.');
+    fail(
+      `Redis option throwOnError must be true or false (got ${describeOptionValue(options.throwOnError)}).`,
+    );
   }
   if (ssl !== undefined && typeof ssl !== 'boolean' && (typeof ssl !== 'object' || ssl === null)) {
     fail('Redis option ssl must be true, false or Node TLS options ({ ca, ... }).');
