@@ -219,9 +219,38 @@ describe('a database that cannot be used fails startup, naming the option', () =
     });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
     expect(error.message).toContain(
-      'may not use the tables "public"."owned", "public"."owned_users", "public"."owned_locks" and "public"."owned_ended"',
+      'lacks INSERT, UPDATE, DELETE on "public"."owned"; INSERT, UPDATE, DELETE on "public"."owned_users"; ' +
+        'INSERT, UPDATE, DELETE on "public"."owned_locks"; INSERT, UPDATE, DELETE on "public"."owned_ended": ' +
+        'grant it what it lacks',
     );
-    expect(error.message).toContain('SELECT, INSERT, UPDATE, DELETE');
+  });
+
+  it('a user missing some grants: the message names those only', async () => {
+    await db.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_locks, owned_ended TO ${db.name}_app`,
+    );
+    await db.query(`GRANT SELECT, INSERT, UPDATE ON owned_users TO ${db.name}_app`);
+    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
+    const lacking = async () => {
+      const { error } = await startupError({
+        postgres: {
+          connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+          tableName: 'owned',
+          createTable: false,
+        },
+      });
+      expect(error).toBeInstanceOf(PostgresConfigurationError);
+      return error.message;
+    };
+    expect(await lacking()).toMatch(
+      /^The PostgreSQL user of postgres\.connectionString lacks DELETE on "public"\."owned_users": grant it what it lacks/,
+    );
+    // PostgreSQL grants EXECUTE to PUBLIC by default: a locked-down database takes it away.
+    await db.query(`REVOKE EXECUTE ON FUNCTION owned_commit_v2 FROM PUBLIC, ${db.name}_app`);
+    expect(await lacking()).toContain(
+      'lacks DELETE on "public"."owned_users"; EXECUTE on the function "public"."owned_commit_v2": grant it',
+    );
+    await db.query(`REVOKE ALL ON owned, owned_users, owned_locks, owned_ended FROM ${db.name}_app`);
   });
 
   it('after the grants of docs/postgres.md, the same user works', async () => {

@@ -396,16 +396,24 @@ SELECT count(*)::int AS deleted, (SELECT count(*)::int FROM unmarked) AS marks F
   };
 }
 
-/** Privileges the store needs, checked once table and function exist (one row of booleans). */
+/** The table privileges the store needs, on every one of its tables. */
+const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
+
+/**
+ * Privileges the store needs, checked once tables and function exist: one row, `missing` the table privileges the
+ * user lacks as `PRIVILEGE table` texts (empty when none), `function_ok` whether it may run the commit function.
+ */
 export function privilegesSql(sql: PostgresSessionSql): string {
+  const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
   // One call per privilege: with a list, has_table_privilege is true when any one of them is held.
-  const tableOk = (name: string) =>
-    ['SELECT', 'INSERT', 'UPDATE', 'DELETE']
-      .map((privilege) => `has_table_privilege('${name.replace(/'/g, "''")}', '${privilege}')`)
-      .join(' AND ');
-  return `SELECT ${tableOk(sql.table)} AND ${tableOk(sql.usersTable)} AND ${tableOk(sql.locksTable)}
-    AND ${tableOk(sql.endedTable)} AS table_ok,
-  has_function_privilege('${sql.commitFunction.replace(/'/g, "''")}(${sql.commitFunctionArgs})', 'EXECUTE') AS function_ok`;
+  const lacking = [sql.table, sql.usersTable, sql.locksTable, sql.endedTable].flatMap((table) =>
+    TABLE_PRIVILEGES.map(
+      (privilege) =>
+        `CASE WHEN has_table_privilege(${literal(table)}, '${privilege}') THEN NULL ELSE ${literal(`${privilege} ${table}`)} END`,
+    ),
+  );
+  return `SELECT array_remove(ARRAY[${lacking.join(', ')}]::text[], NULL) AS missing,
+  has_function_privilege(${literal(`${sql.commitFunction}(${sql.commitFunctionArgs})`)}, 'EXECUTE') AS function_ok`;
 }
 
 /** A field name as stored: text cannot hold NUL, so `\` becomes `\\` and NUL `\0`. */

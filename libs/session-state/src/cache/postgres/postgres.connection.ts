@@ -5,6 +5,7 @@ import { RedisClock } from '../redis/redis-clock.js';
 import { PostgresConfigurationError, PostgresOperationError } from '../../errors/postgres.errors.js';
 import { describePostgresStartupFailure, redact } from './postgres-startup-failure.js';
 import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './postgres-session.sql.js';
+import { missingGrants } from './postgres-grants.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
@@ -197,14 +198,16 @@ export class PostgresConnection {
           '(it creates only what is missing), or set postgres.createTable to true.',
       );
     }
-    const privileges = (
-      await client.query<{ table_ok: boolean; function_ok: boolean }>(privilegesSql(this.sql))
+    const { missing, function_ok } = (
+      await client.query<{ missing: string[]; function_ok: boolean }>(privilegesSql(this.sql))
     ).rows[0];
-    if (!privileges.table_ok || !privileges.function_ok) {
+    if (missing.length > 0 || !function_ok) {
+      const lacking = [...missingGrants(missing)];
+      if (!function_ok) lacking.push(`EXECUTE on the function ${this.sql.commitFunction}`);
       throw new PostgresConfigurationError(
-        `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not use ` +
-          `${privileges.table_ok ? `the function ${this.sql.commitFunction}` : `the tables ${this.sql.table}, ${this.sql.usersTable}, ${this.sql.locksTable} and ${this.sql.endedTable}`}: grant it ` +
-          `SELECT, INSERT, UPDATE, DELETE on the tables and EXECUTE on the function (docs/postgres.md).`,
+        `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} lacks ` +
+          `${lacking.join('; ')}: grant it what it lacks, or SELECT, INSERT, UPDATE, DELETE on the tables and ` +
+          'EXECUTE on the function as docs/postgres.md lists.',
       );
     }
   }
