@@ -320,6 +320,45 @@ describe('the response hold with middleware that replaces res.end (compression)'
     }
   });
 
+  it("SSE that starts a session streams its events: the app's no-transform stays, so compression leaves it alone", async () => {
+    const { app, url } = await start({}, (nest) => nest.use(compression({ threshold: 0 })));
+    try {
+      const { port } = new URL(url);
+      const { headers, events } = await new Promise<{ headers: http.IncomingHttpHeaders; events: number }>(
+        (resolve, reject) => {
+          const req = http.get(
+            { host: '127.0.0.1', port, path: '/hold/events', headers: { 'accept-encoding': 'gzip' } },
+            (res) => {
+              let events = 0;
+              // Before, the library's Cache-Control replaced Nest's (no-transform gone): compression gzipped the
+              // stream and held every event until it ended.
+              const timer = setTimeout(
+                () => (req.destroy(), resolve({ headers: res.headers, events })),
+                3_000,
+              );
+              res.on('data', () => {
+                if (++events < 2) return;
+                clearTimeout(timer);
+                req.destroy();
+                resolve({ headers: res.headers, events });
+              });
+            },
+          );
+          req.on('error', (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'ECONNRESET') reject(error);
+          });
+        },
+      );
+      expect(events).toBe(2);
+      expect(headers['content-encoding']).toBeUndefined();
+      expect(headers['cache-control']).toContain('no-transform');
+      expect(headers['cache-control']).toContain('no-store');
+      expect(String(headers['set-cookie'])).toMatch(/^\.Nest\.Session=/);
+    } finally {
+      await app.close();
+    }
+  });
+
   it("a response compression gave its own methods gets the hold's own write and end, no own getters or header guards", async () => {
     // app.response's getters and guards answer for it (they find the same hold); own getters gave each such response
     // a shape of its own (~20 us per request, a review's micro-benchmark).

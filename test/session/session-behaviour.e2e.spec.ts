@@ -65,6 +65,15 @@ describe.each(stores)('session behaviour over HTTP (%s)', (_name, setup) => {
     expect(res.headers['pragma']).toBe('no-cache');
   });
 
+  it("adds no-cache, no-store to the app's Cache-Control, keeping its other directives and dropping what allows caching", async () => {
+    const res = await request(url).get('/cacheable-counter').expect(200, { count: 1 });
+    expect(findSetCookie(res, COOKIE)).toBeDefined();
+    // no-transform keeps a compression middleware off the response (an event stream stays a stream).
+    expect(res.headers['cache-control']).toBe('no-transform, no-cache, no-store');
+    const again = await request(url).get('/cacheable-counter').set('Cookie', cookiePair(res, COOKIE));
+    expect(again.headers['cache-control']).toBe('public, max-age=60, no-transform'); // no cookie: the app's own
+  });
+
   it('keeps values across requests and does not resend an established cookie', async () => {
     const first = await request(url).get('/counter').expect(200, { count: 1 });
     const cookie = cookiePair(first, COOKIE);

@@ -3,6 +3,7 @@ import {
   Body,
   Controller,
   Get,
+  Header,
   HttpCode,
   Module,
   Param,
@@ -45,6 +46,13 @@ export class SessionTestController {
     const count = (session.getInt32('count') ?? 0) + 1;
     session.setInt32('count', count);
     return { count };
+  }
+
+  /** `counter` on a route whose response the app marks cacheable, with directives of its own. */
+  @Get('cacheable-counter')
+  @Header('Cache-Control', 'public, max-age=60, no-transform')
+  cacheableCounter(@Session() session: Session) {
+    return this.counter(session);
   }
 
   @Get('slow-counter')

@@ -1,6 +1,7 @@
 export type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { PlatformRequest, RawRequest, RawResponse } from './platform-request.js';
 import type { HttpPlatform } from './platforms/http-platform.js';
+import { uncachedCacheControl } from './cache-control.js';
 import { headWritten, setLibraryHeader, type BeforeFirstByte, type ResponseHold } from './response-hold.js';
 
 /**
@@ -97,9 +98,12 @@ export class HttpExchange {
     setLibraryHeader(this.res, 'set-cookie', kept.length === 0 ? undefined : kept);
   }
 
-  /** Marks the response as not cacheable by shared caches (it carries a new session cookie). */
+  /**
+   * Marks the response as not cacheable (it carries a cookie for one visitor): `no-cache, no-store` added to the
+   * app's `Cache-Control`, whose other directives stay.
+   */
   preventCaching(): void {
-    setLibraryHeader(this.res, 'cache-control', 'no-cache, no-store');
+    setLibraryHeader(this.res, 'cache-control', uncachedCacheControl(this.res.getHeader('cache-control')));
     setLibraryHeader(this.res, 'pragma', 'no-cache');
   }
 
