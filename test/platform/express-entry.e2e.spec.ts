@@ -3,7 +3,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
-import { Session, SessionModule, type DistributedSession } from 'nest-session-state';
+import { Session, SessionAccessor, SessionModule, type DistributedSession } from 'nest-session-state';
+import { ExpressAdapter } from '@nestjs/platform-express';
+import express from 'express';
 import { stateOfRequest } from '../../libs/session-state/src/request/request-context.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { createPlatformApp } from '../support/platform/test-platform.js';
@@ -66,6 +68,34 @@ describe('Express entry (the request state is attached before Express moves the 
       expect(handled).toEqual([false, false]);
     } finally {
       other.close();
+    }
+  });
+});
+
+describe('a route on the Express instance ahead of Nest (registered before new ExpressAdapter(it))', () => {
+  it('gets SessionNotConfiguredError from the accessor, whose message names that order and the fix', async () => {
+    const own = express();
+    const ref = await Test.createTestingModule({ imports: [EntryAppModule] }).compile();
+    own.get('/early', (_req, res) => {
+      ref
+        .get(SessionAccessor)
+        .load()
+        .then(
+          () => res.json({ loaded: true }),
+          (error: Error) => res.status(500).json({ name: error.name, message: error.message }),
+        );
+    });
+    const app = ref.createNestApplication(new ExpressAdapter(own), { logger: false });
+    await app.init();
+    try {
+      const { body } = await request(app.getHttpServer()).get('/early').expect(500);
+      expect(body).toMatchObject({ name: 'SessionNotConfiguredError' });
+      expect((body as { message: string }).message).toContain(
+        'a route or middleware registered on the Express or Fastify instance ahead of Nest',
+      );
+      await countsTwice(app.getHttpServer() as Server); // Nest's own routes are served as ever
+    } finally {
+      await app.close();
     }
   });
 });

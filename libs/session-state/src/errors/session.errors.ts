@@ -17,7 +17,9 @@ export class SessionNotConfiguredError extends SessionStateError {
         'import SessionModule.forRoot() (or forRootAsync()) in the root module; use it only while an HTTP request ' +
         'is being handled (middleware, guards, interceptors, pipes, handlers, filters), not at startup; when an ' +
         'accessor is reached without constructor injection (moduleRef.get(), plain functions), set ' +
-        'SessionModule.forRoot({ asyncContext: true }).',
+        'SessionModule.forRoot({ asyncContext: true }); a route or middleware registered on the Express or Fastify ' +
+        'instance ahead of Nest (on your own express() before new ExpressAdapter(it)) runs before the library: ' +
+        'register it as a Nest middleware or route, or after NestFactory.create().',
     );
   }
 }

@@ -11,6 +11,7 @@ import {
 } from '../response-hold.js';
 import { isEncrypted, type HoldOf, type HttpPlatform, type RequestEntry } from './http-platform.js';
 import type { PlatformAdapter } from './platform-adapter.js';
+import { enterFirst } from './request-hook.chain.js';
 
 /**
  * The one part of Express the library relies on beyond Nest's adapter: `app.response`, the prototype
@@ -46,7 +47,7 @@ export class ExpressPlatform implements HttpPlatform {
     // http.Server or https.Server (both emit `request`).
     if (server instanceof EventEmitter)
       server.prependListener('request', (req: RawRequest, res: RawResponse) => entry.attach(req, req, res));
-    adapter.setOnRequestHook((req, res, done) =>
+    enterFirst(adapter, (req, res, done) =>
       entry.enter(req as PlatformRequest, req as RawRequest, res as RawResponse, done),
     );
     return new ExpressPlatform();

@@ -9,6 +9,7 @@ import {
 } from '../response-hold.js';
 import type { HoldOf, HttpPlatform, RequestEntry } from './http-platform.js';
 import type { PlatformAdapter } from './platform-adapter.js';
+import { enterFirst } from './request-hook.chain.js';
 
 /** The parts of Fastify's request and reply the entry uses (public Fastify API). */
 interface FastifyRequestLike extends PlatformRequest {
@@ -49,7 +50,7 @@ export class FastifyPlatform implements HttpPlatform {
   readonly name = 'fastify' as const;
 
   static install(adapter: PlatformAdapter, entry: RequestEntry, holdOf: HoldOf): FastifyPlatform {
-    adapter.setOnRequestHook((request, reply, done) => {
+    enterFirst(adapter, (request, reply, done) => {
       const fastifyRequest = request as FastifyRequestLike;
       entry.enter(fastifyRequest, fastifyRequest.raw, (reply as FastifyReplyLike).raw, done);
     });
