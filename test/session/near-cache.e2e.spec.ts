@@ -1,8 +1,9 @@
-import type { INestApplication } from '@nestjs/common';
+import { Controller, Get, Query, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import {
   MemorySessionStore,
   RedisConfigurationError,
+  Session,
   SessionConfigurationError,
   type RedisCacheOptions,
 } from 'nest-session-state';
@@ -83,16 +84,18 @@ describe('near cache (redis.nearCache)', () => {
     return cookiePair(await request(a.url).post('/set/seed').send({ value: 's' }).expect(200), COOKIE);
   }
 
-  it('a read-modify-write costs one script and a PING, a read a PING, once the instance holds the session', async () => {
+  it('a read costs a PING once the instance holds the session; a read-modify-write two scripts, as without it', async () => {
     const cookie = await newSession();
     const script = expect.stringMatching(/^EVAL(SHA)?$/);
     // First request with the cookie: nothing held yet (a commit alone does not tell the whole session).
     expect((await commandsOf(a.url, 'get', '/counter', cookie)).commands).toEqual([script, script]);
-    // The load comes from the near cache after the invalidation barrier (a PING on the invalidation
-    // connection, so every invalidation sent before the request has arrived); then the commit.
+    // a's own commit ended its copy (Redis invalidates it for a too): the next load reads Redis, and is held.
     const rmw = await commandsOf(a.url, 'get', '/counter', cookie);
-    expect(rmw.commands).toEqual(['PING', script]);
+    expect(rmw.commands).toEqual([script, script]);
     expect(rmw.body).toEqual({ count: 2 });
+    expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([script]);
+    // From the copy, after the invalidation barrier (a PING on the invalidation connection, so every invalidation
+    // sent before the request has arrived).
     const read = await commandsOf(a.url, 'get', '/read', cookie);
     expect(read.commands).toEqual(['PING']);
     expect(read.body).toMatchObject({ count: 2 });
@@ -109,8 +112,11 @@ describe('near cache (redis.nearCache)', () => {
     expect(await waitUntil(async () => (await keys(a.url, cookie)).color === 'blue', 1000)).toBe(true);
     // The fresh copy is held again.
     expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual(HELD);
-    // a commits (its copy is updated, and Redis still tracks the key for a after a's own write) ...
+    // a commits (its own write ends its copy: the next read goes to Redis and is held again) ...
     await request(a.url).post('/set/size').set('Cookie', cookie).send({ value: 'L' }).expect(200);
+    expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual([
+      expect.stringMatching(/^EVAL/),
+    ]);
     expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual(HELD);
     // ... so b's next write is seen too.
     await request(b.url).post('/set/color').set('Cookie', cookie).send({ value: 'red' }).expect(200);
@@ -261,11 +267,100 @@ describe('near cache (redis.nearCache)', () => {
   it('FLUSHALL drops every copy', async () => {
     const cookie = await newSession();
     await request(a.url).get('/counter').set('Cookie', cookie).expect(200);
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200);
     expect((await commandsOf(a.url, 'get', '/read', cookie)).commands).toEqual(HELD); // held
     await server.admin().flushall();
     const held = async () =>
       ((await request(a.url).get('/read').set('Cookie', cookie).expect(200)).body as { keys: string[] }).keys;
     expect(await waitUntil(async () => (await held()).length === 0, 1000)).toBe(true);
+  });
+});
+
+/** Reads the session, waits `ms` (query), then sets `late`: a commit made long after its load. */
+@Controller('near')
+class SlowWriteController {
+  @Get('slow-write')
+  async slowWrite(@Session() session: Session, @Query('ms') ms: string) {
+    const before = session.keys;
+    await sleep(Number(ms));
+    session.setString('late', 'x');
+    return { before };
+  }
+}
+
+describe("near cache: what Redis does to keys while running the instance's own command", () => {
+  let server: RedisServerProcess;
+  let a: { app: INestApplication; url: string };
+  let b: { app: INestApplication; url: string };
+  const IDLE = 1_000;
+
+  beforeAll(async () => {
+    // Active expiry off: an expired key stays until a command touches it, as a key Redis has not sampled yet.
+    server = await RedisServerProcess.start({ extraArgs: ['--enable-debug-command', 'yes'] });
+    await server.admin().call('DEBUG', 'SET-ACTIVE-EXPIRE', '0');
+    const redis = { host: server.host, port: server.port, applicationName: APP };
+    // Copies served up to 800 ms after a slide (the default, idleTimeout / 20, is too short to see one here).
+    const session = { idleTimeout: IDLE, slideSkipWindow: 800 };
+    a = await startSessionApp(
+      { secrets: SECRETS, session, redis: { ...redis, nearCache: NEAR } },
+      { controllers: [SlowWriteController] },
+    );
+    b = await startSessionApp({ secrets: SECRETS, session, redis });
+  });
+  afterAll(async () => {
+    await a.app.close();
+    await b.app.close();
+    await server.stop();
+  });
+
+  const keys = async (url: string, cookie: string) =>
+    (await request(url).get('/keys').set('Cookie', cookie).expect(200)).body as Record<string, unknown>;
+
+  // Before, the commit's own first read expired the key; Redis does not tell the connection that ran it (NOLOOP),
+  // and the instance applied the delta to its copy: it served the expired values, every other instance did not.
+  it('a commit that lands after the session expired: the copy holds what Redis holds, not the expired values', async () => {
+    const cookie = cookiePair(await request(a.url).post('/set/old').send({ value: 'o' }).expect(200), COOKIE);
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200); // from Redis: slides, a holds a copy
+    const { body } = await request(a.url)
+      .get(`/near/slow-write?ms=${IDLE + 400}`)
+      .set('Cookie', cookie)
+      .expect(200);
+    expect(body).toEqual({ before: ['old'] }); // loaded before the expiry
+    expect(await keys(a.url, cookie)).toEqual({ late: 'x' }); // within the window: from a's copy
+    expect(await keys(b.url, cookie)).toEqual({ late: 'x' });
+  });
+
+  // The probe's case: Redis drops keys from a full tracking table while running a's own read, and with NOLOOP did
+  // not tell a; b's writes to those keys were then never announced, and a served its copies until maxAge.
+  it("a full tracking table: keys Redis drops while running a's own read are announced to a", async () => {
+    const admin = server.admin();
+    await admin.call('CONFIG', 'SET', 'tracking-table-max-keys', '2');
+    try {
+      const cookies: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        cookies.push(
+          cookiePair(await request(b.url).post('/set/v').send({ value: '1' }).expect(200), COOKIE),
+        );
+      }
+      for (const cookie of cookies) await request(a.url).get('/read').set('Cookie', cookie).expect(200); // held
+      for (const cookie of cookies) {
+        await request(b.url).post('/set/v').set('Cookie', cookie).send({ value: '2' }).expect(200);
+      }
+      const seen = [];
+      for (const cookie of cookies) seen.push((await keys(a.url, cookie)).v);
+      expect(seen).toEqual(['2', '2', '2', '2']);
+    } finally {
+      await admin.call('CONFIG', 'SET', 'tracking-table-max-keys', '0');
+    }
+  });
+
+  it('a slide (untouched request) that finds the session expired drops the copy', async () => {
+    const cookie = cookiePair(await request(a.url).post('/set/old').send({ value: 'o' }).expect(200), COOKIE);
+    await request(a.url).get('/read').set('Cookie', cookie).expect(200); // a holds a copy
+    await sleep(IDLE + 200);
+    await request(a.url).get('/untouched').set('Cookie', cookie).expect(200); // the slide finds nothing
+    expect(await keys(a.url, cookie)).toEqual({}); // within the window of that slide
+    expect(await keys(b.url, cookie)).toEqual({});
   });
 });
 
@@ -408,7 +503,7 @@ describe('near cache configuration', () => {
       await expect(start({ client, nearCache: true })).rejects.toThrow(
         /this client already serves another near cache.*Give each SessionModule its own client/,
       );
-      expect(await client.call('CLIENT', 'TRACKINGINFO')).toContainEqual(['on', 'noloop']);
+      expect(await client.call('CLIENT', 'TRACKINGINFO')).toContainEqual(['on']);
     } finally {
       await first.app.close();
     }

@@ -27,14 +27,15 @@ export interface InvalidationSink {
 }
 
 /**
- * Redis client-side caching: the data connection runs `CLIENT TRACKING ON REDIRECT <id> NOLOOP`, and a
- * second connection subscribed to `__redis__:invalidate` receives the names of keys this connection
- * read that any *other* client changed since (every session script ends with a read of its key for
- * that reason, see redis.scripts.ts), or `null` when the database was flushed.
+ * Redis client-side caching: the data connection runs `CLIENT TRACKING ON REDIRECT <id>`, and a second
+ * connection subscribed to `__redis__:invalidate` receives the names of keys this connection read that any
+ * client changed or Redis dropped since, or `null` when the database was flushed.
  *
- * Default mode, not broadcast: Redis 7.0 applies NOLOOP to writes made by scripts only in default mode
- * (in BCAST mode this instance would be told about its own commits), and each instance hears only
- * about sessions it read. The sink is active only while both connections are up and tracking is on;
+ * Without NOLOOP: this instance hears of its own writes too, so a commit or slide ends its own copy. NOLOOP would
+ * keep that copy, but Redis then also withholds what it does to other keys while running this connection's command
+ * (an eviction under maxmemory, a key dropped from a full tracking table, a key expiring as the command touches
+ * it): those copies would stay stale until `maxAgeInMilliseconds`. Default mode, not broadcast: each instance
+ * hears only about sessions it read. The sink is active only while both connections are up and tracking is on;
  * any close deactivates it, and the next `ready` of either connection sets tracking up again (the
  * subscriber's client id changes on reconnect).
  *
@@ -277,7 +278,7 @@ export class RedisInvalidations {
     await this.client.call('CLIENT', 'TRACKING', 'OFF');
     // A close meanwhile turned tracking off (or gave up waiting for this setup): not on again.
     if (generation !== this.generation || this.closed) return;
-    await this.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', this.subscriberId, 'NOLOOP');
+    await this.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', this.subscriberId);
     if (generation !== this.generation || this.closed) return;
     if (this.warned) logEvent(this.logger, SessionLogEvents.NearCacheEnabled, 'Near cache is on again.');
     this.warned = false;

@@ -26,15 +26,6 @@ end
 `;
 
 /**
- * Ends every session script of the near cache (`...Tracked`) with a read of its key. Under client-side
- * caching (CLIENT TRACKING, default mode, NOLOOP), a write, even this connection's own, removes the key
- * from Redis's tracking table; a read made after it registers the connection's interest again, so
- * writes by other instances keep being invalidated. Without a near cache the plain scripts leave it
- * out (and the time-left reply), so Redis runs only what the session needs.
- */
-const TRACK = `redis.call('EXISTS', KEYS[1])`;
-
-/**
  * A session commit. KEYS: the session's data hash. In order, and all inside one atomic script:
  * 0. Guard (bound sessions, see users/user-session.fields.ts guardedSessionId): ARGV[2] `g<id>` instead
  *    of '0' (a delta), `c<id>` instead of '1' (a clear), means "apply only while the stored session
@@ -254,8 +245,8 @@ return 1`,
    * The near cache's load. KEYS: session data hash. ARGV: idle ms, skip ms. The time left to live (ms,
    * a big-endian double) then all fields packed, or for a large session HGETALL's array then the time
    * left (redis-session.replies.ts); the idle timeout slid, in one trip; nil for no session. The slide is skipped while the time
-   * left is within `skip` below the idle timeout: no write, so other instances' near-cache copies stay
-   * valid. A key without a TTL, or with more than the idle timeout left (the timeout was lowered), is
+   * left is within `skip` below the idle timeout: no write, so the near-cache copies of this instance and the
+   * others stay valid (a slide, as any write, invalidates them: see RedisInvalidations). A key without a TTL, or with more than the idle timeout left (the timeout was lowered), is
    * always set to the idle timeout.
    */
   sessionLoadTracked: {
@@ -277,16 +268,7 @@ if #fields > 0 then
     reply = fields
   end
 end
-${TRACK}
 return reply`,
-  },
-  /** The near cache's refresh. KEYS: session data hash. ARGV: idle ms. Slides an existing session. */
-  sessionRefreshTracked: {
-    numberOfKeys: 1,
-    lua: `
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-${TRACK}
-return 1`,
   },
   /**
    * KEYS: session data hash. ARGV: idle ms, mode ('0' a delta, '1' a clear, see commitMode), deadline
@@ -294,8 +276,6 @@ return 1`,
    * n removed field names, then field/value pairs to set. Only what changed is written. Reply: `detail * 8 + status`, see COMMIT.
    */
   sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
-  /** The near cache's commit: {@link REDIS_SCRIPTS.sessionCommit}, then the key tracked again. */
-  sessionCommitTracked: { numberOfKeys: 1, lua: `${COMMIT}\n${TRACK}\nreturn ${commitReplyLua(1, 'now')}` },
   /**
    * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
    * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply

@@ -33,8 +33,9 @@ const BARRIER_SLACK = 50;
  *
  * With a {@link SessionNearCache} (option `redis.nearCache`), loads are answered from this process
  * while its copy is coherent, confirmed by the invalidation barrier (a PING on the invalidation
- * connection, shared by the requests of one event-loop turn): a read-modify-write costs the commit
- * script and a PING instead of two scripts, and no commit that completed before the request is missed.
+ * connection, shared by the requests of one event-loop turn): a read-only request costs a PING instead of a
+ * script, and no commit that completed before the request is missed. A commit or slide ends this instance's copy
+ * too (Redis invalidates it, see RedisInvalidations): the next load reads Redis.
  *
  * @example
  * SessionModule.forRoot({ redis: { url: process.env.REDIS_URL } }); // uses a RedisSessionStore
@@ -119,7 +120,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
         left = reply.timeLeftMs;
       }
     } catch (error) {
-      near.failed(key, ticket);
+      near.drop(key, ticket);
       throw error;
     }
     near.loaded(key, ticket, data, idleTimeoutMs - left);
@@ -154,16 +155,14 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     idleTimeoutMs: number,
     limits: SessionCommitLimits | undefined,
   ): Promise<void> {
+    // Redis tells this instance of its own writes too (see RedisInvalidations): whatever the outcome, the copy
+    // goes now rather than when that invalidation arrives, and a load in flight meanwhile is not kept.
     const ticket = near.begin(key);
-    let applied: boolean;
     try {
-      applied = await this.write(key, changes, idleTimeoutMs, limits);
-    } catch (error) {
-      near.failed(key, ticket);
-      throw error;
+      await this.write(key, changes, idleTimeoutMs, limits);
+    } finally {
+      near.drop(key, ticket);
     }
-    if (applied) near.committed(key, ticket, changes);
-    else near.failed(key, ticket); // the session is gone (revoked): no copy of it stays
   }
 
   private write(
@@ -188,7 +187,6 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     for (const [key, value] of changes.set) {
       args.push(key, commandBytes(value));
     }
-    const script = this.near ? 'sessionCommitTracked' : 'sessionCommit';
     const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
     const latest = this.latestDeadline(limits);
     if (waitForReplicas === 0) {
@@ -200,11 +198,11 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
           const tryArgs = sent ? args.slice() : args;
           sent = true;
           tryArgs[DEADLINE] = this.deadline(latest);
-          return this.connection.scriptWith(script, tryArgs);
+          return this.connection.scriptWith('sessionCommit', tryArgs);
         })
         .then((reply) => this.applied(reply, limits));
     }
-    return this.writeAndWait(script, args, limits, latest, waitForReplicas, waitForReplicasTimeout);
+    return this.writeAndWait(args, limits, latest, waitForReplicas, waitForReplicasTimeout);
   }
 
   /**
@@ -265,7 +263,6 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   }
 
   private async writeAndWait(
-    script: 'sessionCommit' | 'sessionCommitTracked',
     args: (string | Buffer | number)[],
     limits: SessionCommitLimits | undefined,
     latest: number | undefined,
@@ -277,7 +274,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       'SESSION COMMIT',
       () => {
         args[DEADLINE] = this.deadline(latest);
-        return this.connection.scriptThenWait(script, args, waitForReplicas, waitForReplicasTimeout);
+        return this.connection.scriptThenWait('sessionCommit', args, waitForReplicas, waitForReplicasTimeout);
       },
       waitForReplicasTimeout, // WAIT's own timeout comes on top of the operation timeout
     );
@@ -294,19 +291,15 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
 
   async refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
     const key = redisKeys.sessionData(this.app, sessionKey);
+    // A slide is a write: Redis invalidates this instance's copy too (see commitNear).
     const ticket = this.near?.begin(key) ?? -1;
     try {
       await this.connection.execute('SESSION REFRESH', () =>
-        // Under tracking, a bare PEXPIRE would end this instance's interest in the key (see TRACK).
-        this.near
-          ? this.connection.script('sessionRefreshTracked', key, idleTimeoutMs)
-          : this.connection.client.pexpire(key, idleTimeoutMs),
+        this.connection.client.pexpire(key, idleTimeoutMs),
       );
-    } catch (error) {
-      this.near?.failed(key, ticket);
-      throw error;
+    } finally {
+      this.near?.drop(key, ticket);
     }
-    this.near?.slid(key, ticket);
   }
 
   /**
@@ -359,7 +352,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   /**
    * Deletes the session if its key still holds the session `sessionId` (UserSessions' revocation).
    * Other instances' near-cache copies go through Redis's invalidation of the key; this instance's own
-   * copy (its writes are not echoed back) is dropped here.
+   * copy is dropped here, before its own invalidation arrives.
    */
   revoke(sessionKey: string, sessionId: string): Promise<void> {
     return this.deleting(sessionKey, 'SESSION REVOKE', (key) =>
@@ -378,7 +371,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     try {
       return await this.connection.execute(name, () => command(key));
     } finally {
-      this.near?.failed(key, ticket);
+      this.near?.drop(key, ticket);
     }
   }
 

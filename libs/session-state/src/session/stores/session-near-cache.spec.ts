@@ -1,17 +1,11 @@
 import { SessionNearCache } from './session-near-cache.js';
-import type { SessionChanges, SessionData } from './session-store.interface.js';
+import type { SessionData } from './session-store.interface.js';
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (data: SessionData | undefined, field: string) => {
   const value = data?.get(field);
   return value && new TextDecoder().decode(value);
 };
-const changes = (set: Record<string, string>, removed: string[] = [], cleared = false): SessionChanges => ({
-  cleared,
-  set: new Map(Object.entries(set).map(([k, v]) => [k, bytes(v)])),
-  removed: new Set(removed),
-  snapshot: () => new Map(),
-});
 
 const IDLE = 20 * 60_000;
 
@@ -42,18 +36,7 @@ describe('SessionNearCache', () => {
     expect(near.get('k', IDLE)).toEqual(new Map());
   });
 
-  it('applies a commit to the held copy, and keeps nothing for a session it never loaded', () => {
-    load('k', { a: '1', b: '2' });
-    near.committed('k', near.begin('k'), changes({ c: '3' }, ['a']));
-    const held = near.get('k', IDLE)!;
-    expect([...held.keys()].sort()).toEqual(['b', 'c']);
-    near.committed('k', near.begin('k'), changes({ d: '4' }, [], true));
-    expect([...near.get('k', IDLE)!.keys()]).toEqual(['d']);
-    near.committed('new', near.begin('new'), changes({ x: '1' }));
-    expect(near.get('new', IDLE)).toBeUndefined();
-  });
-
-  it('drops a copy on invalidation, and does not keep a load or commit that an invalidation raced', () => {
+  it('drops a copy on invalidation, and does not keep a load that an invalidation raced', () => {
     load('k', { a: '1' });
     near.invalidate('k');
     expect(near.get('k', IDLE)).toBeUndefined();
@@ -61,12 +44,6 @@ describe('SessionNearCache', () => {
     const loading = near.begin('k');
     near.invalidate('k'); // another instance wrote while the load was in flight
     near.loaded('k', loading, new Map([['a', bytes('old')]]));
-    expect(near.get('k', IDLE)).toBeUndefined();
-
-    load('k', { a: '1' });
-    const committing = near.begin('k');
-    near.invalidate('k');
-    near.committed('k', committing, changes({ b: '2' }));
     expect(near.get('k', IDLE)).toBeUndefined();
 
     // Once nothing is in flight, the race is forgotten: the next load is kept.
@@ -105,34 +82,34 @@ describe('SessionNearCache', () => {
     expect(near.size).toBe(0);
   });
 
-  it('a failed or timed-out operation drops the copy', () => {
+  it('an operation whose result is not kept (failed, timed out, or a write: a commit or slide) drops the copy', () => {
     load('k', { a: '1' });
-    near.failed('k', near.begin('k'));
+    near.drop('k', near.begin('k'));
+    expect(near.get('k', IDLE)).toBeUndefined();
+    // A load that was in flight beside it and finished first was not kept either.
+    load('k', { a: '1' });
+    const loading = near.begin('k');
+    const writing = near.begin('k');
+    near.loaded('k', loading, new Map([['a', bytes('1')]]));
+    near.drop('k', writing);
     expect(near.get('k', IDLE)).toBeUndefined();
   });
 
-  it('trusts a copy at most maxAge after it was read from Redis (a commit does not extend it)', () => {
+  it('trusts a copy at most maxAge after it was read from Redis', () => {
     load('k', { a: '1' });
-    now += 4000;
-    near.committed('k', near.begin('k'), changes({ b: '2' }));
+    now += 4999;
     expect(near.get('k', IDLE)).toBeDefined();
-    now += 1000;
+    now += 1;
     expect(near.get('k', IDLE)).toBeUndefined();
   });
 
-  it('sends the read to Redis when the idle timeout is due for a slide; a commit or refresh slides', () => {
+  it('sends the read to Redis when the idle timeout is due for a slide', () => {
     near = new SessionNearCache(3, 3_600_000, 60_000, () => now);
     near.activate();
     load('k', { a: '1' });
-    now += 59_000;
+    now += 59_999;
     expect(near.get('k', IDLE)).toBeDefined();
-    near.committed('k', near.begin('k'), changes({ b: '2' }));
-    now += 59_000;
-    expect(near.get('k', IDLE)).toBeDefined();
-    near.slid('k', near.begin('k'));
-    now += 59_000;
-    expect(near.get('k', IDLE)).toBeDefined();
-    now += 1000;
+    now += 1;
     expect(near.get('k', IDLE)).toBeUndefined();
     // A load that skipped the slide (slid 50 s ago by another instance) is due 10 s later.
     near.loaded('k', near.begin('k'), new Map(), 50_000);

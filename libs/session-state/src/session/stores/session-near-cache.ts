@@ -1,5 +1,4 @@
-import type { SessionChanges, SessionData } from './session-store.interface.js';
-import { isEmptySession } from './session-commit.limits.js';
+import type { SessionData } from './session-store.interface.js';
 
 interface NearEntry {
   /** The stored values; empty when Redis had no session under this key. Never handed out. */
@@ -7,20 +6,20 @@ interface NearEntry {
   /** Read from Redis until then; a copy older than this is not trusted (lost invalidations). */
   readonly trustedUntil: number;
   /** When this instance last slid the session's idle timeout in Redis. */
-  slidAt: number;
+  readonly slidAt: number;
 }
 
 /** Returned by {@link SessionNearCache.begin}; -1 when the cache was off. */
 export type NearTicket = number;
 
 /**
- * Sessions this instance read or wrote recently, keyed by their Redis key, used by
- * RedisSessionStore while Redis invalidations reach this instance (see RedisInvalidations).
+ * Sessions this instance read recently, keyed by their Redis key, used by RedisSessionStore while Redis
+ * invalidations reach this instance (see RedisInvalidations).
  *
- * Coherence: `invalidate` drops a copy when another client wrote the key. A load or commit in flight
- * when that happens may carry the older value, so every Redis operation is bracketed by
- * `begin`/`finish` and its result is only kept when no invalidation for its key (and no flush or
- * loss of the invalidation channel) happened in between.
+ * Coherence: `invalidate` drops a copy when any client (this instance included) wrote the key or Redis dropped it.
+ * A load in flight when that happens may carry the older value, so every Redis operation is bracketed by
+ * `begin` and `loaded`/`drop`, and a load's result is only kept when no invalidation for its key (and no flush or
+ * loss of the invalidation channel) happened in between. A commit or slide keeps nothing.
  */
 export class SessionNearCache {
   private readonly entries = new Map<string, NearEntry>();
@@ -116,30 +115,11 @@ export class SessionNearCache {
     });
   }
 
-  /** After a commit that was begun with `ticket`: applies the changes to the copy, if one is held. */
-  committed(key: string, ticket: NearTicket, changes: SessionChanges): void {
-    const entry = this.entries.get(key);
-    if (!this.finish(key, ticket)) {
-      this.entries.delete(key);
-      return;
-    }
-    // No copy: what else the session holds in Redis is unknown here, so nothing is kept.
-    if (entry === undefined) return;
-    if (changes.cleared) entry.data.clear();
-    for (const removed of changes.removed) entry.data.delete(removed);
-    for (const [field, value] of changes.set) entry.data.set(field, value);
-    if (isEmptySession(entry.data)) entry.data.clear(); // the commit script deleted it
-    entry.slidAt = this.now();
-  }
-
-  /** After a successful slide of the idle timeout begun with `ticket`. */
-  slid(key: string, ticket: NearTicket): void {
-    const entry = this.entries.get(key);
-    if (this.finish(key, ticket) && entry !== undefined) entry.slidAt = this.now();
-  }
-
-  /** After an operation that failed or whose outcome is unknown (timeout): the copy is dropped. */
-  failed(key: string, ticket: NearTicket): void {
+  /**
+   * After an operation begun with `ticket` whose result is not kept: it failed or timed out, or it wrote the session
+   * (a commit, a slide), which Redis invalidates for this instance too. The copy is dropped.
+   */
+  drop(key: string, ticket: NearTicket): void {
     this.finish(key, ticket);
     this.entries.delete(key);
   }
