@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { ManualClock, MemoryDistributedCache } from 'nest-session-state';
 import { distributedCacheContract } from './distributed-cache.contract.js';
 
@@ -47,6 +49,39 @@ describe('MemoryDistributedCache (manual clock)', () => {
     expect(cache.count).toBeGreaterThan(980); // one write examined only a handful of entries
     for (let i = 0; i < 200; i++) await cache.set(`fresh-${i}`, Uint8Array.of(1));
     expect(cache.count).toBe(201); // 200 writes x 8 entries each covered the 1000 dead ones
+  });
+
+  it('sweeps expired entries on reads too: traffic that only reads known keys still frees the dead ones', async () => {
+    const clock = new ManualClock(Date.now());
+    const cache = new MemoryDistributedCache({ clock });
+    for (let i = 0; i < 1000; i++) await cache.set(`old-${i}`, Uint8Array.of(1), { slidingExpiration: 10 });
+    await cache.set('kept', Uint8Array.of(1));
+    clock.advance(11);
+    for (let i = 0; i < 1100; i++) await cache.get('kept');
+    expect(cache.count).toBe(1);
+  });
+
+  // A probe: a read-mostly cache (or app whose clients all keep their sessions) grew ~120 B per read until the next
+  // new key: the sweep's idle Map iterator kept every backing table the LRU reordering replaced.
+  it('reads of known keys alone do not grow the heap (the LRU reordering with the sweep cursor)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const cache = new MemoryDistributedCache(); // bounded by default: reads reorder
+    for (let i = 0; i < 5000; i++)
+      await cache.set(`key${i}`, Uint8Array.of(1), { slidingExpiration: 600_000 });
+    const heap = () => {
+      gc();
+      gc();
+      return process.memoryUsage().heapUsed;
+    };
+    for (let j = 0; j < 50_000; j++) await cache.get(`key${j % 100}`); // settle
+    const before = heap();
+    for (let j = 0; j < 300_000; j++) await cache.get(`key${j % 100}`);
+    const grown = heap() - before;
+    // Measured while the cache is in use (unreachable, it would be collected whole and the check would be empty).
+    expect(await cache.get('key1')).toEqual(Uint8Array.of(1));
+    // Before: ~12 MB more (a table of ~460 KB per few thousand reads); now the same tables are reused.
+    expect(grown).toBeLessThan(2_000_000);
   });
 
   it('returns copies: mutating a result or the stored input does not change the cache', async () => {

@@ -36,7 +36,7 @@ export function resolveBound(
   return resolved;
 }
 
-/** Entries examined for expiry per write: enough to keep up, far from a full scan. */
+/** Entries examined for expiry per new key: enough to keep up, far from a full scan. */
 const SWEEP_STEP = 8;
 
 /**
@@ -44,9 +44,17 @@ const SWEEP_STEP = 8;
  * sliding expiry on an injectable clock, LRU eviction under a size or count limit, and an incremental
  * sweep.
  *
- * Expired entries are dropped when touched, and each write examines a few more entries from a
- * cursor that walks the table round and round, so dead entries disappear at a rate proportional
- * to writes without any call scanning everything.
+ * Expired entries are dropped when touched, each new key examines a few more entries from a cursor
+ * that walks the table round and round, and under a bound (where the `Map`'s order is the LRU order)
+ * every read, update or delete also drops the least recently used entry if it expired: dead entries
+ * disappear at a rate proportional to the traffic, read-only traffic included, without any call
+ * scanning everything.
+ *
+ * The cursor moves on every operation for a second reason: a `Map` iterator keeps alive every
+ * backing table the `Map` had since the iterator last moved (V8 chains each replaced table to the
+ * next), and the LRU reordering (`delete` + `set` per read) replaces it every few thousand reads. A
+ * cursor left idle while only known keys were read held a growing chain (a probe: ~120 B per
+ * request, freed only by the next new key).
  */
 export class MemoryEntryTable<V> {
   private readonly entries = new Map<string, Entry<V>>();
@@ -79,6 +87,7 @@ export class MemoryEntryTable<V> {
       entry.expiration = { ...entry.expiration, slidingMs };
     }
     this.touch(key, entry, now);
+    this.keepUp(now);
     return entry.value;
   }
 
@@ -99,6 +108,7 @@ export class MemoryEntryTable<V> {
     const entry = this.live(key, now);
     if (!entry) return false;
     this.touch(key, entry, now);
+    this.keepUp(now);
     return true;
   }
 
@@ -118,15 +128,22 @@ export class MemoryEntryTable<V> {
         this.entries.delete(key); // most recently used: to the end of the LRU order
         this.entries.set(key, entry);
       }
+      this.keepUp(now);
     } else {
       this.entries.set(key, { value, expiration, expiresAt, size });
       this.totalSize += size;
-      this.sweepStep(now);
+      this.sweepStep(now, SWEEP_STEP);
     }
     this.evictOverLimit(key);
   }
 
   delete(key: string): boolean {
+    const removed = this.remove(key);
+    this.keepUp(this.options.clock.now());
+    return removed;
+  }
+
+  private remove(key: string): boolean {
     const entry = this.entries.get(key);
     if (!entry) return false;
     this.entries.delete(key);
@@ -139,7 +156,7 @@ export class MemoryEntryTable<V> {
     const now = this.options.clock.now();
     let removed = 0;
     for (const [key, entry] of this.entries) {
-      if (entry.expiresAt <= now) removed += Number(this.delete(key));
+      if (entry.expiresAt <= now) removed += Number(this.remove(key));
     }
     return removed;
   }
@@ -148,7 +165,7 @@ export class MemoryEntryTable<V> {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= now) {
-      this.delete(key);
+      this.remove(key);
       return undefined;
     }
     return entry;
@@ -163,8 +180,19 @@ export class MemoryEntryTable<V> {
     }
   }
 
-  private sweepStep(now: number): void {
-    for (let i = 0; i < SWEEP_STEP; i++) {
+  /**
+   * After a read, update or delete: the cursor moves one entry (so it never holds a chain of replaced tables),
+   * and under a bound the least recently used entry goes if it expired (sliding entries expire in that order).
+   */
+  private keepUp(now: number): void {
+    this.sweepStep(now, 1);
+    if (!this.bounded) return;
+    const oldest = this.entries.entries().next();
+    if (!oldest.done && oldest.value[1].expiresAt <= now) this.remove(oldest.value[0]);
+  }
+
+  private sweepStep(now: number, steps: number): void {
+    for (let i = 0; i < steps; i++) {
       this.cursor ??= this.entries.entries();
       const next = this.cursor.next();
       if (next.done) {
@@ -172,7 +200,7 @@ export class MemoryEntryTable<V> {
         return;
       }
       const [key, entry] = next.value;
-      if (entry.expiresAt <= now) this.delete(key);
+      if (entry.expiresAt <= now) this.remove(key);
     }
   }
 
@@ -195,7 +223,7 @@ export class MemoryEntryTable<V> {
 
   private evict(key: string, bound: 'sizeLimit' | 'maxCount'): void {
     const entry = this.entries.get(key)!;
-    this.delete(key);
+    this.remove(key);
     // An expired entry is not a live one pushed out: no report.
     if (entry.expiresAt > this.options.clock.now()) this.options.onEvict?.(bound);
   }
