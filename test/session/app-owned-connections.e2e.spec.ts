@@ -57,6 +57,28 @@ describe("an app's own client or pool, used by one app after another", () => {
     }
   });
 
+  it('a Redis client shared by 15 apps open at once: one listener per event, no MaxListenersExceededWarning', async () => {
+    const server = await RedisServerProcess.start();
+    const client = new Redis({ port: server.port, lazyConnect: true });
+    const apps: Awaited<ReturnType<typeof startSessionApp>>[] = [];
+    try {
+      await client.connect();
+      const events = ['error', 'ready'];
+      const before = counts(client, events);
+      for (let i = 0; i < 15; i++) apps.push(await startSessionApp({ secrets: SECRETS, redis: { client } }));
+      // Each app still hears the client: a counter works on every one of them.
+      for (const { url } of apps) await request(url).get('/counter').expect(200, { count: 1 });
+      expect(counts(client, events)).toEqual({ error: before.error + 1, ready: before.ready + 1 });
+      for (const { app } of apps.splice(0)) await app.close();
+      expect(counts(client, events)).toEqual(before);
+      expect(warnings.filter((w) => w.startsWith('MaxListenersExceededWarning'))).toEqual([]);
+    } finally {
+      for (const { app } of apps) await app.close();
+      client.disconnect();
+      await server.stop();
+    }
+  });
+
   it(`a pg pool: no listeners piled up on the pool or its connections after ${APPS} apps`, async () => {
     const db = await TestDatabase.create();
     const pool = new pg.Pool({ connectionString: db.url(), max: 2 });

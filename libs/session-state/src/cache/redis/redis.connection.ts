@@ -12,6 +12,7 @@ import { redisKeys } from './redis-keys.js';
 import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-script.command.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 import { RateLimitedLog } from '../../http/rate-limited-log.js';
+import { listenShared } from './client-listeners.js';
 
 type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
 
@@ -93,8 +94,7 @@ export class RedisConnection {
    */
   async connect({ sessionKeys = false }: { sessionKeys?: boolean | SessionKeyAccess } = {}): Promise<void> {
     const events: unknown[] = [];
-    const onError = (error: unknown) => events.push(error);
-    this.client.on('error', onError);
+    const stopListening = listenShared(this.client, 'error', (error: unknown) => events.push(error));
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -107,7 +107,7 @@ export class RedisConnection {
       await Promise.race([this.establish(sessionKeys), deadline]);
       if (events.length > 0) throw events[0];
     } catch (error) {
-      this.client.off('error', onError);
+      stopListening();
       if (this.ownsClient) this.client.disconnect();
       throw error instanceof RedisConfigurationError
         ? error
@@ -115,14 +115,18 @@ export class RedisConnection {
     } finally {
       clearTimeout(timer);
     }
-    this.client.off('error', onError);
+    stopListening();
     this.started = true;
-    this.client.on('error', this.onError);
-    // A cluster reports its nodes' connection errors apart from its own.
-    if (this.client instanceof Cluster) this.client.on('node error', this.onNodeError);
-    this.client.on('ready', this.onReady);
+    this.listeners = [
+      listenShared(this.client, 'error', this.onError),
+      // A cluster reports its nodes' connection errors apart from its own.
+      ...(this.client instanceof Cluster ? [listenShared(this.client, 'node error', this.onNodeError)] : []),
+      listenShared(this.client, 'ready', this.onReady),
+    ];
   }
 
+  /** Removes this connection's listeners from the client (see listenShared). */
+  private listeners: (() => void)[] = [];
   private readonly onError = (error: Error): void => this.reportFailure('connection', error);
   private readonly onNodeError = (error: Error): void => {
     this.lastError = error;
@@ -490,9 +494,8 @@ export class RedisConnection {
   async close(): Promise<void> {
     this.closed = true;
     if (!this.ownsClient) {
-      this.client.off('error', this.onError);
-      this.client.off('node error', this.onNodeError);
-      this.client.off('ready', this.onReady);
+      for (const stop of this.listeners) stop();
+      this.listeners = [];
       return;
     }
     // QUIT is answered after the commands sent before it: waiting as long as one of them may take (a commit
