@@ -481,7 +481,7 @@ describe('every documented option, set at once, still starts', () => {
     });
   });
 
-  it('clusterNodes as strings and as { host, port }', async () => {
+  it('clusterNodes as strings and as { host, port }; a cluster node given as url or host is refused', async () => {
     const cluster = await RedisClusterProcess.start({ masters: 3, replicasPerMaster: 0 });
     try {
       const [first, second] = cluster.nodes;
@@ -490,6 +490,20 @@ describe('every documented option, set at once, still starts', () => {
         session,
         redis: { clusterNodes: [`${first.host}:${first.port}`, { host: second.host, port: second.port }] },
       });
+      // One node given as a standalone Redis (a probe: it started, then most sessions answered 503 MOVED).
+      for (const redis of [
+        { url: `redis://${first.host}:${first.port}` },
+        { host: first.host, port: first.port },
+      ]) {
+        const { error } = await startupError({ ...common, session, redis });
+        expect(error).toBeInstanceOf(RedisConfigurationError);
+        expect(error.message).toBe(
+          `Redis at ${first.host}:${first.port} is a node of a Redis Cluster: a connection to one node (the url or ` +
+            'host option, or an ioredis Redis client) reaches only its slots, and the sessions kept on the others ' +
+            "would fail (MOVED). Use the clusterNodes option (['host:port', ...], one node or more) or pass an " +
+            'ioredis Cluster as client.',
+        );
+      }
     } finally {
       await cluster.stop();
     }

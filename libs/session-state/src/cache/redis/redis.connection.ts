@@ -139,6 +139,7 @@ export class RedisConnection {
   private async establish(sessionKeys: boolean | SessionKeyAccess): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
     await this.client.ping();
+    if (!(this.client instanceof Cluster)) await this.refuseClusterNode();
     if (sessionKeys) await this.checkKeyAccess(sessionKeys === true ? {} : sessionKeys);
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
@@ -147,6 +148,22 @@ export class RedisConnection {
       // A first reading of Redis's clock, before the first commit needs a deadline in it.
       ...nodes.map(async (node) => this.redisClock.observe(redisTimeMs(await node.time()))),
     ]);
+  }
+
+  /**
+   * A standalone connection (`url`, `host`) to a node of a Redis Cluster reaches only that node's slots: most
+   * sessions would answer 503 (MOVED), logged as an outage. `INFO cluster` says so at startup; an ACL user that may
+   * not run INFO is let through.
+   */
+  private async refuseClusterNode(): Promise<void> {
+    const info = await this.client.info('cluster').catch(() => '');
+    if (!/^cluster_enabled:1\s*$/m.test(info)) return;
+    const { host, port } = (this.client as Redis).options;
+    throw new RedisConfigurationError(
+      `Redis at ${host ?? 'localhost'}:${port ?? 6379} is a node of a Redis Cluster: a connection to one node (the url or host option, or ` +
+        'an ioredis Redis client) reaches only its slots, and the sessions kept on the others would fail (MOVED). ' +
+        "Use the clusterNodes option (['host:port', ...], one node or more) or pass an ioredis Cluster as client.",
+    );
   }
 
   /**
