@@ -76,6 +76,14 @@ describe('LockReleases (on a fake clock: the back-off is checked exactly, whatev
     expect(store.tries()).toBe(1);
   });
 
+  it('says whether a release will be tried again: not after close, not past the bound, not for a lock about to expire', async () => {
+    unreachableStore();
+    expect(releases.retry('k', 't', 10_000)).toBe(true);
+    expect(releases.retry('k', 'short', 200)).toBe(false); // expires before the first retry
+    await releases.close();
+    expect(releases.retry('k', 'late', 10_000)).toBe(false);
+  });
+
   it('at close, stops the retries after one last try of each', async () => {
     const store = unreachableStore();
     releases.retry('k', 't', 10_000);

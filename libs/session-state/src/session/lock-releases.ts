@@ -35,8 +35,12 @@ export class LockReleases {
     this.unreleased.delete(token);
   }
 
-  /** Tries to release `token`'s lock on `key` again, until it succeeds or `ttlMs` from now (its latest expiry). */
-  retry(key: string, token: string, ttlMs: number): void {
+  /**
+   * Tries to release `token`'s lock on `key` again, until it succeeds or `ttlMs` from now (its latest expiry). False
+   * when it will not be tried again: after {@link close} (which released what it knew of), or past the bound.
+   */
+  retry(key: string, token: string, ttlMs: number): boolean {
+    if (this.closed || this.pending.size >= MAX_PENDING || FIRST_RETRY_DELAY >= ttlMs) return false;
     const until = Date.now() + ttlMs;
     this.unreleased.set(token, key);
     const attempt = (delay: number): void => {
@@ -59,6 +63,7 @@ export class LockReleases {
       this.pending.add(timer);
     };
     attempt(FIRST_RETRY_DELAY);
+    return true;
   }
 
   /**

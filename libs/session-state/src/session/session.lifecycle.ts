@@ -200,7 +200,7 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.metrics?.failed('load', error);
       this.runtime.storeFailureLog.write(
         SessionLogEvents.SessionLoadFailed,
-        `Session could not be loaded: ${(error as Error).message}`,
+        `Session could not be loaded: ${this.runtime.failureText(error)}`,
       );
       throw new SessionUnavailableError(error instanceof SessionLockTimeoutError ? 'lock' : 'load', error);
     }
@@ -324,11 +324,12 @@ export class SessionLifecycle implements SessionHost {
   /** A release that did not reach the store: counted, logged, and tried again until the lock would have expired. */
   private unlockFailed(key: string, token: string, error: unknown): void {
     this.runtime.metrics?.failed('unlock', error);
+    const retried = this.runtime.lockReleases.retry(key, token, this.runtime.options.lock!.ttl);
     this.runtime.storeFailureLog.write(
       SessionLogEvents.SessionUnlockFailed,
-      `Session lock could not be released (tried again in the background): ${(error as Error).message}`,
+      `Session lock could not be released${retried ? ' (tried again in the background)' : ''}: ` +
+        this.runtime.failureText(error),
     );
-    this.runtime.lockReleases.retry(key, token, this.runtime.options.lock!.ttl);
   }
 
   beforeEstablish(): void {
@@ -775,7 +776,7 @@ export class SessionLifecycle implements SessionHost {
         this.finishFailure = error instanceof Error ? error : new Error(String(error));
         this.runtime.storeFailureLog.write(
           SessionLogEvents.SessionCommitFailed,
-          `Session commit failed: ${(error as Error).message}`,
+          `Session commit failed: ${this.runtime.failureText(error)}`,
         );
       }
       if (this.runtime.store.throwOnError) {

@@ -77,9 +77,24 @@ export class SessionRuntime {
     this.lockReleases = new LockReleases((key, token) => this.withIoTimeout(store.unlock!(key, token)));
   }
 
+  /** Set by {@link close}: a store failure after it is the shutdown, not an outage. */
+  private closed = false;
+
   /** Stops what runs in the background and releases the locks still held (the application shuts down). */
   close(): Promise<void> {
+    this.closed = true;
     return this.lockReleases.close();
+  }
+
+  /**
+   * A store failure's message as the logs give it: after {@link close}, said to be the shutdown (a request still
+   * running when the module closed its store connection), not left to read as an outage.
+   */
+  failureText(error: unknown): string {
+    const message = error instanceof Error ? error.message : String(error);
+    return this.closed
+      ? `${message} (the application is shutting down: the session module had closed its store connection)`
+      : message;
   }
 
   /** Cookie attributes for this request (Secure follows the policy). */
@@ -152,7 +167,7 @@ export class SessionRuntime {
       this.metrics?.failed('refresh', error);
       this.storeFailureLog.write(
         SessionLogEvents.SessionRefreshFailed,
-        `Session idle timeout could not be refreshed: ${error.message}`,
+        `Session idle timeout could not be refreshed: ${this.failureText(error)}`,
       );
     });
   }

@@ -271,7 +271,7 @@ export class UserSessions {
       if (error instanceof UserSessionsUnsupportedError) throw error;
       this.runtime.storeFailureLog.write(
         SessionLogEvents.UserSessionsFailed,
-        `User sessions could not be ${action === 'list' ? 'listed' : action === 'bind' ? 'bound' : `${action}d`}: ${(error as Error).message}`,
+        `User sessions could not be ${action === 'list' ? 'listed' : action === 'bind' ? 'bound' : `${action}d`}: ${this.runtime.failureText(error)}`,
       );
       throw new UserSessionsUnavailableError(action, error);
     }
