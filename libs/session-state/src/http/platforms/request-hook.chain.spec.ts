@@ -3,11 +3,12 @@ import { enterFirst, type RequestHook } from './request-hook.chain.js';
 
 /** Nest's adapters as far as hooks go: one hook, in `onRequestHook`. */
 class OneHookAdapter {
+  constructor(private readonly type = 'express') {}
   onRequestHook: RequestHook | undefined;
   setOnRequestHook(hook: RequestHook): void {
     this.onRequestHook = hook;
   }
-  getType = () => 'test';
+  getType = () => this.type;
   getInstance = <T>() => ({}) as T;
 
   /** Runs the installed hook for one request; resolves with what reached `done`. */
@@ -67,6 +68,30 @@ describe('enterFirst', () => {
     broken.setOnRequestHook(app);
     expect(await broken.run([])).toBe(entryFailure);
     expect(app).not.toHaveBeenCalled();
+  });
+
+  it("an async app hook that resolves continues the request on Fastify (its adapter's rule), not on Express", async () => {
+    const fastify = new OneHookAdapter('fastify');
+    enterFirst(fastify, entry);
+    fastify.setOnRequestHook(async (request) => {
+      await Promise.resolve();
+      (request as string[]).push('app');
+    });
+    const seen: string[] = [];
+    expect(await fastify.run(seen)).toBeUndefined();
+    expect(seen).toEqual(['entry', 'app']);
+
+    const express = new OneHookAdapter('express');
+    enterFirst(express, entry);
+    const done = jest.fn();
+    express.setOnRequestHook(() => Promise.resolve());
+    void express.onRequestHook!([], {}, done);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(done).not.toHaveBeenCalled(); // Express's hook continues with done() only
+
+    // A falsy rejection still fails the request, as Nest's adapters make it.
+    express.setOnRequestHook(() => Promise.reject(false as unknown as Error));
+    expect(await express.run([])).toEqual(new Error('Request hook failed'));
   });
 
   it('an app that clears its hook leaves the entry alone', () => {

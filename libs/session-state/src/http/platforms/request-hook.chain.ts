@@ -22,18 +22,25 @@ export function enterFirst(adapter: PlatformAdapter, entry: RequestHook): void {
   adapter.setOnRequestHook = install;
 }
 
-/** The entry, then the app's hook once the entry is done (as Nest runs one hook: errors and rejections to `done`). */
+/**
+ * The entry, then the app's hook once the entry is done, under the adapter's own rules for one hook: errors, throws
+ * and rejections go to `done`; a promise that resolves continues the request on Fastify (its adapter treats an async
+ * hook so), not on Express (whose hook calls `done`).
+ */
 function chained(adapter: PlatformAdapter, entry: RequestHook, appHook: RequestHook): RequestHook {
+  const resolvingContinues = adapter.getType() === 'fastify';
   return (request, response, done) =>
     entry(request, response, (error?: unknown) => {
       if (error !== undefined) return done(error);
       try {
         const result = appHook.call(adapter, request, response, done);
         if (result && typeof result.then === 'function') {
-          result.then(undefined, (reason: unknown) => done(reason ?? new Error('Request hook failed')));
+          result.then(resolvingContinues ? () => done() : undefined, (reason: unknown) =>
+            done(reason || new Error('Request hook failed')),
+          );
         }
       } catch (thrown) {
-        done(thrown ?? new Error('Request hook failed'));
+        done(thrown || new Error('Request hook failed'));
       }
     });
 }
