@@ -90,7 +90,7 @@ describe('enterFirst', () => {
     expect(done).not.toHaveBeenCalled(); // Express's hook continues with done() only
 
     // A falsy rejection still fails the request, as Nest's adapters make it.
-    express.setOnRequestHook(() => Promise.reject(false as unknown as Error));
+    express.setOnRequestHook(() => Promise.reject(false));
     expect(await express.run([])).toEqual(new Error('Request hook failed'));
   });
 
