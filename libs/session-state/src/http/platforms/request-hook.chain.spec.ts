@@ -90,6 +90,7 @@ describe('enterFirst', () => {
     expect(done).not.toHaveBeenCalled(); // Express's hook continues with done() only
 
     // A falsy rejection still fails the request, as Nest's adapters make it.
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- what an app may do
     express.setOnRequestHook(() => Promise.reject(false));
     expect(await express.run([])).toEqual(new Error('Request hook failed'));
   });
