@@ -277,7 +277,9 @@ describe('unknown option names fail at startup, before connecting', () => {
     await expectRefused(
       { isGlobl: false, redis },
       SessionConfigurationError,
-      'SessionModule option isGlobl is unknown: did you mean isGlobal?',
+      'SessionModule option isGlobl is unknown: did you mean isGlobal? isGlobal is not a session option: give it to ' +
+        'SessionModule.forRoot({ isGlobal, ... }) or SessionModule.forRootAsync({ isGlobal, useFactory, ... }) itself, ' +
+        'not in what the factory returns.',
     );
     const { error } = await startupError(
       {},
@@ -481,7 +483,7 @@ describe('every documented option, set at once, still starts', () => {
     });
   });
 
-  it('clusterNodes as strings and as { host, port }; a cluster node given as url or host is refused', async () => {
+  it('clusterNodes as strings and as { host, port }; a node of a cluster of shards given as url or host is refused, a single-shard one starts', async () => {
     const cluster = await RedisClusterProcess.start({ masters: 3, replicasPerMaster: 0 });
     try {
       const [first, second] = cluster.nodes;
@@ -506,6 +508,21 @@ describe('every documented option, set at once, still starts', () => {
       }
     } finally {
       await cluster.stop();
+    }
+    // A single-shard cluster (one node serving every slot) works through a standalone connection: let through.
+    const single = await RedisServerProcess.start({ extraArgs: ['--cluster-enabled', 'yes'] });
+    try {
+      await single.admin().call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      for (
+        let i = 0;
+        i < 100 && !/cluster_state:ok/.test(String(await single.admin().call('CLUSTER', 'INFO')));
+        i++
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await startsAndCounts({ ...common, session, redis: { host: single.host, port: single.port } });
+    } finally {
+      await single.stop();
     }
   });
 });

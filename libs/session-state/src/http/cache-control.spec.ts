@@ -14,6 +14,12 @@ describe('uncachedCacheControl', () => {
     );
   });
 
+  it('keeps a quoted value whole, commas included', () => {
+    expect(uncachedCacheControl('private="Set-Cookie, Authorization", max-age=60')).toBe(
+      'private="Set-Cookie, Authorization", no-cache, no-store',
+    );
+  });
+
   it('drops what lets a cache keep or share the response, in any letter case, and repeats nothing', () => {
     expect(uncachedCacheControl('Public, MAX-AGE=3600, s-maxage=60, immutable, stale-if-error=5')).toBe(
       'no-cache, no-store',

@@ -24,12 +24,14 @@ export function uncachedCacheControl(current: number | string | readonly string[
   if (current === undefined) return 'no-cache, no-store';
   const kept: string[] = [];
   const seen = new Set<string>();
-  for (const directive of (Array.isArray(current) ? current.join(',') : String(current)).split(',')) {
-    const text = directive.trim();
-    const name = text.split('=', 1)[0].trim().toLowerCase();
+  const text = Array.isArray(current) ? current.join(',') : String(current);
+  // Commas inside a quoted value (`private="Set-Cookie, Authorization"`) do not end a directive.
+  for (const directive of text.split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)) {
+    const trimmed = directive.trim();
+    const name = trimmed.split('=', 1)[0].trim().toLowerCase();
     if (!name || SHARING_DIRECTIVES.has(name) || seen.has(name)) continue;
     seen.add(name);
-    kept.push(text);
+    kept.push(trimmed);
   }
   for (const needed of ['no-cache', 'no-store']) if (!seen.has(needed)) kept.push(needed);
   return kept.join(', ');

@@ -102,7 +102,12 @@ export class UnknownOptionNames {
     const close = closestOptionName(name, { ...level, names: [...level.names, ...Object.keys(besides)] });
     if (close !== undefined) {
       const lower = name.toLowerCase();
-      const note = level.notes && Object.hasOwn(level.notes, lower) ? ` ${level.notes[lower]}` : '';
+      const note =
+        level.notes && Object.hasOwn(level.notes, lower)
+          ? ` ${level.notes[lower]}`
+          : Object.hasOwn(besides, close)
+            ? ` ${close} ${besides[close]}`
+            : '';
       return `${subject}: did you mean ${join(level.path, close)}?${note}`;
     }
     const other = level.elsewhere?.find((o) => o.names.some((n) => n.toLowerCase() === name.toLowerCase()));

@@ -44,11 +44,12 @@ const SWEEP_STEP = 8;
  * sliding expiry on an injectable clock, LRU eviction under a size or count limit, and an incremental
  * sweep.
  *
- * Expired entries are dropped when touched, each new key examines a few more entries from a cursor
- * that walks the table round and round, and under a bound (where the `Map`'s order is the LRU order)
- * every read, update or delete also drops the least recently used entry if it expired: dead entries
- * disappear at a rate proportional to the traffic, read-only traffic included, without any call
- * scanning everything.
+ * Expired entries are dropped when touched, and a cursor walks the table round and round examining a
+ * few entries per new key and one per read, update or delete: dead entries disappear at a rate
+ * proportional to the traffic, read-only traffic included, without any call scanning everything.
+ * Under a bound a read moves its entry to the end of the `Map` (the LRU order), right behind the
+ * cursor when the cursor is there: meeting the entry it just moved, the cursor starts again from the
+ * front, where the least recently used entries are (else it would follow the read entries forever).
  *
  * The cursor moves on every operation for a second reason: a `Map` iterator keeps alive every
  * backing table the `Map` had since the iterator last moved (V8 chains each replaced table to the
@@ -87,7 +88,7 @@ export class MemoryEntryTable<V> {
       entry.expiration = { ...entry.expiration, slidingMs };
     }
     this.touch(key, entry, now);
-    this.keepUp(now);
+    this.sweepStep(now, 1, this.bounded ? key : undefined);
     return entry.value;
   }
 
@@ -108,7 +109,7 @@ export class MemoryEntryTable<V> {
     const entry = this.live(key, now);
     if (!entry) return false;
     this.touch(key, entry, now);
-    this.keepUp(now);
+    this.sweepStep(now, 1, this.bounded ? key : undefined);
     return true;
   }
 
@@ -128,7 +129,7 @@ export class MemoryEntryTable<V> {
         this.entries.delete(key); // most recently used: to the end of the LRU order
         this.entries.set(key, entry);
       }
-      this.keepUp(now);
+      this.sweepStep(now, 1, this.bounded ? key : undefined);
     } else {
       this.entries.set(key, { value, expiration, expiresAt, size });
       this.totalSize += size;
@@ -139,7 +140,7 @@ export class MemoryEntryTable<V> {
 
   delete(key: string): boolean {
     const removed = this.remove(key);
-    this.keepUp(this.options.clock.now());
+    this.sweepStep(this.options.clock.now(), 1);
     return removed;
   }
 
@@ -166,6 +167,7 @@ export class MemoryEntryTable<V> {
     if (!entry) return undefined;
     if (entry.expiresAt <= now) {
       this.remove(key);
+      this.sweepStep(now, 1); // the cursor moves on every change of the table (see the class)
       return undefined;
     }
     return entry;
@@ -180,18 +182,8 @@ export class MemoryEntryTable<V> {
     }
   }
 
-  /**
-   * After a read, update or delete: the cursor moves one entry (so it never holds a chain of replaced tables),
-   * and under a bound the least recently used entry goes if it expired (sliding entries expire in that order).
-   */
-  private keepUp(now: number): void {
-    this.sweepStep(now, 1);
-    if (!this.bounded) return;
-    const oldest = this.entries.entries().next();
-    if (!oldest.done && oldest.value[1].expiresAt <= now) this.remove(oldest.value[0]);
-  }
-
-  private sweepStep(now: number, steps: number): void {
+  /** Examines `steps` entries at the cursor; `moved`: the key just moved to the end (see the class). */
+  private sweepStep(now: number, steps: number, moved?: string): void {
     for (let i = 0; i < steps; i++) {
       this.cursor ??= this.entries.entries();
       const next = this.cursor.next();
@@ -200,6 +192,10 @@ export class MemoryEntryTable<V> {
         return;
       }
       const [key, entry] = next.value;
+      if (key === moved) {
+        this.cursor = undefined;
+        return;
+      }
       if (entry.expiresAt <= now) this.remove(key);
     }
   }

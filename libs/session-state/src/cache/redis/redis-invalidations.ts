@@ -14,7 +14,7 @@ const TRACKED_CLIENTS = new WeakSet<Redis>();
 export interface InvalidationSink {
   /** True while copies are served. */
   readonly isActive: boolean;
-  /** Another client changed `key`. */
+  /** A client (this instance included) changed `key`, or Redis dropped it. */
   invalidate(key: string): void;
   /** Everything may have changed (FLUSHALL/FLUSHDB). */
   flush(): void;

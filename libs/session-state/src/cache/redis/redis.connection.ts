@@ -151,16 +151,20 @@ export class RedisConnection {
   }
 
   /**
-   * A standalone connection (`url`, `host`) to a node of a Redis Cluster reaches only that node's slots: most
-   * sessions would answer 503 (MOVED), logged as an outage. `INFO cluster` says so at startup; an ACL user that may
-   * not run INFO is let through.
+   * A standalone connection (`url`, `host`) to a node of a Redis Cluster of several shards reaches only that node's
+   * slots: most sessions would answer 503 (MOVED), logged as an outage. `INFO cluster` and `CLUSTER INFO` say so at
+   * startup. A single-shard cluster (its node serves every slot) works so and is let through, as is an ACL user that
+   * may not run them.
    */
   private async refuseClusterNode(): Promise<void> {
     const info = await this.client.info('cluster').catch(() => '');
     if (!/^cluster_enabled:1\s*$/m.test(info)) return;
-    const { host, port } = (this.client as Redis).options;
+    const cluster = String(await this.client.call('CLUSTER', 'INFO').catch(() => ''));
+    const shards = /^cluster_size:(\d+)\s*$/m.exec(cluster);
+    if (!shards || Number(shards[1]) <= 1) return;
+    const { host, port, path } = (this.client as Redis).options;
     throw new RedisConfigurationError(
-      `Redis at ${host ?? 'localhost'}:${port ?? 6379} is a node of a Redis Cluster: a connection to one node (the url or host option, or ` +
+      `Redis at ${path ?? `${host ?? 'localhost'}:${port ?? 6379}`} is a node of a Redis Cluster: a connection to one node (the url or host option, or ` +
         'an ioredis Redis client) reaches only its slots, and the sessions kept on the others would fail (MOVED). ' +
         "Use the clusterNodes option (['host:port', ...], one node or more) or pass an ioredis Cluster as client.",
     );

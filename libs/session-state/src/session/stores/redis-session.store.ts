@@ -123,7 +123,9 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       near.drop(key, ticket);
       throw error;
     }
-    near.loaded(key, ticket, data, idleTimeoutMs - left);
+    // A load that slid wrote the key: its own invalidation will end the copy, so none is kept (nor evicts another).
+    if (data !== undefined && left === idleTimeoutMs) near.drop(key, ticket);
+    else near.loaded(key, ticket, data, idleTimeoutMs - left);
     return data;
   }
 

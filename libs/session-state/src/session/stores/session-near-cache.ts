@@ -5,7 +5,7 @@ interface NearEntry {
   readonly data: SessionData;
   /** Read from Redis until then; a copy older than this is not trusted (lost invalidations). */
   readonly trustedUntil: number;
-  /** When this instance last slid the session's idle timeout in Redis. */
+  /** When the session's idle timeout was last slid in Redis (by any instance), as its load reported. */
   readonly slidAt: number;
 }
 
@@ -124,7 +124,7 @@ export class SessionNearCache {
     this.entries.delete(key);
   }
 
-  /** Another client changed `key` (a Redis invalidation). */
+  /** A client (this instance included) changed `key`, or Redis dropped it (a Redis invalidation). */
   invalidate(key: string): void {
     this.entries.delete(key);
     if (this.pending.has(key)) this.raced.add(key);
