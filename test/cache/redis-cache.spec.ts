@@ -27,9 +27,10 @@ async function connectCache(options: RedisCacheOptions): Promise<RedisDistribute
   return new RedisDistributedCache(connection);
 }
 
-afterAll(async () => {
-  await Promise.all(connections.map((c) => c.close()));
-});
+/** Closes the connections opened so far (their servers are about to stop, or have). */
+const closeConnections = () => Promise.all(connections.splice(0).map((c) => c.close()));
+
+afterAll(closeConnections);
 
 describe('RedisDistributedCache on a standalone server', () => {
   let server: RedisServerProcess;
@@ -253,6 +254,7 @@ describe('RedisDistributedCache connection options', () => {
       await server.admin().call('ACL', 'SETUSER', 'erin', '~{shop_*}_*');
       await sessionConnection();
     } finally {
+      await closeConnections(); // before the server goes: a connection left open would log its outage later
       await server.stop();
     }
   });
@@ -288,6 +290,7 @@ describe('RedisDistributedCache connection options', () => {
         );
       await sessionConnection({ lock: true, userIndex });
     } finally {
+      await closeConnections(); // before the server goes: a connection left open would log its outage later
       await server.stop();
     }
   });
@@ -322,6 +325,7 @@ describe('RedisDistributedCache connection options', () => {
     } finally {
       Logger.overrideLogger(false);
       Logger.overrideLogger(new Logger());
+      await closeConnections();
       await server.stop();
     }
   });

@@ -389,12 +389,16 @@ export class SessionLifecycle implements SessionHost {
     return next;
   }
 
+  /** The store failure of the last commit, cleared by one that succeeds (see {@link finish}). */
+  private storeFailure: SessionUnavailableError | undefined;
+
   /** One commit, once the one before it (`previous`, which never rejects) settled. */
   private async commitAfter(previous: Promise<void> | undefined): Promise<void> {
     // Never at once: changes made in the same turn as the commit() call are part of it.
     await (previous ?? LOADED);
     try {
       await this.doCommit();
+      this.storeFailure = undefined;
     } catch (error) {
       // Counted unless nothing reached the store (response started, or no session since its load failed).
       if (
@@ -409,9 +413,11 @@ export class SessionLifecycle implements SessionHost {
         error instanceof SessionLimitExceededError || // the store refused it: not an outage
         error instanceof SessionMovedError ||
         error instanceof SessionLockLostError
-      )
+      ) {
+        if (error instanceof SessionUnavailableError && error.cause !== undefined) this.storeFailure = error;
         throw error;
-      throw new SessionUnavailableError('commit', error);
+      }
+      throw (this.storeFailure = new SessionUnavailableError('commit', error));
     } finally {
       this.commitsRunning--;
     }
@@ -752,6 +758,14 @@ export class SessionLifecycle implements SessionHost {
   async finish({ releaseLock = true }: { releaseLock?: boolean } = {}): Promise<void> {
     try {
       if (this.finishFailure !== undefined) throw this.finishFailure;
+      if (this.commitsRunning > 0) {
+        // The end of the request waits for a commit already running (the pipeline's and the one before the first
+        // byte can both be under way: a route that wrote its response itself, under SessionStateInterceptor). If
+        // the store failed it, that failure is the request's answer: a second try after it timed out answered
+        // after twice the operation timeout (a probe).
+        await this.committing;
+        if (this.storeFailure !== undefined) throw this.storeFailure;
+      }
       if (!this.nothingToCommit) await this.commit();
     } catch (error) {
       if (
