@@ -150,6 +150,12 @@ describe('a database that cannot be used fails startup, naming the option', () =
     await admin.end();
   });
   const at = () => `${db.host}:${db.port}`;
+  /** The app's own user (no CREATE) on the table `owned`, which it may not create. */
+  const ownedAsAppUser = () => ({
+    connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
+    tableName: 'owned',
+    createTable: false,
+  });
 
   it('nothing listening (ECONNREFUSED): host and port, fast', async () => {
     const port = await freePort();
@@ -210,13 +216,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
       await startSessionApp({ postgres: { connectionString: db.url(), tableName: 'owned' } })
     ).app.close();
     await db.query(`GRANT SELECT ON owned, owned_users, owned_locks, owned_ended TO ${db.name}_app`);
-    const { error } = await startupError({
-      postgres: {
-        connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
-        tableName: 'owned',
-        createTable: false,
-      },
-    });
+    const { error } = await startupError({ postgres: ownedAsAppUser() });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
     expect(error.message).toContain(
       'lacks INSERT, UPDATE, DELETE on "public"."owned"; INSERT, UPDATE, DELETE on "public"."owned_users"; ' +
@@ -232,13 +232,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     await db.query(`GRANT SELECT, INSERT, UPDATE ON owned_users TO ${db.name}_app`);
     await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
     const lacking = async () => {
-      const { error } = await startupError({
-        postgres: {
-          connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
-          tableName: 'owned',
-          createTable: false,
-        },
-      });
+      const { error } = await startupError({ postgres: ownedAsAppUser() });
       expect(error).toBeInstanceOf(PostgresConfigurationError);
       return error.message;
     };
@@ -258,14 +252,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
       `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks, owned_ended TO ${db.name}_app`,
     );
     await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
-    const { app, url } = await startSessionApp({
-      secrets: SECRETS,
-      postgres: {
-        connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}`,
-        tableName: 'owned',
-        createTable: false,
-      },
-    });
+    const { app, url } = await startSessionApp({ secrets: SECRETS, postgres: ownedAsAppUser() });
     try {
       await request(url).get('/counter').expect(200, { count: 1 });
     } finally {
