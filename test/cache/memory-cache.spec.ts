@@ -61,6 +61,20 @@ describe('MemoryDistributedCache (manual clock)', () => {
     expect(cache.count).toBe(1);
   });
 
+  // A probe: known keys read in a fixed cycle moved ahead of the cursor in step with it, which then never met the
+  // entry just moved nor the end of the table: 40% of the expired entries stayed until a new key came.
+  it('sweeps expired entries on reads of known keys in a fixed cycle too', async () => {
+    const clock = new ManualClock(Date.now());
+    const cache = new MemoryDistributedCache({ clock });
+    for (let i = 0; i < 9000; i++)
+      await cache.set(`dead-${i}`, Uint8Array.of(1), { slidingExpiration: 1000 });
+    for (let i = 0; i < 100; i++)
+      await cache.set(`live-${i}`, Uint8Array.of(1), { slidingExpiration: 3_600_000 });
+    clock.advance(2000);
+    for (let i = 1; i <= 30_000; i++) await cache.get(`live-${i % 100}`);
+    expect(cache.count).toBe(100);
+  });
+
   // A probe: a read-mostly cache (or app whose clients all keep their sessions) grew ~120 B per read until the next
   // new key: the sweep's idle Map iterator kept every backing table the LRU reordering replaced.
   it('reads of known keys alone do not grow the heap (the LRU reordering with the sweep cursor)', async () => {

@@ -49,7 +49,9 @@ const SWEEP_STEP = 8;
  * proportional to the traffic, read-only traffic included, without any call scanning everything.
  * Under a bound a read moves its entry to the end of the `Map` (the LRU order), right behind the
  * cursor when the cursor is there: meeting the entry it just moved, the cursor starts again from the
- * front, where the least recently used entries are (else it would follow the read entries forever).
+ * front, where the least recently used entries are (else it would follow the read entries forever);
+ * so it does after as many steps as the table holds entries, since known keys read in a fixed cycle
+ * move ahead of it in step with it and it may never meet the one just moved (a probe).
  *
  * The cursor moves on every operation for a second reason: a `Map` iterator keeps alive every
  * backing table the `Map` had since the iterator last moved (V8 chains each replaced table to the
@@ -60,6 +62,8 @@ const SWEEP_STEP = 8;
 export class MemoryEntryTable<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private cursor: Iterator<[string, Entry<V>]> | undefined;
+  /** Entries the cursor examined since it last started from the front. */
+  private lap = 0;
   private totalSize = 0;
   /** A bound is set: the Map's order is kept as the LRU order (reads move an entry to the end). */
   private readonly bounded: boolean;
@@ -185,9 +189,12 @@ export class MemoryEntryTable<V> {
   /** Examines `steps` entries at the cursor; `moved`: the key just moved to the end (see the class). */
   private sweepStep(now: number, steps: number, moved?: string): void {
     for (let i = 0; i < steps; i++) {
-      this.cursor ??= this.entries.entries();
+      if (this.cursor === undefined) {
+        this.cursor = this.entries.entries();
+        this.lap = 0;
+      }
       const next = this.cursor.next();
-      if (next.done) {
+      if (next.done || ++this.lap > this.entries.size) {
         this.cursor = undefined;
         return;
       }
