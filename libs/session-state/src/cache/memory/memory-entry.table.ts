@@ -92,7 +92,7 @@ export class MemoryEntryTable<V> {
       entry.expiration = { ...entry.expiration, slidingMs };
     }
     this.touch(key, entry, now);
-    this.sweepStep(now, 1, this.bounded ? key : undefined);
+    this.stepPast(key, now);
     return entry.value;
   }
 
@@ -113,7 +113,7 @@ export class MemoryEntryTable<V> {
     const entry = this.live(key, now);
     if (!entry) return false;
     this.touch(key, entry, now);
-    this.sweepStep(now, 1, this.bounded ? key : undefined);
+    this.stepPast(key, now);
     return true;
   }
 
@@ -133,7 +133,7 @@ export class MemoryEntryTable<V> {
         this.entries.delete(key); // most recently used: to the end of the LRU order
         this.entries.set(key, entry);
       }
-      this.sweepStep(now, 1, this.bounded ? key : undefined);
+      this.stepPast(key, now);
     } else {
       this.entries.set(key, { value, expiration, expiresAt, size });
       this.totalSize += size;
@@ -184,6 +184,11 @@ export class MemoryEntryTable<V> {
       this.entries.delete(key);
       this.entries.set(key, entry);
     }
+  }
+
+  /** One sweep step after `key` was read or updated (under a bound that moved it to the end: see the class). */
+  private stepPast(key: string, now: number): void {
+    this.sweepStep(now, 1, this.bounded ? key : undefined);
   }
 
   /** Examines `steps` entries at the cursor; `moved`: the key just moved to the end (see the class). */
