@@ -247,6 +247,16 @@ class ErrorsController {
     raw.end('not,really,gzip');
   }
 
+  /** Says its answer may be cached; the interceptor's commit fails and Nest's own filter answers the 503. */
+  @Get('cacheable-commit')
+  @UseInterceptors(SessionStateInterceptor)
+  cacheableCommit(@Session() session: Session, @Res({ passthrough: true }) res: PlatformResponse) {
+    // Express's res.header() and Fastify's reply.header() alike.
+    (res as { header(name: string, value: string): unknown }).header('cache-control', 'public, max-age=3600');
+    session.setString('name', 'x');
+    return { ok: true };
+  }
+
   /** Without the interceptor: TempData and the session are both saved at the hold. */
   @Get('accessor-commit')
   async accessorCommit() {
@@ -380,6 +390,13 @@ describe('a failed commit saves nothing of the request, whoever answers', () => 
       'surrogate-control',
     ])
       expect(res.headers[gone]).toBeUndefined();
+  });
+
+  it("Nest's own filter's 503 is not cacheable, whatever the route said before its commit failed", async () => {
+    const res = await request(url).get('/errors/cacheable-commit').timeout(5000);
+    expect(res.status).toBe(503);
+    expect(res.body).toEqual(REPLY);
+    expect(res.headers['cache-control']).toBe('no-cache, no-store');
   });
 
   it("answers the library's 503 without the TempData cookie the end of the request saved", async () => {

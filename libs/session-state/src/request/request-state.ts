@@ -182,7 +182,12 @@ export class RequestState implements SessionOwner, TempDataHost {
       }
       return undefined;
     } catch (error) {
-      if (this.failedInPipeline) return undefined; // an exception filter answered already
+      if (this.failedInPipeline) {
+        // An exception filter answered already; what it says reports a write that did not happen, and a cache must
+        // not keep that for anyone, whatever the route had said of its own answer.
+        this.exchange.preventCaching();
+        return undefined;
+      }
       // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either. The
       // session cookie stays as the commit left it (a regenerate()'s new key, written before a later step failed).
       if (cookiesBefore !== undefined)
