@@ -18,6 +18,7 @@ import {
   releaseAllGates,
   type Gate,
 } from '../support/apps/gated-session.controller.js';
+import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
 import { TestDatabase } from '../support/postgres/index.js';
@@ -132,8 +133,11 @@ class AnswerThenLoadController {
  * Starts an app on the store `setup` gives, with `session.lock` set to `lock`, for the enclosing describe;
  * its `url` once started.
  */
-function appWithLock(setup: StoreSetup, lock: SessionLockOptions): { readonly url: string } {
-  const started = { url: '' };
+function appWithLock(
+  setup: StoreSetup,
+  lock: SessionLockOptions,
+): { readonly url: string; readonly logger: CaptureLogger } {
+  const started = { url: '', logger: new CaptureLogger() };
   let app: INestApplication | undefined;
   let stop = () => Promise.resolve();
   beforeAll(async () => {
@@ -142,7 +146,7 @@ function appWithLock(setup: StoreSetup, lock: SessionLockOptions): { readonly ur
     let url: string;
     ({ app, url } = await startSessionApp(
       { ...store.options, secrets: SECRETS, session: { lock } },
-      { controllers: [GatedSessionController, AnswerThenLoadController] },
+      { controllers: [GatedSessionController, AnswerThenLoadController], logger: started.logger },
     ));
     started.url = url;
   });
@@ -209,6 +213,11 @@ describe.each(STORES)(
       gate(name).release();
       await sleep(100); // the abandoned handler commits, under a lock that is no longer its own
       await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+      // Logged as what happened: the store answered and nothing stalled.
+      const refused = target.logger.lines.filter((line) => /Session commit refused/.test(line.message));
+      expect(refused).toHaveLength(1);
+      expect(refused[0].message).toMatch(/SESSION_LOCK_LOST\): the response closed \(its client went away\)/);
+      expect(refused[0].message).not.toMatch(/did not answer|stalled/);
     });
 
     it('a request whose client went away while it waited for the lock stops waiting: it does not take the lock and hold up the next', async () => {

@@ -302,6 +302,19 @@ export class SessionLifecycle implements SessionHost {
   }
 
   /**
+   * Why the store refused a commit, for the log. A lock lost after the client went away was not renewed on purpose
+   * (see renewLockWhileHeld): the store and the process are not to blame, as the error's own message would say.
+   */
+  private refusalText(error: SessionLimitExceededError | SessionMovedError | SessionLockLostError): string {
+    if (!(error instanceof SessionLockLostError) || !this.exchange.closed) return error.message;
+    return (
+      'the response closed (its client went away) while this request held the session lock (session.lock), so the lock was no longer ' +
+      "renewed and expired after session.lock.ttl before the request's handler finished: its session changes were " +
+      'not saved, so that they cannot overwrite those of a request that took the lock meanwhile.'
+    );
+  }
+
+  /**
    * The token a commit under the locked key carries (SessionChanges.lockToken), for stores that keep leases
    * (`renewLock`): a store that only takes and releases locks, such as a wrapper with its own `tryLock`
    * around a store it delegates commits to, gets none, so the inner store never checks a lock it did not take.
@@ -778,7 +791,7 @@ export class SessionLifecycle implements SessionHost {
         if (this.finishFailure === undefined) {
           this.runtime.storeFailureLog.write(
             SessionLogEvents.SessionCommitRefused,
-            `Session commit refused, nothing of it was applied (${error.getStatus()} ${error.code}): ${error.message}`,
+            `Session commit refused, nothing of it was applied (${error.getStatus()} ${error.code}): ${this.refusalText(error)}`,
           );
         }
         this.finishFailure = error;
