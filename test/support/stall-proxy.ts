@@ -8,6 +8,8 @@ interface Link {
   queue: Buffer[];
   /** The client went away while held: the held bytes still go on, then the server side ends. */
   clientGone?: boolean;
+  /** Cut off ({@link StallProxy.cutOff}): nothing goes through any more, in either direction, and nothing closes. */
+  cut?: boolean;
 }
 
 /** A hold armed by {@link StallProxy.holdWhen}: resolved once the held bytes were answered. */
@@ -39,6 +41,7 @@ export class StallProxy {
     private readonly listener: Server,
     readonly host: string,
     readonly port: number,
+    private target: { host: string; port: number },
   ) {}
 
   /** Listens on 127.0.0.1 and a free port, forwarding each connection to `target`. */
@@ -46,14 +49,14 @@ export class StallProxy {
     const accepted: Socket[] = [];
     const holder: { proxy?: StallProxy } = {};
     const listener = createServer((client) =>
-      holder.proxy ? holder.proxy.accept(client, target) : accepted.push(client),
+      holder.proxy ? holder.proxy.accept(client) : accepted.push(client),
     );
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
     const address = listener.address();
     if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address');
-    const proxy = new StallProxy(listener, '127.0.0.1', address.port);
+    const proxy = new StallProxy(listener, '127.0.0.1', address.port, target);
     holder.proxy = proxy;
-    for (const client of accepted) proxy.accept(client, target);
+    for (const client of accepted) proxy.accept(client);
     return proxy;
   }
 
@@ -91,19 +94,37 @@ export class StallProxy {
     if (this.armed?.link === undefined) this.armed = undefined;
   }
 
+  /**
+   * What a silently dropped network path (a NAT or load balancer that forgot the connection) or a hung server gives
+   * a client: every connection open now stays open but carries nothing more, either way. Connections made later go
+   * through as usual (to {@link retarget}'s server, if it was called).
+   */
+  cutOff(): void {
+    for (const link of this.links) {
+      link.cut = true;
+      link.queue.length = 0;
+    }
+  }
+
+  /** Connections made from now on go to `target` (a failover that moved the server's address); open ones stay. */
+  retarget(target: { host: string; port: number }): void {
+    this.target = target;
+  }
+
   /** Connections currently open through the proxy. */
   get connections(): number {
     return this.links.size;
   }
 
-  private accept(client: Socket, target: { host: string; port: number }): void {
-    const server = connect(target.port, target.host);
+  private accept(client: Socket): void {
+    const server = connect(this.target.port, this.target.host);
     const link: Link = { client, server, held: false, queue: [] };
     this.links.add(link);
     client.setNoDelay(true);
     server.setNoDelay(true);
     client.on('data', (chunk: Buffer) => this.fromClient(link, chunk));
     server.on('data', (chunk: Buffer) => {
+      if (link.cut) return;
       const hold = this.armed;
       if (hold?.link === link && !link.held) {
         this.armed = undefined;
@@ -130,6 +151,7 @@ export class StallProxy {
   }
 
   private fromClient(link: Link, chunk: Buffer): void {
+    if (link.cut) return;
     const hold = this.armed;
     if (hold && hold.link === undefined && chunk.includes(hold.marker)) {
       hold.link = link;

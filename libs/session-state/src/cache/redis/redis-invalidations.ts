@@ -10,6 +10,19 @@ const INVALIDATION_CHANNEL = '__redis__:invalidate';
 /** Clients whose tracking redirects to a near cache's subscriber: one near cache per client. */
 const TRACKED_CLIENTS = new WeakSet<Redis>();
 
+/**
+ * The `run_id` of the Redis server `connection` reaches (new with each server process); undefined when the ACL user
+ * may not run INFO (the check it serves is then skipped, as before it existed).
+ */
+async function serverRunId(connection: Redis): Promise<string | undefined> {
+  try {
+    return /^run_id:(\w+)\s*$/m.exec(await connection.info('server'))?.[1];
+  } catch (error) {
+    if (/(?:^|\s)NOPERM\b/.test((error as Error).message)) return undefined;
+    throw error;
+  }
+}
+
 /** What receives the invalidations (the session near cache). */
 export interface InvalidationSink {
   /** True while copies are served. */
@@ -46,6 +59,8 @@ export class RedisInvalidations {
   private readonly logger = new Logger('RedisNearCache');
   private readonly subscriber: Redis;
   private subscriberId: string | undefined;
+  /** The Redis server the subscriber reached (`run_id`), when the user may run INFO. */
+  private subscriberServer: string | undefined;
   /** Bumped by every close, so a setup that raced with one does not activate the sink. */
   private generation = 0;
   private enabling: Promise<void> | undefined;
@@ -270,9 +285,20 @@ export class RedisInvalidations {
     if (this.subscriber.status !== 'ready' || this.client.status !== 'ready') return;
     if (this.subscriberId === undefined) {
       const id = String(await this.subscriber.client('ID'));
+      const server = await serverRunId(this.subscriber); // before SUBSCRIBE, which allows no INFO
       await this.subscriber.subscribe(INVALIDATION_CHANNEL);
       await this.subscriber.ping(); // the barrier's command: refused here, not on every read, if the ACL denies it
+      this.subscriberServer = server;
       this.subscriberId = id;
+    }
+    // Each connection finds its server by itself (a Sentinel client asks the Sentinels, a DNS name may move in a
+    // failover): a data connection left on the old master would redirect its tracking to whichever of that server's
+    // clients has the subscriber's id, a stranger, and no invalidation would reach this instance.
+    const server = await serverRunId(this.client);
+    if (server !== undefined && this.subscriberServer !== undefined && server !== this.subscriberServer) {
+      throw new Error(
+        'the data connection and the invalidation connection reach different Redis servers (a failover under way?)',
+      );
     }
     // The redirection can only be changed from OFF.
     await this.client.call('CLIENT', 'TRACKING', 'OFF');
