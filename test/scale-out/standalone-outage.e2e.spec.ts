@@ -4,6 +4,7 @@ import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { RedisServerProcess } from '../support/redis/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
 import {
   LoopbackClient,
   SECRETS,
@@ -274,6 +275,32 @@ describe('an outage of a standalone Redis', () => {
     expect(json(counted!)).toEqual({ count: 2 }); // the failed increment applied nothing
     expect(Date.now() - back).toBeLessThan(TTL / 2); // released by a retry, not expired
   }, 60_000);
+
+  it('a connection that went silent (a network path that dropped it): made again once it said nothing for twice the operation timeout, not when the kernel gives up', async () => {
+    const proxy = await StallProxy.start(server);
+    try {
+      const logger = new CaptureLogger();
+      const url = await start({ host: proxy.host, port: proxy.port }, logger);
+      const known = new SessionClient('known', client);
+      expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
+      proxy.cutOff(); // the socket stays open and carries nothing, as behind a NAT that forgot it
+      const cutAt = performance.now();
+      const answered = await waitForRecovery(known, url);
+      const ms = performance.now() - cutAt;
+      expect(json(answered).count).toBe(1);
+      // Timed out first at one operation timeout, silent since then for two more: connected again.
+      expect(ms).toBeGreaterThanOrEqual(3 * OPERATION_TIMEOUT - 20);
+      expect(ms).toBeLessThan(5 * OPERATION_TIMEOUT + SLACK);
+      expect(logger.has(/^\[RedisConnectionSilent\] Redis sent nothing on the connection for \d+ ms/)).toBe(
+        true,
+      );
+      expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 2 });
+    } finally {
+      await app?.close();
+      app = undefined;
+      await proxy.stop();
+    }
+  });
 
   it('app.close() with Redis hung (stopped, its connections open) ends within the operation timeouts, near cache included', async () => {
     const url = await start({ nearCache: true }, new CaptureLogger());

@@ -55,6 +55,7 @@ export const SessionLogEvents = Object.freeze({
   SessionStoreRecovered: event(3002, 'SessionStoreRecovered', 'log'),
   RedisFailureSwallowed: event(3003, 'RedisFailureSwallowed', 'debug'),
   RedisPermissionDenied: event(3004, 'RedisPermissionDenied', 'error'),
+  RedisConnectionSilent: event(3005, 'RedisConnectionSilent', 'warn'),
   NearCacheDisabled: event(3010, 'NearCacheDisabled', 'warn'),
   NearCacheEnabled: event(3011, 'NearCacheEnabled', 'log'),
   MemoryStoreFull: event(3020, 'MemoryStoreFull', 'warn'),

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import type { Socket } from 'node:net';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisConfigurationError, RedisOperationError } from './redis-cache.errors.js';
@@ -62,6 +63,8 @@ export class RedisConnection {
    * operation's: "Stream isn't writeable" says nothing of why the connection is down.
    */
   private lastError: Error | undefined;
+  /** The socket and what it had received at the first timed-out operation of a silence (see {@link noteTimeout}). */
+  private silence: { stream: Socket; bytesRead: number; since: number } | undefined;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
@@ -466,15 +469,43 @@ export class RedisConnection {
 
   private withTimeout<T>(name: string, operation: () => Promise<T>, extraTimeMs: number): Promise<T> {
     const timeout = this.options.operationTimeout + extraTimeMs;
-    return this.deadlines.bound(
-      operation(),
-      timeout,
-      () =>
-        new RedisOperationError(
-          `Redis operation ${name} timed out after operationTimeoutInMilliseconds=${timeout}`,
-          name,
-        ),
+    return this.deadlines.bound(operation(), timeout, () => {
+      this.noteTimeout();
+      return new RedisOperationError(
+        `Redis operation ${name} timed out after operationTimeoutInMilliseconds=${timeout}`,
+        name,
+      );
+    });
+  }
+
+  /**
+   * An operation timed out. A standalone connection whose socket received nothing since an earlier timeout at least
+   * twice the operation timeout before is dropped and made again: a network path that forgot the connection (a NAT,
+   * a load balancer) or a server replaced under the same address while the old one hung (a DNS name, a Sentinel
+   * client) would otherwise keep the socket until the kernel gives up on it, minutes later, and every request would
+   * wait out its timeout until then. A commit that was still on the old socket applies nothing when it runs late
+   * (its deadline). A cluster watches its nodes itself.
+   */
+  private noteTimeout(): void {
+    const client = this.client;
+    if (client instanceof Cluster || client.status !== 'ready' || this.closed) return;
+    const stream = client.stream as Socket | undefined;
+    if (!stream) return;
+    const now = Date.now();
+    const seen = this.silence;
+    if (seen === undefined || seen.stream !== stream || seen.bytesRead !== stream.bytesRead) {
+      this.silence = { stream, bytesRead: stream.bytesRead, since: now };
+      return;
+    }
+    if (now - seen.since < 2 * this.options.operationTimeout) return;
+    this.silence = undefined;
+    logEvent(
+      this.logger,
+      SessionLogEvents.RedisConnectionSilent,
+      `Redis sent nothing on the connection for ${now - seen.since} ms while operations waited: connecting again ` +
+        '(a network path that dropped the connection, or a server replaced under the same address).',
     );
+    client.disconnect(true);
   }
 
   private reportFailure(what: string, error: Error): void {
