@@ -1,4 +1,5 @@
 import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import { jest } from '@jest/globals';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import request from 'supertest';
 import {
@@ -10,7 +11,7 @@ import {
   SessionStore,
   type SessionData,
 } from 'nest-session-state';
-import { createPlatformApp } from '../support/platform/test-platform.js';
+import { createPlatformApp, TEST_PLATFORM } from '../support/platform/test-platform.js';
 import { freePort } from '../support/redis/index.js';
 
 /**
@@ -84,6 +85,30 @@ describe("an app's tests in Nest's testing module", () => {
     await expect(failure).rejects.toThrow(
       /^The SessionStore provider \(overridden\) does not implement SessionStore \(missing commit, refresh, remove\)/,
     );
+  });
+
+  it("runs under Jest's fake timers (what the platform itself needs real), and idle expiry follows the faked clock", async () => {
+    // Fastify itself stops answering when nextTick or queueMicrotask is faked; Express and the library need nothing.
+    jest.useFakeTimers(TEST_PLATFORM === 'fastify' ? { doNotFake: ['nextTick', 'queueMicrotask'] } : {});
+    try {
+      @Module({
+        imports: [SessionModule.forRoot({ session: { idleTimeout: 60_000 } })],
+        controllers: [CounterController],
+      })
+      class AppModule {}
+      const { app, url } = await serve(Test.createTestingModule({ imports: [AppModule] }));
+      try {
+        const agent = request.agent(url);
+        await agent.get('/counter').expect(200, { count: 1 });
+        await agent.get('/counter').expect(200, { count: 2 });
+        jest.advanceTimersByTime(60_001);
+        await agent.get('/counter').expect(200, { count: 1 }); // the session expired in the faked minute
+      } finally {
+        await app.close();
+      }
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('overrideModule swaps a Redis configuration for the in-memory default: no Redis needed', async () => {
