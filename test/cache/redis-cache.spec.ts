@@ -159,6 +159,24 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
+  it('a failed start leaves no timer behind: the process can exit at once (nothing listens, a wrong password)', async () => {
+    const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+    try {
+      for (const options of [
+        { host: '127.0.0.1', port: await freePort() },
+        { host: server.host, port: server.port, accessKey: 'wrong' },
+      ]) {
+        const before = timers();
+        await expect(connectCache(options)).rejects.toThrow(RedisConfigurationError);
+        // ioredis' disconnect of a socket already gone started a 2 s timer, never cleared, that held the process.
+        expect(timers()).toBeLessThanOrEqual(before);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('a refused login names where the credentials were given: accessKey, the url, or none at all', async () => {
     const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
     const failureOf = (options: RedisCacheOptions) =>

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RedisConfigurationError } from './redis-cache.errors.js';
-import { quitWithin, settleWithin } from './redis-close.js';
+import { disconnectClient, quitWithin, settleWithin } from './redis-close.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
@@ -124,7 +124,7 @@ export class RedisInvalidations {
     } catch (error) {
       this.closed = true;
       this.client.off('close', this.onClientClose);
-      this.subscriber.disconnect();
+      disconnectClient(this.subscriber);
       await this.trackingOff(this.barrierTimeout);
       TRACKED_CLIENTS.delete(this.client);
       throw new RedisConfigurationError(

@@ -4,7 +4,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisConfigurationError, RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
-import { quitWithin } from './redis-close.js';
+import { disconnectClient, quitWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeStartupFailure } from './redis-startup-failure.js';
 import { pingRedis } from './redis-ping.js';
@@ -111,7 +111,7 @@ export class RedisConnection {
       if (events.length > 0) throw events[0];
     } catch (error) {
       stopListening();
-      if (this.ownsClient) this.client.disconnect();
+      if (this.ownsClient) disconnectClient(this.client);
       throw error instanceof RedisConfigurationError
         ? error
         : describeStartupFailure(error, events, this.options, timedOut);
