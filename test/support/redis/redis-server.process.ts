@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -29,6 +29,11 @@ export interface RedisServerOptions {
   extraArgs?: string[];
   /** A fixed port (default: `freePort()`, with up to 3 attempts if another process grabs it first). */
   port?: number;
+  /**
+   * Runs a Redis Sentinel instead (`redis-server <conf> --sentinel`) that monitors `master` as `name` (quorum 1; a
+   * master is down after 1 s without an answer), so one Sentinel can promote a replica in a test.
+   */
+  sentinelOf?: { name: string; master: RedisEndpoint };
 }
 
 const HOST = '127.0.0.1';
@@ -219,6 +224,22 @@ export class RedisServerProcess implements RedisEndpoint {
     }
     if (this.password !== undefined) args.push('--requirepass', this.password);
     args.push(...(this.options.extraArgs ?? []));
+    const sentinel = this.options.sentinelOf;
+    if (sentinel) {
+      // Sentinel rewrites its configuration file: one of its own, in the server's dir.
+      const conf = join(this.dir, 'sentinel.conf');
+      const { name, master } = sentinel;
+      writeFileSync(
+        conf,
+        [
+          `sentinel monitor ${name} ${master.host} ${master.port} 1`,
+          `sentinel down-after-milliseconds ${name} 1000`,
+          `sentinel failover-timeout ${name} 3000`,
+          '',
+        ].join('\n'),
+      );
+      return [conf, '--sentinel', ...args];
+    }
     return args;
   }
 

@@ -219,7 +219,8 @@ markSessionStateError(SessionMovedError);
 
 /**
  * With `session.lock`: the lock this request held expired before its commit (it could not be renewed: the
- * store did not answer, or this process stalled, for longer than `session.lock.ttl`), so another request
+ * store did not answer, or this process stalled, for longer than `session.lock.ttl`), or a Redis failover lost it
+ * (the promoted replica had not received it), so another request
  * may have read and written the session meanwhile. This request's changes, made to what it read under the
  * lock, were not saved: they would have overwritten the other request's. An HttpException: unless the app
  * maps it, the request answers 409 with this message, whatever `throwOnError` says (the store works).
@@ -234,8 +235,9 @@ export class SessionLockLostError extends ConflictException {
 
   constructor() {
     const message =
-      'The session lock (session.lock) expired while this request ran: it could not be renewed within session.lock.ttl ' +
-      "(the store did not answer, or the process stalled), and this request's session changes were not saved " +
+      'The session lock (session.lock) was lost while this request ran: it expired, not renewed within ' +
+      'session.lock.ttl (the store did not answer, or the process stalled), or a Redis failover lost it (the promoted ' +
+      "replica had not received it), and this request's session changes were not saved " +
       'so that they cannot overwrite those of a request that took the lock meanwhile. Send the request again.';
     super({ statusCode: 409, message, error: 'Conflict', code: 'SESSION_LOCK_LOST' });
     this.message = message;

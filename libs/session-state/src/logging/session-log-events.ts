@@ -62,6 +62,7 @@ export const SessionLogEvents = Object.freeze({
   SessionRecordUnreadable: event(3021, 'SessionRecordUnreadable', 'warn'),
   EphemeralKeyRing: event(4001, 'EphemeralKeyRing', 'warn'),
   TempDataCookieBudget: event(4002, 'TempDataCookieBudget', 'warn'),
+  RedisSentinelWithoutFailoverDetector: event(4003, 'RedisSentinelWithoutFailoverDetector', 'warn'),
 });
 
 /** The name of one of {@link SessionLogEvents}. */

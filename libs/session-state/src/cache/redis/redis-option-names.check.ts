@@ -10,6 +10,16 @@ import { RedisConfigurationError } from './redis-cache.errors.js';
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
 
+/** ioredis's Sentinel options: the module takes a Sentinel client as `client` instead. */
+const SENTINEL =
+  'is not an option here: for Redis Sentinel, pass an ioredis client built with { sentinels, name, ' +
+  'failoverDetector: true } as client (docs/redis.md, "Redis Sentinel").';
+const SENTINEL_OPTIONS: Readonly<Record<string, string>> = {
+  sentinels: SENTINEL,
+  sentinelPassword: SENTINEL,
+  sentinelUsername: SENTINEL,
+};
+
 /**
  * Throws {@link RedisConfigurationError} naming every option name the Redis options do not know, with
  * the name it most likely meant (`hots` → `host`, ioredis's `password` → `accessKey`). Walks `nearCache`
@@ -21,7 +31,13 @@ export function rejectUnknownRedisOptions(options: unknown, path = ''): void {
   const found = new UnknownOptionNames('Redis');
   const redis = found.check(
     options,
-    { path, names: REDIS_CACHE_OPTION_NAMES, aliases: REDIS_OPTION_ALIASES, notes: REDIS_OPTION_ALIAS_NOTES },
+    {
+      path,
+      names: REDIS_CACHE_OPTION_NAMES,
+      aliases: REDIS_OPTION_ALIASES,
+      notes: REDIS_OPTION_ALIAS_NOTES,
+      besides: SENTINEL_OPTIONS,
+    },
     'an object such as { host, port }',
   );
   if (redis && typeof redis.nearCache !== 'boolean') {

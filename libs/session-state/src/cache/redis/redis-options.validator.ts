@@ -86,7 +86,13 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
       );
     }
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-      fail(`Redis option url must start with redis:// or rediss:// (got ${url.protocol}//).`);
+      fail(
+        `Redis option url must start with redis:// or rediss:// (got ${url.protocol}//).` +
+          (/sentinel/i.test(url.protocol)
+            ? ' For Redis Sentinel, pass an ioredis client built with { sentinels, name, failoverDetector: true } as ' +
+              'client (docs/redis.md, "Redis Sentinel").'
+            : ''),
+      );
     }
     if (!url.hostname) fail('Redis option url has no host: expected redis://host:port.');
     host = url.hostname.replace(/^\[|\]$/g, '');

@@ -16,13 +16,23 @@ export function describeStartupFailure(
   const where =
     options.mode === 'cluster'
       ? `the cluster nodes ${options.clusterNodes.map((n) => `${n.host}:${n.port}`).join(', ')}`
-      : `${options.host}:${options.port}`;
+      : options.mode === 'client'
+        ? describeClientAddress(options.client as ClientWithOptions)
+        : `${options.host}:${options.port}`;
   const all = [...events, failure] as ErrorLike[];
   const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}`).join(' | ');
   const has = (pattern: RegExp) => pattern.test(text);
   const cause = redactedCause(all.find((e) => e && (e.code || e.message)) ?? failure);
   const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
 
+  if (options.mode === 'client' && sentinelsOf(options.client as ClientWithOptions).length > 0) {
+    if (has(/All sentinels are unreachable|No such master|not a master|sentinel/i)) {
+      return make(
+        `Could not reach ${where}: check the sentinels and name options of the ioredis client passed as client, ` +
+          'and that the Sentinels run and know that master.',
+      );
+    }
+  }
   if (has(/WRONGPASS|NOAUTH|invalid password|invalid username-password/i)) {
     if (options.credentialsFrom === undefined) {
       return make(
@@ -75,6 +85,35 @@ export function describeStartupFailure(
     `Could not connect to Redis at ${where} within connectionTimeoutInMilliseconds=${options.connectionTimeout}: ` +
       `check the host and port options and the network.${tlsHint}`,
   );
+}
+
+/** The part of an ioredis client's options that says where it connects. */
+interface ClientWithOptions {
+  readonly options?: {
+    readonly host?: string;
+    readonly port?: number;
+    readonly path?: string | null;
+    readonly name?: string;
+    readonly sentinels?: readonly { host?: string; port?: number }[] | null;
+  };
+}
+
+function sentinelsOf(client: ClientWithOptions | undefined): readonly { host?: string; port?: number }[] {
+  return client?.options?.sentinels ?? [];
+}
+
+/**
+ * Where a standalone ioredis client connects, for messages: `host:port`, its socket path, or the master it asks
+ * the Sentinels for.
+ */
+export function describeClientAddress(client: ClientWithOptions | undefined): string {
+  const options = client?.options ?? {};
+  const sentinels = sentinelsOf(client);
+  if (sentinels.length > 0) {
+    const list = sentinels.map((s) => `${s.host ?? 'localhost'}:${s.port ?? 26379}`).join(', ');
+    return `the master "${options.name ?? 'mymaster'}" through the Sentinels ${list}`;
+  }
+  return options.path ?? `${options.host ?? 'localhost'}:${options.port ?? 6379}`;
 }
 
 /**

@@ -6,7 +6,7 @@ import { RedisConfigurationError, RedisOperationError } from './redis-cache.erro
 import { Deadlines } from '../deadlines.js';
 import { disconnectClient, quitWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
-import { describeStartupFailure } from './redis-startup-failure.js';
+import { describeClientAddress, describeStartupFailure } from './redis-startup-failure.js';
 import { pingRedis } from './redis-ping.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
 import { redisKeys } from './redis-keys.js';
@@ -119,6 +119,7 @@ export class RedisConnection {
       clearTimeout(timer);
     }
     stopListening();
+    this.adviseOnSentinels();
     this.started = true;
     this.listeners = [
       listenShared(this.client, 'error', this.onError),
@@ -126,6 +127,25 @@ export class RedisConnection {
       ...(this.client instanceof Cluster ? [listenShared(this.client, 'node error', this.onNodeError)] : []),
       listenShared(this.client, 'ready', this.onReady),
     ];
+  }
+
+  /**
+   * A Sentinel client without `failoverDetector` stays on a master that hung (rather than failed) after the Sentinels
+   * promoted its replica, until its socket is dropped; and the old master, back, takes writes until it is turned
+   * into a replica, which then discards them (a probe: hundreds of acknowledged writes per session).
+   */
+  private adviseOnSentinels(): void {
+    if (this.client instanceof Cluster) return;
+    const { sentinels, failoverDetector } = this.client.options;
+    if (!sentinels?.length || failoverDetector) return;
+    logEvent(
+      this.logger,
+      SessionLogEvents.RedisSentinelWithoutFailoverDetector,
+      'The Redis client finds its master through Sentinels without failoverDetector: true. A master that hangs ' +
+        'instead of failing keeps the client after the Sentinels promoted a replica, and writes it takes once back ' +
+        'are lost when it becomes a replica. Build the client with failoverDetector: true ' +
+        '(docs/redis.md, "Redis Sentinel").',
+    );
   }
 
   /** Removes this connection's listeners from the client (see listenShared). */
@@ -142,7 +162,7 @@ export class RedisConnection {
   private async establish(sessionKeys: boolean | SessionKeyAccess): Promise<void> {
     if (this.client.status === 'wait') await this.client.connect();
     await this.client.ping();
-    if (!(this.client instanceof Cluster)) await this.refuseClusterNode();
+    if (!(this.client instanceof Cluster)) await this.refuseUnfitServer();
     if (sessionKeys) await this.checkKeyAccess(sessionKeys === true ? {} : sessionKeys);
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
@@ -154,20 +174,37 @@ export class RedisConnection {
   }
 
   /**
-   * A standalone connection (`url`, `host`) to a node of a Redis Cluster of several shards reaches only that node's
-   * slots: most sessions would answer 503 (MOVED), logged as an outage. `INFO cluster` and `CLUSTER INFO` say so at
-   * startup. A single-shard cluster (its node serves every slot) works so and is let through, as is an ACL user that
-   * may not run them.
+   * What a standalone connection reached, by its `INFO` (skipped for an ACL user that may not run it), refused when
+   * sessions could not work there:
+   * - a node of a Redis Cluster of several shards (`url`, `host`): it reaches only that node's slots, and most sessions
+   *   would answer 503 (MOVED), logged as an outage. A single-shard cluster (its node serves every slot) works so;
+   * - a Sentinel (its port given as the server's): it runs none of the commands sessions need;
+   * - a replica: it refuses every write (READONLY), so every commit would answer 503.
    */
-  private async refuseClusterNode(): Promise<void> {
-    const info = await this.client.info('cluster').catch(() => '');
+  private async refuseUnfitServer(): Promise<void> {
+    const info = await this.client.info().catch(() => '');
+    const where = `Redis at ${describeClientAddress(this.client as Redis)}`;
+    const sentinelAdvice =
+      'For Redis Sentinel, pass an ioredis client built with { sentinels: [{ host, port }], name, ' +
+      'failoverDetector: true } as client (docs/redis.md, "Redis Sentinel").';
+    if (/^redis_mode:sentinel\s*$/m.test(info)) {
+      throw new RedisConfigurationError(
+        `${where} is a Redis Sentinel, not a server that can hold sessions. Point host and port (or url) at the ` +
+          `master. ${sentinelAdvice}`,
+      );
+    }
+    if (/^role:slave\s*$/m.test(info)) {
+      throw new RedisConfigurationError(
+        `${where} is a replica: it refuses writes (READONLY), so every session commit would fail. Point host and ` +
+          `port (or url) at the master. ${sentinelAdvice}`,
+      );
+    }
     if (!/^cluster_enabled:1\s*$/m.test(info)) return;
     const cluster = String(await this.client.call('CLUSTER', 'INFO').catch(() => ''));
     const shards = /^cluster_size:(\d+)\s*$/m.exec(cluster);
     if (!shards || Number(shards[1]) <= 1) return;
-    const { host, port, path } = (this.client as Redis).options;
     throw new RedisConfigurationError(
-      `Redis at ${path ?? `${host ?? 'localhost'}:${port ?? 6379}`} is a node of a Redis Cluster: a connection to one node (the url or host option, or ` +
+      `${where} is a node of a Redis Cluster: a connection to one node (the url or host option, or ` +
         'an ioredis Redis client) reaches only its slots, and the sessions kept on the others would fail (MOVED). ' +
         "Use the clusterNodes option (['host:port', ...], one node or more) or pass an ioredis Cluster as client.",
     );
