@@ -517,7 +517,7 @@ export class RedisConnection {
 
   /**
    * An operation timed out. A standalone connection whose socket received nothing since an earlier timeout at least
-   * twice the operation timeout before is dropped and made again: a network path that forgot the connection (a NAT,
+   * twice the operation timeout before (plus a `WAIT`'s timeout with `waitForReplicas`) is dropped and made again: a network path that forgot the connection (a NAT,
    * a load balancer) or a server replaced under the same address while the old one hung (a DNS name, a Sentinel
    * client) would otherwise keep the socket until the kernel gives up on it, minutes later, and every request would
    * wait out its timeout until then. A commit that was still on the old socket applies nothing when it runs late
@@ -534,7 +534,8 @@ export class RedisConnection {
       this.silence = { stream, bytesRead: stream.bytesRead, since: now };
       return;
     }
-    if (now - seen.since < 2 * this.options.operationTimeout) return;
+    // A commit's WAIT (waitForReplicas) holds the connection's replies for up to its own timeout: not a silence.
+    if (now - seen.since < 2 * this.options.operationTimeout + this.replicaWaitTime) return;
     this.silence = undefined;
     logEvent(
       this.logger,
