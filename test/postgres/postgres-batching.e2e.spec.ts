@@ -1,7 +1,11 @@
 import type pg from 'pg';
 import { ManualClock, SessionLimitExceededError } from 'nest-session-state';
-import type { PostgresSessionStore } from 'nest-session-state/postgres';
-import { countedStore, type CountedStore } from '../support/postgres/index.js';
+import {
+  PostgresConnection,
+  PostgresSessionStore,
+  resolvePostgresOptions,
+} from 'nest-session-state/postgres';
+import { countedStore, countingPool, TestDatabase, type CountedStore } from '../support/postgres/index.js';
 
 const value = (text: string) => Buffer.from(text);
 const setting = (entries: Record<string, string>) => ({
@@ -124,6 +128,25 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     expect(text(data, 'old')).toBeUndefined();
   });
 
+  it("a loaded session's commit held past its deadline by a row lock that changes nothing fails and never lands (an app's pool: no statement_timeout)", async () => {
+    await store.commit('held-loaded', setting({ v: 'before' }), 60_000);
+    const holder = await pool.connect();
+    await holder.query('BEGIN');
+    // Locks the row without changing it: PostgreSQL does not evaluate an UPDATE's WHERE again after such a wait.
+    await holder.query(`SELECT 1 FROM "public"."nest_sessions" WHERE session_key = 'held-loaded' FOR UPDATE`);
+    const late = { ...setting({ v: 'late' }), ofStoredSession: true };
+    const result = await store.commit('held-loaded', late, 60_000).then(
+      () => 'applied',
+      () => 'failed',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await holder.query('COMMIT');
+    holder.release();
+    expect(result).toBe('failed');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the UPDATE the lock held runs now, if it ever does
+    expect(text(await store.load('held-loaded', 60_000), 'v')).toBe('before');
+  });
+
   it('commits queued behind a stalled statement fail within the operation timeout and never land', async () => {
     await store.commit('locked', setting({ v: 'before' }), 60_000);
     // Another transaction holds the row: the next commit of 'locked' waits for it, and the rest queue.
@@ -144,5 +167,38 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(text(await store.load('locked', 60_000), 'v')).toBe('before');
     for (let i = 0; i < 5; i++) expect(await store.load(`queued-${i}`, 60_000)).toBeUndefined();
+  });
+});
+
+describe("PostgreSQL store: modules sharing an app's pool", () => {
+  it('two tables on one pool (one connection) each keep their sessions: their statements do not share names', async () => {
+    const db = await TestDatabase.create();
+    const { pool } = countingPool(db.url(), 1);
+    const connections = ['a_sessions', 'b_sessions'].map(
+      (tableName) =>
+        new PostgresConnection(resolvePostgresOptions({ pool, tableName, pruneIntervalInMilliseconds: 0 })),
+    );
+    try {
+      for (const connection of connections) await connection.connect();
+      const [a, b] = connections.map((connection) => new PostgresSessionStore(connection));
+      for (let i = 0; i < 3; i++) {
+        await a.commit('shared', setting({ n: `a${i}` }), 60_000);
+        await b.commit('shared', setting({ n: `b${i}` }), 60_000);
+        await a.commit('shared', { ...setting({ m: `a${i}` }), ofStoredSession: true }, 60_000);
+        await b.commit('shared', { ...setting({ m: `b${i}` }), ofStoredSession: true }, 60_000);
+      }
+      expect([text(await a.load('shared', 60_000), 'n'), text(await a.load('shared', 60_000), 'm')]).toEqual([
+        'a2',
+        'a2',
+      ]);
+      expect([text(await b.load('shared', 60_000), 'n'), text(await b.load('shared', 60_000), 'm')]).toEqual([
+        'b2',
+        'b2',
+      ]);
+    } finally {
+      for (const connection of connections) await connection.close();
+      await pool.end();
+      await db.drop();
+    }
   });
 });

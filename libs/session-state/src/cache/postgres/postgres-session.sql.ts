@@ -330,12 +330,18 @@ RETURNING ${dbNowMs} AS db_ms
   DELETE FROM ${endedTable} WHERE session_key = $1 AND EXISTS (SELECT 1 FROM written)
 )
 SELECT db_ms FROM written`,
-    // The row only, never an insert: a session moved or ended since the request loaded it stays gone.
-    setExisting: `UPDATE ${table} AS t SET
+    // The row only, never an insert: a session moved or ended since the request loaded it stays gone. The row is
+    // locked first and the deadline judged after: a plain UPDATE judges its WHERE before it waits for a row lock and,
+    // when the holder changed nothing (a FOR UPDATE that ended without a write), not again after, so a commit held
+    // past its deadline (its caller answered 503) would still apply once the lock went (a probe, with an app's pool
+    // that sets no statement_timeout).
+    setExisting: `WITH locked AS MATERIALIZED (SELECT session_key FROM ${table} WHERE session_key = $1 FOR UPDATE)
+UPDATE ${table} AS t SET
   data = t.data || $2::jsonb,
   expires_at = CASE WHEN t.expires_at < to_timestamp(($4::float8 - least(60000, ($4::float8 - $3::float8) / 20)) / 1000)
                     THEN ${ms('$4')} ELSE t.expires_at END
-WHERE t.session_key = $1 AND t.expires_at > ${ms('$3')} AND ${dbNowMs} <= $5::float8
+FROM locked
+WHERE t.session_key = locked.session_key AND t.expires_at > ${ms('$3')} AND ${dbNowMs} <= $5::float8
   AND octet_length(t.data::text) + octet_length($2::text) <= $7::bigint
   AND (SELECT count(*) FROM jsonb_object_keys(t.data)) + $6::int <= $8::bigint
 RETURNING ${dbNowMs} AS db_ms`,

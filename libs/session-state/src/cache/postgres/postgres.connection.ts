@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { Deadlines } from '../deadlines.js';
 import { RedisClock } from '../redis/redis-clock.js';
@@ -52,8 +53,19 @@ export class PostgresConnection {
   private pruneTimer: NodeJS.Timeout | undefined;
   private pruning: Promise<unknown> | undefined;
 
+  /**
+   * Prepared statements are named per connection of the pool: `nss_` for the default table, with a digest of schema
+   * and table otherwise, so modules that share an app's pool with different tables do not reuse one name for two
+   * texts (pg refuses: "Prepared statements must be unique").
+   */
+  private readonly statementPrefix: string;
+
   constructor(readonly options: ResolvedPostgresOptions) {
     this.sql = postgresSessionSql(options.schema, options.tableName);
+    this.statementPrefix =
+      options.schema === 'public' && options.tableName === 'nest_sessions'
+        ? 'nss_'
+        : `nss_${createHash('sha256').update(`${options.schema}.${options.tableName}`).digest('hex').slice(0, 12)}_`;
     this.deadlines = new Deadlines(options.operationTimeout);
     this.pool =
       (options.pool as pg.Pool | undefined) ??
@@ -275,7 +287,7 @@ export class PostgresConnection {
         release(false);
         throw new Error('timed out');
       }
-      const result = await connected.query<R>({ name: `nss_${name}`, text, values });
+      const result = await connected.query<R>({ name: `${this.statementPrefix}${name}`, text, values });
       release(false);
       return result;
     });
