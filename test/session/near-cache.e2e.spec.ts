@@ -546,6 +546,15 @@ describe('near cache when its two connections reach different servers (a failove
       expect(read.body).toMatchObject({ name: 'v2' });
     }
     expect(logger.has(/Near cache is off .*different Redis servers/)).toBe(true);
+
+    // The address moves back (the failover undone): the subscriber, made again a second later, finds the data
+    // connection's server, and the near cache is on again without a restart.
+    proxy.retarget(oldServer);
+    expect(await waitUntil(() => Promise.resolve(logger.has(/Near cache is on again/)), 5_000)).toBe(true);
+    await request(writer.url).post('/set/name').set('Cookie', cookie).send({ value: 'v3' }).expect(200);
+    expect((await request(reader.url).get('/read').set('Cookie', cookie).expect(200)).body).toMatchObject({
+      name: 'v3',
+    });
   });
 });
 

@@ -48,7 +48,8 @@ export class StallProxy {
   static async start(target: { host: string; port: number }): Promise<StallProxy> {
     const accepted: Socket[] = [];
     const holder: { proxy?: StallProxy } = {};
-    const listener = createServer((client) =>
+    // Half-open allowed: a cut-off connection must not answer the client's FIN either (see cutOff).
+    const listener = createServer({ allowHalfOpen: true }, (client) =>
       holder.proxy ? holder.proxy.accept(client) : accepted.push(client),
     );
     await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
@@ -95,9 +96,10 @@ export class StallProxy {
   }
 
   /**
-   * What a silently dropped network path (a NAT or load balancer that forgot the connection) or a hung server gives
-   * a client: every connection open now stays open but carries nothing more, either way. Connections made later go
-   * through as usual (to {@link retarget}'s server, if it was called).
+   * What a silently dropped network path (a NAT or load balancer that forgot the connection) gives a client: every
+   * connection open now stays open but carries nothing more, either way, not even the client's FIN (a client that
+   * closes such a socket politely waits for an answer that never comes). Connections made later go through as usual
+   * (to {@link retarget}'s server, if it was called).
    */
   cutOff(): void {
     for (const link of this.links) {
@@ -123,6 +125,9 @@ export class StallProxy {
     client.setNoDelay(true);
     server.setNoDelay(true);
     client.on('data', (chunk: Buffer) => this.fromClient(link, chunk));
+    client.on('end', () => {
+      if (!link.cut) client.end(); // as without allowHalfOpen
+    });
     server.on('data', (chunk: Buffer) => {
       if (link.cut) return;
       const hold = this.armed;

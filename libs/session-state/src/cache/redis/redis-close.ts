@@ -1,6 +1,13 @@
 import type { Cluster, Redis } from 'ioredis';
 
 /**
+ * How long ioredis lets a connection the library closes finish before it destroys the socket (its
+ * `disconnectTimeout`, 2 s by default), set on the connections the library opens. Its timer is never cleared when
+ * the socket is gone already (a failed or timed-out start, a close while reconnecting), and held the process.
+ */
+export const DISCONNECT_TIMEOUT = 100;
+
+/**
  * `operation`'s result, or undefined once `ms` passed without one (the operation goes on unwatched): a
  * Redis that stopped answering (a stopped process, a half-open connection) must not hold the app's shutdown.
  */

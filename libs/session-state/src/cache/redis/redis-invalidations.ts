@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RedisConfigurationError } from './redis-cache.errors.js';
-import { disconnectClient, quitWithin, settleWithin } from './redis-close.js';
+import { DISCONNECT_TIMEOUT, disconnectClient, quitWithin, settleWithin } from './redis-close.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
@@ -11,17 +11,26 @@ const INVALIDATION_CHANNEL = '__redis__:invalidate';
 const TRACKED_CLIENTS = new WeakSet<Redis>();
 
 /**
- * The `run_id` of the Redis server `connection` reaches (new with each server process); undefined when the ACL user
- * may not run INFO (the check it serves is then skipped, as before it existed).
+ * The `run_id` of the Redis server `connection` reaches (new with each server process); undefined when it cannot be
+ * read (an ACL user without INFO, a renamed INFO): the check it serves is then skipped, as before it existed.
  */
 async function serverRunId(connection: Redis): Promise<string | undefined> {
   try {
     return /^run_id:(\w+)\s*$/m.exec(await connection.info('server'))?.[1];
-  } catch (error) {
-    if (/(?:^|\s)NOPERM\b/.test((error as Error).message)) return undefined;
-    throw error;
+  } catch {
+    return undefined;
   }
 }
+
+/** The two connections reached different servers (see {@link RedisInvalidations.enable}). */
+class ServersApartError extends Error {
+  constructor() {
+    super('the data connection and the invalidation connection reach different Redis servers (a failover under way?)');
+  }
+}
+
+/** How long after finding the two connections apart the subscriber is made again (it finds its server anew). */
+const APART_RETRY_MS = 1_000;
 
 /** What receives the invalidations (the session near cache). */
 export interface InvalidationSink {
@@ -64,6 +73,8 @@ export class RedisInvalidations {
   /** Bumped by every close, so a setup that raced with one does not activate the sink. */
   private generation = 0;
   private enabling: Promise<void> | undefined;
+  /** Pending retry after the connections were found on different servers (see retryApart). */
+  private apartTimer: NodeJS.Timeout | undefined;
   private enableAgain = false;
   private closed = false;
   private warned = false;
@@ -91,6 +102,7 @@ export class RedisInvalidations {
       lazyConnect: true,
       enableOfflineQueue: false,
       connectionName: 'nest-session-state:invalidations',
+      disconnectTimeout: DISCONNECT_TIMEOUT,
     });
   }
 
@@ -123,10 +135,17 @@ export class RedisInvalidations {
       }
     } catch (error) {
       this.closed = true;
+      clearTimeout(this.apartTimer);
       this.client.off('close', this.onClientClose);
       disconnectClient(this.subscriber);
       await this.trackingOff(this.barrierTimeout);
       TRACKED_CLIENTS.delete(this.client);
+      if (error instanceof ServersApartError) {
+        throw new RedisConfigurationError(
+          `Redis option nearCache could not be set up: ${error.message}. Start again once the failover is over.`,
+          { cause: error },
+        );
+      }
       throw new RedisConfigurationError(
         `Redis option nearCache could not be set up: ${(error as Error).message}. It needs Redis 6 or later ` +
           'and, for the configured user, the commands CLIENT ID, CLIENT TRACKING, CLIENT SETNAME, SUBSCRIBE and PING ' +
@@ -146,6 +165,7 @@ export class RedisInvalidations {
    */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.apartTimer);
     this.lost();
     this.client.off('close', this.onClientClose);
     this.client.off('ready', this.onClientReady);
@@ -246,6 +266,16 @@ export class RedisInvalidations {
     this.sink.deactivate();
   }
 
+  /** After {@link ServersApartError}: the subscriber made again in a while (one timer at a time, none after close). */
+  private retryApart(): void {
+    if (this.apartTimer !== undefined || this.closed) return;
+    this.apartTimer = setTimeout(() => {
+      this.apartTimer = undefined;
+      if (!this.closed) this.replaceSubscriber();
+    }, APART_RETRY_MS);
+    this.apartTimer.unref();
+  }
+
   /** Drops the subscriber's connection and reconnects it; its `ready` sets tracking up again. */
   private replaceSubscriber(): void {
     this.subscriberId = undefined;
@@ -264,6 +294,9 @@ export class RedisInvalidations {
       .catch((error: Error) => {
         // Tracking may be off or redirected to a closed subscriber: copies are no longer safe.
         this.lost();
+        // Nothing else would set it up again while both connections stay up: the subscriber is made again later,
+        // and finds its server anew (the data connection, if it is the one left behind, is made again by its owner).
+        if (error instanceof ServersApartError) this.retryApart();
         if (this.warned || this.closed) return;
         this.warned = true;
         logEvent(
@@ -288,6 +321,8 @@ export class RedisInvalidations {
       const server = await serverRunId(this.subscriber); // before SUBSCRIBE, which allows no INFO
       await this.subscriber.subscribe(INVALIDATION_CHANNEL);
       await this.subscriber.ping(); // the barrier's command: refused here, not on every read, if the ACL denies it
+      // A connection lost meanwhile: the id and server may be the old connection's; the next setup starts over.
+      if (generation !== this.generation) return;
       this.subscriberServer = server;
       this.subscriberId = id;
     }
@@ -296,9 +331,7 @@ export class RedisInvalidations {
     // clients has the subscriber's id, a stranger, and no invalidation would reach this instance.
     const server = await serverRunId(this.client);
     if (server !== undefined && this.subscriberServer !== undefined && server !== this.subscriberServer) {
-      throw new Error(
-        'the data connection and the invalidation connection reach different Redis servers (a failover under way?)',
-      );
+      throw new ServersApartError();
     }
     // The redirection can only be changed from OFF.
     await this.client.call('CLIENT', 'TRACKING', 'OFF');

@@ -4,7 +4,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisConfigurationError, RedisOperationError } from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
-import { disconnectClient, quitWithin } from './redis-close.js';
+import { DISCONNECT_TIMEOUT, disconnectClient, quitWithin, settleWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeClientAddress, describeStartupFailure } from './redis-startup-failure.js';
 import { pingRedis } from './redis-ping.js';
@@ -65,6 +65,8 @@ export class RedisConnection {
   private lastError: Error | undefined;
   /** The socket and what it had received at the first timed-out operation of a silence (see {@link noteTimeout}). */
   private silence: { stream: Socket; bytesRead: number; since: number } | undefined;
+  /** A fresh connection is checking whether a silent socket's path is dead (see {@link dropIfPathIsDead}). */
+  private probingPath = false;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
@@ -194,9 +196,12 @@ export class RedisConnection {
       );
     }
     if (/^role:slave\s*$/m.test(info)) {
+      const fix =
+        (this.client as Redis).options.role === 'slave'
+          ? "The client was built with role: 'slave': build it with role 'master' (the default)."
+          : `Point host and port (or url) at the master. ${sentinelAdvice}`;
       throw new RedisConfigurationError(
-        `${where} is a replica: it refuses writes (READONLY), so every session commit would fail. Point host and ` +
-          `port (or url) at the master. ${sentinelAdvice}`,
+        `${where} is a replica: it refuses writes (READONLY), so every session commit would fail. ${fix}`,
       );
     }
     if (!/^cluster_enabled:1\s*$/m.test(info)) return;
@@ -258,6 +263,9 @@ export class RedisConnection {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       retryStrategy: (times) => this.reconnectDelay(times),
+      // ioredis destroys a socket it closes after this, by a timer it never clears when the socket is gone already
+      // (a failed or timed-out start, a close while reconnecting): 2 s by default, which held the process that long.
+      disconnectTimeout: DISCONNECT_TIMEOUT,
     };
     if (o.mode === 'cluster') {
       const clusterOptions: ClusterOptions = {
@@ -274,6 +282,7 @@ export class RedisConnection {
           tls: o.tls,
           connectTimeout: o.connectionTimeout,
           maxRetriesPerRequest: 0,
+          disconnectTimeout: DISCONNECT_TIMEOUT,
         },
         clusterRetryStrategy: (times) => this.reconnectDelay(times),
         slotsRefreshTimeout: o.connectionTimeout,
@@ -517,15 +526,15 @@ export class RedisConnection {
 
   /**
    * An operation timed out. A standalone connection whose socket received nothing since an earlier timeout at least
-   * twice the operation timeout before (plus a `WAIT`'s timeout with `waitForReplicas`) is dropped and made again: a network path that forgot the connection (a NAT,
-   * a load balancer) or a server replaced under the same address while the old one hung (a DNS name, a Sentinel
-   * client) would otherwise keep the socket until the kernel gives up on it, minutes later, and every request would
-   * wait out its timeout until then. A commit that was still on the old socket applies nothing when it runs late
-   * (its deadline). A cluster watches its nodes itself.
+   * twice the operation timeout before (plus a `WAIT`'s timeout with `waitForReplicas`) may have lost its network
+   * path (a NAT or load balancer that forgot it) or its server (replaced under the same address while the old one
+   * hung: a DNS name, a Sentinel client); it would keep the socket until the kernel gives up, minutes later, every
+   * request waiting out its timeout until then. A fresh connection decides (see {@link dropIfPathIsDead}). Not a
+   * Cluster: its nodes' connections are ioredis's.
    */
   private noteTimeout(): void {
     const client = this.client;
-    if (client instanceof Cluster || client.status !== 'ready' || this.closed) return;
+    if (client instanceof Cluster || client.status !== 'ready' || this.closed || this.probingPath) return;
     const stream = client.stream as Socket | undefined;
     if (!stream) return;
     const now = Date.now();
@@ -536,14 +545,58 @@ export class RedisConnection {
     }
     // A commit's WAIT (waitForReplicas) holds the connection's replies for up to its own timeout: not a silence.
     if (now - seen.since < 2 * this.options.operationTimeout + this.replicaWaitTime) return;
-    this.silence = undefined;
+    this.probingPath = true;
+    void this.dropIfPathIsDead(client, stream, now - seen.since).finally(() => {
+      this.probingPath = false;
+      this.silence = undefined;
+    });
+  }
+
+  /**
+   * Opens a second connection the way the client would (the same address, Sentinels, TLS and credentials) and
+   * PINGs. If it answers while the old socket stays silent, the old socket's path is dead: it is destroyed, and the
+   * client reconnects by itself. If it does not, the server itself is stalled (a long script, a fork, a pause), and
+   * dropping the socket would only lose the replies on their way (an app's own client would send its commands again
+   * after the reconnect): it is kept. A commit still on a dropped socket applies nothing when it runs late (its
+   * deadline).
+   */
+  private async dropIfPathIsDead(client: Redis, stream: Socket, silentMs: number): Promise<void> {
+    const within = this.options.operationTimeout;
+    const probe = client.duplicate({
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      enableReadyCheck: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      sentinelRetryStrategy: () => null,
+      connectTimeout: within,
+      disconnectTimeout: 0,
+    });
+    probe.on('error', () => undefined); // the answer is whether the PING came back
+    let answered: boolean | undefined;
+    try {
+      answered = await settleWithin(
+        probe
+          .connect()
+          .then(() => probe.ping())
+          .then(
+            () => true,
+            () => false,
+          ),
+        within,
+      );
+    } finally {
+      disconnectClient(probe);
+    }
+    if (answered !== true || this.closed || client.stream !== stream || client.status !== 'ready') return;
     logEvent(
       this.logger,
       SessionLogEvents.RedisConnectionSilent,
-      `Redis sent nothing on the connection for ${now - seen.since} ms while operations waited: connecting again ` +
-        '(a network path that dropped the connection, or a server replaced under the same address).',
+      `Redis sent nothing on the connection for ${silentMs} ms while operations waited, and a new connection ` +
+        'answers: connecting again (a network path that dropped the connection, or a server replaced under the ' +
+        'same address).',
     );
-    client.disconnect(true);
+    stream.destroy();
   }
 
   private reportFailure(what: string, error: Error): void {
