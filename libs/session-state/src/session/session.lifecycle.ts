@@ -111,6 +111,8 @@ export class SessionLifecycle implements SessionHost {
   private abandonedKey: string | undefined;
   private lockToken: string | undefined;
   private lockedKey: string | undefined;
+  /** When the response's close stopped the held lock's renewal (see refusalText). */
+  private renewalStoppedAt: number | undefined;
   /** The next renewal of the held lock (see renewLockWhileHeld). */
   private lockRenewal: NodeJS.Timeout | undefined;
   /** The key's data was written to the store, or its cookie set, during this request. */
@@ -298,7 +300,10 @@ export class SessionLifecycle implements SessionHost {
       else this.stopLockRenewal();
     };
     schedule();
-    this.exchange.onClose(() => this.stopLockRenewal());
+    this.exchange.onClose(() => {
+      if (this.lockRenewal !== undefined) this.renewalStoppedAt = Date.now();
+      this.stopLockRenewal();
+    });
   }
 
   /**
@@ -306,7 +311,15 @@ export class SessionLifecycle implements SessionHost {
    * (see renewLockWhileHeld): the store and the process are not to blame, as the error's own message would say.
    */
   private refusalText(error: SessionLimitExceededError | SessionMovedError | SessionLockLostError): string {
-    if (!(error instanceof SessionLockLostError) || !this.exchange.closed) return error.message;
+    // Renewed every third of the TTL until the close: before two thirds of it passed since, the close is not why.
+    const stopped = this.renewalStoppedAt;
+    const ttl = this.runtime.options.lock?.ttl ?? 0;
+    if (
+      !(error instanceof SessionLockLostError) ||
+      stopped === undefined ||
+      Date.now() - stopped < (ttl * 2) / 3
+    )
+      return error.message;
     return (
       'the response closed (its client went away) while this request held the session lock (session.lock), so the lock was no longer ' +
       "renewed and expired after session.lock.ttl before the request's handler finished: its session changes were " +
