@@ -25,7 +25,9 @@ async function serverRunId(connection: Redis): Promise<string | undefined> {
 /** The two connections reached different servers (see {@link RedisInvalidations.enable}). */
 class ServersApartError extends Error {
   constructor() {
-    super('the data connection and the invalidation connection reach different Redis servers (a failover under way?)');
+    super(
+      'the data connection and the invalidation connection reach different Redis servers (a failover under way?)',
+    );
   }
 }
 
