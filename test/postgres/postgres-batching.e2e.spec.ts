@@ -147,6 +147,34 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     expect(text(await store.load('held-loaded', 60_000), 'v')).toBe('before');
   });
 
+  it.each([
+    ['take', 'regenerate()'],
+    ['remove', 'abandon()'],
+  ] as const)(
+    "%s (%s's) held past its deadline by a row lock that changes nothing fails and never lands: no delete, no mark",
+    async (operation) => {
+      const key = `held-${operation}`;
+      await store.commit(key, setting({ v: 'kept' }), 60_000);
+      const holder = await pool.connect();
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "public"."nest_sessions" WHERE session_key = $1 FOR UPDATE`, [key]);
+      const result = await store[operation](key, { keepMs: 60_000 }).then(
+        () => 'applied',
+        () => 'failed',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await holder.query('COMMIT');
+      holder.release();
+      expect(result).toBe('failed');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the statement the lock held runs now, if it ever does
+      expect(text(await store.load(key, 60_000), 'v')).toBe('kept');
+      const marks = await pool.query(`SELECT 1 FROM "public"."nest_sessions_ended" WHERE session_key = $1`, [
+        key,
+      ]);
+      expect(marks.rowCount).toBe(0);
+    },
+  );
+
   it('commits queued behind a stalled statement fail within the operation timeout and never land', async () => {
     await store.commit('locked', setting({ v: 'before' }), 60_000);
     // Another transaction holds the row: the next commit of 'locked' waits for it, and the rest queue.

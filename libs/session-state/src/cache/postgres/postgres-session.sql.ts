@@ -130,11 +130,16 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   // the lock of `key`, unexpired in the database's clock. FOR SHARE keeps it so until the statement's transaction
   // ends: a request taking the lock over waits, then finds the session gone. Materialized: read once, before the
   // statement deletes or marks anything.
-  // And the deadline (epoch ms in the database's clock; null: none), read after any wait for the lock row: a take
-  // or remove that runs after the app answered 503 does nothing, as a commit (in_time false).
-  const lockHeld = (key: string, token: string, deadline: string) => `held AS MATERIALIZED (
+  // And the deadline (epoch ms in the database's clock; null: none), read after any wait for the session's row and
+  // the lock row: a take or remove that runs after the app answered 503 does nothing, as a commit (in_time false).
+  // The session's row is locked first (as the commit function does, then the lock row): the DELETE would wait for it
+  // after the deadline was read, and when its holder changed nothing PostgreSQL does not read it again (a review).
+  const lockHeld = (key: string, token: string, deadline: string) => `session_row AS MATERIALIZED (
+  SELECT 1 FROM ${table} WHERE session_key = ${key} FOR UPDATE
+), held AS MATERIALIZED (
   SELECT ${token}::text IS NULL OR EXISTS (SELECT 1 FROM ${locksTable} WHERE session_key = ${key} AND token = ${token}::text
     AND expires_at > clock_timestamp() FOR SHARE) AS ok
+  FROM (SELECT count(*) FROM session_row) AS row_locked
 ), timely AS MATERIALIZED (
   SELECT ok, ${deadline}::float8 IS NULL OR clock_timestamp() <= ${ms(deadline)} AS in_time FROM held
 )`;
