@@ -303,32 +303,39 @@ describe('an outage of a standalone Redis', () => {
     }
   });
 
-  it("a server that is only slow (CLIENT PAUSE past the silence) keeps the connection: an app client's command in flight runs once", async () => {
-    const logger = new CaptureLogger();
-    const appClient = new Redis(server.clientOptions()); // ioredis' defaults: it sends unanswered commands again
-    try {
-      const started = await startSessionApp(
-        { secrets: SECRETS, redis: { client: appClient, operationTimeoutInMilliseconds: OPERATION_TIMEOUT } },
-        { logger },
-      );
-      app = started.app;
-      const known = new SessionClient('known', client);
-      expect(json(await known.send('GET', started.url, '/counter'))).toEqual({ count: 1 });
-      await appClient.del('app-counter');
-      await server.pause(5 * OPERATION_TIMEOUT);
-      const incremented = appClient.incr('app-counter');
-      // Session requests time out behind the pause, again and again: a silence, but the server is the one stalled.
-      for (let i = 0; i < 4; i++) expect((await known.send('GET', started.url, '/read')).status).toBe(503);
-      expect(await incremented).toBe(1);
-      expect(await appClient.get('app-counter')).toBe('1');
-      expect(logger.has(/RedisConnectionSilent/)).toBe(false);
-      expect(json(await waitForRecovery(known, started.url)).count).toBe(1);
-    } finally {
-      await app?.close();
-      app = undefined;
-      appClient.disconnect();
-    }
-  });
+  it.each(['ALL', 'WRITE'] as const)(
+    "a server that is only slow (CLIENT PAUSE %s past the silence) keeps the connection: an app client's command in flight runs once",
+    async (mode) => {
+      const logger = new CaptureLogger();
+      const appClient = new Redis(server.clientOptions()); // ioredis' defaults: it sends unanswered commands again
+      try {
+        const started = await startSessionApp(
+          {
+            secrets: SECRETS,
+            redis: { client: appClient, operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+          },
+          { logger },
+        );
+        app = started.app;
+        const known = new SessionClient('known', client);
+        expect(json(await known.send('GET', started.url, '/counter'))).toEqual({ count: 1 });
+        await appClient.del('app-counter');
+        // WRITE: a PING would be answered, while every script (session loads and commits) waits.
+        await server.pause(5 * OPERATION_TIMEOUT, mode);
+        const incremented = appClient.incr('app-counter');
+        // Session requests time out behind the pause, again and again: a silence, but the server is the one stalled.
+        for (let i = 0; i < 4; i++) expect((await known.send('GET', started.url, '/read')).status).toBe(503);
+        expect(await incremented).toBe(1);
+        expect(await appClient.get('app-counter')).toBe('1');
+        expect(logger.has(/RedisConnectionSilent/)).toBe(false);
+        expect(json(await waitForRecovery(known, started.url)).count).toBe(1);
+      } finally {
+        await app?.close();
+        app = undefined;
+        appClient.disconnect();
+      }
+    },
+  );
 
   it('app.close() with Redis hung (stopped, its connections open) ends within the operation timeouts, near cache included', async () => {
     const url = await start({ nearCache: true }, new CaptureLogger());

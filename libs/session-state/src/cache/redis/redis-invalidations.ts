@@ -72,6 +72,8 @@ export class RedisInvalidations {
   private subscriberId: string | undefined;
   /** The Redis server the subscriber reached (`run_id`), when the user may run INFO. */
   private subscriberServer: string | undefined;
+  /** Bumped by each close of the subscriber's connection (see enable). */
+  private subscriberConnections = 0;
   /** Bumped by every close, so a setup that raced with one does not activate the sink. */
   private generation = 0;
   private enabling: Promise<void> | undefined;
@@ -122,6 +124,7 @@ export class RedisInvalidations {
     this.subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.received(keys));
     this.subscriber.on('close', () => {
       this.subscriberId = undefined;
+      this.subscriberConnections++;
       this.lost();
     });
     this.client.on('close', this.onClientClose);
@@ -319,12 +322,14 @@ export class RedisInvalidations {
   private async enable(generation: number): Promise<void> {
     if (this.subscriber.status !== 'ready' || this.client.status !== 'ready') return;
     if (this.subscriberId === undefined) {
+      const connection = this.subscriberConnections;
       const id = String(await this.subscriber.client('ID'));
       const server = await serverRunId(this.subscriber); // before SUBSCRIBE, which allows no INFO
       await this.subscriber.subscribe(INVALIDATION_CHANNEL);
       await this.subscriber.ping(); // the barrier's command: refused here, not on every read, if the ACL denies it
-      // A connection lost meanwhile: the id and server may be the old connection's; the next setup starts over.
-      if (generation !== this.generation) return;
+      // The subscriber reconnected meanwhile: the id and server were the old connection's, and its ready sets up
+      // again. (Only its own closes count: after a data connection's, this subscriber is set up, and must be kept so.)
+      if (connection !== this.subscriberConnections) return;
       this.subscriberServer = server;
       this.subscriberId = id;
     }

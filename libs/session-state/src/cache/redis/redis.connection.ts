@@ -67,6 +67,8 @@ export class RedisConnection {
   private silence: { stream: Socket; bytesRead: number; since: number } | undefined;
   /** A fresh connection is checking whether a silent socket's path is dead (see {@link dropIfPathIsDead}). */
   private probingPath = false;
+  /** That fresh connection, closed with this one. */
+  private pathProbe: Redis | undefined;
   /** The ioredis client; usable once {@link connect} resolved. */
   readonly client: Redis | Cluster;
   private readonly deadlines: Deadlines;
@@ -546,15 +548,17 @@ export class RedisConnection {
     // A commit's WAIT (waitForReplicas) holds the connection's replies for up to its own timeout: not a silence.
     if (now - seen.since < 2 * this.options.operationTimeout + this.replicaWaitTime) return;
     this.probingPath = true;
-    void this.dropIfPathIsDead(client, stream, now - seen.since).finally(() => {
-      this.probingPath = false;
-      this.silence = undefined;
-    });
+    this.dropIfPathIsDead(client, stream, now - seen.since)
+      .catch(() => undefined) // a probe that could not even be made decides nothing
+      .finally(() => {
+        this.probingPath = false;
+        this.silence = undefined;
+      });
   }
 
   /**
-   * Opens a second connection the way the client would (the same address, Sentinels, TLS and credentials) and
-   * PINGs. If it answers while the old socket stays silent, the old socket's path is dead: it is destroyed, and the
+   * Opens a second connection the way the client would (the same address, Sentinels, TLS and credentials) and runs
+   * a trivial script. If it answers while the old socket stays silent, the old socket's path is dead: it is destroyed, and the
    * client reconnects by itself. If it does not, the server itself is stalled (a long script, a fork, a pause), and
    * dropping the socket would only lose the replies on their way (an app's own client would send its commands again
    * after the reconnect): it is kept. A commit still on a dropped socket applies nothing when it runs late (its
@@ -564,6 +568,7 @@ export class RedisConnection {
     const within = this.options.operationTimeout;
     const probe = client.duplicate({
       lazyConnect: true,
+      failoverDetector: false,
       enableOfflineQueue: false,
       enableReadyCheck: false,
       maxRetriesPerRequest: 0,
@@ -572,13 +577,16 @@ export class RedisConnection {
       connectTimeout: within,
       disconnectTimeout: 0,
     });
-    probe.on('error', () => undefined); // the answer is whether the PING came back
+    probe.on('error', () => undefined); // the answer is whether the script came back
+    this.pathProbe = probe;
     let answered: boolean | undefined;
     try {
+      // A script, as sessions run: a PING is answered under CLIENT PAUSE WRITE (a FAILOVER, a migration) while
+      // scripts wait, and BUSY (a long script) is an answer of a server that is busy, not of a dead path.
       answered = await settleWithin(
         probe
           .connect()
-          .then(() => probe.ping())
+          .then(() => probe.eval('return 1', 0))
           .then(
             () => true,
             () => false,
@@ -586,6 +594,7 @@ export class RedisConnection {
         within,
       );
     } finally {
+      this.pathProbe = undefined;
       disconnectClient(probe);
     }
     if (answered !== true || this.closed || client.stream !== stream || client.status !== 'ready') return;
@@ -636,6 +645,7 @@ export class RedisConnection {
    */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.pathProbe) disconnectClient(this.pathProbe);
     if (!this.ownsClient) {
       for (const stop of this.listeners) stop();
       this.listeners = [];
