@@ -128,22 +128,32 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     expect(text(data, 'old')).toBeUndefined();
   });
 
-  it("a loaded session's commit held past its deadline by a row lock that changes nothing fails and never lands (an app's pool: no statement_timeout)", async () => {
-    await store.commit('held-loaded', setting({ v: 'before' }), 60_000);
+  /**
+   * Runs `operation` on `key` while another transaction holds the session's row with FOR UPDATE and changes nothing
+   * (PostgreSQL does not judge an UPDATE's or DELETE's WHERE again after such a wait), past the operation timeout;
+   * then lets the row go. Resolves 'applied' or 'failed', once what the lock held had its chance to run.
+   */
+  async function heldByRowLock(key: string, operation: () => Promise<unknown>): Promise<string> {
     const holder = await pool.connect();
     await holder.query('BEGIN');
-    // Locks the row without changing it: PostgreSQL does not evaluate an UPDATE's WHERE again after such a wait.
-    await holder.query(`SELECT 1 FROM "public"."nest_sessions" WHERE session_key = 'held-loaded' FOR UPDATE`);
-    const late = { ...setting({ v: 'late' }), ofStoredSession: true };
-    const result = await store.commit('held-loaded', late, 60_000).then(
+    await holder.query(`SELECT 1 FROM "public"."nest_sessions" WHERE session_key = $1 FOR UPDATE`, [key]);
+    const result = await operation().then(
       () => 'applied',
       () => 'failed',
     );
     await new Promise((resolve) => setTimeout(resolve, 200));
     await holder.query('COMMIT');
     holder.release();
-    expect(result).toBe('failed');
-    await new Promise((resolve) => setTimeout(resolve, 300)); // the UPDATE the lock held runs now, if it ever does
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the statement the lock held runs now, if it ever does
+    return result;
+  }
+
+  it("a loaded session's commit held past its deadline by a row lock that changes nothing fails and never lands (an app's pool: no statement_timeout)", async () => {
+    await store.commit('held-loaded', setting({ v: 'before' }), 60_000);
+    const late = { ...setting({ v: 'late' }), ofStoredSession: true };
+    expect(await heldByRowLock('held-loaded', () => store.commit('held-loaded', late, 60_000))).toBe(
+      'failed',
+    );
     expect(text(await store.load('held-loaded', 60_000), 'v')).toBe('before');
   });
 
@@ -155,18 +165,7 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     async (operation) => {
       const key = `held-${operation}`;
       await store.commit(key, setting({ v: 'kept' }), 60_000);
-      const holder = await pool.connect();
-      await holder.query('BEGIN');
-      await holder.query(`SELECT 1 FROM "public"."nest_sessions" WHERE session_key = $1 FOR UPDATE`, [key]);
-      const result = await store[operation](key, { keepMs: 60_000 }).then(
-        () => 'applied',
-        () => 'failed',
-      );
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      await holder.query('COMMIT');
-      holder.release();
-      expect(result).toBe('failed');
-      await new Promise((resolve) => setTimeout(resolve, 300)); // the statement the lock held runs now, if it ever does
+      expect(await heldByRowLock(key, () => store[operation](key, { keepMs: 60_000 }))).toBe('failed');
       expect(text(await store.load(key, 60_000), 'v')).toBe('kept');
       const marks = await pool.query(`SELECT 1 FROM "public"."nest_sessions_ended" WHERE session_key = $1`, [
         key,
