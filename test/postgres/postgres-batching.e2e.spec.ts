@@ -162,7 +162,7 @@ describe('PostgreSQL store: concurrent operations share statements', () => {
     ['remove', 'abandon()'],
   ] as const)(
     "%s (%s's) held past its deadline by a row lock that changes nothing fails and never lands: no delete, no mark",
-    async (operation) => {
+    async (operation, _ending) => {
       const key = `held-${operation}`;
       await store.commit(key, setting({ v: 'kept' }), 60_000);
       expect(await heldByRowLock(key, () => store[operation](key, { keepMs: 60_000 }))).toBe('failed');
