@@ -32,14 +32,5 @@ export async function quitWithin(client: Redis | Cluster, ms: number): Promise<v
     () => true,
     () => false,
   );
-  if ((await settleWithin(quit, ms)) !== true) disconnectClient(client);
-}
-
-/**
- * Drops `client`'s connection, unless it has ended already: ioredis would then start a timer to destroy a socket that
- * is gone (its `disconnectTimeout`, 2 s, never cleared and not unref'd), and a process whose startup failed would
- * stay alive for it (a test runner reports "did not exit").
- */
-export function disconnectClient(client: Redis | Cluster): void {
-  if (client.status !== 'end') client.disconnect();
+  if ((await settleWithin(quit, ms)) !== true) client.disconnect();
 }

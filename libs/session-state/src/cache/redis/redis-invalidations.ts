@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { RedisConfigurationError } from './redis-cache.errors.js';
-import { DISCONNECT_TIMEOUT, disconnectClient, quitWithin, settleWithin } from './redis-close.js';
+import { DISCONNECT_TIMEOUT, quitWithin, settleWithin } from './redis-close.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
@@ -142,7 +142,7 @@ export class RedisInvalidations {
       this.closed = true;
       clearTimeout(this.apartTimer);
       this.client.off('close', this.onClientClose);
-      disconnectClient(this.subscriber);
+      this.subscriber.disconnect();
       await this.trackingOff(this.barrierTimeout);
       TRACKED_CLIENTS.delete(this.client);
       if (error instanceof ServersApartError) {

@@ -6,14 +6,12 @@ import {
   REDIS_OPTION_ALIAS_NOTES,
   REDIS_OPTION_ALIASES,
 } from './redis-cache.options.js';
-import { RedisConfigurationError } from './redis-cache.errors.js';
+import { RedisConfigurationError, SENTINEL_CLIENT_ADVICE } from './redis-cache.errors.js';
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
 
 /** ioredis's Sentinel options: the module takes a Sentinel client as `client` instead. */
-const SENTINEL =
-  'is not an option here: for Redis Sentinel, pass an ioredis client built with { sentinels, name, ' +
-  'failoverDetector: true } as client (docs/redis.md, "Redis Sentinel").';
+const SENTINEL = `is not an option here: ${SENTINEL_CLIENT_ADVICE}`;
 const SENTINEL_OPTIONS: Readonly<Record<string, string>> = {
   sentinels: SENTINEL,
   sentinelPassword: SENTINEL,

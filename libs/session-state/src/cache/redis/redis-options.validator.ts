@@ -1,7 +1,7 @@
 import type { RedisCacheOptions, ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { quoteRedacted } from '../../options/redact-credentials.js';
 import { describeOptionValue } from '../../options/option-names.check.js';
-import { RedisConfigurationError } from './redis-cache.errors.js';
+import { RedisConfigurationError, SENTINEL_CLIENT_ADVICE } from './redis-cache.errors.js';
 import { rejectUnknownRedisOptions } from './redis-option-names.check.js';
 import { integerOption as integerWithin } from '../../options/integer-option.js';
 
@@ -88,10 +88,7 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
       fail(
         `Redis option url must start with redis:// or rediss:// (got ${url.protocol}//).` +
-          (/sentinel/i.test(url.protocol)
-            ? ' For Redis Sentinel, pass an ioredis client built with { sentinels, name, failoverDetector: true } as ' +
-              'client (docs/redis.md, "Redis Sentinel").'
-            : ''),
+          (/sentinel/i.test(url.protocol) ? ` ${SENTINEL_CLIENT_ADVICE}` : ''),
       );
     }
     if (!url.hostname) fail('Redis option url has no host: expected redis://host:port.');

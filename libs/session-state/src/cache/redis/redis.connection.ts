@@ -2,9 +2,13 @@ import { Logger } from '@nestjs/common';
 import type { Socket } from 'node:net';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
-import { RedisConfigurationError, RedisOperationError } from './redis-cache.errors.js';
+import {
+  RedisConfigurationError,
+  RedisOperationError,
+  SENTINEL_CLIENT_ADVICE,
+} from './redis-cache.errors.js';
 import { Deadlines } from '../deadlines.js';
-import { DISCONNECT_TIMEOUT, disconnectClient, quitWithin, settleWithin } from './redis-close.js';
+import { DISCONNECT_TIMEOUT, quitWithin, settleWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeClientAddress, describeStartupFailure } from './redis-startup-failure.js';
 import { pingRedis } from './redis-ping.js';
@@ -115,7 +119,7 @@ export class RedisConnection {
       if (events.length > 0) throw events[0];
     } catch (error) {
       stopListening();
-      if (this.ownsClient) disconnectClient(this.client);
+      if (this.ownsClient) this.client.disconnect();
       throw error instanceof RedisConfigurationError
         ? error
         : describeStartupFailure(error, events, this.options, timedOut);
@@ -188,20 +192,17 @@ export class RedisConnection {
   private async refuseUnfitServer(): Promise<void> {
     const info = await this.client.info().catch(() => '');
     const where = `Redis at ${describeClientAddress(this.client as Redis)}`;
-    const sentinelAdvice =
-      'For Redis Sentinel, pass an ioredis client built with { sentinels: [{ host, port }], name, ' +
-      'failoverDetector: true } as client (docs/redis.md, "Redis Sentinel").';
     if (/^redis_mode:sentinel\s*$/m.test(info)) {
       throw new RedisConfigurationError(
         `${where} is a Redis Sentinel, not a server that can hold sessions. Point host and port (or url) at the ` +
-          `master. ${sentinelAdvice}`,
+          `master. ${SENTINEL_CLIENT_ADVICE}`,
       );
     }
     if (/^role:slave\s*$/m.test(info)) {
       const fix =
         (this.client as Redis).options.role === 'slave'
           ? "The client was built with role: 'slave': build it with role 'master' (the default)."
-          : `Point host and port (or url) at the master. ${sentinelAdvice}`;
+          : `Point host and port (or url) at the master. ${SENTINEL_CLIENT_ADVICE}`;
       throw new RedisConfigurationError(
         `${where} is a replica: it refuses writes (READONLY), so every session commit would fail. ${fix}`,
       );
@@ -595,7 +596,7 @@ export class RedisConnection {
       );
     } finally {
       this.pathProbe = undefined;
-      disconnectClient(probe);
+      probe.disconnect();
     }
     if (answered !== true || this.closed || client.stream !== stream || client.status !== 'ready') return;
     logEvent(
@@ -645,7 +646,7 @@ export class RedisConnection {
    */
   async close(): Promise<void> {
     this.closed = true;
-    if (this.pathProbe) disconnectClient(this.pathProbe);
+    this.pathProbe?.disconnect();
     if (!this.ownsClient) {
       for (const stop of this.listeners) stop();
       this.listeners = [];
