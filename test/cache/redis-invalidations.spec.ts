@@ -67,6 +67,37 @@ describe('Redis invalidations (the near cache channel) on a real Redis', () => {
     expect(sink.invalidated).toEqual(['{app_k}_Data']);
   });
 
+  it('a data connection lost while the subscriber sets up again: the same subscriber is kept, and tracking is on once the data connection is back', async () => {
+    const subscriber = (invalidations as unknown as { subscriber: Redis }).subscriber;
+    const subscribe = subscriber.subscribe.bind(subscriber) as (channel: string) => Promise<unknown>;
+    let dataConnectionLost = false;
+    // The subscriber's setup, between its CLIENT ID and its SUBSCRIBE: the data connection drops (and reconnects).
+    (subscriber as unknown as { subscribe: (channel: string) => Promise<unknown> }).subscribe = async (
+      channel,
+    ) => {
+      if (!dataConnectionLost) {
+        dataConnectionLost = true;
+        const closed = new Promise((resolve) => client.once('close', resolve));
+        client.disconnect(true);
+        await closed;
+      }
+      return subscribe(channel);
+    };
+    subscriber.disconnect(true); // its ready sets up again (a new client id)
+    const deadline = Date.now() + 3_000;
+    while (!(dataConnectionLost && sink.isActive && client.status === 'ready') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(dataConnectionLost).toBe(true);
+    expect(sink.isActive).toBe(true);
+    // Tracking really reaches this subscriber: another client's write to a key read now is heard.
+    sink.invalidated.length = 0;
+    await client.hget('{app_r}_Data', 'f');
+    await server.admin().hset('pfx:{app_r}_Data', 'f', 'v');
+    while (sink.invalidated.length === 0 && Date.now() < deadline + 2_000)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(sink.invalidated).toEqual(['{app_r}_Data']);
+  });
+
   it('a barrier whose reply arrived while the event loop was blocked past its timeout confirms, and keeps the connection', async () => {
     const confirmed = sink.barrier!();
     // Right after the barrier's PING went out (its setImmediate ran just before this one), before the reply is read.
