@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import { inspect } from 'node:util';
 import { Logger, type LoggerService } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { RedisConfigurationError, type RedisCacheOptions } from 'nest-session-state';
 import { RedisConnection, RedisDistributedCache, resolveRedisCacheOptions } from 'nest-session-state/redis';
 import {
@@ -430,6 +430,31 @@ describe('RedisDistributedCache connection options', () => {
       expect(await client.ping()).toBe('PONG');
       client.disconnect();
     } finally {
+      await server.stop();
+    }
+  });
+
+  it("an ioredis client passed in that cannot connect: the message says where it points and names that client's options", async () => {
+    const closed = await freePort();
+    const cluster = new Cluster([{ host: '127.0.0.1', port: closed }], { lazyConnect: true });
+    try {
+      await expect(connectCache({ client: cluster, connectionTimeoutInMilliseconds: 1000 })).rejects.toThrow(
+        new RegExp(
+          `^Could not connect to Redis at the cluster nodes 127\\.0\\.0\\.1:${closed} .*check the ioredis client ` +
+            'passed as client \\(its host and port or cluster nodes, and tls\\)',
+        ),
+      );
+    } finally {
+      cluster.disconnect();
+    }
+    const server = await RedisServerProcess.start({ password: 'right' });
+    const client = new Redis({ host: server.host, port: server.port, password: 'wrong', lazyConnect: true });
+    try {
+      await expect(connectCache({ client, connectionTimeoutInMilliseconds: 1000 })).rejects.toThrow(
+        `Redis at 127.0.0.1:${server.port} refused the credentials: check the ioredis client passed as client (its password and username).`,
+      );
+    } finally {
+      client.disconnect();
       await server.stop();
     }
   });

@@ -24,6 +24,10 @@ export function describeStartupFailure(
   const has = (pattern: RegExp) => pattern.test(text);
   const cause = redactedCause(all.find((e) => e && (e.code || e.message)) ?? failure);
   const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
+  // A client passed in was configured by the app: the options to check are that client's, not the module's.
+  const passedIn = options.mode === 'client';
+  const check = (moduleOptions: string, clientOptions: string) =>
+    passedIn ? `the ioredis client passed as client (its ${clientOptions})` : moduleOptions;
 
   if (options.mode === 'client' && sentinelsOf(options.client as ClientWithOptions).length > 0) {
     if (has(/All sentinels are unreachable|No such master|not a master|sentinel/i)) {
@@ -34,6 +38,9 @@ export function describeStartupFailure(
     }
   }
   if (has(/WRONGPASS|NOAUTH|invalid password|invalid username-password/i)) {
+    if (passedIn) {
+      return make(`Redis at ${where} refused the credentials: check ${check('', 'password and username')}.`);
+    }
     if (options.credentialsFrom === undefined) {
       return make(
         `Redis at ${where} requires credentials and none were given: set the accessKey option (and username for ` +
@@ -51,44 +58,58 @@ export function describeStartupFailure(
       `Redis at ${where} refused a command to the ACL user${options.username ? ` ${options.username}` : ''} ` +
         '(NOPERM): the library needs +@read +@write +@scripting (EVALSHA, SCRIPT LOAD) +time +ping on the ' +
         `application's keys${options.databaseId ? ', +select for databaseId' : ''} (and, for the near cache, ` +
-        '+client|id +client|tracking +client|setname +subscribe &__redis__:invalidate). Grant them, or check the ' +
-        'username option.',
+        '+client|id +client|tracking +client|setname +subscribe &__redis__:invalidate). Grant them, or check ' +
+        `${check('the username option', 'username')}.`,
     );
   }
   if (has(/DB index is out of range|invalid DB index/i)) {
-    return make(`Redis at ${where} has no database ${options.databaseId}: check the databaseId option.`);
+    return make(
+      `Redis at ${where} has no database${options.databaseId === undefined ? '' : ` ${options.databaseId}`}: check ${check('the databaseId option', 'db')}.`,
+    );
   }
   if (has(/ENOTFOUND|EAI_AGAIN/)) {
-    return make(`The Redis host of ${where} cannot be resolved: check the host (or url) option.`);
+    return make(
+      `The Redis host of ${where} cannot be resolved: check ${check('the host (or url) option', 'host names')}.`,
+    );
   }
   if (has(/ERR_SSL|EPROTO|SSL routines|certificate|self[- ]signed|TLS/i)) {
     return make(
-      `The TLS handshake with Redis at ${where} failed: with ssl on, port must be the server's TLS port, ` +
-        'and a private CA must be given as ssl: { ca }. Check the ssl and port options.',
+      passedIn
+        ? `The TLS handshake with Redis at ${where} failed: check ${check('', 'tls and port')}.`
+        : `The TLS handshake with Redis at ${where} failed: with ssl on, port must be the server's TLS port, ` +
+            'and a private CA must be given as ssl: { ca }. Check the ssl and port options.',
     );
   }
   if (has(/ECONNREFUSED/)) {
     return make(
-      `Nothing accepts connections at ${where} (ECONNREFUSED): check the host and port options and that Redis runs.`,
+      `Nothing accepts connections at ${where} (ECONNREFUSED): check ` +
+        `${check('the host and port options', 'host and port or cluster nodes')} and that Redis runs.`,
     );
   }
   if (has(/ECONNRESET|Connection is closed/) && !timedOut && !has(/ETIMEDOUT/)) {
     return make(
-      `Redis at ${where} closed the connection during the handshake: if the server requires TLS set the ssl option; ` +
-        'otherwise check host and port.',
+      `Redis at ${where} closed the connection during the handshake: if the server requires TLS ` +
+        (passedIn
+          ? 'give the ioredis client passed as client its tls option; otherwise check its host and port.'
+          : 'set the ssl option; otherwise check host and port.'),
     );
   }
-  const tlsHint = options.tls
-    ? ' ssl is on: is port a TLS port?'
-    : ' If the server requires TLS, set ssl: true.';
+  const tlsHint = passedIn
+    ? ''
+    : options.tls
+      ? ' ssl is on: is port a TLS port?'
+      : ' If the server requires TLS, set ssl: true.';
   return make(
     `Could not connect to Redis at ${where} within connectionTimeoutInMilliseconds=${options.connectionTimeout}: ` +
-      `check the host and port options and the network.${tlsHint}`,
+      `check ${check('the host and port options', 'host and port or cluster nodes, and tls')} and the network.${tlsHint}`,
   );
 }
 
 /** The part of an ioredis client's options that says where it connects. */
 interface ClientWithOptions {
+  /** An ioredis Cluster: it connects through the nodes it was built with. */
+  readonly isCluster?: boolean;
+  readonly startupNodes?: readonly (string | number | { host?: string; port?: number })[];
   readonly options?: {
     readonly host?: string;
     readonly port?: number;
@@ -103,10 +124,16 @@ function sentinelsOf(client: ClientWithOptions | undefined): readonly { host?: s
 }
 
 /**
- * Where a standalone ioredis client connects, for messages: `host:port`, its socket path, or the master it asks
- * the Sentinels for.
+ * Where an ioredis client connects, for messages: `host:port`, its socket path, the master it asks the Sentinels
+ * for, or a Cluster's startup nodes.
  */
 export function describeClientAddress(client: ClientWithOptions | undefined): string {
+  if (client?.isCluster) {
+    const nodes = (client.startupNodes ?? []).map((node) =>
+      typeof node === 'object' ? `${node.host ?? 'localhost'}:${node.port ?? 6379}` : String(node),
+    );
+    return `the cluster nodes ${nodes.join(', ')}`;
+  }
   const options = client?.options ?? {};
   const sentinels = sentinelsOf(client);
   if (sentinels.length > 0) {
