@@ -98,6 +98,32 @@ describe('Redis invalidations (the near cache channel) on a real Redis', () => {
     expect(sink.invalidated).toEqual(['{app_r}_Data']);
   });
 
+  it('an INFO of the data connection that fails (not refused by the ACL) leaves the servers unconfirmed: tracking waits for a check that answers', async () => {
+    const events: string[] = [];
+    const activate = sink.activate.bind(sink);
+    sink.activate = () => {
+      events.push('activate');
+      activate();
+    };
+    const info = client.info.bind(client) as (section: string) => Promise<string>;
+    let failures = 1;
+    (client as unknown as { info: (section: string) => Promise<string> }).info = async (section) => {
+      if (failures-- > 0) {
+        events.push('info failed');
+        throw new Error('Command timed out');
+      }
+      const answer = await info(section);
+      events.push('info answered');
+      return answer;
+    };
+    const subscriber = (invalidations as unknown as { subscriber: Redis }).subscriber;
+    subscriber.disconnect(true); // its ready sets tracking up again, comparing the two connections' servers
+    const deadline = Date.now() + 4_000;
+    while (!events.includes('activate') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(events).toEqual(['info failed', 'info answered', 'activate']);
+    expect(sink.isActive).toBe(true);
+  });
+
   it('a barrier whose reply arrived while the event loop was blocked past its timeout confirms, and keeps the connection', async () => {
     const confirmed = sink.barrier!();
     // Right after the barrier's PING went out (its setImmediate ran just before this one), before the reply is read.

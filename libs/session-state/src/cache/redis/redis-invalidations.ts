@@ -11,23 +11,28 @@ const INVALIDATION_CHANNEL = '__redis__:invalidate';
 const TRACKED_CLIENTS = new WeakSet<Redis>();
 
 /**
- * The `run_id` of the Redis server `connection` reaches (new with each server process); undefined when it cannot be
- * read (an ACL user without INFO, a renamed INFO): the check it serves is then skipped, as before it existed.
+ * The `run_id` of the Redis server `connection` reaches (new with each server process); undefined when the user may
+ * not read it (an ACL user without INFO, a renamed INFO): the check it serves is then skipped, as before it existed.
+ * Any other failure (a timeout, a connection closing) leaves the server unconfirmed: the setup is tried again.
  */
 async function serverRunId(connection: Redis): Promise<string | undefined> {
+  let info: string;
   try {
-    return /^run_id:(\w+)\s*$/m.exec(await connection.info('server'))?.[1];
-  } catch {
-    return undefined;
+    info = await connection.info('server');
+  } catch (error) {
+    if (/^(NOPERM|ERR unknown command)/.test((error as Error).message ?? '')) return undefined;
+    throw new ServersApartError(`could not be compared: INFO failed (${(error as Error).message})`);
   }
+  return /^run_id:(\w+)\s*$/m.exec(info)?.[1];
 }
 
-/** The two connections reached different servers (see {@link RedisInvalidations.enable}). */
+/**
+ * The two connections reached different servers (see {@link RedisInvalidations.enable}), or which ones could not
+ * be read: the subscriber is made again in a while.
+ */
 class ServersApartError extends Error {
-  constructor() {
-    super(
-      'the data connection and the invalidation connection reach different Redis servers (a failover under way?)',
-    );
+  constructor(reason = 'are different Redis servers (a failover under way?)') {
+    super(`the servers the data connection and the invalidation connection reach ${reason}`);
   }
 }
 
