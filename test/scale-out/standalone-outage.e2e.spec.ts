@@ -277,31 +277,44 @@ describe('an outage of a standalone Redis', () => {
     expect(Date.now() - back).toBeLessThan(TTL / 2); // released by a retry, not expired
   }, 60_000);
 
-  it('a connection that went silent (a network path that dropped it): made again once it said nothing for twice the operation timeout, not when the kernel gives up', async () => {
-    const proxy = await StallProxy.start(server);
-    try {
-      const logger = new CaptureLogger();
-      const url = await start({ host: proxy.host, port: proxy.port }, logger);
-      const known = new SessionClient('known', client);
-      expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
-      proxy.cutOff(); // the socket stays open and carries nothing, as behind a NAT that forgot it
-      const cutAt = performance.now();
-      const answered = await waitForRecovery(known, url);
-      const ms = performance.now() - cutAt;
-      expect(json(answered).count).toBe(1);
-      // Timed out first at one operation timeout, silent since then for two more: connected again.
-      expect(ms).toBeGreaterThanOrEqual(3 * OPERATION_TIMEOUT - 20);
-      expect(ms).toBeLessThan(5 * OPERATION_TIMEOUT + SLACK);
-      expect(logger.has(/^\[RedisConnectionSilent\] Redis sent nothing on the connection for \d+ ms/)).toBe(
-        true,
-      );
-      expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 2 });
-    } finally {
-      await app?.close();
-      app = undefined;
-      await proxy.stop();
-    }
-  });
+  it.each([
+    ['its own connection', undefined],
+    ["an app's client whose commandTimeout is shorter than the operation timeout", OPERATION_TIMEOUT / 2],
+  ] as const)(
+    'a connection that went silent (a network path that dropped it), %s: made again once it said nothing for twice the operation timeout, not when the kernel gives up',
+    async (_which, commandTimeout) => {
+      const proxy = await StallProxy.start(server);
+      const appClient =
+        commandTimeout === undefined
+          ? undefined
+          : new Redis({ host: proxy.host, port: proxy.port, commandTimeout });
+      try {
+        const logger = new CaptureLogger();
+        const url = appClient
+          ? await start({ client: appClient, host: undefined, port: undefined }, logger)
+          : await start({ host: proxy.host, port: proxy.port }, logger);
+        const known = new SessionClient('known', client);
+        expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
+        proxy.cutOff(); // the socket stays open and carries nothing, as behind a NAT that forgot it
+        const cutAt = performance.now();
+        const answered = await waitForRecovery(known, url);
+        const ms = performance.now() - cutAt;
+        expect(json(answered).count).toBe(1);
+        // Timed out first at one operation timeout (or the client's own), silent since then for two more: connected again.
+        expect(ms).toBeGreaterThanOrEqual((commandTimeout ?? OPERATION_TIMEOUT) + 2 * OPERATION_TIMEOUT - 20);
+        expect(ms).toBeLessThan(5 * OPERATION_TIMEOUT + SLACK);
+        expect(logger.has(/^\[RedisConnectionSilent\] Redis sent nothing on the connection for \d+ ms/)).toBe(
+          true,
+        );
+        expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 2 });
+      } finally {
+        await app?.close();
+        app = undefined;
+        appClient?.disconnect();
+        await proxy.stop();
+      }
+    },
+  );
 
   it.each(['ALL', 'WRITE'] as const)(
     "a server that is only slow (CLIENT PAUSE %s past the silence) keeps the connection: an app client's command in flight runs once",

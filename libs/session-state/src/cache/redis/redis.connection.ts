@@ -447,6 +447,7 @@ export class RedisConnection {
     firstError: unknown,
   ): Promise<T> {
     if (isPermissionRefusal(firstError)) throw this.permissionRefused(name, firstError);
+    if (isClientTimeout(firstError)) this.noteTimeout();
     const retryTimeout = this.options.retryTimeout;
     let error = firstError;
     let attempts = 1;
@@ -479,6 +480,7 @@ export class RedisConnection {
         return result;
       } catch (next) {
         if (isPermissionRefusal(next)) throw this.permissionRefused(name, next);
+        if (isClientTimeout(next)) this.noteTimeout();
         error = next;
       }
     }
@@ -659,6 +661,11 @@ export class RedisConnection {
 }
 
 /** A Redis ACL refusal (a command, key or channel the user may not use): `NOPERM ...` replies. */
+/** ioredis's own `commandTimeout` ran out (an app's client may set one shorter than the operation timeout). */
+function isClientTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out';
+}
+
 function isPermissionRefusal(error: unknown): error is Error {
   return error instanceof Error && /(?:^|\s)NOPERM\b/.test(error.message);
 }
