@@ -69,6 +69,28 @@ describe('session cookie options', () => {
     );
   });
 
+  it('a __Host- cookie name over plain HTTP goes out without Secure, which browsers reject: a rate-limited warning says so', async () => {
+    const logger = new CaptureLogger();
+    await withApp(
+      { session: { cookie: { name: '__Host-sid' } } },
+      async (url) => {
+        for (let i = 0; i < 3; i++)
+          expect(findSetCookie(await request(url).get('/counter'), '__Host-sid')).not.toMatch(/Secure/);
+        const warned = () => logger.lines.filter((l) => l.message.startsWith('[CookiePrefixNotSecure] '));
+        expect(warned()).toHaveLength(1); // not once per request
+        expect(warned()[0]).toMatchObject({ level: 'warn' });
+        expect(warned()[0].message).toMatch(
+          /^\[CookiePrefixNotSecure\] The cookie __Host-sid .* enable trust proxy/,
+        );
+        const before = logger.lines.length;
+        const proxied = await request(url).get('/counter').set('X-Forwarded-Proto', 'https');
+        expect(findSetCookie(proxied, '__Host-sid')).toMatch(/; Secure; SameSite=Lax$/);
+        expect(logger.lines.slice(before).filter((l) => l.message.includes('CookiePrefix'))).toEqual([]);
+      },
+      { trustProxy: true, logger },
+    );
+  });
+
   it("the TempData cookie is as strong as the session cookie: Secure and Strict when the session cookie's options say so", async () => {
     await withApp({ session: { cookie: { securePolicy: 'always', sameSite: 'strict' } } }, async (url) => {
       const res = await request(url).post('/temp/Message').send({ value: 'hi' });

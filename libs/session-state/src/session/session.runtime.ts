@@ -101,6 +101,16 @@ export class SessionRuntime {
   cookieAttributes(exchange: HttpExchange, cookie: ResolvedCookieOptions): CookieAttributes {
     const secure =
       cookie.securePolicy === 'always' || (cookie.securePolicy === 'sameAsRequest' && exchange.isSecure());
+    // '_': a __Host- or __Secure- name, which browsers accept only with Secure (a cheap test first: every cookie write).
+    if (!secure && cookie.name.charCodeAt(0) === 95 && /^__(Host|Secure)-/i.test(cookie.name)) {
+      this.rejectedCookieLog.write(
+        SessionLogEvents.CookiePrefixNotSecure,
+        `The cookie ${cookie.name} has a name prefix browsers accept only with Secure, but this request is not HTTPS, ` +
+          'so it goes out without Secure and browsers reject it (a new session on every request): serve the app over ' +
+          'HTTPS (behind a proxy, enable trust proxy so the request reads as HTTPS), or use a name without the prefix ' +
+          'where the app runs on plain HTTP.',
+      );
+    }
     if (cookie.sameSite === 'none' && !secure) {
       this.rejectedCookieLog.write(
         SessionLogEvents.CookieSameSiteNoneNotSecure,
