@@ -33,6 +33,11 @@ const DEADLINE_SLACK = 100;
 const MAX_REDIRECTIONS = 16;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/**
+ * How long a silent socket's check waits, after the second connection answered, for replies on the old socket (at
+ * most the operation timeout): those of a server that was stalled and woke while the check ran.
+ */
+const WOKE_GRACE_MS = 250;
 
 /** The session keys an ACL user must reach, checked at startup (see {@link RedisConnection.connect}). */
 export interface SessionKeyAccess {
@@ -551,7 +556,7 @@ export class RedisConnection {
     // A commit's WAIT (waitForReplicas) holds the connection's replies for up to its own timeout: not a silence.
     if (now - seen.since < 2 * this.options.operationTimeout + this.replicaWaitTime) return;
     this.probingPath = true;
-    this.dropIfPathIsDead(client, stream, now - seen.since)
+    this.dropIfPathIsDead(client, stream, seen.bytesRead, now - seen.since)
       .catch(() => undefined) // a probe that could not even be made decides nothing
       .finally(() => {
         this.probingPath = false;
@@ -562,12 +567,19 @@ export class RedisConnection {
   /**
    * Opens a second connection the way the client would (the same address, Sentinels, TLS and credentials) and runs
    * a trivial script. If it answers while the old socket stays silent, the old socket's path is dead: it is destroyed, and the
-   * client reconnects by itself. If it does not, the server itself is stalled (a long script, a fork, a pause), and
+   * client reconnects by itself. Silent still a moment after the answer: a server that was stalled and woke as the
+   * probe ran answers both connections at once, and the old socket's replies (it has commands waiting: they timed
+   * out) arrive with the probe's. If it does not, the server itself is stalled (a long script, a fork, a pause), and
    * dropping the socket would only lose the replies on their way (an app's own client would send its commands again
    * after the reconnect): it is kept. A commit still on a dropped socket applies nothing when it runs late (its
    * deadline).
    */
-  private async dropIfPathIsDead(client: Redis, stream: Socket, silentMs: number): Promise<void> {
+  private async dropIfPathIsDead(
+    client: Redis,
+    stream: Socket,
+    bytesRead: number,
+    silentMs: number,
+  ): Promise<void> {
     const within = this.options.operationTimeout;
     const probe = client.duplicate({
       lazyConnect: true,
@@ -600,7 +612,15 @@ export class RedisConnection {
       this.pathProbe = undefined;
       probe.disconnect();
     }
-    if (answered !== true || this.closed || client.stream !== stream || client.status !== 'ready') return;
+    if (answered !== true) return;
+    await sleep(Math.min(within, WOKE_GRACE_MS));
+    if (
+      this.closed ||
+      client.stream !== stream ||
+      client.status !== 'ready' ||
+      stream.bytesRead !== bytesRead
+    )
+      return;
     logEvent(
       this.logger,
       SessionLogEvents.RedisConnectionSilent,
