@@ -152,6 +152,32 @@ describe('an outage of a standalone Redis', () => {
     expect(warnings.length).toBeLessThanOrEqual(4);
   }, 30_000);
 
+  it('a full Redis (maxmemory, noeviction) refuses every commit while loads work: 503s, logged once when it fills and once when it has room again', async () => {
+    const logger = new CaptureLogger();
+    const url = await start({}, logger);
+    const known = new SessionClient('known', client);
+    expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
+    const admin = server.admin();
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      for (let i = 0; i < 4; i++) {
+        expect((await known.send('GET', url, '/read')).status).toBe(200); // a load: refused by nothing
+        expect((await known.send('GET', url, '/counter')).status).toBe(503); // its commit: OOM
+      }
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 2 }); // nothing of the 503s applied
+    const events = logger.lines
+      .map((line) => /^\[(SessionStoreUnavailable|SessionStoreRecovered)\]/.exec(line.message)?.[1])
+      .filter((event) => event !== undefined);
+    expect(events).toEqual(['SessionStoreUnavailable', 'SessionStoreRecovered']);
+    expect(
+      logger.has(/^\[SessionStoreUnavailable\] Redis is failing \(SESSION COMMIT: .*OOM command not allowed/),
+    ).toBe(true);
+  });
+
   it('throwOnError: false: the page renders without session data, commit() throws SessionUnavailableError, data intact afterwards', async () => {
     const logger = new CaptureLogger();
     const url = await start({ throwOnError: false }, logger);

@@ -65,6 +65,8 @@ export class RedisConnection {
   private readonly ownsClient: boolean;
   private started = false;
   private failing = false;
+  /** The operation a working server refused, beginning the outage being logged (see reportRecovery). */
+  private failedWhat: string | undefined;
   private closed = false;
   private corked = false;
   /**
@@ -437,7 +439,7 @@ export class RedisConnection {
     // The first try is a plain promise chain: it runs on every request, the retries almost never.
     return first.then(
       (result) => {
-        if (this.failing) this.reportRecovery();
+        if (this.failing) this.reportRecovery(name);
         return result;
       },
       (error: unknown) => this.retry(name, operation, extraTimeMs, started, error),
@@ -481,7 +483,7 @@ export class RedisConnection {
       attempts++;
       try {
         const result = await this.withTimeout(name, operation, extraTimeMs);
-        if (this.failing) this.reportRecovery();
+        if (this.failing) this.reportRecovery(name);
         return result;
       } catch (next) {
         if (isPermissionRefusal(next)) throw this.permissionRefused(name, next);
@@ -635,6 +637,8 @@ export class RedisConnection {
     if (what === 'connection') this.lastError = error;
     if (this.failing || this.closed) return;
     this.failing = true;
+    // Refused by a server that works (full, read-only): only that kind of operation succeeding ends it.
+    this.failedWhat = isServerRefusal(error) ? what : undefined;
     logEvent(
       this.logger,
       SessionLogEvents.SessionStoreUnavailable,
@@ -643,8 +647,15 @@ export class RedisConnection {
     );
   }
 
-  private reportRecovery(): void {
+  /**
+   * Logs the end of the outage: on a connection made again, or when an operation succeeds; after a refusal by a
+   * server that works (see isServerRefusal), only an operation of the refused kind. A full Redis (maxmemory,
+   * noeviction) answers loads while it refuses every commit: each load would report a recovery between two
+   * failures, two lines per request.
+   */
+  private reportRecovery(what?: string): void {
     if (!this.failing) return;
+    if (what !== undefined && this.failedWhat !== undefined && what !== this.failedWhat) return;
     this.failing = false;
     logEvent(this.logger, SessionLogEvents.SessionStoreRecovered, 'Redis answers again.');
   }
@@ -681,6 +692,16 @@ export class RedisConnection {
 }
 
 /** A Redis ACL refusal (a command, key or channel the user may not use): `NOPERM ...` replies. */
+/**
+ * An error reply of a server that works but refuses what was sent: out of memory under `noeviction`, a replica
+ * (READONLY), persistence failing (MISCONF), too few replicas (NOREPLICAS). Not a timeout or a lost connection.
+ */
+function isServerRefusal(error: Error): boolean {
+  const cause = (error as { cause?: unknown }).cause;
+  const message = cause instanceof Error ? cause.message : error.message;
+  return /^(OOM|READONLY|MISCONF|NOREPLICAS) /.test(message);
+}
+
 /** ioredis's own `commandTimeout` ran out (an app's client may set one shorter than the operation timeout). */
 function isClientTimeout(error: unknown): boolean {
   return error instanceof Error && error.message === 'Command timed out';
