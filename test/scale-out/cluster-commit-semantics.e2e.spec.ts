@@ -148,4 +148,13 @@ describe('commit semantics on a Redis Cluster (two instances)', () => {
     const { body } = await request(b).get('/keys').set('Cookie', cookiePair(moved, COOKIE)).expect(200);
     expect(body).toEqual({ seed: 'old' });
   });
+
+  it('a request that finds the session just moved answers 409 and writes nothing: the mark is read on the session slot', async () => {
+    const cookie = cookiePair(await request(a).post('/set/seed').send({ value: 'old' }).expect(200), COOKIE);
+    await request(a).post('/regenerate').set('Cookie', cookie).expect(200);
+    const late = await request(b).post('/set/late').set('Cookie', cookie).send({ value: 'late' });
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'SESSION_MOVED' });
+    expect(await (await owner(cookie)).admin().exists(dataKey(APP, sessionKeyOf(cookie)))).toBe(0);
+  });
 });

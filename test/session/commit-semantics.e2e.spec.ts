@@ -24,6 +24,8 @@ interface Deployment {
   b: string;
   /** True while the store holds the session of `cookie`. */
   stored(cookie: string): Promise<boolean>;
+  /** Makes the ended mark under `cookie`'s key look `ms` older (as if the move happened that much earlier). */
+  ageEndedMark(cookie: string, ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,10 @@ function redisDeployment(nearCache: boolean) {
       a,
       b,
       stored: async (cookie) => (await server.admin().exists(`{${APP}_${sessionKeyOf(cookie)}}_Data`)) === 1,
+      ageEndedMark: async (cookie, ms) => {
+        const mark = `{${APP}_${sessionKeyOf(cookie)}}_Ended`;
+        await server.admin().pexpire(mark, (await server.admin().pttl(mark)) - ms);
+      },
       close: async () => {
         await closeApps();
         await server.stop();
@@ -100,6 +106,12 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
         stored: async (cookie) =>
           (await db.query('SELECT 1 FROM nest_sessions WHERE session_key = $1', [sessionKeyOf(cookie)]))
             .length === 1,
+        ageEndedMark: async (cookie, ms) => {
+          await db.query(
+            "UPDATE nest_sessions_ended SET until = until - $2 * interval '1 millisecond' WHERE session_key = $1",
+            [sessionKeyOf(cookie), ms],
+          );
+        },
         close: async () => {
           await closeApps();
           await db.drop();
@@ -116,6 +128,15 @@ const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Depl
         a,
         b,
         stored: (cookie) => Promise.resolve(store.loadNow(sessionKeyOf(cookie), 60_000) !== undefined),
+        ageEndedMark: (cookie, ms) => {
+          const marks = (
+            store as unknown as { ended: { marks: Map<string, { ending: string; until: number }> } }
+          ).ended.marks;
+          const key = sessionKeyOf(cookie);
+          const mark = marks.get(key)!;
+          marks.set(key, { ...mark, until: mark.until - ms });
+          return Promise.resolve();
+        },
         close: closeApps,
       };
     },
@@ -172,6 +193,87 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
       seed: 'old',
       late: 'late',
+    });
+  });
+
+  it('a request that finds the session just moved (sent before the sign-in response arrived) answers 409 and writes nothing; sent again with the new cookie it is saved', async () => {
+    const cookie = cookiePair(
+      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
+      COOKIE,
+    );
+    const renewed = cookiePair(
+      await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200),
+      COOKIE,
+    );
+    const late = await request(d.b).post('/set/late').set('Cookie', cookie).send({ value: 'late' });
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'SESSION_MOVED' });
+    expect(late.headers['set-cookie']).toBeUndefined();
+    expect(await d.stored(cookie)).toBe(false); // not a session under the key the browser drops
+    await request(d.b).post('/set/late').set('Cookie', renewed).send({ value: 'late' }).expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+      seed: 'old',
+      late: 'late',
+    });
+  });
+
+  it('a request that found no session and waits while another signs in from that cookie answers 409, not 200 for a session the browser drops', async () => {
+    const cookie = cookiePair(
+      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
+      COOKIE,
+    );
+    await request(d.a)
+      .post(`/gated/${open(`empty-${_name}`)}/remove/seed`)
+      .set('Cookie', cookie)
+      .expect(200);
+    expect(await d.stored(cookie)).toBe(false); // the cookie stays, its session is gone
+    const g = gate(`found-nothing-${_name}`);
+    const late = request(d.b)
+      .post(`/gated/found-nothing-${_name}/set/late`)
+      .set('Cookie', cookie)
+      .send({ value: 'late' })
+      .then((r) => r);
+    await g.reached(1);
+    const signedIn = await request(d.a)
+      .post(`/gated/${open(`sign-in-${_name}`)}/regenerate`)
+      .set('Cookie', cookie)
+      .send({ key: 'user' })
+      .expect(200);
+    g.release();
+    expect((await late).status).toBe(409);
+    expect(await d.stored(cookie)).toBe(false);
+    const renewed = cookiePair(signedIn, COOKIE);
+    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+      user: 'by-regenerate',
+    });
+  });
+
+  it("a sign-in sent twice: the second finds the session just moved and answers 409 without a cookie, so the browser keeps the first's session and its values", async () => {
+    const cookie = cookiePair(
+      await request(d.a).post('/set/cart').send({ value: 'book' }).expect(200),
+      COOKIE,
+    );
+    const first = await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);
+    const second = await request(d.b).post('/regenerate').set('Cookie', cookie);
+    expect(second.status).toBe(409);
+    expect(second.headers['set-cookie']).toBeUndefined();
+    expect(await d.stored(cookie)).toBe(false);
+    const renewed = cookiePair(first, COOKIE);
+    expect((await request(d.b).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+      cart: 'book',
+    });
+  });
+
+  it('long after the move (a browser whose sign-in response was lost keeps the old cookie), a request under the old cookie starts a session there, as before', async () => {
+    const cookie = cookiePair(
+      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
+      COOKIE,
+    );
+    await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);
+    await d.ageEndedMark(cookie, 60_000);
+    await request(d.b).post('/set/again').set('Cookie', cookie).send({ value: 'new' }).expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
+      again: 'new',
     });
   });
 

@@ -31,6 +31,11 @@ import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const LOADED = Promise.resolve();
 const ignore = (): void => undefined;
+/**
+ * How long before a request found no session under its cookie's key a `regenerate()` of that key still counts as
+ * racing it (see refuseIfJustMoved): the time a browser takes to send a request and receive the sign-in's response.
+ */
+const JUST_MOVED_MS = 5_000;
 
 /** The request that owns a session (its RequestState). */
 export interface SessionOwner {
@@ -100,6 +105,8 @@ export class SessionLifecycle implements SessionHost {
   private keyFromCookie = false;
   /** The cookie's key, when it held a stored session as this request loaded it. */
   private loadedStoredKey: string | undefined;
+  /** When the load found no session under the cookie's key (see refuseIfJustMoved). */
+  private foundNothingAt: number | undefined;
   private rotated = false;
   private loading: Promise<void> | undefined;
   /** The last commit started (later ones run after it); none until the first commit. */
@@ -211,6 +218,7 @@ export class SessionLifecycle implements SessionHost {
   private attachLoaded(key: string, data: SessionData | undefined): void {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
     this.loadedStoredKey = data === undefined ? undefined : key;
+    if (!data) this.foundNothingAt = Date.now();
     if (!data)
       logEvent(
         this.runtime.logger,
@@ -465,6 +473,15 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
+    // A session about to start under the cookie's key, or to move from it, though the load found none there.
+    if (
+      this.foundNothingAt !== undefined &&
+      !this.persisted &&
+      this.abandonedKey === undefined &&
+      (this.replacedKey !== undefined || !session.isEmpty)
+    ) {
+      await this.refuseIfJustMoved(this.replacedKey ?? this.key!, this.foundNothingAt);
+    }
     // What this request changed itself, before the move to a new key rewrites every value.
     const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
     if (this.replacedKey !== undefined) session.changes.rewriteAll();
@@ -511,6 +528,26 @@ export class SessionLifecycle implements SessionHost {
       if (taken && own && !own.cleared) await this.carryOver(taken, own.keys);
     }
     this.writeCookie();
+  }
+
+  /**
+   * This request found no session under the key its cookie carried, and is about to write one there (or move it
+   * with `regenerate()`). If `regenerate()` moved that key's session while this request ran (or shortly before it
+   * found nothing: the browser sent it before the new cookie arrived), the browser is getting the new cookie: a
+   * session written under the old key would be one it never sends again, a 200 for values saved nowhere it reads
+   * (a cart item added in one tab while another signs in; the second of a sign-in sent twice, whose empty session
+   * would replace the first's cookie). It answers 409 `SessionMovedError` instead, writing nothing: sent again, the
+   * request carries the new cookie. A move long before (a browser whose sign-in response was lost keeps the old
+   * cookie) lets it start a session there, as before. One store read, only on this path.
+   */
+  private async refuseIfJustMoved(key: string, foundNothingAt: number): Promise<void> {
+    const store = this.runtime.store;
+    if (!store.endingOf) return;
+    const mark = await this.runtime.withIoTimeout(store.endingOf(key));
+    if (mark?.ending !== 'moved') return;
+    // Marks are kept for the idle timeout (endedMark): what has run of it is how long ago the move was.
+    const movedAgo = this.runtime.options.idleTimeout - mark.remainingMs;
+    if (movedAgo <= Date.now() - foundNothingAt + JUST_MOVED_MS) throw new SessionMovedError();
   }
 
   /**
@@ -734,6 +771,8 @@ export class SessionLifecycle implements SessionHost {
     // Past the line above, the session is loaded and available (else nothing was to commit).
     const session = this.session;
     if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
+    // A session starting under a key the load found empty: doCommit asks first whether it just moved.
+    if (this.foundNothingAt !== undefined && !this.persisted && !session.isEmpty) return false;
     const write = this.takeWrite(true);
     if (write) {
       const metrics = this.runtime.metrics;

@@ -43,6 +43,8 @@ export interface PostgresSessionSql {
    * was `live` (null when there was no row).
    */
   readonly take: string;
+  /** The ended mark of $1: `ending` (`m` moved, `a` abandoned) and `until_ms` (epoch ms, app's clock); no row without one. */
+  readonly ending: string;
   /**
    * Calls the commit function: $1 key, $2 now, $3 expiry, $4 deadline, $5 cleared, $6 removed, $7 set, $8 maxKeys,
    * $9 maxSessionBytes, $10 guard (bound session's id), $11 lock token (null: no `session.lock`), $12 the request
@@ -303,6 +305,7 @@ SELECT ok AS held, in_time FROM timely`,
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld} RETURNING data, expires_at > ${ms('$2')} AS live
 )
 SELECT timely.ok AS held, timely.in_time, taken.data, taken.live FROM timely LEFT JOIN taken ON true`,
+    ending: `SELECT ending, ${epochMs('until')} AS until_ms FROM ${endedTable} WHERE session_key = $1`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS reply`,
     // A live lock of another token answers false from a plain read first: the upsert's conflict path would
     // lock that row even when its WHERE is false, so waiters would queue behind each other and the holder's own

@@ -225,6 +225,19 @@ redis.call('DEL', KEYS[1])
 return packFields(fields) or fields`,
   },
   /**
+   * KEYS: session data hash. The ended mark under its key (`m` moved, `a` abandoned) and the ms it is kept still
+   * (PTTL); nil without one. Undeclared key in the data key's slot, as the commit reads it.
+   */
+  sessionEnding: {
+    numberOfKeys: 1,
+    lua: `
+local key = KEYS[1]
+local ended = ${ENDED_KEY_LUA}
+local mark = redis.call('GET', ended)
+if not mark then return false end
+return {mark, redis.call('PTTL', ended)}`,
+  },
+  /**
    * KEYS: session data hash. ARGV: how long to keep the mark (ms; '0': none), lock token ('': none), deadline
    * (Redis ms; '0' or absent: none). Leaves the ended mark `a` (`abandon()`), then deletes the session: a late
    * commit of a request that loaded it applies nothing.

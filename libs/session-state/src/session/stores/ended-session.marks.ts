@@ -1,5 +1,4 @@
-/** How a session left its key: `regenerate()` moved it, `abandon()` ended it. */
-export type SessionEnding = 'moved' | 'abandoned';
+import type { SessionEnding } from './session-store.interface.js';
 
 /** Marks swept of expired ones once there are this many (the bound doubles with the live ones). */
 const FIRST_SWEEP = 1024;
@@ -28,6 +27,16 @@ export class EndedSessionMarks {
     this.marks.delete(key); // set again at the end: the Map's order is the marks' age
     this.marks.set(key, { ending, until: this.now() + keepMs });
     if (this.marks.size > this.maxMarks) this.marks.delete(this.marks.keys().next().value!);
+  }
+
+  /** How the session of `key` left it, and for how much longer the mark is kept (ms), while it lasts. */
+  markOf(key: string): { readonly ending: SessionEnding; readonly remainingMs: number } | undefined {
+    const mark = this.marks.get(key);
+    if (mark === undefined) return undefined;
+    const remainingMs = mark.until - this.now();
+    if (remainingMs > 0) return { ending: mark.ending, remainingMs };
+    this.marks.delete(key);
+    return undefined;
   }
 
   /** How the session of `key` left it, while the mark lasts. */

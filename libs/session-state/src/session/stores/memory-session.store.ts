@@ -12,6 +12,7 @@ import type {
   SessionChanges,
   SessionCommitLimits,
   SessionData,
+  SessionEnding,
   SessionStore,
 } from './session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
@@ -212,6 +213,10 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     this.removeNow(sessionKey);
     if (mark) this.ended.mark(sessionKey, 'moved', mark.keepMs);
     return Promise.resolve(data && new Map(data));
+  }
+
+  endingOf(sessionKey: string): Promise<{ ending: SessionEnding; remainingMs: number } | undefined> {
+    return Promise.resolve(this.ended.markOf(sessionKey));
   }
 
   refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {

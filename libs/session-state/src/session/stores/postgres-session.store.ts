@@ -13,6 +13,7 @@ import type {
   SessionChanges,
   SessionCommitLimits,
   SessionData,
+  SessionEnding,
   SessionStore,
 } from './session-store.interface.js';
 
@@ -326,6 +327,19 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     if (!row.in_time) throw this.pastDeadline('take');
     if (!row.held) throw new SessionLockLostError();
     return row.live ? decodeData(row.data!) : undefined;
+  }
+
+  async endingOf(sessionKey: string): Promise<{ ending: SessionEnding; remainingMs: number } | undefined> {
+    const result = await this.connection.execute<{ ending: string; until_ms: number }>(
+      'ending',
+      this.connection.sql.ending,
+      [sessionKey],
+    );
+    const row = result.rows[0];
+    // The mark's expiry was written in the app's clock (see take), and is read so.
+    const remainingMs = row ? Number(row.until_ms) - this.connection.options.clock.now() : 0;
+    if (!row || remainingMs <= 0) return undefined;
+    return { ending: row.ending === 'm' ? 'moved' : 'abandoned', remainingMs };
   }
 
   /** The lock token a take or remove is fenced by: only for locks this class's own `tryLock` takes (see commit). */

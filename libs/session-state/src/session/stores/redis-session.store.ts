@@ -17,6 +17,7 @@ import type {
   EndedSessionMark,
   SessionChanges,
   SessionCommitLimits,
+  SessionEnding,
   SessionData,
   SessionStore,
 } from './session-store.interface.js';
@@ -349,6 +350,18 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
       throw new SessionLockLostError();
     }
     return parseLoadReply(reply as Buffer | Buffer[] | null);
+  }
+
+  async endingOf(sessionKey: string): Promise<{ ending: SessionEnding; remainingMs: number } | undefined> {
+    const key = redisKeys.sessionData(this.app, sessionKey);
+    const reply = (await this.connection.execute('SESSION ENDING', () =>
+      this.connection.script('sessionEnding', key),
+    )) as [Buffer | string, number | string] | null;
+    if (!reply) return undefined;
+    const remainingMs = Number(reply[1]);
+    // -1: a mark left without expiry (by hand); -2: gone between the two reads.
+    if (!(remainingMs > 0)) return undefined;
+    return { ending: String(reply[0]) === 'm' ? 'moved' : 'abandoned', remainingMs };
   }
 
   /**

@@ -60,6 +60,9 @@ export interface SessionChanges {
   valueOfField?(field: string): Uint8Array | undefined;
 }
 
+/** How a session left its key: `regenerate()` moved it, `abandon()` ended it. */
+export type SessionEnding = 'moved' | 'abandoned';
+
 /**
  * Kept under the key of a session that `regenerate()` moved (`take`) or `abandon()` ended (`remove`), for
  * `keepMs` (the idle timeout: a request that loaded the session commits within it, or would find it
@@ -163,6 +166,15 @@ export interface SessionStore {
    * a load then a remove (a value committed between the two is lost, and no moved mark is left).
    */
   take?(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined>;
+  /**
+   * The {@link EndedSessionMark} under `sessionKey`, while it lasts: how the session left the key, and for how much
+   * longer the mark is kept (ms). Asked before a request that found no session under its cookie's key writes one
+   * there (or moves it with `regenerate()`): when `regenerate()` moved that key's session while the request ran (a
+   * tab adding to a cart while another signs in, a sign-in sent twice), the request answers 409 `SessionMovedError`
+   * and writes nothing, rather than starting a session under a key the browser is about to drop. Optional: a store
+   * without it (or without marks) lets such a request write, as before.
+   */
+  endingOf?(sessionKey: string): Promise<{ readonly ending: SessionEnding; readonly remainingMs: number } | undefined>;
   /**
    * Takes the session's exclusive lock for `ttlMs`; false when another token holds it. Reentrant:
    * true (and the TTL renewed) when `token` holds it already, so a request retrying after a lost
