@@ -68,6 +68,12 @@ describe('log event names', () => {
       await new Promise((resolve) => setTimeout(resolve, 300));
       await request(url).get('/counter').set('Cookie', cookie).expect(200);
       expect(linesOf(logger, 'SessionExpired')).toHaveLength(1);
+      // A cookie whose session is gone, replayed: at most one line per 10 s (anyone can send it again and again).
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 300)); // expired again
+        await request(url).get('/read').set('Cookie', cookie).expect(200);
+      }
+      expect(linesOf(logger, 'SessionExpired')).toHaveLength(1);
     } finally {
       await app.close();
     }

@@ -219,9 +219,9 @@ export class SessionLifecycle implements SessionHost {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
     this.loadedStoredKey = data === undefined ? undefined : key;
     if (!data) this.foundNothingAt = Date.now();
+    // Rate-limited: anyone can replay a cookie whose session is gone, once per request.
     if (!data)
-      logEvent(
-        this.runtime.logger,
+      this.runtime.badCookieLog.write(
         SessionLogEvents.SessionExpired,
         'No session stored under this cookie (it expired, or its last value was removed): a new session starts ' +
           'under the same cookie.',
