@@ -59,9 +59,10 @@ describe('session fixation over HTTP: regenerate() at login', () => {
 
     const attacker = browser(planted);
     expect((await attacker.get('/sec/session')).body).toEqual({});
-    // Writing with the planted cookie starts a session of the attacker's own, still without the victim's data.
-    await attacker.post('/sec/put', { session: { probe: 'x' } });
-    expect((await attacker.get('/sec/session')).body).toEqual({ probe: 'x' });
+    // Writing with the planted cookie right after the login is refused (its key just moved): nothing stored there.
+    expect((await attacker.post('/sec/put', { session: { probe: 'x' } })).status).toBe(409);
+    expect((await attacker.get('/sec/session')).body).toEqual({});
+    expect(await store.load(keyOf(planted), 60_000)).toBeUndefined();
     expect((await victim.get('/sec/session')).body).toEqual({
       planted: 'by attacker',
       user: 'victim',
