@@ -436,11 +436,23 @@ describe('RedisDistributedCache connection options', () => {
 
   it("an ioredis client passed in that cannot connect: the message says where it points and names that client's options", async () => {
     const closed = await freePort();
-    const cluster = new Cluster([{ host: '127.0.0.1', port: closed }], { lazyConnect: true });
+    const alsoClosed = await freePort();
+    // A URL node carries credentials: the message never does.
+    const cluster = new Cluster(
+      [{ host: '127.0.0.1', port: closed }, `redis://app:s3cret@127.0.0.1:${alsoClosed}`],
+      {
+        lazyConnect: true,
+      },
+    );
     try {
-      await expect(connectCache({ client: cluster, connectionTimeoutInMilliseconds: 1000 })).rejects.toThrow(
+      const refused = (await connectCache({ client: cluster, connectionTimeoutInMilliseconds: 1000 }).catch(
+        (error: unknown) => error,
+      )) as Error;
+      expect(refused.message).not.toContain('s3cret');
+      expect(refused.message).toMatch(
         new RegExp(
-          `^Could not connect to Redis at the cluster nodes 127\\.0\\.0\\.1:${closed} .*check the ioredis client ` +
+          `^Could not connect to Redis at the cluster nodes 127\\.0\\.0\\.1:${closed}, 127\\.0\\.0\\.1:${alsoClosed} ` +
+            '.*check the ioredis client ' +
             'passed as client \\(its host and port or cluster nodes, and tls\\)',
         ),
       );

@@ -1,6 +1,12 @@
-import type { INestApplication } from '@nestjs/common';
+import { Controller, HttpCode, Post, type INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { MemorySessionStore, type SessionModuleOptions } from 'nest-session-state';
+import {
+  MemorySessionStore,
+  Session,
+  type EndedSessionMark,
+  type SessionData,
+  type SessionModuleOptions,
+} from 'nest-session-state';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
@@ -551,5 +557,77 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
       const { body } = await request(d.b).get(`/gated/${name}/size`).set('Cookie', cookie).expect(200);
       expect(body.keys).toBe(2);
     });
+  });
+});
+
+/** A store whose next take applies and then fails (its reply lost on the way back). */
+class LostTakeReplyStore extends MemorySessionStore {
+  losing = 0;
+  async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    const taken = await super.take(sessionKey, mark);
+    if (this.losing-- > 0) throw new Error('the reply was lost');
+    return taken;
+  }
+}
+
+@Controller('retrying')
+class RetryingController {
+  /** regenerate() of the (empty) session, its commit tried in the handler and, failed, again at the end. */
+  @Post('regenerate')
+  @HttpCode(200)
+  async regenerate(@Session() session: Session) {
+    session.regenerate();
+    try {
+      await session.commit();
+    } catch {
+      // the end-of-request commit tries again
+    }
+    return { ok: true };
+  }
+}
+
+describe('a request that found no session under its cookie and moves it', () => {
+  it("is not refused by its own move's mark when it tries again (a take whose reply was lost)", async () => {
+    const store = new LostTakeReplyStore();
+    const { app, url } = await startSessionApp(
+      { secrets: SECRETS, store },
+      { controllers: [GatedSessionController, RetryingController] },
+    );
+    try {
+      const cookie = cookiePair(
+        await request(url).post('/set/seed').send({ value: 'old' }).expect(200),
+        COOKIE,
+      );
+      await request(url)
+        .post(`/gated/${open('emptied-retry')}/remove/seed`)
+        .set('Cookie', cookie)
+        .expect(200);
+      store.losing = 1;
+      await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200, { ok: true });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("on an instance whose idleTimeout is shorter than the mover's (a change of it rolling out), a move a minute ago is not taken for a recent one", async () => {
+    const store = new MemorySessionStore();
+    const mover = await startSessionApp({ secrets: SECRETS, store, session: { idleTimeout: 30 * 60_000 } });
+    const other = await startSessionApp({ secrets: SECRETS, store, session: { idleTimeout: 20 * 60_000 } });
+    try {
+      const cookie = cookiePair(
+        await request(mover.url).post('/set/seed').send({ value: 'old' }).expect(200),
+        COOKIE,
+      );
+      await request(mover.url).post('/regenerate').set('Cookie', cookie).expect(200);
+      // A minute ago: 29 of the mover's 30 minutes left, more than this instance's whole idle timeout.
+      const marks = (store as unknown as { ended: { marks: Map<string, { ending: string; until: number }> } })
+        .ended.marks;
+      const mark = marks.get(sessionKeyOf(cookie))!;
+      marks.set(sessionKeyOf(cookie), { ...mark, until: mark.until - 60_000 });
+      await request(other.url).post('/set/again').set('Cookie', cookie).send({ value: 'new' }).expect(200);
+    } finally {
+      await mover.app.close();
+      await other.app.close();
+    }
   });
 });

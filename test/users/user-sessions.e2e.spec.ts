@@ -228,6 +228,28 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect(await again.me(b)).toEqual({ user: null, keys: [] });
   });
 
+  it("a sign-in sent twice, the second after the first moved the session: it answers 409 and leaves the first's cookie, signed in and listed once", async () => {
+    const user = newUser();
+    const browser = new BrowserClient('Twice/1');
+    await browser.request(`${a}/users/cart`, 'POST');
+    const before = browser.jar.header(); // what the second submit carries
+    await browser.login(a, user);
+    const second = await fetch(`${b}/users/login`, {
+      method: 'POST',
+      headers: { cookie: before, 'content-type': 'application/json' },
+      body: JSON.stringify({ user }),
+    });
+    expect(second.status).toBe(409);
+    expect(((await second.json()) as { code?: string }).code).toBe('SESSION_MOVED');
+    // No Set-Cookie: the browser keeps the first sign-in's cookie (a deletion here would sign it out).
+    expect(second.headers.getSetCookie()).toEqual([]);
+    expect(await browser.me(b)).toEqual({ user, keys: expect.arrayContaining(['cart', 'user']) as unknown });
+    expect((await list(browser, b)).length).toBe(1);
+    // The old key still turns such requests away (its mark was not replaced by an abandon's).
+    const third = await fetch(`${a}/users/cart`, { method: 'POST', headers: { cookie: before } });
+    expect(third.status).toBe(409);
+  });
+
   it('a sign-out still running in one tab while another tab signs in again leaves the new sign-in listed and revocable', async () => {
     const user = newUser();
     const keeper = new BrowserClient('Keeper/1');

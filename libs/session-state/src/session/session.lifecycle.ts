@@ -105,8 +105,10 @@ export class SessionLifecycle implements SessionHost {
   private keyFromCookie = false;
   /** The cookie's key, when it held a stored session as this request loaded it. */
   private loadedStoredKey: string | undefined;
-  /** When the load found no session under the cookie's key (see refuseIfJustMoved). */
-  private foundNothingAt: number | undefined;
+  /** The cookie's key when the load found no session under it, and when (see refuseIfJustMoved). */
+  private foundNothing: { readonly key: string; readonly at: number } | undefined;
+  /** The key this request's own `regenerate()` took the session from (its mark is this request's). */
+  private movedFrom: string | undefined;
   private rotated = false;
   private loading: Promise<void> | undefined;
   /** The last commit started (later ones run after it); none until the first commit. */
@@ -218,7 +220,7 @@ export class SessionLifecycle implements SessionHost {
   private attachLoaded(key: string, data: SessionData | undefined): void {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
     this.loadedStoredKey = data === undefined ? undefined : key;
-    if (!data) this.foundNothingAt = Date.now();
+    if (!data) this.foundNothing = { key, at: Date.now() };
     // Rate-limited: anyone can replay a cookie whose session is gone, once per request.
     if (!data)
       this.runtime.badCookieLog.write(
@@ -474,13 +476,15 @@ export class SessionLifecycle implements SessionHost {
       this.abandonedKey = undefined;
     }
     // A session about to start under the cookie's key, or to move from it, though the load found none there.
+    const foundNothing = this.foundNothing;
     if (
-      this.foundNothingAt !== undefined &&
+      foundNothing !== undefined &&
       !this.persisted &&
-      this.abandonedKey === undefined &&
+      (this.replacedKey ?? this.key) === foundNothing.key &&
+      this.movedFrom !== foundNothing.key &&
       (this.replacedKey !== undefined || !session.isEmpty)
     ) {
-      await this.refuseIfJustMoved(this.replacedKey ?? this.key!, this.foundNothingAt);
+      await this.refuseIfJustMoved(foundNothing.key, foundNothing.at);
     }
     // What this request changed itself, before the move to a new key rewrites every value.
     const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
@@ -510,6 +514,7 @@ export class SessionLifecycle implements SessionHost {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
       let taken: SessionData | undefined;
+      this.movedFrom = old; // a retry of this take finds its own mark there
       try {
         taken = await runtime.withIoTimeout(
           store.take ? store.take(old, this.endedMark(old)) : loadThenRemove(store, old, options.idleTimeout),
@@ -545,9 +550,12 @@ export class SessionLifecycle implements SessionHost {
     if (!store.endingOf) return;
     const mark = await this.runtime.withIoTimeout(store.endingOf(key));
     if (mark?.ending !== 'moved') return;
-    // Marks are kept for the idle timeout (endedMark): what has run of it is how long ago the move was.
-    const movedAgo = this.runtime.options.idleTimeout - mark.remainingMs;
-    if (movedAgo <= Date.now() - foundNothingAt + JUST_MOVED_MS) throw new SessionMovedError();
+    // Marks are kept for the idle timeout (endedMark): what has run of it is how long ago the move was. Kept longer
+    // than this instance's idle timeout (another instance's, during a change of it): not known, so not refused.
+    const { idleTimeout } = this.runtime.options;
+    if (mark.remainingMs > idleTimeout) return;
+    if (idleTimeout - mark.remainingMs <= Date.now() - foundNothingAt + JUST_MOVED_MS)
+      throw new SessionMovedError();
   }
 
   /**
@@ -772,7 +780,7 @@ export class SessionLifecycle implements SessionHost {
     const session = this.session;
     if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
     // A session starting under a key the load found empty: doCommit asks first whether it just moved.
-    if (this.foundNothingAt !== undefined && !this.persisted && !session.isEmpty) return false;
+    if (this.foundNothing?.key === this.key && !this.persisted && !session.isEmpty) return false;
     const write = this.takeWrite(true);
     if (write) {
       const metrics = this.runtime.metrics;

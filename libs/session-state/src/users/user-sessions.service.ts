@@ -1,6 +1,10 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { SessionReadOnlyError } from '../errors/gateway.errors.js';
-import { SessionNotLoadedError, SessionUnavailableError } from '../errors/session.errors.js';
+import {
+  SessionMovedError,
+  SessionNotLoadedError,
+  SessionUnavailableError,
+} from '../errors/session.errors.js';
 import { SESSION_MODULE_OPTIONS } from '../module/session-module.definition.js';
 import type { SessionModuleOptions } from '../module/session-module.options.js';
 import type { DistributedSession } from '../session/session.js';
@@ -169,7 +173,9 @@ export class UserSessions {
       // Bound in the store (by this commit, or by the end-of-request commit retrying it) but absent from
       // the index, the session would be signed in and invisible to list() and revoke(): sign-out
       // everywhere would miss it. Listed already (only the revocation of older ones failed), it stays.
-      if (!indexed) abandonQuietly(session);
+      // Refused as moved (a sign-in sent twice: the other one moved the session): nothing was written, and an
+      // abandon would delete the cookie the other sign-in just sent, and end the mark that turns such requests away.
+      if (!indexed && !(error instanceof SessionMovedError)) abandonQuietly(session);
       throw error;
     }
     return bound;

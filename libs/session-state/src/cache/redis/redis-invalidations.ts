@@ -152,7 +152,8 @@ export class RedisInvalidations {
       TRACKED_CLIENTS.delete(this.client);
       if (error instanceof ServersApartError) {
         throw new RedisConfigurationError(
-          `Redis option nearCache could not be set up: ${error.message}. Start again once the failover is over.`,
+          `Redis option nearCache could not be set up: ${error.message}. Start again once that is over (a ` +
+            'failover, or a Redis too busy to answer INFO).',
           { cause: error },
         );
       }
@@ -351,6 +352,9 @@ export class RedisInvalidations {
     if (generation !== this.generation || this.closed) return;
     await this.client.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', this.subscriberId);
     if (generation !== this.generation || this.closed) return;
+    // A retry still pending from an earlier setup (the servers apart, or not compared) would drop this subscriber.
+    clearTimeout(this.apartTimer);
+    this.apartTimer = undefined;
     if (this.warned) logEvent(this.logger, SessionLogEvents.NearCacheEnabled, 'Near cache is on again.');
     this.warned = false;
     this.sink.activate();

@@ -129,10 +129,7 @@ function sentinelsOf(client: ClientWithOptions | undefined): readonly { host?: s
  */
 export function describeClientAddress(client: ClientWithOptions | undefined): string {
   if (client?.isCluster) {
-    const nodes = (client.startupNodes ?? []).map((node) =>
-      typeof node === 'object' ? `${node.host ?? 'localhost'}:${node.port ?? 6379}` : String(node),
-    );
-    return `the cluster nodes ${nodes.join(', ')}`;
+    return `the cluster nodes ${(client.startupNodes ?? []).map(describeStartupNode).join(', ')}`;
   }
   const options = client?.options ?? {};
   const sentinels = sentinelsOf(client);
@@ -141,6 +138,21 @@ export function describeClientAddress(client: ClientWithOptions | undefined): st
     return `the master "${options.name ?? 'mymaster'}" through the Sentinels ${list}`;
   }
   return options.path ?? `${options.host ?? 'localhost'}:${options.port ?? 6379}`;
+}
+
+/** A Cluster's startup node as ioredis reads it (its defaults: 127.0.0.1, 6379), never with a password. */
+function describeStartupNode(node: string | number | { host?: string; port?: number }): string {
+  if (typeof node === 'number') return `127.0.0.1:${node}`;
+  if (typeof node === 'object') return `${node.host ?? '127.0.0.1'}:${node.port ?? 6379}`;
+  if (node.includes('://')) {
+    try {
+      const url = new URL(node);
+      return `${url.hostname}:${url.port || 6379}`;
+    } catch {
+      // Not a URL after all: shown as written, without what precedes an @ (user and password).
+    }
+  }
+  return node.replace(/^.*@/, '');
 }
 
 /**

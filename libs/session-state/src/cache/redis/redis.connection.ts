@@ -38,6 +38,8 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * most the operation timeout): those of a server that was stalled and woke while the check ran.
  */
 const WOKE_GRACE_MS = 250;
+/** After a server's refusals (OOM, READONLY), how long without one before any success ends the outage's log. */
+const REFUSALS_QUIET_MS = 10_000;
 
 /** The session keys an ACL user must reach, checked at startup (see {@link RedisConnection.connect}). */
 export interface SessionKeyAccess {
@@ -67,6 +69,8 @@ export class RedisConnection {
   private failing = false;
   /** The operation a working server refused, beginning the outage being logged (see reportRecovery). */
   private failedWhat: string | undefined;
+  /** When a working server last refused an operation (see reportRecovery). */
+  private lastRefusalAt = 0;
   private closed = false;
   private corked = false;
   /**
@@ -635,10 +639,12 @@ export class RedisConnection {
 
   private reportFailure(what: string, error: Error): void {
     if (what === 'connection') this.lastError = error;
+    const refusal = isServerRefusal(error);
+    if (refusal) this.lastRefusalAt = Date.now();
     if (this.failing || this.closed) return;
     this.failing = true;
     // Refused by a server that works (full, read-only): only that kind of operation succeeding ends it.
-    this.failedWhat = isServerRefusal(error) ? what : undefined;
+    this.failedWhat = refusal ? what : undefined;
     logEvent(
       this.logger,
       SessionLogEvents.SessionStoreUnavailable,
@@ -649,13 +655,21 @@ export class RedisConnection {
 
   /**
    * Logs the end of the outage: on a connection made again, or when an operation succeeds; after a refusal by a
-   * server that works (see isServerRefusal), only an operation of the refused kind. A full Redis (maxmemory,
+   * server that works (see isServerRefusal), only an operation of the refused kind, or any once no refusal came for
+   * {@link REFUSALS_QUIET_MS} (a rare kind refused: its success may be long in coming). A full Redis (maxmemory,
    * noeviction) answers loads while it refuses every commit: each load would report a recovery between two
    * failures, two lines per request.
    */
   private reportRecovery(what?: string): void {
     if (!this.failing) return;
-    if (what !== undefined && this.failedWhat !== undefined && what !== this.failedWhat) return;
+    if (
+      what !== undefined &&
+      this.failedWhat !== undefined &&
+      what !== this.failedWhat &&
+      Date.now() - this.lastRefusalAt < REFUSALS_QUIET_MS
+    ) {
+      return;
+    }
     this.failing = false;
     logEvent(this.logger, SessionLogEvents.SessionStoreRecovered, 'Redis answers again.');
   }

@@ -354,8 +354,13 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
 
   async endingOf(sessionKey: string): Promise<{ ending: SessionEnding; remainingMs: number } | undefined> {
     const key = redisKeys.sessionData(this.app, sessionKey);
+    // While the session's slot migrates, the mark's key may not be on this node yet: read as no mark (as take and
+    // remove then leave none).
     const reply = (await this.connection.execute('SESSION ENDING', () =>
-      this.connection.script('sessionEnding', key),
+      withoutMarkWhileMigrating(
+        () => this.connection.script('sessionEnding', key),
+        () => Promise.resolve(null),
+      ),
     )) as [Buffer | string, number | string] | null;
     if (!reply) return undefined;
     const remainingMs = Number(reply[1]);
