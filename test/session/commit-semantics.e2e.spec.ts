@@ -163,12 +163,22 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
   beforeAll(async () => (d = await deploy()));
   afterAll(() => d.close());
 
+  /** A new session holding `key`: its cookie. */
+  const sessionWith = async (key = 'seed', value = 'old') =>
+    cookiePair(await request(d.a).post(`/set/${key}`).send({ value }).expect(200), COOKIE);
+
+  /** Sent again with the new cookie (the browser has it by then), the request is saved beside `seed`. */
+  async function resentIsSaved(renewed: string): Promise<void> {
+    await request(d.b).post('/set/late').set('Cookie', renewed).send({ value: 'late' }).expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+      seed: 'old',
+      late: 'late',
+    });
+  }
+
   /** A session holding `seed`, and a request of it that loaded it and waits at a gate to set `late`. */
   async function lateRequest(name: string) {
-    const cookie = cookiePair(
-      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
-      COOKIE,
-    );
+    const cookie = await sessionWith();
     const g = gate(name);
     const late = request(d.b)
       .post(`/gated/${name}/set/late`)
@@ -194,19 +204,11 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     expect(await d.stored(cookie)).toBe(false);
     const { body } = await request(d.a).get('/keys').set('Cookie', renewed).expect(200);
     expect(body).toEqual({ seed: 'old' });
-    // Sent again with the new cookie (the browser has it by then), the request is saved.
-    await request(d.b).post('/set/late').set('Cookie', renewed).send({ value: 'late' }).expect(200);
-    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
-      seed: 'old',
-      late: 'late',
-    });
+    await resentIsSaved(renewed);
   });
 
   it('a request that finds the session just moved (sent before the sign-in response arrived) answers 409 and writes nothing; sent again with the new cookie it is saved', async () => {
-    const cookie = cookiePair(
-      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
-      COOKIE,
-    );
+    const cookie = await sessionWith();
     const renewed = cookiePair(
       await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200),
       COOKIE,
@@ -216,18 +218,11 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     expect(late.body).toMatchObject({ code: 'SESSION_MOVED' });
     expect(late.headers['set-cookie']).toBeUndefined();
     expect(await d.stored(cookie)).toBe(false); // not a session under the key the browser drops
-    await request(d.b).post('/set/late').set('Cookie', renewed).send({ value: 'late' }).expect(200);
-    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
-      seed: 'old',
-      late: 'late',
-    });
+    await resentIsSaved(renewed);
   });
 
   it('a request that found no session and waits while another signs in from that cookie answers 409, not 200 for a session the browser drops', async () => {
-    const cookie = cookiePair(
-      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
-      COOKIE,
-    );
+    const cookie = await sessionWith();
     await request(d.a)
       .post(`/gated/${open(`empty-${_name}`)}/remove/seed`)
       .set('Cookie', cookie)
@@ -255,10 +250,7 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
   });
 
   it("a sign-in sent twice: the second finds the session just moved and answers 409 without a cookie, so the browser keeps the first's session and its values", async () => {
-    const cookie = cookiePair(
-      await request(d.a).post('/set/cart').send({ value: 'book' }).expect(200),
-      COOKIE,
-    );
+    const cookie = await sessionWith('cart', 'book');
     const first = await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);
     const second = await request(d.b).post('/regenerate').set('Cookie', cookie);
     expect(second.status).toBe(409);
@@ -271,10 +263,7 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
   });
 
   it('long after the move (a browser whose sign-in response was lost keeps the old cookie), a request under the old cookie starts a session there, as before', async () => {
-    const cookie = cookiePair(
-      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
-      COOKIE,
-    );
+    const cookie = await sessionWith();
     await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);
     await d.ageEndedMark(cookie, 60_000);
     await request(d.b).post('/set/again').set('Cookie', cookie).send({ value: 'new' }).expect(200);
@@ -563,7 +552,7 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
 /** A store whose next take applies and then fails (its reply lost on the way back). */
 class LostTakeReplyStore extends MemorySessionStore {
   losing = 0;
-  async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+  override async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const taken = await super.take(sessionKey, mark);
     if (this.losing-- > 0) throw new Error('the reply was lost');
     return taken;

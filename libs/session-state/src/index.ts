@@ -44,6 +44,7 @@ export {
   SessionStore,
   InjectSessionStore,
   type EndedSessionMark,
+  type SessionEnding,
   type SessionChanges,
   type SessionCommitLimits,
   type SessionData,

@@ -41,11 +41,7 @@ export class EndedSessionMarks {
 
   /** How the session of `key` left it, while the mark lasts. */
   endingOf(key: string): SessionEnding | undefined {
-    const mark = this.marks.get(key);
-    if (mark === undefined) return undefined;
-    if (mark.until > this.now()) return mark.ending;
-    this.marks.delete(key);
-    return undefined;
+    return this.markOf(key)?.ending;
   }
 
   private sweep(): void {

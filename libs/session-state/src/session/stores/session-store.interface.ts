@@ -60,7 +60,15 @@ export interface SessionChanges {
   valueOfField?(field: string): Uint8Array | undefined;
 }
 
-/** How a session left its key: `regenerate()` moved it, `abandon()` ended it. */
+/**
+ * How a session left its key: `regenerate()` moved it, `abandon()` ended it.
+ *
+ * @example
+ * async endingOf(key: string): Promise<{ ending: SessionEnding; remainingMs: number } | undefined> {
+ *   const mark = await this.db.endedMark(key); // left by take() and remove(), kept for EndedSessionMark.keepMs
+ *   return mark && { ending: mark.moved ? 'moved' : 'abandoned', remainingMs: mark.until - Date.now() };
+ * }
+ */
 export type SessionEnding = 'moved' | 'abandoned';
 
 /**
@@ -174,7 +182,9 @@ export interface SessionStore {
    * and writes nothing, rather than starting a session under a key the browser is about to drop. Optional: a store
    * without it (or without marks) lets such a request write, as before.
    */
-  endingOf?(sessionKey: string): Promise<{ readonly ending: SessionEnding; readonly remainingMs: number } | undefined>;
+  endingOf?(
+    sessionKey: string,
+  ): Promise<{ readonly ending: SessionEnding; readonly remainingMs: number } | undefined>;
   /**
    * Takes the session's exclusive lock for `ttlMs`; false when another token holds it. Reentrant:
    * true (and the TTL renewed) when `token` holds it already, so a request retrying after a lost
