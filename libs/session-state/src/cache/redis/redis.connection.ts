@@ -572,12 +572,12 @@ export class RedisConnection {
 
   /**
    * Opens a second connection the way the client would (the same address, Sentinels, TLS and credentials) and runs
-   * a trivial script. If it answers while the old socket stays silent, the old socket's path is dead: it is destroyed, and the
-   * client reconnects by itself. Silent still a moment after the answer: a server that was stalled and woke as the
-   * probe ran answers both connections at once, and the old socket's replies (it has commands waiting: they timed
-   * out) arrive with the probe's. If it does not, the server itself is stalled (a long script, a fork, a pause), and
-   * dropping the socket would only lose the replies on their way (an app's own client would send its commands again
-   * after the reconnect): it is kept. A commit still on a dropped socket applies nothing when it runs late (its
+   * a trivial script. If it answers and the old socket is still silent a moment later, the old socket's path is dead:
+   * it is destroyed, and the client reconnects by itself. (The moment: a server that was stalled and woke as the
+   * probe ran answers both connections at once, and the old socket's replies, to the commands that timed out, arrive
+   * with the probe's.) If the probe gets no answer, or the old socket speaks meanwhile, the server itself was stalled
+   * (a long script, a fork, a pause), and dropping the socket would only lose the replies on their way (an app's own
+   * client would send its commands again after the reconnect): it is kept. A commit still on a dropped socket applies nothing when it runs late (its
    * deadline).
    */
   private async dropIfPathIsDead(
