@@ -363,6 +363,29 @@ describe('resharding a Redis Cluster under load', () => {
     expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 2 });
   }, 30_000);
 
+  // A request whose cookie's session is gone starts one; its commit reads the key's ended mark when the data key is
+  // missing, which the source of a migrating slot answers with ASK: the script runs on the target, which holds no mark.
+  it("a request whose cookie's session is gone writes one while its slot migrates: 200, the value kept once the slot moved", async () => {
+    const view = await clusterMasters(cluster);
+    const s = new SessionClient('mig1', client);
+    expect(JSON.parse((await s.send('GET', urls[1], '/counter')).body)).toEqual({ count: 1 });
+    expect((await s.send('POST', urls[1], '/clear')).status).toBe(200);
+    const key = dataKey(APP, s.key!);
+    const { slot, to, source } = await startMigrating(view, key);
+    try {
+      expect(JSON.parse((await s.send('GET', urls[1], '/counter')).body)).toEqual({ count: 1 });
+      expect(dataKey(APP, s.key!)).toBe(key); // under the cookie's key: the commit that reads the mark
+    } finally {
+      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
+      if (keys.length > 0)
+        await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+      for (const master of view)
+        await processOf(cluster, master.port).admin().call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
+      await waitForSlotAgreement(cluster);
+    }
+    expect(JSON.parse((await s.send('GET', urls[0], '/counter')).body)).toEqual({ count: 2 });
+  }, 30_000);
+
   // regenerate()'s take leaves an ended mark next to the data; while the slot migrates, the source refuses
   // a key it does not hold ("non local key"): the session moves without the mark instead of failing.
   it('regenerate() of a session whose slot is migrating (the source still holds it) moves it, without a mark', async () => {

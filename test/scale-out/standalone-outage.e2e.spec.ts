@@ -178,6 +178,27 @@ describe('an outage of a standalone Redis', () => {
     ).toBe(true);
   });
 
+  it('a refused commit that is never tried again: the outage log ends on any success once 10 s passed without a refusal', async () => {
+    const logger = new CaptureLogger();
+    const url = await start({}, logger);
+    const known = new SessionClient('known', client);
+    expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
+    const admin = server.admin();
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    const recovered = () => logger.lines.some((line) => line.message.startsWith('[SessionStoreRecovered]'));
+    try {
+      expect((await known.send('GET', url, '/counter')).status).toBe(503); // its commit: OOM
+      expect((await known.send('GET', url, '/read')).status).toBe(200);
+      expect(recovered()).toBe(false); // a load soon after: the full Redis still refuses commits
+      await sleep(10_500); // no commit tried meanwhile (Redis is still full)
+      expect((await known.send('GET', url, '/read')).status).toBe(200);
+      expect(recovered()).toBe(true);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+  }, 20_000);
+
   it('throwOnError: false: the page renders without session data, commit() throws SessionUnavailableError, data intact afterwards', async () => {
     const logger = new CaptureLogger();
     const url = await start({ throwOnError: false }, logger);

@@ -3,6 +3,7 @@ import request from 'supertest';
 import {
   MemorySessionStore,
   Session,
+  SessionStore,
   type EndedSessionMark,
   type SessionData,
   type SessionModuleOptions,
@@ -48,7 +49,7 @@ async function twoInstances(
   options: Pick<SessionModuleOptions, 'redis' | 'postgres' | 'store'>,
   limitsA?: Limits,
   limitsB: Limits | undefined = limitsA,
-): Promise<{ a: string; b: string; closeApps(): Promise<void> }> {
+): Promise<{ a: string; b: string; appB: INestApplication; closeApps(): Promise<void> }> {
   const apps: INestApplication[] = [];
   const start = async (session?: Limits) => {
     const started = await startSessionApp(
@@ -62,17 +63,46 @@ async function twoInstances(
   return {
     a,
     b,
+    appB: apps[1],
     closeApps: async () => {
       for (const app of apps) await app.close();
     },
   };
 }
 
+/** A deployment whose instance `b` can hold a commit at the store's door. */
+interface HoldingDeployment extends Deployment {
+  /**
+   * Holds instance `b`'s next commit of `cookie`'s session when it reaches the store (after everything the module
+   * does before calling the store's `commit`), until `release()`.
+   */
+  holdCommitOnB(cookie: string): { reached: Promise<void>; release(): void };
+}
+
+/** `app`'s store holds its next commit of `sessionKey` until released (see HoldingDeployment). */
+function holdCommit(app: INestApplication, sessionKey: string): { reached: Promise<void>; release(): void } {
+  const store = app.get<SessionStore>(SessionStore);
+  const commit = store.commit.bind(store);
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  store.commit = async (key, ...rest) => {
+    if (key === sessionKey) {
+      delete (store as Partial<SessionStore>).commit; // the next commit goes straight to the store
+      reach();
+      await released;
+    }
+    return commit(key, ...rest);
+  };
+  return { reached, release };
+}
+
 /** Two instances on one redis-server, with or without the near cache. */
 function redisDeployment(nearCache: boolean) {
-  return async (limitsA?: Limits, limitsB?: Limits): Promise<Deployment> => {
+  return async (limitsA?: Limits, limitsB?: Limits): Promise<HoldingDeployment> => {
     const server = await RedisServerProcess.start();
-    const { a, b, closeApps } = await twoInstances(
+    const { a, b, appB, closeApps } = await twoInstances(
       { redis: { host: server.host, port: server.port, applicationName: APP, nearCache } },
       limitsA,
       limitsB,
@@ -80,6 +110,7 @@ function redisDeployment(nearCache: boolean) {
     return {
       a,
       b,
+      holdCommitOnB: (cookie) => holdCommit(appB, sessionKeyOf(cookie)),
       stored: async (cookie) => (await server.admin().exists(`{${APP}_${sessionKeyOf(cookie)}}_Data`)) === 1,
       ageEndedMark: async (cookie, ms) => {
         const mark = `{${APP}_${sessionKeyOf(cookie)}}_Ended`;
@@ -284,6 +315,57 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     // The browser that still sends the old cookie starts a new, empty session under it, as after expiry.
     const { body } = await request(d.a).get('/keys').set('Cookie', cookie).expect(200);
     expect(body).toEqual({});
+  });
+});
+
+/**
+ * The move lands after everything the module does before the store's commit: only a check inside the commit's own
+ * atomic step (SessionChanges.refuseIfMovedWithinMs) catches it. Redis, with and without the near cache. The
+ * memory store's commit is one synchronous call (nothing lands inside it); PostgreSQL reads the mark before the
+ * commit, not with it (docs/session.md says so).
+ */
+describe.each([
+  ['Redis, two instances', redisDeployment(false)],
+  ['Redis with the near cache, two instances', redisDeployment(true)],
+])('a move landing between the checks before a commit and its write (%s)', (_name, deploy) => {
+  let d: HoldingDeployment;
+  beforeAll(async () => (d = await deploy()));
+  afterAll(() => d.close());
+
+  it('a request that found no session, held at the store while another signs in from its cookie, answers 409 and writes nothing', async () => {
+    const cookie = cookiePair(
+      await request(d.a).post('/set/seed').send({ value: 'old' }).expect(200),
+      COOKIE,
+    );
+    await request(d.a)
+      .post(`/gated/${open(`emptied-${_name}`)}/remove/seed`)
+      .set('Cookie', cookie)
+      .expect(200);
+    const held = d.holdCommitOnB(cookie);
+    const late = request(d.b)
+      .post('/set/late')
+      .set('Cookie', cookie)
+      .send({ value: 'late' })
+      .then((r) => r);
+    await held.reached;
+    const signedIn = await request(d.a)
+      .post(`/gated/${open(`signs-in-${_name}`)}/regenerate`)
+      .set('Cookie', cookie)
+      .send({ key: 'user' })
+      .expect(200);
+    held.release();
+    const answered = await late;
+    expect(answered.status).toBe(409);
+    expect(answered.body).toMatchObject({ code: 'SESSION_MOVED' });
+    expect(answered.headers['set-cookie']).toBeUndefined();
+    expect(await d.stored(cookie)).toBe(false);
+    // Sent again with the sign-in's cookie, the value is saved in the session the browser keeps.
+    const renewed = cookiePair(signedIn, COOKIE);
+    await request(d.b).post('/set/late').set('Cookie', renewed).send({ value: 'late' }).expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+      user: 'by-regenerate',
+      late: 'late',
+    });
   });
 });
 

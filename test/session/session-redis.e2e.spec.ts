@@ -115,6 +115,18 @@ describe('sessions on Redis', () => {
     expect(await server.admin().exists(`{e2e_${keyOf(cookie)}}_Data`)).toBe(0);
   });
 
+  it("a request whose cookie's session is gone and that writes one: 2 round trips (the commit script reads the key's ended mark itself)", async () => {
+    const cookie = cookiePair(await request(url).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
+    gate('gone-once').release();
+    await request(url).post('/gated/gone-once/remove/a').set('Cookie', cookie).expect(200);
+    const commands = await commandsDuring(async () => {
+      await request(url).post('/set/b').set('Cookie', cookie).send({ value: 'y' }).expect(200);
+    });
+    const script = expect.stringMatching(/^EVAL(SHA)?$/);
+    expect(commands).toEqual([script, script]); // load+slide, the commit (which finds no mark)
+    expect((await request(url).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({ b: 'y' });
+  });
+
   it('a read-only request re-signs a cookie made under an older secret and commits nothing', async () => {
     const { app: rotating, url: rotatingUrl } = await startSessionApp({
       secrets: ['Wc5nR2xKq8Lm3Tz7Yb1Vd6Hs9Fg4Ja0Pu2Ei5Ok8Qw3N', ...SECRETS],

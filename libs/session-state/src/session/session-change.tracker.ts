@@ -10,6 +10,8 @@ export class SessionChangeTracker implements SessionChanges {
   ofStoredSession = false;
   /** Set by the lifecycle before each commit: see `SessionChanges.lockToken`. */
   lockToken: string | undefined;
+  /** Set by the lifecycle before each commit: see `SessionChanges.refuseIfMovedWithinMs`. */
+  refuseIfMovedWithinMs: number | undefined;
 
   constructor(private readonly current: () => SessionData) {}
 
@@ -58,6 +60,7 @@ export class SessionChangeTracker implements SessionChanges {
       removed: this.removed,
       ofStoredSession: this.ofStoredSession,
       lockToken: this.lockToken,
+      refuseIfMovedWithinMs: this.refuseIfMovedWithinMs,
       snapshot: () => new Map(current()),
       valueOfField: (field) => current().get(field),
     };

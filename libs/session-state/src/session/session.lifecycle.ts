@@ -26,6 +26,7 @@ import type {
   SessionData,
   SessionStore,
 } from './stores/session-store.interface.js';
+import { movedWithin } from './stores/ended-session.marks.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -475,14 +476,15 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
-    // A session about to start under the cookie's key, or to move from it, though the load found none there.
+    // A session about to start under the cookie's key, or to move from it, though the load found none there. A store
+    // that refuses just-moved writes itself checks a start in the commit (refuseMovedWithin); a move, here.
     const foundNothing = this.foundNothing;
     if (
       foundNothing !== undefined &&
       !this.persisted &&
       (this.replacedKey ?? this.key) === foundNothing.key &&
       this.movedFrom !== foundNothing.key &&
-      (this.replacedKey !== undefined || !session.isEmpty)
+      (this.replacedKey !== undefined ? true : !session.isEmpty && !store.refusesJustMoved)
     ) {
       await this.refuseIfJustMoved(foundNothing.key, foundNothing.at);
     }
@@ -543,19 +545,34 @@ export class SessionLifecycle implements SessionHost {
    * (a cart item added in one tab while another signs in; the second of a sign-in sent twice, whose empty session
    * would replace the first's cookie). It answers 409 `SessionMovedError` instead, writing nothing: sent again, the
    * request carries the new cookie. A move long before (a browser whose sign-in response was lost keeps the old
-   * cookie) lets it start a session there, as before. One store read, only on this path.
+   * cookie) lets it start a session there, as before. One store read, only on this path; a store that refuses a
+   * just-moved start in its commit (`refusesJustMoved`) is asked there instead (refuseMovedWithin), atomically.
    */
   private async refuseIfJustMoved(key: string, foundNothingAt: number): Promise<void> {
     const store = this.runtime.store;
     if (!store.endingOf) return;
     const mark = await this.runtime.withIoTimeout(store.endingOf(key));
-    if (mark?.ending !== 'moved') return;
-    // Marks are kept for the idle timeout (endedMark): what has run of it is how long ago the move was. Kept longer
-    // than this instance's idle timeout (another instance's, during a change of it): not known, so not refused.
-    const { idleTimeout } = this.runtime.options;
-    if (mark.remainingMs > idleTimeout) return;
-    if (idleTimeout - mark.remainingMs <= Date.now() - foundNothingAt + JUST_MOVED_MS)
+    if (movedWithin(mark, this.runtime.options.idleTimeout, Date.now() - foundNothingAt + JUST_MOVED_MS))
       throw new SessionMovedError();
+  }
+
+  /**
+   * For the commit of a session starting under the key the load found empty, on a store that refuses just-moved
+   * writes in its commit (`SessionStore.refusesJustMoved`): how long ago a move of that key must have been to refuse
+   * the write, as refuseIfJustMoved judges it; undefined for every other commit.
+   */
+  private refuseMovedWithin(): number | undefined {
+    const foundNothing = this.foundNothing;
+    if (
+      foundNothing === undefined ||
+      foundNothing.key !== this.key ||
+      this.persisted ||
+      this.replacedKey !== undefined ||
+      this.movedFrom === foundNothing.key ||
+      !this.runtime.store.refusesJustMoved
+    )
+      return undefined;
+    return Date.now() - foundNothing.at + JUST_MOVED_MS;
   }
 
   /**
@@ -693,6 +710,7 @@ export class SessionLifecycle implements SessionHost {
       this.key !== undefined &&
       this.replacedKey === undefined &&
       (this.persisted || this.key === this.loadedStoredKey);
+    session.changes.refuseIfMovedWithinMs = undefined;
     const take = (): SessionChanges => (inPlace ? session.changes : session.changes.take());
     if (session.isEmpty) {
       // Nothing worth keeping (at most the id): empty sessions are not retained.
@@ -732,6 +750,7 @@ export class SessionLifecycle implements SessionHost {
       // SessionStarted waits for the store to take this key's write, and for its cookie.
       this.drawnKey = this.key;
     }
+    session.changes.refuseIfMovedWithinMs = this.refuseMovedWithin();
     return { key: this.key, changes: take(), remove: false };
   }
 
@@ -779,8 +798,6 @@ export class SessionLifecycle implements SessionHost {
     // Past the line above, the session is loaded and available (else nothing was to commit).
     const session = this.session;
     if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
-    // A session starting under a key the load found empty: doCommit asks first whether it just moved.
-    if (this.foundNothing?.key === this.key && !this.persisted && !session.isEmpty) return false;
     const write = this.takeWrite(true);
     if (write) {
       const metrics = this.runtime.metrics;

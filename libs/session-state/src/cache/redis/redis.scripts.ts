@@ -44,6 +44,10 @@ end
  *    mark (a delta emptied the session, or it expired) it applies as '0'/'1' would. Whether the hash exists
  *    is known for free on the common path (a field this commit replaces or removes is there, or HLEN is
  *    read for the key limit anyway); else one EXISTS.
+ *    ARGV[2] `n<ms>` (a delta) or `o<ms>` (a clear) of a session the request starts under a key its load found
+ *    empty (see SessionChanges.refuseIfMovedWithinMs): when the hash does not exist and the mark says `m` with
+ *    what has run of its lifetime (ARGV[1], the idle timeout, minus its PTTL) at most `<ms>`, status 5; any other
+ *    mark (or one kept longer than ARGV[1]) lets it apply as '0'/'1'.
  * 2. Limits, on what is stored, not on what the request loaded: the resulting number of keys (`\0id`
  *    not counted) against ARGV[4] and bytes (field names + values) against ARGV[5]. A commit that
  *    would end over a limit and larger than before applies nothing: status 2 (detail: keys) / 3 (bytes). A
@@ -98,8 +102,9 @@ if (mode == 103 or mode == 99) and redis.call('HGET', key, ID) ~= string.sub(ARG
   if redis.call('GET', ${ENDED_KEY_LUA}) == 'm' and redis.call('EXISTS', key) == 0 then return ${commitReplyLua(5, 'now')} end
   return ${commitReplyLua(4, 'now')}
 end
-local cleared = mode == 49 or mode == 99 or mode == 102
+local cleared = mode == 49 or mode == 99 or mode == 102 or mode == 111
 local stored, present = mode == 101 or mode == 102, false
+local fresh = (mode == 110 or mode == 111) and tonumber(string.sub(ARGV[2], 2))
 local n = tonumber(ARGV[7])
 local first, last = 8 + n, #ARGV
 local addKeys, addBytes, setsUser = 0, 0, false
@@ -132,10 +137,15 @@ else
   end
 end
 local count = (addKeys > 0 or cleared) and redis.call('HLEN', key)
-if stored and not present and (count or redis.call('EXISTS', key)) == 0 then
+if (stored or fresh) and not present and (count or redis.call('EXISTS', key)) == 0 then
   local ended = redis.call('GET', ${ENDED_KEY_LUA})
-  if ended == 'm' then return ${commitReplyLua(5, 'now')} end
-  if ended == 'a' then return ${commitReplyLua(4, 'now')} end
+  if fresh then
+    if ended == 'm' then
+      local left, idle = redis.call('PTTL', ${ENDED_KEY_LUA}), tonumber(ARGV[1])
+      if left > 0 and left <= idle and idle - left <= fresh then return ${commitReplyLua(5, 'now')} end
+    end
+  elseif ended == 'm' then return ${commitReplyLua(5, 'now')}
+  elseif ended == 'a' then return ${commitReplyLua(4, 'now')} end
 end
 if count then
   local before = count

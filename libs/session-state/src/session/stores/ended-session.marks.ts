@@ -50,3 +50,21 @@ export class EndedSessionMarks {
     this.sweepAt = Math.max(FIRST_SWEEP, this.marks.size * 2);
   }
 }
+
+/**
+ * Whether `mark` says `regenerate()` moved the key's session at most `withinMs` ago (see
+ * SessionChanges.refuseIfMovedWithinMs): a mark is kept for the idle timeout, so what has run of it is how long
+ * ago the move was. A mark kept longer than `idleTimeoutMs` (another instance's, during a change of it) is not
+ * known, so not judged.
+ */
+export function movedWithin(
+  mark: { readonly ending: SessionEnding; readonly remainingMs: number } | undefined,
+  idleTimeoutMs: number,
+  withinMs: number,
+): boolean {
+  return (
+    mark?.ending === 'moved' &&
+    mark.remainingMs <= idleTimeoutMs &&
+    idleTimeoutMs - mark.remainingMs <= withinMs
+  );
+}

@@ -6,7 +6,7 @@ import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
 import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
-import { EndedSessionMarks } from './ended-session.marks.js';
+import { EndedSessionMarks, movedWithin } from './ended-session.marks.js';
 import type {
   EndedSessionMark,
   SessionChanges,
@@ -80,6 +80,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   readonly writesDeltas = true;
   readonly throwOnError = true;
   readonly storeType = 'memory';
+  readonly refusesJustMoved = true;
 
   /** True for this class itself only: a subclass may wrap something that can hang. */
   get inProcess(): boolean {
@@ -178,6 +179,14 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
       if (ending === 'moved') throw new SessionMovedError();
       if (ending === 'abandoned') return;
     }
+    // A session starting under a key just moved from: see SessionChanges.refuseIfMovedWithinMs.
+    const within = changes.refuseIfMovedWithinMs;
+    if (
+      stored === undefined &&
+      within !== undefined &&
+      movedWithin(this.ended.markOf(sessionKey), idleTimeoutMs, within)
+    )
+      throw new SessionMovedError();
     // A bound session revoked (or expired) since this request loaded it stays gone: see guardedSessionId.
     const guard = guardedSessionId(changes);
     if (guard !== undefined && storedSessionId(stored) !== guard) return;

@@ -45,6 +45,8 @@ const BARRIER_SLACK = 50;
  */
 export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
+  /** The commit script turns away a just-moved start: see SessionChanges.refuseIfMovedWithinMs. */
+  readonly refusesJustMoved = true;
   readonly loadMaySkipSlide: boolean;
   readonly storeType: 'redis' | 'redis_cluster';
   /** Near-cache answers, counted only with a near cache (two integer increments: no cost worth a switch). */
@@ -179,7 +181,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
-      commitMode(changes.cleared, guard, changes.ofStoredSession === true),
+      commitMode(changes, guard),
       0, // DEADLINE: set when each try is sent
       limitText.maxKeys,
       limitText.maxSessionBytes,
@@ -452,11 +454,15 @@ interface LimitText {
  * The commit script's ARGV[2]: '0' a delta, '1' a clear; `e` a delta and `f` a clear of a session the
  * request loaded from the store (turned away by an ended mark, see SessionChanges.ofStoredSession);
  * `g<id>` a delta and `c<id>` a clear that apply only while the stored session carries that id (a bound
- * session, see guardedSessionId).
+ * session, see guardedSessionId); `n<ms>` a delta and `o<ms>` a clear of a session started under a key the
+ * request found empty (turned away by a recent moved mark, see SessionChanges.refuseIfMovedWithinMs).
  */
-function commitMode(cleared: boolean, guard: string | undefined, ofStoredSession: boolean): string {
+function commitMode(changes: SessionChanges, guard: string | undefined): string {
+  const cleared = changes.cleared;
   if (guard !== undefined) return `${cleared ? 'c' : 'g'}${guard}`;
-  if (ofStoredSession) return cleared ? 'f' : 'e';
+  if (changes.ofStoredSession === true) return cleared ? 'f' : 'e';
+  const within = changes.refuseIfMovedWithinMs;
+  if (within !== undefined) return `${cleared ? 'o' : 'n'}${Math.ceil(within)}`;
   return cleared ? '1' : '0';
 }
 

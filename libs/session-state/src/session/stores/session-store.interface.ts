@@ -51,6 +51,17 @@ export interface SessionChanges {
    * locks but no `renewLock` (a lease neither renewed nor fenced) gets none.
    */
   readonly lockToken?: string;
+  /**
+   * The request found no session under this key and starts one here: when the key still holds no session and
+   * carries a moved mark ({@link EndedSessionMark}) left at most this many ms ago (`regenerate()` moved the session
+   * while this request ran, or just before: a cart item added in one tab while another signs in), the commit throws
+   * `SessionMovedError` and applies nothing, checked in the same atomic step as the write. How long ago is what has
+   * run of the mark's lifetime, `idleTimeoutMs` minus what is left of it; a mark kept longer than `idleTimeoutMs`
+   * (left by an instance with a longer idle timeout) is not judged. Given only to stores that declare
+   * {@link SessionStore.refusesJustMoved}; the module reads {@link SessionStore.endingOf} before the commit for
+   * the others.
+   */
+  readonly refuseIfMovedWithinMs?: number;
   /** The complete values after the changes, for stores that write whole records. */
   snapshot(): SessionData;
   /**
@@ -207,6 +218,13 @@ export interface SessionStore {
   readonly writesDeltas: boolean;
   /** Store failures fail the request (503) when true; the session is just unavailable when false. */
   readonly throwOnError: boolean;
+  /**
+   * True when the store's `commit` honours {@link SessionChanges.refuseIfMovedWithinMs} in its atomic step (the
+   * memory and Redis stores): a request that found no session under its cookie's key then writes one there
+   * without first reading the key's mark ({@link endingOf}), so a move landing between a read and the write cannot
+   * slip through. A subclass that replaces `commit` without calling the class's own must set it false.
+   */
+  readonly refusesJustMoved?: boolean;
   /** True for stores in this process's memory: they cannot hang, so `ioTimeout` is not armed for them. */
   readonly inProcess?: boolean;
   /**
