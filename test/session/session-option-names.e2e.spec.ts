@@ -201,16 +201,18 @@ describe('unknown option names fail at startup, before connecting', () => {
     await expectRefused(
       { redis: { ...redis, keyPrefix: 'shop' } },
       RedisConfigurationError,
-      'Redis option redis.keyPrefix is unknown: did you mean redis.applicationName? It was ignored before this ' +
-        'version: the sessions are where applicationName and databaseId (or a url path, or their defaults) put ' +
-        'them, and changing those starts every session anew. To keep the sessions, remove the option.',
+      'Redis option redis.keyPrefix is unknown: did you mean redis.applicationName? nest-session-state 0.1.0 ' +
+        'ignored it: an app upgraded from 0.1.0 has its sessions where applicationName and databaseId (or a url ' +
+        'path, or their defaults) put them, and changing those starts every session anew; to keep them, remove the ' +
+        'option. (Sessions of connect-redis are not read in any case: see docs/migrating.md.)',
     );
     await expectRefused(
       { redis: { ...redis, DB: 2 } }, // the suggestion ignores case: so does the note
       RedisConfigurationError,
-      'Redis option redis.DB is unknown: did you mean redis.databaseId? It was ignored before this version: the ' +
-        'sessions are where applicationName and databaseId (or a url path, or their defaults) put them, and ' +
-        'changing those starts every session anew. To keep the sessions, remove the option.',
+      'Redis option redis.DB is unknown: did you mean redis.databaseId? nest-session-state 0.1.0 ignored it: an ' +
+        'app upgraded from 0.1.0 has its sessions where applicationName and databaseId (or a url path, or their ' +
+        'defaults) put them, and changing those starts every session anew; to keep them, remove the option. ' +
+        '(Sessions of connect-redis are not read in any case: see docs/migrating.md.)',
     );
     await expectRefused(
       { idleTimeout: 60_000, redis },
@@ -221,6 +223,37 @@ describe('unknown option names fail at startup, before connecting', () => {
       { url: silent.url },
       SessionConfigurationError,
       'SessionModule option url is unknown: did you mean redis.url?',
+    );
+  });
+
+  it("express-session's and connect-redis's options without a counterpart say what to do instead, not a near name", async () => {
+    await expectRefused(
+      { secrets: SECRETS, resave: false, session: { saveUninitialized: false, rolling: true }, redis },
+      SessionConfigurationError,
+      [
+        "SessionModule option resave is unknown: express-session's resave is not needed: a commit writes only " +
+          'what the request changed, and nothing when it changed nothing. Remove it. See docs/migrating.md.',
+        "SessionModule option session.saveUninitialized is unknown: express-session's saveUninitialized is not " +
+          'needed: a session is stored, and its cookie sent, only once it holds a value (consent: ' +
+          'session.cookie.isEssential and hasConsent). Remove it. See docs/migrating.md.',
+        "SessionModule option session.rolling is unknown: express-session's rolling is not needed: the server " +
+          "slides a session's expiry (session.idleTimeout) on every request; the cookie lasts until the browser " +
+          'closes. Remove it. See docs/migrating.md.',
+      ].join('\n'),
+    );
+    await expectRefused(
+      { secrets: SECRETS, session: { cookie: { maxAge: 86_400_000 } }, redis },
+      SessionConfigurationError,
+      'SessionModule option session.cookie.maxAge is unknown: maxAge is not supported: the cookie has no expiry, ' +
+        'it ends when the browser closes (ASP.NET Core refuses it too). How long a session lives is ' +
+        'session.idleTimeout, on the server; a "remember me" sign-in needs a cookie of its own. See ' +
+        'docs/migrating.md.',
+    );
+    await expectRefused(
+      { secrets: SECRETS, redis: { ...redis, ttl: 86_400 } },
+      RedisConfigurationError,
+      "Redis option redis.ttl is unknown: connect-redis's ttl is session.idleTimeout here (ms, sliding). See " +
+        'docs/migrating.md.',
     );
   });
 

@@ -5,6 +5,7 @@ import {
   POSTGRES_OPTION_NAMES,
 } from '../cache/postgres/postgres-session.options.js';
 import { UnknownOptionNames, type OptionLevel } from '../options/option-names.check.js';
+import { COOKIE_EXPIRY_OPTIONS, EXPRESS_SESSION_OPTIONS } from '../options/foreign-option-names.js';
 import {
   MEMORY_OPTION_NAMES,
   SESSION_LOCK_OPTION_NAMES,
@@ -14,8 +15,16 @@ import {
   TEMP_DATA_OPTION_NAMES,
 } from './session-module.options.js';
 
-const SESSION_COOKIE = { path: 'session.cookie', names: STATE_COOKIE_OPTION_NAMES };
-const TEMP_DATA_COOKIE = { path: 'tempData.cookie', names: STATE_COOKIE_OPTION_NAMES };
+const SESSION_COOKIE = {
+  path: 'session.cookie',
+  names: STATE_COOKIE_OPTION_NAMES,
+  foreign: COOKIE_EXPIRY_OPTIONS,
+};
+const TEMP_DATA_COOKIE = {
+  path: 'tempData.cookie',
+  names: STATE_COOKIE_OPTION_NAMES,
+  foreign: COOKIE_EXPIRY_OPTIONS,
+};
 
 const ROOT: OptionLevel = {
   path: '',
@@ -25,6 +34,7 @@ const ROOT: OptionLevel = {
       'is not a session option: give it to SessionModule.forRoot({ isGlobal, ... }) or ' +
       'SessionModule.forRootAsync({ isGlobal, useFactory, ... }) itself, not in what the factory returns.',
   },
+  foreign: EXPRESS_SESSION_OPTIONS,
   // Names that belong one level down (`idleTimeout` → `session.idleTimeout`, `url` → `redis.url`).
   elsewhere: [
     { path: 'session', names: SESSION_OPTION_NAMES },
@@ -51,6 +61,7 @@ export function unknownSessionOptionNames(options: unknown): string | undefined 
     path: 'session',
     names: SESSION_OPTION_NAMES,
     elsewhere: [SESSION_COOKIE],
+    foreign: EXPRESS_SESSION_OPTIONS,
   });
   found.check(session?.cookie, SESSION_COOKIE);
   if (typeof session?.lock !== 'boolean') {

@@ -32,6 +32,11 @@ export interface OptionLevel extends OptionNameCandidates {
    * name lower-cased.
    */
   readonly notes?: Readonly<Record<string, string>>;
+  /**
+   * Names other libraries take here that have no counterpart (express-session's `resave`), by the name lower-cased,
+   * each with what to do instead: explained when found, never suggested for a typo.
+   */
+  readonly foreign?: Readonly<Record<string, string>>;
 }
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
@@ -99,6 +104,9 @@ export class UnknownOptionNames {
     if (Object.hasOwn(besides, name))
       return `${this.owner} option ${join(level.path, name)} ${besides[name]}`;
     const subject = `${this.owner} option ${join(level.path, name)} is unknown`;
+    const lowerName = name.toLowerCase();
+    if (level.foreign && Object.hasOwn(level.foreign, lowerName))
+      return `${subject}: ${level.foreign[lowerName]}`;
     const close = closestOptionName(name, { ...level, names: [...level.names, ...Object.keys(besides)] });
     if (close !== undefined) {
       const lower = name.toLowerCase();

@@ -140,8 +140,9 @@ export const REDIS_OPTION_ALIASES = {
  * app that set one are where applicationName and databaseId (or their defaults) put them.
  */
 const MOVES_SESSIONS =
-  'It was ignored before this version: the sessions are where applicationName and databaseId (or a url path, ' +
-  'or their defaults) put them, and changing those starts every session anew. To keep the sessions, remove the option.';
+  'nest-session-state 0.1.0 ignored it: an app upgraded from 0.1.0 has its sessions where applicationName and ' +
+  'databaseId (or a url path, or their defaults) put them, and changing those starts every session anew; to keep ' +
+  'them, remove the option. (Sessions of connect-redis are not read in any case: see docs/migrating.md.)';
 
 /** By the unknown name, lower-cased (the suggestion ignores case too). */
 export const REDIS_OPTION_ALIAS_NOTES: Readonly<Record<string, string>> = {

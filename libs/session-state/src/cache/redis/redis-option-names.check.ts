@@ -7,6 +7,7 @@ import {
   REDIS_OPTION_ALIASES,
 } from './redis-cache.options.js';
 import { RedisConfigurationError, SENTINEL_CLIENT_ADVICE } from './redis-cache.errors.js';
+import { CONNECT_REDIS_OPTIONS } from '../../options/foreign-option-names.js';
 
 const join = (path: string, name: string): string => (path ? `${path}.${name}` : name);
 
@@ -35,6 +36,7 @@ export function rejectUnknownRedisOptions(options: unknown, path = ''): void {
       aliases: REDIS_OPTION_ALIASES,
       notes: REDIS_OPTION_ALIAS_NOTES,
       besides: SENTINEL_OPTIONS,
+      foreign: CONNECT_REDIS_OPTIONS,
     },
     'an object such as { host, port }',
   );
