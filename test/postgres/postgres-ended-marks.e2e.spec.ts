@@ -6,7 +6,7 @@
  * batched one) never re-create the row; a mark expires with the app's clock, a session made afresh under the key
  * deletes it, and prune deletes expired ones.
  */
-import type pg from 'pg';
+import pg from 'pg';
 import { ManualClock, SessionMovedError, type SessionChanges } from 'nest-session-state';
 import {
   PostgresConnection,
@@ -141,6 +141,66 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
         key,
         gone ? undefined : Buffer.from(key).toString('base64'),
       ]);
+    }
+  });
+
+  it('take with a refuse window: no session and a move at most that old is refused (SessionMovedError), nothing marked; an older move or none is taken over', async () => {
+    await seeded('twice');
+    await store.take('twice', KEEP); // the first sign-in
+    clock.advance(3_000);
+    await expect(store.take('twice', { ...KEEP, refuseIfMovedWithinMs: 5_000 })).rejects.toBeInstanceOf(
+      SessionMovedError,
+    );
+    const until = async () =>
+      (
+        await db.query<{ ms: number }>(
+          'SELECT (extract(epoch FROM until) * 1000)::float8 AS ms FROM nest_sessions_ended WHERE session_key = $1',
+          ['twice'],
+        )
+      )[0].ms;
+    const before = await until();
+    expect(before).toBe(clock.now() - 3_000 + IDLE); // the first's mark, not renewed
+    // A window shorter than the move's age: not refused, and the mark is renewed by this take.
+    await expect(store.take('twice', { ...KEEP, refuseIfMovedWithinMs: 2_000 })).resolves.toBeUndefined();
+    expect(await until()).toBe(clock.now() + IDLE);
+    // A live session is taken whatever the window; no mark at all is no refusal.
+    await seeded('twice');
+    expect((await store.take('twice', { ...KEEP, refuseIfMovedWithinMs: 60_000 }))?.has('seed')).toBe(true);
+    await expect(
+      store.take('never-moved', { ...KEEP, refuseIfMovedWithinMs: 60_000 }),
+    ).resolves.toBeUndefined();
+    expect(await mark('never-moved')).toBe('m');
+  });
+
+  it('two takes at once, both having loaded the session: the one that waited for the other (its row lock) finds the fresh mark and is refused', async () => {
+    await seeded('at-once');
+    const first = new pg.Client({ connectionString: db.url() });
+    await first.connect();
+    try {
+      await first.query('BEGIN');
+      const now = clock.now();
+      // The first sign-in's take, as the store sends it, left uncommitted: it holds the session's row.
+      const taken = await first.query<{ data: unknown }>(counted.connection.sql.take, [
+        'at-once',
+        now,
+        now + IDLE,
+        null,
+        null,
+        5_000,
+      ]);
+      expect(taken.rows[0].data).not.toBeNull();
+      let settled = false;
+      const second = store
+        .take('at-once', { ...KEEP, refuseIfMovedWithinMs: 5_000 })
+        .finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(settled).toBe(false); // waiting for the first's row lock
+      await first.query('COMMIT');
+      await expect(second).rejects.toBeInstanceOf(SessionMovedError);
+      expect(await row('at-once')).toBeUndefined();
+      expect(await mark('at-once')).toBe('m');
+    } finally {
+      await first.end();
     }
   });
 

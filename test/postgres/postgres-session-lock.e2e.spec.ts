@@ -235,6 +235,7 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
         now + IDLE,
         'a',
         now + 60_000,
+        null, // no refuse window
       ]);
       expect(taken.rows).toMatchObject([{ held: true, live: true }]); // taken, not yet committed
     });
@@ -324,7 +325,7 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
       'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS now',
     );
     expect(
-      await db.query(connection.sql.take, ['k-take-late', now, now + IDLE, null, now - 1]),
+      await db.query(connection.sql.take, ['k-take-late', now, now + IDLE, null, now - 1, null]),
     ).toMatchObject([{ held: true, in_time: false, data: null }]);
     expect(await db.query(connection.sql.remove, ['k-remove-late', now + IDLE, null, now - 1])).toEqual([
       { held: true, in_time: false },

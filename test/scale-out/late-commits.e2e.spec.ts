@@ -6,6 +6,7 @@ import { gate, GatedSessionController, type Gate } from '../support/apps/gated-s
 import { cookiePair } from '../support/cookie-jar.js';
 import { StallProxy } from '../support/stall-proxy.js';
 import { expectEndingAnswered503ToDeleteNothing } from '../support/held-session-ending.js';
+import { waitUntil } from './support/load.js';
 
 const COOKIE = '.Nest.Session';
 const SECRETS = ['Vb3nK8qLw1Zx5cRt9yHm2pJd6sFg0aEu4iOe7uTy3W'];
@@ -181,6 +182,30 @@ describe.each([
         `${ending}-${nearCache}`,
       ),
   );
+
+  it("a session's first write under a cookie whose session was gone, applied by a try whose reply came late, is not refused on its retry by a sign-in that moved it in between", async () => {
+    const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'seed' }).expect(200), COOKIE);
+    await request(b).post('/clear').set('Cookie', cookie).expect(200); // the cookie stays, its session is gone
+    const marker = `applied-late-${nearCache}`;
+    // The first try applies at once; its reply comes after the try was given up (TIMEOUT), the retry's in time.
+    const hold = proxy.holdRepliesWhen(marker, TIMEOUT + 300);
+    const pending = request(retrying)
+      .post('/set/y')
+      .set('Cookie', cookie)
+      .send({ value: marker })
+      .then((r) => r);
+    expect(await waitUntil(async () => (await stored(cookie, 'y')) === marker, TIMEOUT, 5)).toBe(true);
+    // Another tab signs in from the same cookie before the retry: the session moves, with y.
+    const renewed = cookiePair(
+      await request(b).post('/regenerate').set('Cookie', cookie).expect(200),
+      COOKIE,
+    );
+    const answered = await pending;
+    await hold.released;
+    expect(hold.engaged).toBe(true);
+    expect(answered.status).toBe(200); // y is saved: in the session the browser keeps
+    expect(await stored(renewed, 'y')).toBe(marker);
+  });
 
   it('a commit that reaches Redis in time is applied (the deadline refuses only late ones)', async () => {
     const cookie = cookiePair(await request(a).post('/set/x').send({ value: 'v1' }).expect(200), COOKIE);

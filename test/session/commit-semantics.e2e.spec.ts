@@ -38,6 +38,18 @@ interface Deployment {
 
 type Limits = Pick<NonNullable<SessionModuleOptions['session']>, 'maxKeys' | 'maxSessionBytes'>;
 
+/** A request that commits an emptied session first (`clear()`, `commit()`: nothing stored), then sets a value. */
+@Controller('emptied-then-set')
+class EmptiedThenSetController {
+  @Post()
+  @HttpCode(200)
+  async emptiedThenSet(@Session() session: Session) {
+    session.clear();
+    await session.commit();
+    session.setString('again', 'new');
+  }
+}
+
 /** Opens a gate at once: for gated routes used as plain ones. */
 function open(name: string): string {
   gate(name).release();
@@ -54,7 +66,7 @@ async function twoInstances(
   const start = async (session?: Limits) => {
     const started = await startSessionApp(
       { secrets: SECRETS, ...options, session },
-      { controllers: [GatedSessionController] },
+      { controllers: [GatedSessionController, EmptiedThenSetController] },
     );
     apps.push(started.app);
     return started.url;
@@ -252,6 +264,31 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     await resentIsSaved(renewed);
   });
 
+  it('a removal sent with the old cookie just after a sign-in moved the session (a cart cleared in another tab) answers 409, not 200 for a change the kept session never gets', async () => {
+    const cookie = await sessionWith('cart', 'book');
+    const renewed = cookiePair(
+      await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200),
+      COOKIE,
+    );
+    const late = await request(d.b)
+      .post(`/gated/${open(`clear-late-${_name}`)}/remove/cart`)
+      .set('Cookie', cookie);
+    expect(late.status).toBe(409);
+    expect(late.body).toMatchObject({ code: 'SESSION_MOVED' });
+    expect(late.headers['set-cookie']).toBeUndefined();
+    const clearing = await request(d.b)
+      .post(`/gated/${open(`clear-all-${_name}`)}/clear`)
+      .set('Cookie', cookie);
+    expect(clearing.status).toBe(409);
+    expect(await d.stored(cookie)).toBe(false);
+    // Sent again with the new cookie, the cart is cleared where the browser keeps it.
+    await request(d.b)
+      .post(`/gated/${open(`clear-again-${_name}`)}/remove/cart`)
+      .set('Cookie', renewed)
+      .expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({});
+  });
+
   it('a request that found no session and waits while another signs in from that cookie answers 409, not 200 for a session the browser drops', async () => {
     const cookie = await sessionWith();
     await request(d.a)
@@ -293,11 +330,49 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     });
   });
 
+  it("a sign-in sent twice, both loaded before either moved the session: the second answers 409 without a cookie, the first's session keeps what both saw", async () => {
+    const cookie = await sessionWith('cart', 'book');
+    const g = gate(`twice-loaded-${_name}`);
+    const second = request(d.b)
+      .post(`/gated/twice-loaded-${_name}/regenerate`)
+      .set('Cookie', cookie)
+      .send({ key: 'second' })
+      .then((r) => r);
+    await g.reached(1);
+    const first = await request(d.a)
+      .post(`/gated/${open(`twice-first-${_name}`)}/regenerate`)
+      .set('Cookie', cookie)
+      .send({ key: 'first' })
+      .expect(200);
+    g.release();
+    const answered = await second;
+    expect(answered.status).toBe(409);
+    expect(answered.body).toMatchObject({ code: 'SESSION_MOVED' });
+    expect(answered.headers['set-cookie']).toBeUndefined();
+    expect(await d.stored(cookie)).toBe(false);
+    expect(
+      (await request(d.b).get('/keys').set('Cookie', cookiePair(first, COOKIE)).expect(200)).body,
+    ).toEqual({
+      cart: 'book',
+      first: 'by-regenerate',
+    });
+  });
+
   it('long after the move (a browser whose sign-in response was lost keeps the old cookie), a request under the old cookie starts a session there, as before', async () => {
     const cookie = await sessionWith();
     await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);
     await d.ageEndedMark(cookie, 60_000);
     await request(d.b).post('/set/again').set('Cookie', cookie).send({ value: 'new' }).expect(200);
+    expect((await request(d.a).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
+      again: 'new',
+    });
+  });
+
+  it('long after the move, a request that commits an emptied session first (storing nothing) and then sets a value starts a session there too', async () => {
+    const cookie = await sessionWith();
+    await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);
+    await d.ageEndedMark(cookie, 60_000);
+    await request(d.b).post('/emptied-then-set').set('Cookie', cookie).expect(200);
     expect((await request(d.a).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
       again: 'new',
     });

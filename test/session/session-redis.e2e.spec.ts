@@ -115,7 +115,7 @@ describe('sessions on Redis', () => {
     expect(await server.admin().exists(`{e2e_${keyOf(cookie)}}_Data`)).toBe(0);
   });
 
-  it("a request whose cookie's session is gone and that writes one: 2 round trips (the commit script reads the key's ended mark itself)", async () => {
+  it("a request whose cookie's session is gone and that writes one: 2 round trips (the commit script reads the key's ended mark itself); one that removes a value it does not hold: 2", async () => {
     const cookie = cookiePair(await request(url).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
     gate('gone-once').release();
     await request(url).post('/gated/gone-once/remove/a').set('Cookie', cookie).expect(200);
@@ -125,6 +125,12 @@ describe('sessions on Redis', () => {
     const script = expect.stringMatching(/^EVAL(SHA)?$/);
     expect(commands).toEqual([script, script]); // load+slide, the commit (which finds no mark)
     expect((await request(url).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({ b: 'y' });
+    // Removing a value a gone session does not hold: the load, a read of the mark (nothing to write).
+    await request(url).post('/gated/gone-once/remove/b').set('Cookie', cookie).expect(200);
+    const removals = await commandsDuring(async () => {
+      await request(url).post('/gated/gone-once/remove/b').set('Cookie', cookie).expect(200);
+    });
+    expect(removals).toEqual([script, script]);
   });
 
   it('a read-only request re-signs a cookie made under an older secret and commits nothing', async () => {

@@ -10,6 +10,8 @@ interface Link {
   clientGone?: boolean;
   /** Cut off ({@link StallProxy.cutOff}): nothing goes through any more, in either direction, and nothing closes. */
   cut?: boolean;
+  /** The server's bytes held by {@link StallProxy.holdRepliesWhen}, to be sent on in order. */
+  replies?: Buffer[];
 }
 
 /** A hold armed by {@link StallProxy.holdWhen}: resolved once the held bytes were answered. */
@@ -36,6 +38,7 @@ interface Hold {
 export class StallProxy {
   private readonly links = new Set<Link>();
   private armed: Hold | undefined;
+  private armedReplies: { marker: Buffer; ms: number; released: () => void; link?: Link } | undefined;
 
   private constructor(
     private readonly listener: Server,
@@ -90,6 +93,29 @@ export class StallProxy {
     };
   }
 
+  /**
+   * Arms a hold of replies: the first client chunk containing `marker` goes through at once, and the server's bytes
+   * on that connection from then on are held for `ms`, then sent on in order. The client sees a command that ran but
+   * whose reply came late (after it may have given up waiting and sent it again). `released` resolves when they went.
+   */
+  holdRepliesWhen(marker: string, ms: number): { released: Promise<void>; readonly engaged: boolean } {
+    if (this.armedReplies) throw new Error('a hold of replies is already armed');
+    let released!: () => void;
+    const hold = {
+      marker: Buffer.from(marker),
+      ms,
+      released: () => released(),
+      link: undefined as Link | undefined,
+    };
+    this.armedReplies = hold;
+    return {
+      released: new Promise<void>((resolve) => (released = resolve)),
+      get engaged() {
+        return hold.link !== undefined;
+      },
+    };
+  }
+
   /** Drops an armed hold that never engaged (the marked bytes were never sent). */
   disarm(): void {
     if (this.armed?.link === undefined) this.armed = undefined;
@@ -130,6 +156,10 @@ export class StallProxy {
     });
     server.on('data', (chunk: Buffer) => {
       if (link.cut) return;
+      if (link.replies) {
+        link.replies.push(chunk);
+        return;
+      }
       const hold = this.armed;
       if (hold?.link === link && !link.held) {
         this.armed = undefined;
@@ -157,6 +187,18 @@ export class StallProxy {
 
   private fromClient(link: Link, chunk: Buffer): void {
     if (link.cut) return;
+    const replyHold = this.armedReplies;
+    if (replyHold && replyHold.link === undefined && chunk.includes(replyHold.marker)) {
+      replyHold.link = link;
+      link.replies = [];
+      setTimeout(() => {
+        const replies = link.replies ?? [];
+        link.replies = undefined;
+        this.armedReplies = undefined;
+        for (const reply of replies) if (!link.client.destroyed) link.client.write(reply);
+        replyHold.released();
+      }, replyHold.ms);
+    }
     const hold = this.armed;
     if (hold && hold.link === undefined && chunk.includes(hold.marker)) {
       hold.link = link;

@@ -250,6 +250,28 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect(third.status).toBe(409);
   });
 
+  it("a sign-in sent twice, both loaded before either moved the session: the second answers 409 without a cookie, and the first's session is the only one listed", async () => {
+    const user = newUser();
+    const browser = new BrowserClient('TwiceLoaded/1');
+    await browser.request(`${a}/users/cart`, 'POST');
+    const before = browser.jar.header();
+    const held = newGate();
+    const second = fetch(`${b}/users/slow-login?gate=${held}`, {
+      method: 'POST',
+      headers: { cookie: before, 'content-type': 'application/json' },
+      body: JSON.stringify({ user }),
+    });
+    await gate(held).reached(1); // loaded the session, as the first one does now
+    await browser.login(a, user);
+    gate(held).release();
+    const answered = await second;
+    expect(answered.status).toBe(409);
+    expect(((await answered.json()) as { code?: string }).code).toBe('SESSION_MOVED');
+    expect(answered.headers.getSetCookie()).toEqual([]);
+    expect(await browser.me(b)).toEqual({ user, keys: expect.arrayContaining(['cart', 'user']) as unknown });
+    expect((await list(browser, b)).length).toBe(1); // no second device left behind
+  });
+
   it('a sign-out still running in one tab while another tab signs in again leaves the new sign-in listed and revocable', async () => {
     const user = newUser();
     const keeper = new BrowserClient('Keeper/1');

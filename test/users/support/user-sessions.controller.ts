@@ -33,6 +33,17 @@ export class UserSessionsTestController {
     return { id: session.id, bound };
   }
 
+  /** Loads the session, waits at the gate `gate`, then signs in as `login` does: a sign-in sent twice. */
+  @Post('slow-login')
+  @HttpCode(200)
+  async slowLogin(@Session() session: Session, @Query('gate') at: string, @Body() body: { user: string }) {
+    await gate(at).pass();
+    session.regenerate();
+    session.setString('user', body.user);
+    await this.userSessions.bind(session, body.user);
+    return { id: session.id };
+  }
+
   /** A sign-in without regenerate() whose session id was read and committed alone first (it is not kept alone). */
   @Post('login-after-id')
   @HttpCode(200)

@@ -93,6 +93,11 @@ interface PendingWrite {
    * session's is. Else a later commit of this request would be guarded by an id no longer stored and apply nothing.
    */
   readonly idPendingAfter?: Uint8Array;
+  /**
+   * The write only removes what the request found (the session is empty after it): it stores nothing of this
+   * request's, so the key does not count as stored by it (`persisted`) once written.
+   */
+  readonly emptying?: boolean;
 }
 
 /**
@@ -106,6 +111,8 @@ export class SessionLifecycle implements SessionHost {
   private keyFromCookie = false;
   /** The cookie's key, when it held a stored session as this request loaded it. */
   private loadedStoredKey: string | undefined;
+  /** When the session was loaded (Date.now()), for {@link loadedStoredKey}'s take (see refuseMovedWithinForTake). */
+  private loadedAt = 0;
   /** The cookie's key when the load found no session under it, and when (see refuseIfJustMoved). */
   private foundNothing: { readonly key: string; readonly at: number } | undefined;
   /** The key this request's own `regenerate()` took the session from (its mark is this request's). */
@@ -221,7 +228,8 @@ export class SessionLifecycle implements SessionHost {
   private attachLoaded(key: string, data: SessionData | undefined): void {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
     this.loadedStoredKey = data === undefined ? undefined : key;
-    if (!data) this.foundNothing = { key, at: Date.now() };
+    this.loadedAt = Date.now();
+    if (!data) this.foundNothing = { key, at: this.loadedAt };
     // Rate-limited: anyone can replay a cookie whose session is gone, once per request.
     if (!data)
       this.runtime.badCookieLog.write(
@@ -378,6 +386,19 @@ export class SessionLifecycle implements SessionHost {
     if (this.closed) this.responseStarted();
   }
 
+  /**
+   * A value removed that the session did not hold. When the load found no session under the cookie's key, the
+   * commit asks whether that key's session just moved (see refuseIfJustMoved): a cart cleared in one tab while
+   * another signs in is refused (409), not answered as done while the session the browser keeps still holds it.
+   */
+  removedNothing(): void {
+    if (this.foundNothing?.key === this.key && !this.persisted && this.replacedKey === undefined)
+      this.removedFromNothing = true;
+  }
+
+  /** See {@link removedNothing}: a removal from nothing is to be judged at commit. */
+  private removedFromNothing = false;
+
   private responseStarted(): never {
     const error = new SessionResponseStartedError();
     logEvent(this.runtime.logger, SessionLogEvents.SessionResponseStarted, error.message);
@@ -477,16 +498,32 @@ export class SessionLifecycle implements SessionHost {
       this.abandonedKey = undefined;
     }
     // A session about to start under the cookie's key, or to move from it, though the load found none there. A store
-    // that refuses just-moved writes itself checks a start in the commit (refuseMovedWithin); a move, here.
+    // that refuses just-moved writes itself checks it in the commit (refuseMovedWithin) or the take (its mark).
     const foundNothing = this.foundNothing;
     if (
       foundNothing !== undefined &&
       !this.persisted &&
       (this.replacedKey ?? this.key) === foundNothing.key &&
       this.movedFrom !== foundNothing.key &&
-      (this.replacedKey !== undefined ? true : !session.isEmpty && !store.refusesJustMoved)
+      !store.refusesJustMoved &&
+      (this.replacedKey !== undefined ||
+        !session.isEmpty ||
+        session.changes.cleared ||
+        session.changes.removed.size > 0)
     ) {
       await this.refuseIfJustMoved(foundNothing.key, foundNothing.at);
+    }
+    if (this.removedFromNothing) {
+      this.removedFromNothing = false;
+      // Only removals of values the session did not hold, nothing to write that the store could judge.
+      if (
+        session.changes.isEmpty &&
+        foundNothing !== undefined &&
+        this.key === foundNothing.key &&
+        this.replacedKey === undefined &&
+        !this.persisted
+      )
+        await this.refuseIfJustMoved(foundNothing.key, foundNothing.at);
     }
     // What this request changed itself, before the move to a new key rewrites every value.
     const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
@@ -516,13 +553,22 @@ export class SessionLifecycle implements SessionHost {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
       let taken: SessionData | undefined;
+      const mark: EndedSessionMark = {
+        ...this.endedMark(old),
+        refuseIfMovedWithinMs: this.refuseMovedWithinForTake(old),
+      };
+      const movedBefore = this.movedFrom;
       this.movedFrom = old; // a retry of this take finds its own mark there
       try {
         taken = await runtime.withIoTimeout(
-          store.take ? store.take(old, this.endedMark(old)) : loadThenRemove(store, old, options.idleTimeout),
+          store.take ? store.take(old, mark) : loadThenRemove(store, old, options.idleTimeout),
         );
       } catch (error) {
-        if (error instanceof SessionLockLostError) await this.undoLostMove(write);
+        // Refused as moved by another request, this take marked nothing: a later commit of this request (the
+        // end-of-request one after an explicit commit failed) is judged, and refused, again.
+        if (error instanceof SessionMovedError) this.movedFrom = movedBefore;
+        if (error instanceof SessionLockLostError || error instanceof SessionMovedError)
+          await this.undoLostMove(write);
         throw error;
       }
       this.replacedKey = undefined;
@@ -576,6 +622,18 @@ export class SessionLifecycle implements SessionHost {
   }
 
   /**
+   * For `regenerate()`'s take of `old`, the key this request loaded the session from or found empty: how long ago
+   * another request's move of it must have been to refuse this one (see EndedSessionMark.refuseIfMovedWithinMs): since
+   * the load, and JUST_MOVED_MS before it (as refuseIfJustMoved). Undefined for a key this request moved already (a
+   * retry finds its own mark) or wrote itself.
+   */
+  private refuseMovedWithinForTake(old: string): number | undefined {
+    if (this.movedFrom === old) return undefined;
+    if (old !== this.loadedStoredKey && old !== this.foundNothing?.key) return undefined;
+    return Date.now() - this.loadedAt + JUST_MOVED_MS;
+  }
+
+  /**
    * The mark a take or remove of `key` leaves (see EndedSessionMark), with the lock's token when this request holds
    * the lock on `key`: then the store moves or ends the session only while the lock is still this request's.
    */
@@ -590,7 +648,8 @@ export class SessionLifecycle implements SessionHost {
 
   /**
    * `regenerate()`'s take was refused: the lock on the old key is lost (another request may have written there
-   * since, and keeps its write under the key the browser holds). The session was written under the new key first
+   * since, and keeps its write under the key the browser holds), or another request moved the session from it since
+   * this one loaded it (a sign-in sent twice: the browser keeps that one's cookie). The session was written under the new key first
    * (`write`): that goes, and the new key's cookie is never sent. The changes are recorded again, as after any
    * failed commit.
    */
@@ -728,7 +787,15 @@ export class SessionLifecycle implements SessionHost {
         // the id stays out of later commits then, so they stay guarded and cannot bring the session back.
         const unguarded = guardedSessionId(changes) === undefined;
         const idPendingAfter = unguarded ? session.getReserved(SESSION_ID_FIELD) : undefined;
-        return { key: this.key!, changes: take(), remove: !this.runtime.store.writesDeltas, idPendingAfter };
+        // A removal from a session just moved away changes nothing the browser keeps: refused as a write is.
+        changes.refuseIfMovedWithinMs = this.refuseMovedWithin();
+        return {
+          key: this.key!,
+          changes: take(),
+          remove: !this.runtime.store.writesDeltas,
+          idPendingAfter,
+          emptying: true,
+        };
       }
       // The id stays to be written with the first value (a bind, say): read before, it is the session's id.
       changes.reset();
@@ -759,7 +826,8 @@ export class SessionLifecycle implements SessionHost {
     // Not after a clear() made while the write ran: the session has no id (or a new one) then.
     if (id && this.session.getReserved(SESSION_ID_FIELD) === id)
       this.session.changes.set.set(SESSION_ID_FIELD, id);
-    if (write.remove) return;
+    // Nothing of this request's is stored: a later commit of it starts the session, as a first write would.
+    if (write.remove || write.emptying) return;
     if (write.key === this.drawnKey) {
       this.drawnKey = undefined;
       this.started = true;
@@ -778,6 +846,7 @@ export class SessionLifecycle implements SessionHost {
     if (!session.isLoaded || !session.isAvailable) return true;
     return (
       session.changes.isEmpty &&
+      !this.removedFromNothing &&
       this.abandonedKey === undefined &&
       this.replacedKey === undefined &&
       this.cookieChange === undefined &&
@@ -797,7 +866,8 @@ export class SessionLifecycle implements SessionHost {
     if (!store || this.commitsRunning > 0 || this.finishFailure !== undefined) return false;
     // Past the line above, the session is loaded and available (else nothing was to commit).
     const session = this.session;
-    if (this.abandonedKey !== undefined || this.replacedKey !== undefined) return false;
+    if (this.abandonedKey !== undefined || this.replacedKey !== undefined || this.removedFromNothing)
+      return false;
     const write = this.takeWrite(true);
     if (write) {
       const metrics = this.runtime.metrics;

@@ -35,6 +35,11 @@ export interface SessionHost {
   beforeEstablish(): void;
   /** Called before every change; throws once the session can no longer be saved. */
   beforeChange(): void;
+  /**
+   * Called when `remove` found no such value: a removal from a session that moved away meanwhile (the request's
+   * cookie is stale) is refused at commit rather than answered as done. Optional (a read-only host has none).
+   */
+  removedNothing?(): void;
   regenerate(): void;
   abandon(): void;
   readonly limits: SessionLimits;
@@ -280,7 +285,10 @@ export class DistributedSession {
   /** Removes a field, reserved ones included (the id, the bound user): `remove` takes the app's keys only. */
   private removeField(key: string): void {
     const data = this.loaded();
-    if (!data.has(key)) return;
+    if (!data.has(key)) {
+      this.host.removedNothing?.();
+      return;
+    }
     this.host.beforeChange();
     this.bytes -= entrySize(key, data.get(key)!);
     data.delete(key);

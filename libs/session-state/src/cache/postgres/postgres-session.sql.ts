@@ -38,9 +38,10 @@ export interface PostgresSessionSql {
   /**
    * Deletes a session and returns its values when it was live: $1 key, $2 now, $3 until when to keep the moved
    * mark `m` (epoch ms; null: no mark), left in the same statement, $4 lock token (null: none), $5 deadline (epoch
-   * ms, database clock; null: none). One row: `held` (false when the token no longer holds the session's lock) and
-   * `in_time` (false past the deadline), when nothing was taken or marked, and the session's `data` and whether it
-   * was `live` (null when there was no row).
+   * ms, database clock; null: none), $6 the refuse window (ms, `EndedSessionMark.refuseIfMovedWithinMs`; null:
+   * none). One row: `held` (false when the token no longer holds the session's lock) and `in_time` (false past the
+   * deadline), when nothing was taken or marked, the session's `data` and whether it was `live` (null when there
+   * was no row), and `moved`: true when there was no session and a move at most $6 ms old (nothing marked).
    */
   readonly take: string;
   /** The ended mark of $1: `ending` (`m` moved, `a` abandoned) and `until_ms` (epoch ms, app's clock); no row without one. */
@@ -300,11 +301,22 @@ $fn$`,
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld}
 )
 SELECT ok AS held, in_time FROM timely`,
-    take: `WITH ${lockHeld('$1', '$4', '$5')}, marked AS (${endedMark('$1', "'m'", '$3', ifHeld)}
-), taken AS (
+    // A move refused ($6): the key holds no session and the latest mark (ON CONFLICT reads the latest version, one a
+    // concurrent take committed while this one waited included) is a move at most $6 ms old; it is then not renewed.
+    take: `WITH ${lockHeld('$1', '$4', '$5')}, taken AS (
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld} RETURNING data, expires_at > ${ms('$2')} AS live
+), marked AS (
+  INSERT INTO ${endedTable} AS e (session_key, ending, until)
+  SELECT $1, 'm', ${ms('$3')} WHERE $3::float8 IS NOT NULL AND ${ifHeld}
+  ON CONFLICT (session_key) DO UPDATE SET ending = EXCLUDED.ending, until = EXCLUDED.until
+  WHERE $6::float8 IS NULL OR EXISTS (SELECT 1 FROM taken) OR NOT (e.ending = 'm' AND e.until > ${ms('$2')}
+    AND e.until <= ${ms('$3')} AND e.until >= ${ms('($3::float8 - $6::float8)')})
+  RETURNING 1
 )
-SELECT timely.ok AS held, timely.in_time, taken.data, taken.live FROM timely LEFT JOIN taken ON true`,
+SELECT timely.ok AS held, timely.in_time, taken.data, taken.live,
+  $6::float8 IS NOT NULL AND $3::float8 IS NOT NULL AND timely.ok AND timely.in_time AND taken.data IS NULL
+    AND NOT EXISTS (SELECT 1 FROM marked) AS moved
+FROM timely LEFT JOIN taken ON true`,
     ending: `SELECT ending, ${epochMs('until')} AS until_ms FROM ${endedTable} WHERE session_key = $1`,
     commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS reply`,
     // A live lock of another token answers false from a plain read first: the upsert's conflict path would

@@ -216,11 +216,13 @@ return packFields(fields) or fields`,
   },
   /**
    * KEYS: session data hash. ARGV: how long to keep the ended mark (ms; '0': none), lock token ('': none),
-   * deadline (Redis ms; '0' or absent: none).
+   * deadline (Redis ms; '0' or absent: none), refuse window (ms; '' or absent: none).
    * Deletes the session and returns what it held (packed as `sessionLoad`'s reply), in one step: what
    * `regenerate()` moves to the new key; leaves the mark `m`, so a late commit of a request that loaded the
    * session under this key applies nothing (the commit's step 1b). Nil for no session; 0, and nothing taken or
-   * marked, when the token no longer holds the session's lock; -1, and nothing either, past the deadline.
+   * marked, when the token no longer holds the session's lock; -1, and nothing either, past the deadline; -2, and
+   * nothing either, when there is no session and a mark `m` left at most the refuse window ago (its age: ARGV[1]
+   * minus its PTTL; see EndedSessionMark.refuseIfMovedWithinMs).
    */
   sessionTake: {
     numberOfKeys: 1,
@@ -229,6 +231,13 @@ local key = KEYS[1]
 ${LATE_RETURNS_MINUS_1}
 ${LOCK_LOST_RETURNS_0}
 local fields = redis.call('HGETALL', key)
+if #fields == 0 and ARGV[4] and ARGV[4] ~= '' and ARGV[1] ~= '0' then
+  local ended = ${ENDED_KEY_LUA}
+  if redis.call('GET', ended) == 'm' then
+    local left, idle = redis.call('PTTL', ended), tonumber(ARGV[1])
+    if left > 0 and left <= idle and idle - left <= tonumber(ARGV[4]) then return -2 end
+  end
+end
 if ARGV[1] ~= '0' then redis.call('SET', ${ENDED_KEY_LUA}, 'm', 'PX', ARGV[1]) end
 if #fields == 0 then return false end
 redis.call('DEL', KEYS[1])

@@ -219,6 +219,14 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     if (this.lockLost(sessionKey, mark?.lockToken)) return Promise.reject(new SessionLockLostError());
     const data = this.table.peek(sessionKey);
+    // Moved by another request since this one loaded it: see EndedSessionMark.refuseIfMovedWithinMs.
+    const within = mark?.refuseIfMovedWithinMs;
+    if (
+      data === undefined &&
+      within !== undefined &&
+      movedWithin(this.ended.markOf(sessionKey), mark!.keepMs, within)
+    )
+      return Promise.reject(new SessionMovedError());
     this.removeNow(sessionKey);
     if (mark) this.ended.mark(sessionKey, 'moved', mark.keepMs);
     return Promise.resolve(data && new Map(data));

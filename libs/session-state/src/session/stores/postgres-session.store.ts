@@ -316,16 +316,19 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       in_time: boolean;
       data: Record<string, string> | null;
       live: boolean | null;
+      moved: boolean;
     }>('take', this.connection.sql.take, [
       sessionKey,
       now,
       mark ? now + mark.keepMs : null,
       this.fencingToken(mark),
       this.commitDeadline(mark),
+      mark?.refuseIfMovedWithinMs ?? null,
     ]);
     const row = result.rows[0];
     if (!row.in_time) throw this.pastDeadline('take');
     if (!row.held) throw new SessionLockLostError();
+    if (row.moved) throw new SessionMovedError(); // see EndedSessionMark.refuseIfMovedWithinMs
     return row.live ? decodeData(row.data!) : undefined;
   }
 

@@ -45,7 +45,7 @@ const BARRIER_SLACK = 50;
  */
 export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
-  /** The commit script turns away a just-moved start: see SessionChanges.refuseIfMovedWithinMs. */
+  /** The commit and take scripts turn away a just-moved start or move: see SessionStore.refusesJustMoved. */
   readonly refusesJustMoved = true;
   readonly loadMaySkipSlide: boolean;
   readonly storeType: 'redis' | 'redis_cluster';
@@ -177,11 +177,12 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     limits: SessionCommitLimits | undefined,
   ): Promise<boolean> {
     const guard = guardedSessionId(changes);
+    const mode = commitMode(changes, guard, true);
     const limitText = this.limitTextOf(limits);
     const args: (string | Buffer | number)[] = [
       key,
       idleTimeoutMs,
-      commitMode(changes, guard),
+      mode,
       0, // DEADLINE: set when each try is sent
       limitText.maxKeys,
       limitText.maxSessionBytes,
@@ -194,6 +195,7 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     }
     const { waitForReplicas, waitForReplicasTimeout } = this.connection.options;
     const latest = this.latestDeadline(limits);
+    const retryMode = changes.refuseIfMovedWithinMs === undefined ? mode : commitMode(changes, guard, false);
     if (waitForReplicas === 0) {
       let sent = false;
       return this.connection
@@ -201,13 +203,14 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
           // Each try (retries included) gets its own deadline: it is bounded by its own timeout. A retry
           // sends a copy: an earlier try's EVAL fallback (after NOSCRIPT) still reads its own arguments.
           const tryArgs = sent ? args.slice() : args;
+          if (sent) tryArgs[MODE] = retryMode; // see commitMode
           sent = true;
           tryArgs[DEADLINE] = this.deadline(latest);
           return this.connection.scriptWith('sessionCommit', tryArgs);
         })
         .then((reply) => this.applied(reply, limits));
     }
-    return this.writeAndWait(args, limits, latest, waitForReplicas, waitForReplicasTimeout);
+    return this.writeAndWait(args, retryMode, limits, latest, waitForReplicas, waitForReplicasTimeout);
   }
 
   /**
@@ -269,15 +272,19 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
 
   private async writeAndWait(
     args: (string | Buffer | number)[],
+    retryMode: string,
     limits: SessionCommitLimits | undefined,
     latest: number | undefined,
     waitForReplicas: number,
     waitForReplicasTimeout: number,
   ): Promise<boolean> {
     // Commit and WAIT in one pipeline: one round trip, and WAIT runs on the node that owns the session.
+    let sent = false;
     const [reply, acknowledged] = await this.connection.execute(
       'SESSION COMMIT',
       () => {
+        if (sent) args[MODE] = retryMode; // see commitMode
+        sent = true;
         args[DEADLINE] = this.deadline(latest);
         return this.connection.scriptThenWait('sessionCommit', args, waitForReplicas, waitForReplicasTimeout);
       },
@@ -337,18 +344,24 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const token = (this.fencesLocks && mark?.lockToken) || '';
     const latest = this.latestDeadline(mark);
+    let within =
+      mark?.refuseIfMovedWithinMs === undefined ? '' : String(Math.ceil(mark.refuseIfMovedWithinMs));
     const reply = await this.deleting(sessionKey, 'SESSION TAKE', (key) => {
       // Each try is bounded by its own deadline, as a commit's (the app answered 503: nothing happens later).
       const deadline = this.deadline(latest);
+      // Only the first try may refuse: a retry may follow a try that moved it, and finds that try's own mark.
+      const refuse = within;
+      within = '';
       return withoutMarkWhileMigrating(
-        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token, deadline),
+        () => this.connection.script('sessionTake', key, mark?.keepMs ?? 0, token, deadline, refuse),
         () => this.connection.script('sessionTake', key, 0, token, deadline),
       );
     });
-    // The script's 0 or -1 (strings on a client with stringNumbers), not a session: see sessionTake.
+    // The script's 0, -1 or -2 (strings on a client with stringNumbers), not a session: see sessionTake.
     if (typeof reply === 'number' || typeof reply === 'string') {
       if (Number(reply) === -1)
         throw pastDeadline('Session take', 'SESSION TAKE', this.connection.options.operationTimeout);
+      if (Number(reply) === -2) throw new SessionMovedError();
       throw new SessionLockLostError();
     }
     return parseLoadReply(reply as Buffer | Buffer[] | null);
@@ -426,7 +439,8 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   }
 }
 
-/** Where the commit's deadline goes in the script's arguments (after the key: ARGV[3]). */
+/** Where the commit's mode (ARGV[2], see commitMode) and deadline (ARGV[3]) go in the arguments `write` builds. */
+const MODE = 2;
 const DEADLINE = 3;
 /** The commit script's statuses (its reply's detail: Redis's time, or the count over a limit). */
 const COMMIT_LATE = 0;
@@ -457,12 +471,13 @@ interface LimitText {
  * session, see guardedSessionId); `n<ms>` a delta and `o<ms>` a clear of a session started under a key the
  * request found empty (turned away by a recent moved mark, see SessionChanges.refuseIfMovedWithinMs).
  */
-function commitMode(changes: SessionChanges, guard: string | undefined): string {
+function commitMode(changes: SessionChanges, guard: string | undefined, firstTry: boolean): string {
   const cleared = changes.cleared;
   if (guard !== undefined) return `${cleared ? 'c' : 'g'}${guard}`;
   if (changes.ofStoredSession === true) return cleared ? 'f' : 'e';
   const within = changes.refuseIfMovedWithinMs;
-  if (within !== undefined) return `${cleared ? 'o' : 'n'}${Math.ceil(within)}`;
+  // Only a first try: a retry may follow a try that applied, and a move since must not refuse it.
+  if (within !== undefined && firstTry) return `${cleared ? 'o' : 'n'}${Math.ceil(within)}`;
   return cleared ? '1' : '0';
 }
 

@@ -118,6 +118,16 @@ export interface EndedSessionMark {
    * moves or deletes the session afterwards.
    */
   readonly ioTimeout?: number;
+  /**
+   * For `take` only: the request loaded the session from this key, or found none there, this long ago (plus a few
+   * seconds). When the key now holds no session and carries a moved mark left at most this many ms ago (another
+   * request's `regenerate()` moved it meanwhile: a sign-in sent twice, both loaded before either moved), the take
+   * throws `SessionMovedError` and takes and marks nothing, checked in the same atomic step: the request answers 409
+   * and its copy under a new key is deleted, so the browser keeps the other sign-in's session. Judged as
+   * {@link SessionChanges.refuseIfMovedWithinMs}, against `keepMs`. A store that ignores it moves nothing there and
+   * leaves its mark (the request keeps its own copy under its new key); see {@link SessionStore.refusesJustMoved}.
+   */
+  readonly refuseIfMovedWithinMs?: number;
 }
 
 /**
@@ -219,10 +229,11 @@ export interface SessionStore {
   /** Store failures fail the request (503) when true; the session is just unavailable when false. */
   readonly throwOnError: boolean;
   /**
-   * True when the store's `commit` honours {@link SessionChanges.refuseIfMovedWithinMs} in its atomic step (the
-   * memory and Redis stores): a request that found no session under its cookie's key then writes one there
-   * without first reading the key's mark ({@link endingOf}), so a move landing between a read and the write cannot
-   * slip through. A subclass that replaces `commit` without calling the class's own must set it false.
+   * True when the store's `commit` honours {@link SessionChanges.refuseIfMovedWithinMs} and its `take`
+   * {@link EndedSessionMark.refuseIfMovedWithinMs}, each in its atomic step (the memory and Redis stores): a request
+   * that found no session under its cookie's key then writes one there (or moves it) without first reading the key's
+   * mark ({@link endingOf}), so a move landing between a read and the write cannot slip through. A subclass that
+   * replaces `commit` or `take` without calling the class's own must set it false.
    */
   readonly refusesJustMoved?: boolean;
   /** True for stores in this process's memory: they cannot hang, so `ioTimeout` is not armed for them. */
