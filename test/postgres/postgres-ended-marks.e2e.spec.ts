@@ -172,6 +172,16 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     expect(await mark('never-moved')).toBe('m');
   });
 
+  it("take with a refuse window: a move whose clock read is later than this take's (a mover ahead, or that read it after this one) is refused too", async () => {
+    await seeded('ahead');
+    clock.advance(5);
+    await store.take('ahead', KEEP); // its now is 5 ms after the one the second take reads
+    clock.advance(-5);
+    await expect(store.take('ahead', { ...KEEP, refuseIfMovedWithinMs: 5_000 })).rejects.toBeInstanceOf(
+      SessionMovedError,
+    );
+  });
+
   it('two takes at once, both having loaded the session: the one that waited for the other (its row lock) finds the fresh mark and is refused', async () => {
     await seeded('at-once');
     const first = new pg.Client({ connectionString: db.url() });

@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import type { Redis } from 'ioredis';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { gate, GatedSessionController, releaseAllGates } from '../support/apps/gated-session.controller.js';
@@ -264,6 +265,16 @@ describe('resharding a Redis Cluster under load', () => {
     return { slot, to, source, target };
   }
 
+  /** Ends a migration as redis-cli would: the slot's keys left on the source move, and the slot goes to the target. */
+  async function finishMigrating(view: MasterView[], slot: number, to: MasterView, source: Redis) {
+    const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
+    if (keys.length > 0)
+      await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
+    for (const master of view)
+      await processOf(cluster, master.port).admin().call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
+    await waitForSlotAgreement(cluster);
+  }
+
   it('a slot stopped half-way through its migration (ASK): sessions of both instances keep working', async () => {
     const view = await clusterMasters(cluster);
     const errorsBefore = await errorStats(cluster);
@@ -351,13 +362,7 @@ describe('resharding a Redis Cluster under load', () => {
       expect(JSON.parse((await s.send('GET', lockingUrl, '/read')).body).count).toBe(1); // nothing applied
     } finally {
       releaseAllGates();
-      // The rest of the slot moves and the migration completes, as redis-cli would finish it.
-      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
-      if (keys.length > 0)
-        await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
-      for (const master of view)
-        await processOf(cluster, master.port).admin().call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
-      await waitForSlotAgreement(cluster);
+      await finishMigrating(view, slot, to, source); // the rest of the slot moves, as redis-cli would finish it
     }
     // Sent again, it works.
     expect(JSON.parse((await s.send('GET', lockingUrl, '/counter')).body)).toEqual({ count: 2 });
@@ -376,12 +381,7 @@ describe('resharding a Redis Cluster under load', () => {
       expect(JSON.parse((await s.send('GET', urls[1], '/counter')).body)).toEqual({ count: 1 });
       expect(dataKey(APP, s.key!)).toBe(key); // under the cookie's key: the commit that reads the mark
     } finally {
-      const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '1000')) as string[];
-      if (keys.length > 0)
-        await source.call('MIGRATE', '127.0.0.1', String(to.port), '', '0', '5000', 'KEYS', ...keys);
-      for (const master of view)
-        await processOf(cluster, master.port).admin().call('CLUSTER', 'SETSLOT', String(slot), 'NODE', to.id);
-      await waitForSlotAgreement(cluster);
+      await finishMigrating(view, slot, to, source);
     }
     expect(JSON.parse((await s.send('GET', urls[0], '/counter')).body)).toEqual({ count: 2 });
   }, 30_000);

@@ -207,6 +207,28 @@ describe.each([
     expect(await stored(renewed, 'y')).toBe(marker);
   });
 
+  it("an explicit commit that started a session under a gone cookie's key and timed out (it applied) is not judged again at the end of the request, though a sign-in moved it meanwhile", async () => {
+    const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'seed' }).expect(200), COOKIE);
+    await request(b).post('/clear').set('Cookie', cookie).expect(200);
+    // The explicit commit applies at once; its reply comes after session.ioTimeout (TIMEOUT) gave up on it.
+    const hold = proxy.holdRepliesWhen('explicit', TIMEOUT + 300);
+    const pending = request(shortIo)
+      .post('/explicit-commit')
+      .set('Cookie', cookie)
+      .then((r) => r);
+    expect(await waitUntil(async () => (await stored(cookie, 'name')) === 'explicit', TIMEOUT, 5)).toBe(true);
+    const renewed = cookiePair(
+      await request(b).post('/regenerate').set('Cookie', cookie).expect(200),
+      COOKIE,
+    );
+    const answered = await pending;
+    await hold.released;
+    expect(hold.engaged).toBe(true);
+    expect(answered.body).toEqual({ committed: false, error: 'SessionUnavailableError' }); // it timed out
+    expect(answered.status).toBe(200); // the end-of-request commit applied again, not refused as moved
+    expect(await stored(renewed, 'name')).toBe('explicit');
+  });
+
   it('a commit that reaches Redis in time is applied (the deadline refuses only late ones)', async () => {
     const cookie = cookiePair(await request(a).post('/set/x').send({ value: 'v1' }).expect(200), COOKIE);
     const hold = proxy.holdWhen(`in-time-${nearCache}`, Math.floor(TIMEOUT / 5));

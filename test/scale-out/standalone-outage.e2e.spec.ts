@@ -152,14 +152,20 @@ describe('an outage of a standalone Redis', () => {
     expect(warnings.length).toBeLessThanOrEqual(4);
   }, 30_000);
 
-  it('a full Redis (maxmemory, noeviction) refuses every commit while loads work: 503s, logged once when it fills and once when it has room again', async () => {
-    const logger = new CaptureLogger();
+  /** An app whose session holds count 1, on a Redis then made full (maxmemory, noeviction): commits are refused. */
+  async function onFullRedis(logger: CaptureLogger) {
     const url = await start({}, logger);
     const known = new SessionClient('known', client);
     expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
     const admin = server.admin();
     await admin.config('SET', 'maxmemory-policy', 'noeviction');
     await admin.config('SET', 'maxmemory', '1');
+    return { url, known, admin };
+  }
+
+  it('a full Redis (maxmemory, noeviction) refuses every commit while loads work: 503s, logged once when it fills and once when it has room again', async () => {
+    const logger = new CaptureLogger();
+    const { url, known, admin } = await onFullRedis(logger);
     try {
       for (let i = 0; i < 4; i++) {
         expect((await known.send('GET', url, '/read')).status).toBe(200); // a load: refused by nothing
@@ -180,12 +186,7 @@ describe('an outage of a standalone Redis', () => {
 
   it('a refused commit that is never tried again: the outage log ends on any success once 10 s passed without a refusal', async () => {
     const logger = new CaptureLogger();
-    const url = await start({}, logger);
-    const known = new SessionClient('known', client);
-    expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
-    const admin = server.admin();
-    await admin.config('SET', 'maxmemory-policy', 'noeviction');
-    await admin.config('SET', 'maxmemory', '1');
+    const { url, known, admin } = await onFullRedis(logger);
     const recovered = () => logger.lines.some((line) => line.message.startsWith('[SessionStoreRecovered]'));
     try {
       expect((await known.send('GET', url, '/counter')).status).toBe(503); // its commit: OOM

@@ -116,9 +116,10 @@ export class StallProxy {
     };
   }
 
-  /** Drops an armed hold that never engaged (the marked bytes were never sent). */
+  /** Drops an armed hold (of requests or of replies) that never engaged (the marked bytes were never sent). */
   disarm(): void {
     if (this.armed?.link === undefined) this.armed = undefined;
+    if (this.armedReplies?.link === undefined) this.armedReplies = undefined;
   }
 
   /**

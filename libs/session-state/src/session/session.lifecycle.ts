@@ -392,12 +392,20 @@ export class SessionLifecycle implements SessionHost {
    * another signs in is refused (409), not answered as done while the session the browser keeps still holds it.
    */
   removedNothing(): void {
-    if (this.foundNothing?.key === this.key && !this.persisted && this.replacedKey === undefined)
+    const foundNothing = this.foundNothing;
+    if (
+      foundNothing !== undefined &&
+      foundNothing.key === this.key &&
+      !this.persisted &&
+      this.replacedKey === undefined
+    )
       this.removedFromNothing = true;
   }
 
   /** See {@link removedNothing}: a removal from nothing is to be judged at commit. */
   private removedFromNothing = false;
+  /** A commit that started the session (see refuseMovedWithin) failed without a verdict: it may have applied. */
+  private startMayHaveApplied = false;
 
   private responseStarted(): never {
     const error = new SessionResponseStartedError();
@@ -541,6 +549,10 @@ export class SessionLifecycle implements SessionHost {
         );
       } catch (error) {
         session.changes.restore(write.changes);
+        // A start whose outcome is unknown (a timeout: it may have applied) is not judged again: its own session,
+        // moved by a sign-in since, would read as another request's move.
+        if (write.changes.refuseIfMovedWithinMs !== undefined && !(error instanceof SessionMovedError))
+          this.startMayHaveApplied = true;
         throw error;
       }
       metrics?.committed(startedAt);
@@ -611,6 +623,7 @@ export class SessionLifecycle implements SessionHost {
     const foundNothing = this.foundNothing;
     if (
       foundNothing === undefined ||
+      this.startMayHaveApplied ||
       foundNothing.key !== this.key ||
       this.persisted ||
       this.replacedKey !== undefined ||
@@ -625,7 +638,7 @@ export class SessionLifecycle implements SessionHost {
    * For `regenerate()`'s take of `old`, the key this request loaded the session from or found empty: how long ago
    * another request's move of it must have been to refuse this one (see EndedSessionMark.refuseIfMovedWithinMs): since
    * the load, and JUST_MOVED_MS before it (as refuseIfJustMoved). Undefined for a key this request moved already (a
-   * retry finds its own mark) or wrote itself.
+   * retry finds its own mark).
    */
   private refuseMovedWithinForTake(old: string): number | undefined {
     if (this.movedFrom === old) return undefined;

@@ -310,7 +310,7 @@ SELECT ok AS held, in_time FROM timely`,
   SELECT $1, 'm', ${ms('$3')} WHERE $3::float8 IS NOT NULL AND ${ifHeld}
   ON CONFLICT (session_key) DO UPDATE SET ending = EXCLUDED.ending, until = EXCLUDED.until
   WHERE $6::float8 IS NULL OR EXISTS (SELECT 1 FROM taken) OR NOT (e.ending = 'm' AND e.until > ${ms('$2')}
-    AND e.until <= ${ms('$3')} AND e.until >= ${ms('($3::float8 - $6::float8)')})
+    AND e.until <= ${ms('($3::float8 + $6::float8)')} AND e.until >= ${ms('($3::float8 - $6::float8)')})
   RETURNING 1
 )
 SELECT timely.ok AS held, timely.in_time, taken.data, taken.live,
