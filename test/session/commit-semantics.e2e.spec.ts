@@ -358,6 +358,30 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
     });
   });
 
+  it('a sign-in that loaded the session while another tab emptied it (a cart cleared, its only value) does not bring the cleared value back under the new key', async () => {
+    const cookie = await sessionWith('cart', 'book');
+    const g = gate(`emptied-under-${_name}`);
+    const signingIn = request(d.a)
+      .post(`/gated/emptied-under-${_name}/regenerate`)
+      .set('Cookie', cookie)
+      .send({ key: 'user' })
+      .then((r) => r);
+    await g.reached(1); // loaded { cart }
+    await request(d.b)
+      .post(`/gated/${open(`empties-${_name}`)}/remove/cart`)
+      .set('Cookie', cookie)
+      .expect(200);
+    expect(await d.stored(cookie)).toBe(false); // emptied: deleted, without a mark
+    g.release();
+    const signedIn = await signingIn;
+    expect(signedIn.status).toBe(200);
+    expect(
+      (await request(d.b).get('/keys').set('Cookie', cookiePair(signedIn, COOKIE)).expect(200)).body,
+    ).toEqual({
+      user: 'by-regenerate',
+    });
+  });
+
   it('long after the move (a browser whose sign-in response was lost keeps the old cookie), a request under the old cookie starts a session there, as before', async () => {
     const cookie = await sessionWith();
     await request(d.a).post('/regenerate').set('Cookie', cookie).expect(200);

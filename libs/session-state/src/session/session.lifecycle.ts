@@ -590,7 +590,13 @@ export class SessionLifecycle implements SessionHost {
         return;
       }
       this.writeCookie();
-      if (taken && own && !own.cleared) await this.carryOver(taken, own.keys);
+      if (own && !own.cleared) {
+        // Gone from the old key though this request loaded it there: emptied (another request removed its last
+        // values) or expired meanwhile. What it loaded must not come back under the new key: only its own changes
+        // (and the session's reserved fields) move, as after a take that found the session emptied of them.
+        const stored = taken ?? (old === this.loadedStoredKey ? session.reservedFields() : undefined);
+        if (stored) await this.carryOver(stored, own.keys);
+      }
     }
     this.writeCookie();
   }

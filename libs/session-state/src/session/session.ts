@@ -352,6 +352,13 @@ export class DistributedSession {
     return changed;
   }
 
+  /** @internal The reserved (NUL-prefixed) fields the session holds: its id, the bound user. */
+  reservedFields(): SessionData {
+    const reserved: SessionData = new Map();
+    for (const [field, value] of this.loaded()) if (field.charCodeAt(0) === 0) reserved.set(field, value);
+    return reserved;
+  }
+
   /** @internal A reserved (NUL-prefixed) field, such as the bound user. */
   getReserved(field: string): Uint8Array | undefined {
     return this.loaded().get(field);
