@@ -183,19 +183,23 @@ describe.each([
       ),
   );
 
-  it("a session's first write under a cookie whose session was gone, applied by a try whose reply came late, is not refused on its retry by a sign-in that moved it in between", async () => {
+  /**
+   * A request on `url` (`send`, given the cookie) starts a session under a cookie whose session is gone; its first
+   * write applies at once but its reply comes after the app gave up on it (TIMEOUT), and another tab signs in from
+   * that cookie before the request ends. Answers the request's reply and the sign-in's cookie.
+   */
+  async function startWhileSignedInElsewhere(
+    marker: string,
+    written: { field: string; value: string },
+    send: (cookie: string) => Promise<request.Response>,
+  ): Promise<{ answered: request.Response; renewed: string }> {
     const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'seed' }).expect(200), COOKIE);
     await request(b).post('/clear').set('Cookie', cookie).expect(200); // the cookie stays, its session is gone
-    const marker = `applied-late-${nearCache}`;
-    // The first try applies at once; its reply comes after the try was given up (TIMEOUT), the retry's in time.
     const hold = proxy.holdRepliesWhen(marker, TIMEOUT + 300);
-    const pending = request(retrying)
-      .post('/set/y')
-      .set('Cookie', cookie)
-      .send({ value: marker })
-      .then((r) => r);
-    expect(await waitUntil(async () => (await stored(cookie, 'y')) === marker, TIMEOUT, 5)).toBe(true);
-    // Another tab signs in from the same cookie before the retry: the session moves, with y.
+    const pending = send(cookie);
+    const applied = async () => (await stored(cookie, written.field)) === written.value;
+    expect(await waitUntil(applied, TIMEOUT, 5)).toBe(true);
+    // Another tab signs in from the same cookie: the session moves, with the value.
     const renewed = cookiePair(
       await request(b).post('/regenerate').set('Cookie', cookie).expect(200),
       COOKIE,
@@ -203,27 +207,35 @@ describe.each([
     const answered = await pending;
     await hold.released;
     expect(hold.engaged).toBe(true);
+    return { answered, renewed };
+  }
+
+  it("a session's first write under a cookie whose session was gone, applied by a try whose reply came late, is not refused on its retry by a sign-in that moved it in between", async () => {
+    const marker = `applied-late-${nearCache}`;
+    const { answered, renewed } = await startWhileSignedInElsewhere(
+      marker,
+      { field: 'y', value: marker },
+      (cookie) =>
+        request(retrying)
+          .post('/set/y')
+          .set('Cookie', cookie)
+          .send({ value: marker })
+          .then((r) => r),
+    );
     expect(answered.status).toBe(200); // y is saved: in the session the browser keeps
     expect(await stored(renewed, 'y')).toBe(marker);
   });
 
   it("an explicit commit that started a session under a gone cookie's key and timed out (it applied) is not judged again at the end of the request, though a sign-in moved it meanwhile", async () => {
-    const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'seed' }).expect(200), COOKIE);
-    await request(b).post('/clear').set('Cookie', cookie).expect(200);
-    // The explicit commit applies at once; its reply comes after session.ioTimeout (TIMEOUT) gave up on it.
-    const hold = proxy.holdRepliesWhen('explicit', TIMEOUT + 300);
-    const pending = request(shortIo)
-      .post('/explicit-commit')
-      .set('Cookie', cookie)
-      .then((r) => r);
-    expect(await waitUntil(async () => (await stored(cookie, 'name')) === 'explicit', TIMEOUT, 5)).toBe(true);
-    const renewed = cookiePair(
-      await request(b).post('/regenerate').set('Cookie', cookie).expect(200),
-      COOKIE,
+    const { answered, renewed } = await startWhileSignedInElsewhere(
+      'explicit',
+      { field: 'name', value: 'explicit' },
+      (cookie) =>
+        request(shortIo)
+          .post('/explicit-commit')
+          .set('Cookie', cookie)
+          .then((r) => r),
     );
-    const answered = await pending;
-    await hold.released;
-    expect(hold.engaged).toBe(true);
     expect(answered.body).toEqual({ committed: false, error: 'SessionUnavailableError' }); // it timed out
     expect(answered.status).toBe(200); // the end-of-request commit applied again, not refused as moved
     expect(await stored(renewed, 'name')).toBe('explicit');
