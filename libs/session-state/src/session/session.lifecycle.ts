@@ -111,10 +111,10 @@ export class SessionLifecycle implements SessionHost {
   private keyFromCookie = false;
   /** The cookie's key, when it held a stored session as this request loaded it. */
   private loadedStoredKey: string | undefined;
-  /** When the session was loaded (Date.now()), for {@link loadedStoredKey}'s take (see refuseMovedWithinForTake). */
+  /** When the session was loaded (Date.now()): how long a move of its key may be judged recent (movedWindowMs). */
   private loadedAt = 0;
-  /** The cookie's key when the load found no session under it, and when (see refuseIfJustMoved). */
-  private foundNothing: { readonly key: string; readonly at: number } | undefined;
+  /** The cookie's key when the load found no session under it (see refuseIfJustMoved). */
+  private foundNothing: string | undefined;
   /** The key this request's own `regenerate()` took the session from (its mark is this request's). */
   private movedFrom: string | undefined;
   private rotated = false;
@@ -229,7 +229,7 @@ export class SessionLifecycle implements SessionHost {
     if (!this.runtime.store.loadMaySkipSlide) this.runtime.markSlid(key);
     this.loadedStoredKey = data === undefined ? undefined : key;
     this.loadedAt = Date.now();
-    if (!data) this.foundNothing = { key, at: this.loadedAt };
+    if (!data) this.foundNothing = key;
     // Rate-limited: anyone can replay a cookie whose session is gone, once per request.
     if (!data)
       this.runtime.badCookieLog.write(
@@ -392,10 +392,9 @@ export class SessionLifecycle implements SessionHost {
    * another signs in is refused (409), not answered as done while the session the browser keeps still holds it.
    */
   removedNothing(): void {
-    const foundNothing = this.foundNothing;
     if (
-      foundNothing !== undefined &&
-      foundNothing.key === this.key &&
+      this.foundNothing !== undefined &&
+      this.foundNothing === this.key &&
       !this.persisted &&
       this.replacedKey === undefined
     )
@@ -505,34 +504,18 @@ export class SessionLifecycle implements SessionHost {
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;
     }
-    // A session about to start under the cookie's key, or to move from it, though the load found none there. A store
-    // that refuses just-moved writes itself checks it in the commit (refuseMovedWithin) or the take (its mark).
+    // A session about to start under the cookie's key, or to move from it, though the load found none there.
     const foundNothing = this.foundNothing;
     if (
       foundNothing !== undefined &&
       !this.persisted &&
-      (this.replacedKey ?? this.key) === foundNothing.key &&
-      this.movedFrom !== foundNothing.key &&
-      !store.refusesJustMoved &&
-      (this.replacedKey !== undefined ||
-        !session.isEmpty ||
-        session.changes.cleared ||
-        session.changes.removed.size > 0)
+      (this.replacedKey ?? this.key) === foundNothing &&
+      this.movedFrom !== foundNothing &&
+      this.readsMarkFirst()
     ) {
-      await this.refuseIfJustMoved(foundNothing.key, foundNothing.at);
+      await this.refuseIfJustMoved(foundNothing);
     }
-    if (this.removedFromNothing) {
-      this.removedFromNothing = false;
-      // Only removals of values the session did not hold, nothing to write that the store could judge.
-      if (
-        session.changes.isEmpty &&
-        foundNothing !== undefined &&
-        this.key === foundNothing.key &&
-        this.replacedKey === undefined &&
-        !this.persisted
-      )
-        await this.refuseIfJustMoved(foundNothing.key, foundNothing.at);
-    }
+    this.removedFromNothing = false;
     // What this request changed itself, before the move to a new key rewrites every value.
     const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
     if (this.replacedKey !== undefined) session.changes.rewriteAll();
@@ -612,12 +595,34 @@ export class SessionLifecycle implements SessionHost {
    * cookie) lets it start a session there, as before. One store read, only on this path; a store that refuses a
    * just-moved start in its commit (`refusesJustMoved`) is asked there instead (refuseMovedWithin), atomically.
    */
-  private async refuseIfJustMoved(key: string, foundNothingAt: number): Promise<void> {
+  private async refuseIfJustMoved(key: string): Promise<void> {
     const store = this.runtime.store;
     if (!store.endingOf) return;
     const mark = await this.runtime.withIoTimeout(store.endingOf(key));
-    if (movedWithin(mark, this.runtime.options.idleTimeout, Date.now() - foundNothingAt + JUST_MOVED_MS))
+    if (movedWithin(mark, this.runtime.options.idleTimeout, this.movedWindowMs()))
       throw new SessionMovedError();
+  }
+
+  /**
+   * Whether this commit, starting a session under (or moving it from) the key the load found empty, reads that key's
+   * mark first (refuseIfJustMoved): when only removals of values the session did not hold are due (nothing to write
+   * that the store could judge), or, on a store that does not judge it in its commit and take
+   * (`SessionStore.refusesJustMoved`), when a write or a move is due.
+   */
+  private readsMarkFirst(): boolean {
+    const { session } = this;
+    const changes = session.changes;
+    if (this.removedFromNothing && changes.isEmpty && this.replacedKey === undefined) return true;
+    if (this.runtime.store.refusesJustMoved) return false;
+    return this.replacedKey !== undefined || !session.isEmpty || changes.cleared || changes.removed.size > 0;
+  }
+
+  /**
+   * How long ago a move of the key this request loaded (or found empty) may have been to count as one it raced: since
+   * the load, and JUST_MOVED_MS before it (the browser sent the request before the sign-in's new cookie arrived).
+   */
+  private movedWindowMs(): number {
+    return Date.now() - this.loadedAt + JUST_MOVED_MS;
   }
 
   /**
@@ -630,26 +635,25 @@ export class SessionLifecycle implements SessionHost {
     if (
       foundNothing === undefined ||
       this.startMayHaveApplied ||
-      foundNothing.key !== this.key ||
+      foundNothing !== this.key ||
       this.persisted ||
       this.replacedKey !== undefined ||
-      this.movedFrom === foundNothing.key ||
+      this.movedFrom === foundNothing ||
       !this.runtime.store.refusesJustMoved
     )
       return undefined;
-    return Date.now() - foundNothing.at + JUST_MOVED_MS;
+    return this.movedWindowMs();
   }
 
   /**
    * For `regenerate()`'s take of `old`, the key this request loaded the session from or found empty: how long ago
-   * another request's move of it must have been to refuse this one (see EndedSessionMark.refuseIfMovedWithinMs): since
-   * the load, and JUST_MOVED_MS before it (as refuseIfJustMoved). Undefined for a key this request moved already (a
-   * retry finds its own mark).
+   * another request's move of it must have been to refuse this one (see EndedSessionMark.refuseIfMovedWithinMs):
+   * movedWindowMs. Undefined for a key this request moved already (a retry finds its own mark).
    */
   private refuseMovedWithinForTake(old: string): number | undefined {
     if (this.movedFrom === old) return undefined;
-    if (old !== this.loadedStoredKey && old !== this.foundNothing?.key) return undefined;
-    return Date.now() - this.loadedAt + JUST_MOVED_MS;
+    if (old !== this.loadedStoredKey && old !== this.foundNothing) return undefined;
+    return this.movedWindowMs();
   }
 
   /**
@@ -788,7 +792,6 @@ export class SessionLifecycle implements SessionHost {
       this.key !== undefined &&
       this.replacedKey === undefined &&
       (this.persisted || this.key === this.loadedStoredKey);
-    session.changes.refuseIfMovedWithinMs = undefined;
     const take = (): SessionChanges => (inPlace ? session.changes : session.changes.take());
     if (session.isEmpty) {
       // Nothing worth keeping (at most the id): empty sessions are not retained.
