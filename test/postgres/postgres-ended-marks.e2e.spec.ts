@@ -214,6 +214,104 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     }
   });
 
+  it('a start under a key found empty, with a refuse window: a move at most that old refuses it (SessionMovedError), nothing stored; an older move, an abandon or none lets it start there', async () => {
+    const start = (key: string, within: number) =>
+      store.commit(key, commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: within }), IDLE);
+    await seeded('started');
+    await store.take('started', KEEP); // another tab signs in
+    clock.advance(3_000);
+    await expect(start('started', 5_000)).rejects.toBeInstanceOf(SessionMovedError);
+    expect(await row('started')).toBeUndefined();
+    expect(await mark('started')).toBe('m');
+    // The refusal is the function's, not a read before it.
+    expect(statements.filter((name) => name === 'nss_ending')).toEqual([]);
+    // A move older than the window (a browser whose sign-in reply was lost): the session starts, the mark goes.
+    await start('started', 2_000);
+    expect((await row('started'))?.data).toEqual({ cart: Buffer.from('item').toString('base64') });
+    expect(await mark('started')).toBeUndefined();
+    await store.remove('abandoned-start', KEEP);
+    await start('abandoned-start', 60_000);
+    await start('never-ended', 60_000);
+    expect((await row('abandoned-start'))?.data.cart).toBeDefined();
+    expect((await row('never-ended'))?.data.cart).toBeDefined();
+  });
+
+  /** A transaction on its own connection, left open while the store's statements run: `done` commits it. */
+  const openTransaction = async () => {
+    const client = new pg.Client({ connectionString: db.url() });
+    await client.connect();
+    await client.query('BEGIN');
+    return {
+      query: <T extends pg.QueryResultRow>(sql: string, args: unknown[]) => client.query<T>(sql, args),
+      done: async () => {
+        await client.query('COMMIT');
+        await client.end();
+      },
+    };
+  };
+  /** Whether `promise` is still pending 200 ms later (waiting for a lock). */
+  const stillWaiting = async (promise: Promise<unknown>) => {
+    let settled = false;
+    void promise.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return !settled;
+  };
+
+  it("a sign-in's take, not yet committed, and a start under the same empty key: the start waits for it, then sees its mark and is refused", async () => {
+    const signIn = await openTransaction();
+    try {
+      const now = clock.now();
+      await signIn.query(counted.connection.sql.take, ['raced-take', now, now + IDLE, null, null, 5_000]);
+      const started = store.commit(
+        'raced-take',
+        commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: 5_000 }),
+        IDLE,
+      );
+      expect(await stillWaiting(started)).toBe(true);
+      await signIn.done();
+      await expect(started).rejects.toBeInstanceOf(SessionMovedError);
+      expect(await row('raced-take')).toBeUndefined();
+    } finally {
+      await signIn.done().catch(() => undefined);
+    }
+  });
+
+  it("a start under an empty key, not yet committed, and a sign-in's take of it: the take waits for it, then takes what it stored", async () => {
+    const start = await openTransaction();
+    try {
+      const now = clock.now();
+      const cart = JSON.stringify({ cart: Buffer.from('item').toString('base64') });
+      // The start's commit function call as the store sends it (a refuse window, no move yet): it applies.
+      const { rows } = await start.query<{ reply: number[] }>(counted.connection.sql.commit, [
+        'raced-start',
+        now,
+        now + IDLE,
+        now + 5_000,
+        false,
+        [],
+        cart,
+        100,
+        100_000,
+        null,
+        null,
+        false,
+        5_000,
+      ]);
+      expect(rows[0].reply[0]).toBe(1);
+      const taken = store.take('raced-start', { ...KEEP, refuseIfMovedWithinMs: 5_000 });
+      expect(await stillWaiting(taken)).toBe(true);
+      await start.done();
+      expect((await taken)?.get('cart')?.toString()).toBe('item');
+      expect(await row('raced-start')).toBeUndefined();
+      expect(await mark('raced-start')).toBe('m');
+    } finally {
+      await start.done().catch(() => undefined);
+    }
+  });
+
   it('a mark lasts keepMs of the app clock: afterwards a late commit applies as after expiry', async () => {
     await seeded('expiring');
     await store.take('expiring', { keepMs: 5_000 });

@@ -41,7 +41,7 @@ function functionArgs(
   lockToken: string,
 ): unknown[] {
   const set = JSON.stringify({ v: Buffer.from(value).toString('base64') });
-  return [key, now, now + IDLE, deadlineMs, false, [], set, 1_000, 1_000_000, null, lockToken, true];
+  return [key, now, now + IDLE, deadlineMs, false, [], set, 1_000, 1_000_000, null, lockToken, true, null];
 }
 
 describe('session.lock on the PostgreSQL store (statements)', () => {

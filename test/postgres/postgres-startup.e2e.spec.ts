@@ -24,12 +24,13 @@ const fromConfig = (options: object): SessionModuleOptions => options;
 
 /**
  * The schema script of docs/postgres.md as a previous version had it for table `name`: function `_commit_v1`, no
- * `_locks` and no `_ended` table (nor the latter's index).
+ * `_take_v1` function, no `_locks` and no `_ended` table (nor the latter's index).
  */
 function previousVersion(schema: string, name: string): string {
   return schema
     .replaceAll('nest_sessions', name)
-    .replaceAll('_commit_v2', '_commit_v1')
+    .replaceAll('_commit_v3', '_commit_v1')
+    .replace(new RegExp(`CREATE OR REPLACE FUNCTION "public"\\."${name}_take_v1"[\\s\\S]*?\\$fn\\$;`), '')
     .replace(
       new RegExp(`CREATE TABLE IF NOT EXISTS "public"\\."${name}_(locks|ended)" \\([^;]*\\);`, 'g'),
       '',
@@ -230,7 +231,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
       `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_locks, owned_ended TO ${db.name}_app`,
     );
     await db.query(`GRANT SELECT, INSERT, UPDATE ON owned_users TO ${db.name}_app`);
-    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
+    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v3, owned_take_v1 TO ${db.name}_app`);
     const lacking = async () => {
       const { error } = await startupError({ postgres: ownedAsAppUser() });
       expect(error).toBeInstanceOf(PostgresConfigurationError);
@@ -240,9 +241,13 @@ describe('a database that cannot be used fails startup, naming the option', () =
       /^The PostgreSQL user of postgres\.connectionString lacks DELETE on "public"\."owned_users": grant it what it lacks/,
     );
     // PostgreSQL grants EXECUTE to PUBLIC by default: a locked-down database takes it away.
-    await db.query(`REVOKE EXECUTE ON FUNCTION owned_commit_v2 FROM PUBLIC, ${db.name}_app`);
+    await db.query(`REVOKE EXECUTE ON FUNCTION owned_commit_v3 FROM PUBLIC, ${db.name}_app`);
     expect(await lacking()).toContain(
-      'lacks DELETE on "public"."owned_users"; EXECUTE on the function "public"."owned_commit_v2": grant it',
+      'lacks DELETE on "public"."owned_users"; EXECUTE on the function "public"."owned_commit_v3": grant it',
+    );
+    await db.query(`REVOKE EXECUTE ON FUNCTION owned_take_v1 FROM PUBLIC, ${db.name}_app`);
+    expect(await lacking()).toContain(
+      'EXECUTE on the functions "public"."owned_commit_v3", "public"."owned_take_v1": grant it',
     );
     await db.query(`REVOKE ALL ON owned, owned_users, owned_locks, owned_ended FROM ${db.name}_app`);
   });
@@ -251,7 +256,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     await db.query(
       `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks, owned_ended TO ${db.name}_app`,
     );
-    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v2 TO ${db.name}_app`);
+    await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v3, owned_take_v1 TO ${db.name}_app`);
     const { app, url } = await startSessionApp({ secrets: SECRETS, postgres: ownedAsAppUser() });
     try {
       await request(url).get('/counter').expect(200, { count: 1 });
@@ -298,7 +303,8 @@ describe('a database that cannot be used fails startup, naming the option', () =
     const { error } = await startupError({ postgres });
     expect(error).toBeInstanceOf(PostgresConfigurationError);
     expect(error.message).toContain(
-      'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v2" (a database set up for an earlier ' +
+      'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v3", function ' +
+        '"public"."old_take_v1" (a database set up for an earlier ' +
         'version, whose function is "old_commit_v1", lacks them), and postgres.createTable is false',
     );
     expect(error.message).toContain('docs/postgres.md');
@@ -306,7 +312,8 @@ describe('a database that cannot be used fails startup, naming the option', () =
     const { error: upgrade } = await startupError({ postgres: { ...postgres, createTable: true } });
     expect(upgrade).toBeInstanceOf(PostgresConfigurationError);
     expect(upgrade.message).toContain(
-      'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v2" (a ' +
+      'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v3", function ' +
+        '"public"."old_take_v1" (a ' +
         'database set up for an earlier version, whose function is "old_commit_v1", lacks them), and the user of ' +
         'postgres.connectionString may not create them',
     );
@@ -323,7 +330,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     }
   });
 
-  it('a database set up for the previous version, with createTable: creates the _locks and _ended tables and _commit_v2 beside commit_v1', async () => {
+  it('a database set up for the previous version, with createTable: creates the _locks and _ended tables, _commit_v3 beside commit_v1, and _take_v1', async () => {
     const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
     const [schema] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
     await db.query(previousVersion(schema, 'older'));
@@ -341,9 +348,9 @@ describe('a database that cannot be used fails startup, naming the option', () =
       await db.query(
         `SELECT to_regclass('older_locks') IS NOT NULL AS locks, to_regclass('older_ended') IS NOT NULL AS ended,
            count(*)::int AS functions
-         FROM pg_proc WHERE proname IN ('older_commit_v1', 'older_commit_v2')`,
+         FROM pg_proc WHERE proname IN ('older_commit_v1', 'older_commit_v3', 'older_take_v1')`,
       ),
-    ).toEqual([{ locks: true, ended: true, functions: 2 }]);
+    ).toEqual([{ locks: true, ended: true, functions: 3 }]);
   });
 
   it('a mixed-case schema and table name (PascalCase, as ORMs name them) start, and start again on what they created', async () => {

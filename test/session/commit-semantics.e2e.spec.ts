@@ -136,38 +136,39 @@ function redisDeployment(nearCache: boolean) {
   };
 }
 
+/** Two instances on one PostgreSQL database. */
+async function postgresDeployment(limitsA?: Limits, limitsB?: Limits): Promise<HoldingDeployment> {
+  const db = await TestDatabase.create();
+  // Commits of one session run one after the other in the database (40 concurrent 60 KB ones below):
+  // this suite is about what they apply, not about timeouts (test/postgres/ has those).
+  const { a, b, appB, closeApps } = await twoInstances(
+    { postgres: { connectionString: db.url(), operationTimeoutInMilliseconds: 10_000 } },
+    limitsA,
+    limitsB,
+  );
+  return {
+    a,
+    b,
+    holdCommitOnB: (cookie) => holdCommit(appB, sessionKeyOf(cookie)),
+    stored: async (cookie) =>
+      (await db.query('SELECT 1 FROM nest_sessions WHERE session_key = $1', [sessionKeyOf(cookie)]))
+        .length === 1,
+    ageEndedMark: async (cookie, ms) => {
+      await db.query(
+        "UPDATE nest_sessions_ended SET until = until - $2 * interval '1 millisecond' WHERE session_key = $1",
+        [sessionKeyOf(cookie), ms],
+      );
+    },
+    close: async () => {
+      await closeApps();
+      await db.drop();
+    },
+  };
+}
+
 const deployments: [string, (limitsA?: Limits, limitsB?: Limits) => Promise<Deployment>][] = [
   ['Redis, two instances', redisDeployment(false)],
-  [
-    'PostgreSQL, two instances',
-    async (limitsA, limitsB) => {
-      const db = await TestDatabase.create();
-      // Commits of one session run one after the other in the database (40 concurrent 60 KB ones below):
-      // this suite is about what they apply, not about timeouts (test/postgres/ has those).
-      const { a, b, closeApps } = await twoInstances(
-        { postgres: { connectionString: db.url(), operationTimeoutInMilliseconds: 10_000 } },
-        limitsA,
-        limitsB,
-      );
-      return {
-        a,
-        b,
-        stored: async (cookie) =>
-          (await db.query('SELECT 1 FROM nest_sessions WHERE session_key = $1', [sessionKeyOf(cookie)]))
-            .length === 1,
-        ageEndedMark: async (cookie, ms) => {
-          await db.query(
-            "UPDATE nest_sessions_ended SET until = until - $2 * interval '1 millisecond' WHERE session_key = $1",
-            [sessionKeyOf(cookie), ms],
-          );
-        },
-        close: async () => {
-          await closeApps();
-          await db.drop();
-        },
-      };
-    },
-  ],
+  ['PostgreSQL, two instances', postgresDeployment],
   [
     'memory store, two apps on one store object',
     async (limitsA, limitsB) => {
@@ -419,13 +420,13 @@ describe.each(inFlight)('a request in flight across regenerate() or abandon() (%
 
 /**
  * The move lands after everything the module does before the store's commit: only a check inside the commit's own
- * atomic step (SessionChanges.refuseIfMovedWithinMs) catches it. Redis, with and without the near cache. The
- * memory store's commit is one synchronous call (nothing lands inside it); PostgreSQL reads the mark before the
- * commit, not with it (docs/session.md says so).
+ * atomic step (SessionChanges.refuseIfMovedWithinMs) catches it. Redis, with and without the near cache, and
+ * PostgreSQL. The memory store's commit is one synchronous call (nothing lands inside it).
  */
 describe.each([
   ['Redis, two instances', redisDeployment(false)],
   ['Redis with the near cache, two instances', redisDeployment(true)],
+  ['PostgreSQL, two instances', postgresDeployment],
 ])('a move landing between the checks before a commit and its write (%s)', (_name, deploy) => {
   let d: HoldingDeployment;
   beforeAll(async () => (d = await deploy()));

@@ -40,7 +40,7 @@ export interface PostgresSessionOptions {
   tableName?: string | undefined;
   /**
    * Create the tables (sessions, `<tableName>_users`, `<tableName>_locks`, `<tableName>_ended`), indexes and the
-   * commit function (`<tableName>_commit_v2`) at startup when missing (idempotent).
+   * functions (`<tableName>_commit_v3`, `<tableName>_take_v1`) at startup when missing (idempotent).
    * Default true. `false`: create them by hand with the SQL in docs/postgres.md; startup then checks
    * that they exist and that the user may use them.
    */

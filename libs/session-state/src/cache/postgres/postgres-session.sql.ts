@@ -16,10 +16,14 @@ export interface PostgresSessionSql {
    * `regenerate()` moved (`m`) or `abandon()` ended (`a`) within the idle timeout, until when (app's clock).
    */
   readonly endedTable: string;
-  /** `"schema"."table_commit_v2"`. */
+  /** `"schema"."table_commit_v3"`. */
   readonly commitFunction: string;
   /** The commit function's argument types, as `to_regprocedure` and `GRANT EXECUTE` name it. */
   readonly commitFunctionArgs: string;
+  /** `"schema"."table_take_v1"`: {@link take}'s statement behind the session's advisory lock (see there). */
+  readonly takeFunction: string;
+  /** The take function's argument types. */
+  readonly takeFunctionArgs: string;
   /** DDL creating whatever is missing (idempotent), in order. */
   readonly createSchema: readonly string[];
   /** Reads a live session: its values and when it expires (epoch ms). */
@@ -42,6 +46,9 @@ export interface PostgresSessionSql {
    * none). One row: `held` (false when the token no longer holds the session's lock) and `in_time` (false past the
    * deadline), when nothing was taken or marked, the session's `data` and whether it was `live` (null when there
    * was no row), and `moved`: true when there was no session and a move at most $6 ms old (nothing marked).
+   * Calls the take function, which takes the session's advisory lock (as the commit function does) before its
+   * statement reads anything: a session the commit function started under the key meanwhile (a request that found
+   * it empty) is then seen and taken, and a commit that waited for the take sees its mark.
    */
   readonly take: string;
   /** The ended mark of $1: `ending` (`m` moved, `a` abandoned) and `until_ms` (epoch ms, app's clock); no row without one. */
@@ -49,7 +56,9 @@ export interface PostgresSessionSql {
   /**
    * Calls the commit function: $1 key, $2 now, $3 expiry, $4 deadline, $5 cleared, $6 removed, $7 set, $8 maxKeys,
    * $9 maxSessionBytes, $10 guard (bound session's id), $11 lock token (null: no `session.lock`), $12 the request
-   * loaded the session (`SessionChanges.ofStoredSession`: an ended mark turns it away when the row is gone).
+   * loaded the session (`SessionChanges.ofStoredSession`: an ended mark turns it away when the row is gone), $13 the
+   * refuse window of a session started under a key the request found empty (ms, `SessionChanges.refuseIfMovedWithinMs`;
+   * null: none).
    */
   readonly commit: string;
   /**
@@ -113,18 +122,28 @@ const ID = `'\\0id'`;
 
 export function postgresSessionSql(schema: string, tableName: string): PostgresSessionSql {
   const table = `${quote(schema)}.${quote(tableName)}`;
-  const commitName = `${tableName}_commit_v2`;
+  const commitName = `${tableName}_commit_v3`;
   const usersTable = `${quote(schema)}.${quote(`${tableName}_users`)}`;
   const locksTable = `${quote(schema)}.${quote(`${tableName}_locks`)}`;
   const endedTable = `${quote(schema)}.${quote(`${tableName}_ended`)}`;
   const commitFunctionArgs =
-    'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text, boolean';
+    'text, float8, float8, float8, boolean, text[], jsonb, bigint, bigint, text, text, boolean, float8';
+  const takeFunction = `${quote(schema)}.${quote(`${tableName}_take_v1`)}`;
+  const takeFunctionArgs = 'text, float8, float8, text, float8, float8';
+  // One session's commits and takes run one after the other (a new session has no row to lock yet).
+  const sessionLock = (key: string) =>
+    `pg_advisory_xact_lock(hashtext('${schema}.${tableName}'), hashtext(${key}))`;
   // Lock expiry is judged by the database's clock alone, so instances whose clocks disagree agree on it.
   const lockUntil = (ttl: string) => `clock_timestamp() + ${ttl}::float8 * interval '1 millisecond'`;
   const commitFunction = `${quote(schema)}.${quote(commitName)}`;
   const ms = (param: string) => `to_timestamp(${param}::float8 / 1000)`;
   const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8`;
   const dbNowMs = '(extract(epoch FROM clock_timestamp()) * 1000)::float8';
+  // The mark `e` is a move (`m`) at most `within` ms old, judged against `expires` (now + the idle timeout, the
+  // until of a mark left now), all epoch ms in the app's clock: what has run of it is `expires` minus its until. Up to
+  // `within` ahead counts too (a mover whose clock is ahead, or that read its clock after this one).
+  const movedWithin = (now: string, expires: string, within: string) =>
+    `e.ending = 'm' AND e.until > ${ms(now)} AND e.until <= ${ms(`(${expires}::float8 + ${within}::float8)`)} AND e.until >= ${ms(`(${expires}::float8 - ${within}::float8)`)}`;
   // Leaves (or renews) an ended mark of `ending` under `key` until `until` (epoch ms; null: none), when `also`.
   const endedMark = (key: string, ending: string, until: string, also: string) =>
     `INSERT INTO ${endedTable} (session_key, ending, until) SELECT ${key}, ${ending}, ${ms(until)} WHERE ${until}::float8 IS NOT NULL AND ${also}
@@ -147,6 +166,21 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   SELECT ok, ${deadline}::float8 IS NULL OR clock_timestamp() <= ${ms(deadline)} AS in_time FROM held
 )`;
   const ifHeld = '(SELECT ok AND in_time FROM timely)';
+  // A move refused ($6): the key holds no session and the latest mark (ON CONFLICT reads the latest version, one a
+  // concurrent take committed while this one waited included) is a move at most $6 ms old; it is then not renewed.
+  const takeStatement = `WITH ${lockHeld('$1', '$4', '$5')}, taken AS (
+  DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld} RETURNING data, expires_at > ${ms('$2')} AS live
+), marked AS (
+  INSERT INTO ${endedTable} AS e (session_key, ending, until)
+  SELECT $1, 'm', ${ms('$3')} WHERE $3::float8 IS NOT NULL AND ${ifHeld}
+  ON CONFLICT (session_key) DO UPDATE SET ending = EXCLUDED.ending, until = EXCLUDED.until
+  WHERE $6::float8 IS NULL OR EXISTS (SELECT 1 FROM taken) OR NOT (${movedWithin('$2', '$3', '$6')})
+  RETURNING 1
+)
+SELECT timely.ok AS held, timely.in_time, taken.data, taken.live,
+  $6::float8 IS NOT NULL AND $3::float8 IS NOT NULL AND timely.ok AND timely.in_time AND taken.data IS NULL
+    AND NOT EXISTS (SELECT 1 FROM marked) AS moved
+FROM timely LEFT JOIN taken ON true`;
   const createSchema = [
     ...(schema === 'public' ? [] : [`CREATE SCHEMA IF NOT EXISTS ${quote(schema)}`]),
     `CREATE TABLE IF NOT EXISTS ${table} (
@@ -178,7 +212,7 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
     `CREATE OR REPLACE FUNCTION ${commitFunction}(
   p_key text, p_now_ms float8, p_expires_ms float8, p_deadline_ms float8, p_cleared boolean,
   p_removed text[], p_set jsonb, p_max_keys bigint, p_max_bytes bigint, p_guard text, p_lock_token text,
-  p_of_stored boolean
+  p_of_stored boolean, p_refuse_ms float8
 ) RETURNS float8[] LANGUAGE plpgsql AS $fn$
 -- Applies one request's changes to a session (see docs/postgres.md). Returns {status, detail}:
 -- 1 applied / 0 too late / 4 the bound session is gone / 5 the session moved / 6 the request's session lock
@@ -197,8 +231,8 @@ DECLARE
   v_before bigint;
   v_after bigint;
 BEGIN
-  -- Commits of one session run one after the other (a new session has no row to lock yet).
-  PERFORM pg_advisory_xact_lock(hashtext('${schema}.${tableName}'), hashtext(p_key));
+  -- Commits and takes of one session run one after the other (a new session has no row to lock yet).
+  PERFORM ${sessionLock('p_key')};
   -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call.
   SELECT data INTO v_old FROM ${table} WHERE session_key = p_key AND expires_at > to_timestamp(p_now_ms / 1000) FOR UPDATE;
   -- session.lock: applies only while the request's token still holds the session's lock, unexpired in the
@@ -226,6 +260,16 @@ BEGIN
       RETURN ARRAY[5, v_db_ms];
     ELSIF v_ending = 'a' THEN
       RETURN ARRAY[7, v_db_ms];
+    END IF;
+  END IF;
+  -- A session started under a key the request found empty (p_refuse_ms): regenerate() moved the key's session at
+  -- most p_refuse_ms ago (while the request ran, or just before). The browser is getting the new key: nothing applies.
+  -- A take that ran meanwhile held the advisory lock until it committed, so its mark is seen here.
+  IF v_old IS NULL AND p_refuse_ms IS NOT NULL THEN
+    PERFORM 1 FROM ${endedTable} AS e
+      WHERE e.session_key = p_key AND ${movedWithin('p_now_ms', 'p_expires_ms', 'p_refuse_ms')};
+    IF FOUND THEN
+      RETURN ARRAY[5, v_db_ms];
     END IF;
   END IF;
   -- A session bound to a user applies only while it is still the one the request loaded (p_guard: its id,
@@ -283,6 +327,15 @@ BEGIN
   RETURN ARRAY[1, v_db_ms];
 END
 $fn$`,
+    // SQL, not PL/pgSQL: a volatile SQL function reads each statement with a fresh snapshot, so the take's statement,
+    // run once the advisory lock is its, sees a session a commit function that held the lock committed meanwhile.
+    `CREATE OR REPLACE FUNCTION ${takeFunction}(
+  p_key text, p_now_ms float8, p_until_ms float8, p_lock_token text, p_deadline_ms float8, p_refuse_ms float8
+) RETURNS TABLE (held boolean, in_time boolean, data jsonb, live boolean, moved boolean) LANGUAGE sql AS $fn$
+-- Deletes a session and returns what it held, leaving the moved mark (see docs/postgres.md).
+SELECT ${sessionLock('$1')};
+${takeStatement}
+$fn$`,
   ];
   return {
     table,
@@ -291,6 +344,8 @@ $fn$`,
     endedTable,
     commitFunction,
     commitFunctionArgs,
+    takeFunction,
+    takeFunctionArgs,
     createSchema,
     load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
@@ -301,24 +356,9 @@ $fn$`,
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld}
 )
 SELECT ok AS held, in_time FROM timely`,
-    // A move refused ($6): the key holds no session and the latest mark (ON CONFLICT reads the latest version, one a
-    // concurrent take committed while this one waited included) is a move at most $6 ms old; it is then not renewed.
-    take: `WITH ${lockHeld('$1', '$4', '$5')}, taken AS (
-  DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld} RETURNING data, expires_at > ${ms('$2')} AS live
-), marked AS (
-  INSERT INTO ${endedTable} AS e (session_key, ending, until)
-  SELECT $1, 'm', ${ms('$3')} WHERE $3::float8 IS NOT NULL AND ${ifHeld}
-  ON CONFLICT (session_key) DO UPDATE SET ending = EXCLUDED.ending, until = EXCLUDED.until
-  WHERE $6::float8 IS NULL OR EXISTS (SELECT 1 FROM taken) OR NOT (e.ending = 'm' AND e.until > ${ms('$2')}
-    AND e.until <= ${ms('($3::float8 + $6::float8)')} AND e.until >= ${ms('($3::float8 - $6::float8)')})
-  RETURNING 1
-)
-SELECT timely.ok AS held, timely.in_time, taken.data, taken.live,
-  $6::float8 IS NOT NULL AND $3::float8 IS NOT NULL AND timely.ok AND timely.in_time AND taken.data IS NULL
-    AND NOT EXISTS (SELECT 1 FROM marked) AS moved
-FROM timely LEFT JOIN taken ON true`,
+    take: `SELECT * FROM ${takeFunction}($1, $2, $3, $4, $5, $6)`,
     ending: `SELECT ending, ${epochMs('until')} AS until_ms FROM ${endedTable} WHERE session_key = $1`,
-    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) AS reply`,
+    commit: `SELECT ${commitFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) AS reply`,
     // A live lock of another token answers false from a plain read first: the upsert's conflict path would
     // lock that row even when its WHERE is false, so waiters would queue behind each other and the holder's own
     // renewals and commits. The deadline is checked again after any wait for the row, and the expiry counted
@@ -418,6 +458,7 @@ SELECT count(*)::int AS deleted, (SELECT count(*)::int FROM unmarked) AS marks F
   to_regclass('${locksTable}') IS NOT NULL AS has_locks_table,
   to_regclass('${endedTable}') IS NOT NULL AS has_ended_table,
   to_regprocedure('${commitFunction}(${commitFunctionArgs})') IS NOT NULL AS has_function,
+  to_regprocedure('${takeFunction}(${takeFunctionArgs})') IS NOT NULL AS has_take_function,
   to_regnamespace('${quote(schema)}') IS NOT NULL AS has_schema`,
   };
 }
@@ -426,8 +467,8 @@ SELECT count(*)::int AS deleted, (SELECT count(*)::int FROM unmarked) AS marks F
 const TABLE_PRIVILEGES = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const;
 
 /**
- * Privileges the store needs, checked once tables and function exist: one row, `missing` the table privileges the
- * user lacks as `PRIVILEGE table` texts (empty when none), `function_ok` whether it may run the commit function.
+ * Privileges the store needs, checked once tables and functions exist: one row, `missing` the table privileges the
+ * user lacks as `PRIVILEGE table` texts (empty when none), `functions` the functions it may not run (empty when none).
  */
 export function privilegesSql(sql: PostgresSessionSql): string {
   const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
@@ -438,8 +479,15 @@ export function privilegesSql(sql: PostgresSessionSql): string {
         `CASE WHEN has_table_privilege(${literal(table)}, '${privilege}') THEN NULL ELSE ${literal(`${privilege} ${table}`)} END`,
     ),
   );
+  const functions = [
+    [sql.commitFunction, sql.commitFunctionArgs],
+    [sql.takeFunction, sql.takeFunctionArgs],
+  ].map(
+    ([name, args]) =>
+      `CASE WHEN has_function_privilege(${literal(`${name}(${args})`)}, 'EXECUTE') THEN NULL ELSE ${literal(name)} END`,
+  );
   return `SELECT array_remove(ARRAY[${lacking.join(', ')}]::text[], NULL) AS missing,
-  has_function_privilege(${literal(`${sql.commitFunction}(${sql.commitFunctionArgs})`)}, 'EXECUTE') AS function_ok`;
+  array_remove(ARRAY[${functions.join(', ')}]::text[], NULL) AS functions`;
 }
 
 /** A field name as stored: text cannot hold NUL, so `\` becomes `\\` and NUL `\0`. */

@@ -172,11 +172,17 @@ export class PostgresConnection {
           has_locks_table: boolean;
           has_ended_table: boolean;
           has_function: boolean;
+          has_take_function: boolean;
           has_schema: boolean;
         }>(this.sql.check)
       ).rows[0];
     const complete = (f: typeof found) =>
-      f.has_table && f.has_users_table && f.has_locks_table && f.has_ended_table && f.has_function;
+      f.has_table &&
+      f.has_users_table &&
+      f.has_locks_table &&
+      f.has_ended_table &&
+      f.has_function &&
+      f.has_take_function;
     let found = await exists();
     if (!complete(found) && this.options.createTable) {
       await client.query('BEGIN');
@@ -210,16 +216,17 @@ export class PostgresConnection {
           '(it creates only what is missing), or set postgres.createTable to true.',
       );
     }
-    const { missing, function_ok } = (
-      await client.query<{ missing: string[]; function_ok: boolean }>(privilegesSql(this.sql))
+    const { missing, functions } = (
+      await client.query<{ missing: string[]; functions: string[] }>(privilegesSql(this.sql))
     ).rows[0];
-    if (missing.length > 0 || !function_ok) {
+    if (missing.length > 0 || functions.length > 0) {
       const lacking = [...missingGrants(missing)];
-      if (!function_ok) lacking.push(`EXECUTE on the function ${this.sql.commitFunction}`);
+      if (functions.length > 0)
+        lacking.push(`EXECUTE on the function${functions.length > 1 ? 's' : ''} ${functions.join(', ')}`);
       throw new PostgresConfigurationError(
         `The PostgreSQL user of postgres.${this.options.pool ? 'pool' : 'connectionString'} lacks ` +
           `${lacking.join('; ')}: grant it what it lacks, or SELECT, INSERT, UPDATE, DELETE on the tables and ` +
-          'EXECUTE on the function as docs/postgres.md lists.',
+          'EXECUTE on the functions as docs/postgres.md lists.',
       );
     }
   }
@@ -405,7 +412,8 @@ export class PostgresConnection {
 
 /**
  * What a database set up by hand lacks, named as docs/postgres.md creates it. One made for an earlier
- * version has `<tableName>_commit_v1` but not this version's `_locks` and `_ended` tables and `_commit_v2` function.
+ * version has `<tableName>_commit_v1` but not this version's `_locks` and `_ended` tables and `_commit_v3` and
+ * `_take_v1` functions.
  */
 function missingParts(
   found: {
@@ -415,6 +423,7 @@ function missingParts(
     has_locks_table: boolean;
     has_ended_table: boolean;
     has_function: boolean;
+    has_take_function: boolean;
   },
   schema: string,
   tableName: string,
@@ -425,10 +434,11 @@ function missingParts(
     ...(found.has_users_table ? [] : [`table "${schema}"."${tableName}_users"`]),
     ...(found.has_locks_table ? [] : [`table "${schema}"."${tableName}_locks"`]),
     ...(found.has_ended_table ? [] : [`table "${schema}"."${tableName}_ended"`]),
-    ...(found.has_function ? [] : [`function "${schema}"."${tableName}_commit_v2"`]),
+    ...(found.has_function ? [] : [`function "${schema}"."${tableName}_commit_v3"`]),
+    ...(found.has_take_function ? [] : [`function "${schema}"."${tableName}_take_v1"`]),
   ];
   const earlier =
-    !found.has_function || !found.has_locks_table || !found.has_ended_table
+    !found.has_function || !found.has_take_function || !found.has_locks_table || !found.has_ended_table
       ? ` (a database set up for an earlier version, whose function is "${tableName}_commit_v1", lacks them)`
       : '';
   return `${missing.join(', ')}${earlier}`;

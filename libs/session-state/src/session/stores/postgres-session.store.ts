@@ -64,7 +64,10 @@ const COMMIT_LOCK_LOST = 6;
  * in the app's clock), left by {@link take} and {@link remove} in the statement that deletes the session: a commit
  * of a request that loaded the session (`SessionChanges.ofStoredSession`) never inserts the row (its fast path
  * is an UPDATE), and the function, finding no live row but a live mark, applies nothing (SessionMovedError after
- * a move; resolves after an abandon). A session created afresh under the key deletes the key's mark.
+ * a move; resolves after an abandon). A session created afresh under the key deletes the key's mark. A request
+ * that found no session under its cookie's key and starts one there (`SessionChanges.refuseIfMovedWithinMs`) commits
+ * through the function, which refuses it after a recent move; the take runs in a function too, behind the same
+ * per-session advisory lock as the commit function, so such a start and a sign-in's take see each other's work.
  *
  * @example
  * SessionModule.forRoot({ postgres: { connectionString: process.env.DATABASE_URL } }); // uses a PostgresSessionStore
@@ -79,6 +82,11 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   /** UPDATEs of commits of sessions the requests loaded: never an insert (see SessionChanges.ofStoredSession). */
   private readonly quickUpdates: StatementBatcher<QuickCommit, number | undefined>;
   readonly storeType = 'postgresql';
+  /**
+   * The commit function turns away a just-moved start, and the take function a just-moved move, each behind the
+   * session's advisory lock that both take first: see SessionStore.refusesJustMoved.
+   */
+  readonly refusesJustMoved = true;
   /** False for a subclass that keeps its locks elsewhere: its tokens are not in the lock table. */
   private readonly fencesLocks: boolean;
 
@@ -169,10 +177,14 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     const guard = guardedSessionId(changes);
     const lockToken = this.fencesLocks ? (changes.lockToken ?? null) : null;
     const ofStored = changes.ofStoredSession === true;
-    // Under session.lock the function checks the lock with the write; the plain statements would bypass it.
+    const refuseMs = changes.refuseIfMovedWithinMs ?? null;
+    // Under session.lock the function checks the lock with the write; the plain statements would bypass it. A start
+    // under a key the request found empty goes to the function too, which judges a recent move there under the
+    // advisory lock a take holds until its mark is committed (the upsert would start the session beside the mark).
     if (
       guard === undefined &&
       lockToken === null &&
+      refuseMs === null &&
       !changes.cleared &&
       removed.length === 0 &&
       hasUserKey(changes.set)
@@ -219,6 +231,7 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
       guard === undefined ? null : Buffer.from(guard, 'utf8').toString('base64'),
       lockToken,
       ofStored,
+      refuseMs,
     ]);
     const [status, detail] = result.rows[0].reply.map(Number);
     if (status === COMMIT_OVER_KEYS || status === COMMIT_OVER_BYTES) {
@@ -304,8 +317,9 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   }
 
   /**
-   * Deletes the session and answers what it held: one `DELETE ... RETURNING`; with `mark` (`regenerate()`), the
-   * moved mark `m` for `keepMs` (app's clock) is left in the same statement (a CTE). With the mark's `lockToken`,
+   * Deletes the session and answers what it held: one call of the take function (the session's advisory lock, then
+   * one `DELETE ... RETURNING`); with `mark` (`regenerate()`), the moved mark `m` for `keepMs` (app's clock) is left
+   * in the same statement (a CTE). With the mark's `lockToken`,
    * the statement checks the lock row first and takes nothing when the token no longer holds it
    * (SessionLockLostError).
    */
