@@ -91,6 +91,33 @@ describe('session cookie options', () => {
     );
   });
 
+  it("securePolicy 'always' on a plain-HTTP request to a public host: browsers ignore the Secure cookie, a rate-limited warning says so; not from localhost, nor over HTTPS", async () => {
+    const logger = new CaptureLogger();
+    await withApp(
+      { session: { cookie: { securePolicy: 'always' } } },
+      async (url) => {
+        const warned = () => logger.lines.filter((l) => l.message.startsWith('[SecureCookieOverHttp] '));
+        // From loopback names, as browsers accept Secure cookies there (a developer's machine), and over HTTPS.
+        for (const host of ['localhost:3000', 'app.localhost', '127.0.0.1:8080', '[::1]:3000'])
+          expect(findSetCookie(await request(url).get('/counter').set('Host', host), COOKIE)).toMatch(
+            /Secure/,
+          );
+        await request(url).get('/counter').set('Host', 'shop.example').set('X-Forwarded-Proto', 'https');
+        expect(warned()).toEqual([]);
+        for (let i = 0; i < 3; i++)
+          expect(
+            findSetCookie(await request(url).get('/counter').set('Host', 'shop.example'), COOKIE),
+          ).toMatch(/; Secure;/);
+        expect(warned()).toHaveLength(1); // not once per request
+        expect(warned()[0]).toMatchObject({ level: 'warn' });
+        expect(warned()[0].message).toMatch(
+          /^\[SecureCookieOverHttp\] The cookie \.Nest\.Session goes out with Secure .* enable trust proxy/,
+        );
+      },
+      { trustProxy: true, logger },
+    );
+  });
+
   it("the TempData cookie is as strong as the session cookie: Secure and Strict when the session cookie's options say so", async () => {
     await withApp({ session: { cookie: { securePolicy: 'always', sameSite: 'strict' } } }, async (url) => {
       const res = await request(url).post('/temp/Message').send({ value: 'hi' });

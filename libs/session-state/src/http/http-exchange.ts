@@ -29,6 +29,11 @@ export class HttpExchange {
     return (this.request as { body?: unknown }).body;
   }
 
+  /** The request's `Host` header (HTTP/1), or undefined. */
+  get host(): string | undefined {
+    return this.raw.headers.host;
+  }
+
   /** The request arrived over HTTPS (as the platform says, honouring its trust-proxy setting). */
   isSecure(): boolean {
     return this.platform.isSecure(this.request, this.raw);

@@ -44,6 +44,7 @@ export const SessionLogEvents = Object.freeze({
   SessionResponseHoldOverflow: event(1022, 'SessionResponseHoldOverflow', 'warn'),
   CookieSameSiteNoneNotSecure: event(1023, 'CookieSameSiteNoneNotSecure', 'warn'),
   CookiePrefixNotSecure: event(1024, 'CookiePrefixNotSecure', 'warn'),
+  SecureCookieOverHttp: event(1025, 'SecureCookieOverHttp', 'warn'),
   UserSessionsFailed: event(1030, 'UserSessionsFailed', 'warn'),
   TempDataCookieRejected: event(2001, 'TempDataCookieRejected', 'debug'),
   TempDataNotStoredWithoutConsent: event(2002, 'TempDataNotStoredWithoutConsent', 'debug'),

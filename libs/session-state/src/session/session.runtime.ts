@@ -111,6 +111,15 @@ export class SessionRuntime {
           'where the app runs on plain HTTP.',
       );
     }
+    if (cookie.securePolicy === 'always' && !exchange.isSecure() && !isLoopbackHost(exchange.host)) {
+      this.rejectedCookieLog.write(
+        SessionLogEvents.SecureCookieOverHttp,
+        `The cookie ${cookie.name} goes out with Secure (securePolicy 'always'), but this request is plain HTTP, and ` +
+          'browsers ignore a Secure cookie set over HTTP (except from localhost): a new session on every request. ' +
+          'Serve the app over HTTPS (behind a proxy, enable trust proxy so the request reads as HTTPS), or use ' +
+          "securePolicy 'sameAsRequest'.",
+      );
+    }
     if (cookie.sameSite === 'none' && !secure) {
       this.rejectedCookieLog.write(
         SessionLogEvents.CookieSameSiteNoneNotSecure,
@@ -199,4 +208,21 @@ export class SessionRuntime {
   forgetSlide(sessionKey: string): void {
     this.slid.delete(sessionKey);
   }
+}
+
+/**
+ * A `Host` that browsers treat as a secure context over plain HTTP (localhost, `*.localhost`, 127.0.0.0/8, `[::1]`):
+ * they accept Secure cookies from it. Unknown (no header) counts as loopback: nothing to warn about for sure.
+ */
+function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const name = (
+    host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]
+  ).toLowerCase();
+  return (
+    name === 'localhost' ||
+    name.endsWith('.localhost') ||
+    name === '[::1]' ||
+    /^127(\.\d{1,3}){3}$/.test(name)
+  );
 }
