@@ -312,6 +312,40 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     }
   });
 
+  it("a start under a key whose expired row is not pruned yet, queued behind abandon()'s remove of it: both apply, no deadlock (the function locks the row before the mark)", async () => {
+    await seeded('expired-row');
+    await db.query(
+      'UPDATE nest_sessions SET expires_at = to_timestamp($2::float8 / 1000) WHERE session_key = $1',
+      ['expired-row', clock.now() - 1_000],
+    );
+    // An earlier abandon()'s mark, to be renewed by the remove and deleted by the start.
+    await db.query(
+      "INSERT INTO nest_sessions_ended (session_key, ending, until) VALUES ($1, 'a', to_timestamp($2::float8 / 1000))",
+      ['expired-row', clock.now() + IDLE],
+    );
+    const holder = await openTransaction();
+    try {
+      await holder.query('SELECT 1 FROM nest_sessions WHERE session_key = $1 FOR UPDATE', ['expired-row']);
+      const removed = store.remove('expired-row', KEEP);
+      expect(await stillWaiting(removed)).toBe(true);
+      const started = store.commit(
+        'expired-row',
+        commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: 5_000 }),
+        IDLE,
+      );
+      expect(await stillWaiting(started)).toBe(true);
+      await holder.done();
+      expect(await Promise.allSettled([removed, started])).toEqual([
+        { status: 'fulfilled', value: undefined },
+        { status: 'fulfilled', value: undefined },
+      ]);
+      expect((await row('expired-row'))?.data).toEqual({ cart: Buffer.from('item').toString('base64') });
+      expect(await mark('expired-row')).toBeUndefined();
+    } finally {
+      await holder.done().catch(() => undefined);
+    }
+  });
+
   it('a mark lasts keepMs of the app clock: afterwards a late commit applies as after expiry', async () => {
     await seeded('expiring');
     await store.take('expiring', { keepMs: 5_000 });

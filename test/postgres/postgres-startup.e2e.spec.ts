@@ -305,7 +305,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     expect(error.message).toContain(
       'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v3", function ' +
         '"public"."old_take_v1" (a database set up for an earlier ' +
-        'version, whose function is "old_commit_v1", lacks them), and postgres.createTable is false',
+        'version, whose function is "old_commit_v1" or "old_commit_v2", lacks them), and postgres.createTable is false',
     );
     expect(error.message).toContain('docs/postgres.md');
     // createTable left on, and the app's user may not create in the schema: the same parts are named.
@@ -314,7 +314,8 @@ describe('a database that cannot be used fails startup, naming the option', () =
     expect(upgrade.message).toContain(
       'has no table "public"."old_locks", table "public"."old_ended", function "public"."old_commit_v3", function ' +
         '"public"."old_take_v1" (a ' +
-        'database set up for an earlier version, whose function is "old_commit_v1", lacks them), and the user of ' +
+        'database set up for an earlier version, whose function is "old_commit_v1" or "old_commit_v2", lacks them), ' +
+        'and the user of ' +
         'postgres.connectionString may not create them',
     );
     expect(upgrade.message).toContain('grant it CREATE on schema "public"');
@@ -351,6 +352,53 @@ describe('a database that cannot be used fails startup, naming the option', () =
          FROM pg_proc WHERE proname IN ('older_commit_v1', 'older_commit_v3', 'older_take_v1')`,
       ),
     ).toEqual([{ locks: true, ended: true, functions: 3 }]);
+  });
+
+  it('a database set up by the development build before the take function (_commit_v2, no _take_v1): createTable false names the two functions; createTable adds them', async () => {
+    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
+    const [schema] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    const v2 = schema
+      .replaceAll('nest_sessions', 'mid')
+      .replaceAll('_commit_v3', '_commit_v2')
+      .replace(/CREATE OR REPLACE FUNCTION "public"\."mid_take_v1"[\s\S]*?\$fn\$;/, '');
+    expect(v2).not.toContain('mid_take_v1');
+    await db.query(v2);
+    const postgres = { connectionString: db.url(), tableName: 'mid' };
+    const { error } = await startupError({ postgres: { ...postgres, createTable: false } });
+    expect(error.message).toContain(
+      'has no function "public"."mid_commit_v3", function "public"."mid_take_v1" (a database set up for an earlier ' +
+        'version, whose function is "mid_commit_v1" or "mid_commit_v2", lacks them), and postgres.createTable is false',
+    );
+    const { app, url } = await startSessionApp({ secrets: SECRETS, postgres });
+    try {
+      await request(url).get('/counter').expect(200, { count: 1 });
+    } finally {
+      await app.close();
+    }
+    expect(
+      await db.query(
+        `SELECT count(*)::int AS functions FROM pg_proc WHERE proname IN ('mid_commit_v2', 'mid_commit_v3', 'mid_take_v1')`,
+      ),
+    ).toEqual([{ functions: 3 }]);
+  });
+
+  it('a database whose default isolation is not read committed: startup fails naming default_transaction_isolation (a sign-in racing a write would lose it silently there)', async () => {
+    const strict = await TestDatabase.create();
+    try {
+      await strict.query(
+        `ALTER DATABASE "${strict.name}" SET default_transaction_isolation = 'repeatable read'`,
+      );
+      const { error } = await startupError({ postgres: { connectionString: strict.url() } });
+      expect(error).toBeInstanceOf(PostgresConfigurationError);
+      expect(error.message).toMatch(
+        /runs the session store's statements at the isolation level "repeatable read" \(default_transaction_isolation .* needs read committed/,
+      );
+      expect(error.message).toContain(
+        "ALTER ROLE <user> SET default_transaction_isolation = 'read committed'",
+      );
+    } finally {
+      await strict.drop();
+    }
   });
 
   it('a mixed-case schema and table name (PascalCase, as ORMs name them) start, and start again on what they created', async () => {

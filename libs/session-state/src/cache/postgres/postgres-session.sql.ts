@@ -166,8 +166,8 @@ export function postgresSessionSql(schema: string, tableName: string): PostgresS
   SELECT ok, ${deadline}::float8 IS NULL OR clock_timestamp() <= ${ms(deadline)} AS in_time FROM held
 )`;
   const ifHeld = '(SELECT ok AND in_time FROM timely)';
-  // A move refused ($6): the key holds no session and the latest mark (ON CONFLICT reads the latest version, one a
-  // concurrent take committed while this one waited included) is a move at most $6 ms old; it is then not renewed.
+  // A move refused ($6): the key holds no session and its mark is a move at most $6 ms old (another take's: takes of
+  // a key run one after the other, behind the take function's advisory lock); the mark is then not renewed.
   const takeStatement = `WITH ${lockHeld('$1', '$4', '$5')}, taken AS (
   DELETE FROM ${table} WHERE session_key = $1 AND ${ifHeld} RETURNING data, expires_at > ${ms('$2')} AS live
 ), marked AS (
@@ -233,8 +233,10 @@ DECLARE
 BEGIN
   -- Commits and takes of one session run one after the other (a new session has no row to lock yet).
   PERFORM ${sessionLock('p_key')};
-  -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call.
-  SELECT data INTO v_old FROM ${table} WHERE session_key = p_key AND expires_at > to_timestamp(p_now_ms / 1000) FOR UPDATE;
+  -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call. An expired row not yet
+  -- pruned is locked too (and read as no session): every statement locks a key's row before its ended mark.
+  SELECT CASE WHEN expires_at > to_timestamp(p_now_ms / 1000) THEN data END INTO v_old
+    FROM ${table} WHERE session_key = p_key FOR UPDATE;
   -- session.lock: applies only while the request's token still holds the session's lock, unexpired in the
   -- database's clock. FOR SHARE keeps it so until this transaction ends: a request taking the lock over waits,
   -- then reads this write.
@@ -310,10 +312,6 @@ BEGIN
     DELETE FROM ${table} WHERE session_key = p_key
       AND (v_old IS NOT NULL OR expires_at <= to_timestamp(p_now_ms / 1000));
   ELSE
-    -- A session made afresh under the key: an ended mark left there earlier must not turn its own requests away.
-    IF v_old IS NULL THEN
-      DELETE FROM ${endedTable} WHERE session_key = p_key;
-    END IF;
     -- The expiry moves only when more than a slide step (a twentieth of the idle timeout, at most a minute)
     -- behind: most commits then leave every indexed column alone, and PostgreSQL updates the row in place (HOT).
     INSERT INTO ${table} AS t (session_key, data, expires_at) VALUES (p_key, v_new, to_timestamp(p_expires_ms / 1000))
@@ -323,6 +321,11 @@ BEGIN
                     THEN (t.data - p_removed) || p_set ELSE EXCLUDED.data END,
         expires_at = CASE WHEN t.expires_at < to_timestamp((p_expires_ms - least(60000, (p_expires_ms - p_now_ms) / 20)) / 1000)
                           THEN EXCLUDED.expires_at ELSE t.expires_at END;
+    -- A session made afresh under the key: an ended mark left there earlier must not turn its own requests away.
+    -- After the row's write, as every statement locks a key's row before its mark (no deadlock with setOnly).
+    IF v_old IS NULL THEN
+      DELETE FROM ${endedTable} WHERE session_key = p_key;
+    END IF;
   END IF;
   RETURN ARRAY[1, v_db_ms];
 END

@@ -145,10 +145,11 @@ export class PostgresConnection {
     PostgresConnection.guard(this.pool, client);
     try {
       // A first reading of the database's clock, before the first commit needs a deadline in it.
-      const { rows } = await client.query<{ now: string }>(
-        'SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now',
+      const { rows } = await client.query<{ now: string; isolation: string }>(
+        "SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now, current_setting('transaction_isolation') AS isolation",
       );
       this.databaseClock.observe(Number(rows[0].now));
+      if (rows[0].isolation !== 'read committed') throw this.isolationFailure(rows[0].isolation);
       await this.prepareSchema(client);
       client.release();
     } catch (error) {
@@ -229,6 +230,22 @@ export class PostgresConnection {
           'EXECUTE on the functions as docs/postgres.md lists.',
       );
     }
+  }
+
+  /**
+   * The store's statements each read what committed before them, and its functions each of their statements
+   * afresh (a take that waited for a commit of its session takes what it stored): PostgreSQL's default isolation,
+   * read committed. Under a stricter default, a sign-in racing a write would lose the write without an error.
+   */
+  private isolationFailure(isolation: string): PostgresConfigurationError {
+    const source = this.options.pool ? 'pool' : 'connectionString';
+    return new PostgresConfigurationError(
+      `PostgreSQL at ${this.options.where} runs the session store's statements at the isolation level "${isolation}" ` +
+        `(default_transaction_isolation of the database, of the user of postgres.${source}, or of its connections), ` +
+        "but the store needs read committed, PostgreSQL's default: set default_transaction_isolation to " +
+        "'read committed' for that user (ALTER ROLE <user> SET default_transaction_isolation = 'read committed'), " +
+        'or give the session module connections of its own that use it.',
+    );
   }
 
   private schemaFailure(error: unknown): PostgresConfigurationError {
@@ -439,7 +456,7 @@ function missingParts(
   ];
   const earlier =
     !found.has_function || !found.has_take_function || !found.has_locks_table || !found.has_ended_table
-      ? ` (a database set up for an earlier version, whose function is "${tableName}_commit_v1", lacks them)`
+      ? ` (a database set up for an earlier version, whose function is "${tableName}_commit_v1" or "${tableName}_commit_v2", lacks them)`
       : '';
   return `${missing.join(', ')}${earlier}`;
 }

@@ -230,7 +230,7 @@ export interface SessionStore {
   readonly throwOnError: boolean;
   /**
    * True when the store's `commit` honours {@link SessionChanges.refuseIfMovedWithinMs} and its `take`
-   * {@link EndedSessionMark.refuseIfMovedWithinMs}, each in its atomic step (the memory and Redis stores): a request
+   * {@link EndedSessionMark.refuseIfMovedWithinMs}, each in its atomic step (the memory, Redis and PostgreSQL stores): a request
    * that found no session under its cookie's key then writes one there (or moves it) without first reading the key's
    * mark ({@link endingOf}), so a move landing between a read and the write cannot slip through. A subclass that
    * replaces `commit` or `take` without calling the class's own must set it false.
