@@ -1,5 +1,5 @@
 // `npm pack` / `npm publish` of libs/session-state run this (its prepack script), so a tarball always
-// carries a fresh build: dist/ rebuilt from src/, and the repository's README, LICENSE, CHANGELOG and
+// carries a fresh build: dist/ rebuilt from src/ (the ES modules, and the CommonJS build in dist/cjs), and the repository's README, LICENSE, CHANGELOG and
 // docs copied beside it. Links in the copied Markdown that point at files the package does not ship
 // (the benchmark, contributor docs, screenshots) become plain text, so none is broken in the tarball.
 import { execFileSync } from 'node:child_process';
@@ -16,6 +16,7 @@ const COPIED = ['README.md', 'LICENSE', 'CHANGELOG.md'];
 rmSync(join(PACKAGE, 'dist'), { recursive: true, force: true });
 const tsc = createRequire(join(ROOT, 'package.json')).resolve('typescript/bin/tsc');
 execFileSync(process.execPath, [tsc, '-p', join(PACKAGE, 'tsconfig.lib.json')], { stdio: 'inherit' });
+execFileSync(process.execPath, [join(ROOT, 'scripts/build-cjs.mjs')], { stdio: 'inherit' });
 
 for (const name of COPIED) {
   if (!existsSync(join(ROOT, name)))

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { jest } from '@jest/globals';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestDatabase } from '../support/postgres/index.js';
@@ -63,9 +63,38 @@ afterAll(async () => {
   rmSync(packDir, { recursive: true, force: true });
 });
 
-/** The README's Quick start as ESM and CommonJS, and with the redis and postgres options but without their peers. */
+/**
+ * A CommonJS app's Jest test as `nest new` makes one for Nest 11 (Jest in its default CommonJS mode, no
+ * --experimental-vm-modules), of the Quick start's module: Jest's own module loader requires the package.
+ */
+const JEST_TEST = `const { NestFactory } = require('@nestjs/core');
+const { AppModule } = require('./main.js');
+
+test('the counter counts', async () => {
+  const app = await NestFactory.create(AppModule, { logger: false });
+  await app.listen(0, '127.0.0.1');
+  const url = await app.getUrl();
+  const counts = [];
+  let cookie = '';
+  for (let i = 0; i < 3; i++) {
+    const response = await fetch(url + '/counter', { headers: cookie ? { cookie } : {} });
+    const set = response.headers.getSetCookie().map((c) => c.split(';')[0]);
+    if (set.length > 0) cookie = set.join('; ');
+    counts.push((await response.json()).count);
+  }
+  await app.close();
+  expect(counts).toEqual([1, 2, 3]);
+  expect(require.resolve('nest-session-state')).toMatch(/dist[\\\\/]cjs[\\\\/]index\\.js$/);
+});
+`;
+
+/**
+ * The README's Quick start as ESM and CommonJS, and with the redis and postgres options but without their peers;
+ * on Nest 11, its module under a CommonJS Jest test as well.
+ */
 async function prepareQuickStart(nestMajor: number): Promise<PreparedApp> {
-  const app = await ConsumerApp.create(nestMajor, tarball);
+  const jest = nestMajor === 11 ? ['jest@^30.0.0'] : [];
+  const app = await ConsumerApp.create(nestMajor, tarball, ...jest);
   const project: Record<string, string> = {};
   for (const system of SYSTEMS)
     project[system] = app.addProject(`quick-start-${system}`, system, QUICK_START);
@@ -80,7 +109,13 @@ async function prepareQuickStart(nestMajor: number): Promise<PreparedApp> {
     "SessionModule.forRoot({ postgres: { connectionString: 'postgres://127.0.0.1:1/app' } })",
   );
   project.postgres = app.addProject('postgres-without-pg', 'esm', withPostgres);
+  if (jest.length > 0) {
+    const exported = QUICK_START.replace('void bootstrap();', 'export { AppModule, bootstrap };');
+    expect(exported).not.toBe(QUICK_START);
+    project.jest = app.addProject('jest-cjs', 'cjs', exported);
+  }
   await app.compile();
+  if (project.jest) writeFileSync(join(project.jest, 'counter.test.js'), JEST_TEST);
   return { app, project };
 }
 
@@ -135,8 +170,16 @@ describe('the packed tarball', () => {
       expect(files).toContain(file);
     }
     for (const entry of ['index', 'redis', 'postgres', 'terminus']) {
-      expect(files).toEqual(expect.arrayContaining([`dist/${entry}.js`, `dist/${entry}.d.ts`]));
+      expect(files).toEqual(
+        expect.arrayContaining([
+          `dist/${entry}.js`,
+          `dist/${entry}.d.ts`,
+          `dist/cjs/${entry}.js`,
+          `dist/cjs/${entry}.d.ts`,
+        ]),
+      );
     }
+    expect(files).toContain('dist/cjs/package.json');
     expect(files.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.spec.js'))).toEqual([]);
   });
@@ -180,12 +223,24 @@ describe('the packed tarball', () => {
       expect((manifest.keywords as string[]).length).toBeGreaterThan(3);
       expect(manifest.dependencies ?? {}).not.toHaveProperty('ioredis');
       expect(manifest.dependencies ?? {}).not.toHaveProperty('pg');
-      const exported = manifest.exports as Record<string, Record<string, string>>;
-      // `default`, not only `import`: CommonJS apps require() it (Node >= 20.19 loads ES modules so).
-      expect(exported['.'].default).toBe('./dist/index.js');
-      expect(exported['./redis'].default).toBe('./dist/redis.js');
-      expect(exported['./postgres'].default).toBe('./dist/postgres.js');
-      expect(exported['./terminus'].default).toBe('./dist/terminus.js');
+      const exported = manifest.exports as Record<string, Record<string, Record<string, string>>>;
+      // import: the ES build; require: the CommonJS build (Jest's CommonJS loader cannot require ES modules);
+      // default, for any other resolver: the ES build. Each with its declarations.
+      for (const [entry, file] of [
+        ['.', 'index'],
+        ['./redis', 'redis'],
+        ['./postgres', 'postgres'],
+        ['./terminus', 'terminus'],
+      ]) {
+        expect(exported[entry]).toEqual({
+          import: { types: `./dist/${file}.d.ts`, default: `./dist/${file}.js` },
+          require: { types: `./dist/cjs/${file}.d.ts`, default: `./dist/cjs/${file}.js` },
+          default: { types: `./dist/${file}.d.ts`, default: `./dist/${file}.js` },
+        });
+      }
+      expect(JSON.parse(readFileSync(join(dir, 'dist/cjs/package.json'), 'utf8'))).toEqual({
+        type: 'commonjs',
+      });
       expect(manifest.peerDependenciesMeta).toMatchObject({
         '@nestjs/terminus': { optional: true },
         '@opentelemetry/api': { optional: true },
@@ -255,6 +310,22 @@ describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-s
       await running.stop();
     }
   });
+
+  it('a CommonJS app requires the CommonJS build (dist/cjs), an ES module app imports the ES build', async () => {
+    const resolved = await app.node(['-p', "require.resolve('nest-session-state')"], project.cjs);
+    expect(resolved.trim()).toBe(join(app.dir, 'node_modules/nest-session-state/dist/cjs/index.js'));
+    const imported = await app.node(
+      ['--input-type=module', '-e', "console.log(import.meta.resolve('nest-session-state'))"],
+      project.esm,
+    );
+    expect(imported.trim()).toMatch(/\/node_modules\/nest-session-state\/dist\/index\.js$/);
+  });
+
+  if (nestMajor === 11)
+    it("runs a test of the app in Jest's default CommonJS mode (a Nest 11 app's tests: Jest's own loader requires the package)", async () => {
+      const output = await app.node([join(app.dir, 'node_modules/jest/bin/jest.js'), '--ci'], project.jest);
+      expect(output).toMatch(/Tests:\s+1 passed, 1 total/);
+    });
 
   it.each([
     ['redis', 'ioredis'],

@@ -155,6 +155,24 @@ export class ConsumerApp {
     }
   }
 
+  /**
+   * Runs `node <args>` in `cwd` (a folder of this app; the app's own by default) with a user's environment (no
+   * NODE_OPTIONS: no VM modules for Jest), resolving with what it printed; a failure carries its output.
+   */
+  async node(args: string[], cwd = this.dir): Promise<string> {
+    try {
+      const { stdout, stderr } = await run(process.execPath, args, {
+        cwd,
+        env: userEnv({ NO_COLOR: '1' }),
+        maxBuffer: 8 * 1024 * 1024,
+      });
+      return stdout + stderr;
+    } catch (error) {
+      const { stdout, stderr } = error as { stdout?: string; stderr?: string };
+      throw new Error(`node ${args.join(' ')} failed in ${cwd}:\n${stdout ?? ''}${stderr ?? ''}`);
+    }
+  }
+
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }

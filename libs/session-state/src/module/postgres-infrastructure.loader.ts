@@ -1,4 +1,5 @@
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
+import { isMissingPackage } from './missing-package.js';
 import type { DistributedCache } from '../cache/distributed-cache.interface.js';
 import type { ResolvedPostgresOptions } from '../cache/postgres/postgres-session.options.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
@@ -17,8 +18,7 @@ export async function loadPostgresInfrastructure(): Promise<{
   try {
     return await import('./postgres-infrastructure.js');
   } catch (error) {
-    const { code, message } = error as { code?: string; message?: string };
-    if (code === 'ERR_MODULE_NOT_FOUND' && /['"]pg['"]/.test(message ?? '')) {
+    if (isMissingPackage(error, 'pg')) {
       throw new SessionConfigurationError(
         'SessionModule option postgres needs the pg package, which is not installed. ' +
           'Run npm install pg (an optional peer dependency: apps on other stores do without it).',

@@ -8,6 +8,7 @@ import { CacheSessionStore } from '../session/stores/cache-session.store.js';
 import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { SessionModuleOptions } from './session-module.options.js';
+import { isMissingPackage } from './missing-package.js';
 import { tempDataCookieBudgetWarning } from '../temp-data/temp-data-cookie.budget.js';
 import {
   resolveSessionOptions,
@@ -144,8 +145,7 @@ async function loadRedisInfrastructure(): Promise<{
   try {
     return await import('./redis-infrastructure.js');
   } catch (error) {
-    const { code, message } = error as { code?: string; message?: string };
-    if (code === 'ERR_MODULE_NOT_FOUND' && /['"]ioredis['"]/.test(message ?? '')) {
+    if (isMissingPackage(error, 'ioredis')) {
       throw new SessionConfigurationError(
         'SessionModule option redis needs the ioredis package, which is not installed. ' +
           'Run npm install ioredis (an optional peer dependency: apps on the memory store do without it).',
