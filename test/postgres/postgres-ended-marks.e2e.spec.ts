@@ -214,9 +214,11 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     }
   });
 
+  /** A request that found no session under `key` starts one there holding `cart`, refused after a move `within` ms old. */
+  const start = (key: string, within = 5_000) =>
+    store.commit(key, commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: within }), IDLE);
+
   it('a start under a key found empty, with a refuse window: a move at most that old refuses it (SessionMovedError), nothing stored; an older move, an abandon or none lets it start there', async () => {
-    const start = (key: string, within: number) =>
-      store.commit(key, commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: within }), IDLE);
     await seeded('started');
     await store.take('started', KEEP); // another tab signs in
     clock.advance(3_000);
@@ -265,11 +267,7 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     try {
       const now = clock.now();
       await signIn.query(counted.connection.sql.take, ['raced-take', now, now + IDLE, null, null, 5_000]);
-      const started = store.commit(
-        'raced-take',
-        commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: 5_000 }),
-        IDLE,
-      );
+      const started = start('raced-take');
       expect(await stillWaiting(started)).toBe(true);
       await signIn.done();
       await expect(started).rejects.toBeInstanceOf(SessionMovedError);
@@ -328,11 +326,7 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
       await holder.query('SELECT 1 FROM nest_sessions WHERE session_key = $1 FOR UPDATE', ['expired-row']);
       const removed = store.remove('expired-row', KEEP);
       expect(await stillWaiting(removed)).toBe(true);
-      const started = store.commit(
-        'expired-row',
-        commitOf({ cart: 'item' }, false, { refuseIfMovedWithinMs: 5_000 }),
-        IDLE,
-      );
+      const started = start('expired-row');
       expect(await stillWaiting(started)).toBe(true);
       await holder.done();
       expect(await Promise.allSettled([removed, started])).toEqual([

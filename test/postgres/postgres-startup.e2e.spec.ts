@@ -49,6 +49,22 @@ async function startupError(options: SessionModuleOptions): Promise<{ error: Err
   throw new Error('startup succeeded');
 }
 
+/** The SQL blocks of docs/postgres.md, as a user copies them: the schema script, then the grants. */
+function docsSql(): string[] {
+  const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
+  return [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+}
+
+/** Starts an app with `options` and reads the counter once: it starts, and its first request counts 1. */
+async function countsOnce(options: Pick<SessionModuleOptions, 'postgres' | 'session'>): Promise<void> {
+  const { app, url } = await startSessionApp({ secrets: SECRETS, ...options });
+  try {
+    await request(url).get('/counter').expect(200, { count: 1 });
+  } finally {
+    await app.close();
+  }
+}
+
 describe('postgres options refused before connecting', () => {
   /** Nothing listens here: a module that tried to connect would fail differently (ECONNREFUSED). */
   let closed: string;
@@ -257,17 +273,11 @@ describe('a database that cannot be used fails startup, naming the option', () =
       `GRANT SELECT, INSERT, UPDATE, DELETE ON owned, owned_users, owned_locks, owned_ended TO ${db.name}_app`,
     );
     await db.query(`GRANT EXECUTE ON FUNCTION owned_commit_v3, owned_take_v1 TO ${db.name}_app`);
-    const { app, url } = await startSessionApp({ secrets: SECRETS, postgres: ownedAsAppUser() });
-    try {
-      await request(url).get('/counter').expect(200, { count: 1 });
-    } finally {
-      await app.close();
-    }
+    await countsOnce({ postgres: ownedAsAppUser() });
   });
 
   it('the hand-migration SQL of docs/postgres.md, run as written, serves a user that may not create tables', async () => {
-    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
-    const blocks = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    const blocks = docsSql();
     expect(blocks).toHaveLength(2); // the schema, then the grants
     await db.query(blocks[0]);
     await db.query(blocks[1].replaceAll('app_user', `${db.name}_app`));
@@ -289,8 +299,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
   });
 
   it('a database set up for the previous version (commit_v1, no _locks, no _ended): createTable false names what is missing; the docs script and grants bring it up to date', async () => {
-    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
-    const [schema, grants] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    const [schema, grants] = docsSql();
     const v1 = previousVersion(schema, 'old');
     await db.query(v1);
     await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON old, old_users TO ${db.name}_app`);
@@ -332,19 +341,12 @@ describe('a database that cannot be used fails startup, naming the option', () =
   });
 
   it('a database set up for the previous version, with createTable: creates the _locks and _ended tables, _commit_v3 beside commit_v1, and _take_v1', async () => {
-    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
-    const [schema] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    const [schema] = docsSql();
     await db.query(previousVersion(schema, 'older'));
-    const { app, url } = await startSessionApp({
-      secrets: SECRETS,
+    await countsOnce({
       postgres: { connectionString: db.url(), tableName: 'older' },
       session: { lock: true },
     });
-    try {
-      await request(url).get('/counter').expect(200, { count: 1 });
-    } finally {
-      await app.close();
-    }
     expect(
       await db.query(
         `SELECT to_regclass('older_locks') IS NOT NULL AS locks, to_regclass('older_ended') IS NOT NULL AS ended,
@@ -355,8 +357,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
   });
 
   it('a database set up by the development build before the take function (_commit_v2, no _take_v1): createTable false names the two functions; createTable adds them', async () => {
-    const doc = readFileSync(new URL('../../docs/postgres.md', import.meta.url), 'utf8');
-    const [schema] = [...doc.matchAll(/```sql\n([\s\S]*?)\n```/g)].map((m) => m[1]);
+    const [schema] = docsSql();
     const v2 = schema
       .replaceAll('nest_sessions', 'mid')
       .replaceAll('_commit_v3', '_commit_v2')
@@ -369,12 +370,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
       'has no function "public"."mid_commit_v3", function "public"."mid_take_v1" (a database set up for an earlier ' +
         'version, whose function is "mid_commit_v1" or "mid_commit_v2", lacks them), and postgres.createTable is false',
     );
-    const { app, url } = await startSessionApp({ secrets: SECRETS, postgres });
-    try {
-      await request(url).get('/counter').expect(200, { count: 1 });
-    } finally {
-      await app.close();
-    }
+    await countsOnce({ postgres });
     expect(
       await db.query(
         `SELECT count(*)::int AS functions FROM pg_proc WHERE proname IN ('mid_commit_v2', 'mid_commit_v3', 'mid_take_v1')`,
