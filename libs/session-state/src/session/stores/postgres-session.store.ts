@@ -319,9 +319,8 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
   /**
    * Deletes the session and answers what it held: one call of the take function (the session's advisory lock, then
    * one `DELETE ... RETURNING`); with `mark` (`regenerate()`), the moved mark `m` for `keepMs` (app's clock) is left
-   * in the same statement (a CTE). With the mark's `lockToken`,
-   * the statement checks the lock row first and takes nothing when the token no longer holds it
-   * (SessionLockLostError).
+   * in the same statement (a CTE). With the mark's `lockToken`, the statement checks the lock row first and takes
+   * nothing when the token no longer holds it (SessionLockLostError).
    */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
     const now = this.connection.options.clock.now();
