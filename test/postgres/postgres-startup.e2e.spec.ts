@@ -433,6 +433,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
         pruneIntervalInMilliseconds: 0,
         pruneBatchSize: 10,
         clock: new ManualClock(Date.now()),
+        preparedStatements: false,
       },
     });
     try {

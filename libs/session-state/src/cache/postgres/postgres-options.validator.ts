@@ -94,7 +94,7 @@ export function resolvePostgresOptions(options: PostgresSessionOptions): Resolve
   ) {
     fail('PostgreSQL option postgres.pool must be a pg Pool.');
   }
-  for (const flag of ['createTable', 'throwOnError'] as const) {
+  for (const flag of ['createTable', 'throwOnError', 'preparedStatements'] as const) {
     if (options[flag] !== undefined && typeof options[flag] !== 'boolean') {
       fail(
         `PostgreSQL option postgres.${flag} must be true or false (got ${describeOptionValue(options[flag])}).`,
@@ -141,5 +141,6 @@ export function resolvePostgresOptions(options: PostgresSessionOptions): Resolve
     ),
     pruneBatchSize: integerOption('pruneBatchSize', options.pruneBatchSize, 1000, 1, 1_000_000),
     clock: options.clock ?? systemClock,
+    preparedStatements: options.preparedStatements ?? true,
   };
 }

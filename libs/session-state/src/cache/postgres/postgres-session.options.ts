@@ -68,6 +68,13 @@ export interface PostgresSessionOptions {
   pruneBatchSize?: number | undefined;
   /** Where expiry reads the time; replace it in tests to control expiry exactly. Default: the system clock. */
   clock?: Clock | undefined;
+  /**
+   * `true` (default): the store's statements are named prepared statements, parsed once per connection. `false`:
+   * sent unnamed, parsed on every call, for a pooler in transaction mode (PgBouncer with `pool_mode = transaction`
+   * before 1.21 or without `max_prepared_statements`, Supavisor, a cloud provider's pooled endpoint), which hands each
+   * transaction any server connection, where a named statement prepared on another one does not exist.
+   */
+  preparedStatements?: boolean | undefined;
 }
 
 /** The names of {@link PostgresSessionOptions}, for the startup check of unknown names. */
@@ -85,6 +92,7 @@ export const POSTGRES_OPTION_NAMES = optionNames<PostgresSessionOptions>({
   pruneIntervalInMilliseconds: true,
   pruneBatchSize: true,
   clock: true,
+  preparedStatements: true,
 });
 
 /** pg's and connect-pg-simple's names for options that are spelt differently here. */
@@ -119,4 +127,5 @@ export interface ResolvedPostgresOptions {
   readonly pruneInterval: number;
   readonly pruneBatchSize: number;
   readonly clock: Clock;
+  readonly preparedStatements: boolean;
 }

@@ -287,8 +287,8 @@ export class PostgresConnection {
   }
 
   /**
-   * Runs one statement (a named, prepared one: parsed once per connection) on a pooled connection,
-   * bounded by the operation timeout. Rejects with {@link PostgresOperationError}.
+   * Runs one statement (a named, prepared one: parsed once per connection; unnamed without `preparedStatements`)
+   * on a pooled connection, bounded by the operation timeout. Rejects with {@link PostgresOperationError}.
    */
   execute<R extends pg.QueryResultRow>(
     name: string,
@@ -311,7 +311,11 @@ export class PostgresConnection {
         release(false);
         throw new Error('timed out');
       }
-      const result = await connected.query<R>({ name: `${this.statementPrefix}${name}`, text, values });
+      const result = await connected.query<R>(
+        this.options.preparedStatements
+          ? { name: `${this.statementPrefix}${name}`, text, values }
+          : { text, values },
+      );
       release(false);
       return result;
     });
