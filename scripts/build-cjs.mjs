@@ -2,7 +2,8 @@
 // the package's `require` export condition. Node loads the ES build through require() too (require(esm)), but
 // Jest's CommonJS mode (a Nest 11 app's tests) has its own module loader, which cannot; dist/cjs serves it.
 // The same sources and program options, emitted as CommonJS, declarations included (read as CommonJS in this
-// folder, so a CommonJS app type-checks against what it runs, with any TypeScript `module` setting). The one ES-only
+// folder, so a CommonJS app resolving with node16 or nodenext type-checks against what it runs; node10 reads the ES
+// build's, which are the same). The one ES-only
 // construct, `import.meta.url`, becomes the file URL of `__filename`. Run by `npm run build` and by the package's
 // prepack (scripts/prepare-package.mjs).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
