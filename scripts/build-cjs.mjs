@@ -27,7 +27,8 @@ const config = ts.getParsedCommandLineOfConfigFile(
 const options = {
   ...config.options,
   module: ts.ModuleKind.CommonJS,
-  moduleResolution: ts.ModuleResolutionKind.Node10,
+  // Resolution only: imports are emitted as written (`./x.js`). node10 is deprecated in TypeScript 6 (TS5107).
+  moduleResolution: ts.ModuleResolutionKind.Bundler,
   outDir: OUT,
   // The ES build type-checks these sources; here only the emit differs.
   noCheck: true,
@@ -72,9 +73,12 @@ function fail(diagnostics) {
 rmSync(OUT, { recursive: true, force: true });
 const program = ts.createProgram(config.fileNames, options);
 const result = program.emit(undefined, undefined, undefined, false, { before: [importMetaUrl] });
-const errors = [...program.getSyntacticDiagnostics(), ...result.diagnostics].filter(
-  (d) => d.category === ts.DiagnosticCategory.Error,
-);
+const errors = [
+  ...config.errors,
+  ...program.getOptionsDiagnostics(),
+  ...program.getSyntacticDiagnostics(),
+  ...result.diagnostics,
+].filter((d) => d.category === ts.DiagnosticCategory.Error);
 if (errors.length > 0) fail(errors);
 mkdirSync(OUT, { recursive: true });
 // The folder's files are CommonJS although the package is "type": "module".

@@ -251,15 +251,25 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
       },
     };
   };
-  /** Whether `promise` is still pending 200 ms later (waiting for a lock). */
-  const stillWaiting = async (promise: Promise<unknown>) => {
+  /**
+   * Whether `promise` is still pending once `n` statements of this database wait for a lock (pg_stat_activity): its
+   * statement reached the database and queues there, so what is sent next queues behind it. Throws after 5 s.
+   */
+  const blockedBehind = async (promise: Promise<unknown>, n: number) => {
     let settled = false;
     void promise.then(
       () => (settled = true),
       () => (settled = true),
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    return !settled;
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const [{ waiting }] = await db.query<{ waiting: number }>(
+        "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+      );
+      if (waiting >= n) return !settled;
+      if (settled || Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   };
 
   it("a sign-in's take, not yet committed, and a start under the same empty key: the start waits for it, then sees its mark and is refused", async () => {
@@ -268,7 +278,7 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
       const now = clock.now();
       await signIn.query(counted.connection.sql.take, ['raced-take', now, now + IDLE, null, null, 5_000]);
       const started = start('raced-take');
-      expect(await stillWaiting(started)).toBe(true);
+      expect(await blockedBehind(started, 1)).toBe(true);
       await signIn.done();
       await expect(started).rejects.toBeInstanceOf(SessionMovedError);
       expect(await row('raced-take')).toBeUndefined();
@@ -300,7 +310,7 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
       ]);
       expect(rows[0].reply[0]).toBe(1);
       const taken = store.take('raced-start', { ...KEEP, refuseIfMovedWithinMs: 5_000 });
-      expect(await stillWaiting(taken)).toBe(true);
+      expect(await blockedBehind(taken, 1)).toBe(true);
       await start.done();
       expect((await taken)?.get('cart')?.toString()).toBe('item');
       expect(await row('raced-start')).toBeUndefined();
@@ -325,9 +335,9 @@ describe('ended-session marks on the PostgreSQL store (statements)', () => {
     try {
       await holder.query('SELECT 1 FROM nest_sessions WHERE session_key = $1 FOR UPDATE', ['expired-row']);
       const removed = store.remove('expired-row', KEEP);
-      expect(await stillWaiting(removed)).toBe(true);
+      expect(await blockedBehind(removed, 1)).toBe(true);
       const started = start('expired-row');
-      expect(await stillWaiting(started)).toBe(true);
+      expect(await blockedBehind(started, 2)).toBe(true);
       await holder.done();
       expect(await Promise.allSettled([removed, started])).toEqual([
         { status: 'fulfilled', value: undefined },

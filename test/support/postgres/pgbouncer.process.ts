@@ -46,6 +46,8 @@ export class PgBouncerProcess {
         `default_pool_size = ${options.serverConnections}`,
         // pg's pool sends statement_timeout with the startup packet; PgBouncer refuses unknown startup parameters.
         'ignore_startup_parameters = statement_timeout,extra_float_digits',
+        // TCP only: no Unix socket left in /tmp.
+        'unix_socket_dir =',
         '',
       ].join('\n'),
     );
@@ -56,10 +58,17 @@ export class PgBouncerProcess {
     const child = spawn(PGBOUNCER, [...(asRoot ? ['-u', 'nobody'] : []), join(dir, 'pgbouncer.ini')], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Not installed (ENOENT): reported by listening() with the output, not as an uncaught error.
+    child.on('error', (error) => (output += `${PGBOUNCER}: ${error.message}\n`));
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const bouncer = new PgBouncerProcess(child, dir, port, () => output);
-    await bouncer.listening(10_000);
+    try {
+      await bouncer.listening(10_000);
+    } catch (error) {
+      await bouncer.stop();
+      throw error;
+    }
     return bouncer;
   }
 
@@ -80,19 +89,21 @@ export class PgBouncerProcess {
         socket.once('error', () => done(false));
       });
       if (accepted) return;
-      if (this.child.exitCode !== null || Date.now() > deadline) {
-        this.child.kill('SIGKILL');
+      if (this.child.exitCode !== null || this.child.pid === undefined || Date.now() > deadline) {
         throw new Error(`pgbouncer did not listen on ${this.port}:\n${this.output()}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
   }
 
+  /** SIGINT (PgBouncer's fast shutdown), SIGKILL after 5 s; the config folder goes either way. */
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
+    if (this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null) {
       const exited = new Promise((resolve) => this.child.once('exit', resolve));
       this.child.kill('SIGINT');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
       await exited;
+      clearTimeout(timer);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }

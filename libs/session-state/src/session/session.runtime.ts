@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { readCookie, readCookieValues } from '../http/cookie-header.js';
 import type { HttpExchange } from '../http/http-exchange.js';
 import { RateLimitedLog } from '../http/rate-limited-log.js';
+import { isLoopbackHost } from '../http/loopback-host.js';
 import type { CookieAttributes } from '../http/set-cookie.js';
 import { systemClock, type Clock } from '../cache/clock.js';
 import { Deadlines } from '../cache/deadlines.js';
@@ -208,21 +209,4 @@ export class SessionRuntime {
   forgetSlide(sessionKey: string): void {
     this.slid.delete(sessionKey);
   }
-}
-
-/**
- * A `Host` that browsers treat as a secure context over plain HTTP (localhost, `*.localhost`, 127.0.0.0/8, `[::1]`):
- * they accept Secure cookies from it. Unknown (no header) counts as loopback: nothing to warn about for sure.
- */
-function isLoopbackHost(host: string | undefined): boolean {
-  if (host === undefined) return true;
-  const name = (
-    host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]
-  ).toLowerCase();
-  return (
-    name === 'localhost' ||
-    name.endsWith('.localhost') ||
-    name === '[::1]' ||
-    /^127(\.\d{1,3}){3}$/.test(name)
-  );
 }

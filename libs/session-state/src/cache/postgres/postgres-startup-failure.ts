@@ -44,3 +44,23 @@ export function describePostgresStartupFailure(
 
 /** Messages from pg may quote a connection string; never its password. */
 export const redact = redactCredentials;
+
+/**
+ * The database runs the store's statements at `isolation`, not read committed. The store's statements each read what
+ * committed before them, and its functions each of their statements afresh (a take that waited for a commit of its
+ * session takes what it stored): PostgreSQL's default. Under a stricter default, a sign-in racing a write would lose
+ * the write without an error.
+ */
+export function isolationFailure(
+  isolation: string,
+  options: ResolvedPostgresOptions,
+): PostgresConfigurationError {
+  const source = options.pool ? 'pool' : 'connectionString';
+  return new PostgresConfigurationError(
+    `PostgreSQL at ${options.where} runs the session store's statements at the isolation level "${isolation}" ` +
+      `(default_transaction_isolation of the database, of the user of postgres.${source}, or of its connections), ` +
+      "but the store needs read committed, PostgreSQL's default: set default_transaction_isolation to " +
+      "'read committed' for that user (ALTER ROLE <user> SET default_transaction_isolation = 'read committed'), " +
+      'or give the session module connections of its own that use it.',
+  );
+}

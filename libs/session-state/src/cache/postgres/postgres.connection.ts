@@ -4,7 +4,7 @@ import pg from 'pg';
 import { Deadlines } from '../deadlines.js';
 import { RedisClock } from '../redis/redis-clock.js';
 import { PostgresConfigurationError, PostgresOperationError } from '../../errors/postgres.errors.js';
-import { describePostgresStartupFailure, redact } from './postgres-startup-failure.js';
+import { describePostgresStartupFailure, isolationFailure, redact } from './postgres-startup-failure.js';
 import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './postgres-session.sql.js';
 import { missingGrants } from './postgres-grants.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
@@ -149,7 +149,7 @@ export class PostgresConnection {
         "SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now, current_setting('transaction_isolation') AS isolation",
       );
       this.databaseClock.observe(Number(rows[0].now));
-      if (rows[0].isolation !== 'read committed') throw this.isolationFailure(rows[0].isolation);
+      if (rows[0].isolation !== 'read committed') throw isolationFailure(rows[0].isolation, this.options);
       await this.prepareSchema(client);
       client.release();
     } catch (error) {
@@ -230,22 +230,6 @@ export class PostgresConnection {
           'EXECUTE on the functions as docs/postgres.md lists.',
       );
     }
-  }
-
-  /**
-   * The store's statements each read what committed before them, and its functions each of their statements
-   * afresh (a take that waited for a commit of its session takes what it stored): PostgreSQL's default isolation,
-   * read committed. Under a stricter default, a sign-in racing a write would lose the write without an error.
-   */
-  private isolationFailure(isolation: string): PostgresConfigurationError {
-    const source = this.options.pool ? 'pool' : 'connectionString';
-    return new PostgresConfigurationError(
-      `PostgreSQL at ${this.options.where} runs the session store's statements at the isolation level "${isolation}" ` +
-        `(default_transaction_isolation of the database, of the user of postgres.${source}, or of its connections), ` +
-        "but the store needs read committed, PostgreSQL's default: set default_transaction_isolation to " +
-        "'read committed' for that user (ALTER ROLE <user> SET default_transaction_isolation = 'read committed'), " +
-        'or give the session module connections of its own that use it.',
-    );
   }
 
   private schemaFailure(error: unknown): PostgresConfigurationError {
