@@ -36,6 +36,13 @@ export function describePostgresStartupFailure(
       `Nothing accepts connections at ${options.where} (ECONNREFUSED): check the host and port in ${source} and that PostgreSQL runs.`,
     );
   }
+  if (code === '08P01' && /unsupported startup parameter/i.test(message)) {
+    // PgBouncer refuses startup parameters it does not know, the module's pool's statement_timeout among them.
+    return make(
+      `${at} (a pooler such as PgBouncer) refused a startup parameter of the module's pool: add ` +
+        'ignore_startup_parameters = statement_timeout to pgbouncer.ini, or pass your own pool as postgres.pool.',
+    );
+  }
   if (/SSL|TLS|certificate/i.test(message)) {
     return make(`The TLS handshake with ${at} failed: check postgres.ssl (and sslmode in ${source}).`);
   }

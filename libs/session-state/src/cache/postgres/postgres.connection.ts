@@ -5,6 +5,7 @@ import { Deadlines } from '../deadlines.js';
 import { RedisClock } from '../redis/redis-clock.js';
 import { PostgresConfigurationError, PostgresOperationError } from '../../errors/postgres.errors.js';
 import { describePostgresStartupFailure, isolationFailure, redact } from './postgres-startup-failure.js';
+import { poolerHint } from './pooler-hint.js';
 import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './postgres-session.sql.js';
 import { missingGrants } from './postgres-grants.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
@@ -343,7 +344,7 @@ export class PostgresConnection {
           error instanceof PostgresOperationError
             ? error
             : new PostgresOperationError(
-                `PostgreSQL operation ${name} failed: ${redact((error as Error).message)}`,
+                `PostgreSQL operation ${name} failed: ${redact((error as Error).message)}${poolerHint(error)}`,
                 name,
                 { cause: error },
               );
