@@ -499,7 +499,16 @@ export class SessionLifecycle implements SessionHost {
       const metrics = runtime.metrics;
       const startedAt = metrics ? metrics.now() : 0;
       // The mark turns away late commits of requests that loaded the session (SessionChanges.ofStoredSession).
-      await runtime.withIoTimeout(store.remove(this.abandonedKey, this.endedMark(this.abandonedKey)));
+      try {
+        await runtime.withIoTimeout(store.remove(this.abandonedKey, this.endedMark(this.abandonedKey)));
+      } catch (error) {
+        // Still stored. A key this response issued (a sign-in whose bind failed: signed in, not listed by
+        // UserSessions) must not reach the browser: its cookie goes as a deletion. The browser's own key keeps its
+        // cookie, so the sign-out can be sent again.
+        if (this.cookieSent && this.abandonedKey !== (this.loadedStoredKey ?? this.foundNothing))
+          this.writeCookie();
+        throw error;
+      }
       metrics?.committed(startedAt);
       this.runtime.forgetSlide(this.abandonedKey);
       this.abandonedKey = undefined;

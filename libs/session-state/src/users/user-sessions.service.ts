@@ -111,7 +111,8 @@ export class UserSessions {
    * another user moves it. Throws {@link UserSessionNotStoredError} when the session could not be stored,
    * {@link UserSessionsUnavailableError} (503) when the store fails. A bind that fails before the user's
    * index records the session abandons it (deleted, with its cookie, at the end of the request): a failed
-   * sign-in never leaves a session that is signed in but cannot be listed or revoked.
+   * sign-in never leaves a browser holding a session that is signed in but cannot be listed or revoked (should the
+   * delete fail too, the response deletes the cookie rather than send the new key).
    *
    * @returns true when the session is bound; false when it was revoked (or expired) while this request ran, or by this
    * bind itself (sign-ins at once past `maxSessionsPerUser`, this one not among the newest): nothing stays bound, the
