@@ -54,14 +54,20 @@ describe('an abandon the store fails to apply (503)', () => {
   afterAll(() => app.close());
   afterEach(() => (store.failing = false));
 
-  it('of a key this response issued (a failed sign-in): the cookie goes as a deletion, never the new key', async () => {
+  /** A browser with a stored session sends `path` while the store fails deletes: 503. Returns its cookie and the answer. */
+  const whileDeletesFail = async (path: string) => {
     const cookie = cookiePair(
       await request(url).post('/set/cart').send({ value: 'item' }).expect(200),
       COOKIE,
     );
     store.failing = true;
-    const failed = await request(url).post('/fails/sign-in').set('Cookie', cookie);
+    const failed = await request(url).post(path).set('Cookie', cookie);
     expect(failed.status).toBe(503);
+    return { cookie, failed };
+  };
+
+  it('of a key this response issued (a failed sign-in): the cookie goes as a deletion, never the new key', async () => {
+    const { failed } = await whileDeletesFail('/fails/sign-in');
     const setCookie = findSetCookie(failed, COOKIE);
     expect(setCookie).toBeDefined();
     expect(setCookie).toMatch(/^\.Nest\.Session=;/);
@@ -69,13 +75,7 @@ describe('an abandon the store fails to apply (503)', () => {
   });
 
   it("of the browser's own key (a sign-out): its cookie stays, and the sign-out sent again applies", async () => {
-    const cookie = cookiePair(
-      await request(url).post('/set/cart').send({ value: 'item' }).expect(200),
-      COOKIE,
-    );
-    store.failing = true;
-    const failed = await request(url).post('/fails/sign-out').set('Cookie', cookie);
-    expect(failed.status).toBe(503);
+    const { cookie, failed } = await whileDeletesFail('/fails/sign-out');
     expect(findSetCookie(failed, COOKIE)).toBeUndefined();
     store.failing = false;
     const retried = await request(url).post('/fails/sign-out').set('Cookie', cookie).expect(200);
