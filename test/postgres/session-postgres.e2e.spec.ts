@@ -224,6 +224,29 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
     expect((await store.load('slide', 60_000))?.get('v')?.toString()).toBe('u');
   });
 
+  it("a slide from an instance whose clock is behind never moves the expiry earlier (each instance's clock sets it)", async () => {
+    const expiresAt = async () =>
+      Number(
+        (
+          await db.query<{ at: string }>(
+            `SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS at FROM nest_sessions WHERE session_key = 'skew'`,
+          )
+        )[0].at,
+      );
+    await store.commit('skew', change('s'), 60_000);
+    const committed = clock.now() + 60_000;
+    clock.advance(-5_000); // an instance 5 s behind slides it (an untouched request)
+    try {
+      await store.refresh('skew', 60_000);
+      expect(await expiresAt()).toBeCloseTo(committed, -1);
+    } finally {
+      clock.advance(5_000);
+    }
+    clock.advance(1_000); // a slide from a clock past the last one moves it on
+    await store.refresh('skew', 60_000);
+    expect(await expiresAt()).toBeCloseTo(clock.now() + 60_000, -1);
+  });
+
   it('the prune statement can use the expiry index (no full scan needed)', async () => {
     const client = await db.admin().connect();
     try {

@@ -352,7 +352,8 @@ $fn$`,
     createSchema,
     load: `SELECT data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
     loadMany: `SELECT session_key, data, (extract(epoch FROM expires_at) * 1000)::float8 AS expires_ms FROM ${table} WHERE session_key = ANY ($1::text[]) AND expires_at > ${ms('$2')}`,
-    refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')}`,
+    // Never earlier: a slide from an instance whose clock is behind the last one's would shorten the session.
+    refresh: `UPDATE ${table} SET expires_at = ${ms('$3')} WHERE session_key = $1 AND expires_at > ${ms('$2')} AND expires_at < ${ms('$3')}`,
     // The mark and the delete in one statement (one transaction): a commit that finds the row gone sees the mark.
     remove: `WITH ${lockHeld('$1', '$3', '$4')}, marked AS (${endedMark('$1', "'a'", '$2', ifHeld)}
 ), gone AS (
