@@ -17,7 +17,7 @@ import {
   type GraphQLReply,
 } from './support/graphql-test.app.js';
 import { GRAPHQL_TEST_PROVIDERS, NAME } from './support/graphql-test.resolvers.js';
-import { SlowCommits } from '../support/commit-stores.js';
+import { CommitsFailingOn, SlowCommits } from '../support/commit-stores.js';
 
 const SECRETS = ['Gq7mK2vLx9Zc4pRt8yHn3wJd5sFb1aEu6iOe0uTy2W'];
 const APP = 'gqlfail';
@@ -254,5 +254,69 @@ describe(`GraphQL on ${TEST_PLATFORM}: a value over a session limit`, () => {
     expect(error.message).toContain('maxValueBytes');
     expect(error.path).toEqual(['setNameInPipeline']);
     expect(reply.setCookies).toEqual([]); // nothing was stored: no session was started
+  });
+});
+
+describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeline takes no other field's write with it`, () => {
+  let app: INestApplication;
+  let url: string;
+  const FAIL = 'fail-this-commit';
+  beforeAll(
+    async () =>
+      ({ app, url } = await startGraphQLApp(
+        { secrets: SECRETS, store: new CommitsFailingOn(FAIL) },
+        GRAPHQL_TEST_PROVIDERS,
+      )),
+  );
+  afterAll(() => app.close());
+
+  const established = async () => {
+    const reply = await postGraphQL(url, 'mutation { setName(name: "initial") }');
+    expect(reply.status).toBe(200);
+    return cookieOf(reply);
+  };
+  const stored = async (cookie: string) =>
+    (await postGraphQL(url, '{ other visitor { name } }', { cookie })).body;
+
+  it('alone in a mutation: the field reports the failure, the rest of the response stands', async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(url, `mutation { a: setNameInPipeline(name: "${FAIL}") t: tagged }`, {
+      cookie,
+    });
+    expect(reply.status).toBe(200);
+    expect(onlyError(reply).path).toEqual(['a']);
+    expect(reply.body.data).toEqual({ a: null, t: null });
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
+  it.each([
+    [
+      'a later field writes (it would be answered as done, its write never tried)',
+      `a: setNameInPipeline(name: "${FAIL}") x: setOther(value: "later")`,
+    ],
+    [
+      'an earlier field wrote (the failed commit carried its write)',
+      `x: setOther(value: "earlier") a: setNameInPipeline(name: "${FAIL}")`,
+    ],
+  ])('when %s: the response is the 503, no field answered as done', async (_case, fields) => {
+    const cookie = await established();
+    const reply = await postGraphQL(url, `mutation { ${fields} }`, { cookie });
+    expect(reply.status).toBe(503);
+    onlyError(reply);
+    expect(reply.body).not.toHaveProperty('data');
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
+  it('in a batch (its operations run side by side): one 503 result per operation', async () => {
+    const cookie = await established();
+    const reply = await postGraphQLBatch(
+      url,
+      [`mutation { setNameInPipeline(name: "${FAIL}") }`, 'mutation { setOther(value: "batched") }'],
+      cookie,
+    );
+    expect(reply.status).toBe(503);
+    const result = { errors: [{ message: UNAVAILABLE.message, extensions: { code: UNAVAILABLE.code } }] };
+    expect(reply.body).toEqual([result, result]);
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 });

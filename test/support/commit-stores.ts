@@ -20,3 +20,17 @@ export class FailingCommits extends MemorySessionStore {
     return Promise.reject(new Error('disk on fire'));
   }
 }
+
+/** Commits that fail when they would write a value holding `marker`: whatever else they carry fails with them. */
+export class CommitsFailingOn extends MemorySessionStore {
+  constructor(private readonly marker: string) {
+    super();
+  }
+
+  override commit(...args: Parameters<MemorySessionStore['commit']>): Promise<void> {
+    const decoder = new TextDecoder();
+    for (const value of args[1].set.values())
+      if (decoder.decode(value).includes(this.marker)) return Promise.reject(new Error('disk on fire'));
+    return super.commit(...args);
+  }
+}

@@ -16,6 +16,7 @@ import {
 /** Session keys the resolvers use. */
 export const COUNT = 'count';
 export const NAME = 'name';
+export const OTHER = 'other';
 
 /** A service that reaches the request's state only through the accessors (AsyncLocalStorage). */
 @Injectable()
@@ -98,6 +99,18 @@ export class SessionResolver {
   setNameInPipeline(@Args('name') name: string, @Session() session: Session): string {
     session.setString(NAME, name);
     return name;
+  }
+
+  /** Another value, committed at the end of the request (no interceptor). */
+  @Mutation(() => String)
+  setOther(@Args('value') value: string, @Session() session: Session): string {
+    session.setString(OTHER, value);
+    return value;
+  }
+
+  @Query(() => String, { nullable: true })
+  other(@Session() session: Session): string | null {
+    return session.getString(OTHER) ?? null;
   }
 
   /** The name, read by a service through SessionAccessor.load(). */

@@ -15,9 +15,10 @@ interface GraphQLContextLike {
   readonly reply?: { readonly request?: unknown } | null;
 }
 
-/** GraphQL's resolve info (argument 3): only the operation's kind is read. */
+/** GraphQL's resolve info (argument 3): only the operation's kind and the field's path are read. */
 interface ResolveInfoLike {
   readonly operation?: { readonly operation?: string } | null;
+  readonly path?: { readonly prev?: unknown } | null;
 }
 
 const SUBSCRIPTION =
@@ -52,6 +53,22 @@ export function graphQLRequestStateOf(context: ExecutionContext, what: string): 
   if (asObject(graphql?.req) ?? asObject(graphql?.request) ?? asObject(graphql?.reply?.request))
     return undefined;
   throw new SessionRequiresHttpError(what, 'graphql', NO_REQUEST);
+}
+
+/**
+ * Whether a failed commit right after this resolver would hold its own changes alone: a root field of a mutation
+ * (GraphQL runs those one at a time, each with its sub-fields, so no other resolver runs beside it) in a request of
+ * one operation (a batch's operations run side by side), with nothing of the session left uncommitted before it
+ * (changes another field made and reported as done would fail with it).
+ */
+export function writesAlone(context: ExecutionContext, state: RequestState): boolean {
+  const info = context.getArgByIndex<ResolveInfoLike | undefined>(3);
+  return (
+    info?.operation?.operation === 'mutation' &&
+    info.path?.prev === undefined &&
+    !Array.isArray(state.exchange.requestBody) &&
+    !state.hasUncommittedSessionChanges
+  );
 }
 
 function isSubscription(context: ExecutionContext): boolean {

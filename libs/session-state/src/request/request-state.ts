@@ -34,6 +34,11 @@ export class RequestState implements SessionOwner, TempDataHost {
   private finalized = false;
   /** The commit failed inside Nest's pipeline before the response's head was written: an exception filter answers. */
   private failedInPipeline = false;
+  /**
+   * GraphQL: a resolver's commit failed in the pipeline (its field reports the error). `alone`: the failed write
+   * held only that field's own changes (see SessionStateInterceptor); `changeCalls`: the session's count then.
+   */
+  private fieldFailure: { alone: boolean; changeCalls: number } | undefined;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
   /**
@@ -116,21 +121,47 @@ export class RequestState implements SessionOwner, TempDataHost {
    * here: interceptors outside this one and exception filters may still change it; it is saved once,
    * before the response's first byte. Safe to call more than once: later commits write only what
    * changed since. Throws a 503 HttpException when the commit fails under `throwOnError`.
+   * `field`: a GraphQL resolver's commit, whose failure only its field reports (see answerStands).
    */
-  async commitSessionInPipeline(): Promise<void> {
-    if (!this.lifecycle) return;
+  async commitSessionInPipeline(field?: { alone: boolean }): Promise<void> {
+    const lifecycle = this.lifecycle;
+    if (!lifecycle) return;
     try {
       // The lock stays until the final commit before the first byte, which saves TempData too.
-      await this.lifecycle.finish({ releaseLock: false });
+      await lifecycle.finish({ releaseLock: false });
     } catch (error) {
       // A head the route wrote itself is held: Nest's filters would answer behind it (Fastify sees it as sent
       // and only ends the response, the route's 200 going out; on Express their reply queues behind the
       // route's end), so the hold replaces the response with the error reply, as without the interceptor.
       this.failedInPipeline = this.responseHold?.holdsHead !== true;
+      if (field) {
+        this.fieldFailure = {
+          alone: field.alone && (this.fieldFailure?.alone ?? true),
+          changeCalls: lifecycle.changeCalls,
+        };
+      }
       // The request failed: what its handler did to TempData is not saved (an exception filter may set its own).
       this.markFailed();
       throw error;
     }
+  }
+
+  /** The session has something to commit (a GraphQL resolver behind the interceptor asks before it runs). */
+  get hasUncommittedSessionChanges(): boolean {
+    return this.lifecycle?.hasUncommittedChanges ?? false;
+  }
+
+  /**
+   * After a commit failed in Nest's pipeline, whether the response as written stands. On REST an exception filter
+   * wrote it. On GraphQL the failing field reports the error and the rest of the response stands only if no other
+   * field reported as done a write that is now lost: the failed write held that field's changes alone (a root field
+   * of a mutation, which run one at a time, with nothing left uncommitted before it) and nothing changed after it
+   * (the end of the request does not try again, since it would apply what the field reported as failed). Otherwise
+   * the response is the failure's error reply (503, 409 or 413 with a GraphQL body, no data).
+   */
+  private answerStands(): boolean {
+    const failure = this.fieldFailure;
+    return failure === undefined || (failure.alone && failure.changeCalls === this.lifecycle?.changeCalls);
   }
 
   /** First use of session or TempData: hold the response's first byte until their state is committed. */
@@ -182,7 +213,7 @@ export class RequestState implements SessionOwner, TempDataHost {
       }
       return undefined;
     } catch (error) {
-      if (this.failedInPipeline) {
+      if (this.failedInPipeline && this.answerStands()) {
         // An exception filter answered already; what it says reports a write that did not happen, and a cache must
         // not keep that for anyone, whatever the route had said of its own answer.
         this.exchange.preventCaching();

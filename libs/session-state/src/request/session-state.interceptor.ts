@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { catchError, mergeMap, throwError, type Observable } from 'rxjs';
 import { asGraphQLError } from '../errors/graphql.errors.js';
-import { findGraphQLRequestState } from './graphql-request.js';
+import { findGraphQLRequestState, writesAlone } from './graphql-request.js';
 import { stateOfRequest } from './request-context.js';
 import type { RequestState } from './request-state.js';
 
@@ -61,12 +61,16 @@ export class SessionStateInterceptor implements NestInterceptor {
     const state = findGraphQLRequestState(context);
     if (!state) return next.handle();
     state.graphql = true;
-    return this.commitAfter(state, next).pipe(
+    return this.commitAfter(state, next, { alone: writesAlone(context, state) }).pipe(
       catchError((error: unknown) => throwError(() => asGraphQLError(error))),
     );
   }
 
-  private commitAfter(state: RequestState, next: CallHandler): Observable<unknown> {
+  private commitAfter(
+    state: RequestState,
+    next: CallHandler,
+    field?: { alone: boolean },
+  ): Observable<unknown> {
     return next.handle().pipe(
       // On error the exception filters still run and may use session or TempData: the response
       // hook commits once they wrote the response.
@@ -75,7 +79,7 @@ export class SessionStateInterceptor implements NestInterceptor {
         return throwError(() => error);
       }),
       mergeMap(async (value: unknown) => {
-        await state.commitSessionInPipeline();
+        await state.commitSessionInPipeline(field);
         return value;
       }),
     );

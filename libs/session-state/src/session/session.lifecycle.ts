@@ -383,7 +383,19 @@ export class SessionLifecycle implements SessionHost {
   }
 
   beforeChange(): void {
+    this.changeCalls++;
     if (this.closed) this.responseStarted();
+  }
+
+  /**
+   * How many calls changed the session in this request (set, remove, clear, regenerate, abandon): a GraphQL
+   * response whose field's commit failed stands only if nothing changed after it (RequestState).
+   */
+  changeCalls = 0;
+
+  /** Something is to be committed: changes, a move, an end, or a commit running or failed. */
+  get hasUncommittedChanges(): boolean {
+    return !this.nothingToCommit;
   }
 
   /**
@@ -413,6 +425,7 @@ export class SessionLifecycle implements SessionHost {
   }
 
   regenerate(): void {
+    this.changeCalls++;
     if (this.key === undefined) return; // a session without a key gets a fresh one at commit anyway
     // The new key could never reach the browser: refuse rather than strand the session.
     if (this.exchange.headersSent || this.closed) this.responseStarted();
@@ -428,6 +441,7 @@ export class SessionLifecycle implements SessionHost {
   }
 
   abandon(): void {
+    this.changeCalls++;
     const stored = this.replacedKey ?? (this.keyFromCookie || this.persisted ? this.key : undefined);
     if (stored !== undefined && (this.exchange.headersSent || this.closed)) this.responseStarted();
     if (stored !== undefined) this.abandonedKey ??= stored;
