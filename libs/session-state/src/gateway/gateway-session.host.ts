@@ -1,5 +1,6 @@
 import { SessionReadOnlyError } from '../errors/gateway.errors.js';
 import type { SessionHost, SessionLimits } from '../session/session.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 const refuse = (): never => {
   throw new SessionReadOnlyError();
@@ -9,6 +10,7 @@ const refuse = (): never => {
  * The host of a gateway's session snapshot: every change is refused with {@link SessionReadOnlyError}
  * before it touches the snapshot (see docs/design-decisions.md, "WebSocket gateways read a snapshot").
  */
+@HiddenFromLogs()
 export class ReadOnlySessionHost implements SessionHost {
   constructor(readonly limits: SessionLimits) {}
 

@@ -7,6 +7,7 @@ import { handshakeCookieOf, NO_HANDSHAKE, type GatewayHandshake } from './gatewa
 import { ReadOnlySessionHost } from './gateway-session.host.js';
 import { gatewayClients, type GatewayClientEntry } from './gateway-snapshots.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /**
  * The session of a WebSocket connection's handshake cookie, for gateways (`@nestjs/websockets` with the
@@ -41,6 +42,7 @@ import { SessionLogEvents } from '../logging/session-log-events.js';
  * }
  */
 @Injectable()
+@HiddenFromLogs()
 export class GatewaySessions {
   private readonly host: ReadOnlySessionHost;
 

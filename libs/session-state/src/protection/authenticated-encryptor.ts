@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
 import type { Unprotected } from './cookie-signer.js';
 import type { DerivedKey, KeyRing, ProtectionPurpose } from './key-ring.js';
 import { randomBuffer } from './random-pool.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 const VERSION = 1;
 const IV_BYTES = 12;
@@ -13,6 +14,7 @@ const HEADER_BYTES = 1 + IV_BYTES;
  * `version(1) | iv(12) | ciphertext | tag(16)`, with the purpose as additional authenticated data.
  * Encrypts with the newest secret; decrypts with any, newest first.
  */
+@HiddenFromLogs()
 export class AuthenticatedEncryptor {
   private readonly keys: readonly DerivedKey[];
   private readonly aad: Buffer;

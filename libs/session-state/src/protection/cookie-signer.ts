@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { DerivedKey, KeyRing, ProtectionPurpose } from './key-ring.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** A value recovered from a protected string, and whether it was protected by an older secret. */
 export interface Unprotected<T> {
@@ -18,6 +19,7 @@ const BASE64URL = /^[A-Za-z0-9_-]+$/;
  * Signs cookie-safe ASCII values with HMAC-SHA256 under one purpose of the key ring:
  * `<value>.<base64url tag>`. Verification is constant-time and tries every secret, newest first.
  */
+@HiddenFromLogs()
 export class CookieSigner {
   private readonly keys: readonly DerivedKey[];
   // Only strings that passed full verification enter this map, so a hit proves what a check would.

@@ -1,6 +1,7 @@
 import { hkdfSync, randomBytes } from 'node:crypto';
 import { KeyRingConfigurationError } from '../errors/configuration.errors.js';
 import { estimateEntropyBits, MIN_SECRET_BYTES } from './secret-strength.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** What a derived key is used for; keys of one purpose never verify or decrypt data of another. */
 export type ProtectionPurpose = 'session-cookie' | 'temp-data-cookie';
@@ -18,6 +19,7 @@ export interface DerivedKey {
  * (HKDF-SHA256). Data is protected with the newest secret and accepted under any of them, which is
  * how secrets rotate without logging everybody out.
  */
+@HiddenFromLogs()
 export class KeyRing {
   private readonly derived = new Map<ProtectionPurpose, readonly DerivedKey[]>();
 

@@ -8,6 +8,7 @@ import { SessionLifecycle, type SessionOwner } from '../session/session.lifecycl
 import type { SessionRuntime } from '../session/session.runtime.js';
 import { TempDataLifecycle, type TempDataHost } from '../temp-data/temp-data.lifecycle.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /**
  * A participant saved once at the end of a request (TempData), before the response's first byte and
@@ -24,6 +25,7 @@ export interface EndOfRequestParticipant {
  * Everything one request carries: its items, its session and its TempData, created lazily, and
  * the end-of-request work that commits them before the response headers leave.
  */
+@HiddenFromLogs()
 export class RequestState implements SessionOwner, TempDataHost {
   private itemsBag: RequestItems | undefined;
   private lifecycle: SessionLifecycle | undefined;

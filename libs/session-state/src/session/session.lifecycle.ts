@@ -28,6 +28,7 @@ import type {
 } from './stores/session-store.interface.js';
 import { movedWithin } from './stores/ended-session.marks.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const LOADED = Promise.resolve();
@@ -104,6 +105,7 @@ interface PendingWrite {
  * One request's session: reads the key from the cookie, loads lazily, and commits what changed
  * (the session commit path). Committing sets or deletes the cookie while headers can still change.
  */
+@HiddenFromLogs()
 export class SessionLifecycle implements SessionHost {
   readonly session = new DistributedSession(this);
   private keyResolved = false;

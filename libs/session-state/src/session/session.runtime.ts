@@ -15,6 +15,7 @@ import type { SessionMetrics } from '../metrics/session-metrics.js';
 import { MemorySessionStore } from './stores/memory-session.store.js';
 import type { SessionCommitLimits, SessionStore } from './stores/session-store.interface.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** Most cookies of the session cookie's name verified per request (each costs an HMAC). */
 const MAX_SAME_NAME_COOKIES = 8;
@@ -26,6 +27,7 @@ const SLID_MEMORY_LIMIT = 50_000;
  * Everything the per-request session machinery shares: options, store, protection, logs, and the
  * memory of recently slid sessions. One per application.
  */
+@HiddenFromLogs()
 export class SessionRuntime {
   readonly logger = new Logger('Session');
   readonly badCookieLog = new RateLimitedLog(this.logger);

@@ -11,6 +11,7 @@ import { assertJsonSerializable, isBuiltInObject } from './session-value.validat
 import { isWellFormedText } from './well-formed-text.js';
 import type { SessionData } from './stores/session-store.interface.js';
 import { keyInMessage } from '../errors/key-in-message.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** Stored field holding the session id (user keys may not start with NUL). */
 export const SESSION_ID_FIELD = '\u0000id';
@@ -63,6 +64,11 @@ type Constructor<T> = new (...args: never[]) => T;
  *   return { name: session.getString('Name'), age: session.getInt32('Age') };
  * }
  */
+@HiddenFromLogs<DistributedSession>((session) =>
+  session.isLoaded
+    ? { isAvailable: session.isAvailable, keys: session.keys }
+    : { isLoaded: false, isAvailable: session.isAvailable },
+)
 export class DistributedSession {
   private data: SessionData | undefined;
   private available = true;

@@ -18,12 +18,14 @@ import {
 } from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /**
  * TempData in a cookie: encoded, encrypted with AES-256-GCM under the key ring's TempData purpose,
  * base64url, and chunked like ASP.NET's ChunkingCookieManager. Loading is best-effort: a cookie
  * that is tampered, truncated, incomplete or not ours gives empty TempData and is deleted.
  */
+@HiddenFromLogs()
 export class CookieTempDataProvider implements TempDataProvider {
   private cookies: Record<string, string> | undefined;
   private deleteOnSave = false;

@@ -9,11 +9,13 @@ import {
 } from './temp-data-provider.interface.js';
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** The session key that holds TempData with the session provider. */
 export const TEMP_DATA_SESSION_KEY = '__TempData';
 
 /** TempData kept in the session under one key (ASP.NET's SessionStateTempDataProvider). */
+@HiddenFromLogs()
 export class SessionTempDataProvider implements TempDataProvider {
   constructor(
     private readonly runtime: SessionRuntime,

@@ -7,6 +7,7 @@ import { SessionTempDataProvider } from './session-temp-data.provider.js';
 import type { TempDataProvider, TempDataSaveRefusal } from './temp-data-provider.interface.js';
 import { TempDataDictionary, type TempDataGuard } from './temp-data.dictionary.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** What TempData needs of the request it belongs to (the request's state, one layer up). */
 export interface TempDataHost {
@@ -23,6 +24,7 @@ export interface TempDataHost {
  * of the request (the response hold, a microtask after the response's first byte was written: after
  * every interceptor and exception filter, whatever decorators the handler used).
  */
+@HiddenFromLogs()
 export class TempDataLifecycle {
   private current: TempDataDictionary;
   private readonly provider: TempDataProvider;

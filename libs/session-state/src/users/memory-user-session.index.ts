@@ -6,6 +6,7 @@ import {
   type UserSessionIndex,
   type UserSessionRecord,
 } from './user-session-index.interface.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** What the memory index needs of the memory session store. */
 export interface MemorySessionView {
@@ -24,6 +25,7 @@ const SWEEP_STEP = 4;
  * are dropped when their user's index is read, and each `add` sweeps a few other users' indexes, so
  * users who never return do not keep entries forever.
  */
+@HiddenFromLogs()
 export class MemoryUserSessionIndex implements UserSessionIndex {
   private readonly users = new Map<string, Map<string, UserSessionRecord>>();
   private cursor: Iterator<string> | undefined;

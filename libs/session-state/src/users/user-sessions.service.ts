@@ -24,6 +24,7 @@ import {
 import { resolveMaxSessionsPerUser } from './user-sessions.options.js';
 import { SessionLogEvents } from '../logging/session-log-events.js';
 import { isWellFormedText, toWellFormedText } from '../session/well-formed-text.js';
+import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
 const MAX_METADATA_CHARS = 2048;
@@ -91,6 +92,7 @@ const decoder = new TextDecoder();
  * }
  */
 @Injectable()
+@HiddenFromLogs()
 export class UserSessions {
   private readonly maxSessionsPerUser: number;
   private indexInstance: UserSessionIndex | undefined;

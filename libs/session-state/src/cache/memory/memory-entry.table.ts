@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { timeToLive, type ResolvedExpiration } from '../distributed-cache-entry.options.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 interface Entry<V> {
   value: V;
@@ -59,6 +60,7 @@ const SWEEP_STEP = 8;
  * cursor left idle while only known keys were read held a growing chain (a probe: ~120 B per
  * request, freed only by the next new key).
  */
+@HiddenFromLogs()
 export class MemoryEntryTable<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private cursor: Iterator<[string, Entry<V>]> | undefined;

@@ -4,6 +4,7 @@ import type { DistributedCache } from '../distributed-cache.interface.js';
 import { assertCacheKey } from '../distributed-cache.key.js';
 import { MemoryEntryTable, resolveBound } from './memory-entry.table.js';
 import { describeOptionValue } from '../../options/option-names.check.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** Default of {@link MemoryDistributedCacheOptions.sizeLimit}: 200 MiB, ASP.NET Core's default. */
 export const DEFAULT_MEMORY_CACHE_SIZE_LIMIT = 200 * 1024 * 1024;
@@ -32,6 +33,7 @@ export interface MemoryDistributedCacheOptions {
  *
  * @example const cache = new MemoryDistributedCache({ sizeLimit: 64 * 1024 * 1024 });
  */
+@HiddenFromLogs()
 export class MemoryDistributedCache implements DistributedCache {
   private readonly table: MemoryEntryTable<Uint8Array>;
   private readonly clock: Clock;

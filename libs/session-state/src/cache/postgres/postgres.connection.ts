@@ -10,6 +10,8 @@ import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './po
 import { missingGrants } from './postgres-grants.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
+import { withoutRowData } from './without-row-data.js';
 
 /** More than the operation deadlines' check interval (at most 50 ms). */
 const DEADLINE_SLACK = 100;
@@ -42,6 +44,7 @@ function connectionsOf(pool: pg.Pool): Set<PostgresConnection> {
  * // ... on shutdown
  * await connection.close();
  */
+@HiddenFromLogs()
 export class PostgresConnection {
   private readonly logger = new Logger('PostgresConnection');
   readonly pool: pg.Pool;
@@ -203,7 +206,7 @@ export class PostgresConnection {
               `and the user of postgres.${this.options.pool ? 'pool' : 'connectionString'} may not create them: run ` +
               "the SQL in docs/postgres.md as the table's owner (it creates only what is missing) and grant the user " +
               `what it lists, or grant it CREATE on schema "${this.options.schema}". [${code} ${redact(message ?? '')}]`,
-            { cause: error },
+            { cause: withoutRowData(error) },
           );
         }
         throw error;
@@ -241,7 +244,7 @@ export class PostgresConnection {
           `session table in schema "${this.options.schema}" (postgres.schema): grant it CREATE on the schema, or ` +
           'create the table with the SQL in docs/postgres.md and set postgres.createTable to false. ' +
           `[${code} ${redact(message ?? '')}]`,
-        { cause: error },
+        { cause: withoutRowData(error) },
       );
     }
     return describePostgresStartupFailure(error, this.options, false);
@@ -346,7 +349,7 @@ export class PostgresConnection {
             : new PostgresOperationError(
                 `PostgreSQL operation ${name} failed: ${redact((error as Error).message)}${poolerHint(error)}`,
                 name,
-                { cause: error },
+                { cause: withoutRowData(error) },
               );
         this.reportFailure(name, failure);
         throw failure;

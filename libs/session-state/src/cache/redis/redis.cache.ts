@@ -10,6 +10,7 @@ import { redisKeys } from './redis-keys.js';
 import type { RedisConnection } from './redis.connection.js';
 import { commandBytes } from './redis-bytes.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /**
  * A {@link DistributedCache} on Redis or Redis Cluster (ioredis). `get` reads and slides the
@@ -24,6 +25,7 @@ import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js'
  * const cache = new RedisDistributedCache(connection);
  * await setCacheString(cache, 'greeting', 'hello', { slidingExpiration: 60_000 });
  */
+@HiddenFromLogs()
 export class RedisDistributedCache implements DistributedCache {
   private readonly logger = new Logger('RedisDistributedCache');
   private readonly prefix: string;

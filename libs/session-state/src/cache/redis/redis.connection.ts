@@ -18,6 +18,7 @@ import { isNoScriptError, ScriptEncoder, type ScriptArgument } from './encoded-s
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 import { RateLimitedLog } from '../../http/rate-limited-log.js';
 import { listenShared } from './client-listeners.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
 
@@ -61,6 +62,7 @@ export interface SessionKeyAccess {
  * // ... on shutdown
  * await connection.close();
  */
+@HiddenFromLogs()
 export class RedisConnection {
   private readonly logger = new Logger('RedisConnection');
   private readonly permissionLog = new RateLimitedLog(this.logger);

@@ -4,6 +4,7 @@ import { SessionRecordFormatError } from '../../errors/session.errors.js';
 import { decodeSessionRecord, encodeSessionRecord } from './session-record.codec.js';
 import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** A cache key no session key can be (session keys are base64url). */
 const PING_KEY = '\u0000nest-session-state:ping';
@@ -17,6 +18,7 @@ const PING_KEY = '\u0000nest-session-state:ping';
  * SessionModule.forRoot({ cache: myDistributedCache }); // sessions as whole records in your cache
  * const store = new CacheSessionStore(myDistributedCache, false); // throwOnError false: outages are not 503s
  */
+@HiddenFromLogs()
 export class CacheSessionStore implements SessionStore {
   readonly writesDeltas = false;
   readonly storeType = 'cache';

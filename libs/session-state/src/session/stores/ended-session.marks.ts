@@ -1,4 +1,5 @@
 import type { SessionEnding } from './session-store.interface.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** Marks swept of expired ones once there are this many (the bound doubles with the live ones). */
 const FIRST_SWEEP = 1024;
@@ -8,6 +9,7 @@ const FIRST_SWEEP = 1024;
  * move or an abandon, until when. Expired marks are swept as marks are added, so the table holds the sign-ins
  * and sign-outs of the last idle timeout, and never more than `maxMarks` (the oldest go first).
  */
+@HiddenFromLogs()
 export class EndedSessionMarks {
   private readonly marks = new Map<string, { readonly ending: SessionEnding; readonly until: number }>();
   private sweepAt = FIRST_SWEEP;

@@ -17,6 +17,7 @@ import type {
 } from './session-store.interface.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 import { describeOptionValue } from '../../options/option-names.check.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** Default of {@link MemorySessionStoreOptions.maxSessions}. */
 export const DEFAULT_MEMORY_MAX_SESSIONS = 100_000;
@@ -76,6 +77,7 @@ function bound(name: string, value: number | undefined, fallback: number): numbe
  * const clock = new ManualClock();
  * SessionModule.forRoot({ store: new MemorySessionStore({ clock }) }); // expiry under test control
  */
+@HiddenFromLogs()
 export class MemorySessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   readonly throwOnError = true;

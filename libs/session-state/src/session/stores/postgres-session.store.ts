@@ -16,6 +16,7 @@ import type {
   SessionEnding,
   SessionStore,
 } from './session-store.interface.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /**
  * Loads and commits move the expiry only when it is more than this behind the full idle timeout (a
@@ -74,6 +75,7 @@ const COMMIT_LOCK_LOST = 6;
  * // by hand, over a connection you manage:
  * const store = new PostgresSessionStore(connection);
  */
+@HiddenFromLogs()
 export class PostgresSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   private readonly loads: StatementBatcher<LoadItem, StoredRow | undefined>;

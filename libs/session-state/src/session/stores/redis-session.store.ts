@@ -21,6 +21,7 @@ import type {
   SessionData,
   SessionStore,
 } from './session-store.interface.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** The invalidation barrier's turn of the event loop and timer resolution, on top of its timeout. */
 const BARRIER_SLACK = 50;
@@ -43,6 +44,7 @@ const BARRIER_SLACK = 50;
  * // by hand, over a connection you manage:
  * const store = new RedisSessionStore(connection);
  */
+@HiddenFromLogs()
 export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
   readonly writesDeltas = true;
   /** The commit and take scripts turn away a just-moved start or move: see SessionStore.refusesJustMoved. */

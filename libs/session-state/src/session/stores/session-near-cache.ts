@@ -1,4 +1,5 @@
 import type { SessionData } from './session-store.interface.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 interface NearEntry {
   /** The stored values; empty when Redis had no session under this key. Never handed out. */
@@ -21,6 +22,7 @@ export type NearTicket = number;
  * `begin` and `loaded`/`drop`, and a load's result is only kept when no invalidation for its key (and no flush or
  * loss of the invalidation channel) happened in between. A commit or slide keeps nothing.
  */
+@HiddenFromLogs()
 export class SessionNearCache {
   private readonly entries = new Map<string, NearEntry>();
   /** Redis operations in flight per key. */

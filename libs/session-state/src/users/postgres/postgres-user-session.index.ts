@@ -6,6 +6,7 @@ import {
   type UserSessionRecord,
 } from '../user-session-index.interface.js';
 import { postgresUserSessionSql, type PostgresUserSessionSql } from './postgres-user-session.sql.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 interface EntryRow {
   session_id: string;
@@ -27,6 +28,7 @@ interface EntryRow {
  * while the stored session still has the id the request loaded (`p_guard`), so a request in flight
  * cannot bring a revoked session back.
  */
+@HiddenFromLogs()
 export class PostgresUserSessionIndex implements UserSessionIndex {
   private readonly sql: PostgresUserSessionSql;
 

@@ -7,6 +7,7 @@ import {
   type UserSessionRecord,
 } from '../user-session-index.interface.js';
 import { userIndexKeys } from './redis-user-session.keys.js';
+import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** An index entry as read: the record (undefined when unreadable) and its expiry score. */
 interface Entry {
@@ -30,6 +31,7 @@ interface Entry {
  * that session), then the entry. A crash in between leaves an entry whose session is gone, which the
  * next access drops; the other order could leave a live session no index lists, so none could revoke it.
  */
+@HiddenFromLogs()
 export class RedisUserSessionIndex implements UserSessionIndex {
   private readonly app: string;
 
