@@ -162,6 +162,17 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
     await db.drop();
   });
 
+  /** The row's expiry, epoch ms. */
+  const expiresAt = async (key: string) =>
+    Number(
+      (
+        await db.query<{ at: string }>(
+          'SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS at FROM nest_sessions WHERE session_key = $1',
+          [key],
+        )
+      )[0].at,
+    );
+
   it('an expired session is invisible at once, deleted by prune; live ones stay', async () => {
     for (let i = 0; i < 30; i++) await store.commit(`old${i}`, change('x'), 60_000);
     clock.advance(30_000);
@@ -197,54 +208,38 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
   });
 
   it('loads and commits slide the expiry, except within a slide step (idleTimeout / 20) of the last slide', async () => {
-    const expiresAt = async () =>
-      Number(
-        (
-          await db.query<{ at: string }>(
-            `SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS at FROM nest_sessions WHERE session_key = 'slide'`,
-          )
-        )[0].at,
-      );
     await store.commit('slide', change('s'), 60_000);
     const committed = clock.now() + 60_000;
-    expect(await expiresAt()).toBeCloseTo(committed, -1);
+    expect(await expiresAt('slide')).toBeCloseTo(committed, -1);
     clock.advance(2_000); // within the step of 3 s: the row is not written
     expect((await store.load('slide', 60_000))?.get('v')?.toString()).toBe('s');
-    expect(await expiresAt()).toBeCloseTo(committed, -1);
+    expect(await expiresAt('slide')).toBeCloseTo(committed, -1);
     clock.advance(2_000); // 4 s since the slide: slid
     await store.load('slide', 60_000);
     const slid = clock.now() + 60_000;
-    expect(await expiresAt()).toBeCloseTo(slid, -1);
+    expect(await expiresAt('slide')).toBeCloseTo(slid, -1);
     clock.advance(2_000); // a commit within the step changes the data, not the expiry (an in-place update)
     await store.commit('slide', change('t'), 60_000);
-    expect(await expiresAt()).toBeCloseTo(slid, -1);
+    expect(await expiresAt('slide')).toBeCloseTo(slid, -1);
     clock.advance(2_000); // a commit past the step slides
     await store.commit('slide', change('u'), 60_000);
-    expect(await expiresAt()).toBeCloseTo(clock.now() + 60_000, -1);
+    expect(await expiresAt('slide')).toBeCloseTo(clock.now() + 60_000, -1);
     expect((await store.load('slide', 60_000))?.get('v')?.toString()).toBe('u');
   });
 
   it("a slide from an instance whose clock is behind never moves the expiry earlier (each instance's clock sets it)", async () => {
-    const expiresAt = async () =>
-      Number(
-        (
-          await db.query<{ at: string }>(
-            `SELECT (extract(epoch FROM expires_at) * 1000)::float8 AS at FROM nest_sessions WHERE session_key = 'skew'`,
-          )
-        )[0].at,
-      );
     await store.commit('skew', change('s'), 60_000);
     const committed = clock.now() + 60_000;
     clock.advance(-5_000); // an instance 5 s behind slides it (an untouched request)
     try {
       await store.refresh('skew', 60_000);
-      expect(await expiresAt()).toBeCloseTo(committed, -1);
+      expect(await expiresAt('skew')).toBeCloseTo(committed, -1);
     } finally {
       clock.advance(5_000);
     }
     clock.advance(1_000); // a slide from a clock past the last one moves it on
     await store.refresh('skew', 60_000);
-    expect(await expiresAt()).toBeCloseTo(clock.now() + 60_000, -1);
+    expect(await expiresAt('skew')).toBeCloseTo(clock.now() + 60_000, -1);
   });
 
   it('the prune statement can use the expiry index (no full scan needed)', async () => {
