@@ -270,6 +270,10 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
   );
   afterAll(() => app.close());
 
+  let failures = 0;
+  /** A value the store fails the first commit of: a new one for each try. */
+  const failing = () => `${FAIL}-${++failures}`;
+
   const established = async () => {
     const reply = await postGraphQL(url, 'mutation { setName(name: "initial") }');
     expect(reply.status).toBe(200);
@@ -280,9 +284,13 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
 
   it('alone in a mutation: the field reports the failure, the rest of the response stands', async () => {
     const cookie = await established();
-    const reply = await postGraphQL(url, `mutation { a: setNameInPipeline(name: "${FAIL}") t: tagged }`, {
-      cookie,
-    });
+    const reply = await postGraphQL(
+      url,
+      `mutation { a: setNameInPipeline(name: "${failing()}") t: tagged }`,
+      {
+        cookie,
+      },
+    );
     expect(reply.status).toBe(200);
     expect(onlyError(reply).path).toEqual(['a']);
     expect(reply.body.data).toEqual({ a: null, t: null });
@@ -292,11 +300,11 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
   it.each([
     [
       'a later field writes (it would be answered as done, its write never tried)',
-      `a: setNameInPipeline(name: "${FAIL}") x: setOther(value: "later")`,
+      `a: setNameInPipeline(name: "${failing()}") x: setOther(value: "later")`,
     ],
     [
       'an earlier field wrote (the failed commit carried its write)',
-      `x: setOther(value: "earlier") a: setNameInPipeline(name: "${FAIL}")`,
+      `x: setOther(value: "earlier") a: setNameInPipeline(name: "${failing()}")`,
     ],
   ])('when %s: the response is the 503, no field answered as done', async (_case, fields) => {
     const cookie = await established();
@@ -307,11 +315,40 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
     expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 
+  it("a later field's explicit commit (session.commit(), UserSessions.bind()) does not apply the failed field's write", async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(
+      url,
+      `mutation { a: setNameInPipeline(name: "${failing()}") c: commitNow }`,
+      {
+        cookie,
+      },
+    );
+    expect(reply.body.data).toEqual({ a: null, c: null });
+    expect(reply.body.errors?.map((error) => error.path)).toEqual([['a'], ['c']]);
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
+  it("when an earlier field set TempData (the failure rolls the request's TempData back): the 503, no TempData cookie", async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(
+      url,
+      `mutation { f: flash(message: "hi") a: setNameInPipeline(name: "${failing()}") }`,
+      {
+        cookie,
+      },
+    );
+    expect(reply.status).toBe(503);
+    onlyError(reply);
+    expect(reply.setCookies.filter((set) => set.startsWith('.Nest.TempData'))).toEqual([]);
+    expect((await postGraphQL(url, '{ message }', { cookie })).body).toEqual({ data: { message: null } });
+  });
+
   it('in a batch (its operations run side by side): one 503 result per operation', async () => {
     const cookie = await established();
     const reply = await postGraphQLBatch(
       url,
-      [`mutation { setNameInPipeline(name: "${FAIL}") }`, 'mutation { setOther(value: "batched") }'],
+      [`mutation { setNameInPipeline(name: "${failing()}") }`, 'mutation { setOther(value: "batched") }'],
       cookie,
     );
     expect(reply.status).toBe(503);

@@ -16,6 +16,7 @@ import {
   UserSessions,
   type SessionModuleOptions,
 } from 'nest-session-state';
+import { Redis } from 'ioredis';
 import request from 'supertest';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { TestDatabase } from '../support/postgres/index.js';
@@ -92,11 +93,28 @@ describe(`on ${TEST_PLATFORM}: nothing secret in what apps log`, () => {
     await db?.drop();
   });
 
+  /** An app's own client: ioredis's pipelining path, which attaches what it sent to an error reply. */
+  let ownClient: Redis | undefined;
+  afterAll(() => ownClient?.disconnect());
+
   const stores: [string, () => SessionModuleOptions][] = [
     ['memory (the default)', () => ({})],
     [
       'redis with a password',
       () => ({ redis: { host: redis.host, port: redis.port, accessKey: REDIS_PASSWORD } }),
+    ],
+    [
+      'redis through an own client with auto-pipelining',
+      () => ({
+        redis: {
+          client: (ownClient = new Redis({
+            host: redis.host,
+            port: redis.port,
+            password: REDIS_PASSWORD,
+            enableAutoPipelining: true,
+          })),
+        },
+      }),
     ],
     [
       'postgres with a password in its URL',
@@ -148,6 +166,25 @@ describe(`on ${TEST_PLATFORM}: nothing secret in what apps log`, () => {
       expect(body.session).toBe("DistributedSession { isAvailable: true, keys: [ 'cart' ] }");
       expect(JSON.parse(body.json).session).toEqual({ isAvailable: true, keys: ['cart'] });
     });
+
+    if (name.startsWith('redis'))
+      it("a failed commit's error quotes nothing it sent (ioredis attaches the command's arguments to an error reply)", async () => {
+        const bob = await signIn(`bob-oom-${name}`);
+        const admin = redis.admin();
+        await admin.config('SET', 'maxmemory', '1');
+        try {
+          const { body } = await request(url)
+            .post('/logs/failing-commit')
+            .set('Cookie', bob.cookie)
+            .expect(200);
+          expect(body.failed).toBe(true);
+          expect(body.inspected).toContain('OOM'); // the cause is there, its message kept
+          expect(body.inspected).not.toContain(bob.key);
+          expect(body.inspected).not.toMatch(/xxxxxxxxxx|args|<Buffer/);
+        } finally {
+          await admin.config('SET', 'maxmemory', '0');
+        }
+      });
 
     if (name.startsWith('postgres'))
       it("a failed commit's error quotes no stored row (PostgreSQL's detail: 'Failing row contains (<key>, <data>, ...)')", async () => {

@@ -21,16 +21,25 @@ export class FailingCommits extends MemorySessionStore {
   }
 }
 
-/** Commits that fail when they would write a value holding `marker`: whatever else they carry fails with them. */
+/**
+ * The first commit that would write a given value holding `marker` fails (a store that went away for a moment);
+ * a later commit of the same value lands. Whatever else the failed commit carried fails with it.
+ */
 export class CommitsFailingOn extends MemorySessionStore {
+  private readonly failed = new Set<string>();
+
   constructor(private readonly marker: string) {
     super();
   }
 
   override commit(...args: Parameters<MemorySessionStore['commit']>): Promise<void> {
     const decoder = new TextDecoder();
-    for (const value of args[1].set.values())
-      if (decoder.decode(value).includes(this.marker)) return Promise.reject(new Error('disk on fire'));
+    for (const bytes of args[1].set.values()) {
+      const value = decoder.decode(bytes);
+      if (!value.includes(this.marker) || this.failed.has(value)) continue;
+      this.failed.add(value);
+      return Promise.reject(new Error('disk on fire'));
+    }
     return super.commit(...args);
   }
 }

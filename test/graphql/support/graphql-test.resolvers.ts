@@ -108,6 +108,13 @@ export class SessionResolver {
     return value;
   }
 
+  /** Commits now (as UserSessions.bind() does inside): resolves true once the store took the changes. */
+  @Mutation(() => Boolean, { nullable: true })
+  async commitNow(@Session() session: Session): Promise<boolean> {
+    await session.commit();
+    return true;
+  }
+
   @Query(() => String, { nullable: true })
   other(@Session() session: Session): string | null {
     return session.getString(OTHER) ?? null;

@@ -18,7 +18,7 @@ export function HiddenFromLogs<T extends object>(summary?: (instance: T) => obje
         const name = this.constructor.name;
         if (!summary) return `${name} <not shown in logs>`;
         if (depth < 0) return `[${name}]`;
-        return `${name} ${show(shown.call(this), { ...options, depth: options.depth == null ? null : depth - 1 })}`;
+        return `${name} ${show(shown.call(this), { ...options, depth: options.depth == null ? null : depth })}`;
       },
       configurable: true,
       writable: true,

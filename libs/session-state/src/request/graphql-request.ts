@@ -58,8 +58,9 @@ export function graphQLRequestStateOf(context: ExecutionContext, what: string): 
 /**
  * Whether a failed commit right after this resolver would hold its own changes alone: a root field of a mutation
  * (GraphQL runs those one at a time, each with its sub-fields, so no other resolver runs beside it) in a request of
- * one operation (a batch's operations run side by side), with nothing of the session left uncommitted before it
- * (changes another field made and reported as done would fail with it).
+ * one operation (a batch's operations run side by side), with nothing left unsaved before it: session changes not
+ * committed, or TempData changed (another field reported them as done; the failure would take them down with it:
+ * its commit carries the session's, and a failed request rolls TempData back).
  */
 export function writesAlone(context: ExecutionContext, state: RequestState): boolean {
   const info = context.getArgByIndex<ResolveInfoLike | undefined>(3);
@@ -67,7 +68,7 @@ export function writesAlone(context: ExecutionContext, state: RequestState): boo
     info?.operation?.operation === 'mutation' &&
     info.path?.prev === undefined &&
     !Array.isArray(state.exchange.requestBody) &&
-    !state.hasUncommittedSessionChanges
+    !state.hasUnsavedChanges
   );
 }
 

@@ -148,9 +148,13 @@ export class RequestState implements SessionOwner, TempDataHost {
     }
   }
 
-  /** The session has something to commit (a GraphQL resolver behind the interceptor asks before it runs). */
-  get hasUncommittedSessionChanges(): boolean {
-    return this.lifecycle?.hasUncommittedChanges ?? false;
+  /**
+   * The session has something to commit, or TempData (saved only at the end of the request) was changed: what a
+   * failed commit in Nest's pipeline would take down with it (a GraphQL resolver behind the interceptor asks before
+   * it runs).
+   */
+  get hasUnsavedChanges(): boolean {
+    return (this.lifecycle?.hasUncommittedChanges ?? false) || (this.tempDataLifecycle?.changeCalls ?? 0) > 0;
   }
 
   /**

@@ -464,6 +464,10 @@ export class SessionLifecycle implements SessionHost {
 
   /** Writes the changes (serialised with any commit already running). Throws when the store fails. */
   commit(): Promise<void> {
+    // A commit that failed as the request's answer (a GraphQL field's error, an exception filter's reply) keeps its
+    // changes out of every later commit of the request (a field's session.commit(), a UserSessions.bind()): they
+    // were reported as not saved.
+    if (this.finishFailure !== undefined) return Promise.reject(this.finishFailure);
     this.commitsRunning++;
     const next = this.commitAfter(this.committing);
     this.committing = next.catch(ignore);

@@ -63,7 +63,11 @@ export class TempDataLifecycle {
     return new TempDataDictionary(() => (this.loaded ??= this.provider.load()), this.guard);
   }
 
+  /** How many calls changed TempData in this request (set, remove, clear, keep): see RequestState.hasUnsavedChanges. */
+  changeCalls = 0;
+
   private beforeChange(): void {
+    this.changeCalls++;
     if (!this.saved && !this.state.exchange.headersSent) return;
     const error = new TempDataResponseStartedError();
     logEvent(this.state.runtime.logger, SessionLogEvents.TempDataResponseStarted, error.message);

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { RedisConfigurationError } from './redis-cache.errors.js';
 import { DISCONNECT_TIMEOUT, quitWithin, settleWithin } from './redis-close.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
+import { withoutCommand } from './without-command.js';
 
 /** The channel Redis publishes invalidations on for clients that redirect tracking (RESP2). */
 const INVALIDATION_CHANNEL = '__redis__:invalidate';
@@ -154,7 +155,7 @@ export class RedisInvalidations {
         throw new RedisConfigurationError(
           `Redis option nearCache could not be set up: ${error.message}. Start again once that is over (a ` +
             'failover, or a Redis too busy to answer INFO).',
-          { cause: error },
+          { cause: withoutCommand(error) },
         );
       }
       throw new RedisConfigurationError(
@@ -163,7 +164,7 @@ export class RedisInvalidations {
           'and the channel __redis__:invalidate (ACL: +client|id +client|tracking +client|setname +subscribe ' +
           '&__redis__:invalidate +ping). ' +
           'Grant them, or remove nearCache.',
-        { cause: error },
+        { cause: withoutCommand(error) },
       );
     }
     this.subscriber.on('ready', () => this.refresh());

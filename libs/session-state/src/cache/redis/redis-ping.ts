@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis';
 import type { Deadlines } from '../deadlines.js';
 import { RedisOperationError } from './redis-cache.errors.js';
+import { withoutCommand } from './without-command.js';
 
 /**
  * PINGs standalone Redis, or every master of a cluster (each holds a share of the sessions: one
@@ -48,7 +49,7 @@ function pingNode(
     () => undefined,
     (error: Error) => {
       throw new RedisOperationError(`${where} answered PING with an error: ${error.message}`, 'PING', {
-        cause: error,
+        cause: withoutCommand(error),
       });
     },
   );

@@ -1,5 +1,6 @@
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
+import { withoutCommand } from './without-command.js';
 
 interface ErrorLike {
   code?: string;
@@ -22,7 +23,15 @@ export function describeStartupFailure(
   const all = [...events, failure] as ErrorLike[];
   const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}`).join(' | ');
   const has = (pattern: RegExp) => pattern.test(text);
-  const cause = redactedCause(all.find((e) => e && (e.code || e.message)) ?? failure);
+  const picked = (all.find((e) => e && (e.code || e.message)) ?? failure) as ErrorLike | undefined;
+  // What ioredis reported, without what it sent (for AUTH, the password).
+  const cause =
+    picked instanceof Error
+      ? withoutCommand(picked)
+      : Object.assign(
+          new Error(picked?.message ?? JSON.stringify(picked)),
+          picked?.code ? { code: picked.code } : {},
+        );
   const make = (message: string) => new RedisConfigurationError(`${message} [${text.trim()}]`, { cause });
   // A client passed in was configured by the app: the options to check are that client's, not the module's.
   const passedIn = options.mode === 'client';
@@ -153,16 +162,4 @@ function describeStartupNode(node: string | number | { host?: string; port?: num
     }
   }
   return node.replace(/^.*@/, '');
-}
-
-/**
- * What ioredis reported, without what it sent: its ReplyError carries the failed command, and for
- * AUTH (or HELLO ... AUTH) that is the password, which a logger printing the cause would show.
- */
-function redactedCause(error: unknown): Error {
-  const { code, message, name } = (error ?? {}) as ErrorLike & { name?: string };
-  const copy = new Error(message ?? String(error));
-  if (name) copy.name = name;
-  if (code) Object.assign(copy, { code });
-  return copy;
 }

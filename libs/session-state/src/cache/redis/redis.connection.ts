@@ -19,6 +19,7 @@ import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js'
 import { RateLimitedLog } from '../../http/rate-limited-log.js';
 import { listenShared } from './client-listeners.js';
 import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
+import { withoutCommand } from './without-command.js';
 
 type ScriptCall = (...args: ScriptArgument[]) => Promise<unknown>;
 
@@ -262,7 +263,7 @@ export class RedisConnection {
           `regenerate() and abandon() leave; 0.1.0 wrote none), ${prefix}{${applicationName}_*}_Lock with ` +
           `session.lock, and ${prefix}{${applicationName}_user_*}_Sessions and _SessionInfo with users. Grant the ` +
           `key pattern ~${prefix}{${applicationName}_*}_*, or check the applicationName option. [${message}]`,
-        { cause: error },
+        { cause: withoutCommand(error) },
       );
     }
   }
@@ -474,7 +475,7 @@ export class RedisConnection {
             : new RedisOperationError(
                 `Redis operation ${name} failed${attempts > 1 ? ` after ${attempts} attempts` : ''}: ${(error as Error).message}`,
                 name,
-                { cause: error },
+                { cause: withoutCommand(error) },
               );
         this.reportFailure(name, failure);
         throw failure;
@@ -512,7 +513,7 @@ export class RedisConnection {
         'an outage. Grant the commands and key patterns docs/redis.md lists for the options in use.',
     );
     return new RedisOperationError(`Redis operation ${name} was refused: ${error.message}`, name, {
-      cause: error,
+      cause: withoutCommand(error),
     });
   }
 
