@@ -161,7 +161,7 @@ export class RequestState implements SessionOwner, TempDataHost {
    * After a commit failed in Nest's pipeline, whether the response as written stands. On REST an exception filter
    * wrote it. On GraphQL the failing field reports the error and the rest of the response stands only if no other
    * field reported as done a write that is now lost: the failed write held that field's changes alone (a root field
-   * of a mutation, which run one at a time, with nothing left uncommitted before it) and nothing changed after it
+   * of a mutation, which run one at a time, with nothing left unsaved before it) and nothing changed after it
    * (the end of the request does not try again, since it would apply what the field reported as failed). Otherwise
    * the response is the failure's error reply (503, 409 or 413 with a GraphQL body, no data).
    */
