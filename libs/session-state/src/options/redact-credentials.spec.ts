@@ -21,4 +21,10 @@ describe('credentials in messages', () => {
       'could not connect to postgres://***@db:5432/x (from "redis://***@cache:6379") or ***@h:1',
     );
   });
+
+  it('leaves an @ that starts a word alone (a Lua script position: "Error running script on @user_script:74")', () => {
+    expect(redactCredentials('ERR Error running script on @user_script:74: boom')).toBe(
+      'ERR Error running script on @user_script:74: boom',
+    );
+  });
 });

@@ -9,7 +9,7 @@ const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
  * space; {@link quoteRedacted} masks a whole value.
  */
 export function redactCredentials(text: string): string {
-  return text.replace(/(^|[\s"'(=,[])([a-z][a-z0-9+.-]*:\/\/)?(?![\s"'(=,[])\S*@/gi, '$1$2***@');
+  return text.replace(/(^|[\s"'(=,[])([a-z][a-z0-9+.-]*:\/\/)?(?![\s"'(=,[])\S+@/gi, '$1$2***@');
 }
 
 /**
