@@ -3,7 +3,7 @@
 // connect-redis), side by side, interleaved, on a private Redis and Redis Cluster. See bench/README.md.
 //
 //   npm run bench                          full run on Node 24 (~15 min): updates bench/README.md and bench/results/
-//   npm run bench -- --quick               smoke run (~1.5 min): bench/results/<time>-quick.json only
+//   npm run bench -- --quick               smoke run (~1.5 min): bench/results/<time>-node<major>-quick.json, latest-quick.json
 //   npm run bench -- --profile nss-redis:rmw   CPU profile of one server under load, top self-time functions
 //   npm run bench -- --node current        the same on the node running npm (20 here; combines with any option)
 //

@@ -68,6 +68,13 @@ describe.each(SAMPLE_APP_PLATFORMS)('sample app on %s: the counter over GraphQL'
     expect(await visitor.graphql('{ counter }')).toEqual({ status: 200, body: { data: { counter: 4 } } });
   });
 
+  test('an error reply carries no stack trace (Apollo adds one outside production unless told not to)', async () => {
+    const { status, body } = await new Visitor(app).graphql('{ counter');
+    expect(status).toBe(400);
+    expect(JSON.stringify(body)).toContain('Syntax Error');
+    expect(JSON.stringify(body)).not.toMatch(/stacktrace|\s+at /);
+  });
+
   test('a mutation starts the session (its cookie comes with the GraphQL reply); another visitor has its own counter', async () => {
     const first = new Visitor(app);
     expect(await first.graphql('mutation { increment }')).toEqual({

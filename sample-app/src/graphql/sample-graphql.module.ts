@@ -13,7 +13,13 @@ export async function sampleGraphQLModule(platform: SamplePlatform): Promise<Dyn
     platform === 'fastify'
       ? (await import('@nestjs/mercurius')).MercuriusDriver
       : (await import('@nestjs/apollo')).ApolloDriver;
-  const graphql = GraphQLModule.forRoot({ driver, autoSchemaFile: true, graphiql: false });
+  // No stack traces in error replies: Apollo adds them outside NODE_ENV=production (Mercurius never does).
+  const graphql = GraphQLModule.forRoot({
+    driver,
+    autoSchemaFile: true,
+    graphiql: false,
+    includeStacktraceInErrorResponses: false,
+  });
   return { module: SampleGraphQLModule, imports: [graphql], providers: [CounterResolver] };
 }
 
