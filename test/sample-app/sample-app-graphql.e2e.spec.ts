@@ -47,7 +47,8 @@ describe.each(SAMPLE_APP_PLATFORMS)('sample app on %s: the counter over GraphQL'
 
   beforeAll(async () => {
     await ensureBuilt();
-    app = await SampleAppProcess.start({ env: { HTTP_ADAPTER: platform } });
+    // As npm start runs it: Jest's NODE_ENV=test would hide what Apollo does outside production and test.
+    app = await SampleAppProcess.start({ env: { HTTP_ADAPTER: platform, NODE_ENV: 'development' } });
   }, BUILD_TIMEOUT_MS);
   afterAll(() => app?.stop());
 
