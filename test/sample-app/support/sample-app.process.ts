@@ -17,6 +17,8 @@ export interface SampleAppEnv {
   SESSION_IDLE_TIMEOUT?: string;
   /** `express` (the app's default) or `fastify`. */
   HTTP_ADAPTER?: SampleAppPlatform;
+  /** Jest's `test` by default (inherited), which some libraries read (Apollo hides stack traces under it). */
+  NODE_ENV?: string;
 }
 
 export interface SampleAppOptions {
