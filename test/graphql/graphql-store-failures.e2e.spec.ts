@@ -329,6 +329,28 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
     expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 
+  it("a field's own explicit commit failed, behind the interceptor: the field reports it, the write is not tried again", async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(url, `mutation { a: setNameAndCommit(name: "${failing()}") t: tagged }`, {
+      cookie,
+    });
+    expect(reply.status).toBe(200);
+    expect(onlyError(reply).path).toEqual(['a']);
+    expect(reply.body.data).toEqual({ a: null, t: null });
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
+  it('an explicit commit failed without the interceptor (a field may have reported it): the 503, the write not tried again', async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(url, `mutation { x: setOther(value: "${failing()}") c: commitNow }`, {
+      cookie,
+    });
+    expect(reply.status).toBe(503);
+    onlyError(reply);
+    expect(reply.body).not.toHaveProperty('data');
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
   it("when an earlier field set TempData (the failure rolls the request's TempData back): the 503, no TempData cookie", async () => {
     const cookie = await established();
     const reply = await postGraphQL(

@@ -96,6 +96,21 @@ describe.each(CASES)('sample app on %s: state stays with its visitor (TempData %
     expect(login.headers.get('location')).toBe('/account');
   });
 
+  test("a second tab's sign-in, sent with the cookie the first tab's sign-in moved: a 303 back to the account page, not the 409 JSON", async () => {
+    const first = new Visitor(app);
+    await first.request('/counter'); // a session before signing in
+    const second = new Visitor(app); // the other tab: the same cookie
+    second.jar.update({ headers: { 'set-cookie': [first.jar.header()] } });
+    const signedIn = await first.request('/login', { form: { user: 'clara' } });
+    expect([signedIn.status, signedIn.location]).toEqual([302, '/account']);
+
+    const refused = await second.request('/login', { form: { user: 'mickey' } });
+    expect([refused.status, refused.location]).toEqual([303, '/account']);
+    expect(second.jar.header()).not.toBe(first.jar.header()); // no cookie: the browser keeps the first sign-in's
+    const account = await first.request('/account/sessions', { accept: 'application/json' });
+    expect(JSON.parse(account.body)).toMatchObject({ user: 'clara', sessions: [{ current: true }] });
+  });
+
   test('a preference set with Accept: text/html answers 303 to the page; without it, the JSON', async () => {
     const visitor = new Visitor(app);
     const html = await visitor.request('/prefs/theme', { form: { value: 'dark' } });

@@ -1,7 +1,8 @@
-import { Body, Controller, Get, Headers, Post, Redirect, Render } from '@nestjs/common';
+import { Body, Controller, Get, Headers, Post, Redirect, Render, UseFilters } from '@nestjs/common';
 import { Session, TempData, UserSessions } from 'nest-session-state';
 import { page } from '../layout/page.js';
 import { devicesOf, USER_AGENT_MAX } from './account-devices.js';
+import { SignInMovedFilter } from './sign-in-moved.filter.js';
 
 export const USER_KEY = 'user';
 const ERROR_KEY = 'LoginError';
@@ -29,10 +30,12 @@ export class AccountController {
   /**
    * Signs in: the session moves to a new key (a key planted before login is worthless after it, the
    * defence against session fixation) and keeps its data; the new cookie is sent with the redirect.
-   * The session is then bound to the user, with the browser's user agent, for the devices list.
+   * The session is then bound to the user, with the browser's user agent, for the devices list. Of two sign-ins
+   * sent at once from two tabs, the one refused goes back to the account page (SignInMovedFilter).
    */
   @Post('login')
   @Redirect('/account', 302)
+  @UseFilters(SignInMovedFilter)
   async login(
     @Body('user') rawUser: unknown,
     @Session() session: Session,

@@ -115,6 +115,15 @@ export class SessionResolver {
     return true;
   }
 
+  /** Sets the name and commits it itself, behind the interceptor: a failed commit is this field's error. */
+  @Mutation(() => String, { nullable: true })
+  @UseInterceptors(SessionStateInterceptor)
+  async setNameAndCommit(@Args('name') name: string, @Session() session: Session): Promise<string> {
+    session.setString(NAME, name);
+    await session.commit();
+    return name;
+  }
+
   @Query(() => String, { nullable: true })
   other(@Session() session: Session): string | null {
     return session.getString(OTHER) ?? null;

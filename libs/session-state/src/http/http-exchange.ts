@@ -56,6 +56,11 @@ export class HttpExchange {
     return res.closed || res.destroyed || res.stream?.closed === true || res.stream?.destroyed === true;
   }
 
+  /** The response reports an error: a status of 400 or above (what an exception filter answers). */
+  reportsError(): boolean {
+    return this.res.statusCode >= 400;
+  }
+
   /** A redirect: a 3xx status with a Location header (what `@Redirect` and `redirect()` write). */
   isRedirect(): boolean {
     const status = this.res.statusCode;

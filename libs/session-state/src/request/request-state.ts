@@ -111,6 +111,29 @@ export class RequestState implements SessionOwner, TempDataHost {
     for (const participant of this.participants ?? []) participant.rollback();
   }
 
+  /**
+   * The handler (a resolver) threw `error` through SessionStateInterceptor. When it is the failure of a commit the
+   * handler ran (`session.commit()`, `UserSessions.bind()`), the exception filters answer it (a GraphQL field reports
+   * it) as they answer a failed commit of the pipeline: the failed write is not tried again.
+   */
+  handlerFailed(error: unknown, field?: { alone: boolean }): void {
+    if (this.lifecycle?.failureAnswered(error)) this.commitFailedInPipeline(this.lifecycle, field);
+    this.markFailed();
+  }
+
+  private commitFailedInPipeline(lifecycle: SessionLifecycle, field: { alone: boolean } | undefined): void {
+    // A head the route wrote itself is held: Nest's filters would answer behind it (Fastify sees it as sent
+    // and only ends the response, the route's 200 going out; on Express their reply queues behind the
+    // route's end), so the hold replaces the response with the error reply, as without the interceptor.
+    this.failedInPipeline = this.responseHold?.holdsHead !== true;
+    if (field) {
+      this.fieldFailure = {
+        alone: field.alone && (this.fieldFailure?.alone ?? true),
+        changeCalls: lifecycle.changeCalls,
+      };
+    }
+  }
+
   private async saveParticipants(): Promise<void> {
     if (this.finalized) return;
     this.finalized = true;
@@ -132,16 +155,7 @@ export class RequestState implements SessionOwner, TempDataHost {
       // The lock stays until the final commit before the first byte, which saves TempData too.
       await lifecycle.finish({ releaseLock: false });
     } catch (error) {
-      // A head the route wrote itself is held: Nest's filters would answer behind it (Fastify sees it as sent
-      // and only ends the response, the route's 200 going out; on Express their reply queues behind the
-      // route's end), so the hold replaces the response with the error reply, as without the interceptor.
-      this.failedInPipeline = this.responseHold?.holdsHead !== true;
-      if (field) {
-        this.fieldFailure = {
-          alone: field.alone && (this.fieldFailure?.alone ?? true),
-          changeCalls: lifecycle.changeCalls,
-        };
-      }
+      this.commitFailedInPipeline(lifecycle, field);
       // The request failed: what its handler did to TempData is not saved (an exception filter may set its own).
       this.markFailed();
       throw error;
@@ -197,6 +211,18 @@ export class RequestState implements SessionOwner, TempDataHost {
    */
   private commitBeforeFirstByte(): ReturnType<BeforeFirstByte> {
     const lifecycle = this.lifecycle;
+    // A commit the handler ran failed last, and the response may report it: a REST response with an error status
+    // does (it stands; trying the write again could land it under that answer); a GraphQL field may have (the
+    // error reply, for whatever the fields said). A response with another status is answered as done: its
+    // changes are tried again, and land before it leaves or it is replaced by the error reply.
+    if (
+      lifecycle !== undefined &&
+      !this.failedInPipeline &&
+      (this.graphql === true || this.exchange.reportsError()) &&
+      lifecycle.failureAnswered()
+    ) {
+      this.failedInPipeline = this.graphql !== true;
+    }
     if (this.participants === undefined && lifecycle) {
       this.finalized = true;
       lifecycle.close();

@@ -75,7 +75,7 @@ export class SessionStateInterceptor implements NestInterceptor {
       // On error the exception filters still run and may use session or TempData: the response
       // hook commits once they wrote the response.
       catchError((error: unknown) => {
-        state.markFailed();
+        state.handlerFailed(error, field);
         return throwError(() => error);
       }),
       mergeMap(async (value: unknown) => {

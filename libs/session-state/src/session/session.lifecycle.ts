@@ -140,6 +140,8 @@ export class SessionLifecycle implements SessionHost {
   private closed = false;
   /** The end-of-request commit failed once: it is not retried (each try costs an ioTimeout). */
   private finishFailure: Error | undefined;
+  /** The last commit failed (one the app ran: `commit()`, `UserSessions.bind()`), until one succeeds. */
+  private lastCommitFailure: Error | undefined;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -484,7 +486,9 @@ export class SessionLifecycle implements SessionHost {
     try {
       await this.doCommit();
       this.storeFailure = undefined;
+      this.lastCommitFailure = undefined;
     } catch (error) {
+      if (!(error instanceof SessionResponseStartedError)) this.lastCommitFailure = error as Error;
       // Counted unless nothing reached the store (response started, or no session since its load failed).
       if (
         !(error instanceof SessionResponseStartedError) &&
@@ -502,7 +506,7 @@ export class SessionLifecycle implements SessionHost {
         if (error instanceof SessionUnavailableError && error.cause !== undefined) this.storeFailure = error;
         throw error;
       }
-      throw (this.storeFailure = new SessionUnavailableError('commit', error));
+      throw (this.lastCommitFailure = this.storeFailure = new SessionUnavailableError('commit', error));
     } finally {
       this.commitsRunning--;
     }
@@ -961,6 +965,43 @@ export class SessionLifecycle implements SessionHost {
   }
 
   /**
+   * The failure of a commit the app ran (`commit()`, `UserSessions.bind()`) is the request's answer: an exception
+   * filter renders `error` (that failure, or an error caused by it), or, without `error`, the response reports an
+   * error. Its changes are not tried again at the end of the request (the answer says they were not saved, and a
+   * retry that landed would make it false), and later commits of the request reject with it; an abandon after it
+   * still runs (a failed sign-in's session is deleted). False when no commit failed last, or `error` is another.
+   */
+  failureAnswered(error?: unknown): boolean {
+    const failed = this.lastCommitFailure;
+    if (failed === undefined || (error !== undefined && !causedBy(error, failed))) return false;
+    if (this.finishFailure === undefined && this.abandonedKey === undefined) this.finishFailed(failed);
+    return true;
+  }
+
+  /** Records the request's commit failure, logged once: a refusal (413, 409) apart from an outage. */
+  private finishFailed(error: Error): void {
+    if (this.finishFailure !== undefined) return;
+    this.finishFailure = error;
+    if (
+      error instanceof SessionLimitExceededError ||
+      error instanceof SessionMovedError ||
+      error instanceof SessionLockLostError
+    ) {
+      // Refused by the store, which works: not an outage. Logged apart from SessionCommitFailed (an alert on
+      // outages must not fire for a client's oversized session).
+      this.runtime.storeFailureLog.write(
+        SessionLogEvents.SessionCommitRefused,
+        `Session commit refused, nothing of it was applied (${error.getStatus()} ${error.code}): ${this.refusalText(error)}`,
+      );
+      return;
+    }
+    this.runtime.storeFailureLog.write(
+      SessionLogEvents.SessionCommitFailed,
+      `Session commit failed: ${this.runtime.failureText(error)}`,
+    );
+  }
+
+  /**
    * The end-of-request commit: releases the lock, and applies the failure policy: with
    * `throwOnError` a failed commit becomes a 503, otherwise it is logged and the request goes on.
    * `releaseLock: false` keeps the lock for a later finish: the interceptor commits from Nest's
@@ -984,26 +1025,13 @@ export class SessionLifecycle implements SessionHost {
         error instanceof SessionMovedError ||
         error instanceof SessionLockLostError
       ) {
-        // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage. Logged
-        // apart from SessionCommitFailed (an alert on outages must not fire for a client's oversized session).
-        if (this.finishFailure === undefined) {
-          this.runtime.storeFailureLog.write(
-            SessionLogEvents.SessionCommitRefused,
-            `Session commit refused, nothing of it was applied (${error.getStatus()} ${error.code}): ${this.refusalText(error)}`,
-          );
-        }
-        this.finishFailure = error;
+        // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage.
+        this.finishFailed(error);
         throw error;
       }
       // Logged where it was raised; the response went out without its cookie, no error reply can follow.
       if (error instanceof SessionResponseStartedError) return;
-      if (this.finishFailure === undefined) {
-        this.finishFailure = error instanceof Error ? error : new Error(String(error));
-        this.runtime.storeFailureLog.write(
-          SessionLogEvents.SessionCommitFailed,
-          `Session commit failed: ${this.runtime.failureText(error)}`,
-        );
-      }
+      this.finishFailed(error instanceof Error ? error : new Error(String(error)));
       if (this.runtime.store.throwOnError) {
         throw error instanceof SessionUnavailableError ? error : new SessionUnavailableError('commit', error);
       }
@@ -1035,6 +1063,16 @@ export class SessionLifecycle implements SessionHost {
       this.unlockFailed(key, token, error);
     }
   }
+}
+
+/** `error` is `failure`, or was raised because of it (its `cause`, a few levels deep: an app's own wrapping). */
+function causedBy(error: unknown, failure: Error): boolean {
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    if (current === failure) return true;
+    current = current.cause;
+  }
+  return false;
 }
 
 /** The client went away while its request waited for the session lock: it stops waiting. */

@@ -1,0 +1,215 @@
+import {
+  Catch,
+  Controller,
+  HttpCode,
+  Post,
+  Query,
+  UseFilters,
+  UseInterceptors,
+  type ArgumentsHost,
+  type ExceptionFilter,
+  type INestApplication,
+} from '@nestjs/common';
+import request from 'supertest';
+import {
+  Session,
+  SessionMovedError,
+  SessionStateInterceptor,
+  SessionUnavailableError,
+} from 'nest-session-state';
+import { startSessionApp } from '../support/apps/session-test.app.js';
+import { CaptureLogger } from '../support/capture-logger.js';
+import { CommitsFailingOn } from '../support/commit-stores.js';
+import { cookiePair } from '../support/cookie-jar.js';
+import { redirectTo, TEST_PLATFORM } from '../support/platform/test-platform.js';
+
+const SECRETS = ['Vb8nQ2xK6mLz0pTr4yWc9sHd3jFg7aEu1iOe5tYr2N'];
+const COOKIE = '.Nest.Session';
+const FAIL = 'fail-this-commit';
+
+/** What an app's exception filter answers for a failed commit: a redirect back to a page that explains it. */
+@Catch(SessionMovedError, SessionUnavailableError)
+class BackToThePage implements ExceptionFilter {
+  catch(error: SessionMovedError | SessionUnavailableError, host: ArgumentsHost) {
+    redirectTo(host.switchToHttp().getResponse(), `/page?failed=${error.code}`, 303);
+  }
+}
+
+/**
+ * Handlers that commit themselves (`session.commit()`, as `UserSessions.bind()` does inside) and meet a failure:
+ * they let it propagate (with and without SessionStateInterceptor, with an exception filter that redirects) or
+ * swallow it.
+ */
+@Controller('explicit')
+class ExplicitCommitController {
+  @Post('propagates')
+  async propagates(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
+  @Post('propagates-through-interceptor')
+  @UseInterceptors(SessionStateInterceptor)
+  async throughInterceptor(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
+  @Post('swallows')
+  @HttpCode(200)
+  async swallows(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    try {
+      await session.commit();
+      return { committed: true };
+    } catch {
+      return { committed: false }; // the end of the request tries the write again
+    }
+  }
+
+  /** A sign-in: the session moves to a new key. Sent with a cookie whose session moved already, it is refused. */
+  @Post('sign-in')
+  @HttpCode(200)
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(BackToThePage)
+  async signIn(@Session() session: Session, @Query('value') value: string) {
+    session.regenerate();
+    session.setString('name', value);
+    await session.commit();
+    return { signedIn: true };
+  }
+
+  @Post('sign-in-without-interceptor')
+  @HttpCode(200)
+  @UseFilters(BackToThePage)
+  async signInWithoutInterceptor(@Session() session: Session, @Query('value') value: string) {
+    session.regenerate();
+    session.setString('name', value);
+    await session.commit();
+    return { signedIn: true };
+  }
+
+  @Post('redirects-on-failure')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(BackToThePage)
+  async redirectsOnFailure(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+}
+
+describe(`on ${TEST_PLATFORM}: a commit the handler ran failed, and its failure is the answer`, () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(
+    async () =>
+      ({ app, url } = await startSessionApp(
+        { secrets: SECRETS, store: new CommitsFailingOn(FAIL) },
+        { controllers: [ExplicitCommitController] },
+      )),
+  );
+  afterAll(() => app.close());
+
+  let failures = 0;
+  /** A value the store fails the first commit of (a store that went away for a moment): a new one each time. */
+  const failing = () => `${FAIL}-${++failures}`;
+
+  const established = async () => {
+    const cookie = cookiePair(
+      await request(url).post('/set/name').send({ value: 'initial' }).expect(200),
+      COOKIE,
+    );
+    return cookie;
+  };
+  const storedName = async (cookie: string) =>
+    ((await request(url).get('/read').set('Cookie', cookie).expect(200)).body as { name: string | null })
+      .name;
+
+  it.each(['propagates', 'propagates-through-interceptor'])(
+    'a 503 reached the client (%s): the end of the request does not try the write again, so it never lands',
+    async (route) => {
+      // An app of its own: the failure log is written once per 10 s.
+      const logger = new CaptureLogger();
+      const own = await startSessionApp(
+        { secrets: SECRETS, store: new CommitsFailingOn(FAIL) },
+        { controllers: [ExplicitCommitController], logger },
+      );
+      try {
+        const cookie = cookiePair(
+          await request(own.url).post('/set/name').send({ value: 'initial' }).expect(200),
+          COOKIE,
+        );
+        const reply = await request(own.url)
+          .post(`/explicit/${route}`)
+          .query({ value: failing() })
+          .set('Cookie', cookie);
+        expect(reply.status).toBe(503);
+        expect(reply.body).toMatchObject({ code: 'SESSION_UNAVAILABLE' });
+        const read = await request(own.url).get('/read').set('Cookie', cookie).expect(200);
+        expect(read.body).toMatchObject({ name: 'initial' });
+        // Logged as every failed commit is, for the alerts on outages.
+        expect(logger.has(/Session commit failed/)).toBe(true);
+      } finally {
+        await own.app.close();
+      }
+    },
+  );
+
+  it("an exception filter's redirect for the failure stands (behind SessionStateInterceptor); nothing lands", async () => {
+    const cookie = await established();
+    const reply = await request(url)
+      .post('/explicit/redirects-on-failure')
+      .query({ value: failing() })
+      .set('Cookie', cookie);
+    expect(reply.status).toBe(303);
+    expect(reply.headers.location).toBe('/page?failed=SESSION_UNAVAILABLE');
+    expect(await storedName(cookie)).toBe('initial');
+  });
+
+  it('a handler that swallowed the failure and answered 200: the end of the request tries the write again, and it lands', async () => {
+    const cookie = await established();
+    const value = failing();
+    const reply = await request(url).post('/explicit/swallows').query({ value }).set('Cookie', cookie);
+    expect(reply.status).toBe(200);
+    expect(reply.body).toEqual({ committed: false });
+    expect(await storedName(cookie)).toBe(value);
+  });
+
+  it("a sign-in sent with a cookie another sign-in moved: refused, and the filter's redirect stands (behind the interceptor)", async () => {
+    const before = await established();
+    const first = await request(url)
+      .post('/explicit/sign-in')
+      .query({ value: 'first' })
+      .set('Cookie', before);
+    expect(first.status).toBe(200);
+    const after = cookiePair(first, COOKIE);
+
+    const second = await request(url)
+      .post('/explicit/sign-in')
+      .query({ value: 'second' })
+      .set('Cookie', before);
+    expect(second.status).toBe(303);
+    expect(second.headers.location).toBe('/page?failed=SESSION_MOVED');
+    expect(second.headers['set-cookie']).toBeUndefined(); // the browser keeps the first sign-in's cookie
+    expect(await storedName(after)).toBe('first');
+  });
+
+  it("without the interceptor a filter's redirect is a response answered as done: the write is tried again and refused, the 409", async () => {
+    const before = await established();
+    const first = await request(url)
+      .post('/explicit/sign-in')
+      .query({ value: 'first' })
+      .set('Cookie', before);
+    const after = cookiePair(first, COOKIE);
+    const second = await request(url)
+      .post('/explicit/sign-in-without-interceptor')
+      .query({ value: 'second' })
+      .set('Cookie', before);
+    expect(second.status).toBe(409);
+    expect(second.body).toMatchObject({ code: 'SESSION_MOVED' });
+    expect(await storedName(after)).toBe('first');
+  });
+});
