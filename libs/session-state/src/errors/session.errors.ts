@@ -70,10 +70,15 @@ export class SessionRequiresHttpError extends SessionStateError {
 export class SessionNotLoadedError extends SessionStateError {
   readonly code = 'SESSION_NOT_LOADED';
 
-  constructor() {
+  /** `forTempData`: TempData with the session provider was used before the session was loaded. */
+  constructor(forTempData = false) {
     super(
-      'The session has not been loaded yet. Potential solutions: take it as a handler parameter with @Session() ' +
-        '(which loads it), or call `await session.load()` (or `await sessionAccessor.load()`) before reading or writing.',
+      forTempData
+        ? 'TempData lives in the session (tempData.provider "session"), which has not been loaded yet. Potential ' +
+            'solutions: take it as a handler parameter with @TempData() (which loads it), or use ' +
+            '`await tempDataAccessor.load()` instead of `tempDataAccessor.current`.'
+        : 'The session has not been loaded yet. Potential solutions: take it as a handler parameter with @Session() ' +
+            '(which loads it), or call `await session.load()` (or `await sessionAccessor.load()`) before reading or writing.',
     );
   }
 }

@@ -26,7 +26,7 @@ export class SessionTempDataProvider implements TempDataProvider {
   private clearsAtLoad = 0;
 
   load(): ReadonlyMap<string, unknown> {
-    if (!this.session.isLoaded) throw new SessionNotLoadedError();
+    if (!this.session.isLoaded) throw new SessionNotLoadedError(true);
     this.clearsAtLoad = this.session.clears;
     const bytes = this.session.getBytes(TEMP_DATA_SESSION_KEY);
     if (!bytes) return new Map();

@@ -301,7 +301,19 @@ describe('TempDataDictionary', () => {
       const { tempData } = dictionary();
       const when = new Date(0);
       tempData.set('When', when);
-      expect(tempData.get<Date>('When')).toBe(when);
+      const read = tempData.get<Date>('When');
+      expect(read).toBeInstanceOf(Date);
+      expect(read).toEqual(when);
+    });
+
+    it('keeps a copy of an object or array: changing it after set changes nothing stored', () => {
+      const { tempData } = dictionary();
+      const cart = { items: ['tea'], when: new Date(0) };
+      tempData.set('Cart', cart);
+      cart.items.push('cake');
+      (cart as Record<string, unknown>).refresh = () => 1; // would make the save fail if it were the stored value
+      expect(tempData.peek('Cart')).toEqual({ items: ['tea'], when: new Date(0) });
+      expect(tempData.toSave().get('Cart')).not.toBe(cart);
     });
   });
 

@@ -1,4 +1,4 @@
-import { assertTempDataValue } from './temp-data.value-codec.js';
+import { tempDataSnapshot } from './temp-data.value-codec.js';
 
 /**
  * Supplies the TempData a request arrived with. Called lazily, at most once per dictionary, on the first
@@ -101,7 +101,8 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
   }
 
   /**
-   * Stores a value until it is read (in this or a later request). `undefined` removes the key.
+   * Stores a value until it is read (in this or a later request). `undefined` removes the key. An object or array
+   * is copied: changing it after `set` changes nothing stored (set it again), and `get` returns the copy.
    *
    * @throws TypeError naming the key when the value cannot survive the round trip (see `assertTempDataValue`);
    * the dictionary is left unchanged.
@@ -112,7 +113,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
       this.remove(key);
       return;
     }
-    assertTempDataValue(key, value);
+    value = tempDataSnapshot(key, value);
     this.guard.beforeChange?.();
     this.access();
     const id = foldKey(key);

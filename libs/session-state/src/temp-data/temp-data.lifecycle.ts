@@ -8,6 +8,7 @@ import type { TempDataProvider, TempDataSaveRefusal } from './temp-data-provider
 import { TempDataDictionary, type TempDataGuard } from './temp-data.dictionary.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
+import { assertTempDataValue } from './temp-data.value-codec.js';
 
 /** What TempData needs of the request it belongs to (the request's state, one layer up). */
 export interface TempDataHost {
@@ -87,17 +88,52 @@ export class TempDataLifecycle {
     if (dictionary.isLoaded && exchange.isRedirect() && !exchange.headersSent) dictionary.keep();
     this.saved = true;
     if (!dictionary.isLoaded) return;
+    const values = dictionary.toSave();
     try {
-      const values = dictionary.toSave();
       const refused = this.provider.save(values, this.loaded ?? new Map());
       if (refused) this.saveUnread(dictionary, values, refused);
     } catch (error) {
+      if (this.saveWithoutBroken(values)) return;
       logEvent(
         this.state.runtime.logger,
         SessionLogEvents.TempDataSaveFailed,
         `TempData could not be saved: ${(error as Error).message}`,
       );
     }
+  }
+
+  /**
+   * A value read from TempData and then changed in place into one it cannot hold (a function or a cycle added):
+   * the other values are saved without it, and the log names it. Values set are copies taken at `set`, which
+   * always encode. False when no value is broken, or the rest fails too.
+   */
+  private saveWithoutBroken(values: ReadonlyMap<string, unknown>): boolean {
+    const broken: string[] = [];
+    let firstProblem = '';
+    for (const [key, value] of values) {
+      try {
+        assertTempDataValue(key, value);
+      } catch (error) {
+        broken.push(key);
+        firstProblem ||= (error as Error).message;
+      }
+    }
+    if (broken.length === 0) return false;
+    const rest = new Map([...values].filter(([key]) => !broken.includes(key)));
+    try {
+      const refused = this.provider.save(rest, this.loaded ?? new Map());
+      if (refused) return false;
+    } catch {
+      return false;
+    }
+    logEvent(
+      this.state.runtime.logger,
+      SessionLogEvents.TempDataSaveFailed,
+      `TempData values changed in place after they were read could not be saved and were dropped ` +
+        `(${broken.map((key) => JSON.stringify(key)).join(', ')}): ${firstProblem} The other values are saved. ` +
+        'Set a changed value again with set() (it checks it there).',
+    );
+    return true;
   }
 
   /**

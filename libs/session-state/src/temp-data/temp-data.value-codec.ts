@@ -51,6 +51,23 @@ export function assertTempDataValue(key: string, value: unknown): void {
 }
 
 /**
+ * What TempData keeps of `value` set under `key`: the value itself when it is a primitive, otherwise a copy (as a later
+ * request would read it back), so a change the app makes to its object after `set` neither changes what is saved nor
+ * makes the save fail.
+ *
+ * @throws TypeError as {@link assertTempDataValue}.
+ */
+export function tempDataSnapshot(key: string, value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) {
+    assertTempDataValue(key, value);
+    return value;
+  }
+  const out: string[] = [];
+  walk(value, { key, path: [], ancestors: new Set() }, 0, out);
+  return decodeValue(JSON.parse(out.join('')), 0);
+}
+
+/**
  * Encodes TempData entries in the versioned format described at the top of this module.
  *
  * @throws TypeError (as {@link assertTempDataValue}) when a value cannot be stored.

@@ -1,0 +1,111 @@
+import 'reflect-metadata';
+import { Controller, Get, HttpCode, Param, Post, type INestApplication } from '@nestjs/common';
+import { TempData, TempDataAccessor, type TempDataDictionary } from 'nest-session-state';
+import { Browser } from './support/browser.js';
+import { RecordingLogger, startTempDataApp } from './support/temp-data-test.app.js';
+
+const SECRETS = ['Zt5nW1xQ8mKc3pLr7yHd0sJf4bGa9eUo2iTv6wRy1M'];
+
+/** Changes an object in every way that TempData could not save: a function, a cycle, past the cookie's budget. */
+function spoil(object: Record<string, unknown>, how: string): void {
+  if (how === 'function') object.refresh = () => 1;
+  else if (how === 'cycle') object.self = object;
+  else object.notes = 'y'.repeat(20_000);
+}
+
+/** Apps that change values they handed to TempData, or read from it, in place. */
+@Controller('changed')
+class ChangedValuesController {
+  constructor(private readonly tempData: TempDataAccessor) {}
+
+  /** Sets two values, then changes the object it set. */
+  @Post('after-set/:how')
+  @HttpCode(200)
+  afterSet(@TempData() tempData: TempDataDictionary, @Param('how') how: string) {
+    const cart = { items: ['tea'] };
+    tempData.set('Other', 'innocent');
+    tempData.set('Cart', cart);
+    spoil(cart, how);
+    return { ok: true };
+  }
+
+  /**
+   * Sets a new value, then peeks a stored object and spoils it in place (no set). (A `set` after the spoiling
+   * throws a TypeError naming the spoiled key: the cookie's size check encodes every value.)
+   */
+  @Post('after-peek/:how')
+  @HttpCode(200)
+  afterPeek(@TempData() tempData: TempDataDictionary, @Param('how') how: string) {
+    tempData.set('Fresh', 'new');
+    spoil(tempData.peek<Record<string, unknown>>('Cart')!, how);
+    return { ok: true };
+  }
+
+  /** `TempDataAccessor.current` in a handler that loaded nothing. */
+  @Get('accessor-current')
+  accessorCurrent() {
+    try {
+      this.tempData.current.set('Message', 'hi');
+      return { error: null };
+    } catch (error) {
+      return { error: (error as Error).name, message: (error as Error).message };
+    }
+  }
+}
+
+describe.each(['cookie', 'session'] as const)(
+  'TempData (%s provider): values changed in place',
+  (provider) => {
+    let app: INestApplication;
+    let url: string;
+    const logger = new RecordingLogger();
+    beforeAll(
+      async () =>
+        ({ app, url } = await startTempDataApp(
+          { secrets: SECRETS, tempData: { provider } },
+          { controllers: [ChangedValuesController], logger },
+        )),
+    );
+    afterAll(() => app.close());
+
+    it.each(['function', 'cycle', 'growth'])(
+      'an object changed after set (%s): what was set is saved, and the other values with it',
+      async (how) => {
+        const browser = new Browser(url);
+        expect((await browser.post(`/changed/after-set/${how}`)).status).toBe(200);
+        expect(await browser.run({ op: 'get', key: 'Other' }, { op: 'get', key: 'Cart' })).toEqual([
+          'innocent',
+          { items: ['tea'] },
+        ]);
+      },
+    );
+
+    it.each(['function', 'cycle'])(
+      'a stored object read and changed in place into one TempData cannot hold (%s): dropped and named in the log, the rest saved',
+      async (how) => {
+        const browser = new Browser(url);
+        await browser.run(
+          { op: 'set', key: 'Cart', value: { items: ['tea'] } },
+          { op: 'set', key: 'Message', value: 'hi' },
+        );
+        const linesBefore = logger.lines.length;
+        expect((await browser.post(`/changed/after-peek/${how}`)).status).toBe(200);
+        expect(await browser.run({ op: 'keys' })).toEqual([['Message', 'Fresh']]); // Cart is gone
+        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
+        expect(logged).toEqual([expect.stringMatching(/TempDataSaveFailed.*changed in place.*\("Cart"\)/)]);
+      },
+    );
+
+    it('TempDataAccessor.current before anything loaded: works with cookies; with the session, an error that says what to call', async () => {
+      const res = await new Browser(url).get('/changed/accessor-current');
+      expect(res.status).toBe(200);
+      if (provider === 'cookie') expect(res.body).toEqual({ error: null });
+      else {
+        expect(res.body).toMatchObject({ error: 'SessionNotLoadedError' });
+        expect((res.body as { message: string }).message).toMatch(
+          /TempData.*await tempDataAccessor\.load\(\)/,
+        );
+      }
+    });
+  },
+);
