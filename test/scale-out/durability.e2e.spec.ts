@@ -66,24 +66,37 @@ describe('durability: waitForReplicas', () => {
     }
   });
 
-  it('without an acknowledging replica the commit fails (503 with throwOnError) within the wait timeout', async () => {
+  it('a replica that stops acknowledging: the commit fails (503 with throwOnError) within the wait timeout', async () => {
     const { app, url } = await startSessionApp({
       redis: {
         host: master.host,
         port: master.port,
-        waitForReplicas: 2, // only one replica exists
+        waitForReplicas: 1,
         waitForReplicasTimeoutInMilliseconds: 300,
       },
     });
     try {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const paused = replica.pause(1500);
       const started = Date.now();
-      await request(url).get('/counter').expect(503);
+      await request(url).get('/counter').set('Cookie', cookie).expect(503);
       const elapsed = Date.now() - started;
       expect(elapsed).toBeGreaterThanOrEqual(300);
       expect(elapsed).toBeLessThan(2000);
+      await paused;
     } finally {
       await app.close();
     }
+  });
+
+  it('more waitForReplicas than the master has replicas fails startup, naming the option and the fix', async () => {
+    await expect(
+      startSessionApp({
+        redis: { host: master.host, port: master.port, waitForReplicas: 2 }, // only one replica exists
+      }),
+    ).rejects.toThrow(
+      /waitForReplicas is 2, but the Redis master at .* has 1 connected replica: .*lower waitForReplicas/,
+    );
   });
 
   it('rejects invalid durability options at startup', async () => {

@@ -188,6 +188,7 @@ export class RedisConnection {
     if (sessionKeys) await this.checkKeyAccess(sessionKeys === true ? {} : sessionKeys);
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
+    if (sessionKeys) await this.refuseTooFewReplicas(nodes);
     await Promise.all([
       ...nodes.flatMap((node) => Object.values(REDIS_SCRIPTS).map((s) => node.script('LOAD', s.lua))),
       // A first reading of Redis's clock, before the first commit needs a deadline in it.
@@ -230,6 +231,27 @@ export class RedisConnection {
         'an ioredis Redis client) reaches only its slots, and the sessions kept on the others would fail (MOVED). ' +
         "Use the clusterNodes option (['host:port', ...], one node or more) or pass an ioredis Cluster as client.",
     );
+  }
+
+  /**
+   * `waitForReplicas` over the replicas a master has (by its `INFO replication`, skipped for an ACL user that may not
+   * run it): every commit would wait `waitForReplicasTimeoutInMilliseconds` and answer 503, though the master applied
+   * it, so a client that sends it again applies it twice. A replica lost later (a failover) is the runtime's 503.
+   */
+  private async refuseTooFewReplicas(masters: Redis[]): Promise<void> {
+    const wanted = this.options.waitForReplicas;
+    if (wanted === 0) return;
+    for (const master of masters) {
+      const info = await master.info('replication').catch(() => '');
+      const found = /^connected_slaves:(\d+)\s*$/m.exec(info);
+      if (!found || Number(found[1]) >= wanted) continue;
+      throw new RedisConfigurationError(
+        `waitForReplicas is ${wanted}, but the Redis master at ${describeClientAddress(master)} has ` +
+          `${found[1]} connected replica${found[1] === '1' ? '' : 's'}: every session commit would wait ` +
+          'waitForReplicasTimeoutInMilliseconds for acknowledgements that cannot come, and answer 503 although the ' +
+          'master applied it. Start the replicas first, or lower waitForReplicas (0, the default, turns it off).',
+      );
+    }
   }
 
   /**
