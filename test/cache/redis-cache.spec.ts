@@ -482,6 +482,29 @@ describe('RedisDistributedCache connection options', () => {
     expect(() => resolveRedisCacheOptions({ clusterNodes: ['a:1'], databaseId: 2 })).toThrow(/databaseId/);
     expect(() => resolveRedisCacheOptions({ applicationName: 'a{b}' })).toThrow(/applicationName/);
     expect(() => resolveRedisCacheOptions({ url: 'redis://x:1', host: 'y' })).toThrow(/host\/port/);
+    expect(() => resolveRedisCacheOptions({ applicationName: 5 as unknown as string })).toThrow(
+      'Redis option applicationName must be a string (got 5)',
+    );
+    expect(() => resolveRedisCacheOptions({ clusterNodes: '127.0.0.1:7000' as unknown as string[] })).toThrow(
+      /clusterNodes must be an array of "host:port" or \{ host, port \} \(got "127.0.0.1:7000"\): write clusterNodes: \['host:port', \.\.\.\]/,
+    );
+    // A setting in the url and in an option: refused when they differ (the option used to win silently).
+    expect(() => resolveRedisCacheOptions({ url: 'rediss://x:1', ssl: false })).toThrow(
+      'Redis option url starts with rediss:// (TLS) but ssl is false',
+    );
+    expect(() => resolveRedisCacheOptions({ url: 'redis://x:1/2', databaseId: 3 })).toThrow(
+      'Redis options url and databaseId give two different values for the database',
+    );
+    expect(() => resolveRedisCacheOptions({ url: 'redis://:in-url@x:1', accessKey: 'other' })).toThrow(
+      'Redis options url and accessKey give two different values for the password',
+    );
+    expect(
+      resolveRedisCacheOptions({ url: 'redis://:same@x:1/2', accessKey: 'same', databaseId: 2 }),
+    ).toMatchObject({
+      accessKey: 'same',
+      databaseId: 2,
+    });
+    expect(resolveRedisCacheOptions({ url: 'rediss://x:1', ssl: { ca: 'pem' } }).tls).toEqual({ ca: 'pem' });
     // Unknown names, as options read from configuration carry them: the path from the options' root.
     const unknown = (options: object) => () => resolveRedisCacheOptions(options);
     expect(unknown({ hots: 'x' })).toThrow(

@@ -163,7 +163,7 @@ describe('unknown option names fail at startup, before connecting', () => {
     );
   });
 
-  it('every other level: session.lock, tempData, memory, redis.nearCache, redis.clusterNodes[i]', async () => {
+  it('every other level: session.lock, tempData, memory, metrics, redis.nearCache, redis.clusterNodes[i]', async () => {
     await expectRefused(
       { session: { lock: { tll: 1000 } } },
       SessionConfigurationError,
@@ -178,6 +178,15 @@ describe('unknown option names fail at startup, before connecting', () => {
       { memory: { sizelimit: 1000 } },
       SessionConfigurationError,
       'SessionModule option memory.sizelimit is unknown: did you mean memory.sizeLimit?',
+    );
+    await expectRefused(
+      {
+        metrics: {
+          meterprovider: { getMeter: () => undefined },
+        } as unknown as SessionModuleOptions['metrics'],
+      },
+      SessionConfigurationError,
+      'SessionModule option metrics.meterprovider is unknown: did you mean metrics.meterProvider?',
     );
     await expectRefused(
       { redis: { ...redis, nearCache: { maxAge: 1000 } } },
@@ -556,6 +565,21 @@ describe('every documented option, set at once, still starts', () => {
       await startsAndCounts({ ...common, session, redis: { host: single.host, port: single.port } });
     } finally {
       await single.stop();
+    }
+    // The other way round: clusterNodes pointing at a standalone server (it said "could not connect ... TLS?").
+    const standalone = await RedisServerProcess.start();
+    try {
+      const { error } = await startupError({
+        ...common,
+        session,
+        redis: { clusterNodes: [`${standalone.host}:${standalone.port}`] },
+      });
+      expect(error).toBeInstanceOf(RedisConfigurationError);
+      expect(error.message).toMatch(
+        /^Redis at the cluster nodes \S+ is not a Redis Cluster \(cluster support disabled\): clusterNodes is for a cluster; for a standalone server use the url \(or host and port\) option\./,
+      );
+    } finally {
+      await standalone.stop();
     }
   });
 });

@@ -1,10 +1,12 @@
 import { Injectable, Module } from '@nestjs/common';
 import request from 'supertest';
+import { Test } from '@nestjs/testing';
 import {
   MemoryDistributedCache,
   MemorySessionStore,
   SessionConfigurationError,
   SessionModule,
+  type Clock,
   type SessionModuleOptions,
   type SessionStore,
 } from 'nest-session-state';
@@ -156,22 +158,56 @@ describe('session cookie options', () => {
     });
   });
 
-  it('a hasConsent that throws fails the commit as a store failure would (logged 503), never a 500', async () => {
-    const hasConsent = (): boolean => {
-      throw new Error('consent service down');
-    };
-    const logger = new CaptureLogger();
-    await withApp(
-      { hasConsent },
-      async (url) => {
-        const res = await request(url).get('/counter').expect(503);
-        expect(res.body.message).toBe('Session state is temporarily unavailable.');
-        expect(findSetCookie(res, COOKIE)).toBeUndefined();
-      },
-      { logger },
+  it.each([
+    ['throws', /hasConsent threw \(consent service down\)/],
+    ['returns a Promise (an async lookup)', /hasConsent returned a Promise instead of true or false/],
+    ['returns the string "false"', /hasConsent returned string "false" instead of true or false/],
+  ])(
+    "a hasConsent that %s is the app's bug, not a store outage: no cookie (as without consent), the page answers, logged naming the option",
+    async (kind, logged) => {
+      const hasConsent = (): boolean => {
+        if (kind === 'throws') throw new Error('consent service down');
+        return (kind.startsWith('returns a Promise')
+          ? Promise.resolve(false)
+          : 'false') as unknown as boolean;
+      };
+      const logger = new CaptureLogger();
+      await withApp(
+        { hasConsent },
+        async (url) => {
+          const res = await request(url).get('/counter').expect(200, { count: 1 });
+          expect(findSetCookie(res, COOKIE)).toBeUndefined();
+        },
+        { logger },
+      );
+      const messages = logger.lines.map((l) => l.message);
+      expect(messages).toContainEqual(
+        expect.stringMatching(/^\[ConsentCheckFailed\] The SessionModule option /),
+      );
+      expect(messages).toContainEqual(expect.stringMatching(logged));
+      expect(messages.filter((m) => /SessionCommitFailed|unavailable/i.test(m))).toEqual([]);
+    },
+  );
+
+  it.each([{}, 5, null])(
+    'memory.clock without a now() method (%p) fails startup naming the option, instead of a 503 at the first write',
+    async (clock) => {
+      await expect(startSessionApp({ memory: { clock: clock as unknown as Clock } })).rejects.toThrow(
+        /SessionModule option memory\.clock\) must have a now\(\) method returning epoch milliseconds/,
+      );
+    },
+  );
+
+  it('SessionModule imported without forRoot() fails startup saying to call it (not a Nest DI error)', async () => {
+    await expect(Test.createTestingModule({ imports: [SessionModule] }).compile()).rejects.toThrow(
+      /SessionModule is imported without forRoot\(\): write imports: \[SessionModule\.forRoot\(\)\]/,
     );
-    expect(logger.lines.map((l) => l.message)).toContainEqual(
-      expect.stringMatching(/Session commit failed: .*consent service down/),
+  });
+
+  it('an async hasConsent fails startup: it returns a Promise, not true or false', async () => {
+    const lookup = async (): Promise<boolean> => (await Promise.resolve({ consent: false })).consent;
+    await expect(startSessionApp({ hasConsent: lookup as unknown as () => boolean })).rejects.toThrow(
+      /hasConsent is an async function: .*Make it synchronous/,
     );
   });
 

@@ -34,6 +34,7 @@ export const SessionLogEvents = Object.freeze({
   SessionExpired: event(1002, 'SessionExpired', 'debug'),
   SessionCookieRejected: event(1003, 'SessionCookieRejected', 'debug'),
   SessionNotStoredWithoutConsent: event(1004, 'SessionNotStoredWithoutConsent', 'debug'),
+  ConsentCheckFailed: event(1005, 'ConsentCheckFailed', 'error'),
   SessionLoadFailed: event(1010, 'SessionLoadFailed', 'warn'),
   SessionCommitFailed: event(1011, 'SessionCommitFailed', 'warn'),
   SessionRefreshFailed: event(1012, 'SessionRefreshFailed', 'warn'),

@@ -184,7 +184,9 @@ function memoryCacheOf(memory: SessionModuleOptions['memory']): MemoryDistribute
         `for no limit (got ${describeOptionValue(given)}).`,
     ),
   );
-  return new MemoryDistributedCache({ sizeLimit: sizeLimit ?? Infinity, clock: memory?.clock });
+  return asConfigurationError(
+    () => new MemoryDistributedCache({ sizeLimit: sizeLimit ?? Infinity, clock: memory?.clock }),
+  );
 }
 
 function asConfigurationError<T>(create: () => T): T {

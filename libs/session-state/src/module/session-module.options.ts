@@ -244,6 +244,9 @@ export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
 });
 
 /** The names of `SessionModuleOptions.memory`. */
+/** The names of `metrics` when it is an object (`{ meterProvider }` or `{ meter }`). */
+export const METRICS_OPTION_NAMES: readonly string[] = ['meterProvider', 'meter'];
+
 export const MEMORY_OPTION_NAMES = optionNames<NonNullable<SessionModuleOptions['memory']>>({
   maxSessions: true,
   sizeLimit: true,

@@ -8,6 +8,7 @@ import { UnknownOptionNames, type OptionLevel } from '../options/option-names.ch
 import { COOKIE_EXPIRY_OPTIONS, EXPRESS_SESSION_OPTIONS } from '../options/foreign-option-names.js';
 import {
   MEMORY_OPTION_NAMES,
+  METRICS_OPTION_NAMES,
   SESSION_LOCK_OPTION_NAMES,
   SESSION_MODULE_OPTION_NAMES,
   SESSION_OPTION_NAMES,
@@ -50,7 +51,7 @@ const ROOT: OptionLevel = {
 /**
  * Every name in the module options that SessionModuleOptions does not know, one line each with the
  * name it most likely meant; undefined when all are known. Walks `session`, `session.cookie`,
- * `session.lock`, `tempData`, `tempData.cookie`, `memory` and `postgres` (`redis` is
+ * `session.lock`, `tempData`, `tempData.cookie`, `memory`, `users`, `metrics` and `postgres` (`redis` is
  * rejectUnknownRedisOptions's), never `cache`, `store`, `memory.clock`, `postgres.pool`, `postgres.clock`,
  * `hasConsent` or `secrets`: those hold the app's own objects.
  */
@@ -79,6 +80,15 @@ export function unknownSessionOptionNames(options: unknown): string | undefined 
   found.check(tempData?.cookie, TEMP_DATA_COOKIE);
   found.check(root?.memory, { path: 'memory', names: MEMORY_OPTION_NAMES });
   found.check(root?.users, { path: 'users', names: USER_SESSIONS_OPTION_NAMES });
+  // A plain object only: a MeterProvider given without its name gets the metrics loader's own message.
+  const metrics = root?.metrics;
+  if (
+    typeof metrics === 'object' &&
+    metrics !== null &&
+    Object.getPrototypeOf(metrics) === Object.prototype
+  ) {
+    found.check(metrics, { path: 'metrics', names: METRICS_OPTION_NAMES });
+  }
   found.check(
     root?.postgres,
     { path: 'postgres', names: POSTGRES_OPTION_NAMES, aliases: POSTGRES_OPTION_ALIASES },

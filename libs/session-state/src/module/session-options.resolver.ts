@@ -303,6 +303,12 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
   if (options.hasConsent !== undefined && typeof options.hasConsent !== 'function') {
     fail('SessionModule option hasConsent must be a function (request) => boolean.');
   }
+  if (options.hasConsent?.constructor.name === 'AsyncFunction') {
+    fail(
+      'SessionModule option hasConsent is an async function: it returns a Promise, not true or false. Make it ' +
+        'synchronous: (request) => boolean, reading the consent cookie from request.headers.cookie.',
+    );
+  }
   if (options.asyncContext !== undefined && typeof options.asyncContext !== 'boolean') {
     fail(
       `SessionModule option asyncContext must be true or false, or left out to decide from what injects the accessors (got ${describeOptionValue(options.asyncContext)}).`,

@@ -37,6 +37,13 @@ import { resolveSessionMetrics } from '../metrics/session-metrics.loader.js';
 import { UserSessions } from '../users/user-sessions.service.js';
 import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
 
+/** Provided by forRoot() and forRootAsync(): without it the module was imported bare (`imports: [SessionModule]`). */
+const CONFIGURED = Symbol('SessionModuleConfigured');
+
+function configured(module: DynamicModule): DynamicModule {
+  return { ...module, providers: [...(module.providers ?? []), { provide: CONFIGURED, useValue: true }] };
+}
+
 /**
  * Session state, TempData and request items for a Nest app, in one import. Global by default;
  * no `app.use()` needed.
@@ -52,14 +59,26 @@ import { GatewaySessions } from '../gateway/gateway-sessions.service.js';
   providers: [
     {
       provide: SessionInfrastructure,
-      inject: [SESSION_MODULE_OPTIONS],
-      useFactory: (options: SessionModuleOptions) => SessionInfrastructure.create(checkedOptions(options)),
+      inject: [
+        { token: SESSION_MODULE_OPTIONS, optional: true },
+        { token: CONFIGURED, optional: true },
+      ],
+      useFactory: (options: SessionModuleOptions, configured?: true) => {
+        if (!configured) {
+          throw new SessionConfigurationError(
+            'SessionModule is imported without forRoot(): write imports: [SessionModule.forRoot()] (the in-memory ' +
+              'store, zero configuration), SessionModule.forRoot({ ... }), or SessionModule.forRootAsync({ useFactory ' +
+              '}) when the options come from ConfigService.',
+          );
+        }
+        return SessionInfrastructure.create(checkedOptions(options));
+      },
     },
     {
       provide: SessionRuntime,
       // The store through its token, so that a testing module's overrideProvider(SessionStore) is the store the
       // library uses, not only what the app's injections see.
-      inject: [SESSION_MODULE_OPTIONS, SessionInfrastructure, SessionStore],
+      inject: [{ token: SESSION_MODULE_OPTIONS, optional: true }, SessionInfrastructure, SessionStore],
       useFactory: (
         options: SessionModuleOptions,
         infrastructure: SessionInfrastructure,
@@ -129,7 +148,7 @@ export class SessionModule
       );
     }
     checkIsGlobal(options);
-    return super.forRoot(options);
+    return configured(super.forRoot(options));
   }
 
   /**
@@ -148,7 +167,7 @@ export class SessionModule
     checkAsyncOptionNames(given);
     checkFactoryClass(given.useClass);
     checkIsGlobal(options);
-    return super.forRootAsync(options);
+    return configured(super.forRootAsync(options));
   }
 
   /**

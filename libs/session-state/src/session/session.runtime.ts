@@ -32,6 +32,7 @@ export class SessionRuntime {
   readonly logger = new Logger('Session');
   readonly badCookieLog = new RateLimitedLog(this.logger);
   readonly storeFailureLog = new RateLimitedLog(this.logger);
+  private readonly consentFailureLog = new RateLimitedLog(this.logger);
   /** Cookies written in a way browsers reject (a misconfiguration seen per request). */
   private readonly rejectedCookieLog = new RateLimitedLog(this.logger);
   readonly signer: CookieSigner;
@@ -142,7 +143,38 @@ export class SessionRuntime {
 
   /** Whether a cookie of these options may be written for this request (consent). */
   mayWriteCookie(exchange: HttpExchange, cookie: ResolvedCookieOptions): boolean {
-    return cookie.isEssential || this.options.hasConsent(exchange.request);
+    return cookie.isEssential || this.consentOf(exchange);
+  }
+
+  /**
+   * The app's `hasConsent` for the request. Only `true` is consent: a `hasConsent` that throws, or returns anything
+   * but a boolean (a Promise, from an async lookup; a string), is the app's bug, logged as such, and writes no cookie
+   * (no consent is what it could prove), rather than a store outage's 503 or a cookie without consent.
+   */
+  private consentOf(exchange: HttpExchange): boolean {
+    let consent: unknown;
+    try {
+      consent = this.options.hasConsent(exchange.request);
+    } catch (error) {
+      this.consentCheckFailed(`threw (${error instanceof Error ? error.message : String(error)})`);
+      return false;
+    }
+    if (typeof consent === 'boolean') return consent;
+    const got =
+      consent instanceof Promise
+        ? 'a Promise'
+        : `${typeof consent} ${(JSON.stringify(consent) ?? '').slice(0, 40)}`;
+    this.consentCheckFailed(`returned ${got.trim()} instead of true or false`);
+    return false;
+  }
+
+  private consentCheckFailed(what: string): void {
+    this.consentFailureLog.write(
+      SessionLogEvents.ConsentCheckFailed,
+      `The SessionModule option hasConsent ${what}: no session or TempData cookie was written for the request, as ` +
+        'without consent. hasConsent must return true or false synchronously (read the consent cookie from ' +
+        'request.headers.cookie).',
+    );
   }
 
   /** Runs a store operation bounded by `ioTimeout`. */

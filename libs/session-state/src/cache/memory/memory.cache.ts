@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../clock.js';
+import { clockOption, type Clock } from '../clock.js';
 import { resolveExpiration, type DistributedCacheEntryOptions } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
 import { assertCacheKey } from '../distributed-cache.key.js';
@@ -46,7 +46,10 @@ export class MemoryDistributedCache implements DistributedCache {
         `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes, or Infinity for ` +
         `no limit (got ${describeOptionValue(options.sizeLimit)}).`,
     );
-    this.clock = options.clock ?? systemClock;
+    this.clock = clockOption(
+      options.clock,
+      'MemoryDistributedCacheOptions.clock (SessionModule option memory.clock)',
+    );
     this.table = new MemoryEntryTable<Uint8Array>({
       clock: this.clock,
       sizeLimit,

@@ -44,6 +44,20 @@ function parseNode(node: unknown, index: number): { host: string; port: number }
 }
 
 /**
+ * A setting given both in the url and as an option: the same value twice is fine, two different ones are refused
+ * (before, the option won silently: a url's password or database path was ignored).
+ */
+function fromUrlOnce<T>(option: string, what: string, given: T | undefined, inUrl: T): T {
+  if (given !== undefined && given !== inUrl) {
+    fail(
+      `Redis options url and ${option} give two different values for the ${what}: give it once, in the url or ` +
+        `in ${option}.`,
+    );
+  }
+  return inUrl;
+}
+
+/**
  * Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option
  * (an unknown name too, with the name it most likely meant).
  *
@@ -94,17 +108,35 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     if (!url.hostname) fail('Redis option url has no host: expected redis://host:port.');
     host = url.hostname.replace(/^\[|\]$/g, '');
     port = url.port ? parsePort('url (port)', url.port) : 6379;
-    if (url.password) accessKey ??= decodeURIComponent(url.password);
-    if (url.username) username ??= decodeURIComponent(url.username);
+    if (url.password)
+      accessKey = fromUrlOnce('accessKey', 'password', accessKey, decodeURIComponent(url.password));
+    if (url.username)
+      username = fromUrlOnce('username', 'user name', username, decodeURIComponent(url.username));
     if (url.password) credentialsFrom ??= 'url';
-    if (url.protocol === 'rediss:' && ssl === undefined) ssl = true;
+    if (url.protocol === 'rediss:') {
+      // A plain connection would send the password (and every session) unencrypted to a server meant for TLS.
+      if (ssl === false) {
+        fail(
+          'Redis option url starts with rediss:// (TLS) but ssl is false: use redis:// for a plain connection, or ' +
+            'remove ssl.',
+        );
+      }
+      ssl ??= true;
+    }
     const db = url.pathname.replace(/^\//, '');
     if (db !== '') {
       if (!/^\d+$/.test(db)) fail(`Redis option url has a database path "/${db}" that is not a number.`);
-      databaseId ??= Number(db);
+      databaseId = fromUrlOnce('databaseId', 'database', databaseId, Number(db));
     }
   }
 
+  if (options.clusterNodes !== undefined && !Array.isArray(options.clusterNodes)) {
+    fail(
+      `Redis option clusterNodes must be an array of "host:port" or { host, port } (got ` +
+        `${describeOptionValue(options.clusterNodes)}): ` +
+        "write clusterNodes: ['host:port', ...].",
+    );
+  }
   const clusterNodes = (options.clusterNodes ?? []).map(parseNode);
   if (options.clusterNodes !== undefined && clusterNodes.length === 0) {
     fail('Redis option clusterNodes must list at least one "host:port".');
@@ -115,7 +147,13 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
   }
 
   const applicationName = options.applicationName ?? 'nest';
-  if (typeof applicationName !== 'string' || /[{}\s]/.test(applicationName)) {
+  if (typeof applicationName !== 'string') {
+    fail(
+      `Redis option applicationName must be a string (got ${describeOptionValue(applicationName)}): it prefixes ` +
+        'every key of the app.',
+    );
+  }
+  if (/[{}\s]/.test(applicationName)) {
     fail(
       `Redis option applicationName may not contain braces or spaces (got ${JSON.stringify(applicationName)}): ` +
         'braces would break the hash tag that keeps one session in one cluster slot.',

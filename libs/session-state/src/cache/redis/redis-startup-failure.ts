@@ -5,6 +5,8 @@ import { withoutCommand } from './without-command.js';
 interface ErrorLike {
   code?: string;
   message?: string;
+  /** ioredis's Cluster: the last reply of a node while it refreshed the slots ("Failed to refresh slots cache."). */
+  lastNodeError?: { message?: string };
 }
 
 /** Turns what ioredis reported while connecting into an error that names the option to fix. */
@@ -21,7 +23,12 @@ export function describeStartupFailure(
         ? describeClientAddress(options.client as ClientWithOptions)
         : `${options.host}:${options.port}`;
   const all = [...events, failure] as ErrorLike[];
-  const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}`).join(' | ');
+  const text = all
+    .map((e) => {
+      const node = e?.lastNodeError?.message;
+      return `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}${node ? ` (${node})` : ''}`;
+    })
+    .join(' | ');
   const has = (pattern: RegExp) => pattern.test(text);
   const picked = (all.find((e) => e && (e.code || e.message)) ?? failure) as ErrorLike | undefined;
   // What ioredis reported, without what it sent (for AUTH, the password).
@@ -45,6 +52,14 @@ export function describeStartupFailure(
           'and that the Sentinels run and know that master.',
       );
     }
+  }
+  if (has(/cluster support disabled/i)) {
+    return make(
+      `Redis at ${where} is not a Redis Cluster (cluster support disabled): ` +
+        (passedIn
+          ? 'pass an ioredis Redis client (not a Cluster) for a standalone server.'
+          : 'clusterNodes is for a cluster; for a standalone server use the url (or host and port) option.'),
+    );
   }
   if (has(/WRONGPASS|NOAUTH|invalid password|invalid username-password/i)) {
     if (passedIn) {

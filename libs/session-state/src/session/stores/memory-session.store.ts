@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { systemClock, type Clock } from '../../cache/clock.js';
+import { clockOption, type Clock } from '../../cache/clock.js';
 import { MemoryEntryTable, resolveBound } from '../../cache/memory/memory-entry.table.js';
 import { guardedSessionId, storedSessionId } from '../../users/user-session.fields.js';
 import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
@@ -109,7 +109,10 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   private expiration = { slidingMs: 0 };
 
   constructor(options: MemorySessionStoreOptions = {}) {
-    this.clock = options.clock ?? systemClock;
+    this.clock = clockOption(
+      options.clock,
+      'Memory session store option clock (SessionModule option memory.clock)',
+    );
     const maxSessions = bound('maxSessions', options.maxSessions, DEFAULT_MEMORY_MAX_SESSIONS);
     this.maxLocks = maxSessions ?? Number.POSITIVE_INFINITY; // undefined: no bound
     // As many marks as sessions at most: each is a session that left its key within the idle timeout.
