@@ -1,7 +1,9 @@
 import {
   Catch,
   Controller,
+  Get,
   HttpCode,
+  Injectable,
   Post,
   Query,
   UseFilters,
@@ -16,6 +18,8 @@ import {
   SessionMovedError,
   SessionStateInterceptor,
   SessionUnavailableError,
+  TempData,
+  TempDataAccessor,
 } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
@@ -32,6 +36,18 @@ const FAIL = 'fail-this-commit';
 class BackToThePage implements ExceptionFilter {
   catch(error: SessionMovedError | SessionUnavailableError, host: ArgumentsHost) {
     redirectTo(host.switchToHttp().getResponse(), `/page?failed=${error.code}`, 303);
+  }
+}
+
+/** The same, with a message in TempData for the page it redirects to. */
+@Catch(SessionUnavailableError)
+@Injectable()
+class BackWithAMessage implements ExceptionFilter {
+  constructor(private readonly tempData: TempDataAccessor) {}
+
+  async catch(_error: SessionUnavailableError, host: ArgumentsHost) {
+    (await this.tempData.load()).set('Error', 'Not saved: please try again.');
+    redirectTo(host.switchToHttp().getResponse(), '/page', 303);
   }
 }
 
@@ -91,6 +107,15 @@ class ExplicitCommitController {
     return { signedIn: true };
   }
 
+  @Post('redirects-with-a-message')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(BackWithAMessage)
+  async redirectsWithAMessage(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
   @Post('redirects-on-failure')
   @UseInterceptors(SessionStateInterceptor)
   @UseFilters(BackToThePage)
@@ -98,6 +123,14 @@ class ExplicitCommitController {
     session.setString('name', value);
     await session.commit();
     return { committed: true };
+  }
+}
+
+@Controller()
+class MessageController {
+  @Get('message')
+  message(@TempData('Error') message: string | undefined, @Session() session: Session) {
+    return { message: message ?? null, name: session.getString('name') ?? null };
   }
 }
 
@@ -213,3 +246,47 @@ describe(`on ${TEST_PLATFORM}: a commit the handler ran failed, and its failure 
     expect(await storedName(after)).toBe('first');
   });
 });
+
+describe.each(['cookie', 'session'] as const)(
+  `on ${TEST_PLATFORM}: TempData an exception filter sets for a failed commit (%s provider)`,
+  (provider) => {
+    let app: INestApplication;
+    let url: string;
+    beforeAll(
+      async () =>
+        ({ app, url } = await startSessionApp(
+          { secrets: SECRETS, store: new CommitsFailingOn(FAIL), tempData: { provider } },
+          { controllers: [ExplicitCommitController, MessageController] },
+        )),
+    );
+    afterAll(() => app.close());
+
+    it(
+      provider === 'cookie'
+        ? 'the cookie provider saves it: the page the filter redirects to shows the message'
+        : 'the session provider cannot (it would go into the session whose commit failed): not saved, the failed write neither',
+      async () => {
+        const cookie = cookiePair(
+          await request(url).post('/set/name').send({ value: 'initial' }).expect(200),
+          COOKIE,
+        );
+        const reply = await request(url)
+          .post('/explicit/redirects-with-a-message')
+          .query({ value: `${FAIL}-message` })
+          .set('Cookie', cookie);
+        expect(reply.status).toBe(303);
+        const tempDataCookies = ((reply.headers['set-cookie'] as unknown as string[] | undefined) ?? [])
+          .filter((set) => set.startsWith('.Nest.TempData'))
+          .map((set) => set.split(';')[0]);
+        const page = await request(url)
+          .get('/message')
+          .set('Cookie', [cookie, ...tempDataCookies].join('; '))
+          .expect(200);
+        expect(page.body).toEqual({
+          message: provider === 'cookie' ? 'Not saved: please try again.' : null,
+          name: 'initial',
+        });
+      },
+    );
+  },
+);
