@@ -17,6 +17,7 @@ import {
   Session,
   SessionMovedError,
   SessionStateInterceptor,
+  SessionAccessor,
   SessionUnavailableError,
   TempData,
   TempDataAccessor,
@@ -51,6 +52,18 @@ class BackWithAMessage implements ExceptionFilter {
   }
 }
 
+/** An app that signs the visitor out when a commit fails (a reaction to the failure: it applies). */
+@Catch(SessionUnavailableError)
+@Injectable()
+class SignOutOnFailure implements ExceptionFilter {
+  constructor(private readonly sessions: SessionAccessor) {}
+
+  async catch(_error: SessionUnavailableError, host: ArgumentsHost) {
+    (await this.sessions.load()).abandon();
+    redirectTo(host.switchToHttp().getResponse(), '/signed-out', 303);
+  }
+}
+
 /**
  * Handlers that commit themselves (`session.commit()`, as `UserSessions.bind()` does inside) and meet a failure:
  * they let it propagate (with and without SessionStateInterceptor, with an exception filter that redirects) or
@@ -58,6 +71,8 @@ class BackWithAMessage implements ExceptionFilter {
  */
 @Controller('explicit')
 class ExplicitCommitController {
+  constructor(private readonly tempData: TempDataAccessor) {}
+
   @Post('propagates')
   async propagates(@Session() session: Session, @Query('value') value: string) {
     session.setString('name', value);
@@ -111,6 +126,33 @@ class ExplicitCommitController {
   @UseInterceptors(SessionStateInterceptor)
   @UseFilters(BackWithAMessage)
   async redirectsWithAMessage(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
+  @Post('signs-out-on-failure')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(SignOutOnFailure)
+  async signsOutOnFailure(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
+  /** A sign-out and a new value in one commit, which fails (its delete, here): nothing of it may land. */
+  @Post('abandon-then-set')
+  async abandonThenSet(@Session() session: Session, @Query('value') value: string) {
+    session.abandon();
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
+  /** A flash service's message (the accessor, no interceptor), then a commit that fails. */
+  @Post('flash-then-commit')
+  async flashThenCommit(@Session() session: Session, @Query('value') value: string) {
+    (await this.tempData.load()).set('Message', 'Saved!');
     session.setString('name', value);
     await session.commit();
     return { committed: true };
@@ -290,3 +332,99 @@ describe.each(['cookie', 'session'] as const)(
     );
   },
 );
+
+/** A memory store whose next delete fails (a store gone for a moment), and whose loads fail while `loadsFail`. */
+class FlakyDeletes extends CommitsFailingOn {
+  failNextRemove = false;
+  loadsFail = false;
+
+  override remove(...args: Parameters<CommitsFailingOn['remove']>): Promise<void> {
+    if (!this.failNextRemove) return super.remove(...args);
+    this.failNextRemove = false;
+    return Promise.reject(new Error('disk on fire'));
+  }
+
+  override load(...args: Parameters<CommitsFailingOn['load']>) {
+    return this.loadsFail ? Promise.reject(new Error('disk on fire')) : super.load(...args);
+  }
+}
+
+describe(`on ${TEST_PLATFORM}: what happens after a commit the handler ran failed`, () => {
+  let app: INestApplication;
+  let url: string;
+  const store = new FlakyDeletes(FAIL);
+  const logger = new CaptureLogger();
+  beforeAll(
+    async () =>
+      ({ app, url } = await startSessionApp(
+        { secrets: SECRETS, store },
+        { controllers: [ExplicitCommitController], logger },
+      )),
+  );
+  afterAll(() => app.close());
+
+  const established = async () =>
+    cookiePair(await request(url).post('/set/name').send({ value: 'initial' }).expect(200), COOKIE);
+  /** The memory store's throwOnError is true; the runtime reads it per request. */
+  const throwsOnError = (value: boolean) => Object.assign(store, { throwOnError: value });
+  const read = async (cookie: string) =>
+    (await request(url).get('/read').set('Cookie', cookie).expect(200)).body as {
+      keys: string[];
+      name: unknown;
+    };
+
+  it("an exception filter's sign-out after the failure applies: the session is deleted with its cookie", async () => {
+    const cookie = await established();
+    const reply = await request(url)
+      .post('/explicit/signs-out-on-failure')
+      .query({ value: `${FAIL}-signs-out` })
+      .set('Cookie', cookie);
+    expect(reply.status).toBe(303);
+    expect(String(reply.headers['set-cookie'])).toMatch(/^\.Nest\.Session=;.*expires=Thu, 01 Jan 1970/i);
+    expect(await read(cookie)).toMatchObject({ keys: [], name: null });
+  });
+
+  it('a sign-out and a new value committed together, the delete failing: the 503, and neither lands later', async () => {
+    const cookie = await established();
+    store.failNextRemove = true;
+    const reply = await request(url)
+      .post('/explicit/abandon-then-set')
+      .query({ value: 'bob' })
+      .set('Cookie', cookie);
+    expect(reply.status).toBe(503);
+    expect(reply.headers['set-cookie']).toBeUndefined(); // no new session's cookie
+    expect(await read(cookie)).toMatchObject({ name: 'initial' }); // not signed out either
+  });
+
+  it('the 503 of a failed commit carries no TempData the handler set through the accessor (no interceptor)', async () => {
+    const cookie = await established();
+    const reply = await request(url)
+      .post('/explicit/flash-then-commit')
+      .query({ value: `${FAIL}-flash` })
+      .set('Cookie', cookie);
+    expect(reply.status).toBe(503);
+    expect(((reply.headers['set-cookie'] as unknown as string[] | undefined) ?? []).join()).not.toMatch(
+      /\.Nest\.TempData=[^;]/,
+    );
+    expect(await read(cookie)).toMatchObject({ name: 'initial' });
+  });
+
+  it('throwOnError: false, a commit after a failed load: its 503 is logged as the load failure, not as a failed commit', async () => {
+    const cookie = await established();
+    store.loadsFail = true;
+    throwsOnError(false); // the handler runs without its session, and its commit() throws
+    const linesBefore = logger.lines.length;
+    try {
+      await request(url).post('/explicit/propagates').query({ value: 'x' }).set('Cookie', cookie).expect(503);
+    } finally {
+      store.loadsFail = false;
+      throwsOnError(true);
+    }
+    expect(logger.lines.slice(linesBefore).map((line) => line.message)).toContainEqual(
+      expect.stringMatching(/SessionLoadFailed/),
+    );
+    const logged = logger.lines.slice(linesBefore).map((line) => line.message);
+    expect(logged.filter((message) => /SessionCommitFailed/.test(message))).toEqual([]);
+    expect(await read(cookie)).toMatchObject({ name: 'initial' });
+  });
+});

@@ -162,11 +162,13 @@ describe('session cookie options', () => {
     ['throws', /hasConsent threw \(consent service down\)/],
     ['returns a Promise (an async lookup)', /hasConsent returned a Promise instead of true or false/],
     ['returns the string "false"', /hasConsent returned string "false" instead of true or false/],
+    ['returns the request (an object with cycles)', /hasConsent returned object instead of true or false/],
   ])(
     "a hasConsent that %s is the app's bug, not a store outage: no cookie (as without consent), the page answers, logged naming the option",
     async (kind, logged) => {
-      const hasConsent = (): boolean => {
+      const hasConsent = (request: object): boolean => {
         if (kind === 'throws') throw new Error('consent service down');
+        if (kind.startsWith('returns the request')) return request as unknown as boolean;
         return (kind.startsWith('returns a Promise')
           ? Promise.resolve(false)
           : 'false') as unknown as boolean;

@@ -66,6 +66,7 @@ export const SessionLogEvents = Object.freeze({
   EphemeralKeyRing: event(4001, 'EphemeralKeyRing', 'warn'),
   TempDataCookieBudget: event(4002, 'TempDataCookieBudget', 'warn'),
   RedisSentinelWithoutFailoverDetector: event(4003, 'RedisSentinelWithoutFailoverDetector', 'warn'),
+  RedisTooFewReplicas: event(4004, 'RedisTooFewReplicas', 'warn'),
 });
 
 /** The name of one of {@link SessionLogEvents}. */

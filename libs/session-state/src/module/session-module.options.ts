@@ -243,10 +243,10 @@ export const SESSION_MODULE_OPTION_NAMES = optionNames<SessionModuleOptions>({
   metrics: true,
 });
 
-/** The names of `SessionModuleOptions.memory`. */
 /** The names of `metrics` when it is an object (`{ meterProvider }` or `{ meter }`). */
 export const METRICS_OPTION_NAMES: readonly string[] = ['meterProvider', 'meter'];
 
+/** The names of `SessionModuleOptions.memory`. */
 export const MEMORY_OPTION_NAMES = optionNames<NonNullable<SessionModuleOptions['memory']>>({
   maxSessions: true,
   sizeLimit: true,

@@ -36,6 +36,8 @@ export class RequestState implements SessionOwner, TempDataHost {
   private finalized = false;
   /** The commit failed inside Nest's pipeline before the response's head was written: an exception filter answers. */
   private failedInPipeline = false;
+  /** A failed commit of the handler's own was found answered by the response's error status (no interceptor). */
+  private answeredAtTheEnd = false;
   /**
    * GraphQL: a resolver's commit failed in the pipeline (its field reports the error). `alone`: the failed write
    * held only that field's own changes (see SessionStateInterceptor); `changeCalls`: the session's count then.
@@ -218,10 +220,12 @@ export class RequestState implements SessionOwner, TempDataHost {
     if (
       lifecycle !== undefined &&
       !this.failedInPipeline &&
-      (this.graphql === true || this.exchange.reportsError()) &&
+      ((this.graphql === true && this.runtime.store.throwOnError) || this.exchange.reportsError()) &&
       lifecycle.failureAnswered()
     ) {
       this.failedInPipeline = this.graphql !== true;
+      // No interceptor rolled the handler's TempData back: its cookies do not go out with the error (below).
+      this.answeredAtTheEnd = true;
     }
     if (this.participants === undefined && lifecycle) {
       this.finalized = true;
@@ -249,6 +253,8 @@ export class RequestState implements SessionOwner, TempDataHost {
         // An exception filter answered already; what it says reports a write that did not happen, and a cache must
         // not keep that for anyone, whatever the route had said of its own answer.
         this.exchange.preventCaching();
+        if (this.answeredAtTheEnd && cookiesBefore !== undefined)
+          this.exchange.restoreSetCookies(cookiesBefore, this.runtime.options.cookie.name);
         return undefined;
       }
       // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either. The

@@ -142,6 +142,8 @@ export class SessionLifecycle implements SessionHost {
   private finishFailure: Error | undefined;
   /** The last commit failed (one the app ran: `commit()`, `UserSessions.bind()`), until one succeeds. */
   private lastCommitFailure: Error | undefined;
+  /** abandon() ran after the last failed commit: a reaction to it (a failed sign-in abandons its session). */
+  private abandonedSinceFailure = false;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -449,6 +451,12 @@ export class SessionLifecycle implements SessionHost {
     const stored = this.replacedKey ?? (this.keyFromCookie || this.persisted ? this.key : undefined);
     if (stored !== undefined && (this.exchange.headersSent || this.closed)) this.responseStarted();
     if (stored !== undefined) this.abandonedKey ??= stored;
+    if (this.lastCommitFailure !== undefined) {
+      // A reaction to the failure (an exception filter's sign-out): the abandon runs at the end of the request, though
+      // the failed write does not (abandon() drops it: the session's changes and a move are reset below).
+      this.abandonedSinceFailure = true;
+      if (this.finishFailure === this.lastCommitFailure && !this.closed) this.finishFailure = undefined;
+    }
     const browserHasCookie = this.keyFromCookie || this.cookieSent;
     this.replacedKey = undefined;
     this.key = undefined;
@@ -488,7 +496,10 @@ export class SessionLifecycle implements SessionHost {
       this.storeFailure = undefined;
       this.lastCommitFailure = undefined;
     } catch (error) {
-      if (!(error instanceof SessionResponseStartedError)) this.lastCommitFailure = error as Error;
+      if (!(error instanceof SessionResponseStartedError)) {
+        this.lastCommitFailure = error as Error;
+        this.abandonedSinceFailure = false;
+      }
       // Counted unless nothing reached the store (response started, or no session since its load failed).
       if (
         !(error instanceof SessionResponseStartedError) &&
@@ -968,13 +979,16 @@ export class SessionLifecycle implements SessionHost {
    * The failure of a commit the app ran (`commit()`, `UserSessions.bind()`) is the request's answer: an exception
    * filter renders `error` (that failure, or an error caused by it), or, without `error`, the response reports an
    * error. Its changes are not tried again at the end of the request (the answer says they were not saved, and a
-   * retry that landed would make it false), and later commits of the request reject with it; an abandon after it
-   * still runs (a failed sign-in's session is deleted). False when no commit failed last, or `error` is another.
+   * retry that landed would make it false), and later commits of the request reject with it. An abandon after it
+   * (before or after this answer) still runs, alone with what follows it: a failed sign-in's session is deleted, an
+   * exception filter's sign-out applies. False when no commit failed last, or `error` is another.
    */
   failureAnswered(error?: unknown): boolean {
     const failed = this.lastCommitFailure;
     if (failed === undefined || (error !== undefined && !causedBy(error, failed))) return false;
-    if (this.finishFailure === undefined && this.abandonedKey === undefined) this.finishFailed(failed);
+    // A session whose load failed commits nothing anyway: the failure is the load's, logged as such.
+    if (this.session.isLoaded && !this.session.isAvailable) return true;
+    if (!this.abandonedSinceFailure) this.finishFailed(failed);
     return true;
   }
 

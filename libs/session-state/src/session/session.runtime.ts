@@ -160,11 +160,7 @@ export class SessionRuntime {
       return false;
     }
     if (typeof consent === 'boolean') return consent;
-    const got =
-      consent instanceof Promise
-        ? 'a Promise'
-        : `${typeof consent} ${(JSON.stringify(consent) ?? '').slice(0, 40)}`;
-    this.consentCheckFailed(`returned ${got.trim()} instead of true or false`);
+    this.consentCheckFailed(`returned ${describeConsent(consent)} instead of true or false`);
     return false;
   }
 
@@ -243,4 +239,16 @@ export class SessionRuntime {
   forgetSlide(sessionKey: string): void {
     this.slid.delete(sessionKey);
   }
+}
+
+/** What a `hasConsent` returned, for the log: its type, and a short JSON of it when it has one. */
+function describeConsent(consent: unknown): string {
+  if (consent instanceof Promise) return 'a Promise';
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(consent)?.slice(0, 40);
+  } catch {
+    json = undefined; // a cycle (the request itself), a BigInt
+  }
+  return json === undefined ? typeof consent : `${typeof consent} ${json}`;
 }

@@ -48,7 +48,8 @@ function parseNode(node: unknown, index: number): { host: string; port: number }
  * (before, the option won silently: a url's password or database path was ignored).
  */
 function fromUrlOnce<T>(option: string, what: string, given: T | undefined, inUrl: T): T {
-  if (given !== undefined && given !== inUrl) {
+  // String() so that databaseId '2' (from an environment variable) and the url's /2 agree.
+  if (given !== undefined && String(given) !== String(inUrl)) {
     fail(
       `Redis options url and ${option} give two different values for the ${what}: give it once, in the url or ` +
         `in ${option}.`,

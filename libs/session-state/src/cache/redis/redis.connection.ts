@@ -188,7 +188,7 @@ export class RedisConnection {
     if (sessionKeys) await this.checkKeyAccess(sessionKeys === true ? {} : sessionKeys);
     // Load the scripts now so the first request pays no EVAL fallback.
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
-    if (sessionKeys) await this.refuseTooFewReplicas(nodes);
+    if (sessionKeys) await this.warnOfTooFewReplicas(nodes);
     await Promise.all([
       ...nodes.flatMap((node) => Object.values(REDIS_SCRIPTS).map((s) => node.script('LOAD', s.lua))),
       // A first reading of Redis's clock, before the first commit needs a deadline in it.
@@ -234,22 +234,26 @@ export class RedisConnection {
   }
 
   /**
-   * `waitForReplicas` over the replicas a master has (by its `INFO replication`, skipped for an ACL user that may not
-   * run it): every commit would wait `waitForReplicasTimeoutInMilliseconds` and answer 503, though the master applied
-   * it, so a client that sends it again applies it twice. A replica lost later (a failover) is the runtime's 503.
+   * `waitForReplicas` over the replicas a master has online (by its `INFO replication`, skipped for an ACL user that may
+   * not run it): until more connect, every commit waits `waitForReplicasTimeoutInMilliseconds` and answers 503 though
+   * the master applied it (a client that sends it again applies it twice). Warned, not refused: a replica that starts
+   * after the app (a container start order, a failover's new master) is a state that passes.
    */
-  private async refuseTooFewReplicas(masters: Redis[]): Promise<void> {
+  private async warnOfTooFewReplicas(masters: Redis[]): Promise<void> {
     const wanted = this.options.waitForReplicas;
     if (wanted === 0) return;
     for (const master of masters) {
       const info = await master.info('replication').catch(() => '');
-      const found = /^connected_slaves:(\d+)\s*$/m.exec(info);
-      if (!found || Number(found[1]) >= wanted) continue;
-      throw new RedisConfigurationError(
-        `waitForReplicas is ${wanted}, but the Redis master at ${describeClientAddress(master)} has ` +
-          `${found[1]} connected replica${found[1] === '1' ? '' : 's'}: every session commit would wait ` +
-          'waitForReplicasTimeoutInMilliseconds for acknowledgements that cannot come, and answer 503 although the ' +
-          'master applied it. Start the replicas first, or lower waitForReplicas (0, the default, turns it off).',
+      if (!/^connected_slaves:/m.test(info)) continue;
+      const online = info.match(/^slave\d+:.*\bstate=online\b/gm)?.length ?? 0;
+      if (online >= wanted) continue;
+      logEvent(
+        this.logger,
+        SessionLogEvents.RedisTooFewReplicas,
+        `waitForReplicas is ${wanted}, but the Redis master at ${describeClientAddress(master)} has ${online} ` +
+          `replica${online === 1 ? '' : 's'} online: until more connect, every session commit waits ` +
+          'waitForReplicasTimeoutInMilliseconds and answers 503 although the master applied it. Start the replicas, ' +
+          'or lower waitForReplicas (0, the default, turns it off).',
       );
     }
   }
