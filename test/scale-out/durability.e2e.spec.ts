@@ -1,4 +1,5 @@
 import request from 'supertest';
+import { CaptureLogger } from '../support/capture-logger.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -89,14 +90,29 @@ describe('durability: waitForReplicas', () => {
     }
   });
 
-  it('more waitForReplicas than the master has replicas fails startup, naming the option and the fix', async () => {
-    await expect(
-      startSessionApp({
-        redis: { host: master.host, port: master.port, waitForReplicas: 2 }, // only one replica exists
-      }),
-    ).rejects.toThrow(
-      /waitForReplicas is 2, but the Redis master at .* has 1 connected replica: .*lower waitForReplicas/,
+  it('more waitForReplicas than the master has replicas online: a warning at startup naming the option and the fix', async () => {
+    const logger = new CaptureLogger();
+    const { app, url } = await startSessionApp(
+      {
+        redis: {
+          host: master.host,
+          port: master.port,
+          waitForReplicas: 2, // only one replica exists
+          waitForReplicasTimeoutInMilliseconds: 200,
+        },
+      },
+      { logger },
     );
+    try {
+      expect(logger.lines.map((line) => line.message)).toContainEqual(
+        expect.stringMatching(
+          /^\[RedisTooFewReplicas\] waitForReplicas is 2, but the Redis master at \S+ has 1 replica online: .*lower waitForReplicas/,
+        ),
+      );
+      await request(url).get('/counter').expect(503); // what it warned of
+    } finally {
+      await app.close();
+    }
   });
 
   it('rejects invalid durability options at startup', async () => {
