@@ -97,6 +97,26 @@ describe('user sessions while Redis stalls', () => {
     expect((await keeper.me(url)).user).toBe(user);
   });
 
+  it('a sign-in whose index step stalls answers 503, and the entry that reaches Redis after it lists nothing', async () => {
+    const user = 'stalled-index-add@example.test';
+    const keeper = new BrowserClient('Keeper/3');
+    const keeperId = await signInDespiteLoad(keeper, url, user);
+    const index = `{stall_user_${Buffer.from(user, 'utf8').toString('base64url')}}_Sessions`;
+
+    // The session's commit and the take went through; the index add (and what follows it there) is held past the
+    // operation timeout, then runs.
+    const hold = proxy.holdWhen(index, HOLD);
+    const failed = await new BrowserClient('Failing/3').request(`${url}/users/login`, 'POST', { user });
+    expect(failed.status).toBe(503);
+    expect(hold.engaged).toBe(true);
+    await hold.answered;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // what the stall held has run
+
+    expect(await server.admin().zrange(index, '0', '-1')).toEqual([keeperId]);
+    const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
+    expect(listed.map((s) => s.id)).toEqual([keeperId]);
+  });
+
   it('a sign-out whose session write stalls never leaves the session signed in but listed nowhere', async () => {
     const user = 'stalled-signout-write@example.test';
     const keeper = new BrowserClient('Staying/2');

@@ -7,6 +7,7 @@ import {
 } from '../user-session-index.interface.js';
 import { postgresUserSessionSql, type PostgresUserSessionSql } from './postgres-user-session.sql.js';
 import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
+import { PostgresOperationError } from '../../errors/postgres.errors.js';
 
 interface EntryRow {
   session_id: string;
@@ -43,13 +44,23 @@ export class PostgresUserSessionIndex implements UserSessionIndex {
     _idleTimeoutMs: number,
   ): Promise<LiveUserSession[]> {
     const createdAt = this.connection.options.clock.now();
-    await this.connection.execute('user_add', this.sql.add, [
+    // A deadline as a commit's: an entry that reached the database after the app answered 503 (a sign-in whose
+    // bind failed, its session abandoned) would list a session no browser holds.
+    const { rowCount } = await this.connection.execute('user_add', this.sql.add, [
       userId,
       record.sessionId,
       record.sessionKey,
       createdAt,
       JSON.stringify(record.metadata),
+      this.connection.commitDeadline(),
     ]);
+    if (rowCount === 0) {
+      throw new PostgresOperationError(
+        `User index add reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=` +
+          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+        'USER INDEX ADD',
+      );
+    }
     return this.list(userId);
   }
 

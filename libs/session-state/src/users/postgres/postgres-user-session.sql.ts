@@ -2,7 +2,10 @@ import type { PostgresSessionSql } from '../../cache/postgres/postgres-session.s
 
 /** The statements of the PostgreSQL user index (its table is created with the session table). */
 export interface PostgresUserSessionSql {
-  /** $1 user, $2 session id, $3 session key, $4 created (epoch ms), $5 metadata (jsonb). Replaces the same id's entry. */
+  /**
+   * $1 user, $2 session id, $3 session key, $4 created (epoch ms), $5 metadata (jsonb), $6 deadline (epoch ms, database
+   * clock). Replaces the same id's entry; past the deadline (the app answered 503) it adds nothing and returns no row.
+   */
   readonly add: string;
   /**
    * $1 user, $2 now (epoch ms): the user's entries whose session is live and still holds the entry's id,
@@ -26,9 +29,10 @@ export function postgresUserSessionSql(sql: PostgresSessionSql): PostgresUserSes
   const { table, usersTable } = sql;
   return {
     add: `INSERT INTO ${usersTable} AS u (user_id, session_id, session_key, created_at, metadata)
-VALUES ($1, $2, $3, $4, $5::jsonb)
+SELECT $1, $2, $3, $4, $5::jsonb WHERE clock_timestamp() <= to_timestamp($6::float8 / 1000)
 ON CONFLICT (user_id, session_id) DO UPDATE SET
-  session_key = EXCLUDED.session_key, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata`,
+  session_key = EXCLUDED.session_key, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata
+RETURNING 1`,
     list: `WITH entries AS (
   SELECT u.session_id, u.session_key, u.created_at, u.metadata,
          (extract(epoch FROM s.expires_at) * 1000)::float8 AS expires_ms,

@@ -8,6 +8,7 @@ import {
 } from '../user-session-index.interface.js';
 import { userIndexKeys } from './redis-user-session.keys.js';
 import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
+import { RedisOperationError } from '../../cache/redis/redis-cache.errors.js';
 
 /** An index entry as read: the record (undefined when unreadable) and its expiry score. */
 interface Entry {
@@ -54,6 +55,8 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     // instances' clocks disagree.
     const now = this.connection.redisNow();
     const full: UserSessionRecord = { ...record, createdAt: now };
+    // Each try with a deadline, as a commit's: an entry that reached Redis after the app answered 503 (a sign-in whose
+    // bind failed, its session abandoned) would list a session no browser holds.
     const reply = (await this.connection.execute('USER INDEX ADD', () =>
       this.connection.script(
         'userIndexAdd',
@@ -61,8 +64,16 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         record.sessionId,
         now + idleTimeoutMs,
         JSON.stringify(full),
+        this.connection.commitDeadline(),
       ),
-    )) as Buffer[];
+    )) as Buffer[] | number;
+    if (typeof reply === 'number') {
+      throw new RedisOperationError(
+        `User index add reached Redis after its deadline (operationTimeoutInMilliseconds=` +
+          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+        'USER INDEX ADD',
+      );
+    }
     // This session's own entry is probed too: a bind whose guarded commit found the session revoked applied
     // nothing, and its entry must not count as live (it could push an older, live session over the limit).
     return this.check(

@@ -19,10 +19,15 @@ return out`;
  * commands or SCAN.
  */
 export const USER_SESSION_SCRIPTS = {
-  /** KEYS: index zset, index hash. ARGV: session id, expiry score, record JSON. Then as userIndexRead. */
+  /**
+   * KEYS: index zset, index hash. ARGV: session id, expiry score, record JSON, deadline (Redis ms, as a commit's).
+   * Then as userIndexRead; past the deadline (the app answered 503) it adds nothing and returns -1.
+   */
   userIndexAdd: {
     numberOfKeys: 2,
     lua: `
+local t = redis.call('TIME')
+if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 ${READ_INDEX}`,
