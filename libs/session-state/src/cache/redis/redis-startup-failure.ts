@@ -23,12 +23,9 @@ export function describeStartupFailure(
         ? describeClientAddress(options.client as ClientWithOptions)
         : `${options.host}:${options.port}`;
   const all = [...events, failure] as ErrorLike[];
-  const text = all
-    .map((e) => {
-      const node = e?.lastNodeError?.message;
-      return `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}${node ? ` (${node})` : ''}`;
-    })
-    .join(' | ');
+  const text = all.map((e) => `${e?.code ?? ''} ${e?.message ?? JSON.stringify(e)}`).join(' | ');
+  // What a cluster's nodes answered while it read the slots (a standalone server refuses CLUSTER SLOTS).
+  const nodeReplies = all.map((e) => e?.lastNodeError?.message ?? '').join(' | ');
   const has = (pattern: RegExp) => pattern.test(text);
   const picked = (all.find((e) => e && (e.code || e.message)) ?? failure) as ErrorLike | undefined;
   // What ioredis reported, without what it sent (for AUTH, the password).
@@ -53,7 +50,7 @@ export function describeStartupFailure(
       );
     }
   }
-  if (has(/cluster support disabled/i)) {
+  if (/cluster support disabled/i.test(nodeReplies)) {
     return make(
       `Redis at ${where} is not a Redis Cluster (cluster support disabled): ` +
         (passedIn
