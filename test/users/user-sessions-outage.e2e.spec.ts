@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
+import { TestDatabase } from '../support/postgres/index.js';
 import { BrowserClient } from './support/browser-client.js';
 import { SECRETS, startUsersApp } from './support/user-sessions.stores.js';
 
@@ -223,5 +224,49 @@ describe('a sign-in whose index write fails', () => {
     expect(await browser.me(url)).toEqual({ user: null, keys: [] });
     // Nothing the login wrote stays in Redis: the regenerated, bound session was deleted at the end of the request.
     expect(await server.admin().keys('{acl_*}_Data')).toEqual([]);
+  });
+});
+
+describe('user sessions while PostgreSQL stalls', () => {
+  let db: TestDatabase;
+  let proxy: StallProxy;
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    db = await TestDatabase.create();
+    proxy = await StallProxy.start({ host: db.host, port: db.port });
+    ({ app, url } = await startUsersApp({
+      secrets: SECRETS,
+      postgres: { connectionString: db.url(proxy), operationTimeoutInMilliseconds: OPERATION_TIMEOUT },
+    }));
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await proxy?.stop();
+    await db?.drop();
+  });
+
+  it('a sign-in whose index step stalls answers 503, and the entry that reaches PostgreSQL after it lists nothing', async () => {
+    // The user id travels as it is only in the index statements (session values are stored in base64).
+    const user = 'stalled-pg-index-add@example.test';
+    const keeper = new BrowserClient('Keeper/4');
+    const keeperId = await signInDespiteLoad(keeper, url, user);
+
+    const hold = proxy.holdWhen(user, HOLD);
+    const failed = await new BrowserClient('Failing/4').request(`${url}/users/login`, 'POST', { user });
+    expect(failed.status).toBe(503);
+    expect(hold.engaged).toBe(true);
+    await hold.answered;
+    await new Promise((resolve) => setTimeout(resolve, 300)); // what the stall held has run
+
+    const entries = await db.query<{ session_id: string }>(
+      'SELECT session_id FROM nest_sessions_users WHERE user_id = $1',
+      [user],
+    );
+    expect(entries.map((row) => row.session_id)).toEqual([keeperId]);
+    const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
+    expect(listed.map((s) => s.id)).toEqual([keeperId]);
   });
 });
