@@ -26,6 +26,28 @@ async function signInDespiteLoad(browser: BrowserClient, url: string, user: stri
   }
 }
 
+/**
+ * A device of `user` signs in; another's sign-in is answered 503 while the proxy holds its index add (the first bytes
+ * holding `marker`) past the operation timeout, which then reaches the store: it must add nothing (`entries`: the
+ * stored index's session ids), and the user's list shows the first device alone.
+ */
+async function expectStalledIndexAddToListNothing(
+  { url, proxy, user, marker }: { url: string; proxy: StallProxy; user: string; marker: string },
+  entries: () => Promise<string[]>,
+): Promise<void> {
+  const keeper = new BrowserClient('Keeper/3');
+  const keeperId = await signInDespiteLoad(keeper, url, user);
+  const hold = proxy.holdWhen(marker, HOLD);
+  const failed = await new BrowserClient('Failing/3').request(`${url}/users/login`, 'POST', { user });
+  expect(failed.status).toBe(503);
+  expect(hold.engaged).toBe(true);
+  await hold.answered;
+  await new Promise((resolve) => setTimeout(resolve, 300)); // what the stall held has run
+  expect(await entries()).toEqual([keeperId]);
+  const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
+  expect(listed.map((s) => s.id)).toEqual([keeperId]);
+}
+
 describe('user sessions while Redis stalls', () => {
   let server: RedisServerProcess;
   let proxy: StallProxy;
@@ -100,22 +122,11 @@ describe('user sessions while Redis stalls', () => {
 
   it('a sign-in whose index step stalls answers 503, and the entry that reaches Redis after it lists nothing', async () => {
     const user = 'stalled-index-add@example.test';
-    const keeper = new BrowserClient('Keeper/3');
-    const keeperId = await signInDespiteLoad(keeper, url, user);
     const index = `{stall_user_${Buffer.from(user, 'utf8').toString('base64url')}}_Sessions`;
-
-    // The session's commit and the take went through; the index add (and what follows it there) is held past the
-    // operation timeout, then runs.
-    const hold = proxy.holdWhen(index, HOLD);
-    const failed = await new BrowserClient('Failing/3').request(`${url}/users/login`, 'POST', { user });
-    expect(failed.status).toBe(503);
-    expect(hold.engaged).toBe(true);
-    await hold.answered;
-    await new Promise((resolve) => setTimeout(resolve, 300)); // what the stall held has run
-
-    expect(await server.admin().zrange(index, '0', '-1')).toEqual([keeperId]);
-    const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
-    expect(listed.map((s) => s.id)).toEqual([keeperId]);
+    // The session's commit and the take went through; the index add (and what follows it there) is held.
+    await expectStalledIndexAddToListNothing({ url, proxy, user, marker: index }, () =>
+      server.admin().zrange(index, '0', '-1'),
+    );
   });
 
   it('a sign-out whose session write stalls never leaves the session signed in but listed nowhere', async () => {
@@ -249,24 +260,15 @@ describe('user sessions while PostgreSQL stalls', () => {
   });
 
   it('a sign-in whose index step stalls answers 503, and the entry that reaches PostgreSQL after it lists nothing', async () => {
-    // The user id travels as it is only in the index statements (session values are stored in base64).
     const user = 'stalled-pg-index-add@example.test';
-    const keeper = new BrowserClient('Keeper/4');
-    const keeperId = await signInDespiteLoad(keeper, url, user);
-
-    const hold = proxy.holdWhen(user, HOLD);
-    const failed = await new BrowserClient('Failing/4').request(`${url}/users/login`, 'POST', { user });
-    expect(failed.status).toBe(503);
-    expect(hold.engaged).toBe(true);
-    await hold.answered;
-    await new Promise((resolve) => setTimeout(resolve, 300)); // what the stall held has run
-
-    const entries = await db.query<{ session_id: string }>(
-      'SELECT session_id FROM nest_sessions_users WHERE user_id = $1',
-      [user],
+    // The user id travels as it is only in the index statements (session values are stored in base64).
+    await expectStalledIndexAddToListNothing({ url, proxy, user, marker: user }, async () =>
+      (
+        await db.query<{ session_id: string }>(
+          'SELECT session_id FROM nest_sessions_users WHERE user_id = $1',
+          [user],
+        )
+      ).map((row) => row.session_id),
     );
-    expect(entries.map((row) => row.session_id)).toEqual([keeperId]);
-    const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as { id: string }[];
-    expect(listed.map((s) => s.id)).toEqual([keeperId]);
   });
 });
