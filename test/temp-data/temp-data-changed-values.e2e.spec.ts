@@ -96,6 +96,34 @@ describe.each(['cookie', 'session'] as const)(
       },
     );
 
+    it(
+      provider === 'cookie'
+        ? 'a stored object read and grown in place past the cookie budget: the values set in this request are saved, the others named in the log'
+        : 'a stored object read and grown in place (within the session limits): saved with the rest',
+      async () => {
+        const browser = new Browser(url);
+        await browser.run(
+          { op: 'set', key: 'Cart', value: { items: ['tea'] } },
+          { op: 'set', key: 'Message', value: 'hi' },
+        );
+        const linesBefore = logger.lines.length;
+        expect((await browser.post('/changed/after-peek/growth')).status).toBe(200);
+        const [keys] = await browser.run({ op: 'keys' });
+        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
+        if (provider === 'session') {
+          expect(keys).toEqual(['Cart', 'Message', 'Fresh']);
+          expect(logged).toEqual([]);
+        } else {
+          expect(keys).toEqual(['Fresh']); // before, nothing was saved: the accepted set of Fresh was lost
+          expect(logged).toEqual([
+            expect.stringMatching(
+              /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
+            ),
+          ]);
+        }
+      },
+    );
+
     it('TempDataAccessor.current before anything loaded: works with cookies; with the session, an error that says what to call', async () => {
       const res = await new Browser(url).get('/changed/accessor-current');
       expect(res.status).toBe(200);

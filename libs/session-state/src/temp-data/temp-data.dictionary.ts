@@ -222,12 +222,24 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
    * redirect): the values that must survive when not everything can be saved.
    */
   toSaveUnread(): Map<string, unknown> {
+    return this.toSaveWhere((id) => this.unread.has(id));
+  }
+
+  /**
+   * @internal The values set in this request and not read since: what must survive when even the unread values
+   * cannot be saved (a stored value changed in place past the limit after the sets were accepted).
+   */
+  toSaveSetHere(): Map<string, unknown> {
+    return this.toSaveWhere((id) => this.unread.has(id) && this.setHere.has(id));
+  }
+
+  private toSaveWhere(keeps: (id: string) => boolean): Map<string, unknown> {
     this.load();
     const result = new Map<string, unknown>();
     const discarded = this.guard.loadedDiscarded?.() === true;
     for (const [id, entry] of this.data) {
       if (discarded && !this.setHere.has(id)) continue;
-      if (this.unread.has(id)) result.set(entry.key, entry.value);
+      if (keeps(id)) result.set(entry.key, entry.value);
     }
     return result;
   }

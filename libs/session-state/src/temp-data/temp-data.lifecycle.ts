@@ -159,8 +159,25 @@ export class TempDataLifecycle {
       );
       return;
     }
-    // Unread values alone over the limit, and (for the cookie) larger than what the request carried: loaded under a
-    // larger limit. What the browser or session has stays.
+    // Unread values alone over the limit. When values set in this request are among them (accepted at set, so a
+    // stored value was changed in place past the limit since), those are saved without the others.
+    const setHere = dictionary.toSaveSetHere();
+    if (
+      setHere.size > 0 &&
+      setHere.size < unread.size &&
+      !this.provider.save(setHere, this.loaded ?? new Map())
+    ) {
+      const left = [...unread.keys()].filter((key) => !setHere.has(key));
+      logEvent(
+        logger,
+        SessionLogEvents.TempDataKeptValuesDropped,
+        `TempData values not set in this request were not saved (${left.map((key) => JSON.stringify(key)).join(', ')}): ` +
+          `with them ${refused.reason} (changed in place after they were read?). The values set in this request are saved.`,
+      );
+      return;
+    }
+    // Otherwise loaded under a larger limit, larger (for the cookie) than what the request carried. What the browser
+    // or session has stays.
     logEvent(
       logger,
       SessionLogEvents.TempDataCookieTooLarge,
