@@ -379,3 +379,28 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
     expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 });
+
+describe(`GraphQL on ${TEST_PLATFORM}: an explicit commit that failed under throwOnError: false`, () => {
+  let app: INestApplication;
+  let url: string;
+  const FAIL = 'fail-this-lenient-commit';
+  beforeAll(async () => {
+    // A store that fails the first commit of a marked value and answers failures by logging (no error reply).
+    const store = Object.assign(new CommitsFailingOn(FAIL), { throwOnError: false });
+    ({ app, url } = await startGraphQLApp({ secrets: SECRETS, store }, GRAPHQL_TEST_PROVIDERS));
+  });
+  afterAll(() => app.close());
+
+  it('the field that reported it answers as it returned, and the write is not saved (not tried again at the end)', async () => {
+    const cookie = cookieOf(await postGraphQL(url, 'mutation { setName(name: "initial") }'));
+    const reply = await postGraphQL(url, `mutation { x: setOther(value: "${FAIL}-1") c: commitNow }`, {
+      cookie,
+    });
+    expect(reply.status).toBe(200);
+    expect(reply.body.data).toEqual({ x: `${FAIL}-1`, c: null });
+    expect(reply.body.errors?.map((error) => error.path)).toEqual([['c']]);
+    expect((await postGraphQL(url, '{ other visitor { name } }', { cookie })).body).toEqual({
+      data: { other: null, visitor: { name: 'initial' } },
+    });
+  });
+});

@@ -26,7 +26,7 @@ import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { CommitsFailingOn } from '../support/commit-stores.js';
 import { cookiePair } from '../support/cookie-jar.js';
-import { redirectTo, TEST_PLATFORM } from '../support/platform/test-platform.js';
+import { redirectTo, sendBody, TEST_PLATFORM } from '../support/platform/test-platform.js';
 
 const SECRETS = ['Vb8nQ2xK6mLz0pTr4yWc9sHd3jFg7aEu1iOe5tYr2N'];
 const COOKIE = '.Nest.Session';
@@ -61,6 +61,24 @@ class SignOutOnFailure implements ExceptionFilter {
   async catch(_error: SessionUnavailableError, host: ArgumentsHost) {
     (await this.sessions.load()).abandon();
     redirectTo(host.switchToHttp().getResponse(), '/signed-out', 303);
+  }
+}
+
+/** Signs the visitor out after the failure, commits that sign-out itself, and answers 503 when it fails too. */
+@Catch(SessionUnavailableError)
+@Injectable()
+class SignOutNowOnFailure implements ExceptionFilter {
+  constructor(private readonly sessions: SessionAccessor) {}
+
+  async catch(_error: SessionUnavailableError, host: ArgumentsHost) {
+    const session = await this.sessions.load();
+    session.abandon();
+    try {
+      await session.commit();
+      redirectTo(host.switchToHttp().getResponse(), '/signed-out', 303);
+    } catch {
+      sendBody(host.switchToHttp().getResponse(), { signedOut: false }, 503);
+    }
   }
 }
 
@@ -155,6 +173,29 @@ class ExplicitCommitController {
     (await this.tempData.load()).set('Message', 'Saved!');
     session.setString('name', value);
     await session.commit();
+    return { committed: true };
+  }
+
+  @Post('signs-out-now-on-failure')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(SignOutNowOnFailure)
+  async signsOutNowOnFailure(@Session() session: Session, @Query('value') value: string) {
+    session.setString('name', value);
+    await session.commit();
+    return { committed: true };
+  }
+
+  /** The flash service's message, a commit that fails, then a sign-out before the error goes on (bind() does so). */
+  @Post('flash-commit-abandon')
+  async flashCommitAbandon(@Session() session: Session, @Query('value') value: string) {
+    (await this.tempData.load()).set('Message', 'Saved!');
+    session.setString('name', value);
+    try {
+      await session.commit();
+    } catch (error) {
+      session.abandon();
+      throw error;
+    }
     return { committed: true };
   }
 
@@ -407,6 +448,42 @@ describe(`on ${TEST_PLATFORM}: what happens after a commit the handler ran faile
       /\.Nest\.TempData=[^;]/,
     );
     expect(await read(cookie)).toMatchObject({ name: 'initial' });
+  });
+
+  it.each([
+    ['a sign-out after the failure committed', '/explicit/flash-commit-abandon', true],
+    ['throwOnError: false', '/explicit/flash-then-commit', false],
+  ])(
+    'the 503 of a failed commit carries no TempData the handler set through the accessor, also with %s',
+    async (_case, route, throwOnError) => {
+      const cookie = await established();
+      throwsOnError(throwOnError);
+      try {
+        const reply = await request(url)
+          .post(route)
+          .query({ value: `${FAIL}-flash-${route}` })
+          .set('Cookie', cookie);
+        expect(reply.status).toBe(503);
+        expect(((reply.headers['set-cookie'] as unknown as string[] | undefined) ?? []).join()).not.toMatch(
+          /\.Nest\.TempData=[^;]/,
+        );
+      } finally {
+        throwsOnError(true);
+      }
+    },
+  );
+
+  it("an exception filter's own commit that fails too (its sign-out) is its answer as well: not tried again behind its 503", async () => {
+    const cookie = await established();
+    store.failNextRemove = true;
+    const reply = await request(url)
+      .post('/explicit/signs-out-now-on-failure')
+      .query({ value: `${FAIL}-twice` })
+      .set('Cookie', cookie);
+    expect(reply.status).toBe(503);
+    expect(reply.body).toEqual({ signedOut: false });
+    expect(reply.headers['set-cookie']).toBeUndefined();
+    expect(await read(cookie)).toMatchObject({ name: 'initial' }); // still signed in, as the 503 says
   });
 
   it('throwOnError: false, a commit after a failed load: its 503 is logged as the load failure, not as a failed commit', async () => {

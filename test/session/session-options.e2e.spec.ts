@@ -161,8 +161,8 @@ describe('session cookie options', () => {
   it.each([
     ['throws', /hasConsent threw \(consent service down\)/],
     ['returns a Promise (an async lookup)', /hasConsent returned a Promise instead of true or false/],
-    ['returns the string "false"', /hasConsent returned string "false" instead of true or false/],
-    ['returns the request (an object with cycles)', /hasConsent returned object instead of true or false/],
+    ['returns the string "false"', /hasConsent returned a string instead of true or false/],
+    ['returns the request (an object with cycles)', /hasConsent returned an object instead of true or false/],
   ])(
     "a hasConsent that %s is the app's bug, not a store outage: no cookie (as without consent), the page answers, logged naming the option",
     async (kind, logged) => {

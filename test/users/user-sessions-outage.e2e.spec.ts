@@ -129,6 +129,29 @@ describe('user sessions while Redis stalls', () => {
     );
   });
 
+  it('the same under a session.ioTimeout shorter than the operation timeout: the add that lands after the app gave up adds nothing', async () => {
+    // The add is held for less than the operation timeout but more than ioTimeout, when the app answers 503.
+    const shortIo = await startUsersApp({
+      secrets: SECRETS,
+      redis: {
+        host: proxy.host,
+        port: proxy.port,
+        applicationName: 'stall',
+        operationTimeoutInMilliseconds: 3_000,
+      },
+      session: { ioTimeout: OPERATION_TIMEOUT },
+    });
+    try {
+      const user = 'stalled-index-add-io@example.test';
+      const index = `{stall_user_${Buffer.from(user, 'utf8').toString('base64url')}}_Sessions`;
+      await expectStalledIndexAddToListNothing({ url: shortIo.url, proxy, user, marker: index }, () =>
+        server.admin().zrange(index, '0', '-1'),
+      );
+    } finally {
+      await shortIo.app.close();
+    }
+  });
+
   it('a sign-out whose session write stalls never leaves the session signed in but listed nowhere', async () => {
     const user = 'stalled-signout-write@example.test';
     const keeper = new BrowserClient('Staying/2');

@@ -204,6 +204,16 @@ export class RequestState implements SessionOwner, TempDataHost {
   }
 
   /**
+   * A response found to report a failed commit of the handler's own (no interceptor rolled the handler's TempData
+   * back): its TempData cookies do not go out, whatever the end of the request then did (an abandon after the failure
+   * commits; under `throwOnError: false` nothing throws). An error reply never carries a "saved" message.
+   */
+  private withoutTempDataOfTheFailure(cookiesBefore: readonly string[] | undefined): void {
+    if (this.answeredAtTheEnd && cookiesBefore !== undefined)
+      this.exchange.restoreSetCookies(cookiesBefore, this.runtime.options.cookie.name);
+  }
+
+  /**
    * The outermost point of the request, before the response's first byte (a microtask after its
    * first `write`, `end`, `writeHead` or `flushHeaders`, so after every interceptor and exception
    * filter): saves TempData, then commits the session; an error reply when the commit failed.
@@ -217,11 +227,12 @@ export class RequestState implements SessionOwner, TempDataHost {
     // does (it stands; trying the write again could land it under that answer); a GraphQL field may have (the
     // error reply, for whatever the fields said). A response with another status is answered as done: its
     // changes are tried again, and land before it leaves or it is replaced by the error reply.
+    // Also after an exception filter answered one failure: a second one (the filter's own commit) is its answer too.
     if (
       lifecycle !== undefined &&
-      !this.failedInPipeline &&
-      ((this.graphql === true && this.runtime.store.throwOnError) || this.exchange.reportsError()) &&
-      lifecycle.failureAnswered()
+      (this.graphql === true || this.exchange.reportsError()) &&
+      lifecycle.failureAnswered() &&
+      !this.failedInPipeline
     ) {
       this.failedInPipeline = this.graphql !== true;
       // No interceptor rolled the handler's TempData back: its cookies do not go out with the error (below).
@@ -247,14 +258,14 @@ export class RequestState implements SessionOwner, TempDataHost {
         this.lifecycle.close();
         await this.lifecycle.finish();
       }
+      this.withoutTempDataOfTheFailure(cookiesBefore);
       return undefined;
     } catch (error) {
       if (this.failedInPipeline && this.answerStands()) {
         // An exception filter answered already; what it says reports a write that did not happen, and a cache must
         // not keep that for anyone, whatever the route had said of its own answer.
         this.exchange.preventCaching();
-        if (this.answeredAtTheEnd && cookiesBefore !== undefined)
-          this.exchange.restoreSetCookies(cookiesBefore, this.runtime.options.cookie.name);
+        this.withoutTempDataOfTheFailure(cookiesBefore);
         return undefined;
       }
       // A 503 means nothing of the request was saved: TempData's cookies do not go out with it either. The

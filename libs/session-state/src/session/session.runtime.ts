@@ -241,14 +241,13 @@ export class SessionRuntime {
   }
 }
 
-/** What a `hasConsent` returned, for the log: its type, and a short JSON of it when it has one. */
+/**
+ * What a `hasConsent` returned, for the log: its kind only (never its value: `req.headers.cookie || false` would put
+ * the request's cookies in the log).
+ */
 function describeConsent(consent: unknown): string {
-  if (consent instanceof Promise) return 'a Promise';
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(consent)?.slice(0, 40);
-  } catch {
-    json = undefined; // a cycle (the request itself), a BigInt
-  }
-  return json === undefined ? typeof consent : `${typeof consent} ${json}`;
+  if (consent === null || consent === undefined) return String(consent);
+  if (typeof consent === 'object' && typeof (consent as { then?: unknown }).then === 'function')
+    return 'a Promise';
+  return typeof consent === 'object' ? 'an object' : `a ${typeof consent}`;
 }

@@ -51,12 +51,15 @@ export interface LiveUserSession extends UserSessionRecord {
 export interface UserSessionIndex {
   /**
    * Adds the session to the user's index (replacing an entry with the same `sessionId`) and returns the
-   * user's live sessions, oldest first (`createdAt`, then id).
+   * user's live sessions, oldest first (`createdAt`, then id). `ioTimeoutMs` (`session.ioTimeout`, when set): the
+   * caller stops waiting that long after the call; an add that reaches the store after that (or after the store's
+   * own bound) should apply nothing, as a commit past its deadline, so a sign-in answered 503 lists no session.
    */
   add(
     userId: string,
     record: Omit<UserSessionRecord, 'createdAt'>,
     idleTimeoutMs: number,
+    ioTimeoutMs?: number,
   ): Promise<LiveUserSession[]>;
   /** The user's live sessions, oldest first; entries whose session is gone are dropped. */
   list(userId: string): Promise<LiveUserSession[]>;

@@ -143,10 +143,12 @@ export class UserSessions {
       await this.guard('bind', async () => {
         if (previous !== undefined && previous !== userId)
           await this.index.remove(previous, sessionId, loadedKey);
+        const { idleTimeout, ioTimeout } = this.runtime.options;
         const live = await this.index.add(
           userId,
           { sessionId, sessionKey, metadata: recorded },
-          this.runtime.options.idleTimeout,
+          idleTimeout,
+          ioTimeout > 0 ? ioTimeout : undefined,
         );
         if (!live.some((s) => s.sessionId === sessionId && s.sessionKey === sessionKey)) {
           // The session was revoked (or expired) while this request ran: its guarded commit applied nothing

@@ -42,19 +42,23 @@ export class PostgresUserSessionIndex implements UserSessionIndex {
     record: Omit<UserSessionRecord, 'createdAt'>,
     // Expiry is the session row's: the listing reads it from there.
     _idleTimeoutMs: number,
+    ioTimeoutMs?: number,
   ): Promise<LiveUserSession[]> {
     const createdAt = this.connection.options.clock.now();
     // A deadline as a commit's: an entry that reached the database after the app answered 503 (a sign-in whose
     // bind failed, its session abandoned) would list a session no browser holds.
-    const { rowCount } = await this.connection.execute('user_add', this.sql.add, [
+    const own = this.connection.commitDeadline();
+    const deadline =
+      ioTimeoutMs === undefined ? own : Math.min(own, this.connection.databaseNow() + ioTimeoutMs);
+    const { rows } = await this.connection.execute('user_add', this.sql.add, [
       userId,
       record.sessionId,
       record.sessionKey,
       createdAt,
       JSON.stringify(record.metadata),
-      this.connection.commitDeadline(),
+      deadline,
     ]);
-    if (rowCount === 0) {
+    if (rows.length === 0) {
       throw new PostgresOperationError(
         `User index add reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=` +
           `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,

@@ -4,7 +4,8 @@ import type { PostgresSessionSql } from '../../cache/postgres/postgres-session.s
 export interface PostgresUserSessionSql {
   /**
    * $1 user, $2 session id, $3 session key, $4 created (epoch ms), $5 metadata (jsonb), $6 deadline (epoch ms, database
-   * clock). Replaces the same id's entry; past the deadline (the app answered 503) it adds nothing and returns no row.
+   * clock). Replaces the same id's entry; past the deadline (the app answered 503), checked again after waiting for
+   * the entry's row lock, it adds nothing and returns no row.
    */
   readonly add: string;
   /**
@@ -32,6 +33,7 @@ export function postgresUserSessionSql(sql: PostgresSessionSql): PostgresUserSes
 SELECT $1, $2, $3, $4, $5::jsonb WHERE clock_timestamp() <= to_timestamp($6::float8 / 1000)
 ON CONFLICT (user_id, session_id) DO UPDATE SET
   session_key = EXCLUDED.session_key, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata
+  WHERE clock_timestamp() <= to_timestamp($6::float8 / 1000)
 RETURNING 1`,
     list: `WITH entries AS (
   SELECT u.session_id, u.session_key, u.created_at, u.metadata,

@@ -48,8 +48,11 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     userId: string,
     record: Omit<UserSessionRecord, 'createdAt'>,
     idleTimeoutMs: number,
+    ioTimeoutMs?: number,
   ): Promise<LiveUserSession[]> {
     const keys = userIndexKeys(this.app, userId);
+    // When the caller stops waiting, if that comes before a try's own deadline (its tries go on, with retries).
+    const latest = ioTimeoutMs === undefined ? undefined : this.connection.redisNow() + ioTimeoutMs;
     // Every time the index keeps is in Redis's clock: the oldest sessions beyond maxSessionsPerUser are the same
     // whichever instance binds, and a listing (binding time beside expiry) reads one clock, even when the
     // instances' clocks disagree.
@@ -64,7 +67,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         record.sessionId,
         now + idleTimeoutMs,
         JSON.stringify(full),
-        this.connection.commitDeadline(),
+        Math.min(this.connection.commitDeadline(), latest ?? Number.POSITIVE_INFINITY),
       ),
     )) as Buffer[] | number;
     if (typeof reply === 'number') {
