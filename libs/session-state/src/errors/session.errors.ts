@@ -119,7 +119,8 @@ export class SessionUnavailableError extends ServiceUnavailableException {
       },
       { cause },
     );
-    const why = cause instanceof Error ? `: ${cause.message}` : '';
+    // Without the cause's own closing period: the sentence goes on.
+    const why = cause instanceof Error ? `: ${cause.message.replace(/\.$/, '')}` : '';
     this.message =
       `The session store is unavailable, the session could not ${action === 'lock' ? 'be locked' : action}${why}. ` +
       'Requests that need the session answer 503 when the store has throwOnError (the Redis and PostgreSQL ' +
