@@ -351,6 +351,20 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
     expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 
+  it("a later field's sign-in, whose bind() the failure refuses: the 503, and the visitor's session is not deleted behind it", async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(
+      url,
+      `mutation { a: setNameInPipeline(name: "${failing()}") b: signIn(user: "amy") }`,
+      {
+        cookie,
+      },
+    );
+    expect(reply.status).toBe(503);
+    expect(reply.setCookies).toEqual([]);
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
   it("when an earlier field set TempData (the failure rolls the request's TempData back): the 503, no TempData cookie", async () => {
     const cookie = await established();
     const reply = await postGraphQL(

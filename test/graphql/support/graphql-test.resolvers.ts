@@ -9,6 +9,7 @@ import {
   SessionStateInterceptor,
   TempData,
   TempDataAccessor,
+  UserSessions,
   type RequestItems,
   type TempDataDictionary,
 } from 'nest-session-state';
@@ -72,7 +73,17 @@ export class VisitorResolver {
 
 @Resolver()
 export class SessionResolver {
-  constructor(private readonly visits: VisitsService) {}
+  constructor(
+    private readonly visits: VisitsService,
+    private readonly userSessions: UserSessions,
+  ) {}
+
+  /** A sign-in: the session moves to a new key and is bound to the user. */
+  @Mutation(() => Boolean, { nullable: true })
+  async signIn(@Args('user') user: string, @Session() session: Session): Promise<boolean> {
+    session.regenerate();
+    return this.userSessions.bind(session, user);
+  }
 
   @Query(() => Int)
   counter(@Session() session: Session): number {

@@ -144,6 +144,8 @@ export class SessionLifecycle implements SessionHost {
   private lastCommitFailure: Error | undefined;
   /** abandon() ran after the last failed commit: a reaction to it (a failed sign-in abandons its session). */
   private abandonedSinceFailure = false;
+  /** A commit was refused with {@link finishFailure} (the request's answered failure) without trying. */
+  private refusedByTheFailure = false;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -455,7 +457,10 @@ export class SessionLifecycle implements SessionHost {
       // A reaction to the failure (an exception filter's sign-out): the abandon runs at the end of the request, though
       // the failed write does not (abandon() drops it: the session's changes and a move are reset below).
       this.abandonedSinceFailure = true;
-      if (this.finishFailure === this.lastCommitFailure && !this.closed) this.finishFailure = undefined;
+      // Not the cleanup of a commit the failure refused (a later GraphQL field's bind() abandons its session when its
+      // commit is refused): that would delete the visitor's session behind the failure's 503.
+      if (this.finishFailure === this.lastCommitFailure && !this.closed && !this.refusedByTheFailure)
+        this.finishFailure = undefined;
     }
     const browserHasCookie = this.keyFromCookie || this.cookieSent;
     this.replacedKey = undefined;
@@ -477,7 +482,10 @@ export class SessionLifecycle implements SessionHost {
     // A commit that failed as the request's answer (a GraphQL field's error, an exception filter's reply) keeps its
     // changes out of every later commit of the request (a field's session.commit(), a UserSessions.bind()): they
     // were reported as not saved.
-    if (this.finishFailure !== undefined) return Promise.reject(this.finishFailure);
+    if (this.finishFailure !== undefined) {
+      this.refusedByTheFailure = true;
+      return Promise.reject(this.finishFailure);
+    }
     this.commitsRunning++;
     const next = this.commitAfter(this.committing);
     this.committing = next.catch(ignore);
