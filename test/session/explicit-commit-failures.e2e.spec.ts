@@ -82,6 +82,13 @@ class SignOutNowOnFailure implements ExceptionFilter {
   }
 }
 
+/** Sets the name and commits it: what most routes below do, under different decorators. */
+async function setAndCommit(session: Session, value: string): Promise<{ committed: true }> {
+  session.setString('name', value);
+  await session.commit();
+  return { committed: true };
+}
+
 /**
  * Handlers that commit themselves (`session.commit()`, as `UserSessions.bind()` does inside) and meet a failure:
  * they let it propagate (with and without SessionStateInterceptor, with an exception filter that redirects) or
@@ -93,17 +100,13 @@ class ExplicitCommitController {
 
   @Post('propagates')
   async propagates(@Session() session: Session, @Query('value') value: string) {
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   @Post('propagates-through-interceptor')
   @UseInterceptors(SessionStateInterceptor)
   async throughInterceptor(@Session() session: Session, @Query('value') value: string) {
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   @Post('swallows')
@@ -144,45 +147,35 @@ class ExplicitCommitController {
   @UseInterceptors(SessionStateInterceptor)
   @UseFilters(BackWithAMessage)
   async redirectsWithAMessage(@Session() session: Session, @Query('value') value: string) {
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   @Post('signs-out-on-failure')
   @UseInterceptors(SessionStateInterceptor)
   @UseFilters(SignOutOnFailure)
   async signsOutOnFailure(@Session() session: Session, @Query('value') value: string) {
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   /** A sign-out and a new value in one commit, which fails (its delete, here): nothing of it may land. */
   @Post('abandon-then-set')
   async abandonThenSet(@Session() session: Session, @Query('value') value: string) {
     session.abandon();
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   /** A flash service's message (the accessor, no interceptor), then a commit that fails. */
   @Post('flash-then-commit')
   async flashThenCommit(@Session() session: Session, @Query('value') value: string) {
     (await this.tempData.load()).set('Message', 'Saved!');
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   @Post('signs-out-now-on-failure')
   @UseInterceptors(SessionStateInterceptor)
   @UseFilters(SignOutNowOnFailure)
   async signsOutNowOnFailure(@Session() session: Session, @Query('value') value: string) {
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 
   /** The flash service's message, a commit that fails, then a sign-out before the error goes on (bind() does so). */
@@ -203,9 +196,7 @@ class ExplicitCommitController {
   @UseInterceptors(SessionStateInterceptor)
   @UseFilters(BackToThePage)
   async redirectsOnFailure(@Session() session: Session, @Query('value') value: string) {
-    session.setString('name', value);
-    await session.commit();
-    return { committed: true };
+    return setAndCommit(session, value);
   }
 }
 
