@@ -365,6 +365,18 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
     expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 
+  it("a failed explicit commit without the interceptor: a later field's commit or sign-in does not land it, the 503", async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(
+      url,
+      `mutation { x: setOther(value: "${failing()}") c: commitNow d: commitNow b: signIn(user: "amy") }`,
+      { cookie },
+    );
+    expect(reply.status).toBe(503);
+    expect(reply.setCookies).toEqual([]);
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
+  });
+
   it("when an earlier field set TempData (the failure rolls the request's TempData back): the 503, no TempData cookie", async () => {
     const cookie = await established();
     const reply = await postGraphQL(
@@ -404,6 +416,18 @@ describe(`GraphQL on ${TEST_PLATFORM}: an explicit commit that failed under thro
     ({ app, url } = await startGraphQLApp({ secrets: SECRETS, store }, GRAPHQL_TEST_PROVIDERS));
   });
   afterAll(() => app.close());
+
+  it("the other fields' answers stand, TempData included", async () => {
+    const cookie = cookieOf(await postGraphQL(url, 'mutation { setName(name: "initial") }'));
+    const reply = await postGraphQL(
+      url,
+      `mutation { f: flash(message: "Saved!") x: setOther(value: "${FAIL}-2") c: commitNow }`,
+      { cookie },
+    );
+    expect(reply.status).toBe(200);
+    expect(reply.body.data).toEqual({ f: true, x: `${FAIL}-2`, c: null });
+    expect(reply.setCookies.filter((set) => /^\.Nest\.TempData=[^;]/.test(set))).toHaveLength(1);
+  });
 
   it('the field that reported it answers as it returned, and the write is not saved (not tried again at the end)', async () => {
     const cookie = cookieOf(await postGraphQL(url, 'mutation { setName(name: "initial") }'));

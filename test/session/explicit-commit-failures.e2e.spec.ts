@@ -89,6 +89,23 @@ async function setAndCommit(session: Session, value: string): Promise<{ committe
   return { committed: true };
 }
 
+/** Tries to save first (refused: the failure is the request's answer), then signs the visitor out. */
+@Catch(SessionUnavailableError)
+@Injectable()
+class TriesThenSignsOut implements ExceptionFilter {
+  constructor(private readonly sessions: SessionAccessor) {}
+
+  async catch(_error: SessionUnavailableError, host: ArgumentsHost) {
+    const session = await this.sessions.load();
+    try {
+      await session.commit();
+    } catch {
+      session.abandon();
+    }
+    redirectTo(host.switchToHttp().getResponse(), '/signed-out', 303);
+  }
+}
+
 /**
  * Handlers that commit themselves (`session.commit()`, as `UserSessions.bind()` does inside) and meet a failure:
  * they let it propagate (with and without SessionStateInterceptor, with an exception filter that redirects) or
@@ -168,6 +185,13 @@ class ExplicitCommitController {
   @Post('flash-then-commit')
   async flashThenCommit(@Session() session: Session, @Query('value') value: string) {
     (await this.tempData.load()).set('Message', 'Saved!');
+    return setAndCommit(session, value);
+  }
+
+  @Post('tries-then-signs-out')
+  @UseInterceptors(SessionStateInterceptor)
+  @UseFilters(TriesThenSignsOut)
+  async triesThenSignsOut(@Session() session: Session, @Query('value') value: string) {
     return setAndCommit(session, value);
   }
 
@@ -410,6 +434,17 @@ describe(`on ${TEST_PLATFORM}: what happens after a commit the handler ran faile
     const reply = await request(url)
       .post('/explicit/signs-out-on-failure')
       .query({ value: `${FAIL}-signs-out` })
+      .set('Cookie', cookie);
+    expect(reply.status).toBe(303);
+    expect(String(reply.headers['set-cookie'])).toMatch(/^\.Nest\.Session=;.*expires=Thu, 01 Jan 1970/i);
+    expect(await read(cookie)).toMatchObject({ keys: [], name: null });
+  });
+
+  it("a filter's sign-out after its own commit was refused (the failure is the answer) applies all the same", async () => {
+    const cookie = await established();
+    const reply = await request(url)
+      .post('/explicit/tries-then-signs-out')
+      .query({ value: `${FAIL}-tries` })
       .set('Cookie', cookie);
     expect(reply.status).toBe(303);
     expect(String(reply.headers['set-cookie'])).toMatch(/^\.Nest\.Session=;.*expires=Thu, 01 Jan 1970/i);

@@ -41,6 +41,17 @@ class ChangedValuesController {
     return { ok: true };
   }
 
+  /** The same, with a stored value read and kept (it is not shown again only if it is saved). */
+  @Post('after-peek-keep/:how')
+  @HttpCode(200)
+  afterPeekKeep(@TempData() tempData: TempDataDictionary, @Param('how') how: string) {
+    tempData.set('Fresh', 'new');
+    tempData.get('Message');
+    tempData.keep('Message');
+    spoil(tempData.peek<Record<string, unknown>>('Cart')!, how);
+    return { ok: true };
+  }
+
   /** `TempDataAccessor.current` in a handler that loaded nothing. */
   @Get('accessor-current')
   accessorCurrent() {
@@ -123,6 +134,22 @@ describe.each(['cookie', 'session'] as const)(
         }
       },
     );
+
+    if (provider === 'cookie') {
+      it('the same with a value read and kept: the log names it too among the values not saved', async () => {
+        const browser = new Browser(url);
+        await browser.run(
+          { op: 'set', key: 'Cart', value: { items: ['tea'] } },
+          { op: 'set', key: 'Message', value: 'hi' },
+        );
+        const linesBefore = logger.lines.length;
+        expect((await browser.post('/changed/after-peek-keep/growth')).status).toBe(200);
+        expect(await browser.run({ op: 'keys' })).toEqual([['Fresh']]);
+        expect(logger.lines.slice(linesBefore).map((line) => line.message)).toEqual([
+          expect.stringMatching(/TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/),
+        ]);
+      });
+    }
 
     it('TempDataAccessor.current before anything loaded: works with cookies; with the session, an error that says what to call', async () => {
       const res = await new Browser(url).get('/changed/accessor-current');

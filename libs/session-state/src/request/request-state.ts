@@ -186,6 +186,11 @@ export class RequestState implements SessionOwner, TempDataHost {
     return failure === undefined || (failure.alone && failure.changeCalls === this.lifecycle?.changeCalls);
   }
 
+  /** GraphQL: a failed explicit commit is the request's answer at once (a field may have reported it). */
+  answersEveryFailure(): boolean {
+    return this.graphql === true;
+  }
+
   /** First use of session or TempData: hold the response's first byte until their state is committed. */
   touch(): void {
     if (this.responseHold) return;
@@ -235,8 +240,9 @@ export class RequestState implements SessionOwner, TempDataHost {
       !this.failedInPipeline
     ) {
       this.failedInPipeline = this.graphql !== true;
-      // No interceptor rolled the handler's TempData back: its cookies do not go out with the error (below).
-      this.answeredAtTheEnd = true;
+      // REST: no interceptor rolled the handler's TempData back, and its cookies do not go out with the error (below).
+      // GraphQL's answer is the error reply, which takes them off, or (throwOnError: false) the fields' own.
+      this.answeredAtTheEnd = this.graphql !== true;
     }
     if (this.participants === undefined && lifecycle) {
       this.finalized = true;

@@ -45,6 +45,11 @@ export interface SessionOwner {
   sessionCookieKey(): Unprotected<string> | undefined;
   /** The session is used: hold the response's first byte until it is committed. */
   touch(): void;
+  /**
+   * A commit the app ran that failed is the request's answer at once (GraphQL: a field may have reported it), so a
+   * later commit of the request does not apply it.
+   */
+  answersEveryFailure?(): boolean;
 }
 
 /** The keys a request changed itself (set or removed), and whether it cleared the session. */
@@ -144,8 +149,6 @@ export class SessionLifecycle implements SessionHost {
   private lastCommitFailure: Error | undefined;
   /** abandon() ran after the last failed commit: a reaction to it (a failed sign-in abandons its session). */
   private abandonedSinceFailure = false;
-  /** A commit was refused with {@link finishFailure} (the request's answered failure) without trying. */
-  private refusedByTheFailure = false;
 
   constructor(
     private readonly runtime: SessionRuntime,
@@ -161,6 +164,11 @@ export class SessionLifecycle implements SessionHost {
    * The key the session's data is stored under (UserSessions indexes it): the cookie's key, or the key
    * a commit of this request wrote; undefined for a key `regenerate()` made that no commit wrote yet.
    */
+  /** The failure every commit of the request is refused with, without trying (see {@link failureAnswered}). */
+  refusingFailure(): Error | undefined {
+    return this.finishFailure;
+  }
+
   storeKey(): string | undefined {
     return this.persisted || (this.keyFromCookie && this.replacedKey === undefined) ? this.key : undefined;
   }
@@ -457,10 +465,7 @@ export class SessionLifecycle implements SessionHost {
       // A reaction to the failure (an exception filter's sign-out): the abandon runs at the end of the request, though
       // the failed write does not (abandon() drops it: the session's changes and a move are reset below).
       this.abandonedSinceFailure = true;
-      // Not the cleanup of a commit the failure refused (a later GraphQL field's bind() abandons its session when its
-      // commit is refused): that would delete the visitor's session behind the failure's 503.
-      if (this.finishFailure === this.lastCommitFailure && !this.closed && !this.refusedByTheFailure)
-        this.finishFailure = undefined;
+      if (this.finishFailure === this.lastCommitFailure && !this.closed) this.finishFailure = undefined;
     }
     const browserHasCookie = this.keyFromCookie || this.cookieSent;
     this.replacedKey = undefined;
@@ -482,10 +487,13 @@ export class SessionLifecycle implements SessionHost {
     // A commit that failed as the request's answer (a GraphQL field's error, an exception filter's reply) keeps its
     // changes out of every later commit of the request (a field's session.commit(), a UserSessions.bind()): they
     // were reported as not saved.
-    if (this.finishFailure !== undefined) {
-      this.refusedByTheFailure = true;
-      return Promise.reject(this.finishFailure);
-    }
+    if (
+      this.finishFailure === undefined &&
+      this.lastCommitFailure !== undefined &&
+      this.owner.answersEveryFailure?.()
+    )
+      this.finishFailed(this.lastCommitFailure);
+    if (this.finishFailure !== undefined) return Promise.reject(this.finishFailure);
     this.commitsRunning++;
     const next = this.commitAfter(this.committing);
     this.committing = next.catch(ignore);

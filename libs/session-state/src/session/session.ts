@@ -46,6 +46,8 @@ export interface SessionHost {
   readonly limits: SessionLimits;
   /** The store key the session's data is under once stored (never logged, never shown to apps). */
   storeKey?(): string | undefined;
+  /** The request's failure that refuses every commit without trying it, if any. */
+  refusingFailure?(): Error | undefined;
 }
 
 type Constructor<T> = new (...args: never[]) => T;
@@ -325,6 +327,14 @@ export class DistributedSession {
   /** @internal The store key of this session once stored (UserSessions indexes it). */
   get storeKey(): string | undefined {
     return this.host.storeKey?.();
+  }
+
+  /**
+   * @internal The request's failure that refuses every commit of this session without trying it (an earlier commit
+   * failed and that failure is the request's answer): a commit rejected with it wrote nothing.
+   */
+  get refusingFailure(): Error | undefined {
+    return this.host.refusingFailure?.();
   }
 
   /**

@@ -167,7 +167,7 @@ export class TempDataLifecycle {
       setHere.size < unread.size &&
       !this.provider.save(setHere, this.loaded ?? new Map())
     ) {
-      const left = [...unread.keys()].filter((key) => !setHere.has(key));
+      const left = [...values.keys()].filter((key) => !setHere.has(key));
       logEvent(
         logger,
         SessionLogEvents.TempDataKeptValuesDropped,

@@ -75,7 +75,8 @@ export class UserSessionsUnavailableError extends ServiceUnavailableException {
       },
       { cause },
     );
-    const why = cause instanceof Error ? `: ${cause.message}` : '';
+    // Without the cause's own closing period: the sentence goes on.
+    const why = cause instanceof Error ? `: ${cause.message.replace(/\.$/, '')}` : '';
     this.message =
       `The session store is unavailable, the user's sessions could not be ${action === 'list' ? 'listed' : `${action === 'bind' ? 'bound' : action === 'revoke' ? 'revoked' : 'unbound'}`}${why}. ` +
       'Nothing was half-done that a retry would not finish: retry once the store answers.';

@@ -180,7 +180,10 @@ export class UserSessions {
       // everywhere would miss it. Listed already (only the revocation of older ones failed), it stays.
       // Refused as moved (a sign-in sent twice: the other one moved the session): nothing was written, and an
       // abandon would delete the cookie the other sign-in just sent, and end the mark that turns such requests away.
-      if (!indexed && !(error instanceof SessionMovedError)) abandonQuietly(session);
+      // Refused without trying (an earlier failure of the request is its answer, a GraphQL field's): nothing of this
+      // sign-in was written, and an abandon would delete the visitor's session behind that failure's answer.
+      if (!indexed && !(error instanceof SessionMovedError) && error !== session.refusingFailure)
+        abandonQuietly(session);
       throw error;
     }
     return bound;

@@ -61,7 +61,8 @@ export class PostgresUserSessionIndex implements UserSessionIndex {
     if (rows.length === 0) {
       throw new PostgresOperationError(
         `User index add reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=` +
-          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+          `${this.connection.options.operationTimeout} after it was sent, or session.ioTimeout when shorter) and ` +
+          'was not applied.',
         'USER INDEX ADD',
       );
     }

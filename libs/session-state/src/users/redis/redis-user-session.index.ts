@@ -73,7 +73,8 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     if (typeof reply === 'number') {
       throw new RedisOperationError(
         `User index add reached Redis after its deadline (operationTimeoutInMilliseconds=` +
-          `${this.connection.options.operationTimeout} after it was sent) and was not applied.`,
+          `${this.connection.options.operationTimeout} after it was sent, or session.ioTimeout when shorter) and ` +
+          'was not applied.',
         'USER INDEX ADD',
       );
     }
