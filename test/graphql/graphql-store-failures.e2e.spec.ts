@@ -377,6 +377,17 @@ describe(`GraphQL on ${TEST_PLATFORM}: a field whose commit failed in the pipeli
     expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: 'initial' } } });
   });
 
+  it("a field's own sign-in whose bind() failed: the field reports it, and the session is abandoned as on REST (signed out, cookie deleted)", async () => {
+    const cookie = await established();
+    const reply = await postGraphQL(url, `mutation { s: signInNamed(user: "amy", name: "${failing()}") }`, {
+      cookie,
+    });
+    expect(reply.body.data).toEqual({ s: null });
+    expect(reply.body.errors?.map((error) => error.path)).toEqual([['s']]);
+    expect(reply.setCookies.filter((set) => set.startsWith('.Nest.Session=;'))).toHaveLength(1);
+    expect(await stored(cookie)).toEqual({ data: { other: null, visitor: { name: null } } });
+  });
+
   it("when an earlier field set TempData (the failure rolls the request's TempData back): the 503, no TempData cookie", async () => {
     const cookie = await established();
     const reply = await postGraphQL(

@@ -78,6 +78,18 @@ export class SessionResolver {
     private readonly userSessions: UserSessions,
   ) {}
 
+  /** A sign-in that also stores a name (a value the failing store may refuse to commit). */
+  @Mutation(() => Boolean, { nullable: true })
+  async signInNamed(
+    @Args('user') user: string,
+    @Args('name') name: string,
+    @Session() session: Session,
+  ): Promise<boolean> {
+    session.regenerate();
+    session.setString(NAME, name);
+    return this.userSessions.bind(session, user);
+  }
+
   /** A sign-in: the session moves to a new key and is bound to the user. */
   @Mutation(() => Boolean, { nullable: true })
   async signIn(@Args('user') user: string, @Session() session: Session): Promise<boolean> {

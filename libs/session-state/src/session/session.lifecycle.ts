@@ -487,9 +487,12 @@ export class SessionLifecycle implements SessionHost {
     // A commit that failed as the request's answer (a GraphQL field's error, an exception filter's reply) keeps its
     // changes out of every later commit of the request (a field's session.commit(), a UserSessions.bind()): they
     // were reported as not saved.
+    // On GraphQL a failed explicit commit is the answer at once (a field may have reported it), unless the session was
+    // abandoned since (a failed bind()'s cleanup: that abandon must run).
     if (
       this.finishFailure === undefined &&
       this.lastCommitFailure !== undefined &&
+      !this.abandonedSinceFailure &&
       this.owner.answersEveryFailure?.()
     )
       this.finishFailed(this.lastCommitFailure);
