@@ -51,13 +51,13 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     ioTimeoutMs?: number,
   ): Promise<LiveUserSession[]> {
     const keys = userIndexKeys(this.app, userId);
-    // When the caller stops waiting, if that comes before a try's own deadline (its tries go on, with retries).
-    const latest = ioTimeoutMs === undefined ? undefined : this.connection.redisNow() + ioTimeoutMs;
     // Every time the index keeps is in Redis's clock: the oldest sessions beyond maxSessionsPerUser are the same
     // whichever instance binds, and a listing (binding time beside expiry) reads one clock, even when the
     // instances' clocks disagree.
     const now = this.connection.redisNow();
     const full: UserSessionRecord = { ...record, createdAt: now };
+    // When the caller stops waiting, if that comes before a try's own deadline (its tries go on, with retries).
+    const latest = ioTimeoutMs === undefined ? undefined : now + ioTimeoutMs;
     // Each try with a deadline, as a commit's: an entry that reached Redis after the app answered 503 (a sign-in whose
     // bind failed, its session abandoned) would list a session no browser holds.
     const reply = (await this.connection.execute('USER INDEX ADD', () =>
