@@ -40,6 +40,16 @@ describe.each(SAMPLE_APP_PLATFORMS)('sample app on %s: /health and /metrics', (p
   const get = (path: string, cookie?: string) =>
     fetch(`${app.url}${path}`, { headers: cookie ? { cookie } : {} });
 
+  /** Polls `GET /health` until the app reconnected to a restarted Redis (up to 10 s); its last status. */
+  async function untilHealthy(): Promise<number> {
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      status = (await get('/health')).status;
+    }
+    return status;
+  }
+
   test('GET /metrics: the session metrics after traffic, in Prometheus text; no session', async () => {
     let cookie: string | undefined;
     for (let i = 1; i <= 3; i++) {
@@ -56,6 +66,45 @@ describe.each(SAMPLE_APP_PLATFORMS)('sample app on %s: /health and /metrics', (p
     expect(sample(text, 'session_commits_total', { session_store: 'redis' })).toBe(3);
     expect(sample(text, 'session_loads_total', { session_store: 'redis', session_found: 'true' })).toBe(2);
     expect(sample(text, 'session_commit_duration_count', { session_store: 'redis' })).toBe(3);
+  });
+
+  test('with Redis stopped a page is an HTML 503 that says so (a browser), JSON for other clients; no 500', async () => {
+    const established = await fetch(`${app.url}/cart/add`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' },
+      body: 'item=Tea',
+      redirect: 'manual',
+    });
+    expect(established.status).toBe(302);
+    const cookie = established.headers.get('set-cookie')!.split(';')[0];
+    await redis.kill();
+    try {
+      const html = { cookie, accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+      for (const [path, init] of [
+        ['/cart', {}],
+        ['/account', {}],
+        ['/cart/add', { method: 'POST', body: 'item=Tea' }],
+        ['/prefs/theme', { method: 'POST', body: 'value=dark' }],
+      ] as const) {
+        const page = await fetch(`${app.url}${path}`, {
+          ...init,
+          headers: { ...html, 'content-type': 'application/x-www-form-urlencoded' },
+          redirect: 'manual',
+        });
+        expect([path, page.status, page.headers.get('content-type')]).toEqual([
+          path,
+          503,
+          expect.stringMatching(/^text\/html/),
+        ]);
+        expect(await page.text()).toContain("<h1 id='error-title'>The session store is unavailable</h1>");
+      }
+      const json = await get('/counter', cookie);
+      expect(json.status).toBe(503);
+      expect(await json.json()).toMatchObject({ statusCode: 503, code: 'SESSION_UNAVAILABLE' });
+    } finally {
+      await redis.restart();
+      await untilHealthy();
+    }
   });
 
   test('GET /health: 200 with Redis up, 503 with it stopped, 200 after it restarts; no session', async () => {
@@ -89,12 +138,6 @@ describe.each(SAMPLE_APP_PLATFORMS)('sample app on %s: /health and /metrics', (p
     } finally {
       await redis.restart();
     }
-    let back: Response | undefined;
-    for (let i = 0; i < 100; i++) {
-      back = await get('/health');
-      if (back.status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    expect(back!.status).toBe(200);
+    expect(await untilHealthy()).toBe(200);
   });
 });

@@ -111,6 +111,36 @@ describe.each(CASES)('sample app on %s: state stays with its visitor (TempData %
     expect(JSON.parse(account.body)).toMatchObject({ user: 'clara', sessions: [{ current: true }] });
   });
 
+  test.each([
+    ['the cart', '/cart/add', { item: 'Tea' }, '/cart'],
+    ['a preference', '/prefs/theme', { value: 'dark' }, '/prefs/edit'],
+    ['a customer', '/customers/create', { name: 'Rory' }, '/customers/create'],
+  ])(
+    "%s's form, sent with the cookie another tab's sign-in moved: a 409 page that says it was not saved, not the JSON",
+    async (_form, path, form, back) => {
+      const signedIn = new Visitor(app);
+      await signedIn.request('/counter'); // a session before signing in
+      const otherTab = new Visitor(app); // the other tab: the same cookie, sent before the sign-in's reached it
+      otherTab.jar.update({ headers: { 'set-cookie': [signedIn.jar.header()] } });
+      expect((await signedIn.request('/login', { form: { user: 'amy' } })).status).toBe(302);
+
+      const refused = await otherTab.request(path, { form });
+      expect(refused.status).toBe(409);
+      expect(refused.body).toContain("<h1 id='error-title'>Not saved</h1>");
+      expect(refused.body).toContain(`<a id='error-back' href='${back}'>`);
+      expect(otherTab.jar.header()).not.toBe(signedIn.jar.header()); // no cookie sent: the sign-in's stands
+      // Nothing of the refused form reached the session that moved (the signed-in one).
+      const session = (await signedIn.request('/prefs', { accept: 'application/json' })).body;
+      expect(JSON.parse(session)).toEqual({});
+      expect((await signedIn.request('/cart')).body).not.toContain('<td>Tea</td>');
+      expect(await signedIn.customers()).toEqual([]);
+      // A client that asks for JSON still gets Nest's JSON.
+      const json = await otherTab.request(path, { form, accept: 'application/json' });
+      expect(json.status).toBe(409);
+      expect(JSON.parse(json.body)).toMatchObject({ statusCode: 409 });
+    },
+  );
+
   test('a preference set with Accept: text/html answers 303 to the page; without it, the JSON', async () => {
     const visitor = new Visitor(app);
     const html = await visitor.request('/prefs/theme', { form: { value: 'dark' } });

@@ -1,13 +1,15 @@
-import { Controller, Get, Param, Post, Redirect, UnauthorizedException } from '@nestjs/common';
+import { Controller, Get, Param, Post, Redirect, UnauthorizedException, UseFilters } from '@nestjs/common';
 import { Session, UserSessions } from 'nest-session-state';
 import { USER_KEY } from './account.controller.js';
 import { devicesOf } from './account-devices.js';
+import { SessionErrorPageFilter } from '../errors/session-error-page.filter.js';
 
 /**
  * Who is signed in where (DESIGN.md's contract): the signed-in user's sessions as JSON, and the
  * revocations the Account page's buttons post. A revoked session's next request finds an empty,
  * signed-out session, on whichever instance it lands.
  */
+@UseFilters(SessionErrorPageFilter)
 @Controller('account/sessions')
 export class AccountSessionsController {
   constructor(private readonly userSessions: UserSessions) {}

@@ -3,11 +3,13 @@ import { Session, TempData, UserSessions } from 'nest-session-state';
 import { page } from '../layout/page.js';
 import { devicesOf, USER_AGENT_MAX } from './account-devices.js';
 import { SignInMovedFilter } from './sign-in-moved.filter.js';
+import { SessionErrorPageFilter } from '../errors/session-error-page.filter.js';
 
 export const USER_KEY = 'user';
 const ERROR_KEY = 'LoginError';
 const MAX_USER_LENGTH = 60;
 
+@UseFilters(SessionErrorPageFilter)
 @Controller()
 export class AccountController {
   constructor(private readonly userSessions: UserSessions) {}

@@ -1,7 +1,8 @@
-import { Body, Controller, Get, Post, Redirect, Render, Res } from '@nestjs/common';
+import { Body, Controller, Get, Post, Redirect, Render, Res, UseFilters } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { Session, TempData } from 'nest-session-state';
 import { page } from '../layout/page.js';
+import { SessionErrorPageFilter } from '../errors/session-error-page.filter.js';
 
 /** The cart, stored as one JSON value in the session (the seed's `Set<T>`/`Get<T>` extension methods). */
 export interface Cart {
@@ -22,6 +23,7 @@ const MAX_QUANTITY = 999;
 /** Suggestions shown as one-click buttons (plain forms, no JavaScript). */
 const SUGGESTIONS = ['Tea', 'Biscuits', 'Sonic screwdriver', 'Jelly babies'];
 
+@UseFilters(SessionErrorPageFilter)
 @Controller('cart')
 export class CartController {
   constructor(private readonly adapterHost: HttpAdapterHost) {}
@@ -41,16 +43,18 @@ export class CartController {
 
   /**
    * Adds one `item` and redirects back by writing the response itself (`@Res()` and the platform's
-   * `redirect`, on Express or Fastify), which Nest's interceptors never see: the library's response hook
-   * commits the session and TempData before the 302 leaves, so the redirect carries their cookies.
+   * `redirect`, on Express or Fastify). It commits first: a commit that fails (the store down, or another tab
+   * signed in meanwhile) then reaches the error page (SessionErrorPageFilter), while one that failed after the
+   * redirect was written would be answered by the library's JSON reply. The library's response hook commits
+   * TempData before the 302 leaves, so the redirect carries its cookie and the session's.
    */
   @Post('add')
-  add(
+  async add(
     @Body('item') rawItem: unknown,
     @Session() session: Session,
     @TempData() tempData: TempData,
     @Res() res: unknown,
-  ): void {
+  ): Promise<void> {
     const item = typeof rawItem === 'string' ? rawItem.trim() : '';
     const cart = session.get<Cart>(CART_KEY) ?? { lines: [] };
     const line = cart.lines.find((l) => l.item.toLowerCase() === item.toLowerCase());
@@ -63,6 +67,7 @@ export class CartController {
       else cart.lines.push({ item, quantity: 1 });
       session.set(CART_KEY, cart);
     }
+    await session.commit();
     this.adapterHost.httpAdapter.redirect(res, 302, '/cart');
   }
 

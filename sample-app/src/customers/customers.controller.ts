@@ -1,7 +1,8 @@
-import { Body, Controller, Get, Post, Redirect, Render } from '@nestjs/common';
+import { Body, Controller, Get, Post, Redirect, Render, UseFilters } from '@nestjs/common';
 import { Session, TempData } from 'nest-session-state';
 import { page, type PageKey } from '../layout/page.js';
 import { CustomersService, MAX_CUSTOMERS } from './customers.service.js';
+import { SessionErrorPageFilter } from '../errors/session-error-page.filter.js';
 
 /** The TempData key of the seed's Customers pages. */
 export const MESSAGE_KEY = 'Message';
@@ -23,6 +24,7 @@ const AFTER_CREATE: Record<string, string> = {
  * The seed's TempData sample: Create stores a customer and a message, then redirects; Index reads the
  * message (gone on the next request), IndexPeek peeks at it and IndexKeep reads and keeps it (both stay).
  */
+@UseFilters(SessionErrorPageFilter)
 @Controller('customers')
 export class CustomersController {
   constructor(private readonly customers: CustomersService) {}

@@ -1,12 +1,14 @@
-import { Controller, Get, Render } from '@nestjs/common';
+import { Controller, Get, Render, UseFilters } from '@nestjs/common';
 import { Item, Session } from 'nest-session-state';
 import { IS_VERIFIED } from '../verification/verification.middleware.js';
 import { page } from '../layout/page.js';
+import { SessionErrorPageFilter } from '../errors/session-error-page.filter.js';
 
 /** The seed's session keys (`IndexModel.SessionKeyName` and `SessionKeyAge`). */
 export const SESSION_KEY_NAME = '_Name';
 export const SESSION_KEY_AGE = '_Age';
 
+@UseFilters(SessionErrorPageFilter)
 @Controller()
 export class HomeController {
   /**

@@ -26,8 +26,8 @@ export interface PageModel {
   readonly nav: readonly NavLink[];
 }
 
-/** Builds a view model: `page(key, title, { ...values })`. */
-export function page<T extends object>(key: PageKey, title: string, values: T): PageModel & T {
+/** Builds a view model: `page(key, title, { ...values })`; `undefined` for a page outside the nav (an error page). */
+export function page<T extends object>(key: PageKey | undefined, title: string, values: T): PageModel & T {
   return {
     title,
     nav: PAGES.map((p) => ({ href: p.href, label: p.label, current: p.key === key })),

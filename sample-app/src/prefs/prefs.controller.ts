@@ -8,11 +8,13 @@ import {
   Post,
   Render,
   Res,
+  UseFilters,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { Session } from 'nest-session-state';
 import { page } from '../layout/page.js';
 import { prefersHtml } from './accept.js';
+import { SessionErrorPageFilter } from '../errors/session-error-page.filter.js';
 
 /** Session keys of preferences: `pref:<key>`. */
 export const PREF_PREFIX = 'pref:';
@@ -32,6 +34,7 @@ const PRESETS = [
  * One session key per preference: concurrent `POST /prefs/:key` requests that write different keys
  * all persist, because a commit writes only the keys that changed.
  */
+@UseFilters(SessionErrorPageFilter)
 @Controller('prefs')
 export class PrefsController {
   constructor(private readonly adapterHost: HttpAdapterHost) {}
@@ -59,17 +62,17 @@ export class PrefsController {
   /**
    * Sets `pref:<key>` to the form field `value`. A browser form post (Accept: text/html) is redirected
    * to the HTML page; other clients (fetch, curl) get the JSON of every preference. Either way the
-   * handler answers through the platform's `redirect`/`reply` (Express or Fastify) and the library's
-   * response hook commits the session before the response leaves.
+   * handler answers through the platform's `redirect`/`reply` (Express or Fastify), after committing the
+   * session: a failed commit then reaches SessionErrorPageFilter (a page for a browser, Nest's JSON otherwise).
    */
   @Post(':key')
-  set(
+  async set(
     @Param('key') key: string,
     @Body('value') value: unknown,
     @Session() session: Session,
     @Headers('accept') accept: string | undefined,
     @Res() res: unknown,
-  ): void {
+  ): Promise<void> {
     if (!KEY_PATTERN.test(key)) {
       throw new BadRequestException('The preference key must be 1 to 40 letters, digits, ".", "_" or "-".');
     }
@@ -80,6 +83,7 @@ export class PrefsController {
       );
     }
     session.setString(PREF_PREFIX + key, value);
+    await session.commit();
     const http = this.adapterHost.httpAdapter;
     if (prefersHtml(accept)) http.redirect(res, 303, '/prefs/edit');
     else http.reply(res, readPrefs(session), 200);
