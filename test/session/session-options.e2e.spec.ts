@@ -295,6 +295,11 @@ describe('session cookie options', () => {
       /session\.idleTimeout must be a positive number of milliseconds \(got "1200000", a string: convert it with Number\(\)\)/,
     ],
     [
+      'a value limit above the session limit',
+      { session: { maxValueBytes: 300_000, maxSessionBytes: 200_000 } },
+      /session\.maxValueBytes \(300000\) is larger than session\.maxSessionBytes \(200000\)/,
+    ],
+    [
       'isEssential given as a string',
       { tempData: { cookie: { isEssential: 'no' } } },
       /tempData\.cookie\.isEssential must be true or false/,
@@ -318,6 +323,14 @@ describe('session cookie options', () => {
     );
     expect(() => SessionModule.forRootAsync({})).toThrow(SessionConfigurationError);
     expect(() => SessionModule.forRootAsync({})).toThrow(/needs useFactory, useClass or useExisting/);
+    class Options {
+      createSessionOptions() {
+        return {};
+      }
+    }
+    expect(() => SessionModule.forRootAsync({ useFactory: () => ({}), useClass: Options })).toThrow(
+      /forRootAsync\(\) got useFactory and useClass: give one of them/,
+    );
     // Before, an array started the module on the defaults.
     expect(() => SessionModule.forRoot([] as unknown as SessionModuleOptions)).toThrow(
       /forRoot\(\) takes an options object \(got an array\)/,

@@ -92,6 +92,26 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
+/**
+ * `maxValueBytes` of at most `maxSessionBytes` (a value cannot be larger than the session that holds it): its
+ * default is 256 KiB or the session's limit when that is lower; one set above the session's limit is refused.
+ */
+function sizeLimits(
+  value: number | undefined,
+  session: number | undefined,
+): { maxValueBytes: number; maxSessionBytes: number } {
+  const maxSessionBytes = count('session.maxSessionBytes', session, 1024 * 1024);
+  const maxValueBytes = count('session.maxValueBytes', value, Math.min(256 * 1024, maxSessionBytes));
+  if (maxValueBytes > maxSessionBytes) {
+    fail(
+      `SessionModule option session.maxValueBytes (${maxValueBytes}) is larger than session.maxSessionBytes ` +
+        `(${maxSessionBytes}): no value can be larger than the session that holds it. Lower maxValueBytes to at ` +
+        `most ${maxSessionBytes}, or raise maxSessionBytes.`,
+    );
+  }
+  return { maxValueBytes, maxSessionBytes };
+}
+
 /** Longest cookie name accepted: a cookie's name and value share the 4096 bytes a browser keeps. */
 const MAX_COOKIE_NAME_LENGTH = 256;
 /** Longest cookie path accepted (RFC 6265bis: browsers ignore attribute values over 1024 bytes). */
@@ -318,8 +338,7 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
     cookie: sessionCookie,
     idleTimeout,
     ioTimeout: duration('session.ioTimeout', s.ioTimeout, 60_000, { allowZero: true, max: MAX_TIMER_MS }),
-    maxValueBytes: count('session.maxValueBytes', s.maxValueBytes, 256 * 1024),
-    maxSessionBytes: count('session.maxSessionBytes', s.maxSessionBytes, 1024 * 1024),
+    ...sizeLimits(s.maxValueBytes, s.maxSessionBytes),
     maxKeys: count('session.maxKeys', s.maxKeys, 1000),
     lock: lock && {
       ttl: duration('session.lock.ttl', lock.ttl, 30_000, { max: MAX_TIMER_MS }),

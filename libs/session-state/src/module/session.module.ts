@@ -153,7 +153,7 @@ export class SessionModule
 
   /**
    * Registers the module with options built by a factory, a class or an existing provider.
-   * @throws SessionConfigurationError when none of useFactory, useClass and useExisting is given.
+   * @throws SessionConfigurationError when none of useFactory, useClass and useExisting is given, or more than one.
    */
   static override forRootAsync(options: typeof SESSION_MODULE_ASYNC_OPTIONS_TYPE): DynamicModule {
     const given = options as
@@ -162,6 +162,14 @@ export class SessionModule
       throw new SessionConfigurationError(
         'SessionModule.forRootAsync() needs useFactory, useClass or useExisting to build the options, e.g. ' +
           '{ inject: [ConfigService], useFactory: (config) => ({ secrets: [config.get(...)] }) }.',
+      );
+    }
+    const builders = (['useFactory', 'useClass', 'useExisting'] as const).filter((name) => given[name]);
+    if (builders.length > 1) {
+      // ConfigurableModuleBuilder would use one and ignore the others without a word.
+      throw new SessionConfigurationError(
+        `SessionModule.forRootAsync() got ${builders.join(' and ')}: give one of them, the one that builds the ` +
+          'options (Nest would use one and ignore the other).',
       );
     }
     checkAsyncOptionNames(given);
