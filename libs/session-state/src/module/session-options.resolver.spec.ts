@@ -18,8 +18,8 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     expect(resolved.lock).toBeUndefined();
   });
 
-  it('a session limit under 256 KiB is the value limit too; a value limit above the session limit is refused', () => {
-    expect(resolveSessionOptions({ session: { maxSessionBytes: 1000 } }).maxValueBytes).toBe(1000);
+  it('a value limit set above the session limit is refused; the default one is kept under a lower session limit', () => {
+    expect(resolveSessionOptions({ session: { maxSessionBytes: 1000 } }).maxValueBytes).toBe(256 * 1024);
     expect(
       resolveSessionOptions({ session: { maxSessionBytes: 1000, maxValueBytes: 1000 } }).maxValueBytes,
     ).toBe(1000);

@@ -93,16 +93,17 @@ function count(name: string, value: number | undefined, fallback: number): numbe
 }
 
 /**
- * `maxValueBytes` of at most `maxSessionBytes` (a value cannot be larger than the session that holds it): its
- * default is 256 KiB or the session's limit when that is lower; one set above the session's limit is refused.
+ * A `maxValueBytes` set above `maxSessionBytes` is refused (a value cannot be larger than the session that holds it).
+ * Its default stays 256 KiB under a lower session limit: that limit then refuses a value that would grow the session
+ * over it, and a session over a lowered limit can still shrink a large value (only growth is refused).
  */
 function sizeLimits(
   value: number | undefined,
   session: number | undefined,
 ): { maxValueBytes: number; maxSessionBytes: number } {
   const maxSessionBytes = count('session.maxSessionBytes', session, 1024 * 1024);
-  const maxValueBytes = count('session.maxValueBytes', value, Math.min(256 * 1024, maxSessionBytes));
-  if (maxValueBytes > maxSessionBytes) {
+  const maxValueBytes = count('session.maxValueBytes', value, 256 * 1024);
+  if (value !== undefined && maxValueBytes > maxSessionBytes) {
     fail(
       `SessionModule option session.maxValueBytes (${maxValueBytes}) is larger than session.maxSessionBytes ` +
         `(${maxSessionBytes}): no value can be larger than the session that holds it. Lower maxValueBytes to at ` +
