@@ -269,3 +269,96 @@ describe('failover of a Redis Cluster master under load', () => {
     }
   }, 60_000);
 });
+
+/**
+ * A master that hangs with its connections open (SIGSTOP: a stopped process, a frozen VM, a partitioned host) is
+ * not a closed connection: ioredis learns nothing from it, and without a periodic slot-map refresh an instance kept
+ * sending that shard's sessions to it, 503 after 503, until it woke (a probe saw 17 to 36 s, and an idle instance
+ * never recovered). With the library's refresh its sessions answer again shortly after the replica's promotion.
+ */
+describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
+  const HANG_APP = 'hang';
+  let cluster: RedisClusterProcess;
+  let app: INestApplication | undefined;
+  const client = new LoopbackClient(4);
+
+  beforeAll(async () => {
+    cluster = await RedisClusterProcess.start({ masters: 3, replicasPerMaster: 1 });
+    await waitForReplicaAcks(cluster);
+  }, 40_000);
+
+  afterAll(async () => {
+    client.close();
+    await app?.close();
+    await cluster?.stop();
+  });
+
+  it('is routed around once its replica is promoted: its sessions answer again within seconds, their counts intact', async () => {
+    const started = await startSessionApp({
+      secrets: SECRETS,
+      redis: {
+        clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`),
+        applicationName: HANG_APP,
+        operationTimeoutInMilliseconds: 500,
+      },
+    });
+    app = started.app;
+    const sessions = Array.from({ length: 24 }, (_, i) => new SessionClient(`h${i}`, client));
+    for (const s of sessions) {
+      for (let attempt = 0; attempt < 5 && s.acknowledged === 0; attempt++) {
+        const res = await s.send('GET', started.url, '/counter');
+        if (res.status === 200) s.acknowledged = (JSON.parse(res.body) as { count: number }).count;
+      }
+    }
+    expect(sessions.filter((s) => s.acknowledged !== 1).map((s) => s.history.join(' | '))).toEqual([]);
+
+    const [victim, witness] = await clusterMasters(cluster);
+    const onVictim: SessionClient[] = [];
+    for (const s of sessions)
+      if (ownsSlot(victim, await cluster.keySlot(dataKey(HANG_APP, s.key!)))) onVictim.push(s);
+    expect(onVictim.length).toBeGreaterThan(0);
+    const witnessNode = processOf(cluster, witness.port);
+    const frozen = processOf(cluster, victim.port);
+
+    frozen.freeze();
+    try {
+      const promoted = await waitUntil(
+        async () => {
+          const now = await clusterMasters(cluster, witnessNode);
+          return now.length === 3 && !now.some((m) => m.port === victim.port);
+        },
+        15_000,
+        100,
+      );
+      expect(promoted).toBe(true);
+      const promotedAt = Date.now();
+      // Nothing else talks to the app meanwhile: only the refresh can tell it where the slots went.
+      const back = new Map<SessionClient, number>();
+      await waitUntil(
+        async () => {
+          for (const s of onVictim) {
+            if (back.has(s)) continue;
+            const res = await s.send('GET', started.url, '/read', { timeoutMs: 3_000 });
+            if (res.status === 200) back.set(s, Date.now() - promotedAt);
+            else expect(res.status).toBe(503); // while it lasts: a 503 within the timeout, never a hang or a 500
+          }
+          return back.size === onVictim.length;
+        },
+        8_000,
+        100,
+      );
+      expect(onVictim.filter((s) => !back.has(s)).map((s) => s.history.join(' | '))).toEqual([]);
+      // Read back from the promoted replica: the count each session acknowledged before the hang.
+      for (const s of onVictim) {
+        const res = await s.send('GET', started.url, '/read');
+        expect(JSON.parse(res.body)).toMatchObject({ available: true, count: 1 });
+      }
+      console.log(
+        `hung master ${victim.port}: ${onVictim.length} sessions; all answered again within ` +
+          `${Math.max(...back.values())} ms of the promotion`,
+      );
+    } finally {
+      frozen.thaw();
+    }
+  });
+});

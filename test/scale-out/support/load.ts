@@ -170,8 +170,12 @@ export interface MasterView {
   slots: [number, number][];
 }
 
-export async function clusterMasters(cluster: RedisClusterProcess): Promise<MasterView[]> {
-  const node = cluster.processes.find((p) => p.isRunning());
+export async function clusterMasters(
+  cluster: RedisClusterProcess,
+  /** The node to ask (default: the first running one; a frozen node counts as running, and would not answer). */
+  via?: RedisServerProcess,
+): Promise<MasterView[]> {
+  const node = via ?? cluster.processes.find((p) => p.isRunning());
   if (!node) throw new Error('no cluster node is running');
   const text = String(await node.admin().call('CLUSTER', 'NODES'));
   return text

@@ -33,6 +33,11 @@ const RETRY_INTERVAL = 1000;
 const DEADLINE_SLACK = 100;
 /** Redirections {@link RedisConnection.scriptThenWait} follows (ioredis' maxRedirections default). */
 const MAX_REDIRECTIONS = 16;
+/**
+ * How often a Cluster client reads the slot map again (one `CLUSTER SLOTS`): a master that hangs is routed around
+ * within this of its replica's promotion.
+ */
+const SLOTS_REFRESH_INTERVAL_MS = 2000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /**
@@ -329,6 +334,11 @@ export class RedisConnection {
         },
         clusterRetryStrategy: (times) => this.reconnectDelay(times),
         slotsRefreshTimeout: o.connectionTimeout,
+        // ioredis reads the slot map again only on a MOVED, a CLUSTERDOWN or a closed connection, and its documented
+        // 5 s default interval is not applied (undefined: never). A master that hangs with its connection open
+        // (stopped, frozen, partitioned) gets none of those: once its replica was promoted, every request for its
+        // slots would still go to it, and time out, until it woke.
+        slotsRefreshInterval: SLOTS_REFRESH_INTERVAL_MS,
         dnsLookup: (address, callback) => callback(null, address),
       };
       return new Cluster([...o.clusterNodes], clusterOptions);
