@@ -50,6 +50,28 @@ describe('session cookie options', () => {
     );
   });
 
+  it('an idle timeout or a lock TTL under a second (seconds or minutes written as milliseconds) is warned about at startup', async () => {
+    const logger = new CaptureLogger();
+    const short = await startSessionApp({ session: { idleTimeout: 20, lock: { ttl: 30 } } }, { logger });
+    await short.app.close();
+    const warned = logger.lines.filter((l) => l.message.startsWith('[DurationInMilliseconds] '));
+    expect(warned.map((l) => l.level)).toEqual(['warn', 'warn']);
+    expect(warned[0].message).toContain(
+      'session.idleTimeout is 20 ms: durations are in milliseconds, so a session expires 20 ms after its last ' +
+        'request. For 20 minutes write 1200000 (20 * 60_000).',
+    );
+    expect(warned[1].message).toContain('session.lock.ttl is 30 ms');
+    expect(warned[1].message).toContain('For 30 seconds write 30000 (30 * 1000).');
+
+    const quiet = new CaptureLogger();
+    const second = await startSessionApp(
+      { session: { idleTimeout: 1000, lock: { ttl: 1000 } } },
+      { logger: quiet },
+    );
+    await second.app.close();
+    expect(quiet.lines.filter((l) => l.message.includes('DurationInMilliseconds'))).toEqual([]);
+  });
+
   it("sameSite 'none' over plain HTTP goes out without Secure, which browsers reject: a rate-limited warning says so", async () => {
     const logger = new CaptureLogger();
     await withApp(

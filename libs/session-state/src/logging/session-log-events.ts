@@ -67,6 +67,7 @@ export const SessionLogEvents = Object.freeze({
   TempDataCookieBudget: event(4002, 'TempDataCookieBudget', 'warn'),
   RedisSentinelWithoutFailoverDetector: event(4003, 'RedisSentinelWithoutFailoverDetector', 'warn'),
   RedisTooFewReplicas: event(4004, 'RedisTooFewReplicas', 'warn'),
+  DurationInMilliseconds: event(4005, 'DurationInMilliseconds', 'warn'),
 });
 
 /** The name of one of {@link SessionLogEvents}. */

@@ -9,7 +9,7 @@ import { MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { isMissingPackage } from './missing-package.js';
-import { tempDataCookieBudgetWarning } from '../temp-data/temp-data-cookie.budget.js';
+import { durationUnitWarnings } from './duration-units.check.js';
 import {
   resolveSessionOptions,
   SessionConfigurationError,
@@ -52,10 +52,8 @@ export class SessionInfrastructure {
           'They will not survive a restart or work across instances; set SessionModule.forRoot({ secrets: [...] }).',
       );
     }
-    const budget =
-      resolved.tempData.provider === 'cookie' &&
-      tempDataCookieBudgetWarning(resolved.tempData.maxCookieBytes);
-    if (budget) logEvent(logger, SessionLogEvents.TempDataCookieBudget, budget);
+    for (const warning of durationUnitWarnings(resolved))
+      logEvent(logger, SessionLogEvents.DurationInMilliseconds, warning);
     if (options.postgres) {
       const postgres = resolvePostgresOptions(options.postgres);
       const { createPostgresInfrastructure } = await loadPostgresInfrastructure();

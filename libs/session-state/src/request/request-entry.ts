@@ -1,4 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
+import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
+import { FirstRequestBudgetCheck } from '../temp-data/temp-data-cookie.budget.js';
 import {
   HttpExchange,
   type PlatformRequest,
@@ -20,9 +22,18 @@ export class RequestStateEntry implements RequestEntry {
   private readonly cookieName: string;
   private asyncContext = true;
   private platform: HttpPlatform | undefined;
+  private readonly budget: FirstRequestBudgetCheck | undefined;
 
   constructor(private readonly runtime: SessionRuntime) {
     this.cookieName = runtime.options.cookie.name;
+    const { provider, maxCookieBytes } = runtime.options.tempData;
+    const budget =
+      provider === 'cookie'
+        ? new FirstRequestBudgetCheck(maxCookieBytes, (message) =>
+            logEvent(new Logger('SessionModule'), SessionLogEvents.TempDataCookieBudget, message),
+          )
+        : undefined;
+    this.budget = budget?.isPending ? budget : undefined;
   }
 
   /** The platform the app runs on, once its entry is installed. */
@@ -56,6 +67,7 @@ export class RequestStateEntry implements RequestEntry {
     (request as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if ((raw as unknown) !== request) (raw as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if (raw.headers.cookie?.includes(this.cookieName)) state.watchIdleTimeout();
+    if (this.budget?.isPending) this.budget.check(raw);
     return state;
   }
 }

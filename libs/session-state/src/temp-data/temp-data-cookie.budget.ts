@@ -1,4 +1,4 @@
-import { maxHeaderSize } from 'node:http';
+import { maxHeaderSize, type IncomingMessage } from 'node:http';
 
 /**
  * The default `tempData.maxCookieBytes`: a full TempData cookie (3 chunks) plus the request line, a
@@ -12,8 +12,8 @@ export const DEFAULT_TEMP_DATA_COOKIE_BYTES = 8 * 1024;
 export const REQUEST_HEAD_RESERVE = 8 * 1024;
 
 /**
- * A startup warning when a full TempData cookie would not leave {@link REQUEST_HEAD_RESERVE} under
- * this process's default `maxHeaderSize` (`node --max-http-header-size`); undefined when it fits.
+ * A warning when a full TempData cookie would not leave {@link REQUEST_HEAD_RESERVE} under `headerLimit` (by
+ * default this process's `maxHeaderSize`, `node --max-http-header-size`); undefined when it fits.
  */
 export function tempDataCookieBudgetWarning(
   maxCookieBytes: number,
@@ -22,8 +22,36 @@ export function tempDataCookieBudgetWarning(
   if (maxCookieBytes + REQUEST_HEAD_RESERVE <= headerLimit) return undefined;
   return (
     `tempData.maxCookieBytes=${maxCookieBytes} leaves less than ${REQUEST_HEAD_RESERVE} bytes for the rest of a ` +
-    `request's headers under Node's maxHeaderSize=${headerLimit}: a browser holding a full TempData cookie would ` +
+    `request's headers under the server's maxHeaderSize=${headerLimit}: a browser holding a full TempData cookie would ` +
     'get 431 on every request. Raise the header limit with it (node --max-http-header-size=<bytes>, or ' +
     "http.createServer({ maxHeaderSize }) for the app's server), or lower tempData.maxCookieBytes."
   );
+}
+
+/**
+ * The budget checked against the server that serves the first request (an app may create its own with
+ * `http.createServer({ maxHeaderSize }, ...)`, after the module started, which only a request shows), once;
+ * armed only when the process's default limit is too small for the budget.
+ */
+export class FirstRequestBudgetCheck {
+  private pending: boolean;
+
+  constructor(
+    private readonly maxCookieBytes: number,
+    private readonly warn: (message: string) => void,
+  ) {
+    this.pending = tempDataCookieBudgetWarning(maxCookieBytes) !== undefined;
+  }
+
+  /** Whether the first request is still to be checked (a field read per request until then). */
+  get isPending(): boolean {
+    return this.pending;
+  }
+
+  check(request: IncomingMessage): void {
+    this.pending = false;
+    const server = (request.socket as { server?: { maxHeaderSize?: number } } | undefined)?.server;
+    const warning = tempDataCookieBudgetWarning(this.maxCookieBytes, server?.maxHeaderSize ?? maxHeaderSize);
+    if (warning) this.warn(warning);
+  }
 }
