@@ -211,6 +211,18 @@ describe('docs/*.md code blocks', () => {
     expect(docBlocks.length).toBeGreaterThanOrEqual(3);
   });
 
+  it("every gateway's handleConnection that awaits the store catches (Nest leaves its rejection unhandled: the process exits)", () => {
+    const all = [...typescriptBlocks, ...docBlocks];
+    const awaiting = all.filter((block) => /handleConnection\([^)]*\)[^{]*\{[^}]*await /s.test(block.code));
+    expect(awaiting.length).toBeGreaterThanOrEqual(2); // README's and docs/websocket.md's
+    const uncaught = awaiting.filter((block) => {
+      const body = block.code.slice(block.code.indexOf('handleConnection('));
+      const firstAwait = body.indexOf('await ');
+      return !/try \{/.test(body.slice(0, firstAwait));
+    });
+    expect(uncaught.map((block) => `${block.file}:${block.line} (${block.heading})`)).toEqual([]);
+  });
+
   it.each(docs)('every ```ts block of docs/%s type-checks', (name) => {
     expect(report(failures.filter((f) => f.file === `docs/${name}` || f.file === ''))).toBe('');
   });
