@@ -386,6 +386,24 @@ describe('tamper matrix over HTTP: session and TempData cookies', () => {
       ).toBeUndefined();
     });
 
+    it('session: many malformed cookies of the name in front (planted for deep paths) do not push the valid one out of reach', async () => {
+      const v = `${SESSION_COOKIE}=${victim.session}`;
+      const planted = (n: number, value: (i: number) => string) =>
+        Array.from({ length: n }, (_, i) => `${SESSION_COOKIE}=${value(i)}`).join('; ');
+      // Not even shaped as a signed key: no HMAC, not counted (before, the 8th such cookie hid the real one).
+      for (const n of [8, 20]) {
+        const reply = await state(`${planted(n, (i) => `garbage${i}`)}; ${v}`);
+        expect((reply.body as StateBody).session).toMatchObject({ owner: 'victim' });
+        expect(reply.setCookies.filter((c) => c.name === SESSION_COOKIE)).toEqual([]);
+      }
+      // Shaped as signed keys (each costs an HMAC per secret): at most 8 are verified per request.
+      const shaped = (i: number) => `${attacker.session.slice(0, -2)}${i % 10}A`;
+      expect(((await state(`${planted(7, shaped)}; ${v}`)).body as StateBody).session).toMatchObject({
+        owner: 'victim',
+      });
+      expect(notFresh(await state(`${planted(8, shaped)}; ${v}`))).toBeUndefined();
+    });
+
     it("session: a key spliced with another session's signature is nobody's session", async () => {
       const [vKey, vTag] = victim.session.split('.');
       const [aKey, aTag] = attacker.session.split('.');

@@ -51,7 +51,15 @@ export class CookieSigner {
     return result;
   }
 
-  private check(signed: string): Unprotected<string> | undefined {
+  /**
+   * Whether `signed` has the shape of a signed value (length, `.`, base64url, a canonical tag): only such a string
+   * costs {@link verify} an HMAC per secret; any other is refused for the price of a few string checks.
+   */
+  isWellFormed(signed: string): boolean {
+    return this.parts(signed) !== undefined;
+  }
+
+  private parts(signed: string): { value: string; given: Buffer } | undefined {
     if (signed.length > this.maxLength || signed.length < TAG_CHARS + 2) return undefined;
     const dot = signed.length - TAG_CHARS - 1;
     if (signed.charCodeAt(dot) !== 0x2e /* . */) return undefined;
@@ -62,6 +70,13 @@ export class CookieSigner {
     // Canonical encoding only: a decoder ignores the low bits of the last character, so without this
     // check a tag with those bits changed would verify, and a flipped bit would go unnoticed.
     if (given.length !== TAG_BYTES || given.toString('base64url') !== tagText) return undefined;
+    return { value, given };
+  }
+
+  private check(signed: string): Unprotected<string> | undefined {
+    const parts = this.parts(signed);
+    if (!parts) return undefined;
+    const { value, given } = parts;
     for (const { index, key } of this.keys) {
       if (timingSafeEqual(this.tag(key, value), given)) return { value, rotated: index > 0 };
     }

@@ -17,8 +17,10 @@ import type { SessionCommitLimits, SessionStore } from './stores/session-store.i
 import { SessionLogEvents } from '../logging/session-log-events.js';
 import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
-/** Most cookies of the session cookie's name verified per request (each costs an HMAC). */
-const MAX_SAME_NAME_COOKIES = 8;
+/** Most cookies of the session cookie's name verified per request (each costs an HMAC per secret). */
+const MAX_SAME_NAME_COOKIES_VERIFIED = 8;
+/** Most cookies of that name looked at per request: one that is not even shaped as a signed key costs no HMAC. */
+const MAX_SAME_NAME_COOKIES_READ = 64;
 
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
 const SLID_MEMORY_LIMIT = 50_000;
@@ -192,12 +194,17 @@ export class SessionRuntime {
     // The browser may hold other cookies of this name (another path or domain, sent first): one that fails
     // verification (another key ring's, garbage planted for a sub-path) does not sign the user out; the first that
     // verifies is read.
+    // Only values shaped as a signed key count against the limit of verifications: garbage in front of the real
+    // cookie (it costs no HMAC) cannot push it out of reach.
     let rejected = raw !== '';
-    for (const other of readCookieValues(cookieHeader, name, MAX_SAME_NAME_COOKIES).slice(1)) {
+    let verifications = raw !== '' && this.signer.isWellFormed(raw) ? 1 : 0;
+    for (const other of readCookieValues(cookieHeader, name, MAX_SAME_NAME_COOKIES_READ).slice(1)) {
       if (other === '') continue;
+      rejected = true;
+      if (!this.signer.isWellFormed(other)) continue;
+      if (++verifications > MAX_SAME_NAME_COOKIES_VERIFIED) break;
       const key = this.signer.verify(other);
       if (key) return key;
-      rejected = true;
     }
     if (rejected) {
       this.badCookieLog.write(
