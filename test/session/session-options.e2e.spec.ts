@@ -142,6 +142,33 @@ describe('session cookie options', () => {
     );
   });
 
+  it("securePolicy 'always' behind a proxy the app does not trust: X-Forwarded-Proto https is not warned about; a public X-Forwarded-Host over HTTP is, though Host is 127.0.0.1", async () => {
+    const logger = new CaptureLogger();
+    await withApp(
+      { session: { cookie: { securePolicy: 'always' } } },
+      async (url) => {
+        const warned = () => logger.lines.filter((l) => l.message.startsWith('[SecureCookieOverHttp] '));
+        // A TLS-terminating proxy: the browser used HTTPS, and the cookie is Secure whatever the app trusts.
+        for (const proto of ['https', 'HTTPS', 'https, http'])
+          expect(
+            findSetCookie(
+              await request(url).get('/counter').set('Host', 'shop.example').set('X-Forwarded-Proto', proto),
+              COOKIE,
+            ),
+          ).toMatch(/; Secure;/);
+        expect(warned()).toEqual([]); // before, a warning that browsers ignore the cookie
+        // nginx's default Host is its upstream's (127.0.0.1:<port>); the browser's host is X-Forwarded-Host.
+        await request(url)
+          .get('/counter')
+          .set('Host', '127.0.0.1:3000')
+          .set('X-Forwarded-Host', 'shop.example')
+          .set('X-Forwarded-Proto', 'http');
+        expect(warned()).toHaveLength(1); // before, none: the loopback Host hid it
+      },
+      { logger },
+    );
+  });
+
   it("the TempData cookie is as strong as the session cookie: Secure and Strict when the session cookie's options say so", async () => {
     await withApp({ session: { cookie: { securePolicy: 'always', sameSite: 'strict' } } }, async (url) => {
       const res = await request(url).post('/temp/Message').send({ value: 'hi' });

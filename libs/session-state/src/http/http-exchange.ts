@@ -29,9 +29,9 @@ export class HttpExchange {
     return (this.request as { body?: unknown }).body;
   }
 
-  /** The request's `Host` header (HTTP/1), or undefined. */
-  get host(): string | undefined {
-    return this.raw.headers.host;
+  /** The request's headers, as Node parsed them. */
+  get requestHeaders(): RawRequest['headers'] {
+    return this.raw.headers;
   }
 
   /** The request arrived over HTTPS (as the platform says, honouring its trust-proxy setting). */

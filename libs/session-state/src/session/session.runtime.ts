@@ -3,7 +3,7 @@ import { Logger } from '@nestjs/common';
 import { readCookie, readCookieValues } from '../http/cookie-header.js';
 import type { HttpExchange } from '../http/http-exchange.js';
 import { RateLimitedLog } from '../http/rate-limited-log.js';
-import { isLoopbackHost } from '../http/loopback-host.js';
+import { browserOnPlainHttpRemotely } from '../http/loopback-host.js';
 import type { CookieAttributes } from '../http/set-cookie.js';
 import { systemClock, type Clock } from '../cache/clock.js';
 import { Deadlines } from '../cache/deadlines.js';
@@ -117,7 +117,11 @@ export class SessionRuntime {
           'where the app runs on plain HTTP.',
       );
     }
-    if (cookie.securePolicy === 'always' && !exchange.isSecure() && !isLoopbackHost(exchange.host)) {
+    if (
+      cookie.securePolicy === 'always' &&
+      !exchange.isSecure() &&
+      browserOnPlainHttpRemotely(exchange.requestHeaders)
+    ) {
       this.rejectedCookieLog.write(
         SessionLogEvents.SecureCookieOverHttp,
         `The cookie ${cookie.name} goes out with Secure (securePolicy 'always'), but this request is plain HTTP, and ` +
