@@ -1,7 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
-import { RedisClusterProcess } from '../support/redis/index.js';
+import { CLUSTER_BUS_OFFSET, RedisClusterProcess } from '../support/redis/index.js';
+import { StallProxy } from '../support/stall-proxy.js';
 import {
   LoopbackClient,
   Outcomes,
@@ -272,9 +273,9 @@ describe('failover of a Redis Cluster master under load', () => {
 
 /**
  * A master that hangs with its connections open (SIGSTOP: a stopped process, a frozen VM, a partitioned host) is
- * not a closed connection: ioredis learns nothing from it, and without a periodic slot-map refresh an instance kept
- * sending that shard's sessions to it, 503 after 503, until it woke (a probe saw 17 to 36 s, and an idle instance
- * never recovered). With the library's refresh its sessions answer again shortly after the replica's promotion.
+ * not a closed connection: ioredis learns nothing from it, and an instance kept sending that shard's sessions to it,
+ * 503 after 503, until it woke (a probe saw 17 to 36 s). A timed-out operation now has the slot map read again, so
+ * its sessions answer again shortly after the replica's promotion.
  */
 describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
   const HANG_APP = 'hang';
@@ -332,7 +333,7 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
       );
       expect(promoted).toBe(true);
       const promotedAt = Date.now();
-      // Nothing else talks to the app meanwhile: only the refresh can tell it where the slots went.
+      // Nothing else talks to the app meanwhile: only its own timed-out operations can tell it to read the map.
       const back = new Map<SessionClient, number>();
       await waitUntil(
         async () => {
@@ -360,5 +361,102 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
     } finally {
       frozen.thaw();
     }
+  });
+});
+
+/**
+ * A half-open connection to a Cluster node that still works (a NAT or load balancer forgot the path; no failover
+ * follows, the node is healthy for the cluster): before, the node's sessions answered 503 until the kernel gave up on
+ * the socket, minutes later (a probe: 25 s of 503s, no reconnect), since only standalone connections were watched. A
+ * master's connection that owes replies and has read nothing for twice the operation timeout is checked with a second
+ * connection, dropped when that one answers, and made again from the slot map.
+ */
+describe('a half-open connection to a healthy Redis Cluster node', () => {
+  const PATH_APP = 'path';
+  const OPERATION_TIMEOUT = 400;
+  let cluster: RedisClusterProcess;
+  let proxy: StallProxy | undefined;
+  let app: INestApplication | undefined;
+  const client = new LoopbackClient(4);
+
+  beforeAll(async () => {
+    cluster = await RedisClusterProcess.start({ masters: 3 });
+  }, 40_000);
+
+  afterAll(async () => {
+    client.close();
+    await app?.close();
+    await proxy?.stop();
+    await cluster?.stop();
+  });
+
+  it('is dropped once a second connection answers, and the node is connected again: its sessions answer, intact', async () => {
+    const [target, ...others] = await clusterMasters(cluster);
+    const node = processOf(cluster, target.port);
+    proxy = await StallProxy.start({ host: '127.0.0.1', port: target.port });
+    // The node announces the proxy to clients (the cluster bus stays direct): the app reaches it through the proxy.
+    await node
+      .admin()
+      .call('CONFIG', 'SET', 'cluster-announce-bus-port', String(target.port + CLUSTER_BUS_OFFSET));
+    await node.admin().call('CONFIG', 'SET', 'cluster-announce-port', String(proxy.port));
+    const seenThroughProxy = await waitUntil(
+      async () => {
+        const slots = (await processOf(cluster, others[0].port)
+          .admin()
+          .call('CLUSTER', 'SLOTS')) as unknown[][];
+        return slots.some((range) => (range[2] as unknown[])[1] === proxy!.port);
+      },
+      10_000,
+      100,
+    );
+    expect(seenThroughProxy).toBe(true);
+
+    const logger = new CaptureLogger();
+    const started = await startSessionApp(
+      {
+        secrets: SECRETS,
+        redis: {
+          clusterNodes: others.map((m) => `127.0.0.1:${m.port}`),
+          applicationName: PATH_APP,
+          operationTimeoutInMilliseconds: OPERATION_TIMEOUT,
+        },
+      },
+      { logger },
+    );
+    app = started.app;
+    const sessions = Array.from({ length: 16 }, (_, i) => new SessionClient(`p${i}`, client));
+    for (const s of sessions) expect((await s.send('GET', started.url, '/counter')).status).toBe(200);
+    const onTarget: SessionClient[] = [];
+    for (const s of sessions)
+      if (ownsSlot(target, await cluster.keySlot(dataKey(PATH_APP, s.key!)))) onTarget.push(s);
+    expect(onTarget.length).toBeGreaterThan(0);
+    expect(proxy.connections).toBeGreaterThan(0);
+
+    proxy.cutOff();
+    const cutAt = Date.now();
+    const statuses = new Set<number>();
+    let backAfter: number | undefined;
+    await waitUntil(
+      async () => {
+        const res = await onTarget[0].send('GET', started.url, '/read', { timeoutMs: 3_000 });
+        statuses.add(res.status);
+        if (res.status === 200) backAfter = Date.now() - cutAt;
+        return res.status === 200;
+      },
+      8_000,
+      50,
+    );
+    expect(backAfter).toBeDefined(); // before: 503 for as long as the kernel keeps the socket
+    expect([...statuses].filter((status) => status !== 200 && status !== 503)).toEqual([]);
+    expect(logger.has(/^\[RedisConnectionSilent\] Redis sent nothing on the connection for \d+ ms/)).toBe(
+      true,
+    );
+    for (const s of onTarget) {
+      const res = await s.send('GET', started.url, '/read');
+      expect(JSON.parse(res.body)).toMatchObject({ available: true, count: 1 });
+    }
+    console.log(
+      `half-open Cluster node ${target.port}: its sessions answered again ${backAfter} ms after the cut`,
+    );
   });
 });

@@ -33,13 +33,13 @@ const RETRY_INTERVAL = 1000;
 const DEADLINE_SLACK = 100;
 /** Redirections {@link RedisConnection.scriptThenWait} follows (ioredis' maxRedirections default). */
 const MAX_REDIRECTIONS = 16;
-/**
- * How often a Cluster client reads the slot map again (one `CLUSTER SLOTS`): a master that hangs is routed around
- * within this of its replica's promotion.
- */
-const SLOTS_REFRESH_INTERVAL_MS = 2000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Whether commands sent on `connection` still wait for their replies (ioredis' queue of commands in flight). */
+function owesReplies(connection: Redis): boolean {
+  return ((connection as unknown as { commandQueue?: { length: number } }).commandQueue?.length ?? 0) > 0;
+}
 /**
  * How long a silent socket's check waits, after the second connection answered, for replies on the old socket (at
  * most the operation timeout): those of a server that was stalled and woke while the check ran.
@@ -86,8 +86,13 @@ export class RedisConnection {
    * operation's: "Stream isn't writeable" says nothing of why the connection is down.
    */
   private lastError: Error | undefined;
-  /** The socket and what it had received at the first timed-out operation of a silence (see {@link noteTimeout}). */
-  private silence: { stream: Socket; bytesRead: number; since: number } | undefined;
+  /**
+   * Per connection (the client, or each Cluster master's), the socket and what it had received at the first
+   * timed-out operation of a silence (see {@link noteTimeout}).
+   */
+  private readonly silences = new WeakMap<Redis, { stream: Socket; bytesRead: number; since: number }>();
+  /** When a timed-out operation last had the Cluster's slot map read again (see {@link readSlotMapAgain}). */
+  private slotMapReadAt = 0;
   /** A fresh connection is checking whether a silent socket's path is dead (see {@link dropIfPathIsDead}). */
   private probingPath = false;
   /** That fresh connection, closed with this one. */
@@ -334,11 +339,6 @@ export class RedisConnection {
         },
         clusterRetryStrategy: (times) => this.reconnectDelay(times),
         slotsRefreshTimeout: o.connectionTimeout,
-        // ioredis reads the slot map again only on a MOVED, a CLUSTERDOWN or a closed connection, and its documented
-        // 5 s default interval is not applied (undefined: never). A master that hangs with its connection open
-        // (stopped, frozen, partitioned) gets none of those: once its replica was promoted, every request for its
-        // slots would still go to it, and time out, until it woke.
-        slotsRefreshInterval: SLOTS_REFRESH_INTERVAL_MS,
         dnsLookup: (address, callback) => callback(null, address),
       };
       return new Cluster([...o.clusterNodes], clusterOptions);
@@ -580,32 +580,62 @@ export class RedisConnection {
   }
 
   /**
-   * An operation timed out. A standalone connection whose socket received nothing since an earlier timeout at least
-   * twice the operation timeout before (plus a `WAIT`'s timeout with `waitForReplicas`) may have lost its network
-   * path (a NAT or load balancer that forgot it) or its server (replaced under the same address while the old one
-   * hung: a DNS name, a Sentinel client); it would keep the socket until the kernel gives up, minutes later, every
-   * request waiting out its timeout until then. A fresh connection decides (see {@link dropIfPathIsDead}). Not a
-   * Cluster: its nodes' connections are ioredis's.
+   * An operation timed out. A connection whose socket received nothing since an earlier timeout at least twice the
+   * operation timeout before (plus a `WAIT`'s timeout with `waitForReplicas`) may have lost its network path (a NAT or
+   * load balancer that forgot it) or its server (replaced under the same address while the old one hung: a DNS name,
+   * a Sentinel client); it would keep the socket until the kernel gives up, minutes later, every request waiting out
+   * its timeout until then. A fresh connection decides (see {@link dropIfPathIsDead}). In a Cluster the node of the
+   * operation is not known: each master's connection that owes replies is watched (an idle node is silent because
+   * nothing was asked of it), and a dropped one is made again from the slot map (every 2 s, or at once on a MOVED).
    */
   private noteTimeout(): void {
+    if (this.closed) return;
     const client = this.client;
-    if (client instanceof Cluster || client.status !== 'ready' || this.closed || this.probingPath) return;
-    const stream = client.stream as Socket | undefined;
+    if (client instanceof Cluster) this.readSlotMapAgain(client);
+    if (this.probingPath) return;
+    if (!(client instanceof Cluster)) {
+      this.noteSilence(client);
+      return;
+    }
+    for (const node of client.nodes('master')) {
+      if (owesReplies(node)) this.noteSilence(node);
+      else this.silences.delete(node);
+    }
+  }
+
+  /**
+   * ioredis reads the slot map again only on a MOVED, a CLUSTERDOWN or a closed connection (its documented 5 s
+   * `slotsRefreshInterval` default is not applied). A master that hangs with its connections open (stopped, frozen,
+   * partitioned) gives none of those: once its replica was promoted, every request for its slots would still go to
+   * it and time out, until it woke. So a timed-out operation has the map read again (at most once per operation
+   * timeout; ioredis runs one read at a time), which moves the slots to the promoted replica. An interval would cost a
+   * new connection per read (ioredis opens one for each) on healthy clusters too, and its timer could outlive close().
+   */
+  private readSlotMapAgain(cluster: Cluster): void {
+    const now = Date.now();
+    if (now - this.slotMapReadAt < this.options.operationTimeout) return;
+    this.slotMapReadAt = now;
+    cluster.refreshSlotsCache(); // a node that fails to answer is ioredis' 'node error' event (onNodeError)
+  }
+
+  private noteSilence(connection: Redis): void {
+    if (connection.status !== 'ready' || this.probingPath) return;
+    const stream = connection.stream as Socket | undefined;
     if (!stream) return;
     const now = Date.now();
-    const seen = this.silence;
+    const seen = this.silences.get(connection);
     if (seen === undefined || seen.stream !== stream || seen.bytesRead !== stream.bytesRead) {
-      this.silence = { stream, bytesRead: stream.bytesRead, since: now };
+      this.silences.set(connection, { stream, bytesRead: stream.bytesRead, since: now });
       return;
     }
     // A commit's WAIT (waitForReplicas) holds the connection's replies for up to its own timeout: not a silence.
     if (now - seen.since < 2 * this.options.operationTimeout + this.replicaWaitTime) return;
     this.probingPath = true;
-    this.dropIfPathIsDead(client, stream, seen.bytesRead, now - seen.since)
+    this.dropIfPathIsDead(connection, stream, seen.bytesRead, now - seen.since)
       .catch(() => undefined) // a probe that could not even be made decides nothing
       .finally(() => {
         this.probingPath = false;
-        this.silence = undefined;
+        this.silences.delete(connection);
       });
   }
 
