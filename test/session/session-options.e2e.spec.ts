@@ -344,11 +344,6 @@ describe('session cookie options', () => {
       /session\.idleTimeout must be a positive number of milliseconds \(got "1200000", a string: convert it with Number\(\)\)/,
     ],
     [
-      'a value limit above the session limit',
-      { session: { maxValueBytes: 300_000, maxSessionBytes: 200_000 } },
-      /session\.maxValueBytes \(300000\) is larger than session\.maxSessionBytes \(200000\)/,
-    ],
-    [
       'isEssential given as a string',
       { tempData: { cookie: { isEssential: 'no' } } },
       /tempData\.cookie\.isEssential must be true or false/,

@@ -18,19 +18,6 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     expect(resolved.lock).toBeUndefined();
   });
 
-  it('a value limit set above the session limit is refused; the default one is kept under a lower session limit', () => {
-    expect(resolveSessionOptions({ session: { maxSessionBytes: 1000 } }).maxValueBytes).toBe(256 * 1024);
-    expect(
-      resolveSessionOptions({ session: { maxSessionBytes: 1000, maxValueBytes: 1000 } }).maxValueBytes,
-    ).toBe(1000);
-    expect(() => resolveSessionOptions({ session: { maxSessionBytes: 1000, maxValueBytes: 1001 } })).toThrow(
-      /session\.maxValueBytes \(1001\) is larger than session\.maxSessionBytes \(1000\): .* Lower maxValueBytes to at most 1000, or raise maxSessionBytes\./,
-    );
-    expect(() => resolveSessionOptions({ session: { maxValueBytes: 2 * 1024 * 1024 } })).toThrow(
-      /maxValueBytes \(2097152\) is larger than session\.maxSessionBytes \(1048576\)/,
-    );
-  });
-
   it('the session cookie: .Nest.Session, path /, HttpOnly, SameSite=Lax, secure as the request, not essential', () => {
     expect(resolved.cookie).toEqual({
       name: '.Nest.Session',
@@ -170,22 +157,5 @@ describe('resolveSessionOptions: the documented defaults (DESIGN.md "Session", d
     expect(() => resolveRedisCacheOptions({ operationTimeoutInMilliseconds: asText })).toThrow(
       `operationTimeoutInMilliseconds must be an integer from 1 to 600000 ${named}`,
     );
-  });
-});
-
-describe('resolveRedisCacheOptions: an option that would do nothing is refused', () => {
-  it("WAIT's timeout without waitForReplicas: nothing would wait; with waitForReplicas (0 too) it is taken", () => {
-    expect(() => resolveRedisCacheOptions({ waitForReplicasTimeoutInMilliseconds: 500 })).toThrow(
-      'Redis option waitForReplicasTimeoutInMilliseconds has no effect without waitForReplicas: set waitForReplicas ' +
-        '(how many replicas a commit waits for), or remove waitForReplicasTimeoutInMilliseconds.',
-    );
-    expect(
-      resolveRedisCacheOptions({ waitForReplicas: 1, waitForReplicasTimeoutInMilliseconds: 500 })
-        .waitForReplicasTimeout,
-    ).toBe(500);
-    expect(
-      resolveRedisCacheOptions({ waitForReplicas: 0, waitForReplicasTimeoutInMilliseconds: 500 })
-        .waitForReplicas,
-    ).toBe(0);
   });
 });

@@ -92,27 +92,6 @@ function count(name: string, value: number | undefined, fallback: number): numbe
   return value;
 }
 
-/**
- * A `maxValueBytes` set above `maxSessionBytes` is refused (a value cannot be larger than the session that holds it).
- * Its default stays 256 KiB under a lower session limit: that limit then refuses a value that would grow the session
- * over it, and a session over a lowered limit can still shrink a large value (only growth is refused).
- */
-function sizeLimits(
-  value: number | undefined,
-  session: number | undefined,
-): { maxValueBytes: number; maxSessionBytes: number } {
-  const maxSessionBytes = count('session.maxSessionBytes', session, 1024 * 1024);
-  const maxValueBytes = count('session.maxValueBytes', value, 256 * 1024);
-  if (value !== undefined && maxValueBytes > maxSessionBytes) {
-    fail(
-      `SessionModule option session.maxValueBytes (${maxValueBytes}) is larger than session.maxSessionBytes ` +
-        `(${maxSessionBytes}): no value can be larger than the session that holds it. Lower maxValueBytes to at ` +
-        `most ${maxSessionBytes}, or raise maxSessionBytes.`,
-    );
-  }
-  return { maxValueBytes, maxSessionBytes };
-}
-
 /** Longest cookie name accepted: a cookie's name and value share the 4096 bytes a browser keeps. */
 const MAX_COOKIE_NAME_LENGTH = 256;
 /** Longest cookie path accepted (RFC 6265bis: browsers ignore attribute values over 1024 bytes). */
@@ -339,7 +318,9 @@ export function resolveSessionOptions(options: SessionModuleOptions): ResolvedSe
     cookie: sessionCookie,
     idleTimeout,
     ioTimeout: duration('session.ioTimeout', s.ioTimeout, 60_000, { allowZero: true, max: MAX_TIMER_MS }),
-    ...sizeLimits(s.maxValueBytes, s.maxSessionBytes),
+    // A maxValueBytes above maxSessionBytes is kept: a session over a lowered limit can still shrink a large value.
+    maxValueBytes: count('session.maxValueBytes', s.maxValueBytes, 256 * 1024),
+    maxSessionBytes: count('session.maxSessionBytes', s.maxSessionBytes, 1024 * 1024),
     maxKeys: count('session.maxKeys', s.maxKeys, 1000),
     lock: lock && {
       ttl: duration('session.lock.ttl', lock.ttl, 30_000, { max: MAX_TIMER_MS }),

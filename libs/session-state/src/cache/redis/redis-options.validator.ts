@@ -174,7 +174,6 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
   if (ssl !== undefined && typeof ssl !== 'boolean' && (typeof ssl !== 'object' || ssl === null)) {
     fail('Redis option ssl must be true, false or Node TLS options ({ ca, ... }).');
   }
-  checkWaitForReplicas(options);
 
   const nearCache = resolveNearCache(options, clusterNodes.length > 0);
 
@@ -222,16 +221,6 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     ),
     nearCache,
   };
-}
-
-/** A WAIT timeout without a WAIT: nothing would wait, which the option's author surely did not mean. */
-function checkWaitForReplicas(options: RedisCacheOptions): void {
-  if (options.waitForReplicasTimeoutInMilliseconds !== undefined && options.waitForReplicas === undefined) {
-    fail(
-      'Redis option waitForReplicasTimeoutInMilliseconds has no effect without waitForReplicas: set waitForReplicas ' +
-        '(how many replicas a commit waits for), or remove waitForReplicasTimeoutInMilliseconds.',
-    );
-  }
 }
 
 function resolveNearCache(
