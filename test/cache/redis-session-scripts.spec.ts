@@ -344,6 +344,18 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(await other.exists(ended.data, ended.ended)).toBe(0);
   });
 
+  it('lockAcquire past its deadline (a try the request stopped waiting for, delivered late) takes nothing (-1); in time, or without one, it takes and is reentrant', async () => {
+    const lock = redisKeys.sessionLock('plain', 'take-lock-late');
+    const [seconds, micros] = (await other.time()) as [number, number];
+    const past = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1;
+    expect(await connection.script('lockAcquire', lock, 'mine', 30_000, past)).toBe(-1);
+    expect(await other.exists(lock)).toBe(0); // before: taken for the whole ttl, released by nobody
+    expect(await connection.script('lockAcquire', lock, 'mine', 30_000, past + 60_000)).toBe(1);
+    expect(await connection.script('lockAcquire', lock, 'mine', 30_000, 0)).toBe(1); // reentrant, no deadline
+    expect(await connection.script('lockAcquire', lock, 'theirs', 30_000, past + 60_000)).toBe(0);
+    expect(await other.get(lock)).toBe('mine');
+  });
+
   it('sessionTake and sessionEnd past their deadline (the app answered 503) take, delete and mark nothing (-1)', async () => {
     const moved = redisKeys.sessionData('plain', 'take-late');
     const ended = redisKeys.sessionData('plain', 'end-late');

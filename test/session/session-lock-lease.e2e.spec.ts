@@ -698,3 +698,71 @@ describe.each(LOST_LEASE_STORES)(
     });
   },
 );
+
+/**
+ * A try to take the lock that reaches the store after the request stopped waiting for it (its reply would come too
+ * late to matter: the request answered 503, or retried on a new connection and took the lock, and released it) must
+ * take nothing: nobody would release it, and the visitor's next requests would wait for it, or answer 503, for a
+ * whole ttl (a probe: 30 s with `lock: true`). The take carries the request's deadline, as a commit does.
+ */
+describe('session.lock: a take that reaches the store after the request stopped waiting takes nothing', () => {
+  it('Redis: a try held on the network past its deadline, then delivered, leaves the lock free', async () => {
+    const server = await RedisServerProcess.start();
+    const proxy = await StallProxy.start(server);
+    const connection = new RedisConnection(
+      resolveRedisCacheOptions({
+        host: proxy.host,
+        port: proxy.port,
+        applicationName: APP,
+        operationTimeoutInMilliseconds: 300,
+      }),
+    );
+    try {
+      await connection.connect();
+      const store = new RedisSessionStore(connection);
+      const lockKey = redisKeys.sessionLock(APP, 'late-take');
+      const hold = proxy.holdWhen(lockKey, 900);
+      await expect(store.tryLock('late-take', 'late-token', 30_000)).rejects.toThrow(/timed out/);
+      await hold.answered; // the try reached Redis and ran
+      expect(await server.admin().exists(lockKey)).toBe(0); // before: taken for 30 s, released by nobody
+      // In time it takes, as before.
+      expect(await store.tryLock('late-take', 'in-time', 30_000)).toBe(true);
+      expect(await server.admin().get(lockKey)).toBe('in-time');
+    } finally {
+      await connection.close();
+      await proxy.stop();
+      await server.stop();
+    }
+  });
+
+  it('PostgreSQL with session.ioTimeout under the operation timeout: a take slowed past ioTimeout (503) takes nothing when it runs', async () => {
+    const db = await TestDatabase.create();
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      postgres: { connectionString: db.url() },
+      session: { lock: { ttl: 10_000, acquireTimeout: 5_000 }, ioTimeout: 300 },
+    });
+    try {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const key = sessionKeyOf(cookie);
+      // Another transaction inserts the session's lock row and holds it uncommitted for 0.7 s: the take waits for
+      // it (past ioTimeout, within the 1 s operation timeout), then runs once it rolls back.
+      const competing = db.query(
+        `BEGIN; INSERT INTO nest_sessions_locks VALUES ('${key}', 'other', clock_timestamp() + interval '1 minute');
+         SELECT pg_sleep(0.7); ROLLBACK;`,
+      );
+      await sleep(100);
+      await request(url).get('/counter').set('Cookie', cookie).expect(503);
+      await competing;
+      await sleep(200);
+      // Before: the request's token held the lock for the whole ttl (10 s), and the next request waited for it.
+      expect(await db.query('SELECT token FROM nest_sessions_locks')).toEqual([]);
+      const started = Date.now();
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      await app.close();
+      await db.drop();
+    }
+  });
+});

@@ -272,10 +272,13 @@ export class SessionLifecycle implements SessionHost {
     if (this.exchange.closed) throw new ClientWentAwayError();
     const token = randomBase64url(16);
     const deadline = Date.now() + lock.acquireTimeout;
+    let lastTry: Promise<boolean> | undefined;
     try {
       for (
         let attempt = 0;
-        !(await this.runtime.withIoTimeout(store.tryLock(key, token, lock.ttl)));
+        !(await this.runtime.withIoTimeout(
+          (lastTry = store.tryLock(key, token, lock.ttl, this.runtime.unlimited)),
+        ));
         attempt++
       ) {
         const left = deadline - Date.now();
@@ -286,8 +289,16 @@ export class SessionLifecycle implements SessionHost {
       }
     } catch (error) {
       // Every try answered "held" (nothing taken) unless one failed: then it may have taken the lock unseen.
-      if (!(error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError))
+      if (!(error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError)) {
         this.releaseUnseenLock(key, token);
+        // A try the request stopped waiting for (ioTimeout) may still be running, and take the lock after that
+        // release found nothing (PostgreSQL: an insert that waited for another transaction's row, with a deadline
+        // checked before the wait): released again once it settles.
+        void lastTry?.then(
+          (taken) => taken && this.releaseUnseenLock(key, token),
+          () => this.releaseUnseenLock(key, token),
+        );
+      }
       throw error;
     }
     if (this.closed) {

@@ -309,13 +309,17 @@ return reply`,
    */
   sessionCommit: { numberOfKeys: 1, lua: `${COMMIT}\nreturn ${commitReplyLua(1, 'now')}` },
   /**
-   * KEYS: lock. ARGV: token, ttl ms. Takes the lock for `token` if it is free, and answers 1 also when
-   * `token` holds it already (its TTL renewed): a retry whose first try ran in Redis but whose reply
-   * was lost (a timeout) finds its own lock instead of waiting for it to expire. 0: another token holds it.
+   * KEYS: lock. ARGV: token, ttl ms, deadline (Redis ms, as the commit's; '0' or absent: none). Takes the lock for
+   * `token` if it is free, and answers 1 also when `token` holds it already (its TTL renewed): a retry whose first
+   * try ran in Redis but whose reply was lost (a timeout) finds its own lock instead of waiting for it to expire.
+   * 0: another token holds it. -1: past the deadline, nothing taken: a try that reaches Redis after the request
+   * stopped waiting for it (a socket dropped with the try on its way, delivered late) cannot take the lock after
+   * the request released it, for a whole ttl.
    */
   lockAcquire: {
     numberOfKeys: 1,
     lua: `
+${LATE_RETURNS_MINUS_1}
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

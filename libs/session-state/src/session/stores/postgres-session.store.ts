@@ -292,13 +292,19 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
    * takes over only an expired lock or one of the same token, answers no from a plain read while another token's
    * lock is live, and takes nothing once past the app's deadline.
    */
-  async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+  async tryLock(
+    sessionKey: string,
+    token: string,
+    ttlMs: number,
+    waiting?: Pick<SessionCommitLimits, 'ioTimeout'>,
+  ): Promise<boolean> {
     const result = await this.connection.execute('lock', this.connection.sql.tryLock, [
       sessionKey,
       token,
       ttlMs,
-      // A try that reaches the database after the app stopped waiting takes nothing: nobody would release it.
-      this.connection.commitDeadline(),
+      // A try that reaches the database after the app stopped waiting (its operation timeout, or a shorter
+      // session.ioTimeout) takes nothing: nobody would release it.
+      this.commitDeadline(waiting),
     ]);
     return result.rows.length === 1;
   }

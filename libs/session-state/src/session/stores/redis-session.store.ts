@@ -419,10 +419,25 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     return (this.users ??= new RedisUserSessionIndex(this.connection, (key, id) => this.revoke(key, id)));
   }
 
-  /** Reentrant for `token` (see the `lockAcquire` script): safe to retry after a lost reply. */
-  async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+  /**
+   * Reentrant for `token` (see the `lockAcquire` script): safe to retry after a lost reply. Each try carries a
+   * deadline, as a commit's: one that reaches Redis after the request stopped waiting takes nothing.
+   */
+  async tryLock(
+    sessionKey: string,
+    token: string,
+    ttlMs: number,
+    waiting?: Pick<SessionCommitLimits, 'ioTimeout'>,
+  ): Promise<boolean> {
+    const latest = this.latestDeadline(waiting);
     const reply = await this.connection.execute('SESSION LOCK', () =>
-      this.connection.script('lockAcquire', redisKeys.sessionLock(this.app, sessionKey), token, ttlMs),
+      this.connection.script(
+        'lockAcquire',
+        redisKeys.sessionLock(this.app, sessionKey),
+        token,
+        ttlMs,
+        this.deadline(latest),
+      ),
     );
     return Number(reply) === 1;
   }

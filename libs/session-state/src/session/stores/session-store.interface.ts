@@ -209,9 +209,16 @@ export interface SessionStore {
   /**
    * Takes the session's exclusive lock for `ttlMs`; false when another token holds it. Reentrant:
    * true (and the TTL renewed) when `token` holds it already, so a request retrying after a lost
-   * reply finds the lock its first try took.
+   * reply finds the lock its first try took. `waiting.ioTimeout`: how long the caller waits for this try (as
+   * for a commit); a store whose tries carry a deadline (the Redis and PostgreSQL stores) takes nothing after it,
+   * so a try the request gave up on cannot hold the lock, for a whole `ttlMs`, after the request released it.
    */
-  tryLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
+  tryLock?(
+    sessionKey: string,
+    token: string,
+    ttlMs: number,
+    waiting?: Pick<SessionCommitLimits, 'ioTimeout'>,
+  ): Promise<boolean>;
   /**
    * Extends the lock to `ttlMs` from now if `token` still holds it; false (and nothing taken) when it does
    * not. Unlike `tryLock` it never takes a free lock: a holder whose lock expired, and which another request
