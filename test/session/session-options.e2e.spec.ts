@@ -58,10 +58,12 @@ describe('session cookie options', () => {
     expect(warned.map((l) => l.level)).toEqual(['warn', 'warn']);
     expect(warned[0].message).toContain(
       'session.idleTimeout is 20 ms: durations are in milliseconds, so a session expires 20 ms after its last ' +
-        'request. For 20 minutes write 1200000 (20 * 60_000).',
+        'request. For 20 seconds write 20000 (20 * 1000); for 20 minutes, 1200000 (20 * 60_000).',
     );
     expect(warned[1].message).toContain('session.lock.ttl is 30 ms');
-    expect(warned[1].message).toContain('For 30 seconds write 30000 (30 * 1000).');
+    expect(warned[1].message).toContain(
+      'For 30 seconds write 30000 (30 * 1000); for 30 minutes, 1800000 (30 * 60_000).',
+    );
 
     const quiet = new CaptureLogger();
     const second = await startSessionApp(

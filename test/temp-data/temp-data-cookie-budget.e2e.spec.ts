@@ -373,6 +373,19 @@ describe('TempDataTooLargeError', () => {
     expect(warned[0].message).toContain('--max-http-header-size');
   });
 
+  it("a server whose own header limit is below Node's default is warned about too (the default budget does not fit 12 KiB)", async () => {
+    const logger = new CaptureLogger();
+    const { app, url } = await start({}, logger, 12 * 1024);
+    try {
+      await request(url).get('/budget/peek').expect(200);
+    } finally {
+      await app.close();
+    }
+    const warned = logger.lines.filter((l) => l.message.startsWith('[TempDataCookieBudget] '));
+    expect(warned).toHaveLength(1);
+    expect(warned[0].message).toContain("under the server's maxHeaderSize=12288");
+  });
+
   it("no warning when the app's own server takes the headers (http.createServer({ maxHeaderSize }), the docs' fix)", async () => {
     const logger = new CaptureLogger();
     const { app, url } = await start({ tempData: { maxCookieBytes: 16 * 1024 } }, logger, 32 * 1024);

@@ -53,6 +53,7 @@ const FORM_PAGES: Readonly<Record<string, string>> = {
   customers: '/customers/create',
   login: '/account',
   logout: '/account',
+  account: '/account', // the devices list's revoke buttons
 };
 
 /**

@@ -9,7 +9,7 @@ export class Browserless {
     app: SampleAppProcess,
     path: string,
     init: { method?: string; form?: Record<string, string>; accept?: string } = {},
-  ): Promise<{ status: number; location: string | null; body: string }> {
+  ): Promise<{ status: number; location: string | null; body: string; setCookies: string[] }> {
     const headers: Record<string, string> = {};
     if (init.accept) headers.accept = init.accept;
     const cookie = this.jar.header();
@@ -25,6 +25,7 @@ export class Browserless {
       status: response.status,
       location: response.headers.get('location'),
       body: await response.text(),
+      setCookies: response.headers.getSetCookie(),
     };
   }
 }

@@ -14,15 +14,15 @@ export function durationUnitWarnings(options: ResolvedSessionOptions): string[] 
   if (idleTimeout < SHORTEST_LIKELY_MS) {
     warnings.push(
       `SessionModule option session.idleTimeout is ${idleTimeout} ms: durations are in milliseconds, so a session ` +
-        `expires ${idleTimeout} ms after its last request. For ${idleTimeout} minutes write ${idleTimeout * 60_000} ` +
-        `(${idleTimeout} * 60_000).`,
+        `expires ${idleTimeout} ms after its last request. For ${idleTimeout} seconds write ${idleTimeout * 1000} ` +
+        `(${idleTimeout} * 1000); for ${idleTimeout} minutes, ${idleTimeout * 60_000} (${idleTimeout} * 60_000).`,
     );
   }
   if (lock && lock.ttl < SHORTEST_LIKELY_MS) {
     warnings.push(
       `SessionModule option session.lock.ttl is ${lock.ttl} ms: durations are in milliseconds, so the lock is renewed ` +
         `every ${Math.max(1, Math.floor(lock.ttl / 3))} ms while a request runs. For ${lock.ttl} seconds write ` +
-        `${lock.ttl * 1000} (${lock.ttl} * 1000).`,
+        `${lock.ttl * 1000} (${lock.ttl} * 1000); for ${lock.ttl} minutes, ${lock.ttl * 60_000} (${lock.ttl} * 60_000).`,
     );
   }
   return warnings;

@@ -22,18 +22,18 @@ export class RequestStateEntry implements RequestEntry {
   private readonly cookieName: string;
   private asyncContext = true;
   private platform: HttpPlatform | undefined;
-  private readonly budget: FirstRequestBudgetCheck | undefined;
+  /** Until the first request: the TempData cookie budget against the server that serves it. */
+  private budget: FirstRequestBudgetCheck | undefined;
 
   constructor(private readonly runtime: SessionRuntime) {
     this.cookieName = runtime.options.cookie.name;
     const { provider, maxCookieBytes } = runtime.options.tempData;
-    const budget =
+    this.budget =
       provider === 'cookie'
         ? new FirstRequestBudgetCheck(maxCookieBytes, (message) =>
             logEvent(new Logger('SessionModule'), SessionLogEvents.TempDataCookieBudget, message),
           )
         : undefined;
-    this.budget = budget?.isPending ? budget : undefined;
   }
 
   /** The platform the app runs on, once its entry is installed. */
@@ -67,7 +67,10 @@ export class RequestStateEntry implements RequestEntry {
     (request as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if ((raw as unknown) !== request) (raw as unknown as Record<symbol, RequestState>)[REQUEST_STATE] = state;
     if (raw.headers.cookie?.includes(this.cookieName)) state.watchIdleTimeout();
-    if (this.budget?.isPending) this.budget.check(raw);
+    if (this.budget) {
+      this.budget.check(raw);
+      this.budget = undefined;
+    }
     return state;
   }
 }

@@ -30,28 +30,19 @@ export function tempDataCookieBudgetWarning(
 
 /**
  * The budget checked against the server that serves the first request (an app may create its own with
- * `http.createServer({ maxHeaderSize }, ...)`, after the module started, which only a request shows), once;
- * armed only when the process's default limit is too small for the budget.
+ * `http.createServer({ maxHeaderSize }, ...)`, after the module started, which only a request shows). An
+ * HTTP/2 server has no `maxHeaderSize` (its limit is `maxHeaderListSize`): the process's is used.
  */
 export class FirstRequestBudgetCheck {
-  private pending: boolean;
-
   constructor(
     private readonly maxCookieBytes: number,
     private readonly warn: (message: string) => void,
-  ) {
-    this.pending = tempDataCookieBudgetWarning(maxCookieBytes) !== undefined;
-  }
-
-  /** Whether the first request is still to be checked (a field read per request until then). */
-  get isPending(): boolean {
-    return this.pending;
-  }
+  ) {}
 
   check(request: IncomingMessage): void {
-    this.pending = false;
     const server = (request.socket as { server?: { maxHeaderSize?: number } } | undefined)?.server;
-    const warning = tempDataCookieBudgetWarning(this.maxCookieBytes, server?.maxHeaderSize ?? maxHeaderSize);
+    // 0 (or no option) is Node's default.
+    const warning = tempDataCookieBudgetWarning(this.maxCookieBytes, server?.maxHeaderSize || maxHeaderSize);
     if (warning) this.warn(warning);
   }
 }
