@@ -14,7 +14,10 @@ class RecordingSink implements InvalidationSink {
   invalidate(key: string): void {
     this.invalidated.push(key);
   }
-  flush(): void {}
+  flushes = 0;
+  flush(): void {
+    this.flushes++;
+  }
   activate(): void {
     this.isActive = true;
   }
@@ -65,6 +68,28 @@ describe('Redis invalidations (the near cache channel) on a real Redis', () => {
     while (sink.invalidated.length === 0 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10));
     expect(sink.invalidated).toEqual(['{app_k}_Data']);
+  });
+
+  it('a message a client PUBLISHed on the channel (not a key list from Redis) drops every copy and is otherwise ignored; the process lives on', async () => {
+    await client.get('published');
+    const publisher = new Redis({ host: server.host, port: server.port });
+    try {
+      for (const message of ['x', '', '["pfx:published"]']) {
+        const flushes = sink.flushes;
+        expect(await publisher.publish('__redis__:invalidate', message)).toBeGreaterThanOrEqual(1);
+        await client.ping(); // the subscriber's message, sent before this answer, is handled
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(sink.flushes).toBe(flushes + 1); // before: a RangeError thrown from ioredis' reply handler
+      }
+      // Still tracking: Redis's own invalidation of a read key arrives as before.
+      await client.get('again');
+      await publisher.set('pfx:again', '1');
+      await client.ping();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(sink.invalidated).toContain('again');
+    } finally {
+      publisher.disconnect();
+    }
   });
 
   it('a data connection lost while the subscriber sets up again: the same subscriber is kept, and tracking is on once the data connection is back', async () => {

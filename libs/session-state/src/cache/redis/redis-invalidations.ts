@@ -127,7 +127,7 @@ export class RedisInvalidations {
     TRACKED_CLIENTS.add(this.client); // claimed now: modules start concurrently
     // Listening before the setup, so a connection lost during it is not missed.
     this.subscriber.on('error', () => undefined); // outages are reported by the data connection
-    this.subscriber.on('messageBuffer', (_channel: Buffer, keys: Buffer[] | null) => this.received(keys));
+    this.subscriber.on('messageBuffer', (_channel: Buffer, keys: unknown) => this.received(keys));
     this.subscriber.on('close', () => {
       this.subscriberId = undefined;
       this.subscriberConnections++;
@@ -260,8 +260,13 @@ export class RedisInvalidations {
     }
   }
 
-  private received(keys: Buffer[] | null): void {
-    if (keys === null) {
+  /**
+   * Redis sends a list of key names, or null for a flush (FLUSHALL/FLUSHDB). Anything else was published on the
+   * channel by a client (`PUBLISH __redis__:invalidate ...`), not sent by Redis: every copy is dropped (it may be
+   * meant to name one), and nothing else is read from it (before, a published string ended the process).
+   */
+  private received(keys: unknown): void {
+    if (!Array.isArray(keys) || !keys.every((key) => Buffer.isBuffer(key))) {
       this.sink.flush();
       return;
     }
