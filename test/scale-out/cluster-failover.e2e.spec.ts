@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import { SessionStore } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { CLUSTER_BUS_OFFSET, RedisClusterProcess } from '../support/redis/index.js';
@@ -281,6 +282,7 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
   const HANG_APP = 'hang';
   let cluster: RedisClusterProcess;
   let app: INestApplication | undefined;
+  let probedApp: INestApplication | undefined;
   const client = new LoopbackClient(4);
 
   beforeAll(async () => {
@@ -291,6 +293,7 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
   afterAll(async () => {
     client.close();
     await app?.close();
+    await probedApp?.close();
     await cluster?.stop();
   });
 
@@ -304,6 +307,18 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
       },
     });
     app = started.app;
+    // A second instance that gets nothing but health probes (as one a load balancer took out of rotation).
+    const probed = await startSessionApp({
+      secrets: SECRETS,
+      redis: {
+        clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`),
+        applicationName: HANG_APP,
+        operationTimeoutInMilliseconds: 500,
+      },
+    });
+    probedApp = probed.app;
+    const probedStore = probed.app.get(SessionStore);
+    await probedStore.ping!();
     const sessions = Array.from({ length: 24 }, (_, i) => new SessionClient(`h${i}`, client));
     for (const s of sessions) {
       for (let attempt = 0; attempt < 5 && s.acknowledged === 0; attempt++) {
@@ -354,9 +369,25 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
         const res = await s.send('GET', started.url, '/read');
         expect(JSON.parse(res.body)).toMatchObject({ available: true, count: 1 });
       }
+      // The probed instance's own failed PINGs have it read the map: it reports up again (before, down until the
+      // old master woke).
+      let probedUpAfter: number | undefined;
+      await waitUntil(
+        async () => {
+          const ok = await probedStore.ping!().then(
+            () => true,
+            () => false,
+          );
+          if (ok) probedUpAfter = Date.now() - promotedAt;
+          return ok;
+        },
+        8_000,
+        100,
+      );
+      expect(probedUpAfter).toBeDefined();
       console.log(
         `hung master ${victim.port}: ${onVictim.length} sessions; all answered again within ` +
-          `${Math.max(...back.values())} ms of the promotion`,
+          `${Math.max(...back.values())} ms of the promotion; the health-probed instance up after ${probedUpAfter} ms`,
       );
     } finally {
       frozen.thaw();

@@ -735,6 +735,30 @@ describe('session.lock: a take that reaches the store after the request stopped 
     }
   });
 
+  it("Redis: a try refused as late (the app's estimate of Redis's clock behind) fails, rather than reading as a lock another request holds", async () => {
+    const server = await RedisServerProcess.start();
+    const connection = new RedisConnection(
+      resolveRedisCacheOptions({ host: server.host, port: server.port, applicationName: APP }),
+    );
+    try {
+      await connection.connect();
+      const store = new RedisSessionStore(connection);
+      // The deadline every try gets, as an estimate far behind Redis's clock would make it.
+      const inTime = connection.commitDeadline.bind(connection);
+      connection.commitDeadline = () => 1;
+      // Before: false ("held"), and the request waited out acquireTimeout for a lock nobody held.
+      await expect(store.tryLock('behind', 'token', 30_000)).rejects.toThrow(
+        /reached Redis after its deadline/,
+      );
+      expect(await server.admin().exists(redisKeys.sessionLock(APP, 'behind'))).toBe(0);
+      connection.commitDeadline = inTime;
+      expect(await store.tryLock('behind', 'token', 30_000)).toBe(true);
+    } finally {
+      await connection.close();
+      await server.stop();
+    }
+  });
+
   it('PostgreSQL with session.ioTimeout under the operation timeout: a take slowed past ioTimeout (503) takes nothing when it runs', async () => {
     const db = await TestDatabase.create();
     const { app, url } = await startSessionApp({

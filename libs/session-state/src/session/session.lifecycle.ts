@@ -19,7 +19,7 @@ import {
   type SessionLimits,
 } from './session.js';
 import { guardedSessionId, storedSessionId } from '../users/user-session.fields.js';
-import type { SessionRuntime } from './session.runtime.js';
+import { IoTimeoutError, type SessionRuntime } from './session.runtime.js';
 import type {
   EndedSessionMark,
   SessionChanges,
@@ -293,11 +293,13 @@ export class SessionLifecycle implements SessionHost {
         this.releaseUnseenLock(key, token);
         // A try the request stopped waiting for (ioTimeout) may still be running, and take the lock after that
         // release found nothing (PostgreSQL: an insert that waited for another transaction's row, with a deadline
-        // checked before the wait): released again once it settles.
-        void lastTry?.then(
-          (taken) => taken && this.releaseUnseenLock(key, token),
-          () => this.releaseUnseenLock(key, token),
-        );
+        // checked before the wait): released again if it turns out to have taken it. A try that failed by itself
+        // has settled already: the release above follows it.
+        if (error instanceof IoTimeoutError)
+          void lastTry?.then(
+            (taken) => taken && this.releaseUnseenLock(key, token),
+            () => undefined,
+          );
       }
       throw error;
     }

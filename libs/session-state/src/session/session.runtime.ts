@@ -22,6 +22,13 @@ const MAX_SAME_NAME_COOKIES_VERIFIED = 8;
 /** Most cookies of that name looked at per request: one that is not even shaped as a signed key costs no HMAC. */
 const MAX_SAME_NAME_COOKIES_READ = 64;
 
+/** A store call the request stopped waiting for (`session.ioTimeout`): it may still run, and apply, later. */
+export class IoTimeoutError extends Error {
+  constructor(ioTimeout: number) {
+    super(`session store did not answer within ioTimeout=${ioTimeout} ms`);
+  }
+}
+
 /** Most session keys remembered as recently slid; beyond it the memory is dropped, not grown. */
 const SLID_MEMORY_LIMIT = 50_000;
 
@@ -78,8 +85,7 @@ export class SessionRuntime {
       (store.settlesWithinMs !== undefined && store.settlesWithinMs <= options.ioTimeout);
     this.inProcessStore =
       store instanceof MemorySessionStore && store.inProcess && !options.lock ? store : undefined;
-    this.ioTimeoutError = () =>
-      new Error(`session store did not answer within ioTimeout=${options.ioTimeout} ms`);
+    this.ioTimeoutError = () => new IoTimeoutError(options.ioTimeout);
     this.lockReleases = new LockReleases((key, token) => this.withIoTimeout(store.unlock!(key, token)));
   }
 

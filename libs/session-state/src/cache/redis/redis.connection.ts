@@ -748,7 +748,15 @@ export class RedisConnection {
    * retries: the health probe. Rejects with a {@link RedisOperationError} that says which node failed and why.
    */
   ping(): Promise<void> {
-    return pingRedis(this.client, this.options.operationTimeout, this.deadlines, () => this.lastError);
+    return pingRedis(this.client, this.options.operationTimeout, this.deadlines, () => this.lastError).catch(
+      (error: unknown) => {
+        // As a timed-out operation: an instance that only gets health probes (taken out of rotation by them) must
+        // also read a Cluster's slot map again and drop a silent socket, or it would report down until the old
+        // master woke.
+        this.noteTimeout();
+        throw error;
+      },
+    );
   }
 
   /** True for a Redis Cluster connection. */

@@ -312,14 +312,19 @@ return reply`,
    * KEYS: lock. ARGV: token, ttl ms, deadline (Redis ms, as the commit's; '0' or absent: none). Takes the lock for
    * `token` if it is free, and answers 1 also when `token` holds it already (its TTL renewed): a retry whose first
    * try ran in Redis but whose reply was lost (a timeout) finds its own lock instead of waiting for it to expire.
-   * 0: another token holds it. -1: past the deadline, nothing taken: a try that reaches Redis after the request
-   * stopped waiting for it (a socket dropped with the try on its way, delivered late) cannot take the lock after
-   * the request released it, for a whole ttl.
+   * 0: another token holds it. Negative: past the deadline, nothing taken, minus Redis's time (epoch ms, which
+   * corrects the app's estimate of Redis's clock, as a late commit's reply does): a try that reaches Redis after the
+   * request stopped waiting for it (a socket dropped with the try on its way, delivered late) cannot take the lock
+   * after the request released it, for a whole ttl.
    */
   lockAcquire: {
     numberOfKeys: 1,
     lua: `
-${LATE_RETURNS_MINUS_1}
+if ARGV[3] and ARGV[3] ~= '0' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > tonumber(ARGV[3]) then return -now end
+end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -439,7 +439,14 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
         this.deadline(latest),
       ),
     );
-    return Number(reply) === 1;
+    const status = Number(reply);
+    if (status < 0) {
+      // Late (its reply seen all the same: the estimate of Redis's clock was behind): a failure, not "held", so the
+      // request does not wait out acquireTimeout for a lock nobody holds; the estimate is corrected.
+      this.connection.observeRedisTime(-status);
+      throw pastDeadline('Session lock', 'SESSION LOCK', this.connection.options.operationTimeout);
+    }
+    return status === 1;
   }
 
   async renewLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
