@@ -40,6 +40,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 function owesReplies(connection: Redis): boolean {
   return ((connection as unknown as { commandQueue?: { length: number } }).commandQueue?.length ?? 0) > 0;
 }
+
 /**
  * How long a silent socket's check waits, after the second connection answered, for replies on the old socket (at
  * most the operation timeout): those of a server that was stalled and woke while the check ran.
@@ -586,7 +587,8 @@ export class RedisConnection {
    * a Sentinel client); it would keep the socket until the kernel gives up, minutes later, every request waiting out
    * its timeout until then. A fresh connection decides (see {@link dropIfPathIsDead}). In a Cluster the node of the
    * operation is not known: each master's connection that owes replies is watched (an idle node is silent because
-   * nothing was asked of it), and a dropped one is made again from the slot map (every 2 s, or at once on a MOVED).
+   * nothing was asked of it), and a dropped one is made again from the slot map (read again after this timeout, see
+   * {@link readSlotMapAgain}, or on the next MOVED).
    */
   private noteTimeout(): void {
     if (this.closed) return;
