@@ -442,8 +442,9 @@ export class RedisSessionStore implements SessionStore, UserSessionIndexSource {
     const status = Number(reply);
     if (status < 0) {
       // Late (its reply seen all the same: the estimate of Redis's clock was behind): a failure, not "held", so the
-      // request does not wait out acquireTimeout for a lock nobody holds; the estimate is corrected.
-      this.connection.observeRedisTime(-status);
+      // request does not wait out acquireTimeout for a lock nobody holds; the estimate is corrected (by a time in
+      // epoch ms only: a -1 is no time).
+      if (-status > REDIS_TIME_FLOOR_MS) this.connection.observeRedisTime(-status);
       throw pastDeadline('Session lock', 'SESSION LOCK', this.connection.options.operationTimeout);
     }
     return status === 1;
@@ -523,6 +524,9 @@ async function withoutMarkWhileMigrating<T>(
     throw error;
   }
 }
+
+/** Below this (2001-09-09 in epoch ms), a number is not a Redis time. */
+const REDIS_TIME_FLOOR_MS = 1e12;
 
 /** A commit, take or remove that reached Redis after its deadline: nothing was applied (the app answered 503). */
 function pastDeadline(what: string, operation: string, operationTimeout: number): RedisOperationError {
