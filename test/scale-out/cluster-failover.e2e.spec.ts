@@ -360,7 +360,7 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
           }
           return back.size === onVictim.length;
         },
-        8_000,
+        15_000,
         100,
       );
       expect(onVictim.filter((s) => !back.has(s)).map((s) => s.history.join(' | '))).toEqual([]);
@@ -381,7 +381,7 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
           if (ok) probedUpAfter = Date.now() - promotedAt;
           return ok;
         },
-        8_000,
+        15_000,
         100,
       );
       expect(probedUpAfter).toBeDefined();

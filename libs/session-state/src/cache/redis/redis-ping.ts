@@ -29,10 +29,14 @@ export async function pingRedis(
         throw notConnected(`Redis Cluster master at ${owner}`, 'connection lost', lastError());
       }
     }
-    await Promise.all(masters.map((node) => pingNode(node, timeoutMs, deadlines, lastError)));
+    // A master ioredis made from the slot map but never used (lazily connected: a replica promoted since, say) is
+    // still waiting to connect: the PING connects it (a Cluster's nodes queue commands until then). Before, it
+    // answered "not connected" for as long as no session request reached that master: an instance that only gets
+    // health probes reported down after every failover.
+    await Promise.all(masters.map((node) => pingNode(node, timeoutMs, deadlines, lastError, true)));
     return;
   }
-  await pingNode(client, timeoutMs, deadlines, lastError);
+  await pingNode(client, timeoutMs, deadlines, lastError, false);
 }
 
 function pingNode(
@@ -40,9 +44,11 @@ function pingNode(
   timeoutMs: number,
   deadlines: Deadlines,
   lastError: () => Error | undefined,
+  connectsIfIdle: boolean,
 ): Promise<void> {
   const where = `Redis at ${node.options.host ?? 'localhost'}:${node.options.port ?? 6379}`;
-  if (node.status !== 'ready' && node.status !== 'connect') {
+  const idle = connectsIfIdle && node.status === 'wait';
+  if (node.status !== 'ready' && node.status !== 'connect' && !idle) {
     return Promise.reject(notConnected(where, node.status, lastError()));
   }
   const reply = node.ping().then(

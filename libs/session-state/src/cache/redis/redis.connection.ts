@@ -339,7 +339,11 @@ export class RedisConnection {
           disconnectTimeout: DISCONNECT_TIMEOUT,
         },
         clusterRetryStrategy: (times) => this.reconnectDelay(times),
-        slotsRefreshTimeout: o.connectionTimeout,
+        // A slot-map read asks one node at a time (shuffled) and waits this long for each: after a master hung, a
+        // read that asks it first would wait the whole connection timeout before asking the next (and, in flight at
+        // close(), keep the process that long); a second, or the operation timeout when longer, is plenty for one
+        // CLUSTER SLOTS on a new connection.
+        slotsRefreshTimeout: Math.min(o.connectionTimeout, Math.max(o.operationTimeout, 1000)),
         dnsLookup: (address, callback) => callback(null, address),
       };
       return new Cluster([...o.clusterNodes], clusterOptions);
