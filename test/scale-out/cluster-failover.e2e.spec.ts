@@ -430,12 +430,16 @@ describe('a half-open connection to a healthy Redis Cluster node', () => {
       .admin()
       .call('CONFIG', 'SET', 'cluster-announce-bus-port', String(target.port + CLUSTER_BUS_OFFSET));
     await node.admin().call('CONFIG', 'SET', 'cluster-announce-port', String(proxy.port));
+    // Every node must say so: a slot-map read from one that still names the node's own port would have the app
+    // connect to it directly (and recover without the check under test).
     const seenThroughProxy = await waitUntil(
       async () => {
-        const slots = (await processOf(cluster, others[0].port)
-          .admin()
-          .call('CLUSTER', 'SLOTS')) as unknown[][];
-        return slots.some((range) => (range[2] as unknown[])[1] === proxy!.port);
+        for (const port of [target.port, ...others.map((m) => m.port)]) {
+          const slots = (await processOf(cluster, port).admin().call('CLUSTER', 'SLOTS')) as unknown[][];
+          const served = slots.filter((range) => range[0] === target.slots[0][0]);
+          if (served.length !== 1 || (served[0][2] as unknown[])[1] !== proxy!.port) return false;
+        }
+        return true;
       },
       10_000,
       100,
