@@ -19,6 +19,7 @@ import {
   sleep,
   waitUntil,
   waitForReplicaAcks,
+  type MasterView,
 } from './support/load.js';
 
 /**
@@ -272,6 +273,35 @@ describe('failover of a Redis Cluster master under load', () => {
   }, 60_000);
 });
 
+/** An app on the Cluster whose seed nodes are `nodes` (`host:port`), with a short operation timeout. */
+function startClusterApp(
+  nodes: readonly string[],
+  applicationName: string,
+  operationTimeout: number,
+  logger?: CaptureLogger,
+) {
+  return startSessionApp(
+    {
+      secrets: SECRETS,
+      redis: { clusterNodes: [...nodes], applicationName, operationTimeoutInMilliseconds: operationTimeout },
+    },
+    logger ? { logger } : undefined,
+  );
+}
+
+/** The sessions whose data the Cluster keeps in `master`'s slots. */
+async function sessionsIn(
+  cluster: RedisClusterProcess,
+  master: MasterView,
+  applicationName: string,
+  sessions: readonly SessionClient[],
+): Promise<SessionClient[]> {
+  const held: SessionClient[] = [];
+  for (const s of sessions)
+    if (ownsSlot(master, await cluster.keySlot(dataKey(applicationName, s.key!)))) held.push(s);
+  return held;
+}
+
 /**
  * A master that hangs with its connections open (SIGSTOP: a stopped process, a frozen VM, a partitioned host) is
  * not a closed connection: ioredis learns nothing from it, and an instance kept sending that shard's sessions to it,
@@ -298,24 +328,11 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
   });
 
   it('is routed around once its replica is promoted: its sessions answer again within seconds, their counts intact', async () => {
-    const started = await startSessionApp({
-      secrets: SECRETS,
-      redis: {
-        clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`),
-        applicationName: HANG_APP,
-        operationTimeoutInMilliseconds: 500,
-      },
-    });
+    const seeds = cluster.nodes.map((n) => `${n.host}:${n.port}`);
+    const started = await startClusterApp(seeds, HANG_APP, 500);
     app = started.app;
     // A second instance that gets nothing but health probes (as one a load balancer took out of rotation).
-    const probed = await startSessionApp({
-      secrets: SECRETS,
-      redis: {
-        clusterNodes: cluster.nodes.map((n) => `${n.host}:${n.port}`),
-        applicationName: HANG_APP,
-        operationTimeoutInMilliseconds: 500,
-      },
-    });
+    const probed = await startClusterApp(seeds, HANG_APP, 500);
     probedApp = probed.app;
     const probedStore = probed.app.get(SessionStore);
     await probedStore.ping!();
@@ -329,9 +346,7 @@ describe('a Redis Cluster master that hangs (SIGSTOP)', () => {
     expect(sessions.filter((s) => s.acknowledged !== 1).map((s) => s.history.join(' | '))).toEqual([]);
 
     const [victim, witness] = await clusterMasters(cluster);
-    const onVictim: SessionClient[] = [];
-    for (const s of sessions)
-      if (ownsSlot(victim, await cluster.keySlot(dataKey(HANG_APP, s.key!)))) onVictim.push(s);
+    const onVictim = await sessionsIn(cluster, victim, HANG_APP, sessions);
     expect(onVictim.length).toBeGreaterThan(0);
     const witnessNode = processOf(cluster, witness.port);
     const frozen = processOf(cluster, victim.port);
@@ -447,23 +462,16 @@ describe('a half-open connection to a healthy Redis Cluster node', () => {
     expect(seenThroughProxy).toBe(true);
 
     const logger = new CaptureLogger();
-    const started = await startSessionApp(
-      {
-        secrets: SECRETS,
-        redis: {
-          clusterNodes: others.map((m) => `127.0.0.1:${m.port}`),
-          applicationName: PATH_APP,
-          operationTimeoutInMilliseconds: OPERATION_TIMEOUT,
-        },
-      },
-      { logger },
+    const started = await startClusterApp(
+      others.map((m) => `127.0.0.1:${m.port}`),
+      PATH_APP,
+      OPERATION_TIMEOUT,
+      logger,
     );
     app = started.app;
     const sessions = Array.from({ length: 16 }, (_, i) => new SessionClient(`p${i}`, client));
     for (const s of sessions) expect((await s.send('GET', started.url, '/counter')).status).toBe(200);
-    const onTarget: SessionClient[] = [];
-    for (const s of sessions)
-      if (ownsSlot(target, await cluster.keySlot(dataKey(PATH_APP, s.key!)))) onTarget.push(s);
+    const onTarget = await sessionsIn(cluster, target, PATH_APP, sessions);
     expect(onTarget.length).toBeGreaterThan(0);
     expect(proxy.connections).toBeGreaterThan(0);
 

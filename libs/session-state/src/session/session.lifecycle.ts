@@ -164,13 +164,13 @@ export class SessionLifecycle implements SessionHost {
    * The key the session's data is stored under (UserSessions indexes it): the cookie's key, or the key
    * a commit of this request wrote; undefined for a key `regenerate()` made that no commit wrote yet.
    */
+  storeKey(): string | undefined {
+    return this.persisted || (this.keyFromCookie && this.replacedKey === undefined) ? this.key : undefined;
+  }
+
   /** The failure every commit of the request is refused with, without trying (see {@link failureAnswered}). */
   refusingFailure(): Error | undefined {
     return this.finishFailure;
-  }
-
-  storeKey(): string | undefined {
-    return this.persisted || (this.keyFromCookie && this.replacedKey === undefined) ? this.key : undefined;
   }
 
   /** The verified session key from the request cookie, if any (never logged). */

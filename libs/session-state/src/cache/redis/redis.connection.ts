@@ -597,12 +597,11 @@ export class RedisConnection {
   private noteTimeout(): void {
     if (this.closed) return;
     const client = this.client;
-    if (client instanceof Cluster) this.readSlotMapAgain(client);
-    if (this.probingPath) return;
     if (!(client instanceof Cluster)) {
       this.noteSilence(client);
       return;
     }
+    this.readSlotMapAgain(client);
     for (const node of client.nodes('master')) {
       if (owesReplies(node)) this.noteSilence(node);
       else this.silences.delete(node);

@@ -81,13 +81,16 @@ const LOCK_KEY_LUA = `string.sub(key, 1, -6) .. '_Lock'`;
  */
 const LOCK_LOST_RETURNS_0 = `if ARGV[2] ~= '' and redis.call('GET', ${LOCK_KEY_LUA}) ~= ARGV[2] then return 0 end`;
 /**
- * For `regenerate()`'s take and `abandon()`'s end: ARGV[3], when given and not '0', is the deadline (Redis ms, as
- * the commit's): a script that runs after it (the app answered 503) takes, deletes and marks nothing; -1.
+ * ARGV[3], when given and not '0', is the deadline (Redis ms, as the commit's): a script that runs after it (the app
+ * answered 503) returns `reply` (Lua; `now` is Redis's time in ms) before it takes, deletes or marks anything.
  */
-const LATE_RETURNS_MINUS_1 = `if ARGV[3] and ARGV[3] ~= '0' then
+const lateReturns = (reply: string) => `if ARGV[3] and ARGV[3] ~= '0' then
   local t = redis.call('TIME')
-  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[3]) then return -1 end
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if now > tonumber(ARGV[3]) then return ${reply} end
 end`;
+/** For `regenerate()`'s take and `abandon()`'s end: -1 when late. */
+const LATE_RETURNS_MINUS_1 = lateReturns('-1');
 
 // unpack() is limited by Lua's C stack (~8000 values): write in batches of 1000 arguments.
 const COMMIT = `
@@ -320,11 +323,7 @@ return reply`,
   lockAcquire: {
     numberOfKeys: 1,
     lua: `
-if ARGV[3] and ARGV[3] ~= '0' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if now > tonumber(ARGV[3]) then return -now end
-end
+${lateReturns('-now')}
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
