@@ -4,8 +4,10 @@
  * again once it answers, without a restart.
  */
 import request from 'supertest';
-import type { INestApplication } from '@nestjs/common';
-import type { SessionModuleOptions } from 'nest-session-state';
+import { Module, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { SessionConfigurationError, SessionModule, type SessionModuleOptions } from 'nest-session-state';
+import { SessionStoreHealthIndicator } from 'nest-session-state/terminus';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { TestDatabase } from '../support/postgres/index.js';
@@ -187,6 +189,38 @@ describe('SessionStoreHealthIndicator (nest-session-state/terminus)', () => {
         await app.close();
         await proxy.stop().catch(() => undefined);
       }
+    });
+  });
+
+  describe('provided without what it needs: startup fails naming the module to import', () => {
+    async function startupError(module: new () => object): Promise<Error> {
+      const failed = await NestFactory.create(module, { logger: false, abortOnError: false }).then(
+        async (app) => {
+          await app.close();
+          return undefined;
+        },
+        (error: unknown) => error,
+      );
+      expect(failed).toBeInstanceOf(SessionConfigurationError);
+      return failed as Error;
+    }
+
+    it('without SessionModule', async () => {
+      @Module({ imports: [HealthModule] })
+      class WithoutSessions {}
+      expect((await startupError(WithoutSessions)).message).toMatch(
+        /^SessionStoreHealthIndicator needs the session store: import SessionModule\.forRoot\(\)/,
+      );
+    });
+
+    it('without TerminusModule', async () => {
+      @Module({ providers: [SessionStoreHealthIndicator] })
+      class IndicatorAlone {}
+      @Module({ imports: [SessionModule.forRoot({}), IndicatorAlone] })
+      class WithoutTerminus {}
+      expect((await startupError(WithoutTerminus)).message).toMatch(
+        /needs @nestjs\/terminus: import TerminusModule in the module that provides the indicator/,
+      );
     });
   });
 });

@@ -1,5 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { SessionConfigurationError } from '../errors/configuration.errors.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
 
 /**
@@ -43,10 +44,30 @@ const DEFAULT_TIMEOUT = 5000;
  */
 @Injectable()
 export class SessionStoreHealthIndicator {
+  private readonly health: HealthIndicatorService;
+  private readonly store: SessionStore;
+
   constructor(
-    @Inject(HealthIndicatorService) private readonly health: HealthIndicatorService,
-    @Inject(SessionStore) private readonly store: SessionStore,
-  ) {}
+    @Optional() @Inject(HealthIndicatorService) health: HealthIndicatorService | undefined,
+    @Optional() @Inject(SessionStore) store: SessionStore | undefined,
+  ) {
+    // Nest's own error for a missing provider names neither module to import.
+    if (!store) {
+      throw new SessionConfigurationError(
+        'SessionStoreHealthIndicator needs the session store: import SessionModule.forRoot() (or forRootAsync()) ' +
+          "in the app's root module. With isGlobal: false, import the module that exports SessionModule where " +
+          'the indicator is provided.',
+      );
+    }
+    if (!health) {
+      throw new SessionConfigurationError(
+        'SessionStoreHealthIndicator needs @nestjs/terminus: import TerminusModule in the module that provides ' +
+          'the indicator.',
+      );
+    }
+    this.health = health;
+    this.store = store;
+  }
 
   /** Probes the store; `key` names the entry in the health report (default `session-store`). */
   async isHealthy<const Key extends string = 'session-store'>(
