@@ -51,6 +51,12 @@ class AccountController {
   logout(@Session() session: Session) {
     session.abandon();
   }
+
+  @Post('cart')
+  add(@Session() session: Session) {
+    session.setString('user', 'carol');
+    session.set('cart', ['kiwi']);
+  }
 }
 
 describe('signing in a browser that carries an express-session cookie (docs/migrating.md)', () => {
@@ -131,6 +137,19 @@ describe('signing in a browser that carries an express-session cookie (docs/migr
       .set('Cookie', oldCookie('def456', 'a newer secret the old app signed with'))
       .expect(200);
     expect(res.body.user).toBe('bob');
+  });
+
+  it('a browser that has a session here already (both apps during the rollout) keeps it; the old one goes', async () => {
+    const here = cookiePair(await request(url).post('/account/cart').expect(201), COOKIE);
+    await old.set('sess:jkl012', oldSession('carol'), 'EX', 3600);
+    const res = await request(url)
+      .get('/account')
+      .set('Cookie', `${here}; ${oldCookie('jkl012', OLD_SECRET)}`)
+      .expect(200);
+    expect(res.body).toEqual({ user: 'carol', cart: ['kiwi'] });
+    expect(setCookies(res)).toContain('connect.sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT');
+    expect(await old.exists('sess:jkl012')).toBe(0);
+    expect((await request(url).get('/account').set('Cookie', here).expect(200)).body.cart).toEqual(['kiwi']);
   });
 
   it('an old session that is not JSON imports nothing and the request still answers', async () => {

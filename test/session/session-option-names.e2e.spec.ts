@@ -6,6 +6,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { Injectable, Module, type DynamicModule } from '@nestjs/common';
 import { Redis } from 'ioredis';
+import { createClient as createNodeRedisClient } from 'redis';
 import request from 'supertest';
 import {
   ManualClock,
@@ -259,10 +260,42 @@ describe('unknown option names fail at startup, before connecting', () => {
         'docs/migrating.md.',
     );
     await expectRefused(
+      { secrets: SECRETS, prefix: 'myapp:', session: { secret: 'keyboard cat', store: {} }, redis },
+      SessionConfigurationError,
+      [
+        "SessionModule option prefix is unknown: connect-redis's prefix has no counterpart at the top level: Redis " +
+          'keys are named by redis.applicationName (default nest). Sessions stored by connect-redis are not read ' +
+          'in any case. See docs/migrating.md.',
+        "SessionModule option session.secret is unknown: express-session's secret is the top-level secrets here: " +
+          'an array of secrets of at least 32 bytes of entropy (the first signs, the others only verify). ' +
+          "express-session's cookies are not read in any case. See docs/migrating.md.",
+        "SessionModule option session.store is unknown: express-session's store has no counterpart in session: " +
+          'sessions are kept by the top-level redis ({ url } or { client } with an ioredis client) or postgres ' +
+          'option, or in memory by default. See docs/migrating.md.',
+      ].join('\n'),
+    );
+    await expectRefused(
       { secrets: SECRETS, redis: { ...redis, ttl: 86_400 } },
       RedisConfigurationError,
       "Redis option redis.ttl is unknown: connect-redis's ttl is session.idleTimeout here (ms, sliding). See " +
         'docs/migrating.md.',
+    );
+  });
+
+  it("connect-redis's node-redis client as redis.client: names the client to build instead", async () => {
+    const nodeRedis = createNodeRedisClient({ url: silent.url });
+    await expectRefused(
+      { secrets: SECRETS, redis: { client: nodeRedis } },
+      RedisConfigurationError,
+      'Redis option client must be an ioredis Redis or Cluster instance (got a node-redis client, the one ' +
+        'connect-redis takes: build an ioredis client instead, new Redis(url) from ioredis, or pass ' +
+        'redis: { url }; see docs/migrating.md).',
+    );
+    await expectRefused(
+      { secrets: SECRETS, redis: { client: { sendCommand: () => undefined } } },
+      RedisConfigurationError,
+      'Redis option client must be an ioredis Redis or Cluster instance (got another object): new Redis(...) or ' +
+        'new Cluster(...) from ioredis.',
     );
   });
 

@@ -1,5 +1,8 @@
 import { Injectable, Module } from '@nestjs/common';
 import request from 'supertest';
+import { RedisStore as ConnectRedisStore } from 'connect-redis';
+import { MemoryStore as ExpressSessionMemoryStore } from 'express-session';
+import { createClient as createNodeRedisClient } from 'redis';
 import { Test } from '@nestjs/testing';
 import {
   MemoryDistributedCache,
@@ -300,6 +303,16 @@ describe('session cookie options', () => {
       'a store whose renewLock is not a function (every renewal would fail unseen)',
       { store: { ...memoryStoreMethods(), renewLock: 'yes' } },
       /renewLock not a function/,
+    ],
+    [
+      "express-session's MemoryStore as store",
+      { store: new ExpressSessionMemoryStore() },
+      /option store is an express-session store .*Use the redis option .* or postgres instead; see docs\/migrating\.md/,
+    ],
+    [
+      "connect-redis's RedisStore as cache",
+      { cache: new ConnectRedisStore({ client: createNodeRedisClient() }) },
+      /option cache is an express-session store \(such as connect-redis's RedisStore/,
     ],
     [
       'an empty cache',

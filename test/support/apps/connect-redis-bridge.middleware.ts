@@ -70,6 +70,9 @@ export class ConnectRedisBridge implements NestMiddleware {
     // Yours: whatever the old app kept in req.session.
     const old = JSON.parse(stored) as { passport?: { user?: string | number }; cart?: unknown };
     const session = await this.sessions.load();
+    // A browser that has a session here already (it used both apps during the rollout) keeps it: the old session
+    // would overwrite what the user did since on this side.
+    if (session.keys.length > 0) return;
     session.regenerate(); // signs in: a new key, as on any sign-in
     if (old.passport?.user !== undefined) session.setString('user', String(old.passport.user));
     if (old.cart !== undefined) session.set('cart', old.cart);

@@ -42,6 +42,13 @@ export function pluggableShapeProblem(
       return `${subject(option)} must be a ${contract} object (got ${value === null ? 'null' : typeof value}). ${fix}`;
     }
     const methods = value as Record<string, unknown>;
+    if (isExpressSessionStore(methods)) {
+      return (
+        `${subject(option)} is an express-session store (such as connect-redis's RedisStore or connect-pg-simple): ` +
+        "it keeps whole sessions in express-session's format and cannot hold these. Use the redis option " +
+        '(redis: { url }, or redis: { client } with an ioredis client) or postgres instead; see docs/migrating.md.'
+      );
+    }
     const missing = required.filter((name) => typeof methods[name] !== 'function');
     const wrong = optional.filter(
       (name) => methods[name] !== undefined && typeof methods[name] !== 'function',
@@ -58,4 +65,15 @@ export function pluggableShapeProblem(
     }
   }
   return undefined;
+}
+
+/** express-session's `Store` contract (get, set, destroy), which a migrating app may pass as it did to `session()`. */
+function isExpressSessionStore(methods: Record<string, unknown>): boolean {
+  return (
+    typeof methods.destroy === 'function' &&
+    typeof methods.get === 'function' &&
+    typeof methods.set === 'function' &&
+    typeof methods.refresh !== 'function' &&
+    typeof methods.commit !== 'function'
+  );
 }

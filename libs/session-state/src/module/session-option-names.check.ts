@@ -5,7 +5,11 @@ import {
   POSTGRES_OPTION_NAMES,
 } from '../cache/postgres/postgres-session.options.js';
 import { UnknownOptionNames, type OptionLevel } from '../options/option-names.check.js';
-import { COOKIE_EXPIRY_OPTIONS, EXPRESS_SESSION_OPTIONS } from '../options/foreign-option-names.js';
+import {
+  COOKIE_EXPIRY_OPTIONS,
+  EXPRESS_SESSION_OPTIONS_AT_ROOT,
+  EXPRESS_SESSION_OPTIONS_IN_SESSION,
+} from '../options/foreign-option-names.js';
 import {
   MEMORY_OPTION_NAMES,
   METRICS_OPTION_NAMES,
@@ -35,7 +39,7 @@ const ROOT: OptionLevel = {
       'is not a session option: give it to SessionModule.forRoot({ isGlobal, ... }) or ' +
       'SessionModule.forRootAsync({ isGlobal, useFactory, ... }) itself, not in what the factory returns.',
   },
-  foreign: EXPRESS_SESSION_OPTIONS,
+  foreign: EXPRESS_SESSION_OPTIONS_AT_ROOT,
   // Names that belong one level down (`idleTimeout` → `session.idleTimeout`, `url` → `redis.url`).
   elsewhere: [
     { path: 'session', names: SESSION_OPTION_NAMES },
@@ -62,7 +66,7 @@ export function unknownSessionOptionNames(options: unknown): string | undefined 
     path: 'session',
     names: SESSION_OPTION_NAMES,
     elsewhere: [SESSION_COOKIE],
-    foreign: EXPRESS_SESSION_OPTIONS,
+    foreign: EXPRESS_SESSION_OPTIONS_IN_SESSION,
   });
   found.check(session?.cookie, SESSION_COOKIE);
   if (typeof session?.lock !== 'boolean') {

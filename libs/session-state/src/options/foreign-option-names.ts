@@ -24,6 +24,28 @@ export const EXPRESS_SESSION_OPTIONS: Readonly<Record<string, string>> = {
   ttl: `connect-redis's ttl is session.idleTimeout here (ms, sliding). ${MIGRATING}`,
 };
 
+/**
+ * express-session's options that sit at the top level here, found in `session` (where `session({ ... })` took them).
+ * At the top level `secret` gets "did you mean secrets?" and `store` is this module's own.
+ */
+export const EXPRESS_SESSION_OPTIONS_IN_SESSION: Readonly<Record<string, string>> = {
+  ...EXPRESS_SESSION_OPTIONS,
+  secret:
+    "express-session's secret is the top-level secrets here: an array of secrets of at least 32 bytes of entropy " +
+    `(the first signs, the others only verify). express-session's cookies are not read in any case. ${MIGRATING}`,
+  store:
+    "express-session's store has no counterpart in session: sessions are kept by the top-level redis " +
+    `({ url } or { client } with an ioredis client) or postgres option, or in memory by default. ${MIGRATING}`,
+};
+
+/** express-session's and connect-redis's options found at the top level. */
+export const EXPRESS_SESSION_OPTIONS_AT_ROOT: Readonly<Record<string, string>> = {
+  ...EXPRESS_SESSION_OPTIONS,
+  prefix:
+    "connect-redis's prefix has no counterpart at the top level: Redis keys are named by redis.applicationName " +
+    `(default nest). Sessions stored by connect-redis are not read in any case. ${MIGRATING}`,
+};
+
 /** What to do instead of a cookie expiry. */
 const PERSISTENT_COOKIE =
   'is not supported: the cookie has no expiry, it ends when the browser closes (ASP.NET Core refuses it too). How ' +

@@ -34,6 +34,13 @@ export class KeyRing {
    * random; otherwise startup fails with an error naming `optionName`.
    */
   static fromSecrets(secrets: readonly (string | Uint8Array)[], optionName = 'secrets'): KeyRing {
+    if (typeof secrets === 'string') {
+      // Read from the environment as one string; its content is a secret, never quoted.
+      throw new KeyRingConfigurationError(
+        `${optionName} must be an array of secrets (newest first), got one string: pass [secret], or split a ` +
+          "list read from the environment: process.env.SESSION_SECRETS.split(',').map((s) => s.trim()).",
+      );
+    }
     if (!Array.isArray(secrets) || secrets.length === 0) {
       throw new KeyRingConfigurationError(
         `${optionName} must be a non-empty array of secrets (newest first). ` +

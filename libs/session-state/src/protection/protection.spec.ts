@@ -34,6 +34,12 @@ const hkdf = (secretText: string, purpose: ProtectionPurpose) =>
 describe('key ring', () => {
   it('rejects missing, short and low-entropy secrets with the option name and a fix', () => {
     expect(() => KeyRing.fromSecrets([])).toThrow(/secrets must be a non-empty array/);
+    const fromEnv = 'Hn3xQ8vLr2pYt7sWc0bKm5gFj9aEu4iOz6dRq1yTw8,Zk4mP9sQ2wXr7tLc5vBn8yHd3jFg6aUe1oIq0pRs2T';
+    const oneString = (): KeyRing => KeyRing.fromSecrets(fromEnv as unknown as string[]);
+    expect(oneString).toThrow(
+      /^secrets must be an array of secrets \(newest first\), got one string: .*\.split\(','\)/,
+    );
+    expect(oneString).not.toThrow(/Hn3x|Zk4m/);
     expect(() => KeyRing.fromSecrets(['short'])).toThrow(/secrets\[0\] is too weak.*randomBytes\(32\)/);
     expect(() => KeyRing.fromSecrets([secret(), 'x'.repeat(64)])).toThrow(/secrets\[1\]/);
     expect(() => KeyRing.fromSecrets(['changemechangemechangemechangeme'])).toThrow(/too weak/);

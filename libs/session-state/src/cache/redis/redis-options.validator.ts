@@ -160,11 +160,9 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
         'braces would break the hash tag that keeps one session in one cluster slot.',
     );
   }
-  if (
-    options.client !== undefined &&
-    typeof (options.client as { sendCommand?: unknown }).sendCommand !== 'function'
-  ) {
-    fail('Redis option client must be an ioredis Redis or Cluster instance.');
+  if (options.client !== undefined) {
+    const problem = foreignClientProblem(options.client);
+    if (problem) fail(problem);
   }
   if (options.throwOnError !== undefined && typeof options.throwOnError !== 'boolean') {
     fail(
@@ -242,4 +240,23 @@ function resolveNearCache(
     maxEntries: integerOption('nearCache.maxEntries', bounds.maxEntries, 10_000, 1, 10_000_000),
     maxAge: integerOption('nearCache.maxAgeInMilliseconds', bounds.maxAgeInMilliseconds, 5000, 1, 3_600_000),
   };
+}
+
+/**
+ * Why `client` is not an ioredis client, or undefined. ioredis's own `defineCommand` is checked, not only a
+ * `sendCommand`: node-redis (the client connect-redis takes, so the one a migrating app has) has that too and
+ * failed later with a TypeError.
+ */
+function foreignClientProblem(client: unknown): string | undefined {
+  const methods = (typeof client === 'object' && client !== null ? client : {}) as Record<string, unknown>;
+  if (typeof methods.sendCommand === 'function' && typeof methods.defineCommand === 'function')
+    return undefined;
+  const nodeRedis = typeof methods.sendCommand === 'function' && typeof methods.isOpen === 'boolean';
+  return (
+    'Redis option client must be an ioredis Redis or Cluster instance' +
+    (nodeRedis
+      ? ' (got a node-redis client, the one connect-redis takes: build an ioredis client instead, ' +
+        'new Redis(url) from ioredis, or pass redis: { url }; see docs/migrating.md).'
+      : ` (got ${typeof client === 'object' && client !== null ? 'another object' : describeOptionValue(client)}): new Redis(...) or new Cluster(...) from ioredis.`)
+  );
 }
