@@ -10,6 +10,7 @@ import {
   SessionConfigurationError,
   SessionModule,
   type Clock,
+  type SessionData,
   type SessionModuleOptions,
   type SessionStore,
 } from 'nest-session-state';
@@ -315,6 +316,16 @@ describe('session cookie options', () => {
       /option cache is an express-session store \(such as connect-redis's RedisStore/,
     ],
     [
+      'session.lock over a DistributedCache (every loading request would answer 503)',
+      { cache: new MemoryDistributedCache(), session: { lock: true } },
+      /^SessionModule option session\.lock needs a session store that takes locks, and sessions kept in the DistributedCache given as cache cannot be locked/,
+    ],
+    [
+      'session.lock over a store without tryLock',
+      { store: memoryStoreMethods(), session: { lock: { ttl: 5000 } } },
+      /session\.lock needs a session store that takes locks, and the store given as store has no tryLock\. .*or remove session\.lock\./,
+    ],
+    [
       'an empty cache',
       { cache: {} },
       /option cache does not implement DistributedCache \(missing get, set, refresh, remove\)/,
@@ -521,13 +532,61 @@ describe('stores', () => {
     });
   });
 
-  it('a plain DistributedCache gets whole-record writes (the ASP.NET model) and still works', async () => {
+  it('a plain DistributedCache holds each session as one record, slid by the idle timeout', async () => {
     const cache = new MemoryDistributedCache();
-    await withApp({ cache }, async (url) => {
+    const sets: unknown[] = [];
+    const set = cache.set.bind(cache);
+    cache.set = (key, value, options) => {
+      sets.push(options);
+      return set(key, value, options);
+    };
+    await withApp({ cache, session: { idleTimeout: 60_000 } }, async (url) => {
       const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
       await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
       expect(cache.count).toBe(1);
+      expect(sets).toEqual([{ slidingExpiration: 60_000 }, { slidingExpiration: 60_000 }]);
     });
+  });
+
+  it("a DistributedCache that answers null for a missing entry (IDistributedCache's habit): a new session, not a 503", async () => {
+    const cache = new MemoryDistributedCache();
+    const get = cache.get.bind(cache);
+    cache.get = async (key) => (await get(key)) ?? (null as unknown as undefined);
+    await withApp({ cache }, async (url) => {
+      const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      const signed = cookie.slice(cookie.indexOf('=') + 1);
+      await cache.remove(signed.slice(0, signed.lastIndexOf('.'))); // expired
+      await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 1 });
+    });
+  });
+
+  it('a custom SessionStore whose load answers a plain object: 503, and the log names the contract', async () => {
+    const store: SessionStore = {
+      ...new MemorySessionStore(),
+      writesDeltas: true,
+      throwOnError: true,
+      load: () => Promise.resolve({ count: new Uint8Array([49]) } as unknown as SessionData),
+      commit: () => Promise.resolve(),
+      refresh: () => Promise.resolve(),
+      remove: () => Promise.resolve(),
+    };
+    let cookie = '';
+    await withApp({ secrets: [NEW] }, async (url) => {
+      cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+    });
+    const logger = new CaptureLogger();
+    await withApp(
+      { secrets: [NEW], store },
+      async (url) => {
+        await request(url).get('/counter').set('Cookie', cookie).expect(503);
+      },
+      { logger },
+    );
+    expect(logger.lines.map((l) => l.message).join('\n')).toContain(
+      'SessionStore.load must answer a Map of field names to bytes (Uint8Array), or undefined when no session is ' +
+        'stored (got object): see SessionStore in docs/API.md.',
+    );
   });
 
   it('forRootAsync with useFactory and inject', async () => {

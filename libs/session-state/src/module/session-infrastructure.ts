@@ -42,6 +42,15 @@ export class SessionInfrastructure {
     // Validate everything before connecting anywhere, so a typo fails fast.
     const resolved = resolveSessionOptions(options);
     resolveMaxSessionsPerUser(options.users); // UserSessions reads it later; a mistake fails before connecting
+    const lockless = resolved.lock ? locklessStore(options) : undefined;
+    if (lockless) {
+      // Every request that loads the session would answer 503 otherwise.
+      throw new SessionConfigurationError(
+        `SessionModule option session.lock needs a session store that takes locks, and ${lockless}. Keep sessions ` +
+          'in the memory store (the default), redis or postgres, give a store that implements tryLock, renewLock ' +
+          'and unlock (SessionStore in docs/API.md), or remove session.lock.',
+      );
+    }
     const keyRing =
       options.secrets === undefined ? KeyRing.ephemeral() : KeyRing.fromSecrets(options.secrets, 'secrets');
     if (keyRing.isEphemeral) {
@@ -120,6 +129,18 @@ export class SessionInfrastructure {
   async close(): Promise<void> {
     await this.closeStore?.();
   }
+}
+
+/** Why the store that will hold the sessions cannot take locks, or undefined. */
+function locklessStore(options: SessionModuleOptions): string | undefined {
+  if (options.postgres) return undefined;
+  if (options.store !== undefined)
+    return typeof options.store.tryLock === 'function'
+      ? undefined
+      : 'the store given as store has no tryLock';
+  if (options.cache !== undefined && !options.redis)
+    return 'sessions kept in the DistributedCache given as cache cannot be locked (a cache has no atomic step)';
+  return undefined;
 }
 
 /**

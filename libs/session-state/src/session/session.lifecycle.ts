@@ -76,6 +76,19 @@ function revokedWhileMoving(
   return session.getReserved(SESSION_ID_FIELD) === undefined || storedSessionId(taken) !== session.id;
 }
 
+/**
+ * What a store's `load` answered, checked against the contract: a custom store answering a plain object failed later
+ * with "this.data is not iterable", naming nothing to fix. `null` is no session, as `undefined` is.
+ */
+function loadedData(data: SessionData | null | undefined): SessionData | undefined {
+  if (data == null) return undefined;
+  if (data instanceof Map) return data;
+  throw new TypeError(
+    'SessionStore.load must answer a Map of field names to bytes (Uint8Array), or undefined when no session is ' +
+      `stored (got ${Array.isArray(data) ? 'an array' : typeof data}): see SessionStore in docs/API.md.`,
+  );
+}
+
 /** A store without `take`: its load then its remove (a commit between the two is not carried over). */
 async function loadThenRemove(
   store: SessionStore,
@@ -225,7 +238,7 @@ export class SessionLifecycle implements SessionHost {
     const { store, options } = this.runtime;
     try {
       if (options.lock) await this.acquireLock(key);
-      const data = await this.runtime.withIoTimeout(store.load(key, options.idleTimeout));
+      const data = loadedData(await this.runtime.withIoTimeout(store.load(key, options.idleTimeout)));
       this.runtime.metrics?.loaded(data !== undefined);
       this.attachLoaded(key, data);
     } catch (error) {

@@ -1,18 +1,45 @@
 import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../../cache/distributed-cache.interface.js';
-import { SessionRecordFormatError } from '../../errors/session.errors.js';
+import { SessionMovedError, SessionRecordFormatError } from '../../errors/session.errors.js';
 import { decodeSessionRecord, encodeSessionRecord } from './session-record.codec.js';
-import type { SessionChanges, SessionData, SessionStore } from './session-store.interface.js';
+import type {
+  EndedSessionMark,
+  SessionChanges,
+  SessionCommitLimits,
+  SessionData,
+  SessionEnding,
+  SessionStore,
+} from './session-store.interface.js';
+import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
+import { movedWithin } from './ended-session.marks.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
 /** A cache key no session key can be (session keys are base64url). */
 const PING_KEY = '\u0000nest-session-state:ping';
 
+/** Where an ended session's mark is kept: `:` is not base64url, so no session key is one. */
+const endedMarkKey = (sessionKey: string): string => `nest-session-state:ended:${sessionKey}`;
+
+/** A mark's bytes: how the session ended (0 moved, 1 abandoned), then until when (epoch ms, float64). */
+const MARK_BYTES = 9;
+
 /**
- * Sessions as whole records in any {@link DistributedCache} (ASP.NET's model): a commit writes the
- * complete session, so two concurrent requests that change different keys can lose one update.
- * Used when the app brings its own cache; the memory and Redis stores write deltas instead.
+ * Sessions as whole records in any {@link DistributedCache} (the model of ASP.NET's session over
+ * `IDistributedCache`), used when the app brings its own cache; the memory, Redis and PostgreSQL stores write
+ * deltas in one atomic step instead.
+ *
+ * A commit reads the record as the cache holds it now, applies the request's changes to it (not to the copy the
+ * request loaded) and writes it back: two requests that change different keys both persist unless their commits
+ * overlap in the cache, between one's read and its write (ASP.NET writes the copy it loaded, so there the slower
+ * request drops the other's change every time). `regenerate()` and `abandon()` leave a mark in the cache
+ * (`nest-session-state:ended:<key>`, for the idle timeout), so a request that loaded the session before it ended
+ * does not bring it back under the old key with its late commit. What the interface of a cache cannot give: an
+ * atomic read-and-write, a deadline (a commit the app gave up on, 503, may still land if the cache applies it
+ * late), and a lock.
+ *
+ * Round trips: a load is a `get`; a commit a `get` and a `set` (or `remove`), plus a `get` of the mark when the
+ * session is gone; an abandon a `remove` and a `set`; a regenerate a `get`, a `remove` and a `set`.
  *
  * @example
  * SessionModule.forRoot({ cache: myDistributedCache }); // sessions as whole records in your cache
@@ -20,7 +47,7 @@ const PING_KEY = '\u0000nest-session-state:ping';
  */
 @HiddenFromLogs()
 export class CacheSessionStore implements SessionStore {
-  readonly writesDeltas = false;
+  readonly writesDeltas = true;
   readonly storeType = 'cache';
   private readonly logger = new Logger('CacheSessionStore');
 
@@ -35,33 +62,88 @@ export class CacheSessionStore implements SessionStore {
   }
 
   async load(sessionKey: string): Promise<SessionData | undefined> {
-    const bytes = await this.cache.get(sessionKey);
-    if (bytes === undefined) return undefined;
-    try {
-      return decodeSessionRecord(bytes);
-    } catch (error) {
-      if (!(error instanceof SessionRecordFormatError)) throw error;
-      // A record this version cannot read is treated like an expired session, not as an outage.
-      logEvent(
-        this.logger,
-        SessionLogEvents.SessionRecordUnreadable,
-        `${error.message} The session starts empty.`,
-      );
-      return undefined;
-    }
+    return this.decode(await this.cache.get(sessionKey), 'The session starts empty.');
   }
 
-  async commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number): Promise<void> {
-    const data = changes.snapshot();
-    if (data.size === 0) return this.cache.remove(sessionKey);
-    await this.cache.set(sessionKey, encodeSessionRecord(data), { slidingExpiration: idleTimeoutMs });
+  async commit(
+    sessionKey: string,
+    changes: SessionChanges,
+    idleTimeoutMs: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    const stored = this.decode(await this.cache.get(sessionKey), 'This commit replaces it.');
+    // Moved or abandoned since this request loaded it: see SessionChanges.ofStoredSession.
+    if (stored === undefined && changes.ofStoredSession) {
+      const ending = (await this.endingOf(sessionKey))?.ending;
+      if (ending === 'moved') throw new SessionMovedError();
+      if (ending === 'abandoned') return;
+    }
+    // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
+    if (limits) checkCommitLimits(stored, changes, limits);
+    const next: SessionData = (!changes.cleared && stored) || new Map<string, Uint8Array>();
+    for (const key of changes.removed) next.delete(key);
+    for (const [key, value] of changes.set) next.set(key, value);
+    if (!isEmptySession(next)) {
+      await this.cache.set(sessionKey, encodeSessionRecord(next), { slidingExpiration: idleTimeoutMs });
+    } else if (stored !== undefined) {
+      await this.cache.remove(sessionKey);
+    }
   }
 
   refresh(sessionKey: string): Promise<void> {
     return this.cache.refresh(sessionKey);
   }
 
-  remove(sessionKey: string): Promise<void> {
-    return this.cache.remove(sessionKey);
+  async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
+    await this.cache.remove(sessionKey);
+    if (mark) await this.mark(sessionKey, 'abandoned', mark.keepMs);
+  }
+
+  /** A `get` then a `remove`, then the moved mark: three calls, not one atomic step (the cache has none). */
+  async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    const data = await this.load(sessionKey);
+    // Moved by another request since this one loaded it: see EndedSessionMark.refuseIfMovedWithinMs.
+    const within = mark?.refuseIfMovedWithinMs;
+    if (
+      data === undefined &&
+      within !== undefined &&
+      movedWithin(await this.endingOf(sessionKey), mark!.keepMs, within)
+    )
+      throw new SessionMovedError();
+    await this.cache.remove(sessionKey);
+    if (mark) await this.mark(sessionKey, 'moved', mark.keepMs);
+    return data;
+  }
+
+  async endingOf(sessionKey: string): Promise<{ ending: SessionEnding; remainingMs: number } | undefined> {
+    const bytes = await this.cache.get(endedMarkKey(sessionKey));
+    if (bytes == null || bytes.byteLength !== MARK_BYTES) return undefined;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const remainingMs = view.getFloat64(1) - Date.now();
+    if (!(remainingMs > 0)) return undefined;
+    return { ending: bytes[0] === 0 ? 'moved' : 'abandoned', remainingMs };
+  }
+
+  private async mark(sessionKey: string, ending: SessionEnding, keepMs: number): Promise<void> {
+    const bytes = new Uint8Array(MARK_BYTES);
+    bytes[0] = ending === 'moved' ? 0 : 1;
+    new DataView(bytes.buffer).setFloat64(1, Date.now() + keepMs);
+    await this.cache.set(endedMarkKey(sessionKey), bytes, { absoluteExpirationRelativeToNow: keepMs });
+  }
+
+  /**
+   * A record as the cache answered it. `null` (the habit of caches that follow ASP.NET's `IDistributedCache`, or
+   * of untyped ones) is no record, as `undefined` is; a record this version cannot read is treated like an expired
+   * session, not as an outage.
+   */
+  private decode(bytes: Uint8Array | null | undefined, then: string): SessionData | undefined {
+    if (bytes == null) return undefined;
+    try {
+      return decodeSessionRecord(bytes);
+    } catch (error) {
+      if (!(error instanceof SessionRecordFormatError)) throw error;
+      logEvent(this.logger, SessionLogEvents.SessionRecordUnreadable, `${error.message} ${then}`);
+      return undefined;
+    }
   }
 }

@@ -156,7 +156,7 @@ export interface SessionCommitLimits {
 /**
  * Where sessions live. The module picks one: {@link MemorySessionStore} (default),
  * {@link RedisSessionStore} (one hash per session, delta commits), or {@link CacheSessionStore}
- * over any {@link DistributedCache} (whole-record writes, as ASP.NET does).
+ * over any {@link DistributedCache} (one record per session, each commit applied to the record as stored).
  *
  * @example
  * \@Module({ imports: [SessionModule.forRoot({ store: new MyAuditedStore() })] }) // a custom store
