@@ -36,9 +36,9 @@ export function oldSessionId(
 }
 
 /**
- * Signs in, once, a browser that still carries the old app's session cookie: what the old session held is copied
- * into a new session (under a new key), the old one is deleted in the same Redis command (a sign-out here cannot
- * bring it back), and the old cookie is deleted.
+ * Signs in, once, a browser that still carries the old app's session cookie and has no session here yet: what the old
+ * session held is copied into a new session (under a new key), the old one is deleted in the same Redis command (a
+ * sign-out here cannot bring it back), and the old cookie is deleted.
  */
 @Injectable()
 export class ConnectRedisBridge implements NestMiddleware {

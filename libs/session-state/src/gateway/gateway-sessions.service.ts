@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { loadedData } from '../session/stores/loaded-data.js';
 import { GatewaySessionNotConnectedError } from '../errors/gateway.errors.js';
 import { SessionUnavailableError } from '../errors/session.errors.js';
 import { DistributedSession } from '../session/session.js';
@@ -100,7 +101,7 @@ export class GatewaySessions {
     }
     const { store, options } = this.runtime;
     try {
-      const data = await this.runtime.withIoTimeout(store.load(sessionKey, options.idleTimeout));
+      const data = loadedData(await this.runtime.withIoTimeout(store.load(sessionKey, options.idleTimeout)));
       this.runtime.metrics?.loaded(data !== undefined);
       if (!store.loadMaySkipSlide) this.runtime.markSlid(sessionKey);
       session.attach(data, true);

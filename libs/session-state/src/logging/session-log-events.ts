@@ -63,6 +63,7 @@ export const SessionLogEvents = Object.freeze({
   NearCacheEnabled: event(3011, 'NearCacheEnabled', 'log'),
   MemoryStoreFull: event(3020, 'MemoryStoreFull', 'warn'),
   SessionRecordUnreadable: event(3021, 'SessionRecordUnreadable', 'warn'),
+  SessionEndMarkNotWritten: event(3022, 'SessionEndMarkNotWritten', 'warn'),
   EphemeralKeyRing: event(4001, 'EphemeralKeyRing', 'warn'),
   TempDataCookieBudget: event(4002, 'TempDataCookieBudget', 'warn'),
   RedisSentinelWithoutFailoverDetector: event(4003, 'RedisSentinelWithoutFailoverDetector', 'warn'),

@@ -47,8 +47,8 @@ export class SessionInfrastructure {
       // Every request that loads the session would answer 503 otherwise.
       throw new SessionConfigurationError(
         `SessionModule option session.lock needs a session store that takes locks, and ${lockless}. Keep sessions ` +
-          'in the memory store (the default), redis or postgres, give a store that implements tryLock, renewLock ' +
-          'and unlock (SessionStore in docs/API.md), or remove session.lock.',
+          'in the memory store (the default), redis or postgres, give a store that implements tryLock (and ' +
+          'renewLock and unlock: SessionStore in docs/API.md), or remove session.lock.',
       );
     }
     const keyRing =

@@ -289,6 +289,13 @@ function checkedStore(store: SessionStore, infrastructure: SessionInfrastructure
   if (store === infrastructure.store) return store;
   const problem = pluggableShapeProblem({ store }, () => 'The SessionStore provider (overridden)');
   if (problem) throw new SessionConfigurationError(problem);
+  if (infrastructure.options.lock && typeof store.tryLock !== 'function') {
+    throw new SessionConfigurationError(
+      'The SessionStore provider (overridden) has no tryLock, and SessionModule option session.lock needs a store ' +
+        'that takes locks (every request that loads the session would answer 503). Override it with a store that ' +
+        'implements tryLock (a MemorySessionStore, say), or leave session.lock out of the options under test.',
+    );
+  }
   return store;
 }
 

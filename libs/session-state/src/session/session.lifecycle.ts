@@ -1,4 +1,5 @@
 import type { HttpExchange } from '../http/http-exchange.js';
+import { loadedData } from './stores/loaded-data.js';
 import { formatDeleteCookie, formatSetCookie } from '../http/set-cookie.js';
 import type { Unprotected } from '../protection/cookie-signer.js';
 import { randomBase64url } from '../protection/random-pool.js';
@@ -74,19 +75,6 @@ function revokedWhileMoving(
   if (own.has(SESSION_USER_FIELD) || session.getReserved(SESSION_USER_FIELD) === undefined) return false;
   // `session.id` only reads the stored id here (it makes one when there is none).
   return session.getReserved(SESSION_ID_FIELD) === undefined || storedSessionId(taken) !== session.id;
-}
-
-/**
- * What a store's `load` answered, checked against the contract: a custom store answering a plain object failed later
- * with "this.data is not iterable", naming nothing to fix. `null` is no session, as `undefined` is.
- */
-function loadedData(data: SessionData | null | undefined): SessionData | undefined {
-  if (data == null) return undefined;
-  if (data instanceof Map) return data;
-  throw new TypeError(
-    'SessionStore.load must answer a Map of field names to bytes (Uint8Array), or undefined when no session is ' +
-      `stored (got ${Array.isArray(data) ? 'an array' : typeof data}): see SessionStore in docs/API.md.`,
-  );
 }
 
 /** A store without `take`: its load then its remove (a commit between the two is not carried over). */
@@ -887,7 +875,7 @@ export class SessionLifecycle implements SessionHost {
       const stored = this.key !== undefined && (this.keyFromCookie || this.persisted) && !this.replacedKey;
       // A delta store gets the removals as a commit: it deletes the session only if it is empty
       // once they are applied to what it stores, so a concurrent request's new values survive.
-      // A whole-record store can only delete it.
+      // A store whose commits write whole copies (writesDeltas false) can only delete it.
       const changes = session.changes;
       const id = changes.set.get(SESSION_ID_FIELD);
       // Only the id pending (read, or pending again after this request emptied the stored session): nothing to write.

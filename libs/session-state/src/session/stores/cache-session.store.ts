@@ -21,8 +21,12 @@ const PING_KEY = '\u0000nest-session-state:ping';
 /** Where an ended session's mark is kept: `:` is not base64url, so no session key is one. */
 const endedMarkKey = (sessionKey: string): string => `nest-session-state:ended:${sessionKey}`;
 
-/** A mark's bytes: how the session ended (0 moved, 1 abandoned), then until when (epoch ms, float64). */
-const MARK_BYTES = 9;
+/**
+ * A mark's bytes: how the session ended (0 moved, 1 abandoned), when (epoch ms, float64) and for how long it is kept
+ * (ms, float64). Its age is the reader's clock minus the writer's, never below 0: a writer whose clock is ahead makes
+ * a move look just made (refused as such a little longer), never older than it is.
+ */
+const MARK_BYTES = 17;
 
 /**
  * Sessions as whole records in any {@link DistributedCache} (the model of ASP.NET's session over
@@ -39,7 +43,9 @@ const MARK_BYTES = 9;
  * late), and a lock.
  *
  * Round trips: a load is a `get`; a commit a `get` and a `set` (or `remove`), plus a `get` of the mark when the
- * session is gone; an abandon a `remove` and a `set`; a regenerate a `get`, a `remove` and a `set`.
+ * session is gone; an abandon a `remove`, the mark's `set` and a second `remove`; a regenerate's move the mark's
+ * `set`, a `get` and a `remove` (and a `get` of an earlier mark when the module asks), besides the commit under
+ * the new key.
  *
  * @example
  * SessionModule.forRoot({ cache: myDistributedCache }); // sessions as whole records in your cache
@@ -63,6 +69,10 @@ export class CacheSessionStore implements SessionStore {
 
   async load(sessionKey: string): Promise<SessionData | undefined> {
     return this.decode(await this.cache.get(sessionKey), 'The session starts empty.');
+  }
+
+  private async loadToMove(sessionKey: string): Promise<SessionData | undefined> {
+    return this.decode(await this.cache.get(sessionKey), 'The session moves empty.');
   }
 
   async commit(
@@ -94,24 +104,42 @@ export class CacheSessionStore implements SessionStore {
     return this.cache.refresh(sessionKey);
   }
 
+  /**
+   * With `mark` (a sign-out): the record is deleted, the mark written, and the record deleted again, which undoes a
+   * commit that read the record before the first delete and wrote it back before the mark (one still landing later
+   * brings the session back: the cache has no atomic step). The session is gone once the first delete answers: a
+   * mark that cannot be written then is logged, not reported as a failed sign-out.
+   */
   async remove(sessionKey: string, mark?: EndedSessionMark): Promise<void> {
     await this.cache.remove(sessionKey);
-    if (mark) await this.mark(sessionKey, 'abandoned', mark.keepMs);
+    if (!mark) return;
+    try {
+      await this.mark(sessionKey, 'abandoned', mark.keepMs);
+      await this.cache.remove(sessionKey);
+    } catch (error) {
+      logEvent(
+        this.logger,
+        SessionLogEvents.SessionEndMarkNotWritten,
+        'The session was deleted, but its ended mark could not be written: a request that loaded it before may ' +
+          `still write under its key. ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   }
 
-  /** A `get` then a `remove`, then the moved mark: three calls, not one atomic step (the cache has none). */
+  /**
+   * The moved mark, then a `get` and a `remove`: not one atomic step (the cache has none), so a value committed
+   * between the `get` and the `remove` does not move. The mark goes first: should its write fail, nothing is moved
+   * or deleted yet (commits read a mark only when the record is gone).
+   */
   async take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    const data = await this.load(sessionKey);
+    const previous = mark?.refuseIfMovedWithinMs !== undefined ? await this.endingOf(sessionKey) : undefined;
+    if (mark) await this.mark(sessionKey, 'moved', mark.keepMs);
+    const data = await this.loadToMove(sessionKey);
     // Moved by another request since this one loaded it: see EndedSessionMark.refuseIfMovedWithinMs.
     const within = mark?.refuseIfMovedWithinMs;
-    if (
-      data === undefined &&
-      within !== undefined &&
-      movedWithin(await this.endingOf(sessionKey), mark!.keepMs, within)
-    )
+    if (data === undefined && within !== undefined && movedWithin(previous, mark!.keepMs, within))
       throw new SessionMovedError();
-    await this.cache.remove(sessionKey);
-    if (mark) await this.mark(sessionKey, 'moved', mark.keepMs);
+    if (data !== undefined) await this.cache.remove(sessionKey);
     return data;
   }
 
@@ -119,7 +147,8 @@ export class CacheSessionStore implements SessionStore {
     const bytes = await this.cache.get(endedMarkKey(sessionKey));
     if (bytes == null || bytes.byteLength !== MARK_BYTES) return undefined;
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const remainingMs = view.getFloat64(1) - Date.now();
+    const age = Math.max(0, Date.now() - view.getFloat64(1));
+    const remainingMs = view.getFloat64(9) - age;
     if (!(remainingMs > 0)) return undefined;
     return { ending: bytes[0] === 0 ? 'moved' : 'abandoned', remainingMs };
   }
@@ -127,7 +156,9 @@ export class CacheSessionStore implements SessionStore {
   private async mark(sessionKey: string, ending: SessionEnding, keepMs: number): Promise<void> {
     const bytes = new Uint8Array(MARK_BYTES);
     bytes[0] = ending === 'moved' ? 0 : 1;
-    new DataView(bytes.buffer).setFloat64(1, Date.now() + keepMs);
+    const view = new DataView(bytes.buffer);
+    view.setFloat64(1, Date.now());
+    view.setFloat64(9, keepMs);
     await this.cache.set(endedMarkKey(sessionKey), bytes, { absoluteExpirationRelativeToNow: keepMs });
   }
 

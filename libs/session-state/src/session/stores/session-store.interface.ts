@@ -86,7 +86,7 @@ export type SessionEnding = 'moved' | 'abandoned';
  * Kept under the key of a session that `regenerate()` moved (`take`) or `abandon()` ended (`remove`), for
  * `keepMs` (the idle timeout: a request that loaded the session commits within it, or would find it
  * expired anyway): a late commit of a request that loaded the session ({@link SessionChanges.ofStoredSession})
- * finds it and applies nothing. A store may keep none (whole-record stores do not).
+ * finds it and applies nothing. A store may keep none (custom stores that ignore it).
  *
  * @example
  * async take(key: string, mark?: EndedSessionMark) {
@@ -231,7 +231,11 @@ export interface SessionStore {
   renewLock?(sessionKey: string, token: string, ttlMs: number): Promise<boolean>;
   /** Releases the lock if `token` still owns it. */
   unlock?(sessionKey: string, token: string): Promise<void>;
-  /** True when commits write only the changes (no lost updates across keys). */
+  /**
+   * True when `commit` applies the changes to what is stored (not a whole copy of the session): the commit of a
+   * request that removed its last values then comes as a commit, which deletes the session only when what is stored
+   * is empty afterwards; false gets a `remove` instead.
+   */
   readonly writesDeltas: boolean;
   /** Store failures fail the request (503) when true; the session is just unavailable when false. */
   readonly throwOnError: boolean;
