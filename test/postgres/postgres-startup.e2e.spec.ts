@@ -16,6 +16,7 @@ import {
 } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { TestDatabase } from '../support/postgres/index.js';
+import { CaptureLogger } from '../support/capture-logger.js';
 import { freePort } from '../support/redis/index.js';
 
 const SECRETS = ['Hq5wT1xZ8pLr3nYc6sWd0hJk9fBg2aEu7iOt4yRz1M'];
@@ -184,6 +185,23 @@ describe('a database that cannot be used fails startup, naming the option', () =
     expect(error.message).toContain('postgres.connectionString');
     expect(error.message).not.toContain('hunter2');
     expect(ms).toBeLessThan(2_000);
+  });
+
+  it('a server that refuses connections for now (too many connections, 53300): said to be no configuration mistake', async () => {
+    await db.query(`ALTER ROLE ${db.name}_app CONNECTION LIMIT 0`);
+    try {
+      const { error } = await startupError({
+        postgres: { connectionString: `postgres://${db.name}_app:hunter2@${at()}/${db.name}` },
+      });
+      expect(error).toBeInstanceOf(PostgresConfigurationError);
+      expect(error.message).toMatch(
+        /does not accept connections now \(too many connections\): not a mistake in postgres\.connectionString\. Start the app once PostgreSQL accepts connections/,
+      );
+      expect(error.message).toContain('[53300 ');
+      expect(error.message).not.toContain('hunter2');
+    } finally {
+      await db.query(`ALTER ROLE ${db.name}_app CONNECTION LIMIT -1`);
+    }
   });
 
   it('a database that does not exist', async () => {
@@ -414,6 +432,28 @@ describe('a database that cannot be used fails startup, naming the option', () =
         `SELECT count(*)::int AS n FROM pg_class WHERE relname IN ('MySessions', 'MySessions_users')`,
       ),
     ).toEqual([{ n: 2 }]);
+  });
+
+  it("an app's pool without statement_timeout: startup warns (PostgresWithoutStatementTimeout) naming the setting; the module's own pool, or a pool with one, does not", async () => {
+    const warningsWith = async (postgres: NonNullable<SessionModuleOptions['postgres']>) => {
+      const logger = new CaptureLogger();
+      const { app } = await startSessionApp({ secrets: SECRETS, postgres }, { logger });
+      await app.close();
+      return logger.lines.filter((l) => l.message.startsWith('[PostgresWithoutStatementTimeout]'));
+    };
+    const bare = new pg.Pool({ connectionString: db.url(), max: 2 });
+    const bounded = new pg.Pool({ connectionString: db.url(), max: 2, statement_timeout: 1000 });
+    try {
+      const warned = await warningsWith({ pool: bare, operationTimeoutInMilliseconds: 1500 });
+      expect(warned).toHaveLength(1);
+      expect(warned[0].message).toContain("past the pool's max");
+      expect(warned[0].message).toContain('new pg.Pool({ statement_timeout: 1500 })');
+      expect(await warningsWith({ pool: bounded })).toEqual([]);
+      expect(await warningsWith({ connectionString: db.url() })).toEqual([]);
+    } finally {
+      await bare.end();
+      await bounded.end();
+    }
   });
 
   it('every documented option, set at once, starts (with cache as the injectable DistributedCache)', async () => {

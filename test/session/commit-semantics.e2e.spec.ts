@@ -808,6 +808,63 @@ class LostTakeReplyStore extends MemorySessionStore {
   }
 }
 
+/** A store whose takes fail, without applying, while `failing` is set (a store that stalled past ioTimeout). */
+class FailingTakeStore extends MemorySessionStore {
+  failing = false;
+  override take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    if (this.failing) return Promise.reject(new Error('the store did not answer'));
+    return super.take(sessionKey, mark);
+  }
+}
+
+describe('a move whose take fails (503)', () => {
+  it('deletes the copy written under the new key, which no browser got: the session stays under the old key alone', async () => {
+    const store = new FailingTakeStore();
+    const { app, url } = await startSessionApp(
+      { secrets: SECRETS, store },
+      { controllers: [GatedSessionController, RetryingController] },
+    );
+    try {
+      const cookie = cookiePair(
+        await request(url).post('/set/cart').send({ value: 'apple' }).expect(200),
+        COOKIE,
+      );
+      expect(store.count).toBe(1);
+      store.failing = true;
+      const signIn = await request(url)
+        .post(`/gated/${open('failed-take')}/regenerate`)
+        .set('Cookie', cookie)
+        .send({ key: 'user' })
+        .expect(503);
+      expect(signIn.headers['set-cookie']).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the delete runs after the answer
+      expect(store.count).toBe(1);
+      store.failing = false;
+      expect((await request(url).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
+        cart: 'apple',
+      });
+
+      // Tried again in the same request (the handler caught the failed commit): the move lands, nothing left over.
+      store.failing = true;
+      const failOnce = store.take.bind(store);
+      store.take = (key, mark) => {
+        store.failing = false;
+        store.take = failOnce;
+        return Promise.reject(new Error('the store did not answer'));
+      };
+      const retried = await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(store.count).toBe(1);
+      const renewed = cookiePair(retried, COOKIE);
+      expect((await request(url).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
+        cart: 'apple',
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 @Controller('retrying')
 class RetryingController {
   /** regenerate() of the (empty) session, its commit tried in the handler and, failed, again at the end. */

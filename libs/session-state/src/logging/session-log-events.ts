@@ -69,6 +69,7 @@ export const SessionLogEvents = Object.freeze({
   RedisSentinelWithoutFailoverDetector: event(4003, 'RedisSentinelWithoutFailoverDetector', 'warn'),
   RedisTooFewReplicas: event(4004, 'RedisTooFewReplicas', 'warn'),
   DurationInMilliseconds: event(4005, 'DurationInMilliseconds', 'warn'),
+  PostgresWithoutStatementTimeout: event(4006, 'PostgresWithoutStatementTimeout', 'warn'),
 });
 
 /** The name of one of {@link SessionLogEvents}. */

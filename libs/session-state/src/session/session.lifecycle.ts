@@ -641,6 +641,7 @@ export class SessionLifecycle implements SessionHost {
         if (error instanceof SessionMovedError) this.movedFrom = movedBefore;
         if (error instanceof SessionLockLostError || error instanceof SessionMovedError)
           await this.undoLostMove(write);
+        else this.dropUnsentCopy(write);
         throw error;
       }
       this.replacedKey = undefined;
@@ -760,6 +761,32 @@ export class SessionLifecycle implements SessionHost {
     this.persisted = false;
     await this.runtime.withIoTimeout(this.runtime.store.remove(unsent));
     this.runtime.forgetSlide(unsent);
+  }
+
+  /**
+   * The take of a move failed (a timeout, an outage: the request answers 503 and the browser keeps the old key): the
+   * copy already written under the new key is deleted, not left holding the session and the change that answered
+   * 503 until its idle timeout (a probe: a full copy per failed sign-in, a bound one listed nowhere). In the
+   * background, so a stalled store does not hold the answer for a second timeout; a later try of the move in this
+   * request writes under another new key, which that delete cannot reach.
+   */
+  private dropUnsentCopy(write: PendingWrite | undefined): void {
+    if (write) this.session.changes.restore(write.changes);
+    if (!this.persisted) return;
+    const unsent = this.key!;
+    this.persisted = false;
+    const drawn = this.drawnKey === unsent;
+    this.key = generateSessionKey();
+    if (drawn) this.drawnKey = this.key;
+    this.runtime.forgetSlide(unsent);
+    this.runtime
+      .withIoTimeout(this.runtime.store.remove(unsent))
+      .catch((error: unknown) =>
+        this.runtime.storeFailureLog.write(
+          SessionLogEvents.SessionCommitFailed,
+          `The copy of a session whose move failed could not be deleted (it expires after the idle timeout): ${this.runtime.failureText(error)}`,
+        ),
+      );
   }
 
   /**

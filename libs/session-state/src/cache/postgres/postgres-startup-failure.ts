@@ -7,6 +7,14 @@ interface PgErrorLike {
   message?: string;
 }
 
+/** SQLSTATEs of a server that refuses connections for now, with what it is doing. */
+const UNAVAILABLE_NOW: ReadonlyMap<string, string> = new Map([
+  ['57P03', 'starting up, shutting down or in recovery'],
+  ['57P01', 'shutting down'],
+  ['57P02', 'restarting after a crash'],
+  ['53300', 'too many connections'],
+]);
+
 /** Turns what pg reported while connecting at startup into an error that names the option to fix. */
 export function describePostgresStartupFailure(
   failure: unknown,
@@ -34,6 +42,13 @@ export function describePostgresStartupFailure(
   if (code === 'ECONNREFUSED') {
     return make(
       `Nothing accepts connections at ${options.where} (ECONNREFUSED): check the host and port in ${source} and that PostgreSQL runs.`,
+    );
+  }
+  if (UNAVAILABLE_NOW.has(code)) {
+    // The connection settings are right: the server refuses connections for now (starting up, shutting down, full).
+    return make(
+      `${at} does not accept connections now (${UNAVAILABLE_NOW.get(code)}): not a mistake in ${source}. Start ` +
+        'the app once PostgreSQL accepts connections (a health check the app waits for, a restart policy).',
     );
   }
   if (code === '08P01' && /unsupported startup parameter/i.test(message)) {

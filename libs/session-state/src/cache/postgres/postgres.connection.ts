@@ -149,11 +149,13 @@ export class PostgresConnection {
     PostgresConnection.guard(this.pool, client);
     try {
       // A first reading of the database's clock, before the first commit needs a deadline in it.
-      const { rows } = await client.query<{ now: string; isolation: string }>(
-        "SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now, current_setting('transaction_isolation') AS isolation",
+      const { rows } = await client.query<{ now: string; isolation: string; statement_timeout: string }>(
+        "SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now, current_setting('transaction_isolation') AS isolation, " +
+          "current_setting('statement_timeout') AS statement_timeout",
       );
       this.databaseClock.observe(Number(rows[0].now));
       if (rows[0].isolation !== 'read committed') throw isolationFailure(rows[0].isolation, this.options);
+      if (rows[0].statement_timeout === '0') this.warnOfNoStatementTimeout();
       await this.prepareSchema(client);
       client.release();
     } catch (error) {
@@ -166,6 +168,25 @@ export class PostgresConnection {
     if (this.options.pruneInterval > 0) {
       this.pruneTimer = setInterval(() => void this.pruneInBackground(), this.options.pruneInterval).unref();
     }
+  }
+
+  /**
+   * The connections run statements without `statement_timeout` (an app's own `pool` without one, or PgBouncer
+   * ignoring the module's): a statement that waits for a lock keeps its server connection after its request answered
+   * 503 (the app destroys its side only), so a lock held for a minute leaves a backend per timed-out request, past the
+   * pool's `max` (a probe: 24 backends after 25 s at 5 requests a second, `max` 10).
+   */
+  private warnOfNoStatementTimeout(): void {
+    logEvent(
+      this.logger,
+      SessionLogEvents.PostgresWithoutStatementTimeout,
+      'PostgreSQL runs the session statements without statement_timeout: a statement waiting for a lock (a ' +
+        "migration's LOCK TABLE, a transaction holding a session's row) keeps its server connection after its " +
+        "request answered 503, one more per such request, past the pool's max, until the lock is released. Set " +
+        `statement_timeout on the connections the sessions use (new pg.Pool({ statement_timeout: ` +
+        `${this.options.operationTimeout} }), or ALTER ROLE <user> SET statement_timeout behind PgBouncer): ` +
+        'docs/postgres.md, "Timeouts, outages and late commits".',
+    );
   }
 
   private async prepareSchema(client: pg.PoolClient): Promise<void> {
