@@ -6,6 +6,7 @@ import { Test } from '@nestjs/testing';
 import { SessionModule, TempData, type TempDataDictionary } from 'nest-session-state';
 import { SessionTestController } from '../support/apps/session-test.app.js';
 import { generateTlsCertificates, type TlsCertificates } from '../support/redis/tls-certificates.js';
+import { CaptureLogger } from '../support/capture-logger.js';
 
 @Controller()
 class Http2Controller {
@@ -134,5 +135,51 @@ describe.each([
     expect(posted.status).toBe(302);
     const shown = await send(client, 'GET', '/flash', cookiesOf(posted));
     expect(JSON.parse(shown.body)).toEqual({ message: 'saved over h2' });
+  });
+});
+
+/**
+ * The TempData cookie budget on HTTP/2: checked at the first request against HTTP/2's header list limit (~64 KiB in
+ * Node), not HTTP/1's `maxHeaderSize` (16 KiB), which does not apply (a probe: a 12,000-byte budget was warned of,
+ * with advice that changes nothing there).
+ */
+describe('the TempData cookie budget on HTTP/2 (Fastify, h2c)', () => {
+  async function budgetWarnings(maxCookieBytes: number, maxHeaderListSize?: number): Promise<string[]> {
+    @Module({
+      imports: [
+        SessionModule.forRoot({
+          secrets: ['Hp3kWz8qLm1nTr6vXc9bJd2fGs5aYe7uKo4iQt0N1B'],
+          tempData: { maxCookieBytes },
+        }),
+      ],
+      controllers: [SessionTestController, Http2Controller],
+    })
+    class AppModule {}
+    const logger = new CaptureLogger();
+    const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    const http = maxHeaderListSize === undefined ? {} : { settings: { maxHeaderListSize } };
+    const app = ref.createNestApplication(new FastifyAdapter({ http2: true, http } as never), { logger });
+    await app.listen(0, '127.0.0.1');
+    const client = connect(await app.getUrl());
+    try {
+      const posted = await send(client, 'POST', '/flash');
+      expect(posted.status).toBe(302);
+    } finally {
+      client.close();
+      await app.close();
+    }
+    return logger.lines.filter((l) => l.message.startsWith('[TempDataCookieBudget] ')).map((l) => l.message);
+  }
+
+  it('a 12,000-byte budget, which HTTP/1 would not take, is not warned of', async () => {
+    expect(await budgetWarnings(12_000)).toEqual([]);
+  });
+
+  it("the largest budget (48 KiB) fits HTTP/2's default limit; past a server's lower maxHeaderListSize it is warned of, naming that limit", async () => {
+    expect(await budgetWarnings(48 * 1024)).toEqual([]);
+    const warned = await budgetWarnings(30_000, 32_768);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toContain('under the HTTP/2 header list limit of 32768 bytes');
+    expect(warned[0]).not.toContain('maxHeaderSize');
   });
 });
