@@ -808,11 +808,11 @@ class LostTakeReplyStore extends MemorySessionStore {
   }
 }
 
-/** A store whose takes fail, without applying, while `failing` is set (a store that stalled past ioTimeout). */
+/** A store whose next `failures` takes fail, without applying (a store that stalled past ioTimeout). */
 class FailingTakeStore extends MemorySessionStore {
-  failing = false;
+  failures = 0;
   override take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    if (this.failing) return Promise.reject(new Error('the store did not answer'));
+    if (this.failures-- > 0) return Promise.reject(new Error('the store did not answer'));
     return super.take(sessionKey, mark);
   }
 }
@@ -830,7 +830,7 @@ describe('a move whose take fails (503)', () => {
         COOKIE,
       );
       expect(store.count).toBe(1);
-      store.failing = true;
+      store.failures = 1;
       const signIn = await request(url)
         .post(`/gated/${open('failed-take')}/regenerate`)
         .set('Cookie', cookie)
@@ -839,19 +839,12 @@ describe('a move whose take fails (503)', () => {
       expect(signIn.headers['set-cookie']).toBeUndefined();
       await new Promise((resolve) => setTimeout(resolve, 50)); // the delete runs after the answer
       expect(store.count).toBe(1);
-      store.failing = false;
       expect((await request(url).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
         cart: 'apple',
       });
 
       // Tried again in the same request (the handler caught the failed commit): the move lands, nothing left over.
-      store.failing = true;
-      const failOnce = store.take.bind(store);
-      store.take = (key, mark) => {
-        store.failing = false;
-        store.take = failOnce;
-        return Promise.reject(new Error('the store did not answer'));
-      };
+      store.failures = 1;
       const retried = await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(store.count).toBe(1);
