@@ -187,7 +187,7 @@ describe('a database that cannot be used fails startup, naming the option', () =
     expect(ms).toBeLessThan(2_000);
   });
 
-  it('a server that refuses connections for now (too many connections, 53300): said to be no configuration mistake', async () => {
+  it('a user at its CONNECTION LIMIT (53300 for the role): names the limit, not the connection string', async () => {
     await db.query(`ALTER ROLE ${db.name}_app CONNECTION LIMIT 0`);
     try {
       const { error } = await startupError({
@@ -195,9 +195,9 @@ describe('a database that cannot be used fails startup, naming the option', () =
       });
       expect(error).toBeInstanceOf(PostgresConfigurationError);
       expect(error.message).toMatch(
-        /does not accept connections now \(too many connections\): not a mistake in postgres\.connectionString\. Start the app once PostgreSQL accepts connections/,
+        /refused the connection: the connection limit of the user or the database is reached .*ALTER ROLE <user> CONNECTION LIMIT n/,
       );
-      expect(error.message).toContain('[53300 ');
+      expect(error.message).toContain('[53300 too many connections for role');
       expect(error.message).not.toContain('hunter2');
     } finally {
       await db.query(`ALTER ROLE ${db.name}_app CONNECTION LIMIT -1`);

@@ -40,6 +40,7 @@ export const SessionLogEvents = Object.freeze({
   SessionRefreshFailed: event(1012, 'SessionRefreshFailed', 'warn'),
   SessionUnlockFailed: event(1013, 'SessionUnlockFailed', 'warn'),
   SessionCommitRefused: event(1014, 'SessionCommitRefused', 'warn'),
+  SessionMoveCopyNotDeleted: event(1015, 'SessionMoveCopyNotDeleted', 'warn'),
   SessionResponseStarted: event(1020, 'SessionResponseStarted', 'warn'),
   SessionCookieNotSent: event(1021, 'SessionCookieNotSent', 'warn'),
   SessionResponseHoldOverflow: event(1022, 'SessionResponseHoldOverflow', 'warn'),

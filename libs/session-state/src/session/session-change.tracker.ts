@@ -71,6 +71,22 @@ export class SessionChangeTracker implements SessionChanges {
     return taken;
   }
 
+  /**
+   * The recorded changes as they are now, kept apart from this tracker: what to {@link restore} when a commit that
+   * changes them further (a move's {@link rewriteAll}) fails.
+   */
+  copy(): SessionChanges {
+    const current = this.current;
+    return {
+      cleared: this.cleared,
+      clearedBoundSessionId: this.clearedBoundSessionId,
+      set: new Map(this.set),
+      removed: new Set(this.removed),
+      snapshot: () => new Map(current()),
+      valueOfField: (field) => current().get(field),
+    };
+  }
+
   /** Puts changes back after their commit failed; newer changes win over them. */
   restore(changes: SessionChanges): void {
     if (changes.cleared && !this.cleared) {

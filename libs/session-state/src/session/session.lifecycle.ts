@@ -595,6 +595,9 @@ export class SessionLifecycle implements SessionHost {
     this.removedFromNothing = false;
     // What this request changed itself, before the move to a new key rewrites every value.
     const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
+    // What to put back should the move fail: the request's own changes, not the rewrite (a retry that restored the
+    // rewrite would take every value, the bound user's too, for its own: no revocation check, no carry-over).
+    const beforeMove = this.replacedKey === undefined ? undefined : session.changes.copy();
     if (this.replacedKey !== undefined) session.changes.rewriteAll();
 
     const write = this.takeWrite();
@@ -608,7 +611,7 @@ export class SessionLifecycle implements SessionHost {
             : store.commit(write.key, write.changes, options.idleTimeout, options),
         );
       } catch (error) {
-        session.changes.restore(write.changes);
+        session.changes.restore(beforeMove ?? write.changes);
         // A start whose outcome is unknown (a timeout: it may have applied) is not judged again: its own session,
         // moved by a sign-in since, would read as another request's move.
         if (write.changes.refuseIfMovedWithinMs !== undefined && !(error instanceof SessionMovedError))
@@ -640,8 +643,8 @@ export class SessionLifecycle implements SessionHost {
         // end-of-request one after an explicit commit failed) is judged, and refused, again.
         if (error instanceof SessionMovedError) this.movedFrom = movedBefore;
         if (error instanceof SessionLockLostError || error instanceof SessionMovedError)
-          await this.undoLostMove(write);
-        else this.dropUnsentCopy(write);
+          await this.undoLostMove(write && beforeMove);
+        else this.dropUnsentCopy(write && beforeMove);
         throw error;
       }
       this.replacedKey = undefined;
@@ -751,11 +754,11 @@ export class SessionLifecycle implements SessionHost {
    * `regenerate()`'s take was refused: the lock on the old key is lost (another request may have written there
    * since, and keeps its write under the key the browser holds), or another request moved the session from it since
    * this one loaded it (a sign-in sent twice: the browser keeps that one's cookie). The session was written under the new key first
-   * (`write`): that goes, and the new key's cookie is never sent. The changes are recorded again, as after any
-   * failed commit.
+   * first: that goes, and the new key's cookie is never sent. The request's own changes (`restored`, as before the
+   * move rewrote every value) are recorded again, as after any failed commit.
    */
-  private async undoLostMove(write: PendingWrite | undefined): Promise<void> {
-    if (write) this.session.changes.restore(write.changes);
+  private async undoLostMove(restored: SessionChanges | undefined): Promise<void> {
+    if (restored) this.session.changes.restore(restored);
     if (!this.persisted) return;
     const unsent = this.key!;
     this.persisted = false;
@@ -770,21 +773,21 @@ export class SessionLifecycle implements SessionHost {
    * background, so a stalled store does not hold the answer for a second timeout; a later try of the move in this
    * request writes under another new key, which that delete cannot reach.
    */
-  private dropUnsentCopy(write: PendingWrite | undefined): void {
-    if (write) this.session.changes.restore(write.changes);
+  private dropUnsentCopy(restored: SessionChanges | undefined): void {
+    if (restored) this.session.changes.restore(restored);
     if (!this.persisted) return;
     const unsent = this.key!;
     this.persisted = false;
-    const drawn = this.drawnKey === unsent;
     this.key = generateSessionKey();
-    if (drawn) this.drawnKey = this.key;
     this.runtime.forgetSlide(unsent);
-    this.runtime
-      .withIoTimeout(this.runtime.store.remove(unsent))
+    // A store whose remove throws at once must not replace the take's failure, the request's answer.
+    Promise.resolve()
+      .then(() => this.runtime.withIoTimeout(this.runtime.store.remove(unsent)))
       .catch((error: unknown) =>
         this.runtime.storeFailureLog.write(
-          SessionLogEvents.SessionCommitFailed,
-          `The copy of a session whose move failed could not be deleted (it expires after the idle timeout): ${this.runtime.failureText(error)}`,
+          SessionLogEvents.SessionMoveCopyNotDeleted,
+          'The copy of a session whose move failed may not have been deleted (it expires after the idle timeout; ' +
+            `no browser holds its key): ${this.runtime.failureText(error)}`,
         ),
       );
   }

@@ -10,7 +10,7 @@ interface PgErrorLike {
 /** SQLSTATEs of a server that refuses connections for now, with what it is doing. */
 const UNAVAILABLE_NOW: ReadonlyMap<string, string> = new Map([
   ['57P03', 'starting up, shutting down or in recovery'],
-  ['57P01', 'shutting down'],
+  ['57P01', 'shutting down, or the connection was terminated'],
   ['57P02', 'restarting after a crash'],
   ['53300', 'too many connections'],
 ]);
@@ -44,6 +44,14 @@ export function describePostgresStartupFailure(
       `Nothing accepts connections at ${options.where} (ECONNREFUSED): check the host and port in ${source} and that PostgreSQL runs.`,
     );
   }
+  if (code === '53300' && /for (role|database)/i.test(message)) {
+    // A CONNECTION LIMIT of the role or the database: a setting, which no wait changes.
+    return make(
+      `${at} refused the connection: the connection limit of the user or the database is reached (its ` +
+        'CONNECTION LIMIT, counting every client of it). Raise it (ALTER ROLE <user> CONNECTION LIMIT n) or ' +
+        'lower postgres.maxConnections and the other clients of that user.',
+    );
+  }
   if (UNAVAILABLE_NOW.has(code)) {
     // The connection settings are right: the server refuses connections for now (starting up, shutting down, full).
     return make(
@@ -55,7 +63,9 @@ export function describePostgresStartupFailure(
     // PgBouncer refuses startup parameters it does not know, the module's pool's statement_timeout among them.
     return make(
       `${at} (a pooler such as PgBouncer) refused a startup parameter of the module's pool: add ` +
-        'ignore_startup_parameters = statement_timeout to pgbouncer.ini, or pass your own pool as postgres.pool.',
+        'ignore_startup_parameters = statement_timeout to pgbouncer.ini (or pass your own pool as postgres.pool), ' +
+        'and set the timeout for the user instead: ALTER ROLE <user> SET statement_timeout = ' +
+        `${options.operationTimeout}.`,
     );
   }
   if (/SSL|TLS|certificate/i.test(message)) {

@@ -149,13 +149,13 @@ export class PostgresConnection {
     PostgresConnection.guard(this.pool, client);
     try {
       // A first reading of the database's clock, before the first commit needs a deadline in it.
-      const { rows } = await client.query<{ now: string; isolation: string; statement_timeout: string }>(
+      const { rows } = await client.query<{ now: string; isolation: string; no_statement_timeout: boolean }>(
         "SELECT extract(epoch FROM clock_timestamp()) * 1000 AS now, current_setting('transaction_isolation') AS isolation, " +
-          "current_setting('statement_timeout') AS statement_timeout",
+          "current_setting('statement_timeout')::interval = interval '0' AS no_statement_timeout",
       );
       this.databaseClock.observe(Number(rows[0].now));
       if (rows[0].isolation !== 'read committed') throw isolationFailure(rows[0].isolation, this.options);
-      if (rows[0].statement_timeout === '0') this.warnOfNoStatementTimeout();
+      if (rows[0].no_statement_timeout) this.warnOfNoStatementTimeout();
       await this.prepareSchema(client);
       client.release();
     } catch (error) {
