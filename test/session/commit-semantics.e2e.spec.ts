@@ -14,6 +14,7 @@ import { TestDatabase } from '../support/postgres/index.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate, GatedSessionController } from '../support/apps/gated-session.controller.js';
 import { cookiePair } from '../support/cookie-jar.js';
+import { FailingTakeStore } from '../support/commit-stores.js';
 
 const COOKIE = '.Nest.Session';
 const SECRETS = ['Qm4vT8xZ2pLr6nYc0sWd3hJk7fBg1aEu9iOt5yRz8K'];
@@ -805,15 +806,6 @@ class LostTakeReplyStore extends MemorySessionStore {
     const taken = await super.take(sessionKey, mark);
     if (this.losing-- > 0) throw new Error('the reply was lost');
     return taken;
-  }
-}
-
-/** A store whose next `failures` takes fail, without applying (a store that stalled past ioTimeout). */
-class FailingTakeStore extends MemorySessionStore {
-  failures = 0;
-  override take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    if (this.failures-- > 0) return Promise.reject(new Error('the store did not answer'));
-    return super.take(sessionKey, mark);
   }
 }
 

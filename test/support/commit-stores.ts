@@ -1,4 +1,9 @@
-import { MemorySessionStore, type SessionChanges } from 'nest-session-state';
+import {
+  MemorySessionStore,
+  type EndedSessionMark,
+  type SessionChanges,
+  type SessionData,
+} from 'nest-session-state';
 
 /**
  * Commits that take 150 ms, as a store over the network does: a response that did not wait for them would leave
@@ -41,5 +46,15 @@ export class CommitsFailingOn extends MemorySessionStore {
       return Promise.reject(new Error('disk on fire'));
     }
     return super.commit(...args);
+  }
+}
+
+/** The next `failures` takes (regenerate()'s move) fail without applying: a store that stalled past ioTimeout. */
+export class FailingTakeStore extends MemorySessionStore {
+  failures = 0;
+
+  override take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    if (this.failures-- > 0) return Promise.reject(new Error('the store did not answer'));
+    return super.take(sessionKey, mark);
   }
 }

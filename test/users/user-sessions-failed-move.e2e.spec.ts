@@ -1,25 +1,11 @@
 import { Controller, HttpCode, Post, Query, type INestApplication } from '@nestjs/common';
-import {
-  MemorySessionStore,
-  Session,
-  UserSessions,
-  type EndedSessionMark,
-  type SessionData,
-} from 'nest-session-state';
+import { Session, UserSessions } from 'nest-session-state';
+import { FailingTakeStore } from '../support/commit-stores.js';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { gate } from '../support/apps/gated-session.controller.js';
 import { BrowserClient } from './support/browser-client.js';
 import { UserSessionsTestController } from './support/user-sessions.controller.js';
 import { SECRETS } from './support/user-sessions.stores.js';
-
-/** A memory store whose next `failures` takes fail without applying (a store that stalled past ioTimeout). */
-class FailingTakeStore extends MemorySessionStore {
-  failures = 0;
-  override take(sessionKey: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    if (this.failures-- > 0) return Promise.reject(new Error('the store did not answer'));
-    return super.take(sessionKey, mark);
-  }
-}
 
 @Controller('step-up')
 class StepUpController {
