@@ -43,6 +43,22 @@ describe('RedisDistributedCache on a standalone server', () => {
 
   distributedCacheContract(() => ({ cache, advance: sleep, unit: UNIT }));
 
+  it('a full Redis (maxmemory, noeviction): set answers OOM and stores nothing, over an entry or a new key', async () => {
+    await cache.set('full-old', Uint8Array.of(1));
+    const admin = server.admin();
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    try {
+      const big = new Uint8Array(100_000).fill(7);
+      await expect(cache.set('full-old', big)).rejects.toThrow(/OOM command not allowed/);
+      await expect(cache.set('full-new', big)).rejects.toThrow(/OOM command not allowed/);
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+    }
+    expect(await cache.get('full-old')).toEqual(Uint8Array.of(1));
+    expect(await cache.get('full-new')).toBeUndefined();
+  });
+
   it('gets and slides in one round trip (ASP.NET needs two)', async () => {
     await cache.set('slide', Uint8Array.of(1), { slidingExpiration: 60_000 });
     const monitor = await CommandMonitor.start(server);

@@ -191,6 +191,7 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
       time: 1, // the deadline check
       hstrlen: 2, // a and c: how the bytes change
       hexists: 1, // c is new (HSTRLEN 0): HEXISTS tells it from an empty value
+      lpushx: 1, // a removal before the sets: the check of a full Redis that the HDEL would skip (it writes nothing)
       hdel: 1,
       hset: 1,
       hlen: 1, // something was removed: is the session empty now?
@@ -414,6 +415,54 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
  * both shapes, read back exactly, through the library's own encoding and through ioredis' defined
  * commands (an app's client with `keyPrefix` and `stringNumbers`).
  */
+describe('a full Redis (maxmemory, noeviction) refuses what would grow it, whatever the script deletes first', () => {
+  let server: RedisServerProcess;
+  let connection: RedisConnection;
+  let other: Redis;
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    connection = new RedisConnection(resolveRedisCacheOptions({ host: server.host, port: server.port }));
+    await connection.connect();
+    other = new Redis({ host: server.host, port: server.port });
+  });
+  afterAll(async () => {
+    other.disconnect();
+    await connection.close();
+    await server.stop();
+  });
+
+  it('a commit that removes a value and sets another, and a clear that sets: OOM, nothing applied', async () => {
+    const key = redisKeys.sessionData('full', 'commit');
+    await other.hset(key, 'a', '1', 'b', '2');
+    await other.config('SET', 'maxmemory-policy', 'noeviction');
+    await other.config('SET', 'maxmemory', '1');
+    try {
+      const big = 'x'.repeat(100_000);
+      const commit = (mode: string, removed: string[], ...set: string[]) =>
+        connection.script(
+          'sessionCommit',
+          key,
+          10_000,
+          mode,
+          0,
+          1000,
+          1_000_000,
+          '',
+          removed.length,
+          ...removed,
+          ...set,
+        );
+      await expect(commit('0', ['a'], 'c', big)).rejects.toThrow(/^OOM command not allowed/); // HDEL, then HSET
+      await expect(commit('1', [], 'c', big)).rejects.toThrow(/^OOM command not allowed/); // a clear: DEL, then HSET
+      // A removal alone frees memory: allowed.
+      await commit('0', ['a']);
+    } finally {
+      await other.config('SET', 'maxmemory', '0');
+    }
+    expect(await other.hgetall(key)).toEqual({ b: '2' });
+  });
+});
+
 describe('session load replies on a real Redis (packed and array shapes)', () => {
   let server: RedisServerProcess;
   let own: RedisConnection;

@@ -465,3 +465,64 @@ describe('an outage of a standalone Redis', () => {
     expect(bridged.ms).toBeLessThan(2_500 + 300 + SLACK);
   }, 30_000);
 });
+
+/**
+ * Redis refuses the app's credentials after it connected (a rotated requirepass, an ACL user changed): the outage's
+ * first line names the symptom on a command; the refusal itself is logged once, naming the options to check, and
+ * again only in a later outage.
+ */
+describe('a Redis that stops taking the credentials the app connected with', () => {
+  const PASSWORD = 'first-pass-0123456789';
+  let server: RedisServerProcess;
+  const client = new LoopbackClient();
+  beforeAll(async () => {
+    server = await RedisServerProcess.start({ password: PASSWORD });
+  });
+  afterAll(async () => {
+    client.close();
+    await server.stop();
+  });
+
+  it('logs RedisAuthenticationFailed once, naming accessKey and username; answers again once the password is back', async () => {
+    const logger = new CaptureLogger();
+    const { app, url } = await startSessionApp(
+      {
+        secrets: SECRETS,
+        redis: {
+          host: server.host,
+          port: server.port,
+          accessKey: PASSWORD,
+          operationTimeoutInMilliseconds: 500,
+        },
+      },
+      { logger },
+    );
+    const refusals = () => logger.lines.filter((l) => l.message.startsWith('[RedisAuthenticationFailed]'));
+    try {
+      const known = new SessionClient('known', client);
+      expect(json(await known.send('GET', url, '/counter'))).toEqual({ count: 1 });
+      const admin = server.admin();
+      await admin.config('SET', 'requirepass', 'rotated-pass-9876543210');
+      await admin.call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+      await waitUntil(() => refusals().length > 0, 5_000);
+      for (let i = 0; i < 3; i++) expect((await known.send('GET', url, '/counter')).status).toBe(503);
+      await sleep(1_500); // reconnects refused meanwhile
+      expect(refusals()).toHaveLength(1);
+      expect(refusals()[0].level).toBe('error');
+      expect(refusals()[0].message).toMatch(
+        /\((WRONGPASS|NOAUTH)[^)]*\): check redis\.accessKey and redis\.username/,
+      );
+      expect(refusals()[0].message).not.toContain('rotated-pass');
+      await admin.config('SET', 'requirepass', PASSWORD);
+      let read: HttpResult | undefined;
+      await waitUntil(async () => {
+        read = await known.send('GET', url, '/read');
+        return read.status === 200 && json(read).available === true;
+      }, 5_000);
+      expect(json(read!)).toMatchObject({ count: 1 }); // the refused requests applied nothing
+      expect(logger.lines.some((l) => l.message.startsWith('[SessionStoreRecovered]'))).toBe(true);
+    } finally {
+      await app.close();
+    }
+  }, 20_000);
+});

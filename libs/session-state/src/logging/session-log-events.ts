@@ -60,6 +60,7 @@ export const SessionLogEvents = Object.freeze({
   RedisFailureSwallowed: event(3003, 'RedisFailureSwallowed', 'debug'),
   RedisPermissionDenied: event(3004, 'RedisPermissionDenied', 'error'),
   RedisConnectionSilent: event(3005, 'RedisConnectionSilent', 'warn'),
+  RedisAuthenticationFailed: event(3006, 'RedisAuthenticationFailed', 'error'),
   NearCacheDisabled: event(3010, 'NearCacheDisabled', 'warn'),
   NearCacheEnabled: event(3011, 'NearCacheEnabled', 'log'),
   MemoryStoreFull: event(3020, 'MemoryStoreFull', 'warn'),

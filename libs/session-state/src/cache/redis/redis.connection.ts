@@ -184,8 +184,11 @@ export class RedisConnection {
   /** Removes this connection's listeners from the client (see listenShared). */
   private listeners: (() => void)[] = [];
   private readonly onError = (error: Error): void => this.reportFailure('connection', error);
+  /** The refusal of the credentials was logged in this outage (see reportCredentials). */
+  private credentialsReported = false;
   private readonly onNodeError = (error: Error): void => {
     this.lastError = error;
+    if (isAuthenticationRefusal(error)) this.reportCredentials(error);
   };
   private readonly onReady = (): void => {
     this.lastError = undefined; // a later outage names its own reason
@@ -712,7 +715,10 @@ export class RedisConnection {
   }
 
   private reportFailure(what: string, error: Error): void {
-    if (what === 'connection') this.lastError = error;
+    if (what === 'connection') {
+      this.lastError = error;
+      if (isAuthenticationRefusal(error)) this.reportCredentials(error);
+    }
     const refusal = isServerRefusal(error);
     if (refusal) this.lastRefusalAt = Date.now();
     if (this.failing || this.closed) return;
@@ -724,6 +730,23 @@ export class RedisConnection {
       SessionLogEvents.SessionStoreUnavailable,
       `Redis is failing (${what}: ${error.message}); requests that need it fail or run without it ` +
         'until it answers again. Further failures are not logged until then.',
+    );
+  }
+
+  /**
+   * Redis refuses the credentials a reconnect sent (a rotated password, an ACL user removed or changed): logged once
+   * until Redis answers again, whatever was logged first. The outage's first line names the symptom on the request's
+   * command ("Stream isn't writeable"), the refusal only comes with the connection's error event (a probe: nothing
+   * named the password, however long it lasted).
+   */
+  private reportCredentials(error: Error): void {
+    if (this.credentialsReported || this.closed) return;
+    this.credentialsReported = true;
+    logEvent(
+      this.logger,
+      SessionLogEvents.RedisAuthenticationFailed,
+      `Redis refuses this app's credentials (${error.message}): check redis.accessKey and redis.username (or the ` +
+        "url's), against the server's requirepass or ACL user, which may have changed since the app connected.",
     );
   }
 
@@ -745,6 +768,7 @@ export class RedisConnection {
       return;
     }
     this.failing = false;
+    this.credentialsReported = false;
     logEvent(this.logger, SessionLogEvents.SessionStoreRecovered, 'Redis answers again.');
   }
 
@@ -792,6 +816,10 @@ export class RedisConnection {
  * An error reply of a server that works but refuses what was sent: out of memory under `noeviction`, a replica
  * (READONLY), persistence failing (MISCONF), too few replicas (NOREPLICAS). Not a timeout or a lost connection.
  */
+function isAuthenticationRefusal(error: Error): boolean {
+  return /^(WRONGPASS|NOAUTH)\b|invalid (username-)?password/i.test(error.message);
+}
+
 function isServerRefusal(error: Error): boolean {
   const cause = (error as { cause?: unknown }).cause;
   const message = cause instanceof Error ? cause.message : error.message;

@@ -7,6 +7,15 @@ import { commitReplyLua, PACK_FIELDS_LUA } from './redis-session.replies.js';
  * EVAL when a restarted server has forgotten them).
  */
 
+/**
+ * Refuses (the OOM error) when Redis is full under `noeviction`. Redis checks `maxmemory` for a script's commands only
+ * until its first write: a `DEL` or `HDEL` first let the `HSET`s after it grow a full Redis (a probe: 40 cache writes
+ * of 100 KB answered, 5 MB past `maxmemory`). `LPUSHX` is a command Redis checks that writes nothing here: on the
+ * script's own key, a hash (WRONGTYPE) or absent (0), it fails only for the memory (or an ACL without it: ignored).
+ */
+const REFUSE_WHEN_FULL = (key: string) => `local full = redis.pcall('LPUSHX', ${key}, '')
+if type(full) == 'table' and full.err and string.sub(full.err, 1, 4) == 'OOM ' then return redis.error_reply(full.err) end`;
+
 /** Cache entry layout: a hash with `d` (data), `s` (sliding ms, optional), `a` (absolute epoch ms, optional). */
 const SLIDE = `
 local function slide(key, sliding, absolute, now)
@@ -164,6 +173,9 @@ if addBytes > 0 then
   local after = cleared and addBytes or before + addBytes
   if after > tonumber(ARGV[5]) and after > before then return ${commitReplyLua(3, 'after')} end
 end
+if last >= first and (cleared or n > 0) then
+  ${REFUSE_WHEN_FULL('key')}
+end
 if cleared then redis.call('DEL', key) end
 for i = 8, 7 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 7 + n))) end
 for i = first, last, 1000 do redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, last))) end
@@ -198,6 +210,7 @@ return 1`,
   cacheSet: {
     numberOfKeys: 1,
     lua: `
+${REFUSE_WHEN_FULL('KEYS[1]')}
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) end
