@@ -9,6 +9,20 @@ import { SECRETS } from './support/user-sessions.stores.js';
 
 @Controller('step-up')
 class StepUpController {
+  /** A sign-out by clear() and regenerate(), its commit tried here (failed, caught), then again at the end. */
+  @Post('clear-and-move')
+  @HttpCode(200)
+  async clearAndMove(@Session() session: Session) {
+    session.clear();
+    session.regenerate();
+    try {
+      await session.commit();
+    } catch {
+      // the end-of-request commit tries the move again
+    }
+    return { ok: true };
+  }
+
   /** A signed-in user's step-up: a new key, its commit tried here (failed, caught), then the gate, then the end. */
   @Post()
   @HttpCode(200)
@@ -55,5 +69,13 @@ describe('user sessions: a move whose take failed, retried after a revocation', 
     expect((await steppingUp).status).toBe(200);
     expect((await browser.me(url)).user).toBeNull();
     expect(await app.get(UserSessions).list(user)).toEqual([]);
+  });
+
+  it('a clear() then regenerate() whose take failed, tried again: still cleared (not signed in again)', async () => {
+    const browser = new BrowserClient('ClearMove/1');
+    await browser.login(url, 'clear-move@example.test');
+    store.failures = 1;
+    expect((await browser.request(`${url}/step-up/clear-and-move`, 'POST')).status).toBe(200);
+    expect(await browser.me(url)).toEqual({ user: null, keys: [] });
   });
 });

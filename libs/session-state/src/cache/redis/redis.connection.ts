@@ -192,6 +192,7 @@ export class RedisConnection {
   };
   private readonly onReady = (): void => {
     this.lastError = undefined; // a later outage names its own reason
+    this.credentialsReported = false; // a Cluster node's refusal may have come without an outage of the client
     this.reportRecovery();
   };
 

@@ -7,15 +7,6 @@ import { commitReplyLua, PACK_FIELDS_LUA } from './redis-session.replies.js';
  * EVAL when a restarted server has forgotten them).
  */
 
-/**
- * Refuses (the OOM error) when Redis is full under `noeviction`. Redis checks `maxmemory` for a script's commands only
- * until its first write: a `DEL` or `HDEL` first let the `HSET`s after it grow a full Redis (a probe: 40 cache writes
- * of 100 KB answered, 5 MB past `maxmemory`). `LPUSHX` is a command Redis checks that writes nothing here: on the
- * script's own key, a hash (WRONGTYPE) or absent (0), it fails only for the memory (or an ACL without it: ignored).
- */
-const REFUSE_WHEN_FULL = (key: string) => `local full = redis.pcall('LPUSHX', ${key}, '')
-if type(full) == 'table' and full.err and string.sub(full.err, 1, 4) == 'OOM ' then return redis.error_reply(full.err) end`;
-
 /** Cache entry layout: a hash with `d` (data), `s` (sliding ms, optional), `a` (absolute epoch ms, optional). */
 const SLIDE = `
 local function slide(key, sliding, absolute, now)
@@ -78,6 +69,19 @@ end
  * data key is missing. In the same slot (the hash tag), so a cluster serves it on the same node.
  */
 const ENDED_KEY_LUA = `string.sub(key, 1, -6) .. '_Ended'`;
+
+/**
+ * Refuses (the OOM error) when Redis is full under `noeviction`. Redis checks `maxmemory` for a script's commands
+ * only until its first write: an `HDEL` or `DEL` first let the `HSET`s after it grow a full Redis (a probe). `LPUSHX`
+ * is checked for memory and writes nothing here: on the session's `_Ended` key (in the slot, in the ACL patterns a
+ * session needs), absent as a rule (0), else a string (WRONGTYPE). Redis 6 prefixes the error `pcall` returns with
+ * the script's name and line, so the text is searched, and the reply is the plain OOM error the app knows.
+ */
+const REFUSE_WHEN_FULL = `local full = redis.pcall('LPUSHX', ${ENDED_KEY_LUA}, '')
+if type(full) == 'table' and full.err and string.find(full.err, 'OOM command not allowed', 1, true) then
+  return redis.error_reply("OOM command not allowed when used memory > 'maxmemory'.")
+end`;
+
 /**
  * The session lock's key, `{<app>_<sessionKey>}_Lock`, from the data key, in Lua: undeclared, in the same slot,
  * as {@link ENDED_KEY_LUA}. Read by a commit, take or end made under `session.lock` only.
@@ -174,7 +178,7 @@ if addBytes > 0 then
   if after > tonumber(ARGV[5]) and after > before then return ${commitReplyLua(3, 'after')} end
 end
 if last >= first and (cleared or n > 0) then
-  ${REFUSE_WHEN_FULL('key')}
+  ${REFUSE_WHEN_FULL}
 end
 if cleared then redis.call('DEL', key) end
 for i = 8, 7 + n, 1000 do redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 999, 7 + n))) end
@@ -209,13 +213,14 @@ return 1`,
   /** KEYS: entry. ARGV: data, ttl ms (0 = none), sliding ms or '', absolute epoch ms or ''. */
   cacheSet: {
     numberOfKeys: 1,
+    // HSET first: Redis checks maxmemory until a script's first write (a DEL first let a full Redis take it).
     lua: `
-${REFUSE_WHEN_FULL('KEYS[1]')}
-redis.call('DEL', KEYS[1])
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) end
-if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) else redis.call('HDEL', KEYS[1], 's') end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) else redis.call('HDEL', KEYS[1], 'a') end
+if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
 return 1`,
   },
   /**
