@@ -889,29 +889,6 @@ describe('a request that found no session under its cookie and moves it', () => 
     }
   });
 
-  it('a take whose reply was lost, tried again in the request: the session moves whole, its values kept', async () => {
-    const store = new LostTakeReplyStore();
-    const { app, url } = await startSessionApp(
-      { secrets: SECRETS, store },
-      { controllers: [GatedSessionController, RetryingController] },
-    );
-    try {
-      const cookie = cookiePair(
-        await request(url).post('/set/cart').send({ value: 'apple' }).expect(200),
-        COOKIE,
-      );
-      store.losing = 1;
-      const moved = await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200);
-      const renewed = cookiePair(moved, COOKIE);
-      expect(renewed).not.toBe(cookie);
-      expect((await request(url).get('/keys').set('Cookie', renewed).expect(200)).body).toEqual({
-        cart: 'apple',
-      });
-    } finally {
-      await app.close();
-    }
-  });
-
   it("on an instance whose idleTimeout is shorter than the mover's (a change of it rolling out), a move a minute ago is not taken for a recent one", async () => {
     const store = new MemorySessionStore();
     const mover = await startSessionApp({ secrets: SECRETS, store, session: { idleTimeout: 30 * 60_000 } });

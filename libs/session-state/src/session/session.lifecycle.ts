@@ -490,8 +490,6 @@ export class SessionLifecycle implements SessionHost {
 
   /** A Set-Cookie for the session went into this response. */
   private cookieSent = false;
-  /** A take of this request's move failed without a refusal (a timeout, a lost reply): it may have applied. */
-  private takeMayHaveApplied = false;
 
   /** The key drawn for a new session, until the store took its first write (then {@link started}). */
   private drawnKey: string | undefined;
@@ -647,16 +645,9 @@ export class SessionLifecycle implements SessionHost {
         // With nothing to write (a clear() then regenerate()), the clear must come back too.
         if (error instanceof SessionLockLostError || error instanceof SessionMovedError)
           await this.undoLostMove(beforeMove);
-        else {
-          // A timeout or a lost reply: the take may have applied, and a retry in this request then finds the old key
-          // empty by its own doing.
-          this.takeMayHaveApplied = true;
-          this.dropUnsentCopy(beforeMove);
-        }
+        else this.dropUnsentCopy(beforeMove);
         throw error;
       }
-      const ownTakeMayHaveEmptied = taken === undefined && this.takeMayHaveApplied;
-      this.takeMayHaveApplied = false;
       this.replacedKey = undefined;
       this.runtime.forgetSlide(old);
       if (own && revokedWhileMoving(session, taken, own.keys)) {
@@ -668,12 +659,7 @@ export class SessionLifecycle implements SessionHost {
         // Gone from the old key though this request loaded it there: emptied (another request removed its last
         // values) or expired meanwhile. What it loaded must not come back under the new key: only its own changes
         // (and the session's reserved fields) move, as after a take that found the session emptied of them.
-        // Unless an earlier try of this take may have taken it (its reply lost): then what this request holds is
-        // what that try took, and it moves whole. A bound session is judged above all the same (revoked or taken by
-        // that try cannot be told apart: it is signed out rather than risk bringing back a revoked one).
-        const stored = ownTakeMayHaveEmptied
-          ? undefined
-          : (taken ?? (old === this.loadedStoredKey ? session.reservedFields() : undefined));
+        const stored = taken ?? (old === this.loadedStoredKey ? session.reservedFields() : undefined);
         if (stored) await this.carryOver(stored, own.keys);
       }
     }

@@ -215,9 +215,15 @@ return 1`,
     numberOfKeys: 1,
     // HSET first: Redis checks maxmemory until a script's first write (a DEL first let a full Redis take it).
     lua: `
-local kind = redis.call('TYPE', KEYS[1]).ok
-if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'd', ARGV[1])
+local set = redis.pcall('HSET', KEYS[1], 'd', ARGV[1])
+if type(set) == 'table' and set.err then
+  if string.find(set.err, 'OOM command not allowed', 1, true) then
+    return redis.error_reply("OOM command not allowed when used memory > 'maxmemory'.")
+  end
+  if not string.find(set.err, 'WRONGTYPE', 1, true) then return redis.error_reply(set.err) end
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'd', ARGV[1])
+end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 's', ARGV[3]) else redis.call('HDEL', KEYS[1], 's') end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'a', ARGV[4]) else redis.call('HDEL', KEYS[1], 'a') end
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) else redis.call('PERSIST', KEYS[1]) end
