@@ -754,9 +754,9 @@ export class SessionLifecycle implements SessionHost {
   /**
    * `regenerate()`'s take was refused: the lock on the old key is lost (another request may have written there
    * since, and keeps its write under the key the browser holds), or another request moved the session from it since
-   * this one loaded it (a sign-in sent twice: the browser keeps that one's cookie). The session was written under the new key first
-   * first: that goes, and the new key's cookie is never sent. The request's own changes (`restored`, as before the
-   * move rewrote every value) are recorded again, as after any failed commit.
+   * this one loaded it (a sign-in sent twice: the browser keeps that one's cookie). The session was written under
+   * the new key first: that goes, and the new key's cookie is never sent. The request's own changes (`restored`, as
+   * before the move rewrote every value) are recorded again, as after any failed commit.
    */
   private async undoLostMove(restored: SessionChanges | undefined): Promise<void> {
     if (restored) this.session.changes.restore(restored);
