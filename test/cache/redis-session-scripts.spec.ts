@@ -408,30 +408,8 @@ describe('plain session scripts (no near cache) on a real Redis', () => {
     expect(shrunk.detail).toBeGreaterThanOrEqual(now);
     expect(await other.hgetall(key)).toEqual({ a: '12' });
   });
-});
 
-/**
- * Load replies are packed for small sessions and HGETALL's array otherwise (redis-session.replies.ts):
- * both shapes, read back exactly, through the library's own encoding and through ioredis' defined
- * commands (an app's client with `keyPrefix` and `stringNumbers`).
- */
-describe('a full Redis (maxmemory, noeviction) refuses what would grow it, whatever the script deletes first', () => {
-  let server: RedisServerProcess;
-  let connection: RedisConnection;
-  let other: Redis;
-  beforeAll(async () => {
-    server = await RedisServerProcess.start();
-    connection = new RedisConnection(resolveRedisCacheOptions({ host: server.host, port: server.port }));
-    await connection.connect();
-    other = new Redis({ host: server.host, port: server.port });
-  });
-  afterAll(async () => {
-    other.disconnect();
-    await connection.close();
-    await server.stop();
-  });
-
-  it('a commit that removes a value and sets another, and a clear that sets: OOM, nothing applied', async () => {
+  it('a full Redis (maxmemory, noeviction): a commit that removes a value and sets another, and a clear that sets, answer OOM and apply nothing', async () => {
     const key = redisKeys.sessionData('full', 'commit');
     await other.hset(key, 'a', '1', 'b', '2');
     await other.config('SET', 'maxmemory-policy', 'noeviction');
@@ -463,6 +441,11 @@ describe('a full Redis (maxmemory, noeviction) refuses what would grow it, whate
   });
 });
 
+/**
+ * Load replies are packed for small sessions and HGETALL's array otherwise (redis-session.replies.ts):
+ * both shapes, read back exactly, through the library's own encoding and through ioredis' defined
+ * commands (an app's client with `keyPrefix` and `stringNumbers`).
+ */
 describe('session load replies on a real Redis (packed and array shapes)', () => {
   let server: RedisServerProcess;
   let own: RedisConnection;
