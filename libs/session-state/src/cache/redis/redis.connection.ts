@@ -812,15 +812,15 @@ export class RedisConnection {
   }
 }
 
-/** A Redis ACL refusal (a command, key or channel the user may not use): `NOPERM ...` replies. */
-/**
- * An error reply of a server that works but refuses what was sent: out of memory under `noeviction`, a replica
- * (READONLY), persistence failing (MISCONF), too few replicas (NOREPLICAS). Not a timeout or a lost connection.
- */
+/** Redis refused the credentials a connection sent: `WRONGPASS`, `NOAUTH`, or older servers' `invalid password`. */
 function isAuthenticationRefusal(error: Error): boolean {
   return /^(WRONGPASS|NOAUTH)\b|invalid (username-)?password/i.test(error.message);
 }
 
+/**
+ * An error reply of a server that works but refuses what was sent: out of memory under `noeviction`, a replica
+ * (READONLY), persistence failing (MISCONF), too few replicas (NOREPLICAS). Not a timeout or a lost connection.
+ */
 function isServerRefusal(error: Error): boolean {
   const cause = (error as { cause?: unknown }).cause;
   const message = cause instanceof Error ? cause.message : error.message;
