@@ -10,7 +10,7 @@ import type {
   SessionEnding,
   SessionStore,
 } from './session-store.interface.js';
-import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
+import { applyChanges, checkCommitLimits, isEmptySession } from './session-commit.limits.js';
 import { movedWithin } from './ended-session.marks.js';
 import { logEvent, SessionLogEvents } from '../../logging/session-log-events.js';
 import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
@@ -90,9 +90,7 @@ export class CacheSessionStore implements SessionStore {
     }
     // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
     if (limits) checkCommitLimits(stored, changes, limits);
-    const next: SessionData = (!changes.cleared && stored) || new Map<string, Uint8Array>();
-    for (const key of changes.removed) next.delete(key);
-    for (const [key, value] of changes.set) next.set(key, value);
+    const next = applyChanges(stored, changes);
     if (!isEmptySession(next)) {
       await this.cache.set(sessionKey, encodeSessionRecord(next), { slidingExpiration: idleTimeoutMs });
     } else if (stored !== undefined) {

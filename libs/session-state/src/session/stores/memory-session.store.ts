@@ -4,7 +4,7 @@ import { MemoryEntryTable, resolveBound } from '../../cache/memory/memory-entry.
 import { guardedSessionId, storedSessionId } from '../../users/user-session.fields.js';
 import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
-import { checkCommitLimits, isEmptySession } from './session-commit.limits.js';
+import { applyChanges, checkCommitLimits, isEmptySession } from './session-commit.limits.js';
 import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
 import { EndedSessionMarks, movedWithin } from './ended-session.marks.js';
 import type {
@@ -198,9 +198,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
     if (limits) checkCommitLimits(stored, changes, limits);
     // The stored map is never handed out (loads copy it), so it is updated in place.
-    const next: SessionData = (!changes.cleared && stored) || new Map<string, Uint8Array>();
-    for (const key of changes.removed) next.delete(key);
-    for (const [key, value] of changes.set) next.set(key, value);
+    const next = applyChanges(stored, changes);
     // Empty once this delta is applied to what is stored now (not to what this request loaded).
     if (isEmptySession(next)) this.table.delete(sessionKey);
     else this.table.set(sessionKey, next, this.slidingBy(idleTimeoutMs));

@@ -85,6 +85,17 @@ export function checkCommitLimits(
   }
 }
 
+/**
+ * `stored` with `changes` applied (a clear, then the removals, then the sets): the stored map itself, changed in
+ * place, unless the commit clears it. Stores that write deltas apply a commit to what is stored now with it.
+ */
+export function applyChanges(stored: SessionData | undefined, changes: SessionChanges): SessionData {
+  const next: SessionData = (!changes.cleared && stored) || new Map<string, Uint8Array>();
+  for (const key of changes.removed) next.delete(key);
+  for (const [key, value] of changes.set) next.set(key, value);
+  return next;
+}
+
 /** Nothing worth keeping: no field, or only the session id. Such a session is deleted, not stored. */
 export function isEmptySession(data: SessionData): boolean {
   return data.size === 0 || (data.size === 1 && data.has(SESSION_ID_FIELD));
