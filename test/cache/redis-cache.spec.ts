@@ -177,7 +177,7 @@ describe('RedisDistributedCache connection options', () => {
 
   it('a failed start leaves no timer behind for long: the process can exit at once (nothing listens, a wrong password, a silent host)', async () => {
     const server = await RedisServerProcess.start({ password: 'correct-horse-battery' });
-    const silent: Server = createServer(() => undefined);
+    const silent: Server = createServer((socket) => socket.on('error', () => undefined));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     // ioredis destroys a socket it closes after its disconnectTimeout (2 s by default) by a timer it never clears when
     // the socket is gone already: it held the process that long. Timers of a second or more started meanwhile, and
@@ -541,7 +541,7 @@ describe('RedisDistributedCache connection options', () => {
     expect(Date.now() - refused).toBeLessThan(2000);
 
     // A host that accepts TCP but never answers: the connection timeout bounds startup.
-    const silent: Server = createServer(() => undefined);
+    const silent: Server = createServer((socket) => socket.on('error', () => undefined));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const port = (silent.address() as { port: number }).port;
     const started = Date.now();

@@ -86,7 +86,12 @@ describe('RedisServerProcess', () => {
 
   it('fails clearly when its port is taken, even if the squatter answers like Redis', async () => {
     const port = await freePort();
-    const squatter = createServer((socket) => socket.on('data', () => socket.write('+PONG\r\n')));
+    // The harness's readiness probe destroys its socket with the squatter's reply maybe unread: the squatter's
+    // side may see a reset, which must not surface as an uncaught error of this suite.
+    const squatter = createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.on('data', () => socket.write('+PONG\r\n'));
+    });
     await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
     try {
       await expect(RedisServerProcess.start({ port })).rejects.toThrow(
