@@ -42,6 +42,7 @@ class SilentRedis {
     server.on('connection', (socket) => {
       this.connections++;
       this.sockets.add(socket);
+      socket.on('error', () => undefined); // a client that gives up may reset the connection
       socket.on('close', () => this.sockets.delete(socket));
     });
   }
