@@ -9,6 +9,7 @@ import {
   Session,
   SessionAccessor,
   SessionModule,
+  type EndedSessionMark,
   type SessionChanges,
   type SessionModuleOptions,
 } from 'nest-session-state';
@@ -243,6 +244,19 @@ class FloodController {
     return { ok: true };
   }
 
+  @Get('relogin')
+  relogin(@Session() session: Session) {
+    session.regenerate();
+    session.setString('user', 'bob');
+    return { ok: true };
+  }
+
+  @Get('logout')
+  logout(@Session() session: Session) {
+    session.abandon();
+    return { ok: true };
+  }
+
   @Get('read')
   read(@Session() session: Session) {
     return { name: session.getString('name') ?? null, user: session.getString('user') ?? null };
@@ -283,9 +297,9 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
       this.stored.add(key);
       return super.commit(key, changes, idle);
     }
-    override async remove(key: string): Promise<void> {
+    override async remove(key: string, mark?: EndedSessionMark): Promise<void> {
       this.stored.delete(key);
-      return super.remove(key);
+      return super.remove(key, mark);
     }
   }
 
@@ -335,38 +349,38 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
   });
 });
 
+/** Holds the next commit until `release()`; remembers which keys hold data. */
+class HeldCommitStore extends MemorySessionStore {
+  readonly stored = new Set<string>();
+  private held: { reached: () => void; until: Promise<void> } | undefined;
+
+  /** Arms the hold; resolves `reached` once a commit waits at it. */
+  holdNext(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const waiting = new Promise<void>((resolve) => (reached = resolve));
+    this.held = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
+    return { reached: waiting, release };
+  }
+
+  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
+    const held = this.held;
+    this.held = undefined;
+    if (held) {
+      held.reached();
+      await held.until;
+    }
+    await super.commit(key, changes, idle);
+    this.stored.add(key);
+  }
+  override async remove(key: string, mark?: EndedSessionMark): Promise<void> {
+    this.stored.delete(key);
+    return super.remove(key, mark);
+  }
+}
+
 describe('a stream that outgrows the hold after regenerate() under session.lock, whose lock was lost meanwhile', () => {
   const clock = new ManualClock(Date.now());
-
-  /** Holds the next commit until `release()`; remembers which keys hold data. */
-  class HeldCommitStore extends MemorySessionStore {
-    readonly stored = new Set<string>();
-    private held: { reached: () => void; until: Promise<void> } | undefined;
-
-    /** Arms the hold; resolves `reached` once a commit waits at it. */
-    holdNext(): { reached: Promise<void>; release: () => void } {
-      let reached!: () => void;
-      let release!: () => void;
-      const waiting = new Promise<void>((resolve) => (reached = resolve));
-      this.held = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
-      return { reached: waiting, release };
-    }
-
-    override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
-      const held = this.held;
-      this.held = undefined;
-      if (held) {
-        held.reached();
-        await held.until;
-      }
-      await super.commit(key, changes, idle);
-      this.stored.add(key);
-    }
-    override async remove(key: string): Promise<void> {
-      this.stored.delete(key);
-      return super.remove(key);
-    }
-  }
 
   const store = new HeldCommitStore({ clock });
   const logger = new CaptureLogger();
@@ -405,5 +419,81 @@ describe('a stream that outgrows the hold after regenerate() under session.lock,
     });
     expect(undone()?.message).toMatch(/without this request's values \(its session lock was lost\)/);
     expect(store.stored.size).toBe(1); // the unsent key is removed
+  });
+});
+
+describe('a stream that outgrows the hold after regenerate(), while another request changes the kept session', () => {
+  const store = new HeldCommitStore();
+  const logger = new CaptureLogger();
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    ({ app, url } = await startFloodApp({ store }, logger));
+  });
+  afterAll(() => app.close());
+
+  /**
+   * Signs in with a flood whose new key's commit waits until `meanwhile` (sent with the old cookie) answered; returns
+   * the warning that the undo logged, and the answer `meanwhile` got.
+   */
+  async function loginAround(
+    cookie: string,
+    meanwhile: string,
+  ): Promise<{ warning: string; other: request.Response }> {
+    const hold = store.holdNext();
+    const login = getFlood(url, '/flood/login', cookie).then((res) => res);
+    await hold.reached;
+    const other = await request(url).get(meanwhile).set('Cookie', cookie).expect(200);
+    hold.release();
+    const res = await login;
+    expect((res.body as Buffer).length).toBe(BIG.length);
+    expect(findSetCookie(res, COOKIE)).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    const undone = () =>
+      logger.lines.filter((l) => /before the session cookie could be sent/.test(l.message));
+    while (undone().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(undone()).toHaveLength(1);
+    const warning = undone()[0].message;
+    logger.lines.length = 0;
+    return { warning, other };
+  }
+
+  it("only the request's own changes go back under the kept key: a value another request wrote meanwhile stays", async () => {
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    await loginAround(cookie, '/flood/rename');
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: 'renamed',
+      user: 'ada',
+    });
+  });
+
+  it('a session signed out meanwhile stays signed out: the undo does not bring it back', async () => {
+    const earlier = new Set(store.stored);
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    await loginAround(cookie, '/flood/logout');
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: null,
+      user: null,
+    });
+    // Nothing is left under either key (the commits it refused count as made in `stored`: ask the store).
+    const left = [...store.stored].filter(
+      (key) => !earlier.has(key) && store.loadNow(key, 60_000) !== undefined,
+    );
+    expect(left).toEqual([]);
+  });
+
+  it('a session another request moved meanwhile is not brought back under the old key; the warning says the values were not kept', async () => {
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    const { warning, other } = await loginAround(cookie, '/flood/relogin');
+    expect(warning).toMatch(/without this request's values \(another request moved the session meanwhile\)/);
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: null,
+      user: null,
+    });
+    const moved = cookiePair(other, COOKIE);
+    expect((await request(url).get('/flood/read').set('Cookie', moved).expect(200)).body).toEqual({
+      name: 'first',
+      user: 'bob',
+    });
   });
 });

@@ -623,7 +623,7 @@ export class SessionLifecycle implements SessionHost {
     }
     // The head left while the store was writing (a stream that outgrew the response hold): the
     // browser keeps the cookie it has, so nothing may stay stored under a key it never got.
-    if (this.cookieChange === 'set' && this.exchange.headersSent) await this.undoUnsentKey(write);
+    if (this.cookieChange === 'set' && this.exchange.headersSent) await this.undoUnsentKey(write, beforeMove);
     if (this.replacedKey !== undefined) {
       const old = this.replacedKey;
       // The old key stays replaced (and the new cookie unsent) until its data is really gone.
@@ -838,33 +838,46 @@ export class SessionLifecycle implements SessionHost {
   }
 
   /**
-   * The new key's cookie could not be sent: its data is removed; after `regenerate()` the data goes
-   * back under the key the browser still holds. Refused loudly (SessionResponseStartedError, at warn).
+   * The new key's cookie could not be sent: its data is removed; after `regenerate()` the request's own changes
+   * (`beforeMove`, recorded before the move rewrote every value) are committed under the key the browser still holds,
+   * as if it had not moved. Not every value: another request's write there meanwhile stays, and a session ended
+   * there meanwhile (signed out, revoked) stays ended, as any commit of a stored session is guarded. Refused loudly
+   * (SessionResponseStartedError, at warn).
    */
-  private async undoUnsentKey(write: PendingWrite | undefined): Promise<never> {
+  private async undoUnsentKey(
+    write: PendingWrite | undefined,
+    beforeMove: SessionChanges | undefined,
+  ): Promise<never> {
     const { store, options } = this.runtime;
     const io = <T>(operation: Promise<T>) => this.runtime.withIoTimeout(operation);
     const unsent = this.key!;
     const kept = this.replacedKey;
     this.cookieChange = undefined;
     this.persisted = false;
-    let lockLost = false;
+    let notKept: 'lock lost' | 'moved' | undefined;
     if (kept !== undefined) {
-      if (write && !write.remove) {
-        // Every value goes back under the kept key: under the lock, only while the lock is still this request's.
-        const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
-        try {
-          // A taken write's changes are a plain object (takeWrite without inPlace): copied with the token.
-          await io(store.commit(kept, { ...write.changes, lockToken }, options.idleTimeout, options));
-        } catch (error) {
-          // Another request took the lock and may have written the kept key: its values stay.
-          if (!(error instanceof SessionLockLostError)) throw error;
-          lockLost = true;
-        }
-      }
       this.key = kept;
       this.replacedKey = undefined;
       this.persisted = true;
+      if (write && !write.remove) {
+        if (beforeMove) this.session.changes.restore(beforeMove);
+        // Under the lock only while it is still this request's; turned away where the session ended meanwhile.
+        const back = this.takeWrite();
+        try {
+          if (back)
+            await io(
+              back.remove
+                ? store.remove(kept)
+                : store.commit(kept, back.changes, options.idleTimeout, options),
+            );
+        } catch (error) {
+          // Another request took the lock (and may have written the kept key), or moved the session from it: its
+          // values stay.
+          if (error instanceof SessionLockLostError) notKept = 'lock lost';
+          else if (error instanceof SessionMovedError) notKept = 'moved';
+          else throw error;
+        }
+      }
     } else {
       this.key = undefined;
     }
@@ -874,9 +887,11 @@ export class SessionLifecycle implements SessionHost {
     const outcome =
       kept === undefined
         ? 'the new session was not kept'
-        : lockLost
+        : notKept === 'lock lost'
           ? "regenerate() was undone, the session keeps its key without this request's values (its session lock was lost)"
-          : 'regenerate() was undone, the session keeps its key';
+          : notKept === 'moved'
+            ? "regenerate() was undone without this request's values (another request moved the session meanwhile)"
+            : 'regenerate() was undone, the session keeps its key';
     logEvent(
       this.runtime.logger,
       SessionLogEvents.SessionCookieNotSent,
