@@ -241,6 +241,23 @@ describe.each([
     expect(await stored(renewed, 'name')).toBe('explicit');
   });
 
+  it('a move whose write under the new key landed but whose reply came after the timeout (503): that copy is deleted, the session stays under the old key alone', async () => {
+    const marker = `moved-late-${nearCache}`;
+    const cookie = cookiePair(await request(a).post('/set/cart').send({ value: marker }).expect(200), COOKIE);
+    const sessions = () => server.admin().keys(`{${APP}_*}_Data`);
+    const before = (await sessions()).sort();
+    // The rewrite under the new key carries the value: it runs at once, its reply (and every later one) comes late.
+    const hold = proxy.holdRepliesWhen(marker, HOLD);
+    const moved = await request(a).post('/regenerate').set('Cookie', cookie);
+    expect(moved.status).toBe(503);
+    expect(moved.headers['set-cookie']).toBeUndefined();
+    await hold.released;
+    expect(hold.engaged).toBe(true);
+    expect(await waitUntil(async () => (await sessions()).length === before.length, 2_000)).toBe(true);
+    expect((await sessions()).sort()).toEqual(before);
+    expect(await stored(cookie, 'cart')).toBe(marker);
+  });
+
   it('a commit that reaches Redis in time is applied (the deadline refuses only late ones)', async () => {
     const cookie = cookiePair(await request(a).post('/set/x').send({ value: 'v1' }).expect(200), COOKIE);
     const hold = proxy.holdWhen(`in-time-${nearCache}`, Math.floor(TIMEOUT / 5));

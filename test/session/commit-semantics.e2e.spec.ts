@@ -809,6 +809,55 @@ class LostTakeReplyStore extends MemorySessionStore {
   }
 }
 
+/** A store whose next commits apply and then fail (their replies lost on the way back, or a timeout that landed). */
+class LostCommitReplyStore extends MemorySessionStore {
+  losing = 0;
+  override async commit(...args: Parameters<MemorySessionStore['commit']>): Promise<void> {
+    await super.commit(...args);
+    if (this.losing-- > 0) throw new Error('the reply was lost');
+  }
+}
+
+describe('a move whose first write under the new key fails without a verdict (503)', () => {
+  it('deletes what it may have written there, and a try again in the same request writes under another new key', async () => {
+    const store = new LostCommitReplyStore();
+    const { app, url } = await startSessionApp(
+      { secrets: SECRETS, store },
+      { controllers: [GatedSessionController, RetryingController] },
+    );
+    try {
+      const cookie = cookiePair(
+        await request(url).post('/set/cart').send({ value: 'apple' }).expect(200),
+        COOKIE,
+      );
+      store.losing = 1;
+      const signIn = await request(url)
+        .post(`/gated/${open('lost-write')}/regenerate`)
+        .set('Cookie', cookie)
+        .send({ key: 'user' })
+        .expect(503);
+      expect(signIn.headers['set-cookie']).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the delete runs after the answer
+      expect(store.count).toBe(1);
+      expect((await request(url).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
+        cart: 'apple',
+      });
+
+      store.losing = 1;
+      const retried = await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(store.count).toBe(1);
+      expect(
+        (await request(url).get('/keys').set('Cookie', cookiePair(retried, COOKIE)).expect(200)).body,
+      ).toEqual({
+        cart: 'apple',
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('a move whose take fails (503)', () => {
   it('deletes the copy written under the new key, which no browser got: the session stays under the old key alone', async () => {
     const store = new FailingTakeStore();

@@ -250,3 +250,17 @@ export class SessionLockLostError extends ConflictException {
   }
 }
 markSessionStateError(SessionLockLostError);
+
+/**
+ * @internal The store refused a commit and applied nothing of it (a limit, a move, a lost lock): a 413 or 409, not an
+ * outage, and not a write whose outcome is unknown.
+ */
+export function isStoreRefusal(
+  error: unknown,
+): error is SessionLimitExceededError | SessionMovedError | SessionLockLostError {
+  return (
+    error instanceof SessionLimitExceededError ||
+    error instanceof SessionMovedError ||
+    error instanceof SessionLockLostError
+  );
+}

@@ -6,6 +6,7 @@ import { randomBase64url } from '../protection/random-pool.js';
 import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError } from '../errors/response-started.errors.js';
 import {
+  isStoreRefusal,
   SessionLimitExceededError,
   SessionMovedError,
   SessionLockLostError,
@@ -543,9 +544,7 @@ export class SessionLifecycle implements SessionHost {
       if (
         error instanceof SessionUnavailableError ||
         error instanceof SessionResponseStartedError ||
-        error instanceof SessionLimitExceededError || // the store refused it: not an outage
-        error instanceof SessionMovedError ||
-        error instanceof SessionLockLostError
+        isStoreRefusal(error) // not an outage
       ) {
         if (error instanceof SessionUnavailableError && error.cause !== undefined) this.storeFailure = error;
         throw error;
@@ -612,6 +611,8 @@ export class SessionLifecycle implements SessionHost {
         );
       } catch (error) {
         session.changes.restore(beforeMove ?? write.changes);
+        // The move's write under the new key failed without a verdict (a timeout, a lost reply): it may have landed.
+        if (this.replacedKey !== undefined && !isStoreRefusal(error)) this.dropUnsentKey(write.key);
         // A start whose outcome is unknown (a timeout: it may have applied) is not judged again: its own session,
         // moved by a sign-in since, would read as another request's move.
         if (write.changes.refuseIfMovedWithinMs !== undefined && !(error instanceof SessionMovedError))
@@ -777,11 +778,21 @@ export class SessionLifecycle implements SessionHost {
   private dropUnsentCopy(restored: SessionChanges | undefined): void {
     if (restored) this.session.changes.restore(restored);
     if (!this.persisted) return;
-    const unsent = this.key!;
     this.persisted = false;
+    this.dropUnsentKey(this.key!);
+  }
+
+  /**
+   * Deletes what a failed move may have written under `unsent`, the new key no browser got (see dropUnsentCopy;
+   * also after its first write there failed without a verdict, which may have landed), and draws another one for a
+   * later try of the move. A store that applies one connection's commands in order (Redis) runs the delete after a
+   * late write it may still hold.
+   */
+  private dropUnsentKey(unsent: string): void {
     this.key = generateSessionKey();
+    if (this.drawnKey === unsent) this.drawnKey = this.key;
     this.runtime.forgetSlide(unsent);
-    // A store whose remove throws at once must not replace the take's failure, the request's answer.
+    // A store whose remove throws at once must not replace the failure, the request's answer.
     Promise.resolve()
       .then(() => this.runtime.withIoTimeout(this.runtime.store.remove(unsent)))
       .catch((error: unknown) =>
@@ -1075,11 +1086,7 @@ export class SessionLifecycle implements SessionHost {
   private finishFailed(error: Error): void {
     if (this.finishFailure !== undefined) return;
     this.finishFailure = error;
-    if (
-      error instanceof SessionLimitExceededError ||
-      error instanceof SessionMovedError ||
-      error instanceof SessionLockLostError
-    ) {
+    if (isStoreRefusal(error)) {
       // Refused by the store, which works: not an outage. Logged apart from SessionCommitFailed (an alert on
       // outages must not fire for a client's oversized session).
       this.runtime.storeFailureLog.write(
@@ -1113,11 +1120,7 @@ export class SessionLifecycle implements SessionHost {
       }
       if (!this.nothingToCommit) await this.commit();
     } catch (error) {
-      if (
-        error instanceof SessionLimitExceededError ||
-        error instanceof SessionMovedError ||
-        error instanceof SessionLockLostError
-      ) {
+      if (isStoreRefusal(error)) {
         // Refused by the store, which works: a 413 or 409 (whatever throwOnError says), not an outage.
         this.finishFailed(error);
         throw error;
