@@ -394,7 +394,7 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
-  it('TLS with ssl (private CA); TLS against a plain port and plain against TLS fail at startup naming ssl', async () => {
+  it('TLS with ssl (private CA); TLS against a plain port, plain against TLS, an untrusted CA and a certificate for another name fail at startup naming ssl and what to give', async () => {
     const tlsServer = await RedisServerProcess.start({ tls: true });
     const plain = await RedisServerProcess.start();
     try {
@@ -415,6 +415,28 @@ describe('RedisDistributedCache connection options', () => {
       await expect(
         connectCache({ port: tlsServer.port, connectionTimeoutInMilliseconds: 1000 }),
       ).rejects.toThrow(/ssl/);
+      // The certificate is refused: the message says why, and what to give.
+      await expect(
+        connectCache({ port: tlsServer.port, ssl: true, connectionTimeoutInMilliseconds: 1000 }),
+      ).rejects.toThrow(
+        /TLS handshake with Redis at 127\.0\.0\.1:\d+ failed: its certificate is not signed by a CA this process trusts .*give that CA certificate \(PEM\) as ca in the ssl option/,
+      );
+      await expect(
+        connectCache({
+          port: tlsServer.port,
+          ssl: { ca: tlsServer.tls!.ca, servername: 'cache.internal' },
+          connectionTimeoutInMilliseconds: 1000,
+        }),
+      ).rejects.toThrow(
+        /its certificate does not list the host name \(or IP address\) it was reached by: connect by a name the certificate lists, or give that name as servername in the ssl option\./,
+      );
+      // Reached by a name the certificate lists: accepted.
+      const byName = await connectCache({
+        host: 'localhost',
+        port: tlsServer.port,
+        ssl: { ca: tlsServer.tls!.ca },
+      });
+      await byName.set('tls', Uint8Array.of(2));
     } finally {
       await tlsServer.stop();
       await plain.stop();

@@ -26,4 +26,35 @@ describe('describePostgresStartupFailure', () => {
     );
     expect(message).toContain('[57P03 the database system is starting up]');
   });
+
+  it.each([
+    [
+      'a certificate for another host name',
+      {
+        code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+        message:
+          "Hostname/IP does not match certificate's altnames: Host: db.internal. is not in the cert's altnames: DNS:localhost",
+      },
+      /does not list the host name \(or IP address\) it was reached by: connect by a name the certificate lists, or give that name as servername in postgres\.ssl\./,
+    ],
+    [
+      'a private CA not given',
+      { code: 'SELF_SIGNED_CERT_IN_CHAIN', message: 'self-signed certificate in certificate chain' },
+      /not signed by a CA this process trusts .*: give that CA certificate \(PEM\) as ca in postgres\.ssl, or add it to NODE_EXTRA_CA_CERTS\./,
+    ],
+    [
+      'an expired certificate',
+      { code: 'CERT_HAS_EXPIRED', message: 'certificate has expired' },
+      /its certificate has expired: renew it on the server/,
+    ],
+  ])('a TLS handshake refused for %s says what to change', (_name, tls, expected) => {
+    const options = resolvePostgresOptions({
+      connectionString: 'postgres://app@db.internal:5432/shop',
+      ssl: true,
+    });
+    const failure = Object.assign(new Error(tls.message), { code: tls.code });
+    const { message } = describePostgresStartupFailure(failure, options, false);
+    expect(message).toMatch(/^The TLS handshake with PostgreSQL at db\.internal:5432\/shop failed: /);
+    expect(message).toMatch(expected);
+  });
 });

@@ -1,6 +1,7 @@
 import { redactCredentials } from '../../options/redact-credentials.js';
 import { PostgresConfigurationError } from '../../errors/postgres.errors.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
+import { tlsFailureAdvice, tlsFailureOf } from '../tls-failure.js';
 
 interface PgErrorLike {
   code?: string;
@@ -67,6 +68,11 @@ export function describePostgresStartupFailure(
         'and set the timeout for the user instead: ALTER ROLE <user> SET statement_timeout = ' +
         `${options.operationTimeout}.`,
     );
+  }
+  const tlsFailure = tlsFailureOf(`${code} ${message}`);
+  if (tlsFailure) {
+    const place = options.pool ? 'the ssl option of the pool passed as postgres.pool' : 'postgres.ssl';
+    return make(`The TLS handshake with ${at} failed: ${tlsFailureAdvice(tlsFailure, place)}.`);
   }
   if (/SSL|TLS|certificate/i.test(message)) {
     return make(`The TLS handshake with ${at} failed: check postgres.ssl (and sslmode in ${source}).`);

@@ -1,6 +1,7 @@
 import type { ResolvedRedisCacheOptions } from './redis-cache.options.js';
 import { RedisConfigurationError } from './redis-cache.errors.js';
 import { withoutCommand } from './without-command.js';
+import { tlsFailureAdvice, tlsFailureOf } from '../tls-failure.js';
 
 interface ErrorLike {
   code?: string;
@@ -92,6 +93,11 @@ export function describeStartupFailure(
     return make(
       `The Redis host of ${where} cannot be resolved: check ${check('the host (or url) option', 'host names')}.`,
     );
+  }
+  const tlsFailure = tlsFailureOf(text);
+  if (tlsFailure) {
+    const place = passedIn ? 'the tls option of the ioredis client passed as client' : 'the ssl option';
+    return make(`The TLS handshake with Redis at ${where} failed: ${tlsFailureAdvice(tlsFailure, place)}.`);
   }
   if (has(/ERR_SSL|EPROTO|SSL routines|certificate|self[- ]signed|TLS/i)) {
     return make(
