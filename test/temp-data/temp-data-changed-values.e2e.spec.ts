@@ -52,6 +52,16 @@ class ChangedValuesController {
     return { ok: true };
   }
 
+  /** Sets two values, then peeks the object it set (the stored copy) and spoils that in place. */
+  @Post('after-set-peek/:how')
+  @HttpCode(200)
+  afterSetPeek(@TempData() tempData: TempDataDictionary, @Param('how') how: string) {
+    tempData.set('Other', 'innocent');
+    tempData.set('Cart', { items: ['tea'] });
+    spoil(tempData.peek<Record<string, unknown>>('Cart')!, how);
+    return { ok: true };
+  }
+
   /** `TempDataAccessor.current` in a handler that loaded nothing. */
   @Get('accessor-current')
   accessorCurrent() {
@@ -129,6 +139,32 @@ describe.each(['cookie', 'session'] as const)(
           expect(logged).toEqual([
             expect.stringMatching(
               /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
+            ),
+          ]);
+        }
+      },
+    );
+
+    it(
+      provider === 'cookie'
+        ? 'an object set in this request, then peeked and grown in place past the cookie budget: dropped and named in the log, the values set with it and those stored are saved'
+        : 'an object set in this request, then peeked and grown in place (within the session limits): saved with the rest',
+      async () => {
+        const browser = new Browser(url);
+        await browser.run({ op: 'set', key: 'Message', value: 'hi' });
+        const linesBefore = logger.lines.length;
+        expect((await browser.post('/changed/after-set-peek/growth')).status).toBe(200);
+        const [keys] = await browser.run({ op: 'keys' });
+        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
+        if (provider === 'session') {
+          expect(keys).toEqual(['Message', 'Other', 'Cart']);
+          expect(logged).toEqual([]);
+        } else {
+          // Before, nothing was saved (TempDataCookieTooLarge): the accepted set of Other was lost, and Message.
+          expect(keys).toEqual(['Message', 'Other']);
+          expect(logged).toEqual([
+            expect.stringMatching(
+              /TempDataKeptValuesDropped.*set in this request and then changed in place were not saved \("Cart"\)/,
             ),
           ]);
         }

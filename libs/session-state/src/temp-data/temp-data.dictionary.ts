@@ -1,4 +1,4 @@
-import { tempDataSnapshot } from './temp-data.value-codec.js';
+import { encodeTempDataValue, tempDataSnapshot } from './temp-data.value-codec.js';
 
 /**
  * Supplies the TempData a request arrived with. Called lazily, at most once per dictionary, on the first
@@ -23,6 +23,8 @@ interface TempDataEntry {
   /** The key as it was first stored; lookups ignore case. */
   readonly key: string;
   value: unknown;
+  /** A copy set in this request: its encoding at `set`, to tell whether it was changed in place since. */
+  encodedAtSet?: string | undefined;
 }
 
 /**
@@ -113,15 +115,19 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
       this.remove(key);
       return;
     }
-    value = tempDataSnapshot(key, value);
+    const snapshot = tempDataSnapshot(key, value);
     this.guard.beforeChange?.();
     this.access();
     const id = foldKey(key);
     const existing = this.data.get(id);
-    const before = existing ? { value: existing.value, unread: this.unread.has(id) } : undefined;
+    const before = existing
+      ? { value: existing.value, encodedAtSet: existing.encodedAtSet, unread: this.unread.has(id) }
+      : undefined;
     const wasSetHere = this.setHere.has(id);
-    if (existing) existing.value = value;
-    else this.data.set(id, { key, value });
+    if (existing) {
+      existing.value = snapshot.value;
+      existing.encodedAtSet = snapshot.encoded;
+    } else this.data.set(id, { key, value: snapshot.value, encodedAtSet: snapshot.encoded });
     this.unread.add(id);
     this.setHere.add(id);
     if (!this.guard.checkSize) return;
@@ -131,6 +137,7 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
       if (!before) this.data.delete(id);
       else {
         existing!.value = before.value;
+        existing!.encodedAtSet = before.encodedAtSet;
         if (!before.unread) this.unread.delete(id);
       }
       if (!wasSetHere) this.setHere.delete(id);
@@ -231,6 +238,25 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
    */
   toSaveSetHere(): Map<string, unknown> {
     return this.toSaveWhere((id) => this.unread.has(id) && this.setHere.has(id));
+  }
+
+  /**
+   * @internal The keys of the values set in this request that were changed in place since (a `peek()` result pushed
+   * to): what no `set` accepted at that size, to go first when not everything can be saved.
+   */
+  changedSinceSet(): Set<string> {
+    const changed = new Set<string>();
+    for (const [id, entry] of this.data) {
+      if (entry.encodedAtSet === undefined || !this.setHere.has(id)) continue;
+      let now: string | undefined;
+      try {
+        now = encodeTempDataValue(entry.key, entry.value);
+      } catch {
+        // changed into a value that does not encode at all: changed too
+      }
+      if (now !== entry.encodedAtSet) changed.add(entry.key);
+    }
+    return changed;
   }
 
   private toSaveWhere(keeps: (id: string) => boolean): Map<string, unknown> {

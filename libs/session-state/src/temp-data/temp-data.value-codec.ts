@@ -53,18 +53,29 @@ export function assertTempDataValue(key: string, value: unknown): void {
 /**
  * What TempData keeps of `value` set under `key`: the value itself when it is a primitive, otherwise a copy (as a later
  * request would read it back), so a change the app makes to its object after `set` neither changes what is saved nor
- * makes the save fail.
+ * makes the save fail; with a copy, its encoding (see {@link encodeTempDataValue}).
  *
  * @throws TypeError as {@link assertTempDataValue}.
  */
-export function tempDataSnapshot(key: string, value: unknown): unknown {
+export function tempDataSnapshot(key: string, value: unknown): { value: unknown; encoded?: string } {
   if (typeof value !== 'object' || value === null) {
     assertTempDataValue(key, value);
-    return value;
+    return { value };
   }
+  const encoded = encodeTempDataValue(key, value);
+  return { value: decodeValue(JSON.parse(encoded), 0), encoded };
+}
+
+/**
+ * One value's encoding (as it appears inside {@link encodeTempData}'s output): what a copy taken at `set` is
+ * compared with to tell a value changed in place since.
+ *
+ * @throws TypeError (as {@link assertTempDataValue}) when the value cannot be stored.
+ */
+export function encodeTempDataValue(key: string, value: unknown): string {
   const out: string[] = [];
   walk(value, { key, path: [], ancestors: new Set() }, 0, out);
-  return decodeValue(JSON.parse(out.join('')), 0);
+  return out.join('');
 }
 
 /**
