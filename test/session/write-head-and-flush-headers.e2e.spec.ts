@@ -9,7 +9,10 @@ import {
   Session,
   SessionAccessor,
   SessionModule,
+  UserSessions,
   type EndedSessionMark,
+  type SessionCommitLimits,
+  type SessionData,
   type SessionChanges,
   type SessionModuleOptions,
 } from 'nest-session-state';
@@ -244,6 +247,14 @@ class FloodController {
     return { ok: true };
   }
 
+  /** A sign-out: clear() and regenerate(). */
+  @Get('sign-out')
+  signOut(@Session() session: Session, @Res() res: Response) {
+    session.clear();
+    session.regenerate();
+    flood(res);
+  }
+
   @Get('relogin')
   relogin(@Session() session: Session) {
     session.regenerate();
@@ -267,8 +278,9 @@ class FloodController {
 async function startFloodApp(
   options: SessionModuleOptions,
   logger: CaptureLogger,
+  controllers: (new (...args: never[]) => unknown)[] = [FloodController],
 ): Promise<{ app: INestApplication; url: string }> {
-  @Module({ imports: [SessionModule.forRoot(options)], controllers: [FloodController] })
+  @Module({ imports: [SessionModule.forRoot(options)], controllers })
   class FloodAppModule {}
   const ref = await Test.createTestingModule({ imports: [FloodAppModule] }).compile();
   const app = createPlatformApp(ref, { logger });
@@ -333,7 +345,7 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
     expect([...store.stored]).toEqual([]);
   });
 
-  it('regenerate(): the key the browser holds is not deleted, and keeps the data', async () => {
+  it('regenerate(): the key the browser holds is not deleted, and keeps its data without the values the request set (no sign-in under a pre-sign-in key)', async () => {
     const first = await request(url).get('/flood/start').expect(200);
     const cookie = cookiePair(first, COOKIE);
     expect(store.stored.size).toBe(1);
@@ -344,7 +356,7 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
     expect(store.stored.size).toBe(1);
     expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
       name: 'first',
-      user: 'ada',
+      user: null,
     });
   });
 });
@@ -417,7 +429,7 @@ describe('a stream that outgrows the hold after regenerate() under session.lock,
       name: 'renamed',
       user: null,
     });
-    expect(undone()?.message).toMatch(/without this request's values \(its session lock was lost\)/);
+    expect(undone()?.message).toMatch(/without the values this request set/);
     expect(store.stored.size).toBe(1); // the unsent key is removed
   });
 });
@@ -433,19 +445,21 @@ describe('a stream that outgrows the hold after regenerate(), while another requ
   afterAll(() => app.close());
 
   /**
-   * Signs in with a flood whose new key's commit waits until `meanwhile` (sent with the old cookie) answered; returns
+   * Signs in (or out: `login`) with a flood whose next commit (under the new key; for a sign-out, which writes nothing
+   * there, the undo's under the kept key) waits until `meanwhile` (sent with the old cookie) answered; returns
    * the warning that the undo logged, and the answer `meanwhile` got.
    */
   async function loginAround(
     cookie: string,
     meanwhile: string,
+    login = '/flood/login',
   ): Promise<{ warning: string; other: request.Response }> {
     const hold = store.holdNext();
-    const login = getFlood(url, '/flood/login', cookie).then((res) => res);
+    const flooded = getFlood(url, login, cookie).then((res) => res);
     await hold.reached;
     const other = await request(url).get(meanwhile).set('Cookie', cookie).expect(200);
     hold.release();
-    const res = await login;
+    const res = await flooded;
     expect((res.body as Buffer).length).toBe(BIG.length);
     expect(findSetCookie(res, COOKIE)).toBeUndefined();
     const deadline = Date.now() + 5_000;
@@ -458,12 +472,12 @@ describe('a stream that outgrows the hold after regenerate(), while another requ
     return { warning, other };
   }
 
-  it("only the request's own changes go back under the kept key: a value another request wrote meanwhile stays", async () => {
+  it('none of the values the request set go under the kept key; a value another request wrote meanwhile stays', async () => {
     const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
     await loginAround(cookie, '/flood/rename');
     expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
       name: 'renamed',
-      user: 'ada',
+      user: null,
     });
   });
 
@@ -482,10 +496,21 @@ describe('a stream that outgrows the hold after regenerate(), while another requ
     expect(left).toEqual([]);
   });
 
-  it('a session another request moved meanwhile is not brought back under the old key; the warning says the values were not kept', async () => {
+  it('a sign-out (clear() and regenerate()) undone: the clear applies under the kept key, the visitor is signed out', async () => {
     const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
-    const { warning, other } = await loginAround(cookie, '/flood/relogin');
-    expect(warning).toMatch(/without this request's values \(another request moved the session meanwhile\)/);
+    await loginAround(cookie, '/flood/read', '/flood/sign-out');
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: null,
+      user: null,
+    });
+  });
+
+  it('a sign-out undone while another request moved the session: not brought back under the old key; the warning says nothing of the request was kept', async () => {
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    const { warning, other } = await loginAround(cookie, '/flood/relogin', '/flood/sign-out');
+    expect(warning).toMatch(
+      /nothing of this request was kept \(another request moved the session meanwhile\)/,
+    );
     expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
       name: null,
       user: null,
@@ -494,6 +519,172 @@ describe('a stream that outgrows the hold after regenerate(), while another requ
     expect((await request(url).get('/flood/read').set('Cookie', moved).expect(200)).body).toEqual({
       name: 'first',
       user: 'bob',
+    });
+  });
+});
+
+/** Fails on demand: the next take's reply is lost (it applied), or the n-th commit from now fails (applying nothing). */
+class FailingFloodStore extends MemorySessionStore {
+  readonly committed = new Set<string>();
+  loseNextTakeReply = false;
+  commitDelayMs = 0;
+  failCommitNo = 0;
+
+  override async take(key: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    const taken = await super.take(key, mark);
+    if (this.loseNextTakeReply) {
+      this.loseNextTakeReply = false;
+      throw new Error('the reply of the take was lost');
+    }
+    return taken;
+  }
+
+  override async commit(
+    key: string,
+    changes: SessionChanges,
+    idle: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    const failing = this.failCommitNo > 0 && --this.failCommitNo === 0;
+    if (this.commitDelayMs) await new Promise((resolve) => setTimeout(resolve, this.commitDelayMs));
+    if (failing) throw new Error('the store is down');
+    await super.commit(key, changes, idle, limits);
+    this.committed.add(key);
+  }
+
+  /** Keys committed since `before` that hold a session now. */
+  copiesSince(before: ReadonlySet<string>): string[] {
+    return [...this.committed].filter((key) => !before.has(key) && this.loadNow(key, 60_000) !== undefined);
+  }
+}
+
+const failingFloodStore = new FailingFloodStore();
+
+@Controller('failing-flood')
+class FailingFloodController {
+  constructor(private readonly users: UserSessions) {}
+
+  /** A sign-in whose explicit commit failed (its take applied, the reply lost), tried again at the end, flooding. */
+  @Get('login-retried')
+  async loginRetried(@Session() session: Session, @Res() res: Response) {
+    session.regenerate();
+    session.setString('user', 'ada');
+    failingFloodStore.loseNextTakeReply = true;
+    await session.commit().catch(() => undefined);
+    failingFloodStore.commitDelayMs = 150;
+    flood(res);
+  }
+
+  /** A sign-in whose move's write lands and whose undo's write under the kept key fails (a sign-out's clear). */
+  @Get('sign-out-write-back-fails')
+  signOutWriteBackFails(@Session() session: Session, @Res() res: Response) {
+    session.remove('name');
+    session.regenerate();
+    session.setString('user', 'ada');
+    failingFloodStore.commitDelayMs = 150;
+    failingFloodStore.failCommitNo = 2;
+    flood(res);
+  }
+
+  /** A sign-in by UserSessions.bind() while the response outgrows the hold. */
+  @Get('bind')
+  async bind(@Session() session: Session, @Res() res: Response) {
+    session.regenerate();
+    const bound = this.users.bind(session, 'ada').then(
+      () => 'bound',
+      (error: Error) => error.name,
+    );
+    flood(res);
+    this.lastBind = await bound;
+  }
+
+  lastBind = '';
+
+  @Get('last-bind')
+  lastBindOutcome() {
+    return { outcome: this.lastBind };
+  }
+
+  @Get('read')
+  read(@Session() session: Session) {
+    return {
+      name: session.getString('name') ?? null,
+      user: session.getString('user') ?? null,
+      boundTo: this.users.userOf(session) ?? null,
+    };
+  }
+
+  @Get('listed')
+  async listed() {
+    return { count: (await this.users.list('ada')).length };
+  }
+}
+
+describe('an undone regenerate() after other failures of the request', () => {
+  const store = failingFloodStore;
+  const logger = new CaptureLogger();
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    ({ app, url } = await startFloodApp({ store }, logger, [FloodController, FailingFloodController]));
+  });
+  afterAll(() => app.close());
+  beforeEach(() => {
+    store.commitDelayMs = 0;
+    store.failCommitNo = 0;
+    store.loseNextTakeReply = false;
+    logger.lines.length = 0;
+  });
+
+  const read = async (cookie: string) =>
+    (await request(url).get('/failing-flood/read').set('Cookie', cookie).expect(200)).body as Record<
+      string,
+      unknown
+    >;
+
+  /**
+   * Sends `path` with a stored session's cookie; waits for the undo's warning (or `pattern`). Returns the cookie and
+   * the keys committed before `path` (the kept key among them).
+   */
+  async function flooded(
+    path: string,
+    pattern = /before the session cookie could be sent/,
+  ): Promise<{ cookie: string; before: Set<string> }> {
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    const before = new Set(store.committed);
+    const res = await getFlood(url, path, cookie);
+    expect((res.body as Buffer).length).toBe(BIG.length);
+    expect(findSetCookie(res, COOKIE)).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    while (!logger.lines.some((l) => pattern.test(l.message)) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(logger.lines.some((l) => pattern.test(l.message))).toBe(true);
+    return { cookie, before };
+  }
+
+  it("a move tried again after its own take landed (the reply lost): the session's values go back to the kept key, not the ones the request set", async () => {
+    const { cookie, before } = await flooded('/failing-flood/login-retried');
+    expect(await read(cookie)).toEqual({ name: 'first', user: null, boundTo: null });
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the first try's copy goes in the background
+    expect(store.copiesSince(before)).toEqual([]);
+  });
+
+  it('the write under the kept key fails: the copy under the unsent key is deleted all the same, the kept key is as it was', async () => {
+    const { cookie, before } = await flooded(
+      '/failing-flood/sign-out-write-back-fails',
+      /Session commit failed/,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(store.copiesSince(before)).toEqual([]);
+    expect(await read(cookie)).toEqual({ name: 'first', user: null, boundTo: null });
+  });
+
+  it('a bind() under a flood: the kept key is not bound (a sign-in under a pre-sign-in key), and nothing is listed', async () => {
+    const { cookie } = await flooded('/failing-flood/bind');
+    expect(await read(cookie)).toEqual({ name: 'first', user: null, boundTo: null });
+    expect((await request(url).get('/failing-flood/listed').expect(200)).body).toEqual({ count: 0 });
+    expect((await request(url).get('/failing-flood/last-bind').expect(200)).body).toEqual({
+      outcome: 'SessionResponseStartedError',
     });
   });
 });

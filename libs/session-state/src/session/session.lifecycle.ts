@@ -415,8 +415,11 @@ export class SessionLifecycle implements SessionHost {
 
   beforeChange(): void {
     this.changeCalls++;
-    if (this.closed) this.responseStarted();
+    if (this.closed || this.moveUndone) this.responseStarted();
   }
+
+  /** A `regenerate()` of this request was undone (see undoUnsentKey): nothing it changes is saved any more. */
+  private moveUndone = false;
 
   /**
    * How many calls changed the session in this request (set, remove, clear, regenerate, abandon): a GraphQL
@@ -791,6 +794,11 @@ export class SessionLifecycle implements SessionHost {
   private dropUnsentKey(unsent: string): void {
     this.key = generateSessionKey();
     if (this.drawnKey === unsent) this.drawnKey = this.key;
+    this.deleteUnsentKey(unsent);
+  }
+
+  /** Deletes `unsent`, a key no browser got, in the background (see dropUnsentKey). */
+  private deleteUnsentKey(unsent: string): void {
     this.runtime.forgetSlide(unsent);
     // A store whose remove throws at once must not replace the failure, the request's answer.
     Promise.resolve()
@@ -849,10 +857,12 @@ export class SessionLifecycle implements SessionHost {
   }
 
   /**
-   * The new key's cookie could not be sent: its data is removed; after `regenerate()` the request's own changes
-   * (`beforeMove`, recorded before the move rewrote every value) are committed under the key the browser still holds,
-   * as if it had not moved. Not every value: another request's write there meanwhile stays, and a session ended
-   * there meanwhile (signed out, revoked) stays ended, as any commit of a stored session is guarded. Refused loudly
+   * The new key's cookie could not be sent: its data is removed. After `regenerate()` the session keeps the key the
+   * browser still holds, without the values this request set: saved under a key issued before `regenerate()`, they
+   * could raise its privileges (a sign-in's user) under a key an attacker may have planted, the session fixation
+   * `regenerate()` is for. Its removals and `clear()` (`beforeMove`, recorded before the move rewrote every value) do
+   * apply there, as a commit of the stored session (a sign-out's `clear()` signs out; another request's write there
+   * meanwhile stays, and a session ended there meanwhile stays ended). The request changes nothing more. Refused loudly
    * (SessionResponseStartedError, at warn).
    */
   private async undoUnsentKey(
@@ -863,52 +873,82 @@ export class SessionLifecycle implements SessionHost {
     const io = <T>(operation: Promise<T>) => this.runtime.withIoTimeout(operation);
     const unsent = this.key!;
     const kept = this.replacedKey;
+    const writtenUnsent = write !== undefined && !write.remove;
     this.cookieChange = undefined;
     this.persisted = false;
-    let notKept: 'lock lost' | 'moved' | undefined;
+    this.moveUndone = true;
+    let notKept: Error | undefined;
     if (kept !== undefined) {
       this.key = kept;
       this.replacedKey = undefined;
       this.persisted = true;
-      if (write && !write.remove) {
-        if (beforeMove) this.session.changes.restore(beforeMove);
-        // Under the lock only while it is still this request's; turned away where the session ended meanwhile.
-        const back = this.takeWrite();
-        try {
-          if (back)
-            await io(
-              back.remove
-                ? store.remove(kept)
-                : store.commit(kept, back.changes, options.idleTimeout, options),
-            );
-        } catch (error) {
-          // Another request took the lock (and may have written the kept key), or moved the session from it: its
-          // values stay.
-          if (error instanceof SessionLockLostError) notKept = 'lock lost';
-          else if (error instanceof SessionMovedError) notKept = 'moved';
-          else throw error;
+      const back = this.undoneMoveWrite(kept, write, beforeMove);
+      try {
+        if (back)
+          await io(
+            back.remove ? store.remove(kept) : store.commit(kept, back.changes, options.idleTimeout, options),
+          );
+      } catch (error) {
+        if (!back || !isStoreRefusal(error)) {
+          // Tried again by a later commit of the request; the copy under the unsent key goes in any case.
+          if (back) this.session.changes.restore(back.changes);
+          if (writtenUnsent) this.deleteUnsentKey(unsent);
+          throw error;
         }
+        // Another request took the lock (and may have written the kept key), or moved the session from it: its
+        // values stay.
+        notKept = error;
       }
+      if (back && !notKept) this.written(back);
     } else {
       this.key = undefined;
     }
-    if (write && !write.remove) await io(store.remove(unsent));
+    if (writtenUnsent) await io(store.remove(unsent));
     this.runtime.forgetSlide(unsent);
     const error = new SessionResponseStartedError();
     const outcome =
       kept === undefined
         ? 'the new session was not kept'
-        : notKept === 'lock lost'
-          ? "regenerate() was undone, the session keeps its key without this request's values (its session lock was lost)"
-          : notKept === 'moved'
-            ? "regenerate() was undone without this request's values (another request moved the session meanwhile)"
-            : 'regenerate() was undone, the session keeps its key';
+        : notKept instanceof SessionLockLostError
+          ? 'regenerate() was undone, the session keeps its key and nothing of this request (its session lock was lost)'
+          : notKept instanceof SessionMovedError
+            ? 'regenerate() was undone and nothing of this request was kept (another request moved the session meanwhile)'
+            : notKept
+              ? `regenerate() was undone and nothing of this request was kept (${notKept.message})`
+              : 'regenerate() was undone, the session keeps its key without the values this request set (its removals ' +
+                'and clear() apply)';
     logEvent(
       this.runtime.logger,
       SessionLogEvents.SessionCookieNotSent,
       `The response headers left before the session cookie could be sent: ${outcome}. ${error.message}`,
     );
     throw error;
+  }
+
+  /**
+   * What an undone move writes under `kept` (see undoUnsentKey): the request's own removals and `clear()`, none of its
+   * sets. When this request's own take of `kept` may have landed already (tried before in this request, its outcome
+   * unknown), `kept` may hold nothing but this request's moved mark, and the session's values are only in the move's
+   * write: those go back whole, unguarded, without the values the request set.
+   */
+  private undoneMoveWrite(
+    kept: string,
+    write: PendingWrite | undefined,
+    beforeMove: SessionChanges | undefined,
+  ): PendingWrite | undefined {
+    const changes = this.session.changes;
+    if (this.movedFrom === kept) {
+      const ownSets = new Set(beforeMove?.set.keys());
+      changes.reset();
+      if (!write || write.remove) return undefined;
+      const set = new Map([...write.changes.set].filter(([field]) => !ownSets.has(field)));
+      const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
+      return { key: kept, changes: { ...write.changes, set, lockToken }, remove: false };
+    }
+    if (beforeMove) changes.restore(beforeMove);
+    changes.set.clear();
+    // Under the lock only while it is still this request's; turned away where the session ended meanwhile.
+    return this.takeWrite();
   }
 
   /**
