@@ -456,6 +456,29 @@ describe('a database that cannot be used fails startup, naming the option', () =
     }
   });
 
+  it('postgres.ssl with sslmode in the connection string: startup warns (PostgresSslOptionIgnored) that pg uses the latter alone; either alone does not', async () => {
+    const warningsWith = async (postgres: NonNullable<SessionModuleOptions['postgres']>) => {
+      const logger = new CaptureLogger();
+      const { app, url } = await startSessionApp({ secrets: SECRETS, postgres }, { logger });
+      try {
+        await request(url).get('/counter').expect(200, { count: 1 });
+      } finally {
+        await app.close();
+      }
+      return logger.lines.filter((l) => l.message.startsWith('[PostgresSslOptionIgnored]'));
+    };
+    const withSslMode = `${db.url()}${db.url().includes('?') ? '&' : '?'}sslmode=disable`;
+    // pg connects as sslmode says (this server has no TLS): ssl: true is not used.
+    const warned = await warningsWith({ connectionString: withSslMode, ssl: true });
+    expect(warned).toHaveLength(1);
+    expect(warned[0].level).toBe('warn');
+    expect(warned[0].message).toMatch(
+      /postgres\.ssl is ignored: postgres\.connectionString carries sslmode, .* the CA as sslrootcert=<path to its PEM file> in the connection string, or no ssl parameters there and postgres\.ssl: \{ ca \}/,
+    );
+    expect(await warningsWith({ connectionString: withSslMode })).toEqual([]);
+    expect(await warningsWith({ connectionString: db.url(), ssl: false })).toEqual([]);
+  });
+
   it('every documented option, set at once, starts (with cache as the injectable DistributedCache)', async () => {
     const { app, url } = await startSessionApp({
       secrets: SECRETS,

@@ -72,6 +72,7 @@ export const SessionLogEvents = Object.freeze({
   RedisTooFewReplicas: event(4004, 'RedisTooFewReplicas', 'warn'),
   DurationInMilliseconds: event(4005, 'DurationInMilliseconds', 'warn'),
   PostgresWithoutStatementTimeout: event(4006, 'PostgresWithoutStatementTimeout', 'warn'),
+  PostgresSslOptionIgnored: event(4007, 'PostgresSslOptionIgnored', 'warn'),
 });
 
 /** The name of one of {@link SessionLogEvents}. */

@@ -35,7 +35,7 @@ describe('describePostgresStartupFailure', () => {
         message:
           "Hostname/IP does not match certificate's altnames: Host: db.internal. is not in the cert's altnames: DNS:localhost",
       },
-      /does not list the host name \(or IP address\) it was reached by: connect by a name the certificate lists, or give that name as servername in postgres\.ssl\./,
+      /does not list the host name \(or IP address\) in postgres\.connectionString: connect by a name the certificate lists \(pg checks the certificate against that host\)\./,
     ],
     [
       'a private CA not given',
@@ -47,9 +47,18 @@ describe('describePostgresStartupFailure', () => {
       { code: 'CERT_HAS_EXPIRED', message: 'certificate has expired' },
       /its certificate has expired: renew it on the server/,
     ],
+    [
+      'a private CA not given, with sslmode in the connection string (pg ignores postgres.ssl then)',
+      {
+        code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+        message: 'unable to verify the first certificate',
+        sslmode: true,
+      },
+      /pg takes its TLS settings from postgres\.connectionString \(sslmode\), not postgres\.ssl: add sslrootcert=<path to the CA certificate's PEM file> there, or remove its ssl parameters and give postgres\.ssl: \{ ca \}\./,
+    ],
   ])('a TLS handshake refused for %s says what to change', (_name, tls, expected) => {
     const options = resolvePostgresOptions({
-      connectionString: 'postgres://app@db.internal:5432/shop',
+      connectionString: `postgres://app@db.internal:5432/shop${'sslmode' in tls ? '?sslmode=verify-full' : ''}`,
       ssl: true,
     });
     const failure = Object.assign(new Error(tls.message), { code: tls.code });

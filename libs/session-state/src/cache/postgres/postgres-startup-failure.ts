@@ -1,7 +1,8 @@
 import { redactCredentials } from '../../options/redact-credentials.js';
 import { PostgresConfigurationError } from '../../errors/postgres.errors.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
-import { tlsFailureAdvice, tlsFailureOf } from '../tls-failure.js';
+import { tlsFailureAdvice, tlsFailureOf, type TlsFailure } from '../tls-failure.js';
+import { sslParametersOf } from './postgres-ssl-parameters.js';
 
 interface PgErrorLike {
   code?: string;
@@ -70,14 +71,33 @@ export function describePostgresStartupFailure(
     );
   }
   const tlsFailure = tlsFailureOf(`${code} ${message}`);
-  if (tlsFailure) {
-    const place = options.pool ? 'the ssl option of the pool passed as postgres.pool' : 'postgres.ssl';
-    return make(`The TLS handshake with ${at} failed: ${tlsFailureAdvice(tlsFailure, place)}.`);
-  }
+  if (tlsFailure)
+    return make(`The TLS handshake with ${at} failed: ${postgresTlsAdvice(tlsFailure, options)}.`);
   if (/SSL|TLS|certificate/i.test(message)) {
     return make(`The TLS handshake with ${at} failed: check postgres.ssl (and sslmode in ${source}).`);
   }
   return make(`Could not use ${at}: check ${source}.`);
+}
+
+/** What to change for a refused certificate, in the place pg takes its TLS settings from. */
+function postgresTlsAdvice(failure: TlsFailure, options: ResolvedPostgresOptions): string {
+  if (options.pool) return tlsFailureAdvice(failure, 'the ssl option of the pool passed as postgres.pool');
+  const inUrl = sslParametersOf(options.connectionString);
+  if (failure === 'hostname') {
+    // pg sends the host as the name to check (servername) unless it is an IP address, over any servername given.
+    return (
+      'its certificate does not list the host name (or IP address) in postgres.connectionString: connect by a ' +
+      'name the certificate lists (pg checks the certificate against that host)'
+    );
+  }
+  if (failure === 'untrusted' && inUrl.length > 0) {
+    return (
+      'its certificate is not signed by a CA this process trusts, and pg takes its TLS settings from ' +
+      `postgres.connectionString (${inUrl.join(', ')}), not postgres.ssl: add sslrootcert=<path to the CA ` +
+      "certificate's PEM file> there, or remove its ssl parameters and give postgres.ssl: { ca }"
+    );
+  }
+  return tlsFailureAdvice(failure, 'postgres.ssl');
 }
 
 /** Messages from pg may quote a connection string; never its password. */

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { Deadlines } from '../deadlines.js';
 import { RedisClock } from '../redis/redis-clock.js';
 import { PostgresConfigurationError, PostgresOperationError } from '../../errors/postgres.errors.js';
+import { sslParametersOf } from './postgres-ssl-parameters.js';
 import { describePostgresStartupFailure, isolationFailure, redact } from './postgres-startup-failure.js';
 import { poolerHint } from './pooler-hint.js';
 import { postgresSessionSql, privilegesSql, type PostgresSessionSql } from './postgres-session.sql.js';
@@ -123,6 +124,7 @@ export class PostgresConnection {
    * and checks that the user may use them. Rejects with {@link PostgresConfigurationError}.
    */
   async connect(): Promise<void> {
+    this.warnOfIgnoredSsl();
     let timedOut = false;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -186,6 +188,24 @@ export class PostgresConnection {
         `statement_timeout on the connections the sessions use (new pg.Pool({ statement_timeout: ` +
         `${this.options.operationTimeout} }), or ALTER ROLE <user> SET statement_timeout behind PgBouncer): ` +
         'docs/postgres.md, "Timeouts, outages and late commits".',
+    );
+  }
+
+  /**
+   * `postgres.ssl` given with a connection string that carries TLS parameters: pg takes its TLS settings from those and
+   * ignores `ssl` whole (a `ca` given there is not used; `sslmode=no-verify` does not check the certificate at all).
+   * Not refused: an environment's connection string may set sslmode where the code sets ssl: true, to the same end.
+   */
+  private warnOfIgnoredSsl(): void {
+    const { ssl, pool, connectionString } = this.options;
+    const inUrl = sslParametersOf(connectionString);
+    if (ssl === undefined || pool || inUrl.length === 0) return;
+    logEvent(
+      this.logger,
+      SessionLogEvents.PostgresSslOptionIgnored,
+      `postgres.ssl is ignored: postgres.connectionString carries ${inUrl.join(', ')}, and pg then takes its TLS ` +
+        'settings from the connection string alone. Put them in one place: the CA as sslrootcert=<path to its PEM ' +
+        'file> in the connection string, or no ssl parameters there and postgres.ssl: { ca }.',
     );
   }
 
