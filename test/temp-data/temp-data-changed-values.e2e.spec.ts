@@ -62,6 +62,27 @@ class ChangedValuesController {
     return { ok: true };
   }
 
+  /** Sets a value and changes it a little in place, then grows a stored object past the budget: the stored one is to blame. */
+  @Post('set-changed-stored-grown')
+  @HttpCode(200)
+  setChangedStoredGrown(@TempData() tempData: TempDataDictionary) {
+    tempData.set('Errors', ['e'.repeat(1200)]);
+    tempData.peek<string[]>('Errors')!.push('x');
+    spoil(tempData.peek<Record<string, unknown>>('Cart')!, 'growth');
+    return { ok: true };
+  }
+
+  /** Sets two objects and changes both in place: one a little, one past the budget. */
+  @Post('two-set-changed')
+  @HttpCode(200)
+  twoSetChanged(@TempData() tempData: TempDataDictionary) {
+    tempData.set('Flash', { text: 'Saved' });
+    tempData.peek<{ text: string }>('Flash')!.text = 'Saved!';
+    tempData.set('Cart', { items: ['tea'] });
+    spoil(tempData.peek<Record<string, unknown>>('Cart')!, 'growth');
+    return { ok: true };
+  }
+
   /** `TempDataAccessor.current` in a handler that loaded nothing. */
   @Get('accessor-current')
   accessorCurrent() {
@@ -164,7 +185,35 @@ describe.each(['cookie', 'session'] as const)(
           expect(keys).toEqual(['Message', 'Other']);
           expect(logged).toEqual([
             expect.stringMatching(
-              /TempDataKeptValuesDropped.*set in this request and then changed in place were not saved \("Cart"\)/,
+              /TempDataKeptValuesDropped.*set in this request and then grown in place were not saved \("Cart"\)/,
+            ),
+          ]);
+        }
+      },
+    );
+
+    it(
+      provider === 'cookie'
+        ? 'a value set and changed a little in place, a stored object grown past the budget: the set value is saved, the stored ones named'
+        : 'a value set and changed a little in place, a stored object grown (within the session limits): saved with the rest',
+      async () => {
+        const browser = new Browser(url);
+        await browser.run(
+          { op: 'set', key: 'Cart', value: { items: ['tea'] } },
+          { op: 'set', key: 'Message', value: 'hi' },
+        );
+        const linesBefore = logger.lines.length;
+        expect((await browser.post('/changed/set-changed-stored-grown')).status).toBe(200);
+        const [keys] = await browser.run({ op: 'keys' });
+        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
+        if (provider === 'session') {
+          expect(keys).toEqual(['Cart', 'Message', 'Errors']);
+          expect(logged).toEqual([]);
+        } else {
+          expect(keys).toEqual(['Errors']);
+          expect(logged).toEqual([
+            expect.stringMatching(
+              /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
             ),
           ]);
         }
@@ -172,6 +221,19 @@ describe.each(['cookie', 'session'] as const)(
     );
 
     if (provider === 'cookie') {
+      it('two objects set and changed in place, one a little, one past the budget: only the one that grew past it is dropped', async () => {
+        const browser = new Browser(url);
+        await browser.run({ op: 'set', key: 'Message', value: 'hi' });
+        const linesBefore = logger.lines.length;
+        expect((await browser.post('/changed/two-set-changed')).status).toBe(200);
+        expect(
+          await browser.run({ op: 'keys' }, { op: 'get', key: 'Message' }, { op: 'get', key: 'Flash' }),
+        ).toEqual([['Message', 'Flash'], 'hi', { text: 'Saved!' }]);
+        expect(logger.lines.slice(linesBefore).map((line) => line.message)).toEqual([
+          expect.stringMatching(/TempDataKeptValuesDropped.*grown in place were not saved \("Cart"\)/),
+        ]);
+      });
+
       it('the same with a value read and kept: the log names it too among the values not saved', async () => {
         const browser = new Browser(url);
         await browser.run(

@@ -1,5 +1,8 @@
 import { encodeTempDataValue, tempDataSnapshot } from './temp-data.value-codec.js';
 
+const encoder = new TextEncoder();
+const byteLength = (text: string): number => encoder.encode(text).length;
+
 /**
  * Supplies the TempData a request arrived with. Called lazily, at most once per dictionary, on the first
  * access that needs the data; never called for a request that does not use TempData.
@@ -241,22 +244,23 @@ export class TempDataDictionary implements Iterable<[string, unknown]> {
   }
 
   /**
-   * @internal The keys of the values set in this request that were changed in place since (a `peek()` result pushed
-   * to): what no `set` accepted at that size, to go first when not everything can be saved.
+   * @internal The values set in this request that grew in place since (a `peek()` result pushed to), with how many
+   * bytes of encoding each gained, largest first: sizes no `set` accepted, to go first when not everything can be
+   * saved. One that no longer encodes counts as grown without bound.
    */
-  changedSinceSet(): Set<string> {
-    const changed = new Set<string>();
+  grownSinceSet(): [key: string, grownBy: number][] {
+    const grown: [string, number][] = [];
     for (const [id, entry] of this.data) {
-      if (entry.encodedAtSet === undefined || !this.setHere.has(id)) continue;
-      let now: string | undefined;
+      if (entry.encodedAtSet === undefined || !this.setHere.has(id) || !this.unread.has(id)) continue;
+      let growth = Number.POSITIVE_INFINITY;
       try {
-        now = encodeTempDataValue(entry.key, entry.value);
+        growth = byteLength(encodeTempDataValue(entry.key, entry.value)) - byteLength(entry.encodedAtSet);
       } catch {
-        // changed into a value that does not encode at all: changed too
+        // changed into a value that does not encode at all
       }
-      if (now !== entry.encodedAtSet) changed.add(entry.key);
+      if (growth > 0) grown.push([entry.key, growth]);
     }
-    return changed;
+    return grown.sort((a, b) => b[1] - a[1]);
   }
 
   private toSaveWhere(keeps: (id: string) => boolean): Map<string, unknown> {

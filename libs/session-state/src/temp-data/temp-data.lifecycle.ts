@@ -159,27 +159,8 @@ export class TempDataLifecycle {
       );
       return;
     }
-    // Unread values alone over the limit. Values set in this request and changed in place since (a peek() result
-    // pushed to) carry a size no set accepted: the others are saved without them.
-    const changed = dictionary.changedSinceSet();
-    if (changed.size > 0) {
-      const rest = new Map([...unread].filter(([key]) => !changed.has(key)));
-      if (!this.provider.save(rest, this.loaded ?? new Map())) {
-        logEvent(
-          logger,
-          SessionLogEvents.TempDataKeptValuesDropped,
-          `TempData values set in this request and then changed in place were not saved (${[...changed]
-            .map((key) => JSON.stringify(key))
-            .join(
-              ', ',
-            )}): with them ${refused.reason}. The other values are saved. Change a copy and set() it ` +
-            'again: set() checks the size.',
-        );
-        return;
-      }
-    }
-    // When values set in this request are among them (accepted at set, so a stored value was changed in place past
-    // the limit since), those are saved without the others.
+    // Unread values alone over the limit. When values set in this request are among them (accepted at set, so a
+    // stored value was changed in place past the limit since), those are saved without the others.
     const setHere = dictionary.toSaveSetHere();
     if (
       setHere.size > 0 &&
@@ -192,6 +173,26 @@ export class TempDataLifecycle {
         SessionLogEvents.TempDataKeptValuesDropped,
         `TempData values not set in this request were not saved (${left.map((key) => JSON.stringify(key)).join(', ')}): ` +
           `with them ${refused.reason} (changed in place after they were read?). The values set in this request are saved.`,
+      );
+      return;
+    }
+    // The values set in this request alone over the limit too: those that grew in place since their set (a peek()
+    // result pushed to) carry sizes no set accepted, and go, largest growth first, until the others fit.
+    const rest = new Map(unread);
+    const grownDropped: string[] = [];
+    for (const [key] of dictionary.grownSinceSet()) {
+      rest.delete(key);
+      grownDropped.push(key);
+      if (this.provider.save(rest, this.loaded ?? new Map())) continue;
+      logEvent(
+        logger,
+        SessionLogEvents.TempDataKeptValuesDropped,
+        `TempData values set in this request and then grown in place were not saved (${grownDropped
+          .map((name) => JSON.stringify(name))
+          .join(
+            ', ',
+          )}): with them ${refused.reason}. The other values are saved. Change a copy and set() it ` +
+          'again: set() checks the size.',
       );
       return;
     }
