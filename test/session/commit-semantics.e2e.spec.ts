@@ -818,49 +818,34 @@ class LostCommitReplyStore extends MemorySessionStore {
   }
 }
 
-describe('a move whose first write under the new key fails without a verdict (503)', () => {
-  it('deletes what it may have written there, and a try again in the same request writes under another new key', async () => {
-    const store = new LostCommitReplyStore();
-    const { app, url } = await startSessionApp(
-      { secrets: SECRETS, store },
-      { controllers: [GatedSessionController, RetryingController] },
-    );
-    try {
-      const cookie = cookiePair(
-        await request(url).post('/set/cart').send({ value: 'apple' }).expect(200),
-        COOKIE,
-      );
-      store.losing = 1;
-      const signIn = await request(url)
-        .post(`/gated/${open('lost-write')}/regenerate`)
-        .set('Cookie', cookie)
-        .send({ key: 'user' })
-        .expect(503);
-      expect(signIn.headers['set-cookie']).toBeUndefined();
-      await new Promise((resolve) => setTimeout(resolve, 50)); // the delete runs after the answer
-      expect(store.count).toBe(1);
-      expect((await request(url).get('/keys').set('Cookie', cookie).expect(200)).body).toEqual({
-        cart: 'apple',
-      });
-
-      store.losing = 1;
-      const retried = await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      expect(store.count).toBe(1);
-      expect(
-        (await request(url).get('/keys').set('Cookie', cookiePair(retried, COOKIE)).expect(200)).body,
-      ).toEqual({
-        cart: 'apple',
-      });
-    } finally {
-      await app.close();
-    }
-  });
-});
-
-describe('a move whose take fails (503)', () => {
-  it('deletes the copy written under the new key, which no browser got: the session stays under the old key alone', async () => {
-    const store = new FailingTakeStore();
+describe.each([
+  [
+    'whose first write under the new key fails without a verdict (its reply lost)',
+    () => {
+      const store = new LostCommitReplyStore();
+      return {
+        store,
+        failNext: (): void => {
+          store.losing = 1;
+        },
+      };
+    },
+  ],
+  [
+    'whose take fails',
+    () => {
+      const store = new FailingTakeStore();
+      return {
+        store,
+        failNext: (): void => {
+          store.failures = 1;
+        },
+      };
+    },
+  ],
+])('a move %s (503)', (name, failing) => {
+  it('deletes what it wrote under the new key, which no browser got: the session stays under the old key alone; a try again in the same request writes under another new key', async () => {
+    const { store, failNext } = failing();
     const { app, url } = await startSessionApp(
       { secrets: SECRETS, store },
       { controllers: [GatedSessionController, RetryingController] },
@@ -871,9 +856,9 @@ describe('a move whose take fails (503)', () => {
         COOKIE,
       );
       expect(store.count).toBe(1);
-      store.failures = 1;
+      failNext();
       const signIn = await request(url)
-        .post(`/gated/${open('failed-take')}/regenerate`)
+        .post(`/gated/${open(`failed-move-${name}`)}/regenerate`)
         .set('Cookie', cookie)
         .send({ key: 'user' })
         .expect(503);
@@ -885,7 +870,7 @@ describe('a move whose take fails (503)', () => {
       });
 
       // Tried again in the same request (the handler caught the failed commit): the move lands, nothing left over.
-      store.failures = 1;
+      failNext();
       const retried = await request(url).post('/retrying/regenerate').set('Cookie', cookie).expect(200);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(store.count).toBe(1);

@@ -138,85 +138,52 @@ describe.each(['cookie', 'session'] as const)(
       },
     );
 
-    it(
-      provider === 'cookie'
-        ? 'a stored object read and grown in place past the cookie budget: the values set in this request are saved, the others named in the log'
-        : 'a stored object read and grown in place (within the session limits): saved with the rest',
-      async () => {
-        const browser = new Browser(url);
-        await browser.run(
-          { op: 'set', key: 'Cart', value: { items: ['tea'] } },
-          { op: 'set', key: 'Message', value: 'hi' },
-        );
-        const linesBefore = logger.lines.length;
-        expect((await browser.post('/changed/after-peek/growth')).status).toBe(200);
-        const [keys] = await browser.run({ op: 'keys' });
-        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
-        if (provider === 'session') {
-          expect(keys).toEqual(['Cart', 'Message', 'Fresh']);
-          expect(logged).toEqual([]);
-        } else {
-          expect(keys).toEqual(['Fresh']); // before, nothing was saved: the accepted set of Fresh was lost
-          expect(logged).toEqual([
-            expect.stringMatching(
-              /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
-            ),
-          ]);
-        }
+    const cart = { op: 'set', key: 'Cart', value: { items: ['tea'] } } as const;
+    const message = { op: 'set', key: 'Message', value: 'hi' } as const;
+    it.each([
+      {
+        what: 'a stored object read and grown in place',
+        cookieOutcome: 'the values set in this request are saved, the others named in the log',
+        stored: [cart, message],
+        route: '/changed/after-peek/growth',
+        inSession: ['Cart', 'Message', 'Fresh'],
+        // Before, nothing was saved: the accepted set of Fresh was lost.
+        inCookie: ['Fresh'],
+        logged: /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
       },
-    );
-
-    it(
-      provider === 'cookie'
-        ? 'an object set in this request, then peeked and grown in place past the cookie budget: dropped and named in the log, the values set with it and those stored are saved'
-        : 'an object set in this request, then peeked and grown in place (within the session limits): saved with the rest',
-      async () => {
-        const browser = new Browser(url);
-        await browser.run({ op: 'set', key: 'Message', value: 'hi' });
-        const linesBefore = logger.lines.length;
-        expect((await browser.post('/changed/after-set-peek/growth')).status).toBe(200);
-        const [keys] = await browser.run({ op: 'keys' });
-        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
-        if (provider === 'session') {
-          expect(keys).toEqual(['Message', 'Other', 'Cart']);
-          expect(logged).toEqual([]);
-        } else {
-          // Before, nothing was saved (TempDataCookieTooLarge): the accepted set of Other was lost, and Message.
-          expect(keys).toEqual(['Message', 'Other']);
-          expect(logged).toEqual([
-            expect.stringMatching(
-              /TempDataKeptValuesDropped.*set in this request and then grown in place were not saved \("Cart"\)/,
-            ),
-          ]);
-        }
+      {
+        what: 'an object set in this request, then peeked and grown in place',
+        cookieOutcome: 'dropped and named in the log, the values set with it and those stored are saved',
+        stored: [message],
+        route: '/changed/after-set-peek/growth',
+        inSession: ['Message', 'Other', 'Cart'],
+        // Before, nothing was saved (TempDataCookieTooLarge): the accepted set of Other was lost, and Message.
+        inCookie: ['Message', 'Other'],
+        logged:
+          /TempDataKeptValuesDropped.*set in this request and then grown in place were not saved \("Cart"\)/,
       },
-    );
-
-    it(
+      {
+        what: 'a value set and changed a little in place, a stored object grown',
+        cookieOutcome: 'the set value is saved, the stored ones named (the stored growth is to blame)',
+        stored: [cart, message],
+        route: '/changed/set-changed-stored-grown',
+        inSession: ['Cart', 'Message', 'Errors'],
+        inCookie: ['Errors'],
+        logged: /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
+      },
+    ])(
       provider === 'cookie'
-        ? 'a value set and changed a little in place, a stored object grown past the budget: the set value is saved, the stored ones named'
-        : 'a value set and changed a little in place, a stored object grown (within the session limits): saved with the rest',
-      async () => {
+        ? '$what past the cookie budget: $cookieOutcome'
+        : '$what (within the session limits): saved with the rest',
+      async ({ stored, route, inSession, inCookie, logged }) => {
         const browser = new Browser(url);
-        await browser.run(
-          { op: 'set', key: 'Cart', value: { items: ['tea'] } },
-          { op: 'set', key: 'Message', value: 'hi' },
-        );
+        await browser.run(...stored);
         const linesBefore = logger.lines.length;
-        expect((await browser.post('/changed/set-changed-stored-grown')).status).toBe(200);
+        expect((await browser.post(route)).status).toBe(200);
         const [keys] = await browser.run({ op: 'keys' });
-        const logged = logger.lines.slice(linesBefore).map((line) => line.message);
-        if (provider === 'session') {
-          expect(keys).toEqual(['Cart', 'Message', 'Errors']);
-          expect(logged).toEqual([]);
-        } else {
-          expect(keys).toEqual(['Errors']);
-          expect(logged).toEqual([
-            expect.stringMatching(
-              /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
-            ),
-          ]);
-        }
+        const lines = logger.lines.slice(linesBefore).map((line) => line.message);
+        expect(keys).toEqual(provider === 'session' ? inSession : inCookie);
+        expect(lines).toEqual(provider === 'session' ? [] : [expect.stringMatching(logged)]);
       },
     );
 
