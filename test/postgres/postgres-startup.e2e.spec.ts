@@ -473,8 +473,13 @@ describe('a database that cannot be used fails startup, naming the option', () =
     expect(warned).toHaveLength(1);
     expect(warned[0].level).toBe('warn');
     expect(warned[0].message).toMatch(
-      /postgres\.ssl is ignored: postgres\.connectionString carries sslmode, .* the CA as sslrootcert=<path to its PEM file> in the connection string, or no ssl parameters there and postgres\.ssl: \{ ca \}/,
+      /postgres\.ssl is ignored: postgres\.connectionString carries sslmode=disable, .* all in the connection string \(sslmode, the CA as sslrootcert=<path to its PEM file>\), or none there and all in postgres\.ssl\./,
     );
+    // ssl=0 in the connection string turns TLS off as well (pg reads ssl= too).
+    const withSsl0 = `${db.url()}${db.url().includes('?') ? '&' : '?'}ssl=0`;
+    expect(await warningsWith({ connectionString: withSsl0, ssl: true })).toEqual([
+      expect.objectContaining({ message: expect.stringContaining('carries ssl=0,') }),
+    ]);
     expect(await warningsWith({ connectionString: withSslMode })).toEqual([]);
     expect(await warningsWith({ connectionString: db.url(), ssl: false })).toEqual([]);
   });

@@ -35,7 +35,7 @@ describe('describePostgresStartupFailure', () => {
         message:
           "Hostname/IP does not match certificate's altnames: Host: db.internal. is not in the cert's altnames: DNS:localhost",
       },
-      /does not list the host name \(or IP address\) in postgres\.connectionString: connect by a name the certificate lists \(pg checks the certificate against that host\)\./,
+      /does not list the host it was reached by: connect by a name the certificate lists \(pg checks the certificate against the host in postgres\.connectionString\)\./,
     ],
     [
       'a private CA not given',
@@ -54,7 +54,7 @@ describe('describePostgresStartupFailure', () => {
         message: 'unable to verify the first certificate',
         sslmode: true,
       },
-      /pg takes its TLS settings from postgres\.connectionString \(sslmode\), not postgres\.ssl: add sslrootcert=<path to the CA certificate's PEM file> there, or remove its ssl parameters and give postgres\.ssl: \{ ca \}\./,
+      /pg takes its TLS settings from postgres\.connectionString \(sslmode=verify-full\), not postgres\.ssl: give the CA there as sslrootcert=<path to the CA certificate's PEM file>, or remove its ssl parameters and give postgres\.ssl: \{ ca \}\./,
     ],
   ])('a TLS handshake refused for %s says what to change', (_name, tls, expected) => {
     const options = resolvePostgresOptions({
@@ -65,5 +65,21 @@ describe('describePostgresStartupFailure', () => {
     const { message } = describePostgresStartupFailure(failure, options, false);
     expect(message).toMatch(/^The TLS handshake with PostgreSQL at db\.internal:5432\/shop failed: /);
     expect(message).toMatch(expected);
+  });
+
+  it('a certificate for another name, reached by IP address: servername in postgres.ssl is offered too (pg keeps it for an IP)', () => {
+    const options = resolvePostgresOptions({
+      connectionString: 'postgres://app@10.0.0.5:5432/shop',
+      ssl: true,
+    });
+    const failure = Object.assign(
+      new Error(
+        "Hostname/IP does not match certificate's altnames: IP: 10.0.0.5 is not in the cert's list: ",
+      ),
+      { code: 'ERR_TLS_CERT_ALTNAME_INVALID' },
+    );
+    expect(describePostgresStartupFailure(failure, options, false).message).toMatch(
+      /connect by a name the certificate lists \(pg checks the certificate against the host in postgres\.connectionString\), or give that name as servername in postgres\.ssl\./,
+    );
   });
 });

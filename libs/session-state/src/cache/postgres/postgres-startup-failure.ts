@@ -2,7 +2,7 @@ import { redactCredentials } from '../../options/redact-credentials.js';
 import { PostgresConfigurationError } from '../../errors/postgres.errors.js';
 import type { ResolvedPostgresOptions } from './postgres-session.options.js';
 import { tlsFailureAdvice, tlsFailureOf, type TlsFailure } from '../tls-failure.js';
-import { sslParametersOf } from './postgres-ssl-parameters.js';
+import { connectsByIp, sslParametersOf } from './postgres-ssl-parameters.js';
 
 interface PgErrorLike {
   code?: string;
@@ -84,17 +84,20 @@ function postgresTlsAdvice(failure: TlsFailure, options: ResolvedPostgresOptions
   if (options.pool) return tlsFailureAdvice(failure, 'the ssl option of the pool passed as postgres.pool');
   const inUrl = sslParametersOf(options.connectionString);
   if (failure === 'hostname') {
-    // pg sends the host as the name to check (servername) unless it is an IP address, over any servername given.
+    // pg sends the host as the name to check (servername), over any servername given, unless it is an IP address.
     return (
-      'its certificate does not list the host name (or IP address) in postgres.connectionString: connect by a ' +
-      'name the certificate lists (pg checks the certificate against that host)'
+      'its certificate does not list the host it was reached by: connect by a name the certificate lists (pg ' +
+      'checks the certificate against the host in postgres.connectionString' +
+      (connectsByIp(options.connectionString) && inUrl.length === 0
+        ? '), or give that name as servername in postgres.ssl'
+        : ')')
     );
   }
   if (failure === 'untrusted' && inUrl.length > 0) {
     return (
       'its certificate is not signed by a CA this process trusts, and pg takes its TLS settings from ' +
-      `postgres.connectionString (${inUrl.join(', ')}), not postgres.ssl: add sslrootcert=<path to the CA ` +
-      "certificate's PEM file> there, or remove its ssl parameters and give postgres.ssl: { ca }"
+      `postgres.connectionString (${inUrl.join(', ')}), not postgres.ssl: give the CA there as ` +
+      "sslrootcert=<path to the CA certificate's PEM file>, or remove its ssl parameters and give postgres.ssl: { ca }"
     );
   }
   return tlsFailureAdvice(failure, 'postgres.ssl');

@@ -204,8 +204,8 @@ export class PostgresConnection {
       this.logger,
       SessionLogEvents.PostgresSslOptionIgnored,
       `postgres.ssl is ignored: postgres.connectionString carries ${inUrl.join(', ')}, and pg then takes its TLS ` +
-        'settings from the connection string alone. Put them in one place: the CA as sslrootcert=<path to its PEM ' +
-        'file> in the connection string, or no ssl parameters there and postgres.ssl: { ca }.',
+        'settings from the connection string alone. Put them in one place: all in the connection string (sslmode, ' +
+        'the CA as sslrootcert=<path to its PEM file>), or none there and all in postgres.ssl.',
     );
   }
 
