@@ -83,6 +83,17 @@ class ChangedValuesController {
     return { ok: true };
   }
 
+  /** Sets two values and grows one of them in place, and a stored object too, each past the budget alone. */
+  @Post('set-grown-and-stored-grown')
+  @HttpCode(200)
+  setGrownAndStoredGrown(@TempData() tempData: TempDataDictionary) {
+    tempData.set('Plain', 'kept');
+    tempData.set('Big', { items: ['tea'] });
+    spoil(tempData.peek<Record<string, unknown>>('Big')!, 'growth');
+    spoil(tempData.peek<Record<string, unknown>>('Cart')!, 'growth');
+    return { ok: true };
+  }
+
   /** `TempDataAccessor.current` in a handler that loaded nothing. */
   @Get('accessor-current')
   accessorCurrent() {
@@ -170,6 +181,17 @@ describe.each(['cookie', 'session'] as const)(
         inSession: ['Cart', 'Message', 'Errors'],
         inCookie: ['Errors'],
         logged: /TempDataKeptValuesDropped.*not set in this request .*\("Cart", "Message"\)/,
+      },
+      {
+        what: 'a value set and grown in place, and a stored object grown too',
+        cookieOutcome: 'the other value set is saved; the grown one and the stored ones are named',
+        stored: [cart, message],
+        route: '/changed/set-grown-and-stored-grown',
+        inSession: ['Cart', 'Message', 'Plain', 'Big'],
+        // Before, nothing was saved (TempDataCookieTooLarge): the accepted set of Plain was lost.
+        inCookie: ['Plain'],
+        logged:
+          /TempDataKeptValuesDropped.*grown in place were not saved \("Big"\), nor the values not set in this request \("Cart", "Message"\)/,
       },
     ])(
       provider === 'cookie'

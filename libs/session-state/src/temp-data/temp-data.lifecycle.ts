@@ -177,24 +177,28 @@ export class TempDataLifecycle {
       return;
     }
     // The values set in this request alone over the limit too: those that grew in place since their set (a peek()
-    // result pushed to) carry sizes no set accepted, and go, largest growth first, until the others fit.
-    const rest = new Map(unread);
-    const grownDropped: string[] = [];
-    for (const [key] of dictionary.grownSinceSet()) {
-      rest.delete(key);
-      grownDropped.push(key);
-      if (this.provider.save(rest, this.loaded ?? new Map())) continue;
-      logEvent(
-        logger,
-        SessionLogEvents.TempDataKeptValuesDropped,
-        `TempData values set in this request and then grown in place were not saved (${grownDropped
-          .map((name) => JSON.stringify(name))
-          .join(
-            ', ',
-          )}): with them ${refused.reason}. The other values are saved. Change a copy and set() it ` +
-          'again: set() checks the size.',
-      );
-      return;
+    // result pushed to) carry sizes no set accepted, and go, largest growth first, until the others fit; with the
+    // stored values, else without them.
+    const grown = dictionary.grownSinceSet();
+    for (const base of grown.length > 0 && setHere.size < unread.size ? [unread, setHere] : [unread]) {
+      const rest = new Map(base);
+      const dropped: string[] = [];
+      for (const [key] of grown) {
+        if (!rest.delete(key)) continue;
+        dropped.push(key);
+        if (this.provider.save(rest, this.loaded ?? new Map())) continue;
+        const stored = [...unread.keys()].filter((name) => !rest.has(name) && !dropped.includes(name));
+        const names = (keys: string[]) => keys.map((name) => JSON.stringify(name)).join(', ');
+        logEvent(
+          logger,
+          SessionLogEvents.TempDataKeptValuesDropped,
+          `TempData values set in this request and then grown in place were not saved (${names(dropped)})` +
+            (stored.length > 0 ? `, nor the values not set in this request (${names(stored)})` : '') +
+            `: with them ${refused.reason}. The other values are saved. Change a copy and set() it again: set() ` +
+            'checks the size.',
+        );
+        return;
+      }
     }
     // Otherwise loaded under a larger limit, larger (for the cookie) than what the request carried. What the browser
     // or session has stays.
