@@ -247,6 +247,15 @@ class FloodController {
     return { ok: true };
   }
 
+  /** A sign-in that also drops a value. */
+  @Get('login-remove')
+  loginRemove(@Session() session: Session, @Res() res: Response) {
+    session.remove('name');
+    session.regenerate();
+    session.setString('user', 'ada');
+    flood(res);
+  }
+
   /** A sign-out: clear() and regenerate(). */
   @Get('sign-out')
   signOut(@Session() session: Session, @Res() res: Response) {
@@ -586,6 +595,39 @@ class FailingFloodController {
     flood(res);
   }
 
+  @Get('sign-in')
+  async signIn(@Session() session: Session) {
+    session.setString('name', 'first');
+    await this.users.bind(session, 'ada');
+    return { ok: true };
+  }
+
+  /**
+   * A re-authentication (regenerate()) whose explicit commit's take landed with its reply lost; the user's sessions
+   * are revoked meanwhile (a password reset elsewhere); then the response outgrows the hold.
+   */
+  @Get('reauth-revoked')
+  async reauthRevoked(@Session() session: Session, @Res() res: Response) {
+    session.regenerate();
+    session.setString('reauth', 'yes');
+    failingFloodStore.loseNextTakeReply = true;
+    await session.commit().catch(() => undefined);
+    await this.users.revokeAll('ada');
+    failingFloodStore.commitDelayMs = 150;
+    flood(res);
+  }
+
+  /** A sign-in by bind() that also drops a value, on a session whose id nobody read (bind creates it). */
+  @Get('bind-remove')
+  async bindRemove(@Session() session: Session, @Res() res: Response) {
+    session.remove('name');
+    session.regenerate();
+    failingFloodStore.commitDelayMs = 150;
+    const bound = this.users.bind(session, 'ada').catch(() => undefined);
+    flood(res);
+    await bound;
+  }
+
   /** A sign-in by UserSessions.bind() while the response outgrows the hold. */
   @Get('bind')
   async bind(@Session() session: Session, @Res() res: Response) {
@@ -649,8 +691,9 @@ describe('an undone regenerate() after other failures of the request', () => {
   async function flooded(
     path: string,
     pattern = /before the session cookie could be sent/,
+    start = '/flood/start',
   ): Promise<{ cookie: string; before: Set<string> }> {
-    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    const cookie = cookiePair(await request(url).get(start).expect(200), COOKIE);
     const before = new Set(store.committed);
     const res = await getFlood(url, path, cookie);
     expect((res.body as Buffer).length).toBe(BIG.length);
@@ -685,6 +728,88 @@ describe('an undone regenerate() after other failures of the request', () => {
     expect((await request(url).get('/failing-flood/listed').expect(200)).body).toEqual({ count: 0 });
     expect((await request(url).get('/failing-flood/last-bind').expect(200)).body).toEqual({
       outcome: 'SessionResponseStartedError',
+    });
+  });
+
+  it('a re-authentication undone after its own take landed, the user signed out everywhere meanwhile: the kept key is not signed in again (nor unlisted)', async () => {
+    const { cookie } = await flooded(
+      '/failing-flood/reauth-revoked',
+      /before the session cookie could be sent/,
+      '/failing-flood/sign-in',
+    );
+    expect(await read(cookie)).toEqual({ name: 'first', user: null, boundTo: null });
+    expect((await request(url).get('/failing-flood/listed').expect(200)).body).toEqual({ count: 0 });
+  });
+
+  it('a bind() with a removal, on a session whose id it creates: the removal applies under the kept key, the bind does not', async () => {
+    const { cookie } = await flooded('/failing-flood/bind-remove');
+    expect(await read(cookie)).toEqual({ name: null, user: null, boundTo: null });
+    expect((await request(url).get('/failing-flood/listed').expect(200)).body).toEqual({ count: 0 });
+  });
+});
+
+/**
+ * A store that writes whole records (writesDeltas false), as its contract allows: each commit stores the session as
+ * the request holds it (`snapshot()`), honouring the guard of bound sessions.
+ */
+class WholeRecordStore extends MemorySessionStore {
+  override readonly writesDeltas = false as unknown as true;
+
+  override async commit(
+    key: string,
+    changes: SessionChanges,
+    idle: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const whole: SessionChanges = {
+      cleared: true,
+      clearedBoundSessionId: changes.clearedBoundSessionId,
+      set: changes.snapshot(),
+      removed: new Set(),
+      ofStoredSession: changes.ofStoredSession,
+      lockToken: changes.lockToken,
+      snapshot: () => changes.snapshot(),
+    };
+    return super.commit(key, whole, idle, limits);
+  }
+}
+
+describe('an undone regenerate() on a store that writes whole records', () => {
+  const logger = new CaptureLogger();
+  let app: INestApplication;
+  let url: string;
+  beforeAll(async () => {
+    ({ app, url } = await startFloodApp({ store: new WholeRecordStore() }, logger));
+  });
+  afterAll(() => app.close());
+
+  /** Floods `path` with a stored session's cookie; resolves once the undo was logged. */
+  async function undone(path: string): Promise<string> {
+    logger.lines.length = 0;
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    const res = await getFlood(url, path, cookie);
+    expect(findSetCookie(res, COOKIE)).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    const logged = () => logger.lines.some((l) => /before the session cookie could be sent/.test(l.message));
+    while (!logged() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(logged()).toBe(true);
+    return cookie;
+  }
+
+  it('a sign-in that drops a value: the value the request set does not reach the kept key (the record it would write holds it), and the removal waits for a commit that is not undone', async () => {
+    const cookie = await undone('/flood/login-remove');
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: 'first',
+      user: null,
+    });
+  });
+
+  it('a sign-out (clear() and regenerate()): the kept key is deleted', async () => {
+    const cookie = await undone('/flood/sign-out');
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: null,
+      user: null,
     });
   });
 });

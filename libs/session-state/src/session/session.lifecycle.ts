@@ -929,7 +929,8 @@ export class SessionLifecycle implements SessionHost {
    * What an undone move writes under `kept` (see undoUnsentKey): the request's own removals and `clear()`, none of its
    * sets. When this request's own take of `kept` may have landed already (tried before in this request, its outcome
    * unknown), `kept` may hold nothing but this request's moved mark, and the session's values are only in the move's
-   * write: those go back whole, unguarded, without the values the request set.
+   * write: those go back whole, unguarded, without the values the request set and without a binding to a user (whether
+   * the session was revoked meanwhile cannot be told there: signed out rather than signed in and listed nowhere).
    */
   private undoneMoveWrite(
     kept: string,
@@ -941,12 +942,33 @@ export class SessionLifecycle implements SessionHost {
       const ownSets = new Set(beforeMove?.set.keys());
       changes.reset();
       if (!write || write.remove) return undefined;
-      const set = new Map([...write.changes.set].filter(([field]) => !ownSets.has(field)));
+      const set = new Map(
+        [...write.changes.set].filter(([field]) => !ownSets.has(field) && field !== SESSION_USER_FIELD),
+      );
       const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
-      return { key: kept, changes: { ...write.changes, set, lockToken }, remove: false };
+      // A clear and these values: the whole record, for stores that write whole records too.
+      const whole: SessionChanges = {
+        ...write.changes,
+        set,
+        lockToken,
+        snapshot: () => new Map(set),
+        valueOfField: (field) => set.get(field),
+      };
+      return { key: kept, changes: whole, remove: false };
     }
     if (beforeMove) changes.restore(beforeMove);
+    if (!this.runtime.store.writesDeltas) {
+      // A store that writes whole records would write the session as this request holds it, its values included:
+      // only a clear (a sign-out) is applied, as a delete.
+      const cleared = changes.cleared;
+      const taken = changes.take();
+      return cleared ? { key: kept, changes: taken, remove: true } : undefined;
+    }
+    // An id the request created (a bind's) stays: it is no privilege, and the commit is then an id-creating one, not
+    // one guarded by an id the kept key never had (which would apply nothing).
+    const createdId = changes.set.get(SESSION_ID_FIELD);
     changes.set.clear();
+    if (createdId !== undefined) changes.set.set(SESSION_ID_FIELD, createdId);
     // Under the lock only while it is still this request's; turned away where the session ended meanwhile.
     return this.takeWrite();
   }
