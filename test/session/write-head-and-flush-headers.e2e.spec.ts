@@ -1,4 +1,4 @@
-import { Controller, Get, Module, Post, Res, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Module, Param, Post, Res, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import compression from 'compression';
 import type { Response } from 'express';
@@ -548,12 +548,29 @@ class FailingFloodStore extends MemorySessionStore {
     return taken;
   }
 
+  private held: { reached: () => void; until: Promise<void> } | undefined;
+
+  /** Holds the next commit until `release()`; `reached` resolves once it waits. */
+  holdNext(): { reached: Promise<void>; release: () => void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const waiting = new Promise<void>((resolve) => (reached = resolve));
+    this.held = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
+    return { reached: waiting, release };
+  }
+
   override async commit(
     key: string,
     changes: SessionChanges,
     idle: number,
     limits?: SessionCommitLimits,
   ): Promise<void> {
+    const held = this.held;
+    this.held = undefined;
+    if (held) {
+      held.reached();
+      await held.until;
+    }
     const failing = this.failCommitNo > 0 && --this.failCommitNo === 0;
     if (this.commitDelayMs) await new Promise((resolve) => setTimeout(resolve, this.commitDelayMs));
     if (failing) throw new Error('the store is down');
@@ -626,6 +643,18 @@ class FailingFloodController {
     const bound = this.users.bind(session, 'ada').catch(() => undefined);
     flood(res);
     await bound;
+  }
+
+  /** bob signs in without regenerate() (the API allows it): the session keeps its key. */
+  @Get('bind-bob')
+  async bindBob(@Session() session: Session) {
+    await this.users.bind(session, 'bob');
+    return { ok: true };
+  }
+
+  @Get('listed/:user')
+  async listedOf(@Param('user') user: string) {
+    return { count: (await this.users.list(user)).length };
   }
 
   /** A sign-in by UserSessions.bind() while the response outgrows the hold. */
@@ -741,6 +770,23 @@ describe('an undone regenerate() after other failures of the request', () => {
     expect((await request(url).get('/failing-flood/listed').expect(200)).body).toEqual({ count: 0 });
   });
 
+  it('a bind() with a removal undone while another request bound the kept key in place: that binding stays listed (the undo does not write the id the request created over it)', async () => {
+    const cookie = cookiePair(await request(url).get('/flood/start').expect(200), COOKIE);
+    const hold = store.holdNext();
+    const flooding = getFlood(url, '/failing-flood/bind-remove', cookie).then((res) => res);
+    await hold.reached; // the move's write under the new key waits; the head has left without its cookie
+    await request(url).get('/failing-flood/bind-bob').set('Cookie', cookie).expect(200);
+    hold.release();
+    expect(findSetCookie(await flooding, COOKIE)).toBeUndefined();
+    const deadline = Date.now() + 5_000;
+    const undone = () => logger.lines.some((l) => /before the session cookie could be sent/.test(l.message));
+    while (!undone() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(undone()).toBe(true);
+    expect(await read(cookie)).toEqual({ name: null, user: null, boundTo: 'bob' });
+    expect((await request(url).get('/failing-flood/listed/bob').expect(200)).body).toEqual({ count: 1 });
+    expect((await request(url).get('/failing-flood/listed/ada').expect(200)).body).toEqual({ count: 0 });
+  });
+
   it('a bind() with a removal, on a session whose id it creates: the removal applies under the kept key, the bind does not', async () => {
     const { cookie } = await flooded('/failing-flood/bind-remove');
     expect(await read(cookie)).toEqual({ name: null, user: null, boundTo: null });
@@ -754,6 +800,16 @@ describe('an undone regenerate() after other failures of the request', () => {
  */
 class WholeRecordStore extends MemorySessionStore {
   override readonly writesDeltas = false as unknown as true;
+  /** The next remove fails (an outage), applying nothing. */
+  failNextRemove = false;
+
+  override async remove(key: string, mark?: EndedSessionMark): Promise<void> {
+    if (this.failNextRemove) {
+      this.failNextRemove = false;
+      throw new Error('the store is down');
+    }
+    return super.remove(key, mark);
+  }
 
   override async commit(
     key: string,
@@ -775,12 +831,31 @@ class WholeRecordStore extends MemorySessionStore {
   }
 }
 
+const wholeRecordStore = new WholeRecordStore();
+
+@Controller('whole-record')
+class WholeRecordFloodController {
+  /** A sign-out and a sign-in in one (clear, regenerate, a set), committed by the app while the response floods. */
+  @Get('switch-user')
+  switchUser(@Session() session: Session, @Res() res: Response) {
+    session.clear();
+    session.regenerate();
+    session.setString('user', 'ada');
+    wholeRecordStore.failNextRemove = true;
+    void session.commit().catch(() => undefined);
+    flood(res);
+  }
+}
+
 describe('an undone regenerate() on a store that writes whole records', () => {
   const logger = new CaptureLogger();
   let app: INestApplication;
   let url: string;
   beforeAll(async () => {
-    ({ app, url } = await startFloodApp({ store: new WholeRecordStore() }, logger));
+    ({ app, url } = await startFloodApp({ store: wholeRecordStore }, logger, [
+      FloodController,
+      WholeRecordFloodController,
+    ]));
   });
   afterAll(() => app.close());
 
@@ -809,6 +884,15 @@ describe('an undone regenerate() on a store that writes whole records', () => {
     const cookie = await undone('/flood/sign-out');
     expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
       name: null,
+      user: null,
+    });
+  });
+
+  it("the undo's delete fails (an outage): not tried again at the end of the request, which would write the record with the value the request set", async () => {
+    const cookie = await undone('/whole-record/switch-user');
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the end of the request
+    expect((await request(url).get('/flood/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: 'first',
       user: null,
     });
   });

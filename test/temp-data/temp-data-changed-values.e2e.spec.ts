@@ -191,7 +191,7 @@ describe.each(['cookie', 'session'] as const)(
         // Before, nothing was saved (TempDataCookieTooLarge): the accepted set of Plain was lost.
         inCookie: ['Plain'],
         logged:
-          /TempDataKeptValuesDropped.*grown in place were not saved \("Big"\), nor the values not set in this request \("Cart", "Message"\)/,
+          /TempDataKeptValuesDropped.*grown in place were not saved \("Big"\), nor these others \("Cart", "Message"\)/,
       },
     ])(
       provider === 'cookie'

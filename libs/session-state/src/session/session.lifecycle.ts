@@ -890,9 +890,13 @@ export class SessionLifecycle implements SessionHost {
           );
       } catch (error) {
         if (!back || !isStoreRefusal(error)) {
-          // Tried again by a later commit of the request; the copy under the unsent key goes in any case.
-          if (back) this.session.changes.restore(back.changes);
+          // Not tried again: a later commit of the request would write the session as it holds it, with the values
+          // this request set. The copy under the unsent key goes in any case.
           if (writtenUnsent) this.deleteUnsentKey(unsent);
+          this.cookieNotSent(
+            'regenerate() was undone, the session keeps its key as it was (its removals and clear() could not be ' +
+              `applied: ${this.runtime.failureText(error)})`,
+          );
           throw error;
         }
         // Another request took the lock (and may have written the kept key), or moved the session from it: its
@@ -905,7 +909,6 @@ export class SessionLifecycle implements SessionHost {
     }
     if (writtenUnsent) await io(store.remove(unsent));
     this.runtime.forgetSlide(unsent);
-    const error = new SessionResponseStartedError();
     const outcome =
       kept === undefined
         ? 'the new session was not kept'
@@ -917,12 +920,18 @@ export class SessionLifecycle implements SessionHost {
               ? `regenerate() was undone and nothing of this request was kept (${notKept.message})`
               : 'regenerate() was undone, the session keeps its key without the values this request set (its removals ' +
                 'and clear() apply)';
+    this.cookieNotSent(outcome);
+    throw new SessionResponseStartedError();
+  }
+
+  /** Logs an undone move or a new session not kept (see undoUnsentKey), with its outcome. */
+  private cookieNotSent(outcome: string): void {
     logEvent(
       this.runtime.logger,
       SessionLogEvents.SessionCookieNotSent,
-      `The response headers left before the session cookie could be sent: ${outcome}. ${error.message}`,
+      `The response headers left before the session cookie could be sent: ${outcome}. ` +
+        new SessionResponseStartedError().message,
     );
-    throw error;
   }
 
   /**
@@ -964,13 +973,29 @@ export class SessionLifecycle implements SessionHost {
       const taken = changes.take();
       return cleared ? { key: kept, changes: taken, remove: true } : undefined;
     }
-    // An id the request created (a bind's) stays: it is no privilege, and the commit is then an id-creating one, not
-    // one guarded by an id the kept key never had (which would apply nothing).
-    const createdId = changes.set.get(SESSION_ID_FIELD);
+    const ownSets = new Set(changes.set.keys());
     changes.set.clear();
-    if (createdId !== undefined) changes.set.set(SESSION_ID_FIELD, createdId);
     // Under the lock only while it is still this request's; turned away where the session ended meanwhile.
-    return this.takeWrite();
+    const pending = this.takeWrite();
+    if (!pending || ownSets.size === 0) return pending;
+    // The guard of a bound session judges the session as the kept key holds it, without what this request set (its
+    // bind, an id it created): an id the kept key never had would apply nothing.
+    const taken = pending.changes;
+    const view: SessionChanges = {
+      ...taken,
+      snapshot: () => {
+        const values = taken.snapshot();
+        for (const field of ownSets) values.delete(field);
+        return values;
+      },
+      valueOfField: (field) =>
+        ownSets.has(field)
+          ? undefined
+          : taken.valueOfField
+            ? taken.valueOfField(field)
+            : taken.snapshot().get(field),
+    };
+    return { ...pending, changes: view };
   }
 
   /**

@@ -187,13 +187,14 @@ export class TempDataLifecycle {
         if (!rest.delete(key)) continue;
         dropped.push(key);
         if (this.provider.save(rest, this.loaded ?? new Map())) continue;
-        const stored = [...unread.keys()].filter((name) => !rest.has(name) && !dropped.includes(name));
+        // The others not saved: stored values (with the values set here only), and values read and kept.
+        const stored = [...values.keys()].filter((name) => !rest.has(name) && !dropped.includes(name));
         const names = (keys: string[]) => keys.map((name) => JSON.stringify(name)).join(', ');
         logEvent(
           logger,
           SessionLogEvents.TempDataKeptValuesDropped,
           `TempData values set in this request and then grown in place were not saved (${names(dropped)})` +
-            (stored.length > 0 ? `, nor the values not set in this request (${names(stored)})` : '') +
+            (stored.length > 0 ? `, nor these others (${names(stored)})` : '') +
             `: with them ${refused.reason}. The other values are saved. Change a copy and set() it again: set() ` +
             'checks the size.',
         );

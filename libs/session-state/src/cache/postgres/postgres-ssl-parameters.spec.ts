@@ -15,6 +15,8 @@ describe('sslParametersOf: the parameters from which pg takes its TLS settings, 
     ['?sslcert=/c.pem&sslkey=/k.pem', ['sslcert', 'sslkey']],
     ['?sslnegotiation=direct', ['sslnegotiation=direct']],
     ['?sslnegotiation=postgres', []],
+    ['?sslmode=require&sslmode=', []], // the last one counts
+    ['?sslmode=&sslmode=require', ['sslmode=require']],
   ])('%s', (query, expected) => {
     expect(sslParametersOf(`${base}${query}`)).toEqual(expected);
   });
@@ -29,5 +31,8 @@ describe('sslParametersOf: the parameters from which pg takes its TLS settings, 
     expect(connectsByIp('postgres://app@[::1]:5432/shop')).toBe(true);
     expect(connectsByIp('postgres://app@db.internal:5432/shop')).toBe(false);
     expect(connectsByIp(undefined)).toBe(false);
+    // A host parameter overrides the URL's.
+    expect(connectsByIp('postgres://app@db.internal:5432/shop?host=10.0.0.5')).toBe(true);
+    expect(connectsByIp('postgres://app@10.0.0.5:5432/shop?host=db.internal')).toBe(false);
   });
 });

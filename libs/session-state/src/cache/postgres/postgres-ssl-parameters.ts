@@ -11,21 +11,28 @@ const SSL_FILE_OR_MODE = ['sslmode', 'sslrootcert', 'sslcert', 'sslkey'] as cons
 export function sslParametersOf(connectionString: string | undefined): string[] {
   const params = searchParamsOf(connectionString);
   if (!params) return [];
+  // A parameter given twice counts with its last value, as pg reads it.
+  const last = (name: string) => params.getAll(name).at(-1);
   const found: string[] = [];
-  if (params.has('ssl')) found.push(`ssl=${params.get('ssl')}`);
+  if (params.has('ssl')) found.push(`ssl=${last('ssl')}`);
   for (const name of SSL_FILE_OR_MODE) {
-    const value = params.get(name);
+    const value = last(name);
     if (value) found.push(name === 'sslmode' ? `sslmode=${value}` : name);
   }
-  if (params.get('sslnegotiation') === 'direct') found.push('sslnegotiation=direct');
+  if (last('sslnegotiation') === 'direct') found.push('sslnegotiation=direct');
   return found;
 }
 
-/** Whether the host of `connectionString` is an IP address (pg then keeps a `servername` given in `ssl`). */
+/**
+ * Whether the host of `connectionString` (a `host` parameter overrides the URL's, as pg reads it) is an IP address:
+ * pg then keeps a `servername` given in `ssl`.
+ */
 export function connectsByIp(connectionString: string | undefined): boolean {
   if (connectionString === undefined) return false;
   try {
-    return isIP(new URL(connectionString).hostname.replace(/^\[|\]$/g, '')) !== 0;
+    const url = new URL(connectionString);
+    const host = url.searchParams.getAll('host').at(-1) ?? url.hostname;
+    return isIP(host.replace(/^\[|\]$/g, '')) !== 0;
   } catch {
     return false;
   }
