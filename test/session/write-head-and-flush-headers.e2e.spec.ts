@@ -384,14 +384,19 @@ class HeldCommitStore extends MemorySessionStore {
     return { reached: waiting, release };
   }
 
-  override async commit(key: string, changes: SessionChanges, idle: number): Promise<void> {
+  override async commit(
+    key: string,
+    changes: SessionChanges,
+    idle: number,
+    limits?: SessionCommitLimits,
+  ): Promise<void> {
     const held = this.held;
     this.held = undefined;
     if (held) {
       held.reached();
       await held.until;
     }
-    await super.commit(key, changes, idle);
+    await super.commit(key, changes, idle, limits);
     this.stored.add(key);
   }
   override async remove(key: string, mark?: EndedSessionMark): Promise<void> {
@@ -533,8 +538,7 @@ describe('a stream that outgrows the hold after regenerate(), while another requ
 });
 
 /** Fails on demand: the next take's reply is lost (it applied), or the n-th commit from now fails (applying nothing). */
-class FailingFloodStore extends MemorySessionStore {
-  readonly committed = new Set<string>();
+class FailingFloodStore extends HeldCommitStore {
   loseNextTakeReply = false;
   commitDelayMs = 0;
   failCommitNo = 0;
@@ -548,39 +552,21 @@ class FailingFloodStore extends MemorySessionStore {
     return taken;
   }
 
-  private held: { reached: () => void; until: Promise<void> } | undefined;
-
-  /** Holds the next commit until `release()`; `reached` resolves once it waits. */
-  holdNext(): { reached: Promise<void>; release: () => void } {
-    let reached!: () => void;
-    let release!: () => void;
-    const waiting = new Promise<void>((resolve) => (reached = resolve));
-    this.held = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
-    return { reached: waiting, release };
-  }
-
   override async commit(
     key: string,
     changes: SessionChanges,
     idle: number,
     limits?: SessionCommitLimits,
   ): Promise<void> {
-    const held = this.held;
-    this.held = undefined;
-    if (held) {
-      held.reached();
-      await held.until;
-    }
     const failing = this.failCommitNo > 0 && --this.failCommitNo === 0;
     if (this.commitDelayMs) await new Promise((resolve) => setTimeout(resolve, this.commitDelayMs));
     if (failing) throw new Error('the store is down');
     await super.commit(key, changes, idle, limits);
-    this.committed.add(key);
   }
 
-  /** Keys committed since `before` that hold a session now. */
+  /** Keys stored since `before` that hold a session now. */
   copiesSince(before: ReadonlySet<string>): string[] {
-    return [...this.committed].filter((key) => !before.has(key) && this.loadNow(key, 60_000) !== undefined);
+    return [...this.stored].filter((key) => !before.has(key) && this.loadNow(key, 60_000) !== undefined);
   }
 }
 
@@ -723,7 +709,7 @@ describe('an undone regenerate() after other failures of the request', () => {
     start = '/flood/start',
   ): Promise<{ cookie: string; before: Set<string> }> {
     const cookie = cookiePair(await request(url).get(start).expect(200), COOKIE);
-    const before = new Set(store.committed);
+    const before = new Set(store.stored);
     const res = await getFlood(url, path, cookie);
     expect((res.body as Buffer).length).toBe(BIG.length);
     expect(findSetCookie(res, COOKIE)).toBeUndefined();
