@@ -251,13 +251,14 @@ export class SessionLockLostError extends ConflictException {
 }
 markSessionStateError(SessionLockLostError);
 
+/** @internal A commit the store refused, applying nothing of it (see {@link isStoreRefusal}). */
+export type StoreRefusal = SessionLimitExceededError | SessionMovedError | SessionLockLostError;
+
 /**
  * @internal The store refused a commit and applied nothing of it (a limit, a move, a lost lock): a 413 or 409, not an
  * outage, and not a write whose outcome is unknown.
  */
-export function isStoreRefusal(
-  error: unknown,
-): error is SessionLimitExceededError | SessionMovedError | SessionLockLostError {
+export function isStoreRefusal(error: unknown): error is StoreRefusal {
   return (
     error instanceof SessionLimitExceededError ||
     error instanceof SessionMovedError ||

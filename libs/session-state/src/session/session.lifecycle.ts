@@ -7,7 +7,7 @@ import { generateSessionKey } from '../protection/session-key.generator.js';
 import { SessionResponseStartedError } from '../errors/response-started.errors.js';
 import {
   isStoreRefusal,
-  SessionLimitExceededError,
+  type StoreRefusal,
   SessionMovedError,
   SessionLockLostError,
   SessionLockTimeoutError,
@@ -360,7 +360,7 @@ export class SessionLifecycle implements SessionHost {
    * Why the store refused a commit, for the log. A lock lost after the client went away was not renewed on purpose
    * (see renewLockWhileHeld): the store and the process are not to blame, as the error's own message would say.
    */
-  private refusalText(error: SessionLimitExceededError | SessionMovedError | SessionLockLostError): string {
+  private refusalText(error: StoreRefusal): string {
     // Renewed every third of the TTL until the close: before two thirds of it passed since, the close is not why.
     const stopped = this.renewalStoppedAt;
     const ttl = this.runtime.options.lock?.ttl ?? 0;
