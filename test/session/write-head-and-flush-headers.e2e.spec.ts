@@ -18,6 +18,7 @@ import {
 } from 'nest-session-state';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair, findSetCookie, setCookies } from '../support/cookie-jar.js';
+import { BIG, flood, getFlood } from '../support/flood-response.js';
 import { createPlatformApp } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
@@ -213,12 +214,6 @@ describe.each([
   });
 });
 
-const BIG = Buffer.alloc(2 * 1024 * 1024, 'x');
-const flood = (res: Response) => {
-  for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
-  res.end();
-};
-
 /** Routes that flood their response past the hold (`new`, `login`) and plain ones to set and read. */
 @Controller('flood')
 class FloodController {
@@ -296,18 +291,6 @@ async function startFloodApp(
   await app.listen(0, '127.0.0.1');
   return { app, url: await app.getUrl() };
 }
-
-/** GET `path` with `cookie`, its body read whole as a Buffer. */
-const getFlood = (url: string, path: string, cookie = '') =>
-  request(url)
-    .get(path)
-    .set('Cookie', cookie)
-    .buffer(true)
-    .parse((r, done) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (chunk: Buffer) => chunks.push(chunk));
-      r.on('end', () => done(null, Buffer.concat(chunks)));
-    });
 
 describe('a stream that outgrows the hold before a new key is committed', () => {
   /** Commits slowly, so a flood outgrows the hold first; remembers which keys hold data. */

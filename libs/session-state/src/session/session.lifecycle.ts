@@ -658,6 +658,9 @@ export class SessionLifecycle implements SessionHost {
         await this.dropMovedSession();
         return;
       }
+      // The head left while the take ran: the browser keeps the old key, which the take emptied.
+      if (this.cookieChange === 'set' && this.exchange.headersSent)
+        await this.undoTakenMove(old, taken, write, beforeMove, movedBefore === old);
       this.writeCookie();
       if (own && !own.cleared) {
         // Gone from the old key though this request loaded it there: emptied (another request removed its last
@@ -907,8 +910,6 @@ export class SessionLifecycle implements SessionHost {
     } else {
       this.key = undefined;
     }
-    if (writtenUnsent) await io(store.remove(unsent));
-    this.runtime.forgetSlide(unsent);
     const outcome =
       kept === undefined
         ? 'the new session was not kept'
@@ -920,6 +921,84 @@ export class SessionLifecycle implements SessionHost {
               ? `regenerate() was undone and nothing of this request was kept (${notKept.message})`
               : 'regenerate() was undone, the session keeps its key without the values this request set (its removals ' +
                 'and clear() apply)';
+    return this.undone(unsent, writtenUnsent, outcome);
+  }
+
+  /**
+   * The head left while `regenerate()`'s take of `old` ran (a stream outgrew the response hold after the move's first
+   * write): the take landed, and the browser keeps `old`'s cookie, a key that now holds nothing. The session goes back
+   * there as the take found it (other requests' commits included), without the values this request set, its removals
+   * and `clear()` applied, and without a binding to a user: a revocation between the take and this write cannot be
+   * told (signed out, rather than signed in and listed nowhere). When the take found nothing because this request's
+   * own earlier try had taken it (`takenBefore`: its reply was lost), the values come from the move's write, as in
+   * undoneMoveWrite. The copy under the new key is deleted. Refused loudly, as undoUnsentKey.
+   */
+  private async undoTakenMove(
+    old: string,
+    taken: SessionData | undefined,
+    write: PendingWrite | undefined,
+    beforeMove: SessionChanges | undefined,
+    takenBefore: boolean,
+  ): Promise<never> {
+    const { store, options } = this.runtime;
+    const unsent = this.key!;
+    const writtenUnsent = write !== undefined && !write.remove;
+    const ownSets = new Set(beforeMove?.set.keys());
+    let values: SessionData;
+    if (taken) {
+      values = beforeMove?.cleared ? new Map() : new Map(taken);
+      for (const field of beforeMove?.removed ?? []) values.delete(field);
+    } else if (takenBefore && writtenUnsent) {
+      values = new Map([...write.changes.set].filter(([field]) => !ownSets.has(field)));
+    } else {
+      values = new Map();
+    }
+    values.delete(SESSION_USER_FIELD);
+    this.session.changes.reset();
+    this.cookieChange = undefined;
+    this.moveUndone = true;
+    this.key = old;
+    this.persisted = false;
+    let outcome =
+      'regenerate() was undone after its move, the session keeps its key without the values this request set (its ' +
+      'removals and clear() apply; a binding to a user is dropped)';
+    if (values.size > 0) {
+      // A clear and these values: the whole record, for stores that write whole records too. Unguarded: the take
+      // left the key empty and marked moved, which turns away the commits of requests that loaded it.
+      const whole: SessionChanges = {
+        cleared: true,
+        set: values,
+        removed: new Set(),
+        lockToken: old === this.lockedKey ? this.fencingToken() : undefined,
+        snapshot: () => new Map(values),
+        valueOfField: (field) => values.get(field),
+      };
+      try {
+        // No limits: what the store accepted already, as carryOver's.
+        await this.runtime.withIoTimeout(
+          store.commit(old, whole, options.idleTimeout, this.runtime.unlimited),
+        );
+        this.persisted = true;
+      } catch (error) {
+        if (!isStoreRefusal(error)) {
+          if (writtenUnsent) this.deleteUnsentKey(unsent);
+          this.cookieNotSent(
+            'regenerate() was undone after its move, and the session could not be written back under the key the ' +
+              `browser keeps (it is lost): ${this.runtime.failureText(error)}`,
+          );
+          throw error;
+        }
+        // Another request took the lock and may have written the key since: its write stays.
+        outcome = `regenerate() was undone after its move and nothing of the session was written back (${error.message})`;
+      }
+    }
+    return this.undone(unsent, writtenUnsent, outcome);
+  }
+
+  /** The end of an undone move (undoUnsentKey, undoTakenMove): the unsent key's copy goes, and the refusal is logged. */
+  private async undone(unsent: string, writtenUnsent: boolean, outcome: string): Promise<never> {
+    if (writtenUnsent) await this.runtime.withIoTimeout(this.runtime.store.remove(unsent));
+    this.runtime.forgetSlide(unsent);
     this.cookieNotSent(outcome);
     throw new SessionResponseStartedError();
   }
