@@ -946,7 +946,7 @@ export class SessionLifecycle implements SessionHost {
     const ownSets = new Set(beforeMove?.set.keys());
     let values: SessionData;
     if (taken) {
-      values = beforeMove?.cleared ? new Map() : new Map(taken);
+      values = beforeMove?.cleared ? new Map<string, Uint8Array>() : new Map(taken);
       for (const field of beforeMove?.removed ?? []) values.delete(field);
     } else if (takenBefore && writtenUnsent) {
       values = new Map([...write.changes.set].filter(([field]) => !ownSets.has(field)));
