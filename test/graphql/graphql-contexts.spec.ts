@@ -71,6 +71,31 @@ describe('GraphQL contexts', () => {
   );
 
   it.each([
+    [
+      "Mercurius's fullWsTransport (the upgrade request, entered by Fastify's routing)",
+      (bag: RequestItems) => ({
+        request: { headers: { upgrade: 'WebSocket' }, [REQUEST_STATE]: { items: bag } },
+      }),
+    ],
+    [
+      "graphql-ws's context (which @nestjs/apollo puts in req)",
+      () => ({ req: { connectionParams: {}, extra: { request: { headers: { upgrade: 'websocket' } } } } }),
+    ],
+  ])(
+    'an operation sent over a WebSocket, %s: SessionRequiresHttpError saying to send it over HTTP',
+    async (_name, contextOf) => {
+      const error = await failureOf(() =>
+        items.factory(items.data, graphQLContext(contextOf(new RequestItems()))),
+      );
+      expect(error).toBeInstanceOf(SessionRequiresHttpError);
+      const { message } = error as Error;
+      expect(message).toContain('@Items() needs an HTTP request');
+      expect(message).toContain('"graphql over WebSocket" context');
+      expect(message).toContain('Send the operations that use session state over HTTP');
+    },
+  );
+
+  it.each([
     ['no context at all', undefined],
     ['a context without the request', { user: 'ada' }],
   ])('%s: SessionRequiresHttpError naming the GraphQLModule context option', async (_name, context) => {

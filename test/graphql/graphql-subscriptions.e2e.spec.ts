@@ -1,14 +1,17 @@
 /**
  * Subscriptions run over a WebSocket (graphql-ws's graphql-transport-ws protocol, which Apollo's driver
  * and Mercurius both serve): no HTTP request, so no session. A subscription that takes @Session() gets
- * SessionRequiresHttpError saying so; one that does not works beside it.
+ * SessionRequiresHttpError saying so; one that does not works beside it. So do queries and mutations sent over
+ * the WebSocket (graphql-ws runs them; Mercurius with subscription.fullWsTransport): their context holds the
+ * connection's upgrade request, which Fastify routes through the library like an HTTP request, with a response
+ * never written: a mutation there used to be answered as done and never saved.
  */
 import type { INestApplication } from '@nestjs/common';
-import { Resolver, Subscription } from '@nestjs/graphql';
+import { Query, Resolver, Subscription } from '@nestjs/graphql';
 import { Session } from 'nest-session-state';
 import WebSocket from 'ws';
 import { TEST_PLATFORM } from '../support/platform/test-platform.js';
-import { startGraphQLApp } from './support/graphql-test.app.js';
+import { cookieOf, postGraphQL, startGraphQLApp } from './support/graphql-test.app.js';
 import { GRAPHQL_TEST_PROVIDERS } from './support/graphql-test.resolvers.js';
 
 /** An event stream of one event. */
@@ -23,6 +26,11 @@ class TicksResolver {
     return once({ plainTicks: 'tick' });
   }
 
+  @Query(() => String)
+  plainPing(): string {
+    return 'pong';
+  }
+
   @Subscription(() => String)
   sessionTicks(@Session() session: Session): AsyncGenerator<{ sessionTicks: string }> {
     return once({ sessionTicks: session.getString('name') ?? 'anonymous' });
@@ -35,9 +43,14 @@ interface SubscriptionOutcome {
   error?: { message: string }[];
 }
 
-/** Runs one subscription over graphql-transport-ws until it completes, errs, or sent one result. */
-function subscribe(url: string, query: string): Promise<SubscriptionOutcome> {
-  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+/**
+ * Runs one operation (a subscription, or a query or mutation) over graphql-transport-ws until it completes, errs, or
+ * sent one result; the upgrade request carries `cookie`.
+ */
+function subscribe(url: string, query: string, cookie = ''): Promise<SubscriptionOutcome> {
+  const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws', {
+    headers: cookie ? { cookie } : {},
+  });
   const outcome: SubscriptionOutcome = { next: [] };
   return new Promise<SubscriptionOutcome>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer in 5 s: ${JSON.stringify(outcome)}`)), 5000);
@@ -98,5 +111,30 @@ describe(`GraphQL subscriptions on ${TEST_PLATFORM} (over WebSocket)`, () => {
     expect(messages[0]).toContain('"graphql subscription" context');
     expect(messages[0]).toContain('Subscriptions deliver their events over a WebSocket');
     expect(outcome.next.some((n) => n.data && (n.data as Record<string, unknown>).sessionTicks)).toBe(false);
+  });
+
+  it('a query without session state over the WebSocket works (control)', async () => {
+    expect(await subscribe(url, '{ plainPing }')).toEqual({ next: [{ data: { plainPing: 'pong' } }] });
+  });
+
+  it('@Session() in a mutation over the WebSocket: SessionRequiresHttpError, and the session is not changed (nor answered as changed)', async () => {
+    const first = await postGraphQL(url, 'mutation { increment }');
+    expect(first.body).toEqual({ data: { increment: 1 } });
+    const cookie = cookieOf(first);
+    const outcome = await subscribe(url, 'mutation { increment }', cookie);
+    const messages = messagesOf(outcome);
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain('@Session() needs an HTTP request');
+    expect(messages[0]).toContain('"graphql over WebSocket" context');
+    expect(messages[0]).toContain('Send the operations that use session state over HTTP');
+    expect(outcome.next.some((n) => n.data && (n.data as Record<string, unknown>).increment)).toBe(false);
+    expect((await postGraphQL(url, '{ counter }', { cookie })).body).toEqual({ data: { counter: 1 } });
+  });
+
+  it('@Session() in a query over the WebSocket: SessionRequiresHttpError (not a session loaded once per connection)', async () => {
+    const cookie = cookieOf(await postGraphQL(url, 'mutation { increment }'));
+    const messages = messagesOf(await subscribe(url, '{ counter }', cookie));
+    expect(messages).toHaveLength(1);
+    expect(messages[0]).toContain('"graphql over WebSocket" context');
   });
 });

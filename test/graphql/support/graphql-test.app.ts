@@ -20,7 +20,8 @@ export async function graphQLModuleFor(
       autoSchemaFile: true,
       graphiql: false,
       allowBatchedQueries: true,
-      subscription: subscriptions,
+      // fullWsTransport: queries and mutations over the WebSocket too, as graphql-ws serves them on Apollo.
+      subscription: subscriptions ? { fullWsTransport: true } : false,
     });
   }
   const { ApolloDriver } = await import('@nestjs/apollo');

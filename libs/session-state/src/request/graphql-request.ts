@@ -27,32 +27,66 @@ const SUBSCRIPTION =
 const NO_REQUEST =
   'The GraphQL context has no HTTP request (no "req", "request" or "reply.request"). The Apollo and Mercurius drivers of @nestjs/graphql put it in "req" unless the GraphQLModule "context" option returns something other than an object: return an object, e.g. context: ({ req }) => ({ req }).';
 
+const OVER_WEBSOCKET =
+  "Queries and mutations sent over a WebSocket (graphql-ws, Mercurius's subscription.fullWsTransport) run without an HTTP request of their own: the context holds the connection's upgrade request, which has no response to commit a session to, and every operation of the connection would share what it loaded (a change answered as done and never saved, reads that never see later changes). Send the operations that use session state over HTTP (in the client, a split link: subscriptions over the WebSocket, queries and mutations over HTTP).";
+
 /** The request state of a GraphQL resolver's HTTP request, or undefined (a subscription, no request, no SessionModule). */
 export function findGraphQLRequestState(context: ExecutionContext): RequestState | undefined {
   if (isSubscription(context)) return undefined;
-  const graphql = context.getArgByIndex<GraphQLContextLike | null | undefined>(2);
-  if (!graphql) return undefined;
-  return (
-    stateOfRequest<RequestState>(asObject(graphql.req)) ??
-    stateOfRequest<RequestState>(asObject(graphql.request)) ??
-    stateOfRequest<RequestState>(asObject(graphql.reply?.request))
-  );
+  const requests = requestsOf(context);
+  if (requests.some(isWebSocketUpgrade)) return undefined;
+  for (const request of requests) {
+    const state = stateOfRequest<RequestState>(request);
+    if (state) return state;
+  }
+  return undefined;
 }
 
 /**
  * The request state for a decorator in a GraphQL resolver (queries, mutations, field resolvers: one state
  * per HTTP request, so every resolver of the request shares one loaded session); undefined when the
  * request did not pass through SessionModule.
- * @throws SessionRequiresHttpError for subscriptions and for GraphQL contexts without the HTTP request.
+ * @throws SessionRequiresHttpError for subscriptions, for operations sent over a WebSocket, and for GraphQL
+ * contexts without the HTTP request.
  */
 export function graphQLRequestStateOf(context: ExecutionContext, what: string): RequestState | undefined {
   if (isSubscription(context)) throw new SessionRequiresHttpError(what, 'graphql subscription', SUBSCRIPTION);
+  const requests = requestsOf(context);
+  if (requests.some(isWebSocketUpgrade))
+    throw new SessionRequiresHttpError(what, 'graphql over WebSocket', OVER_WEBSOCKET);
   const state = findGraphQLRequestState(context);
   if (state) return state;
-  const graphql = context.getArgByIndex<GraphQLContextLike | null | undefined>(2);
-  if (asObject(graphql?.req) ?? asObject(graphql?.request) ?? asObject(graphql?.reply?.request))
-    return undefined;
+  if (requests.length > 0) return undefined;
   throw new SessionRequiresHttpError(what, 'graphql', NO_REQUEST);
+}
+
+/** The request objects the GraphQL context carries, where the drivers put them (see GraphQLContextLike). */
+function requestsOf(context: ExecutionContext): object[] {
+  const graphql = context.getArgByIndex<GraphQLContextLike | null | undefined>(2);
+  if (!graphql) return [];
+  const requests: object[] = [];
+  for (const candidate of [graphql.req, graphql.request, graphql.reply?.request]) {
+    const request = asObject(candidate);
+    if (request) requests.push(request);
+  }
+  return requests;
+}
+
+interface UpgradeLike {
+  readonly headers?: { readonly upgrade?: unknown } | null;
+  /** graphql-ws's context (which @nestjs/apollo puts in `req`): the upgrade request is `extra.request`. */
+  readonly extra?: { readonly request?: UpgradeLike | null } | null;
+}
+
+/**
+ * A WebSocket's upgrade request (Express's, Fastify's or Node's request object: each has `headers`), or graphql-ws's
+ * context holding it: what the context of an operation sent over the WebSocket holds. Fastify routes the upgrade
+ * (with a response that is never written), so a request state may be attached to it.
+ */
+function isWebSocketUpgrade(request: object): boolean {
+  const like = request as UpgradeLike;
+  const upgrade = (like.headers ?? like.extra?.request?.headers)?.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
 }
 
 /**
