@@ -1,4 +1,6 @@
 import { Injectable, Module } from '@nestjs/common';
+import type { Request as ExpressRequest } from 'express';
+import type { FastifyRequest } from 'fastify';
 import request from 'supertest';
 import { RedisStore as ConnectRedisStore } from 'connect-redis';
 import { MemoryStore as ExpressSessionMemoryStore } from 'express-session';
@@ -17,6 +19,7 @@ import {
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
+import { TEST_PLATFORM } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
 const OLD = 'Zp0eVq3wT9sXr6Yb1nKc4dLm7fHg2aJu8iOt5yWz3Q';
@@ -200,8 +203,11 @@ describe('session cookie options', () => {
   });
 
   it('isEssential false + consent check: no session cookie until consent; isEssential true ignores consent', async () => {
-    const hasConsent = (req: { headers: { cookie?: string } }) =>
-      req.headers.cookie?.includes('consent=yes') ?? false;
+    // Typed as the platform's own request, as an app writes it (the option's parameter accepts either).
+    const hasConsent =
+      TEST_PLATFORM === 'fastify'
+        ? (req: FastifyRequest) => req.headers.cookie?.includes('consent=yes') ?? false
+        : (req: ExpressRequest) => req.get('cookie')?.includes('consent=yes') ?? false;
     await withApp({ hasConsent }, async (url) => {
       const before = await request(url).get('/counter').expect(200, { count: 1 });
       expect(findSetCookie(before, COOKIE)).toBeUndefined();

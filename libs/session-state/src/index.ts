@@ -6,12 +6,14 @@
 export { SessionModule } from './module/session.module.js';
 export type {
   CookieSecurePolicy,
+  PlatformRequestCallback,
   SessionLockOptions,
   SessionModuleOptions,
   SessionOptions,
   StateCookieOptions,
   TempDataOptions,
 } from './module/session-module.options.js';
+export type { PlatformRequest } from './http/platform-request.js';
 export { SessionConfigurationError } from './errors/configuration.errors.js';
 export { SessionStateInterceptor } from './request/session-state.interceptor.js';
 export type {

@@ -2,7 +2,10 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 
 /**
  * The request object of the app's platform, as route handlers get it: Express's `Request` or
- * Fastify's `FastifyRequest`. What `hasConsent` receives.
+ * Fastify's `FastifyRequest`. What `hasConsent` receives (typed here by what the library reads of it).
+ *
+ * @example
+ * const fromCookie = (request: PlatformRequest) => request.headers.cookie?.includes('consent=yes') ?? false;
  */
 export interface PlatformRequest {
   readonly headers: IncomingHttpHeaders;

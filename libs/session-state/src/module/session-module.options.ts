@@ -3,6 +3,20 @@ import type { Clock } from '../cache/clock.js';
 import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import type { PostgresSessionOptions } from '../cache/postgres/postgres-session.options.js';
 import type { PlatformRequest } from '../http/http-exchange.js';
+
+/**
+ * A function of the platform's request ({@link PlatformRequest}: all the library reads of it). Its parameter is
+ * compared both ways, as a method's is, so a function typed for Express's `Request` or Fastify's `FastifyRequest`
+ * fits: the library passes the platform's own request object.
+ *
+ * @example
+ * import type { Request } from 'express';
+ * const hasConsent: PlatformRequestCallback<boolean> = (req: Request) => req.get('cookie')?.includes('consent=yes') ?? false;
+ * SessionModule.forRoot({ hasConsent });
+ */
+export type PlatformRequestCallback<T> = {
+  call(request: PlatformRequest): T;
+}['call'];
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import { optionNames } from '../options/option-names.check.js';
 import type { SessionMetricsOptions } from '../metrics/session-metrics.options.js';
@@ -205,9 +219,10 @@ export interface SessionModuleOptions {
   /**
    * Whether the visitor allows non-essential cookies (ASP.NET's CanTrack). Default: always.
    * Return false until consent is given to keep the session and TempData cookies from being written.
-   * Receives the platform's request: Express's `Request` or Fastify's `FastifyRequest`.
+   * Receives the platform's request: Express's `Request` or Fastify's `FastifyRequest`, which the parameter may be
+   * typed as (`(req: Request) => boolean`).
    */
-  hasConsent?: ((request: PlatformRequest) => boolean) | undefined;
+  hasConsent?: PlatformRequestCallback<boolean> | undefined;
   /**
    * Run every request inside the AsyncLocalStorage context that `SessionAccessor`, `TempDataAccessor`
    * and `ItemsAccessor` read. Default: on when a provider, controller, guard, interceptor, pipe,
