@@ -394,7 +394,7 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
-  it('TLS with ssl (private CA); TLS against a plain port, plain against TLS, an untrusted CA and a certificate for another name fail at startup naming ssl and what to give', async () => {
+  it('TLS with ssl (private CA); TLS against a plain port, plain against TLS, an untrusted CA (also through clusterNodes) and a certificate for another name fail at startup naming ssl and what to give', async () => {
     const tlsServer = await RedisServerProcess.start({ tls: true });
     const plain = await RedisServerProcess.start();
     try {
@@ -437,6 +437,16 @@ describe('RedisDistributedCache connection options', () => {
         ssl: { ca: tlsServer.tls!.ca },
       });
       await byName.set('tls', Uint8Array.of(2));
+      // Through clusterNodes, the nodes' own errors tell it (ioredis's Cluster itself says only "no startup node").
+      await expect(
+        connectCache({
+          clusterNodes: [`127.0.0.1:${tlsServer.port}`],
+          ssl: true,
+          connectionTimeoutInMilliseconds: 1000,
+        }),
+      ).rejects.toThrow(
+        /TLS handshake with Redis at the cluster nodes 127\.0\.0\.1:\d+ failed: its certificate is not signed by a CA this process trusts .*as ca in the ssl option/,
+      );
     } finally {
       await tlsServer.stop();
       await plain.stop();

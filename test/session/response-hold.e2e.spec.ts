@@ -448,6 +448,49 @@ describe('a slow commit before a stream', () => {
   });
 });
 
+/** The commits of a value holding "flood" take 150 ms and fail (a store that stalls, then answers an error). */
+class FloodCommitsFail extends SlowCommits {
+  override async commit(...args: Parameters<SlowCommits['commit']>): Promise<void> {
+    const values = [...args[1].set.values()].map((bytes) => new TextDecoder().decode(bytes));
+    if (!values.some((value) => value.includes('flood'))) return super.commit(...args);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    throw new Error('the store did not answer');
+  }
+}
+
+/** GET `path` by Node's own client: the status, the body's length, and whether the response completed. */
+function getWhole(
+  url: string,
+  path: string,
+  cookie: string,
+): Promise<{ status: number | undefined; bytes: number; complete: boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url}${path}`, { headers: { cookie } }, (res) => {
+      let bytes = 0;
+      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
+      res.on('error', () => undefined); // "aborted": the response did not complete, read below
+      res.on('close', () => resolve({ status: res.statusCode, bytes, complete: res.complete }));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('a stream that went out before its commit finished, whose commit then fails', () => {
+  it('is cut off before its end: the client never gets a complete 200 for a write that was not saved', async () => {
+    const { app, url } = await start({ store: new FloodCommitsFail() });
+    try {
+      const cookie = cookiePair(await request(url).get('/hold/json').expect(200), COOKIE);
+      const res = await getWhole(url, '/hold/flood', cookie);
+      expect(res.status).toBe(200); // the head left before the commit could fail
+      expect(res.complete).toBe(false);
+      expect(res.bytes).toBeLessThan(BIG.length);
+      expect(await readName(url, cookie)).toBe('json');
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('a failed commit before a stream', () => {
   it('answers 503 instead of the stream, with nothing of the stream sent', async () => {
     const { app, url } = await start({ store: new FailingCommits() });

@@ -45,6 +45,13 @@ export class ResponseHold {
   private heldBytes = 0;
   /** The response went out before the commit finished (see {@link HELD_WRITE_BUDGET}). */
   private gaveUp = false;
+  /** `beforeFirstByte` settled. */
+  private settled = false;
+  /**
+   * After the response went out before the commit finished: its latest `write` (and its `end`), held until the
+   * commit settles, so a failed commit can still cut the response off before its end (see {@link finishTail}).
+   */
+  private tail: HeldCall[] = [];
   /** A held write answered false: a `drain` follows the release. */
   private askedToWait = false;
   /** A held call fixes the head when replayed (`writeHead`, `flushHeaders`, the first `write` or `end`). */
@@ -83,6 +90,10 @@ export class ResponseHold {
       this.callWhenDone(callbacksOf([{ method, args }]));
       return true;
     }
+    if (this.gaveUp && !this.settled) {
+      this.holdTail({ method, args }, last);
+      return true;
+    }
     if (!this.held) {
       if (!this.armed) return false;
       this.start();
@@ -90,6 +101,45 @@ export class ResponseHold {
     if (last) this.endHeld = true;
     this.hold({ method, args }, last);
     return true;
+  }
+
+  /**
+   * Holds `call`, a `write` or the `end`, as the response's latest: a `write` sends the one held before it, the `end`
+   * keeps it (its last bytes: a body with a Content-Length is not complete without them). At most one write waits,
+   * whatever the writer sends while the commit runs on. A call after the held `end` is dropped, as replay drops it.
+   */
+  private holdTail(call: HeldCall, last: boolean): void {
+    if (this.endHeld) {
+      this.callWhenDone(callbacksOf([call]));
+      return;
+    }
+    if (last) {
+      this.endHeld = true;
+      this.tail.push(call);
+      return;
+    }
+    const previous = this.tail;
+    this.tail = [call];
+    for (const held of previous) held.method.apply(this.res, held.args);
+  }
+
+  /**
+   * The commit of a response that went out before it finished settled: its held last call goes out, or, when the
+   * commit failed, the response is cut off (its connection closed before the end): its status left already, and a
+   * complete response would tell the client its write was saved. The client sees a response that did not complete
+   * (a chunked body without its last chunk, a body shorter than its Content-Length).
+   */
+  private finishTail(error: HoldErrorReply | undefined): void {
+    const tail = this.tail;
+    this.tail = [];
+    this.endHeld = false;
+    if (error) {
+      this.callWhenDone(callbacksOf(tail));
+      this.answered = true;
+      this.res.destroy();
+      return;
+    }
+    for (const held of tail) if (!this.res.writableEnded) held.method.apply(this.res, held.args);
   }
 
   /**
@@ -232,7 +282,11 @@ export class ResponseHold {
   }
 
   private release(error: HoldErrorReply | undefined): void {
-    if (this.gaveUp) return;
+    this.settled = true;
+    if (this.gaveUp) {
+      this.finishTail(error);
+      return;
+    }
     if (error && !headWritten(this.res)) {
       this.callWhenDone(callbacksOf(this.held));
       this.held = undefined;

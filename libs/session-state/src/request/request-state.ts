@@ -202,8 +202,8 @@ export class RequestState implements SessionOwner, TempDataHost {
         this.runtime.storeFailureLog.write(
           SessionLogEvents.SessionResponseHoldOverflow,
           'A streamed response kept writing past 1 MiB before the session commit finished: it was sent without ' +
-            'waiting (a new session cookie could not be set). Its writer ignores back-pressure (write() returning ' +
-            'false), or the session store answers slowly.',
+            'waiting (a new session cookie could not be set; should the commit fail, the response is cut off before ' +
+            'its end). Its writer ignores back-pressure (write() returning false), or the session store answers slowly.',
         ),
     );
   }

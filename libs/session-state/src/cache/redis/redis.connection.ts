@@ -11,6 +11,8 @@ import { Deadlines } from '../deadlines.js';
 import { DISCONNECT_TIMEOUT, quitWithin, settleWithin } from './redis-close.js';
 import { RedisClock, redisTimeMs } from './redis-clock.js';
 import { describeClientAddress, describeStartupFailure } from './redis-startup-failure.js';
+import { tlsHandshakeFailure } from './tls-handshake-probe.js';
+import { tlsFailureOf } from '../tls-failure.js';
 import { pingRedis } from './redis-ping.js';
 import { REDIS_SCRIPTS, type RedisScriptName } from './redis.scripts.js';
 import { redisKeys } from './redis-keys.js';
@@ -145,9 +147,14 @@ export class RedisConnection {
     } catch (error) {
       stopListening();
       if (this.ownsClient) this.client.disconnect();
-      throw error instanceof RedisConfigurationError
-        ? error
-        : describeStartupFailure(error, events, this.options, timedOut);
+      if (error instanceof RedisConfigurationError) throw error;
+      const certificate = await this.clusterCertificateFailure();
+      throw describeStartupFailure(
+        error,
+        certificate ? [...events, certificate] : events,
+        this.options,
+        timedOut,
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -160,6 +167,17 @@ export class RedisConnection {
       ...(this.client instanceof Cluster ? [listenShared(this.client, 'node error', this.onNodeError)] : []),
       listenShared(this.client, 'ready', this.onReady),
     ];
+  }
+
+  /**
+   * For a cluster with `ssl` whose start failed: the certificate failure of its first startup node, if that is why
+   * (ioredis's Cluster drops its nodes' TLS errors while it reads the slots). One handshake, within a second.
+   */
+  private async clusterCertificateFailure(): Promise<Error | undefined> {
+    const { mode, tls, clusterNodes, connectionTimeout } = this.options;
+    if (mode !== 'cluster' || !tls || clusterNodes.length === 0) return undefined;
+    const failure = await tlsHandshakeFailure(clusterNodes[0], tls, Math.min(1_000, connectionTimeout));
+    return failure !== undefined && tlsFailureOf(failure) ? new Error(failure) : undefined;
   }
 
   /**
