@@ -7,12 +7,13 @@
  * never written: a mutation there used to be answered as done and never saved.
  */
 import type { INestApplication } from '@nestjs/common';
-import { Query, Resolver, Subscription } from '@nestjs/graphql';
-import { Session } from 'nest-session-state';
+import { UseInterceptors } from '@nestjs/common';
+import { Args, Mutation, Query, Resolver, Subscription } from '@nestjs/graphql';
+import { Session, SessionAccessor, SessionStateInterceptor } from 'nest-session-state';
 import WebSocket from 'ws';
 import { TEST_PLATFORM } from '../support/platform/test-platform.js';
 import { cookieOf, postGraphQL, startGraphQLApp } from './support/graphql-test.app.js';
-import { GRAPHQL_TEST_PROVIDERS } from './support/graphql-test.resolvers.js';
+import { GRAPHQL_TEST_PROVIDERS, VisitsService } from './support/graphql-test.resolvers.js';
 
 /** An event stream of one event. */
 async function* once<T>(payload: T): AsyncGenerator<T> {
@@ -21,6 +22,24 @@ async function* once<T>(payload: T): AsyncGenerator<T> {
 
 @Resolver()
 class TicksResolver {
+  constructor(
+    private readonly visits: VisitsService,
+    private readonly sessions: SessionAccessor,
+  ) {}
+
+  /** The name, read through SessionAccessor in a subscription. */
+  @Subscription(() => String)
+  async *accessorTicks(): AsyncGenerator<{ accessorTicks: string }> {
+    yield { accessorTicks: (await this.sessions.load()).getString('name') ?? 'anonymous' };
+  }
+
+  /** A rename through SessionAccessor (VisitsService), committed by the interceptor right after the field. */
+  @Mutation(() => String)
+  @UseInterceptors(SessionStateInterceptor)
+  renameInPipeline(@Args('name') name: string): Promise<string> {
+    return this.visits.rename(name);
+  }
+
   @Subscription(() => String)
   plainTicks(): AsyncGenerator<{ plainTicks: string }> {
     return once({ plainTicks: 'tick' });
@@ -130,6 +149,29 @@ describe(`GraphQL subscriptions on ${TEST_PLATFORM} (over WebSocket)`, () => {
     expect(outcome.next.some((n) => n.data && (n.data as Record<string, unknown>).increment)).toBe(false);
     expect((await postGraphQL(url, '{ counter }', { cookie })).body).toEqual({ data: { counter: 1 } });
   });
+
+  it.each([
+    ['a mutation', 'mutation { rename(name: "ws") }', 'rename'],
+    [
+      'a mutation behind SessionStateInterceptor',
+      'mutation { renameInPipeline(name: "ws") }',
+      'renameInPipeline',
+    ],
+    ['a subscription', 'subscription { accessorTicks }', 'accessorTicks'],
+  ])(
+    'SessionAccessor in %s over the WebSocket: refused as outside a request (no session of the upgrade request), nothing changed',
+    async (_name, operation, field) => {
+      const cookie = cookieOf(await postGraphQL(url, 'mutation { rename(name: "http") }'));
+      const outcome = await subscribe(url, operation, cookie);
+      const messages = messagesOf(outcome);
+      expect(messages).toHaveLength(1);
+      expect(messages[0]).toContain('Session has not been configured for this application or request');
+      expect(outcome.next.some((n) => n.data && (n.data as Record<string, unknown>)[field])).toBe(false);
+      expect((await postGraphQL(url, '{ serviceName }', { cookie })).body).toEqual({
+        data: { serviceName: 'http' },
+      });
+    },
+  );
 
   it('@Session() in a query over the WebSocket: SessionRequiresHttpError (not a session loaded once per connection)', async () => {
     const cookie = cookieOf(await postGraphQL(url, 'mutation { increment }'));

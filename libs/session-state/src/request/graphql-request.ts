@@ -1,5 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import { SessionRequiresHttpError } from '../errors/session.errors.js';
+import { isWebSocketUpgrade } from '../http/websocket-upgrade.js';
 import { stateOfRequest } from './request-context.js';
 import type { RequestState } from './request-state.js';
 
@@ -34,7 +35,7 @@ const OVER_WEBSOCKET =
 export function findGraphQLRequestState(context: ExecutionContext): RequestState | undefined {
   if (isSubscription(context)) return undefined;
   const requests = requestsOf(context);
-  if (requests.some(isWebSocketUpgrade)) return undefined;
+  if (requests.some(isOverWebSocket)) return undefined;
   for (const request of requests) {
     const state = stateOfRequest<RequestState>(request);
     if (state) return state;
@@ -52,7 +53,7 @@ export function findGraphQLRequestState(context: ExecutionContext): RequestState
 export function graphQLRequestStateOf(context: ExecutionContext, what: string): RequestState | undefined {
   if (isSubscription(context)) throw new SessionRequiresHttpError(what, 'graphql subscription', SUBSCRIPTION);
   const requests = requestsOf(context);
-  if (requests.some(isWebSocketUpgrade))
+  if (requests.some(isOverWebSocket))
     throw new SessionRequiresHttpError(what, 'graphql over WebSocket', OVER_WEBSOCKET);
   const state = findGraphQLRequestState(context);
   if (state) return state;
@@ -72,21 +73,17 @@ function requestsOf(context: ExecutionContext): object[] {
   return requests;
 }
 
-interface UpgradeLike {
-  readonly headers?: { readonly upgrade?: unknown } | null;
-  /** graphql-ws's context (which @nestjs/apollo puts in `req`): the upgrade request is `extra.request`. */
-  readonly extra?: { readonly request?: UpgradeLike | null } | null;
+/** graphql-ws's context (which @nestjs/apollo puts in `req`): the upgrade request is `extra.request`. */
+interface GraphQLWsContextLike {
+  readonly extra?: { readonly request?: object | null } | null;
 }
 
 /**
- * A WebSocket's upgrade request (Express's, Fastify's or Node's request object: each has `headers`), or graphql-ws's
- * context holding it: what the context of an operation sent over the WebSocket holds. Fastify routes the upgrade
- * (with a response that is never written), so a request state may be attached to it.
+ * A WebSocket's upgrade request (Express's, Fastify's or Node's request object), or graphql-ws's context holding it:
+ * what the GraphQL context of an operation sent over the WebSocket holds.
  */
-function isWebSocketUpgrade(request: object): boolean {
-  const like = request as UpgradeLike;
-  const upgrade = (like.headers ?? like.extra?.request?.headers)?.upgrade;
-  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
+function isOverWebSocket(request: object): boolean {
+  return isWebSocketUpgrade(request) || isWebSocketUpgrade((request as GraphQLWsContextLike).extra?.request);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isWebSocketUpgrade } from '../websocket-upgrade.js';
 import { ServerResponse } from 'node:http';
 import type { PlatformRequest, RawRequest, RawResponse } from '../platform-request.js';
 import {
@@ -52,6 +53,9 @@ export class FastifyPlatform implements HttpPlatform {
   static install(adapter: PlatformAdapter, entry: RequestEntry, holdOf: HoldOf): FastifyPlatform {
     enterFirst(adapter, (request, reply, done) => {
       const fastifyRequest = request as FastifyRequestLike;
+      // A WebSocket's upgrade (Mercurius's subscriptions and fullWsTransport) is not entered: no session, and the
+      // connection's operations must not run in its context, which the accessors would read for every one of them.
+      if (isWebSocketUpgrade(fastifyRequest.raw)) return done();
       entry.enter(fastifyRequest, fastifyRequest.raw, (reply as FastifyReplyLike).raw, done);
     });
     // This app's own prototype between its held responses and Node's: nothing else in the process sees it.
