@@ -28,25 +28,35 @@ import { RedisServerProcess } from '../support/redis/index.js';
  */
 const COOKIE = '.Nest.Session';
 
-/** Holds the next take until `release()`, after it was armed. */
+/**
+ * Holds the next take until `release()`, after it was armed: `before` it reaches the store, or `after` it applied
+ * (its reply on its way).
+ */
 class TakeHold {
-  private armed: { reached: () => void; until: Promise<void> } | undefined;
+  private armed: { when: 'before' | 'after'; reached: () => void; until: Promise<void> } | undefined;
   /** Resolves once the armed take waits. */
   reached: Promise<void> = Promise.resolve();
   release: () => void = () => undefined;
 
-  arm(): void {
+  arm(when: 'before' | 'after' = 'before'): void {
     let reached!: () => void;
     let release!: () => void;
     this.reached = new Promise<void>((resolve) => (reached = resolve));
-    this.armed = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
+    this.armed = { when, reached, until: new Promise<void>((resolve) => (release = resolve)) };
     this.release = release;
   }
 
-  async wait(): Promise<void> {
+  /** Runs `take` with the armed hold around it. */
+  async around<T>(take: () => Promise<T>): Promise<T> {
     const armed = this.armed;
     this.armed = undefined;
-    if (!armed) return;
+    if (armed?.when === 'before') await this.wait(armed);
+    const taken = await take();
+    if (armed?.when === 'after') await this.wait(armed);
+    return taken;
+  }
+
+  private async wait(armed: { reached: () => void; until: Promise<void> }): Promise<void> {
     armed.reached();
     await armed.until;
   }
@@ -55,16 +65,14 @@ class TakeHold {
 const hold = new TakeHold();
 
 class HeldTakeMemoryStore extends MemorySessionStore {
-  override async take(key: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    await hold.wait();
-    return super.take(key, mark);
+  override take(key: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    return hold.around(() => super.take(key, mark));
   }
 }
 
 class HeldTakeRedisStore extends RedisSessionStore {
-  override async take(key: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
-    await hold.wait();
-    return super.take(key, mark);
+  override take(key: string, mark?: EndedSessionMark): Promise<SessionData | undefined> {
+    return hold.around(() => super.take(key, mark));
   }
 }
 
@@ -139,6 +147,16 @@ class TakeHeldController {
     await hold.reached;
     flood(res);
     this.last = await committed;
+  }
+
+  @Get('revoke-all')
+  async revokeAll() {
+    return { revoked: await this.users.revokeAll('ada') };
+  }
+
+  @Get('listed')
+  async listed() {
+    return { count: (await this.users.list('ada')).length };
   }
 
   @Get('last')
@@ -238,8 +256,8 @@ describe.each(STORES)('the head leaves while regenerate() takes the old key, on 
 
   /**
    * Sends `path` with a session started by `start`; its take waits until `meanwhile` (if any, sent with the same
-   * cookie) answered. `ends`: the path signs out (the store holds one session less after it). Returns the cookie and
-   * the warning the undo logged.
+   * cookie) answered; `after`: the take waits once it applied. `ends`: the session ends (the store holds one session
+   * less after it). Returns the cookie and the warning the undo logged.
    */
   async function takenWhileFlooding(
     path: string,
@@ -247,12 +265,13 @@ describe.each(STORES)('the head leaves while regenerate() takes the old key, on 
       start = '/take-held/start',
       meanwhile,
       ends = false,
-    }: { start?: string; meanwhile?: string; ends?: boolean } = {},
+      after = false,
+    }: { start?: string; meanwhile?: string; ends?: boolean; after?: boolean } = {},
   ): Promise<{ cookie: string; warning: string }> {
     logger.lines.length = 0;
     const cookie = cookiePair(await request(url).get(start).expect(200), COOKIE);
     const before = await store.sessions();
-    hold.arm();
+    hold.arm(after ? 'after' : 'before');
     const flooding = getFlood(url, path, cookie).then((res) => res);
     await hold.reached;
     if (meanwhile) await request(url).get(meanwhile).set('Cookie', cookie).expect(200);
@@ -291,9 +310,23 @@ describe.each(STORES)('the head leaves while regenerate() takes the old key, on 
     expect(await read(cookie)).toEqual(stored({}));
   });
 
-  it('a re-authentication of a bound session: its values stay, its binding does not (signed out, not signed in unlisted)', async () => {
+  it('a re-authentication of a bound session: it stays signed in and listed', async () => {
     const { cookie } = await takenWhileFlooding('/take-held/reauth', { start: '/take-held/sign-in' });
-    expect(await read(cookie)).toEqual(stored({ name: 'first', color: 'blue' }));
+    expect(await read(cookie)).toEqual(stored({ name: 'first', color: 'blue', boundTo: 'ada' }));
+    expect((await request(url).get('/take-held/listed').expect(200)).body).toEqual({ count: 1 });
+    await request(url).get('/take-held/revoke-all').expect(200, { revoked: 1 });
+  });
+
+  it('a re-authentication of a bound session revoked between the take and the write-back: the session ends, as revoked', async () => {
+    const { cookie, warning } = await takenWhileFlooding('/take-held/reauth', {
+      start: '/take-held/sign-in',
+      meanwhile: '/take-held/revoke-all',
+      after: true,
+      ends: true,
+    });
+    expect(await read(cookie)).toEqual(stored({}));
+    expect((await request(url).get('/take-held/listed').expect(200)).body).toEqual({ count: 0 });
+    expect(warning).toMatch(/no longer list it \(revoked meanwhile\), was ended/);
   });
 
   if (session?.lock === undefined)

@@ -21,6 +21,7 @@ import {
   type SessionLimits,
 } from './session.js';
 import { guardedSessionId, storedSessionId } from '../users/user-session.fields.js';
+import { isUserSessionIndexSource } from '../users/user-session-index.interface.js';
 import { IoTimeoutError, type SessionRuntime } from './session.runtime.js';
 import type {
   EndedSessionMark,
@@ -927,9 +928,9 @@ export class SessionLifecycle implements SessionHost {
   /**
    * The head left while `regenerate()`'s take of `old` ran (a stream outgrew the response hold after the move's first
    * write): the take landed, and the browser keeps `old`'s cookie, a key that now holds nothing. The session goes back
-   * there as the take found it (other requests' commits included), without the values this request set, its removals
-   * and `clear()` applied, and without a binding to a user: a revocation between the take and this write cannot be
-   * told (signed out, rather than signed in and listed nowhere). When the take found nothing because this request's
+   * there as the take found it (other requests' commits included), without the values this request set after
+   * `regenerate()`, its removals and `clear()` applied; a session bound to a user stays so while the user's sessions
+   * still list it (see endedIfUnlisted). When the take found nothing because this request's
    * own earlier try had taken it (`takenBefore`: its reply was lost), the values come from the move's write, as in
    * undoneMoveWrite. The copy under the new key is deleted. Refused loudly, as undoUnsentKey.
    */
@@ -953,23 +954,23 @@ export class SessionLifecycle implements SessionHost {
     } else {
       values = new Map();
     }
-    values.delete(SESSION_USER_FIELD);
     this.session.changes.reset();
     this.cookieChange = undefined;
     this.moveUndone = true;
     this.key = old;
     this.persisted = false;
     let outcome =
-      'regenerate() was undone after its move, the session keeps its key without the values this request set (its ' +
-      'removals and clear() apply; a binding to a user is dropped)';
+      'regenerate() was undone after its move, the session keeps its key without the values this request set after ' +
+      'regenerate() (its removals and clear() apply)';
     if (values.size > 0) {
-      // A clear and these values: the whole record, for stores that write whole records too. Unguarded: the take
-      // left the key empty and marked moved, which turns away the commits of requests that loaded it.
+      // A clear and these values: the whole record, for stores that write whole records too. Unguarded, not even by
+      // the lock (renewed no longer once the response closed, it may have expired during a slow take): the take left
+      // the key empty and marked moved, which turns away the commits of requests that loaded it, and a request that
+      // found it empty meanwhile is refused its start there (just moved).
       const whole: SessionChanges = {
         cleared: true,
         set: values,
         removed: new Set(),
-        lockToken: old === this.lockedKey ? this.fencingToken() : undefined,
         snapshot: () => new Map(values),
         valueOfField: (field) => values.get(field),
       };
@@ -979,20 +980,44 @@ export class SessionLifecycle implements SessionHost {
           store.commit(old, whole, options.idleTimeout, this.runtime.unlimited),
         );
         this.persisted = true;
+        if (await this.endedIfUnlisted(old, values))
+          outcome =
+            'regenerate() was undone after its move, and the session, bound to a user whose sessions no longer list ' +
+            'it (revoked meanwhile), was ended';
       } catch (error) {
-        if (!isStoreRefusal(error)) {
-          if (writtenUnsent) this.deleteUnsentKey(unsent);
-          this.cookieNotSent(
-            'regenerate() was undone after its move, and the session could not be written back under the key the ' +
-              `browser keeps (it is lost): ${this.runtime.failureText(error)}`,
-          );
-          throw error;
-        }
-        // Another request took the lock and may have written the key since: its write stays.
-        outcome = `regenerate() was undone after its move and nothing of the session was written back (${error.message})`;
+        if (writtenUnsent) this.deleteUnsentKey(unsent);
+        this.cookieNotSent(
+          'regenerate() was undone after its move, and the session could not be written back under the key the ' +
+            `browser keeps (it is lost): ${this.runtime.failureText(error)}`,
+        );
+        throw error;
       }
     }
     return this.undone(unsent, writtenUnsent, outcome);
+  }
+
+  /**
+   * After undoTakenMove wrote back a session bound to a user: kept only while the user's index still lists it. A
+   * revocation between the take and that write found nothing to delete under `old` and dropped the entry; the
+   * session it revoked is deleted now, as the revocation would have done (also when the listing cannot be read: a
+   * bound session listed nowhere could not be revoked). True when it was.
+   */
+  private async endedIfUnlisted(old: string, values: SessionData): Promise<boolean> {
+    const store = this.runtime.store;
+    const user = values.get(SESSION_USER_FIELD);
+    if (user === undefined || !isUserSessionIndexSource(store)) return false;
+    const id = storedSessionId(values);
+    const listed = await this.runtime
+      .withIoTimeout(store.userSessionIndex().list(new TextDecoder().decode(user)))
+      .then(
+        (sessions) => sessions.some((listedSession) => listedSession.sessionId === id),
+        () => false,
+      );
+    if (listed) return false;
+    await this.runtime.withIoTimeout(store.remove(old));
+    this.persisted = false;
+    this.runtime.forgetSlide(old);
+    return true;
   }
 
   /** The end of an undone move (undoUnsentKey, undoTakenMove): the unsent key's copy goes, and the refusal is logged. */
