@@ -1207,6 +1207,7 @@ export class SessionLifecycle implements SessionHost {
    * through {@link finish} (another store, a commit still running, a key to delete, an earlier failure).
    */
   finishNow(): boolean {
+    if (this.writtenCookie !== undefined) this.keepWrittenCookie();
     // A read-only request: no promise chain (finish, commit, doCommit) for a commit that writes nothing.
     if (this.lockToken === undefined && this.nothingToCommit) return true;
     const store = this.runtime.inProcessStore;
@@ -1234,6 +1235,22 @@ export class SessionLifecycle implements SessionHost {
     return true;
   }
 
+  /** The session cookie's Set-Cookie this response carries (see keepWrittenCookie). */
+  private writtenCookie: string | undefined;
+
+  /**
+   * Before the head leaves (the end of the request's commit): the session cookie a commit in Nest's pipeline set
+   * (SessionStateInterceptor) is put back when code after it replaced the Set-Cookie header whole
+   * (`res.setHeader('Set-Cookie', ...)` in an outer interceptor or a filter): a new session must not be stored
+   * with its cookie never sent, nor an abandoned one's deletion lost.
+   */
+  private keepWrittenCookie(): void {
+    const name = `${this.runtime.options.cookie.name}=`;
+    if (this.exchange.headersSent || this.exchange.setCookies().some((cookie) => cookie.startsWith(name)))
+      return;
+    this.exchange.appendSetCookie(this.writtenCookie!);
+  }
+
   private writeCookie(): void {
     const change = this.cookieChange ?? (this.rotated && this.key !== undefined ? 'set' : undefined);
     if (!change || this.exchange.headersSent) return;
@@ -1243,10 +1260,12 @@ export class SessionLifecycle implements SessionHost {
     const attributes = this.runtime.cookieAttributes(this.exchange, cookie);
     // Replace, not append: a commit earlier in this request may have set the cookie already.
     if (change === 'delete') {
-      this.exchange.replaceSetCookie(cookie.name, formatDeleteCookie(cookie.name, attributes));
+      this.writtenCookie = formatDeleteCookie(cookie.name, attributes);
+      this.exchange.replaceSetCookie(cookie.name, this.writtenCookie);
     } else {
       const value = this.runtime.signer.sign(this.key!);
-      this.exchange.replaceSetCookie(cookie.name, formatSetCookie(cookie.name, value, attributes));
+      this.writtenCookie = formatSetCookie(cookie.name, value, attributes);
+      this.exchange.replaceSetCookie(cookie.name, this.writtenCookie);
       this.cookieSent = true;
       if (this.started) {
         this.started = false;
@@ -1299,6 +1318,7 @@ export class SessionLifecycle implements SessionHost {
    * pipeline, but session-backed TempData is saved after it, and must still be under the lock.
    */
   async finish({ releaseLock = true }: { releaseLock?: boolean } = {}): Promise<void> {
+    if (this.writtenCookie !== undefined) this.keepWrittenCookie();
     try {
       if (this.finishFailure !== undefined) throw this.finishFailure;
       if (this.commitsRunning > 0) {
