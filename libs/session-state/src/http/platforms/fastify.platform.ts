@@ -1,6 +1,6 @@
-import { isWebSocketUpgrade } from '../websocket-upgrade.js';
 import { ServerResponse } from 'node:http';
 import type { PlatformRequest, RawRequest, RawResponse } from '../platform-request.js';
+import { isWebSocketUpgrade } from '../websocket-upgrade.js';
 import {
   attachResponseHold,
   installResponseHold,
