@@ -4,6 +4,11 @@ import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import type { PostgresSessionOptions } from '../cache/postgres/postgres-session.options.js';
 import type { PlatformRequest } from '../http/http-exchange.js';
 
+import type { SessionStore } from '../session/stores/session-store.interface.js';
+import { optionNames } from '../options/option-names.check.js';
+import type { SessionMetricsOptions } from '../metrics/session-metrics.options.js';
+import type { UserSessionsOptions } from '../users/user-sessions.options.js';
+
 /**
  * A function of the platform's request ({@link PlatformRequest}: all the library reads of it). Its parameter is
  * compared both ways, as a method's is, so a function typed for Express's `Request` or Fastify's `FastifyRequest`
@@ -17,10 +22,6 @@ import type { PlatformRequest } from '../http/http-exchange.js';
 export type PlatformRequestCallback<T> = {
   call(request: PlatformRequest): T;
 }['call'];
-import type { SessionStore } from '../session/stores/session-store.interface.js';
-import { optionNames } from '../options/option-names.check.js';
-import type { SessionMetricsOptions } from '../metrics/session-metrics.options.js';
-import type { UserSessionsOptions } from '../users/user-sessions.options.js';
 
 /**
  * When the session and TempData cookies get the `Secure` attribute.
