@@ -3,7 +3,6 @@ import type { Clock } from '../cache/clock.js';
 import type { RedisCacheOptions } from '../cache/redis/redis-cache.options.js';
 import type { PostgresSessionOptions } from '../cache/postgres/postgres-session.options.js';
 import type { PlatformRequest } from '../http/http-exchange.js';
-
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import { optionNames } from '../options/option-names.check.js';
 import type { SessionMetricsOptions } from '../metrics/session-metrics.options.js';
