@@ -149,6 +149,32 @@ describe('Redis invalidations (the near cache channel) on a real Redis', () => {
     expect(sink.isActive).toBe(true);
   });
 
+  it('a retry pending after an unconfirmed check is dropped once a later setup succeeds: it does not replace the working subscriber', async () => {
+    const info = client.info.bind(client) as (section: string) => Promise<string>;
+    let failures = 1;
+    (client as unknown as { info: (section: string) => Promise<string> }).info = (section) =>
+      failures-- > 0 ? Promise.reject(new Error('Command timed out')) : info(section);
+    const subscriber = (invalidations as unknown as { subscriber: Redis }).subscriber;
+    subscriber.disconnect(true); // its setup fails the check: a retry in APART_RETRY_MS (1 s) is pending
+    let deadline = Date.now() + 4_000;
+    while (failures > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 50)); // the failed setup settles (its retry scheduled)
+    expect(sink.isActive).toBe(false);
+    // Before the retry fires, the data connection reconnects: its setup checks again, and succeeds.
+    client.disconnect(true);
+    deadline = Date.now() + 4_000;
+    while (!sink.isActive && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(sink.isActive).toBe(true);
+    const deactivations = sink.deactivations;
+    const subscriberId = () => (invalidations as unknown as { subscriberId?: string }).subscriberId;
+    const id = subscriberId();
+    expect(id).toBeDefined();
+    await new Promise((r) => setTimeout(r, 1_500)); // past the retry the failed check scheduled
+    expect(sink.deactivations).toBe(deactivations);
+    expect(sink.isActive).toBe(true);
+    expect(subscriberId()).toBe(id);
+  });
+
   it('a barrier whose reply arrived while the event loop was blocked past its timeout confirms, and keeps the connection', async () => {
     const confirmed = sink.barrier!();
     // Right after the barrier's PING went out (its setImmediate ran just before this one), before the reply is read.
