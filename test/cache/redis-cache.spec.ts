@@ -447,6 +447,14 @@ describe('RedisDistributedCache connection options', () => {
       ).rejects.toThrow(
         /TLS handshake with Redis at the cluster nodes 127\.0\.0\.1:\d+ failed: its certificate is not signed by a CA this process trusts .*as ca in the ssl option/,
       );
+      // TLS options Node refuses before any handshake (a client certificate that is not PEM): still the module's error.
+      await expect(
+        connectCache({
+          clusterNodes: [`127.0.0.1:${tlsServer.port}`],
+          ssl: { ca: tlsServer.tls!.ca, cert: 'not a PEM', key: 'not a PEM' },
+          connectionTimeoutInMilliseconds: 1000,
+        }),
+      ).rejects.toThrow(RedisConfigurationError);
     } finally {
       await tlsServer.stop();
       await plain.stop();

@@ -74,12 +74,20 @@ describe('GraphQL contexts', () => {
     [
       "Mercurius's fullWsTransport (the upgrade request, entered by Fastify's routing)",
       (bag: RequestItems) => ({
-        request: { headers: { upgrade: 'WebSocket' }, [REQUEST_STATE]: { items: bag } },
+        request: {
+          raw: { upgrade: true, headers: { upgrade: 'WebSocket' } },
+          [REQUEST_STATE]: { items: bag },
+        },
       }),
     ],
     [
       "graphql-ws's context (which @nestjs/apollo puts in req)",
-      () => ({ req: { connectionParams: {}, extra: { request: { headers: { upgrade: 'websocket' } } } } }),
+      () => ({
+        req: {
+          connectionParams: {},
+          extra: { request: { upgrade: true, headers: { upgrade: 'websocket' } } },
+        },
+      }),
     ],
   ])(
     'an operation sent over a WebSocket, %s: SessionRequiresHttpError saying to send it over HTTP',
@@ -94,6 +102,12 @@ describe('GraphQL contexts', () => {
       expect(message).toContain('Send the operations that use session state over HTTP');
     },
   );
+
+  it('a plain HTTP request that carries an Upgrade: websocket header (not delivered as an upgrade) is found as any other', () => {
+    const bag = new RequestItems();
+    const request = { upgrade: false, headers: { upgrade: 'websocket' }, [REQUEST_STATE]: { items: bag } };
+    expect(items.factory(items.data, graphQLContext({ req: request }))).toBe(bag);
+  });
 
   it.each([
     ['no context at all', undefined],

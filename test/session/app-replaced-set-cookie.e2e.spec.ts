@@ -41,6 +41,31 @@ class ReplacesSetCookie implements NestInterceptor {
   }
 }
 
+/** After the handler (and the inner commit), drops every Set-Cookie and makes the response publicly cacheable. */
+@Injectable()
+class StripsCookiesAndCaches implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const res = nodeResponse(context.switchToHttp().getResponse<object>());
+    return next.handle().pipe(
+      map((body: unknown) => {
+        res.removeHeader('Set-Cookie');
+        res.setHeader('Cache-Control', 'public, max-age=600');
+        return body;
+      }),
+    );
+  }
+}
+
+@Controller('stripped')
+@UseInterceptors(StripsCookiesAndCaches, SessionStateInterceptor)
+class StrippedSetCookieController {
+  @Get('start')
+  start(@Session() session: Session) {
+    session.setString('name', 'kept');
+    return { ok: true };
+  }
+}
+
 @Controller('replaced')
 @UseInterceptors(ReplacesSetCookie, SessionStateInterceptor)
 class ReplacedSetCookieController {
@@ -72,7 +97,10 @@ describe("an app that replaces the Set-Cookie header after the pipeline's commit
   let app: INestApplication;
   let url: string;
   beforeAll(async () => {
-    ({ app, url } = await startSessionApp({}, { controllers: [ReplacedSetCookieController] }));
+    ({ app, url } = await startSessionApp(
+      {},
+      { controllers: [ReplacedSetCookieController, StrippedSetCookieController] },
+    ));
   });
   afterAll(() => app.close());
 
@@ -96,6 +124,17 @@ describe("an app that replaces the Set-Cookie header after the pipeline's commit
     expect((await request(url).get('/replaced/read').set('Cookie', cookies).expect(200)).body).toEqual({
       name: null,
       flash: 'saved',
+    });
+  });
+
+  it('a cookie put back after the app removed them all: the response is not left publicly cacheable', async () => {
+    const res = await request(url).get('/stripped/start').expect(200);
+    const cookie = cookiePair(res, COOKIE);
+    expect(res.headers['cache-control']).toMatch(/no-store/);
+    expect(res.headers['cache-control']).not.toMatch(/public/);
+    expect((await request(url).get('/replaced/read').set('Cookie', cookie).expect(200)).body).toEqual({
+      name: 'kept',
+      flash: null,
     });
   });
 

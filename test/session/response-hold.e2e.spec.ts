@@ -37,6 +37,8 @@ import { FailingCommits, SlowCommits } from '../support/commit-stores.js';
 
 const COOKIE = '.Nest.Session';
 const BIG = Buffer.alloc(2 * 1024 * 1024, 'x'); // well past the socket's high-water mark
+/** Whether the flood-end-later route's `end` callback was called. */
+const endLater = { called: false };
 /** The once-writer route's `once('drain')` listeners that were called twice (each must run once). */
 const onceWriter = { twice: 0 };
 
@@ -106,6 +108,14 @@ class HoldController {
     session.setString('name', 'flood');
     for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
     res.end();
+  }
+
+  /** The flood without its end; the end comes later, after a failed commit cut the response off. */
+  @Get('flood-end-later')
+  floodEndLater(@Session() session: Session, @Res() res: Response) {
+    session.setString('name', 'flood');
+    for (let i = 0; i < 32; i++) res.write(BIG.subarray(i * 65536, (i + 1) * 65536)); // ignores false
+    setTimeout(() => res.end(() => (endLater.called = true)), 400);
   }
 
   @Sse('events')
@@ -485,6 +495,21 @@ describe('a stream that went out before its commit finished, whose commit then f
       expect(res.complete).toBe(false);
       expect(res.bytes).toBeLessThan(BIG.length);
       expect(await readName(url, cookie)).toBe('json');
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('an end(cb) the app calls once the response was cut off has its callback called (an app awaiting it goes on)', async () => {
+    const { app, url } = await start({ store: new FloodCommitsFail() });
+    try {
+      const cookie = cookiePair(await request(url).get('/hold/json').expect(200), COOKIE);
+      endLater.called = false;
+      expect((await getWhole(url, '/hold/flood-end-later', cookie)).complete).toBe(false);
+      const deadline = Date.now() + 3_000;
+      while (!endLater.called && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(endLater.called).toBe(true);
     } finally {
       await app.close();
     }

@@ -82,6 +82,16 @@ describe.each(stores)('session behaviour over HTTP (%s)', (_name, setup) => {
     expect(second.headers['cache-control']).toBeUndefined();
   });
 
+  it('a plain request that carries an Upgrade: websocket header (Node hands it over as a request) has its session', async () => {
+    const first = await request(url).get('/counter').set('Upgrade', 'websocket').expect(200, { count: 1 });
+    const cookie = cookiePair(first, COOKIE);
+    await request(url)
+      .get('/counter')
+      .set('Cookie', cookie)
+      .set('Upgrade', 'websocket')
+      .expect(200, { count: 2 });
+  });
+
   it('does not share sessions between browsers', async () => {
     const a = cookiePair(await request(url).get('/counter'), COOKIE);
     const b = cookiePair(await request(url).get('/counter'), COOKIE);

@@ -86,7 +86,7 @@ export class ResponseHold {
    * `last` marks the response's `end`: nothing follows it, so it is held whatever its size.
    */
   take(method: ResponseMethod, args: unknown[], last = false): boolean {
-    if (this.answered && this.res.writableEnded) {
+    if (this.answered && this.answerDone()) {
       this.callWhenDone(callbacksOf([{ method, args }]));
       return true;
     }
@@ -143,6 +143,14 @@ export class ResponseHold {
   }
 
   /**
+   * The error reply that answered the response ended it, or a failed commit cut it off ({@link finishTail}: Node's
+   * `end` of a destroyed response would wait for a `finish` that never comes, and never call its callback).
+   */
+  private answerDone(): boolean {
+    return this.res.writableEnded || this.res.destroyed;
+  }
+
+  /**
    * True while the response's `end` is held: ended for the app, not yet for Node. A platform that decides
    * whether a route answered by `writableEnded` (Fastify's `reply.sent`) reads this as ended.
    */
@@ -163,7 +171,7 @@ export class ResponseHold {
    * @throws like Node (ERR_HTTP_HEADERS_SENT) when a held call has already fixed the head.
    */
   takeHead(method: ResponseMethod, args: unknown[]): boolean {
-    if (this.answered && this.res.writableEnded) return true;
+    if (this.answered && this.answerDone()) return true;
     if (!this.held && !this.armed) return false;
     if (headWritten(this.res)) return false;
     if (this.headFixed) throw headersSentError();

@@ -929,8 +929,9 @@ export class SessionLifecycle implements SessionHost {
    * The head left while `regenerate()`'s take of `old` ran (a stream outgrew the response hold after the move's first
    * write): the take landed, and the browser keeps `old`'s cookie, a key that now holds nothing. The session goes back
    * there as the take found it (other requests' commits included), without the values this request set after
-   * `regenerate()`, its removals and `clear()` applied; a session bound to a user stays so while the user's sessions
-   * still list it (see endedIfUnlisted). When the take found nothing because this request's
+   * `regenerate()`, its removals and `clear()` applied, and without a binding to a user: a revocation between the take
+   * and this write could not be told, nor one whose index step follows it (signed out, and unlisted: see
+   * unlistUnbound). When the take found nothing because this request's
    * own earlier try had taken it (`takenBefore`: its reply was lost), the values come from the move's write, as in
    * undoneMoveWrite. The copy under the new key is deleted. Refused loudly, as undoUnsentKey.
    */
@@ -954,14 +955,16 @@ export class SessionLifecycle implements SessionHost {
     } else {
       values = new Map();
     }
+    const bound = values.get(SESSION_USER_FIELD);
+    values.delete(SESSION_USER_FIELD);
     this.session.changes.reset();
     this.cookieChange = undefined;
     this.moveUndone = true;
     this.key = old;
     this.persisted = false;
-    let outcome =
+    const outcome =
       'regenerate() was undone after its move, the session keeps its key without the values this request set after ' +
-      'regenerate() (its removals and clear() apply)';
+      `regenerate() (its removals and clear() apply)${bound ? ', signed out (its binding to a user dropped)' : ''}`;
     if (values.size > 0) {
       // A clear and these values: the whole record, for stores that write whole records too. Unguarded, not even by
       // the lock (renewed no longer once the response closed, it may have expired during a slow take): the take left
@@ -980,10 +983,6 @@ export class SessionLifecycle implements SessionHost {
           store.commit(old, whole, options.idleTimeout, this.runtime.unlimited),
         );
         this.persisted = true;
-        if (await this.endedIfUnlisted(old, values))
-          outcome =
-            'regenerate() was undone after its move, and the session, bound to a user whose sessions no longer list ' +
-            'it (revoked meanwhile), was ended';
       } catch (error) {
         if (writtenUnsent) this.deleteUnsentKey(unsent);
         this.cookieNotSent(
@@ -993,31 +992,27 @@ export class SessionLifecycle implements SessionHost {
         throw error;
       }
     }
+    if (bound) await this.unlistUnbound(old, bound, storedSessionId(values));
     return this.undone(unsent, writtenUnsent, outcome);
   }
 
   /**
-   * After undoTakenMove wrote back a session bound to a user: kept only while the user's index still lists it. A
-   * revocation between the take and that write found nothing to delete under `old` and dropped the entry; the
-   * session it revoked is deleted now, as the revocation would have done (also when the listing cannot be read: a
-   * bound session listed nowhere could not be revoked). True when it was.
+   * After undoTakenMove wrote a session back without its binding to `user`: its entry in the user's index, which
+   * records `old`, is dropped too, so the user's sessions do not list a session that is not signed in (a revocation
+   * of it would end a visitor's session that is no longer the user's). Best effort: an entry left behind lists a
+   * session whose binding is gone, as before this.
    */
-  private async endedIfUnlisted(old: string, values: SessionData): Promise<boolean> {
+  private async unlistUnbound(old: string, user: Uint8Array, sessionId: string | undefined): Promise<void> {
     const store = this.runtime.store;
-    const user = values.get(SESSION_USER_FIELD);
-    if (user === undefined || !isUserSessionIndexSource(store)) return false;
-    const id = storedSessionId(values);
-    const listed = await this.runtime
-      .withIoTimeout(store.userSessionIndex().list(new TextDecoder().decode(user)))
-      .then(
-        (sessions) => sessions.some((listedSession) => listedSession.sessionId === id),
-        () => false,
+    if (sessionId === undefined || !isUserSessionIndexSource(store)) return;
+    await this.runtime
+      .withIoTimeout(store.userSessionIndex().remove(new TextDecoder().decode(user), sessionId, old))
+      .catch((error: unknown) =>
+        this.runtime.storeFailureLog.write(
+          SessionLogEvents.UserSessionsFailed,
+          `The user index entry of a session signed out by an undone regenerate() was not dropped: ${this.runtime.failureText(error)}`,
+        ),
       );
-    if (listed) return false;
-    await this.runtime.withIoTimeout(store.remove(old));
-    this.persisted = false;
-    this.runtime.forgetSlide(old);
-    return true;
   }
 
   /** The end of an undone move (undoUnsentKey, undoTakenMove): the unsent key's copy goes, and the refusal is logged. */
@@ -1241,14 +1236,16 @@ export class SessionLifecycle implements SessionHost {
   /**
    * Before the head leaves (the end of the request's commit): the session cookie a commit in Nest's pipeline set
    * (SessionStateInterceptor) is put back when code after it replaced the Set-Cookie header whole
-   * (`res.setHeader('Set-Cookie', ...)` in an outer interceptor or a filter): a new session must not be stored
-   * with its cookie never sent, nor an abandoned one's deletion lost.
+   * (`res.setHeader('Set-Cookie', ...)` in an outer interceptor or a filter) or removed it: a new session must not be
+   * stored with its cookie never sent, nor an abandoned one's deletion lost.
    */
   private keepWrittenCookie(): void {
     const name = `${this.runtime.options.cookie.name}=`;
     if (this.exchange.headersSent || this.exchange.setCookies().some((cookie) => cookie.startsWith(name)))
       return;
     this.exchange.appendSetCookie(this.writtenCookie!);
+    // A cookie for one visitor: no shared cache may keep the response, whatever Cache-Control was set since.
+    this.exchange.preventCaching();
   }
 
   private writeCookie(): void {

@@ -131,6 +131,7 @@ export class RedisConnection {
    * and ended marks, the lock with `lock`, a user index's keys (`userIndex`, one slot) with `users`.
    */
   async connect({ sessionKeys = false }: { sessionKeys?: boolean | SessionKeyAccess } = {}): Promise<void> {
+    const startedAt = Date.now();
     const events: unknown[] = [];
     const stopListening = listenShared(this.client, 'error', (error: unknown) => events.push(error));
     let timedOut = false;
@@ -148,7 +149,7 @@ export class RedisConnection {
       stopListening();
       if (this.ownsClient) this.client.disconnect();
       if (error instanceof RedisConfigurationError) throw error;
-      const certificate = await this.clusterCertificateFailure();
+      const certificate = await this.clusterCertificateFailure(startedAt);
       throw describeStartupFailure(
         error,
         certificate ? [...events, certificate] : events,
@@ -170,13 +171,16 @@ export class RedisConnection {
   }
 
   /**
-   * For a cluster with `ssl` whose start failed: the certificate failure of its first startup node, if that is why
-   * (ioredis's Cluster drops its nodes' TLS errors while it reads the slots). One handshake, within a second.
+   * For a cluster with `ssl` whose start (begun at `startedAt`) failed: the certificate failure of its first startup
+   * node, if that is why (ioredis's Cluster drops its nodes' TLS errors while it reads the slots). One handshake,
+   * within what is left of the connection timeout (the start still fails within it) and a second at most.
    */
-  private async clusterCertificateFailure(): Promise<Error | undefined> {
+  private async clusterCertificateFailure(startedAt: number): Promise<Error | undefined> {
     const { mode, tls, clusterNodes, connectionTimeout } = this.options;
     if (mode !== 'cluster' || !tls || clusterNodes.length === 0) return undefined;
-    const failure = await tlsHandshakeFailure(clusterNodes[0], tls, Math.min(1_000, connectionTimeout));
+    const left = Math.min(1_000, startedAt + connectionTimeout - Date.now());
+    if (left < 50) return undefined;
+    const failure = await tlsHandshakeFailure(clusterNodes[0], tls, left);
     return failure !== undefined && tlsFailureOf(failure) ? new Error(failure) : undefined;
   }
 

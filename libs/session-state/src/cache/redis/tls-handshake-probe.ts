@@ -11,7 +11,14 @@ export function tlsHandshakeFailure(
   timeoutMs: number,
 ): Promise<string | undefined> {
   return new Promise((resolve) => {
-    const socket = connect({ ...tls, host: node.host, port: node.port });
+    let socket: ReturnType<typeof connect>;
+    try {
+      socket = connect({ ...tls, host: node.host, port: node.port });
+    } catch {
+      // Options Node refuses before connecting (a cert that is not PEM): not a handshake's failure.
+      resolve(undefined);
+      return;
+    }
     const done = (failure: string | undefined) => {
       clearTimeout(timer);
       socket.destroy();
