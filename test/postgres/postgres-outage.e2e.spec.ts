@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import pg from 'pg';
 import request from 'supertest';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { GatedSessionController } from '../support/apps/gated-session.controller.js';
@@ -118,6 +119,24 @@ describe('PostgreSQL outages', () => {
       expect(`${overwritten}/${TRIALS} overwritten`).toBe(`0/${TRIALS} overwritten`);
     },
   );
+
+  it('a table lock another session holds (CREATE INDEX takes SHARE) past the deadline: the commit answered 503 does not land once it is released', async () => {
+    const cookie = cookiePair(await request(b).post('/set/x').send({ value: 'initial' }).expect(200), COOKIE);
+    const locker = new pg.Client({ connectionString: db.url() });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE nest_sessions IN SHARE MODE');
+      // clear(): the commit function, which locked its tables only when it wrote (after its deadline check).
+      await request(shortIo).post('/clear').set('Cookie', cookie).expect(503);
+      await new Promise((resolve) => setTimeout(resolve, 300)); // past the deadline: the commit waits on the lock
+      await locker.query('COMMIT');
+    } finally {
+      await locker.end();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await stored(cookie, 'x')).toBe('initial');
+  });
 
   it.each(['abandon', 'regenerate'] as const)(
     'a sign-out or sign-in (%s) answered 503 at a session.ioTimeout shorter than the operation timeout deletes nothing once PostgreSQL runs it',

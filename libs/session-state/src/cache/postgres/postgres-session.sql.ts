@@ -231,6 +231,10 @@ DECLARE
   v_before bigint;
   v_after bigint;
 BEGIN
+  -- The tables it writes, locked first, as a plain INSERT or DELETE locks its table when it starts: a lock another
+  -- session holds on one (CREATE INDEX's SHARE, say) is waited for here, before the deadline check below. Taken only
+  -- by the statement that writes, it would be waited for after the check, and a commit answered 503 would land later.
+  LOCK TABLE ${table}, ${endedTable} IN ROW EXCLUSIVE MODE;
   -- Commits and takes of one session run one after the other (a new session has no row to lock yet).
   PERFORM ${sessionLock('p_key')};
   -- FOR UPDATE: a single-statement commit (see setOnly) of this session waits for this call. An expired row not yet
