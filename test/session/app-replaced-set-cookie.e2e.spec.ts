@@ -56,6 +56,30 @@ class StripsCookiesAndCaches implements NestInterceptor {
   }
 }
 
+/** After the handler (and the inner commit), makes the response publicly cacheable, leaving its cookies. */
+@Injectable()
+class MakesCacheable implements NestInterceptor {
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const res = nodeResponse(context.switchToHttp().getResponse<object>());
+    return next.handle().pipe(
+      map((body: unknown) => {
+        res.setHeader('Cache-Control', 'public, max-age=600');
+        return body;
+      }),
+    );
+  }
+}
+
+@Controller('cacheable')
+@UseInterceptors(MakesCacheable, SessionStateInterceptor)
+class CacheableController {
+  @Get('start')
+  start(@Session() session: Session) {
+    session.setString('name', 'kept');
+    return { ok: true };
+  }
+}
+
 @Controller('stripped')
 @UseInterceptors(StripsCookiesAndCaches, SessionStateInterceptor)
 class StrippedSetCookieController {
@@ -99,7 +123,7 @@ describe("an app that replaces the Set-Cookie header after the pipeline's commit
   beforeAll(async () => {
     ({ app, url } = await startSessionApp(
       {},
-      { controllers: [ReplacedSetCookieController, StrippedSetCookieController] },
+      { controllers: [ReplacedSetCookieController, StrippedSetCookieController, CacheableController] },
     ));
   });
   afterAll(() => app.close());
@@ -136,6 +160,13 @@ describe("an app that replaces the Set-Cookie header after the pipeline's commit
       name: 'kept',
       flash: null,
     });
+  });
+
+  it('a response made publicly cacheable after the commit set its cookie: not left cacheable', async () => {
+    const res = await request(url).get('/cacheable/start').expect(200);
+    expect(findSetCookie(res, COOKIE)).toBeDefined();
+    expect(res.headers['cache-control']).toMatch(/no-store/);
+    expect(res.headers['cache-control']).not.toMatch(/public/);
   });
 
   it("an abandon's cookie deletion still reaches the browser", async () => {

@@ -929,9 +929,8 @@ export class SessionLifecycle implements SessionHost {
    * The head left while `regenerate()`'s take of `old` ran (a stream outgrew the response hold after the move's first
    * write): the take landed, and the browser keeps `old`'s cookie, a key that now holds nothing. The session goes back
    * there as the take found it (other requests' commits included), without the values this request set after
-   * `regenerate()`, its removals and `clear()` applied, and without a binding to a user: a revocation between the take
-   * and this write could not be told, nor one whose index step follows it (signed out, and unlisted: see
-   * unlistUnbound). When the take found nothing because this request's
+   * `regenerate()`, its removals and `clear()` applied. A session bound to a user is ended instead (signed out, and
+   * unlisted: see unlistUnbound): a revocation between the take and this write could not be told. When the take found nothing because this request's
    * own earlier try had taken it (`takenBefore`: its reply was lost), the values come from the move's write, as in
    * undoneMoveWrite. The copy under the new key is deleted. Refused loudly, as undoUnsentKey.
    */
@@ -955,16 +954,22 @@ export class SessionLifecycle implements SessionHost {
     } else {
       values = new Map();
     }
-    const bound = values.get(SESSION_USER_FIELD);
-    values.delete(SESSION_USER_FIELD);
+    // The binding the session had before this request (its own unbind() is not applied: its index step never ran).
+    const bound = (taken ?? values).get(SESSION_USER_FIELD);
+    const stored = storedSessionId(taken ?? values);
+    // A session bound to a user is not written back: a revocation between the take and this write found nothing to
+    // delete, and could not be told here (its values, a sign-in's marker among them, would come back).
+    if (bound) values.clear();
     this.session.changes.reset();
     this.cookieChange = undefined;
     this.moveUndone = true;
     this.key = old;
     this.persisted = false;
-    const outcome =
-      'regenerate() was undone after its move, the session keeps its key without the values this request set after ' +
-      `regenerate() (its removals and clear() apply)${bound ? ', signed out (its binding to a user dropped)' : ''}`;
+    const outcome = bound
+      ? 'regenerate() was undone after its move, and the session, bound to a user, was ended (signed out: a ' +
+        'revocation meanwhile could not be told)'
+      : 'regenerate() was undone after its move, the session keeps its key without the values this request set after ' +
+        'regenerate() (its removals and clear() apply)';
     if (values.size > 0) {
       // A clear and these values: the whole record, for stores that write whole records too. Unguarded, not even by
       // the lock (renewed no longer once the response closed, it may have expired during a slow take): the take left
@@ -992,15 +997,13 @@ export class SessionLifecycle implements SessionHost {
         throw error;
       }
     }
-    if (bound) await this.unlistUnbound(old, bound, storedSessionId(values));
+    if (bound) await this.unlistUnbound(old, bound, stored);
     return this.undone(unsent, writtenUnsent, outcome);
   }
 
   /**
-   * After undoTakenMove wrote a session back without its binding to `user`: its entry in the user's index, which
-   * records `old`, is dropped too, so the user's sessions do not list a session that is not signed in (a revocation
-   * of it would end a visitor's session that is no longer the user's). Best effort: an entry left behind lists a
-   * session whose binding is gone, as before this.
+   * After undoTakenMove ended a session bound to `user`: its entry in the user's index, which records `old`, is
+   * dropped too (the index would drop it when met, the session being gone). Best effort.
    */
   private async unlistUnbound(old: string, user: Uint8Array, sessionId: string | undefined): Promise<void> {
     const store = this.runtime.store;
@@ -1010,7 +1013,7 @@ export class SessionLifecycle implements SessionHost {
       .catch((error: unknown) =>
         this.runtime.storeFailureLog.write(
           SessionLogEvents.UserSessionsFailed,
-          `The user index entry of a session signed out by an undone regenerate() was not dropped: ${this.runtime.failureText(error)}`,
+          `The user index entry of a session ended by an undone regenerate() was not dropped: ${this.runtime.failureText(error)}`,
         ),
       );
   }
@@ -1237,13 +1240,14 @@ export class SessionLifecycle implements SessionHost {
    * Before the head leaves (the end of the request's commit): the session cookie a commit in Nest's pipeline set
    * (SessionStateInterceptor) is put back when code after it replaced the Set-Cookie header whole
    * (`res.setHeader('Set-Cookie', ...)` in an outer interceptor or a filter) or removed it: a new session must not be
-   * stored with its cookie never sent, nor an abandoned one's deletion lost.
+   * stored with its cookie never sent, nor an abandoned one's deletion lost. Caching is prevented again (code after
+   * the commit may have made the response cacheable).
    */
   private keepWrittenCookie(): void {
+    if (this.exchange.headersSent) return;
     const name = `${this.runtime.options.cookie.name}=`;
-    if (this.exchange.headersSent || this.exchange.setCookies().some((cookie) => cookie.startsWith(name)))
-      return;
-    this.exchange.appendSetCookie(this.writtenCookie!);
+    if (!this.exchange.setCookies().some((cookie) => cookie.startsWith(name)))
+      this.exchange.appendSetCookie(this.writtenCookie!);
     // A cookie for one visitor: no shared cache may keep the response, whatever Cache-Control was set since.
     this.exchange.preventCaching();
   }

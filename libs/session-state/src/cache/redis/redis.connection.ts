@@ -149,12 +149,13 @@ export class RedisConnection {
       stopListening();
       if (this.ownsClient) this.client.disconnect();
       if (error instanceof RedisConfigurationError) throw error;
+      const timedOutNow = timedOut; // the deadline's timer may fire during the probe below
       const certificate = await this.clusterCertificateFailure(startedAt);
       throw describeStartupFailure(
         error,
         certificate ? [...events, certificate] : events,
         this.options,
-        timedOut,
+        timedOutNow,
       );
     } finally {
       clearTimeout(timer);
