@@ -8,6 +8,7 @@ import {
   type ExecutionContext,
   type INestApplication,
   type NestInterceptor,
+  type Type,
 } from '@nestjs/common';
 import { map, type Observable } from 'rxjs';
 import request from 'supertest';
@@ -27,68 +28,57 @@ const COOKIE = '.Nest.Session';
 const nodeResponse = (res: object): ServerResponse =>
   ((res as { raw?: ServerResponse }).raw ?? res) as ServerResponse;
 
-/** After the handler (and the inner SessionStateInterceptor's commit), sets the app's own cookie, replacing. */
-@Injectable()
-class ReplacesSetCookie implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const res = nodeResponse(context.switchToHttp().getResponse<object>());
-    return next.handle().pipe(
-      map((body: unknown) => {
-        res.setHeader('Set-Cookie', 'app=1; Path=/');
-        return body;
-      }),
-    );
+/**
+ * An interceptor outside SessionStateInterceptor: `change` runs on the response's headers after the handler and the
+ * inner interceptor's commit.
+ */
+function changingHeadersAfterCommit(change: (res: ServerResponse) => void): Type<NestInterceptor> {
+  @Injectable()
+  class ChangesHeadersAfterCommit implements NestInterceptor {
+    intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+      const res = nodeResponse(context.switchToHttp().getResponse<object>());
+      return next.handle().pipe(
+        map((body: unknown) => {
+          change(res);
+          return body;
+        }),
+      );
+    }
   }
+  return ChangesHeadersAfterCommit;
 }
 
-/** After the handler (and the inner commit), drops every Set-Cookie and makes the response publicly cacheable. */
-@Injectable()
-class StripsCookiesAndCaches implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const res = nodeResponse(context.switchToHttp().getResponse<object>());
-    return next.handle().pipe(
-      map((body: unknown) => {
-        res.removeHeader('Set-Cookie');
-        res.setHeader('Cache-Control', 'public, max-age=600');
-        return body;
-      }),
-    );
+/** Sets the app's own cookie, replacing the header. */
+const ReplacesSetCookie = changingHeadersAfterCommit((res) => res.setHeader('Set-Cookie', 'app=1; Path=/'));
+
+/** A controller at `path` whose `start` sets a value, behind `outer` and SessionStateInterceptor. */
+function startingController(path: string, outer: Type<NestInterceptor>): Type<unknown> {
+  @Controller(path)
+  @UseInterceptors(outer, SessionStateInterceptor)
+  class StartingController {
+    @Get('start')
+    start(@Session() session: Session) {
+      session.setString('name', 'kept');
+      return { ok: true };
+    }
   }
+  return StartingController;
 }
 
-/** After the handler (and the inner commit), makes the response publicly cacheable, leaving its cookies. */
-@Injectable()
-class MakesCacheable implements NestInterceptor {
-  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
-    const res = nodeResponse(context.switchToHttp().getResponse<object>());
-    return next.handle().pipe(
-      map((body: unknown) => {
-        res.setHeader('Cache-Control', 'public, max-age=600');
-        return body;
-      }),
-    );
-  }
-}
+/** Drops every Set-Cookie and makes the response publicly cacheable. */
+const StrippedSetCookieController = startingController(
+  'stripped',
+  changingHeadersAfterCommit((res) => {
+    res.removeHeader('Set-Cookie');
+    res.setHeader('Cache-Control', 'public, max-age=600');
+  }),
+);
 
-@Controller('cacheable')
-@UseInterceptors(MakesCacheable, SessionStateInterceptor)
-class CacheableController {
-  @Get('start')
-  start(@Session() session: Session) {
-    session.setString('name', 'kept');
-    return { ok: true };
-  }
-}
-
-@Controller('stripped')
-@UseInterceptors(StripsCookiesAndCaches, SessionStateInterceptor)
-class StrippedSetCookieController {
-  @Get('start')
-  start(@Session() session: Session) {
-    session.setString('name', 'kept');
-    return { ok: true };
-  }
-}
+/** Makes the response publicly cacheable, leaving its cookies. */
+const CacheableController = startingController(
+  'cacheable',
+  changingHeadersAfterCommit((res) => res.setHeader('Cache-Control', 'public, max-age=600')),
+);
 
 @Controller('replaced')
 @UseInterceptors(ReplacesSetCookie, SessionStateInterceptor)
