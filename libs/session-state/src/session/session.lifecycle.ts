@@ -930,9 +930,10 @@ export class SessionLifecycle implements SessionHost {
    * write): the take landed, and the browser keeps `old`'s cookie, a key that now holds nothing. The session goes back
    * there as the take found it (other requests' commits included), without the values this request set after
    * `regenerate()`, its removals and `clear()` applied. A session bound to a user is ended instead (signed out, and
-   * unlisted: see unlistUnbound): a revocation between the take and this write could not be told. When the take found nothing because this request's
-   * own earlier try had taken it (`takenBefore`: its reply was lost), the values come from the move's write, as in
-   * undoneMoveWrite. The copy under the new key is deleted. Refused loudly, as undoUnsentKey.
+   * unlisted: see unlistEnded): a revocation between the take and this write could not be told. When the take found
+   * nothing because this request's own earlier try had taken it (`takenBefore`: its reply was lost), the values come
+   * from the move's write, as in undoneMoveWrite. The copy under the new key is deleted. Refused loudly, as
+   * undoUnsentKey.
    */
   private async undoTakenMove(
     old: string,
@@ -997,7 +998,7 @@ export class SessionLifecycle implements SessionHost {
         throw error;
       }
     }
-    if (bound) await this.unlistUnbound(old, bound, stored);
+    if (bound) await this.unlistEnded(old, bound, stored);
     return this.undone(unsent, writtenUnsent, outcome);
   }
 
@@ -1005,7 +1006,7 @@ export class SessionLifecycle implements SessionHost {
    * After undoTakenMove ended a session bound to `user`: its entry in the user's index, which records `old`, is
    * dropped too (the index would drop it when met, the session being gone). Best effort.
    */
-  private async unlistUnbound(old: string, user: Uint8Array, sessionId: string | undefined): Promise<void> {
+  private async unlistEnded(old: string, user: Uint8Array, sessionId: string | undefined): Promise<void> {
     const store = this.runtime.store;
     if (sessionId === undefined || !isUserSessionIndexSource(store)) return;
     await this.runtime
