@@ -15,6 +15,7 @@ import { RedisConnection, RedisSessionStore, resolveRedisCacheOptions } from 'ne
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair, findSetCookie } from '../support/cookie-jar.js';
 import { BIG, flood, getFlood } from '../support/flood-response.js';
+import { OneShotGate } from '../support/one-shot-gate.js';
 import { createPlatformApp, type PlatformResponse } from '../support/platform/test-platform.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 
@@ -33,32 +34,25 @@ const COOKIE = '.Nest.Session';
  * (its reply on its way).
  */
 class TakeHold {
-  private armed: { when: 'before' | 'after'; reached: () => void; until: Promise<void> } | undefined;
+  private readonly gate = new OneShotGate();
+  private when: 'before' | 'after' | undefined;
   /** Resolves once the armed take waits. */
   reached: Promise<void> = Promise.resolve();
   release: () => void = () => undefined;
 
   arm(when: 'before' | 'after' = 'before'): void {
-    let reached!: () => void;
-    let release!: () => void;
-    this.reached = new Promise<void>((resolve) => (reached = resolve));
-    this.armed = { when, reached, until: new Promise<void>((resolve) => (release = resolve)) };
-    this.release = release;
+    this.when = when;
+    ({ reached: this.reached, release: this.release } = this.gate.arm());
   }
 
   /** Runs `take` with the armed hold around it. */
   async around<T>(take: () => Promise<T>): Promise<T> {
-    const armed = this.armed;
-    this.armed = undefined;
-    if (armed?.when === 'before') await this.wait(armed);
+    const when = this.when;
+    this.when = undefined;
+    if (when === 'before') await this.gate.pass();
     const taken = await take();
-    if (armed?.when === 'after') await this.wait(armed);
+    if (when === 'after') await this.gate.pass();
     return taken;
-  }
-
-  private async wait(armed: { reached: () => void; until: Promise<void> }): Promise<void> {
-    armed.reached();
-    await armed.until;
   }
 }
 

@@ -19,6 +19,7 @@ import {
 import { CaptureLogger } from '../support/capture-logger.js';
 import { cookiePair, findSetCookie, setCookies } from '../support/cookie-jar.js';
 import { BIG, flood, getFlood } from '../support/flood-response.js';
+import { OneShotGate } from '../support/one-shot-gate.js';
 import { createPlatformApp } from '../support/platform/test-platform.js';
 
 const COOKIE = '.Nest.Session';
@@ -356,15 +357,11 @@ describe('a stream that outgrows the hold before a new key is committed', () => 
 /** Holds the next commit until `release()`; remembers which keys hold data. */
 class HeldCommitStore extends MemorySessionStore {
   readonly stored = new Set<string>();
-  private held: { reached: () => void; until: Promise<void> } | undefined;
+  private readonly gate = new OneShotGate();
 
   /** Arms the hold; resolves `reached` once a commit waits at it. */
   holdNext(): { reached: Promise<void>; release: () => void } {
-    let reached!: () => void;
-    let release!: () => void;
-    const waiting = new Promise<void>((resolve) => (reached = resolve));
-    this.held = { reached, until: new Promise<void>((resolve) => (release = resolve)) };
-    return { reached: waiting, release };
+    return this.gate.arm();
   }
 
   override async commit(
@@ -373,12 +370,7 @@ class HeldCommitStore extends MemorySessionStore {
     idle: number,
     limits?: SessionCommitLimits,
   ): Promise<void> {
-    const held = this.held;
-    this.held = undefined;
-    if (held) {
-      held.reached();
-      await held.until;
-    }
+    await this.gate.pass();
     await super.commit(key, changes, idle, limits);
     this.stored.add(key);
   }

@@ -35,7 +35,11 @@ const OVER_WEBSOCKET =
 export function findGraphQLRequestState(context: ExecutionContext): RequestState | undefined {
   if (isSubscription(context)) return undefined;
   const requests = requestsOf(context);
-  if (requests.some(isOverWebSocket)) return undefined;
+  return requests.some(isOverWebSocket) ? undefined : stateIn(requests);
+}
+
+/** The request state of the first of `requests` that passed through SessionModule. */
+function stateIn(requests: readonly object[]): RequestState | undefined {
   for (const request of requests) {
     const state = stateOfRequest<RequestState>(request);
     if (state) return state;
@@ -55,7 +59,7 @@ export function graphQLRequestStateOf(context: ExecutionContext, what: string): 
   const requests = requestsOf(context);
   if (requests.some(isOverWebSocket))
     throw new SessionRequiresHttpError(what, 'graphql over WebSocket', OVER_WEBSOCKET);
-  const state = findGraphQLRequestState(context);
+  const state = stateIn(requests);
   if (state) return state;
   if (requests.length > 0) return undefined;
   throw new SessionRequiresHttpError(what, 'graphql', NO_REQUEST);

@@ -79,6 +79,21 @@ function revokedWhileMoving(
   return session.getReserved(SESSION_ID_FIELD) === undefined || storedSessionId(taken) !== session.id;
 }
 
+/**
+ * The whole record `values` as a commit: a clear and these values, for stores that write whole records too; fenced by
+ * `lockToken` when given, guarded by nothing else.
+ */
+function wholeRecord(values: SessionData, lockToken?: string): SessionChanges {
+  return {
+    cleared: true,
+    set: values,
+    removed: new Set(),
+    lockToken,
+    snapshot: () => new Map(values),
+    valueOfField: (field) => values.get(field),
+  };
+}
+
 /** A store without `take`: its load then its remove (a commit between the two is not carried over). */
 async function loadThenRemove(
   store: SessionStore,
@@ -972,21 +987,13 @@ export class SessionLifecycle implements SessionHost {
       : 'regenerate() was undone after its move, the session keeps its key without the values this request set after ' +
         'regenerate() (its removals and clear() apply)';
     if (values.size > 0) {
-      // A clear and these values: the whole record, for stores that write whole records too. Unguarded, not even by
-      // the lock (renewed no longer once the response closed, it may have expired during a slow take): the take left
-      // the key empty and marked moved, which turns away the commits of requests that loaded it, and a request that
-      // found it empty meanwhile is refused its start there (just moved).
-      const whole: SessionChanges = {
-        cleared: true,
-        set: values,
-        removed: new Set(),
-        snapshot: () => new Map(values),
-        valueOfField: (field) => values.get(field),
-      };
+      // Unguarded, not even by the lock (renewed no longer once the response closed, it may have expired during a slow
+      // take): the take left the key empty and marked moved, which turns away the commits of requests that loaded it,
+      // and a request that found it empty meanwhile is refused its start there (just moved).
       try {
         // No limits: what the store accepted already, as carryOver's.
         await this.runtime.withIoTimeout(
-          store.commit(old, whole, options.idleTimeout, this.runtime.unlimited),
+          store.commit(old, wholeRecord(values), options.idleTimeout, this.runtime.unlimited),
         );
         this.persisted = true;
       } catch (error) {
@@ -1058,15 +1065,7 @@ export class SessionLifecycle implements SessionHost {
         [...write.changes.set].filter(([field]) => !ownSets.has(field) && field !== SESSION_USER_FIELD),
       );
       const lockToken = kept === this.lockedKey ? this.fencingToken() : undefined;
-      // A clear and these values: the whole record, for stores that write whole records too.
-      const whole: SessionChanges = {
-        ...write.changes,
-        set,
-        lockToken,
-        snapshot: () => new Map(set),
-        valueOfField: (field) => set.get(field),
-      };
-      return { key: kept, changes: whole, remove: false };
+      return { key: kept, changes: wholeRecord(set, lockToken), remove: false };
     }
     if (beforeMove) changes.restore(beforeMove);
     if (!this.runtime.store.writesDeltas) {
