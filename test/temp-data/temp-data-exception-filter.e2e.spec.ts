@@ -2,12 +2,18 @@ import {
   Catch,
   Controller,
   Get,
+  HttpCode,
+  Injectable,
   Module,
   Post,
   UseFilters,
+  UseInterceptors,
   type ArgumentsHost,
+  type CallHandler,
   type ExceptionFilter,
+  type NestInterceptor,
 } from '@nestjs/common';
+import { map, type Observable } from 'rxjs';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { SessionModule, TempData, TempDataAccessor, type TempDataDictionary } from 'nest-session-state';
@@ -51,6 +57,38 @@ class FormController {
   }
 }
 
+/** An app's interceptor outside the library's: it fails after the handler returned, as a view that fails to render. */
+@Injectable()
+class FailAfterHandler implements NestInterceptor {
+  intercept(_context: unknown, next: CallHandler): Observable<unknown> {
+    return next.handle().pipe(
+      map(() => {
+        throw new Error('failed after the handler returned');
+      }),
+    );
+  }
+}
+
+@Controller('late')
+@UseInterceptors(FailAfterHandler)
+class LateFailureController {
+  @Post('fail')
+  fail(@TempData() tempData: TempDataDictionary) {
+    tempData.set('Message', 'saved'); // not saved: the request failed after the handler
+    return { kept: tempData.get('Kept') ?? null }; // not saved either: still there next time
+  }
+}
+
+@Controller()
+class ErrorPageController {
+  /** An error page the app answers on purpose (a result, not a failure): what it reads is read. */
+  @Post('error-page')
+  @HttpCode(500)
+  errorPage(@TempData() tempData: TempDataDictionary) {
+    return { kept: tempData.get('Kept') ?? null };
+  }
+}
+
 describe.each(['cookie', 'session'] as const)('TempData and exception filters (%s provider)', (provider) => {
   it("a failed handler's TempData changes are rolled back, while an exception filter's are saved", async () => {
     @Module({ imports: [SessionModule.forRoot({ tempData: { provider } })], controllers: [FormController] })
@@ -68,6 +106,40 @@ describe.each(['cookie', 'session'] as const)('TempData and exception filters (%
       jar.update(failed);
       const form = await request(url).get('/form').set('Cookie', jar.header()).expect(200);
       expect(form.body).toEqual({ error: 'name is required', message: null, kept: 'still here' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a request that fails after its handler returned (a view that does not render) saves no TempData', async () => {
+    @Module({
+      imports: [SessionModule.forRoot({ tempData: { provider } })],
+      controllers: [FormController, LateFailureController, ErrorPageController],
+    })
+    class AppModule {}
+    const app = createPlatformApp(await Test.createTestingModule({ imports: [AppModule] }).compile(), {
+      logger: false,
+    });
+    await app.listen(0, '127.0.0.1');
+    const url = await app.getUrl();
+    try {
+      const jar = new CookieJar();
+      jar.update(await request(url).post('/seed').expect(201));
+      const cookiesBefore = jar.header();
+      const failed = await request(url).post('/late/fail').set('Cookie', jar.header()).expect(500);
+      expect(String(failed.headers['set-cookie'] ?? '')).not.toMatch(/\.Nest\.TempData=/);
+      jar.update(failed);
+      expect(jar.header()).toBe(cookiesBefore);
+      const form = await request(url).get('/form').set('Cookie', jar.header()).expect(200);
+      expect(form.body).toEqual({ error: null, message: null, kept: 'still here' });
+
+      // A 500 the app answers on purpose is a result: the value it read is gone next time.
+      jar.update(await request(url).post('/seed').expect(201));
+      const page = await request(url).post('/error-page').set('Cookie', jar.header()).expect(500);
+      expect(page.body).toEqual({ kept: 'still here' });
+      jar.update(page);
+      const after = await request(url).get('/form').set('Cookie', jar.header()).expect(200);
+      expect(after.body).toEqual({ error: null, message: null, kept: null });
     } finally {
       await app.close();
     }

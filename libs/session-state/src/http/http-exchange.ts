@@ -61,6 +61,11 @@ export class HttpExchange {
     return this.res.statusCode >= 400;
   }
 
+  /** The response reports a server error: a status of 500 or above (what Nest answers for an unexpected exception). */
+  reportsServerError(): boolean {
+    return this.res.statusCode >= 500;
+  }
+
   /** A redirect: a 3xx status with a Location header (what `@Redirect` and `redirect()` write). */
   isRedirect(): boolean {
     const status = this.res.statusCode;

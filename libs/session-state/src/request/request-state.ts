@@ -43,6 +43,12 @@ export class RequestState implements SessionOwner, TempDataHost {
    * held only that field's own changes (see SessionStateInterceptor); `changeCalls`: the session's count then.
    */
   private fieldFailure: { alone: boolean; changeCalls: number } | undefined;
+  /**
+   * The handler returned through SessionStateInterceptor to a response that did not report a server error: a
+   * 5xx found at the end came from a failure after it (a view that failed to render, an outer interceptor that
+   * threw), which rolls its TempData back too. Declared, not initialised: requests without it pay nothing.
+   */
+  private returnedWithoutServerError?: boolean;
   private cookieKeyChecked = false;
   private verifiedCookieKey: Unprotected<string> | undefined;
   /**
@@ -121,6 +127,14 @@ export class RequestState implements SessionOwner, TempDataHost {
   handlerFailed(error: unknown, field?: { alone: boolean }): void {
     if (this.lifecycle?.failureAnswered(error)) this.commitFailedInPipeline(this.lifecycle, field);
     this.markFailed();
+  }
+
+  /**
+   * The handler returned and its session committed in Nest's pipeline (SessionStateInterceptor, REST): what fails
+   * after it, before the response, is a failed request as a handler that threw is (see commitBeforeFirstByte).
+   */
+  handlerReturned(): void {
+    this.returnedWithoutServerError = !this.exchange.reportsServerError();
   }
 
   private commitFailedInPipeline(lifecycle: SessionLifecycle, field: { alone: boolean } | undefined): void {
@@ -258,6 +272,9 @@ export class RequestState implements SessionOwner, TempDataHost {
 
   private async commitBeforeFirstByteLater(): Promise<HoldErrorReply | undefined> {
     const cookiesBefore = this.participants === undefined ? undefined : this.exchange.setCookies();
+    // Nest answered a failure after the handler returned (ASP.NET saves TempData only for a result that executed):
+    // what the request did to TempData is not saved, values read stay for the next request.
+    if (this.returnedWithoutServerError === true && this.exchange.reportsServerError()) this.markFailed();
     try {
       if (this.participants !== undefined) await this.saveParticipants();
       if (this.lifecycle) {

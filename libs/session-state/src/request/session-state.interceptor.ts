@@ -80,6 +80,7 @@ export class SessionStateInterceptor implements NestInterceptor {
       }),
       mergeMap(async (value: unknown) => {
         await state.commitSessionInPipeline(field);
+        if (!field) state.handlerReturned();
         return value;
       }),
     );
