@@ -3,6 +3,7 @@
  * commits and their duration, failures by operation and reason (Redis stopped, a commit stalled past
  * its timeout), lock waits, near-cache hits and misses; nothing at all when metrics are off.
  */
+import { randomBytes } from 'node:crypto';
 import { metrics } from '@opentelemetry/api';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
@@ -12,6 +13,8 @@ import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
 import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
+import { CaptureLogger } from '../support/capture-logger.js';
+import { CommandMonitor } from '../support/redis/command-monitor.js';
 import { TestMetrics } from './support/test-metric-reader.js';
 
 const COOKIE = '.Nest.Session';
@@ -166,6 +169,74 @@ describe('session metrics (OpenTelemetry)', () => {
         ).toBe(1);
         await hold.answered;
       } finally {
+        await running?.close();
+        running = undefined;
+        await proxy.stop();
+      }
+    });
+
+    it('a failed slide of an untouched session is counted and logged, and the next untouched request slides it again', async () => {
+      const proxy = await StallProxy.start(server);
+      const secrets = [randomBytes(32).toString('base64url')]; // both instances read the cookie
+      const logger = new CaptureLogger();
+      const monitor = await CommandMonitor.start(server);
+      try {
+        const { app, url } = await startSessionApp(
+          {
+            secrets,
+            metrics: { meterProvider: telemetry.meterProvider },
+            redis: {
+              host: proxy.host,
+              port: proxy.port,
+              operationTimeoutInMilliseconds: 250,
+              retryTimeoutInMilliseconds: 0,
+            },
+          },
+          { logger },
+        );
+        running = app;
+        const cookie = await visit(url, '/counter', 1);
+        const signed = cookie.slice(cookie.indexOf('=') + 1);
+        const key = signed.slice(0, signed.lastIndexOf('.'));
+        // A second instance's slide memory knows nothing of this session: the first one slid it at its commit.
+        const { app: other, url: otherUrl } = await startSessionApp(
+          {
+            secrets,
+            metrics: { meterProvider: telemetry.meterProvider },
+            redis: {
+              host: proxy.host,
+              port: proxy.port,
+              operationTimeoutInMilliseconds: 250,
+              retryTimeoutInMilliseconds: 0,
+            },
+          },
+          { logger },
+        );
+        try {
+          const hold = proxy.holdWhen(key, 1000);
+          await request(otherUrl).get('/untouched').set('Cookie', cookie).expect(200);
+          // The slide goes out after the response.
+          for (let waited = 0; !hold.engaged && waited < 2000; waited += 10)
+            await new Promise((r) => setTimeout(r, 10));
+          expect(hold.engaged).toBe(true);
+          await hold.released; // the slide timed out meanwhile (250 ms); its reply comes back to nobody
+          expect(await telemetry.count(failures, { 'session.operation': 'refresh' })).toBe(1);
+          expect(logger.lines.filter((l) => /\[SessionRefreshFailed\]/.test(l.message))).toHaveLength(1);
+          expect(logger.text()).not.toContain(key);
+
+          // Not remembered as slid: the next untouched request (well within slideSkipWindow) tries again.
+          await monitor.settle();
+          monitor.reset();
+          await request(otherUrl).get('/untouched').set('Cookie', cookie).expect(200);
+          await new Promise((r) => setTimeout(r, 50));
+          await monitor.settle();
+          expect(monitor.commands()).toEqual(['PEXPIRE']);
+          expect(await telemetry.count(failures, { 'session.operation': 'refresh' })).toBe(1);
+        } finally {
+          await other.close();
+        }
+      } finally {
+        await monitor.stop();
         await running?.close();
         running = undefined;
         await proxy.stop();

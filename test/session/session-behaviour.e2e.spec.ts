@@ -129,6 +129,37 @@ describe.each(stores)('session behaviour over HTTP (%s)', (_name, setup) => {
     await request(url).get('/counter').set('Cookie', c).expect(200, { count: 2 });
   });
 
+  it('a request that only reads the session slides the idle timeout', async () => {
+    const c = cookiePair(await request(url).get('/counter'), COOKIE);
+    clock.advance(15 * 60_000);
+    await request(url)
+      .get('/read')
+      .set('Cookie', c)
+      .expect(200)
+      .expect((r) => expect(r.body.count).toBe(1));
+    await new Promise((r) => setTimeout(r, 20)); // a store may slide after the response
+    clock.advance(15 * 60_000); // 30 minutes after the write, 15 after the read
+    await request(url).get('/counter').set('Cookie', c).expect(200, { count: 2 });
+  });
+
+  it('a value set and removed in one request is not stored, in a new session and in an established one', async () => {
+    // A new session: nothing else was set, so nothing is stored and no cookie goes out.
+    const fresh = await request(url).post('/set-then-remove/gone').expect(200, { keys: [] });
+    expect(findSetCookie(fresh, COOKIE)).toBeUndefined();
+    // An established session that already holds the key, and one that does not.
+    const c = cookiePair(await request(url).post('/set/gone').send({ value: 'before' }), COOKIE);
+    await request(url).post('/set/kept').set('Cookie', c).send({ value: 'kept' }).expect(200);
+    await request(url)
+      .post('/set-then-remove/gone')
+      .set('Cookie', c)
+      .expect(200, { keys: ['kept'] });
+    await request(url)
+      .post('/set-then-remove/other')
+      .set('Cookie', c)
+      .expect(200, { keys: ['kept'] });
+    await request(url).get('/keys').set('Cookie', c).expect(200, { kept: 'kept' });
+  });
+
   it('a request that never touches the session still slides the idle timeout', async () => {
     const c = cookiePair(await request(url).get('/counter'), COOKIE);
     clock.advance(15 * 60_000);

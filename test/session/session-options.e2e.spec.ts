@@ -361,6 +361,21 @@ describe('session cookie options', () => {
       /session\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,
     ],
     [
+      'a __Host- session cookie with a path (no domain)',
+      { session: { cookie: { name: '__Host-sid', securePolicy: 'always', path: '/app' } } },
+      /session\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,
+    ],
+    [
+      'a __Host- session cookie with a domain (path /)',
+      { session: { cookie: { name: '__Host-sid', securePolicy: 'always', domain: 'example.com' } } },
+      /session\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,
+    ],
+    [
+      'a __Host- TempData cookie with a path (no domain)',
+      { tempData: { cookie: { name: '__Host-td', securePolicy: 'always', path: '/app' } } },
+      /tempData\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,
+    ],
+    [
       'a __Secure- TempData cookie that may go out without Secure (any letter case)',
       { tempData: { cookie: { name: '__SECURE-td', securePolicy: 'none' } } },
       /tempData\.cookie\.name: a __Secure- cookie must be Secure/,

@@ -103,6 +103,27 @@ describe('sessions on Redis', () => {
     }
   });
 
+  it('a load slides: an instance that only read a session (written by another) sends nothing for the next request that does not touch it', async () => {
+    const cookie = cookiePair(await request(url).get('/counter'), COOKIE);
+    const { app: other, url: otherUrl } = await startSessionApp({
+      secrets: SECRETS,
+      redis: { host: server.host, port: server.port, applicationName: 'e2e' },
+    });
+    try {
+      const script = expect.stringMatching(/^EVAL(SHA)?$/);
+      const read = await commandsDuring(async () => {
+        await request(otherUrl).get('/read').set('Cookie', cookie).expect(200);
+      });
+      expect(read).toEqual([script]); // load+slide, nothing committed
+      const untouched = await commandsDuring(async () => {
+        await request(otherUrl).get('/untouched').set('Cookie', cookie).expect(200);
+      });
+      expect(untouched).toEqual([]); // slid by that load moments ago
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a session with its id, emptied and committed by the request: one commit, then nothing (its id is kept for a next value, not written alone)', async () => {
     const cookie = cookiePair(await request(url).post('/set/a').send({ value: 'x' }).expect(200), COOKIE);
     await request(url).get('/id').set('Cookie', cookie).expect(200); // the id is stored beside a

@@ -85,6 +85,15 @@ export class SessionTestController {
     return { keys: session.keys };
   }
 
+  /** Sets `key` and removes it again in one request: it must not be stored. */
+  @Post('set-then-remove/:key')
+  @HttpCode(200)
+  setThenRemove(@Session() session: Session, @Param('key') key: string) {
+    session.setString(key, 'short-lived');
+    session.remove(key);
+    return { keys: session.keys };
+  }
+
   @Get('keys')
   keys(@Session() session: Session) {
     return Object.fromEntries(session.keys.map((k) => [k, session.getString(k)]));
