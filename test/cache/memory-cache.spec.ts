@@ -39,6 +39,21 @@ describe('MemoryDistributedCache (manual clock)', () => {
     expect(await cache.get('d')).toBeDefined();
   });
 
+  it('refuses a value larger than the whole sizeLimit: a RangeError, nothing stored, nothing evicted', async () => {
+    const cache = new MemoryDistributedCache({ sizeLimit: 300 });
+    await cache.set('a', new Uint8Array(100));
+    await cache.set('b', new Uint8Array([1, 2, 3]));
+    await expect(cache.set('b', new Uint8Array(301))).rejects.toThrow(RangeError);
+    await expect(cache.set('c', new Uint8Array(301))).rejects.toThrow(
+      /a value of 301 bytes is larger than the whole cache \(sizeLimit 300 bytes; SessionModule option memory\.cacheSizeLimit\): nothing was stored, nothing evicted/,
+    );
+    expect((await cache.get('a'))?.byteLength).toBe(100);
+    expect(await cache.get('b')).toEqual(new Uint8Array([1, 2, 3])); // the value before the refused write
+    expect(await cache.get('c')).toBeUndefined();
+    await cache.set('c', new Uint8Array(300)); // exactly the limit fits, evicting the others
+    expect((await cache.get('c'))?.byteLength).toBe(300);
+  });
+
   it('sweeps expired entries a few per write, without a full scan per call', async () => {
     const clock = new ManualClock(Date.now());
     const cache = new MemoryDistributedCache({ clock });

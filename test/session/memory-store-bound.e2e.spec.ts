@@ -80,6 +80,69 @@ describe('the default memory store under a flood of new visitors', () => {
   });
 
   it.each([
+    [
+      'the module option',
+      () => ({ memory: { sizeLimit: 200_000 } }),
+      /SessionModule option memory\.sizeLimit/,
+    ],
+    [
+      'a MemorySessionStore given as store',
+      () => ({ store: new MemorySessionStore({ sizeLimit: 200_000 }) }),
+      /The memory store's sizeLimit/,
+    ],
+  ])(
+    'refuses at startup a memory store that cannot hold one session the session limits allow (%s)',
+    async (_name, options, option) => {
+      const failure = startSessionApp({ secrets: [SECRET], ...options() });
+      await expect(failure).rejects.toThrow(SessionConfigurationError);
+      await expect(failure).rejects.toThrow(option);
+      await expect(failure).rejects.toThrow(
+        /\(200000 bytes for all sessions together\) is below what one session may grow to: 2145712 bytes .*Raise memory\.sizeLimit to at least 2145712, or lower session\.maxSessionBytes/,
+      );
+    },
+  );
+
+  it('a session grown to the session limits beside many small ones: every acknowledged write kept, nothing else evicted', async () => {
+    // 512 + 2 x 50,000 + 48 x 101 = 105,360 bytes at most for one session: fits 200,000 with room for the others.
+    const { app, url } = await startSessionApp({
+      secrets: [SECRET],
+      memory: { sizeLimit: 200_000 },
+      session: { maxSessionBytes: 50_000, maxKeys: 100 },
+    });
+    try {
+      const small: string[] = [];
+      for (let i = 0; i < 30; i++)
+        small.push(cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE));
+      let big = '';
+      const written: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const res = await request(url)
+          .post(`/set/v${i}`)
+          .set('Cookie', big)
+          .send({ value: 'x'.repeat(4000) });
+        if (i === 0) big = cookiePair(res, COOKIE);
+        if (res.status === 200) written.push(`v${i}`);
+        else expect(res.status).toBe(413); // over session.maxSessionBytes: refused, not saved
+      }
+      expect(written.length).toBe(12); // 12 x ~4 KB under 50,000
+      const keys = (await request(url).get('/keys').set('Cookie', big).expect(200)).body as Record<
+        string,
+        string
+      >;
+      expect(Object.keys(keys).sort()).toEqual([...written].sort());
+      for (const cookie of small) {
+        await request(url)
+          .get('/read')
+          .set('Cookie', cookie)
+          .expect(200)
+          .expect((res) => expect(res.body.count).toBe(1));
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it.each([
     ['maxSessions', { maxSessions: -1 }],
     ['sizeLimit', { sizeLimit: 1.5 }],
     ['cacheSizeLimit', { cacheSizeLimit: 0 }],

@@ -494,7 +494,7 @@ describe('every documented option, set at once, still starts', () => {
   it('memory: memory { sizeLimit, clock } and session.lock { ttl, acquireTimeout, retryInterval }', async () => {
     await startsAndCounts({
       ...common,
-      memory: { sizeLimit: 1024 * 1024, clock: new ManualClock(Date.now()) },
+      memory: { sizeLimit: 8 * 1024 * 1024, clock: new ManualClock(Date.now()) },
       session: { ...session, lock: { ttl: 30_000, acquireTimeout: 5_000, retryInterval: 25 } },
     });
   });

@@ -188,10 +188,12 @@ export class SessionLimitExceededError extends PayloadTooLargeException {
     /** The option whose limit the change would exceed. */
     readonly limit: SessionLimitName,
     detail: string,
+    /** The option to raise, when it is not `session.<limit>` (the memory store's `memory.sizeLimit`). */
+    option = `session.${limit}`,
   ) {
     const message =
       `${detail} The change was not saved. Potential solutions: remove values from the session (a change that ` +
-      `shrinks it is always saved), or raise session.${limit}.`;
+      `shrinks it is always saved), or raise ${option}.`;
     super({ statusCode: 413, message, error: 'Payload Too Large', code: 'SESSION_LIMIT_EXCEEDED' });
     this.message = message;
   }

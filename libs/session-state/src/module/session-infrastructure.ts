@@ -5,7 +5,7 @@ import { resolveBound } from '../cache/memory/memory-entry.table.js';
 import { resolveRedisCacheOptions } from '../cache/redis/redis-options.validator.js';
 import { KeyRing } from '../protection/key-ring.js';
 import { CacheSessionStore } from '../session/stores/cache-session.store.js';
-import { MemorySessionStore } from '../session/stores/memory-session.store.js';
+import { largestSessionSize, MemorySessionStore } from '../session/stores/memory-session.store.js';
 import type { SessionStore } from '../session/stores/session-store.interface.js';
 import type { SessionModuleOptions } from './session-module.options.js';
 import { isMissingPackage } from './missing-package.js';
@@ -109,12 +109,9 @@ export class SessionInfrastructure {
       );
     }
     const cache = memoryCacheOf(options.memory);
-    return new SessionInfrastructure(
-      resolved,
-      keyRing,
-      cache,
-      options.store ?? memoryStoreOf(options.memory),
-    );
+    const store = options.store ?? memoryStoreOf(options.memory);
+    checkMemoryStoreHoldsASession(store, resolved, options.store === undefined);
+    return new SessionInfrastructure(resolved, keyRing, cache, store);
   }
 
   /**
@@ -172,6 +169,27 @@ async function loadRedisInfrastructure(): Promise<{
     }
     throw error;
   }
+}
+
+/**
+ * A memory store whose `sizeLimit` is below what one session may grow to under the session limits: that session
+ * would evict every other, and then itself (its requests answered 413). A configuration mistake: startup fails.
+ */
+function checkMemoryStoreHoldsASession(
+  store: SessionStore,
+  limits: ResolvedSessionOptions,
+  fromModuleOption: boolean,
+): void {
+  if (!(store instanceof MemorySessionStore) || store.sizeLimit === undefined) return;
+  const largest = largestSessionSize(limits);
+  if (store.sizeLimit >= largest) return;
+  const option = fromModuleOption ? 'SessionModule option memory.sizeLimit' : "The memory store's sizeLimit";
+  throw new SessionConfigurationError(
+    `${option} (${store.sizeLimit} bytes for all sessions together) is below what one session may grow to: ` +
+      `${largest} bytes as the store counts them (session.maxSessionBytes ${limits.maxSessionBytes}, ` +
+      `session.maxKeys ${limits.maxKeys}), so one large session would evict every other. Raise memory.sizeLimit to ` +
+      `at least ${largest}, or lower session.maxSessionBytes.`,
+  );
 }
 
 /**

@@ -119,9 +119,24 @@ export class MemoryEntryTable<V> {
     return true;
   }
 
-  set(key: string, value: V, expiration: ResolvedExpiration): void {
+  /** The size `key`'s entry counts for (what `sizeOf` gave when it was set); undefined without one. */
+  sizeOfEntry(key: string): number | undefined {
+    return this.entries.get(key)?.size;
+  }
+
+  /** Whether one entry of `size` fits the table at all: beyond `sizeLimit` it would evict everything, itself too. */
+  fits(size: number): boolean {
+    return this.options.sizeLimit === undefined || size <= this.options.sizeLimit;
+  }
+
+  /**
+   * Stores `value` under `key`, evicting the least recently used entries beyond a bound. False, and nothing
+   * changed, when the value alone is larger than `sizeLimit` (see {@link fits}).
+   */
+  set(key: string, value: V, expiration: ResolvedExpiration): boolean {
     const now = this.options.clock.now();
     const size = this.options.sizeOf(value);
+    if (!this.fits(size)) return false;
     const expiresAt = now + timeToLive(expiration, now);
     const entry = this.entries.get(key);
     if (entry) {
@@ -142,6 +157,7 @@ export class MemoryEntryTable<V> {
       this.sweepStep(now, SWEEP_STEP);
     }
     this.evictOverLimit(key);
+    return true;
   }
 
   delete(key: string): boolean {
@@ -224,11 +240,11 @@ export class MemoryEntryTable<V> {
       }
     }
     if (sizeLimit === undefined) return;
+    // The entry just written fits on its own (see set): others make room for it.
     for (const key of this.entries.keys()) {
       if (this.totalSize <= sizeLimit) return;
       if (key !== justWritten) this.evict(key, 'sizeLimit');
     }
-    if (this.totalSize > sizeLimit) this.evict(justWritten, 'sizeLimit');
   }
 
   private evict(key: string, bound: 'sizeLimit' | 'maxCount'): void {

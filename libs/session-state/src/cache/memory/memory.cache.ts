@@ -37,15 +37,17 @@ export interface MemoryDistributedCacheOptions {
 export class MemoryDistributedCache implements DistributedCache {
   private readonly table: MemoryEntryTable<Uint8Array>;
   private readonly clock: Clock;
+  /** Undefined: no bound. */
+  private readonly sizeLimit: number | undefined;
 
   constructor(options: MemoryDistributedCacheOptions = {}) {
-    const sizeLimit = resolveBound(
+    const sizeLimit = (this.sizeLimit = resolveBound(
       options.sizeLimit,
       DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
       () =>
         `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes, or Infinity for ` +
         `no limit (got ${describeOptionValue(options.sizeLimit)}).`,
-    );
+    ));
     this.clock = clockOption(
       options.clock,
       'MemoryDistributedCacheOptions.clock (SessionModule option memory.clock)',
@@ -75,7 +77,14 @@ export class MemoryDistributedCache implements DistributedCache {
   async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
     assertCacheKey(key);
     const expiration = resolveExpiration(options, this.clock.now());
-    this.table.set(key, Uint8Array.from(value), expiration);
+    if (!this.table.set(key, Uint8Array.from(value), expiration)) {
+      throw new RangeError(
+        // Not the key: a session store on this cache names entries by session key.
+        `MemoryDistributedCache: a value of ${value.byteLength} bytes is larger than the whole cache (sizeLimit ` +
+          `${this.sizeLimit} bytes; SessionModule option memory.cacheSizeLimit): nothing was stored, nothing ` +
+          'evicted. Raise the limit, or keep such values elsewhere.',
+      );
+    }
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await

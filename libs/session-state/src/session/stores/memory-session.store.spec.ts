@@ -1,6 +1,10 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import { ManualClock } from '../../cache/clock.js';
-import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
+import {
+  SessionLimitExceededError,
+  SessionLockLostError,
+  SessionMovedError,
+} from '../../errors/session.errors.js';
 import { DEFAULT_MEMORY_MAX_SESSIONS, MemorySessionStore } from './memory-session.store.js';
 import type { SessionChanges } from './session-store.interface.js';
 
@@ -34,6 +38,31 @@ function warnings(run: () => void): string[] {
 }
 
 describe('MemorySessionStore bounds', () => {
+  it('refuses a commit that would leave one session larger than the whole sizeLimit (413 naming memory.sizeLimit), changing nothing', () => {
+    const store = new MemorySessionStore({ clock: new ManualClock(), sizeLimit: 4000 });
+    store.commitNow('other', small, IDLE);
+    store.commitNow('grows', setting('a', new Uint8Array(1000)), IDLE);
+    let refused: unknown;
+    try {
+      store.commitNow('grows', setting('b', new Uint8Array(3000)), IDLE);
+    } catch (error) {
+      refused = error;
+    }
+    expect(refused).toBeInstanceOf(SessionLimitExceededError);
+    expect((refused as Error).message).toMatch(
+      /This commit would grow the session to \d+ bytes as the memory store counts them, more than the store's sizeLimit of 4000 bytes .*raise memory\.sizeLimit\./,
+    );
+    expect([...(store.loadNow('grows', IDLE)?.keys() ?? [])]).toEqual(['a']);
+    expect(store.loadNow('other', IDLE)?.get('count')).toEqual(new Uint8Array([1]));
+    // A new session that large is refused too, and a commit that leaves the session no larger always passes.
+    expect(() => store.commitNow('new', setting('c', new Uint8Array(5000)), IDLE)).toThrow(
+      SessionLimitExceededError,
+    );
+    expect(store.loadNow('new', IDLE)).toBeUndefined();
+    store.commitNow('grows', setting('a', new Uint8Array(900)), IDLE);
+    expect(store.loadNow('grows', IDLE)?.get('a')?.byteLength).toBe(900);
+  });
+
   it('is bounded with no options: the 100 001st session evicts the least recently used', () => {
     const store = new MemorySessionStore({ clock: new ManualClock() });
     const lines = warnings(() => {

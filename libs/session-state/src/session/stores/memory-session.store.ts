@@ -5,7 +5,11 @@ import { guardedSessionId, storedSessionId } from '../../users/user-session.fiel
 import { MemoryUserSessionIndex } from '../../users/memory-user-session.index.js';
 import type { UserSessionIndex, UserSessionIndexSource } from '../../users/user-session-index.interface.js';
 import { applyChanges, checkCommitLimits, isEmptySession } from './session-commit.limits.js';
-import { SessionLockLostError, SessionMovedError } from '../../errors/session.errors.js';
+import {
+  SessionLimitExceededError,
+  SessionLockLostError,
+  SessionMovedError,
+} from '../../errors/session.errors.js';
 import { EndedSessionMarks, movedWithin } from './ended-session.marks.js';
 import type {
   EndedSessionMark,
@@ -50,11 +54,25 @@ export interface MemorySessionStoreOptions {
 
 /** What a session costs beyond its values: the table entry, the Map and the key string (~700 B measured). */
 const SESSION_OVERHEAD = 512;
+/** What one field costs beyond its key and value. */
+const FIELD_OVERHEAD = 48;
+
+function sizeOfField(key: string, value: Uint8Array): number {
+  return key.length * 2 + value.byteLength + FIELD_OVERHEAD;
+}
 
 function sizeOfSession(data: SessionData): number {
   let size = SESSION_OVERHEAD;
-  for (const [key, value] of data) size += key.length * 2 + value.byteLength + 48;
+  for (const [key, value] of data) size += sizeOfField(key, value);
   return size;
+}
+
+/**
+ * The most a session within the module's limits counts for against `sizeLimit`: `maxSessionBytes` counts a key's
+ * characters once, the store twice (UTF-16), and each field (`maxKeys` and the session id) adds its overhead.
+ */
+export function largestSessionSize(limits: Pick<SessionCommitLimits, 'maxKeys' | 'maxSessionBytes'>): number {
+  return SESSION_OVERHEAD + 2 * limits.maxSessionBytes + FIELD_OVERHEAD * (limits.maxKeys + 1);
 }
 
 /** A bound option of the store: a positive integer, or Infinity for none (undefined). */
@@ -107,6 +125,8 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   private readonly warned = new Set<string>();
   /** The last expiration written (shared by entries: the table never changes one in place). */
   private expiration = { slidingMs: 0 };
+  /** The bound on all sessions' bytes together; undefined: none. */
+  readonly sizeLimit: number | undefined;
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = clockOption(
@@ -117,7 +137,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     this.maxLocks = maxSessions ?? Number.POSITIVE_INFINITY; // undefined: no bound
     // As many marks as sessions at most: each is a session that left its key within the idle timeout.
     this.ended = new EndedSessionMarks(() => this.clock.now(), maxSessions);
-    const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
+    const sizeLimit = (this.sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT));
     this.table = new MemoryEntryTable<SessionData>({
       clock: this.clock,
       sizeLimit,
@@ -197,11 +217,40 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     if (guard !== undefined && storedSessionId(stored) !== guard) return;
     // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
     if (limits) checkCommitLimits(stored, changes, limits);
+    // A session larger than the whole store would evict every other, then itself: refused before anything changes.
+    if (this.sizeLimit !== undefined) this.checkFits(sessionKey, stored, changes, this.sizeLimit);
     // The stored map is never handed out (loads copy it), so it is updated in place.
     const next = applyChanges(stored, changes);
     // Empty once this delta is applied to what is stored now (not to what this request loaded).
     if (isEmptySession(next)) this.table.delete(sessionKey);
     else this.table.set(sessionKey, next, this.slidingBy(idleTimeoutMs));
+  }
+
+  /** Throws SessionLimitExceededError when `changes` would leave the session larger than `sizeLimit` and larger than it is. */
+  private checkFits(
+    sessionKey: string,
+    stored: SessionData | undefined,
+    changes: SessionChanges,
+    sizeLimit: number,
+  ) {
+    const base = changes.cleared ? undefined : stored;
+    const before = stored === undefined ? 0 : (this.table.sizeOfEntry(sessionKey) ?? sizeOfSession(stored));
+    let size = base === undefined ? SESSION_OVERHEAD : before;
+    for (const key of changes.removed) {
+      const value = base?.get(key);
+      if (value !== undefined) size -= sizeOfField(key, value);
+    }
+    for (const [key, value] of changes.set) {
+      const previous = changes.removed.has(key) ? undefined : base?.get(key);
+      size += previous === undefined ? sizeOfField(key, value) : value.byteLength - previous.byteLength;
+    }
+    if (size <= sizeLimit || size <= before) return;
+    throw new SessionLimitExceededError(
+      'maxSessionBytes',
+      `This commit would grow the session to ${size} bytes as the memory store counts them, more than the store's ` +
+        `sizeLimit of ${sizeLimit} bytes for all sessions together.`,
+      'memory.sizeLimit',
+    );
   }
 
   private slidingBy(idleTimeoutMs: number): { slidingMs: number } {
