@@ -38,6 +38,21 @@ function warnings(run: () => void): string[] {
 }
 
 describe('MemorySessionStore bounds', () => {
+  it('keeps every held lock exclusive when more are held at once than maxSessions, and still drops released ones', async () => {
+    const clock = new ManualClock();
+    const store = new MemorySessionStore({ clock, maxSessions: 2 });
+    for (let i = 0; i < 6; i++) expect(await store.tryLock(`s${i}`, `t${i}`, 30_000)).toBe(true);
+    for (let i = 0; i < 6; i++) expect(await store.tryLock(`s${i}`, 'intruder', 30_000)).toBe(false);
+    store.commitNow('s0', { ...small, lockToken: 't0' }, IDLE); // its holder's commit still holds the lock
+    // Released, they make room again: a released lock is kept expired only while the bound allows.
+    for (let i = 0; i < 6; i++) await store.unlock(`s${i}`, `t${i}`);
+    for (let i = 6; i < 30; i++) {
+      expect(await store.tryLock(`s${i}`, `t${i}`, 30_000)).toBe(true);
+      await store.unlock(`s${i}`, `t${i}`);
+    }
+    expect((store as unknown as { locks: Map<string, unknown> }).locks.size).toBeLessThanOrEqual(2);
+  });
+
   it('refuses a commit that would leave one session larger than the whole sizeLimit (413 naming memory.sizeLimit), changing nothing', () => {
     const store = new MemorySessionStore({ clock: new ManualClock(), sizeLimit: 4000 });
     store.commitNow('other', small, IDLE);

@@ -52,6 +52,9 @@ export interface MemorySessionStoreOptions {
   clock?: Clock | undefined;
 }
 
+/** Locks examined per lock set past the bound (see trimLocks). */
+const LOCK_TRIM_STEP = 8;
+
 /** What a session costs beyond its values: the table entry, the Map and the key string (~700 B measured). */
 const SESSION_OVERHEAD = 512;
 /** What one field costs beyond its key and value. */
@@ -344,10 +347,24 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     return Promise.resolve();
   }
 
-  /** Sets a key's lock, most recent last; past the bound the least recently set goes. */
+  /** Sets a key's lock, most recent last; past the bound the least recently set released ones go (trimLocks). */
   private setLock(sessionKey: string, token: string, expiresAt: number): void {
     this.locks.delete(sessionKey);
     this.locks.set(sessionKey, { token, expiresAt });
-    if (this.locks.size > this.maxLocks) this.locks.delete(this.locks.keys().next().value!);
+    if (this.locks.size > this.maxLocks) this.trimLocks();
+  }
+
+  /**
+   * Drops released or expired locks from the front (the least recently set), a few per call. A held lock is never
+   * dropped: its key would look never locked, and the next request would take it while its holder runs (a probe: more
+   * requests holding locks at once than `maxSessions`). While that many are held, the map holds them all.
+   */
+  private trimLocks(): void {
+    const now = this.clock.now();
+    let examined = 0;
+    for (const [key, lock] of this.locks) {
+      if (this.locks.size <= this.maxLocks || examined++ === LOCK_TRIM_STEP) return;
+      if (lock.expiresAt <= now) this.locks.delete(key);
+    }
   }
 }
