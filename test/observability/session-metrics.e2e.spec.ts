@@ -38,6 +38,16 @@ async function start(options: SessionModuleOptions): Promise<string> {
   return url;
 }
 
+/** Redis options that give up on a silent Redis quickly (250 ms, no retry), to `endpoint` (a server or a proxy). */
+function failingFast(endpoint: { host: string; port: number }) {
+  return {
+    host: endpoint.host,
+    port: endpoint.port,
+    operationTimeoutInMilliseconds: 250,
+    retryTimeoutInMilliseconds: 0,
+  };
+}
+
 /** `n` requests to `path` in one browser session; returns its cookie. */
 async function visit(url: string, path: string, n: number, cookie?: string): Promise<string> {
   for (let i = 0; i < n; i++) {
@@ -123,12 +133,7 @@ describe('session metrics (OpenTelemetry)', () => {
     it('counts loads and commits, and a load failure while Redis is down', async () => {
       const url = await start({
         metrics: { meterProvider: telemetry.meterProvider },
-        redis: {
-          host: server.host,
-          port: server.port,
-          operationTimeoutInMilliseconds: 250,
-          retryTimeoutInMilliseconds: 0,
-        },
+        redis: failingFast(server),
       });
       const cookie = await visit(url, '/counter', 3);
       const store = { 'session.store': 'redis' };
@@ -153,12 +158,7 @@ describe('session metrics (OpenTelemetry)', () => {
       try {
         const url = await start({
           metrics: { meterProvider: telemetry.meterProvider },
-          redis: {
-            host: proxy.host,
-            port: proxy.port,
-            operationTimeoutInMilliseconds: 250,
-            retryTimeoutInMilliseconds: 0,
-          },
+          redis: failingFast(proxy),
         });
         const cookie = await visit(url, '/counter', 1);
         const hold = proxy.holdWhen('stalled-commit-marker', 1000);
@@ -180,38 +180,19 @@ describe('session metrics (OpenTelemetry)', () => {
       const secrets = [randomBytes(32).toString('base64url')]; // both instances read the cookie
       const logger = new CaptureLogger();
       const monitor = await CommandMonitor.start(server);
+      const instanceOptions: SessionModuleOptions = {
+        secrets,
+        metrics: { meterProvider: telemetry.meterProvider },
+        redis: failingFast(proxy),
+      };
       try {
-        const { app, url } = await startSessionApp(
-          {
-            secrets,
-            metrics: { meterProvider: telemetry.meterProvider },
-            redis: {
-              host: proxy.host,
-              port: proxy.port,
-              operationTimeoutInMilliseconds: 250,
-              retryTimeoutInMilliseconds: 0,
-            },
-          },
-          { logger },
-        );
+        const { app, url } = await startSessionApp(instanceOptions, { logger });
         running = app;
         const cookie = await visit(url, '/counter', 1);
         const signed = cookie.slice(cookie.indexOf('=') + 1);
         const key = signed.slice(0, signed.lastIndexOf('.'));
         // A second instance's slide memory knows nothing of this session: the first one slid it at its commit.
-        const { app: other, url: otherUrl } = await startSessionApp(
-          {
-            secrets,
-            metrics: { meterProvider: telemetry.meterProvider },
-            redis: {
-              host: proxy.host,
-              port: proxy.port,
-              operationTimeoutInMilliseconds: 250,
-              retryTimeoutInMilliseconds: 0,
-            },
-          },
-          { logger },
-        );
+        const { app: other, url: otherUrl } = await startSessionApp(instanceOptions, { logger });
         try {
           const hold = proxy.holdWhen(key, 1000);
           await request(otherUrl).get('/untouched').set('Cookie', cookie).expect(200);

@@ -11,6 +11,7 @@ import {
   type ArgumentsHost,
   type CallHandler,
   type ExceptionFilter,
+  type INestApplication,
   type NestInterceptor,
 } from '@nestjs/common';
 import { map, type Observable } from 'rxjs';
@@ -90,14 +91,21 @@ class ErrorPageController {
 }
 
 describe.each(['cookie', 'session'] as const)('TempData and exception filters (%s provider)', (provider) => {
-  it("a failed handler's TempData changes are rolled back, while an exception filter's are saved", async () => {
-    @Module({ imports: [SessionModule.forRoot({ tempData: { provider } })], controllers: [FormController] })
+  /** The app with `controllers` on the platform under test, listening; its URL. */
+  async function start(
+    controllers: (new (...args: never[]) => unknown)[],
+  ): Promise<{ app: INestApplication; url: string }> {
+    @Module({ imports: [SessionModule.forRoot({ tempData: { provider } })], controllers })
     class AppModule {}
     const app = createPlatformApp(await Test.createTestingModule({ imports: [AppModule] }).compile(), {
       logger: false,
     });
     await app.listen(0, '127.0.0.1');
-    const url = await app.getUrl();
+    return { app, url: await app.getUrl() };
+  }
+
+  it("a failed handler's TempData changes are rolled back, while an exception filter's are saved", async () => {
+    const { app, url } = await start([FormController]);
     try {
       const jar = new CookieJar();
       jar.update(await request(url).post('/seed').expect(201));
@@ -112,16 +120,7 @@ describe.each(['cookie', 'session'] as const)('TempData and exception filters (%
   });
 
   it('a request that fails after its handler returned (a view that does not render) saves no TempData', async () => {
-    @Module({
-      imports: [SessionModule.forRoot({ tempData: { provider } })],
-      controllers: [FormController, LateFailureController, ErrorPageController],
-    })
-    class AppModule {}
-    const app = createPlatformApp(await Test.createTestingModule({ imports: [AppModule] }).compile(), {
-      logger: false,
-    });
-    await app.listen(0, '127.0.0.1');
-    const url = await app.getUrl();
+    const { app, url } = await start([FormController, LateFailureController, ErrorPageController]);
     try {
       const jar = new CookieJar();
       jar.update(await request(url).post('/seed').expect(201));
