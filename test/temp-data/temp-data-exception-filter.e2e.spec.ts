@@ -6,6 +6,7 @@ import {
   Injectable,
   Module,
   Post,
+  Res,
   UseFilters,
   UseInterceptors,
   type ArgumentsHost,
@@ -19,7 +20,12 @@ import { Test } from '@nestjs/testing';
 import request from 'supertest';
 import { SessionModule, TempData, TempDataAccessor, type TempDataDictionary } from 'nest-session-state';
 import { CookieJar } from '../support/cookie-jar.js';
-import { createPlatformApp, redirectTo } from '../support/platform/test-platform.js';
+import {
+  createPlatformApp,
+  redirectTo,
+  sendBody,
+  type PlatformResponse,
+} from '../support/platform/test-platform.js';
 
 class ValidationFailed extends Error {}
 
@@ -88,6 +94,22 @@ class ErrorPageController {
   errorPage(@TempData() tempData: TempDataDictionary) {
     return { kept: tempData.get('Kept') ?? null };
   }
+
+  /** The same as a web Response, whose status Nest applies after the handler returned. */
+  @Post('error-response')
+  errorResponse(@TempData() tempData: TempDataDictionary) {
+    return new Response(JSON.stringify({ kept: tempData.get('Kept') ?? null }), {
+      status: 503,
+      headers: { 'content-type': 'application/json' },
+    });
+  }
+
+  /** The same written through @Res() after the handler returned (callback style). */
+  @Post('error-later')
+  errorLater(@TempData() tempData: TempDataDictionary, @Res() res: PlatformResponse) {
+    const kept = tempData.get('Kept') ?? null;
+    setTimeout(() => sendBody(res, { kept }, 500), 5);
+  }
 }
 
 describe.each(['cookie', 'session'] as const)('TempData and exception filters (%s provider)', (provider) => {
@@ -132,13 +154,19 @@ describe.each(['cookie', 'session'] as const)('TempData and exception filters (%
       const form = await request(url).get('/form').set('Cookie', jar.header()).expect(200);
       expect(form.body).toEqual({ error: null, message: null, kept: 'still here' });
 
-      // A 500 the app answers on purpose is a result: the value it read is gone next time.
-      jar.update(await request(url).post('/seed').expect(201));
-      const page = await request(url).post('/error-page').set('Cookie', jar.header()).expect(500);
-      expect(page.body).toEqual({ kept: 'still here' });
-      jar.update(page);
-      const after = await request(url).get('/form').set('Cookie', jar.header()).expect(200);
-      expect(after.body).toEqual({ error: null, message: null, kept: null });
+      // A 5xx the app answers on purpose is a result: the value it read is gone next time.
+      for (const [route, status] of [
+        ['/error-page', 500],
+        ['/error-response', 503],
+        ['/error-later', 500],
+      ] as const) {
+        jar.update(await request(url).post('/seed').expect(201));
+        const page = await request(url).post(route).set('Cookie', jar.header()).expect(status);
+        expect(page.body).toEqual({ kept: 'still here' });
+        jar.update(page);
+        const after = await request(url).get('/form').set('Cookie', jar.header()).expect(200);
+        expect([route, after.body]).toEqual([route, { error: null, message: null, kept: null }]);
+      }
     } finally {
       await app.close();
     }

@@ -130,11 +130,13 @@ export class RequestState implements SessionOwner, TempDataHost {
   }
 
   /**
-   * The handler returned and its session committed in Nest's pipeline (SessionStateInterceptor, REST): what fails
-   * after it, before the response, is a failed request as a handler that threw is (see commitBeforeFirstByte).
+   * The handler returned `value` for Nest to answer with, and its session committed in Nest's pipeline
+   * (SessionStateInterceptor, REST): what fails after it, before the response, is a failed request as a handler that
+   * threw is (see commitBeforeFirstByteLater). A web `Response` it returned carries its own status.
    */
-  handlerReturned(): void {
-    this.returnedWithoutServerError = !this.exchange.reportsServerError();
+  handlerReturned(value: unknown): void {
+    this.returnedWithoutServerError =
+      value instanceof Response ? value.status < 500 : !this.exchange.reportsServerError();
   }
 
   private commitFailedInPipeline(lifecycle: SessionLifecycle, field: { alone: boolean } | undefined): void {

@@ -14,6 +14,26 @@ import type { RequestState } from './request-state.js';
 /** Handlers the interceptor was applied to by a parameter decorator (once each). */
 const appliedTo = new WeakSet<object>();
 
+/** Whether a handler writes its response itself (see answersItself), per handler. */
+const answeringItself = new WeakMap<object, boolean>();
+
+/**
+ * The handler takes `@Res()` or `@Next()` without `passthrough`, so Nest writes nothing after it returns (what Nest's
+ * router decides with the same metadata: `__routeArguments__` keys `<paramtype>:<index>`, RESPONSE 1, NEXT 2).
+ */
+function answersItself(context: ExecutionContext): boolean {
+  const handler = context.getHandler();
+  let answers = answeringItself.get(handler);
+  if (answers === undefined) {
+    const type = context.getClass();
+    const args = Reflect.getMetadata('__routeArguments__', type, handler.name) as object | undefined;
+    const takesResponse = Object.keys(args ?? {}).some((key) => key.startsWith('1:') || key.startsWith('2:'));
+    answers = takesResponse && Reflect.getMetadata('__responsePassthrough__', type, handler.name) !== true;
+    answeringItself.set(handler, answers);
+  }
+  return answers;
+}
+
 /**
  * Commits the session when the handler returned, inside Nest's pipeline, so a failed commit under
  * `throwOnError` reaches exception filters as a 503, and rolls back TempData when the handler throws.
@@ -49,7 +69,7 @@ export class SessionStateInterceptor implements NestInterceptor {
     if (type !== 'http') return type === 'graphql' ? this.interceptGraphQL(context, next) : next.handle();
     const state = stateOfRequest<RequestState>(context.switchToHttp().getRequest<object>());
     if (!state) return next.handle();
-    return this.commitAfter(state, next);
+    return this.commitAfter(state, next, undefined, !answersItself(context));
   }
 
   /**
@@ -66,10 +86,12 @@ export class SessionStateInterceptor implements NestInterceptor {
     );
   }
 
+  /** `nestAnswers`: Nest writes the response from what the handler returned (REST, no `@Res()`). */
   private commitAfter(
     state: RequestState,
     next: CallHandler,
     field?: { alone: boolean },
+    nestAnswers = false,
   ): Observable<unknown> {
     return next.handle().pipe(
       // On error the exception filters still run and may use session or TempData: the response
@@ -80,7 +102,7 @@ export class SessionStateInterceptor implements NestInterceptor {
       }),
       mergeMap(async (value: unknown) => {
         await state.commitSessionInPipeline(field);
-        if (!field) state.handlerReturned();
+        if (nestAnswers) state.handlerReturned(value);
         return value;
       }),
     );
