@@ -1,6 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ManualClock, MemoryDistributedCache } from 'nest-session-state';
+import { CacheEntryTooLargeError, ManualClock, MemoryDistributedCache } from 'nest-session-state';
 import { distributedCacheContract } from './distributed-cache.contract.js';
 
 describe('MemoryDistributedCache (manual clock)', () => {
@@ -43,9 +43,9 @@ describe('MemoryDistributedCache (manual clock)', () => {
     const cache = new MemoryDistributedCache({ sizeLimit: 300 });
     await cache.set('a', new Uint8Array(100));
     await cache.set('b', new Uint8Array([1, 2, 3]));
-    await expect(cache.set('b', new Uint8Array(301))).rejects.toThrow(RangeError);
+    await expect(cache.set('b', new Uint8Array(301))).rejects.toThrow(CacheEntryTooLargeError);
     await expect(cache.set('c', new Uint8Array(301))).rejects.toThrow(
-      /a value of 301 bytes is larger than the whole cache \(sizeLimit 300 bytes; SessionModule option memory\.cacheSizeLimit\): nothing was stored, nothing evicted/,
+      /a value of 301 bytes is larger than the whole cache \(sizeLimit 300 bytes: .*memory\.cacheSizeLimit for the module's own cache\): nothing was stored, nothing evicted/,
     );
     expect((await cache.get('a'))?.byteLength).toBe(100);
     expect(await cache.get('b')).toEqual(new Uint8Array([1, 2, 3])); // the value before the refused write

@@ -88,7 +88,12 @@ describe('the default memory store under a flood of new visitors', () => {
     [
       'a MemorySessionStore given as store',
       () => ({ store: new MemorySessionStore({ sizeLimit: 200_000 }) }),
-      /The memory store's sizeLimit/,
+      /The sizeLimit of the MemorySessionStore given as store .*Raise its sizeLimit/,
+    ],
+    [
+      'a MemorySessionStore given as store beside a cache',
+      () => ({ store: new MemorySessionStore({ sizeLimit: 200_000 }), cache: new MemoryDistributedCache() }),
+      /The sizeLimit of the MemorySessionStore given as store/,
     ],
   ])(
     'refuses at startup a memory store that cannot hold one session the session limits allow (%s)',
@@ -97,10 +102,16 @@ describe('the default memory store under a flood of new visitors', () => {
       await expect(failure).rejects.toThrow(SessionConfigurationError);
       await expect(failure).rejects.toThrow(option);
       await expect(failure).rejects.toThrow(
-        /\(200000 bytes for all sessions together\) is below what one session may grow to: 2145712 bytes .*Raise memory\.sizeLimit to at least 2145712, or lower session\.maxSessionBytes/,
+        /\(200000 bytes for all sessions together\) is below what one session may grow to: 2145712 bytes .*to at least 2145712, or lower session\.maxSessionBytes/,
       );
     },
   );
+
+  it('starts whatever session.maxKeys is when the bytes fit: no more fields than session.maxSessionBytes', async () => {
+    // 512 + 2 x 1 MiB + 48 x 1 MiB fields at most, about 52 MB, within the default 128 MiB.
+    const { app } = await startSessionApp({ secrets: [SECRET], session: { maxKeys: 3_000_000 } });
+    await app.close();
+  });
 
   it('a session grown to the session limits beside many small ones: every acknowledged write kept, nothing else evicted', async () => {
     // 512 + 2 x 50,000 + 48 x 101 = 105,360 bytes at most for one session: fits 200,000 with room for the others.
@@ -156,4 +167,40 @@ describe('the default memory store under a flood of new visitors', () => {
       );
     },
   );
+});
+
+describe('a session store on a memory cache given as cache', () => {
+  it('answers 413 (SessionLimitExceededError, limit sizeLimit) for a session larger than the whole cache, keeping it and the others', async () => {
+    const { app, url } = await startSessionApp({
+      secrets: [SECRET],
+      cache: new MemoryDistributedCache({ sizeLimit: 50_000 }),
+    });
+    try {
+      const other = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const grows = cookiePair(
+        await request(url)
+          .post('/set/a')
+          .send({ value: 'x'.repeat(30_000) })
+          .expect(200),
+        COOKIE,
+      );
+      const refused = await request(url)
+        .post('/set/b')
+        .set('Cookie', grows)
+        .send({ value: 'y'.repeat(30_000) })
+        .expect(413);
+      expect(refused.body).toMatchObject({ code: 'SESSION_LIMIT_EXCEEDED' });
+      expect(refused.body.message).toMatch(
+        /more than the whole memory cache holds \(sizeLimit 50000 bytes\).*raise the cache's sizeLimit/,
+      );
+      const kept = (await request(url).get('/keys').set('Cookie', grows).expect(200)).body as Record<
+        string,
+        string
+      >;
+      expect(Object.keys(kept)).toEqual(['a']);
+      await request(url).get('/counter').set('Cookie', other).expect(200, { count: 2 });
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -26,7 +26,11 @@ export { DistributedCache, InjectDistributedCache } from './cache/distributed-ca
 export type { DistributedCacheEntryOptions } from './cache/distributed-cache-entry.options.js';
 export { getCacheString, setCacheString } from './cache/distributed-cache.strings.js';
 export { ManualClock, systemClock, type Clock } from './cache/clock.js';
-export { MemoryDistributedCache, type MemoryDistributedCacheOptions } from './cache/memory/memory.cache.js';
+export {
+  CacheEntryTooLargeError,
+  MemoryDistributedCache,
+  type MemoryDistributedCacheOptions,
+} from './cache/memory/memory.cache.js';
 export type {
   RedisCacheOptions,
   RedisClientLike,

@@ -158,12 +158,14 @@ export class SessionRecordFormatError extends SessionStateError {
 }
 
 /**
- * The session limits a {@link SessionLimitExceededError} names (options of `session`).
+ * The limits a {@link SessionLimitExceededError} names: options of `session`, or `sizeLimit`, the bound of a memory
+ * store or memory cache on everything it holds (`memory.sizeLimit`, `MemoryDistributedCacheOptions.sizeLimit`),
+ * which one session would pass alone.
  *
  * @example
  * if (error instanceof SessionLimitExceededError && error.limit === 'maxKeys') this.logger.warn('too many keys');
  */
-export type SessionLimitName = 'maxValueBytes' | 'maxSessionBytes' | 'maxKeys';
+export type SessionLimitName = 'maxValueBytes' | 'maxSessionBytes' | 'maxKeys' | 'sizeLimit';
 
 /**
  * A change would take the session over one of its limits (`session.maxValueBytes`,
@@ -188,8 +190,8 @@ export class SessionLimitExceededError extends PayloadTooLargeException {
     /** The option whose limit the change would exceed. */
     readonly limit: SessionLimitName,
     detail: string,
-    /** The option to raise, when it is not `session.<limit>` (the memory store's `memory.sizeLimit`). */
-    option = `session.${limit}`,
+    /** The option to raise: `session.<limit>`, or for `sizeLimit` the one that sets it. */
+    readonly option = `session.${limit}`,
   ) {
     const message =
       `${detail} The change was not saved. Potential solutions: remove values from the session (a change that ` +

@@ -38,6 +38,21 @@ export class SessionInfrastructure {
   ) {}
 
   static async create(options: SessionModuleOptions): Promise<SessionInfrastructure> {
+    const infrastructure = await SessionInfrastructure.build(options);
+    try {
+      checkMemoryStoreHoldsASession(
+        infrastructure.store,
+        infrastructure.options,
+        options.store === undefined,
+      );
+    } catch (error) {
+      await infrastructure.close();
+      throw error;
+    }
+    return infrastructure;
+  }
+
+  private static async build(options: SessionModuleOptions): Promise<SessionInfrastructure> {
     const logger = new Logger('SessionModule');
     // Validate everything before connecting anywhere, so a typo fails fast.
     const resolved = resolveSessionOptions(options);
@@ -109,9 +124,12 @@ export class SessionInfrastructure {
       );
     }
     const cache = memoryCacheOf(options.memory);
-    const store = options.store ?? memoryStoreOf(options.memory);
-    checkMemoryStoreHoldsASession(store, resolved, options.store === undefined);
-    return new SessionInfrastructure(resolved, keyRing, cache, store);
+    return new SessionInfrastructure(
+      resolved,
+      keyRing,
+      cache,
+      options.store ?? memoryStoreOf(options.memory),
+    );
   }
 
   /**
@@ -183,12 +201,14 @@ function checkMemoryStoreHoldsASession(
   if (!(store instanceof MemorySessionStore) || store.sizeLimit === undefined) return;
   const largest = largestSessionSize(limits);
   if (store.sizeLimit >= largest) return;
-  const option = fromModuleOption ? 'SessionModule option memory.sizeLimit' : "The memory store's sizeLimit";
+  const [option, raise] = fromModuleOption
+    ? ['SessionModule option memory.sizeLimit', 'memory.sizeLimit']
+    : ['The sizeLimit of the MemorySessionStore given as store', 'its sizeLimit'];
   throw new SessionConfigurationError(
     `${option} (${store.sizeLimit} bytes for all sessions together) is below what one session may grow to: ` +
       `${largest} bytes as the store counts them (session.maxSessionBytes ${limits.maxSessionBytes}, ` +
-      `session.maxKeys ${limits.maxKeys}), so one large session would evict every other. Raise memory.sizeLimit to ` +
-      `at least ${largest}, or lower session.maxSessionBytes.`,
+      `session.maxKeys ${limits.maxKeys}), so one large session would evict every other. Raise ${raise} to ` +
+      `at least ${largest}, or lower session.maxSessionBytes (and session.maxKeys).`,
   );
 }
 

@@ -82,7 +82,7 @@ export class SessionTempDataProvider implements TempDataProvider {
       // Only kept values can get here (a set over a limit throws at set).
       if (!(error instanceof SessionLimitExceededError)) throw error;
       return {
-        reason: `TempData's session value "${TEMP_DATA_SESSION_KEY}" would pass session.${error.limit}`,
+        reason: `TempData's session value "${TEMP_DATA_SESSION_KEY}" would pass ${error.option}`,
       };
     }
   }

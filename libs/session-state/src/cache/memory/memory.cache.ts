@@ -27,6 +27,35 @@ export interface MemoryDistributedCacheOptions {
 }
 
 /**
+ * {@link MemoryDistributedCache.set} of a value larger than the cache's whole `sizeLimit`: nothing was stored and
+ * nothing evicted (before, every other entry was evicted and then the value itself). A session store on the cache
+ * answers it as a 413 (`SessionLimitExceededError`, limit `sizeLimit`).
+ *
+ * @example
+ * try {
+ *   await cache.set('report', bytes);
+ * } catch (error) {
+ *   if (error instanceof CacheEntryTooLargeError) return this.store.saveElsewhere(bytes); // never fits this cache
+ *   throw error;
+ * }
+ */
+export class CacheEntryTooLargeError extends RangeError {
+  constructor(
+    /** The value's bytes. */
+    readonly size: number,
+    readonly sizeLimit: number,
+  ) {
+    // Not the key: a session store on this cache names entries by session key.
+    super(
+      `MemoryDistributedCache: a value of ${size} bytes is larger than the whole cache (sizeLimit ${sizeLimit} bytes: ` +
+        "MemoryDistributedCacheOptions.sizeLimit, or SessionModule option memory.cacheSizeLimit for the module's own " +
+        'cache): nothing was stored, nothing evicted. Raise the limit, or keep such values elsewhere.',
+    );
+    this.name = 'CacheEntryTooLargeError';
+  }
+}
+
+/**
  * A {@link DistributedCache} in this process's memory: the zero-configuration default. Entries are
  * not shared between instances, so use Redis when the app runs on more than one. Bounded by default
  * (200 MiB of values), so a cache filled from requests cannot take the process's memory.
@@ -77,14 +106,8 @@ export class MemoryDistributedCache implements DistributedCache {
   async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
     assertCacheKey(key);
     const expiration = resolveExpiration(options, this.clock.now());
-    if (!this.table.set(key, Uint8Array.from(value), expiration)) {
-      throw new RangeError(
-        // Not the key: a session store on this cache names entries by session key.
-        `MemoryDistributedCache: a value of ${value.byteLength} bytes is larger than the whole cache (sizeLimit ` +
-          `${this.sizeLimit} bytes; SessionModule option memory.cacheSizeLimit): nothing was stored, nothing ` +
-          'evicted. Raise the limit, or keep such values elsewhere.',
-      );
-    }
+    if (!this.table.set(key, Uint8Array.from(value), expiration))
+      throw new CacheEntryTooLargeError(value.byteLength, this.sizeLimit!);
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await

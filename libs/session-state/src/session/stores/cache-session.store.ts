@@ -1,6 +1,11 @@
 import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../../cache/distributed-cache.interface.js';
-import { SessionMovedError, SessionRecordFormatError } from '../../errors/session.errors.js';
+import { CacheEntryTooLargeError } from '../../cache/memory/memory.cache.js';
+import {
+  SessionLimitExceededError,
+  SessionMovedError,
+  SessionRecordFormatError,
+} from '../../errors/session.errors.js';
 import { decodeSessionRecord, encodeSessionRecord } from './session-record.codec.js';
 import type {
   EndedSessionMark,
@@ -92,7 +97,18 @@ export class CacheSessionStore implements SessionStore {
     if (limits) checkCommitLimits(stored, changes, limits);
     const next = applyChanges(stored, changes);
     if (!isEmptySession(next)) {
-      await this.cache.set(sessionKey, encodeSessionRecord(next), { slidingExpiration: idleTimeoutMs });
+      await this.cache
+        .set(sessionKey, encodeSessionRecord(next), { slidingExpiration: idleTimeoutMs })
+        .catch((error: unknown) => {
+          // A permanent refusal of this session's size, not an outage: 413, as a session limit.
+          if (!(error instanceof CacheEntryTooLargeError)) throw error;
+          throw new SessionLimitExceededError(
+            'sizeLimit',
+            `This commit would grow the stored session to ${error.size} bytes, more than the whole memory cache ` +
+              `holds (sizeLimit ${error.sizeLimit} bytes).`,
+            "the cache's sizeLimit (MemoryDistributedCacheOptions.sizeLimit)",
+          );
+        });
     } else if (stored !== undefined) {
       await this.cache.remove(sessionKey);
     }

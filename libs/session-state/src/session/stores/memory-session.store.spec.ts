@@ -53,6 +53,17 @@ describe('MemorySessionStore bounds', () => {
     expect((store as unknown as { locks: Map<string, unknown> }).locks.size).toBeLessThanOrEqual(2);
   });
 
+  it('trims released locks behind held ones at the front: the bound comes back while fewer are held', async () => {
+    const store = new MemorySessionStore({ clock: new ManualClock(), maxSessions: 100 });
+    for (let i = 0; i < 20; i++) await store.tryLock(`held${i}`, `h${i}`, 30_000);
+    for (let i = 0; i < 2000; i++) {
+      await store.tryLock(`s${i}`, `t${i}`, 30_000);
+      await store.unlock(`s${i}`, `t${i}`);
+    }
+    expect((store as unknown as { locks: Map<string, unknown> }).locks.size).toBeLessThanOrEqual(101);
+    for (let i = 0; i < 20; i++) expect(await store.tryLock(`held${i}`, 'intruder', 30_000)).toBe(false);
+  });
+
   it('refuses a commit that would leave one session larger than the whole sizeLimit (413 naming memory.sizeLimit), changing nothing', () => {
     const store = new MemorySessionStore({ clock: new ManualClock(), sizeLimit: 4000 });
     store.commitNow('other', small, IDLE);
@@ -64,8 +75,9 @@ describe('MemorySessionStore bounds', () => {
       refused = error;
     }
     expect(refused).toBeInstanceOf(SessionLimitExceededError);
+    expect((refused as SessionLimitExceededError).limit).toBe('sizeLimit');
     expect((refused as Error).message).toMatch(
-      /This commit would grow the session to \d+ bytes as the memory store counts them, more than the store's sizeLimit of 4000 bytes .*raise memory\.sizeLimit\./,
+      /This commit would grow the session to \d+ bytes as the memory store counts them, more than the store's sizeLimit of 4000 bytes .*raise the memory store's sizeLimit \(SessionModule option memory\.sizeLimit\)\./,
     );
     expect([...(store.loadNow('grows', IDLE)?.keys() ?? [])]).toEqual(['a']);
     expect(store.loadNow('other', IDLE)?.get('count')).toEqual(new Uint8Array([1]));

@@ -72,10 +72,12 @@ function sizeOfSession(data: SessionData): number {
 
 /**
  * The most a session within the module's limits counts for against `sizeLimit`: `maxSessionBytes` counts a key's
- * characters once, the store twice (UTF-16), and each field (`maxKeys` and the session id) adds its overhead.
+ * characters once, the store twice (UTF-16), and each field adds its overhead: at most `maxKeys` and the session id,
+ * and no more fields than `maxSessionBytes` (a key has at least one character, which counts there).
  */
 export function largestSessionSize(limits: Pick<SessionCommitLimits, 'maxKeys' | 'maxSessionBytes'>): number {
-  return SESSION_OVERHEAD + 2 * limits.maxSessionBytes + FIELD_OVERHEAD * (limits.maxKeys + 1);
+  const fields = Math.min(limits.maxKeys + 1, limits.maxSessionBytes);
+  return SESSION_OVERHEAD + 2 * limits.maxSessionBytes + FIELD_OVERHEAD * fields;
 }
 
 /** A bound option of the store: a positive integer, or Infinity for none (undefined). */
@@ -249,10 +251,10 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     }
     if (size <= sizeLimit || size <= before) return;
     throw new SessionLimitExceededError(
-      'maxSessionBytes',
+      'sizeLimit',
       `This commit would grow the session to ${size} bytes as the memory store counts them, more than the store's ` +
         `sizeLimit of ${sizeLimit} bytes for all sessions together.`,
-      'memory.sizeLimit',
+      "the memory store's sizeLimit (SessionModule option memory.sizeLimit)",
     );
   }
 
@@ -357,14 +359,15 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   /**
    * Drops released or expired locks from the front (the least recently set), a few per call. A held lock is never
    * dropped: its key would look never locked, and the next request would take it while its holder runs (a probe: more
-   * requests holding locks at once than `maxSessions`). While that many are held, the map holds them all.
+   * requests holding locks at once than `maxSessions`). One met at the front goes to the back, so the released ones
+   * behind it are reached. While more than the bound are held, the map holds them all.
    */
   private trimLocks(): void {
     const now = this.clock.now();
-    let examined = 0;
-    for (const [key, lock] of this.locks) {
-      if (this.locks.size <= this.maxLocks || examined++ === LOCK_TRIM_STEP) return;
-      if (lock.expiresAt <= now) this.locks.delete(key);
+    for (let examined = 0; examined < LOCK_TRIM_STEP && this.locks.size > this.maxLocks; examined++) {
+      const [key, lock] = this.locks.entries().next().value!;
+      this.locks.delete(key);
+      if (lock.expiresAt > now) this.locks.set(key, lock);
     }
   }
 }
