@@ -39,7 +39,7 @@ describe('MemoryDistributedCache (manual clock)', () => {
     expect(await cache.get('d')).toBeDefined();
   });
 
-  it('refuses a value larger than the whole sizeLimit: a RangeError, nothing stored, nothing evicted', async () => {
+  it('refuses a value larger than the whole sizeLimit: CacheEntryTooLargeError, nothing stored, nothing evicted', async () => {
     const cache = new MemoryDistributedCache({ sizeLimit: 300 });
     await cache.set('a', new Uint8Array(100));
     await cache.set('b', new Uint8Array([1, 2, 3]));

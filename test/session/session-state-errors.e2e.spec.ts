@@ -109,6 +109,7 @@ function construct(name: string, errorClass: ErrorClass): Error {
     SessionLimitExceededError: ['maxKeys', 'Too many keys.'],
     RedisOperationError: ['failed', 'get'],
     TempDataFormatError: ['bad'],
+    CacheEntryTooLargeError: [301, 300],
   };
   const Concrete = errorClass as unknown as new (...args: unknown[]) => Error;
   return new Concrete(...(args[name] ?? ['message']));

@@ -26,11 +26,8 @@ export { DistributedCache, InjectDistributedCache } from './cache/distributed-ca
 export type { DistributedCacheEntryOptions } from './cache/distributed-cache-entry.options.js';
 export { getCacheString, setCacheString } from './cache/distributed-cache.strings.js';
 export { ManualClock, systemClock, type Clock } from './cache/clock.js';
-export {
-  CacheEntryTooLargeError,
-  MemoryDistributedCache,
-  type MemoryDistributedCacheOptions,
-} from './cache/memory/memory.cache.js';
+export { MemoryDistributedCache, type MemoryDistributedCacheOptions } from './cache/memory/memory.cache.js';
+export { CacheEntryTooLargeError } from './errors/cache.errors.js';
 export type {
   RedisCacheOptions,
   RedisClientLike,

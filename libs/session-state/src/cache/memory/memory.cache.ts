@@ -3,6 +3,7 @@ import { resolveExpiration, type DistributedCacheEntryOptions } from '../distrib
 import type { DistributedCache } from '../distributed-cache.interface.js';
 import { assertCacheKey } from '../distributed-cache.key.js';
 import { MemoryEntryTable, resolveBound } from './memory-entry.table.js';
+import { CacheEntryTooLargeError } from '../../errors/cache.errors.js';
 import { describeOptionValue } from '../../options/option-names.check.js';
 import { HiddenFromLogs } from '../../logging/hidden-from-logs.js';
 
@@ -24,35 +25,6 @@ export interface MemoryDistributedCacheOptions {
   sizeLimit?: number | undefined;
   /** Time source; a {@link ManualClock} in tests. */
   clock?: Clock | undefined;
-}
-
-/**
- * {@link MemoryDistributedCache.set} of a value larger than the cache's whole `sizeLimit`: nothing was stored and
- * nothing evicted (before, every other entry was evicted and then the value itself). A session store on the cache
- * answers it as a 413 (`SessionLimitExceededError`, limit `sizeLimit`).
- *
- * @example
- * try {
- *   await cache.set('report', bytes);
- * } catch (error) {
- *   if (error instanceof CacheEntryTooLargeError) return this.store.saveElsewhere(bytes); // never fits this cache
- *   throw error;
- * }
- */
-export class CacheEntryTooLargeError extends RangeError {
-  constructor(
-    /** The value's bytes. */
-    readonly size: number,
-    readonly sizeLimit: number,
-  ) {
-    // Not the key: a session store on this cache names entries by session key.
-    super(
-      `MemoryDistributedCache: a value of ${size} bytes is larger than the whole cache (sizeLimit ${sizeLimit} bytes: ` +
-        "MemoryDistributedCacheOptions.sizeLimit, or SessionModule option memory.cacheSizeLimit for the module's own " +
-        'cache): nothing was stored, nothing evicted. Raise the limit, or keep such values elsewhere.',
-    );
-    this.name = 'CacheEntryTooLargeError';
-  }
 }
 
 /**

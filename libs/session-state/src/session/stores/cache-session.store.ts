@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { DistributedCache } from '../../cache/distributed-cache.interface.js';
-import { CacheEntryTooLargeError } from '../../cache/memory/memory.cache.js';
+import { CacheEntryTooLargeError } from '../../errors/cache.errors.js';
 import {
   SessionLimitExceededError,
   SessionMovedError,
