@@ -323,6 +323,32 @@ describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-s
     expect(imported.trim()).toMatch(/\/node_modules\/nest-session-state\/dist\/index\.js$/);
   });
 
+  it('refuses at startup a SessionModule from each of its two builds in one app (one imported, one required)', async () => {
+    // Each build's forRoot() would otherwise pass its own check: both entered every request, and a sign-in
+    // written through one build's store was lost to the other's (a probe: 200, then signed out).
+    const script = [
+      "import 'reflect-metadata';",
+      "import { createRequire } from 'node:module';",
+      "import { Module } from '@nestjs/common';",
+      "import { NestFactory } from '@nestjs/core';",
+      "import { SessionModule } from 'nest-session-state';",
+      "const required = createRequire(import.meta.url)('nest-session-state');",
+      'class Feature {}',
+      'Module({ imports: [required.SessionModule.forRoot()] })(Feature);',
+      'class AppModule {}',
+      'Module({ imports: [SessionModule.forRoot(), Feature] })(AppModule);',
+      'try {',
+      '  const app = await NestFactory.create(AppModule, { logger: false });',
+      "  await app.init(); console.log('STARTED'); await app.close();",
+      "} catch (error) { console.log('REFUSED ' + error.message); }",
+    ].join('\n');
+    const output = await app.node(['--input-type=module', '-e', script], project.esm);
+    expect(output).toMatch(/^REFUSED SessionModule is imported more than once in this application/);
+    expect(output).toMatch(
+      /Two copies of the package count too: its ES module build \(import\) and its CommonJS build/,
+    );
+  });
+
   if (nestMajor === 11)
     it("runs a test of the app in Jest's default CommonJS mode (a Nest 11 app's tests: Jest's own loader requires the package)", async () => {
       const output = await app.node([join(app.dir, 'node_modules/jest/bin/jest.js'), '--ci'], project.jest);

@@ -1,9 +1,15 @@
 import { connect, Http2ServerResponse, type ClientHttp2Session } from 'node:http2';
 import { jest } from '@jest/globals';
-import { Controller, Get, Module, Post, Redirect, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Module, Post, Redirect, Res, type INestApplication } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { SessionModule, TempData, type TempDataDictionary } from 'nest-session-state';
+import {
+  MemorySessionStore,
+  Session,
+  SessionModule,
+  TempData,
+  type TempDataDictionary,
+} from 'nest-session-state';
 import { SessionTestController } from '../support/apps/session-test.app.js';
 import { generateTlsCertificates, type TlsCertificates } from '../support/redis/tls-certificates.js';
 import { CaptureLogger } from '../support/capture-logger.js';
@@ -181,5 +187,70 @@ describe('the TempData cookie budget on HTTP/2 (Fastify, h2c)', () => {
     expect(warned).toHaveLength(1);
     expect(warned[0]).toContain('under the HTTP/2 header list limit of 32768 bytes');
     expect(warned[0]).not.toContain('maxHeaderSize');
+  });
+});
+
+/** A memory store whose commits of a session holding "flood" stall 150 ms, then fail. */
+class FloodCommitsFail extends MemorySessionStore {
+  override async commit(...args: Parameters<MemorySessionStore['commit']>): Promise<void> {
+    const values = [...args[1].set.values()].map((bytes) => new TextDecoder().decode(bytes));
+    if (!values.some((value) => value.includes('flood'))) return super.commit(...args);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    throw new Error('the store did not answer');
+  }
+}
+
+const CHUNK = Buffer.alloc(64 * 1024, 'x');
+const CHUNKS = 32; // 2 MiB: past the response hold's 1 MiB, so the head leaves before the commit settles
+
+@Controller()
+class FloodController {
+  /** Sets a value, then writes 2 MiB straight to the raw response, ignoring back-pressure. */
+  @Get('flood')
+  flood(
+    @Session() session: Session,
+    @Res() reply: { raw: NodeJS.WritableStream & { writeHead(s: number): void } },
+  ) {
+    session.setString('name', 'flood');
+    reply.raw.writeHead(200);
+    for (let i = 0; i < CHUNKS; i++) reply.raw.write(CHUNK);
+    reply.raw.end();
+  }
+}
+
+describe('HTTP/2 on Fastify: a stream that went out before its commit finished, whose commit then fails', () => {
+  it('is reset with an error code: the client never reads a complete 200 for a write that was not saved', async () => {
+    @Module({
+      imports: [SessionModule.forRoot({ store: new FloodCommitsFail() })],
+      controllers: [FloodController],
+    })
+    class AppModule {}
+    const ref = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    const app = ref.createNestApplication(new FastifyAdapter({ http2: true } as never), { logger: false });
+    await app.listen(0, '127.0.0.1');
+    const client = connect(await app.getUrl());
+    try {
+      const outcome = await new Promise<{ status: number; bytes: number; ended: boolean; rstCode: number }>(
+        (resolve) => {
+          const stream = client.request({ ':method': 'GET', ':path': '/flood' });
+          let status = 0;
+          let bytes = 0;
+          let ended = false;
+          stream.on('response', (headers) => (status = Number(headers[':status'])));
+          stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          stream.on('end', () => (ended = true));
+          stream.on('error', () => undefined); // the reset, read below
+          stream.on('close', () => resolve({ status, bytes, ended, rstCode: stream.rstCode ?? 0 }));
+          stream.end();
+        },
+      );
+      expect(outcome.status).toBe(200); // the head left before the commit could fail
+      expect(outcome.bytes).toBeLessThan(CHUNKS * CHUNK.length);
+      expect(outcome.ended).toBe(false); // no END_STREAM: not a complete response
+      expect(outcome.rstCode).not.toBe(0); // NO_ERROR would read as a normal end
+    } finally {
+      client.close();
+      await app.close();
+    }
   });
 });

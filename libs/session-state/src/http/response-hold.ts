@@ -7,6 +7,8 @@ type ResponseMethod = (this: HttpResponse, ...args: unknown[]) => unknown;
 const HELD_WRITE_SOFT_LIMIT = 64 * 1024;
 /** Bytes of held writes buffered at most; a commit is normally done long before. */
 const HELD_WRITE_BUDGET = 1024 * 1024;
+/** Why an HTTP/2 stream is reset when its commit failed after its head left (see finishTail). */
+const CUT_OFF = 'The session commit failed after the response had started: the response is cut off.';
 
 interface HeldCall {
   readonly method: ResponseMethod;
@@ -136,7 +138,11 @@ export class ResponseHold {
     if (error) {
       this.callWhenDone(callbacksOf(tail));
       this.answered = true;
-      this.res.destroy();
+      // HTTP/2 (the compatibility response has a stream): destroyed without an error, the stream closes with
+      // NO_ERROR after an END_STREAM, which a client reads as a complete response; with one it is reset
+      // (INTERNAL_ERROR). HTTP/1.1 needs none: its connection closes before the end.
+      if ((this.res as { stream?: unknown }).stream !== undefined) this.res.destroy(new Error(CUT_OFF));
+      else this.res.destroy();
       return;
     }
     for (const held of tail) if (!this.res.writableEnded) held.method.apply(this.res, held.args);

@@ -299,8 +299,15 @@ function checkedStore(store: SessionStore, infrastructure: SessionInfrastructure
   return store;
 }
 
-/** The applications a SessionModule serves (their Nest HTTP adapters, or module containers without one): one module each. */
-const servedApplications = new WeakSet<object>();
+/**
+ * The applications a SessionModule serves (their Nest HTTP adapters, or module containers without one): one module
+ * each. Kept on the global object under a registered symbol, so the package's two builds (its ES module and its
+ * CommonJS build, both loaded in one process) share it: each copy's forRoot() would otherwise pass, both would enter
+ * every request, and sessions written through one copy's store would be lost to the other's (a probe).
+ */
+const servedApplications: WeakSet<object> = ((globalThis as Record<symbol, unknown>)[
+  Symbol.for('nest-session-state.served-applications')
+] ??= new WeakSet<object>()) as WeakSet<object>;
 
 /**
  * Refuses a second SessionModule in one application: each forRoot()/forRootAsync() makes its own store, key
@@ -315,7 +322,9 @@ function claimApplication(adapter: object | undefined): void {
         'in two modules): each import makes its own session store, key ring and user index, and only one would ' +
         'serve requests. Import it once, in the root module: it is global, so every module can inject its ' +
         'providers. With isGlobal: false, import it once in a module of your own that exports it ' +
-        '(exports: [SessionModule]), and import that module where it is needed.',
+        '(exports: [SessionModule]), and import that module where it is needed. Two copies of the package count ' +
+        'too: its ES module build (import) and its CommonJS build (require) loaded side by side each bring one ' +
+        '(docs/configuration.md, "One build per process").',
     );
   }
   servedApplications.add(adapter);
