@@ -109,6 +109,32 @@ describe('RedisDistributedCache on a standalone server', () => {
     expect(elapsed).toBeLessThan(2500);
   });
 
+  it('retries first after 20 ms, not a whole retry interval: a stall just past the first try is bridged at once', async () => {
+    const retrying = await connectCache({
+      host: server.host,
+      port: server.port,
+      operationTimeoutInMilliseconds: 500,
+      retryTimeoutInMilliseconds: 3000,
+    });
+    await retrying.set('first-retry', Uint8Array.of(6));
+    // Hung (SIGSTOP, its connections open) until 100 ms after the first try timed out: the retry, sent 20 ms
+    // after that timeout, waits in the socket and is answered as the server resumes, long before its own timeout.
+    server.freeze();
+    const started = Date.now();
+    const read = retrying.get('first-retry');
+    try {
+      await sleep(600);
+    } finally {
+      server.thaw();
+    }
+    expect([...(await read)!]).toEqual([6]);
+    const elapsed = Date.now() - started;
+    // attempt at 0 (times out at 500), retry at ~520, answered at the thaw (~600); a first retry a second after
+    // the timeout would answer at ~1500.
+    expect(elapsed).toBeGreaterThanOrEqual(590);
+    expect(elapsed).toBeLessThan(1100);
+  });
+
   it('gives up after retryTimeoutInMilliseconds with one final try', async () => {
     const retrying = await connectCache({
       host: server.host,
@@ -153,6 +179,33 @@ describe('RedisDistributedCache on a standalone server', () => {
       Logger.overrideLogger(new Logger());
     }
   });
+
+  it('reconnects with a backoff of at most 1 s: after an outage long enough to reach that cap, answers within about a second of the restart', async () => {
+    const own = await RedisServerProcess.start();
+    try {
+      const reconnecting = await connectCache({ host: own.host, port: own.port, applicationName: 'backoff' });
+      await reconnecting.set('before', Uint8Array.of(1));
+      await own.kill();
+      // Reconnects refused after 100, 200, ... ms: the delay reaches its 1 s cap at the 10th try, 5.5 s in.
+      await sleep(6_400);
+      await own.restart();
+      const restarted = Date.now();
+      let answered = false;
+      while (!answered && Date.now() - restarted < 6_000) {
+        answered = await reconnecting.set('after', Uint8Array.of(2)).then(
+          () => true,
+          () => sleep(25).then(() => false), // not connected yet: refused at once
+        );
+      }
+      const ms = Date.now() - restarted;
+      // The next reconnect comes at most 1 s after the last refused one (a 10 s backoff would leave it down ~3.5 s).
+      expect(answered).toBe(true);
+      expect(ms).toBeLessThan(2_000);
+      expect(await reconnecting.get('after')).toEqual(Uint8Array.of(2));
+    } finally {
+      await own.stop();
+    }
+  }, 20_000);
 });
 
 describe('RedisDistributedCache connection options', () => {

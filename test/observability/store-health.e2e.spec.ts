@@ -6,7 +6,16 @@
 import request from 'supertest';
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { SessionConfigurationError, SessionModule, type SessionModuleOptions } from 'nest-session-state';
+import {
+  MemorySessionStore,
+  SessionConfigurationError,
+  SessionModule,
+  type SessionChanges,
+  type SessionCommitLimits,
+  type SessionData,
+  type SessionModuleOptions,
+  type SessionStore,
+} from 'nest-session-state';
 import { SessionStoreHealthIndicator } from 'nest-session-state/terminus';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
@@ -36,6 +45,37 @@ async function eventually(url: string, status: number, withinMs = 10_000) {
   }
 }
 
+/**
+ * A store of the app's own: no `storeType`, and the `ping()` given (none when left out). Its sessions live in a
+ * memory store it wraps, which is not what the indicator sees.
+ */
+class OwnStore implements SessionStore {
+  private readonly sessions = new MemorySessionStore();
+  readonly writesDeltas = true;
+  readonly throwOnError = true;
+  readonly ping?: () => Promise<void>;
+
+  constructor(ping?: () => Promise<void>) {
+    if (ping) this.ping = ping;
+  }
+
+  load(sessionKey: string, idleTimeoutMs: number): Promise<SessionData | undefined> {
+    return this.sessions.load(sessionKey, idleTimeoutMs);
+  }
+
+  commit(sessionKey: string, changes: SessionChanges, idleTimeoutMs: number, limits?: SessionCommitLimits) {
+    return this.sessions.commit(sessionKey, changes, idleTimeoutMs, limits);
+  }
+
+  refresh(sessionKey: string, idleTimeoutMs: number): Promise<void> {
+    return this.sessions.refresh(sessionKey, idleTimeoutMs);
+  }
+
+  remove(sessionKey: string): Promise<void> {
+    return this.sessions.remove(sessionKey);
+  }
+}
+
 async function start(options: SessionModuleOptions): Promise<{ app: INestApplication; url: string }> {
   return startSessionApp(options, { imports: [HealthModule] });
 }
@@ -50,6 +90,71 @@ describe('SessionStoreHealthIndicator (nest-session-state/terminus)', () => {
     } finally {
       await app.close();
     }
+  });
+
+  describe('a custom store', () => {
+    const PING_TIMEOUT = 200;
+    /** The timeout, and a loaded 2-core machine. */
+    const PING_ANSWER_BOUND = PING_TIMEOUT + 600;
+
+    /** What `isHealthy('session-store', { timeout })` answers, and in how long; 'no answer' after 3 s. */
+    async function probe(store: SessionStore, options: { timeout?: number } = {}) {
+      const { app } = await start({ store });
+      try {
+        const indicator = app.get(SessionStoreHealthIndicator);
+        const started = Date.now();
+        const result = await Promise.race([
+          indicator.isHealthy('session-store', options),
+          new Promise<'no answer'>((resolve) => setTimeout(() => resolve('no answer'), 3_000).unref()),
+        ]);
+        return { result, ms: Date.now() - started };
+      } finally {
+        await app.close();
+      }
+    }
+
+    it("without storeType or ping(): up, reported as store 'custom' with probe 'none'", async () => {
+      const { app, url } = await start({ store: new OwnStore() });
+      try {
+        const answer = await health(url);
+        expect(answer.status).toBe(200);
+        expect(answer.body.details['session-store']).toEqual({
+          status: 'up',
+          store: 'custom',
+          probe: 'none',
+        });
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('a ping() that never settles: down within the timeout given to isHealthy(), naming it, never hanging', async () => {
+      const { result, ms } = await probe(new OwnStore(() => new Promise<void>(() => undefined)), {
+        timeout: PING_TIMEOUT,
+      });
+      expect(result).toEqual({
+        'session-store': {
+          status: 'down',
+          store: 'custom',
+          message: `The session store did not answer within ${PING_TIMEOUT} ms (timeout).`,
+        },
+      });
+      expect(ms).toBeGreaterThanOrEqual(PING_TIMEOUT - 5);
+      expect(ms).toBeLessThan(PING_ANSWER_BOUND);
+    });
+
+    it('a ping() that rejects: down with its reason', async () => {
+      const { result } = await probe(
+        new OwnStore(() => Promise.reject(new Error('the audit database refused the connection'))),
+      );
+      expect(result).toEqual({
+        'session-store': {
+          status: 'down',
+          store: 'custom',
+          message: 'the audit database refused the connection',
+        },
+      });
+    });
   });
 
   describe('Redis standalone', () => {

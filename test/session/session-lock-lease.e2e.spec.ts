@@ -381,6 +381,56 @@ class UnreachableAtReleaseStore extends MemorySessionStore {
   }
 }
 
+/** A memory store that notes when it gave a lock (tryLock) and when it was asked to renew one (renewLock). */
+class RenewalsRecordingStore extends MemorySessionStore {
+  readonly taken: number[] = [];
+  readonly renewals: number[] = [];
+  override async tryLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    const took = await super.tryLock(sessionKey, token, ttlMs);
+    if (took) this.taken.push(performance.now());
+    return took;
+  }
+  override renewLock(sessionKey: string, token: string, ttlMs: number): Promise<boolean> {
+    this.renewals.push(performance.now());
+    return super.renewLock(sessionKey, token, ttlMs);
+  }
+}
+
+describe('session.lock renewal schedule', () => {
+  const RENEW_TTL = 900;
+  const store = new RenewalsRecordingStore();
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    ({ app, url } = await startSessionApp(
+      { secrets: SECRETS, store, session: { lock: { ttl: RENEW_TTL, acquireTimeout: 3_000 } } },
+      { controllers: [GatedSessionController] },
+    ));
+  });
+  afterAll(async () => {
+    releaseAllGates();
+    await app.close();
+  });
+
+  it('renews a held lock every third of its ttl: three renewals within 1.9 x ttl of taking it', async () => {
+    const cookie = cookiePair(await request(url).get('/counter').expect(200, { count: 1 }), COOKIE);
+    store.taken.length = 0;
+    store.renewals.length = 0;
+    const held = await incrementAtGate(url, cookie);
+    expect(store.taken).toHaveLength(1);
+    const takenAt = store.taken[0];
+    await sleep(1.9 * RENEW_TTL - (performance.now() - takenAt));
+    // Renewals due at 1/3, 2/3 and 3/3 of the ttl (each scheduled once the one before answered): 0.9 x ttl of slack
+    // for the third. Renewed every two thirds instead, the third would come at 2 x ttl.
+    const renewed = store.renewals.filter((at) => at - takenAt < 1.9 * RENEW_TTL);
+    held.gate.release();
+    expect((await held.pending).status).toBe(200);
+    expect(renewed.length).toBeGreaterThanOrEqual(3);
+    await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
+  });
+});
+
 describe('session.lock at shutdown: a request whose client left still holds the lock', () => {
   it('is released as the app closes (Nest does not wait for it): another instance gets the lock at once, not after the TTL', async () => {
     const server = await RedisServerProcess.start();

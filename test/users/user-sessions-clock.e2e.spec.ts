@@ -132,6 +132,38 @@ describe('user sessions: a bind that maxSessionsPerUser revokes at once', () => 
   });
 });
 
+/**
+ * lastSeenAt is derived from the session's expiry minus `session.idleTimeout`: exact on the memory store, whose
+ * clock sets both the binding time and every slide of the expiry.
+ */
+describe('user sessions: lastSeenAt on the memory store', () => {
+  const target = onManualClock({});
+  const clock = target.clock;
+  let url: string;
+  beforeAll(() => (url = target.url));
+
+  it('is the time of the last request that loaded the session: createdAt plus the minutes since, exactly', async () => {
+    const user = 'last-seen@example.test';
+    const keeper = new BrowserClient('Keeper/1');
+    const browser = new BrowserClient('Seen/1');
+    await keeper.login(url, user);
+    const id = await browser.login(url, user);
+    clock.advance(7 * 60_000);
+    expect((await browser.me(url)).user).toBe(user); // loads (and slides) the session 7 minutes after sign-in
+    clock.advance(3 * 60_000);
+    const listed = (await keeper.request(`${url}/users/sessions`)).json.sessions as {
+      id: string;
+      createdAt: string;
+      lastSeenAt: string;
+    }[];
+    const seen = listed.find((s) => s.id === id)!;
+    expect(Date.parse(seen.lastSeenAt) - Date.parse(seen.createdAt)).toBe(7 * 60_000);
+    // The listing request loaded the keeper's own session: seen now, 10 minutes after its sign-in.
+    const own = listed.find((s) => s.id !== id)!;
+    expect(Date.parse(own.lastSeenAt) - Date.parse(own.createdAt)).toBe(10 * 60_000);
+  });
+});
+
 /** One app on a memory store whose clock the test moves, started and closed around the calling describe block. */
 function onManualClock(extra: SessionModuleOptions): { readonly clock: ManualClock; readonly url: string } {
   const clock = new ManualClock(Date.now());

@@ -1,9 +1,16 @@
 import type { INestApplication } from '@nestjs/common';
-import type { MemorySessionStore, SessionModuleOptions } from 'nest-session-state';
+import {
+  isUserSessionIndexSource,
+  SessionStore,
+  type MemorySessionStore,
+  type SessionChanges,
+  type SessionModuleOptions,
+} from 'nest-session-state';
 import { MemoryUserSessionIndex } from '../../libs/session-state/src/users/memory-user-session.index.js';
 import { userIndexKeys } from '../../libs/session-state/src/users/redis/redis-user-session.keys.js';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
 import { gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
+import { findSetCookie } from '../support/cookie-jar.js';
 import { BrowserClient } from './support/browser-client.js';
 import { STORES, startUsersApp, type StoreUnderTest } from './support/user-sessions.stores.js';
 
@@ -20,6 +27,7 @@ interface Listed {
   metadata: { userAgent: string };
 }
 
+const COOKIE = '.Nest.Session';
 let users = 0;
 const newUser = () => `user-${++users}@example.test`;
 let gates = 0;
@@ -119,6 +127,47 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect((await list(keeper, b)).map((s) => s.id)).not.toContain(victimId);
     // Revoking again, or an id of another user, does nothing.
     expect((await keeper.request(`${b}/users/revoke/${victimId}`, 'POST')).json).toEqual({ revoked: false });
+  });
+
+  it("revoking the request's own session with it as current abandons it in this request: the response deletes its cookie", async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/3');
+    const browser = new BrowserClient('SignsItselfOut/1');
+    await keeper.login(a, user);
+    const id = await browser.login(a, user);
+    const res = await fetch(`${b}/users/revoke/${id}?current=1`, {
+      method: 'POST',
+      headers: { cookie: browser.jar.header() },
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ revoked: true });
+    expect(findSetCookie({ headers: { 'set-cookie': res.headers.getSetCookie() } }, COOKIE)).toMatch(
+      /^\.Nest\.Session=;.*Expires=Thu, 01 Jan 1970/i,
+    );
+    expect(await browser.me(a)).toEqual({ user: null, keys: [] });
+    expect((await list(keeper, b)).map((s) => s.id)).not.toContain(id);
+  });
+
+  it("revoking through the store's index deletes nothing under a key that now holds a newer session (reused after an expiry)", async () => {
+    const user = newUser();
+    const browser = new BrowserClient('Reused/1');
+    const revokedId = await browser.login(a, user);
+    const cookie = browser.jar.header();
+    const sessionKey = cookie.slice(cookie.indexOf('=') + 1, cookie.lastIndexOf('.'));
+    const store = running[0].get<symbol, SessionStore>(SessionStore, { strict: false });
+    if (!isUserSessionIndexSource(store))
+      throw new Error(`${store.constructor.name} has no user session index`);
+    // The revoked session is gone from its key (as at its expiry) and a newer one, unbound, lives there now.
+    await store.remove(sessionKey);
+    await store.commit(sessionKey, newSessionChanges({ '\u0000id': 'newer-session', cart: 'items' }), 60_000);
+
+    await store
+      .userSessionIndex()
+      .revoke(user, [{ sessionId: revokedId, sessionKey, createdAt: 0, metadata: {} }]);
+
+    const stored = await store.load(sessionKey, 60_000);
+    expect(decoded(stored, '\u0000id')).toBe('newer-session');
+    expect(decoded(stored, 'cart')).toBe('items');
   });
 
   it('revokes every other session (sign out everywhere else), the current one stays', async () => {
@@ -397,6 +446,18 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect(await indexEntries(store, options, user)).toBe(1);
   });
 });
+
+/** The changes of a new session's first commit: `values` (text) under a key that holds no session. */
+function newSessionChanges(values: Record<string, string>): SessionChanges {
+  const set = new Map(Object.entries(values).map(([k, v]) => [k, new TextEncoder().encode(v)] as const));
+  return { cleared: false, set, removed: new Set(), snapshot: () => new Map(set) };
+}
+
+/** One stored value as text (undefined when the session or the value is missing). */
+function decoded(data: Map<string, Uint8Array> | undefined, field: string): string | undefined {
+  const bytes = data?.get(field);
+  return bytes === undefined ? undefined : new TextDecoder().decode(bytes);
+}
 
 /** How many entries the user's index holds, dead ones included (Redis: the sorted set's size). */
 async function indexEntries(

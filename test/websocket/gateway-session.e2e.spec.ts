@@ -183,6 +183,11 @@ describe.each([memory(), redis(), postgres()])('gateway sessions on $name', (sto
       ['tampered', (cookie: string) => cookie.slice(0, -2) + (cookie.endsWith('AA') ? 'BB' : 'AA')],
       ['malformed', () => `${COOKIE}=not-a-signed-value`],
       ['from another key ring', () => `${COOKIE}=c2Vzc2lvbmtleQ.c2lnbmF0dXJlYnl0aGVvdGhlcmtleXJpbmc`],
+      // The session's real key with its signature cut off: a key alone is never taken for a signed one.
+      [
+        'signature-stripped (the session’s own key, unsigned)',
+        (cookie: string) => cookie.slice(0, cookie.lastIndexOf('.')),
+      ],
     ])('a %s cookie: no session, and the gateway keeps working', async (_label, mangle) => {
       const cookie = await login('mallory');
       const client = await connect(mangle(cookie));

@@ -141,10 +141,12 @@ export class UserSessionsTestController {
     return { user, sessions: await this.userSessions.list(user, session) };
   }
 
+  /** Revokes the session `id` of the signed-in user; with `current=1`, passes the request's session as `current`. */
   @Post('revoke/:id')
   @HttpCode(200)
-  async revoke(@Session() session: Session, @Param('id') id: string) {
-    return { revoked: await this.userSessions.revoke(this.signedIn(session), id) };
+  async revoke(@Session() session: Session, @Param('id') id: string, @Query('current') current?: string) {
+    const user = this.signedIn(session);
+    return { revoked: await this.userSessions.revoke(user, id, current === '1' ? session : undefined) };
   }
 
   @Post('revoke-others')
