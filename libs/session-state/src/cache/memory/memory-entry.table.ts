@@ -124,8 +124,13 @@ export class MemoryEntryTable<V> {
     return this.entries.get(key)?.size;
   }
 
+  /** The bound on the summed entry sizes; undefined: none. */
+  get sizeLimit(): number | undefined {
+    return this.options.sizeLimit;
+  }
+
   /** Whether one entry of `size` fits the table at all: beyond `sizeLimit` it would evict everything, itself too. */
-  fits(size: number): boolean {
+  private fits(size: number): boolean {
     return this.options.sizeLimit === undefined || size <= this.options.sizeLimit;
   }
 

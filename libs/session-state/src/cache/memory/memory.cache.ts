@@ -38,17 +38,15 @@ export interface MemoryDistributedCacheOptions {
 export class MemoryDistributedCache implements DistributedCache {
   private readonly table: MemoryEntryTable<Uint8Array>;
   private readonly clock: Clock;
-  /** Undefined: no bound. */
-  private readonly sizeLimit: number | undefined;
 
   constructor(options: MemoryDistributedCacheOptions = {}) {
-    const sizeLimit = (this.sizeLimit = resolveBound(
+    const sizeLimit = resolveBound(
       options.sizeLimit,
       DEFAULT_MEMORY_CACHE_SIZE_LIMIT,
       () =>
         `MemoryDistributedCacheOptions.sizeLimit must be a positive integer number of bytes, or Infinity for ` +
         `no limit (got ${describeOptionValue(options.sizeLimit)}).`,
-    ));
+    );
     this.clock = clockOption(
       options.clock,
       'MemoryDistributedCacheOptions.clock (SessionModule option memory.clock)',
@@ -79,7 +77,7 @@ export class MemoryDistributedCache implements DistributedCache {
     assertCacheKey(key);
     const expiration = resolveExpiration(options, this.clock.now());
     if (!this.table.set(key, Uint8Array.from(value), expiration))
-      throw new CacheEntryTooLargeError(value.byteLength, this.sizeLimit!);
+      throw new CacheEntryTooLargeError(value.byteLength, this.table.sizeLimit!);
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await

@@ -130,8 +130,6 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   private readonly warned = new Set<string>();
   /** The last expiration written (shared by entries: the table never changes one in place). */
   private expiration = { slidingMs: 0 };
-  /** The bound on all sessions' bytes together; undefined: none. */
-  readonly sizeLimit: number | undefined;
 
   constructor(options: MemorySessionStoreOptions = {}) {
     this.clock = clockOption(
@@ -142,7 +140,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     this.maxLocks = maxSessions ?? Number.POSITIVE_INFINITY; // undefined: no bound
     // As many marks as sessions at most: each is a session that left its key within the idle timeout.
     this.ended = new EndedSessionMarks(() => this.clock.now(), maxSessions);
-    const sizeLimit = (this.sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT));
+    const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
     this.table = new MemoryEntryTable<SessionData>({
       clock: this.clock,
       sizeLimit,
@@ -164,6 +162,11 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
         `from now on, and their visitors start new sessions. Raise memory.${option} if this is real traffic, or ` +
         'keep sessions in Redis (option redis). Logged once.',
     );
+  }
+
+  /** The bound on all sessions' bytes together; undefined: none. */
+  get sizeLimit(): number | undefined {
+    return this.table.sizeLimit;
   }
 
   /** Number of sessions held (expired ones may count until swept). */
@@ -223,7 +226,8 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
     // Against what is stored, not what the request loaded: concurrent requests cannot add up past a limit.
     if (limits) checkCommitLimits(stored, changes, limits);
     // A session larger than the whole store would evict every other, then itself: refused before anything changes.
-    if (this.sizeLimit !== undefined) this.checkFits(sessionKey, stored, changes, this.sizeLimit);
+    const sizeLimit = this.table.sizeLimit;
+    if (sizeLimit !== undefined) this.checkFits(sessionKey, stored, changes, sizeLimit);
     // The stored map is never handed out (loads copy it), so it is updated in place.
     const next = applyChanges(stored, changes);
     // Empty once this delta is applied to what is stored now (not to what this request loaded).
