@@ -210,6 +210,20 @@ export function distributedCacheContract(setup: () => CacheUnderTest): void {
     expect(await t.cache.get(name)).toBeUndefined();
   });
 
+  it('refuses a value that is not a Uint8Array with a TypeError, storing nothing (untyped callers: a JSON string)', async () => {
+    const name = k();
+    await t.cache.set(name, bytes('before'));
+    for (const value of ['{"cart":[1,2]}', [1, 2, 3], { length: 2 }, null, undefined, 42]) {
+      await expect(t.cache.set(name, value as unknown as Uint8Array)).rejects.toThrow(
+        /DistributedCache value must be a Uint8Array/,
+      );
+    }
+    expect(text(await t.cache.get(name))).toBe('before');
+    const fresh = k();
+    await expect(t.cache.set(fresh, 'text' as unknown as Uint8Array)).rejects.toThrow(TypeError);
+    expect(await t.cache.get(fresh)).toBeUndefined();
+  });
+
   it('refuses a key with a lone UTF-16 surrogate on every operation (Redis would store it as U+FFFD: keys would meet)', async () => {
     const name = k();
     const lone = `${name}\ud800`;

@@ -1,7 +1,7 @@
 import { clockOption, type Clock } from '../clock.js';
 import { resolveExpiration, type DistributedCacheEntryOptions } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
-import { assertCacheKey } from '../distributed-cache.key.js';
+import { assertCacheKey, assertCacheValue } from '../distributed-cache.key.js';
 import { MemoryEntryTable, resolveBound } from './memory-entry.table.js';
 import { CacheEntryTooLargeError } from '../../errors/cache.errors.js';
 import { describeOptionValue } from '../../options/option-names.check.js';
@@ -75,6 +75,7 @@ export class MemoryDistributedCache implements DistributedCache {
   // eslint-disable-next-line @typescript-eslint/require-await
   async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
     assertCacheKey(key);
+    assertCacheValue(value);
     const expiration = resolveExpiration(options, this.clock.now());
     if (!this.table.set(key, Uint8Array.from(value), expiration))
       throw new CacheEntryTooLargeError(value.byteLength, this.table.sizeLimit!);

@@ -5,7 +5,7 @@ import {
   type DistributedCacheEntryOptions,
 } from '../distributed-cache-entry.options.js';
 import type { DistributedCache } from '../distributed-cache.interface.js';
-import { assertCacheKey } from '../distributed-cache.key.js';
+import { assertCacheKey, assertCacheValue } from '../distributed-cache.key.js';
 import { redisKeys } from './redis-keys.js';
 import type { RedisConnection } from './redis.connection.js';
 import { commandBytes } from './redis-bytes.js';
@@ -46,6 +46,7 @@ export class RedisDistributedCache implements DistributedCache {
 
   async set(key: string, value: Uint8Array, options?: DistributedCacheEntryOptions): Promise<void> {
     assertCacheKey(key);
+    assertCacheValue(value);
     const now = Date.now();
     const expiration = resolveExpiration(options, now);
     const ttl = timeToLive(expiration, now);
