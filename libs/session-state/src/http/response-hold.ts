@@ -302,11 +302,15 @@ export class ResponseHold {
       return;
     }
     if (error && !headWritten(this.res)) {
+      // The route has not ended its response: it is still writing (a stream, an @Sse() producer), and what it writes
+      // now is dropped. It learns that nobody reads it only when the connection closes (Nest stops an event stream's
+      // producer then), so the error reply closes it, as if the client had left.
+      const stillWriting = !this.endHeld;
       this.callWhenDone(callbacksOf(this.held));
       this.held = undefined;
       this.endHeld = false;
       const below = this.wrappedAbove();
-      replaceWithJsonError(this.res, error.status, error.body, below);
+      replaceWithJsonError(this.res, error.status, error.body, below, stillWriting);
       this.answered = true;
       return;
     }
@@ -673,13 +677,21 @@ const BODY_HEADERS = [
 /**
  * Replaces a not-yet-sent response body with a JSON error. `below`: written with the response class's own
  * `writeHead` and `end`, past any middleware that wrapped them (it would encode the reply, or drop it).
+ * `closeConnection`: an HTTP/1 connection closes once the reply is sent (its `Connection: keep-alive` too).
  */
-export function replaceWithJsonError(res: HttpResponse, status: number, body: object, below = false): void {
+export function replaceWithJsonError(
+  res: HttpResponse,
+  status: number,
+  body: object,
+  below = false,
+  closeConnection = false,
+): void {
   const text = JSON.stringify(body);
   res.statusCode = status;
   // HTTP/2 has no status text (its compatibility response warns when one is set).
   if (res instanceof OutgoingMessage) res.statusMessage = STATUS_CODES[status] ?? '';
   for (const name of BODY_HEADERS) res.removeHeader(name);
+  if (closeConnection && res instanceof OutgoingMessage) res.setHeader('connection', 'close');
   res.setHeader('content-type', 'application/json; charset=utf-8');
   res.setHeader('content-length', Buffer.byteLength(text));
   res.setHeader('cache-control', 'no-store');
