@@ -72,6 +72,32 @@ describe(`GraphQL on ${TEST_PLATFORM}: commit before the response's headers`, ()
   });
 });
 
+describe(`GraphQL on ${TEST_PLATFORM}: a batched operation's change while a sign-in's move commits`, () => {
+  let app: INestApplication;
+  let url: string;
+  beforeAll(
+    async () =>
+      ({ app, url } = await startGraphQLApp(
+        { secrets: SECRETS, store: new SlowCommits() },
+        GRAPHQL_TEST_PROVIDERS,
+      )),
+  );
+  afterAll(() => app.close());
+
+  it('is saved as answered: the move does not put back the old value of a key the request changed meanwhile', async () => {
+    const cookie = cookieOf(await postGraphQL(url, 'mutation { increment }')); // count 1, stored
+    // The batch's operations run side by side: the increment runs while the sign-in's 150 ms move is committing.
+    const reply = await postGraphQLBatch(
+      url,
+      ['mutation { signIn(user: "batched") }', 'mutation { increment: incrementLater(ms: 50) }'],
+      cookie,
+    );
+    expect(reply.body).toEqual([{ data: { signIn: true } }, { data: { increment: 2 } }]);
+    const moved = reply.setCookies.find((c) => c.startsWith('.Nest.Session='))!.split(';')[0];
+    expect((await postGraphQL(url, '{ counter }', { cookie: moved })).body).toEqual({ data: { counter: 2 } });
+  });
+});
+
 describe(`GraphQL on ${TEST_PLATFORM}: Redis stopped and restarted`, () => {
   let server: RedisServerProcess;
   const apps: INestApplication[] = [];

@@ -404,6 +404,21 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     expect((await browsers[1].me(x)).user).toBe(user);
   });
 
+  it('maxSessionsPerUser: a session signed out by abandon() does not count, so a sign-in within the limit revokes nobody', async () => {
+    const [x, y] = await deploy({ users: { maxSessionsPerUser: 2 } });
+    const user = newUser();
+    const [kept, left, next] = ['Kept/1', 'Left/1', 'Next/1'].map((agent) => new BrowserClient(agent));
+    const keptId = await kept.login(x, user);
+    await store.expire(5); // distinct sign-in times
+    await left.login(y, user);
+    await store.expire(5);
+    expect((await left.request(`${x}/users/abandon`, 'POST')).status).toBe(200); // signed out: one session left
+    const nextId = await next.login(y, user);
+    // Two live sessions, within the limit: the first one stays signed in.
+    expect((await kept.me(y)).user).toBe(user);
+    expect((await list(next, x)).map((s) => s.id)).toEqual([keptId, nextId]);
+  });
+
   it('maxSessionsPerUser under concurrent sign-ins on two instances: exactly the limit stays, every one of them signed in', async () => {
     const [x, y] = await deploy({ users: { maxSessionsPerUser: 3 } });
     const user = newUser();

@@ -104,13 +104,13 @@ export async function postGraphQLBatch(
   url: string,
   queries: string[],
   cookie: string,
-): Promise<{ status: number; body: unknown }> {
+): Promise<{ status: number; body: unknown; setCookies: string[] }> {
   const res = await fetch(`${url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json', cookie },
     body: JSON.stringify(queries.map((query) => ({ query }))),
   });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: await res.json(), setCookies: res.headers.getSetCookie() };
 }
 
 /** `name=value` of the cookie `name` a reply set (for the next request's Cookie header). */

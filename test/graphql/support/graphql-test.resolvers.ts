@@ -109,6 +109,16 @@ export class SessionResolver {
     return count;
   }
 
+  /** Increments after `ms` of other work (a database call, say): an operation batched beside it may be committing. */
+  @Mutation(() => Int)
+  async incrementLater(
+    @Args('ms', { type: () => Int }) ms: number,
+    @Session() session: Session,
+  ): Promise<number> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    return this.increment(session);
+  }
+
   /** Committed before the response's first byte: a failed commit replaces the response (503). */
   @Mutation(() => String)
   setName(@Args('name') name: string, @Session() session: Session): string {

@@ -156,6 +156,14 @@ export class UserSessionsTestController {
     return { revoked: await this.userSessions.revokeOthers(session) };
   }
 
+  /** Signs out by abandoning the session alone, without UserSessions (docs/user-sessions.md: it needs nothing more). */
+  @Post('abandon')
+  @HttpCode(200)
+  abandon(@Session() session: Session) {
+    session.abandon();
+    return { ok: true };
+  }
+
   @Post('logout')
   @HttpCode(200)
   async logout(@Session() session: Session) {

@@ -683,7 +683,11 @@ export class SessionLifecycle implements SessionHost {
         // values) or expired meanwhile. What it loaded must not come back under the new key: only its own changes
         // (and the session's reserved fields) move, as after a take that found the session emptied of them.
         const stored = taken ?? (old === this.loadedStoredKey ? session.reservedFields() : undefined);
-        if (stored) await this.carryOver(stored, own.keys);
+        // What the request changed while the move ran (an operation batched beside a GraphQL sign-in) is its own too:
+        // the old key's value of it is older, and a clear() then wins over every carried value.
+        const meanwhile = ownChangesOf(session.changes);
+        if (stored && !meanwhile.cleared)
+          await this.carryOver(stored, new Set([...own.keys, ...meanwhile.keys]));
       }
     }
     this.writeCookie();

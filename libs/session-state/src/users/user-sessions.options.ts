@@ -14,7 +14,8 @@ export const DEFAULT_MAX_SESSIONS_PER_USER = 100;
 export interface UserSessionsOptions {
   /**
    * Most sessions bound to one user at once. Binding one more revokes the oldest (by binding time)
-   * until the user is within the limit; the session being bound is never revoked. `1`: a single session
+   * until the user is within the limit; the session being bound only when sign-ins at once bound newer ones
+   * (its `bind()` then resolves false). `1`: a single session
    * per user. Default 100, which also bounds each user's index; `Infinity`: no limit.
    */
   maxSessionsPerUser?: number | undefined;

@@ -144,12 +144,15 @@ export class UserSessions {
         if (previous !== undefined && previous !== userId)
           await this.index.remove(previous, sessionId, loadedKey);
         const { idleTimeout, ioTimeout } = this.runtime.options;
-        const live = await this.index.add(
+        let live = await this.index.add(
           userId,
           { sessionId, sessionKey, metadata: recorded },
           idleTimeout,
           ioTimeout > 0 ? ioTimeout : undefined,
         );
+        // add() may trust entries whose expiry has not passed (Redis probes only those that did): one of a session
+        // abandoned meanwhile would count, and revoke a live session within the limit. Over it, every entry is probed.
+        if (live.length > this.maxSessionsPerUser) live = await this.index.list(userId);
         if (!live.some((s) => s.sessionId === sessionId && s.sessionKey === sessionKey)) {
           // The session was revoked (or expired) while this request ran: its guarded commit applied nothing
           // and the index dropped the entry. Nothing is bound, as for any late change of a revoked session.
