@@ -185,6 +185,17 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
     expect((await store.load('live', 60_000))?.get('v')?.toString()).toBe('y');
   });
 
+  it('a prune runs at most 10 statements: a backlog larger than 10 batches is left to the next tick', async () => {
+    // docs/postgres.md: "a tick runs at most 10 statements", so a large backlog never holds a connection for long.
+    await Promise.all(Array.from({ length: 75 }, (_, i) => store.commit(`backlog${i}`, change('x'), 1_000)));
+    clock.advance(1_001);
+    expect(await store.prune()).toBe(70); // 10 batches of 7
+    expect(await store.prune()).toBe(5);
+    expect(await db.query(`SELECT session_key FROM nest_sessions WHERE session_key LIKE 'backlog%'`)).toEqual(
+      [],
+    );
+  });
+
   it('prune also deletes the user-index entries of the sessions it deletes (users who never come back keep none)', async () => {
     const bound = (id: string) => ({
       ...change('z'),
@@ -270,6 +281,45 @@ describe('expired sessions are pruned in bounded batches through the expiry inde
       expect(await left()).toEqual([]);
     } finally {
       await timed.close();
+    }
+  });
+});
+
+describe('postgres.maxConnections', () => {
+  it("bounds the module's pool: concurrent requests share that many connections to the database", async () => {
+    // docs/postgres.md: "size of the module's pool"; what an app sizes against the server's max_connections.
+    const db = await TestDatabase.create();
+    const counter = new pg.Client({ host: db.host, port: db.port, user: db.user, database: 'postgres' });
+    const { app, url } = await startSessionApp({
+      secrets: SECRETS,
+      postgres: { connectionString: db.url(), maxConnections: 2, pruneIntervalInMilliseconds: 0 },
+    });
+    try {
+      await counter.connect();
+      const cookies = await Promise.all(
+        Array.from({ length: 20 }, async () =>
+          cookiePair(await request(url).get('/counter').expect(200), COOKIE),
+        ),
+      );
+      // Loads, plain commits and function commits (removals) at once, from sessions of their own.
+      await Promise.all(
+        cookies.flatMap((cookie, i) => [
+          request(url).get('/counter').set('Cookie', cookie).expect(200),
+          request(url).post('/clear').set('Cookie', cookie).expect(200),
+          request(url).post(`/set/k${i}`).set('Cookie', cookie).expect(200),
+        ]),
+      );
+      // The pool keeps its idle connections (pg's idle timeout is 10 s): every one it opened is still there.
+      const { rows } = await counter.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend'",
+        [db.name],
+      );
+      expect(rows[0].n).toBeGreaterThanOrEqual(1);
+      expect(rows[0].n).toBeLessThanOrEqual(2);
+    } finally {
+      await counter.end();
+      await app.close();
+      await db.drop();
     }
   });
 });

@@ -105,6 +105,35 @@ describe('near cache (redis.nearCache)', () => {
     expect((await request(b.url).get('/read').set('Cookie', cookie).expect(200)).body.count).toBe(2);
   });
 
+  it('its bounds hold: a copy is served at most maxAgeInMilliseconds, and at most maxEntries sessions are held', async () => {
+    // The documented staleness bound (docs/redis.md): a copy older than maxAgeInMilliseconds is read from Redis again,
+    // whatever the invalidations said; and the instance holds no more than maxEntries copies.
+    const script = [expect.stringMatching(/^EVAL(SHA)?$/)];
+    const MAX_AGE = 2500; // long enough for two requests on a loaded machine
+    const aged = await startSessionApp({
+      secrets: SECRETS,
+      redis: redis({ nearCache: { maxAgeInMilliseconds: MAX_AGE } }),
+    });
+    const few = await startSessionApp({ secrets: SECRETS, redis: redis({ nearCache: { maxEntries: 1 } }) });
+    try {
+      const cookie = await newSession();
+      const readAt = Date.now(); // the copy is read from Redis after this
+      expect((await commandsOf(aged.url, 'get', '/read', cookie)).commands).toEqual(script);
+      expect((await commandsOf(aged.url, 'get', '/read', cookie)).commands).toEqual(HELD);
+      await sleep(readAt + MAX_AGE + 100 - Date.now());
+      expect((await commandsOf(aged.url, 'get', '/read', cookie)).commands).toEqual(script);
+
+      const other = await newSession();
+      expect((await commandsOf(few.url, 'get', '/read', cookie)).commands).toEqual(script);
+      expect((await commandsOf(few.url, 'get', '/read', cookie)).commands).toEqual(HELD);
+      expect((await commandsOf(few.url, 'get', '/read', other)).commands).toEqual(script); // evicts the first
+      expect((await commandsOf(few.url, 'get', '/read', cookie)).commands).toEqual(script);
+    } finally {
+      await aged.app.close();
+      await few.app.close();
+    }
+  });
+
   it("another instance's write is seen at once, also after this instance's own commit: Redis invalidates the copy", async () => {
     const cookie = await newSession();
     await request(a.url).get('/read').set('Cookie', cookie).expect(200);

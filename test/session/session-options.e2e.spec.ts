@@ -202,6 +202,25 @@ describe('session cookie options', () => {
     );
   });
 
+  it('domain: the cookie is set for it, and regenerate() and abandon() replace and delete it there', async () => {
+    // A browser replaces or deletes a cookie only by a Set-Cookie of the same name, path and domain: without the
+    // domain on the new key's cookie or the deletion, the signed-in visitor would keep the old cookie.
+    const attributes = '; Path=/app; Domain=example.test; HttpOnly; SameSite=Lax';
+    await withApp({ session: { cookie: { path: '/app', domain: 'example.test' } } }, async (url) => {
+      const first = await request(url).get('/counter').expect(200, { count: 1 });
+      expect(findSetCookie(first, COOKIE)).toMatch(new RegExp(`^${COOKIE}=[^;]+${attributes}$`));
+      const moved = await request(url)
+        .post('/regenerate')
+        .set('Cookie', cookiePair(first, COOKIE))
+        .expect(200);
+      expect(findSetCookie(moved, COOKIE)).toMatch(new RegExp(`^${COOKIE}=[^;]+${attributes}$`));
+      const ended = await request(url).post('/abandon').set('Cookie', cookiePair(moved, COOKIE)).expect(200);
+      expect(findSetCookie(ended, COOKIE)).toBe(
+        `${COOKIE}=; Path=/app; Domain=example.test; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; SameSite=Lax`,
+      );
+    });
+  });
+
   it('isEssential false + consent check: no session cookie until consent; isEssential true ignores consent', async () => {
     // Typed as the platform's own request, as an app writes it (the option's parameter accepts either).
     const hasConsent =

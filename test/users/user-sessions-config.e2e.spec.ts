@@ -1,13 +1,19 @@
 import {
+  Body,
+  Controller,
+  HttpCode,
   Injectable,
   Module,
+  Post,
   type MiddlewareConsumer,
   type NestMiddleware,
   type NestModule,
 } from '@nestjs/common';
 import {
   MemoryDistributedCache,
+  Session,
   SessionConfigurationError,
+  UserSessionNotStoredError,
   UserSessions,
   UserSessionsUnsupportedError,
 } from 'nest-session-state';
@@ -30,6 +36,24 @@ class SignedInMiddleware implements NestMiddleware {
 class SignedInMiddlewareModule implements NestModule {
   configure(consumer: MiddlewareConsumer) {
     consumer.apply(SignedInMiddleware).forRoutes('*');
+  }
+}
+
+/** A sign-in that reports what bind() threw. */
+@Controller('reporting')
+class ReportingLoginController {
+  constructor(private readonly userSessions: UserSessions) {}
+
+  @Post('login')
+  @HttpCode(200)
+  async login(@Session() session: Session, @Body() body: { user: string }) {
+    session.regenerate();
+    session.setString('user', body.user);
+    try {
+      return { bound: await this.userSessions.bind(session, body.user) };
+    } catch (error) {
+      return { error: (error as Error).name, stored: error instanceof UserSessionNotStoredError };
+    }
   }
 }
 
@@ -91,6 +115,57 @@ describe('UserSessions configuration and input', () => {
       await expect(userSessions.list('alice')).rejects.toThrow(
         /memory store .*, the Redis store .* or the PostgreSQL store/,
       );
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a bind() refused for its input leaves no signed-in session that cannot be listed or revoked', async () => {
+    // A sign-in as the README writes it (regenerate(), the user stored, bind() with the request's User-Agent): a
+    // client sending a User-Agent over the metadata limit got a 500 and still held a signed-in session, bound to no
+    // user, which UserSessions did not list and revokeAll() ("sign out everywhere") did not sign out.
+    const { app, url } = await startUsersApp({ secrets: SECRETS });
+    try {
+      const userSessions = app.get(UserSessions);
+      for (const body of [{ user: 'mallory' }, { user: 'mallory', device: 'x\u0000y' }]) {
+        const browser = new BrowserClient(body.device === undefined ? 'x'.repeat(3000) : 'ok');
+        expect((await browser.request(`${url}/users/login`, 'POST', body)).status).toBe(500);
+        await userSessions.revokeAll('mallory');
+        expect((await browser.request(`${url}/users/me`)).json).toEqual({ user: null, keys: [] });
+      }
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a bind() refused over session.maxKeys (413) leaves no signed-in session that cannot be listed or revoked', async () => {
+    const { app, url } = await startUsersApp({ secrets: SECRETS, session: { maxKeys: 2 } });
+    try {
+      const browser = new BrowserClient('ok');
+      expect((await browser.request(`${url}/users/cart`, 'POST')).status).toBe(200);
+      // cart and user: the session holds maxKeys values, and the binding's field would be one more.
+      expect((await browser.request(`${url}/users/login`, 'POST', { user: 'mallory' })).status).toBe(413);
+      await app.get(UserSessions).revokeAll('mallory');
+      expect((await browser.request(`${url}/users/me`)).json).toEqual({ user: null, keys: [] });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('bind() of a session that cannot be stored (no cookie consent) throws UserSessionNotStoredError and lists nothing', async () => {
+    // docs/API.md: a sign-in without consent to non-essential cookies stores no session, so nothing can be bound.
+    const { app, url } = await startSessionApp(
+      { secrets: SECRETS, hasConsent: () => false },
+      { controllers: [ReportingLoginController] },
+    );
+    try {
+      const browser = new BrowserClient('ok');
+      expect((await browser.request(`${url}/reporting/login`, 'POST', { user: 'ada' })).json).toEqual({
+        error: 'UserSessionNotStoredError',
+        stored: true,
+      });
+      expect(browser.jar.header()).toBe('');
+      expect(await app.get(UserSessions).list('ada')).toEqual([]);
     } finally {
       await app.close();
     }

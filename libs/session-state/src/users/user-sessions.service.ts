@@ -111,10 +111,12 @@ export class UserSessions {
    * `maxSessionsPerUser`, the user's sessions beyond the newest that many (by binding time, then id)
    * are revoked: the oldest others, or this one too when sign-ins ran at once. Binding a session bound to
    * another user moves it. Throws {@link UserSessionNotStoredError} when the session could not be stored,
-   * {@link UserSessionsUnavailableError} (503) when the store fails. A bind that fails before the user's
-   * index records the session abandons it (deleted, with its cookie, at the end of the request): a failed
-   * sign-in never leaves a browser holding a session that is signed in but cannot be listed or revoked (should the
-   * delete fail too, the response deletes the cookie rather than send the new key).
+   * {@link UserSessionsUnavailableError} (503) when the store fails, a TypeError or RangeError for a user id or
+   * `metadata` it refuses, `SessionLimitExceededError` (413) for a binding over `session.maxKeys`. A bind that
+   * fails before the user's index records the session (its input refused included) abandons it (deleted, with its
+   * cookie, at the end of the request): a failed sign-in never leaves a browser holding a session that is signed
+   * in but cannot be listed or revoked (should the delete fail too, the response deletes the cookie rather than
+   * send the new key).
    *
    * @returns true when the session is bound; false when it was revoked (or expired) while this request ran, or by this
    * bind itself (sign-ins at once past `maxSessionsPerUser`, this one not among the newest): nothing stays bound, the
@@ -126,13 +128,16 @@ export class UserSessions {
     userId: string,
     metadata: UserSessionMetadata = {},
   ): Promise<boolean> {
-    checkUserId(userId);
-    const recorded = checkMetadata(metadata);
+    const recorded = refusingSignIn(session, () => {
+      checkUserId(userId);
+      return checkMetadata(metadata);
+    });
     loadedSession(session);
     const previous = this.userOf(session);
     // The key the previous user's entry records (undefined after a regenerate() not yet committed).
     const loadedKey = session.storeKey;
-    session.setReserved(SESSION_USER_FIELD, encoder.encode(userId));
+    // Over session.maxKeys (413), as refused input is.
+    refusingSignIn(session, () => session.setReserved(SESSION_USER_FIELD, encoder.encode(userId)));
     const sessionId = session.id;
     let indexed = false;
     let bound = true;
@@ -384,6 +389,20 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
     );
   }
   return out;
+}
+
+/**
+ * Runs a step of `bind()` that refuses its input (a user id, metadata over its limit, a binding over
+ * `session.maxKeys`). The app signed the session in before calling `bind()`, so a refusal abandons it as any failed
+ * bind does: otherwise the browser keeps a signed-in session that no index lists or revokes.
+ */
+function refusingSignIn<T>(session: DistributedSession, step: () => T): T {
+  try {
+    return step();
+  } catch (error) {
+    if (session.isLoaded) abandonQuietly(session);
+    throw error;
+  }
 }
 
 /**
