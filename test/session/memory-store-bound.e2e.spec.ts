@@ -1,3 +1,4 @@
+import { Agent, request as httpRequest } from 'node:http';
 import request from 'supertest';
 import {
   DistributedCache,
@@ -13,6 +14,20 @@ import { cookiePair } from '../support/cookie-jar.js';
 const COOKIE = '.Nest.Session';
 const SECRET = 'Vb5nQw8rTz1xLk4mPc7dHs2gJf9aEy3uNo6iRt0W2Z';
 const MAX = 20;
+
+/** One request on `agent` (a kept-alive connection): its status and the session cookie it set. */
+function send(agent: Agent, url: string, method = 'GET', cookie?: string) {
+  return new Promise<{ status: number; cookie?: string }>((resolve, reject) => {
+    const req = httpRequest(url, { agent, method, headers: cookie ? { cookie } : {} }, (res) => {
+      res.resume();
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, cookie: res.headers['set-cookie']?.[0]?.split(';')[0] }),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 describe('the default memory store under a flood of new visitors', () => {
   it('keeps the number of sessions at memory.maxSessions, evicting the least recently used, and logs it once', async () => {
@@ -152,6 +167,34 @@ describe('the default memory store under a flood of new visitors', () => {
       await app.close();
     }
   });
+
+  it('with memory.maxSessions: Infinity and session.lock, the released locks of sessions gone do not pile up', async () => {
+    // Every session takes its lock once (the abandon's load) and leaves: the store ends empty. A released lock is
+    // remembered (a late commit of a holder whose lock expired is refused), but only within a bound: unbounded
+    // sessions must not make the lock table grow with every session the process ever saw.
+    const { app, url } = await startSessionApp({
+      secrets: [SECRET],
+      memory: { maxSessions: Infinity },
+      session: { lock: true },
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const store = app.get<MemorySessionStore>(SessionStore);
+      const sessions = 1500;
+      for (let i = 0; i < sessions; i++) {
+        const created = await send(agent, `${url}/counter`);
+        expect(created.status).toBe(200);
+        expect((await send(agent, `${url}/abandon`, 'POST', created.cookie)).status).toBe(200);
+      }
+      expect(store.count).toBe(0);
+      const locks = (store as unknown as { locks: Map<string, unknown> }).locks;
+      // Before, one entry per session ever locked (1500 here, and on for ever); now twice the sessions held, 1024 at least.
+      expect(locks.size).toBeLessThanOrEqual(1024);
+    } finally {
+      agent.destroy();
+      await app.close();
+    }
+  }, 120_000);
 
   it.each([
     ['maxSessions', { maxSessions: -1 }],

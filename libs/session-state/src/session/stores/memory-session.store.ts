@@ -54,6 +54,11 @@ export interface MemorySessionStoreOptions {
 
 /** Locks examined per lock set past the bound (see trimLocks). */
 const LOCK_TRIM_STEP = 8;
+/**
+ * Released locks remembered at least, without `maxSessions` (see lockBound): the bound then follows the sessions held,
+ * so sessions that come and go (an abandon, a regenerate's old key, an expiry) do not leave an entry each forever.
+ */
+const UNBOUNDED_LOCK_FLOOR = 1024;
 
 /** What a session costs beyond its values: the table entry, the Map and the key string (~700 B measured). */
 const SESSION_OVERHEAD = 512;
@@ -118,11 +123,12 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   private readonly table: MemoryEntryTable<SessionData>;
   /**
    * Session locks by key. A released lock stays, expired, under the last holder's token (bounded by
-   * maxSessions, oldest first): a commit carrying another token for that key is then known to have lost the
+   * lockBound, oldest first): a commit carrying another token for that key is then known to have lost the
    * lock, while a key this store never locked (a subclass that takes its locks elsewhere) is not checked.
    */
   private readonly locks = new Map<string, { token: string; expiresAt: number }>();
-  private readonly maxLocks: number;
+  /** The lock table's bound; undefined without `maxSessions` (see lockBound). */
+  private readonly maxLocks: number | undefined;
   private readonly ended: EndedSessionMarks;
   private readonly clock: Clock;
   private readonly logger = new Logger('MemorySessionStore');
@@ -137,7 +143,7 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
       'Memory session store option clock (SessionModule option memory.clock)',
     );
     const maxSessions = bound('maxSessions', options.maxSessions, DEFAULT_MEMORY_MAX_SESSIONS);
-    this.maxLocks = maxSessions ?? Number.POSITIVE_INFINITY; // undefined: no bound
+    this.maxLocks = maxSessions;
     // As many marks as sessions at most: each is a session that left its key within the idle timeout.
     this.ended = new EndedSessionMarks(() => this.clock.now(), maxSessions);
     const sizeLimit = bound('sizeLimit', options.sizeLimit, DEFAULT_MEMORY_SIZE_LIMIT);
@@ -357,7 +363,12 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
   private setLock(sessionKey: string, token: string, expiresAt: number): void {
     this.locks.delete(sessionKey);
     this.locks.set(sessionKey, { token, expiresAt });
-    if (this.locks.size > this.maxLocks) this.trimLocks();
+    if (this.locks.size > this.lockBound()) this.trimLocks();
+  }
+
+  /** `maxSessions`; without it twice the sessions held (at least UNBOUNDED_LOCK_FLOOR): never the sessions ever seen. */
+  private lockBound(): number {
+    return this.maxLocks ?? Math.max(UNBOUNDED_LOCK_FLOOR, 2 * this.table.count);
   }
 
   /**
@@ -368,7 +379,8 @@ export class MemorySessionStore implements SessionStore, UserSessionIndexSource 
    */
   private trimLocks(): void {
     const now = this.clock.now();
-    for (let examined = 0; examined < LOCK_TRIM_STEP && this.locks.size > this.maxLocks; examined++) {
+    const bound = this.lockBound();
+    for (let examined = 0; examined < LOCK_TRIM_STEP && this.locks.size > bound; examined++) {
       const [key, lock] = this.locks.entries().next().value!;
       this.locks.delete(key);
       if (lock.expiresAt > now) this.locks.set(key, lock);
