@@ -1,5 +1,5 @@
 // `npm pack` / `npm publish` of libs/session-state run this (its prepack script), so a tarball always
-// carries a fresh build: dist/ rebuilt from src/ (the ES modules, and the CommonJS build in dist/cjs), and the repository's README, LICENSE, CHANGELOG and
+// carries a fresh build: dist/ rebuilt from src/ (the ES modules, and the CommonJS build in dist/cjs), and the repository's README, LICENSE, CHANGELOG, SECURITY and
 // docs copied beside it. Links in the copied Markdown that point at files the package does not ship
 // (the benchmark, contributor docs, screenshots) become plain text, so none is broken in the tarball.
 import { execFileSync } from 'node:child_process';
@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const PACKAGE = join(ROOT, 'libs/session-state');
 const DOCS = ['docs'];
-const COPIED = ['README.md', 'LICENSE', 'CHANGELOG.md'];
+// SECURITY.md too: the README, the CHANGELOG's upgrade notes and the docs send users there (secret rotation).
+const COPIED = ['README.md', 'LICENSE', 'CHANGELOG.md', 'SECURITY.md'];
 
 rmSync(join(PACKAGE, 'dist'), { recursive: true, force: true });
 const tsc = createRequire(join(ROOT, 'package.json')).resolve('typescript/bin/tsc');

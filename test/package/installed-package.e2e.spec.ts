@@ -14,6 +14,7 @@ import { TestDatabase } from '../support/postgres/index.js';
 import { RedisClusterProcess, RedisServerProcess } from '../support/redis/index.js';
 import {
   ConsumerApp,
+  lowestAdmitted,
   packLibrary,
   readmeBlock,
   RunningApp,
@@ -27,9 +28,14 @@ const QUICK_START = readmeBlock('Quick start');
 const SYSTEMS: ModuleSystem[] = ['esm', 'cjs'];
 const NEST_MAJORS = [12, 11];
 // ioredis 6 is what the workspace runs on; 5 is in the peer range, so a packed app on it keeps a counter too,
-// on a standalone Redis (with and without the near cache) and on a Redis Cluster.
-const IOREDIS_MAJORS = [6, 5];
+// on a standalone Redis (with and without the near cache) and on a Redis Cluster; and so does one on the lowest
+// version the range admits (an app's older lock file), not only on the newest 5.x.
+const IOREDIS_VERSIONS = ['6', '5', lowestAdmitted('ioredis')];
 const secret = randomBytes(32).toString('base64url');
+// The module enters requests through the adapters' setOnRequestHook, which @nestjs/platform-express and
+// -fastify have since 11.1.4: the peer range's floor. 11.1.3 is the last release without it.
+const LOWEST_ADAPTER = lowestAdmitted('@nestjs/platform-express');
+const LAST_WITHOUT_HOOK = '11.1.3';
 
 let packDir: string;
 let tarball: string;
@@ -50,9 +56,11 @@ beforeAll(async () => {
   packDir = mkdtempSync(join(tmpdir(), 'nss-pack-'));
   tarball = await packLibrary(packDir);
   for (const nestMajor of NEST_MAJORS) prepared.set(`nest${nestMajor}`, prepareQuickStart(nestMajor));
-  for (const ioredisMajor of IOREDIS_MAJORS)
-    prepared.set(`ioredis${ioredisMajor}`, prepareRedisApps(ioredisMajor));
+  for (const ioredisVersion of IOREDIS_VERSIONS)
+    prepared.set(`ioredis${ioredisVersion}`, prepareRedisApps(ioredisVersion));
   prepared.set('fastify-pg', prepareFastifyAndPostgres());
+  prepared.set('nest11-floor', prepareNest11Adapters(LOWEST_ADAPTER, '@nestjs/common', '@nestjs/core'));
+  prepared.set('nest11-old-adapter', prepareNest11Adapters(LAST_WITHOUT_HOOK, '--legacy-peer-deps'));
   // A failure is reported by the describe that awaits it, not as an unhandled rejection meanwhile.
   for (const setup of prepared.values()) setup.catch(() => undefined);
 }, 240_000);
@@ -144,8 +152,8 @@ const redisEntry = [
 ].join('\n');
 
 /** Nest 12 with `ioredis@<major>`: the Redis, near-cache and cluster apps, and code using the redis entry. */
-async function prepareRedisApps(ioredisMajor: number): Promise<PreparedApp> {
-  const app = await ConsumerApp.create(12, tarball, `ioredis@${ioredisMajor}`);
+async function prepareRedisApps(ioredisVersion: string): Promise<PreparedApp> {
+  const app = await ConsumerApp.create(12, tarball, `ioredis@${ioredisVersion}`);
   const project: Record<string, string> = {};
   for (const system of SYSTEMS) {
     project[system] = app.addProject(`redis-${system}`, system, redisApp);
@@ -167,8 +175,17 @@ describe('the packed tarball', () => {
     files = await tarballFiles(tarball);
   });
 
-  it('ships the README, LICENSE, CHANGELOG, docs and the build of every entry', () => {
-    for (const file of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'docs/API.md']) {
+  it('ships the README, LICENSE, CHANGELOG, SECURITY, docs and the build of every entry', () => {
+    // SECURITY.md: the README, the CHANGELOG's upgrade notes and docs/configuration.md send users there for
+    // secret rotation, and the manifest names no repository to find it in.
+    for (const file of [
+      'README.md',
+      'LICENSE',
+      'CHANGELOG.md',
+      'SECURITY.md',
+      'package.json',
+      'docs/API.md',
+    ]) {
       expect(files).toContain(file);
     }
     for (const entry of ['index', 'redis', 'postgres', 'terminus']) {
@@ -286,6 +303,76 @@ async function prepareFastifyAndPostgres(): Promise<PreparedApp> {
   return { app, project };
 }
 
+/**
+ * A Nest 11 app on `@nestjs/platform-express` and `-fastify` at `adapterVersion` (exactly), with `extra` at the lowest
+ * version the package's peer ranges admit (`@nestjs/core`) or as npm flags: the Quick start on each platform, ESM.
+ */
+async function prepareNest11Adapters(adapterVersion: string, ...extra: string[]): Promise<PreparedApp> {
+  const pinned = extra.map((name) => (name.startsWith('--') ? name : `${name}@${lowestAdmitted(name)}`));
+  const app = await ConsumerApp.create(
+    11,
+    tarball,
+    `@nestjs/platform-express@${adapterVersion}`,
+    `@nestjs/platform-fastify@${adapterVersion}`,
+    ...pinned,
+  );
+  const project = {
+    express: app.addProject('express', 'esm', QUICK_START),
+    fastify: app.addProject('fastify', 'esm', fastifyQuickStart),
+  };
+  await app.compile();
+  return { app, project };
+}
+
+describe('a Nest 11 app on the Express and Fastify adapters the peer range admits, and on older ones', () => {
+  it.each(['express', 'fastify'])(
+    'runs the Quick start on @nestjs/platform-%s at the range floor, with @nestjs/core at its own',
+    async (platform) => {
+      const { app, project } = await prepared.get('nest11-floor')!;
+      const installed = (name: string) =>
+        (
+          JSON.parse(readFileSync(join(app.dir, `node_modules/${name}/package.json`), 'utf8')) as {
+            version: string;
+          }
+        ).version;
+      expect(installed(`@nestjs/platform-${platform}`)).toBe(LOWEST_ADAPTER);
+      expect(installed('@nestjs/core')).toBe(lowestAdmitted('@nestjs/core'));
+      const running = await RunningApp.start(project[platform]);
+      try {
+        expect(await running.getWithCookies('/counter', 2)).toEqual([{ count: 1 }, { count: 2 }]);
+      } finally {
+        await running.stop();
+      }
+    },
+  );
+
+  it(`npm refuses to install the package beside @nestjs/platform-express ${LAST_WITHOUT_HOOK}, naming the range`, async () => {
+    // Before the adapters were a peer, this installed and every start failed (below).
+    await expect(
+      ConsumerApp.create(11, tarball, `@nestjs/platform-express@${LAST_WITHOUT_HOOK}`),
+    ).rejects.toThrow(/ERESOLVE[\s\S]*@nestjs\/platform-express@"\^11\.1\.4/);
+  });
+
+  it.each(['express', 'fastify'])(
+    `installed anyway (--legacy-peer-deps), @nestjs/platform-%s ${LAST_WITHOUT_HOOK} beside the newest @nestjs/core 11 fails at startup saying what to upgrade`,
+    async (platform) => {
+      const { app, project } = await prepared.get('nest11-old-adapter')!;
+      const core = JSON.parse(readFileSync(join(app.dir, 'node_modules/@nestjs/core/package.json'), 'utf8'));
+      // This core gives every adapter a setOnRequestHook that does nothing: before, the app started, and every
+      // accessor in a Nest middleware threw SessionNotConfiguredError (500s; the README's request items example).
+      expect((core as { version: string }).version).not.toBe(LAST_WITHOUT_HOOK);
+      const { code, output } = await RunningApp.failToStart(project[platform]);
+      expect(output).not.toContain('successfully started');
+      expect(code).not.toBe(0);
+      // Beside an older core, not "needs an HTTP application on Express ..., but this application runs on the HTTP
+      // platform 'express'".
+      expect(output).not.toContain(`runs on the HTTP platform '${platform}'`);
+      expect(output).toContain(`SessionModule needs @nestjs/platform-${platform} 11.1.4 or later`);
+      expect(output).toContain(`npm install @nestjs/platform-${platform}@^11.1.4`);
+    },
+  );
+});
+
 describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-state`', (nestMajor) => {
   let app: ConsumerApp;
   let project: Readonly<Record<string, string>>;
@@ -370,7 +457,7 @@ describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-s
   });
 });
 
-describe.each(IOREDIS_MAJORS)('a Nest 12 app that adds `npm install ioredis@%i`', (ioredisMajor) => {
+describe.each(IOREDIS_VERSIONS)('a Nest 12 app that adds `npm install ioredis@%s`', (ioredisVersion) => {
   let app: ConsumerApp;
   let project: Readonly<Record<string, string>>;
   let redis: RedisServerProcess;
@@ -378,7 +465,7 @@ describe.each(IOREDIS_MAJORS)('a Nest 12 app that adds `npm install ioredis@%i`'
 
   beforeAll(async () => {
     [{ app, project }, redis, cluster] = await Promise.all([
-      prepared.get(`ioredis${ioredisMajor}`)!,
+      prepared.get(`ioredis${ioredisVersion}`)!,
       RedisServerProcess.start(),
       RedisClusterProcess.start({ masters: 3 }),
     ]);
@@ -396,7 +483,9 @@ describe.each(IOREDIS_MAJORS)('a Nest 12 app that adds `npm install ioredis@%i`'
     }
     expect((await redis.admin().keys('{nest_*}_Data')).length).toBeGreaterThan(0);
     const installed = JSON.parse(readFileSync(join(app.dir, 'node_modules/ioredis/package.json'), 'utf8'));
-    expect((installed as { version: string }).version.split('.')[0]).toBe(String(ioredisMajor));
+    // `5` is any 5.x; `5.2.5` that version exactly.
+    const { version } = installed as { version: string };
+    expect(`${version}.`.slice(0, ioredisVersion.length + 1)).toBe(`${ioredisVersion}.`);
   });
 
   it('keeps the counter in Redis with the near cache (client-side tracking and its invalidation connection)', async () => {

@@ -70,12 +70,30 @@ export function readmeBlock(heading: string): string {
   return block;
 }
 
+/**
+ * The lowest version the package's peer range for `peer` admits (`^5.2.5 || ^6.0.0` gives `5.2.5`): what an app
+ * with an older lock file may run, so the package must run on it.
+ */
+export function lowestAdmitted(peer: string): string {
+  const manifest = JSON.parse(readFileSync(join(LIBRARY, 'package.json'), 'utf8')) as {
+    peerDependencies: Record<string, string>;
+  };
+  const range = manifest.peerDependencies[peer];
+  const versions = range.split('||').map((part) => {
+    const version = /^\s*\^(\d+)\.(\d+)\.(\d+)\s*$/.exec(part);
+    if (!version) throw new Error(`peerDependencies.${peer}: "${part.trim()}" is not ^major.minor.patch`);
+    return version.slice(1).map(Number);
+  });
+  versions.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  return versions[0].join('.');
+}
+
 export type ModuleSystem = 'esm' | 'cjs';
 
 /**
  * A fresh Nest app as `nest new` makes one (the Nest packages of one major, @types/node), then the
  * README's install line: `npm install nest-session-state`, here with the packed tarball, and `extraPackages`
- * (`ioredis@6`) as the user would add them.
+ * (`ioredis@6`; npm flags such as `--legacy-peer-deps` too) as the user would add them.
  */
 export class ConsumerApp {
   private readonly projects: string[] = [];
@@ -103,7 +121,12 @@ export class ConsumerApp {
     // One install resolves the same tree as `npm install` then `npm install <tarball>` (what `nest new` and the
     // README's line do), in half the time. --prefer-offline: package metadata fetched once in this run is reused
     // instead of revalidated against the registry for every app (most of an install's wall time here).
-    await npm(dir, ['install', '--prefer-offline', tarball, ...extraPackages]);
+    try {
+      await npm(dir, ['install', '--prefer-offline', tarball, ...extraPackages]);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true }); // a refused install leaves nothing to inspect but its message
+      throw error;
+    }
     return new ConsumerApp(dir);
   }
 
