@@ -23,6 +23,7 @@ import { cookiePair } from '../support/cookie-jar.js';
 import { sendBody, type PlatformResponse } from '../support/platform/test-platform.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { RedisServerProcess } from '../support/redis/index.js';
+import { lockingStores, type StoreSetup } from '../support/locking-stores.js';
 import { StallProxy } from '../support/stall-proxy.js';
 
 const COOKIE = '.Nest.Session';
@@ -93,28 +94,8 @@ async function expectLateCommitRefused(url: string, expireLease: (cookie: string
   await request(url).get('/counter').set('Cookie', cookie).expect(200, { count: 3 });
 }
 
-type StoreSetup = () => Promise<{ options: SessionModuleOptions; stop(): Promise<void> }>;
-/** The stores that keep locks: memory, Redis (a redis-server of its own), PostgreSQL (a database of its own). */
-const STORES: [string, StoreSetup][] = [
-  ['memory', () => Promise.resolve({ options: {}, stop: () => Promise.resolve() })],
-  [
-    'redis',
-    async () => {
-      const server = await RedisServerProcess.start();
-      return {
-        options: { redis: { host: server.host, port: server.port, applicationName: APP } },
-        stop: () => server.stop(),
-      };
-    },
-  ],
-  [
-    'postgresql',
-    async () => {
-      const db = await TestDatabase.create();
-      return { options: { postgres: { connectionString: db.url() } }, stop: () => db.drop() };
-    },
-  ],
-];
+/** The stores that keep locks. */
+const STORES = lockingStores(APP);
 
 /** Answers first, then loads the session (as code after a timeout interceptor's answer would). */
 @Controller('late')

@@ -2,10 +2,10 @@ import http from 'node:http';
 import { Controller, Get, Sse, type INestApplication, type MessageEvent } from '@nestjs/common';
 import { interval, map, type Observable } from 'rxjs';
 import request from 'supertest';
-import { Session, type SessionModuleOptions } from 'nest-session-state';
+import { Session } from 'nest-session-state';
 import { startSessionApp } from '../support/apps/session-test.app.js';
 import { cookiePair } from '../support/cookie-jar.js';
-import { RedisServerProcess } from '../support/redis/index.js';
+import { lockingStores } from '../support/locking-stores.js';
 
 const COOKIE = '.Nest.Session';
 const ACQUIRE_TIMEOUT = 2000;
@@ -38,20 +38,7 @@ function openStream(url: string, cookie: string): Promise<http.ClientRequest> {
   });
 }
 
-type StoreSetup = () => Promise<{ options: SessionModuleOptions; stop(): Promise<void> }>;
-const STORES: [string, StoreSetup][] = [
-  ['memory', () => Promise.resolve({ options: {}, stop: () => Promise.resolve() })],
-  [
-    'redis',
-    async () => {
-      const server = await RedisServerProcess.start();
-      return {
-        options: { redis: { host: server.host, port: server.port, applicationName: 'stream-lock' } },
-        stop: () => server.stop(),
-      };
-    },
-  ],
-];
+const STORES = lockingStores('stream-lock');
 
 /**
  * session.lock is taken for a request's read-modify-write and released by the commit before the response's first
