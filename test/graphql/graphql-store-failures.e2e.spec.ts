@@ -96,6 +96,24 @@ describe(`GraphQL on ${TEST_PLATFORM}: a batched operation's change while a sign
     const moved = reply.setCookies.find((c) => c.startsWith('.Nest.Session='))!.split(';')[0];
     expect((await postGraphQL(url, '{ counter }', { cookie: moved })).body).toEqual({ data: { counter: 2 } });
   });
+
+  it('a sign-out while the move commits wins: the move does not bring the old values back under a new key', async () => {
+    const cookie = cookieOf(await postGraphQL(url, 'mutation { increment }')); // count 1, stored
+    const reply = await postGraphQLBatch(
+      url,
+      ['mutation { signIn(user: "batched") }', 'mutation { signOutLater(ms: 50) }'],
+      cookie,
+    );
+    expect(reply.status).toBe(200);
+    // Every session cookie the reply left the browser (a new key, or none: deleted), and the old one: none holds the count.
+    const kept = reply.setCookies
+      .filter((c) => c.startsWith('.Nest.Session=') && !c.startsWith('.Nest.Session=;'))
+      .map((c) => c.split(';')[0]);
+    for (const sent of [cookie, ...kept])
+      expect((await postGraphQL(url, '{ counter }', { cookie: sent })).body).toEqual({
+        data: { counter: 0 },
+      });
+  });
 });
 
 describe(`GraphQL on ${TEST_PLATFORM}: Redis stopped and restarted`, () => {

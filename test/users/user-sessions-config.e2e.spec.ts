@@ -1,6 +1,7 @@
 import {
   Body,
   Controller,
+  Get,
   HttpCode,
   Injectable,
   Module,
@@ -54,6 +55,24 @@ class ReportingLoginController {
     } catch (error) {
       return { error: (error as Error).name, stored: error instanceof UserSessionNotStoredError };
     }
+  }
+
+  /** Records new metadata for the signed-in session ("rename this device"). */
+  @Post('rename')
+  @HttpCode(200)
+  async rename(@Session() session: Session, @Body() body: { device: string }) {
+    try {
+      return {
+        bound: await this.userSessions.bind(session, session.getString('user')!, { device: body.device }),
+      };
+    } catch (error) {
+      return { error: (error as Error).name };
+    }
+  }
+
+  @Get('me')
+  me(@Session() session: Session) {
+    return { user: session.getString('user') ?? null };
   }
 }
 
@@ -147,6 +166,25 @@ describe('UserSessions configuration and input', () => {
       expect((await browser.request(`${url}/users/login`, 'POST', { user: 'mallory' })).status).toBe(413);
       await app.get(UserSessions).revokeAll('mallory');
       expect((await browser.request(`${url}/users/me`)).json).toEqual({ user: null, keys: [] });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a bind() refused for its input on a session bound already (a device rename) leaves it signed in and listed', async () => {
+    const { app, url } = await startSessionApp(
+      { secrets: SECRETS },
+      { controllers: [ReportingLoginController] },
+    );
+    try {
+      const browser = new BrowserClient('ok');
+      expect((await browser.request(`${url}/reporting/login`, 'POST', { user: 'ada' })).json).toEqual({
+        bound: true,
+      });
+      const rename = await browser.request(`${url}/reporting/rename`, 'POST', { device: 'x'.repeat(3000) });
+      expect(rename.json).toEqual({ error: 'RangeError' });
+      expect((await browser.request(`${url}/reporting/me`)).json).toEqual({ user: 'ada' });
+      expect(await app.get(UserSessions).list('ada')).toHaveLength(1);
     } finally {
       await app.close();
     }

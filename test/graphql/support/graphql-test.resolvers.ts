@@ -119,6 +119,17 @@ export class SessionResolver {
     return this.increment(session);
   }
 
+  /** Signs out (abandons the session) after `ms` of other work: an operation batched beside it may be committing. */
+  @Mutation(() => Boolean)
+  async signOutLater(
+    @Args('ms', { type: () => Int }) ms: number,
+    @Session() session: Session,
+  ): Promise<boolean> {
+    await new Promise((resolve) => setTimeout(resolve, ms));
+    session.abandon();
+    return true;
+  }
+
   /** Committed before the response's first byte: a failed commit replaces the response (503). */
   @Mutation(() => String)
   setName(@Args('name') name: string, @Session() session: Session): string {

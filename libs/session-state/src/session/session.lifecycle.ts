@@ -613,6 +613,7 @@ export class SessionLifecycle implements SessionHost {
     this.removedFromNothing = false;
     // What this request changed itself, before the move to a new key rewrites every value.
     const own = this.replacedKey === undefined ? undefined : ownChangesOf(session.changes);
+    const clearsBefore = session.clears;
     // What to put back should the move fail: the request's own changes, not the rewrite (a retry that restored the
     // rewrite would take every value, the bound user's too, for its own: no revocation check, no carry-over).
     const beforeMove = this.replacedKey === undefined ? undefined : session.changes.copy();
@@ -684,9 +685,9 @@ export class SessionLifecycle implements SessionHost {
         // (and the session's reserved fields) move, as after a take that found the session emptied of them.
         const stored = taken ?? (old === this.loadedStoredKey ? session.reservedFields() : undefined);
         // What the request changed while the move ran (an operation batched beside a GraphQL sign-in) is its own too:
-        // the old key's value of it is older, and a clear() then wins over every carried value.
+        // the old key's value of it is older, and a clear() or an abandon() then wins over every carried value.
         const meanwhile = ownChangesOf(session.changes);
-        if (stored && !meanwhile.cleared)
+        if (stored && !meanwhile.cleared && session.clears === clearsBefore)
           await this.carryOver(stored, new Set([...own.keys, ...meanwhile.keys]));
       }
     }

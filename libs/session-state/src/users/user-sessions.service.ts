@@ -128,7 +128,7 @@ export class UserSessions {
     userId: string,
     metadata: UserSessionMetadata = {},
   ): Promise<boolean> {
-    const recorded = refusingSignIn(session, () => {
+    const recorded = this.refusingSignIn(session, userId, () => {
       checkUserId(userId);
       return checkMetadata(metadata);
     });
@@ -137,7 +137,9 @@ export class UserSessions {
     // The key the previous user's entry records (undefined after a regenerate() not yet committed).
     const loadedKey = session.storeKey;
     // Over session.maxKeys (413), as refused input is.
-    refusingSignIn(session, () => session.setReserved(SESSION_USER_FIELD, encoder.encode(userId)));
+    this.refusingSignIn(session, userId, () =>
+      session.setReserved(SESSION_USER_FIELD, encoder.encode(userId)),
+    );
     const sessionId = session.id;
     let indexed = false;
     let bound = true;
@@ -155,6 +157,7 @@ export class UserSessions {
           idleTimeout,
           ioTimeout > 0 ? ioTimeout : undefined,
         );
+        indexed = true; // listed: a failure from here on (the list below, a revocation) leaves it bound
         // add() may trust entries whose expiry has not passed (Redis probes only those that did): one of a session
         // abandoned meanwhile would count, and revoke a live session within the limit. Over it, every entry is probed.
         if (live.length > this.maxSessionsPerUser) live = await this.index.list(userId);
@@ -162,11 +165,9 @@ export class UserSessions {
           // The session was revoked (or expired) while this request ran: its guarded commit applied nothing
           // and the index dropped the entry. Nothing is bound, as for any late change of a revoked session.
           abandonQuietly(session);
-          indexed = true; // nothing to undo
           bound = false;
           return;
         }
-        indexed = true;
         const over = live.length - this.maxSessionsPerUser;
         if (over > 0) {
           // The newest maxSessionsPerUser stay (by binding time, then id), whoever binds, this session
@@ -195,6 +196,27 @@ export class UserSessions {
       throw error;
     }
     return bound;
+  }
+
+  /**
+   * Runs a step of `bind()` that refuses its input (a user id, metadata over its limit, a binding over
+   * `session.maxKeys`). The app signed the session in before calling `bind()`, so a refusal abandons it as any failed
+   * bind does: otherwise the browser keeps a signed-in session that no index lists or revokes. Not a session bound to
+   * `userId` under its key already (a device rename: it stays listed as it was), nor one whose request failed already
+   * in a way that refuses every commit (a GraphQL field's: that answer stands, as in bind()'s catch).
+   */
+  private refusingSignIn<T>(session: DistributedSession, userId: string, step: () => T): T {
+    try {
+      return step();
+    } catch (error) {
+      if (
+        session.isLoaded &&
+        session.refusingFailure === undefined &&
+        !(this.userOf(session) === userId && session.storeKey !== undefined)
+      )
+        abandonQuietly(session);
+      throw error;
+    }
   }
 
   /** The user `session` is bound to, if any. */
@@ -389,20 +411,6 @@ function checkMetadata(metadata: UserSessionMetadata): Record<string, string> {
     );
   }
   return out;
-}
-
-/**
- * Runs a step of `bind()` that refuses its input (a user id, metadata over its limit, a binding over
- * `session.maxKeys`). The app signed the session in before calling `bind()`, so a refusal abandons it as any failed
- * bind does: otherwise the browser keeps a signed-in session that no index lists or revokes.
- */
-function refusingSignIn<T>(session: DistributedSession, step: () => T): T {
-  try {
-    return step();
-  } catch (error) {
-    if (session.isLoaded) abandonQuietly(session);
-    throw error;
-  }
 }
 
 /**
