@@ -324,55 +324,6 @@ async function prepareNest11Adapters(adapterVersion: string, ...extra: string[])
   return { app, project };
 }
 
-describe('a Nest 11 app on the Express and Fastify adapters the peer range admits, and on older ones', () => {
-  it.each(['express', 'fastify'])(
-    'runs the Quick start on @nestjs/platform-%s at the range floor, with @nestjs/core at its own',
-    async (platform) => {
-      const { app, project } = await prepared.get('nest11-floor')!;
-      const installed = (name: string) =>
-        (
-          JSON.parse(readFileSync(join(app.dir, `node_modules/${name}/package.json`), 'utf8')) as {
-            version: string;
-          }
-        ).version;
-      expect(installed(`@nestjs/platform-${platform}`)).toBe(LOWEST_ADAPTER);
-      expect(installed('@nestjs/core')).toBe(lowestAdmitted('@nestjs/core'));
-      const running = await RunningApp.start(project[platform]);
-      try {
-        expect(await running.getWithCookies('/counter', 2)).toEqual([{ count: 1 }, { count: 2 }]);
-      } finally {
-        await running.stop();
-      }
-    },
-  );
-
-  it(`npm refuses to install the package beside @nestjs/platform-express ${LAST_WITHOUT_HOOK}, naming the range`, async () => {
-    // Before the adapters were a peer, this installed and every start failed (below).
-    await expect(
-      ConsumerApp.create(11, tarball, `@nestjs/platform-express@${LAST_WITHOUT_HOOK}`),
-    ).rejects.toThrow(/ERESOLVE[\s\S]*@nestjs\/platform-express@"\^11\.1\.4/);
-  });
-
-  it.each(['express', 'fastify'])(
-    `installed anyway (--legacy-peer-deps), @nestjs/platform-%s ${LAST_WITHOUT_HOOK} beside the newest @nestjs/core 11 fails at startup saying what to upgrade`,
-    async (platform) => {
-      const { app, project } = await prepared.get('nest11-old-adapter')!;
-      const core = JSON.parse(readFileSync(join(app.dir, 'node_modules/@nestjs/core/package.json'), 'utf8'));
-      // This core gives every adapter a setOnRequestHook that does nothing: before, the app started, and every
-      // accessor in a Nest middleware threw SessionNotConfiguredError (500s; the README's request items example).
-      expect((core as { version: string }).version).not.toBe(LAST_WITHOUT_HOOK);
-      const { code, output } = await RunningApp.failToStart(project[platform]);
-      expect(output).not.toContain('successfully started');
-      expect(code).not.toBe(0);
-      // Beside an older core, not "needs an HTTP application on Express ..., but this application runs on the HTTP
-      // platform 'express'".
-      expect(output).not.toContain(`runs on the HTTP platform '${platform}'`);
-      expect(output).toContain(`SessionModule needs @nestjs/platform-${platform} 11.1.4 or later`);
-      expect(output).toContain(`npm install @nestjs/platform-${platform}@^11.1.4`);
-    },
-  );
-});
-
 describe.each(NEST_MAJORS)('a fresh Nest %i app with `npm install nest-session-state`', (nestMajor) => {
   let app: ConsumerApp;
   let project: Readonly<Record<string, string>>;
@@ -569,6 +520,58 @@ describe('a Nest 12 app on Fastify, and one that adds `npm install pg`', () => {
         await running.stop();
       }
       expect(await sessions()).toBe(before + 1);
+    },
+  );
+});
+
+// Last in the file: its apps, set up with the others at the start, are ready by the time it runs.
+describe('a Nest 11 app on the Express and Fastify adapters the peer range admits, and on older ones', () => {
+  beforeAll(() => Promise.all([prepared.get('nest11-floor'), prepared.get('nest11-old-adapter')]), 480_000);
+
+  it.each(['express', 'fastify'])(
+    'runs the Quick start on @nestjs/platform-%s at the range floor, with @nestjs/core at its own',
+    async (platform) => {
+      const { app, project } = await prepared.get('nest11-floor')!;
+      const installed = (name: string) =>
+        (
+          JSON.parse(readFileSync(join(app.dir, `node_modules/${name}/package.json`), 'utf8')) as {
+            version: string;
+          }
+        ).version;
+      expect(installed(`@nestjs/platform-${platform}`)).toBe(LOWEST_ADAPTER);
+      expect(installed('@nestjs/core')).toBe(lowestAdmitted('@nestjs/core'));
+      const running = await RunningApp.start(project[platform]);
+      try {
+        expect(await running.getWithCookies('/counter', 2)).toEqual([{ count: 1 }, { count: 2 }]);
+      } finally {
+        await running.stop();
+      }
+    },
+  );
+
+  it(`npm refuses to install the package beside @nestjs/platform-express ${LAST_WITHOUT_HOOK}, naming the range`, async () => {
+    // Before the adapters were a peer, this installed and every start failed (below).
+    await expect(
+      ConsumerApp.create(11, tarball, `@nestjs/platform-express@${LAST_WITHOUT_HOOK}`),
+    ).rejects.toThrow(/ERESOLVE[\s\S]*@nestjs\/platform-express@"\^11\.1\.4/);
+  });
+
+  it.each(['express', 'fastify'])(
+    `installed anyway (--legacy-peer-deps), @nestjs/platform-%s ${LAST_WITHOUT_HOOK} beside the newest @nestjs/core 11 fails at startup saying what to upgrade`,
+    async (platform) => {
+      const { app, project } = await prepared.get('nest11-old-adapter')!;
+      const core = JSON.parse(readFileSync(join(app.dir, 'node_modules/@nestjs/core/package.json'), 'utf8'));
+      // This core gives every adapter a setOnRequestHook that does nothing: before, the app started, and every
+      // accessor in a Nest middleware threw SessionNotConfiguredError (500s; the README's request items example).
+      expect((core as { version: string }).version).not.toBe(LAST_WITHOUT_HOOK);
+      const { code, output } = await RunningApp.failToStart(project[platform]);
+      expect(output).not.toContain('successfully started');
+      expect(code).not.toBe(0);
+      // Beside an older core, not "needs an HTTP application on Express ..., but this application runs on the HTTP
+      // platform 'express'".
+      expect(output).not.toContain(`runs on the HTTP platform '${platform}'`);
+      expect(output).toContain(`SessionModule needs @nestjs/platform-${platform} 11.1.4 or later`);
+      expect(output).toContain(`npm install @nestjs/platform-${platform}@^11.1.4`);
     },
   );
 });

@@ -52,7 +52,12 @@ describe('session.lock on the PostgreSQL store (statements)', () => {
   beforeAll(async () => {
     db = await TestDatabase.create();
     connection = new PostgresConnection(
-      resolvePostgresOptions({ connectionString: db.url(), pruneIntervalInMilliseconds: 0 }),
+      // A generous operation timeout: statements here wait for row locks the tests hold (700 ms), on a loaded machine.
+      resolvePostgresOptions({
+        connectionString: db.url(),
+        pruneIntervalInMilliseconds: 0,
+        operationTimeoutInMilliseconds: 10_000,
+      }),
     );
     await connection.connect();
     store = new PostgresSessionStore(connection);

@@ -70,6 +70,21 @@ class ReportingLoginController {
     }
   }
 
+  /** Signs in again (a re-authentication): a new key, committed, then bound with new metadata. */
+  @Post('reauth')
+  @HttpCode(200)
+  async reauth(@Session() session: Session, @Body() body: { device: string }) {
+    session.regenerate();
+    await session.commit();
+    try {
+      return {
+        bound: await this.userSessions.bind(session, session.getString('user')!, { device: body.device }),
+      };
+    } catch (error) {
+      return { error: (error as Error).name };
+    }
+  }
+
   @Get('me')
   me(@Session() session: Session) {
     return { user: session.getString('user') ?? null };
@@ -185,6 +200,25 @@ describe('UserSessions configuration and input', () => {
       expect(rename.json).toEqual({ error: 'RangeError' });
       expect((await browser.request(`${url}/reporting/me`)).json).toEqual({ user: 'ada' });
       expect(await app.get(UserSessions).list('ada')).toHaveLength(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('a bind() refused for its input after a committed regenerate() abandons the session: its index entry names the old key', async () => {
+    const { app, url } = await startSessionApp(
+      { secrets: SECRETS },
+      { controllers: [ReportingLoginController] },
+    );
+    try {
+      const browser = new BrowserClient('ok');
+      expect((await browser.request(`${url}/reporting/login`, 'POST', { user: 'ada' })).json).toEqual({
+        bound: true,
+      });
+      const reauth = await browser.request(`${url}/reporting/reauth`, 'POST', { device: 'x'.repeat(3000) });
+      expect(reauth.json).toEqual({ error: 'RangeError' });
+      expect((await browser.request(`${url}/reporting/me`)).json).toEqual({ user: null });
+      expect(await app.get(UserSessions).list('ada')).toEqual([]);
     } finally {
       await app.close();
     }

@@ -186,6 +186,11 @@ export class SessionLifecycle implements SessionHost {
     return this.persisted || (this.keyFromCookie && this.replacedKey === undefined) ? this.key : undefined;
   }
 
+  /** The key this request found the session under, if it found one (a binding made before is recorded under it). */
+  loadedStoreKey(): string | undefined {
+    return this.loadedStoredKey;
+  }
+
   /** The failure every commit of the request is refused with, without trying (see {@link failureAnswered}). */
   refusingFailure(): Error | undefined {
     return this.finishFailure;

@@ -46,6 +46,8 @@ export interface SessionHost {
   readonly limits: SessionLimits;
   /** The store key the session's data is under once stored (never logged, never shown to apps). */
   storeKey?(): string | undefined;
+  /** The store key the request found the session under, if any (never logged, never shown to apps). */
+  loadedStoreKey?(): string | undefined;
   /** The request's failure that refuses every commit without trying it, if any. */
   refusingFailure?(): Error | undefined;
 }
@@ -322,6 +324,11 @@ export class DistributedSession {
    */
   get clears(): number {
     return this.clearCount;
+  }
+
+  /** @internal The store key the request found this session under, if any (UserSessions: a binding made before). */
+  get loadedStoreKey(): string | undefined {
+    return this.host.loadedStoreKey?.();
   }
 
   /** @internal The store key of this session once stored (UserSessions indexes it). */

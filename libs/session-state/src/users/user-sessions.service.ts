@@ -113,7 +113,8 @@ export class UserSessions {
    * another user moves it. Throws {@link UserSessionNotStoredError} when the session could not be stored,
    * {@link UserSessionsUnavailableError} (503) when the store fails, a TypeError or RangeError for a user id or
    * `metadata` it refuses, `SessionLimitExceededError` (413) for a binding over `session.maxKeys`. A bind that
-   * fails before the user's index records the session (its input refused included) abandons it (deleted, with its
+   * fails before the user's index records the session (its input refused included, unless the session is listed
+   * for that user already: a device rename) abandons it (deleted, with its
    * cookie, at the end of the request): a failed sign-in never leaves a browser holding a session that is signed
    * in but cannot be listed or revoked (should the delete fail too, the response deletes the cookie rather than
    * send the new key).
@@ -202,21 +203,28 @@ export class UserSessions {
    * Runs a step of `bind()` that refuses its input (a user id, metadata over its limit, a binding over
    * `session.maxKeys`). The app signed the session in before calling `bind()`, so a refusal abandons it as any failed
    * bind does: otherwise the browser keeps a signed-in session that no index lists or revokes. Not a session bound to
-   * `userId` under its key already (a device rename: it stays listed as it was), nor one whose request failed already
+   * `userId` under the key its index entry records (a device rename: it stays listed as it was; see listedAs), nor one whose request failed already
    * in a way that refuses every commit (a GraphQL field's: that answer stands, as in bind()'s catch).
    */
   private refusingSignIn<T>(session: DistributedSession, userId: string, step: () => T): T {
     try {
       return step();
     } catch (error) {
-      if (
-        session.isLoaded &&
-        session.refusingFailure === undefined &&
-        !(this.userOf(session) === userId && session.storeKey !== undefined)
-      )
+      if (session.isLoaded && session.refusingFailure === undefined && !this.listedAs(session, userId))
         abandonQuietly(session);
       throw error;
     }
+  }
+
+  /**
+   * Whether `session` is bound to `userId` under the key the request found it under, which its index entry records:
+   * not after a `regenerate()` of this request (committed or not), nor when the store did not answer its load.
+   */
+  private listedAs(session: DistributedSession, userId: string): boolean {
+    if (!session.isAvailable) return false;
+    const bound = this.userOf(session);
+    const key = session.storeKey;
+    return bound !== undefined && bound === userId && key !== undefined && key === session.loadedStoreKey;
   }
 
   /** The user `session` is bound to, if any. */
