@@ -62,11 +62,6 @@ const onBothPlatforms = [
  */
 const SOAK = '<rootDir>/test/scale-out/soak.e2e.spec.ts';
 const soakOnly = process.env.NSS_TEST_SOAK === 'only';
-/**
- * `.ci/run` runs `npm test` on two runtimes side by side, then each runtime's soak alone: with
- * NSS_TEST_SOAK_DEFERRED=1 the soak half of `npm test` runs nothing, and .ci/run runs it afterwards.
- */
-const soakDeferred = soakOnly && process.env.NSS_TEST_SOAK_DEFERRED === '1';
 
 export default {
   testTimeout: 30000,
@@ -77,16 +72,8 @@ export default {
    * 300 ms lock lease under test, and slows every later suite.
    */
   workerIdleMemoryLimit: '1GB',
-  passWithNoTests: soakDeferred,
   projects: soakOnly
-    ? [
-        {
-          ...common,
-          displayName: 'soak',
-          testMatch: [SOAK],
-          testPathIgnorePatterns: soakDeferred ? ['/test/scale-out/soak.e2e.spec.ts'] : ['/node_modules/'],
-        },
-      ]
+    ? [{ ...common, displayName: 'soak', testMatch: [SOAK] }]
     : [
         {
           ...common,

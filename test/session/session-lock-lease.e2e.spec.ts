@@ -29,9 +29,10 @@ import { StallProxy } from '../support/stall-proxy.js';
 const COOKIE = '.Nest.Session';
 const SECRETS = ['Lq7vRt2nWx9kZc4bHm8pJd1fGs6aYe3uKo5iQt0N2B'];
 const APP = 'lease';
-/** Short, so that a request outlives it several times over in about a second. */
-// Renewed every TTL / 3: long enough that a pause of the loaded test process (GC, scheduling) does not outlast it.
-const TTL = 1_000;
+/** Short, so that a request outlives it several times over in a few seconds. */
+// Renewed every TTL / 3: long enough that a pause of the loaded test process (GC, scheduling, a busy CI machine)
+// does not outlast it (at 1 s, a renewal late by 700 ms lost a held lock under load).
+const TTL = 2_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 let gates = 0;
 
