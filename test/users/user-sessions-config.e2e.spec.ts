@@ -4,6 +4,7 @@ import {
   Get,
   HttpCode,
   Injectable,
+  type INestApplication,
   Module,
   Post,
   type MiddlewareConsumer,
@@ -88,6 +89,25 @@ class ReportingLoginController {
   @Get('me')
   me(@Session() session: Session) {
     return { user: session.getString('user') ?? null };
+  }
+}
+
+/** An app with ReportingLoginController and a browser signed in there as `ada`; `body` runs, then the app closes. */
+async function withAdaSignedIn(
+  body: (app: INestApplication, url: string, browser: BrowserClient) => Promise<void>,
+): Promise<void> {
+  const { app, url } = await startSessionApp(
+    { secrets: SECRETS },
+    { controllers: [ReportingLoginController] },
+  );
+  try {
+    const browser = new BrowserClient('ok');
+    expect((await browser.request(`${url}/reporting/login`, 'POST', { user: 'ada' })).json).toEqual({
+      bound: true,
+    });
+    await body(app, url, browser);
+  } finally {
+    await app.close();
   }
 }
 
@@ -187,41 +207,21 @@ describe('UserSessions configuration and input', () => {
   });
 
   it('a bind() refused for its input on a session bound already (a device rename) leaves it signed in and listed', async () => {
-    const { app, url } = await startSessionApp(
-      { secrets: SECRETS },
-      { controllers: [ReportingLoginController] },
-    );
-    try {
-      const browser = new BrowserClient('ok');
-      expect((await browser.request(`${url}/reporting/login`, 'POST', { user: 'ada' })).json).toEqual({
-        bound: true,
-      });
+    await withAdaSignedIn(async (app, url, browser) => {
       const rename = await browser.request(`${url}/reporting/rename`, 'POST', { device: 'x'.repeat(3000) });
       expect(rename.json).toEqual({ error: 'RangeError' });
       expect((await browser.request(`${url}/reporting/me`)).json).toEqual({ user: 'ada' });
       expect(await app.get(UserSessions).list('ada')).toHaveLength(1);
-    } finally {
-      await app.close();
-    }
+    });
   });
 
   it('a bind() refused for its input after a committed regenerate() abandons the session: its index entry names the old key', async () => {
-    const { app, url } = await startSessionApp(
-      { secrets: SECRETS },
-      { controllers: [ReportingLoginController] },
-    );
-    try {
-      const browser = new BrowserClient('ok');
-      expect((await browser.request(`${url}/reporting/login`, 'POST', { user: 'ada' })).json).toEqual({
-        bound: true,
-      });
+    await withAdaSignedIn(async (app, url, browser) => {
       const reauth = await browser.request(`${url}/reporting/reauth`, 'POST', { device: 'x'.repeat(3000) });
       expect(reauth.json).toEqual({ error: 'RangeError' });
       expect((await browser.request(`${url}/reporting/me`)).json).toEqual({ user: null });
       expect(await app.get(UserSessions).list('ada')).toEqual([]);
-    } finally {
-      await app.close();
-    }
+    });
   });
 
   it('bind() of a session that cannot be stored (no cookie consent) throws UserSessionNotStoredError and lists nothing', async () => {
