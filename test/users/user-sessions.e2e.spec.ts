@@ -226,6 +226,26 @@ describe.each(STORES.map((make) => [make().name, make] as const))('user sessions
     },
   );
 
+  it('a sign-in again of a bound session, moved to its new key when the others are revoked, is signed out: it does not escape', async () => {
+    const user = newUser();
+    const keeper = new BrowserClient('Keeper/4');
+    const device = new BrowserClient('Device/4');
+    await keeper.login(a, user);
+    const deviceId = await device.login(b, user);
+    // Moved to a new key (its entry still names the old one, which is gone), not yet bound there.
+    const held = newGate();
+    const signingIn = device.request(`${b}/users/slow-relogin?gate=${held}`, 'POST');
+    await gate(held).reached(1);
+    expect((await keeper.request(`${a}/users/revoke-others`, 'POST')).status).toBe(200);
+    gate(held).release();
+    const late = await signingIn;
+    expect(late.status).toBe(200);
+    expect(late.json).toEqual({ bound: false });
+
+    expect(await device.me(a)).toEqual({ user: null, keys: [] });
+    expect((await list(keeper, b)).map((s) => s.id)).not.toContain(deviceId);
+  });
+
   it('a late account switch that empties, unbinds and binds a session revoked meanwhile binds nothing', async () => {
     const user = newUser();
     const other = newUser();

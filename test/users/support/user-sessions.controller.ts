@@ -126,6 +126,20 @@ export class UserSessionsTestController {
     return { bound: await this.userSessions.bind(session, to) };
   }
 
+  /**
+   * Signs a bound session in again (regenerate(), then bind()) with a wait at the gate `gate` between the move and the
+   * bind's index step: the window bind() itself has between its commit and its index write, held open.
+   */
+  @Post('slow-relogin')
+  @HttpCode(200)
+  async slowRelogin(@Session() session: Session, @Query('gate') at: string) {
+    const user = this.signedIn(session);
+    session.regenerate();
+    await session.commit();
+    await gate(at).pass();
+    return { bound: await this.userSessions.bind(session, user) };
+  }
+
   /** Loads the session, waits at the gate `gate`, then signs out: a sign-out still running while another tab signs in. */
   @Post('slow-logout')
   @HttpCode(200)

@@ -46,8 +46,15 @@ export class MemoryUserSessionIndex implements UserSessionIndex {
     userId: string,
     record: Omit<UserSessionRecord, 'createdAt'>,
     _idleTimeoutMs: number,
+    _ioTimeoutMs?: number,
+    replacesKey?: string,
   ): Promise<LiveUserSession[]> {
     let entries = this.users.get(userId);
+    const recorded = entries?.get(record.sessionId)?.sessionKey;
+    // A moved session's entry gone (revoked meanwhile): nothing is added (see UserSessionIndex.add).
+    if (replacesKey !== undefined && recorded !== replacesKey && recorded !== record.sessionKey) {
+      return Promise.resolve(this.live(userId));
+    }
     if (!entries) this.users.set(userId, (entries = new Map<string, UserSessionRecord>()));
     entries.set(record.sessionId, { ...record, createdAt: this.store.now() });
     this.sweep(userId);

@@ -54,12 +54,17 @@ export interface UserSessionIndex {
    * user's live sessions, oldest first (`createdAt`, then id). `ioTimeoutMs` (`session.ioTimeout`, when set): the
    * caller stops waiting that long after the call; an add that reaches the store after that (or after the store's
    * own bound) should apply nothing, as a commit past its deadline, so a sign-in answered 503 lists no session.
+   * `replacesKey`: the bound session was moved to a new key (`regenerate()`) since its entry was written under
+   * `replacesKey`; add only while the user's entry for this id records that key or the new one, and otherwise
+   * nothing (a revocation that ran after the move found the old key empty and dropped the entry: re-adding it would
+   * keep the session signed in past it).
    */
   add(
     userId: string,
     record: Omit<UserSessionRecord, 'createdAt'>,
     idleTimeoutMs: number,
     ioTimeoutMs?: number,
+    replacesKey?: string,
   ): Promise<LiveUserSession[]>;
   /** The user's live sessions, oldest first; entries whose session is gone are dropped. */
   list(userId: string): Promise<LiveUserSession[]>;

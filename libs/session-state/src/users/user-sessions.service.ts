@@ -148,6 +148,7 @@ export class UserSessions {
       await session.commit();
       const sessionKey = session.storeKey;
       if (sessionKey === undefined) throw new UserSessionNotStoredError();
+      const replacesKey = movedBinding(session, previous, userId, sessionKey);
       await this.guard('bind', async () => {
         if (previous !== undefined && previous !== userId)
           await this.index.remove(previous, sessionId, loadedKey);
@@ -157,6 +158,7 @@ export class UserSessions {
           { sessionId, sessionKey, metadata: recorded },
           idleTimeout,
           ioTimeout > 0 ? ioTimeout : undefined,
+          replacesKey,
         );
         indexed = true; // listed: a failure from here on (the list below, a revocation) leaves it bound
         // add() may trust entries whose expiry has not passed (Redis probes only those that did): one of a session
@@ -335,6 +337,22 @@ export class UserSessions {
       ? session.id
       : undefined;
   }
+}
+
+/**
+ * The key a binding of `session` to `userId` was listed under when the request loaded it, when this request moved it
+ * since (a sign-in again, a key rotation: `regenerate()`). Between the move and the index step a revocation finds the
+ * old key empty and drops the entry as dead, so the index step must not list the session again (it would stay signed
+ * in past the revocation).
+ */
+function movedBinding(
+  session: DistributedSession,
+  previous: string | undefined,
+  userId: string,
+  sessionKey: string,
+): string | undefined {
+  const loadedKey = session.loadedStoreKey;
+  return previous === userId && loadedKey !== undefined && loadedKey !== sessionKey ? loadedKey : undefined;
 }
 
 /** Abandons `session`, except a gateway's read-only snapshot, which refuses before it changes anything. */

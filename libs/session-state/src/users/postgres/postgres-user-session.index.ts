@@ -43,6 +43,7 @@ export class PostgresUserSessionIndex implements UserSessionIndex {
     // Expiry is the session row's: the listing reads it from there.
     _idleTimeoutMs: number,
     ioTimeoutMs?: number,
+    replacesKey?: string,
   ): Promise<LiveUserSession[]> {
     const createdAt = this.connection.options.clock.now();
     // A deadline as a commit's: an entry that reached the database after the app answered 503 (a sign-in whose
@@ -50,14 +51,18 @@ export class PostgresUserSessionIndex implements UserSessionIndex {
     const own = this.connection.commitDeadline();
     const deadline =
       ioTimeoutMs === undefined ? own : Math.min(own, this.connection.databaseNow() + ioTimeoutMs);
-    const { rows } = await this.connection.execute('user_add', this.sql.add, [
+    const values = [
       userId,
       record.sessionId,
       record.sessionKey,
       createdAt,
       JSON.stringify(record.metadata),
       deadline,
-    ]);
+    ];
+    const { rows } =
+      replacesKey === undefined
+        ? await this.connection.execute('user_add', this.sql.add, values)
+        : await this.connection.execute('user_replace', this.sql.replace, [...values, replacesKey]);
     if (rows.length === 0) {
       throw new PostgresOperationError(
         `User index add reached PostgreSQL after its deadline (operationTimeoutInMilliseconds=` +

@@ -9,6 +9,11 @@ export interface PostgresUserSessionSql {
    */
   readonly add: string;
   /**
+   * As `add`, with $7 the key a moved session's entry must still record: updates the entry only while it records $7
+   * or $3, and never creates one. Returns no row only past the deadline (a row and nothing updated: refused).
+   */
+  readonly replace: string;
+  /**
    * $1 user, $2 now (epoch ms): the user's entries whose session is live and still holds the entry's id,
    * with its expiry (`expires_ms`); the others are deleted by the same statement. (`bind` commits the
    * session before it adds the entry, so a new entry's session is always stored.)
@@ -35,6 +40,14 @@ ON CONFLICT (user_id, session_id) DO UPDATE SET
   session_key = EXCLUDED.session_key, created_at = EXCLUDED.created_at, metadata = EXCLUDED.metadata
   WHERE clock_timestamp() <= to_timestamp($6::float8 / 1000)
 RETURNING 1`,
+    // An UPDATE, not an upsert: an entry a revocation deletes meanwhile is not created again once its lock is gone.
+    replace: `WITH replaced AS (
+  UPDATE ${usersTable} u SET session_key = $3, created_at = $4, metadata = $5::jsonb
+   WHERE u.user_id = $1 AND u.session_id = $2 AND u.session_key IN ($7, $3)
+     AND clock_timestamp() <= to_timestamp($6::float8 / 1000)
+  RETURNING 1
+)
+SELECT 1 WHERE EXISTS (SELECT 1 FROM replaced) OR clock_timestamp() <= to_timestamp($6::float8 / 1000)`,
     list: `WITH entries AS (
   SELECT u.session_id, u.session_key, u.created_at, u.metadata,
          (extract(epoch FROM s.expires_at) * 1000)::float8 AS expires_ms,

@@ -49,6 +49,7 @@ export class RedisUserSessionIndex implements UserSessionIndex {
     record: Omit<UserSessionRecord, 'createdAt'>,
     idleTimeoutMs: number,
     ioTimeoutMs?: number,
+    replacesKey?: string,
   ): Promise<LiveUserSession[]> {
     const keys = userIndexKeys(this.app, userId);
     // Every time the index keeps is in Redis's clock: the oldest sessions beyond maxSessionsPerUser are the same
@@ -68,6 +69,8 @@ export class RedisUserSessionIndex implements UserSessionIndex {
         now + idleTimeoutMs,
         JSON.stringify(full),
         Math.min(this.connection.commitDeadline(), latest ?? Number.POSITIVE_INFINITY),
+        replacesKey ?? '',
+        record.sessionKey,
       ),
     )) as Buffer[] | number;
     if (typeof reply === 'number') {

@@ -20,16 +20,27 @@ return out`;
  */
 export const USER_SESSION_SCRIPTS = {
   /**
-   * KEYS: index zset, index hash. ARGV: session id, expiry score, record JSON, deadline (Redis ms, as a commit's).
-   * Then as userIndexRead; past the deadline (the app answered 503) it adds nothing and returns -1.
+   * KEYS: index zset, index hash. ARGV: session id, expiry score, record JSON, deadline (Redis ms, as a commit's),
+   * the key a moved session's entry must still record ('' : none), the record's own key. Then as userIndexRead; past
+   * the deadline (the app answered 503) it adds nothing and returns -1. With ARGV[5], it adds nothing unless the
+   * entry of this id records ARGV[5] or ARGV[6] (see UserSessionIndex.add).
    */
   userIndexAdd: {
     numberOfKeys: 2,
     lua: `
 local t = redis.call('TIME')
 if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[4]) then return -1 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+local listed = ARGV[5] == ''
+if not listed then
+  local record = redis.call('HGET', KEYS[2], ARGV[1])
+  local ok, entry = false, nil
+  if record then ok, entry = pcall(cjson.decode, record) end
+  listed = ok and type(entry) == 'table' and (entry.sessionKey == ARGV[5] or entry.sessionKey == ARGV[6])
+end
+if listed then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
 ${READ_INDEX}`,
   },
   /** KEYS: index zset, index hash. Every entry: id, expiry score, record JSON ('' when missing). */
