@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
-import { Browser, parseSetCookie, SESSION_COOKIE, TEMP_DATA_COOKIE } from './support/browser.js';
+import { Browser, isDeletion, parseSetCookie, SESSION_COOKIE, TEMP_DATA_COOKIE } from './support/browser.js';
 import { setCookies } from '../support/cookie-jar.js';
 import { startTempDataApp } from './support/temp-data-test.app.js';
 
@@ -32,8 +32,10 @@ describe.each([
       const res = await browser.submit(create, { name: 'Ada' });
       expect(res.status).toBe(302);
       expect(res.headers.location).toBe('/customers');
+      // Deletions left out (the cookie provider's single cookie comes with its first chunk's, see the budget suite).
       const names = setCookies(res)
         .map(parseSetCookie)
+        .filter((c) => !isDeletion(c))
         .map((c) => c.name);
       expect(names).toEqual([carrier]);
     }

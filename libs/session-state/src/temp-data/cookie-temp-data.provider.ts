@@ -181,11 +181,23 @@ export class CookieTempDataProvider implements TempDataProvider {
       maxChunks: this.maxChunks,
     });
     for (const part of planned) this.setCookie(formatSetCookie(part.name, part.value, attributes));
-    for (const stale of staleChunkNames(name, cookies, planned.length - 1, {
-      maxChunks: this.staleChunksScanned,
-    })) {
-      this.setCookie(formatDeleteCookie(stale, attributes));
-    }
+    for (const unused of this.unusedChunkNames(cookies, planned.length - 1))
+      this.setCookie(formatDeleteCookie(unused, attributes));
+  }
+
+  /**
+   * The chunk cookies a write of `written` chunks (0: a single cookie) does not use, to delete: those the request
+   * carried and, beside a single cookie, the first chunk. Another request of this browser that overlapped this one
+   * (a tab, an XHR) may have written chunks this one did not carry, which stay if its answer arrives first. Over
+   * chunks of its own this write replaces the other's first, full ones, so what stays with it is within the budget;
+   * a single cookie replaces none, and the other's whole chunks with it passed the budget by up to a chunk (the next
+   * request a 431, and every one after it). Without their first chunk, what stays is at most the budget less a chunk.
+   */
+  private unusedChunkNames(cookies: Record<string, string>, written: number): string[] {
+    const name = this.options.cookie.name;
+    const carried = staleChunkNames(name, cookies, written, { maxChunks: this.staleChunksScanned });
+    const first = `${name}C1`;
+    return written > 0 || carried.includes(first) ? carried : [first, ...carried];
   }
 
   /**
