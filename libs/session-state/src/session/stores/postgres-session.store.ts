@@ -131,9 +131,12 @@ export class PostgresSessionStore implements SessionStore, UserSessionIndexSourc
     return Math.min(own, this.connection.databaseNow() + wait);
   }
 
-  /** Every call is one bounded {@link PostgresConnection.execute}. Not claimed by subclasses. */
+  /**
+   * Every call is at most two bounded {@link PostgresConnection.execute}s one after the other: a load and its slide,
+   * or a commit's plain statement and then the function when it refused. Not claimed by subclasses.
+   */
   get settlesWithinMs(): number | undefined {
-    return this.constructor === PostgresSessionStore ? this.connection.longestExecution : undefined;
+    return this.constructor === PostgresSessionStore ? 2 * this.connection.longestExecution : undefined;
   }
 
   /** Runs `SELECT 1` on a pooled connection, bounded by the operation timeout. */
