@@ -390,6 +390,11 @@ describe('session cookie options', () => {
       /session\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,
     ],
     [
+      'a TempData cookie domain longer than a host name can be',
+      { tempData: { cookie: { domain: `${`${'a'.repeat(60)}.`.repeat(5)}test` } } },
+      /tempData\.cookie\.domain must be a host name, at most 253 characters/,
+    ],
+    [
       'a __Host- TempData cookie with a path (no domain)',
       { tempData: { cookie: { name: '__Host-td', securePolicy: 'always', path: '/app' } } },
       /tempData\.cookie\.name: a __Host- cookie must have path '\/' and no domain/,

@@ -11,6 +11,7 @@ import {
   type INestApplication,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import { request as httpRequest } from 'node:http';
 import request from 'supertest';
 import {
   Session,
@@ -116,6 +117,39 @@ class BudgetController {
     const value = tempData.get(key);
     return { length: typeof value === 'string' ? value.length : null };
   }
+}
+
+/** A request whose answer may carry more headers than a client takes by default (48 KiB of Set-Cookie). */
+function largeHeadersRequest(
+  url: string,
+  method: string,
+  cookieHeader: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Record<string, unknown>; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = httpRequest(
+      url,
+      {
+        method,
+        maxHeaderSize: 128 * 1024,
+        headers: {
+          ...(cookieHeader ? { cookie: cookieHeader } : {}),
+          ...(payload ? { 'content-type': 'application/json' } : {}),
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
 
 /** An app on Node's default header limit (16 KiB), as apps run. */
@@ -382,6 +416,27 @@ describe('TempDataTooLargeError', () => {
     await expect(start({ tempData: { maxCookieBytes: 511 } })).rejects.toThrow(
       /tempData\.maxCookieBytes must be at least 512 \(got 511\)/,
     );
+  });
+
+  it('the largest budget carries a value within it under the longest name, path and domain accepted (chunks sized to their room)', async () => {
+    const logger = new CaptureLogger();
+    const cookie = {
+      name: 'T'.repeat(250),
+      path: `/${'p'.repeat(1_023)}`,
+      domain: `${'d'.repeat(60)}.example.test`,
+    };
+    const { app, url } = await start({ tempData: { maxCookieBytes: 48 * 1024, cookie } }, logger, 64 * 1024);
+    try {
+      const set = await largeHeadersRequest(`${url}/budget/set/Big`, 'POST', '', { length: 36_000 });
+      expect(set.status).toBe(200);
+      expect(logger.lines.filter((l) => l.message.includes('TempDataSaveFailed'))).toEqual([]);
+      const jar = new CookieJar();
+      jar.update(set);
+      const read = await largeHeadersRequest(`${url}/budget/read/Big`, 'GET', jar.header());
+      expect(read.body).toEqual({ length: 36_000 });
+    } finally {
+      await app.close();
+    }
   });
 
   it("a budget larger than the server's header limit leaves room for is warned about, once, at the first request", async () => {

@@ -96,6 +96,8 @@ function count(name: string, value: number | undefined, fallback: number): numbe
 const MAX_COOKIE_NAME_LENGTH = 256;
 /** Longest cookie path accepted (RFC 6265bis: browsers ignore attribute values over 1024 bytes). */
 const MAX_COOKIE_PATH_LENGTH = 1024;
+/** Longest cookie domain accepted: a DNS name's limit (RFC 1035). */
+const MAX_COOKIE_DOMAIN_LENGTH = 253;
 
 /**
  * What the TempData cookie takes from `session.cookie` where `tempData.cookie` leaves it out: how strong it is. Not
@@ -150,8 +152,16 @@ function cookie(
         `(got ${JSON.stringify(path)}).`,
     );
   }
-  if (o.domain !== undefined && (typeof o.domain !== 'string' || !/^[A-Za-z0-9.-]+$/.test(o.domain))) {
-    fail(`SessionModule option ${prefix}.domain must be a host name (got ${JSON.stringify(o.domain)}).`);
+  if (
+    o.domain !== undefined &&
+    (typeof o.domain !== 'string' ||
+      !/^[A-Za-z0-9.-]+$/.test(o.domain) ||
+      o.domain.length > MAX_COOKIE_DOMAIN_LENGTH)
+  ) {
+    fail(
+      `SessionModule option ${prefix}.domain must be a host name, at most ${MAX_COOKIE_DOMAIN_LENGTH} characters ` +
+        `(got ${JSON.stringify(o.domain)}).`,
+    );
   }
   for (const flag of ['httpOnly', 'isEssential'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') {

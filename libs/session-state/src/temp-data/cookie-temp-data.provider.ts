@@ -4,6 +4,7 @@ import { formatCookieAttributes, formatDeleteCookie, formatSetCookie } from '../
 import { TempDataTooLargeError } from '../errors/temp-data.errors.js';
 import { AuthenticatedEncryptor } from '../protection/authenticated-encryptor.js';
 import type { SessionRuntime } from '../session/session.runtime.js';
+import type { ResolvedCookieOptions } from '../module/session-options.resolver.js';
 import {
   DEFAULT_COOKIE_CHUNK_SIZE,
   DEFAULT_MAX_COOKIE_CHUNKS,
@@ -19,6 +20,25 @@ import {
 import { decodeTempData, encodeTempData } from './temp-data.value-codec.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
+
+/** The longest attributes a TempData Set-Cookie carries besides its path and domain (a deletion's Expires too). */
+const LONGEST_FLAGS =
+  '; Max-Age=2147483647; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=Strict';
+
+/**
+ * Enough chunks for `maxCookieBytes`: a chunk carries what its Set-Cookie leaves of the chunk size after the name and
+ * the attributes, counted at their longest. About 3,900 characters under the defaults; a long name, path and domain
+ * leave less (never under ~2,300, within the limits checked at startup), and a count sized for 3,000 per chunk then
+ * refused a value within the budget (a probe: 48 KiB, a 250-character name, a 1,024-character path).
+ */
+function maxChunksFor(maxCookieBytes: number, cookie: ResolvedCookieOptions): number {
+  const attributes =
+    `; Path=${cookie.path}`.length +
+    (cookie.domain === undefined ? 0 : `; Domain=${cookie.domain}`.length) +
+    LONGEST_FLAGS.length;
+  const room = DEFAULT_COOKIE_CHUNK_SIZE - `${cookie.name}C99=`.length - attributes;
+  return Math.ceil(maxCookieBytes / room) + 1;
+}
 
 /**
  * TempData in a cookie: encoded, encrypted with AES-256-GCM under the key ring's TempData purpose,
@@ -41,9 +61,9 @@ export class CookieTempDataProvider implements TempDataProvider {
     return this.runtime.options.tempData;
   }
 
-  /** Enough chunks for maxCookieBytes (a chunk carries at least ~3,000 characters of data). */
+  /** Enough chunks for maxCookieBytes (see {@link maxChunksFor}). */
   private get maxChunks(): number {
-    return Math.ceil(this.options.maxCookieBytes / 3000) + 1;
+    return maxChunksFor(this.options.maxCookieBytes, this.options.cookie);
   }
 
   /**
