@@ -671,8 +671,8 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
   describe('a session over a limit (the limit was lowered) is not stuck', () => {
     let d: Deployment;
     beforeAll(async () => {
-      // One store, two limits: instance a (the old, higher limit) wrote the session; b has a lower one.
-      d = await deploy({ maxSessionBytes: 200_000 }, { maxSessionBytes: 100_000 });
+      // One store, two limits: instance a (the old, higher limits) wrote the session; b has lower ones.
+      d = await deploy({ maxSessionBytes: 200_000, maxKeys: 10 }, { maxSessionBytes: 100_000, maxKeys: 3 });
     });
     afterAll(() => d.close());
 
@@ -694,6 +694,28 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
       await request(d.b).post(`/gated/${name}/fill/tiny/1`).set('Cookie', cookie).expect(200);
       const { body } = await request(d.b).get(`/gated/${name}/size`).set('Cookie', cookie).expect(200);
       expect(body).toEqual({ bytes: 5, keys: 1 });
+    });
+
+    it('regenerate() (a sign-in) of a session over maxSessionBytes and maxKeys answers 200 and moves it whole', async () => {
+      const name = open(`over-move-${_name}`);
+      const cookie = cookiePair(
+        await request(d.a).post(`/gated/${name}/fill/big/150000`).expect(200),
+        COOKIE,
+      );
+      for (const key of ['k1', 'k2', 'k3'])
+        await request(d.a).post(`/gated/${name}/fill/${key}/10`).set('Cookie', cookie).expect(200);
+      // b's limits are 100000 bytes and 3 keys: the session (4 keys, 150,039 bytes) is over both. The move writes
+      // the whole session under a new key, which held nothing: it leaves the session no larger all the same.
+      const moved = await request(d.b).post(`/gated/${name}/regenerate`).set('Cookie', cookie);
+      expect(moved.status).toBe(200);
+      const renewed = cookiePair(moved, COOKIE);
+      expect(renewed).not.toBe(cookie);
+      expect(await d.stored(cookie)).toBe(false);
+      const { body } = await request(d.b).get(`/gated/${name}/size`).set('Cookie', renewed).expect(200);
+      expect(body).toEqual({ bytes: 150_039, keys: 4 });
+      // Growing it is still refused.
+      const grow = await request(d.b).post(`/gated/${name}/fill/k4/1`).set('Cookie', renewed);
+      expect(grow.status).toBe(413);
     });
   });
 });

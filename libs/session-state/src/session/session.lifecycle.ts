@@ -30,6 +30,7 @@ import type {
   SessionStore,
 } from './stores/session-store.interface.js';
 import { movedWithin } from './stores/ended-session.marks.js';
+import { limitsForMove } from './moved-session.limits.js';
 import { logEvent, SessionLogEvents } from '../logging/session-log-events.js';
 import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
@@ -632,7 +633,12 @@ export class SessionLifecycle implements SessionHost {
         await runtime.withIoTimeout(
           write.remove
             ? store.remove(write.key)
-            : store.commit(write.key, write.changes, options.idleTimeout, options),
+            : store.commit(
+                write.key,
+                write.changes,
+                options.idleTimeout,
+                beforeMove ? limitsForMove(options, write.changes.set) : options,
+              ),
         );
       } catch (error) {
         session.changes.restore(beforeMove ?? write.changes);
