@@ -580,6 +580,31 @@ describe('RedisDistributedCache connection options', () => {
     }
   });
 
+  it("a url whose password or user name has a % not percent-encoded: refused naming the url's part, the value not quoted", () => {
+    // It threw decodeURIComponent's bare "URIError: URI malformed", naming no option.
+    for (const [url, what, option] of [
+      ['redis://:p%zzSecret@x:1', 'password', 'accessKey'],
+      ['redis://us%er:secret@x:1', 'user name', 'username'],
+    ]) {
+      const refusal = (() => {
+        try {
+          resolveRedisCacheOptions({ url });
+        } catch (error) {
+          return error;
+        }
+      })() as Error;
+      expect(refusal).toBeInstanceOf(RedisConfigurationError);
+      expect(refusal.message).toBe(
+        `Redis option url has a ${what} with a % that does not start a percent-encoded byte (%XX): percent-encode ` +
+          `the ${what} in the url (encodeURIComponent; % is %25), or give it as ${option} instead.`,
+      );
+    }
+    expect(resolveRedisCacheOptions({ url: 'redis://us%25er:p%25Secret@x:1' })).toMatchObject({
+      username: 'us%er',
+      accessKey: 'p%Secret',
+    });
+  });
+
   it('bad configuration fails fast with a message naming the option', async () => {
     expect(() => resolveRedisCacheOptions({ url: 'not a url' })).toThrow(/url/);
     expect(() => resolveRedisCacheOptions({ url: 'http://localhost:6379' })).toThrow(/redis:\/\//);

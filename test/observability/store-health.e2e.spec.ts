@@ -143,6 +143,21 @@ describe('SessionStoreHealthIndicator (nest-session-state/terminus)', () => {
       expect(ms).toBeLessThan(PING_ANSWER_BOUND);
     });
 
+    it('timeout: Infinity leaves a store that answers up; a value no timer waits for is refused, naming the option', async () => {
+      // Node fires a timer of Infinity, over 2^31-1 ms or under 1 ms after 1 ms: such a timeout reported down.
+      const answersIn50ms = () => new OwnStore(() => new Promise<void>((resolve) => setTimeout(resolve, 50)));
+      const { result } = await probe(answersIn50ms(), { timeout: Infinity });
+      expect(result).toMatchObject({ 'session-store': { status: 'up', store: 'custom' } });
+      for (const timeout of [2 ** 31, 0, -1, Number.NaN]) {
+        await expect(probe(answersIn50ms(), { timeout })).rejects.toThrow(
+          new RegExp(
+            `^SessionStoreHealthIndicator\\.isHealthy\\(\\) option timeout must be a positive number of ` +
+              `milliseconds, at most 2147483647 .*or Infinity .*\\(got ${String(timeout)}\\)\\.$`,
+          ),
+        );
+      }
+    });
+
     it('a ping() that rejects: down with its reason', async () => {
       const { result } = await probe(
         new OwnStore(() => Promise.reject(new Error('the audit database refused the connection'))),

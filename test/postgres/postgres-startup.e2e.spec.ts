@@ -150,6 +150,14 @@ describe('postgres options refused before connecting', () => {
     expect(error.message).toMatch(message);
     expect(error.message).not.toContain('hunter2');
   });
+
+  it("a database name with a % that starts no %XX, which pg takes as it is: startup goes on to connect (it threw a bare URIError, 'URI malformed')", async () => {
+    const { error } = await startupError({ postgres: { connectionString: `${closed}%zz` } });
+    expect(error).toBeInstanceOf(PostgresConfigurationError);
+    expect(error.message).toMatch(
+      /^Nothing accepts connections at 127\.0\.0\.1:\d+\/app%zz \(ECONNREFUSED\)/,
+    );
+  });
 });
 
 describe('a database that cannot be used fails startup, naming the option', () => {

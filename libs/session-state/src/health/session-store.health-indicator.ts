@@ -2,6 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { SessionConfigurationError } from '../errors/configuration.errors.js';
 import { SessionStore } from '../session/stores/session-store.interface.js';
+import { healthProbeTimeout } from './health-probe-timeout.js';
 
 /**
  * Options of {@link SessionStoreHealthIndicator.isHealthy}.
@@ -13,7 +14,8 @@ export interface SessionStoreHealthOptions {
   /**
    * Longest wait for the store's answer, in ms, before it is reported down. The module's stores bound
    * their probe by their own operation timeout already (Redis `operationTimeoutInMilliseconds`,
-   * PostgreSQL `operationTimeoutInMilliseconds`); this also bounds a custom store's `ping()`. Default 5000.
+   * PostgreSQL `operationTimeoutInMilliseconds`); this also bounds a custom store's `ping()`. Default 5000;
+   * `Infinity`: no bound but the store's own; at most 2147483647 otherwise (the longest delay a Node timer runs).
    */
   timeout?: number | undefined;
 }
@@ -77,19 +79,22 @@ export class SessionStoreHealthIndicator {
     const indicator = this.health.check(key);
     const store = this.store.storeType ?? 'custom';
     if (!this.store.ping) return indicator.up({ store, probe: 'none' });
-    const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+    const timeout = healthProbeTimeout(options.timeout ?? DEFAULT_TIMEOUT);
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        this.store.ping(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`The session store did not answer within ${timeout} ms (timeout).`)),
-            timeout,
-          );
-        }),
-      ]);
+      const answer = this.store.ping();
+      await (timeout === undefined
+        ? answer
+        : Promise.race([
+            answer,
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(
+                () => reject(new Error(`The session store did not answer within ${timeout} ms (timeout).`)),
+                timeout,
+              );
+            }),
+          ]));
       return indicator.up({ store, responseTime: Math.round(performance.now() - started) });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);

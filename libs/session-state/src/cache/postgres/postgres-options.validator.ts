@@ -38,6 +38,15 @@ function identifier(name: 'schema' | 'tableName', value: unknown, fallback: stri
   return value as string;
 }
 
+/** A connection string's part percent-decoded, or as it is when a `%` starts no `%XX`: pg takes it so then. */
+function decodedOrAsIs(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 /** Host, port and database of a connection string, for messages: never its user or password. */
 function whereOf(connectionString: string): string {
   let url: URL;
@@ -54,7 +63,7 @@ function whereOf(connectionString: string): string {
       `PostgreSQL option postgres.connectionString must start with postgres:// or postgresql:// (got ${url.protocol}//).`,
     );
   }
-  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  const database = decodedOrAsIs(url.pathname.replace(/^\//, ''));
   const host = url.hostname || url.searchParams.get('host') || 'localhost';
   return `${host}:${url.port || '5432'}${database ? `/${database}` : ''}`;
 }

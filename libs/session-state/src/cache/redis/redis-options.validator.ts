@@ -58,6 +58,20 @@ function fromUrlOnce<T>(option: string, what: string, given: T | undefined, inUr
   return inUrl;
 }
 
+/** A url's user name or password, percent-decoded; never quoted (it may be the password). */
+function decodedUrlPart(what: 'password' | 'user name', encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    // decodeURIComponent's URIError ("URI malformed") named neither the option nor the fix.
+    return fail(
+      `Redis option url has a ${what} with a % that does not start a percent-encoded byte (%XX): percent-encode ` +
+        `the ${what} in the url (encodeURIComponent; % is %25), or give it as ` +
+        `${what === 'password' ? 'accessKey' : 'username'} instead.`,
+    );
+  }
+}
+
 /**
  * Checks every option and applies the defaults; throws {@link RedisConfigurationError} naming the option
  * (an unknown name too, with the name it most likely meant).
@@ -110,9 +124,9 @@ export function resolveRedisCacheOptions(options: RedisCacheOptions): ResolvedRe
     host = url.hostname.replace(/^\[|\]$/g, '');
     port = url.port ? parsePort('url (port)', url.port) : 6379;
     if (url.password)
-      accessKey = fromUrlOnce('accessKey', 'password', accessKey, decodeURIComponent(url.password));
+      accessKey = fromUrlOnce('accessKey', 'password', accessKey, decodedUrlPart('password', url.password));
     if (url.username)
-      username = fromUrlOnce('username', 'user name', username, decodeURIComponent(url.username));
+      username = fromUrlOnce('username', 'user name', username, decodedUrlPart('user name', url.username));
     if (url.password) credentialsFrom ??= 'url';
     if (url.protocol === 'rediss:') {
       // A plain connection would send the password (and every session) unencrypted to a server meant for TLS.
