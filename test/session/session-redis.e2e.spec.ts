@@ -154,7 +154,7 @@ describe('sessions on Redis', () => {
     expect(removals).toEqual([script, script]);
   });
 
-  it('a read-only request re-signs a cookie made under an older secret and commits nothing', async () => {
+  it('a read-only request re-signs a cookie made under an older secret and writes nothing', async () => {
     const { app: rotating, url: rotatingUrl } = await startSessionApp({
       secrets: ['Wc5nR2xKq8Lm3Tz7Yb1Vd6Hs9Fg4Ja0Pu2Ei5Ok8Qw3N', ...SECRETS],
       redis: { host: server.host, port: server.port, applicationName: 'e2e' },
@@ -169,7 +169,11 @@ describe('sessions on Redis', () => {
       });
       expect(resigned).not.toBe(cookie);
       expect(keyOf(resigned)).toBe(keyOf(cookie));
-      expect(commands).toEqual([expect.stringMatching(/^EVAL(SHA)?$/)]); // the load only
+      // The load, and a read of the moved mark: a sign-in that moved the session meanwhile is not undone.
+      expect(commands).toEqual([
+        expect.stringMatching(/^EVAL(SHA)?$/),
+        expect.stringMatching(/^EVAL(SHA)?$/),
+      ]);
 
       const again = await request(rotatingUrl).get('/read').set('Cookie', resigned).expect(200);
       expect(again.body).toMatchObject({ count: 1 });

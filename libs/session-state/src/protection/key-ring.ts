@@ -51,6 +51,15 @@ export class KeyRing {
       if (typeof secret !== 'string' && !(secret instanceof Uint8Array)) {
         throw new KeyRingConfigurationError(`${optionName}[${index}] must be a string or a Uint8Array.`);
       }
+      if (typeof secret === 'string' && secret.trim() !== secret) {
+        // A list split on ',' without trimming ("new, old"): the old secret would be " old", and every cookie under
+        // it rejected at the rotation. Generated secrets hold no whitespace; the secret itself is never quoted.
+        throw new KeyRingConfigurationError(
+          `${optionName}[${index}] starts or ends with whitespace: trim each secret of a list read from the ` +
+            "environment (process.env.SESSION_SECRETS.split(',').map((s) => s.trim())). A secret that really holds " +
+            'it is passed as bytes: Buffer.from(secret).',
+        );
+      }
       const bytes = typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
       const entropy = estimateEntropyBits(bytes);
       if (bytes.length < MIN_SECRET_BYTES || entropy < 128) {

@@ -51,6 +51,18 @@ describe('key ring', () => {
     expect(KeyRing.fromSecrets([secret()]).size).toBe(1);
   });
 
+  it('rejects a secret with whitespace around it (a list split on "," untrimmed), naming it and the fix', () => {
+    const [newer, older] = [secret(), secret()];
+    const split = `${newer}, ${older}`.split(',');
+    expect(() => KeyRing.fromSecrets(split)).toThrow(
+      /^secrets\[1\] starts or ends with whitespace: trim .*s\.trim\(\)/,
+    );
+    expect(() => KeyRing.fromSecrets(split)).not.toThrow(new RegExp(older.slice(0, 8)));
+    expect(() => KeyRing.fromSecrets([`${newer}\n`])).toThrow(/^secrets\[0\] starts or ends with whitespace/);
+    // Bytes are taken as they are: the way to keep a secret that really holds whitespace.
+    expect(KeyRing.fromSecrets([Buffer.from(`${newer}\n`)]).size).toBe(1);
+  });
+
   it('rejects hand-made secrets that have enough distinct characters: repeated, sequential, typed, words, a UUID', () => {
     const handMade = [
       'keyboard cat keyboard cat keyboard cat', // express-session's example, three times

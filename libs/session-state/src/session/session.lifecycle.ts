@@ -652,6 +652,8 @@ export class SessionLifecycle implements SessionHost {
       }
       metrics?.committed(startedAt);
       this.written(write);
+    } else if (this.replacedKey === undefined) {
+      await this.keepOldSignatureIfMoved();
     }
     // The head left while the store was writing (a stream that outgrew the response hold): the
     // browser keeps the cookie it has, so nothing may stay stored under a key it never got.
@@ -722,6 +724,26 @@ export class SessionLifecycle implements SessionHost {
     const mark = await this.runtime.withIoTimeout(store.endingOf(key));
     if (movedWithin(mark, this.runtime.options.idleTimeout, this.movedWindowMs()))
       throw new SessionMovedError();
+  }
+
+  /**
+   * A cookie under an older secret is re-signed on a read-only use. If `regenerate()` in another request (a sign-in)
+   * moved the session off its key while this one ran, the browser is getting the new key's cookie: the old key
+   * re-signed, arriving after it, would replace it and sign the user out. The cookie is then left as it is (the browser
+   * drops it for the new one). One store read, only for a rotated cookie (once per session after a rotation); a read
+   * that fails leaves the cookie as it is too: it still verifies, and the next request re-signs it.
+   */
+  private async keepOldSignatureIfMoved(): Promise<void> {
+    const store = this.runtime.store;
+    if (!this.rotated || this.cookieChange !== undefined || this.key === undefined || !store.endingOf) return;
+    let mark: Awaited<ReturnType<NonNullable<SessionStore['endingOf']>>>;
+    try {
+      mark = await this.runtime.withIoTimeout(store.endingOf(this.key));
+    } catch {
+      this.rotated = false;
+      return;
+    }
+    if (movedWithin(mark, this.runtime.options.idleTimeout, this.movedWindowMs())) this.rotated = false;
   }
 
   /**
@@ -1230,6 +1252,8 @@ export class SessionLifecycle implements SessionHost {
     const session = this.session;
     if (this.abandonedKey !== undefined || this.replacedKey !== undefined || this.removedFromNothing)
       return false;
+    // A cookie to re-sign under the newest secret: the store's moved mark is read first (keepOldSignatureIfMoved).
+    if (this.rotated && this.cookieChange === undefined && session.changes.isEmpty) return false;
     const write = this.takeWrite(true);
     if (write) {
       const metrics = this.runtime.metrics;
