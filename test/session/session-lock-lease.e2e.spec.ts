@@ -454,6 +454,59 @@ describe('session.lock at shutdown: a request whose client left still holds the 
   });
 });
 
+describe('session.lock at shutdown: a lock try on its way (its client left)', () => {
+  it('takes the lock after the close began: the lock is released, not left for its TTL', async () => {
+    const server = await RedisServerProcess.start();
+    const proxy = await StallProxy.start({ host: server.host, port: server.port });
+    const lock = { lock: { ttl: 30_000, acquireTimeout: 3_000 } };
+    const a = await startSessionApp({
+      secrets: SECRETS,
+      // The QUIT at close waits behind the held try (within this timeout): the try reaches Redis and takes the lock.
+      redis: {
+        host: proxy.host,
+        port: proxy.port,
+        applicationName: APP,
+        operationTimeoutInMilliseconds: 3_000,
+      },
+      session: lock,
+    });
+    const b = await startSessionApp(
+      {
+        secrets: SECRETS,
+        redis: { host: server.host, port: server.port, applicationName: APP },
+        session: lock,
+      },
+      { controllers: [GatedSessionController] },
+    );
+    let aClosed = false;
+    try {
+      const cookie = cookiePair(await request(b.url).get('/counter').expect(200, { count: 1 }), COOKIE);
+      const holder = await atGate(b.url, cookie, 'set/holder'); // b holds the lock
+      const client = httpRequest(`${a.url}/counter`, { headers: { cookie } });
+      client.on('error', () => undefined);
+      client.end(); // a's request waits for the lock, trying again and again
+      const onItsWay = proxy.holdWhen(`${sessionKeyOf(cookie)}}_Lock`, 1_500);
+      await waitUntil(() => onItsWay.engaged, 5_000, "a's next lock try");
+      holder.gate.release();
+      expect((await holder.pending).status).toBe(200); // b released: the held try will take the lock
+      client.destroy(); // the visitor left
+      await sleep(50);
+      await a.app.close(); // a deploy's SIGTERM, while the try is on its way
+      aClosed = true;
+      await onItsWay.released;
+      const started = Date.now();
+      await request(b.url).get('/counter').set('Cookie', cookie).expect(200, { count: 2 });
+      expect(Date.now() - started).toBeLessThan(2_500); // the lock waited 3 s, then 503, for 30 s before
+    } finally {
+      releaseAllGates();
+      if (!aClosed) await a.app.close();
+      await b.app.close();
+      await proxy.stop();
+      await server.stop();
+    }
+  });
+});
+
 describe('session.lock: a release that fell in an outage', () => {
   const store = new UnreachableAtReleaseStore();
   let app: INestApplication;

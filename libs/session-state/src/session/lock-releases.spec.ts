@@ -118,4 +118,21 @@ describe('LockReleases (on a fake clock: the back-off is checked exactly, whatev
     await releases.close();
     expect(released).toEqual(['b:t2']);
   });
+
+  it('at close, waits for a lock try on its way and then releases it: after the try, so it frees what the try took', async () => {
+    const events: string[] = [];
+    releases = new LockReleases((key, token) => {
+      events.push(`release ${key}:${token}`);
+      return Promise.resolve();
+    });
+    let answer!: (taken: boolean) => void;
+    releases.trying('k', 't', new Promise<boolean>((resolve) => (answer = resolve)));
+    const closing = releases.close();
+    await pass(100);
+    expect(events).toEqual([]); // not before the try reached the store
+    events.push('try answered');
+    answer(true);
+    await closing;
+    expect(events).toEqual(['try answered', 'release k:t']);
+  });
 });

@@ -18,6 +18,8 @@ export class LockReleases {
   private readonly pending = new Set<NodeJS.Timeout>();
   /** Locks of this process not known released: held by a request, or a release being retried (token → key). */
   private readonly unreleased = new Map<string, string>();
+  /** Lock tries on their way to the store, each settling within the store call's bound (see {@link trying}). */
+  private readonly tries = new Set<Promise<void>>();
   private closed = false;
 
   constructor(private readonly release: (key: string, token: string) => Promise<unknown>) {}
@@ -28,6 +30,24 @@ export class LockReleases {
     // past the bound the oldest entry goes, the one most likely expired.
     if (this.unreleased.size >= MAX_PENDING) this.unreleased.delete(this.unreleased.keys().next().value!);
     this.unreleased.set(token, key);
+  }
+
+  /**
+   * A request's try for `token`'s lock on `key` went out; `attempt` settles within the store call's bound. Until the
+   * request learns the outcome the lock counts as taken: a try on its way when the application shuts down takes the
+   * lock after {@link close} released what it knew of, and the request's own release then meets a closed store (a
+   * probe: the visitor waited `acquireTimeout` and got 503 on every other instance for the lock's whole TTL). A
+   * fenced release of a lock the token never took frees nothing. The request reports a try that took nothing with
+   * {@link released}.
+   */
+  trying(key: string, token: string, attempt: Promise<unknown>): void {
+    this.taken(key, token);
+    const settled = attempt.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tries.add(settled);
+    void settled.then(() => this.tries.delete(settled));
   }
 
   /** `token`'s lock was released (or found lost). */
@@ -76,6 +96,8 @@ export class LockReleases {
     this.closed = true;
     for (const timer of this.pending) clearTimeout(timer);
     this.pending.clear();
+    // A release sent before a try settles may reach the store first (PostgreSQL: another pooled connection).
+    await Promise.all(this.tries);
     const locks = [...this.unreleased];
     this.unreleased.clear();
     await Promise.allSettled(

@@ -296,15 +296,19 @@ export class SessionLifecycle implements SessionHost {
     if (this.exchange.closed) throw new ClientWentAwayError();
     const token = randomBase64url(16);
     const deadline = Date.now() + lock.acquireTimeout;
+    // Released at shutdown only where the store fences a lock's token (renewLock): a request still running after
+    // it must not commit over a request that took the lock since.
+    const releases = store.renewLock ? this.runtime.lockReleases : undefined;
     let lastTry: Promise<boolean> | undefined;
+    const tryLock = (): Promise<boolean> => {
+      const answer = this.runtime.withIoTimeout(
+        (lastTry = store.tryLock!(key, token, lock.ttl, this.runtime.unlimited)),
+      );
+      releases?.trying(key, token, answer);
+      return answer;
+    };
     try {
-      for (
-        let attempt = 0;
-        !(await this.runtime.withIoTimeout(
-          (lastTry = store.tryLock(key, token, lock.ttl, this.runtime.unlimited)),
-        ));
-        attempt++
-      ) {
+      for (let attempt = 0; !(await tryLock()); attempt++) {
         const left = deadline - Date.now();
         if (left <= 0) throw new SessionLockTimeoutError(lock.acquireTimeout);
         if (this.exchange.closed) throw new ClientWentAwayError();
@@ -313,7 +317,9 @@ export class SessionLifecycle implements SessionHost {
       }
     } catch (error) {
       // Every try answered "held" (nothing taken) unless one failed: then it may have taken the lock unseen.
-      if (!(error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError)) {
+      if (error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError)
+        releases?.released(token);
+      else {
         this.releaseUnseenLock(key, token);
         // A try the request stopped waiting for (ioTimeout) may still be running, and take the lock after that
         // release found nothing (PostgreSQL: an insert that waited for another transaction's row, with a deadline
@@ -340,9 +346,6 @@ export class SessionLifecycle implements SessionHost {
     }
     this.lockToken = token;
     this.lockedKey = key;
-    // Released at shutdown only where the store fences a lock's token (renewLock): a request still running after
-    // it must not commit over a request that took the lock since.
-    if (this.runtime.store.renewLock) this.runtime.lockReleases.taken(key, token);
     this.renewLockWhileHeld(key, token, lock.ttl);
   }
 
@@ -416,7 +419,10 @@ export class SessionLifecycle implements SessionHost {
   /** Releases a lock a failed acquisition may have taken without seeing the reply (fire and forget). */
   private releaseUnseenLock(key: string, token: string): void {
     const unlock = this.runtime.store.unlock?.(key, token);
-    unlock?.catch((error: Error) => this.unlockFailed(key, token, error));
+    unlock?.then(
+      () => this.runtime.lockReleases.released(token),
+      (error: Error) => this.unlockFailed(key, token, error),
+    );
   }
 
   /** A release that did not reach the store: counted, logged, and tried again until the lock would have expired. */
