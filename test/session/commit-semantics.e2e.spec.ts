@@ -717,6 +717,22 @@ describe.each(deployments)('commit semantics (%s)', (_name, deploy) => {
       const grow = await request(d.b).post(`/gated/${name}/fill/k4/1`).set('Cookie', renewed);
       expect(grow.status).toBe(413);
     });
+
+    it('regenerate() of a session over maxSessionBytes in UTF-8 bytes only (a key of multi-byte characters) answers 200', async () => {
+      const name = open(`over-move-utf8-${_name}`);
+      const cookie = cookiePair(await request(d.a).post(`/gated/${name}/fill/big/99980`).expect(200), COOKIE);
+      // 11 characters, 33 bytes (short enough for Fastify's route parameter limit): the session is 99,995 UTF-16
+      // units and 100,017 UTF-8 bytes, over b's 100,000 only as Redis and PostgreSQL count it.
+      const wide = encodeURIComponent('日'.repeat(11));
+      await request(d.a).post(`/gated/${name}/fill/${wide}/1`).set('Cookie', cookie).expect(200);
+      const moved = await request(d.b).post(`/gated/${name}/regenerate`).set('Cookie', cookie);
+      expect(moved.status).toBe(200);
+      const { body } = await request(d.b)
+        .get(`/gated/${name}/size`)
+        .set('Cookie', cookiePair(moved, COOKIE))
+        .expect(200);
+      expect(body).toEqual({ bytes: 99_995, keys: 2 });
+    });
   });
 });
 

@@ -3,6 +3,8 @@ import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { BrowserClient } from './support/browser-client.js';
+import { gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
+import { waitUntil } from '../scale-out/support/load.js';
 import { SECRETS, startUsersApp } from './support/user-sessions.stores.js';
 
 /**
@@ -258,6 +260,70 @@ describe('a sign-in whose index write fails', () => {
     expect(await browser.me(url)).toEqual({ user: null, keys: [] });
     // Nothing the login wrote stays in Redis: the regenerated, bound session was deleted at the end of the request.
     expect(await server.admin().keys('{acl_*}_Data')).toEqual([]);
+  });
+});
+
+/**
+ * A "sign out everywhere" that meets a device signing in again on another instance (`regenerate()`, then `bind()`):
+ * the revocation's listing probes the device's old key, which the move emptied, and takes the device for gone; the
+ * bind lands before that listing drops the entry, rewriting it to the new key (it still named the old one), so the
+ * drop removed nothing and nothing revoked the device: it stayed signed in and listed. (A revocation whose deletion of
+ * the old key comes before the bind, and its index step after, missed it the same way.) Instance a, which revokes,
+ * reaches Redis through a proxy that holds the reply to its first command naming the old key (a second review of the
+ * sign-in race's fix).
+ */
+describe('a revocation whose index step comes after a sign-in again of the revoked device', () => {
+  let server: RedisServerProcess;
+  let proxy: StallProxy;
+  const running: INestApplication[] = [];
+  let a: string;
+  let b: string;
+
+  beforeAll(async () => {
+    server = await RedisServerProcess.start();
+    proxy = await StallProxy.start(server);
+    const redis = { applicationName: 'race', operationTimeoutInMilliseconds: 5_000 };
+    const revoker = await startUsersApp({
+      secrets: SECRETS,
+      redis: { ...redis, host: proxy.host, port: proxy.port },
+    });
+    const other = await startUsersApp({
+      secrets: SECRETS,
+      redis: { ...redis, host: server.host, port: server.port },
+    });
+    running.push(revoker.app, other.app);
+    [a, b] = [revoker.url, other.url];
+  });
+
+  afterAll(async () => {
+    releaseAllGates();
+    await Promise.all(running.map((app) => app.close()));
+    await proxy?.stop();
+    await server?.stop();
+  });
+
+  it('signs the device out all the same: the revocation follows it to its new key', async () => {
+    const user = 'race@example.test';
+    const keeper = new BrowserClient('Keeper/5');
+    const device = new BrowserClient('Device/5');
+    await keeper.login(a, user);
+    const deviceId = await device.login(b, user);
+    const cookie = device.jar.get('.Nest.Session')!;
+    const oldKey = cookie.slice(0, cookie.lastIndexOf('.'));
+
+    const held = 'revoke-race';
+    const signingIn = device.request(`${b}/users/slow-relogin?gate=${held}`, 'POST');
+    await gate(held).reached(1); // moved to its new key; its entry still names the old one
+    const probe = proxy.holdRepliesWhen(oldKey, 800); // the revocation's listing probes the old key: empty
+    const revoking = keeper.request(`${a}/users/revoke-others`, 'POST');
+    expect(await waitUntil(() => probe.engaged, 5_000)).toBe(true);
+    gate(held).release(); // the bind lists the device under its new key before the listing drops its entry
+    expect((await signingIn).status).toBe(200);
+    expect((await revoking).status).toBe(200);
+
+    expect(await device.me(b)).toEqual({ user: null, keys: [] });
+    const listed = (await keeper.request(`${b}/users/sessions`)).json.sessions as { id: string }[];
+    expect(listed.map((s) => s.id)).not.toContain(deviceId);
   });
 });
 

@@ -135,4 +135,34 @@ describe('LockReleases (on a fake clock: the back-off is checked exactly, whatev
     await closing;
     expect(events).toEqual(['try answered', 'release k:t']);
   });
+
+  it('drops a try that took nothing or failed: close releases neither (the request releases a failed one itself)', async () => {
+    const released: string[] = [];
+    releases = new LockReleases((_key, token) => {
+      released.push(token);
+      return Promise.resolve();
+    });
+    releases.trying('k', 'held-elsewhere', Promise.resolve(false));
+    releases.trying('k', 'failed', Promise.reject(new Error('store unreachable')));
+    releases.trying('k', 'took', Promise.resolve(true));
+    await pass(0);
+    await releases.close();
+    expect(released).toEqual(['took']);
+  });
+
+  it('at close, waits for a try on its way no longer than its bound (a store that never answers)', async () => {
+    const released: string[] = [];
+    releases = new LockReleases((_key, token) => {
+      released.push(token);
+      return Promise.resolve();
+    }, 1_000);
+    releases.trying('k', 'stalled', new Promise<boolean>(() => undefined));
+    let closed = false;
+    void releases.close().then(() => (closed = true));
+    await pass(999);
+    expect(closed).toBe(false);
+    await pass(1);
+    expect(closed).toBe(true);
+    expect(released).toEqual(['stalled']); // it may take the lock yet: released all the same (fenced)
+  });
 });

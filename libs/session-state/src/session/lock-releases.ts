@@ -6,6 +6,20 @@ const MAX_RETRY_DELAY = 2_000;
  * loop for up to a TTL. Past it a failed release is left to expire, as before retries existed.
  */
 const MAX_PENDING = 10_000;
+/** Longest wait of {@link LockReleases.close} for lock tries on their way, in ms. */
+export const MAX_TRIES_WAIT = 5_000;
+
+/** Resolves when `promise` settles or after `ms`, whichever comes first. */
+function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, ms))),
+  ]).finally(() => clearTimeout(timer));
+}
 
 /**
  * Releases of `session.lock` locks that failed (the store unreachable, a failover under way), tried again in the
@@ -21,8 +35,16 @@ export class LockReleases {
   /** Lock tries on their way to the store, each settling within the store call's bound (see {@link trying}). */
   private readonly tries = new Set<Promise<void>>();
   private closed = false;
+  private closing: Promise<void> | undefined;
 
-  constructor(private readonly release: (key: string, token: string) => Promise<unknown>) {}
+  /**
+   * @param release a fenced release of `token`'s lock on `key`
+   * @param triesWaitMs how long {@link close} waits for lock tries on their way (the store's own bound on a call)
+   */
+  constructor(
+    private readonly release: (key: string, token: string) => Promise<unknown>,
+    private readonly triesWaitMs = MAX_TRIES_WAIT,
+  ) {}
 
   /** A request took `token`'s lock on `key`. */
   taken(key: string, token: string): void {
@@ -33,18 +55,24 @@ export class LockReleases {
   }
 
   /**
-   * A request's try for `token`'s lock on `key` went out; `attempt` settles within the store call's bound. Until the
-   * request learns the outcome the lock counts as taken: a try on its way when the application shuts down takes the
+   * A request's try for `token`'s lock on `key` went out: `attempt` is the store's own call (true when it took the
+   * lock). Until it settles the lock counts as taken: a try on its way when the application shuts down takes the
    * lock after {@link close} released what it knew of, and the request's own release then meets a closed store (a
-   * probe: the visitor waited `acquireTimeout` and got 503 on every other instance for the lock's whole TTL). A
-   * fenced release of a lock the token never took frees nothing. The request reports a try that took nothing with
-   * {@link released}.
+   * probe: the visitor waited `acquireTimeout` and got 503 on every other instance for the lock's whole TTL). Settled,
+   * it stays counted only if it took the lock (also when the request stopped waiting for it: its follow-up release
+   * reports {@link released}); a try that took nothing, or failed (the request releases that one as unseen, and a
+   * release that fails is {@link retry}'s), is dropped.
    */
-  trying(key: string, token: string, attempt: Promise<unknown>): void {
+  trying(key: string, token: string, attempt: Promise<boolean>): void {
     this.taken(key, token);
     const settled = attempt.then(
-      () => undefined,
-      () => undefined,
+      (took) => {
+        if (took) this.unreleased.set(token, key);
+        else this.unreleased.delete(token);
+      },
+      () => {
+        this.unreleased.delete(token);
+      },
     );
     this.tries.add(settled);
     void settled.then(() => this.tries.delete(settled));
@@ -92,12 +120,17 @@ export class LockReleases {
    * lock such a request holds would otherwise block its visitor on every other instance for a whole TTL. Its
    * commit cannot land afterwards (the release fences it, and the connection is gone), and nobody was answered.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return (this.closing ??= this.releaseAll());
+  }
+
+  private async releaseAll(): Promise<void> {
     this.closed = true;
     for (const timer of this.pending) clearTimeout(timer);
     this.pending.clear();
-    // A release sent before a try settles may reach the store first (PostgreSQL: another pooled connection).
-    await Promise.all(this.tries);
+    // A release sent before a try settles may reach the store first (PostgreSQL: another pooled connection). The
+    // wait is bounded: a store that does not bound its own calls must not hold the shutdown up.
+    if (this.tries.size > 0) await settledWithin(Promise.all(this.tries), this.triesWaitMs);
     const locks = [...this.unreleased];
     this.unreleased.clear();
     await Promise.allSettled(

@@ -13,17 +13,14 @@ export function limitsForMove(
   moved: ReadonlyMap<string, Uint8Array>,
 ): SessionCommitLimits {
   let keys = 0;
-  let units = 0;
   let bytes = 0;
   for (const [key, value] of moved) {
     if (key !== SESSION_ID_FIELD) keys++;
-    units += key.length + value.byteLength;
     bytes += Buffer.byteLength(key) + value.byteLength;
   }
   return {
     maxKeys: Math.max(limits.maxKeys, keys),
-    maxSessionBytes:
-      units > limits.maxSessionBytes ? Math.max(limits.maxSessionBytes, bytes) : limits.maxSessionBytes,
+    maxSessionBytes: Math.max(limits.maxSessionBytes, bytes),
     ioTimeout: limits.ioTimeout,
   };
 }

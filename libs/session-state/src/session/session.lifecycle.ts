@@ -301,11 +301,10 @@ export class SessionLifecycle implements SessionHost {
     const releases = store.renewLock ? this.runtime.lockReleases : undefined;
     let lastTry: Promise<boolean> | undefined;
     const tryLock = (): Promise<boolean> => {
-      const answer = this.runtime.withIoTimeout(
-        (lastTry = store.tryLock!(key, token, lock.ttl, this.runtime.unlimited)),
-      );
-      releases?.trying(key, token, answer);
-      return answer;
+      lastTry = store.tryLock!(key, token, lock.ttl, this.runtime.unlimited);
+      // The store's own call, which may outlive this request's wait (ioTimeout) and take the lock after it.
+      releases?.trying(key, token, lastTry);
+      return this.runtime.withIoTimeout(lastTry);
     };
     try {
       for (let attempt = 0; !(await tryLock()); attempt++) {
@@ -317,9 +316,7 @@ export class SessionLifecycle implements SessionHost {
       }
     } catch (error) {
       // Every try answered "held" (nothing taken) unless one failed: then it may have taken the lock unseen.
-      if (error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError)
-        releases?.released(token);
-      else {
+      if (!(error instanceof SessionLockTimeoutError || error instanceof ClientWentAwayError)) {
         this.releaseUnseenLock(key, token);
         // A try the request stopped waiting for (ioTimeout) may still be running, and take the lock after that
         // release found nothing (PostgreSQL: an insert that waited for another transaction's row, with a deadline
@@ -658,7 +655,7 @@ export class SessionLifecycle implements SessionHost {
       }
       metrics?.committed(startedAt);
       this.written(write);
-    } else if (this.replacedKey === undefined) {
+    } else if (this.rotated && this.replacedKey === undefined) {
       await this.keepOldSignatureIfMoved();
     }
     // The head left while the store was writing (a stream that outgrew the response hold): the

@@ -1,4 +1,4 @@
-import { LockReleases } from './lock-releases.js';
+import { LockReleases, MAX_TRIES_WAIT } from './lock-releases.js';
 import { Logger } from '@nestjs/common';
 import { readCookie, readCookieValues } from '../http/cookie-header.js';
 import type { HttpExchange } from '../http/http-exchange.js';
@@ -86,7 +86,10 @@ export class SessionRuntime {
     this.inProcessStore =
       store instanceof MemorySessionStore && store.inProcess && !options.lock ? store : undefined;
     this.ioTimeoutError = () => new IoTimeoutError(options.ioTimeout);
-    this.lockReleases = new LockReleases((key, token) => this.withIoTimeout(store.unlock!(key, token)));
+    this.lockReleases = new LockReleases(
+      (key, token) => this.withIoTimeout(store.unlock!(key, token)),
+      Math.min(store.settlesWithinMs ?? MAX_TRIES_WAIT, MAX_TRIES_WAIT),
+    );
   }
 
   /** Set by {@link close}: a store failure after it is the shutdown, not an outage. */

@@ -15,6 +15,7 @@ import {
   oldestFirst,
   type LiveUserSession,
   type UserSessionIndex,
+  type UserSessionRecord,
 } from './user-session-index.interface.js';
 import {
   UserSessionNotStoredError,
@@ -28,6 +29,8 @@ import { HiddenFromLogs } from '../logging/hidden-from-logs.js';
 
 /** Most metadata a binding records (names and values, UTF-16 code units): it is stored per session. */
 const MAX_METADATA_CHARS = 2048;
+/** Rounds of a revocation that follow its sessions to the keys sign-ins moved them to meanwhile. */
+const MAX_REVOKE_ROUNDS = 3;
 
 /**
  * One of a user's sessions, as {@link UserSessions.list} reports it. Never the session's key: `id` is
@@ -178,7 +181,8 @@ export class UserSessions {
           // bind that lists last leaves exactly the limit. Sparing this session would let an early bind
           // that lists later ones revoke one of those, and the last lister keep one too many.
           const revoked = [...live].sort(oldestFirst).slice(0, over);
-          await this.index.revoke(userId, revoked);
+          const ids = new Set(revoked.map((s) => s.sessionId));
+          await this.revokeCovered(userId, revoked, (s) => ids.has(s.sessionId));
           if (revoked.some((s) => s.sessionId === sessionId && s.sessionKey === sessionKey)) {
             // Revoked by its own bind (another sign-in, bound meanwhile, is newer): signed in nowhere, as above.
             abandonQuietly(session);
@@ -280,9 +284,10 @@ export class UserSessions {
   async revoke(userId: string, sessionId: string, current?: DistributedSession): Promise<boolean> {
     checkUserId(userId);
     const live = await this.guard('list', () => this.index.list(userId));
-    const target = live.find((s) => s.sessionId === sessionId);
-    if (!target) return false;
-    await this.guard('revoke', () => this.index.revoke(userId, [target]));
+    const revoked = await this.guard('revoke', () =>
+      this.revokeCovered(userId, live, (s) => s.sessionId === sessionId),
+    );
+    if (revoked === 0) return false;
     if (current && this.idOf(current) === sessionId) abandonUnlessSnapshot(current);
     return true;
   }
@@ -299,15 +304,39 @@ export class UserSessions {
     checkUserId(userId);
     const keep = options.except && this.idOf(options.except);
     const live = await this.guard('list', () => this.index.list(userId));
-    const targets = live.filter((s) => s.sessionId !== keep);
-    await this.guard('revoke', () => this.index.revoke(userId, targets));
-    return targets.length;
+    return this.guard('revoke', () => this.revokeCovered(userId, live, (s) => s.sessionId !== keep));
   }
 
   /** Revokes every other session of the user `session` is bound to; 0 when it is not bound. */
   async revokeOthers(session: DistributedSession): Promise<number> {
     const userId = this.userOf(session);
     return userId === undefined ? 0 : this.revokeAll(userId, { except: session });
+  }
+
+  /**
+   * Revokes the sessions of `listed` that `covers` selects, then lists the user again and revokes those it selects
+   * now, until a listing selects none (at most {@link MAX_REVOKE_ROUNDS} rounds). A device signing in again on another
+   * instance (`regenerate()`, then `bind()`) is between two keys: a listing that probed its old key, emptied by the
+   * move, dropped it as dead, or the revocation deleted the old key's data and then removed its entry only while it
+   * still named that key; a `bind()` landing in between rewrites the entry to the new key, and the device stayed
+   * signed in and listed past a "sign out everywhere". The next listing finds it under its new key. Returns how many
+   * sessions (by id) were revoked.
+   */
+  private async revokeCovered(
+    userId: string,
+    listed: readonly UserSessionRecord[],
+    covers: (session: UserSessionRecord) => boolean,
+  ): Promise<number> {
+    const revoked = new Set<string>();
+    for (let round = 1; ; round++) {
+      const due = listed.filter(covers);
+      if (due.length > 0) {
+        await this.index.revoke(userId, due);
+        for (const session of due) revoked.add(session.sessionId);
+      }
+      if (round === MAX_REVOKE_ROUNDS || (round > 1 && due.length === 0)) return revoked.size;
+      listed = await this.index.list(userId);
+    }
   }
 
   /** The store's index, taken on first use (so an app that never uses it works on any store). */
