@@ -16,6 +16,7 @@ import { CustomersService } from './customers/customers.service.js';
 import { sampleGraphQLModule } from './graphql/sample-graphql.module.js';
 import { HomeController } from './home/home.controller.js';
 import { PrefsController } from './prefs/prefs.controller.js';
+import { CrossSitePostMiddleware } from './security/cross-site-post.middleware.js';
 import { VerificationMiddleware } from './verification/verification.middleware.js';
 import { WhoAmIGateway } from './ws/whoami.gateway.js';
 import { HealthModule } from './health/health.module.js';
@@ -49,6 +50,7 @@ export class AppModule implements NestModule {
   }
 
   configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(CrossSitePostMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
     // Runs after the SessionModule's own middleware (imported modules' middleware comes first), so the
     // request's items bag already exists.
     consumer.apply(VerificationMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
