@@ -49,6 +49,32 @@ describe('ItemKey<T>: get(key) is typed without casts', () => {
     expect([wrong, notUndefined]).toEqual([3, 3]);
   });
 
+  it('set does not widen T to fit the value: get(key) never returns what T does not allow', () => {
+    const items = new RequestItems();
+    const fromOutside = JSON.parse('null') as unknown;
+    const maybeCount = undefined as number | undefined;
+    const countOrLabel = 'three' as number | string;
+    const someObject: object = {};
+    const partialUser: Partial<User> = { id: 'u1' };
+    // @ts-expect-error -- COUNT holds numbers: null is not one (T must not widen to number | null).
+    items.set(COUNT, null);
+    // @ts-expect-error -- COUNT holds numbers: a value that may be undefined is not one.
+    items.set(COUNT, maybeCount);
+    // @ts-expect-error -- COUNT holds numbers: number | string is not (T must not widen to the union).
+    items.set(COUNT, countOrLabel);
+    // @ts-expect-error -- COUNT holds numbers: an unknown value needs checking first.
+    items.set(COUNT, fromOutside);
+    // @ts-expect-error -- USER holds a User: any object is not one (T must not widen to object).
+    items.set(USER, someObject);
+    // @ts-expect-error -- USER holds a User: one without its roles is not.
+    items.set(USER, partialUser);
+
+    // What those calls let through at runtime, under types that promise a number and a User with roles.
+    const count: number | undefined = items.get(COUNT);
+    const roles: string[] | undefined = items.get(USER)?.roles;
+    expect([count, roles]).toEqual([null, undefined]);
+  });
+
   it('string and symbol keys give unknown unless the caller names a type', () => {
     const items = new RequestItems();
     items.set('isVerified', true);

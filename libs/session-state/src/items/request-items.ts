@@ -27,7 +27,9 @@ export class RequestItems {
     return this.values.get(key);
   }
 
-  set<T>(key: ItemKey<T>, value: T): this;
+  // NoInfer: the key alone decides T. Inferred from the value too, T widened to fit it (null, a union,
+  // a supertype), and get(key) then promised a T the bag did not hold.
+  set<T>(key: ItemKey<T>, value: NoInfer<T>): this;
   set(key: string | symbol, value: unknown): this;
   set(key: RequestItemKey, value: unknown): this {
     this.values.set(key, value);

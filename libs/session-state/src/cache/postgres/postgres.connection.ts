@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { Deadlines } from '../deadlines.js';
+import { OutsideRequests } from '../outside-requests.js';
 import { RedisClock } from '../redis/redis-clock.js';
 import { PostgresConfigurationError, PostgresOperationError } from '../../errors/postgres.errors.js';
 import { sslParametersOf } from './postgres-ssl-parameters.js';
@@ -51,6 +52,8 @@ export class PostgresConnection {
   readonly pool: pg.Pool;
   readonly sql: PostgresSessionSql;
   private readonly deadlines: Deadlines;
+  /** Where the pool opens and releases connections: not in the request that asked (see OutsideRequests). */
+  private readonly outsideRequests = new OutsideRequests();
   /** The database's clock as seen from here: commit deadlines are in it. */
   private readonly databaseClock = new RedisClock();
   private failing = false;
@@ -329,9 +332,11 @@ export class PostgresConnection {
     const release = (destroy: boolean) => {
       if (settled) return;
       settled = true;
-      client?.release(destroy);
+      // pg-pool arms the connection's idle timer here: out of the request, as the connection itself.
+      this.outsideRequests.run(() => client?.release(destroy));
     };
-    const run = this.pool.connect().then(async (connected) => {
+    const connecting = this.outsideRequests.run(() => this.pool.connect());
+    const run = connecting.then(async (connected) => {
       client = connected;
       PostgresConnection.guard(this.pool, connected);
       if (settled) {
