@@ -10,11 +10,9 @@ import {
   SessionModule,
   type DistributedSession,
   type RequestItems,
-  type SessionModuleOptions,
 } from 'nest-session-state';
 import { createPlatformApp } from '../support/platform/test-platform.js';
-import { TestDatabase } from '../support/postgres/index.js';
-import { RedisServerProcess } from '../support/redis/index.js';
+import { lockingStores } from '../support/locking-stores.js';
 import { httpJson } from './support/http-client.js';
 
 /** Bags handed out by finished requests, to check that nothing keeps them alive. */
@@ -39,75 +37,57 @@ class StoreController {
   }
 }
 
-/** A store under test: the module options that select it and how to clean up. */
-type StoreSetup = () => Promise<{ options: SessionModuleOptions; close(): Promise<void> }>;
+describe.each(lockingStores('items'))(
+  'request items: the store keeps no request alive (%s)',
+  (_name, setup) => {
+    let app: INestApplication;
+    let url: string;
+    let close: () => Promise<void>;
 
-const stores: [string, StoreSetup][] = [
-  ['memory store', () => Promise.resolve({ options: {}, close: () => Promise.resolve() })],
-  [
-    'Redis',
-    async () => {
-      const server = await RedisServerProcess.start();
-      return { options: { redis: { url: server.url } }, close: () => server.stop() };
-    },
-  ],
-  [
-    'PostgreSQL',
-    async () => {
-      const db = await TestDatabase.create();
-      return { options: { postgres: { connectionString: db.url() } }, close: () => db.drop() };
-    },
-  ],
-];
+    beforeAll(async () => {
+      const store = await setup();
+      close = () => store.stop();
+      @Module({
+        imports: [SessionModule.forRoot(store.options)],
+        controllers: [StoreController],
+        providers: [UsesItemsAccessor],
+      })
+      class StoreConnectionsModule {}
+      const ref = await Test.createTestingModule({ imports: [StoreConnectionsModule] }).compile();
+      app = createPlatformApp(ref, { logger: false });
+      await app.listen(0, '127.0.0.1');
+      url = await app.getUrl();
+    });
+    afterAll(async () => {
+      await app?.close();
+      await close?.();
+    });
 
-describe.each(stores)('request items: the store keeps no request alive (%s)', (_name, setup) => {
-  let app: INestApplication;
-  let url: string;
-  let close: () => Promise<void>;
-
-  beforeAll(async () => {
-    const store = await setup();
-    close = () => store.close();
-    @Module({
-      imports: [SessionModule.forRoot(store.options)],
-      controllers: [StoreController],
-      providers: [UsesItemsAccessor],
-    })
-    class StoreConnectionsModule {}
-    const ref = await Test.createTestingModule({ imports: [StoreConnectionsModule] }).compile();
-    app = createPlatformApp(ref, { logger: false });
-    await app.listen(0, '127.0.0.1');
-    url = await app.getUrl();
-  });
-  afterAll(async () => {
-    await app?.close();
-    await close?.();
-  });
-
-  it('connections the store opens during a burst of requests do not keep those requests (their items) alive', async () => {
-    // Concurrent requests make a pool open connections while they are being handled. A connection (its socket,
-    // its timers) created in a request's async context kept that context, the request's whole state, for its
-    // life: until it had been idle for pg's idle timeout (10 s).
-    const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
-    weakBags.length = 0;
-    try {
-      const responses = await Promise.all(
-        Array.from({ length: 40 }, (_, i) => httpJson(url, `/store/${i}`, { agent })),
-      );
-      expect(responses.map((res) => res.status)).toEqual(responses.map(() => 200));
-    } finally {
-      agent.destroy();
-    }
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as () => void;
-    let alive: number[] = [];
-    // Well under pg's 10 s idle timeout, well over the store's own timers' resolution.
-    const until = Date.now() + 4000;
-    do {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      gc();
-      alive = weakBags.flatMap((ref, i) => (ref.deref() === undefined ? [] : [i]));
-    } while (alive.length > 0 && Date.now() < until);
-    expect(alive).toEqual([]);
-  }, 30_000);
-});
+    it('connections the store opens during a burst of requests do not keep those requests (their items) alive', async () => {
+      // Concurrent requests make a pool open connections while they are being handled. A connection (its socket,
+      // its timers) created in a request's async context kept that context, the request's whole state, for its
+      // life: until it had been idle for pg's idle timeout (10 s).
+      const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity });
+      weakBags.length = 0;
+      try {
+        const responses = await Promise.all(
+          Array.from({ length: 40 }, (_, i) => httpJson(url, `/store/${i}`, { agent })),
+        );
+        expect(responses.map((res) => res.status)).toEqual(responses.map(() => 200));
+      } finally {
+        agent.destroy();
+      }
+      v8.setFlagsFromString('--expose-gc');
+      const gc = vm.runInNewContext('gc') as () => void;
+      let alive: number[] = [];
+      // Well under pg's 10 s idle timeout, well over the store's own timers' resolution.
+      const until = Date.now() + 4000;
+      do {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        gc();
+        alive = weakBags.flatMap((ref, i) => (ref.deref() === undefined ? [] : [i]));
+      } while (alive.length > 0 && Date.now() < until);
+      expect(alive).toEqual([]);
+    }, 30_000);
+  },
+);
