@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
 import { startSessionApp } from '../support/apps/session-test.app.js';
-import { cookiePair } from '../support/cookie-jar.js';
+import { cookiePair, sessionKeyOf } from '../support/cookie-jar.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 
@@ -16,11 +16,6 @@ const FIRST_HOLD = 1_100;
 const SECOND_HOLD = 2_500;
 /** Slack over IO_TIMEOUT for a loaded machine; answering after both statements takes FIRST_HOLD + TIMEOUT. */
 const SLACK = 700;
-
-function sessionKeyOf(cookie: string): string {
-  const signed = cookie.slice(cookie.indexOf('=') + 1);
-  return signed.slice(0, signed.lastIndexOf('.'));
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -16,6 +16,12 @@ export function cookiePair(res: { headers: Record<string, unknown> }, name: stri
   return found.split(';')[0];
 }
 
+/** The store key a session cookie carries: its value (`name=` optional) without the signature after the last dot. */
+export function sessionKeyOf(cookie: string): string {
+  const value = cookie.slice(cookie.indexOf('=') + 1);
+  return value.slice(0, value.lastIndexOf('.'));
+}
+
 /** A jar that follows Set-Cookie across requests (expired cookies removed). */
 export class CookieJar {
   private readonly cookies = new Map<string, string>();

@@ -3,6 +3,7 @@ import { RedisServerProcess } from '../support/redis/index.js';
 import { StallProxy } from '../support/stall-proxy.js';
 import { TestDatabase } from '../support/postgres/index.js';
 import { BrowserClient } from './support/browser-client.js';
+import { sessionKeyOf } from '../support/cookie-jar.js';
 import { gate, releaseAllGates } from '../support/apps/gated-session.controller.js';
 import { waitUntil } from '../scale-out/support/load.js';
 import { SECRETS, startUsersApp } from './support/user-sessions.stores.js';
@@ -309,7 +310,7 @@ describe('a revocation whose index step comes after a sign-in again of the revok
     await keeper.login(a, user);
     const deviceId = await device.login(b, user);
     const cookie = device.jar.get('.Nest.Session')!;
-    const oldKey = cookie.slice(0, cookie.lastIndexOf('.'));
+    const oldKey = sessionKeyOf(cookie);
 
     const held = 'revoke-race';
     const signingIn = device.request(`${b}/users/slow-relogin?gate=${held}`, 'POST');
